@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import { CofferError } from '../domain/errors.ts';
+import type { Actor, IdempotencyClaim, Outcome } from '../flows/context.ts';
+import { limits } from '../limits.ts';
+import type { Database } from '../store/database.ts';
+
+/** JSON with object keys sorted, so that the same parameters in another order hash the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function requestHash(method: string, path: string, params: unknown): string {
+  return createHash('sha256').update(`${method} ${path}\n${canonicalJson(params ?? {})}`).digest('hex');
+}
+
+export type ClaimResult =
+  | { kind: 'claimed'; claim: IdempotencyClaim }
+  | { kind: 'replay'; statusCode: number; body: string; originalRequestId: string };
+
+export function checkIdempotencyKey(key: string): void {
+  if (key.length === 0 || key.length > limits.idempotencyKeyLengthMax) {
+    throw new CofferError(
+      'idempotency_key_invalid',
+      `Idempotency-Key must be 1 to ${limits.idempotencyKeyLengthMax} characters long.`,
+      { param: 'Idempotency-Key' },
+    );
+  }
+}
+
+function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null): IdempotencyClaim {
+  const claim: IdempotencyClaim = {
+    rowId,
+    key,
+    completed: false,
+    recoveryPoint,
+    async complete(tx, outcome: Outcome) {
+      await tx
+        .updateTable('idempotency_keys')
+        .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
+        .where('id', '=', rowId)
+        .execute();
+      claim.completed = true;
+    },
+    async setRecoveryPoint(tx, objectId) {
+      await tx.updateTable('idempotency_keys').set({ recovery_point: objectId }).where('id', '=', rowId).execute();
+      claim.recoveryPoint = objectId;
+    },
+  };
+  return claim;
+}
+
+/**
+ * Claims an idempotency key for this request, or says what to answer instead: the stored response of the
+ * request that used it first (byte for byte), 400 if that request had other parameters, 409 while it is still
+ * running. A key whose request crashed (lock older than the limit) or gave up without a response (an unknown
+ * outcome, a conflict) is taken over, keeping its row, so the retry can resume what the first run started.
+ */
+export async function claimIdempotencyKey(
+  db: Kysely<Database>,
+  actor: Actor,
+  key: string,
+  hash: string,
+  method: string,
+  path: string,
+  requestId: string,
+): Promise<ClaimResult> {
+  checkIdempotencyKey(key);
+  const inserted = await db
+    .insertInto('idempotency_keys')
+    .values({
+      merchant_id: actor.merchantId,
+      livemode: actor.livemode,
+      key,
+      request_method: method,
+      request_path: path,
+      request_hash: hash,
+      original_request_id: requestId,
+      locked_at: sql<Date>`now()`,
+      response_status: null,
+      response_body: null,
+      recovery_point: null,
+      finished_at: null,
+    })
+    .onConflict((conflict) => conflict.columns(['merchant_id', 'livemode', 'key']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (inserted !== undefined) return { kind: 'claimed', claim: makeClaim(inserted.id, key, null) };
+
+  const existing = await db
+    .selectFrom('idempotency_keys')
+    .select(['id', 'request_hash', 'response_status', 'response_body', 'original_request_id'])
+    .where('merchant_id', '=', actor.merchantId)
+    .where('livemode', '=', actor.livemode)
+    .where('key', '=', key)
+    .executeTakeFirstOrThrow();
+  if (existing.request_hash !== hash) {
+    throw new CofferError(
+      'idempotency_key_reused',
+      `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
+    );
+  }
+  if (existing.response_status !== null && existing.response_body !== null) {
+    return {
+      kind: 'replay',
+      statusCode: existing.response_status,
+      body: existing.response_body,
+      originalRequestId: existing.original_request_id,
+    };
+  }
+  const staleBefore = sql<Date>`now() - ${`${limits.idempotencyKeyLockMs} milliseconds`}::interval`;
+  const taken = await db
+    .updateTable('idempotency_keys')
+    .set({ locked_at: sql`now()` })
+    .where('id', '=', existing.id)
+    .where('finished_at', 'is', null)
+    .where((eb) => eb.or([eb('locked_at', 'is', null), eb('locked_at', '<', staleBefore)]))
+    .returning(['id', 'recovery_point'])
+    .executeTakeFirst();
+  if (taken === undefined) {
+    throw new CofferError(
+      'idempotency_key_in_use',
+      `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
+    );
+  }
+  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point) };
+}
+
+/** Stores a response produced outside the flow's own transaction (an error raised before any effect). */
+export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
+  await db
+    .updateTable('idempotency_keys')
+    .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
+    .where('id', '=', claim.rowId)
+    .where('finished_at', 'is', null)
+    .execute();
+  claim.completed = true;
+}
+
+/** Lets a retry run the request again: used when no response may be stored (conflicts, unknown outcomes). */
+export async function releaseClaim(db: Kysely<Database>, claim: IdempotencyClaim): Promise<void> {
+  await db
+    .updateTable('idempotency_keys')
+    .set({ locked_at: null })
+    .where('id', '=', claim.rowId)
+    .where('finished_at', 'is', null)
+    .execute();
+}

@@ -1,0 +1,84 @@
+import type { Kysely } from 'kysely';
+import { CofferError } from '../domain/errors.ts';
+import type { Actor } from '../flows/context.ts';
+import { defaultApiVersion, parseApiVersion, type ApiVersion } from '../objects/api-version.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Database } from '../store/database.ts';
+import { apiKeyPattern, hashApiKey, maskApiKey } from '../identity/api-keys.ts';
+
+
+/** The key from `Authorization: Bearer <key>` or HTTP Basic with the key as user name (as curl -u does). */
+export function presentedKey(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer?.[1] !== undefined) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (basic?.[1] !== undefined) {
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    return decoded.split(':')[0];
+  }
+  return undefined;
+}
+
+function missingKey(): CofferError {
+  return new CofferError(
+    'api_key_missing',
+    "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+  );
+}
+
+export function requestApiVersion(header: string | string[] | undefined, fallback: ApiVersion): ApiVersion {
+  if (header === undefined || header === '') return fallback;
+  const name = Array.isArray(header) ? header[0] ?? '' : header;
+  const version = parseApiVersion(name);
+  if (version === undefined) {
+    throw new CofferError('api_version_invalid', `Invalid Stripe API version: ${name}`, { param: 'Stripe-Version' });
+  }
+  return version;
+}
+
+/**
+ * Finds the merchant and mode a request's API key belongs to. Keys are stored as SHA-256 hashes; an unknown,
+ * revoked or expired key gets the same answer. Only secret keys may use the merchant API (publishable keys are
+ * for collecting card details, which the checkout and vault endpoints accept).
+ */
+export async function authenticateMerchant(
+  db: Kysely<Database>,
+  logger: Logger,
+  authorization: string | undefined,
+  versionHeader: string | string[] | undefined,
+  now: Date,
+): Promise<Actor> {
+  const key = presentedKey(authorization);
+  if (key === undefined || key === '') throw missingKey();
+  const invalid = new CofferError('api_key_invalid', `Invalid API Key provided: ${maskApiKey(key)}`);
+  if (!apiKeyPattern.test(key)) throw invalid;
+  const row = await db
+    .selectFrom('api_keys')
+    .innerJoin('merchants', 'merchants.id', 'api_keys.merchant_id')
+    .select(['api_keys.id', 'api_keys.kind', 'api_keys.livemode', 'api_keys.merchant_id', 'api_keys.revoked_at',
+      'api_keys.expires_at', 'api_keys.last_used_at', 'merchants.default_api_version'])
+    .where('api_keys.key_hash', '=', hashApiKey(key))
+    .executeTakeFirst();
+  if (row === undefined || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) throw invalid;
+  if (row.kind !== 'secret') {
+    throw new CofferError(
+      'secret_key_required',
+      'This API call cannot be made with a publishable API key. Please use a secret API key.',
+    );
+  }
+  // Recording use at most once a minute keeps a write off every request.
+  if (row.last_used_at === null || now.getTime() - row.last_used_at.getTime() > 60_000) {
+    db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', row.id).execute().catch((error: unknown) => {
+      logger.warn({ err: error, apiKey: row.id }, 'could not record API key use');
+    });
+  }
+  const eventApiVersion = parseApiVersion(row.default_api_version) ?? defaultApiVersion;
+  return {
+    merchantId: row.merchant_id,
+    livemode: row.livemode,
+    apiKeyId: row.id,
+    apiVersion: requestApiVersion(versionHeader, eventApiVersion),
+    eventApiVersion,
+  };
+}

@@ -1,0 +1,148 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
+import { CofferError } from '../domain/errors.ts';
+import type { Services } from '../flows/context.ts';
+import { limits } from '../limits.ts';
+import { errorObject } from '../objects/error.ts';
+import { randomBase62 } from '../platform/random.ts';
+import { coerceToSchema, parseForm } from './form-body.ts';
+import { toCofferError } from './http-errors.ts';
+import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
+import { authenticateMerchant } from './merchant-auth.ts';
+import './request-context.ts';
+import { registerMerchantRoutes } from './routes/index.ts';
+
+export interface PublicServerOptions {
+  https: { key: string; cert: string; ciphers: string } | null;
+  /** Called when an assertion fails: the process must stop (see platform/assert.ts). */
+  onFatal: (error: unknown) => void;
+}
+
+/** Responses whose outcome must not be replayed: the request never ran, or may run again safely. */
+function mayStoreResponse(statusCode: number, code: string | undefined): boolean {
+  if (statusCode === 429 || statusCode === 503) return false;
+  return !(statusCode === 409 && (code === 'lock_timeout' || code === 'idempotency_key_in_use'));
+}
+
+export function sendError(reply: FastifyReply, request: FastifyRequest, error: CofferError): FastifyReply {
+  if (error.details.retryAfterSeconds !== undefined) {
+    reply.header('Retry-After', String(error.details.retryAfterSeconds));
+    reply.header('Stripe-Should-Retry', 'true');
+  }
+  return reply
+    .code(error.httpStatus)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify(errorObject(error, request.id), null, 2));
+}
+
+async function authenticate(services: Services, request: FastifyRequest): Promise<void> {
+  if (request.routeOptions.config.merchantApi !== true) return;
+  request.actor = await authenticateMerchant(
+    services.db,
+    services.logger,
+    request.headers.authorization,
+    request.headers['stripe-version'],
+    new Date(services.clock.nowMs()),
+  );
+}
+
+/** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
+function coerce(request: FastifyRequest): void {
+  const schema = request.routeOptions.schema as { body?: object; querystring?: object } | undefined;
+  if (schema?.querystring !== undefined) request.query = coerceToSchema(schema.querystring, request.query);
+  const contentType = request.headers['content-type'] ?? '';
+  if (schema?.body !== undefined && contentType.startsWith('application/x-www-form-urlencoded')) {
+    request.body = coerceToSchema(schema.body, request.body ?? {});
+  }
+}
+
+async function claimKey(services: Services, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const header = request.headers['idempotency-key'];
+  if (request.method !== 'POST' || request.actor === null || header === undefined) return undefined;
+  const key = Array.isArray(header) ? (header[0] ?? '') : header;
+  const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, request.body);
+  const result = await claimIdempotencyKey(services.db, request.actor, key, hash, request.method, request.url, request.id);
+  reply.header('Idempotency-Key', key);
+  if (result.kind === 'claimed') {
+    request.idempotency = result.claim;
+    return undefined;
+  }
+  return reply
+    .code(result.statusCode)
+    .header('Idempotent-Replayed', 'true')
+    .header('Original-Request', result.originalRequestId)
+    .type('application/json; charset=utf-8')
+    .send(result.body);
+}
+
+/** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */
+async function finishKey(services: Services, request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
+  const claim = request.idempotency;
+  if (claim === null || claim.completed) return;
+  let code: string | undefined;
+  if (typeof payload === 'string' && reply.statusCode >= 400) {
+    code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
+  }
+  if (typeof payload === 'string' && mayStoreResponse(reply.statusCode, code)) {
+    await storeResponse(services.db, claim, { statusCode: reply.statusCode, body: payload });
+  } else {
+    await releaseClaim(services.db, claim);
+  }
+}
+
+export async function buildPublicServer(services: Services, options: PublicServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.https === null
+      ? {}
+      : { https: { ...options.https, minVersion: 'TLSv1.2' as const, honorCipherOrder: true } }),
+    loggerInstance: services.logger,
+    bodyLimit: limits.requestBodyBytesMax,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    requestIdHeader: false,
+    genReqId: () => `req_${randomBase62(14)}`,
+    routerOptions: { maxParamLength: limits.pathParamLengthMax, querystringParser: (text: string) => parseForm(text) },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true } },
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  app.decorateRequest('actor', null);
+  app.decorateRequest('idempotency', null);
+  await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseForm(body as string));
+    } catch (error) {
+      done(new CofferError('request_body_invalid', `The request body could not be parsed: ${(error as Error).message}`), undefined);
+    }
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Request-Id', request.id);
+    await authenticate(services, request);
+  });
+  app.addHook('preValidation', async (request) => coerce(request));
+  app.addHook('preHandler', async (request, reply) => claimKey(services, request, reply));
+  app.addHook('onSend', async (request, reply, payload) => {
+    await finishKey(services, request, reply, payload);
+    return payload;
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const { error: cofferError, severity } = toCofferError(error);
+    if (severity === 'fatal') {
+      request.log.fatal({ err: error }, 'assertion failed');
+      reply.raw.once('finish', () => options.onFatal(error));
+    } else if (severity === 'error') {
+      request.log.error({ err: error }, 'unexpected error');
+    }
+    return sendError(reply, request, cofferError);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      reply,
+      request,
+      new CofferError('url_unknown', `Unrecognized request URL (${request.method}: ${request.url.split('?')[0]}).`),
+    ),
+  );
+  app.get('/health', async () => ({ status: 'ok' }));
+  registerMerchantRoutes(app, services);
+  return app;
+}

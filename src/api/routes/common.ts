@@ -1,0 +1,28 @@
+import type { FastifyReply } from 'fastify';
+import { CofferError } from '../../domain/errors.ts';
+import type { Outcome } from '../../flows/context.ts';
+
+export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
+  return reply.code(outcome.statusCode).type('application/json; charset=utf-8').send(outcome.body);
+}
+
+export function sendObject(reply: FastifyReply, object: unknown): FastifyReply {
+  return sendOutcome(reply, { statusCode: 200, body: JSON.stringify(object, null, 2) });
+}
+
+/** Checks `expand[]` against what the object can expand; on lists, paths start with `data.`. */
+export function expansions(requested: readonly string[] | undefined, allowed: readonly string[], list = false): string[] {
+  const out: string[] = [];
+  for (const path of requested ?? []) {
+    const bare = list && path.startsWith('data.') ? path.slice(5) : path;
+    if (!allowed.includes(bare)) {
+      throw new CofferError('parameter_invalid', `This property cannot be expanded (${path}).`, { param: 'expand' });
+    }
+    out.push(bare);
+  }
+  return out;
+}
+
+export function listObject(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {
+  return { object: 'list', data, has_more: hasMore, url };
+}

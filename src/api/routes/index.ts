@@ -1,0 +1,14 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../flows/context.ts';
+import { registerBalanceRoutes } from './balance.ts';
+import { registerChargeRoutes } from './charges.ts';
+import { registerEventRoutes } from './events.ts';
+import { registerPaymentIntentRoutes } from './payment-intents.ts';
+
+/** The merchant API under /v1, Stripe-compatible. */
+export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
+  registerPaymentIntentRoutes(app, services);
+  registerChargeRoutes(app, services);
+  registerBalanceRoutes(app, services);
+  registerEventRoutes(app, services);
+}

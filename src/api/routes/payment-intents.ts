@@ -1,0 +1,199 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../flows/context.ts';
+import { cancelPaymentIntent, type CancelParams } from '../../flows/cancel-payment-intent.ts';
+import { capturePaymentIntent, type CaptureParams } from '../../flows/capture-payment-intent.ts';
+import { confirmPaymentIntent, type ConfirmParams } from '../../flows/confirm-payment-intent.ts';
+import { createPaymentIntent, type CreateParams } from '../../flows/create-payment-intent.ts';
+import { listPaymentIntents } from '../../flows/list-payment-intents.ts';
+import { findPaymentIntent } from '../../flows/payment-intent-records.ts';
+import type { Respond } from '../../flows/respond.ts';
+import { updatePaymentIntent, type UpdateParams } from '../../flows/update-payment-intent.ts';
+import { limits } from '../../limits.ts';
+import { errorObject } from '../../objects/error.ts';
+import { paymentIntentExpandable, renderPaymentIntent } from '../../objects/payment-intent.ts';
+import type { RequestContext } from '../../flows/context.ts';
+import { requestContext } from '../request-context.ts';
+import {
+  Amount,
+  Currency,
+  Description,
+  Email,
+  Expand,
+  ListQuery,
+  Metadata,
+  ObjectId,
+  Shipping,
+  StatementDescriptor,
+  Url,
+  emptyable,
+  strictObject,
+} from '../schemas.ts';
+import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
+
+const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
+const SetupFutureUsage = Type.Union([Type.Literal('on_session'), Type.Literal('off_session')]);
+const PaymentMethodTypes = Type.Array(Type.String({ maxLength: 50 }), { maxItems: 20 });
+
+const CreateBody = strictObject({
+  amount: Amount,
+  currency: Currency,
+  automatic_payment_methods: Type.Optional(
+    strictObject({
+      enabled: Type.Boolean(),
+      allow_redirects: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('never')])),
+    }),
+  ),
+  capture_method: Type.Optional(CaptureMethod),
+  confirm: Type.Optional(Type.Boolean()),
+  confirmation_method: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('manual')])),
+  description: Type.Optional(Description),
+  expand: Type.Optional(Expand),
+  metadata: Type.Optional(emptyable(Metadata)),
+  payment_method: Type.Optional(ObjectId),
+  payment_method_types: Type.Optional(PaymentMethodTypes),
+  allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
+  receipt_email: Type.Optional(Email),
+  return_url: Type.Optional(Url),
+  setup_future_usage: Type.Optional(SetupFutureUsage),
+  shipping: Type.Optional(Shipping),
+  statement_descriptor: Type.Optional(StatementDescriptor),
+  statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+});
+
+const UpdateBody = strictObject({
+  amount: Type.Optional(Amount),
+  currency: Type.Optional(Currency),
+  capture_method: Type.Optional(CaptureMethod),
+  description: Type.Optional(emptyable(Description)),
+  expand: Type.Optional(Expand),
+  metadata: Type.Optional(emptyable(Metadata)),
+  payment_method: Type.Optional(emptyable(ObjectId)),
+  payment_method_types: Type.Optional(PaymentMethodTypes),
+  allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
+  receipt_email: Type.Optional(emptyable(Email)),
+  setup_future_usage: Type.Optional(emptyable(SetupFutureUsage)),
+  shipping: Type.Optional(emptyable(Shipping)),
+  statement_descriptor: Type.Optional(emptyable(StatementDescriptor)),
+  statement_descriptor_suffix: Type.Optional(emptyable(StatementDescriptor)),
+});
+
+const ConfirmBody = strictObject({
+  capture_method: Type.Optional(CaptureMethod),
+  expand: Type.Optional(Expand),
+  payment_method: Type.Optional(ObjectId),
+  receipt_email: Type.Optional(Email),
+  return_url: Type.Optional(Url),
+  setup_future_usage: Type.Optional(emptyable(SetupFutureUsage)),
+  shipping: Type.Optional(emptyable(Shipping)),
+});
+
+const CaptureBody = strictObject({
+  amount_to_capture: Type.Optional(Type.Integer()),
+  expand: Type.Optional(Expand),
+  metadata: Type.Optional(emptyable(Metadata)),
+  statement_descriptor: Type.Optional(StatementDescriptor),
+  statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+});
+
+const CancelBody = strictObject({
+  cancellation_reason: Type.Optional(
+    Type.Union([
+      Type.Literal('duplicate'),
+      Type.Literal('fraudulent'),
+      Type.Literal('requested_by_customer'),
+      Type.Literal('abandoned'),
+    ]),
+  ),
+  expand: Type.Optional(Expand),
+});
+
+const IntentParams = strictObject({ intent: ObjectId });
+const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
+const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
+
+/** Renders the PaymentIntent (or the error that ended its attempt) and stores the response with the key. */
+function paymentIntentResponder(ctx: RequestContext, expand: string[]): Respond {
+  return async (tx, result) => {
+    const shape = ctx.actor.apiVersion.shape;
+    const object = await renderPaymentIntent(tx, result.paymentIntent, shape, expand);
+    let outcome;
+    if (result.error === undefined) {
+      outcome = { statusCode: 200, body: JSON.stringify(object, null, 2) };
+    } else {
+      const error = result.error;
+      error.details.paymentIntentObject = object;
+      const lastError = object.last_payment_error as { payment_method?: Record<string, unknown> } | null;
+      if (lastError?.payment_method !== undefined) error.details.paymentMethodObject = lastError.payment_method;
+      outcome = { statusCode: error.httpStatus, body: JSON.stringify(errorObject(error, ctx.requestId), null, 2) };
+    }
+    await ctx.idempotency?.complete(tx, outcome);
+    return outcome;
+  };
+}
+
+function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {
+  const { expand: _ignored, ...rest } = body;
+  return rest;
+}
+
+export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const body = request.body as CreateParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
+  });
+
+  app.get('/v1/payment_intents', { config, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
+    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; created?: number; expand?: string[] };
+    const ctx = requestContext(request);
+    const expand = expansions(query.expand, paymentIntentExpandable, true);
+    const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    const data = [];
+    for (const row of page.data) data.push(await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand));
+    return sendObject(reply, listObject('/v1/payment_intents', data, page.hasMore));
+  });
+
+  app.get('/v1/payment_intents/:intent', { config, schema: { params: IntentParams, querystring: RetrieveQuery } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const query = request.query as { expand?: string[] };
+    const ctx = requestContext(request);
+    const row = await findPaymentIntent(services, ctx.actor, intent);
+    const expand = expansions(query.expand, paymentIntentExpandable);
+    return sendObject(reply, await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand));
+  });
+
+  app.post('/v1/payment_intents/:intent', { config, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const body = request.body as UpdateParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+  });
+
+  app.post('/v1/payment_intents/:intent/confirm', { config, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const body = (request.body ?? {}) as ConfirmParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+  });
+
+  app.post('/v1/payment_intents/:intent/capture', { config, schema: { params: IntentParams, body: CaptureBody } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+  });
+
+  app.post('/v1/payment_intents/:intent/cancel', { config, schema: { params: IntentParams, body: CancelBody } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+  });
+}

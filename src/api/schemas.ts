@@ -1,0 +1,80 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { limits } from '../limits.ts';
+
+/**
+ * Building blocks of the request schemas. Every object schema refuses unknown properties, so an unknown or
+ * misspelled parameter is an error naming it, never silently ignored.
+ */
+export function strictObject<T extends Record<string, TSchema>>(properties: T) {
+  return Type.Object(properties, { additionalProperties: false });
+}
+
+/** Stripe's form encoding sends `''` to unset a field; these fields accept it. */
+export function emptyable<T extends TSchema>(schema: T) {
+  return Type.Union([Type.Literal(''), schema]);
+}
+
+export const Metadata = Type.Unsafe<Record<string, string>>({
+  type: 'object',
+  propertyNames: { maxLength: limits.metadataKeyLengthMax, minLength: 1 },
+  additionalProperties: { type: 'string', maxLength: limits.metadataValueLengthMax },
+  maxProperties: limits.metadataKeysMax,
+});
+
+export const Expand = Type.Array(Type.String({ maxLength: 200 }), { maxItems: limits.expandEntriesMax });
+
+export const ObjectId = Type.String({ minLength: 1, maxLength: limits.pathParamLengthMax });
+
+export const Amount = Type.Integer();
+
+export const Currency = Type.String({ minLength: 3, maxLength: 3, pattern: '^[a-zA-Z]{3}$' });
+
+export const Description = Type.String({ maxLength: limits.descriptionLengthMax });
+
+export const Email = Type.String({ maxLength: limits.emailLengthMax, pattern: '^[^\\s@]+@[^\\s@]+$' });
+
+export const StatementDescriptor = Type.String({
+  maxLength: limits.statementDescriptorLengthMax,
+  pattern: '^[^<>\\\\\'"*]*[A-Za-z][^<>\\\\\'"*]*$',
+});
+
+export const Url = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
+
+export const Address = strictObject({
+  city: Type.Optional(Type.String({ maxLength: 200 })),
+  country: Type.Optional(Type.String({ maxLength: 2 })),
+  line1: Type.Optional(Type.String({ maxLength: 200 })),
+  line2: Type.Optional(Type.String({ maxLength: 200 })),
+  postal_code: Type.Optional(Type.String({ maxLength: 20 })),
+  state: Type.Optional(Type.String({ maxLength: 200 })),
+});
+
+export const Shipping = strictObject({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  address: Address,
+  phone: Type.Optional(Type.String({ maxLength: 40 })),
+  carrier: Type.Optional(Type.String({ maxLength: 200 })),
+  tracking_number: Type.Optional(Type.String({ maxLength: 200 })),
+});
+
+export const ListLimit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax });
+
+export const CreatedFilter = Type.Union([
+  Type.Integer(),
+  strictObject({
+    gt: Type.Optional(Type.Integer()),
+    gte: Type.Optional(Type.Integer()),
+    lt: Type.Optional(Type.Integer()),
+    lte: Type.Optional(Type.Integer()),
+  }),
+]);
+
+export const ListQuery = {
+  limit: Type.Optional(ListLimit),
+  starting_after: Type.Optional(ObjectId),
+  ending_before: Type.Optional(ObjectId),
+  created: Type.Optional(CreatedFilter),
+  expand: Type.Optional(Expand),
+};
+
+export type { Static };

@@ -1,0 +1,109 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildPublicServer } from '../api/public-server.ts';
+import { testCardSource } from '../connectors/card/test-card-source.ts';
+import { createConnectorRegistry } from '../connectors/registry.ts';
+import type { Services } from '../flows/context.ts';
+import { startJobs, type JobRunner } from '../jobs/job-runner.ts';
+import { systemClock, type Clock } from '../platform/clock.ts';
+import type { Config } from '../platform/config.ts';
+import { faultPointsFromEnv } from '../platform/fault-points.ts';
+import { deriveKey, loadInstanceSecret } from '../platform/instance-secret.ts';
+import { createLogger, type Logger } from '../platform/logger.ts';
+import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
+import { migrate } from '../store/migrate.ts';
+import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
+import { ensureDemoMerchant, type DemoMerchant } from './demo-merchant.ts';
+
+export interface StartOptions {
+  config: Config;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  clock?: Clock;
+  /** Create the quick start's demo merchant on an empty installation. */
+  demoMerchant?: boolean;
+  /** An already open database (tests share one between server restarts). */
+  database?: OpenDatabase;
+  providerTimeoutMs?: number;
+}
+
+export interface RunningCoffer {
+  url: string;
+  port: number;
+  services: Services;
+  database: OpenDatabase;
+  app: FastifyInstance;
+  demo: DemoMerchant | undefined;
+  certFile: string | null;
+  close(): Promise<void>;
+}
+
+export async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
+  return config.databaseUrl === undefined
+    ? openPGlite(path.join(config.homeDir, 'db'))
+    : openPostgres(config.databaseUrl, config.databasePoolSize);
+}
+
+export function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Services {
+  const env = options.env ?? process.env;
+  return {
+    db: database.db,
+    clock: options.clock ?? systemClock,
+    logger,
+    connectors: createConnectorRegistry(database.db, logger, options.providerTimeoutMs),
+    cardSource: testCardSource,
+    faults: faultPointsFromEnv(env),
+    fingerprintKey: deriveKey(loadInstanceSecret(config.homeDir), 'card fingerprint v1'),
+  };
+}
+
+/** Opens and migrates the database, then serves the public listener and runs the background jobs. */
+export async function startCoffer(options: StartOptions): Promise<RunningCoffer> {
+  const config = options.config;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const database = options.database ?? (await openConfiguredDatabase(config));
+  let app: FastifyInstance | undefined;
+  let jobs: JobRunner | undefined;
+  try {
+    const report = await migrate(database);
+    if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
+    const services = buildServices(database, config, options, logger);
+    const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
+    const tls = config.tlsDisabled
+      ? null
+      : await loadTlsMaterial(config.homeDir, { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }, services.clock.nowMs());
+    app = await buildPublicServer(services, {
+      https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers },
+      onFatal: (error) => {
+        logger.fatal({ err: error }, 'stopping after a failed assertion');
+        process.exit(70);
+      },
+    });
+    await app.listen({ host: config.publicHost, port: config.publicPort });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.publicPort;
+    const host = config.publicHost === '0.0.0.0' || config.publicHost === '::' ? 'localhost' : config.publicHost;
+    const url = `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    if (config.jobsEnabled) jobs = startJobs(services);
+    const runningApp = app;
+    return {
+      url,
+      port,
+      services,
+      database,
+      app: runningApp,
+      demo,
+      certFile: tls?.certFile ?? null,
+      close: async () => {
+        await jobs?.stop();
+        await runningApp.close();
+        if (options.database === undefined) await database.close();
+      },
+    };
+  } catch (error) {
+    await jobs?.stop();
+    await app?.close();
+    if (options.database === undefined) await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,136 @@
+import { parseArgs } from 'node:util';
+import { startCoffer } from '../app/start-coffer.ts';
+import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { verifyLedger } from '../ops/ledger-verify.ts';
+import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
+import { limits } from '../limits.ts';
+import { migrate } from '../store/migrate.ts';
+
+const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
+
+Usage:
+  coffer start            serve the API (HTTPS on $COFFER_PORT, default 8443) and run background jobs
+  coffer migrate          apply database migrations and exit
+  coffer ledger verify    check every ledger invariant; exits 1 if any is violated
+  coffer help             show this text
+
+Environment:
+  DATABASE_URL            postgres://… to use PostgreSQL; unset: embedded database in $COFFER_HOME/db
+  COFFER_HOME             Coffer's own files (default ./.coffer)
+  COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
+  COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
+  COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
+  COFFER_JOBS             run background jobs in this process (default true)
+`;
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function commandStart(config: Config): Promise<void> {
+  const started = Date.now();
+  const coffer = await startCoffer({ config, demoMerchant: true });
+  print('');
+  print(`Coffer is running (test mode, ${coffer.database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}: ${coffer.database.location})`);
+  print(`  API         ${coffer.url}/v1`);
+  print(`  Health      ${coffer.url}/health`);
+  if (coffer.certFile !== null) print(`  Certificate ${coffer.certFile} (self-signed unless you configured one)`);
+  if (coffer.demo !== undefined) {
+    print('');
+    print(`Demo merchant ${coffer.demo.merchantId}, test keys:`);
+    print(`  secret       ${coffer.demo.secretKey}`);
+    print(`  publishable  ${coffer.demo.publishableKey}`);
+    print('');
+    print('Try it:');
+    print(`  curl -k ${coffer.url}/v1/payment_intents -u ${coffer.demo.secretKey}: \\`);
+    print('    -d amount=2000 -d currency=usd -d payment_method=pm_card_visa -d confirm=true');
+  }
+  print('');
+  print(`Ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Press Ctrl-C to stop.`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    print(`\n${signal}: stopping…`);
+    const timer = setTimeout(() => process.exit(1), limits.shutdownGraceMs);
+    coffer.close().then(
+      () => {
+        clearTimeout(timer);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function commandMigrate(config: Config): Promise<number> {
+  const database = await openConfiguredDatabase(config);
+  try {
+    const report = await migrate(database);
+    print(report.applied.length === 0 ? 'The database is up to date.' : `Applied: ${report.applied.join(', ')}`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+async function commandLedgerVerify(config: Config): Promise<number> {
+  const database = await openConfiguredDatabase(config);
+  try {
+    await migrate(database);
+    const report = await verifyLedger(database.db);
+    print(`Checked ${report.accounts} accounts and ${report.transfers} transfers in ${report.currencies} currencies.`);
+    if (report.violations.length === 0) {
+      print('The ledger is consistent: every invariant holds.');
+      return 0;
+    }
+    for (const violation of report.violations) print(`VIOLATION ${violation.check}: ${violation.detail}`);
+    print(`${report.violations.length} violation(s).`);
+    return 1;
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const [command, sub] = positionals;
+  if (values.help === true || command === undefined || command === 'help') {
+    print(usage);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'start':
+      await commandStart(config);
+      return -1;
+    case 'migrate':
+      return commandMigrate(config);
+    case 'ledger':
+      if (sub === 'verify') return commandLedgerVerify(config);
+      break;
+    default:
+      break;
+  }
+  process.stderr.write(`coffer: unknown command "${positionals.join(' ')}"\n\n${usage}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`coffer: configuration error: ${error.message}\n`);
+      process.exit(78);
+    }
+    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

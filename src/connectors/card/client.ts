@@ -1,0 +1,133 @@
+import { limits } from '../../limits.ts';
+import type { Logger } from '../../platform/logger.ts';
+import type {
+  AttemptRef,
+  AuthorizeRequest,
+  AuthorizeResult,
+  CaptureRequest,
+  CaptureResult,
+  Connector,
+  SyncResult,
+  VoidRequest,
+  VoidResult,
+} from '../connector.ts';
+import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult } from './transformers.ts';
+import type {
+  AcquirerAuthorizeRequest,
+  AcquirerCaptureRequest,
+  AcquirerPayment,
+  AcquirerResponse,
+  AcquirerVoidRequest,
+} from './wire.ts';
+
+/** How the client reaches the acquirer: the in-process sandbox in test mode, an HTTPS client in live mode. */
+export interface AcquirerTransport {
+  authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>>;
+  capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>>;
+  void(request: AcquirerVoidRequest): Promise<AcquirerResponse<AcquirerPayment>>;
+  retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
+  abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
+}
+
+type Transported<T> = { delivered: true; response: AcquirerResponse<T> } | { delivered: false; reason: string };
+
+/** The card acquiring connector: authorization, capture and void, each idempotent by Coffer's key. */
+export class CardConnector implements Connector {
+  readonly name = 'card';
+  readonly capabilities = { manualCapture: true, partialCapture: true, void: true, sync: true };
+  readonly #transport: AcquirerTransport;
+  readonly #logger: Logger;
+  readonly #timeoutMs: number;
+
+  constructor(transport: AcquirerTransport, logger: Logger, timeoutMs = limits.providerCallTimeoutMs) {
+    this.#transport = transport;
+    this.#logger = logger;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  async authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    const sent = await this.#call('authorize', () => this.#transport.authorize(toAuthorizeRequest(request)));
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    if (!sent.response.ok) return this.#unexpected('authorize', sent.response);
+    return toAuthorizeResult(sent.response.body, request);
+  }
+
+  async capture(request: CaptureRequest): Promise<CaptureResult> {
+    const amount = toAcquirerAmount(request.amountMinor, request.currency);
+    const sent = await this.#call('capture', () =>
+      this.#transport.capture({ idempotency_key: request.idempotencyKey, payment: request.providerReference, amount }),
+    );
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) {
+      if (response.httpStatus >= 500) return { status: 'unknown', reason: response.error.message };
+      return { status: 'failed', code: response.error.code, message: response.error.message };
+    }
+    if (response.body.status !== 'captured' || response.body.amount_captured !== amount) {
+      return { status: 'unknown', reason: `acquirer answered ${response.body.status} ${response.body.amount_captured}` };
+    }
+    return { status: 'captured', amountMinor: request.amountMinor };
+  }
+
+  async void(request: VoidRequest): Promise<VoidResult> {
+    const sent = await this.#call('void', () =>
+      this.#transport.void({ idempotency_key: request.idempotencyKey, payment: request.providerReference }),
+    );
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) {
+      if (response.httpStatus >= 500) return { status: 'unknown', reason: response.error.message };
+      return { status: 'failed', code: response.error.code, message: response.error.message };
+    }
+    if (response.body.status !== 'voided') return { status: 'unknown', reason: `acquirer answered ${response.body.status}` };
+    return { status: 'voided' };
+  }
+
+  async syncPayment(attempt: AttemptRef): Promise<SyncResult> {
+    return this.#lookup('sync', attempt, () => this.#transport.retrieveByKey(attempt.idempotencyKey));
+  }
+
+  async abandonAttempt(attempt: AttemptRef): Promise<SyncResult> {
+    return this.#lookup('abandon', attempt, () => this.#transport.abandon(attempt.idempotencyKey));
+  }
+
+  async #lookup(
+    operation: string,
+    attempt: AttemptRef,
+    send: () => Promise<AcquirerResponse<AcquirerPayment>>,
+  ): Promise<SyncResult> {
+    const sent = await this.#call(operation, send);
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) {
+      if (response.httpStatus === 404) return { status: 'not_found' };
+      return { status: 'unknown', reason: response.error.message };
+    }
+    if (response.body.status === 'abandoned') return { status: 'not_found' };
+    return toAuthorizeResult(response.body, attempt);
+  }
+
+  #unexpected(operation: string, response: { error: { code: string; message: string }; httpStatus: number }) {
+    this.#logger.error({ operation, code: response.error.code, httpStatus: response.httpStatus }, 'acquirer refused a request');
+    return { status: 'unknown' as const, reason: `${response.error.code}: ${response.error.message}` };
+  }
+
+  /** Sends with a deadline. Any failure in transit means the outcome is unknown, not that nothing happened. */
+  async #call<T>(operation: string, send: () => Promise<AcquirerResponse<T>>): Promise<Transported<T>> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<Transported<T>>((resolve) => {
+      timer = setTimeout(() => resolve({ delivered: false, reason: `no answer within ${this.#timeoutMs} ms` }), this.#timeoutMs);
+    });
+    try {
+      const answer = send().then(
+        (response): Transported<T> => ({ delivered: true, response }),
+        (error: unknown): Transported<T> => ({ delivered: false, reason: `transport failed: ${String(error)}` }),
+      );
+      const result = await Promise.race([answer, deadline]);
+      if (!result.delivered) this.#logger.warn({ operation, reason: result.reason }, 'acquirer call outcome unknown');
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,269 @@
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { randomBase62, randomDigits } from '../../../platform/random.ts';
+import type { Database } from '../../../store/database.ts';
+import { testCardsByNumber, type TestCard } from '../test-cards.ts';
+import type {
+  AcquirerAuthorizeRequest,
+  AcquirerCaptureRequest,
+  AcquirerDecline,
+  AcquirerPayment,
+  AcquirerResponse,
+  AcquirerVoidRequest,
+} from '../wire.ts';
+
+function fail<T>(httpStatus: number, code: string, message: string): AcquirerResponse<T> {
+  return { ok: false, httpStatus, error: { code, message } };
+}
+
+function luhnValid(number: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < number.length; i += 1) {
+    let digit = Number(number[number.length - 1 - i]);
+    if (i % 2 === 1) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return sum % 10 === 0;
+}
+
+function declineFor(card: TestCard | undefined, number: string): AcquirerDecline | null {
+  if (!/^\d{12,19}$/.test(number) || !luhnValid(number)) {
+    return {
+      code: 'incorrect_number',
+      decline_code: 'incorrect_number',
+      message: 'Your card number is incorrect.',
+      param: 'number',
+      advice_code: 'confirm_card_data',
+      network_status: 'not_sent_to_network',
+      blocked: false,
+    };
+  }
+  if (card === undefined) {
+    return {
+      code: 'card_declined',
+      decline_code: 'test_mode_live_card',
+      message: 'Your card was declined. Your request was in test mode, but used a non test card.',
+      param: null,
+      advice_code: null,
+      network_status: 'not_sent_to_network',
+      blocked: false,
+    };
+  }
+  const behaviour = card.behaviour;
+  switch (behaviour.kind) {
+    case 'approve':
+      return null;
+    case 'block':
+      return {
+        code: 'card_declined',
+        decline_code: 'fraudulent',
+        message: 'Your card was declined.',
+        param: null,
+        advice_code: null,
+        network_status: 'not_sent_to_network',
+        blocked: true,
+      };
+    case 'decline':
+      return {
+        code: behaviour.code,
+        decline_code: behaviour.declineCode,
+        message: behaviour.message,
+        param: behaviour.param,
+        advice_code: behaviour.adviceCode,
+        network_status: 'declined_by_network',
+        blocked: false,
+      };
+  }
+}
+
+/**
+ * The acquirer's side of the card connector in test mode: it authorizes, captures and voids by Stripe's test
+ * card numbers, keeps its own records, and is idempotent by the caller's key exactly as a real acquirer is (the
+ * same key returns the first answer; the same key with another request is refused).
+ */
+export class CardAcquirerSandbox {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
+    if (!Number.isSafeInteger(request.amount) || request.amount <= 0 || !/^[a-z]{3}$/.test(request.currency)) {
+      return fail(400, 'invalid_request', 'amount must be a positive integer and currency three lower-case letters');
+    }
+    const number = request.card.number;
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([request.reference, request.amount, request.currency, request.capture, number]))
+      .digest('hex');
+    const existing = await this.#findByKey(request.idempotency_key);
+    if (existing !== undefined) return this.#replay(existing, requestHash);
+
+    const card = testCardsByNumber.get(number);
+    const decline = declineFor(card, number);
+    const approved = decline === null;
+    const payment: AcquirerPayment = {
+      id: `sbx_${randomBase62(20)}`,
+      reference: request.reference,
+      status: approved ? (request.capture ? 'captured' : 'authorized') : 'declined',
+      amount: request.amount,
+      currency: request.currency,
+      amount_captured: approved && request.capture ? request.amount : 0,
+      authorization_code: approved ? randomDigits(6) : null,
+      network_transaction_id: approved ? randomDigits(15) : null,
+      cvc_check: approved ? 'pass' : null,
+      available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
+      decline,
+    };
+    const inserted = await this.#db
+      .insertInto('sandbox_card_payments')
+      .values({
+        id: payment.id,
+        idempotency_key: request.idempotency_key,
+        request_hash: requestHash,
+        merchant_reference: request.reference,
+        amount: BigInt(request.amount),
+        currency: request.currency,
+        test_card: number.slice(-4),
+        status: payment.status as 'authorized' | 'captured' | 'declined',
+        amount_captured: BigInt(payment.amount_captured),
+        response: JSON.stringify(payment),
+      })
+      .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted !== undefined) return { ok: true, body: payment };
+    // A concurrent request with the same key won the insert: answer as it did.
+    const winner = await this.#findByKey(request.idempotency_key);
+    return winner === undefined ? fail(500, 'internal', 'lost record') : this.#replay(winner, requestHash);
+  }
+
+  async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
+    return this.#operate(request.idempotency_key, request.payment, 'capture', request.amount);
+  }
+
+  async void(request: AcquirerVoidRequest): Promise<AcquirerResponse<AcquirerPayment>> {
+    return this.#operate(request.idempotency_key, request.payment, 'void', 0);
+  }
+
+  async retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>> {
+    const row = await this.#findByKey(idempotencyKey);
+    if (row === undefined) return fail(404, 'not_found', `no payment with idempotency key ${idempotencyKey}`);
+    return { ok: true, body: row.response as unknown as AcquirerPayment };
+  }
+
+  /** Closes an idempotency key: a later authorization with it is refused. Returns the payment if one exists. */
+  async abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>> {
+    const abandoned: AcquirerPayment = {
+      id: `sbx_${randomBase62(20)}`,
+      reference: '',
+      status: 'abandoned',
+      amount: 0,
+      currency: 'xxx',
+      amount_captured: 0,
+      authorization_code: null,
+      network_transaction_id: null,
+      cvc_check: null,
+      available_immediately: false,
+      decline: null,
+    };
+    await this.#db
+      .insertInto('sandbox_card_payments')
+      .values({
+        id: abandoned.id,
+        idempotency_key: idempotencyKey,
+        request_hash: 'abandoned',
+        merchant_reference: '',
+        amount: 1n,
+        currency: 'xxx',
+        test_card: '',
+        status: 'abandoned',
+        amount_captured: 0n,
+        response: JSON.stringify(abandoned),
+      })
+      .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
+      .execute();
+    return this.retrieveByKey(idempotencyKey);
+  }
+
+  async #findByKey(idempotencyKey: string) {
+    return this.#db
+      .selectFrom('sandbox_card_payments')
+      .select(['id', 'request_hash', 'response', 'status'])
+      .where('idempotency_key', '=', idempotencyKey)
+      .executeTakeFirst();
+  }
+
+  #replay(row: { request_hash: string; response: unknown; status: string }, requestHash: string) {
+    if (row.status === 'abandoned') {
+      return fail<AcquirerPayment>(409, 'idempotency_key_abandoned', 'this idempotency key was abandoned by the caller');
+    }
+    if (row.request_hash !== requestHash) {
+      return fail<AcquirerPayment>(409, 'idempotency_mismatch', 'idempotency key reused with a different request');
+    }
+    return { ok: true as const, body: row.response as AcquirerPayment };
+  }
+
+  async #operate(
+    idempotencyKey: string,
+    paymentId: string,
+    kind: 'capture' | 'void',
+    amount: number,
+  ): Promise<AcquirerResponse<AcquirerPayment>> {
+    return this.#db.transaction().execute(async (tx) => {
+      const previous = await tx
+        .selectFrom('sandbox_card_operations')
+        .select(['payment_id', 'kind', 'amount', 'response'])
+        .where('idempotency_key', '=', idempotencyKey)
+        .executeTakeFirst();
+      if (previous !== undefined) {
+        if (previous.payment_id !== paymentId || previous.kind !== kind || previous.amount !== BigInt(amount)) {
+          return fail<AcquirerPayment>(409, 'idempotency_mismatch', 'idempotency key reused with a different request');
+        }
+        return { ok: true as const, body: previous.response as unknown as AcquirerPayment };
+      }
+      const row = await tx
+        .selectFrom('sandbox_card_payments')
+        .selectAll()
+        .where('id', '=', paymentId)
+        .forUpdate()
+        .executeTakeFirst();
+      if (row === undefined) return fail<AcquirerPayment>(404, 'not_found', `no payment ${paymentId}`);
+      if (row.status !== 'authorized') {
+        return fail<AcquirerPayment>(409, 'invalid_state', `payment ${paymentId} is ${row.status}, not authorized`);
+      }
+      if (kind === 'capture' && (!Number.isSafeInteger(amount) || amount <= 0 || BigInt(amount) > row.amount)) {
+        return fail<AcquirerPayment>(400, 'invalid_amount', `cannot capture ${amount} of ${row.amount}`);
+      }
+      const payment: AcquirerPayment = {
+        ...(row.response as unknown as AcquirerPayment),
+        status: kind === 'capture' ? 'captured' : 'voided',
+        amount_captured: kind === 'capture' ? amount : 0,
+      };
+      await tx
+        .updateTable('sandbox_card_payments')
+        .set({
+          status: payment.status as 'captured' | 'voided',
+          amount_captured: BigInt(payment.amount_captured),
+          response: JSON.stringify(payment),
+          updated_at: new Date(),
+        })
+        .where('id', '=', paymentId)
+        .execute();
+      await tx
+        .insertInto('sandbox_card_operations')
+        .values({
+          idempotency_key: idempotencyKey,
+          payment_id: paymentId,
+          kind,
+          amount: BigInt(amount),
+          response: JSON.stringify(payment),
+        })
+        .execute();
+      return { ok: true as const, body: payment };
+    });
+  }
+}

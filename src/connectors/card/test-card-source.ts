@@ -1,0 +1,15 @@
+import { Secret } from '../../platform/secret.ts';
+import type { PaymentMethodRow } from '../../store/database.ts';
+import type { CardSource } from '../card-source.ts';
+import type { CardData } from '../connector.ts';
+import { testPaymentMethods } from './test-cards.ts';
+
+/** In test mode the card number behind a `pm_card_…` method is the sandbox's published test card. */
+export const testCardSource: CardSource = {
+  async cardFor(paymentMethod: PaymentMethodRow): Promise<CardData | undefined> {
+    if (paymentMethod.livemode || paymentMethod.test_card === null) return undefined;
+    const number = testPaymentMethods[paymentMethod.test_card];
+    if (number === undefined) return undefined;
+    return { number: new Secret(number), expMonth: paymentMethod.card.exp_month, expYear: paymentMethod.card.exp_year };
+  },
+};

@@ -1,0 +1,178 @@
+/**
+ * The card sandbox's published test cards: Stripe's documented numbers and outcomes
+ * (docs.stripe.com/testing), so that integrations written against Stripe's test mode behave the same here. The
+ * sandbox decides by card number, as an acquirer would; Coffer's `pm_card_…` ids name these cards.
+ */
+export type CardBrand = 'visa' | 'mastercard' | 'amex' | 'discover' | 'diners' | 'jcb' | 'unionpay';
+
+export type TestCardBehaviour =
+  | { kind: 'approve'; availableImmediately: boolean }
+  | {
+      kind: 'decline';
+      code: 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'processing_error';
+      declineCode: string;
+      message: string;
+      param: string | null;
+      adviceCode: string | null;
+    }
+  | { kind: 'block' };
+
+export interface TestCard {
+  number: string;
+  brand: CardBrand;
+  funding: 'credit' | 'debit' | 'prepaid';
+  country: string;
+  behaviour: TestCardBehaviour;
+}
+
+const approve: TestCardBehaviour = { kind: 'approve', availableImmediately: false };
+
+function decline(
+  declineCode: string,
+  message = 'Your card was declined.',
+  adviceCode: string | null = 'try_again_later',
+): TestCardBehaviour {
+  return { kind: 'decline', code: 'card_declined', declineCode, message, param: null, adviceCode };
+}
+
+const cards: TestCard[] = [
+  { number: '4242424242424242', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '4000056655665556', brand: 'visa', funding: 'debit', country: 'US', behaviour: approve },
+  { number: '5555555555554444', brand: 'mastercard', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '5200828282828210', brand: 'mastercard', funding: 'debit', country: 'US', behaviour: approve },
+  { number: '5105105105105100', brand: 'mastercard', funding: 'prepaid', country: 'US', behaviour: approve },
+  { number: '378282246310005', brand: 'amex', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '6011111111111117', brand: 'discover', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '3056930009020004', brand: 'diners', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '3566002020360505', brand: 'jcb', funding: 'credit', country: 'JP', behaviour: approve },
+  { number: '6200000000000005', brand: 'unionpay', funding: 'credit', country: 'CN', behaviour: approve },
+  {
+    number: '4000000000000077',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: { kind: 'approve', availableImmediately: true },
+  },
+  // A successful payment now; disputes and failing refunds come with those flows.
+  { number: '4000000000000259', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '4000000000005126', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '4000000000009235', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  { number: '4000000000000002', brand: 'visa', funding: 'credit', country: 'US', behaviour: decline('generic_decline') },
+  { number: '4000000000000341', brand: 'visa', funding: 'credit', country: 'US', behaviour: decline('generic_decline') },
+  {
+    number: '4000000000009995',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: decline('insufficient_funds', 'Your card has insufficient funds.'),
+  },
+  {
+    number: '4000000000009987',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: decline('lost_card', 'Your card was declined.', 'do_not_try_again'),
+  },
+  {
+    number: '4000000000009979',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: decline('stolen_card', 'Your card was declined.', 'do_not_try_again'),
+  },
+  {
+    number: '4000000000006975',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: decline(
+      'card_velocity_exceeded',
+      'Your card was declined for making repeated attempts too frequently or exceeding its amount limit.',
+    ),
+  },
+  {
+    number: '4000000000000069',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: {
+      kind: 'decline',
+      code: 'expired_card',
+      declineCode: 'expired_card',
+      message: 'Your card has expired.',
+      param: 'exp_month',
+      adviceCode: 'confirm_card_data',
+    },
+  },
+  {
+    number: '4000000000000127',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: {
+      kind: 'decline',
+      code: 'incorrect_cvc',
+      declineCode: 'incorrect_cvc',
+      message: "Your card's security code is incorrect.",
+      param: 'cvc',
+      adviceCode: 'confirm_card_data',
+    },
+  },
+  {
+    number: '4000000000000119',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: {
+      kind: 'decline',
+      code: 'processing_error',
+      declineCode: 'processing_error',
+      message: 'An error occurred while processing your card. Try again in a little bit.',
+      param: null,
+      adviceCode: 'try_again_later',
+    },
+  },
+  { number: '4100000000000019', brand: 'visa', funding: 'credit', country: 'US', behaviour: { kind: 'block' } },
+  { number: '4000000000004954', brand: 'visa', funding: 'credit', country: 'US', behaviour: { kind: 'block' } },
+];
+
+export const testCardsByNumber: ReadonlyMap<string, TestCard> = new Map(cards.map((card) => [card.number, card]));
+
+/** Stripe's test PaymentMethod ids, current and older spellings, and the card each stands for. */
+export const testPaymentMethods: Readonly<Record<string, string>> = {
+  pm_card_visa: '4242424242424242',
+  pm_card_us: '4242424242424242',
+  pm_card_visa_debit: '4000056655665556',
+  pm_card_mastercard: '5555555555554444',
+  pm_card_mastercard_debit: '5200828282828210',
+  pm_card_mastercard_prepaid: '5105105105105100',
+  pm_card_amex: '378282246310005',
+  pm_card_discover: '6011111111111117',
+  pm_card_diners: '3056930009020004',
+  pm_card_jcb: '3566002020360505',
+  pm_card_unionpay: '6200000000000005',
+  pm_card_bypassPending: '4000000000000077',
+  pm_card_createDispute: '4000000000000259',
+  pm_card_refundFail: '4000000000005126',
+  pm_card_riskLevelElevated: '4000000000009235',
+  pm_card_chargeDeclined: '4000000000000002',
+  pm_card_visa_chargeDeclined: '4000000000000002',
+  pm_card_chargeCustomerFail: '4000000000000341',
+  pm_card_chargeDeclinedInsufficientFunds: '4000000000009995',
+  pm_card_visa_chargeDeclinedInsufficientFunds: '4000000000009995',
+  pm_card_chargeDeclinedLostCard: '4000000000009987',
+  pm_card_visa_chargeDeclinedLostCard: '4000000000009987',
+  pm_card_chargeDeclinedStolenCard: '4000000000009979',
+  pm_card_visa_chargeDeclinedStolenCard: '4000000000009979',
+  pm_card_chargeDeclinedVelocityLimitExceeded: '4000000000006975',
+  pm_card_visa_chargeDeclinedVelocityLimitExceeded: '4000000000006975',
+  pm_card_chargeDeclinedExpiredCard: '4000000000000069',
+  pm_card_chargeDeclinedIncorrectCvc: '4000000000000127',
+  pm_card_chargeDeclinedProcessingError: '4000000000000119',
+  pm_card_radarBlock: '4100000000000019',
+  pm_card_chargeDeclinedFraudulent: '4100000000000019',
+  pm_card_riskLevelHighest: '4000000000004954',
+};
+
+/** Test cards expire in December of this year, far enough ahead, as Stripe's docs suggest ("12/34"). */
+export const testCardExpiry = { month: 12, year: 2034 };

@@ -1,0 +1,115 @@
+import type { CurrencyInfo } from '../domain/currency.ts';
+import { CofferError } from '../domain/errors.ts';
+import type { Secret } from '../platform/secret.ts';
+
+/**
+ * The one interface between Coffer and a payment provider. Flows see only this; each provider has a folder with
+ * its client, transformers (wire format <-> these types, with exhaustive status maps) and sandbox. Every call
+ * carries Coffer's idempotency key, so that a retry after a timeout or a crash never charges twice. A call that
+ * fails in transit returns `unknown`: the outcome is then learned by `syncPayment`, never guessed.
+ */
+export interface CardData {
+  number: Secret<string>;
+  expMonth: number;
+  expYear: number;
+}
+
+export interface AuthorizeRequest {
+  idempotencyKey: string;
+  /** Coffer's id for the attempt (the charge id), echoed back by the provider. */
+  reference: string;
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+  /** Capture in the same step (automatic capture). */
+  capture: boolean;
+  card: CardData;
+  statementDescriptor: string | null;
+}
+
+export type DeclineErrorCode = 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'incorrect_number' | 'processing_error';
+
+export interface Approval {
+  status: 'authorized' | 'captured';
+  providerReference: string;
+  amountMinor: bigint;
+  authorizationCode: string;
+  networkTransactionId: string;
+  cvcCheck: 'pass' | 'fail' | 'unavailable' | 'unchecked' | null;
+  /** Funds go straight to the merchant's available balance (Stripe's bypass-pending test cards). */
+  availableImmediately: boolean;
+}
+
+export interface Decline {
+  status: 'declined';
+  providerReference: string | null;
+  code: DeclineErrorCode;
+  declineCode: string;
+  message: string;
+  param: string | null;
+  adviceCode: string | null;
+  networkStatus: 'declined_by_network' | 'not_sent_to_network';
+  /** Blocked before reaching the network as too risky (Stripe's Radar test cards). */
+  blocked: boolean;
+}
+
+export type AuthorizeResult = Approval | Decline | { status: 'unknown'; reason: string };
+
+export interface CaptureRequest {
+  idempotencyKey: string;
+  providerReference: string;
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+}
+
+export type CaptureResult =
+  | { status: 'captured'; amountMinor: bigint }
+  | { status: 'failed'; code: string; message: string }
+  | { status: 'unknown'; reason: string };
+
+export interface VoidRequest {
+  idempotencyKey: string;
+  providerReference: string;
+}
+
+export type VoidResult = { status: 'voided' } | { status: 'failed'; code: string; message: string } | { status: 'unknown'; reason: string };
+
+/** Identifies an attempt already sent, to ask the provider about it and check its answer. */
+export interface AttemptRef {
+  idempotencyKey: string;
+  reference: string;
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+}
+
+/** The provider's record of an attempt, found by Coffer's idempotency key. */
+export type SyncResult = Approval | Decline | { status: 'not_found' } | { status: 'unknown'; reason: string };
+
+export interface ConnectorCapabilities {
+  manualCapture: boolean;
+  partialCapture: boolean;
+  void: boolean;
+  sync: boolean;
+}
+
+export interface Connector {
+  readonly name: string;
+  readonly capabilities: ConnectorCapabilities;
+  authorize(request: AuthorizeRequest): Promise<AuthorizeResult>;
+  capture(request: CaptureRequest): Promise<CaptureResult>;
+  void(request: VoidRequest): Promise<VoidResult>;
+  /** What became of the attempt sent with this idempotency key. */
+  syncPayment(attempt: AttemptRef): Promise<SyncResult>;
+  /**
+   * Makes sure an attempt that Coffer gave up on can never complete later (a request still in transit when we
+   * asked): afterwards the provider refuses that key. Returns the attempt if it had already happened.
+   */
+  abandonAttempt(attempt: AttemptRef): Promise<SyncResult>;
+}
+
+export interface ConnectorRegistry {
+  card(livemode: boolean): Connector;
+}
+
+export function flowNotSupported(connector: string, flow: string): CofferError {
+  return new CofferError('flow_not_supported', `The ${connector} connector does not support ${flow}.`);
+}

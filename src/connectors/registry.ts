@@ -1,0 +1,21 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from '../platform/logger.ts';
+import type { Database } from '../store/database.ts';
+import { CardConnector } from './card/client.ts';
+import { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
+import { flowNotSupported, type Connector, type ConnectorRegistry } from './connector.ts';
+
+/**
+ * Test mode talks to the sandboxes; live mode to the providers the operator configured. Live card acquiring is
+ * not configured in this version, so live-mode attempts are refused with `flow_not_supported`.
+ */
+export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, timeoutMs?: number): ConnectorRegistry {
+  const sandbox = new CardAcquirerSandbox(db);
+  const testCard = new CardConnector(sandbox, logger.child({ connector: 'card', livemode: false }), timeoutMs);
+  return {
+    card(livemode: boolean): Connector {
+      if (livemode) throw flowNotSupported('live card', 'payments until an acquirer is configured');
+      return testCard;
+    },
+  };
+}

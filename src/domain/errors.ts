@@ -1,0 +1,97 @@
+/**
+ * Operating errors: bad input, declines, state conflicts, providers down. Each has a stable code, a Stripe error
+ * type and an HTTP status, all in this one catalog; `docs/errors.md` lists the same codes and a test keeps the two
+ * in agreement. Bugs are not here: they are assertions (`platform/assert.ts`).
+ */
+export type ErrorType = 'api_error' | 'card_error' | 'idempotency_error' | 'invalid_request_error';
+
+interface CatalogEntry {
+  type: ErrorType;
+  httpStatus: number;
+}
+
+export const errorCatalog = {
+  // The request itself.
+  parameter_unknown: { type: 'invalid_request_error', httpStatus: 400 },
+  parameter_missing: { type: 'invalid_request_error', httpStatus: 400 },
+  parameter_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  parameter_invalid_integer: { type: 'invalid_request_error', httpStatus: 400 },
+  parameter_invalid_empty: { type: 'invalid_request_error', httpStatus: 400 },
+  parameters_exclusive: { type: 'invalid_request_error', httpStatus: 400 },
+  currency_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  amount_too_small: { type: 'invalid_request_error', httpStatus: 400 },
+  amount_too_large: { type: 'invalid_request_error', httpStatus: 400 },
+  invalid_charge_amount: { type: 'invalid_request_error', httpStatus: 400 },
+  request_body_too_large: { type: 'invalid_request_error', httpStatus: 400 },
+  request_body_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  content_type_unsupported: { type: 'invalid_request_error', httpStatus: 400 },
+  api_version_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  url_unknown: { type: 'invalid_request_error', httpStatus: 404 },
+  // Who is asking.
+  api_key_missing: { type: 'invalid_request_error', httpStatus: 401 },
+  api_key_invalid: { type: 'invalid_request_error', httpStatus: 401 },
+  secret_key_required: { type: 'invalid_request_error', httpStatus: 401 },
+  rate_limit: { type: 'invalid_request_error', httpStatus: 429 },
+  // Objects and their states.
+  resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
+  payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
+  payment_intent_invalid_parameter: { type: 'invalid_request_error', httpStatus: 400 },
+  payment_method_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
+  charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
+  lock_timeout: { type: 'invalid_request_error', httpStatus: 409 },
+  flow_not_supported: { type: 'invalid_request_error', httpStatus: 400 },
+  // Idempotency.
+  idempotency_key_reused: { type: 'idempotency_error', httpStatus: 400 },
+  idempotency_key_in_use: { type: 'invalid_request_error', httpStatus: 409 },
+  idempotency_key_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  // The card network's answers.
+  card_declined: { type: 'card_error', httpStatus: 402 },
+  expired_card: { type: 'card_error', httpStatus: 402 },
+  incorrect_cvc: { type: 'card_error', httpStatus: 402 },
+  incorrect_number: { type: 'card_error', httpStatus: 402 },
+  processing_error: { type: 'card_error', httpStatus: 402 },
+  // Coffer or a provider failed.
+  api_error: { type: 'api_error', httpStatus: 500 },
+  service_unavailable: { type: 'api_error', httpStatus: 503 },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export interface CofferErrorDetails {
+  param?: string | undefined;
+  declineCode?: string | undefined;
+  /** Ids and objects Stripe attaches to some errors (a declined confirmation carries its PaymentIntent). */
+  paymentIntentId?: string | undefined;
+  chargeId?: string | undefined;
+  paymentMethodId?: string | undefined;
+  /** The objects themselves, rendered, where Stripe embeds them (a declined confirmation). */
+  paymentIntentObject?: Record<string, unknown> | undefined;
+  paymentMethodObject?: Record<string, unknown> | undefined;
+  adviceCode?: string | undefined;
+  /** Seconds a client should wait before retrying (429, 503). */
+  retryAfterSeconds?: number | undefined;
+}
+
+export class CofferError extends Error {
+  override readonly name = 'CofferError';
+  readonly code: ErrorCode;
+  readonly details: CofferErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: CofferErrorDetails = {}) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+
+  get type(): ErrorType {
+    return errorCatalog[this.code].type;
+  }
+
+  get httpStatus(): number {
+    return errorCatalog[this.code].httpStatus;
+  }
+}
+
+export function resourceMissing(kind: string, id: string, param = 'id'): CofferError {
+  return new CofferError('resource_missing', `No such ${kind}: '${id}'`, { param });
+}

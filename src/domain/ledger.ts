@@ -1,0 +1,98 @@
+import { assert } from '../platform/assert.ts';
+
+/**
+ * The ledger's chart of accounts and the rules that turn payment events into transfers. Every transfer moves a
+ * positive amount from one debit account to one credit account of the same merchant, mode and currency, so the
+ * debits and credits of a currency always sum to the same figure. Two-phase transfers follow TigerBeetle: a
+ * `pending` transfer reserves an amount, and exactly one later `post_pending` (of at most that amount; the rest is
+ * released) or `void_pending` resolves it.
+ */
+export const ledgerAccountCodes = [
+  /** What the acquirer owes Coffer for the merchant's card payments: shopper funds in transit (asset). */
+  'provider_clearing',
+  /** What Coffer owes the merchant for captured payments not yet available for payout (Stripe's "pending"). */
+  'merchant_incoming',
+  /** What Coffer owes the merchant and may pay out (Stripe's "available"). */
+  'merchant_available',
+] as const;
+export type LedgerAccountCode = (typeof ledgerAccountCodes)[number];
+
+export const transferReasons = ['authorization', 'capture', 'release', 'settlement'] as const;
+export type TransferReason = (typeof transferReasons)[number];
+
+/** A request to the ledger, before accounts are resolved to rows. `key` makes every transfer idempotent. */
+export type TransferCommand =
+  | {
+      kind: 'single' | 'pending';
+      key: string;
+      debit: LedgerAccountCode;
+      credit: LedgerAccountCode;
+      amountMinor: bigint;
+      reason: TransferReason;
+    }
+  | { kind: 'post_pending'; key: string; pendingKey: string; amountMinor: bigint; reason: TransferReason }
+  | { kind: 'void_pending'; key: string; pendingKey: string; reason: TransferReason };
+
+export function authorizationTransferKey(chargeId: string): string {
+  return `${chargeId}:authorization`;
+}
+
+/** An authorization either reserves (manual capture) or moves at once (automatic capture). */
+export function authorizationTransfers(chargeId: string, amountMinor: bigint, captured: boolean): TransferCommand[] {
+  assert(amountMinor > 0n, 'an authorization moves a positive amount');
+  return [
+    {
+      kind: captured ? 'single' : 'pending',
+      key: authorizationTransferKey(chargeId),
+      debit: 'provider_clearing',
+      credit: 'merchant_incoming',
+      amountMinor,
+      reason: captured ? 'capture' : 'authorization',
+    },
+  ];
+}
+
+/** Capturing posts the reservation; posting less than reserved releases the rest in the same transfer. */
+export function captureTransfers(chargeId: string, amountMinor: bigint): TransferCommand[] {
+  assert(amountMinor > 0n, 'a capture moves a positive amount');
+  return [
+    {
+      kind: 'post_pending',
+      key: `${chargeId}:capture`,
+      pendingKey: authorizationTransferKey(chargeId),
+      amountMinor,
+      reason: 'capture',
+    },
+  ];
+}
+
+/** Cancelling or expiring an uncaptured authorization voids its reservation. */
+export function releaseTransfers(chargeId: string): TransferCommand[] {
+  return [
+    { kind: 'void_pending', key: `${chargeId}:release`, pendingKey: authorizationTransferKey(chargeId), reason: 'release' },
+  ];
+}
+
+/** Captured funds become available for payout. */
+export function settlementTransfers(key: string, amountMinor: bigint): TransferCommand[] {
+  assert(amountMinor > 0n, 'a settlement moves a positive amount');
+  return [
+    { kind: 'single', key, debit: 'merchant_incoming', credit: 'merchant_available', amountMinor, reason: 'settlement' },
+  ];
+}
+
+/** The four balance counters of an account, as TigerBeetle keeps them. */
+export interface AccountBalance {
+  debitsPending: bigint;
+  debitsPosted: bigint;
+  creditsPending: bigint;
+  creditsPosted: bigint;
+}
+
+/** A liability to the merchant grows with credits: its balance is credits minus debits. */
+export function creditBalance(balance: AccountBalance): { posted: bigint; pending: bigint } {
+  return {
+    posted: balance.creditsPosted - balance.debitsPosted,
+    pending: balance.creditsPending - balance.debitsPending,
+  };
+}

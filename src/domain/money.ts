@@ -1,0 +1,54 @@
+import { limits } from '../limits.ts';
+import { currencies, findCurrency, formatAmount, type CurrencyInfo } from './currency.ts';
+import { CofferError } from './errors.ts';
+
+/** Money inside Coffer: an integer count of the currency's API minor unit. */
+export interface Money {
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+}
+
+export function parseCurrency(code: string, param = 'currency'): CurrencyInfo {
+  const currency = findCurrency(code);
+  if (currency === undefined) {
+    throw new CofferError(
+      'currency_invalid',
+      `Invalid currency: ${code}. Coffer supports these currencies: ${[...currencies.keys()].sort().join(', ')}`,
+      { param },
+    );
+  }
+  return currency;
+}
+
+/**
+ * Checks an amount from the API against its currency: a positive integer no larger than eight digits, at least
+ * the currency's minimum charge, and a multiple of its step (three-decimal currencies end in 0; ISK and UGX are
+ * whole units given with two zero decimals).
+ */
+export function parseAmount(amount: number, currency: CurrencyInfo, param = 'amount'): Money {
+  if (!Number.isSafeInteger(amount)) {
+    throw new CofferError('parameter_invalid_integer', `Invalid integer: ${amount}`, { param });
+  }
+  const minimum = currency.minimumMinor ?? 1;
+  if (amount < minimum) {
+    throw new CofferError('amount_too_small', `Amount must be at least ${formatAmount(minimum, currency)}`, { param });
+  }
+  if (amount > limits.amountMinorMax) {
+    throw new CofferError(
+      'amount_too_large',
+      `Amount must be no more than ${formatAmount(limits.amountMinorMax, currency)}`,
+      { param },
+    );
+  }
+  if (amount % currency.amountStep !== 0) {
+    throw new CofferError(
+      'invalid_charge_amount',
+      `Amounts in ${currency.code} must be a multiple of ${currency.amountStep} (got ${amount}): ` +
+        (currency.amountStep === 10
+          ? 'the last of its three decimals must be 0.'
+          : `${currency.code} is charged in whole units, given with two decimals that are 00.`),
+      { param },
+    );
+  }
+  return { amountMinor: BigInt(amount), currency };
+}

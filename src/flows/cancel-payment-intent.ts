@@ -1,0 +1,165 @@
+import type { VoidResult } from '../connectors/connector.ts';
+import { CofferError } from '../domain/errors.ts';
+import { releaseTransfers } from '../domain/ledger.ts';
+import { assert } from '../platform/assert.ts';
+import { applyTransfers } from '../store/ledger.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import {
+  assertNoOperationInFlight,
+  lockCharge,
+  lockPaymentIntent,
+  nextStatus,
+  recordChange,
+  updatePaymentIntentRow,
+  type Scope,
+} from './payment-intent-records.ts';
+import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail, type Trail } from './trail.ts';
+
+export interface CancelParams {
+  cancellation_reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer' | 'abandoned';
+}
+
+/** Cancellation and expiry of a hold share this key: the acquirer voids an authorization once. */
+export function voidKey(chargeId: string): string {
+  return `${chargeId}:void`;
+}
+
+type Started = { done: Outcome } | { voidRef: { chargeId: string; providerReference: string } };
+
+async function startCancel(
+  tx: Tx,
+  ctx: RequestContext,
+  scope: Scope,
+  id: string,
+  params: CancelParams,
+  respond: Respond,
+  now: Date,
+): Promise<Started> {
+  const intent = await lockPaymentIntent(tx, scope, id);
+  const claim = ctx.idempotency;
+  const resuming =
+    intent.operation_in_flight === 'cancel' && claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  if (!resuming) {
+    assertNoOperationInFlight(intent);
+    const status = nextStatus(intent, 'cancel');
+    if (intent.status !== 'requires_capture') {
+      // Nothing is held at the acquirer: the cancellation is ours alone.
+      const after = await updatePaymentIntentRow(
+        tx,
+        intent.id,
+        { status, canceled_at: now, cancellation_reason: params.cancellation_reason ?? null },
+        now,
+      );
+      await recordChange(
+        tx,
+        requestTrail(ctx),
+        scope,
+        { action: 'payment_intent.cancel', objectType: 'payment_intent', objectId: intent.id },
+        [{ type: 'payment_intent.canceled', paymentIntent: { before: intent, after } }],
+        now,
+      );
+      return { done: await respond(tx, { paymentIntent: after }) };
+    }
+    await updatePaymentIntentRow(
+      tx,
+      intent.id,
+      {
+        operation_in_flight: 'cancel',
+        operation_started_at: now,
+        operation_reason: params.cancellation_reason ?? null,
+        operation_idempotency_key_id: claim?.rowId ?? null,
+      },
+      now,
+    );
+  }
+  assert(intent.latest_charge_id !== null, 'an authorized PaymentIntent has a charge');
+  const charge = await lockCharge(tx, intent.latest_charge_id);
+  assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+  return { voidRef: { chargeId: charge.id, providerReference: charge.provider_reference } };
+}
+
+/**
+ * Records the acquirer's answer to a void, once: the hold is released in the ledger and the PaymentIntent is
+ * canceled (by the merchant, or `automatic` when the authorization expired). Shared with the recovery job.
+ */
+export async function recordCancelOutcome(
+  services: Services,
+  scope: Scope,
+  intentId: string,
+  result: Exclude<VoidResult, { status: 'unknown' }>,
+  trail: Trail,
+  respond: Respond | undefined,
+): Promise<Outcome | undefined> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const intent = await lockPaymentIntent(tx, scope, intentId);
+    if (intent.operation_in_flight !== 'cancel') {
+      return respond === undefined ? undefined : respond(tx, { paymentIntent: intent });
+    }
+    assert(intent.latest_charge_id !== null, 'an in-flight cancellation has a charge');
+    const charge = await lockCharge(tx, intent.latest_charge_id);
+    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null, operation_idempotency_key_id: null };
+    if (result.status === 'failed') {
+      const after = await updatePaymentIntentRow(tx, intent.id, { ...cleared, operation_reason: null }, now);
+      const error = new CofferError('api_error', `The card acquirer refused to release the hold: ${result.message}`);
+      return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
+    }
+    const expired = intent.operation_reason === 'automatic';
+    const status = nextStatus(intent, expired ? 'authorization_expired' : 'cancel');
+    const chargeAfter = await tx
+      .updateTable('charges')
+      .set({ amount_released: charge.amount_authorized - charge.amount_captured, updated_at: now })
+      .where('id', '=', charge.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const after = await updatePaymentIntentRow(
+      tx,
+      intent.id,
+      { ...cleared, operation_reason: null, status, amount_capturable: 0n, canceled_at: now, cancellation_reason: intent.operation_reason },
+      now,
+    );
+    await applyTransfers(
+      tx,
+      { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+      releaseTransfers(charge.id),
+    );
+    await recordChange(
+      tx,
+      trail,
+      scope,
+      { action: expired ? 'payment_intent.expire' : 'payment_intent.cancel', objectType: 'payment_intent', objectId: intent.id },
+      [
+        ...(expired ? [{ type: 'charge.expired', charge: { before: charge, after: chargeAfter } }] : []),
+        { type: 'payment_intent.canceled', paymentIntent: { before: intent, after } },
+      ],
+      now,
+    );
+    return respond === undefined ? undefined : respond(tx, { paymentIntent: after });
+  });
+}
+
+/** Cancels a PaymentIntent; an authorization hold is voided at the acquirer first, outside any transaction. */
+export async function cancelPaymentIntent(
+  services: Services,
+  ctx: RequestContext,
+  id: string,
+  params: CancelParams,
+  respond: Respond,
+): Promise<Outcome> {
+  const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  const now = new Date(services.clock.nowMs());
+  const started = await inTransaction(services.db, (tx) => startCancel(tx, ctx, scope, id, params, respond, now));
+  if ('done' in started) return started.done;
+  const connector = services.connectors.card(scope.livemode);
+  const result = await connector.void({
+    idempotencyKey: voidKey(started.voidRef.chargeId),
+    providerReference: started.voidRef.providerReference,
+  });
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  const outcome = await recordCancelOutcome(services, scope, id, result, requestTrail(ctx), respond);
+  assert(outcome !== undefined, 'a request always gets a response');
+  return outcome;
+}

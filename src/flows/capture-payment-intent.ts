@@ -1,0 +1,196 @@
+import type { CaptureResult } from '../connectors/connector.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { CofferError } from '../domain/errors.ts';
+import { captureTransfers } from '../domain/ledger.ts';
+import { limits } from '../limits.ts';
+import { assert } from '../platform/assert.ts';
+import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
+import { applyTransfers } from '../store/ledger.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import {
+  assertNoOperationInFlight,
+  lockCharge,
+  lockPaymentIntent,
+  nextStatus,
+  recordChange,
+  updatePaymentIntentRow,
+  type Scope,
+} from './payment-intent-records.ts';
+import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail, type Trail } from './trail.ts';
+
+export interface CaptureParams {
+  amount_to_capture?: number;
+  metadata?: Record<string, string> | '';
+  statement_descriptor?: string;
+  statement_descriptor_suffix?: string;
+}
+
+export function captureKey(chargeId: string): string {
+  return `${chargeId}:capture`;
+}
+
+/** Phase 1: check, then mark the capture as in flight so that no cancel or second capture can overlap it. */
+async function startCapture(tx: Tx, ctx: RequestContext, scope: Scope, id: string, params: CaptureParams, now: Date) {
+  const intent = await lockPaymentIntent(tx, scope, id);
+  const claim = ctx.idempotency;
+  const resuming =
+    intent.operation_in_flight === 'capture' && claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  if (!resuming) {
+    assertNoOperationInFlight(intent);
+    nextStatus(intent, 'capture');
+  }
+  assert(intent.latest_charge_id !== null, 'a capturable PaymentIntent has a charge');
+  const charge = await lockCharge(tx, intent.latest_charge_id);
+  if (resuming) {
+    assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
+    return { intent, charge, amount: intent.operation_amount };
+  }
+  const amount = params.amount_to_capture === undefined ? intent.amount_capturable : BigInt(params.amount_to_capture);
+  if (amount > intent.amount_capturable) {
+    throw new CofferError(
+      'amount_too_large',
+      'The payment could not be captured because the requested capture amount is greater than the amount you can ' +
+        `capture for this charge (${intent.amount_capturable}).`,
+      { param: 'amount_to_capture' },
+    );
+  }
+  if (amount <= 0n) {
+    throw new CofferError('parameter_invalid_integer', 'amount_to_capture must be at least 1.', { param: 'amount_to_capture' });
+  }
+  if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
+    throw new CofferError(
+      'charge_expired_for_capture',
+      'The authorization for this PaymentIntent has expired and can no longer be captured.',
+      { chargeId: charge.id },
+    );
+  }
+  const metadata = mergeMetadata(intent.metadata, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const updated = await updatePaymentIntentRow(
+    tx,
+    intent.id,
+    {
+      operation_in_flight: 'capture',
+      operation_started_at: now,
+      operation_amount: amount,
+      operation_idempotency_key_id: claim?.rowId ?? null,
+      metadata: JSON.stringify(metadata),
+      ...(params.statement_descriptor === undefined ? {} : { statement_descriptor: params.statement_descriptor }),
+      ...(params.statement_descriptor_suffix === undefined
+        ? {}
+        : { statement_descriptor_suffix: params.statement_descriptor_suffix }),
+    },
+    now,
+  );
+  return { intent: updated, charge, amount };
+}
+
+/** Phase 3: record the acquirer's answer once. Shared with the recovery job, which re-drives stuck captures. */
+export async function recordCaptureOutcome(
+  services: Services,
+  scope: Scope,
+  intentId: string,
+  result: Exclude<CaptureResult, { status: 'unknown' }>,
+  trail: Trail,
+  respond: Respond | undefined,
+): Promise<Outcome | undefined> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const intent = await lockPaymentIntent(tx, scope, intentId);
+    if (intent.operation_in_flight !== 'capture') {
+      return respond === undefined ? undefined : respond(tx, { paymentIntent: intent });
+    }
+    assert(intent.latest_charge_id !== null && intent.operation_amount !== null, 'an in-flight capture is complete');
+    const charge = await lockCharge(tx, intent.latest_charge_id);
+    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null, operation_idempotency_key_id: null };
+    if (result.status === 'failed') {
+      const after = await updatePaymentIntentRow(tx, intent.id, cleared, now);
+      const error = new CofferError('api_error', `The card acquirer refused the capture: ${result.message}`, {
+        chargeId: charge.id,
+      });
+      return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
+    }
+    const after = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, cleared, now);
+    return respond === undefined ? undefined : respond(tx, { paymentIntent: after });
+  });
+}
+
+async function applyCapture(
+  tx: Tx,
+  trail: Trail,
+  scope: Scope,
+  intent: PaymentIntentRow,
+  charge: ChargeRow,
+  amount: bigint,
+  cleared: Record<string, null>,
+  now: Date,
+): Promise<PaymentIntentRow> {
+  const status = nextStatus(intent, 'capture');
+  const chargeAfter = await tx
+    .updateTable('charges')
+    .set({
+      captured: true,
+      amount_captured: amount,
+      amount_released: charge.amount_authorized - amount,
+      available_on: new Date(now.getTime() + limits.settlementDelayMs),
+      updated_at: now,
+    })
+    .where('id', '=', charge.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const after = await updatePaymentIntentRow(
+    tx,
+    intent.id,
+    { ...cleared, status, amount_received: amount, amount_capturable: 0n },
+    now,
+  );
+  await applyTransfers(
+    tx,
+    { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+    captureTransfers(charge.id, amount),
+  );
+  await recordChange(
+    tx,
+    trail,
+    scope,
+    { action: 'payment_intent.capture', objectType: 'payment_intent', objectId: intent.id, details: { amount: amount.toString() } },
+    [
+      { type: 'charge.captured', charge: { before: charge, after: chargeAfter } },
+      { type: 'payment_intent.succeeded', paymentIntent: { before: intent, after } },
+    ],
+    now,
+  );
+  return after;
+}
+
+/** Captures an authorized PaymentIntent, fully or partly; a partial capture releases the rest of the hold. */
+export async function capturePaymentIntent(
+  services: Services,
+  ctx: RequestContext,
+  id: string,
+  params: CaptureParams,
+  respond: Respond,
+): Promise<Outcome> {
+  const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  const now = new Date(services.clock.nowMs());
+  const connector = services.connectors.card(scope.livemode);
+  const started = await inTransaction(services.db, (tx) => startCapture(tx, ctx, scope, id, params, now));
+  assert(started.charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+  const currency = findCurrency(started.intent.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const result = await connector.capture({
+    idempotencyKey: captureKey(started.charge.id),
+    providerReference: started.charge.provider_reference,
+    amountMinor: started.amount,
+    currency,
+  });
+  services.faults.reach('capture.after_provider_call');
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  const outcome = await recordCaptureOutcome(services, scope, started.intent.id, result, requestTrail(ctx), respond);
+  assert(outcome !== undefined, 'a request always gets a response');
+  return outcome;
+}

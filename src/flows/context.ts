@@ -1,0 +1,59 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { CardSource } from '../connectors/card-source.ts';
+import type { ConnectorRegistry } from '../connectors/connector.ts';
+import type { ApiVersion } from '../objects/api-version.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { FaultPoints } from '../platform/fault-points.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Secret } from '../platform/secret.ts';
+import type { Database } from '../store/database.ts';
+
+/** What every flow may use. Built once at start (`app/services.ts`); tests build their own with real databases. */
+export interface Services {
+  db: Kysely<Database>;
+  clock: Clock;
+  logger: Logger;
+  connectors: ConnectorRegistry;
+  cardSource: CardSource;
+  faults: FaultPoints;
+  /** Key of the keyed hash that fingerprints cards (see platform/instance-secret.ts). */
+  fingerprintKey: Secret<Buffer>;
+}
+
+/** The merchant and key a request acts for. */
+export interface Actor {
+  merchantId: string;
+  livemode: boolean;
+  apiKeyId: string;
+  /** The API version of this request: its `Stripe-Version` header or the merchant's default. */
+  apiVersion: ApiVersion;
+  /** The merchant's default version, which events are rendered in. */
+  eventApiVersion: ApiVersion;
+}
+
+/** The HTTP response a flow produced, as bytes to send and to keep for idempotent replays. */
+export interface Outcome {
+  statusCode: number;
+  body: string;
+}
+
+/** A request's idempotency key, claimed before the flow runs; its response is stored with the flow's effects. */
+export interface IdempotencyClaim {
+  rowId: bigint;
+  key: string;
+  /** True once the response is stored; the HTTP layer stores it otherwise (errors raised before any effect). */
+  completed: boolean;
+  complete(tx: Transaction<Database>, outcome: Outcome): Promise<void>;
+  /** The object an earlier, interrupted run of this request created (see create-and-confirm). */
+  recoveryPoint: string | null;
+  setRecoveryPoint(tx: Transaction<Database>, objectId: string): Promise<void>;
+}
+
+export interface RequestContext {
+  actor: Actor;
+  requestId: string;
+  origin: string;
+  idempotency: IdempotencyClaim | undefined;
+}
+
+export type Tx = Transaction<Database>;

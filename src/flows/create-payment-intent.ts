@@ -1,0 +1,156 @@
+import { CofferError } from '../domain/errors.ts';
+import { parseAmount, parseCurrency } from '../domain/money.ts';
+import { transition } from '../domain/payment-intent-machine.ts';
+import { limits } from '../limits.ts';
+import { assert } from '../platform/assert.ts';
+import { newId, randomBase62 } from '../platform/random.ts';
+import { confirmPaymentIntent, type ConfirmParams } from './confirm-payment-intent.ts';
+import type { Outcome, RequestContext, Services } from './context.ts';
+import {
+  checkMetadataSize,
+  checkPaymentMethodTypes,
+  mergeMetadata,
+  type ShippingParams,
+} from './payment-intent-params.ts';
+import { findPaymentIntent, recordChange } from './payment-intent-records.ts';
+import { resolvePaymentMethod } from './payment-methods.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+
+export interface CreateParams {
+  amount: number;
+  currency: string;
+  automatic_payment_methods?: { enabled: boolean; allow_redirects?: 'always' | 'never' };
+  capture_method?: 'automatic' | 'automatic_async' | 'manual';
+  confirm?: boolean;
+  confirmation_method?: 'automatic' | 'manual';
+  description?: string;
+  metadata?: Record<string, string> | '';
+  payment_method?: string;
+  payment_method_types?: string[];
+  allowed_payment_method_types?: string[];
+  receipt_email?: string;
+  return_url?: string;
+  setup_future_usage?: 'on_session' | 'off_session';
+  shipping?: ShippingParams;
+  statement_descriptor?: string;
+  statement_descriptor_suffix?: string;
+}
+
+function paymentMethodTypes(params: CreateParams): { types: string[]; automatic: Record<string, unknown> | null } {
+  if (params.payment_method_types !== undefined && params.allowed_payment_method_types !== undefined) {
+    throw new CofferError(
+      'parameters_exclusive',
+      'You may pass payment_method_types or allowed_payment_method_types, not both.',
+      { param: 'allowed_payment_method_types' },
+    );
+  }
+  const listed = params.payment_method_types ?? params.allowed_payment_method_types;
+  if (listed !== undefined) {
+    if (params.automatic_payment_methods?.enabled === true) {
+      throw new CofferError(
+        'parameters_exclusive',
+        'You may only specify one of these parameters: automatic_payment_methods, payment_method_types.',
+        { param: 'automatic_payment_methods' },
+      );
+    }
+    const param = params.payment_method_types !== undefined ? 'payment_method_types' : 'allowed_payment_method_types';
+    return { types: checkPaymentMethodTypes(listed, param), automatic: null };
+  }
+  const automatic = params.automatic_payment_methods;
+  if (automatic !== undefined && !automatic.enabled) return { types: ['card'], automatic: null };
+  return { types: ['card'], automatic: { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true } };
+}
+
+/**
+ * Creates a PaymentIntent, and confirms it at once when `confirm` is set. With confirmation the created id is
+ * kept with the idempotency key in the same transaction, so a retry after a crash confirms that PaymentIntent
+ * instead of creating another.
+ */
+export async function createPaymentIntent(
+  services: Services,
+  ctx: RequestContext,
+  params: CreateParams,
+  respond: Respond,
+): Promise<Outcome> {
+  const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  const confirmParams: ConfirmParams = {};
+  if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
+  const recovered = ctx.idempotency?.recoveryPoint;
+  if (recovered !== undefined && recovered !== null) {
+    const existing = await findPaymentIntent(services, scope, recovered);
+    return confirmPaymentIntent(services, ctx, existing.id, confirmParams, respond);
+  }
+  const money = parseAmount(params.amount, parseCurrency(params.currency));
+  const methods = paymentMethodTypes(params);
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  if (params.confirm === true && params.payment_method === undefined) {
+    throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
+  }
+  const now = new Date(services.clock.nowMs());
+  const created = await inTransaction(services.db, async (tx) => {
+    const paymentMethod =
+      params.payment_method === undefined
+        ? undefined
+        : await resolvePaymentMethod(tx, services, scope, params.payment_method, now);
+    const attached = transition('requires_payment_method', 'attach_payment_method');
+    assert(attached.ok, 'a new PaymentIntent accepts a payment method');
+    const id = newId('pi');
+    const row = await tx
+      .insertInto('payment_intents')
+      .values({
+        id,
+        merchant_id: scope.merchantId,
+        livemode: scope.livemode,
+        created_at: now,
+        updated_at: now,
+        amount: money.amountMinor,
+        currency: money.currency.code,
+        status: paymentMethod === undefined ? 'requires_payment_method' : attached.status,
+        capture_method: params.capture_method ?? 'automatic',
+        confirmation_method: params.confirmation_method ?? 'automatic',
+        payment_method_id: paymentMethod?.id ?? null,
+        payment_method_types: JSON.stringify(methods.types),
+        automatic_payment_methods: JSON.stringify(methods.automatic),
+        client_secret: `${id}_secret_${randomBase62(25)}`,
+        description: params.description || null,
+        metadata: JSON.stringify(metadata),
+        receipt_email: params.receipt_email || null,
+        customer_id: null,
+        statement_descriptor: params.statement_descriptor || null,
+        statement_descriptor_suffix: params.statement_descriptor_suffix || null,
+        setup_future_usage: params.setup_future_usage ?? null,
+        shipping: JSON.stringify(params.shipping ?? null),
+        return_url: params.return_url ?? null,
+        last_payment_error: JSON.stringify(null),
+        latest_charge_id: null,
+        next_action: JSON.stringify(null),
+        canceled_at: null,
+        cancellation_reason: null,
+        operation_in_flight: null,
+        operation_started_at: null,
+        operation_amount: null,
+        operation_reason: null,
+        operation_idempotency_key_id: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordChange(
+      tx,
+      requestTrail(ctx),
+      scope,
+      { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id },
+      [{ type: 'payment_intent.created', paymentIntent: { after: row } }],
+      now,
+    );
+    if (params.confirm === true) {
+      await ctx.idempotency?.setRecoveryPoint(tx, id);
+      return { confirm: true as const, id };
+    }
+    return { confirm: false as const, outcome: await respond(tx, { paymentIntent: row }) };
+  });
+  if (!created.confirm) return created.outcome;
+  return confirmPaymentIntent(services, ctx, created.id, confirmParams, respond);
+}

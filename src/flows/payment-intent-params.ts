@@ -1,0 +1,55 @@
+import { CofferError } from '../domain/errors.ts';
+
+/** Parameters shared by create, update and confirm, after schema validation. */
+export interface ShippingParams {
+  name: string;
+  address: Record<string, string>;
+  phone?: string;
+  carrier?: string;
+  tracking_number?: string;
+}
+
+export const supportedPaymentMethodTypes = ['card'] as const;
+
+export function checkPaymentMethodTypes(types: readonly string[], param: string): string[] {
+  if (types.length === 0) {
+    throw new CofferError('parameter_invalid_empty', `You passed an empty list for '${param}'.`, { param });
+  }
+  for (const type of types) {
+    if (!(supportedPaymentMethodTypes as readonly string[]).includes(type)) {
+      throw new CofferError(
+        'parameter_invalid',
+        `The payment method type "${type}" is invalid. Supported types: ${supportedPaymentMethodTypes.join(', ')}.`,
+        { param },
+      );
+    }
+  }
+  return [...new Set(types)];
+}
+
+/** Metadata on update: `''` for a key deletes it, an empty object or `''` for the whole clears it. */
+export function mergeMetadata(
+  current: Record<string, string>,
+  update: Record<string, string> | '' | undefined,
+): Record<string, string> {
+  if (update === undefined) return current;
+  if (update === '') return {};
+  const merged: Record<string, string> = { ...current };
+  for (const [key, value] of Object.entries(update)) {
+    if (value === '') delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
+}
+
+export function checkMetadataSize(metadata: Record<string, string>, maxKeys: number): void {
+  if (Object.keys(metadata).length > maxKeys) {
+    throw new CofferError('parameter_invalid', `Metadata can have at most ${maxKeys} keys.`, { param: 'metadata' });
+  }
+}
+
+/** `''` unsets a text field, as in Stripe's form encoding. */
+export function emptyToNull(value: string | undefined, current: string | null): string | null {
+  if (value === undefined) return current;
+  return value === '' ? null : value;
+}

@@ -1,0 +1,167 @@
+import type { Updateable } from 'kysely';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import {
+  statusesAllowing,
+  transition,
+  type PaymentIntentEvent,
+  type PaymentIntentStatus,
+} from '../domain/payment-intent-machine.ts';
+import { paymentIntentObject } from '../objects/payment-intent.ts';
+import { chargeObject } from '../objects/charge.ts';
+import { assert } from '../platform/assert.ts';
+import { recordAudit } from '../store/audit.ts';
+import type { ChargeRow, PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
+import { previousAttributes, recordEvent } from '../store/events.ts';
+import type { Services, Tx } from './context.ts';
+import type { Trail } from './trail.ts';
+
+export interface Scope {
+  merchantId: string;
+  livemode: boolean;
+}
+
+/** Reads and row-locks a PaymentIntent of this merchant and mode; another merchant's id is simply not found. */
+export async function lockPaymentIntent(tx: Tx, scope: Scope, id: string): Promise<PaymentIntentRow> {
+  const row = await tx
+    .selectFrom('payment_intents')
+    .selectAll()
+    .where('id', '=', id)
+    .where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode)
+    .forUpdate()
+    .executeTakeFirst();
+  if (row === undefined) throw resourceMissing('payment_intent', id, 'intent');
+  return row;
+}
+
+export async function findPaymentIntent(services: Services, scope: Scope, id: string): Promise<PaymentIntentRow> {
+  const row = await services.db
+    .selectFrom('payment_intents')
+    .selectAll()
+    .where('id', '=', id)
+    .where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode)
+    .executeTakeFirst();
+  if (row === undefined) throw resourceMissing('payment_intent', id, 'intent');
+  return row;
+}
+
+const verbs: Record<PaymentIntentEvent, string> = {
+  attach_payment_method: 'have its payment_method updated',
+  confirm: 'be confirmed',
+  authorized: 'be authorized',
+  authorized_and_captured: 'be authorized',
+  attempt_failed: 'fail',
+  action_required: 'require action',
+  action_completed: 'complete its action',
+  capture: 'be captured',
+  cancel: 'be canceled',
+  authorization_expired: 'expire',
+};
+
+/** The status `event` leads to, or the `payment_intent_unexpected_state` error Stripe gives for it. */
+export function nextStatus(row: PaymentIntentRow, event: PaymentIntentEvent): PaymentIntentStatus {
+  const result = transition(row.status as PaymentIntentStatus, event);
+  if (result.ok) return result.status;
+  if (event === 'confirm' && row.status === 'succeeded') {
+    throw new CofferError(
+      'payment_intent_unexpected_state',
+      'You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.',
+    );
+  }
+  const allowed = statusesAllowing(event).join(', ');
+  throw new CofferError(
+    'payment_intent_unexpected_state',
+    `This PaymentIntent could not ${verbs[event]} because it has a status of ${row.status}. ` +
+      `Only a PaymentIntent with one of the following statuses may ${verbs[event]}: ${allowed}.`,
+  );
+}
+
+/** A change that holds the PaymentIntent while a provider call is outstanding is refused until it ends. */
+export function assertNoOperationInFlight(row: PaymentIntentRow): void {
+  if (row.operation_in_flight !== null) {
+    throw new CofferError(
+      'lock_timeout',
+      `This PaymentIntent is being ${row.operation_in_flight === 'capture' ? 'captured' : 'canceled'} by another request. Try again in a moment.`,
+    );
+  }
+}
+
+export async function updatePaymentIntentRow(
+  tx: Tx,
+  id: string,
+  changes: Updateable<PaymentIntentsTable>,
+  now: Date,
+): Promise<PaymentIntentRow> {
+  return tx
+    .updateTable('payment_intents')
+    .set({ ...changes, updated_at: now })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function lockCharge(tx: Tx, id: string): Promise<ChargeRow> {
+  const row = await tx.selectFrom('charges').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  assert(row !== undefined, `charge ${id} exists`);
+  return row;
+}
+
+export interface PaymentEvent {
+  type: string;
+  paymentIntent?: { before?: PaymentIntentRow | undefined; after: PaymentIntentRow };
+  charge?: { before?: ChargeRow | undefined; after: ChargeRow };
+}
+
+/** Records events (in the merchant's default API version) and one audit record, in the caller's transaction. */
+export async function recordChange(
+  tx: Tx,
+  trail: Trail,
+  scope: Scope,
+  change: { action: string; objectType: string; objectId: string; details?: Record<string, unknown> },
+  events: PaymentEvent[],
+  now: Date,
+): Promise<void> {
+  const shape = trail.eventApiVersion.shape;
+  for (const event of events) {
+    let object: Record<string, unknown> & { id: unknown };
+    let previous: Record<string, unknown> | undefined;
+    if (event.paymentIntent !== undefined) {
+      object = paymentIntentObject(event.paymentIntent.after, shape) as typeof object;
+      if (event.paymentIntent.before !== undefined) {
+        previous = previousAttributes(paymentIntentObject(event.paymentIntent.before, shape), object);
+      }
+    } else {
+      assert(event.charge !== undefined, 'an event describes a payment intent or a charge');
+      object = chargeObject(event.charge.after, shape) as typeof object;
+      if (event.charge.before !== undefined) {
+        previous = previousAttributes(chargeObject(event.charge.before, shape), object);
+      }
+    }
+    await recordEvent(tx, {
+      merchantId: scope.merchantId,
+      livemode: scope.livemode,
+      type: event.type,
+      object,
+      previousAttributes: previous,
+      apiVersion: trail.eventApiVersion.name,
+      requestId: trail.requestId,
+      idempotencyKey: trail.idempotencyKey,
+      createdAt: now,
+    });
+  }
+  await recordAudit(tx, {
+    merchantId: scope.merchantId,
+    livemode: scope.livemode,
+    actorType: trail.actorType,
+    actorId: trail.actorId,
+    action: change.action,
+    objectType: change.objectType,
+    objectId: change.objectId,
+    outcome: 'success',
+    requestId: trail.requestId,
+    origin: trail.origin,
+    ...(change.details === undefined ? {} : { details: change.details }),
+    occurredAt: now,
+  });
+}

@@ -1,0 +1,79 @@
+import { testCardExpiry, testCardsByNumber, testPaymentMethods } from '../connectors/card/test-cards.ts';
+import { CofferError } from '../domain/errors.ts';
+import { assert } from '../platform/assert.ts';
+import { cardFingerprint } from '../platform/instance-secret.ts';
+import { newId } from '../platform/random.ts';
+import { Secret } from '../platform/secret.ts';
+import type { CardFacts, PaymentMethodRow } from '../store/database.ts';
+import type { Services, Tx } from './context.ts';
+import type { Scope } from './payment-intent-records.ts';
+
+function paymentMethodMissing(id: string): CofferError {
+  return new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method' });
+}
+
+/**
+ * The payment method a request names: one of this merchant's, or, in test mode, one of Stripe's test ids
+ * (`pm_card_visa`, …), for which a new PaymentMethod is created each time, as Stripe does.
+ */
+export async function resolvePaymentMethod(
+  tx: Tx,
+  services: Services,
+  scope: Scope,
+  id: string,
+  now: Date,
+): Promise<PaymentMethodRow> {
+  const testNumber = testPaymentMethods[id];
+  if (testNumber !== undefined) {
+    if (scope.livemode) throw paymentMethodMissing(id);
+    return createTestPaymentMethod(tx, services, scope, id, testNumber, now);
+  }
+  const row = await tx
+    .selectFrom('payment_methods')
+    .selectAll()
+    .where('id', '=', id)
+    .where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode)
+    .executeTakeFirst();
+  if (row === undefined) throw paymentMethodMissing(id);
+  return row;
+}
+
+async function createTestPaymentMethod(
+  tx: Tx,
+  services: Services,
+  scope: Scope,
+  alias: string,
+  number: string,
+  now: Date,
+): Promise<PaymentMethodRow> {
+  const testCard = testCardsByNumber.get(number);
+  assert(testCard !== undefined, `test payment method ${alias} names a known test card`);
+  const card: CardFacts = {
+    brand: testCard.brand,
+    last4: number.slice(-4),
+    exp_month: testCardExpiry.month,
+    exp_year: testCardExpiry.year,
+    country: testCard.country,
+    funding: testCard.funding,
+    fingerprint: cardFingerprint(services.fingerprintKey, new Secret(number)),
+    networks: [testCard.brand],
+    three_d_secure_supported: testCard.brand !== 'amex',
+  };
+  return tx
+    .insertInto('payment_methods')
+    .values({
+      id: newId('pm'),
+      merchant_id: scope.merchantId,
+      livemode: scope.livemode,
+      type: 'card',
+      card: JSON.stringify(card),
+      test_card: alias,
+      billing_details: JSON.stringify({}),
+      customer_id: null,
+      metadata: JSON.stringify({}),
+      created_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}

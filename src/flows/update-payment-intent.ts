@@ -1,0 +1,116 @@
+import type { Updateable } from 'kysely';
+import { CofferError } from '../domain/errors.ts';
+import { parseAmount, parseCurrency } from '../domain/money.ts';
+import { limits } from '../limits.ts';
+import type { PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
+import type { Outcome, RequestContext, Services } from './context.ts';
+import {
+  checkMetadataSize,
+  checkPaymentMethodTypes,
+  emptyToNull,
+  mergeMetadata,
+  type ShippingParams,
+} from './payment-intent-params.ts';
+import {
+  assertNoOperationInFlight,
+  lockPaymentIntent,
+  nextStatus,
+  recordChange,
+  updatePaymentIntentRow,
+} from './payment-intent-records.ts';
+import { resolvePaymentMethod } from './payment-methods.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+
+export interface UpdateParams {
+  amount?: number;
+  currency?: string;
+  capture_method?: 'automatic' | 'automatic_async' | 'manual';
+  description?: string;
+  metadata?: Record<string, string> | '';
+  payment_method?: string;
+  payment_method_types?: string[];
+  allowed_payment_method_types?: string[];
+  receipt_email?: string;
+  setup_future_usage?: 'on_session' | 'off_session' | '';
+  shipping?: ShippingParams | '';
+  statement_descriptor?: string;
+  statement_descriptor_suffix?: string;
+}
+
+/** Fields that shape the payment itself can change only before it is confirmed, as Stripe allows. */
+const beforeConfirmation = ['requires_payment_method', 'requires_confirmation', 'requires_action'];
+
+function requireUnconfirmed(intent: PaymentIntentRow, field: string): void {
+  if (!beforeConfirmation.includes(intent.status)) {
+    throw new CofferError(
+      'payment_intent_unexpected_state',
+      `This PaymentIntent's ${field} could not be updated because it has a status of ${intent.status}. You may only ` +
+        `update the ${field} of a PaymentIntent with one of the following statuses: ${beforeConfirmation.join(', ')}.`,
+      { param: field },
+    );
+  }
+}
+
+export async function updatePaymentIntent(
+  services: Services,
+  ctx: RequestContext,
+  id: string,
+  params: UpdateParams,
+  respond: Respond,
+): Promise<Outcome> {
+  const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const intent = await lockPaymentIntent(tx, scope, id);
+    assertNoOperationInFlight(intent);
+    const changes: Updateable<PaymentIntentsTable> = { last_payment_error: JSON.stringify(null) };
+    if (params.amount !== undefined || params.currency !== undefined) {
+      requireUnconfirmed(intent, params.amount !== undefined ? 'amount' : 'currency');
+      const currency = parseCurrency(params.currency ?? intent.currency);
+      const money = parseAmount(params.amount ?? Number(intent.amount), currency);
+      changes.amount = money.amountMinor;
+      changes.currency = currency.code;
+    }
+    if (params.capture_method !== undefined) {
+      requireUnconfirmed(intent, 'capture_method');
+      changes.capture_method = params.capture_method;
+    }
+    const types = params.payment_method_types ?? params.allowed_payment_method_types;
+    if (types !== undefined) {
+      requireUnconfirmed(intent, 'payment_method_types');
+      const param = params.payment_method_types !== undefined ? 'payment_method_types' : 'allowed_payment_method_types';
+      changes.payment_method_types = JSON.stringify(checkPaymentMethodTypes(types, param));
+    }
+    if (params.payment_method !== undefined) {
+      requireUnconfirmed(intent, 'payment_method');
+      if (params.payment_method === '') {
+        changes.payment_method_id = null;
+        changes.status = 'requires_payment_method';
+      } else {
+        changes.status = nextStatus(intent, 'attach_payment_method');
+        changes.payment_method_id = (await resolvePaymentMethod(tx, services, scope, params.payment_method, now)).id;
+      }
+    }
+    const metadata = mergeMetadata(intent.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    changes.metadata = JSON.stringify(metadata);
+    changes.description = emptyToNull(params.description, intent.description);
+    changes.receipt_email = emptyToNull(params.receipt_email, intent.receipt_email);
+    changes.statement_descriptor = emptyToNull(params.statement_descriptor, intent.statement_descriptor);
+    changes.statement_descriptor_suffix = emptyToNull(params.statement_descriptor_suffix, intent.statement_descriptor_suffix);
+    if (params.setup_future_usage !== undefined) changes.setup_future_usage = params.setup_future_usage || null;
+    if (params.shipping !== undefined) changes.shipping = JSON.stringify(params.shipping || null);
+    const after = await updatePaymentIntentRow(tx, intent.id, changes, now);
+    await recordChange(
+      tx,
+      requestTrail(ctx),
+      scope,
+      { action: 'payment_intent.update', objectType: 'payment_intent', objectId: intent.id, details: { fields: Object.keys(params) } },
+      [],
+      now,
+    );
+    return respond(tx, { paymentIntent: after });
+  });
+}

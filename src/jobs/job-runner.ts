@@ -1,0 +1,68 @@
+import type { Services } from '../flows/context.ts';
+import { limits } from '../limits.ts';
+import { expireAuthorizations } from './expire-authorizations.ts';
+import { reapIdempotencyKeys } from './reap-idempotency-keys.ts';
+import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
+import { settleFunds } from './settle-funds.ts';
+
+export interface Job {
+  name: string;
+  /** Handles at most one bounded batch; returns how many rows it handled (0 = nothing left to do now). */
+  runBatch(services: Services): Promise<number>;
+}
+
+export const jobs: Job[] = [
+  { name: 'recover-pending-attempts', runBatch: recoverPendingAttempts },
+  { name: 'recover-in-flight-operations', runBatch: recoverInFlightOperations },
+  { name: 'expire-authorizations', runBatch: expireAuthorizations },
+  { name: 'settle-funds', runBatch: settleFunds },
+  { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
+];
+
+/** Runs every job until it has nothing left or has used its batches for this run. Returns rows handled per job. */
+export async function runJobsOnce(services: Services): Promise<Record<string, number>> {
+  const handled: Record<string, number> = {};
+  for (const job of jobs) {
+    let total = 0;
+    for (let batch = 0; batch < limits.jobBatchesPerRunMax; batch += 1) {
+      const count = await job.runBatch(services);
+      total += count;
+      if (count < limits.jobBatchSize) break;
+      if (batch === limits.jobBatchesPerRunMax - 1) {
+        services.logger.warn({ job: job.name }, 'job hit its batch limit for this run; the rest waits for the next');
+      }
+    }
+    handled[job.name] = total;
+  }
+  return handled;
+}
+
+export interface JobRunner {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the jobs every `limits.jobIntervalMs`, one run at a time, in this process. Several processes may run
+ * them at once: each claims its rows with `FOR UPDATE SKIP LOCKED` or a lease, so no row is handled twice.
+ */
+export function startJobs(services: Services, intervalMs: number = limits.jobIntervalMs): JobRunner {
+  let stopped = false;
+  let current: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    current = runJobsOnce(services)
+      .then(() => undefined)
+      .catch((error: unknown) => services.logger.error({ err: error }, 'background jobs failed; retrying next run'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { sql } from 'kysely';
+import type { SyncResult } from '../connectors/connector.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { captureKey, recordCaptureOutcome } from '../flows/capture-payment-intent.ts';
+import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts';
+import type { Services } from '../flows/context.ts';
+import { recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
+import { limits } from '../limits.ts';
+import { assert } from '../platform/assert.ts';
+import type { ChargeRow } from '../store/database.ts';
+import { jobTrail } from './system-trail.ts';
+
+function cutoff(services: Services): Date {
+  return new Date(services.clock.nowMs() - limits.inFlightRecoveryAfterMs);
+}
+
+/** Decides an attempt's fate from the provider's record; `undefined` while the provider cannot say. */
+async function resolveAttempt(services: Services, charge: ChargeRow): Promise<AttemptResolution | undefined> {
+  const currency = findCurrency(charge.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const connector = services.connectors.card(charge.livemode);
+  const ref = { idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency };
+  let found: SyncResult = await connector.syncPayment(ref);
+  if (found.status === 'not_found') {
+    // Close the key first, so that a request still in transit cannot authorize after we record the failure.
+    found = await connector.abandonAttempt(ref);
+  }
+  switch (found.status) {
+    case 'not_found':
+      return { status: 'lost' };
+    case 'unknown':
+      services.logger.warn({ charge: charge.id, reason: found.reason }, 'attempt outcome still unknown');
+      return undefined;
+    default:
+      return found;
+  }
+}
+
+/**
+ * Attempts left `pending` (the process crashed, or the acquirer did not answer) are settled by asking the
+ * acquirer, never by guessing. Rows are leased by touching `updated_at`, so parallel workers skip them.
+ */
+export async function recoverPendingAttempts(services: Services): Promise<number> {
+  const claimed = await services.db
+    .updateTable('charges')
+    .set({ updated_at: sql`now()` })
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('charges')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('updated_at', '<', cutoff(services))
+        .orderBy('updated_at')
+        .limit(limits.jobBatchSize)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .returningAll()
+    .execute();
+  for (const charge of claimed) {
+    const resolution = await resolveAttempt(services, charge);
+    if (resolution === undefined) continue;
+    await recordAttemptOutcome(
+      services,
+      { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+      resolution,
+      await jobTrail(services, 'recover-pending-attempts', charge.merchant_id),
+      undefined,
+    );
+  }
+  return claimed.length;
+}
+
+/** Captures and cancellations whose request died after marking them in flight are driven to completion. */
+export async function recoverInFlightOperations(services: Services): Promise<number> {
+  const claimed = await services.db
+    .updateTable('payment_intents')
+    .set({ operation_started_at: sql`now()` })
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('payment_intents')
+        .select('id')
+        .where('operation_in_flight', 'is not', null)
+        .where('operation_started_at', '<', cutoff(services))
+        .orderBy('operation_started_at')
+        .limit(limits.jobBatchSize)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .returningAll()
+    .execute();
+  for (const intent of claimed) {
+    assert(intent.latest_charge_id !== null, 'an operation in flight has a charge');
+    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
+    assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+    const currency = findCurrency(intent.currency);
+    assert(currency !== undefined, 'a stored currency is known');
+    const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+    const trail = await jobTrail(services, 'recover-in-flight-operations', intent.merchant_id);
+    const connector = services.connectors.card(intent.livemode);
+    if (intent.operation_in_flight === 'capture') {
+      assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
+      const result = await connector.capture({
+        idempotencyKey: captureKey(charge.id),
+        providerReference: charge.provider_reference,
+        amountMinor: intent.operation_amount,
+        currency,
+      });
+      if (result.status !== 'unknown') await recordCaptureOutcome(services, scope, intent.id, result, trail, undefined);
+    } else {
+      const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
+      if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);
+    }
+  }
+  return claimed.length;
+}

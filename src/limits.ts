@@ -1,0 +1,60 @@
+/**
+ * Every bound Coffer enforces lives here, so that an operator can read in one place how big, how many and how
+ * long anything may be. A limit that is hit is reported (an error or a log line), never silently applied.
+ */
+export const limits = {
+  /** Largest request body the public API accepts. Stripe's own requests are a few KiB. */
+  requestBodyBytesMax: 256 * 1024,
+  /** Longest URL path parameter (object ids are far shorter). */
+  pathParamLengthMax: 255,
+  /** Stripe's limits on `metadata`. */
+  metadataKeysMax: 50,
+  metadataKeyLengthMax: 40,
+  metadataValueLengthMax: 500,
+  /** Longest free-text field (description, statement descriptors are shorter and have their own). */
+  descriptionLengthMax: 1000,
+  statementDescriptorLengthMax: 22,
+  statementDescriptorSuffixLengthMax: 22,
+  emailLengthMax: 800,
+  /** Largest amount in minor units, as Stripe: eight digits. */
+  amountMinorMax: 99_999_999,
+  /** `Idempotency-Key` header length, as Stripe. */
+  idempotencyKeyLengthMax: 255,
+  /** Idempotency keys are kept at least this long before the reaper may remove them. */
+  idempotencyKeyRetentionMs: 24 * 60 * 60 * 1000,
+  /** A claimed key whose request has not finished after this long is considered abandoned (crash). */
+  idempotencyKeyLockMs: 90 * 1000,
+  /** List endpoints: Stripe's `limit` bounds. */
+  listLimitDefault: 10,
+  listLimitMax: 100,
+  /** `expand[]` entries per request and nesting depth, as Stripe. */
+  expandEntriesMax: 20,
+  expandDepthMax: 4,
+  /** Form-encoded bodies: nesting depth and array length the parser accepts. */
+  formDepthMax: 5,
+  formArrayLengthMax: 100,
+  formParametersMax: 1000,
+  /** A call to a provider that has not answered after this long has an unknown outcome. */
+  providerCallTimeoutMs: 30 * 1000,
+  /** A card authorization can be captured for this long, then it expires and is released. */
+  authorizationHoldMs: 7 * 24 * 60 * 60 * 1000,
+  /** Captured card funds become available for payout this long after capture (Stripe's test mode: 2 days). */
+  settlementDelayMs: 2 * 24 * 60 * 60 * 1000,
+  /** An attempt or capture still in flight after this long is resolved by asking the provider. */
+  inFlightRecoveryAfterMs: 60 * 1000,
+  /** Rows a background job handles per batch, and batches per run. */
+  jobBatchSize: 100,
+  jobBatchesPerRunMax: 50,
+  /** How often background jobs wake up. */
+  jobIntervalMs: 5 * 1000,
+  /** Database pool size for PostgreSQL (PGlite is a single connection). */
+  databasePoolSizeDefault: 10,
+  /** How long a request waits for a pooled connection before it fails with 503. */
+  databaseConnectTimeoutMs: 5 * 1000,
+  /** Longest any single SQL statement may run. */
+  databaseStatementTimeoutMs: 15 * 1000,
+  /** Retries of a transaction that failed with a serialization failure or deadlock. */
+  transactionRetriesMax: 5,
+  /** Time a graceful shutdown waits for in-flight requests. */
+  shutdownGraceMs: 10 * 1000,
+} as const;

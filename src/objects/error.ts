@@ -1,0 +1,19 @@
+import type { CofferError } from '../domain/errors.ts';
+
+/** Stripe's error envelope, plus the id of the request that produced it. Keys are sorted as Stripe sends them. */
+export function errorObject(error: CofferError, requestId: string): Record<string, unknown> {
+  const details = error.details;
+  const body: Record<string, unknown> = {};
+  if (details.adviceCode !== undefined) body.advice_code = details.adviceCode;
+  if (details.chargeId !== undefined) body.charge = details.chargeId;
+  body.code = error.code;
+  if (details.declineCode !== undefined) body.decline_code = details.declineCode;
+  body.doc_url = `https://stripe.com/docs/error-codes/${error.code.replaceAll('_', '-')}`;
+  body.message = error.message;
+  if (details.param !== undefined) body.param = details.param;
+  if (details.paymentIntentObject !== undefined) body.payment_intent = details.paymentIntentObject;
+  if (details.paymentMethodObject !== undefined) body.payment_method = details.paymentMethodObject;
+  body.request_id = requestId;
+  body.type = error.type;
+  return { error: body };
+}

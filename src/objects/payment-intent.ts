@@ -1,0 +1,143 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { ChargeRow, Database, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
+import type { ApiShape } from './api-version.ts';
+import { chargeObject } from './charge.ts';
+import { amountOut, unixTime, unixTimeOrNull } from './common.ts';
+import { paymentMethodObject } from './payment-method.ts';
+
+/** What `last_payment_error` keeps; the payment method is embedded whole when rendered, as Stripe does. */
+export interface StoredPaymentError {
+  type: string;
+  code: string;
+  decline_code?: string;
+  message: string;
+  param?: string;
+  charge?: string;
+  payment_method_id?: string;
+  advice_code?: string | null;
+}
+
+export interface PaymentIntentRelated {
+  latestCharge?: ChargeRow | undefined;
+  paymentMethod?: PaymentMethodRow | undefined;
+  errorPaymentMethod?: PaymentMethodRow | undefined;
+}
+
+export const paymentIntentExpandable = ['latest_charge', 'payment_method'] as const;
+
+function lastPaymentErrorObject(
+  error: StoredPaymentError | null,
+  paymentMethod: PaymentMethodRow | undefined,
+  shape: ApiShape,
+): Record<string, unknown> | null {
+  if (error === null) return null;
+  const object: Record<string, unknown> = {};
+  if (shape === 'current' && error.advice_code !== undefined) object.advice_code = error.advice_code;
+  if (error.charge !== undefined) object.charge = error.charge;
+  object.code = error.code;
+  if (error.decline_code !== undefined) object.decline_code = error.decline_code;
+  object.doc_url = `https://stripe.com/docs/error-codes/${error.code.replaceAll('_', '-')}`;
+  object.message = error.message;
+  if (error.param !== undefined) object.param = error.param;
+  if (paymentMethod !== undefined) object.payment_method = paymentMethodObject(paymentMethod, shape);
+  object.type = error.type;
+  return object;
+}
+
+export function paymentIntentObject(
+  row: PaymentIntentRow,
+  shape: ApiShape,
+  related: PaymentIntentRelated = {},
+): Record<string, unknown> {
+  const object: Record<string, unknown> = { id: row.id, object: 'payment_intent' };
+  if (shape === 'current') object.allowed_payment_method_types = null;
+  Object.assign(object, {
+    amount: amountOut(row.amount),
+    amount_capturable: amountOut(row.amount_capturable),
+    amount_details: { tip: {} },
+    amount_received: amountOut(row.amount_received),
+    application: null,
+    application_fee_amount: null,
+    automatic_payment_methods: row.automatic_payment_methods,
+    canceled_at: unixTimeOrNull(row.canceled_at),
+    cancellation_reason: row.cancellation_reason,
+    capture_method: row.capture_method,
+    client_secret: row.client_secret,
+    confirmation_method: row.confirmation_method,
+    created: unixTime(row.created_at),
+    currency: row.currency,
+    customer: row.customer_id,
+  });
+  if (shape === 'current') object.customer_account = null;
+  object.description = row.description;
+  if (shape === 'current') object.excluded_payment_method_types = null;
+  if (shape === 'legacy') object.invoice = null;
+  object.last_payment_error = lastPaymentErrorObject(
+    row.last_payment_error as StoredPaymentError | null,
+    related.errorPaymentMethod,
+    shape,
+  );
+  object.latest_charge =
+    related.latestCharge !== undefined ? chargeObject(related.latestCharge, shape) : row.latest_charge_id;
+  object.livemode = row.livemode;
+  if (shape === 'current') object.managed_payments = null;
+  Object.assign(object, {
+    metadata: row.metadata,
+    next_action: row.next_action,
+    on_behalf_of: null,
+    payment_method:
+      related.paymentMethod !== undefined ? paymentMethodObject(related.paymentMethod, shape) : row.payment_method_id,
+    payment_method_configuration_details: null,
+    payment_method_options: {
+      card: { installments: null, mandate_options: null, network: null, request_three_d_secure: 'automatic' },
+    },
+    payment_method_types: row.payment_method_types,
+  });
+  if (shape === 'current') object.payment_record = null;
+  Object.assign(object, {
+    processing: null,
+    receipt_email: row.receipt_email,
+    review: null,
+    setup_future_usage: row.setup_future_usage,
+    shipping: row.shipping,
+    source: null,
+    statement_descriptor: row.statement_descriptor,
+    statement_descriptor_suffix: row.statement_descriptor_suffix,
+    status: row.status,
+    transfer_data: null,
+    transfer_group: null,
+  });
+  return object;
+}
+
+type Reader = Kysely<Database> | Transaction<Database>;
+
+/** Loads what the object embeds (the failed attempt's payment method) and what `expand` asks for, then renders. */
+export async function renderPaymentIntent(
+  db: Reader,
+  row: PaymentIntentRow,
+  shape: ApiShape,
+  expand: readonly string[] = [],
+): Promise<Record<string, unknown>> {
+  const related: PaymentIntentRelated = {};
+  const error = row.last_payment_error as StoredPaymentError | null;
+  const methodIds = new Set<string>();
+  if (error?.payment_method_id !== undefined) methodIds.add(error.payment_method_id);
+  if (expand.includes('payment_method') && row.payment_method_id !== null) methodIds.add(row.payment_method_id);
+  if (methodIds.size > 0) {
+    const methods = await db.selectFrom('payment_methods').selectAll().where('id', 'in', [...methodIds]).execute();
+    const byId = new Map(methods.map((method) => [method.id, method]));
+    if (error?.payment_method_id !== undefined) related.errorPaymentMethod = byId.get(error.payment_method_id);
+    if (expand.includes('payment_method') && row.payment_method_id !== null) {
+      related.paymentMethod = byId.get(row.payment_method_id);
+    }
+  }
+  if (expand.includes('latest_charge') && row.latest_charge_id !== null) {
+    related.latestCharge = await db
+      .selectFrom('charges')
+      .selectAll()
+      .where('id', '=', row.latest_charge_id)
+      .executeTakeFirst();
+  }
+  return paymentIntentObject(row, shape, related);
+}

@@ -1,0 +1,48 @@
+import type { PaymentMethodRow } from '../store/database.ts';
+import type { ApiShape } from './api-version.ts';
+import { emptyAddress, unixTime } from './common.ts';
+
+export function billingDetailsObject(details: Record<string, unknown>, shape: ApiShape): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    address: details.address ?? emptyAddress,
+    email: details.email ?? null,
+    name: details.name ?? null,
+    phone: details.phone ?? null,
+  };
+  if (shape === 'current') base.tax_id = details.tax_id ?? null;
+  return base;
+}
+
+export function paymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Record<string, unknown> {
+  const card = row.card;
+  const cardObject: Record<string, unknown> = {
+    brand: card.brand,
+    checks: { address_line1_check: null, address_postal_code_check: null, cvc_check: null },
+    country: card.country,
+    display_brand: card.brand,
+    exp_month: card.exp_month,
+    exp_year: card.exp_year,
+    fingerprint: card.fingerprint,
+    funding: card.funding,
+    generated_from: null,
+    last4: card.last4,
+    networks: { available: card.networks, preferred: null },
+  };
+  if (shape === 'current') cardObject.regulated_status = 'unregulated';
+  cardObject.three_d_secure_usage = { supported: card.three_d_secure_supported };
+  cardObject.wallet = null;
+  const object: Record<string, unknown> = {
+    id: row.id,
+    object: 'payment_method',
+    allow_redisplay: 'unspecified',
+    billing_details: billingDetailsObject(row.billing_details, shape),
+    card: cardObject,
+    created: unixTime(row.created_at),
+    customer: row.customer_id,
+  };
+  if (shape === 'current') object.customer_account = null;
+  object.livemode = row.livemode;
+  object.metadata = row.metadata;
+  object.type = row.type;
+  return object;
+}

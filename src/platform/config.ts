@@ -1,0 +1,81 @@
+import path from 'node:path';
+import { limits } from '../limits.ts';
+
+/** Coffer's configuration, read once from the environment at start. */
+export interface Config {
+  /** Directory for Coffer's own files: embedded database, key file, TLS certificate. */
+  homeDir: string;
+  /** PostgreSQL connection string; absent means the embedded PGlite database under `homeDir`. */
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  publicHost: string;
+  publicPort: number;
+  /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  /** Serve plain HTTP instead of HTTPS. Only for tests behind a TLS-terminating proxy; `coffer doctor` flags it. */
+  tlsDisabled: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Run background jobs (recovery, expiry, reaping) in this process. */
+  jobsEnabled: boolean;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function readPort(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(`${name} must be a port number from 0 to 65535, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function readFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function readPositiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new ConfigError(`${name} must be an integer from 1 to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+  const logLevel = env.COFFER_LOG_LEVEL ?? 'info';
+  if (!(logLevels as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`COFFER_LOG_LEVEL must be one of ${logLevels.join(', ')}, got "${logLevel}"`);
+  }
+  const tlsCertFile = env.COFFER_TLS_CERT || undefined;
+  const tlsKeyFile = env.COFFER_TLS_KEY || undefined;
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    throw new ConfigError('COFFER_TLS_CERT and COFFER_TLS_KEY must be set together');
+  }
+  return {
+    homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
+    databaseUrl,
+    databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
+    publicHost: env.COFFER_HOST || '127.0.0.1',
+    publicPort: readPort(env, 'COFFER_PORT', 8443),
+    tlsCertFile,
+    tlsKeyFile,
+    tlsDisabled: readFlag(env, 'COFFER_TLS_DISABLED', false),
+    logLevel: logLevel as Config['logLevel'],
+    jobsEnabled: readFlag(env, 'COFFER_JOBS', true),
+  };
+}

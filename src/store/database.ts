@@ -1,0 +1,262 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * The tables as Kysely sees them. Column types follow the migrations in `migrations/`; bigint columns arrive as
+ * JavaScript `bigint` on both PostgreSQL and PGlite (see `open-database.ts`).
+ */
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface MerchantsTable {
+  id: string;
+  name: string;
+  default_api_version: string;
+  time_zone: Generated<string>;
+  created_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  merchant_id: string;
+  kind: 'secret' | 'publishable';
+  livemode: boolean;
+  key_hash: Buffer;
+  key_last4: string;
+  created_at: Timestamp;
+  last_used_at: Date | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export interface CardFacts {
+  brand: string;
+  last4: string;
+  exp_month: number;
+  exp_year: number;
+  country: string | null;
+  funding: string;
+  fingerprint: string;
+  networks: string[];
+  three_d_secure_supported: boolean;
+}
+
+export interface PaymentMethodsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  type: 'card';
+  card: Json<CardFacts>;
+  test_card: string | null;
+  billing_details: Json<Record<string, unknown>>;
+  customer_id: string | null;
+  metadata: Json<Record<string, string>>;
+  created_at: Timestamp;
+}
+
+export interface PaymentIntentsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  amount: bigint;
+  currency: string;
+  status: string;
+  capture_method: 'automatic' | 'automatic_async' | 'manual';
+  confirmation_method: 'automatic' | 'manual';
+  payment_method_id: string | null;
+  payment_method_types: Json<string[]>;
+  automatic_payment_methods: Json<Record<string, unknown> | null>;
+  client_secret: string;
+  description: string | null;
+  metadata: Json<Record<string, string>>;
+  receipt_email: string | null;
+  customer_id: string | null;
+  statement_descriptor: string | null;
+  statement_descriptor_suffix: string | null;
+  setup_future_usage: string | null;
+  shipping: Json<Record<string, unknown> | null>;
+  return_url: string | null;
+  amount_capturable: ColumnType<bigint, bigint | undefined, bigint>;
+  amount_received: ColumnType<bigint, bigint | undefined, bigint>;
+  canceled_at: Date | null;
+  cancellation_reason: string | null;
+  last_payment_error: Json<Record<string, unknown> | null>;
+  latest_charge_id: string | null;
+  next_action: Json<Record<string, unknown> | null>;
+  operation_in_flight: 'capture' | 'cancel' | null;
+  operation_started_at: Date | null;
+  operation_amount: bigint | null;
+  operation_reason: string | null;
+  operation_idempotency_key_id: bigint | null;
+}
+
+export interface ChargesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  payment_intent_id: string;
+  payment_method_id: string;
+  provider: string;
+  provider_idempotency_key: string;
+  provider_reference: string | null;
+  idempotency_key_id: bigint | null;
+  amount: bigint;
+  currency: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  amount_authorized: ColumnType<bigint, bigint | undefined, bigint>;
+  amount_captured: ColumnType<bigint, bigint | undefined, bigint>;
+  amount_released: ColumnType<bigint, bigint | undefined, bigint>;
+  amount_refunded: ColumnType<bigint, bigint | undefined, bigint>;
+  captured: ColumnType<boolean, boolean | undefined, boolean>;
+  capture_before: Date | null;
+  payment_method_details: Json<Record<string, unknown>>;
+  outcome: Json<Record<string, unknown> | null>;
+  failure_code: string | null;
+  failure_message: string | null;
+  decline_code: string | null;
+  description: string | null;
+  metadata: Json<Record<string, string>>;
+  receipt_email: string | null;
+  statement_descriptor: string | null;
+  statement_descriptor_suffix: string | null;
+  available_on: Date | null;
+  settled: ColumnType<boolean, boolean | undefined, boolean>;
+}
+
+export interface IdempotencyKeysTable {
+  id: Generated<bigint>;
+  merchant_id: string;
+  livemode: boolean;
+  key: string;
+  request_method: string;
+  request_path: string;
+  request_hash: string;
+  original_request_id: string;
+  locked_at: Date | null;
+  response_status: number | null;
+  response_body: string | null;
+  recovery_point: string | null;
+  created_at: Timestamp;
+  finished_at: Date | null;
+}
+
+export interface EventsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  type: string;
+  object_id: string;
+  api_version: string;
+  request_id: string | null;
+  idempotency_key: string | null;
+  payload: ColumnType<unknown, string, never>;
+}
+
+export interface AuditLogTable {
+  seq: Generated<bigint>;
+  id: string;
+  occurred_at: Timestamp;
+  merchant_id: string | null;
+  livemode: boolean | null;
+  actor_type: 'api_key' | 'staff' | 'system';
+  actor_id: string;
+  action: string;
+  object_type: string | null;
+  object_id: string | null;
+  outcome: 'success' | 'failure';
+  request_id: string | null;
+  origin: string | null;
+  details: Json<Record<string, unknown>>;
+}
+
+export interface LedgerAccountsTable {
+  id: Generated<bigint>;
+  merchant_id: string;
+  livemode: boolean;
+  currency: string;
+  code: string;
+  debits_pending: bigint;
+  debits_posted: bigint;
+  credits_pending: bigint;
+  credits_posted: bigint;
+  created_at: Timestamp;
+}
+
+export interface LedgerTransfersTable {
+  id: Generated<bigint>;
+  transfer_key: string;
+  kind: 'single' | 'pending' | 'post_pending' | 'void_pending';
+  reason: string;
+  debit_account_id: bigint;
+  credit_account_id: bigint;
+  currency: string;
+  amount: bigint;
+  pending_id: bigint | null;
+  merchant_id: string;
+  livemode: boolean;
+  payment_intent_id: string | null;
+  charge_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface SandboxCardPaymentsTable {
+  id: string;
+  idempotency_key: string;
+  request_hash: string;
+  merchant_reference: string;
+  amount: bigint;
+  currency: string;
+  test_card: string;
+  status: 'authorized' | 'captured' | 'declined' | 'voided' | 'abandoned';
+  amount_captured: bigint;
+  response: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SandboxCardOperationsTable {
+  idempotency_key: string;
+  payment_id: string;
+  kind: 'capture' | 'void';
+  amount: bigint;
+  response: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: Timestamp;
+}
+
+export interface Database {
+  merchants: MerchantsTable;
+  api_keys: ApiKeysTable;
+  payment_methods: PaymentMethodsTable;
+  payment_intents: PaymentIntentsTable;
+  charges: ChargesTable;
+  idempotency_keys: IdempotencyKeysTable;
+  events: EventsTable;
+  audit_log: AuditLogTable;
+  ledger_accounts: LedgerAccountsTable;
+  ledger_transfers: LedgerTransfersTable;
+  sandbox_card_payments: SandboxCardPaymentsTable;
+  sandbox_card_operations: SandboxCardOperationsTable;
+  schema_migrations: SchemaMigrationsTable;
+}
+
+export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
+export type ChargeRow = Selectable<ChargesTable>;
+export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
+export type MerchantRow = Selectable<MerchantsTable>;
+export type EventRow = Selectable<EventsTable>;
+export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { OpenDatabase } from './open-database.ts';
+
+const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+export interface Migration {
+  version: number;
+  name: string;
+  script: string;
+  checksum: string;
+}
+
+/** The migrations shipped with this version of Coffer, in order. Files are named `NNNN-name.sql`. */
+export function loadMigrations(dir = migrationsDir): Migration[] {
+  return fs
+    .readdirSync(dir)
+    .filter((file) => /^\d{4}-[a-z0-9-]+\.sql$/.test(file))
+    .sort()
+    .map((file) => {
+      const script = fs.readFileSync(path.join(dir, file), 'utf8');
+      return {
+        version: Number(file.slice(0, 4)),
+        name: file.slice(5, -4),
+        script,
+        checksum: createHash('sha256').update(script).digest('hex'),
+      };
+    });
+}
+
+export interface MigrationReport {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+/**
+ * Applies every migration not yet applied, each in its own transaction together with its record. Migrations are
+ * forward-only: a recorded migration whose file changed since is refused, because the database would no longer
+ * match the code.
+ */
+export async function migrate(database: OpenDatabase): Promise<MigrationReport> {
+  const migrations = loadMigrations();
+  return database.withSchemaLock(async (exec) => {
+    await exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const rows = await exec('SELECT version, checksum FROM schema_migrations');
+    const recorded = new Map(rows.map((row) => [Number(row.version), String(row.checksum)]));
+    const applied: string[] = [];
+    for (const migration of migrations) {
+      const checksum = recorded.get(migration.version);
+      if (checksum !== undefined) {
+        if (checksum !== migration.checksum) {
+          throw new Error(`migration ${migration.version}-${migration.name} changed after it was applied`);
+        }
+        continue;
+      }
+      const record = `INSERT INTO schema_migrations (version, name, checksum) VALUES (${migration.version}, '${migration.name}', '${migration.checksum}');`;
+      try {
+        await exec(`BEGIN;\n${migration.script}\n${record}\nCOMMIT;`);
+      } catch (error) {
+        await exec('ROLLBACK');
+        throw new Error(`migration ${migration.version}-${migration.name} failed: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      applied.push(`${String(migration.version).padStart(4, '0')}-${migration.name}`);
+    }
+    const known = new Set(migrations.map((migration) => migration.version));
+    const unknown = [...recorded.keys()].filter((version) => !known.has(version));
+    if (unknown.length > 0) {
+      throw new Error(`the database has migrations this version of Coffer does not know: ${unknown.join(', ')}`);
+    }
+    return { applied, alreadyApplied: recorded.size };
+  });
+}

@@ -1,0 +1,117 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { limits } from '../limits.ts';
+import type { Database } from './database.ts';
+import { PGlitePool } from './pglite-pool.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+/** Runs a multi-statement script and returns the rows of its last statement. */
+export type ScriptRunner = (script: string) => Promise<Array<Record<string, unknown>>>;
+
+export interface OpenDatabase {
+  db: Kysely<Database>;
+  kind: DatabaseKind;
+  /** Where the data lives, for messages: a directory or a connection string without its password. */
+  location: string;
+  /**
+   * Runs `fn` with exclusive use of the schema: on PostgreSQL under a session advisory lock (several processes
+   * may start at once), on PGlite while holding its one session. `exec` runs a multi-statement script.
+   */
+  withSchemaLock<T>(fn: (exec: ScriptRunner) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Advisory lock key held while migrating ("coffer" in ASCII). */
+const schemaLockKey = 0x636f66666572;
+const int8Oid = 20;
+const jsonOid = 114;
+
+/** The pg driver parses int8 to strings and json to objects by default; Coffer wants bigint and raw text. */
+function pgTypes(): pg.CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+      if (oid === int8Oid) return (text: string) => BigInt(text);
+      if (oid === jsonOid) return (text: string) => text;
+      return pg.types.getTypeParser(oid, format as 'text');
+    }) as pg.CustomTypesConfig['getTypeParser'],
+  };
+}
+
+export function redactConnectionString(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparseable)';
+  }
+}
+
+export async function openPostgres(url: string, poolSize: number): Promise<OpenDatabase> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    types: pgTypes(),
+    connectionTimeoutMillis: limits.databaseConnectTimeoutMs,
+    statement_timeout: limits.databaseStatementTimeoutMs,
+    idle_in_transaction_session_timeout: limits.databaseStatementTimeoutMs * 2,
+    application_name: 'coffer',
+  });
+  // A connection that breaks while idle must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const withSchemaLock = async <T>(fn: (exec: ScriptRunner) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [schemaLockKey]);
+      try {
+        return await fn(async (script) => {
+          const result = (await client.query(script)) as unknown as pg.QueryResult | pg.QueryResult[];
+          const last = Array.isArray(result) ? result.at(-1) : result;
+          return (last?.rows ?? []) as Array<Record<string, unknown>>;
+        });
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [schemaLockKey]);
+      }
+    } finally {
+      client.release();
+    }
+  };
+  return { db, kind: 'postgres', location: redactConnectionString(url), withSchemaLock, close: () => db.destroy() };
+}
+
+/**
+ * Opens (creating on first use) the embedded database in `dataDir`. Only one process may use a data directory at
+ * a time: a lock file holding our pid guards it, and a lock left by a killed process is taken over.
+ */
+export async function openPGlite(dataDir: string | undefined): Promise<OpenDatabase> {
+  let unlock = () => undefined as void;
+  if (dataDir !== undefined) {
+    fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o700 });
+    unlock = lockDataDir(dataDir);
+  }
+  try {
+    const pglite = new PGlite(dataDir);
+    await pglite.waitReady;
+    const pool = new PGlitePool(pglite);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return {
+      db,
+      kind: 'pglite',
+      location: dataDir ?? '(in memory)',
+      withSchemaLock: (fn) => fn((script) => pool.exec(script)),
+      close: async () => {
+        await db.destroy();
+        unlock();
+      },
+    };
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}

@@ -1,0 +1,77 @@
+import type { PGlite } from '@electric-sql/pglite';
+import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
+
+/**
+ * PGlite is one PostgreSQL session in this process. This presents it to Kysely's PostgreSQL driver as a pool of
+ * one connection: a request that needs the database waits its turn (FIFO) and holds the session, including
+ * across a transaction's statements, until it releases it. That is exactly what a pool of size 1 does with a real
+ * server, so both databases run the same code.
+ */
+/**
+ * The same value types as with the `pg` driver (see open-database.ts): int8 as bigint (PGlite would give a
+ * number, which loses precision above 2^53), and `json` columns (event payloads) as their exact text.
+ */
+const rawJsonParsers = { 20: (text: string) => BigInt(text), 114: (text: string) => text };
+
+export class PGlitePool implements PostgresPool {
+  readonly options = {};
+  readonly #pglite: PGlite;
+  readonly #waiting: Array<() => void> = [];
+  #leased = false;
+  #ended = false;
+
+  constructor(pglite: PGlite) {
+    this.#pglite = pglite;
+  }
+
+  async connect(): Promise<PostgresPoolClient> {
+    if (this.#ended) throw new Error('the embedded database is closed');
+    if (this.#leased) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+    this.#leased = true;
+    return this.#client();
+  }
+
+  async end(): Promise<void> {
+    this.#ended = true;
+    if (!this.#pglite.closed) await this.#pglite.close();
+  }
+
+  /** Runs a multi-statement script (migrations) while holding the session. */
+  async exec(script: string): Promise<Array<Record<string, unknown>>> {
+    const client = await this.connect();
+    try {
+      const results = await this.#pglite.exec(script);
+      return (results.at(-1)?.rows ?? []) as Array<Record<string, unknown>>;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Requests waiting for the session; the metrics and the benchmark report it. */
+  get waitingCount(): number {
+    return this.#waiting.length;
+  }
+
+  #client(): PostgresPoolClient {
+    const pglite = this.#pglite;
+    let released = false;
+    const query = async <R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> => {
+      if (released) throw new Error('query on a released embedded database session');
+      const result = await pglite.query<R>(sql, [...parameters], { rowMode: 'object', parsers: rawJsonParsers });
+      const command = /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'SELECT';
+      return { command: command as PostgresQueryResult<R>['command'], rowCount: result.affectedRows ?? 0, rows: result.rows };
+    };
+    return {
+      query: query as PostgresPoolClient['query'],
+      release: () => {
+        if (released) return;
+        released = true;
+        const next = this.#waiting.shift();
+        if (next === undefined) this.#leased = false;
+        else next();
+      },
+    };
+  }
+}
