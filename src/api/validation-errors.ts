@@ -23,10 +23,31 @@ function describe(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
+const depth = (error: SchemaError) => error.instancePath.split('/').length;
+const isTypeCheck = (error: SchemaError) => error.keyword === 'type' || error.keyword === 'const';
+
+/**
+ * An `anyOf` failure (`''` or an object, say) lists every branch's complaint. The useful one is the deepest; at
+ * equal depth, a constraint beats a type mismatch, and a type mismatch that is not "must be a string" (the `''`
+ * branch) beats one that is.
+ */
+function mostSpecific(errors: readonly SchemaError[]): SchemaError | undefined {
+  const candidates = errors.filter((error) => error.keyword !== 'anyOf');
+  const rank = (error: SchemaError) => [
+    -depth(error),
+    isTypeCheck(error) ? 1 : 0,
+    error.keyword === 'const' || error.params.type === 'string' ? 1 : 0,
+  ];
+  return [...candidates].sort((a, b) => {
+    const [ra, rb] = [rank(a), rank(b)];
+    for (let i = 0; i < ra.length; i += 1) if (ra[i] !== rb[i]) return (ra[i] ?? 0) - (rb[i] ?? 0);
+    return 0;
+  })[0] ?? errors[0];
+}
+
 /** Turns the first schema violation into Stripe's error for it, naming the parameter. */
 export function schemaErrorToCofferError(errors: readonly SchemaError[]): CofferError {
-  // An `anyOf` failure lists each branch's error first; the most specific one is the first that is not anyOf.
-  const error = errors.find((candidate) => candidate.keyword !== 'anyOf') ?? errors[0];
+  const error = mostSpecific(errors);
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
   const value = error.data;

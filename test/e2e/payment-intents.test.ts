@@ -1,0 +1,396 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Stripe from 'stripe';
+import { createRequire } from 'node:module';
+import { assertLedgerConsistent } from '../support/ledger.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+/** stripe@15.12.0 pins API version 2024-04-10; its call signatures are those of the current SDK for what we use. */
+const StripeV15 = createRequire(import.meta.url)('stripe-v15') as new (key: string, config: Stripe.StripeConfig) => Stripe;
+
+// Goal: a platform engineer's first payments through the official Stripe SDK behave as Stripe documents them,
+// every status path and amount is right, and the ledger verifies after each test.
+describe('PaymentIntents through the Stripe SDK', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+
+  before(async () => {
+    server = await startTestServer();
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  test('create without a payment method waits for one', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1500, currency: 'eur', metadata: { order: 'A-1' } });
+    assert.equal(intent.object, 'payment_intent');
+    assert.match(intent.id, /^pi_[A-Za-z0-9]{24}$/);
+    assert.equal(intent.status, 'requires_payment_method');
+    assert.equal(intent.amount, 1500);
+    assert.equal(intent.currency, 'eur');
+    assert.deepEqual(intent.metadata, { order: 'A-1' });
+    assert.equal(intent.latest_charge, null);
+    assert.match(intent.client_secret ?? '', new RegExp(`^${intent.id}_secret_`));
+    const again = await stripe.paymentIntents.retrieve(intent.id);
+    assert.deepEqual(again, intent);
+  });
+
+  test('automatic capture: create and confirm in one call succeeds and shows the card', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 2000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      expand: ['latest_charge', 'payment_method'],
+    });
+    assert.equal(intent.status, 'succeeded');
+    assert.equal(intent.amount_received, 2000);
+    assert.equal(intent.amount_capturable, 0);
+    const charge = intent.latest_charge as Stripe.Charge;
+    assert.equal(charge.object, 'charge');
+    assert.equal(charge.status, 'succeeded');
+    assert.equal(charge.captured, true);
+    assert.equal(charge.amount_captured, 2000);
+    assert.equal(charge.paid, true);
+    assert.equal(charge.outcome?.network_status, 'approved_by_network');
+    assert.equal(charge.outcome?.type, 'authorized');
+    const card = charge.payment_method_details?.card;
+    assert.equal(card?.brand, 'visa');
+    assert.equal(card?.last4, '4242');
+    assert.equal(card?.exp_month, 12);
+    assert.equal(card?.exp_year, 2034);
+    assert.equal(card?.country, 'US');
+    assert.match(card?.fingerprint ?? '', /^[A-Za-z0-9]{16}$/);
+    const method = intent.payment_method as Stripe.PaymentMethod;
+    assert.equal(method.object, 'payment_method');
+    assert.match(method.id, /^pm_/);
+    assert.notEqual(method.id, 'pm_card_visa');
+    assert.equal(method.card?.fingerprint, card?.fingerprint);
+  });
+
+  test('the same card has the same fingerprint, another card another', async () => {
+    const pay = (pm: string) =>
+      stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: pm, confirm: true, expand: ['latest_charge'] });
+    const fingerprint = (intent: Stripe.PaymentIntent) => (intent.latest_charge as Stripe.Charge).payment_method_details?.card?.fingerprint;
+    const [a, b, c] = await Promise.all([pay('pm_card_visa'), pay('pm_card_visa'), pay('pm_card_mastercard')]);
+    assert.equal(fingerprint(a), fingerprint(b));
+    assert.notEqual(fingerprint(a), fingerprint(c));
+  });
+
+  test('create, then confirm separately', async () => {
+    const created = await stripe.paymentIntents.create({ amount: 3100, currency: 'gbp', payment_method: 'pm_card_mastercard' });
+    assert.equal(created.status, 'requires_confirmation');
+    const confirmed = await stripe.paymentIntents.confirm(created.id);
+    assert.equal(confirmed.status, 'succeeded');
+    assert.equal(confirmed.amount_received, 3100);
+    const charge = await stripe.charges.retrieve(confirmed.latest_charge as string);
+    assert.equal(charge.payment_method_details?.card?.brand, 'mastercard');
+    assert.equal(charge.payment_intent, created.id);
+  });
+
+  test('confirm supplies the payment method', async () => {
+    const created = await stripe.paymentIntents.create({ amount: 500, currency: 'usd' });
+    const confirmed = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_amex' });
+    assert.equal(confirmed.status, 'succeeded');
+  });
+
+  test('manual capture: full capture', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 4000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      capture_method: 'manual',
+      confirm: true,
+      expand: ['latest_charge'],
+    });
+    assert.equal(intent.status, 'requires_capture');
+    assert.equal(intent.amount_capturable, 4000);
+    assert.equal(intent.amount_received, 0);
+    const held = intent.latest_charge as Stripe.Charge;
+    assert.equal(held.captured, false);
+    assert.equal(held.status, 'succeeded');
+    assert.equal(typeof held.payment_method_details?.card?.capture_before, 'number');
+    const captured = await stripe.paymentIntents.capture(intent.id, { expand: ['latest_charge'] });
+    assert.equal(captured.status, 'succeeded');
+    assert.equal(captured.amount_received, 4000);
+    assert.equal(captured.amount_capturable, 0);
+    assert.equal((captured.latest_charge as Stripe.Charge).captured, true);
+  });
+
+  test('manual capture: a partial capture releases the rest', async () => {
+    const intent = await stripe.paymentIntents.create({
+      amount: 10_000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      capture_method: 'manual',
+      confirm: true,
+    });
+    const captured = await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 7_500 }, { idempotencyKey: `cap-${intent.id}` });
+    assert.equal(captured.status, 'succeeded');
+    assert.equal(captured.amount_received, 7_500);
+    assert.equal(captured.amount_capturable, 0);
+    const charge = await stripe.charges.retrieve(captured.latest_charge as string);
+    assert.equal(charge.amount_captured, 7_500);
+    assert.equal(charge.amount_refunded, 2_500, 'the released remainder is reported as refunded, as Stripe does');
+    assert.equal(charge.refunded, false);
+    const transfers = await server.database.db
+      .selectFrom('ledger_transfers')
+      .select(['kind', 'amount'])
+      .where('payment_intent_id', '=', intent.id)
+      .orderBy('id')
+      .execute();
+    assert.deepEqual(transfers, [
+      { kind: 'pending', amount: 10_000n },
+      { kind: 'post_pending', amount: 7_500n },
+    ]);
+  });
+
+  test('capture more than capturable is refused and changes nothing', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    await assert.rejects(stripe.paymentIntents.capture(intent.id, { amount_to_capture: 1001 }), (error: Stripe.errors.StripeError) => {
+      assert.equal(error.type, 'StripeInvalidRequestError');
+      assert.equal(error.code, 'amount_too_large');
+      assert.equal(error.param, 'amount_to_capture');
+      return true;
+    });
+    const unchanged = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(unchanged.status, 'requires_capture');
+    assert.equal(unchanged.amount_capturable, 1000);
+  });
+
+  test('cancel before confirmation, and cancel of an authorization releases the hold', async () => {
+    const early = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
+    const canceledEarly = await stripe.paymentIntents.cancel(early.id, { cancellation_reason: 'abandoned' });
+    assert.equal(canceledEarly.status, 'canceled');
+    assert.equal(canceledEarly.cancellation_reason, 'abandoned');
+    assert.equal(typeof canceledEarly.canceled_at, 'number');
+
+    const held = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    const canceled = await stripe.paymentIntents.cancel(held.id, { cancellation_reason: 'requested_by_customer' });
+    assert.equal(canceled.status, 'canceled');
+    assert.equal(canceled.amount_capturable, 0);
+    const charge = await stripe.charges.retrieve(canceled.latest_charge as string);
+    assert.equal(charge.amount_refunded, 900);
+    assert.equal(charge.refunded, true);
+    assert.equal(charge.captured, false);
+    const sandbox = await server.database.db.selectFrom('sandbox_card_payments').select('status').where('merchant_reference', '=', charge.id).executeTakeFirstOrThrow();
+    assert.equal(sandbox.status, 'voided', 'the acquirer released the hold');
+  });
+
+  test('a succeeded PaymentIntent cannot be canceled, captured or confirmed again', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    for (const call of [
+      () => stripe.paymentIntents.cancel(intent.id),
+      () => stripe.paymentIntents.capture(intent.id),
+      () => stripe.paymentIntents.confirm(intent.id),
+    ]) {
+      await assert.rejects(call(), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.code, 'payment_intent_unexpected_state');
+        assert.equal(error.statusCode, 400);
+        return true;
+      });
+    }
+  });
+
+  const declines: Array<[string, string, string, string]> = [
+    ['pm_card_chargeDeclined', 'card_declined', 'generic_decline', 'Your card was declined.'],
+    ['pm_card_visa_chargeDeclined', 'card_declined', 'generic_decline', 'Your card was declined.'],
+    ['pm_card_chargeDeclinedInsufficientFunds', 'card_declined', 'insufficient_funds', 'Your card has insufficient funds.'],
+    ['pm_card_chargeDeclinedLostCard', 'card_declined', 'lost_card', 'Your card was declined.'],
+    ['pm_card_chargeDeclinedStolenCard', 'card_declined', 'stolen_card', 'Your card was declined.'],
+    ['pm_card_chargeDeclinedExpiredCard', 'expired_card', 'expired_card', 'Your card has expired.'],
+    ['pm_card_chargeDeclinedIncorrectCvc', 'incorrect_cvc', 'incorrect_cvc', "Your card's security code is incorrect."],
+    ['pm_card_chargeDeclinedProcessingError', 'processing_error', 'processing_error', 'An error occurred while processing your card. Try again in a little bit.'],
+    ['pm_card_chargeDeclinedVelocityLimitExceeded', 'card_declined', 'card_velocity_exceeded', 'Your card was declined for making repeated attempts too frequently or exceeding its amount limit.'],
+    ['pm_card_radarBlock', 'card_declined', 'fraudulent', 'Your card was declined.'],
+  ];
+  for (const [paymentMethod, code, declineCode, message] of declines) {
+    test(`${paymentMethod} is declined with ${code}/${declineCode}`, async () => {
+      const created = await stripe.paymentIntents.create({ amount: 1200, currency: 'usd' });
+      await assert.rejects(stripe.paymentIntents.confirm(created.id, { payment_method: paymentMethod }), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.type, 'StripeCardError');
+        assert.equal(error.statusCode, 402);
+        assert.equal(error.code, code);
+        assert.equal(error.decline_code, declineCode);
+        assert.equal(error.message, message);
+        assert.match(error.requestId ?? '', /^req_/);
+        assert.equal(error.payment_intent?.id, created.id);
+        assert.equal(error.payment_intent?.status, 'requires_payment_method');
+        assert.match(error.charge ?? '', /^ch_/);
+        return true;
+      });
+      const after = await stripe.paymentIntents.retrieve(created.id, { expand: ['latest_charge'] });
+      assert.equal(after.status, 'requires_payment_method');
+      assert.equal(after.payment_method, null);
+      assert.equal(after.last_payment_error?.code, code);
+      assert.equal(after.last_payment_error?.decline_code, declineCode);
+      assert.equal(after.last_payment_error?.payment_method?.object, 'payment_method');
+      const charge = after.latest_charge as Stripe.Charge;
+      assert.equal(charge.status, 'failed');
+      assert.equal(charge.failure_code, code);
+      assert.equal(charge.paid, false);
+      if (paymentMethod === 'pm_card_radarBlock') {
+        assert.equal(charge.outcome?.type, 'blocked');
+        assert.equal(charge.outcome?.risk_level, 'highest');
+      } else {
+        assert.equal(charge.outcome?.type, 'issuer_declined');
+        assert.equal(charge.outcome?.network_status, 'declined_by_network');
+      }
+    });
+  }
+
+  test('after a decline, another attempt with a good card succeeds and both attempts are kept', async () => {
+    const created = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd' });
+    await assert.rejects(stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_chargeDeclined' }));
+    const succeeded = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_visa' });
+    assert.equal(succeeded.status, 'succeeded');
+    assert.equal(succeeded.last_payment_error, null);
+    const charges = await stripe.charges.list({ payment_intent: created.id });
+    assert.deepEqual(charges.data.map((charge) => charge.status), ['succeeded', 'failed']);
+  });
+
+  test('update changes amount and metadata before confirmation; an empty value removes a key', async () => {
+    const created = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { a: '1', b: '2' }, description: 'first' });
+    const updated = await stripe.paymentIntents.update(created.id, { amount: 1800, metadata: { a: '', c: '3' }, description: '' });
+    assert.equal(updated.amount, 1800);
+    assert.deepEqual(updated.metadata, { b: '2', c: '3' });
+    assert.equal(updated.description, null);
+    const withMethod = await stripe.paymentIntents.update(created.id, { payment_method: 'pm_card_visa' });
+    assert.equal(withMethod.status, 'requires_confirmation');
+    const confirmed = await stripe.paymentIntents.confirm(created.id);
+    assert.equal(confirmed.amount_received, 1800);
+    await assert.rejects(stripe.paymentIntents.update(created.id, { amount: 100 }), (error: Stripe.errors.StripeError) => {
+      assert.equal(error.code, 'payment_intent_unexpected_state');
+      assert.equal(error.param, 'amount');
+      return true;
+    });
+    const metadataLater = await stripe.paymentIntents.update(created.id, { metadata: { shipped: 'yes' } });
+    assert.deepEqual(metadataLater.metadata, { b: '2', c: '3', shipped: 'yes' });
+  });
+
+  test('zero-decimal and three-decimal currencies', async () => {
+    const yen = await stripe.paymentIntents.create({ amount: 500, currency: 'jpy', payment_method: 'pm_card_jcb', confirm: true });
+    assert.equal(yen.status, 'succeeded');
+    assert.equal(yen.amount_received, 500);
+    const dinar = await stripe.paymentIntents.create({ amount: 1230, currency: 'bhd', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal(dinar.amount_received, 1230);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 1235, currency: 'bhd' }), /multiple of 10/);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 49, currency: 'jpy' }), (error: Stripe.errors.StripeError) => error.code === 'amount_too_small');
+    const krona = await stripe.paymentIntents.create({ amount: 50_000, currency: 'isk', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal(krona.status, 'succeeded');
+    const acquired = await server.database.db.selectFrom('sandbox_card_payments').select(['amount', 'currency']).where('merchant_reference', '=', krona.latest_charge as string).executeTakeFirstOrThrow();
+    assert.deepEqual(acquired, { amount: 500n, currency: 'isk' }, 'the acquirer gets ISO minor units: 500 kronur, not 50,000');
+  });
+
+  test('balance: captured funds are pending, bypass-pending funds available, authorizations in neither', async () => {
+    const fresh = await startTestServer();
+    try {
+      await fresh.stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+      await fresh.stripe.paymentIntents.create({ amount: 300, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
+      await fresh.stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+      await fresh.stripe.paymentIntents.create({ amount: 700, currency: 'eur', payment_method: 'pm_card_visa', confirm: true });
+      const balance = await fresh.stripe.balance.retrieve();
+      assert.equal(balance.object, 'balance');
+      assert.equal(balance.livemode, false);
+      const find = (list: Stripe.Balance.Available[] | Stripe.Balance.Pending[], currency: string) => list.find((item) => item.currency === currency)?.amount;
+      assert.equal(find(balance.pending, 'usd'), 1000);
+      assert.equal(find(balance.available, 'usd'), 300);
+      assert.equal(find(balance.pending, 'eur'), 700);
+      assert.equal(find(balance.available, 'eur'), 0);
+      await assertLedgerConsistent(fresh.database.db);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('list pages newest first with limit, starting_after, ending_before and created filters', async () => {
+    const fresh = await startTestServer();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i += 1) ids.push((await fresh.stripe.paymentIntents.create({ amount: 100 + i, currency: 'usd' })).id);
+      const newestFirst = [...ids].reverse();
+      const first = await fresh.stripe.paymentIntents.list({ limit: 3 });
+      assert.equal(first.object, 'list');
+      assert.equal(first.url, '/v1/payment_intents');
+      assert.deepEqual(first.data.map((item) => item.id), newestFirst.slice(0, 3));
+      assert.equal(first.has_more, true);
+      const second = await fresh.stripe.paymentIntents.list({ limit: 3, starting_after: first.data[2]?.id });
+      assert.deepEqual(second.data.map((item) => item.id), newestFirst.slice(3, 6));
+      const third = await fresh.stripe.paymentIntents.list({ limit: 3, starting_after: second.data[2]?.id });
+      assert.deepEqual(third.data.map((item) => item.id), newestFirst.slice(6));
+      assert.equal(third.has_more, false);
+      const back = await fresh.stripe.paymentIntents.list({ limit: 2, ending_before: third.data[0]?.id });
+      assert.deepEqual(back.data.map((item) => item.id), newestFirst.slice(4, 6));
+      assert.equal(back.has_more, true);
+      const all: string[] = [];
+      for await (const item of fresh.stripe.paymentIntents.list({ limit: 2 })) all.push(item.id);
+      assert.deepEqual(all, newestFirst, 'the SDK auto-pagination walks every object once');
+      const created = first.data[0]?.created ?? 0;
+      const none = await fresh.stripe.paymentIntents.list({ created: { gt: created } });
+      assert.deepEqual(none.data, []);
+      const some = await fresh.stripe.paymentIntents.list({ created: { gte: created - 60, lte: created }, limit: 100 });
+      assert.equal(some.data.length, 7);
+      const expanded = await fresh.stripe.paymentIntents.list({ limit: 1, expand: ['data.payment_method'] });
+      assert.equal(expanded.data.length, 1);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('metadata limits are Stripe\'s', async () => {
+    const tooMany = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v']));
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: tooMany }), (error: Stripe.errors.StripeError) => error.param === 'metadata');
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: { ['k'.repeat(41)]: 'v' } }), (error: Stripe.errors.StripeError) => error.param === 'metadata');
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: { key: 'v'.repeat(501) } }), (error: Stripe.errors.StripeError) => error.param === `metadata[key]`);
+    const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v'.repeat(500)]));
+    const ok = await stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: fifty });
+    assert.equal(Object.keys(ok.metadata).length, 50);
+  });
+
+  test('another merchant\'s PaymentIntent is not found, exactly like an unknown id', async () => {
+    const mine = await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
+    const other = stripeClient(server, server.otherSecretKey);
+    for (const id of [mine.id, 'pi_doesnotexist000000000000']) {
+      await assert.rejects(other.paymentIntents.retrieve(id), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.statusCode, 404);
+        assert.equal(error.code, 'resource_missing');
+        assert.equal(error.message, `No such payment_intent: '${id}'`);
+        return true;
+      });
+    }
+    await assert.rejects(other.paymentIntents.cancel(mine.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    assert.equal((await stripe.paymentIntents.retrieve(mine.id)).status, 'requires_payment_method');
+  });
+
+  test('the 2024-04-10 SDK (stripe@15) gets that version\'s shapes', async () => {
+    const old = new StripeV15(server.secretKey, {
+      host: '127.0.0.1',
+      port: server.port,
+      protocol: 'https',
+      httpAgent: server.agent,
+      telemetry: false,
+    });
+    const intent = await old.paymentIntents.create({
+      amount: 2200,
+      currency: 'usd',
+      payment_method_types: ['card'],
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      expand: ['latest_charge'],
+    } as Stripe.PaymentIntentCreateParams);
+    assert.equal(intent.status, 'succeeded');
+    const raw = intent as unknown as Record<string, unknown>;
+    assert.equal(raw.invoice, null, '2024-04-10 has invoice');
+    assert.equal('managed_payments' in raw, false, 'and not the newer fields');
+    const charge = intent.latest_charge as unknown as Record<string, unknown>;
+    assert.equal(charge.invoice, null);
+    const card = (charge.payment_method_details as { card: Record<string, unknown> }).card;
+    assert.equal('network_transaction_id' in card, false);
+    const current = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal('invoice' in (current as unknown as Record<string, unknown>), false);
+    assert.equal((current as unknown as Record<string, unknown>).managed_payments, null);
+    await assert.rejects(old.paymentIntents.create({ amount: 100, currency: 'usd' }, { apiVersion: '2019-01-01' } as never), /Invalid Stripe API version/);
+  });
+});

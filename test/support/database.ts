@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { migrate } from '../../src/store/migrate.ts';
+import { openPGlite, openPostgres, type OpenDatabase } from '../../src/store/open-database.ts';
+
+/**
+ * A fresh, migrated database for one test file: on PostgreSQL when COFFER_TEST_DATABASE_URL is set (a new
+ * database created for the file and dropped after), otherwise an embedded PGlite copied from a migrated
+ * template that the test runner prepares once.
+ */
+export interface TestDatabase extends OpenDatabase {
+  /** For PostgreSQL: the URL of this file's own database; for PGlite: undefined. */
+  url: string | undefined;
+  dataDir: string | undefined;
+  drop(): Promise<void>;
+}
+
+export function testDatabaseKind(): 'postgres' | 'pglite' {
+  return process.env.COFFER_TEST_DATABASE_URL ? 'postgres' : 'pglite';
+}
+
+async function createPostgresDatabase(adminUrl: string): Promise<string> {
+  const name = `coffer_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropPostgresDatabase(adminUrl: string, url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function createTestDatabaseUrl(): Promise<string | undefined> {
+  const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
+  return adminUrl ? createPostgresDatabase(adminUrl) : undefined;
+}
+
+/** A PGlite data directory copied from the runner's migrated template (or left empty to be created). */
+export function newPGliteDataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-test-'));
+  const dataDir = path.join(dir, 'db');
+  const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
+  if (template !== undefined && fs.existsSync(template)) fs.cpSync(template, dataDir, { recursive: true });
+  return dataDir;
+}
+
+export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
+  const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
+  if (adminUrl) {
+    const url = await createPostgresDatabase(adminUrl);
+    const database = await openPostgres(url, poolSize);
+    await migrate(database);
+    return {
+      ...database,
+      url,
+      dataDir: undefined,
+      drop: async () => {
+        await database.close();
+        await dropPostgresDatabase(adminUrl, url);
+      },
+    };
+  }
+  const dataDir = newPGliteDataDir();
+  const database = await openPGlite(dataDir);
+  await migrate(database);
+  return {
+    ...database,
+    url: undefined,
+    dataDir,
+    drop: async () => {
+      await database.close();
+      fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
+    },
+  };
+}
+
+export { dropPostgresDatabase };

@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import Stripe from 'stripe';
+import { startCoffer, type RunningCoffer } from '../../src/app/start-coffer.ts';
+import { createApiKey, createMerchant } from '../../src/identity/merchants.ts';
+import type { Clock } from '../../src/platform/clock.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { openTestDatabase, type TestDatabase } from './database.ts';
+
+export interface TestServer {
+  coffer: RunningCoffer;
+  database: TestDatabase;
+  url: string;
+  port: number;
+  ca: string;
+  agent: https.Agent;
+  merchantId: string;
+  secretKey: string;
+  publishableKey: string;
+  stripe: Stripe;
+  /** Another merchant, to prove isolation. */
+  otherSecretKey: string;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  database?: TestDatabase;
+  clock?: Clock;
+  providerTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  poolSize?: number;
+}
+
+export function stripeClient(server: { port: number; agent: https.Agent }, key: string, options: Partial<Stripe.StripeConfig> = {}): Stripe {
+  return new Stripe(key, {
+    host: '127.0.0.1',
+    port: server.port,
+    protocol: 'https',
+    httpAgent: server.agent,
+    maxNetworkRetries: 2,
+    telemetry: false,
+    ...options,
+  });
+}
+
+/** A running Coffer on an ephemeral port with its own database, home directory and two merchants. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
+  const database = options.database ?? (await openTestDatabase(options.poolSize));
+  const config = { ...loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false' }) };
+  const coffer = await startCoffer({
+    config,
+    database,
+    env: options.env ?? {},
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.providerTimeoutMs === undefined ? {} : { providerTimeoutMs: options.providerTimeoutMs }),
+  });
+  const merchantId = await createMerchant(database.db, 'Test merchant');
+  const secret = await createApiKey(database.db, merchantId, 'secret', false);
+  const publishable = await createApiKey(database.db, merchantId, 'publishable', false);
+  const other = await createMerchant(database.db, 'Other merchant');
+  const otherSecret = await createApiKey(database.db, other, 'secret', false);
+  const ca = fs.readFileSync(coffer.certFile ?? '', 'utf8');
+  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 256 });
+  const server = { port: coffer.port, agent };
+  return {
+    coffer,
+    database,
+    url: coffer.url,
+    port: coffer.port,
+    ca,
+    agent,
+    merchantId,
+    secretKey: secret.key.reveal(),
+    publishableKey: publishable.key.reveal(),
+    stripe: stripeClient(server, secret.key.reveal()),
+    otherSecretKey: otherSecret.key.reveal(),
+    close: async () => {
+      agent.destroy();
+      await coffer.close();
+      if (options.database === undefined) await database.drop();
+      fs.rmSync(homeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  json: Record<string, unknown>;
+}
+
+/** A request without the SDK, to test exactly what goes over the wire. */
+export function rawRequest(
+  server: { port: number; agent: https.Agent },
+  method: string,
+  urlPath: string,
+  options: { key?: string; body?: string; contentType?: string; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
+    if (options.body !== undefined) {
+      headers['content-type'] = options.contentType ?? 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(Buffer.byteLength(options.body));
+    }
+    const request = https.request(
+      { host: '127.0.0.1', port: server.port, method, path: urlPath, agent: server.agent, headers },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          let json: Record<string, unknown> = {};
+          try {
+            json = JSON.parse(body) as Record<string, unknown>;
+          } catch {
+            // Not JSON: the test looks at `body`.
+          }
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body, json });
+        });
+      },
+    );
+    request.on('error', reject);
+    if (options.body !== undefined) request.write(options.body);
+    request.end();
+  });
+}
