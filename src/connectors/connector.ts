@@ -1,6 +1,7 @@
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import type { Secret } from '../platform/secret.ts';
+import type { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
 
 /**
  * The one interface between Coffer and a payment provider. Flows see only this; each provider has a folder with
@@ -108,6 +109,8 @@ export interface Connector {
 
 export interface ConnectorRegistry {
   card(livemode: boolean): Connector;
+  /** The providers' sides in test mode, with their test controls. */
+  sandboxes: { card: CardAcquirerSandbox };
 }
 
 export function flowNotSupported(connector: string, flow: string): CofferError {

@@ -13,6 +13,7 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, ti
   const sandbox = new CardAcquirerSandbox(db);
   const testCard = new CardConnector(sandbox, logger.child({ connector: 'card', livemode: false }), timeoutMs);
   return {
+    sandboxes: { card: sandbox },
     card(livemode: boolean): Connector {
       if (livemode) throw flowNotSupported('live card', 'payments until an acquirer is configured');
       return testCard;

@@ -10,9 +10,12 @@ export async function assertLedgerConsistent(db: Kysely<Database>): Promise<void
 }
 
 /** Row counts of the tables a request could change, to prove that a refused request changed nothing. */
-export async function stateCounts(db: Kysely<Database>): Promise<Record<string, number>> {
-  const tables = ['payment_intents', 'charges', 'payment_methods', 'events', 'audit_log', 'ledger_transfers', 'idempotency_keys', 'sandbox_card_payments'] as const;
-  const counts: Record<string, number> = {};
+const countedTables = ['payment_intents', 'charges', 'payment_methods', 'events', 'audit_log', 'ledger_transfers', 'idempotency_keys', 'sandbox_card_payments'] as const;
+export type StateCounts = Record<(typeof countedTables)[number], number>;
+
+export async function stateCounts(db: Kysely<Database>): Promise<StateCounts> {
+  const tables = countedTables;
+  const counts = {} as StateCounts;
   for (const table of tables) {
     const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
     counts[table] = Number(row.n);

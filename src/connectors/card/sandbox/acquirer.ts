@@ -84,8 +84,30 @@ function declineFor(card: TestCard | undefined, number: string): AcquirerDecline
  * card numbers, keeps its own records, and is idempotent by the caller's key exactly as a real acquirer is (the
  * same key returns the first answer; the same key with another request is refused).
  */
+/**
+ * Test controls of the sandbox, as a provider's test environment offers them: make the next answers slow (the
+ * acquirer acts, then its answer arrives late or never), to exercise timeouts and unknown outcomes.
+ */
+export class SandboxControls {
+  #slowAnswers = 0;
+  #slowByMs = 0;
+
+  /** The next `count` answers arrive `delayMs` late; the acquirer has already acted when they do. */
+  delayAnswers(delayMs: number, count = 1): void {
+    this.#slowByMs = delayMs;
+    this.#slowAnswers = count;
+  }
+
+  async beforeAnswer(): Promise<void> {
+    if (this.#slowAnswers <= 0) return;
+    this.#slowAnswers -= 1;
+    await new Promise((resolve) => setTimeout(resolve, this.#slowByMs));
+  }
+}
+
 export class CardAcquirerSandbox {
   readonly #db: Kysely<Database>;
+  readonly controls = new SandboxControls();
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
@@ -135,18 +157,25 @@ export class CardAcquirerSandbox {
       .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
       .returning('id')
       .executeTakeFirst();
-    if (inserted !== undefined) return { ok: true, body: payment };
+    if (inserted !== undefined) {
+      await this.controls.beforeAnswer();
+      return { ok: true, body: payment };
+    }
     // A concurrent request with the same key won the insert: answer as it did.
     const winner = await this.#findByKey(request.idempotency_key);
     return winner === undefined ? fail(500, 'internal', 'lost record') : this.#replay(winner, requestHash);
   }
 
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
-    return this.#operate(request.idempotency_key, request.payment, 'capture', request.amount);
+    const answer = await this.#operate(request.idempotency_key, request.payment, 'capture', request.amount);
+    await this.controls.beforeAnswer();
+    return answer;
   }
 
   async void(request: AcquirerVoidRequest): Promise<AcquirerResponse<AcquirerPayment>> {
-    return this.#operate(request.idempotency_key, request.payment, 'void', 0);
+    const answer = await this.#operate(request.idempotency_key, request.payment, 'void', 0);
+    await this.controls.beforeAnswer();
+    return answer;
   }
 
   async retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>> {

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Stripe from 'stripe';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: whatever a client retries, and however many copies arrive at once, a payment is created and charged at
+// most once per Idempotency-Key, and every retry gets the first answer byte for byte.
+describe('Idempotency-Key', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ providerTimeoutMs: 200 });
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  const post = (path: string, body: string, key?: string, secret = server.secretKey) =>
+    rawRequest(server, 'POST', path, { key: secret, body, headers: key === undefined ? {} : { 'idempotency-key': key } });
+
+  test('a retry replays the first response byte for byte and creates nothing more', async () => {
+    const body = 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true&metadata[order]=7';
+    const first = await post('/v1/payment_intents', body, 'replay-1');
+    assert.equal(first.status, 200);
+    const before = await stateCounts(server.database.db);
+    const second = await post('/v1/payment_intents', body, 'replay-1');
+    assert.equal(second.status, 200);
+    assert.equal(second.body, first.body);
+    assert.equal(second.headers['idempotent-replayed'], 'true');
+    assert.equal(second.headers['original-request'], first.headers['request-id']);
+    assert.notEqual(second.headers['request-id'], first.headers['request-id']);
+    assert.deepEqual(await stateCounts(server.database.db), before);
+  });
+
+  test('parameters in another order or encoding are the same request', async () => {
+    const first = await post('/v1/payment_intents', 'amount=100&currency=usd&metadata[a]=1&metadata[b]=2', 'order-1');
+    const json = await rawRequest(server, 'POST', '/v1/payment_intents', {
+      key: server.secretKey,
+      body: JSON.stringify({ metadata: { b: '2', a: '1' }, currency: 'usd', amount: 100 }),
+      contentType: 'application/json',
+      headers: { 'idempotency-key': 'order-1' },
+    });
+    assert.equal(json.status, 200);
+    assert.equal(json.body, first.body, 'the same parameters sent as JSON are the same request');
+    const reordered = await post('/v1/payment_intents', 'metadata[b]=2&currency=usd&metadata[a]=1&amount=100', 'order-1');
+    assert.equal(reordered.body, first.body);
+  });
+
+  test('the same key with other parameters is an idempotency error and changes nothing', async () => {
+    const first = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'reuse-1');
+    assert.equal(first.status, 200);
+    const before = await stateCounts(server.database.db);
+    const second = await post('/v1/payment_intents', 'amount=1001&currency=usd', 'reuse-1');
+    assert.equal(second.status, 400);
+    const error = second.json.error as Record<string, unknown>;
+    assert.equal(error.type, 'idempotency_error');
+    assert.match(String(error.message), /Keys for idempotent requests can only be used with the same parameters/);
+    assert.deepEqual(await stateCounts(server.database.db), before);
+    await assert.rejects(
+      server.stripe.paymentIntents.create({ amount: 1002, currency: 'usd' }, { idempotencyKey: 'reuse-1' }),
+      (sdkError: Stripe.errors.StripeError) => sdkError.type === 'StripeIdempotencyError',
+    );
+  });
+
+  test('a decline is replayed too, and the card is not tried again', async () => {
+    const created = await server.stripe.paymentIntents.create({ amount: 1500, currency: 'usd' });
+    const path = `/v1/payment_intents/${created.id}/confirm`;
+    const first = await post(path, 'payment_method=pm_card_chargeDeclined', 'decline-1');
+    assert.equal(first.status, 402);
+    const attempts = await stateCounts(server.database.db);
+    const second = await post(path, 'payment_method=pm_card_chargeDeclined', 'decline-1');
+    assert.equal(second.status, 402);
+    assert.equal(second.body, first.body);
+    assert.equal((await stateCounts(server.database.db)).sandbox_card_payments, attempts.sandbox_card_payments);
+  });
+
+  test('a request refused by validation keeps no response: the key may be used again', async () => {
+    const refused = await post('/v1/payment_intents', 'amount=abc&currency=usd', 'invalid-1');
+    assert.equal(refused.status, 400);
+    const fixed = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'invalid-1');
+    assert.equal(fixed.status, 200);
+  });
+
+  test('keys longer than 255 characters are refused', async () => {
+    const response = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'k'.repeat(256));
+    assert.equal(response.status, 400);
+    assert.equal((response.json.error as Record<string, unknown>).code, 'idempotency_key_invalid');
+  });
+
+  test('keys belong to one merchant', async () => {
+    const mine = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'shared-key');
+    const theirs = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'shared-key', server.otherSecretKey);
+    assert.equal(theirs.status, 200);
+    assert.notEqual(theirs.json.id, mine.json.id);
+  });
+
+  test('100 concurrent copies of one request create one PaymentIntent and one authorization', async () => {
+    const key = 'storm-1';
+    const body = 'amount=4242&currency=usd&payment_method=pm_card_visa&confirm=true';
+    const before = await stateCounts(server.database.db);
+    const responses = await Promise.all(Array.from({ length: 100 }, () => post('/v1/payment_intents', body, key)));
+    const ok = responses.filter((response) => response.status === 200);
+    const busy = responses.filter((response) => response.status === 409);
+    assert.equal(ok.length + busy.length, 100, `only 200 or 409: ${JSON.stringify(responses.map((r) => r.status))}`);
+    assert.ok(ok.length >= 1);
+    for (const response of busy) assert.equal((response.json.error as Record<string, unknown>).code, 'idempotency_key_in_use');
+    assert.equal(new Set(ok.map((response) => response.body)).size, 1, 'every success is the same response');
+    const after = await stateCounts(server.database.db);
+    assert.equal(after.payment_intents - before.payment_intents, 1);
+    assert.equal(after.sandbox_card_payments - before.sandbox_card_payments, 1);
+    assert.equal(after.charges - before.charges, 1);
+    const transfers = await server.database.db.selectFrom('ledger_transfers').select('id').where('payment_intent_id', '=', String(ok[0]?.json.id)).execute();
+    assert.equal(transfers.length, 1);
+  });
+
+  test('concurrent SDK calls with one key all end with the same PaymentIntent (the SDK retries 409)', async () => {
+    const stripe = stripeClient(server, server.secretKey, { maxNetworkRetries: 10 });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        stripe.paymentIntents.create({ amount: 999, currency: 'usd', payment_method: 'pm_card_visa', confirm: true }, { idempotencyKey: 'sdk-storm' }),
+      ),
+    );
+    assert.equal(new Set(results.map((intent) => intent.id)).size, 1);
+    assert.ok(results.every((intent) => intent.status === 'succeeded'));
+  });
+
+  test('an acquirer that answers too late: 503, and the retry finishes the same attempt without charging twice', async () => {
+    const created = await server.stripe.paymentIntents.create({ amount: 3300, currency: 'usd', payment_method: 'pm_card_visa' });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1000);
+    const path = `/v1/payment_intents/${created.id}/confirm`;
+    const first = await post(path, '', 'slow-1');
+    assert.equal(first.status, 503);
+    assert.equal((first.json.error as Record<string, unknown>).code, 'service_unavailable');
+    assert.equal(first.headers['stripe-should-retry'], 'true');
+    const during = await server.stripe.paymentIntents.retrieve(created.id);
+    assert.equal(during.status, 'processing');
+    const retry = await post(path, '', 'slow-1');
+    assert.equal(retry.status, 200);
+    assert.equal(retry.json.status, 'succeeded');
+    const authorizations = await server.database.db
+      .selectFrom('sandbox_card_payments')
+      .select('id')
+      .where('merchant_reference', '=', String(retry.json.latest_charge))
+      .execute();
+    assert.equal(authorizations.length, 1, 'the acquirer authorized once');
+    const third = await post(path, '', 'slow-1');
+    assert.equal(third.body, retry.body, 'the finished response is now the one replayed');
+  });
+
+  test('another request cannot confirm a PaymentIntent whose attempt is in flight', async () => {
+    const created = await server.stripe.paymentIntents.create({ amount: 3400, currency: 'usd', payment_method: 'pm_card_visa' });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1000);
+    const path = `/v1/payment_intents/${created.id}/confirm`;
+    assert.equal((await post(path, '', 'inflight-a')).status, 503);
+    const other = await post(path, '', 'inflight-b');
+    assert.equal(other.status, 400);
+    assert.equal((other.json.error as Record<string, unknown>).code, 'payment_intent_unexpected_state');
+    assert.equal((await post(path, '', 'inflight-a')).json.status, 'succeeded');
+  });
+});
