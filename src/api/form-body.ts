@@ -1,4 +1,5 @@
 import qs from 'qs';
+import { CofferError } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 
 /**
@@ -7,7 +8,55 @@ import { limits } from '../limits.ts';
  * integers and booleans the route's schema asks for, strictly (`"12"` is an integer, `"12.0"` and `"1e3"` are
  * not), and leaves anything else as it is for the schema to refuse with a message naming the parameter.
  */
+const forbiddenKey = /(^|\[)(__proto__|constructor|prototype)(\]|\[|$)/;
+
+/**
+ * Keys that could reach an object's prototype are refused outright, where the parser would silently drop them:
+ * a parameter Coffer does not act on must be an error, not ignored.
+ */
+function refuseForbiddenKeys(text: string): void {
+  for (const pair of text.split('&')) {
+    const rawKey = pair.split('=')[0] ?? '';
+    let key: string;
+    try {
+      key = decodeURIComponent(rawKey.replaceAll('+', ' '));
+    } catch {
+      throw new CofferError('request_body_invalid', `The parameter name "${rawKey}" is not valid URL encoding.`);
+    }
+    if (forbiddenKey.test(key)) {
+      throw new CofferError('parameter_unknown', `Received unknown parameter: ${key}`, { param: key });
+    }
+  }
+}
+
 export function parseForm(text: string): Record<string, unknown> {
+  refuseForbiddenKeys(text);
+  try {
+    return parseFormUnchecked(text);
+  } catch (error) {
+    if (error instanceof CofferError) throw error;
+    throw new CofferError('request_body_invalid', `The parameters could not be parsed: ${(error as Error).message}`);
+  }
+}
+
+/** Query strings are parsed before any hook can answer; a failure is kept and reported by `queryError`. */
+const invalidQueries = new WeakMap<object, CofferError>();
+
+export function parseQuery(text: string): Record<string, unknown> {
+  try {
+    return parseForm(text);
+  } catch (error) {
+    const marker = {};
+    invalidQueries.set(marker, error instanceof CofferError ? error : new CofferError('request_body_invalid', 'The query string could not be parsed.'));
+    return marker;
+  }
+}
+
+export function queryError(query: unknown): CofferError | undefined {
+  return typeof query === 'object' && query !== null ? invalidQueries.get(query) : undefined;
+}
+
+function parseFormUnchecked(text: string): Record<string, unknown> {
   return qs.parse(text, {
     depth: limits.formDepthMax,
     arrayLimit: limits.formArrayLengthMax,

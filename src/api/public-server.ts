@@ -5,7 +5,7 @@ import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { errorObject } from '../objects/error.ts';
 import { randomBase62 } from '../platform/random.ts';
-import { coerceToSchema, parseForm } from './form-body.ts';
+import { coerceToSchema, parseForm, parseQuery, queryError } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { authenticateMerchant } from './merchant-auth.ts';
@@ -50,10 +50,11 @@ async function authenticate(services: Services, request: FastifyRequest): Promis
 function coerce(request: FastifyRequest): void {
   const schema = request.routeOptions.schema as { body?: object; querystring?: object } | undefined;
   if (schema?.querystring !== undefined) request.query = coerceToSchema(schema.querystring, request.query);
+  if (schema?.body === undefined) return;
+  // A POST without a body (`curl -X POST …/cancel`) has no parameters, which is an empty object.
+  if (request.body === undefined || request.body === null) request.body = {};
   const contentType = request.headers['content-type'] ?? '';
-  if (schema?.body !== undefined && contentType.startsWith('application/x-www-form-urlencoded')) {
-    request.body = coerceToSchema(schema.body, request.body ?? {});
-  }
+  if (contentType.startsWith('application/x-www-form-urlencoded')) request.body = coerceToSchema(schema.body, request.body);
 }
 
 async function claimKey(services: Services, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
@@ -101,9 +102,16 @@ export async function buildPublicServer(services: Services, options: PublicServe
     onConstructorPoisoning: 'error',
     requestIdHeader: false,
     genReqId: () => `req_${randomBase62(14)}`,
-    routerOptions: { maxParamLength: limits.pathParamLengthMax, querystringParser: (text: string) => parseForm(text) },
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true } },
+    routerOptions: { maxParamLength: limits.pathParamLengthMax, querystringParser: (text: string) => parseQuery(text) },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
     return503OnClosing: true,
+    frameworkErrors: (error, request, reply) => {
+      reply.header('Request-Id', request.id);
+      const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `An id in the URL is longer than ${limits.pathParamLengthMax} characters.`
+        : 'The request URL is not valid.';
+      void sendError(reply, request, new CofferError('url_invalid', message));
+    },
   }) as unknown as FastifyInstance;
   app.decorateRequest('actor', null);
   app.decorateRequest('idempotency', null);
@@ -112,11 +120,14 @@ export async function buildPublicServer(services: Services, options: PublicServe
     try {
       done(null, parseForm(body as string));
     } catch (error) {
-      done(new CofferError('request_body_invalid', `The request body could not be parsed: ${(error as Error).message}`), undefined);
+      done(error as Error, undefined);
     }
   });
+  app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
+    const invalid = queryError(request.query);
+    if (invalid !== undefined) throw invalid;
     await authenticate(services, request);
   });
   app.addHook('preValidation', async (request) => coerce(request));

@@ -7,6 +7,8 @@ export interface SchemaError {
   params: Record<string, unknown>;
   data?: unknown;
   message?: string | undefined;
+  /** Set on errors about an object's key (`propertyNames`). */
+  propertyName?: string | undefined;
 }
 
 /** `/payment_method_options/card/foo` becomes `payment_method_options[card][foo]`, as Stripe names parameters. */
@@ -27,14 +29,19 @@ const depth = (error: SchemaError) => error.instancePath.split('/').length;
 const isTypeCheck = (error: SchemaError) => error.keyword === 'type' || error.keyword === 'const';
 
 /**
- * An `anyOf` failure (`''` or an object, say) lists every branch's complaint. The useful one is the deepest; at
- * equal depth, a constraint beats a type mismatch, and a type mismatch that is not "must be a string" (the `''`
+ * Ajv reports every violation (allErrors), and an `anyOf` failure (`''` or an object, say) lists every branch's
+ * complaint. An unknown parameter is reported first, as Stripe does; otherwise the deepest complaint, and at
+ * equal depth a constraint beats a type mismatch, and a type mismatch that is not "must be a string" (the `''`
  * branch) beats one that is.
  */
 function mostSpecific(errors: readonly SchemaError[]): SchemaError | undefined {
+  const unknown = errors.find((error) => error.keyword === 'additionalProperties');
+  if (unknown !== undefined) return unknown;
   const candidates = errors.filter((error) => error.keyword !== 'anyOf');
   const rank = (error: SchemaError) => [
+    error.keyword === 'required' ? 0 : 1,
     -depth(error),
+    error.propertyName !== undefined ? 0 : 1,
     isTypeCheck(error) ? 1 : 0,
     error.keyword === 'const' || error.params.type === 'string' ? 1 : 0,
   ];
@@ -45,12 +52,37 @@ function mostSpecific(errors: readonly SchemaError[]): SchemaError | undefined {
   })[0] ?? errors[0];
 }
 
+/** The values a union of literals accepts at `instancePath` (TypeBox turns enums into `anyOf` of `const`). */
+function allowedValues(errors: readonly SchemaError[], instancePath: string): unknown[] {
+  return errors
+    .filter((error) => error.keyword === 'const' && error.instancePath === instancePath)
+    .map((error) => error.params.allowedValue)
+    .filter((value) => value !== '');
+}
+
+function emptyValue(param: string): CofferError {
+  return new CofferError(
+    'parameter_invalid_empty',
+    `You passed an empty string for '${param}'. We assume empty values are an attempt to unset a parameter; ` +
+      `however '${param}' cannot be unset. You should remove '${param}' from your request or supply a non-empty value.`,
+    { param },
+  );
+}
+
 /** Turns the first schema violation into Stripe's error for it, naming the parameter. */
 export function schemaErrorToCofferError(errors: readonly SchemaError[]): CofferError {
   const error = mostSpecific(errors);
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
   const value = error.data;
+  if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
+  if (error.propertyName !== undefined) {
+    return new CofferError(
+      'parameter_invalid',
+      `Invalid ${param}: the key '${error.propertyName}' is ${String(error.propertyName).length === 0 ? 'empty' : 'longer than allowed'} (keys are 1 to 40 characters).`,
+      { param },
+    );
+  }
   switch (error.keyword) {
     case 'additionalProperties': {
       const unknown = parameterName(error.instancePath, String(error.params.additionalProperty));
@@ -62,19 +94,17 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
     }
     case 'type':
     case 'const': {
-      if (value === '') {
-        return new CofferError(
-          'parameter_invalid_empty',
-          `You passed an empty string for '${param}'. We assume empty values are an attempt to unset a parameter; ` +
-            `however '${param}' cannot be unset. You should remove '${param}' from your request or supply a non-empty value.`,
-          { param },
-        );
+      const allowed = allowedValues(errors, error.instancePath);
+      if (allowed.length > 0) {
+        return new CofferError('parameter_invalid', `Invalid ${param}: must be one of ${allowed.join(', ')} (got ${describe(value)})`, { param });
       }
-      const expected = String(error.params.type ?? 'valid');
+      const expected = String(error.params.type ?? 'value');
       if (expected === 'integer') {
-        return new CofferError('parameter_invalid_integer', `Invalid integer: ${describe(value)}`, { param });
+        // A form value that looked like an integer was coerced; one still a string came as a JSON string.
+        const shown = typeof value === 'string' && /^-?\d+$/.test(value) ? JSON.stringify(value) : describe(value);
+        return new CofferError('parameter_invalid_integer', `Invalid integer: ${shown}`, { param });
       }
-      return new CofferError('parameter_invalid', `Invalid ${expected}: ${describe(value)} (parameter ${param})`, { param });
+      return new CofferError('parameter_invalid', `Invalid ${param}: expected ${expected === 'object' ? 'an object' : `a ${expected}`}, got ${describe(value)}`, { param });
     }
     case 'enum':
       return new CofferError(
@@ -90,9 +120,6 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
       return new CofferError('parameter_invalid', `Invalid ${param}: must have at most ${String(error.params.limit)} items`, { param });
     case 'maxProperties':
       return new CofferError('parameter_invalid', `Invalid ${param}: must have at most ${String(error.params.limit)} keys`, { param });
-    case 'propertyNames': {
-      return new CofferError('parameter_invalid', `Invalid ${param}: a key is empty or longer than allowed`, { param });
-    }
     case 'minimum':
     case 'maximum':
       return new CofferError(
@@ -100,6 +127,8 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
         `Invalid ${param}: must be ${error.keyword === 'minimum' ? 'at least' : 'at most'} ${String(error.params.limit)}`,
         { param },
       );
+    case 'pattern':
+      return new CofferError('parameter_invalid', `Invalid ${param}: ${describe(value)} is not in the expected format`, { param });
     default:
       return new CofferError('parameter_invalid', `Invalid ${param}: ${describe(value)}`, { param });
   }

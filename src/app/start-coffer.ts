@@ -71,7 +71,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
     const tls = config.tlsDisabled
       ? null
-      : await loadTlsMaterial(config.homeDir, { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }, services.clock.nowMs());
+      : await loadTlsMaterial(config.homeDir, { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }, Date.now());
     app = await buildPublicServer(services, {
       https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers },
       onFatal: (error) => {

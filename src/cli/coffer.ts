@@ -23,6 +23,9 @@ Environment:
   COFFER_JOBS             run background jobs in this process (default true)
 `;
 
+// A closed terminal or pipe must not crash the server: output is informational.
+process.stdout.on('error', () => undefined);
+
 function print(line: string): void {
   process.stdout.write(`${line}\n`);
 }

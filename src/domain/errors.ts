@@ -27,6 +27,7 @@ export const errorCatalog = {
   content_type_unsupported: { type: 'invalid_request_error', httpStatus: 400 },
   api_version_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   url_unknown: { type: 'invalid_request_error', httpStatus: 404 },
+  url_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   // Who is asking.
   api_key_missing: { type: 'invalid_request_error', httpStatus: 401 },
   api_key_invalid: { type: 'invalid_request_error', httpStatus: 401 },

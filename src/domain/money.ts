@@ -9,7 +9,7 @@ export interface Money {
 }
 
 export function parseCurrency(code: string, param = 'currency'): CurrencyInfo {
-  const currency = findCurrency(code);
+  const currency = findCurrency(code.toLowerCase());
   if (currency === undefined) {
     throw new CofferError(
       'currency_invalid',
@@ -28,6 +28,9 @@ export function parseCurrency(code: string, param = 'currency'): CurrencyInfo {
 export function parseAmount(amount: number, currency: CurrencyInfo, param = 'amount'): Money {
   if (!Number.isSafeInteger(amount)) {
     throw new CofferError('parameter_invalid_integer', `Invalid integer: ${amount}`, { param });
+  }
+  if (amount < 1) {
+    throw new CofferError('parameter_invalid_integer', 'This value must be greater than or equal to 1.', { param });
   }
   const minimum = currency.minimumMinor ?? 1;
   if (amount < minimum) {

@@ -40,8 +40,12 @@ async function startCancel(
 ): Promise<Started> {
   const intent = await lockPaymentIntent(tx, scope, id);
   const claim = ctx.idempotency;
-  const resuming =
-    intent.operation_in_flight === 'cancel' && claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  const ownOperation = claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  if (ownOperation && intent.operation_in_flight === null) {
+    // The recovery job finished the void this request started: answer with its result.
+    return { done: await respond(tx, { paymentIntent: intent }) };
+  }
+  const resuming = ownOperation && intent.operation_in_flight === 'cancel';
   if (!resuming) {
     assertNoOperationInFlight(intent);
     const status = nextStatus(intent, 'cancel');
@@ -101,7 +105,7 @@ export async function recordCancelOutcome(
     }
     assert(intent.latest_charge_id !== null, 'an in-flight cancellation has a charge');
     const charge = await lockCharge(tx, intent.latest_charge_id);
-    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null, operation_idempotency_key_id: null };
+    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null };
     if (result.status === 'failed') {
       const after = await updatePaymentIntentRow(tx, intent.id, { ...cleared, operation_reason: null }, now);
       const error = new CofferError('api_error', `The card acquirer refused to release the hold: ${result.message}`);

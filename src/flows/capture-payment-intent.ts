@@ -33,12 +33,30 @@ export function captureKey(chargeId: string): string {
   return `${chargeId}:capture`;
 }
 
-/** Phase 1: check, then mark the capture as in flight so that no cancel or second capture can overlap it. */
-async function startCapture(tx: Tx, ctx: RequestContext, scope: Scope, id: string, params: CaptureParams, now: Date) {
+type StartedCapture =
+  | { kind: 'send'; intent: PaymentIntentRow; charge: ChargeRow; amount: bigint }
+  | { kind: 'finished'; outcome: Outcome };
+
+/**
+ * Phase 1: check, then mark the capture as in flight so that no cancel or second capture can overlap it. A retry
+ * of the request that started the capture resumes it, or, if the recovery job finished it, answers its result.
+ */
+async function startCapture(
+  tx: Tx,
+  ctx: RequestContext,
+  scope: Scope,
+  id: string,
+  params: CaptureParams,
+  respond: Respond,
+  now: Date,
+): Promise<StartedCapture> {
   const intent = await lockPaymentIntent(tx, scope, id);
   const claim = ctx.idempotency;
-  const resuming =
-    intent.operation_in_flight === 'capture' && claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  const ownOperation = claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  if (ownOperation && intent.operation_in_flight === null) {
+    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent }) };
+  }
+  const resuming = ownOperation && intent.operation_in_flight === 'capture';
   if (!resuming) {
     assertNoOperationInFlight(intent);
     nextStatus(intent, 'capture');
@@ -47,7 +65,7 @@ async function startCapture(tx: Tx, ctx: RequestContext, scope: Scope, id: strin
   const charge = await lockCharge(tx, intent.latest_charge_id);
   if (resuming) {
     assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
-    return { intent, charge, amount: intent.operation_amount };
+    return { kind: 'send', intent, charge, amount: intent.operation_amount };
   }
   const amount = params.amount_to_capture === undefined ? intent.amount_capturable : BigInt(params.amount_to_capture);
   if (amount > intent.amount_capturable) {
@@ -86,7 +104,7 @@ async function startCapture(tx: Tx, ctx: RequestContext, scope: Scope, id: strin
     },
     now,
   );
-  return { intent: updated, charge, amount };
+  return { kind: 'send', intent: updated, charge, amount };
 }
 
 /** Phase 3: record the acquirer's answer once. Shared with the recovery job, which re-drives stuck captures. */
@@ -106,7 +124,8 @@ export async function recordCaptureOutcome(
     }
     assert(intent.latest_charge_id !== null && intent.operation_amount !== null, 'an in-flight capture is complete');
     const charge = await lockCharge(tx, intent.latest_charge_id);
-    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null, operation_idempotency_key_id: null };
+    // operation_idempotency_key_id stays: a retry of the request that started this capture gets its result.
+    const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null };
     if (result.status === 'failed') {
       const after = await updatePaymentIntentRow(tx, intent.id, cleared, now);
       const error = new CofferError('api_error', `The card acquirer refused the capture: ${result.message}`, {
@@ -178,7 +197,8 @@ export async function capturePaymentIntent(
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector = services.connectors.card(scope.livemode);
-  const started = await inTransaction(services.db, (tx) => startCapture(tx, ctx, scope, id, params, now));
+  const started = await inTransaction(services.db, (tx) => startCapture(tx, ctx, scope, id, params, respond, now));
+  if (started.kind === 'finished') return started.outcome;
   assert(started.charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
   const currency = findCurrency(started.intent.currency);
   assert(currency !== undefined, 'a stored currency is known');

@@ -17,7 +17,7 @@ import {
   type Scope,
 } from './payment-intent-records.ts';
 import { resolvePaymentMethod } from './payment-methods.ts';
-import { outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
+import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -55,12 +55,27 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
   };
 }
 
-/** An attempt left in flight by this same idempotent request (it crashed, or the acquirer did not answer). */
-async function resumableAttempt(tx: Tx, ctx: RequestContext, intent: PaymentIntentRow): Promise<Attempt | undefined> {
+type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome: Outcome };
+
+/**
+ * The attempt this same idempotent request started before (it crashed, or the acquirer did not answer): still
+ * pending, it is sent again with its own acquirer key; already settled (by the recovery job), its outcome is
+ * answered as the first run would have.
+ */
+async function earlierAttempt(
+  tx: Tx,
+  ctx: RequestContext,
+  intent: PaymentIntentRow,
+  respond: Respond,
+): Promise<Started | undefined> {
   const claim = ctx.idempotency;
   if (claim === undefined || intent.latest_charge_id === null) return undefined;
   const charge = await tx.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
-  if (charge?.status !== 'pending' || charge.idempotency_key_id !== claim.rowId) return undefined;
+  if (charge === undefined || charge.idempotency_key_id !== claim.rowId) return undefined;
+  if (charge.status !== 'pending') {
+    const error = charge.status === 'failed' ? attemptError(charge) : undefined;
+    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent, ...(error === undefined ? {} : { error }) }) };
+  }
   const paymentMethod = await tx
     .selectFrom('payment_methods')
     .selectAll()
@@ -68,7 +83,7 @@ async function resumableAttempt(tx: Tx, ctx: RequestContext, intent: PaymentInte
     .executeTakeFirstOrThrow();
   const currency = findCurrency(intent.currency);
   assert(currency !== undefined, 'a stored currency is known');
-  return { intent, charge, paymentMethod, currency };
+  return { kind: 'send', attempt: { intent, charge, paymentMethod, currency } };
 }
 
 /** Phase 1: validate, then persist the attempt (a pending charge) before anything is sent to the acquirer. */
@@ -79,13 +94,12 @@ async function startAttempt(
   scope: Scope,
   id: string,
   params: ConfirmParams,
+  respond: Respond,
   now: Date,
-): Promise<Attempt> {
+): Promise<Started> {
   let intent = await lockPaymentIntent(tx, scope, id);
-  if (intent.status === 'processing') {
-    const resumed = await resumableAttempt(tx, ctx, intent);
-    if (resumed !== undefined) return resumed;
-  }
+  const earlier = await earlierAttempt(tx, ctx, intent, respond);
+  if (earlier !== undefined) return earlier;
   assertNoOperationInFlight(intent);
   let paymentMethod: PaymentMethodRow | undefined;
   let status = intent.status;
@@ -166,7 +180,7 @@ async function startAttempt(
     [],
     now,
   );
-  return { intent, charge, paymentMethod, currency };
+  return { kind: 'send', attempt: { intent, charge, paymentMethod, currency } };
 }
 
 /**
@@ -184,7 +198,9 @@ export async function confirmPaymentIntent(
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector: Connector = services.connectors.card(scope.livemode);
-  const attempt = await inTransaction(services.db, (tx) => startAttempt(tx, services, ctx, scope, id, params, now));
+  const started = await inTransaction(services.db, (tx) => startAttempt(tx, services, ctx, scope, id, params, respond, now));
+  if (started.kind === 'finished') return started.outcome;
+  const attempt = started.attempt;
   services.faults.reach('confirm.after_attempt_persisted');
   const card = await services.cardSource.cardFor(attempt.paymentMethod);
   assert(card !== undefined, `payment method ${attempt.paymentMethod.id} has a card to charge`);

@@ -192,15 +192,25 @@ async function recordDecline(
     ],
     now,
   );
-  const error = new CofferError(decline.code, decline.message, {
-    declineCode: decline.declineCode,
+  return { intent: intentAfter, error: attemptError(chargeAfter) };
+}
+
+/** The card error a failed attempt is reported with, now or when a retry replays it. */
+export function attemptError(charge: ChargeRow): CofferError {
+  assert(charge.status === 'failed' && charge.failure_code !== null, 'only a failed attempt has an error');
+  const outcome = charge.outcome as ChargeOutcome | null;
+  const stored = declineCodes.find((code) => code === charge.failure_code) ?? 'card_declined';
+  return new CofferError(stored, charge.failure_message ?? 'Your card was declined.', {
+    declineCode: charge.decline_code ?? undefined,
     chargeId: charge.id,
     paymentMethodId: charge.payment_method_id,
-    adviceCode: decline.adviceCode ?? undefined,
-    param: decline.param ?? undefined,
+    adviceCode: outcome?.advice_code ?? undefined,
+    param: declineParams[charge.failure_code],
   });
-  return { intent: intentAfter, error };
 }
+
+const declineParams: Record<string, string> = { expired_card: 'exp_month', incorrect_cvc: 'cvc', incorrect_number: 'number' };
+const declineCodes = ['card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error'] as const;
 
 /**
  * Records how an attempt ended, once: the charge, the PaymentIntent's new status, the ledger transfers, events

@@ -13,7 +13,7 @@ export async function expireAuthorizations(services: Services): Promise<number> 
   const now = new Date(services.clock.nowMs());
   const claimed = await services.db
     .updateTable('payment_intents')
-    .set({ operation_in_flight: 'cancel', operation_started_at: sql`now()`, operation_reason: 'automatic' })
+    .set({ operation_in_flight: 'cancel', operation_started_at: sql`now()`, operation_reason: 'automatic', operation_idempotency_key_id: null })
     .where('id', 'in', (eb) =>
       eb
         .selectFrom('payment_intents')

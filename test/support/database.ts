@@ -91,4 +91,21 @@ export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
   };
 }
 
-export { dropPostgresDatabase };
+/** Opens a database a test prepared for a child process (a PostgreSQL URL or a PGlite data directory). */
+export async function openExistingTestDatabase(location: { url?: string | undefined; dataDir?: string | undefined }): Promise<TestDatabase> {
+  const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
+  if (location.url !== undefined && adminUrl) {
+    const url = location.url;
+    const database = await openPostgres(url, 10);
+    await migrate(database);
+    return { ...database, url, dataDir: undefined, drop: async () => {
+      await database.close();
+      await dropPostgresDatabase(adminUrl, url);
+    } };
+  }
+  const dataDir = location.dataDir;
+  if (dataDir === undefined) throw new Error('a PGlite test database needs its data directory');
+  const database = await openPGlite(dataDir);
+  await migrate(database);
+  return { ...database, url: undefined, dataDir, drop: async () => database.close() };
+}

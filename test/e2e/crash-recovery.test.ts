@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { createTestDatabaseUrl, openExistingTestDatabase, type TestDatabase } from '../support/database.ts';
+import { assertLedgerConsistent } from '../support/ledger.ts';
+import { spawnCoffer, type CofferProcess } from '../support/process.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+
+const homes: string[] = [];
+
+/** A Coffer process armed to die (as by kill -9) at `faultPoint`, on a database this test can reopen. */
+async function armedCoffer(faultPoint: string): Promise<{ coffer: CofferProcess; reopen: () => Promise<TestDatabase> }> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-crash-'));
+  homes.push(home);
+  const url = await createTestDatabaseUrl();
+  const coffer = await spawnCoffer(home, { COFFER_FAULT_POINT: faultPoint, COFFER_JOBS: 'false', ...(url === undefined ? {} : { DATABASE_URL: url }) });
+  return { coffer, reopen: () => openExistingTestDatabase({ url, dataDir: path.join(home, 'db') }) };
+}
+
+const later = { nowMs: () => Date.now() + 5 * 60_000 };
+
+async function ageIdempotencyLocks(database: TestDatabase): Promise<void> {
+  // The crashed request's lock on its key is stale after 90 s of database time; pretend they have passed.
+  await database.db.updateTable('idempotency_keys').set({ locked_at: new Date(Date.now() - 10 * 60_000) }).where('finished_at', 'is', null).execute();
+}
+
+// Goal: a process killed at the worst moments of a payment loses nothing and charges nothing twice: the
+// client's retry with the same key, or the recovery job, finishes the work from what was persisted.
+describe('crash recovery', { concurrency: false }, () => {
+  after(() => {
+    for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  async function createIntent(coffer: CofferProcess, body: string): Promise<string> {
+    const created = await rawRequest(coffer, 'POST', '/v1/payment_intents', { key: coffer.secretKey, body });
+    assert.equal(created.status, 200, created.body);
+    return String(created.json.id);
+  }
+
+  async function crashOn(coffer: CofferProcess, pathname: string, key: string): Promise<void> {
+    await assert.rejects(rawRequest(coffer, 'POST', pathname, { key: coffer.secretKey, body: '', headers: { 'idempotency-key': key } }));
+    const exit = await coffer.exited;
+    assert.equal(exit.signal, 'SIGKILL', coffer.output());
+  }
+
+  test('killed after the acquirer authorized: the retry completes the same authorization', async () => {
+    const { coffer, reopen } = await armedCoffer('confirm.after_provider_call');
+    const id = await createIntent(coffer, 'amount=2600&currency=usd&payment_method=pm_card_visa');
+    await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-1');
+    const database = await reopen();
+    const server: TestServer = await startTestServer({ database });
+    try {
+      const stuck = await database.db.selectFrom('payment_intents').select('status').where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(stuck.status, 'processing');
+      await ageIdempotencyLocks(database);
+      const retry = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/confirm`, { key: coffer.secretKey, body: '', headers: { 'idempotency-key': 'crash-confirm-1' } });
+      assert.equal(retry.status, 200, retry.body);
+      assert.equal(retry.json.status, 'succeeded');
+      const authorizations = await database.db.selectFrom('sandbox_card_payments').select('id').where('merchant_reference', '=', String(retry.json.latest_charge)).execute();
+      assert.equal(authorizations.length, 1);
+      await assertLedgerConsistent(database.db);
+    } finally {
+      await server.close();
+      await database.drop();
+    }
+  });
+
+  test('killed after the acquirer authorized: the recovery job settles it, and a later retry gets that result', async () => {
+    const { coffer, reopen } = await armedCoffer('confirm.after_provider_call');
+    const id = await createIntent(coffer, 'amount=2700&currency=usd&payment_method=pm_card_visa&capture_method=manual');
+    await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-2');
+    const database = await reopen();
+    const server = await startTestServer({ database, clock: later });
+    try {
+      const handled = await runJobsOnce(server.coffer.services);
+      assert.equal(handled['recover-pending-attempts'], 1);
+      const settled = await database.db.selectFrom('payment_intents').select(['status', 'amount_capturable']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(settled, { status: 'requires_capture', amount_capturable: 2700n });
+      const events = await database.db.selectFrom('events').select('type').where('object_id', '=', id).orderBy('seq').execute();
+      assert.deepEqual(events.map((event) => event.type), ['payment_intent.created', 'payment_intent.amount_capturable_updated']);
+      await ageIdempotencyLocks(database);
+      const retry = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/confirm`, { key: coffer.secretKey, body: '', headers: { 'idempotency-key': 'crash-confirm-2' } });
+      assert.equal(retry.status, 200, retry.body);
+      assert.equal(retry.json.status, 'requires_capture');
+      await assertLedgerConsistent(database.db);
+    } finally {
+      await server.close();
+      await database.drop();
+    }
+  });
+
+  test('killed before the acquirer heard of it: the attempt fails safely and the key at the acquirer is closed', async () => {
+    const { coffer, reopen } = await armedCoffer('confirm.after_attempt_persisted');
+    const id = await createIntent(coffer, 'amount=2800&currency=usd&payment_method=pm_card_visa');
+    await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-3');
+    const database = await reopen();
+    const server = await startTestServer({ database, clock: later });
+    try {
+      await runJobsOnce(server.coffer.services);
+      const failed = await database.db.selectFrom('payment_intents').select(['status', 'last_payment_error', 'latest_charge_id']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(failed.status, 'requires_payment_method');
+      assert.equal((failed.last_payment_error as { code: string }).code, 'processing_error');
+      const atAcquirer = await database.db.selectFrom('sandbox_card_payments').select('status').where('idempotency_key', '=', String(failed.latest_charge_id)).execute();
+      assert.deepEqual(atAcquirer, [{ status: 'abandoned' }], 'nothing was charged, and the key can never charge later');
+      await ageIdempotencyLocks(database);
+      const retry = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/confirm`, { key: coffer.secretKey, body: '', headers: { 'idempotency-key': 'crash-confirm-3' } });
+      assert.equal(retry.status, 402);
+      assert.equal((retry.json.error as Record<string, unknown>).code, 'processing_error');
+      const again = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/confirm`, { key: coffer.secretKey, body: 'payment_method=pm_card_visa' });
+      assert.equal(again.json.status, 'succeeded', 'the shopper can simply pay again');
+      await assertLedgerConsistent(database.db);
+    } finally {
+      await server.close();
+      await database.drop();
+    }
+  });
+
+  test('killed after the acquirer captured: the recovery job records the capture once', async () => {
+    const { coffer, reopen } = await armedCoffer('capture.after_provider_call');
+    const id = await createIntent(coffer, 'amount=2900&currency=usd&payment_method=pm_card_visa&capture_method=manual&confirm=true');
+    await crashOn(coffer, `/v1/payment_intents/${id}/capture`, 'crash-capture-1');
+    const database = await reopen();
+    const server = await startTestServer({ database, clock: later });
+    try {
+      const handled = await runJobsOnce(server.coffer.services);
+      assert.equal(handled['recover-in-flight-operations'], 1);
+      const captured = await database.db.selectFrom('payment_intents').select(['status', 'amount_received', 'operation_in_flight']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(captured, { status: 'succeeded', amount_received: 2900n, operation_in_flight: null });
+      const posts = await database.db.selectFrom('ledger_transfers').select('kind').where('payment_intent_id', '=', id).where('kind', '=', 'post_pending').execute();
+      assert.equal(posts.length, 1);
+      await ageIdempotencyLocks(database);
+      const retry = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/capture`, { key: coffer.secretKey, body: '', headers: { 'idempotency-key': 'crash-capture-1' } });
+      assert.equal(retry.status, 200, retry.body);
+      assert.equal(retry.json.status, 'succeeded');
+      await assertLedgerConsistent(database.db);
+    } finally {
+      await server.close();
+      await database.drop();
+    }
+  });
+});

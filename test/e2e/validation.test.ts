@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { rawRequest, startTestServer, type RawResponse, type TestServer } from '../support/server.ts';
+
+// Goal: every bad request is refused with Stripe's error envelope naming the problem (status, type, code, param,
+// a message a developer can act on), and a refused request changes nothing: no row, no event, no ledger movement.
+describe('Refused requests', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer();
+    // Some history, so that "nothing changed" is checked against non-empty tables and ledger accounts.
+    await server.stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    await server.stripe.paymentIntents.create({ amount: 900, currency: 'eur', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  interface Expected {
+    status: number;
+    code: string;
+    type?: string;
+    /** Omitted: the error must carry no `param`. */
+    param?: string;
+    message: string | RegExp;
+  }
+
+  /** Row counts of every table a request could change, and every ledger account's balances. */
+  async function snapshot() {
+    const accounts = await server.database.db
+      .selectFrom('ledger_accounts')
+      .select(['id', 'debits_pending', 'debits_posted', 'credits_pending', 'credits_posted'])
+      .orderBy('id')
+      .execute();
+    return { counts: await stateCounts(server.database.db), accounts };
+  }
+
+  /** Sends the request, checks the error it gets in every detail, and that state and ledger are as they were. */
+  async function refused(send: () => Promise<RawResponse>, expected: Expected): Promise<Record<string, unknown>> {
+    const before = await snapshot();
+    const response = await send();
+    const context = `expected ${expected.code}, got ${response.status} ${response.body.slice(0, 400)}`;
+    assert.equal(response.status, expected.status, context);
+    assert.match(String(response.headers['content-type']), /^application\/json/, context);
+    const error = response.json.error as Record<string, unknown> | undefined;
+    assert.ok(typeof error === 'object' && error !== null, `Stripe's error envelope: ${context}`);
+    assert.equal(error.type, expected.type ?? 'invalid_request_error', context);
+    assert.equal(error.code, expected.code, context);
+    if (expected.param === undefined) assert.equal(error.param, undefined, context);
+    else assert.equal(error.param, expected.param, context);
+    if (typeof expected.message === 'string') assert.equal(error.message, expected.message, context);
+    else assert.match(String(error.message), expected.message, context);
+    assert.equal(error.request_id, response.headers['request-id']);
+    assert.deepEqual(await snapshot(), before, `a refused request changes nothing (${expected.code})`);
+    return error;
+  }
+
+  const form = (path: string, body: string, key = server.secretKey, headers: Record<string, string> = {}) =>
+    rawRequest(server, 'POST', path, { key, body, headers });
+  /** `key: null` sends no Authorization header. */
+  const get = (path: string, key: string | null = server.secretKey, headers: Record<string, string> = {}) =>
+    rawRequest(server, 'GET', path, { ...(key === null ? {} : { key }), headers });
+  const create = (body: string) => form('/v1/payment_intents', body);
+  const createJson = (body: string) =>
+    rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body, contentType: 'application/json' });
+
+  const invalidInteger = (value: string): Expected => ({ status: 400, code: 'parameter_invalid_integer', param: 'amount', message: `Invalid integer: ${value}` });
+  const metadataKeys = Array.from({ length: 51 }, (_, i) => `metadata[k${i}]=v`).join('&');
+  const createCases: Array<[string, string, Expected]> = [
+    ['an unknown parameter', 'amount=100&currency=usd&foo=1', { status: 400, code: 'parameter_unknown', param: 'foo', message: 'Received unknown parameter: foo' }],
+    ['an unknown nested parameter', 'amount=100&currency=usd&shipping[name]=A&shipping[address][city]=B&shipping[foo]=1',
+      { status: 400, code: 'parameter_unknown', param: 'shipping[foo]', message: 'Received unknown parameter: shipping[foo]' }],
+    ['an unknown nested parameter alone', 'amount=100&currency=usd&shipping[foo]=1',
+      { status: 400, code: 'parameter_unknown', param: 'shipping[foo]', message: 'Received unknown parameter: shipping[foo]' }],
+    ['a parameter the form parser drops (__proto__)', 'amount=100&currency=usd&__proto__[x]=1',
+      { status: 400, code: 'parameter_unknown', param: '__proto__[x]', message: 'Received unknown parameter: __proto__[x]' }],
+    ['a missing amount', 'currency=usd', { status: 400, code: 'parameter_missing', param: 'amount', message: 'Missing required param: amount.' }],
+    ['a missing currency', 'amount=100', { status: 400, code: 'parameter_missing', param: 'currency', message: 'Missing required param: currency.' }],
+    ['a decimal amount', 'amount=12.5&currency=usd', invalidInteger('12.5')],
+    ['an exponent amount', 'amount=1e3&currency=usd', invalidInteger('1e3')],
+    ['a non-numeric amount', 'amount=abc&currency=usd', invalidInteger('abc')],
+    ['a negative amount', 'amount=-5&currency=usd', { status: 400, code: 'parameter_invalid_integer', param: 'amount', message: 'This value must be greater than or equal to 1.' }],
+    ['a zero amount', 'amount=0&currency=usd', { status: 400, code: 'parameter_invalid_integer', param: 'amount', message: 'This value must be greater than or equal to 1.' }],
+    ['an amount of nine digits', 'amount=100000000&currency=usd',
+      { status: 400, code: 'amount_too_large', param: 'amount', message: 'Amount must be no more than 999999.99 usd' }],
+    ['an amount below the currency minimum', 'amount=49&currency=usd',
+      { status: 400, code: 'amount_too_small', param: 'amount', message: 'Amount must be at least 0.50 usd' }],
+    ['an unknown currency', 'amount=100&currency=xyz',
+      { status: 400, code: 'currency_invalid', param: 'currency', message: /^Invalid currency: xyz\. Coffer supports these currencies: .*\busd\b/ }],
+    ['a three-decimal amount not ending in 0', 'amount=1235&currency=bhd',
+      { status: 400, code: 'invalid_charge_amount', param: 'amount', message: /^Amounts in bhd must be a multiple of 10 \(got 1235\)/ }],
+    ['an ISK amount that is not whole units', 'amount=550&currency=isk',
+      { status: 400, code: 'invalid_charge_amount', param: 'amount', message: /^Amounts in isk must be a multiple of 100 \(got 550\)/ }],
+    ['a value outside an enum', 'amount=100&currency=usd&capture_method=sometimes',
+      { status: 400, code: 'parameter_invalid', param: 'capture_method', message: /capture_method.*\bautomatic, automatic_async,? (or )?manual\b/ }],
+    ['a non-boolean flag', 'amount=100&currency=usd&confirm=maybe',
+      { status: 400, code: 'parameter_invalid', param: 'confirm', message: 'Invalid confirm: expected a boolean, got maybe' }],
+    ['51 metadata keys', `amount=100&currency=usd&${metadataKeys}`,
+      { status: 400, code: 'parameter_invalid', param: 'metadata', message: 'Invalid metadata: must have at most 50 keys' }],
+    ['a 41-character metadata key', `amount=100&currency=usd&metadata[${'k'.repeat(41)}]=v`,
+      { status: 400, code: 'parameter_invalid', param: 'metadata', message: /\bkeys?\b.*\b40 characters/i }],
+    ['a 501-character metadata value', `amount=100&currency=usd&metadata[key]=${'v'.repeat(501)}`,
+      { status: 400, code: 'parameter_invalid', param: 'metadata[key]', message: 'Invalid metadata[key]: must be at most 500 characters' }],
+    ['a description over 1000 characters', `amount=100&currency=usd&description=${'d'.repeat(1001)}`,
+      { status: 400, code: 'parameter_invalid', param: 'description', message: 'Invalid description: must be at most 1000 characters' }],
+    ['an empty amount', 'amount=&currency=usd',
+      { status: 400, code: 'parameter_invalid_empty', param: 'amount', message: /^You passed an empty string for 'amount'.*'amount' cannot be unset/ }],
+    ['an empty currency', 'amount=100&currency=',
+      { status: 400, code: 'parameter_invalid_empty', param: 'currency', message: /^You passed an empty string for 'currency'.*'currency' cannot be unset/ }],
+    ['form nesting deeper than allowed', 'amount=100&currency=usd&metadata[a][b][c][d][e][f][g]=1',
+      { status: 400, code: 'request_body_invalid', message: /could not be parsed: .*depth.* 5\b/ }],
+    ['an unexpandable path', 'amount=100&currency=usd&expand[]=foo',
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (foo).' }],
+    ['an unknown payment method', 'amount=100&currency=usd&payment_method=pm_nope&confirm=true',
+      { status: 404, code: 'resource_missing', param: 'payment_method', message: "No such PaymentMethod: 'pm_nope'" }],
+  ];
+  for (const [name, body, expected] of createCases) {
+    test(`create with ${name} is refused`, async () => {
+      await refused(() => create(body), expected);
+    });
+  }
+
+  // The body as a whole: encodings, sizes and shapes the API does not take.
+  test('JSON bodies: a string where an integer goes, malformed JSON', async () => {
+    await refused(() => createJson('{"amount": 2000, "currency": "us'),
+      { status: 400, code: 'request_body_invalid', message: /^The request body could not be parsed/ });
+    await refused(() => createJson('{"amount":100,"currency":"usd","__proto__":{"x":1}}'),
+      { status: 400, code: 'request_body_invalid', message: /^The request body could not be parsed/ });
+    const error = await refused(() => createJson(JSON.stringify({ amount: '2000', currency: 'usd' })),
+      { status: 400, code: 'parameter_invalid_integer', param: 'amount', message: /^Invalid integer: / });
+    assert.match(String(error.message), /"2000"|string/, 'the message shows that a string was sent, not an integer');
+  });
+
+  test('a body over 256 KiB is refused before anything runs', async () => {
+    const body = `amount=100&currency=usd&description=${'x'.repeat(256 * 1024)}`;
+    await refused(() => create(body), { status: 400, code: 'request_body_too_large', message: 'The request body is larger than 262144 bytes.' });
+  });
+
+  test('an unsupported content type is named as such', async () => {
+    const message = 'Send the request body as application/x-www-form-urlencoded or application/json.';
+    for (const contentType of ['multipart/form-data; boundary=x', 'application/xml', 'text/plain']) {
+      await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd', contentType }),
+        { status: 400, code: 'content_type_unsupported', message });
+    }
+  });
+
+  test('a create without any body says which parameter is missing', async () => {
+    await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey }),
+      { status: 400, code: 'parameter_missing', param: 'amount', message: 'Missing required param: amount.' });
+  });
+
+  // Confirm naming a payment method that does not exist must leave the PaymentIntent exactly as it was.
+  test('confirm with an unknown payment method changes nothing', async () => {
+    const withoutMethod = await server.stripe.paymentIntents.create({ amount: 1500, currency: 'usd', metadata: { order: 'v-1' } });
+    const withMethod = await server.stripe.paymentIntents.create({ amount: 1600, currency: 'usd', payment_method: 'pm_card_visa' });
+    for (const intent of [withoutMethod, withMethod]) {
+      const before = await get(`/v1/payment_intents/${intent.id}`);
+      await refused(() => form(`/v1/payment_intents/${intent.id}/confirm`, 'payment_method=pm_nope'),
+        { status: 404, code: 'resource_missing', param: 'payment_method', message: "No such PaymentMethod: 'pm_nope'" });
+      const after = await get(`/v1/payment_intents/${intent.id}`);
+      assert.equal(after.status, 200);
+      assert.deepEqual(after.json, before.json, 'the PaymentIntent is exactly as it was');
+    }
+    const still = await server.stripe.paymentIntents.retrieve(withMethod.id);
+    assert.equal(still.status, 'requires_confirmation');
+    assert.equal(still.latest_charge, null);
+  });
+
+  // Who is asking: a missing, malformed, unknown or publishable key never reaches the data.
+  test('requests without a usable secret key are refused with 401', async () => {
+    await refused(() => get('/v1/payment_intents', null), {
+      status: 401,
+      code: 'api_key_missing',
+      message: /^You did not provide an API key\. You need to provide your API key in the Authorization header/,
+    });
+    await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { body: 'amount=100&currency=usd' }),
+      { status: 401, code: 'api_key_missing', message: /^You did not provide an API key/ });
+    const malformed = await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', 'not-a-key-abcd'),
+      { status: 401, code: 'api_key_invalid', message: 'Invalid API Key provided: ****abcd' });
+    assert.doesNotMatch(String(malformed.message), /not-a-key/);
+    const unknownKey = `sk_test_${'Q'.repeat(44)}wxyz`;
+    const unknown = await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', unknownKey),
+      { status: 401, code: 'api_key_invalid', message: 'Invalid API Key provided: sk_test_****wxyz' });
+    assert.ok(!String(unknown.message).includes(unknownKey), 'the key is masked');
+    const publishable = { status: 401, code: 'secret_key_required', message: 'This API call cannot be made with a publishable API key. Please use a secret API key.' };
+    await refused(() => get('/v1/payment_intents', server.publishableKey), publishable);
+    await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.publishableKey), publishable);
+  });
+
+  test("another merchant's key gets 404 on a PaymentIntent exactly as for an unknown id, and nothing changes", async () => {
+    const mine = await server.stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    assert.equal(mine.status, 'requires_capture');
+    const before = await get(`/v1/payment_intents/${mine.id}`);
+    const unknownId = 'pi_doesnotexist000000000000';
+    const calls: Array<[string, (id: string) => Promise<RawResponse>]> = [
+      ['retrieve', (id) => get(`/v1/payment_intents/${id}`, server.otherSecretKey)],
+      ['update', (id) => form(`/v1/payment_intents/${id}`, 'description=hijacked&metadata[x]=1', server.otherSecretKey)],
+      ['cancel', (id) => form(`/v1/payment_intents/${id}/cancel`, 'cancellation_reason=fraudulent', server.otherSecretKey)],
+      ['capture', (id) => form(`/v1/payment_intents/${id}/capture`, 'amount_to_capture=3000', server.otherSecretKey)],
+      ['confirm', (id) => form(`/v1/payment_intents/${id}/confirm`, 'payment_method=pm_card_visa', server.otherSecretKey)],
+    ];
+    const normalized = (error: Record<string, unknown>, id: string) => ({ ...error, request_id: '', message: String(error.message).replace(id, '<id>') });
+    for (const [name, call] of calls) {
+      const theirs = await refused(() => call(mine.id), { status: 404, code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${mine.id}'` });
+      const unknown = await refused(() => call(unknownId), { status: 404, code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${unknownId}'` });
+      assert.deepEqual(normalized(theirs, mine.id), normalized(unknown, unknownId), `${name}: indistinguishable from an unknown id`);
+    }
+    await refused(() => get(`/v1/payment_intents?starting_after=${mine.id}`, server.otherSecretKey),
+      { status: 404, code: 'resource_missing', param: 'starting_after', message: `No such payment_intent: '${mine.id}'` });
+    const after = await get(`/v1/payment_intents/${mine.id}`);
+    assert.deepEqual(after.json, before.json, 'the owner sees the PaymentIntent exactly as before');
+  });
+
+  // Headers, URLs and list parameters.
+  test('an invalid Stripe-Version is refused before the request runs', async () => {
+    for (const version of ['banana', '2019-01-01', '2999-01-01']) {
+      await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': version }),
+        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: ${version}` });
+    }
+  });
+
+  test('an unknown URL or method is url_unknown', async () => {
+    await refused(() => get('/v1/nope'), { status: 404, code: 'url_unknown', message: 'Unrecognized request URL (GET: /v1/nope).' });
+    await refused(() => form('/v1/payment_intent', 'amount=100&currency=usd'),
+      { status: 404, code: 'url_unknown', message: 'Unrecognized request URL (POST: /v1/payment_intent).' });
+    await refused(() => rawRequest(server, 'DELETE', '/v1/payment_intents/pi_x', { key: server.secretKey }),
+      { status: 404, code: 'url_unknown', message: 'Unrecognized request URL (DELETE: /v1/payment_intents/pi_x).' });
+  });
+
+  test('an over-long id gets an answer in Stripe\'s error envelope', async () => {
+    const response = await get(`/v1/payment_intents/pi_${'x'.repeat(300)}`);
+    assert.ok([400, 404, 414].includes(response.status), `status ${response.status}`);
+    const error = response.json.error as Record<string, unknown> | string | undefined;
+    assert.equal(typeof error, 'object', `Stripe's envelope, got ${response.body.slice(0, 200)}`);
+    assert.equal((error as Record<string, unknown>).type, 'invalid_request_error');
+  });
+
+  test('list parameters out of range name the parameter', async () => {
+    await refused(() => get('/v1/payment_intents?limit=0'), { status: 400, code: 'parameter_invalid_integer', param: 'limit', message: 'Invalid limit: must be at least 1' });
+    await refused(() => get('/v1/payment_intents?limit=101'), { status: 400, code: 'parameter_invalid_integer', param: 'limit', message: 'Invalid limit: must be at most 100' });
+    await refused(() => get('/v1/payment_intents?limit=ten'), { status: 400, code: 'parameter_invalid_integer', param: 'limit', message: 'Invalid integer: ten' });
+    await refused(() => get('/v1/payment_intents?starting_after=pi_nope'),
+      { status: 404, code: 'resource_missing', param: 'starting_after', message: "No such payment_intent: 'pi_nope'" });
+    await refused(() => get('/v1/payment_intents?expand[]=data.nope'),
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope).' });
+    await refused(() => get('/v1/payment_intents?colour=red'), { status: 400, code: 'parameter_unknown', param: 'colour', message: 'Received unknown parameter: colour' });
+    const listed = await get('/v1/payment_intents?limit=100');
+    assert.equal(listed.status, 200, 'the bounds themselves are accepted');
+  });
+
+  test('retrieve with an unknown expand path names expand', async () => {
+    const intent = await server.stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
+    await refused(() => get(`/v1/payment_intents/${intent.id}?expand[]=customer.nope`),
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope).' });
+  });
+
+  // Last, because today it takes the server down: a query string nested too deep must be a 400 like a body.
+  test('a query string nested deeper than allowed is a 400 and the server keeps serving', async () => {
+    const send = get('/v1/payment_intents?created[a][b][c][d][e][f][g]=1', null);
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s: the server did not survive')), 5000).unref());
+    const response = await Promise.race([send, timeout]);
+    assert.equal(response.status, 400, response.body);
+    assert.equal((response.json.error as Record<string, unknown>).type, 'invalid_request_error');
+    assert.match(String((response.json.error as Record<string, unknown>).message), /depth|nest/i);
+    assert.equal((await get('/health', null)).status, 200);
+  });
+});
