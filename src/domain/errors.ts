@@ -32,12 +32,9 @@ export const errorCatalog = {
   api_key_missing: { type: 'invalid_request_error', httpStatus: 401 },
   api_key_invalid: { type: 'invalid_request_error', httpStatus: 401 },
   secret_key_required: { type: 'invalid_request_error', httpStatus: 401 },
-  rate_limit: { type: 'invalid_request_error', httpStatus: 429 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
-  payment_intent_invalid_parameter: { type: 'invalid_request_error', httpStatus: 400 },
-  payment_method_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
   lock_timeout: { type: 'invalid_request_error', httpStatus: 409 },
   flow_not_supported: { type: 'invalid_request_error', httpStatus: 400 },

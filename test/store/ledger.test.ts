@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { ledgerAccountCodes, type AccountBalance, type LedgerAccountCode, type TransferCommand } from '../../src/domain/ledger.ts';
 import { createMerchant } from '../../src/identity/merchants.ts';
 import { verifyLedger, type LedgerViolation } from '../../src/ops/ledger-verify.ts';
+import type { Tx } from '../../src/flows/context.ts';
 import type { Database } from '../../src/store/database.ts';
 import { applyTransfers, type TransferContext } from '../../src/store/ledger.ts';
 import { openTestDatabase, testDatabaseKind, type TestDatabase } from '../support/database.ts';
@@ -246,7 +247,7 @@ async function apply(db: Kysely<Database>, ctx: Ctx, commands: TransferCommand[]
 class Rollback extends Error {}
 
 /** Runs `fn` in a transaction that is always rolled back, so a deliberately broken ledger never outlives a test. */
-async function inRolledBackTransaction(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<void>): Promise<void> {
+async function inRolledBackTransaction(db: Kysely<Database>, fn: (tx: Tx) => Promise<void>): Promise<void> {
   await assert.rejects(
     db.transaction().execute(async (tx) => {
       await fn(tx);
@@ -257,6 +258,35 @@ async function inRolledBackTransaction(db: Kysely<Database>, fn: (tx: Kysely<Dat
       throw error;
     },
   );
+}
+
+/**
+ * Runs a tampering statement (after `prepare`, if given) in a transaction that is always rolled back, and returns the
+ * error that refused it, or undefined if the database let it through: a defect never outlives its test.
+ */
+async function attempt(
+  db: Kysely<Database>,
+  statement: RawBuilder<unknown>,
+  prepare?: (tx: Tx) => Promise<void>,
+): Promise<unknown> {
+  let refused: unknown;
+  await inRolledBackTransaction(db, async (tx) => {
+    await prepare?.(tx);
+    await sql`SAVEPOINT attempt`.execute(tx);
+    try {
+      await statement.execute(tx);
+    } catch (error) {
+      refused = error ?? new Error('refused without an error');
+      await sql`ROLLBACK TO SAVEPOINT attempt`.execute(tx);
+    }
+  });
+  return refused;
+}
+
+/** Asserts that the database refused the attempt with a message matching `message`. */
+function assertRefused(refused: unknown, message: RegExp, what: string): void {
+  assert.notEqual(refused, undefined, `${what} must be refused`);
+  assert.match(String((refused as Error).message), message, what);
 }
 
 const single = (key: string, debit: LedgerAccountCode, credit: LedgerAccountCode, amountMinor: bigint): TransferCommand => ({
@@ -566,12 +596,17 @@ describe('ledger tampering', () => {
   test('direct UPDATE, DELETE or TRUNCATE of ledger_transfers is refused', async () => {
     const db = database.db;
     const before = await everything();
-    await assert.rejects(sql`UPDATE ledger_transfers SET amount = amount + 1 WHERE transfer_key = 't-capture'`.execute(db), /ledger_transfers is append-only \(UPDATE refused\)/);
-    await assert.rejects(sql`UPDATE ledger_transfers SET transfer_key = 'x' WHERE transfer_key = 't-auth'`.execute(db), /append-only \(UPDATE refused\)/);
-    await assert.rejects(sql`UPDATE ledger_transfers SET reason = reason`.execute(db), /append-only \(UPDATE refused\)/);
-    await assert.rejects(sql`DELETE FROM ledger_transfers WHERE transfer_key = 't-auth-capture'`.execute(db), /append-only \(DELETE refused\)/);
-    await assert.rejects(sql`DELETE FROM ledger_transfers`.execute(db), /append-only \(DELETE refused\)/);
-    await assert.rejects(sql`TRUNCATE ledger_transfers CASCADE`.execute(db), /append-only \(TRUNCATE refused\)/);
+    for (const [statement, message] of [
+      [sql`UPDATE ledger_transfers SET amount = amount + 1 WHERE transfer_key = 't-capture'`, /ledger_transfers is append-only \(UPDATE refused\)/],
+      [sql`UPDATE ledger_transfers SET transfer_key = 'x' WHERE transfer_key = 't-auth'`, /append-only \(UPDATE refused\)/],
+      [sql`UPDATE ledger_transfers SET pending_id = NULL, kind = 'single' WHERE transfer_key = 't-auth-capture'`, /append-only \(UPDATE refused\)/],
+      [sql`UPDATE ledger_transfers SET reason = reason`, /append-only \(UPDATE refused\)/],
+      [sql`DELETE FROM ledger_transfers WHERE transfer_key = 't-auth-capture'`, /append-only \(DELETE refused\)/],
+      [sql`DELETE FROM ledger_transfers`, /append-only \(DELETE refused\)/],
+      [sql`TRUNCATE ledger_transfers CASCADE`, /append-only \(TRUNCATE refused\)/],
+    ] as const) {
+      assertRefused(await attempt(db, statement), message, statement.compile(db).sql);
+    }
     assert.deepEqual(await everything(), before, 'nothing changed');
   });
 
@@ -580,28 +615,21 @@ describe('ledger tampering', () => {
     const db = database.db;
     const before = await everything();
     const id = await accountId('merchant_incoming');
+    const guarded = /ledger balances change only through ledger_apply\(\)/;
     for (const counter of ['debits_pending', 'debits_posted', 'credits_pending', 'credits_posted']) {
-      await assert.rejects(
-        sql`UPDATE ledger_accounts SET ${sql.ref(counter)} = ${sql.ref(counter)} + 1 WHERE id = ${id}`.execute(db),
-        /ledger balances change only through ledger_apply\(\)/,
-        `${counter} of account ${id}`,
-      );
+      const statement = sql`UPDATE ledger_accounts SET ${sql.ref(counter)} = ${sql.ref(counter)} + 1 WHERE id = ${id}`;
+      assertRefused(await attempt(db, statement), guarded, `${counter} of account ${id}`);
     }
     // Moving posted money between two accounts keeps the currency balanced, and is refused all the same.
-    await assert.rejects(
-      sql`UPDATE ledger_accounts SET credits_posted = credits_posted + CASE WHEN code = 'merchant_available' THEN 100 ELSE -100 END
-          WHERE merchant_id = ${merchantId} AND currency = 'usd' AND code IN ('merchant_incoming', 'merchant_available')`.execute(db),
-      /ledger balances change only through ledger_apply\(\)/,
-    );
+    const move = sql`UPDATE ledger_accounts SET credits_posted = credits_posted + CASE WHEN code = 'merchant_available' THEN 100 ELSE -100 END
+      WHERE merchant_id = ${merchantId} AND currency = 'usd' AND code IN ('merchant_incoming', 'merchant_available')`;
+    assertRefused(await attempt(db, move), guarded, 'a balanced move between two accounts');
     // The writer flag is transaction-local: one ledger_apply() does not open the door for the rest of its transaction.
-    await assert.rejects(
-      db.transaction().execute(async (tx) => {
-        await applyTransfers(tx, { ...ctx(), paymentIntentId: null, chargeId: null }, [single('t-then-tamper', 'merchant_incoming', 'merchant_available', 1n)]);
-        await sql`UPDATE ledger_accounts SET credits_posted = credits_posted + 1000 WHERE id = ${id}`.execute(tx);
-      }),
-      /ledger balances change only through ledger_apply\(\)/,
+    const afterApply = await attempt(db, sql`UPDATE ledger_accounts SET credits_posted = credits_posted + 1000 WHERE id = ${id}`, (tx) =>
+      applyTransfers(tx, { ...ctx(), paymentIntentId: null, chargeId: null }, [single('t-then-tamper', 'merchant_incoming', 'merchant_available', 1n)]),
     );
-    await assert.rejects(sql`DELETE FROM ledger_accounts WHERE id = ${id}`.execute(db), /ledger balances change only through ledger_apply\(\)/);
+    assertRefused(afterApply, guarded, 'a counter update after ledger_apply() in the same transaction');
+    assertRefused(await attempt(db, sql`DELETE FROM ledger_accounts WHERE id = ${id}`), guarded, `DELETE of account ${id}`);
     assert.deepEqual(await everything(), before, 'nothing changed');
   });
 
@@ -611,17 +639,8 @@ describe('ledger tampering', () => {
     const db = database.db;
     const id = await accountId('merchant_available');
     for (const change of [sql`merchant_id = ${otherMerchantId}`, sql`livemode = true`]) {
-      let refused: unknown;
-      await inRolledBackTransaction(db, async (tx) => {
-        try {
-          await sql`SAVEPOINT attempt`.execute(tx);
-          await sql`UPDATE ledger_accounts SET ${change} WHERE id = ${id}`.execute(tx);
-        } catch (error) {
-          refused = error;
-          await sql`ROLLBACK TO SAVEPOINT attempt`.execute(tx);
-        }
-      });
-      assert.notEqual(refused, undefined, `UPDATE ledger_accounts SET ${change.compile(db).sql} on account ${id} (credits_posted 400) must be refused`);
+      const statement = sql`UPDATE ledger_accounts SET ${change} WHERE id = ${id}`;
+      assertRefused(await attempt(db, statement), /ledger_apply/, `${statement.compile(db).sql} on account ${id} (credits_posted 400)`);
     }
   });
 
@@ -664,7 +683,7 @@ describe('ledger tampering', () => {
       assert.ok(violations.every((v) => v.check === 'account_equals_entries'));
     });
     assert.deepEqual((await verifyLedger(db)).violations, [], 'the rolled-back tampering left the ledger intact');
-    await assert.rejects(sql`UPDATE ledger_accounts SET credits_posted = 0 WHERE id = ${id}`.execute(db), /only through ledger_apply/, 'the trigger is back');
+    assertRefused(await attempt(db, sql`UPDATE ledger_accounts SET credits_posted = 0 WHERE id = ${id}`), /only through ledger_apply/, 'the trigger is back');
   });
 
   // Goal (DEFECT, fails today): verifyLedger notices accounts whose owner no longer matches their transfers, e.g. a
