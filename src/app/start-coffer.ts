@@ -38,9 +38,15 @@ export interface RunningCoffer {
   close(): Promise<void>;
 }
 
+/** A storage failure (a failed fsync) leaves the embedded database unusable: stop, and recover on restart. */
+function stopOnStorageFailure(error: unknown): void {
+  process.stderr.write(`coffer: the embedded database reported a storage failure; stopping so that recovery runs on restart: ${String(error)}\n`);
+  process.exit(75);
+}
+
 export async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
   return config.databaseUrl === undefined
-    ? openPGlite(path.join(config.homeDir, 'db'))
+    ? openPGlite(path.join(config.homeDir, 'db'), config.embeddedDurability, stopOnStorageFailure)
     : openPostgres(config.databaseUrl, config.databasePoolSize);
 }
 
@@ -54,6 +60,7 @@ export function buildServices(database: OpenDatabase, config: Config, options: S
     cardSource: testCardSource,
     faults: faultPointsFromEnv(env),
     fingerprintKey: deriveKey(loadInstanceSecret(config.homeDir), 'card fingerprint v1'),
+    maintainStorage: () => database.maintain(),
   };
 }
 

@@ -18,6 +18,8 @@ export interface Services {
   faults: FaultPoints;
   /** Key of the keyed hash that fingerprints cards (see platform/instance-secret.ts). */
   fingerprintKey: Secret<Buffer>;
+  /** The database's periodic upkeep (checkpoints of the embedded database). */
+  maintainStorage(): Promise<void>;
 }
 
 /** The merchant and key a request acts for. */

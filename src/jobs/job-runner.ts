@@ -17,6 +17,13 @@ export const jobs: Job[] = [
   { name: 'expire-authorizations', runBatch: expireAuthorizations },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
+  {
+    name: 'maintain-storage',
+    runBatch: async (services) => {
+      await services.maintainStorage();
+      return 0;
+    },
+  },
 ];
 
 /** Runs every job until it has nothing left or has used its batches for this run. Returns rows handled per job. */

@@ -52,8 +52,9 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
     query: `SELECT t.id, t.transfer_key FROM ledger_transfers t
             JOIN ledger_accounts d ON d.id = t.debit_account_id JOIN ledger_accounts c ON c.id = t.credit_account_id
             WHERE t.amount <= 0 OR d.currency <> t.currency OR c.currency <> t.currency
-               OR d.merchant_id <> c.merchant_id OR d.livemode <> c.livemode OR d.id = c.id`,
-    describe: (r) => `transfer ${String(r.transfer_key)} does not move a positive amount between two accounts of one merchant, mode and currency`,
+               OR d.merchant_id <> c.merchant_id OR d.livemode <> c.livemode OR d.id = c.id
+               OR d.merchant_id <> t.merchant_id OR d.livemode <> t.livemode`,
+    describe: (r) => `transfer ${String(r.transfer_key)} does not move a positive amount between two accounts of its own merchant, mode and currency`,
   },
   {
     name: 'pending_resolution',

@@ -8,6 +8,8 @@ export interface Config {
   /** PostgreSQL connection string; absent means the embedded PGlite database under `homeDir`. */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Embedded database only: `fsync` flushes every commit to disk (power-loss safe), `os` leaves it to the OS. */
+  embeddedDurability: 'fsync' | 'os';
   publicHost: string;
   publicPort: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
@@ -61,6 +63,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`COFFER_LOG_LEVEL must be one of ${logLevels.join(', ')}, got "${logLevel}"`);
   }
+  const embeddedDurability = env.COFFER_EMBEDDED_DURABILITY || 'fsync';
+  if (embeddedDurability !== 'fsync' && embeddedDurability !== 'os') {
+    throw new ConfigError(`COFFER_EMBEDDED_DURABILITY must be fsync or os, got "${embeddedDurability}"`);
+  }
   const tlsCertFile = env.COFFER_TLS_CERT || undefined;
   const tlsKeyFile = env.COFFER_TLS_KEY || undefined;
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
@@ -70,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
     databaseUrl,
     databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
+    embeddedDurability,
     publicHost: env.COFFER_HOST || '127.0.0.1',
     publicPort: readPort(env, 'COFFER_PORT', 8443),
     tlsCertFile,

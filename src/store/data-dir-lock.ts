@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 
 function processAlive(pid: number): boolean {
   try {
@@ -14,12 +15,17 @@ function processAlive(pid: number): boolean {
  * one embedded data directory would corrupt it, because PGlite has no shared-memory lock of its own.
  * Returns the function that releases the lock.
  */
+const heldInThisProcess = new Set<string>();
+
 export function lockDataDir(dataDir: string): () => void {
-  const lockFile = `${dataDir}.lock`;
-  for (let attempt = 0; attempt < 2; attempt += 1) {
+  const lockFile = `${path.resolve(dataDir)}.lock`;
+  if (heldInThisProcess.has(lockFile)) throw new Error(`the embedded database ${dataDir} is already open in this process`);
+  for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
       fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      heldInThisProcess.add(lockFile);
       return () => {
+        heldInThisProcess.delete(lockFile);
         try {
           if (fs.readFileSync(lockFile, 'utf8') === String(process.pid)) fs.unlinkSync(lockFile);
         } catch {
@@ -32,8 +38,15 @@ export function lockDataDir(dataDir: string): () => void {
       if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
         throw new Error(`the embedded database ${dataDir} is in use by process ${holder}`);
       }
-      // The holder is gone (killed or crashed): its lock is stale.
-      fs.unlinkSync(lockFile);
+      // The holder is gone (killed or crashed): its lock is stale. Claim it by renaming, so that two processes
+      // racing for it cannot both delete it and then both create a fresh one.
+      const tomb = `${lockFile}.stale.${process.pid}`;
+      try {
+        fs.renameSync(lockFile, tomb);
+        fs.unlinkSync(tomb);
+      } catch {
+        // Someone else claimed it first; try again.
+      }
     }
   }
   throw new Error(`could not lock the embedded database ${dataDir}`);

@@ -7,6 +7,7 @@ import { limits } from '../limits.ts';
 import type { Database } from './database.ts';
 import { PGlitePool } from './pglite-pool.ts';
 import { lockDataDir } from './data-dir-lock.ts';
+import { openDurablePGlite } from './durable-pglite.ts';
 
 export type DatabaseKind = 'pglite' | 'postgres';
 
@@ -23,6 +24,11 @@ export interface OpenDatabase {
    * may start at once), on PGlite while holding its one session. `exec` runs a multi-statement script.
    */
   withSchemaLock<T>(fn: (exec: ScriptRunner) => Promise<T>): Promise<T>;
+  /**
+   * Periodic upkeep the database does not do for itself: the embedded database has no checkpointer, so its WAL
+   * grows until a CHECKPOINT. PostgreSQL needs nothing.
+   */
+  maintain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -82,29 +88,69 @@ export async function openPostgres(url: string, poolSize: number): Promise<OpenD
       client.release();
     }
   };
-  return { db, kind: 'postgres', location: redactConnectionString(url), withSchemaLock, close: () => db.destroy() };
+  return {
+    db,
+    kind: 'postgres',
+    location: redactConnectionString(url),
+    withSchemaLock,
+    maintain: async () => undefined,
+    close: () => db.destroy(),
+  };
 }
+
+/**
+ * How the embedded database makes commits durable: `fsync` (the default) flushes every COMMIT to stable storage
+ * (see durable-pglite.ts); `os` leaves writes in the operating system's cache, which survives the process being
+ * killed but not a power loss, and is several times faster. Tests use `os` except where durability is tested.
+ */
+export type EmbeddedDurability = 'fsync' | 'os';
+
+/** WAL written since the last checkpoint beyond which the embedded database checkpoints (bounds recovery time). */
+const checkpointWalBytes = 256n * 1024n * 1024n;
 
 /**
  * Opens (creating on first use) the embedded database in `dataDir`. Only one process may use a data directory at
  * a time: a lock file holding our pid guards it, and a lock left by a killed process is taken over.
+ * `onFatal` is called if storage fails (a failed fsync): the process must stop, and recovery runs on restart.
  */
-export async function openPGlite(dataDir: string | undefined): Promise<OpenDatabase> {
+export async function openPGlite(
+  dataDir: string | undefined,
+  durability: EmbeddedDurability = 'fsync',
+  onFatal: (error: unknown) => void = () => undefined,
+): Promise<OpenDatabase> {
   let unlock = () => undefined as void;
   if (dataDir !== undefined) {
     fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o700 });
     unlock = lockDataDir(dataDir);
   }
   try {
-    const pglite = new PGlite(dataDir);
-    await pglite.waitReady;
-    const pool = new PGlitePool(pglite);
+    let pglite: PGlite;
+    let isFatal = (error: unknown) => (error as { severity?: string } | null)?.severity === 'PANIC';
+    if (dataDir !== undefined && durability === 'fsync') {
+      const durable = await openDurablePGlite(dataDir);
+      pglite = durable.pglite;
+      const panics = isFatal;
+      isFatal = (error) => durable.vfs.fatal !== undefined || panics(error);
+    } else {
+      pglite = new PGlite(dataDir);
+      await pglite.waitReady;
+    }
+    const pool = new PGlitePool(pglite, (error) => {
+      if (isFatal(error)) onFatal(error);
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const maintain = async () => {
+      const rows = await pool.exec(
+        'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), (pg_control_checkpoint()).redo_lsn)::bigint AS pending',
+      );
+      if (BigInt(String(rows[0]?.pending ?? 0)) > checkpointWalBytes) await pool.exec('CHECKPOINT');
+    };
     return {
       db,
       kind: 'pglite',
       location: dataDir ?? '(in memory)',
       withSchemaLock: (fn) => fn((script) => pool.exec(script)),
+      maintain,
       close: async () => {
         await db.destroy();
         unlock();

@@ -20,8 +20,12 @@ export class PGlitePool implements PostgresPool {
   #leased = false;
   #ended = false;
 
-  constructor(pglite: PGlite) {
+  readonly #onError: (error: unknown) => void;
+
+  /** `onError` sees every error the database raises, so that a storage failure can stop the process. */
+  constructor(pglite: PGlite, onError: (error: unknown) => void = () => undefined) {
     this.#pglite = pglite;
+    this.#onError = onError;
   }
 
   async connect(): Promise<PostgresPoolClient> {
@@ -42,7 +46,10 @@ export class PGlitePool implements PostgresPool {
   async exec(script: string): Promise<Array<Record<string, unknown>>> {
     const client = await this.connect();
     try {
-      const results = await this.#pglite.exec(script);
+      const results = await this.#pglite.exec(script).catch((error: unknown) => {
+        this.#onError(error);
+        throw error;
+      });
       return (results.at(-1)?.rows ?? []) as Array<Record<string, unknown>>;
     } finally {
       client.release();
@@ -59,7 +66,10 @@ export class PGlitePool implements PostgresPool {
     let released = false;
     const query = async <R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> => {
       if (released) throw new Error('query on a released embedded database session');
-      const result = await pglite.query<R>(sql, [...parameters], { rowMode: 'object', parsers: rawJsonParsers });
+      const result = await pglite.query<R>(sql, [...parameters], { rowMode: 'object', parsers: rawJsonParsers }).catch((error: unknown) => {
+        this.#onError(error);
+        throw error;
+      });
       const command = /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'SELECT';
       return { command: command as PostgresQueryResult<R>['command'], rowCount: result.affectedRows ?? 0, rows: result.rows };
     };

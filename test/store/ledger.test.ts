@@ -426,7 +426,7 @@ describe('ledger_apply against a model', () => {
   async function runScenario(scenario: Scenario): Promise<void> {
     const db = database.db;
     runNumber += 1;
-    const prefix = `run${runNumber}-${Math.random().toString(36).slice(2, 8)}`;
+    const prefix = `run${runNumber}`;
     const merchantIds: string[] = [];
     for (let i = 0; i < scenario.merchants; i += 1) merchantIds.push(await createMerchant(db, `${prefix} merchant ${i}`));
     const contexts: Ctx[] = [];
@@ -438,7 +438,7 @@ describe('ledger_apply against a model', () => {
     const pickCtx = (index: number): Ctx => contexts[index % contexts.length] as Ctx;
 
     const model = new LedgerModel();
-    /** Every key sent so far (accepted or not), the context and amount it was sent with, and which were pending. */
+    /** Every key sent so far (accepted or not) with the context and amount it was first sent with; the pending ones. */
     const sent = new Map<string, { ctx: Ctx; amount: bigint }>();
     const pendingKeys: string[] = [];
     let accounts = await accountSnapshot(db, merchantIds);
@@ -512,9 +512,7 @@ describe('ledger_apply against a model', () => {
     assertCurrenciesBalance(await accountSnapshot(db, await allMerchantIds(db)));
   }
 
-  // Goal: whatever sequence of single, pending, post (valid or too large), void, double resolution and duplicate-key
-  // commands arrives, the database accepts exactly what the model accepts, a refusal changes nothing, the counters
-  // always equal the model's, and the whole ledger verifies and balances per currency.
+  // Goal: for any command sequence the database accepts exactly what the model accepts, with the model's counters.
   test('random command sequences match the model step by step', async () => {
     await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { numRuns: 50, endOnFailure: true });
     console.log(`    ${runNumber} runs: ${[...outcomes].sort().map(([outcome, n]) => `${outcome} ×${n}`).join(', ')}`);
@@ -633,9 +631,9 @@ describe('ledger tampering', () => {
     assert.deepEqual(await everything(), before, 'nothing changed');
   });
 
-  // Goal (DEFECT, fails today): an account, balance and all, cannot be handed to another merchant or mode by a direct
-  // UPDATE; the guard trigger fires only for the four counter columns, so merchant_id and livemode are unguarded.
+  // Goal (DEFECT, fails today): an account, balance and all, cannot be handed to another merchant or mode directly.
   test('direct UPDATE moving an account to another merchant or mode is refused', async () => {
+    // The guard trigger fires only for UPDATE OF the four counter columns, so merchant_id and livemode are unguarded.
     const db = database.db;
     const id = await accountId('merchant_available');
     for (const change of [sql`merchant_id = ${otherMerchantId}`, sql`livemode = true`]) {
@@ -644,9 +642,9 @@ describe('ledger tampering', () => {
     }
   });
 
-  // Goal: verifyLedger names the account whose counter was changed behind ledger_apply()'s back (triggers disabled by
-  // the database owner), for each of the four counters; the change is rolled back afterwards.
+  // Goal: verifyLedger names the account whose counter the database owner changed with the guard trigger disabled.
   test('verifyLedger reports a counter changed with the guard trigger disabled', async () => {
+    // Each tampering happens in a transaction that is rolled back, so the ledger is intact again afterwards.
     const db = database.db;
     const id = await accountId('merchant_incoming');
     const mentionsAccount = (violation: LedgerViolation) => violation.detail.startsWith(`account ${id} (merchant_incoming usd)`);
@@ -686,9 +684,10 @@ describe('ledger tampering', () => {
     assertRefused(await attempt(db, sql`UPDATE ledger_accounts SET credits_posted = 0 WHERE id = ${id}`), /only through ledger_apply/, 'the trigger is back');
   });
 
-  // Goal (DEFECT, fails today): verifyLedger notices accounts whose owner no longer matches their transfers, e.g. a
-  // merchant's test-mode accounts moved wholesale to another merchant in live mode (triggers disabled by the owner).
+  // Goal (DEFECT, fails today): verifyLedger notices accounts whose merchant or mode no longer matches their transfers.
   test('verifyLedger reports accounts moved to another merchant and mode', async () => {
+    // A merchant's test-mode usd accounts are moved wholesale to another merchant in live mode (triggers disabled by
+    // the owner): every transfer still has two legs of one merchant and mode, but not the transfer's own.
     const db = database.db;
     await inRolledBackTransaction(db, async (tx) => {
       await sql`ALTER TABLE ledger_accounts DISABLE TRIGGER USER`.execute(tx);
@@ -730,10 +729,10 @@ describe('ledger concurrency', () => {
     await database.drop();
   });
 
-  // Goal: 200 concurrent transfers on one hot account (singles, pending+post, pending+void and batches whose commands
-  // name the accounts in reverse id order), among 200 more on 120 other accounts, all succeed without deadlock, and
-  // the hot account's counters equal the sums of its transfers; the whole ledger verifies.
+  // Goal: 200 concurrent transfers on one hot account, among 200 on other accounts, commit without deadlock and add up.
   test('200 concurrent transfers on a hot account succeed and add up', async () => {
+    // Hot tasks: singles in and out, pending+post, pending+void, pending left open, and two-command batches naming the
+    // accounts against id order; background tasks: singles and pending+post on 20 merchants x 2 currencies.
     const db = database.db;
     const random = prng(20240611);
     const amount = () => BigInt(1 + Math.floor(random() * 10_000));
@@ -841,13 +840,13 @@ describe('ledger concurrency', () => {
     assert.deepEqual((await verifyLedger(db)).violations, []);
   });
 
-  // Goal (DEFECT, fails today on PostgreSQL): two transfers that use a merchant's accounts for the first time, naming
-  // them in opposite orders, both commit. ledger_apply() locks existing accounts in id order, but creates missing
-  // ones in command order before that, so the row locks of the new rows are taken in an order of the callers' choosing.
+  // Goal (DEFECT, fails today on PostgreSQL): transfers using new accounts in opposite orders both commit, no deadlock.
   test(
     'first use of new accounts in opposite orders does not deadlock',
     { skip: testDatabaseKind() === 'pglite' ? 'PGlite runs one transaction at a time' : false },
     async () => {
+      // ledger_apply() locks existing accounts in id order, but first creates missing ones in command order, and the
+      // row lock on a new, uncommitted account row is taken in an order of the callers' choosing.
       const db = database.db;
       const ctx: Ctx = { merchantId: await createMerchant(db, 'first use merchant'), livemode: false, currency: 'usd' };
       const waitingOnLocks = async () => {

@@ -78,7 +78,9 @@ export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
     };
   }
   const dataDir = newPGliteDataDir();
-  const database = await openPGlite(dataDir);
+  // Tests that are not about durability skip the flush per commit; test/e2e/embedded-durability.test.ts runs
+  // the durable default in its own processes.
+  const database = await openPGlite(dataDir, 'os');
   await migrate(database);
   return {
     ...database,
@@ -105,7 +107,7 @@ export async function openExistingTestDatabase(location: { url?: string | undefi
   }
   const dataDir = location.dataDir;
   if (dataDir === undefined) throw new Error('a PGlite test database needs its data directory');
-  const database = await openPGlite(dataDir);
+  const database = await openPGlite(dataDir, 'os');
   await migrate(database);
   return { ...database, url: undefined, dataDir, drop: async () => database.close() };
 }

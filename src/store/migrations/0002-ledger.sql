@@ -48,15 +48,20 @@ CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE OR DELETE ON ledger_tran
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
   FOR EACH STATEMENT EXECUTE FUNCTION coffer_refuse_change();
 
+-- An account never changes owner, mode, currency or kind, and its counters change only inside ledger_apply().
 CREATE FUNCTION ledger_accounts_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'DELETE' OR current_setting('coffer.ledger_writer', true) IS DISTINCT FROM 'on' THEN
     RAISE EXCEPTION 'coffer: ledger balances change only through ledger_apply()' USING ERRCODE = 'P0001';
   END IF;
+  IF NEW.id <> OLD.id OR NEW.merchant_id <> OLD.merchant_id OR NEW.livemode <> OLD.livemode
+     OR NEW.currency <> OLD.currency OR NEW.code <> OLD.code OR NEW.created_at <> OLD.created_at THEN
+    RAISE EXCEPTION 'coffer: a ledger account''s identity never changes' USING ERRCODE = 'P0001';
+  END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER ledger_accounts_balances_guarded
-  BEFORE UPDATE OF debits_pending, debits_posted, credits_pending, credits_posted ON ledger_accounts
+  BEFORE UPDATE ON ledger_accounts
   FOR EACH ROW EXECUTE FUNCTION ledger_accounts_guard();
 CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts
   FOR EACH ROW EXECUTE FUNCTION ledger_accounts_guard();
@@ -102,6 +107,12 @@ BEGIN
   IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' OR jsonb_array_length(p_commands) = 0 THEN
     RAISE EXCEPTION 'coffer: ledger_apply needs a non-empty array of commands' USING ERRCODE = 'P0001';
   END IF;
+  -- Accounts used for the first time are created in a fixed order (by code), so that two transactions creating
+  -- the same new accounts cannot wait on each other's inserts in opposite orders.
+  PERFORM ledger_account_id(p_merchant, p_livemode, p_currency, code)
+    FROM (SELECT DISTINCT c->>'debit' AS code FROM jsonb_array_elements(p_commands) c WHERE c->>'kind' IN ('single', 'pending')
+          UNION SELECT DISTINCT c->>'credit' FROM jsonb_array_elements(p_commands) c WHERE c->>'kind' IN ('single', 'pending')) codes
+    ORDER BY code;
   -- First pass: find every account, so that all of them are locked once, in id order, before any change.
   FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
     v_kind := v_cmd->>'kind';
