@@ -2,7 +2,7 @@ import type { VoidResult } from '../connectors/connector.ts';
 import { CofferError } from '../domain/errors.ts';
 import { releaseTransfers } from '../domain/ledger.ts';
 import { assert } from '../platform/assert.ts';
-import { applyTransfers } from '../store/ledger.ts';
+import { finishWithLedger } from './ledger-work.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import {
   assertNoOperationInFlight,
@@ -125,11 +125,6 @@ export async function recordCancelOutcome(
       { ...cleared, operation_reason: null, status, amount_capturable: 0n, canceled_at: now, cancellation_reason: intent.operation_reason },
       now,
     );
-    await applyTransfers(
-      tx,
-      { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-      releaseTransfers(charge.id),
-    );
     await recordChange(
       tx,
       trail,
@@ -141,7 +136,11 @@ export async function recordCancelOutcome(
       ],
       now,
     );
-    return respond === undefined ? undefined : respond(tx, { paymentIntent: after });
+    const ledger = {
+      context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+      transfers: releaseTransfers(charge.id),
+    };
+    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
   });
 }
 

@@ -5,7 +5,7 @@ import { captureTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
-import { applyTransfers } from '../store/ledger.ts';
+import { finishWithLedger, type LedgerWork } from './ledger-work.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import {
@@ -133,8 +133,8 @@ export async function recordCaptureOutcome(
       });
       return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
     }
-    const after = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, cleared, now);
-    return respond === undefined ? undefined : respond(tx, { paymentIntent: after });
+    const { intent: after, ledger } = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, cleared, now);
+    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
   });
 }
 
@@ -147,7 +147,7 @@ async function applyCapture(
   amount: bigint,
   cleared: Record<string, null>,
   now: Date,
-): Promise<PaymentIntentRow> {
+): Promise<{ intent: PaymentIntentRow; ledger: LedgerWork }> {
   const status = nextStatus(intent, 'capture');
   const chargeAfter = await tx
     .updateTable('charges')
@@ -167,11 +167,6 @@ async function applyCapture(
     { ...cleared, status, amount_received: amount, amount_capturable: 0n },
     now,
   );
-  await applyTransfers(
-    tx,
-    { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-    captureTransfers(charge.id, amount),
-  );
   await recordChange(
     tx,
     trail,
@@ -183,7 +178,13 @@ async function applyCapture(
     ],
     now,
   );
-  return after;
+  return {
+    intent: after,
+    ledger: {
+      context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+      transfers: captureTransfers(charge.id, amount),
+    },
+  };
 }
 
 /** Captures an authorized PaymentIntent, fully or partly; a partial capture releases the rest of the hold. */

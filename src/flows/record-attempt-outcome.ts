@@ -6,7 +6,7 @@ import type { ChargeCardDetails, ChargeOutcome } from '../objects/charge.ts';
 import type { StoredPaymentError } from '../objects/payment-intent.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
-import { applyTransfers } from '../store/ledger.ts';
+import { finishWithLedger, type LedgerWork } from './ledger-work.ts';
 import type { Outcome, Services, Tx } from './context.ts';
 import {
   lockCharge,
@@ -84,7 +84,7 @@ async function recordApproval(
   charge: ChargeRow,
   approval: Approval,
   now: Date,
-): Promise<PaymentIntentRow> {
+): Promise<{ intent: PaymentIntentRow; ledger: LedgerWork }> {
   const captured = approval.status === 'captured';
   const status = nextStatus(intent, captured ? 'authorized_and_captured' : 'authorized');
   const details = charge.payment_method_details as unknown as ChargeCardDetails;
@@ -119,11 +119,6 @@ async function recordApproval(
   );
   const transfers = authorizationTransfers(charge.id, charge.amount, captured);
   if (captured && approval.availableImmediately) transfers.push(...settlementTransfers(`${charge.id}:settlement`, charge.amount));
-  await applyTransfers(
-    tx,
-    { merchantId: intent.merchant_id, livemode: intent.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-    transfers,
-  );
   const events: PaymentEvent[] = [
     { type: 'charge.succeeded', charge: { after: chargeAfter } },
     {
@@ -139,7 +134,13 @@ async function recordApproval(
     events,
     now,
   );
-  return intentAfter;
+  return {
+    intent: intentAfter,
+    ledger: {
+      context: { merchantId: intent.merchant_id, livemode: intent.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+      transfers,
+    },
+  };
 }
 
 async function recordDecline(
@@ -237,8 +238,8 @@ export async function recordAttemptOutcome(
       const { intent: after, error } = await recordDecline(tx, trail, intent, charge, decline, now);
       return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
     }
-    const after = await recordApproval(tx, trail, intent, charge, resolution, now);
-    return respond === undefined ? undefined : respond(tx, { paymentIntent: after });
+    const { intent: after, ledger } = await recordApproval(tx, trail, intent, charge, resolution, now);
+    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
   });
 }
 

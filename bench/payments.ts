@@ -1,0 +1,194 @@
+// Payment throughput on PostgreSQL, against PostgreSQL's own banking benchmark on the same server.
+//
+//   npm run bench                      # 32 clients, 20 s, then pgbench TPC-B (scale 10, 16 clients, 20 s)
+//   npm run bench -- --clients 64 --seconds 30 --one-call
+//
+// Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names a server where the
+// benchmark may create and drop its own databases. Coffer runs as its own process (`coffer start`), as deployed;
+// the load comes from this process over HTTPS with keep-alive. Each payment is a create and a confirm (automatic
+// capture), unless --one-call creates and confirms in one request.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '32' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    'one-call': { type: 'boolean', default: false },
+    'skip-pgbench': { type: 'boolean', default: false },
+    'pool-size': { type: 'string', default: '16' },
+  },
+});
+const clients = Number(values.clients);
+const seconds = Number(values.seconds);
+const warmupSeconds = Number(values.warmup);
+const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function databaseUrl(name: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
+    env: { ...process.env, DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'] },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /API\s+https:\/\/[^:]+:(\d+)\/v1/.exec(output);
+      if (match !== null && output.includes('Ready in')) resolve(Number(match[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`coffer exited with ${code}: ${output}`)));
+  });
+  const demo = JSON.parse(fs.readFileSync(path.join(home, 'demo-merchant.json'), 'utf8')) as { secretKey: string };
+  const ca = fs.readFileSync(path.join(home, 'tls', 'localhost.crt'));
+  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: clients });
+  return {
+    port,
+    agent,
+    key: demo.secretKey,
+    stop: async () => {
+      agent.destroy();
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.on('exit', resolve));
+    },
+  };
+}
+
+function post(target: { port: number; agent: https.Agent; key: string }, pathname: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        method: 'POST',
+        path: pathname,
+        agent: target.agent,
+        headers: {
+          authorization: `Bearer ${target.key}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': Buffer.byteLength(body),
+          'idempotency-key': `bench-${process.hrtime.bigint()}-${Math.random()}`,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+async function pay(target: { port: number; agent: https.Agent; key: string }): Promise<boolean> {
+  if (values['one-call']) {
+    const response = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true');
+    return response.status === 200 && response.body.includes('"status": "succeeded"');
+  }
+  const created = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa');
+  if (created.status !== 200) return false;
+  const id = (JSON.parse(created.body) as { id: string }).id;
+  const confirmed = await post(target, `/v1/payment_intents/${id}/confirm`, '');
+  return confirmed.status === 200 && confirmed.body.includes('"status": "succeeded"');
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function loadCoffer(target: { port: number; agent: https.Agent; key: string }) {
+  const latenciesMs: number[] = [];
+  let failures = 0;
+  let measuring = false;
+  const start = Date.now();
+  const warmupEnd = start + warmupSeconds * 1000;
+  const end = warmupEnd + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) {
+        const began = performance.now();
+        const ok = await pay(target).catch(() => false);
+        const now = Date.now();
+        measuring = now >= warmupEnd;
+        if (!measuring || now > end) continue;
+        if (ok) latenciesMs.push(performance.now() - began);
+        else failures += 1;
+      }
+    }),
+  );
+  latenciesMs.sort((a, b) => a - b);
+  return {
+    paymentsPerSecond: latenciesMs.length / seconds,
+    payments: latenciesMs.length,
+    failures,
+    p50: percentile(latenciesMs, 50),
+    p99: percentile(latenciesMs, 99),
+  };
+}
+
+function pgbenchTps(name: string): number {
+  const url = new URL(databaseUrl(name));
+  const args = ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres')];
+  const init = spawnSync('pgbench', [...args, '-i', '-s', '10', '-q', name], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } });
+  if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+  const run = spawnSync('pgbench', [...args, '-c', '16', '-j', '2', '-T', String(seconds), name], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } });
+  if (run.status !== 0) throw new Error(`pgbench failed: ${run.stderr}`);
+  const match = /tps = ([\d.]+) \(without initial connection time\)/.exec(run.stdout);
+  if (match === null) throw new Error(`could not read pgbench's result:\n${run.stdout}`);
+  return Number(match[1]);
+}
+
+async function main(): Promise<void> {
+  const stamp = Date.now().toString(36);
+  const cofferDb = `coffer_bench_${stamp}`;
+  const pgbenchDb = `coffer_pgbench_${stamp}`;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-bench-'));
+  await admin(`CREATE DATABASE ${cofferDb}`);
+  console.log(`Coffer payments: ${clients} clients, ${seconds} s after ${warmupSeconds} s warm-up, ${values['one-call'] ? 'create+confirm in one request' : 'create then confirm (two requests)'}, pool ${values['pool-size']}, on ${new URL(adminUrl).host}`);
+  try {
+    const coffer = await startCoffer(databaseUrl(cofferDb), home);
+    let result;
+    try {
+      result = await loadCoffer(coffer);
+    } finally {
+      await coffer.stop();
+    }
+    console.log(`  payments/s   ${result.paymentsPerSecond.toFixed(1)}  (${result.payments} payments, ${result.failures} failed)`);
+    console.log(`  latency      p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (whole payment)`);
+    if (values['skip-pgbench']) return;
+    await admin(`CREATE DATABASE ${pgbenchDb}`);
+    console.log(`pgbench TPC-B: scale 10, 16 clients, 2 threads, ${seconds} s`);
+    const tps = pgbenchTps(pgbenchDb);
+    console.log(`  tps          ${tps.toFixed(1)}`);
+    console.log(`ratio (Coffer payments/s ÷ pgbench tps): ${(result.paymentsPerSecond / tps).toFixed(2)}`);
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS ${cofferDb} WITH (FORCE)`);
+    await admin(`DROP DATABASE IF EXISTS ${pgbenchDb} WITH (FORCE)`);
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+await main();
