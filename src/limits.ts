@@ -20,6 +20,9 @@ export const limits = {
   amountMinorMax: 99_999_999,
   /** `Idempotency-Key` header length, as Stripe. */
   idempotencyKeyLengthMax: 255,
+  /** How long a looked-up API key is trusted without asking the database again (bounds revocation delay). */
+  apiKeyCacheTtlMs: 10 * 1000,
+  apiKeyCacheEntriesMax: 10_000,
   /** Idempotency keys are kept at least this long before the reaper may remove them. */
   idempotencyKeyRetentionMs: 24 * 60 * 60 * 1000,
   /** A claimed key whose request has not finished after this long is considered abandoned (crash). */

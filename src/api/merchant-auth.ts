@@ -3,6 +3,7 @@ import { CofferError } from '../domain/errors.ts';
 import type { Actor } from '../flows/context.ts';
 import { defaultApiVersion, parseApiVersion, type ApiVersion } from '../objects/api-version.ts';
 import type { Logger } from '../platform/logger.ts';
+import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
 import { apiKeyPattern, hashApiKey, maskApiKey } from '../identity/api-keys.ts';
 
@@ -37,6 +38,61 @@ export function requestApiVersion(header: string | string[] | undefined, fallbac
   return version;
 }
 
+interface KeyRecord {
+  id: string;
+  kind: 'secret' | 'publishable';
+  livemode: boolean;
+  merchant_id: string;
+  revoked_at: Date | null;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  default_api_version: string;
+}
+
+/**
+ * Recently used keys, kept for `limits.apiKeyCacheTtlMs` so that most requests skip a database round trip.
+ * A revoked key therefore keeps working in this process for at most that long; revocation elsewhere (another
+ * process, a database change) is seen when the entry expires. Bounded in size; oldest entries go first.
+ */
+export class ApiKeyCache {
+  readonly #entries = new Map<string, { record: KeyRecord | undefined; expiresAtMs: number }>();
+
+  get(hash: string, nowMs: number): KeyRecord | undefined | 'miss' {
+    const entry = this.#entries.get(hash);
+    if (entry === undefined || entry.expiresAtMs <= nowMs) return 'miss';
+    return entry.record;
+  }
+
+  set(hash: string, record: KeyRecord | undefined, nowMs: number): void {
+    if (this.#entries.size >= limits.apiKeyCacheEntriesMax) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    // Unknown keys are not remembered: a key created a moment ago must work at once.
+    if (record !== undefined) this.#entries.set(hash, { record, expiresAtMs: nowMs + limits.apiKeyCacheTtlMs });
+  }
+
+  forget(): void {
+    this.#entries.clear();
+  }
+}
+
+async function findKey(db: Kysely<Database>, cache: ApiKeyCache, key: string, nowMs: number): Promise<KeyRecord | undefined> {
+  const hash = hashApiKey(key);
+  const cacheKey = hash.toString('base64');
+  const cached = cache.get(cacheKey, nowMs);
+  if (cached !== 'miss') return cached;
+  const record = await db
+    .selectFrom('api_keys')
+    .innerJoin('merchants', 'merchants.id', 'api_keys.merchant_id')
+    .select(['api_keys.id', 'api_keys.kind', 'api_keys.livemode', 'api_keys.merchant_id', 'api_keys.revoked_at',
+      'api_keys.expires_at', 'api_keys.last_used_at', 'merchants.default_api_version'])
+    .where('api_keys.key_hash', '=', hash)
+    .executeTakeFirst();
+  cache.set(cacheKey, record, nowMs);
+  return record;
+}
+
 /**
  * Finds the merchant and mode a request's API key belongs to. Keys are stored as SHA-256 hashes; an unknown,
  * revoked or expired key gets the same answer. Only secret keys may use the merchant API (publishable keys are
@@ -44,6 +100,7 @@ export function requestApiVersion(header: string | string[] | undefined, fallbac
  */
 export async function authenticateMerchant(
   db: Kysely<Database>,
+  cache: ApiKeyCache,
   logger: Logger,
   authorization: string | undefined,
   versionHeader: string | string[] | undefined,
@@ -53,13 +110,7 @@ export async function authenticateMerchant(
   if (key === undefined || key === '') throw missingKey();
   const invalid = new CofferError('api_key_invalid', `Invalid API Key provided: ${maskApiKey(key)}`);
   if (!apiKeyPattern.test(key)) throw invalid;
-  const row = await db
-    .selectFrom('api_keys')
-    .innerJoin('merchants', 'merchants.id', 'api_keys.merchant_id')
-    .select(['api_keys.id', 'api_keys.kind', 'api_keys.livemode', 'api_keys.merchant_id', 'api_keys.revoked_at',
-      'api_keys.expires_at', 'api_keys.last_used_at', 'merchants.default_api_version'])
-    .where('api_keys.key_hash', '=', hashApiKey(key))
-    .executeTakeFirst();
+  const row = await findKey(db, cache, key, now.getTime());
   if (row === undefined || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) throw invalid;
   if (row.kind !== 'secret') {
     throw new CofferError(
@@ -69,6 +120,7 @@ export async function authenticateMerchant(
   }
   // Recording use at most once a minute keeps a write off every request.
   if (row.last_used_at === null || now.getTime() - row.last_used_at.getTime() > 60_000) {
+    row.last_used_at = now;
     db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', row.id).execute().catch((error: unknown) => {
       logger.warn({ err: error, apiKey: row.id }, 'could not record API key use');
     });

@@ -8,7 +8,7 @@ import { randomBase62 } from '../platform/random.ts';
 import { coerceToSchema, parseForm, parseQuery, queryError } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
-import { authenticateMerchant } from './merchant-auth.ts';
+import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
 
@@ -35,10 +35,11 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, error: C
     .send(JSON.stringify(errorObject(error, request.id), null, 2));
 }
 
-async function authenticate(services: Services, request: FastifyRequest): Promise<void> {
+async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
   if (request.routeOptions.config.merchantApi !== true) return;
   request.actor = await authenticateMerchant(
     services.db,
+    keys,
     services.logger,
     request.headers.authorization,
     request.headers['stripe-version'],
@@ -113,6 +114,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
       void sendError(reply, request, new CofferError('url_invalid', message));
     },
   }) as unknown as FastifyInstance;
+  const keys = new ApiKeyCache();
   app.decorateRequest('actor', null);
   app.decorateRequest('idempotency', null);
   await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
@@ -128,7 +130,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     reply.header('Request-Id', request.id);
     const invalid = queryError(request.query);
     if (invalid !== undefined) throw invalid;
-    await authenticate(services, request);
+    await authenticate(services, keys, request);
   });
   app.addHook('preValidation', async (request) => coerce(request));
   app.addHook('preHandler', async (request, reply) => claimKey(services, request, reply));

@@ -1,5 +1,7 @@
 import { newId } from '../platform/random.ts';
+import type { Insertable } from 'kysely';
 import type { Tx } from '../flows/context.ts';
+import type { AuditLogTable } from './database.ts';
 
 export interface AuditInput {
   merchantId: string | null;
@@ -18,9 +20,11 @@ export interface AuditInput {
 
 /** Appends an audit record in the caller's transaction, so it exists exactly when the action took effect. */
 export async function recordAudit(tx: Tx, input: AuditInput): Promise<void> {
-  await tx
-    .insertInto('audit_log')
-    .values({
+  await tx.insertInto('audit_log').values(auditRow(input)).execute();
+}
+
+export function auditRow(input: AuditInput): Insertable<AuditLogTable> {
+  return {
       id: newId('aud'),
       occurred_at: input.occurredAt,
       merchant_id: input.merchantId,
@@ -33,7 +37,6 @@ export async function recordAudit(tx: Tx, input: AuditInput): Promise<void> {
       outcome: input.outcome,
       request_id: input.requestId,
       origin: input.origin,
-      details: JSON.stringify(input.details ?? {}),
-    })
-    .execute();
+    details: JSON.stringify(input.details ?? {}),
+  };
 }

@@ -1,5 +1,7 @@
 import { newId } from '../platform/random.ts';
+import type { Insertable } from 'kysely';
 import type { Tx } from '../flows/context.ts';
+import type { EventsTable } from './database.ts';
 
 export interface EventInput {
   merchantId: string;
@@ -20,6 +22,13 @@ export interface EventInput {
  * was committed. Its payload is rendered once, here, and delivered byte for byte.
  */
 export async function recordEvent(tx: Tx, input: EventInput): Promise<string> {
+  const row = eventRow(input);
+  await tx.insertInto('events').values(row).execute();
+  return row.id;
+}
+
+/** The events row for `input`, with its payload rendered: insert it with others in one statement. */
+export function eventRow(input: EventInput): Insertable<EventsTable> & { id: string } {
   const id = newId('evt');
   const data: Record<string, unknown> = { object: input.object };
   if (input.previousAttributes !== undefined && Object.keys(input.previousAttributes).length > 0) {
@@ -36,22 +45,18 @@ export async function recordEvent(tx: Tx, input: EventInput): Promise<string> {
     request: { id: input.requestId, idempotency_key: input.idempotencyKey },
     type: input.type,
   };
-  await tx
-    .insertInto('events')
-    .values({
-      id,
-      merchant_id: input.merchantId,
-      livemode: input.livemode,
-      created_at: input.createdAt,
-      type: input.type,
-      object_id: String(input.object.id),
-      api_version: input.apiVersion,
-      request_id: input.requestId,
-      idempotency_key: input.idempotencyKey,
-      payload: JSON.stringify(payload),
-    })
-    .execute();
-  return id;
+  return {
+    id,
+    merchant_id: input.merchantId,
+    livemode: input.livemode,
+    created_at: input.createdAt,
+    type: input.type,
+    object_id: String(input.object.id),
+    api_version: input.apiVersion,
+    request_id: input.requestId,
+    idempotency_key: input.idempotencyKey,
+    payload: JSON.stringify(payload),
+  };
 }
 
 /** The top-level fields that differ between two renderings of one object, with their old values. */
