@@ -106,13 +106,13 @@ function post(target: { port: number; agent: https.Agent; key: string }, pathnam
 async function pay(target: { port: number; agent: https.Agent; key: string }): Promise<boolean> {
   if (values['one-call']) {
     const response = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true');
-    return response.status === 200 && response.body.includes('"status": "succeeded"');
+    return response.status === 200 && (JSON.parse(response.body) as { status: string }).status === 'succeeded';
   }
   const created = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa');
   if (created.status !== 200) return false;
   const id = (JSON.parse(created.body) as { id: string }).id;
   const confirmed = await post(target, `/v1/payment_intents/${id}/confirm`, '');
-  return confirmed.status === 200 && confirmed.body.includes('"status": "succeeded"');
+  return confirmed.status === 200 && (JSON.parse(confirmed.body) as { status: string }).status === 'succeeded';
 }
 
 function percentile(sorted: number[], p: number): number {

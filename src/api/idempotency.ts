@@ -4,6 +4,7 @@ import { CofferError } from '../domain/errors.ts';
 import type { Actor, IdempotencyClaim, Outcome } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
+import { commitMode, type CommitDurability } from '../store/commit-durability.ts';
 
 /** JSON with object keys sorted, so that the same parameters in another order hash the same. */
 export function canonicalJson(value: unknown): string {
@@ -63,6 +64,7 @@ function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null): Id
  */
 export async function claimIdempotencyKey(
   db: Kysely<Database>,
+  durability: CommitDurability,
   actor: Actor,
   key: string,
   hash: string,
@@ -71,26 +73,17 @@ export async function claimIdempotencyKey(
   requestId: string,
 ): Promise<ClaimResult> {
   checkIdempotencyKey(key);
-  const inserted = await db
-    .insertInto('idempotency_keys')
-    .values({
-      merchant_id: actor.merchantId,
-      livemode: actor.livemode,
-      key,
-      request_method: method,
-      request_path: path,
-      request_hash: hash,
-      original_request_id: requestId,
-      locked_at: sql<Date>`now()`,
-      response_status: null,
-      response_body: null,
-      recovery_point: null,
-      finished_at: null,
-    })
-    .onConflict((conflict) => conflict.columns(['merchant_id', 'livemode', 'key']).doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (inserted !== undefined) return { kind: 'claimed', claim: makeClaim(inserted.id, key, null) };
+  // The claim need not wait for its own flush: every effect of the request commits durably afterwards, and a
+  // flush is sequential, so it carries the claim with it; a claim lost in a crash had no effect to protect.
+  const inserted = await sql<{ id: bigint }>`
+    INSERT INTO idempotency_keys (merchant_id, livemode, key, request_method, request_path, request_hash,
+                                  original_request_id, locked_at)
+    SELECT ${actor.merchantId}, ${actor.livemode}, ${key}, ${method}, ${path}, ${hash}, ${requestId}, now()
+    FROM (SELECT set_config('synchronous_commit', ${commitMode(durability)}, true)) AS commit_mode
+    ON CONFLICT (merchant_id, livemode, key) DO NOTHING
+    RETURNING id`.execute(db);
+  const claimedId = inserted.rows[0]?.id;
+  if (claimedId !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimedId), key, null) };
 
   const existing = await db
     .selectFrom('idempotency_keys')

@@ -32,7 +32,7 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, error: C
   return reply
     .code(error.httpStatus)
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify(errorObject(error, request.id), null, 2));
+    .send(JSON.stringify(errorObject(error, request.id)));
 }
 
 async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
@@ -63,7 +63,7 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
   if (request.method !== 'POST' || request.actor === null || header === undefined) return undefined;
   const key = Array.isArray(header) ? (header[0] ?? '') : header;
   const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, request.body);
-  const result = await claimIdempotencyKey(services.db, request.actor, key, hash, request.method, request.url, request.id);
+  const result = await claimIdempotencyKey(services.db, services.commitDurability, request.actor, key, hash, request.method, request.url, request.id);
   reply.header('Idempotency-Key', key);
   if (result.kind === 'claimed') {
     request.idempotency = result.claim;

@@ -52,11 +52,13 @@ export async function openConfiguredDatabase(config: Config): Promise<OpenDataba
 
 export function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Services {
   const env = options.env ?? process.env;
+  const commitDurability = database.kind === 'postgres' ? 'flush_with_dependents' : 'flush_every_commit';
   return {
+    commitDurability,
     db: database.db,
     clock: options.clock ?? systemClock,
     logger,
-    connectors: createConnectorRegistry(database.db, logger, options.providerTimeoutMs),
+    connectors: createConnectorRegistry(database.db, logger, commitDurability, options.providerTimeoutMs),
     cardSource: testCardSource,
     faults: faultPointsFromEnv(env),
     fingerprintKey: deriveKey(loadInstanceSecret(config.homeDir), 'card fingerprint v1'),

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from '../platform/logger.ts';
 import type { Database } from '../store/database.ts';
+import type { CommitDurability } from '../store/commit-durability.ts';
 import { CardConnector } from './card/client.ts';
 import { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
 import { flowNotSupported, type Connector, type ConnectorRegistry } from './connector.ts';
@@ -9,8 +10,13 @@ import { flowNotSupported, type Connector, type ConnectorRegistry } from './conn
  * Test mode talks to the sandboxes; live mode to the providers the operator configured. Live card acquiring is
  * not configured in this version, so live-mode attempts are refused with `flow_not_supported`.
  */
-export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, timeoutMs?: number): ConnectorRegistry {
-  const sandbox = new CardAcquirerSandbox(db);
+export function createConnectorRegistry(
+  db: Kysely<Database>,
+  logger: Logger,
+  durability: CommitDurability,
+  timeoutMs?: number,
+): ConnectorRegistry {
+  const sandbox = new CardAcquirerSandbox(db, durability);
   const testCard = new CardConnector(sandbox, logger.child({ connector: 'card', livemode: false }), timeoutMs);
   return {
     sandboxes: { card: sandbox },

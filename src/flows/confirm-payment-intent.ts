@@ -6,20 +6,14 @@ import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
 import type { ChargeRow, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
-import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import { sql } from 'kysely';
+import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
+import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
-import {
-  assertNoOperationInFlight,
-  lockPaymentIntent,
-  nextStatus,
-  recordChange,
-  updatePaymentIntentRow,
-  type Scope,
-} from './payment-intent-records.ts';
-import { resolvePaymentMethod } from './payment-methods.ts';
+import { assertNoOperationInFlight, changeRows, findPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
+import { preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
-import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
 
 export interface ConfirmParams {
@@ -57,26 +51,29 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
 
 type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome: Outcome };
 
+/** Rounds of read-and-compare-and-set before a confirmation that keeps colliding gives up with 409. */
+const startRoundsMax = 3;
+
 /**
  * The attempt this same idempotent request started before (it crashed, or the acquirer did not answer): still
  * pending, it is sent again with its own acquirer key; already settled (by the recovery job), its outcome is
  * answered as the first run would have.
  */
 async function earlierAttempt(
-  tx: Tx,
+  services: Services,
   ctx: RequestContext,
   intent: PaymentIntentRow,
   respond: Respond,
 ): Promise<Started | undefined> {
   const claim = ctx.idempotency;
   if (claim === undefined || intent.latest_charge_id === null) return undefined;
-  const charge = await tx.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
   if (charge === undefined || charge.idempotency_key_id !== claim.rowId) return undefined;
   if (charge.status !== 'pending') {
     const error = charge.status === 'failed' ? attemptError(charge) : undefined;
-    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent, ...(error === undefined ? {} : { error }) }) };
+    return { kind: 'finished', outcome: await respond(services.db, { paymentIntent: intent, ...(error === undefined ? {} : { error }) }) };
   }
-  const paymentMethod = await tx
+  const paymentMethod = await services.db
     .selectFrom('payment_methods')
     .selectAll()
     .where('id', '=', charge.payment_method_id)
@@ -86,9 +83,51 @@ async function earlierAttempt(
   return { kind: 'send', attempt: { intent, charge, paymentMethod, currency } };
 }
 
-/** Phase 1: validate, then persist the attempt (a pending charge) before anything is sent to the acquirer. */
+function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, paymentMethod: PaymentMethodRow, params: ConfirmParams, now: Date): ChargeRow {
+  const id = newId('ch');
+  return {
+    id,
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    seq: 0n,
+    created_at: now,
+    updated_at: now,
+    payment_intent_id: intent.id,
+    payment_method_id: paymentMethod.id,
+    provider: 'card',
+    provider_idempotency_key: id,
+    provider_reference: null,
+    idempotency_key_id: ctx.idempotency?.rowId ?? null,
+    amount: intent.amount,
+    currency: intent.currency,
+    status: 'pending',
+    amount_authorized: 0n,
+    amount_captured: 0n,
+    amount_released: 0n,
+    amount_refunded: 0n,
+    captured: false,
+    capture_before: null,
+    payment_method_details: chargeCardDetails(paymentMethod) as unknown as Record<string, unknown>,
+    outcome: null,
+    failure_code: null,
+    failure_message: null,
+    decline_code: null,
+    description: intent.description,
+    metadata: {},
+    receipt_email: emptyToNull(params.receipt_email, intent.receipt_email),
+    statement_descriptor: intent.statement_descriptor,
+    statement_descriptor_suffix: intent.statement_descriptor_suffix,
+    available_on: null,
+    settled: false,
+  };
+}
+
+/**
+ * Phase 1: read, validate, then persist the attempt (a pending charge) and move the PaymentIntent to
+ * `processing` in one statement that applies only if the PaymentIntent is still the version read. A collision
+ * reads again (bounded); nothing is sent to the acquirer before this is committed.
+ */
 async function startAttempt(
-  tx: Tx,
   services: Services,
   ctx: RequestContext,
   scope: Scope,
@@ -97,90 +136,66 @@ async function startAttempt(
   respond: Respond,
   now: Date,
 ): Promise<Started> {
-  let intent = await lockPaymentIntent(tx, scope, id);
-  const earlier = await earlierAttempt(tx, ctx, intent, respond);
-  if (earlier !== undefined) return earlier;
-  assertNoOperationInFlight(intent);
-  let paymentMethod: PaymentMethodRow | undefined;
-  let status = intent.status;
-  if (params.payment_method !== undefined) {
-    status = nextStatus(intent, 'attach_payment_method');
-    paymentMethod = await resolvePaymentMethod(tx, services, scope, params.payment_method, now);
-  } else if (intent.payment_method_id === null && intent.status === 'requires_payment_method') {
-    throw new CofferError(
-      'payment_intent_unexpected_state',
-      "You cannot confirm this PaymentIntent because it's missing a payment method. Update the PaymentIntent " +
-        'with a payment method and then confirm it again.',
-      { param: 'payment_method' },
-    );
-  }
-  status = nextStatus({ ...intent, status }, 'confirm');
-  paymentMethod ??= await tx
-    .selectFrom('payment_methods')
-    .selectAll()
-    .where('id', '=', intent.payment_method_id ?? '')
-    .executeTakeFirstOrThrow();
-  const currency = findCurrency(intent.currency);
-  assert(currency !== undefined, 'a stored currency is known');
-  const chargeId = newId('ch');
-  const charge = await tx
-    .insertInto('charges')
-    .values({
-      id: chargeId,
-      merchant_id: scope.merchantId,
-      livemode: scope.livemode,
-      created_at: now,
-      updated_at: now,
-      payment_intent_id: intent.id,
-      payment_method_id: paymentMethod.id,
-      provider: 'card',
-      provider_idempotency_key: chargeId,
-      provider_reference: null,
-      idempotency_key_id: ctx.idempotency?.rowId ?? null,
-      amount: intent.amount,
-      currency: intent.currency,
-      status: 'pending',
-      capture_before: null,
-      payment_method_details: JSON.stringify(chargeCardDetails(paymentMethod)),
-      outcome: JSON.stringify(null),
-      failure_code: null,
-      failure_message: null,
-      decline_code: null,
-      description: intent.description,
-      metadata: JSON.stringify({}),
-      receipt_email: emptyToNull(params.receipt_email, intent.receipt_email),
-      statement_descriptor: intent.statement_descriptor,
-      statement_descriptor_suffix: intent.statement_descriptor_suffix,
-      available_on: null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  intent = await updatePaymentIntentRow(
-    tx,
-    intent.id,
-    {
+  for (let round = 1; ; round += 1) {
+    const intent = await findPaymentIntent(services, scope, id);
+    const earlier = await earlierAttempt(services, ctx, intent, respond);
+    if (earlier !== undefined) return earlier;
+    assertNoOperationInFlight(intent);
+    let status = intent.status;
+    let prepared: { row: PaymentMethodRow; isNew: boolean } | undefined;
+    if (params.payment_method !== undefined) {
+      status = nextStatus(intent, 'attach_payment_method');
+      prepared = await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
+    } else if (intent.payment_method_id === null) {
+      throw new CofferError(
+        'payment_intent_unexpected_state',
+        "You cannot confirm this PaymentIntent because it's missing a payment method. Update the PaymentIntent " +
+          'with a payment method and then confirm it again.',
+        { param: 'payment_method' },
+      );
+    }
+    status = nextStatus({ ...intent, status }, 'confirm');
+    const method = prepared ?? (await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
+    const paymentMethod = method.row;
+    const currency = findCurrency(intent.currency);
+    assert(currency !== undefined, 'a stored currency is known');
+    const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
+    const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,
       latest_charge_id: charge.id,
-      last_payment_error: JSON.stringify(null),
-      next_action: JSON.stringify(null),
+      last_payment_error: null,
+      next_action: null,
       receipt_email: emptyToNull(params.receipt_email, intent.receipt_email),
       return_url: params.return_url ?? intent.return_url,
       capture_method: params.capture_method ?? intent.capture_method,
+      updated_at: now,
       ...(params.setup_future_usage === undefined ? {} : { setup_future_usage: params.setup_future_usage || null }),
-      ...(params.shipping === undefined ? {} : { shipping: JSON.stringify(params.shipping || null) }),
-    },
-    now,
-  );
-  await recordChange(
-    tx,
-    requestTrail(ctx),
-    scope,
-    { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id } },
-    [],
-    now,
-  );
-  return { kind: 'send', attempt: { intent, charge, paymentMethod, currency } };
+      ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
+    };
+    const { audit } = changeRows(requestTrail(ctx), scope,
+      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id } }, [], now);
+    try {
+      let query = services.db
+        .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
+          .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
+        .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
+      if (method.isNew) {
+        query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(paymentMethod)).returning('id')) as unknown as typeof query;
+      }
+      await query
+        .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))
+        .selectNoFrom([sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written')])
+        .execute();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '40001') throw error;
+      if (round >= startRoundsMax) {
+        throw new CofferError('lock_timeout', 'This PaymentIntent is being changed by another request. Try again in a moment.');
+      }
+      continue;
+    }
+    return { kind: 'send', attempt: { intent: { ...intent, ...changes, version: intent.version + 1n }, charge, paymentMethod, currency } };
+  }
 }
 
 /**
@@ -198,7 +213,7 @@ export async function confirmPaymentIntent(
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector: Connector = services.connectors.card(scope.livemode);
-  const started = await inTransaction(services.db, (tx) => startAttempt(tx, services, ctx, scope, id, params, respond, now));
+  const started = await startAttempt(services, ctx, scope, id, params, respond, now);
   if (started.kind === 'finished') return started.outcome;
   const attempt = started.attempt;
   services.faults.reach('confirm.after_attempt_persisted');
@@ -220,7 +235,8 @@ export async function confirmPaymentIntent(
     { scope, paymentIntentId: attempt.intent.id, chargeId: attempt.charge.id },
     result,
     requestTrail(ctx),
-    respond,
+    { respond, claim: ctx.idempotency },
+    attempt,
   );
   assert(outcome !== undefined, 'a request always gets a response');
   return outcome;

@@ -7,6 +7,7 @@ import type { FaultPoints } from '../platform/fault-points.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { Database } from '../store/database.ts';
+import type { CommitDurability } from '../store/commit-durability.ts';
 
 /** What every flow may use. Built once at start (`app/services.ts`); tests build their own with real databases. */
 export interface Services {
@@ -18,6 +19,8 @@ export interface Services {
   faults: FaultPoints;
   /** Key of the keyed hash that fingerprints cards (see platform/instance-secret.ts). */
   fingerprintKey: Secret<Buffer>;
+  /** Whether writes followed by a dependent durable commit may skip their own flush (see commit-durability.ts). */
+  commitDurability: CommitDurability;
   /** The database's periodic upkeep (checkpoints of the embedded database). */
   maintainStorage(): Promise<void>;
 }
@@ -45,7 +48,7 @@ export interface IdempotencyClaim {
   key: string;
   /** True once the response is stored; the HTTP layer stores it otherwise (errors raised before any effect). */
   completed: boolean;
-  complete(tx: Transaction<Database>, outcome: Outcome): Promise<void>;
+  complete(tx: Transaction<Database> | Kysely<Database>, outcome: Outcome): Promise<void>;
   /** The object an earlier, interrupted run of this request created (see create-and-confirm). */
   recoveryPoint: string | null;
   setRecoveryPoint(tx: Transaction<Database>, objectId: string): Promise<void>;

@@ -12,10 +12,12 @@ import {
   mergeMetadata,
   type ShippingParams,
 } from './payment-intent-params.ts';
-import { findPaymentIntent, recordChange } from './payment-intent-records.ts';
-import { resolvePaymentMethod } from './payment-methods.ts';
+import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
+import { preparePaymentMethod } from './payment-methods.ts';
+import { sql } from 'kysely';
+import type { PaymentIntentRow } from '../store/database.ts';
+import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
 import type { Respond } from './respond.ts';
-import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
 
 export interface CreateParams {
@@ -90,67 +92,83 @@ export async function createPaymentIntent(
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
   const now = new Date(services.clock.nowMs());
-  const created = await inTransaction(services.db, async (tx) => {
-    const paymentMethod =
-      params.payment_method === undefined
-        ? undefined
-        : await resolvePaymentMethod(tx, services, scope, params.payment_method, now);
-    const attached = transition('requires_payment_method', 'attach_payment_method');
-    assert(attached.ok, 'a new PaymentIntent accepts a payment method');
-    const id = newId('pi');
-    const row = await tx
-      .insertInto('payment_intents')
-      .values({
-        id,
-        merchant_id: scope.merchantId,
-        livemode: scope.livemode,
-        created_at: now,
-        updated_at: now,
-        amount: money.amountMinor,
-        currency: money.currency.code,
-        status: paymentMethod === undefined ? 'requires_payment_method' : attached.status,
-        capture_method: params.capture_method ?? 'automatic',
-        confirmation_method: params.confirmation_method ?? 'automatic',
-        payment_method_id: paymentMethod?.id ?? null,
-        payment_method_types: JSON.stringify(methods.types),
-        automatic_payment_methods: JSON.stringify(methods.automatic),
-        client_secret: `${id}_secret_${randomBase62(25)}`,
-        description: params.description || null,
-        metadata: JSON.stringify(metadata),
-        receipt_email: params.receipt_email || null,
-        customer_id: null,
-        statement_descriptor: params.statement_descriptor || null,
-        statement_descriptor_suffix: params.statement_descriptor_suffix || null,
-        setup_future_usage: params.setup_future_usage ?? null,
-        shipping: JSON.stringify(params.shipping ?? null),
-        return_url: params.return_url ?? null,
-        last_payment_error: JSON.stringify(null),
-        latest_charge_id: null,
-        next_action: JSON.stringify(null),
-        canceled_at: null,
-        cancellation_reason: null,
-        operation_in_flight: null,
-        operation_started_at: null,
-        operation_amount: null,
-        operation_reason: null,
-        operation_idempotency_key_id: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordChange(
-      tx,
-      requestTrail(ctx),
-      scope,
-      { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id },
-      [{ type: 'payment_intent.created', paymentIntent: { after: row } }],
-      now,
-    );
-    if (params.confirm === true) {
-      await ctx.idempotency?.setRecoveryPoint(tx, id);
-      return { confirm: true as const, id };
-    }
-    return { confirm: false as const, outcome: await respond(tx, { paymentIntent: row }) };
-  });
+  const method =
+    params.payment_method === undefined
+      ? undefined
+      : await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
+  const attached = transition('requires_payment_method', 'attach_payment_method');
+  assert(attached.ok, 'a new PaymentIntent accepts a payment method');
+  const id = newId('pi');
+  const row: PaymentIntentRow = {
+    id,
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    seq: 0n,
+    version: 0n,
+    created_at: now,
+    updated_at: now,
+    amount: money.amountMinor,
+    currency: money.currency.code,
+    status: method === undefined ? 'requires_payment_method' : attached.status,
+    capture_method: params.capture_method ?? 'automatic',
+    confirmation_method: params.confirmation_method ?? 'automatic',
+    payment_method_id: method?.row.id ?? null,
+    payment_method_types: methods.types,
+    automatic_payment_methods: methods.automatic,
+    client_secret: `${id}_secret_${randomBase62(25)}`,
+    description: params.description || null,
+    metadata,
+    receipt_email: params.receipt_email || null,
+    customer_id: null,
+    statement_descriptor: params.statement_descriptor || null,
+    statement_descriptor_suffix: params.statement_descriptor_suffix || null,
+    setup_future_usage: params.setup_future_usage ?? null,
+    shipping: (params.shipping ?? null) as Record<string, unknown> | null,
+    return_url: params.return_url ?? null,
+    amount_capturable: 0n,
+    amount_received: 0n,
+    canceled_at: null,
+    cancellation_reason: null,
+    last_payment_error: null,
+    latest_charge_id: null,
+    next_action: null,
+    operation_in_flight: null,
+    operation_started_at: null,
+    operation_amount: null,
+    operation_reason: null,
+    operation_idempotency_key_id: null,
+  };
+  const { eventRows, audit } = changeRows(
+    requestTrail(ctx),
+    scope,
+    { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id },
+    [{ type: 'payment_intent.created', paymentIntent: { after: row } }],
+    now,
+  );
+  // Without confirmation the response is final and is stored now; with it, the key remembers the new
+  // PaymentIntent, so that a retry after a crash confirms this one instead of creating another.
+  const claim = ctx.idempotency;
+  const outcome = params.confirm === true ? undefined : respond.render({ paymentIntent: row }, { paymentMethod: method?.row });
+  let query = services.db
+    .with('intent_written', (db) => db.insertInto('payment_intents').values(paymentIntentInsert(row)).returning('id'))
+    .with('events_written', (db) => db.insertInto('events').values(eventRows).returning('id'))
+    .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
+  if (method?.isNew === true) {
+    const created = method.row;
+    query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
+  }
+  if (claim !== undefined) {
+    const changes = outcome === undefined
+      ? { recovery_point: id }
+      : { response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
+    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where('id', '=', claim.rowId).returning('id')) as unknown as typeof query;
+  }
+  await query.selectNoFrom([sql<number>`1`.as('written')]).execute();
+  if (claim !== undefined) {
+    if (outcome === undefined) claim.recoveryPoint = id;
+    else claim.completed = true;
+  }
+  const created = outcome === undefined ? { confirm: true as const, id } : { confirm: false as const, outcome };
   if (!created.confirm) return created.outcome;
   return confirmPaymentIntent(services, ctx, created.id, confirmParams, respond);
 }

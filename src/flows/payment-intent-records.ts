@@ -10,7 +10,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { ChargeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Services, Tx } from './context.ts';
 import type { Trail } from './trail.ts';
@@ -113,15 +113,21 @@ export interface PaymentEvent {
   charge?: { before?: ChargeRow | undefined; after: ChargeRow };
 }
 
-/** Records events (in the merchant's default API version) and one audit record, in the caller's transaction. */
-export async function recordChange(
-  tx: Tx,
+export interface ChangeRecord {
+  action: string;
+  objectType: string;
+  objectId: string;
+  details?: Record<string, unknown>;
+}
+
+/** The rows describing a change: its events, rendered in the merchant's default API version, and its audit record. */
+export function changeRows(
   trail: Trail,
   scope: Scope,
-  change: { action: string; objectType: string; objectId: string; details?: Record<string, unknown> },
+  change: ChangeRecord,
   events: PaymentEvent[],
   now: Date,
-): Promise<void> {
+): { eventRows: Array<Insertable<EventsTable>>; audit: Insertable<AuditLogTable> } {
   const shape = trail.eventApiVersion.shape;
   const eventRows: Array<Insertable<EventsTable>> = [];
   for (const event of events) {
@@ -165,7 +171,19 @@ export async function recordChange(
     ...(change.details === undefined ? {} : { details: change.details }),
     occurredAt: now,
   });
-  // One statement for all of them: each round trip to the database costs more than the rows do.
+  return { eventRows, audit };
+}
+
+/** Records events and one audit record in the caller's transaction, in one statement. */
+export async function recordChange(
+  tx: Tx,
+  trail: Trail,
+  scope: Scope,
+  change: ChangeRecord,
+  events: PaymentEvent[],
+  now: Date,
+): Promise<void> {
+  const { eventRows, audit } = changeRows(trail, scope, change, events, now);
   if (eventRows.length === 0) await tx.insertInto('audit_log').values(audit).execute();
   else await tx.with('recorded_events', (db) => db.insertInto('events').values(eventRows)).insertInto('audit_log').values(audit).execute();
 }

@@ -4,7 +4,9 @@ import { assert } from '../platform/assert.ts';
 import { cardFingerprint } from '../platform/instance-secret.ts';
 import { newId } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
-import type { CardFacts, PaymentMethodRow } from '../store/database.ts';
+import type { Kysely } from 'kysely';
+import type { CardFacts, Database, PaymentMethodRow } from '../store/database.ts';
+import { paymentMethodInsert } from '../store/row-json.ts';
 import type { Services, Tx } from './context.ts';
 import type { Scope } from './payment-intent-records.ts';
 
@@ -23,12 +25,28 @@ export async function resolvePaymentMethod(
   id: string,
   now: Date,
 ): Promise<PaymentMethodRow> {
+  const prepared = await preparePaymentMethod(tx, services, scope, id, now);
+  if (prepared.isNew) await tx.insertInto('payment_methods').values(paymentMethodInsert(prepared.row)).execute();
+  return prepared.row;
+}
+
+/**
+ * Like `resolvePaymentMethod`, but a new PaymentMethod (for a test id) is returned unsaved, for the caller to
+ * insert in the statement that uses it.
+ */
+export async function preparePaymentMethod(
+  reader: Tx | Kysely<Database>,
+  services: Services,
+  scope: Scope,
+  id: string,
+  now: Date,
+): Promise<{ row: PaymentMethodRow; isNew: boolean }> {
   const testNumber = testPaymentMethods[id];
   if (testNumber !== undefined) {
     if (scope.livemode) throw paymentMethodMissing(id);
-    return createTestPaymentMethod(tx, services, scope, id, testNumber, now);
+    return { row: testPaymentMethod(services, scope, id, testNumber, now), isNew: true };
   }
-  const row = await tx
+  const row = await reader
     .selectFrom('payment_methods')
     .selectAll()
     .where('id', '=', id)
@@ -36,17 +54,10 @@ export async function resolvePaymentMethod(
     .where('livemode', '=', scope.livemode)
     .executeTakeFirst();
   if (row === undefined) throw paymentMethodMissing(id);
-  return row;
+  return { row, isNew: false };
 }
 
-async function createTestPaymentMethod(
-  tx: Tx,
-  services: Services,
-  scope: Scope,
-  alias: string,
-  number: string,
-  now: Date,
-): Promise<PaymentMethodRow> {
+function testPaymentMethod(services: Services, scope: Scope, alias: string, number: string, now: Date): PaymentMethodRow {
   const testCard = testCardsByNumber.get(number);
   assert(testCard !== undefined, `test payment method ${alias} names a known test card`);
   const card: CardFacts = {
@@ -60,20 +71,17 @@ async function createTestPaymentMethod(
     networks: [testCard.brand],
     three_d_secure_supported: testCard.brand !== 'amex',
   };
-  return tx
-    .insertInto('payment_methods')
-    .values({
-      id: newId('pm'),
-      merchant_id: scope.merchantId,
-      livemode: scope.livemode,
-      type: 'card',
-      card: JSON.stringify(card),
-      test_card: alias,
-      billing_details: JSON.stringify({}),
-      customer_id: null,
-      metadata: JSON.stringify({}),
-      created_at: now,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  return {
+    id: newId('pm'),
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    seq: 0n,
+    type: 'card',
+    card,
+    test_card: alias,
+    billing_details: {},
+    customer_id: null,
+    metadata: {},
+    created_at: now,
+  };
 }

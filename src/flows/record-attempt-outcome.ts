@@ -5,18 +5,13 @@ import { limits } from '../limits.ts';
 import type { ChargeCardDetails, ChargeOutcome } from '../objects/charge.ts';
 import type { StoredPaymentError } from '../objects/payment-intent.ts';
 import { assert } from '../platform/assert.ts';
-import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
-import { finishWithLedger, type LedgerWork } from './ledger-work.ts';
-import type { Outcome, Services, Tx } from './context.ts';
-import {
-  lockCharge,
-  lockPaymentIntent,
-  nextStatus,
-  recordChange,
-  updatePaymentIntentRow,
-  type PaymentEvent,
-  type Scope,
-} from './payment-intent-records.ts';
+import type { AuditLogTable, ChargeRow, Database, EventsTable, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
+import { sql, type Insertable, type Kysely } from 'kysely';
+import type { LedgerWork } from './ledger-work.ts';
+import type { IdempotencyClaim, Outcome, Services, Tx } from './context.ts';
+import { changeRows, lockCharge, lockPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
+import { ledgerCommandsJson } from '../store/ledger.ts';
+import { chargeChanges, paymentIntentChanges } from '../store/row-json.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import type { Trail } from './trail.ts';
@@ -77,95 +72,86 @@ const lostDecline: Decline = {
   blocked: false,
 };
 
-async function recordApproval(
-  tx: Tx,
-  trail: Trail,
-  intent: PaymentIntentRow,
-  charge: ChargeRow,
-  approval: Approval,
-  now: Date,
-): Promise<{ intent: PaymentIntentRow; ledger: LedgerWork }> {
+/** Everything recording an outcome changes, computed from the rows as they were: written in one statement. */
+interface OutcomePlan {
+  intentAfter: PaymentIntentRow;
+  chargeAfter: ChargeRow;
+  intentChanges: Partial<PaymentIntentRow>;
+  chargeChanges: Partial<ChargeRow>;
+  error: CofferError | undefined;
+  eventRows: Array<Insertable<EventsTable>>;
+  audit: Insertable<AuditLogTable>;
+  ledger: LedgerWork | undefined;
+}
+
+function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: Approval, trail: Trail, now: Date): OutcomePlan {
   const captured = approval.status === 'captured';
   const status = nextStatus(intent, captured ? 'authorized_and_captured' : 'authorized');
   const details = charge.payment_method_details as unknown as ChargeCardDetails;
-  const chargeAfter = await tx
-    .updateTable('charges')
-    .set({
-      status: 'succeeded',
-      updated_at: now,
-      provider_reference: approval.providerReference,
-      amount_authorized: charge.amount,
-      amount_captured: captured ? charge.amount : 0n,
-      captured,
-      capture_before: captured ? null : new Date(now.getTime() + limits.authorizationHoldMs),
-      available_on: captured && !approval.availableImmediately ? new Date(now.getTime() + limits.settlementDelayMs) : null,
-      settled: captured && approval.availableImmediately,
-      payment_method_details: JSON.stringify({
-        ...details,
-        authorization_code: approval.authorizationCode,
-        network_transaction_id: approval.networkTransactionId,
-        cvc_check: approval.cvcCheck,
-      }),
-      outcome: JSON.stringify(approvedOutcome()),
-    })
-    .where('id', '=', charge.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  const intentAfter = await updatePaymentIntentRow(
-    tx,
-    intent.id,
-    { status, amount_capturable: captured ? 0n : charge.amount, amount_received: captured ? charge.amount : 0n },
-    now,
-  );
+  const chargeChanges: Partial<ChargeRow> = {
+    status: 'succeeded',
+    updated_at: now,
+    provider_reference: approval.providerReference,
+    amount_authorized: charge.amount,
+    amount_captured: captured ? charge.amount : 0n,
+    captured,
+    capture_before: captured ? null : new Date(now.getTime() + limits.authorizationHoldMs),
+    available_on: captured && !approval.availableImmediately ? new Date(now.getTime() + limits.settlementDelayMs) : null,
+    settled: captured && approval.availableImmediately,
+    payment_method_details: {
+      ...details,
+      authorization_code: approval.authorizationCode,
+      network_transaction_id: approval.networkTransactionId,
+      cvc_check: approval.cvcCheck,
+    },
+    outcome: approvedOutcome() as unknown as Record<string, unknown>,
+  };
+  const intentChanges: Partial<PaymentIntentRow> = {
+    status,
+    amount_capturable: captured ? 0n : charge.amount,
+    amount_received: captured ? charge.amount : 0n,
+    updated_at: now,
+  };
+  const chargeAfter = { ...charge, ...chargeChanges };
+  const intentAfter = { ...intent, ...intentChanges, version: intent.version + 1n };
   const transfers = authorizationTransfers(charge.id, charge.amount, captured);
   if (captured && approval.availableImmediately) transfers.push(...settlementTransfers(`${charge.id}:settlement`, charge.amount));
-  const events: PaymentEvent[] = [
-    { type: 'charge.succeeded', charge: { after: chargeAfter } },
-    {
-      type: captured ? 'payment_intent.succeeded' : 'payment_intent.amount_capturable_updated',
-      paymentIntent: { before: intent, after: intentAfter },
-    },
-  ];
-  await recordChange(
-    tx,
+  const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+  const rows = changeRows(
     trail,
-    { merchantId: intent.merchant_id, livemode: intent.livemode },
+    scope,
     { action: captured ? 'charge.capture' : 'charge.authorize', objectType: 'charge', objectId: charge.id, details: { amount: charge.amount.toString(), currency: charge.currency } },
-    events,
+    [
+      { type: 'charge.succeeded', charge: { after: chargeAfter } },
+      { type: captured ? 'payment_intent.succeeded' : 'payment_intent.amount_capturable_updated', paymentIntent: { before: intent, after: intentAfter } },
+    ],
     now,
   );
   return {
-    intent: intentAfter,
+    intentAfter,
+    chargeAfter,
+    intentChanges,
+    chargeChanges,
+    error: undefined,
+    ...rows,
     ledger: {
-      context: { merchantId: intent.merchant_id, livemode: intent.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
+      context: { ...scope, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
       transfers,
     },
   };
 }
 
-async function recordDecline(
-  tx: Tx,
-  trail: Trail,
-  intent: PaymentIntentRow,
-  charge: ChargeRow,
-  decline: Decline,
-  now: Date,
-): Promise<{ intent: PaymentIntentRow; error: CofferError }> {
+function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decline, trail: Trail, now: Date): OutcomePlan {
   const status = nextStatus(intent, 'attempt_failed');
-  const chargeAfter = await tx
-    .updateTable('charges')
-    .set({
-      status: 'failed',
-      updated_at: now,
-      provider_reference: decline.providerReference,
-      failure_code: decline.code,
-      failure_message: decline.message,
-      decline_code: decline.declineCode,
-      outcome: JSON.stringify(declinedOutcome(decline)),
-    })
-    .where('id', '=', charge.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const chargeChanges: Partial<ChargeRow> = {
+    status: 'failed',
+    updated_at: now,
+    provider_reference: decline.providerReference,
+    failure_code: decline.code,
+    failure_message: decline.message,
+    decline_code: decline.declineCode,
+    outcome: declinedOutcome(decline) as unknown as Record<string, unknown>,
+  };
   const stored: StoredPaymentError = {
     type: 'card_error',
     code: decline.code,
@@ -176,14 +162,15 @@ async function recordDecline(
     advice_code: decline.adviceCode,
     ...(decline.param === null ? {} : { param: decline.param }),
   };
-  const intentAfter = await updatePaymentIntentRow(
-    tx,
-    intent.id,
-    { status, payment_method_id: null, last_payment_error: JSON.stringify(stored) },
-    now,
-  );
-  await recordChange(
-    tx,
+  const intentChanges: Partial<PaymentIntentRow> = {
+    status,
+    payment_method_id: null,
+    last_payment_error: stored as unknown as Record<string, unknown>,
+    updated_at: now,
+  };
+  const chargeAfter = { ...charge, ...chargeChanges };
+  const intentAfter = { ...intent, ...intentChanges, version: intent.version + 1n };
+  const rows = changeRows(
     trail,
     { merchantId: intent.merchant_id, livemode: intent.livemode },
     { action: 'charge.fail', objectType: 'charge', objectId: charge.id, details: { decline_code: decline.declineCode } },
@@ -193,7 +180,61 @@ async function recordDecline(
     ],
     now,
   );
-  return { intent: intentAfter, error: attemptError(chargeAfter) };
+  return { intentAfter, chargeAfter, intentChanges, chargeChanges, error: attemptError(chargeAfter), ...rows, ledger: undefined };
+}
+
+function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
+  assert(charge.payment_intent_id === intent.id, 'the charge belongs to the PaymentIntent');
+  if (resolution.status === 'declined' || resolution.status === 'lost') {
+    return planDecline(intent, charge, resolution.status === 'lost' ? lostDecline : resolution, trail, now);
+  }
+  return planApproval(intent, charge, resolution, trail, now);
+}
+
+/**
+ * Writes a plan in one statement: the PaymentIntent (only if it is still the version the plan was computed from),
+ * the charge (only if still pending), events, the audit record, the stored response, and last the ledger
+ * transfers. If either row has moved on, `coffer_expect_rows` aborts the whole statement with a serialization
+ * failure (40001) and nothing is written.
+ */
+async function writeOutcome(
+  executor: Kysely<Database> | Tx,
+  plan: OutcomePlan,
+  expectedVersion: bigint,
+  response: { claim: IdempotencyClaim; outcome: Outcome } | undefined,
+): Promise<void> {
+  let query = executor
+    .with('intent_written', (db) =>
+      db.updateTable('payment_intents').set(paymentIntentChanges(plan.intentChanges))
+        .where('id', '=', plan.intentAfter.id).where('version', '=', expectedVersion).returning('id'))
+    .with('charge_written', (db) =>
+      db.updateTable('charges').set(chargeChanges(plan.chargeChanges))
+        .where('id', '=', plan.chargeAfter.id).where('status', '=', 'pending').returning('id'))
+    .with('audit_written', (db) => db.insertInto('audit_log').values(plan.audit).returning('seq'))
+    .with('events_written', (db) => db.insertInto('events').values(plan.eventRows).returning('id'));
+  assert(plan.eventRows.length > 0, 'an attempt outcome always has events');
+  if (response !== undefined) {
+    const { claim, outcome } = response;
+    query = query.with('response_written', (db) =>
+      db.updateTable('idempotency_keys')
+        .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
+        .where('id', '=', claim.rowId).returning('id')) as unknown as typeof query;
+  }
+  const ledger = plan.ledger;
+  await query
+    .selectNoFrom([
+      sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written) + (SELECT count(*) FROM charge_written), 2)`.as('written'),
+      ledger === undefined
+        ? sql<null>`NULL`.as('ledger')
+        : sql<null>`ledger_apply(${ledger.context.merchantId}, ${ledger.context.livemode}, ${ledger.context.currency},
+            ${ledgerCommandsJson(ledger.transfers)}::jsonb, ${ledger.context.paymentIntentId}, ${ledger.context.chargeId})`.as('ledger'),
+    ])
+    .execute();
+  if (response !== undefined) response.claim.completed = true;
+}
+
+function isConcurrentChange(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '40001';
 }
 
 /** The card error a failed attempt is reported with, now or when a retry replays it. */
@@ -213,33 +254,53 @@ export function attemptError(charge: ChargeRow): CofferError {
 const declineParams: Record<string, string> = { expired_card: 'exp_month', incorrect_cvc: 'cvc', incorrect_number: 'number' };
 const declineCodes = ['card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error'] as const;
 
+/** What the caller already holds of the attempt (after phase 1), so recording needs no read in the common case. */
+export interface KnownAttempt {
+  intent: PaymentIntentRow;
+  charge: ChargeRow;
+  paymentMethod: PaymentMethodRow;
+}
+
 /**
  * Records how an attempt ended, once: the charge, the PaymentIntent's new status, the ledger transfers, events
- * and audit, and (for a request) the response, all in one transaction. If the attempt was already recorded (by
- * the recovery job or a concurrent retry) nothing changes and the current state is answered.
+ * and audit, and (for a request) the response, all in one statement. The common case writes from the rows
+ * phase 1 left, without reading; if anything changed meanwhile (the recovery job, a concurrent retry), it reads
+ * again under lock and, if the attempt was already recorded, changes nothing and answers the current state.
  */
 export async function recordAttemptOutcome(
   services: Services,
   refs: AttemptRefs,
   resolution: AttemptResolution,
   trail: Trail,
-  respond: Respond | undefined,
+  request: { respond: Respond; claim: IdempotencyClaim | undefined } | undefined,
+  known?: KnownAttempt,
 ): Promise<Outcome | undefined> {
   const now = new Date(services.clock.nowMs());
+  if (known !== undefined) {
+    const plan = planOutcome(known.intent, known.charge, resolution, trail, now);
+    const outcome = request?.respond.render(
+      { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
+      { latestCharge: plan.chargeAfter, paymentMethod: known.paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : known.paymentMethod },
+    );
+    try {
+      await writeOutcome(services.db, plan, known.intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
+      return outcome;
+    } catch (error) {
+      if (!isConcurrentChange(error)) throw error;
+    }
+  }
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, refs.scope, refs.paymentIntentId);
     const charge = await lockCharge(tx, refs.chargeId);
-    assert(charge.payment_intent_id === intent.id, 'the charge belongs to the PaymentIntent');
-    if (charge.status !== 'pending') {
-      return respond === undefined ? undefined : respond(tx, { paymentIntent: intent });
-    }
-    if (resolution.status === 'declined' || resolution.status === 'lost') {
-      const decline = resolution.status === 'lost' ? lostDecline : resolution;
-      const { intent: after, error } = await recordDecline(tx, trail, intent, charge, decline, now);
-      return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
-    }
-    const { intent: after, ledger } = await recordApproval(tx, trail, intent, charge, resolution, now);
-    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
+    if (charge.status !== 'pending') return request?.respond(tx, { paymentIntent: intent });
+    const plan = planOutcome(intent, charge, resolution, trail, now);
+    const paymentMethod = await tx.selectFrom('payment_methods').selectAll().where('id', '=', charge.payment_method_id).executeTakeFirstOrThrow();
+    const outcome = request?.respond.render(
+      { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
+      { latestCharge: plan.chargeAfter, paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : paymentMethod },
+    );
+    await writeOutcome(tx, plan, intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
+    return outcome;
   });
 }
 

@@ -1,5 +1,7 @@
+import type { Kysely } from 'kysely';
 import type { CofferError } from '../domain/errors.ts';
-import type { PaymentIntentRow } from '../store/database.ts';
+import type { PaymentIntentRelated } from '../objects/payment-intent.ts';
+import type { Database, PaymentIntentRow } from '../store/database.ts';
 import type { Outcome, Tx } from './context.ts';
 
 /** What a PaymentIntent flow ends with: the object, and the error to report if the attempt failed. */
@@ -9,7 +11,13 @@ export interface PaymentIntentResult {
 }
 
 /**
- * Turns a flow's result into the HTTP response, inside the flow's last transaction, so that the response an
- * idempotent retry replays is committed together with the effects it describes. Supplied by the API layer.
+ * Turns a flow's result into the HTTP response. Supplied by the API layer, which knows the version and the
+ * expansions asked for. Either way, the response an idempotent retry replays is committed together with the
+ * effects it describes.
  */
-export type Respond = (tx: Tx, result: PaymentIntentResult) => Promise<Outcome>;
+export interface Respond {
+  /** Renders (reading what it embeds) and stores the response with the idempotency key, in `tx`. */
+  (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome>;
+  /** Renders from rows the flow already holds, reading nothing; the flow stores it in its own statement. */
+  render(result: PaymentIntentResult, related: PaymentIntentRelated): Outcome;
+}

@@ -91,6 +91,7 @@ export interface PaymentIntentsTable {
   operation_amount: bigint | null;
   operation_reason: string | null;
   operation_idempotency_key_id: bigint | null;
+  version: Generated<bigint>;
 }
 
 export interface ChargesTable {

@@ -40,9 +40,14 @@ export interface TransferContext {
  * Applies transfers through the database's `ledger_apply()`, in the caller's transaction and in one round trip.
  * The function enforces the ledger's rules; a violation raises and rolls the whole transaction back.
  */
+/** The commands as `ledger_apply()` takes them (amounts as strings, so that no bigint loses precision). */
+export function ledgerCommandsJson(commands: TransferCommand[]): string {
+  return JSON.stringify(commands.map(toSqlCommand));
+}
+
 export async function applyTransfers(tx: Tx, context: TransferContext, commands: TransferCommand[]): Promise<void> {
   if (commands.length === 0) return;
-  const payload = JSON.stringify(commands.map(toSqlCommand));
+  const payload = ledgerCommandsJson(commands);
   await sql`SELECT ledger_apply(${context.merchantId}, ${context.livemode}, ${context.currency}, ${payload}::jsonb,
     ${context.paymentIntentId}, ${context.chargeId})`.execute(tx);
 }

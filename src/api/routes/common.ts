@@ -7,7 +7,7 @@ export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply
 }
 
 export function sendObject(reply: FastifyReply, object: unknown): FastifyReply {
-  return sendOutcome(reply, { statusCode: 200, body: JSON.stringify(object, null, 2) });
+  return sendOutcome(reply, { statusCode: 200, body: JSON.stringify(object) });
 }
 
 /** Checks `expand[]` against what the object can expand; on lists, paths start with `data.`. */

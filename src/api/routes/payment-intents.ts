@@ -7,12 +7,15 @@ import { confirmPaymentIntent, type ConfirmParams } from '../../flows/confirm-pa
 import { createPaymentIntent, type CreateParams } from '../../flows/create-payment-intent.ts';
 import { listPaymentIntents } from '../../flows/list-payment-intents.ts';
 import { findPaymentIntent } from '../../flows/payment-intent-records.ts';
-import type { Respond } from '../../flows/respond.ts';
+import type { PaymentIntentResult, Respond } from '../../flows/respond.ts';
 import { updatePaymentIntent, type UpdateParams } from '../../flows/update-payment-intent.ts';
 import { limits } from '../../limits.ts';
 import { errorObject } from '../../objects/error.ts';
-import { paymentIntentExpandable, renderPaymentIntent } from '../../objects/payment-intent.ts';
-import type { RequestContext } from '../../flows/context.ts';
+import { paymentIntentExpandable, paymentIntentObject, renderPaymentIntent, type PaymentIntentRelated } from '../../objects/payment-intent.ts';
+import type { Outcome, RequestContext, Tx } from '../../flows/context.ts';
+import type { Kysely } from 'kysely';
+import type { CofferError } from '../../domain/errors.ts';
+import type { Database } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import {
   Amount,
@@ -112,24 +115,32 @@ const IntentParams = strictObject({ intent: ObjectId });
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
 const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
 
-/** Renders the PaymentIntent (or the error that ended its attempt) and stores the response with the key. */
+function toOutcome(ctx: RequestContext, object: Record<string, unknown>, error: CofferError | undefined): Outcome {
+  if (error === undefined) return { statusCode: 200, body: JSON.stringify(object) };
+  error.details.paymentIntentObject = object;
+  const lastError = object.last_payment_error as { payment_method?: Record<string, unknown> } | null;
+  if (lastError?.payment_method !== undefined) error.details.paymentMethodObject = lastError.payment_method;
+  return { statusCode: error.httpStatus, body: JSON.stringify(errorObject(error, ctx.requestId)) };
+}
+
+/** Renders the PaymentIntent (or the error that ended its attempt), in the request's version and expansions. */
 function paymentIntentResponder(ctx: RequestContext, expand: string[]): Respond {
-  return async (tx, result) => {
-    const shape = ctx.actor.apiVersion.shape;
+  const shape = ctx.actor.apiVersion.shape;
+  const respond = async (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome> => {
     const object = await renderPaymentIntent(tx, result.paymentIntent, shape, expand);
-    let outcome;
-    if (result.error === undefined) {
-      outcome = { statusCode: 200, body: JSON.stringify(object, null, 2) };
-    } else {
-      const error = result.error;
-      error.details.paymentIntentObject = object;
-      const lastError = object.last_payment_error as { payment_method?: Record<string, unknown> } | null;
-      if (lastError?.payment_method !== undefined) error.details.paymentMethodObject = lastError.payment_method;
-      outcome = { statusCode: error.httpStatus, body: JSON.stringify(errorObject(error, ctx.requestId), null, 2) };
-    }
-    await ctx.idempotency?.complete(tx, outcome);
+    const outcome = toOutcome(ctx, object, result.error);
+    if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
   };
+  const render = (result: PaymentIntentResult, related: PaymentIntentRelated): Outcome => {
+    const shown: PaymentIntentRelated = {
+      errorPaymentMethod: related.errorPaymentMethod,
+      ...(expand.includes('latest_charge') ? { latestCharge: related.latestCharge } : {}),
+      ...(expand.includes('payment_method') ? { paymentMethod: related.paymentMethod } : {}),
+    };
+    return toOutcome(ctx, paymentIntentObject(result.paymentIntent, shape, shown), result.error);
+  };
+  return Object.assign(respond, { render });
 }
 
 function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {

@@ -40,8 +40,6 @@ CREATE TABLE ledger_transfers (
 -- A pending transfer is resolved (posted or voided) at most once.
 CREATE UNIQUE INDEX ledger_transfers_resolved_once ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
 CREATE INDEX ledger_transfers_charge ON ledger_transfers (charge_id);
-CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account_id);
-CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account_id);
 
 CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE OR DELETE ON ledger_transfers
   FOR EACH ROW EXECUTE FUNCTION coffer_refuse_change();

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { commitMode, type CommitDurability } from '../../../store/commit-durability.ts';
 import { randomBase62, randomDigits } from '../../../platform/random.ts';
 import type { Database } from '../../../store/database.ts';
 import { testCardsByNumber, type TestCard } from '../test-cards.ts';
@@ -107,10 +108,12 @@ export class SandboxControls {
 
 export class CardAcquirerSandbox {
   readonly #db: Kysely<Database>;
+  readonly #durability: CommitDurability;
   readonly controls = new SandboxControls();
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, durability: CommitDurability = 'flush_every_commit') {
     this.#db = db;
+    this.#durability = durability;
   }
 
   async authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
@@ -138,24 +141,17 @@ export class CardAcquirerSandbox {
       available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
       decline,
     };
-    const inserted = await this.#db
-      .insertInto('sandbox_card_payments')
-      .values({
-        id: payment.id,
-        idempotency_key: request.idempotency_key,
-        request_hash: requestHash,
-        merchant_reference: request.reference,
-        amount: BigInt(request.amount),
-        currency: request.currency,
-        test_card: number.slice(-4),
-        status: payment.status as 'authorized' | 'captured' | 'declined',
-        amount_captured: BigInt(payment.amount_captured),
-        response: JSON.stringify(payment),
-      })
-      .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
-      .returning('id')
-      .executeTakeFirst();
-    if (inserted !== undefined) {
+    // The acquirer's record is made durable by the outcome Coffer commits next (see commit-durability.ts).
+    const inserted = await sql<{ id: string }>`
+      INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
+                                         test_card, status, amount_captured, response)
+      SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
+             ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
+             ${JSON.stringify(payment)}::jsonb
+      FROM (SELECT set_config('synchronous_commit', ${commitMode(this.#durability)}, true)) AS commit_mode
+      ON CONFLICT (idempotency_key) DO NOTHING
+      RETURNING id`.execute(this.#db);
+    if (inserted.rows.length > 0) {
       await this.controls.beforeAnswer();
       return { ok: true, body: payment };
     }

@@ -1,0 +1,46 @@
+import type { Insertable, Updateable } from 'kysely';
+import type { ChargeRow, ChargesTable, PaymentIntentRow, PaymentIntentsTable, PaymentMethodRow, PaymentMethodsTable } from './database.ts';
+
+/**
+ * Rows as flows see them hold parsed JSON; the database takes those columns as JSON text. These convert a row,
+ * or the part of one that changes, to what Kysely inserts or updates.
+ */
+const jsonColumns = {
+  payment_intents: ['payment_method_types', 'automatic_payment_methods', 'metadata', 'shipping', 'last_payment_error', 'next_action'],
+  charges: ['payment_method_details', 'outcome', 'metadata'],
+  payment_methods: ['card', 'billing_details', 'metadata'],
+} as const;
+
+function toDb(values: Record<string, unknown>, columns: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined) continue;
+    out[key] = columns.includes(key) ? JSON.stringify(value) : value;
+  }
+  return out;
+}
+
+export function paymentIntentChanges(changes: Partial<PaymentIntentRow>): Updateable<PaymentIntentsTable> {
+  const { id: _id, seq: _seq, version: _version, ...rest } = changes;
+  return toDb(rest, jsonColumns.payment_intents) as Updateable<PaymentIntentsTable>;
+}
+
+export function paymentIntentInsert(row: PaymentIntentRow): Insertable<PaymentIntentsTable> {
+  const { seq: _seq, version: _version, ...rest } = row;
+  return toDb(rest, jsonColumns.payment_intents) as Insertable<PaymentIntentsTable>;
+}
+
+export function chargeChanges(changes: Partial<ChargeRow>): Updateable<ChargesTable> {
+  const { id: _id, seq: _seq, ...rest } = changes;
+  return toDb(rest, jsonColumns.charges) as Updateable<ChargesTable>;
+}
+
+export function chargeInsert(row: ChargeRow): Insertable<ChargesTable> {
+  const { seq: _seq, ...rest } = row;
+  return toDb(rest, jsonColumns.charges) as Insertable<ChargesTable>;
+}
+
+export function paymentMethodInsert(row: PaymentMethodRow): Insertable<PaymentMethodsTable> {
+  const { seq: _seq, ...rest } = row;
+  return toDb(rest, jsonColumns.payment_methods) as Insertable<PaymentMethodsTable>;
+}
