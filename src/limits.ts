@@ -54,6 +54,8 @@ export const limits = {
   databasePoolSizeDefault: 10,
   /** How long a request waits for a pooled connection before it fails with 503. */
   databaseConnectTimeoutMs: 5 * 1000,
+  /** How long a request waits for the embedded database's one session before it fails with 503. */
+  embeddedSessionWaitMs: 30 * 1000,
   /** Longest any single SQL statement may run. */
   databaseStatementTimeoutMs: 15 * 1000,
   /** Retries of a transaction that failed with a serialization failure or deadlock. */

@@ -10,6 +10,7 @@ import type { Config } from '../platform/config.ts';
 import { faultPointsFromEnv } from '../platform/fault-points.ts';
 import { deriveKey, loadInstanceSecret } from '../platform/instance-secret.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
+import { Secret } from '../platform/secret.ts';
 import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
 import { migrate } from '../store/migrate.ts';
 import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
@@ -53,15 +54,23 @@ export async function openConfiguredDatabase(config: Config): Promise<OpenDataba
 export function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Services {
   const env = options.env ?? process.env;
   const commitDurability = database.kind === 'postgres' ? 'flush_with_dependents' : 'flush_every_commit';
+  const clock = options.clock ?? systemClock;
+  const instanceSecret = loadInstanceSecret(config.homeDir);
+  const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
   return {
     commitDurability,
     db: database.db,
-    clock: options.clock ?? systemClock,
+    clock,
     logger,
-    connectors: createConnectorRegistry(database.db, logger, commitDurability, options.providerTimeoutMs),
+    connectors: createConnectorRegistry(database.db, logger, {
+      durability: commitDurability,
+      clock,
+      sandboxNotificationSecret,
+      timeoutMs: options.providerTimeoutMs,
+    }),
     cardSource: testCardSource,
     faults: faultPointsFromEnv(env),
-    fingerprintKey: deriveKey(loadInstanceSecret(config.homeDir), 'card fingerprint v1'),
+    fingerprintKey: deriveKey(instanceSecret, 'card fingerprint v1'),
     maintainStorage: () => database.maintain(),
   };
 }

@@ -85,11 +85,42 @@ export interface AttemptRef {
 /** The provider's record of an attempt, found by Coffer's idempotency key. */
 export type SyncResult = Approval | Decline | { status: 'not_found' } | { status: 'unknown'; reason: string };
 
+export interface RefundRequest {
+  /** Coffer's key for this refund at the provider (the refund id). */
+  idempotencyKey: string;
+  reference: string;
+  /** The provider's reference of the payment being refunded. */
+  paymentReference: string;
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+}
+
+export type RefundResult =
+  | { status: 'succeeded'; providerReference: string }
+  | { status: 'failed'; providerReference: string | null; failureReason: string }
+  | { status: 'unknown'; reason: string };
+
+export type RefundSyncResult = Exclude<RefundResult, { status: 'unknown' }> | { status: 'not_found' } | { status: 'unknown'; reason: string };
+
+/** Something the provider tells Coffer on its own initiative, verified and parsed (see each connector's webhook). */
+export type ProviderNotification = {
+  type: 'refund.failed';
+  notificationId: string;
+  /** Coffer's refund id, echoed by the provider. */
+  reference: string;
+  providerReference: string;
+  amountMinor: bigint;
+  currency: string;
+  failureReason: string;
+};
+
 export interface ConnectorCapabilities {
   manualCapture: boolean;
   partialCapture: boolean;
   void: boolean;
   sync: boolean;
+  refund: boolean;
+  partialRefund: boolean;
 }
 
 export interface Connector {
@@ -105,6 +136,15 @@ export interface Connector {
    * asked): afterwards the provider refuses that key. Returns the attempt if it had already happened.
    */
   abandonAttempt(attempt: AttemptRef): Promise<SyncResult>;
+  refund(request: RefundRequest): Promise<RefundResult>;
+  /** What became of the refund sent with this key; like `abandonAttempt`, `abandon` closes the key first. */
+  syncRefund(request: RefundRequest, abandon: boolean): Promise<RefundSyncResult>;
+  /** Verifies a notification's signature and parses it; throws `NotificationRejected` if it is not genuine. */
+  parseNotification(rawBody: string, signatureHeader: string | undefined): ProviderNotification;
+}
+
+export class NotificationRejected extends Error {
+  override readonly name = 'NotificationRejected';
 }
 
 export interface ConnectorRegistry {

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from '../platform/logger.ts';
 import type { Database } from '../store/database.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Secret } from '../platform/secret.ts';
 import { CardConnector } from './card/client.ts';
 import { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
 import { flowNotSupported, type Connector, type ConnectorRegistry } from './connector.ts';
@@ -10,14 +12,25 @@ import { flowNotSupported, type Connector, type ConnectorRegistry } from './conn
  * Test mode talks to the sandboxes; live mode to the providers the operator configured. Live card acquiring is
  * not configured in this version, so live-mode attempts are refused with `flow_not_supported`.
  */
-export function createConnectorRegistry(
-  db: Kysely<Database>,
-  logger: Logger,
-  durability: CommitDurability,
-  timeoutMs?: number,
-): ConnectorRegistry {
-  const sandbox = new CardAcquirerSandbox(db, durability);
-  const testCard = new CardConnector(sandbox, logger.child({ connector: 'card', livemode: false }), timeoutMs);
+export interface RegistryOptions {
+  durability: CommitDurability;
+  clock: Clock;
+  /** Shared by the sandboxes, which sign their notifications, and the test-mode connectors, which verify them. */
+  sandboxNotificationSecret: Secret<string>;
+  timeoutMs?: number | undefined;
+}
+
+export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, options: RegistryOptions): ConnectorRegistry {
+  const sandbox = new CardAcquirerSandbox(db, {
+    durability: options.durability,
+    clock: options.clock,
+    notificationSecret: options.sandboxNotificationSecret,
+  });
+  const testCard = new CardConnector(sandbox, logger.child({ connector: 'card', livemode: false }), {
+    notificationSecret: options.sandboxNotificationSecret,
+    clock: options.clock,
+    timeoutMs: options.timeoutMs,
+  });
   return {
     sandboxes: { card: sandbox },
     card(livemode: boolean): Connector {

@@ -36,6 +36,9 @@ export const errorCatalog = {
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
+  charge_already_refunded: { type: 'invalid_request_error', httpStatus: 400 },
+  charge_not_refundable: { type: 'invalid_request_error', httpStatus: 400 },
+  refund_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   lock_timeout: { type: 'invalid_request_error', httpStatus: 409 },
   flow_not_supported: { type: 'invalid_request_error', httpStatus: 400 },
   // Idempotency.

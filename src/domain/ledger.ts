@@ -17,7 +17,7 @@ export const ledgerAccountCodes = [
 ] as const;
 export type LedgerAccountCode = (typeof ledgerAccountCodes)[number];
 
-export const transferReasons = ['authorization', 'capture', 'release', 'settlement'] as const;
+export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure'] as const;
 export type TransferReason = (typeof transferReasons)[number];
 
 /** A request to the ledger, before accounts are resolved to rows. `key` makes every transfer idempotent. */
@@ -95,4 +95,26 @@ export function creditBalance(balance: AccountBalance): { posted: bigint; pendin
     posted: balance.creditsPosted - balance.debitsPosted,
     pending: balance.creditsPending - balance.debitsPending,
   };
+}
+
+/** A refund pays the shopper back through the acquirer out of the merchant's pending or available funds. */
+export function refundTransfers(
+  refundId: string,
+  amountMinor: bigint,
+  from: 'merchant_incoming' | 'merchant_available',
+): TransferCommand[] {
+  assert(amountMinor > 0n, 'a refund moves a positive amount');
+  return [{ kind: 'single', key: `${refundId}:refund`, debit: from, credit: 'provider_clearing', amountMinor, reason: 'refund' }];
+}
+
+/** A refund that failed after it succeeded puts the money back where it came from. */
+export function refundFailureTransfers(
+  refundId: string,
+  amountMinor: bigint,
+  to: 'merchant_incoming' | 'merchant_available',
+): TransferCommand[] {
+  assert(amountMinor > 0n, 'a refund reversal moves a positive amount');
+  return [
+    { kind: 'single', key: `${refundId}:refund_failure`, debit: 'provider_clearing', credit: to, amountMinor, reason: 'refund_failure' },
+  ];
 }

@@ -10,7 +10,9 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow } from '../store/database.ts';
+import type { ApiShape } from '../objects/api-version.ts';
+import { refundObject } from '../objects/refund.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Services, Tx } from './context.ts';
 import type { Trail } from './trail.ts';
@@ -111,6 +113,19 @@ export interface PaymentEvent {
   type: string;
   paymentIntent?: { before?: PaymentIntentRow | undefined; after: PaymentIntentRow };
   charge?: { before?: ChargeRow | undefined; after: ChargeRow };
+  refund?: { before?: RefundRow | undefined; after: RefundRow };
+}
+
+/** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
+function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<string, unknown> & { id: unknown }; previous?: Record<string, unknown> } {
+  const render = <T>(pair: { before?: T | undefined; after: T }, to: (row: T, s: ApiShape) => Record<string, unknown>) => {
+    const object = to(pair.after, shape) as Record<string, unknown> & { id: unknown };
+    return pair.before === undefined ? { object } : { object, previous: previousAttributes(to(pair.before, shape), object) };
+  };
+  if (event.paymentIntent !== undefined) return render(event.paymentIntent, (row, s) => paymentIntentObject(row, s));
+  if (event.charge !== undefined) return render(event.charge, chargeObject);
+  assert(event.refund !== undefined, 'an event describes a payment intent, a charge or a refund');
+  return render(event.refund, refundObject);
 }
 
 export interface ChangeRecord {
@@ -131,20 +146,7 @@ export function changeRows(
   const shape = trail.eventApiVersion.shape;
   const eventRows: Array<Insertable<EventsTable>> = [];
   for (const event of events) {
-    let object: Record<string, unknown> & { id: unknown };
-    let previous: Record<string, unknown> | undefined;
-    if (event.paymentIntent !== undefined) {
-      object = paymentIntentObject(event.paymentIntent.after, shape) as typeof object;
-      if (event.paymentIntent.before !== undefined) {
-        previous = previousAttributes(paymentIntentObject(event.paymentIntent.before, shape), object);
-      }
-    } else {
-      assert(event.charge !== undefined, 'an event describes a payment intent or a charge');
-      object = chargeObject(event.charge.after, shape) as typeof object;
-      if (event.charge.before !== undefined) {
-        previous = previousAttributes(chargeObject(event.charge.before, shape), object);
-      }
-    }
+    const { object, previous } = eventObject(event, shape);
     eventRows.push(eventRow({
       merchantId: scope.merchantId,
       livemode: scope.livemode,

@@ -1,6 +1,8 @@
 import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { expireAuthorizations } from './expire-authorizations.ts';
+import { deliverSandboxNotifications } from './deliver-sandbox-notifications.ts';
+import { recoverPendingRefunds } from './recover-refunds.ts';
 import { reapIdempotencyKeys } from './reap-idempotency-keys.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
@@ -15,6 +17,8 @@ export const jobs: Job[] = [
   { name: 'recover-pending-attempts', runBatch: recoverPendingAttempts },
   { name: 'recover-in-flight-operations', runBatch: recoverInFlightOperations },
   { name: 'expire-authorizations', runBatch: expireAuthorizations },
+  { name: 'recover-pending-refunds', runBatch: recoverPendingRefunds },
+  { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   {

@@ -79,9 +79,21 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
     describe: (r) => `charge ${String(r.id)}: captured ${String(r.amount_captured)} of ${String(r.amount_authorized)} authorized, but the ledger shows ${String(r.captured)} of ${String(r.authorized)}`,
   },
   {
+    name: 'refunds_match_ledger',
+    query: `SELECT c.id, c.amount_refunded,
+              coalesce((SELECT sum(t.amount) FROM ledger_transfers t WHERE t.charge_id = c.id AND t.reason = 'refund'), 0)
+              - coalesce((SELECT sum(t.amount) FROM ledger_transfers t WHERE t.charge_id = c.id AND t.reason = 'refund_failure'), 0) AS ledger,
+              coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.charge_id = c.id AND r.status = 'succeeded'), 0) AS refunds
+            FROM charges c
+            WHERE c.amount_refunded <> coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.charge_id = c.id AND r.status = 'succeeded'), 0)
+               OR c.amount_refunded <> coalesce((SELECT sum(t.amount) FROM ledger_transfers t WHERE t.charge_id = c.id AND t.reason = 'refund'), 0)
+                  - coalesce((SELECT sum(t.amount) FROM ledger_transfers t WHERE t.charge_id = c.id AND t.reason = 'refund_failure'), 0)`,
+    describe: (r) => `charge ${String(r.id)}: refunded ${String(r.amount_refunded)}, but its succeeded refunds add up to ${String(r.refunds)} and the ledger to ${String(r.ledger)}`,
+  },
+  {
     name: 'amounts_ordered',
     query: `SELECT id, amount_refunded, amount_captured, amount_released, amount_authorized FROM charges
-            WHERE amount_refunded > amount_captured OR amount_captured + amount_released > amount_authorized
+            WHERE amount_refunded + amount_refunding > amount_captured OR amount_captured + amount_released > amount_authorized
                OR amount_authorized > amount`,
     describe: (r) => `charge ${String(r.id)}: refunded ${String(r.amount_refunded)}, captured ${String(r.amount_captured)}, released ${String(r.amount_released)}, authorized ${String(r.amount_authorized)}`,
   },
@@ -90,7 +102,8 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
 /**
  * Checks every ledger invariant over the whole ledger: each currency balances, each account's counters equal
  * the sum of its entries, each transfer's legs are well formed, each pending transfer is resolved at most once
- * and by no more than it reserved, and the charges agree with the ledger (refunded <= captured <= authorized).
+ * and by no more than it reserved, and the charges and refunds agree with the ledger (refunded <= captured <=
+ * authorized).
  */
 export async function verifyLedger(db: Kysely<Database>): Promise<LedgerReport> {
   const violations: LedgerViolation[] = [];

@@ -128,6 +128,46 @@ export interface ChargesTable {
   statement_descriptor_suffix: string | null;
   available_on: Date | null;
   settled: ColumnType<boolean, boolean | undefined, boolean>;
+  amount_refunding: ColumnType<bigint, bigint | undefined, bigint>;
+}
+
+export interface RefundsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  charge_id: string;
+  payment_intent_id: string;
+  amount: bigint;
+  currency: string;
+  status: 'pending' | 'requires_action' | 'succeeded' | 'failed' | 'canceled';
+  reason: 'duplicate' | 'fraudulent' | 'requested_by_customer' | 'expired_uncaptured_charge' | null;
+  failure_reason: string | null;
+  metadata: Json<Record<string, string>>;
+  provider_reference: string | null;
+  idempotency_key_id: bigint | null;
+  debited_account: 'merchant_incoming' | 'merchant_available' | null;
+}
+
+export interface SandboxCardRefundsTable {
+  id: string;
+  idempotency_key: string;
+  payment_id: string | null;
+  reference: string;
+  amount: bigint;
+  status: 'succeeded' | 'failed' | 'abandoned';
+  response: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+}
+
+export interface SandboxCardNotificationsTable {
+  id: string;
+  due_at: Date;
+  payload: string;
+  attempts: Generated<number>;
+  delivered_at: Date | null;
 }
 
 export interface IdempotencyKeysTable {
@@ -221,6 +261,7 @@ export interface SandboxCardPaymentsTable {
   response: Json<Record<string, unknown>>;
   created_at: Timestamp;
   updated_at: Timestamp;
+  refund_fails: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface SandboxCardOperationsTable {
@@ -252,6 +293,9 @@ export interface Database {
   ledger_transfers: LedgerTransfersTable;
   sandbox_card_payments: SandboxCardPaymentsTable;
   sandbox_card_operations: SandboxCardOperationsTable;
+  refunds: RefundsTable;
+  sandbox_card_refunds: SandboxCardRefundsTable;
+  sandbox_card_notifications: SandboxCardNotificationsTable;
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -260,4 +304,5 @@ export type ChargeRow = Selectable<ChargesTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type RefundRow = Selectable<RefundsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

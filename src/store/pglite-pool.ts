@@ -1,5 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
+import { limits } from '../limits.ts';
 
 /**
  * PGlite is one PostgreSQL session in this process. This presents it to Kysely's PostgreSQL driver as a pool of
@@ -30,11 +31,29 @@ export class PGlitePool implements PostgresPool {
 
   async connect(): Promise<PostgresPoolClient> {
     if (this.#ended) throw new Error('the embedded database is closed');
-    if (this.#leased) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    }
+    if (this.#leased) await this.#waitForLease();
     this.#leased = true;
     return this.#client();
+  }
+
+  /**
+   * Waits for the session, but not forever: a wait this long means the database is overloaded or, a bug, that
+   * code holding the session inside a transaction asked for it again; either way the request fails (503)
+   * instead of hanging.
+   */
+  async #waitForLease(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = this.#waiting.indexOf(waiter);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        reject(Object.assign(new Error('timed out waiting for the embedded database'), { code: 'ETIMEDOUT' }));
+      }, limits.embeddedSessionWaitMs);
+      this.#waiting.push(waiter);
+    });
   }
 
   async end(): Promise<void> {

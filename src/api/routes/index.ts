@@ -4,11 +4,13 @@ import { registerBalanceRoutes } from './balance.ts';
 import { registerChargeRoutes } from './charges.ts';
 import { registerEventRoutes } from './events.ts';
 import { registerPaymentIntentRoutes } from './payment-intents.ts';
+import { registerRefundRoutes } from './refunds.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
 export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
   registerPaymentIntentRoutes(app, services);
   registerChargeRoutes(app, services);
+  registerRefundRoutes(app, services);
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
 }

@@ -7,15 +7,24 @@ import type {
   CaptureRequest,
   CaptureResult,
   Connector,
+  ProviderNotification,
+  RefundRequest,
+  RefundResult,
+  RefundSyncResult,
   SyncResult,
   VoidRequest,
   VoidResult,
 } from '../connector.ts';
-import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult } from './transformers.ts';
+import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
+import { parseCardNotification } from './webhook.ts';
+import type { Clock } from '../../platform/clock.ts';
+import type { Secret } from '../../platform/secret.ts';
 import type {
   AcquirerAuthorizeRequest,
   AcquirerCaptureRequest,
   AcquirerPayment,
+  AcquirerRefund,
+  AcquirerRefundRequest,
   AcquirerResponse,
   AcquirerVoidRequest,
 } from './wire.ts';
@@ -27,22 +36,64 @@ export interface AcquirerTransport {
   void(request: AcquirerVoidRequest): Promise<AcquirerResponse<AcquirerPayment>>;
   retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
+  refund(request: AcquirerRefundRequest): Promise<AcquirerResponse<AcquirerRefund>>;
+  retrieveRefundByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>>;
+  abandonRefund(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>>;
 }
+
+/** How old a notification's signature may be: replays of older ones are refused. */
+const notificationToleranceSeconds = 300;
 
 type Transported<T> = { delivered: true; response: AcquirerResponse<T> } | { delivered: false; reason: string };
 
 /** The card acquiring connector: authorization, capture and void, each idempotent by Coffer's key. */
 export class CardConnector implements Connector {
   readonly name = 'card';
-  readonly capabilities = { manualCapture: true, partialCapture: true, void: true, sync: true };
+  readonly capabilities = { manualCapture: true, partialCapture: true, void: true, sync: true, refund: true, partialRefund: true };
   readonly #transport: AcquirerTransport;
   readonly #logger: Logger;
   readonly #timeoutMs: number;
+  readonly #notificationSecret: Secret<string>;
+  readonly #clock: Clock;
 
-  constructor(transport: AcquirerTransport, logger: Logger, timeoutMs = limits.providerCallTimeoutMs) {
+  constructor(
+    transport: AcquirerTransport,
+    logger: Logger,
+    options: { notificationSecret: Secret<string>; clock: Clock; timeoutMs?: number | undefined },
+  ) {
     this.#transport = transport;
     this.#logger = logger;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = options.timeoutMs ?? limits.providerCallTimeoutMs;
+    this.#notificationSecret = options.notificationSecret;
+    this.#clock = options.clock;
+  }
+
+  async refund(request: RefundRequest): Promise<RefundResult> {
+    const amount = toAcquirerAmount(request.amountMinor, request.currency);
+    const sent = await this.#call('refund', () =>
+      this.#transport.refund({ idempotency_key: request.idempotencyKey, payment: request.paymentReference, reference: request.reference, amount }),
+    );
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) {
+      if (response.httpStatus >= 500 || response.error.code === 'idempotency_mismatch') return { status: 'unknown', reason: response.error.message };
+      return { status: 'failed', providerReference: null, failureReason: response.error.code };
+    }
+    return toRefundResult(response.body, request);
+  }
+
+  async syncRefund(request: RefundRequest, abandon: boolean): Promise<RefundSyncResult> {
+    const sent = await this.#call('sync refund', () =>
+      abandon ? this.#transport.abandonRefund(request.idempotencyKey) : this.#transport.retrieveRefundByKey(request.idempotencyKey),
+    );
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) return response.httpStatus === 404 ? { status: 'not_found' } : { status: 'unknown', reason: response.error.message };
+    return toRefundResult(response.body, request);
+  }
+
+  parseNotification(rawBody: string, signatureHeader: string | undefined): ProviderNotification {
+    return parseCardNotification(rawBody, signatureHeader, this.#notificationSecret, Math.floor(this.#clock.nowMs() / 1000), notificationToleranceSeconds);
   }
 
   async authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {

@@ -1,7 +1,7 @@
 import type { CurrencyInfo } from '../../domain/currency.ts';
 import { assert } from '../../platform/assert.ts';
-import type { Approval, AuthorizeRequest, AuthorizeResult, Decline, DeclineErrorCode } from '../connector.ts';
-import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerPayment } from './wire.ts';
+import type { Approval, AuthorizeRequest, AuthorizeResult, Decline, DeclineErrorCode, RefundResult } from '../connector.ts';
+import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerPayment, AcquirerRefund } from './wire.ts';
 
 /**
  * Conversions between Coffer's types and the acquirer's wire format. The acquirer takes ISO 4217 minor units;
@@ -114,3 +114,21 @@ export function toAuthorizeResult(
   }
 }
 
+
+/** Maps the acquirer's refund record, checking it is the refund we asked for. */
+export function toRefundResult(
+  refund: AcquirerRefund,
+  expected: { reference: string; amountMinor: bigint; currency: CurrencyInfo },
+): RefundResult {
+  if (refund.reference !== expected.reference || fromAcquirerAmount(refund.amount, expected.currency) !== expected.amountMinor) {
+    return { status: 'unknown', reason: `acquirer echoed refund ${refund.reference} ${refund.amount}` };
+  }
+  switch (refund.status) {
+    case 'succeeded':
+      return { status: 'succeeded', providerReference: refund.id };
+    case 'failed':
+      return { status: 'failed', providerReference: refund.id, failureReason: refund.failure_reason ?? 'unknown' };
+    default:
+      return { status: 'unknown', reason: `unrecognized refund status ${refund.status}` };
+  }
+}

@@ -50,3 +50,28 @@ export interface AcquirerVoidRequest {
 export type AcquirerResponse<T> =
   | { ok: true; body: T }
   | { ok: false; error: { code: string; message: string }; httpStatus: number };
+
+export interface AcquirerRefundRequest {
+  idempotency_key: string;
+  payment: string;
+  reference: string;
+  amount: number;
+}
+
+export interface AcquirerRefund {
+  id: string;
+  payment: string;
+  reference: string;
+  amount: number;
+  currency: string;
+  status: string;
+  failure_reason: string | null;
+}
+
+/** What the acquirer tells Coffer on its own initiative, signed with the shared notification secret. */
+export interface AcquirerNotification {
+  id: string;
+  type: string;
+  created: number;
+  refund: AcquirerRefund;
+}

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { systemClock, type Clock } from '../../../platform/clock.ts';
+import type { Secret } from '../../../platform/secret.ts';
+import { signatureHeader } from '../../../platform/timestamped-signature.ts';
 import { commitMode, type CommitDurability } from '../../../store/commit-durability.ts';
 import { randomBase62, randomDigits } from '../../../platform/random.ts';
 import type { Database } from '../../../store/database.ts';
@@ -8,7 +11,10 @@ import type {
   AcquirerAuthorizeRequest,
   AcquirerCaptureRequest,
   AcquirerDecline,
+  AcquirerNotification,
   AcquirerPayment,
+  AcquirerRefund,
+  AcquirerRefundRequest,
   AcquirerResponse,
   AcquirerVoidRequest,
 } from '../wire.ts';
@@ -87,11 +93,13 @@ function declineFor(card: TestCard | undefined, number: string): AcquirerDecline
  */
 /**
  * Test controls of the sandbox, as a provider's test environment offers them: make the next answers slow (the
- * acquirer acts, then its answer arrives late or never), to exercise timeouts and unknown outcomes.
+ * acquirer acts, then its answer arrives late or never), to exercise timeouts and unknown outcomes; and how
+ * long after a refund of the refund-failure test card its failure is notified.
  */
 export class SandboxControls {
   #slowAnswers = 0;
   #slowByMs = 0;
+  refundFailureAfterMs = 5_000;
 
   /** The next `count` answers arrive `delayMs` late; the acquirer has already acted when they do. */
   delayAnswers(delayMs: number, count = 1): void {
@@ -109,11 +117,18 @@ export class SandboxControls {
 export class CardAcquirerSandbox {
   readonly #db: Kysely<Database>;
   readonly #durability: CommitDurability;
+  readonly #clock: Clock;
+  readonly #notificationSecret: Secret<string>;
   readonly controls = new SandboxControls();
 
-  constructor(db: Kysely<Database>, durability: CommitDurability = 'flush_every_commit') {
+  constructor(
+    db: Kysely<Database>,
+    options: { durability?: CommitDurability; clock?: Clock; notificationSecret: Secret<string> },
+  ) {
     this.#db = db;
-    this.#durability = durability;
+    this.#durability = options.durability ?? 'flush_every_commit';
+    this.#clock = options.clock ?? systemClock;
+    this.#notificationSecret = options.notificationSecret;
   }
 
   async authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
@@ -144,10 +159,10 @@ export class CardAcquirerSandbox {
     // The acquirer's record is made durable by the outcome Coffer commits next (see commit-durability.ts).
     const inserted = await sql<{ id: string }>`
       INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
-                                         test_card, status, amount_captured, response)
+                                         test_card, status, amount_captured, response, refund_fails)
       SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
              ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
-             ${JSON.stringify(payment)}::jsonb
+             ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true}
       FROM (SELECT set_config('synchronous_commit', ${commitMode(this.#durability)}, true)) AS commit_mode
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`.execute(this.#db);
@@ -210,6 +225,132 @@ export class CardAcquirerSandbox {
       .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
       .execute();
     return this.retrieveByKey(idempotencyKey);
+  }
+
+  /**
+   * Refunds part or all of a captured payment, never more than was captured and not yet refunded. A payment made
+   * with the refund-failure test card is refunded now and reported failed later by a notification.
+   */
+  async refund(request: AcquirerRefundRequest): Promise<AcquirerResponse<AcquirerRefund>> {
+    if (!Number.isSafeInteger(request.amount) || request.amount <= 0) {
+      return fail(400, 'invalid_amount', 'amount must be a positive integer');
+    }
+    const answer = await this.#db.transaction().execute(async (tx) => {
+      const previous = await tx.selectFrom('sandbox_card_refunds').select(['payment_id', 'amount', 'response', 'status'])
+        .where('idempotency_key', '=', request.idempotency_key).executeTakeFirst();
+      if (previous?.status === 'abandoned') {
+        return fail<AcquirerRefund>(409, 'idempotency_key_abandoned', 'this refund key was abandoned by the caller');
+      }
+      if (previous !== undefined) {
+        if (previous.payment_id !== request.payment || previous.amount !== BigInt(request.amount)) {
+          return fail<AcquirerRefund>(409, 'idempotency_mismatch', 'idempotency key reused with a different request');
+        }
+        return { ok: true as const, body: previous.response as unknown as AcquirerRefund };
+      }
+      const payment = await tx.selectFrom('sandbox_card_payments').selectAll().where('id', '=', request.payment)
+        .forUpdate().executeTakeFirst();
+      if (payment === undefined) return fail<AcquirerRefund>(404, 'not_found', `no payment ${request.payment}`);
+      if (payment.status !== 'captured') return fail<AcquirerRefund>(409, 'invalid_state', `payment is ${payment.status}`);
+      const refunded = await tx.selectFrom('sandbox_card_refunds')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<bigint>('amount'), eb.lit(0)).as('total'))
+        .where('payment_id', '=', payment.id).where('status', 'in', ['succeeded']).executeTakeFirstOrThrow();
+      if (BigInt(refunded.total) + BigInt(request.amount) > payment.amount_captured) {
+        return fail<AcquirerRefund>(400, 'amount_too_large', 'refund exceeds the captured amount not yet refunded');
+      }
+      const refund: AcquirerRefund = {
+        id: `sbr_${randomBase62(20)}`,
+        payment: payment.id,
+        reference: request.reference,
+        amount: request.amount,
+        currency: payment.currency,
+        status: 'succeeded',
+        failure_reason: null,
+      };
+      await tx.insertInto('sandbox_card_refunds').values({
+        id: refund.id,
+        idempotency_key: request.idempotency_key,
+        payment_id: payment.id,
+        reference: request.reference,
+        amount: BigInt(request.amount),
+        status: 'succeeded',
+        response: JSON.stringify(refund),
+      }).execute();
+      if (payment.refund_fails) await this.#scheduleRefundFailure(tx, refund);
+      return { ok: true as const, body: refund };
+    });
+    await this.controls.beforeAnswer();
+    return answer;
+  }
+
+  async retrieveRefundByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>> {
+    const row = await this.#db.selectFrom('sandbox_card_refunds').select(['response', 'status'])
+      .where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+    if (row === undefined || row.status === 'abandoned') {
+      return fail(404, 'not_found', `no refund with idempotency key ${idempotencyKey}`);
+    }
+    return { ok: true, body: row.response as unknown as AcquirerRefund };
+  }
+
+  /** Closes a refund key: a refund request arriving later with it is refused. Returns the refund if it exists. */
+  async abandonRefund(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>> {
+    const existing = await this.retrieveRefundByKey(idempotencyKey);
+    if (existing.ok) return existing;
+    await this.#db.insertInto('sandbox_card_refunds').values({
+      id: `sbr_${randomBase62(20)}`,
+      idempotency_key: idempotencyKey,
+      payment_id: null,
+      reference: '',
+      amount: 1n,
+      status: 'abandoned',
+      response: JSON.stringify({}),
+    }).onConflict((conflict) => conflict.column('idempotency_key').doNothing()).execute();
+    return this.retrieveRefundByKey(idempotencyKey);
+  }
+
+  async #scheduleRefundFailure(tx: Kysely<Database>, refund: AcquirerRefund): Promise<void> {
+    const failed: AcquirerRefund = { ...refund, status: 'failed', failure_reason: 'expired_or_canceled_card' };
+    const notification: AcquirerNotification = {
+      id: `sbn_${randomBase62(20)}`,
+      type: 'refund.failed',
+      created: Math.floor(this.#clock.nowMs() / 1000),
+      refund: failed,
+    };
+    await tx.insertInto('sandbox_card_notifications').values({
+      id: notification.id,
+      due_at: new Date(this.#clock.nowMs() + this.controls.refundFailureAfterMs),
+      payload: JSON.stringify(notification),
+      delivered_at: null,
+    }).execute();
+  }
+
+  /**
+   * Sends the notifications that are due, signed, to `deliver` (Coffer's notification endpoint in test mode).
+   * One that is not accepted is retried later with a growing delay, as providers do. Returns how many went out.
+   */
+  async deliverDueNotifications(deliver: (body: string, signature: string) => Promise<void>, batchSize: number): Promise<number> {
+    const nowMs = this.#clock.nowMs();
+    const due = await this.#db.selectFrom('sandbox_card_notifications').selectAll()
+      .where('delivered_at', 'is', null).where('due_at', '<=', new Date(nowMs)).orderBy('due_at').limit(batchSize).execute();
+    let delivered = 0;
+    for (const notification of due) {
+      const signature = signatureHeader([this.#notificationSecret.reveal()], notification.payload, Math.floor(nowMs / 1000));
+      try {
+        await deliver(notification.payload, signature);
+        await this.#db.transaction().execute(async (tx) => {
+          await tx.updateTable('sandbox_card_notifications').set({ delivered_at: new Date(nowMs) }).where('id', '=', notification.id).execute();
+          const body = JSON.parse(notification.payload) as AcquirerNotification;
+          await tx.updateTable('sandbox_card_refunds').set({ status: 'failed', response: JSON.stringify(body.refund) })
+            .where('id', '=', body.refund.id).execute();
+        });
+        delivered += 1;
+      } catch {
+        const retryInMs = Math.min(60_000 * 2 ** notification.attempts, 3_600_000);
+        await this.#db.updateTable('sandbox_card_notifications')
+          .set({ attempts: notification.attempts + 1, due_at: new Date(nowMs + retryInMs) })
+          .where('id', '=', notification.id).execute();
+      }
+    }
+    return delivered;
   }
 
   async #findByKey(idempotencyKey: string) {

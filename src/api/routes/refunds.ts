@@ -1,0 +1,113 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { CofferError, resourceMissing } from '../../domain/errors.ts';
+import type { RequestContext, Services, Tx } from '../../flows/context.ts';
+import { createRefund, type CreateRefundParams, type RespondRefund } from '../../flows/create-refund.ts';
+import { checkMetadataSize, mergeMetadata } from '../../flows/payment-intent-params.ts';
+import { recordChange } from '../../flows/payment-intent-records.ts';
+import { inTransaction } from '../../flows/transaction.ts';
+import { requestTrail } from '../../flows/trail.ts';
+import { limits } from '../../limits.ts';
+import { refundObject } from '../../objects/refund.ts';
+import type { Kysely } from 'kysely';
+import type { Database, RefundRow } from '../../store/database.ts';
+import { requestContext } from '../request-context.ts';
+import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
+
+const Reason = Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')]);
+const CreateBody = strictObject({
+  payment_intent: Type.Optional(ObjectId),
+  charge: Type.Optional(ObjectId),
+  amount: Type.Optional(Amount),
+  reason: Type.Optional(Reason),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+});
+const UpdateBody = strictObject({ metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand) });
+const RefundParams = strictObject({ refund: ObjectId });
+const ListRefundsQuery = strictObject({ ...ListQuery, charge: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
+
+function refundResponder(ctx: RequestContext): RespondRefund {
+  return async (tx: Tx, refund: RefundRow) => {
+    const outcome = { statusCode: 200, body: JSON.stringify(refundObject(refund, ctx.actor.apiVersion.shape)) };
+    if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
+    return outcome;
+  };
+}
+
+async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id: string, lock = false): Promise<RefundRow> {
+  let query = reader.selectFrom('refunds').selectAll().where('id', '=', id)
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw resourceMissing('refund', id, 'refund');
+  return row;
+}
+
+export function registerRefundRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  app.post('/v1/refunds', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
+    expansions(expand, []);
+    const ctx = requestContext(request);
+    return sendOutcome(reply, await createRefund(services, ctx, params, refundResponder(ctx)));
+  });
+
+  app.get('/v1/refunds/:refund', { config, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
+    return sendObject(reply, refundObject(refund, ctx.actor.apiVersion.shape));
+  });
+
+  app.post('/v1/refunds/:refund', { config, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { refund: string }).refund;
+    const body = request.body as { metadata?: Record<string, string> | '' };
+    const now = new Date(services.clock.nowMs());
+    const outcome = await inTransaction(services.db, async (tx) => {
+      // Inside the transaction, every read goes through it: the embedded database has one connection.
+      const refund = await findRefund(tx, ctx, id, true);
+      const metadata = mergeMetadata(refund.metadata, body.metadata);
+      checkMetadataSize(metadata, limits.metadataKeysMax);
+      const after = await tx.updateTable('refunds').set({ metadata: JSON.stringify(metadata), updated_at: now })
+        .where('id', '=', refund.id).returningAll().executeTakeFirstOrThrow();
+      await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'refund.update', objectType: 'refund', objectId: refund.id },
+        [{ type: 'refund.updated', refund: { before: refund, after } }], now);
+      return refundResponder(ctx)(tx, after);
+    });
+    return sendOutcome(reply, outcome);
+  });
+
+  app.post('/v1/refunds/:refund/cancel', { config, schema: { params: RefundParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request) => {
+    const ctx = requestContext(request);
+    const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
+    // Card refunds never wait for the shopper (requires_action), so there is never one to cancel.
+    throw new CofferError(
+      'refund_unexpected_state',
+      `This refund cannot be canceled because it has a status of ${refund.status}. Only a refund with a status of requires_action can be canceled.`,
+    );
+  });
+
+  app.get('/v1/refunds', { config, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; charge?: string; payment_intent?: string };
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('refunds').selectAll()
+      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+    if (query.charge !== undefined) select = select.where('charge_id', '=', query.charge);
+    if (query.payment_intent !== undefined) select = select.where('payment_intent_id', '=', query.payment_intent);
+    const cursorId = query.starting_after ?? query.ending_before;
+    if (cursorId !== undefined) {
+      const cursor = await findRefund(services.db, ctx, cursorId).catch(() => {
+        throw resourceMissing('refund', cursorId, query.starting_after !== undefined ? 'starting_after' : 'ending_before');
+      });
+      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
+    }
+    const ascending = query.ending_before !== undefined;
+    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    if (ascending) page.reverse();
+    return sendObject(reply, listObject('/v1/refunds', page.map((row) => refundObject(row, ctx.actor.apiVersion.shape)), rows.length > limit));
+  });
+}

@@ -1,0 +1,57 @@
+import type { Secret } from '../../platform/secret.ts';
+import { verifySignatureHeader } from '../../platform/timestamped-signature.ts';
+import { NotificationRejected, type ProviderNotification } from '../connector.ts';
+import type { AcquirerNotification } from './wire.ts';
+import { findCurrency } from '../../domain/currency.ts';
+import { fromAcquirerAmount } from './transformers.ts';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Verifies and parses a notification from the card acquirer. Nothing in it is trusted before the signature
+ * over the exact bytes received checks out and is recent; then every field Coffer uses is checked for type.
+ * An unknown notification type is refused, never guessed at.
+ */
+export function parseCardNotification(
+  rawBody: string,
+  signature: string | undefined,
+  secret: Secret<string>,
+  nowSeconds: number,
+  toleranceSeconds: number,
+): ProviderNotification {
+  const check = verifySignatureHeader(secret.reveal(), rawBody, signature, nowSeconds, toleranceSeconds);
+  if (!check.ok) throw new NotificationRejected(`card notification refused: ${check.reason}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody);
+  } catch {
+    throw new NotificationRejected('card notification is not JSON');
+  }
+  if (!isRecord(body) || typeof body.id !== 'string' || !isRecord(body.refund)) {
+    throw new NotificationRejected('card notification has an unexpected shape');
+  }
+  const notification = body as unknown as AcquirerNotification;
+  const refund = notification.refund;
+  if (typeof refund.reference !== 'string' || typeof refund.id !== 'string' || !Number.isSafeInteger(refund.amount)
+      || typeof refund.currency !== 'string') {
+    throw new NotificationRejected('card notification refund has an unexpected shape');
+  }
+  const currency = findCurrency(refund.currency);
+  if (currency === undefined) throw new NotificationRejected(`card notification names an unknown currency`);
+  switch (notification.type) {
+    case 'refund.failed':
+      return {
+        type: 'refund.failed',
+        notificationId: notification.id,
+        reference: refund.reference,
+        providerReference: refund.id,
+        amountMinor: fromAcquirerAmount(refund.amount, currency),
+        currency: refund.currency,
+        failureReason: typeof refund.failure_reason === 'string' ? refund.failure_reason : 'unknown',
+      };
+    default:
+      throw new NotificationRejected(`card notification type ${String(notification.type)} is not known`);
+  }
+}

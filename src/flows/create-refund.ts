@@ -1,0 +1,198 @@
+import type { RefundRequest, RefundResult } from '../connectors/connector.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { refundTransfers } from '../domain/ledger.ts';
+import { limits } from '../limits.ts';
+import { assert } from '../platform/assert.ts';
+import { newId } from '../platform/random.ts';
+import type { ChargeRow, RefundRow } from '../store/database.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import { finishWithLedger } from './ledger-work.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { lockCharge, recordChange, type Scope } from './payment-intent-records.ts';
+import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail, type Trail } from './trail.ts';
+
+export interface CreateRefundParams {
+  payment_intent?: string;
+  charge?: string;
+  amount?: number;
+  reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer';
+  metadata?: Record<string, string> | '';
+}
+
+/** Renders a refund as the response of the request that made it, and stores it with the idempotency key. */
+export type RespondRefund = (tx: Tx, refund: RefundRow) => Promise<Outcome>;
+
+/** The captured charge a refund request names, by PaymentIntent or by charge id. */
+async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams): Promise<ChargeRow> {
+  let chargeId = params.charge;
+  if (params.payment_intent !== undefined) {
+    const intent = await tx.selectFrom('payment_intents').select(['id', 'status', 'latest_charge_id'])
+      .where('id', '=', params.payment_intent).where('merchant_id', '=', scope.merchantId)
+      .where('livemode', '=', scope.livemode).executeTakeFirst();
+    if (intent === undefined) throw resourceMissing('payment_intent', params.payment_intent, 'payment_intent');
+    if (intent.status === 'requires_capture') {
+      throw new CofferError('charge_not_refundable', 'This PaymentIntent has not been captured: cancel it to release the authorization instead of refunding it.', { param: 'payment_intent' });
+    }
+    if (intent.status !== 'succeeded' || intent.latest_charge_id === null) {
+      throw new CofferError('charge_not_refundable', `This PaymentIntent does not have a successful charge to refund (status ${intent.status}).`, { param: 'payment_intent' });
+    }
+    if (chargeId !== undefined && chargeId !== intent.latest_charge_id) {
+      throw new CofferError('parameter_invalid', `Charge ${chargeId} does not belong to PaymentIntent ${intent.id}.`, { param: 'charge' });
+    }
+    chargeId = intent.latest_charge_id;
+  }
+  if (chargeId === undefined) {
+    throw new CofferError('parameter_missing', 'Missing required param: payment_intent.', { param: 'payment_intent' });
+  }
+  const found = await tx.selectFrom('charges').select('id').where('id', '=', chargeId)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
+  if (found === undefined) throw resourceMissing('charge', chargeId, 'charge');
+  const charge = await lockCharge(tx, chargeId);
+  if (!charge.captured) {
+    throw new CofferError('charge_not_refundable', `Charge ${charge.id} has not been captured, so there is nothing to refund.`, { param: 'charge' });
+  }
+  return charge;
+}
+
+function refundAmount(charge: ChargeRow, requested: number | undefined): bigint {
+  if (charge.amount_captured - charge.amount_refunded === 0n) {
+    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded.`, { chargeId: charge.id });
+  }
+  const refundable = charge.amount_captured - charge.amount_refunded - charge.amount_refunding;
+  const amount = requested === undefined ? refundable : BigInt(requested);
+  if (amount <= 0n) throw new CofferError('parameter_invalid_integer', 'This value must be greater than or equal to 1.', { param: 'amount' });
+  if (amount > refundable) {
+    throw new CofferError(
+      'amount_too_large',
+      `Refund amount (${amount}) is greater than unrefunded amount on charge (${refundable}).`,
+      { param: 'amount', chargeId: charge.id },
+    );
+  }
+  const currency = findCurrency(charge.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  if (amount % BigInt(currency.amountStep) !== 0n) {
+    throw new CofferError('invalid_charge_amount', `Amounts in ${currency.code} must be a multiple of ${currency.amountStep}.`, { param: 'amount' });
+  }
+  return amount;
+}
+
+type StartedRefund = { kind: 'send'; refund: RefundRow; charge: ChargeRow } | { kind: 'finished'; outcome: Outcome };
+
+/**
+ * Phase 1: lock the charge and reserve the amount (`amount_refunding`), so that concurrent refunds can never
+ * add up to more than was captured, and record the refund as pending; a retry of the same request resumes it.
+ */
+async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund, now: Date): Promise<StartedRefund> {
+  const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  const claim = ctx.idempotency;
+  if (claim !== undefined) {
+    const earlier = await tx.selectFrom('refunds').selectAll().where('idempotency_key_id', '=', claim.rowId).executeTakeFirst();
+    if (earlier !== undefined) {
+      if (earlier.status !== 'pending') return { kind: 'finished', outcome: await respond(tx, earlier) };
+      return { kind: 'send', refund: earlier, charge: await lockCharge(tx, earlier.charge_id) };
+    }
+  }
+  const charge = await chargeToRefund(tx, scope, params);
+  const amount = refundAmount(charge, params.amount);
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const refund = await tx.insertInto('refunds').values({
+    id: newId('re'),
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    created_at: now,
+    updated_at: now,
+    charge_id: charge.id,
+    payment_intent_id: charge.payment_intent_id,
+    amount,
+    currency: charge.currency,
+    status: 'pending',
+    reason: params.reason ?? null,
+    failure_reason: null,
+    metadata: JSON.stringify(metadata),
+    provider_reference: null,
+    idempotency_key_id: claim?.rowId ?? null,
+    debited_account: null,
+  }).returningAll().executeTakeFirstOrThrow();
+  const reserved = await tx.updateTable('charges').set({ amount_refunding: charge.amount_refunding + amount, updated_at: now })
+    .where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, requestTrail(ctx), scope, { action: 'refund.create', objectType: 'refund', objectId: refund.id, details: { charge: charge.id, amount: amount.toString() } },
+    [{ type: 'refund.created', refund: { after: refund } }], now);
+  return { kind: 'send', refund, charge: reserved };
+}
+
+/**
+ * Records the acquirer's answer to a refund, once: the refund's status, the charge's refunded amount, and on
+ * success the ledger transfer out of the merchant's pending funds (or available ones, once settled).
+ */
+export async function recordRefundOutcome(
+  services: Services,
+  refundId: string,
+  result: Exclude<RefundResult, { status: 'unknown' }>,
+  trail: Trail,
+  respond: RespondRefund | undefined,
+): Promise<Outcome | undefined> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const found = await tx.selectFrom('refunds').select('charge_id').where('id', '=', refundId).executeTakeFirstOrThrow();
+    const charge = await lockCharge(tx, found.charge_id);
+    const refund = await tx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirstOrThrow();
+    if (refund.status !== 'pending') return respond?.(tx, refund);
+    const scope = { merchantId: refund.merchant_id, livemode: refund.livemode };
+    const succeeded = result.status === 'succeeded';
+    const from = charge.settled ? 'merchant_available' : 'merchant_incoming';
+    const refundAfter = await tx.updateTable('refunds').set({
+      status: result.status,
+      provider_reference: result.providerReference,
+      failure_reason: result.status === 'failed' ? result.failureReason : null,
+      debited_account: succeeded ? from : null,
+      updated_at: now,
+    }).where('id', '=', refund.id).returningAll().executeTakeFirstOrThrow();
+    const chargeAfter = await tx.updateTable('charges').set({
+      amount_refunding: charge.amount_refunding - refund.amount,
+      amount_refunded: succeeded ? charge.amount_refunded + refund.amount : charge.amount_refunded,
+      updated_at: now,
+    }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, trail, scope,
+      { action: succeeded ? 'refund.succeed' : 'refund.fail', objectType: 'refund', objectId: refund.id },
+      succeeded
+        ? [{ type: 'refund.updated', refund: { before: refund, after: refundAfter } }, { type: 'charge.refunded', charge: { before: charge, after: chargeAfter } }]
+        : [{ type: 'refund.updated', refund: { before: refund, after: refundAfter } }, { type: 'refund.failed', refund: { after: refundAfter } }],
+      now);
+    const finish = () => respond?.(tx, refundAfter);
+    if (!succeeded) return finish();
+    const ledger = {
+      context: { ...scope, currency: refund.currency, paymentIntentId: refund.payment_intent_id, chargeId: charge.id },
+      transfers: refundTransfers(refund.id, refund.amount, from),
+    };
+    return finishWithLedger(tx, ledger, finish);
+  });
+}
+
+export function refundRequest(refund: RefundRow, charge: ChargeRow): RefundRequest {
+  const currency = findCurrency(refund.currency);
+  assert(currency !== undefined && charge.provider_reference !== null, 'a refunded charge has its acquirer reference');
+  return {
+    idempotencyKey: refund.id,
+    reference: refund.id,
+    paymentReference: charge.provider_reference,
+    amountMinor: refund.amount,
+    currency,
+  };
+}
+
+/** Refunds a captured payment, fully or partly, through the acquirer; never more than is left to refund. */
+export async function createRefund(services: Services, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund): Promise<Outcome> {
+  const now = new Date(services.clock.nowMs());
+  const connector = services.connectors.card(ctx.actor.livemode);
+  const started = await inTransaction(services.db, (tx) => startRefund(tx, ctx, params, respond, now));
+  if (started.kind === 'finished') return started.outcome;
+  const result = await connector.refund(refundRequest(started.refund, started.charge));
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  const outcome = await recordRefundOutcome(services, started.refund.id, result, requestTrail(ctx), respond);
+  assert(outcome !== undefined, 'a request always gets a response');
+  return outcome;
+}

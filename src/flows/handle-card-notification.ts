@@ -1,0 +1,63 @@
+import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
+import { refundFailureTransfers } from '../domain/ledger.ts';
+import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
+import type { Services } from './context.ts';
+import { finishWithLedger } from './ledger-work.ts';
+import { lockCharge, recordChange } from './payment-intent-records.ts';
+import { inTransaction } from './transaction.ts';
+import { systemTrail } from './trail.ts';
+
+/**
+ * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
+ * then applied at most once. A refund that fails after it had succeeded gives the money back to the merchant's
+ * account it came from; a notification for a refund Coffer does not know, or that does not match it, is refused.
+ */
+export async function handleCardNotification(services: Services, livemode: boolean, rawBody: string, signature: string | undefined): Promise<void> {
+  const notification = services.connectors.card(livemode).parseNotification(rawBody, signature);
+  switch (notification.type) {
+    case 'refund.failed':
+      await recordRefundFailure(services, notification);
+      return;
+  }
+}
+
+async function recordRefundFailure(services: Services, notification: ProviderNotification): Promise<void> {
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    const found = await tx.selectFrom('refunds').innerJoin('merchants', 'merchants.id', 'refunds.merchant_id')
+      .select(['refunds.charge_id', 'merchants.default_api_version']).where('refunds.id', '=', notification.reference).executeTakeFirst();
+    if (found === undefined) throw new NotificationRejected(`no refund ${notification.reference}`);
+    const charge = await lockCharge(tx, found.charge_id);
+    const refund = await tx.selectFrom('refunds').selectAll().where('id', '=', notification.reference).forUpdate().executeTakeFirstOrThrow();
+    if (refund.amount !== notification.amountMinor || refund.currency !== notification.currency
+        || (refund.provider_reference !== null && refund.provider_reference !== notification.providerReference)) {
+      throw new NotificationRejected(`notification does not match refund ${refund.id}`);
+    }
+    if (refund.status === 'failed') return;
+    const wasSucceeded = refund.status === 'succeeded';
+    const scope = { merchantId: refund.merchant_id, livemode: refund.livemode };
+    const refundAfter = await tx.updateTable('refunds').set({
+      status: 'failed', failure_reason: notification.failureReason, provider_reference: notification.providerReference, updated_at: now,
+    }).where('id', '=', refund.id).returningAll().executeTakeFirstOrThrow();
+    const chargeAfter = await tx.updateTable('charges').set(
+      wasSucceeded
+        ? { amount_refunded: charge.amount_refunded - refund.amount, updated_at: now }
+        : { amount_refunding: charge.amount_refunding - refund.amount, updated_at: now },
+    ).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
+    const trail = systemTrail('card-acquirer-notification', parseApiVersion(found.default_api_version) ?? defaultApiVersion);
+    await recordChange(tx, trail, scope,
+      { action: 'refund.fail', objectType: 'refund', objectId: refund.id, details: { failure_reason: notification.failureReason, notification: notification.notificationId } },
+      [
+        { type: 'refund.updated', refund: { before: refund, after: refundAfter } },
+        { type: 'refund.failed', refund: { after: refundAfter } },
+        { type: 'charge.refund.updated', refund: { before: refund, after: refundAfter } },
+        ...(wasSucceeded ? [{ type: 'charge.updated', charge: { before: charge, after: chargeAfter } }] : []),
+      ],
+      now);
+    if (!wasSucceeded || refund.debited_account === null) return;
+    await finishWithLedger(tx, {
+      context: { ...scope, currency: refund.currency, paymentIntentId: refund.payment_intent_id, chargeId: charge.id },
+      transfers: refundFailureTransfers(refund.id, refund.amount, refund.debited_account),
+    }, () => undefined);
+  });
+}
