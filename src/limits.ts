@@ -45,6 +45,24 @@ export const limits = {
   settlementDelayMs: 2 * 24 * 60 * 60 * 1000,
   /** An attempt or capture still in flight after this long is resolved by asking the provider. */
   inFlightRecoveryAfterMs: 60 * 1000,
+  /** Webhooks: URL length, endpoints per merchant, answer deadline, how much of an answer is kept. */
+  webhookUrlLengthMax: 2048,
+  webhookEndpointsPerMerchantMax: 16,
+  webhookTimeoutMs: 10 * 1000,
+  webhookResponseBytesMax: 4096,
+  /** Deliveries sent at once by one process, and how long one is leased to the process sending it. */
+  webhookConcurrencyMax: 16,
+  webhookLeaseMs: 60 * 1000,
+  /** How often the deliverer looks for due deliveries when it found none. */
+  webhookPollIntervalMs: 250,
+  /**
+   * Delays before each retry of a failed delivery: exponential, then every 12 hours, for 3 days in all, as
+   * Stripe does; after the last the delivery is marked failed (it can still be resent by hand).
+   */
+  webhookRetryDelaysMs: [60_000, 5 * 60_000, 30 * 60_000, 2 * 3_600_000, 5 * 3_600_000, 10 * 3_600_000, 12 * 3_600_000,
+    12 * 3_600_000, 12 * 3_600_000, 12 * 3_600_000, 12 * 3_600_000] as readonly number[],
+  /** After a secret is rolled, the old one keeps signing for at most this long. */
+  webhookSecretRollMaxMs: 7 * 24 * 3_600_000,
   /** Rows a background job handles per batch, and batches per run. */
   jobBatchSize: 100,
   jobBatchesPerRunMax: 50,

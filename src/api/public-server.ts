@@ -77,6 +77,14 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
     .send(result.body);
 }
 
+function redactFields(body: string, fields: readonly string[]): string {
+  const object = JSON.parse(body) as Record<string, unknown>;
+  for (const field of fields) {
+    if (field in object) object[field] = '[shown only in the first response]';
+  }
+  return JSON.stringify(object);
+}
+
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */
 async function finishKey(services: Services, request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
   const claim = request.idempotency;
@@ -86,7 +94,9 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
     code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
   }
   if (typeof payload === 'string' && mayStoreResponse(reply.statusCode, code)) {
-    await storeResponse(services.db, claim, { statusCode: reply.statusCode, body: payload });
+    const redacts = request.routeOptions.config.replayRedacts;
+    const body = redacts === undefined || reply.statusCode >= 400 ? payload : redactFields(payload, redacts);
+    await storeResponse(services.db, claim, { statusCode: reply.statusCode, body });
   } else {
     await releaseClaim(services.db, claim);
   }

@@ -10,6 +10,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Routes of the merchant API authenticate with an API key. */
     merchantApi?: boolean;
+    /**
+     * Top-level response fields never kept with an idempotency key (a webhook secret is shown once): an idempotent
+     * replay gets the response with these fields replaced by a note.
+     */
+    replayRedacts?: string[];
   }
 }
 

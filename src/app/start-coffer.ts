@@ -5,6 +5,7 @@ import { testCardSource } from '../connectors/card/test-card-source.ts';
 import { createConnectorRegistry } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
 import { startJobs, type JobRunner } from '../jobs/job-runner.ts';
+import { startWebhookWorker, type WebhookWorker } from '../webhooks/deliverer.ts';
 import { systemClock, type Clock } from '../platform/clock.ts';
 import type { Config } from '../platform/config.ts';
 import { faultPointsFromEnv } from '../platform/fault-points.ts';
@@ -71,6 +72,7 @@ export function buildServices(database: OpenDatabase, config: Config, options: S
     cardSource: testCardSource,
     faults: faultPointsFromEnv(env),
     fingerprintKey: deriveKey(instanceSecret, 'card fingerprint v1'),
+    webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
     maintainStorage: () => database.maintain(),
   };
 }
@@ -82,6 +84,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   const database = options.database ?? (await openConfiguredDatabase(config));
   let app: FastifyInstance | undefined;
   let jobs: JobRunner | undefined;
+  let webhooks: WebhookWorker | undefined;
   try {
     const report = await migrate(database);
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
@@ -102,7 +105,10 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     const port = typeof address === 'object' && address !== null ? address.port : config.publicPort;
     const host = config.publicHost === '0.0.0.0' || config.publicHost === '::' ? 'localhost' : config.publicHost;
     const url = `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    if (config.jobsEnabled) jobs = startJobs(services);
+    if (config.jobsEnabled) {
+      jobs = startJobs(services);
+      webhooks = startWebhookWorker(services);
+    }
     const runningApp = app;
     return {
       url,
@@ -113,12 +119,14 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
       demo,
       certFile: tls?.certFile ?? null,
       close: async () => {
+        await webhooks?.stop();
         await jobs?.stop();
         await runningApp.close();
         if (options.database === undefined) await database.close();
       },
     };
   } catch (error) {
+    await webhooks?.stop();
     await jobs?.stop();
     await app?.close();
     if (options.database === undefined) await database.close();

@@ -21,6 +21,8 @@ export interface Services {
   fingerprintKey: Secret<Buffer>;
   /** Whether writes followed by a dependent durable commit may skip their own flush (see commit-durability.ts). */
   commitDurability: CommitDurability;
+  /** Webhooks: the key that seals signing secrets, and whether test-mode endpoints may be private addresses. */
+  webhooks: { secretKey: Secret<Buffer>; allowPrivate: boolean };
   /** The database's periodic upkeep (checkpoints of the embedded database). */
   maintainStorage(): Promise<void>;
 }

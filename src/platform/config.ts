@@ -20,6 +20,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Run background jobs (recovery, expiry, reaping) in this process. */
   jobsEnabled: boolean;
+  /** Test mode only: webhook endpoints may be loopback or private addresses (local development). */
+  webhooksAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -84,5 +86,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     tlsDisabled: readFlag(env, 'COFFER_TLS_DISABLED', false),
     logLevel: logLevel as Config['logLevel'],
     jobsEnabled: readFlag(env, 'COFFER_JOBS', true),
+    webhooksAllowPrivate: readFlag(env, 'COFFER_WEBHOOKS_ALLOW_PRIVATE', false),
   };
 }

@@ -199,6 +199,7 @@ export interface EventsTable {
   request_id: string | null;
   idempotency_key: string | null;
   payload: ColumnType<unknown, string, never>;
+  relayed: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface AuditLogTable {
@@ -273,6 +274,48 @@ export interface SandboxCardOperationsTable {
   created_at: Timestamp;
 }
 
+export interface WebhookEndpointsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  url: string;
+  description: string | null;
+  enabled_events: Json<string[]>;
+  api_version: string | null;
+  status: 'enabled' | 'disabled';
+  metadata: Json<Record<string, string>>;
+  secret_ciphertext: Buffer;
+  previous_secret_ciphertext: Buffer | null;
+  previous_secret_expires_at: Date | null;
+  deleted_at: Date | null;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<bigint>;
+  event_id: string;
+  endpoint_id: string;
+  merchant_id: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: Date;
+  last_attempt_at: Date | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  delivered_at: Date | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<bigint>;
+  delivery_id: bigint;
+  attempted_at: Date;
+  latency_ms: number;
+  status_code: number | null;
+  error: string | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -296,6 +339,9 @@ export interface Database {
   refunds: RefundsTable;
   sandbox_card_refunds: SandboxCardRefundsTable;
   sandbox_card_notifications: SandboxCardNotificationsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -305,4 +351,5 @@ export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -31,6 +31,8 @@ export interface TestServerOptions {
   providerTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   poolSize?: number;
+  /** Environment for the server's configuration (COFFER_WEBHOOKS_ALLOW_PRIVATE, …). */
+  configEnv?: NodeJS.ProcessEnv;
 }
 
 export function stripeClient(server: { port: number; agent: https.Agent }, key: string, options: Partial<Stripe.StripeConfig> = {}): Stripe {
@@ -49,7 +51,7 @@ export function stripeClient(server: { port: number; agent: https.Agent }, key: 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
   const database = options.database ?? (await openTestDatabase(options.poolSize));
-  const config = { ...loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false' }) };
+  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...options.configEnv });
   const coffer = await startCoffer({
     config,
     database,

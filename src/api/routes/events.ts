@@ -6,11 +6,13 @@ import { limits } from '../../limits.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
+import { resendEvent } from '../../webhooks/resend.ts';
 
 const EventsQuery = strictObject({
   ...ListQuery,
   type: Type.Optional(Type.String({ maxLength: 100 })),
   types: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 20 })),
+  delivery_success: Type.Optional(Type.Boolean()),
 });
 
 /** Events as recorded with each change; the payload is the stored text, so it is the same in every answer. */
@@ -30,8 +32,23 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
     return reply.type('application/json; charset=utf-8').send(row.payload as string);
   });
 
+  // Coffer's extension: send an event again to its endpoints (all, or the one named), now.
+  app.post('/v1/events/:id/resend', {
+    config,
+    schema: { params: strictObject({ id: ObjectId }), body: strictObject({ webhook_endpoint: Type.Optional(ObjectId) }) },
+  }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const body = request.body as { webhook_endpoint?: string };
+    const ctx = requestContext(request);
+    const resent = await resendEvent(services, ctx, id, body.webhook_endpoint);
+    return reply.type('application/json; charset=utf-8').send(resent);
+  });
+
   app.get('/v1/events', { config, schema: { querystring: EventsQuery } }, async (request, reply) => {
-    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; type?: string; types?: string[] };
+    const query = request.query as {
+      limit?: number; starting_after?: string; ending_before?: string; type?: string; types?: string[];
+      created?: number | { gt?: number; gte?: number; lt?: number; lte?: number }; delivery_success?: boolean;
+    };
     const ctx = requestContext(request);
     const limit = query.limit ?? limits.listLimitDefault;
     let select = services.db
@@ -45,6 +62,23 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
         : select.where('type', '=', query.type);
     }
     if (query.types !== undefined) select = select.where('type', 'in', query.types);
+    const created = query.created;
+    if (typeof created === 'number') {
+      select = select.where('created_at', '>=', new Date(created * 1000)).where('created_at', '<', new Date((created + 1) * 1000));
+    } else if (created !== undefined) {
+      if (created.gt !== undefined) select = select.where('created_at', '>=', new Date((created.gt + 1) * 1000));
+      if (created.gte !== undefined) select = select.where('created_at', '>=', new Date(created.gte * 1000));
+      if (created.lt !== undefined) select = select.where('created_at', '<', new Date(created.lt * 1000));
+      if (created.lte !== undefined) select = select.where('created_at', '<', new Date((created.lte + 1) * 1000));
+    }
+    // delivery_success=false: events some endpoint has not (yet) received; true: every delivery succeeded.
+    if (query.delivery_success === false) {
+      select = select.where((eb) => eb.exists(eb.selectFrom('webhook_deliveries').select('webhook_deliveries.id')
+        .whereRef('webhook_deliveries.event_id', '=', 'events.id').where('webhook_deliveries.status', '!=', 'succeeded')));
+    } else if (query.delivery_success === true) {
+      select = select.where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries').select('webhook_deliveries.id')
+        .whereRef('webhook_deliveries.event_id', '=', 'events.id').where('webhook_deliveries.status', '!=', 'succeeded'))));
+    }
     const cursorId = query.starting_after ?? query.ending_before;
     if (cursorId !== undefined) {
       const cursor = await services.db.selectFrom('events').select('seq').where('id', '=', cursorId)

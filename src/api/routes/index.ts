@@ -5,6 +5,7 @@ import { registerChargeRoutes } from './charges.ts';
 import { registerEventRoutes } from './events.ts';
 import { registerPaymentIntentRoutes } from './payment-intents.ts';
 import { registerRefundRoutes } from './refunds.ts';
+import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
 export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
@@ -13,4 +14,5 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerRefundRoutes(app, services);
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
+  registerWebhookEndpointRoutes(app, services);
 }

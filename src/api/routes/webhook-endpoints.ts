@@ -1,0 +1,87 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../flows/context.ts';
+import { limits } from '../../limits.ts';
+import { webhookEndpointObject } from '../../objects/webhook-endpoint.ts';
+import { createEndpoint, deleteEndpoint, findEndpoint, rollEndpointSecret, updateEndpoint, type EndpointParams } from '../../webhooks/endpoints.ts';
+import { requestContext } from '../request-context.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { listObject, sendObject } from './common.ts';
+import { resourceMissing } from '../../domain/errors.ts';
+
+const EventType = Type.String({ maxLength: 100, pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)+)$' });
+const EnabledEvents = Type.Array(EventType, { minItems: 1, maxItems: 100 });
+const Url = Type.String({ minLength: 1, maxLength: limits.webhookUrlLengthMax });
+const CreateBody = strictObject({
+  url: Url,
+  enabled_events: EnabledEvents,
+  api_version: Type.Optional(Type.String({ maxLength: 40 })),
+  description: Type.Optional(Description),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+});
+const UpdateBody = strictObject({
+  url: Type.Optional(Url),
+  enabled_events: Type.Optional(EnabledEvents),
+  description: Type.Optional(emptyable(Description)),
+  metadata: Type.Optional(emptyable(Metadata)),
+  disabled: Type.Optional(Type.Boolean()),
+  expand: Type.Optional(Expand),
+});
+const EndpointParamsSchema = strictObject({ id: ObjectId });
+
+/** Webhook endpoints (Stripe's API), plus `roll_secret`, a Coffer extension for rotating the signing secret. */
+export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  const secretConfig = { merchantApi: true, replayRedacts: ['secret'] };
+  app.post('/v1/webhook_endpoints', { config: secretConfig, schema: { body: CreateBody } }, async (request, reply) => {
+    const { expand: _expand, ...params } = request.body as EndpointParams & { url: string; enabled_events: string[]; expand?: string[] };
+    const created = await createEndpoint(services, requestContext(request), params);
+    return sendObject(reply, webhookEndpointObject(created.endpoint, created.secret?.reveal()));
+  });
+
+  app.get('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const endpoint = await findEndpoint(services.db, requestContext(request), (request.params as { id: string }).id);
+    return sendObject(reply, webhookEndpointObject(endpoint));
+  });
+
+  app.post('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema, body: UpdateBody } }, async (request, reply) => {
+    const { expand: _expand, ...params } = request.body as EndpointParams & { expand?: string[] };
+    const endpoint = await updateEndpoint(services, requestContext(request), (request.params as { id: string }).id, params);
+    return sendObject(reply, webhookEndpointObject(endpoint));
+  });
+
+  app.delete('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema } }, async (request, reply) => {
+    const endpoint = await deleteEndpoint(services, requestContext(request), (request.params as { id: string }).id);
+    return sendObject(reply, { id: endpoint.id, object: 'webhook_endpoint', deleted: true });
+  });
+
+  app.post('/v1/webhook_endpoints/:id/roll_secret', {
+    config: secretConfig,
+    schema: { params: EndpointParamsSchema, body: strictObject({ expires_in: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.webhookSecretRollMaxMs / 1000 })) }) },
+  }, async (request, reply) => {
+    const body = request.body as { expires_in?: number };
+    const rolled = await rollEndpointSecret(services, requestContext(request), (request.params as { id: string }).id, body.expires_in ?? 24 * 3600);
+    return sendObject(reply, webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal()));
+  });
+
+  app.get('/v1/webhook_endpoints', { config, schema: { querystring: strictObject(ListQuery) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string };
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
+    const cursorId = query.starting_after ?? query.ending_before;
+    if (cursorId !== undefined) {
+      const cursor = await findEndpoint(services.db, ctx, cursorId).catch(() => {
+        throw resourceMissing('webhook_endpoint', cursorId, query.starting_after !== undefined ? 'starting_after' : 'ending_before');
+      });
+      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
+    }
+    const ascending = query.ending_before !== undefined;
+    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    if (ascending) page.reverse();
+    return sendObject(reply, listObject('/v1/webhook_endpoints', page.map((row) => webhookEndpointObject(row)), rows.length > limit));
+  });
+}

@@ -1,0 +1,146 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { Services } from '../flows/context.ts';
+import { limits } from '../limits.ts';
+import { signatureHeader } from '../platform/timestamped-signature.ts';
+import type { WebhookEndpointRow } from '../store/database.ts';
+import { openSecret } from './secret-box.ts';
+import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
+import { relayEvents } from './relay.ts';
+
+interface Answer {
+  statusCode: number | null;
+  error: string | null;
+  latencyMs: number;
+}
+
+/** The secrets a delivery is signed with now: the current one, and the previous one until it expires. */
+function signingSecrets(services: Services, endpoint: WebhookEndpointRow, nowMs: number): string[] {
+  const secrets = [openSecret(services.webhooks.secretKey, endpoint.id, endpoint.secret_ciphertext).reveal()];
+  if (endpoint.previous_secret_ciphertext !== null && endpoint.previous_secret_expires_at !== null
+      && endpoint.previous_secret_expires_at.getTime() > nowMs) {
+    secrets.push(openSecret(services.webhooks.secretKey, endpoint.id, endpoint.previous_secret_ciphertext).reveal());
+  }
+  return secrets;
+}
+
+/**
+ * POSTs one event to one endpoint, connecting only to the address that was checked (no DNS rebinding), with a
+ * deadline, not following redirects, reading at most a few KiB of the answer. Any failure is an answer too.
+ */
+async function post(services: Services, endpoint: WebhookEndpointRow, body: string, nowMs: number): Promise<Answer> {
+  const started = performance.now();
+  const done = (statusCode: number | null, error: string | null): Answer => ({ statusCode, error, latencyMs: Math.round(performance.now() - started) });
+  let url: URL;
+  let target: { address: string; family: 4 | 6 };
+  try {
+    const policy = { livemode: endpoint.livemode, allowPrivate: services.webhooks.allowPrivate };
+    url = parseEndpointUrl(endpoint.url, policy);
+    target = await resolveDeliveryAddress(url, policy);
+  } catch (error) {
+    return done(null, (error as Error).message);
+  }
+  const pinned: LookupFunction = (_hostname, options, callback) => {
+    if ((options as { all?: boolean }).all === true) (callback as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  const headers = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    'stripe-signature': signatureHeader(signingSecrets(services, endpoint, nowMs), body, Math.floor(nowMs / 1000)),
+    'user-agent': 'Coffer/1.0 (+webhooks)',
+  };
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise<Answer>((resolve) => {
+    const request = client.request(url, { method: 'POST', headers, lookup: pinned, timeout: limits.webhookTimeoutMs }, (response) => {
+      let received = 0;
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > limits.webhookResponseBytesMax) response.destroy();
+      });
+      response.on('end', () => resolve(done(response.statusCode ?? null, null)));
+      response.on('close', () => resolve(done(response.statusCode ?? null, null)));
+      response.on('error', () => resolve(done(response.statusCode ?? null, null)));
+    });
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${limits.webhookTimeoutMs} ms`)));
+    request.on('error', (error) => resolve(done(null, error.message)));
+    request.end(body);
+  });
+}
+
+function nextAttemptDelayMs(attempts: number): number | undefined {
+  return limits.webhookRetryDelaysMs[attempts - 1];
+}
+
+/** Claims due deliveries (leasing them), sends them in parallel, records each attempt. Returns how many. */
+export async function deliverDueWebhooks(services: Services): Promise<number> {
+  const nowMs = services.clock.nowMs();
+  const due = await services.db.updateTable('webhook_deliveries')
+    .set({ next_attempt_at: new Date(nowMs + limits.webhookLeaseMs) })
+    .where('id', 'in', (eb) => eb.selectFrom('webhook_deliveries').select('id').where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', new Date(nowMs)).orderBy('next_attempt_at').limit(limits.webhookConcurrencyMax).forUpdate().skipLocked())
+    .returningAll().execute();
+  await Promise.all(due.map(async (delivery) => {
+    const event = await services.db.selectFrom('events').select('payload').where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
+    const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
+    const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
+    const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, event.payload as string, nowMs);
+    const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
+    const attempts = delivery.attempts + 1;
+    const delay = nextAttemptDelayMs(attempts);
+    const finishedAt = services.clock.nowMs();
+    await services.db.with('attempt', (db) => db.insertInto('webhook_attempts').values({
+      delivery_id: delivery.id, attempted_at: new Date(finishedAt), latency_ms: answer.latencyMs, status_code: answer.statusCode, error: answer.error,
+    }).returning('id')).updateTable('webhook_deliveries').set({
+      attempts,
+      status: delivered ? 'succeeded' : gone || delay === undefined ? 'failed' : 'pending',
+      next_attempt_at: new Date(finishedAt + (delay ?? 0)),
+      last_attempt_at: new Date(finishedAt),
+      last_status_code: answer.statusCode,
+      last_error: answer.error,
+      delivered_at: delivered ? new Date(finishedAt) : null,
+    }).where('id', '=', delivery.id).execute();
+  }));
+  return due.length;
+}
+
+export interface WebhookWorker {
+  stop(): Promise<void>;
+}
+
+/**
+ * Relays and delivers continuously: while there is work it goes on at once, otherwise it looks again after a
+ * short pause. Delivery is at least once: a crash after a POST but before its record leaves the lease to expire,
+ * and the event (same id) is sent again; receivers deduplicate by event id.
+ */
+export function startWebhookWorker(services: Services): WebhookWorker {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      let worked = 0;
+      try {
+        worked = (await relayEvents(services)) + (await deliverDueWebhooks(services));
+      } catch (error) {
+        services.logger.error({ err: error }, 'webhook worker failed; retrying');
+      }
+      if (worked === 0 && !stopped) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, limits.webhookPollIntervalMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
+  };
+}

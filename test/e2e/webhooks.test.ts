@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Stripe from 'stripe';
+import { deliverDueWebhooks } from '../../src/webhooks/deliverer.ts';
+import { relayEvents } from '../../src/webhooks/relay.ts';
+import { stateCounts } from '../support/ledger.ts';
+import { WebhookReceiver } from '../support/receiver.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+class TestClock {
+  offsetMs = 0;
+  nowMs(): number {
+    return Date.now() + this.offsetMs;
+  }
+}
+
+/** Relays and delivers until nothing is due (bounded). */
+async function drain(server: TestServer): Promise<void> {
+  for (let round = 0; round < 50; round += 1) {
+    const worked = (await relayEvents(server.coffer.services)) + (await deliverDueWebhooks(server.coffer.services));
+    if (worked === 0) return;
+  }
+  throw new Error('deliveries did not drain');
+}
+
+// Goal: every committed event reaches each endpoint that wants it, signed so that Stripe's own
+// `constructEvent` verifies it, retried until accepted, never to addresses a merchant must not reach, and
+// listable and resendable when delivery fails.
+describe('webhooks', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const receiver = new WebhookReceiver();
+  let url = '';
+  const clock = new TestClock();
+
+  before(async () => {
+    url = await receiver.start();
+    server = await startTestServer({ clock, configEnv: { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' } });
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await server.close();
+    await receiver.stop();
+  });
+
+  test('endpoints: create shows the secret once; retrieve, list, update, delete', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.succeeded'], description: 'orders' });
+    assert.match(endpoint.id, /^we_/);
+    assert.match(endpoint.secret ?? '', /^whsec_[A-Za-z0-9]{32}$/);
+    assert.equal(endpoint.status, 'enabled');
+    const retrieved = await stripe.webhookEndpoints.retrieve(endpoint.id);
+    assert.equal(retrieved.secret, undefined);
+    const updated = await stripe.webhookEndpoints.update(endpoint.id, { enabled_events: ['*'], disabled: true });
+    assert.deepEqual(updated.enabled_events, ['*']);
+    assert.equal(updated.status, 'disabled');
+    const listed = await stripe.webhookEndpoints.list();
+    assert.ok(listed.data.some((item) => item.id === endpoint.id));
+    const deleted = await stripe.webhookEndpoints.del(endpoint.id);
+    assert.equal(deleted.deleted, true);
+    await assert.rejects(stripe.webhookEndpoints.retrieve(endpoint.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    const stored = await server.database.db.selectFrom('idempotency_keys').select('response_body').where('response_body', 'like', '%whsec_%').execute();
+    assert.deepEqual(stored, [], 'a signing secret is never kept with an idempotency key');
+  });
+
+  test('deliveries are signed, verify with stripe.webhooks.constructEvent, and tampering fails', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.succeeded', 'charge.succeeded'] });
+    const secret = endpoint.secret ?? '';
+    const intent = await stripe.paymentIntents.create({ amount: 1234, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    await drain(server);
+    const mine = receiver.received.filter((item) => item.body.includes(intent.id));
+    assert.deepEqual(mine.map((item) => item.type).sort(), ['charge.succeeded', 'payment_intent.succeeded']);
+    for (const delivery of mine) {
+      const event = stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', secret);
+      assert.equal(event.id, delivery.eventId);
+      assert.throws(() => stripe.webhooks.constructEvent(delivery.body.replace('1234', '1235'), delivery.signature ?? '', secret), /No signatures found matching/);
+      assert.throws(() => stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', 'whsec_wrong'), /No signatures found matching/);
+    }
+    const succeeded = mine.find((item) => item.type === 'payment_intent.succeeded');
+    assert.equal((JSON.parse(succeeded?.body ?? '{}') as Stripe.Event).data.object.object, 'payment_intent');
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('a signature older than five minutes is refused by the verifier', async () => {
+    clock.offsetMs = -10 * 60_000;
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.created'] });
+    try {
+      const intent = await stripe.paymentIntents.create({ amount: 500, currency: 'usd' });
+      await drain(server);
+      const delivery = receiver.received.find((item) => item.type === 'payment_intent.created' && item.body.includes(intent.id));
+      assert.ok(delivery !== undefined);
+      assert.throws(() => stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', endpoint.secret ?? ''), /Timestamp outside the tolerance zone/);
+    } finally {
+      clock.offsetMs = 0;
+      await stripe.webhookEndpoints.del(endpoint.id);
+    }
+  });
+
+  test('a failing receiver is retried with backoff until it accepts; delivery_success=false lists it meanwhile', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.canceled'] });
+    receiver.failRate = 1;
+    const intent = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
+    await stripe.paymentIntents.cancel(intent.id);
+    await drain(server);
+    const failing = await stripe.events.list({ delivery_success: false, type: 'payment_intent.canceled' });
+    const event = failing.data.find((item) => (item.data.object as Stripe.PaymentIntent).id === intent.id);
+    assert.ok(event !== undefined, 'the undelivered event is listed');
+    const delivery = await server.database.db.selectFrom('webhook_deliveries').selectAll().where('event_id', '=', event.id).executeTakeFirstOrThrow();
+    assert.equal(delivery.status, 'pending');
+    assert.equal(delivery.attempts, 1);
+    assert.equal(delivery.last_status_code, 500);
+    assert.ok(delivery.next_attempt_at.getTime() - Date.now() > 50_000, 'the next attempt waits about a minute');
+    receiver.failRate = 0;
+    clock.offsetMs += 2 * 60_000;
+    await drain(server);
+    clock.offsetMs = 0;
+    const done = await server.database.db.selectFrom('webhook_deliveries').select(['status', 'attempts']).where('event_id', '=', event.id).executeTakeFirstOrThrow();
+    assert.deepEqual(done, { status: 'succeeded', attempts: 2 });
+    const attempts = await server.database.db.selectFrom('webhook_attempts').select('status_code').where('delivery_id', '=', delivery.id).orderBy('id').execute();
+    assert.deepEqual(attempts.map((attempt) => attempt.status_code), [500, 200]);
+    const remaining = await stripe.events.list({ delivery_success: false, type: 'payment_intent.canceled' });
+    assert.equal(remaining.data.some((item) => item.id === event.id), false);
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('after three days of failures a delivery is marked failed, and can still be resent by hand', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.created'] });
+    receiver.failRate = 1;
+    const intent = await stripe.paymentIntents.create({ amount: 800, currency: 'usd' });
+    for (let day = 0; day < 20; day += 1) {
+      await drain(server);
+      clock.offsetMs += 13 * 3_600_000;
+    }
+    clock.offsetMs = 0;
+    const event = (await stripe.events.list({ type: 'payment_intent.created', limit: 100 })).data.find((item) => (item.data.object as Stripe.PaymentIntent).id === intent.id);
+    assert.ok(event !== undefined);
+    const delivery = await server.database.db.selectFrom('webhook_deliveries').select(['status', 'attempts']).where('event_id', '=', event.id).executeTakeFirstOrThrow();
+    assert.equal(delivery.status, 'failed');
+    assert.equal(delivery.attempts, 12);
+    receiver.failRate = 0;
+    const resent = await fetchJson(server, `/v1/events/${event.id}/resend`);
+    assert.equal(resent.id, event.id);
+    await drain(server);
+    const after = await server.database.db.selectFrom('webhook_deliveries').select('status').where('event_id', '=', event.id).executeTakeFirstOrThrow();
+    assert.equal(after.status, 'succeeded');
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('a rolled secret: both signatures verify until the old one expires', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.created'] });
+    const rolled = await fetchJson(server, `/v1/webhook_endpoints/${endpoint.id}/roll_secret`, 'expires_in=3600');
+    assert.notEqual(rolled.secret, endpoint.secret);
+    await stripe.paymentIntents.create({ amount: 900, currency: 'usd', metadata: { roll: 'yes' } });
+    await drain(server);
+    const delivery = receiver.received.findLast((item) => item.body.includes('"roll":"yes"'));
+    assert.ok(delivery !== undefined);
+    assert.equal((delivery.signature?.match(/v1=/g) ?? []).length, 2);
+    stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', endpoint.secret ?? '');
+    stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', String(rolled.secret));
+    clock.offsetMs = 2 * 3_600_000;
+    await stripe.paymentIntents.create({ amount: 901, currency: 'usd', metadata: { roll: 'later' } });
+    await drain(server);
+    clock.offsetMs = 0;
+    const later = receiver.received.findLast((item) => item.body.includes('"roll":"later"'));
+    assert.equal((later?.signature?.match(/v1=/g) ?? []).length, 1);
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('URLs that reach loopback, private or metadata addresses are refused when not allowed, and nothing is stored', async () => {
+    const strict = await startTestServer();
+    try {
+      const before = await stateCounts(strict.database.db);
+      for (const bad of ['https://127.0.0.1/hook', 'https://localhost/hook', 'https://10.1.2.3/hook', 'https://169.254.169.254/latest',
+        'https://[::1]/hook', 'https://[fd00::1]/hook', 'https://100.64.0.1/x', 'http://example.com/hook', 'https://user:pw@example.com/', 'not a url']) {
+        await assert.rejects(strict.stripe.webhookEndpoints.create({ url: bad, enabled_events: ['*'] }), (error: Stripe.errors.StripeError) => {
+          assert.equal(error.code, 'url_invalid', bad);
+          assert.equal(error.param, 'url');
+          return true;
+        });
+      }
+      const { idempotency_keys: _a, ...countsBefore } = before;
+      const { idempotency_keys: _b, ...countsAfter } = await stateCounts(strict.database.db);
+      assert.deepEqual(countsAfter, countsBefore);
+      const endpoints = await strict.database.db.selectFrom('webhook_endpoints').select('id').execute();
+      assert.deepEqual(endpoints, []);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  test('refused requests write no event, so nothing is ever delivered for them', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['*'] });
+    await drain(server);
+    const before = receiver.received.length;
+    await assert.rejects(stripe.paymentIntents.create({ amount: 10, currency: 'usd' }));
+    await assert.rejects(stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_nope', confirm: true }));
+    await drain(server);
+    assert.equal(receiver.received.length, before);
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+});
+
+async function fetchJson(server: TestServer, path: string, body = ''): Promise<Record<string, unknown>> {
+  const { rawRequest } = await import('../support/server.ts');
+  const response = await rawRequest(server, 'POST', path, { key: server.secretKey, body });
+  assert.equal(response.status, 200, response.body);
+  return response.json;
+}
