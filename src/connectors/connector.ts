@@ -103,16 +103,33 @@ export type RefundResult =
 export type RefundSyncResult = Exclude<RefundResult, { status: 'unknown' }> | { status: 'not_found' } | { status: 'unknown'; reason: string };
 
 /** Something the provider tells Coffer on its own initiative, verified and parsed (see each connector's webhook). */
-export type ProviderNotification = {
-  type: 'refund.failed';
-  notificationId: string;
-  /** Coffer's refund id, echoed by the provider. */
-  reference: string;
-  providerReference: string;
-  amountMinor: bigint;
-  currency: string;
-  failureReason: string;
-};
+export type ProviderNotification =
+  | {
+      type: 'refund.failed';
+      notificationId: string;
+      /** Coffer's refund id, echoed by the provider. */
+      reference: string;
+      providerReference: string;
+      amountMinor: bigint;
+      currency: string;
+      failureReason: string;
+    }
+  | {
+      type: 'dispute.created' | 'dispute.closed';
+      notificationId: string;
+      /** Coffer's charge id, echoed by the provider. */
+      chargeReference: string;
+      /** The provider's id of the disputed payment and of the dispute. */
+      paymentReference: string;
+      providerReference: string;
+      amountMinor: bigint;
+      currency: string;
+      status: 'needs_response' | 'under_review' | 'won' | 'lost';
+      reason: string;
+      networkReasonCode: string | null;
+    };
+
+export type DisputeResult = { status: 'needs_response' | 'under_review' | 'lost' } | { status: 'failed'; message: string } | { status: 'unknown'; reason: string };
 
 export interface ConnectorCapabilities {
   manualCapture: boolean;
@@ -139,6 +156,10 @@ export interface Connector {
   refund(request: RefundRequest): Promise<RefundResult>;
   /** What became of the refund sent with this key; like `abandonAttempt`, `abandon` closes the key first. */
   syncRefund(request: RefundRequest, abandon: boolean): Promise<RefundSyncResult>;
+  /** Sends the merchant's evidence for a dispute; `submit` ends the response (the dispute goes under review). */
+  submitDisputeEvidence(providerReference: string, evidence: Record<string, string>, submit: boolean): Promise<DisputeResult>;
+  /** Accepts a dispute: the merchant does not contest it, and it is lost. */
+  acceptDispute(providerReference: string): Promise<DisputeResult>;
   /** Verifies a notification's signature and parses it; throws `NotificationRejected` if it is not genuine. */
   parseNotification(rawBody: string, signatureHeader: string | undefined): ProviderNotification;
 }

@@ -39,6 +39,8 @@ export const errorCatalog = {
   charge_already_refunded: { type: 'invalid_request_error', httpStatus: 400 },
   charge_not_refundable: { type: 'invalid_request_error', httpStatus: 400 },
   refund_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
+  charge_disputed: { type: 'invalid_request_error', httpStatus: 400 },
+  dispute_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   lock_timeout: { type: 'invalid_request_error', httpStatus: 409 },
   flow_not_supported: { type: 'invalid_request_error', httpStatus: 400 },
   // Idempotency.

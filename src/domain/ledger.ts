@@ -14,10 +14,12 @@ export const ledgerAccountCodes = [
   'merchant_incoming',
   /** What Coffer owes the merchant and may pay out (Stripe's "available"). */
   'merchant_available',
+  /** Fees Coffer charged the merchant (dispute fees): the platform's revenue. */
+  'fees',
 ] as const;
 export type LedgerAccountCode = (typeof ledgerAccountCodes)[number];
 
-export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure'] as const;
+export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure', 'dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement'] as const;
 export type TransferReason = (typeof transferReasons)[number];
 
 /** A request to the ledger, before accounts are resolved to rows. `key` makes every transfer idempotent. */
@@ -117,4 +119,37 @@ export function refundFailureTransfers(
   return [
     { kind: 'single', key: `${refundId}:refund_failure`, debit: 'provider_clearing', credit: to, amountMinor, reason: 'refund_failure' },
   ];
+}
+
+/** A dispute withdraws the disputed amount (back to the acquirer) and a fee (to Coffer) from the merchant. */
+export function disputeTransfers(
+  disputeId: string,
+  amountMinor: bigint,
+  feeMinor: bigint,
+  from: 'merchant_incoming' | 'merchant_available',
+): TransferCommand[] {
+  assert(amountMinor > 0n && feeMinor >= 0n, 'a dispute withdraws a positive amount');
+  const transfers: TransferCommand[] = [
+    { kind: 'single', key: `${disputeId}:withdrawal`, debit: from, credit: 'provider_clearing', amountMinor, reason: 'dispute' },
+  ];
+  if (feeMinor > 0n) {
+    transfers.push({ kind: 'single', key: `${disputeId}:fee`, debit: from, credit: 'fees', amountMinor: feeMinor, reason: 'dispute_fee' });
+  }
+  return transfers;
+}
+
+/** A won dispute gives the merchant the amount and the fee back. */
+export function disputeReinstatementTransfers(
+  disputeId: string,
+  amountMinor: bigint,
+  feeMinor: bigint,
+  to: 'merchant_incoming' | 'merchant_available',
+): TransferCommand[] {
+  const transfers: TransferCommand[] = [
+    { kind: 'single', key: `${disputeId}:reinstatement`, debit: 'provider_clearing', credit: to, amountMinor, reason: 'dispute_reinstatement' },
+  ];
+  if (feeMinor > 0n) {
+    transfers.push({ kind: 'single', key: `${disputeId}:fee_reinstatement`, debit: 'fees', credit: to, amountMinor: feeMinor, reason: 'dispute_fee_reinstatement' });
+  }
+  return transfers;
 }

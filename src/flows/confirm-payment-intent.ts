@@ -120,6 +120,7 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     statement_descriptor_suffix: intent.statement_descriptor_suffix,
     available_on: null,
     settled: false,
+    disputed: false,
   };
 }
 

@@ -51,6 +51,9 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
   if (found === undefined) throw resourceMissing('charge', chargeId, 'charge');
   const charge = await lockCharge(tx, chargeId);
+  if (charge.disputed) {
+    throw new CofferError('charge_disputed', `Charge ${charge.id} has been disputed; refunding it as well would pay the shopper twice.`, { chargeId: charge.id });
+  }
   if (!charge.captured) {
     throw new CofferError('charge_not_refundable', `Charge ${charge.id} has not been captured, so there is nothing to refund.`, { param: 'charge' });
   }

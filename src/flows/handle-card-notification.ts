@@ -6,6 +6,7 @@ import { finishWithLedger } from './ledger-work.ts';
 import { lockCharge, recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { systemTrail } from './trail.ts';
+import { recordDisputeClosed, recordDisputeOpened } from './disputes.ts';
 
 /**
  * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
@@ -18,10 +19,16 @@ export async function handleCardNotification(services: Services, livemode: boole
     case 'refund.failed':
       await recordRefundFailure(services, notification);
       return;
+    case 'dispute.created':
+      await recordDisputeOpened(services, notification);
+      return;
+    case 'dispute.closed':
+      await recordDisputeClosed(services, notification);
+      return;
   }
 }
 
-async function recordRefundFailure(services: Services, notification: ProviderNotification): Promise<void> {
+async function recordRefundFailure(services: Services, notification: Extract<ProviderNotification, { type: 'refund.failed' }>): Promise<void> {
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
     const found = await tx.selectFrom('refunds').innerJoin('merchants', 'merchants.id', 'refunds.merchant_id')

@@ -103,7 +103,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     currency: row.currency,
     customer: null,
     description: row.description,
-    disputed: false,
+    disputed: row.disputed,
     failure_balance_transaction: null,
     failure_code: row.failure_code,
     failure_message: row.failure_message,

@@ -129,6 +129,40 @@ export interface ChargesTable {
   available_on: Date | null;
   settled: ColumnType<boolean, boolean | undefined, boolean>;
   amount_refunding: ColumnType<bigint, bigint | undefined, bigint>;
+  disputed: ColumnType<boolean, boolean | undefined, boolean>;
+}
+
+export interface DisputesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  charge_id: string;
+  payment_intent_id: string;
+  amount: bigint;
+  fee: bigint;
+  currency: string;
+  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost' | 'prevented';
+  reason: string;
+  network_reason_code: string | null;
+  evidence: Json<Record<string, string>>;
+  evidence_due_by: Date;
+  submission_count: Generated<number>;
+  metadata: Json<Record<string, string>>;
+  provider_reference: string;
+  debited_account: 'merchant_incoming' | 'merchant_available';
+}
+
+export interface SandboxCardDisputesTable {
+  id: string;
+  payment_id: string;
+  amount: bigint;
+  status: 'needs_response' | 'under_review' | 'won' | 'lost';
+  reason: string;
+  evidence: Json<Record<string, string>>;
+  created_at: Timestamp;
 }
 
 export interface RefundsTable {
@@ -263,6 +297,7 @@ export interface SandboxCardPaymentsTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   refund_fails: ColumnType<boolean, boolean | undefined, boolean>;
+  disputes_after_capture: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface SandboxCardOperationsTable {
@@ -342,6 +377,8 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  disputes: DisputesTable;
+  sandbox_card_disputes: SandboxCardDisputesTable;
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -352,4 +389,5 @@ export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type DisputeRow = Selectable<DisputesTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -5,6 +5,7 @@ import { registerChargeRoutes } from './charges.ts';
 import { registerEventRoutes } from './events.ts';
 import { registerPaymentIntentRoutes } from './payment-intents.ts';
 import { registerRefundRoutes } from './refunds.ts';
+import { registerDisputeRoutes } from './disputes.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -12,6 +13,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerPaymentIntentRoutes(app, services);
   registerChargeRoutes(app, services);
   registerRefundRoutes(app, services);
+  registerDisputeRoutes(app, services);
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
   registerWebhookEndpointRoutes(app, services);

@@ -7,6 +7,7 @@ import type {
   CaptureRequest,
   CaptureResult,
   Connector,
+  DisputeResult,
   ProviderNotification,
   RefundRequest,
   RefundResult,
@@ -37,6 +38,8 @@ export interface AcquirerTransport {
   retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   refund(request: AcquirerRefundRequest): Promise<AcquirerResponse<AcquirerRefund>>;
+  submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>>;
+  acceptDispute(disputeId: string): Promise<AcquirerResponse<{ status: string }>>;
   retrieveRefundByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>>;
   abandonRefund(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>>;
 }
@@ -90,6 +93,29 @@ export class CardConnector implements Connector {
     const response = sent.response;
     if (!response.ok) return response.httpStatus === 404 ? { status: 'not_found' } : { status: 'unknown', reason: response.error.message };
     return toRefundResult(response.body, request);
+  }
+
+  async submitDisputeEvidence(providerReference: string, evidence: Record<string, string>, submit: boolean): Promise<DisputeResult> {
+    return this.#disputeCall('submit dispute evidence', () => this.#transport.submitDisputeEvidence(providerReference, evidence, submit));
+  }
+
+  async acceptDispute(providerReference: string): Promise<DisputeResult> {
+    return this.#disputeCall('accept dispute', () => this.#transport.acceptDispute(providerReference));
+  }
+
+  async #disputeCall(operation: string, send: () => Promise<AcquirerResponse<{ status: string }>>): Promise<DisputeResult> {
+    const sent = await this.#call(operation, send);
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) return response.httpStatus >= 500 ? { status: 'unknown', reason: response.error.message } : { status: 'failed', message: response.error.message };
+    switch (response.body.status) {
+      case 'needs_response':
+      case 'under_review':
+      case 'lost':
+        return { status: response.body.status };
+      default:
+        return { status: 'unknown', reason: `unrecognized dispute status ${response.body.status}` };
+    }
   }
 
   parseNotification(rawBody: string, signatureHeader: string | undefined): ProviderNotification {

@@ -6,7 +6,7 @@
 export type CardBrand = 'visa' | 'mastercard' | 'amex' | 'discover' | 'diners' | 'jcb' | 'unionpay';
 
 export type TestCardBehaviour =
-  | { kind: 'approve'; availableImmediately: boolean; refundFails?: boolean }
+  | { kind: 'approve'; availableImmediately: boolean; refundFails?: boolean; disputesAfterCapture?: boolean }
   | {
       kind: 'decline';
       code: 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'processing_error';
@@ -53,8 +53,13 @@ const cards: TestCard[] = [
     country: 'US',
     behaviour: { kind: 'approve', availableImmediately: true },
   },
-  // A successful payment now; disputes come with their flow.
-  { number: '4000000000000259', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  {
+    number: '4000000000000259',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: { kind: 'approve', availableImmediately: false, disputesAfterCapture: true },
+  },
   {
     number: '4000000000005126',
     brand: 'visa',

@@ -29,29 +29,62 @@ export function parseCardNotification(
   } catch {
     throw new NotificationRejected('card notification is not JSON');
   }
-  if (!isRecord(body) || typeof body.id !== 'string' || !isRecord(body.refund)) {
+  if (!isRecord(body) || typeof body.id !== 'string' || typeof body.type !== 'string') {
     throw new NotificationRejected('card notification has an unexpected shape');
   }
   const notification = body as unknown as AcquirerNotification;
+  switch (notification.type) {
+    case 'refund.failed':
+      return refundFailed(notification);
+    case 'dispute.created':
+    case 'dispute.closed':
+      return disputeChanged(notification, notification.type);
+    default:
+      throw new NotificationRejected(`card notification type ${String(notification.type)} is not known`);
+  }
+}
+
+function refundFailed(notification: AcquirerNotification): ProviderNotification {
   const refund = notification.refund;
-  if (typeof refund.reference !== 'string' || typeof refund.id !== 'string' || !Number.isSafeInteger(refund.amount)
+  if (!isRecord(refund) || typeof refund.reference !== 'string' || typeof refund.id !== 'string' || !Number.isSafeInteger(refund.amount)
       || typeof refund.currency !== 'string') {
     throw new NotificationRejected('card notification refund has an unexpected shape');
   }
   const currency = findCurrency(refund.currency);
-  if (currency === undefined) throw new NotificationRejected(`card notification names an unknown currency`);
-  switch (notification.type) {
-    case 'refund.failed':
-      return {
-        type: 'refund.failed',
-        notificationId: notification.id,
-        reference: refund.reference,
-        providerReference: refund.id,
-        amountMinor: fromAcquirerAmount(refund.amount, currency),
-        currency: refund.currency,
-        failureReason: typeof refund.failure_reason === 'string' ? refund.failure_reason : 'unknown',
-      };
-    default:
-      throw new NotificationRejected(`card notification type ${String(notification.type)} is not known`);
+  if (currency === undefined) throw new NotificationRejected('card notification names an unknown currency');
+  return {
+    type: 'refund.failed',
+    notificationId: notification.id,
+    reference: refund.reference,
+    providerReference: refund.id,
+    amountMinor: fromAcquirerAmount(refund.amount, currency),
+    currency: refund.currency,
+    failureReason: typeof refund.failure_reason === 'string' ? refund.failure_reason : 'unknown',
+  };
+}
+
+const disputeStatuses = ['needs_response', 'under_review', 'won', 'lost'] as const;
+
+function disputeChanged(notification: AcquirerNotification, type: 'dispute.created' | 'dispute.closed'): ProviderNotification {
+  const dispute = notification.dispute;
+  if (!isRecord(dispute) || typeof dispute.id !== 'string' || typeof dispute.reference !== 'string' || typeof dispute.payment !== 'string'
+      || !Number.isSafeInteger(dispute.amount) || typeof dispute.currency !== 'string' || typeof dispute.reason !== 'string') {
+    throw new NotificationRejected('card notification dispute has an unexpected shape');
   }
+  const status = disputeStatuses.find((known) => known === dispute.status);
+  if (status === undefined) throw new NotificationRejected(`card notification dispute status ${String(dispute.status)} is not known`);
+  const currency = findCurrency(dispute.currency);
+  if (currency === undefined) throw new NotificationRejected('card notification names an unknown currency');
+  return {
+    type,
+    notificationId: notification.id,
+    chargeReference: dispute.reference,
+    paymentReference: dispute.payment,
+    providerReference: dispute.id,
+    amountMinor: fromAcquirerAmount(dispute.amount, currency),
+    currency: dispute.currency,
+    status,
+    reason: dispute.reason,
+    networkReasonCode: typeof dispute.network_reason_code === 'string' ? dispute.network_reason_code : null,
+  };
 }

@@ -68,10 +68,23 @@ export interface AcquirerRefund {
   failure_reason: string | null;
 }
 
+export interface AcquirerDispute {
+  id: string;
+  payment: string;
+  /** The charge id Coffer gave the payment at authorization. */
+  reference: string;
+  amount: number;
+  currency: string;
+  status: string;
+  reason: string;
+  network_reason_code: string | null;
+}
+
 /** What the acquirer tells Coffer on its own initiative, signed with the shared notification secret. */
 export interface AcquirerNotification {
   id: string;
   type: string;
   created: number;
-  refund: AcquirerRefund;
+  refund?: AcquirerRefund;
+  dispute?: AcquirerDispute;
 }

@@ -100,6 +100,8 @@ export class SandboxControls {
   #slowAnswers = 0;
   #slowByMs = 0;
   refundFailureAfterMs = 5_000;
+  /** How long after the capture of the dispute test card (4000000000000259) the dispute is opened. */
+  disputeAfterMs = 2_000;
 
   /** The next `count` answers arrive `delayMs` late; the acquirer has already acted when they do. */
   delayAnswers(delayMs: number, count = 1): void {
@@ -159,14 +161,16 @@ export class CardAcquirerSandbox {
     // The acquirer's record is made durable by the outcome Coffer commits next (see commit-durability.ts).
     const inserted = await sql<{ id: string }>`
       INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
-                                         test_card, status, amount_captured, response, refund_fails)
+                                         test_card, status, amount_captured, response, refund_fails, disputes_after_capture)
       SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
              ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
-             ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true}
+             ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true},
+             ${card?.behaviour.kind === 'approve' && card.behaviour.disputesAfterCapture === true}
       FROM (SELECT set_config('synchronous_commit', ${commitMode(this.#durability)}, true)) AS commit_mode
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`.execute(this.#db);
     if (inserted.rows.length > 0) {
+      if (payment.status === 'captured') await this.#disputeIfDue(payment.id);
       await this.controls.beforeAnswer();
       return { ok: true, body: payment };
     }
@@ -177,6 +181,7 @@ export class CardAcquirerSandbox {
 
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
     const answer = await this.#operate(request.idempotency_key, request.payment, 'capture', request.amount);
+    if (answer.ok) await this.#disputeIfDue(request.payment);
     await this.controls.beforeAnswer();
     return answer;
   }
@@ -339,8 +344,10 @@ export class CardAcquirerSandbox {
         await this.#db.transaction().execute(async (tx) => {
           await tx.updateTable('sandbox_card_notifications').set({ delivered_at: new Date(nowMs) }).where('id', '=', notification.id).execute();
           const body = JSON.parse(notification.payload) as AcquirerNotification;
-          await tx.updateTable('sandbox_card_refunds').set({ status: 'failed', response: JSON.stringify(body.refund) })
-            .where('id', '=', body.refund.id).execute();
+          if (body.refund !== undefined) {
+            await tx.updateTable('sandbox_card_refunds').set({ status: 'failed', response: JSON.stringify(body.refund) })
+              .where('id', '=', body.refund.id).execute();
+          }
         });
         delivered += 1;
       } catch {
@@ -351,6 +358,65 @@ export class CardAcquirerSandbox {
       }
     }
     return delivered;
+  }
+
+  /** The dispute test card is disputed (as fraudulent) a little after its capture; once. */
+  async #disputeIfDue(paymentId: string): Promise<void> {
+    const payment = await this.#db.selectFrom('sandbox_card_payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
+    if (payment === undefined || !payment.disputes_after_capture) return;
+    const existing = await this.#db.selectFrom('sandbox_card_disputes').select('id').where('payment_id', '=', paymentId).executeTakeFirst();
+    if (existing !== undefined) return;
+    const id = `sbd_${randomBase62(20)}`;
+    await this.#db.transaction().execute(async (tx) => {
+      await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status: 'needs_response', reason: 'fraudulent', evidence: JSON.stringify({}) }).execute();
+      await this.#notifyDispute(tx, 'dispute.created', id, this.controls.disputeAfterMs);
+    });
+  }
+
+  async #notifyDispute(tx: Kysely<Database>, type: 'dispute.created' | 'dispute.closed', disputeId: string, afterMs: number): Promise<void> {
+    const dispute = await tx.selectFrom('sandbox_card_disputes').innerJoin('sandbox_card_payments', 'sandbox_card_payments.id', 'sandbox_card_disputes.payment_id')
+      .select(['sandbox_card_disputes.id', 'sandbox_card_disputes.amount', 'sandbox_card_disputes.status', 'sandbox_card_disputes.reason',
+        'sandbox_card_payments.id as payment', 'sandbox_card_payments.merchant_reference', 'sandbox_card_payments.currency'])
+      .where('sandbox_card_disputes.id', '=', disputeId).executeTakeFirstOrThrow();
+    const notification: AcquirerNotification = {
+      id: `sbn_${randomBase62(20)}`,
+      type,
+      created: Math.floor(this.#clock.nowMs() / 1000),
+      dispute: {
+        id: dispute.id, payment: dispute.payment, reference: dispute.merchant_reference, amount: Number(dispute.amount),
+        currency: dispute.currency, status: dispute.status, reason: dispute.reason, network_reason_code: '10.4',
+      },
+    };
+    await tx.insertInto('sandbox_card_notifications').values({
+      id: notification.id, due_at: new Date(this.#clock.nowMs() + afterMs), payload: JSON.stringify(notification), delivered_at: null,
+    }).execute();
+  }
+
+  /** The merchant's evidence; submitting it puts the dispute under review (then `decideDispute` ends it). */
+  async submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>> {
+    const dispute = await this.#db.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).executeTakeFirst();
+    if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
+    if (dispute.status !== 'needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
+    const status = submit ? 'under_review' : 'needs_response';
+    await this.#db.updateTable('sandbox_card_disputes').set({ evidence: JSON.stringify({ ...dispute.evidence, ...evidence }), status }).where('id', '=', disputeId).execute();
+    return { ok: true, body: { status } };
+  }
+
+  async acceptDispute(disputeId: string): Promise<AcquirerResponse<{ status: string }>> {
+    const updated = await this.#db.updateTable('sandbox_card_disputes').set({ status: 'lost' })
+      .where('id', '=', disputeId).where('status', 'in', ['needs_response', 'under_review']).returning('id').executeTakeFirst();
+    if (updated === undefined) return fail(409, 'invalid_state', `dispute ${disputeId} cannot be accepted now`);
+    return { ok: true, body: { status: 'lost' } };
+  }
+
+  /** Test control: the card network decides a dispute under review; the acquirer notifies the outcome. */
+  async decideDispute(disputeId: string, outcome: 'won' | 'lost'): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => {
+      const updated = await tx.updateTable('sandbox_card_disputes').set({ status: outcome })
+        .where('id', '=', disputeId).where('status', 'in', ['needs_response', 'under_review']).returning('id').executeTakeFirst();
+      if (updated === undefined) throw new Error(`dispute ${disputeId} is not open`);
+      await this.#notifyDispute(tx, 'dispute.closed', disputeId, 0);
+    });
   }
 
   async #findByKey(idempotencyKey: string) {

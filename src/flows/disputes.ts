@@ -1,0 +1,158 @@
+import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { disputeReinstatementTransfers, disputeTransfers } from '../domain/ledger.ts';
+import { limits } from '../limits.ts';
+import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
+import { newId } from '../platform/random.ts';
+import type { DisputeRow } from '../store/database.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { finishWithLedger } from './ledger-work.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { lockCharge, recordChange } from './payment-intent-records.ts';
+import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail, systemTrail } from './trail.ts';
+
+type DisputeNotification = Extract<ProviderNotification, { type: 'dispute.created' | 'dispute.closed' }>;
+
+async function trailFor(tx: Tx, merchantId: string) {
+  const merchant = await tx.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
+  return systemTrail('card-acquirer-notification', parseApiVersion(merchant.default_api_version) ?? defaultApiVersion);
+}
+
+/**
+ * The acquirer opened a dispute on a captured charge: record it (once: the provider's id is unique), mark the
+ * charge disputed, and withdraw the amount and the dispute fee from the merchant.
+ */
+export async function recordDisputeOpened(services: Services, notification: DisputeNotification): Promise<void> {
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    const found = await tx.selectFrom('charges').select('id').where('id', '=', notification.chargeReference).executeTakeFirst();
+    if (found === undefined) throw new NotificationRejected(`no charge ${notification.chargeReference}`);
+    const charge = await lockCharge(tx, found.id);
+    if (charge.provider_reference !== notification.paymentReference || charge.currency !== notification.currency
+        || notification.amountMinor > charge.amount_captured) {
+      throw new NotificationRejected(`dispute notification does not match charge ${charge.id}`);
+    }
+    const known = await tx.selectFrom('disputes').select('id').where('provider_reference', '=', notification.providerReference).executeTakeFirst();
+    if (known !== undefined) return;
+    const from = charge.settled ? 'merchant_available' : 'merchant_incoming';
+    const fee = BigInt(limits.disputeFeeMinor);
+    const dispute = await tx.insertInto('disputes').values({
+      id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,
+      charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee,
+      currency: charge.currency, status: 'needs_response', reason: notification.reason, network_reason_code: notification.networkReasonCode,
+      evidence: JSON.stringify({}), evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs),
+      metadata: JSON.stringify({}), provider_reference: notification.providerReference, debited_account: from,
+    }).returningAll().executeTakeFirstOrThrow();
+    const chargeAfter = await tx.updateTable('charges').set({ disputed: true, updated_at: now }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
+    const scope = { merchantId: charge.merchant_id, livemode: charge.livemode };
+    await recordChange(tx, await trailFor(tx, charge.merchant_id), scope,
+      { action: 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
+      [{ type: 'charge.dispute.created', dispute: { after: dispute } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after: dispute } },
+        { type: 'charge.updated', charge: { before: charge, after: chargeAfter } }], now);
+    await finishWithLedger(tx, {
+      context: { ...scope, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+      transfers: disputeTransfers(dispute.id, dispute.amount, fee, from),
+    }, () => undefined);
+  });
+}
+
+/** The dispute was decided: won gives the merchant the amount and the fee back; lost keeps them withdrawn. */
+export async function recordDisputeClosed(services: Services, notification: DisputeNotification): Promise<void> {
+  if (notification.status !== 'won' && notification.status !== 'lost') {
+    throw new NotificationRejected(`a closed dispute is won or lost, not ${notification.status}`);
+  }
+  const outcome = notification.status;
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
+    if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
+    const charge = await lockCharge(tx, found.charge_id);
+    const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
+    if (dispute.status === 'won' || dispute.status === 'lost') return;
+    const after = await tx.updateTable('disputes').set({ status: outcome, updated_at: now }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
+    const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
+    await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: `dispute.${outcome}`, objectType: 'dispute', objectId: dispute.id },
+      [{ type: 'charge.dispute.closed', dispute: { before: dispute, after } },
+        ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated', dispute: { after } }] : [])], now);
+    if (outcome === 'lost') return;
+    await finishWithLedger(tx, {
+      context: { ...scope, currency: dispute.currency, paymentIntentId: dispute.payment_intent_id, chargeId: charge.id },
+      transfers: disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, dispute.debited_account),
+    }, () => undefined);
+  });
+}
+
+export async function findDispute(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<DisputeRow> {
+  let query = reader.selectFrom('disputes').selectAll().where('id', '=', id)
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw resourceMissing('dispute', id, 'dispute');
+  return row;
+}
+
+function requireOpen(dispute: DisputeRow, action: string): void {
+  if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') {
+    throw new CofferError('dispute_unexpected_state', `This dispute cannot be ${action} because it has a status of ${dispute.status}.`);
+  }
+}
+
+export interface UpdateDisputeParams {
+  evidence?: Record<string, string>;
+  submit?: boolean;
+  metadata?: Record<string, string> | '';
+}
+
+/**
+ * Saves evidence (merged with what was given before) and metadata; with `submit`, sends the evidence to the
+ * acquirer, outside any transaction, and the dispute goes under review.
+ */
+export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams): Promise<DisputeRow> {
+  const now = new Date(services.clock.nowMs());
+  const saved = await inTransaction(services.db, async (tx) => {
+    const dispute = await findDispute(tx, ctx, id, true);
+    if (params.evidence !== undefined || params.submit === true) requireOpen(dispute, params.submit === true ? 'submitted' : 'given evidence');
+    const metadata = mergeMetadata(dispute.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    const after = await tx.updateTable('disputes').set({
+      evidence: JSON.stringify({ ...dispute.evidence, ...params.evidence }), metadata: JSON.stringify(metadata), updated_at: now,
+    }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.update', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
+      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
+    return after;
+  });
+  if (params.evidence === undefined && params.submit !== true) return saved;
+  const result = await services.connectors.card(ctx.actor.livemode).submitDisputeEvidence(saved.provider_reference, saved.evidence, params.submit === true);
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
+  if (result.status !== 'under_review') return saved;
+  return inTransaction(services.db, async (tx) => {
+    const dispute = await findDispute(tx, ctx, id, true);
+    if (dispute.status === 'under_review') return dispute;
+    const after = await tx.updateTable('disputes').set({ status: 'under_review', submission_count: dispute.submission_count + 1, updated_at: now })
+      .where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.submit', objectType: 'dispute', objectId: dispute.id },
+      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
+    return after;
+  });
+}
+
+/** Accepts the dispute (the merchant does not contest it): it is lost, and the withdrawn funds stay withdrawn. */
+export async function closeDispute(services: Services, ctx: RequestContext, id: string): Promise<DisputeRow> {
+  const now = new Date(services.clock.nowMs());
+  const dispute = await findDispute(services.db, ctx, id);
+  requireOpen(dispute, 'closed');
+  const result = await services.connectors.card(ctx.actor.livemode).acceptDispute(dispute.provider_reference);
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused to close the dispute: ${result.message}`);
+  return inTransaction(services.db, async (tx) => {
+    const current = await findDispute(tx, ctx, id, true);
+    if (current.status === 'lost') return current;
+    const after = await tx.updateTable('disputes').set({ status: 'lost', updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
+      [{ type: 'charge.dispute.closed', dispute: { before: current, after } }], now);
+    return after;
+  });
+}

@@ -1,0 +1,43 @@
+import type { DisputeRow } from '../store/database.ts';
+import { amountOut, unixTime } from './common.ts';
+
+/** The evidence fields Coffer accepts (Stripe's text fields; file evidence comes with file uploads). */
+export const disputeEvidenceFields = [
+  'access_activity_log', 'billing_address', 'cancellation_policy_disclosure', 'cancellation_rebuttal',
+  'customer_email_address', 'customer_name', 'customer_purchase_ip', 'duplicate_charge_explanation',
+  'product_description', 'refund_policy_disclosure', 'refund_refusal_explanation', 'service_date',
+  'shipping_address', 'shipping_carrier', 'shipping_date', 'shipping_tracking_number', 'uncategorized_text',
+] as const;
+
+/** Stripe's Dispute. */
+export function disputeObject(row: DisputeRow, nowMs: number): Record<string, unknown> {
+  const evidence: Record<string, unknown> = {};
+  for (const field of disputeEvidenceFields) evidence[field] = row.evidence[field] ?? null;
+  const open = row.status === 'needs_response' || row.status === 'warning_needs_response';
+  return {
+    id: row.id,
+    object: 'dispute',
+    amount: amountOut(row.amount),
+    balance_transactions: [],
+    charge: row.charge_id,
+    created: unixTime(row.created_at),
+    currency: row.currency,
+    enhanced_eligibility_types: [],
+    evidence,
+    evidence_details: {
+      due_by: unixTime(row.evidence_due_by),
+      enhanced_eligibility: {},
+      has_evidence: Object.keys(row.evidence).length > 0,
+      past_due: open && row.evidence_due_by.getTime() < nowMs,
+      submission_count: row.submission_count,
+    },
+    is_charge_refundable: false,
+    livemode: row.livemode,
+    metadata: row.metadata,
+    network_reason_code: row.network_reason_code,
+    payment_intent: row.payment_intent_id,
+    payment_method_details: { card: { brand: null, case_type: 'chargeback', network_reason_code: row.network_reason_code }, type: 'card' },
+    reason: row.reason,
+    status: row.status,
+  };
+}
