@@ -16,10 +16,12 @@ export const ledgerAccountCodes = [
   'merchant_available',
   /** Fees Coffer charged the merchant (dispute fees): the platform's revenue. */
   'fees',
+  /** Credit the merchant granted its customers (goodwill), owed to them against future payments. */
+  'customer_credit',
 ] as const;
 export type LedgerAccountCode = (typeof ledgerAccountCodes)[number];
 
-export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure', 'dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement'] as const;
+export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure', 'dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement', 'customer_credit', 'customer_debit'] as const;
 export type TransferReason = (typeof transferReasons)[number];
 
 /** A request to the ledger, before accounts are resolved to rows. `key` makes every transfer idempotent. */
@@ -152,4 +154,15 @@ export function disputeReinstatementTransfers(
     transfers.push({ kind: 'single', key: `${disputeId}:fee_reinstatement`, debit: 'fees', credit: to, amountMinor: feeMinor, reason: 'dispute_fee_reinstatement' });
   }
   return transfers;
+}
+
+/**
+ * A customer balance adjustment: a negative amount credits the customer (goodwill, paid by the merchant out of
+ * its available funds), a positive one takes credit back.
+ */
+export function customerBalanceTransfers(transactionId: string, amountMinor: bigint): TransferCommand[] {
+  assert(amountMinor !== 0n, 'an adjustment moves something');
+  return amountMinor < 0n
+    ? [{ kind: 'single', key: `${transactionId}:credit`, debit: 'merchant_available', credit: 'customer_credit', amountMinor: -amountMinor, reason: 'customer_credit' }]
+    : [{ kind: 'single', key: `${transactionId}:debit`, debit: 'customer_credit', credit: 'merchant_available', amountMinor, reason: 'customer_debit' }];
 }

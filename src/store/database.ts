@@ -351,6 +351,40 @@ export interface WebhookAttemptsTable {
   error: string | null;
 }
 
+export interface CustomersTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  email: string | null;
+  name: string | null;
+  phone: string | null;
+  description: string | null;
+  address: Json<Record<string, unknown> | null>;
+  shipping: Json<Record<string, unknown> | null>;
+  metadata: Json<Record<string, string>>;
+  balance: ColumnType<bigint, bigint | undefined, bigint>;
+  balance_currency: string | null;
+  default_payment_method_id: string | null;
+  deleted_at: Date | null;
+}
+
+export interface CustomerBalanceTransactionsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  customer_id: string;
+  amount: bigint;
+  currency: string;
+  ending_balance: bigint;
+  description: string;
+  metadata: Json<Record<string, string>>;
+  type: 'adjustment';
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -378,6 +412,8 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   disputes: DisputesTable;
+  customers: CustomersTable;
+  customer_balance_transactions: CustomerBalanceTransactionsTable;
   sandbox_card_disputes: SandboxCardDisputesTable;
   schema_migrations: SchemaMigrationsTable;
 }
@@ -390,4 +426,6 @@ export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type DisputeRow = Selectable<DisputesTable>;
+export type CustomerRow = Selectable<CustomersTable>;
+export type CustomerBalanceTransactionRow = Selectable<CustomerBalanceTransactionsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -6,6 +6,7 @@ import { registerEventRoutes } from './events.ts';
 import { registerPaymentIntentRoutes } from './payment-intents.ts';
 import { registerRefundRoutes } from './refunds.ts';
 import { registerDisputeRoutes } from './disputes.ts';
+import { registerCustomerRoutes } from './customers.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -14,6 +15,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerChargeRoutes(app, services);
   registerRefundRoutes(app, services);
   registerDisputeRoutes(app, services);
+  registerCustomerRoutes(app, services);
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
   registerWebhookEndpointRoutes(app, services);

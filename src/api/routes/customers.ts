@@ -1,0 +1,147 @@
+import { Type } from '@sinclair/typebox';
+import { sql } from 'kysely';
+import type { FastifyInstance } from 'fastify';
+import { resourceMissing } from '../../domain/errors.ts';
+import type { Services } from '../../flows/context.ts';
+import {
+  adjustCustomerBalance,
+  createCustomer,
+  deleteCustomer,
+  findCustomer,
+  updateCustomer,
+  type BalanceTransactionParams,
+  type CustomerParams,
+} from '../../flows/customers.ts';
+import { limits } from '../../limits.ts';
+import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
+import { requestContext } from '../request-context.ts';
+import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject } from '../schemas.ts';
+import { parseSearchQuery } from '../search-query.ts';
+import { listObject, sendObject } from './common.ts';
+
+const CustomerBody = {
+  email: Type.Optional(emptyable(Email)),
+  name: Type.Optional(emptyable(Type.String({ maxLength: 256 }))),
+  phone: Type.Optional(emptyable(Type.String({ maxLength: 40 }))),
+  description: Type.Optional(emptyable(Description)),
+  address: Type.Optional(emptyable(Address)),
+  shipping: Type.Optional(emptyable(Shipping)),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+};
+const UpdateBody = strictObject({
+  ...CustomerBody,
+  invoice_settings: Type.Optional(strictObject({ default_payment_method: Type.Optional(emptyable(ObjectId)) })),
+});
+const CustomerParamsSchema = strictObject({ customer: ObjectId });
+const BalanceBody = strictObject({
+  amount: Type.Integer({ minimum: -limits.amountMinorMax, maximum: limits.amountMinorMax }),
+  currency: Currency,
+  description: Type.Optional(Description),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+});
+
+function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand'> {
+  const { expand: _expand, ...rest } = body;
+  return rest;
+}
+
+export function registerCustomerRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  app.post('/v1/customers', { config, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
+    const customer = await createCustomer(services, requestContext(request), withoutExpand(request.body as CustomerParams & { expand?: string[] }));
+    return sendObject(reply, customerObject(customer));
+  });
+
+  app.get('/v1/customers/search', { config, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { query: string; limit?: number; page?: string };
+    const clauses = parseSearchQuery(query.query, ['email', 'name', 'phone', 'metadata']);
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
+    for (const clause of clauses) {
+      if (clause.field === 'metadata') select = select.where(sql<string>`metadata ->> ${clause.metadataKey ?? ''}`, '=', clause.value);
+      else {
+        const column = clause.field as 'email' | 'name' | 'phone';
+        select = clause.operator === '~'
+          ? select.where(sql<string>`lower(${sql.ref(column)})`, 'like', `%${clause.value.toLowerCase().replace(/[%_\\]/g, '\\$&')}%`)
+          : select.where(sql<string>`lower(${sql.ref(column)})`, '=', clause.value.toLowerCase());
+      }
+    }
+    const offset = query.page === undefined ? 0 : Number.parseInt(Buffer.from(query.page, 'base64url').toString(), 10) || 0;
+    const rows = await select.orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
+    const hasMore = rows.length > limit;
+    return sendObject(reply, {
+      object: 'search_result',
+      data: rows.slice(0, limit).map(customerObject),
+      has_more: hasMore,
+      next_page: hasMore ? Buffer.from(String(offset + limit)).toString('base64url') : null,
+      url: '/v1/customers/search',
+    });
+  });
+
+  app.get('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const customer = await findCustomer(services.db, requestContext(request), (request.params as { customer: string }).customer);
+    return sendObject(reply, customerObject(customer));
+  });
+
+  app.post('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema, body: UpdateBody } }, async (request, reply) => {
+    const customer = await updateCustomer(services, requestContext(request), (request.params as { customer: string }).customer,
+      withoutExpand(request.body as CustomerParams & { expand?: string[] }));
+    return sendObject(reply, customerObject(customer));
+  });
+
+  app.delete('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema } }, async (request, reply) => {
+    const customer = await deleteCustomer(services, requestContext(request), (request.params as { customer: string }).customer);
+    return sendObject(reply, customerObject(customer));
+  });
+
+  app.get('/v1/customers', { config, schema: { querystring: strictObject({ ...ListQuery, email: Type.Optional(Type.String({ maxLength: 512 })) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; email?: string };
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
+    if (query.email !== undefined) select = select.where(sql<string>`lower(email)`, '=', query.email.toLowerCase());
+    const cursorId = query.starting_after ?? query.ending_before;
+    if (cursorId !== undefined) {
+      const cursor = await findCustomer(services.db, ctx, cursorId, { param: query.starting_after !== undefined ? 'starting_after' : 'ending_before' });
+      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
+    }
+    const ascending = query.ending_before !== undefined;
+    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    if (ascending) page.reverse();
+    return sendObject(reply, listObject('/v1/customers', page.map(customerObject), rows.length > limit));
+  });
+
+  app.post('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, body: BalanceBody } }, async (request, reply) => {
+    const transaction = await adjustCustomerBalance(services, requestContext(request), (request.params as { customer: string }).customer,
+      withoutExpand(request.body as BalanceTransactionParams & { expand?: string[] }));
+    return sendObject(reply, customerBalanceTransactionObject(transaction));
+  });
+
+  app.get('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, querystring: strictObject(ListQuery) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const customer = await findCustomer(services.db, ctx, (request.params as { customer: string }).customer);
+    const query = request.query as { limit?: number };
+    const limit = query.limit ?? limits.listLimitDefault;
+    const rows = await services.db.selectFrom('customer_balance_transactions').selectAll().where('customer_id', '=', customer.id)
+      .orderBy('seq', 'desc').limit(limit + 1).execute();
+    return sendObject(reply, listObject(`/v1/customers/${customer.id}/balance_transactions`, rows.slice(0, limit).map(customerBalanceTransactionObject), rows.length > limit));
+  });
+
+  app.get('/v1/customers/:customer/balance_transactions/:transaction', {
+    config, schema: { params: strictObject({ customer: ObjectId, transaction: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) },
+  }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const params = request.params as { customer: string; transaction: string };
+    const customer = await findCustomer(services.db, ctx, params.customer);
+    const row = await services.db.selectFrom('customer_balance_transactions').selectAll().where('id', '=', params.transaction)
+      .where('customer_id', '=', customer.id).executeTakeFirst();
+    if (row === undefined) throw resourceMissing('customer_balance_transaction', params.transaction, 'transaction');
+    return sendObject(reply, customerBalanceTransactionObject(row));
+  });
+}

@@ -1,0 +1,148 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { customerBalanceTransfers } from '../domain/ledger.ts';
+import { parseCurrency } from '../domain/money.ts';
+import { limits } from '../limits.ts';
+import { newId } from '../platform/random.ts';
+import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/database.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { finishWithLedger } from './ledger-work.ts';
+import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
+import { recordChange } from './payment-intent-records.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+
+export interface CustomerParams {
+  email?: string | '';
+  name?: string | '';
+  phone?: string | '';
+  description?: string | '';
+  address?: Record<string, string> | '';
+  shipping?: Record<string, unknown> | '';
+  metadata?: Record<string, string> | '';
+  invoice_settings?: { default_payment_method?: string | '' };
+}
+
+export async function findCustomer(reader: Tx | Services['db'], ctx: RequestContext, id: string, options: { lock?: boolean; param?: string } = {}): Promise<CustomerRow> {
+  let query = reader.selectFrom('customers').selectAll().where('id', '=', id)
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+  if (options.lock === true) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw resourceMissing('customer', id, options.param ?? 'customer');
+  return row;
+}
+
+function requireLive(customer: CustomerRow): void {
+  if (customer.deleted_at !== null) throw new CofferError('resource_missing', `No such customer: '${customer.id}'; it was deleted.`, { param: 'customer' });
+}
+
+/** A customer's contact details. They are personal data: logs never carry them (see platform/logger.ts). */
+export async function createCustomer(services: Services, ctx: RequestContext, params: CustomerParams): Promise<CustomerRow> {
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const customer = await tx.insertInto('customers').values({
+      id: newId('cus'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now,
+      email: params.email || null, name: params.name || null, phone: params.phone || null, description: params.description || null,
+      address: JSON.stringify(params.address || null), shipping: JSON.stringify(params.shipping || null),
+      metadata: JSON.stringify(metadata), balance_currency: null, default_payment_method_id: null, deleted_at: null,
+    }).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.create', objectType: 'customer', objectId: customer.id }, [], now);
+    return customer;
+  });
+}
+
+export async function updateCustomer(services: Services, ctx: RequestContext, id: string, params: CustomerParams): Promise<CustomerRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const customer = await findCustomer(tx, ctx, id, { lock: true });
+    requireLive(customer);
+    const metadata = mergeMetadata(customer.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    let defaultMethod = customer.default_payment_method_id;
+    const requested = params.invoice_settings?.default_payment_method;
+    if (requested !== undefined) {
+      if (requested === '') defaultMethod = null;
+      else {
+        const method = await tx.selectFrom('payment_methods').select('id').where('id', '=', requested).where('customer_id', '=', customer.id).executeTakeFirst();
+        if (method === undefined) {
+          throw new CofferError('parameter_invalid', `The payment method ${requested} is not attached to customer ${customer.id}.`, { param: 'invoice_settings[default_payment_method]' });
+        }
+        defaultMethod = method.id;
+      }
+    }
+    const after = await tx.updateTable('customers').set({
+      email: emptyToNull(params.email, customer.email), name: emptyToNull(params.name, customer.name),
+      phone: emptyToNull(params.phone, customer.phone), description: emptyToNull(params.description, customer.description),
+      ...(params.address === undefined ? {} : { address: JSON.stringify(params.address || null) }),
+      ...(params.shipping === undefined ? {} : { shipping: JSON.stringify(params.shipping || null) }),
+      metadata: JSON.stringify(metadata), default_payment_method_id: defaultMethod,
+    }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.update', objectType: 'customer', objectId: customer.id, details: { fields: Object.keys(params) } }, [], now);
+    return after;
+  });
+}
+
+/** Deletes a customer: its payment methods are detached (they can no longer be charged), its record kept. */
+export async function deleteCustomer(services: Services, ctx: RequestContext, id: string): Promise<CustomerRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const customer = await findCustomer(tx, ctx, id, { lock: true });
+    requireLive(customer);
+    await tx.updateTable('payment_methods').set({ customer_id: null }).where('customer_id', '=', customer.id).execute();
+    const after = await tx.updateTable('customers').set({ deleted_at: now, default_payment_method_id: null }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id }, [], now);
+    return after;
+  });
+}
+
+export interface BalanceTransactionParams {
+  amount: number;
+  currency: string;
+  description?: string;
+  metadata?: Record<string, string> | '';
+}
+
+/**
+ * Goodwill compensation: a negative amount credits the customer (the merchant pays it from its available funds,
+ * into the ledger's customer credit), a positive one takes credit back, never more than the customer holds.
+ * The description is the reason, and it is required: compensation without a reason cannot be audited.
+ */
+export async function adjustCustomerBalance(services: Services, ctx: RequestContext, id: string, params: BalanceTransactionParams): Promise<CustomerBalanceTransactionRow> {
+  const currency = parseCurrency(params.currency);
+  const reason = params.description?.trim() ?? '';
+  if (reason === '') {
+    throw new CofferError('parameter_missing', 'Missing required param: description (the reason for the adjustment).', { param: 'description' });
+  }
+  if (params.amount === 0) throw new CofferError('parameter_invalid_integer', 'The amount of an adjustment cannot be 0.', { param: 'amount' });
+  if (Math.abs(params.amount) % currency.amountStep !== 0) {
+    throw new CofferError('invalid_charge_amount', `Amounts in ${currency.code} must be a multiple of ${currency.amountStep}.`, { param: 'amount' });
+  }
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const amount = BigInt(params.amount);
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const customer = await findCustomer(tx, ctx, id, { lock: true });
+    requireLive(customer);
+    if (customer.balance_currency !== null && customer.balance_currency !== currency.code && customer.balance !== 0n) {
+      throw new CofferError('parameter_invalid', `The customer's balance is in ${customer.balance_currency}; adjust it in that currency.`, { param: 'currency' });
+    }
+    const ending = customer.balance + amount;
+    if (ending > 0n) {
+      throw new CofferError('parameter_invalid', `The customer holds ${-customer.balance} of credit; cannot take back ${amount}.`, { param: 'amount' });
+    }
+    const transaction = await tx.insertInto('customer_balance_transactions').values({
+      id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
+      amount, currency: currency.code, ending_balance: ending, description: reason, metadata: JSON.stringify(metadata), type: 'adjustment',
+    }).returningAll().executeTakeFirstOrThrow();
+    await tx.updateTable('customers').set({ balance: ending, balance_currency: currency.code }).where('id', '=', customer.id).execute();
+    await recordChange(tx, requestTrail(ctx), ctx.actor,
+      { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id, details: { customer: customer.id, amount: amount.toString(), currency: currency.code, reason } },
+      [], now);
+    return finishWithLedger(tx, {
+      context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: currency.code, paymentIntentId: null, chargeId: null },
+      transfers: customerBalanceTransfers(transaction.id, amount),
+    }, () => transaction);
+  });
+}

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: customers can be created, found (by list filter and by search), updated and deleted through the SDK,
+// stay with their merchant, and goodwill credit to a customer moves money in the ledger with a stated reason.
+describe('customers', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+
+  before(async () => {
+    server = await startTestServer();
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  test('create, retrieve, update, list by email, search, delete', async () => {
+    const jenny = await stripe.customers.create({ email: 'Jenny.Rosen@example.com', name: 'Jenny Rosen', metadata: { plan: 'gold' } });
+    assert.match(jenny.id, /^cus_/);
+    assert.equal(jenny.email, 'Jenny.Rosen@example.com');
+    assert.equal(jenny.balance, 0);
+    const other = await stripe.customers.create({ email: 'bob@example.com', name: 'Bob' });
+    const updated = await stripe.customers.update(jenny.id, { phone: '+15555550100', metadata: { plan: '', tier: '2' } });
+    assert.equal(updated.phone, '+15555550100');
+    assert.deepEqual(updated.metadata, { tier: '2' });
+    assert.deepEqual(await stripe.customers.retrieve(jenny.id), updated);
+    const byEmail = await stripe.customers.list({ email: 'jenny.rosen@example.com' });
+    assert.deepEqual(byEmail.data.map((customer) => customer.id), [jenny.id]);
+    const searched = await stripe.customers.search({ query: "email:'jenny.rosen@example.com'" });
+    assert.equal(searched.object, 'search_result');
+    assert.deepEqual(searched.data.map((customer) => customer.id), [jenny.id]);
+    const byName = await stripe.customers.search({ query: "name~'ros' AND metadata['tier']:'2'" });
+    assert.deepEqual(byName.data.map((customer) => customer.id), [jenny.id]);
+    await assert.rejects(stripe.customers.search({ query: "email:'a' OR name:'b'" }), (error: Stripe.errors.StripeError) => error.param === 'query');
+    const deleted = await stripe.customers.del(other.id);
+    assert.deepEqual(deleted, { id: other.id, object: 'customer', deleted: true });
+    const gone = await stripe.customers.retrieve(other.id);
+    assert.equal((gone as Stripe.DeletedCustomer).deleted, true);
+    await assert.rejects(stripe.customers.update(other.id, { name: 'x' }), (error: Stripe.errors.StripeError) => error.code === 'resource_missing');
+    const elsewhere = stripeClient(server, server.otherSecretKey);
+    await assert.rejects(elsewhere.customers.retrieve(jenny.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+  });
+
+  test('goodwill credit: a reasoned ledger transfer from the merchant to the customer, and no more taken back than held', async () => {
+    await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
+    const customer = await stripe.customers.create({ email: 'late@example.com' });
+    const before = await stateCounts(server.database.db);
+    await assert.rejects(stripe.customers.createBalanceTransaction(customer.id, { amount: -500, currency: 'usd' }),
+      (error: Stripe.errors.StripeError) => error.code === 'parameter_missing' && error.param === 'description');
+    const { idempotency_keys: _a, ...countsBefore } = before;
+    const { idempotency_keys: _b, ...countsAfter } = await stateCounts(server.database.db);
+    assert.deepEqual(countsAfter, countsBefore);
+    const credit = await stripe.customers.createBalanceTransaction(customer.id, { amount: -500, currency: 'usd', description: 'Parcel arrived late' });
+    assert.equal(credit.object, 'customer_balance_transaction');
+    assert.equal(credit.ending_balance, -500);
+    assert.equal((await stripe.customers.retrieve(customer.id) as Stripe.Customer).balance, -500);
+    const transfers = await server.database.db.selectFrom('ledger_transfers').select(['reason', 'amount']).where('transfer_key', 'like', `${credit.id}:%`).execute();
+    assert.deepEqual(transfers, [{ reason: 'customer_credit', amount: 500n }]);
+    const available = (await stripe.balance.retrieve()).available.find((item) => item.currency === 'usd')?.amount;
+    assert.equal(available, 4500);
+    await assert.rejects(stripe.customers.createBalanceTransaction(customer.id, { amount: 600, currency: 'usd', description: 'too much' }),
+      (error: Stripe.errors.StripeError) => error.param === 'amount');
+    const back = await stripe.customers.createBalanceTransaction(customer.id, { amount: 200, currency: 'usd', description: 'partly used' });
+    assert.equal(back.ending_balance, -300);
+    const listed = await stripe.customers.listBalanceTransactions(customer.id);
+    assert.deepEqual(listed.data.map((item) => item.amount), [200, -500]);
+    const audit = await server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', credit.id).executeTakeFirstOrThrow();
+    assert.equal((audit.details as { reason: string }).reason, 'Parcel arrived late');
+  });
+});
