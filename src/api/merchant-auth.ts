@@ -105,6 +105,7 @@ export async function authenticateMerchant(
   authorization: string | undefined,
   versionHeader: string | string[] | undefined,
   now: Date,
+  publishableAllowed = false,
 ): Promise<Actor> {
   const key = presentedKey(authorization);
   if (key === undefined || key === '') throw missingKey();
@@ -112,7 +113,7 @@ export async function authenticateMerchant(
   if (!apiKeyPattern.test(key)) throw invalid;
   const row = await findKey(db, cache, key, now.getTime());
   if (row === undefined || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) throw invalid;
-  if (row.kind !== 'secret') {
+  if (row.kind !== 'secret' && !publishableAllowed) {
     throw new CofferError(
       'secret_key_required',
       'This API call cannot be made with a publishable API key. Please use a secret API key.',
@@ -130,6 +131,7 @@ export async function authenticateMerchant(
     merchantId: row.merchant_id,
     livemode: row.livemode,
     apiKeyId: row.id,
+    keyKind: row.kind,
     apiVersion: requestApiVersion(versionHeader, eventApiVersion),
     eventApiVersion,
   };

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import { CofferError } from '../domain/errors.ts';
@@ -35,6 +36,17 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, error: C
     .send(JSON.stringify(errorObject(error, request.id)));
 }
 
+/**
+ * POST and DELETE take their parameters in the body only; a parameter in the URL would otherwise be ignored
+ * without a word (and URLs end up in logs and proxies, where card data must never be).
+ */
+function refuseQueryParameters(query: unknown): void {
+  const first = typeof query === 'object' && query !== null ? Object.keys(query)[0] : undefined;
+  if (first !== undefined) {
+    throw new CofferError('parameter_unknown', `Received unknown parameter in the URL: ${first}. Send this request's parameters in its body.`, { param: first });
+  }
+}
+
 async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
   if (request.routeOptions.config.merchantApi !== true) return;
   request.actor = await authenticateMerchant(
@@ -44,7 +56,27 @@ async function authenticate(services: Services, keys: ApiKeyCache, request: Fast
     request.headers.authorization,
     request.headers['stripe-version'],
     new Date(services.clock.nowMs()),
+    request.routeOptions.config.publishableAllowed === true,
   );
+}
+
+/**
+ * The parameters an idempotency key remembers (hashed): card numbers and security codes replaced by a keyed
+ * hash, so that not even a digest of them is stored.
+ */
+function hashableBody(services: Services, request: FastifyRequest): unknown {
+  const sensitive = request.routeOptions.config.sensitiveParams;
+  if (sensitive === undefined || typeof request.body !== 'object' || request.body === null) return request.body;
+  const copy = structuredClone(request.body) as Record<string, unknown>;
+  for (const path of sensitive) {
+    const [head, leaf] = path.split('.');
+    const holder = head === undefined ? undefined : copy[head];
+    if (leaf !== undefined && typeof holder === 'object' && holder !== null && leaf in holder) {
+      const value = (holder as Record<string, unknown>)[leaf];
+      (holder as Record<string, unknown>)[leaf] = `hmac:${createHmac('sha256', services.fingerprintKey.reveal()).update(String(value)).digest('hex')}`;
+    }
+  }
+  return copy;
 }
 
 /** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
@@ -62,7 +94,7 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
   const header = request.headers['idempotency-key'];
   if (request.method !== 'POST' || request.actor === null || header === undefined) return undefined;
   const key = Array.isArray(header) ? (header[0] ?? '') : header;
-  const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, request.body);
+  const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, hashableBody(services, request));
   const result = await claimIdempotencyKey(services.db, services.commitDurability, request.actor, key, hash, request.method, request.url, request.id);
   reply.header('Idempotency-Key', key);
   if (result.kind === 'claimed') {
@@ -140,6 +172,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     reply.header('Request-Id', request.id);
     const invalid = queryError(request.query);
     if (invalid !== undefined) throw invalid;
+    if (request.method !== 'GET' && request.method !== 'HEAD') refuseQueryParameters(request.query);
     await authenticate(services, keys, request);
   });
   app.addHook('preValidation', async (request) => coerce(request));

@@ -10,6 +10,13 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Routes of the merchant API authenticate with an API key. */
     merchantApi?: boolean;
+    /** Routes that collect card details accept publishable keys too. */
+    publishableAllowed?: boolean;
+    /**
+     * Parameters whose values must never be stored, even hashed (card number, security code): the idempotency
+     * key's request hash uses a keyed hash of them instead.
+     */
+    sensitiveParams?: string[];
     /**
      * Top-level response fields never kept with an idempotency key (a webhook secret is shown once): an idempotent
      * replay gets the response with these fields replaced by a note.

@@ -74,7 +74,8 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
   const error = mostSpecific(errors);
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
-  const value = error.data;
+  // A card number or security code is never repeated back, not even a malformed one.
+  const value = /card\[(number|cvc)\]$/.test(param) ? '(not shown)' : error.data;
   if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
   if (error.propertyName !== undefined) {
     return new CofferError(

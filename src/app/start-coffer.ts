@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildPublicServer } from '../api/public-server.ts';
-import { testCardSource } from '../connectors/card/test-card-source.ts';
+import { cardSource } from '../connectors/card/vault-card-source.ts';
+import { CardVault } from '../vault/card-vault.ts';
+import { kekDirectory, LocalKeyFileProvider } from '../vault/key-encryption-key.ts';
 import { createConnectorRegistry } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
 import { startJobs, type JobRunner } from '../jobs/job-runner.ts';
@@ -52,13 +54,17 @@ export async function openConfiguredDatabase(config: Config): Promise<OpenDataba
     : openPostgres(config.databaseUrl, config.databasePoolSize);
 }
 
-export function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Services {
+export async function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Promise<Services> {
   const env = options.env ?? process.env;
   const commitDurability = database.kind === 'postgres' ? 'flush_with_dependents' : 'flush_every_commit';
   const clock = options.clock ?? systemClock;
   const instanceSecret = loadInstanceSecret(config.homeDir);
   const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
+  const fingerprintKey = deriveKey(instanceSecret, 'card fingerprint v1');
+  const kek = await LocalKeyFileProvider.open(kekDirectory(config.homeDir));
+  const vault = new CardVault(database.db, kek, clock, fingerprintKey, logger.child({ component: 'vault' }));
   return {
+    vault,
     commitDurability,
     db: database.db,
     clock,
@@ -69,9 +75,9 @@ export function buildServices(database: OpenDatabase, config: Config, options: S
       sandboxNotificationSecret,
       timeoutMs: options.providerTimeoutMs,
     }),
-    cardSource: testCardSource,
+    cardSource: cardSource(vault),
     faults: faultPointsFromEnv(env),
-    fingerprintKey: deriveKey(instanceSecret, 'card fingerprint v1'),
+    fingerprintKey,
     webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
     maintainStorage: () => database.maintain(),
   };
@@ -88,7 +94,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   try {
     const report = await migrate(database);
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
-    const services = buildServices(database, config, options, logger);
+    const services = await buildServices(database, config, options, logger);
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
     const tls = config.tlsDisabled
       ? null

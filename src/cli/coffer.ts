@@ -5,6 +5,8 @@ import { verifyLedger } from '../ops/ledger-verify.ts';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
+import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
+import { systemClock } from '../platform/clock.ts';
 
 const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
 
@@ -12,6 +14,8 @@ Usage:
   coffer start            serve the API (HTTPS on $COFFER_PORT, default 8443) and run background jobs
   coffer migrate          apply database migrations and exit
   coffer ledger verify    check every ledger invariant; exits 1 if any is violated
+  coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
+  coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer help             show this text
 
 Environment:
@@ -100,6 +104,34 @@ async function commandLedgerVerify(config: Config): Promise<number> {
   }
 }
 
+async function commandKeys(config: Config, sub: string | undefined): Promise<number> {
+  const database = await openConfiguredDatabase(config);
+  try {
+    await migrate(database);
+    if (sub === 'rotate') {
+      const report = await rotateVaultKeys(database.db, config.homeDir);
+      print(`Key-encryption key ${report.previousKekId} replaced by ${report.currentKekId}.`);
+      print(`Data keys: ${report.rewrap.examined} examined, ${report.rewrap.rewrapped} re-wrapped, ${report.rewrap.alreadyCurrent} already current, ${report.rewrap.failed} failed.`);
+      if (!report.rewrap.finished || report.rewrap.failed > 0) {
+        print('The re-wrap is not complete: run `coffer keys rotate` again (it resumes) before retiring the old key.');
+        return 1;
+      }
+      print(`Keep ${report.previousKekId} with backups taken before now; \`coffer keys retire\` deletes it once nothing uses it.`);
+      return 0;
+    }
+    if (sub === 'retire') {
+      const results = await retireOldKeys(database.db, config.homeDir, systemClock);
+      if (results.length === 0) print('No old key-encryption key to retire.');
+      for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept (${outcome.reason})`}`);
+      return 0;
+    }
+  } finally {
+    await database.close();
+  }
+  process.stderr.write('coffer: usage: coffer keys rotate | coffer keys retire\n');
+  return 2;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
@@ -117,6 +149,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ledger':
       if (sub === 'verify') return commandLedgerVerify(config);
       break;
+    case 'keys':
+      return commandKeys(config, sub);
     default:
       break;
   }

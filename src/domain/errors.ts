@@ -36,6 +36,8 @@ export const errorCatalog = {
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
+  payment_method_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
+  setup_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_already_refunded: { type: 'invalid_request_error', httpStatus: 400 },
   charge_not_refundable: { type: 'invalid_request_error', httpStatus: 400 },
   refund_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
@@ -52,6 +54,9 @@ export const errorCatalog = {
   expired_card: { type: 'card_error', httpStatus: 402 },
   incorrect_cvc: { type: 'card_error', httpStatus: 402 },
   incorrect_number: { type: 'card_error', httpStatus: 402 },
+  invalid_expiry_month: { type: 'card_error', httpStatus: 402 },
+  invalid_expiry_year: { type: 'card_error', httpStatus: 402 },
+  invalid_cvc: { type: 'card_error', httpStatus: 402 },
   processing_error: { type: 'card_error', httpStatus: 402 },
   // Coffer or a provider failed.
   api_error: { type: 'api_error', httpStatus: 500 },

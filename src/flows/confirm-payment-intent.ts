@@ -11,7 +11,7 @@ import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../stor
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, findPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
-import { preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
@@ -23,6 +23,7 @@ export interface ConfirmParams {
   setup_future_usage?: 'on_session' | 'off_session' | '';
   shipping?: ShippingParams | '';
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
+  off_session?: boolean;
 }
 
 interface Attempt {
@@ -159,6 +160,7 @@ async function startAttempt(
     status = nextStatus({ ...intent, status }, 'confirm');
     const method = prepared ?? (await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
     const paymentMethod = method.row;
+    checkMethodBelongs(paymentMethod, intent.customer_id);
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);

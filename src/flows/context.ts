@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CardSource } from '../connectors/card-source.ts';
+import type { CardVault } from '../vault/card-vault.ts';
 import type { ConnectorRegistry } from '../connectors/connector.ts';
 import type { ApiVersion } from '../objects/api-version.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -16,6 +17,8 @@ export interface Services {
   logger: Logger;
   connectors: ConnectorRegistry;
   cardSource: CardSource;
+  /** The card vault: the one place card numbers are encrypted, stored and decrypted. */
+  vault: CardVault;
   faults: FaultPoints;
   /** Key of the keyed hash that fingerprints cards (see platform/instance-secret.ts). */
   fingerprintKey: Secret<Buffer>;
@@ -32,6 +35,8 @@ export interface Actor {
   merchantId: string;
   livemode: boolean;
   apiKeyId: string;
+  /** A publishable key may only collect card details (the vault's endpoints). */
+  keyKind: 'secret' | 'publishable';
   /** The API version of this request: its `Stripe-Version` header or the merchant's default. */
   apiVersion: ApiVersion;
   /** The merchant's default version, which events are rendered in. */

@@ -13,7 +13,7 @@ import {
   type ShippingParams,
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
-import { preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
@@ -27,6 +27,9 @@ export interface CreateParams {
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
   confirm?: boolean;
   confirmation_method?: 'automatic' | 'manual';
+  customer?: string;
+  /** The shopper is not present (a saved card charged later); accepted, and recorded in the audit trail. */
+  off_session?: boolean;
   description?: string;
   metadata?: Record<string, string> | '';
   payment_method?: string;
@@ -92,10 +95,12 @@ export async function createPaymentIntent(
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
   const now = new Date(services.clock.nowMs());
+  const customer = params.customer === undefined ? undefined : await liveCustomer(services.db, ctx, params.customer);
   const method =
     params.payment_method === undefined
       ? undefined
       : await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
+  if (method !== undefined) checkMethodBelongs(method.row, customer?.id ?? null);
   const attached = transition('requires_payment_method', 'attach_payment_method');
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
   const id = newId('pi');
@@ -119,7 +124,7 @@ export async function createPaymentIntent(
     description: params.description || null,
     metadata,
     receipt_email: params.receipt_email || null,
-    customer_id: null,
+    customer_id: customer?.id ?? null,
     statement_descriptor: params.statement_descriptor || null,
     statement_descriptor_suffix: params.statement_descriptor_suffix || null,
     setup_future_usage: params.setup_future_usage ?? null,
@@ -141,7 +146,7 @@ export async function createPaymentIntent(
   const { eventRows, audit } = changeRows(
     requestTrail(ctx),
     scope,
-    { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id },
+    { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id, details: { off_session: params.off_session === true } },
     [{ type: 'payment_intent.created', paymentIntent: { after: row } }],
     now,
   );

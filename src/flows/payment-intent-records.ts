@@ -10,8 +10,9 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, SetupIntentRow } from '../store/database.ts';
 import { disputeObject } from '../objects/dispute.ts';
+import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
 import { refundObject } from '../objects/refund.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
@@ -116,6 +117,7 @@ export interface PaymentEvent {
   charge?: { before?: ChargeRow | undefined; after: ChargeRow };
   refund?: { before?: RefundRow | undefined; after: RefundRow };
   dispute?: { before?: DisputeRow | undefined; after: DisputeRow };
+  setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -127,6 +129,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.paymentIntent !== undefined) return render(event.paymentIntent, (row, s) => paymentIntentObject(row, s));
   if (event.charge !== undefined) return render(event.charge, chargeObject);
   if (event.refund !== undefined) return render(event.refund, refundObject);
+  if (event.setupIntent !== undefined) return render(event.setupIntent, (row) => setupIntentObject(row));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const at = event.dispute.after.updated_at.getTime();
   return render(event.dispute, (row) => disputeObject(row, at));

@@ -5,9 +5,10 @@ import { cardFingerprint } from '../platform/instance-secret.ts';
 import { newId } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
 import type { Kysely } from 'kysely';
-import type { CardFacts, Database, PaymentMethodRow } from '../store/database.ts';
+import type { CardFacts, CustomerRow, Database, PaymentMethodRow } from '../store/database.ts';
 import { paymentMethodInsert } from '../store/row-json.ts';
-import type { Services, Tx } from './context.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { findCustomer } from './customers.ts';
 import type { Scope } from './payment-intent-records.ts';
 
 function paymentMethodMissing(id: string): CofferError {
@@ -79,9 +80,28 @@ function testPaymentMethod(services: Services, scope: Scope, alias: string, numb
     type: 'card',
     card,
     test_card: alias,
+    vault_card_id: null,
     billing_details: {},
     customer_id: null,
     metadata: {},
     created_at: now,
   };
+}
+
+/** The customer a request names: this merchant's, and not deleted. */
+export async function liveCustomer(reader: Tx | Kysely<Database>, ctx: RequestContext, id: string): Promise<CustomerRow> {
+  const customer = await findCustomer(reader, ctx, id);
+  if (customer.deleted_at !== null) throw new CofferError('resource_missing', `No such customer: '${id}'`, { param: 'customer' });
+  return customer;
+}
+
+/** A payment method saved to one customer cannot be used to pay for another (or for nobody in particular). */
+export function checkMethodBelongs(method: PaymentMethodRow, customerId: string | null): void {
+  if (method.customer_id !== null && method.customer_id !== customerId) {
+    throw new CofferError(
+      'payment_method_unexpected_state',
+      `The payment method ${method.id} belongs to customer ${method.customer_id}; pass that customer to use it.`,
+      { param: 'payment_method' },
+    );
+  }
 }

@@ -82,6 +82,8 @@ interface OutcomePlan {
   eventRows: Array<Insertable<EventsTable>>;
   audit: Insertable<AuditLogTable>;
   ledger: LedgerWork | undefined;
+  /** With `setup_future_usage` and a customer, a successful payment saves its payment method to the customer. */
+  saveMethodTo: { paymentMethodId: string; customerId: string } | undefined;
 }
 
 function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: Approval, trail: Trail, now: Date): OutcomePlan {
@@ -127,12 +129,16 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
     ],
     now,
   );
+  const saveMethodTo = intent.setup_future_usage !== null && intent.customer_id !== null
+    ? { paymentMethodId: charge.payment_method_id, customerId: intent.customer_id }
+    : undefined;
   return {
     intentAfter,
     chargeAfter,
     intentChanges,
     chargeChanges,
     error: undefined,
+    saveMethodTo,
     ...rows,
     ledger: {
       context: { ...scope, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
@@ -180,7 +186,7 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
     ],
     now,
   );
-  return { intentAfter, chargeAfter, intentChanges, chargeChanges, error: attemptError(chargeAfter), ...rows, ledger: undefined };
+  return { intentAfter, chargeAfter, intentChanges, chargeChanges, error: attemptError(chargeAfter), ...rows, ledger: undefined, saveMethodTo: undefined };
 }
 
 function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
@@ -213,6 +219,11 @@ async function writeOutcome(
     .with('audit_written', (db) => db.insertInto('audit_log').values(plan.audit).returning('seq'))
     .with('events_written', (db) => db.insertInto('events').values(plan.eventRows).returning('id'));
   assert(plan.eventRows.length > 0, 'an attempt outcome always has events');
+  const save = plan.saveMethodTo;
+  if (save !== undefined) {
+    query = query.with('method_saved', (db) => db.updateTable('payment_methods').set({ customer_id: save.customerId })
+      .where('id', '=', save.paymentMethodId).where('customer_id', 'is', null).returning('id')) as unknown as typeof query;
+  }
   if (response !== undefined) {
     const { claim, outcome } = response;
     query = query.with('response_written', (db) =>

@@ -18,13 +18,14 @@ import {
   recordChange,
   updatePaymentIntentRow,
 } from './payment-intent-records.ts';
-import { resolvePaymentMethod } from './payment-methods.ts';
+import { liveCustomer, resolvePaymentMethod } from './payment-methods.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
 
 export interface UpdateParams {
   amount?: number;
+  customer?: string | '';
   currency?: string;
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
   description?: string;
@@ -92,6 +93,9 @@ export async function updatePaymentIntent(
         changes.status = nextStatus(intent, 'attach_payment_method');
         changes.payment_method_id = (await resolvePaymentMethod(tx, services, scope, params.payment_method, now)).id;
       }
+    }
+    if (params.customer !== undefined) {
+      changes.customer_id = params.customer === '' ? null : (await liveCustomer(tx, ctx, params.customer)).id;
     }
     const metadata = mergeMetadata(intent.metadata, params.metadata);
     checkMetadataSize(metadata, limits.metadataKeysMax);

@@ -48,6 +48,7 @@ export interface PaymentMethodsTable {
   type: 'card';
   card: Json<CardFacts>;
   test_card: string | null;
+  vault_card_id: ColumnType<string | null, string | null | undefined, string | null>;
   billing_details: Json<Record<string, unknown>>;
   customer_id: string | null;
   metadata: Json<Record<string, string>>;
@@ -385,6 +386,36 @@ export interface CustomerBalanceTransactionsTable {
   type: 'adjustment';
 }
 
+export interface TokensTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  created_at: Timestamp;
+  vault_card_id: string;
+  card: Json<CardFacts & { bin: string }>;
+  client_ip: string | null;
+  used: ColumnType<boolean, boolean | undefined, boolean>;
+}
+
+export interface SetupIntentsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  status: 'requires_payment_method' | 'requires_confirmation' | 'requires_action' | 'processing' | 'succeeded' | 'canceled';
+  customer_id: string | null;
+  payment_method_id: string | null;
+  usage: 'off_session' | 'on_session';
+  client_secret: string;
+  description: string | null;
+  metadata: Json<Record<string, string>>;
+  last_setup_error: Json<Record<string, unknown> | null>;
+  cancellation_reason: string | null;
+  verification_key: string | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -414,6 +445,8 @@ export interface Database {
   disputes: DisputesTable;
   customers: CustomersTable;
   customer_balance_transactions: CustomerBalanceTransactionsTable;
+  tokens: TokensTable;
+  setup_intents: SetupIntentsTable;
   sandbox_card_disputes: SandboxCardDisputesTable;
   schema_migrations: SchemaMigrationsTable;
 }
@@ -427,5 +460,6 @@ export type RefundRow = Selectable<RefundsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type DisputeRow = Selectable<DisputesTable>;
 export type CustomerRow = Selectable<CustomersTable>;
+export type SetupIntentRow = Selectable<SetupIntentsTable>;
 export type CustomerBalanceTransactionRow = Selectable<CustomerBalanceTransactionsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -119,12 +119,12 @@ describe('data key ring', () => {
     const [rowA, rowB] = await vault.allRows();
     assert.ok(rowA !== undefined && rowB !== undefined);
     // Swap the wrapped bytes of the two rows: each is bound to its own data key id.
-    await sql`UPDATE vault_data_keys SET wrapped = ${rowB.wrapped} WHERE id = ${rowA.id}`.execute(vault.database.db);
-    await sql`UPDATE vault_data_keys SET wrapped = ${rowA.wrapped} WHERE id = ${rowB.id}`.execute(vault.database.db);
+    await sql`UPDATE vault.data_keys SET wrapped = ${rowB.wrapped} WHERE id = ${rowA.id}`.execute(vault.database.db);
+    await sql`UPDATE vault.data_keys SET wrapped = ${rowA.wrapped} WHERE id = ${rowB.id}`.execute(vault.database.db);
     const reader = ring();
     await assert.rejects(reader.decrypt(first, 'card_a'), vaultError('data_key_unwrap_failed'));
     await assert.rejects(reader.decrypt(second, 'card_b'), vaultError('data_key_unwrap_failed'));
-    await sql`DELETE FROM vault_data_keys`.execute(vault.database.db);
+    await sql`DELETE FROM vault.data_keys`.execute(vault.database.db);
     await assert.rejects(reader.decrypt(first, 'card_a'), vaultError('data_key_missing'));
     // Restored, it is found: the failures above were not remembered.
     await vault.rows.insert(rowA);

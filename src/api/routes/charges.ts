@@ -4,7 +4,6 @@ import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
-import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
@@ -38,14 +37,5 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = rows.slice(0, limit).map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
     return sendObject(reply, listObject('/v1/charges', data, rows.length > limit));
-  });
-
-  app.get('/v1/payment_methods/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({ expand: ListQuery.expand }) } }, async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const ctx = requestContext(request);
-    const row = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', id)
-      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
-    if (row === undefined) throw resourceMissing('PaymentMethod', id, 'payment_method');
-    return sendObject(reply, paymentMethodObject(row, ctx.actor.apiVersion.shape));
   });
 }

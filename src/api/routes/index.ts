@@ -7,6 +7,8 @@ import { registerPaymentIntentRoutes } from './payment-intents.ts';
 import { registerRefundRoutes } from './refunds.ts';
 import { registerDisputeRoutes } from './disputes.ts';
 import { registerCustomerRoutes } from './customers.ts';
+import { registerPaymentMethodRoutes } from './payment-methods.ts';
+import { registerSetupIntentRoutes } from './setup-intents.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -16,6 +18,8 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerRefundRoutes(app, services);
   registerDisputeRoutes(app, services);
   registerCustomerRoutes(app, services);
+  registerPaymentMethodRoutes(app, services);
+  registerSetupIntentRoutes(app, services);
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
   registerWebhookEndpointRoutes(app, services);

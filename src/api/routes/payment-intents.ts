@@ -50,6 +50,8 @@ const CreateBody = strictObject({
   capture_method: Type.Optional(CaptureMethod),
   confirm: Type.Optional(Type.Boolean()),
   confirmation_method: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('manual')])),
+  customer: Type.Optional(ObjectId),
+  off_session: Type.Optional(Type.Boolean()),
   description: Type.Optional(Description),
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
@@ -66,6 +68,7 @@ const CreateBody = strictObject({
 
 const UpdateBody = strictObject({
   amount: Type.Optional(Amount),
+  customer: Type.Optional(emptyable(ObjectId)),
   currency: Type.Optional(Currency),
   capture_method: Type.Optional(CaptureMethod),
   description: Type.Optional(emptyable(Description)),
@@ -83,6 +86,7 @@ const UpdateBody = strictObject({
 
 const ConfirmBody = strictObject({
   capture_method: Type.Optional(CaptureMethod),
+  off_session: Type.Optional(Type.Boolean()),
   expand: Type.Optional(Expand),
   payment_method: Type.Optional(ObjectId),
   receipt_email: Type.Optional(Email),

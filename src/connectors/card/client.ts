@@ -6,6 +6,7 @@ import type {
   AuthorizeResult,
   CaptureRequest,
   CaptureResult,
+  CardData,
   Connector,
   DisputeResult,
   ProviderNotification,
@@ -19,6 +20,7 @@ import type {
 import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
 import { parseCardNotification } from './webhook.ts';
 import type { Clock } from '../../platform/clock.ts';
+import type { CurrencyInfo } from '../../domain/currency.ts';
 import type { Secret } from '../../platform/secret.ts';
 import type {
   AcquirerAuthorizeRequest,
@@ -38,6 +40,7 @@ export interface AcquirerTransport {
   retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   refund(request: AcquirerRefundRequest): Promise<AcquirerResponse<AcquirerRefund>>;
+  verify(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>>;
   submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>>;
   acceptDispute(disputeId: string): Promise<AcquirerResponse<{ status: string }>>;
   retrieveRefundByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerRefund>>;
@@ -93,6 +96,14 @@ export class CardConnector implements Connector {
     const response = sent.response;
     if (!response.ok) return response.httpStatus === 404 ? { status: 'not_found' } : { status: 'unknown', reason: response.error.message };
     return toRefundResult(response.body, request);
+  }
+
+  async verifyCard(request: { idempotencyKey: string; reference: string; card: CardData; currency: CurrencyInfo }): Promise<AuthorizeResult> {
+    const wire = toAuthorizeRequest({ ...request, amountMinor: 0n, capture: false, statementDescriptor: null });
+    const sent = await this.#call('verify', () => this.#transport.verify(wire));
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    if (!sent.response.ok) return this.#unexpected('verify', sent.response);
+    return toAuthorizeResult(sent.response.body, { reference: request.reference, amountMinor: 0n, currency: request.currency });
   }
 
   async submitDisputeEvidence(providerReference: string, evidence: Record<string, string>, submit: boolean): Promise<DisputeResult> {

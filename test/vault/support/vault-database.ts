@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
+import { vaultDataKeyRows } from '../../../src/vault/card-vault.ts';
 import type { DataKeyRows } from '../../../src/vault/data-key-ring.ts';
 import type { DataKeyRow } from '../../../src/vault/envelope.ts';
 import type { DataKeyRowsForRewrap } from '../../../src/vault/rewrap.ts';
 import { openTestDatabase, type TestDatabase } from '../../support/database.ts';
-import { createDataKeyTable, sqlDataKeyRows } from './sql-data-key-rows.ts';
 
 export type VaultRows = DataKeyRows & DataKeyRowsForRewrap;
 
-/** A test database with the data key table; its store counts `find` calls, so a test can tell a cache hit. */
+/** A migrated test database, its data keys reached through the vault's functions; its store counts `find` calls, so a test can tell a cache hit. */
 export interface VaultDatabase {
   database: TestDatabase;
   rows: VaultRows;
@@ -19,8 +19,7 @@ export interface VaultDatabase {
 
 export async function openVaultDatabase(): Promise<VaultDatabase> {
   const database = await openTestDatabase();
-  await createDataKeyTable(database.db);
-  const store = sqlDataKeyRows(database.db);
+  const store = vaultDataKeyRows(database.db);
   let finds = 0;
   return {
     database,
@@ -34,7 +33,7 @@ export async function openVaultDatabase(): Promise<VaultDatabase> {
     findCalls: () => finds,
     allRows: () => store.listAfter(undefined, 10_000),
     reset: async () => {
-      await sql`DELETE FROM vault_data_keys`.execute(database.db);
+      await sql`DELETE FROM vault.data_keys`.execute(database.db);
       finds = 0;
     },
   };

@@ -23,6 +23,15 @@ function fail<T>(httpStatus: number, code: string, message: string): AcquirerRes
   return { ok: false, httpStatus, error: { code, message } };
 }
 
+/**
+ * Fifteen digits, as card networks give them, made to fail the Luhn check so that no transaction id can be
+ * mistaken for a card number by a scan of dumps and logs.
+ */
+function networkTransactionId(): string {
+  const id = randomDigits(15);
+  return luhnValid(id) ? `${id.slice(0, 14)}${(Number(id[14]) + 1) % 10}` : id;
+}
+
 function luhnValid(number: string): boolean {
   let sum = 0;
   for (let i = 0; i < number.length; i += 1) {
@@ -133,13 +142,14 @@ export class CardAcquirerSandbox {
     this.#notificationSecret = options.notificationSecret;
   }
 
-  async authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
-    if (!Number.isSafeInteger(request.amount) || request.amount <= 0 || !/^[a-z]{3}$/.test(request.currency)) {
+  async authorize(request: AcquirerAuthorizeRequest, verification = false): Promise<AcquirerResponse<AcquirerPayment>> {
+    const minimum = verification ? 0 : 1;
+    if (!Number.isSafeInteger(request.amount) || request.amount < minimum || !/^[a-z]{3}$/.test(request.currency)) {
       return fail(400, 'invalid_request', 'amount must be a positive integer and currency three lower-case letters');
     }
     const number = request.card.number;
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([request.reference, request.amount, request.currency, request.capture, number]))
+      .update(JSON.stringify([request.reference, request.amount, request.currency, request.capture, number.slice(-4)]))
       .digest('hex');
     // Insert first: a new key is the common case, and a repeated one finds the first answer on conflict.
     const card = testCardsByNumber.get(number);
@@ -148,12 +158,12 @@ export class CardAcquirerSandbox {
     const payment: AcquirerPayment = {
       id: `sbx_${randomBase62(20)}`,
       reference: request.reference,
-      status: approved ? (request.capture ? 'captured' : 'authorized') : 'declined',
+      status: approved ? (verification ? 'voided' : request.capture ? 'captured' : 'authorized') : 'declined',
       amount: request.amount,
       currency: request.currency,
       amount_captured: approved && request.capture ? request.amount : 0,
       authorization_code: approved ? randomDigits(6) : null,
-      network_transaction_id: approved ? randomDigits(15) : null,
+      network_transaction_id: approved ? networkTransactionId() : null,
       cvc_check: approved ? 'pass' : null,
       available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
       decline,
@@ -177,6 +187,15 @@ export class CardAcquirerSandbox {
     // A concurrent request with the same key won the insert: answer as it did.
     const winner = await this.#findByKey(request.idempotency_key);
     return winner === undefined ? fail(500, 'internal', 'lost record') : this.#replay(winner, requestHash);
+  }
+
+  /**
+   * A zero-amount check that the card can be charged later: the same answers as an authorization (declines
+   * included), but nothing is held and nothing kept beyond the answer, which is idempotent by key.
+   */
+  async verify(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
+    if (request.amount !== 0) return fail(400, 'invalid_amount', 'a verification is for amount 0');
+    return this.authorize({ ...request, amount: 0, capture: false }, true);
   }
 
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {

@@ -1,0 +1,146 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { resourceMissing } from '../../domain/errors.ts';
+import type { Services } from '../../flows/context.ts';
+import { findCustomer } from '../../flows/customers.ts';
+import {
+  attachPaymentMethod,
+  createCardPaymentMethod,
+  createCardToken,
+  detachPaymentMethod,
+  findPaymentMethod,
+  updatePaymentMethod,
+  type CardParams,
+  type CreatePaymentMethodParams,
+} from '../../flows/saved-payment-methods.ts';
+import { limits } from '../../limits.ts';
+import { unixTime } from '../../objects/common.ts';
+import { paymentMethodObject } from '../../objects/payment-method.ts';
+import type { ApiShape } from '../../objects/api-version.ts';
+import type { PaymentMethodRow } from '../../store/database.ts';
+import { requestContext } from '../request-context.ts';
+import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { listObject, sendObject } from './common.ts';
+
+const Card = strictObject({
+  number: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  exp_month: Type.Optional(Type.Integer()),
+  exp_year: Type.Optional(Type.Integer()),
+  cvc: Type.Optional(Type.String({ maxLength: 8 })),
+  token: Type.Optional(ObjectId),
+});
+const BillingDetails = strictObject({
+  address: Type.Optional(Address),
+  email: Type.Optional(Email),
+  name: Type.Optional(Type.String({ maxLength: 256 })),
+  phone: Type.Optional(Type.String({ maxLength: 40 })),
+});
+const CreateBody = strictObject({
+  type: Type.Literal('card'),
+  card: Card,
+  billing_details: Type.Optional(BillingDetails),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+});
+const UpdateBody = strictObject({
+  billing_details: Type.Optional(BillingDetails),
+  card: Type.Optional(strictObject({ exp_month: Type.Optional(Type.Integer()), exp_year: Type.Optional(Type.Integer()) })),
+  metadata: Type.Optional(emptyable(Metadata)),
+  expand: Type.Optional(Expand),
+});
+const TokenBody = strictObject({ card: Card, expand: Type.Optional(Expand) });
+const MethodParams = strictObject({ id: ObjectId });
+
+function tokenObject(token: { id: string; created_at: Date; livemode: boolean; used: boolean; client_ip: string | null; card: PaymentMethodRow['card'] }, shape: ApiShape): Record<string, unknown> {
+  return {
+    id: token.id,
+    object: 'token',
+    card: {
+      id: `card_${token.id.slice(4)}`, object: 'card', brand: token.card.brand, country: token.card.country,
+      exp_month: token.card.exp_month, exp_year: token.card.exp_year, fingerprint: token.card.fingerprint, funding: token.card.funding,
+      last4: token.card.last4, ...(shape === 'current' ? { regulated_status: 'unregulated' } : {}),
+    },
+    client_ip: token.client_ip,
+    created: unixTime(token.created_at),
+    livemode: token.livemode,
+    type: 'card',
+    used: token.used,
+  };
+}
+
+/**
+ * PaymentMethods and tokens. Creating either takes card data, which goes straight to the vault; publishable
+ * keys may do that (a checkout page collects cards with one), and nothing else.
+ */
+export function registerPaymentMethodRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  const collecting = { merchantApi: true, publishableAllowed: true, sensitiveParams: ['card.number', 'card.cvc'] };
+  app.post('/v1/payment_methods', { config: collecting, schema: { body: CreateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const { expand: _expand, ...params } = request.body as CreatePaymentMethodParams & { expand?: string[] };
+    const method = await createCardPaymentMethod(services, ctx, params as CreatePaymentMethodParams);
+    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+  });
+
+  app.post('/v1/tokens', { config: collecting, schema: { body: TokenBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const token = await createCardToken(services, ctx, (request.body as { card: CardParams }).card);
+    return sendObject(reply, tokenObject(token, ctx.actor.apiVersion.shape));
+  });
+
+  app.get('/v1/tokens/:id', { config, schema: { params: MethodParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    const token = await services.db.selectFrom('tokens').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+    if (token === undefined) throw resourceMissing('token', id);
+    return sendObject(reply, tokenObject(token, ctx.actor.apiVersion.shape));
+  });
+
+  app.get('/v1/payment_methods/:id', { config, schema: { params: MethodParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const method = await findPaymentMethod(services.db, ctx, (request.params as { id: string }).id);
+    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+  });
+
+  app.post('/v1/payment_methods/:id', { config, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } };
+    const method = await updatePaymentMethod(services, ctx, (request.params as { id: string }).id, params);
+    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+  });
+
+  app.post('/v1/payment_methods/:id/attach', { config, schema: { params: MethodParams, body: strictObject({ customer: ObjectId, expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const method = await attachPaymentMethod(services, ctx, (request.params as { id: string }).id, (request.body as { customer: string }).customer);
+    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+  });
+
+  app.post('/v1/payment_methods/:id/detach', { config, schema: { params: MethodParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const method = await detachPaymentMethod(services, ctx, (request.params as { id: string }).id);
+    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+  });
+
+  const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: { limit?: number; starting_after?: string }, url: string) => {
+    const customer = await findCustomer(services.db, ctx, customerId);
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customer.id);
+    if (query.starting_after !== undefined) {
+      const cursor = await findPaymentMethod(services.db, ctx, query.starting_after);
+      select = select.where('seq', '<', cursor.seq);
+    }
+    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
+    return listObject(url, rows.slice(0, limit).map((row) => paymentMethodObject(row, ctx.actor.apiVersion.shape)), rows.length > limit);
+  };
+
+  app.get('/v1/payment_methods', { config, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
+    const query = request.query as { customer: string; limit?: number; starting_after?: string };
+    return sendObject(reply, await listForCustomer(requestContext(request), query.customer, query, '/v1/payment_methods'));
+  });
+
+  app.get('/v1/customers/:customer/payment_methods', { config, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
+    const customerId = (request.params as { customer: string }).customer;
+    return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as { limit?: number }, `/v1/customers/${customerId}/payment_methods`));
+  });
+}

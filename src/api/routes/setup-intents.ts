@@ -1,0 +1,64 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { resourceMissing } from '../../domain/errors.ts';
+import type { Services } from '../../flows/context.ts';
+import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
+import { limits } from '../../limits.ts';
+import { setupIntentObject } from '../../objects/setup-intent.ts';
+import { requestContext } from '../request-context.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { listObject, sendObject } from './common.ts';
+
+const CreateBody = strictObject({
+  customer: Type.Optional(ObjectId),
+  payment_method: Type.Optional(ObjectId),
+  usage: Type.Optional(Type.Union([Type.Literal('off_session'), Type.Literal('on_session')])),
+  description: Type.Optional(Description),
+  metadata: Type.Optional(emptyable(Metadata)),
+  confirm: Type.Optional(Type.Boolean()),
+  payment_method_types: Type.Optional(Type.Array(Type.Literal('card'), { maxItems: 1 })),
+  expand: Type.Optional(Expand),
+});
+const IntentParams = strictObject({ intent: ObjectId });
+
+export function registerSetupIntentRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
+    return sendObject(reply, setupIntentObject(await createSetupIntent(services, requestContext(request), params)));
+  });
+
+  app.get('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { intent: string }).intent;
+    const row = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+    if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
+    return sendObject(reply, setupIntentObject(row));
+  });
+
+  app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const body = request.body as { payment_method?: string };
+    const intent = await confirmSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent,
+      body.payment_method === undefined ? {} : { payment_method: body.payment_method });
+    return sendObject(reply, setupIntentObject(intent));
+  });
+
+  app.post('/v1/setup_intents/:intent/cancel', {
+    config,
+    schema: { params: IntentParams, body: strictObject({ cancellation_reason: Type.Optional(Type.Union([Type.Literal('abandoned'), Type.Literal('duplicate'), Type.Literal('requested_by_customer')])), expand: Type.Optional(Expand) }) },
+  }, async (request, reply) => {
+    const body = request.body as { cancellation_reason?: string };
+    return sendObject(reply, setupIntentObject(await cancelSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent, body.cancellation_reason)));
+  });
+
+  app.get('/v1/setup_intents', { config, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { limit?: number; customer?: string };
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('setup_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+    if (query.customer !== undefined) select = select.where('customer_id', '=', query.customer);
+    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
+    return sendObject(reply, listObject('/v1/setup_intents', rows.slice(0, limit).map(setupIntentObject), rows.length > limit));
+  });
+}

@@ -1,0 +1,147 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { limits } from '../limits.ts';
+import { newId } from '../platform/random.ts';
+import { Secret } from '../platform/secret.ts';
+import type { PaymentMethodRow, TokensTable } from '../store/database.ts';
+import { paymentMethodInsert } from '../store/row-json.ts';
+import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { findCustomer } from './customers.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { recordChange } from './payment-intent-records.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+import type { Selectable } from 'kysely';
+
+export interface CardParams {
+  number?: string;
+  exp_month?: number;
+  exp_year?: number;
+  cvc?: string;
+  token?: string;
+}
+
+export interface CreatePaymentMethodParams {
+  type: 'card';
+  card: CardParams;
+  billing_details?: Record<string, unknown>;
+  metadata?: Record<string, string> | '';
+}
+
+function incomingCard(card: CardParams): IncomingCard {
+  if (card.number === undefined) throw new CofferError('parameter_missing', 'Missing required param: card[number].', { param: 'card[number]' });
+  if (card.exp_month === undefined) throw new CofferError('parameter_missing', 'Missing required param: card[exp_month].', { param: 'card[exp_month]' });
+  if (card.exp_year === undefined) throw new CofferError('parameter_missing', 'Missing required param: card[exp_year].', { param: 'card[exp_year]' });
+  return {
+    number: new Secret(card.number),
+    expMonth: card.exp_month,
+    expYear: card.exp_year,
+    cvc: card.cvc === undefined ? undefined : new Secret(card.cvc),
+  };
+}
+
+/** The vaulted card a request names: new card data (stored now), or a token made earlier (used once). */
+async function vaultedCardFor(services: Services, ctx: RequestContext, card: CardParams): Promise<{ vaulted: VaultedCard; token?: Selectable<TokensTable> }> {
+  if (card.token !== undefined) {
+    if (card.number !== undefined) throw new CofferError('parameters_exclusive', 'Pass card[token] or the card details, not both.', { param: 'card[token]' });
+    const token = await services.db.selectFrom('tokens').selectAll().where('id', '=', card.token)
+      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+    if (token === undefined) throw resourceMissing('token', card.token, 'card[token]');
+    if (token.used) throw new CofferError('parameter_invalid', `You cannot use a Stripe token more than once: ${token.id}.`, { param: 'card[token]' });
+    const { bin, ...facts } = token.card;
+    return { vaulted: { vaultCardId: token.vault_card_id, facts, bin }, token };
+  }
+  return { vaulted: await services.vault.storeCard(incomingCard(card)) };
+}
+
+/** A card PaymentMethod: its number goes to the vault; the method keeps only the facts and the vault's handle. */
+export async function createCardPaymentMethod(services: Services, ctx: RequestContext, params: CreatePaymentMethodParams): Promise<PaymentMethodRow> {
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
+  const now = new Date(services.clock.nowMs());
+  const row: PaymentMethodRow = {
+    id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: vaulted.facts,
+    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now,
+  };
+  return inTransaction(services.db, async (tx) => {
+    if (token !== undefined) {
+      const used = await tx.updateTable('tokens').set({ used: true }).where('id', '=', token.id).where('used', '=', false).returning('id').executeTakeFirst();
+      if (used === undefined) throw new CofferError('parameter_invalid', `You cannot use a Stripe token more than once: ${token.id}.`, { param: 'card[token]' });
+    }
+    const created = await tx.insertInto('payment_methods').values(paymentMethodInsert(row)).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.create', objectType: 'payment_method', objectId: row.id, details: { brand: vaulted.facts.brand, last4: vaulted.facts.last4 } }, [], now);
+    return created;
+  });
+}
+
+/** A single-use token for a card (Stripe's older API): the number is vaulted now, the token names it. */
+export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams): Promise<Selectable<TokensTable>> {
+  const vaulted = await services.vault.storeCard(incomingCard(card));
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const token = await tx.insertInto('tokens').values({
+      id: newId('tok'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, vault_card_id: vaulted.vaultCardId,
+      card: JSON.stringify({ ...vaulted.facts, bin: vaulted.bin }), client_ip: ctx.origin,
+    }).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'token.create', objectType: 'token', objectId: token.id }, [], now);
+    return token;
+  });
+}
+
+export async function findPaymentMethod(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<PaymentMethodRow> {
+  let query = reader.selectFrom('payment_methods').selectAll().where('id', '=', id)
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method' });
+  return row;
+}
+
+/** Attaches a payment method to a customer, to be charged again later (off session). */
+export async function attachPaymentMethod(services: Services, ctx: RequestContext, id: string, customerId: string): Promise<PaymentMethodRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const method = await findPaymentMethod(tx, ctx, id, true);
+    const customer = await findCustomer(tx, ctx, customerId);
+    if (customer.deleted_at !== null) throw resourceMissing('customer', customerId, 'customer');
+    if (method.customer_id === customer.id) return method;
+    if (method.customer_id !== null) {
+      throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
+    }
+    const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } }, [], now);
+    return after;
+  });
+}
+
+export async function detachPaymentMethod(services: Services, ctx: RequestContext, id: string): Promise<PaymentMethodRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const method = await findPaymentMethod(tx, ctx, id, true);
+    if (method.customer_id === null) {
+      throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is not attached to a customer.`);
+    }
+    await tx.updateTable('customers').set({ default_payment_method_id: null }).where('id', '=', method.customer_id).where('default_payment_method_id', '=', id).execute();
+    const after = await tx.updateTable('payment_methods').set({ customer_id: null }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.detach', objectType: 'payment_method', objectId: id, details: { customer: method.customer_id } }, [], now);
+    return after;
+  });
+}
+
+export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } }): Promise<PaymentMethodRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const method = await findPaymentMethod(tx, ctx, id, true);
+    const metadata = mergeMetadata(method.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    const card = { ...method.card, ...(params.card?.exp_month === undefined ? {} : { exp_month: params.card.exp_month }), ...(params.card?.exp_year === undefined ? {} : { exp_year: params.card.exp_year }) };
+    if (card.exp_month < 1 || card.exp_month > 12) throw new CofferError('invalid_expiry_month', "Your card's expiration month is invalid.", { param: 'card[exp_month]' });
+    const after = await tx.updateTable('payment_methods').set({
+      metadata: JSON.stringify(metadata), card: JSON.stringify(card),
+      billing_details: JSON.stringify({ ...method.billing_details, ...params.billing_details }),
+    }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.update', objectType: 'payment_method', objectId: id }, [], now);
+    return after;
+  });
+}
