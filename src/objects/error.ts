@@ -1,4 +1,5 @@
 import type { CofferError } from '../domain/errors.ts';
+import { maskCardNumbers } from '../vault/pan-scanner.ts';
 
 /** Stripe's error envelope, plus the id of the request that produced it. Keys are sorted as Stripe sends them. */
 export function errorObject(error: CofferError, requestId: string): Record<string, unknown> {
@@ -9,7 +10,8 @@ export function errorObject(error: CofferError, requestId: string): Record<strin
   body.code = error.code;
   if (details.declineCode !== undefined) body.decline_code = details.declineCode;
   body.doc_url = `https://stripe.com/docs/error-codes/${error.code.replaceAll('_', '-')}`;
-  body.message = error.message;
+  // A message may quote what the caller sent (an id from the URL); a card number there is masked.
+  body.message = maskCardNumbers(error.message);
   if (details.param !== undefined) body.param = details.param;
   if (details.paymentIntentObject !== undefined) body.payment_intent = details.paymentIntentObject;
   if (details.paymentMethodObject !== undefined) body.payment_method = details.paymentMethodObject;

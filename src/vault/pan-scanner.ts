@@ -6,6 +6,7 @@ import { vaultLimits, type VaultLimits } from './vault-limits.ts';
  * that a full card number (PAN) never leaks, so it reports where a number is and never what it is.
  *
  *   scanForCardNumbers(input: string | Uint8Array, limits?: VaultLimits): PanScanResult
+ *   maskCardNumbers(text: string, limits?: VaultLimits): string
  *
  * What counts as a card number: 13 to 19 digits that pass the Luhn check, written together or in groups separated
  * by one space or one dash each ("4242 4242 4242 4242", "3782-822463-10005", "4222 2222 2222 2"). In a longer
@@ -59,6 +60,23 @@ export function scanForCardNumbers(input: string | Uint8Array, limits: VaultLimi
   }
   const truncated = chain.matches.length > limits.panScanMatchesMax;
   return { matches: truncated ? chain.matches.slice(0, limits.panScanMatchesMax) : chain.matches, truncated };
+}
+
+/**
+ * The text with every card number in it replaced by its masked form, for text that is about to leave the process
+ * and may echo what a caller sent (an error message quoting an id, a logged URL). Should the text hold more
+ * candidates than the scanner reports, every digit is masked.
+ */
+export function maskCardNumbers(text: string, limits: VaultLimits = vaultLimits): string {
+  const { matches, truncated } = scanForCardNumbers(text, limits);
+  if (truncated) return text.replace(/[0-9]/g, '*');
+  let masked = '';
+  let from = 0;
+  for (const match of matches) {
+    masked += text.slice(from, match.offset) + match.masked;
+    from = match.offset + match.length;
+  }
+  return matches.length === 0 ? text : masked + text.slice(from);
 }
 
 function isDigit(code: number): boolean {

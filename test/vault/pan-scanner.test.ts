@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { luhnValid } from '../../src/vault/card-number.ts';
-import { scanForCardNumbers, type PanMatch } from '../../src/vault/pan-scanner.ts';
+import { maskCardNumbers, scanForCardNumbers, type PanMatch } from '../../src/vault/pan-scanner.ts';
 import { vaultLimits } from '../../src/vault/vault-limits.ts';
 import { arbitraryCardDigits, breakCheckDigit, publishedTestCards } from './support/cards.ts';
 
@@ -149,6 +149,24 @@ describe('PAN scanner', () => {
     );
     const exact = scanForCardNumbers('4242424242424242 x '.repeat(10), limits);
     assert.deepEqual({ count: exact.matches.length, truncated: exact.truncated }, { count: 10, truncated: false });
+  });
+
+  test('maskCardNumbers replaces each number by its masked form and leaves the rest of the text as it was', () => {
+    const layouts = fc.constantFrom('plain' as const, 'fours' as const, 'amex' as const);
+    fc.assert(
+      fc.property(noise, arbitraryCardDigits(13, 19), layouts, noise, arbitraryCardDigits(13, 19), noise, (before, first, layout, middle, second, after) => {
+        const text = `${before}${written(first, layout, '-')}${middle}, ${second}${after}`;
+        const masked = maskCardNumbers(text);
+        assert.deepEqual(scanForCardNumbers(masked).matches, [], 'nothing left to find');
+        assert.ok(masked.startsWith(before) && masked.endsWith(after), 'the text around the numbers is kept');
+        assert.ok(masked.includes(`${'*'.repeat(first.length - 4)}${first.slice(-4)}`), 'the first number, masked');
+        assert.ok(masked.includes(`${'*'.repeat(second.length - 4)}${second.slice(-4)}`), 'the second number, masked');
+        assert.equal(masked.includes(first.slice(0, 8)) || masked.includes(second.slice(0, 8)), false);
+      }),
+    );
+    assert.equal(maskCardNumbers("No such PaymentMethod: '4242424242424242'"), "No such PaymentMethod: '************4242'");
+    assert.equal(maskCardNumbers('amount 1000, order 12345'), 'amount 1000, order 12345');
+    assert.equal(maskCardNumbers('4242424242424242 '.repeat(3), { ...vaultLimits, panScanMatchesMax: 2 }), '**************** '.repeat(3));
   });
 
   test('scans 32 MB of log text in linear time and finds the numbers hidden in it', () => {
