@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { scanForCardNumbers } from '../../src/vault/pan-scanner.ts';
+import { scanOutsideIdentifiers } from '../support/card-scan.ts';
 import { createTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { rawRequest } from '../support/server.ts';
@@ -60,7 +61,7 @@ describe('card numbers never reach the logs', { concurrency: false }, () => {
     // The control: the output is the trace-level log of those requests, so the scan read what it should have.
     const requestLines = output.split('\n').filter((line) => line.includes('"msg":"incoming request"'));
     assert.ok(requestLines.length >= 14, `every request was logged (${requestLines.length} lines)`);
-    const found = scanForCardNumbers(output);
+    const found = scanOutsideIdentifiers(output);
     const context = found.matches.slice(0, 3).map((match) => output.slice(Math.max(0, match.offset - 200), match.offset));
     assert.deepEqual(found.matches.map((match) => match.masked), [], `a card number in the output, after: ${JSON.stringify(context)}`);
     for (const number of [visa, amex, mastercard]) assert.equal(output.includes(number), false);
