@@ -142,7 +142,10 @@ export interface ChangeRecord {
   details?: Record<string, unknown>;
 }
 
-/** The rows describing a change: its events, rendered in the merchant's default API version, and its audit record. */
+/**
+ * The rows describing a change: its events, rendered in the merchant's default API version (and in the other
+ * shape, which the database keeps only for merchants with an endpoint that asks for it), and its audit record.
+ */
 export function changeRows(
   trail: Trail,
   scope: Scope,
@@ -151,15 +154,19 @@ export function changeRows(
   now: Date,
 ): { eventRows: Array<Insertable<EventsTable>>; audit: Insertable<AuditLogTable> } {
   const shape = trail.eventApiVersion.shape;
+  const otherShape = shape === 'current' ? 'legacy' : 'current';
   const eventRows: Array<Insertable<EventsTable>> = [];
   for (const event of events) {
     const { object, previous } = eventObject(event, shape);
+    const other = eventObject(event, otherShape);
+    const differs = JSON.stringify(other.object) !== JSON.stringify(object);
     eventRows.push(eventRow({
       merchantId: scope.merchantId,
       livemode: scope.livemode,
       type: event.type,
       object,
       previousAttributes: previous,
+      other: differs ? { shape: otherShape, object: other.object, previousAttributes: other.previous } : undefined,
       apiVersion: trail.eventApiVersion.name,
       requestId: trail.requestId,
       idempotencyKey: trail.idempotencyKey,

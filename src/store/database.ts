@@ -234,6 +234,9 @@ export interface EventsTable {
   request_id: string | null;
   idempotency_key: string | null;
   payload: ColumnType<unknown, string, never>;
+  /** The event in the other API shape, kept only while an endpoint of the merchant asks for that shape. */
+  other_shape: ColumnType<'current' | 'legacy' | null, 'current' | 'legacy' | null | undefined, never>;
+  other_payload: ColumnType<unknown, string | null | undefined, never>;
   relayed: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
@@ -320,6 +323,8 @@ export interface WebhookEndpointsTable {
   description: string | null;
   enabled_events: Json<string[]>;
   api_version: string | null;
+  /** The shape of `api_version`; null when the endpoint takes the merchant's default. */
+  api_shape: 'current' | 'legacy' | null;
   status: 'enabled' | 'disabled';
   metadata: Json<Record<string, string>>;
   secret_ciphertext: Buffer;

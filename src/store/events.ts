@@ -12,6 +12,11 @@ export interface EventInput {
   /** Top-level fields the change modified, with their previous values. */
   previousAttributes?: Record<string, unknown> | undefined;
   apiVersion: string;
+  /**
+   * The same object rendered in the other API shape, for webhook endpoints that ask for it (kept only if one
+   * does: see migration 0010). Its envelope names `apiVersion` too; delivery puts the endpoint's version there.
+   */
+  other?: { shape: 'current' | 'legacy'; object: Record<string, unknown>; previousAttributes?: Record<string, unknown> | undefined } | undefined;
   requestId: string | null;
   idempotencyKey: string | null;
   createdAt: Date;
@@ -30,21 +35,7 @@ export async function recordEvent(tx: Tx, input: EventInput): Promise<string> {
 /** The events row for `input`, with its payload rendered: insert it with others in one statement. */
 export function eventRow(input: EventInput): Insertable<EventsTable> & { id: string } {
   const id = newId('evt');
-  const data: Record<string, unknown> = { object: input.object };
-  if (input.previousAttributes !== undefined && Object.keys(input.previousAttributes).length > 0) {
-    data.previous_attributes = input.previousAttributes;
-  }
-  const payload = {
-    id,
-    object: 'event',
-    api_version: input.apiVersion,
-    created: Math.floor(input.createdAt.getTime() / 1000),
-    data,
-    livemode: input.livemode,
-    pending_webhooks: 0,
-    request: { id: input.requestId, idempotency_key: input.idempotencyKey },
-    type: input.type,
-  };
+  const other = input.other;
   return {
     id,
     merchant_id: input.merchantId,
@@ -55,8 +46,43 @@ export function eventRow(input: EventInput): Insertable<EventsTable> & { id: str
     api_version: input.apiVersion,
     request_id: input.requestId,
     idempotency_key: input.idempotencyKey,
-    payload: JSON.stringify(payload),
+    payload: eventPayload(id, input, input.object, input.previousAttributes),
+    other_shape: other?.shape ?? null,
+    other_payload: other === undefined ? null : eventPayload(id, input, other.object, other.previousAttributes),
   };
+}
+
+/** The event as delivered: Stripe's envelope, `api_version` third (delivery may put the endpoint's version there). */
+function eventPayload(id: string, input: EventInput, object: Record<string, unknown>, previous: Record<string, unknown> | undefined): string {
+  const data: Record<string, unknown> = { object };
+  if (previous !== undefined && Object.keys(previous).length > 0) data.previous_attributes = previous;
+  return JSON.stringify({
+    id,
+    object: 'event',
+    api_version: input.apiVersion,
+    created: Math.floor(input.createdAt.getTime() / 1000),
+    data,
+    livemode: input.livemode,
+    pending_webhooks: 0,
+    request: { id: input.requestId, idempotency_key: input.idempotencyKey },
+    type: input.type,
+  });
+}
+
+/**
+ * The bytes an endpoint receives for an event: the rendering in the endpoint's shape, and its version in the
+ * envelope. An endpoint without a version of its own, or one the event was rendered in, gets the stored payload.
+ */
+export function payloadForEndpoint(
+  event: { payload: string; api_version: string; other_shape: 'current' | 'legacy' | null; other_payload: string | null },
+  endpoint: { api_version: string | null; api_shape: 'current' | 'legacy' | null },
+): string {
+  if (endpoint.api_version === null || endpoint.api_version === event.api_version) return event.payload;
+  const rendered = endpoint.api_shape !== null && endpoint.api_shape === event.other_shape && event.other_payload !== null ? event.other_payload : event.payload;
+  const stored = `"api_version":${JSON.stringify(event.api_version)}`;
+  const at = rendered.indexOf(stored);
+  if (at < 0) return rendered;
+  return `${rendered.slice(0, at)}"api_version":${JSON.stringify(endpoint.api_version)}${rendered.slice(at + stored.length)}`;
 }
 
 /** The top-level fields that differ between two renderings of one object, with their old values. */

@@ -5,6 +5,7 @@ import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { signatureHeader } from '../platform/timestamped-signature.ts';
 import type { WebhookEndpointRow } from '../store/database.ts';
+import { payloadForEndpoint } from '../store/events.ts';
 import { openSecret } from './secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 import { relayEvents } from './relay.ts';
@@ -82,10 +83,12 @@ export async function deliverDueWebhooks(services: Services): Promise<number> {
       .where('next_attempt_at', '<=', new Date(nowMs)).orderBy('next_attempt_at').limit(limits.webhookConcurrencyMax).forUpdate().skipLocked())
     .returningAll().execute();
   await Promise.all(due.map(async (delivery) => {
-    const event = await services.db.selectFrom('events').select('payload').where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
+    const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload'])
+      .where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
     const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
     const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
-    const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, event.payload as string, nowMs);
+    const body = payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint);
+    const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
     const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
     const attempts = delivery.attempts + 1;
     const delay = nextAttemptDelayMs(attempts);

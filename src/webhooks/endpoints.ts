@@ -55,7 +55,8 @@ export async function findEndpoint(reader: Tx | Services['db'], ctx: RequestCont
 export async function createEndpoint(services: Services, ctx: RequestContext, params: EndpointParams & { url: string; enabled_events: string[] }): Promise<EndpointWithSecret> {
   const url = await checkUrl(services, ctx.actor.livemode, params.url);
   const events = checkEvents(params.enabled_events);
-  if (params.api_version !== undefined && parseApiVersion(params.api_version) === undefined) {
+  const apiVersion = params.api_version === undefined ? undefined : parseApiVersion(params.api_version);
+  if (params.api_version !== undefined && apiVersion === undefined) {
     throw new CofferError('api_version_invalid', `Invalid API version: ${params.api_version}`, { param: 'api_version' });
   }
   const metadata = mergeMetadata({}, params.metadata);
@@ -77,7 +78,8 @@ export async function createEndpoint(services: Services, ctx: RequestContext, pa
       url,
       description: params.description || null,
       enabled_events: JSON.stringify(events),
-      api_version: params.api_version ?? null,
+      api_version: apiVersion?.name ?? null,
+      api_shape: apiVersion?.shape ?? null,
       status: 'enabled',
       metadata: JSON.stringify(metadata),
       secret_ciphertext: sealSecret(services.webhooks.secretKey, id, secret),

@@ -80,6 +80,50 @@ describe('webhooks', () => {
     await stripe.webhookEndpoints.del(endpoint.id);
   });
 
+  test('each endpoint receives events in its own API version; no second rendering is kept when none asks for it', async () => {
+    const db = server.database.db;
+    const unasked = await stripe.paymentIntents.create({ amount: 300, currency: 'usd' });
+    const unaskedEvent = await db.selectFrom('events').select(['other_shape', 'other_payload']).where('object_id', '=', unasked.id).executeTakeFirstOrThrow();
+    assert.deepEqual(unaskedEvent, { other_shape: null, other_payload: null }, 'no endpoint asks for another shape: nothing extra is stored');
+
+    const receivers = [new WebhookReceiver(), new WebhookReceiver(), new WebhookReceiver()];
+    const urls = await Promise.all(receivers.map((item) => item.start()));
+    const versions = ['2024-04-10', '2025-03-31.basil', undefined];
+    const endpoints = await Promise.all(versions.map((version, index) => stripe.webhookEndpoints.create({
+      url: urls[index] ?? '', enabled_events: ['payment_intent.succeeded'],
+      ...(version === undefined ? {} : { api_version: version as Stripe.WebhookEndpointCreateParams.ApiVersion }),
+    })));
+    try {
+      const intent = await stripe.paymentIntents.create({ amount: 4321, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+      await drain(server);
+      const bodies = receivers.map((item, index) => {
+        const delivery = item.received.find((received) => received.body.includes(intent.id));
+        assert.ok(delivery !== undefined, `endpoint ${index} received the event`);
+        const event = stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', endpoints[index]?.secret ?? '');
+        return { raw: delivery.body, event, object: event.data.object as unknown as Record<string, unknown> };
+      });
+      const [legacy, basil, plain] = bodies;
+      assert.ok(legacy !== undefined && basil !== undefined && plain !== undefined);
+      assert.equal(legacy.event.api_version, '2024-04-10');
+      assert.equal(legacy.object.invoice, null, 'the 2024-04-10 shape has invoice');
+      assert.equal('excluded_payment_method_types' in legacy.object, false);
+      assert.equal(basil.event.api_version, '2025-03-31.basil');
+      assert.equal('invoice' in basil.object, false, 'basil removed invoice');
+      assert.equal(basil.object.excluded_payment_method_types, null);
+      const stored = await db.selectFrom('events').select(['payload', 'api_version', 'other_shape']).where('id', '=', plain.event.id).executeTakeFirstOrThrow();
+      assert.equal(stored.other_shape, 'legacy', 'the legacy rendering is kept while a legacy endpoint exists');
+      assert.equal(plain.raw, stored.payload, 'an endpoint without a version gets the stored payload byte for byte');
+      assert.equal(plain.event.api_version, stored.api_version);
+      for (const item of bodies) assert.equal(item.event.id, plain.event.id, 'one event, three renderings');
+    } finally {
+      for (const endpoint of endpoints) await stripe.webhookEndpoints.del(endpoint.id);
+      await Promise.all(receivers.map((item) => item.stop()));
+    }
+    const later = await stripe.paymentIntents.create({ amount: 301, currency: 'usd' });
+    const laterEvent = await db.selectFrom('events').select('other_shape').where('object_id', '=', later.id).executeTakeFirstOrThrow();
+    assert.equal(laterEvent.other_shape, null, 'once the legacy endpoint is gone, nothing extra is stored again');
+  });
+
   test('a signature older than five minutes is refused by the verifier', async () => {
     clock.offsetMs = -10 * 60_000;
     const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.created'] });
