@@ -115,7 +115,8 @@ export type ProviderNotification =
       failureReason: string;
     }
   | {
-      type: 'dispute.created' | 'dispute.closed';
+      /** Opened; changed by the issuer (an inquiry escalated to a chargeback); decided. */
+      type: 'dispute.created' | 'dispute.updated' | 'dispute.closed';
       notificationId: string;
       /** Coffer's charge id, echoed by the provider. */
       chargeReference: string;
@@ -124,12 +125,18 @@ export type ProviderNotification =
       providerReference: string;
       amountMinor: bigint;
       currency: string;
-      status: 'needs_response' | 'under_review' | 'won' | 'lost';
+      status: DisputeStatus;
       reason: string;
       networkReasonCode: string | null;
     };
 
-export type DisputeResult = { status: 'needs_response' | 'under_review' | 'lost' } | { status: 'failed'; message: string } | { status: 'unknown'; reason: string };
+/** Stripe's dispute statuses as an acquirer reports them; `warning_*` are inquiries, which withdraw nothing. */
+export const disputeStatuses = [
+  'warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response', 'under_review', 'won', 'lost',
+] as const;
+export type DisputeStatus = (typeof disputeStatuses)[number];
+
+export type DisputeResult = { status: DisputeStatus } | { status: 'failed'; message: string } | { status: 'unknown'; reason: string };
 
 export interface ConnectorCapabilities {
   manualCapture: boolean;

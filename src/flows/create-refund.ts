@@ -51,7 +51,12 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
   if (found === undefined) throw resourceMissing('charge', chargeId, 'charge');
   const charge = await lockCharge(tx, chargeId);
-  if (charge.disputed) {
+  // A dispute pays the shopper back through the card network; refunding as well would pay twice. Only an inquiry
+  // closed without escalation (warning_closed) leaves the charge refundable.
+  const dispute = charge.disputed
+    ? await tx.selectFrom('disputes').select('id').where('charge_id', '=', charge.id).where('status', '!=', 'warning_closed').executeTakeFirst()
+    : undefined;
+  if (dispute !== undefined) {
     throw new CofferError('charge_disputed', `Charge ${charge.id} has been disputed; refunding it as well would pay the shopper twice.`, { chargeId: charge.id });
   }
   if (!charge.captured) {

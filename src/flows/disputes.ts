@@ -3,8 +3,9 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { disputeReinstatementTransfers, disputeTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
+import { isInquiry } from '../objects/dispute.ts';
 import { newId } from '../platform/random.ts';
-import type { DisputeRow } from '../store/database.ts';
+import type { ChargeRow, DisputeRow } from '../store/database.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
@@ -13,18 +14,28 @@ import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, systemTrail } from './trail.ts';
 
-type DisputeNotification = Extract<ProviderNotification, { type: 'dispute.created' | 'dispute.closed' }>;
+type DisputeNotification = Extract<ProviderNotification, { type: 'dispute.created' | 'dispute.updated' | 'dispute.closed' }>;
 
 async function trailFor(tx: Tx, merchantId: string) {
   const merchant = await tx.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
   return systemTrail('card-acquirer-notification', parseApiVersion(merchant.default_api_version) ?? defaultApiVersion);
 }
 
+/** The merchant account a withdrawal comes from: available funds once the charge has settled. */
+function withdrawalAccount(charge: ChargeRow): 'merchant_incoming' | 'merchant_available' {
+  return charge.settled ? 'merchant_available' : 'merchant_incoming';
+}
+
 /**
- * The acquirer opened a dispute on a captured charge: record it (once: the provider's id is unique), mark the
- * charge disputed, and withdraw the amount and the dispute fee from the merchant.
+ * The acquirer opened a dispute on a captured charge: record it (once: the provider's id is unique) and mark the
+ * charge disputed. A chargeback withdraws the amount and the dispute fee from the merchant at once; an inquiry
+ * withdraws nothing.
  */
 export async function recordDisputeOpened(services: Services, notification: DisputeNotification): Promise<void> {
+  if (notification.status !== 'needs_response' && notification.status !== 'warning_needs_response') {
+    throw new NotificationRejected(`a dispute opens as needs_response or warning_needs_response, not ${notification.status}`);
+  }
+  const inquiry = notification.status === 'warning_needs_response';
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
     const found = await tx.selectFrom('charges').select('id').where('id', '=', notification.chargeReference).executeTakeFirst();
@@ -36,47 +47,89 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     }
     const known = await tx.selectFrom('disputes').select('id').where('provider_reference', '=', notification.providerReference).executeTakeFirst();
     if (known !== undefined) return;
-    const from = charge.settled ? 'merchant_available' : 'merchant_incoming';
-    const fee = BigInt(limits.disputeFeeMinor);
+    const from = inquiry ? null : withdrawalAccount(charge);
     const dispute = await tx.insertInto('disputes').values({
       id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,
-      charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee,
-      currency: charge.currency, status: 'needs_response', reason: notification.reason, network_reason_code: notification.networkReasonCode,
+      charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee: BigInt(limits.disputeFeeMinor),
+      currency: charge.currency, status: notification.status, reason: notification.reason, network_reason_code: notification.networkReasonCode,
       evidence: JSON.stringify({}), evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs),
       metadata: JSON.stringify({}), provider_reference: notification.providerReference, debited_account: from,
     }).returningAll().executeTakeFirstOrThrow();
     const chargeAfter = await tx.updateTable('charges').set({ disputed: true, updated_at: now }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: charge.merchant_id, livemode: charge.livemode };
     await recordChange(tx, await trailFor(tx, charge.merchant_id), scope,
-      { action: 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
-      [{ type: 'charge.dispute.created', dispute: { after: dispute } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after: dispute } },
+      { action: inquiry ? 'dispute.inquiry_open' : 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
+      [{ type: 'charge.dispute.created', dispute: { after: dispute } },
+        ...(from === null ? [] : [{ type: 'charge.dispute.funds_withdrawn' as const, dispute: { after: dispute } }]),
         { type: 'charge.updated', charge: { before: charge, after: chargeAfter } }], now);
+    if (from === null) return;
     await finishWithLedger(tx, {
       context: { ...scope, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-      transfers: disputeTransfers(dispute.id, dispute.amount, fee, from),
+      transfers: disputeTransfers(dispute.id, dispute.amount, dispute.fee, from),
     }, () => undefined);
   });
 }
 
-/** The dispute was decided: won gives the merchant the amount and the fee back; lost keeps them withdrawn. */
-export async function recordDisputeClosed(services: Services, notification: DisputeNotification): Promise<void> {
-  if (notification.status !== 'won' && notification.status !== 'lost') {
-    throw new NotificationRejected(`a closed dispute is won or lost, not ${notification.status}`);
+/**
+ * The issuer escalated an inquiry to a chargeback: the same dispute now needs a response, with a new deadline, and
+ * the amount and the fee are withdrawn. Evidence given for the inquiry is kept; a chargeback is answered anew.
+ */
+export async function recordDisputeEscalated(services: Services, notification: DisputeNotification): Promise<void> {
+  if (notification.status !== 'needs_response') {
+    throw new NotificationRejected(`a dispute changed by the issuer is escalated to needs_response, not ${notification.status}`);
   }
-  const outcome = notification.status;
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
     const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
     if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
     const charge = await lockCharge(tx, found.charge_id);
     const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
-    if (dispute.status === 'won' || dispute.status === 'lost') return;
+    if (!isInquiry(dispute)) return;
+    if (dispute.status === 'warning_closed') throw new NotificationRejected(`dispute ${dispute.id} was closed as an inquiry`);
+    if (notification.amountMinor !== dispute.amount || notification.currency !== dispute.currency) {
+      throw new NotificationRejected(`escalation of dispute ${dispute.id} does not match its amount`);
+    }
+    const from = withdrawalAccount(charge);
+    const after = await tx.updateTable('disputes').set({
+      status: 'needs_response', debited_account: from, evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs), updated_at: now,
+    }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
+    const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
+    await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: 'dispute.escalate', objectType: 'dispute', objectId: dispute.id },
+      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after } }], now);
+    await finishWithLedger(tx, {
+      context: { ...scope, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+      transfers: disputeTransfers(dispute.id, dispute.amount, dispute.fee, from),
+    }, () => undefined);
+  });
+}
+
+/**
+ * The dispute was decided. A chargeback won gives the merchant the amount and the fee back; one lost keeps them
+ * withdrawn. An inquiry closed (`warning_closed`) had withdrawn nothing, so nothing moves.
+ */
+export async function recordDisputeClosed(services: Services, notification: DisputeNotification): Promise<void> {
+  const outcome = notification.status;
+  if (outcome !== 'won' && outcome !== 'lost' && outcome !== 'warning_closed') {
+    throw new NotificationRejected(`a closed dispute is won, lost or warning_closed, not ${outcome}`);
+  }
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
+    if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
+    const charge = await lockCharge(tx, found.charge_id);
+    const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
+    if (dispute.status === 'won' || dispute.status === 'lost' || dispute.status === 'warning_closed') return;
+    // An inquiry ends as warning_closed, a chargeback as won or lost; anything else is out of order (retried later).
+    if (isInquiry(dispute) !== (outcome === 'warning_closed')) {
+      throw new NotificationRejected(`dispute ${dispute.id} is ${dispute.status} and cannot close as ${outcome}`);
+    }
     const after = await tx.updateTable('disputes').set({ status: outcome, updated_at: now }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
     await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: `dispute.${outcome}`, objectType: 'dispute', objectId: dispute.id },
       [{ type: 'charge.dispute.closed', dispute: { before: dispute, after } },
-        ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated', dispute: { after } }] : [])], now);
-    if (outcome === 'lost') return;
+        ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated' as const, dispute: { after } }] : [])], now);
+    if (outcome !== 'won') return;
+    if (dispute.debited_account === null) throw new Error(`dispute ${dispute.id} was won but nothing had been withdrawn`);
     await finishWithLedger(tx, {
       context: { ...scope, currency: dispute.currency, paymentIntentId: dispute.payment_intent_id, chargeId: charge.id },
       transfers: disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, dispute.debited_account),
@@ -127,11 +180,12 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
   const result = await services.connectors.card(ctx.actor.livemode).submitDisputeEvidence(saved.provider_reference, saved.evidence, params.submit === true);
   if (result.status === 'unknown') throw outcomeUnknownError();
   if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
-  if (result.status !== 'under_review') return saved;
+  const reviewed = result.status;
+  if (reviewed !== 'under_review' && reviewed !== 'warning_under_review') return saved;
   return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
-    if (dispute.status === 'under_review') return dispute;
-    const after = await tx.updateTable('disputes').set({ status: 'under_review', submission_count: dispute.submission_count + 1, updated_at: now })
+    if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return dispute;
+    const after = await tx.updateTable('disputes').set({ status: reviewed, submission_count: dispute.submission_count + 1, updated_at: now })
       .where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.submit', objectType: 'dispute', objectId: dispute.id },
       [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
@@ -139,7 +193,10 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
   });
 }
 
-/** Accepts the dispute (the merchant does not contest it): it is lost, and the withdrawn funds stay withdrawn. */
+/**
+ * Accepts the dispute (the merchant does not contest it): a chargeback is lost and the withdrawn funds stay
+ * withdrawn; an inquiry is closed (`warning_closed`) with nothing withdrawn.
+ */
 export async function closeDispute(services: Services, ctx: RequestContext, id: string): Promise<DisputeRow> {
   const now = new Date(services.clock.nowMs());
   const dispute = await findDispute(services.db, ctx, id);
@@ -147,10 +204,14 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   const result = await services.connectors.card(ctx.actor.livemode).acceptDispute(dispute.provider_reference);
   if (result.status === 'unknown') throw outcomeUnknownError();
   if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused to close the dispute: ${result.message}`);
+  const closed = result.status;
+  if (closed !== 'lost' && closed !== 'warning_closed') {
+    throw new CofferError('dispute_unexpected_state', `The acquirer answered the close with status ${closed}; retrieve the dispute later.`);
+  }
   return inTransaction(services.db, async (tx) => {
     const current = await findDispute(tx, ctx, id, true);
-    if (current.status === 'lost') return current;
-    const after = await tx.updateTable('disputes').set({ status: 'lost', updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
+    if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return current;
+    const after = await tx.updateTable('disputes').set({ status: closed, updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
       [{ type: 'charge.dispute.closed', dispute: { before: current, after } }], now);
     return after;

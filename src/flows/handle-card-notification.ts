@@ -6,7 +6,7 @@ import { finishWithLedger } from './ledger-work.ts';
 import { lockCharge, recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { systemTrail } from './trail.ts';
-import { recordDisputeClosed, recordDisputeOpened } from './disputes.ts';
+import { recordDisputeClosed, recordDisputeEscalated, recordDisputeOpened } from './disputes.ts';
 
 /**
  * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
@@ -21,6 +21,9 @@ export async function handleCardNotification(services: Services, livemode: boole
       return;
     case 'dispute.created':
       await recordDisputeOpened(services, notification);
+      return;
+    case 'dispute.updated':
+      await recordDisputeEscalated(services, notification);
       return;
     case 'dispute.closed':
       await recordDisputeClosed(services, notification);

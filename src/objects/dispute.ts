@@ -9,6 +9,13 @@ export const disputeEvidenceFields = [
   'shipping_address', 'shipping_carrier', 'shipping_date', 'shipping_tracking_number', 'uncategorized_text',
 ] as const;
 
+const inquiryStatuses: ReadonlySet<DisputeRow['status']> = new Set(['warning_needs_response', 'warning_under_review', 'warning_closed']);
+
+/** An inquiry (Stripe's `warning_*` statuses) asks for information; nothing is withdrawn unless it escalates. */
+export function isInquiry(dispute: Pick<DisputeRow, 'status'>): boolean {
+  return inquiryStatuses.has(dispute.status);
+}
+
 /** Stripe's Dispute. */
 export function disputeObject(row: DisputeRow, nowMs: number): Record<string, unknown> {
   const evidence: Record<string, unknown> = {};
@@ -31,12 +38,12 @@ export function disputeObject(row: DisputeRow, nowMs: number): Record<string, un
       past_due: open && row.evidence_due_by.getTime() < nowMs,
       submission_count: row.submission_count,
     },
-    is_charge_refundable: false,
+    is_charge_refundable: row.status === 'warning_closed',
     livemode: row.livemode,
     metadata: row.metadata,
     network_reason_code: row.network_reason_code,
     payment_intent: row.payment_intent_id,
-    payment_method_details: { card: { brand: null, case_type: 'chargeback', network_reason_code: row.network_reason_code }, type: 'card' },
+    payment_method_details: { card: { brand: null, case_type: isInquiry(row) ? 'inquiry' : 'chargeback', network_reason_code: row.network_reason_code }, type: 'card' },
     reason: row.reason,
     status: row.status,
   };

@@ -153,14 +153,17 @@ export interface DisputesTable {
   submission_count: Generated<number>;
   metadata: Json<Record<string, string>>;
   provider_reference: string;
-  debited_account: 'merchant_incoming' | 'merchant_available';
+  /** The merchant account the funds were withdrawn from; null while the dispute is an inquiry (nothing withdrawn). */
+  debited_account: 'merchant_incoming' | 'merchant_available' | null;
 }
+
+export type SandboxDisputeStatus = 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost';
 
 export interface SandboxCardDisputesTable {
   id: string;
   payment_id: string;
   amount: bigint;
-  status: 'needs_response' | 'under_review' | 'won' | 'lost';
+  status: SandboxDisputeStatus;
   reason: string;
   evidence: Json<Record<string, string>>;
   created_at: Timestamp;
@@ -302,6 +305,7 @@ export interface SandboxCardPaymentsTable {
   updated_at: Timestamp;
   refund_fails: ColumnType<boolean, boolean | undefined, boolean>;
   disputes_after_capture: ColumnType<boolean, boolean | undefined, boolean>;
+  dispute_is_inquiry: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface SandboxCardOperationsTable {

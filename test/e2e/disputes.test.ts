@@ -14,6 +14,7 @@ class TestClock {
 
 // Goal: a disputed payment (Stripe's test card 4000000000000259) withdraws the amount and a fee from the
 // merchant; the merchant answers with evidence or accepts; a won dispute gives both back, a lost one keeps them.
+// An inquiry (4000000000001976) withdraws nothing unless the issuer escalates it to a chargeback.
 describe('disputes', () => {
   let server: TestServer;
   let stripe: Stripe;
@@ -28,14 +29,23 @@ describe('disputes', () => {
     await server.close();
   });
 
-  async function disputedPayment(amount: number): Promise<{ intent: Stripe.PaymentIntent; dispute: Stripe.Dispute }> {
-    const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+  async function disputedPayment(amount: number, paymentMethod = 'pm_card_createDispute'): Promise<{ intent: Stripe.PaymentIntent; dispute: Stripe.Dispute }> {
+    const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: paymentMethod, confirm: true });
     clock.offsetMs += 5_000;
     await runJobsOnce(server.coffer.services);
     const disputes = await stripe.disputes.list({ payment_intent: intent.id });
     assert.equal(disputes.data.length, 1, 'the acquirer opened one dispute');
     return { intent, dispute: disputes.data[0] as Stripe.Dispute };
   }
+
+  /** The acquirer's notifications due by now (and the deliveries they cause) are processed. */
+  async function acquirerCatchesUp(): Promise<void> {
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+  }
+
+  const eventTypes = async (disputeId: string) => (await stripe.events.list({ limit: 100 })).data
+    .filter((event) => (event.data.object as { id?: string }).id === disputeId).map((event) => event.type as string).reverse();
 
   const pendingUsd = async () => (await stripe.balance.retrieve()).pending.find((item) => item.currency === 'usd')?.amount ?? 0;
 
@@ -95,5 +105,85 @@ describe('disputes', () => {
     assert.equal(await count(), 1, 'a notification delivered twice opens one dispute');
     assert.equal((await stripe.disputes.retrieve(dispute.id)).amount, 2500);
     await assertLedgerConsistent(server.database.db);
+  });
+
+  test('evidence marked winning_evidence or losing_evidence decides a chargeback, as in Stripe test mode', async () => {
+    const won = await disputedPayment(1200);
+    const before = await pendingUsd();
+    const submitted = await stripe.disputes.update(won.dispute.id, { evidence: { uncategorized_text: 'winning_evidence' }, submit: true });
+    assert.equal(submitted.status, 'under_review');
+    await acquirerCatchesUp();
+    assert.equal((await stripe.disputes.retrieve(won.dispute.id)).status, 'won');
+    assert.equal(await pendingUsd(), before + 1200 + 1500, 'amount and fee reinstated');
+
+    const lost = await disputedPayment(1300);
+    const beforeLost = await pendingUsd();
+    await stripe.disputes.update(lost.dispute.id, { evidence: { uncategorized_text: 'losing_evidence' }, submit: true });
+    await acquirerCatchesUp();
+    assert.equal((await stripe.disputes.retrieve(lost.dispute.id)).status, 'lost');
+    assert.equal(await pendingUsd(), beforeLost, 'nothing comes back');
+    await assertLedgerConsistent(server.database.db);
+  });
+
+  test('an inquiry (4000000000001976) withdraws nothing; answered with winning evidence it closes as warning_closed', async () => {
+    const before = await pendingUsd();
+    const { intent, dispute } = await disputedPayment(4000, 'pm_card_createDisputeInquiry');
+    assert.equal(dispute.status, 'warning_needs_response');
+    assert.equal(dispute.payment_method_details?.card?.case_type, 'inquiry');
+    assert.equal(dispute.is_charge_refundable, false);
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).disputed, true);
+    assert.equal(await pendingUsd(), before + 4000, 'paid; nothing withdrawn for an inquiry');
+    await assert.rejects(stripe.refunds.create({ payment_intent: intent.id }), (error: Stripe.errors.StripeError) => error.code === 'charge_disputed');
+
+    const submitted = await stripe.disputes.update(dispute.id, { evidence: { uncategorized_text: 'winning_evidence', customer_name: 'Ada' }, submit: true });
+    assert.equal(submitted.status, 'warning_under_review');
+    assert.equal(submitted.evidence_details.submission_count, 1);
+    await assert.rejects(stripe.disputes.close(dispute.id), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
+    await acquirerCatchesUp();
+    const closed = await stripe.disputes.retrieve(dispute.id);
+    assert.equal(closed.status, 'warning_closed');
+    assert.equal(closed.is_charge_refundable, true);
+    assert.equal(await pendingUsd(), before + 4000, 'still nothing withdrawn, nothing reinstated');
+    assert.deepEqual(await eventTypes(dispute.id), ['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.updated', 'charge.dispute.closed']);
+    const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
+    assert.equal(refund.status, 'succeeded', 'a charge whose inquiry closed can be refunded');
+    await assertLedgerConsistent(server.database.db);
+  });
+
+  test('an inquiry the issuer escalates becomes a chargeback: funds withdrawn then, and reinstated when won', async () => {
+    const before = await pendingUsd();
+    const { dispute } = await disputedPayment(5000, 'pm_card_createDisputeInquiry');
+    await stripe.disputes.update(dispute.id, { evidence: { uncategorized_text: 'losing_evidence' }, submit: true });
+    await acquirerCatchesUp();
+    const escalated = await stripe.disputes.retrieve(dispute.id);
+    assert.equal(escalated.status, 'needs_response');
+    assert.equal(escalated.payment_method_details?.card?.case_type, 'chargeback');
+    assert.ok((escalated.evidence_details.due_by ?? 0) > (dispute.evidence_details.due_by ?? 0), 'a new deadline for the chargeback');
+    assert.equal(await pendingUsd(), before + 5000 - 5000 - 1500, 'amount and fee withdrawn at escalation');
+    // The escalation notification delivered again changes nothing.
+    await server.database.db.updateTable('sandbox_card_notifications').set({ delivered_at: null, due_at: new Date(0) }).execute();
+    await acquirerCatchesUp();
+    assert.equal(await pendingUsd(), before + 5000 - 5000 - 1500, 'withdrawn once');
+
+    const submitted = await stripe.disputes.update(dispute.id, { evidence: { uncategorized_text: 'winning_evidence' }, submit: true });
+    assert.equal(submitted.status, 'under_review');
+    await acquirerCatchesUp();
+    assert.equal((await stripe.disputes.retrieve(dispute.id)).status, 'won');
+    assert.equal(await pendingUsd(), before + 5000, 'amount and fee reinstated');
+    const types = await eventTypes(dispute.id);
+    assert.equal(types.filter((type) => type === 'charge.dispute.funds_withdrawn').length, 1);
+    assert.equal(types.filter((type) => type === 'charge.dispute.funds_reinstated').length, 1);
+    await assertLedgerConsistent(server.database.db);
+  });
+
+  test('accepting an inquiry closes it as warning_closed with nothing withdrawn', async () => {
+    const before = await pendingUsd();
+    const { dispute } = await disputedPayment(700, 'pm_card_createDisputeInquiry');
+    const closed = await stripe.disputes.close(dispute.id);
+    assert.equal(closed.status, 'warning_closed');
+    assert.equal(await pendingUsd(), before + 700);
+    await assert.rejects(stripe.disputes.close(dispute.id), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
+    await assert.rejects(stripe.disputes.update(dispute.id, { evidence: { customer_name: 'x' } }), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
+    assert.equal((await stripe.disputes.retrieve(dispute.id)).status, 'warning_closed', 'the refused calls changed nothing');
   });
 });

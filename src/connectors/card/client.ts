@@ -17,6 +17,7 @@ import type {
   VoidRequest,
   VoidResult,
 } from '../connector.ts';
+import { disputeStatuses } from '../connector.ts';
 import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
 import { parseCardNotification } from './webhook.ts';
 import type { Clock } from '../../platform/clock.ts';
@@ -119,14 +120,8 @@ export class CardConnector implements Connector {
     if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
     const response = sent.response;
     if (!response.ok) return response.httpStatus >= 500 ? { status: 'unknown', reason: response.error.message } : { status: 'failed', message: response.error.message };
-    switch (response.body.status) {
-      case 'needs_response':
-      case 'under_review':
-      case 'lost':
-        return { status: response.body.status };
-      default:
-        return { status: 'unknown', reason: `unrecognized dispute status ${response.body.status}` };
-    }
+    const status = disputeStatuses.find((known) => known === response.body.status);
+    return status === undefined ? { status: 'unknown', reason: `unrecognized dispute status ${response.body.status}` } : { status };
   }
 
   parseNotification(rawBody: string, signatureHeader: string | undefined): ProviderNotification {

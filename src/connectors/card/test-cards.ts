@@ -6,7 +6,13 @@
 export type CardBrand = 'visa' | 'mastercard' | 'amex' | 'discover' | 'diners' | 'jcb' | 'unionpay';
 
 export type TestCardBehaviour =
-  | { kind: 'approve'; availableImmediately: boolean; refundFails?: boolean; disputesAfterCapture?: boolean }
+  | {
+      kind: 'approve';
+      availableImmediately: boolean;
+      refundFails?: boolean;
+      /** A dispute is opened after capture: a chargeback, or an inquiry that withdraws nothing unless escalated. */
+      disputesAfterCapture?: 'chargeback' | 'inquiry';
+    }
   | {
       kind: 'decline';
       code: 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'processing_error';
@@ -58,7 +64,14 @@ const cards: TestCard[] = [
     brand: 'visa',
     funding: 'credit',
     country: 'US',
-    behaviour: { kind: 'approve', availableImmediately: false, disputesAfterCapture: true },
+    behaviour: { kind: 'approve', availableImmediately: false, disputesAfterCapture: 'chargeback' },
+  },
+  {
+    number: '4000000000001976',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: { kind: 'approve', availableImmediately: false, disputesAfterCapture: 'inquiry' },
   },
   {
     number: '4000000000005126',
@@ -164,6 +177,7 @@ export const testPaymentMethods: Readonly<Record<string, string>> = {
   pm_card_unionpay: '6200000000000005',
   pm_card_bypassPending: '4000000000000077',
   pm_card_createDispute: '4000000000000259',
+  pm_card_createDisputeInquiry: '4000000000001976',
   pm_card_refundFail: '4000000000005126',
   pm_card_riskLevelElevated: '4000000000009235',
   pm_card_chargeDeclined: '4000000000000002',

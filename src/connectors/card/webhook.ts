@@ -1,6 +1,6 @@
 import type { Secret } from '../../platform/secret.ts';
 import { verifySignatureHeader } from '../../platform/timestamped-signature.ts';
-import { NotificationRejected, type ProviderNotification } from '../connector.ts';
+import { disputeStatuses, NotificationRejected, type ProviderNotification } from '../connector.ts';
 import type { AcquirerNotification } from './wire.ts';
 import { findCurrency } from '../../domain/currency.ts';
 import { fromAcquirerAmount } from './transformers.ts';
@@ -37,6 +37,7 @@ export function parseCardNotification(
     case 'refund.failed':
       return refundFailed(notification);
     case 'dispute.created':
+    case 'dispute.updated':
     case 'dispute.closed':
       return disputeChanged(notification, notification.type);
     default:
@@ -63,9 +64,7 @@ function refundFailed(notification: AcquirerNotification): ProviderNotification 
   };
 }
 
-const disputeStatuses = ['needs_response', 'under_review', 'won', 'lost'] as const;
-
-function disputeChanged(notification: AcquirerNotification, type: 'dispute.created' | 'dispute.closed'): ProviderNotification {
+function disputeChanged(notification: AcquirerNotification, type: 'dispute.created' | 'dispute.updated' | 'dispute.closed'): ProviderNotification {
   const dispute = notification.dispute;
   if (!isRecord(dispute) || typeof dispute.id !== 'string' || typeof dispute.reference !== 'string' || typeof dispute.payment !== 'string'
       || !Number.isSafeInteger(dispute.amount) || typeof dispute.currency !== 'string' || typeof dispute.reason !== 'string') {

@@ -109,7 +109,10 @@ export class SandboxControls {
   #slowAnswers = 0;
   #slowByMs = 0;
   refundFailureAfterMs = 5_000;
-  /** How long after the capture of the dispute test card (4000000000000259) the dispute is opened. */
+  /**
+   * How long after the capture of a dispute test card (4000000000000259, 4000000000001976) the dispute is opened,
+   * and after evidence marked `winning_evidence` or `losing_evidence` is submitted that it is decided.
+   */
   disputeAfterMs = 2_000;
 
   /** The next `count` answers arrive `delayMs` late; the acquirer has already acted when they do. */
@@ -168,14 +171,16 @@ export class CardAcquirerSandbox {
       available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
       decline,
     };
+    const disputes = card?.behaviour.kind === 'approve' ? card.behaviour.disputesAfterCapture : undefined;
     // The acquirer's record is made durable by the outcome Coffer commits next (see commit-durability.ts).
     const inserted = await sql<{ id: string }>`
       INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
-                                         test_card, status, amount_captured, response, refund_fails, disputes_after_capture)
+                                         test_card, status, amount_captured, response, refund_fails, disputes_after_capture,
+                                         dispute_is_inquiry)
       SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
              ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
              ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true},
-             ${card?.behaviour.kind === 'approve' && card.behaviour.disputesAfterCapture === true}
+             ${disputes !== undefined}, ${disputes === 'inquiry'}
       FROM (SELECT set_config('synchronous_commit', ${commitMode(this.#durability)}, true)) AS commit_mode
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`.execute(this.#db);
@@ -379,20 +384,21 @@ export class CardAcquirerSandbox {
     return delivered;
   }
 
-  /** The dispute test card is disputed (as fraudulent) a little after its capture; once. */
+  /** A dispute test card is disputed (as fraudulent) a little after its capture, once: as a chargeback or an inquiry. */
   async #disputeIfDue(paymentId: string): Promise<void> {
     const payment = await this.#db.selectFrom('sandbox_card_payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
     if (payment === undefined || !payment.disputes_after_capture) return;
     const existing = await this.#db.selectFrom('sandbox_card_disputes').select('id').where('payment_id', '=', paymentId).executeTakeFirst();
     if (existing !== undefined) return;
     const id = `sbd_${randomBase62(20)}`;
+    const status = payment.dispute_is_inquiry ? 'warning_needs_response' : 'needs_response';
     await this.#db.transaction().execute(async (tx) => {
-      await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status: 'needs_response', reason: 'fraudulent', evidence: JSON.stringify({}) }).execute();
+      await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status, reason: 'fraudulent', evidence: JSON.stringify({}) }).execute();
       await this.#notifyDispute(tx, 'dispute.created', id, this.controls.disputeAfterMs);
     });
   }
 
-  async #notifyDispute(tx: Kysely<Database>, type: 'dispute.created' | 'dispute.closed', disputeId: string, afterMs: number): Promise<void> {
+  async #notifyDispute(tx: Kysely<Database>, type: 'dispute.created' | 'dispute.updated' | 'dispute.closed', disputeId: string, afterMs: number): Promise<void> {
     const dispute = await tx.selectFrom('sandbox_card_disputes').innerJoin('sandbox_card_payments', 'sandbox_card_payments.id', 'sandbox_card_disputes.payment_id')
       .select(['sandbox_card_disputes.id', 'sandbox_card_disputes.amount', 'sandbox_card_disputes.status', 'sandbox_card_disputes.reason',
         'sandbox_card_payments.id as payment', 'sandbox_card_payments.merchant_reference', 'sandbox_card_payments.currency'])
@@ -411,31 +417,59 @@ export class CardAcquirerSandbox {
     }).execute();
   }
 
-  /** The merchant's evidence; submitting it puts the dispute under review (then `decideDispute` ends it). */
+  /**
+   * The merchant's evidence; submitting it puts the dispute (or inquiry) under review, and `decideDispute` ends
+   * it. As in Stripe's test mode, submitted evidence whose `uncategorized_text` is `winning_evidence` or
+   * `losing_evidence` has the issuer decide so, `disputeAfterMs` later.
+   */
   async submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>> {
-    const dispute = await this.#db.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).executeTakeFirst();
+    return this.#db.transaction().execute(async (tx) => {
+      const dispute = await tx.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).forUpdate().executeTakeFirst();
+      if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
+      if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
+      const inquiry = dispute.status === 'warning_needs_response';
+      const status = !submit ? dispute.status : inquiry ? 'warning_under_review' : 'under_review';
+      const merged = { ...dispute.evidence, ...evidence };
+      await tx.updateTable('sandbox_card_disputes').set({ evidence: JSON.stringify(merged), status }).where('id', '=', disputeId).execute();
+      const verdict = merged.uncategorized_text === 'winning_evidence' ? 'won' : merged.uncategorized_text === 'losing_evidence' ? 'lost' : undefined;
+      if (submit && verdict !== undefined) await this.#decide(tx, disputeId, verdict, this.controls.disputeAfterMs);
+      return { ok: true, body: { status } };
+    });
+  }
+
+  /** The merchant accepts: a chargeback is lost; an inquiry is closed with nothing withdrawn. */
+  async acceptDispute(disputeId: string): Promise<AcquirerResponse<{ status: string }>> {
+    const dispute = await this.#db.selectFrom('sandbox_card_disputes').select('status').where('id', '=', disputeId).executeTakeFirst();
     if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
-    if (dispute.status !== 'needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
-    const status = submit ? 'under_review' : 'needs_response';
-    await this.#db.updateTable('sandbox_card_disputes').set({ evidence: JSON.stringify({ ...dispute.evidence, ...evidence }), status }).where('id', '=', disputeId).execute();
+    const inquiry = dispute.status === 'warning_needs_response' || dispute.status === 'warning_under_review';
+    const from = inquiry ? ['warning_needs_response', 'warning_under_review'] as const : ['needs_response', 'under_review'] as const;
+    const status = inquiry ? 'warning_closed' : 'lost';
+    const updated = await this.#db.updateTable('sandbox_card_disputes').set({ status })
+      .where('id', '=', disputeId).where('status', 'in', from).returning('id').executeTakeFirst();
+    if (updated === undefined) return fail(409, 'invalid_state', `dispute ${disputeId} cannot be accepted now`);
     return { ok: true, body: { status } };
   }
 
-  async acceptDispute(disputeId: string): Promise<AcquirerResponse<{ status: string }>> {
-    const updated = await this.#db.updateTable('sandbox_card_disputes').set({ status: 'lost' })
-      .where('id', '=', disputeId).where('status', 'in', ['needs_response', 'under_review']).returning('id').executeTakeFirst();
-    if (updated === undefined) return fail(409, 'invalid_state', `dispute ${disputeId} cannot be accepted now`);
-    return { ok: true, body: { status: 'lost' } };
+  /**
+   * Test control: the issuer decides an open dispute and the acquirer notifies the outcome. A chargeback is won or
+   * lost; an inquiry "won" is closed with nothing withdrawn, one "lost" is escalated to a chargeback.
+   */
+  async decideDispute(disputeId: string, outcome: 'won' | 'lost'): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => this.#decide(tx, disputeId, outcome, 0));
   }
 
-  /** Test control: the card network decides a dispute under review; the acquirer notifies the outcome. */
-  async decideDispute(disputeId: string, outcome: 'won' | 'lost'): Promise<void> {
-    await this.#db.transaction().execute(async (tx) => {
-      const updated = await tx.updateTable('sandbox_card_disputes').set({ status: outcome })
-        .where('id', '=', disputeId).where('status', 'in', ['needs_response', 'under_review']).returning('id').executeTakeFirst();
-      if (updated === undefined) throw new Error(`dispute ${disputeId} is not open`);
-      await this.#notifyDispute(tx, 'dispute.closed', disputeId, 0);
-    });
+  async #decide(tx: Kysely<Database>, disputeId: string, outcome: 'won' | 'lost', afterMs: number): Promise<void> {
+    const dispute = await tx.selectFrom('sandbox_card_disputes').select('status').where('id', '=', disputeId).forUpdate().executeTakeFirst();
+    const status = dispute?.status;
+    if (status === 'warning_needs_response' || status === 'warning_under_review') {
+      const escalated = outcome === 'lost';
+      await tx.updateTable('sandbox_card_disputes').set({ status: escalated ? 'needs_response' : 'warning_closed', evidence: JSON.stringify({}) }).where('id', '=', disputeId).execute();
+      await this.#notifyDispute(tx, escalated ? 'dispute.updated' : 'dispute.closed', disputeId, afterMs);
+      return;
+    }
+    if (status !== 'needs_response' && status !== 'under_review') throw new Error(`dispute ${disputeId} is not open`);
+    await tx.updateTable('sandbox_card_disputes').set({ status: outcome }).where('id', '=', disputeId).execute();
+    await this.#notifyDispute(tx, 'dispute.closed', disputeId, afterMs);
   }
 
   async #findByKey(idempotencyKey: string) {
