@@ -23,6 +23,16 @@ export const limits = {
   /** How long a looked-up API key is trusted without asking the database again (bounds revocation delay). */
   apiKeyCacheTtlMs: 10 * 1000,
   apiKeyCacheEntriesMax: 10_000,
+  /** How long a rolled API key may keep working beside its successor. */
+  apiKeyRollOverlapHoursMax: 7 * 24,
+  /** Requests per second one API key may make (Stripe's live-mode budget), and one client address. */
+  rateLimitPerKeyDefault: 100,
+  rateLimitPerAddressDefault: 200,
+  /** Rate-limit counters kept in memory when there is no Redis; the least recently used go first. */
+  rateLimitLocalEntriesMax: 20_000,
+  /** Redis (shared rate limits) must connect and answer quickly, or the request goes on unlimited. */
+  redisConnectTimeoutMs: 1_000,
+  redisCommandTimeoutMs: 250,
   /** Idempotency keys are kept at least this long before the reaper may remove them. */
   idempotencyKeyRetentionMs: 24 * 60 * 60 * 1000,
   /** A claimed key whose request has not finished after this long is considered abandoned (crash). */

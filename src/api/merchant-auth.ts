@@ -5,7 +5,10 @@ import { defaultApiVersion, parseApiVersion, type ApiVersion } from '../objects/
 import type { Logger } from '../platform/logger.ts';
 import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
-import { apiKeyPattern, hashApiKey, maskApiKey } from '../identity/api-keys.ts';
+import {
+  accessOfMethod, addressAllowed, apiKeyPattern, hashApiKey, maskApiKey, permits,
+  type ApiKeyKind, type ApiResource, type Permissions,
+} from '../identity/api-keys.ts';
 
 
 /** The key from `Authorization: Bearer <key>` or HTTP Basic with the key as user name (as curl -u does). */
@@ -40,7 +43,9 @@ export function requestApiVersion(header: string | string[] | undefined, fallbac
 
 interface KeyRecord {
   id: string;
-  kind: 'secret' | 'publishable';
+  kind: ApiKeyKind;
+  permissions: Permissions;
+  allowed_addresses: string[] | null;
   livemode: boolean;
   merchant_id: string;
   revoked_at: Date | null;
@@ -86,17 +91,29 @@ async function findKey(db: Kysely<Database>, cache: ApiKeyCache, key: string, no
     .selectFrom('api_keys')
     .innerJoin('merchants', 'merchants.id', 'api_keys.merchant_id')
     .select(['api_keys.id', 'api_keys.kind', 'api_keys.livemode', 'api_keys.merchant_id', 'api_keys.revoked_at',
-      'api_keys.expires_at', 'api_keys.last_used_at', 'merchants.default_api_version'])
+      'api_keys.expires_at', 'api_keys.last_used_at', 'api_keys.permissions', 'api_keys.allowed_addresses', 'merchants.default_api_version'])
     .where('api_keys.key_hash', '=', hash)
     .executeTakeFirst();
   cache.set(cacheKey, record, nowMs);
   return record;
 }
 
+/** What the route asks of the key presenting a request. */
+export interface KeyRequirement {
+  /** The route's resource, for restricted keys' permissions. */
+  resource: ApiResource;
+  method: string;
+  /** The client's address, for keys limited to some addresses. */
+  address: string;
+  /** Routes that collect card details accept publishable keys too. */
+  publishableAllowed: boolean;
+}
+
 /**
  * Finds the merchant and mode a request's API key belongs to. Keys are stored as SHA-256 hashes; an unknown,
- * revoked or expired key gets the same answer. Only secret keys may use the merchant API (publishable keys are
- * for collecting card details, which the checkout and vault endpoints accept).
+ * revoked or expired key gets the same answer. A key limited to some addresses works from those only. Secret
+ * keys may use the whole merchant API; publishable keys only the routes that collect card details; restricted
+ * keys what their permissions grant, resource by resource (write includes read), and nothing else.
  */
 export async function authenticateMerchant(
   db: Kysely<Database>,
@@ -105,7 +122,7 @@ export async function authenticateMerchant(
   authorization: string | undefined,
   versionHeader: string | string[] | undefined,
   now: Date,
-  publishableAllowed = false,
+  requirement: KeyRequirement,
 ): Promise<Actor> {
   const key = presentedKey(authorization);
   if (key === undefined || key === '') throw missingKey();
@@ -113,10 +130,22 @@ export async function authenticateMerchant(
   if (!apiKeyPattern.test(key)) throw invalid;
   const row = await findKey(db, cache, key, now.getTime());
   if (row === undefined || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) throw invalid;
-  if (row.kind !== 'secret' && !publishableAllowed) {
+  const refused = { keyId: row.id, merchantId: row.merchant_id, livemode: row.livemode };
+  if (row.allowed_addresses !== null && !addressAllowed(row.allowed_addresses, requirement.address)) {
+    throw new CofferError('api_key_address_not_allowed', `The API key ${maskApiKey(key)} cannot be used from ${requirement.address}: it is limited to other addresses.`, { refusedKey: refused });
+  }
+  if (row.kind === 'publishable' && !requirement.publishableAllowed) {
     throw new CofferError(
       'secret_key_required',
       'This API call cannot be made with a publishable API key. Please use a secret API key.',
+    );
+  }
+  const access = accessOfMethod(requirement.method);
+  if (row.kind === 'restricted' && !permits(row.permissions, requirement.resource, access)) {
+    throw new CofferError(
+      'insufficient_permissions',
+      `The restricted key ${maskApiKey(key)} does not have ${access} permission on ${requirement.resource}, which this request needs.`,
+      { refusedKey: refused },
     );
   }
   // Recording use at most once a minute keeps a write off every request.

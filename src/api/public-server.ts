@@ -10,11 +10,16 @@ import { coerceToSchema, parseForm, parseQuery, queryError } from './form-body.t
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
+import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
+import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
+import { auditRefusal } from './refusal-audit.ts';
+import { assert } from '../platform/assert.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
 
 export interface PublicServerOptions {
   https: { key: string; cert: string; ciphers: string } | null;
+  rateLimits: RateLimitSettings;
   /** Called when an assertion fails: the process must stop (see platform/assert.ts). */
   onFatal: (error: unknown) => void;
 }
@@ -28,7 +33,7 @@ function mayStoreResponse(statusCode: number, code: string | undefined): boolean
 export function sendError(reply: FastifyReply, request: FastifyRequest, error: CofferError): FastifyReply {
   if (error.details.retryAfterSeconds !== undefined) {
     reply.header('Retry-After', String(error.details.retryAfterSeconds));
-    reply.header('Stripe-Should-Retry', 'true');
+    reply.header('Stripe-Should-Retry', error.details.shouldRetry === false ? 'false' : 'true');
   }
   return reply
     .code(error.httpStatus)
@@ -47,6 +52,12 @@ function refuseQueryParameters(query: unknown): void {
   }
 }
 
+function routeResource(url: string): ApiResource {
+  const resource = resourceOfRoute(url);
+  assert(resource !== undefined, `merchant route ${url} belongs to a resource`);
+  return resource;
+}
+
 async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
   if (request.routeOptions.config.merchantApi !== true) return;
   request.actor = await authenticateMerchant(
@@ -56,7 +67,12 @@ async function authenticate(services: Services, keys: ApiKeyCache, request: Fast
     request.headers.authorization,
     request.headers['stripe-version'],
     new Date(services.clock.nowMs()),
-    request.routeOptions.config.publishableAllowed === true,
+    {
+      resource: routeResource(request.routeOptions.url ?? request.url),
+      method: request.method,
+      address: request.ip,
+      publishableAllowed: request.routeOptions.config.publishableAllowed === true,
+    },
   );
 }
 
@@ -134,6 +150,20 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
   }
 }
 
+export interface MerchantRoute {
+  method: string;
+  url: string;
+  resource: ApiResource;
+  publishableAllowed: boolean;
+}
+
+const merchantRoutes = new WeakMap<FastifyInstance, MerchantRoute[]>();
+
+/** The merchant API's routes as registered, with the resource each belongs to (for tests that walk them all). */
+export function merchantRoutesOf(app: FastifyInstance): readonly MerchantRoute[] {
+  return merchantRoutes.get(app) ?? [];
+}
+
 export async function buildPublicServer(services: Services, options: PublicServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.https === null
@@ -170,6 +200,10 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
+  });
+  // Before authentication, so that requests with wrong keys count too (see rate-limits.ts).
+  await registerRateLimits(app, options.rateLimits, services.logger);
+  app.addHook('onRequest', async (request) => {
     const invalid = queryError(request.query);
     if (invalid !== undefined) throw invalid;
     if (request.method !== 'GET' && request.method !== 'HEAD') refuseQueryParameters(request.query);
@@ -181,8 +215,9 @@ export async function buildPublicServer(services: Services, options: PublicServe
     await finishKey(services, request, reply, payload);
     return payload;
   });
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler(async (error, request, reply) => {
     const { error: cofferError, severity } = toCofferError(error);
+    await auditRefusal(services, request, cofferError);
     if (severity === 'fatal') {
       request.log.fatal({ err: error }, 'assertion failed');
       reply.raw.once('finish', () => options.onFatal(error));
@@ -199,6 +234,18 @@ export async function buildPublicServer(services: Services, options: PublicServe
     ),
   );
   app.get('/health', async () => ({ status: 'ok' }));
+  // Every merchant route belongs to a resource that restricted keys' permissions name: one that does not would be
+  // reachable by no restricted key, or worse, so Coffer refuses to start with it.
+  const routes: MerchantRoute[] = [];
+  merchantRoutes.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    if (route.config?.merchantApi !== true) return;
+    const resource = resourceOfRoute(route.url);
+    if (resource === undefined) throw new Error(`merchant route ${String(route.method)} ${route.url} belongs to no resource in identity/api-keys.ts`);
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routes.push({ method, url: route.url, resource, publishableAllowed: route.config.publishableAllowed === true });
+    }
+  });
   registerMerchantRoutes(app, services);
   return app;
 }

@@ -101,6 +101,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
       : await loadTlsMaterial(config.homeDir, { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }, Date.now());
     app = await buildPublicServer(services, {
       https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers },
+      rateLimits: config.rateLimits,
       onFatal: (error) => {
         logger.fatal({ err: error }, 'stopping after a failed assertion');
         process.exit(70);

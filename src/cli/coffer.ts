@@ -5,6 +5,7 @@ import { verifyLedger } from '../ops/ledger-verify.ts';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
+import { commandApiKeys } from './api-keys-command.ts';
 import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -16,6 +17,7 @@ Usage:
   coffer ledger verify    check every ledger invariant; exits 1 if any is violated
   coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
+  coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
   coffer help             show this text
 
 Environment:
@@ -25,6 +27,13 @@ Environment:
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
   COFFER_JOBS             run background jobs in this process (default true)
+  COFFER_DB_POOL_SIZE     PostgreSQL connections (default ${limits.databasePoolSizeDefault})
+  COFFER_EMBEDDED_DURABILITY   fsync (default) or os: flush each embedded commit to disk, or leave it to the OS
+  COFFER_WEBHOOKS_ALLOW_PRIVATE   test mode: webhook endpoints may be loopback or private addresses
+  COFFER_RATE_LIMIT_PER_KEY, COFFER_RATE_LIMIT_PER_ADDRESS   requests per window (default ${limits.rateLimitPerKeyDefault} and ${limits.rateLimitPerAddressDefault})
+  COFFER_RATE_LIMIT_WINDOW_SECONDS   the window (default 1)
+  COFFER_REDIS_URL        redis://… to share rate-limit counters between processes (default: in memory)
+  COFFER_REDIS_PREFIX     prefix of Coffer's keys in Redis (default coffer:)
 `;
 
 // A closed terminal or pipe must not crash the server: output is informational.
@@ -133,6 +142,8 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `apikeys` has options of its own.
+  if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
   if (values.help === true || command === undefined || command === 'help') {

@@ -32,6 +32,9 @@ export const errorCatalog = {
   api_key_missing: { type: 'invalid_request_error', httpStatus: 401 },
   api_key_invalid: { type: 'invalid_request_error', httpStatus: 401 },
   secret_key_required: { type: 'invalid_request_error', httpStatus: 401 },
+  rate_limit: { type: 'invalid_request_error', httpStatus: 429 },
+  insufficient_permissions: { type: 'invalid_request_error', httpStatus: 403 },
+  api_key_address_not_allowed: { type: 'invalid_request_error', httpStatus: 403 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
@@ -78,6 +81,12 @@ export interface CofferErrorDetails {
   adviceCode?: string | undefined;
   /** Seconds a client should wait before retrying (429, 503). */
   retryAfterSeconds?: number | undefined;
+  /** Whether the SDKs should retry on their own (`Stripe-Should-Retry`); true unless said otherwise. */
+  shouldRetry?: boolean | undefined;
+  /** A valid key refused for this request (permissions, address): the refusal is audited against its merchant. */
+  refusedKey?: { keyId: string; merchantId: string; livemode: boolean } | undefined;
+  /** The id a `resource_missing` error could not find, to tell an unknown id from another merchant's. */
+  missingId?: string | undefined;
 }
 
 export class CofferError extends Error {
@@ -101,5 +110,5 @@ export class CofferError extends Error {
 }
 
 export function resourceMissing(kind: string, id: string, param = 'id'): CofferError {
-  return new CofferError('resource_missing', `No such ${kind}: '${id}'`, { param });
+  return new CofferError('resource_missing', `No such ${kind}: '${id}'`, { param, missingId: id });
 }

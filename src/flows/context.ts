@@ -35,8 +35,8 @@ export interface Actor {
   merchantId: string;
   livemode: boolean;
   apiKeyId: string;
-  /** A publishable key may only collect card details (the vault's endpoints). */
-  keyKind: 'secret' | 'publishable';
+  /** A publishable key may only collect card details (the vault's endpoints); a restricted key what it was granted. */
+  keyKind: 'secret' | 'publishable' | 'restricted';
   /** The API version of this request: its `Stripe-Version` header or the merchant's default. */
   apiVersion: ApiVersion;
   /** The merchant's default version, which events are rendered in. */

@@ -23,7 +23,7 @@ export interface Page<T> {
 }
 
 function cursorMissing(param: string, id: string): CofferError {
-  return new CofferError('resource_missing', `No such payment_intent: '${id}'`, { param });
+  return new CofferError('resource_missing', `No such payment_intent: '${id}'`, { param, missingId: id });
 }
 
 /**

@@ -12,7 +12,7 @@ import { findCustomer } from './customers.ts';
 import type { Scope } from './payment-intent-records.ts';
 
 function paymentMethodMissing(id: string): CofferError {
-  return new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method' });
+  return new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method', missingId: id });
 }
 
 /**

@@ -94,7 +94,7 @@ export async function findPaymentMethod(reader: Tx | Services['db'], ctx: Reques
     .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
   if (lock) query = query.forUpdate();
   const row = await query.executeTakeFirst();
-  if (row === undefined) throw new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method' });
+  if (row === undefined) throw new CofferError('resource_missing', `No such PaymentMethod: '${id}'`, { param: 'payment_method', missingId: id });
   return row;
 }
 

@@ -1,9 +1,12 @@
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { limits } from '../limits.ts';
 import { currentApiVersion } from '../objects/api-version.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
-import type { Database } from '../store/database.ts';
-import { hashApiKey } from './api-keys.ts';
+import { recordAudit, type AuditInput } from '../store/audit.ts';
+import type { ApiKeysTable, Database } from '../store/database.ts';
+import { apiKeyPrefixes, hashApiKey, type ApiKeyKind, type Permissions } from './api-keys.ts';
 
 export interface CreatedKey {
   id: string;
@@ -17,27 +20,99 @@ export async function createMerchant(db: Kysely<Database>, name: string): Promis
   return id;
 }
 
+export interface ApiKeyOptions {
+  /** Restricted keys only: what the key may read or write. */
+  permissions?: Permissions;
+  /** Normalized ranges (`parseAddressList`); absent: any address. */
+  allowedAddresses?: string[];
+  name?: string;
+  /** Who creates the key, for the audit record (default: the `coffer apikeys` command). */
+  actor?: string;
+}
+
+function newKeyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, options: ApiKeyOptions) {
+  const key = `${apiKeyPrefixes[kind]}_${livemode ? 'live' : 'test'}_${randomBase62(48)}`;
+  const id = newId('key');
+  const row: Insertable<ApiKeysTable> = {
+    id,
+    merchant_id: merchantId,
+    kind,
+    livemode,
+    key_hash: hashApiKey(key),
+    key_last4: key.slice(-4),
+    last_used_at: null,
+    expires_at: null,
+    revoked_at: null,
+    permissions: JSON.stringify(kind === 'restricted' ? options.permissions ?? {} : {}),
+    allowed_addresses: options.allowedAddresses === undefined ? null : JSON.stringify(options.allowedAddresses),
+    name: options.name ?? null,
+  };
+  return { key: new Secret(key), id, row };
+}
+
 export async function createApiKey(
   db: Kysely<Database>,
   merchantId: string,
-  kind: 'secret' | 'publishable',
+  kind: ApiKeyKind,
   livemode: boolean,
+  options: ApiKeyOptions = {},
 ): Promise<CreatedKey> {
-  const key = `${kind === 'secret' ? 'sk' : 'pk'}_${livemode ? 'live' : 'test'}_${randomBase62(48)}`;
-  const id = newId('key');
-  await db
-    .insertInto('api_keys')
-    .values({
-      id,
-      merchant_id: merchantId,
-      kind,
-      livemode,
-      key_hash: hashApiKey(key),
-      key_last4: key.slice(-4),
-      last_used_at: null,
-      expires_at: null,
-      revoked_at: null,
-    })
-    .execute();
-  return { id, key: new Secret(key) };
+  if (kind === 'restricted' && Object.keys(options.permissions ?? {}).length === 0) {
+    throw new CofferError('parameter_missing', 'A restricted key needs at least one permission (such as payment_intents:write).', { param: 'permissions' });
+  }
+  const merchant = await db.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
+  if (merchant === undefined) throw resourceMissing('merchant', merchantId, 'merchant');
+  const created = newKeyRow(merchantId, kind, livemode, options);
+  await db.transaction().execute(async (tx) => {
+    await tx.insertInto('api_keys').values(created.row).execute();
+    await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, { kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null }, options.actor));
+  });
+  return { id: created.id, key: created.key };
+}
+
+function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor = 'coffer-cli'): AuditInput {
+  return {
+    merchantId, livemode, actorType: 'system', actorId: actor, action, objectType: 'api_key', objectId: keyId,
+    outcome: 'success', requestId: null, origin: 'cli', details, occurredAt: new Date(),
+  };
+}
+
+async function findActiveKey(tx: Kysely<Database>, keyId: string, now: Date) {
+  const row = await tx.selectFrom('api_keys').selectAll().where('id', '=', keyId).forUpdate().executeTakeFirst();
+  if (row === undefined) throw resourceMissing('API key', keyId, 'key');
+  if (row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
+    throw new CofferError('parameter_invalid', `API key ${keyId} is already revoked or expired.`, { param: 'key' });
+  }
+  if (row.rolled_to !== null) throw new CofferError('parameter_invalid', `API key ${keyId} was already rolled (to ${row.rolled_to}).`, { param: 'key' });
+  return row;
+}
+
+/**
+ * Rolls a key: a new key with the same kind, mode, permissions and addresses, shown once; the old key keeps
+ * working for `overlapHours` (0: it stops now, at most 7 days) so that programs can move to the new one.
+ */
+export async function rollApiKey(db: Kysely<Database>, keyId: string, overlapHours: number, now = new Date()): Promise<CreatedKey & { oldKeyExpiresAt: Date }> {
+  if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > limits.apiKeyRollOverlapHoursMax) {
+    throw new CofferError('parameter_invalid', `The overlap must be a whole number of hours from 0 to ${limits.apiKeyRollOverlapHoursMax}.`, { param: 'overlap' });
+  }
+  return db.transaction().execute(async (tx) => {
+    const old = await findActiveKey(tx, keyId, now);
+    const created = newKeyRow(old.merchant_id, old.kind, old.livemode, {
+      permissions: old.permissions as Permissions, ...(old.allowed_addresses === null ? {} : { allowedAddresses: old.allowed_addresses }), ...(old.name === null ? {} : { name: old.name }),
+    });
+    await tx.insertInto('api_keys').values(created.row).execute();
+    const oldKeyExpiresAt = new Date(now.getTime() + overlapHours * 3_600_000);
+    await tx.updateTable('api_keys').set({ expires_at: oldKeyExpiresAt, rolled_to: created.id }).where('id', '=', old.id).execute();
+    await recordAudit(tx, keyAudit('api_key.roll', old.merchant_id, old.livemode, old.id, { new_key: created.id, old_key_expires_at: oldKeyExpiresAt.toISOString() }));
+    return { id: created.id, key: created.key, oldKeyExpiresAt };
+  });
+}
+
+/** Revokes a key at once. */
+export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date()): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const row = await findActiveKey(tx, keyId, now);
+    await tx.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', row.id).execute();
+    await recordAudit(tx, keyAudit('api_key.revoke', row.merchant_id, row.livemode, row.id, {}));
+  });
 }

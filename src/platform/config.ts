@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { RateLimitSettings } from '../api/rate-limits.ts';
 import { limits } from '../limits.ts';
 
 /** Coffer's configuration, read once from the environment at start. */
@@ -22,6 +23,8 @@ export interface Config {
   jobsEnabled: boolean;
   /** Test mode only: webhook endpoints may be loopback or private addresses (local development). */
   webhooksAllowPrivate: boolean;
+  /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
+  rateLimits: RateLimitSettings;
 }
 
 export class ConfigError extends Error {
@@ -74,6 +77,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
     throw new ConfigError('COFFER_TLS_CERT and COFFER_TLS_KEY must be set together');
   }
+  const redisUrl = env.COFFER_REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError('COFFER_REDIS_URL must start with redis:// or rediss://');
+  }
   return {
     homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
     databaseUrl,
@@ -87,5 +94,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: logLevel as Config['logLevel'],
     jobsEnabled: readFlag(env, 'COFFER_JOBS', true),
     webhooksAllowPrivate: readFlag(env, 'COFFER_WEBHOOKS_ALLOW_PRIVATE', false),
+    rateLimits: {
+      perKey: readPositiveInt(env, 'COFFER_RATE_LIMIT_PER_KEY', limits.rateLimitPerKeyDefault, 100_000_000),
+      perAddress: readPositiveInt(env, 'COFFER_RATE_LIMIT_PER_ADDRESS', limits.rateLimitPerAddressDefault, 100_000_000),
+      windowSeconds: readPositiveInt(env, 'COFFER_RATE_LIMIT_WINDOW_SECONDS', 1, 3600),
+      redisUrl,
+      redisPrefix: env.COFFER_REDIS_PREFIX || 'coffer:',
+    },
   };
 }

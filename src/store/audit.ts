@@ -1,7 +1,7 @@
 import { newId } from '../platform/random.ts';
-import type { Insertable } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import type { Tx } from '../flows/context.ts';
-import type { AuditLogTable } from './database.ts';
+import type { AuditLogTable, Database } from './database.ts';
 
 export interface AuditInput {
   merchantId: string | null;
@@ -18,8 +18,11 @@ export interface AuditInput {
   occurredAt: Date;
 }
 
-/** Appends an audit record in the caller's transaction, so it exists exactly when the action took effect. */
-export async function recordAudit(tx: Tx, input: AuditInput): Promise<void> {
+/**
+ * Appends an audit record in the caller's transaction, so it exists exactly when the action took effect; a
+ * refusal that changed nothing is recorded on its own (`db`).
+ */
+export async function recordAudit(tx: Tx | Kysely<Database>, input: AuditInput): Promise<void> {
   await tx.insertInto('audit_log').values(auditRow(input)).execute();
 }
 

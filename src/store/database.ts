@@ -18,7 +18,7 @@ export interface MerchantsTable {
 export interface ApiKeysTable {
   id: string;
   merchant_id: string;
-  kind: 'secret' | 'publishable';
+  kind: 'secret' | 'publishable' | 'restricted';
   livemode: boolean;
   key_hash: Buffer;
   key_last4: string;
@@ -26,6 +26,13 @@ export interface ApiKeysTable {
   last_used_at: Date | null;
   expires_at: Date | null;
   revoked_at: Date | null;
+  /** A restricted key's powers, resource by resource; `{}` for the other kinds. */
+  permissions: ColumnType<Partial<Record<string, 'read' | 'write'>>, string | undefined, string>;
+  /** Client addresses or CIDR ranges the key may be used from; null: anywhere. */
+  allowed_addresses: ColumnType<string[] | null, string | null | undefined, string | null>;
+  name: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The key that replaced this one when it was rolled. */
+  rolled_to: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface CardFacts {

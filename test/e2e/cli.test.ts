@@ -66,6 +66,70 @@ describe('the coffer command', { concurrency: false }, () => {
     if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
   });
 
+  test('apikeys: create a restricted key limited to an address, list, roll, revoke; bad input changes nothing', async () => {
+    const keysHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-keys-'));
+    const url = await createTestDatabaseUrl();
+    const env = { COFFER_HOME: keysHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+    try {
+      let server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
+      await server.kill('SIGTERM');
+      const { merchantId } = JSON.parse(fs.readFileSync(path.join(keysHome, 'demo-merchant.json'), 'utf8')) as { merchantId: string };
+      const listed = () => coffer(['apikeys', 'list', '--merchant', merchantId], env).stdout.trim().split('\n');
+      assert.equal(listed().length, 2, 'the demo merchant has its two keys');
+
+      const refusals: Array<[string[], RegExp]> = [
+        [['--type', 'restricted', '--permission', 'payouts:write'], /Unknown resource in permission "payouts:write"/],
+        [['--type', 'restricted'], /needs at least one permission/],
+        [['--type', 'restricted', '--permission', 'refunds:read', '--allow', '300.1.1.1'], /"300\.1\.1\.1" is not an IP address/],
+      ];
+      for (const [args, message] of refusals) {
+        const refused = coffer(['apikeys', 'create', '--merchant', merchantId, ...args], env);
+        assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+        assert.match(refused.stderr, message);
+      }
+      const unknownMerchant = coffer(['apikeys', 'create', '--merchant', 'acct_nobody'], env);
+      assert.equal(unknownMerchant.status, 1);
+      assert.match(unknownMerchant.stderr, /No such merchant: 'acct_nobody'/);
+      assert.equal(listed().length, 2, 'the refused commands created nothing');
+      assert.equal(coffer(['apikeys', 'create'], env).status, 2, 'usage');
+
+      const created = coffer(['apikeys', 'create', '--merchant', merchantId, '--type', 'restricted', '--permission', 'payment_intents:write',
+        '--allow', '127.0.0.1', '--name', 'checkout server'], env);
+      assert.equal(created.status, 0, created.stderr);
+      const key = /^(rk_test_\w+)$/m.exec(created.stdout)?.[1] ?? '';
+      const keyId = /Created (key_\w+)/.exec(created.stdout)?.[1] ?? '';
+      assert.ok(key !== '' && keyId !== '', created.stdout);
+      const row = listed().find((line) => line.startsWith(keyId)) ?? '';
+      assert.match(row, /restricted {2}test {2}…\w{4} {2}active {2}last used never {2}permissions payment_intents:write {2}from 127\.0\.0\.1\/32 {2}checkout server/);
+      assert.equal(row.includes(key), false, 'list never shows a key');
+
+      server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
+      const paid = await rawRequest(server, 'POST', '/v1/payment_intents', { key, body: 'amount=700&currency=usd&payment_method=pm_card_visa&confirm=true' });
+      assert.equal(paid.status, 200, paid.body);
+      assert.equal((await rawRequest(server, 'GET', '/v1/customers', { key })).status, 403);
+      await server.kill('SIGTERM');
+
+      const rolled = coffer(['apikeys', 'roll', keyId, '--overlap-hours', '0'], env);
+      assert.equal(rolled.status, 0, rolled.stderr);
+      const newKey = /^(rk_test_\w+)$/m.exec(rolled.stdout)?.[1] ?? '';
+      const newKeyId = /to (key_\w+)/.exec(rolled.stdout)?.[1] ?? '';
+      assert.equal(coffer(['apikeys', 'roll', keyId], env).status, 1, 'a key is rolled once');
+      server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
+      assert.equal((await rawRequest(server, 'GET', '/v1/payment_intents', { key })).status, 401, 'rolled without overlap: the old key stopped');
+      assert.equal((await rawRequest(server, 'GET', '/v1/payment_intents', { key: newKey })).status, 200, 'the new key has the same powers');
+      assert.equal((await rawRequest(server, 'GET', '/v1/customers', { key: newKey })).status, 403, 'and no more');
+      await server.kill('SIGTERM');
+
+      const revoked = coffer(['apikeys', 'revoke', newKeyId], env);
+      assert.equal(revoked.status, 0, revoked.stderr);
+      assert.match(listed().find((line) => line.startsWith(newKeyId)) ?? '', /revoked /);
+      assert.equal(coffer(['apikeys', 'revoke', newKeyId], env).status, 1, 'a key is revoked once');
+    } finally {
+      fs.rmSync(keysHome, { recursive: true, force: true });
+      if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
+    }
+  });
+
   test('help, unknown commands and bad configuration', () => {
     const help = coffer(['help'], {});
     assert.equal(help.status, 0);

@@ -26,6 +26,8 @@ describe('Refused requests', () => {
     /** Omitted: the error must carry no `param`. */
     param?: string;
     message: string | RegExp;
+    /** The refusal is a security event: exactly one audit record, with this action, and nothing else changes. */
+    audited?: string;
   }
 
   /** Row counts of every table a request could change, and every ledger account's balances. */
@@ -54,7 +56,12 @@ describe('Refused requests', () => {
     if (typeof expected.message === 'string') assert.equal(error.message, expected.message, context);
     else assert.match(String(error.message), expected.message, context);
     assert.equal(error.request_id, response.headers['request-id']);
-    assert.deepEqual(await snapshot(), before, `a refused request changes nothing (${expected.code})`);
+    const expectedAfter = expected.audited === undefined ? before : { ...before, counts: { ...before.counts, audit_log: before.counts.audit_log + 1 } };
+    assert.deepEqual(await snapshot(), expectedAfter, `a refused request changes nothing (${expected.code})`);
+    if (expected.audited !== undefined) {
+      const record = await server.database.db.selectFrom('audit_log').select(['action', 'request_id']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+      assert.deepEqual(record, { action: expected.audited, request_id: response.headers['request-id'] });
+    }
     return error;
   }
 
@@ -204,12 +211,14 @@ describe('Refused requests', () => {
     ];
     const normalized = (error: Record<string, unknown>, id: string) => ({ ...error, request_id: '', message: String(error.message).replace(id, '<id>') });
     for (const [name, call] of calls) {
-      const theirs = await refused(() => call(mine.id), { status: 404, code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${mine.id}'` });
+      const theirs = await refused(() => call(mine.id), {
+        status: 404, code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${mine.id}'`, audited: 'api_request.cross_merchant_access',
+      });
       const unknown = await refused(() => call(unknownId), { status: 404, code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${unknownId}'` });
       assert.deepEqual(normalized(theirs, mine.id), normalized(unknown, unknownId), `${name}: indistinguishable from an unknown id`);
     }
     await refused(() => get(`/v1/payment_intents?starting_after=${mine.id}`, server.otherSecretKey),
-      { status: 404, code: 'resource_missing', param: 'starting_after', message: `No such payment_intent: '${mine.id}'` });
+      { status: 404, code: 'resource_missing', param: 'starting_after', message: `No such payment_intent: '${mine.id}'`, audited: 'api_request.cross_merchant_access' });
     const after = await get(`/v1/payment_intents/${mine.id}`);
     assert.deepEqual(after.json, before.json, 'the owner sees the PaymentIntent exactly as before');
   });

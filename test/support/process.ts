@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unlimitedRates } from './server.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -29,7 +30,7 @@ export async function spawnCoffer(home: string, env: NodeJS.ProcessEnv = {}, rea
   }
   const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
     cwd: root,
-    env: { PATH: process.env.PATH, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn', ...unlimitedRates, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -47,11 +47,17 @@ export function stripeClient(server: { port: number; agent: https.Agent }, key: 
   });
 }
 
+/**
+ * Tests send requests as fast as the machine allows, from one address with one key; the rate-limit tests
+ * (test/security/rate-limits.test.ts) set the budgets they test.
+ */
+export const unlimitedRates = { COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' };
+
 /** A running Coffer on an ephemeral port with its own database, home directory and two merchants. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
   const database = options.database ?? (await openTestDatabase(options.poolSize));
-  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...options.configEnv });
+  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates, ...options.configEnv });
   const coffer = await startCoffer({
     config,
     database,

@@ -1,0 +1,100 @@
+import { parseArgs } from 'node:util';
+import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { CofferError } from '../domain/errors.ts';
+import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
+import { createApiKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';
+import type { Config } from '../platform/config.ts';
+import { migrate } from '../store/migrate.ts';
+
+export const apiKeysUsage = `Usage:
+  coffer apikeys create --merchant acct_… [--type secret|publishable|restricted] [--live]
+                        [--permission resource:read|write]… [--allow address-or-cidr]… [--name text]
+  coffer apikeys list --merchant acct_…
+  coffer apikeys roll key_… [--overlap-hours N]     new key now; the old one works N more hours (default 24)
+  coffer apikeys revoke key_…`;
+
+const kinds: readonly ApiKeyKind[] = ['secret', 'publishable', 'restricted'];
+
+/**
+ * `coffer apikeys …`: merchants' API keys, managed by the operator. A new key is printed once and stored only as
+ * a hash. Returns the exit code: 0 done, 1 refused (the message names the problem), 2 usage.
+ */
+export async function commandApiKeys(config: Config, argv: string[], print: (line: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        merchant: { type: 'string' },
+        type: { type: 'string', default: 'secret' },
+        live: { type: 'boolean', default: false },
+        permission: { type: 'string', multiple: true },
+        allow: { type: 'string', multiple: true },
+        name: { type: 'string' },
+        'overlap-hours': { type: 'string', default: '24' },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${apiKeysUsage}\n`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
+  const [sub, target] = positionals;
+  if (sub === undefined || !['create', 'list', 'roll', 'revoke'].includes(sub) || ((sub === 'roll' || sub === 'revoke') && target === undefined)
+      || ((sub === 'create' || sub === 'list') && values.merchant === undefined)) {
+    process.stderr.write(`${apiKeysUsage}\n`);
+    return 2;
+  }
+  const database = await openConfiguredDatabase(config);
+  try {
+    await migrate(database);
+    const db = database.db;
+    if (sub === 'list') {
+      const rows = await db.selectFrom('api_keys').selectAll().where('merchant_id', '=', values.merchant ?? '').orderBy('created_at').execute();
+      if (rows.length === 0) print(`No keys for ${values.merchant ?? ''}.`);
+      for (const row of rows) {
+        const state = row.revoked_at !== null ? `revoked ${row.revoked_at.toISOString()}`
+          : row.expires_at !== null ? `${row.expires_at.getTime() <= Date.now() ? 'expired' : 'expires'} ${row.expires_at.toISOString()}` : 'active';
+        const grants = Object.entries(row.permissions).map(([resource, access]) => `${resource}:${String(access)}`).join(',');
+        print([row.id, row.kind, row.livemode ? 'live' : 'test', `…${row.key_last4}`, state,
+          `last used ${row.last_used_at?.toISOString() ?? 'never'}`, grants === '' ? '' : `permissions ${grants}`,
+          row.allowed_addresses === null ? '' : `from ${row.allowed_addresses.join(',')}`, row.name ?? ''].filter((part) => part !== '').join('  '));
+      }
+      return 0;
+    }
+    if (sub === 'create') {
+      const kind = kinds.find((candidate) => candidate === values.type);
+      if (kind === undefined) throw new CofferError('parameter_invalid', `--type must be secret, publishable or restricted, not "${values.type ?? ''}".`);
+      if (kind !== 'restricted' && values.permission !== undefined) {
+        throw new CofferError('parameter_invalid', 'Only restricted keys take --permission; secret and publishable keys have fixed powers.');
+      }
+      const created = await createApiKey(db, values.merchant ?? '', kind, values.live === true, {
+        ...(values.permission === undefined ? {} : { permissions: parsePermissions(values.permission) }),
+        ...(values.allow === undefined ? {} : { allowedAddresses: parseAddressList(values.allow) }),
+        ...(values.name === undefined ? {} : { name: values.name }),
+      });
+      print(`Created ${created.id}. The key is shown this once; Coffer keeps only its hash:`);
+      print(created.key.reveal());
+      return 0;
+    }
+    if (sub === 'roll') {
+      const hours = values['overlap-hours'] ?? '';
+      if (!/^\d{1,4}$/.test(hours)) throw new CofferError('parameter_invalid', `--overlap-hours must be a whole number of hours, not "${hours}".`);
+      const rolled = await rollApiKey(db, target ?? '', Number(hours));
+      print(`Rolled ${target ?? ''} to ${rolled.id}; the old key stops working at ${rolled.oldKeyExpiresAt.toISOString()}.`);
+      print('The new key is shown this once:');
+      print(rolled.key.reveal());
+      return 0;
+    }
+    await revokeApiKey(db, target ?? '');
+    print(`Revoked ${target ?? ''}.`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+    process.stderr.write(`coffer: ${error.message}\n`);
+    return 1;
+  } finally {
+    await database.close();
+  }
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Stripe from 'stripe';
+import { merchantRoutesOf } from '../../src/api/public-server.ts';
+import { apiResources, parseAddressList, parsePermissions, type Permissions } from '../../src/identity/api-keys.ts';
+import { createApiKey, revokeApiKey, rollApiKey } from '../../src/identity/merchants.ts';
+import { stateCounts } from '../support/ledger.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+class TestClock {
+  offsetMs = 0;
+  nowMs(): number {
+    return Date.now() + this.offsetMs;
+  }
+}
+
+const errorCode = (error: unknown) => (error as Stripe.errors.StripeError).code;
+
+// Goal: a key does what its kind and permissions allow and nothing more: restricted keys per resource (every
+// merchant route belongs to one), keys limited to addresses work from those only, rolled keys overlap and then
+// stop, a key never reaches another merchant's or the other mode's objects (the same 404 as an unknown id), and
+// every such refusal changes nothing and leaves an audit record.
+describe('API keys', { concurrency: false }, () => {
+  let server: TestServer;
+  const clock = new TestClock();
+  before(async () => {
+    server = await startTestServer({ clock });
+  });
+  after(async () => server.close());
+
+  async function restricted(grants: string[], options: { allow?: string[] } = {}): Promise<string> {
+    const created = await createApiKey(server.database.db, server.merchantId, 'restricted', false, {
+      permissions: parsePermissions(grants), ...(options.allow === undefined ? {} : { allowedAddresses: parseAddressList(options.allow) }),
+    });
+    return created.key.reveal();
+  }
+
+  async function auditActions(actorId: string): Promise<string[]> {
+    const rows = await server.database.db.selectFrom('audit_log').select(['action', 'outcome']).where('actor_id', '=', actorId).orderBy('seq').execute();
+    return rows.map((row) => `${row.action}:${row.outcome}`);
+  }
+
+  test('a restricted key does what it was granted, and is refused the rest with 403 and nothing changed', async () => {
+    const key = await restricted(['payment_intents:write', 'refunds:read']);
+    const stripe = stripeClient(server, key);
+    const intent = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal(intent.status, 'succeeded');
+    assert.deepEqual((await stripe.refunds.list()).data, []);
+    const before = await stateCounts(server.database.db);
+    await assert.rejects(stripe.refunds.create({ payment_intent: intent.id }), (error: unknown) => {
+      assert.ok(error instanceof Stripe.errors.StripePermissionError, String(error));
+      assert.equal(errorCode(error), 'insufficient_permissions');
+      assert.match((error as Error).message, /does not have write permission on refunds/);
+      assert.doesNotMatch((error as Error).message, new RegExp(key), 'the key is masked in the message');
+      return true;
+    });
+    await assert.rejects(stripe.customers.list(), (error: unknown) => errorCode(error) === 'insufficient_permissions');
+    assert.deepEqual(await stateCounts(server.database.db), { ...before, audit_log: before.audit_log + 2 }, 'only the refusals were recorded');
+    const keyId = (await server.database.db.selectFrom('api_keys').select('id').where('key_last4', '=', key.slice(-4)).executeTakeFirstOrThrow()).id;
+    const actions = await auditActions(keyId);
+    assert.deepEqual(actions.slice(-2), ['api_request.insufficient_permissions:failure', 'api_request.insufficient_permissions:failure']);
+  });
+
+  test('every merchant route belongs to a resource, and a restricted key reaches a route only with that resource', async () => {
+    const routes = merchantRoutesOf(server.coffer.app);
+    assert.ok(routes.length >= 45, `${routes.length} merchant routes`);
+    const everything = Object.fromEntries(apiResources.map((resource) => [resource, 'write'])) as Permissions;
+    const keys = new Map<string, { without: string; readOnly: string }>();
+    for (const resource of apiResources) {
+      const without: Permissions = { ...everything };
+      delete without[resource];
+      const make = async (permissions: Permissions) => (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions })).key.reveal();
+      keys.set(resource, { without: await make(without), readOnly: await make({ [resource]: 'read' }) });
+    }
+    for (const route of routes) {
+      const url = route.url.replace(/:[a-z_]+/g, 'x_unknown');
+      const { without, readOnly } = keys.get(route.resource) ?? { without: '', readOnly: '' };
+      const body = route.method === 'GET' || route.method === 'DELETE' ? {} : { body: '' };
+      const refused = await rawRequest(server, route.method, url, { key: without, ...body });
+      assert.equal(refused.status, 403, `${route.method} ${route.url} with every permission but ${route.resource}: ${refused.body}`);
+      const reading = await rawRequest(server, route.method, url, { key: readOnly, ...body });
+      if (route.method === 'GET') assert.notEqual(reading.status, 403, `${route.method} ${route.url} with ${route.resource}:read: ${reading.body}`);
+      else assert.equal(reading.status, 403, `${route.method} ${route.url} needs ${route.resource}:write`);
+    }
+  });
+
+  test('a publishable key only collects cards; a secret key is not limited by resource', async () => {
+    const publishable = stripeClient(server, server.publishableKey);
+    await assert.rejects(publishable.paymentIntents.list(), (error: unknown) => errorCode(error) === 'secret_key_required');
+    const method = await publishable.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034 } });
+    assert.match(method.id, /^pm_/);
+    assert.ok((await server.stripe.customers.list()).object === 'list');
+  });
+
+  test('a key limited to some addresses works from them only', async () => {
+    const elsewhere = await restricted(['balance:read'], { allow: ['10.0.0.0/8', '2001:db8::/32'] });
+    const refused = await rawRequest(server, 'GET', '/v1/balance', { key: elsewhere });
+    assert.equal(refused.status, 403);
+    assert.equal((refused.json.error as { code: string }).code, 'api_key_address_not_allowed');
+    assert.match((refused.json.error as { message: string }).message, /cannot be used from 127\.0\.0\.1/);
+    const here = await restricted(['balance:read'], { allow: ['127.0.0.0/8'] });
+    assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: here })).status, 200);
+    assert.throws(() => parseAddressList(['10.0.0.0/33']), /"10\.0\.0\.0\/33" is not an IP address or a CIDR range/);
+    assert.throws(() => parseAddressList(['localhost']), /"localhost" is not an IP address/);
+    assert.throws(() => parsePermissions(['payouts:write']), /Unknown resource in permission "payouts:write"/);
+    assert.throws(() => parsePermissions(['refunds:delete']), /must end in :read or :write/);
+  });
+
+  test('a rolled key works beside its successor for the overlap, then stops; a revoked key stops', async () => {
+    const old = await createApiKey(server.database.db, server.merchantId, 'secret', false);
+    const rolled = await rollApiKey(server.database.db, old.id, 2, new Date(clock.nowMs()));
+    for (const key of [old.key.reveal(), rolled.key.reveal()]) {
+      assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key })).status, 200);
+    }
+    await assert.rejects(rollApiKey(server.database.db, old.id, 1), /already rolled/);
+    await assert.rejects(rollApiKey(server.database.db, rolled.id, 24 * 8), /from 0 to 168/);
+    clock.offsetMs += 2 * 3_600_000 + 1_000;
+    assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: old.key.reveal() })).status, 401, 'the old key expired with the overlap');
+    assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: rolled.key.reveal() })).status, 200);
+    await revokeApiKey(server.database.db, rolled.id, new Date(clock.nowMs()));
+    clock.offsetMs += 11_000;
+    assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: rolled.key.reveal() })).status, 401, 'revoked (seen once the key cache entry expires)');
+    const actions = await server.database.db.selectFrom('audit_log').select('action').where('object_id', 'in', [old.id, rolled.id]).orderBy('seq').execute();
+    assert.deepEqual(actions.map((row) => row.action), ['api_key.create', 'api_key.roll', 'api_key.revoke']);
+  });
+
+  test("another merchant's object, or the other mode's, gets the 404 of an unknown id, and the attempt is audited", async () => {
+    const intent = await server.stripe.paymentIntents.create({ amount: 1200, currency: 'usd' });
+    const other = stripeClient(server, server.otherSecretKey);
+    const theirs = await other.paymentIntents.retrieve(intent.id).catch((error: unknown) => error as Stripe.errors.StripeError);
+    const unknown = await other.paymentIntents.retrieve('pi_000000000000000000000000').catch((error: unknown) => error as Stripe.errors.StripeError);
+    assert.ok(theirs instanceof Stripe.errors.StripeInvalidRequestError && unknown instanceof Stripe.errors.StripeInvalidRequestError);
+    assert.equal(theirs.statusCode, 404);
+    assert.deepEqual([theirs.code, theirs.type, theirs.param], [unknown.code, unknown.type, unknown.param]);
+    assert.equal(theirs.message, `No such payment_intent: '${intent.id}'`);
+    await assert.rejects(other.paymentIntents.update(intent.id, { metadata: { taken: 'yes' } }), (error: unknown) => errorCode(error) === 'resource_missing');
+    assert.deepEqual((await server.stripe.paymentIntents.retrieve(intent.id)).metadata, {}, 'the update changed nothing');
+
+    const live = await createApiKey(server.database.db, server.merchantId, 'secret', true);
+    const liveResponse = await rawRequest(server, 'GET', `/v1/payment_intents/${intent.id}`, { key: live.key.reveal() });
+    assert.equal(liveResponse.status, 404, 'a live key does not see test objects');
+
+    const records = await server.database.db.selectFrom('audit_log').select(['action', 'merchant_id', 'object_id', 'details', 'outcome', 'origin', 'request_id'])
+      .where('object_id', '=', intent.id).where('action', 'like', 'api_request.%').orderBy('seq').execute();
+    assert.deepEqual(records.map((row) => row.action), ['api_request.cross_merchant_access', 'api_request.cross_merchant_access', 'api_request.cross_mode_access']);
+    assert.equal(records[0]?.outcome, 'failure');
+    assert.equal(records[0]?.origin, '127.0.0.1');
+    assert.match(String(records[0]?.request_id), /^req_/);
+    assert.equal((records[0]?.details as { owner_merchant?: string }).owner_merchant, server.merchantId);
+    const unknownRecords = await server.database.db.selectFrom('audit_log').select('id').where('object_id', '=', 'pi_000000000000000000000000').execute();
+    assert.equal(unknownRecords.length, 0, 'an unknown id is not an attempt on anyone');
+  });
+});
