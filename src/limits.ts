@@ -23,6 +23,8 @@ export const limits = {
   /** How long a looked-up API key is trusted without asking the database again (bounds revocation delay). */
   apiKeyCacheTtlMs: 10 * 1000,
   apiKeyCacheEntriesMax: 10_000,
+  /** Nonces of signed requests are kept this long: more than the 5-minute window on either side. */
+  requestNonceRetentionMs: 15 * 60 * 1000,
   /** How long a rolled API key may keep working beside its successor. */
   apiKeyRollOverlapHoursMax: 7 * 24,
   /** Requests per second one API key may make (Stripe's live-mode budget), and one client address. */

@@ -52,6 +52,13 @@ interface KeyRecord {
   expires_at: Date | null;
   last_used_at: Date | null;
   default_api_version: string;
+  signing_secret_ciphertext: Buffer | null;
+}
+
+export interface AuthenticatedKey {
+  actor: Actor;
+  /** Set when the key requires signed requests: its sealed signing secret, checked once the body is read. */
+  signingSecretSealed: Buffer | null;
 }
 
 /**
@@ -91,7 +98,8 @@ async function findKey(db: Kysely<Database>, cache: ApiKeyCache, key: string, no
     .selectFrom('api_keys')
     .innerJoin('merchants', 'merchants.id', 'api_keys.merchant_id')
     .select(['api_keys.id', 'api_keys.kind', 'api_keys.livemode', 'api_keys.merchant_id', 'api_keys.revoked_at',
-      'api_keys.expires_at', 'api_keys.last_used_at', 'api_keys.permissions', 'api_keys.allowed_addresses', 'merchants.default_api_version'])
+      'api_keys.expires_at', 'api_keys.last_used_at', 'api_keys.permissions', 'api_keys.allowed_addresses', 'api_keys.signing_secret_ciphertext',
+      'merchants.default_api_version'])
     .where('api_keys.key_hash', '=', hash)
     .executeTakeFirst();
   cache.set(cacheKey, record, nowMs);
@@ -123,7 +131,7 @@ export async function authenticateMerchant(
   versionHeader: string | string[] | undefined,
   now: Date,
   requirement: KeyRequirement,
-): Promise<Actor> {
+): Promise<AuthenticatedKey> {
   const key = presentedKey(authorization);
   if (key === undefined || key === '') throw missingKey();
   const invalid = new CofferError('api_key_invalid', `Invalid API Key provided: ${maskApiKey(key)}`);
@@ -156,7 +164,7 @@ export async function authenticateMerchant(
     });
   }
   const eventApiVersion = parseApiVersion(row.default_api_version) ?? defaultApiVersion;
-  return {
+  const actor: Actor = {
     merchantId: row.merchant_id,
     livemode: row.livemode,
     apiKeyId: row.id,
@@ -164,4 +172,5 @@ export async function authenticateMerchant(
     apiVersion: requestApiVersion(versionHeader, eventApiVersion),
     eventApiVersion,
   };
+  return { actor, signingSecretSealed: row.signing_secret_ciphertext };
 }

@@ -13,6 +13,9 @@ import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
 import { auditRefusal } from './refusal-audit.ts';
+import { signingSecretLabel } from '../identity/merchants.ts';
+import { signatureHeaderName, verifySignature } from '../identity/request-signing.ts';
+import { openSecret } from '../platform/secret-box.ts';
 import { assert } from '../platform/assert.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
@@ -60,7 +63,7 @@ function routeResource(url: string): ApiResource {
 
 async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
   if (request.routeOptions.config.merchantApi !== true) return;
-  request.actor = await authenticateMerchant(
+  const authenticated = await authenticateMerchant(
     services.db,
     keys,
     services.logger,
@@ -74,6 +77,8 @@ async function authenticate(services: Services, keys: ApiKeyCache, request: Fast
       publishableAllowed: request.routeOptions.config.publishableAllowed === true,
     },
   );
+  request.actor = authenticated.actor;
+  request.signingSecretSealed = authenticated.signingSecretSealed;
 }
 
 /**
@@ -93,6 +98,34 @@ function hashableBody(services: Services, request: FastifyRequest): unknown {
     }
   }
   return copy;
+}
+
+/**
+ * A key that requires signed requests: the signature must match this very request (method, path and query, body
+ * bytes), be at most five minutes old or ahead, and carry a nonce this key has not used (identity/request-signing.ts).
+ */
+async function checkRequestSignature(services: Services, request: FastifyRequest): Promise<void> {
+  const sealed = request.signingSecretSealed;
+  const actor = request.actor;
+  if (sealed === null || actor === null) return;
+  const refusedKey = { keyId: actor.apiKeyId, merchantId: actor.merchantId, livemode: actor.livemode };
+  const header = request.headers[signatureHeaderName];
+  const secret = openSecret(services.requestSigningKey, actor.apiKeyId, sealed, signingSecretLabel);
+  const nowMs = services.clock.nowMs();
+  const verdict = verifySignature(Array.isArray(header) ? header[0] : header, secret.reveal(),
+    { method: request.method, pathAndQuery: request.url, body: request.rawBody ?? '' }, Math.floor(nowMs / 1000));
+  if (!verdict.ok) {
+    const code = verdict.reason === 'missing' ? 'request_signature_required' : verdict.reason === 'expired' ? 'request_signature_expired' : 'request_signature_invalid';
+    const message = verdict.reason === 'missing'
+      ? 'This API key requires signed requests: add a Coffer-Signature header (see the README, "Signed requests").'
+      : `The request signature was refused: ${verdict.detail}.`;
+    throw new CofferError(code, message, { refusedKey });
+  }
+  const fresh = await services.db.insertInto('request_nonces').values({ key_id: actor.apiKeyId, nonce: verdict.nonce, seen_at: new Date(nowMs) })
+    .onConflict((conflict) => conflict.columns(['key_id', 'nonce']).doNothing()).returning('nonce').executeTakeFirst();
+  if (fresh === undefined) {
+    throw new CofferError('request_replayed', 'This signed request was already received (its nonce was used before); sign each request with a new nonce.', { refusedKey });
+  }
 }
 
 /** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
@@ -189,8 +222,11 @@ export async function buildPublicServer(services: Services, options: PublicServe
   const keys = new ApiKeyCache();
   app.decorateRequest('actor', null);
   app.decorateRequest('idempotency', null);
+  app.decorateRequest('rawBody', null);
+  app.decorateRequest('signingSecretSealed', null);
   await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string;
     try {
       done(null, parseForm(body as string));
     } catch (error) {
@@ -198,6 +234,12 @@ export async function buildPublicServer(services: Services, options: PublicServe
     }
   });
   app.removeContentTypeParser('text/plain');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string;
+    parseJson(request, body as string, done);
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
   });
@@ -209,7 +251,10 @@ export async function buildPublicServer(services: Services, options: PublicServe
     if (request.method !== 'GET' && request.method !== 'HEAD') refuseQueryParameters(request.query);
     await authenticate(services, keys, request);
   });
-  app.addHook('preValidation', async (request) => coerce(request));
+  app.addHook('preValidation', async (request) => {
+    await checkRequestSignature(services, request);
+    coerce(request);
+  });
   app.addHook('preHandler', async (request, reply) => claimKey(services, request, reply));
   app.addHook('onSend', async (request, reply, payload) => {
     await finishKey(services, request, reply, payload);

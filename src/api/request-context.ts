@@ -6,6 +6,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     actor: Actor | null;
     idempotency: IdempotencyClaim | null;
+    /** The body as received, for request signatures. */
+    rawBody: string | null;
+    /** The sealed signing secret of a key that requires signed requests. */
+    signingSecretSealed: Buffer | null;
   }
   interface FastifyContextConfig {
     /** Routes of the merchant API authenticate with an API key. */

@@ -12,6 +12,7 @@ import { systemClock, type Clock } from '../platform/clock.ts';
 import type { Config } from '../platform/config.ts';
 import { faultPointsFromEnv } from '../platform/fault-points.ts';
 import { deriveKey, loadInstanceSecret } from '../platform/instance-secret.ts';
+import { requestSigningKey } from '../identity/merchants.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { Secret } from '../platform/secret.ts';
 import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
@@ -79,6 +80,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     faults: faultPointsFromEnv(env),
     fingerprintKey,
     webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
+    requestSigningKey: requestSigningKey(instanceSecret),
     maintainStorage: () => database.maintain(),
   };
 }

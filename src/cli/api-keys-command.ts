@@ -2,18 +2,26 @@ import { parseArgs } from 'node:util';
 import { openConfiguredDatabase } from '../app/start-coffer.ts';
 import { CofferError } from '../domain/errors.ts';
 import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
-import { createApiKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';
+import { createApiKey, requestSigningKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';
+import { loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Config } from '../platform/config.ts';
 import { migrate } from '../store/migrate.ts';
 
 export const apiKeysUsage = `Usage:
   coffer apikeys create --merchant acct_… [--type secret|publishable|restricted] [--live]
                         [--permission resource:read|write]… [--allow address-or-cidr]… [--name text]
+                        [--require-signing]
   coffer apikeys list --merchant acct_…
   coffer apikeys roll key_… [--overlap-hours N]     new key now; the old one works N more hours (default 24)
   coffer apikeys revoke key_…`;
 
 const kinds: readonly ApiKeyKind[] = ['secret', 'publishable', 'restricted'];
+
+function printSigningSecret(secret: string | undefined, print: (line: string) => void): void {
+  if (secret === undefined) return;
+  print('Every request with this key must be signed (Coffer-Signature header) with this secret, shown this once:');
+  print(secret);
+}
 
 /**
  * `coffer apikeys …`: merchants' API keys, managed by the operator. A new key is printed once and stored only as
@@ -32,6 +40,7 @@ export async function commandApiKeys(config: Config, argv: string[], print: (lin
         permission: { type: 'string', multiple: true },
         allow: { type: 'string', multiple: true },
         name: { type: 'string' },
+        'require-signing': { type: 'boolean', default: false },
         'overlap-hours': { type: 'string', default: '24' },
       },
     });
@@ -47,6 +56,8 @@ export async function commandApiKeys(config: Config, argv: string[], print: (lin
     return 2;
   }
   const database = await openConfiguredDatabase(config);
+  // The signing secrets are sealed under a key derived from this installation's instance secret.
+  const signingKey = () => requestSigningKey(loadInstanceSecret(config.homeDir));
   try {
     await migrate(database);
     const db = database.db;
@@ -57,9 +68,10 @@ export async function commandApiKeys(config: Config, argv: string[], print: (lin
         const state = row.revoked_at !== null ? `revoked ${row.revoked_at.toISOString()}`
           : row.expires_at !== null ? `${row.expires_at.getTime() <= Date.now() ? 'expired' : 'expires'} ${row.expires_at.toISOString()}` : 'active';
         const grants = Object.entries(row.permissions).map(([resource, access]) => `${resource}:${String(access)}`).join(',');
+        const signed = row.signing_secret_ciphertext === null ? '' : 'signed requests';
         print([row.id, row.kind, row.livemode ? 'live' : 'test', `…${row.key_last4}`, state,
           `last used ${row.last_used_at?.toISOString() ?? 'never'}`, grants === '' ? '' : `permissions ${grants}`,
-          row.allowed_addresses === null ? '' : `from ${row.allowed_addresses.join(',')}`, row.name ?? ''].filter((part) => part !== '').join('  '));
+          row.allowed_addresses === null ? '' : `from ${row.allowed_addresses.join(',')}`, signed, row.name ?? ''].filter((part) => part !== '').join('  '));
       }
       return 0;
     }
@@ -73,18 +85,21 @@ export async function commandApiKeys(config: Config, argv: string[], print: (lin
         ...(values.permission === undefined ? {} : { permissions: parsePermissions(values.permission) }),
         ...(values.allow === undefined ? {} : { allowedAddresses: parseAddressList(values.allow) }),
         ...(values.name === undefined ? {} : { name: values.name }),
+        ...(values['require-signing'] === true ? { requireSigning: signingKey() } : {}),
       });
       print(`Created ${created.id}. The key is shown this once; Coffer keeps only its hash:`);
       print(created.key.reveal());
+      printSigningSecret(created.signingSecret?.reveal(), print);
       return 0;
     }
     if (sub === 'roll') {
       const hours = values['overlap-hours'] ?? '';
       if (!/^\d{1,4}$/.test(hours)) throw new CofferError('parameter_invalid', `--overlap-hours must be a whole number of hours, not "${hours}".`);
-      const rolled = await rollApiKey(db, target ?? '', Number(hours));
+      const rolled = await rollApiKey(db, target ?? '', Number(hours), new Date(), signingKey());
       print(`Rolled ${target ?? ''} to ${rolled.id}; the old key stops working at ${rolled.oldKeyExpiresAt.toISOString()}.`);
       print('The new key is shown this once:');
       print(rolled.key.reveal());
+      printSigningSecret(rolled.signingSecret?.reveal(), print);
       return 0;
     }
     await revokeApiKey(db, target ?? '');

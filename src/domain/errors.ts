@@ -35,6 +35,10 @@ export const errorCatalog = {
   rate_limit: { type: 'invalid_request_error', httpStatus: 429 },
   insufficient_permissions: { type: 'invalid_request_error', httpStatus: 403 },
   api_key_address_not_allowed: { type: 'invalid_request_error', httpStatus: 403 },
+  request_signature_required: { type: 'invalid_request_error', httpStatus: 401 },
+  request_signature_invalid: { type: 'invalid_request_error', httpStatus: 401 },
+  request_signature_expired: { type: 'invalid_request_error', httpStatus: 401 },
+  request_replayed: { type: 'invalid_request_error', httpStatus: 401 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },

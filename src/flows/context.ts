@@ -26,6 +26,8 @@ export interface Services {
   commitDurability: CommitDurability;
   /** Webhooks: the key that seals signing secrets, and whether test-mode endpoints may be private addresses. */
   webhooks: { secretKey: Secret<Buffer>; allowPrivate: boolean };
+  /** Seals the signing secrets of keys that require signed requests (identity/request-signing.ts). */
+  requestSigningKey: Secret<Buffer>;
   /** The database's periodic upkeep (checkpoints of the embedded database). */
   maintainStorage(): Promise<void>;
 }

@@ -3,7 +3,9 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import { currentApiVersion } from '../objects/api-version.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
+import { deriveKey } from '../platform/instance-secret.ts';
 import { Secret } from '../platform/secret.ts';
+import { sealSecret } from '../platform/secret-box.ts';
 import { recordAudit, type AuditInput } from '../store/audit.ts';
 import type { ApiKeysTable, Database } from '../store/database.ts';
 import { apiKeyPrefixes, hashApiKey, type ApiKeyKind, type Permissions } from './api-keys.ts';
@@ -12,7 +14,16 @@ export interface CreatedKey {
   id: string;
   /** Shown once; only its hash is stored. */
   key: Secret<string>;
+  /** Keys that require signed requests: the signing secret, shown once (stored sealed). */
+  signingSecret?: Secret<string>;
 }
+
+/** The key that seals request-signing secrets, derived from the instance secret like the webhook secrets' key. */
+export function requestSigningKey(instanceSecret: Secret<Buffer>): Secret<Buffer> {
+  return deriveKey(instanceSecret, 'request signing secrets v1');
+}
+
+export const signingSecretLabel = 'request signing secret';
 
 export async function createMerchant(db: Kysely<Database>, name: string): Promise<string> {
   const id = newId('acct');
@@ -28,6 +39,8 @@ export interface ApiKeyOptions {
   name?: string;
   /** Who creates the key, for the audit record (default: the `coffer apikeys` command). */
   actor?: string;
+  /** Every request with the key must be signed (identity/request-signing.ts): the key that seals its secret. */
+  requireSigning?: Secret<Buffer>;
 }
 
 function newKeyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, options: ApiKeyOptions) {
@@ -47,7 +60,12 @@ function newKeyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, opti
     allowed_addresses: options.allowedAddresses === undefined ? null : JSON.stringify(options.allowedAddresses),
     name: options.name ?? null,
   };
-  return { key: new Secret(key), id, row };
+  let signingSecret: Secret<string> | undefined;
+  if (options.requireSigning !== undefined) {
+    signingSecret = new Secret(`ssec_${randomBase62(48)}`);
+    row.signing_secret_ciphertext = sealSecret(options.requireSigning, id, signingSecret, signingSecretLabel);
+  }
+  return { key: new Secret(key), id, row, ...(signingSecret === undefined ? {} : { signingSecret }) };
 }
 
 export async function createApiKey(
@@ -65,9 +83,11 @@ export async function createApiKey(
   const created = newKeyRow(merchantId, kind, livemode, options);
   await db.transaction().execute(async (tx) => {
     await tx.insertInto('api_keys').values(created.row).execute();
-    await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, { kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null }, options.actor));
+    await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, {
+      kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null, signed_requests: options.requireSigning !== undefined,
+    }, options.actor));
   });
-  return { id: created.id, key: created.key };
+  return { id: created.id, key: created.key, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
 }
 
 function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor = 'coffer-cli'): AuditInput {
@@ -88,23 +108,32 @@ async function findActiveKey(tx: Kysely<Database>, keyId: string, now: Date) {
 }
 
 /**
- * Rolls a key: a new key with the same kind, mode, permissions and addresses, shown once; the old key keeps
- * working for `overlapHours` (0: it stops now, at most 7 days) so that programs can move to the new one.
+ * Rolls a key: a new key with the same kind, mode, permissions, addresses and signing requirement (with a new
+ * signing secret), shown once; the old key keeps working for `overlapHours` (0: it stops now, at most 7 days) so
+ * that programs can move to the new one.
  */
-export async function rollApiKey(db: Kysely<Database>, keyId: string, overlapHours: number, now = new Date()): Promise<CreatedKey & { oldKeyExpiresAt: Date }> {
+export async function rollApiKey(
+  db: Kysely<Database>,
+  keyId: string,
+  overlapHours: number,
+  now = new Date(),
+  signingKey?: Secret<Buffer>,
+): Promise<CreatedKey & { oldKeyExpiresAt: Date }> {
   if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > limits.apiKeyRollOverlapHoursMax) {
     throw new CofferError('parameter_invalid', `The overlap must be a whole number of hours from 0 to ${limits.apiKeyRollOverlapHoursMax}.`, { param: 'overlap' });
   }
   return db.transaction().execute(async (tx) => {
     const old = await findActiveKey(tx, keyId, now);
+    if (old.signing_secret_ciphertext !== null && signingKey === undefined) throw new Error('rolling a key that requires signing needs the signing key');
     const created = newKeyRow(old.merchant_id, old.kind, old.livemode, {
       permissions: old.permissions as Permissions, ...(old.allowed_addresses === null ? {} : { allowedAddresses: old.allowed_addresses }), ...(old.name === null ? {} : { name: old.name }),
+      ...(old.signing_secret_ciphertext === null || signingKey === undefined ? {} : { requireSigning: signingKey }),
     });
     await tx.insertInto('api_keys').values(created.row).execute();
     const oldKeyExpiresAt = new Date(now.getTime() + overlapHours * 3_600_000);
     await tx.updateTable('api_keys').set({ expires_at: oldKeyExpiresAt, rolled_to: created.id }).where('id', '=', old.id).execute();
     await recordAudit(tx, keyAudit('api_key.roll', old.merchant_id, old.livemode, old.id, { new_key: created.id, old_key_expires_at: oldKeyExpiresAt.toISOString() }));
-    return { id: created.id, key: created.key, oldKeyExpiresAt };
+    return { id: created.id, key: created.key, oldKeyExpiresAt, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
   });
 }
 

@@ -3,7 +3,7 @@ import { limits } from '../limits.ts';
 import { expireAuthorizations } from './expire-authorizations.ts';
 import { deliverSandboxNotifications } from './deliver-sandbox-notifications.ts';
 import { recoverPendingRefunds } from './recover-refunds.ts';
-import { reapIdempotencyKeys } from './reap-idempotency-keys.ts';
+import { reapIdempotencyKeys, reapRequestNonces } from './reap-idempotency-keys.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
 
@@ -21,6 +21,7 @@ export const jobs: Job[] = [
   { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
+  { name: 'reap-request-nonces', runBatch: reapRequestNonces },
   {
     name: 'maintain-storage',
     runBatch: async (services) => {

@@ -33,6 +33,14 @@ export interface ApiKeysTable {
   name: ColumnType<string | null, string | null | undefined, string | null>;
   /** The key that replaced this one when it was rolled. */
   rolled_to: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Sealed signing secret (platform/secret-box.ts) of a key whose requests must be signed; null: no signing. */
+  signing_secret_ciphertext: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+}
+
+export interface RequestNoncesTable {
+  key_id: string;
+  nonce: string;
+  seen_at: Date;
 }
 
 export interface CardFacts {
@@ -464,6 +472,7 @@ export interface Database {
   tokens: TokensTable;
   setup_intents: SetupIntentsTable;
   sandbox_card_disputes: SandboxCardDisputesTable;
+  request_nonces: RequestNoncesTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

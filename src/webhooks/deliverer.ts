@@ -6,7 +6,7 @@ import { limits } from '../limits.ts';
 import { signatureHeader } from '../platform/timestamped-signature.ts';
 import type { WebhookEndpointRow } from '../store/database.ts';
 import { payloadForEndpoint } from '../store/events.ts';
-import { openSecret } from './secret-box.ts';
+import { openSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 import { relayEvents } from './relay.ts';
 

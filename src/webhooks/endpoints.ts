@@ -9,7 +9,7 @@ import { parseApiVersion } from '../objects/api-version.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
 import type { WebhookEndpointRow } from '../store/database.ts';
-import { sealSecret } from './secret-box.ts';
+import { sealSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 
 export interface EndpointParams {

@@ -3,7 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { merchantRoutesOf } from '../../src/api/public-server.ts';
 import { apiResources, parseAddressList, parsePermissions, type Permissions } from '../../src/identity/api-keys.ts';
+import { createHash, createHmac } from 'node:crypto';
 import { createApiKey, revokeApiKey, rollApiKey } from '../../src/identity/merchants.ts';
+import { signRequest } from '../../src/identity/request-signing.ts';
+import { reapRequestNonces } from '../../src/jobs/reap-idempotency-keys.ts';
 import { stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
@@ -150,4 +153,79 @@ describe('API keys', { concurrency: false }, () => {
     const unknownRecords = await server.database.db.selectFrom('audit_log').select('id').where('object_id', '=', 'pi_000000000000000000000000').execute();
     assert.equal(unknownRecords.length, 0, 'an unknown id is not an attempt on anyone');
   });
+
+  test('a key that requires signing: unsigned, tampered, stale, replayed or wrongly keyed requests are refused and change nothing', async () => {
+    const services = server.coffer.services;
+    const created = await createApiKey(server.database.db, server.merchantId, 'secret', false, { requireSigning: services.requestSigningKey });
+    const key = created.key.reveal();
+    const secret = created.signingSecret?.reveal() ?? '';
+    assert.match(secret, /^ssec_\w{48}$/);
+    const body = 'amount=4100&currency=usd';
+    const nowSeconds = () => Math.floor(clock.nowMs() / 1000);
+    const signed = (method: string, pathAndQuery: string, payload: string, options: { at?: number; nonce?: string; secret?: string } = {}) =>
+      signRequest(options.secret ?? secret, { method, pathAndQuery, body: payload }, options.at ?? nowSeconds(), options.nonce);
+    const send = (header: string | undefined, payload = body) =>
+      rawRequest(server, 'POST', '/v1/payment_intents', { key, body: payload, headers: header === undefined ? {} : { 'coffer-signature': header } });
+    const code = (response: { json: Record<string, unknown> }) => (response.json.error as { code?: string } | undefined)?.code;
+    const intents = async () => (await stateCounts(server.database.db)).payment_intents;
+
+    const countBefore = await intents();
+    const unsigned = await send(undefined);
+    assert.equal(unsigned.status, 401);
+    assert.equal(code(unsigned), 'request_signature_required');
+
+    const header = signed('POST', '/v1/payment_intents', body);
+    const accepted = await send(header);
+    assert.equal(accepted.status, 200, accepted.body);
+    assert.equal(accepted.json.amount, 4100);
+    const listed = await rawRequest(server, 'GET', '/v1/payment_intents?limit=1', { key, headers: { 'coffer-signature': signed('GET', '/v1/payment_intents?limit=1', '') } });
+    assert.equal(listed.status, 200, listed.body);
+
+    const refusals: Array<[string, Promise<RawResponseLike>, string]> = [
+      ['replayed', send(header), 'request_replayed'],
+      ['body changed', send(signed('POST', '/v1/payment_intents', body), 'amount=9900&currency=usd'), 'request_signature_invalid'],
+      ['path changed', send(signed('POST', '/v1/refunds', body)), 'request_signature_invalid'],
+      ['six minutes old', send(signed('POST', '/v1/payment_intents', body, { at: nowSeconds() - 360 })), 'request_signature_expired'],
+      ['six minutes ahead', send(signed('POST', '/v1/payment_intents', body, { at: nowSeconds() + 360 })), 'request_signature_expired'],
+      ['another secret', send(signed('POST', '/v1/payment_intents', body, { secret: 'ssec_not_the_secret' })), 'request_signature_invalid'],
+      ['malformed', send('t=1,v1=00'), 'request_signature_invalid'],
+    ];
+    for (const [name, pending, expected] of refusals) {
+      const response = await pending;
+      assert.equal(response.status, 401, `${name}: ${response.body}`);
+      assert.equal(code(response), expected, name);
+    }
+    assert.equal(await intents(), countBefore + 1, 'only the one correctly signed, fresh request created anything');
+    const audited = await auditActions(created.id);
+    assert.equal(audited.filter((action) => action.startsWith('api_request.request_')).length, refusals.length + 1, audited.join(', '));
+
+    // The documented algorithm, computed here without Coffer's helper, is what Coffer checks.
+    const t = nowSeconds();
+    const nonce = 'hand-made-nonce-0001';
+    const handBody = 'amount=300&currency=eur';
+    const payload = [t, nonce, 'POST', '/v1/payment_intents', createHash('sha256').update(handBody).digest('hex')].join('\n');
+    const byHand = `t=${t},nonce=${nonce},v1=${createHmac('sha256', secret).update(payload).digest('hex')}`;
+    const handResponse = await send(byHand, handBody);
+    assert.equal(handResponse.status, 200, handResponse.body);
+
+    // Nonces are kept past the window, then reaped; a request that old is refused by its timestamp anyway.
+    const nonces = async () => (await server.database.db.selectFrom('request_nonces').select('nonce').where('key_id', '=', created.id).execute()).length;
+    assert.equal(await nonces(), 3);
+    clock.offsetMs += 16 * 60_000;
+    await reapRequestNonces(services);
+    assert.equal(await nonces(), 0);
+    const late = await send(header);
+    assert.equal(code(late), 'request_signature_expired');
+
+    // Rolling keeps the requirement, with a new secret.
+    const rolled = await rollApiKey(server.database.db, created.id, 0, new Date(clock.nowMs()), services.requestSigningKey);
+    const newSecret = rolled.signingSecret?.reveal() ?? '';
+    assert.ok(newSecret !== '' && newSecret !== secret);
+    const withOld = await rawRequest(server, 'GET', '/v1/balance', { key: rolled.key.reveal(), headers: { 'coffer-signature': signed('GET', '/v1/balance', '') } });
+    assert.equal(code(withOld), 'request_signature_invalid');
+    const withNew = await rawRequest(server, 'GET', '/v1/balance', { key: rolled.key.reveal(), headers: { 'coffer-signature': signed('GET', '/v1/balance', '', { secret: newSecret }) } });
+    assert.equal(withNew.status, 200, withNew.body);
+  });
 });
+
+type RawResponseLike = Awaited<ReturnType<typeof rawRequest>>;
