@@ -23,6 +23,13 @@ export const limits = {
   /** How long a looked-up API key is trusted without asking the database again (bounds revocation delay). */
   apiKeyCacheTtlMs: 10 * 1000,
   apiKeyCacheEntriesMax: 10_000,
+  /**
+   * The audit sealer passes a gap in the record sequence (a rolled-back transaction's number) once the record
+   * after it is this old: no transaction that could still fill the gap runs this long.
+   */
+  auditGapGraceMs: 5 * 60 * 1000,
+  /** How often the sealer signs a checkpoint of the audit chain (when anything was sealed since the last). */
+  auditCheckpointEveryMs: 60 * 1000,
   /** Nonces of signed requests are kept this long: more than the 5-minute window on either side. */
   requestNonceRetentionMs: 15 * 60 * 1000,
   /** How long a rolled API key may keep working beside its successor. */

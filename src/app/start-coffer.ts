@@ -13,6 +13,7 @@ import type { Config } from '../platform/config.ts';
 import { faultPointsFromEnv } from '../platform/fault-points.ts';
 import { deriveKey, loadInstanceSecret } from '../platform/instance-secret.ts';
 import { requestSigningKey } from '../identity/merchants.ts';
+import { CheckpointSigner } from '../audit/checkpoint-signer.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { Secret } from '../platform/secret.ts';
 import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
@@ -81,6 +82,8 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     fingerprintKey,
     webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
     requestSigningKey: requestSigningKey(instanceSecret),
+    auditSigner: CheckpointSigner.open(config.homeDir),
+    homeDir: config.homeDir,
     maintainStorage: () => database.maintain(),
   };
 }

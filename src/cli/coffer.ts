@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
 import { commandApiKeys } from './api-keys-command.ts';
+import { commandAudit } from './audit-command.ts';
 import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -18,6 +19,7 @@ Usage:
   coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
+  coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
   coffer help             show this text
 
 Environment:
@@ -144,6 +146,7 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
 async function main(argv: string[]): Promise<number> {
   // `apikeys` has options of its own.
   if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'audit') return commandAudit(loadConfig(), argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
   if (values.help === true || command === undefined || command === 'help') {

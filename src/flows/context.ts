@@ -1,3 +1,4 @@
+import type { CheckpointSigner } from '../audit/checkpoint-signer.ts';
 import type { Kysely, Transaction } from 'kysely';
 import type { CardSource } from '../connectors/card-source.ts';
 import type { CardVault } from '../vault/card-vault.ts';
@@ -26,6 +27,10 @@ export interface Services {
   commitDurability: CommitDurability;
   /** Webhooks: the key that seals signing secrets, and whether test-mode endpoints may be private addresses. */
   webhooks: { secretKey: Secret<Buffer>; allowPrivate: boolean };
+  /** Signs the audit chain's checkpoints; the key lives outside the database (audit/checkpoint-signer.ts). */
+  auditSigner: CheckpointSigner;
+  /** Coffer's home directory, where the audit checkpoints are also appended. */
+  homeDir: string;
   /** Seals the signing secrets of keys that require signed requests (identity/request-signing.ts). */
   requestSigningKey: Secret<Buffer>;
   /** The database's periodic upkeep (checkpoints of the embedded database). */

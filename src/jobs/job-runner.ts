@@ -4,6 +4,7 @@ import { expireAuthorizations } from './expire-authorizations.ts';
 import { deliverSandboxNotifications } from './deliver-sandbox-notifications.ts';
 import { recoverPendingRefunds } from './recover-refunds.ts';
 import { reapIdempotencyKeys, reapRequestNonces } from './reap-idempotency-keys.ts';
+import { sealAuditLog } from '../audit/chain.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
 
@@ -22,6 +23,7 @@ export const jobs: Job[] = [
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   { name: 'reap-request-nonces', runBatch: reapRequestNonces },
+  { name: 'seal-audit-log', runBatch: async (services) => (await sealAuditLog(services.db, services.clock.nowMs(), { signer: services.auditSigner, homeDir: services.homeDir })).sealed },
   {
     name: 'maintain-storage',
     runBatch: async (services) => {

@@ -37,6 +37,26 @@ export interface ApiKeysTable {
   signing_secret_ciphertext: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
 }
 
+export interface AuditSealsTable {
+  seq: bigint;
+  hash: Buffer;
+  sealed_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface AuditChainHeadTable {
+  id: ColumnType<boolean, never, never>;
+  seq: bigint;
+  hash: Buffer;
+}
+
+export interface AuditCheckpointsTable {
+  seq: bigint;
+  head_hash: Buffer;
+  created_at: Date;
+  key_id: string;
+  signature: Buffer;
+}
+
 export interface RequestNoncesTable {
   key_id: string;
   nonce: string;
@@ -473,6 +493,9 @@ export interface Database {
   setup_intents: SetupIntentsTable;
   sandbox_card_disputes: SandboxCardDisputesTable;
   request_nonces: RequestNoncesTable;
+  audit_seals: AuditSealsTable;
+  audit_chain_head: AuditChainHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

@@ -66,7 +66,7 @@ describe('the coffer command', { concurrency: false }, () => {
     if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
   });
 
-  test('apikeys: create a restricted key limited to an address, list, roll, revoke; bad input changes nothing', async () => {
+  test('apikeys: create a restricted key limited to an address, list, roll, revoke, bad input changes nothing; audit: seal, verify, export, tampering found', async () => {
     const keysHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-keys-'));
     const url = await createTestDatabaseUrl();
     const env = { COFFER_HOME: keysHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
@@ -124,6 +124,36 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.equal(revoked.status, 0, revoked.stderr);
       assert.match(listed().find((line) => line.startsWith(newKeyId)) ?? '', /revoked /);
       assert.equal(coffer(['apikeys', 'revoke', newKeyId], env).status, 1, 'a key is revoked once');
+
+      // The audit log of all that: sealed, verified, exported, and tampering found in the export and in the database.
+      const sealed = coffer(['audit', 'seal'], env);
+      assert.equal(sealed.status, 0, sealed.stderr);
+      assert.match(sealed.stdout, /Signed checkpoint \d+ with ack_\w{16}/);
+      const intact = coffer(['audit', 'verify'], env);
+      assert.equal(intact.status, 0, intact.stdout + intact.stderr);
+      assert.match(intact.stdout, /The audit log is intact/);
+      const exportFile = path.join(keysHome, 'audit.jsonl');
+      const exported = coffer(['audit', 'export', '--output', exportFile], env);
+      assert.equal(exported.status, 0, exported.stderr);
+      const auditKeyId = /--key-id (ack_\w{16})/.exec(exported.stdout)?.[1] ?? '';
+      assert.equal(coffer(['audit', 'verify', '--file', exportFile, '--key-id', auditKeyId], env).status, 0);
+      assert.equal(coffer(['audit', 'verify', '--file', exportFile, '--key-id', 'ack_0000000000000000'], env).status, 1, 'pinned to another key');
+      const text = fs.readFileSync(exportFile, 'utf8');
+      fs.writeFileSync(exportFile, text.replace('"action":"api_key.roll"', '"action":"api_key.create"'));
+      const editedExport = coffer(['audit', 'verify', '--file', exportFile, '--key-id', auditKeyId], env);
+      assert.equal(editedExport.status, 1);
+      assert.match(editedExport.stdout, /TAMPERED record \d+: changed, or moved, since it was sealed/);
+      const database = await openExistingTestDatabase({ url, dataDir: path.join(keysHome, 'db') });
+      try {
+        await sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`.execute(database.db);
+        await sql`UPDATE audit_log SET actor_id = 'someone-else' WHERE action = 'api_key.revoke'`.execute(database.db);
+        await sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`.execute(database.db);
+      } finally {
+        await database.close();
+      }
+      const tampered = coffer(['audit', 'verify'], env);
+      assert.equal(tampered.status, 1, tampered.stdout);
+      assert.match(tampered.stdout, /TAMPERED record \d+: changed, or moved, since it was sealed/);
     } finally {
       fs.rmSync(keysHome, { recursive: true, force: true });
       if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { sql, type RawBuilder } from 'kysely';
+import { checkpointsFile, readAuditChain, sealAuditLog, verifyAuditChain, type AuditRecord } from '../../src/audit/chain.ts';
+import { recordAudit } from '../../src/store/audit.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+class TestClock {
+  offsetMs = 0;
+  nowMs(): number {
+    return Date.now() + this.offsetMs;
+  }
+}
+
+// Goal: the audit log is append-only for the application, and every kind of tampering (a changed, deleted,
+// inserted or reordered record; a chain rewritten by a superuser with the triggers off; a checkpoint removed or
+// forged) is reported by the verifier, which passes again once the tampering is undone.
+describe('the audit log', { concurrency: false }, () => {
+  let server: TestServer;
+  const clock = new TestClock();
+  before(async () => {
+    server = await startTestServer({ clock });
+  });
+  after(async () => server.close());
+
+  const db = () => server.database.db;
+  const seal = (forceCheckpoint = true) => sealAuditLog(db(), clock.nowMs(), { signer: server.coffer.services.auditSigner, homeDir: server.coffer.services.homeDir, forceCheckpoint });
+  const problems = async () => verifyAuditChain(await readAuditChain(db(), server.coffer.services.auditSigner, server.coffer.services.homeDir)).problems;
+
+  /** What a superuser can do: switch the append-only triggers off, change things, switch them on again. */
+  async function asSuperuser(...statements: Array<RawBuilder<unknown>>): Promise<void> {
+    const triggers = ['audit_log append_only', 'audit_seals append_only', 'audit_checkpoints append_only'].map((name) => name.split(' ') as [string, string]);
+    for (const [table, suffix] of triggers) await sql.raw(`ALTER TABLE ${table} DISABLE TRIGGER ${table}_${suffix}`).execute(db());
+    try {
+      for (const statement of statements) await statement.execute(db());
+    } finally {
+      for (const [table, suffix] of triggers) await sql.raw(`ALTER TABLE ${table} ENABLE TRIGGER ${table}_${suffix}`).execute(db());
+    }
+  }
+
+  async function records(): Promise<AuditRecord[]> {
+    return db().selectFrom('audit_log').selectAll().orderBy('seq').execute();
+  }
+
+  test('records are chained and checkpointed; the application cannot update, delete or truncate them', async () => {
+    for (const amount of [1000, 2000, 3000]) {
+      await server.stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    }
+    const sealed = await seal();
+    assert.ok(sealed.sealed >= 3, `${sealed.sealed} sealed`);
+    assert.ok(sealed.checkpoint !== undefined);
+    assert.deepEqual(await problems(), []);
+    const file = fs.readFileSync(checkpointsFile(server.coffer.services.homeDir), 'utf8').trim().split('\n');
+    assert.equal(file.length, 1, 'the checkpoint is also kept outside the database');
+    assert.equal((fs.statSync(checkpointsFile(server.coffer.services.homeDir)).mode & 0o077), 0);
+
+    const before = await records();
+    for (const table of ['audit_log', 'audit_seals', 'audit_checkpoints']) {
+      await assert.rejects(sql.raw(`UPDATE ${table} SET seq = seq`).execute(db()), /append-only \(UPDATE refused\)/, table);
+      await assert.rejects(sql.raw(`DELETE FROM ${table}`).execute(db()), /append-only \(DELETE refused\)/, table);
+      await assert.rejects(sql.raw(`TRUNCATE ${table}`).execute(db()), /append-only \(TRUNCATE refused\)/, table);
+    }
+    assert.deepEqual(await records(), before, 'nothing changed');
+    assert.deepEqual(await problems(), []);
+  });
+
+  test('a changed record is reported, and the report clears when it is put back', async () => {
+    const target = (await records())[1];
+    assert.ok(target !== undefined);
+    await asSuperuser(sql`UPDATE audit_log SET action = 'payment_intent.nothing_to_see' WHERE seq = ${target.seq}`);
+    assert.deepEqual(await problems(), [`record ${target.seq}: changed, or moved, since it was sealed`, `checkpoint ${(await db().selectFrom('audit_checkpoints').select('seq').executeTakeFirstOrThrow()).seq} (${(await db().selectFrom('audit_checkpoints').select('created_at').executeTakeFirstOrThrow()).created_at.toISOString()}): the records up to it are not the ones it signed`]);
+    await asSuperuser(sql`UPDATE audit_log SET action = ${target.action} WHERE seq = ${target.seq}`);
+    assert.deepEqual(await problems(), []);
+  });
+
+  test('a deleted record, two records swapped, and a record inserted into a gap are reported', async () => {
+    const [first, second] = await records();
+    assert.ok(first !== undefined && second !== undefined);
+    await asSuperuser(sql`DELETE FROM audit_log WHERE seq = ${second.seq}`);
+    assert.ok((await problems()).includes(`record ${second.seq}: deleted (its seal remains)`));
+    await asSuperuser(sql`INSERT INTO audit_log SELECT * FROM json_populate_record(NULL::audit_log, ${JSON.stringify({ ...second, seq: String(second.seq) })}::json)`);
+    assert.deepEqual(await problems(), [], 'put back as it was');
+
+    // Swap every field but the sequence number: the order of events is part of what was sealed.
+    const swap = (from: AuditRecord, to: AuditRecord) => sql`UPDATE audit_log SET id = ${`${from.id}_`}, action = ${from.action}, object_id = ${from.object_id}, occurred_at = ${from.occurred_at} WHERE seq = ${to.seq}`;
+    await asSuperuser(swap(first, second), swap(second, first));
+    const swapped = await problems();
+    assert.ok(swapped.includes(`record ${first.seq}: changed, or moved, since it was sealed`) && swapped.includes(`record ${second.seq}: changed, or moved, since it was sealed`), swapped.join('; '));
+    await asSuperuser(
+      sql`UPDATE audit_log SET id = ${first.id}, action = ${first.action}, object_id = ${first.object_id}, occurred_at = ${first.occurred_at} WHERE seq = ${first.seq}`,
+      sql`UPDATE audit_log SET id = ${second.id}, action = ${second.action}, object_id = ${second.object_id}, occurred_at = ${second.occurred_at} WHERE seq = ${second.seq}`,
+    );
+    assert.deepEqual(await problems(), []);
+
+    // A rolled-back transaction leaves a gap in the sequence; the sealer passes it once it is old enough.
+    let gap = 0n;
+    await db().transaction().execute(async (tx) => {
+      await recordAudit(tx, { merchantId: null, livemode: null, actorType: 'system', actorId: 'test', action: 'test.rolled_back', objectType: null, objectId: null, outcome: 'success', requestId: null, origin: null, occurredAt: new Date(clock.nowMs()) });
+      gap = (await tx.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()).seq;
+      throw new Error('roll back');
+    }).catch((error: unknown) => assert.match(String(error), /roll back/));
+    await server.stripe.customers.create({ email: 'after-gap@example.com' });
+    const early = await seal();
+    assert.equal(early.sealed, 0, 'a fresh gap may still be filled by a running transaction: the sealer waits');
+    clock.offsetMs += 6 * 60_000;
+    const late = await seal();
+    assert.ok(late.sealed >= 1 && late.headSeq > gap, 'an old gap is passed');
+    assert.deepEqual(await problems(), []);
+    await asSuperuser(sql`INSERT INTO audit_log (seq, id, occurred_at, actor_type, actor_id, action, outcome, details)
+      VALUES (${gap}, 'aud_forged', now(), 'staff', 'nobody', 'refund.approve', 'success', '{}')`);
+    assert.ok((await problems()).includes(`record ${gap}: inserted into the sealed chain (it has no seal)`));
+    await asSuperuser(sql`DELETE FROM audit_log WHERE seq = ${gap}`);
+    assert.deepEqual(await problems(), []);
+  });
+
+  test('a superuser who rewrites a record and recomputes every seal is caught by the signed checkpoints', async () => {
+    const target = (await records())[0];
+    assert.ok(target !== undefined);
+    const original = (await db().selectFrom('audit_seals').select(['seq', 'hash']).orderBy('seq').execute()).map((row) => ({ seq: row.seq, hash: Buffer.from(row.hash) }));
+    const head = await db().selectFrom('audit_chain_head').select(['seq', 'hash']).executeTakeFirstOrThrow();
+    // Rewrite the record, then rebuild the whole chain as the sealer would.
+    await asSuperuser(sql`UPDATE audit_log SET outcome = 'failure' WHERE seq = ${target.seq}`, sql`DELETE FROM audit_seals`,
+      sql`UPDATE audit_chain_head SET seq = 0, hash = decode(repeat('00', 32), 'hex')`);
+    await sealAuditLog(db(), clock.nowMs());
+    const report = await problems();
+    assert.equal(report.filter((problem) => problem.startsWith('record ')).length, 0, 'the rebuilt seals are consistent with the rewritten records');
+    assert.ok(report.length >= 1 && report.every((problem) => /^checkpoint \d+ .*: the records up to it are not the ones it signed$/.test(problem)), report.join('; '));
+    // Undo: the original record and seals.
+    await asSuperuser(sql`UPDATE audit_log SET outcome = ${target.outcome} WHERE seq = ${target.seq}`, sql`DELETE FROM audit_seals`,
+      ...original.map((row) => sql`INSERT INTO audit_seals (seq, hash) VALUES (${row.seq}, ${row.hash})`),
+      sql`UPDATE audit_chain_head SET seq = ${head.seq}, hash = ${head.hash}`);
+    assert.deepEqual(await problems(), []);
+  });
+
+  test('a checkpoint removed from the database, or with a forged signature, is reported', async () => {
+    const row = await db().selectFrom('audit_checkpoints').selectAll().orderBy('seq').limit(1).executeTakeFirstOrThrow();
+    const checkpoint = { ...row, head_hash: Buffer.from(row.head_hash), signature: Buffer.from(row.signature) };
+    await asSuperuser(sql`DELETE FROM audit_checkpoints WHERE seq = ${checkpoint.seq}`);
+    assert.ok((await problems()).includes(`checkpoint ${checkpoint.seq}: kept outside the database but missing from it`));
+    const forged = Buffer.from(checkpoint.signature);
+    forged[0] = (forged[0] ?? 0) ^ 1;
+    await asSuperuser(sql`INSERT INTO audit_checkpoints (seq, head_hash, created_at, key_id, signature) VALUES (${checkpoint.seq}, ${checkpoint.head_hash}, ${checkpoint.created_at}, ${checkpoint.key_id}, ${forged})`);
+    const report = await problems();
+    assert.ok(report.some((problem) => problem.endsWith(`signature does not verify with key ${checkpoint.key_id}`)), report.join('; '));
+    assert.ok(report.includes(`checkpoint ${checkpoint.seq}: differs from the copy kept outside the database`));
+    await asSuperuser(sql`DELETE FROM audit_checkpoints WHERE seq = ${checkpoint.seq}`,
+      sql`INSERT INTO audit_checkpoints (seq, head_hash, created_at, key_id, signature) VALUES (${checkpoint.seq}, ${checkpoint.head_hash}, ${checkpoint.created_at}, ${checkpoint.key_id}, ${checkpoint.signature})`);
+    assert.deepEqual(await problems(), []);
+  });
+});
