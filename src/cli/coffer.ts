@@ -7,6 +7,7 @@ import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
 import { commandApiKeys } from './api-keys-command.ts';
 import { commandAudit } from './audit-command.ts';
+import { runDoctor } from '../ops/doctor.ts';
 import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -20,6 +21,7 @@ Usage:
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
+  coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found
   coffer help             show this text
 
 Environment:
@@ -143,6 +145,27 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
   return 2;
 }
 
+async function commandDoctor(config: Config): Promise<number> {
+  let database: Awaited<ReturnType<typeof openConfiguredDatabase>> | undefined;
+  try {
+    database = await openConfiguredDatabase(config);
+    await migrate(database);
+  } catch (error) {
+    print(`warning   database: could not open it (${error instanceof Error ? error.message : String(error)}); its checks were skipped.`);
+    await database?.close();
+    database = undefined;
+  }
+  try {
+    const findings = await runDoctor(config, database?.db, Date.now());
+    for (const finding of findings) print(`${finding.severity.padEnd(9)} ${finding.check}: ${finding.message}`);
+    const problems = findings.filter((finding) => finding.severity === 'problem').length;
+    print(problems === 0 ? `No problem found (${findings.length} warning(s)).` : `${problems} problem(s), ${findings.length - problems} warning(s).`);
+    return problems === 0 ? 0 : 1;
+  } finally {
+    await database?.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   // `apikeys` has options of its own.
   if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
@@ -165,6 +188,8 @@ async function main(argv: string[]): Promise<number> {
       break;
     case 'keys':
       return commandKeys(config, sub);
+    case 'doctor':
+      return commandDoctor(config);
     default:
       break;
   }

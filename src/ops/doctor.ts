@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import { limits } from '../limits.ts';
+import type { Config } from '../platform/config.ts';
+import type { Database } from '../store/database.ts';
+
+/**
+ * `coffer doctor`: what in this installation's configuration is insecure or fragile. A `problem` makes the
+ * command exit 1; a `warning` is worth knowing but may be right for a test installation. Every finding says what
+ * to do about it.
+ */
+export interface Finding {
+  severity: 'problem' | 'warning';
+  check: string;
+  message: string;
+}
+
+const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Files and directories that hold keys: readable by their owner only. */
+function keyFileFindings(homeDir: string): Finding[] {
+  const findings: Finding[] = [];
+  const keysDir = path.join(homeDir, 'keys');
+  const visit = (target: string) => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.lstatSync(target);
+    } catch {
+      return;
+    }
+    if (stat.isSymbolicLink()) {
+      findings.push({ severity: 'problem', check: 'key_files', message: `${target} is a symbolic link; key files must be regular files in ${keysDir}.` });
+      return;
+    }
+    if ((stat.mode & 0o077) !== 0) {
+      findings.push({ severity: 'problem', check: 'key_files', message: `${target} can be read or entered by group or others (mode ${(stat.mode & 0o777).toString(8)}): chmod ${stat.isDirectory() ? '700' : '600'} it.` });
+    }
+    if (stat.isDirectory()) for (const entry of fs.readdirSync(target)) visit(path.join(target, entry));
+  };
+  visit(keysDir);
+  const demo = path.join(homeDir, 'demo-merchant.json');
+  if (fs.existsSync(demo)) {
+    findings.push({ severity: 'warning', check: 'demo_keys', message: `${demo} holds the demo merchant's test keys in clear: fine for trying Coffer, remove it (and the demo merchant's keys) on a real installation.` });
+    if ((fs.statSync(demo).mode & 0o077) !== 0) findings.push({ severity: 'problem', check: 'demo_keys', message: `${demo} can be read by group or others: chmod 600 it.` });
+  }
+  return findings;
+}
+
+function configFindings(config: Config): Finding[] {
+  const findings: Finding[] = [];
+  const exposed = !loopback.test(config.publicHost);
+  if (config.tlsDisabled) {
+    findings.push({ severity: exposed ? 'problem' : 'warning', check: 'tls', message: `TLS is disabled (COFFER_TLS_DISABLED)${exposed ? ` and the listener binds ${config.publicHost}, reachable from other machines` : ''}: API keys and card data would cross the network in clear. Serve HTTPS, or keep the listener on loopback behind a TLS proxy.` });
+  } else if (config.tlsCertFile === undefined && exposed) {
+    findings.push({ severity: 'warning', check: 'tls', message: `The listener binds ${config.publicHost} with Coffer's self-signed certificate: clients cannot verify it. Set COFFER_TLS_CERT and COFFER_TLS_KEY.` });
+  }
+  if (config.databaseUrl === undefined) {
+    findings.push({ severity: 'warning', check: 'database', message: 'The embedded database (PGlite) runs in this process, one writer at a time: use PostgreSQL (DATABASE_URL) for live payments (see the README, "What the embedded database guarantees").' });
+    if (config.embeddedDurability === 'os') {
+      findings.push({ severity: 'problem', check: 'durability', message: 'COFFER_EMBEDDED_DURABILITY=os: acknowledged payments can be lost on power failure. Use fsync (the default).' });
+    }
+  } else {
+    const url = new URL(config.databaseUrl);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const sslmode = url.searchParams.get('sslmode');
+    if (!loopback.test(host) && host !== '' && !host.startsWith('/') && (sslmode === null || sslmode === 'disable' || sslmode === 'allow' || sslmode === 'prefer')) {
+      findings.push({ severity: 'problem', check: 'database_tls', message: `DATABASE_URL reaches ${host} without requiring TLS: add sslmode=verify-full.` });
+    }
+  }
+  if (config.webhooksAllowPrivate) {
+    findings.push({ severity: 'warning', check: 'webhooks', message: 'COFFER_WEBHOOKS_ALLOW_PRIVATE=true: test-mode webhook endpoints may target this network. Turn it off outside local development.' });
+  }
+  if (config.rateLimits.perKey > 10_000 || config.rateLimits.perAddress > 10_000) {
+    findings.push({ severity: 'warning', check: 'rate_limits', message: `Rate limits of ${config.rateLimits.perKey} per key and ${config.rateLimits.perAddress} per address per ${config.rateLimits.windowSeconds} s barely limit anything.` });
+  }
+  return findings;
+}
+
+async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: number): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  if (config.databaseUrl !== undefined) {
+    const role = await sql<{ rolsuper: boolean; rolname: string }>`SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user`.execute(db);
+    const me = role.rows[0];
+    if (me?.rolsuper === true) {
+      findings.push({ severity: 'problem', check: 'database_role', message: `Coffer connects as ${me.rolname}, a superuser, who can switch off the append-only triggers and read the vault. Give it a role of its own (docs/operations.md, "Database roles").` });
+    }
+  }
+  const head = await db.selectFrom('audit_chain_head').select('seq').executeTakeFirst();
+  const unsealed = await db.selectFrom('audit_log').select(['seq', 'occurred_at']).where('seq', '>', head?.seq ?? 0n).orderBy('seq').limit(1).executeTakeFirst();
+  if (unsealed !== undefined && nowMs - new Date(unsealed.occurred_at).getTime() > limits.auditGapGraceMs * 2) {
+    findings.push({ severity: 'problem', check: 'audit_sealer', message: `Audit record ${unsealed.seq} (${new Date(unsealed.occurred_at).toISOString()}) is not sealed yet: no process runs the background jobs (COFFER_JOBS), or the sealer fails. Run \`coffer audit seal\` and check the logs.` });
+  }
+  const live = await db.selectFrom('api_keys').select('id').where('livemode', '=', true).where('revoked_at', 'is', null).where('allowed_addresses', 'is', null)
+    .where('kind', '!=', 'publishable').limit(1).executeTakeFirst();
+  if (live !== undefined) {
+    findings.push({ severity: 'warning', check: 'live_keys', message: `Live secret or restricted key ${live.id} works from any address: consider an address list (coffer apikeys create … --allow).` });
+  }
+  return findings;
+}
+
+export async function runDoctor(config: Config, db: Kysely<Database> | undefined, nowMs: number): Promise<Finding[]> {
+  const findings = [...configFindings(config), ...keyFileFindings(config.homeDir)];
+  if (db !== undefined) findings.push(...await databaseFindings(db, config, nowMs));
+  return findings;
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { sealAuditLog } from '../../src/audit/chain.ts';
+import { runDoctor } from '../../src/ops/doctor.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { recordAudit } from '../../src/store/audit.ts';
+import { openTestDatabase } from '../support/database.ts';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const homes: string[] = [];
+
+function home(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-doctor-'));
+  homes.push(dir);
+  fs.mkdirSync(path.join(dir, 'keys', 'kek'), { recursive: true, mode: 0o700 });
+  fs.chmodSync(path.join(dir, 'keys'), 0o700);
+  fs.writeFileSync(path.join(dir, 'keys', 'kek', 'kek_1.key'), 'x'.repeat(44), { mode: 0o600 });
+  // The command opens the embedded database: start from the migrated copy the test runner prepared.
+  const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
+  if (template !== undefined) fs.cpSync(template, path.join(dir, 'db'), { recursive: true });
+  return dir;
+}
+
+const checks = (findings: Array<{ severity: string; check: string }>, severity: string) =>
+  findings.filter((finding) => finding.severity === severity).map((finding) => finding.check).sort();
+
+// Goal: `coffer doctor` finds what is insecure (readable key files, TLS off on an exposed listener, a database
+// reached without TLS, commits that are not flushed, a superuser connection, a sealer that does not run) and
+// exits 1 for those, while a sound installation passes with warnings only.
+describe('coffer doctor', { concurrency: false }, () => {
+  after(() => {
+    for (const dir of homes) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a sound configuration has no problem; each insecure setting is one, named', async () => {
+    const sound = home();
+    assert.deepEqual(checks(await runDoctor(loadConfig({ COFFER_HOME: sound }), undefined, Date.now()), 'problem'), []);
+
+    const loose = home();
+    fs.chmodSync(path.join(loose, 'keys', 'kek', 'kek_1.key'), 0o644);
+    const insecure = loadConfig({
+      COFFER_HOME: loose, COFFER_TLS_DISABLED: 'true', COFFER_HOST: '0.0.0.0', COFFER_EMBEDDED_DURABILITY: 'os',
+    });
+    const findings = await runDoctor(insecure, undefined, Date.now());
+    assert.deepEqual(checks(findings, 'problem'), ['durability', 'key_files', 'tls']);
+    assert.match(findings.find((finding) => finding.check === 'key_files')?.message ?? '', /kek_1\.key can be read or entered by group or others \(mode 644\): chmod 600/);
+
+    const remote = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer' }), undefined, Date.now());
+    assert.deepEqual(checks(remote, 'problem'), ['database_tls']);
+    const remoteTls = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer?sslmode=verify-full' }), undefined, Date.now());
+    assert.deepEqual(checks(remoteTls, 'problem'), []);
+  });
+
+  test('in the database: a superuser connection, and audit records the sealer has not reached', async () => {
+    const database = await openTestDatabase();
+    try {
+      const config = loadConfig({ COFFER_HOME: home(), ...(database.url === undefined ? {} : { DATABASE_URL: database.url }) });
+      const superuser = database.url === undefined ? [] : ['database_role'];
+      assert.deepEqual(checks(await runDoctor(config, database.db, Date.now()), 'problem'), superuser, 'tests connect as postgres, a superuser');
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      await recordAudit(database.db, { merchantId: null, livemode: null, actorType: 'system', actorId: 'test', action: 'test.old', objectType: null, objectId: null, outcome: 'success', requestId: null, origin: null, occurredAt: hourAgo });
+      const stalled = await runDoctor(config, database.db, Date.now());
+      assert.deepEqual(checks(stalled, 'problem'), [...superuser, 'audit_sealer'].sort());
+      await sealAuditLog(database.db, Date.now());
+      assert.deepEqual(checks(await runDoctor(config, database.db, Date.now()), 'problem'), superuser);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  test('the command exits 1 on a problem and 0 without one', () => {
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [path.join(root, 'bin/coffer.js'), 'doctor'], {
+      env: { PATH: process.env.PATH, COFFER_LOG_LEVEL: 'warn', ...env }, encoding: 'utf8', timeout: 120_000,
+    });
+    const sound = run({ COFFER_HOME: home() });
+    assert.equal(sound.status, 0, sound.stdout + sound.stderr);
+    assert.match(sound.stdout, /No problem found/);
+    const exposed = run({ COFFER_HOME: home(), COFFER_TLS_DISABLED: 'true', COFFER_HOST: '0.0.0.0' });
+    assert.equal(exposed.status, 1, exposed.stdout + exposed.stderr);
+    assert.match(exposed.stdout, /problem {3}tls: TLS is disabled \(COFFER_TLS_DISABLED\) and the listener binds 0\.0\.0\.0/);
+  });
+});
