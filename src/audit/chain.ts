@@ -131,6 +131,8 @@ export interface ChainInput {
   checkpoints: AuditCheckpoint[];
   /** Checkpoints kept outside the database (the file, an auditor's copy): each must be in `checkpoints` as is. */
   outsideCheckpoints?: CheckpointLine[] | undefined;
+  /** The outside copy must exist when the database has checkpoints (true when verifying an installation). */
+  requireOutsideCopy?: boolean;
   publicKeyPem: string;
   keyId: string;
 }
@@ -162,6 +164,16 @@ export function verifyAuditChain(input: ChainInput): ChainReport {
     sealed += 1;
     if (!chainHash(sealedPrevious, record).equals(seal)) problems.push(`record ${record.seq}: changed, or moved, since it was sealed`);
     sealedPrevious = seal;
+  }
+  // The end of the sealed chain: the highest seal, not the head row, which a writer could move back.
+  const lastSealed = [...input.seals.keys()].reduce((max, seq) => (seq > max ? seq : max), 0n);
+  for (const record of input.records) {
+    if (record.seq <= lastSealed && record.seq > input.head.seq && !input.seals.has(record.seq)) {
+      problems.push(`record ${record.seq}: inserted into the sealed chain (it has no seal)`);
+    }
+  }
+  if (input.outsideCheckpoints === undefined && input.checkpoints.length > 0 && input.requireOutsideCopy === true) {
+    problems.push('the checkpoint file outside the database is missing: checkpoints removed from the database could not be noticed');
   }
   const present = new Set(input.records.map((record) => record.seq));
   for (const seq of [...input.seals.keys()].sort((a, b) => (a < b ? -1 : 1))) {
@@ -202,5 +214,5 @@ export async function readAuditChain(db: Kysely<Database>, signer: CheckpointSig
   if (file !== undefined && fs.existsSync(file)) {
     outsideCheckpoints = fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as CheckpointLine);
   }
-  return { records, seals, head, checkpoints, outsideCheckpoints, publicKeyPem: signer.publicKeyPem, keyId: signer.keyId };
+  return { records, seals, head, checkpoints, outsideCheckpoints, requireOutsideCopy: homeDir !== undefined, publicKeyPem: signer.publicKeyPem, keyId: signer.keyId };
 }

@@ -20,9 +20,11 @@ export class CheckpointSigner {
     this.keyId = checkpointKeyId(this.publicKeyPem);
   }
 
-  static open(homeDir: string): CheckpointSigner {
+  /** `create: false` (verifying): a missing key is an error, not a reason to make a new one. */
+  static open(homeDir: string, options: { create?: boolean } = {}): CheckpointSigner {
     const directory = path.join(homeDir, 'keys');
     const file = path.join(directory, 'audit-signing.key');
+    if (options.create === false && !fs.existsSync(file)) throw new Error(`${file} does not exist: verify where the installation's audit signing key is`);
     fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
     if (!fs.existsSync(file)) {
       const { privateKey } = generateKeyPairSync('ed25519');

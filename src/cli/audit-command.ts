@@ -11,7 +11,7 @@ import { migrate } from '../store/migrate.ts';
 
 export const auditUsage = `Usage:
   coffer audit verify                       check the audit chain in the database; exit 1 on any tampering
-  coffer audit verify --file export.jsonl [--key-id ack_…]   check an export, pinned to the signing key's id
+  coffer audit verify --file export.jsonl --key-id ack_…   check an export, pinned to the signing key's id
   coffer audit seal                         chain every record due now and sign a checkpoint
   coffer audit export [--output file]       JSON lines: the signing key, every record with its seal, the checkpoints`;
 
@@ -82,8 +82,12 @@ export async function commandAudit(config: Config, argv: string[], print: (line:
   const { file, output } = parsed.values;
   const pinned = parsed.values['key-id'];
   if (sub === 'verify' && file !== undefined) {
+    if (pinned === undefined) {
+      process.stderr.write('coffer: verifying an export needs --key-id: the id of the signing key, obtained from the installation, not from the export\n');
+      return 2;
+    }
     const input = fromExport(fs.readFileSync(file, 'utf8'));
-    if (pinned !== undefined && pinned !== input.keyId) {
+    if (pinned !== input.keyId) {
       print(`TAMPERED the export is signed by ${input.keyId}, not by ${pinned}.`);
       return 1;
     }
@@ -93,7 +97,7 @@ export async function commandAudit(config: Config, argv: string[], print: (line:
     process.stderr.write(`${auditUsage}\n`);
     return 2;
   }
-  const signer = CheckpointSigner.open(config.homeDir);
+  const signer = CheckpointSigner.open(config.homeDir, { create: sub === 'seal' });
   const database = await openConfiguredDatabase(config);
   try {
     await migrate(database);

@@ -146,6 +146,14 @@ export async function findDispute(reader: Tx | Services['db'], ctx: RequestConte
   return row;
 }
 
+/**
+ * The acquirer answered for an inquiry while the dispute was escalated meanwhile (or the reverse): its answer
+ * does not apply to what the dispute is now, so nothing is written; the merchant retrieves it and acts again.
+ */
+function changedMeanwhile(dispute: DisputeRow): CofferError {
+  return new CofferError('dispute_unexpected_state', `Dispute ${dispute.id} changed while this request was at the acquirer (it is now ${dispute.status}); retrieve it and try again.`);
+}
+
 function requireOpen(dispute: DisputeRow, action: string): void {
   if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') {
     throw new CofferError('dispute_unexpected_state', `This dispute cannot be ${action} because it has a status of ${dispute.status}.`);
@@ -185,6 +193,7 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
   return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
     if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return dispute;
+    if (isInquiry(dispute) !== isInquiry({ status: reviewed })) throw changedMeanwhile(dispute);
     const after = await tx.updateTable('disputes').set({ status: reviewed, submission_count: dispute.submission_count + 1, updated_at: now })
       .where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.submit', objectType: 'dispute', objectId: dispute.id },
@@ -211,6 +220,7 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   return inTransaction(services.db, async (tx) => {
     const current = await findDispute(tx, ctx, id, true);
     if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return current;
+    if (isInquiry(current) !== isInquiry({ status: closed })) throw changedMeanwhile(current);
     const after = await tx.updateTable('disputes').set({ status: closed, updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
       [{ type: 'charge.dispute.closed', dispute: { before: current, after } }], now);

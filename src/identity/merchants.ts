@@ -97,13 +97,13 @@ function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: 
   };
 }
 
-async function findActiveKey(tx: Kysely<Database>, keyId: string, now: Date) {
+async function findActiveKey(tx: Kysely<Database>, keyId: string, now: Date, rolledAllowed = false) {
   const row = await tx.selectFrom('api_keys').selectAll().where('id', '=', keyId).forUpdate().executeTakeFirst();
   if (row === undefined) throw resourceMissing('API key', keyId, 'key');
   if (row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
     throw new CofferError('parameter_invalid', `API key ${keyId} is already revoked or expired.`, { param: 'key' });
   }
-  if (row.rolled_to !== null) throw new CofferError('parameter_invalid', `API key ${keyId} was already rolled (to ${row.rolled_to}).`, { param: 'key' });
+  if (row.rolled_to !== null && !rolledAllowed) throw new CofferError('parameter_invalid', `API key ${keyId} was already rolled (to ${row.rolled_to}).`, { param: 'key' });
   return row;
 }
 
@@ -137,10 +137,10 @@ export async function rollApiKey(
   });
 }
 
-/** Revokes a key at once. */
+/** Revokes a key at once, a rolled key still in its overlap included (the reason to roll may be a leak). */
 export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date()): Promise<void> {
   await db.transaction().execute(async (tx) => {
-    const row = await findActiveKey(tx, keyId, now);
+    const row = await findActiveKey(tx, keyId, now, true);
     await tx.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', row.id).execute();
     await recordAudit(tx, keyAudit('api_key.revoke', row.merchant_id, row.livemode, row.id, {}));
   });

@@ -116,6 +116,12 @@ describe('API keys', { concurrency: false }, () => {
       assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key })).status, 200);
     }
     await assert.rejects(rollApiKey(server.database.db, old.id, 1), /already rolled/);
+    // A key rolled because it leaked can still be revoked at once, inside its overlap.
+    const leaked = await createApiKey(server.database.db, server.merchantId, 'secret', false);
+    await rollApiKey(server.database.db, leaked.id, 24, new Date(clock.nowMs()));
+    await revokeApiKey(server.database.db, leaked.id, new Date(clock.nowMs()));
+    clock.offsetMs += 11_000;
+    assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: leaked.key.reveal() })).status, 401, 'revoked during its overlap');
     await assert.rejects(rollApiKey(server.database.db, rolled.id, 24 * 8), /from 0 to 168/);
     clock.offsetMs += 2 * 3_600_000 + 1_000;
     assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: old.key.reveal() })).status, 401, 'the old key expired with the overlap');

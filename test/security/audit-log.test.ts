@@ -147,5 +147,11 @@ describe('the audit log', { concurrency: false }, () => {
     await asSuperuser(sql`DELETE FROM audit_checkpoints WHERE seq = ${checkpoint.seq}`,
       sql`INSERT INTO audit_checkpoints (seq, head_hash, created_at, key_id, signature) VALUES (${checkpoint.seq}, ${checkpoint.head_hash}, ${checkpoint.created_at}, ${checkpoint.key_id}, ${checkpoint.signature})`);
     assert.deepEqual(await problems(), []);
+    // Without the copy outside the database, removed checkpoints could not be noticed: that is a problem itself.
+    const file = checkpointsFile(server.coffer.services.homeDir);
+    fs.renameSync(file, `${file}.away`);
+    assert.deepEqual(await problems(), ['the checkpoint file outside the database is missing: checkpoints removed from the database could not be noticed']);
+    fs.renameSync(`${file}.away`, file);
+    assert.deepEqual(await problems(), []);
   });
 });
