@@ -75,7 +75,8 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
     max: settings.perKey,
     timeWindow,
     keyGenerator: (request) => keyBucket(request) ?? '',
-    allowList: (request) => keyBucket(request) === undefined,
+    // No key presented: only the address budget applies (checked without hashing anything).
+    allowList: (request) => (presentedKey(request.headers.authorization) ?? '') === '',
   });
   app.addHook('onRequest', async (request, reply) => {
     for (const [what, check] of [['address', byAddress], ['key', byKey]] as const) {

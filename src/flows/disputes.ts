@@ -70,6 +70,15 @@ export async function recordDisputeOpened(services: Services, notification: Disp
   });
 }
 
+/** The dispute a notification names, locked after its charge (the order every dispute and refund change takes). */
+async function lockNotifiedDispute(tx: Tx, notification: DisputeNotification): Promise<{ charge: ChargeRow; dispute: DisputeRow }> {
+  const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
+  if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
+  const charge = await lockCharge(tx, found.charge_id);
+  const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
+  return { charge, dispute };
+}
+
 /**
  * The issuer escalated an inquiry to a chargeback: the same dispute now needs a response, with a new deadline, and
  * the amount and the fee are withdrawn. Evidence given for the inquiry is kept; a chargeback is answered anew.
@@ -80,10 +89,7 @@ export async function recordDisputeEscalated(services: Services, notification: D
   }
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
-    const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
-    if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
-    const charge = await lockCharge(tx, found.charge_id);
-    const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
+    const { charge, dispute } = await lockNotifiedDispute(tx, notification);
     if (!isInquiry(dispute)) return;
     if (dispute.status === 'warning_closed') throw new NotificationRejected(`dispute ${dispute.id} was closed as an inquiry`);
     if (notification.amountMinor !== dispute.amount || notification.currency !== dispute.currency) {
@@ -114,10 +120,7 @@ export async function recordDisputeClosed(services: Services, notification: Disp
   }
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
-    const found = await tx.selectFrom('disputes').select(['id', 'charge_id']).where('provider_reference', '=', notification.providerReference).executeTakeFirst();
-    if (found === undefined) throw new NotificationRejected(`no dispute ${notification.providerReference}`);
-    const charge = await lockCharge(tx, found.charge_id);
-    const dispute = await tx.selectFrom('disputes').selectAll().where('id', '=', found.id).forUpdate().executeTakeFirstOrThrow();
+    const { charge, dispute } = await lockNotifiedDispute(tx, notification);
     if (dispute.status === 'won' || dispute.status === 'lost' || dispute.status === 'warning_closed') return;
     // An inquiry ends as warning_closed, a chargeback as won or lost; anything else is out of order (retried later).
     if (isInquiry(dispute) !== (outcome === 'warning_closed')) {
