@@ -49,7 +49,7 @@ function databaseUrl(name: string): string {
 
 async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
-    env: { ...process.env, DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'],
+    env: { ...process.env, DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'],
       // The benchmark measures payments, not the rate limiter: one key sends far more than its default budget.
       COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -12,7 +12,7 @@ log="$home/coffer.log"
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$home"; }
 trap cleanup EXIT
 
-COFFER_HOME="$home" COFFER_PORT=0 COFFER_JOBS=false COFFER_LOG_LEVEL=warn node bin/coffer.js start >"$log" 2>&1 &
+COFFER_HOME="$home" COFFER_PORT=0 COFFER_INTERNAL_PORT=0 COFFER_JOBS=false COFFER_LOG_LEVEL=warn node bin/coffer.js start >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 120); do grep -q 'Ready in' "$log" && break; sleep 0.5; done
 port=$(sed -n 's#.*API *https://[^:]*:\([0-9]*\)/v1.*#\1#p' "$log" | head -n 1)

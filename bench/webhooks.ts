@@ -42,7 +42,7 @@ interface Coffer { port: number; agent: https.Agent; key: string; stop: () => Pr
 
 async function startCoffer(databaseUrl: string, home: string, jobs: boolean): Promise<Coffer> {
   const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn',
+    env: { ...process.env, DATABASE_URL: databaseUrl, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn',
       COFFER_JOBS: jobs ? 'true' : 'false', COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true',
       COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' },
     stdio: ['ignore', 'pipe', 'inherit'],

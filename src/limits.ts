@@ -34,6 +34,30 @@ export const limits = {
   requestNonceRetentionMs: 15 * 60 * 1000,
   /** How long a rolled API key may keep working beside its successor. */
   apiKeyRollOverlapHoursMax: 7 * 24,
+  /** Staff passwords: length bounds, and how many earlier passwords a new one may not repeat. */
+  staffPasswordLengthMin: 12,
+  staffPasswordLengthMax: 256,
+  staffPasswordHistory: 4,
+  /** Failed logins (password or second factor) that lock a staff account, and for how long (PCI DSS 8.3.4). */
+  staffLockoutFailures: 10,
+  staffLockoutMs: 30 * 60 * 1000,
+  /** A staff session ends after this long without a request (PCI DSS 8.2.8), and this long after login anyway. */
+  staffSessionIdleMs: 15 * 60 * 1000,
+  staffSessionLifetimeMs: 12 * 60 * 60 * 1000,
+  /** Time to give the second factor after the password. */
+  staffMfaPendingMs: 5 * 60 * 1000,
+  /** Sensitive actions need a password and code given this recently. */
+  staffReauthenticationMs: 5 * 60 * 1000,
+  /** An enrollment link works once, within this time. */
+  staffEnrollmentMs: 72 * 60 * 60 * 1000,
+  /** Recovery codes issued at enrollment (each works once). */
+  staffRecoveryCodes: 10,
+  /** TOTP: codes of the previous and next 30-second step are accepted too (clock drift, typing time). */
+  totpToleranceSeconds: 30,
+  /** A four-eyes request not decided within this time can no longer be approved. */
+  approvalLifetimeMs: 24 * 60 * 60 * 1000,
+  /** Refunds above this amount (minor units of the refund's currency) need a second person's approval. */
+  fourEyesRefundAboveDefault: 100_000,
   /** Requests per second one API key may make (Stripe's live-mode budget), and one client address. */
   rateLimitPerKeyDefault: 100,
   rateLimitPerAddressDefault: 200,

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { buildInternalServer } from '../api/internal-server.ts';
 import { buildPublicServer } from '../api/public-server.ts';
 import { cardSource } from '../connectors/card/vault-card-source.ts';
 import { CardVault } from '../vault/card-vault.ts';
@@ -36,9 +37,13 @@ export interface StartOptions {
 export interface RunningCoffer {
   url: string;
   port: number;
+  /** The internal listener: the staff API. */
+  internalUrl: string;
+  internalPort: number;
   services: Services;
   database: OpenDatabase;
   app: FastifyInstance;
+  internalApp: FastifyInstance;
   demo: DemoMerchant | undefined;
   certFile: string | null;
   close(): Promise<void>;
@@ -82,6 +87,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     fingerprintKey,
     webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
     requestSigningKey: requestSigningKey(instanceSecret),
+    staffSecretKey: deriveKey(instanceSecret, 'staff secrets v1'),
     auditSigner: CheckpointSigner.open(config.homeDir),
     homeDir: config.homeDir,
     maintainStorage: () => database.maintain(),
@@ -94,6 +100,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   const logger = options.logger ?? createLogger(config.logLevel);
   const database = options.database ?? (await openConfiguredDatabase(config));
   let app: FastifyInstance | undefined;
+  let internal: FastifyInstance | undefined;
   let jobs: JobRunner | undefined;
   let webhooks: WebhookWorker | undefined;
   try {
@@ -113,26 +120,46 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
       },
     });
     await app.listen({ host: config.publicHost, port: config.publicPort });
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.publicPort;
-    const host = config.publicHost === '0.0.0.0' || config.publicHost === '::' ? 'localhost' : config.publicHost;
-    const url = `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    internal = await buildInternalServer(services, {
+      https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers },
+      rateLimits: config.rateLimits,
+      staffSecretKey: services.staffSecretKey,
+      fourEyesRefundAbove: config.fourEyesRefundAbove,
+      onFatal: (error) => {
+        logger.fatal({ err: error }, 'stopping after a failed assertion');
+        process.exit(70);
+      },
+    });
+    await internal.listen({ host: config.internalHost, port: config.internalPort });
+    const listenerUrl = (server: FastifyInstance, bindHost: string, fallbackPort: number) => {
+      const address = server.server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : fallbackPort;
+      const host = bindHost === '0.0.0.0' || bindHost === '::' ? 'localhost' : bindHost;
+      return { port, url: `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}` };
+    };
+    const { port, url } = listenerUrl(app, config.publicHost, config.publicPort);
+    const internalListener = listenerUrl(internal, config.internalHost, config.internalPort);
     if (config.jobsEnabled) {
       jobs = startJobs(services);
       webhooks = startWebhookWorker(services);
     }
     const runningApp = app;
+    const runningInternal = internal;
     return {
       url,
       port,
+      internalUrl: internalListener.url,
+      internalPort: internalListener.port,
       services,
       database,
       app: runningApp,
+      internalApp: runningInternal,
       demo,
       certFile: tls?.certFile ?? null,
       close: async () => {
         await webhooks?.stop();
         await jobs?.stop();
+        await runningInternal.close();
         await runningApp.close();
         if (options.database === undefined) await database.close();
       },
@@ -140,6 +167,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   } catch (error) {
     await webhooks?.stop();
     await jobs?.stop();
+    await internal?.close();
     await app?.close();
     if (options.database === undefined) await database.close();
     throw error;

@@ -7,6 +7,7 @@ import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
 import { commandApiKeys } from './api-keys-command.ts';
 import { commandAudit } from './audit-command.ts';
+import { commandAdmin } from './admin-command.ts';
 import { runDoctor } from '../ops/doctor.ts';
 import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
@@ -21,6 +22,7 @@ Usage:
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
+  coffer admin create --email … --name …   the first staff owner; prints a one-time enrollment token
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found
   coffer help             show this text
 
@@ -28,6 +30,8 @@ Environment:
   DATABASE_URL            postgres://… to use PostgreSQL; unset: embedded database in $COFFER_HOME/db
   COFFER_HOME             Coffer's own files (default ./.coffer)
   COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
+  COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1:8444)
+  COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds above this many minor units need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
   COFFER_JOBS             run background jobs in this process (default true)
@@ -54,6 +58,7 @@ async function commandStart(config: Config): Promise<void> {
   print(`Coffer is running (test mode, ${coffer.database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}: ${coffer.database.location})`);
   print(`  API         ${coffer.url}/v1`);
   print(`  Health      ${coffer.url}/health`);
+  print(`  Staff API   ${coffer.internalUrl}/staff/v1 (first owner: coffer admin create --email … --name …)`);
   if (coffer.certFile !== null) print(`  Certificate ${coffer.certFile} (self-signed unless you configured one)`);
   if (coffer.demo !== undefined) {
     print('');
@@ -170,6 +175,7 @@ async function main(argv: string[]): Promise<number> {
   // `apikeys` has options of its own.
   if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
   if (argv[0] === 'audit') return commandAudit(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'admin') return commandAdmin(loadConfig(), argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
   if (values.help === true || command === undefined || command === 'help') {

@@ -39,6 +39,18 @@ export const errorCatalog = {
   request_signature_invalid: { type: 'invalid_request_error', httpStatus: 401 },
   request_signature_expired: { type: 'invalid_request_error', httpStatus: 401 },
   request_replayed: { type: 'invalid_request_error', httpStatus: 401 },
+  // Staff sign-in, sessions and four-eyes approval (the internal listener).
+  authentication_failed: { type: 'invalid_request_error', httpStatus: 401 },
+  session_missing: { type: 'invalid_request_error', httpStatus: 401 },
+  session_expired: { type: 'invalid_request_error', httpStatus: 401 },
+  csrf_token_invalid: { type: 'invalid_request_error', httpStatus: 403 },
+  reauthentication_required: { type: 'invalid_request_error', httpStatus: 401 },
+  enrollment_link_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  password_too_weak: { type: 'invalid_request_error', httpStatus: 400 },
+  password_reused: { type: 'invalid_request_error', httpStatus: 400 },
+  staff_email_taken: { type: 'invalid_request_error', httpStatus: 400 },
+  approval_self_decision: { type: 'invalid_request_error', httpStatus: 403 },
+  approval_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },

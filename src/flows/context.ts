@@ -33,6 +33,8 @@ export interface Services {
   homeDir: string;
   /** Seals the signing secrets of keys that require signed requests (identity/request-signing.ts). */
   requestSigningKey: Secret<Buffer>;
+  /** Seals staff members' TOTP secrets and keys their CSRF tokens (identity/staff.ts). */
+  staffSecretKey: Secret<Buffer>;
   /** The database's periodic upkeep (checkpoints of the embedded database). */
   maintainStorage(): Promise<void>;
 }
@@ -70,6 +72,8 @@ export interface IdempotencyClaim {
 
 export interface RequestContext {
   actor: Actor;
+  /** A staff member acting for the merchant through the staff API: the audit log and events name them. */
+  staffUserId?: string;
   requestId: string;
   origin: string;
   idempotency: IdempotencyClaim | undefined;

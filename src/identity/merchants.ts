@@ -92,7 +92,7 @@ export async function createApiKey(
 
 function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor = 'coffer-cli'): AuditInput {
   return {
-    merchantId, livemode, actorType: 'system', actorId: actor, action, objectType: 'api_key', objectId: keyId,
+    merchantId, livemode, actorType: actor.startsWith('stf_') ? 'staff' : 'system', actorId: actor, action, objectType: 'api_key', objectId: keyId,
     outcome: 'success', requestId: null, origin: 'cli', details, occurredAt: new Date(),
   };
 }
@@ -138,10 +138,10 @@ export async function rollApiKey(
 }
 
 /** Revokes a key at once, a rolled key still in its overlap included (the reason to roll may be a leak). */
-export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date()): Promise<void> {
+export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date(), actor?: string): Promise<void> {
   await db.transaction().execute(async (tx) => {
     const row = await findActiveKey(tx, keyId, now, true);
     await tx.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', row.id).execute();
-    await recordAudit(tx, keyAudit('api_key.revoke', row.merchant_id, row.livemode, row.id, {}));
+    await recordAudit(tx, keyAudit('api_key.revoke', row.merchant_id, row.livemode, row.id, {}, actor));
   });
 }

@@ -13,6 +13,11 @@ export interface Config {
   embeddedDurability: 'fsync' | 'os';
   publicHost: string;
   publicPort: number;
+  /** The internal listener (staff API): loopback unless configured otherwise. */
+  internalHost: string;
+  internalPort: number;
+  /** Refunds by staff above this amount (minor units) need a second person's approval. */
+  fourEyesRefundAbove: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
@@ -88,6 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     embeddedDurability,
     publicHost: env.COFFER_HOST || '127.0.0.1',
     publicPort: readPort(env, 'COFFER_PORT', 8443),
+    internalHost: env.COFFER_INTERNAL_HOST || '127.0.0.1',
+    internalPort: readPort(env, 'COFFER_INTERNAL_PORT', 8444),
+    fourEyesRefundAbove: readPositiveInt(env, 'COFFER_FOUR_EYES_REFUND_ABOVE', limits.fourEyesRefundAboveDefault, limits.amountMinorMax),
     tlsCertFile,
     tlsKeyFile,
     tlsDisabled: readFlag(env, 'COFFER_TLS_DISABLED', false),

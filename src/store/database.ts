@@ -467,6 +467,76 @@ export interface SchemaMigrationsTable {
   applied_at: Timestamp;
 }
 
+export type StaffRole = 'owner' | 'admin' | 'developer' | 'risk_analyst' | 'support_agent' | 'finance' | 'auditor';
+
+export interface StaffUsersTable {
+  id: string;
+  email: string;
+  name: string;
+  role: StaffRole;
+  status: 'invited' | 'active' | 'disabled';
+  password_hash: string | null;
+  password_changed_at: Date | null;
+  totp_secret_ciphertext: Buffer | null;
+  totp_last_step: bigint | null;
+  failed_logins: ColumnType<number, number | undefined, number>;
+  locked_until: Date | null;
+  created_at: Date;
+  created_by: string;
+  last_login_at: Date | null;
+}
+
+export interface StaffPasswordHistoryTable {
+  user_id: string;
+  password_hash: string;
+  created_at: Date;
+}
+
+export interface StaffEnrollmentsTable {
+  token_hash: Buffer;
+  user_id: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  pending_totp_ciphertext: Buffer | null;
+}
+
+export interface StaffRecoveryCodesTable {
+  user_id: string;
+  code_hash: Buffer;
+  created_at: Date;
+  used_at: Date | null;
+}
+
+export interface StaffSessionsTable {
+  id: Buffer;
+  user_id: string;
+  stage: 'mfa_pending' | 'active';
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  authenticated_at: Date | null;
+  revoked_at: Date | null;
+  address: string | null;
+  user_agent: string | null;
+}
+
+export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change';
+
+export interface StaffApprovalsTable {
+  id: string;
+  action: ApprovalAction;
+  params: Json<Record<string, unknown>>;
+  summary: string;
+  requested_by: string;
+  requested_at: Date;
+  expires_at: Date;
+  status: 'pending' | 'approved' | 'rejected' | 'executed' | 'failed';
+  decided_by: string | null;
+  decided_at: Date | null;
+  result: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+}
+
 export interface Database {
   merchants: MerchantsTable;
   api_keys: ApiKeysTable;
@@ -496,6 +566,12 @@ export interface Database {
   audit_seals: AuditSealsTable;
   audit_chain_head: AuditChainHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
+  staff_users: StaffUsersTable;
+  staff_password_history: StaffPasswordHistoryTable;
+  staff_enrollments: StaffEnrollmentsTable;
+  staff_recovery_codes: StaffRecoveryCodesTable;
+  staff_sessions: StaffSessionsTable;
+  staff_approvals: StaffApprovalsTable;
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -510,4 +586,7 @@ export type DisputeRow = Selectable<DisputesTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type SetupIntentRow = Selectable<SetupIntentsTable>;
 export type CustomerBalanceTransactionRow = Selectable<CustomerBalanceTransactionsTable>;
+export type StaffUserRow = Selectable<StaffUsersTable>;
+export type StaffSessionRow = Selectable<StaffSessionsTable>;
+export type StaffApprovalRow = Selectable<StaffApprovalsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

@@ -8,6 +8,8 @@ import { sql } from 'kysely';
 import { openExistingTestDatabase, createTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { rawRequest } from '../support/server.ts';
+import { generate } from 'otplib';
+import https from 'node:https';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-'));
@@ -157,6 +159,63 @@ describe('the coffer command', { concurrency: false }, () => {
     } finally {
       fs.rmSync(keysHome, { recursive: true, force: true });
       if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
+    }
+  });
+
+  test('admin create: the first owner, once; the token enrolls them on the running server, and they sign in', async () => {
+    const adminHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-admin-'));
+    const url = await createTestDatabaseUrl();
+    const env = { COFFER_HOME: adminHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+    if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
+      fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(adminHome, 'db'), { recursive: true });
+    }
+    try {
+      const badEmail = coffer(['admin', 'create', '--email', 'not-an-email', '--name', 'Ops'], env);
+      assert.equal(badEmail.status, 1);
+      assert.match(badEmail.stderr, /--email must be an email address/);
+      const created = coffer(['admin', 'create', '--email', 'Ops@Example.com', '--name', 'Ops Lead'], env);
+      assert.equal(created.status, 0, created.stderr);
+      const token = /enrollment token[^\n]*\n\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
+      assert.ok(token.length >= 40, created.stdout);
+      const again = coffer(['admin', 'create', '--email', 'second@example.com', '--name', 'Second'], env);
+      assert.equal(again.status, 1);
+      assert.match(again.stderr, /already exists/);
+      const server = await spawnCoffer(adminHome, env);
+      try {
+        const internalPort = Number(/Staff API\s+https:\/\/[^:]+:(\d+)\/staff\/v1/.exec(server.output())?.[1]);
+        let cookie: string | undefined;
+        const call = (method: string, urlPath: string, body: unknown) => new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+          const text = JSON.stringify(body);
+          const request = https.request({ host: '127.0.0.1', port: internalPort, method, path: urlPath, agent: server.agent,
+            headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...(cookie === undefined ? {} : { cookie }) } }, (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () => {
+              const set = response.headers['set-cookie']?.[0];
+              if (set !== undefined) cookie = set.split(';')[0];
+              resolve({ status: response.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
+            });
+          });
+          request.on('error', reject);
+          request.end(text);
+        });
+        const started = await call('POST', '/staff/v1/enrollment/start', { token });
+        assert.equal(started.status, 200);
+        const secret = started.json.totp_secret as string;
+        const now = Math.floor(Date.now() / 1000);
+        const password = 'copper-kettle-meadow-stone-58';
+        const done = await call('POST', '/staff/v1/enrollment/complete', { token, password, code: await generate({ secret, epoch: now }) });
+        assert.equal(done.status, 200, JSON.stringify(done.json));
+        assert.equal((await call('POST', '/staff/v1/session', { email: 'ops@example.com', password })).status, 200);
+        // The next 30-second step: the code used to enroll cannot be used again.
+        const signedIn = await call('POST', '/staff/v1/session/mfa', { code: await generate({ secret, epoch: now + 30 }) });
+        assert.equal(signedIn.status, 200, JSON.stringify(signedIn.json));
+        assert.equal((signedIn.json.user as { role: string }).role, 'owner');
+      } finally {
+        await server.kill('SIGTERM');
+      }
+    } finally {
+      fs.rmSync(adminHome, { recursive: true, force: true });
     }
   });
 

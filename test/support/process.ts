@@ -30,7 +30,7 @@ export async function spawnCoffer(home: string, env: NodeJS.ProcessEnv = {}, rea
   }
   const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
     cwd: root,
-    env: { PATH: process.env.PATH, COFFER_HOME: home, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'warn', ...unlimitedRates, ...env },
+    env: { PATH: process.env.PATH, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn', ...unlimitedRates, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -57,7 +57,7 @@ export const unlimitedRates = { COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_R
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
   const database = options.database ?? (await openTestDatabase(options.poolSize));
-  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates, ...options.configEnv });
+  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates, ...options.configEnv });
   const coffer = await startCoffer({
     config,
     database,

@@ -1,0 +1,151 @@
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import { CofferError } from '../domain/errors.ts';
+import type { Services } from '../flows/context.ts';
+import { roleAllows, type StaffPermission } from '../identity/roles.ts';
+import { csrfTokenMatches, recentlyAuthenticated, resolveSession, staffAudit, type SignedIn, type StaffOrigin } from '../identity/staff.ts';
+import { limits } from '../limits.ts';
+import { randomBase62 } from '../platform/random.ts';
+import type { Secret } from '../platform/secret.ts';
+import { toCofferError } from './http-errors.ts';
+import { sendError } from './public-server.ts';
+import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
+import { registerStaffRoutes } from './staff-routes.ts';
+
+/**
+ * What a staff route needs: nothing (`public`: sign-in, enrollment), a session waiting for its second factor
+ * (`mfa_pending`), any signed-in staff member (`signed_in`), or a permission from the role table.
+ */
+export type StaffAccess = 'public' | 'mfa_pending' | 'signed_in' | StaffPermission;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    staff: SignedIn | null;
+  }
+  interface FastifyContextConfig {
+    /** Every route of the internal listener declares who may call it; one that does not stops Coffer starting. */
+    staffAccess?: StaffAccess;
+    /** The action needs the password and a code given in the last 5 minutes. */
+    reauthenticate?: boolean;
+  }
+}
+
+export const staffSessionCookie = '__Host-coffer_staff';
+export const csrfHeader = 'x-csrf-token';
+
+export interface InternalServerOptions {
+  https: { key: string; cert: string; ciphers: string } | null;
+  rateLimits: RateLimitSettings;
+  /** Seals staff members' TOTP secrets. */
+  staffSecretKey: Secret<Buffer>;
+  /** Refunds above this amount (minor units) need a second person's approval. */
+  fourEyesRefundAbove: number;
+  onFatal: (error: unknown) => void;
+}
+
+export function staffOrigin(request: FastifyRequest): StaffOrigin {
+  const agent = request.headers['user-agent'];
+  return { requestId: request.id, address: request.ip, userAgent: typeof agent === 'string' ? agent : null };
+}
+
+export interface StaffRoute {
+  method: string;
+  url: string;
+  access: StaffAccess;
+  reauthenticate: boolean;
+}
+
+const staffRoutes = new WeakMap<FastifyInstance, StaffRoute[]>();
+
+/** The staff API's routes as registered, with who may call each (for the test that walks every route with every role). */
+export function staffRoutesOf(app: FastifyInstance): readonly StaffRoute[] {
+  return staffRoutes.get(app) ?? [];
+}
+
+function isStateChanging(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+}
+
+/**
+ * The checks every staff request passes, in this order: rate limit (registered before), session, CSRF token on
+ * anything that changes state, the route's permission (default deny), and a recent re-authentication where the
+ * route asks for one. Refusals of a signed-in person are audited.
+ */
+async function guard(services: Services, options: InternalServerOptions, request: FastifyRequest): Promise<void> {
+  const access = request.routeOptions.config.staffAccess;
+  if (access === undefined || access === 'public') return;
+  const now = new Date(services.clock.nowMs());
+  const signedIn = await resolveSession(services.db, request.cookies[staffSessionCookie], access === 'mfa_pending' ? 'mfa_pending' : 'active', now);
+  request.staff = signedIn;
+  if (access === 'mfa_pending') return;
+  const deny = async (reason: string, error: CofferError): Promise<never> => {
+    await staffAudit(services.db, staffOrigin(request), now, {
+      actorId: signedIn.user.id, action: 'staff.access_denied', outcome: 'failure', objectType: 'route', objectId: `${request.method} ${request.routeOptions.url ?? ''}`,
+      details: { reason, role: signedIn.user.role },
+    });
+    throw error;
+  };
+  if (isStateChanging(request.method)) {
+    const header = request.headers[csrfHeader];
+    if (!csrfTokenMatches(options.staffSecretKey, signedIn.session, typeof header === 'string' ? header : undefined)) {
+      await deny('csrf', new CofferError('csrf_token_invalid', `This request changes state and needs the session's CSRF token in the ${csrfHeader} header.`));
+    }
+  }
+  if (access !== 'signed_in' && !roleAllows(signedIn.user.role, access)) {
+    await deny('permission', new CofferError('insufficient_permissions', `Your role (${signedIn.user.role}) does not have the permission ${access} that this action needs.`));
+  }
+  if (request.routeOptions.config.reauthenticate === true && !recentlyAuthenticated(signedIn.session, now)) {
+    throw new CofferError('reauthentication_required', 'This action needs your password and a code again: POST /staff/v1/session/reauthenticate, then retry.');
+  }
+}
+
+/** The internal listener: the staff API (and, later, the console), bound to loopback unless configured. */
+export async function buildInternalServer(services: Services, options: InternalServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.https === null ? {} : { https: { ...options.https, minVersion: 'TLSv1.2' as const, honorCipherOrder: true } }),
+    loggerInstance: services.logger.child({ listener: 'internal' }),
+    bodyLimit: 64 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    requestIdHeader: false,
+    genReqId: () => `req_${randomBase62(14)}`,
+    routerOptions: { maxParamLength: limits.pathParamLengthMax },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  app.decorateRequest('staff', null);
+  await app.register(helmet, { hsts: { maxAge: 63072000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  await app.register(cookie);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Request-Id', request.id);
+    reply.header('Cache-Control', 'no-store');
+  });
+  // Before the session check, so that guessing passwords or session cookies is limited too.
+  await registerRateLimits(app, options.rateLimits, services.logger);
+  app.addHook('onRequest', async (request) => guard(services, options, request));
+  app.setErrorHandler(async (error, request, reply) => {
+    const { error: cofferError, severity } = toCofferError(error);
+    if (severity === 'fatal') {
+      request.log.fatal({ err: error }, 'assertion failed');
+      reply.raw.once('finish', () => options.onFatal(error));
+    } else if (severity === 'error') {
+      request.log.error({ err: error }, 'unexpected error');
+    }
+    return sendError(reply, request, cofferError);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, request, new CofferError('url_unknown', `Unrecognized request URL (${request.method}: ${request.url.split('?')[0]}).`)));
+  app.get('/health', { config: { staffAccess: 'public' } }, async () => ({ status: 'ok' }));
+  const routes: StaffRoute[] = [];
+  staffRoutes.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.staffAccess;
+    if (access === undefined) throw new Error(`internal route ${String(route.method)} ${route.url} declares no staffAccess: every staff route says who may call it`);
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routes.push({ method, url: route.url, access, reauthenticate: route.config?.reauthenticate === true });
+    }
+  });
+  registerStaffRoutes(app, services, options);
+  return app;
+}

@@ -1,0 +1,436 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import type { RequestContext, Services, Tx } from '../flows/context.ts';
+import { createRefund } from '../flows/create-refund.ts';
+import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
+import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
+import { createApiKey, revokeApiKey } from '../identity/merchants.ts';
+import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
+import {
+  changePassword, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
+  signInWithPassword, signOut, staffAudit, startEnrollment, type SecondFactor, type SignedIn,
+} from '../identity/staff.ts';
+import { limits } from '../limits.ts';
+import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
+import { assert } from '../platform/assert.ts';
+import type { Secret } from '../platform/secret.ts';
+import type { Database, RefundRow, StaffApprovalRow, StaffRole, StaffUserRow } from '../store/database.ts';
+import { staffOrigin, staffSessionCookie, type InternalServerOptions } from './internal-server.ts';
+import { Email, ObjectId, strictObject } from './schemas.ts';
+
+const prefix = '/staff/v1';
+const Password = Type.String({ minLength: 1, maxLength: limits.staffPasswordLengthMax * 4 });
+const Code = Type.String({ minLength: 1, maxLength: 32 });
+const Role = Type.Union(staffRoles.map((role) => Type.Literal(role)));
+const Limit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax });
+const SecondFactorFields = { code: Type.Optional(Code), recovery_code: Type.Optional(Code) };
+
+function unix(date: Date | null): number | null {
+  return date === null ? null : Math.floor(date.getTime() / 1000);
+}
+
+function staffUserObject(user: StaffUserRow, now: Date) {
+  return {
+    id: user.id, object: 'staff_user', email: user.email, name: user.name, role: user.role, status: user.status,
+    permissions: rolePermissions[user.role], created: unix(user.created_at), last_login: unix(user.last_login_at),
+    locked: user.locked_until !== null && user.locked_until > now,
+  };
+}
+
+function approvalObject(approval: StaffApprovalRow) {
+  return {
+    id: approval.id, object: 'approval', action: approval.action, params: approval.params, summary: approval.summary, status: approval.status,
+    requested_by: approval.requested_by, requested: unix(approval.requested_at), expires_at: unix(approval.expires_at),
+    decided_by: approval.decided_by, decided: unix(approval.decided_at), result: approval.result,
+  };
+}
+
+function refundView(refund: RefundRow) {
+  return {
+    id: refund.id, object: 'refund', merchant: refund.merchant_id, livemode: refund.livemode, payment_intent: refund.payment_intent_id,
+    amount: Number(refund.amount), currency: refund.currency, status: refund.status, reason: refund.reason, created: unix(refund.created_at),
+  };
+}
+
+function secondFactor(body: { code?: string; recovery_code?: string }): SecondFactor {
+  if (body.code !== undefined && body.recovery_code !== undefined) {
+    throw new CofferError('parameters_exclusive', 'Give either code or recovery_code, not both.', { param: 'recovery_code' });
+  }
+  if (body.recovery_code !== undefined) return { recoveryCode: body.recovery_code };
+  if (body.code !== undefined) return { code: body.code };
+  throw new CofferError('parameter_missing', 'Missing required param: code (from the authenticator app) or recovery_code.', { param: 'code' });
+}
+
+function signedIn(request: FastifyRequest): SignedIn {
+  assert(request.staff !== null, 'staff routes other than public ones run after the session check');
+  return request.staff;
+}
+
+function setSession(reply: FastifyReply, token: Secret<string>, lifetimeMs: number): void {
+  reply.setCookie(staffSessionCookie, token.reveal(), { path: '/', httpOnly: true, secure: true, sameSite: 'strict', maxAge: Math.floor(lifetimeMs / 1000) });
+}
+
+async function findStaffUser(db: Kysely<Database> | Tx, id: string): Promise<StaffUserRow> {
+  const user = await db.selectFrom('staff_users').selectAll().where('id', '=', id).executeTakeFirst();
+  if (user === undefined) throw resourceMissing('staff user', id, 'user');
+  return user;
+}
+
+/** A staff member acting for a merchant: a context like an API request's, naming the staff member. */
+async function staffContext(services: Services, request: FastifyRequest, staffUserId: string, merchantId: string, livemode: boolean): Promise<RequestContext> {
+  const merchant = await services.db.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
+  const version = parseApiVersion(merchant.default_api_version) ?? defaultApiVersion;
+  return {
+    actor: { merchantId, livemode, apiKeyId: staffUserId, keyKind: 'secret', apiVersion: version, eventApiVersion: version },
+    staffUserId,
+    requestId: request.id,
+    origin: request.ip,
+    idempotency: undefined,
+  };
+}
+
+interface RefundParams {
+  payment_intent: string;
+  amount: number;
+  reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer';
+  merchant: string;
+  livemode: boolean;
+}
+
+async function runRefund(services: Services, request: FastifyRequest, staffUserId: string, params: RefundParams): Promise<ActionResult> {
+  const ctx = await staffContext(services, request, staffUserId, params.merchant, params.livemode);
+  let refund: RefundRow | undefined;
+  await createRefund(services, ctx, { payment_intent: params.payment_intent, amount: params.amount, ...(params.reason === undefined ? {} : { reason: params.reason }) }, async (_tx, row) => {
+    refund = row;
+    return { statusCode: 200, body: '' };
+  });
+  assert(refund !== undefined, 'a finished refund is rendered');
+  return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency }, shownOnce: { refund: refundView(refund) } };
+}
+
+/** Whether anyone but `requester` could approve `permission`: if not, the action is a bootstrap and runs at once. */
+async function hasOtherApprover(db: Kysely<Database>, requester: StaffUserRow, permission: 'staff.invite'): Promise<boolean> {
+  const others = await db.selectFrom('staff_users').select('role').where('status', '=', 'active').where('id', '!=', requester.id).execute();
+  return others.some((other) => roleAllows(other.role, 'approvals.decide') && roleAllows(other.role, permission));
+}
+
+async function runInvite(tx: Tx, request: FastifyRequest, params: { email: string; name: string; role: StaffRole }, createdBy: string, now: Date): Promise<ActionResult> {
+  const invited = await inviteStaffUser(tx, { ...params, createdBy }, now);
+  await staffAudit(tx, staffOrigin(request), now, { actorId: createdBy, action: 'staff.invite', objectType: 'staff_user', objectId: invited.userId, details: { role: params.role, email: normalizeEmail(params.email) } });
+  return {
+    result: { user: invited.userId, role: params.role },
+    shownOnce: { enrollment_token: invited.enrollmentToken.reveal(), enrollment_expires_at: unix(invited.expiresAt) },
+  };
+}
+
+export function registerStaffRoutes(app: FastifyInstance, services: Services, options: InternalServerOptions): void {
+  const db = services.db;
+  const key = options.staffSecretKey;
+  const now = () => new Date(services.clock.nowMs());
+
+  // -- Signing in and out -------------------------------------------------------------------------------------
+  app.post(`${prefix}/session`, {
+    config: { staffAccess: 'public' },
+    schema: { body: strictObject({ email: Type.String({ minLength: 1, maxLength: limits.emailLengthMax }), password: Password }) },
+  }, async (request, reply) => {
+    const body = request.body as { email: string; password: string };
+    const pending = await signInWithPassword(db, body.email, body.password, staffOrigin(request), now());
+    setSession(reply, pending.token, limits.staffMfaPendingMs);
+    return { object: 'staff_session', stage: 'mfa_pending', second_factors: ['totp', 'recovery_code'], expires_at: unix(pending.session.expires_at) };
+  });
+
+  app.post(`${prefix}/session/mfa`, { config: { staffAccess: 'mfa_pending' }, schema: { body: strictObject(SecondFactorFields) } }, async (request, reply) => {
+    const active = await completeSignIn(db, key, signedIn(request).session, secondFactor(request.body as { code?: string }), staffOrigin(request), now());
+    setSession(reply, active.token, limits.staffSessionLifetimeMs);
+    const user = await findStaffUser(db, active.session.user_id);
+    return {
+      object: 'staff_session', stage: 'active', user: staffUserObject(user, now()), csrf_token: csrfTokenFor(key, active.session),
+      expires_at: unix(active.session.expires_at), idle_timeout_seconds: limits.staffSessionIdleMs / 1000,
+    };
+  });
+
+  app.get(`${prefix}/session`, { config: { staffAccess: 'signed_in' } }, async (request) => {
+    const { session, user } = signedIn(request);
+    return {
+      object: 'staff_session', stage: 'active', user: staffUserObject(user, now()), csrf_token: csrfTokenFor(key, session),
+      expires_at: unix(session.expires_at), idle_timeout_seconds: limits.staffSessionIdleMs / 1000,
+      reauthenticated_until: session.authenticated_at === null ? null : unix(new Date(session.authenticated_at.getTime() + limits.staffReauthenticationMs)),
+    };
+  });
+
+  app.delete(`${prefix}/session`, { config: { staffAccess: 'signed_in' } }, async (request, reply) => {
+    await signOut(db, signedIn(request), staffOrigin(request), now());
+    reply.clearCookie(staffSessionCookie, { path: '/', httpOnly: true, secure: true, sameSite: 'strict' });
+    return { object: 'staff_session', signed_out: true };
+  });
+
+  app.post(`${prefix}/session/reauthenticate`, {
+    config: { staffAccess: 'signed_in' }, schema: { body: strictObject({ password: Password, ...SecondFactorFields }) },
+  }, async (request) => {
+    const body = request.body as { password: string; code?: string; recovery_code?: string };
+    const at = now();
+    await reauthenticate(db, key, signedIn(request), body.password, secondFactor(body), staffOrigin(request), at);
+    return { object: 'staff_session', reauthenticated_until: unix(new Date(at.getTime() + limits.staffReauthenticationMs)) };
+  });
+
+  app.post(`${prefix}/password`, {
+    config: { staffAccess: 'signed_in', reauthenticate: true }, schema: { body: strictObject({ current_password: Password, new_password: Password }) },
+  }, async (request) => {
+    const body = request.body as { current_password: string; new_password: string };
+    await changePassword(db, signedIn(request), body.current_password, body.new_password, staffOrigin(request), now());
+    return { object: 'staff_user', password_changed: true };
+  });
+
+  app.post(`${prefix}/recovery_codes`, { config: { staffAccess: 'signed_in', reauthenticate: true } }, async (request) => ({
+    object: 'recovery_codes', recovery_codes: await regenerateRecoveryCodes(db, signedIn(request), staffOrigin(request), now()),
+  }));
+
+  // -- Enrollment (the link from an invitation or `coffer admin create`) ---------------------------------------
+  const EnrollmentToken = Type.String({ minLength: 1, maxLength: 100 });
+  app.post(`${prefix}/enrollment/start`, { config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken }) } }, async (request) => {
+    const started = await startEnrollment(db, key, (request.body as { token: string }).token, now());
+    return { object: 'enrollment', email: started.email, name: started.name, role: started.role, totp_secret: started.totpSecret, otpauth_uri: started.otpauthUri };
+  });
+
+  app.post(`${prefix}/enrollment/complete`, {
+    config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken, password: Password, code: Code }) },
+  }, async (request) => {
+    const body = request.body as { token: string; password: string; code: string };
+    const done = await completeEnrollment(db, key, body, staffOrigin(request), now());
+    return { object: 'enrollment', user: done.userId, recovery_codes: done.recoveryCodes };
+  });
+
+  // -- Merchants and payments -----------------------------------------------------------------------------------
+  app.get(`${prefix}/merchants`, { config: { staffAccess: 'merchants.read' }, schema: { querystring: strictObject({ limit: Type.Optional(Limit) }) } }, async (request) => {
+    const { limit = limits.listLimitDefault } = request.query as { limit?: number };
+    const rows = await db.selectFrom('merchants').selectAll().orderBy('created_at', 'desc').limit(limit).execute();
+    return { object: 'list', data: rows.map((row) => ({ id: row.id, object: 'merchant', name: row.name, created: unix(row.created_at) })) };
+  });
+
+  const PaymentQuery = strictObject({ merchant: ObjectId, livemode: Type.Optional(Type.Boolean()), limit: Type.Optional(Limit) });
+  app.get(`${prefix}/payment_intents`, { config: { staffAccess: 'payments.read' }, schema: { querystring: PaymentQuery } }, async (request) => {
+    const query = request.query as { merchant: string; livemode?: boolean; limit?: number };
+    const rows = await db.selectFrom('payment_intents').select(['id', 'merchant_id', 'livemode', 'amount', 'currency', 'status', 'created_at', 'latest_charge_id'])
+      .where('merchant_id', '=', query.merchant).where('livemode', '=', query.livemode ?? false).orderBy('seq', 'desc').limit(query.limit ?? limits.listLimitDefault).execute();
+    return {
+      object: 'list',
+      data: rows.map((row) => ({
+        id: row.id, object: 'payment_intent', merchant: row.merchant_id, livemode: row.livemode, amount: Number(row.amount), currency: row.currency,
+        status: row.status, created: unix(row.created_at), latest_charge: row.latest_charge_id,
+      })),
+    };
+  });
+
+  app.post(`${prefix}/refunds`, {
+    config: { staffAccess: 'refunds.create' },
+    schema: { body: strictObject({ payment_intent: ObjectId, amount: Type.Optional(Type.Integer({ minimum: 1 })), reason: Type.Optional(Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')])) }) },
+  }, async (request, reply) => {
+    const body = request.body as { payment_intent: string; amount?: number; reason?: RefundParams['reason'] };
+    const { user } = signedIn(request);
+    const intent = await db.selectFrom('payment_intents').leftJoin('charges', 'charges.id', 'payment_intents.latest_charge_id')
+      .select(['payment_intents.merchant_id', 'payment_intents.livemode', 'payment_intents.currency', 'charges.amount_captured', 'charges.amount_refunded', 'charges.amount_refunding'])
+      .where('payment_intents.id', '=', body.payment_intent).executeTakeFirst();
+    if (intent === undefined) throw resourceMissing('payment_intent', body.payment_intent, 'payment_intent');
+    const refundable = Number((intent.amount_captured ?? 0n) - (intent.amount_refunded ?? 0n) - (intent.amount_refunding ?? 0n));
+    const params: RefundParams = {
+      payment_intent: body.payment_intent, amount: body.amount ?? refundable, merchant: intent.merchant_id, livemode: intent.livemode,
+      ...(body.reason === undefined ? {} : { reason: body.reason }),
+    };
+    if (params.amount > options.fourEyesRefundAbove) {
+      const at = now();
+      const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
+        action: 'refund.create', params: { ...params }, merchantId: intent.merchant_id,
+        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
+      }, staffOrigin(request), at));
+      return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+    }
+    const done = await runRefund(services, request, user.id, params);
+    return done.shownOnce?.refund;
+  });
+
+  // -- Merchants' API keys ----------------------------------------------------------------------------------------
+  app.get(`${prefix}/merchants/:merchant/api_keys`, { config: { staffAccess: 'api_keys.read' }, schema: { params: strictObject({ merchant: ObjectId }) } }, async (request) => {
+    const { merchant } = request.params as { merchant: string };
+    const rows = await db.selectFrom('api_keys').selectAll().where('merchant_id', '=', merchant).orderBy('created_at', 'desc').limit(limits.listLimitMax).execute();
+    return {
+      object: 'list',
+      data: rows.map((row) => ({
+        id: row.id, object: 'api_key', kind: row.kind, livemode: row.livemode, last4: row.key_last4, name: row.name, permissions: row.permissions,
+        created: unix(row.created_at), last_used: unix(row.last_used_at), expires_at: unix(row.expires_at), revoked: unix(row.revoked_at),
+      })),
+    };
+  });
+
+  app.post(`${prefix}/merchants/:merchant/api_keys`, {
+    config: { staffAccess: 'api_keys.create', reauthenticate: true },
+    schema: {
+      params: strictObject({ merchant: ObjectId }),
+      body: strictObject({
+        kind: Type.Union([Type.Literal('secret'), Type.Literal('publishable'), Type.Literal('restricted')]), livemode: Type.Boolean(),
+        name: Type.Optional(Type.String({ maxLength: 100 })), permissions: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: apiResources.length })),
+      }),
+    },
+  }, async (request, reply) => {
+    const { merchant } = request.params as { merchant: string };
+    const body = request.body as { kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
+    const found = await db.selectFrom('merchants').select('id').where('id', '=', merchant).executeTakeFirst();
+    if (found === undefined) throw resourceMissing('merchant', merchant, 'merchant');
+    // Validated now, so that a request that could never run is refused at once rather than approved and failed.
+    if (body.kind === 'restricted') parsePermissions(body.permissions ?? []);
+    else if (body.permissions !== undefined) throw new CofferError('parameter_invalid', 'Only restricted keys take permissions.', { param: 'permissions' });
+    const approval = await db.transaction().execute((tx) => requestApproval(tx, signedIn(request).user, {
+      action: 'api_key.create', params: { merchant, ...body }, merchantId: merchant,
+      summary: `New ${body.livemode ? 'live' : 'test'} ${body.kind} API key for ${merchant}`,
+    }, staffOrigin(request), now()));
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+  });
+
+  app.post(`${prefix}/api_keys/:key/revoke`, { config: { staffAccess: 'api_keys.revoke', reauthenticate: true }, schema: { params: strictObject({ key: ObjectId }) } }, async (request) => {
+    const { key: keyId } = request.params as { key: string };
+    await revokeApiKey(db, keyId, now(), signedIn(request).user.id);
+    return { id: keyId, object: 'api_key', revoked: true };
+  });
+
+  // -- Staff ------------------------------------------------------------------------------------------------------
+  app.get(`${prefix}/users`, { config: { staffAccess: 'staff.read' } }, async () => {
+    const rows = await db.selectFrom('staff_users').selectAll().orderBy('created_at', 'asc').limit(1000).execute();
+    const at = now();
+    return { object: 'list', data: rows.map((row) => staffUserObject(row, at)) };
+  });
+
+  app.post(`${prefix}/users`, {
+    config: { staffAccess: 'staff.invite', reauthenticate: true },
+    schema: { body: strictObject({ email: Email, name: Type.String({ minLength: 1, maxLength: 200 }), role: Role }) },
+  }, async (request, reply) => {
+    const body = request.body as { email: string; name: string; role: StaffRole };
+    const { user } = signedIn(request);
+    if (!mayAssignRole(user.role, undefined, body.role)) throw new CofferError('insufficient_permissions', 'Only an owner may make someone an owner.', { param: 'role' });
+    const taken = await db.selectFrom('staff_users').select('id').where('email', '=', normalizeEmail(body.email)).executeTakeFirst();
+    if (taken !== undefined) throw new CofferError('staff_email_taken', `A staff user with the email ${normalizeEmail(body.email)} already exists.`, { param: 'email' });
+    const at = now();
+    if (!(await hasOtherApprover(db, user, 'staff.invite'))) {
+      // Nobody else could approve yet (the first owner inviting the second administrator): it runs at once, on record.
+      const done = await db.transaction().execute(async (tx) => {
+        await staffAudit(tx, staffOrigin(request), at, { actorId: user.id, action: 'approval.bootstrap', objectType: 'staff_user', details: { requested_action: 'staff.invite', reason: 'no other staff member can approve' } });
+        return runInvite(tx, request, body, user.id, at);
+      });
+      return { object: 'staff_invitation', ...done.result, ...done.shownOnce };
+    }
+    const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
+      action: 'staff.invite', params: { ...body, email: normalizeEmail(body.email) }, summary: `Invite ${normalizeEmail(body.email)} as ${body.role}`,
+    }, staffOrigin(request), at));
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+  });
+
+  app.post(`${prefix}/users/:user/role`, {
+    config: { staffAccess: 'staff.change_role', reauthenticate: true }, schema: { params: strictObject({ user: ObjectId }), body: strictObject({ role: Role }) },
+  }, async (request, reply) => {
+    const { user: targetId } = request.params as { user: string };
+    const { role } = request.body as { role: StaffRole };
+    const { user } = signedIn(request);
+    const target = await findStaffUser(db, targetId);
+    if (target.role === role) throw new CofferError('parameter_invalid', `${target.email} already has the role ${role}.`, { param: 'role' });
+    if (!mayAssignRole(user.role, target.role, role)) throw new CofferError('insufficient_permissions', 'Only an owner may make someone an owner or change an owner\'s role.', { param: 'role' });
+    const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
+      action: 'staff.role_change', params: { user: target.id, from: target.role, to: role }, summary: `Change the role of ${target.email} from ${target.role} to ${role}`,
+    }, staffOrigin(request), now()));
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+  });
+
+  app.post(`${prefix}/users/:user/disable`, {
+    config: { staffAccess: 'staff.disable', reauthenticate: true }, schema: { params: strictObject({ user: ObjectId }) },
+  }, async (request) => {
+    const { user: targetId } = request.params as { user: string };
+    const { user } = signedIn(request);
+    const at = now();
+    const target = await findStaffUser(db, targetId);
+    if (target.id === user.id) throw new CofferError('parameter_invalid', 'You cannot disable your own account.', { param: 'user' });
+    if (!mayAssignRole(user.role, target.role, target.role)) throw new CofferError('insufficient_permissions', 'Only an owner may disable an owner.', { param: 'user' });
+    await db.transaction().execute(async (tx) => {
+      await tx.updateTable('staff_users').set({ status: 'disabled' }).where('id', '=', target.id).execute();
+      await tx.updateTable('staff_sessions').set({ revoked_at: at }).where('user_id', '=', target.id).where('revoked_at', 'is', null).execute();
+      await staffAudit(tx, staffOrigin(request), at, { actorId: user.id, action: 'staff.disable', objectType: 'staff_user', objectId: target.id });
+    });
+    return staffUserObject({ ...target, status: 'disabled' }, at);
+  });
+
+  // -- Four-eyes approvals ----------------------------------------------------------------------------------------
+  app.get(`${prefix}/approvals`, {
+    config: { staffAccess: 'approvals.read' },
+    schema: { querystring: strictObject({ status: Type.Optional(Type.Union(['pending', 'approved', 'rejected', 'executed', 'failed'].map((s) => Type.Literal(s)))), limit: Type.Optional(Limit) }) },
+  }, async (request) => {
+    const query = request.query as { status?: StaffApprovalRow['status']; limit?: number };
+    let select = db.selectFrom('staff_approvals').selectAll().orderBy('requested_at', 'desc').limit(query.limit ?? limits.listLimitDefault);
+    if (query.status !== undefined) select = select.where('status', '=', query.status);
+    return { object: 'list', data: (await select.execute()).map(approvalObject) };
+  });
+
+  const executor = (request: FastifyRequest, at: Date) => (approval: StaffApprovalRow): ApprovalExecutor => {
+    const params = approval.params;
+    switch (approval.action) {
+      case 'refund.create':
+        return { kind: 'after_commit', run: (_approval, approver) => runRefund(services, request, approver.id, params as unknown as RefundParams) };
+      case 'api_key.create':
+        return {
+          kind: 'after_commit',
+          run: async (_approval, approver) => {
+            const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
+            const created = await createApiKey(db, p.merchant, p.kind, p.livemode, {
+              ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: approver.id,
+            });
+            return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
+          },
+        };
+      case 'staff.invite':
+        return { kind: 'in_transaction', run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at) };
+      case 'staff.role_change':
+        return {
+          kind: 'in_transaction',
+          run: async (tx, _approval, approver) => {
+            const p = params as { user: string; from: StaffRole; to: StaffRole };
+            const target = await findStaffUser(tx, p.user);
+            if (target.role !== p.from) throw new CofferError('approval_unexpected_state', `The role of ${target.email} changed since this was asked (now ${target.role}).`);
+            if (!isStaffRole(p.to) || !mayAssignRole(approver.role, p.from, p.to)) throw new CofferError('insufficient_permissions', 'Only an owner may approve making someone an owner.');
+            await tx.updateTable('staff_users').set({ role: p.to }).where('id', '=', target.id).execute();
+            await staffAudit(tx, staffOrigin(request), at, { actorId: approver.id, action: 'staff.role_change', objectType: 'staff_user', objectId: target.id, details: { from: p.from, to: p.to, approval: approval.id } });
+            return { result: { user: target.id, role: p.to } };
+          },
+        };
+      default:
+        throw new Error(`no executor for ${String(approval.action)}`);
+    }
+  };
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(`${prefix}/approvals/:approval/${decision}`, {
+      config: { staffAccess: 'approvals.decide', reauthenticate: decision === 'approve' }, schema: { params: strictObject({ approval: ObjectId }) },
+    }, async (request) => {
+      const at = now();
+      const decided = await decideApproval(db, signedIn(request).user, (request.params as { approval: string }).approval, decision, executor(request, at), staffOrigin(request), at);
+      return { ...approvalObject(decided.approval), ...(decided.shownOnce === undefined ? {} : { shown_once: decided.shownOnce }) };
+    });
+  }
+
+  // -- The audit log ----------------------------------------------------------------------------------------------
+  app.get(`${prefix}/audit`, {
+    config: { staffAccess: 'audit.read' }, schema: { querystring: strictObject({ limit: Type.Optional(Limit), before: Type.Optional(Type.Integer({ minimum: 1 })), actor: Type.Optional(ObjectId) }) },
+  }, async (request) => {
+    const query = request.query as { limit?: number; before?: number; actor?: string };
+    let select = db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(query.limit ?? limits.listLimitDefault);
+    if (query.before !== undefined) select = select.where('seq', '<', BigInt(query.before));
+    if (query.actor !== undefined) select = select.where('actor_id', '=', query.actor);
+    const rows = await select.execute();
+    // Reading the audit log is itself recorded (PCI DSS 10.2.1.3).
+    await staffAudit(db, staffOrigin(request), now(), { actorId: signedIn(request).user.id, action: 'audit.read', details: { count: rows.length } });
+    return {
+      object: 'list',
+      data: rows.map((row) => ({
+        seq: Number(row.seq), id: row.id, occurred_at: row.occurred_at.toISOString(), actor_type: row.actor_type, actor: row.actor_id, action: row.action,
+        outcome: row.outcome, object_type: row.object_type, object_id: row.object_id, merchant: row.merchant_id, livemode: row.livemode,
+        request_id: row.request_id, origin: row.origin, details: row.details,
+      })),
+    };
+  });
+}

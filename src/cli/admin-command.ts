@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { CofferError } from '../domain/errors.ts';
+import { createFirstOwner } from '../identity/staff.ts';
+import type { Config } from '../platform/config.ts';
+import { migrate } from '../store/migrate.ts';
+
+export const adminUsage = `Usage:
+  coffer admin create --email you@example.com --name "Your Name"
+      the first owner of a fresh installation; prints a one-time enrollment token (valid 72 hours) with which
+      they set a password and an authenticator app. Further staff are invited through the staff API.`;
+
+/**
+ * `coffer admin create`: the first staff member (role owner) on a fresh installation. Refused once an owner or
+ * administrator exists. Returns the exit code: 0 done, 1 refused (the message says why), 2 usage.
+ */
+export async function commandAdmin(config: Config, argv: string[], print: (line: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { email: { type: 'string' }, name: { type: 'string' } } });
+  } catch (error) {
+    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${adminUsage}\n`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
+  if (positionals[0] !== 'create' || values.email === undefined || values.name === undefined) {
+    process.stderr.write(`${adminUsage}\n`);
+    return 2;
+  }
+  if (!/^[^\s@]+@[^\s@]+$/.test(values.email) || values.email.length > 320) {
+    process.stderr.write(`coffer: --email must be an email address, got "${values.email}"\n`);
+    return 1;
+  }
+  if (values.name.trim() === '' || values.name.length > 200) {
+    process.stderr.write('coffer: --name must be 1 to 200 characters\n');
+    return 1;
+  }
+  const database = await openConfiguredDatabase(config);
+  try {
+    await migrate(database);
+    const invited = await createFirstOwner(database.db, values.email, values.name.trim(), new Date());
+    const host = config.internalHost === '0.0.0.0' || config.internalHost === '::' ? 'localhost' : config.internalHost;
+    const base = `${config.tlsDisabled ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${config.internalPort}`;
+    print(`Owner ${invited.userId} (${values.email.trim().toLowerCase()}) created. One-time enrollment token, valid until ${invited.expiresAt.toISOString()}:`);
+    print(`  ${invited.enrollmentToken.reveal()}`);
+    print('Enroll with it on the staff API (see docs/staff.md): it gives an authenticator secret, then takes a password and a first code:');
+    print(`  POST ${base}/staff/v1/enrollment/start     {"token": "…"}`);
+    print(`  POST ${base}/staff/v1/enrollment/complete  {"token": "…", "password": "…", "code": "123456"}`);
+    return 0;
+  } catch (error) {
+    if (error instanceof CofferError) {
+      process.stderr.write(`coffer: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await database.close();
+  }
+}

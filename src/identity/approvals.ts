@@ -1,0 +1,137 @@
+import type { Kysely } from 'kysely';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import type { Tx } from '../flows/context.ts';
+import { limits } from '../limits.ts';
+import { newId } from '../platform/random.ts';
+import type { ApprovalAction, Database, StaffApprovalRow, StaffUserRow } from '../store/database.ts';
+import { roleAllows, type StaffPermission } from './roles.ts';
+import { staffAudit, type StaffOrigin } from './staff.ts';
+
+/**
+ * Four-eyes approval. A sensitive action asked for by one person is stored as a pending approval and takes effect
+ * only when a second person approves it: someone else than the requester, whose role both decides approvals and
+ * may do the action itself, before the request expires (24 hours). Each step is audited.
+ */
+export const approvalPermission: Readonly<Record<ApprovalAction, StaffPermission>> = {
+  'refund.create': 'refunds.create',
+  'api_key.create': 'api_keys.create',
+  'staff.invite': 'staff.invite',
+  'staff.role_change': 'staff.change_role',
+};
+
+export async function requestApproval(
+  tx: Tx,
+  requester: StaffUserRow,
+  request: { action: ApprovalAction; params: Record<string, unknown>; summary: string; merchantId?: string | null },
+  origin: StaffOrigin,
+  now: Date,
+): Promise<StaffApprovalRow> {
+  const approval = await tx.insertInto('staff_approvals').values({
+    id: newId('apr'),
+    action: request.action,
+    params: JSON.stringify(request.params),
+    summary: request.summary,
+    requested_by: requester.id,
+    requested_at: now,
+    expires_at: new Date(now.getTime() + limits.approvalLifetimeMs),
+    status: 'pending',
+    decided_by: null,
+    decided_at: null,
+    result: null,
+  }).returningAll().executeTakeFirstOrThrow();
+  await staffAudit(tx, origin, now, {
+    actorId: requester.id, action: 'approval.request', objectType: 'approval', objectId: approval.id, merchantId: request.merchantId ?? null,
+    details: { requested_action: request.action, params: request.params },
+  });
+  return approval;
+}
+
+/** How an approved action takes effect: in the approval's transaction, or after it (when it calls a provider). */
+export type ApprovalExecutor =
+  | { kind: 'in_transaction'; run(tx: Tx, approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult> }
+  | { kind: 'after_commit'; run(approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult> };
+
+/** What an action produced: `result` is kept on the approval; `shownOnce` (a new key, a link) only in the response. */
+export interface ActionResult {
+  result: Record<string, unknown>;
+  shownOnce?: Record<string, unknown>;
+}
+
+export interface Decided {
+  approval: StaffApprovalRow;
+  shownOnce: Record<string, unknown> | undefined;
+}
+
+async function refuse(db: Kysely<Database>, origin: StaffOrigin, now: Date, approver: StaffUserRow, approval: StaffApprovalRow, decision: string, error: CofferError): Promise<never> {
+  await staffAudit(db, origin, now, {
+    actorId: approver.id, action: `approval.${decision}`, outcome: 'failure', objectType: 'approval', objectId: approval.id, details: { reason: error.code, requested_action: approval.action },
+  });
+  throw error;
+}
+
+/**
+ * Approves or rejects a pending request. An approval runs the action (`executor`); its result or failure is kept on
+ * the approval. Refusals (self-approval, a role that may not decide) are audited and change nothing.
+ */
+export async function decideApproval(
+  db: Kysely<Database>,
+  approver: StaffUserRow,
+  approvalId: string,
+  decision: 'approve' | 'reject',
+  executor: (approval: StaffApprovalRow) => ApprovalExecutor,
+  origin: StaffOrigin,
+  now: Date,
+): Promise<Decided> {
+  const found = await db.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).executeTakeFirst();
+  if (found === undefined) throw resourceMissing('approval', approvalId, 'approval');
+  if (found.requested_by === approver.id) {
+    await refuse(db, origin, now, approver, found, decision, new CofferError('approval_self_decision', 'Four-eyes approval: a request must be approved or rejected by someone other than the person who made it.'));
+  }
+  if (!roleAllows(approver.role, approvalPermission[found.action])) {
+    await refuse(db, origin, now, approver, found, decision, new CofferError('insufficient_permissions', `Your role (${approver.role}) may not decide a request to ${found.action}: it needs the permission ${approvalPermission[found.action]}.`));
+  }
+  const run = executor(found);
+  let decided: StaffApprovalRow;
+  let shownOnce: Record<string, unknown> | undefined;
+  try {
+    decided = await db.transaction().execute(async (tx) => {
+      const approval = await tx.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).forUpdate().executeTakeFirstOrThrow();
+      if (approval.status !== 'pending') throw new CofferError('approval_unexpected_state', `This request was already decided (status ${approval.status}).`);
+      if (approval.expires_at <= now) throw new CofferError('approval_unexpected_state', 'This request expired before it was approved; ask again.');
+      const status = decision === 'reject' ? 'rejected' : run.kind === 'in_transaction' ? 'executed' : 'approved';
+      const outcome = decision === 'approve' && run.kind === 'in_transaction' ? await run.run(tx, approval, approver) : null;
+      const result = outcome?.result ?? null;
+      shownOnce = outcome?.shownOnce;
+      const updated = await tx.updateTable('staff_approvals').set({ status, decided_by: approver.id, decided_at: now, result: result === null ? null : JSON.stringify(result) })
+        .where('id', '=', approval.id).returningAll().executeTakeFirstOrThrow();
+      await staffAudit(tx, origin, now, {
+        actorId: approver.id, action: `approval.${decision}`, objectType: 'approval', objectId: approval.id,
+        details: { requested_action: approval.action, requested_by: approval.requested_by, ...(result === null ? {} : { result }) },
+      });
+      return updated;
+    });
+  } catch (error) {
+    if (error instanceof CofferError && error.code !== 'approval_unexpected_state') {
+      // The action itself was refused (say, the refund is larger than what is left): nothing happened; say why.
+      await staffAudit(db, origin, now, { actorId: approver.id, action: `approval.${decision}`, outcome: 'failure', objectType: 'approval', objectId: approvalId, details: { reason: error.code } });
+    }
+    throw error;
+  }
+  if (decision === 'reject' || run.kind === 'in_transaction') return { approval: decided, shownOnce };
+  let result: Record<string, unknown>;
+  let status: 'executed' | 'failed' = 'executed';
+  let unexpected: unknown;
+  try {
+    const outcome = await run.run(decided, approver);
+    result = outcome.result;
+    shownOnce = outcome.shownOnce;
+  } catch (error) {
+    // Recorded whatever happened, so that an approval never stays "approved" without saying what came of it.
+    status = 'failed';
+    result = { error: error instanceof CofferError ? { code: error.code, message: error.message } : { code: 'api_error', message: 'The action failed; see the logs.' } };
+    if (!(error instanceof CofferError)) unexpected = error;
+  }
+  const recorded = await db.updateTable('staff_approvals').set({ status, result: JSON.stringify(result) }).where('id', '=', decided.id).returningAll().executeTakeFirstOrThrow();
+  if (unexpected !== undefined) throw unexpected;
+  return { approval: recorded, shownOnce };
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { staffRoutesOf } from '../../src/api/internal-server.ts';
+import { rolePermissions, staffRoles } from '../../src/identity/roles.ts';
+import type { StaffRole } from '../../src/store/database.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { signedInStaff, TestClock, type StaffClient } from '../support/staff.ts';
+
+const code = (response: { json: Record<string, unknown> }) => (response.json.error as { code?: string } | undefined)?.code;
+
+// Goal: default deny. Every route of the staff API declares what it needs, and walking every route with every role
+// gives exactly the role table's answer: 403 where the role lacks the permission, never 403 where it has it. Four-eyes
+// actions (large refunds, API keys, invitations, role changes) wait for a second person, who cannot be the requester
+// and must hold the permission; approvals expire; every step is audited.
+describe('staff roles and four-eyes approval', { concurrency: false }, () => {
+  let server: TestServer;
+  const clock = new TestClock();
+  const staff = new Map<StaffRole, StaffClient>();
+  before(async () => {
+    server = await startTestServer({ clock, configEnv: { COFFER_FOUR_EYES_REFUND_ABOVE: '5000' } });
+    for (const role of staffRoles) staff.set(role, await signedInStaff(server, clock, role));
+  });
+  after(async () => server.close());
+  const as = (role: StaffRole) => {
+    const client = staff.get(role);
+    assert.ok(client !== undefined);
+    return client;
+  };
+  const db = () => server.database.db;
+  /** Each TOTP code moves the test clock on 30 s; long walks outlast the 15-minute idle timeout, so sign in anew. */
+  const freshSessions = async () => {
+    for (const client of staff.values()) assert.equal((await client.signIn()).status, 200);
+  };
+
+  test('every route with every role: the answer matches the role table', async () => {
+    const routes = staffRoutesOf(server.coffer.internalApp);
+    assert.ok(routes.length >= 20, `${routes.length} staff routes`);
+    let checked = 0;
+    for (const role of staffRoles) {
+      const client = as(role);
+      assert.equal((await client.signIn()).status, 200);
+      for (const route of routes) {
+        if (route.access === 'public' || route.access === 'mfa_pending' || route.url.endsWith('/session') && route.method === 'DELETE') continue;
+        if (route.reauthenticate) assert.equal((await client.reauthenticate()).status, 200);
+        const path = route.url.replace(/:(\w+)/g, (_match, name: string) => `${name}_unknown`);
+        const response = await client.request(route.method, path, route.method === 'GET' ? undefined : {});
+        const allowed = route.access === 'signed_in' || rolePermissions[role].includes(route.access);
+        if (allowed) {
+          assert.notEqual(response.status, 403, `${role} ${route.method} ${route.url}: ${response.body}`);
+          assert.notEqual(response.status, 401, `${role} ${route.method} ${route.url}: ${response.body}`);
+        } else {
+          assert.equal(response.status, 403, `${role} ${route.method} ${route.url}: ${response.body}`);
+          assert.equal(code(response), 'insufficient_permissions');
+        }
+        checked += 1;
+      }
+    }
+    assert.ok(checked >= staffRoles.length * 15, `${checked} route × role checks`);
+  });
+
+  test('a route that declares no access stops the internal server from starting', async () => {
+    const { buildInternalServer } = await import('../../src/api/internal-server.ts');
+    const app = await buildInternalServer(server.coffer.services, {
+      https: null, rateLimits: { perKey: 10, perAddress: 10, windowSeconds: 1, redisUrl: undefined, redisPrefix: 'x' },
+      staffSecretKey: server.coffer.services.staffSecretKey, fourEyesRefundAbove: 1, onFatal: () => undefined,
+    });
+    assert.throws(() => app.get('/staff/v1/forgotten', async () => ({})), /declares no staffAccess/);
+    await app.close();
+  });
+
+  test('a refund above the threshold waits for a second person with the right role; self-approval is refused', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const support = as('support_agent');
+    const small = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 1000, reason: 'requested_by_customer' });
+    assert.equal(small.status, 200, small.body);
+    assert.equal(small.json.status, 'succeeded');
+    const big = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 8000 });
+    assert.equal(big.status, 202, big.body);
+    const approvalId = (big.json.approval as { id: string }).id;
+    const refundsBefore = await server.stripe.refunds.list({ payment_intent: intent.id });
+    assert.equal(refundsBefore.data.length, 1, 'nothing refunded while waiting');
+
+    const finance = as('finance');
+    const selfTry = await as('admin').request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 7000 });
+    const adminApproval = (selfTry.json.approval as { id: string }).id;
+    assert.equal((await as('admin').reauthenticate()).status, 200);
+    const self = await as('admin').request('POST', `/staff/v1/approvals/${adminApproval}/approve`, {});
+    assert.equal(self.status, 403);
+    assert.equal(code(self), 'approval_self_decision');
+    assert.equal((await as('support_agent').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'support may not decide');
+    assert.equal((await as('developer').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'developers may not decide');
+    assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 1, 'refusals changed nothing');
+
+    clock.offsetMs += 6 * 60_000;
+    const stale = await finance.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(code(stale), 'reauthentication_required', 'approving needs a password and code from the last 5 minutes');
+    assert.equal((await finance.reauthenticate()).status, 200);
+    const approved = await finance.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    assert.equal(approved.json.status, 'executed');
+    const refunds = await server.stripe.refunds.list({ payment_intent: intent.id });
+    assert.deepEqual(refunds.data.map((refund) => refund.amount).sort((a, b) => a - b), [1000, 8000]);
+    const twice = await finance.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(code(twice), 'approval_unexpected_state');
+    const trail = await db().selectFrom('audit_log').select(['action', 'actor_id', 'actor_type']).where('object_id', 'in', [approvalId, ...refunds.data.map((r) => r.id)]).execute();
+    assert.ok(trail.some((row) => row.action === 'approval.request' && row.actor_id === support.userId));
+    assert.ok(trail.some((row) => row.action === 'approval.approve' && row.actor_id === finance.userId));
+    assert.ok(trail.some((row) => row.action === 'refund.create' && row.actor_type === 'staff' && row.actor_id === finance.userId));
+    assert.ok((await db().selectFrom('audit_log').select('id').where('action', '=', 'approval.approve').where('outcome', '=', 'failure').where('actor_id', '=', as('admin').userId).execute()).length >= 1);
+  });
+
+  test('an approval expires after 24 hours', async () => {
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const asked = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id });
+    assert.equal(asked.status, 202);
+    clock.offsetMs += 24 * 3_600_000 + 60_000;
+    await freshSessions();
+    assert.equal((await as('finance').reauthenticate()).status, 200);
+    const late = await as('finance').request('POST', `/staff/v1/approvals/${(asked.json.approval as { id: string }).id}/approve`, {});
+    assert.equal(code(late), 'approval_unexpected_state');
+    assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 0);
+  });
+
+  test('an API key asked for by a developer exists only once someone else approves it, and then works', async () => {
+    await freshSessions();
+    const developer = as('developer');
+    assert.equal((await developer.reauthenticate()).status, 200);
+    const keysBefore = await db().selectFrom('api_keys').select('id').where('merchant_id', '=', server.merchantId).execute();
+    const asked = await developer.request('POST', `/staff/v1/merchants/${server.merchantId}/api_keys`, { kind: 'restricted', livemode: false, permissions: ['balance:read'] });
+    assert.equal(asked.status, 202, asked.body);
+    const bad = await developer.request('POST', `/staff/v1/merchants/${server.merchantId}/api_keys`, { kind: 'restricted', livemode: false, permissions: ['nothing:write'] });
+    assert.equal(bad.status, 400, 'an invalid permission is refused at once');
+    assert.equal((await db().selectFrom('api_keys').select('id').where('merchant_id', '=', server.merchantId).execute()).length, keysBefore.length);
+    const approvalId = (asked.json.approval as { id: string }).id;
+    assert.equal((await developer.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403);
+    const admin = as('admin');
+    assert.equal((await admin.reauthenticate()).status, 200);
+    const approved = await admin.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    const secret = ((approved.json.shown_once as { api_key: { secret: string } }).api_key).secret;
+    assert.match(secret, /^rk_test_/);
+    const balance = await stripeClient(server, secret).balance.retrieve();
+    assert.equal(balance.object, 'balance');
+    const listed = await admin.request('GET', `/staff/v1/approvals/${approvalId}`.replace(/\/apr_\w+$/, '') + '?status=executed');
+    assert.ok(!listed.body.includes(secret), 'the key is not kept on the approval');
+  });
+
+  test('role changes and invitations need a second approver; only an owner makes owners', async () => {
+    await freshSessions();
+    const admin = as('admin');
+    const owner = as('owner');
+    const auditor = as('auditor');
+    assert.equal((await admin.reauthenticate()).status, 200);
+    const toOwner = await admin.request('POST', `/staff/v1/users/${auditor.userId}/role`, { role: 'owner' });
+    assert.equal(toOwner.status, 403, 'an admin cannot make an owner');
+    const asked = await admin.request('POST', `/staff/v1/users/${auditor.userId}/role`, { role: 'finance' });
+    assert.equal(asked.status, 202, asked.body);
+    const approvalId = (asked.json.approval as { id: string }).id;
+    const unchanged = await db().selectFrom('staff_users').select('role').where('id', '=', auditor.userId).executeTakeFirstOrThrow();
+    assert.equal(unchanged.role, 'auditor');
+    assert.equal((await admin.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403);
+    assert.equal((await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'finance may not approve role changes');
+    assert.equal((await owner.reauthenticate()).status, 200);
+    const approved = await owner.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    const me = await auditor.request('GET', '/staff/v1/session');
+    assert.equal((me.json.user as { role: string }).role, 'finance', 'the new role applies to the running session');
+
+    const invite = await admin.request('POST', '/staff/v1/users', { email: 'new.person@staff.example', name: 'New Person', role: 'support_agent' });
+    assert.equal(invite.status, 202, invite.body);
+    assert.equal(await db().selectFrom('staff_users').select('id').where('email', '=', 'new.person@staff.example').executeTakeFirst(), undefined);
+    const rejected = await owner.request('POST', `/staff/v1/approvals/${(invite.json.approval as { id: string }).id}/reject`, {});
+    assert.equal(rejected.json.status, 'rejected');
+    assert.equal(await db().selectFrom('staff_users').select('id').where('email', '=', 'new.person@staff.example').executeTakeFirst(), undefined);
+  });
+});
