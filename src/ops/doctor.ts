@@ -55,6 +55,9 @@ function configFindings(config: Config): Finding[] {
   } else if (config.tlsCertFile === undefined && exposed) {
     findings.push({ severity: 'warning', check: 'tls', message: `The listener binds ${config.publicHost} with Coffer's self-signed certificate: clients cannot verify it. Set COFFER_TLS_CERT and COFFER_TLS_KEY.` });
   }
+  if (!loopback.test(config.internalHost)) {
+    findings.push({ severity: 'problem', check: 'internal_listener', message: `The internal listener (staff API) binds ${config.internalHost}, reachable from other machines: bind it to loopback (COFFER_INTERNAL_HOST=127.0.0.1) and reach it through a VPN or an SSH tunnel.` });
+  }
   if (config.databaseUrl === undefined) {
     findings.push({ severity: 'warning', check: 'database', message: 'The embedded database (PGlite) runs in this process, one writer at a time: use PostgreSQL (DATABASE_URL) for live payments (see the README, "What the embedded database guarantees").' });
     if (config.embeddedDurability === 'os') {
@@ -95,6 +98,10 @@ async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: num
     .where('kind', '!=', 'publishable').limit(1).executeTakeFirst();
   if (live !== undefined) {
     findings.push({ severity: 'warning', check: 'live_keys', message: `Live secret or restricted key ${live.id} works from any address: consider an address list (coffer apikeys create … --allow).` });
+  }
+  const owner = await db.selectFrom('staff_users').select('id').where('role', 'in', ['owner', 'admin']).where('status', '=', 'active').limit(1).executeTakeFirst();
+  if (owner === undefined) {
+    findings.push({ severity: 'warning', check: 'staff', message: 'No active staff owner or administrator: create the first with `coffer admin create --email … --name …` and enroll (docs/staff.md).' });
   }
   return findings;
 }

@@ -43,10 +43,10 @@ describe('coffer doctor', { concurrency: false }, () => {
     const loose = home();
     fs.chmodSync(path.join(loose, 'keys', 'kek', 'kek_1.key'), 0o644);
     const insecure = loadConfig({
-      COFFER_HOME: loose, COFFER_TLS_DISABLED: 'true', COFFER_HOST: '0.0.0.0', COFFER_EMBEDDED_DURABILITY: 'os',
+      COFFER_HOME: loose, COFFER_TLS_DISABLED: 'true', COFFER_HOST: '0.0.0.0', COFFER_EMBEDDED_DURABILITY: 'os', COFFER_INTERNAL_HOST: '0.0.0.0',
     });
     const findings = await runDoctor(insecure, undefined, Date.now());
-    assert.deepEqual(checks(findings, 'problem'), ['durability', 'key_files', 'tls']);
+    assert.deepEqual(checks(findings, 'problem'), ['durability', 'internal_listener', 'key_files', 'tls']);
     assert.match(findings.find((finding) => finding.check === 'key_files')?.message ?? '', /kek_1\.key can be read or entered by group or others \(mode 644\): chmod 600/);
 
     const remote = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer' }), undefined, Date.now());
