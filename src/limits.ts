@@ -56,7 +56,12 @@ export const limits = {
   totpToleranceSeconds: 30,
   /** A four-eyes request not decided within this time can no longer be approved. */
   approvalLifetimeMs: 24 * 60 * 60 * 1000,
-  /** Refunds above this amount (minor units of the refund's currency) need a second person's approval. */
+  /** Largest request body the staff API accepts (its requests are a few hundred bytes). */
+  staffRequestBodyBytesMax: 64 * 1024,
+  /**
+   * A staff refund that takes a payment's refunded total above this amount (minor units of its currency) needs a
+   * second person's approval.
+   */
   fourEyesRefundAboveDefault: 100_000,
   /** Requests per second one API key may make (Stripe's live-mode budget), and one client address. */
   rateLimitPerKeyDefault: 100,

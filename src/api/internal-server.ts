@@ -105,7 +105,7 @@ export async function buildInternalServer(services: Services, options: InternalS
   const app = Fastify({
     ...(options.https === null ? {} : { https: { ...options.https, minVersion: 'TLSv1.2' as const, honorCipherOrder: true } }),
     loggerInstance: services.logger.child({ listener: 'internal' }),
-    bodyLimit: 64 * 1024,
+    bodyLimit: limits.staffRequestBodyBytesMax,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: false,

@@ -9,7 +9,7 @@ import { decideApproval, requestApproval, type ActionResult, type ApprovalExecut
 import { createApiKey, revokeApiKey } from '../identity/merchants.ts';
 import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
 import {
-  changePassword, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
+  changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
   signInWithPassword, signOut, staffAudit, startEnrollment, type SecondFactor, type SignedIn,
 } from '../identity/staff.ts';
 import { limits } from '../limits.ts';
@@ -233,16 +233,19 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       .select(['payment_intents.merchant_id', 'payment_intents.livemode', 'payment_intents.currency', 'charges.amount_captured', 'charges.amount_refunded', 'charges.amount_refunding'])
       .where('payment_intents.id', '=', body.payment_intent).executeTakeFirst();
     if (intent === undefined) throw resourceMissing('payment_intent', body.payment_intent, 'payment_intent');
-    const refundable = Number((intent.amount_captured ?? 0n) - (intent.amount_refunded ?? 0n) - (intent.amount_refunding ?? 0n));
+    const alreadyRefunded = Number((intent.amount_refunded ?? 0n) + (intent.amount_refunding ?? 0n));
+    const refundable = Number(intent.amount_captured ?? 0n) - alreadyRefunded;
     const params: RefundParams = {
       payment_intent: body.payment_intent, amount: body.amount ?? refundable, merchant: intent.merchant_id, livemode: intent.livemode,
       ...(body.reason === undefined ? {} : { reason: body.reason }),
     };
-    if (params.amount > options.fourEyesRefundAbove) {
+    // The payment's refunded total counts, not this refund alone: several small refunds cannot add up to a large
+    // one without a second person.
+    if (alreadyRefunded + params.amount > options.fourEyesRefundAbove) {
       const at = now();
       const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
         action: 'refund.create', params: { ...params }, merchantId: intent.merchant_id,
-        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
+        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${alreadyRefunded + params.amount} refunded in all, above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
       }, staffOrigin(request), at));
       return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
     }
@@ -289,7 +292,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
 
   app.post(`${prefix}/api_keys/:key/revoke`, { config: { staffAccess: 'api_keys.revoke', reauthenticate: true }, schema: { params: strictObject({ key: ObjectId }) } }, async (request) => {
     const { key: keyId } = request.params as { key: string };
-    await revokeApiKey(db, keyId, now(), signedIn(request).user.id);
+    await revokeApiKey(db, keyId, now(), { type: 'staff', id: signedIn(request).user.id });
     return { id: keyId, object: 'api_key', revoked: true };
   });
 
@@ -307,8 +310,8 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     const body = request.body as { email: string; name: string; role: StaffRole };
     const { user } = signedIn(request);
     if (!mayAssignRole(user.role, undefined, body.role)) throw new CofferError('insufficient_permissions', 'Only an owner may make someone an owner.', { param: 'role' });
-    const taken = await db.selectFrom('staff_users').select('id').where('email', '=', normalizeEmail(body.email)).executeTakeFirst();
-    if (taken !== undefined) throw new CofferError('staff_email_taken', `A staff user with the email ${normalizeEmail(body.email)} already exists.`, { param: 'email' });
+    // Checked now as well as when the invitation runs, so that no approval is asked for what cannot happen.
+    const email = await checkEmailFree(db, body.email);
     const at = now();
     if (!(await hasOtherApprover(db, user, 'staff.invite'))) {
       // Nobody else could approve yet (the first owner inviting the second administrator): it runs at once, on record.
@@ -319,7 +322,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       return { object: 'staff_invitation', ...done.result, ...done.shownOnce };
     }
     const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
-      action: 'staff.invite', params: { ...body, email: normalizeEmail(body.email) }, summary: `Invite ${normalizeEmail(body.email)} as ${body.role}`,
+      action: 'staff.invite', params: { ...body, email }, summary: `Invite ${email} as ${body.role}`,
     }, staffOrigin(request), at));
     return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
   });
@@ -378,7 +381,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
           run: async (_approval, approver) => {
             const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
             const created = await createApiKey(db, p.merchant, p.kind, p.livemode, {
-              ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: approver.id,
+              ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: { type: 'staff', id: approver.id },
             });
             return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
           },

@@ -25,8 +25,8 @@ export async function ensureDemoMerchant(db: Kysely<Database>, homeDir: string):
   const merchants = await db.selectFrom('merchants').select('id').limit(1).execute();
   if (merchants.length > 0) return undefined;
   const merchantId = await createMerchant(db, 'Demo merchant');
-  const secret = await createApiKey(db, merchantId, 'secret', false, { actor: 'demo-merchant-setup' });
-  const publishable = await createApiKey(db, merchantId, 'publishable', false, { actor: 'demo-merchant-setup' });
+  const secret = await createApiKey(db, merchantId, 'secret', false, { actor: { type: 'system', id: 'demo-merchant-setup' } });
+  const publishable = await createApiKey(db, merchantId, 'publishable', false, { actor: { type: 'system', id: 'demo-merchant-setup' } });
   const demo = { merchantId, secretKey: secret.key.reveal(), publishableKey: publishable.key.reveal() };
   fs.mkdirSync(homeDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(file, JSON.stringify(demo, null, 2) + '\n', { mode: 0o600 });

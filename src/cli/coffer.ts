@@ -31,7 +31,7 @@ Environment:
   COFFER_HOME             Coffer's own files (default ./.coffer)
   COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
   COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1:8444)
-  COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds above this many minor units need a second approver (default 100000)
+  COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (minor units) need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
   COFFER_JOBS             run background jobs in this process (default true)

@@ -31,6 +31,14 @@ export async function createMerchant(db: Kysely<Database>, name: string): Promis
   return id;
 }
 
+/** Who changes a key: a staff member (through the staff API) or a part of Coffer (the command, the demo setup). */
+export interface KeyActor {
+  type: 'staff' | 'system';
+  id: string;
+}
+
+const commandActor: KeyActor = { type: 'system', id: 'coffer-cli' };
+
 export interface ApiKeyOptions {
   /** Restricted keys only: what the key may read or write. */
   permissions?: Permissions;
@@ -38,7 +46,7 @@ export interface ApiKeyOptions {
   allowedAddresses?: string[];
   name?: string;
   /** Who creates the key, for the audit record (default: the `coffer apikeys` command). */
-  actor?: string;
+  actor?: KeyActor;
   /** Every request with the key must be signed (identity/request-signing.ts): the key that seals its secret. */
   requireSigning?: Secret<Buffer>;
 }
@@ -90,9 +98,9 @@ export async function createApiKey(
   return { id: created.id, key: created.key, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
 }
 
-function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor = 'coffer-cli'): AuditInput {
+function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor: KeyActor = commandActor): AuditInput {
   return {
-    merchantId, livemode, actorType: actor.startsWith('stf_') ? 'staff' : 'system', actorId: actor, action, objectType: 'api_key', objectId: keyId,
+    merchantId, livemode, actorType: actor.type, actorId: actor.id, action, objectType: 'api_key', objectId: keyId,
     outcome: 'success', requestId: null, origin: 'cli', details, occurredAt: new Date(),
   };
 }
@@ -138,7 +146,7 @@ export async function rollApiKey(
 }
 
 /** Revokes a key at once, a rolled key still in its overlap included (the reason to roll may be a leak). */
-export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date(), actor?: string): Promise<void> {
+export async function revokeApiKey(db: Kysely<Database>, keyId: string, now = new Date(), actor?: KeyActor): Promise<void> {
   await db.transaction().execute(async (tx) => {
     const row = await findActiveKey(tx, keyId, now, true);
     await tx.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', row.id).execute();

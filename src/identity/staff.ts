@@ -71,14 +71,20 @@ export interface InvitedStaff {
   expiresAt: Date;
 }
 
+/** Refuses an email that a staff user already has (in any case); returns it normalized. */
+export async function checkEmailFree(db: Tx | Kysely<Database>, email: string): Promise<string> {
+  const normalized = normalizeEmail(email);
+  const existing = await db.selectFrom('staff_users').select('id').where('email', '=', normalized).executeTakeFirst();
+  if (existing !== undefined) throw new CofferError('staff_email_taken', `A staff user with the email ${normalized} already exists.`, { param: 'email' });
+  return normalized;
+}
+
 export async function inviteStaffUser(
   tx: Tx,
   input: { email: string; name: string; role: StaffRole; createdBy: string },
   now: Date,
 ): Promise<InvitedStaff> {
-  const email = normalizeEmail(input.email);
-  const existing = await tx.selectFrom('staff_users').select('id').where('email', '=', email).executeTakeFirst();
-  if (existing !== undefined) throw new CofferError('staff_email_taken', `A staff user with the email ${email} already exists.`, { param: 'email' });
+  const email = await checkEmailFree(tx, input.email);
   const userId = newId('stf');
   await tx.insertInto('staff_users').values({
     id: userId, email, name: input.name, role: input.role, status: 'invited', password_hash: null, password_changed_at: null,

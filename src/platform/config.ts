@@ -16,7 +16,7 @@ export interface Config {
   /** The internal listener (staff API): loopback unless configured otherwise. */
   internalHost: string;
   internalPort: number;
-  /** Refunds by staff above this amount (minor units) need a second person's approval. */
+  /** A staff refund taking a payment's refunded total above this amount (minor units) needs a second person's approval. */
   fourEyesRefundAbove: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
   tlsCertFile: string | undefined;

@@ -8,8 +8,8 @@ import { sql } from 'kysely';
 import { openExistingTestDatabase, createTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { rawRequest } from '../support/server.ts';
-import { generate } from 'otplib';
-import https from 'node:https';
+import { TestClock } from '../support/clock.ts';
+import { enrollWithToken, StaffClient } from '../support/staff.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-'));
@@ -90,7 +90,7 @@ describe('the coffer command', { concurrency: false }, () => {
         assert.match(refused.stderr, message);
       }
       const unknownMerchant = coffer(['apikeys', 'create', '--merchant', 'acct_nobody'], env);
-      assert.equal(unknownMerchant.status, 1);
+      assert.equal(unknownMerchant.status, 1, unknownMerchant.stdout + unknownMerchant.stderr);
       assert.match(unknownMerchant.stderr, /No such merchant: 'acct_nobody'/);
       assert.equal(listed().length, 2, 'the refused commands created nothing');
       assert.equal(coffer(['apikeys', 'create'], env).status, 2, 'usage');
@@ -108,7 +108,8 @@ describe('the coffer command', { concurrency: false }, () => {
       server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
       const paid = await rawRequest(server, 'POST', '/v1/payment_intents', { key, body: 'amount=700&currency=usd&payment_method=pm_card_visa&confirm=true' });
       assert.equal(paid.status, 200, paid.body);
-      assert.equal((await rawRequest(server, 'GET', '/v1/customers', { key })).status, 403);
+      const outOfScope = await rawRequest(server, 'GET', '/v1/customers', { key });
+      assert.equal(outOfScope.status, 403, outOfScope.body);
       await server.kill('SIGTERM');
 
       const rolled = coffer(['apikeys', 'roll', keyId, '--overlap-hours', '0'], env);
@@ -138,12 +139,13 @@ describe('the coffer command', { concurrency: false }, () => {
       const exported = coffer(['audit', 'export', '--output', exportFile], env);
       assert.equal(exported.status, 0, exported.stderr);
       const auditKeyId = /--key-id (ack_\w{16})/.exec(exported.stdout)?.[1] ?? '';
-      assert.equal(coffer(['audit', 'verify', '--file', exportFile, '--key-id', auditKeyId], env).status, 0);
+      const exportChecked = coffer(['audit', 'verify', '--file', exportFile, '--key-id', auditKeyId], env);
+      assert.equal(exportChecked.status, 0, exported.stdout + exportChecked.stdout + exportChecked.stderr);
       assert.equal(coffer(['audit', 'verify', '--file', exportFile, '--key-id', 'ack_0000000000000000'], env).status, 1, 'pinned to another key');
       const text = fs.readFileSync(exportFile, 'utf8');
       fs.writeFileSync(exportFile, text.replace('"action":"api_key.roll"', '"action":"api_key.create"'));
       const editedExport = coffer(['audit', 'verify', '--file', exportFile, '--key-id', auditKeyId], env);
-      assert.equal(editedExport.status, 1);
+      assert.equal(editedExport.status, 1, editedExport.stdout + editedExport.stderr);
       assert.match(editedExport.stdout, /TAMPERED record \d+: changed, or moved, since it was sealed/);
       const database = await openExistingTestDatabase({ url, dataDir: path.join(keysHome, 'db') });
       try {
@@ -183,33 +185,15 @@ describe('the coffer command', { concurrency: false }, () => {
       const server = await spawnCoffer(adminHome, env);
       try {
         const internalPort = Number(/Staff API\s+https:\/\/[^:]+:(\d+)\/staff\/v1/.exec(server.output())?.[1]);
-        let cookie: string | undefined;
-        const call = (method: string, urlPath: string, body: unknown) => new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
-          const text = JSON.stringify(body);
-          const request = https.request({ host: '127.0.0.1', port: internalPort, method, path: urlPath, agent: server.agent,
-            headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...(cookie === undefined ? {} : { cookie }) } }, (response) => {
-            const chunks: Buffer[] = [];
-            response.on('data', (chunk: Buffer) => chunks.push(chunk));
-            response.on('end', () => {
-              const set = response.headers['set-cookie']?.[0];
-              if (set !== undefined) cookie = set.split(';')[0];
-              resolve({ status: response.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
-            });
-          });
-          request.on('error', reject);
-          request.end(text);
-        });
-        const started = await call('POST', '/staff/v1/enrollment/start', { token });
-        assert.equal(started.status, 200);
-        const secret = started.json.totp_secret as string;
-        const now = Math.floor(Date.now() / 1000);
-        const password = 'copper-kettle-meadow-stone-58';
-        const done = await call('POST', '/staff/v1/enrollment/complete', { token, password, code: await generate({ secret, epoch: now }) });
-        assert.equal(done.status, 200, JSON.stringify(done.json));
-        assert.equal((await call('POST', '/staff/v1/session', { email: 'ops@example.com', password })).status, 200);
-        // The next 30-second step: the code used to enroll cannot be used again.
-        const signedIn = await call('POST', '/staff/v1/session/mfa', { code: await generate({ secret, epoch: now + 30 }) });
-        assert.equal(signedIn.status, 200, JSON.stringify(signedIn.json));
+        // The server keeps real time: the enrollment code is the current one, the sign-in code the next step's
+        // (within the accepted tolerance), because a code is accepted once.
+        const clock = new TestClock();
+        clock.offsetMs = -30_000;
+        const owner = new StaffClient({ port: internalPort, agent: server.agent }, clock);
+        await enrollWithToken(owner, token, 'copper-kettle-meadow-stone-58');
+        assert.equal(owner.email, 'ops@example.com');
+        const signedIn = await owner.signIn();
+        assert.equal(signedIn.status, 200, signedIn.body);
         assert.equal((signedIn.json.user as { role: string }).role, 'owner');
       } finally {
         await server.kill('SIGTERM');

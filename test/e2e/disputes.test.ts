@@ -4,13 +4,7 @@ import type Stripe from 'stripe';
 import { runJobsOnce } from '../../src/jobs/job-runner.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
-
-class TestClock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-}
+import { TestClock } from '../support/clock.ts';
 
 // Goal: a disputed payment (Stripe's test card 4000000000000259) withdraws the amount and a fee from the
 // merchant; the merchant answers with evidence or accepts; a won dispute gives both back, a lost one keeps them.

@@ -6,15 +6,9 @@ import { signatureHeader } from '../../src/platform/timestamped-signature.ts';
 import { handleCardNotification } from '../../src/flows/handle-card-notification.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+import { TestClock } from '../support/clock.ts';
 
 /** A clock the test moves forward, for notifications and settlement that are due later. */
-class TestClock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-}
-
 // Goal: refunds give money back through the acquirer, in full or in parts, never more than was captured
 // whatever the concurrency, with the ledger and the balance following each one, including a refund that
 // fails after it succeeded.

@@ -6,13 +6,7 @@ import { relayEvents } from '../../src/webhooks/relay.ts';
 import { stateCounts } from '../support/ledger.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
-
-class TestClock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-}
+import { TestClock } from '../support/clock.ts';
 
 /** Relays and delivers until nothing is due (bounded). */
 async function drain(server: TestServer): Promise<void> {

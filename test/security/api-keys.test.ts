@@ -9,13 +9,7 @@ import { signRequest } from '../../src/identity/request-signing.ts';
 import { reapRequestNonces } from '../../src/jobs/reap-idempotency-keys.ts';
 import { stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
-
-class TestClock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-}
+import { TestClock } from '../support/clock.ts';
 
 const errorCode = (error: unknown) => (error as Stripe.errors.StripeError).code;
 

@@ -5,13 +5,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { checkpointsFile, readAuditChain, sealAuditLog, verifyAuditChain, type AuditRecord } from '../../src/audit/chain.ts';
 import { recordAudit } from '../../src/store/audit.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
-
-class TestClock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-}
+import { TestClock } from '../support/clock.ts';
 
 // Goal: the audit log is append-only for the application, and every kind of tampering (a changed, deleted,
 // inserted or reordered record; a chain rewritten by a superuser with the triggers off; a checkpoint removed or

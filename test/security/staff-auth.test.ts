@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import { createFirstOwner } from '../../src/identity/staff.ts';
 import { passwordWeakness } from '../../src/identity/passwords.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
-import { enrolledStaff, enrollWithToken, signedInStaff, StaffClient, strongPassword, TestClock } from '../support/staff.ts';
+import { enrolledStaff, enrollWithToken, signedInStaff, StaffClient, strongPassword, internalListener } from '../support/staff.ts';
+import { TestClock } from '../support/clock.ts';
 
 // Goal: staff sign in with an argon2id password and a second factor, every time; the password policy refuses
 // short, common and reused passwords; ten failures lock an account for 30 minutes (the right password fails too);
@@ -36,7 +37,7 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
   test('coffer admin create: the first owner enrolls with the one-time token; a weak password changes nothing', async () => {
     const invited = await createFirstOwner(db(), 'Owner@Example.com', 'First Owner', new Date(clock.nowMs()));
     await assert.rejects(createFirstOwner(db(), 'second@example.com', 'Second', new Date(clock.nowMs())), /already exists/);
-    const client = new StaffClient(server, clock);
+    const client = new StaffClient(internalListener(server), clock);
     const token = invited.enrollmentToken.reveal();
     const started = await client.request('POST', '/staff/v1/enrollment/start', { token });
     assert.equal(started.status, 200, started.body);
@@ -89,7 +90,7 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
     const staff = await enrolledStaff(server, clock, 'finance', 'enum');
     const time = async (email: string) => {
       const started = process.hrtime.bigint();
-      const response = await new StaffClient(server, clock).request('POST', '/staff/v1/session', { email, password: 'wrong-password-123456' });
+      const response = await new StaffClient(internalListener(server), clock).request('POST', '/staff/v1/session', { email, password: 'wrong-password-123456' });
       return { response, ms: Number(process.hrtime.bigint() - started) / 1e6 };
     };
     const unknown: number[] = [];
@@ -158,7 +159,7 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
     const replay = await staff.request('POST', '/staff/v1/session/reauthenticate', { password: staff.password, code });
     assert.equal(replay.status, 401, 'the same code again is refused');
     const recovery = staff.recoveryCodes[0] ?? '';
-    const other = new StaffClient(server, clock);
+    const other = new StaffClient(internalListener(server), clock);
     Object.assign(other, { email: staff.email, password: staff.password, totpSecret: staff.totpSecret });
     assert.equal((await other.request('POST', '/staff/v1/session', { email: staff.email, password: staff.password })).status, 200);
     assert.equal((await other.request('POST', '/staff/v1/session/mfa', { recovery_code: recovery })).status, 200);
@@ -213,7 +214,7 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
 
   test('a password change needs a recent re-authentication, refuses the last four passwords, and ends other sessions', async () => {
     const staff = await signedInStaff(server, clock, 'developer', 'rotate');
-    const other = new StaffClient(server, clock);
+    const other = new StaffClient(internalListener(server), clock);
     Object.assign(other, { email: staff.email, password: staff.password, totpSecret: staff.totpSecret });
     assert.equal((await other.signIn()).status, 200);
     clock.offsetMs += 6 * 60_000;

@@ -4,7 +4,8 @@ import { staffRoutesOf } from '../../src/api/internal-server.ts';
 import { rolePermissions, staffRoles } from '../../src/identity/roles.ts';
 import type { StaffRole } from '../../src/store/database.ts';
 import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
-import { signedInStaff, TestClock, type StaffClient } from '../support/staff.ts';
+import { signedInStaff, type StaffClient } from '../support/staff.ts';
+import { TestClock } from '../support/clock.ts';
 
 const code = (response: { json: Record<string, unknown> }) => (response.json.error as { code?: string } | undefined)?.code;
 
@@ -110,6 +111,26 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.ok((await db().selectFrom('audit_log').select('id').where('action', '=', 'approval.approve').where('outcome', '=', 'failure').where('actor_id', '=', as('admin').userId).execute()).length >= 1);
   });
 
+  test('small refunds cannot add up past the threshold; two approvers at once refund once', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const support = as('support_agent');
+    for (const expected of [200, 200]) {
+      assert.equal((await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 2000 })).status, expected);
+    }
+    const third = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 2000 });
+    assert.equal(third.status, 202, 'a third 2000 takes the refunded total to 6000, above 5000');
+    assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 2);
+    const approvalId = (third.json.approval as { id: string }).id;
+    assert.equal((await as('finance').reauthenticate()).status, 200);
+    assert.equal((await as('admin').reauthenticate()).status, 200);
+    const answers = await Promise.all(['finance', 'admin'].map((role) => as(role as StaffRole).request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})));
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 400], answers.map((answer) => answer.body).join('\n'));
+    assert.equal(answers.map(code).filter((value) => value !== undefined).join(), 'approval_unexpected_state');
+    const refunds = await server.stripe.refunds.list({ payment_intent: intent.id });
+    assert.deepEqual(refunds.data.map((refund) => refund.amount), [2000, 2000, 2000], 'the approved refund ran exactly once');
+  });
+
   test('an approval expires after 24 hours', async () => {
     const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     const asked = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id });
@@ -142,7 +163,9 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.match(secret, /^rk_test_/);
     const balance = await stripeClient(server, secret).balance.retrieve();
     assert.equal(balance.object, 'balance');
-    const listed = await admin.request('GET', `/staff/v1/approvals/${approvalId}`.replace(/\/apr_\w+$/, '') + '?status=executed');
+    const listed = await admin.request('GET', '/staff/v1/approvals?status=executed');
+    assert.equal(listed.status, 200);
+    assert.ok(listed.body.includes(approvalId), 'the executed approval is listed');
     assert.ok(!listed.body.includes(secret), 'the key is not kept on the approval');
   });
 

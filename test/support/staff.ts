@@ -1,15 +1,11 @@
-import https from 'node:https';
+import type https from 'node:https';
 import { generate } from 'otplib';
 import { inviteStaffUser } from '../../src/identity/staff.ts';
 import type { StaffRole } from '../../src/store/database.ts';
-import type { RawResponse, TestServer } from './server.ts';
+import type { TestClock } from './clock.ts';
+import { rawRequest, type RawResponse, type TestServer } from './server.ts';
 
-export interface TestClockLike {
-  nowMs(): number;
-  offsetMs: number;
-}
-
-/** A staff member's browser on the internal listener: one session cookie, the CSRF token, raw JSON requests. */
+/** A staff member's browser on the internal listener: one session cookie, the CSRF token, JSON requests. */
 export class StaffClient {
   cookie: string | undefined;
   lastSetCookie: string | undefined;
@@ -20,43 +16,23 @@ export class StaffClient {
   userId = '';
   recoveryCodes: string[] = [];
 
-  constructor(private readonly server: TestServer, private readonly clock: TestClockLike) {}
+  constructor(private readonly listener: { port: number; agent: https.Agent }, private readonly clock: TestClock) {}
 
-  request(method: string, path: string, body?: unknown, options: { csrf?: string | null } = {}): Promise<RawResponse> {
+  async request(method: string, path: string, body?: unknown, options: { csrf?: string | null } = {}): Promise<RawResponse> {
     const headers: Record<string, string> = {};
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    if (text !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(text));
-    }
     if (this.cookie !== undefined) headers.cookie = this.cookie;
     const csrf = options.csrf === undefined ? this.csrf : options.csrf;
     if (csrf !== null && csrf !== undefined) headers['x-csrf-token'] = csrf;
-    return new Promise((resolve, reject) => {
-      const request = https.request({ host: '127.0.0.1', port: this.server.coffer.internalPort, method, path, agent: this.server.agent, headers }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const setCookie = response.headers['set-cookie']?.[0];
-          if (setCookie !== undefined) {
-            this.lastSetCookie = setCookie;
-            const pair = setCookie.split(';')[0] ?? '';
-            this.cookie = pair.endsWith('=') ? undefined : pair;
-          }
-          const raw = Buffer.concat(chunks).toString('utf8');
-          let json: Record<string, unknown> = {};
-          try {
-            json = JSON.parse(raw) as Record<string, unknown>;
-          } catch {
-            // The test looks at the body.
-          }
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: raw, json });
-        });
-      });
-      request.on('error', reject);
-      if (text !== undefined) request.write(text);
-      request.end();
+    const response = await rawRequest(this.listener, method, path, {
+      headers, ...(body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' }),
     });
+    const setCookie = response.headers['set-cookie']?.[0];
+    if (setCookie !== undefined) {
+      this.lastSetCookie = setCookie;
+      const pair = setCookie.split(';')[0] ?? '';
+      this.cookie = pair.endsWith('=') ? undefined : pair;
+    }
+    return response;
   }
 
   /** The current TOTP code; the clock moves on a step first, so that every code is new (a code works once). */
@@ -78,16 +54,19 @@ export class StaffClient {
   }
 }
 
+/** The internal listener of a test server. */
+export function internalListener(server: TestServer): { port: number; agent: https.Agent } {
+  return { port: server.coffer.internalPort, agent: server.agent };
+}
+
 export const strongPassword = (seed: string) => `violet-${seed}-harbor-lantern-91`;
 
 /** A staff member invited in the database and enrolled through the staff API (start, then complete with a code). */
-export async function enrolledStaff(server: TestServer, clock: TestClockLike, role: StaffRole, name: string = role): Promise<StaffClient> {
+export async function enrolledStaff(server: TestServer, clock: TestClock, role: StaffRole, name: string = role): Promise<StaffClient> {
   const email = `${name}.${Math.random().toString(36).slice(2, 8)}@staff.example`;
   const invited = await server.database.db.transaction().execute((tx) => inviteStaffUser(tx, { email, name, role, createdBy: 'test' }, new Date(clock.nowMs())));
-  const client = new StaffClient(server, clock);
+  const client = new StaffClient(internalListener(server), clock);
   await enrollWithToken(client, invited.enrollmentToken.reveal(), strongPassword(name));
-  client.email = email;
-  client.userId = invited.userId;
   return client;
 }
 
@@ -103,17 +82,9 @@ export async function enrollWithToken(client: StaffClient, token: string, passwo
   client.recoveryCodes = done.json.recovery_codes as string[];
 }
 
-export async function signedInStaff(server: TestServer, clock: TestClockLike, role: StaffRole, name: string = role): Promise<StaffClient> {
+export async function signedInStaff(server: TestServer, clock: TestClock, role: StaffRole, name: string = role): Promise<StaffClient> {
   const client = await enrolledStaff(server, clock, role, name);
   const signed = await client.signIn();
   if (signed.status !== 200) throw new Error(`sign-in: ${signed.body}`);
   return client;
-}
-
-/** Wall time moved by the tests (idle timeouts, lockouts, TOTP steps). */
-export class TestClock implements TestClockLike {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
 }
