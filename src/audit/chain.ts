@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { limits } from '../limits.ts';
 import type { AuditCheckpointsTable, AuditLogTable, Database } from '../store/database.ts';
 import { verifyCheckpointSignature, type CheckpointSigner } from './checkpoint-signer.ts';
@@ -12,9 +12,12 @@ import { verifyCheckpointSignature, type CheckpointSigner } from './checkpoint-s
  * over a canonical encoding of every field. Periodically it signs a checkpoint (sequence, head hash, time) with a
  * key outside the database (checkpoint-signer.ts) and appends it to `<home>/audit/checkpoints.jsonl` as well.
  *
- * Sequence numbers of rolled-back transactions never appear, so a gap is normal; the sealer passes a gap only
- * once the record after it is older than `limits.auditGapGraceMs` (no transaction that could still fill it runs
- * that long), and a record that appears later inside the sealed range is reported as inserted.
+ * Sequence numbers of rolled-back transactions never appear (and PostgreSQL skips some after a crash), so a gap is
+ * normal. A gap can only be filled by a transaction that is still running, so the sealer passes it at once when no
+ * other writing transaction was running in the snapshot it read the records with (sequence values are handed out
+ * in time order, so one taken later cannot land below a record already visible), and otherwise once the record
+ * after it is older than `limits.auditGapGraceMs` (no transaction runs that long). A record that appears later
+ * inside the sealed range is reported as inserted.
  *
  * `verifyAuditChain` recomputes the chain from the records alone and reports every changed, deleted, inserted or
  * reordered record, every seal or checkpoint that does not match, and every checkpoint whose signature fails. A
@@ -87,13 +90,18 @@ export interface SealReport {
 export async function sealAuditLog(db: Kysely<Database>, nowMs: number, options: SealOptions = {}): Promise<SealReport> {
   const report = await db.transaction().execute(async (tx) => {
     const head = await tx.selectFrom('audit_chain_head').select(['seq', 'hash']).forUpdate().executeTakeFirstOrThrow();
-    const records = await tx.selectFrom('audit_log').selectAll().where('seq', '>', head.seq).orderBy('seq').limit(limits.jobBatchSize).execute();
+    // One statement, so the records and the list of running transactions come from the same snapshot.
+    const rows = await tx.selectFrom('audit_log').selectAll()
+      .select(sql<number>`(SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+        WHERE running.xid IS DISTINCT FROM pg_current_xact_id_if_assigned())::integer`.as('other_writers'))
+      .where('seq', '>', head.seq).orderBy('seq').limit(limits.jobBatchSize).execute();
+    const othersWriting = rows.some((row) => row.other_writers > 0);
     let previous: Buffer = Buffer.from(head.hash);
     let last = head.seq;
     const seals: Array<{ seq: bigint; hash: Buffer }> = [];
-    for (const record of records) {
+    for (const { other_writers: _others, ...record } of rows) {
       const gap = record.seq !== last + 1n;
-      if (gap && nowMs - new Date(record.occurred_at).getTime() < limits.auditGapGraceMs) break;
+      if (gap && othersWriting && nowMs - new Date(record.occurred_at).getTime() < limits.auditGapGraceMs) break;
       previous = chainHash(previous, record);
       last = record.seq;
       seals.push({ seq: record.seq, hash: previous });

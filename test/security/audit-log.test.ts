@@ -6,6 +6,7 @@ import { checkpointsFile, readAuditChain, sealAuditLog, verifyAuditChain, type A
 import { recordAudit } from '../../src/store/audit.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
+import { testDatabaseKind } from '../support/database.ts';
 
 // Goal: the audit log is append-only for the application, and every kind of tampering (a changed, deleted,
 // inserted or reordered record; a chain rewritten by a superuser with the triggers off; a checkpoint removed or
@@ -31,6 +32,19 @@ describe('the audit log', { concurrency: false }, () => {
     } finally {
       for (const [table, suffix] of triggers) await sql.raw(`ALTER TABLE ${table} ENABLE TRIGGER ${table}_${suffix}`).execute(db());
     }
+  }
+
+  const auditInput = (action: string) => ({ merchantId: null, livemode: null, actorType: 'system' as const, actorId: 'test', action, objectType: null, objectId: null, outcome: 'success' as const, requestId: null, origin: null, occurredAt: new Date(clock.nowMs()) });
+
+  /** A transaction that takes an audit sequence number and rolls back: the number it took. */
+  async function rolledBackAuditSeq(): Promise<bigint> {
+    let taken = 0n;
+    await db().transaction().execute(async (tx) => {
+      await recordAudit(tx, auditInput('test.rolled_back'));
+      taken = (await tx.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()).seq;
+      throw new Error('roll back');
+    }).catch((error: unknown) => assert.match(String(error), /roll back/));
+    return taken;
   }
 
   async function records(): Promise<AuditRecord[]> {
@@ -87,19 +101,12 @@ describe('the audit log', { concurrency: false }, () => {
     );
     assert.deepEqual(await problems(), []);
 
-    // A rolled-back transaction leaves a gap in the sequence; the sealer passes it once it is old enough.
-    let gap = 0n;
-    await db().transaction().execute(async (tx) => {
-      await recordAudit(tx, { merchantId: null, livemode: null, actorType: 'system', actorId: 'test', action: 'test.rolled_back', objectType: null, objectId: null, outcome: 'success', requestId: null, origin: null, occurredAt: new Date(clock.nowMs()) });
-      gap = (await tx.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()).seq;
-      throw new Error('roll back');
-    }).catch((error: unknown) => assert.match(String(error), /roll back/));
+    // A rolled-back transaction leaves a gap in the sequence. With no other transaction running, nothing can fill
+    // it any more, so the sealer passes it at once.
+    const gap = await rolledBackAuditSeq();
     await server.stripe.customers.create({ email: 'after-gap@example.com' });
-    const early = await seal();
-    assert.equal(early.sealed, 0, 'a fresh gap may still be filled by a running transaction: the sealer waits');
-    clock.offsetMs += 6 * 60_000;
-    const late = await seal();
-    assert.ok(late.sealed >= 1 && late.headSeq > gap, 'an old gap is passed');
+    const passed = await seal();
+    assert.ok(passed.sealed >= 1 && passed.headSeq > gap, `the gap at ${gap} is passed (head ${passed.headSeq})`);
     assert.deepEqual(await problems(), []);
     await asSuperuser(sql`INSERT INTO audit_log (seq, id, occurred_at, actor_type, actor_id, action, outcome, details)
       VALUES (${gap}, 'aud_forged', now(), 'staff', 'nobody', 'refund.approve', 'success', '{}')`);
@@ -107,6 +114,54 @@ describe('the audit log', { concurrency: false }, () => {
     await asSuperuser(sql`DELETE FROM audit_log WHERE seq = ${gap}`);
     assert.deepEqual(await problems(), []);
   });
+
+  test('a gap that a running transaction may still fill holds the sealer until that transaction ends, or the grace period passes',
+    { skip: testDatabaseKind() === 'pglite' ? 'PGlite runs one transaction at a time' : false }, async () => {
+      const headBefore = (await seal()).headSeq;
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((resolve) => { release = resolve; });
+      let heldSeq = 0n;
+      let holding: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => { holding = resolve; });
+      const writer = db().transaction().execute(async (tx) => {
+        await recordAudit(tx, auditInput('test.slow_writer'));
+        heldSeq = (await tx.selectFrom('audit_log').select('seq').where('action', '=', 'test.slow_writer').executeTakeFirstOrThrow()).seq;
+        holding();
+        await released;
+      });
+      await held;
+      await server.stripe.customers.create({ email: 'while-a-writer-runs@example.com' });
+      const waiting = await seal();
+      assert.equal(waiting.headSeq, headBefore, `the sealer stops before ${heldSeq}, which may still be committed`);
+      release();
+      await writer;
+      const after = await seal();
+      assert.ok(after.headSeq > heldSeq, 'once the writer committed, its record and the ones after it are sealed');
+      assert.deepEqual(await problems(), []);
+
+      // A writer that never ends does not stop the sealer for ever: after the grace period the gap is passed.
+      const stuck = await rolledBackAuditSeq();
+      let releaseStuck: () => void = () => undefined;
+      const stuckReleased = new Promise<void>((resolve) => { releaseStuck = resolve; });
+      let stuckRunning: () => void = () => undefined;
+      const stuckStarted = new Promise<void>((resolve) => { stuckRunning = resolve; });
+      const stuckWriter = db().transaction().execute(async (tx) => {
+        await sql`SELECT pg_current_xact_id()`.execute(tx);
+        stuckRunning();
+        await stuckReleased;
+      });
+      await stuckStarted;
+      await server.stripe.customers.create({ email: 'after-a-stuck-gap@example.com' });
+      try {
+        assert.ok((await seal()).headSeq < stuck, 'within the grace period the sealer waits');
+        clock.offsetMs += 6 * 60_000;
+        assert.ok((await seal()).headSeq > stuck, 'after it, the gap is passed');
+      } finally {
+        releaseStuck();
+        await stuckWriter;
+      }
+      assert.deepEqual(await problems(), []);
+    });
 
   test('a superuser who rewrites a record and recomputes every seal is caught by the signed checkpoints', async () => {
     const target = (await records())[0];
