@@ -35,7 +35,8 @@ export const staffSessionCookie = '__Host-coffer_staff';
 export const csrfHeader = 'x-csrf-token';
 
 export interface InternalServerOptions {
-  https: { key: string; cert: string; ciphers: string } | null;
+  /** With `clientCa`, every connection must present a client certificate issued by it (mutual TLS). */
+  https: { key: string; cert: string; ciphers: string; clientCa?: string | undefined } | null;
   rateLimits: RateLimitSettings;
   /** Seals staff members' TOTP secrets. */
   staffSecretKey: Secret<Buffer>;
@@ -100,10 +101,19 @@ async function guard(services: Services, options: InternalServerOptions, request
   }
 }
 
+/** TLS 1.2 and 1.3 in the server's cipher order; with a client CA, a handshake without its certificate fails. */
+function internalTls(https: NonNullable<InternalServerOptions['https']>) {
+  const { clientCa, ...material } = https;
+  return {
+    ...material, minVersion: 'TLSv1.2' as const, honorCipherOrder: true,
+    ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
+  };
+}
+
 /** The internal listener: the staff API (and, later, the console), bound to loopback unless configured. */
 export async function buildInternalServer(services: Services, options: InternalServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(options.https === null ? {} : { https: { ...options.https, minVersion: 'TLSv1.2' as const, honorCipherOrder: true } }),
+    ...(options.https === null ? {} : { https: internalTls(options.https) }),
     loggerInstance: services.logger.child({ listener: 'internal' }),
     bodyLimit: limits.staffRequestBodyBytesMax,
     onProtoPoisoning: 'error',

@@ -1,16 +1,17 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildInternalServer } from '../api/internal-server.ts';
 import { buildPublicServer } from '../api/public-server.ts';
 import { cardSource } from '../connectors/card/vault-card-source.ts';
 import { CardVault } from '../vault/card-vault.ts';
-import { kekDirectory, LocalKeyFileProvider } from '../vault/key-encryption-key.ts';
+import { openKeyEncryptionKey } from '../vault/open-kek.ts';
 import { createConnectorRegistry } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
 import { startJobs, type JobRunner } from '../jobs/job-runner.ts';
 import { startWebhookWorker, type WebhookWorker } from '../webhooks/deliverer.ts';
 import { systemClock, type Clock } from '../platform/clock.ts';
-import type { Config } from '../platform/config.ts';
+import { ConfigError, type Config } from '../platform/config.ts';
 import { faultPointsFromEnv } from '../platform/fault-points.ts';
 import { deriveKey, loadInstanceSecret } from '../platform/instance-secret.ts';
 import { requestSigningKey } from '../identity/merchants.ts';
@@ -55,6 +56,19 @@ function stopOnStorageFailure(error: unknown): void {
   process.exit(75);
 }
 
+/** The CA that issues staff client certificates, when the internal listener requires them. */
+function readClientCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`COFFER_INTERNAL_CLIENT_CA: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`COFFER_INTERNAL_CLIENT_CA: ${file} holds no PEM certificate`);
+  return pem;
+}
+
 export async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
   return config.databaseUrl === undefined
     ? openPGlite(path.join(config.homeDir, 'db'), config.embeddedDurability, stopOnStorageFailure)
@@ -68,7 +82,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
   const instanceSecret = loadInstanceSecret(config.homeDir);
   const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
   const fingerprintKey = deriveKey(instanceSecret, 'card fingerprint v1');
-  const kek = await LocalKeyFileProvider.open(kekDirectory(config.homeDir));
+  const kek = await openKeyEncryptionKey(config.kek, config.homeDir);
   const vault = new CardVault(database.db, kek, clock, fingerprintKey, logger.child({ component: 'vault' }));
   return {
     vault,
@@ -103,10 +117,12 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   let internal: FastifyInstance | undefined;
   let jobs: JobRunner | undefined;
   let webhooks: WebhookWorker | undefined;
+  let services: Services | undefined;
   try {
+    const clientCa = readClientCa(config.internalClientCaFile);
     const report = await migrate(database);
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
-    const services = await buildServices(database, config, options, logger);
+    services = await buildServices(database, config, options, logger);
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
     const tls = config.tlsDisabled
       ? null
@@ -121,7 +137,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     });
     await app.listen({ host: config.publicHost, port: config.publicPort });
     internal = await buildInternalServer(services, {
-      https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers },
+      https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers, clientCa },
       rateLimits: config.rateLimits,
       staffSecretKey: services.staffSecretKey,
       fourEyesRefundAbove: config.fourEyesRefundAbove,
@@ -145,6 +161,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     }
     const runningApp = app;
     const runningInternal = internal;
+    const runningServices = services;
     return {
       url,
       port,
@@ -161,6 +178,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
         await jobs?.stop();
         await runningInternal.close();
         await runningApp.close();
+        await runningServices.vault.kek.close();
         if (options.database === undefined) await database.close();
       },
     };
@@ -169,6 +187,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     await jobs?.stop();
     await internal?.close();
     await app?.close();
+    await services?.vault.kek.close();
     if (options.database === undefined) await database.close();
     throw error;
   }

@@ -31,6 +31,7 @@ Environment:
   COFFER_HOME             Coffer's own files (default ./.coffer)
   COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
   COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1:8444)
+  COFFER_INTERNAL_CLIENT_CA   a CA certificate (PEM): the internal listener then requires client certificates it issued
   COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (minor units) need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
@@ -42,6 +43,8 @@ Environment:
   COFFER_RATE_LIMIT_WINDOW_SECONDS   the window (default 1)
   COFFER_REDIS_URL        redis://… to share rate-limit counters between processes (default: in memory)
   COFFER_REDIS_PREFIX     prefix of Coffer's keys in Redis (default coffer:)
+  COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN, COFFER_KEK_PKCS11_PIN_FILE   keep the vault's key-encryption
+                          keys in an HSM: its PKCS#11 module, token label, and a file (mode 0600) holding the user PIN
 `;
 
 // A closed terminal or pipe must not crash the server: output is informational.
@@ -127,7 +130,7 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
   try {
     await migrate(database);
     if (sub === 'rotate') {
-      const report = await rotateVaultKeys(database.db, config.homeDir);
+      const report = await rotateVaultKeys(database.db, config.kek, config.homeDir);
       print(`Key-encryption key ${report.previousKekId} replaced by ${report.currentKekId}.`);
       print(`Data keys: ${report.rewrap.examined} examined, ${report.rewrap.rewrapped} re-wrapped, ${report.rewrap.alreadyCurrent} already current, ${report.rewrap.failed} failed.`);
       if (!report.rewrap.finished || report.rewrap.failed > 0) {
@@ -138,7 +141,7 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
       return 0;
     }
     if (sub === 'retire') {
-      const results = await retireOldKeys(database.db, config.homeDir, systemClock);
+      const results = await retireOldKeys(database.db, config.kek, config.homeDir, systemClock);
       if (results.length === 0) print('No old key-encryption key to retire.');
       for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept (${outcome.reason})`}`);
       return 0;

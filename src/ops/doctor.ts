@@ -47,6 +47,31 @@ function keyFileFindings(homeDir: string): Finding[] {
   return findings;
 }
 
+/** Where the vault's key-encryption keys live, and whether the HSM settings can work. */
+function kekFindings(config: Config): Finding[] {
+  const kek = config.kek;
+  if (kek.kind === 'local') {
+    return config.databaseUrl === undefined ? [] : [{
+      severity: 'warning', check: 'kek',
+      message: `The vault's key-encryption keys are files under ${path.join(config.homeDir, 'keys', 'kek')}: whoever copies them and a backup reads every card. Keep them in an HSM (COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN, COFFER_KEK_PKCS11_PIN_FILE; docs/operations.md).`,
+    }];
+  }
+  const findings: Finding[] = [];
+  if (!fs.existsSync(kek.modulePath)) {
+    findings.push({ severity: 'problem', check: 'kek', message: `The PKCS#11 module ${kek.modulePath} (COFFER_KEK_PKCS11_MODULE) does not exist: the vault cannot reach its keys.` });
+  }
+  let pinMode: number | undefined;
+  try {
+    pinMode = fs.statSync(kek.pinFile).mode;
+  } catch {
+    findings.push({ severity: 'problem', check: 'kek', message: `The PIN file ${kek.pinFile} (COFFER_KEK_PKCS11_PIN_FILE) does not exist.` });
+  }
+  if (pinMode !== undefined && (pinMode & 0o077) !== 0) {
+    findings.push({ severity: 'problem', check: 'kek', message: `The PIN file ${kek.pinFile} can be read by group or others (mode ${(pinMode & 0o777).toString(8)}): chmod 600 it.` });
+  }
+  return findings;
+}
+
 function configFindings(config: Config): Finding[] {
   const findings: Finding[] = [];
   const exposed = !loopback.test(config.publicHost);
@@ -55,8 +80,8 @@ function configFindings(config: Config): Finding[] {
   } else if (config.tlsCertFile === undefined && exposed) {
     findings.push({ severity: 'warning', check: 'tls', message: `The listener binds ${config.publicHost} with Coffer's self-signed certificate: clients cannot verify it. Set COFFER_TLS_CERT and COFFER_TLS_KEY.` });
   }
-  if (!loopback.test(config.internalHost)) {
-    findings.push({ severity: 'problem', check: 'internal_listener', message: `The internal listener (staff API) binds ${config.internalHost}, reachable from other machines: bind it to loopback (COFFER_INTERNAL_HOST=127.0.0.1) and reach it through a VPN or an SSH tunnel.` });
+  if (!loopback.test(config.internalHost) && config.internalClientCaFile === undefined) {
+    findings.push({ severity: 'problem', check: 'internal_listener', message: `The internal listener (staff API) binds ${config.internalHost}, reachable from other machines, and asks for no client certificate: bind it to loopback (COFFER_INTERNAL_HOST=127.0.0.1) and reach it through a VPN or an SSH tunnel, or require certificates from your staff CA (COFFER_INTERNAL_CLIENT_CA).` });
   }
   if (config.databaseUrl === undefined) {
     findings.push({ severity: 'warning', check: 'database', message: 'The embedded database (PGlite) runs in this process, one writer at a time: use PostgreSQL (DATABASE_URL) for live payments (see the README, "What the embedded database guarantees").' });
@@ -71,6 +96,7 @@ function configFindings(config: Config): Finding[] {
       findings.push({ severity: 'problem', check: 'database_tls', message: `DATABASE_URL reaches ${host} without requiring TLS: add sslmode=verify-full.` });
     }
   }
+  findings.push(...kekFindings(config));
   if (config.webhooksAllowPrivate) {
     findings.push({ severity: 'warning', check: 'webhooks', message: 'COFFER_WEBHOOKS_ALLOW_PRIVATE=true: test-mode webhook endpoints may target this network. Turn it off outside local development.' });
   }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { RateLimitSettings } from '../api/rate-limits.ts';
 import { limits } from '../limits.ts';
+import type { KekSettings } from '../vault/open-kek.ts';
 
 /** Coffer's configuration, read once from the environment at start. */
 export interface Config {
@@ -16,6 +17,8 @@ export interface Config {
   /** The internal listener (staff API): loopback unless configured otherwise. */
   internalHost: string;
   internalPort: number;
+  /** A CA certificate file: the internal listener then accepts only clients with a certificate it issued (mutual TLS). */
+  internalClientCaFile: string | undefined;
   /** A staff refund taking a payment's refunded total above this amount (minor units) needs a second person's approval. */
   fourEyesRefundAbove: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
@@ -28,6 +31,8 @@ export interface Config {
   jobsEnabled: boolean;
   /** Test mode only: webhook endpoints may be loopback or private addresses (local development). */
   webhooksAllowPrivate: boolean;
+  /** Where the vault's key-encryption keys live: key files under `homeDir`, or an HSM through PKCS#11. */
+  kek: KekSettings;
   /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
   rateLimits: RateLimitSettings;
 }
@@ -64,6 +69,16 @@ function readPositiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number,
   return Number(raw);
 }
 
+function readKekSettings(env: NodeJS.ProcessEnv, cwd: string): KekSettings {
+  const names = ['COFFER_KEK_PKCS11_MODULE', 'COFFER_KEK_PKCS11_TOKEN', 'COFFER_KEK_PKCS11_PIN_FILE'] as const;
+  const [modulePath, tokenLabel, pinFile] = names.map((name) => env[name] || undefined);
+  if (modulePath === undefined && tokenLabel === undefined && pinFile === undefined) return { kind: 'local' };
+  if (modulePath === undefined || tokenLabel === undefined || pinFile === undefined) {
+    throw new ConfigError(`${names.join(', ')} must be set together (the HSM's PKCS#11 module, its token label, and a file holding the user PIN)`);
+  }
+  return { kind: 'pkcs11', modulePath: path.resolve(cwd, modulePath), tokenLabel, pinFile: path.resolve(cwd, pinFile) };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -82,12 +97,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
     throw new ConfigError('COFFER_TLS_CERT and COFFER_TLS_KEY must be set together');
   }
+  const internalClientCaFile = env.COFFER_INTERNAL_CLIENT_CA ? path.resolve(cwd, env.COFFER_INTERNAL_CLIENT_CA) : undefined;
+  if (internalClientCaFile !== undefined && readFlag(env, 'COFFER_TLS_DISABLED', false)) {
+    throw new ConfigError('COFFER_INTERNAL_CLIENT_CA needs TLS: it cannot be used with COFFER_TLS_DISABLED');
+  }
   const redisUrl = env.COFFER_REDIS_URL || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError('COFFER_REDIS_URL must start with redis:// or rediss://');
   }
   return {
     homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
+    kek: readKekSettings(env, cwd),
     databaseUrl,
     databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
     embeddedDurability,
@@ -95,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     publicPort: readPort(env, 'COFFER_PORT', 8443),
     internalHost: env.COFFER_INTERNAL_HOST || '127.0.0.1',
     internalPort: readPort(env, 'COFFER_INTERNAL_PORT', 8444),
+    internalClientCaFile,
     fourEyesRefundAbove: readPositiveInt(env, 'COFFER_FOUR_EYES_REFUND_ABOVE', limits.fourEyesRefundAboveDefault, limits.amountMinorMax),
     tlsCertFile,
     tlsKeyFile,

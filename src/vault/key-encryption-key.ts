@@ -20,6 +20,7 @@ import { VaultError } from './vault-error.ts';
  *     rotate(): Promise<string>
  *     supersededAtMs(kekId: string): number | undefined
  *     destroy(kekId: string): Promise<void>
+ *     close(): Promise<void>
  *   LocalKeyFileProvider.open(directory: string): Promise<LocalKeyFileProvider>
  *   kekDirectory(homeDir: string): string                  // <homeDir>/keys/kek
  *
@@ -27,7 +28,7 @@ import { VaultError } from './vault-error.ts';
  * mode 0600 in a 0700 directory, and refuses any file or directory that group or others can reach. Its wrapped
  * form is `version (1 byte, 1) | nonce (12) | ciphertext (32) | tag (16)`: AES-256-GCM whose associated data is
  * `<kekId> NUL <aad>`, so a wrapped key opens only under its own KEK and for the aad (data key id) it was made for.
- * A PKCS#11 provider would keep the KEK in an HSM and implement the same interface.
+ * `Pkcs11KeyProvider` (`pkcs11-kek.ts`) keeps the KEKs in an HSM and uses the same wrapped form.
  */
 export interface WrappedKey {
   readonly kekId: string;
@@ -50,6 +51,8 @@ export interface KeyEncryptionKeyProvider {
    * proves that no data key is still wrapped under it.
    */
   destroy(kekId: string): Promise<void>;
+  /** Lets go of what the provider holds open (an HSM session). */
+  close(): Promise<void>;
 }
 
 export function kekDirectory(homeDir: string): string {
@@ -58,11 +61,13 @@ export function kekDirectory(homeDir: string): string {
 
 const kekIdPattern = /^kek_([1-9][0-9]{0,8})$/;
 const kekFilePattern = /^(kek_[1-9][0-9]{0,8})\.key$/;
-const wrapVersion = 1;
-const dataKeyBytes = 32;
-const wrappedBytes = 1 + nonceBytes + dataKeyBytes + tagBytes;
+export const dataKeyBytes = 32;
+/** The wrapped form shared by every provider: `version | nonce | ciphertext | tag`. */
+export const wrappedLayout = { version: 1, bytes: 1 + nonceBytes + dataKeyBytes + tagBytes } as const;
+const wrapVersion = wrappedLayout.version;
+const wrappedBytes = wrappedLayout.bytes;
 
-function kekNumber(kekId: string): number {
+export function kekNumber(kekId: string): number {
   const match = kekIdPattern.exec(kekId);
   assert(match?.[1] !== undefined, 'a KEK id is kek_<n>');
   return Number(match[1]);
@@ -73,7 +78,7 @@ function insecure(what: string, mode: number): VaultError {
   return new VaultError('kek_file_insecure', `${what} must be reachable by its owner only (mode 0600 or 0700), found ${octal}`);
 }
 
-function wrapAad(kekId: string, aad: Buffer): Buffer {
+export function wrapAad(kekId: string, aad: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${kekId}\0`, 'ascii'), aad]);
 }
 
@@ -167,6 +172,10 @@ export class LocalKeyFileProvider implements KeyEncryptionKeyProvider {
     await fs.promises.rm(this.#file(kekId), { force: true });
     await syncDirectory(this.#directory);
     this.#keys.delete(kekId);
+  }
+
+  async close(): Promise<void> {
+    this.#keys.clear();
   }
 
   #file(kekId: string): string {

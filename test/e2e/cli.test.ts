@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { openExistingTestDatabase, createTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
+import { createSoftHsmToken, softHsmMissing } from '../support/softhsm.ts';
 import { rawRequest } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 import { enrollWithToken, StaffClient } from '../support/staff.ts';
@@ -202,6 +203,46 @@ describe('the coffer command', { concurrency: false }, () => {
       fs.rmSync(adminHome, { recursive: true, force: true });
     }
   });
+
+  test('keys in an HSM: coffer start pays by card with the KEK in SoftHSM2, coffer keys rotate re-wraps inside it, old cards still pay',
+    { skip: softHsmMissing() }, async () => {
+      const hsmHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-hsm-'));
+      const url = await createTestDatabaseUrl();
+      const token = createSoftHsmToken('coffer-cli');
+      const env = { COFFER_HOME: hsmHome, COFFER_JOBS: 'false', ...token.env, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+      try {
+        let server = await spawnCoffer(hsmHome, env);
+        const { publishableKey } = JSON.parse(fs.readFileSync(path.join(hsmHome, 'demo-merchant.json'), 'utf8')) as { publishableKey: string };
+        const saved = await rawRequest(server, 'POST', '/v1/payment_methods', { key: publishableKey, body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123' });
+        assert.equal(saved.status, 200, saved.body);
+        const method = (JSON.parse(saved.body) as { id: string }).id;
+        const pay = async () => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=2500&currency=usd&payment_method=${method}&confirm=true` });
+        assert.equal((await pay()).status, 200);
+        await server.kill('SIGTERM');
+        assert.equal(fs.existsSync(path.join(hsmHome, 'keys', 'kek')), false, 'no key-encryption key file is written');
+
+        const rotated = coffer(['keys', 'rotate'], env);
+        assert.equal(rotated.status, 0, rotated.stdout + rotated.stderr);
+        assert.match(rotated.stdout, /Key-encryption key kek_1 replaced by kek_2\./);
+        assert.match(rotated.stdout, /Data keys: 1 examined, 1 re-wrapped, 0 already current, 0 failed\./);
+
+        server = await spawnCoffer(hsmHome, env);
+        const again = await pay();
+        assert.equal(again.status, 200, again.body);
+        assert.equal((JSON.parse(again.body) as { status: string }).status, 'succeeded', 'the card saved before the rotation still pays');
+        await server.kill('SIGTERM');
+
+        const wrongToken = coffer(['keys', 'rotate'], { ...env, COFFER_KEK_PKCS11_TOKEN: 'elsewhere' });
+        assert.equal(wrongToken.status, 1, wrongToken.stdout + wrongToken.stderr);
+        assert.match(wrongToken.stderr, /no PKCS#11 token is labelled "elsewhere"/);
+        const halfConfigured = coffer(['keys', 'rotate'], { ...env, COFFER_KEK_PKCS11_PIN_FILE: '' });
+        assert.equal(halfConfigured.status, 78);
+        assert.match(halfConfigured.stderr, /COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN, COFFER_KEK_PKCS11_PIN_FILE must be set together/);
+      } finally {
+        if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
+        fs.rmSync(hsmHome, { recursive: true, force: true });
+      }
+    });
 
   test('help, unknown commands and bad configuration', () => {
     const help = coffer(['help'], {});

@@ -126,7 +126,7 @@ describe('the card vault', () => {
   test('key rotation re-wraps data keys only; cards from before and after both still pay', async () => {
     const before = await publishable.paymentMethods.create({ type: 'card', card: { number: '378282246310005', exp_month: 9, exp_year: 2030 } });
     const ciphertextBefore = await sql<{ c: Uint8Array }>`SELECT ciphertext AS c FROM vault.cards ORDER BY created_at`.execute(server.database.db);
-    const report = await rotateVaultKeys(server.database.db, server.coffer.services.vault === undefined ? '' : homeOf(server));
+    const report = await rotateVaultKeys(server.database.db, { kind: 'local' }, homeOf(server));
     assert.equal(report.rewrap.failed, 0);
     assert.ok(report.rewrap.finished);
     assert.ok(report.rewrap.rewrapped >= 1);

@@ -48,11 +48,27 @@ describe('coffer doctor', { concurrency: false }, () => {
     const findings = await runDoctor(insecure, undefined, Date.now());
     assert.deepEqual(checks(findings, 'problem'), ['durability', 'internal_listener', 'key_files', 'tls']);
     assert.match(findings.find((finding) => finding.check === 'key_files')?.message ?? '', /kek_1\.key can be read or entered by group or others \(mode 644\): chmod 600/);
+    const withClientCerts = await runDoctor(loadConfig({ COFFER_HOME: sound, COFFER_INTERNAL_HOST: '0.0.0.0', COFFER_INTERNAL_CLIENT_CA: path.join(sound, 'staff-ca.pem') }), undefined, Date.now());
+    assert.deepEqual(checks(withClientCerts, 'problem'), [], 'an exposed internal listener that requires client certificates is not a problem');
 
     const remote = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer' }), undefined, Date.now());
     assert.deepEqual(checks(remote, 'problem'), ['database_tls']);
     const remoteTls = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer?sslmode=verify-full' }), undefined, Date.now());
     assert.deepEqual(checks(remoteTls, 'problem'), []);
+    assert.ok(checks(remoteTls, 'warning').includes('kek'), 'with PostgreSQL, key files instead of an HSM are worth a warning');
+
+    // The KEK in an HSM: the module must exist and the PIN file be private.
+    const pinFile = path.join(sound, 'token.pin');
+    fs.writeFileSync(pinFile, '246810\n', { mode: 0o644 });
+    fs.chmodSync(pinFile, 0o644);
+    const hsm = { COFFER_HOME: sound, COFFER_KEK_PKCS11_MODULE: path.join(sound, 'libmissing.so'), COFFER_KEK_PKCS11_TOKEN: 'coffer', COFFER_KEK_PKCS11_PIN_FILE: pinFile };
+    const hsmFindings = (await runDoctor(loadConfig(hsm), undefined, Date.now())).filter((finding) => finding.check === 'kek');
+    assert.deepEqual(hsmFindings.map((finding) => finding.severity), ['problem', 'problem']);
+    assert.match(hsmFindings[0]?.message ?? '', /libmissing\.so \(COFFER_KEK_PKCS11_MODULE\) does not exist/);
+    assert.match(hsmFindings[1]?.message ?? '', /token\.pin can be read by group or others \(mode 644\): chmod 600 it/);
+    fs.chmodSync(pinFile, 0o600);
+    fs.writeFileSync(path.join(sound, 'libmissing.so'), '');
+    assert.deepEqual((await runDoctor(loadConfig(hsm), undefined, Date.now())).filter((finding) => finding.check === 'kek'), []);
   });
 
   test('in the database: a superuser connection, and audit records the sealer has not reached', async () => {
