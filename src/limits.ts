@@ -46,6 +46,8 @@ export const limits = {
   staffSessionLifetimeMs: 12 * 60 * 60 * 1000,
   /** Time to give the second factor after the password. */
   staffMfaPendingMs: 5 * 60 * 1000,
+  /** A WebAuthn challenge (passkey registration or sign-in) is answered within this, once. */
+  staffWebauthnChallengeMs: 5 * 60 * 1000,
   /** Sensitive actions need a password and code given this recently. */
   staffReauthenticationMs: 5 * 60 * 1000,
   /** An enrollment link works once, within this time. */

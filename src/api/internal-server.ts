@@ -42,6 +42,8 @@ export interface InternalServerOptions {
   staffSecretKey: Secret<Buffer>;
   /** Refunds above this amount (minor units) need a second person's approval. */
   fourEyesRefundAbove: number;
+  /** The origin staff browsers see, for passkeys (WebAuthn); by default https://localhost:<port>. */
+  staffOrigin?: string | undefined;
   onFatal: (error: unknown) => void;
 }
 

@@ -1,3 +1,4 @@
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -12,6 +13,7 @@ import {
   changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
   signInWithPassword, signOut, staffAudit, startEnrollment, type SecondFactor, type SignedIn,
 } from '../identity/staff.ts';
+import { passkeyAccepted, passkeyObject, passkeyRegistrationOptions, passkeySignInOptions, passkeysOf, registerPasskey, relyingParty, removePasskey, type RelyingParty } from '../identity/passkeys.ts';
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { assert } from '../platform/assert.ts';
@@ -25,7 +27,23 @@ const Password = Type.String({ minLength: 1, maxLength: limits.staffPasswordLeng
 const Code = Type.String({ minLength: 1, maxLength: 32 });
 const Role = Type.Union(staffRoles.map((role) => Type.Literal(role)));
 const Limit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax });
-const SecondFactorFields = { code: Type.Optional(Code), recovery_code: Type.Optional(Code) };
+const B64url = Type.String({ minLength: 1, maxLength: 16_384, pattern: '^[A-Za-z0-9_-]+={0,2}$' });
+/** A WebAuthn credential as `navigator.credentials.get()` / `.create()` returns it, JSON-encoded (base64url fields). */
+const PasskeyAssertion = Type.Object({
+  id: B64url, rawId: B64url, type: Type.Literal('public-key'),
+  response: Type.Object({ clientDataJSON: B64url, authenticatorData: B64url, signature: B64url, userHandle: Type.Optional(B64url) }),
+  clientExtensionResults: Type.Object({}), authenticatorAttachment: Type.Optional(Type.String({ maxLength: 30 })),
+});
+const PasskeyAttestation = Type.Object({
+  id: B64url, rawId: B64url, type: Type.Literal('public-key'),
+  response: Type.Object({
+    clientDataJSON: B64url, attestationObject: B64url, transports: Type.Optional(Type.Array(Type.String({ maxLength: 30 }), { maxItems: 10 })),
+    authenticatorData: Type.Optional(B64url), publicKey: Type.Optional(B64url), publicKeyAlgorithm: Type.Optional(Type.Integer()),
+  }),
+  clientExtensionResults: Type.Object({}), authenticatorAttachment: Type.Optional(Type.String({ maxLength: 30 })),
+});
+const SecondFactorFields = { code: Type.Optional(Code), recovery_code: Type.Optional(Code), passkey: Type.Optional(PasskeyAssertion) };
+type SecondFactorBody = { code?: string; recovery_code?: string; passkey?: AuthenticationResponseJSON };
 
 function unix(date: Date | null): number | null {
   return date === null ? null : Math.floor(date.getTime() / 1000);
@@ -54,13 +72,25 @@ function refundView(refund: RefundRow) {
   };
 }
 
-function secondFactor(body: { code?: string; recovery_code?: string }): SecondFactor {
-  if (body.code !== undefined && body.recovery_code !== undefined) {
-    throw new CofferError('parameters_exclusive', 'Give either code or recovery_code, not both.', { param: 'recovery_code' });
+function secondFactor(body: SecondFactorBody, rp: RelyingParty, now: Date): SecondFactor {
+  const given = (['code', 'recovery_code', 'passkey'] as const).filter((field) => body[field] !== undefined);
+  if (given.length > 1) {
+    throw new CofferError('parameters_exclusive', `Give one second factor: code, recovery_code or passkey, not ${given.join(' and ')}.`, { param: given[1] ?? 'code' });
+  }
+  if (body.passkey !== undefined) {
+    const assertion = body.passkey;
+    return { passkey: (tx, session, user) => passkeyAccepted(tx, rp, session, user, assertion, now) };
   }
   if (body.recovery_code !== undefined) return { recoveryCode: body.recovery_code };
   if (body.code !== undefined) return { code: body.code };
-  throw new CofferError('parameter_missing', 'Missing required param: code (from the authenticator app) or recovery_code.', { param: 'code' });
+  throw new CofferError('parameter_missing', 'Missing required param: code (from the authenticator app), recovery_code or passkey.', { param: 'code' });
+}
+
+/** The relying party of passkeys: the configured staff origin, or https://localhost:<port this listener has>. */
+function relyingPartyOf(request: FastifyRequest, configured: string | undefined): RelyingParty {
+  if (configured !== undefined) return relyingParty(configured);
+  const address = request.server.server.address();
+  return relyingParty(`https://localhost:${typeof address === 'object' && address !== null ? address.port : 8444}`);
 }
 
 function signedIn(request: FastifyRequest): SignedIn {
@@ -129,6 +159,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   const db = services.db;
   const key = options.staffSecretKey;
   const now = () => new Date(services.clock.nowMs());
+  const rp = (request: FastifyRequest) => relyingPartyOf(request, options.staffOrigin);
 
   // -- Signing in and out -------------------------------------------------------------------------------------
   app.post(`${prefix}/session`, {
@@ -138,11 +169,14 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     const body = request.body as { email: string; password: string };
     const pending = await signInWithPassword(db, body.email, body.password, staffOrigin(request), now());
     setSession(reply, pending.token, limits.staffMfaPendingMs);
-    return { object: 'staff_session', stage: 'mfa_pending', second_factors: ['totp', 'recovery_code'], expires_at: unix(pending.session.expires_at) };
+    const passkeys = await passkeysOf(db, pending.session.user_id);
+    const factors = passkeys.length > 0 ? ['totp', 'recovery_code', 'passkey'] : ['totp', 'recovery_code'];
+    return { object: 'staff_session', stage: 'mfa_pending', second_factors: factors, expires_at: unix(pending.session.expires_at) };
   });
 
   app.post(`${prefix}/session/mfa`, { config: { staffAccess: 'mfa_pending' }, schema: { body: strictObject(SecondFactorFields) } }, async (request, reply) => {
-    const active = await completeSignIn(db, key, signedIn(request).session, secondFactor(request.body as { code?: string }), staffOrigin(request), now());
+    const at = now();
+    const active = await completeSignIn(db, key, signedIn(request).session, secondFactor(request.body as SecondFactorBody, rp(request), at), staffOrigin(request), at);
     setSession(reply, active.token, limits.staffSessionLifetimeMs);
     const user = await findStaffUser(db, active.session.user_id);
     return {
@@ -169,9 +203,9 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   app.post(`${prefix}/session/reauthenticate`, {
     config: { staffAccess: 'signed_in' }, schema: { body: strictObject({ password: Password, ...SecondFactorFields }) },
   }, async (request) => {
-    const body = request.body as { password: string; code?: string; recovery_code?: string };
+    const body = request.body as SecondFactorBody & { password: string };
     const at = now();
-    await reauthenticate(db, key, signedIn(request), body.password, secondFactor(body), staffOrigin(request), at);
+    await reauthenticate(db, key, signedIn(request), body.password, secondFactor(body, rp(request), at), staffOrigin(request), at);
     return { object: 'staff_session', reauthenticated_until: unix(new Date(at.getTime() + limits.staffReauthenticationMs)) };
   });
 
@@ -181,6 +215,39 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     const body = request.body as { current_password: string; new_password: string };
     await changePassword(db, signedIn(request), body.current_password, body.new_password, staffOrigin(request), now());
     return { object: 'staff_user', password_changed: true };
+  });
+
+  // -- Passkeys (WebAuthn): register one while signed in, then use it as the second factor ---------------------
+  app.post(`${prefix}/session/passkey_options`, { config: { staffAccess: 'mfa_pending' } }, async (request) => ({
+    object: 'passkey_options', public_key: await passkeySignInOptions(db, rp(request), signedIn(request).session, now()),
+  }));
+
+  app.post(`${prefix}/session/reauthenticate/passkey_options`, { config: { staffAccess: 'signed_in' } }, async (request) => ({
+    object: 'passkey_options', public_key: await passkeySignInOptions(db, rp(request), signedIn(request).session, now()),
+  }));
+
+  app.get(`${prefix}/passkeys`, { config: { staffAccess: 'signed_in' } }, async (request) => ({
+    object: 'list', data: (await passkeysOf(db, signedIn(request).user.id)).map(passkeyObject),
+  }));
+
+  app.post(`${prefix}/passkeys/options`, { config: { staffAccess: 'signed_in', reauthenticate: true } }, async (request) => ({
+    object: 'passkey_options', public_key: await passkeyRegistrationOptions(db, rp(request), signedIn(request), now()),
+  }));
+
+  app.post(`${prefix}/passkeys`, {
+    config: { staffAccess: 'signed_in', reauthenticate: true },
+    schema: { body: strictObject({ name: Type.String({ minLength: 1, maxLength: 100 }), credential: PasskeyAttestation }) },
+  }, async (request) => {
+    const body = request.body as { name: string; credential: RegistrationResponseJSON };
+    return passkeyObject(await registerPasskey(db, rp(request), signedIn(request), body.name, body.credential, staffOrigin(request), now()));
+  });
+
+  app.post(`${prefix}/passkeys/:passkey/delete`, {
+    config: { staffAccess: 'signed_in', reauthenticate: true }, schema: { params: strictObject({ passkey: ObjectId }) },
+  }, async (request) => {
+    const { passkey } = request.params as { passkey: string };
+    await removePasskey(db, signedIn(request), passkey, staffOrigin(request), now());
+    return { id: passkey, object: 'staff_passkey', deleted: true };
   });
 
   app.post(`${prefix}/recovery_codes`, { config: { staffAccess: 'signed_in', reauthenticate: true } }, async (request) => ({

@@ -141,6 +141,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
       rateLimits: config.rateLimits,
       staffSecretKey: services.staffSecretKey,
       fourEyesRefundAbove: config.fourEyesRefundAbove,
+      staffOrigin: config.staffOrigin,
       onFatal: (error) => {
         logger.fatal({ err: error }, 'stopping after a failed assertion');
         process.exit(70);

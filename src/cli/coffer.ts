@@ -32,6 +32,7 @@ Environment:
   COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
   COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1:8444)
   COFFER_INTERNAL_CLIENT_CA   a CA certificate (PEM): the internal listener then requires client certificates it issued
+  COFFER_STAFF_ORIGIN     the origin staff browsers use for the internal listener; passkeys are bound to it
   COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (minor units) need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent

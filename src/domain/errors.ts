@@ -51,6 +51,7 @@ export const errorCatalog = {
   staff_email_taken: { type: 'invalid_request_error', httpStatus: 400 },
   approval_self_decision: { type: 'invalid_request_error', httpStatus: 403 },
   approval_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
+  passkey_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },

@@ -252,10 +252,16 @@ export async function signInWithPassword(db: Kysely<Database>, email: string, pa
   return outcome;
 }
 
-export type SecondFactor = { code: string } | { recoveryCode: string };
+/** A passkey assertion is checked by `passkeys.ts` inside the sign-in transaction, with the session's challenge. */
+export type PasskeyCheck = (tx: Tx, session: StaffSessionRow, user: StaffUserRow) => Promise<boolean>;
+
+export type SecondFactor = { code: string } | { recoveryCode: string } | { passkey: PasskeyCheck };
 
 /** Checks a TOTP code (once per time step) or a recovery code (once) inside `tx`, consuming it when right. */
-async function secondFactorAccepted(tx: Tx, key: Secret<Buffer>, user: StaffUserRow, factor: SecondFactor, now: Date): Promise<'totp' | 'recovery_code' | undefined> {
+async function secondFactorAccepted(
+  tx: Tx, key: Secret<Buffer>, session: StaffSessionRow, user: StaffUserRow, factor: SecondFactor, now: Date,
+): Promise<'totp' | 'recovery_code' | 'passkey' | undefined> {
+  if ('passkey' in factor) return (await factor.passkey(tx, session, user)) ? 'passkey' : undefined;
   if ('recoveryCode' in factor) {
     const used = await tx.updateTable('staff_recovery_codes').set({ used_at: now })
       .where('user_id', '=', user.id).where('code_hash', '=', sha256(factor.recoveryCode.trim().toLowerCase())).where('used_at', 'is', null)
@@ -292,7 +298,7 @@ export async function completeSignIn(
       await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('id', '=', session.id).execute();
       return fail('locked');
     }
-    const method = await secondFactorAccepted(tx, key, user, factor, now);
+    const method = await secondFactorAccepted(tx, key, session, user, factor, now);
     if (method === undefined) {
       const locked = await countFailure(tx, user, now);
       if (locked) {
@@ -367,6 +373,7 @@ export async function reauthenticate(
   const matches = await passwordMatches(signedIn.user.password_hash ?? (await decoyHash()), password);
   const ok = await db.transaction().execute(async (tx) => {
     const user = await tx.selectFrom('staff_users').selectAll().where('id', '=', signedIn.user.id).forUpdate().executeTakeFirstOrThrow();
+    const session = await tx.selectFrom('staff_sessions').selectAll().where('id', '=', signedIn.session.id).forUpdate().executeTakeFirstOrThrow();
     const refuse = async (reason: string) => {
       if (await countFailure(tx, user, now)) {
         await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
@@ -377,7 +384,7 @@ export async function reauthenticate(
     };
     if (isLocked(user, now)) return refuse('locked');
     if (!matches) return refuse('wrong_password');
-    const method = await secondFactorAccepted(tx, key, user, factor, now);
+    const method = await secondFactorAccepted(tx, key, session, user, factor, now);
     if (method === undefined) return refuse('wrong_code');
     await tx.updateTable('staff_users').set({ failed_logins: 0 }).where('id', '=', user.id).execute();
     await tx.updateTable('staff_sessions').set({ authenticated_at: now }).where('id', '=', signedIn.session.id).execute();

@@ -19,6 +19,8 @@ export interface Config {
   internalPort: number;
   /** A CA certificate file: the internal listener then accepts only clients with a certificate it issued (mutual TLS). */
   internalClientCaFile: string | undefined;
+  /** The origin staff browsers use for the internal listener (passkeys are bound to it); default https://localhost:<port>. */
+  staffOrigin: string | undefined;
   /** A staff refund taking a payment's refunded total above this amount (minor units) needs a second person's approval. */
   fourEyesRefundAbove: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
@@ -101,6 +103,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (internalClientCaFile !== undefined && readFlag(env, 'COFFER_TLS_DISABLED', false)) {
     throw new ConfigError('COFFER_INTERNAL_CLIENT_CA needs TLS: it cannot be used with COFFER_TLS_DISABLED');
   }
+  const staffOrigin = env.COFFER_STAFF_ORIGIN || undefined;
+  if (staffOrigin !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(staffOrigin)) {
+    throw new ConfigError(`COFFER_STAFF_ORIGIN must be an https origin with a host name, such as https://staff.example.com, got "${staffOrigin}"`);
+  }
   const redisUrl = env.COFFER_REDIS_URL || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError('COFFER_REDIS_URL must start with redis:// or rediss://');
@@ -116,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     internalHost: env.COFFER_INTERNAL_HOST || '127.0.0.1',
     internalPort: readPort(env, 'COFFER_INTERNAL_PORT', 8444),
     internalClientCaFile,
+    staffOrigin,
     fourEyesRefundAbove: readPositiveInt(env, 'COFFER_FOUR_EYES_REFUND_ABOVE', limits.fourEyesRefundAboveDefault, limits.amountMinorMax),
     tlsCertFile,
     tlsKeyFile,

@@ -519,6 +519,20 @@ export interface StaffSessionsTable {
   revoked_at: Date | null;
   address: string | null;
   user_agent: string | null;
+  webauthn_challenge: string | null;
+  webauthn_challenge_expires_at: Date | null;
+}
+
+export interface StaffPasskeysTable {
+  id: string;
+  user_id: string;
+  credential_id: string;
+  public_key: Buffer;
+  counter: bigint;
+  transports: Json<string[]>;
+  name: string;
+  created_at: Date;
+  last_used_at: Date | null;
 }
 
 export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change';
@@ -571,6 +585,7 @@ export interface Database {
   staff_enrollments: StaffEnrollmentsTable;
   staff_recovery_codes: StaffRecoveryCodesTable;
   staff_sessions: StaffSessionsTable;
+  staff_passkeys: StaffPasskeysTable;
   staff_approvals: StaffApprovalsTable;
   schema_migrations: SchemaMigrationsTable;
 }
