@@ -13,6 +13,7 @@ import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
 import { auditRefusal } from './refusal-audit.ts';
+import { merchantScope } from '../store/merchant-scope.ts';
 import { signingSecretLabel } from '../identity/merchants.ts';
 import { signatureHeaderName, verifySignature } from '../identity/request-signing.ts';
 import { openSecret } from '../platform/secret-box.ts';
@@ -79,6 +80,10 @@ async function authenticate(services: Services, keys: ApiKeyCache, request: Fast
   );
   request.actor = authenticated.actor;
   request.signingSecretSealed = authenticated.signingSecretSealed;
+  // From here on, this request's queries see only its merchant's rows on PostgreSQL (row-level security).
+  const scope = merchantScope.getStore();
+  assert(scope !== undefined, 'merchant requests run inside a merchant scope');
+  scope.merchantId = authenticated.actor.merchantId;
 }
 
 /**
@@ -243,6 +248,8 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
   });
+  // Everything after this hook (other hooks, the handler) runs inside the request's merchant scope.
+  app.addHook('onRequest', (_request, _reply, done) => merchantScope.run({ merchantId: null }, done));
   // Before authentication, so that requests with wrong keys count too (see rate-limits.ts).
   await registerRateLimits(app, options.rateLimits, services.logger);
   app.addHook('onRequest', async (request) => {

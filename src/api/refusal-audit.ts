@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CofferError } from '../domain/errors.ts';
 import type { Services } from '../flows/context.ts';
 import { recordAudit } from '../store/audit.ts';
+import { withoutMerchantScope } from '../store/merchant-scope.ts';
 
 /** The tables whose ids a merchant may name in a URL or a parameter, by id prefix. */
 const tablesByPrefix = {
@@ -17,7 +18,8 @@ async function ownerElsewhere(services: Services, id: string, merchantId: string
   const prefix = /^([a-z]+)_/.exec(id)?.[1];
   const table = prefix === undefined ? undefined : (tablesByPrefix as Record<string, (typeof tablesByPrefix)[keyof typeof tablesByPrefix]>)[prefix];
   if (table === undefined) return undefined;
-  const row = await services.db.selectFrom(table).select(['merchant_id', 'livemode']).where('id', '=', id).executeTakeFirst();
+  // Across merchants on purpose: outside the request's row-level security scope.
+  const row = await withoutMerchantScope(() => services.db.selectFrom(table).select(['merchant_id', 'livemode']).where('id', '=', id).executeTakeFirst());
   if (row === undefined || (row.merchant_id === merchantId && row.livemode === livemode)) return undefined;
   return { merchantId: row.merchant_id, livemode: row.livemode };
 }
