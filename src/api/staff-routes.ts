@@ -4,10 +4,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { RequestContext, Services, Tx } from '../flows/context.ts';
-import { createRefund } from '../flows/create-refund.ts';
+import { createRefund, prepareRefund, sendRefund } from '../flows/create-refund.ts';
 import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
-import { createApiKey, revokeApiKey } from '../identity/merchants.ts';
+import { createApiKeyIn, revokeApiKey } from '../identity/merchants.ts';
 import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
 import {
   changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
@@ -109,8 +109,10 @@ async function findStaffUser(db: Kysely<Database> | Tx, id: string): Promise<Sta
 }
 
 /** A staff member acting for a merchant: a context like an API request's, naming the staff member. */
-async function staffContext(services: Services, request: FastifyRequest, staffUserId: string, merchantId: string, livemode: boolean): Promise<RequestContext> {
-  const merchant = await services.db.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
+async function staffContext(
+  services: Services, request: FastifyRequest, staffUserId: string, merchantId: string, livemode: boolean, db: Kysely<Database> | Tx = services.db,
+): Promise<RequestContext> {
+  const merchant = await db.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
   const version = parseApiVersion(merchant.default_api_version) ?? defaultApiVersion;
   return {
     actor: { merchantId, livemode, apiKeyId: staffUserId, keyKind: 'secret', apiVersion: version, eventApiVersion: version },
@@ -138,6 +140,32 @@ async function runRefund(services: Services, request: FastifyRequest, staffUserI
   });
   assert(refund !== undefined, 'a finished refund is rendered');
   return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency }, shownOnce: { refund: refundView(refund) } };
+}
+
+/**
+ * Asks the acquirer for a refund whose approval just committed it as pending, and keeps the outcome on the
+ * approval. If the answer does not come (a timeout, a crash), the refund stays pending and the recovery job
+ * settles it; the approval already names it.
+ */
+async function sendApprovedRefund(services: Services, request: FastifyRequest, approval: StaffApprovalRow): Promise<{ approval: StaffApprovalRow; refund: RefundRow }> {
+  const refundId = (approval.result as { refund?: unknown } | null)?.refund;
+  assert(typeof refundId === 'string' && approval.decided_by !== null, 'an executed refund approval names its refund and approver');
+  const pending = await services.db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirstOrThrow();
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', pending.charge_id).executeTakeFirstOrThrow();
+  const ctx = await staffContext(services, request, approval.decided_by, pending.merchant_id, pending.livemode);
+  let refund = pending;
+  try {
+    await sendRefund(services, ctx, pending, charge, async (_tx, row) => {
+      refund = row;
+      return { statusCode: 200, body: '' };
+    });
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+    request.log.warn({ err: error, refund: refundId }, 'an approved refund is left to the recovery job');
+  }
+  const result = { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency };
+  const updated = await services.db.updateTable('staff_approvals').set({ result: JSON.stringify(result) }).where('id', '=', approval.id).returningAll().executeTakeFirstOrThrow();
+  return { approval: updated, refund };
 }
 
 /** Whether anyone but `requester` could approve `permission`: if not, the action is a bootstrap and runs at once. */
@@ -441,23 +469,30 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     const params = approval.params;
     switch (approval.action) {
       case 'refund.create':
-        return { kind: 'after_commit', run: (_approval, approver) => runRefund(services, request, approver.id, params as unknown as RefundParams) };
+        // The decision and the pending refund commit together; the acquirer is asked after (see the approve route),
+        // or by the recovery job if this process stops first. An approved refund cannot be forgotten.
+        return {
+          run: async (tx, _approval, approver) => {
+            const p = params as unknown as RefundParams;
+            const ctx = await staffContext(services, request, approver.id, p.merchant, p.livemode, tx);
+            const { refund } = await prepareRefund(tx, ctx, { payment_intent: p.payment_intent, amount: p.amount, ...(p.reason === undefined ? {} : { reason: p.reason }) }, at);
+            return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency } };
+          },
+        };
       case 'api_key.create':
         return {
-          kind: 'after_commit',
-          run: async (_approval, approver) => {
+          run: async (tx, _approval, approver) => {
             const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
-            const created = await createApiKey(db, p.merchant, p.kind, p.livemode, {
+            const created = await createApiKeyIn(tx, p.merchant, p.kind, p.livemode, {
               ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: { type: 'staff', id: approver.id },
             });
             return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
           },
         };
       case 'staff.invite':
-        return { kind: 'in_transaction', run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at) };
+        return { run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at) };
       case 'staff.role_change':
         return {
-          kind: 'in_transaction',
           run: async (tx, _approval, approver) => {
             const p = params as { user: string; from: StaffRole; to: StaffRole };
             const target = await findStaffUser(tx, p.user);
@@ -479,6 +514,10 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     }, async (request) => {
       const at = now();
       const decided = await decideApproval(db, signedIn(request).user, (request.params as { approval: string }).approval, decision, executor(request, at), staffOrigin(request), at);
+      if (decision === 'approve' && decided.approval.action === 'refund.create' && decided.approval.status === 'executed') {
+        const sent = await sendApprovedRefund(services, request, decided.approval);
+        return { ...approvalObject(sent.approval), shown_once: { refund: refundView(sent.refund) } };
+      }
       return { ...approvalObject(decided.approval), ...(decided.shownOnce === undefined ? {} : { shown_once: decided.shownOnce }) };
     });
   }

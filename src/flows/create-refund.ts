@@ -195,12 +195,34 @@ export function refundRequest(refund: RefundRow, charge: ChargeRow): RefundReque
 /** Refunds a captured payment, fully or partly, through the acquirer; never more than is left to refund. */
 export async function createRefund(services: Services, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund): Promise<Outcome> {
   const now = new Date(services.clock.nowMs());
-  const connector = services.connectors.card(ctx.actor.livemode);
   const started = await inTransaction(services.db, (tx) => startRefund(tx, ctx, params, respond, now));
   if (started.kind === 'finished') return started.outcome;
-  const result = await connector.refund(refundRequest(started.refund, started.charge));
-  if (result.status === 'unknown') throw outcomeUnknownError();
-  const outcome = await recordRefundOutcome(services, started.refund.id, result, requestTrail(ctx), respond);
+  const outcome = await sendRefund(services, ctx, started.refund, started.charge, respond);
   assert(outcome !== undefined, 'a request always gets a response');
   return outcome;
+}
+
+export interface PreparedRefund {
+  refund: RefundRow;
+  charge: ChargeRow;
+}
+
+/**
+ * Phase 1 alone, in the caller's transaction: the amount reserved and the refund recorded as pending. Once that
+ * commits, the refund is bound to happen: `sendRefund` now, or the recovery job (recover-refunds.ts) if the
+ * process stops first. A staff approval commits its decision and this together.
+ */
+export async function prepareRefund(tx: Tx, ctx: RequestContext, params: CreateRefundParams, now: Date): Promise<PreparedRefund> {
+  assert(ctx.idempotency === undefined, 'a prepared refund is not an API request with an idempotency key');
+  const started = await startRefund(tx, ctx, params, async () => ({ statusCode: 200, body: '' }), now);
+  assert(started.kind === 'send', 'without an idempotency key a refund is always new');
+  return { refund: started.refund, charge: started.charge };
+}
+
+/** Phase 2: asks the acquirer and records its answer (an unknown answer leaves the refund to the recovery job). */
+export async function sendRefund(services: Services, ctx: RequestContext, refund: RefundRow, charge: ChargeRow, respond: RespondRefund | undefined): Promise<Outcome | undefined> {
+  const connector = services.connectors.card(ctx.actor.livemode);
+  const result = await connector.refund(refundRequest(refund, charge));
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  return recordRefundOutcome(services, refund.id, result, requestTrail(ctx), respond);
 }

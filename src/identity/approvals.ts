@@ -46,10 +46,14 @@ export async function requestApproval(
   return approval;
 }
 
-/** How an approved action takes effect: in the approval's transaction, or after it (when it calls a provider). */
-export type ApprovalExecutor =
-  | { kind: 'in_transaction'; run(tx: Tx, approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult> }
-  | { kind: 'after_commit'; run(approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult> };
+/**
+ * How an approved action takes effect: in the approval's transaction, so that a decision recorded is an action
+ * done (or, for a refund, bound to be done: its pending row commits with the decision and the acquirer is asked
+ * after). Nothing is left "approved" by a process that stops in between.
+ */
+export interface ApprovalExecutor {
+  run(tx: Tx, approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult>;
+}
 
 /** What an action produced: `result` is kept on the approval; `shownOnce` (a new key, a link) only in the response. */
 export interface ActionResult {
@@ -91,18 +95,17 @@ export async function decideApproval(
     await refuse(db, origin, now, approver, found, decision, new CofferError('insufficient_permissions', `Your role (${approver.role}) may not decide a request to ${found.action}: it needs the permission ${approvalPermission[found.action]}.`));
   }
   const run = executor(found);
-  let decided: StaffApprovalRow;
   let shownOnce: Record<string, unknown> | undefined;
   try {
-    decided = await db.transaction().execute(async (tx) => {
+    const decided = await db.transaction().execute(async (tx) => {
       const approval = await tx.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).forUpdate().executeTakeFirstOrThrow();
       if (approval.status !== 'pending') throw new CofferError('approval_unexpected_state', `This request was already decided (status ${approval.status}).`);
       if (approval.expires_at <= now) throw new CofferError('approval_unexpected_state', 'This request expired before it was approved; ask again.');
-      const status = decision === 'reject' ? 'rejected' : run.kind === 'in_transaction' ? 'executed' : 'approved';
-      const outcome = decision === 'approve' && run.kind === 'in_transaction' ? await run.run(tx, approval, approver) : null;
+      const outcome = decision === 'approve' ? await run.run(tx, approval, approver) : null;
       const result = outcome?.result ?? null;
       shownOnce = outcome?.shownOnce;
-      const updated = await tx.updateTable('staff_approvals').set({ status, decided_by: approver.id, decided_at: now, result: result === null ? null : JSON.stringify(result) })
+      const updated = await tx.updateTable('staff_approvals')
+        .set({ status: decision === 'reject' ? 'rejected' : 'executed', decided_by: approver.id, decided_at: now, result: result === null ? null : JSON.stringify(result) })
         .where('id', '=', approval.id).returningAll().executeTakeFirstOrThrow();
       await staffAudit(tx, origin, now, {
         actorId: approver.id, action: `approval.${decision}`, objectType: 'approval', objectId: approval.id,
@@ -110,6 +113,7 @@ export async function decideApproval(
       });
       return updated;
     });
+    return { approval: decided, shownOnce };
   } catch (error) {
     if (error instanceof CofferError && error.code !== 'approval_unexpected_state') {
       // The action itself was refused (say, the refund is larger than what is left): nothing happened; say why.
@@ -117,21 +121,4 @@ export async function decideApproval(
     }
     throw error;
   }
-  if (decision === 'reject' || run.kind === 'in_transaction') return { approval: decided, shownOnce };
-  let result: Record<string, unknown>;
-  let status: 'executed' | 'failed' = 'executed';
-  let unexpected: unknown;
-  try {
-    const outcome = await run.run(decided, approver);
-    result = outcome.result;
-    shownOnce = outcome.shownOnce;
-  } catch (error) {
-    // Recorded whatever happened, so that an approval never stays "approved" without saying what came of it.
-    status = 'failed';
-    result = { error: error instanceof CofferError ? { code: error.code, message: error.message } : { code: 'api_error', message: 'The action failed; see the logs.' } };
-    if (!(error instanceof CofferError)) unexpected = error;
-  }
-  const recorded = await db.updateTable('staff_approvals').set({ status, result: JSON.stringify(result) }).where('id', '=', decided.id).returningAll().executeTakeFirstOrThrow();
-  if (unexpected !== undefined) throw unexpected;
-  return { approval: recorded, shownOnce };
 }

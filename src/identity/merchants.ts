@@ -1,4 +1,4 @@
-import type { Insertable, Kysely } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import { currentApiVersion } from '../objects/api-version.ts';
@@ -83,18 +83,27 @@ export async function createApiKey(
   livemode: boolean,
   options: ApiKeyOptions = {},
 ): Promise<CreatedKey> {
+  return db.transaction().execute((tx) => createApiKeyIn(tx, merchantId, kind, livemode, options));
+}
+
+/** `createApiKey` inside a transaction of the caller's (an approval that takes effect with its decision). */
+export async function createApiKeyIn(
+  tx: Transaction<Database>,
+  merchantId: string,
+  kind: ApiKeyKind,
+  livemode: boolean,
+  options: ApiKeyOptions = {},
+): Promise<CreatedKey> {
   if (kind === 'restricted' && Object.keys(options.permissions ?? {}).length === 0) {
     throw new CofferError('parameter_missing', 'A restricted key needs at least one permission (such as payment_intents:write).', { param: 'permissions' });
   }
-  const merchant = await db.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
+  const merchant = await tx.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
   if (merchant === undefined) throw resourceMissing('merchant', merchantId, 'merchant');
   const created = newKeyRow(merchantId, kind, livemode, options);
-  await db.transaction().execute(async (tx) => {
-    await tx.insertInto('api_keys').values(created.row).execute();
-    await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, {
-      kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null, signed_requests: options.requireSigning !== undefined,
-    }, options.actor));
-  });
+  await tx.insertInto('api_keys').values(created.row).execute();
+  await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, {
+    kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null, signed_requests: options.requireSigning !== undefined,
+  }, options.actor));
   return { id: created.id, key: created.key, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
 }
 

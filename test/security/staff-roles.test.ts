@@ -4,6 +4,8 @@ import { staffRoutesOf } from '../../src/api/internal-server.ts';
 import { rolePermissions, staffRoles } from '../../src/identity/roles.ts';
 import type { StaffRole } from '../../src/store/database.ts';
 import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { recoverPendingRefunds } from '../../src/jobs/recover-refunds.ts';
+import { limits } from '../../src/limits.ts';
 import { signedInStaff, type StaffClient } from '../support/staff.ts';
 import { TestClock } from '../support/clock.ts';
 
@@ -18,7 +20,7 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
   const clock = new TestClock();
   const staff = new Map<StaffRole, StaffClient>();
   before(async () => {
-    server = await startTestServer({ clock, configEnv: { COFFER_FOUR_EYES_REFUND_ABOVE: '5000' } });
+    server = await startTestServer({ clock, providerTimeoutMs: 500, configEnv: { COFFER_FOUR_EYES_REFUND_ABOVE: '5000' } });
     for (const role of staffRoles) staff.set(role, await signedInStaff(server, clock, role));
   });
   after(async () => server.close());
@@ -129,6 +131,31 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal(answers.map(code).filter((value) => value !== undefined).join(), 'approval_unexpected_state');
     const refunds = await server.stripe.refunds.list({ payment_intent: intent.id });
     assert.deepEqual(refunds.data.map((refund) => refund.amount), [2000, 2000, 2000], 'the approved refund ran exactly once');
+  });
+
+  test('an approved refund whose acquirer answer never came is finished by the recovery job: an approval is never left undone', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const asked = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 7000 });
+    assert.equal(asked.status, 202);
+    const approvalId = (asked.json.approval as { id: string }).id;
+    assert.equal((await as('finance').reauthenticate()).status, 200);
+    // The acquirer answers after Coffer has stopped waiting: as if the process had stopped after the decision.
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1500);
+    const approved = await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    assert.equal(approved.json.status, 'executed', 'the decision and the pending refund committed together');
+    const refundId = (approved.json.result as { refund: string }).refund;
+    assert.equal((await server.stripe.refunds.retrieve(refundId)).status, 'pending');
+
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    clock.offsetMs += limits.inFlightRecoveryAfterMs + 60_000;
+    assert.equal(await recoverPendingRefunds(server.coffer.services), 1);
+    const settled = await server.stripe.refunds.retrieve(refundId);
+    assert.equal(settled.status, 'succeeded');
+    assert.equal((await server.stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded, 7000);
+    const atAcquirer = await db().selectFrom('sandbox_card_refunds').select('id').where('reference', '=', refundId).execute();
+    assert.equal(atAcquirer.length, 1, 'refunded once at the acquirer');
   });
 
   test('an approval expires after 24 hours', async () => {
