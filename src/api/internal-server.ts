@@ -12,6 +12,7 @@ import { toCofferError } from './http-errors.ts';
 import { sendError } from './public-server.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { registerStaffRoutes } from './staff-routes.ts';
+import { registerStaffPages } from './staff-pages.ts';
 
 /**
  * What a staff route needs: nothing (`public`: sign-in, enrollment), a session waiting for its second factor
@@ -159,5 +160,6 @@ export async function buildInternalServer(services: Services, options: InternalS
     }
   });
   registerStaffRoutes(app, services, options);
+  registerStaffPages(app);
   return app;
 }

@@ -29,10 +29,11 @@ const Role = Type.Union(staffRoles.map((role) => Type.Literal(role)));
 const Limit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax });
 const B64url = Type.String({ minLength: 1, maxLength: 16_384, pattern: '^[A-Za-z0-9_-]+={0,2}$' });
 /** A WebAuthn credential as `navigator.credentials.get()` / `.create()` returns it, JSON-encoded (base64url fields). */
+const Attachment = Type.Optional(Type.Union([Type.String({ maxLength: 30 }), Type.Null()]));
 const PasskeyAssertion = Type.Object({
   id: B64url, rawId: B64url, type: Type.Literal('public-key'),
-  response: Type.Object({ clientDataJSON: B64url, authenticatorData: B64url, signature: B64url, userHandle: Type.Optional(B64url) }),
-  clientExtensionResults: Type.Object({}), authenticatorAttachment: Type.Optional(Type.String({ maxLength: 30 })),
+  response: Type.Object({ clientDataJSON: B64url, authenticatorData: B64url, signature: B64url, userHandle: Type.Optional(Type.Union([B64url, Type.Null()])) }),
+  clientExtensionResults: Type.Object({}), authenticatorAttachment: Attachment,
 });
 const PasskeyAttestation = Type.Object({
   id: B64url, rawId: B64url, type: Type.Literal('public-key'),
@@ -40,7 +41,7 @@ const PasskeyAttestation = Type.Object({
     clientDataJSON: B64url, attestationObject: B64url, transports: Type.Optional(Type.Array(Type.String({ maxLength: 30 }), { maxItems: 10 })),
     authenticatorData: Type.Optional(B64url), publicKey: Type.Optional(B64url), publicKeyAlgorithm: Type.Optional(Type.Integer()),
   }),
-  clientExtensionResults: Type.Object({}), authenticatorAttachment: Type.Optional(Type.String({ maxLength: 30 })),
+  clientExtensionResults: Type.Object({}), authenticatorAttachment: Attachment,
 });
 const SecondFactorFields = { code: Type.Optional(Code), recovery_code: Type.Optional(Code), passkey: Type.Optional(PasskeyAssertion) };
 type SecondFactorBody = { code?: string; recovery_code?: string; passkey?: AuthenticationResponseJSON };
@@ -78,7 +79,13 @@ function secondFactor(body: SecondFactorBody, rp: RelyingParty, now: Date): Seco
     throw new CofferError('parameters_exclusive', `Give one second factor: code, recovery_code or passkey, not ${given.join(' and ')}.`, { param: given[1] ?? 'code' });
   }
   if (body.passkey !== undefined) {
-    const assertion = body.passkey;
+    // Browsers' toJSON() gives null for absent fields; the verifier wants them absent.
+    const { userHandle, ...response } = body.passkey.response as AuthenticationResponseJSON['response'] & { userHandle?: string | null };
+    const { authenticatorAttachment, ...rest } = body.passkey as AuthenticationResponseJSON & { authenticatorAttachment?: string | null };
+    const assertion = {
+      ...rest, response: { ...response, ...(userHandle === null || userHandle === undefined ? {} : { userHandle }) },
+      ...(authenticatorAttachment === null || authenticatorAttachment === undefined ? {} : { authenticatorAttachment }),
+    } as AuthenticationResponseJSON;
     return { passkey: (tx, session, user) => passkeyAccepted(tx, rp, session, user, assertion, now) };
   }
   if (body.recovery_code !== undefined) return { recoveryCode: body.recovery_code };
