@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
 /**
- * The staff sign-in page on the internal listener (the console will grow from it): static HTML, one script and
+ * The staff sign-in and enrollment pages on the internal listener (the console will grow from it): static HTML, one script and
  * one stylesheet, all same-origin, under a strict Content-Security-Policy. The page talks to the staff API only.
  */
 const directory = path.join(path.dirname(new URL(import.meta.url).pathname), 'staff-page');
@@ -14,6 +14,8 @@ const pageCsp = [
 
 const files = {
   '/staff/sign-in': { file: 'sign-in.html', type: 'text/html; charset=utf-8' },
+  '/staff/enroll': { file: 'enroll.html', type: 'text/html; charset=utf-8' },
+  '/staff/assets/enroll.js': { file: 'enroll.js', type: 'text/javascript; charset=utf-8' },
   '/staff/assets/staff.js': { file: 'staff.js', type: 'text/javascript; charset=utf-8' },
   '/staff/assets/staff.css': { file: 'staff.css', type: 'text/css; charset=utf-8' },
 } as const;

@@ -39,11 +39,14 @@ export async function commandAdmin(config: Config, argv: string[], print: (line:
   try {
     await migrate(database);
     const invited = await createFirstOwner(database.db, values.email, values.name.trim(), new Date());
-    const host = config.internalHost === '0.0.0.0' || config.internalHost === '::' ? 'localhost' : config.internalHost;
-    const base = `${config.tlsDisabled ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${config.internalPort}`;
+    // Passkeys are bound to a host name, so loopback is named localhost, as the sign-in page expects.
+    const host = /^(0\.0\.0\.0|::|127\.\d+\.\d+\.\d+|::1)$/.test(config.internalHost) ? 'localhost' : config.internalHost;
+    const base = config.staffOrigin ?? `${config.tlsDisabled ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${config.internalPort}`;
     print(`Owner ${invited.userId} (${values.email.trim().toLowerCase()}) created. One-time enrollment token, valid until ${invited.expiresAt.toISOString()}:`);
     print(`  ${invited.enrollmentToken.reveal()}`);
-    print('Enroll with it on the staff API (see docs/staff.md): it gives an authenticator secret, then takes a password and a first code:');
+    print('Open the enrollment link in a browser (Coffer must be running); it sets up an authenticator app, a password and recovery codes:');
+    print(`  ${base}/staff/enroll#${invited.enrollmentToken.reveal()}`);
+    print('Or enroll on the staff API (see docs/staff.md): it gives an authenticator secret, then takes a password and a first code:');
     print(`  POST ${base}/staff/v1/enrollment/start     {"token": "…"}`);
     print(`  POST ${base}/staff/v1/enrollment/complete  {"token": "…", "password": "…", "code": "123456"}`);
     return 0;

@@ -180,6 +180,7 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.equal(created.status, 0, created.stderr);
       const token = /enrollment token[^\n]*\n\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
       assert.ok(token.length >= 40, created.stdout);
+      assert.match(created.stdout, new RegExp(`https://localhost:\\d+/staff/enroll#${token}`), 'the enrollment link carries the token in its fragment');
       const again = coffer(['admin', 'create', '--email', 'second@example.com', '--name', 'Second'], env);
       assert.equal(again.status, 1);
       assert.match(again.stderr, /already exists/);

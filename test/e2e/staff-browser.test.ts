@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, CDPSession, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/server.ts';
-import { enrolledStaff, type StaffClient } from '../support/staff.ts';
+import { inviteStaffUser } from '../../src/identity/staff.ts';
+import { enrolledStaff, internalListener, StaffClient, strongPassword } from '../support/staff.ts';
 import { TestClock } from '../support/clock.ts';
 import { browserMissing, launchTrusting } from '../support/browser.ts';
 
@@ -49,6 +50,40 @@ describe('the staff page in a browser: passkeys', { concurrency: false, skip: br
     await page.click('#password-step button[type=submit]');
     await page.waitForSelector('#second-step:not([hidden])');
   }
+
+  test('the enrollment link: authenticator key shown, password and first code taken, recovery codes shown once; a spent link says so', async () => {
+    const invited = await server.database.db.transaction().execute((tx) =>
+      inviteStaffUser(tx, { email: 'newcomer@example.com', name: 'Newcomer', role: 'finance', createdBy: 'test' }, new Date(clock.nowMs())));
+    const token = invited.enrollmentToken.reveal();
+    await page.goto(`${origin()}/staff/enroll#${token}`);
+    await page.waitForSelector('#setup:not([hidden])');
+    assert.equal(new URL(page.url()).hash, '', 'the token left the address bar');
+    assert.match((await page.locator('#welcome').textContent()) ?? '', /Newcomer \(newcomer@example\.com\).*finance/);
+    const newcomer = new StaffClient(internalListener(server), clock);
+    newcomer.totpSecret = ((await page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    assert.match((await page.locator('#otpauth').getAttribute('href')) ?? '', /^otpauth:\/\/totp\//);
+
+    await page.fill('#password', strongPassword('copper'));
+    await page.fill('#password-again', strongPassword('other'));
+    await page.fill('#code', await newcomer.nextCode());
+    await page.click('#complete button[type=submit]');
+    assert.equal(await message(), 'The two passwords differ.');
+    await page.fill('#password-again', strongPassword('copper'));
+    await page.click('#complete button[type=submit]');
+    await page.waitForSelector('#done:not([hidden])');
+    const codes = await page.locator('#recovery-codes li').allTextContents();
+    assert.equal(codes.length, 10);
+    const user = await server.database.db.selectFrom('staff_users').select(['status', 'id']).where('email', '=', 'newcomer@example.com').executeTakeFirstOrThrow();
+    assert.equal(user.status, 'active');
+
+    newcomer.email = 'newcomer@example.com';
+    newcomer.password = strongPassword('copper');
+    assert.equal((await newcomer.signIn()).status, 200, 'the new account signs in');
+    await page.goto('about:blank');
+    await page.goto(`${origin()}/staff/enroll#${token}`);
+    await page.locator('#message', { hasText: /\S/ }).waitFor();
+    assert.equal(await page.isVisible('#setup'), false, 'a spent link enrolls nobody');
+  });
 
   test('password and code, then a passkey is added; signed out; password and passkey sign in again', async () => {
     const response = await page.goto(`${origin()}/staff/sign-in`);
