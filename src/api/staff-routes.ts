@@ -181,12 +181,17 @@ async function hasOtherApprover(db: Kysely<Database>, requester: StaffUserRow, p
   return others.some((other) => roleAllows(other.role, 'approvals.decide') && roleAllows(other.role, permission));
 }
 
-async function runInvite(tx: Tx, request: FastifyRequest, params: { email: string; name: string; role: StaffRole }, createdBy: string, now: Date): Promise<ActionResult> {
+async function runInvite(
+  tx: Tx, request: FastifyRequest, params: { email: string; name: string; role: StaffRole }, createdBy: string, now: Date, pagesOrigin: string,
+): Promise<ActionResult> {
   const invited = await inviteStaffUser(tx, { ...params, createdBy }, now);
   await staffAudit(tx, staffOrigin(request), now, { actorId: createdBy, action: 'staff.invite', objectType: 'staff_user', objectId: invited.userId, details: { role: params.role, email: normalizeEmail(params.email) } });
   return {
     result: { user: invited.userId, role: params.role },
-    shownOnce: { enrollment_token: invited.enrollmentToken.reveal(), enrollment_expires_at: unix(invited.expiresAt) },
+    shownOnce: {
+      enrollment_token: invited.enrollmentToken.reveal(), enrollment_expires_at: unix(invited.expiresAt),
+      enrollment_url: `${pagesOrigin}/staff/enroll#${invited.enrollmentToken.reveal()}`,
+    },
   };
 }
 
@@ -419,7 +424,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       // Nobody else could approve yet (the first owner inviting the second administrator): it runs at once, on record.
       const done = await db.transaction().execute(async (tx) => {
         await staffAudit(tx, staffOrigin(request), at, { actorId: user.id, action: 'approval.bootstrap', objectType: 'staff_user', details: { requested_action: 'staff.invite', reason: 'no other staff member can approve' } });
-        return runInvite(tx, request, body, user.id, at);
+        return runInvite(tx, request, body, user.id, at, rp(request).origin);
       });
       return { object: 'staff_invitation', ...done.result, ...done.shownOnce };
     }
@@ -497,7 +502,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
           },
         };
       case 'staff.invite':
-        return { run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at) };
+        return { run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at, rp(request).origin) };
       case 'staff.role_change':
         return {
           run: async (tx, _approval, approver) => {

@@ -6,7 +6,7 @@ import type { StaffRole } from '../../src/store/database.ts';
 import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 import { recoverPendingRefunds } from '../../src/jobs/recover-refunds.ts';
 import { limits } from '../../src/limits.ts';
-import { signedInStaff, type StaffClient } from '../support/staff.ts';
+import { enrollWithToken, internalListener, signedInStaff, StaffClient, strongPassword } from '../support/staff.ts';
 import { TestClock } from '../support/clock.ts';
 
 const code = (response: { json: Record<string, unknown> }) => (response.json.error as { code?: string } | undefined)?.code;
@@ -223,5 +223,15 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     const rejected = await owner.request('POST', `/staff/v1/approvals/${(invite.json.approval as { id: string }).id}/reject`, {});
     assert.equal(rejected.json.status, 'rejected');
     assert.equal(await db().selectFrom('staff_users').select('id').where('email', '=', 'new.person@staff.example').executeTakeFirst(), undefined);
+
+    const again = await admin.request('POST', '/staff/v1/users', { email: 'new.person@staff.example', name: 'New Person', role: 'support_agent' });
+    assert.equal((await owner.reauthenticate()).status, 200);
+    const invited = await owner.request('POST', `/staff/v1/approvals/${(again.json.approval as { id: string }).id}/approve`, {});
+    assert.equal(invited.status, 200, invited.body);
+    const shown = invited.json.shown_once as { enrollment_token: string; enrollment_url: string };
+    assert.equal(shown.enrollment_url, `https://localhost:${server.coffer.internalPort}/staff/enroll#${shown.enrollment_token}`);
+    const newcomer = new StaffClient(internalListener(server), clock);
+    await enrollWithToken(newcomer, shown.enrollment_token, strongPassword('cobalt'));
+    assert.equal((await newcomer.signIn()).status, 200, 'the invitation\'s token enrolls the new person');
   });
 });
