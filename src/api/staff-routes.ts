@@ -1,5 +1,6 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { Type } from '@sinclair/typebox';
+import { encode } from 'uqr';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
@@ -298,7 +299,11 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   const EnrollmentToken = Type.String({ minLength: 1, maxLength: 100 });
   app.post(`${prefix}/enrollment/start`, { config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken }) } }, async (request) => {
     const started = await startEnrollment(db, key, (request.body as { token: string }).token, now());
-    return { object: 'enrollment', email: started.email, name: started.name, role: started.role, totp_secret: started.totpSecret, otpauth_uri: started.otpauthUri };
+    return {
+      object: 'enrollment', email: started.email, name: started.name, role: started.role, totp_secret: started.totpSecret, otpauth_uri: started.otpauthUri,
+      // The URI as a QR code, one string of 0 (light) and 1 (dark) per row: the page draws it, no image to fetch.
+      otpauth_qr: encode(started.otpauthUri, { border: 0 }).data.map((row) => row.map((dark) => (dark ? '1' : '0')).join('')),
+    };
   });
 
   app.post(`${prefix}/enrollment/complete`, {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, CDPSession, Page } from 'playwright-core';
+import { encode } from 'uqr';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { inviteStaffUser } from '../../src/identity/staff.ts';
 import { enrolledStaff, internalListener, StaffClient, strongPassword } from '../support/staff.ts';
@@ -61,7 +62,12 @@ describe('the staff page in a browser: passkeys', { concurrency: false, skip: br
     assert.match((await page.locator('#welcome').textContent()) ?? '', /Newcomer \(newcomer@example\.com\).*finance/);
     const newcomer = new StaffClient(internalListener(server), clock);
     newcomer.totpSecret = ((await page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
-    assert.match((await page.locator('#otpauth').getAttribute('href')) ?? '', /^otpauth:\/\/totp\//);
+    const uri = (await page.locator('#otpauth').getAttribute('href')) ?? '';
+    assert.match(uri, /^otpauth:\/\/totp\//);
+    // The drawn QR code is the URI's: the same dark modules as encoding the URI here.
+    const drawn = (await page.locator('#qr svg path').getAttribute('d')) ?? '';
+    const expected = encode(uri, { border: 0 }).data.flatMap((row, y) => row.flatMap((dark, x) => (dark ? [`M${x},${y}h1v1h-1z`] : []))).join('');
+    assert.ok(drawn.length > 0 && drawn === expected, 'the QR code encodes the otpauth URI');
 
     await page.fill('#password', strongPassword('copper'));
     await page.fill('#password-again', strongPassword('other'));

@@ -15,6 +15,27 @@
     return json;
   }
 
+  /** The QR code of the authenticator URI, drawn as SVG from the server's rows of 0 and 1. */
+  function drawQr(rows) {
+    const svgNs = 'http://www.w3.org/2000/svg';
+    const size = rows.length;
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', `-4 -4 ${size + 8} ${size + 8}`);
+    svg.setAttribute('width', '200');
+    svg.setAttribute('height', '200');
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', 'QR code of the authenticator key');
+    const background = document.createElementNS(svgNs, 'rect');
+    for (const [name, value] of [['x', -4], ['y', -4], ['width', size + 8], ['height', size + 8], ['fill', '#fff']]) background.setAttribute(name, String(value));
+    const path = document.createElementNS(svgNs, 'path');
+    let d = '';
+    rows.forEach((row, y) => { for (let x = 0; x < row.length; x += 1) if (row[x] === '1') d += `M${x},${y}h1v1h-1z`; });
+    path.setAttribute('d', d);
+    path.setAttribute('fill', '#000');
+    svg.append(background, path);
+    $('qr').replaceChildren(svg);
+  }
+
   if (token === '') {
     say('This page needs the enrollment link you were given, in full.');
     return;
@@ -23,6 +44,7 @@
     $('welcome').textContent = `Welcome, ${started.name} (${started.email}): you are joining as ${started.role.replace('_', ' ')}.`;
     $('totp-secret').textContent = started.totp_secret.replace(/(.{4})/g, '$1 ').trim();
     $('otpauth').href = started.otpauth_uri;
+    drawQr(started.otpauth_qr);
     $('setup').hidden = false;
   }, (error) => say(error.message));
 
