@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 
 /**
  * The staff sign-in and enrollment pages on the internal listener (the console will grow from it): static HTML, one script and
  * one stylesheet, all same-origin, under a strict Content-Security-Policy. The page talks to the staff API only.
  */
-const directory = path.join(path.dirname(new URL(import.meta.url).pathname), 'staff-page');
+const directory = path.join(path.dirname(fileURLToPath(import.meta.url)), 'staff-page');
 const pageCsp = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self'",
   "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'",

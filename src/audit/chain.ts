@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { limits } from '../limits.ts';
 import type { AuditCheckpointsTable, AuditLogTable, Database } from '../store/database.ts';
 import { verifyCheckpointSignature, type CheckpointSigner } from './checkpoint-signer.ts';
@@ -13,11 +13,10 @@ import { verifyCheckpointSignature, type CheckpointSigner } from './checkpoint-s
  * key outside the database (checkpoint-signer.ts) and appends it to `<home>/audit/checkpoints.jsonl` as well.
  *
  * Sequence numbers of rolled-back transactions never appear (and PostgreSQL skips some after a crash), so a gap is
- * normal. A gap can only be filled by a transaction that is still running, so the sealer passes it at once when no
- * other writing transaction was running in the snapshot it read the records with (sequence values are handed out
- * in time order, so one taken later cannot land below a record already visible), and otherwise once the record
- * after it is older than `limits.auditGapGraceMs` (no transaction runs that long). A record that appears later
- * inside the sealed range is reported as inserted.
+ * normal. A gap can only be filled by an insert that is still running, so the sealer passes it at once when it can
+ * lock the table against inserts for a moment (none is running, see `sealAuditLog`), and otherwise once the
+ * record after it is older than `limits.auditGapGraceMs` (no transaction runs that long). A record that appears
+ * later inside the sealed range is reported as inserted.
  *
  * `verifyAuditChain` recomputes the chain from the records alone and reports every changed, deleted, inserted or
  * reordered record, every seal or checkpoint that does not match, and every checkpoint whose signature fails. A
@@ -88,47 +87,67 @@ export interface SealReport {
 
 /** Chains the records written since the last run (a bounded batch), then signs a checkpoint when one is due. */
 export async function sealAuditLog(db: Kysely<Database>, nowMs: number, options: SealOptions = {}): Promise<SealReport> {
-  const report = await db.transaction().execute(async (tx) => {
-    const head = await tx.selectFrom('audit_chain_head').select(['seq', 'hash']).forUpdate().executeTakeFirstOrThrow();
-    // One statement, so the records and the list of running transactions come from the same snapshot.
-    const rows = await tx.selectFrom('audit_log').selectAll()
-      .select(sql<number>`(SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
-        WHERE running.xid IS DISTINCT FROM pg_current_xact_id_if_assigned())::integer`.as('other_writers'))
-      .where('seq', '>', head.seq).orderBy('seq').limit(limits.jobBatchSize).execute();
-    const othersWriting = rows.some((row) => row.other_writers > 0);
-    let previous: Buffer = Buffer.from(head.hash);
-    let last = head.seq;
-    const seals: Array<{ seq: bigint; hash: Buffer }> = [];
-    for (const { other_writers: _others, ...record } of rows) {
-      const gap = record.seq !== last + 1n;
-      if (gap && othersWriting && nowMs - new Date(record.occurred_at).getTime() < limits.auditGapGraceMs) break;
-      previous = chainHash(previous, record);
-      last = record.seq;
-      seals.push({ seq: record.seq, hash: previous });
+  let report = await db.transaction().execute((tx) => sealBatch(tx, nowMs, options, false));
+  if (report.stoppedAtGap) {
+    // A fresh gap may be a rolled-back insert (final) or one still running. Every insert into audit_log holds a
+    // ROW EXCLUSIVE lock from before it takes its number until it ends: holding SHARE mode, which conflicts
+    // with it, proves none is running, so every gap is final. Writers are held off only while this batch is
+    // sealed, and if one is running the lock is given up at once and the gap waits for its grace period.
+    try {
+      report = await db.transaction().execute(async (tx) => {
+        await sql`SET LOCAL lock_timeout = '50ms'`.execute(tx);
+        await sql`LOCK TABLE audit_log IN SHARE MODE`.execute(tx);
+        return sealBatch(tx, nowMs, options, true);
+      });
+    } catch (error) {
+      // 55P03: an insert is running; 42501: this role may not take the lock (it needs UPDATE on audit_log, which
+      // the tables' owner has). Either way the gap waits for its grace period.
+      const code = (error as { code?: string }).code;
+      if (code !== '55P03' && code !== '42501') throw error;
     }
-    if (seals.length > 0) {
-      await tx.insertInto('audit_seals').values(seals.map((seal) => ({ seq: seal.seq, hash: seal.hash, sealed_at: new Date(nowMs) }))).execute();
-      await tx.updateTable('audit_chain_head').set({ seq: last, hash: previous }).execute();
-    }
-    let checkpoint: AuditCheckpoint | undefined;
-    const signer = options.signer;
-    if (signer !== undefined && last > 0n) {
-      const latest = await tx.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
-      const due = latest === undefined || options.forceCheckpoint === true || nowMs - latest.created_at.getTime() >= limits.auditCheckpointEveryMs;
-      if ((latest === undefined || latest.seq < last) && due) {
-        const createdAt = new Date(nowMs);
-        checkpoint = { seq: last, head_hash: previous, created_at: createdAt, key_id: signer.keyId, signature: signer.sign(checkpointMessage(last, previous, createdAt)) };
-        await tx.insertInto('audit_checkpoints').values(checkpoint).execute();
-      }
-    }
-    return { sealed: seals.length, headSeq: last, checkpoint };
-  });
+  }
   if (report.checkpoint !== undefined && options.homeDir !== undefined) {
     const file = checkpointsFile(options.homeDir);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     fs.appendFileSync(file, `${JSON.stringify(checkpointLine(report.checkpoint))}\n`, { mode: 0o600 });
   }
-  return report;
+  const { stoppedAtGap: _stopped, ...sealed } = report;
+  return sealed;
+}
+
+async function sealBatch(tx: Transaction<Database>, nowMs: number, options: SealOptions, gapsFinal: boolean): Promise<SealReport & { stoppedAtGap: boolean }> {
+  const head = await tx.selectFrom('audit_chain_head').select(['seq', 'hash']).forUpdate().executeTakeFirstOrThrow();
+  const records = await tx.selectFrom('audit_log').selectAll().where('seq', '>', head.seq).orderBy('seq').limit(limits.jobBatchSize).execute();
+  let previous: Buffer = Buffer.from(head.hash);
+  let last = head.seq;
+  let stoppedAtGap = false;
+  const seals: Array<{ seq: bigint; hash: Buffer }> = [];
+  for (const record of records) {
+    const gap = record.seq !== last + 1n;
+    if (gap && !gapsFinal && nowMs - new Date(record.occurred_at).getTime() < limits.auditGapGraceMs) {
+      stoppedAtGap = true;
+      break;
+    }
+    previous = chainHash(previous, record);
+    last = record.seq;
+    seals.push({ seq: record.seq, hash: previous });
+  }
+  if (seals.length > 0) {
+    await tx.insertInto('audit_seals').values(seals.map((seal) => ({ seq: seal.seq, hash: seal.hash, sealed_at: new Date(nowMs) }))).execute();
+    await tx.updateTable('audit_chain_head').set({ seq: last, hash: previous }).execute();
+  }
+  let checkpoint: AuditCheckpoint | undefined;
+  const signer = options.signer;
+  if (signer !== undefined && last > 0n) {
+    const latest = await tx.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const due = latest === undefined || options.forceCheckpoint === true || nowMs - latest.created_at.getTime() >= limits.auditCheckpointEveryMs;
+    if ((latest === undefined || latest.seq < last) && due) {
+      const createdAt = new Date(nowMs);
+      checkpoint = { seq: last, head_hash: previous, created_at: createdAt, key_id: signer.keyId, signature: signer.sign(checkpointMessage(last, previous, createdAt)) };
+      await tx.insertInto('audit_checkpoints').values(checkpoint).execute();
+    }
+  }
+  return { sealed: seals.length, headSeq: last, checkpoint, stoppedAtGap };
 }
 
 export interface ChainInput {

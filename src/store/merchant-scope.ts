@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { CompiledQuery, type DatabaseConnection } from 'kysely';
 
 /**
  * Row-level security, the second wall between merchants (migration 0017): on PostgreSQL, merchant-owned tables
@@ -22,13 +21,34 @@ export function withoutMerchantScope<T>(fn: () => Promise<T>): Promise<T> {
   return merchantScope.run({ merchantId: null }, fn);
 }
 
-/** What each connection was last switched to; a connection taken again for the same merchant needs no query. */
-const switchedTo = new WeakMap<DatabaseConnection, string>();
+/** What each pooled client was last switched to; a client taken again for the same merchant needs no query. */
+const switchedTo = new WeakMap<object, string>();
 
-/** Kysely's `onReserveConnection` for PostgreSQL: switches the connection to the current merchant, if it changed. */
-export async function applyMerchantScope(connection: DatabaseConnection): Promise<void> {
-  const wanted = merchantScope.getStore()?.merchantId ?? '';
-  if ((switchedTo.get(connection) ?? '') === wanted) return;
-  await connection.executeQuery(CompiledQuery.raw("SELECT set_config('coffer.merchant_id', $1, false)", [wanted]));
-  switchedTo.set(connection, wanted);
+interface ScopedClient {
+  query(text: string, values: unknown[]): Promise<unknown>;
+  release(error?: Error | boolean): void;
+}
+
+/**
+ * A pool whose `connect()` hands out clients switched to the current merchant (PostgreSQL only). A client that
+ * fails to switch goes back to the pool as broken, so a dead connection can neither serve nor leak.
+ */
+export function merchantScopedPool<Client extends ScopedClient, Pool extends { connect(): Promise<Client>; end(): Promise<void>; options: object }>(pool: Pool) {
+  return {
+    options: pool.options,
+    connect: async (): Promise<Client> => {
+      const client = await pool.connect();
+      const wanted = merchantScope.getStore()?.merchantId ?? '';
+      if ((switchedTo.get(client) ?? '') === wanted) return client;
+      try {
+        await client.query("SELECT set_config('coffer.merchant_id', $1, false)", [wanted]);
+      } catch (error) {
+        client.release(error instanceof Error ? error : true);
+        throw error;
+      }
+      switchedTo.set(client, wanted);
+      return client;
+    },
+    end: () => pool.end(),
+  };
 }

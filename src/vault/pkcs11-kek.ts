@@ -73,10 +73,15 @@ export class Pkcs11KeyProvider implements KeyEncryptionKeyProvider {
       throw error;
     }
     const provider = new Pkcs11KeyProvider(module, session);
-    provider.#refresh();
-    if (provider.#keys.length === 0) {
-      provider.#create('kek_1');
+    try {
       provider.#refresh();
+      if (provider.#keys.length === 0) {
+        provider.#create('kek_1');
+        provider.#refresh();
+      }
+    } catch (error) {
+      await provider.close();
+      throw error;
     }
     return provider;
   }
@@ -144,8 +149,11 @@ export class Pkcs11KeyProvider implements KeyEncryptionKeyProvider {
   }
 
   async close(): Promise<void> {
-    this.#session.close();
-    this.#module.close();
+    try {
+      this.#session.close();
+    } finally {
+      this.#module.close();
+    }
   }
 
   /** The objects of one KEK id, the one that wraps first. */
@@ -153,10 +161,18 @@ export class Pkcs11KeyProvider implements KeyEncryptionKeyProvider {
     return this.#keys.filter((key) => key.kekId === kekId).sort((a, b) => Buffer.compare(a.id, b.id));
   }
 
+  /**
+   * The token's KEKs: private AES keys labelled as Coffer's that were generated inside the token and never could
+   * leave it. A key imported with a value someone knows, or one that was ever extractable, is not a KEK, whatever
+   * its label says: it is ignored, so it can never become the one that wraps.
+   */
   #refresh(): void {
     this.#keys = this.#session.findSecretKeys().flatMap((object: SecretKeyObject) => {
       const match = labelPattern.exec(object.label);
       if (match?.[1] === undefined || match[2] === undefined) return [];
+      const attributes = this.#session.attributes(object.handle);
+      const trusted = attributes.local && attributes.sensitive && attributes.alwaysSensitive && !attributes.extractable && attributes.neverExtractable && attributes.token;
+      if (!trusted) return [];
       return [{ kekId: match[1], handle: object.handle, id: object.id, createdAtMs: Date.parse(match[2]) }];
     });
   }

@@ -36,7 +36,7 @@ const CKM_AES_GCM = 0x1087n;
 export const CKA = {
   CLASS: 0x0n, TOKEN: 0x1n, PRIVATE: 0x2n, LABEL: 0x3n, KEY_TYPE: 0x100n, ID: 0x102n, SENSITIVE: 0x103n,
   ENCRYPT: 0x104n, DECRYPT: 0x105n, WRAP: 0x106n, UNWRAP: 0x107n, SIGN: 0x108n, VERIFY: 0x10an, VALUE_LEN: 0x161n,
-  VALUE: 0x11n, EXTRACTABLE: 0x162n, NEVER_EXTRACTABLE: 0x164n, ALWAYS_SENSITIVE: 0x165n, MODIFIABLE: 0x170n,
+  VALUE: 0x11n, EXTRACTABLE: 0x162n, LOCAL: 0x163n, NEVER_EXTRACTABLE: 0x164n, ALWAYS_SENSITIVE: 0x165n, MODIFIABLE: 0x170n,
 } as const;
 
 const returnNames = new Map<bigint, string>([
@@ -96,21 +96,21 @@ const prototypes = {
 type FunctionName = keyof typeof functionIndex;
 type NativeFunction = (...args: unknown[]) => number | bigint;
 
-/** Native memory that the module may read or write during a call; freed by `Arena.free`. */
+/** Native memory that the module may read or write during a call; wiped and freed by `Arena.free`. */
 class Arena {
-  readonly #blocks: unknown[] = [];
+  readonly #blocks: Array<{ block: unknown; bytes: number }> = [];
 
   bytes(data: Buffer | number): unknown {
     const length = typeof data === 'number' ? data : data.length;
     const block = koffi.alloc('uint8_t', Math.max(1, length));
-    this.#blocks.push(block);
+    this.#blocks.push({ block, bytes: Math.max(1, length) });
     if (typeof data !== 'number' && data.length > 0) koffi.encode(block, koffi.array('uint8_t', data.length), [...data]);
     return block;
   }
 
   struct(type: TypeObject, values: Array<Record<string, unknown>>): unknown {
     const block = koffi.alloc(type, Math.max(1, values.length));
-    this.#blocks.push(block);
+    this.#blocks.push({ block, bytes: type.size * Math.max(1, values.length) });
     if (values.length > 0) koffi.encode(block, koffi.array(type, values.length), values);
     return block;
   }
@@ -120,8 +120,12 @@ class Arena {
     return Buffer.from(koffi.decode(block, koffi.array('uint8_t', length)) as number[]);
   }
 
+  /** PINs, data keys and plaintexts pass through this memory: it is zeroed before it goes back to the allocator. */
   free(): void {
-    for (const block of this.#blocks.splice(0)) koffi.free(block);
+    for (const { block, bytes } of this.#blocks.splice(0)) {
+      koffi.encode(block, koffi.array('uint8_t', bytes), new Array<number>(bytes).fill(0));
+      koffi.free(block);
+    }
   }
 }
 
@@ -156,6 +160,8 @@ export interface KeyAttributes {
   neverExtractable: boolean;
   alwaysSensitive: boolean;
   token: boolean;
+  /** Generated inside the token (not imported with a value someone may know). */
+  local: boolean;
 }
 
 export class Pkcs11Module {
@@ -173,6 +179,8 @@ export class Pkcs11Module {
   }
 
   static open(modulePath: string): Pkcs11Module {
+    // CK_ULONG is C's unsigned long; the templates below encode it in 8 bytes (64-bit Linux and macOS).
+    assert(koffi.sizeof('unsigned long') === 8, 'PKCS#11 here needs a platform whose unsigned long is 64 bits');
     const shared = Pkcs11Module.#open.get(modulePath);
     if (shared !== undefined) {
       shared.#users += 1;
@@ -229,6 +237,7 @@ export class Pkcs11Module {
   }
 
   close(): void {
+    if (this.#users === 0) return;
     this.#users -= 1;
     if (this.#users > 0) return;
     Pkcs11Module.#open.delete(this.#path);
@@ -284,7 +293,11 @@ export class Pkcs11Session {
     const handles: bigint[] = [];
     const arena = new Arena();
     try {
-      const search = [{ type: CKA.CLASS, value: ulongBytes(CKO_SECRET_KEY) }, { type: CKA.KEY_TYPE, value: ulongBytes(CKK_AES) }];
+      // Private token objects only: creating one needs the user's login, so a key planted without the PIN is not seen.
+      const search = [
+        { type: CKA.CLASS, value: ulongBytes(CKO_SECRET_KEY) }, { type: CKA.KEY_TYPE, value: ulongBytes(CKK_AES) },
+        { type: CKA.TOKEN, value: boolByte(true) }, { type: CKA.PRIVATE, value: boolByte(true) },
+      ];
       this.#call('C_FindObjectsInit', template(arena, search), search.length);
       try {
         const batch = arena.bytes(8 * 64);
@@ -325,12 +338,15 @@ export class Pkcs11Session {
     const flag = (type: bigint) => this.attribute(handle, type)[0] === 1;
     return {
       sensitive: flag(CKA.SENSITIVE), extractable: flag(CKA.EXTRACTABLE), neverExtractable: flag(CKA.NEVER_EXTRACTABLE),
-      alwaysSensitive: flag(CKA.ALWAYS_SENSITIVE), token: flag(CKA.TOKEN),
+      alwaysSensitive: flag(CKA.ALWAYS_SENSITIVE), token: flag(CKA.TOKEN), local: flag(CKA.LOCAL),
     };
   }
 
-  /** A 256-bit AES key generated inside the token: persistent, private, sensitive, never extractable, unchangeable. */
-  generateAesKey(label: string, id: Buffer): ObjectHandle {
+  /**
+   * A 256-bit AES key generated inside the token: persistent, private, sensitive, unchangeable, and never
+   * extractable unless `extractable` says otherwise (which no KEK does).
+   */
+  generateAesKey(label: string, id: Buffer, extractable = false): ObjectHandle {
     const arena = new Arena();
     try {
       const mechanism = arena.struct(Mechanism, [{ mechanism: CKM_AES_KEY_GEN, pParameter: null, ulParameterLen: 0 }]);
@@ -338,7 +354,7 @@ export class Pkcs11Session {
         { type: CKA.CLASS, value: ulongBytes(CKO_SECRET_KEY) }, { type: CKA.KEY_TYPE, value: ulongBytes(CKK_AES) },
         { type: CKA.VALUE_LEN, value: ulongBytes(32n) }, { type: CKA.LABEL, value: Buffer.from(label, 'utf8') }, { type: CKA.ID, value: id },
         { type: CKA.TOKEN, value: boolByte(true) }, { type: CKA.PRIVATE, value: boolByte(true) }, { type: CKA.SENSITIVE, value: boolByte(true) },
-        { type: CKA.EXTRACTABLE, value: boolByte(false) }, { type: CKA.MODIFIABLE, value: boolByte(false) },
+        { type: CKA.EXTRACTABLE, value: boolByte(extractable) }, { type: CKA.MODIFIABLE, value: boolByte(false) },
         { type: CKA.ENCRYPT, value: boolByte(true) }, { type: CKA.DECRYPT, value: boolByte(true) },
         { type: CKA.WRAP, value: boolByte(false) }, { type: CKA.UNWRAP, value: boolByte(false) },
         { type: CKA.SIGN, value: boolByte(false) }, { type: CKA.VERIFY, value: boolByte(false) },
@@ -384,9 +400,7 @@ export class Pkcs11Session {
       // The standard answers for a failed tag check; SoftHSM2 (among others) reports it as CKR_GENERAL_ERROR.
       if (result === CKR_ENCRYPTED_DATA_INVALID || result === CKR_ENCRYPTED_DATA_LEN_RANGE || result === CKR_GENERAL_ERROR) return undefined;
       check('C_Decrypt', result);
-      const plaintext = arena.read(output, Number(length[0]));
-      koffi.encode(output, koffi.array('uint8_t', sealed.length), new Array<number>(sealed.length).fill(0));
-      return plaintext;
+      return arena.read(output, Number(length[0]));
     } finally {
       arena.free();
     }

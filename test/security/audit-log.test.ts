@@ -146,7 +146,8 @@ describe('the audit log', { concurrency: false }, () => {
       let stuckRunning: () => void = () => undefined;
       const stuckStarted = new Promise<void>((resolve) => { stuckRunning = resolve; });
       const stuckWriter = db().transaction().execute(async (tx) => {
-        await sql`SELECT pg_current_xact_id()`.execute(tx);
+        // What an insert into the audit log holds until its transaction ends.
+        await sql`LOCK TABLE audit_log IN ROW EXCLUSIVE MODE`.execute(tx);
         stuckRunning();
         await stuckReleased;
       });

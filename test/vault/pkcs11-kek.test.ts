@@ -64,7 +64,7 @@ describe('the key-encryption key in an HSM (PKCS#11, SoftHSM2)', { skip: softHsm
       assert.equal(keys.length, 1);
       assert.match(keys[0]?.label ?? '', /^coffer kek_1 \d{4}-\d{2}-\d{2}T/);
       const handle = keys[0]?.handle ?? 0n;
-      assert.deepEqual(session.attributes(handle), { sensitive: true, extractable: false, neverExtractable: true, alwaysSensitive: true, token: true });
+      assert.deepEqual(session.attributes(handle), { sensitive: true, extractable: false, neverExtractable: true, alwaysSensitive: true, token: true, local: true });
       assert.throws(() => session.attribute(handle, CKA.VALUE), (error) => error instanceof Pkcs11Error && /CKR_ATTRIBUTE_SENSITIVE/.test(error.message));
     } finally {
       session.close();
@@ -151,6 +151,22 @@ describe('the key-encryption key in an HSM (PKCS#11, SoftHSM2)', { skip: softHsm
       const blob = { kekId: 'kek_2', wrapped: Buffer.concat([Buffer.of(wrappedLayout.version), nonce, underSecond]) };
       assert.deepEqual((await a.unwrap(blob, Buffer.from('dk_other'))).reveal(), dataKey);
       assert.deepEqual((await b.unwrap(blob, Buffer.from('dk_other'))).reveal(), dataKey);
+    } finally {
+      session.close();
+      module.close();
+    }
+  });
+
+  test('a key labelled as a newer KEK that could ever leave the token is ignored: it never wraps', async () => {
+    const kek = await provider();
+    const module = Pkcs11Module.open(softHsmModule);
+    const session = module.openUserSession(token.label, token.pin);
+    try {
+      session.generateAesKey(`coffer kek_9 ${new Date().toISOString()}`, randomBytes(16), true);
+      const wrapped = await kek.wrap(new Secret(Buffer.alloc(32, 3)), Buffer.from('dk_planted'));
+      assert.equal(wrapped.kekId, 'kek_1', 'the extractable kek_9 is not a KEK');
+      assert.equal((await provider()).currentKeyId(), 'kek_1');
+      assert.equal(await kek.rotate(), 'kek_2', 'rotation numbers from the real KEKs');
     } finally {
       session.close();
       module.close();
