@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { Tx } from '../flows/context.ts';
+import { inTransaction } from '../flows/transaction.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import type { ApprovalAction, Database, StaffApprovalRow, StaffUserRow } from '../store/database.ts';
@@ -97,7 +98,8 @@ export async function decideApproval(
   const run = executor(found);
   let shownOnce: Record<string, unknown> | undefined;
   try {
-    const decided = await db.transaction().execute(async (tx) => {
+    // Retried on a deadlock or serialization failure: a refund's decision also locks the charge.
+    const decided = await inTransaction(db, async (tx) => {
       const approval = await tx.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).forUpdate().executeTakeFirstOrThrow();
       if (approval.status !== 'pending') throw new CofferError('approval_unexpected_state', `This request was already decided (status ${approval.status}).`);
       if (approval.expires_at <= now) throw new CofferError('approval_unexpected_state', 'This request expired before it was approved; ask again.');
