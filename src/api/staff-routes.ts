@@ -488,37 +488,31 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       case 'refund.create':
         // The decision and the pending refund commit together; the acquirer is asked after (see the approve route),
         // or by the recovery job if this process stops first. An approved refund cannot be forgotten.
-        return {
-          run: async (tx, _approval, approver) => {
-            const p = params as unknown as RefundParams;
-            const ctx = await staffContext(services, request, approver.id, p.merchant, p.livemode, tx);
-            const { refund } = await prepareRefund(tx, ctx, { payment_intent: p.payment_intent, amount: p.amount, ...(p.reason === undefined ? {} : { reason: p.reason }) }, at);
-            return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency } };
-          },
+        return async (tx, _approval, approver) => {
+          const p = params as unknown as RefundParams;
+          const ctx = await staffContext(services, request, approver.id, p.merchant, p.livemode, tx);
+          const { refund } = await prepareRefund(tx, ctx, { payment_intent: p.payment_intent, amount: p.amount, ...(p.reason === undefined ? {} : { reason: p.reason }) }, at);
+          return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency } };
         };
       case 'api_key.create':
-        return {
-          run: async (tx, _approval, approver) => {
-            const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
-            const created = await createApiKeyIn(tx, p.merchant, p.kind, p.livemode, {
-              ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: { type: 'staff', id: approver.id },
-            });
-            return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
-          },
+        return async (tx, _approval, approver) => {
+          const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
+          const created = await createApiKeyIn(tx, p.merchant, p.kind, p.livemode, {
+            ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: { type: 'staff', id: approver.id },
+          });
+          return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
         };
       case 'staff.invite':
-        return { run: (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at, rp(request).origin) };
+        return (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at, rp(request).origin);
       case 'staff.role_change':
-        return {
-          run: async (tx, _approval, approver) => {
-            const p = params as { user: string; from: StaffRole; to: StaffRole };
-            const target = await findStaffUser(tx, p.user);
-            if (target.role !== p.from) throw new CofferError('approval_unexpected_state', `The role of ${target.email} changed since this was asked (now ${target.role}).`);
-            if (!isStaffRole(p.to) || !mayAssignRole(approver.role, p.from, p.to)) throw new CofferError('insufficient_permissions', 'Only an owner may approve making someone an owner.');
-            await tx.updateTable('staff_users').set({ role: p.to }).where('id', '=', target.id).execute();
-            await staffAudit(tx, staffOrigin(request), at, { actorId: approver.id, action: 'staff.role_change', objectType: 'staff_user', objectId: target.id, details: { from: p.from, to: p.to, approval: approval.id } });
-            return { result: { user: target.id, role: p.to } };
-          },
+        return async (tx, _approval, approver) => {
+          const p = params as { user: string; from: StaffRole; to: StaffRole };
+          const target = await findStaffUser(tx, p.user);
+          if (target.role !== p.from) throw new CofferError('approval_unexpected_state', `The role of ${target.email} changed since this was asked (now ${target.role}).`);
+          if (!isStaffRole(p.to) || !mayAssignRole(approver.role, p.from, p.to)) throw new CofferError('insufficient_permissions', 'Only an owner may approve making someone an owner.');
+          await tx.updateTable('staff_users').set({ role: p.to }).where('id', '=', target.id).execute();
+          await staffAudit(tx, staffOrigin(request), at, { actorId: approver.id, action: 'staff.role_change', objectType: 'staff_user', objectId: target.id, details: { from: p.from, to: p.to, approval: approval.id } });
+          return { result: { user: target.id, role: p.to } };
         };
       default:
         throw new Error(`no executor for ${String(approval.action)}`);

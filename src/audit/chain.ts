@@ -91,12 +91,12 @@ export async function sealAuditLog(db: Kysely<Database>, nowMs: number, options:
   if (report.stoppedAtGap) {
     // A fresh gap may be a rolled-back insert (final) or one still running. Every insert into audit_log holds a
     // ROW EXCLUSIVE lock from before it takes its number until it ends: holding SHARE mode, which conflicts
-    // with it, proves none is running, so every gap is final. Writers are held off only while this batch is
-    // sealed, and if one is running the lock is given up at once and the gap waits for its grace period.
+    // with it, proves none is running, so every gap is final. NOWAIT: if an insert is running the sealer does
+    // not queue (queued, it would stall the payments behind it); the gap then waits for its grace period.
+    // Writers wait only while this one batch is sealed.
     try {
       report = await db.transaction().execute(async (tx) => {
-        await sql`SET LOCAL lock_timeout = '50ms'`.execute(tx);
-        await sql`LOCK TABLE audit_log IN SHARE MODE`.execute(tx);
+        await sql`LOCK TABLE audit_log IN SHARE MODE NOWAIT`.execute(tx);
         return sealBatch(tx, nowMs, options, true);
       });
     } catch (error) {

@@ -52,9 +52,7 @@ export async function requestApproval(
  * done (or, for a refund, bound to be done: its pending row commits with the decision and the acquirer is asked
  * after). Nothing is left "approved" by a process that stops in between.
  */
-export interface ApprovalExecutor {
-  run(tx: Tx, approval: StaffApprovalRow, approver: StaffUserRow): Promise<ActionResult>;
-}
+export type ApprovalExecutor = (tx: Tx, approval: StaffApprovalRow, approver: StaffUserRow) => Promise<ActionResult>;
 
 /** What an action produced: `result` is kept on the approval; `shownOnce` (a new key, a link) only in the response. */
 export interface ActionResult {
@@ -103,7 +101,7 @@ export async function decideApproval(
       const approval = await tx.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).forUpdate().executeTakeFirstOrThrow();
       if (approval.status !== 'pending') throw new CofferError('approval_unexpected_state', `This request was already decided (status ${approval.status}).`);
       if (approval.expires_at <= now) throw new CofferError('approval_unexpected_state', 'This request expired before it was approved; ask again.');
-      const outcome = decision === 'approve' ? await run.run(tx, approval, approver) : null;
+      const outcome = decision === 'approve' ? await run(tx, approval, approver) : null;
       const result = outcome?.result ?? null;
       shownOnce = outcome?.shownOnce;
       const updated = await tx.updateTable('staff_approvals')

@@ -3,11 +3,12 @@ import {
   type AuthenticationResponseJSON, type AuthenticatorTransport, type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON, type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import { randomBase62 } from '../platform/random.ts';
-import type { Database, StaffPasskeysTable, StaffSessionRow, StaffUserRow } from '../store/database.ts';
+import type { Tx } from '../flows/context.ts';
+import type { Database, StaffPasskeyRow, StaffSessionRow, StaffUserRow } from '../store/database.ts';
 import { staffAudit, type SignedIn, type StaffOrigin } from './staff.ts';
 
 /**
@@ -21,8 +22,6 @@ import { staffAudit, type SignedIn, type StaffOrigin } from './staff.ts';
  * The relying party is the internal listener's origin: `COFFER_STAFF_ORIGIN` (e.g. https://staff.example.com)
  * or, by default, https://localhost:<internal port>. The RP id is that origin's host name.
  */
-type Tx = Transaction<Database>;
-export type PasskeyRow = Selectable<StaffPasskeysTable>;
 
 export interface RelyingParty {
   origin: string;
@@ -50,11 +49,11 @@ async function takeChallenge(tx: Tx, session: StaffSessionRow, now: Date): Promi
   return live ? session.webauthn_challenge : undefined;
 }
 
-export async function passkeysOf(db: Kysely<Database> | Tx, userId: string): Promise<PasskeyRow[]> {
+export async function passkeysOf(db: Kysely<Database> | Tx, userId: string): Promise<StaffPasskeyRow[]> {
   return db.selectFrom('staff_passkeys').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
 }
 
-const transportsOf = (row: PasskeyRow) => row.transports as AuthenticatorTransport[];
+const transportsOf = (row: StaffPasskeyRow) => row.transports as AuthenticatorTransport[];
 
 export async function passkeyRegistrationOptions(db: Kysely<Database>, rp: RelyingParty, signedIn: SignedIn, now: Date): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const existing = await passkeysOf(db, signedIn.user.id);
@@ -76,7 +75,7 @@ function refused(message: string): CofferError {
 /** Verifies an authenticator's attestation against the session's challenge and stores the new passkey. */
 export async function registerPasskey(
   db: Kysely<Database>, rp: RelyingParty, signedIn: SignedIn, name: string, response: RegistrationResponseJSON, origin: StaffOrigin, now: Date,
-): Promise<PasskeyRow> {
+): Promise<StaffPasskeyRow> {
   const outcome = await db.transaction().execute(async (tx) => {
     const session = await tx.selectFrom('staff_sessions').selectAll().where('id', '=', signedIn.session.id).forUpdate().executeTakeFirstOrThrow();
     const challenge = await takeChallenge(tx, session, now);
@@ -149,7 +148,7 @@ export async function passkeyAccepted(tx: Tx, rp: RelyingParty, session: StaffSe
   }
 }
 
-export function passkeyObject(row: PasskeyRow): Record<string, unknown> {
+export function passkeyObject(row: StaffPasskeyRow): Record<string, unknown> {
   return {
     id: row.id, object: 'staff_passkey', name: row.name, created: Math.floor(row.created_at.getTime() / 1000),
     last_used: row.last_used_at === null ? null : Math.floor(row.last_used_at.getTime() / 1000),

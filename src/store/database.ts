@@ -603,5 +603,6 @@ export type SetupIntentRow = Selectable<SetupIntentsTable>;
 export type CustomerBalanceTransactionRow = Selectable<CustomerBalanceTransactionsTable>;
 export type StaffUserRow = Selectable<StaffUsersTable>;
 export type StaffSessionRow = Selectable<StaffSessionsTable>;
+export type StaffPasskeyRow = Selectable<StaffPasskeysTable>;
 export type StaffApprovalRow = Selectable<StaffApprovalsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;

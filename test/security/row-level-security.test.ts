@@ -38,6 +38,11 @@ describe('row-level security between merchants (PostgreSQL)', { concurrency: fal
     app = await openPostgres(appUrl.toString(), 10);
     server = await startTestServer({ database: { ...app, url: appUrl.toString(), dataDir: undefined, drop: async () => app.close() } });
     admin = await openExistingTestDatabase({ url });
+    // A witness of what each merchant request sets: every new payment records the session's merchant setting.
+    await sql.raw(`CREATE TABLE rls_witness (payment_intent text, merchant_id text, setting text)`).execute(admin.db);
+    await sql.raw(`CREATE FUNCTION rls_witness() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN
+      INSERT INTO rls_witness VALUES (NEW.id, NEW.merchant_id, current_setting('coffer.merchant_id', true)); RETURN NEW; END $$`).execute(admin.db);
+    await sql.raw(`CREATE TRIGGER rls_witness AFTER INSERT ON payment_intents FOR EACH ROW EXECUTE FUNCTION rls_witness()`).execute(admin.db);
     const owner = await sql<{ owner: string }>`SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'payment_intents'`.execute(admin.db);
     assert.equal(owner.rows[0]?.owner, appRole, 'Coffer\'s role owns its tables: FORCE makes the policies bind it anyway');
   });
@@ -56,6 +61,9 @@ describe('row-level security between merchants (PostgreSQL)', { concurrency: fal
     const theirs = await other.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     assert.equal(theirs.status, 'succeeded');
     assert.deepEqual((await server.stripe.paymentIntents.list()).data.map((intent) => intent.id), [mine.id]);
+    const witnessed = await sql<{ payment_intent: string; merchant_id: string; setting: string }>`SELECT * FROM rls_witness`.execute(admin.db);
+    assert.deepEqual(witnessed.rows.map((row) => row.setting), witnessed.rows.map((row) => row.merchant_id), 'each request ran scoped to its own merchant');
+    assert.equal(witnessed.rows.length, 2);
 
     const crossed = await rawRequest(server, 'GET', `/v1/payment_intents/${theirs.id}`, { key: server.secretKey });
     assert.equal(crossed.status, 404);
