@@ -97,6 +97,20 @@ export const limits = {
   disputeFeeMinor: 1500,
   /** Time the merchant has to answer a dispute with evidence. */
   disputeEvidenceWindowMs: 7 * 24 * 60 * 60 * 1000,
+  /** How long a cardholder has to finish a 3-D Secure challenge before the attempt is ended. */
+  threeDSecureWindowMs: 15 * 60 * 1000,
+  /** The largest provider notification accepted (Alipay's and WeChat Pay's are a few kilobytes). */
+  providerNotificationBytesMax: 64 * 1024,
+  /** How long a shopper has to pay at Alipay or WeChat Pay before the trade is closed. */
+  walletPaymentWindowMs: 30 * 60 * 1000,
+  /**
+   * While a wallet payment waits for the shopper, the provider is asked about it after this long, then at
+   * doubling intervals up to the maximum (a notification usually arrives first; a lost one is found this way).
+   */
+  walletSyncFirstMs: 5 * 1000,
+  walletSyncMaxMs: 5 * 60 * 1000,
+  /** A pending wallet payment still unresolved this long after its window is counted as stuck (an alert). */
+  walletStuckAfterMs: 10 * 60 * 1000,
   /** An attempt or capture still in flight after this long is resolved by asking the provider. */
   inFlightRecoveryAfterMs: 60 * 1000,
   /** Webhooks: URL length, endpoints per merchant, answer deadline, how much of an answer is kept. */

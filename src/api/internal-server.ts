@@ -1,3 +1,4 @@
+import { countStuckWalletPayments } from '../jobs/sync-wallet-payments.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
@@ -150,6 +151,16 @@ export async function buildInternalServer(services: Services, options: InternalS
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, request, new CofferError('url_unknown', `Unrecognized request URL (${request.method}: ${request.url.split('?')[0]}).`)));
   app.get('/health', { config: { staffAccess: 'public' } }, async () => ({ status: 'ok' }));
+  // Prometheus text format, for alerts: counts only, nothing about any payment or merchant.
+  app.get('/metrics', { config: { staffAccess: 'public' } }, async (_request, reply) => {
+    const stuck = await countStuckWalletPayments(services.db, services.clock.nowMs());
+    return reply.type('text/plain; version=0.0.4').send([
+      '# HELP coffer_wallet_payments_stuck Alipay and WeChat Pay payments still unresolved well past the shopper\'s time to pay.',
+      '# TYPE coffer_wallet_payments_stuck gauge',
+      `coffer_wallet_payments_stuck ${stuck}`,
+      '',
+    ].join('\n'));
+  });
   const routes: StaffRoute[] = [];
   staffRoutes.set(app, routes);
   app.addHook('onRoute', (route) => {

@@ -20,6 +20,7 @@ import { openSecret } from '../platform/secret-box.ts';
 import { assert } from '../platform/assert.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
+import { registerProviderHooks } from './routes/provider-hooks.ts';
 
 export interface PublicServerOptions {
   https: { key: string; cert: string; ciphers: string } | null;
@@ -255,7 +256,9 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addHook('onRequest', async (request) => {
     const invalid = queryError(request.query);
     if (invalid !== undefined) throw invalid;
-    if (request.method !== 'GET' && request.method !== 'HEAD') refuseQueryParameters(request.query);
+    // The providers' sandboxes speak the providers' wire formats, which put parameters in the URL (Alipay's gateway).
+    const sandbox = request.url.startsWith('/sandbox/');
+    if (request.method !== 'GET' && request.method !== 'HEAD' && !sandbox) refuseQueryParameters(request.query);
     await authenticate(services, keys, request);
   });
   app.addHook('preValidation', async (request) => {
@@ -299,5 +302,8 @@ export async function buildPublicServer(services: Services, options: PublicServe
     }
   });
   registerMerchantRoutes(app, services);
+  registerProviderHooks(app, services);
+  // Test mode's providers: the sandboxes answer the connectors' calls and serve the pages a tester pays on.
+  services.connectors.registerSandboxRoutes(app);
   return app;
 }

@@ -94,6 +94,8 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
       durability: commitDurability,
       clock,
       sandboxNotificationSecret,
+      returnLinkKey: deriveKey(instanceSecret, 'payment return links v1'),
+      homeDir: config.homeDir,
       timeoutMs: options.providerTimeoutMs,
     }),
     cardSource: cardSource(vault),
@@ -155,6 +157,8 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
       return { port, url: `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}` };
     };
     const { port, url } = listenerUrl(app, config.publicHost, config.publicPort);
+    // Providers and shoppers reach Coffer at its public URL; a self-signed certificate is trusted for the sandboxes' loopback calls.
+    services.connectors.setPublicEndpoint({ url: config.publicUrl ?? url, ca: tls !== null && config.tlsCertFile === undefined ? tls.cert : undefined });
     const internalListener = listenerUrl(internal, config.internalHost, config.internalPort);
     if (config.jobsEnabled) {
       jobs = startJobs(services);

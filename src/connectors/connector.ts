@@ -2,6 +2,9 @@ import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
+import type { FastifyInstance } from 'fastify';
+import type { SandboxFaults } from './sandbox-faults.ts';
+import type { WalletConnector } from './wallet.ts';
 
 /**
  * The one interface between Coffer and a payment provider. Flows see only this; each provider has a folder with
@@ -25,9 +28,42 @@ export interface AuthorizeRequest {
   capture: boolean;
   card: CardData;
   statementDescriptor: string | null;
+  /**
+   * 3-D Secure: `automatic` authenticates when the issuer requires it, `any` whenever the card supports it.
+   * `returnUrl` is where the access control server sends the shopper's browser after a challenge (Coffer's
+   * `/hooks/card/3ds/<charge id>`, which then asks the acquirer for the outcome). The card was set up for later
+   * payments (a SetupIntent authenticated it) when `cardSetUp` is true.
+   */
+  threeDSecure?: { request: 'automatic' | 'any'; returnUrl: string; cardSetUp: boolean } | undefined;
 }
 
-export type DeclineErrorCode = 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'incorrect_number' | 'processing_error';
+/** The result of 3-D Secure authentication, recorded on the charge (Stripe's `payment_method_details.card.three_d_secure`). */
+export interface ThreeDSecureResult {
+  /** `authenticated` (Y), `attempt_acknowledged` (A), `failed` (N), `not_supported` (U), `rejected` (R). */
+  result: 'authenticated' | 'attempt_acknowledged' | 'failed' | 'not_supported' | 'rejected';
+  flow: 'frictionless' | 'challenge';
+  version: '2.2.0';
+  /** Electronic commerce indicator: Visa-style 05/06/07, Mastercard 02/01/00. */
+  eci: string;
+  /** The authentication value (CAVV / AAV), base64; never logged. */
+  authenticationValue: string | null;
+  dsTransactionId: string;
+  /** Fraud-chargeback liability moved to the issuer. */
+  liabilityShift: boolean;
+}
+
+/** The issuer wants the cardholder to authenticate (a 3-D Secure challenge) before it authorizes. */
+export interface ActionRequired {
+  status: 'requires_action';
+  providerReference: string;
+  /** The access control server's challenge page, for the shopper's browser. */
+  redirectUrl: string;
+}
+
+export type DeclineErrorCode =
+  | 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'incorrect_number' | 'processing_error'
+  | 'payment_intent_authentication_failure'
+  | 'payment_method_provider_decline' | 'payment_intent_payment_attempt_expired';
 
 export interface Approval {
   status: 'authorized' | 'captured';
@@ -38,6 +74,8 @@ export interface Approval {
   cvcCheck: 'pass' | 'fail' | 'unavailable' | 'unchecked' | null;
   /** Funds go straight to the merchant's available balance (Stripe's bypass-pending test cards). */
   availableImmediately: boolean;
+  /** Set when 3-D Secure ran before the authorization. */
+  threeDSecure?: ThreeDSecureResult | undefined;
 }
 
 export interface Decline {
@@ -51,9 +89,11 @@ export interface Decline {
   networkStatus: 'declined_by_network' | 'not_sent_to_network';
   /** Blocked before reaching the network as too risky (Stripe's Radar test cards). */
   blocked: boolean;
+  /** Set when 3-D Secure ran (a failed authentication declines with `authentication_failed`). */
+  threeDSecure?: ThreeDSecureResult | undefined;
 }
 
-export type AuthorizeResult = Approval | Decline | { status: 'unknown'; reason: string };
+export type AuthorizeResult = Approval | Decline | ActionRequired | { status: 'unknown'; reason: string };
 
 export interface CaptureRequest {
   idempotencyKey: string;
@@ -83,7 +123,7 @@ export interface AttemptRef {
 }
 
 /** The provider's record of an attempt, found by Coffer's idempotency key. */
-export type SyncResult = Approval | Decline | { status: 'not_found' } | { status: 'unknown'; reason: string };
+export type SyncResult = Approval | Decline | ActionRequired | { status: 'not_found' } | { status: 'unknown'; reason: string };
 
 export interface RefundRequest {
   /** Coffer's key for this refund at the provider (the refund id). */
@@ -179,8 +219,35 @@ export class NotificationRejected extends Error {
 
 export interface ConnectorRegistry {
   card(livemode: boolean): Connector;
+  /** Alipay or WeChat Pay; refused with `flow_not_supported` in live mode until the operator configures the account. */
+  wallet(provider: WalletProvider, livemode: boolean): WalletConnector;
+  /** Where the provider sends its notifications for this mode: Coffer's public URL, `/hooks/<provider>/<mode>`. */
+  notificationUrl(provider: WalletProvider, livemode: boolean): string;
+  /** Where the card access control server sends the shopper back after a challenge: `/hooks/card/3ds/<charge id>`. */
+  threeDSecureReturnUrl(chargeId: string): string;
+  /** Whether a return link's `sig` is the one Coffer made for this charge (the link leads to the client secret). */
+  verifyThreeDSecureReturn(chargeId: string, sig: string): boolean;
+  /** Called once the public listener is up: the wallet connectors and sandboxes in test mode are reached there. */
+  setPublicEndpoint(endpoint: PublicEndpoint): void;
+  /** Serves the sandboxes' pages and provider endpoints (`/sandbox/...`) on the public listener. */
+  registerSandboxRoutes(app: FastifyInstance): void;
   /** The providers' sides in test mode, with their test controls. */
-  sandboxes: { card: CardAcquirerSandbox };
+  sandboxes: { card: CardAcquirerSandbox; wallets: Record<WalletProvider, WalletSandbox> };
+}
+
+export type WalletProvider = WalletConnector['name'];
+
+/** The public listener, once it listens: its URL as providers and shoppers reach it, and the certificate to trust. */
+export interface PublicEndpoint {
+  url: string;
+  /** The listener's certificate (PEM) when it is self-signed, for the sandboxes' loopback calls; else undefined. */
+  ca: string | undefined;
+}
+
+/** What Coffer needs of a wallet provider's sandbox: its test controls, and a turn to send due notifications. */
+export interface WalletSandbox {
+  faults: SandboxFaults;
+  deliverDueNotifications(limit: number): Promise<number>;
 }
 
 export function flowNotSupported(connector: string, flow: string): CofferError {

@@ -78,6 +78,10 @@ export const errorCatalog = {
   invalid_expiry_year: { type: 'card_error', httpStatus: 402 },
   invalid_cvc: { type: 'card_error', httpStatus: 402 },
   processing_error: { type: 'card_error', httpStatus: 402 },
+  payment_intent_authentication_failure: { type: 'invalid_request_error', httpStatus: 400 },
+  // Alipay's and WeChat Pay's answers.
+  payment_method_provider_decline: { type: 'card_error', httpStatus: 402 },
+  payment_intent_payment_attempt_expired: { type: 'invalid_request_error', httpStatus: 400 },
   // Coffer or a provider failed.
   api_error: { type: 'api_error', httpStatus: 500 },
   service_unavailable: { type: 'api_error', httpStatus: 503 },

@@ -53,6 +53,8 @@ export const paymentIntentTransitions: Table = {
   requires_action: {
     attach_payment_method: 'requires_confirmation',
     action_completed: 'processing',
+    authorized: 'requires_capture',
+    authorized_and_captured: 'succeeded',
     attempt_failed: 'requires_payment_method',
     cancel: 'canceled',
   },

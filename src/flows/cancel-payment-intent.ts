@@ -16,6 +16,7 @@ import {
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
+import { closeWalletAttemptForCancel, isWalletType } from './wallet-payments.ts';
 import { requestTrail, type Trail } from './trail.ts';
 
 export interface CancelParams {
@@ -144,6 +145,19 @@ export async function recordCancelOutcome(
   });
 }
 
+/**
+ * A PaymentIntent waiting for the shopper at Alipay or WeChat Pay has an open trade there: it is closed first, so
+ * that the shopper cannot pay a canceled payment (if they already have, the payment is recorded and the
+ * cancellation refused).
+ */
+async function closeOpenWalletTrade(services: Services, ctx: RequestContext, scope: Scope, id: string): Promise<void> {
+  const intent = await services.db.selectFrom('payment_intents').select(['status', 'latest_charge_id']).where('id', '=', id)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
+  if (intent?.status !== 'requires_action' || intent.latest_charge_id === null) return;
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
+  if (charge.status === 'pending' && isWalletType(charge.provider)) await closeWalletAttemptForCancel(services, ctx, charge);
+}
+
 /** Cancels a PaymentIntent; an authorization hold is voided at the acquirer first, outside any transaction. */
 export async function cancelPaymentIntent(
   services: Services,
@@ -153,6 +167,7 @@ export async function cancelPaymentIntent(
   respond: Respond,
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  await closeOpenWalletTrade(services, ctx, scope, id);
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, (tx) => startCancel(tx, ctx, scope, id, params, respond, now));
   if ('done' in started) return started.done;

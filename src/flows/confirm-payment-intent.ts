@@ -5,7 +5,7 @@ import { findCurrency } from '../domain/currency.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
-import type { ChargeRow, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
+import { cardFactsOf, type ChargeRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
 import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
@@ -15,9 +15,14 @@ import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
+import { limits } from '../limits.ts';
+import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type WalletOptions, type WalletType } from './wallet-payments.ts';
 
 export interface ConfirmParams {
   payment_method?: string;
+  /** A new payment method of a type that needs no details up front (Alipay, WeChat Pay), as Stripe takes it. */
+  payment_method_data?: { type: WalletType; billing_details?: Record<string, unknown> };
+  payment_method_options?: WalletOptions;
   receipt_email?: string;
   return_url?: string;
   setup_future_usage?: 'on_session' | 'off_session' | '';
@@ -34,7 +39,7 @@ interface Attempt {
 }
 
 function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
-  const card = paymentMethod.card;
+  const card = cardFactsOf(paymentMethod);
   return {
     brand: card.brand,
     last4: card.last4,
@@ -51,6 +56,25 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
 }
 
 type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome: Outcome };
+
+/** A card authenticated by a SetupIntent for later payments (some issuers then skip 3-D Secure). */
+async function cardWasSetUp(services: Services, paymentMethodId: string): Promise<boolean> {
+  const found = await services.db.selectFrom('setup_intents').select('id').where('payment_method_id', '=', paymentMethodId)
+    .where('status', '=', 'succeeded').limit(1).executeTakeFirst();
+  return found !== undefined;
+}
+
+/** A new confirmation cannot start while the shopper may still be paying an open trade at a provider. */
+async function refuseWhileShopperPays(services: Services, intent: PaymentIntentRow): Promise<void> {
+  if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return;
+  const charge = await services.db.selectFrom('charges').select(['status', 'provider']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
+  if (charge?.status === 'pending' && isWalletType(charge.provider)) {
+    throw new CofferError(
+      'payment_intent_unexpected_state',
+      'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.',
+    );
+  }
+}
 
 /** Rounds of read-and-compare-and-set before a confirmation that keeps colliding gives up with 409. */
 const startRoundsMax = 3;
@@ -86,6 +110,7 @@ async function earlierAttempt(
 
 function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, paymentMethod: PaymentMethodRow, params: ConfirmParams, now: Date): ChargeRow {
   const id = newId('ch');
+  const wallet = isWalletType(paymentMethod.type) ? paymentMethod.type : undefined;
   return {
     id,
     merchant_id: scope.merchantId,
@@ -95,7 +120,7 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     updated_at: now,
     payment_intent_id: intent.id,
     payment_method_id: paymentMethod.id,
-    provider: 'card',
+    provider: paymentMethod.type,
     provider_idempotency_key: id,
     provider_reference: null,
     idempotency_key_id: ctx.idempotency?.rowId ?? null,
@@ -109,7 +134,7 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     amount_refunding: 0n,
     captured: false,
     capture_before: null,
-    payment_method_details: chargeCardDetails(paymentMethod) as unknown as Record<string, unknown>,
+    payment_method_details: wallet === undefined ? chargeCardDetails(paymentMethod) as unknown as Record<string, unknown> : walletChargeDetails(wallet),
     outcome: null,
     failure_code: null,
     failure_message: null,
@@ -122,6 +147,10 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     available_on: null,
     settled: false,
     disputed: false,
+    // A wallet attempt whose trade is never confirmed open (a crash, no answer) is found and closed by the sync worker.
+    provider_sync_at: wallet === undefined ? null : new Date(now.getTime() + limits.inFlightRecoveryAfterMs),
+    provider_sync_count: 0,
+    action_expires_at: null,
   };
 }
 
@@ -144,9 +173,16 @@ async function startAttempt(
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
+    await refuseWhileShopperPays(services, intent);
     let status = intent.status;
     let prepared: { row: PaymentMethodRow; isNew: boolean } | undefined;
-    if (params.payment_method !== undefined) {
+    if (params.payment_method_data !== undefined) {
+      if (params.payment_method !== undefined) {
+        throw new CofferError('parameters_exclusive', 'You may pass payment_method or payment_method_data, not both.', { param: 'payment_method_data' });
+      }
+      status = nextStatus(intent, 'attach_payment_method');
+      prepared = { row: walletPaymentMethod(scope, params.payment_method_data.type, params.payment_method_data.billing_details, now), isNew: true };
+    } else if (params.payment_method !== undefined) {
       status = nextStatus(intent, 'attach_payment_method');
       prepared = await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
     } else if (intent.payment_method_id === null) {
@@ -161,6 +197,10 @@ async function startAttempt(
     const method = prepared ?? (await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
     const paymentMethod = method.row;
     checkMethodBelongs(paymentMethod, intent.customer_id);
+    if (isWalletType(paymentMethod.type)) {
+      checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
+        params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode));
+    }
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
@@ -216,11 +256,12 @@ export async function confirmPaymentIntent(
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
-  const connector: Connector = services.connectors.card(scope.livemode);
   const started = await startAttempt(services, ctx, scope, id, params, respond, now);
   if (started.kind === 'finished') return started.outcome;
   const attempt = started.attempt;
   services.faults.reach('confirm.after_attempt_persisted');
+  if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, respond);
+  const connector: Connector = services.connectors.card(scope.livemode);
   const card = await services.cardSource.cardFor(attempt.paymentMethod);
   assert(card !== undefined, `payment method ${attempt.paymentMethod.id} has a card to charge`);
   const result = await connector.authorize({
@@ -231,6 +272,12 @@ export async function confirmPaymentIntent(
     capture: attempt.intent.capture_method !== 'manual',
     card,
     statementDescriptor: attempt.intent.statement_descriptor,
+    // Off-session payments cannot ask the cardholder anything; the issuer decides without them.
+    threeDSecure: params.off_session === true ? undefined : {
+      request: params.payment_method_options?.card?.request_three_d_secure ?? 'automatic',
+      returnUrl: services.connectors.threeDSecureReturnUrl(attempt.charge.id),
+      cardSetUp: await cardWasSetUp(services, attempt.paymentMethod.id),
+    },
   });
   services.faults.reach('confirm.after_provider_call');
   if (result.status === 'unknown') throw outcomeUnknownError();

@@ -35,6 +35,8 @@ export interface CreateParams {
   payment_method?: string;
   payment_method_types?: string[];
   allowed_payment_method_types?: string[];
+  payment_method_data?: ConfirmParams['payment_method_data'];
+  payment_method_options?: ConfirmParams['payment_method_options'];
   receipt_email?: string;
   return_url?: string;
   setup_future_usage?: 'on_session' | 'off_session';
@@ -82,6 +84,8 @@ export async function createPaymentIntent(
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const confirmParams: ConfirmParams = {};
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
+  if (params.payment_method_data !== undefined) confirmParams.payment_method_data = params.payment_method_data;
+  if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
   const recovered = ctx.idempotency?.recoveryPoint;
   if (recovered !== undefined && recovered !== null) {
     const existing = await findPaymentIntent(services, scope, recovered);
@@ -91,7 +95,10 @@ export async function createPaymentIntent(
   const methods = paymentMethodTypes(params);
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
-  if (params.confirm === true && params.payment_method === undefined) {
+  if (params.payment_method_data !== undefined && (params.confirm !== true || params.payment_method !== undefined)) {
+    throw new CofferError('parameter_invalid', 'payment_method_data can be passed only with confirm=true and without payment_method.', { param: 'payment_method_data' });
+  }
+  if (params.confirm === true && params.payment_method === undefined && params.payment_method_data === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
   const now = new Date(services.clock.nowMs());

@@ -1,4 +1,5 @@
-import type { RefundRequest, RefundResult } from '../connectors/connector.ts';
+import type { RefundRequest, RefundResult, RefundSyncResult } from '../connectors/connector.ts';
+import { isWalletType } from './wallet-payments.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { refundTransfers } from '../domain/ledger.ts';
@@ -186,10 +187,30 @@ export function refundRequest(refund: RefundRow, charge: ChargeRow): RefundReque
   return {
     idempotencyKey: refund.id,
     reference: refund.id,
-    paymentReference: charge.provider_reference,
+    // Wallet providers know the payment by Coffer's reference (out_trade_no); the card acquirer by its own id.
+    paymentReference: isWalletType(charge.provider) ? charge.id : charge.provider_reference,
     amountMinor: refund.amount,
     currency,
   };
+}
+
+/** Sends a refund to the provider that took the payment. */
+export async function refundAtProvider(services: Services, refund: RefundRow, charge: ChargeRow): Promise<RefundResult> {
+  const request = refundRequest(refund, charge);
+  if (!isWalletType(charge.provider)) return services.connectors.card(charge.livemode).refund(request);
+  return services.connectors.wallet(charge.provider, charge.livemode).refund({ ...request, totalMinor: charge.amount });
+}
+
+/**
+ * What became of a refund at the provider. The card acquirer can close a key it never received (`abandon`);
+ * wallet providers cannot, so a refund they never received is sent again with the same key, which refunds once.
+ */
+export async function syncRefundAtProvider(services: Services, refund: RefundRow, charge: ChargeRow, abandon: boolean): Promise<RefundSyncResult> {
+  const request = refundRequest(refund, charge);
+  if (!isWalletType(charge.provider)) return services.connectors.card(charge.livemode).syncRefund(request, abandon);
+  const wallet = services.connectors.wallet(charge.provider, charge.livemode);
+  const found = await wallet.syncRefund({ ...request, totalMinor: charge.amount });
+  return found.status === 'not_found' && abandon ? wallet.refund({ ...request, totalMinor: charge.amount }) : found;
 }
 
 /** Refunds a captured payment, fully or partly, through the acquirer; never more than is left to refund. */
@@ -221,8 +242,12 @@ export async function prepareRefund(tx: Tx, ctx: RequestContext, params: CreateR
 
 /** Phase 2: asks the acquirer and records its answer (an unknown answer leaves the refund to the recovery job). */
 export async function sendRefund(services: Services, ctx: RequestContext, refund: RefundRow, charge: ChargeRow, respond: RespondRefund | undefined): Promise<Outcome | undefined> {
-  const connector = services.connectors.card(ctx.actor.livemode);
-  const result = await connector.refund(refundRequest(refund, charge));
-  if (result.status === 'unknown') throw outcomeUnknownError();
+  const result = await refundAtProvider(services, refund, charge);
+  if (result.status === 'unknown') {
+    // Wallet providers settle refunds later (WeChat Pay answers PROCESSING): the refund is answered as pending, as
+    // Stripe does, and the recovery job asks the provider until it ends.
+    if (isWalletType(charge.provider) && respond !== undefined) return inTransaction(services.db, (tx) => respond(tx, refund));
+    throw outcomeUnknownError();
+  }
   return recordRefundOutcome(services, refund.id, result, requestTrail(ctx), respond);
 }

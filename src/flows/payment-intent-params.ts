@@ -9,7 +9,7 @@ export interface ShippingParams {
   tracking_number?: string;
 }
 
-export const supportedPaymentMethodTypes = ['card'] as const;
+export const supportedPaymentMethodTypes = ['card', 'alipay', 'wechat_pay'] as const;
 
 export function checkPaymentMethodTypes(types: readonly string[], param: string): string[] {
   if (types.length === 0) {

@@ -1,5 +1,5 @@
-import type { Approval, Decline } from '../connectors/connector.ts';
-import { CofferError } from '../domain/errors.ts';
+import type { ActionRequired, Approval, Decline, ThreeDSecureResult } from '../connectors/connector.ts';
+import { CofferError, errorCatalog } from '../domain/errors.ts';
 import { authorizationTransfers, settlementTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import type { ChargeCardDetails, ChargeOutcome } from '../objects/charge.ts';
@@ -16,8 +16,14 @@ import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import type { Trail } from './trail.ts';
 
+/** A wallet (Alipay, WeChat Pay) payment the shopper completed: the money is taken, there is no separate capture. */
+export interface WalletPaid {
+  status: 'wallet_paid';
+  providerReference: string;
+}
+
 /** How an attempt ended at the provider; `lost` means the provider never received it (and now never will). */
-export type AttemptResolution = Approval | Decline | { status: 'lost' };
+export type AttemptResolution = Approval | Decline | WalletPaid | ActionRequired | { status: 'lost' };
 
 export interface AttemptRefs {
   scope: Scope;
@@ -105,11 +111,13 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
       authorization_code: approval.authorizationCode,
       network_transaction_id: approval.networkTransactionId,
       cvc_check: approval.cvcCheck,
+      three_d_secure: threeDSecureDetails(approval.threeDSecure, null),
     },
     outcome: approvedOutcome() as unknown as Record<string, unknown>,
   };
   const intentChanges: Partial<PaymentIntentRow> = {
     status,
+    next_action: null,
     amount_capturable: captured ? 0n : charge.amount,
     amount_received: captured ? charge.amount : 0n,
     updated_at: now,
@@ -147,19 +155,93 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
   };
 }
 
+function planWalletPayment(intent: PaymentIntentRow, charge: ChargeRow, paid: WalletPaid, trail: Trail, now: Date): OutcomePlan {
+  const status = nextStatus(intent, 'authorized_and_captured');
+  const chargeChanges: Partial<ChargeRow> = {
+    status: 'succeeded',
+    updated_at: now,
+    provider_reference: paid.providerReference,
+    amount_authorized: charge.amount,
+    amount_captured: charge.amount,
+    captured: true,
+    available_on: new Date(now.getTime() + limits.settlementDelayMs),
+    provider_sync_at: null,
+    payment_method_details: { ...charge.payment_method_details, transaction_id: paid.providerReference },
+    outcome: approvedOutcome() as unknown as Record<string, unknown>,
+  };
+  const intentChanges: Partial<PaymentIntentRow> = { status, next_action: null, amount_capturable: 0n, amount_received: charge.amount, updated_at: now };
+  const chargeAfter = { ...charge, ...chargeChanges };
+  const intentAfter = { ...intent, ...intentChanges, version: intent.version + 1n };
+  const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+  const rows = changeRows(
+    trail,
+    scope,
+    { action: 'charge.capture', objectType: 'charge', objectId: charge.id, details: { amount: charge.amount.toString(), currency: charge.currency, provider: charge.provider } },
+    [
+      { type: 'charge.succeeded', charge: { after: chargeAfter } },
+      { type: 'payment_intent.succeeded', paymentIntent: { before: intent, after: intentAfter } },
+    ],
+    now,
+  );
+  return {
+    intentAfter, chargeAfter, intentChanges, chargeChanges, error: undefined, saveMethodTo: undefined, ...rows,
+    ledger: { context: { ...scope, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id }, transfers: authorizationTransfers(charge.id, charge.amount, true) },
+  };
+}
+
+/** The issuer asks for a 3-D Secure challenge: the shopper's browser goes to the access control server. */
+function planActionRequired(intent: PaymentIntentRow, charge: ChargeRow, action: ActionRequired, trail: Trail, now: Date): OutcomePlan {
+  const status = nextStatus(intent, 'action_required');
+  const chargeChanges: Partial<ChargeRow> = { updated_at: now, provider_reference: action.providerReference };
+  const intentChanges: Partial<PaymentIntentRow> = {
+    status,
+    next_action: { type: 'redirect_to_url', redirect_to_url: { return_url: intent.return_url, url: action.redirectUrl } },
+    updated_at: now,
+  };
+  const chargeAfter = { ...charge, ...chargeChanges };
+  const intentAfter = { ...intent, ...intentChanges, version: intent.version + 1n };
+  const rows = changeRows(
+    trail,
+    { merchantId: intent.merchant_id, livemode: intent.livemode },
+    { action: 'payment_intent.requires_action', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, three_d_secure: 'challenge' } },
+    [{ type: 'payment_intent.requires_action', paymentIntent: { before: intent, after: intentAfter } }],
+    now,
+  );
+  return { intentAfter, chargeAfter, intentChanges, chargeChanges, error: undefined, ...rows, ledger: undefined, saveMethodTo: undefined };
+}
+
+/** What the charge keeps of 3-D Secure, in Stripe's shape (`payment_method_details.card.three_d_secure`). */
+export function threeDSecureDetails(result: ThreeDSecureResult | undefined, transactionId: string | null): Record<string, unknown> | null {
+  if (result === undefined) return null;
+  return {
+    authentication_flow: result.flow,
+    electronic_commerce_indicator: result.eci,
+    exemption_indicator: null,
+    result: result.result,
+    result_reason: null,
+    transaction_id: transactionId ?? result.dsTransactionId,
+    version: result.version,
+    liability_shift: result.liabilityShift,
+  };
+}
+
 function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decline, trail: Trail, now: Date): OutcomePlan {
   const status = nextStatus(intent, 'attempt_failed');
   const chargeChanges: Partial<ChargeRow> = {
     status: 'failed',
     updated_at: now,
+    provider_sync_at: null,
     provider_reference: decline.providerReference,
     failure_code: decline.code,
     failure_message: decline.message,
     decline_code: decline.declineCode,
     outcome: declinedOutcome(decline) as unknown as Record<string, unknown>,
+    ...(decline.threeDSecure === undefined ? {} : {
+      payment_method_details: { ...charge.payment_method_details, three_d_secure: threeDSecureDetails(decline.threeDSecure, null) },
+    }),
   };
   const stored: StoredPaymentError = {
-    type: 'card_error',
+    type: errorCatalog[decline.code].type,
     code: decline.code,
     decline_code: decline.declineCode,
     message: decline.message,
@@ -170,6 +252,7 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
   };
   const intentChanges: Partial<PaymentIntentRow> = {
     status,
+    next_action: null,
     payment_method_id: null,
     last_payment_error: stored as unknown as Record<string, unknown>,
     updated_at: now,
@@ -194,6 +277,8 @@ function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: At
   if (resolution.status === 'declined' || resolution.status === 'lost') {
     return planDecline(intent, charge, resolution.status === 'lost' ? lostDecline : resolution, trail, now);
   }
+  if (resolution.status === 'wallet_paid') return planWalletPayment(intent, charge, resolution, trail, now);
+  if (resolution.status === 'requires_action') return planActionRequired(intent, charge, resolution, trail, now);
   return planApproval(intent, charge, resolution, trail, now);
 }
 
@@ -263,7 +348,11 @@ export function attemptError(charge: ChargeRow): CofferError {
 }
 
 const declineParams: Record<string, string> = { expired_card: 'exp_month', incorrect_cvc: 'cvc', incorrect_number: 'number' };
-const declineCodes = ['card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error'] as const;
+const declineCodes = [
+  'card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error', 'payment_method_provider_decline',
+  'payment_intent_authentication_failure',
+  'payment_intent_payment_attempt_expired',
+] as const;
 
 /** What the caller already holds of the attempt (after phase 1), so recording needs no read in the common case. */
 export interface KnownAttempt {
@@ -300,19 +389,34 @@ export async function recordAttemptOutcome(
       if (!isConcurrentChange(error)) throw error;
     }
   }
-  return inTransaction(services.db, async (tx) => {
-    const intent = await lockPaymentIntent(tx, refs.scope, refs.paymentIntentId);
-    const charge = await lockCharge(tx, refs.chargeId);
-    if (charge.status !== 'pending') return request?.respond(tx, { paymentIntent: intent });
-    const plan = planOutcome(intent, charge, resolution, trail, now);
-    const paymentMethod = await tx.selectFrom('payment_methods').selectAll().where('id', '=', charge.payment_method_id).executeTakeFirstOrThrow();
-    const outcome = request?.respond.render(
-      { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
-      { latestCharge: plan.chargeAfter, paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : paymentMethod },
-    );
-    await writeOutcome(tx, plan, intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
-    return outcome;
-  });
+  return inTransaction(services.db, (tx) => recordAttemptOutcomeIn(tx, refs, resolution, trail, request, now));
+}
+
+/**
+ * The locked path of `recordAttemptOutcome`, in the caller's transaction (a provider notification records its
+ * receipt and its effect together). An attempt already recorded is left as it is.
+ */
+export async function recordAttemptOutcomeIn(
+  tx: Tx,
+  refs: AttemptRefs,
+  resolution: AttemptResolution,
+  trail: Trail,
+  request: { respond: Respond; claim: IdempotencyClaim | undefined } | undefined,
+  now: Date,
+): Promise<Outcome | undefined> {
+  const intent = await lockPaymentIntent(tx, refs.scope, refs.paymentIntentId);
+  const charge = await lockCharge(tx, refs.chargeId);
+  if (charge.status !== 'pending') return request?.respond(tx, { paymentIntent: intent });
+  // Already waiting for the shopper (a retry, or the recovery job asked meanwhile): nothing new to record.
+  if (resolution.status === 'requires_action' && intent.status === 'requires_action') return request?.respond(tx, { paymentIntent: intent });
+  const plan = planOutcome(intent, charge, resolution, trail, now);
+  const paymentMethod = await tx.selectFrom('payment_methods').selectAll().where('id', '=', charge.payment_method_id).executeTakeFirstOrThrow();
+  const outcome = request?.respond.render(
+    { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
+    { latestCharge: plan.chargeAfter, paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : paymentMethod },
+  );
+  await writeOutcome(tx, plan, intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
+  return outcome;
 }
 
 export function outcomeUnknownError(): CofferError {

@@ -2,7 +2,7 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
-import type { PaymentMethodRow, TokensTable } from '../store/database.ts';
+import { cardFactsOf, type PaymentMethodRow, type TokensTable } from '../store/database.ts';
 import { paymentMethodInsert } from '../store/row-json.ts';
 import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
@@ -135,7 +135,7 @@ export async function updatePaymentMethod(services: Services, ctx: RequestContex
     const method = await findPaymentMethod(tx, ctx, id, true);
     const metadata = mergeMetadata(method.metadata, params.metadata);
     checkMetadataSize(metadata, limits.metadataKeysMax);
-    const card = { ...method.card, ...(params.card?.exp_month === undefined ? {} : { exp_month: params.card.exp_month }), ...(params.card?.exp_year === undefined ? {} : { exp_year: params.card.exp_year }) };
+    const card = { ...cardFactsOf(method), ...(params.card?.exp_month === undefined ? {} : { exp_month: params.card.exp_month }), ...(params.card?.exp_year === undefined ? {} : { exp_year: params.card.exp_year }) };
     if (card.exp_month < 1 || card.exp_month > 12) throw new CofferError('invalid_expiry_month', "Your card's expiration month is invalid.", { param: 'card[exp_month]' });
     const after = await tx.updateTable('payment_methods').set({
       metadata: JSON.stringify(metadata), card: JSON.stringify(card),

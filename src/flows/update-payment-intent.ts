@@ -66,6 +66,15 @@ export async function updatePaymentIntent(
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, scope, id);
     assertNoOperationInFlight(intent);
+    if (intent.status === 'requires_action' && (params.amount !== undefined || params.currency !== undefined || params.payment_method !== undefined)) {
+      // The shopper may be paying the open trade at the provider right now, for the amount it was opened with.
+      throw new CofferError(
+        'payment_intent_unexpected_state',
+        'This PaymentIntent is waiting for the shopper to finish paying at the provider, so its amount, currency and ' +
+          'payment method cannot change now. Cancel it and create another, or wait for the payment to end.',
+        { param: params.amount !== undefined ? 'amount' : params.currency !== undefined ? 'currency' : 'payment_method' },
+      );
+    }
     const changes: Updateable<PaymentIntentsTable> = { last_payment_error: JSON.stringify(null) };
     if (params.amount !== undefined || params.currency !== undefined) {
       requireUnconfirmed(intent, params.amount !== undefined ? 'amount' : 'currency');

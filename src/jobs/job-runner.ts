@@ -7,6 +7,7 @@ import { reapIdempotencyKeys, reapRequestNonces } from './reap-idempotency-keys.
 import { sealAuditLog } from '../audit/chain.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
+import { syncWalletPayments } from './sync-wallet-payments.ts';
 
 export interface Job {
   name: string;
@@ -20,6 +21,7 @@ export const jobs: Job[] = [
   { name: 'expire-authorizations', runBatch: expireAuthorizations },
   { name: 'recover-pending-refunds', runBatch: recoverPendingRefunds },
   { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
+  { name: 'sync-wallet-payments', runBatch: syncWalletPayments },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   { name: 'reap-request-nonces', runBatch: reapRequestNonces },

@@ -10,6 +10,19 @@ import { assert } from '../platform/assert.ts';
 import type { ChargeRow } from '../store/database.ts';
 import { jobTrail } from './system-trail.ts';
 
+/** A challenge the cardholder never finished: authentication failed, nothing was authorized. */
+const abandonedChallenge: AttemptResolution = {
+  status: 'declined',
+  providerReference: null,
+  code: 'payment_intent_authentication_failure',
+  declineCode: 'authentication_abandoned',
+  message: 'The cardholder did not complete 3-D Secure authentication in time. Nothing was charged.',
+  param: null,
+  adviceCode: 'try_again_later',
+  networkStatus: 'not_sent_to_network',
+  blocked: false,
+};
+
 function cutoff(services: Services): Date {
   return new Date(services.clock.nowMs() - limits.inFlightRecoveryAfterMs);
 }
@@ -21,13 +34,17 @@ async function resolveAttempt(services: Services, charge: ChargeRow): Promise<At
   const connector = services.connectors.card(charge.livemode);
   const ref = { idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency };
   let found: SyncResult = await connector.syncPayment(ref);
-  if (found.status === 'not_found') {
+  // A 3-D Secure challenge the shopper has had long enough to finish is ended, as if never sent.
+  const challengeOver = services.clock.nowMs() - charge.created_at.getTime() > limits.threeDSecureWindowMs;
+  if (found.status === 'not_found' || (found.status === 'requires_action' && challengeOver)) {
     // Close the key first, so that a request still in transit cannot authorize after we record the failure.
     found = await connector.abandonAttempt(ref);
   }
   switch (found.status) {
     case 'not_found':
-      return { status: 'lost' };
+      return found.status === 'not_found' && charge.provider_reference !== null ? abandonedChallenge : { status: 'lost' };
+    case 'requires_action':
+      return undefined;
     case 'unknown':
       services.logger.warn({ charge: charge.id, reason: found.reason }, 'attempt outcome still unknown');
       return undefined;
@@ -49,6 +66,7 @@ export async function recoverPendingAttempts(services: Services): Promise<number
         .selectFrom('charges')
         .select('id')
         .where('status', '=', 'pending')
+        .where('provider', '=', 'card')
         .where('updated_at', '<', cutoff(services))
         .orderBy('updated_at')
         .limit(limits.jobBatchSize)

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Services } from '../flows/context.ts';
-import { recordRefundOutcome, refundRequest } from '../flows/create-refund.ts';
+import { recordRefundOutcome, syncRefundAtProvider } from '../flows/create-refund.ts';
 import { limits } from '../limits.ts';
 import { jobTrail } from './system-trail.ts';
 
@@ -21,10 +21,8 @@ export async function recoverPendingRefunds(services: Services): Promise<number>
     .execute();
   for (const refund of claimed) {
     const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', refund.charge_id).executeTakeFirstOrThrow();
-    const connector = services.connectors.card(refund.livemode);
-    const request = refundRequest(refund, charge);
-    let found = await connector.syncRefund(request, false);
-    if (found.status === 'not_found') found = await connector.syncRefund(request, true);
+    let found = await syncRefundAtProvider(services, refund, charge, false);
+    if (found.status === 'not_found') found = await syncRefundAtProvider(services, refund, charge, true);
     if (found.status === 'unknown') {
       services.logger.warn({ refund: refund.id, reason: found.reason }, 'refund outcome still unknown');
       continue;

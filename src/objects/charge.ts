@@ -16,6 +16,7 @@ export interface ChargeCardDetails {
   authorization_code: string | null;
   network_transaction_id: string | null;
   cvc_check: string | null;
+  three_d_secure?: Record<string, unknown> | null;
 }
 
 export interface ChargeOutcome {
@@ -57,7 +58,8 @@ function cardObject(row: ChargeRow, shape: ApiShape): Record<string, unknown> {
   if (shape === 'current') object.network_transaction_id = card.network_transaction_id;
   object.overcapture = { maximum_amount_capturable: amountOut(row.amount), status: 'unavailable' };
   if (shape === 'current') object.regulated_status = 'unregulated';
-  object.three_d_secure = null;
+  // Stripe's fields, plus `liability_shift`: whether fraud-chargeback liability moved to the issuer.
+  object.three_d_secure = card.three_d_secure ?? null;
   if (shape === 'current') object.transaction_link_id = null;
   object.wallet = null;
   return object;
@@ -118,7 +120,9 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     paid: row.status === 'succeeded',
     payment_intent: row.payment_intent_id,
     payment_method: row.payment_method_id,
-    payment_method_details: { card: cardObject(row, shape), type: 'card' },
+    payment_method_details: row.provider === 'card'
+      ? { card: cardObject(row, shape), type: 'card' }
+      : { [row.provider]: row.payment_method_details, type: row.provider },
     radar_options: {},
     receipt_email: row.receipt_email,
     receipt_number: null,

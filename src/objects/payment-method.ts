@@ -14,6 +14,7 @@ export function billingDetailsObject(details: Record<string, unknown>, shape: Ap
 }
 
 export function paymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Record<string, unknown> {
+  if (row.card === null) return walletPaymentMethodObject(row, shape);
   const card = row.card;
   const cardObject: Record<string, unknown> = {
     brand: card.brand,
@@ -37,6 +38,24 @@ export function paymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Rec
     allow_redisplay: 'unspecified',
     billing_details: billingDetailsObject(row.billing_details, shape),
     card: cardObject,
+    created: unixTime(row.created_at),
+    customer: row.customer_id,
+  };
+  if (shape === 'current') object.customer_account = null;
+  object.livemode = row.livemode;
+  object.metadata = row.metadata;
+  object.type = row.type;
+  return object;
+}
+
+/** Alipay and WeChat Pay payment methods carry nothing of the shopper's account until a payment succeeds. */
+function walletPaymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Record<string, unknown> {
+  const object: Record<string, unknown> = {
+    id: row.id,
+    object: 'payment_method',
+    allow_redisplay: 'unspecified',
+    billing_details: billingDetailsObject(row.billing_details, shape),
+    [row.type]: {},
     created: unixTime(row.created_at),
     customer: row.customer_id,
   };

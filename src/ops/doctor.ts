@@ -1,3 +1,4 @@
+import { countStuckWalletPayments } from '../jobs/sync-wallet-payments.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
@@ -124,6 +125,10 @@ async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: num
     .where('kind', '!=', 'publishable').limit(1).executeTakeFirst();
   if (live !== undefined) {
     findings.push({ severity: 'warning', check: 'live_keys', message: `Live secret or restricted key ${live.id} works from any address: consider an address list (coffer apikeys create … --allow).` });
+  }
+  const stuck = await countStuckWalletPayments(db, nowMs);
+  if (stuck > 0) {
+    findings.push({ severity: 'problem', check: 'stuck_payments', message: `${stuck} Alipay or WeChat Pay payment(s) are still unresolved well past the shopper's time to pay: the provider sync worker cannot get an answer (is COFFER_JOBS on? can Coffer reach the provider?). Check the logs for "wallet payment outcome still unknown".` });
   }
   const owner = await db.selectFrom('staff_users').select('id').where('role', 'in', ['owner', 'admin']).where('status', '=', 'active').limit(1).executeTakeFirst();
   if (owner === undefined) {

@@ -21,6 +21,8 @@ export interface Config {
   internalClientCaFile: string | undefined;
   /** The origin staff browsers use for the internal listener (passkeys are bound to it); default https://localhost:<port>. */
   staffOrigin: string | undefined;
+  /** The public listener's URL as providers and shoppers reach it (notifications, return pages); default: the listener's own. */
+  publicUrl: string | undefined;
   /** A staff refund taking a payment's refunded total above this amount (minor units) needs a second person's approval. */
   fourEyesRefundAbove: number;
   /** Paths of a certificate and key to serve; absent means a self-signed pair generated under `homeDir`. */
@@ -103,6 +105,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (internalClientCaFile !== undefined && readFlag(env, 'COFFER_TLS_DISABLED', false)) {
     throw new ConfigError('COFFER_INTERNAL_CLIENT_CA needs TLS: it cannot be used with COFFER_TLS_DISABLED');
   }
+  const publicUrl = env.COFFER_PUBLIC_URL || undefined;
+  if (publicUrl !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(publicUrl)) {
+    throw new ConfigError(`COFFER_PUBLIC_URL must be an https origin with a host name, such as https://pay.example.com, got "${publicUrl}"`);
+  }
   const staffOrigin = env.COFFER_STAFF_ORIGIN || undefined;
   if (staffOrigin !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(staffOrigin)) {
     throw new ConfigError(`COFFER_STAFF_ORIGIN must be an https origin with a host name, such as https://staff.example.com, got "${staffOrigin}"`);
@@ -123,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     internalPort: readPort(env, 'COFFER_INTERNAL_PORT', 8444),
     internalClientCaFile,
     staffOrigin,
+    publicUrl,
     fourEyesRefundAbove: readPositiveInt(env, 'COFFER_FOUR_EYES_REFUND_ABOVE', limits.fourEyesRefundAboveDefault, limits.amountMinorMax),
     tlsCertFile,
     tlsKeyFile,

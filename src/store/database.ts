@@ -75,13 +75,16 @@ export interface CardFacts {
   three_d_secure_supported: boolean;
 }
 
+export type PaymentMethodType = 'card' | 'alipay' | 'wechat_pay';
+
 export interface PaymentMethodsTable {
   id: string;
   merchant_id: string;
   livemode: boolean;
   seq: Generated<bigint>;
-  type: 'card';
-  card: Json<CardFacts>;
+  type: PaymentMethodType;
+  /** Card facts for a card; null for every other type. */
+  card: Json<CardFacts | null>;
   test_card: string | null;
   vault_card_id: ColumnType<string | null, string | null | undefined, string | null>;
   billing_details: Json<Record<string, unknown>>;
@@ -166,6 +169,19 @@ export interface ChargesTable {
   settled: ColumnType<boolean, boolean | undefined, boolean>;
   amount_refunding: ColumnType<bigint, bigint | undefined, bigint>;
   disputed: ColumnType<boolean, boolean | undefined, boolean>;
+  /** When the provider sync worker next asks the provider about this pending attempt (wallets). */
+  provider_sync_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  provider_sync_count: ColumnType<number, number | undefined, number>;
+  /** When the shopper's time to pay at the provider ends (wallets). */
+  action_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface ProviderNotificationsTable {
+  provider: string;
+  notification_id: string;
+  livemode: boolean;
+  reference: string;
+  received_at: ColumnType<Date, Date | undefined, never>;
 }
 
 export interface DisputesTable {
@@ -333,7 +349,7 @@ export interface SandboxCardPaymentsTable {
   amount: bigint;
   currency: string;
   test_card: string;
-  status: 'authorized' | 'captured' | 'declined' | 'voided' | 'abandoned';
+  status: 'requires_action' | 'authorized' | 'captured' | 'declined' | 'voided' | 'abandoned';
   amount_captured: bigint;
   response: Json<Record<string, unknown>>;
   created_at: Timestamp;
@@ -341,6 +357,17 @@ export interface SandboxCardPaymentsTable {
   refund_fails: ColumnType<boolean, boolean | undefined, boolean>;
   disputes_after_capture: ColumnType<boolean, boolean | undefined, boolean>;
   dispute_is_inquiry: ColumnType<boolean, boolean | undefined, boolean>;
+  /** 3-D Secure (0021): what finishes the payment after a challenge, and the challenge's ACS transaction. */
+  capture: ColumnType<boolean, boolean | undefined, boolean>;
+  card_brand: ColumnType<string | null, string | null | undefined, string | null>;
+  issuer_decline: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  acs_trans_id: ColumnType<string | null, string | null | undefined, string | null>;
+  acs_ds_trans_id: ColumnType<string | null, string | null | undefined, string | null>;
+  acs_code: ColumnType<string | null, string | null | undefined, string | null>;
+  acs_form_token: ColumnType<string | null, string | null | undefined, string | null>;
+  acs_return_url: ColumnType<string | null, string | null | undefined, string | null>;
+  acs_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  acs_attempts: ColumnType<number, number | undefined, number>;
 }
 
 export interface SandboxCardOperationsTable {
@@ -555,6 +582,7 @@ export interface Database {
   merchants: MerchantsTable;
   api_keys: ApiKeysTable;
   payment_methods: PaymentMethodsTable;
+  provider_notifications: ProviderNotificationsTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
   idempotency_keys: IdempotencyKeysTable;
@@ -606,3 +634,9 @@ export type StaffSessionRow = Selectable<StaffSessionsTable>;
 export type StaffPasskeyRow = Selectable<StaffPasskeysTable>;
 export type StaffApprovalRow = Selectable<StaffApprovalsTable>;
 export type NewAuditRecord = Insertable<AuditLogTable>;
+
+/** The card facts of a payment method that must be a card (a bug otherwise, not bad input). */
+export function cardFactsOf(row: { id: string; type: PaymentMethodType; card: CardFacts | null }): CardFacts {
+  if (row.type !== 'card' || row.card === null) throw new Error(`assertion failed: payment method ${row.id} is a card`);
+  return row.card;
+}

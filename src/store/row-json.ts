@@ -15,7 +15,8 @@ function toDb(values: Record<string, unknown>, columns: readonly string[]): Reco
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(values)) {
     if (value === undefined) continue;
-    out[key] = columns.includes(key) ? JSON.stringify(value) : value;
+    // A null JSON column is SQL NULL (not the JSON value null), so that constraints on it see it as missing.
+    out[key] = columns.includes(key) && value !== null ? JSON.stringify(value) : value;
   }
   return out;
 }

@@ -38,6 +38,21 @@ const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('autom
 const SetupFutureUsage = Type.Union([Type.Literal('on_session'), Type.Literal('off_session')]);
 const PaymentMethodTypes = Type.Array(Type.String({ maxLength: 50 }), { maxItems: 20 });
 
+const WalletType = Type.Union([Type.Literal('alipay'), Type.Literal('wechat_pay')]);
+const PaymentMethodData = strictObject({
+  type: WalletType,
+  billing_details: Type.Optional(strictObject({
+    email: Type.Optional(Email),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+    phone: Type.Optional(Type.String({ maxLength: 40 })),
+  })),
+});
+const PaymentMethodOptions = strictObject({
+  card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any')])) })),
+  alipay: Type.Optional(strictObject({})),
+  wechat_pay: Type.Optional(strictObject({ client: Type.Optional(Type.Literal('web')) })),
+});
+
 const CreateBody = strictObject({
   amount: Amount,
   currency: Currency,
@@ -56,6 +71,8 @@ const CreateBody = strictObject({
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
   payment_method: Type.Optional(ObjectId),
+  payment_method_data: Type.Optional(PaymentMethodData),
+  payment_method_options: Type.Optional(PaymentMethodOptions),
   payment_method_types: Type.Optional(PaymentMethodTypes),
   allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
   receipt_email: Type.Optional(Email),
@@ -86,6 +103,8 @@ const UpdateBody = strictObject({
 
 const ConfirmBody = strictObject({
   capture_method: Type.Optional(CaptureMethod),
+  payment_method_data: Type.Optional(PaymentMethodData),
+  payment_method_options: Type.Optional(PaymentMethodOptions),
   off_session: Type.Optional(Type.Boolean()),
   expand: Type.Optional(Expand),
   payment_method: Type.Optional(ObjectId),

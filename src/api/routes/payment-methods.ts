@@ -17,7 +17,7 @@ import { limits } from '../../limits.ts';
 import { unixTime } from '../../objects/common.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
-import type { PaymentMethodRow } from '../../store/database.ts';
+import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
@@ -52,13 +52,14 @@ const TokenBody = strictObject({ card: Card, expand: Type.Optional(Expand) });
 const MethodParams = strictObject({ id: ObjectId });
 
 function tokenObject(token: { id: string; created_at: Date; livemode: boolean; used: boolean; client_ip: string | null; card: PaymentMethodRow['card'] }, shape: ApiShape): Record<string, unknown> {
+  const card = cardFactsOf({ id: token.id, type: 'card', card: token.card });
   return {
     id: token.id,
     object: 'token',
     card: {
-      id: `card_${token.id.slice(4)}`, object: 'card', brand: token.card.brand, country: token.card.country,
-      exp_month: token.card.exp_month, exp_year: token.card.exp_year, fingerprint: token.card.fingerprint, funding: token.card.funding,
-      last4: token.card.last4, ...(shape === 'current' ? { regulated_status: 'unregulated' } : {}),
+      id: `card_${token.id.slice(4)}`, object: 'card', brand: card.brand, country: card.country,
+      exp_month: card.exp_month, exp_year: card.exp_year, fingerprint: card.fingerprint, funding: card.funding,
+      last4: card.last4, ...(shape === 'current' ? { regulated_status: 'unregulated' } : {}),
     },
     client_ip: token.client_ip,
     created: unixTime(token.created_at),

@@ -1,5 +1,5 @@
 import { Secret } from '../../platform/secret.ts';
-import type { PaymentMethodRow } from '../../store/database.ts';
+import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import type { CardSource } from '../card-source.ts';
 import type { CardData } from '../connector.ts';
 import { testPaymentMethods } from './test-cards.ts';
@@ -10,6 +10,7 @@ export const testCardSource: CardSource = {
     if (paymentMethod.livemode || paymentMethod.test_card === null) return undefined;
     const number = testPaymentMethods[paymentMethod.test_card];
     if (number === undefined) return undefined;
-    return { number: new Secret(number), expMonth: paymentMethod.card.exp_month, expYear: paymentMethod.card.exp_year };
+    const card = cardFactsOf(paymentMethod);
+    return { number: new Secret(number), expMonth: card.exp_month, expYear: card.exp_year };
   },
 };

@@ -23,12 +23,33 @@ export type TestCardBehaviour =
     }
   | { kind: 'block' };
 
+/**
+ * What the issuer's access control server does with 3-D Secure for the card (Stripe's 3-D Secure test cards):
+ * - `not_supported`: the card is not enrolled, it is never authenticated (Amex in this sandbox);
+ * - `optional`: supported, not required: authenticated without a challenge when the merchant asks (`any`);
+ * - `optional_error`: supported, not required, but asking for it fails with a technical error (transStatus U), and
+ *   the payment then proceeds without it (4000000000003097);
+ * - `required_unless_set_up`: a challenge unless the card was set up for later payments (4000002500003155);
+ * - `required`: a challenge on every payment, whatever the merchant asked;
+ * - `required_lookup_error`: required, but the authentication request fails, so the payment is declined
+ *   `processing_error` (4000008400001280).
+ * The issuer's `behaviour` then decides the authorization that follows a successful authentication.
+ */
+export type ThreeDSecureSupport =
+  | 'not_supported' | 'optional' | 'optional_error' | 'required_unless_set_up' | 'required' | 'required_lookup_error';
+
 export interface TestCard {
   number: string;
   brand: CardBrand;
   funding: 'credit' | 'debit' | 'prepaid';
   country: string;
   behaviour: TestCardBehaviour;
+  /** Absent: `not_supported` for Amex (whose payment methods say `three_d_secure_usage.supported: false`), else `optional`. */
+  threeDSecure?: ThreeDSecureSupport;
+}
+
+export function threeDSecureSupportOf(card: TestCard): ThreeDSecureSupport {
+  return card.threeDSecure ?? (card.brand === 'amex' ? 'not_supported' : 'optional');
 }
 
 const approve: TestCardBehaviour = { kind: 'approve', availableImmediately: false };
@@ -39,6 +60,11 @@ function decline(
   adviceCode: string | null = 'try_again_later',
 ): TestCardBehaviour {
   return { kind: 'decline', code: 'card_declined', declineCode, message, param: null, adviceCode };
+}
+
+/** A US Visa credit card of Stripe's 3-D Secure set. */
+function threeDSecureCard(number: string, threeDSecure: ThreeDSecureSupport, behaviour: TestCardBehaviour = approve): TestCard {
+  return { number, brand: 'visa', funding: 'credit', country: 'US', behaviour, threeDSecure };
 }
 
 const cards: TestCard[] = [
@@ -158,6 +184,14 @@ const cards: TestCard[] = [
   },
   { number: '4100000000000019', brand: 'visa', funding: 'credit', country: 'US', behaviour: { kind: 'block' } },
   { number: '4000000000004954', brand: 'visa', funding: 'credit', country: 'US', behaviour: { kind: 'block' } },
+  threeDSecureCard('4000002760003184', 'required'),
+  threeDSecureCard('4000002500003155', 'required_unless_set_up'),
+  threeDSecureCard('4000000000003220', 'required'),
+  threeDSecureCard('4000008260003178', 'required', decline('insufficient_funds', 'Your card has insufficient funds.')),
+  threeDSecureCard('4000008400001629', 'required', decline('generic_decline')),
+  threeDSecureCard('4000008400001280', 'required_lookup_error'),
+  threeDSecureCard('4000000000003055', 'optional'),
+  threeDSecureCard('4000000000003097', 'optional_error'),
 ];
 
 export const testCardsByNumber: ReadonlyMap<string, TestCard> = new Map(cards.map((card) => [card.number, card]));
@@ -197,6 +231,15 @@ export const testPaymentMethods: Readonly<Record<string, string>> = {
   pm_card_radarBlock: '4100000000000019',
   pm_card_chargeDeclinedFraudulent: '4100000000000019',
   pm_card_riskLevelHighest: '4000000000004954',
+  pm_card_authenticationRequired: '4000002760003184',
+  pm_card_authenticationRequiredOnSetup: '4000002500003155',
+  pm_card_threeDSecure2Required: '4000000000003220',
+  pm_card_authenticationRequiredChargeDeclinedInsufficientFunds: '4000008260003178',
+  pm_card_threeDSecureRequiredChargeDeclined: '4000008400001629',
+  pm_card_threeDSecureRequiredProcessingError: '4000008400001280',
+  pm_card_threeDSecureOptional: '4000000000003055',
+  pm_card_threeDSecureOptionalProcessingError: '4000000000003097',
+  pm_card_amex_threeDSecureNotSupported: '378282246310005',
 };
 
 /** Test cards expire in December of this year, far enough ahead, as Stripe's docs suggest ("12/34"). */

@@ -1,7 +1,15 @@
 import type { CurrencyInfo } from '../../domain/currency.ts';
 import { assert } from '../../platform/assert.ts';
-import type { Approval, AuthorizeRequest, AuthorizeResult, Decline, DeclineErrorCode, RefundResult } from '../connector.ts';
-import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerPayment, AcquirerRefund } from './wire.ts';
+import type {
+  Approval,
+  AuthorizeRequest,
+  AuthorizeResult,
+  Decline,
+  DeclineErrorCode,
+  RefundResult,
+  ThreeDSecureResult,
+} from '../connector.ts';
+import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerPayment, AcquirerRefund, AcquirerThreeDSecure } from './wire.ts';
 
 /**
  * Conversions between Coffer's types and the acquirer's wire format. The acquirer takes ISO 4217 minor units;
@@ -31,6 +39,11 @@ export function toAuthorizeRequest(request: AuthorizeRequest): AcquirerAuthorize
       exp_year: request.card.expYear,
     },
     statement_descriptor: request.statementDescriptor,
+    three_d_secure: request.threeDSecure === undefined ? null : {
+      request: request.threeDSecure.request,
+      return_url: request.threeDSecure.returnUrl,
+      card_set_up: request.threeDSecure.cardSetUp,
+    },
   };
 }
 
@@ -40,7 +53,59 @@ const declineCodes: readonly DeclineErrorCode[] = [
   'incorrect_cvc',
   'incorrect_number',
   'processing_error',
+  'payment_intent_authentication_failure',
 ];
+
+/** EMV transStatus values and what they mean for the charge; any other value is an outcome to look at. */
+const threeDSecureResults: Readonly<Record<string, ThreeDSecureResult['result']>> = {
+  Y: 'authenticated',
+  A: 'attempt_acknowledged',
+  N: 'failed',
+  U: 'not_supported',
+  R: 'rejected',
+};
+
+/**
+ * Whether fraud-chargeback liability moved to the issuer, by the electronic commerce indicator: authenticated or
+ * attempted (Visa-style 05/06, Mastercard 02/01), or not (07/00).
+ */
+const liabilityShiftByEci: Readonly<Record<string, boolean>> = {
+  '05': true, '06': true, '07': false, '02': true, '01': true, '00': false,
+};
+
+function knownValue<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+type Mapped<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** The acquirer's 3-D Secure record as Coffer's result; undefined when 3-D Secure did not run. */
+function threeDSecureResult(wire: AcquirerThreeDSecure | null | undefined): Mapped<ThreeDSecureResult | undefined> {
+  if (wire === null || wire === undefined) return { ok: true, value: undefined };
+  const result = knownValue(threeDSecureResults, wire.trans_status);
+  const liabilityShift = knownValue(liabilityShiftByEci, wire.eci);
+  if (result === undefined) return { ok: false, reason: `unrecognized 3-D Secure transStatus ${wire.trans_status}` };
+  if (liabilityShift === undefined) return { ok: false, reason: `unrecognized 3-D Secure ECI ${wire.eci}` };
+  if (wire.flow !== 'frictionless' && wire.flow !== 'challenge') return { ok: false, reason: `unrecognized 3-D Secure flow ${wire.flow}` };
+  if (wire.version !== '2.2.0') return { ok: false, reason: `unrecognized 3-D Secure version ${wire.version}` };
+  const vouched = result === 'authenticated' || result === 'attempt_acknowledged';
+  if (vouched !== (wire.authentication_value !== null) || vouched !== liabilityShift) {
+    const value = wire.authentication_value === null ? 'without' : 'with';
+    return { ok: false, reason: `3-D Secure ${wire.trans_status} with ECI ${wire.eci}, ${value} an authentication value, does not hold together` };
+  }
+  return {
+    ok: true,
+    value: {
+      result,
+      flow: wire.flow,
+      version: wire.version,
+      eci: wire.eci,
+      authenticationValue: wire.authentication_value,
+      dsTransactionId: wire.ds_trans_id,
+      liabilityShift,
+    },
+  };
+}
 
 function cvcCheck(value: string | null): Approval['cvcCheck'] {
   switch (value) {
@@ -55,7 +120,11 @@ function cvcCheck(value: string | null): Approval['cvcCheck'] {
   }
 }
 
-function decline(payment: AcquirerPayment, wire: AcquirerDecline): Decline | { status: 'unknown'; reason: string } {
+function decline(
+  payment: AcquirerPayment,
+  wire: AcquirerDecline,
+  threeDSecure: ThreeDSecureResult | undefined,
+): Decline | { status: 'unknown'; reason: string } {
   const code = declineCodes.find((known) => known === wire.code);
   if (code === undefined) return { status: 'unknown', reason: `unrecognized decline code ${wire.code}` };
   if (wire.network_status !== 'declined_by_network' && wire.network_status !== 'not_sent_to_network') {
@@ -71,6 +140,7 @@ function decline(payment: AcquirerPayment, wire: AcquirerDecline): Decline | { s
     adviceCode: wire.advice_code,
     networkStatus: wire.network_status,
     blocked: wire.blocked,
+    ...(threeDSecure === undefined ? {} : { threeDSecure }),
   };
 }
 
@@ -88,7 +158,14 @@ export function toAuthorizeResult(
   if (payment.reference !== expected.reference || amount !== expected.amountMinor || payment.currency !== expected.currency.code) {
     return { status: 'unknown', reason: `acquirer echoed ${payment.reference} ${payment.amount} ${payment.currency}` };
   }
+  const threeDSecure = threeDSecureResult(payment.three_d_secure);
+  if (!threeDSecure.ok) return { status: 'unknown', reason: threeDSecure.reason };
   switch (payment.status) {
+    case 'requires_action': {
+      const redirectUrl = payment.next_action?.redirect_url;
+      if (redirectUrl === undefined) return { status: 'unknown', reason: 'requires_action without its redirect URL' };
+      return { status: 'requires_action', providerReference: payment.id, redirectUrl };
+    }
     case 'authorized':
     case 'captured':
     case 'voided': {
@@ -103,12 +180,13 @@ export function toAuthorizeResult(
         networkTransactionId: payment.network_transaction_id,
         cvcCheck: cvcCheck(payment.cvc_check),
         availableImmediately: payment.available_immediately,
+        ...(threeDSecure.value === undefined ? {} : { threeDSecure: threeDSecure.value }),
       };
     }
     case 'declined':
       return payment.decline === null
         ? { status: 'unknown', reason: 'decline without its reason' }
-        : decline(payment, payment.decline);
+        : decline(payment, payment.decline, threeDSecure.value);
     default:
       return { status: 'unknown', reason: `unrecognized acquirer status ${payment.status}` };
   }

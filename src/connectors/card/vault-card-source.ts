@@ -1,4 +1,4 @@
-import type { PaymentMethodRow } from '../../store/database.ts';
+import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import type { CardVault } from '../../vault/card-vault.ts';
 import type { CardSource } from '../card-source.ts';
 import type { CardData } from '../connector.ts';
@@ -15,8 +15,8 @@ export function cardSource(vault: CardVault): CardSource {
         return vault.cardFor(
           paymentMethod.vault_card_id,
           { merchantId: paymentMethod.merchant_id, livemode: paymentMethod.livemode, paymentMethodId: paymentMethod.id },
-          paymentMethod.card.exp_month,
-          paymentMethod.card.exp_year,
+          cardFactsOf(paymentMethod).exp_month,
+          cardFactsOf(paymentMethod).exp_year,
         );
       }
       return testCardSource.cardFor(paymentMethod);

@@ -10,6 +10,31 @@ export interface AcquirerAuthorizeRequest {
   capture: boolean;
   card: { number: string; exp_month: number; exp_year: number };
   statement_descriptor: string | null;
+  /** Absent (null): the merchant cannot authenticate the shopper now (an off-session payment). */
+  three_d_secure: AcquirerThreeDSecureRequest | null;
+}
+
+export interface AcquirerThreeDSecureRequest {
+  /** `automatic`: authenticate when the issuer requires it; `any`: whenever the card supports it. */
+  request: 'automatic' | 'any';
+  /** Where the access control server sends the shopper's browser after a challenge. */
+  return_url: string;
+  /** The card was authenticated before for later payments (some issuers then skip the challenge). */
+  card_set_up: boolean;
+}
+
+/** The outcome of EMV 3-D Secure 2 authentication, as the acquirer records it with the payment. */
+export interface AcquirerThreeDSecure {
+  version: string;
+  /** EMV `transStatus`: Y authenticated, A attempted, N failed, U could not be performed, R rejected. */
+  trans_status: string;
+  /** `frictionless` or `challenge`. */
+  flow: string;
+  /** Electronic commerce indicator: 05/06/07 (Visa, Amex, JCB, …), 02/01/00 (Mastercard). */
+  eci: string;
+  /** The CAVV (AAV for Mastercard), base64: proof of authentication for the authorization. Never logged. */
+  authentication_value: string | null;
+  ds_trans_id: string;
 }
 
 export interface AcquirerDecline {
@@ -34,6 +59,10 @@ export interface AcquirerPayment {
   cvc_check: string | null;
   available_immediately: boolean;
   decline: AcquirerDecline | null;
+  /** Set when 3-D Secure ran; absent from records made before the acquirer offered it. */
+  three_d_secure?: AcquirerThreeDSecure | null;
+  /** Set while the status is `requires_action`: the shopper's browser must go to `redirect_url` (the challenge). */
+  next_action?: { redirect_url: string } | null;
 }
 
 export interface AcquirerCaptureRequest {

@@ -1,12 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { assert, assertNever } from '../../../platform/assert.ts';
 import { systemClock, type Clock } from '../../../platform/clock.ts';
 import type { Secret } from '../../../platform/secret.ts';
 import { signatureHeader } from '../../../platform/timestamped-signature.ts';
 import { commitMode, type CommitDurability } from '../../../store/commit-durability.ts';
 import { randomBase62, randomDigits } from '../../../platform/random.ts';
-import type { Database } from '../../../store/database.ts';
-import { testCardsByNumber, type TestCard } from '../test-cards.ts';
+import type { Database, SandboxCardPaymentsTable } from '../../../store/database.ts';
+import { testCardsByNumber, type CardBrand, type TestCard } from '../test-cards.ts';
 import type {
   AcquirerAuthorizeRequest,
   AcquirerCaptureRequest,
@@ -16,8 +17,25 @@ import type {
   AcquirerRefund,
   AcquirerRefundRequest,
   AcquirerResponse,
+  AcquirerThreeDSecure,
+  AcquirerThreeDSecureRequest,
   AcquirerVoidRequest,
 } from '../wire.ts';
+import {
+  acsPathPrefix,
+  authenticationFailed,
+  authenticationResult,
+  challengeCodeAttemptsMax,
+  challengeRequest,
+  challengeTtlMs,
+  challengeViewOf,
+  decideAuthentication,
+  sameSecret,
+  validReturnUrl,
+  type Authentication,
+  type ChallengeAnswer,
+  type ChallengeView,
+} from './access-control-server.ts';
 
 function fail<T>(httpStatus: number, code: string, message: string): AcquirerResponse<T> {
   return { ok: false, httpStatus, error: { code, message } };
@@ -45,9 +63,10 @@ function luhnValid(number: string): boolean {
   return sum % 10 === 0;
 }
 
-function declineFor(card: TestCard | undefined, number: string): AcquirerDecline | null {
+/** Refused before the network, whatever the card's issuer would say: a wrong number, a live card, Radar. */
+function screen(card: TestCard | undefined, number: string): { declined: AcquirerDecline } | { card: TestCard } {
   if (!/^\d{12,19}$/.test(number) || !luhnValid(number)) {
-    return {
+    return { declined: {
       code: 'incorrect_number',
       decline_code: 'incorrect_number',
       message: 'Your card number is incorrect.',
@@ -55,10 +74,10 @@ function declineFor(card: TestCard | undefined, number: string): AcquirerDecline
       advice_code: 'confirm_card_data',
       network_status: 'not_sent_to_network',
       blocked: false,
-    };
+    } };
   }
   if (card === undefined) {
-    return {
+    return { declined: {
       code: 'card_declined',
       decline_code: 'test_mode_live_card',
       message: 'Your card was declined. Your request was in test mode, but used a non test card.',
@@ -66,22 +85,29 @@ function declineFor(card: TestCard | undefined, number: string): AcquirerDecline
       advice_code: null,
       network_status: 'not_sent_to_network',
       blocked: false,
-    };
+    } };
   }
+  if (card.behaviour.kind === 'block') {
+    return { declined: {
+      code: 'card_declined',
+      decline_code: 'fraudulent',
+      message: 'Your card was declined.',
+      param: null,
+      advice_code: null,
+      network_status: 'not_sent_to_network',
+      blocked: true,
+    } };
+  }
+  return { card };
+}
+
+/** The issuer's answer to the authorization (after any 3-D Secure authentication). */
+function issuerDeclineFor(card: TestCard): AcquirerDecline | null {
   const behaviour = card.behaviour;
   switch (behaviour.kind) {
     case 'approve':
+    case 'block': // refused by `screen` before it reaches the issuer
       return null;
-    case 'block':
-      return {
-        code: 'card_declined',
-        decline_code: 'fraudulent',
-        message: 'Your card was declined.',
-        param: null,
-        advice_code: null,
-        network_status: 'not_sent_to_network',
-        blocked: true,
-      };
     case 'decline':
       return {
         code: behaviour.code,
@@ -92,14 +118,99 @@ function declineFor(card: TestCard | undefined, number: string): AcquirerDecline
         network_status: 'declined_by_network',
         blocked: false,
       };
+    default:
+      return assertNever(behaviour, 'test card behaviour');
   }
 }
 
-/**
- * The acquirer's side of the card connector in test mode: it authorizes, captures and voids by Stripe's test
- * card numbers, keeps its own records, and is idempotent by the caller's key exactly as a real acquirer is (the
- * same key returns the first answer; the same key with another request is refused).
- */
+/** What the acquirer does with an authorization: answer now, or first have the shopper answer a challenge. */
+type Plan =
+  | { kind: 'now'; decline: AcquirerDecline | null; threeDSecure: AcquirerThreeDSecure | null }
+  | { kind: 'challenge'; issuerDecline: AcquirerDecline | null };
+
+function plan(
+  card: TestCard | undefined,
+  number: string,
+  threeDSecure: AcquirerThreeDSecureRequest | null,
+  verification: boolean,
+): Plan {
+  const screened = screen(card, number);
+  if ('declined' in screened) return { kind: 'now', decline: screened.declined, threeDSecure: null };
+  const issuerDecline = issuerDeclineFor(screened.card);
+  // A verification moves no money and Coffer's verifyCard cannot take a challenge: the issuer only checks the card.
+  const authentication: Authentication = verification ? { kind: 'none' } : decideAuthentication(screened.card, threeDSecure);
+  switch (authentication.kind) {
+    case 'none':
+      return { kind: 'now', decline: issuerDecline, threeDSecure: null };
+    case 'frictionless':
+      return { kind: 'now', decline: issuerDecline, threeDSecure: authentication.result };
+    case 'refused':
+      return { kind: 'now', decline: authentication.decline, threeDSecure: null };
+    case 'challenge':
+      return { kind: 'challenge', issuerDecline };
+    default:
+      return assertNever(authentication, 'authentication');
+  }
+}
+
+function invalidAuthorizeRequest(request: AcquirerAuthorizeRequest, verification: boolean): string | undefined {
+  const minimum = verification ? 0 : 1;
+  if (!Number.isSafeInteger(request.amount) || request.amount < minimum || !/^[a-z]{3}$/.test(request.currency)) {
+    return 'amount must be a positive integer and currency three lower-case letters';
+  }
+  // A caller that predates 3-D Secure sends no field at all: the same as null.
+  const threeDSecure = request.three_d_secure ?? null;
+  if (threeDSecure === null) return undefined;
+  if (threeDSecure.request !== 'automatic' && threeDSecure.request !== 'any') return 'three_d_secure.request must be automatic or any';
+  if (!validReturnUrl(threeDSecure.return_url)) return 'three_d_secure.return_url must be an absolute http(s) URL';
+  if (typeof threeDSecure.card_set_up !== 'boolean') return 'three_d_secure.card_set_up must be a boolean';
+  return undefined;
+}
+
+/** The fields an authorization sets, approved or declined: at once, or when the shopper finished a challenge. */
+function authorizationOutcome(amount: number, decline: AcquirerDecline | null, capture: boolean, verification: boolean) {
+  const approved = decline === null;
+  return {
+    status: approved ? (verification ? 'voided' : capture ? 'captured' : 'authorized') : 'declined',
+    amount_captured: approved && capture ? amount : 0,
+    authorization_code: approved ? randomDigits(6) : null,
+    network_transaction_id: approved ? networkTransactionId() : null,
+    cvc_check: approved ? 'pass' : null,
+    decline,
+  } satisfies Partial<AcquirerPayment>;
+}
+
+function newPayment(
+  request: AcquirerAuthorizeRequest,
+  card: TestCard | undefined,
+  decided: Plan,
+  challenge: Challenge | null,
+  verification: boolean,
+): AcquirerPayment {
+  const base = {
+    id: `sbx_${randomBase62(20)}`,
+    reference: request.reference,
+    amount: request.amount,
+    currency: request.currency,
+    available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
+  };
+  if (decided.kind === 'now') {
+    return { ...base, ...authorizationOutcome(request.amount, decided.decline, request.capture, verification), three_d_secure: decided.threeDSecure, next_action: null };
+  }
+  assert(challenge !== null, 'a challenge is planned only for a request that allows one');
+  return {
+    ...base,
+    status: 'requires_action',
+    amount_captured: 0,
+    authorization_code: null,
+    network_transaction_id: null,
+    cvc_check: null,
+    decline: null,
+    three_d_secure: null,
+    next_action: { redirect_url: challenge.redirectUrl },
+  };
+}
+
 /**
  * Test controls of the sandbox, as a provider's test environment offers them: make the next answers slow (the
  * acquirer acts, then its answer arrives late or never), to exercise timeouts and unknown outcomes; and how
@@ -128,59 +239,90 @@ export class SandboxControls {
   }
 }
 
+type PaymentStatus = SandboxCardPaymentsTable['status'];
+
+/** The ACS transaction of a payment that waits for its challenge, kept with the payment. */
+interface Challenge {
+  acsTransId: string;
+  dsTransId: string;
+  code: string;
+  formToken: string;
+  returnUrl: string;
+  expiresAt: Date;
+  redirectUrl: string;
+}
+
+export interface CardAcquirerSandboxOptions {
+  durability?: CommitDurability;
+  clock?: Clock;
+  notificationSecret: Secret<string>;
+  /**
+   * The public base URL of the ACS pages (`registerCardAcsSandbox`), read at each challenge, for example
+   * `https://127.0.0.1:8443/sandbox/card/acs`. Without it, challenge URLs are the path alone (same origin).
+   */
+  acsBaseUrl?: () => string;
+}
+
+/**
+ * The acquirer's side of the card connector in test mode: it authorizes, captures and voids by Stripe's test
+ * card numbers, keeps its own records, and is idempotent by the caller's key exactly as a real acquirer is (the
+ * same key returns the first answer; the same key with another request is refused).
+ * With 3-D Secure, its access control server (access-control-server.ts) decides which payments need the
+ * shopper first.
+ */
 export class CardAcquirerSandbox {
   readonly #db: Kysely<Database>;
   readonly #durability: CommitDurability;
   readonly #clock: Clock;
   readonly #notificationSecret: Secret<string>;
+  readonly #acsBaseUrl: () => string;
   readonly controls = new SandboxControls();
 
-  constructor(
-    db: Kysely<Database>,
-    options: { durability?: CommitDurability; clock?: Clock; notificationSecret: Secret<string> },
-  ) {
+  constructor(db: Kysely<Database>, options: CardAcquirerSandboxOptions) {
     this.#db = db;
     this.#durability = options.durability ?? 'flush_every_commit';
     this.#clock = options.clock ?? systemClock;
     this.#notificationSecret = options.notificationSecret;
+    this.#acsBaseUrl = options.acsBaseUrl ?? (() => acsPathPrefix);
   }
 
+  /**
+   * Authorizes, after 3-D Secure when the card's issuer and the request call for it. A challenge leaves the
+   * payment in `requires_action`, with the ACS page's URL in `next_action`, until the shopper answers it there.
+   */
   async authorize(request: AcquirerAuthorizeRequest, verification = false): Promise<AcquirerResponse<AcquirerPayment>> {
-    const minimum = verification ? 0 : 1;
-    if (!Number.isSafeInteger(request.amount) || request.amount < minimum || !/^[a-z]{3}$/.test(request.currency)) {
-      return fail(400, 'invalid_request', 'amount must be a positive integer and currency three lower-case letters');
-    }
+    const invalid = invalidAuthorizeRequest(request, verification);
+    if (invalid !== undefined) return fail(400, 'invalid_request', invalid);
     const number = request.card.number;
+    const threeDSecure = request.three_d_secure ?? null;
+    // The return URL is where to send a browser, not what is paid: a retry after a restart may come from another
+    // listener address, and must still find the first answer.
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([request.reference, request.amount, request.currency, request.capture, number.slice(-4)]))
+      .update(JSON.stringify([
+        request.reference, request.amount, request.currency, request.capture, number.slice(-4),
+        ...(threeDSecure === null ? [] : [threeDSecure.request]),
+      ]))
       .digest('hex');
     // Insert first: a new key is the common case, and a repeated one finds the first answer on conflict.
     const card = testCardsByNumber.get(number);
-    const decline = declineFor(card, number);
-    const approved = decline === null;
-    const payment: AcquirerPayment = {
-      id: `sbx_${randomBase62(20)}`,
-      reference: request.reference,
-      status: approved ? (verification ? 'voided' : request.capture ? 'captured' : 'authorized') : 'declined',
-      amount: request.amount,
-      currency: request.currency,
-      amount_captured: approved && request.capture ? request.amount : 0,
-      authorization_code: approved ? randomDigits(6) : null,
-      network_transaction_id: approved ? networkTransactionId() : null,
-      cvc_check: approved ? 'pass' : null,
-      available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
-      decline,
-    };
+    const decided = plan(card, number, threeDSecure, verification);
+    const challenge = decided.kind === 'challenge' && threeDSecure !== null ? this.#newChallenge(threeDSecure.return_url) : null;
+    const payment = newPayment(request, card, decided, challenge, verification);
     const disputes = card?.behaviour.kind === 'approve' ? card.behaviour.disputesAfterCapture : undefined;
+    const issuerDecline = decided.kind === 'challenge' ? decided.issuerDecline : null;
     // The acquirer's record is made durable by the outcome Coffer commits next (see commit-durability.ts).
     const inserted = await sql<{ id: string }>`
       INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
                                          test_card, status, amount_captured, response, refund_fails, disputes_after_capture,
-                                         dispute_is_inquiry)
+                                         dispute_is_inquiry, capture, card_brand, issuer_decline, acs_trans_id,
+                                         acs_ds_trans_id, acs_code, acs_form_token, acs_return_url, acs_expires_at)
       SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
              ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
              ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true},
-             ${disputes !== undefined}, ${disputes === 'inquiry'}
+             ${disputes !== undefined}, ${disputes === 'inquiry'}, ${request.capture}, ${card?.brand ?? null},
+             ${issuerDecline === null ? null : JSON.stringify(issuerDecline)}::jsonb, ${challenge?.acsTransId ?? null},
+             ${challenge?.dsTransId ?? null}, ${challenge?.code ?? null}, ${challenge?.formToken ?? null},
+             ${challenge?.returnUrl ?? null}, ${challenge?.expiresAt ?? null}::timestamptz
       FROM (SELECT set_config('synchronous_commit', ${commitMode(this.#durability)}, true)) AS commit_mode
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`.execute(this.#db);
@@ -194,13 +336,27 @@ export class CardAcquirerSandbox {
     return winner === undefined ? fail(500, 'internal', 'lost record') : this.#replay(winner, requestHash);
   }
 
+  #newChallenge(returnUrl: string): Challenge {
+    const acsTransId = randomUUID();
+    const creq = challengeRequest(randomUUID(), acsTransId);
+    return {
+      acsTransId,
+      dsTransId: randomUUID(),
+      code: randomDigits(6),
+      formToken: randomBase62(32),
+      returnUrl,
+      expiresAt: new Date(this.#clock.nowMs() + challengeTtlMs),
+      redirectUrl: `${this.#acsBaseUrl().replace(/\/+$/, '')}/challenge/${acsTransId}?creq=${creq}`,
+    };
+  }
+
   /**
    * A zero-amount check that the card can be charged later: the same answers as an authorization (declines
    * included), but nothing is held and nothing kept beyond the answer, which is idempotent by key.
    */
   async verify(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
     if (request.amount !== 0) return fail(400, 'invalid_amount', 'a verification is for amount 0');
-    return this.authorize({ ...request, amount: 0, capture: false }, true);
+    return this.authorize({ ...request, amount: 0, capture: false, three_d_secure: null }, true);
   }
 
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
@@ -222,8 +378,17 @@ export class CardAcquirerSandbox {
     return { ok: true, body: row.response as unknown as AcquirerPayment };
   }
 
-  /** Closes an idempotency key: a later authorization with it is refused. Returns the payment if one exists. */
+  /**
+   * Closes an idempotency key: a later authorization with it is refused. Returns the payment if one exists. A
+   * payment still waiting for its challenge (the shopper never came back) is abandoned with its ACS transaction,
+   * so that an answer on the page later changes nothing; the row lock orders this against such an answer.
+   */
   async abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>> {
+    await sql`
+      UPDATE sandbox_card_payments
+      SET status = 'abandoned', response = response || '{"status": "abandoned", "next_action": null}'::jsonb,
+          updated_at = now()
+      WHERE idempotency_key = ${idempotencyKey} AND status = 'requires_action'`.execute(this.#db);
     const abandoned: AcquirerPayment = {
       id: `sbx_${randomBase62(20)}`,
       reference: '',
@@ -254,6 +419,57 @@ export class CardAcquirerSandbox {
       .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
       .execute();
     return this.retrieveByKey(idempotencyKey);
+  }
+
+  /** The challenge as its page shows it, or undefined if the ACS has no such transaction. */
+  async challengeView(acsTransId: string): Promise<ChallengeView | undefined> {
+    const row = await this.#db.selectFrom('sandbox_card_payments').selectAll().where('acs_trans_id', '=', acsTransId).executeTakeFirst();
+    return row === undefined ? undefined : challengeViewOf(row, this.#clock.nowMs());
+  }
+
+  /**
+   * The shopper's answer on the ACS page. The right code authenticates (transStatus Y) and the issuer then decides
+   * the authorization; `fail`, or too many wrong codes, fails authentication (N) and declines the payment. Both
+   * end the challenge and send the shopper back to the merchant. Nothing changes once it has ended or expired.
+   */
+  async answerChallenge(acsTransId: string, formToken: string, answer: { action: 'complete'; code: string } | { action: 'fail' }): Promise<ChallengeAnswer> {
+    const { answer: answered, captured } = await this.#db.transaction().execute(async (tx): Promise<{ answer: ChallengeAnswer; captured: string | null }> => {
+      const row = await tx.selectFrom('sandbox_card_payments').selectAll().where('acs_trans_id', '=', acsTransId).forUpdate().executeTakeFirst();
+      const refused = (httpStatus: 403 | 404 | 409 | 410, message: string) => ({ answer: { kind: 'refused' as const, httpStatus, message }, captured: null });
+      if (row === undefined) return refused(404, 'There is no such authentication.');
+      if (row.status !== 'requires_action') return refused(409, 'This authentication has already ended.');
+      assert(row.acs_form_token !== null && row.acs_code !== null && row.acs_expires_at !== null && row.acs_return_url !== null
+        && row.acs_ds_trans_id !== null && row.card_brand !== null, 'a payment waiting for a challenge has its ACS transaction');
+      if (!sameSecret(formToken, row.acs_form_token)) return refused(403, 'This form is not valid; open the page again.');
+      if (this.#clock.nowMs() >= row.acs_expires_at.getTime()) return refused(410, 'This authentication has expired.');
+      const attempts = answer.action === 'complete' && !sameSecret(answer.code, row.acs_code) ? row.acs_attempts + 1 : row.acs_attempts;
+      if (attempts > row.acs_attempts && attempts < challengeCodeAttemptsMax) {
+        await tx.updateTable('sandbox_card_payments').set({ acs_attempts: attempts, updated_at: new Date() }).where('id', '=', row.id).execute();
+        const view = challengeViewOf({ ...row, acs_attempts: attempts }, this.#clock.nowMs());
+        assert(view !== undefined, 'a payment waiting for a challenge has its ACS transaction');
+        return { answer: { kind: 'wrong_code', view }, captured: null };
+      }
+      const authenticated = answer.action === 'complete' && attempts === row.acs_attempts;
+      const brand = row.card_brand as CardBrand;
+      const threeDSecure = authenticationResult(brand, authenticated ? 'Y' : 'N', 'challenge', row.acs_ds_trans_id);
+      const decline = authenticated ? (row.issuer_decline as AcquirerDecline | null) : authenticationFailed;
+      const payment: AcquirerPayment = {
+        ...(row.response as unknown as AcquirerPayment),
+        ...authorizationOutcome(Number(row.amount), decline, row.capture, false),
+        three_d_secure: threeDSecure,
+        next_action: null,
+      };
+      await tx.updateTable('sandbox_card_payments').set({
+        status: payment.status as PaymentStatus,
+        amount_captured: BigInt(payment.amount_captured),
+        response: JSON.stringify(payment),
+        acs_attempts: attempts,
+        updated_at: new Date(),
+      }).where('id', '=', row.id).execute();
+      return { answer: { kind: 'finished', returnUrl: row.acs_return_url }, captured: payment.status === 'captured' ? row.id : null };
+    });
+    if (captured !== null) await this.#disputeIfDue(captured);
+    return answered;
   }
 
   /**

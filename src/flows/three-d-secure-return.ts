@@ -1,0 +1,45 @@
+import { findCurrency } from '../domain/currency.ts';
+import { assert } from '../platform/assert.ts';
+import type { Services } from './context.ts';
+import { recordAttemptOutcome } from './record-attempt-outcome.ts';
+import { jobTrail } from '../jobs/system-trail.ts';
+
+/** Where the shopper's browser goes after a 3-D Secure challenge: the merchant's page, or none. */
+export type ReturnTarget = { redirect: string } | { page: 'finished' | 'unknown' };
+
+/**
+ * The shopper is back from the access control server. Coffer asks the acquirer what became of the attempt (the
+ * browser's arrival proves nothing by itself) and records it, then sends the shopper to the merchant's
+ * `return_url` with Stripe's parameters (`payment_intent`, `payment_intent_client_secret`, `redirect_status`).
+ */
+export async function returnFromThreeDSecure(services: Services, chargeId: string, sig: string): Promise<ReturnTarget> {
+  if (!services.connectors.verifyThreeDSecureReturn(chargeId, sig)) return { page: 'unknown' };
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', chargeId).where('provider', '=', 'card').executeTakeFirst();
+  if (charge === undefined) return { page: 'unknown' };
+  if (charge.status === 'pending') {
+    const currency = findCurrency(charge.currency);
+    assert(currency !== undefined, 'a stored currency is known');
+    const found = await services.connectors.card(charge.livemode).syncPayment({
+      idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
+    });
+    if (found.status === 'authorized' || found.status === 'captured' || found.status === 'declined') {
+      await recordAttemptOutcome(
+        services,
+        { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+        found,
+        await jobTrail(services, 'three-d-secure-return', charge.merchant_id),
+        undefined,
+      );
+    }
+  }
+  const intent = await services.db.selectFrom('payment_intents').select(['id', 'status', 'client_secret', 'return_url'])
+    .where('id', '=', charge.payment_intent_id).executeTakeFirstOrThrow();
+  const redirectStatus = intent.status === 'succeeded' || intent.status === 'requires_capture' ? 'succeeded'
+    : intent.status === 'requires_payment_method' ? 'failed' : 'pending';
+  if (intent.return_url === null) return { page: redirectStatus === 'pending' ? 'unknown' : 'finished' };
+  const target = new URL(intent.return_url);
+  target.searchParams.set('payment_intent', intent.id);
+  target.searchParams.set('payment_intent_client_secret', intent.client_secret);
+  target.searchParams.set('redirect_status', redirectStatus);
+  return { redirect: target.toString() };
+}

@@ -1,0 +1,266 @@
+import type { WalletAction, WalletCloseResult, WalletConnector, WalletTradeState } from '../connectors/wallet.ts';
+import type { Decline } from '../connectors/connector.ts';
+import { findCurrency, type CurrencyInfo } from '../domain/currency.ts';
+import { CofferError } from '../domain/errors.ts';
+import { limits } from '../limits.ts';
+import { assert } from '../platform/assert.ts';
+import { qrCodePngDataUrl } from '../platform/qr-png.ts';
+import { newId } from '../platform/random.ts';
+import type { ChargeRow, PaymentIntentRow, PaymentMethodRow, PaymentMethodType } from '../store/database.ts';
+import { chargeChanges as chargeChangesJson, paymentIntentChanges } from '../store/row-json.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import { lockCharge, lockPaymentIntent, nextStatus, recordChange, type Scope } from './payment-intent-records.ts';
+import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type AttemptResolution } from './record-attempt-outcome.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail, type Trail } from './trail.ts';
+
+/** The payment method types paid at a provider's own page or app. */
+export type WalletType = Exclude<PaymentMethodType, 'card'>;
+
+export function isWalletType(type: string): type is WalletType {
+  return type === 'alipay' || type === 'wechat_pay';
+}
+
+export interface WalletOptions {
+  card?: { request_three_d_secure?: 'automatic' | 'any' };
+  wechat_pay?: { client?: 'web' };
+  alipay?: Record<string, never>;
+}
+
+/** A new payment method of a wallet type, from `payment_method_data` (it holds nothing until the shopper pays). */
+export function walletPaymentMethod(scope: Scope, type: WalletType, billingDetails: Record<string, unknown> | undefined, now: Date): PaymentMethodRow {
+  return {
+    id: newId('pm'),
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    seq: 0n,
+    type,
+    card: null,
+    test_card: null,
+    vault_card_id: null,
+    billing_details: billingDetails ?? {},
+    customer_id: null,
+    metadata: {},
+    created_at: now,
+  };
+}
+
+/** What a wallet charge keeps: the provider's transaction id once paid (Stripe's `payment_method_details.<type>`). */
+export function walletChargeDetails(type: WalletType): Record<string, unknown> {
+  return type === 'alipay' ? { buyer_id: null, fingerprint: null, transaction_id: null } : { fingerprint: null, transaction_id: null };
+}
+
+/** Refuses, before anything is written, a confirmation the provider could never take. */
+export function checkWalletConfirmable(intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector): void {
+  const types = intent.payment_method_types;
+  if (!types.includes(type)) {
+    throw new CofferError(
+      'parameter_invalid',
+      `The payment method type ${type} is not allowed for this PaymentIntent; its payment_method_types are: ${types.join(', ')}.`,
+      { param: 'payment_method_data[type]' },
+    );
+  }
+  if (intent.currency !== 'cny') {
+    throw new CofferError('parameter_invalid', `${providerName(type)} payments through Coffer are in CNY; this PaymentIntent is in ${intent.currency.toUpperCase()}.`, { param: 'currency' });
+  }
+  if (captureMethod === 'manual' && !connector.capabilities.manualCapture) {
+    throw new CofferError('parameter_invalid', `${providerName(type)} does not support capture_method=manual: the payment is captured when the shopper pays.`, { param: 'capture_method' });
+  }
+  if (type === 'alipay' && returnUrl === null) {
+    throw new CofferError('parameter_missing', 'A return_url is required to confirm an Alipay payment: the shopper comes back to it from Alipay.', { param: 'return_url' });
+  }
+}
+
+function providerName(type: WalletType): string {
+  return type === 'alipay' ? 'Alipay' : 'WeChat Pay';
+}
+
+function currencyOf(code: string): CurrencyInfo {
+  const currency = findCurrency(code);
+  assert(currency !== undefined, 'a stored currency is known');
+  return currency;
+}
+
+/** Stripe's `next_action` for each wallet. */
+function nextAction(type: WalletType, action: WalletAction, returnUrl: string | null): Record<string, unknown> {
+  if (type === 'alipay') {
+    assert(action.redirectUrl !== null, 'an Alipay page trade has a redirect URL');
+    return {
+      type: 'alipay_handle_redirect',
+      alipay_handle_redirect: { native_data: null, native_url: null, return_url: returnUrl, url: action.redirectUrl },
+    };
+  }
+  assert(action.qrCode !== null, 'a WeChat Pay native trade has a code URL');
+  return {
+    type: 'wechat_pay_display_qr_code',
+    wechat_pay_display_qr_code: {
+      data: action.qrCode,
+      hosted_instructions_url: null,
+      image_data_url: qrCodePngDataUrl(action.qrCode),
+      image_url_png: null,
+      image_url_svg: null,
+    },
+  };
+}
+
+export interface WalletAttempt {
+  intent: PaymentIntentRow;
+  charge: ChargeRow;
+  paymentMethod: PaymentMethodRow;
+}
+
+/**
+ * Phase 2 of a wallet confirmation: opens the trade at the provider (outside any transaction; the trade is keyed
+ * by the charge id, so a retry never opens a second), then records that the shopper must act there.
+ */
+export async function sendWalletAttempt(services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, respond: Respond): Promise<Outcome> {
+  const type = attempt.paymentMethod.type;
+  assert(isWalletType(type), 'a wallet attempt has a wallet payment method');
+  const connector = services.connectors.wallet(type, scope.livemode);
+  const now = new Date(services.clock.nowMs());
+  // Fixed by the attempt, so that a retry sends the very same trade (a provider refuses the same number with other terms).
+  const expiresAt = new Date(attempt.charge.created_at.getTime() + limits.walletPaymentWindowMs);
+  const result = await connector.createTrade({
+    reference: attempt.charge.id,
+    amountMinor: attempt.charge.amount,
+    currency: currencyOf(attempt.charge.currency),
+    subject: attempt.intent.description ?? `Payment ${attempt.intent.id}`,
+    flow: type === 'alipay' ? 'page' : 'qr',
+    notifyUrl: services.connectors.notificationUrl(type, scope.livemode),
+    returnUrl: attempt.intent.return_url,
+    expiresAt,
+  });
+  services.faults.reach('confirm.after_provider_call');
+  const trail = requestTrail(ctx);
+  const refs = { scope, paymentIntentId: attempt.intent.id, chargeId: attempt.charge.id };
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'failed') {
+    const outcome = await recordAttemptOutcome(services, refs, providerDecline(result.code, result.message), trail, { respond, claim: ctx.idempotency });
+    assert(outcome !== undefined, 'a request always gets a response');
+    return outcome;
+  }
+  return inTransaction(services.db, async (tx) => {
+    const intent = await lockPaymentIntent(tx, scope, attempt.intent.id);
+    const charge = await lockCharge(tx, attempt.charge.id);
+    // Already moved on (a notification or the sync worker was faster, or a retry recorded it): answer as it is.
+    if (charge.status !== 'pending' || intent.status !== 'processing') return respond(tx, { paymentIntent: intent });
+    const status = nextStatus(intent, 'action_required');
+    const after: PaymentIntentRow = { ...intent, status, next_action: nextAction(type, result.action, intent.return_url), updated_at: now, version: intent.version + 1n };
+    await tx.updateTable('payment_intents').set(paymentIntentChanges({ status, next_action: after.next_action, updated_at: now }))
+      .where('id', '=', intent.id).execute();
+    await tx.updateTable('charges').set(chargeChangesJson({ action_expires_at: expiresAt, provider_sync_at: new Date(now.getTime() + limits.walletSyncFirstMs), updated_at: now }))
+      .where('id', '=', charge.id).execute();
+    await recordChange(tx, trail, scope,
+      { action: 'payment_intent.requires_action', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, provider: type } },
+      [{ type: 'payment_intent.requires_action', paymentIntent: { before: intent, after } }], now);
+    return respond(tx, { paymentIntent: after });
+  });
+}
+
+/** A provider's refusal or the shopper's failed payment, as the attempt's decline. */
+export function providerDecline(code: string, message: string): Decline {
+  return {
+    status: 'declined',
+    providerReference: null,
+    code: 'payment_method_provider_decline',
+    declineCode: code.toLowerCase(),
+    message: `The payment provider declined this payment: ${message}`,
+    param: null,
+    adviceCode: null,
+    networkStatus: 'declined_by_network',
+    blocked: false,
+  };
+}
+
+/** The shopper did not pay in time or canceled at the provider; the trade is closed and nothing was taken. */
+export const expiredAttempt: Decline = {
+  status: 'declined',
+  providerReference: null,
+  code: 'payment_intent_payment_attempt_expired',
+  declineCode: 'expired',
+  message: 'The shopper did not complete the payment at the provider in time, or canceled it there. Nothing was taken.',
+  param: null,
+  adviceCode: 'try_again_later',
+  networkStatus: 'not_sent_to_network',
+  blocked: false,
+};
+
+/** What a provider's final word on a trade means for the attempt; `undefined` while it is not final. */
+export function resolutionOf(state: WalletTradeState | WalletCloseResult): AttemptResolution | undefined {
+  switch (state.status) {
+    case 'paid':
+      return { status: 'wallet_paid', providerReference: state.providerReference };
+    case 'closed':
+      return expiredAttempt;
+    case 'failed':
+      return providerDecline(state.code, state.message);
+    case 'pending':
+    case 'unknown':
+      return undefined;
+  }
+}
+
+/** Records a provider's final word on a pending wallet attempt, in the caller's transaction; nothing if already recorded. */
+export async function recordWalletResolution(tx: Tx, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): Promise<void> {
+  await recordAttemptOutcomeIn(
+    tx,
+    { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+    resolution,
+    trail,
+    undefined,
+    now,
+  );
+}
+
+function nextSyncDelay(count: number): number {
+  return Math.min(limits.walletSyncFirstMs * 2 ** Math.min(count, 20), limits.walletSyncMaxMs);
+}
+
+/**
+ * Asks the provider about one pending wallet attempt and records what it says. A trade whose time is up (or
+ * whose opening was never confirmed) is closed first, so that the shopper cannot pay it after Coffer records the
+ * failure; a close that finds it paid records the payment instead. Otherwise the next question is scheduled
+ * with backoff.
+ */
+export async function syncWalletAttempt(services: Services, charge: ChargeRow, trail: Trail): Promise<'resolved' | 'waiting'> {
+  assert(isWalletType(charge.provider), 'a wallet attempt');
+  const connector = services.connectors.wallet(charge.provider, charge.livemode);
+  const now = new Date(services.clock.nowMs());
+  const trade = { reference: charge.id, amountMinor: charge.amount, currency: currencyOf(charge.currency) };
+  // No recorded action means the trade's opening never got a clear answer: close it rather than leave it payable.
+  const actionRecorded = charge.action_expires_at !== null;
+  const timeIsUp = !actionRecorded || now.getTime() >= (charge.action_expires_at?.getTime() ?? 0);
+  let state: WalletTradeState | WalletCloseResult = await connector.queryTrade(trade);
+  if (state.status === 'pending' && timeIsUp) state = await connector.closeTrade(trade);
+  if (state.status === 'unknown') services.logger.warn({ charge: charge.id, reason: state.reason }, 'wallet payment outcome still unknown');
+  const resolution = resolutionOf(state);
+  if (resolution !== undefined) {
+    await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, trail, now));
+    return 'resolved';
+  }
+  await services.db.updateTable('charges')
+    .set({ provider_sync_at: new Date(now.getTime() + nextSyncDelay(charge.provider_sync_count)), provider_sync_count: charge.provider_sync_count + 1 })
+    .where('id', '=', charge.id).where('status', '=', 'pending').execute();
+  return 'waiting';
+}
+
+/**
+ * Cancels a PaymentIntent whose shopper has not paid yet at the provider: the trade is closed there first
+ * (outside any transaction). If the shopper paid meanwhile, the payment is recorded and the cancellation refused.
+ */
+export async function closeWalletAttemptForCancel(services: Services, ctx: RequestContext, charge: ChargeRow): Promise<void> {
+  assert(isWalletType(charge.provider), 'a wallet attempt');
+  const connector = services.connectors.wallet(charge.provider, charge.livemode);
+  const result = await connector.closeTrade({ reference: charge.id, amountMinor: charge.amount, currency: currencyOf(charge.currency) });
+  if (result.status === 'unknown') throw outcomeUnknownError();
+  const resolution = resolutionOf(result) ?? expiredAttempt;
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, requestTrail(ctx), now));
+  if (result.status === 'paid') {
+    throw new CofferError(
+      'payment_intent_unexpected_state',
+      'This PaymentIntent could not be canceled because the shopper has already paid it. Refund it instead.',
+    );
+  }
+}

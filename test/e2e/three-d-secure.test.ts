@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { recoverPendingAttempts } from '../../src/jobs/recover-in-flight.ts';
+import { limits } from '../../src/limits.ts';
+import { TestClock } from '../support/clock.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { openPage, pressButton, type SandboxPage } from '../support/sandbox-pages.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+
+// Goal: card payments that the issuer wants authenticated go through 3-D Secure 2 as Stripe's test cards
+// document: frictionless or challenged, `requires_action` with a redirect to the access control server, the
+// shopper back at the merchant's return_url, and ECI, authentication value and liability shift on the charge.
+describe('3-D Secure', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+  const returnUrl = 'https://shop.example/checkout/done';
+
+  before(async () => {
+    server = await startTestServer({ clock });
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  const confirm = (paymentMethod: string, options: Partial<Stripe.PaymentIntentCreateParams> = {}) =>
+    stripe.paymentIntents.create({ amount: 4200, currency: 'eur', payment_method: paymentMethod, confirm: true, return_url: returnUrl, ...options });
+
+  async function challenge(intent: Stripe.PaymentIntent): Promise<SandboxPage> {
+    assert.equal(intent.status, 'requires_action');
+    assert.equal(intent.next_action?.type, 'redirect_to_url');
+    assert.equal(intent.next_action?.redirect_to_url?.return_url, returnUrl);
+    return openPage(server, intent.next_action?.redirect_to_url?.url ?? '');
+  }
+
+  /** The shopper finishes on the ACS, which sends the browser to Coffer's return link, which sends it to the merchant. */
+  async function finish(page: SandboxPage, action: 'complete' | 'fail', code?: string): Promise<URL> {
+    const oneTimeCode = code ?? /class="code">(\d+)</.exec(page.body)?.[1] ?? '';
+    const answered = await pressButton(server, page, action, action === 'complete' ? { code: oneTimeCode } : {});
+    assert.equal(answered.status, 303);
+    const back = new URL(String(answered.headers.location));
+    assert.equal(back.pathname.startsWith('/hooks/card/3ds/'), true, 'the ACS returns the shopper to Coffer first');
+    const returned = await rawRequest(server, 'GET', `${back.pathname}${back.search}`);
+    assert.equal(returned.status, 200);
+    const onward = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(returned.body)?.[1] ?? '';
+    return new URL(onward.replace(/&amp;/g, '&'));
+  }
+
+  test('challenge required (4000002760003184): complete → succeeded, with ECI 05, CAVV and liability shift', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    assert.match(page.body, /42\.00 EUR/);
+    const merchantPage = await finish(page, 'complete');
+    assert.equal(`${merchantPage.origin}${merchantPage.pathname}`, returnUrl);
+    assert.equal(merchantPage.searchParams.get('payment_intent'), intent.id);
+    assert.equal(merchantPage.searchParams.get('payment_intent_client_secret'), intent.client_secret);
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'succeeded');
+    const done = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.next_action, null);
+    const secure = (done.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure as unknown as Record<string, unknown>;
+    assert.equal(secure.authentication_flow, 'challenge');
+    assert.equal(secure.result, 'authenticated');
+    assert.equal(secure.electronic_commerce_indicator, '05');
+    assert.equal(secure.liability_shift, true);
+    assert.equal(secure.version, '2.2.0');
+  });
+
+  test('challenge failed: the PaymentIntent needs another payment method, nothing is authorized', async () => {
+    const intent = await confirm('pm_card_threeDSecure2Required');
+    const before = await stateCounts(server.database.db);
+    const merchantPage = await finish(await challenge(intent), 'fail');
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'failed');
+    const failed = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(failed.status, 'requires_payment_method');
+    assert.equal(failed.last_payment_error?.code, 'payment_intent_authentication_failure');
+    assert.equal((failed.latest_charge as Stripe.Charge).status, 'failed');
+    assert.equal((await stateCounts(server.database.db)).ledger_transfers, before.ledger_transfers, 'no money moved');
+  });
+
+  test('authenticated, then declined by the issuer (4000008260003178): insufficient_funds', async () => {
+    const intent = await confirm('pm_card_authenticationRequiredChargeDeclinedInsufficientFunds');
+    await finish(await challenge(intent), 'complete');
+    const declined = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(declined.status, 'requires_payment_method');
+    assert.equal(declined.last_payment_error?.decline_code, 'insufficient_funds');
+  });
+
+  test('frictionless: request_three_d_secure=any on a card that supports it authenticates without a challenge', async () => {
+    const intent = await confirm('pm_card_visa', { payment_method_options: { card: { request_three_d_secure: 'any' } }, expand: ['latest_charge'] });
+    assert.equal(intent.status, 'succeeded');
+    const secure = (intent.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure as unknown as Record<string, unknown>;
+    assert.equal(secure.authentication_flow, 'frictionless');
+    assert.equal(secure.electronic_commerce_indicator, '05');
+    assert.equal(secure.liability_shift, true);
+    // Without asking, an ordinary card is not authenticated at all.
+    const plain = await confirm('pm_card_visa', { expand: ['latest_charge'] });
+    assert.equal((plain.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure, null);
+  });
+
+  test('manual capture after a challenge: requires_capture, then captured', async () => {
+    const intent = await confirm('pm_card_authenticationRequired', { capture_method: 'manual' });
+    await finish(await challenge(intent), 'complete');
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_capture');
+    assert.equal((await stripe.paymentIntents.capture(intent.id)).status, 'succeeded');
+  });
+
+  test('a forged return link changes nothing and leads nowhere', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const forged = await rawRequest(server, 'GET', `/hooks/card/3ds/${intent.latest_charge as string}?sig=${'A'.repeat(32)}`);
+    assert.equal(forged.status, 404);
+    assert.ok(!forged.body.includes(intent.client_secret ?? 'no secret'));
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+  });
+
+  test('a shopper who never comes back: the challenge is ended by the recovery job, nothing authorized', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    await challenge(intent);
+    clock.offsetMs += limits.threeDSecureWindowMs + 60_000;
+    await recoverPendingAttempts(server.coffer.services);
+    const ended = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(ended.status, 'requires_payment_method');
+    assert.equal(ended.last_payment_error?.code, 'payment_intent_authentication_failure');
+    clock.offsetMs = 0;
+  });
+});

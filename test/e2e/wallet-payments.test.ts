@@ -1,0 +1,325 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
+import { recoverPendingRefunds } from '../../src/jobs/recover-refunds.ts';
+import { countStuckWalletPayments, syncWalletPayments } from '../../src/jobs/sync-wallet-payments.ts';
+import { limits } from '../../src/limits.ts';
+import { findCurrency } from '../../src/domain/currency.ts';
+import { sql } from 'kysely';
+import type { AlipaySandbox } from '../../src/connectors/alipay/sandbox/alipay-sandbox.ts';
+import type { WeChatPaySandbox } from '../../src/connectors/wechat-pay/sandbox/wechat-pay-sandbox.ts';
+import { TestClock } from '../support/clock.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { openPage, pressButton } from '../support/sandbox-pages.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+import { internalListener } from '../support/staff.ts';
+
+// Goal: Alipay and WeChat Pay payments work end to end through the official Stripe SDK against Coffer, with the
+// providers' sandboxes on the other side of the wire: the shopper pays on the provider's page, the provider's
+// signed notification (or Coffer's own query) completes the PaymentIntent exactly once, refunds go back through
+// the provider, and a notification that is forged, tampered, duplicated, late or lost never moves money wrongly.
+describe('wallet payments (Alipay, WeChat Pay)', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+  const returnUrl = 'https://shop.example/return';
+
+  before(async () => {
+    server = await startTestServer({ clock, providerTimeoutMs: 2_000 });
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+  beforeEach(() => {
+    for (const sandbox of Object.values(server.coffer.services.connectors.sandboxes.wallets)) sandbox.faults.reset();
+  });
+
+  const services = () => server.coffer.services;
+  const deliver = () => deliverSandboxNotifications(services());
+  const alipayFaults = () => services().connectors.sandboxes.wallets.alipay.faults;
+  const wechatFaults = () => services().connectors.sandboxes.wallets.wechat_pay.faults;
+
+  async function startAlipay(amount = 1234): Promise<Stripe.PaymentIntent> {
+    const created = await stripe.paymentIntents.create({ amount, currency: 'cny', allowed_payment_method_types: ['alipay'], description: 'Order 42' });
+    return stripe.paymentIntents.confirm(created.id, { payment_method_data: { type: 'alipay' }, return_url: returnUrl });
+  }
+
+  async function startWeChat(amount = 2500): Promise<Stripe.PaymentIntent> {
+    return stripe.paymentIntents.create({
+      amount, currency: 'cny', allowed_payment_method_types: ['wechat_pay'], confirm: true,
+      payment_method_data: { type: 'wechat_pay' }, payment_method_options: { wechat_pay: { client: 'web' } },
+    });
+  }
+
+  /** The shopper opens the Alipay cashier from the redirect and pays (or cancels) there. */
+  async function alipayShopper(intent: Stripe.PaymentIntent, action: 'pay' | 'cancel') {
+    const url = intent.next_action?.alipay_handle_redirect?.url;
+    assert.ok(url !== undefined && url !== null, 'an Alipay redirect URL');
+    const cashier = await openPage(server, url);
+    return pressButton(server, cashier, action);
+  }
+
+  async function wechatShopper(intent: Stripe.PaymentIntent, action: 'pay' | 'cancel') {
+    const code = intent.next_action?.wechat_pay_display_qr_code?.data;
+    assert.ok(code !== undefined, 'a WeChat Pay code URL');
+    const page = await openPage(server, code);
+    if (page.body.includes('value="scan"')) return pressButton(server, await pageAfter(await pressButton(server, page, 'scan'), page), action);
+    return pressButton(server, page, action);
+  }
+
+  async function pageAfter(response: { status: number; headers: Record<string, string | string[] | undefined> }, page: { url: URL }) {
+    const location = response.headers.location;
+    return openPage(server, typeof location === 'string' ? new URL(location, page.url).toString() : page.url.toString());
+  }
+
+  async function eventsOf(intentId: string, type: string): Promise<number> {
+    const rows = await services().db.selectFrom('events').select('id').where('type', '=', type).where('object_id', '=', intentId).execute();
+    return rows.length;
+  }
+
+  test('Alipay: confirm → redirect → the shopper pays on the cashier → the notification completes it; then refunds', async () => {
+    const intent = await startAlipay(1234);
+    assert.equal(intent.status, 'requires_action');
+    assert.equal(intent.next_action?.type, 'alipay_handle_redirect');
+    assert.equal(intent.next_action?.alipay_handle_redirect?.return_url, returnUrl);
+    const url = new URL(intent.next_action?.alipay_handle_redirect?.url ?? '');
+    assert.equal(url.pathname, '/sandbox/alipay/gateway.do');
+    assert.equal(url.searchParams.get('method'), 'alipay.trade.page.pay');
+    // The amount goes to Alipay in yuan, converted only by the connector.
+    assert.equal(JSON.parse(url.searchParams.get('biz_content') ?? '{}').total_amount, '12.34');
+
+    const paid = await alipayShopper(intent, 'pay');
+    assert.equal(paid.status, 303);
+    assert.ok(String(paid.headers.location).startsWith(returnUrl), 'the shopper is sent back to the return_url');
+    // Until Alipay's notification arrives (or Coffer asks), nothing is believed from the browser's return.
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+
+    assert.ok(await deliver() >= 1);
+    const done = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.amount_received, 1234);
+    assert.equal(done.next_action, null);
+    const charge = done.latest_charge as Stripe.Charge;
+    assert.equal(charge.payment_method_details?.type, 'alipay');
+    assert.match(String(charge.payment_method_details?.alipay?.transaction_id), /^\d{20,}$/);
+    assert.equal(await eventsOf(intent.id, 'payment_intent.succeeded'), 1);
+
+    const partial = await stripe.refunds.create({ payment_intent: intent.id, amount: 234 });
+    assert.equal(partial.status, 'succeeded');
+    const rest = await stripe.refunds.create({ payment_intent: intent.id });
+    assert.equal(rest.status, 'succeeded');
+    assert.equal(rest.amount, 1000);
+    const before = await stateCounts(services().db);
+    await assert.rejects(stripe.refunds.create({ payment_intent: intent.id, amount: 1 }), (error: Stripe.errors.StripeError) => {
+      assert.equal(error.statusCode, 400);
+      return true;
+    });
+    const afterCounts = await stateCounts(services().db);
+    assert.equal(afterCounts.ledger_transfers, before.ledger_transfers, 'a refused refund moves no money');
+    await assertLedgerConsistent(services().db);
+  });
+
+  test('Alipay: a notification delivered three times, and a stale one after it, completes the payment once', async () => {
+    const alipay = services().connectors.sandboxes.wallets.alipay as unknown as AlipaySandbox;
+    alipay.notifyWaitBuyerPay = true;
+    try {
+      // The "trade created" (WAIT_BUYER_PAY) notification is held back and arrives after the payment's.
+      alipayFaults().set({ notifications: { reorder: true } });
+      const intent = await startAlipay(800);
+      const cashier = await openPage(server, intent.next_action?.alipay_handle_redirect?.url ?? '');
+      alipayFaults().set({ notifications: { duplicate: 3 } });
+      await pressButton(server, cashier, 'pay');
+      await deliver();
+      await deliver();
+      assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'succeeded');
+      assert.equal(await eventsOf(intent.id, 'payment_intent.succeeded'), 1);
+      assert.equal(await eventsOf(intent.latest_charge as string, 'charge.succeeded'), 1);
+      const transfers = await services().db.selectFrom('ledger_transfers').select('id').where('payment_intent_id', '=', intent.id).execute();
+      assert.equal(transfers.length, 1, 'one ledger posting for the payment');
+      // Every delivery, the stale one included, was answered "success", in the order they were sent.
+      const sent = await sql<{ trade_status: string; delivered: boolean; last_answer: string | null }>`
+        SELECT n.trade_status, n.delivered, n.last_answer FROM sandbox_alipay_notifications n
+        JOIN sandbox_alipay_trades t ON t.trade_no = n.trade_no WHERE t.out_trade_no = ${intent.latest_charge as string}
+        ORDER BY n.delivered_at, n.id`.execute(services().db);
+      assert.deepEqual(sent.rows.map((row) => row.trade_status), ['TRADE_SUCCESS', 'TRADE_SUCCESS', 'TRADE_SUCCESS', 'WAIT_BUYER_PAY']);
+      assert.ok(sent.rows.every((row) => row.delivered && row.last_answer?.includes('success')));
+    } finally {
+      alipay.notifyWaitBuyerPay = false;
+    }
+  });
+
+  test('Alipay: a tampered notification is refused and audited; Coffer asks Alipay instead, and only that answer counts', async () => {
+    alipayFaults().set({ notifications: { tamper: 'amount' } });
+    const intent = await startAlipay(900);
+    await alipayShopper(intent, 'pay');
+    const before = await stateCounts(services().db);
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action', 'the tampered notification changed nothing');
+    const afterCounts = await stateCounts(services().db);
+    assert.equal(afterCounts.ledger_transfers, before.ledger_transfers);
+    const refused = await services().db.selectFrom('audit_log').select(['details', 'object_id'])
+      .where('action', '=', 'provider_notification.refuse').where('object_id', '=', intent.latest_charge as string).execute();
+    assert.equal(refused.length, 1, 'the refusal is audited as a security event');
+    // The refusal brought the query forward: the sync worker asks Alipay now.
+    assert.equal(await syncWalletPayments(services()), 1);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'succeeded');
+  });
+
+  test('Alipay: a genuine notification for another amount than the payment\'s is refused as a security event; no money moves', async () => {
+    const intent = await startAlipay(1000);
+    const chargeId = intent.latest_charge as string;
+    // Someone opens a trade under this payment's number for another amount (the page trade was never opened).
+    const connector = services().connectors.wallet('alipay', false);
+    const currency = findCurrency('cny');
+    assert.ok(currency !== undefined);
+    const rogue = await connector.createTrade({
+      reference: chargeId, amountMinor: 1n, currency, subject: 'rogue', flow: 'qr',
+      notifyUrl: services().connectors.notificationUrl('alipay', false), returnUrl: null, expiresAt: new Date(Date.now() + 600_000),
+    });
+    assert.equal(rogue.status, 'created');
+    const qrCode = rogue.status === 'created' ? rogue.action.qrCode ?? '' : '';
+    await pressButton(server, await openPage(server, qrCode), 'pay');
+    const before = await stateCounts(services().db);
+    await deliver();
+    const refused = await services().db.selectFrom('audit_log').select(['details', 'outcome'])
+      .where('action', '=', 'provider_notification.refuse').where('object_id', '=', chargeId).execute();
+    assert.equal(refused.length, 1);
+    assert.match(JSON.stringify(refused[0]?.details), /does not match/);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+    // Asking Alipay gets the same wrong amount: the connector calls it unknown, and the payment stays unresolved.
+    await syncWalletPayments(services());
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+    const afterCounts = await stateCounts(services().db);
+    assert.equal(afterCounts.ledger_transfers, before.ledger_transfers, 'no money moved');
+    // Long past its deadline it counts as stuck: the metric an alert watches says so.
+    const metric = async () => (await rawRequest(internalListener(server), 'GET', '/metrics')).body;
+    assert.match(await metric(), /^coffer_wallet_payments_stuck 0$/m);
+    clock.offsetMs += limits.walletPaymentWindowMs + limits.walletStuckAfterMs + 60_000;
+    await syncWalletPayments(services());
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action', 'never guessed');
+    assert.match(await metric(), /^coffer_wallet_payments_stuck 1$/m);
+    // Resolved by hand for the tests that follow: the rogue trade is closed at Alipay's side and the attempt expires.
+    await services().db.updateTable('charges').set({ status: 'failed', failure_code: 'payment_intent_payment_attempt_expired', provider_sync_at: null })
+      .where('id', '=', chargeId).execute();
+    assert.match(await metric(), /^coffer_wallet_payments_stuck 0$/m);
+  });
+
+  test('Alipay: a lost notification is made up for by the sync worker\'s query', async () => {
+    alipayFaults().set({ notifications: { drop: true } });
+    const intent = await startAlipay(700);
+    await alipayShopper(intent, 'pay');
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+    clock.offsetMs += limits.walletSyncFirstMs + 1_000;
+    assert.ok(await syncWalletPayments(services()) >= 1);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'succeeded');
+  });
+
+  test('Alipay: a shopper who never pays: the trade is closed when the time is up, and the attempt expires', async () => {
+    const intent = await startAlipay(600);
+    // The shopper opens the cashier (the trade now exists at Alipay) but never pays.
+    await openPage(server, intent.next_action?.alipay_handle_redirect?.url ?? '');
+    clock.offsetMs += limits.walletPaymentWindowMs + 1_000;
+    assert.equal(await countStuckWalletPayments(services().db, clock.nowMs()), 0, 'not stuck yet: the worker has not had its turn');
+    await syncWalletPayments(services());
+    const expired = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(expired.status, 'requires_payment_method');
+    assert.equal(expired.last_payment_error?.code, 'payment_intent_payment_attempt_expired');
+    // Too late now: the cashier refuses to take the money.
+    const late = await alipayShopper(intent, 'pay').catch((error: Error) => error);
+    assert.ok(late instanceof Error || late.status >= 400 || !String(late.headers.location ?? '').startsWith(returnUrl));
+  });
+
+  test('Alipay: cancel while the shopper has not paid closes the trade first', async () => {
+    const intent = await startAlipay(500);
+    await openPage(server, intent.next_action?.alipay_handle_redirect?.url ?? '');
+    const canceled = await stripe.paymentIntents.cancel(intent.id);
+    assert.equal(canceled.status, 'canceled');
+    // Alipay refuses the closed trade's page (ACQ.TRADE_HAS_CLOSE): the shopper cannot pay a canceled payment.
+    await assert.rejects(openPage(server, intent.next_action?.alipay_handle_redirect?.url ?? ''), /answered 400[\s\S]*TRADE_HAS_CLOSE/);
+    const charge = await stripe.charges.retrieve(intent.latest_charge as string);
+    assert.equal(charge.status, 'failed');
+  });
+
+  test('Alipay: refused before anything is written: another currency, no return_url, manual capture', async () => {
+    const usd = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', allowed_payment_method_types: ['alipay'] });
+    const cny = await stripe.paymentIntents.create({ amount: 1000, currency: 'cny', allowed_payment_method_types: ['alipay'] });
+    const card = await stripe.paymentIntents.create({ amount: 1000, currency: 'cny', allowed_payment_method_types: ['card'] });
+    const before = await stateCounts(services().db);
+    const cases: Array<[string, () => Promise<unknown>, string]> = [
+      [usd.id, () => stripe.paymentIntents.confirm(usd.id, { payment_method_data: { type: 'alipay' }, return_url: returnUrl }), 'currency'],
+      [cny.id, () => stripe.paymentIntents.confirm(cny.id, { payment_method_data: { type: 'alipay' } }), 'return_url'],
+      [cny.id, () => stripe.paymentIntents.confirm(cny.id, { payment_method_data: { type: 'alipay' }, return_url: returnUrl, capture_method: 'manual' }), 'capture_method'],
+      [card.id, () => stripe.paymentIntents.confirm(card.id, { payment_method_data: { type: 'alipay' }, return_url: returnUrl }), 'payment_method_data[type]'],
+    ];
+    for (const [id, attempt, param] of cases) {
+      await assert.rejects(attempt(), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.statusCode, 400);
+        assert.equal(error.param, param);
+        return true;
+      });
+      assert.equal((await stripe.paymentIntents.retrieve(id)).status, 'requires_payment_method');
+    }
+    const afterCounts = await stateCounts(services().db);
+    assert.equal(afterCounts.charges, before.charges);
+    assert.equal(afterCounts.payment_methods, before.payment_methods);
+  });
+
+  test('WeChat Pay: confirm → QR code drawn locally → the shopper scans and pays → the callback completes it; refund', async () => {
+    clock.offsetMs = 0; // WeChat Pay's client checks the sandbox's signed timestamps against its own clock
+    const intent = await startWeChat(2500);
+    assert.equal(intent.status, 'requires_action');
+    assert.equal(intent.next_action?.type, 'wechat_pay_display_qr_code');
+    const qr = intent.next_action?.wechat_pay_display_qr_code;
+    assert.ok(qr?.data.length !== undefined && qr.data.length > 0);
+    const png = Buffer.from(String(qr?.image_data_url).replace(/^data:image\/png;base64,/, ''), 'base64');
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], 'the QR image is a PNG');
+
+    await wechatShopper(intent, 'pay');
+    assert.ok(await deliver() >= 1);
+    const done = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(done.status, 'succeeded');
+    const charge = done.latest_charge as Stripe.Charge;
+    assert.equal(charge.payment_method_details?.type, 'wechat_pay');
+    assert.ok(charge.payment_method_details?.wechat_pay?.transaction_id);
+
+    // WeChat settles refunds later: pending now; its REFUND.SUCCESS callback has Coffer ask again, and then it succeeded.
+    (services().connectors.sandboxes.wallets.wechat_pay as unknown as WeChatPaySandbox<unknown>).refunds.settleAfterMs = 0;
+    const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
+    assert.equal(refund.status, 'pending');
+    await deliver();
+    await recoverPendingRefunds(services());
+    assert.equal((await stripe.refunds.retrieve(refund.id)).status, 'succeeded');
+    await assertLedgerConsistent(services().db);
+  });
+
+  test('WeChat Pay: a callback with a changed ciphertext byte is refused; the query completes the payment', async () => {
+    wechatFaults().set({ notifications: { tamper: 'ciphertext' } });
+    clock.offsetMs = 0;
+    const intent = await startWeChat(1500);
+    await wechatShopper(intent, 'pay');
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+    assert.equal(await syncWalletPayments(services()), 1);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'succeeded');
+  });
+
+  test('WeChat Pay: a slow provider leaves the attempt processing; the retry with the same key opens no second trade', async () => {
+    clock.offsetMs = 0;
+    wechatFaults().set({ answers: { timeout: true } });
+    const created = await stripe.paymentIntents.create({ amount: 1800, currency: 'cny', allowed_payment_method_types: ['wechat_pay'] });
+    const key = `wechat-retry-${created.id}`;
+    await assert.rejects(
+      stripe.paymentIntents.confirm(created.id, { payment_method_data: { type: 'wechat_pay' } }, { idempotencyKey: key, maxNetworkRetries: 0 }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 503,
+    );
+    assert.equal((await stripe.paymentIntents.retrieve(created.id)).status, 'processing');
+    const retried = await stripe.paymentIntents.confirm(created.id, { payment_method_data: { type: 'wechat_pay' } }, { idempotencyKey: key });
+    assert.equal(retried.status, 'requires_action');
+    const trades = await services().db.selectFrom('charges').select('id').where('payment_intent_id', '=', created.id).execute();
+    assert.equal(trades.length, 1, 'one attempt, one trade');
+  });
+});
