@@ -96,6 +96,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
       sandboxNotificationSecret,
       returnLinkKey: deriveKey(instanceSecret, 'payment return links v1'),
       homeDir: config.homeDir,
+      liveAccounts: config.liveAccounts,
       timeoutMs: options.providerTimeoutMs,
     }),
     cardSource: cardSource(vault),

@@ -21,13 +21,15 @@ import { registerCardAcsSandbox } from './card/sandbox/acs.ts';
 import { httpNotificationSender } from './notification-sender.ts';
 import { loadSandboxAccounts } from './sandbox-accounts.ts';
 import type { WalletConnector } from './wallet.ts';
+import type { LiveAccounts } from './live-accounts.ts';
 import { WeChatPayConnector } from './wechat-pay/client.ts';
 import { WeChatPaySandbox } from './wechat-pay/sandbox/wechat-pay-sandbox.ts';
 import { generateWeChatPaySandboxCredentials } from './wechat-pay/sandbox/sandbox-credentials.ts';
 
 /**
- * Test mode talks to the sandboxes; live mode to the providers the operator configured. Live card acquiring and
- * live wallets are not configured in this version, so live-mode attempts are refused with `flow_not_supported`.
+ * Test mode talks to the sandboxes; live mode to the providers the operator configured (Alipay and WeChat Pay
+ * through `COFFER_ALIPAY_*` and `COFFER_WECHAT_PAY_*`). Live card acquiring is not configurable in this version,
+ * and a provider without an account refuses live attempts with `flow_not_supported`.
  */
 export interface RegistryOptions {
   durability: CommitDurability;
@@ -38,6 +40,8 @@ export interface RegistryOptions {
   returnLinkKey: Secret<Buffer>;
   /** Where the sandboxes keep their accounts' keys (`keys/sandbox-<provider>.json`). */
   homeDir: string | undefined;
+  /** The operator's accounts at the providers, for live mode; a provider without one refuses live payments. */
+  liveAccounts?: LiveAccounts | undefined;
   timeoutMs?: number | undefined;
 }
 
@@ -112,6 +116,26 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     testWallets.set(provider, made);
     return made;
   };
+  const liveWallets = new Map<WalletProvider, WalletConnector>();
+  const liveWallet = (provider: WalletProvider): WalletConnector => {
+    const known = liveWallets.get(provider);
+    if (known !== undefined) return known;
+    const walletLogger = logger.child({ connector: provider, livemode: true });
+    const alipay = options.liveAccounts?.alipay;
+    const wechat = options.liveAccounts?.wechatPay;
+    let made: WalletConnector;
+    if (provider === 'alipay') {
+      if (alipay === undefined) throw flowNotSupported('live alipay', 'payments until the operator configures its account (COFFER_ALIPAY_*)');
+      made = new AlipayConnector({ ...alipay, timeoutMs: options.timeoutMs, logger: walletLogger });
+    } else {
+      if (wechat === undefined) throw flowNotSupported('live wechat_pay', 'payments until the operator configures its account (COFFER_WECHAT_PAY_*)');
+      made = new WeChatPayConnector({
+        ...wechat, clock: options.clock, logger: walletLogger, timeoutMs: options.timeoutMs, refundNotifyUrl: `${publicUrl()}/hooks/wechat_pay/live`,
+      });
+    }
+    liveWallets.set(provider, made);
+    return made;
+  };
   const returnSignature = (chargeId: string): string =>
     createHmac('sha256', options.returnLinkKey.reveal()).update(`3ds-return ${chargeId}`).digest('base64url').slice(0, 32);
   return {
@@ -129,8 +153,7 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
       return testCard;
     },
     wallet(provider: WalletProvider, livemode: boolean): WalletConnector {
-      if (livemode) throw flowNotSupported(`live ${provider}`, 'payments until the operator configures its account');
-      return testWallet(provider);
+      return livemode ? liveWallet(provider) : testWallet(provider);
     },
     notificationUrl(provider: WalletProvider, livemode: boolean): string {
       return `${publicUrl()}/hooks/${provider}/${livemode ? 'live' : 'test'}`;

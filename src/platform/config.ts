@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { RateLimitSettings } from '../api/rate-limits.ts';
 import { limits } from '../limits.ts';
 import type { KekSettings } from '../vault/open-kek.ts';
+import { readLiveAccounts, type LiveAccounts } from '../connectors/live-accounts.ts';
+import { ConfigError } from './config-error.ts';
 
 /** Coffer's configuration, read once from the environment at start. */
 export interface Config {
@@ -37,13 +39,13 @@ export interface Config {
   webhooksAllowPrivate: boolean;
   /** Where the vault's key-encryption keys live: key files under `homeDir`, or an HSM through PKCS#11. */
   kek: KekSettings;
+  /** The operator's accounts at Alipay and WeChat Pay for live mode (keys read from files); absent: not configured. */
+  liveAccounts: LiveAccounts;
   /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
   rateLimits: RateLimitSettings;
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError };
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -120,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   return {
     homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
     kek: readKekSettings(env, cwd),
+    liveAccounts: readLiveAccounts(env, cwd),
     databaseUrl,
     databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
     embeddedDurability,

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { generateAlipaySandboxCredentials } from '../../src/connectors/alipay/sandbox/credentials.ts';
+import { createApiKey } from '../../src/identity/merchants.ts';
+import { syncWalletPayments } from '../../src/jobs/sync-wallet-payments.ts';
+import { ConfigError, loadConfig } from '../../src/platform/config.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { TestClock } from '../support/clock.ts';
+
+// Goal: live mode differs from test mode only in endpoint and credentials. The operator's Alipay account is
+// configured all together or refused at start, with private key files kept private; a live payment goes to the
+// configured gateway, signed with the configured key (here a gateway that does not answer: nothing is guessed), and a provider with
+// no account refuses live payments with flow_not_supported, writing nothing.
+describe('live wallet accounts', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-live-'));
+  const keys = generateAlipaySandboxCredentials();
+  const privateKey = path.join(dir, 'alipay-app.pem');
+  const publicKey = path.join(dir, 'alipay-public.pem');
+  fs.writeFileSync(privateKey, keys.appPrivateKeyPem, { mode: 0o600 });
+  fs.writeFileSync(publicKey, keys.alipayPublicKeyPem, { mode: 0o644 });
+  const alipayEnv = {
+    COFFER_ALIPAY_APP_ID: keys.appId,
+    COFFER_ALIPAY_PRIVATE_KEY_FILE: privateKey,
+    COFFER_ALIPAY_PUBLIC_KEY_FILE: publicKey,
+    // Nothing listens here: a live call's outcome is unknown.
+    COFFER_ALIPAY_GATEWAY: 'https://127.0.0.1:9/gateway.do',
+  };
+  let server: TestServer;
+  let live: Stripe;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ configEnv: alipayEnv, providerTimeoutMs: 1_000, clock });
+    const key = await createApiKey(server.database.db, server.merchantId, 'secret', true);
+    live = stripeClient(server, key.key.reveal(), { maxNetworkRetries: 0 });
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the configuration: all or nothing, private key files private, https gateways', () => {
+    assert.equal(loadConfig({ ...alipayEnv, COFFER_HOME: dir }).liveAccounts.alipay?.appId, keys.appId);
+    assert.equal(loadConfig({ COFFER_HOME: dir }).liveAccounts.alipay, undefined);
+    assert.throws(() => loadConfig({ COFFER_HOME: dir, COFFER_ALIPAY_APP_ID: keys.appId }),
+      (error: Error) => error instanceof ConfigError && /missing COFFER_ALIPAY_PRIVATE_KEY_FILE, COFFER_ALIPAY_PUBLIC_KEY_FILE/.test(error.message));
+    const loose = path.join(dir, 'loose.pem');
+    fs.writeFileSync(loose, keys.appPrivateKeyPem, { mode: 0o644 });
+    fs.chmodSync(loose, 0o644);
+    assert.throws(() => loadConfig({ ...alipayEnv, COFFER_HOME: dir, COFFER_ALIPAY_PRIVATE_KEY_FILE: loose }), /can be read by group or others/);
+    assert.throws(() => loadConfig({ ...alipayEnv, COFFER_HOME: dir, COFFER_ALIPAY_GATEWAY: 'http://openapi.alipay.com/gateway.do' }), /must be an https URL/);
+    assert.throws(() => loadConfig({ ...alipayEnv, COFFER_HOME: dir, COFFER_ALIPAY_PRIVATE_KEY_FILE: path.join(dir, 'absent.pem') }), /cannot read .*ENOENT/);
+  });
+
+  test('a live Alipay payment is signed with the configured key for the configured gateway; an unreachable Alipay is never guessed', async () => {
+    const intent = await live.paymentIntents.create({ amount: 1000, currency: 'cny', allowed_payment_method_types: ['alipay'] });
+    assert.equal(intent.livemode, true);
+    const confirmed = await live.paymentIntents.confirm(intent.id, { payment_method_data: { type: 'alipay' }, return_url: 'https://shop.example/done' });
+    assert.equal(confirmed.status, 'requires_action');
+    const url = new URL(confirmed.next_action?.alipay_handle_redirect?.url ?? '');
+    assert.equal(`${url.origin}${url.pathname}`, 'https://127.0.0.1:9/gateway.do');
+    assert.equal(url.searchParams.get('app_id'), keys.appId);
+    assert.equal(url.searchParams.get('notify_url'), `${server.url}/hooks/alipay/live`);
+    // Alipay's RSA2 over the sorted parameters, verified with the app's public key: the configured private key signed it.
+    const params = [...url.searchParams.entries()].filter(([name, value]) => name !== 'sign' && value !== '').sort(([a], [b]) => (a < b ? -1 : 1));
+    const content = params.map(([name, value]) => `${name}=${value}`).join('&');
+    assert.equal(crypto.verify('RSA-SHA256', Buffer.from(content), keys.appPublicKeyPem, Buffer.from(url.searchParams.get('sign') ?? '', 'base64')), true);
+    // The sync worker cannot reach Alipay: the payment stays as it is.
+    clock.offsetMs += 10 * 60_000;
+    await syncWalletPayments(server.coffer.services);
+    assert.equal((await live.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+  });
+
+  test('WeChat Pay without a live account: flow_not_supported, nothing written', async () => {
+    const intent = await live.paymentIntents.create({ amount: 1000, currency: 'cny', allowed_payment_method_types: ['wechat_pay'] });
+    const charges = await server.database.db.selectFrom('charges').select('id').execute();
+    await assert.rejects(live.paymentIntents.confirm(intent.id, { payment_method_data: { type: 'wechat_pay' } }), (error: Stripe.errors.StripeError) => {
+      assert.equal(error.statusCode, 400);
+      assert.equal(error.code, 'flow_not_supported');
+      return true;
+    });
+    assert.equal((await live.paymentIntents.retrieve(intent.id)).status, 'requires_payment_method');
+    assert.equal((await server.database.db.selectFrom('charges').select('id').execute()).length, charges.length);
+  });
+});
