@@ -101,6 +101,8 @@ export const limits = {
   threeDSecureWindowMs: 15 * 60 * 1000,
   /** The largest provider notification accepted (Alipay's and WeChat Pay's are a few kilobytes). */
   providerNotificationBytesMax: 64 * 1024,
+  /** Payment limits a merchant can have per mode. */
+  paymentLimitsPerMerchantMax: 100,
   /** How long a shopper has to pay at Alipay or WeChat Pay before the trade is closed. */
   walletPaymentWindowMs: 30 * 60 * 1000,
   /**

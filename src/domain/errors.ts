@@ -79,6 +79,8 @@ export const errorCatalog = {
   invalid_cvc: { type: 'card_error', httpStatus: 402 },
   processing_error: { type: 'card_error', httpStatus: 402 },
   payment_intent_authentication_failure: { type: 'invalid_request_error', httpStatus: 400 },
+  // The merchant's own payment limits.
+  payment_limit_exceeded: { type: 'invalid_request_error', httpStatus: 400 },
   // Alipay's and WeChat Pay's answers.
   payment_method_provider_decline: { type: 'card_error', httpStatus: 402 },
   payment_intent_payment_attempt_expired: { type: 'invalid_request_error', httpStatus: 400 },

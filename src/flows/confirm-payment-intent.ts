@@ -16,6 +16,8 @@ import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './recor
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
+import { checkLimits, describeLimit, type CounterTake } from '../risk/limits.ts';
+import type { PaymentLimitRow } from '../store/database.ts';
 import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type WalletOptions, type WalletType } from './wallet-payments.ts';
 
 export interface ConfirmParams {
@@ -23,6 +25,8 @@ export interface ConfirmParams {
   /** A new payment method of a type that needs no details up front (Alipay, WeChat Pay), as Stripe takes it. */
   payment_method_data?: { type: WalletType; billing_details?: Record<string, unknown> };
   payment_method_options?: WalletOptions;
+  /** Stripe's Radar session: the shopper's device, for limits and risk (`radar_options[session]`). */
+  radar_options?: { session?: string };
   receipt_email?: string;
   return_url?: string;
   setup_future_usage?: 'on_session' | 'off_session' | '';
@@ -56,6 +60,42 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
 }
 
 type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome: Outcome };
+
+/**
+ * The merchant's limits this payment falls under: per-payment bounds refuse it now; the counters to take are
+ * taken in the statement that starts the attempt (see 0022-payment-limits.sql).
+ */
+async function limitCounters(
+  services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, paymentMethod: PaymentMethodRow, params: ConfirmParams, now: Date,
+): Promise<CounterTake[]> {
+  const configured = await services.db.selectFrom('payment_limits').selectAll().where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('deleted_at', 'is', null).execute();
+  if (configured.length === 0) return [];
+  const merchant = await services.db.selectFrom('merchants').select('time_zone').where('id', '=', scope.merchantId).executeTakeFirstOrThrow();
+  const check = checkLimits(configured, {
+    merchantId: scope.merchantId,
+    amountMinor: intent.amount,
+    currency: intent.currency,
+    customerId: intent.customer_id,
+    cardFingerprint: paymentMethod.card?.fingerprint ?? null,
+    deviceId: params.radar_options?.session ?? null,
+    clientAddress: ctx.origin,
+    timeZone: merchant.time_zone,
+    at: now,
+  });
+  if (!check.ok) throw limitError(check.limit);
+  return check.takes;
+}
+
+function exceededLimit(error: unknown, takes: readonly CounterTake[]): PaymentLimitRow | undefined {
+  const message = (error as { message?: unknown } | null)?.message;
+  const id = typeof message === 'string' ? /coffer_limit_exceeded (\S+)/.exec(message)?.[1] : undefined;
+  return id === undefined ? undefined : takes.find((take) => take.limit.id === id)?.limit;
+}
+
+function limitError(limit: PaymentLimitRow): CofferError {
+  return new CofferError('payment_limit_exceeded', `This payment would exceed ${describeLimit(limit)}. Nothing was charged.`);
+}
 
 /** A card authenticated by a SetupIntent for later payments (some issuers then skip 3-D Secure). */
 async function cardWasSetUp(services: Services, paymentMethodId: string): Promise<boolean> {
@@ -204,6 +244,7 @@ async function startAttempt(
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
+    const limitTakes = await limitCounters(services, ctx, scope, intent, paymentMethod, params, now);
     const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,
@@ -229,9 +270,15 @@ async function startAttempt(
       }
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))
-        .selectNoFrom([sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written')])
+        .selectNoFrom([
+          sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
+          ...limitTakes.map((take, index) => sql<boolean>`coffer_limit_take(${take.limit.id}, ${take.subjectKey}, ${take.windowKey},
+            ${scope.merchantId}, ${charge.id}, ${charge.amount}, ${take.maxAmount}, ${take.maxCount})`.as(`limit_${index}`)),
+        ])
         .execute();
     } catch (error) {
+      const exceeded = exceededLimit(error, limitTakes);
+      if (exceeded !== undefined) throw limitError(exceeded);
       if ((error as { code?: unknown }).code !== '40001') throw error;
       if (round >= startRoundsMax) {
         throw new CofferError('lock_timeout', 'This PaymentIntent is being changed by another request. Try again in a moment.');

@@ -37,6 +37,7 @@ export interface CreateParams {
   allowed_payment_method_types?: string[];
   payment_method_data?: ConfirmParams['payment_method_data'];
   payment_method_options?: ConfirmParams['payment_method_options'];
+  radar_options?: ConfirmParams['radar_options'];
   receipt_email?: string;
   return_url?: string;
   setup_future_usage?: 'on_session' | 'off_session';
@@ -86,6 +87,7 @@ export async function createPaymentIntent(
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
   if (params.payment_method_data !== undefined) confirmParams.payment_method_data = params.payment_method_data;
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
+  if (params.radar_options !== undefined) confirmParams.radar_options = params.radar_options;
   const recovered = ctx.idempotency?.recoveryPoint;
   if (recovered !== undefined && recovered !== null) {
     const existing = await findPaymentIntent(services, scope, recovered);

@@ -90,6 +90,8 @@ interface OutcomePlan {
   ledger: LedgerWork | undefined;
   /** With `setup_future_usage` and a customer, a successful payment saves its payment method to the customer. */
   saveMethodTo: { paymentMethodId: string; customerId: string } | undefined;
+  /** A failed attempt gives back what it took from the merchant's payment limits. */
+  releaseLimits?: boolean;
 }
 
 function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: Approval, trail: Trail, now: Date): OutcomePlan {
@@ -269,7 +271,10 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
     ],
     now,
   );
-  return { intentAfter, chargeAfter, intentChanges, chargeChanges, error: attemptError(chargeAfter), ...rows, ledger: undefined, saveMethodTo: undefined };
+  return {
+    intentAfter, chargeAfter, intentChanges, chargeChanges, error: attemptError(chargeAfter), ...rows, ledger: undefined, saveMethodTo: undefined,
+    releaseLimits: true,
+  };
 }
 
 function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
@@ -320,6 +325,7 @@ async function writeOutcome(
   await query
     .selectNoFrom([
       sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written) + (SELECT count(*) FROM charge_written), 2)`.as('written'),
+      plan.releaseLimits === true ? sql<number>`coffer_limit_release(${plan.chargeAfter.id})`.as('limits_released') : sql<null>`NULL`.as('limits_released'),
       ledger === undefined
         ? sql<null>`NULL`.as('ledger')
         : sql<null>`ledger_apply(${ledger.context.merchantId}, ${ledger.context.livemode}, ${ledger.context.currency},

@@ -176,6 +176,33 @@ export interface ChargesTable {
   action_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
+export type LimitSubject = 'merchant' | 'customer' | 'card' | 'device' | 'client_address';
+export type LimitKind = 'amount_min' | 'amount_max' | 'amount_per_day' | 'count_per_hour' | 'count_per_day';
+
+export interface PaymentLimitsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  subject: LimitSubject;
+  kind: LimitKind;
+  /** For amount kinds: the currency the value is in (payments in other currencies are not counted by it). */
+  currency: string | null;
+  value: bigint;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+export interface PaymentLimitCountersTable {
+  limit_id: string;
+  subject_key: string;
+  window_key: string;
+  merchant_id: string;
+  amount: bigint;
+  count: number;
+}
+
 export interface ProviderNotificationsTable {
   provider: string;
   notification_id: string;
@@ -583,6 +610,8 @@ export interface Database {
   api_keys: ApiKeysTable;
   payment_methods: PaymentMethodsTable;
   provider_notifications: ProviderNotificationsTable;
+  payment_limits: PaymentLimitsTable;
+  payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
   idempotency_keys: IdempotencyKeysTable;
@@ -621,6 +650,7 @@ export interface Database {
 export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
+export type PaymentLimitRow = Selectable<PaymentLimitsTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;

@@ -10,6 +10,7 @@ import { registerCustomerRoutes } from './customers.ts';
 import { registerPaymentMethodRoutes } from './payment-methods.ts';
 import { registerSetupIntentRoutes } from './setup-intents.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
+import { registerRiskLimitRoutes } from './risk-limits.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
 export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
@@ -23,4 +24,5 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerBalanceRoutes(app, services);
   registerEventRoutes(app, services);
   registerWebhookEndpointRoutes(app, services);
+  registerRiskLimitRoutes(app, services);
 }

@@ -53,6 +53,8 @@ const PaymentMethodOptions = strictObject({
   wechat_pay: Type.Optional(strictObject({ client: Type.Optional(Type.Literal('web')) })),
 });
 
+const RadarOptions = strictObject({ session: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
+
 const CreateBody = strictObject({
   amount: Amount,
   currency: Currency,
@@ -73,6 +75,7 @@ const CreateBody = strictObject({
   payment_method: Type.Optional(ObjectId),
   payment_method_data: Type.Optional(PaymentMethodData),
   payment_method_options: Type.Optional(PaymentMethodOptions),
+  radar_options: Type.Optional(RadarOptions),
   payment_method_types: Type.Optional(PaymentMethodTypes),
   allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
   receipt_email: Type.Optional(Email),
@@ -103,6 +106,7 @@ const UpdateBody = strictObject({
 
 const ConfirmBody = strictObject({
   capture_method: Type.Optional(CaptureMethod),
+  radar_options: Type.Optional(RadarOptions),
   payment_method_data: Type.Optional(PaymentMethodData),
   payment_method_options: Type.Optional(PaymentMethodOptions),
   off_session: Type.Optional(Type.Boolean()),

@@ -1,0 +1,113 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { limits as bounds } from '../limits.ts';
+import { newId } from '../platform/random.ts';
+import { isAmountKind, isTimeZone } from '../risk/limits.ts';
+import type { LimitKind, LimitSubject, PaymentLimitRow } from '../store/database.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { recordChange } from './payment-intent-records.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+
+export interface LimitParams {
+  subject: LimitSubject;
+  kind: LimitKind;
+  value: number;
+  currency?: string;
+}
+
+function scopeOf(ctx: RequestContext) {
+  return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+}
+
+/** The currency rule: amount limits name one; count limits none. */
+function checkShape(kind: LimitKind, currency: string | undefined): string | null {
+  if (isAmountKind(kind)) {
+    if (currency === undefined) throw new CofferError('parameter_missing', `A ${kind} limit needs a currency: its value is an amount in that currency's minor unit.`, { param: 'currency' });
+    if (findCurrency(currency) === undefined) throw new CofferError('currency_invalid', `Invalid currency: ${currency}.`, { param: 'currency' });
+    return currency;
+  }
+  if (currency !== undefined) throw new CofferError('parameter_invalid', `A ${kind} limit counts payments, not an amount: it takes no currency.`, { param: 'currency' });
+  return null;
+}
+
+async function countActive(tx: Tx, ctx: RequestContext): Promise<number> {
+  const scope = scopeOf(ctx);
+  const rows = await tx.selectFrom('payment_limits').select('id').where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('deleted_at', 'is', null).execute();
+  return rows.length;
+}
+
+export async function createLimit(services: Services, ctx: RequestContext, params: LimitParams): Promise<PaymentLimitRow> {
+  const currency = checkShape(params.kind, params.currency);
+  const now = new Date(services.clock.nowMs());
+  const scope = scopeOf(ctx);
+  return inTransaction(services.db, async (tx) => {
+    if (await countActive(tx, ctx) >= bounds.paymentLimitsPerMerchantMax) {
+      throw new CofferError('parameter_invalid', `A merchant can have at most ${bounds.paymentLimitsPerMerchantMax} payment limits per mode; delete one first.`);
+    }
+    const row: PaymentLimitRow = {
+      id: newId('plim'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, subject: params.subject, kind: params.kind,
+      currency, value: BigInt(params.value), created_at: now, updated_at: now, deleted_at: null,
+    };
+    const { seq: _seq, ...insert } = row;
+    const created = await tx.insertInto('payment_limits').values(insert).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scope,
+      { action: 'payment_limit.create', objectType: 'payment_limit', objectId: row.id, details: { subject: row.subject, kind: row.kind, value: String(row.value), currency } },
+      [], now);
+    return created;
+  });
+}
+
+export async function findLimit(reader: Services['db'] | Tx, ctx: RequestContext, id: string): Promise<PaymentLimitRow> {
+  const scope = scopeOf(ctx);
+  const row = await reader.selectFrom('payment_limits').selectAll().where('id', '=', id).where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('deleted_at', 'is', null).executeTakeFirst();
+  if (row === undefined) throw resourceMissing('payment_limit', id, 'id');
+  return row;
+}
+
+export async function listLimits(services: Services, ctx: RequestContext): Promise<PaymentLimitRow[]> {
+  const scope = scopeOf(ctx);
+  return services.db.selectFrom('payment_limits').selectAll().where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('deleted_at', 'is', null).orderBy('seq').execute();
+}
+
+/** A new value takes effect for the next payment; what the current window has counted stays counted. */
+export async function updateLimit(services: Services, ctx: RequestContext, id: string, value: number): Promise<PaymentLimitRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const before = await findLimit(tx, ctx, id);
+    const after = await tx.updateTable('payment_limits').set({ value: BigInt(value), updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+      { action: 'payment_limit.update', objectType: 'payment_limit', objectId: id, details: { from: String(before.value), to: String(value) } }, [], now);
+    return after;
+  });
+}
+
+export async function deleteLimit(services: Services, ctx: RequestContext, id: string): Promise<PaymentLimitRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    await findLimit(tx, ctx, id);
+    const after = await tx.updateTable('payment_limits').set({ deleted_at: now, updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_limit.delete', objectType: 'payment_limit', objectId: id }, [], now);
+    return after;
+  });
+}
+
+/** Days are counted in the merchant's time zone (an IANA name such as `Asia/Shanghai`). */
+export async function setTimeZone(services: Services, ctx: RequestContext, timeZone: string): Promise<string> {
+  if (!isTimeZone(timeZone)) throw new CofferError('parameter_invalid', `Unknown time zone "${timeZone}": use an IANA name such as Asia/Shanghai or UTC.`, { param: 'time_zone' });
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    await tx.updateTable('merchants').set({ time_zone: timeZone }).where('id', '=', ctx.actor.merchantId).execute();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+      { action: 'merchant.time_zone.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: { time_zone: timeZone } }, [], now);
+  });
+  return timeZone;
+}
+
+export async function timeZoneOf(services: Services, ctx: RequestContext): Promise<string> {
+  const row = await services.db.selectFrom('merchants').select('time_zone').where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
+  return row.time_zone;
+}
