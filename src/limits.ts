@@ -111,6 +111,12 @@ export const limits = {
    */
   walletSyncFirstMs: 5 * 1000,
   walletSyncMaxMs: 5 * 60 * 1000,
+  /** Pending payments a notification that failed verification can bring forward, at most, per interval. */
+  walletForgedNotificationBatchMax: 20,
+  /** The sync worker's lease on a pending wallet payment: longer than its slowest round of provider calls. */
+  walletSyncLeaseMs: 5 * 60 * 1000,
+  /** A trade is closed this long after its time to pay ended, so that clocks a little apart cannot reopen it. */
+  walletCloseGraceMs: 2 * 60 * 1000,
   /** A pending wallet payment still unresolved this long after its window is counted as stuck (an alert). */
   walletStuckAfterMs: 10 * 60 * 1000,
   /** An attempt or capture still in flight after this long is resolved by asking the provider. */

@@ -97,6 +97,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
       returnLinkKey: deriveKey(instanceSecret, 'payment return links v1'),
       homeDir: config.homeDir,
       liveAccounts: config.liveAccounts,
+      sandboxControls: config.sandboxControls,
       timeoutMs: options.providerTimeoutMs,
     }),
     cardSource: cardSource(vault),

@@ -42,6 +42,8 @@ export interface RegistryOptions {
   homeDir: string | undefined;
   /** The operator's accounts at the providers, for live mode; a provider without one refuses live payments. */
   liveAccounts?: LiveAccounts | undefined;
+  /** Serve the sandboxes' fault controls (`/sandbox/<provider>/control`), for a test environment. */
+  sandboxControls?: boolean | undefined;
   timeoutMs?: number | undefined;
 }
 
@@ -145,8 +147,9 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     },
     registerSandboxRoutes(app: FastifyInstance): void {
       registerCardAcsSandbox(app, sandbox);
-      registerAlipaySandbox(app, alipaySandbox);
-      registerWeChatPaySandbox(app, wechatSandbox);
+      // The fault controls change every merchant's test mode on this instance: off unless the operator enables them.
+      registerAlipaySandbox(app, alipaySandbox, { controls: options.sandboxControls === true });
+      registerWeChatPaySandbox(app, wechatSandbox, { controls: options.sandboxControls === true });
     },
     card(livemode: boolean): Connector {
       if (livemode) throw flowNotSupported('live card', 'payments until an acquirer is configured');

@@ -13,7 +13,8 @@ import {
   updatePaymentIntentRow,
   type Scope,
 } from './payment-intent-records.ts';
-import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import { abandonedChallenge, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
+import { findCurrency } from '../domain/currency.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { closeWalletAttemptForCancel, isWalletType } from './wallet-payments.ts';
@@ -50,6 +51,14 @@ async function startCancel(
   if (!resuming) {
     assertNoOperationInFlight(intent);
     const status = nextStatus(intent, 'cancel');
+    if (intent.status === 'requires_action' && intent.latest_charge_id !== null) {
+      // An attempt opened meanwhile (a confirmation finished after this request looked): it must be ended at the
+      // provider first, which the retry does.
+      const charge = await lockCharge(tx, intent.latest_charge_id);
+      if (charge.status === 'pending') {
+        throw new CofferError('lock_timeout', 'This PaymentIntent is waiting for the shopper at the provider, which must be ended first. Try again in a moment.');
+      }
+    }
     if (intent.status !== 'requires_capture') {
       // Nothing is held at the acquirer: the cancellation is ours alone.
       const after = await updatePaymentIntentRow(
@@ -146,16 +155,34 @@ export async function recordCancelOutcome(
 }
 
 /**
- * A PaymentIntent waiting for the shopper at Alipay or WeChat Pay has an open trade there: it is closed first, so
- * that the shopper cannot pay a canceled payment (if they already have, the payment is recorded and the
- * cancellation refused).
+ * A PaymentIntent waiting for the shopper (a trade open at Alipay or WeChat Pay, a 3-D Secure challenge at the
+ * card acquirer) has an attempt open at the provider: it is ended there first (outside any transaction), so that
+ * the shopper cannot pay a canceled payment. If they already have, that is recorded, and the cancellation then
+ * voids the authorization or is refused for a captured payment (refund it instead).
  */
-async function closeOpenWalletTrade(services: Services, ctx: RequestContext, scope: Scope, id: string): Promise<void> {
+async function endOpenAttempt(services: Services, ctx: RequestContext, scope: Scope, id: string): Promise<void> {
   const intent = await services.db.selectFrom('payment_intents').select(['status', 'latest_charge_id']).where('id', '=', id)
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
   if (intent?.status !== 'requires_action' || intent.latest_charge_id === null) return;
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
-  if (charge.status === 'pending' && isWalletType(charge.provider)) await closeWalletAttemptForCancel(services, ctx, charge);
+  if (charge.status !== 'pending') return;
+  if (isWalletType(charge.provider)) {
+    await closeWalletAttemptForCancel(services, ctx, charge);
+    return;
+  }
+  const currency = findCurrency(charge.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const ended = await services.connectors.card(charge.livemode).abandonAttempt({
+    idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
+  });
+  if (ended.status === 'unknown' || ended.status === 'requires_action') throw outcomeUnknownError();
+  await recordAttemptOutcome(
+    services,
+    { scope, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+    ended.status === 'not_found' ? abandonedChallenge : ended,
+    requestTrail(ctx),
+    undefined,
+  );
 }
 
 /** Cancels a PaymentIntent; an authorization hold is voided at the acquirer first, outside any transaction. */
@@ -167,7 +194,7 @@ export async function cancelPaymentIntent(
   respond: Respond,
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
-  await closeOpenWalletTrade(services, ctx, scope, id);
+  await endOpenAttempt(services, ctx, scope, id);
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, (tx) => startCancel(tx, ctx, scope, id, params, respond, now));
   if ('done' in started) return started.done;

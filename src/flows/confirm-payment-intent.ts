@@ -104,14 +104,19 @@ async function cardWasSetUp(services: Services, paymentMethodId: string): Promis
   return found !== undefined;
 }
 
-/** A new confirmation cannot start while the shopper may still be paying an open trade at a provider. */
+/**
+ * A new confirmation cannot start while the shopper may still be paying at a provider (an open wallet trade or a
+ * 3-D Secure challenge): a second attempt could then be charged too.
+ */
 async function refuseWhileShopperPays(services: Services, intent: PaymentIntentRow): Promise<void> {
   if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return;
   const charge = await services.db.selectFrom('charges').select(['status', 'provider']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
-  if (charge?.status === 'pending' && isWalletType(charge.provider)) {
+  if (charge?.status === 'pending') {
     throw new CofferError(
       'payment_intent_unexpected_state',
-      'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.',
+      isWalletType(charge.provider)
+        ? 'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.'
+        : 'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication. Cancel it, or wait until the authentication ends.',
     );
   }
 }

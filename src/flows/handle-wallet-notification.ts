@@ -41,7 +41,7 @@ export async function handleWalletNotification(
     notification = connector.parseNotification(incoming);
   } catch (error) {
     if (!(error instanceof NotificationRejected)) throw error;
-    await refuse(services, provider, livemode, error.message, await pendingCharge(services, provider, livemode, referenceHint(incoming.rawBody)));
+    await refuseUnverified(services, provider, livemode, error.message, referenceHint(incoming.rawBody));
     return connector.notificationAnswer(false);
   }
   try {
@@ -54,13 +54,29 @@ export async function handleWalletNotification(
   return connector.notificationAnswer(true);
 }
 
-async function pendingCharge(services: Services, provider: WalletProvider, livemode: boolean, reference: string | undefined): Promise<ChargeRow | undefined> {
-  if (reference === undefined) return undefined;
-  return services.db.selectFrom('charges').selectAll().where('id', '=', reference).where('provider', '=', provider)
-    .where('livemode', '=', livemode).where('status', '=', 'pending').executeTakeFirst();
+/**
+ * A notification that failed verification: nothing in it is believed, so the audit record names no merchant or
+ * payment. The payments it may be about are asked about at the provider soon instead: the one it names (if any
+ * pending one), else a bounded batch of this provider's pending payments; a payment already due within the
+ * interval is left as it is, so that a flood of forgeries cannot make Coffer ask more than once per interval.
+ */
+async function refuseUnverified(services: Services, provider: WalletProvider, livemode: boolean, reason: string, hint: string | undefined): Promise<void> {
+  const now = new Date(services.clock.nowMs());
+  services.logger.warn({ provider, livemode, reason }, 'provider notification failed verification');
+  await recordAudit(services.db, {
+    merchantId: null, livemode, actorType: 'system', actorId: `${provider}-notification`, action: 'provider_notification.refuse',
+    objectType: null, objectId: null, outcome: 'failure', requestId: null, origin: null,
+    details: { provider, reason, security_event: true, verified: false }, occurredAt: now,
+  });
+  const soon = new Date(now.getTime() + limits.walletSyncFirstMs * 6);
+  let due = services.db.selectFrom('charges').select('id').where('status', '=', 'pending').where('provider', '=', provider)
+    .where('livemode', '=', livemode).where('provider_sync_at', '>', soon);
+  if (hint !== undefined) due = due.where('id', '=', hint);
+  await services.db.updateTable('charges').set({ provider_sync_at: now })
+    .where('id', 'in', due.orderBy('created_at', 'desc').limit(limits.walletForgedNotificationBatchMax)).execute();
 }
 
-/** Audits a refused notification and, for a pending payment it named, brings its query at the provider forward. */
+/** Audits a refused (genuine but not matching) notification and brings its payment's query at the provider forward. */
 async function refuse(services: Services, provider: WalletProvider, livemode: boolean, reason: string, charge: ChargeRow | undefined): Promise<void> {
   const now = new Date(services.clock.nowMs());
   services.logger.warn({ provider, livemode, reason, charge: charge?.id }, 'provider notification refused');
@@ -80,14 +96,21 @@ async function refuse(services: Services, provider: WalletProvider, livemode: bo
   });
   if (charge !== undefined) {
     await services.db.updateTable('charges').set({ provider_sync_at: now }).where('id', '=', charge.id).where('status', '=', 'pending').execute();
-    return;
   }
-  // Nothing readable names a payment (WeChat Pay encrypts the resource): the payments waiting at this provider are
-  // asked about now instead, a bounded batch, newest first.
-  await services.db.updateTable('charges').set({ provider_sync_at: now })
-    .where('id', 'in', (eb) => eb.selectFrom('charges').select('id').where('status', '=', 'pending').where('provider', '=', provider)
-      .where('livemode', '=', livemode).where('provider_sync_at', '>', now).orderBy('created_at', 'desc').limit(limits.jobBatchSize))
-    .execute();
+}
+
+/**
+ * The shopper paid a trade Coffer had already recorded as failed (an Alipay page trade opened after it was closed
+ * as not existing). The money is at the provider and not in Coffer's ledger: this is recorded as a security event
+ * for someone to refund it at the provider, and counted by /metrics (`coffer_wallet_late_payments`).
+ */
+async function recordLatePayment(tx: Tx, services: Services, charge: ChargeRow, provider: WalletProvider): Promise<void> {
+  services.logger.error({ charge: charge.id, provider }, 'a payment recorded as failed was paid at the provider');
+  await recordAudit(tx, {
+    merchantId: charge.merchant_id, livemode: charge.livemode, actorType: 'system', actorId: `${provider}-notification`,
+    action: 'charge.paid_after_failure', objectType: 'charge', objectId: charge.id, outcome: 'failure', requestId: null, origin: null,
+    details: { provider, amount: charge.amount.toString(), currency: charge.currency, security_event: true }, occurredAt: new Date(services.clock.nowMs()),
+  });
 }
 
 async function apply(tx: Tx, services: Services, provider: WalletProvider, livemode: boolean, notification: WalletNotification): Promise<void> {
@@ -97,8 +120,9 @@ async function apply(tx: Tx, services: Services, provider: WalletProvider, livem
     .onConflict((oc) => oc.doNothing()).returning('notification_id').executeTakeFirst();
   // Already applied: a duplicate delivery is answered as received and changes nothing.
   if (first === undefined) return;
+  // Read without a lock: recording the outcome locks the PaymentIntent, then the charge, as every path does.
   const charge = await tx.selectFrom('charges').selectAll().where('id', '=', notification.reference)
-    .where('provider', '=', provider).where('livemode', '=', livemode).forUpdate().executeTakeFirst();
+    .where('provider', '=', provider).where('livemode', '=', livemode).executeTakeFirst();
   if (charge === undefined) throw new NotificationRefused(`no ${provider} payment ${notification.reference}`, undefined);
   if (notification.kind === 'refund') {
     // Refunds are settled by the refund's own answer or by the recovery job's query; the notification brings that forward.
@@ -115,9 +139,7 @@ async function apply(tx: Tx, services: Services, provider: WalletProvider, livem
   const resolution = resolutionOf(notification.state);
   // Not final yet (waiting for the shopper), or already recorded: statuses never move backwards.
   if (resolution === undefined || charge.status !== 'pending') {
-    if (charge.status === 'failed' && notification.state.status === 'paid') {
-      services.logger.error({ charge: charge.id, provider }, 'a payment recorded as failed was paid at the provider');
-    }
+    if (charge.status === 'failed' && notification.state.status === 'paid') await recordLatePayment(tx, services, charge, provider);
     return;
   }
   const now = new Date(services.clock.nowMs());

@@ -425,6 +425,19 @@ export async function recordAttemptOutcomeIn(
   return outcome;
 }
 
+/** A challenge the cardholder never finished: authentication failed, nothing was authorized. */
+export const abandonedChallenge: AttemptResolution = {
+  status: 'declined',
+  providerReference: null,
+  code: 'payment_intent_authentication_failure',
+  declineCode: 'authentication_abandoned',
+  message: 'The cardholder did not complete 3-D Secure authentication in time. Nothing was charged.',
+  param: null,
+  adviceCode: 'try_again_later',
+  networkStatus: 'not_sent_to_network',
+  blocked: false,
+};
+
 export function outcomeUnknownError(): CofferError {
   return new CofferError(
     'service_unavailable',

@@ -186,15 +186,18 @@ export const expiredAttempt: Decline = {
   blocked: false,
 };
 
-/** What a provider's final word on a trade means for the attempt; `undefined` while it is not final. */
-export function resolutionOf(state: WalletTradeState | WalletCloseResult): AttemptResolution | undefined {
+/**
+ * What a provider's final word on a trade means for the attempt; `undefined` while it is not final. A close the
+ * provider refused is not a final word (the trade may still be payable): only a query's `failed` is.
+ */
+export function resolutionOf(state: WalletTradeState | WalletCloseResult, closing = false): AttemptResolution | undefined {
   switch (state.status) {
     case 'paid':
       return { status: 'wallet_paid', providerReference: state.providerReference };
     case 'closed':
       return expiredAttempt;
     case 'failed':
-      return providerDecline(state.code, state.message);
+      return closing ? undefined : providerDecline(state.code, state.message);
     case 'pending':
     case 'unknown':
       return undefined;
@@ -229,12 +232,23 @@ export async function syncWalletAttempt(services: Services, charge: ChargeRow, t
   const now = new Date(services.clock.nowMs());
   const trade = { reference: charge.id, amountMinor: charge.amount, currency: currencyOf(charge.currency) };
   // No recorded action means the trade's opening never got a clear answer: close it rather than leave it payable.
+  // Otherwise it is closed a little after the provider's own expiry, so that clocks apart cannot reopen it.
   const actionRecorded = charge.action_expires_at !== null;
-  const timeIsUp = !actionRecorded || now.getTime() >= (charge.action_expires_at?.getTime() ?? 0);
+  const windowEnd = charge.created_at.getTime() + limits.walletPaymentWindowMs + limits.walletCloseGraceMs;
+  const timeIsUp = !actionRecorded || now.getTime() >= windowEnd;
   let state: WalletTradeState | WalletCloseResult = await connector.queryTrade(trade);
-  if (state.status === 'pending' && timeIsUp) state = await connector.closeTrade(trade);
-  if (state.status === 'unknown') services.logger.warn({ charge: charge.id, reason: state.reason }, 'wallet payment outcome still unknown');
-  const resolution = resolutionOf(state);
+  let closing = false;
+  if (state.status === 'pending' && timeIsUp) {
+    state = await connector.closeTrade(trade);
+    closing = true;
+  }
+  if (state.status === 'unknown' || (closing && state.status === 'failed')) {
+    services.logger.warn({ charge: charge.id, status: state.status }, 'wallet payment outcome still unknown');
+  }
+  let resolution = resolutionOf(state, closing);
+  // A trade whose opening no one ever got an answer for was never shown to a shopper (no code, no redirect), and
+  // past its expiry it can no longer be opened: whatever the provider says (not found, no answer), nothing was paid.
+  if (resolution === undefined && !actionRecorded && now.getTime() >= windowEnd && state.status !== 'pending') resolution = { status: 'lost' };
   if (resolution !== undefined) {
     await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, trail, now));
     return 'resolved';
@@ -253,8 +267,9 @@ export async function closeWalletAttemptForCancel(services: Services, ctx: Reque
   assert(isWalletType(charge.provider), 'a wallet attempt');
   const connector = services.connectors.wallet(charge.provider, charge.livemode);
   const result = await connector.closeTrade({ reference: charge.id, amountMinor: charge.amount, currency: currencyOf(charge.currency) });
-  if (result.status === 'unknown') throw outcomeUnknownError();
-  const resolution = resolutionOf(result) ?? expiredAttempt;
+  // Not closed for sure: the shopper could still pay, so nothing is recorded and the cancellation waits.
+  if (result.status === 'unknown' || result.status === 'failed') throw outcomeUnknownError();
+  const resolution = resolutionOf(result, true) ?? expiredAttempt;
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, requestTrail(ctx), now));
   if (result.status === 'paid') {

@@ -4,24 +4,12 @@ import { findCurrency } from '../domain/currency.ts';
 import { captureKey, recordCaptureOutcome } from '../flows/capture-payment-intent.ts';
 import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
-import { recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
+import { abandonedChallenge, recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow } from '../store/database.ts';
 import { jobTrail } from './system-trail.ts';
 
-/** A challenge the cardholder never finished: authentication failed, nothing was authorized. */
-const abandonedChallenge: AttemptResolution = {
-  status: 'declined',
-  providerReference: null,
-  code: 'payment_intent_authentication_failure',
-  declineCode: 'authentication_abandoned',
-  message: 'The cardholder did not complete 3-D Secure authentication in time. Nothing was charged.',
-  param: null,
-  adviceCode: 'try_again_later',
-  networkStatus: 'not_sent_to_network',
-  blocked: false,
-};
 
 function cutoff(services: Services): Date {
   return new Date(services.clock.nowMs() - limits.inFlightRecoveryAfterMs);

@@ -14,7 +14,7 @@ export async function syncWalletPayments(services: Services): Promise<number> {
   const now = new Date(services.clock.nowMs());
   const claimed = await services.db
     .updateTable('charges')
-    .set({ provider_sync_at: new Date(now.getTime() + limits.inFlightRecoveryAfterMs) })
+    .set({ provider_sync_at: new Date(now.getTime() + limits.walletSyncLeaseMs) })
     .where('id', 'in', (eb) =>
       eb.selectFrom('charges').select('id')
         .where('status', '=', 'pending').where('provider_sync_at', '<=', now).where('provider', '!=', 'card')
@@ -22,7 +22,12 @@ export async function syncWalletPayments(services: Services): Promise<number> {
     .returningAll()
     .execute();
   for (const charge of claimed) {
-    await syncWalletAttempt(services, charge, await jobTrail(services, 'sync-wallet-payments', charge.merchant_id));
+    try {
+      await syncWalletAttempt(services, charge, await jobTrail(services, 'sync-wallet-payments', charge.merchant_id));
+    } catch (error) {
+      // One payment's failure must not stop the others (nor the jobs after this one); its lease expires and it is tried again.
+      services.logger.error({ err: error, charge: charge.id }, 'wallet payment sync failed');
+    }
   }
   return claimed.length;
 }

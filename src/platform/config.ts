@@ -41,6 +41,8 @@ export interface Config {
   kek: KekSettings;
   /** The operator's accounts at Alipay and WeChat Pay for live mode (keys read from files); absent: not configured. */
   liveAccounts: LiveAccounts;
+  /** Serve the provider sandboxes' fault controls over HTTP (a shared test environment); off by default. */
+  sandboxControls: boolean;
   /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
   rateLimits: RateLimitSettings;
 }
@@ -123,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     homeDir: path.resolve(cwd, env.COFFER_HOME || '.coffer'),
     kek: readKekSettings(env, cwd),
     liveAccounts: readLiveAccounts(env, cwd),
+    sandboxControls: readFlag(env, 'COFFER_SANDBOX_CONTROLS', false),
     databaseUrl,
     databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
     embeddedDurability,

@@ -116,6 +116,30 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
   });
 
+  test('cancel during a challenge ends it at the acquirer first: finishing it afterwards charges nothing', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    const canceled = await stripe.paymentIntents.cancel(intent.id);
+    assert.equal(canceled.status, 'canceled');
+    const late = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+    assert.ok(late.status >= 400, `the ended challenge refuses completion (got ${late.status})`);
+    const atAcquirer = await server.database.db.selectFrom('sandbox_card_payments').select(['status', 'amount_captured'])
+      .where('merchant_reference', '=', intent.latest_charge as string).executeTakeFirstOrThrow();
+    assert.equal(atAcquirer.status, 'abandoned');
+    assert.equal(atAcquirer.amount_captured, 0n);
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).status, 'failed');
+  });
+
+  test('no second attempt while a challenge is open: another card is refused until it ends', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    await challenge(intent);
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' }), (error: Stripe.errors.StripeError) =>
+      error.statusCode === 400 && error.code === 'payment_intent_unexpected_state' && /3-D Secure/.test(error.message));
+    const attempts = await server.database.db.selectFrom('charges').select('id').where('payment_intent_id', '=', intent.id).execute();
+    assert.equal(attempts.length, 1);
+    await stripe.paymentIntents.cancel(intent.id);
+  });
+
   test('a shopper who never comes back: the challenge is ended by the recovery job, nothing authorized', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     await challenge(intent);

@@ -160,6 +160,9 @@ export function toRefundResult(resource: RefundResource, expected: ExpectedRefun
     case 'SUCCESS':
       return { status: 'succeeded', providerReference: resource.refund_id };
     case 'ABNORMAL':
+      // The money has left the merchant's balance but did not reach the shopper (a closed card): it is finished by
+      // hand on WeChat's merchant platform. Not a failure: releasing the amount could refund the shopper twice.
+      return { status: 'unknown', reason: 'refund abnormal: finish it on the WeChat Pay merchant platform' };
     case 'CLOSED':
       return { status: 'failed', providerReference: resource.refund_id, failureReason: status };
     default:

@@ -125,6 +125,8 @@ function refundNotification(envelope: CallbackEnvelope, resource: unknown, accou
     case 'SUCCESS':
       return { ...common, status: 'succeeded', failureReason: null };
     case 'ABNORMAL':
+      // Not final (see transformers.ts): the refund stays pending at Coffer until it is finished by hand.
+      return { ...common, status: 'pending', failureReason: null };
     case 'CLOSED':
       return { ...common, status: 'failed', failureReason: status };
     case 'PROCESSING':

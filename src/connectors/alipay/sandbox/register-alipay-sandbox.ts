@@ -112,7 +112,8 @@ function parseControl(body: unknown): ControlSettings | string {
   return body as ControlSettings;
 }
 
-export function registerAlipaySandbox(app: FastifyInstance, sandbox: AlipaySandbox): void {
+/** `controls: false` leaves out the control endpoint (Coffer serves it only when COFFER_SANDBOX_CONTROLS is on). */
+export function registerAlipaySandbox(app: FastifyInstance, sandbox: AlipaySandbox, options: { controls?: boolean } = {}): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     const bodyLimit = alipaySandboxLimits.bodyBytesMax;
@@ -147,7 +148,7 @@ export function registerAlipaySandbox(app: FastifyInstance, sandbox: AlipaySandb
       return sendCashierAnswer(reply, await sandbox.cashierAction(request.params.token, action, rawBody(request)));
     });
 
-    scope.post('/sandbox/alipay/control', async (request, reply) => {
+    if (options.controls !== false) scope.post('/sandbox/alipay/control', async (request, reply) => {
       const settings = parseControl(request.body);
       if (typeof settings === 'string') return reply.code(400).send({ error: settings });
       if (settings.reset === true) sandbox.faults.reset();

@@ -67,7 +67,8 @@ function sendPage(reply: FastifyReply, statusCode: number, html: string): Fastif
 
 const param = (request: FastifyRequest, name: string): string => textParam(request.params, name) ?? '';
 
-export function registerWeChatPaySandbox<DB>(app: FastifyInstance, sandbox: WeChatPaySandbox<DB>): void {
+/** `controls: false` leaves out the control endpoint (Coffer serves it only when COFFER_SANDBOX_CONTROLS is on). */
+export function registerWeChatPaySandbox<DB>(app: FastifyInstance, sandbox: WeChatPaySandbox<DB>, options: { controls?: boolean } = {}): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(['application/json', 'application/x-www-form-urlencoded'], { parseAs: 'string', bodyLimit: limits.requestBodyBytesMax },
@@ -88,7 +89,7 @@ export function registerWeChatPaySandbox<DB>(app: FastifyInstance, sandbox: WeCh
     });
     registerApi(scope, sandbox, sendAnswer);
     registerPages(scope, sandbox);
-    registerControl(scope, sandbox);
+    if (options.controls !== false) registerControl(scope, sandbox);
   }, { prefix: sandboxPrefix });
 }
 
