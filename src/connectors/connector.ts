@@ -31,7 +31,7 @@ export interface AuthorizeRequest {
   /**
    * 3-D Secure: `automatic` authenticates when the issuer requires it, `any` whenever the card supports it.
    * `returnUrl` is where the access control server sends the shopper's browser after a challenge (Coffer's
-   * `/hooks/card/3ds/<charge id>`, which then asks the acquirer for the outcome). The card was set up for later
+   * `/hooks/return/<charge id>`, which then asks the acquirer for the outcome). The card was set up for later
    * payments (a SetupIntent authenticated it) when `cardSetUp` is true.
    */
   threeDSecure?: { request: 'automatic' | 'any'; returnUrl: string; cardSetUp: boolean } | undefined;
@@ -223,10 +223,13 @@ export interface ConnectorRegistry {
   wallet(provider: WalletProvider, livemode: boolean): WalletConnector;
   /** Where the provider sends its notifications for this mode: Coffer's public URL, `/hooks/<provider>/<mode>`. */
   notificationUrl(provider: WalletProvider, livemode: boolean): string;
-  /** Where the card access control server sends the shopper back after a challenge: `/hooks/card/3ds/<charge id>`. */
-  threeDSecureReturnUrl(chargeId: string): string;
+  /**
+   * Where a provider sends the shopper back (the card access control server after a challenge, Alipay's cashier
+   * after paying): `/hooks/return/<charge id>?sig=…`, keyed so that no one else can make one.
+   */
+  paymentReturnUrl(chargeId: string): string;
   /** Whether a return link's `sig` is the one Coffer made for this charge (the link leads to the client secret). */
-  verifyThreeDSecureReturn(chargeId: string, sig: string): boolean;
+  verifyPaymentReturn(chargeId: string, sig: string): boolean;
   /** Called once the public listener is up: the wallet connectors and sandboxes in test mode are reached there. */
   setPublicEndpoint(endpoint: PublicEndpoint): void;
   /** Serves the sandboxes' pages and provider endpoints (`/sandbox/...`) on the public listener. */

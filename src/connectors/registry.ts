@@ -161,10 +161,10 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     notificationUrl(provider: WalletProvider, livemode: boolean): string {
       return `${publicUrl()}/hooks/${provider}/${livemode ? 'live' : 'test'}`;
     },
-    threeDSecureReturnUrl(chargeId: string): string {
-      return `${publicUrl()}/hooks/card/3ds/${chargeId}?sig=${returnSignature(chargeId)}`;
+    paymentReturnUrl(chargeId: string): string {
+      return `${publicUrl()}/hooks/return/${chargeId}?sig=${returnSignature(chargeId)}`;
     },
-    verifyThreeDSecureReturn(chargeId: string, sig: string): boolean {
+    verifyPaymentReturn(chargeId: string, sig: string): boolean {
       const expected = Buffer.from(returnSignature(chargeId));
       const given = Buffer.from(sig);
       return given.length === expected.length && timingSafeEqual(given, expected);

@@ -327,7 +327,7 @@ export async function confirmPaymentIntent(
     // Off-session payments cannot ask the cardholder anything; the issuer decides without them.
     threeDSecure: params.off_session === true ? undefined : {
       request: params.payment_method_options?.card?.request_three_d_secure ?? 'automatic',
-      returnUrl: services.connectors.threeDSecureReturnUrl(attempt.charge.id),
+      returnUrl: services.connectors.paymentReturnUrl(attempt.charge.id),
       cardSetUp: await cardWasSetUp(services, attempt.paymentMethod.id),
     },
   });

@@ -128,7 +128,9 @@ export async function sendWalletAttempt(services: Services, ctx: RequestContext,
     subject: attempt.intent.description ?? `Payment ${attempt.intent.id}`,
     flow: type === 'alipay' ? 'page' : 'qr',
     notifyUrl: services.connectors.notificationUrl(type, scope.livemode),
-    returnUrl: attempt.intent.return_url,
+    // The shopper comes back through Coffer, which asks the provider, then goes on to the merchant's return_url
+    // with Stripe's parameters.
+    returnUrl: attempt.intent.return_url === null ? null : services.connectors.paymentReturnUrl(attempt.charge.id),
     expiresAt,
   });
   services.faults.reach('confirm.after_provider_call');

@@ -32,8 +32,11 @@ interface LoggedRequest {
   socket?: { remotePort?: number };
 }
 
-/** Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`). */
-const cardDataParameter = /^[^=]*(number|cvc|cvv)[^=]*=/i;
+/**
+ * Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`),
+ * or keys: the signature of a return link (`sig`, which leads to a client secret) and Alipay's `sign`.
+ */
+const cardDataParameter = /^([^=]*(number|cvc|cvv)[^=]*|sig|sign)=/i;
 
 /**
  * The URL as a log line shows it. A caller can write card data into a path or a query string: security codes and

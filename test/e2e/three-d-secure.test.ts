@@ -42,7 +42,7 @@ describe('3-D Secure', () => {
     const answered = await pressButton(server, page, action, action === 'complete' ? { code: oneTimeCode } : {});
     assert.equal(answered.status, 303);
     const back = new URL(String(answered.headers.location));
-    assert.equal(back.pathname.startsWith('/hooks/card/3ds/'), true, 'the ACS returns the shopper to Coffer first');
+    assert.equal(back.pathname.startsWith('/hooks/return/'), true, 'the ACS returns the shopper to Coffer first');
     const returned = await rawRequest(server, 'GET', `${back.pathname}${back.search}`);
     assert.equal(returned.status, 200);
     const onward = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(returned.body)?.[1] ?? '';
@@ -110,7 +110,7 @@ describe('3-D Secure', () => {
 
   test('a forged return link changes nothing and leads nowhere', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
-    const forged = await rawRequest(server, 'GET', `/hooks/card/3ds/${intent.latest_charge as string}?sig=${'A'.repeat(32)}`);
+    const forged = await rawRequest(server, 'GET', `/hooks/return/${intent.latest_charge as string}?sig=${'A'.repeat(32)}`);
     assert.equal(forged.status, 404);
     assert.ok(!forged.body.includes(intent.client_secret ?? 'no secret'));
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');

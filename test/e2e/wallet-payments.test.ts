@@ -102,8 +102,9 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
 
     const paid = await alipayShopper(intent, 'pay');
     assert.equal(paid.status, 303);
-    assert.ok(String(paid.headers.location).startsWith(returnUrl), 'the shopper is sent back to the return_url');
-    // Until Alipay's notification arrives (or Coffer asks), nothing is believed from the browser's return.
+    const back = new URL(String(paid.headers.location));
+    assert.equal(back.pathname, `/hooks/return/${intent.latest_charge as string}`, 'Alipay sends the shopper back through Coffer');
+    // Nothing is believed from the browser: until Alipay's notification arrives (or Coffer asks), nothing changes.
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
 
     assert.ok(await deliver() >= 1);
@@ -115,6 +116,12 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     assert.equal(charge.payment_method_details?.type, 'alipay');
     assert.match(String(charge.payment_method_details?.alipay?.transaction_id), /^\d{20,}$/);
     assert.equal(await eventsOf(intent.id, 'payment_intent.succeeded'), 1);
+    // Coming back through Coffer leads to the merchant's return_url with Stripe's parameters.
+    const returned = await rawRequest(server, 'GET', `${back.pathname}${back.search}`);
+    const onward = new URL((/content="0;url=([^"]+)"/.exec(returned.body)?.[1] ?? '').replace(/&amp;/g, '&'));
+    assert.equal(`${onward.origin}${onward.pathname}`, returnUrl);
+    assert.equal(onward.searchParams.get('payment_intent'), intent.id);
+    assert.equal(onward.searchParams.get('redirect_status'), 'succeeded');
 
     const partial = await stripe.refunds.create({ payment_intent: intent.id, amount: 234 });
     assert.equal(partial.status, 'succeeded');
@@ -216,8 +223,16 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     assert.match(await metric(), /^coffer_wallet_payments_stuck 0$/m);
   });
 
-  test('Alipay: a lost notification is made up for by the sync worker\'s query', async () => {
-    alipayFaults().set({ notifications: { drop: true } });
+  test('Alipay: a lost notification is made up for by the shopper\'s return (Coffer asks Alipay) or the sync worker\'s query', async () => {
+    alipayFaults().set({ notifications: { drop: true, count: 2 } });
+    const returning = await startAlipay(650);
+    const back = new URL(String((await alipayShopper(returning, 'pay')).headers.location));
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(returning.id)).status, 'requires_action');
+    const returned = await rawRequest(server, 'GET', `${back.pathname}${back.search}`);
+    assert.match(returned.body, /redirect_status=succeeded/);
+    assert.equal((await stripe.paymentIntents.retrieve(returning.id)).status, 'succeeded', 'recorded from Alipay\'s answer to Coffer\'s query');
+
     const intent = await startAlipay(700);
     await alipayShopper(intent, 'pay');
     await deliver();

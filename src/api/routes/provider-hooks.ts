@@ -4,7 +4,7 @@ import type { Services } from '../../flows/context.ts';
 import { handleWalletNotification } from '../../flows/handle-wallet-notification.ts';
 import { limits } from '../../limits.ts';
 import { ObjectId, strictObject } from '../schemas.ts';
-import { returnFromThreeDSecure } from '../../flows/three-d-secure-return.ts';
+import { returnFromProvider } from '../../flows/payment-return.ts';
 
 const HookParams = strictObject({
   provider: Type.Union([Type.Literal('alipay'), Type.Literal('wechat_pay')]),
@@ -35,12 +35,13 @@ const continuePage = (target: string): string => {
 };
 
 export function registerProviderHooks(app: FastifyInstance, services: Services): void {
-  app.get('/hooks/card/3ds/:charge', {
-    schema: { params: strictObject({ charge: ObjectId }), querystring: strictObject({ sig: Type.String({ maxLength: 100 }) }) },
+  app.get('/hooks/return/:charge', {
+    // Providers add their own parameters (Alipay's signed return fields): only `sig` is read, nothing else believed.
+    schema: { params: strictObject({ charge: ObjectId }), querystring: Type.Object({ sig: Type.String({ maxLength: 100 }) }, { additionalProperties: true }) },
   }, async (request, reply) => {
     const { charge } = request.params as { charge: string };
     const { sig } = request.query as { sig: string };
-    const target = await returnFromThreeDSecure(services, charge, sig);
+    const target = await returnFromProvider(services, charge, sig);
     if ('redirect' in target) return reply.code(200).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(continuePage(target.redirect));
     return reply.code(target.page === 'finished' ? 200 : 404).type('text/html; charset=utf-8')
       .send(finishedPage(target.page === 'finished' ? 'Authentication finished. You can close this window.' : 'This link is not valid.'));

@@ -3,20 +3,32 @@ import { assert } from '../platform/assert.ts';
 import type { Services } from './context.ts';
 import { recordAttemptOutcome } from './record-attempt-outcome.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
+import { inTransaction } from './transaction.ts';
+import { isWalletType, recordWalletResolution, resolutionOf } from './wallet-payments.ts';
 
 /** Where the shopper's browser goes after a 3-D Secure challenge: the merchant's page, or none. */
 export type ReturnTarget = { redirect: string } | { page: 'finished' | 'unknown' };
 
 /**
- * The shopper is back from the access control server. Coffer asks the acquirer what became of the attempt (the
- * browser's arrival proves nothing by itself) and records it, then sends the shopper to the merchant's
- * `return_url` with Stripe's parameters (`payment_intent`, `payment_intent_client_secret`, `redirect_status`).
+ * The shopper is back from the provider (the card access control server, Alipay's cashier). Coffer asks the
+ * provider what became of the attempt (the browser's arrival proves nothing by itself) and records a final answer,
+ * then sends the shopper to the merchant's `return_url` with Stripe's parameters (`payment_intent`,
+ * `payment_intent_client_secret`, `redirect_status`).
  */
-export async function returnFromThreeDSecure(services: Services, chargeId: string, sig: string): Promise<ReturnTarget> {
-  if (!services.connectors.verifyThreeDSecureReturn(chargeId, sig)) return { page: 'unknown' };
-  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', chargeId).where('provider', '=', 'card').executeTakeFirst();
+export async function returnFromProvider(services: Services, chargeId: string, sig: string): Promise<ReturnTarget> {
+  if (!services.connectors.verifyPaymentReturn(chargeId, sig)) return { page: 'unknown' };
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', chargeId).executeTakeFirst();
   if (charge === undefined) return { page: 'unknown' };
-  if (charge.status === 'pending') {
+  if (charge.status === 'pending' && isWalletType(charge.provider)) {
+    const currency = findCurrency(charge.currency);
+    assert(currency !== undefined, 'a stored currency is known');
+    const state = await services.connectors.wallet(charge.provider, charge.livemode).queryTrade({ reference: charge.id, amountMinor: charge.amount, currency });
+    const resolution = resolutionOf(state);
+    if (resolution !== undefined) {
+      const trail = await jobTrail(services, 'payment-return', charge.merchant_id);
+      await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, trail, new Date(services.clock.nowMs())));
+    }
+  } else if (charge.status === 'pending') {
     const currency = findCurrency(charge.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const found = await services.connectors.card(charge.livemode).syncPayment({
@@ -27,7 +39,7 @@ export async function returnFromThreeDSecure(services: Services, chargeId: strin
         services,
         { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
         found,
-        await jobTrail(services, 'three-d-secure-return', charge.merchant_id),
+        await jobTrail(services, 'payment-return', charge.merchant_id),
         undefined,
       );
     }
