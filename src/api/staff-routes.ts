@@ -1,3 +1,5 @@
+import { checkShape, createLimitIn, deleteLimitIn, findLimit, updateLimitIn } from '../flows/payment-limits.ts';
+import type { LimitKind, LimitSubject } from '../store/database.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { Type } from '@sinclair/typebox';
 import { encode } from 'uqr';
@@ -129,6 +131,16 @@ async function staffContext(
     origin: request.ip,
     idempotency: undefined,
   };
+}
+
+interface LimitChangeParams {
+  livemode: boolean;
+  operation: 'create' | 'update' | 'delete';
+  limit?: string;
+  subject?: LimitSubject;
+  kind?: LimitKind;
+  value?: number;
+  currency?: string;
 }
 
 interface RefundParams {
@@ -471,6 +483,52 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     return staffUserObject({ ...target, status: 'disabled' }, at);
   });
 
+  // -- Merchants' payment limits: read at once, changed only with a second person's approval ------------------------
+  const LimitChange = strictObject({
+    livemode: Type.Boolean(),
+    operation: Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('delete')]),
+    limit: Type.Optional(ObjectId),
+    subject: Type.Optional(Type.Union([Type.Literal('merchant'), Type.Literal('customer'), Type.Literal('card'), Type.Literal('device'), Type.Literal('client_address')])),
+    kind: Type.Optional(Type.Union([Type.Literal('amount_min'), Type.Literal('amount_max'), Type.Literal('amount_per_day'), Type.Literal('count_per_hour'), Type.Literal('count_per_day')])),
+    value: Type.Optional(Type.Integer({ minimum: 0, maximum: 99_999_999_999 })),
+    currency: Type.Optional(Type.String({ pattern: '^[a-z]{3}$' })),
+  });
+  app.get(`${prefix}/merchants/:merchant/limits`, {
+    config: { staffAccess: 'limits.read' }, schema: { params: strictObject({ merchant: ObjectId }), querystring: strictObject({ livemode: Type.Optional(Type.Boolean()) }) },
+  }, async (request) => {
+    const { merchant } = request.params as { merchant: string };
+    const livemode = (request.query as { livemode?: boolean }).livemode ?? false;
+    const rows = await db.selectFrom('payment_limits').selectAll().where('merchant_id', '=', merchant).where('livemode', '=', livemode)
+      .where('deleted_at', 'is', null).orderBy('seq').execute();
+    return { object: 'list', data: rows.map((row) => ({ id: row.id, object: 'payment_limit', subject: row.subject, kind: row.kind, value: Number(row.value), currency: row.currency, livemode: row.livemode })) };
+  });
+  app.post(`${prefix}/merchants/:merchant/limits`, {
+    config: { staffAccess: 'limits.change', reauthenticate: true }, schema: { params: strictObject({ merchant: ObjectId }), body: LimitChange },
+  }, async (request, reply) => {
+    const { merchant } = request.params as { merchant: string };
+    const body = request.body as LimitChangeParams;
+    const found = await db.selectFrom('merchants').select('id').where('id', '=', merchant).executeTakeFirst();
+    if (found === undefined) throw resourceMissing('merchant', merchant, 'merchant');
+    // Checked now, so that no approval is asked for a change that could never be made.
+    const ctx = await staffContext(services, request, signedIn(request).user.id, merchant, body.livemode);
+    if (body.operation === 'create') {
+      if (body.subject === undefined || body.kind === undefined || body.value === undefined) {
+        throw new CofferError('parameter_missing', 'Creating a limit needs subject, kind and value.', { param: body.subject === undefined ? 'subject' : body.kind === undefined ? 'kind' : 'value' });
+      }
+      checkShape(body.kind, body.currency);
+    } else {
+      if (body.limit === undefined) throw new CofferError('parameter_missing', `To ${body.operation} a limit, name it.`, { param: 'limit' });
+      await findLimit(db, ctx, body.limit);
+      if (body.operation === 'update' && body.value === undefined) throw new CofferError('parameter_missing', 'Updating a limit needs its new value.', { param: 'value' });
+    }
+    const approval = await db.transaction().execute((tx) => requestApproval(tx, signedIn(request).user, {
+      action: 'limit.change', params: { merchant, ...body }, merchantId: merchant,
+      summary: `${body.operation} ${body.livemode ? 'live' : 'test'} payment limit${body.limit === undefined ? '' : ` ${body.limit}`} of ${merchant}` +
+        (body.value === undefined ? '' : `: ${body.kind ?? ''} ${body.value}${body.currency === undefined ? '' : ` ${body.currency}`}`),
+    }, staffOrigin(request), now()));
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+  });
+
   // -- Four-eyes approvals ----------------------------------------------------------------------------------------
   app.get(`${prefix}/approvals`, {
     config: { staffAccess: 'approvals.read' },
@@ -513,6 +571,19 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
           await tx.updateTable('staff_users').set({ role: p.to }).where('id', '=', target.id).execute();
           await staffAudit(tx, staffOrigin(request), at, { actorId: approver.id, action: 'staff.role_change', objectType: 'staff_user', objectId: target.id, details: { from: p.from, to: p.to, approval: approval.id } });
           return { result: { user: target.id, role: p.to } };
+        };
+      case 'limit.change':
+        return async (tx, _approval, approver) => {
+          const p = params as unknown as LimitChangeParams & { merchant: string };
+          const ctx = await staffContext(services, request, approver.id, p.merchant, p.livemode, tx);
+          if (p.operation === 'create') {
+            const created = await createLimitIn(tx, ctx, { subject: p.subject ?? 'merchant', kind: p.kind ?? 'count_per_day', value: p.value ?? 0, ...(p.currency === undefined ? {} : { currency: p.currency }) }, at);
+            return { result: { limit: created.id } };
+          }
+          const target = p.limit ?? '';
+          if (p.operation === 'update') await updateLimitIn(tx, ctx, target, p.value ?? 0, at);
+          else await deleteLimitIn(tx, ctx, target, at);
+          return { result: { limit: target, operation: p.operation } };
         };
       default:
         throw new Error(`no executor for ${String(approval.action)}`);

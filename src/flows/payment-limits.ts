@@ -21,7 +21,7 @@ function scopeOf(ctx: RequestContext) {
 }
 
 /** The currency rule: amount limits name one; count limits none. */
-function checkShape(kind: LimitKind, currency: string | undefined): string | null {
+export function checkShape(kind: LimitKind, currency: string | undefined): string | null {
   if (isAmountKind(kind)) {
     if (currency === undefined) throw new CofferError('parameter_missing', `A ${kind} limit needs a currency: its value is an amount in that currency's minor unit.`, { param: 'currency' });
     if (findCurrency(currency) === undefined) throw new CofferError('currency_invalid', `Invalid currency: ${currency}.`, { param: 'currency' });
@@ -39,24 +39,27 @@ async function countActive(tx: Tx, ctx: RequestContext): Promise<number> {
 }
 
 export async function createLimit(services: Services, ctx: RequestContext, params: LimitParams): Promise<PaymentLimitRow> {
-  const currency = checkShape(params.kind, params.currency);
   const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, (tx) => createLimitIn(tx, ctx, params, now));
+}
+
+/** In the caller's transaction (a staff approval creates the limit with its decision). */
+export async function createLimitIn(tx: Tx, ctx: RequestContext, params: LimitParams, now: Date): Promise<PaymentLimitRow> {
+  const currency = checkShape(params.kind, params.currency);
   const scope = scopeOf(ctx);
-  return inTransaction(services.db, async (tx) => {
-    if (await countActive(tx, ctx) >= bounds.paymentLimitsPerMerchantMax) {
-      throw new CofferError('parameter_invalid', `A merchant can have at most ${bounds.paymentLimitsPerMerchantMax} payment limits per mode; delete one first.`);
-    }
-    const row: PaymentLimitRow = {
-      id: newId('plim'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, subject: params.subject, kind: params.kind,
-      currency, value: BigInt(params.value), created_at: now, updated_at: now, deleted_at: null,
-    };
-    const { seq: _seq, ...insert } = row;
-    const created = await tx.insertInto('payment_limits').values(insert).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), scope,
-      { action: 'payment_limit.create', objectType: 'payment_limit', objectId: row.id, details: { subject: row.subject, kind: row.kind, value: String(row.value), currency } },
-      [], now);
-    return created;
-  });
+  if (await countActive(tx, ctx) >= bounds.paymentLimitsPerMerchantMax) {
+    throw new CofferError('parameter_invalid', `A merchant can have at most ${bounds.paymentLimitsPerMerchantMax} payment limits per mode; delete one first.`);
+  }
+  const row: PaymentLimitRow = {
+    id: newId('plim'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, subject: params.subject, kind: params.kind,
+    currency, value: BigInt(params.value), created_at: now, updated_at: now, deleted_at: null,
+  };
+  const { seq: _seq, ...insert } = row;
+  const created = await tx.insertInto('payment_limits').values(insert).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, requestTrail(ctx), scope,
+    { action: 'payment_limit.create', objectType: 'payment_limit', objectId: row.id, details: { subject: row.subject, kind: row.kind, value: String(row.value), currency } },
+    [], now);
+  return created;
 }
 
 export async function findLimit(reader: Services['db'] | Tx, ctx: RequestContext, id: string): Promise<PaymentLimitRow> {
@@ -76,23 +79,27 @@ export async function listLimits(services: Services, ctx: RequestContext): Promi
 /** A new value takes effect for the next payment; what the current window has counted stays counted. */
 export async function updateLimit(services: Services, ctx: RequestContext, id: string, value: number): Promise<PaymentLimitRow> {
   const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, async (tx) => {
-    const before = await findLimit(tx, ctx, id);
-    const after = await tx.updateTable('payment_limits').set({ value: BigInt(value), updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
-      { action: 'payment_limit.update', objectType: 'payment_limit', objectId: id, details: { from: String(before.value), to: String(value) } }, [], now);
-    return after;
-  });
+  return inTransaction(services.db, (tx) => updateLimitIn(tx, ctx, id, value, now));
+}
+
+export async function updateLimitIn(tx: Tx, ctx: RequestContext, id: string, value: number, now: Date): Promise<PaymentLimitRow> {
+  const before = await findLimit(tx, ctx, id);
+  const after = await tx.updateTable('payment_limits').set({ value: BigInt(value), updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+    { action: 'payment_limit.update', objectType: 'payment_limit', objectId: id, details: { from: String(before.value), to: String(value) } }, [], now);
+  return after;
 }
 
 export async function deleteLimit(services: Services, ctx: RequestContext, id: string): Promise<PaymentLimitRow> {
   const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, async (tx) => {
-    await findLimit(tx, ctx, id);
-    const after = await tx.updateTable('payment_limits').set({ deleted_at: now, updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_limit.delete', objectType: 'payment_limit', objectId: id }, [], now);
-    return after;
-  });
+  return inTransaction(services.db, (tx) => deleteLimitIn(tx, ctx, id, now));
+}
+
+export async function deleteLimitIn(tx: Tx, ctx: RequestContext, id: string, now: Date): Promise<PaymentLimitRow> {
+  await findLimit(tx, ctx, id);
+  const after = await tx.updateTable('payment_limits').set({ deleted_at: now, updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_limit.delete', objectType: 'payment_limit', objectId: id }, [], now);
+  return after;
 }
 
 /** Days are counted in the merchant's time zone (an IANA name such as `Asia/Shanghai`). */

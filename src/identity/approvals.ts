@@ -18,6 +18,7 @@ export const approvalPermission: Readonly<Record<ApprovalAction, StaffPermission
   'api_key.create': 'api_keys.create',
   'staff.invite': 'staff.invite',
   'staff.role_change': 'staff.change_role',
+  'limit.change': 'limits.change',
 };
 
 export async function requestApproval(

@@ -19,6 +19,8 @@ export const staffPermissions = [
   'approvals.read',
   'approvals.decide',
   'audit.read',
+  'limits.read',
+  'limits.change',
 ] as const;
 
 export type StaffPermission = (typeof staffPermissions)[number];
@@ -29,7 +31,8 @@ const everything: readonly StaffPermission[] = staffPermissions;
 
 /**
  * The role table. Owners and administrators run the installation; developers manage merchants' API keys; risk
- * analysts look at payments (their rules and reviews come with the risk engine); support agents look up payments
+ * analysts look at payments and change merchants' payment limits (a second analyst or an administrator approves
+ * each change; rules and reviews come with the risk engine); support agents look up payments
  * and refund them (large refunds need a second person); finance refunds and approves refunds; auditors read
  * everything that is recorded, and change nothing.
  */
@@ -37,10 +40,10 @@ export const rolePermissions: Readonly<Record<StaffRole, readonly StaffPermissio
   owner: everything,
   admin: everything,
   developer: ['merchants.read', 'payments.read', 'api_keys.read', 'api_keys.create', 'api_keys.revoke'],
-  risk_analyst: ['merchants.read', 'payments.read'],
+  risk_analyst: ['merchants.read', 'payments.read', 'limits.read', 'limits.change', 'approvals.read', 'approvals.decide'],
   support_agent: ['merchants.read', 'payments.read', 'refunds.create'],
   finance: ['merchants.read', 'payments.read', 'refunds.create', 'approvals.read', 'approvals.decide'],
-  auditor: ['merchants.read', 'payments.read', 'api_keys.read', 'staff.read', 'approvals.read', 'audit.read'],
+  auditor: ['merchants.read', 'payments.read', 'api_keys.read', 'staff.read', 'approvals.read', 'audit.read', 'limits.read'],
 };
 
 export function roleAllows(role: StaffRole, permission: StaffPermission): boolean {

@@ -589,7 +589,7 @@ export interface StaffPasskeysTable {
   last_used_at: Date | null;
 }
 
-export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change';
+export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change' | 'limit.change';
 
 export interface StaffApprovalsTable {
   id: string;

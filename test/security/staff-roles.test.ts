@@ -196,6 +196,42 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.ok(!listed.body.includes(secret), 'the key is not kept on the approval');
   });
 
+  test('a payment limit asked for by a risk analyst takes effect only once someone else approves it, and is then enforced', async () => {
+    await freshSessions();
+    const analyst = as('risk_analyst');
+    assert.equal((await analyst.reauthenticate()).status, 200);
+    const path = `/staff/v1/merchants/${server.merchantId}/limits`;
+    const bad = await analyst.request('POST', path, { livemode: false, operation: 'create', subject: 'card', kind: 'amount_per_day', value: 100 });
+    assert.equal(bad.status, 400, 'an amount limit without a currency is refused at once');
+    assert.equal(code(bad), 'parameter_missing');
+    const asked = await analyst.request('POST', path, { livemode: false, operation: 'create', subject: 'merchant', kind: 'amount_max', value: 7000, currency: 'usd' });
+    assert.equal(asked.status, 202, asked.body);
+    assert.equal((await db().selectFrom('payment_limits').select('id').where('merchant_id', '=', server.merchantId).execute()).length, 0, 'nothing changed yet');
+    const approvalId = (asked.json.approval as { id: string }).id;
+    const self = await analyst.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(code(self), 'approval_self_decision');
+    assert.equal((await as('support_agent').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'support may not decide');
+    assert.equal((await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'finance may not change limits');
+    const admin = as('admin');
+    assert.equal((await admin.reauthenticate()).status, 200);
+    const approved = await admin.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    const listed = await analyst.request('GET', path);
+    assert.equal((listed.json.data as Array<{ value: number }>)[0]?.value, 7000);
+    await assert.rejects(server.stripe.paymentIntents.create({ amount: 7001, currency: 'usd', payment_method: 'pm_card_visa', confirm: true }),
+      (error: { code?: string }) => error.code === 'payment_limit_exceeded');
+    const audit = await db().selectFrom('audit_log').select(['action', 'actor_type', 'actor_id']).where('action', 'in', ['approval.request', 'approval.approve', 'payment_limit.create']).execute();
+    assert.ok(audit.some((row) => row.action === 'payment_limit.create' && row.actor_type === 'staff' && row.actor_id === admin.userId), 'the change is audited as the approver\'s');
+    // Removing it goes through approval too.
+    const limitId = (listed.json.data as Array<{ id: string }>)[0]?.id ?? '';
+    assert.equal((await analyst.reauthenticate()).status, 200);
+    const removal = await analyst.request('POST', path, { livemode: false, operation: 'delete', limit: limitId });
+    assert.equal(removal.status, 202);
+    assert.equal((await admin.reauthenticate()).status, 200);
+    assert.equal((await admin.request('POST', `/staff/v1/approvals/${(removal.json.approval as { id: string }).id}/approve`, {})).status, 200);
+    await server.stripe.paymentIntents.create({ amount: 7001, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+  });
+
   test('role changes and invitations need a second approver; only an owner makes owners', async () => {
     await freshSessions();
     const admin = as('admin');
