@@ -53,6 +53,7 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
     funding: card.funding,
     fingerprint: card.fingerprint,
     network: card.brand,
+    ...(card.bin === undefined ? {} : { bin: card.bin }),
     authorization_code: null,
     network_transaction_id: null,
     cvc_check: null,
@@ -196,6 +197,11 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     provider_sync_at: wallet === undefined ? null : new Date(now.getTime() + limits.inFlightRecoveryAfterMs),
     provider_sync_count: 0,
     action_expires_at: null,
+    risk_facts: {
+      client_address: ctx.origin,
+      device: params.radar_options?.session ?? null,
+      email: emptyToNull(params.receipt_email, intent.receipt_email) ?? (typeof paymentMethod.billing_details.email === 'string' ? paymentMethod.billing_details.email : null),
+    },
   };
 }
 

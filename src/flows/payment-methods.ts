@@ -71,6 +71,7 @@ function testPaymentMethod(services: Services, scope: Scope, alias: string, numb
     fingerprint: cardFingerprint(services.fingerprintKey, new Secret(number)),
     networks: [testCard.brand],
     three_d_secure_supported: testCard.brand !== 'amex',
+    bin: number.slice(0, 6),
   };
   return {
     id: newId('pm'),

@@ -8,6 +8,7 @@ import { assert } from '../platform/assert.ts';
 import type { AuditLogTable, ChargeRow, Database, EventsTable, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
 import { sql, type Insertable, type Kysely } from 'kysely';
 import type { LedgerWork } from './ledger-work.ts';
+import { velocityEntries, type VelocityEntry, type VelocityKeys } from '../risk/velocity.ts';
 import type { IdempotencyClaim, Outcome, Services, Tx } from './context.ts';
 import { changeRows, lockCharge, lockPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
 import { ledgerCommandsJson } from '../store/ledger.ts';
@@ -92,6 +93,8 @@ interface OutcomePlan {
   saveMethodTo: { paymentMethodId: string; customerId: string } | undefined;
   /** A failed attempt gives back what it took from the merchant's payment limits. */
   releaseLimits?: boolean;
+  /** The outcome counted for velocity, once per dimension the attempt has (risk/velocity.ts). */
+  velocity?: VelocityEntry[];
 }
 
 function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: Approval, trail: Trail, now: Date): OutcomePlan {
@@ -277,7 +280,35 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
   };
 }
 
+/** The keys an attempt is counted by: its card, BIN, customer, and what it was made with. */
+function velocityKeys(intent: PaymentIntentRow, charge: ChargeRow): VelocityKeys {
+  const details = charge.payment_method_details as { fingerprint?: unknown; bin?: unknown };
+  const facts = charge.risk_facts;
+  const keys: VelocityKeys = {};
+  if (charge.provider === 'card' && typeof details.fingerprint === 'string') keys.card = details.fingerprint;
+  if (typeof details.bin === 'string') keys.bin = details.bin;
+  if (intent.customer_id !== null) keys.customer = intent.customer_id;
+  if (facts?.email) keys.email = facts.email.toLowerCase();
+  if (facts?.client_address) keys.client_address = facts.client_address;
+  if (facts?.device) keys.device = facts.device;
+  return keys;
+}
+
 function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
+  const plan = planOutcomeOnly(intent, charge, resolution, trail, now);
+  // Counted once the provider has answered: approvals and declines (blocks apart); a lost attempt or a challenge is not an outcome.
+  const outcome = resolution.status === 'declined' ? (resolution.blocked ? 'blocked' : 'declined')
+    : resolution.status === 'authorized' || resolution.status === 'captured' || resolution.status === 'wallet_paid' ? 'succeeded' : undefined;
+  if (outcome !== undefined) {
+    plan.velocity = velocityEntries(
+      { merchantId: intent.merchant_id, livemode: intent.livemode, chargeId: charge.id, amount: charge.amount, currency: charge.currency, outcome, at: now },
+      velocityKeys(intent, charge),
+    );
+  }
+  return plan;
+}
+
+function planOutcomeOnly(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
   assert(charge.payment_intent_id === intent.id, 'the charge belongs to the PaymentIntent');
   if (resolution.status === 'declined' || resolution.status === 'lost') {
     return planDecline(intent, charge, resolution.status === 'lost' ? lostDecline : resolution, trail, now);
@@ -309,6 +340,10 @@ async function writeOutcome(
     .with('audit_written', (db) => db.insertInto('audit_log').values(plan.audit).returning('seq'))
     .with('events_written', (db) => db.insertInto('events').values(plan.eventRows).returning('id'));
   assert(plan.eventRows.length > 0, 'an attempt outcome always has events');
+  const velocity = plan.velocity ?? [];
+  if (velocity.length > 0) {
+    query = query.with('velocity_written', (db) => db.insertInto('velocity_entries').values(velocity).returning('charge_id')) as unknown as typeof query;
+  }
   const save = plan.saveMethodTo;
   if (save !== undefined) {
     query = query.with('method_saved', (db) => db.updateTable('payment_methods').set({ customer_id: save.customerId })

@@ -17,6 +17,8 @@ export interface ChargeCardDetails {
   network_transaction_id: string | null;
   cvc_check: string | null;
   three_d_secure?: Record<string, unknown> | null;
+  /** Kept for risk (velocity by issuer), never shown. */
+  bin?: string;
 }
 
 export interface ChargeOutcome {

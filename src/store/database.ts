@@ -73,6 +73,8 @@ export interface CardFacts {
   fingerprint: string;
   networks: string[];
   three_d_secure_supported: boolean;
+  /** The card's first six digits (its issuer), for risk; not shown on the PaymentMethod. */
+  bin?: string;
 }
 
 export type PaymentMethodType = 'card' | 'alipay' | 'wechat_pay';
@@ -174,6 +176,8 @@ export interface ChargesTable {
   provider_sync_count: ColumnType<number, number | undefined, number>;
   /** When the shopper's time to pay at the provider ends (wallets). */
   action_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** What the attempt was made with, for velocity and risk: client address, device, email. */
+  risk_facts: Json<RiskFacts | null>;
 }
 
 export type LimitSubject = 'merchant' | 'customer' | 'card' | 'device' | 'client_address';
@@ -201,6 +205,24 @@ export interface PaymentLimitCountersTable {
   merchant_id: string;
   amount: bigint;
   count: number;
+}
+
+export interface VelocityEntriesTable {
+  merchant_id: string;
+  livemode: boolean;
+  dimension: string;
+  key: string;
+  occurred_at: Date;
+  outcome: string;
+  amount: bigint;
+  currency: string;
+  charge_id: string;
+}
+
+export interface RiskFacts {
+  client_address: string | null;
+  device: string | null;
+  email: string | null;
 }
 
 export interface ProviderNotificationsTable {
@@ -611,6 +633,7 @@ export interface Database {
   payment_methods: PaymentMethodsTable;
   provider_notifications: ProviderNotificationsTable;
   payment_limits: PaymentLimitsTable;
+  velocity_entries: VelocityEntriesTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { localWindows } from '../../src/risk/limits.ts';
+import { readVelocity } from '../../src/risk/velocity.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -127,6 +128,25 @@ describe('payment limits', () => {
     await pay(300);
     await assert.rejects(pay(300), (error: Stripe.errors.StripeError) => error.code === 'payment_limit_exceeded' && /by client address/.test(error.message));
     await clearLimits();
+  });
+
+  test('each outcome is counted for velocity in the statement that records it: by card, BIN, customer, email, device, address', async () => {
+    const customer = await stripe.customers.create({ email: 'velocity@example.com' });
+    const options = { customer: customer.id, receipt_email: 'Velocity@Example.com', radar_options: { session: 'device-v' } };
+    const paid = await pay(1000, options);
+    await assert.rejects(pay(2000, { ...options, payment_method: 'pm_card_chargeDeclined' }));
+    await assert.rejects(pay(3000, { ...options, payment_method: 'pm_card_radarBlock' }));
+    const scope = { merchantId: server.merchantId, livemode: false };
+    const at = new Date(Date.now() + 1_000);
+    const byCustomer = await readVelocity(server.database.db, scope, 'customer', customer.id, 'usd', at);
+    assert.deepEqual(byCustomer.h1.total, { count: 3, amount: 6000n });
+    assert.deepEqual(byCustomer.h1.declined, { count: 1, amount: 2000n });
+    assert.deepEqual(byCustomer.h1.blocked, { count: 1, amount: 3000n });
+    for (const [dimension, key] of [['email', 'velocity@example.com'], ['device', 'device-v'], ['bin', '424242']] as const) {
+      assert.ok((await readVelocity(server.database.db, scope, dimension, key, 'usd', at)).h1.total.count >= 1, dimension);
+    }
+    const fingerprint = (await stripe.paymentMethods.retrieve(paid.payment_method as string)).card?.fingerprint ?? '';
+    assert.ok((await readVelocity(server.database.db, scope, 'card', fingerprint, 'usd', at)).d7.total.count >= 1);
   });
 
   test('days are counted in the merchant\'s time zone', async () => {

@@ -1,0 +1,108 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../store/database.ts';
+
+/**
+ * Velocity counters: how many payments (and how much) a card, customer, email, client address, device or BIN made
+ * in the last hour, 24 hours and 7 days, split by outcome. Each attempt's outcome is written once per dimension it
+ * has (`velocity_entries`), in the statement that records the outcome; counters are exact counts over the window
+ * `(at - length, at]`, so an entry that arrives late (out of order) is counted in every window its time falls in.
+ */
+export const velocityDimensions = ['card', 'customer', 'email', 'client_address', 'device', 'bin'] as const;
+export type VelocityDimension = (typeof velocityDimensions)[number];
+export type VelocityOutcome = 'succeeded' | 'declined' | 'blocked';
+
+export const velocityWindows = { h1: 3_600_000, h24: 86_400_000, d7: 7 * 86_400_000 } as const;
+export type VelocityWindow = keyof typeof velocityWindows;
+
+export interface Tally {
+  count: number;
+  amount: bigint;
+}
+
+/** One window's counters; amounts add only entries in `currency`. */
+export interface WindowCounters {
+  total: Tally;
+  declined: Tally;
+  blocked: Tally;
+}
+
+export type VelocityCounters = Record<VelocityWindow, WindowCounters>;
+
+/** The keys a payment has, by dimension; a missing one is not counted (and rules on it do not fire). */
+export type VelocityKeys = Partial<Record<VelocityDimension, string>>;
+
+export interface VelocityEntry {
+  merchant_id: string;
+  livemode: boolean;
+  dimension: VelocityDimension;
+  key: string;
+  occurred_at: Date;
+  outcome: VelocityOutcome;
+  amount: bigint;
+  currency: string;
+  charge_id: string;
+}
+
+/** The rows one attempt's outcome adds: one per dimension it has. */
+export function velocityEntries(
+  base: { merchantId: string; livemode: boolean; chargeId: string; amount: bigint; currency: string; outcome: VelocityOutcome; at: Date },
+  keys: VelocityKeys,
+): VelocityEntry[] {
+  const rows: VelocityEntry[] = [];
+  for (const dimension of velocityDimensions) {
+    const key = keys[dimension];
+    if (key === undefined || key === '') continue;
+    rows.push({
+      merchant_id: base.merchantId, livemode: base.livemode, dimension, key, occurred_at: base.at, outcome: base.outcome,
+      amount: base.amount, currency: base.currency, charge_id: base.chargeId,
+    });
+  }
+  return rows;
+}
+
+function emptyWindow(): WindowCounters {
+  return { total: { count: 0, amount: 0n }, declined: { count: 0, amount: 0n }, blocked: { count: 0, amount: 0n } };
+}
+
+export function emptyCounters(): VelocityCounters {
+  return { h1: emptyWindow(), h24: emptyWindow(), d7: emptyWindow() };
+}
+
+interface CounterRow {
+  [column: string]: string | number | null;
+}
+
+/** Reads one key's counters at `at`, in one query over its last 7 days. */
+export async function readVelocity(
+  db: Kysely<Database>,
+  scope: { merchantId: string; livemode: boolean },
+  dimension: VelocityDimension,
+  key: string,
+  currency: string,
+  at: Date,
+): Promise<VelocityCounters> {
+  const columns = Object.entries(velocityWindows).flatMap(([name, length]) => {
+    const since = new Date(at.getTime() - length);
+    const inWindow = sql`occurred_at > ${since}`;
+    return [
+      sql`count(*) FILTER (WHERE ${inWindow})`.as(`${name}_total_count`),
+      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND currency = ${currency}), 0)`.as(`${name}_total_amount`),
+      sql`count(*) FILTER (WHERE ${inWindow} AND outcome = 'declined')`.as(`${name}_declined_count`),
+      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND outcome = 'declined' AND currency = ${currency}), 0)`.as(`${name}_declined_amount`),
+      sql`count(*) FILTER (WHERE ${inWindow} AND outcome = 'blocked')`.as(`${name}_blocked_count`),
+      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND outcome = 'blocked' AND currency = ${currency}), 0)`.as(`${name}_blocked_amount`),
+    ];
+  });
+  const row = await db.selectFrom('velocity_entries').select(columns)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
+    .where('dimension', '=', dimension).where('key', '=', key)
+    .where('occurred_at', '>', new Date(at.getTime() - velocityWindows.d7)).where('occurred_at', '<=', at)
+    .executeTakeFirstOrThrow() as unknown as CounterRow;
+  const counters = emptyCounters();
+  for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {
+    for (const part of ['total', 'declined', 'blocked'] as const) {
+      counters[name][part] = { count: Number(row[`${name}_${part}_count`]), amount: BigInt(row[`${name}_${part}_amount`] ?? 0) };
+    }
+  }
+  return counters;
+}
