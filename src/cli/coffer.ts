@@ -8,6 +8,7 @@ import { migrate } from '../store/migrate.ts';
 import { commandApiKeys } from './api-keys-command.ts';
 import { commandAudit } from './audit-command.ts';
 import { commandAdmin } from './admin-command.ts';
+import { commandRisk } from './risk-command.ts';
 import { runDoctor } from '../ops/doctor.ts';
 import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
@@ -23,6 +24,7 @@ Usage:
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
   coffer admin create --email … --name …   the first staff owner; prints a one-time enrollment token
+  coffer risk train|evaluate|score|explain   the fraud model (coffer risk for details; needs no database)
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found
   coffer help             show this text
 
@@ -180,6 +182,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
   if (argv[0] === 'audit') return commandAudit(loadConfig(), argv.slice(1), print);
   if (argv[0] === 'admin') return commandAdmin(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'risk') return commandRisk(argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
   if (values.help === true || command === undefined || command === 'help') {

@@ -1,0 +1,176 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ModelArtifact } from '../risk/model/artifact.ts';
+import { CsvInputError, formatCsv, parseCsv } from '../risk/model/csv.ts';
+import { datasets, isDatasetName, type DatasetName, type DatasetSpec } from '../risk/model/datasets.ts';
+import { featureVector } from '../risk/model/features.ts';
+import type { EvaluationMetrics } from '../risk/model/metrics.ts';
+import { formatArtifact } from '../risk/model/artifact-file.ts';
+import { projectRoot, RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
+import { buildArtifact, validateOnLaterSlice } from '../risk/model/training.ts';
+import type { OperatingPoint } from '../risk/model/cost-model.ts';
+
+export const riskUsage = `Usage:
+  coffer risk train --dataset ulb|sparkov [--input FILE] [--output FILE] [--legitimate-weight W]
+      train on a labelled CSV (default ../shared/fraud-data/<dataset>-train.csv beside the project) and write the
+      model file (default models/<dataset>.json): validated on the file's later 30 % by time, then trained on all of it.
+      W: how many legitimate payments one legitimate row stands for (default: the data set's case-control weight;
+      1 for a complete history of your own)
+  coffer risk evaluate --dataset ulb|sparkov [--model FILE] [--input FILE]
+      train with the model's parameters on the earlier 70 % of the file by time, score the later 30 %, print the metrics
+  coffer risk score --dataset ulb|sparkov --input IN.csv --output OUT.csv [--model FILE]
+      one calibrated fraud probability per input row, in order, under the header "probability"
+  coffer risk explain --dataset ulb|sparkov --input IN.csv [--model FILE] [--rows N]
+      for the first N rows (default 5): probability, risk score and level, action, and the top reasons`;
+
+/** Where the training data sits by default: the shared folder beside the project. */
+function defaultInput(dataset: DatasetName): string {
+  return path.resolve(projectRoot, '..', 'shared', 'fraud-data', `${dataset}-train.csv`);
+}
+
+function percent(value: number): string {
+  return `${(value * 100).toFixed(2)} %`;
+}
+
+function printMetrics(print: (line: string) => void, metrics: EvaluationMetrics): void {
+  print(`  rows ${metrics.rows}, frauds ${metrics.frauds}, legitimate ${metrics.legitimateRows}`);
+  print(`  weighted AUPRC (natural prevalence)   ${metrics.averagePrecision.toFixed(4)}`);
+  print(`  ROC-AUC                               ${metrics.rocAuc.toFixed(4)}`);
+  print(`  recall at 0.5 % / 1 % / 5 % FPR       ${metrics.recallAtFpr0005.toFixed(3)} / ${metrics.recallAtFpr001.toFixed(3)} / ${metrics.recallAtFpr005.toFixed(3)}`);
+  const { predictedFrauds, observedFrauds, ratio } = metrics.calibration;
+  print(`  calibration: predicted ${predictedFrauds.toFixed(1)} frauds vs observed ${observedFrauds} (ratio ${ratio.toFixed(3)})`);
+}
+
+function printOperatingPoint(print: (line: string) => void, thresholds: { review: number; block: number }, point: OperatingPoint): void {
+  const at = (threshold: number) => (threshold > 1 ? 'never' : `at p >= ${threshold.toPrecision(3)}`);
+  print(`  thresholds: review ${at(thresholds.review)}, block ${at(thresholds.block)}`);
+  print(`  legitimate payments blocked ${percent(point.legitimateBlockedRate)}, reviewed ${percent(point.legitimateReviewedRate)}`);
+  print(`  frauds blocked ${percent(point.fraudBlockedRate)}, reviewed ${percent(point.fraudReviewedRate)}, stopped ${percent(point.fraudStoppedRate)}`);
+  print(`  cost per payment ${point.costPerPayment.toFixed(3)} (allowing everything: ${point.costPerPaymentAllowAll.toFixed(3)})`);
+}
+
+function printValidation(print: (line: string) => void, validation: ModelArtifact['validation']): void {
+  print(`Validation: ${validation.protocol}`);
+  print(`  earlier slice ${validation.earlier.timeRange.first} .. ${validation.earlier.timeRange.last}: ${validation.earlier.rows} rows, ${validation.earlier.frauds} frauds`);
+  print(`  later slice   ${validation.later.timeRange.first} .. ${validation.later.timeRange.last}: ${validation.later.rows} rows, ${validation.later.frauds} frauds`);
+  printMetrics(print, validation.metrics);
+  printOperatingPoint(print, validation.thresholds, validation.operatingPoint);
+}
+
+function readTable(file: string) {
+  return parseCsv(fs.readFileSync(file, 'utf8'));
+}
+
+function loadScorer(dataset: DatasetName, modelFile: string | undefined): RiskScorer {
+  const scorer = RiskScorer.fromFile(modelFile ?? shippedModelPath(dataset));
+  if (scorer.artifact.dataset !== dataset) throw new Error(`the model ${modelFile ?? ''} is for ${scorer.artifact.dataset}, not ${dataset}`);
+  return scorer;
+}
+
+/**
+ * The data set's spec with another case-control weight: a file that is not a case-control sample (an operator's
+ * full history) has weight 1. A data set trained at its natural weight keeps training at the new one.
+ */
+function withLegitimateWeight(spec: DatasetSpec, weight: number): DatasetSpec {
+  if (weight === spec.naturalLegitimateWeight) return spec;
+  const { hyperparameters } = spec;
+  const trainingLegitimateWeight = hyperparameters.trainingLegitimateWeight === spec.naturalLegitimateWeight ? weight : hyperparameters.trainingLegitimateWeight;
+  return { ...spec, naturalLegitimateWeight: weight, hyperparameters: { ...hyperparameters, trainingLegitimateWeight } };
+}
+
+function train(dataset: DatasetName, input: string, output: string, legitimateWeight: number | undefined, print: (line: string) => void): number {
+  const text = fs.readFileSync(input, 'utf8');
+  const spec = withLegitimateWeight(datasets[dataset], legitimateWeight ?? datasets[dataset].naturalLegitimateWeight);
+  const artifact = buildArtifact(spec, text, parseCsv(text), spec.hyperparameters);
+  fs.mkdirSync(path.dirname(output), { recursive: true });
+  fs.writeFileSync(output, formatArtifact(artifact));
+  print(`Model ${artifact.modelVersion} written to ${output}`);
+  print(`Trained on ${artifact.training.rows} rows (${artifact.training.frauds} frauds), ${artifact.training.timeRange.first} .. ${artifact.training.timeRange.last}; ${artifact.model.trees.length} trees`);
+  print(`Calibration: slope ${artifact.calibration.slope.toFixed(4)}, intercept ${artifact.calibration.intercept.toFixed(4)} after a prior shift of ${artifact.calibration.priorShift.toFixed(4)}`);
+  printOperatingPoint(print, artifact.thresholds, artifact.thresholds.outOfFold);
+  printValidation(print, artifact.validation);
+  return 0;
+}
+
+function evaluate(dataset: DatasetName, input: string, modelFile: string | undefined, print: (line: string) => void): number {
+  const scorer = loadScorer(dataset, modelFile);
+  const hyper = scorer.artifact.hyperparameters;
+  print(`Parameters of model ${scorer.artifact.modelVersion}: ${hyper.trees} trees, depth ${hyper.maxDepth}, learning rate ${hyper.learningRate}`);
+  const spec = withLegitimateWeight(datasets[dataset], scorer.artifact.calibration.naturalLegitimateWeight);
+  const report = validateOnLaterSlice(spec, readTable(input), hyper);
+  printValidation(print, report.artifactValidation);
+  if (JSON.stringify(report.artifactValidation) === JSON.stringify(scorer.artifact.validation)) {
+    print('These are the figures stored in the model file: training is reproducible.');
+  }
+  return 0;
+}
+
+function score(dataset: DatasetName, input: string, output: string, modelFile: string | undefined, print: (line: string) => void): number {
+  const scorer = loadScorer(dataset, modelFile);
+  const probabilities = scorer.scoreTable(readTable(input));
+  fs.writeFileSync(output, formatCsv(['probability'], Array.from(probabilities, (p) => [String(p)])));
+  print(`Scored ${probabilities.length} rows with ${scorer.artifact.modelVersion} into ${output}`);
+  return 0;
+}
+
+function explain(dataset: DatasetName, input: string, modelFile: string | undefined, rows: number, print: (line: string) => void): number {
+  const scorer = loadScorer(dataset, modelFile);
+  const features = scorer.featureRows(readTable(input));
+  for (let i = 0; i < Math.min(rows, features.rowCount); i += 1) print(JSON.stringify({ row: i + 1, ...scorer.assess(featureVector(features, i)) }));
+  return 0;
+}
+
+export function commandRisk(argv: string[], print: (line: string) => void): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        dataset: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, model: { type: 'string' }, rows: { type: 'string' },
+        'legitimate-weight': { type: 'string' },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${riskUsage}\n`);
+    return 2;
+  }
+  const [sub] = parsed.positionals;
+  const { dataset, input, output, model, rows } = parsed.values;
+  if (dataset === undefined || !isDatasetName(dataset)) {
+    process.stderr.write(`coffer: --dataset must be ulb or sparkov\n${riskUsage}\n`);
+    return 2;
+  }
+  const weightText = parsed.values['legitimate-weight'];
+  const legitimateWeight = weightText === undefined ? undefined : Number(weightText);
+  if (legitimateWeight !== undefined && !(legitimateWeight >= 1 && Number.isFinite(legitimateWeight))) {
+    process.stderr.write('coffer: --legitimate-weight must be a number of at least 1\n');
+    return 2;
+  }
+  try {
+    switch (sub) {
+      case 'train':
+        return train(dataset, input ?? defaultInput(dataset), output ?? shippedModelPath(dataset), legitimateWeight, print);
+      case 'evaluate':
+        return evaluate(dataset, input ?? defaultInput(dataset), model, print);
+      case 'score':
+        if (input === undefined || output === undefined) break;
+        return score(dataset, input, output, model, print);
+      case 'explain':
+        if (input === undefined) break;
+        return explain(dataset, input, model, rows === undefined ? 5 : Number(rows), print);
+      default:
+        break;
+    }
+  } catch (error) {
+    // A bad input file is the operator's error to fix: say where, and exit 1 (not a crash).
+    if (error instanceof CsvInputError) {
+      process.stderr.write(`coffer: ${input ?? ''}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  process.stderr.write(`${riskUsage}\n`);
+  return 2;
+}
