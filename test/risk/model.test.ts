@@ -288,6 +288,29 @@ function withoutLabel(text: string, label: string, rows?: (rows: string[][]) => 
   return { file, table: kept };
 }
 
+// The scoring interface without the training data (a clone elsewhere than beside ../shared): made-up ULB rows.
+describe('coffer risk score on made-up rows', () => {
+  test('ulb: one probability per row, in order, equal to the scorer in process', () => {
+    const header = ['Time', ...Array.from({ length: 28 }, (_, i) => `V${i + 1}`), 'Amount'];
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const rows = Array.from({ length: 40 }, (_, r) => [String(r * 97), ...Array.from({ length: 28 }, () => ((next() - 0.5) * 6).toFixed(4)), (next() * 500).toFixed(2)]);
+    const input = path.join(scratch, 'made-up-ulb.csv');
+    fs.writeFileSync(input, formatCsv(header, rows));
+    const output = path.join(scratch, 'made-up-ulb-out.csv');
+    const result = coffer(['risk', 'score', '--dataset', 'ulb', '--input', input, '--output', output]);
+    assert.equal(result.status, 0, result.stderr);
+    const lines = fs.readFileSync(output, 'utf8').trimEnd().split('\n');
+    assert.equal(lines[0], 'probability');
+    assert.equal(lines.length, rows.length + 1);
+    const expected = RiskScorer.fromFile(shippedModelPath('ulb')).scoreTable({ header, rows });
+    lines.slice(1).forEach((line, i) => assert.equal(Number(line), expected[i]));
+  });
+});
+
 // Goal: `coffer risk score` is exactly the interface the held-back evaluation uses.
 describe('coffer risk score', { skip: noData }, () => {
   test('sparkov: one probability per row in the input order, equal to the scorer in process; reversed input, reversed output', () => {
