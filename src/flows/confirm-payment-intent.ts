@@ -250,7 +250,7 @@ async function startAttempt(
     checkMethodBelongs(paymentMethod, intent.customer_id);
     if (isWalletType(paymentMethod.type)) {
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
-        params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode));
+        params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);
     }
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
@@ -318,7 +318,7 @@ export async function confirmPaymentIntent(
   if (started.kind === 'finished') return started.outcome;
   const attempt = started.attempt;
   services.faults.reach('confirm.after_attempt_persisted');
-  if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, respond);
+  if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, params.payment_method_options, respond);
   const connector: Connector = services.connectors.card(scope.livemode);
   const card = await services.cardSource.cardFor(attempt.paymentMethod);
   assert(card !== undefined, `payment method ${attempt.paymentMethod.id} has a card to charge`);

@@ -24,8 +24,19 @@ export function isWalletType(type: string): type is WalletType {
 
 export interface WalletOptions {
   card?: { request_three_d_secure?: 'automatic' | 'any' };
-  wechat_pay?: { client?: 'web' };
+  /**
+   * `web` (Stripe's): a QR code to scan. Coffer's extensions: `mobile_web`, WeChat's H5 payment in a phone's browser
+   * (a redirect); `jsapi`, inside WeChat's own browser, with the shopper's `openid` for the merchant's app.
+   */
+  wechat_pay?: { client?: 'web' | 'mobile_web' | 'jsapi'; openid?: string };
   alipay?: Record<string, never>;
+}
+
+type WeChatClient = NonNullable<NonNullable<WalletOptions['wechat_pay']>['client']>;
+
+function walletFlow(type: WalletType, client: WeChatClient | undefined): 'page' | 'qr' | 'h5' | 'jsapi' {
+  if (type === 'alipay') return 'page';
+  return client === 'mobile_web' ? 'h5' : client === 'jsapi' ? 'jsapi' : 'qr';
 }
 
 /** A new payment method of a wallet type, from `payment_method_data` (it holds nothing until the shopper pays). */
@@ -52,7 +63,16 @@ export function walletChargeDetails(type: WalletType): Record<string, unknown> {
 }
 
 /** Refuses, before anything is written, a confirmation the provider could never take. */
-export function checkWalletConfirmable(intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector): void {
+export function checkWalletConfirmable(
+  intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector, options: WalletOptions | undefined,
+): void {
+  const client = options?.wechat_pay?.client;
+  if (type === 'wechat_pay' && client === 'jsapi' && (options?.wechat_pay?.openid ?? '') === '') {
+    throw new CofferError('parameter_missing', "WeChat Pay inside WeChat's browser (client=jsapi) needs the shopper's openid.", { param: 'payment_method_options[wechat_pay][openid]' });
+  }
+  if (type === 'wechat_pay' && client === 'mobile_web' && returnUrl === null) {
+    throw new CofferError('parameter_missing', 'WeChat Pay in a phone browser (client=mobile_web) needs a return_url: the shopper comes back to it.', { param: 'return_url' });
+  }
   const types = intent.payment_method_types;
   if (!types.includes(type)) {
     throw new CofferError(
@@ -82,8 +102,14 @@ function currencyOf(code: string): CurrencyInfo {
   return currency;
 }
 
-/** Stripe's `next_action` for each wallet. */
+/** Stripe's `next_action` for each wallet (and Coffer's `wechat_pay_jsapi` for WeChat's in-app payment). */
 function nextAction(type: WalletType, action: WalletAction, returnUrl: string | null): Record<string, unknown> {
+  if (type === 'wechat_pay' && action.appParameters !== null) {
+    return { type: 'wechat_pay_jsapi', wechat_pay_jsapi: action.appParameters };
+  }
+  if (type === 'wechat_pay' && action.redirectUrl !== null) {
+    return { type: 'redirect_to_url', redirect_to_url: { return_url: returnUrl, url: action.redirectUrl } };
+  }
   if (type === 'alipay') {
     assert(action.redirectUrl !== null, 'an Alipay page trade has a redirect URL');
     return {
@@ -114,7 +140,9 @@ export interface WalletAttempt {
  * Phase 2 of a wallet confirmation: opens the trade at the provider (outside any transaction; the trade is keyed
  * by the charge id, so a retry never opens a second), then records that the shopper must act there.
  */
-export async function sendWalletAttempt(services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, respond: Respond): Promise<Outcome> {
+export async function sendWalletAttempt(
+  services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, options: WalletOptions | undefined, respond: Respond,
+): Promise<Outcome> {
   const type = attempt.paymentMethod.type;
   assert(isWalletType(type), 'a wallet attempt has a wallet payment method');
   const connector = services.connectors.wallet(type, scope.livemode);
@@ -126,7 +154,9 @@ export async function sendWalletAttempt(services: Services, ctx: RequestContext,
     amountMinor: attempt.charge.amount,
     currency: currencyOf(attempt.charge.currency),
     subject: attempt.intent.description ?? `Payment ${attempt.intent.id}`,
-    flow: type === 'alipay' ? 'page' : 'qr',
+    flow: walletFlow(type, options?.wechat_pay?.client),
+    payerId: options?.wechat_pay?.openid,
+    clientIp: attempt.charge.risk_facts?.client_address ?? undefined,
     notifyUrl: services.connectors.notificationUrl(type, scope.livemode),
     // The shopper comes back through Coffer, which asks the provider, then goes on to the merchant's return_url
     // with Stripe's parameters.

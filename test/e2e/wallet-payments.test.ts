@@ -320,6 +320,41 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     await assertLedgerConsistent(services().db);
   });
 
+  test('WeChat Pay in a phone browser (H5) and inside WeChat (JSAPI): the shopper pays, the callback completes the payment', async () => {
+    clock.offsetMs = 0;
+    const h5 = await stripe.paymentIntents.create({
+      amount: 1200, currency: 'cny', allowed_payment_method_types: ['wechat_pay'], confirm: true, return_url: returnUrl,
+      payment_method_data: { type: 'wechat_pay' }, payment_method_options: { wechat_pay: { client: 'mobile_web' } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodOptions.WechatPay },
+    });
+    assert.equal(h5.next_action?.type, 'redirect_to_url');
+    const h5Page = await openPage(server, h5.next_action?.redirect_to_url?.url ?? '');
+    await pressButton(server, h5Page, 'pay');
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(h5.id)).status, 'succeeded');
+
+    const noOpenid = await stripe.paymentIntents.create({ amount: 1300, currency: 'cny', allowed_payment_method_types: ['wechat_pay'] });
+    await assert.rejects(stripe.paymentIntents.confirm(noOpenid.id, {
+      payment_method_data: { type: 'wechat_pay' }, payment_method_options: { wechat_pay: { client: 'jsapi' } as unknown as Stripe.PaymentIntentConfirmParams.PaymentMethodOptions.WechatPay },
+    }), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'payment_method_options[wechat_pay][openid]');
+    const jsapi = await stripe.paymentIntents.confirm(noOpenid.id, {
+      payment_method_data: { type: 'wechat_pay' },
+      payment_method_options: { wechat_pay: { client: 'jsapi', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' } as unknown as Stripe.PaymentIntentConfirmParams.PaymentMethodOptions.WechatPay },
+    });
+    const parameters = (jsapi.next_action as unknown as { type: string; wechat_pay_jsapi: Record<string, string> });
+    assert.equal(parameters.type, 'wechat_pay_jsapi');
+    assert.match(parameters.wechat_pay_jsapi.package ?? '', /^prepay_id=/);
+    assert.equal(parameters.wechat_pay_jsapi.signType, 'RSA');
+    // WeChat's in-app browser checks paySign with the merchant's key: the sandbox does the same, and refuses a changed one.
+    const query = new URLSearchParams(parameters.wechat_pay_jsapi);
+    const forged = new URLSearchParams(query);
+    forged.set('paySign', `${(query.get('paySign') ?? '').slice(0, -4)}AAAA`);
+    await assert.rejects(openPage(server, `${server.url}/sandbox/wechat-pay/jsapi?${forged.toString()}`), /answered 4\d\d/);
+    const appPage = await openPage(server, `${server.url}/sandbox/wechat-pay/jsapi?${query.toString()}`);
+    await pressButton(server, appPage, 'pay');
+    await deliver();
+    assert.equal((await stripe.paymentIntents.retrieve(jsapi.id)).status, 'succeeded');
+  });
+
   test('WeChat Pay: a callback with a changed ciphertext byte is refused; the query completes the payment', async () => {
     wechatFaults().set({ notifications: { tamper: 'ciphertext' } });
     clock.offsetMs = 0;

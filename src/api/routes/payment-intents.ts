@@ -50,7 +50,10 @@ const PaymentMethodData = strictObject({
 const PaymentMethodOptions = strictObject({
   card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any')])) })),
   alipay: Type.Optional(strictObject({})),
-  wechat_pay: Type.Optional(strictObject({ client: Type.Optional(Type.Literal('web')) })),
+  wechat_pay: Type.Optional(strictObject({
+    client: Type.Optional(Type.Union([Type.Literal('web'), Type.Literal('mobile_web'), Type.Literal('jsapi')])),
+    openid: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  })),
 });
 
 const RadarOptions = strictObject({ session: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
