@@ -1,3 +1,5 @@
+import { checkRuleSet, createRuleSetIn, type RuleParams } from '../flows/risk-rule-sets.ts';
+import { RuleSetBody } from './routes/risk-limits.ts';
 import { checkShape, createLimitIn, deleteLimitIn, findLimit, updateLimitIn } from '../flows/payment-limits.ts';
 import type { LimitKind, LimitSubject } from '../store/database.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
@@ -529,6 +531,31 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
   });
 
+  // -- Merchants' risk rules: a new version only with a second person's approval -----------------------------------
+  app.get(`${prefix}/merchants/:merchant/rule_sets`, {
+    config: { staffAccess: 'rules.read' }, schema: { params: strictObject({ merchant: ObjectId }), querystring: strictObject({ livemode: Type.Optional(Type.Boolean()) }) },
+  }, async (request) => {
+    const { merchant } = request.params as { merchant: string };
+    const livemode = (request.query as { livemode?: boolean }).livemode ?? false;
+    const rows = await db.selectFrom('risk_rule_sets').selectAll().where('merchant_id', '=', merchant).where('livemode', '=', livemode).orderBy('version', 'desc').execute();
+    return { object: 'list', data: rows.map((row) => ({ id: row.id, object: 'risk_rule_set', version: row.version, rules: row.rules, livemode: row.livemode })) };
+  });
+  app.post(`${prefix}/merchants/:merchant/rule_sets`, {
+    config: { staffAccess: 'rules.change', reauthenticate: true },
+    schema: { params: strictObject({ merchant: ObjectId }), body: strictObject({ livemode: Type.Boolean(), rules: RuleSetBody }) },
+  }, async (request, reply) => {
+    const { merchant } = request.params as { merchant: string };
+    const body = request.body as { livemode: boolean; rules: RuleParams[] };
+    const found = await db.selectFrom('merchants').select('id').where('id', '=', merchant).executeTakeFirst();
+    if (found === undefined) throw resourceMissing('merchant', merchant, 'merchant');
+    checkRuleSet(body.rules); // a set that could never be made is refused now, not approved and then failed
+    const approval = await db.transaction().execute((tx) => requestApproval(tx, signedIn(request).user, {
+      action: 'rule_set.change', params: { merchant, ...body }, merchantId: merchant,
+      summary: `New ${body.livemode ? 'live' : 'test'} risk rule set for ${merchant} (${body.rules.length} rules)`,
+    }, staffOrigin(request), now()));
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+  });
+
   // -- Four-eyes approvals ----------------------------------------------------------------------------------------
   app.get(`${prefix}/approvals`, {
     config: { staffAccess: 'approvals.read' },
@@ -584,6 +611,13 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
           if (p.operation === 'update') await updateLimitIn(tx, ctx, target, p.value ?? 0, at);
           else await deleteLimitIn(tx, ctx, target, at);
           return { result: { limit: target, operation: p.operation } };
+        };
+      case 'rule_set.change':
+        return async (tx, _approval, approver) => {
+          const p = params as unknown as { merchant: string; livemode: boolean; rules: RuleParams[] };
+          const ctx = await staffContext(services, request, approver.id, p.merchant, p.livemode, tx);
+          const created = await createRuleSetIn(tx, ctx, p.rules, at);
+          return { result: { rule_set: created.id, version: created.version } };
         };
       default:
         throw new Error(`no executor for ${String(approval.action)}`);

@@ -19,6 +19,7 @@ export const approvalPermission: Readonly<Record<ApprovalAction, StaffPermission
   'staff.invite': 'staff.invite',
   'staff.role_change': 'staff.change_role',
   'limit.change': 'limits.change',
+  'rule_set.change': 'rules.change',
 };
 
 export async function requestApproval(

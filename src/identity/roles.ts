@@ -21,6 +21,8 @@ export const staffPermissions = [
   'audit.read',
   'limits.read',
   'limits.change',
+  'rules.read',
+  'rules.change',
 ] as const;
 
 export type StaffPermission = (typeof staffPermissions)[number];
@@ -40,10 +42,10 @@ export const rolePermissions: Readonly<Record<StaffRole, readonly StaffPermissio
   owner: everything,
   admin: everything,
   developer: ['merchants.read', 'payments.read', 'api_keys.read', 'api_keys.create', 'api_keys.revoke'],
-  risk_analyst: ['merchants.read', 'payments.read', 'limits.read', 'limits.change', 'approvals.read', 'approvals.decide'],
+  risk_analyst: ['merchants.read', 'payments.read', 'limits.read', 'limits.change', 'rules.read', 'rules.change', 'approvals.read', 'approvals.decide'],
   support_agent: ['merchants.read', 'payments.read', 'refunds.create'],
   finance: ['merchants.read', 'payments.read', 'refunds.create', 'approvals.read', 'approvals.decide'],
-  auditor: ['merchants.read', 'payments.read', 'api_keys.read', 'staff.read', 'approvals.read', 'audit.read', 'limits.read'],
+  auditor: ['merchants.read', 'payments.read', 'api_keys.read', 'staff.read', 'approvals.read', 'audit.read', 'limits.read', 'rules.read'],
 };
 
 export function roleAllows(role: StaffRole, permission: StaffPermission): boolean {

@@ -207,6 +207,16 @@ export interface PaymentLimitCountersTable {
   count: number;
 }
 
+export interface RiskRuleSetsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  version: number;
+  rules: Json<Array<{ id: string; text: string; mode: 'active' | 'shadow' }>>;
+  created_at: Date;
+  created_by: string;
+}
+
 export interface VelocityEntriesTable {
   merchant_id: string;
   livemode: boolean;
@@ -611,7 +621,7 @@ export interface StaffPasskeysTable {
   last_used_at: Date | null;
 }
 
-export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change' | 'limit.change';
+export type ApprovalAction = 'refund.create' | 'api_key.create' | 'staff.invite' | 'staff.role_change' | 'limit.change' | 'rule_set.change';
 
 export interface StaffApprovalsTable {
   id: string;
@@ -634,6 +644,7 @@ export interface Database {
   provider_notifications: ProviderNotificationsTable;
   payment_limits: PaymentLimitsTable;
   velocity_entries: VelocityEntriesTable;
+  risk_rule_sets: RiskRuleSetsTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
@@ -674,6 +685,7 @@ export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type PaymentLimitRow = Selectable<PaymentLimitsTable>;
+export type RiskRuleSetRow = Selectable<RiskRuleSetsTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;

@@ -232,6 +232,29 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     await server.stripe.paymentIntents.create({ amount: 7001, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
   });
 
+  test('a risk rule set asked for by a risk analyst becomes the current version only once someone else approves it', async () => {
+    await freshSessions();
+    const analyst = as('risk_analyst');
+    assert.equal((await analyst.reauthenticate()).status, 200);
+    const path = `/staff/v1/merchants/${server.merchantId}/rule_sets`;
+    const bad = await analyst.request('POST', path, { livemode: false, rules: [{ id: 'x', text: 'block if :amount: >' }] });
+    assert.equal(bad.status, 400, 'a set that could never be made is refused at once');
+    const asked = await analyst.request('POST', path, { livemode: false, rules: [{ id: 'big', text: 'review if :amount_usd: > 2000' }] });
+    assert.equal(asked.status, 202, asked.body);
+    assert.equal((await db().selectFrom('risk_rule_sets').select('id').where('merchant_id', '=', server.merchantId).execute()).length, 0, 'nothing yet');
+    const approvalId = (asked.json.approval as { id: string }).id;
+    assert.equal(code(await analyst.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})), 'approval_self_decision');
+    assert.equal((await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403, 'finance may not change rules');
+    const admin = as('admin');
+    assert.equal((await admin.reauthenticate()).status, 200);
+    assert.equal((await admin.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 200);
+    const listed = await as('auditor').request('GET', path);
+    assert.equal(listed.status, 200);
+    assert.equal((listed.json.data as Array<{ version: number }>)[0]?.version, 1);
+    const audit = await db().selectFrom('audit_log').select(['actor_type', 'actor_id']).where('action', '=', 'risk_rule_set.create').execute();
+    assert.ok(audit.some((row) => row.actor_type === 'staff' && row.actor_id === admin.userId));
+  });
+
   test('role changes and invitations need a second approver; only an owner makes owners', async () => {
     await freshSessions();
     const admin = as('admin');
