@@ -330,11 +330,13 @@ export async function confirmPaymentIntent(
     capture: attempt.intent.capture_method !== 'manual',
     card,
     statementDescriptor: attempt.intent.statement_descriptor,
-    // Off-session payments cannot ask the cardholder anything; the issuer decides without them.
-    threeDSecure: params.off_session === true ? undefined : {
+    // Off-session payments cannot ask the cardholder anything: the issuer decides without them (a card set up for
+    // later payments may pass; one that needs the shopper is declined authentication_required).
+    threeDSecure: {
       request: params.payment_method_options?.card?.request_three_d_secure ?? 'automatic',
       returnUrl: services.connectors.paymentReturnUrl(attempt.charge.id),
       cardSetUp: await cardWasSetUp(services, attempt.paymentMethod.id),
+      ...(params.off_session === true ? { offSession: true } : {}),
     },
   });
   services.faults.reach('confirm.after_provider_call');

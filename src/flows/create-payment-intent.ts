@@ -88,6 +88,7 @@ export async function createPaymentIntent(
   if (params.payment_method_data !== undefined) confirmParams.payment_method_data = params.payment_method_data;
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
   if (params.radar_options !== undefined) confirmParams.radar_options = params.radar_options;
+  if (params.off_session !== undefined) confirmParams.off_session = params.off_session;
   const recovered = ctx.idempotency?.recoveryPoint;
   if (recovered !== undefined && recovered !== null) {
     const existing = await findPaymentIntent(services, scope, recovered);

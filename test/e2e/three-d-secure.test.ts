@@ -108,6 +108,22 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.paymentIntents.capture(intent.id)).status, 'succeeded');
   });
 
+  test('off session: a card set up with a SetupIntent (4000002500003155) is charged without a challenge; one that always needs the shopper is declined', async () => {
+    const customer = await stripe.customers.create({ email: 'later@example.com' });
+    const setup = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_authenticationRequiredOnSetup', confirm: true, usage: 'off_session' });
+    assert.equal(setup.status, 'succeeded');
+    const later = await stripe.paymentIntents.create({
+      amount: 3100, currency: 'eur', customer: customer.id, payment_method: setup.payment_method as string, off_session: true, confirm: true,
+    });
+    assert.equal(later.status, 'succeeded');
+    // On session the same card, not set up, is challenged.
+    assert.equal((await confirm('pm_card_authenticationRequiredOnSetup')).status, 'requires_action');
+    await assert.rejects(
+      stripe.paymentIntents.create({ amount: 3200, currency: 'eur', payment_method: 'pm_card_authenticationRequired', off_session: true, confirm: true }),
+      (error: Stripe.errors.StripeError) => error.code === 'card_declined' && error.decline_code === 'authentication_required',
+    );
+  });
+
   test('a forged return link changes nothing and leads nowhere', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     const forged = await rawRequest(server, 'GET', `/hooks/return/${intent.latest_charge as string}?sig=${'A'.repeat(32)}`);

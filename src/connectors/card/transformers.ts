@@ -43,6 +43,7 @@ export function toAuthorizeRequest(request: AuthorizeRequest): AcquirerAuthorize
       request: request.threeDSecure.request,
       return_url: request.threeDSecure.returnUrl,
       card_set_up: request.threeDSecure.cardSetUp,
+      ...(request.threeDSecure.offSession === true ? { off_session: true } : {}),
     },
   };
 }

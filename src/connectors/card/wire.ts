@@ -21,6 +21,8 @@ export interface AcquirerThreeDSecureRequest {
   return_url: string;
   /** The card was authenticated before for later payments (some issuers then skip the challenge). */
   card_set_up: boolean;
+  /** The shopper is not there (a merchant-initiated payment): no challenge can be taken. */
+  off_session?: boolean;
 }
 
 /** The outcome of EMV 3-D Secure 2 authentication, as the acquirer records it with the payment. */

@@ -104,8 +104,15 @@ const lookupFailed: AcquirerDecline = {
  * card that supports it, `automatic` only when the issuer requires it. Without a request (null: the shopper is not
  * there), a card that requires authentication is declined `authentication_required`.
  */
-export function decideAuthentication(card: TestCard, request: AcquirerThreeDSecureRequest | null): Authentication {
+export function decideAuthentication(card: TestCard, given: AcquirerThreeDSecureRequest | null): Authentication {
   const support = threeDSecureSupportOf(card);
+  // Off session (the shopper is not there): a card set up for later payments is charged without a challenge, as
+  // Stripe's 4000002500003155 is; anything that would need the shopper is declined authentication_required.
+  if (given?.off_session === true) {
+    if (support === 'required_unless_set_up' && given.card_set_up) return { kind: 'none' };
+    return decideAuthentication(card, null);
+  }
+  const request = given;
   const asked = request?.request === 'any';
   switch (support) {
     case 'not_supported':
