@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -21,7 +20,11 @@ describe('provider pages in a browser: 3-D Secure, Alipay, WeChat Pay', { concur
   let merchant: http.Server;
   let merchantUrl: string;
   const violations: string[] = [];
-  const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-provider-pages-'));
+  // Screenshots for a person to look at, when asked for (COFFER_TEST_SCREENSHOTS=<dir>); never part of the verdict.
+  const shots = process.env.COFFER_TEST_SCREENSHOTS;
+  const screenshot = async (name: string) => {
+    if (shots !== undefined) await page.screenshot({ path: path.join(shots, name) });
+  };
 
   before(async () => {
     server = await startTestServer();
@@ -47,7 +50,7 @@ describe('provider pages in a browser: 3-D Secure, Alipay, WeChat Pay', { concur
     });
     assert.equal(intent.status, 'requires_action');
     await page.goto(intent.next_action?.redirect_to_url?.url ?? '');
-    await page.screenshot({ path: path.join(shots, 'acs.png') });
+    await screenshot('acs.png');
     const code = (await page.locator('.code').textContent())?.trim() ?? '';
     assert.match(code, /^\d{6}$/);
     await page.fill('input[name=code]', code);
@@ -65,7 +68,7 @@ describe('provider pages in a browser: 3-D Secure, Alipay, WeChat Pay', { concur
     });
     await page.goto(intent.next_action?.alipay_handle_redirect?.url ?? '');
     assert.match(await page.content(), /88\.00/);
-    await page.screenshot({ path: path.join(shots, 'alipay.png') });
+    await screenshot('alipay.png');
     await Promise.all([page.waitForURL((url) => url.href.startsWith(merchantUrl)), page.click('button[value=pay]')]);
     await deliverSandboxNotifications(server.coffer.services);
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'succeeded');
@@ -84,7 +87,7 @@ describe('provider pages in a browser: 3-D Secure, Alipay, WeChat Pay', { concur
     assert.ok((size[0] ?? 0) > 100 && size[0] === size[1], `a square QR image, got ${String(size)}`);
     await page.goto(qr.data);
     if (await page.locator('button[value=scan]').count() > 0) await page.click('button[value=scan]');
-    await page.screenshot({ path: path.join(shots, 'wechat.png') });
+    await screenshot('wechat.png');
     await page.click('button[value=pay]');
     await page.waitForLoadState();
     await deliverSandboxNotifications(server.coffer.services);
