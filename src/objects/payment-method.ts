@@ -32,12 +32,17 @@ export function paymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Rec
   if (shape === 'current') cardObject.regulated_status = 'unregulated';
   cardObject.three_d_secure_usage = { supported: card.three_d_secure_supported };
   cardObject.wallet = null;
+  return withCommonFields(row, shape, { card: cardObject });
+}
+
+/** The fields every payment method has, in Stripe's order, around the type's own (`card`, `alipay`, …). */
+function withCommonFields(row: PaymentMethodRow, shape: ApiShape, typed: Record<string, unknown>): Record<string, unknown> {
   const object: Record<string, unknown> = {
     id: row.id,
     object: 'payment_method',
     allow_redisplay: 'unspecified',
     billing_details: billingDetailsObject(row.billing_details, shape),
-    card: cardObject,
+    ...typed,
     created: unixTime(row.created_at),
     customer: row.customer_id,
   };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createMerchant } from '../../src/identity/merchants.ts';
+import { seededRandom } from '../../src/risk/model/seeded-random.ts';
 import {
   readVelocity, velocityDimensions, velocityEntries, velocityWindows,
   type VelocityCounters, type VelocityDimension, type VelocityEntry, type VelocityKeys, type VelocityOutcome, type VelocityWindow,
@@ -19,18 +20,6 @@ describe('velocity counters against a brute-force recount', () => {
     merchantId = await createMerchant(database.db, 'Velocity merchant');
   });
   after(async () => database.drop());
-
-  /** A small seeded generator (mulberry32), so that a failure can be replayed. */
-  function random(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   interface Event {
     at: number;
@@ -53,7 +42,7 @@ describe('velocity counters against a brute-force recount', () => {
   };
 
   function generate(count: number): Event[] {
-    const next = random(20261126);
+    const next = seededRandom(20261126); // seeded, so that a failure can be replayed
     const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
     const events: Event[] = [];
     let clock = start;

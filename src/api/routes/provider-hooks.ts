@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../platform/html.ts';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
@@ -19,17 +20,13 @@ const HookParams = strictObject({
 const finishedPage = (text: string): string =>
   `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Coffer</title></head><body><p>${text}</p></body></html>`;
 
-function escapeAttribute(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-}
-
 /**
  * Sends the browser on to the merchant with a page, not a redirect: the shopper arrives here from the access
  * control server's form, and browsers hold every redirect after a form post to that page's `form-action`, which
  * cannot name every merchant's site.
  */
 const continuePage = (target: string): string => {
-  const url = escapeAttribute(target);
+  const url = escapeHtml(target);
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${url}">` +
     `<meta name="referrer" content="no-referrer"><title>Coffer</title></head><body><p><a href="${url}">Continue to the shop</a></p></body></html>`;
 };

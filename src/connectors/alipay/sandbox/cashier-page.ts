@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../../platform/html.ts';
 import { createHash } from 'node:crypto';
 import type { TradeStatus } from './tables.ts';
 
@@ -23,10 +24,6 @@ export function cashierContentSecurityPolicy(returnUrl: string | null): string {
   let formAction = "'self'";
   if (returnUrl !== null) formAction += ` ${new URL(returnUrl).origin}`;
   return `default-src 'none'; style-src 'sha256-${styleHash}'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
-}
-
-function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 
 function page(title: string, body: string): string {

@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../../platform/html.ts';
 import { createHash } from 'node:crypto';
 import { findCurrency } from '../../../domain/currency.ts';
 import { acsPathPrefix, type ChallengeView } from './access-control-server.ts';
@@ -24,10 +25,6 @@ export function challengePageCsp(formTarget: string | null): string {
     "base-uri 'none'",
     "frame-ancestors 'none'",
   ].join('; ');
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }
 
 /** The acquirer's amount (ISO 4217 minor units) for people: `12.34 USD`. */

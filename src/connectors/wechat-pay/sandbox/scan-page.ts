@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../../platform/html.ts';
 import { createHash } from 'node:crypto';
 import type { ScanView } from './wechat-pay-sandbox.ts';
 import type { TradeState } from './tables.ts';
@@ -22,10 +23,6 @@ export const pageCsp = [
 
 /** Where the sandbox's routes live; forms post to absolute paths under it so that any page can carry them. */
 export const sandboxPrefix = '/sandbox/wechat-pay';
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-}
 
 function yuan(fen: bigint): string {
   return `¥${fen / 100n}.${String(fen % 100n).padStart(2, '0')}`;
