@@ -1,3 +1,6 @@
+import { RiskEngine, riskFaults, type RiskFault } from '../risk/risk-engine.ts';
+import { RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
+import { usdRates } from '../risk/usd-rates.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -108,8 +111,41 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     staffSecretKey: deriveKey(instanceSecret, 'staff secrets v1'),
     auditSigner: CheckpointSigner.open(config.homeDir),
     homeDir: config.homeDir,
+    risk: openRiskEngine(config, env),
     maintainStorage: () => database.maintain(),
   };
+}
+
+/** Model files already read in this process (a model file is never changed in place: a new model is a new file). */
+const loadedModels = new Map<string, RiskScorer>();
+
+/** The risk engine with its model loaded now: a model file that cannot be read stops the start, naming it. */
+function openRiskEngine(config: Config, env: NodeJS.ProcessEnv): RiskEngine {
+  const settings = config.risk;
+  const fault = env.COFFER_RISK_FAULT || null;
+  if (fault !== null && !(riskFaults as readonly string[]).includes(fault)) {
+    throw new ConfigError(`COFFER_RISK_FAULT must be one of ${riskFaults.join(', ')}`);
+  }
+  let scorer: RiskScorer | null = null;
+  if (settings.modelFile !== null) {
+    const file = settings.modelFile ?? shippedModelPath('sparkov');
+    try {
+      scorer = loadedModels.get(file) ?? RiskScorer.fromFile(file);
+      loadedModels.set(file, scorer);
+    } catch (error) {
+      throw new ConfigError(`COFFER_RISK_MODEL: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (scorer.artifact.dataset !== 'sparkov') {
+      throw new ConfigError(`COFFER_RISK_MODEL: ${file} is a ${scorer.artifact.dataset} model; live scoring uses a model with the Sparkov features`);
+    }
+  }
+  return new RiskEngine({
+    scorer,
+    velocityBudgetMs: settings.velocityBudgetMs,
+    modelBudgetUs: settings.modelBudgetUs,
+    usdRates: usdRates(settings.usdRates),
+    fault: fault as RiskFault | null,
+  });
 }
 
 /** Opens and migrates the database, then serves the public listener and runs the background jobs. */

@@ -1,3 +1,4 @@
+import { commandRiskExport } from './risk-export-command.ts';
 import { parseArgs } from 'node:util';
 import { startCoffer } from '../app/start-coffer.ts';
 import { openConfiguredDatabase } from '../app/start-coffer.ts';
@@ -25,6 +26,7 @@ Usage:
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
   coffer admin create --email … --name …   the first staff owner; prints a one-time enrollment token
   coffer risk train|evaluate|score|explain   the fraud model (coffer risk for details; needs no database)
+  coffer risk export --output FILE   decided payments with their labels, as a training file
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found
   coffer help             show this text
 
@@ -182,6 +184,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
   if (argv[0] === 'audit') return commandAudit(loadConfig(), argv.slice(1), print);
   if (argv[0] === 'admin') return commandAdmin(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'risk' && argv[1] === 'export') return commandRiskExport(loadConfig(), argv.slice(2), print);
   if (argv[0] === 'risk') return commandRisk(argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;

@@ -1,3 +1,4 @@
+import { refuseCaptureInReview } from './reviews.ts';
 import type { CaptureResult } from '../connectors/connector.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
@@ -21,6 +22,11 @@ import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
+
+export interface CaptureOptions {
+  /** The review being approved: the capture its open review would refuse is what approving it does. */
+  approvingReview?: string;
+}
 
 export interface CaptureParams {
   amount_to_capture?: number;
@@ -49,6 +55,7 @@ async function startCapture(
   params: CaptureParams,
   respond: Respond,
   now: Date,
+  options: CaptureOptions,
 ): Promise<StartedCapture> {
   const intent = await lockPaymentIntent(tx, scope, id);
   const claim = ctx.idempotency;
@@ -67,6 +74,7 @@ async function startCapture(
     assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
     return { kind: 'send', intent, charge, amount: intent.operation_amount };
   }
+  await refuseCaptureInReview(tx, charge, options.approvingReview);
   const amount = params.amount_to_capture === undefined ? intent.amount_capturable : BigInt(params.amount_to_capture);
   if (amount > intent.amount_capturable) {
     throw new CofferError(
@@ -194,11 +202,12 @@ export async function capturePaymentIntent(
   id: string,
   params: CaptureParams,
   respond: Respond,
+  options: CaptureOptions = {},
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector = services.connectors.card(scope.livemode);
-  const started = await inTransaction(services.db, (tx) => startCapture(tx, ctx, scope, id, params, respond, now));
+  const started = await inTransaction(services.db, (tx) => startCapture(tx, ctx, scope, id, params, respond, now, options));
   if (started.kind === 'finished') return started.outcome;
   assert(started.charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
   const currency = findCurrency(started.intent.currency);

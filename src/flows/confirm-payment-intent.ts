@@ -1,18 +1,19 @@
-import type { Connector } from '../connectors/connector.ts';
+import type { Connector, Decline } from '../connectors/connector.ts';
+import { decideAttempt, heldForReview } from './risk-decision.ts';
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
-import { cardFactsOf, type ChargeRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
+import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
 import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, findPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
-import { attemptError, outcomeUnknownError, recordAttemptOutcome } from './record-attempt-outcome.ts';
+import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
@@ -57,6 +58,33 @@ function chargeCardDetails(paymentMethod: PaymentMethodRow): ChargeCardDetails {
     authorization_code: null,
     network_transaction_id: null,
     cvc_check: null,
+  };
+}
+
+/**
+ * How a step-up is carried out: 3-D Secure for a card with the shopper present; a wallet authenticates its payer
+ * itself (password, fingerprint in the wallet app); off session nobody can be asked, so the payment is authorized
+ * and held for review instead.
+ */
+function stepUpHandling(action: ChargeRisk['action'], paymentMethod: PaymentMethodRow, offSession: boolean): Pick<ChargeRisk, 'step_up'> {
+  if (action !== 'request_step_up') return {};
+  if (isWalletType(paymentMethod.type)) return { step_up: 'provider_authentication' };
+  return { step_up: offSession ? 'held_for_review' : 'three_d_secure' };
+}
+
+/** Blocked by the risk engine: recorded as a declined attempt that never reached the provider. */
+function riskBlock(charge: ChargeRow): Decline {
+  const card = charge.provider === 'card';
+  return {
+    status: 'declined',
+    providerReference: null,
+    code: card ? 'card_declined' : 'payment_method_provider_decline',
+    declineCode: 'fraudulent',
+    message: card ? 'Your card was declined.' : 'The payment was declined. Try another payment method.',
+    param: null,
+    adviceCode: 'do_not_try_again',
+    networkStatus: 'not_sent_to_network',
+    blocked: true,
   };
 }
 
@@ -210,6 +238,8 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
       device: params.radar_options?.session ?? null,
       email: emptyToNull(params.receipt_email, intent.receipt_email) ?? (typeof paymentMethod.billing_details.email === 'string' ? paymentMethod.billing_details.email : null),
     },
+    risk: null,
+    review_id: null,
   };
 }
 
@@ -264,6 +294,11 @@ async function startAttempt(
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
     const limitTakes = await limitCounters(services, scope, intent, paymentMethod, charge, now);
+    const shipping = params.shipping === undefined ? intent.shipping : (params.shipping || null) as Record<string, unknown> | null;
+    const risk = await decideAttempt(services, {
+      scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now,
+    });
+    charge.risk = { ...risk.summary, ...stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true) };
     const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,
@@ -289,6 +324,7 @@ async function startAttempt(
       }
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))
+        .with('decision_written', (db) => db.insertInto('risk_decisions').values(risk.row).returning('id'))
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
           ...limitTakes.map((take, index) => sql<boolean>`coffer_limit_take(${take.limit.id}, ${take.subjectKey}, ${take.windowKey},
@@ -326,6 +362,12 @@ export async function confirmPaymentIntent(
   if (started.kind === 'finished') return started.outcome;
   const attempt = started.attempt;
   services.faults.reach('confirm.after_attempt_persisted');
+  if (attempt.charge.risk?.action === 'block') {
+    const blocked = await recordAttemptOutcome(services, { scope, paymentIntentId: attempt.intent.id, chargeId: attempt.charge.id },
+      riskBlock(attempt.charge), requestTrail(ctx), { respond, claim: ctx.idempotency }, attempt);
+    assert(blocked !== undefined, 'a request always gets a response');
+    return blocked;
+  }
   if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, params.payment_method_options, respond);
   const connector: Connector = services.connectors.card(scope.livemode);
   const card = await services.cardSource.cardFor(attempt.paymentMethod);
@@ -335,13 +377,14 @@ export async function confirmPaymentIntent(
     reference: attempt.charge.id,
     amountMinor: attempt.charge.amount,
     currency: attempt.currency,
-    capture: attempt.intent.capture_method !== 'manual',
+    // Held for review: authorized only, captured when a person approves.
+    capture: attempt.intent.capture_method !== 'manual' && !heldForReview(attempt.charge.risk),
     card,
     statementDescriptor: attempt.intent.statement_descriptor,
     // Off-session payments cannot ask the cardholder anything: the issuer decides without them (a card set up for
     // later payments may pass; one that needs the shopper is declined authentication_required).
     threeDSecure: {
-      request: params.payment_method_options?.card?.request_three_d_secure ?? 'automatic',
+      request: attempt.charge.risk?.step_up === 'three_d_secure' ? 'any' : (params.payment_method_options?.card?.request_three_d_secure ?? 'automatic'),
       returnUrl: services.connectors.paymentReturnUrl(attempt.charge.id),
       cardSetUp: await cardWasSetUp(services, attempt.paymentMethod),
       ...(params.off_session === true ? { offSession: true } : {}),

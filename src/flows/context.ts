@@ -1,3 +1,4 @@
+import type { RiskEngine } from '../risk/risk-engine.ts';
 import type { CheckpointSigner } from '../audit/checkpoint-signer.ts';
 import type { Kysely, Transaction } from 'kysely';
 import type { CardSource } from '../connectors/card-source.ts';
@@ -35,6 +36,8 @@ export interface Services {
   requestSigningKey: Secret<Buffer>;
   /** Seals staff members' TOTP secrets and keys their CSRF tokens (identity/staff.ts). */
   staffSecretKey: Secret<Buffer>;
+  /** The risk engine: model, budgets, compiled rule sets (risk/risk-engine.ts). */
+  risk: RiskEngine;
   /** The database's periodic upkeep (checkpoints of the embedded database). */
   maintainStorage(): Promise<void>;
 }

@@ -57,6 +57,11 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     }).returningAll().executeTakeFirstOrThrow();
     const chargeAfter = await tx.updateTable('charges').set({ disputed: true, updated_at: now }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: charge.merchant_id, livemode: charge.livemode };
+    // A label for the next training run: a fraud dispute says the payment was fraud, whatever was decided.
+    if (notification.reason === 'fraudulent') {
+      await tx.insertInto('risk_labels').values({ charge_id: charge.id, source: 'dispute', merchant_id: charge.merchant_id, livemode: charge.livemode, fraud: true, labeled_at: now })
+        .onConflict((oc) => oc.doNothing()).execute();
+    }
     await recordChange(tx, await trailFor(tx, charge.merchant_id), scope,
       { action: inquiry ? 'dispute.inquiry_open' : 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
       [{ type: 'charge.dispute.created', dispute: { after: dispute } },

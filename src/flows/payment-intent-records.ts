@@ -1,3 +1,4 @@
+import { reviewObject } from '../objects/review.ts';
 import type { Insertable, Updateable } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import {
@@ -10,7 +11,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, SetupIntentRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, ReviewRow, SetupIntentRow } from '../store/database.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
@@ -118,6 +119,7 @@ export interface PaymentEvent {
   refund?: { before?: RefundRow | undefined; after: RefundRow };
   dispute?: { before?: DisputeRow | undefined; after: DisputeRow };
   setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
+  review?: { before?: ReviewRow | undefined; after: ReviewRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -130,6 +132,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.charge !== undefined) return render(event.charge, chargeObject);
   if (event.refund !== undefined) return render(event.refund, refundObject);
   if (event.setupIntent !== undefined) return render(event.setupIntent, (row) => setupIntentObject(row));
+  if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const at = event.dispute.after.updated_at.getTime();
   return render(event.dispute, (row) => disputeObject(row, at));

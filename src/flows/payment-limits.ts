@@ -103,18 +103,36 @@ export async function deleteLimitIn(tx: Tx, ctx: RequestContext, id: string, now
 }
 
 /** Days are counted in the merchant's time zone (an IANA name such as `Asia/Shanghai`). */
-export async function setTimeZone(services: Services, ctx: RequestContext, timeZone: string): Promise<string> {
-  if (!isTimeZone(timeZone)) throw new CofferError('parameter_invalid', `Unknown time zone "${timeZone}": use an IANA name such as Asia/Shanghai or UTC.`, { param: 'time_zone' });
-  const now = new Date(services.clock.nowMs());
-  await inTransaction(services.db, async (tx) => {
-    await tx.updateTable('merchants').set({ time_zone: timeZone }).where('id', '=', ctx.actor.merchantId).execute();
-    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
-      { action: 'merchant.time_zone.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: { time_zone: timeZone } }, [], now);
-  });
-  return timeZone;
+export interface RiskSettings {
+  time_zone: string;
+  merchant_category: string | null;
 }
 
-export async function timeZoneOf(services: Services, ctx: RequestContext): Promise<string> {
-  const row = await services.db.selectFrom('merchants').select('time_zone').where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
-  return row.time_zone;
+/** Updates the merchant's risk settings: the time zone days are counted in, and its category code (a model input). */
+export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string }): Promise<RiskSettings> {
+  const timeZone = params.time_zone;
+  if (timeZone !== undefined && !isTimeZone(timeZone)) {
+    throw new CofferError('parameter_invalid', `Unknown time zone "${timeZone}": use an IANA name such as Asia/Shanghai or UTC.`, { param: 'time_zone' });
+  }
+  const category = params.merchant_category;
+  if (category !== undefined && category !== '' && !/^[0-9]{4}$/.test(category)) {
+    throw new CofferError('parameter_invalid', `merchant_category is a four-digit merchant category code (ISO 18245), such as 5999; got "${category}".`, { param: 'merchant_category' });
+  }
+  const changes = {
+    ...(timeZone === undefined ? {} : { time_zone: timeZone }),
+    ...(category === undefined ? {} : { category: category === '' ? null : category }),
+  };
+  const now = new Date(services.clock.nowMs());
+  await inTransaction(services.db, async (tx) => {
+    if (Object.keys(changes).length === 0) return;
+    await tx.updateTable('merchants').set(changes).where('id', '=', ctx.actor.merchantId).execute();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+      { action: 'merchant.risk_settings.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: changes }, [], now);
+  });
+  return riskSettingsOf(services, ctx);
+}
+
+export async function riskSettingsOf(services: Services, ctx: RequestContext): Promise<RiskSettings> {
+  const row = await services.db.selectFrom('merchants').select(['time_zone', 'category']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
+  return { time_zone: row.time_zone, merchant_category: row.category };
 }

@@ -5,12 +5,14 @@ import { limits } from '../limits.ts';
 import type { ChargeCardDetails, ChargeOutcome } from '../objects/charge.ts';
 import type { StoredPaymentError } from '../objects/payment-intent.ts';
 import { assert } from '../platform/assert.ts';
-import type { AuditLogTable, ChargeRow, Database, EventsTable, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, Database, EventsTable, PaymentIntentRow, PaymentMethodRow, ReviewRow } from '../store/database.ts';
 import { sql, type Insertable, type Kysely } from 'kysely';
 import type { LedgerWork } from './ledger-work.ts';
 import { velocityEntries, type VelocityEntry, type VelocityKeys } from '../risk/velocity.ts';
 import type { IdempotencyClaim, Outcome, Services, Tx } from './context.ts';
-import { changeRows, lockCharge, lockPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
+import { changeRows, lockCharge, lockPaymentIntent, nextStatus, type PaymentEvent, type Scope } from './payment-intent-records.ts';
+import { heldForReview } from './risk-decision.ts';
+import { newId } from '../platform/random.ts';
 import { ledgerCommandsJson } from '../store/ledger.ts';
 import { chargeChanges, paymentIntentChanges } from '../store/row-json.ts';
 import type { Respond } from './respond.ts';
@@ -32,25 +34,48 @@ export interface AttemptRefs {
   chargeId: string;
 }
 
-function approvedOutcome(): ChargeOutcome {
+/** The risk engine's part of a charge's outcome: level, score and the deciding rule, as Stripe shows Radar's. */
+function riskPart(charge: ChargeRow): Pick<ChargeOutcome, 'risk_level' | 'risk_score' | 'rule'> {
+  const risk = charge.risk;
+  if (risk === null) return { risk_level: 'not_assessed' };
+  return {
+    risk_level: risk.risk_level,
+    ...(risk.risk_score === null ? {} : { risk_score: risk.risk_score }),
+    ...(risk.rule === null ? {} : { rule: risk.rule }),
+  };
+}
+
+function approvedOutcome(charge: ChargeRow): ChargeOutcome {
+  if (heldForReview(charge.risk)) {
+    return {
+      network_status: 'approved_by_network',
+      reason: charge.risk?.rule === null || charge.risk?.rule === undefined ? 'elevated_risk_level' : 'rule',
+      type: 'manual_review',
+      seller_message: 'Coffer authorized this payment, but placed it in review: approve or reject it.',
+      ...riskPart(charge),
+      advice_code: null,
+    };
+  }
   return {
     network_status: 'approved_by_network',
     reason: null,
     type: 'authorized',
     seller_message: 'Payment complete.',
-    risk_level: 'not_assessed',
+    ...riskPart(charge),
     advice_code: null,
   };
 }
 
-function declinedOutcome(decline: Decline): ChargeOutcome {
+function declinedOutcome(decline: Decline, charge: ChargeRow): ChargeOutcome {
   if (decline.blocked) {
+    const byRule = charge.risk?.rule !== null && charge.risk?.rule !== undefined && charge.risk.action === 'block';
     return {
       network_status: 'not_sent_to_network',
-      reason: 'highest_risk_level',
+      reason: byRule ? 'rule' : 'highest_risk_level',
       type: 'blocked',
       seller_message: 'Coffer blocked this payment as too risky.',
-      risk_level: 'highest',
+      ...riskPart(charge),
+      ...(charge.risk === null ? { risk_level: 'highest' } : {}),
       advice_code: null,
     };
   }
@@ -62,7 +87,7 @@ function declinedOutcome(decline: Decline): ChargeOutcome {
       decline.declineCode === 'generic_decline'
         ? 'The bank did not return any further details with this decline.'
         : `The bank returned the decline code \`${decline.declineCode}\`.`,
-    risk_level: 'not_assessed',
+    ...riskPart(charge),
     advice_code: decline.adviceCode,
   };
 }
@@ -95,13 +120,30 @@ interface OutcomePlan {
   releaseLimits?: boolean;
   /** The outcome counted for velocity, once per dimension the attempt has (risk/velocity.ts). */
   velocity?: VelocityEntry[];
+  /** A payment the risk engine held: its review, opened with the approval. */
+  review?: ReviewRow;
+}
+
+/** The review a held payment opens with its approval (written by the same statement). */
+function reviewFor(intent: PaymentIntentRow, charge: ChargeRow, now: Date): ReviewRow | undefined {
+  if (!heldForReview(charge.risk)) return undefined;
+  return {
+    id: newId('prv'), merchant_id: intent.merchant_id, livemode: intent.livemode, seq: 0n, charge_id: charge.id, payment_intent_id: intent.id,
+    created_at: now, open: true, opened_reason: 'rule', reasons: charge.risk?.reasons ?? [], closed_reason: null, closed_at: null, closed_by: null,
+  };
+}
+
+function reviewOpened(review: ReviewRow | undefined): PaymentEvent[] {
+  return review === undefined ? [] : [{ type: 'review.opened', review: { after: review } }];
 }
 
 function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: Approval, trail: Trail, now: Date): OutcomePlan {
   const captured = approval.status === 'captured';
   const status = nextStatus(intent, captured ? 'authorized_and_captured' : 'authorized');
   const details = charge.payment_method_details as unknown as ChargeCardDetails;
+  const review = reviewFor(intent, charge, now);
   const chargeChanges: Partial<ChargeRow> = {
+    ...(review === undefined ? {} : { review_id: review.id }),
     status: 'succeeded',
     updated_at: now,
     provider_reference: approval.providerReference,
@@ -118,7 +160,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
       cvc_check: approval.cvcCheck,
       three_d_secure: threeDSecureDetails(approval.threeDSecure, null),
     },
-    outcome: approvedOutcome() as unknown as Record<string, unknown>,
+    outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,
   };
   const intentChanges: Partial<PaymentIntentRow> = {
     status,
@@ -139,6 +181,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
     [
       { type: 'charge.succeeded', charge: { after: chargeAfter } },
       { type: captured ? 'payment_intent.succeeded' : 'payment_intent.amount_capturable_updated', paymentIntent: { before: intent, after: intentAfter } },
+      ...reviewOpened(review),
     ],
     now,
   );
@@ -152,6 +195,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
     chargeChanges,
     error: undefined,
     saveMethodTo,
+    ...(review === undefined ? {} : { review }),
     ...rows,
     ledger: {
       context: { ...scope, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
@@ -162,7 +206,9 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
 
 function planWalletPayment(intent: PaymentIntentRow, charge: ChargeRow, paid: WalletPaid, trail: Trail, now: Date): OutcomePlan {
   const status = nextStatus(intent, 'authorized_and_captured');
+  const review = reviewFor(intent, charge, now);
   const chargeChanges: Partial<ChargeRow> = {
+    ...(review === undefined ? {} : { review_id: review.id }),
     status: 'succeeded',
     updated_at: now,
     provider_reference: paid.providerReference,
@@ -172,7 +218,7 @@ function planWalletPayment(intent: PaymentIntentRow, charge: ChargeRow, paid: Wa
     available_on: new Date(now.getTime() + limits.settlementDelayMs),
     provider_sync_at: null,
     payment_method_details: { ...charge.payment_method_details, transaction_id: paid.providerReference },
-    outcome: approvedOutcome() as unknown as Record<string, unknown>,
+    outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,
   };
   const intentChanges: Partial<PaymentIntentRow> = { status, next_action: null, amount_capturable: 0n, amount_received: charge.amount, updated_at: now };
   const chargeAfter = { ...charge, ...chargeChanges };
@@ -185,11 +231,12 @@ function planWalletPayment(intent: PaymentIntentRow, charge: ChargeRow, paid: Wa
     [
       { type: 'charge.succeeded', charge: { after: chargeAfter } },
       { type: 'payment_intent.succeeded', paymentIntent: { before: intent, after: intentAfter } },
+      ...reviewOpened(review),
     ],
     now,
   );
   return {
-    intentAfter, chargeAfter, intentChanges, chargeChanges, error: undefined, saveMethodTo: undefined, ...rows,
+    intentAfter, chargeAfter, intentChanges, chargeChanges, error: undefined, saveMethodTo: undefined, ...rows, ...(review === undefined ? {} : { review }),
     ledger: { context: { ...scope, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id }, transfers: authorizationTransfers(charge.id, charge.amount, true) },
   };
 }
@@ -240,7 +287,7 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
     failure_code: decline.code,
     failure_message: decline.message,
     decline_code: decline.declineCode,
-    outcome: declinedOutcome(decline) as unknown as Record<string, unknown>,
+    outcome: declinedOutcome(decline, charge) as unknown as Record<string, unknown>,
     ...(decline.threeDSecure === undefined ? {} : {
       payment_method_details: { ...charge.payment_method_details, three_d_secure: threeDSecureDetails(decline.threeDSecure, null) },
     }),
@@ -281,7 +328,7 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
 }
 
 /** The keys an attempt is counted by: its card, BIN, customer, and what it was made with. */
-function velocityKeys(intent: PaymentIntentRow, charge: ChargeRow): VelocityKeys {
+export function velocityKeys(intent: Pick<PaymentIntentRow, 'customer_id'>, charge: ChargeRow): VelocityKeys {
   const details = charge.payment_method_details as { fingerprint?: unknown; bin?: unknown };
   const facts = charge.risk_facts;
   const keys: VelocityKeys = {};
@@ -340,6 +387,11 @@ async function writeOutcome(
     .with('audit_written', (db) => db.insertInto('audit_log').values(plan.audit).returning('seq'))
     .with('events_written', (db) => db.insertInto('events').values(plan.eventRows).returning('id'));
   assert(plan.eventRows.length > 0, 'an attempt outcome always has events');
+  const review = plan.review;
+  if (review !== undefined) {
+    const { seq: _seq, ...values } = review;
+    query = query.with('review_written', (db) => db.insertInto('reviews').values({ ...values, reasons: JSON.stringify(values.reasons) }).returning('id')) as unknown as typeof query;
+  }
   const velocity = plan.velocity ?? [];
   if (velocity.length > 0) {
     query = query.with('velocity_written', (db) => db.insertInto('velocity_entries').values(velocity).returning('charge_id')) as unknown as typeof query;

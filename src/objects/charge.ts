@@ -28,6 +28,8 @@ export interface ChargeOutcome {
   seller_message: string;
   risk_level: string;
   risk_score?: number;
+  /** The risk rule that decided (Stripe's `outcome.rule`), when one did. */
+  rule?: string;
   advice_code: string | null;
 }
 
@@ -79,6 +81,7 @@ function outcomeObject(outcome: ChargeOutcome | null, shape: ApiShape): Record<s
   object.reason = outcome.reason;
   object.risk_level = outcome.risk_level;
   if (outcome.risk_score !== undefined) object.risk_score = outcome.risk_score;
+  if (outcome.rule !== undefined) object.rule = outcome.rule;
   object.seller_message = outcome.seller_message;
   object.type = outcome.type;
   return object;
@@ -130,7 +133,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     receipt_number: null,
     receipt_url: null,
     refunded: amountRefunded > 0n && amountRefunded === row.amount,
-    review: null,
+    review: row.review_id,
     shipping: null,
     source: null,
     source_transfer: null,

@@ -45,6 +45,41 @@ export interface Config {
   sandboxControls: boolean;
   /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
   rateLimits: RateLimitSettings;
+  risk: RiskSettings;
+}
+
+/** The risk engine (see risk/engine.ts). */
+export interface RiskSettings {
+  /** The model file for live scoring (Sparkov features); undefined: the shipped `models/sparkov.json`; null: none. */
+  modelFile: string | null | undefined;
+  /** Time the velocity counters may take before a decision goes on without them. */
+  velocityBudgetMs: number;
+  /** Time the model may take, in microseconds, before a decision goes on without it. */
+  modelBudgetUs: number;
+  /** Indicative US dollar rates replacing the built-in ones (`{"eur": 1.08}`). */
+  usdRates: Record<string, number>;
+}
+
+function readUsdRates(env: NodeJS.ProcessEnv): Record<string, number> {
+  const raw = env.COFFER_RISK_USD_RATES;
+  if (raw === undefined || raw === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('COFFER_RISK_USD_RATES must be a JSON object of currency codes to US dollars per unit, such as {"eur":1.08}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('COFFER_RISK_USD_RATES must be a JSON object of currency codes to US dollars per unit, such as {"eur":1.08}');
+  }
+  const rates: Record<string, number> = {};
+  for (const [code, rate] of Object.entries(parsed)) {
+    if (!/^[a-z]{3}$/.test(code) || typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) {
+      throw new ConfigError(`COFFER_RISK_USD_RATES: ${code} must be a lower-case currency code with a positive rate`);
+    }
+    rates[code] = rate;
+  }
+  return rates;
 }
 
 export { ConfigError };
@@ -149,6 +184,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       windowSeconds: readPositiveInt(env, 'COFFER_RATE_LIMIT_WINDOW_SECONDS', 1, 3600),
       redisUrl,
       redisPrefix: env.COFFER_REDIS_PREFIX || 'coffer:',
+    },
+    risk: {
+      modelFile: env.COFFER_RISK_MODEL === 'none' ? null : env.COFFER_RISK_MODEL ? path.resolve(cwd, env.COFFER_RISK_MODEL) : undefined,
+      velocityBudgetMs: readPositiveInt(env, 'COFFER_RISK_VELOCITY_BUDGET_MS', 200, 10_000),
+      modelBudgetUs: readPositiveInt(env, 'COFFER_RISK_MODEL_BUDGET_US', 10_000, 1_000_000),
+      usdRates: readUsdRates(env),
     },
   };
 }

@@ -69,18 +69,28 @@ export function emptyCounters(): VelocityCounters {
 }
 
 interface CounterRow {
-  [column: string]: string | number | null;
+  [column: string]: string | number | Date | null;
 }
 
-/** Reads one key's counters at `at`, in one query over its last 7 days. */
-export async function readVelocity(
+/** A key's counters, and when it last paid (within the 7 days counted; null if not). */
+export interface KeyVelocity {
+  counters: VelocityCounters;
+  lastAt: Date | null;
+}
+
+/**
+ * Reads the counters of every key a payment has, at `at`, in one query over their last 7 days (grouped by
+ * dimension; the lookup index serves each key's range).
+ */
+export async function readVelocityAll(
   db: Kysely<Database>,
   scope: { merchantId: string; livemode: boolean },
-  dimension: VelocityDimension,
-  key: string,
+  keys: VelocityKeys,
   currency: string,
   at: Date,
-): Promise<VelocityCounters> {
+): Promise<Partial<Record<VelocityDimension, KeyVelocity>>> {
+  const wanted = velocityDimensions.filter((dimension) => keys[dimension] !== undefined && keys[dimension] !== '');
+  if (wanted.length === 0) return {};
   const columns = Object.entries(velocityWindows).flatMap(([name, length]) => {
     const since = new Date(at.getTime() - length);
     const inWindow = sql`occurred_at > ${since}`;
@@ -93,16 +103,36 @@ export async function readVelocity(
       sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND outcome = 'blocked' AND currency = ${currency}), 0)`.as(`${name}_blocked_amount`),
     ];
   });
-  const row = await db.selectFrom('velocity_entries').select(columns)
+  const rows = await db.selectFrom('velocity_entries').select('dimension').select(columns).select(sql<Date | null>`max(occurred_at)`.as('last_at'))
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
-    .where('dimension', '=', dimension).where('key', '=', key)
+    .where((eb) => eb.or(wanted.map((dimension) => eb.and([eb('dimension', '=', dimension), eb('key', '=', keys[dimension] as string)]))))
     .where('occurred_at', '>', new Date(at.getTime() - velocityWindows.d7)).where('occurred_at', '<=', at)
-    .executeTakeFirstOrThrow() as unknown as CounterRow;
-  const counters = emptyCounters();
-  for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {
-    for (const part of ['total', 'declined', 'blocked'] as const) {
-      counters[name][part] = { count: Number(row[`${name}_${part}_count`]), amount: BigInt(row[`${name}_${part}_amount`] ?? 0) };
+    .groupBy('dimension')
+    .execute() as unknown as CounterRow[];
+  const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
+  for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), lastAt: null };
+  for (const row of rows) {
+    const entry = found[row.dimension as VelocityDimension];
+    if (entry === undefined) continue;
+    for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {
+      for (const part of ['total', 'declined', 'blocked'] as const) {
+        entry.counters[name][part] = { count: Number(row[`${name}_${part}_count`]), amount: BigInt(String(row[`${name}_${part}_amount`] ?? 0)) };
+      }
     }
+    entry.lastAt = row.last_at === null || row.last_at === undefined ? null : new Date(row.last_at);
   }
-  return counters;
+  return found;
+}
+
+/** Reads one key's counters at `at`. */
+export async function readVelocity(
+  db: Kysely<Database>,
+  scope: { merchantId: string; livemode: boolean },
+  dimension: VelocityDimension,
+  key: string,
+  currency: string,
+  at: Date,
+): Promise<VelocityCounters> {
+  const found = await readVelocityAll(db, scope, { [dimension]: key }, currency, at);
+  return found[dimension]?.counters ?? emptyCounters();
 }

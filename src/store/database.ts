@@ -12,6 +12,8 @@ export interface MerchantsTable {
   name: string;
   default_api_version: string;
   time_zone: Generated<string>;
+  /** The merchant's category code (ISO 18245, four digits), a model input; null until set. */
+  category: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 
@@ -178,6 +180,66 @@ export interface ChargesTable {
   action_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** What the attempt was made with, for velocity and risk: client address, device, email. */
   risk_facts: Json<RiskFacts | null>;
+  /** The risk engine's decision for this attempt, as the charge shows it (risk/decision-summary.ts). */
+  risk: ColumnType<ChargeRisk | null, string | null | undefined, string | null>;
+  /** The review this attempt's payment is held in, if any. */
+  review_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface ChargeRisk {
+  decision: string;
+  action: 'allow' | 'request_step_up' | 'review' | 'block';
+  risk_score: number | null;
+  risk_level: 'normal' | 'elevated' | 'highest' | 'not_assessed';
+  rule: string | null;
+  reasons: string[];
+  degraded: boolean;
+  /** How a step-up was carried out: 3-D Secure, the wallet's own authentication, or (off session) a review. */
+  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review';
+}
+
+export interface RiskDecisionsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  charge_id: string;
+  payment_intent_id: string;
+  created_at: Date;
+  action: ChargeRisk['action'];
+  risk_score: number | null;
+  risk_level: ChargeRisk['risk_level'];
+  rule_id: string | null;
+  rule_set_id: string | null;
+  model_version: string | null;
+  degraded: boolean;
+  inputs: Json<Record<string, unknown>>;
+  result: Json<Record<string, unknown>>;
+  elapsed_us: number;
+}
+
+export interface ReviewsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  charge_id: string;
+  payment_intent_id: string;
+  created_at: Date;
+  open: boolean;
+  opened_reason: 'rule' | 'model';
+  reasons: Json<string[]>;
+  closed_reason: 'approved' | 'canceled' | 'refunded_as_fraud' | 'disputed' | null;
+  closed_at: Date | null;
+  closed_by: string | null;
+}
+
+export interface RiskLabelsTable {
+  charge_id: string;
+  source: 'review' | 'dispute';
+  merchant_id: string;
+  livemode: boolean;
+  fraud: boolean;
+  labeled_at: Date;
 }
 
 export type LimitSubject = 'merchant' | 'customer' | 'card' | 'device' | 'client_address';
@@ -645,6 +707,9 @@ export interface Database {
   payment_limits: PaymentLimitsTable;
   velocity_entries: VelocityEntriesTable;
   risk_rule_sets: RiskRuleSetsTable;
+  risk_decisions: RiskDecisionsTable;
+  reviews: ReviewsTable;
+  risk_labels: RiskLabelsTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
@@ -686,6 +751,8 @@ export type ChargeRow = Selectable<ChargesTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type PaymentLimitRow = Selectable<PaymentLimitsTable>;
 export type RiskRuleSetRow = Selectable<RiskRuleSetsTable>;
+export type RiskDecisionRow = Selectable<RiskDecisionsTable>;
+export type ReviewRow = Selectable<ReviewsTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;

@@ -11,6 +11,7 @@ import { registerPaymentMethodRoutes } from './payment-methods.ts';
 import { registerSetupIntentRoutes } from './setup-intents.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 import { registerRiskLimitRoutes } from './risk-limits.ts';
+import { registerReviewRoutes } from './reviews.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
 export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
@@ -25,4 +26,5 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerEventRoutes(app, services);
   registerWebhookEndpointRoutes(app, services);
   registerRiskLimitRoutes(app, services);
+  registerReviewRoutes(app, services);
 }

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
-import { createLimit, deleteLimit, findLimit, listLimits, setTimeZone, timeZoneOf, updateLimit, type LimitParams } from '../../flows/payment-limits.ts';
+import { createLimit, deleteLimit, findLimit, listLimits, riskSettingsOf, updateLimit, updateRiskSettings, type LimitParams } from '../../flows/payment-limits.ts';
+import { backtestRuleSet, decisionObject, findDecision, historyLimitMax, listDecisions, replayDecisions, type BacktestParams } from '../../flows/risk-history.ts';
 import { unixTime } from '../../objects/common.ts';
 import type { PaymentLimitRow, RiskRuleSetRow } from '../../store/database.ts';
 import { createRuleSet, currentRuleSet, listRuleSets, testRule, type RuleParams } from '../../flows/risk-rule-sets.ts';
@@ -18,7 +19,15 @@ const CreateBody = strictObject({
 });
 const UpdateBody = strictObject({ value: Value });
 const IdParams = strictObject({ id: ObjectId });
-const SettingsBody = strictObject({ time_zone: Type.String({ minLength: 1, maxLength: 64 }) });
+const SettingsBody = strictObject({
+  time_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  merchant_category: Type.Optional(Type.String({ maxLength: 4 })),
+});
+const HistoryLimit = Type.Integer({ minimum: 1, maximum: historyLimitMax });
+const DecisionsQuery = strictObject({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })), charge: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId),
+});
+const ReplayBody = strictObject({ limit: Type.Optional(HistoryLimit) });
 const RuleBody = strictObject({
   id: Type.String({ minLength: 1, maxLength: 100 }),
   text: Type.String({ minLength: 1, maxLength: 20_000 }),
@@ -70,8 +79,22 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
     const body = request.body as { rule: string; attributes?: Record<string, unknown> };
     return sendObject(reply, testRule(body.rule, body.attributes ?? {}));
   });
+  // What a proposed rule set would have decided over stored decisions.
+  app.post('/v1/risk/rule_sets/backtest', {
+    config, schema: { body: strictObject({ rules: RuleSetBody, limit: Type.Optional(HistoryLimit), since: Type.Optional(Type.Integer({ minimum: 0 })) }) },
+  }, async (request, reply) => sendObject(reply, await backtestRuleSet(services, requestContext(request), request.body as BacktestParams)));
   app.get('/v1/risk/settings', { config }, async (request, reply) =>
-    sendObject(reply, { object: 'risk_settings', time_zone: await timeZoneOf(services, requestContext(request)) }));
+    sendObject(reply, { object: 'risk_settings', ...(await riskSettingsOf(services, requestContext(request))) }));
   app.post('/v1/risk/settings', { config, schema: { body: SettingsBody } }, async (request, reply) =>
-    sendObject(reply, { object: 'risk_settings', time_zone: await setTimeZone(services, requestContext(request), (request.body as { time_zone: string }).time_zone) }));
+    sendObject(reply, { object: 'risk_settings', ...(await updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string })) }));
+  // Stored decisions, with everything they were made from.
+  app.get('/v1/risk/decisions', { config, schema: { querystring: DecisionsQuery } }, async (request, reply) => {
+    const query = request.query as { limit?: number; charge?: string; payment_intent?: string };
+    const rows = await listDecisions(services, requestContext(request), { ...query, limit: query.limit ?? 10 });
+    return sendObject(reply, listObject('/v1/risk/decisions', rows.map(decisionObject), false));
+  });
+  app.get('/v1/risk/decisions/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+    sendObject(reply, decisionObject(await findDecision(services, requestContext(request), (request.params as { id: string }).id))));
+  app.post('/v1/risk/decisions/replay', { config, schema: { body: ReplayBody } }, async (request, reply) =>
+    sendObject(reply, await replayDecisions(services, requestContext(request), (request.body as { limit?: number }).limit ?? 1_000)));
 }

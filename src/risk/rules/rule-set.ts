@@ -7,8 +7,8 @@ import { ruleActions, type RuleAction } from './rule-syntax.ts';
 /**
  * A rule set decides a payment as Radar does: of the active rules that fire, a step-up rule wins over an allow
  * rule, allow over block, block over review; among rules of one action, the first in the list wins. Shadow rules
- * are evaluated and reported, never decide. A `null` action means that no active rule fired, and the engine goes by
- * the model's thresholds.
+ * are evaluated and reported, never decide. A `null` action means that no active rule fired: the engine allows the
+ * payment (the model's thresholds act through `:risk_level:`, which rules name).
  */
 export type RuleMode = 'active' | 'shadow';
 

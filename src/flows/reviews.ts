@@ -1,0 +1,142 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import type { ChargeRow, PaymentIntentRow, ReviewRow } from '../store/database.ts';
+import { cancelPaymentIntent } from './cancel-payment-intent.ts';
+import { capturePaymentIntent } from './capture-payment-intent.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { prepareRefund, sendRefund } from './create-refund.ts';
+import { recordChange } from './payment-intent-records.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+
+/**
+ * The review queue: payments the risk engine held (authorized, not captured; or, for wallets, paid) until a person
+ * decides. Approving captures what was held; rejecting cancels the authorization, or refunds a payment whose
+ * money was already taken. The provider is called first, outside any transaction; the review is closed after,
+ * with its label for the next training run, so that a retry after a failure finds the review still open and
+ * the payment where it was left (cancel and capture are idempotent at the provider).
+ */
+export type ReviewDecision = 'approve' | 'reject';
+
+function scopeOf(ctx: RequestContext) {
+  return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+}
+
+export async function findReview(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<ReviewRow> {
+  const scope = scopeOf(ctx);
+  let query = reader.selectFrom('reviews').selectAll().where('id', '=', id).where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw resourceMissing('review', id, 'review');
+  return row;
+}
+
+export interface ListReviewsParams {
+  limit: number;
+  starting_after?: string;
+  ending_before?: string;
+}
+
+/** Open reviews, newest first (Stripe lists the open ones). */
+export async function listOpenReviews(services: Services, ctx: RequestContext, params: ListReviewsParams): Promise<{ data: ReviewRow[]; hasMore: boolean }> {
+  const scope = scopeOf(ctx);
+  let query = services.db.selectFrom('reviews').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
+    .where('open', '=', true);
+  const cursorId = params.starting_after ?? params.ending_before;
+  if (cursorId !== undefined) {
+    const cursor = await findReview(services.db, ctx, cursorId);
+    query = query.where('seq', params.starting_after !== undefined ? '<' : '>', cursor.seq);
+  }
+  const rows = await query.orderBy('seq', params.ending_before !== undefined ? 'asc' : 'desc').limit(params.limit + 1).execute();
+  const hasMore = rows.length > params.limit;
+  const data = rows.slice(0, params.limit);
+  if (params.ending_before !== undefined) data.reverse();
+  return { data, hasMore };
+}
+
+/** A responder for the payment operations a review decision makes: nothing is rendered, a failure is kept. */
+function quietResponder(): { respond: Respond; failure: () => CofferError | undefined } {
+  let failure: CofferError | undefined;
+  const outcome = { statusCode: 200, body: '' };
+  const respond = Object.assign(async (_tx: unknown, result: { error?: CofferError | undefined }) => {
+    failure = result.error;
+    return outcome;
+  }, {
+    render: (result: { error?: CofferError | undefined }) => {
+      failure = result.error;
+      return outcome;
+    },
+  }) as unknown as Respond;
+  return { respond, failure: () => failure };
+}
+
+async function readPayment(services: Services, review: ReviewRow): Promise<{ intent: PaymentIntentRow; charge: ChargeRow }> {
+  const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', review.payment_intent_id).executeTakeFirstOrThrow();
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', review.charge_id).executeTakeFirstOrThrow();
+  return { intent, charge };
+}
+
+/** Approves (captures) or rejects (cancels or refunds) a held payment, then closes its review with a label. */
+export async function decideReview(services: Services, ctx: RequestContext, id: string, decision: ReviewDecision): Promise<ReviewRow> {
+  const review = await findReview(services.db, ctx, id);
+  if (!review.open) {
+    throw new CofferError('review_closed', `This review was already closed (${review.closed_reason ?? 'closed'}).`);
+  }
+  const { intent, charge } = await readPayment(services, review);
+  // The payment operations run as their own work, without this request's idempotency key (which keeps the review).
+  const inner: RequestContext = { ...ctx, idempotency: undefined };
+  const quiet = quietResponder();
+  let closedReason: NonNullable<ReviewRow['closed_reason']>;
+  let refundOf: ChargeRow | undefined;
+  if (decision === 'approve') {
+    closedReason = 'approved';
+    if (intent.status === 'requires_capture' && intent.capture_method !== 'manual') {
+      await capturePaymentIntent(services, inner, intent.id, {}, quiet.respond, { approvingReview: review.id });
+    } else if (intent.status === 'canceled') {
+      throw new CofferError('payment_intent_unexpected_state', `The payment ${intent.id} was canceled; reject the review instead.`);
+    }
+  } else if (intent.status === 'requires_capture') {
+    closedReason = 'canceled';
+    await cancelPaymentIntent(services, inner, intent.id, { cancellation_reason: 'fraudulent' }, quiet.respond);
+  } else if (intent.status === 'canceled') {
+    closedReason = 'canceled';
+  } else if (charge.amount_captured > charge.amount_refunded + charge.amount_refunding) {
+    closedReason = 'refunded_as_fraud';
+    refundOf = charge;
+  } else {
+    closedReason = 'refunded_as_fraud';
+  }
+  const failure = quiet.failure();
+  if (failure !== undefined) throw failure;
+  const now = new Date(services.clock.nowMs());
+  const { closed, refund } = await inTransaction(services.db, async (tx) => {
+    const current = await findReview(tx, ctx, id, true);
+    if (!current.open) throw new CofferError('review_closed', `This review was already closed (${current.closed_reason ?? 'closed'}).`);
+    const after = await tx.updateTable('reviews')
+      .set({ open: false, closed_reason: closedReason, closed_at: now, closed_by: ctx.staffUserId ?? ctx.actor.apiKeyId })
+      .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await tx.insertInto('risk_labels').values({
+      charge_id: review.charge_id, source: 'review', merchant_id: review.merchant_id, livemode: review.livemode, fraud: decision === 'reject', labeled_at: now,
+    }).onConflict((oc) => oc.columns(['charge_id', 'source']).doUpdateSet({ fraud: decision === 'reject', labeled_at: now })).execute();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+      { action: `review.${decision}`, objectType: 'review', objectId: id, details: { charge: review.charge_id, closed_reason: closedReason } },
+      [{ type: 'review.closed', review: { before: current, after } }], now);
+    // The refund of money already taken is decided with the review, and sent after the commit (or by recovery).
+    const prepared = refundOf === undefined ? undefined : await prepareRefund(tx, inner, { charge: refundOf.id, reason: 'fraudulent' }, now);
+    return { closed: after, refund: prepared };
+  });
+  if (refund !== undefined) await sendRefund(services, inner, refund.refund, refund.charge, undefined);
+  return closed;
+}
+
+/** The refusal of a capture while the payment's review is open (the engine held it for a person). */
+export async function refuseCaptureInReview(tx: Tx, charge: ChargeRow, approvingReview: string | undefined): Promise<void> {
+  if (charge.review_id === null || charge.review_id === approvingReview) return;
+  const review = await tx.selectFrom('reviews').select(['id', 'open']).where('id', '=', charge.review_id).executeTakeFirst();
+  if (review?.open === true) {
+    throw new CofferError(
+      'payment_intent_unexpected_state',
+      `This payment is held for review (${review.id}): approve the review to capture it, or reject it.`,
+    );
+  }
+}
