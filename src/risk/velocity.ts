@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { assert } from '../platform/assert.ts';
 import type { Database } from '../store/database.ts';
 
 /**
@@ -78,9 +79,13 @@ export interface KeyVelocity {
   lastAt: Date | null;
 }
 
+const hourMs = 3_600_000;
+
 /**
- * Reads the counters of every key a payment has, at `at`, in one query over their last 7 days (grouped by
- * dimension; the lookup index serves each key's range).
+ * Reads the counters of every key a payment has, at `at`, in one query. Each window `(at - length, at]` is its
+ * whole hours, summed from `velocity_hours` (kept by a trigger on every entry), plus its two partial hours
+ * counted from the entries themselves: so a busy key costs a few hundred bucket rows, not every payment of its
+ * week, and counts stay exact at both edges.
  */
 export async function readVelocityAll(
   db: Kysely<Database>,
@@ -91,27 +96,49 @@ export async function readVelocityAll(
 ): Promise<Partial<Record<VelocityDimension, KeyVelocity>>> {
   const wanted = velocityDimensions.filter((dimension) => keys[dimension] !== undefined && keys[dimension] !== '');
   if (wanted.length === 0) return {};
-  const columns = Object.entries(velocityWindows).flatMap(([name, length]) => {
-    const since = new Date(at.getTime() - length);
-    const inWindow = sql`occurred_at > ${since}`;
-    return [
-      sql`count(*) FILTER (WHERE ${inWindow})`.as(`${name}_total_count`),
-      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND currency = ${currency}), 0)`.as(`${name}_total_amount`),
-      sql`count(*) FILTER (WHERE ${inWindow} AND outcome = 'declined')`.as(`${name}_declined_count`),
-      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND outcome = 'declined' AND currency = ${currency}), 0)`.as(`${name}_declined_amount`),
-      sql`count(*) FILTER (WHERE ${inWindow} AND outcome = 'blocked')`.as(`${name}_blocked_count`),
-      sql`coalesce(sum(amount) FILTER (WHERE ${inWindow} AND outcome = 'blocked' AND currency = ${currency}), 0)`.as(`${name}_blocked_amount`),
-    ];
+  const atMs = at.getTime();
+  const lastWholeHour = new Date(Math.floor(atMs / hourMs) * hourMs);
+  const windows = Object.entries(velocityWindows).map(([name, length]) => {
+    const start = new Date(atMs - length);
+    // The first hour boundary strictly after the window's (excluded) start.
+    const firstWholeHour = new Date(Math.floor(start.getTime() / hourMs) * hourMs + hourMs);
+    return { name, start, firstWholeHour };
   });
-  const rows = await db.selectFrom('velocity_entries').select('dimension').select(columns).select(sql<Date | null>`max(occurred_at)`.as('last_at'))
-    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
-    .where((eb) => eb.or(wanted.map((dimension) => eb.and([eb('dimension', '=', dimension), eb('key', '=', keys[dimension] as string)]))))
-    .where('occurred_at', '>', new Date(at.getTime() - velocityWindows.d7)).where('occurred_at', '<=', at)
-    .groupBy('dimension')
-    .execute() as unknown as CounterRow[];
+  const keyMatch = sql.join(wanted.map((dimension) => sql`(dimension = ${dimension} AND key = ${keys[dimension] as string})`), sql` OR `);
+  const scoped = sql`merchant_id = ${scope.merchantId} AND livemode = ${scope.livemode} AND (${keyMatch})`;
+  const rawRanges = sql.join([
+    ...windows.map((window) => sql`(occurred_at > ${window.start} AND occurred_at < ${window.firstWholeHour})`),
+    sql`(occurred_at >= ${lastWholeHour} AND occurred_at <= ${at})`,
+  ], sql` OR `);
+  const widest = windows.find((window) => window.name === 'd7');
+  assert(widest !== undefined, 'the widest window is 7 days');
+  // Each row's window membership is computed once; the aggregates only test the flags.
+  const flags = windows.map((window) => sql`((bucket AND t >= ${window.firstWholeHour} AND t < ${lastWholeHour})
+      OR (NOT bucket AND ((t > ${window.start} AND t < ${window.firstWholeHour}) OR (t >= ${lastWholeHour} AND t <= ${at})))) AS ${sql.ref(`in_${window.name}`)}`);
+  const columns = windows.flatMap((window) => {
+    const inWindow = sql.ref(`in_${window.name}`);
+    const tally = (part: string, outcome: RawBuilder<boolean>) => [
+      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_count`)}`,
+      sql`coalesce(sum(same_currency_amount) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_amount`)}`,
+    ];
+    return [...tally('total', sql<boolean>`true`), ...tally('declined', sql<boolean>`outcome = 'declined'`), ...tally('blocked', sql<boolean>`outcome = 'blocked'`)];
+  });
+  const result = await sql<CounterRow>`
+    WITH src AS (
+      SELECT dimension, false AS bucket, occurred_at AS t, outcome, currency, 1::bigint AS n, amount, occurred_at AS last_at
+      FROM velocity_entries WHERE ${scoped} AND (${rawRanges})
+      UNION ALL
+      SELECT dimension, true, hour, outcome, currency, count, amount, last_at
+      FROM velocity_hours WHERE ${scoped} AND hour >= ${widest.firstWholeHour} AND hour < ${lastWholeHour}
+    ), flagged AS (
+      SELECT dimension, outcome, n, CASE WHEN currency = ${currency} THEN amount ELSE 0 END AS same_currency_amount, last_at, ${sql.join(flags, sql`, `)}
+      FROM src
+    )
+    SELECT dimension, ${sql.join(columns, sql`, `)}, max(last_at) FILTER (WHERE in_d7) AS last_at
+    FROM flagged GROUP BY dimension`.execute(db);
   const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
   for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), lastAt: null };
-  for (const row of rows) {
+  for (const row of result.rows) {
     const entry = found[row.dimension as VelocityDimension];
     if (entry === undefined) continue;
     for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {

@@ -56,7 +56,7 @@ describe('risk decisions in the payment flow', () => {
     const charge = await chargeOf(intent);
     const outcome = charge.outcome as Stripe.Charge.Outcome & { risk_score: number };
     assert.equal(outcome.type, 'authorized');
-    assert.equal(outcome.risk_level, 'normal');
+    assert.equal(outcome.risk_level, 'normal', JSON.stringify(await decisionOf(charge.id)));
     assert.ok(Number.isInteger(outcome.risk_score) && outcome.risk_score >= 0 && outcome.risk_score < 65, `score ${outcome.risk_score}`);
     const decision = await decisionOf(charge.id);
     assert.equal(decision.action, 'allow');

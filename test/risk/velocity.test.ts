@@ -70,6 +70,15 @@ describe('velocity counters against a brute-force recount', () => {
         events.push({ at, arrival: at + 1, keys: anchor.keys, outcome: 'declined', amount: 7n, currency: 'usd', chargeId: `ch_edge_${index}_${offset}` });
       }
     }
+    // Counters are kept in hourly buckets as well: events on and beside hour boundaries, at both ends of each
+    // window seen from the anchor's whole hour.
+    const hour = Math.floor(anchor.at / 3_600_000) * 3_600_000;
+    for (const [index, length] of [0, ...Object.values(velocityWindows)].entries()) {
+      for (const offset of [0, 1, -1]) {
+        const at = hour - length + offset;
+        events.push({ at, arrival: at + 2, keys: anchor.keys, outcome: 'blocked', amount: 11n, currency: 'usd', chargeId: `ch_hour_${index}_${offset}` });
+      }
+    }
     return events;
   }
 
@@ -121,7 +130,12 @@ describe('velocity counters against a brute-force recount', () => {
     assert.ok(anchor !== undefined);
     for (const dimension of velocityDimensions) {
       const key = anchor.keys[dimension];
-      if (key !== undefined) await compare(dimension, key, 'usd', anchor.at);
+      if (key !== undefined) {
+        await compare(dimension, key, 'usd', anchor.at);
+        // On the whole hour and a millisecond either side.
+        const hour = Math.floor(anchor.at / 3_600_000) * 3_600_000;
+        for (const at of [hour, hour - 1, hour + 1]) await compare(dimension, key, 'usd', at);
+      }
     }
     // Every key of every dimension, in both currencies, at three times.
     const last = byArrival[byArrival.length - 1]?.arrival ?? start;

@@ -57,7 +57,9 @@ export const unlimitedRates = { COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_R
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
   const database = options.database ?? (await openTestDatabase(options.poolSize));
-  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates, ...options.configEnv });
+  const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates,
+    // A loaded test machine can be slower than the production budget; the tests that are about the budget set their own.
+    COFFER_RISK_VELOCITY_BUDGET_MS: '10000', COFFER_RISK_MODEL_BUDGET_US: '1000000', ...options.configEnv });
   const coffer = await startCoffer({
     config,
     database,
