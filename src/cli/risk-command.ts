@@ -23,9 +23,10 @@ export const riskUsage = `Usage:
       one calibrated fraud probability per input row, in order, under the header "probability"
   coffer risk explain --dataset ulb|sparkov --input IN.csv [--model FILE] [--rows N]
       for the first N rows (default 5): probability, risk score and level, action, and the top reasons
-  coffer risk export --output FILE [--merchant acct_…] [--test-mode] [--since YYYY-MM-DD]
+  coffer risk export --output FILE [--merchant acct_…] [--test-mode] [--since YYYY-MM-DD] [--min-age-days N]
       Coffer's decided card payments with their labels (rejected reviews, fraud disputes) as a training file in the
-      Sparkov columns, for: coffer risk train --dataset sparkov --input FILE --legitimate-weight 1 (opens the database)`;
+      Sparkov columns, for: coffer risk train --dataset sparkov --input FILE --legitimate-weight 1 (opens the database;
+      blocked payments and unlabelled ones younger than N days, default 30, are left out)`;
 
 /** Where the training data sits by default: the shared folder beside the project. */
 function defaultInput(dataset: DatasetName): string {

@@ -1,5 +1,5 @@
-import type { Connector, Decline } from '../connectors/connector.ts';
-import { decideAttempt, heldForReview } from './risk-decision.ts';
+import type { Connector } from '../connectors/connector.ts';
+import { decideAttempt, heldForReview, riskBlockDecline } from './risk-decision.ts';
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
@@ -70,22 +70,6 @@ function stepUpHandling(action: ChargeRisk['action'], paymentMethod: PaymentMeth
   if (action !== 'request_step_up') return {};
   if (isWalletType(paymentMethod.type)) return { step_up: 'provider_authentication' };
   return { step_up: offSession ? 'held_for_review' : 'three_d_secure' };
-}
-
-/** Blocked by the risk engine: recorded as a declined attempt that never reached the provider. */
-function riskBlock(charge: ChargeRow): Decline {
-  const card = charge.provider === 'card';
-  return {
-    status: 'declined',
-    providerReference: null,
-    code: card ? 'card_declined' : 'payment_method_provider_decline',
-    declineCode: 'fraudulent',
-    message: card ? 'Your card was declined.' : 'The payment was declined. Try another payment method.',
-    param: null,
-    adviceCode: 'do_not_try_again',
-    networkStatus: 'not_sent_to_network',
-    blocked: true,
-  };
 }
 
 type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome: Outcome };
@@ -364,7 +348,7 @@ export async function confirmPaymentIntent(
   services.faults.reach('confirm.after_attempt_persisted');
   if (attempt.charge.risk?.action === 'block') {
     const blocked = await recordAttemptOutcome(services, { scope, paymentIntentId: attempt.intent.id, chargeId: attempt.charge.id },
-      riskBlock(attempt.charge), requestTrail(ctx), { respond, claim: ctx.idempotency }, attempt);
+      riskBlockDecline(attempt.charge), requestTrail(ctx), { respond, claim: ctx.idempotency }, attempt);
     assert(blocked !== undefined, 'a request always gets a response');
     return blocked;
   }

@@ -4,7 +4,7 @@ import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import { capturePaymentIntent } from './capture-payment-intent.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
 import { prepareRefund, sendRefund } from './create-refund.ts';
-import { recordChange } from './payment-intent-records.ts';
+import { lockCharge, recordChange } from './payment-intent-records.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -87,7 +87,7 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
   const inner: RequestContext = { ...ctx, idempotency: undefined };
   const quiet = quietResponder();
   let closedReason: NonNullable<ReviewRow['closed_reason']>;
-  let refundOf: ChargeRow | undefined;
+  let refundTaken = false;
   if (decision === 'approve') {
     closedReason = 'approved';
     if (intent.status === 'requires_capture' && intent.capture_method !== 'manual') {
@@ -100,18 +100,24 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
     await cancelPaymentIntent(services, inner, intent.id, { cancellation_reason: 'fraudulent' }, quiet.respond);
   } else if (intent.status === 'canceled') {
     closedReason = 'canceled';
-  } else if (charge.amount_captured > charge.amount_refunded + charge.amount_refunding) {
-    closedReason = 'refunded_as_fraud';
-    refundOf = charge;
   } else {
+    // The money was taken (a wallet pays at once): refunded, decided below on the locked charge.
     closedReason = 'refunded_as_fraud';
+    refundTaken = charge.amount_captured > 0n;
   }
   const failure = quiet.failure();
   if (failure !== undefined) throw failure;
   const now = new Date(services.clock.nowMs());
   const { closed, refund } = await inTransaction(services.db, async (tx) => {
+    // The charge first, then the review: the order refunds lock in.
+    const locked = refundTaken ? await lockCharge(tx, review.charge_id) : undefined;
     const current = await findReview(tx, ctx, id, true);
     if (!current.open) throw new CofferError('review_closed', `This review was already closed (${current.closed_reason ?? 'closed'}).`);
+    const refundable = locked === undefined ? 0n : locked.amount_captured - locked.amount_refunded - locked.amount_refunding;
+    if (locked !== undefined && refundable <= 0n && locked.amount_refunding > 0n) {
+      // A refund already under way may still fail: the review stays open until the money is surely back.
+      throw new CofferError('payment_intent_unexpected_state', 'A refund of this payment is in progress; reject the review again when it has ended.');
+    }
     const after = await tx.updateTable('reviews')
       .set({ open: false, closed_reason: closedReason, closed_at: now, closed_by: ctx.staffUserId ?? ctx.actor.apiKeyId })
       .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
@@ -122,7 +128,7 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
       { action: `review.${decision}`, objectType: 'review', objectId: id, details: { charge: review.charge_id, closed_reason: closedReason } },
       [{ type: 'review.closed', review: { before: current, after } }], now);
     // The refund of money already taken is decided with the review, and sent after the commit (or by recovery).
-    const prepared = refundOf === undefined ? undefined : await prepareRefund(tx, inner, { charge: refundOf.id, reason: 'fraudulent' }, now);
+    const prepared = locked === undefined || refundable <= 0n ? undefined : await prepareRefund(tx, inner, { charge: locked.id, amount: Number(refundable), reason: 'fraudulent' }, now);
     return { closed: after, refund: prepared };
   });
   if (refund !== undefined) await sendRefund(services, inner, refund.refund, refund.charge, undefined);

@@ -1,4 +1,5 @@
 import { sql, type Insertable } from 'kysely';
+import type { Decline } from '../connectors/connector.ts';
 import { newId } from '../platform/random.ts';
 import { decideRisk, storedInputs, type DecisionInputs, type DegradedReason, type RiskDecision } from '../risk/engine.ts';
 import { ipCountry } from '../risk/ip-country.ts';
@@ -166,15 +167,17 @@ async function gatherInputs(services: Services, engine: RiskEngine, facts: Attem
   let features: number[] | null = null;
   let imputed: string[] = [];
   const encoding = engine.encoding;
+  if (encoding !== null && amountUsd === undefined) degradedReasons.push('no_usd_rate');
   if (encoding !== null && amountUsd !== undefined) {
     const cardVelocity = counters.card;
     const usd = (minor: bigint) => amountInUsd(rates, minor, charge.currency) ?? 0;
     // Test mode's cards are the public test numbers every integration shares: their history describes test runs,
     // not a cardholder, so the model does not see it there (velocity rules still do).
     const history: CardHistory | null = card === undefined || !scope.livemode ? null : {
-      count24h: cardVelocity?.counters.h24.total.count ?? 0,
+      // Counts of payments in this currency, as the amounts are (a mean of amounts needs the same payments).
+      count24h: cardVelocity?.sameCurrencyCount.h24 ?? 0,
       amountUsd24h: usd(cardVelocity?.counters.h24.total.amount ?? 0n),
-      count7d: cardVelocity?.counters.d7.total.count ?? 0,
+      count7d: cardVelocity?.sameCurrencyCount.d7 ?? 0,
       amountUsd7d: usd(cardVelocity?.counters.d7.total.amount ?? 0n),
       lastAtMs: cardVelocity?.lastAt?.getTime() ?? null,
     };
@@ -190,6 +193,25 @@ async function gatherInputs(services: Services, engine: RiskEngine, facts: Attem
   }
   const forcedLevel = !scope.livemode && card?.bin !== undefined ? (testCardLevels.get(`${card.bin}/${card.last4}`) ?? null) : null;
   return { inputs: { attributes: attributes as RuleInput, features, imputed, forcedLevel, degradedReasons }, policyRow };
+}
+
+/**
+ * A blocked attempt, recorded as declined without ever reaching the provider: by the confirmation, or by the
+ * recovery jobs if the process stopped before it could record it.
+ */
+export function riskBlockDecline(charge: Pick<ChargeRow, 'provider'>): Decline {
+  const card = charge.provider === 'card';
+  return {
+    status: 'declined',
+    providerReference: null,
+    code: card ? 'card_declined' : 'payment_method_provider_decline',
+    declineCode: 'fraudulent',
+    message: card ? 'Your card was declined.' : 'The payment was declined. Try another payment method.',
+    param: null,
+    adviceCode: 'do_not_try_again',
+    networkStatus: 'not_sent_to_network',
+    blocked: true,
+  };
 }
 
 /** Whether the attempt is authorized only, to be captured when a person approves it. */
@@ -223,8 +245,18 @@ export async function decideAttempt(services: Services, facts: AttemptFacts): Pr
       features: null, imputed: [], forcedLevel: null, degradedReasons: ['inputs_failed'],
     };
   }
-  const policy = engine.policyFor(policyRow === null || policyRow.rule_set_id === null || policyRow.rules === null ? null : { id: policyRow.rule_set_id, rules: policyRow.rules }, !facts.scope.livemode);
-  const decision = decideRisk(policy, inputs, { modelBudgetUs: engine.options.modelBudgetUs });
+  let policy = engine.policyFor(null, !facts.scope.livemode);
+  let decision: RiskDecision;
+  try {
+    policy = engine.policyFor(policyRow === null || policyRow.rule_set_id === null || policyRow.rules === null ? null : { id: policyRow.rule_set_id, rules: policyRow.rules }, !facts.scope.livemode);
+    decision = decideRisk(policy, inputs, { modelBudgetUs: engine.options.modelBudgetUs });
+  } catch (error) {
+    // A stored rule set that cannot be used (it should not happen: sets are checked when made) decides by the defaults.
+    services.logger.error({ err: error, charge: facts.charge.id }, 'risk: the rule set failed; deciding by the default rules');
+    policy = engine.policyFor(null, false);
+    inputs = { ...inputs, degradedReasons: [...inputs.degradedReasons, 'inputs_failed'] };
+    decision = decideRisk(policy, inputs, { modelBudgetUs: engine.options.modelBudgetUs });
+  }
   const id = newId('rdec');
   const stored = storedInputs(inputs, decision);
   const row: Insertable<RiskDecisionsTable> = {

@@ -6,7 +6,9 @@ import type { Database } from '../store/database.ts';
 /**
  * Coffer's own history as a training file for `coffer risk train --dataset sparkov --legitimate-weight 1`: one row
  * per decided card payment, in the Sparkov file's columns, labelled 1 when a review was rejected or a fraud
- * dispute came in, 0 otherwise (nothing reported against it). What Coffer does not take (the cardholder's home and
+ * dispute came in, 0 otherwise (nothing reported against it). Blocked payments are left out (they never ran, so
+ * nothing can be learned of them), and so are unlabelled payments younger than `minAgeDays`: a fraud dispute
+ * can take weeks to arrive, and until then "nothing reported" does not mean legitimate. What Coffer does not take (the cardholder's home and
  * birth date) is written as the values the live features impute, so that retraining learns from what Coffer
  * measures. `cc_num` is the card's fingerprint, which groups a card's payments as the card number would.
  */
@@ -51,6 +53,9 @@ export interface ExportFilter {
   merchantId?: string;
   livemode: boolean;
   since?: Date;
+  /** Unlabelled payments younger than this many days are left out (default 30). */
+  minAgeDays?: number;
+  now?: Date;
 }
 
 export async function exportTrainingRows(db: Kysely<Database>, filter: ExportFilter): Promise<{ csv: string; rows: number; frauds: number }> {
@@ -62,9 +67,10 @@ export async function exportTrainingRows(db: Kysely<Database>, filter: ExportFil
     FROM risk_decisions d
     JOIN merchants m ON m.id = d.merchant_id
     LEFT JOIN risk_labels l ON l.charge_id = d.charge_id
-    WHERE d.livemode = ${filter.livemode} AND ${merchant} AND ${since}
+    WHERE d.livemode = ${filter.livemode} AND ${merchant} AND ${since} AND d.action <> 'block'
     GROUP BY d.id, d.charge_id, d.created_at, d.inputs, m.time_zone
     ORDER BY d.created_at, d.id`.execute(db);
+  const matureBefore = (filter.now ?? new Date()).getTime() - (filter.minAgeDays ?? 30) * 86_400_000;
   const lines = [exportColumns.join(',')];
   let frauds = 0;
   for (const row of result.rows) {
@@ -78,6 +84,7 @@ export async function exportTrainingRows(db: Kysely<Database>, filter: ExportFil
     const local = localDateTime(createdAt, row.time_zone);
     const birth = new Date(Date.parse(`${local.slice(0, 10)}T00:00:00Z`) - imputedSparkovValues.cardholder_age_years * 365.2425 * 86_400_000);
     const fraud = row.fraud === true;
+    if (row.fraud === null && createdAt.getTime() > matureBefore) continue;
     if (fraud) frauds += 1;
     const category = sparkovCategory(typeof attributes.merchant_category === 'string' ? attributes.merchant_category : null) ?? 'unknown';
     lines.push([

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { unixTime } from '../objects/common.ts';
-import { replayDecision, type DecisionInputs, type RiskAction } from '../risk/engine.ts';
+import { defaultRuleSetId, replayDecision, type DecisionInputs, type RiskAction } from '../risk/engine.ts';
 import { compileRuleSet, decide, type RuleInput } from '../risk/rules/index.ts';
 import type { RiskDecisionRow } from '../store/database.ts';
 import type { RequestContext, Services } from './context.ts';
@@ -78,7 +78,7 @@ export interface ReplayReport {
 /** Replays the newest `limit` stored decisions with the rule set and model each one used. */
 export async function replayDecisions(services: Services, ctx: RequestContext, limit: number): Promise<ReplayReport> {
   const rows = await listDecisions(services, ctx, { limit });
-  const ruleSetIds = [...new Set(rows.flatMap((row) => (row.rule_set_id === null ? [] : [row.rule_set_id])))];
+  const ruleSetIds = [...new Set(rows.flatMap((row) => (row.rule_set_id === null || row.rule_set_id === defaultRuleSetId ? [] : [row.rule_set_id])))];
   const ruleSets = ruleSetIds.length === 0 ? [] : await services.db.selectFrom('risk_rule_sets').select(['id', 'rules']).where('id', 'in', ruleSetIds).execute();
   const byId = new Map(ruleSets.map((row) => [row.id, row]));
   const report: ReplayReport = { object: 'risk_replay', replayed: 0, identical: 0, different: [], skipped: 0 };
@@ -87,7 +87,13 @@ export async function replayDecisions(services: Services, ctx: RequestContext, l
       report.skipped += 1;
       continue;
     }
-    const policy = services.risk.policyFor(row.rule_set_id === null ? null : (byId.get(row.rule_set_id) ?? null), false);
+    const stored = row.rule_set_id === null || row.rule_set_id === defaultRuleSetId ? null : byId.get(row.rule_set_id);
+    if (stored === undefined) {
+      // Defaults of another version, or a set that no longer exists: nothing to replay against.
+      report.skipped += 1;
+      continue;
+    }
+    const policy = services.risk.policyFor(stored, false);
     const replayed = decisionResult(replayDecision(policy, row.inputs as unknown as DecisionInputs));
     report.replayed += 1;
     if (canonicalJson(replayed) === canonicalJson(row.result)) report.identical += 1;

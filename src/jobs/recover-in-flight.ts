@@ -6,6 +6,7 @@ import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts'
 import type { Services } from '../flows/context.ts';
 import { abandonedChallenge, recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
 import { limits } from '../limits.ts';
+import { riskBlockDecline } from '../flows/risk-decision.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow } from '../store/database.ts';
 import { jobTrail } from './system-trail.ts';
@@ -64,7 +65,8 @@ export async function recoverPendingAttempts(services: Services): Promise<number
     .returningAll()
     .execute();
   for (const charge of claimed) {
-    const resolution = await resolveAttempt(services, charge);
+    // Blocked by the risk engine, and the process stopped before recording it: it never reaches the acquirer.
+    const resolution = charge.risk?.action === 'block' ? riskBlockDecline(charge) : await resolveAttempt(services, charge);
     if (resolution === undefined) continue;
     await recordAttemptOutcome(
       services,

@@ -3,6 +3,8 @@ import type { Database } from '../store/database.ts';
 import type { Services } from '../flows/context.ts';
 import { syncWalletAttempt } from '../flows/wallet-payments.ts';
 import { limits } from '../limits.ts';
+import { recordAttemptOutcome } from '../flows/record-attempt-outcome.ts';
+import { riskBlockDecline } from '../flows/risk-decision.ts';
 import { jobTrail } from './system-trail.ts';
 
 /**
@@ -23,7 +25,14 @@ export async function syncWalletPayments(services: Services): Promise<number> {
     .execute();
   for (const charge of claimed) {
     try {
-      await syncWalletAttempt(services, charge, await jobTrail(services, 'sync-wallet-payments', charge.merchant_id));
+      const trail = await jobTrail(services, 'sync-wallet-payments', charge.merchant_id);
+      // Blocked by the risk engine, and the process stopped before recording it: the provider never hears of it.
+      if (charge.risk?.action === 'block') {
+        await recordAttemptOutcome(services, { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+          riskBlockDecline(charge), trail, undefined);
+        continue;
+      }
+      await syncWalletAttempt(services, charge, trail);
     } catch (error) {
       // One payment's failure must not stop the others (nor the jobs after this one); its lease expires and it is tried again.
       services.logger.error({ err: error, charge: charge.id }, 'wallet payment sync failed');

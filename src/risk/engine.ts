@@ -20,7 +20,7 @@ export type RiskAction = 'allow' | 'request_step_up' | 'review' | 'block';
 export type DecisionLevel = RiskLevel | 'not_assessed';
 
 /** Why a decision was made without part of its inputs. */
-export type DegradedReason = 'velocity_failed' | 'velocity_over_budget' | 'model_failed' | 'model_over_budget' | 'model_unavailable' | 'inputs_failed';
+export type DegradedReason = 'velocity_failed' | 'velocity_over_budget' | 'model_failed' | 'model_over_budget' | 'model_unavailable' | 'inputs_failed' | 'no_usd_rate';
 
 const modelDegradations: readonly DegradedReason[] = ['model_failed', 'model_over_budget', 'model_unavailable'];
 
@@ -76,6 +76,9 @@ const forcedScores = { elevated: 70, highest: 90 } as const;
  * Coffer's rules for a merchant who has written none, as Radar's default: block what the model puts at the
  * highest level (its block threshold, chosen by the cost model). Review is opt-in, with a rule.
  */
+/** The defaults' own version, stored with the decisions they made (a later change of defaults gets a new id). */
+export const defaultRuleSetId = 'coffer_defaults_1';
+
 export const defaultRules = [{ id: 'coffer_default_block_highest', text: "block if :risk_level: = 'highest'", mode: 'active' as const }];
 
 export function compiledDefaultRules(): DecisionPolicy['ruleSet'] {

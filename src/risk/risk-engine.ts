@@ -1,5 +1,5 @@
 import type { RiskRuleSetRow } from '../store/database.ts';
-import { compiledDefaultRules, defaultRules, type DecisionPolicy } from './engine.ts';
+import { compiledDefaultRules, defaultRuleSetId, defaultRules, type DecisionPolicy } from './engine.ts';
 import type { SparkovEncoding } from './model/sparkov-features.ts';
 import type { RiskScorer } from './model/scorer.ts';
 import { compileRuleSet } from './rules/index.ts';
@@ -24,8 +24,8 @@ export interface RiskEngineOptions {
 }
 
 export interface Policy extends DecisionPolicy {
-  /** The merchant's rule set, or null for Coffer's defaults. */
-  ruleSetId: string | null;
+  /** The merchant's rule set, or the defaults' id (`defaultRuleSetId`). */
+  ruleSetId: string;
 }
 
 const failingScorer: Pick<RiskScorer, 'assess'> = {
@@ -49,7 +49,7 @@ export class RiskEngine {
       for (let i = 0; i < 200; i += 1) scorer.assess(Array.from({ length: width }, (_, j) => (i * (j + 1)) % 97), width);
     }
     this.defaults = {
-      ruleSetId: null, ruleSet: compiledDefaultRules(), ruleTexts: new Map(defaultRules.map((rule) => [rule.id, rule.text])),
+      ruleSetId: defaultRuleSetId, ruleSet: compiledDefaultRules(), ruleTexts: new Map(defaultRules.map((rule) => [rule.id, rule.text])),
       scorer: options.scorer,
     };
   }
@@ -66,7 +66,7 @@ export class RiskEngine {
   /** The policy of a stored rule set (null: the defaults); `testMode` lets a configured fault reach the model. */
   policyFor(row: Pick<RiskRuleSetRow, 'id' | 'rules'> | null, testMode: boolean): Policy {
     let policy = this.defaults;
-    if (row !== null) {
+    if (row !== null && row.id !== defaultRuleSetId) {
       const cached = this.compiled.get(row.id);
       if (cached !== undefined) {
         policy = cached;

@@ -76,6 +76,8 @@ interface CounterRow {
 /** A key's counters, and when it last paid (within the 7 days counted; null if not). */
 export interface KeyVelocity {
   counters: VelocityCounters;
+  /** Payments in the asked currency only, per window (the ones whose amounts the counters add). */
+  sameCurrencyCount: Record<VelocityWindow, number>;
   lastAt: Date | null;
 }
 
@@ -121,7 +123,10 @@ export async function readVelocityAll(
       sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_count`)}`,
       sql`coalesce(sum(same_currency_amount) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_amount`)}`,
     ];
-    return [...tally('total', sql<boolean>`true`), ...tally('declined', sql<boolean>`outcome = 'declined'`), ...tally('blocked', sql<boolean>`outcome = 'blocked'`)];
+    return [
+      ...tally('total', sql<boolean>`true`), ...tally('declined', sql<boolean>`outcome = 'declined'`), ...tally('blocked', sql<boolean>`outcome = 'blocked'`),
+      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND same_currency), 0) AS ${sql.ref(`${window.name}_same_currency_count`)}`,
+    ];
   });
   const result = await sql<CounterRow>`
     WITH src AS (
@@ -131,13 +136,13 @@ export async function readVelocityAll(
       SELECT dimension, true, hour, outcome, currency, count, amount, last_at
       FROM velocity_hours WHERE ${scoped} AND hour >= ${widest.firstWholeHour} AND hour < ${lastWholeHour}
     ), flagged AS (
-      SELECT dimension, outcome, n, CASE WHEN currency = ${currency} THEN amount ELSE 0 END AS same_currency_amount, last_at, ${sql.join(flags, sql`, `)}
+      SELECT dimension, outcome, n, currency = ${currency} AS same_currency, CASE WHEN currency = ${currency} THEN amount ELSE 0 END AS same_currency_amount, last_at, ${sql.join(flags, sql`, `)}
       FROM src
     )
     SELECT dimension, ${sql.join(columns, sql`, `)}, max(last_at) FILTER (WHERE in_d7) AS last_at
     FROM flagged GROUP BY dimension`.execute(db);
   const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
-  for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), lastAt: null };
+  for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), sameCurrencyCount: { h1: 0, h24: 0, d7: 0 }, lastAt: null };
   for (const row of result.rows) {
     const entry = found[row.dimension as VelocityDimension];
     if (entry === undefined) continue;
@@ -145,6 +150,7 @@ export async function readVelocityAll(
       for (const part of ['total', 'declined', 'blocked'] as const) {
         entry.counters[name][part] = { count: Number(row[`${name}_${part}_count`]), amount: BigInt(String(row[`${name}_${part}_amount`] ?? 0)) };
       }
+      entry.sameCurrencyCount[name] = Number(row[`${name}_same_currency_count`]);
     }
     entry.lastAt = row.last_at === null || row.last_at === undefined ? null : new Date(row.last_at);
   }

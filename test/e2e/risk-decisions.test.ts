@@ -203,10 +203,14 @@ describe('risk decisions in the payment flow', () => {
   });
 
   test('the labelled history exports as a training file the trainer reads (rejected review = fraud, approved = not)', async () => {
-    const exported = await exportTrainingRows(server.database.db, { livemode: false, merchantId: server.merchantId });
+    const exported = await exportTrainingRows(server.database.db, { livemode: false, merchantId: server.merchantId, minAgeDays: 0 });
+    const matureOnly = await exportTrainingRows(server.database.db, { livemode: false, merchantId: server.merchantId });
+    assert.equal(matureOnly.rows, 2, 'unlabelled payments younger than 30 days are left out; the two reviewed ones stay');
     const table = parseCsv(exported.csv);
     assert.deepEqual(table.header, [...exportColumns]);
     assert.equal(exported.rows, table.rows.length);
+    const blocked = await server.database.db.selectFrom('risk_decisions').select('charge_id').where('merchant_id', '=', server.merchantId).where('action', '=', 'block').execute();
+    assert.ok(blocked.length > 0 && blocked.every((row) => !exported.csv.includes(row.charge_id)), 'blocked payments are not training rows');
     const column = (name: string) => table.header.indexOf(name);
     const labelled = table.rows.filter((row) => row[column('label_source')] === 'review');
     assert.equal(labelled.length, 2);
@@ -270,7 +274,9 @@ describe('risk decisions when the model or the counters fail', () => {
           .then(() => undefined, (e: unknown) => e as Stripe.errors.StripeCardError);
         assert.equal(big?.decline_code, 'fraudulent', 'rules on what the payment itself says still decide');
         const replay = await rawRequest(server, 'POST', '/v1/risk/decisions/replay', { key: server.secretKey, contentType: 'application/json', body: '{}' });
-        assert.equal(replay.json.identical, replay.json.replayed, 'degraded decisions replay as they were made');
+        assert.equal(replay.status, 200, replay.body);
+        assert.equal(replay.json.replayed, 2, replay.body);
+        assert.equal(replay.json.identical, 2, 'degraded decisions replay as they were made');
       } finally {
         await server.close();
       }

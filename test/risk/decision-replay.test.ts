@@ -5,6 +5,7 @@ import { decideAttempt } from '../../src/flows/risk-decision.ts';
 import { replayDecisions } from '../../src/flows/risk-history.ts';
 import { velocityKeys } from '../../src/flows/record-attempt-outcome.ts';
 import { newId } from '../../src/platform/random.ts';
+import { RiskEngine } from '../../src/risk/risk-engine.ts';
 import { seededRandom } from '../../src/risk/model/seeded-random.ts';
 import { velocityEntries, type VelocityOutcome } from '../../src/risk/velocity.ts';
 import type { ChargeRow, PaymentIntentRow, PaymentMethodRow } from '../../src/store/database.ts';
@@ -50,6 +51,9 @@ describe('stored risk decisions replay identically', () => {
     }
     await services.db.insertInto('velocity_entries').values(history).execute();
 
+    const engine = services.risk;
+    const modelFailing = new RiskEngine({ ...engine.options, fault: 'model_fail' });
+    const countersLate = new RiskEngine({ ...engine.options, fault: 'velocity_slow', velocityBudgetMs: 5 });
     let made = 0;
     for (const [version, rules] of ruleVersions.entries()) {
       for (const livemode of [false, true]) {
@@ -79,6 +83,8 @@ describe('stored risk decisions replay identically', () => {
           risk_facts: { client_address: pick(addresses), device: random() < 0.5 ? `dev_${Math.floor(random() * 30)}` : null, email },
         } as unknown as ChargeRow;
         const scope = { merchantId, livemode };
+        // Some decisions are made while the model fails or the counters run late: degraded, and replayable all the same.
+        services.risk = i % 25 === 0 ? modelFailing : i % 25 === 1 ? countersLate : engine;
         const risk = await decideAttempt(services, {
           scope, intent, paymentMethod, charge, shipping: random() < 0.3 ? { address: { country: 'JP' } } : null, velocityKeys: velocityKeys(intent, charge), now: at,
         });
@@ -87,12 +93,15 @@ describe('stored risk decisions replay identically', () => {
       }
     }
     assert.equal(made, 1_000);
+    // Replayed by an engine that has compiled nothing yet, as on another machine after a restart.
+    services.risk = new RiskEngine(engine.options);
     const stored = await services.db.selectFrom('risk_decisions').select(['action', 'degraded', 'risk_level', 'model_version']).where('merchant_id', '=', merchantId).execute();
     assert.equal(stored.length, 1_000);
     const actions = new Set(stored.map((row) => row.action));
     assert.deepEqual([...actions].sort(), ['allow', 'block', 'request_step_up', 'review'], 'every action occurs');
     assert.ok(stored.some((row) => row.risk_level === 'elevated'));
-    assert.ok(stored.filter((row) => row.model_version !== null).length > 800, 'the model scored most of them');
+    assert.ok(stored.filter((row) => row.model_version !== null).length > 700, 'the model scored most of them');
+    assert.ok(stored.filter((row) => row.degraded).length >= 40, 'some were degraded');
 
     const ctxFor = (livemode: boolean) => ({ actor: { merchantId, livemode } }) as unknown as RequestContext;
     const live = await replayDecisions(services, ctxFor(true), 1_000);
