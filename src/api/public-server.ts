@@ -21,6 +21,7 @@ import { assert } from '../platform/assert.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
 import { registerProviderHooks } from './routes/provider-hooks.ts';
+import { registerCheckoutPages } from '../checkout/pages.ts';
 
 export interface PublicServerOptions {
   https: { key: string; cert: string; ciphers: string } | null;
@@ -303,6 +304,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   });
   registerMerchantRoutes(app, services);
   registerProviderHooks(app, services);
+  registerCheckoutPages(app, services);
   // Test mode's providers: the sandboxes answer the connectors' calls and serve the pages a tester pays on.
   services.connectors.registerSandboxRoutes(app);
   return app;

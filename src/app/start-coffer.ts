@@ -112,6 +112,8 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     auditSigner: CheckpointSigner.open(config.homeDir),
     homeDir: config.homeDir,
     risk: openRiskEngine(config, env),
+    checkoutKey: deriveKey(instanceSecret, 'checkout sessions v1'),
+    checkoutFrameOrigin: config.cardFrameOrigin,
     maintainStorage: () => database.maintain(),
   };
 }

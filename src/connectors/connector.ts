@@ -232,6 +232,8 @@ export interface ConnectorRegistry {
   verifyPaymentReturn(chargeId: string, sig: string): boolean;
   /** Called once the public listener is up: the wallet connectors and sandboxes in test mode are reached there. */
   setPublicEndpoint(endpoint: PublicEndpoint): void;
+  /** Coffer's public URL as shoppers reach it (the hosted checkout's pages are under it). */
+  publicUrl(): string;
   /** Serves the sandboxes' pages and provider endpoints (`/sandbox/...`) on the public listener. */
   registerSandboxRoutes(app: FastifyInstance): void;
   /** The providers' sides in test mode, with their test controls. */

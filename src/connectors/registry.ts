@@ -145,6 +145,7 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     setPublicEndpoint(listening: PublicEndpoint): void {
       endpoint = listening;
     },
+    publicUrl,
     registerSandboxRoutes(app: FastifyInstance): void {
       registerCardAcsSandbox(app, sandbox);
       // The fault controls change every merchant's test mode on this instance: off unless the operator enables them.

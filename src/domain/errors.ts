@@ -83,6 +83,8 @@ export const errorCatalog = {
   payment_limit_exceeded: { type: 'invalid_request_error', httpStatus: 400 },
   // The risk engine's review queue.
   review_closed: { type: 'invalid_request_error', httpStatus: 400 },
+  // Hosted checkout.
+  checkout_session_not_open: { type: 'invalid_request_error', httpStatus: 400 },
   // Alipay's and WeChat Pay's answers.
   payment_method_provider_decline: { type: 'card_error', httpStatus: 402 },
   payment_intent_payment_attempt_expired: { type: 'invalid_request_error', httpStatus: 400 },

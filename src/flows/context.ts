@@ -36,6 +36,10 @@ export interface Services {
   requestSigningKey: Secret<Buffer>;
   /** Seals staff members' TOTP secrets and keys their CSRF tokens (identity/staff.ts). */
   staffSecretKey: Secret<Buffer>;
+  /** Keys the hosted checkout's tokens (CSRF) to its sessions. */
+  checkoutKey: Secret<Buffer>;
+  /** The card frame's origin, when the operator set one (`COFFER_CARD_FRAME_ORIGIN`); else derived (checkout/pages.ts). */
+  checkoutFrameOrigin: string | undefined;
   /** The risk engine: model, budgets, compiled rule sets (risk/risk-engine.ts). */
   risk: RiskEngine;
   /** The database's periodic upkeep (checkpoints of the embedded database). */
@@ -77,6 +81,8 @@ export interface RequestContext {
   actor: Actor;
   /** A staff member acting for the merchant through the staff API: the audit log and events name them. */
   staffUserId?: string;
+  /** A shopper paying on the hosted checkout: the checkout session they act in. */
+  shopperSession?: string;
   requestId: string;
   origin: string;
   idempotency: IdempotencyClaim | undefined;

@@ -71,6 +71,69 @@ function paymentMethodTypes(params: CreateParams): { types: string[]; automatic:
   return { types: ['card'], automatic: { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true } };
 }
 
+export interface NewPaymentIntent {
+  amount: bigint;
+  currency: string;
+  status: PaymentIntentRow['status'];
+  captureMethod: PaymentIntentRow['capture_method'];
+  confirmationMethod: PaymentIntentRow['confirmation_method'];
+  paymentMethodId: string | null;
+  paymentMethodTypes: string[];
+  automaticPaymentMethods: Record<string, unknown> | null;
+  description: string | null;
+  metadata: Record<string, string>;
+  receiptEmail: string | null;
+  customerId: string | null;
+  statementDescriptor: string | null;
+  statementDescriptorSuffix: string | null;
+  setupFutureUsage: PaymentIntentRow['setup_future_usage'];
+  shipping: Record<string, unknown> | null;
+  returnUrl: string | null;
+}
+
+/** A new PaymentIntent's row, before anything happened to it (a checkout session makes one too). */
+export function newPaymentIntentRow(id: string, scope: { merchantId: string; livemode: boolean }, fields: NewPaymentIntent, now: Date): PaymentIntentRow {
+  return {
+    id,
+    merchant_id: scope.merchantId,
+    livemode: scope.livemode,
+    seq: 0n,
+    version: 0n,
+    created_at: now,
+    updated_at: now,
+    amount: fields.amount,
+    currency: fields.currency,
+    status: fields.status,
+    capture_method: fields.captureMethod,
+    confirmation_method: fields.confirmationMethod,
+    payment_method_id: fields.paymentMethodId,
+    payment_method_types: fields.paymentMethodTypes,
+    automatic_payment_methods: fields.automaticPaymentMethods,
+    client_secret: `${id}_secret_${randomBase62(25)}`,
+    description: fields.description,
+    metadata: fields.metadata,
+    receipt_email: fields.receiptEmail,
+    customer_id: fields.customerId,
+    statement_descriptor: fields.statementDescriptor,
+    statement_descriptor_suffix: fields.statementDescriptorSuffix,
+    setup_future_usage: fields.setupFutureUsage,
+    shipping: fields.shipping,
+    return_url: fields.returnUrl,
+    amount_capturable: 0n,
+    amount_received: 0n,
+    canceled_at: null,
+    cancellation_reason: null,
+    last_payment_error: null,
+    latest_charge_id: null,
+    next_action: null,
+    operation_in_flight: null,
+    operation_started_at: null,
+    operation_amount: null,
+    operation_reason: null,
+    operation_idempotency_key_id: null,
+  };
+}
+
 /**
  * Creates a PaymentIntent, and confirms it at once when `confirm` is set. With confirmation the created id is
  * kept with the idempotency key in the same transaction, so a retry after a crash confirms that PaymentIntent
@@ -114,45 +177,15 @@ export async function createPaymentIntent(
   const attached = transition('requires_payment_method', 'attach_payment_method');
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
   const id = newId('pi');
-  const row: PaymentIntentRow = {
-    id,
-    merchant_id: scope.merchantId,
-    livemode: scope.livemode,
-    seq: 0n,
-    version: 0n,
-    created_at: now,
-    updated_at: now,
-    amount: money.amountMinor,
-    currency: money.currency.code,
-    status: method === undefined ? 'requires_payment_method' : attached.status,
-    capture_method: params.capture_method ?? 'automatic',
-    confirmation_method: params.confirmation_method ?? 'automatic',
-    payment_method_id: method?.row.id ?? null,
-    payment_method_types: methods.types,
-    automatic_payment_methods: methods.automatic,
-    client_secret: `${id}_secret_${randomBase62(25)}`,
-    description: params.description || null,
-    metadata,
-    receipt_email: params.receipt_email || null,
-    customer_id: customer?.id ?? null,
-    statement_descriptor: params.statement_descriptor || null,
-    statement_descriptor_suffix: params.statement_descriptor_suffix || null,
-    setup_future_usage: params.setup_future_usage ?? null,
-    shipping: (params.shipping ?? null) as Record<string, unknown> | null,
-    return_url: params.return_url ?? null,
-    amount_capturable: 0n,
-    amount_received: 0n,
-    canceled_at: null,
-    cancellation_reason: null,
-    last_payment_error: null,
-    latest_charge_id: null,
-    next_action: null,
-    operation_in_flight: null,
-    operation_started_at: null,
-    operation_amount: null,
-    operation_reason: null,
-    operation_idempotency_key_id: null,
-  };
+  const row = newPaymentIntentRow(id, scope, {
+    amount: money.amountMinor, currency: money.currency.code, status: method === undefined ? 'requires_payment_method' : attached.status,
+    captureMethod: params.capture_method ?? 'automatic', confirmationMethod: params.confirmation_method ?? 'automatic',
+    paymentMethodId: method?.row.id ?? null, paymentMethodTypes: methods.types, automaticPaymentMethods: methods.automatic,
+    description: params.description || null, metadata, receiptEmail: params.receipt_email || null, customerId: customer?.id ?? null,
+    statementDescriptor: params.statement_descriptor || null, statementDescriptorSuffix: params.statement_descriptor_suffix || null,
+    setupFutureUsage: params.setup_future_usage ?? null, shipping: (params.shipping ?? null) as Record<string, unknown> | null,
+    returnUrl: params.return_url ?? null,
+  }, now);
   const { eventRows, audit } = changeRows(
     requestTrail(ctx),
     scope,

@@ -1,3 +1,4 @@
+import { checkoutSessionObject } from '../objects/checkout-session.ts';
 import { reviewObject } from '../objects/review.ts';
 import type { Insertable, Updateable } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
@@ -11,7 +12,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, ReviewRow, SetupIntentRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
@@ -120,6 +121,7 @@ export interface PaymentEvent {
   dispute?: { before?: DisputeRow | undefined; after: DisputeRow };
   setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
   review?: { before?: ReviewRow | undefined; after: ReviewRow };
+  checkoutSession?: { before?: CheckoutSessionRow | undefined; after: CheckoutSessionRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -133,6 +135,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.refund !== undefined) return render(event.refund, refundObject);
   if (event.setupIntent !== undefined) return render(event.setupIntent, (row) => setupIntentObject(row));
   if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
+  if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const at = event.dispute.after.updated_at.getTime();
   return render(event.dispute, (row) => disputeObject(row, at));

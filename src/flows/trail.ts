@@ -3,7 +3,7 @@ import type { RequestContext } from './context.ts';
 
 /** Who caused a change and through which request: written to the audit log and to events. */
 export interface Trail {
-  actorType: 'api_key' | 'staff' | 'system';
+  actorType: 'api_key' | 'staff' | 'system' | 'shopper';
   actorId: string;
   requestId: string | null;
   origin: string | null;
@@ -14,8 +14,8 @@ export interface Trail {
 
 export function requestTrail(ctx: RequestContext): Trail {
   return {
-    actorType: ctx.staffUserId === undefined ? 'api_key' : 'staff',
-    actorId: ctx.staffUserId ?? ctx.actor.apiKeyId,
+    actorType: ctx.shopperSession !== undefined ? 'shopper' : ctx.staffUserId === undefined ? 'api_key' : 'staff',
+    actorId: ctx.shopperSession ?? ctx.staffUserId ?? ctx.actor.apiKeyId,
     requestId: ctx.requestId,
     origin: ctx.origin,
     idempotencyKey: ctx.idempotency?.key ?? null,

@@ -8,6 +8,7 @@ import { sealAuditLog } from '../audit/chain.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
 import { syncWalletPayments } from './sync-wallet-payments.ts';
+import { settleCheckoutSessions } from './settle-checkout-sessions.ts';
 
 export interface Job {
   name: string;
@@ -23,6 +24,7 @@ export const jobs: Job[] = [
   { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
   { name: 'sync-wallet-payments', runBatch: syncWalletPayments },
   { name: 'settle-funds', runBatch: settleFunds },
+  { name: 'settle-checkout-sessions', runBatch: settleCheckoutSessions },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   { name: 'reap-request-nonces', runBatch: reapRequestNonces },
   { name: 'seal-audit-log', runBatch: async (services) => (await sealAuditLog(services.db, services.clock.nowMs(), { signer: services.auditSigner, homeDir: services.homeDir })).sealed },

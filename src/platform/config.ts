@@ -46,6 +46,8 @@ export interface Config {
   /** Requests per window per API key and per client address; counted in Redis when `redisUrl` is set. */
   rateLimits: RateLimitSettings;
   risk: RiskSettings;
+  /** The hosted checkout's card frame origin (the vault's); default: the public URL's other loopback name. */
+  cardFrameOrigin: string | undefined;
 }
 
 /** The risk engine (see risk/engine.ts). */
@@ -152,6 +154,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (staffOrigin !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(staffOrigin)) {
     throw new ConfigError(`COFFER_STAFF_ORIGIN must be an https origin with a host name, such as https://staff.example.com, got "${staffOrigin}"`);
   }
+  const cardFrameOrigin = env.COFFER_CARD_FRAME_ORIGIN || undefined;
+  if (cardFrameOrigin !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(cardFrameOrigin)) {
+    throw new ConfigError(`COFFER_CARD_FRAME_ORIGIN must be an https origin with a host name other than the checkout's, such as https://card.pay.example.com, got "${cardFrameOrigin}"`);
+  }
   const redisUrl = env.COFFER_REDIS_URL || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError('COFFER_REDIS_URL must start with redis:// or rediss://');
@@ -185,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       redisUrl,
       redisPrefix: env.COFFER_REDIS_PREFIX || 'coffer:',
     },
+    cardFrameOrigin,
     risk: {
       modelFile: env.COFFER_RISK_MODEL === 'none' ? null : env.COFFER_RISK_MODEL ? path.resolve(cwd, env.COFFER_RISK_MODEL) : undefined,
       velocityBudgetMs: readPositiveInt(env, 'COFFER_RISK_VELOCITY_BUDGET_MS', 200, 10_000),

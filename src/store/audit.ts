@@ -6,7 +6,7 @@ import type { AuditLogTable, Database } from './database.ts';
 export interface AuditInput {
   merchantId: string | null;
   livemode: boolean | null;
-  actorType: 'api_key' | 'staff' | 'system';
+  actorType: 'api_key' | 'staff' | 'system' | 'shopper';
   actorId: string;
   action: string;
   objectType: string | null;

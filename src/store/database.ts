@@ -233,6 +233,62 @@ export interface ReviewsTable {
   closed_by: string | null;
 }
 
+export interface CheckoutLineItem {
+  name: string;
+  unit_amount: number;
+  quantity: number;
+  amount_total: number;
+}
+
+export interface CheckoutSessionsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Date;
+  updated_at: Date;
+  expires_at: Date;
+  status: 'open' | 'complete' | 'expired';
+  payment_status: 'unpaid' | 'paid';
+  payment_intent_id: string;
+  amount_total: bigint;
+  currency: string;
+  line_items: Json<CheckoutLineItem[]>;
+  success_url: string;
+  cancel_url: string | null;
+  customer_email: string | null;
+  payment_method_types: Json<string[]>;
+  metadata: Json<Record<string, string>>;
+  locale: string | null;
+  completed_at: Date | null;
+}
+
+export interface SupportCasesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Date;
+  checkout_session_id: string;
+  payment_intent_id: string;
+  contact: string | null;
+  message: string;
+  status: 'open' | 'closed';
+}
+
+export interface ShopperMessagesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Date;
+  channel: 'email' | 'sms';
+  recipient: string;
+  subject: string;
+  body: string;
+  reference: string;
+}
+
 export interface RiskLabelsTable {
   charge_id: string;
   source: 'review' | 'dispute';
@@ -421,7 +477,7 @@ export interface AuditLogTable {
   occurred_at: Timestamp;
   merchant_id: string | null;
   livemode: boolean | null;
-  actor_type: 'api_key' | 'staff' | 'system';
+  actor_type: 'api_key' | 'staff' | 'system' | 'shopper';
   actor_id: string;
   action: string;
   object_type: string | null;
@@ -710,6 +766,9 @@ export interface Database {
   risk_decisions: RiskDecisionsTable;
   reviews: ReviewsTable;
   risk_labels: RiskLabelsTable;
+  checkout_sessions: CheckoutSessionsTable;
+  support_cases: SupportCasesTable;
+  shopper_messages: ShopperMessagesTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
@@ -753,6 +812,8 @@ export type PaymentLimitRow = Selectable<PaymentLimitsTable>;
 export type RiskRuleSetRow = Selectable<RiskRuleSetsTable>;
 export type RiskDecisionRow = Selectable<RiskDecisionsTable>;
 export type ReviewRow = Selectable<ReviewsTable>;
+export type CheckoutSessionRow = Selectable<CheckoutSessionsTable>;
+export type SupportCaseRow = Selectable<SupportCasesTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;

@@ -12,6 +12,7 @@ import { registerSetupIntentRoutes } from './setup-intents.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 import { registerRiskLimitRoutes } from './risk-limits.ts';
 import { registerReviewRoutes } from './reviews.ts';
+import { registerCheckoutSessionRoutes, registerSupportCaseRoutes } from './checkout-sessions.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
 export function registerMerchantRoutes(app: FastifyInstance, services: Services): void {
@@ -27,4 +28,6 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerWebhookEndpointRoutes(app, services);
   registerRiskLimitRoutes(app, services);
   registerReviewRoutes(app, services);
+  registerCheckoutSessionRoutes(app, services);
+  registerSupportCaseRoutes(app, services);
 }

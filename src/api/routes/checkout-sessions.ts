@@ -1,0 +1,74 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../flows/context.ts';
+import {
+  createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, settleCheckoutSession,
+  type CreateCheckoutSessionParams,
+} from '../../flows/checkout-sessions.ts';
+import { limits } from '../../limits.ts';
+import { findSupportCase, listSupportCases, supportCaseObject } from '../../flows/support-cases.ts';
+import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
+import type { CheckoutSessionRow } from '../../store/database.ts';
+import { requestContext } from '../request-context.ts';
+import { Currency, ListLimit, Metadata, ObjectId, strictObject } from '../schemas.ts';
+import { listObject, sendObject } from './common.ts';
+
+const LineItem = strictObject({
+  price_data: strictObject({
+    currency: Currency,
+    unit_amount: Type.Integer({ minimum: 1 }),
+    product_data: strictObject({ name: Type.String({ minLength: 1, maxLength: 250 }) }),
+  }),
+  quantity: Type.Integer({ minimum: 1, maximum: 9_999 }),
+});
+const CreateBody = strictObject({
+  mode: Type.Literal('payment'),
+  line_items: Type.Array(LineItem, { minItems: 1, maxItems: 100 }),
+  currency: Type.Optional(Currency),
+  success_url: Type.String({ minLength: 1, maxLength: 2_048 }),
+  cancel_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2_048 })),
+  customer_email: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 320 })),
+  payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
+  metadata: Type.Optional(Metadata),
+  expires_at: Type.Optional(Type.Integer({ minimum: 0 })),
+  locale: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('en'), Type.Literal('zh')])),
+});
+const IdParams = strictObject({ id: ObjectId });
+const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
+
+/** Support cases shoppers opened from the checkout's result page (a Coffer extension; the console comes later). */
+export function registerSupportCaseRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  app.get('/v1/support_cases', { config, schema: { querystring: strictObject({ limit: Type.Optional(ListLimit), payment_intent: Type.Optional(ObjectId) }) } }, async (request, reply) => {
+    const query = request.query as { limit?: number; payment_intent?: string };
+    const rows = await listSupportCases(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/support_cases', rows.map(supportCaseObject), false));
+  });
+  app.get('/v1/support_cases/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+    sendObject(reply, supportCaseObject(await findSupportCase(services, requestContext(request), (request.params as { id: string }).id))));
+}
+
+/** Checkout Sessions (payment mode), as Stripe's: the official SDK's `checkout.sessions` works against them. */
+export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+  const render = (row: CheckoutSessionRow) => checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`);
+  app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) =>
+    sendObject(reply, render(await createCheckoutSession(services, requestContext(request), request.body as CreateCheckoutSessionParams))));
+  app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
+    const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };
+    const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(render), page.hasMore));
+  });
+  app.get('/v1/checkout/sessions/:id', { config, schema: { params: IdParams } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
+    // Brought up to date with its payment first: a session whose payment just finished reads as complete.
+    return sendObject(reply, render(found.status === 'open' ? await settleCheckoutSession(services, found.id) : found));
+  });
+  app.get('/v1/checkout/sessions/:id/line_items', { config, schema: { params: IdParams } }, async (request, reply) => {
+    const found = await findCheckoutSession(services.db, requestContext(request), (request.params as { id: string }).id);
+    return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, lineItemObjects(found), false));
+  });
+  app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams } }, async (request, reply) =>
+    sendObject(reply, render(await expireCheckoutSession(services, requestContext(request), (request.params as { id: string }).id))));
+}

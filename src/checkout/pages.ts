@@ -1,0 +1,459 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CofferError } from '../domain/errors.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
+import type { Services } from '../flows/context.ts';
+import type { Respond } from '../flows/respond.ts';
+import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
+import { openSupportCase } from '../flows/support-cases.ts';
+import { escapeHtml } from '../platform/html.ts';
+import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
+import { checkoutAsset } from './assets.ts';
+import { chooseLanguage, declineReason, localeOf, say, type Language, type StringKey } from './strings.ts';
+
+/**
+ * The hosted checkout (`/pay/<session>` on the public listener) and its card frame. The frame is served only on
+ * the card vault's origin (`COFFER_CARD_FRAME_ORIGIN`; by default the other loopback name of the public URL,
+ * 127.0.0.1 and localhost being two origins): card numbers are typed into it and go from it to the vault, so
+ * the page's own script, on the checkout origin, cannot read them (the browser's same-origin policy). Pages
+ * carry a Content-Security-Policy with per-response nonces; posts carry a token bound to the session (CSRF) and
+ * must come from the page's own origin.
+ */
+export interface CheckoutOrigins {
+  page: string;
+  frame: string | null;
+}
+
+export function checkoutOrigins(publicUrl: string, configuredFrame: string | undefined): CheckoutOrigins {
+  const page = new URL(publicUrl).origin;
+  if (configuredFrame !== undefined) return { page, frame: new URL(configuredFrame).origin };
+  const url = new URL(publicUrl);
+  const other = url.hostname === '127.0.0.1' ? 'localhost' : url.hostname === 'localhost' ? '127.0.0.1' : undefined;
+  if (other === undefined) return { page, frame: null };
+  url.hostname = other;
+  return { page, frame: url.origin };
+}
+
+const idPattern = /^cs_(test|live)_[A-Za-z0-9]{24}$/;
+
+function hostOf(origin: string): string {
+  return new URL(origin).host;
+}
+
+function csrfToken(services: Services, sessionId: string): string {
+  return createHmac('sha256', services.checkoutKey.reveal()).update(`checkout csrf ${sessionId}`).digest('base64url');
+}
+
+function csrfMatches(services: Services, sessionId: string, given: unknown): boolean {
+  if (typeof given !== 'string') return false;
+  const expected = Buffer.from(csrfToken(services, sessionId));
+  const actual = Buffer.from(given);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+function pageCsp(nonce: string, frameOrigin: string | null): string {
+  return [
+    "default-src 'none'", `script-src 'nonce-${nonce}'`, "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+    `frame-src ${frameOrigin ?? "'none'"}`, "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function frameCsp(nonce: string, pageOrigin: string): string {
+  return [
+    "default-src 'none'", `script-src 'nonce-${nonce}'`, "style-src 'self'", "connect-src 'self'", "form-action 'none'",
+    "base-uri 'none'", `frame-ancestors ${pageOrigin}`,
+  ].join('; ');
+}
+
+export function formatMoney(amountMinor: bigint | number, currencyCode: string, language: Language): string {
+  const currency = findCurrency(currencyCode);
+  const exponent = currency?.apiExponent ?? 2;
+  return new Intl.NumberFormat(localeOf(language), { style: 'currency', currency: currencyCode.toUpperCase() }).format(Number(amountMinor) / 10 ** exponent);
+}
+
+/** Inline JSON for a `<script type="application/json">` block: nothing in it can end the element. */
+function jsonForHtml(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+}
+
+interface Shell {
+  language: Language;
+  title: string;
+  nonce: string;
+  body: string;
+  script?: string;
+  bodyAttributes?: string;
+  sessionId?: string;
+}
+
+function languageLinks(sessionId: string | undefined, language: Language, path: string): string {
+  if (sessionId === undefined) return '';
+  const other: Language = language === 'en' ? 'zh' : 'en';
+  const label = other === 'en' ? 'English' : '简体中文';
+  return `<nav aria-label="${escapeHtml(say(language, 'language'))}" class="links"><span></span><a href="${escapeHtml(path)}?lang=${other}" lang="${other === 'zh' ? 'zh-CN' : 'en'}" hreflang="${other === 'zh' ? 'zh-CN' : 'en'}">${label}</a></nav>`;
+}
+
+function shell(page: Shell & { path?: string }): string {
+  return `<!doctype html>
+<html lang="${page.language === 'zh' ? 'zh-CN' : 'en'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="same-origin">
+<title>${escapeHtml(page.title)}</title>
+<link rel="stylesheet" href="/pay/assets/checkout.css">
+</head>
+<body${page.bodyAttributes ?? ''}>
+<main>
+${languageLinks(page.sessionId, page.language, page.path ?? '')}
+${page.body}
+</main>
+${page.script === undefined ? '' : `<script nonce="${page.nonce}" src="/pay/assets/${page.script}"></script>`}
+</body>
+</html>`;
+}
+
+function securityTips(language: Language): string {
+  return `<section class="card tips" aria-labelledby="tips-title"><h2 id="tips-title">${escapeHtml(say(language, 'securityTitle'))}</h2><ul>
+<li>${escapeHtml(say(language, 'tip1'))}</li><li>${escapeHtml(say(language, 'tip2'))}</li><li>${escapeHtml(say(language, 'tip3'))}</li></ul></section>`;
+}
+
+function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
+  const items = session.line_items.map((item) => `<li><span>${escapeHtml(item.name)} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span></span><span>${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
+  return `<section class="card" aria-labelledby="summary-title">
+<h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
+<h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
+<ul class="items">${items}</ul>
+<p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(session.amount_total, session.currency, language))}</span></p>
+</section>`;
+}
+
+const methodLabels: Record<string, StringKey> = { card: 'card', alipay: 'alipay', wechat_pay: 'wechatPay' };
+
+interface PageState {
+  message?: string;
+  waiting?: boolean;
+  qr?: string;
+}
+
+function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
+  const amount = formatMoney(session.amount_total, session.currency, language);
+  const methods = session.payment_method_types.filter((type) => type !== 'card' || origins.frame !== null);
+  const [first] = methods;
+  const radios = methods.map((type) => `<label><input type="radio" name="method" value="${type}"${type === first ? ' checked' : ''}><span>${escapeHtml(say(language, methodLabels[type] ?? 'card'))}</span></label>`).join('');
+  const frameUrl = origins.frame === null ? null : `${origins.frame}/pay/card-frame?session=${session.id}&lang=${language}`;
+  const panels = [
+    methods.includes('card') && frameUrl !== null
+      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe></div>` : '',
+    methods.includes('alipay') ? '<div data-panel="alipay" hidden></div>' : '',
+    methods.includes('wechat_pay') ? `<div data-panel="wechat_pay" hidden><div id="wechat-qr" class="qr"${state.qr === undefined ? ' hidden' : ''}>
+<img id="wechat-qr-image" alt="${escapeHtml(say(language, 'wechatQrAlt', { amount }))}"${state.qr === undefined ? '' : ` src="${escapeHtml(state.qr)}"`}>
+<p>${escapeHtml(say(language, 'wechatScan', { amount }))}</p></div></div>` : '',
+  ].join('');
+  const config = {
+    session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
+    strings: { processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed') },
+  };
+  const cancel = session.cancel_url === null ? '' : `<p class="links"><a href="${escapeHtml(session.cancel_url)}">${escapeHtml(say(language, 'cancel'))}</a></p>`;
+  const body = `${orderSummary(session, merchantName, language)}
+<section class="card" aria-labelledby="method-title">
+<form id="payment-form" novalidate>
+<fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
+${panels}
+<p id="error" class="error" role="alert" tabindex="-1"${state.message === undefined ? ' hidden' : ''}>${escapeHtml(state.message ?? '')}</p>
+<p id="status" class="status" role="status" aria-live="polite"${state.waiting === true ? '' : ' hidden'}>${state.waiting === true ? escapeHtml(say(language, 'waiting')) : ''}</p>
+<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, 'showWechatCode'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
+</form>
+${cancel}
+</section>
+${securityTips(language)}
+<script type="application/json" id="checkout-config">${jsonForHtml(config)}</script>`;
+  return shell({
+    language, title: say(language, 'title'), nonce, body, script: 'checkout.js', sessionId: session.id, path: `/pay/${session.id}`,
+    bodyAttributes: state.waiting === true ? ' data-waiting="true"' : '',
+  });
+}
+
+function messagePage(language: Language, nonce: string, title: string, text: string, link?: { href: string; label: string }): string {
+  const action = link === undefined ? '' : `<a class="button" href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a>`;
+  return shell({ language, title, nonce, body: `<section class="card"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>${action}</section>` });
+}
+
+function donePage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, nonce: string, notice?: { text: string; error: boolean }): string {
+  const amount = formatMoney(session.amount_total, session.currency, language);
+  const sent = session.customer_email === null ? '' : `<p>${escapeHtml(say(language, 'receiptSent', { email: session.customer_email }))}</p>`;
+  const noticeHtml = notice === undefined ? '' : `<p class="${notice.error ? 'error' : 'success'}" role="${notice.error ? 'alert' : 'status'}">${escapeHtml(notice.text)}</p>`;
+  const body = `<section class="card" aria-labelledby="done-title">
+<h1 id="done-title" class="success">${escapeHtml(say(language, 'doneTitle'))}</h1>
+<p>${escapeHtml(say(language, 'doneText', { amount, merchant: merchantName }))}</p>
+<dl class="receipt"><dt>${escapeHtml(say(language, 'receiptReference'))}</dt><dd id="receipt-reference">${escapeHtml(session.payment_intent_id)}</dd></dl>
+${sent}
+<a class="button" href="${escapeHtml(successUrlOf(session))}">${escapeHtml(say(language, 'continue'))}</a>
+</section>
+<section class="card" aria-labelledby="problem-title">
+<h2 id="problem-title">${escapeHtml(say(language, 'problemTitle'))}</h2>
+<p>${escapeHtml(say(language, 'problemText'))}</p>
+${noticeHtml}
+<form method="post" action="/pay/${session.id}/support">
+<input type="hidden" name="csrf" value="${escapeHtml(csrfToken(services, session.id))}">
+<input type="hidden" name="lang" value="${language}">
+<label class="field" for="problem-message">${escapeHtml(say(language, 'problemMessage'))}</label>
+<textarea id="problem-message" name="message" rows="3" maxlength="2000" required></textarea>
+<label class="field" for="problem-contact">${escapeHtml(say(language, 'problemContact'))}</label>
+<input class="text" id="problem-contact" name="contact" maxlength="200" autocomplete="email">
+<p><button type="submit">${escapeHtml(say(language, 'problemSend'))}</button></p>
+</form>
+</section>
+${securityTips(language)}`;
+  return shell({ language, title: say(language, 'doneTitle'), nonce, body, sessionId: session.id, path: `/pay/${session.id}/done` });
+}
+
+function cardFramePage(session: CheckoutSessionRow, language: Language, origins: CheckoutOrigins, nonce: string): string {
+  const config = {
+    session: session.id, parentOrigin: origins.page,
+    messages: {
+      number: say(language, 'invalidCard', { reason: say(language, 'cardNumber') }), expiry: say(language, 'invalidCard', { reason: say(language, 'expiry') }),
+      cvc: say(language, 'invalidCard', { reason: say(language, 'securityCode') }), failed: say(language, 'failed'),
+    },
+  };
+  const body = `<form id="card-form" novalidate aria-label="${escapeHtml(say(language, 'cardDetails'))}">
+<label class="field" for="number">${escapeHtml(say(language, 'cardNumber'))}</label>
+<input class="text" id="number" name="number" inputmode="numeric" autocomplete="cc-number" maxlength="23" spellcheck="false">
+<div class="row"><div><label class="field" for="expiry">${escapeHtml(say(language, 'expiry'))}</label>
+<input class="text" id="expiry" name="expiry" inputmode="numeric" autocomplete="cc-exp" maxlength="7" placeholder="MM / YY"></div>
+<div><label class="field" for="cvc">${escapeHtml(say(language, 'securityCode'))}</label>
+<input class="text" id="cvc" name="cvc" inputmode="numeric" autocomplete="cc-csc" maxlength="4"></div></div>
+</form>
+<script type="application/json" id="frame-config">${jsonForHtml(config)}</script>`;
+  return shell({ language, title: say(language, 'cardFrameTitle'), nonce, body, script: 'card-frame.js', bodyAttributes: ' class="frame"' });
+}
+
+/** What the page should do next, from the session's PaymentIntent (and the error of a confirmation just made). */
+function nextStep(session: CheckoutSessionRow, intent: PaymentIntentRow, language: Language, error?: CofferError): Record<string, unknown> {
+  if (session.status === 'complete') return { state: 'complete', redirect: `/pay/${session.id}/done?lang=${language}` };
+  if (session.status === 'expired') return { state: 'expired', redirect: `/pay/${session.id}?lang=${language}` };
+  if (error !== undefined) return { state: 'error', message: say(language, 'declined', { reason: declineReason(language, error.code, error.details.declineCode) }) };
+  const action = intent.next_action as { type?: string; redirect_to_url?: { url?: string }; alipay_handle_redirect?: { url?: string }; wechat_pay_display_qr_code?: { image_data_url?: string } } | null;
+  if (intent.status === 'requires_action' && action !== null) {
+    if (action.type === 'wechat_pay_display_qr_code' && action.wechat_pay_display_qr_code?.image_data_url !== undefined) return { state: 'qr', qr: action.wechat_pay_display_qr_code.image_data_url };
+    const url = action.redirect_to_url?.url ?? action.alipay_handle_redirect?.url;
+    if (url !== undefined) return { state: 'redirect', redirect: url };
+  }
+  if (intent.status === 'processing' || intent.status === 'requires_action') return { state: 'waiting' };
+  const last = intent.last_payment_error as { code?: string; decline_code?: string } | null;
+  if (last !== null && intent.status === 'requires_payment_method') {
+    return { state: 'open', message: say(language, 'declined', { reason: declineReason(language, last.code ?? '', last.decline_code) }) };
+  }
+  return { state: 'open' };
+}
+
+/** Captures what a confirmation produced, instead of rendering an API response. */
+function capturing(): { respond: Respond; result: () => { intent?: PaymentIntentRow; error?: CofferError } } {
+  let intent: PaymentIntentRow | undefined;
+  let error: CofferError | undefined;
+  const keep = (result: { paymentIntent: PaymentIntentRow; error?: CofferError | undefined }) => {
+    intent = result.paymentIntent;
+    error = result.error;
+    return { statusCode: 200, body: '' };
+  };
+  const respond = Object.assign(async (_tx: unknown, result: { paymentIntent: PaymentIntentRow; error?: CofferError }) => keep(result), { render: keep }) as unknown as Respond;
+  return { respond, result: () => ({ ...(intent === undefined ? {} : { intent }), ...(error === undefined ? {} : { error }) }) };
+}
+
+async function merchantName(services: Services, merchantId: string): Promise<string> {
+  const row = await services.db.selectFrom('merchants').select('name').where('id', '=', merchantId).executeTakeFirst();
+  return row?.name ?? '';
+}
+
+function html(reply: FastifyReply, status: number, body: string, csp: string): FastifyReply {
+  // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts, which the
+  // origin check refuses; nothing leaves for other sites either way.
+  return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', csp)
+    .header('referrer-policy', 'same-origin').send(body);
+}
+
+function json(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(JSON.stringify(body));
+}
+
+/** Test mode's outbox: the receipts and codes Coffer would have sent to shoppers, newest first. */
+function registerSandboxOutbox(app: FastifyInstance, services: Services): void {
+  app.get('/sandbox/outbox', async (request, reply) => {
+    const to = (request.query as { to?: string }).to;
+    let query = services.db.selectFrom('shopper_messages').selectAll().where('livemode', '=', false);
+    if (typeof to === 'string' && to !== '') query = query.where('recipient', '=', to);
+    const rows = await query.orderBy('seq', 'desc').limit(50).execute();
+    if ((request.query as { format?: string }).format === 'json') {
+      return json(reply, 200, { object: 'list', data: rows.map((row) => ({ id: row.id, channel: row.channel, to: row.recipient, subject: row.subject, body: row.body, reference: row.reference, created: Math.floor(row.created_at.getTime() / 1000) })) });
+    }
+    const n = randomBytes(16).toString('base64');
+    const items = rows.map((row) => `<article class="card"><h2>${escapeHtml(row.subject)}</h2><p>${escapeHtml(row.channel)} → ${escapeHtml(row.recipient)}</p><pre>${escapeHtml(row.body)}</pre></article>`).join('');
+    return html(reply, 200, shell({ language: 'en', title: 'Sandbox outbox', nonce: n, body: `<h1>Sandbox outbox (test mode)</h1>${items || '<p>No messages.</p>'}` }), pageCsp(n, null));
+  });
+}
+
+export function registerCheckoutPages(app: FastifyInstance, services: Services): void {
+  registerSandboxOutbox(app, services);
+  const origins = (): CheckoutOrigins => checkoutOrigins(services.connectors.publicUrl(), services.checkoutFrameOrigin);
+  const onPageHost = (request: FastifyRequest) => request.headers.host === hostOf(origins().page);
+  const onFrameHost = (request: FastifyRequest) => {
+    const frame = origins().frame;
+    return frame !== null && request.headers.host === hostOf(frame);
+  };
+  const language = (request: FastifyRequest, session: CheckoutSessionRow | undefined) =>
+    chooseLanguage((request.query as { lang?: string }).lang, session?.locale ?? null, request.headers['accept-language']);
+  const nonce = () => randomBytes(16).toString('base64');
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const lang = language(request, undefined);
+    const n = nonce();
+    return html(reply, 404, messagePage(lang, n, say(lang, 'notFound'), say(lang, 'notFound')), pageCsp(n, null));
+  };
+  /** A session for a page of the checkout origin, brought up to date; undefined answers 404. */
+  const pageSession = async (request: FastifyRequest): Promise<CheckoutSessionRow | undefined> => {
+    const id = (request.params as { id: string }).id;
+    if (!onPageHost(request) || !idPattern.test(id)) return undefined;
+    const found = await sessionForPage(services, id);
+    return found === undefined ? undefined : found.status === 'open' ? settleCheckoutSession(services, found.id) : found;
+  };
+  const intentOf = (session: CheckoutSessionRow) => services.db.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
+  const sameOrigin = (request: FastifyRequest, origin: string | null) => origin !== null && request.headers.origin === origin;
+
+  for (const name of ['checkout.js', 'card-frame.js', 'checkout.css']) {
+    app.get(`/pay/assets/${name}`, async (_request, reply) => {
+      const asset = checkoutAsset(name);
+      if (asset === undefined) return reply.code(404).send();
+      return reply.header('content-type', asset.type).header('cache-control', 'public, max-age=300').send(asset.body);
+    });
+  }
+
+  app.get('/pay/:id', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return notFound(request, reply);
+    const lang = language(request, session);
+    const n = nonce();
+    if (session.status === 'complete') return reply.redirect(`/pay/${session.id}/done?lang=${lang}`, 303);
+    if (session.status === 'expired') {
+      const link = session.cancel_url === null ? undefined : { href: session.cancel_url, label: say(lang, 'returnToShop') };
+      return html(reply, 200, messagePage(lang, n, say(lang, 'expiredTitle'), say(lang, 'expiredText'), link), pageCsp(n, null));
+    }
+    const step = nextStep(session, await intentOf(session), lang);
+    const state: PageState = {
+      ...(step.state === 'open' && typeof step.message === 'string' ? { message: step.message } : {}),
+      ...(step.state === 'waiting' || step.state === 'qr' ? { waiting: true } : {}),
+      ...(step.state === 'qr' ? { qr: step.qr as string } : {}),
+    };
+    return html(reply, 200, paymentPage(services, session, await merchantName(services, session.merchant_id), lang, origins(), n, state), pageCsp(n, origins().frame));
+  });
+
+  app.get('/pay/:id/status', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return json(reply, 404, { state: 'error', message: 'not found' });
+    return json(reply, 200, nextStep(session, await intentOf(session), language(request, session)));
+  });
+
+  app.post('/pay/:id/confirm', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return json(reply, 404, { state: 'error', message: 'not found' });
+    const lang = language(request, session);
+    if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
+      return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
+    }
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown };
+    const method = typeof body.method === 'string' ? body.method : '';
+    if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
+    if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
+    const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
+    if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
+    if (method === 'card') {
+      if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
+      params.payment_method = body.payment_method;
+    } else if (method === 'alipay') {
+      params.payment_method_data = { type: 'alipay' };
+    } else {
+      params.payment_method_data = { type: 'wechat_pay' };
+      params.payment_method_options = { wechat_pay: { client: 'web' } };
+    }
+    const capture = capturing();
+    try {
+      await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      const current = await intentOf(session);
+      return json(reply, 200, nextStep(session, current, lang, error));
+    }
+    const { intent, error } = capture.result();
+    const settled = await settleCheckoutSession(services, session.id);
+    return json(reply, 200, nextStep(settled, intent ?? (await intentOf(settled)), lang, error));
+  });
+
+  // Back from 3-D Secure or Alipay (through Coffer's keyed return link): done, or the page again with what happened.
+  app.get('/pay/:id/return', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return notFound(request, reply);
+    const lang = language(request, session);
+    return reply.redirect(session.status === 'complete' ? `/pay/${session.id}/done?lang=${lang}` : `/pay/${session.id}?lang=${lang}`, 303);
+  });
+
+  app.get('/pay/:id/done', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return notFound(request, reply);
+    const lang = language(request, session);
+    if (session.status !== 'complete') return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
+    const n = nonce();
+    return html(reply, 200, donePage(services, session, await merchantName(services, session.merchant_id), lang, n), pageCsp(n, null));
+  });
+
+  app.post('/pay/:id/support', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return notFound(request, reply);
+    const body = (request.body ?? {}) as { csrf?: unknown; message?: unknown; contact?: unknown; lang?: unknown };
+    const lang = chooseLanguage(typeof body.lang === 'string' ? body.lang : undefined, session.locale, request.headers['accept-language']);
+    const n = nonce();
+    const name = await merchantName(services, session.merchant_id);
+    if (session.status !== 'complete' || !sameOrigin(request, origins().page) || !csrfMatches(services, session.id, body.csrf)) {
+      return html(reply, 403, messagePage(lang, n, say(lang, 'failed'), say(lang, 'failed')), pageCsp(n, null));
+    }
+    const message = typeof body.message === 'string' ? body.message.trim() : '';
+    const contact = typeof body.contact === 'string' ? body.contact.trim() : '';
+    if (message === '' || message.length > 2_000 || contact.length > 200) {
+      return html(reply, 400, donePage(services, session, name, lang, n, { text: say(lang, 'problemEmpty'), error: true }), pageCsp(n, null));
+    }
+    const opened = await openSupportCase(services, session, { message, contact: contact === '' ? null : contact }, request.ip);
+    return html(reply, 200, donePage(services, session, name, lang, n, { text: say(lang, 'problemThanks', { case: opened.id }), error: false }), pageCsp(n, null));
+  });
+
+  // The card frame, on the vault's origin only.
+  app.get('/pay/card-frame', async (request, reply) => {
+    const id = (request.query as { session?: string }).session ?? '';
+    const found = onFrameHost(request) && idPattern.test(id) ? await sessionForPage(services, id) : undefined;
+    if (found === undefined || found.status !== 'open') return notFound(request, reply);
+    const n = nonce();
+    // Framed by the checkout origin, which X-Frame-Options cannot name: the CSP's frame-ancestors does.
+    reply.removeHeader('x-frame-options');
+    return html(reply, 200, cardFramePage(found, language(request, found), origins(), n), frameCsp(n, origins().page));
+  });
+
+  app.post('/pay/card-frame/:id/payment_method', async (request, reply) => {
+    const id = (request.params as { id: string }).id;
+    const frame = origins().frame;
+    const found = onFrameHost(request) && idPattern.test(id) ? await sessionForPage(services, id) : undefined;
+    if (found === undefined || found.status !== 'open') return json(reply, 404, { message: 'not found' });
+    const lang = language(request, found);
+    if (!sameOrigin(request, frame)) return json(reply, 403, { message: say(lang, 'failed') });
+    const body = (request.body ?? {}) as { number?: unknown; exp_month?: unknown; exp_year?: unknown; cvc?: unknown };
+    if (typeof body.number !== 'string' || typeof body.exp_month !== 'number' || typeof body.exp_year !== 'number' || typeof body.cvc !== 'string') {
+      return json(reply, 400, { message: say(lang, 'failed') });
+    }
+    try {
+      const method = await createCardPaymentMethod(services, systemContext(found, 'checkout', true, request.ip), {
+        type: 'card', card: { number: body.number, exp_month: body.exp_month, exp_year: body.exp_year, cvc: body.cvc },
+      });
+      return json(reply, 200, { id: method.id });
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      return json(reply, 400, { message: say(lang, 'invalidCard', { reason: declineReason(lang, error.code, error.details.declineCode) }) });
+    }
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * The hosted checkout's words, in English and Simplified Chinese. Every string the page or its script shows is
+ * here, so that the two languages cannot drift apart (a test checks that both have every key).
+ */
+export const languages = ['en', 'zh'] as const;
+export type Language = (typeof languages)[number];
+
+const en = {
+  title: 'Checkout',
+  payTo: 'Pay {merchant}',
+  orderSummary: 'Order summary',
+  quantity: 'Qty {n}',
+  total: 'Total',
+  chooseMethod: 'Payment method',
+  card: 'Card',
+  alipay: 'Alipay',
+  wechatPay: 'WeChat Pay',
+  cardDetails: 'Card details',
+  cardNumber: 'Card number',
+  expiry: 'Expiry (MM / YY)',
+  securityCode: 'Security code',
+  pay: 'Pay {amount}',
+  payWithAlipay: 'Continue to Alipay',
+  showWechatCode: 'Show WeChat Pay QR code',
+  wechatScan: 'Open WeChat and scan this code to pay {amount}.',
+  wechatQrAlt: 'WeChat Pay QR code for {amount}',
+  waiting: 'Waiting for your payment…',
+  processing: 'Processing…',
+  declined: 'The payment was not completed: {reason} Nothing was charged. Try again or use another method.',
+  failed: 'Something went wrong. Nothing was charged. Please try again.',
+  invalidCard: 'Check the card details: {reason}',
+  cancel: 'Cancel and return to the shop',
+  language: 'Language',
+  securityTitle: 'Paying safely',
+  tip1: 'Check that the address bar shows this site before you enter card details.',
+  tip2: 'We never ask for your card PIN or a login password by email, phone or chat.',
+  tip3: 'Only confirm a payment in your bank or wallet app if you started it yourself.',
+  expiredTitle: 'This checkout has expired',
+  expiredText: 'Nothing was charged. Return to the shop to start again.',
+  returnToShop: 'Return to the shop',
+  notFound: 'This checkout page does not exist.',
+  doneTitle: 'Payment complete',
+  doneText: 'Thank you. Your payment of {amount} to {merchant} is complete.',
+  receiptReference: 'Receipt reference',
+  receiptSent: 'A receipt was sent to {email}.',
+  problemTitle: 'A problem with this payment?',
+  problemText: 'Tell the shop what went wrong; they will contact you.',
+  problemMessage: 'What happened',
+  problemContact: 'Your email or phone (optional)',
+  problemSend: 'Send to the shop',
+  problemThanks: 'Thank you: the shop has your message (case {case}).',
+  problemEmpty: 'Please describe the problem.',
+  continue: 'Continue',
+  cardFrameTitle: 'Secure card entry',
+} as const;
+
+export type StringKey = keyof typeof en;
+
+const zh: Record<StringKey, string> = {
+  title: '结账',
+  payTo: '向 {merchant} 付款',
+  orderSummary: '订单摘要',
+  quantity: '数量 {n}',
+  total: '合计',
+  chooseMethod: '支付方式',
+  card: '银行卡',
+  alipay: '支付宝',
+  wechatPay: '微信支付',
+  cardDetails: '银行卡信息',
+  cardNumber: '卡号',
+  expiry: '有效期（月 / 年）',
+  securityCode: '安全码',
+  pay: '支付 {amount}',
+  payWithAlipay: '前往支付宝付款',
+  showWechatCode: '显示微信支付二维码',
+  wechatScan: '打开微信扫描此二维码，支付 {amount}。',
+  wechatQrAlt: '支付 {amount} 的微信支付二维码',
+  waiting: '正在等待您完成付款…',
+  processing: '处理中…',
+  declined: '付款未完成：{reason} 未扣任何款项。请重试或换一种支付方式。',
+  failed: '出现问题，未扣任何款项。请重试。',
+  invalidCard: '请检查银行卡信息：{reason}',
+  cancel: '取消并返回商店',
+  language: '语言',
+  securityTitle: '安全支付',
+  tip1: '输入银行卡信息前，请确认地址栏显示的是本网站。',
+  tip2: '我们绝不会通过邮件、电话或聊天索要您的银行卡密码或登录密码。',
+  tip3: '只有在您本人发起付款时，才在银行或钱包应用中确认。',
+  expiredTitle: '此结账页面已过期',
+  expiredText: '未扣任何款项。请返回商店重新下单。',
+  returnToShop: '返回商店',
+  notFound: '此结账页面不存在。',
+  doneTitle: '付款成功',
+  doneText: '谢谢。您已成功向 {merchant} 支付 {amount}。',
+  receiptReference: '收据编号',
+  receiptSent: '收据已发送至 {email}。',
+  problemTitle: '付款有问题？',
+  problemText: '请告诉商家出了什么问题，商家会与您联系。',
+  problemMessage: '发生了什么',
+  problemContact: '您的邮箱或电话（选填）',
+  problemSend: '发送给商家',
+  problemThanks: '谢谢，商家已收到您的留言（编号 {case}）。',
+  problemEmpty: '请描述遇到的问题。',
+  continue: '继续',
+  cardFrameTitle: '安全的银行卡输入',
+};
+
+export const strings: Record<Language, Record<StringKey, string>> = { en, zh };
+
+/** The page's language: asked for, then the session's, then the browser's (any Chinese is Simplified Chinese), else English. */
+export function chooseLanguage(asked: string | undefined, sessionLocale: string | null, acceptLanguage: string | undefined): Language {
+  if (asked === 'en' || asked === 'zh') return asked;
+  if (sessionLocale === 'en' || sessionLocale === 'zh') return sessionLocale;
+  const ranked = (acceptLanguage ?? '').split(',').map((part) => {
+    const [tag = '', ...params] = part.trim().split(';');
+    const q = params.map((param) => /^q=([0-9.]+)$/.exec(param.trim())?.[1]).find((value) => value !== undefined);
+    return { tag: tag.toLowerCase(), q: q === undefined ? 1 : Number(q) };
+  }).filter((entry) => entry.tag !== '' && entry.q > 0).sort((a, b) => b.q - a.q);
+  for (const { tag } of ranked) {
+    if (tag.startsWith('zh')) return 'zh';
+    if (tag.startsWith('en')) return 'en';
+  }
+  return 'en';
+}
+
+/** A string with its `{name}` placeholders filled. */
+export function say(language: Language, key: StringKey, values: Record<string, string> = {}): string {
+  return strings[language][key].replace(/\{(\w+)\}/g, (whole, name: string) => values[name] ?? whole);
+}
+
+/** The locale amounts are formatted in. */
+export function localeOf(language: Language): string {
+  return language === 'zh' ? 'zh-CN' : 'en-US';
+}
+
+const reasons: Record<string, { en: string; zh: string }> = {
+  insufficient_funds: { en: 'the card has insufficient funds.', zh: '银行卡余额不足。' },
+  expired_card: { en: 'the card has expired.', zh: '银行卡已过期。' },
+  incorrect_cvc: { en: 'the security code is incorrect.', zh: '安全码不正确。' },
+  invalid_cvc: { en: 'the security code is incorrect.', zh: '安全码不正确。' },
+  incorrect_number: { en: 'the card number is incorrect.', zh: '卡号不正确。' },
+  invalid_number: { en: 'the card number is incorrect.', zh: '卡号不正确。' },
+  invalid_expiry_month: { en: 'the expiry month is incorrect.', zh: '有效期月份不正确。' },
+  invalid_expiry_year: { en: 'the expiry year is incorrect.', zh: '有效期年份不正确。' },
+  processing_error: { en: 'an error occurred while processing the card.', zh: '处理银行卡时出错。' },
+  lost_card: { en: 'the card was declined.', zh: '银行卡被拒绝。' },
+  stolen_card: { en: 'the card was declined.', zh: '银行卡被拒绝。' },
+  fraudulent: { en: 'the payment was declined.', zh: '付款被拒绝。' },
+  authentication_required: { en: 'the bank asks you to confirm the payment.', zh: '银行要求您验证此次付款。' },
+  payment_intent_authentication_failure: { en: 'the bank could not confirm it was you.', zh: '银行未能验证您的身份。' },
+  payment_limit_exceeded: { en: 'it is above the shop\'s payment limit.', zh: '超出商家的支付限额。' },
+  payment_intent_payment_attempt_expired: { en: 'the time to pay ran out.', zh: '付款已超时。' },
+  payment_method_provider_decline: { en: 'the payment provider declined it.', zh: '支付机构拒绝了此次付款。' },
+  card_declined: { en: 'the card was declined.', zh: '银行卡被拒绝。' },
+};
+
+/** A decline or error, said to a shopper in their language: the decline code if known, else the error code, else generic. */
+export function declineReason(language: Language, code: string, declineCode?: string | null): string {
+  const found = (declineCode === undefined || declineCode === null ? undefined : reasons[declineCode]) ?? reasons[code];
+  if (found !== undefined) return found[language];
+  return language === 'zh' ? '付款未能完成。' : 'the payment could not be completed.';
+}

@@ -1,0 +1,271 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { parseAmount, parseCurrency } from '../domain/money.ts';
+import { formatAmount, findCurrency } from '../domain/currency.ts';
+import { limits } from '../limits.ts';
+import { newId } from '../platform/random.ts';
+import type { CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
+import { paymentIntentInsert } from '../store/row-json.ts';
+import { cancelPaymentIntent } from './cancel-payment-intent.ts';
+import type { RequestContext, Services, Tx } from './context.ts';
+import { newPaymentIntentRow } from './create-payment-intent.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { changeRows, recordChange } from './payment-intent-records.ts';
+import type { Respond } from './respond.ts';
+import { inTransaction } from './transaction.ts';
+import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
+import { requestTrail, systemTrail, type Trail } from './trail.ts';
+
+/**
+ * Stripe's Checkout Sessions in payment mode: the merchant describes the order, Coffer makes its PaymentIntent and
+ * a hosted page (`/pay/<session>`) where the shopper pays by card, Alipay or WeChat Pay. The session completes when
+ * its PaymentIntent is paid (`checkout.session.completed`, and a receipt to the shopper), and expires at
+ * `expires_at` if it was not (`checkout.session.expired`; the PaymentIntent is canceled).
+ */
+export const checkoutMethodTypes = ['card', 'alipay', 'wechat_pay'] as const;
+export type CheckoutMethodType = (typeof checkoutMethodTypes)[number];
+
+export interface CheckoutLineItemParams {
+  price_data: { currency: string; unit_amount: number; product_data: { name: string } };
+  quantity: number;
+}
+
+export interface CreateCheckoutSessionParams {
+  mode: 'payment';
+  line_items: CheckoutLineItemParams[];
+  currency?: string;
+  success_url: string;
+  cancel_url?: string;
+  customer_email?: string;
+  payment_method_types?: string[];
+  metadata?: Record<string, string>;
+  expires_at?: number;
+  locale?: 'auto' | 'en' | 'zh';
+}
+
+const expiryMinMs = 30 * 60_000;
+const expiryMaxMs = 24 * 3_600_000;
+
+function scopeOf(ctx: RequestContext) {
+  return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+}
+
+function checkUrl(value: string, param: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new CofferError('url_invalid', `${param} must be an absolute http or https URL, such as https://shop.example/thanks; got "${value}".`, { param });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new CofferError('url_invalid', `${param} must be an http or https URL; got a ${url.protocol} URL.`, { param });
+  }
+  return value;
+}
+
+/** Validates the order: every line item in one currency, amounts valid for it, the total within Coffer's bounds. */
+function lineItemsOf(params: CreateCheckoutSessionParams): { items: CheckoutLineItem[]; currency: string; total: bigint } {
+  if (params.line_items.length === 0) throw new CofferError('parameter_missing', 'line_items needs at least one item.', { param: 'line_items' });
+  const currency = parseCurrency(params.currency ?? params.line_items[0]?.price_data.currency ?? '', 'currency');
+  let total = 0n;
+  const items = params.line_items.map((item, index) => {
+    const param = `line_items[${index}]`;
+    const itemCurrency = parseCurrency(item.price_data.currency, `${param}[price_data][currency]`);
+    if (itemCurrency.code !== currency.code) {
+      throw new CofferError('parameter_invalid', `All line items must be in one currency: ${param} is in ${itemCurrency.code}, the session in ${currency.code}.`, { param: `${param}[price_data][currency]` });
+    }
+    const unit = parseAmount(item.price_data.unit_amount, itemCurrency, `${param}[price_data][unit_amount]`);
+    const amount = unit.amountMinor * BigInt(item.quantity);
+    total += amount;
+    return { name: item.price_data.product_data.name.trim(), unit_amount: Number(unit.amountMinor), quantity: item.quantity, amount_total: Number(amount) };
+  });
+  if (total > BigInt(limits.amountMinorMax)) {
+    throw new CofferError('amount_too_large', `The order's total (${total}) is above the largest amount Coffer takes (${limits.amountMinorMax}).`, { param: 'line_items' });
+  }
+  return { items, currency: currency.code, total };
+}
+
+/** The methods the page offers: as asked, or card plus the wallets where the currency allows them (CNY). */
+function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): CheckoutMethodType[] {
+  const asked = params.payment_method_types;
+  if (asked === undefined) return currency === 'cny' ? ['card', 'alipay', 'wechat_pay'] : ['card'];
+  const types: CheckoutMethodType[] = [];
+  asked.forEach((type, index) => {
+    const known = checkoutMethodTypes.find((candidate) => candidate === type);
+    if (known === undefined) {
+      throw new CofferError('parameter_invalid', `payment_method_types[${index}]: "${type}" is not offered on the hosted checkout; use card, alipay or wechat_pay.`, { param: `payment_method_types[${index}]` });
+    }
+    if (known !== 'card' && currency !== 'cny') {
+      throw new CofferError('parameter_invalid', `${known} takes payments in CNY; this session is in ${currency.toUpperCase()}.`, { param: `payment_method_types[${index}]` });
+    }
+    if (!types.includes(known)) types.push(known);
+  });
+  if (types.length === 0) throw new CofferError('parameter_missing', 'payment_method_types needs at least one type.', { param: 'payment_method_types' });
+  return types;
+}
+
+export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<CheckoutSessionRow> {
+  const scope = scopeOf(ctx);
+  const now = new Date(services.clock.nowMs());
+  const { items, currency, total } = lineItemsOf(params);
+  const types = methodTypesOf(params, currency);
+  checkUrl(params.success_url, 'success_url');
+  if (params.cancel_url !== undefined) checkUrl(params.cancel_url, 'cancel_url');
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const expiresAt = params.expires_at === undefined ? new Date(now.getTime() + expiryMaxMs) : new Date(params.expires_at * 1000);
+  const lead = expiresAt.getTime() - now.getTime();
+  if (lead < expiryMinMs || lead > expiryMaxMs) {
+    throw new CofferError('parameter_invalid', 'expires_at must be between 30 minutes and 24 hours from now.', { param: 'expires_at' });
+  }
+  const id = newId(scope.livemode ? 'cs_live' : 'cs_test');
+  const intent = newPaymentIntentRow(newId('pi'), scope, {
+    amount: total, currency, status: 'requires_payment_method', captureMethod: 'automatic', confirmationMethod: 'automatic', paymentMethodId: null,
+    paymentMethodTypes: types, automaticPaymentMethods: null, description: items.map((item) => item.name).join(', ').slice(0, 1000), metadata: {},
+    receiptEmail: params.customer_email ?? null, customerId: null, statementDescriptor: null, statementDescriptorSuffix: null, setupFutureUsage: null,
+    shipping: null, returnUrl: null,
+  }, now);
+  const session: CheckoutSessionRow = {
+    id, merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now, expires_at: expiresAt,
+    status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: total, currency, line_items: items,
+    success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
+    payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
+  };
+  const trail = requestTrail(ctx);
+  const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
+    [{ type: 'payment_intent.created', paymentIntent: { after: intent } }], now);
+  await inTransaction(services.db, async (tx) => {
+    await tx.insertInto('payment_intents').values(paymentIntentInsert(intent)).execute();
+    await tx.insertInto('events').values(intentRows.eventRows).execute();
+    await tx.insertInto('audit_log').values(intentRows.audit).execute();
+    await tx.insertInto('checkout_sessions').values(sessionInsert(session)).execute();
+    await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id, details: { amount_total: total.toString(), currency } }, [], now);
+  });
+  return session;
+}
+
+function sessionInsert(row: CheckoutSessionRow) {
+  const { seq: _seq, ...rest } = row;
+  return { ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata) };
+}
+
+export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string): Promise<CheckoutSessionRow> {
+  const scope = scopeOf(ctx);
+  const row = await reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
+  if (row === undefined) throw resourceMissing('checkout.session', id, 'session');
+  return row;
+}
+
+export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: { limit: number; starting_after?: string; payment_intent?: string }): Promise<{ data: CheckoutSessionRow[]; hasMore: boolean }> {
+  const scope = scopeOf(ctx);
+  let query = services.db.selectFrom('checkout_sessions').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode);
+  if (params.payment_intent !== undefined) query = query.where('payment_intent_id', '=', params.payment_intent);
+  if (params.starting_after !== undefined) {
+    const cursor = await findCheckoutSession(services.db, ctx, params.starting_after);
+    query = query.where('seq', '<', cursor.seq);
+  }
+  const rows = await query.orderBy('seq', 'desc').limit(params.limit + 1).execute();
+  return { data: rows.slice(0, params.limit), hasMore: rows.length > params.limit };
+}
+
+/** The session the hosted page shows, by its id alone (the id is the page's capability, as Stripe's is). */
+export async function sessionForPage(services: Services, id: string): Promise<CheckoutSessionRow | undefined> {
+  if (!/^cs_(test|live)_[A-Za-z0-9]{24}$/.test(id)) return undefined;
+  return services.db.selectFrom('checkout_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The success URL with Stripe's `{CHECKOUT_SESSION_ID}` template filled in. */
+export function successUrlOf(session: CheckoutSessionRow): string {
+  return session.success_url.replaceAll('{CHECKOUT_SESSION_ID}', session.id);
+}
+
+/** The trail of a change no request made (the shopper's page, the expiry job): events in the merchant's version. */
+async function eventVersionOf(tx: Tx, merchantId: string): Promise<Trail> {
+  const merchant = await tx.selectFrom('merchants').select('default_api_version').where('id', '=', merchantId).executeTakeFirstOrThrow();
+  return systemTrail('checkout', parseApiVersion(merchant.default_api_version) ?? defaultApiVersion);
+}
+
+/**
+ * Brings a session up to date with its PaymentIntent: paid (or authorized) completes it, once, with its event and
+ * the shopper's receipt in the same transaction; past its expiry and not being paid, it expires and its
+ * PaymentIntent is canceled. Idempotent: the page, the return from a provider and the expiry job all call it.
+ */
+export async function settleCheckoutSession(services: Services, id: string): Promise<CheckoutSessionRow> {
+  const now = new Date(services.clock.nowMs());
+  const settled = await inTransaction(services.db, async (tx) => {
+    const session = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+    if (session.status !== 'open') return { session, cancel: false };
+    const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
+    const scope = { merchantId: session.merchant_id, livemode: session.livemode };
+    const trail = await eventVersionOf(tx, session.merchant_id);
+    if (intent.status === 'succeeded' || intent.status === 'requires_capture') {
+      const after = await tx.updateTable('checkout_sessions').set({ status: 'complete', payment_status: 'paid', completed_at: now, updated_at: now })
+        .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      await recordChange(tx, trail, scope, { action: 'checkout_session.complete', objectType: 'checkout_session', objectId: id, details: { payment_intent: intent.id } },
+        [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
+      if (session.customer_email !== null) await queueReceipt(tx, after, intent, now);
+      return { session: after, cancel: false };
+    }
+    const paying = intent.status === 'processing' || intent.status === 'requires_action' || intent.operation_in_flight !== null;
+    if (session.expires_at.getTime() > now.getTime() || paying) return { session, cancel: false };
+    const after = await tx.updateTable('checkout_sessions').set({ status: 'expired', updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, trail, scope, { action: 'checkout_session.expire', objectType: 'checkout_session', objectId: id, details: {} },
+      [{ type: 'checkout.session.expired', checkoutSession: { before: session, after } }], now);
+    return { session: after, cancel: intent.status !== 'canceled' };
+  });
+  if (settled.cancel) await cancelSessionIntent(services, settled.session);
+  return settled.session;
+}
+
+/** The expired session's PaymentIntent is canceled as the merchant would (nothing was authorized: no provider call). */
+async function cancelSessionIntent(services: Services, session: CheckoutSessionRow): Promise<void> {
+  const ctx = systemContext(session, 'checkout-expiry');
+  const quiet = Object.assign(async () => ({ statusCode: 200, body: '' }), { render: () => ({ statusCode: 200, body: '' }) }) as unknown as Respond;
+  try {
+    await cancelPaymentIntent(services, ctx, session.payment_intent_id, { cancellation_reason: 'abandoned' }, quiet);
+  } catch (error) {
+    services.logger.warn({ err: error, session: session.id }, 'checkout: the expired session\'s PaymentIntent could not be canceled');
+  }
+}
+
+/** A request context acting for the merchant of a session: the shopper on the page, or a job. */
+export function systemContext(session: CheckoutSessionRow, actor: string, shopper = false, origin = 'coffer'): RequestContext {
+  const version = defaultApiVersion;
+  return {
+    actor: { merchantId: session.merchant_id, livemode: session.livemode, apiKeyId: actor, keyKind: 'secret', apiVersion: version, eventApiVersion: version },
+    ...(shopper ? { shopperSession: session.id } : {}),
+    requestId: newId('req'),
+    origin,
+    idempotency: undefined,
+  };
+}
+
+async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, now: Date): Promise<void> {
+  const currency = findCurrency(session.currency);
+  const total = currency === undefined ? `${session.amount_total} ${session.currency}` : `${formatAmount(session.amount_total, currency)} ${session.currency.toUpperCase()}`;
+  const lines = session.line_items.map((item) => `  ${item.quantity} × ${item.name}`).join('\n');
+  await tx.insertInto('shopper_messages').values({
+    id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',
+    recipient: session.customer_email ?? '', subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,
+    body: `Thank you for your payment of ${total}.\n${lines}\nReceipt reference: ${intent.id}\nIf you did not make this payment, contact the shop at once.`,
+    reference: session.id,
+  }).onConflict((oc) => oc.doNothing()).execute();
+}
+
+export async function expireCheckoutSession(services: Services, ctx: RequestContext, id: string): Promise<CheckoutSessionRow> {
+  const session = await findCheckoutSession(services.db, ctx, id);
+  if (session.status !== 'open') {
+    throw new CofferError('checkout_session_not_open', `This Checkout Session is ${session.status}; only an open session can be expired.`);
+  }
+  await services.db.updateTable('checkout_sessions').set({ expires_at: new Date(services.clock.nowMs()) }).where('id', '=', id).where('status', '=', 'open').execute();
+  const settled = await settleCheckoutSession(services, id);
+  if (settled.status === 'open') {
+    throw new CofferError('checkout_session_not_open', 'The shopper is paying this session right now; it cannot be expired until that ends.');
+  }
+  return settled;
+}
+
+export function describeTotal(session: CheckoutSessionRow): string {
+  const currency = findCurrency(session.currency);
+  return currency === undefined ? String(session.amount_total) : formatAmount(session.amount_total, currency);
+}

@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type Stripe from 'stripe';
+import { checkoutAsset } from '../../src/checkout/assets.ts';
+import { strings } from '../../src/checkout/strings.ts';
+import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
+import { browserMissing, launchTrusting } from '../support/browser.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+
+// Goal: the hosted checkout works in a real browser from a Checkout Session made with the official SDK: card
+// (success, decline; the card frame is another origin, so the page's code cannot read the card), Alipay on the
+// cashier, WeChat Pay by QR code with live status, both languages, a phone-width screen, keyboard-only paying,
+// no serious accessibility violations (axe-core), no Content-Security-Policy violations, the result page's
+// receipt and support form, and an expired session.
+describe('hosted checkout in a browser', { concurrency: false, skip: browserMissing() }, () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const violations: string[] = [];
+  const shots = process.env.COFFER_TEST_SCREENSHOTS;
+  const screenshot = async (name: string, target: Page = page) => {
+    if (shots !== undefined) await target.screenshot({ path: path.join(shots, name), fullPage: true });
+  };
+  const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+  before(async () => {
+    server = await startTestServer();
+    stripe = server.stripe;
+    browser = await launchTrusting(fs.readFileSync(server.coffer.certFile ?? '', 'utf8'));
+    context = await browser.newContext({ locale: 'en-US' });
+    page = await context.newPage();
+    page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) violations.push(message.text()); });
+    if (process.env.DEBUG_CHECKOUT) { page.on('console', (m) => console.log('console', m.text())); page.on('response', (r) => console.log('resp', r.status(), r.url())); }
+  });
+  after(async () => {
+    await browser?.close();
+    await server.close();
+  });
+
+  async function newSession(currency = 'cny', extra: Partial<Stripe.Checkout.SessionCreateParams> = {}): Promise<Stripe.Checkout.Session> {
+    return stripe.checkout.sessions.create({
+      mode: 'payment', success_url: 'https://shop.example/thanks?session={CHECKOUT_SESSION_ID}', cancel_url: 'https://shop.example/cart',
+      customer_email: 'shopper@example.com',
+      line_items: [
+        { price_data: { currency, unit_amount: 1_999, product_data: { name: 'Oolong tea, 100 g' } }, quantity: 2 },
+        { price_data: { currency, unit_amount: 500, product_data: { name: 'Gift wrap' } }, quantity: 1 },
+      ],
+      ...extra,
+    });
+  }
+
+  async function fillCard(target: Page, number: string): Promise<void> {
+    const frame = target.frameLocator('#card-frame');
+    await frame.locator('#number').fill(number);
+    await frame.locator('#expiry').fill('12 / 34');
+    await frame.locator('#cvc').fill('123');
+  }
+
+  test('the SDK makes a session; bad input is refused naming the parameter, and creates nothing', async () => {
+    const before = (await stripe.checkout.sessions.list({ limit: 100 })).data.length;
+    const usdWallet = await newSession('usd', { payment_method_types: ['card', 'alipay'] } as unknown as Partial<Stripe.Checkout.SessionCreateParams>).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(usdWallet?.param, 'payment_method_types[1]');
+    const soon = await newSession('cny', { expires_at: Math.floor(Date.now() / 1000) + 60 }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(soon?.param, 'expires_at');
+    const mixed = await stripe.checkout.sessions.create({
+      mode: 'payment', success_url: 'https://shop.example/ok',
+      line_items: [{ price_data: { currency: 'cny', unit_amount: 100, product_data: { name: 'A' } }, quantity: 1 }, { price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'B' } }, quantity: 1 }],
+    }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(mixed?.param, 'line_items[1][price_data][currency]');
+    const badUrl = await newSession('cny', { success_url: 'javascript:alert(1)' }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(badUrl?.param, 'success_url');
+    assert.equal((await stripe.checkout.sessions.list({ limit: 100 })).data.length, before, 'nothing was created');
+    const session = await newSession();
+    assert.equal(session.amount_total, 4_498);
+    assert.equal(session.status, 'open');
+    assert.deepEqual(session.payment_method_types, ['card', 'alipay', 'wechat_pay']);
+    assert.match(session.url ?? '', /\/pay\/cs_test_[A-Za-z0-9]{24}$/);
+    const items = await stripe.checkout.sessions.listLineItems(session.id);
+    assert.deepEqual(items.data.map((item) => [item.description, item.quantity, item.amount_total]), [['Oolong tea, 100 g', 2, 3_998], ['Gift wrap', 1, 500]]);
+    const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+    assert.equal(intent.amount, 4_498);
+    assert.equal(intent.status, 'requires_payment_method');
+  });
+
+  test('card: paid through the card frame, which the page cannot read; the result page shows the receipt; the receipt is in the outbox', async () => {
+    const session = await newSession();
+    const response = await page.goto(session.url ?? '');
+    const csp = response?.headers()['content-security-policy'] ?? '';
+    assert.match(csp, /script-src 'nonce-[A-Za-z0-9+/=]+'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(await page.locator('#total').textContent() ?? '', /CN¥44\.98|¥44\.98/);
+    await page.frameLocator('#card-frame').locator('#number').waitFor();
+    // The frame is another origin: the page's own code cannot reach into it.
+    const reachable = await page.evaluate(`(() => {
+      const frame = document.getElementById('card-frame');
+      try { return frame.contentDocument !== null && frame.contentDocument.getElementById('number') !== null; } catch { return false; }
+    })()`);
+    assert.equal(reachable, false);
+    await fillCard(page, '4242 4242 4242 4242');
+    await screenshot('checkout-card.png');
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    assert.equal((await page.locator('#receipt-reference').textContent())?.trim(), session.payment_intent);
+    await screenshot('checkout-done.png');
+    const done = await stripe.checkout.sessions.retrieve(session.id);
+    assert.equal(done.status, 'complete');
+    assert.equal(done.payment_status, 'paid');
+    assert.equal(done.url, null);
+    assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'succeeded');
+    const events = await stripe.events.list({ type: 'checkout.session.completed' });
+    assert.ok(events.data.some((event) => (event.data.object as { id: string }).id === session.id));
+    const outbox = await rawRequest(server, 'GET', '/sandbox/outbox?format=json&to=shopper%40example.com');
+    const receipt = (outbox.json.data as Array<{ reference: string; body: string }>).find((message) => message.reference === session.id);
+    assert.ok(receipt !== undefined, 'a receipt was sent');
+    assert.match(receipt.body, new RegExp(session.payment_intent as string));
+    // The page's code never held the card number: it is in no response the page's origin served.
+    assert.ok(!(await page.content()).includes('4242 4242'));
+  });
+
+  test('the support form on the result page opens a case attached to the payment; an empty one is refused', async () => {
+    const [session] = (await stripe.checkout.sessions.list({ limit: 10 })).data.filter((entry) => entry.status === 'complete');
+    assert.ok(session !== undefined);
+    await page.goto(`${server.url}/pay/${session.id}/done`);
+    // The browser itself asks for a message (required); the server refuses a blank one all the same.
+    assert.equal(await page.getAttribute('#problem-message', 'required'), '');
+    await page.evaluate("document.getElementById('problem-message').removeAttribute('required')");
+    await page.fill('#problem-message', '   ');
+    await page.click('form[action*="/support"] button');
+    await page.locator('.error[role=alert]').waitFor();
+    assert.equal(await page.locator('.error[role=alert]').textContent(), strings.en.problemEmpty);
+    const before = await rawRequest(server, 'GET', '/v1/support_cases', { key: server.secretKey });
+    assert.equal((before.json.data as unknown[]).length, 0, 'the empty message opened nothing');
+    await page.fill('#problem-message', 'I was charged twice, I think.');
+    await page.fill('#problem-contact', 'shopper@example.com');
+    await page.click('form[action*="/support"] button');
+    await page.locator('.success[role=status]').waitFor();
+    assert.match(await page.locator('.success[role=status]').textContent() ?? '', /sc_/);
+    const cases = await rawRequest(server, 'GET', `/v1/support_cases?payment_intent=${session.payment_intent as string}`, { key: server.secretKey });
+    const [opened] = cases.json.data as Array<{ message: string; contact: string; checkout_session: string }>;
+    assert.equal(opened?.message, 'I was charged twice, I think.');
+    assert.equal(opened?.checkout_session, session.id);
+  });
+
+  test('card declined: the page says why, nothing is charged, and the shopper can pay with another card', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await fillCard(page, '4000 0000 0000 9995');
+    await page.click('#pay');
+    await page.locator('#error:not([hidden])').waitFor();
+    assert.match(await page.locator('#error').textContent() ?? '', /insufficient funds.*Nothing was charged/);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'open');
+    await fillCard(page, '4242424242424242');
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
+  test('3-D Secure: a challenged card goes to the access control server; passing it completes the session, failing it comes back to the page', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await fillCard(page, '4000 0027 6000 3184');
+    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    const code = (await page.locator('.code').textContent())?.trim() ?? '';
+    await page.fill('input[name=code]', code);
+    await Promise.all([page.waitForURL(/\/pay\/cs_test_[A-Za-z0-9]+\/done/), page.click('button:has-text("Complete")')]);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+    const charge = await stripe.charges.retrieve((await stripe.paymentIntents.retrieve(session.payment_intent as string)).latest_charge as string);
+    assert.equal(charge.payment_method_details?.card?.three_d_secure?.result, 'authenticated');
+
+    const failing = await newSession();
+    await page.goto(failing.url ?? '');
+    await fillCard(page, '4000 0027 6000 3184');
+    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    await Promise.all([page.waitForURL(new RegExp(`/pay/${failing.id}\\?`)), page.click('button:has-text("Fail")')]);
+    await page.locator('#error:not([hidden])').waitFor();
+    assert.match(await page.locator('#error').textContent() ?? '', /could not confirm it was you/);
+    assert.equal((await stripe.checkout.sessions.retrieve(failing.id)).status, 'open');
+  });
+
+  test('keyboard only: choose the method and pay without a mouse', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await page.frameLocator('#card-frame').locator('#number').waitFor();
+    // Tab to the method radios, into the frame's fields, then to the pay button.
+    const focused = async () => page.evaluate<string>('document.activeElement?.id || document.activeElement?.value || document.activeElement?.tagName');
+    await page.keyboard.press('Tab');
+    for (let i = 0; i < 6 && (await focused()) !== 'card'; i += 1) await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'card', 'the method radios are reachable by keyboard');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('4242424242424242');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('12/34');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('123');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'pay');
+    await Promise.all([page.waitForURL(/\/done/), page.keyboard.press('Enter')]);
+  });
+
+  test('Alipay: on to the cashier, paid, and back to the result page', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await page.check('input[value=alipay]');
+    assert.equal((await page.locator('#pay').textContent())?.trim(), 'Continue to Alipay');
+    await Promise.all([page.waitForURL(/\/sandbox\/alipay\//), page.click('#pay')]);
+    assert.match(await page.content(), /44\.98/);
+    await Promise.all([page.waitForURL(/\/pay\/cs_test_/), page.click('button[value=pay]')]);
+    await deliverSandboxNotifications(server.coffer.services);
+    await page.goto(`${session.url ?? ''}`);
+    await page.waitForURL(/\/done/);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
+  test('WeChat Pay: the QR code shows, the page waits, and moves on by itself once the shopper has paid', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await page.check('input[value=wechat_pay]');
+    await page.click('#pay');
+    await page.locator('#wechat-qr:not([hidden]) img').waitFor();
+    assert.match(await page.locator('#status').textContent() ?? '', /Waiting for your payment/);
+    await screenshot('checkout-wechat.png');
+    const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+    const scanUrl = intent.next_action?.wechat_pay_display_qr_code?.data ?? '';
+    const phone = await context.newPage();
+    await phone.goto(scanUrl);
+    if (await phone.locator('button[value=scan]').count() > 0) await phone.click('button[value=scan]');
+    await phone.click('button[value=pay]');
+    await phone.close();
+    await deliverSandboxNotifications(server.coffer.services);
+    await page.waitForURL(/\/done/, { timeout: 15_000 });
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
+  test('Simplified Chinese by Accept-Language, switchable; amounts in the shopper\'s locale', async () => {
+    const session = await newSession();
+    const chinese = await browser.newContext({ locale: 'zh-CN', extraHTTPHeaders: { 'accept-language': 'zh-CN,zh;q=0.9,en;q=0.5' } });
+    const zhPage = await chinese.newPage();
+    await zhPage.goto(session.url ?? '');
+    assert.equal(await zhPage.getAttribute('html', 'lang'), 'zh-CN');
+    assert.match(await zhPage.locator('h1').textContent() ?? '', /向 .* 付款/);
+    assert.match(await zhPage.locator('#pay').textContent() ?? '', /支付 ¥44\.98/);
+    assert.equal(await zhPage.frameLocator('#card-frame').locator('label[for=number]').textContent(), strings.zh.cardNumber);
+    await screenshot('checkout-zh.png', zhPage);
+    await zhPage.click('a[hreflang=en]');
+    assert.equal(await zhPage.getAttribute('html', 'lang'), 'en');
+    assert.match(await zhPage.locator('#pay').textContent() ?? '', /^Pay /);
+    await chinese.close();
+  });
+
+  test('phone width: nothing overflows, and axe-core finds no serious or critical violation on the page or the frame', async () => {
+    const session = await newSession();
+    // axe is injected into the page for the audit only: the checkout's own CSP would (rightly) refuse it.
+    const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, bypassCSP: true });
+    const small = await phone.newPage();
+    await small.goto(session.url ?? '');
+    await small.frameLocator('#card-frame').locator('#number').waitFor();
+    const overflow = await small.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+    await screenshot('checkout-phone.png', small);
+    for (const target of [small.mainFrame(), small.frames().find((frame) => frame.url().includes('/pay/card-frame'))]) {
+      assert.ok(target !== undefined, 'the card frame loaded');
+      await target.addScriptTag({ content: axeSource });
+      const result = await target.evaluate<Array<{ id: string; impact: string | null; count: number }>>(`axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })
+        .then((run) => run.violations.map((violation) => ({ id: violation.id, impact: violation.impact, count: violation.nodes.length })))`);
+      const serious = result.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical');
+      assert.deepEqual(serious, [], JSON.stringify(result));
+    }
+    await phone.close();
+  });
+
+  test('an expired session: the page says so, the PaymentIntent is canceled, and checkout.session.expired goes out', async () => {
+    const session = await newSession();
+    const expired = await stripe.checkout.sessions.expire(session.id);
+    assert.equal(expired.status, 'expired');
+    assert.equal(expired.url, null);
+    await page.goto(session.url ?? '');
+    assert.equal(await page.locator('h1').textContent(), strings.en.expiredTitle);
+    assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'canceled');
+    const again = await stripe.checkout.sessions.expire(session.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(again?.code, 'checkout_session_not_open');
+    const events = await stripe.events.list({ type: 'checkout.session.expired' });
+    assert.ok(events.data.some((event) => (event.data.object as { id: string }).id === session.id));
+    assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');
+  });
+
+  test('the page script stays small', () => {
+    const script = checkoutAsset('checkout.js');
+    const frame = checkoutAsset('card-frame.js');
+    assert.ok(script !== undefined && frame !== undefined);
+    console.log(`checkout.js ${script.body.length} B (${script.gzipBytes} B gzipped); card-frame.js ${frame.body.length} B (${frame.gzipBytes} B gzipped)`);
+    assert.ok(script.gzipBytes < 30_000, `checkout.js is ${script.gzipBytes} B gzipped`);
+  });
+});

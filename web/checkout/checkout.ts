@@ -1,0 +1,145 @@
+/**
+ * The hosted checkout page's script. It never sees a card number: card fields live in a frame served from the
+ * card vault's origin, which turns them into a PaymentMethod id and hands only that id back by postMessage.
+ * The page then asks its server to confirm, and follows what the server says (done, go to a provider or a 3-D
+ * Secure page, show WeChat's QR code and wait).
+ */
+import type { FrameMessage, PageConfig, PageStep } from './protocol.ts';
+
+const configElement = document.getElementById('checkout-config');
+const config = JSON.parse(configElement?.textContent ?? '{}') as PageConfig;
+const statusRegion = document.getElementById('status') as HTMLElement;
+const errorRegion = document.getElementById('error') as HTMLElement;
+const form = document.getElementById('payment-form') as HTMLFormElement;
+const payButton = document.getElementById('pay') as HTMLButtonElement;
+const frame = document.getElementById('card-frame') as HTMLIFrameElement | null;
+const qrBox = document.getElementById('wechat-qr') as HTMLElement;
+const qrImage = document.getElementById('wechat-qr-image') as HTMLImageElement;
+
+function deviceId(): string {
+  const key = 'coffer-device';
+  try {
+    let id = localStorage.getItem(key);
+    if (id === null) {
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      id = `dev_${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+      localStorage.setItem(key, id);
+    }
+    return id;
+  } catch {
+    return '';
+  }
+}
+
+function show(region: HTMLElement, text: string): void {
+  region.textContent = text;
+  region.hidden = text === '';
+}
+
+function selectedMethod(): string {
+  const checked = form.querySelector<HTMLInputElement>('input[name="method"]:checked');
+  return checked?.value ?? 'card';
+}
+
+function showPanel(clearError: boolean): void {
+  const method = selectedMethod();
+  for (const panel of Array.from(document.querySelectorAll<HTMLElement>('[data-panel]'))) panel.hidden = panel.dataset.panel !== method;
+  payButton.textContent = payButton.dataset[method] ?? payButton.textContent;
+  // A message the server put on the page (a payment that failed at the provider) stays until the shopper acts.
+  if (clearError) show(errorRegion, '');
+}
+
+async function post(path: string, body: unknown): Promise<PageStep> {
+  const response = await fetch(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
+    body: JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  return (await response.json()) as PageStep;
+}
+
+let polling: number | undefined;
+
+async function poll(): Promise<void> {
+  const response = await fetch(`/pay/${config.session}/status`, { credentials: 'same-origin' });
+  follow((await response.json()) as PageStep);
+}
+
+function follow(step: PageStep): void {
+  switch (step.state) {
+    case 'complete':
+    case 'redirect':
+    case 'expired':
+      window.clearInterval(polling);
+      window.location.assign(step.redirect);
+      return;
+    case 'qr':
+      qrImage.src = step.qr;
+      qrBox.hidden = false;
+      show(statusRegion, config.strings.waiting);
+      polling ??= window.setInterval(() => void poll().catch(() => undefined), 2000);
+      return;
+    case 'waiting':
+      show(statusRegion, config.strings.waiting);
+      polling ??= window.setInterval(() => void poll().catch(() => undefined), 2000);
+      return;
+    case 'open':
+      payButton.disabled = false;
+      show(statusRegion, '');
+      if (step.message !== undefined) show(errorRegion, step.message);
+      return;
+    case 'error':
+      payButton.disabled = false;
+      show(statusRegion, '');
+      show(errorRegion, step.message);
+      errorRegion.focus();
+      return;
+  }
+}
+
+/** Asks the card frame for a PaymentMethod; only its id comes back. */
+function tokenizeCard(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (frame === null || frame.contentWindow === null || config.frameOrigin === null) {
+      reject(new Error(config.strings.failed));
+      return;
+    }
+    const onMessage = (event: MessageEvent<FrameMessage>) => {
+      if (event.origin !== config.frameOrigin || event.source !== frame.contentWindow) return;
+      if (event.data.type === 'coffer:card') {
+        window.removeEventListener('message', onMessage);
+        resolve(event.data.paymentMethod);
+      } else if (event.data.type === 'coffer:card-error') {
+        window.removeEventListener('message', onMessage);
+        reject(new Error(event.data.message));
+      }
+    };
+    window.addEventListener('message', onMessage);
+    frame.contentWindow.postMessage({ type: 'coffer:tokenize' }, config.frameOrigin);
+  });
+}
+
+async function pay(): Promise<void> {
+  payButton.disabled = true;
+  show(errorRegion, '');
+  show(statusRegion, config.strings.processing);
+  const method = selectedMethod();
+  try {
+    const body: Record<string, string> = { method, device: deviceId() };
+    if (method === 'card') body.payment_method = await tokenizeCard();
+    follow(await post(`/pay/${config.session}/confirm`, body));
+  } catch (error) {
+    follow({ state: 'error', message: error instanceof Error && error.message !== '' ? error.message : config.strings.failed });
+  }
+}
+
+for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="method"]'))) radio.addEventListener('change', () => showPanel(true));
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void pay();
+});
+showPanel(false);
+payButton.disabled = false;
+// Back from a provider with the payment still in progress: keep watching.
+if (document.body.dataset.waiting === 'true') void poll().catch(() => undefined);

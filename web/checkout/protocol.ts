@@ -1,0 +1,26 @@
+/** Messages between the checkout page and the card frame (two origins), and the page's server answers. */
+export interface TokenizeRequest {
+  type: 'coffer:tokenize';
+}
+
+export type FrameMessage =
+  | { type: 'coffer:ready' }
+  | { type: 'coffer:card'; paymentMethod: string }
+  | { type: 'coffer:card-error'; message: string };
+
+/** What the server says to do after a confirmation or a status check. */
+export type PageStep =
+  | { state: 'complete'; redirect: string }
+  | { state: 'redirect'; redirect: string }
+  | { state: 'qr'; qr: string }
+  | { state: 'waiting' }
+  | { state: 'open'; message?: string }
+  | { state: 'expired'; redirect: string }
+  | { state: 'error'; message: string };
+
+export interface PageConfig {
+  session: string;
+  csrf: string;
+  frameOrigin: string | null;
+  strings: { processing: string; waiting: string; failed: string };
+}
