@@ -1,3 +1,4 @@
+import { closeReviewOfCanceled } from './reviews.ts';
 import type { VoidResult } from '../connectors/connector.ts';
 import { CofferError } from '../domain/errors.ts';
 import { releaseTransfers } from '../domain/ledger.ts';
@@ -146,6 +147,7 @@ export async function recordCancelOutcome(
       ],
       now,
     );
+    await closeReviewOfCanceled(tx, charge.id, trail, now);
     const ledger = {
       context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
       transfers: releaseTransfers(charge.id),

@@ -7,7 +7,7 @@ import { prepareRefund, sendRefund } from './create-refund.ts';
 import { lockCharge, recordChange } from './payment-intent-records.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
-import { requestTrail } from './trail.ts';
+import { requestTrail, type Trail } from './trail.ts';
 
 /**
  * The review queue: payments the risk engine held (authorized, not captured; or, for wallets, paid) until a person
@@ -112,13 +112,15 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
     // The charge first, then the review: the order refunds lock in.
     const locked = refundTaken ? await lockCharge(tx, review.charge_id) : undefined;
     const current = await findReview(tx, ctx, id, true);
-    if (!current.open) throw new CofferError('review_closed', `This review was already closed (${current.closed_reason ?? 'closed'}).`);
+    // Rejecting an authorized payment cancels it, and the cancellation closes the review: the rejection is recorded all the same.
+    const closedByCancel = !current.open && decision === 'reject' && current.closed_reason === 'canceled';
+    if (!current.open && !closedByCancel) throw new CofferError('review_closed', `This review was already closed (${current.closed_reason ?? 'closed'}).`);
     const refundable = locked === undefined ? 0n : locked.amount_captured - locked.amount_refunded - locked.amount_refunding;
     if (locked !== undefined && refundable <= 0n && locked.amount_refunding > 0n) {
       // A refund already under way may still fail: the review stays open until the money is surely back.
       throw new CofferError('payment_intent_unexpected_state', 'A refund of this payment is in progress; reject the review again when it has ended.');
     }
-    const after = await tx.updateTable('reviews')
+    const after = closedByCancel ? current : await tx.updateTable('reviews')
       .set({ open: false, closed_reason: closedReason, closed_at: now, closed_by: ctx.staffUserId ?? ctx.actor.apiKeyId })
       .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
     await tx.insertInto('risk_labels').values({
@@ -126,13 +128,27 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
     }).onConflict((oc) => oc.columns(['charge_id', 'source']).doUpdateSet({ fraud: decision === 'reject', labeled_at: now })).execute();
     await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
       { action: `review.${decision}`, objectType: 'review', objectId: id, details: { charge: review.charge_id, closed_reason: closedReason } },
-      [{ type: 'review.closed', review: { before: current, after } }], now);
+      closedByCancel ? [] : [{ type: 'review.closed', review: { before: current, after } }], now);
     // The refund of money already taken is decided with the review, and sent after the commit (or by recovery).
     const prepared = locked === undefined || refundable <= 0n ? undefined : await prepareRefund(tx, inner, { charge: locked.id, amount: Number(refundable), reason: 'fraudulent' }, now);
     return { closed: after, refund: prepared };
   });
   if (refund !== undefined) await sendRefund(services, inner, refund.refund, refund.charge, undefined);
   return closed;
+}
+
+/**
+ * A held payment canceled other than through its review (by the merchant, or its authorization expired): its
+ * review has nothing left to decide and is closed as canceled, in the cancellation's transaction.
+ */
+export async function closeReviewOfCanceled(tx: Tx, chargeId: string, trail: Trail, now: Date): Promise<void> {
+  const open = await tx.selectFrom('reviews').selectAll().where('charge_id', '=', chargeId).where('open', '=', true).forUpdate().executeTakeFirst();
+  if (open === undefined) return;
+  const after = await tx.updateTable('reviews').set({ open: false, closed_reason: 'canceled', closed_at: now, closed_by: trail.actorId })
+    .where('id', '=', open.id).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, trail, { merchantId: open.merchant_id, livemode: open.livemode },
+    { action: 'review.close', objectType: 'review', objectId: open.id, details: { charge: chargeId, closed_reason: 'canceled' } },
+    [{ type: 'review.closed', review: { before: open, after } }], now);
 }
 
 /** The refusal of a capture while the payment's review is open (the engine held it for a person). */

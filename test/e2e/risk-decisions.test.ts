@@ -167,6 +167,15 @@ describe('risk decisions in the payment flow', () => {
     assert.ok(events.filter((event) => event.type === 'review.opened').length >= 2);
     assert.ok(events.filter((event) => event.type === 'review.closed').length >= 2);
 
+    // A held payment the merchant cancels itself: its review closes as canceled, with no label (nobody judged it).
+    const dropped = await pay(80_000);
+    const droppedCharge = await chargeOf(dropped);
+    await stripe.paymentIntents.cancel(dropped.id);
+    const droppedReview = await stripe.reviews.retrieve(String(droppedCharge.review));
+    assert.equal(droppedReview.open, false);
+    assert.equal(droppedReview.closed_reason, 'canceled');
+    assert.equal((await server.database.db.selectFrom('risk_labels').select('charge_id').where('charge_id', '=', droppedCharge.id).execute()).length, 0);
+
     // Step-up: the card is sent for 3-D Secure (frictionless for this card), and the charge says so.
     const stepped = await pay(30_000);
     assert.equal(stepped.status, 'succeeded');
