@@ -8,6 +8,7 @@ import type { Services } from '../flows/context.ts';
 import type { Respond } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
+import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
 import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { checkoutAsset } from './assets.ts';
@@ -162,9 +163,18 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
 <form id="payment-form" novalidate>
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
+<section id="step-up" class="step-up" aria-labelledby="step-up-title" hidden>
+<h2 id="step-up-title">${escapeHtml(say(language, 'stepUpTitle'))}</h2>
+<p>${escapeHtml(say(language, 'stepUpText'))}</p>
+<label class="field" for="step-up-phone">${escapeHtml(say(language, 'phone'))}</label>
+<input class="text" id="step-up-phone" type="tel" autocomplete="tel" inputmode="tel" maxlength="24">
+<p><button id="step-up-send" type="button">${escapeHtml(say(language, 'sendCode'))}</button></p>
+<label class="field" for="step-up-code">${escapeHtml(say(language, 'code'))}</label>
+<input class="text" id="step-up-code" inputmode="numeric" autocomplete="one-time-code" maxlength="6">
+</section>
 <p id="error" class="error" role="alert" tabindex="-1"${state.message === undefined ? ' hidden' : ''}>${escapeHtml(state.message ?? '')}</p>
 <p id="status" class="status" role="status" aria-live="polite"${state.waiting === true ? '' : ' hidden'}>${state.waiting === true ? escapeHtml(say(language, 'waiting')) : ''}</p>
-<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, 'showWechatCode'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
+<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
 </form>
 ${cancel}
 </section>
@@ -365,6 +375,11 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
+    if (await stepUpRequired(services, session)) {
+      const proof = await verifiedStepUp(services.db, session, services.clock.nowMs());
+      if (proof === undefined) return json(reply, 200, { state: 'step_up' });
+      params.shopperStepUp = proof.method;
+    }
     if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
     if (method === 'card') {
       if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
@@ -386,6 +401,31 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const { intent, error } = capture.result();
     const settled = await settleCheckoutSession(services, session.id);
     return json(reply, 200, nextStep(settled, intent ?? (await intentOf(settled)), lang, error));
+  });
+
+  // Step-up: a one-time code by SMS, bound to this session's payment.
+  const stepUpPost = (path: string, act: (session: CheckoutSessionRow, body: Record<string, unknown>, origin: string, lang: Language) => Promise<Record<string, unknown>>) =>
+    app.post(path, async (request, reply) => {
+      const session = await pageSession(request);
+      if (session === undefined) return json(reply, 404, { state: 'error', message: 'not found' });
+      const lang = language(request, session);
+      if (session.status !== 'open' || !sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
+        return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
+      }
+      try {
+        return json(reply, 200, await act(session, (request.body ?? {}) as Record<string, unknown>, request.ip, lang));
+      } catch (error) {
+        if (!(error instanceof StepUpRefused)) throw error;
+        return json(reply, 400, { state: 'error', message: say(lang, `stepUp_${error.reason}`, { remaining: String(error.remaining ?? 0) }) });
+      }
+    });
+  stepUpPost('/pay/:id/step-up/send', async (session, body, origin, lang) => {
+    await sendStepUpCode(services, session, typeof body.phone === 'string' ? body.phone : '', origin);
+    return { state: 'code_sent', message: say(lang, 'codeSent') };
+  });
+  stepUpPost('/pay/:id/step-up/verify', async (session, body, origin) => {
+    await verifyStepUpCode(services, session, typeof body.code === 'string' ? body.code.trim() : '', origin);
+    return { state: 'verified' };
   });
 
   // Back from 3-D Secure or Alipay (through Coffer's keyed return link): done, or the page again with what happened.

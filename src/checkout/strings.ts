@@ -52,6 +52,20 @@ const en = {
   problemEmpty: 'Please describe the problem.',
   continue: 'Continue',
   cardFrameTitle: 'Secure card entry',
+  stepUpTitle: 'Confirm it is you',
+  stepUpText: 'For this payment we send a one-time code to your phone.',
+  phone: 'Mobile phone number',
+  sendCode: 'Send code',
+  code: 'Six-digit code',
+  verify: 'Confirm and pay',
+  codeSent: 'We sent a code to your phone. It is valid for 5 minutes.',
+  stepUp_invalid_phone: 'Enter a mobile phone number with its country code, such as +86 138 0000 0000.',
+  stepUp_too_many_codes: 'Too many codes were sent to this number. Try again in an hour.',
+  stepUp_wait_before_resend: 'Wait half a minute before asking for another code.',
+  stepUp_no_code: 'Ask for a code first.',
+  stepUp_expired: 'The code has expired. Ask for a new one.',
+  stepUp_locked: 'Too many wrong codes. Ask for a new one.',
+  stepUp_wrong_code: 'That code is not right. {remaining} tries left.',
 } as const;
 
 export type StringKey = keyof typeof en;
@@ -103,6 +117,20 @@ const zh: Record<StringKey, string> = {
   problemEmpty: '请描述遇到的问题。',
   continue: '继续',
   cardFrameTitle: '安全的银行卡输入',
+  stepUpTitle: '确认是您本人',
+  stepUpText: '此次付款需要验证：我们会向您的手机发送一次性验证码。',
+  phone: '手机号码',
+  sendCode: '发送验证码',
+  code: '六位验证码',
+  verify: '确认并付款',
+  codeSent: '验证码已发送到您的手机，5 分钟内有效。',
+  stepUp_invalid_phone: '请输入带国家代码的手机号码，例如 +86 138 0000 0000。',
+  stepUp_too_many_codes: '此号码收到的验证码过多，请一小时后再试。',
+  stepUp_wait_before_resend: '请等待半分钟后再获取新的验证码。',
+  stepUp_no_code: '请先获取验证码。',
+  stepUp_expired: '验证码已过期，请重新获取。',
+  stepUp_locked: '错误次数过多，请重新获取验证码。',
+  stepUp_wrong_code: '验证码不正确，还可尝试 {remaining} 次。',
 };
 
 export const strings: Record<Language, Record<StringKey, string>> = { en, zh };

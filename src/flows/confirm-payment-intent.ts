@@ -34,6 +34,8 @@ export interface ConfirmParams {
   shipping?: ShippingParams | '';
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
   off_session?: boolean;
+  /** Set by the hosted checkout only (never from the API): the shopper's own step-up, already verified. */
+  shopperStepUp?: 'sms_code';
 }
 
 interface Attempt {
@@ -282,7 +284,10 @@ async function startAttempt(
     const risk = await decideAttempt(services, {
       scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now,
     });
-    charge.risk = { ...risk.summary, ...stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true) };
+    charge.risk = {
+      ...risk.summary,
+      ...(params.shopperStepUp === undefined ? stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true) : { step_up: params.shopperStepUp }),
+    };
     const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,

@@ -106,10 +106,12 @@ export async function deleteLimitIn(tx: Tx, ctx: RequestContext, id: string, now
 export interface RiskSettings {
   time_zone: string;
   merchant_category: string | null;
+  /** Hosted checkout payments at or above this many dollars need the shopper's step-up; null: never by amount. */
+  step_up_above_usd: number | null;
 }
 
 /** Updates the merchant's risk settings: the time zone days are counted in, and its category code (a model input). */
-export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string }): Promise<RiskSettings> {
+export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' }): Promise<RiskSettings> {
   const timeZone = params.time_zone;
   if (timeZone !== undefined && !isTimeZone(timeZone)) {
     throw new CofferError('parameter_invalid', `Unknown time zone "${timeZone}": use an IANA name such as Asia/Shanghai or UTC.`, { param: 'time_zone' });
@@ -118,9 +120,14 @@ export async function updateRiskSettings(services: Services, ctx: RequestContext
   if (category !== undefined && category !== '' && !/^[0-9]{4}$/.test(category)) {
     throw new CofferError('parameter_invalid', `merchant_category is a four-digit merchant category code (ISO 18245), such as 5999; got "${category}".`, { param: 'merchant_category' });
   }
+  const threshold = params.step_up_above_usd;
+  if (threshold !== undefined && threshold !== '' && (!Number.isFinite(threshold) || threshold < 0 || threshold > 1e9 || Math.round(threshold * 100) !== threshold * 100)) {
+    throw new CofferError('parameter_invalid', 'step_up_above_usd is an amount in US dollars from 0 to 1,000,000,000 with at most two decimals, or empty to turn it off.', { param: 'step_up_above_usd' });
+  }
   const changes = {
     ...(timeZone === undefined ? {} : { time_zone: timeZone }),
     ...(category === undefined ? {} : { category: category === '' ? null : category }),
+    ...(threshold === undefined ? {} : { step_up_above_usd: threshold === '' ? null : threshold.toFixed(2) }),
   };
   const now = new Date(services.clock.nowMs());
   await inTransaction(services.db, async (tx) => {
@@ -133,6 +140,6 @@ export async function updateRiskSettings(services: Services, ctx: RequestContext
 }
 
 export async function riskSettingsOf(services: Services, ctx: RequestContext): Promise<RiskSettings> {
-  const row = await services.db.selectFrom('merchants').select(['time_zone', 'category']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
-  return { time_zone: row.time_zone, merchant_category: row.category };
+  const row = await services.db.selectFrom('merchants').select(['time_zone', 'category', 'step_up_above_usd']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
+  return { time_zone: row.time_zone, merchant_category: row.category, step_up_above_usd: row.step_up_above_usd === null ? null : Number(row.step_up_above_usd) };
 }

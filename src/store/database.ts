@@ -12,6 +12,8 @@ export interface MerchantsTable {
   name: string;
   default_api_version: string;
   time_zone: Generated<string>;
+  /** Hosted checkout payments at or above this many US dollars need the shopper's step-up; null: only when risk asks. */
+  step_up_above_usd: ColumnType<string | null, string | null | undefined, string | null>;
   /** The merchant's category code (ISO 18245, four digits), a model input; null until set. */
   category: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
@@ -195,7 +197,7 @@ export interface ChargeRisk {
   reasons: string[];
   degraded: boolean;
   /** How a step-up was carried out: 3-D Secure, the wallet's own authentication, or (off session) a review. */
-  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review';
+  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review' | 'sms_code';
 }
 
 export interface RiskDecisionsTable {
@@ -287,6 +289,22 @@ export interface ShopperMessagesTable {
   subject: string;
   body: string;
   reference: string;
+}
+
+export interface ShopperStepUpsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  checkout_session_id: string;
+  method: 'sms_code';
+  destination: string;
+  code_hash: string;
+  created_at: Date;
+  expires_at: Date;
+  attempts: ColumnType<number, number | undefined, number>;
+  verified_at: Date | null;
+  amount: bigint;
+  currency: string;
 }
 
 export interface RiskLabelsTable {
@@ -769,6 +787,7 @@ export interface Database {
   checkout_sessions: CheckoutSessionsTable;
   support_cases: SupportCasesTable;
   shopper_messages: ShopperMessagesTable;
+  shopper_step_ups: ShopperStepUpsTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;

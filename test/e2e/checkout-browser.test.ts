@@ -288,6 +288,75 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');
   });
 
+  test('SMS step-up above the shop\'s amount: a code to the phone confirms this payment; wrong codes lock after five tries', async () => {
+    const set = await rawRequest(server, 'POST', '/v1/risk/settings', { key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ step_up_above_usd: 5 }) });
+    assert.equal(set.status, 200, set.body);
+    assert.equal(set.json.step_up_above_usd, 5);
+    const bad = await rawRequest(server, 'POST', '/v1/risk/settings', { key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ step_up_above_usd: -1 }) });
+    assert.equal(bad.status, 400);
+    assert.equal((await rawRequest(server, 'GET', '/v1/risk/settings', { key: server.secretKey })).json.step_up_above_usd, 5, 'the refused change changed nothing');
+    const codeFor = async (phone: string) => {
+      const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(phone)}`);
+      const [latest] = outbox.json.data as Array<{ body: string; channel: string }>;
+      assert.equal(latest?.channel, 'sms');
+      return /\b(\d{6})\b/.exec(latest.body)?.[1] ?? '';
+    };
+
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await fillCard(page, '4242424242424242');
+    await page.click('#pay');
+    await page.locator('#step-up:not([hidden])').waitFor();
+    assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'requires_payment_method', 'nothing is confirmed before the step-up');
+    await page.fill('#step-up-phone', '12');
+    await page.click('#step-up-send');
+    await page.locator('#error:not([hidden])').waitFor();
+    assert.equal(await page.locator('#error').textContent(), strings.en.stepUp_invalid_phone);
+    await page.fill('#step-up-phone', '+86 138 0013 8000');
+    await page.click('#step-up-send');
+    await page.locator('#status:has-text("We sent a code")').waitFor();
+    await page.click('#step-up-send');
+    await page.locator('#error:has-text("Wait half a minute")').waitFor();
+    const code = await codeFor('+8613800138000');
+    assert.match(code, /^\d{6}$/);
+    const wrong = code === '000000' ? '111111' : '000000';
+    await page.fill('#step-up-code', wrong);
+    await page.click('#pay');
+    await page.locator('#error:has-text("4 tries left")').waitFor();
+    await screenshot('checkout-step-up.png');
+    await page.fill('#step-up-code', code);
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    const charge = await stripe.charges.retrieve((await stripe.paymentIntents.retrieve(session.payment_intent as string)).latest_charge as string);
+    assert.equal(charge.status, 'succeeded');
+    const audit = await server.database.db.selectFrom('audit_log').select(['action', 'actor_type', 'details']).where('action', 'in', ['step_up.send', 'step_up.verify']).execute();
+    assert.deepEqual(audit.map((row) => [row.action, row.actor_type, (row.details as { result?: string } | null)?.result ?? null]),
+      [['step_up.send', 'shopper', null], ['step_up.verify', 'shopper', 'failed'], ['step_up.verify', 'shopper', 'passed']]);
+    const stored = await server.database.db.selectFrom('charges').select('risk').where('id', '=', charge.id).executeTakeFirstOrThrow();
+    assert.equal(stored.risk?.step_up, 'sms_code', 'the method is recorded on the payment');
+
+    // Another payment needs its own proof; five wrong codes lock, and then even the right one is refused.
+    const locked = await newSession();
+    await page.goto(locked.url ?? '');
+    await fillCard(page, '4242424242424242');
+    await page.click('#pay');
+    await page.locator('#step-up:not([hidden])').waitFor();
+    await page.fill('#step-up-phone', '+8613900139000');
+    await page.click('#step-up-send');
+    await page.locator('#status:has-text("We sent a code")').waitFor();
+    const right = await codeFor('+8613900139000');
+    for (let i = 0; i < 5; i += 1) {
+      await page.fill('#step-up-code', right === '999999' ? '888888' : '999999');
+      await page.click('#pay');
+      await page.locator(`#error:has-text("${i === 4 ? 'Too many wrong codes' : `${4 - i} tries left`}")`).waitFor();
+    }
+    await page.fill('#step-up-code', right);
+    const [refusal] = await Promise.all([page.waitForResponse((response) => response.url().endsWith('/step-up/verify')), page.click('#pay')]);
+    assert.equal(refusal.status(), 400, 'the right code is refused once locked');
+    assert.equal((await stripe.checkout.sessions.retrieve(locked.id)).status, 'open');
+    assert.equal((await stripe.paymentIntents.retrieve(locked.payment_intent as string)).status, 'requires_payment_method');
+    await rawRequest(server, 'POST', '/v1/risk/settings', { key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ step_up_above_usd: '' }) });
+  });
+
   test('the page script stays small', () => {
     const script = checkoutAsset('checkout.js');
     const frame = checkoutAsset('card-frame.js');

@@ -15,6 +15,11 @@ const payButton = document.getElementById('pay') as HTMLButtonElement;
 const frame = document.getElementById('card-frame') as HTMLIFrameElement | null;
 const qrBox = document.getElementById('wechat-qr') as HTMLElement;
 const qrImage = document.getElementById('wechat-qr-image') as HTMLImageElement;
+const stepUp = document.getElementById('step-up') as HTMLElement;
+const stepUpPhone = document.getElementById('step-up-phone') as HTMLInputElement;
+const stepUpCode = document.getElementById('step-up-code') as HTMLInputElement;
+const stepUpSend = document.getElementById('step-up-send') as HTMLButtonElement;
+let stepping = false;
 
 function deviceId(): string {
   const key = 'coffer-device';
@@ -89,6 +94,25 @@ function follow(step: PageStep): void {
       show(statusRegion, '');
       if (step.message !== undefined) show(errorRegion, step.message);
       return;
+    case 'step_up':
+      // Above the shop's amount: the shopper confirms with a code sent to their phone, then pays.
+      stepping = true;
+      stepUp.hidden = false;
+      payButton.textContent = payButton.dataset.verify ?? payButton.textContent;
+      payButton.disabled = false;
+      show(statusRegion, '');
+      stepUpPhone.focus();
+      return;
+    case 'code_sent':
+      show(errorRegion, '');
+      show(statusRegion, step.message);
+      stepUpCode.focus();
+      return;
+    case 'verified':
+      stepping = false;
+      stepUp.hidden = true;
+      void pay();
+      return;
     case 'error':
       payButton.disabled = false;
       show(statusRegion, '');
@@ -120,7 +144,24 @@ function tokenizeCard(): Promise<string> {
   });
 }
 
+async function verifyCode(): Promise<void> {
+  payButton.disabled = true;
+  try {
+    follow(await post(`/pay/${config.session}/step-up/verify`, { code: stepUpCode.value }));
+  } catch {
+    follow({ state: 'error', message: config.strings.failed });
+  }
+}
+
+stepUpSend.addEventListener('click', () => {
+  void post(`/pay/${config.session}/step-up/send`, { phone: stepUpPhone.value }).then(follow, () => follow({ state: 'error', message: config.strings.failed }));
+});
+
 async function pay(): Promise<void> {
+  if (stepping) {
+    await verifyCode();
+    return;
+  }
   payButton.disabled = true;
   show(errorRegion, '');
   show(statusRegion, config.strings.processing);

@@ -16,7 +16,10 @@ export type PageStep =
   | { state: 'waiting' }
   | { state: 'open'; message?: string }
   | { state: 'expired'; redirect: string }
-  | { state: 'error'; message: string };
+  | { state: 'error'; message: string }
+  | { state: 'step_up' }
+  | { state: 'code_sent'; message: string }
+  | { state: 'verified' };
 
 export interface PageConfig {
   session: string;

@@ -22,6 +22,7 @@ const IdParams = strictObject({ id: ObjectId });
 const SettingsBody = strictObject({
   time_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   merchant_category: Type.Optional(Type.String({ maxLength: 4 })),
+  step_up_above_usd: Type.Optional(Type.Union([Type.Number(), Type.Literal('')])),
 });
 const HistoryLimit = Type.Integer({ minimum: 1, maximum: historyLimitMax });
 const DecisionsQuery = strictObject({
@@ -86,7 +87,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
   app.get('/v1/risk/settings', { config }, async (request, reply) =>
     sendObject(reply, { object: 'risk_settings', ...(await riskSettingsOf(services, requestContext(request))) }));
   app.post('/v1/risk/settings', { config, schema: { body: SettingsBody } }, async (request, reply) =>
-    sendObject(reply, { object: 'risk_settings', ...(await updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string })) }));
+    sendObject(reply, { object: 'risk_settings', ...(await updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' })) }));
   // Stored decisions, with everything they were made from.
   app.get('/v1/risk/decisions', { config, schema: { querystring: DecisionsQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; charge?: string; payment_intent?: string };
