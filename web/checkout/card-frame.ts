@@ -70,5 +70,7 @@ async function tokenize(): Promise<void> {
 window.addEventListener('message', (event: MessageEvent<TokenizeRequest>) => {
   if (event.origin !== config.parentOrigin || event.source !== window.parent) return;
   if (event.data?.type === 'coffer:tokenize') void tokenize();
+  // The page may have missed the first ready message (it was still loading): it asks again.
+  else if (event.data?.type === 'coffer:ping') reply({ type: 'coffer:ready' });
 });
 reply({ type: 'coffer:ready' });

@@ -122,25 +122,45 @@ function follow(step: PageStep): void {
   }
 }
 
-/** Asks the card frame for a PaymentMethod; only its id comes back. */
-function tokenizeCard(): Promise<string> {
+let frameReady = false;
+window.addEventListener('message', (event: MessageEvent<FrameMessage>) => {
+  if (frame !== null && event.origin === config.frameOrigin && event.source === frame.contentWindow && event.data.type === 'coffer:ready') frameReady = true;
+});
+
+/** Waits until the card frame's script listens (it says so; asked again every 200 ms), at most 10 seconds. */
+async function frameListening(target: Window, origin: string): Promise<void> {
+  for (let waited = 0; !frameReady; waited += 200) {
+    if (waited >= 10_000) throw new Error(config.strings.failed);
+    target.postMessage({ type: 'coffer:ping' }, origin);
+    await new Promise((resolve) => window.setTimeout(resolve, 200));
+  }
+}
+
+/** Asks the card frame for a PaymentMethod; only its id comes back (or an error, within 30 seconds). */
+async function tokenizeCard(): Promise<string> {
+  const target = frame?.contentWindow ?? null;
+  const origin = config.frameOrigin;
+  if (target === null || origin === null) throw new Error(config.strings.failed);
+  await frameListening(target, origin);
   return new Promise((resolve, reject) => {
-    if (frame === null || frame.contentWindow === null || config.frameOrigin === null) {
+    const timer = window.setTimeout(() => {
+      window.removeEventListener('message', onMessage);
       reject(new Error(config.strings.failed));
-      return;
-    }
+    }, 30_000);
     const onMessage = (event: MessageEvent<FrameMessage>) => {
-      if (event.origin !== config.frameOrigin || event.source !== frame.contentWindow) return;
+      if (event.origin !== origin || event.source !== target) return;
       if (event.data.type === 'coffer:card') {
+        window.clearTimeout(timer);
         window.removeEventListener('message', onMessage);
         resolve(event.data.paymentMethod);
       } else if (event.data.type === 'coffer:card-error') {
+        window.clearTimeout(timer);
         window.removeEventListener('message', onMessage);
         reject(new Error(event.data.message));
       }
     };
     window.addEventListener('message', onMessage);
-    frame.contentWindow.postMessage({ type: 'coffer:tokenize' }, config.frameOrigin);
+    target.postMessage({ type: 'coffer:tokenize' }, origin);
   });
 }
 

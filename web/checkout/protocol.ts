@@ -1,6 +1,6 @@
 /** Messages between the checkout page and the card frame (two origins), and the page's server answers. */
 export interface TokenizeRequest {
-  type: 'coffer:tokenize';
+  type: 'coffer:tokenize' | 'coffer:ping';
 }
 
 export type FrameMessage =
