@@ -141,6 +141,8 @@ export const limits = {
   webhookSecretRollMaxMs: 7 * 24 * 3_600_000,
   /** Rows a background job handles per batch, and batches per run. */
   jobBatchSize: 100,
+  /** Velocity entries are kept past the longest window (7 days) by a day, for late arrivals; then removed. */
+  velocityRetentionMs: 8 * 86_400_000,
   jobBatchesPerRunMax: 50,
   /** How often background jobs wake up. */
   jobIntervalMs: 5 * 1000,

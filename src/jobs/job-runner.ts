@@ -3,7 +3,7 @@ import { limits } from '../limits.ts';
 import { expireAuthorizations } from './expire-authorizations.ts';
 import { deliverSandboxNotifications } from './deliver-sandbox-notifications.ts';
 import { recoverPendingRefunds } from './recover-refunds.ts';
-import { reapIdempotencyKeys, reapRequestNonces } from './reap-idempotency-keys.ts';
+import { reapIdempotencyKeys, reapRequestNonces, reapVelocity } from './reap-idempotency-keys.ts';
 import { sealAuditLog } from '../audit/chain.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
@@ -27,6 +27,7 @@ export const jobs: Job[] = [
   { name: 'settle-checkout-sessions', runBatch: settleCheckoutSessions },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   { name: 'reap-request-nonces', runBatch: reapRequestNonces },
+  { name: 'reap-velocity', runBatch: (services) => reapVelocity(services.db, services.clock.nowMs()) },
   { name: 'seal-audit-log', runBatch: async (services) => (await sealAuditLog(services.db, services.clock.nowMs(), { signer: services.auditSigner, homeDir: services.homeDir })).sealed },
   {
     name: 'maintain-storage',

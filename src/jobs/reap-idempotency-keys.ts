@@ -21,3 +21,16 @@ export async function reapRequestNonces(services: Services): Promise<number> {
     SELECT ctid FROM request_nonces WHERE seen_at < ${before} LIMIT ${limits.jobBatchSize})`.execute(services.db);
   return Number(result.numAffectedRows ?? 0n);
 }
+
+/**
+ * Velocity entries and hourly buckets older than the longest window (7 days) plus a day for late arrivals are
+ * never read again: removed in bounded batches. Returns the rows removed.
+ */
+export async function reapVelocity(db: Services['db'], nowMs: number): Promise<number> {
+  const before = new Date(nowMs - limits.velocityRetentionMs);
+  const entries = await sql`DELETE FROM velocity_entries WHERE ctid IN (
+    SELECT ctid FROM velocity_entries WHERE occurred_at < ${before} LIMIT ${limits.jobBatchSize})`.execute(db);
+  const hours = await sql`DELETE FROM velocity_hours WHERE ctid IN (
+    SELECT ctid FROM velocity_hours WHERE hour < ${new Date(before.getTime() - 3_600_000)} LIMIT ${limits.jobBatchSize})`.execute(db);
+  return Number(entries.numAffectedRows ?? 0n) + Number(hours.numAffectedRows ?? 0n);
+}

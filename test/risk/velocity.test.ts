@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createMerchant } from '../../src/identity/merchants.ts';
 import { seededRandom } from '../../src/risk/model/seeded-random.ts';
+import { reapVelocity } from '../../src/jobs/reap-idempotency-keys.ts';
 import {
   readVelocity, readVelocityAll, velocityDimensions, velocityEntries, velocityWindows,
   type VelocityCounters, type VelocityDimension, type VelocityEntry, type VelocityKeys, type VelocityOutcome, type VelocityWindow,
@@ -168,5 +169,22 @@ describe('velocity counters against a brute-force recount', () => {
       }
     }
     assert.ok(compared > 1_000, `${compared} keys compared`);
+
+    // Entries older than the longest window and a day are removed; the counters at the last arrival do not change.
+    const sample = velocityDimensions.map((dimension) => [dimension, pools[dimension][0] as string] as const);
+    const beforeReap = await Promise.all(sample.map(([dimension, key]) => readVelocity(database.db, scope, dimension, key, 'usd', new Date(last))));
+    const reapAt = last + 86_400_000;
+    let removed = 0;
+    for (let batch = 0; batch < 2_000; batch += 1) {
+      const count = await reapVelocity(database.db, reapAt);
+      removed += count;
+      if (count === 0) break;
+    }
+    assert.ok(removed > 0, 'old entries were removed');
+    const cutoff = new Date(reapAt - 8 * 86_400_000);
+    const left = await database.db.selectFrom('velocity_entries').select((eb) => eb.fn.countAll<string>().as('n')).where('occurred_at', '<', cutoff).executeTakeFirstOrThrow();
+    assert.equal(Number(left.n), 0);
+    const afterReap = await Promise.all(sample.map(([dimension, key]) => readVelocity(database.db, scope, dimension, key, 'usd', new Date(last))));
+    assert.deepEqual(afterReap, beforeReap, 'the counters at the last arrival are the same');
   });
 });
