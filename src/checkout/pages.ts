@@ -5,7 +5,7 @@ import { findCurrency } from '../domain/currency.ts';
 import { settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
-import type { Respond } from '../flows/respond.ts';
+import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
@@ -259,19 +259,6 @@ function nextStep(session: CheckoutSessionRow, intent: PaymentIntentRow, languag
   return { state: 'open' };
 }
 
-/** Captures what a confirmation produced, instead of rendering an API response. */
-function capturing(): { respond: Respond; result: () => { intent?: PaymentIntentRow; error?: CofferError } } {
-  let intent: PaymentIntentRow | undefined;
-  let error: CofferError | undefined;
-  const keep = (result: { paymentIntent: PaymentIntentRow; error?: CofferError | undefined }) => {
-    intent = result.paymentIntent;
-    error = result.error;
-    return { statusCode: 200, body: '' };
-  };
-  const respond = Object.assign(async (_tx: unknown, result: { paymentIntent: PaymentIntentRow; error?: CofferError }) => keep(result), { render: keep }) as unknown as Respond;
-  return { respond, result: () => ({ ...(intent === undefined ? {} : { intent }), ...(error === undefined ? {} : { error }) }) };
-}
-
 async function merchantName(services: Services, merchantId: string): Promise<string> {
   const row = await services.db.selectFrom('merchants').select('name').where('id', '=', merchantId).executeTakeFirst();
   return row?.name ?? '';
@@ -390,7 +377,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       params.payment_method_data = { type: 'wechat_pay' };
       params.payment_method_options = { wechat_pay: { client: 'web' } };
     }
-    const capture = capturing();
+    const capture = keepingResponder();
     try {
       await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);
     } catch (error) {
@@ -398,9 +385,9 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       const current = await intentOf(session);
       return json(reply, 200, nextStep(session, current, lang, error));
     }
-    const { intent, error } = capture.result();
+    const result = capture.last();
     const settled = await settleCheckoutSession(services, session.id);
-    return json(reply, 200, nextStep(settled, intent ?? (await intentOf(settled)), lang, error));
+    return json(reply, 200, nextStep(settled, result?.paymentIntent ?? (await intentOf(settled)), lang, result?.error));
   });
 
   // Step-up: a one-time code by SMS, bound to this session's payment.

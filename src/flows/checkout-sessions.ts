@@ -10,7 +10,7 @@ import type { RequestContext, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { changeRows, recordChange } from './payment-intent-records.ts';
-import type { Respond } from './respond.ts';
+import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
 import { requestTrail, systemTrail, type Trail } from './trail.ts';
@@ -220,9 +220,8 @@ export async function settleCheckoutSession(services: Services, id: string): Pro
 /** The expired session's PaymentIntent is canceled as the merchant would (nothing was authorized: no provider call). */
 async function cancelSessionIntent(services: Services, session: CheckoutSessionRow): Promise<void> {
   const ctx = systemContext(session, 'checkout-expiry');
-  const quiet = Object.assign(async () => ({ statusCode: 200, body: '' }), { render: () => ({ statusCode: 200, body: '' }) }) as unknown as Respond;
   try {
-    await cancelPaymentIntent(services, ctx, session.payment_intent_id, { cancellation_reason: 'abandoned' }, quiet);
+    await cancelPaymentIntent(services, ctx, session.payment_intent_id, { cancellation_reason: 'abandoned' }, keepingResponder().respond);
   } catch (error) {
     services.logger.warn({ err: error, session: session.id }, 'checkout: the expired session\'s PaymentIntent could not be canceled');
   }

@@ -21,3 +21,17 @@ export interface Respond {
   /** Renders from rows the flow already holds, reading nothing; the flow stores it in its own statement. */
   render(result: PaymentIntentResult, related: PaymentIntentRelated): Outcome;
 }
+
+/**
+ * For a flow run on behalf of another (a review's capture, the checkout page's confirmation, an expiry's cancel):
+ * renders nothing, and keeps the last result, so that the caller can read the PaymentIntent and the error.
+ */
+export function keepingResponder(): { respond: Respond; last: () => PaymentIntentResult | undefined } {
+  let last: PaymentIntentResult | undefined;
+  const keep = (result: PaymentIntentResult): Outcome => {
+    last = result;
+    return { statusCode: 200, body: '' };
+  };
+  const respond: Respond = Object.assign(async (_tx: Tx | Kysely<Database>, result: PaymentIntentResult) => keep(result), { render: keep });
+  return { respond, last: () => last };
+}

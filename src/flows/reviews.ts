@@ -5,7 +5,7 @@ import { capturePaymentIntent } from './capture-payment-intent.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
 import { prepareRefund, sendRefund } from './create-refund.ts';
 import { lockCharge, recordChange } from './payment-intent-records.ts';
-import type { Respond } from './respond.ts';
+import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
 
@@ -54,22 +54,6 @@ export async function listOpenReviews(services: Services, ctx: RequestContext, p
   return { data, hasMore };
 }
 
-/** A responder for the payment operations a review decision makes: nothing is rendered, a failure is kept. */
-function quietResponder(): { respond: Respond; failure: () => CofferError | undefined } {
-  let failure: CofferError | undefined;
-  const outcome = { statusCode: 200, body: '' };
-  const respond = Object.assign(async (_tx: unknown, result: { error?: CofferError | undefined }) => {
-    failure = result.error;
-    return outcome;
-  }, {
-    render: (result: { error?: CofferError | undefined }) => {
-      failure = result.error;
-      return outcome;
-    },
-  }) as unknown as Respond;
-  return { respond, failure: () => failure };
-}
-
 async function readPayment(services: Services, review: ReviewRow): Promise<{ intent: PaymentIntentRow; charge: ChargeRow }> {
   const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', review.payment_intent_id).executeTakeFirstOrThrow();
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', review.charge_id).executeTakeFirstOrThrow();
@@ -85,7 +69,7 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
   const { intent, charge } = await readPayment(services, review);
   // The payment operations run as their own work, without this request's idempotency key (which keeps the review).
   const inner: RequestContext = { ...ctx, idempotency: undefined };
-  const quiet = quietResponder();
+  const quiet = keepingResponder();
   let closedReason: NonNullable<ReviewRow['closed_reason']>;
   let refundTaken = false;
   if (decision === 'approve') {
@@ -105,7 +89,7 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
     closedReason = 'refunded_as_fraud';
     refundTaken = charge.amount_captured > 0n;
   }
-  const failure = quiet.failure();
+  const failure = quiet.last()?.error;
   if (failure !== undefined) throw failure;
   const now = new Date(services.clock.nowMs());
   const { closed, refund } = await inTransaction(services.db, async (tx) => {

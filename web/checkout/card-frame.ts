@@ -19,6 +19,7 @@ function reply(message: FrameMessage): void {
   window.parent.postMessage(message, config.parentOrigin);
 }
 
+/** The check digit, as the vault's `luhnValid` (which the browser bundle cannot import: it brings Node code); a hint only, the vault decides. */
 function luhn(digits: string): boolean {
   let sum = 0;
   for (let i = 0; i < digits.length; i += 1) {
