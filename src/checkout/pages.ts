@@ -2,12 +2,16 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
-import { settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import {
+  checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
+} from '../flows/shopper-credentials.ts';
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
 import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
@@ -153,9 +157,10 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
 <img id="wechat-qr-image" alt="${escapeHtml(say(language, 'wechatQrAlt', { amount }))}"${state.qr === undefined ? '' : ` src="${escapeHtml(state.qr)}"`}>
 <p>${escapeHtml(say(language, 'wechatScan', { amount }))}</p></div></div>` : '',
   ].join('');
+  const passkeys = checkoutRelyingParty(origins.page) !== undefined;
   const config = {
     session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
-    strings: { processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed') },
+    strings: { processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed') },
   };
   const cancel = session.cancel_url === null ? '' : `<p class="links"><a href="${escapeHtml(session.cancel_url)}">${escapeHtml(say(language, 'cancel'))}</a></p>`;
   const body = `${orderSummary(session, merchantName, language)}
@@ -163,15 +168,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
 <form id="payment-form" novalidate>
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
-<section id="step-up" class="step-up" aria-labelledby="step-up-title" hidden>
-<h2 id="step-up-title">${escapeHtml(say(language, 'stepUpTitle'))}</h2>
-<p>${escapeHtml(say(language, 'stepUpText'))}</p>
-<label class="field" for="step-up-phone">${escapeHtml(say(language, 'phone'))}</label>
-<input class="text" id="step-up-phone" type="tel" autocomplete="tel" inputmode="tel" maxlength="24">
-<p><button id="step-up-send" type="button">${escapeHtml(say(language, 'sendCode'))}</button></p>
-<label class="field" for="step-up-code">${escapeHtml(say(language, 'code'))}</label>
-<input class="text" id="step-up-code" inputmode="numeric" autocomplete="one-time-code" maxlength="6">
-</section>
+${stepUpSection(language, passkeys)}
 <p id="error" class="error" role="alert" tabindex="-1"${state.message === undefined ? ' hidden' : ''}>${escapeHtml(state.message ?? '')}</p>
 <p id="status" class="status" role="status" aria-live="polite"${state.waiting === true ? '' : ' hidden'}>${state.waiting === true ? escapeHtml(say(language, 'waiting')) : ''}</p>
 <button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
@@ -184,6 +181,42 @@ ${securityTips(language)}
     language, title: say(language, 'title'), nonce, body, script: 'checkout.js', sessionId: session.id, path: `/pay/${session.id}`,
     bodyAttributes: state.waiting === true ? ' data-waiting="true"' : '',
   });
+}
+
+/**
+ * The step-up panel: a one-time code (by SMS or email; with it, the shopper may set a payment password or save a
+ * passkey for next time), the payment password, or a passkey (offered where the page's origin can be a relying
+ * party).
+ */
+function stepUpSection(language: Language, passkeys: boolean): string {
+  const t = (key: StringKey) => escapeHtml(say(language, key));
+  const method = (value: string, key: StringKey, checked: boolean) =>
+    `<label class="method"><input type="radio" name="step-method" value="${value}"${checked ? ' checked' : ''}> ${t(key)}</label>`;
+  return `<section id="step-up" class="step-up" aria-labelledby="step-up-title" hidden>
+<h2 id="step-up-title">${t('stepUpTitle')}</h2>
+<p>${t('stepUpText')}</p>
+<fieldset><legend>${t('stepUpHow')}</legend><div class="methods">
+${method('code', 'stepUpCodeMethod', true)}${method('password', 'stepUpPasswordMethod', false)}${passkeys ? method('passkey', 'stepUpPasskeyMethod', false) : ''}
+</div></fieldset>
+<div data-step="identity">
+<label class="field" for="step-up-phone">${t('phone')}</label>
+<input class="text" id="step-up-phone" type="text" autocomplete="tel" inputmode="email" maxlength="254">
+</div>
+<div data-step="code">
+<p><button id="step-up-send" type="button">${t('sendCode')}</button></p>
+<label class="field" for="step-up-code">${t('code')}</label>
+<input class="text" id="step-up-code" inputmode="numeric" autocomplete="one-time-code" maxlength="6">
+<label class="field" for="step-up-new-password">${t('newPassword')}</label>
+<input class="text" id="step-up-new-password" type="password" inputmode="numeric" autocomplete="new-password" maxlength="6">
+${passkeys ? `<label class="check"><input type="checkbox" id="step-up-save-passkey"> ${t('savePasskey')}</label>` : ''}
+</div>
+<div data-step="password" hidden>
+<label class="field" for="step-up-password">${t('paymentPassword')}</label>
+<input class="text" id="step-up-password" type="password" inputmode="numeric" autocomplete="current-password" maxlength="6">
+<p class="hint">${t('passwordHelp')}</p>
+</div>
+<div data-step="passkey" hidden><p>${t('passkeyText')}</p></div>
+</section>`;
 }
 
 function messagePage(language: Language, nonce: string, title: string, text: string, link?: { href: string; label: string }): string {
@@ -200,7 +233,7 @@ function donePage(services: Services, session: CheckoutSessionRow, merchantName:
 <p>${escapeHtml(say(language, 'doneText', { amount, merchant: merchantName }))}</p>
 <dl class="receipt"><dt>${escapeHtml(say(language, 'receiptReference'))}</dt><dd id="receipt-reference">${escapeHtml(session.payment_intent_id)}</dd></dl>
 ${sent}
-<a class="button" href="${escapeHtml(successUrlOf(session))}">${escapeHtml(say(language, 'continue'))}</a>
+${session.success_url === '' ? '' : `<a class="button" href="${escapeHtml(successUrlOf(session))}">${escapeHtml(say(language, 'continue'))}</a>`}
 </section>
 <section class="card" aria-labelledby="problem-title">
 <h2 id="problem-title">${escapeHtml(say(language, 'problemTitle'))}</h2>
@@ -362,8 +395,9 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
-    if (await stepUpRequired(services, session)) {
-      const proof = await verifiedStepUp(services.db, session, services.clock.nowMs());
+    const intent = await intentOf(session);
+    if (await stepUpRequired(services, session, intent)) {
+      const proof = await verifiedStepUp(services.db, session, intent, services.clock.nowMs());
       if (proof === undefined) return json(reply, 200, { state: 'step_up' });
       params.shopperStepUp = proof.method;
     }
@@ -406,13 +440,61 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         return json(reply, 400, { state: 'error', message: say(lang, `stepUp_${error.reason}`, { remaining: String(error.remaining ?? 0) }) });
       }
     });
+  const text = (body: Record<string, unknown>, key: string) => (typeof body[key] === 'string' ? body[key].trim() : '');
   stepUpPost('/pay/:id/step-up/send', async (session, body, origin, lang) => {
-    await sendStepUpCode(services, session, typeof body.phone === 'string' ? body.phone : '', origin);
+    await sendStepUpCode(services, session, text(body, 'destination') || text(body, 'phone'), origin);
     return { state: 'code_sent', message: say(lang, 'codeSent') };
   });
   stepUpPost('/pay/:id/step-up/verify', async (session, body, origin) => {
-    await verifyStepUpCode(services, session, typeof body.code === 'string' ? body.code.trim() : '', origin);
+    const newPassword = text(body, 'new_password');
+    if (newPassword === '') await verifyStepUpCode(services, session, text(body, 'code'), origin);
+    else await verifyCodeAndSetPassword(services, session, text(body, 'code'), newPassword, origin);
     return { state: 'verified' };
+  });
+  stepUpPost('/pay/:id/step-up/password', async (session, body, origin) => {
+    await verifyPaymentPassword(services, session, text(body, 'identity'), text(body, 'password'), origin);
+    return { state: 'verified' };
+  });
+  // Passkeys: the relying party is the page's origin; none on an origin whose host is an IP address.
+  const relyingParty = () => {
+    const rp = checkoutRelyingParty(origins().page);
+    if (rp === undefined) throw new StepUpRefused('passkey_unavailable');
+    return rp;
+  };
+  const credentialOf = <T>(body: Record<string, unknown>): T => {
+    const credential = body.credential;
+    if (typeof credential !== 'object' || credential === null || typeof (credential as { id?: unknown }).id !== 'string') throw new StepUpRefused('passkey_failed');
+    return credential as T;
+  };
+  stepUpPost('/pay/:id/step-up/passkey/options', async (session, _body, origin) => ({ state: 'passkey', options: await passkeyStepUpOptions(services, session, relyingParty(), origin) }));
+  stepUpPost('/pay/:id/step-up/passkey/verify', async (session, body, origin) => {
+    await verifyPasskeyStepUp(services, session, relyingParty(), credentialOf<AuthenticationResponseJSON>(body), origin);
+    return { state: 'verified' };
+  });
+  stepUpPost('/pay/:id/step-up/passkey/register-options', async (session, _body, origin) => ({ state: 'passkey', options: await passkeyRegistrationOptions(services, session, relyingParty(), origin) }));
+  stepUpPost('/pay/:id/step-up/passkey/register', async (session, body, origin) => {
+    await registerShopperPasskey(services, session, relyingParty(), credentialOf<RegistrationResponseJSON>(body), origin);
+    return { state: 'registered' };
+  });
+
+  // A PaymentIntent made through the API, paid on this page: opened with its client secret, which leaves the
+  // address bar at once (the page session's id takes its place).
+  app.get('/pay/intent', async (request, reply) => {
+    const query = request.query as { client_secret?: unknown; return_url?: unknown };
+    if (!onPageHost(request)) return notFound(request, reply);
+    const secret = typeof query.client_secret === 'string' ? query.client_secret : '';
+    const returnUrl = typeof query.return_url === 'string' && query.return_url !== '' ? query.return_url : undefined;
+    let session: CheckoutSessionRow | undefined;
+    try {
+      session = await pageForPaymentIntent(services, secret, returnUrl);
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      const lang = language(request, undefined);
+      const n = nonce();
+      return html(reply, 400, messagePage(lang, n, say(lang, 'failed'), error.message), pageCsp(n, null));
+    }
+    if (session === undefined) return notFound(request, reply);
+    return reply.redirect(`/pay/${session.id}`, 303);
   });
 
   // Back from 3-D Secure or Alipay (through Coffer's keyed return link): done, or the page again with what happened.

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
@@ -129,6 +130,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: total, currency, line_items: items,
     success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
+    kind: 'checkout',
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
@@ -150,7 +152,7 @@ function sessionInsert(row: CheckoutSessionRow) {
 
 export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
-  const row = await reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id)
+  const row = await reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id).where('kind', '=', 'checkout')
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
   if (row === undefined) throw resourceMissing('checkout.session', id, 'session');
   return row;
@@ -158,7 +160,8 @@ export async function findCheckoutSession(reader: Tx | Services['db'], ctx: Requ
 
 export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: { limit: number; starting_after?: string; payment_intent?: string }): Promise<{ data: CheckoutSessionRow[]; hasMore: boolean }> {
   const scope = scopeOf(ctx);
-  let query = services.db.selectFrom('checkout_sessions').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode);
+  let query = services.db.selectFrom('checkout_sessions').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
+    .where('kind', '=', 'checkout');
   if (params.payment_intent !== undefined) query = query.where('payment_intent_id', '=', params.payment_intent);
   if (params.starting_after !== undefined) {
     const cursor = await findCheckoutSession(services.db, ctx, params.starting_after);
@@ -172,6 +175,56 @@ export async function listCheckoutSessions(services: Services, ctx: RequestConte
 export async function sessionForPage(services: Services, id: string): Promise<CheckoutSessionRow | undefined> {
   if (!/^cs_(test|live)_[A-Za-z0-9]{24}$/.test(id)) return undefined;
   return services.db.selectFrom('checkout_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * The hosted page for a PaymentIntent the merchant made through the API, opened with its client secret: a page
+ * session of kind `payment_intent` (one per PaymentIntent, made on the first visit) that the Checkout Sessions API
+ * does not show and that sends no checkout events; its order is the PaymentIntent's amount, kept up to date. The
+ * secret is compared in constant time; undefined when it does not open a PaymentIntent the page can take.
+ */
+export async function pageForPaymentIntent(services: Services, clientSecret: string, returnUrl: string | undefined): Promise<CheckoutSessionRow | undefined> {
+  const id = /^(pi_[A-Za-z0-9]{24})_secret_[A-Za-z0-9]{25}$/.exec(clientSecret)?.[1];
+  if (id === undefined) return undefined;
+  const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', id).executeTakeFirst();
+  if (intent === undefined || !secretsEqual(intent.client_secret, clientSecret)) return undefined;
+  if (returnUrl !== undefined) checkUrl(returnUrl, 'return_url');
+  const existing = await services.db.selectFrom('checkout_sessions').selectAll().where('payment_intent_id', '=', intent.id).executeTakeFirst();
+  if (existing !== undefined) return existing.kind === 'payment_intent' ? existing : undefined;
+  const types = pageMethodTypes(intent);
+  if (types.length === 0) return undefined;
+  const now = new Date(services.clock.nowMs());
+  const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+  const session: CheckoutSessionRow = {
+    id: newId(scope.livemode ? 'cs_live' : 'cs_test'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now,
+    expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
+    currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
+    customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent',
+  };
+  await inTransaction(services.db, async (tx) => {
+    const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
+      .onConflict((oc) => oc.column('payment_intent_id').doNothing()).returning('id').executeTakeFirst();
+    if (inserted === undefined) return;
+    const trail = await eventVersionOf(tx, scope.merchantId);
+    await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: session.id, details: { kind: 'payment_intent', payment_intent: intent.id } }, [], now);
+  });
+  return services.db.selectFrom('checkout_sessions').selectAll().where('payment_intent_id', '=', intent.id).where('kind', '=', 'payment_intent').executeTakeFirst();
+}
+
+function secretsEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** The methods of a PaymentIntent the hosted page can take. */
+function pageMethodTypes(intent: PaymentIntentRow): CheckoutMethodType[] {
+  return checkoutMethodTypes.filter((type) => intent.payment_method_types.includes(type) && (type === 'card' || intent.currency === 'cny'));
+}
+
+function intentOrder(intent: PaymentIntentRow): CheckoutLineItem[] {
+  const amount = Number(intent.amount);
+  return [{ name: (intent.description ?? '').trim() === '' ? 'Payment' : (intent.description ?? '').slice(0, 200), unit_amount: amount, quantity: 1, amount_total: amount }];
 }
 
 /** The success URL with Stripe's `{CHECKOUT_SESSION_ID}` template filled in. */
@@ -198,13 +251,30 @@ export async function settleCheckoutSession(services: Services, id: string): Pro
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
     const scope = { merchantId: session.merchant_id, livemode: session.livemode };
     const trail = await eventVersionOf(tx, session.merchant_id);
+    // A PaymentIntent's own page sends no checkout events: the PaymentIntent's events say it all.
+    const ofIntent = session.kind === 'payment_intent';
     if (intent.status === 'succeeded' || intent.status === 'requires_capture') {
       const after = await tx.updateTable('checkout_sessions').set({ status: 'complete', payment_status: 'paid', completed_at: now, updated_at: now })
         .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
       await recordChange(tx, trail, scope, { action: 'checkout_session.complete', objectType: 'checkout_session', objectId: id, details: { payment_intent: intent.id } },
-        [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
+        ofIntent ? [] : [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
       if (session.customer_email !== null) await queueReceipt(tx, after, intent, now);
       return { session: after, cancel: false };
+    }
+    if (ofIntent) {
+      if (intent.status === 'canceled') {
+        const after = await tx.updateTable('checkout_sessions').set({ status: 'expired', updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+        return { session: after, cancel: false };
+      }
+      // The merchant may change the PaymentIntent's amount until it is confirmed: the page shows what will be charged.
+      const types = pageMethodTypes(intent);
+      if (session.amount_total !== intent.amount || session.currency !== intent.currency || JSON.stringify(types) !== JSON.stringify(session.payment_method_types)) {
+        const after = await tx.updateTable('checkout_sessions').set({
+          amount_total: intent.amount, currency: intent.currency, line_items: JSON.stringify(intentOrder(intent)), payment_method_types: JSON.stringify(types), updated_at: now,
+        }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+        return { session: after, cancel: false };
+      }
+      return { session, cancel: false };
     }
     const paying = intent.status === 'processing' || intent.status === 'requires_action' || intent.operation_in_flight !== null;
     if (session.expires_at.getTime() > now.getTime() || paying) return { session, cancel: false };

@@ -18,7 +18,7 @@ import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
 import { checkLimits, describeLimit, type CounterTake } from '../risk/limits.ts';
-import type { PaymentLimitRow } from '../store/database.ts';
+import type { PaymentLimitRow, ShopperStepUpMethod } from '../store/database.ts';
 import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type WalletOptions, type WalletType } from './wallet-payments.ts';
 
 export interface ConfirmParams {
@@ -35,7 +35,7 @@ export interface ConfirmParams {
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
   off_session?: boolean;
   /** Set by the hosted checkout only (never from the API): the shopper's own step-up, already verified. */
-  shopperStepUp?: 'sms_code';
+  shopperStepUp?: ShopperStepUpMethod;
 }
 
 interface Attempt {

@@ -1,7 +1,8 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { newId } from '../platform/random.ts';
 import { amountInUsd } from '../risk/usd-rates.ts';
-import type { CheckoutSessionRow } from '../store/database.ts';
+import type { CheckoutSessionRow, PaymentIntentRow, ShopperStepUpMethod, ShopperStepUpsTable } from '../store/database.ts';
+import type { Insertable } from 'kysely';
 import { systemContext } from './checkout-sessions.ts';
 import type { Services, Tx } from './context.ts';
 import { recordChange } from './payment-intent-records.ts';
@@ -9,14 +10,23 @@ import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
 
 /**
- * Step-up confirmation on the hosted checkout by a one-time code sent by SMS: six digits, valid five minutes,
- * single use, five tries, at most five codes per phone number an hour (and one every 30 seconds). The proof is
- * bound to the session, its amount and currency: it confirms this payment and no other. Codes are kept only as
- * an HMAC under a key derived from the instance secret. Every send, success and failure is in the audit log.
+ * Step-up confirmation on the hosted checkout by a one-time code sent by SMS or email: six digits, valid five
+ * minutes, single use, five tries, at most five codes per phone number or address an hour (and one every 30
+ * seconds). The proof is bound to the session's PaymentIntent, its amount and currency: it confirms this payment
+ * and no other, and not this one once its amount changed. Codes are kept only as an HMAC under a key derived from
+ * the instance secret. Every send, success and failure is in the audit log. A verified code also lets the shopper
+ * set a payment password or register a passkey for that phone number or address (shopper-credentials.ts).
  */
-export const stepUpLimits = { codeTtlMs: 5 * 60_000, attemptsMax: 5, sendsPerHourMax: 5, resendAfterMs: 30_000, proofTtlMs: 15 * 60_000 } as const;
+export const stepUpLimits = {
+  codeTtlMs: 5 * 60_000, attemptsMax: 5, sendsPerHourMax: 5, resendAfterMs: 30_000, proofTtlMs: 15 * 60_000,
+  /** How long after a verified code the shopper may still enrol a payment password or a passkey with it. */
+  enrolmentTtlMs: 10 * 60_000,
+} as const;
 
-export type StepUpError = 'invalid_phone' | 'too_many_codes' | 'wait_before_resend' | 'no_code' | 'expired' | 'locked' | 'wrong_code';
+export type StepUpError =
+  | 'invalid_phone' | 'too_many_codes' | 'wait_before_resend' | 'no_code' | 'expired' | 'locked' | 'wrong_code'
+  | 'password_format' | 'password_weak' | 'password_wrong' | 'password_locked'
+  | 'passkey_unavailable' | 'passkey_failed' | 'payment_changed' | 'not_verified';
 
 export class StepUpRefused extends Error {
   readonly reason: StepUpError;
@@ -38,64 +48,115 @@ export function normalizePhone(raw: string): string | undefined {
   return /^\+?[1-9]\d{7,14}$/.test(compact) ? compact : undefined;
 }
 
-/** Whether this session's payment needs the shopper's step-up: at or above the merchant's amount in dollars. */
-export async function stepUpRequired(services: Services, session: CheckoutSessionRow): Promise<boolean> {
+export interface Destination {
+  channel: 'sms' | 'email';
+  address: string;
+}
+
+/** Where a code can go: a mobile phone number, or an email address (lower-cased); else undefined. */
+export function normalizeDestination(raw: string): Destination | undefined {
+  const trimmed = raw.trim();
+  if (trimmed.includes('@')) {
+    const address = trimmed.toLowerCase();
+    return address.length <= 254 && /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/.test(address) ? { channel: 'email', address } : undefined;
+  }
+  const phone = normalizePhone(trimmed);
+  return phone === undefined ? undefined : { channel: 'sms', address: phone };
+}
+
+/** The payment a step-up is about: the session's PaymentIntent as it is now. */
+export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSessionRow): Promise<PaymentIntentRow> {
+  return reader.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
+}
+
+/** Whether this payment needs the shopper's step-up: at or above the merchant's amount in dollars. */
+export async function stepUpRequired(services: Services, session: CheckoutSessionRow, intent: PaymentIntentRow): Promise<boolean> {
   const merchant = await services.db.selectFrom('merchants').select('step_up_above_usd').where('id', '=', session.merchant_id).executeTakeFirstOrThrow();
   if (merchant.step_up_above_usd === null) return false;
-  const usd = amountInUsd(services.risk.options.usdRates, session.amount_total, session.currency);
+  const usd = amountInUsd(services.risk.options.usdRates, intent.amount, intent.currency);
   // A currency without a dollar rate cannot be compared: asked for, to be safe.
   return usd === undefined || usd >= Number(merchant.step_up_above_usd);
 }
 
-/** A verified proof for this session's payment, still fresh; undefined if the shopper has none. */
-export async function verifiedStepUp(reader: Tx | Services['db'], session: CheckoutSessionRow, nowMs: number): Promise<{ id: string; method: 'sms_code' } | undefined> {
+/**
+ * A verified proof for this payment as it is now (its PaymentIntent, amount and currency), still fresh; undefined
+ * if the shopper has none.
+ */
+export async function verifiedStepUp(reader: Tx | Services['db'], session: CheckoutSessionRow, intent: PaymentIntentRow, nowMs: number): Promise<{ id: string; method: ShopperStepUpMethod } | undefined> {
   const row = await reader.selectFrom('shopper_step_ups').select(['id', 'method']).where('checkout_session_id', '=', session.id)
     .where('verified_at', 'is not', null).where('verified_at', '>', new Date(nowMs - stepUpLimits.proofTtlMs))
-    .where('amount', '=', session.amount_total).where('currency', '=', session.currency)
+    .where('method', '!=', 'passkey_registration')
+    .where('payment_intent_id', '=', intent.id).where('amount', '=', intent.amount).where('currency', '=', intent.currency)
     .orderBy('verified_at', 'desc').limit(1).executeTakeFirst();
-  return row;
+  return row === undefined || row.method === 'passkey_registration' ? undefined : { id: row.id, method: row.method };
 }
 
-async function audit(tx: Tx, session: CheckoutSessionRow, action: string, objectId: string, details: Record<string, unknown>, origin: string, now: Date): Promise<void> {
+export async function auditStepUp(tx: Tx, session: CheckoutSessionRow, action: string, objectId: string, details: Record<string, unknown>, origin: string, now: Date): Promise<void> {
   const ctx = systemContext(session, 'checkout', true, origin);
   await recordChange(tx, requestTrail(ctx), { merchantId: session.merchant_id, livemode: session.livemode }, { action, objectType: 'step_up', objectId, details }, [], now);
 }
 
-/** Sends a new code to the phone; in test mode the sandbox outbox shows it. */
-export async function sendStepUpCode(services: Services, session: CheckoutSessionRow, rawPhone: string, origin: string): Promise<{ id: string; expiresAt: Date }> {
-  const phone = normalizePhone(rawPhone);
-  if (phone === undefined) throw new StepUpRefused('invalid_phone');
+/** The last four characters of a phone number or the first of an email address: enough for the audit log. */
+export function maskedIdentity(identity: string): string {
+  return identity.includes('@') ? `${identity.slice(0, 1)}…@${identity.split('@')[1] ?? ''}` : `…${identity.slice(-4)}`;
+}
+
+/**
+ * Opens a ceremony row inside `tx`, having taken the session's row lock: every step-up of a session is serialized,
+ * so that concurrent tries cannot pass a bound together.
+ */
+export async function lockSession(tx: Tx, session: CheckoutSessionRow): Promise<void> {
+  await tx.selectFrom('checkout_sessions').select('id').where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
+}
+
+export function stepUpRow(session: CheckoutSessionRow, intent: PaymentIntentRow, fields: Pick<Insertable<ShopperStepUpsTable>, 'id' | 'method' | 'destination' | 'code_hash' | 'created_at' | 'expires_at'>): Insertable<ShopperStepUpsTable> {
+  return {
+    ...fields, merchant_id: session.merchant_id, livemode: session.livemode, checkout_session_id: session.id, verified_at: null,
+    amount: intent.amount, currency: intent.currency, payment_intent_id: intent.id,
+  };
+}
+
+/** Sends a new code to the phone or address; in test mode the sandbox outbox shows it. */
+export async function sendStepUpCode(services: Services, session: CheckoutSessionRow, rawDestination: string, origin: string): Promise<{ id: string; expiresAt: Date; channel: 'sms' | 'email' }> {
+  const destination = normalizeDestination(rawDestination);
+  if (destination === undefined) throw new StepUpRefused('invalid_phone');
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
-    // Serialized per phone number, so that concurrent sends cannot pass the hourly bound together.
+    // Serialized per merchant, so that concurrent sends to one destination cannot pass the hourly bound together.
     await tx.selectFrom('merchants').select('id').where('id', '=', session.merchant_id).forUpdate().executeTakeFirstOrThrow();
-    const recent = await tx.selectFrom('shopper_step_ups').select('created_at').where('destination', '=', phone)
-      .where('created_at', '>', new Date(now.getTime() - 3_600_000)).orderBy('created_at', 'desc').execute();
+    const recent = await tx.selectFrom('shopper_step_ups').select('created_at').where('destination', '=', destination.address)
+      .where('method', 'in', ['sms_code', 'email_code']).where('created_at', '>', new Date(now.getTime() - 3_600_000)).orderBy('created_at', 'desc').execute();
     if (recent.length >= stepUpLimits.sendsPerHourMax) throw new StepUpRefused('too_many_codes');
     const [latest] = recent;
     if (latest !== undefined && now.getTime() - latest.created_at.getTime() < stepUpLimits.resendAfterMs) throw new StepUpRefused('wait_before_resend');
+    const intent = await paymentOf(tx, session);
     const id = newId('stepup');
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = new Date(now.getTime() + stepUpLimits.codeTtlMs);
-    await tx.insertInto('shopper_step_ups').values({
-      id, merchant_id: session.merchant_id, livemode: session.livemode, checkout_session_id: session.id, method: 'sms_code', destination: phone,
-      code_hash: codeHash(services, id, code), created_at: now, expires_at: expiresAt, verified_at: null, amount: session.amount_total, currency: session.currency,
-    }).execute();
+    await tx.insertInto('shopper_step_ups').values(stepUpRow(session, intent, {
+      id, method: destination.channel === 'sms' ? 'sms_code' : 'email_code', destination: destination.address,
+      code_hash: codeHash(services, id, code), created_at: now, expires_at: expiresAt,
+    })).execute();
     await tx.insertInto('shopper_messages').values({
-      id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'sms', recipient: phone,
+      id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: destination.channel, recipient: destination.address,
       subject: 'Verification code', body: `Your code to confirm this payment is ${code}. It expires in 5 minutes. Never share it.`, reference: id,
     }).execute();
-    await audit(tx, session, 'step_up.send', id, { method: 'sms_code', destination: `…${phone.slice(-4)}` }, origin, now);
-    return { id, expiresAt };
+    await auditStepUp(tx, session, 'step_up.send', id, { method: destination.channel === 'sms' ? 'sms_code' : 'email_code', destination: maskedIdentity(destination.address) }, origin, now);
+    return { id, expiresAt, channel: destination.channel };
   });
 }
 
-/** Checks a code against the session's latest one: right once, within five minutes and five tries. */
-export async function verifyStepUpCode(services: Services, session: CheckoutSessionRow, code: string, origin: string): Promise<void> {
+/**
+ * Checks a code against the session's latest one: right once, within five minutes and five tries. `andThen` runs
+ * in the same transaction when the code is right, with the phone number or address it went to (setting a payment
+ * password with the code, in shopper-credentials.ts).
+ */
+export async function verifyStepUpCode(services: Services, session: CheckoutSessionRow, code: string, origin: string, andThen?: (tx: Tx, identity: string, now: Date) => Promise<void>): Promise<void> {
   const now = new Date(services.clock.nowMs());
   const outcome = await inTransaction(services.db, async (tx) => {
+    await lockSession(tx, session);
     const latest = await tx.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id)
-      .orderBy('created_at', 'desc').limit(1).forUpdate().executeTakeFirst();
+      .where('method', 'in', ['sms_code', 'email_code']).orderBy('created_at', 'desc').limit(1).forUpdate().executeTakeFirst();
     if (latest === undefined || latest.verified_at !== null) return { refused: new StepUpRefused('no_code') };
     if (latest.attempts >= stepUpLimits.attemptsMax) return { refused: new StepUpRefused('locked') };
     if (latest.expires_at.getTime() <= now.getTime()) return { refused: new StepUpRefused('expired') };
@@ -103,14 +164,23 @@ export async function verifyStepUpCode(services: Services, session: CheckoutSess
     const expected = Buffer.from(latest.code_hash);
     if (given.length === expected.length && timingSafeEqual(given, expected)) {
       await tx.updateTable('shopper_step_ups').set({ verified_at: now, attempts: latest.attempts + 1 }).where('id', '=', latest.id).execute();
-      await audit(tx, session, 'step_up.verify', latest.id, { method: 'sms_code', result: 'passed' }, origin, now);
+      await auditStepUp(tx, session, 'step_up.verify', latest.id, { method: latest.method, result: 'passed' }, origin, now);
+      if (andThen !== undefined) await andThen(tx, latest.destination, now);
       return { refused: undefined };
     }
     const attempts = latest.attempts + 1;
     await tx.updateTable('shopper_step_ups').set({ attempts }).where('id', '=', latest.id).execute();
-    await audit(tx, session, 'step_up.verify', latest.id, { method: 'sms_code', result: attempts >= stepUpLimits.attemptsMax ? 'locked' : 'failed' }, origin, now);
+    await auditStepUp(tx, session, 'step_up.verify', latest.id, { method: latest.method, result: attempts >= stepUpLimits.attemptsMax ? 'locked' : 'failed' }, origin, now);
     return { refused: new StepUpRefused(attempts >= stepUpLimits.attemptsMax ? 'locked' : 'wrong_code', stepUpLimits.attemptsMax - attempts) };
   });
   // Refusals are thrown after the commit, so that the failed try is counted.
   if (outcome.refused !== undefined) throw outcome.refused;
+}
+
+/** The phone number or address this session's shopper proved with a code in the last ten minutes, if any. */
+export async function recentlyVerifiedIdentity(reader: Tx | Services['db'], session: CheckoutSessionRow, nowMs: number): Promise<string | undefined> {
+  const row = await reader.selectFrom('shopper_step_ups').select('destination').where('checkout_session_id', '=', session.id)
+    .where('method', 'in', ['sms_code', 'email_code']).where('verified_at', '>', new Date(nowMs - stepUpLimits.enrolmentTtlMs))
+    .orderBy('verified_at', 'desc').limit(1).executeTakeFirst();
+  return row?.destination;
 }

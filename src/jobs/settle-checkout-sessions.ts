@@ -11,8 +11,9 @@ export async function settleCheckoutSessions(services: Services): Promise<number
   const due = await services.db.selectFrom('checkout_sessions').innerJoin('payment_intents', 'payment_intents.id', 'checkout_sessions.payment_intent_id')
     .select('checkout_sessions.id').where('checkout_sessions.status', '=', 'open')
     .where((eb) => eb.or([
-      eb('checkout_sessions.expires_at', '<=', now),
-      eb('payment_intents.status', 'in', ['succeeded', 'requires_capture']),
+      // A PaymentIntent's own page does not expire by time: it closes when its PaymentIntent is paid or canceled.
+      eb.and([eb('checkout_sessions.expires_at', '<=', now), eb('checkout_sessions.kind', '=', 'checkout')]),
+      eb('payment_intents.status', 'in', ['succeeded', 'requires_capture', 'canceled']),
     ]))
     .where('payment_intents.status', 'not in', ['processing', 'requires_action'])
     .orderBy('checkout_sessions.expires_at').limit(50).execute();

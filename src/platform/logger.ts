@@ -34,9 +34,10 @@ interface LoggedRequest {
 
 /**
  * Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`),
- * or keys: the signature of a return link (`sig`, which leads to a client secret) and Alipay's `sign`.
+ * or keys: the signature of a return link (`sig`, which leads to a client secret), Alipay's `sign`, and the client secret
+ * that opens a PaymentIntent's hosted page.
  */
-const cardDataParameter = /^([^=]*(number|cvc|cvv)[^=]*|sig|sign)=/i;
+const cardDataParameter = /^([^=]*(number|cvc|cvv)[^=]*|sig|sign|client_secret)=/i;
 
 /**
  * The URL as a log line shows it. A caller can write card data into a path or a query string: security codes and

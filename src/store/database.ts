@@ -197,7 +197,7 @@ export interface ChargeRisk {
   reasons: string[];
   degraded: boolean;
   /** How a step-up was carried out: 3-D Secure, the wallet's own authentication, or (off session) a review. */
-  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review' | 'sms_code';
+  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review' | ShopperStepUpMethod;
 }
 
 export interface RiskDecisionsTable {
@@ -263,6 +263,7 @@ export interface CheckoutSessionsTable {
   metadata: Json<Record<string, string>>;
   locale: string | null;
   completed_at: Date | null;
+  kind: ColumnType<'checkout' | 'payment_intent', 'checkout' | 'payment_intent' | undefined, never>;
 }
 
 export interface SupportCasesTable {
@@ -291,12 +292,15 @@ export interface ShopperMessagesTable {
   reference: string;
 }
 
+/** How a shopper confirmed a payment on the hosted checkout. */
+export type ShopperStepUpMethod = 'sms_code' | 'email_code' | 'payment_password' | 'passkey';
+
 export interface ShopperStepUpsTable {
   id: string;
   merchant_id: string;
   livemode: boolean;
   checkout_session_id: string;
-  method: 'sms_code';
+  method: ShopperStepUpMethod | 'passkey_registration';
   destination: string;
   code_hash: string;
   created_at: Date;
@@ -305,6 +309,24 @@ export interface ShopperStepUpsTable {
   verified_at: Date | null;
   amount: bigint;
   currency: string;
+  payment_intent_id: string | null;
+}
+
+export interface ShopperCredentialsTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  identity: string;
+  kind: 'payment_password' | 'passkey';
+  password_hash: string | null;
+  failed_attempts: ColumnType<number, number | undefined, number>;
+  locked_at: Date | null;
+  credential_id: string | null;
+  public_key: Buffer | null;
+  counter: bigint | null;
+  transports: ColumnType<string[] | null, string | null, string | null>;
+  created_at: Date;
+  last_used_at: Date | null;
 }
 
 export interface RiskLabelsTable {
@@ -788,6 +810,7 @@ export interface Database {
   support_cases: SupportCasesTable;
   shopper_messages: ShopperMessagesTable;
   shopper_step_ups: ShopperStepUpsTable;
+  shopper_credentials: ShopperCredentialsTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
@@ -832,6 +855,7 @@ export type RiskRuleSetRow = Selectable<RiskRuleSetsTable>;
 export type RiskDecisionRow = Selectable<RiskDecisionsTable>;
 export type ReviewRow = Selectable<ReviewsTable>;
 export type CheckoutSessionRow = Selectable<CheckoutSessionsTable>;
+export type ShopperCredentialRow = Selectable<ShopperCredentialsTable>;
 export type SupportCaseRow = Selectable<SupportCasesTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;

@@ -339,7 +339,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(await page.locator('#error').textContent(), strings.en.stepUp_invalid_phone);
     await page.fill('#step-up-phone', '+86 138 0013 8000');
     await page.click('#step-up-send');
-    await page.locator('#status:has-text("We sent a code")').waitFor();
+    await page.locator(`#status:has-text("${strings.en.codeSent}")`).waitFor();
     await page.click('#step-up-send');
     await page.locator('#error:has-text("Wait half a minute")').waitFor();
     const code = await codeFor('+8613800138000');
@@ -367,7 +367,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await page.locator('#step-up:not([hidden])').waitFor();
     await page.fill('#step-up-phone', '+8613900139000');
     await page.click('#step-up-send');
-    await page.locator('#status:has-text("We sent a code")').waitFor();
+    await page.locator(`#status:has-text("${strings.en.codeSent}")`).waitFor();
     const right = await codeFor('+8613900139000');
     for (let i = 0; i < 5; i += 1) {
       await page.fill('#step-up-code', right === '999999' ? '888888' : '999999');

@@ -19,6 +19,9 @@ const stepUp = document.getElementById('step-up') as HTMLElement;
 const stepUpPhone = document.getElementById('step-up-phone') as HTMLInputElement;
 const stepUpCode = document.getElementById('step-up-code') as HTMLInputElement;
 const stepUpSend = document.getElementById('step-up-send') as HTMLButtonElement;
+const stepUpNewPassword = document.getElementById('step-up-new-password') as HTMLInputElement;
+const stepUpPassword = document.getElementById('step-up-password') as HTMLInputElement;
+const savePasskey = document.getElementById('step-up-save-passkey') as HTMLInputElement | null;
 let stepping = false;
 
 function deviceId(): string {
@@ -95,13 +98,14 @@ function follow(step: PageStep): void {
       if (step.message !== undefined) show(errorRegion, step.message);
       return;
     case 'step_up':
-      // Above the shop's amount: the shopper confirms with a code sent to their phone, then pays.
+      // Above the shop's amount: the shopper confirms it is them (a code, the payment password or a passkey), then pays.
       stepping = true;
       stepUp.hidden = false;
+      showStepPanel();
       payButton.textContent = payButton.dataset.verify ?? payButton.textContent;
       payButton.disabled = false;
       show(statusRegion, '');
-      stepUpPhone.focus();
+      stepUp.querySelector<HTMLInputElement>('input[name="step-method"]:checked')?.focus();
       return;
     case 'code_sent':
       show(errorRegion, '');
@@ -112,6 +116,9 @@ function follow(step: PageStep): void {
       stepping = false;
       stepUp.hidden = true;
       void pay();
+      return;
+    case 'passkey':
+    case 'registered':
       return;
     case 'error':
       payButton.disabled = false;
@@ -164,22 +171,68 @@ async function tokenizeCard(): Promise<string> {
   });
 }
 
-async function verifyCode(): Promise<void> {
-  payButton.disabled = true;
+function stepMethod(): string {
+  return stepUp.querySelector<HTMLInputElement>('input[name="step-method"]:checked')?.value ?? 'code';
+}
+
+function showStepPanel(): void {
+  const method = stepMethod();
+  for (const panel of Array.from(stepUp.querySelectorAll<HTMLElement>('[data-step]'))) {
+    const name = panel.dataset.step;
+    panel.hidden = name === 'identity' ? method === 'passkey' : name !== method;
+  }
+}
+
+/** A passkey ceremony: options from the server, the authenticator's answer back to it. */
+async function passkeyCeremony(optionsPath: string, answerPath: string, register: boolean): Promise<PageStep> {
+  const asked = await post(optionsPath, {});
+  if (asked.state !== 'passkey') return asked;
   try {
-    follow(await post(`/pay/${config.session}/step-up/verify`, { code: stepUpCode.value }));
+    const credential = register
+      ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(asked.options as PublicKeyCredentialCreationOptionsJSON) })
+      : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(asked.options as PublicKeyCredentialRequestOptionsJSON) });
+    if (!(credential instanceof PublicKeyCredential)) return { state: 'error', message: config.strings.passkeyFailed };
+    return await post(answerPath, { credential: credential.toJSON() });
+  } catch {
+    // The shopper canceled, or the device could not verify them: nothing was sent.
+    return { state: 'error', message: config.strings.passkeyFailed };
+  }
+}
+
+async function confirmStepUp(): Promise<void> {
+  payButton.disabled = true;
+  const base = `/pay/${config.session}/step-up`;
+  try {
+    const method = stepMethod();
+    if (method === 'passkey') {
+      follow(await passkeyCeremony(`${base}/passkey/options`, `${base}/passkey/verify`, false));
+    } else if (method === 'password') {
+      follow(await post(`${base}/password`, { identity: stepUpPhone.value, password: stepUpPassword.value }));
+    } else {
+      const step = await post(`${base}/verify`, { code: stepUpCode.value, new_password: stepUpNewPassword.value });
+      // Saving a passkey is for next time: if it fails, this payment goes on all the same.
+      if (step.state === 'verified' && savePasskey?.checked === true) await passkeyCeremony(`${base}/passkey/register-options`, `${base}/passkey/register`, true);
+      follow(step);
+    }
   } catch {
     follow({ state: 'error', message: config.strings.failed });
   }
 }
 
+for (const radio of Array.from(stepUp.querySelectorAll<HTMLInputElement>('input[name="step-method"]'))) {
+  radio.addEventListener('change', () => {
+    showStepPanel();
+    show(errorRegion, '');
+  });
+}
+
 stepUpSend.addEventListener('click', () => {
-  void post(`/pay/${config.session}/step-up/send`, { phone: stepUpPhone.value }).then(follow, () => follow({ state: 'error', message: config.strings.failed }));
+  void post(`/pay/${config.session}/step-up/send`, { destination: stepUpPhone.value }).then(follow, () => follow({ state: 'error', message: config.strings.failed }));
 });
 
 async function pay(): Promise<void> {
   if (stepping) {
-    await verifyCode();
+    await confirmStepUp();
     return;
   }
   payButton.disabled = true;

@@ -19,11 +19,13 @@ export type PageStep =
   | { state: 'error'; message: string }
   | { state: 'step_up' }
   | { state: 'code_sent'; message: string }
-  | { state: 'verified' };
+  | { state: 'verified' }
+  | { state: 'passkey'; options: unknown }
+  | { state: 'registered' };
 
 export interface PageConfig {
   session: string;
   csrf: string;
   frameOrigin: string | null;
-  strings: { processing: string; waiting: string; failed: string };
+  strings: { processing: string; waiting: string; failed: string; passkeyFailed: string };
 }

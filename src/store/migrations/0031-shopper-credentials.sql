@@ -1,0 +1,46 @@
+-- Step-up by payment password and by passkey, and the hosted page for an existing PaymentIntent.
+--
+-- A shopper's credentials belong to one merchant and to one verified identity: a phone number or an email address
+-- the shopper proved to hold with a one-time code. A payment password is six digits, kept as argon2id over an
+-- HMAC under the instance's key (a copy of this table alone does not let anyone try the million passwords); it
+-- locks after five wrong tries. A passkey is a WebAuthn credential (public key, signature counter).
+CREATE TABLE shopper_credentials (
+  id text PRIMARY KEY,
+  merchant_id text NOT NULL REFERENCES merchants (id),
+  livemode boolean NOT NULL,
+  identity text NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('payment_password', 'passkey')),
+  password_hash text,
+  failed_attempts integer NOT NULL DEFAULT 0 CHECK (failed_attempts >= 0),
+  locked_at timestamptz,
+  credential_id text,
+  public_key bytea,
+  counter bigint,
+  transports jsonb,
+  created_at timestamptz NOT NULL,
+  last_used_at timestamptz,
+  CHECK ((kind = 'payment_password' AND password_hash IS NOT NULL AND credential_id IS NULL)
+      OR (kind = 'passkey' AND password_hash IS NULL AND credential_id IS NOT NULL AND public_key IS NOT NULL AND counter IS NOT NULL))
+);
+CREATE UNIQUE INDEX shopper_credentials_password ON shopper_credentials (merchant_id, livemode, identity) WHERE kind = 'payment_password';
+CREATE UNIQUE INDEX shopper_credentials_passkey ON shopper_credentials (merchant_id, credential_id) WHERE kind = 'passkey';
+CREATE INDEX shopper_credentials_identity ON shopper_credentials (merchant_id, livemode, identity);
+
+ALTER TABLE shopper_credentials ENABLE ROW LEVEL SECURITY;
+ALTER TABLE shopper_credentials FORCE ROW LEVEL SECURITY;
+CREATE POLICY merchant_scope ON shopper_credentials
+  USING (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope())
+  WITH CHECK (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope());
+
+-- Every step-up ceremony is a row: a code sent (by SMS or email), the payment password tries of a session, a
+-- passkey challenge (bound to the PaymentIntent, its amount, currency and payee, answered once) or a passkey
+-- registration. `code_hash` holds the code's HMAC, or the challenge's random part.
+ALTER TABLE shopper_step_ups DROP CONSTRAINT shopper_step_ups_method_check;
+ALTER TABLE shopper_step_ups ADD CONSTRAINT shopper_step_ups_method_check
+  CHECK (method IN ('sms_code', 'email_code', 'payment_password', 'passkey', 'passkey_registration'));
+ALTER TABLE shopper_step_ups ADD COLUMN payment_intent_id text;
+
+-- A hosted page for a PaymentIntent the merchant made through the API, opened with its client secret: a page
+-- session of kind `payment_intent`, which the Checkout Sessions API does not list and which sends no checkout
+-- events. Its amount follows the PaymentIntent's.
+ALTER TABLE checkout_sessions ADD COLUMN kind text NOT NULL DEFAULT 'checkout' CHECK (kind IN ('checkout', 'payment_intent'));
