@@ -396,11 +396,11 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
     const intent = await intentOf(session);
-    if (await stepUpRequired(services, session, intent)) {
-      const proof = await verifiedStepUp(services.db, session, intent, services.clock.nowMs());
-      if (proof === undefined) return json(reply, 200, { state: 'step_up' });
-      params.shopperStepUp = proof.method;
-    }
+    // A proof the shopper gave for this payment is used whenever there is one; above the shop's amount it is needed.
+    const proof = await verifiedStepUp(services.db, session, intent, services.clock.nowMs());
+    if (proof !== undefined) params.shopperStepUp = proof.method;
+    else if (await stepUpRequired(services, session, intent)) return json(reply, 200, { state: 'step_up' });
+    params.askShopperForStepUp = true;
     if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
     if (method === 'card') {
       if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
@@ -416,6 +416,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);
     } catch (error) {
       if (!(error instanceof CofferError)) throw error;
+      if (error.code === 'shopper_step_up_required') return json(reply, 200, { state: 'step_up' });
       const current = await intentOf(session);
       return json(reply, 200, nextStep(session, current, lang, error));
     }

@@ -36,6 +36,12 @@ export interface ConfirmParams {
   off_session?: boolean;
   /** Set by the hosted checkout only (never from the API): the shopper's own step-up, already verified. */
   shopperStepUp?: ShopperStepUpMethod;
+  /**
+   * Set by the hosted checkout only: when the risk engine asks for a step-up on a wallet payment and the shopper
+   * has not given one, refuse with `shopper_step_up_required` before anything is written, so that the page asks
+   * the shopper (a card gets 3-D Secure instead).
+   */
+  askShopperForStepUp?: boolean;
 }
 
 interface Attempt {
@@ -284,6 +290,9 @@ async function startAttempt(
     const risk = await decideAttempt(services, {
       scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now,
     });
+    if (params.askShopperForStepUp === true && params.shopperStepUp === undefined && risk.summary.action === 'request_step_up' && isWalletType(paymentMethod.type)) {
+      throw new CofferError('shopper_step_up_required', 'The risk engine asks the shopper to confirm this payment first; nothing was sent to the provider.');
+    }
     charge.risk = {
       ...risk.summary,
       ...(params.shopperStepUp === undefined ? stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true) : { step_up: params.shopperStepUp }),

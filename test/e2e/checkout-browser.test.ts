@@ -238,6 +238,27 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
+  test('Alipay canceled at the cashier: back on the page, nothing is charged and the shopper pays another way', async () => {
+    const session = await newSession();
+    await page.goto(session.url ?? '');
+    await page.check('input[value=alipay]');
+    await Promise.all([page.waitForURL(/\/sandbox\/alipay\//), page.click('#pay')]);
+    await page.click('button[value=cancel]');
+    await page.locator('text=This trade is closed.').waitFor();
+    await deliverSandboxNotifications(server.coffer.services);
+    await page.goto(session.url ?? '');
+    await page.locator('#error:not([hidden])').waitFor();
+    assert.match(await page.locator('#error').textContent() ?? '', /Nothing was charged/);
+    const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+    assert.equal(intent.status, 'requires_payment_method');
+    assert.equal(intent.amount_received, 0);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'open');
+    await page.check('input[value=card]');
+    await fillCard(page, '4242424242424242');
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
   test('WeChat Pay: the QR code shows, the page waits, and moves on by itself once the shopper has paid', async () => {
     const session = await newSession();
     await page.goto(session.url ?? '');

@@ -293,7 +293,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   });
 
   test('a PaymentIntent made through the API is paid on the page by its client secret; a passkey answer made before its amount changed is refused', async () => {
-    const intent = await stripe.paymentIntents.create({ amount: 5_000, currency: 'cny', payment_method_types: ['card'], description: 'Order 42' });
+    const intent = await stripe.paymentIntents.create({ amount: 5_000, currency: 'cny', allowed_payment_method_types: ['card'], description: 'Order 42' });
     const pages = () => server.database.db.selectFrom('checkout_sessions').select('id').where('kind', '=', 'payment_intent').execute();
     const wrong = await page.goto(`${origin}/pay/intent?client_secret=${intent.id}_secret_${'x'.repeat(25)}`);
     assert.equal(wrong?.status(), 404, 'a wrong secret opens nothing');

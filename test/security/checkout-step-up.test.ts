@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { StepUpRefused } from '../../src/flows/shopper-step-up.ts';
+import { checkPaymentPassword } from '../../src/flows/shopper-credentials.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+import { TestClock } from '../support/clock.ts';
+
+// Goal: the hosted checkout's step-up holds under concurrency. Many wrong payment passwords sent at once count
+// exactly five tries and lock; a one-time code sent many times at once is accepted once; bad input (a guessable
+// password, an unknown identity) changes nothing it should not. And the payment password policy refuses the
+// passwords anyone would try first.
+describe('checkout step-up under concurrency', () => {
+  let server: TestServer;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ clock });
+    const set = await rawRequest(server, 'POST', '/v1/risk/settings', { key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ step_up_above_usd: 5 }) });
+    assert.equal(set.status, 200, set.body);
+  });
+  after(() => server.close());
+
+  /** A session's page, and a poster that sends what the page's script would (its origin and token). */
+  async function openPage(): Promise<{ id: string; post: (suffix: string, body: unknown) => ReturnType<typeof rawRequest> }> {
+    const session = await server.stripe.checkout.sessions.create({
+      mode: 'payment', success_url: 'https://shop.example/ok', currency: 'cny',
+      line_items: [{ price_data: { currency: 'cny', unit_amount: 20_000, product_data: { name: 'Kettle' } }, quantity: 1 }],
+    });
+    const html = await rawRequest(server, 'GET', `/pay/${session.id}`);
+    const csrf = /"csrf":"([^"]+)"/.exec(html.body)?.[1] ?? '';
+    assert.notEqual(csrf, '');
+    const origin = new URL(session.url ?? '').origin;
+    return {
+      id: session.id,
+      post: (suffix, body) => rawRequest(server, 'POST', `/pay/${session.id}${suffix}`, { body: JSON.stringify(body), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf } }),
+    };
+  }
+
+  async function codeFor(destination: string): Promise<string> {
+    const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`);
+    const [latest] = outbox.json.data as Array<{ body: string }>;
+    return /\b(\d{6})\b/.exec(latest?.body ?? '')?.[1] ?? '';
+  }
+
+  /** A card PaymentMethod of the merchant, as the card frame would make it. */
+  const card = async () => ({
+    method: 'card',
+    payment_method: (await server.stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' } } as never)).id,
+  });
+  const rowsOf = (sessionId: string) => server.database.db.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', sessionId).execute();
+
+  test('the payment password policy: six digits, none of the first ones anyone would try', () => {
+    for (const good of ['739164', '582047', '102938', '000100']) assert.doesNotThrow(() => checkPaymentPassword(good), good);
+    const reasonOf = (password: string) => {
+      try {
+        checkPaymentPassword(password);
+        return 'accepted';
+      } catch (error) {
+        return error instanceof StepUpRefused ? error.reason : 'other';
+      }
+    };
+    for (const weak of ['000000', '111111', '123456', '234567', '890123', '987654', '210987', '121212', '123123', '909090']) assert.equal(reasonOf(weak), 'password_weak', weak);
+    for (const malformed of ['12345', '1234567', 'abcdef', '12 456', '']) assert.equal(reasonOf(malformed), 'password_format', malformed);
+  });
+
+  test('a code sent many times at once is accepted once; twenty wrong passwords at once count five tries and lock', async () => {
+    const email = 'shopper@example.com';
+    const first = await openPage();
+    assert.equal((await first.post('/confirm', await card())).json.state, 'step_up');
+    assert.equal((await first.post('/step-up/send', { destination: 'Shopper@Example.com' })).status, 200);
+    const code = await codeFor(email);
+    assert.match(code, /^\d{6}$/);
+    const weak = await first.post('/step-up/verify', { code, new_password: '111111' });
+    assert.equal(weak.status, 400);
+    assert.equal((await rowsOf(first.id))[0]?.attempts, 0, 'a refused password spends no try of the code');
+    const answers = await Promise.all(Array.from({ length: 10 }, () => first.post('/step-up/verify', { code, new_password: '739164' })));
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 400, 400, 400, 400, 400, 400, 400, 400, 400], 'one code, one success');
+    const paid = await first.post('/confirm', await card());
+    assert.equal(paid.json.state, 'complete', paid.body);
+
+    const second = await openPage();
+    const tries = await Promise.all(Array.from({ length: 20 }, (_, i) => second.post('/step-up/password', { identity: email, password: String(300_000 + i) })));
+    assert.ok(tries.every((answer) => answer.status === 400));
+    const [row] = (await rowsOf(second.id)).filter((entry) => entry.method === 'payment_password');
+    assert.equal(row?.attempts, 5, 'exactly five tries were counted');
+    const credential = await server.database.db.selectFrom('shopper_credentials').selectAll().where('identity', '=', email).executeTakeFirstOrThrow();
+    assert.equal(credential.failed_attempts, 5);
+    assert.notEqual(credential.locked_at, null);
+    const right = await second.post('/step-up/password', { identity: email, password: '739164' });
+    assert.equal(right.status, 400, 'the right password is refused once locked');
+    assert.equal(row?.verified_at, null);
+    assert.equal((await second.post('/confirm', await card())).json.state, 'step_up', 'the payment still asks');
+  });
+
+  test('a proof confirms only the amount it was given for; passkey routes refuse on an address host', async () => {
+    const page = await openPage();
+    const session = await server.stripe.checkout.sessions.retrieve(page.id);
+    clock.offsetMs += 31_000;
+    assert.equal((await page.post('/step-up/send', { destination: '+8613800138001' })).status, 200);
+    assert.equal((await page.post('/step-up/verify', { code: await codeFor('+8613800138001') })).status, 200);
+    // The PaymentIntent's amount changes after the proof: the proof no longer applies.
+    await server.database.db.updateTable('payment_intents').set({ amount: 30_000n }).where('id', '=', session.payment_intent as string).execute();
+    assert.equal((await page.post('/confirm', await card())).json.state, 'step_up');
+    await server.database.db.updateTable('payment_intents').set({ amount: 20_000n }).where('id', '=', session.payment_intent as string).execute();
+    // This server's page is on 127.0.0.1: an IP address cannot be a relying party, so no passkey ceremony starts.
+    const options = await page.post('/step-up/passkey/options', {});
+    assert.equal(options.status, 400);
+    assert.deepEqual((await rowsOf(page.id)).filter((row) => row.method === 'passkey'), [], 'nothing was stored');
+    assert.equal((await page.post('/confirm', await card())).json.state, 'complete');
+  });
+
+  test('when the risk engine asks for a step-up on a wallet payment, the page asks the shopper first; a card gets 3-D Secure', async () => {
+    const json = (method: string, urlPath: string, body: unknown) => rawRequest(server, method, urlPath, { key: server.secretKey, contentType: 'application/json', body: JSON.stringify(body) });
+    assert.equal((await json('POST', '/v1/risk/settings', { step_up_above_usd: '' })).status, 200);
+    const rules = await json('POST', '/v1/risk/rule_sets', { rules: [{ id: 'ask_everyone', text: 'request_step_up if :amount: > 0' }] });
+    assert.equal(rules.status, 200, rules.body);
+
+    const page = await openPage();
+    const session = await server.stripe.checkout.sessions.retrieve(page.id);
+    const intentId = session.payment_intent as string;
+    const asked = await page.post('/confirm', { method: 'alipay' });
+    assert.equal(asked.json.state, 'step_up', asked.body);
+    const untouched = await server.stripe.paymentIntents.retrieve(intentId);
+    assert.equal(untouched.status, 'requires_payment_method');
+    assert.equal(untouched.latest_charge, null, 'no attempt was written');
+    const decisions = await server.database.db.selectFrom('risk_decisions').select('id').where('payment_intent_id', '=', intentId).execute();
+    assert.deepEqual(decisions, [], 'no decision was stored for the attempt that was not made');
+
+    clock.offsetMs += 31_000;
+    assert.equal((await page.post('/step-up/send', { destination: '+8613800138002' })).status, 200);
+    assert.equal((await page.post('/step-up/verify', { code: await codeFor('+8613800138002') })).status, 200);
+    const paying = await page.post('/confirm', { method: 'alipay' });
+    assert.equal(paying.json.state, 'redirect', paying.body);
+    const charge = await server.database.db.selectFrom('charges').select('risk').where('payment_intent_id', '=', intentId).executeTakeFirstOrThrow();
+    assert.deepEqual([charge.risk?.action, charge.risk?.step_up], ['request_step_up', 'sms_code']);
+
+    const cardPage = await openPage();
+    const challenged = await cardPage.post('/confirm', await card());
+    // 3-D Secure is asked for; this test card's issuer lets it through without a challenge.
+    assert.equal(challenged.json.state, 'complete', 'a card goes through 3-D Secure, without the page\'s own step-up');
+    const cardSession = await server.stripe.checkout.sessions.retrieve(cardPage.id);
+    const cardCharge = await server.database.db.selectFrom('charges').select('risk').where('payment_intent_id', '=', cardSession.payment_intent as string).executeTakeFirstOrThrow();
+    assert.equal(cardCharge.risk?.step_up, 'three_d_secure');
+  });
+});
