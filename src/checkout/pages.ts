@@ -160,6 +160,8 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const passkeys = checkoutRelyingParty(origins.page) !== undefined;
   const config = {
     session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
+    // What the shopper is shown: sent back with every post, and refused if the payment has changed since.
+    amount: session.amount_total.toString(), currency: session.currency,
     strings: { processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed') },
   };
   const cancel = session.cancel_url === null ? '' : `<p class="links"><a href="${escapeHtml(session.cancel_url)}">${escapeHtml(say(language, 'cancel'))}</a></p>`;
@@ -297,6 +299,11 @@ async function merchantName(services: Services, merchantId: string): Promise<str
   return row?.name ?? '';
 }
 
+/** Whether a post names the amount and currency the PaymentIntent has now (the page the shopper saw is current). */
+function showsPayment(body: { amount?: unknown; currency?: unknown }, intent: PaymentIntentRow): boolean {
+  return typeof body.amount === 'string' && body.amount === intent.amount.toString() && body.currency === intent.currency;
+}
+
 function html(reply: FastifyReply, status: number, body: string, csp: string): FastifyReply {
   // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts, which the
   // origin check refuses; nothing leaves for other sites either way.
@@ -369,6 +376,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       return html(reply, 200, messagePage(lang, n, say(lang, 'expiredTitle'), say(lang, 'expiredText'), link), pageCsp(n, null));
     }
     const step = nextStep(session, await intentOf(session), lang);
+    const changed = (request.query as { changed?: string }).changed === '1';
+    if (changed && step.state === 'open' && step.message === undefined) step.message = say(lang, 'paymentChanged');
     const state: PageState = {
       ...(step.state === 'open' && typeof step.message === 'string' ? { message: step.message } : {}),
       ...(step.state === 'waiting' || step.state === 'qr' ? { waiting: true } : {}),
@@ -390,12 +399,14 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
-    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown };
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown };
     const method = typeof body.method === 'string' ? body.method : '';
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
     const intent = await intentOf(session);
+    if (!showsPayment(body, intent)) return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
+    params.expectedAmount = { amount: intent.amount, currency: intent.currency };
     // A proof the shopper gave for this payment is used whenever there is one; above the shop's amount it is needed.
     const proof = await verifiedStepUp(services.db, session, intent, services.clock.nowMs());
     if (proof !== undefined) params.shopperStepUp = proof.method;
@@ -417,6 +428,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     } catch (error) {
       if (!(error instanceof CofferError)) throw error;
       if (error.code === 'shopper_step_up_required') return json(reply, 200, { state: 'step_up' });
+      if (error.code === 'checkout_payment_changed') return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
       const current = await intentOf(session);
       return json(reply, 200, nextStep(session, current, lang, error));
     }
@@ -434,8 +446,13 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       if (session.status !== 'open' || !sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
         return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
       }
+      const body = (request.body ?? {}) as Record<string, unknown>;
       try {
-        return json(reply, 200, await act(session, (request.body ?? {}) as Record<string, unknown>, request.ip, lang));
+        // Every step-up is for the payment the shopper sees: a page showing another amount is told so, and shown the new one.
+        if (!showsPayment(body, await intentOf(session))) {
+          return json(reply, 400, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1`, message: say(lang, 'stepUp_payment_changed') });
+        }
+        return json(reply, 200, await act(session, body, request.ip, lang));
       } catch (error) {
         if (!(error instanceof StepUpRefused)) throw error;
         return json(reply, 400, { state: 'error', message: say(lang, `stepUp_${error.reason}`, { remaining: String(error.remaining ?? 0) }) });

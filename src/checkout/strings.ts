@@ -83,6 +83,7 @@ const en = {
   stepUp_passkey_failed: 'The passkey could not confirm this payment. Try again, or choose another way.',
   stepUp_payment_changed: 'The payment changed after you were asked to confirm it. Confirm it again.',
   stepUp_not_verified: 'Confirm with a code first; then you can save a passkey.',
+  paymentChanged: 'The amount of this payment has changed. Check it, then pay again.',
 } as const;
 
 export type StringKey = keyof typeof en;
@@ -165,6 +166,7 @@ const zh: Record<StringKey, string> = {
   stepUp_passkey_failed: '通行密钥未能验证此次付款。请重试或选择其他方式。',
   stepUp_payment_changed: '要求验证后付款信息发生了变化，请重新验证。',
   stepUp_not_verified: '请先用验证码验证，然后才能保存通行密钥。',
+  paymentChanged: '此次付款的金额已变更，请核对后重新付款。',
 };
 
 export const strings: Record<Language, Record<StringKey, string>> = { en, zh };

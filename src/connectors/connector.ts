@@ -5,6 +5,7 @@ import type { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
 import type { FastifyInstance } from 'fastify';
 import type { SandboxFaults } from './sandbox-faults.ts';
 import type { WalletConnector } from './wallet.ts';
+import type { WeChatOAuth } from './wechat-pay/oauth.ts';
 
 /**
  * The one interface between Coffer and a payment provider. Flows see only this; each provider has a folder with
@@ -222,6 +223,8 @@ export interface ConnectorRegistry {
   /** Alipay or WeChat Pay; refused with `flow_not_supported` in live mode until the operator configures the account. */
   wallet(provider: WalletProvider, livemode: boolean): WalletConnector;
   /** Where the provider sends its notifications for this mode: Coffer's public URL, `/hooks/<provider>/<mode>`. */
+  /** WeChat's web sign-in for the hosted checkout opened inside WeChat (JSAPI payments); undefined when not configured. */
+  wechatSignIn(livemode: boolean): WeChatOAuth | undefined;
   notificationUrl(provider: WalletProvider, livemode: boolean): string;
   /**
    * Where a provider sends the shopper back (the card access control server after a challenge, Alipay's cashier

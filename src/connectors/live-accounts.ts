@@ -22,6 +22,11 @@ export interface WeChatPayLiveAccount {
   platformPublicKeyPem: string;
   apiV3Key: string;
   baseUrl: string;
+  /**
+   * The official account's app secret (COFFER_WECHAT_PAY_APP_SECRET_FILE, optional): with it, the hosted checkout
+   * opened inside WeChat signs the shopper in (snsapi_base) and pays by JSAPI; without it, by QR code.
+   */
+  appSecret: string | undefined;
 }
 
 export interface LiveAccounts {
@@ -93,6 +98,7 @@ export function readLiveAccounts(env: NodeJS.ProcessEnv, cwd: string): LiveAccou
       platformPublicKeyPem: readKeyFile('COFFER_WECHAT_PAY_PUBLIC_KEY_FILE', file('COFFER_WECHAT_PAY_PUBLIC_KEY_FILE'), false),
       apiV3Key,
       baseUrl: httpsUrl('COFFER_WECHAT_PAY_BASE_URL', env.COFFER_WECHAT_PAY_BASE_URL || 'https://api.mch.weixin.qq.com/'),
+      appSecret: env.COFFER_WECHAT_PAY_APP_SECRET_FILE ? readKeyFile('COFFER_WECHAT_PAY_APP_SECRET_FILE', file('COFFER_WECHAT_PAY_APP_SECRET_FILE'), true) : undefined,
     };
   }
   return { alipay, wechatPay };

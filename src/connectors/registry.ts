@@ -23,6 +23,7 @@ import { loadSandboxAccounts } from './sandbox-accounts.ts';
 import type { WalletConnector } from './wallet.ts';
 import type { LiveAccounts } from './live-accounts.ts';
 import { WeChatPayConnector } from './wechat-pay/client.ts';
+import { sandboxAppSecret, WeChatOAuth, weChatAccessTokenUrl, weChatAuthorizeUrl } from './wechat-pay/oauth.ts';
 import { WeChatPaySandbox } from './wechat-pay/sandbox/wechat-pay-sandbox.ts';
 import { generateWeChatPaySandboxCredentials } from './wechat-pay/sandbox/sandbox-credentials.ts';
 
@@ -138,6 +139,8 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     liveWallets.set(provider, made);
     return made;
   };
+  let testSignIn: WeChatOAuth | undefined;
+  let liveSignIn: WeChatOAuth | undefined;
   const returnSignature = (chargeId: string): string =>
     createHmac('sha256', options.returnLinkKey.reveal()).update(`3ds-return ${chargeId}`).digest('base64url').slice(0, 32);
   return {
@@ -158,6 +161,21 @@ export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, op
     },
     wallet(provider: WalletProvider, livemode: boolean): WalletConnector {
       return livemode ? liveWallet(provider) : testWallet(provider);
+    },
+    wechatSignIn(livemode: boolean): WeChatOAuth | undefined {
+      if (!livemode) {
+        testSignIn ??= new WeChatOAuth({
+          appid: wechatAccounts.appid, appSecret: sandboxAppSecret(wechatAccounts.apiV3Key), timeoutMs: options.timeoutMs, ca: endpoint?.ca,
+          authorizeUrl: `${publicUrl()}/sandbox/wechat-pay/connect/oauth2/authorize`, accessTokenUrl: `${publicUrl()}/sandbox/wechat-pay/sns/oauth2/access_token`,
+        });
+        return testSignIn;
+      }
+      const wechat = options.liveAccounts?.wechatPay;
+      if (wechat?.appSecret === undefined) return undefined;
+      liveSignIn ??= new WeChatOAuth({
+        appid: wechat.appid, appSecret: wechat.appSecret, timeoutMs: options.timeoutMs, authorizeUrl: weChatAuthorizeUrl, accessTokenUrl: weChatAccessTokenUrl,
+      });
+      return liveSignIn;
     },
     notificationUrl(provider: WalletProvider, livemode: boolean): string {
       return `${publicUrl()}/hooks/${provider}/${livemode ? 'live' : 'test'}`;

@@ -54,6 +54,7 @@ export const errorCatalog = {
   passkey_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   // The hosted checkout only: the risk engine asks the shopper to confirm a wallet payment first.
   shopper_step_up_required: { type: 'invalid_request_error', httpStatus: 400 },
+  checkout_payment_changed: { type: 'invalid_request_error', httpStatus: 400 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },

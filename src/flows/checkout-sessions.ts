@@ -191,6 +191,8 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
   if (returnUrl !== undefined) checkUrl(returnUrl, 'return_url');
   const existing = await services.db.selectFrom('checkout_sessions').selectAll().where('payment_intent_id', '=', intent.id).executeTakeFirst();
   if (existing !== undefined) return existing.kind === 'payment_intent' ? existing : undefined;
+  // A page is made only for a PaymentIntent waiting for the shopper, that the merchant lets a client confirm.
+  if (intent.confirmation_method !== 'automatic' || (intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation')) return undefined;
   const types = pageMethodTypes(intent);
   if (types.length === 0) return undefined;
   const now = new Date(services.clock.nowMs());

@@ -42,6 +42,11 @@ export interface ConfirmParams {
    * the shopper (a card gets 3-D Secure instead).
    */
   askShopperForStepUp?: boolean;
+  /**
+   * Set by the hosted checkout only: the amount and currency the shopper was shown. A PaymentIntent changed since
+   * is refused (`checkout_payment_changed`) in the same read that the version-guarded write relies on.
+   */
+  expectedAmount?: { amount: bigint; currency: string };
 }
 
 interface Attempt {
@@ -255,6 +260,9 @@ async function startAttempt(
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
     await refuseWhileShopperPays(services, intent);
+    if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
+      throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');
+    }
     let status = intent.status;
     let prepared: { row: PaymentMethodRow; isNew: boolean } | undefined;
     if (params.payment_method_data !== undefined) {
@@ -295,7 +303,9 @@ async function startAttempt(
     }
     charge.risk = {
       ...risk.summary,
-      ...(params.shopperStepUp === undefined ? stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true) : { step_up: params.shopperStepUp }),
+      // The shopper's own step-up never replaces the one the risk engine asks for (3-D Secure for a card).
+      ...stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true),
+      ...(params.shopperStepUp === undefined ? {} : { shopper_step_up: params.shopperStepUp }),
     };
     const changes: Partial<PaymentIntentRow> = {
       status,

@@ -80,43 +80,48 @@ async function passwordMatches(services: Services, stored: string | undefined, i
 
 async function storePaymentPassword(tx: Tx, session: CheckoutSessionRow, identity: string, passwordHash: string, origin: string, now: Date): Promise<void> {
   const existing = await tx.selectFrom('shopper_credentials').select('id').where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
-    .where('identity', '=', identity).where('kind', '=', 'payment_password').forUpdate().executeTakeFirst();
-  const id = existing?.id ?? newId('spw');
-  if (existing === undefined) {
-    await tx.insertInto('shopper_credentials').values({
-      id, merchant_id: session.merchant_id, livemode: session.livemode, identity, kind: 'payment_password', password_hash: passwordHash,
-      credential_id: null, public_key: null, counter: null, transports: null, locked_at: null, created_at: now, last_used_at: null,
-    }).execute();
-  } else {
-    await tx.updateTable('shopper_credentials').set({ password_hash: passwordHash, failed_attempts: 0, locked_at: null }).where('id', '=', id).execute();
-  }
-  await auditStepUp(tx, session, existing === undefined ? 'step_up.password_set' : 'step_up.password_reset', id, { identity: maskedIdentity(identity) }, origin, now);
+    .where('identity', '=', identity).where('kind', '=', 'payment_password').executeTakeFirst();
+  // An upsert: two sessions setting the first password of one identity at once leave one row, the later hash.
+  const row = await tx.insertInto('shopper_credentials').values({
+    id: newId('spw'), merchant_id: session.merchant_id, livemode: session.livemode, identity, kind: 'payment_password', password_hash: passwordHash,
+    credential_id: null, public_key: null, counter: null, transports: null, created_at: now, last_used_at: null,
+  }).onConflict((oc) => oc.columns(['merchant_id', 'livemode', 'identity']).where('kind', '=', 'payment_password').doUpdateSet({ password_hash: passwordHash }))
+    .returning('id').executeTakeFirstOrThrow();
+  // A code proved the identity: its wrong tries are forgiven and the lock lifted.
+  await tx.deleteFrom('shopper_password_tries').where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode).where('identity', '=', identity).execute();
+  await auditStepUp(tx, session, existing === undefined ? 'step_up.password_set' : 'step_up.password_reset', row.id, { identity: maskedIdentity(identity) }, origin, now);
 }
 
 /**
  * A one-time code, and with it a new payment password for the identity the code went to. The password is checked
- * against the policy before the code is looked at: a refused password spends no try of the code. The code's
- * identity is only known once it is verified, so the hash is made for every identity the session sent a code to.
+ * against the policy, and the code for being there to try, before anything is hashed or counted: a refused
+ * password spends no try of the code.
  */
 export async function verifyCodeAndSetPassword(services: Services, session: CheckoutSessionRow, code: string, newPassword: string, origin: string): Promise<void> {
   checkPaymentPassword(newPassword);
-  const latest = await services.db.selectFrom('shopper_step_ups').select('destination').where('checkout_session_id', '=', session.id)
+  const latest = await services.db.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id)
     .where('method', 'in', ['sms_code', 'email_code']).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-  const passwordHash = latest === undefined ? undefined : await paymentPasswordHash(services, latest.destination, newPassword);
+  if (latest === undefined || latest.verified_at !== null) throw new StepUpRefused('no_code');
+  if (latest.attempts >= stepUpLimits.attemptsMax) throw new StepUpRefused('locked');
+  if (latest.expires_at.getTime() <= services.clock.nowMs()) throw new StepUpRefused('expired');
+  const passwordHash = await paymentPasswordHash(services, latest.destination, newPassword);
   await verifyStepUpCode(services, session, code, origin, async (tx, identity, now) => {
-    // The hash was made for the latest code's identity, which is the one verified (the row is locked since).
-    if (passwordHash !== undefined && identity === latest?.destination) await storePaymentPassword(tx, session, identity, passwordHash, origin, now);
+    // Another code sent since: the hash was made for another identity. Refused, and the code's verification undone.
+    if (identity !== latest.destination) throw new StepUpRefused('no_code');
+    await storePaymentPassword(tx, session, identity, passwordHash, origin, now);
   });
 }
 
 /**
  * A payment password try for this session's payment. Right: the payment is stepped up. Wrong: one try fewer for
- * the session and for the password; the fifth wrong try locks both, and then even the right password is refused
- * until a code sets a new one.
+ * the session and for the identity, whether or not it has a password (so that neither the words nor the count
+ * tell); the fifth wrong try locks, and then even the right password is refused until a code sets a new one.
  */
 export async function verifyPaymentPassword(services: Services, session: CheckoutSessionRow, rawIdentity: string, password: string, origin: string): Promise<void> {
   const destination = normalizeDestination(rawIdentity);
   if (destination === undefined) throw new StepUpRefused('invalid_phone');
+  // Not a password at all (an empty field): said so, and not counted.
+  if (!/^\d{6}$/.test(password)) throw new StepUpRefused('password_format');
   const identity = destination.address;
   const now = new Date(services.clock.nowMs());
   const outcome = await inTransaction(services.db, async (tx) => {
@@ -129,31 +134,36 @@ export async function verifyPaymentPassword(services: Services, session: Checkou
         id: newId('stepup'), method: 'payment_password', destination: identity, code_hash: '', created_at: now, expires_at: session.expires_at,
       })).returningAll().executeTakeFirstOrThrow();
     }
-    const credential = await tx.selectFrom('shopper_credentials').selectAll().where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
-      .where('identity', '=', identity).where('kind', '=', 'payment_password').forUpdate().executeTakeFirst();
-    if (tries.attempts >= paymentPasswordTriesMax || (credential !== undefined && credential.locked_at !== null)) {
-      await auditStepUp(tx, session, 'step_up.verify', tries.id, { method: 'payment_password', identity: maskedIdentity(identity), result: 'locked' }, origin, now);
+    // The identity's count, taken first (made if new) and locked: tries from every session are counted one by one.
+    await tx.insertInto('shopper_password_tries').values({ merchant_id: session.merchant_id, livemode: session.livemode, identity, failed_attempts: 0, locked_at: null, updated_at: now })
+      .onConflict((oc) => oc.columns(['merchant_id', 'livemode', 'identity']).doNothing()).execute();
+    const counted = await tx.selectFrom('shopper_password_tries').selectAll().where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
+      .where('identity', '=', identity).forUpdate().executeTakeFirstOrThrow();
+    const details = { method: 'payment_password', identity: maskedIdentity(identity) };
+    if (tries.attempts >= paymentPasswordTriesMax || counted.locked_at !== null) {
+      await auditStepUp(tx, session, 'step_up.verify', tries.id, { ...details, result: 'locked' }, origin, now);
       return { refused: new StepUpRefused('password_locked') };
     }
-    // Verified inside the transaction, with the rows locked: concurrent tries are counted one after the other.
-    if (await passwordMatches(services, credential?.password_hash ?? undefined, identity, password)) {
+    const credential = await tx.selectFrom('shopper_credentials').selectAll().where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
+      .where('identity', '=', identity).where('kind', '=', 'payment_password').executeTakeFirst();
+    if (await passwordMatches(services, credential?.password_hash ?? undefined, identity, password) && credential !== undefined) {
       await tx.updateTable('shopper_step_ups').set({
         verified_at: now, destination: identity, amount: intent.amount, currency: intent.currency, payment_intent_id: intent.id,
       }).where('id', '=', tries.id).execute();
-      await tx.updateTable('shopper_credentials').set({ failed_attempts: 0, last_used_at: now }).where('id', '=', credential?.id ?? '').execute();
-      await auditStepUp(tx, session, 'step_up.verify', tries.id, { method: 'payment_password', identity: maskedIdentity(identity), result: 'passed' }, origin, now);
+      await tx.updateTable('shopper_credentials').set({ last_used_at: now }).where('id', '=', credential.id).execute();
+      await tx.updateTable('shopper_password_tries').set({ failed_attempts: 0, updated_at: now }).where('merchant_id', '=', session.merchant_id)
+        .where('livemode', '=', session.livemode).where('identity', '=', identity).execute();
+      await auditStepUp(tx, session, 'step_up.verify', tries.id, { ...details, result: 'passed' }, origin, now);
       return { refused: undefined };
     }
     const attempts = tries.attempts + 1;
+    const failed = counted.failed_attempts + 1;
+    const locked = attempts >= paymentPasswordTriesMax || failed >= paymentPasswordTriesMax;
     await tx.updateTable('shopper_step_ups').set({ attempts, destination: identity }).where('id', '=', tries.id).execute();
-    let locked = attempts >= paymentPasswordTriesMax;
-    if (credential !== undefined) {
-      const failed = credential.failed_attempts + 1;
-      locked ||= failed >= paymentPasswordTriesMax;
-      await tx.updateTable('shopper_credentials').set({ failed_attempts: failed, locked_at: failed >= paymentPasswordTriesMax ? now : null }).where('id', '=', credential.id).execute();
-    }
-    await auditStepUp(tx, session, 'step_up.verify', tries.id, { method: 'payment_password', identity: maskedIdentity(identity), result: locked ? 'locked' : 'failed' }, origin, now);
-    return { refused: new StepUpRefused(locked ? 'password_locked' : 'password_wrong', paymentPasswordTriesMax - attempts) };
+    await tx.updateTable('shopper_password_tries').set({ failed_attempts: failed, locked_at: failed >= paymentPasswordTriesMax ? now : null, updated_at: now })
+      .where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode).where('identity', '=', identity).execute();
+    await auditStepUp(tx, session, 'step_up.verify', tries.id, { ...details, result: locked ? 'locked' : 'failed' }, origin, now);
+    return { refused: new StepUpRefused(locked ? 'password_locked' : 'password_wrong', paymentPasswordTriesMax - Math.max(attempts, failed)) };
   });
   if (outcome.refused !== undefined) throw outcome.refused;
 }
@@ -186,7 +196,7 @@ export async function passkeyRegistrationOptions(services: Services, session: Ch
   if (identity === undefined) throw new StepUpRefused('not_verified');
   const existing = await passkeysOf(services.db, session, identity);
   const options = await generateRegistrationOptions({
-    rpName: 'Coffer checkout', rpID: rp.id, userName: identity, userDisplayName: identity, userID: userHandle(services, session, identity),
+    rpName: 'Coffer checkout', rpID: rp.id, userName: maskedIdentity(identity), userDisplayName: maskedIdentity(identity), userID: userHandle(services, session, identity),
     attestationType: 'none', timeout: stepUpLimits.codeTtlMs,
     excludeCredentials: existing.map((row) => ({ id: row.credential_id ?? '', transports: transportsOf(row) })),
     authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
@@ -237,11 +247,15 @@ export async function registerShopperPasskey(services: Services, session: Checko
     await tx.insertInto('shopper_credentials').values({
       id, merchant_id: session.merchant_id, livemode: session.livemode, identity: challenge.destination, kind: 'passkey', password_hash: null,
       credential_id: credential.id, public_key: Buffer.from(credential.publicKey), counter: BigInt(credential.counter),
-      transports: JSON.stringify(credential.transports ?? []), locked_at: null, created_at: now, last_used_at: null,
+      transports: JSON.stringify(credential.transports ?? []), created_at: now, last_used_at: null,
     }).execute();
     await tx.updateTable('shopper_step_ups').set({ verified_at: now }).where('id', '=', challenge.id).execute();
     await auditStepUp(tx, session, 'step_up.passkey_register', id, { result: 'passed', identity: maskedIdentity(challenge.destination) }, origin, now);
     return { refused: undefined };
+  }).catch((error: unknown) => {
+    // The same credential registered by another session at the same moment: the unique index had the last word.
+    if ((error as { code?: unknown }).code === '23505') return { refused: new StepUpRefused('passkey_failed') };
+    throw error;
   });
   if (outcome.refused !== undefined) throw outcome.refused;
 }

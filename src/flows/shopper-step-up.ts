@@ -19,6 +19,8 @@ import { requestTrail } from './trail.ts';
  */
 export const stepUpLimits = {
   codeTtlMs: 5 * 60_000, attemptsMax: 5, sendsPerHourMax: 5, resendAfterMs: 30_000, proofTtlMs: 15 * 60_000,
+  /** Codes one page session may send, whatever the destinations: a page is not a free SMS gateway. */
+  sendsPerSessionMax: 5,
   /** How long after a verified code the shopper may still enrol a payment password or a passkey with it. */
   enrolmentTtlMs: 10 * 60_000,
 } as const;
@@ -58,7 +60,7 @@ export function normalizeDestination(raw: string): Destination | undefined {
   const trimmed = raw.trim();
   if (trimmed.includes('@')) {
     const address = trimmed.toLowerCase();
-    return address.length <= 254 && /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/.test(address) ? { channel: 'email', address } : undefined;
+    return address.length <= 254 && /^[a-z0-9._%+-]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(address) ? { channel: 'email', address } : undefined;
   }
   const phone = normalizePhone(trimmed);
   return phone === undefined ? undefined : { channel: 'sms', address: phone };
@@ -127,6 +129,9 @@ export async function sendStepUpCode(services: Services, session: CheckoutSessio
     const recent = await tx.selectFrom('shopper_step_ups').select('created_at').where('destination', '=', destination.address)
       .where('method', 'in', ['sms_code', 'email_code']).where('created_at', '>', new Date(now.getTime() - 3_600_000)).orderBy('created_at', 'desc').execute();
     if (recent.length >= stepUpLimits.sendsPerHourMax) throw new StepUpRefused('too_many_codes');
+    const fromSession = await tx.selectFrom('shopper_step_ups').select((eb) => eb.fn.countAll<string>().as('n')).where('checkout_session_id', '=', session.id)
+      .where('method', 'in', ['sms_code', 'email_code']).executeTakeFirstOrThrow();
+    if (Number(fromSession.n) >= stepUpLimits.sendsPerSessionMax) throw new StepUpRefused('too_many_codes');
     const [latest] = recent;
     if (latest !== undefined && now.getTime() - latest.created_at.getTime() < stepUpLimits.resendAfterMs) throw new StepUpRefused('wait_before_resend');
     const intent = await paymentOf(tx, session);
@@ -160,6 +165,9 @@ export async function verifyStepUpCode(services: Services, session: CheckoutSess
     if (latest === undefined || latest.verified_at !== null) return { refused: new StepUpRefused('no_code') };
     if (latest.attempts >= stepUpLimits.attemptsMax) return { refused: new StepUpRefused('locked') };
     if (latest.expires_at.getTime() <= now.getTime()) return { refused: new StepUpRefused('expired') };
+    // The payment changed since the code was sent: the code would prove nothing about it. Not counted as a try.
+    const intent = await paymentOf(tx, session);
+    if (latest.payment_intent_id !== intent.id || latest.amount !== intent.amount || latest.currency !== intent.currency) return { refused: new StepUpRefused('payment_changed') };
     const given = Buffer.from(codeHash(services, latest.id, /^\d{6}$/.test(code) ? code : 'invalid'));
     const expected = Buffer.from(latest.code_hash);
     if (given.length === expected.length && timingSafeEqual(given, expected)) {

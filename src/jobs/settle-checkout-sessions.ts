@@ -13,7 +13,8 @@ export async function settleCheckoutSessions(services: Services): Promise<number
     .where((eb) => eb.or([
       // A PaymentIntent's own page does not expire by time: it closes when its PaymentIntent is paid or canceled.
       eb.and([eb('checkout_sessions.expires_at', '<=', now), eb('checkout_sessions.kind', '=', 'checkout')]),
-      eb('payment_intents.status', 'in', ['succeeded', 'requires_capture', 'canceled']),
+      eb('payment_intents.status', 'in', ['succeeded', 'requires_capture']),
+      eb.and([eb('payment_intents.status', '=', 'canceled'), eb('checkout_sessions.kind', '=', 'payment_intent')]),
     ]))
     .where('payment_intents.status', 'not in', ['processing', 'requires_action'])
     .orderBy('checkout_sessions.expires_at').limit(50).execute();

@@ -34,10 +34,10 @@ interface LoggedRequest {
 
 /**
  * Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`),
- * or keys: the signature of a return link (`sig`, which leads to a client secret), Alipay's `sign`, and the client secret
- * that opens a PaymentIntent's hosted page.
+ * or keys: the signature of a return link (`sig`, which leads to a client secret), Alipay's `sign`, and client secrets
+ * (`client_secret`, `payment_intent_client_secret`: one opens a PaymentIntent's hosted page).
  */
-const cardDataParameter = /^([^=]*(number|cvc|cvv)[^=]*|sig|sign|client_secret)=/i;
+const cardDataParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign)=/i;
 
 /**
  * The URL as a log line shows it. A caller can write card data into a path or a query string: security codes and

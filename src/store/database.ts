@@ -197,7 +197,9 @@ export interface ChargeRisk {
   reasons: string[];
   degraded: boolean;
   /** How a step-up was carried out: 3-D Secure, the wallet's own authentication, or (off session) a review. */
-  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review' | ShopperStepUpMethod;
+  step_up?: 'three_d_secure' | 'provider_authentication' | 'held_for_review';
+  /** The shopper's own confirmation on the hosted checkout, besides (never instead of) the step-up above. */
+  shopper_step_up?: ShopperStepUpMethod;
 }
 
 export interface RiskDecisionsTable {
@@ -319,14 +321,21 @@ export interface ShopperCredentialsTable {
   identity: string;
   kind: 'payment_password' | 'passkey';
   password_hash: string | null;
-  failed_attempts: ColumnType<number, number | undefined, number>;
-  locked_at: Date | null;
   credential_id: string | null;
   public_key: Buffer | null;
   counter: bigint | null;
   transports: ColumnType<string[] | null, string | null, string | null>;
   created_at: Date;
   last_used_at: Date | null;
+}
+
+export interface ShopperPasswordTriesTable {
+  merchant_id: string;
+  livemode: boolean;
+  identity: string;
+  failed_attempts: number;
+  locked_at: Date | null;
+  updated_at: Date;
 }
 
 export interface RiskLabelsTable {
@@ -811,6 +820,7 @@ export interface Database {
   shopper_messages: ShopperMessagesTable;
   shopper_step_ups: ShopperStepUpsTable;
   shopper_credentials: ShopperCredentialsTable;
+  shopper_password_tries: ShopperPasswordTriesTable;
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;

@@ -378,7 +378,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.deepEqual(audit.map((row) => [row.action, row.actor_type, (row.details as { result?: string } | null)?.result ?? null]),
       [['step_up.send', 'shopper', null], ['step_up.verify', 'shopper', 'failed'], ['step_up.verify', 'shopper', 'passed']]);
     const stored = await server.database.db.selectFrom('charges').select('risk').where('id', '=', charge.id).executeTakeFirstOrThrow();
-    assert.equal(stored.risk?.step_up, 'sms_code', 'the method is recorded on the payment');
+    assert.equal(stored.risk?.shopper_step_up, 'sms_code', 'the method is recorded on the payment');
 
     // Another payment needs its own proof; five wrong codes lock, and then even the right one is refused.
     const locked = await newSession();

@@ -113,11 +113,12 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   }
 
   /** A post from the page's own script, with its token: what a shopper's browser (or a tampered one) can send. */
-  async function inPage(suffix: string, body: unknown): Promise<InPageAnswer> {
+  async function inPage(suffix: string, body: Record<string, unknown>): Promise<InPageAnswer> {
     return page.evaluate(`(async () => {
       const config = JSON.parse(document.getElementById('checkout-config').textContent);
+      const body = { amount: config.amount, currency: config.currency, ...${JSON.stringify(body)} };
       const response = await fetch('/pay/' + config.session + ${JSON.stringify(suffix)}, {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf }, body: ${JSON.stringify(JSON.stringify(body))},
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf }, body: JSON.stringify(body),
       });
       return { status: response.status, json: await response.json() };
     })()`);
@@ -139,6 +140,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   };
   const stepUpRows = (sessionId: string) => server.database.db.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', sessionId).orderBy('created_at').execute();
   const passwordOf = (identity: string) => server.database.db.selectFrom('shopper_credentials').selectAll().where('identity', '=', identity).where('kind', '=', 'payment_password').executeTakeFirst();
+  const triesOf = (identity: string) => server.database.db.selectFrom('shopper_password_tries').selectAll().where('identity', '=', identity).executeTakeFirst();
 
   test('payment password: set only with a code (a guessable one is refused and spends nothing), then confirms another payment', async () => {
     const phone = '+8613700137000';
@@ -156,8 +158,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
     const stored = await passwordOf(phone);
     assert.match(stored?.password_hash ?? '', /^\$argon2id\$/);
-    assert.doesNotMatch(stored?.password_hash ?? '', /739164/);
-    assert.equal((await chargeOf(first.payment_intent as string)).risk?.step_up, 'sms_code');
+    assert.equal((await chargeOf(first.payment_intent as string)).risk?.shopper_step_up, 'sms_code');
 
     const second = await newSession();
     await toStepUp(second.url ?? '');
@@ -169,7 +170,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
     const charge = await chargeOf(second.payment_intent as string);
     assert.equal(charge.status, 'succeeded');
-    assert.equal(charge.risk?.step_up, 'payment_password', 'the method is recorded on the payment');
+    assert.equal(charge.risk?.shopper_step_up, 'payment_password', 'the method is recorded on the payment');
     const audit = await server.database.db.selectFrom('audit_log').select(['actor_type', 'details']).where('action', '=', 'step_up.verify').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
     assert.equal(audit.actor_type, 'shopper');
     assert.deepEqual([(audit.details as { method?: string }).method, (audit.details as { result?: string }).result], ['payment_password', 'passed']);
@@ -188,7 +189,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     }
     assert.deepEqual(messages.slice(0, 4), [4, 3, 2, 1].map((n) => strings.en.stepUp_password_wrong.replace('{remaining}', String(n))));
     assert.equal(messages[4], strings.en.stepUp_password_locked);
-    assert.notEqual((await passwordOf(phone))?.locked_at, null, 'the password is locked');
+    assert.notEqual((await triesOf(phone))?.locked_at, null, 'the password is locked');
     await page.fill('#step-up-password', '739164');
     assert.equal(await errorAfterPay(), strings.en.stepUp_password_locked, 'even the right password is refused');
     assert.equal((await stripe.paymentIntents.retrieve(third.payment_intent as string)).status, 'requires_payment_method');
@@ -206,10 +207,8 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await page.fill('#step-up-code', code);
     await page.fill('#step-up-new-password', '582047');
     await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
-    const reset = await passwordOf(phone);
-    assert.equal(reset?.locked_at, null, 'the code unlocked it');
-    assert.equal(reset?.failed_attempts, 0);
-    const actions = await server.database.db.selectFrom('audit_log').select('action').where('action', 'in', ['step_up.password_set', 'step_up.password_reset']).execute();
+    assert.equal(await triesOf(phone), undefined, 'the code forgave the wrong tries and lifted the lock');
+    const actions = await server.database.db.selectFrom('audit_log').select('action').where('action', 'in', ['step_up.password_set', 'step_up.password_reset']).orderBy('seq').execute();
     assert.deepEqual(actions.map((row) => row.action), ['step_up.password_set', 'step_up.password_reset']);
   });
 
@@ -240,7 +239,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
     const charge = await chargeOf(second.payment_intent as string);
     assert.equal(charge.status, 'succeeded');
-    assert.equal(charge.risk?.step_up, 'passkey');
+    assert.equal(charge.risk?.shopper_step_up, 'passkey');
     const rows = await stepUpRows(second.id);
     const passkeyRow = rows.find((row) => row.method === 'passkey');
     assert.notEqual(passkeyRow?.verified_at, null);
@@ -310,10 +309,21 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
 
     const asked = await inPage('/step-up/passkey/options', {});
     await stripe.paymentIntents.update(intent.id, { amount: 6_000 });
-    const answer = await inPage('/step-up/passkey/verify', { credential: await assertionInPage(asked.json.options ?? {}, 'required') });
-    assert.equal(answer.status, 400);
-    assert.equal(answer.json.message, strings.en.stepUp_payment_changed);
+    const signed = await assertionInPage(asked.json.options ?? {}, 'required');
+    // The page still shows 50.00: told that the payment changed, before the answer is even looked at.
+    const shown = await inPage('/step-up/passkey/verify', { credential: signed });
+    assert.equal(shown.status, 400);
+    assert.equal(shown.json.message, strings.en.stepUp_payment_changed);
+    // A page that claims the new amount: the answer signed the old one, and is refused all the same.
+    const claimed = await inPage('/step-up/passkey/verify', { credential: signed, amount: '6000' });
+    assert.equal(claimed.status, 400);
+    assert.equal(claimed.json.message, strings.en.stepUp_payment_changed);
+    assert.deepEqual((await stepUpRows((await pages())[0]?.id ?? '')).filter((row) => row.verified_at !== null), [], 'nothing was verified');
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_payment_method');
+    // Paying from the stale page is refused too, and the page comes back with the new amount and a word on why.
+    await page.click('#pay');
+    await page.waitForURL(/changed=1/);
+    assert.equal(await page.locator('#error').textContent(), strings.en.paymentChanged);
 
     await toStepUp(page.url());
     assert.match(await page.locator('#total').textContent() ?? '', /60\.00/, 'the page shows the new amount');
@@ -323,7 +333,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     assert.equal(paid.status, 'succeeded');
     assert.equal(paid.amount_received, 6_000);
     assert.equal(await page.locator('a.button').getAttribute('href'), 'https://shop.example/order/42');
-    assert.equal((await chargeOf(intent.id)).risk?.step_up, 'passkey');
+    assert.equal((await chargeOf(intent.id)).risk?.shopper_step_up, 'passkey');
     const events = await stripe.events.list({ type: 'checkout.session.completed', limit: 100 });
     assert.ok(!events.data.some((event) => (event.data.object as { payment_intent?: string }).payment_intent === intent.id), 'no checkout event for a PaymentIntent\'s page');
     assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');

@@ -30,9 +30,13 @@ describe('checkout step-up under concurrency', () => {
     const csrf = /"csrf":"([^"]+)"/.exec(html.body)?.[1] ?? '';
     assert.notEqual(csrf, '');
     const origin = new URL(session.url ?? '').origin;
+    // The page's script sends the amount it shows with every post.
+    const shown = { amount: String(session.amount_total), currency: session.currency };
     return {
       id: session.id,
-      post: (suffix, body) => rawRequest(server, 'POST', `/pay/${session.id}${suffix}`, { body: JSON.stringify(body), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf } }),
+      post: (suffix, body) => rawRequest(server, 'POST', `/pay/${session.id}${suffix}`, {
+        body: JSON.stringify({ ...shown, ...(body as Record<string, unknown>) }), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf },
+      }),
     };
   }
 
@@ -83,13 +87,26 @@ describe('checkout step-up under concurrency', () => {
     assert.ok(tries.every((answer) => answer.status === 400));
     const [row] = (await rowsOf(second.id)).filter((entry) => entry.method === 'payment_password');
     assert.equal(row?.attempts, 5, 'exactly five tries were counted');
-    const credential = await server.database.db.selectFrom('shopper_credentials').selectAll().where('identity', '=', email).executeTakeFirstOrThrow();
-    assert.equal(credential.failed_attempts, 5);
-    assert.notEqual(credential.locked_at, null);
+    const counted = await server.database.db.selectFrom('shopper_password_tries').selectAll().where('identity', '=', email).executeTakeFirstOrThrow();
+    assert.equal(counted.failed_attempts, 5);
+    assert.notEqual(counted.locked_at, null);
     const right = await second.post('/step-up/password', { identity: email, password: '739164' });
     assert.equal(right.status, 400, 'the right password is refused once locked');
     assert.equal(row?.verified_at, null);
     assert.equal((await second.post('/confirm', await card())).json.state, 'step_up', 'the payment still asks');
+
+    // An identity without a password is counted and locked the same way: a lock tells nothing about who has one.
+    const third = await openPage();
+    for (let i = 0; i < 5; i += 1) await third.post('/step-up/password', { identity: 'nobody@example.com', password: String(400_000 + i) });
+    const fourth = await openPage();
+    const known = await fourth.post('/step-up/password', { identity: email, password: '400001' });
+    const unknown = await fourth.post('/step-up/password', { identity: 'nobody@example.com', password: '400001' });
+    assert.equal(known.status, 400);
+    assert.equal(unknown.json.message, known.json.message, 'the same answer for an identity with a password and one without');
+    assert.equal(await server.database.db.selectFrom('shopper_credentials').select('id').where('identity', '=', 'nobody@example.com').executeTakeFirst(), undefined);
+    const empty = await fourth.post('/step-up/password', { identity: 'fresh@example.com', password: '' });
+    assert.equal(empty.status, 400);
+    assert.equal(await server.database.db.selectFrom('shopper_password_tries').select('identity').where('identity', '=', 'fresh@example.com').executeTakeFirst(), undefined, 'an empty password is not a try');
   });
 
   test('a proof confirms only the amount it was given for; passkey routes refuse on an address host', async () => {
@@ -100,7 +117,10 @@ describe('checkout step-up under concurrency', () => {
     assert.equal((await page.post('/step-up/verify', { code: await codeFor('+8613800138001') })).status, 200);
     // The PaymentIntent's amount changes after the proof: the proof no longer applies.
     await server.database.db.updateTable('payment_intents').set({ amount: 30_000n }).where('id', '=', session.payment_intent as string).execute();
-    assert.equal((await page.post('/confirm', await card())).json.state, 'step_up');
+    // A page still showing the old amount is sent back to show the new one; one showing the new amount is asked again.
+    const stale = await page.post('/confirm', await card());
+    assert.deepEqual([stale.json.state, stale.json.redirect], ['redirect', `/pay/${page.id}?lang=en&changed=1`]);
+    assert.equal((await page.post('/confirm', { ...(await card()), amount: '30000' })).json.state, 'step_up');
     await server.database.db.updateTable('payment_intents').set({ amount: 20_000n }).where('id', '=', session.payment_intent as string).execute();
     // This server's page is on 127.0.0.1: an IP address cannot be a relying party, so no passkey ceremony starts.
     const options = await page.post('/step-up/passkey/options', {});
@@ -132,7 +152,19 @@ describe('checkout step-up under concurrency', () => {
     const paying = await page.post('/confirm', { method: 'alipay' });
     assert.equal(paying.json.state, 'redirect', paying.body);
     const charge = await server.database.db.selectFrom('charges').select('risk').where('payment_intent_id', '=', intentId).executeTakeFirstOrThrow();
-    assert.deepEqual([charge.risk?.action, charge.risk?.step_up], ['request_step_up', 'sms_code']);
+    assert.deepEqual([charge.risk?.action, charge.risk?.step_up, charge.risk?.shopper_step_up], ['request_step_up', 'provider_authentication', 'sms_code']);
+
+    // A card whose shopper confirmed with a code still goes through the 3-D Secure the risk engine asked for.
+    assert.equal((await json('POST', '/v1/risk/settings', { step_up_above_usd: 5 })).status, 200);
+    const stepped = await openPage();
+    clock.offsetMs += 31_000;
+    assert.equal((await stepped.post('/step-up/send', { destination: '+8613800138003' })).status, 200);
+    assert.equal((await stepped.post('/step-up/verify', { code: await codeFor('+8613800138003') })).status, 200);
+    assert.equal((await stepped.post('/confirm', await card())).json.state, 'complete');
+    const steppedSession = await server.stripe.checkout.sessions.retrieve(stepped.id);
+    const steppedCharge = await server.database.db.selectFrom('charges').select('risk').where('payment_intent_id', '=', steppedSession.payment_intent as string).executeTakeFirstOrThrow();
+    assert.deepEqual([steppedCharge.risk?.step_up, steppedCharge.risk?.shopper_step_up], ['three_d_secure', 'sms_code']);
+    assert.equal((await json('POST', '/v1/risk/settings', { step_up_above_usd: '' })).status, 200);
 
     const cardPage = await openPage();
     const challenged = await cardPage.post('/confirm', await card());

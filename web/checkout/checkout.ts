@@ -61,7 +61,8 @@ async function post(path: string, body: unknown): Promise<PageStep> {
   const response = await fetch(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
-    body: JSON.stringify(body),
+    // The amount the shopper sees goes with every post: the server refuses if the payment changed since.
+    body: JSON.stringify({ ...(body as Record<string, unknown>), amount: config.amount, currency: config.currency }),
     credentials: 'same-origin',
   });
   return (await response.json()) as PageStep;

@@ -27,5 +27,7 @@ export interface PageConfig {
   session: string;
   csrf: string;
   frameOrigin: string | null;
+  amount: string;
+  currency: string;
   strings: { processing: string; waiting: string; failed: string; passkeyFailed: string };
 }

@@ -2,8 +2,8 @@
 --
 -- A shopper's credentials belong to one merchant and to one verified identity: a phone number or an email address
 -- the shopper proved to hold with a one-time code. A payment password is six digits, kept as argon2id over an
--- HMAC under the instance's key (a copy of this table alone does not let anyone try the million passwords); it
--- locks after five wrong tries. A passkey is a WebAuthn credential (public key, signature counter).
+-- HMAC under the instance's key (a copy of this table alone does not let anyone try the million passwords). A
+-- passkey is a WebAuthn credential (public key, signature counter).
 CREATE TABLE shopper_credentials (
   id text PRIMARY KEY,
   merchant_id text NOT NULL REFERENCES merchants (id),
@@ -11,8 +11,6 @@ CREATE TABLE shopper_credentials (
   identity text NOT NULL,
   kind text NOT NULL CHECK (kind IN ('payment_password', 'passkey')),
   password_hash text,
-  failed_attempts integer NOT NULL DEFAULT 0 CHECK (failed_attempts >= 0),
-  locked_at timestamptz,
   credential_id text,
   public_key bytea,
   counter bigint,
@@ -32,6 +30,23 @@ CREATE POLICY merchant_scope ON shopper_credentials
   USING (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope())
   WITH CHECK (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope());
 
+-- Wrong payment password tries per identity, kept whether or not the identity has a password, so that the count
+-- and the lock after five say nothing about which identities have one. A code that sets a new password clears it.
+CREATE TABLE shopper_password_tries (
+  merchant_id text NOT NULL REFERENCES merchants (id),
+  livemode boolean NOT NULL,
+  identity text NOT NULL,
+  failed_attempts integer NOT NULL CHECK (failed_attempts >= 0),
+  locked_at timestamptz,
+  updated_at timestamptz NOT NULL,
+  PRIMARY KEY (merchant_id, livemode, identity)
+);
+ALTER TABLE shopper_password_tries ENABLE ROW LEVEL SECURITY;
+ALTER TABLE shopper_password_tries FORCE ROW LEVEL SECURITY;
+CREATE POLICY merchant_scope ON shopper_password_tries
+  USING (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope())
+  WITH CHECK (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope());
+
 -- Every step-up ceremony is a row: a code sent (by SMS or email), the payment password tries of a session, a
 -- passkey challenge (bound to the PaymentIntent, its amount, currency and payee, answered once) or a passkey
 -- registration. `code_hash` holds the code's HMAC, or the challenge's random part.
@@ -39,6 +54,8 @@ ALTER TABLE shopper_step_ups DROP CONSTRAINT shopper_step_ups_method_check;
 ALTER TABLE shopper_step_ups ADD CONSTRAINT shopper_step_ups_method_check
   CHECK (method IN ('sms_code', 'email_code', 'payment_password', 'passkey', 'passkey_registration'));
 ALTER TABLE shopper_step_ups ADD COLUMN payment_intent_id text;
+UPDATE shopper_step_ups SET payment_intent_id = checkout_sessions.payment_intent_id
+  FROM checkout_sessions WHERE checkout_sessions.id = shopper_step_ups.checkout_session_id AND shopper_step_ups.payment_intent_id IS NULL;
 
 -- A hosted page for a PaymentIntent the merchant made through the API, opened with its client secret: a page
 -- session of kind `payment_intent`, which the Checkout Sessions API does not list and which sends no checkout

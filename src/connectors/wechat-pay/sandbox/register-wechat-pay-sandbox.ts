@@ -177,14 +177,26 @@ function registerPages<DB>(scope: FastifyInstance, sandbox: WeChatPaySandbox<DB>
     return reply.code(303).header('location', `${sandboxPrefix}/scan/${encodeURIComponent(token)}${query}`).send();
   });
   // The JSAPI flow: the parameters the merchant's page would pass to WeixinJSBridge, checked, then the same page.
+  // `redirect_url` stands for what the merchant's page does after WeixinJSBridge answers: the tester goes back to it.
   scope.get('/jsapi', async (request, reply) => {
     const names = ['appId', 'timeStamp', 'nonceStr', 'package', 'signType', 'paySign'] as const;
     const found = await sandbox.jsapiPageToken(Object.fromEntries(names.map((name) => [name, textParam(request.query, name)])));
     if (!found.ok) return sendPage(reply, 400, renderMessagePage('Payment refused', found.message));
+    const returnUrl = safeReturnUrl(textParam(request.query, 'redirect_url'));
+    if (returnUrl !== null) return reply.code(303).header('location', `${sandboxPrefix}/scan/${encodeURIComponent(found.token)}?redirect_url=${encodeURIComponent(returnUrl)}`).send();
     const view = await sandbox.scanView(found.token);
     if (view === undefined) return sendPage(reply, 404, renderMessagePage('Not found', 'No such payment.'));
     return sendPage(reply, 200, renderScanPage(view, null));
   });
+  // WeChat's web sign-in: open.weixin.qq.com's authorize page and api.weixin.qq.com's code-for-openid endpoint.
+  const queryOf = (request: FastifyRequest, names: readonly string[]) => Object.fromEntries(names.map((name) => [name, textParam(request.query, name)]));
+  scope.get('/connect/oauth2/authorize', async (request, reply) => {
+    const result = sandbox.signIn.authorize(queryOf(request, ['appid', 'redirect_uri', 'response_type', 'scope', 'state']));
+    if (!result.ok) return sendPage(reply, 400, renderMessagePage('Sign-in refused', result.message));
+    return reply.code(302).header('location', result.location).send();
+  });
+  scope.get('/sns/oauth2/access_token', async (request, reply) =>
+    reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(sandbox.signIn.accessToken(queryOf(request, ['appid', 'secret', 'code', 'grant_type'])))));
 }
 
 function registerControl<DB>(scope: FastifyInstance, sandbox: WeChatPaySandbox<DB>): void {

@@ -9,6 +9,7 @@ import { Secret } from '../../../platform/secret.ts';
 import { SandboxFaults, type NotificationSender } from '../../sandbox-faults.ts';
 import { CloseOrder, H5Order, JsapiOrder, NativeOrder, RefundApplication, weChatTime } from '../wire.ts';
 import { CallbackQueue } from './callback-queue.ts';
+import { SandboxSignIn } from './sign-in-sandbox.ts';
 import { PlatformSigner, verifyMerchantRequest, type RequestCheck, type SignedRequest } from './sandbox-signing.ts';
 import type { RefundOutcome, SandboxRefundRow, SandboxTransactionRow, TradeState, TradeType } from './tables.ts';
 
@@ -159,6 +160,8 @@ export type PageResult = { ok: true; state: TradeState } | { ok: false; httpStat
 export class WeChatPaySandbox<DB> {
   readonly faults = new SandboxFaults();
   readonly refunds = new RefundControls();
+  /** WeChat's web sign-in, which gives a page inside WeChat the shopper's openid. */
+  readonly signIn: SandboxSignIn;
   readonly #db: Kysely<DB>;
   readonly #clock: Clock;
   readonly #account: { mchid: string; appid: string; merchantSerialNo: string };
@@ -177,6 +180,7 @@ export class WeChatPaySandbox<DB> {
     this.#merchantKey = createPublicKey(options.credentials.merchantPublicKeyPem);
     this.#signer = new PlatformSigner(new Secret(options.credentials.platformPrivateKeyPem), options.credentials.platformPublicKeyId, options.clock);
     this.#scanBaseUrl = options.scanBaseUrl;
+    this.signIn = new SandboxSignIn(options.credentials.appid, options.credentials.apiV3Key, options.clock);
     this.#callbacks = new CallbackQueue({
       db: options.db, clock: options.clock, apiV3Key: new Secret(options.credentials.apiV3Key), signer: this.#signer, faults: this.faults, send: options.send,
     });
