@@ -47,15 +47,27 @@ function hostOf(origin: string): string {
   return new URL(origin).host;
 }
 
+function token(services: Services, purpose: string): string {
+  return createHmac('sha256', services.checkoutKey.reveal()).update(purpose).digest('base64url');
+}
+
+function tokenMatches(services: Services, purpose: string, given: string): boolean {
+  const expected = Buffer.from(token(services, purpose));
+  const actual = Buffer.from(given);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
 function csrfToken(services: Services, sessionId: string): string {
-  return createHmac('sha256', services.checkoutKey.reveal()).update(`checkout csrf ${sessionId}`).digest('base64url');
+  return token(services, `checkout csrf ${sessionId}`);
+}
+
+/** WeChat's own browser (its user agent says MicroMessenger), where WeChat Pay is paid by JSAPI. */
+function inWeChat(request: FastifyRequest): boolean {
+  return /MicroMessenger\//i.test(request.headers['user-agent'] ?? '');
 }
 
 function csrfMatches(services: Services, sessionId: string, given: unknown): boolean {
-  if (typeof given !== 'string') return false;
-  const expected = Buffer.from(csrfToken(services, sessionId));
-  const actual = Buffer.from(given);
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  return typeof given === 'string' && tokenMatches(services, `checkout csrf ${sessionId}`, given);
 }
 
 function pageCsp(nonce: string, frameOrigin: string | null): string {
@@ -141,6 +153,10 @@ interface PageState {
   message?: string;
   waiting?: boolean;
   qr?: string;
+  /** Inside WeChat with sign-in configured: WeChat Pay is paid in WeChat itself. */
+  jsapi?: boolean;
+  /** Back from WeChat's sign-in: the page goes on paying by itself. */
+  resume?: boolean;
 }
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
@@ -161,8 +177,11 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const config = {
     session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
     // What the shopper is shown: sent back with every post, and refused if the payment has changed since.
-    amount: session.amount_total.toString(), currency: session.currency,
-    strings: { processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed') },
+    amount: session.amount_total.toString(), currency: session.currency, sandbox: !session.livemode,
+    strings: {
+      processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed'),
+      wechatNotCompleted: say(language, 'wechatNotCompleted'),
+    },
   };
   const cancel = session.cancel_url === null ? '' : `<p class="links"><a href="${escapeHtml(session.cancel_url)}">${escapeHtml(say(language, 'cancel'))}</a></p>`;
   const body = `${orderSummary(session, merchantName, language)}
@@ -173,7 +192,7 @@ ${panels}
 ${stepUpSection(language, passkeys)}
 <p id="error" class="error" role="alert" tabindex="-1"${state.message === undefined ? ' hidden' : ''}>${escapeHtml(state.message ?? '')}</p>
 <p id="status" class="status" role="status" aria-live="polite"${state.waiting === true ? '' : ' hidden'}>${state.waiting === true ? escapeHtml(say(language, 'waiting')) : ''}</p>
-<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
+<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, state.jsapi === true ? 'payWithWechat' : 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
 </form>
 ${cancel}
 </section>
@@ -181,7 +200,7 @@ ${securityTips(language)}
 <script type="application/json" id="checkout-config">${jsonForHtml(config)}</script>`;
   return shell({
     language, title: say(language, 'title'), nonce, body, script: 'checkout.js', sessionId: session.id, path: `/pay/${session.id}`,
-    bodyAttributes: state.waiting === true ? ' data-waiting="true"' : '',
+    bodyAttributes: `${state.waiting === true ? ' data-waiting="true"' : ''}${state.resume === true ? ' data-resume="wechat_pay"' : ''}`,
   });
 }
 
@@ -280,9 +299,13 @@ function nextStep(session: CheckoutSessionRow, intent: PaymentIntentRow, languag
   if (session.status === 'complete') return { state: 'complete', redirect: `/pay/${session.id}/done?lang=${language}` };
   if (session.status === 'expired') return { state: 'expired', redirect: `/pay/${session.id}?lang=${language}` };
   if (error !== undefined) return { state: 'error', message: say(language, 'declined', { reason: declineReason(language, error.code, error.details.declineCode) }) };
-  const action = intent.next_action as { type?: string; redirect_to_url?: { url?: string }; alipay_handle_redirect?: { url?: string }; wechat_pay_display_qr_code?: { image_data_url?: string } } | null;
+  const action = intent.next_action as {
+    type?: string; redirect_to_url?: { url?: string }; alipay_handle_redirect?: { url?: string }; wechat_pay_display_qr_code?: { image_data_url?: string };
+    wechat_pay_jsapi?: Record<string, string>;
+  } | null;
   if (intent.status === 'requires_action' && action !== null) {
     if (action.type === 'wechat_pay_display_qr_code' && action.wechat_pay_display_qr_code?.image_data_url !== undefined) return { state: 'qr', qr: action.wechat_pay_display_qr_code.image_data_url };
+    if (action.type === 'wechat_pay_jsapi' && action.wechat_pay_jsapi !== undefined) return { state: 'jsapi', parameters: action.wechat_pay_jsapi };
     const url = action.redirect_to_url?.url ?? action.alipay_handle_redirect?.url;
     if (url !== undefined) return { state: 'redirect', redirect: url };
   }
@@ -380,10 +403,34 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (changed && step.state === 'open' && step.message === undefined) step.message = say(lang, 'paymentChanged');
     const state: PageState = {
       ...(step.state === 'open' && typeof step.message === 'string' ? { message: step.message } : {}),
-      ...(step.state === 'waiting' || step.state === 'qr' ? { waiting: true } : {}),
+      ...(step.state === 'waiting' || step.state === 'qr' || step.state === 'jsapi' ? { waiting: true } : {}),
       ...(step.state === 'qr' ? { qr: step.qr as string } : {}),
     };
-    return html(reply, 200, paymentPage(services, session, await merchantName(services, session.merchant_id), lang, origins(), n, state), pageCsp(n, origins().frame));
+    const jsapi = inWeChat(request) && services.connectors.wechatSignIn(session.livemode) !== undefined;
+    const resume = (request.query as { resume?: string }).resume === 'wechat_pay' && session.wechat_openid !== null && step.state === 'open';
+    return html(reply, 200, paymentPage(services, session, await merchantName(services, session.merchant_id), lang, origins(), n, { ...state, jsapi, resume }), pageCsp(n, origins().frame));
+  });
+
+  // Inside WeChat: back from WeChat's web sign-in with a code, traded (no transaction open) for the shopper's openid.
+  app.get('/pay/:id/wechat-sign-in', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return notFound(request, reply);
+    const lang = language(request, session);
+    const n = nonce();
+    const query = request.query as { code?: unknown; state?: unknown };
+    const signIn = services.connectors.wechatSignIn(session.livemode);
+    if (signIn === undefined || typeof query.state !== 'string' || !tokenMatches(services, `wechat sign-in ${session.id}`, query.state)) {
+      return html(reply, 403, messagePage(lang, n, say(lang, 'failed'), say(lang, 'failed')), pageCsp(n, null));
+    }
+    if (session.status !== 'open') return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
+    const answer = typeof query.code === 'string' ? await signIn.openidFor(query.code) : { error: 'no code' };
+    if ('error' in answer) {
+      services.logger.warn({ session: session.id, reason: answer.error }, 'checkout: WeChat sign-in failed');
+      return html(reply, 400, messagePage(lang, n, say(lang, 'failed'), say(lang, 'wechatNotCompleted')), pageCsp(n, null));
+    }
+    await services.db.updateTable('checkout_sessions').set({ wechat_openid: answer.openid, updated_at: new Date(services.clock.nowMs()) })
+      .where('id', '=', session.id).where('status', '=', 'open').execute();
+    return reply.redirect(`/pay/${session.id}?lang=${lang}&resume=wechat_pay`, 303);
   });
 
   app.get('/pay/:id/status', async (request, reply) => {
@@ -419,8 +466,18 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     } else if (method === 'alipay') {
       params.payment_method_data = { type: 'alipay' };
     } else {
+      // Inside WeChat's browser the shopper pays in WeChat itself (JSAPI), which needs their openid: signed in first.
+      const signIn = inWeChat(request) ? services.connectors.wechatSignIn(session.livemode) : undefined;
+      if (signIn !== undefined && session.wechat_openid === null) {
+        return json(reply, 200, { state: 'redirect', redirect: signIn.authorizeUrl(`${origins().page}/pay/${session.id}/wechat-sign-in`, token(services, `wechat sign-in ${session.id}`)) });
+      }
+      // Asked again while WeChat's payment sheet is open or was closed: the same parameters, not a second order.
+      const step = nextStep(session, intent, lang);
+      if (signIn !== undefined && step.state === 'jsapi') return json(reply, 200, step);
       params.payment_method_data = { type: 'wechat_pay' };
-      params.payment_method_options = { wechat_pay: { client: 'web' } };
+      params.payment_method_options = signIn !== undefined && session.wechat_openid !== null
+        ? { wechat_pay: { client: 'jsapi', openid: session.wechat_openid } }
+        : { wechat_pay: { client: 'web' } };
     }
     const capture = keepingResponder();
     try {

@@ -266,6 +266,7 @@ export interface CheckoutSessionsTable {
   locale: string | null;
   completed_at: Date | null;
   kind: ColumnType<'checkout' | 'payment_intent', 'checkout' | 'payment_intent' | undefined, never>;
+  wechat_openid: string | null;
 }
 
 export interface SupportCasesTable {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { sql } from 'kysely';
 import type Stripe from 'stripe';
 import { checkoutAsset } from '../../src/checkout/assets.ts';
 import { strings } from '../../src/checkout/strings.ts';
@@ -280,6 +281,79 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await deliverSandboxNotifications(server.coffer.services);
     await page.waitForURL(/\/done/, { timeout: 15_000 });
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
+  const weChatAgent = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.49.2600 NetType/WIFI Language/zh_CN';
+
+  /** Pays a WeChat Pay trade on the sandbox's page, as the shopper's WeChat would. */
+  async function payWeChatTrade(address: string): Promise<void> {
+    let trade = await openPage(server, address);
+    if (trade.body.includes('value="scan"')) {
+      const scanned = await pressButton(server, trade, 'scan');
+      const location = scanned.headers.location;
+      trade = await openPage(server, typeof location === 'string' ? new URL(location, trade.url).toString() : trade.url.toString());
+    }
+    assert.ok((await pressButton(server, trade, 'pay')).status < 400);
+  }
+
+  test('WeChat Pay inside WeChat: the shopper is signed in by WeChat, then pays in WeChat itself (JSAPI; the sandbox plays the payment sheet)', async () => {
+    const inside = await browser.newContext({ locale: 'en-US', userAgent: weChatAgent });
+    const wechat = await inside.newPage();
+    try {
+      const session = await newSession();
+      await wechat.goto(session.url ?? '');
+      await wechat.check('input[value=wechat_pay]');
+      assert.equal((await wechat.locator('#pay').textContent())?.trim(), strings.en.payWithWechat);
+      // The tap goes to WeChat's sign-in, back with the openid, and on to WeChat's payment sheet by itself.
+      await Promise.all([wechat.waitForURL(/\/sandbox\/wechat-pay\/scan\//), wechat.click('#pay')]);
+      const stored = await server.database.db.selectFrom('checkout_sessions').select('wechat_openid').where('id', '=', session.id).executeTakeFirstOrThrow();
+      assert.match(stored.wechat_openid ?? '', /^o[A-Za-z0-9_-]+$/);
+      const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+      assert.equal(intent.next_action?.type, 'wechat_pay_jsapi');
+      const { rows: trades } = await server.database.db.executeQuery<{ trade_type: string; payer_openid: string | null }>(
+        sql`SELECT trade_type, payer_openid FROM sandbox_wechat_pay_transactions WHERE payer_openid = ${stored.wechat_openid}`.compile(server.database.db));
+      assert.deepEqual(trades.map((row) => row.trade_type), ['JSAPI'], 'a JSAPI order was placed for the signed-in shopper');
+      await wechat.click('button[value=pay]');
+      await Promise.all([wechat.waitForURL(/\/pay\/cs_test_/), wechat.click('text=Return to the merchant')]);
+      await deliverSandboxNotifications(server.coffer.services);
+      await wechat.waitForURL(/\/done/, { timeout: 15_000 });
+      assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+
+      // A sign-in answer that does not carry this session's state is refused and stores nothing.
+      const other = await newSession();
+      const forged = await wechat.goto(`${new URL(other.url ?? '').origin}/pay/${other.id}/wechat-sign-in?code=abc&state=forged`);
+      assert.equal(forged?.status(), 403);
+      const untouched = await server.database.db.selectFrom('checkout_sessions').select('wechat_openid').where('id', '=', other.id).executeTakeFirstOrThrow();
+      assert.equal(untouched.wechat_openid, null);
+    } finally {
+      await inside.close();
+    }
+  });
+
+  test('WeChat Pay inside WeChat with its bridge: the page hands WeixinJSBridge the signed payment, then waits for WeChat\'s word', async () => {
+    const inside = await browser.newContext({ locale: 'en-US', userAgent: weChatAgent });
+    await inside.addInitScript(`window.WeixinJSBridge = { invoke(name, parameters, callback) { window.bridgeCall = { name, parameters }; callback({ err_msg: 'get_brand_wcpay_request:ok' }); } };`);
+    const wechat = await inside.newPage();
+    try {
+      const session = await newSession();
+      await wechat.goto(session.url ?? '');
+      await wechat.check('input[value=wechat_pay]');
+      await wechat.click('#pay');
+      await wechat.waitForFunction('window.bridgeCall !== undefined');
+      const call = await wechat.evaluate('window.bridgeCall') as { name: string; parameters: Record<string, string> };
+      assert.equal(call.name, 'getBrandWCPayRequest');
+      assert.deepEqual(Object.keys(call.parameters).sort(), ['appId', 'nonceStr', 'package', 'paySign', 'signType', 'timeStamp']);
+      assert.match(await wechat.locator('#status').textContent() ?? '', /Waiting for your payment/);
+      // WeChat checks the merchant's signature over these parameters (the sandbox does the same), and the shopper pays.
+      const tampered = await rawRequest(server, 'GET', `/sandbox/wechat-pay/jsapi?${new URLSearchParams({ ...call.parameters, paySign: Buffer.from('forged').toString('base64') }).toString()}`);
+      assert.equal(tampered.status, 400);
+      await payWeChatTrade(`${server.url}/sandbox/wechat-pay/jsapi?${new URLSearchParams(call.parameters).toString()}`);
+      await deliverSandboxNotifications(server.coffer.services);
+      await wechat.waitForURL(/\/done/, { timeout: 15_000 });
+      assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+    } finally {
+      await inside.close();
+    }
   });
 
   test('Simplified Chinese by Accept-Language, switchable; amounts in the shopper\'s locale', async () => {

@@ -72,7 +72,36 @@ let polling: number | undefined;
 
 async function poll(): Promise<void> {
   const response = await fetch(`/pay/${config.session}/status`, { credentials: 'same-origin' });
-  follow((await response.json()) as PageStep);
+  const step = (await response.json()) as PageStep;
+  // WeChat's payment sheet opens on the shopper's tap only, never again from a status check.
+  follow(step.state === 'jsapi' ? { state: 'waiting' } : step);
+}
+
+interface WeixinJSBridge {
+  invoke(name: 'getBrandWCPayRequest', parameters: Record<string, string>, callback: (answer: { err_msg?: string }) => void): void;
+}
+
+/**
+ * Inside WeChat: its payment sheet, through the bridge WeChat puts in its browser. In test mode without the bridge
+ * (a desktop browser saying it is WeChat), the sandbox's JSAPI page plays the sheet and comes back.
+ */
+function payInWeChat(parameters: Record<string, string>): void {
+  const bridge = (window as unknown as { WeixinJSBridge?: WeixinJSBridge }).WeixinJSBridge;
+  if (bridge === undefined) {
+    if (config.sandbox) {
+      const target = new URLSearchParams(parameters);
+      target.set('redirect_url', `${window.location.origin}/pay/${config.session}/return`);
+      window.location.assign(`/sandbox/wechat-pay/jsapi?${target.toString()}`);
+      return;
+    }
+    document.addEventListener('WeixinJSBridgeReady', () => payInWeChat(parameters), { once: true });
+    return;
+  }
+  bridge.invoke('getBrandWCPayRequest', parameters, (answer) => {
+    // "ok" only says the sheet closed after paying: the payment itself is what the server learns from WeChat.
+    if (answer.err_msg === 'get_brand_wcpay_request:ok') follow({ state: 'waiting' });
+    else follow({ state: 'open', message: config.strings.wechatNotCompleted });
+  });
 }
 
 function follow(step: PageStep): void {
@@ -117,6 +146,10 @@ function follow(step: PageStep): void {
       stepping = false;
       stepUp.hidden = true;
       void pay();
+      return;
+    case 'jsapi':
+      show(statusRegion, config.strings.waiting);
+      payInWeChat(step.parameters);
       return;
     case 'passkey':
     case 'registered':
@@ -258,3 +291,12 @@ showPanel(false);
 payButton.disabled = false;
 // Back from a provider with the payment still in progress: keep watching.
 if (document.body.dataset.waiting === 'true') void poll().catch(() => undefined);
+// Back from WeChat's sign-in: the shopper had chosen WeChat Pay and tapped pay; go on.
+if (document.body.dataset.resume === 'wechat_pay') {
+  const wechat = form.querySelector<HTMLInputElement>('input[name="method"][value="wechat_pay"]');
+  if (wechat !== null) {
+    wechat.checked = true;
+    showPanel(true);
+    void pay();
+  }
+}

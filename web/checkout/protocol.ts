@@ -21,6 +21,7 @@ export type PageStep =
   | { state: 'code_sent'; message: string }
   | { state: 'verified' }
   | { state: 'passkey'; options: unknown }
+  | { state: 'jsapi'; parameters: Record<string, string> }
   | { state: 'registered' };
 
 export interface PageConfig {
@@ -29,5 +30,7 @@ export interface PageConfig {
   frameOrigin: string | null;
   amount: string;
   currency: string;
-  strings: { processing: string; waiting: string; failed: string; passkeyFailed: string };
+  /** Test mode: WeChat's payment sheet is played by the sandbox's JSAPI page when there is no WeixinJSBridge. */
+  sandbox: boolean;
+  strings: { processing: string; waiting: string; failed: string; passkeyFailed: string; wechatNotCompleted: string };
 }

@@ -61,3 +61,7 @@ UPDATE shopper_step_ups SET payment_intent_id = checkout_sessions.payment_intent
 -- session of kind `payment_intent`, which the Checkout Sessions API does not list and which sends no checkout
 -- events. Its amount follows the PaymentIntent's.
 ALTER TABLE checkout_sessions ADD COLUMN kind text NOT NULL DEFAULT 'checkout' CHECK (kind IN ('checkout', 'payment_intent'));
+
+-- The shopper's openid for the merchant's WeChat app, from WeChat's web sign-in when the page is opened inside
+-- WeChat: a JSAPI payment needs it.
+ALTER TABLE checkout_sessions ADD COLUMN wechat_openid text;
