@@ -25,6 +25,7 @@ import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
 import { migrate } from '../store/migrate.ts';
 import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
 import { ensureDemoMerchant, type DemoMerchant } from './demo-merchant.ts';
+import { GatewayNotifier, SandboxOutboxNotifier } from '../connectors/shopper-notifier.ts';
 
 export interface StartOptions {
   config: Config;
@@ -114,6 +115,10 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     risk: openRiskEngine(config, env),
     checkoutKey: deriveKey(instanceSecret, 'checkout sessions v1'),
     checkoutFrameOrigin: config.cardFrameOrigin,
+    shopperNotifier: {
+      test: new SandboxOutboxNotifier(),
+      live: config.shopperNotify === undefined ? undefined : new GatewayNotifier({ ...config.shopperNotify, nowMs: () => clock.nowMs() }),
+    },
     maintainStorage: () => database.maintain(),
   };
 }

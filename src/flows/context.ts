@@ -11,6 +11,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { Database } from '../store/database.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
+import type { ShopperNotifier } from '../connectors/shopper-notifier.ts';
 
 /** What every flow may use. Built once at start (`app/services.ts`); tests build their own with real databases. */
 export interface Services {
@@ -40,6 +41,8 @@ export interface Services {
   checkoutKey: Secret<Buffer>;
   /** The card frame's origin, when the operator set one (`COFFER_CARD_FRAME_ORIGIN`); else derived (checkout/pages.ts). */
   checkoutFrameOrigin: string | undefined;
+  /** Sends messages to shoppers: the sandbox outbox in test mode; the operator's gateway in live mode, if set up. */
+  shopperNotifier: { test: ShopperNotifier; live: ShopperNotifier | undefined };
   /** The risk engine: model, budgets, compiled rule sets (risk/risk-engine.ts). */
   risk: RiskEngine;
   /** The database's periodic upkeep (checkpoints of the embedded database). */

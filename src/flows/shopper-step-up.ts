@@ -144,7 +144,7 @@ export async function sendStepUpCode(services: Services, session: CheckoutSessio
     })).execute();
     await tx.insertInto('shopper_messages').values({
       id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: destination.channel, recipient: destination.address,
-      subject: 'Verification code', body: `Your code to confirm this payment is ${code}. It expires in 5 minutes. Never share it.`, reference: id,
+      subject: 'Verification code', body: `Your code to confirm this payment is ${code}. It expires in 5 minutes. Never share it.`, reference: id, expires_at: expiresAt,
     }).execute();
     await auditStepUp(tx, session, 'step_up.send', id, { method: destination.channel === 'sms' ? 'sms_code' : 'email_code', destination: maskedIdentity(destination.address) }, origin, now);
     return { id, expiresAt, channel: destination.channel };

@@ -9,6 +9,7 @@ import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-
 import { settleFunds } from './settle-funds.ts';
 import { syncWalletPayments } from './sync-wallet-payments.ts';
 import { settleCheckoutSessions } from './settle-checkout-sessions.ts';
+import { deliverShopperMessages } from './deliver-shopper-messages.ts';
 
 export interface Job {
   name: string;
@@ -25,6 +26,7 @@ export const jobs: Job[] = [
   { name: 'sync-wallet-payments', runBatch: syncWalletPayments },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'settle-checkout-sessions', runBatch: settleCheckoutSessions },
+  { name: 'deliver-shopper-messages', runBatch: deliverShopperMessages },
   { name: 'reap-idempotency-keys', runBatch: reapIdempotencyKeys },
   { name: 'reap-request-nonces', runBatch: reapRequestNonces },
   { name: 'reap-velocity', runBatch: (services) => reapVelocity(services.db, services.clock.nowMs()) },

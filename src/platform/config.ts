@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { RateLimitSettings } from '../api/rate-limits.ts';
 import { limits } from '../limits.ts';
@@ -48,6 +49,8 @@ export interface Config {
   risk: RiskSettings;
   /** The hosted checkout's card frame origin (the vault's); default: the public URL's other loopback name. */
   cardFrameOrigin: string | undefined;
+  /** Live mode's gateway to the operator's SMS and email providers (connectors/shopper-notifier.ts); absent: none. */
+  shopperNotify: { url: string; secret: string } | undefined;
 }
 
 /** The risk engine (see risk/engine.ts). */
@@ -112,6 +115,37 @@ function readPositiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number,
     throw new ConfigError(`${name} must be an integer from 1 to ${max}, got "${raw}"`);
   }
   return Number(raw);
+}
+
+/** `COFFER_SHOPPER_NOTIFY_URL` (https, or http on a loopback address) and the secret file that signs for it, together. */
+function readShopperNotify(env: NodeJS.ProcessEnv, cwd: string): { url: string; secret: string } | undefined {
+  const url = env.COFFER_SHOPPER_NOTIFY_URL || undefined;
+  const secretFile = env.COFFER_SHOPPER_NOTIFY_SECRET_FILE || undefined;
+  if (url === undefined && secretFile === undefined) return undefined;
+  if (url === undefined || secretFile === undefined) {
+    throw new ConfigError('COFFER_SHOPPER_NOTIFY_URL and COFFER_SHOPPER_NOTIFY_SECRET_FILE must be set together (the gateway to SMS and email, and the secret that signs for it)');
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`COFFER_SHOPPER_NOTIFY_URL must be a URL, such as https://notify.example.com/send, got "${url}"`);
+  }
+  const loopback = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(parsed.hostname);
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
+    throw new ConfigError(`COFFER_SHOPPER_NOTIFY_URL must be https (http only on a loopback address), got "${url}"`);
+  }
+  const file = path.resolve(cwd, secretFile);
+  let secret: string;
+  try {
+    if ((fs.statSync(file).mode & 0o077) !== 0) throw new ConfigError(`COFFER_SHOPPER_NOTIFY_SECRET_FILE: ${file} can be read by group or others; chmod 600 it`);
+    secret = fs.readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`COFFER_SHOPPER_NOTIFY_SECRET_FILE: ${file} cannot be read`);
+  }
+  if (secret.length < 32) throw new ConfigError('COFFER_SHOPPER_NOTIFY_SECRET_FILE must hold a secret of at least 32 characters');
+  return { url, secret };
 }
 
 function readKekSettings(env: NodeJS.ProcessEnv, cwd: string): KekSettings {
@@ -192,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       redisPrefix: env.COFFER_REDIS_PREFIX || 'coffer:',
     },
     cardFrameOrigin,
+    shopperNotify: readShopperNotify(env, cwd),
     risk: {
       modelFile: env.COFFER_RISK_MODEL === 'none' ? null : env.COFFER_RISK_MODEL ? path.resolve(cwd, env.COFFER_RISK_MODEL) : undefined,
       velocityBudgetMs: readPositiveInt(env, 'COFFER_RISK_VELOCITY_BUDGET_MS', 200, 10_000),

@@ -286,6 +286,12 @@ export interface ShopperMessagesTable {
   id: string;
   merchant_id: string;
   livemode: boolean;
+  status: ColumnType<'pending' | 'sent' | 'failed', 'pending' | 'sent' | 'failed' | undefined, 'pending' | 'sent' | 'failed'>;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  sent_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  expires_at: ColumnType<Date | null, Date | null | undefined, never>;
   seq: Generated<bigint>;
   created_at: Date;
   channel: 'email' | 'sms';

@@ -62,6 +62,18 @@ UPDATE shopper_step_ups SET payment_intent_id = checkout_sessions.payment_intent
 -- events. Its amount follows the PaymentIntent's.
 ALTER TABLE checkout_sessions ADD COLUMN kind text NOT NULL DEFAULT 'checkout' CHECK (kind IN ('checkout', 'payment_intent'));
 
+-- Messages to shoppers are an outbox: written with what makes them, sent afterwards by a job through a notifier
+-- (the sandbox outbox in test mode, the operator's gateway in live mode), retried with a growing wait.
+ALTER TABLE shopper_messages ADD COLUMN status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed'));
+ALTER TABLE shopper_messages ADD COLUMN attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0);
+ALTER TABLE shopper_messages ADD COLUMN next_attempt_at timestamptz;
+ALTER TABLE shopper_messages ADD COLUMN sent_at timestamptz;
+ALTER TABLE shopper_messages ADD COLUMN last_error text;
+-- A message useless after a time (a one-time code) is not sent after it.
+ALTER TABLE shopper_messages ADD COLUMN expires_at timestamptz;
+UPDATE shopper_messages SET status = 'sent', sent_at = created_at WHERE NOT livemode;
+CREATE INDEX shopper_messages_due ON shopper_messages (seq) WHERE status = 'pending';
+
 -- The shopper's openid for the merchant's WeChat app, from WeChat's web sign-in when the page is opened inside
 -- WeChat: a JSAPI payment needs it.
 ALTER TABLE checkout_sessions ADD COLUMN wechat_openid text;
