@@ -9,7 +9,7 @@ import type Stripe from 'stripe';
 import { checkoutAsset } from '../../src/checkout/assets.ts';
 import { strings } from '../../src/checkout/strings.ts';
 import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
-import { browserMissing, launchTrusting } from '../support/browser.ts';
+import { browserMissing, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { openPage, pressButton } from '../support/sandbox-pages.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -27,7 +27,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
   const violations: string[] = [];
   const shots = process.env.COFFER_TEST_SCREENSHOTS;
   const screenshot = async (name: string, target: Page = page) => {
-    if (shots !== undefined) await target.screenshot({ path: path.join(shots, name), fullPage: true });
+    if (shots !== undefined) await wholePageScreenshot(target, path.join(shots, name));
   };
   const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 

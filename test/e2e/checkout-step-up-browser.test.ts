@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, launchTrusting } from '../support/browser.ts';
+import { browserMissing, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -47,7 +47,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   const clock = new TestClock();
   const shots = process.env.COFFER_TEST_SCREENSHOTS;
   const screenshot = async (name: string) => {
-    if (shots !== undefined) await page.screenshot({ path: path.join(shots, name), fullPage: true });
+    if (shots !== undefined) await wholePageScreenshot(page, path.join(shots, name));
   };
   const authenticator = { protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal', hasResidentKey: true, isUserVerified: true, automaticPresenceSimulation: true } as const;
 

@@ -1,6 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's chromium; `.ci/run` installs it. */
 export const chromiumPath = '/usr/bin/chromium';
@@ -26,4 +26,16 @@ export async function launchTrusting(certificatePem: string): Promise<Browser> {
       `--ignore-certificate-errors-spki-list=${pin}`,
     ],
   });
+}
+
+/**
+ * A screenshot of the whole page. A cross-origin frame (the card frame) below the fold is left blank by a full-page
+ * capture, so the window is made as tall as the page for the shot instead.
+ */
+export async function wholePageScreenshot(page: Page, file: string): Promise<void> {
+  const viewport = page.viewportSize();
+  const height = await page.evaluate('document.documentElement.scrollHeight') as number;
+  if (viewport !== null) await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, Math.ceil(height)) });
+  await page.screenshot({ path: file });
+  if (viewport !== null) await page.setViewportSize(viewport);
 }
