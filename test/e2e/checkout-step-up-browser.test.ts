@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -337,5 +338,35 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     const events = await stripe.events.list({ type: 'checkout.session.completed', limit: 100 });
     assert.ok(!events.data.some((event) => (event.data.object as { payment_intent?: string }).payment_intent === intent.id), 'no checkout event for a PaymentIntent\'s page');
     assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');
+  });
+
+  test('the step-up panel on a phone: nothing overflows, and axe-core finds no serious or critical violation', async () => {
+    const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+    // axe is injected for the audit only: the checkout's own CSP would (rightly) refuse it.
+    const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, bypassCSP: true, locale: 'zh-CN' });
+    const small = await phone.newPage();
+    try {
+      const session = await newSession();
+      await small.goto(session.url ?? '');
+      const frame = small.frameLocator('#card-frame');
+      await frame.locator('#number').fill('4242424242424242');
+      await frame.locator('#expiry').fill('12 / 34');
+      await frame.locator('#cvc').fill('123');
+      await small.click('#pay');
+      await small.locator('#step-up:not([hidden])').waitFor();
+      assert.equal(await small.locator('#step-up-title').textContent(), strings.zh.stepUpTitle, 'in the shopper\'s language');
+      for (const method of ['code', 'password', 'passkey']) {
+        await small.check(`input[name="step-method"][value="${method}"]`);
+        const overflow = await small.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+        assert.ok(overflow <= 0, `with ${method}, the page is ${overflow}px wider than the screen`);
+        await small.addScriptTag({ content: axeSource });
+        const result = await small.evaluate<Array<{ id: string; impact: string | null; count: number }>>(`axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })
+          .then((run) => run.violations.map((violation) => ({ id: violation.id, impact: violation.impact, count: violation.nodes.length })))`);
+        const serious = result.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical');
+        assert.deepEqual(serious, [], `${method}: ${JSON.stringify(result)}`);
+      }
+    } finally {
+      await phone.close();
+    }
   });
 });
