@@ -339,8 +339,13 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
       await wechat.goto(session.url ?? '');
       await wechat.check('input[value=wechat_pay]');
       await wechat.click('#pay');
-      await wechat.waitForFunction('window.bridgeCall !== undefined');
-      const call = await wechat.evaluate('window.bridgeCall') as { name: string; parameters: Record<string, string> };
+      // Read from outside the page (the page's CSP rightly forbids the evaluation waitForFunction would do in it).
+      let call: { name: string; parameters: Record<string, string> } | undefined;
+      for (let waited = 0; call === undefined && waited < 15_000; waited += 100) {
+        call = await wechat.evaluate('window.bridgeCall') as typeof call;
+        if (call === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(call !== undefined, 'the page called WeixinJSBridge');
       assert.equal(call.name, 'getBrandWCPayRequest');
       assert.deepEqual(Object.keys(call.parameters).sort(), ['appId', 'nonceStr', 'package', 'paySign', 'signType', 'timeStamp']);
       assert.match(await wechat.locator('#status').textContent() ?? '', /Waiting for your payment/);
