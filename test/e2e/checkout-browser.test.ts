@@ -342,7 +342,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
       // Read from outside the page (the page's CSP rightly forbids the evaluation waitForFunction would do in it).
       let call: { name: string; parameters: Record<string, string> } | undefined;
       for (let waited = 0; call === undefined && waited < 15_000; waited += 100) {
-        call = await wechat.evaluate('window.bridgeCall') as typeof call;
+        // The page is going through WeChat's sign-in and back: a read during a navigation finds no page and is tried again.
+        call = await wechat.evaluate('window.bridgeCall').catch(() => undefined) as typeof call;
         if (call === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       assert.ok(call !== undefined, 'the page called WeixinJSBridge');
