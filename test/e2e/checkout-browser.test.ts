@@ -260,6 +260,17 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
+  /** Pays a WeChat Pay trade on the sandbox's page, as the shopper's WeChat would. */
+  async function payWeChatTrade(address: string): Promise<void> {
+    let trade = await openPage(server, address);
+    if (trade.body.includes('value="scan"')) {
+      const scanned = await pressButton(server, trade, 'scan');
+      const location = scanned.headers.location;
+      trade = await openPage(server, typeof location === 'string' ? new URL(location, trade.url).toString() : trade.url.toString());
+    }
+    assert.ok((await pressButton(server, trade, 'pay')).status < 400);
+  }
+
   test('WeChat Pay: the QR code shows, the page waits, and moves on by itself once the shopper has paid', async () => {
     const session = await newSession();
     await page.goto(session.url ?? '');
@@ -271,30 +282,13 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
     const scanUrl = intent.next_action?.wechat_pay_display_qr_code?.data ?? '';
     // The shopper's phone scans and pays (the scan page, over HTTP: the page under test keeps the browser).
-    let scan = await openPage(server, scanUrl);
-    if (scan.body.includes('value="scan"')) {
-      const scanned = await pressButton(server, scan, 'scan');
-      const location = scanned.headers.location;
-      scan = await openPage(server, typeof location === 'string' ? new URL(location, scan.url).toString() : scan.url.toString());
-    }
-    assert.ok((await pressButton(server, scan, 'pay')).status < 400);
+    await payWeChatTrade(scanUrl);
     await deliverSandboxNotifications(server.coffer.services);
     await page.waitForURL(/\/done/, { timeout: 15_000 });
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
   const weChatAgent = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.49.2600 NetType/WIFI Language/zh_CN';
-
-  /** Pays a WeChat Pay trade on the sandbox's page, as the shopper's WeChat would. */
-  async function payWeChatTrade(address: string): Promise<void> {
-    let trade = await openPage(server, address);
-    if (trade.body.includes('value="scan"')) {
-      const scanned = await pressButton(server, trade, 'scan');
-      const location = scanned.headers.location;
-      trade = await openPage(server, typeof location === 'string' ? new URL(location, trade.url).toString() : trade.url.toString());
-    }
-    assert.ok((await pressButton(server, trade, 'pay')).status < 400);
-  }
 
   test('WeChat Pay inside WeChat: the shopper is signed in by WeChat, then pays in WeChat itself (JSAPI; the sandbox plays the payment sheet)', async () => {
     const inside = await browser.newContext({ locale: 'en-US', userAgent: weChatAgent });
