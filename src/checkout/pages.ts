@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
@@ -14,6 +14,7 @@ import {
 } from '../flows/shopper-credentials.ts';
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
+import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, localeOf, say, type Language, type StringKey } from './strings.ts';
@@ -52,9 +53,7 @@ function token(services: Services, purpose: string): string {
 }
 
 function tokenMatches(services: Services, purpose: string, given: string): boolean {
-  const expected = Buffer.from(token(services, purpose));
-  const actual = Buffer.from(given);
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  return sameSecretText(given, token(services, purpose));
 }
 
 function csrfToken(services: Services, sessionId: string): string {

@@ -1,7 +1,7 @@
-import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Secret } from '../platform/secret.ts';
+import { signatureHeader } from '../platform/timestamped-signature.ts';
 
 /**
  * How messages reach shoppers (receipts, one-time codes): by SMS or email, through a notifier. Messages are
@@ -45,10 +45,6 @@ export interface GatewayNotifierOptions {
   nowMs: () => number;
 }
 
-export function gatewaySignature(secret: string, timestamp: number, body: string): string {
-  return createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-}
-
 /** Live mode: the operator's gateway. 2xx: sent; 4xx other than 408 and 429: refused for good; anything else: again later. */
 export class GatewayNotifier implements ShopperNotifier {
   readonly name = 'gateway';
@@ -69,7 +65,7 @@ export class GatewayNotifier implements ShopperNotifier {
     const timestamp = Math.floor(this.#nowMs() / 1000);
     const headers = {
       'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'idempotency-key': message.id,
-      'coffer-signature': `t=${timestamp},v1=${gatewaySignature(this.#secret.reveal(), timestamp, body)}`,
+      'coffer-signature': signatureHeader([this.#secret.reveal()], body, timestamp),
     };
     const client = this.#url.protocol === 'https:' ? https : http;
     return new Promise((resolve) => {

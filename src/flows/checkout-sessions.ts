@@ -1,9 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
+import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
@@ -187,7 +187,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
   const id = /^(pi_[A-Za-z0-9]{24})_secret_[A-Za-z0-9]{25}$/.exec(clientSecret)?.[1];
   if (id === undefined) return undefined;
   const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', id).executeTakeFirst();
-  if (intent === undefined || !secretsEqual(intent.client_secret, clientSecret)) return undefined;
+  if (intent === undefined || !sameSecretText(clientSecret, intent.client_secret)) return undefined;
   if (returnUrl !== undefined) checkUrl(returnUrl, 'return_url');
   const existing = await services.db.selectFrom('checkout_sessions').selectAll().where('payment_intent_id', '=', intent.id).executeTakeFirst();
   if (existing !== undefined) return existing.kind === 'payment_intent' ? existing : undefined;
@@ -211,12 +211,6 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: session.id, details: { kind: 'payment_intent', payment_intent: intent.id } }, [], now);
   });
   return services.db.selectFrom('checkout_sessions').selectAll().where('payment_intent_id', '=', intent.id).where('kind', '=', 'payment_intent').executeTakeFirst();
-}
-
-function secretsEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 /** The methods of a PaymentIntent the hosted page can take. */

@@ -9,7 +9,7 @@ import { newId } from '../platform/random.ts';
 import type { CheckoutSessionRow, PaymentIntentRow, ShopperCredentialRow } from '../store/database.ts';
 import type { Services, Tx } from './context.ts';
 import {
-  auditStepUp, lockSession, maskedIdentity, normalizeDestination, paymentOf, recentlyVerifiedIdentity, stepUpLimits, StepUpRefused, stepUpRow, verifyStepUpCode,
+  auditStepUp, codeRefusal, lockSession, maskedIdentity, normalizeDestination, paymentOf, recentlyVerifiedIdentity, stepUpLimits, StepUpRefused, stepUpRow, verifyStepUpCode,
 } from './shopper-step-up.ts';
 import { inTransaction } from './transaction.ts';
 
@@ -101,9 +101,8 @@ export async function verifyCodeAndSetPassword(services: Services, session: Chec
   checkPaymentPassword(newPassword);
   const latest = await services.db.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id)
     .where('method', 'in', ['sms_code', 'email_code']).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-  if (latest === undefined || latest.verified_at !== null) throw new StepUpRefused('no_code');
-  if (latest.attempts >= stepUpLimits.attemptsMax) throw new StepUpRefused('locked');
-  if (latest.expires_at.getTime() <= services.clock.nowMs()) throw new StepUpRefused('expired');
+  const dead = codeRefusal(latest, services.clock.nowMs());
+  if (dead !== undefined || latest === undefined) throw dead ?? new StepUpRefused('no_code');
   const passwordHash = await paymentPasswordHash(services, latest.destination, newPassword);
   await verifyStepUpCode(services, session, code, origin, async (tx, identity, now) => {
     // Another code sent since: the hash was made for another identity. Refused, and the code's verification undone.

@@ -1,7 +1,8 @@
-import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomInt } from 'node:crypto';
 import { newId } from '../platform/random.ts';
+import { sameSecretText } from '../platform/secret.ts';
 import { amountInUsd } from '../risk/usd-rates.ts';
-import type { CheckoutSessionRow, PaymentIntentRow, ShopperStepUpMethod, ShopperStepUpsTable } from '../store/database.ts';
+import type { CheckoutSessionRow, PaymentIntentRow, ShopperStepUpMethod, ShopperStepUpRow, ShopperStepUpsTable } from '../store/database.ts';
 import type { Insertable } from 'kysely';
 import { systemContext } from './checkout-sessions.ts';
 import type { Services, Tx } from './context.ts';
@@ -103,10 +104,7 @@ export function maskedIdentity(identity: string): string {
   return identity.includes('@') ? `${identity.slice(0, 1)}…@${identity.split('@')[1] ?? ''}` : `…${identity.slice(-4)}`;
 }
 
-/**
- * Opens a ceremony row inside `tx`, having taken the session's row lock: every step-up of a session is serialized,
- * so that concurrent tries cannot pass a bound together.
- */
+/** Takes the session's row lock in `tx`: every step-up of a session is serialized, so that concurrent tries cannot pass a bound together. */
 export async function lockSession(tx: Tx, session: CheckoutSessionRow): Promise<void> {
   await tx.selectFrom('checkout_sessions').select('id').where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
 }
@@ -116,6 +114,14 @@ export function stepUpRow(session: CheckoutSessionRow, intent: PaymentIntentRow,
     ...fields, merchant_id: session.merchant_id, livemode: session.livemode, checkout_session_id: session.id, verified_at: null,
     amount: intent.amount, currency: intent.currency, payment_intent_id: intent.id,
   };
+}
+
+/** Why a session's latest code cannot be tried any more (none, used, five wrong tries, expired); undefined if it can. */
+export function codeRefusal(latest: Pick<ShopperStepUpRow, 'verified_at' | 'attempts' | 'expires_at'> | undefined, nowMs: number): StepUpRefused | undefined {
+  if (latest === undefined || latest.verified_at !== null) return new StepUpRefused('no_code');
+  if (latest.attempts >= stepUpLimits.attemptsMax) return new StepUpRefused('locked');
+  if (latest.expires_at.getTime() <= nowMs) return new StepUpRefused('expired');
+  return undefined;
 }
 
 /** Sends a new code to the phone or address; in test mode the sandbox outbox shows it. */
@@ -162,15 +168,12 @@ export async function verifyStepUpCode(services: Services, session: CheckoutSess
     await lockSession(tx, session);
     const latest = await tx.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id)
       .where('method', 'in', ['sms_code', 'email_code']).orderBy('created_at', 'desc').limit(1).forUpdate().executeTakeFirst();
-    if (latest === undefined || latest.verified_at !== null) return { refused: new StepUpRefused('no_code') };
-    if (latest.attempts >= stepUpLimits.attemptsMax) return { refused: new StepUpRefused('locked') };
-    if (latest.expires_at.getTime() <= now.getTime()) return { refused: new StepUpRefused('expired') };
+    const dead = codeRefusal(latest, now.getTime());
+    if (dead !== undefined || latest === undefined) return { refused: dead ?? new StepUpRefused('no_code') };
     // The payment changed since the code was sent: the code would prove nothing about it. Not counted as a try.
     const intent = await paymentOf(tx, session);
     if (latest.payment_intent_id !== intent.id || latest.amount !== intent.amount || latest.currency !== intent.currency) return { refused: new StepUpRefused('payment_changed') };
-    const given = Buffer.from(codeHash(services, latest.id, /^\d{6}$/.test(code) ? code : 'invalid'));
-    const expected = Buffer.from(latest.code_hash);
-    if (given.length === expected.length && timingSafeEqual(given, expected)) {
+    if (sameSecretText(codeHash(services, latest.id, /^\d{6}$/.test(code) ? code : 'invalid'), latest.code_hash)) {
       await tx.updateTable('shopper_step_ups').set({ verified_at: now, attempts: latest.attempts + 1 }).where('id', '=', latest.id).execute();
       await auditStepUp(tx, session, 'step_up.verify', latest.id, { method: latest.method, result: 'passed' }, origin, now);
       if (andThen !== undefined) await andThen(tx, latest.destination, now);

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 
 /**
@@ -26,4 +27,11 @@ export class Secret<T = string> {
   [inspect.custom](): string {
     return 'Secret([redacted])';
   }
+}
+
+/** Whether a given token, code or secret equals the expected one, compared in constant time. */
+export function sameSecretText(given: string, expected: string): boolean {
+  const left = Buffer.from(given);
+  const right = Buffer.from(expected);
+  return left.length === right.length && timingSafeEqual(left, right);
 }

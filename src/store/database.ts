@@ -873,6 +873,7 @@ export type RiskDecisionRow = Selectable<RiskDecisionsTable>;
 export type ReviewRow = Selectable<ReviewsTable>;
 export type CheckoutSessionRow = Selectable<CheckoutSessionsTable>;
 export type ShopperCredentialRow = Selectable<ShopperCredentialsTable>;
+export type ShopperStepUpRow = Selectable<ShopperStepUpsTable>;
 export type SupportCaseRow = Selectable<SupportCasesTable>;
 export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;

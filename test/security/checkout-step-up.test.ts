@@ -102,6 +102,7 @@ describe('checkout step-up under concurrency', () => {
     const known = await fourth.post('/step-up/password', { identity: email, password: '400001' });
     const unknown = await fourth.post('/step-up/password', { identity: 'nobody@example.com', password: '400001' });
     assert.equal(known.status, 400);
+    assert.match(String(known.json.message), /locked/, 'the identity with a password is locked');
     assert.equal(unknown.json.message, known.json.message, 'the same answer for an identity with a password and one without');
     assert.equal(await server.database.db.selectFrom('shopper_credentials').select('id').where('identity', '=', 'nobody@example.com').executeTakeFirst(), undefined);
     const empty = await fourth.post('/step-up/password', { identity: 'fresh@example.com', password: '' });

@@ -72,6 +72,9 @@ ALTER TABLE shopper_messages ADD COLUMN last_error text;
 -- A message useless after a time (a one-time code) is not sent after it.
 ALTER TABLE shopper_messages ADD COLUMN expires_at timestamptz;
 UPDATE shopper_messages SET status = 'sent', sent_at = created_at WHERE NOT livemode;
+-- Live messages written before delivery existed: receipts still go out; one-time codes, long expired, do not.
+UPDATE shopper_messages SET status = 'failed', last_error = 'a one-time code written before messages were delivered'
+  WHERE livemode AND reference LIKE 'stepup%';
 CREATE INDEX shopper_messages_due ON shopper_messages (seq) WHERE status = 'pending';
 
 -- The shopper's openid for the merchant's WeChat app, from WeChat's web sign-in when the page is opened inside

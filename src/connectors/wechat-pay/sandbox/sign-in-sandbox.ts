@@ -1,6 +1,6 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../../platform/clock.ts';
-import { Secret } from '../../../platform/secret.ts';
+import { sameSecretText, Secret } from '../../../platform/secret.ts';
 import { sandboxAppSecret } from '../oauth.ts';
 
 /**
@@ -43,9 +43,7 @@ export class SandboxSignIn {
 
   /** The access-token endpoint's JSON answer: WeChat's `errcode` on a refusal. A code is good once. */
   accessToken(query: Record<string, string | undefined>): Record<string, unknown> {
-    const secret = Buffer.from(query.secret ?? '');
-    const expected = Buffer.from(this.#appSecret.reveal());
-    if (query.appid !== this.#appid || secret.length !== expected.length || !timingSafeEqual(secret, expected)) {
+    if (query.appid !== this.#appid || !sameSecretText(query.secret ?? '', this.#appSecret.reveal())) {
       return { errcode: 40125, errmsg: 'invalid appsecret' };
     }
     if (query.grant_type !== 'authorization_code') return { errcode: 40002, errmsg: 'invalid grant_type' };
