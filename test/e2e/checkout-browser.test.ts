@@ -221,6 +221,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await page.keyboard.press('Tab');
     await page.keyboard.type('123');
     await page.keyboard.press('Tab');
+    // Focus leaves the cross-origin frame asynchronously (another process): wait for it, at most 5 s.
+    for (let waited = 0; waited < 5_000 && (await focused()) !== 'pay'; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(await focused(), 'pay');
     await Promise.all([page.waitForURL(/\/done/), page.keyboard.press('Enter')]);
   });
