@@ -2,6 +2,7 @@
 //
 //   npm run bench                      # 32 clients, 20 s, then pgbench TPC-B (scale 10, 16 clients, 20 s)
 //   npm run bench -- --clients 64 --seconds 30 --one-call
+//   npm run bench -- --skip-pgbench --profile /tmp/prof   # a CPU profile of Coffer, written when it stops
 //
 // Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names a server where the
 // benchmark may create and drop its own databases. Coffer runs as its own process (`coffer start`), as deployed;
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     'one-call': { type: 'boolean', default: false },
     'skip-pgbench': { type: 'boolean', default: false },
     'pool-size': { type: 'string', default: '16' },
+    // Writes a V8 CPU profile of the Coffer process into this directory when it stops (open it in Chrome's DevTools).
+    profile: { type: 'string' },
   },
 });
 const clients = Number(values.clients);
@@ -48,7 +51,8 @@ function databaseUrl(name: string): string {
 }
 
 async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
+  const profiling = values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`];
+  const child = spawn(process.execPath, [...profiling, path.join(root, 'bin/coffer.js'), 'start'], {
     env: { ...process.env, DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'],
       // The benchmark measures payments, not the rate limiter: one key sends far more than its default budget.
       COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' },

@@ -23,14 +23,15 @@ export async function reapRequestNonces(services: Services): Promise<number> {
 }
 
 /**
- * Velocity entries and hourly buckets older than the longest window (7 days) plus a day for late arrivals are
+ * Velocity entries and their buckets older than the longest window (7 days) plus a day for late arrivals are
  * never read again: removed in bounded batches. Returns the rows removed.
  */
 export async function reapVelocity(db: Services['db'], nowMs: number): Promise<number> {
   const before = new Date(nowMs - limits.velocityRetentionMs);
   const entries = await sql`DELETE FROM velocity_entries WHERE ctid IN (
     SELECT ctid FROM velocity_entries WHERE occurred_at < ${before} LIMIT ${limits.jobBatchSize})`.execute(db);
-  const hours = await sql`DELETE FROM velocity_hours WHERE ctid IN (
-    SELECT ctid FROM velocity_hours WHERE hour < ${new Date(before.getTime() - 3_600_000)} LIMIT ${limits.jobBatchSize})`.execute(db);
-  return Number(entries.numAffectedRows ?? 0n) + Number(hours.numAffectedRows ?? 0n);
+  // A bucket goes once the whole of it is older than that (an hour's bucket starts up to an hour before its entries).
+  const buckets = await sql`DELETE FROM velocity_buckets WHERE ctid IN (
+    SELECT ctid FROM velocity_buckets WHERE bucket_start < ${new Date(before.getTime() - 3_600_000)} LIMIT ${limits.jobBatchSize})`.execute(db);
+  return Number(entries.numAffectedRows ?? 0n) + Number(buckets.numAffectedRows ?? 0n);
 }

@@ -81,13 +81,79 @@ export interface KeyVelocity {
   lastAt: Date | null;
 }
 
-const hourMs = 3_600_000;
+const spanMs = { second: 1_000, minute: 60_000, hour: 3_600_000 } as const;
+type Span = keyof typeof spanMs;
+
+function floorTo(ms: number, span: Span): number {
+  return Math.floor(ms / spanMs[span]) * spanMs[span];
+}
+
+function ceilTo(ms: number, span: Span): number {
+  return Math.ceil(ms / spanMs[span]) * spanMs[span];
+}
 
 /**
- * Reads the counters of every key a payment has, at `at`, in one query. Each window `(at - length, at]` is its
- * whole hours, summed from `velocity_hours` (kept by a trigger on every entry), plus its two partial hours
- * counted from the entries themselves: so a busy key costs a few hundred bucket rows, not every payment of its
- * week, and counts stay exact at both edges.
+ * One piece of the time read for a key: the entries (`span` = 'entry') or one bucket size, over `[from, to)`
+ * where an edge marked `after` starts (or ends) just after the instant named, and the windows it belongs to.
+ */
+interface Arm {
+  span: Span | 'entry';
+  from: Date;
+  fromAfter: boolean;
+  to: Date;
+  toAfter: boolean;
+  windows: Record<VelocityWindow, boolean>;
+}
+
+/**
+ * Cuts each window `(at - length, at]` into the pieces read for it: at its start, the entries of the partial
+ * second, then whole seconds to the minute, whole minutes to the hour; at its end, whole minutes of the current
+ * hour, whole seconds of the current minute, and the entries of the current second; whole hours between. The
+ * pieces at the end, and the hours, are shared by the windows they belong to; no instant is in two pieces.
+ */
+export function velocityArms(atMs: number): Arm[] {
+  const only = (name: VelocityWindow): Record<VelocityWindow, boolean> => ({ h1: name === 'h1', h24: name === 'h24', d7: name === 'd7' });
+  const all = { h1: true, h24: true, d7: true };
+  const at = (ms: number) => new Date(ms);
+  const arms: Arm[] = [];
+  const starts = {} as Record<VelocityWindow, number>;
+  for (const [name, length] of Object.entries(velocityWindows) as Array<[VelocityWindow, number]>) {
+    const start = atMs - length;
+    const wholeSecond = floorTo(start, 'second') + spanMs.second; // the first second boundary after the excluded start
+    const wholeMinute = ceilTo(wholeSecond, 'minute');
+    const wholeHour = ceilTo(wholeMinute, 'hour');
+    arms.push(
+      { span: 'entry', from: at(start), fromAfter: true, to: at(wholeSecond), toAfter: false, windows: only(name) },
+      { span: 'second', from: at(wholeSecond), fromAfter: false, to: at(wholeMinute), toAfter: false, windows: only(name) },
+      { span: 'minute', from: at(wholeMinute), fromAfter: false, to: at(wholeHour), toAfter: false, windows: only(name) },
+    );
+    starts[name] = wholeHour;
+  }
+  const hour = floorTo(atMs, 'hour');
+  const minute = floorTo(atMs, 'minute');
+  const second = floorTo(atMs, 'second');
+  assert(starts.d7 <= starts.h24 && starts.h24 <= starts.h1 && starts.h1 <= hour, 'the windows\' whole hours nest');
+  arms.push(
+    { span: 'hour', from: at(starts.d7), fromAfter: false, to: at(starts.h24), toAfter: false, windows: only('d7') },
+    { span: 'hour', from: at(starts.h24), fromAfter: false, to: at(starts.h1), toAfter: false, windows: { h1: false, h24: true, d7: true } },
+    { span: 'hour', from: at(starts.h1), fromAfter: false, to: at(hour), toAfter: false, windows: all },
+    { span: 'minute', from: at(hour), fromAfter: false, to: at(minute), toAfter: false, windows: all },
+    { span: 'second', from: at(minute), fromAfter: false, to: at(second), toAfter: false, windows: all },
+    { span: 'entry', from: at(second), fromAfter: false, to: at(atMs), toAfter: true, windows: all },
+  );
+  return arms.filter((arm) => arm.from.getTime() < arm.to.getTime() || (arm.toAfter && arm.from.getTime() === arm.to.getTime()));
+}
+
+function instant(date: Date, after: boolean): RawBuilder<Date> {
+  // Timestamps are stored to the microsecond: "just after" an instant is the next microsecond.
+  return after ? sql<Date>`${date}::timestamptz + interval '1 microsecond'` : sql<Date>`${date}::timestamptz`;
+}
+
+/**
+ * Reads the counters of every key a payment has, at `at`, in one query. Each window is read as the pieces
+ * `velocityArms` cuts it into: whole hours, minutes and seconds from `velocity_buckets` (kept by a trigger on
+ * every entry) and only the entries of its two partial seconds, each piece one index range per key. So a busy key
+ * costs a few hundred bucket rows at most, however fast it pays, and counts stay exact at both edges.
  */
 export async function readVelocityAll(
   db: Kysely<Database>,
@@ -98,49 +164,43 @@ export async function readVelocityAll(
 ): Promise<Partial<Record<VelocityDimension, KeyVelocity>>> {
   const wanted = velocityDimensions.filter((dimension) => keys[dimension] !== undefined && keys[dimension] !== '');
   if (wanted.length === 0) return {};
-  const atMs = at.getTime();
-  const lastWholeHour = new Date(Math.floor(atMs / hourMs) * hourMs);
-  const windows = Object.entries(velocityWindows).map(([name, length]) => {
-    const start = new Date(atMs - length);
-    // The first hour boundary strictly after the window's (excluded) start.
-    const firstWholeHour = new Date(Math.floor(start.getTime() / hourMs) * hourMs + hourMs);
-    return { name, start, firstWholeHour };
-  });
-  const keyMatch = sql.join(wanted.map((dimension) => sql`(dimension = ${dimension} AND key = ${keys[dimension] as string})`), sql` OR `);
-  const scoped = sql`merchant_id = ${scope.merchantId} AND livemode = ${scope.livemode} AND (${keyMatch})`;
-  const rawRanges = sql.join([
-    ...windows.map((window) => sql`(occurred_at > ${window.start} AND occurred_at < ${window.firstWholeHour})`),
-    sql`(occurred_at >= ${lastWholeHour} AND occurred_at <= ${at})`,
-  ], sql` OR `);
-  const widest = windows.find((window) => window.name === 'd7');
-  assert(widest !== undefined, 'the widest window is 7 days');
-  // Each row's window membership is computed once; the aggregates only test the flags.
-  const flags = windows.map((window) => sql`((bucket AND t >= ${window.firstWholeHour} AND t < ${lastWholeHour})
-      OR (NOT bucket AND ((t > ${window.start} AND t < ${window.firstWholeHour}) OR (t >= ${lastWholeHour} AND t <= ${at})))) AS ${sql.ref(`in_${window.name}`)}`);
-  const columns = windows.flatMap((window) => {
-    const inWindow = sql.ref(`in_${window.name}`);
+  const keyRows = sql.join(wanted.map((dimension) => sql`(${dimension}::text, ${keys[dimension] as string}::text)`));
+  const armRows = sql.join(velocityArms(at.getTime()).map((arm) =>
+    sql`(${arm.span}::text, ${instant(arm.from, arm.fromAfter)}, ${instant(arm.to, arm.toAfter)}, ${arm.windows.h1}::boolean, ${arm.windows.h24}::boolean, ${arm.windows.d7}::boolean)`));
+  const windowNames = Object.keys(velocityWindows) as VelocityWindow[];
+  const columns = windowNames.flatMap((name) => {
+    const inWindow = sql.ref(`in_${name}`);
     const tally = (part: string, outcome: RawBuilder<boolean>) => [
-      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_count`)}`,
-      sql`coalesce(sum(same_currency_amount) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${window.name}_${part}_amount`)}`,
+      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${name}_${part}_count`)}`,
+      sql`coalesce(sum(CASE WHEN currency = ${currency} THEN amount ELSE 0 END) FILTER (WHERE ${inWindow} AND ${outcome}), 0) AS ${sql.ref(`${name}_${part}_amount`)}`,
     ];
     return [
       ...tally('total', sql<boolean>`true`), ...tally('declined', sql<boolean>`outcome = 'declined'`), ...tally('blocked', sql<boolean>`outcome = 'blocked'`),
-      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND same_currency), 0) AS ${sql.ref(`${window.name}_same_currency_count`)}`,
+      sql`coalesce(sum(n) FILTER (WHERE ${inWindow} AND currency = ${currency}), 0) AS ${sql.ref(`${name}_same_currency_count`)}`,
     ];
   });
   const result = await sql<CounterRow>`
-    WITH src AS (
-      SELECT dimension, false AS bucket, occurred_at AS t, outcome, currency, 1::bigint AS n, amount, occurred_at AS last_at
-      FROM velocity_entries WHERE ${scoped} AND (${rawRanges})
+    WITH keys (dimension, key) AS (VALUES ${keyRows}),
+    arms (span, from_at, to_at, in_h1, in_h24, in_d7) AS (VALUES ${armRows}),
+    src AS (
+      SELECT k.dimension, a.in_h1, a.in_h24, a.in_d7, e.outcome, e.currency, 1::bigint AS n, e.amount, e.occurred_at AS last_at
+      FROM keys k CROSS JOIN arms a CROSS JOIN LATERAL (
+        SELECT outcome, currency, amount, occurred_at FROM velocity_entries
+        WHERE merchant_id = ${scope.merchantId} AND livemode = ${scope.livemode} AND dimension = k.dimension AND key = k.key
+          AND occurred_at >= a.from_at AND occurred_at < a.to_at
+      ) e
+      WHERE a.span = 'entry'
       UNION ALL
-      SELECT dimension, true, hour, outcome, currency, count, amount, last_at
-      FROM velocity_hours WHERE ${scoped} AND hour >= ${widest.firstWholeHour} AND hour < ${lastWholeHour}
-    ), flagged AS (
-      SELECT dimension, outcome, n, currency = ${currency} AS same_currency, CASE WHEN currency = ${currency} THEN amount ELSE 0 END AS same_currency_amount, last_at, ${sql.join(flags, sql`, `)}
-      FROM src
+      SELECT k.dimension, a.in_h1, a.in_h24, a.in_d7, b.outcome, b.currency, b.count, b.amount, b.last_at
+      FROM keys k CROSS JOIN arms a CROSS JOIN LATERAL (
+        SELECT outcome, currency, count, amount, last_at FROM velocity_buckets
+        WHERE merchant_id = ${scope.merchantId} AND livemode = ${scope.livemode} AND dimension = k.dimension AND key = k.key
+          AND span = a.span AND bucket_start >= a.from_at AND bucket_start < a.to_at
+      ) b
+      WHERE a.span <> 'entry'
     )
     SELECT dimension, ${sql.join(columns, sql`, `)}, max(last_at) FILTER (WHERE in_d7) AS last_at
-    FROM flagged GROUP BY dimension`.execute(db);
+    FROM src GROUP BY dimension`.execute(db);
   const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
   for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), sameCurrencyCount: { h1: 0, h24: 0, d7: 0 }, lastAt: null };
   for (const row of result.rows) {

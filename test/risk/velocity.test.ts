@@ -71,13 +71,23 @@ describe('velocity counters against a brute-force recount', () => {
         events.push({ at, arrival: at + 1, keys: anchor.keys, outcome: 'declined', amount: 7n, currency: 'usd', chargeId: `ch_edge_${index}_${offset}` });
       }
     }
-    // Counters are kept in hourly buckets as well: events on and beside hour boundaries, at both ends of each
-    // window seen from the anchor's whole hour.
-    const hour = Math.floor(anchor.at / 3_600_000) * 3_600_000;
+    // Counters are kept in buckets of a second, a minute and an hour as well: events on and beside each kind of
+    // boundary, at both ends of each window seen from the anchor's whole second, minute and hour.
+    for (const [spanIndex, span] of [1_000, 60_000, 3_600_000].entries()) {
+      const boundary = Math.floor(anchor.at / span) * span;
+      for (const [index, length] of [0, ...Object.values(velocityWindows)].entries()) {
+        for (const offset of [0, 1, -1]) {
+          const at = boundary - length + offset;
+          events.push({ at, arrival: at + 2, keys: anchor.keys, outcome: 'blocked', amount: 11n, currency: 'usd', chargeId: `ch_span_${spanIndex}_${index}_${offset}` });
+        }
+      }
+    }
+    // A busy key: bursts of many payments a second (several to a bucket) ending at the anchor and at each window's
+    // start, one of them late.
     for (const [index, length] of [0, ...Object.values(velocityWindows)].entries()) {
-      for (const offset of [0, 1, -1]) {
-        const at = hour - length + offset;
-        events.push({ at, arrival: at + 2, keys: anchor.keys, outcome: 'blocked', amount: 11n, currency: 'usd', chargeId: `ch_hour_${index}_${offset}` });
+      for (let i = 0; i < 60; i += 1) {
+        const at = anchor.at - length - Math.floor(next() * 4_000);
+        events.push({ at, arrival: at + (i === 0 ? 200_000 : 3), keys: anchor.keys, outcome: next() < 0.5 ? 'succeeded' : 'declined', amount: 5n, currency: next() < 0.8 ? 'usd' : 'eur', chargeId: `ch_burst_${index}_${i}` });
       }
     }
     return events;
@@ -133,9 +143,11 @@ describe('velocity counters against a brute-force recount', () => {
       const key = anchor.keys[dimension];
       if (key !== undefined) {
         await compare(dimension, key, 'usd', anchor.at);
-        // On the whole hour and a millisecond either side.
-        const hour = Math.floor(anchor.at / 3_600_000) * 3_600_000;
-        for (const at of [hour, hour - 1, hour + 1]) await compare(dimension, key, 'usd', at);
+        // On the whole second, minute and hour, and a millisecond either side.
+        for (const span of [1_000, 60_000, 3_600_000]) {
+          const boundary = Math.floor(anchor.at / span) * span;
+          for (const at of [boundary, boundary - 1, boundary + 1]) await compare(dimension, key, 'usd', at);
+        }
       }
     }
     // Every key of every dimension, in both currencies, at three times.
