@@ -7,6 +7,7 @@ import { limits } from '../limits.ts';
 import type { Database } from './database.ts';
 import { PGlitePool } from './pglite-pool.ts';
 import { merchantScopedPool } from './merchant-scope.ts';
+import { namingPool } from './prepared-statements.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { openDurablePGlite } from './durable-pglite.ts';
 
@@ -71,7 +72,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<OpenD
   });
   // A connection that breaks while idle must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: merchantScopedPool(pool) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: merchantScopedPool(namingPool(pool)) }) });
   const withSchemaLock = async <T>(fn: (exec: ScriptRunner) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
     try {

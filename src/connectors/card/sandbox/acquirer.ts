@@ -328,7 +328,7 @@ export class CardAcquirerSandbox {
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`.execute(this.#db);
     if (inserted.rows.length > 0) {
-      if (payment.status === 'captured') await this.#disputeIfDue(payment.id);
+      if (payment.status === 'captured' && disputes !== undefined) await this.#disputeIfDue(payment.id);
       await this.controls.beforeAnswer();
       return { ok: true, body: payment };
     }
