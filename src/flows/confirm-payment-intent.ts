@@ -1,5 +1,5 @@
 import type { Connector } from '../connectors/connector.ts';
-import { decideAttempt, heldForReview, riskBlockDecline } from './risk-decision.ts';
+import { decideAttempt, heldForReview, merchantPolicyAndLimits, riskBlockDecline } from './risk-decision.ts';
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
-import { assertNoOperationInFlight, changeRows, findPaymentIntent, nextStatus, type Scope } from './payment-intent-records.ts';
+import { assertNoOperationInFlight, changeRows, findPaymentIntentAndMethod, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
@@ -91,17 +91,10 @@ type Started = { kind: 'send'; attempt: Attempt } | { kind: 'finished'; outcome:
  * The merchant's limits this payment falls under: per-payment bounds refuse it now; the counters to take are
  * taken in the statement that starts the attempt (see 0022-payment-limits.sql).
  */
-async function limitCounters(
-  services: Services, scope: Scope, intent: PaymentIntentRow, paymentMethod: PaymentMethodRow, charge: ChargeRow, now: Date,
-): Promise<CounterTake[]> {
-  // One round trip: the limits with the merchant's time zone beside each.
-  const rows = await services.db.selectFrom('payment_limits').innerJoin('merchants', 'merchants.id', 'payment_limits.merchant_id')
-    .selectAll('payment_limits').select('merchants.time_zone')
-    .where('payment_limits.merchant_id', '=', scope.merchantId).where('payment_limits.livemode', '=', scope.livemode)
-    .where('payment_limits.deleted_at', 'is', null).execute();
-  const [first] = rows;
-  if (first === undefined) return [];
-  const configured: PaymentLimitRow[] = rows.map(({ time_zone: _zone, ...limit }) => limit);
+function limitCounters(
+  configured: PaymentLimitRow[], timeZone: string, scope: Scope, intent: PaymentIntentRow, paymentMethod: PaymentMethodRow, charge: ChargeRow, now: Date,
+): CounterTake[] {
+  if (configured.length === 0) return [];
   const check = checkLimits(configured, {
     merchantId: scope.merchantId,
     amountMinor: intent.amount,
@@ -110,7 +103,7 @@ async function limitCounters(
     cardFingerprint: paymentMethod.card?.fingerprint ?? null,
     deviceId: charge.risk_facts?.device ?? null,
     clientAddress: charge.risk_facts?.client_address ?? null,
-    timeZone: first.time_zone,
+    timeZone,
     at: now,
   });
   if (!check.ok) throw limitError(check.limit);
@@ -255,7 +248,8 @@ async function startAttempt(
   now: Date,
 ): Promise<Started> {
   for (let round = 1; ; round += 1) {
-    const intent = await findPaymentIntent(services, scope, id);
+    // The attached payment method comes with the PaymentIntent: one round trip where most confirmations need both.
+    const { intent, paymentMethod: attached } = await findPaymentIntentAndMethod(services, scope, id);
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
@@ -283,7 +277,9 @@ async function startAttempt(
       );
     }
     status = nextStatus({ ...intent, status }, 'confirm');
-    const method = prepared ?? (await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
+    const method = prepared ?? (attached !== undefined && attached.id === intent.payment_method_id
+      ? { row: attached, isNew: false }
+      : await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
     const paymentMethod = method.row;
     checkMethodBelongs(paymentMethod, intent.customer_id);
     if (isWalletType(paymentMethod.type)) {
@@ -293,10 +289,12 @@ async function startAttempt(
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
-    const limitTakes = await limitCounters(services, scope, intent, paymentMethod, charge, now);
+    // The limits and the risk policy in one round trip.
+    const { policy, limits: configuredLimits } = await merchantPolicyAndLimits(services, scope);
+    const limitTakes = limitCounters(configuredLimits, policy.time_zone, scope, intent, paymentMethod, charge, now);
     const shipping = params.shipping === undefined ? intent.shipping : (params.shipping || null) as Record<string, unknown> | null;
     const risk = await decideAttempt(services, {
-      scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now,
+      scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now, policy,
     });
     if (params.askShopperForStepUp === true && params.shopperStepUp === undefined && risk.summary.action === 'request_step_up' && isWalletType(paymentMethod.type)) {
       throw new CofferError('shopper_step_up_required', 'The risk engine asks the shopper to confirm this payment first; nothing was sent to the provider.');

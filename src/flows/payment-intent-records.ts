@@ -1,6 +1,6 @@
 import { checkoutSessionObject } from '../objects/checkout-session.ts';
 import { reviewObject } from '../objects/review.ts';
-import type { Insertable, Updateable } from 'kysely';
+import { sql, type Insertable, type Updateable } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import {
   statusesAllowing,
@@ -12,7 +12,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
@@ -50,6 +50,46 @@ export async function findPaymentIntent(services: Services, scope: Scope, id: st
     .executeTakeFirst();
   if (row === undefined) throw resourceMissing('payment_intent', id, 'intent');
   return row;
+}
+
+/** Every column of `payment_methods`: the compiler checks that none is missing. */
+const paymentMethodColumns = [
+  'id', 'merchant_id', 'livemode', 'seq', 'type', 'card', 'test_card', 'vault_card_id', 'billing_details', 'customer_id', 'metadata', 'created_at',
+] as const;
+const allPaymentMethodColumns: Exclude<keyof PaymentMethodsTable, (typeof paymentMethodColumns)[number]> extends never ? true : never = true;
+
+/**
+ * Reads a PaymentIntent of this merchant and mode together with its attached PaymentMethod (of the same merchant
+ * and mode; undefined if it has none or it is not found), in one round trip.
+ */
+export async function findPaymentIntentAndMethod(
+  services: Services, scope: Scope, id: string,
+): Promise<{ intent: PaymentIntentRow; paymentMethod: PaymentMethodRow | undefined }> {
+  assert(allPaymentMethodColumns, 'every payment method column is read');
+  const rows = await services.db
+    .selectFrom('payment_intents')
+    .leftJoin('payment_methods', (join) => join
+      .onRef('payment_methods.id', '=', 'payment_intents.payment_method_id')
+      .on('payment_methods.merchant_id', '=', scope.merchantId)
+      .on('payment_methods.livemode', '=', scope.livemode))
+    .selectAll('payment_intents')
+    .select(paymentMethodColumns.map((column) => sql.ref(`payment_methods.${column}`).as(`pm__${column}`)))
+    .where('payment_intents.id', '=', id)
+    .where('payment_intents.merchant_id', '=', scope.merchantId)
+    .where('payment_intents.livemode', '=', scope.livemode)
+    .execute();
+  const [row] = rows as unknown as Array<Record<string, unknown>>;
+  if (row === undefined) throw resourceMissing('payment_intent', id, 'intent');
+  const intent: Record<string, unknown> = {};
+  const method: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(row)) {
+    if (key.startsWith('pm__')) method[key.slice(4)] = value;
+    else intent[key] = value;
+  }
+  return {
+    intent: intent as unknown as PaymentIntentRow,
+    paymentMethod: method.id === null || method.id === undefined ? undefined : method as unknown as PaymentMethodRow,
+  };
 }
 
 const verbs: Record<PaymentIntentEvent, string> = {
