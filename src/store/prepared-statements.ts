@@ -15,6 +15,9 @@ import type { PostgresPoolClient } from 'kysely';
  *   transaction the statement is sent again unnamed, so the caller sees nothing; inside one the transaction has
  *   failed and the error goes up. Either way the connection is closed on release, and its replacement starts with
  *   no statements.
+ * - A generic plan is made from the statistics of its time. Made while the tables are nearly empty (a new
+ *   installation), it may look a row up through the wrong index; the ANALYZE that autovacuum runs as the tables
+ *   grow invalidates every plan that depends on them, so the next ones are made from the data as it is.
  */
 export const maxNamedStatements = 400;
 const namedFromUse = 3;
