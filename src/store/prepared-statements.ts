@@ -61,7 +61,7 @@ function isStalePlan(error: unknown): boolean {
 }
 
 const transactionStart = /^\s*(begin|start\s+transaction)\b/i;
-const transactionEnd = /^\s*(commit|rollback|end|abort)\b/i;
+const transactionEnd = /^\s*(commit|end|abort|rollback(?!\s+to\b))\b/i; // ROLLBACK TO SAVEPOINT stays in the transaction
 
 /** A pool whose clients send recurring parameterized statements as named prepared statements. */
 export function namingPool<Client extends PgClient, Pool extends { connect(): Promise<Client>; end(): Promise<void>; options: object }>(
