@@ -171,8 +171,41 @@ export async function readVelocityAll(
   currency: string,
   at: Date,
 ): Promise<Partial<Record<VelocityDimension, KeyVelocity>>> {
-  const wanted = velocityDimensions.filter((dimension) => keys[dimension] !== undefined && keys[dimension] !== '');
+  const wanted = wantedDimensions(keys);
   if (wanted.length === 0) return {};
+  const result = await velocityQuery(scope, keys, currency, at).execute(db);
+  // A few rows per key (one per set of windows, outcome, and whether in the asked currency), added up here.
+  const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
+  for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), sameCurrencyCount: { h1: 0, h24: 0, d7: 0 }, lastAt: null };
+  for (const row of result.rows) {
+    const entry = found[row.dimension];
+    if (entry === undefined) continue;
+    const count = Number(row.n);
+    const amount = row.same_currency ? BigInt(String(row.amount)) : 0n;
+    const parts = row.outcome === 'declined' || row.outcome === 'blocked' ? (['total', row.outcome] as const) : (['total'] as const);
+    for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {
+      if (!row[`in_${name}`]) continue;
+      for (const part of parts) {
+        const tally = entry.counters[name][part];
+        tally.count += count;
+        tally.amount += amount;
+      }
+      if (row.same_currency) entry.sameCurrencyCount[name] += count;
+    }
+    const lastAt = new Date(row.last_at);
+    if (row.in_d7 && (entry.lastAt === null || lastAt.getTime() > entry.lastAt.getTime())) entry.lastAt = lastAt;
+  }
+  return found;
+}
+
+/** The dimensions of `keys` that have a key. */
+function wantedDimensions(keys: VelocityKeys): VelocityDimension[] {
+  return velocityDimensions.filter((dimension) => keys[dimension] !== undefined && keys[dimension] !== '');
+}
+
+/** The statement `readVelocityAll` runs, for at least one key (exported so that tests can look at its plan). */
+export function velocityQuery(scope: { merchantId: string; livemode: boolean }, keys: VelocityKeys, currency: string, at: Date) {
+  const wanted = wantedDimensions(keys);
   // The keys and the pieces go as two JSON parameters, so that the statement's text never changes and stays
   // cheap to plan.
   const keyRows = JSON.stringify(wanted.map((dimension) => ({ dimension, key: keys[dimension] })));
@@ -182,7 +215,7 @@ export async function readVelocityAll(
   })));
   // Each piece is read for each key by its own index range: OFFSET 0 keeps the planner from merging the lateral
   // reads into a join that would scan the merchant's rows of every key.
-  const result = await sql<TallyRow>`
+  return sql<TallyRow>`
     WITH keys AS (SELECT * FROM jsonb_to_recordset(${keyRows}::jsonb) AS k (dimension text, key text)),
     arms AS (SELECT * FROM jsonb_to_recordset(${armRows}::jsonb)
       AS a (span text, from_at timestamptz, to_at timestamptz, in_h1 boolean, in_h24 boolean, in_d7 boolean)),
@@ -207,29 +240,7 @@ export async function readVelocityAll(
     )
     SELECT dimension, in_h1, in_h24, in_d7, outcome, currency = ${currency} AS same_currency, sum(n) AS n, sum(amount) AS amount,
            max(last_at) AS last_at
-    FROM src GROUP BY 1, 2, 3, 4, 5, 6`.execute(db);
-  // A few rows per key (one per set of windows, outcome, and whether in the asked currency), added up here.
-  const found: Partial<Record<VelocityDimension, KeyVelocity>> = {};
-  for (const dimension of wanted) found[dimension] = { counters: emptyCounters(), sameCurrencyCount: { h1: 0, h24: 0, d7: 0 }, lastAt: null };
-  for (const row of result.rows) {
-    const entry = found[row.dimension];
-    if (entry === undefined) continue;
-    const count = Number(row.n);
-    const amount = row.same_currency ? BigInt(String(row.amount)) : 0n;
-    const parts = row.outcome === 'declined' || row.outcome === 'blocked' ? (['total', row.outcome] as const) : (['total'] as const);
-    for (const name of Object.keys(velocityWindows) as VelocityWindow[]) {
-      if (!row[`in_${name}`]) continue;
-      for (const part of parts) {
-        const tally = entry.counters[name][part];
-        tally.count += count;
-        tally.amount += amount;
-      }
-      if (row.same_currency) entry.sameCurrencyCount[name] += count;
-    }
-    const lastAt = new Date(row.last_at);
-    if (row.in_d7 && (entry.lastAt === null || lastAt.getTime() > entry.lastAt.getTime())) entry.lastAt = lastAt;
-  }
-  return found;
+    FROM src GROUP BY 1, 2, 3, 4, 5, 6`;
 }
 
 /** Reads one key's counters at `at`. */

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { createMerchant } from '../../src/identity/merchants.ts';
 import { seededRandom } from '../../src/risk/model/seeded-random.ts';
 import { reapVelocity } from '../../src/jobs/reap-idempotency-keys.ts';
 import {
-  readVelocity, readVelocityAll, velocityDimensions, velocityEntries, velocityWindows,
+  readVelocity, readVelocityAll, velocityDimensions, velocityEntries, velocityQuery, velocityWindows,
   type VelocityCounters, type VelocityDimension, type VelocityEntry, type VelocityKeys, type VelocityOutcome, type VelocityWindow,
 } from '../../src/risk/velocity.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -198,5 +199,51 @@ describe('velocity counters against a brute-force recount', () => {
     assert.equal(Number(left.n), 0);
     const afterReap = await Promise.all(sample.map(([dimension, key]) => readVelocity(database.db, scope, dimension, key, 'usd', new Date(last))));
     assert.deepEqual(afterReap, beforeReap, 'the counters at the last arrival are the same');
+  });
+});
+
+// Goal: a read costs the key's own rows, however busy the merchant's other keys are: each piece of each window is
+// one index range on the key (not a scan of the merchant's rows filtered afterwards).
+describe('the velocity read is index ranges on the key', () => {
+  let database: TestDatabase;
+  let merchantId: string;
+  before(async () => {
+    database = await openTestDatabase();
+    merchantId = await createMerchant(database.db, 'Busy merchant');
+  });
+  after(async () => database.drop());
+
+  test('with thousands of another key\'s payments in the same second, every read of velocity rows is a range on the key', async () => {
+    const at = Date.parse('2026-11-26T12:00:30.500Z');
+    const rows: VelocityEntry[] = [];
+    for (let i = 0; i < 4_000; i += 1) {
+      rows.push(...velocityEntries(
+        { merchantId, livemode: false, chargeId: `ch_busy_${i}`, amount: 100n, currency: 'usd', outcome: 'succeeded', at: new Date(at - (i % 7) * 97 - (i % 3) * 3_600_000) },
+        { card: 'fp_busy', bin: '424242', client_address: '198.51.100.7' },
+      ));
+    }
+    for (let i = 0; i < rows.length; i += 500) await database.db.insertInto('velocity_entries').values(rows.slice(i, i + 500)).execute();
+    await database.db.insertInto('velocity_entries').values(velocityEntries(
+      { merchantId, livemode: false, chargeId: 'ch_quiet', amount: 700n, currency: 'usd', outcome: 'declined', at: new Date(at - 10) },
+      { card: 'fp_quiet', bin: '555555' },
+    )).execute();
+    await sql`ANALYZE velocity_entries`.execute(database.db);
+    await sql`ANALYZE velocity_buckets`.execute(database.db);
+
+    const keys = { card: 'fp_quiet', bin: '555555' };
+    const found = await readVelocityAll(database.db, { merchantId, livemode: false }, keys, 'usd', new Date(at));
+    assert.deepEqual(found.card?.counters.h1.declined, { count: 1, amount: 700n });
+    assert.deepEqual(found.bin?.counters.d7.total, { count: 1, amount: 700n });
+
+    const plan = (await sql<{ 'QUERY PLAN': string }>`EXPLAIN ${velocityQuery({ merchantId, livemode: false }, keys, 'usd', new Date(at))}`.execute(database.db))
+      .rows.map((row) => row['QUERY PLAN']);
+    const text = plan.join('\n');
+    assert.doesNotMatch(text, /Seq Scan on velocity_/, text);
+    const scans = plan.flatMap((line, i) => (/Scan.* on velocity_(entries|buckets)/.test(line) ? [i] : []));
+    assert.ok(scans.length >= 2, `both tables are read:\n${text}`);
+    for (const i of scans) {
+      const condition = plan.slice(i + 1, i + 3).find((line) => line.includes('Index Cond')) ?? '';
+      assert.match(condition, /\(key = k(_\d+)?\.key\)/, `the index range includes the key:\n${text}`);
+    }
   });
 });
