@@ -28,8 +28,8 @@ export interface AttemptFacts {
   shipping: Record<string, unknown> | null;
   velocityKeys: VelocityKeys;
   now: Date;
-  /** The merchant's policy, when the caller read it already (with its limits, in one round trip). */
-  policy?: MerchantPolicyRow;
+  /** The merchant's policy, read with its limits (`merchantPolicyAndLimits`). */
+  policy: MerchantPolicyRow;
 }
 
 type Nullable<Row> = { [Column in keyof Row]: Row[Column] | null };
@@ -72,24 +72,6 @@ function countryOf(details: Record<string, unknown> | null | undefined): string 
   return typeof address?.country === 'string' && address.country !== '' ? address.country.toUpperCase() : null;
 }
 
-function withParsedRules<Row extends { rules: MerchantPolicyRow['rules'] | string }>(row: Row): Row & { rules: MerchantPolicyRow['rules'] } {
-  return { ...row, rules: typeof row.rules === 'string' ? JSON.parse(row.rules) as MerchantPolicyRow['rules'] : row.rules };
-}
-
-const latestRuleSet = (livemode: boolean) => sql`LEFT JOIN LATERAL (
-      SELECT id, rules FROM risk_rule_sets WHERE merchant_id = m.id AND livemode = ${livemode} ORDER BY version DESC LIMIT 1
-    ) rs ON true`;
-
-async function merchantPolicy(services: Services, scope: Scope): Promise<MerchantPolicyRow> {
-  const result = await sql<MerchantPolicyRow>`
-    SELECT m.time_zone, m.category, rs.id AS rule_set_id, rs.rules
-    FROM merchants m ${latestRuleSet(scope.livemode)}
-    WHERE m.id = ${scope.merchantId}`.execute(services.db);
-  const [row] = result.rows;
-  if (row === undefined) throw new Error(`merchant ${scope.merchantId} not found`);
-  return withParsedRules(row);
-}
-
 /**
  * The merchant's policy (time zone, category, latest rules) and its payment limits in force, in one round trip:
  * a confirmation needs both before it starts an attempt.
@@ -97,12 +79,16 @@ async function merchantPolicy(services: Services, scope: Scope): Promise<Merchan
 export async function merchantPolicyAndLimits(services: Services, scope: Scope): Promise<{ policy: MerchantPolicyRow; limits: PaymentLimitRow[] }> {
   const result = await sql<MerchantPolicyRow & Nullable<PaymentLimitRow>>`
     SELECT pl.*, m.time_zone, m.category, rs.id AS rule_set_id, rs.rules
-    FROM merchants m ${latestRuleSet(scope.livemode)}
+    FROM merchants m
+    LEFT JOIN LATERAL (
+      SELECT id, rules FROM risk_rule_sets WHERE merchant_id = m.id AND livemode = ${scope.livemode} ORDER BY version DESC LIMIT 1
+    ) rs ON true
     LEFT JOIN payment_limits pl ON pl.merchant_id = m.id AND pl.livemode = ${scope.livemode} AND pl.deleted_at IS NULL
     WHERE m.id = ${scope.merchantId}`.execute(services.db);
   const [first] = result.rows;
   if (first === undefined) throw new Error(`merchant ${scope.merchantId} not found`);
-  const policy = withParsedRules({ time_zone: first.time_zone, category: first.category, rule_set_id: first.rule_set_id, rules: first.rules });
+  const rules = typeof first.rules === 'string' ? JSON.parse(first.rules) as MerchantPolicyRow['rules'] : first.rules;
+  const policy: MerchantPolicyRow = { time_zone: first.time_zone, category: first.category, rule_set_id: first.rule_set_id, rules };
   const limits = result.rows
     .filter((row) => row.id !== null)
     .map(({ time_zone: _zone, category: _category, rule_set_id: _ruleSet, rules: _rules, ...limit }) => limit as PaymentLimitRow);
@@ -158,7 +144,8 @@ function velocityAttributes(found: Partial<Record<VelocityDimension, KeyVelocity
 
 async function gatherInputs(services: Services, engine: RiskEngine, facts: AttemptFacts): Promise<{ inputs: DecisionInputs; policyRow: MerchantPolicyRow }> {
   const { scope, intent, paymentMethod, charge, now } = facts;
-  const [policyRow, velocity] = await Promise.all([facts.policy ?? merchantPolicy(services, scope), velocityWithin(services, engine, facts)]);
+  const policyRow = facts.policy;
+  const velocity = await velocityWithin(services, engine, facts);
   const degradedReasons: DegradedReason[] = typeof velocity === 'string' ? [velocity] : [];
   const counters = typeof velocity === 'string' ? {} : velocity;
   const card = paymentMethod.type === 'card' ? cardFactsOf(paymentMethod) : undefined;

@@ -106,9 +106,9 @@ function ceilTo(ms: number, span: Span): number {
  */
 interface Arm {
   span: Span | 'entry';
-  from: Date;
+  from: number;
   fromAfter: boolean;
-  to: Date;
+  to: number;
   toAfter: boolean;
   windows: Record<VelocityWindow, boolean>;
 }
@@ -119,10 +119,9 @@ interface Arm {
  * hour, whole seconds of the current minute, and the entries of the current second; whole hours between. The
  * pieces at the end, and the hours, are shared by the windows they belong to; no instant is in two pieces.
  */
-export function velocityArms(atMs: number): Arm[] {
+function velocityArms(atMs: number): Arm[] {
   const only = (name: VelocityWindow): Record<VelocityWindow, boolean> => ({ h1: name === 'h1', h24: name === 'h24', d7: name === 'd7' });
   const all = { h1: true, h24: true, d7: true };
-  const at = (ms: number) => new Date(ms);
   const arms: Arm[] = [];
   const starts = {} as Record<VelocityWindow, number>;
   for (const [name, length] of Object.entries(velocityWindows) as Array<[VelocityWindow, number]>) {
@@ -131,9 +130,9 @@ export function velocityArms(atMs: number): Arm[] {
     const wholeMinute = ceilTo(wholeSecond, 'minute');
     const wholeHour = ceilTo(wholeMinute, 'hour');
     arms.push(
-      { span: 'entry', from: at(start), fromAfter: true, to: at(wholeSecond), toAfter: false, windows: only(name) },
-      { span: 'second', from: at(wholeSecond), fromAfter: false, to: at(wholeMinute), toAfter: false, windows: only(name) },
-      { span: 'minute', from: at(wholeMinute), fromAfter: false, to: at(wholeHour), toAfter: false, windows: only(name) },
+      { span: 'entry', from: start, fromAfter: true, to: wholeSecond, toAfter: false, windows: only(name) },
+      { span: 'second', from: wholeSecond, fromAfter: false, to: wholeMinute, toAfter: false, windows: only(name) },
+      { span: 'minute', from: wholeMinute, fromAfter: false, to: wholeHour, toAfter: false, windows: only(name) },
     );
     starts[name] = wholeHour;
   }
@@ -142,19 +141,19 @@ export function velocityArms(atMs: number): Arm[] {
   const second = floorTo(atMs, 'second');
   assert(starts.d7 <= starts.h24 && starts.h24 <= starts.h1 && starts.h1 <= hour, 'the windows\' whole hours nest');
   arms.push(
-    { span: 'hour', from: at(starts.d7), fromAfter: false, to: at(starts.h24), toAfter: false, windows: only('d7') },
-    { span: 'hour', from: at(starts.h24), fromAfter: false, to: at(starts.h1), toAfter: false, windows: { h1: false, h24: true, d7: true } },
-    { span: 'hour', from: at(starts.h1), fromAfter: false, to: at(hour), toAfter: false, windows: all },
-    { span: 'minute', from: at(hour), fromAfter: false, to: at(minute), toAfter: false, windows: all },
-    { span: 'second', from: at(minute), fromAfter: false, to: at(second), toAfter: false, windows: all },
-    { span: 'entry', from: at(second), fromAfter: false, to: at(atMs), toAfter: true, windows: all },
+    { span: 'hour', from: starts.d7, fromAfter: false, to: starts.h24, toAfter: false, windows: only('d7') },
+    { span: 'hour', from: starts.h24, fromAfter: false, to: starts.h1, toAfter: false, windows: { h1: false, h24: true, d7: true } },
+    { span: 'hour', from: starts.h1, fromAfter: false, to: hour, toAfter: false, windows: all },
+    { span: 'minute', from: hour, fromAfter: false, to: minute, toAfter: false, windows: all },
+    { span: 'second', from: minute, fromAfter: false, to: second, toAfter: false, windows: all },
+    { span: 'entry', from: second, fromAfter: false, to: atMs, toAfter: true, windows: all },
   );
-  return arms.filter((arm) => arm.from.getTime() < arm.to.getTime() || (arm.toAfter && arm.from.getTime() === arm.to.getTime()));
+  return arms.filter((arm) => arm.from < arm.to || (arm.toAfter && arm.from === arm.to));
 }
 
 /** An instant as PostgreSQL text; "just after" it is the next microsecond (timestamps are stored to the microsecond). */
-function instant(date: Date, after: boolean): string {
-  const text = date.toISOString();
+function instant(ms: number, after: boolean): string {
+  const text = new Date(ms).toISOString();
   return after ? `${text.slice(0, -1)}001Z` : text;
 }
 

@@ -72,7 +72,6 @@ export function namingPool<Client extends PgClient, Pool extends { connect(): Pr
   const wrappers = new WeakMap<Client, PostgresPoolClient>();
   return {
     options: pool.options,
-    names,
     connect: async (): Promise<PostgresPoolClient> => {
       const client = await pool.connect();
       const existing = wrappers.get(client);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RequestContext } from '../../src/flows/context.ts';
-import { decideAttempt } from '../../src/flows/risk-decision.ts';
+import { decideAttempt, merchantPolicyAndLimits } from '../../src/flows/risk-decision.ts';
 import { replayDecisions } from '../../src/flows/risk-history.ts';
 import { velocityKeys } from '../../src/flows/record-attempt-outcome.ts';
 import { newId } from '../../src/platform/random.ts';
@@ -85,8 +85,9 @@ describe('stored risk decisions replay identically', () => {
         const scope = { merchantId, livemode };
         // Some decisions are made while the model fails or the counters run late: degraded, and replayable all the same.
         services.risk = i % 25 === 0 ? modelFailing : i % 25 === 1 ? countersLate : engine;
+        const { policy } = await merchantPolicyAndLimits(services, scope);
         const risk = await decideAttempt(services, {
-          scope, intent, paymentMethod, charge, shipping: random() < 0.3 ? { address: { country: 'JP' } } : null, velocityKeys: velocityKeys(intent, charge), now: at,
+          scope, intent, paymentMethod, charge, shipping: random() < 0.3 ? { address: { country: 'JP' } } : null, velocityKeys: velocityKeys(intent, charge), now: at, policy,
         });
         await services.db.insertInto('risk_decisions').values({ ...risk.row, payment_intent_id: intent.id }).execute();
         made += 1;

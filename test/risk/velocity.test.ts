@@ -197,6 +197,10 @@ describe('velocity counters against a brute-force recount', () => {
     const cutoff = new Date(reapAt - 8 * 86_400_000);
     const left = await database.db.selectFrom('velocity_entries').select((eb) => eb.fn.countAll<string>().as('n')).where('occurred_at', '<', cutoff).executeTakeFirstOrThrow();
     assert.equal(Number(left.n), 0);
+    const buckets = await sql<{ old: string; kept: string }>`SELECT count(*) FILTER (WHERE bucket_start < ${new Date(cutoff.getTime() - 3_600_000)}) AS old,
+      count(*) AS kept FROM velocity_buckets`.execute(database.db);
+    assert.equal(Number(buckets.rows[0]?.old), 0, 'buckets go with their entries');
+    assert.ok(Number(buckets.rows[0]?.kept) > 0, 'recent buckets stay');
     const afterReap = await Promise.all(sample.map(([dimension, key]) => readVelocity(database.db, scope, dimension, key, 'usd', new Date(last))));
     assert.deepEqual(afterReap, beforeReap, 'the counters at the last arrival are the same');
   });

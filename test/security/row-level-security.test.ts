@@ -94,6 +94,22 @@ describe('row-level security between merchants (PostgreSQL)', { concurrency: fal
         /row-level security/,
       );
     });
+    // The same statement, prepared once on one connection and run past the point where PostgreSQL keeps a generic
+    // plan, alternately for each merchant: each run sees only its own merchant's rows (the scope is read when the
+    // statement runs, not when it was planned).
+    assert.ok(server.database.url !== undefined);
+    const single = await openPostgres(server.database.url, 1);
+    try {
+      for (let run = 0; run < 10; run += 1) {
+        const merchantId = run % 2 === 0 ? server.merchantId : otherMerchant;
+        const seen = await merchantScope.run({ merchantId }, () => single.db.selectFrom('payment_intents').select('merchant_id').where('amount', '>', 0n).execute());
+        assert.ok(seen.length > 0 && seen.every((row) => row.merchant_id === merchantId), `run ${run}: only ${merchantId}'s payments`);
+      }
+      const kept = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%"amount" > $1%'`.execute(single.db);
+      assert.equal(Number(kept.rows[0]?.n), 1, 'the statement was prepared and reused');
+    } finally {
+      await single.close();
+    }
     const untouched = await admin.db.selectFrom('payment_intents').select('description').where('merchant_id', '=', otherMerchant).execute();
     assert.ok(untouched.every((row) => row.description !== 'changed by the wrong merchant'));
     assert.equal((await admin.db.selectFrom('customers').select('id').where('id', '=', 'cus_planted').execute()).length, 0);
