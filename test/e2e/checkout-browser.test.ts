@@ -209,22 +209,33 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const session = await newSession();
     await page.goto(session.url ?? '');
     await page.frameLocator('#card-frame').locator('#number').waitFor();
-    // Tab to the method radios, into the frame's fields, then to the pay button.
-    const focused = async () => page.evaluate<string>('document.activeElement?.id || document.activeElement?.value || document.activeElement?.tagName');
+    const frame = await (await page.$('#card-frame'))?.contentFrame();
+    assert.ok(frame !== null && frame !== undefined, 'the card frame is on the page');
+    // Focus crosses into and out of the card frame, another origin and so another process, asynchronously: each key
+    // goes only once focus has arrived where a shopper would see it (at most 5 s), or keys typed too early are lost.
+    const pageFocus = async () => page.evaluate<string>('document.activeElement?.id || document.activeElement?.value || document.activeElement?.tagName');
+    const frameFocus = async () => frame.evaluate<string>('document.hasFocus() ? (document.activeElement?.id ?? "") : ""');
+    const focusReaches = async (where: () => Promise<string>, id: string): Promise<string> => {
+      let now = await where();
+      for (let waited = 0; waited < 5_000 && now !== id; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        now = await where();
+      }
+      return now;
+    };
     await page.keyboard.press('Tab');
-    for (let i = 0; i < 6 && (await focused()) !== 'card'; i += 1) await page.keyboard.press('Tab');
-    assert.equal(await focused(), 'card', 'the method radios are reachable by keyboard');
+    for (let i = 0; i < 6 && (await pageFocus()) !== 'card'; i += 1) await page.keyboard.press('Tab');
+    assert.equal(await pageFocus(), 'card', 'the method radios are reachable by keyboard');
+    for (const [field, keys] of [['number', '4242424242424242'], ['expiry', '12/34'], ['cvc', '123']] as const) {
+      await page.keyboard.press('Tab');
+      assert.equal(await focusReaches(frameFocus, field), field, `Tab moves on to the card frame's ${field} field`);
+      await page.keyboard.type(keys);
+      assert.equal((await frame.inputValue(`#${field}`)).replace(/\D/g, ''), keys.replace(/\D/g, ''), `every key typed reached ${field}`);
+    }
     await page.keyboard.press('Tab');
-    await page.keyboard.type('4242424242424242');
-    await page.keyboard.press('Tab');
-    await page.keyboard.type('12/34');
-    await page.keyboard.press('Tab');
-    await page.keyboard.type('123');
-    await page.keyboard.press('Tab');
-    // Focus leaves the cross-origin frame asynchronously (another process): wait for it, at most 5 s.
-    for (let waited = 0; waited < 5_000 && (await focused()) !== 'pay'; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(await focused(), 'pay');
+    assert.equal(await focusReaches(pageFocus, 'pay'), 'pay', 'Tab leaves the frame for the pay button');
     await Promise.all([page.waitForURL(/\/done/), page.keyboard.press('Enter')]);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
   test('Alipay: on to the cashier, paid, and back to the result page', async () => {
