@@ -3,6 +3,7 @@
 //   npm run bench                      # 32 clients, 20 s after 20 s of warm-up, then pgbench TPC-B (scale 10, 16 clients, 20 s)
 //   npm run bench -- --clients 64 --seconds 30 --one-call
 //   npm run bench -- --skip-pgbench --profile /tmp/prof   # a CPU profile of Coffer, written when it stops
+//   npm run bench -- --floor 1         # the same load against bench/floor-server.ts instead of Coffer
 //
 // Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names a server where the
 // benchmark may create and drop its own databases. Coffer runs as its own process (`coffer start`), as deployed;
@@ -26,8 +27,15 @@ const { values } = parseArgs({
     'pool-size': { type: 'string', default: '16' },
     // Writes a V8 CPU profile of the Coffer process into this directory when it stops (open it in Chrome's DevTools).
     profile: { type: 'string' },
+    // Drives bench/floor-server.ts instead of Coffer: a bare HTTPS server doing this many durable INSERTs per
+    // request, the least any server answering the same two requests per payment could cost on this machine.
+    floor: { type: 'string' },
   },
 });
+if (values.floor !== undefined && !/^\d{1,2}$/.test(values.floor)) {
+  console.error(`--floor takes the number of INSERTs per request, 0 to 99; got ${JSON.stringify(values.floor)}`);
+  process.exit(2);
+}
 const clients = Number(values.clients);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values.warmup);
@@ -52,8 +60,9 @@ function databaseUrl(name: string): string {
 
 async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; stop: () => Promise<void> }> {
   const profiling = values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`];
-  const child = spawn(process.execPath, [...profiling, path.join(root, 'bin/coffer.js'), 'start'], {
-    env: { ...process.env, DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'],
+  const command = values.floor === undefined ? [path.join(root, 'bin/coffer.js'), 'start'] : [path.join(root, 'bin/run-ts.js'), path.join(root, 'bench/floor-server.ts')];
+  const child = spawn(process.execPath, [...profiling, ...command], {
+    env: { ...process.env, COFFER_FLOOR_STATEMENTS: values.floor ?? '', DATABASE_URL: url, COFFER_HOME: home, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'warn', COFFER_JOBS: 'false', COFFER_DB_POOL_SIZE: values['pool-size'],
       // The benchmark measures payments, not the rate limiter: one key sends far more than its default budget.
       COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -67,7 +76,9 @@ async function startCoffer(url: string, home: string): Promise<{ port: number; a
     });
     child.on('exit', (code) => reject(new Error(`coffer exited with ${code}: ${output}`)));
   });
-  const demo = JSON.parse(fs.readFileSync(path.join(home, 'demo-merchant.json'), 'utf8')) as { secretKey: string };
+  const demo = values.floor === undefined
+    ? JSON.parse(fs.readFileSync(path.join(home, 'demo-merchant.json'), 'utf8')) as { secretKey: string }
+    : { secretKey: 'sk_test_floor' };
   const ca = fs.readFileSync(path.join(home, 'tls', 'localhost.crt'));
   const agent = new https.Agent({ ca, keepAlive: true, maxSockets: clients });
   return {
@@ -187,7 +198,8 @@ async function main(): Promise<void> {
   const pgbenchDb = `coffer_pgbench_${stamp}`;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-bench-'));
   await admin(`CREATE DATABASE ${cofferDb}`);
-  console.log(`Coffer payments: ${clients} clients, ${seconds} s after ${warmupSeconds} s warm-up, ${values['one-call'] ? 'create+confirm in one request' : 'create then confirm (two requests)'}, pool ${values['pool-size']}, on ${new URL(adminUrl).host}`);
+  const subject = values.floor === undefined ? 'Coffer payments' : `Floor (bench/floor-server.ts, no Coffer: ${values.floor} durable INSERTs per request)`;
+  console.log(`${subject}: ${clients} clients, ${seconds} s after ${warmupSeconds} s warm-up, ${values['one-call'] ? 'create+confirm in one request' : 'create then confirm (two requests)'}, pool ${values['pool-size']}, on ${new URL(adminUrl).host}`);
   try {
     const coffer = await startCoffer(databaseUrl(cofferDb), home);
     let result;
@@ -203,7 +215,7 @@ async function main(): Promise<void> {
     console.log(`pgbench TPC-B: scale 10, 16 clients, 2 threads, ${seconds} s`);
     const tps = pgbenchTps(pgbenchDb);
     console.log(`  tps          ${tps.toFixed(1)}`);
-    console.log(`ratio (Coffer payments/s ÷ pgbench tps): ${(result.paymentsPerSecond / tps).toFixed(2)}`);
+    console.log(`ratio (${values.floor === undefined ? 'Coffer ' : 'floor '}payments/s ÷ pgbench tps): ${(result.paymentsPerSecond / tps).toFixed(2)}`);
   } finally {
     await admin(`DROP DATABASE IF EXISTS ${cofferDb} WITH (FORCE)`);
     await admin(`DROP DATABASE IF EXISTS ${pgbenchDb} WITH (FORCE)`);
