@@ -7,7 +7,7 @@ import type { Services } from '../flows/context.ts';
 import { roleAllows, type StaffPermission } from '../identity/roles.ts';
 import { csrfTokenMatches, recentlyAuthenticated, resolveSession, staffAudit, type SignedIn, type StaffOrigin } from '../identity/staff.ts';
 import { limits } from '../limits.ts';
-import { randomBase62 } from '../platform/random.ts';
+import { randomIdCharacters } from '../platform/random.ts';
 import type { Secret } from '../platform/secret.ts';
 import { toCofferError } from './http-errors.ts';
 import { sendError } from './public-server.ts';
@@ -123,7 +123,7 @@ export async function buildInternalServer(services: Services, options: InternalS
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: false,
-    genReqId: () => `req_${randomBase62(14)}`,
+    genReqId: () => `req_${randomIdCharacters(14)}`,
     routerOptions: { maxParamLength: limits.pathParamLengthMax },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
     return503OnClosing: true,

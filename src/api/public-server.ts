@@ -5,7 +5,7 @@ import { CofferError } from '../domain/errors.ts';
 import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { errorObject } from '../objects/error.ts';
-import { randomBase62 } from '../platform/random.ts';
+import { randomIdCharacters } from '../platform/random.ts';
 import { coerceToSchema, parseForm, parseQuery, queryError } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
@@ -214,7 +214,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: false,
-    genReqId: () => `req_${randomBase62(14)}`,
+    genReqId: () => `req_${randomIdCharacters(14)}`,
     routerOptions: { maxParamLength: limits.pathParamLengthMax, querystringParser: (text: string) => parseQuery(text) },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
     return503OnClosing: true,
