@@ -1,5 +1,5 @@
 import type { Connector } from '../connectors/connector.ts';
-import { decideAttempt, heldForReview, merchantPolicyAndLimits, riskBlockDecline } from './risk-decision.ts';
+import { decideAttempt, heldForReview, riskBlockDecline } from './risk-decision.ts';
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
-import { assertNoOperationInFlight, changeRows, findPaymentIntentAndMethod, nextStatus, type Scope } from './payment-intent-records.ts';
+import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
@@ -248,8 +248,9 @@ async function startAttempt(
   now: Date,
 ): Promise<Started> {
   for (let round = 1; ; round += 1) {
-    // The attached payment method comes with the PaymentIntent: one round trip where most confirmations need both.
-    const { intent, paymentMethod: attached } = await findPaymentIntentAndMethod(services, scope, id);
+    // The attached payment method, the merchant's risk policy and its limits come with the PaymentIntent: one round
+    // trip for what every confirmation needs.
+    const { intent, paymentMethod: attached, policy, limits: configuredLimits } = await readConfirmationInputs(services, scope, id);
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
@@ -289,8 +290,6 @@ async function startAttempt(
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
     const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
-    // The limits and the risk policy in one round trip.
-    const { policy, limits: configuredLimits } = await merchantPolicyAndLimits(services, scope);
     const limitTakes = limitCounters(configuredLimits, policy.time_zone, scope, intent, paymentMethod, charge, now);
     const shipping = params.shipping === undefined ? intent.shipping : (params.shipping || null) as Record<string, unknown> | null;
     const risk = await decideAttempt(services, {

@@ -12,7 +12,8 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
+import type { MerchantPolicyRow } from './risk-decision.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
@@ -59,36 +60,78 @@ const paymentMethodColumns = [
 type MissingPaymentMethodColumn = Exclude<keyof PaymentMethodsTable, (typeof paymentMethodColumns)[number]>;
 const _everyPaymentMethodColumn: [MissingPaymentMethodColumn] extends [never] ? true : MissingPaymentMethodColumn = true;
 
+/** Every column of `payment_limits`, checked the same way. */
+const paymentLimitColumns = [
+  'id', 'merchant_id', 'livemode', 'seq', 'subject', 'kind', 'currency', 'value', 'created_at', 'updated_at', 'deleted_at',
+] as const;
+type MissingPaymentLimitColumn = Exclude<keyof PaymentLimitsTable, (typeof paymentLimitColumns)[number]>;
+const _everyPaymentLimitColumn: [MissingPaymentLimitColumn] extends [never] ? true : MissingPaymentLimitColumn = true;
+
+export interface ConfirmationInputs {
+  intent: PaymentIntentRow;
+  /** The attached PaymentMethod, of the same merchant and mode; undefined if it has none or it is not found. */
+  paymentMethod: PaymentMethodRow | undefined;
+  /** The merchant's policy: time zone, category, latest risk rules. */
+  policy: MerchantPolicyRow;
+  /** The merchant's payment limits in force in this mode. */
+  limits: PaymentLimitRow[];
+}
+
 /**
- * Reads a PaymentIntent of this merchant and mode together with its attached PaymentMethod (of the same merchant
- * and mode; undefined if it has none or it is not found), in one round trip.
+ * What a confirmation reads before it decides, in one round trip: the PaymentIntent of this merchant and mode,
+ * its attached PaymentMethod, the merchant's policy and its payment limits (one row per limit, the rest repeated).
  */
-export async function findPaymentIntentAndMethod(
-  services: Services, scope: Scope, id: string,
-): Promise<{ intent: PaymentIntentRow; paymentMethod: PaymentMethodRow | undefined }> {
+export async function readConfirmationInputs(services: Services, scope: Scope, id: string): Promise<ConfirmationInputs> {
   const rows = await services.db
     .selectFrom('payment_intents')
+    .innerJoin('merchants', 'merchants.id', 'payment_intents.merchant_id')
     .leftJoin('payment_methods', (join) => join
       .onRef('payment_methods.id', '=', 'payment_intents.payment_method_id')
       .on('payment_methods.merchant_id', '=', scope.merchantId)
       .on('payment_methods.livemode', '=', scope.livemode))
+    .leftJoinLateral((eb) => eb.selectFrom('risk_rule_sets')
+      .select(['risk_rule_sets.id', 'risk_rule_sets.rules'])
+      .whereRef('risk_rule_sets.merchant_id', '=', 'merchants.id')
+      .where('risk_rule_sets.livemode', '=', scope.livemode)
+      .orderBy('risk_rule_sets.version', 'desc')
+      .limit(1)
+      .as('rule_set'), (join) => join.onTrue())
+    .leftJoin('payment_limits', (join) => join
+      .onRef('payment_limits.merchant_id', '=', 'merchants.id')
+      .on('payment_limits.livemode', '=', scope.livemode)
+      .on('payment_limits.deleted_at', 'is', null))
     .selectAll('payment_intents')
     .select(paymentMethodColumns.map((column) => sql.ref(`payment_methods.${column}`).as(`pm__${column}`)))
+    .select(paymentLimitColumns.map((column) => sql.ref(`payment_limits.${column}`).as(`pl__${column}`)))
+    .select(['merchants.time_zone as m__time_zone', 'merchants.category as m__category', 'rule_set.id as m__rule_set_id', 'rule_set.rules as m__rules'])
     .where('payment_intents.id', '=', id)
     .where('payment_intents.merchant_id', '=', scope.merchantId)
     .where('payment_intents.livemode', '=', scope.livemode)
+    .orderBy('payment_limits.seq')
     .execute();
-  const [row] = rows as unknown as Array<Record<string, unknown>>;
-  if (row === undefined) throw resourceMissing('payment_intent', id, 'intent');
+  const [first] = rows as unknown as Array<Record<string, unknown>>;
+  if (first === undefined) throw resourceMissing('payment_intent', id, 'intent');
   const intent: Record<string, unknown> = {};
   const method: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(row)) {
+  const policy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(first)) {
     if (key.startsWith('pm__')) method[key.slice(4)] = value;
-    else intent[key] = value;
+    else if (key.startsWith('m__')) policy[key.slice(3)] = value;
+    else if (!key.startsWith('pl__')) intent[key] = value;
+  }
+  if (typeof policy.rules === 'string') policy.rules = JSON.parse(policy.rules);
+  const limits: PaymentLimitRow[] = [];
+  for (const row of rows as unknown as Array<Record<string, unknown>>) {
+    if (row.pl__id === null) continue;
+    const limit: Record<string, unknown> = {};
+    for (const column of paymentLimitColumns) limit[column] = row[`pl__${column}`];
+    limits.push(limit as unknown as PaymentLimitRow);
   }
   return {
     intent: intent as unknown as PaymentIntentRow,
     paymentMethod: method.id === null || method.id === undefined ? undefined : method as unknown as PaymentMethodRow,
+    policy: policy as unknown as MerchantPolicyRow,
+    limits,
   };
 }
 

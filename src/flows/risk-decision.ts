@@ -28,7 +28,7 @@ export interface AttemptFacts {
   shipping: Record<string, unknown> | null;
   velocityKeys: VelocityKeys;
   now: Date;
-  /** The merchant's policy, read with its limits (`merchantPolicyAndLimits`). */
+  /** The merchant's policy, read with the PaymentIntent and its limits (`readConfirmationInputs`). */
   policy: MerchantPolicyRow;
 }
 
@@ -73,8 +73,9 @@ function countryOf(details: Record<string, unknown> | null | undefined): string 
 }
 
 /**
- * The merchant's policy (time zone, category, latest rules) and its payment limits in force, in one round trip:
- * a confirmation needs both before it starts an attempt.
+ * The merchant's policy (time zone, category, latest rules) and its payment limits in force, in one round trip,
+ * for a decision made outside a confirmation (a replay). A confirmation reads them with its PaymentIntent
+ * (`readConfirmationInputs`).
  */
 export async function merchantPolicyAndLimits(services: Services, scope: Scope): Promise<{ policy: MerchantPolicyRow; limits: PaymentLimitRow[] }> {
   const result = await sql<MerchantPolicyRow & Nullable<PaymentLimitRow>>`
