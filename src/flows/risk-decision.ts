@@ -49,8 +49,21 @@ const testCardLevels: ReadonlyMap<string, 'elevated' | 'highest'> = new Map([
 const clockFormats = new Map<string, Intl.DateTimeFormat>();
 const weekdays = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 
+/** The last answer per time zone: every payment of a minute asks the same question. */
+const lastClocks = new Map<string, { minute: number; clock: { hour: number; dayOfWeek: number } }>();
+
 /** Hour (with minutes as a fraction) and day of the week (0 = Sunday) in a time zone. */
 export function localClock(at: Date, timeZone: string): { hour: number; dayOfWeek: number } {
+  const minute = Math.floor(at.getTime() / 60_000);
+  const last = lastClocks.get(timeZone);
+  if (last !== undefined && last.minute === minute) return { ...last.clock };
+  const clock = formatLocalClock(at, timeZone);
+  if (lastClocks.size >= 1_000 && last === undefined) lastClocks.clear();
+  lastClocks.set(timeZone, { minute, clock });
+  return { ...clock };
+}
+
+function formatLocalClock(at: Date, timeZone: string): { hour: number; dayOfWeek: number } {
   let format = clockFormats.get(timeZone);
   if (format === undefined) {
     format = new Intl.DateTimeFormat('en-US', { timeZone, hour: 'numeric', minute: 'numeric', weekday: 'short', hourCycle: 'h23' });
