@@ -2,7 +2,6 @@ import { RiskEngine, riskFaults, type RiskFault } from '../risk/risk-engine.ts';
 import { RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
 import { usdRates } from '../risk/usd-rates.ts';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildInternalServer } from '../api/internal-server.ts';
 import { buildPublicServer } from '../api/public-server.ts';
@@ -23,7 +22,8 @@ import { createLogger, type Logger } from '../platform/logger.ts';
 import { Secret } from '../platform/secret.ts';
 import { loadTlsMaterial, tlsCiphers } from '../platform/tls.ts';
 import { migrate } from '../store/migrate.ts';
-import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
+import type { OpenDatabase } from '../store/open-database.ts';
+import { openConfiguredDatabase } from './open-configured-database.ts';
 import { ensureDemoMerchant, type DemoMerchant } from './demo-merchant.ts';
 import { GatewayNotifier, SandboxOutboxNotifier } from '../connectors/shopper-notifier.ts';
 
@@ -55,11 +55,6 @@ export interface RunningCoffer {
 }
 
 /** A storage failure (a failed fsync) leaves the embedded database unusable: stop, and recover on restart. */
-function stopOnStorageFailure(error: unknown): void {
-  process.stderr.write(`coffer: the embedded database reported a storage failure; stopping so that recovery runs on restart: ${String(error)}\n`);
-  process.exit(75);
-}
-
 /** The CA that issues staff client certificates, when the internal listener requires them. */
 function readClientCa(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
@@ -71,12 +66,6 @@ function readClientCa(file: string | undefined): string | undefined {
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`COFFER_INTERNAL_CLIENT_CA: ${file} holds no PEM certificate`);
   return pem;
-}
-
-export async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
-  return config.databaseUrl === undefined
-    ? openPGlite(path.join(config.homeDir, 'db'), config.embeddedDurability, stopOnStorageFailure)
-    : openPostgres(config.databaseUrl, config.databasePoolSize);
 }
 
 export async function buildServices(database: OpenDatabase, config: Config, options: StartOptions, logger: Logger): Promise<Services> {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { openConfiguredDatabase } from '../app/open-configured-database.ts';
 import { CofferError } from '../domain/errors.ts';
 import { createFirstOwner } from '../identity/staff.ts';
 import type { Config } from '../platform/config.ts';

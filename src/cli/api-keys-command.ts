@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { openConfiguredDatabase } from '../app/open-configured-database.ts';
 import { CofferError } from '../domain/errors.ts';
 import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { createApiKey, requestSigningKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { openConfiguredDatabase } from '../app/open-configured-database.ts';
 import {
   checkpointLine, readAuditChain, sealAuditLog, verifyAuditChain,
   type AuditCheckpoint, type AuditRecord, type ChainInput, type CheckpointLine,

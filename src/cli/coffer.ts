@@ -1,18 +1,15 @@
-import { commandRiskExport } from './risk-export-command.ts';
 import { parseArgs } from 'node:util';
-import { startCoffer } from '../app/start-coffer.ts';
-import { openConfiguredDatabase } from '../app/start-coffer.ts';
-import { verifyLedger } from '../ops/ledger-verify.ts';
+import type { OpenDatabase } from '../store/open-database.ts';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
 import { migrate } from '../store/migrate.ts';
-import { commandApiKeys } from './api-keys-command.ts';
-import { commandAudit } from './audit-command.ts';
-import { commandAdmin } from './admin-command.ts';
-import { commandRisk } from './risk-command.ts';
-import { runDoctor } from '../ops/doctor.ts';
-import { retireOldKeys, rotateVaultKeys } from '../ops/rotate-keys.ts';
 import { systemClock } from '../platform/clock.ts';
+
+// Each command loads its own code when it runs (`import()` below): `coffer apikeys list` need not load the server,
+// its HTTP framework and the risk model, which would double the time it takes, nor `coffer help` the database.
+async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
+  return (await import('../app/open-configured-database.ts')).openConfiguredDatabase(config);
+}
 
 const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
 
@@ -61,6 +58,7 @@ function print(line: string): void {
 
 async function commandStart(config: Config): Promise<void> {
   const started = Date.now();
+  const { startCoffer } = await import('../app/start-coffer.ts');
   const coffer = await startCoffer({ config, demoMerchant: true });
   print('');
   print(`Coffer is running (test mode, ${coffer.database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}: ${coffer.database.location})`);
@@ -116,6 +114,7 @@ async function commandLedgerVerify(config: Config): Promise<number> {
   const database = await openConfiguredDatabase(config);
   try {
     await migrate(database);
+    const { verifyLedger } = await import('../ops/ledger-verify.ts');
     const report = await verifyLedger(database.db);
     print(`Checked ${report.accounts} accounts and ${report.transfers} transfers in ${report.currencies} currencies.`);
     if (report.violations.length === 0) {
@@ -134,6 +133,7 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
   const database = await openConfiguredDatabase(config);
   try {
     await migrate(database);
+    const { retireOldKeys, rotateVaultKeys } = await import('../ops/rotate-keys.ts');
     if (sub === 'rotate') {
       const report = await rotateVaultKeys(database.db, config.kek, config.homeDir);
       print(`Key-encryption key ${report.previousKekId} replaced by ${report.currentKekId}.`);
@@ -159,7 +159,7 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
 }
 
 async function commandDoctor(config: Config): Promise<number> {
-  let database: Awaited<ReturnType<typeof openConfiguredDatabase>> | undefined;
+  let database: OpenDatabase | undefined;
   try {
     database = await openConfiguredDatabase(config);
     await migrate(database);
@@ -169,6 +169,7 @@ async function commandDoctor(config: Config): Promise<number> {
     database = undefined;
   }
   try {
+    const { runDoctor } = await import('../ops/doctor.ts');
     const findings = await runDoctor(config, database?.db, Date.now());
     for (const finding of findings) print(`${finding.severity.padEnd(9)} ${finding.check}: ${finding.message}`);
     const problems = findings.filter((finding) => finding.severity === 'problem').length;
@@ -181,11 +182,11 @@ async function commandDoctor(config: Config): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   // `apikeys` has options of its own.
-  if (argv[0] === 'apikeys') return commandApiKeys(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'audit') return commandAudit(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'admin') return commandAdmin(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'risk' && argv[1] === 'export') return commandRiskExport(loadConfig(), argv.slice(2), print);
-  if (argv[0] === 'risk') return commandRisk(argv.slice(1), print);
+  if (argv[0] === 'apikeys') return (await import('./api-keys-command.ts')).commandApiKeys(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'audit') return (await import('./audit-command.ts')).commandAudit(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'admin') return (await import('./admin-command.ts')).commandAdmin(loadConfig(), argv.slice(1), print);
+  if (argv[0] === 'risk' && argv[1] === 'export') return (await import('./risk-export-command.ts')).commandRiskExport(loadConfig(), argv.slice(2), print);
+  if (argv[0] === 'risk') return (await import('./risk-command.ts')).commandRisk(argv.slice(1), print);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, sub] = positionals;
   if (values.help === true || command === undefined || command === 'help') {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/start-coffer.ts';
+import { openConfiguredDatabase } from '../app/open-configured-database.ts';
 import { exportTrainingRows } from '../flows/risk-export.ts';
 import type { Config } from '../platform/config.ts';
 

@@ -1,0 +1,19 @@
+import path from 'node:path';
+import type { Config } from '../platform/config.ts';
+import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
+
+function stopOnStorageFailure(error: unknown): void {
+  process.stderr.write(`coffer: the embedded database reported a storage failure; stopping so that recovery runs on restart: ${String(error)}\n`);
+  process.exit(75);
+}
+
+/**
+ * The database the configuration names: PostgreSQL at DATABASE_URL, or the embedded one under the home directory.
+ * Kept apart from the server so that commands that only need the database (`coffer apikeys`, `coffer audit` …)
+ * do not load the server's code.
+ */
+export async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
+  return config.databaseUrl === undefined
+    ? openPGlite(path.join(config.homeDir, 'db'), config.embeddedDurability, stopOnStorageFailure)
+    : openPostgres(config.databaseUrl, config.databasePoolSize);
+}
