@@ -1,4 +1,4 @@
-import { randomBytes, randomFillSync, randomInt } from 'node:crypto';
+import { randomFillSync, randomInt } from 'node:crypto';
 
 const base62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -7,17 +7,20 @@ const base62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
  * per id (a payment makes a dozen). Each byte is handed out once, then the pool is filled again. Secrets (keys,
  * client secrets) never come from the pool, so no secret's bytes sit in memory before it is made.
  */
-const idPool = Buffer.allocUnsafe(4096);
-let idPoolOffset = idPool.length;
+const pooledByte = randomByteReader(Buffer.alloc(4096));
 
-function pooledByte(): number {
-  if (idPoolOffset === idPool.length) {
-    randomFillSync(idPool);
-    idPoolOffset = 0;
-  }
-  const byte = idPool[idPoolOffset] as number;
-  idPoolOffset += 1;
-  return byte;
+/** Hands out the bytes of `buffer` one at a time, filling it from the CSPRNG first and whenever it runs out. */
+function randomByteReader(buffer: Buffer): () => number {
+  let offset = buffer.length;
+  return () => {
+    if (offset === buffer.length) {
+      randomFillSync(buffer);
+      offset = 0;
+    }
+    const byte = buffer[offset] as number;
+    offset += 1;
+    return byte;
+  };
 }
 
 /** Base62 characters from a source of random bytes, without modulo bias (rejection sampling on bytes >= 248). */
@@ -30,19 +33,9 @@ function base62From(length: number, nextByte: () => number): string {
   return out;
 }
 
-/** A random base62 string for a secret, from fresh CSPRNG bytes, without modulo bias. */
+/** A random base62 string for a secret, from fresh CSPRNG bytes of its own, without modulo bias. */
 export function randomBase62(length: number): string {
-  const bytes = randomBytes(length + 16);
-  let used = 0;
-  return base62From(length, () => {
-    if (used === bytes.length) {
-      randomFillSync(bytes);
-      used = 0;
-    }
-    const byte = bytes[used] as number;
-    used += 1;
-    return byte;
-  });
+  return base62From(length, randomByteReader(Buffer.alloc(length + 16)));
 }
 
 /** Random base62 characters for an identifier (not a secret), from the pooled CSPRNG bytes. */
