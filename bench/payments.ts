@@ -58,7 +58,7 @@ function databaseUrl(name: string): string {
   return url.toString();
 }
 
-async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; stop: () => Promise<void> }> {
+async function startCoffer(url: string, home: string): Promise<{ port: number; agent: https.Agent; key: string; pid: number | undefined; stop: () => Promise<void> }> {
   const profiling = values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`];
   const command = values.floor === undefined ? [path.join(root, 'bin/coffer.js'), 'start'] : [path.join(root, 'bin/run-ts.js'), path.join(root, 'bench/floor-server.ts')];
   const child = spawn(process.execPath, [...profiling, ...command], {
@@ -85,6 +85,7 @@ async function startCoffer(url: string, home: string): Promise<{ port: number; a
     port,
     agent,
     key: demo.secretKey,
+    pid: child.pid,
     stop: async () => {
       agent.destroy();
       child.kill('SIGTERM');
@@ -136,7 +137,64 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function loadCoffer(target: { port: number; agent: https.Agent; key: string }, database: string) {
+/** CPU time so far, in ms: of Coffer's process, of each PostgreSQL process on this machine, of this process, of the machine. */
+interface CpuSnapshot {
+  coffer: number;
+  postgres: Map<number, number>;
+  load: number;
+  machineBusy: number;
+  machineTotal: number;
+}
+
+// USER_HZ, the unit of /proc times: 100 on every Linux architecture Node runs on.
+const ticksPerSecond = 100;
+
+function processCpuMs(pid: number): { comm: string; ms: number } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return { comm: stat.slice(stat.indexOf('(') + 1, close), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Undefined where /proc is not there (not Linux): the benchmark then prints no CPU figures. */
+function cpuSnapshot(cofferPid: number | undefined): CpuSnapshot | undefined {
+  if (cofferPid === undefined || !fs.existsSync('/proc/stat')) return undefined;
+  const postgres = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const found = processCpuMs(Number(entry));
+    if (found?.comm === 'postgres') postgres.set(Number(entry), found.ms);
+  }
+  const cpu = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  const total = cpu.reduce((sum, value) => sum + value, 0);
+  const usage = process.cpuUsage();
+  return {
+    coffer: processCpuMs(cofferPid)?.ms ?? 0,
+    postgres,
+    load: (usage.user + usage.system) / 1000,
+    machineBusy: ((total - idle) * 1000) / ticksPerSecond,
+    machineTotal: (total * 1000) / ticksPerSecond,
+  };
+}
+
+/** CPU per payment between two snapshots; PostgreSQL counts the processes alive at both (its backends stay). */
+function cpuPerPayment(before: CpuSnapshot, after: CpuSnapshot, payments: number): string {
+  let postgres = 0;
+  for (const [pid, ms] of after.postgres) {
+    const earlier = before.postgres.get(pid);
+    if (earlier !== undefined) postgres += ms - earlier;
+  }
+  const per = (ms: number) => (ms / Math.max(payments, 1)).toFixed(2);
+  const busy = (100 * (after.machineBusy - before.machineBusy)) / Math.max(after.machineTotal - before.machineTotal, 1);
+  return `${values.floor === undefined ? 'Coffer' : 'floor server'} ${per(after.coffer - before.coffer)} ms, PostgreSQL ${per(postgres)} ms, load generator ${per(after.load - before.load)} ms (from /proc; all cores ${busy.toFixed(0)} % busy)`;
+}
+
+async function loadCoffer(target: { port: number; agent: https.Agent; key: string; pid: number | undefined }, database: string) {
   const latenciesMs: number[] = [];
   let failures = 0;
   let measuring = false;
@@ -156,6 +214,13 @@ async function loadCoffer(target: { port: number; agent: https.Agent; key: strin
       await client.end();
     }
   })();
+  // CPU is sampled over the measured window only.
+  let cpuBefore: CpuSnapshot | undefined;
+  let cpuAfter: CpuSnapshot | undefined;
+  const sampled = Promise.all([
+    new Promise<void>((resolve) => setTimeout(() => { cpuBefore = cpuSnapshot(target.pid); resolve(); }, warmupEnd - Date.now())),
+    new Promise<void>((resolve) => setTimeout(() => { cpuAfter = cpuSnapshot(target.pid); resolve(); }, end - Date.now())),
+  ]);
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < end) {
@@ -170,8 +235,10 @@ async function loadCoffer(target: { port: number; agent: https.Agent; key: strin
     }),
   );
   await analyzed;
+  await sampled;
   latenciesMs.sort((a, b) => a - b);
   return {
+    cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuPerPayment(cpuBefore, cpuAfter, latenciesMs.length),
     paymentsPerSecond: latenciesMs.length / seconds,
     payments: latenciesMs.length,
     failures,
@@ -210,6 +277,7 @@ async function main(): Promise<void> {
     }
     console.log(`  payments/s   ${result.paymentsPerSecond.toFixed(1)}  (${result.payments} payments, ${result.failures} failed)`);
     console.log(`  latency      p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (whole payment)`);
+    if (result.cpu !== undefined) console.log(`  CPU/payment  ${result.cpu}`);
     if (values['skip-pgbench']) return;
     await admin(`CREATE DATABASE ${pgbenchDb}`);
     console.log(`pgbench TPC-B: scale 10, 16 clients, 2 threads, ${seconds} s`);
