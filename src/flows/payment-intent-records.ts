@@ -67,6 +67,26 @@ const paymentLimitColumns = [
 type MissingPaymentLimitColumn = Exclude<keyof PaymentLimitsTable, (typeof paymentLimitColumns)[number]>;
 const _everyPaymentLimitColumn: [MissingPaymentLimitColumn] extends [never] ? true : MissingPaymentLimitColumn = true;
 
+/** Columns that JSON cannot carry exactly travel as text: bigints (beyond 2^53) and timestamps. */
+const paymentLimitBigints: ReadonlySet<string> = new Set(['seq', 'value']);
+const paymentLimitDates: ReadonlySet<string> = new Set(['created_at', 'updated_at', 'deleted_at']);
+const paymentLimitFields = paymentLimitColumns
+  .map((column) => `'${column}', pl.${column}${paymentLimitBigints.has(column) ? '::text' : ''}`)
+  .join(', ');
+
+/** A payment limit row from its JSON form, with the types a row read directly has. */
+function paymentLimitFromJson(json: Record<string, unknown>): PaymentLimitRow {
+  const row: Record<string, unknown> = {};
+  for (const column of paymentLimitColumns) {
+    const value = json[column];
+    if (value === null || value === undefined) row[column] = null;
+    else if (paymentLimitBigints.has(column)) row[column] = BigInt(value as string);
+    else if (paymentLimitDates.has(column)) row[column] = new Date(value as string);
+    else row[column] = value;
+  }
+  return row as unknown as PaymentLimitRow;
+}
+
 export interface ConfirmationInputs {
   intent: PaymentIntentRow;
   /** The attached PaymentMethod, of the same merchant and mode; undefined if it has none or it is not found. */
@@ -79,7 +99,8 @@ export interface ConfirmationInputs {
 
 /**
  * What a confirmation reads before it decides, in one round trip: the PaymentIntent of this merchant and mode,
- * its attached PaymentMethod, the merchant's policy and its payment limits (one row per limit, the rest repeated).
+ * its attached PaymentMethod, the merchant's policy and its payment limits (gathered into one JSON array, so that
+ * a merchant with many limits does not get the PaymentIntent once per limit).
  */
 export async function readConfirmationInputs(services: Services, scope: Scope, id: string): Promise<ConfirmationInputs> {
   const rows = await services.db
@@ -96,18 +117,16 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
       .orderBy('risk_rule_sets.version', 'desc')
       .limit(1)
       .as('rule_set'), (join) => join.onTrue())
-    .leftJoin('payment_limits', (join) => join
-      .onRef('payment_limits.merchant_id', '=', 'merchants.id')
-      .on('payment_limits.livemode', '=', scope.livemode)
-      .on('payment_limits.deleted_at', 'is', null))
     .selectAll('payment_intents')
     .select(paymentMethodColumns.map((column) => sql.ref(`payment_methods.${column}`).as(`pm__${column}`)))
-    .select(paymentLimitColumns.map((column) => sql.ref(`payment_limits.${column}`).as(`pl__${column}`)))
+    .select(sql<unknown>`(
+      SELECT coalesce(json_agg(json_build_object(${sql.raw(paymentLimitFields)}) ORDER BY pl.seq), '[]')
+      FROM payment_limits pl WHERE pl.merchant_id = merchants.id AND pl.livemode = ${scope.livemode} AND pl.deleted_at IS NULL
+    )`.as('limits_json'))
     .select(['merchants.time_zone as m__time_zone', 'merchants.category as m__category', 'rule_set.id as m__rule_set_id', 'rule_set.rules as m__rules'])
     .where('payment_intents.id', '=', id)
     .where('payment_intents.merchant_id', '=', scope.merchantId)
     .where('payment_intents.livemode', '=', scope.livemode)
-    .orderBy('payment_limits.seq')
     .execute();
   const [first] = rows as unknown as Array<Record<string, unknown>>;
   if (first === undefined) throw resourceMissing('payment_intent', id, 'intent');
@@ -117,16 +136,11 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
   for (const [key, value] of Object.entries(first)) {
     if (key.startsWith('pm__')) method[key.slice(4)] = value;
     else if (key.startsWith('m__')) policy[key.slice(3)] = value;
-    else if (!key.startsWith('pl__')) intent[key] = value;
+    else if (key !== 'limits_json') intent[key] = value;
   }
   if (typeof policy.rules === 'string') policy.rules = JSON.parse(policy.rules);
-  const limits: PaymentLimitRow[] = [];
-  for (const row of rows as unknown as Array<Record<string, unknown>>) {
-    if (row.pl__id === null) continue;
-    const limit: Record<string, unknown> = {};
-    for (const column of paymentLimitColumns) limit[column] = row[`pl__${column}`];
-    limits.push(limit as unknown as PaymentLimitRow);
-  }
+  const limitsJson = typeof first.limits_json === 'string' ? JSON.parse(first.limits_json) as unknown : first.limits_json;
+  const limits = (limitsJson as Array<Record<string, unknown>>).map(paymentLimitFromJson);
   return {
     intent: intent as unknown as PaymentIntentRow,
     paymentMethod: method.id === null || method.id === undefined ? undefined : method as unknown as PaymentMethodRow,
