@@ -2,7 +2,7 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
-import { newId } from '../platform/random.ts';
+import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
@@ -118,7 +118,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   if (lead < expiryMinMs || lead > expiryMaxMs) {
     throw new CofferError('parameter_invalid', 'expires_at must be between 30 minutes and 24 hours from now.', { param: 'expires_at' });
   }
-  const id = newId(scope.livemode ? 'cs_live' : 'cs_test');
+  const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
     amount: total, currency, status: 'requires_payment_method', captureMethod: 'automatic', confirmationMethod: 'automatic', paymentMethodId: null,
     paymentMethodTypes: types, automaticPaymentMethods: null, description: items.map((item) => item.name).join(', ').slice(0, 1000), metadata: {},
@@ -198,7 +198,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
   const now = new Date(services.clock.nowMs());
   const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
   const session: CheckoutSessionRow = {
-    id: newId(scope.livemode ? 'cs_live' : 'cs_test'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now,
+    id: newSecretId(scope.livemode ? 'cs_live' : 'cs_test'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now,
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null,

@@ -48,6 +48,14 @@ export function newId(prefix: string): string {
   return `${prefix}_${randomIdCharacters(24)}`;
 }
 
+/**
+ * An id that is also a bearer capability (a Checkout Session's id alone opens its payment page): the same shape
+ * as `newId`, from fresh bytes like any secret.
+ */
+export function newSecretId(prefix: string): string {
+  return `${prefix}_${randomBase62(24)}`;
+}
+
 export function randomDigits(count: number): string {
   let out = '';
   for (let i = 0; i < count; i += 1) out += String(randomInt(10));
