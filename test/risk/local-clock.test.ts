@@ -31,8 +31,11 @@ describe('the local clock of a payment', () => {
   });
 
   test('an answer handed out cannot change the next one', () => {
-    const first = localClock(new Date('2026-11-26T10:00:00Z'), 'Europe/Paris');
-    first.hour = 99;
-    assert.equal(localClock(new Date('2026-11-26T10:00:10Z'), 'Europe/Paris').hour, 11);
+    const missed = localClock(new Date('2026-11-26T10:00:00Z'), 'Europe/Paris');
+    missed.hour = 98;
+    const kept = localClock(new Date('2026-11-26T10:00:10Z'), 'Europe/Paris');
+    assert.equal(kept.hour, 11);
+    kept.hour = 99;
+    assert.equal(localClock(new Date('2026-11-26T10:00:20Z'), 'Europe/Paris').hour, 11);
   });
 });
