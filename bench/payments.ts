@@ -163,13 +163,16 @@ function processCpuMs(pid: number): { comm: string; ms: number } | undefined {
 /** Undefined where /proc is not there (not Linux): the benchmark then prints no CPU figures. */
 function cpuSnapshot(cofferPid: number | undefined): CpuSnapshot | undefined {
   if (cofferPid === undefined || !fs.existsSync('/proc/stat')) return undefined;
+  // PostgreSQL's processes are only visible here when it runs on this machine.
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(adminUrl).hostname)) return undefined;
   const postgres = new Map<number, number>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const found = processCpuMs(Number(entry));
     if (found?.comm === 'postgres') postgres.set(Number(entry), found.ms);
   }
-  const cpu = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  // user, nice, system, idle, iowait, irq, softirq, steal; guest time is already in user and nice.
+  const cpu = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
   const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
   const total = cpu.reduce((sum, value) => sum + value, 0);
   const usage = process.cpuUsage();
@@ -182,13 +185,11 @@ function cpuSnapshot(cofferPid: number | undefined): CpuSnapshot | undefined {
   };
 }
 
-/** CPU per payment between two snapshots; PostgreSQL counts the processes alive at both (its backends stay). */
+/** CPU per payment (tried, including failed ones) between two snapshots. */
 function cpuPerPayment(before: CpuSnapshot, after: CpuSnapshot, payments: number): string {
   let postgres = 0;
-  for (const [pid, ms] of after.postgres) {
-    const earlier = before.postgres.get(pid);
-    if (earlier !== undefined) postgres += ms - earlier;
-  }
+  // A process started within the window counts whole; one that ended within it is missed (autovacuum workers).
+  for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
   const per = (ms: number) => (ms / Math.max(payments, 1)).toFixed(2);
   const busy = (100 * (after.machineBusy - before.machineBusy)) / Math.max(after.machineTotal - before.machineTotal, 1);
   return `${values.floor === undefined ? 'Coffer' : 'floor server'} ${per(after.coffer - before.coffer)} ms, PostgreSQL ${per(postgres)} ms, load generator ${per(after.load - before.load)} ms (from /proc; all cores ${busy.toFixed(0)} % busy)`;
@@ -238,7 +239,7 @@ async function loadCoffer(target: { port: number; agent: https.Agent; key: strin
   await sampled;
   latenciesMs.sort((a, b) => a - b);
   return {
-    cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuPerPayment(cpuBefore, cpuAfter, latenciesMs.length),
+    cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuPerPayment(cpuBefore, cpuAfter, latenciesMs.length + failures),
     paymentsPerSecond: latenciesMs.length / seconds,
     payments: latenciesMs.length,
     failures,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from '../platform/config.ts';
 import { openPGlite, openPostgres, type OpenDatabase } from '../store/open-database.ts';
 
+/** A storage failure (a failed fsync) leaves the embedded database unusable: stop, and recover on restart. */
 function stopOnStorageFailure(error: unknown): void {
   process.stderr.write(`coffer: the embedded database reported a storage failure; stopping so that recovery runs on restart: ${String(error)}\n`);
   process.exit(75);

@@ -54,7 +54,6 @@ export interface RunningCoffer {
   close(): Promise<void>;
 }
 
-/** A storage failure (a failed fsync) leaves the embedded database unusable: stop, and recover on restart. */
 /** The CA that issues staff client certificates, when the internal listener requires them. */
 function readClientCa(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
