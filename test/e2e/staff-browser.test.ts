@@ -117,6 +117,8 @@ describe('the staff page in a browser: passkeys', { concurrency: false, skip: br
     assert.equal(await page.isVisible('#passkey-sign-in'), true);
     await page.click('#passkey-sign-in');
     await page.waitForSelector('#signed-in:not([hidden])');
+    // The page lists the passkeys after it shows the signed-in panel, with a request of its own: wait for the list.
+    await page.locator('#passkeys li', { hasText: /^Test laptop$/ }).waitFor();
     assert.deepEqual(await page.locator('#passkeys li').allTextContents(), ['Test laptop']);
     const signIn = await server.database.db.selectFrom('audit_log').select('details').where('actor_id', '=', staff.userId).where('action', '=', 'staff.sign_in')
       .where('outcome', '=', 'success').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
