@@ -1,4 +1,4 @@
-import { sql, type Insertable } from 'kysely';
+import type { Insertable } from 'kysely';
 import type { Decline } from '../connectors/connector.ts';
 import { newId } from '../platform/random.ts';
 import { decideRisk, storedInputs, type DecisionInputs, type DegradedReason, type RiskDecision } from '../risk/engine.ts';
@@ -8,7 +8,7 @@ import type { RiskEngine } from '../risk/risk-engine.ts';
 import { velocityMeasures, velocityPeriods, velocitySubjects, type RuleInput } from '../risk/rules/index.ts';
 import { amountInUsd } from '../risk/usd-rates.ts';
 import { readVelocityAll, type KeyVelocity, type VelocityDimension, type VelocityKeys } from '../risk/velocity.ts';
-import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, type PaymentLimitRow, type PaymentMethodRow, type RiskDecisionsTable } from '../store/database.ts';
+import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, type PaymentMethodRow, type RiskDecisionsTable } from '../store/database.ts';
 import type { Services } from './context.ts';
 import type { Scope } from './payment-intent-records.ts';
 
@@ -31,8 +31,6 @@ export interface AttemptFacts {
   /** The merchant's policy, read with the PaymentIntent and its limits (`readConfirmationInputs`). */
   policy: MerchantPolicyRow;
 }
-
-type Nullable<Row> = { [Column in keyof Row]: Row[Column] | null };
 
 export interface MerchantPolicyRow {
   time_zone: string;
@@ -83,30 +81,6 @@ function formatLocalClock(at: Date, timeZone: string): { hour: number; dayOfWeek
 function countryOf(details: Record<string, unknown> | null | undefined): string | null {
   const address = details?.address as { country?: unknown } | null | undefined;
   return typeof address?.country === 'string' && address.country !== '' ? address.country.toUpperCase() : null;
-}
-
-/**
- * The merchant's policy (time zone, category, latest rules) and its payment limits in force, in one round trip,
- * for a decision made outside a confirmation (a replay). A confirmation reads them with its PaymentIntent
- * (`readConfirmationInputs`).
- */
-export async function merchantPolicyAndLimits(services: Services, scope: Scope): Promise<{ policy: MerchantPolicyRow; limits: PaymentLimitRow[] }> {
-  const result = await sql<MerchantPolicyRow & Nullable<PaymentLimitRow>>`
-    SELECT pl.*, m.time_zone, m.category, rs.id AS rule_set_id, rs.rules
-    FROM merchants m
-    LEFT JOIN LATERAL (
-      SELECT id, rules FROM risk_rule_sets WHERE merchant_id = m.id AND livemode = ${scope.livemode} ORDER BY version DESC LIMIT 1
-    ) rs ON true
-    LEFT JOIN payment_limits pl ON pl.merchant_id = m.id AND pl.livemode = ${scope.livemode} AND pl.deleted_at IS NULL
-    WHERE m.id = ${scope.merchantId}`.execute(services.db);
-  const [first] = result.rows;
-  if (first === undefined) throw new Error(`merchant ${scope.merchantId} not found`);
-  const rules = typeof first.rules === 'string' ? JSON.parse(first.rules) as MerchantPolicyRow['rules'] : first.rules;
-  const policy: MerchantPolicyRow = { time_zone: first.time_zone, category: first.category, rule_set_id: first.rule_set_id, rules };
-  const limits = result.rows
-    .filter((row) => row.id !== null)
-    .map(({ time_zone: _zone, category: _category, rule_set_id: _ruleSet, rules: _rules, ...limit }) => limit as PaymentLimitRow);
-  return { policy, limits };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Services } from '../../src/flows/context.ts';
+import type { Scope } from '../../src/flows/payment-intent-records.ts';
 import { findPaymentIntent, readConfirmationInputs } from '../../src/flows/payment-intent-records.ts';
-import { merchantPolicyAndLimits } from '../../src/flows/risk-decision.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 // A confirmation reads its PaymentIntent, payment method, the merchant's policy and limits in one statement; what
@@ -15,6 +15,17 @@ describe('what a confirmation reads in one statement', () => {
     services = server.coffer.services;
   });
   after(async () => server.close());
+
+  /** What the tables hold, read one by one, as the expectation. */
+  async function separately(scope: Scope) {
+    const merchant = await services.db.selectFrom('merchants').select(['time_zone', 'category']).where('id', '=', scope.merchantId).executeTakeFirstOrThrow();
+    const ruleSet = await services.db.selectFrom('risk_rule_sets').select(['id', 'rules']).where('merchant_id', '=', scope.merchantId)
+      .where('livemode', '=', scope.livemode).orderBy('version', 'desc').limit(1).executeTakeFirst();
+    const rules = typeof ruleSet?.rules === 'string' ? JSON.parse(ruleSet.rules) as unknown : ruleSet?.rules ?? null;
+    const limits = await services.db.selectFrom('payment_limits').selectAll().where('merchant_id', '=', scope.merchantId)
+      .where('livemode', '=', scope.livemode).where('deleted_at', 'is', null).orderBy('seq').execute();
+    return { policy: { ...merchant, rule_set_id: ruleSet?.id ?? null, rules }, limits };
+  }
 
   const limitRow = (merchantId: string, livemode: boolean, n: number, value: bigint, deleted: boolean) => ({
     id: `plim_${livemode ? 'live' : 'test'}${String(n).padStart(20, '0')}`, merchant_id: merchantId, livemode, subject: 'merchant' as const,
@@ -30,7 +41,7 @@ describe('what a confirmation reads in one statement', () => {
     assert.equal(inputs.paymentMethod?.id, inputs.intent.payment_method_id);
     assert.deepEqual(inputs.limits, []);
     assert.equal(inputs.policy.rule_set_id, null);
-    assert.deepEqual(inputs.policy, (await merchantPolicyAndLimits(services, scope)).policy);
+    assert.deepEqual(inputs.policy, (await separately(scope)).policy);
   });
 
   test('limits as the separate read gives them: exact beyond 2^53, dates as dates, deleted and other-mode ones left out; rules parsed', async () => {
@@ -48,11 +59,10 @@ describe('what a confirmation reads in one statement', () => {
     }).execute();
     const created = await server.stripe.paymentIntents.create({ amount: 1_000, currency: 'usd', payment_method: 'pm_card_visa' });
     const inputs = await readConfirmationInputs(services, scope, created.id);
-    const separate = await merchantPolicyAndLimits(services, scope);
+    const separate = await separately(scope);
     assert.deepEqual(inputs.limits.map((limit) => limit.value), [huge, 500n]);
     assert.ok(inputs.limits.every((limit) => limit.created_at instanceof Date && limit.deleted_at === null));
-    const byId = (rows: typeof inputs.limits) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
-    assert.deepEqual(byId(inputs.limits), byId(separate.limits));
+    assert.deepEqual(inputs.limits, separate.limits);
     assert.deepEqual(inputs.policy, separate.policy);
     assert.equal(inputs.policy.rules?.[0]?.id, 'r1');
     // The other merchant's read of the same PaymentIntent is the 404 of an unknown id.

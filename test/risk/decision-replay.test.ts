@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RequestContext } from '../../src/flows/context.ts';
-import { decideAttempt, merchantPolicyAndLimits } from '../../src/flows/risk-decision.ts';
+import { decideAttempt, type MerchantPolicyRow } from '../../src/flows/risk-decision.ts';
 import { replayDecisions } from '../../src/flows/risk-history.ts';
 import { velocityKeys } from '../../src/flows/record-attempt-outcome.ts';
 import { newId } from '../../src/platform/random.ts';
@@ -55,11 +55,16 @@ describe('stored risk decisions replay identically', () => {
     const modelFailing = new RiskEngine({ ...engine.options, fault: 'model_fail' });
     const countersLate = new RiskEngine({ ...engine.options, fault: 'velocity_slow', velocityBudgetMs: 5 });
     let made = 0;
+    const merchant = await services.db.selectFrom('merchants').select(['time_zone', 'category']).where('id', '=', merchantId).executeTakeFirstOrThrow();
     for (const [version, rules] of ruleVersions.entries()) {
+      // The policy a confirmation would read: the merchant's, with the rule set just made current in each mode.
+      const policies = new Map<boolean, MerchantPolicyRow>();
       for (const livemode of [false, true]) {
+        const id = newId('rset');
         await services.db.insertInto('risk_rule_sets').values({
-          id: newId('rset'), merchant_id: merchantId, livemode, version: version + 1, rules: JSON.stringify(rules), created_at: new Date(now), created_by: 'test',
+          id, merchant_id: merchantId, livemode, version: version + 1, rules: JSON.stringify(rules), created_at: new Date(now), created_by: 'test',
         }).execute();
+        policies.set(livemode, { ...merchant, rule_set_id: id, rules: rules.map((rule) => ({ ...rule })) });
       }
       const count = version === ruleVersions.length - 1 ? 1_000 - made : 333;
       for (let i = 0; i < count; i += 1) {
@@ -85,7 +90,7 @@ describe('stored risk decisions replay identically', () => {
         const scope = { merchantId, livemode };
         // Some decisions are made while the model fails or the counters run late: degraded, and replayable all the same.
         services.risk = i % 25 === 0 ? modelFailing : i % 25 === 1 ? countersLate : engine;
-        const { policy } = await merchantPolicyAndLimits(services, scope);
+        const policy = policies.get(livemode) as MerchantPolicyRow;
         const risk = await decideAttempt(services, {
           scope, intent, paymentMethod, charge, shipping: random() < 0.3 ? { address: { country: 'JP' } } : null, velocityKeys: velocityKeys(intent, charge), now: at, policy,
         });
