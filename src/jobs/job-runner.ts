@@ -40,21 +40,43 @@ export const jobs: Job[] = [
   },
 ];
 
-/** Runs every job until it has nothing left or has used its batches for this run. Returns rows handled per job. */
-export async function runJobsOnce(services: Services): Promise<Record<string, number>> {
+/** Some jobs of a run failed (each already logged); the others ran. */
+export class JobsFailed extends Error {
+  constructor(
+    readonly jobs: string[],
+    readonly handled: Record<string, number>,
+  ) {
+    super(`background jobs failed: ${jobs.join(', ')}`);
+    this.name = 'JobsFailed';
+  }
+}
+
+/**
+ * Runs every job until it has nothing left or has used its batches for this run. Returns rows handled per job.
+ * A job that fails is logged and left for the next run; the jobs after it still run (a payment whose recovery
+ * keeps failing must not stop holds from expiring or the audit log from being sealed).
+ */
+export async function runJobsOnce(services: Services, list: readonly Job[] = jobs): Promise<Record<string, number>> {
   const handled: Record<string, number> = {};
-  for (const job of jobs) {
+  const failed: string[] = [];
+  for (const job of list) {
     let total = 0;
-    for (let batch = 0; batch < limits.jobBatchesPerRunMax; batch += 1) {
-      const count = await job.runBatch(services);
-      total += count;
-      if (count < limits.jobBatchSize) break;
-      if (batch === limits.jobBatchesPerRunMax - 1) {
-        services.logger.warn({ job: job.name }, 'job hit its batch limit for this run; the rest waits for the next');
+    try {
+      for (let batch = 0; batch < limits.jobBatchesPerRunMax; batch += 1) {
+        const count = await job.runBatch(services);
+        total += count;
+        if (count < limits.jobBatchSize) break;
+        if (batch === limits.jobBatchesPerRunMax - 1) {
+          services.logger.warn({ job: job.name }, 'job hit its batch limit for this run; the rest waits for the next');
+        }
       }
+    } catch (error) {
+      failed.push(job.name);
+      services.logger.error({ err: error, job: job.name }, 'background job failed; retrying next run');
     }
     handled[job.name] = total;
   }
+  if (failed.length > 0) throw new JobsFailed(failed, handled);
   return handled;
 }
 
@@ -73,7 +95,10 @@ export function startJobs(services: Services, intervalMs: number = limits.jobInt
   const tick = () => {
     current = runJobsOnce(services)
       .then(() => undefined)
-      .catch((error: unknown) => services.logger.error({ err: error }, 'background jobs failed; retrying next run'))
+      .catch((error: unknown) => {
+        // A failed job was logged where it failed; anything else is logged here.
+        if (!(error instanceof JobsFailed)) services.logger.error({ err: error }, 'background jobs failed; retrying next run');
+      })
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, intervalMs);
       });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { JobsFailed, runJobsOnce } from '../../src/jobs/job-runner.ts';
 import { createTestDatabaseUrl, openExistingTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
@@ -139,6 +139,28 @@ describe('crash recovery', { concurrency: false }, () => {
     } finally {
       await server.close();
       await database.drop();
+    }
+  });
+
+  // A job that keeps failing (a payment its recovery cannot finish) must not stop the jobs after it.
+  test('a failing job is reported and the jobs after it still run', async () => {
+    const server = await startTestServer();
+    try {
+      const ran: string[] = [];
+      const list = [
+        { name: 'first', runBatch: async () => { ran.push('first'); return 0; } },
+        { name: 'broken', runBatch: async () => { ran.push('broken'); throw new Error('cannot finish this one'); } },
+        { name: 'last', runBatch: async () => { ran.push('last'); return 0; } },
+      ];
+      await assert.rejects(runJobsOnce(server.coffer.services, list), (error: unknown) => {
+        assert.ok(error instanceof JobsFailed);
+        assert.deepEqual(error.jobs, ['broken']);
+        assert.deepEqual(error.handled, { first: 0, broken: 0, last: 0 });
+        return true;
+      });
+      assert.deepEqual(ran, ['first', 'broken', 'last']);
+    } finally {
+      await server.close();
     }
   });
 });
