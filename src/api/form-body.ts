@@ -29,6 +29,25 @@ function refuseForbiddenKeys(text: string): void {
   }
 }
 
+/**
+ * JSON bodies are held to the nesting forms are held to (`limits.formDepthMax` levels below the top-level
+ * parameters), so that no later step walks an arbitrarily deep value. Recursion stops one level past the limit.
+ */
+export function refuseDeepJson(value: unknown): void {
+  const tooDeep = (item: unknown, depth: number): boolean => {
+    if (typeof item !== 'object' || item === null) return false;
+    if (depth > limits.formDepthMax) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) if (tooDeep(child, depth + 1)) return true;
+    return false;
+  };
+  if (typeof value !== 'object' || value === null) return;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (tooDeep(child, 0)) {
+      throw new CofferError('request_body_invalid', `The request body could not be parsed: its values are nested deeper than ${limits.formDepthMax} levels.`);
+    }
+  }
+}
+
 export function parseForm(text: string): Record<string, unknown> {
   refuseForbiddenKeys(text);
   try {
@@ -56,18 +75,67 @@ export function queryError(query: unknown): CofferError | undefined {
   return typeof query === 'object' && query !== null ? invalidQueries.get(query) : undefined;
 }
 
+/**
+ * `a[]=x&a[]=y` becomes `a[0]=x&a[1]=y` (numbered after any index the same list already gives), so that the parser
+ * never has to guess what an empty bracket means.
+ */
+function numberEmptyBrackets(text: string): string {
+  if (!text.includes('[]') && !/%5B%5D/i.test(text)) return text;
+  const pairs = text.split('&').map((pair) => {
+    const at = pair.indexOf('=');
+    const rawKey = at === -1 ? pair : pair.slice(0, at);
+    return { key: decodeURIComponent(rawKey.replaceAll('+', ' ')), rest: at === -1 ? '' : pair.slice(at) };
+  });
+  const next = new Map<string, number>();
+  for (const { key } of pairs) {
+    for (const match of key.matchAll(/\[(\d+)\]/g)) {
+      const prefix = key.slice(0, match.index);
+      next.set(prefix, Math.max(next.get(prefix) ?? 0, Number(match[1]) + 1));
+    }
+  }
+  return pairs
+    .map(({ key, rest }) => {
+      let numbered = key;
+      for (let at = numbered.indexOf('[]'); at !== -1; at = numbered.indexOf('[]', at + 1)) {
+        const prefix = numbered.slice(0, at);
+        const index = next.get(prefix) ?? 0;
+        next.set(prefix, index + 1);
+        numbered = `${prefix}[${index}]${numbered.slice(at + 2)}`;
+      }
+      return numbered === key ? `${encodeURIComponent(key)}${rest}` : `${encodeURIComponent(numbered)}${rest}`;
+    })
+    .join('&');
+}
+
+/**
+ * Brackets always make an object here (`metadata[0]=a` is the metadata key "0", as at Stripe): which parameters
+ * are lists is the route schema's to say, and `coerceToSchema` turns `{ "0": …, "1": … }` into a list there.
+ */
 function parseFormUnchecked(text: string): Record<string, unknown> {
-  return qs.parse(text, {
+  return qs.parse(numberEmptyBrackets(text), {
     depth: limits.formDepthMax,
-    arrayLimit: limits.formArrayLengthMax,
     parameterLimit: limits.formParametersMax,
     strictDepth: true,
     throwOnLimitExceeded: true,
     allowPrototypes: false,
     allowDots: false,
-    parseArrays: true,
+    parseArrays: false,
     charset: 'utf-8',
   }) as Record<string, unknown>;
+}
+
+/** `{ "0": a, "1": b }` as `[a, b]`, in index order, when every key is an index below the list length limit. */
+function indexedList(value: Record<string, unknown>): unknown[] | undefined {
+  const entries = Object.entries(value);
+  if (entries.length === 0) return undefined;
+  const indexed: Array<[number, unknown]> = [];
+  for (const [key, item] of entries) {
+    if (!/^(0|[1-9]\d{0,5})$/.test(key)) return undefined;
+    const index = Number(key);
+    if (index >= limits.formArrayLengthMax) return undefined;
+    indexed.push([index, item]);
+  }
+  return indexed.sort((a, b) => a[0] - b[0]).map(([, item]) => item);
 }
 
 type Schema = {
@@ -115,6 +183,10 @@ export function coerceToSchema(schema: Schema | undefined, value: unknown): unkn
     // A single value where a list is expected (`expand=latest_charge`) is a list of one.
     if (type === 'array' && value !== '') return [coerceToSchema(schema.items, value)];
     return type === undefined ? value : coerceScalar(type, value);
+  }
+  if (type === 'array' && isRecord(value)) {
+    const list = indexedList(value);
+    if (list !== undefined) return list.map((item) => coerceToSchema(schema.items, item));
   }
   if (type === 'array' && Array.isArray(value)) return value.map((item) => coerceToSchema(schema.items, item));
   if (type === 'object' && isRecord(value)) {

@@ -6,7 +6,7 @@ import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { errorObject } from '../objects/error.ts';
 import { randomIdCharacters } from '../platform/random.ts';
-import { coerceToSchema, parseForm, parseQuery, queryError } from './form-body.ts';
+import { coerceToSchema, parseForm, parseQuery, queryError, refuseDeepJson } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
@@ -245,7 +245,15 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
-    parseJson(request, body as string, done);
+    parseJson(request, body as string, (error: Error | null, parsed?: unknown) => {
+      if (error !== null) return done(error, undefined);
+      try {
+        refuseDeepJson(parsed);
+      } catch (refusal) {
+        return done(refusal as Error, undefined);
+      }
+      done(null, parsed);
+    });
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
@@ -254,13 +262,15 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addHook('onRequest', (_request, _reply, done) => merchantScope.run({ merchantId: null }, done));
   // Before authentication, so that requests with wrong keys count too (see rate-limits.ts).
   await registerRateLimits(app, options.rateLimits, services.logger);
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const invalid = queryError(request.query);
     if (invalid !== undefined) throw invalid;
     // The providers' sandboxes speak the providers' wire formats, which put parameters in the URL (Alipay's gateway).
     const sandbox = request.url.startsWith('/sandbox/');
     if (request.method !== 'GET' && request.method !== 'HEAD' && !sandbox) refuseQueryParameters(request.query);
     await authenticate(services, keys, request);
+    // As Stripe does: every authenticated answer names the API version its objects are shaped for.
+    if (request.actor !== null) reply.header('Stripe-Version', request.actor.apiVersion.name);
   });
   app.addHook('preValidation', async (request) => {
     await checkRequestSignature(services, request);

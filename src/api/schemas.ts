@@ -59,13 +59,19 @@ export const Shipping = strictObject({
 
 export const ListLimit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax });
 
+/**
+ * A Unix time in seconds from 1970 to the end of 9999 (less a second, so that the next second, which `gt` and
+ * `lte` filters compare with, is still a date the database takes).
+ */
+const UnixTime = Type.Integer({ minimum: 0, maximum: 253_402_300_798 });
+
 export const CreatedFilter = Type.Union([
-  Type.Integer(),
+  UnixTime,
   strictObject({
-    gt: Type.Optional(Type.Integer()),
-    gte: Type.Optional(Type.Integer()),
-    lt: Type.Optional(Type.Integer()),
-    lte: Type.Optional(Type.Integer()),
+    gt: Type.Optional(UnixTime),
+    gte: Type.Optional(UnixTime),
+    lt: Type.Optional(UnixTime),
+    lte: Type.Optional(UnixTime),
   }),
 ]);
 

@@ -20,9 +20,10 @@ export function parameterName(instancePath: string, child?: string): string {
   return head + rest.map((part) => `[${part}]`).join('');
 }
 
+/** A value as a message shows it, cut to its first 200 characters. */
 function describe(value: unknown): string {
-  if (typeof value === 'string') return value;
-  return JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 const depth = (error: SchemaError) => error.instancePath.split('/').length;
@@ -105,7 +106,7 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
         const shown = typeof value === 'string' && /^-?\d+$/.test(value) ? JSON.stringify(value) : describe(value);
         return new CofferError('parameter_invalid_integer', `Invalid integer: ${shown}`, { param });
       }
-      return new CofferError('parameter_invalid', `Invalid ${param}: expected ${expected === 'object' ? 'an object' : `a ${expected}`}, got ${describe(value)}`, { param });
+      return new CofferError('parameter_invalid', `Invalid ${param}: expected ${/^[aeiou]/.test(expected) ? 'an' : 'a'} ${expected}, got ${describe(value)}`, { param });
     }
     case 'enum':
       return new CofferError(

@@ -87,6 +87,15 @@ async function startCapture(
   if (amount <= 0n) {
     throw new CofferError('parameter_invalid_integer', 'amount_to_capture must be at least 1.', { param: 'amount_to_capture' });
   }
+  const currency = findCurrency(intent.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  if (amount % BigInt(currency.amountStep) !== 0n) {
+    throw new CofferError(
+      'invalid_charge_amount',
+      `Amounts in ${currency.code} must be a multiple of ${currency.amountStep} (got ${amount} for amount_to_capture).`,
+      { param: 'amount_to_capture' },
+    );
+  }
   if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
     throw new CofferError(
       'charge_expired_for_capture',

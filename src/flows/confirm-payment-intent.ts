@@ -270,6 +270,8 @@ async function startAttempt(
       status = nextStatus(intent, 'attach_payment_method');
       prepared = await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
     } else if (intent.payment_method_id === null) {
+      // A PaymentIntent past the point of confirming (canceled, say) says so, whatever else it lacks.
+      if (intent.status !== 'requires_payment_method') nextStatus(intent, 'confirm');
       throw new CofferError(
         'payment_intent_unexpected_state',
         "You cannot confirm this PaymentIntent because it's missing a payment method. Update the PaymentIntent " +

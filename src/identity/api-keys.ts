@@ -17,7 +17,10 @@ export function hashApiKey(key: string): Buffer {
 /** `sk_test_****abcd`: enough to tell keys apart, never enough to use one. */
 export function maskApiKey(key: string): string {
   const prefix = /^[a-z]{2}_(test|live)_/.exec(key)?.[0] ?? '';
-  return `${prefix}****${key.slice(-4)}`;
+  // Only the characters a key is made of are shown back: anything else (bytes decoded from a Basic header that
+  // held no key) would be noise, and is not echoed.
+  const tail = key.slice(-4);
+  return `${prefix}****${/^[A-Za-z0-9_]{4}$/.test(tail) ? tail : ''}`;
 }
 
 /**

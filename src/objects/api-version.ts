@@ -24,7 +24,10 @@ export function parseApiVersion(name: string): ApiVersion | undefined {
   const date = match?.[1];
   if (date === undefined) return undefined;
   const currentDate = currentApiVersion.slice(0, 10);
-  if (date < oldestDate || date > currentDate || Number.isNaN(Date.parse(date))) return undefined;
+  // A date that does not exist (2024-02-30) is refused, not rolled over to another day.
+  const parsed = new Date(`${date}T00:00:00Z`);
+  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== date) return undefined;
+  if (date < oldestDate || date > currentDate) return undefined;
   return { name, shape: date < basilDate ? 'legacy' : 'current' };
 }
 

@@ -44,6 +44,22 @@ function lastPaymentErrorObject(
   return object;
 }
 
+/**
+ * What a publishable key may read of a PaymentIntent (with its client secret), as Stripe marks the fields
+ * "retrievable with publishable key": enough for a payment page to follow the payment, nothing of the merchant's
+ * own (metadata, customer, charges).
+ */
+export const publishablePaymentIntentFields = [
+  'id', 'object', 'amount', 'automatic_payment_methods', 'canceled_at', 'cancellation_reason', 'capture_method',
+  'client_secret', 'confirmation_method', 'created', 'currency', 'description', 'last_payment_error', 'livemode',
+  'next_action', 'payment_method', 'payment_method_configuration_details', 'payment_method_types', 'processing',
+  'receipt_email', 'setup_future_usage', 'shipping', 'status',
+] as const;
+
+export function publishablePaymentIntentObject(full: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(publishablePaymentIntentFields.filter((field) => field in full).map((field) => [field, full[field]]));
+}
+
 export function paymentIntentObject(
   row: PaymentIntentRow,
   shape: ApiShape,

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { createRequire } from 'node:module';
 import { assertLedgerConsistent } from '../support/ledger.ts';
-import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 /** stripe@15.12.0 pins API version 2024-04-10; its call signatures are those of the current SDK for what we use. */
 const StripeV15 = createRequire(import.meta.url)('stripe-v15') as new (key: string, config: Stripe.StripeConfig) => Stripe;
@@ -347,6 +347,52 @@ describe('PaymentIntents through the Stripe SDK', () => {
     const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v'.repeat(500)]));
     const ok = await stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: fifty });
     assert.equal(Object.keys(ok.metadata).length, 50);
+  });
+
+  test('metadata keys that look like numbers stay keys, and lists take both bracket forms', async () => {
+    const numbered = { '0': 'a', '1': 'b', '5': 'c', '12345': 'd', '007': 'e' };
+    const created = await stripe.paymentIntents.create({ amount: 100, currency: 'usd', metadata: numbered });
+    assert.deepEqual(created.metadata, numbered);
+    const updated = await stripe.paymentIntents.update(created.id, { metadata: { '0': '', '99': 'z' } });
+    assert.deepEqual(updated.metadata, { '1': 'b', '5': 'c', '12345': 'd', '007': 'e', '99': 'z' });
+    // `expand[]=…` twice, and an explicit index mixed with an empty bracket, are both lists of two.
+    const paid = await stripe.paymentIntents.create({ amount: 700, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    for (const query of ['expand[]=latest_charge&expand[]=payment_method', 'expand[1]=payment_method&expand[]=latest_charge']) {
+      const response = await rawRequest(server, 'GET', `/v1/payment_intents/${paid.id}?${query}`, { key: server.secretKey });
+      assert.equal(response.status, 200, response.body);
+      assert.equal((response.json.latest_charge as { object?: string }).object, 'charge', query);
+      assert.equal((response.json.payment_method as { object?: string }).object, 'payment_method', query);
+    }
+  });
+
+  test('a publishable key reads a PaymentIntent with its client secret, and only the fields Stripe gives such keys', async () => {
+    const created = await stripe.paymentIntents.create({
+      amount: 1200, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, metadata: { order: 'private-1' }, description: 'shown',
+    });
+    const publishable = stripeClient(server, server.publishableKey);
+    const seen = await publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '' });
+    const seenFields = Object.keys(seen).filter((field) => field !== 'lastResponse').sort();
+    assert.deepEqual(seenFields, [
+      'amount', 'automatic_payment_methods', 'canceled_at', 'cancellation_reason', 'capture_method', 'client_secret',
+      'confirmation_method', 'created', 'currency', 'description', 'id', 'last_payment_error', 'livemode', 'next_action',
+      'object', 'payment_method', 'payment_method_configuration_details', 'payment_method_types', 'processing',
+      'receipt_email', 'setup_future_usage', 'shipping', 'status',
+    ]);
+    assert.equal(seen.status, 'succeeded');
+    assert.equal(seen.description, 'shown');
+    const expanded = await publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '', expand: ['payment_method'] });
+    assert.equal((expanded.payment_method as Stripe.PaymentMethod).card?.last4, '4242');
+    const refusals: Array<[Promise<unknown>, number, string]> = [
+      [publishable.paymentIntents.retrieve(created.id), 401, 'secret_key_required'],
+      [publishable.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
+      [stripe.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
+      [publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '', expand: ['latest_charge'] }), 400, 'parameter_invalid'],
+      [publishable.paymentIntents.update(created.id, { metadata: { order: 'changed' } }), 401, 'secret_key_required'],
+    ];
+    for (const [call, status, code] of refusals) {
+      await assert.rejects(call, (error: Stripe.errors.StripeError) => error.statusCode === status && error.code === code);
+    }
+    assert.deepEqual((await stripe.paymentIntents.retrieve(created.id)).metadata, { order: 'private-1' }, 'a secret key still sees everything');
   });
 
   test('another merchant\'s PaymentIntent is not found, exactly like an unknown id', async () => {

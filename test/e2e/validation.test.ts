@@ -266,6 +266,72 @@ describe('Refused requests', () => {
       { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope).' });
   });
 
+  test('a partial capture that is not a whole step of its currency is refused, and the hold can still be captured', async () => {
+    // UGX and ISK are charged in whole units given with two zero decimals; KWD's third decimal is 0.
+    for (const [currency, amount, capture, step] of [['ugx', 10_000, 5_050, 100], ['isk', 10_000, 9_950, 100], ['kwd', 2_000, 1_005, 10]] as const) {
+      const intent = await server.stripe.paymentIntents.create({ amount, currency, payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+      assert.equal(intent.status, 'requires_capture');
+      const before = await get(`/v1/payment_intents/${intent.id}`);
+      await refused(() => form(`/v1/payment_intents/${intent.id}/capture`, `amount_to_capture=${capture}`), {
+        status: 400, code: 'invalid_charge_amount', param: 'amount_to_capture',
+        message: `Amounts in ${currency} must be a multiple of ${step} (got ${capture} for amount_to_capture).`,
+      });
+      assert.deepEqual((await get(`/v1/payment_intents/${intent.id}`)).json, before.json, `${currency}: the PaymentIntent is as it was`);
+      const captured = await server.stripe.paymentIntents.capture(intent.id, { amount_to_capture: capture - (capture % step) });
+      assert.equal(captured.status, 'succeeded');
+      assert.equal(captured.amount_received, capture - (capture % step));
+    }
+    assert.equal((await get('/health', null)).status, 200, 'the server keeps serving');
+  });
+
+  test('list and created filters out of range name the parameter', async () => {
+    for (const path of ['/v1/payment_intents', '/v1/events']) {
+      await refused(() => get(`${path}?created[gte]=253402300800`),
+        { status: 400, code: 'parameter_invalid_integer', param: 'created[gte]', message: 'Invalid created[gte]: must be at most 253402300798' });
+      await refused(() => get(`${path}?created[lt]=-62135596801`),
+        { status: 400, code: 'parameter_invalid_integer', param: 'created[lt]', message: 'Invalid created[lt]: must be at least 0' });
+      const last = await get(`${path}?created[gt]=253402300798`);
+      assert.equal(last.status, 200, last.body);
+      assert.deepEqual(last.json.data, []);
+    }
+    // A list index past the longest list a parameter takes.
+    await refused(() => get('/v1/payment_intents?expand[150]=data.latest_charge'),
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: /^Invalid expand: expected an array/ });
+  });
+
+  test('a JSON body nested deeper than forms may be is refused in the error envelope, and a long value is not repeated whole', async () => {
+    // Written out by hand: JSON.stringify itself cannot go this deep.
+    const nested = `${'{"a":'.repeat(5000)}"x"${'}'.repeat(5000)}`;
+    await refused(() => createJson(`{"amount":2000,"currency":"usd","metadata":${nested}}`),
+      { status: 400, code: 'request_body_invalid', message: 'The request body could not be parsed: its values are nested deeper than 5 levels.' });
+    const error = await refused(() => createJson(JSON.stringify({ amount: 2000, currency: 'usd', description: { text: 'y'.repeat(5000) } })),
+      { status: 400, code: 'parameter_invalid', param: 'description', message: /^Invalid description: expected a string, got / });
+    assert.ok(String(error.message).length < 400, `the message shows the start of the value only: ${String(error.message).length} characters`);
+  });
+
+  test('confirming a canceled PaymentIntent without a payment method names its status', async () => {
+    const intent = await server.stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    await server.stripe.paymentIntents.cancel(intent.id);
+    await refused(() => form(`/v1/payment_intents/${intent.id}/confirm`, ''), {
+      status: 400, code: 'payment_intent_unexpected_state',
+      message: /^This PaymentIntent could not be confirmed because it has a status of canceled\./,
+    });
+  });
+
+  test('an impossible Stripe-Version date is refused; answers name the version they are shaped for', async () => {
+    await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': '2024-02-30' }),
+      { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: 'Invalid Stripe API version: 2024-02-30' });
+    const legacy = await get('/v1/payment_intents?limit=1', server.secretKey, { 'stripe-version': '2024-04-10' });
+    assert.equal(legacy.headers['stripe-version'], '2024-04-10');
+    const current = await get('/v1/payment_intents?limit=1');
+    assert.match(String(current.headers['stripe-version']), /^\d{4}-\d{2}-\d{2}\.[a-z]+$/);
+  });
+
+  test('a Basic header that holds no key is refused without echoing its bytes', async () => {
+    await refused(() => get('/v1/payment_intents', null, { authorization: 'Basic xxx' }),
+      { status: 401, code: 'api_key_invalid', message: 'Invalid API Key provided: ****' });
+  });
+
   // Last, because today it takes the server down: a query string nested too deep must be a 400 like a body.
   test('a query string nested deeper than allowed is a 400 and the server keeps serving', async () => {
     const send = get('/v1/payment_intents?created[a][b][c][d][e][f][g]=1', null);

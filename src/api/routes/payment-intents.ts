@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
@@ -11,10 +12,10 @@ import type { PaymentIntentResult, Respond } from '../../flows/respond.ts';
 import { updatePaymentIntent, type UpdateParams } from '../../flows/update-payment-intent.ts';
 import { limits } from '../../limits.ts';
 import { errorObject } from '../../objects/error.ts';
-import { paymentIntentExpandable, paymentIntentObject, renderPaymentIntent, type PaymentIntentRelated } from '../../objects/payment-intent.ts';
+import { paymentIntentExpandable, paymentIntentObject, publishablePaymentIntentObject, renderPaymentIntent, type PaymentIntentRelated } from '../../objects/payment-intent.ts';
 import type { Outcome, RequestContext, Tx } from '../../flows/context.ts';
 import type { Kysely } from 'kysely';
-import type { CofferError } from '../../domain/errors.ts';
+import { CofferError } from '../../domain/errors.ts';
 import type { Database } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import {
@@ -178,6 +179,13 @@ function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expan
   return rest;
 }
 
+/** Compares a presented client secret with the stored one in time that does not depend on where they differ. */
+function sameSecret(presented: string, stored: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(stored);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
@@ -197,13 +205,23 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     return sendObject(reply, listObject('/v1/payment_intents', data, page.hasMore));
   });
 
-  app.get('/v1/payment_intents/:intent', { config, schema: { params: IntentParams, querystring: RetrieveQuery } }, async (request, reply) => {
+  // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and
+  // then only the fields Stripe gives such keys; a client secret that does not match is refused whatever the key.
+  app.get('/v1/payment_intents/:intent', { config: { ...config, publishableAllowed: true }, schema: { params: IntentParams, querystring: RetrieveQuery } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
-    const query = request.query as { expand?: string[] };
+    const query = request.query as { expand?: string[]; client_secret?: string };
     const ctx = requestContext(request);
+    const publishable = ctx.actor.keyKind === 'publishable';
+    if (publishable && query.client_secret === undefined) {
+      throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the PaymentIntent.', { param: 'client_secret' });
+    }
     const row = await findPaymentIntent(services, ctx.actor, intent);
-    const expand = expansions(query.expand, paymentIntentExpandable);
-    return sendObject(reply, await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand));
+    if (query.client_secret !== undefined && !sameSecret(query.client_secret, row.client_secret)) {
+      throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
+    }
+    const expand = expansions(query.expand, publishable ? ['payment_method'] : paymentIntentExpandable);
+    const object = await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand);
+    return sendObject(reply, publishable ? publishablePaymentIntentObject(object) : object);
   });
 
   app.post('/v1/payment_intents/:intent', { config, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
