@@ -8,7 +8,7 @@ import { buildPublicServer } from '../api/public-server.ts';
 import { cardSource } from '../connectors/card/vault-card-source.ts';
 import { CardVault } from '../vault/card-vault.ts';
 import { openKeyEncryptionKey } from '../vault/open-kek.ts';
-import { createConnectorRegistry } from '../connectors/registry.ts';
+import { createConnectorRegistry, prepareSandboxKeys } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
 import { startJobs, type JobRunner } from '../jobs/job-runner.ts';
 import { startWebhookWorker, type WebhookWorker } from '../webhooks/deliverer.ts';
@@ -147,6 +147,8 @@ function openRiskEngine(config: Config, env: NodeJS.ProcessEnv): RiskEngine {
 export async function startCoffer(options: StartOptions): Promise<RunningCoffer> {
   const config = options.config;
   const logger = options.logger ?? createLogger(config.logLevel);
+  // A first start's sandbox keys are made while the database opens; failures surface where they are awaited.
+  const sandboxKeys = prepareSandboxKeys(config.homeDir).then(() => undefined, (error: unknown) => error);
   const database = options.database ?? (await openConfiguredDatabase(config));
   let app: FastifyInstance | undefined;
   let internal: FastifyInstance | undefined;
@@ -157,6 +159,8 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     const clientCa = readClientCa(config.internalClientCaFile);
     const report = await migrate(database);
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
+    const keysFailed = await sandboxKeys;
+    if (keysFailed !== undefined) throw keysFailed;
     services = await buildServices(database, config, options, logger);
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
     const tls = config.tlsDisabled

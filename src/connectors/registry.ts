@@ -10,7 +10,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Secret } from '../platform/secret.ts';
 import { AlipayConnector } from './alipay/client.ts';
 import { AlipaySandbox } from './alipay/sandbox/alipay-sandbox.ts';
-import { generateAlipaySandboxCredentials, type AlipaySandboxCredentials } from './alipay/sandbox/credentials.ts';
+import { generateAlipaySandboxCredentials, generateAlipaySandboxCredentialsInBackground, type AlipaySandboxCredentials } from './alipay/sandbox/credentials.ts';
 import { CardConnector } from './card/client.ts';
 import { CardAcquirerSandbox } from './card/sandbox/acquirer.ts';
 import { flowNotSupported, type Connector, type ConnectorRegistry, type PublicEndpoint, type WalletProvider } from './connector.ts';
@@ -19,13 +19,13 @@ import { registerAlipaySandbox } from './alipay/sandbox/register-alipay-sandbox.
 import { registerWeChatPaySandbox } from './wechat-pay/sandbox/register-wechat-pay-sandbox.ts';
 import { registerCardAcsSandbox } from './card/sandbox/acs.ts';
 import { httpNotificationSender } from './notification-sender.ts';
-import { loadSandboxAccounts } from './sandbox-accounts.ts';
+import { loadSandboxAccounts, prepareSandboxAccounts } from './sandbox-accounts.ts';
 import type { WalletConnector } from './wallet.ts';
 import type { LiveAccounts } from './live-accounts.ts';
 import { WeChatPayConnector } from './wechat-pay/client.ts';
 import { sandboxAppSecret, WeChatOAuth, weChatAccessTokenUrl, weChatAuthorizeUrl } from './wechat-pay/oauth.ts';
 import { WeChatPaySandbox } from './wechat-pay/sandbox/wechat-pay-sandbox.ts';
-import { generateWeChatPaySandboxCredentials } from './wechat-pay/sandbox/sandbox-credentials.ts';
+import { generateWeChatPaySandboxCredentials, generateWeChatPaySandboxCredentialsInBackground } from './wechat-pay/sandbox/sandbox-credentials.ts';
 
 /**
  * Test mode talks to the sandboxes; live mode to the providers the operator configured (Alipay and WeChat Pay
@@ -49,6 +49,14 @@ export interface RegistryOptions {
 }
 
 type WeChatPayAccounts = ReturnType<typeof generateWeChatPaySandboxCredentials>;
+
+/** Makes the wallet sandboxes' accounts missing from `homeDir` (a first start), off the main thread. */
+export async function prepareSandboxKeys(homeDir: string): Promise<void> {
+  await Promise.all([
+    prepareSandboxAccounts(homeDir, 'alipay', generateAlipaySandboxCredentialsInBackground),
+    prepareSandboxAccounts(homeDir, 'wechat-pay', generateWeChatPaySandboxCredentialsInBackground),
+  ]);
+}
 
 export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, options: RegistryOptions): ConnectorRegistry {
   let endpoint: PublicEndpoint | undefined;

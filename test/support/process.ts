@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { unlimitedRates } from './server.ts';
+import { seedSandboxKeys, unlimitedRates } from './server.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -24,6 +24,7 @@ export interface CofferProcess {
  */
 export async function spawnCoffer(home: string, env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 60_000): Promise<CofferProcess> {
   const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
+  await seedSandboxKeys(home);
   const dataDir = path.join(home, 'db');
   if (env.DATABASE_URL === undefined && template !== undefined && !fs.existsSync(dataDir)) {
     fs.cpSync(template, dataDir, { recursive: true });

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { startCoffer, type RunningCoffer } from '../../src/app/start-coffer.ts';
+import { prepareSandboxKeys } from '../../src/connectors/registry.ts';
 import { createApiKey, createMerchant } from '../../src/identity/merchants.ts';
 import type { Clock } from '../../src/platform/clock.ts';
 import { loadConfig } from '../../src/platform/config.ts';
@@ -53,9 +54,35 @@ export function stripeClient(server: { port: number; agent: https.Agent }, key: 
  */
 export const unlimitedRates = { COFFER_RATE_LIMIT_PER_KEY: '100000000', COFFER_RATE_LIMIT_PER_ADDRESS: '100000000' };
 
+let sandboxKeyFiles: Promise<Array<[string, string]>> | undefined;
+
+/**
+ * Gives a new home directory the wallet sandboxes' keys that a first start would make: made once per test
+ * process and copied, since four RSA keys per server start add up over the suite. Files already there stay.
+ */
+export async function seedSandboxKeys(home: string): Promise<void> {
+  sandboxKeyFiles ??= (async () => {
+    const made = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-sandbox-keys-'));
+    try {
+      await prepareSandboxKeys(made);
+      const dir = path.join(made, 'keys');
+      return fs.readdirSync(dir).map((name): [string, string] => [name, fs.readFileSync(path.join(dir, name), 'utf8')]);
+    } finally {
+      fs.rmSync(made, { recursive: true, force: true });
+    }
+  })();
+  const dir = path.join(home, 'keys');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const [name, text] of await sandboxKeyFiles) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) fs.writeFileSync(file, text, { mode: 0o600 });
+  }
+}
+
 /** A running Coffer on an ephemeral port with its own database, home directory and two merchants. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const homeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-home-'));
+  await seedSandboxKeys(homeDir);
   const database = options.database ?? (await openTestDatabase(options.poolSize));
   const config = loadConfig({ COFFER_HOME: homeDir, COFFER_PORT: '0', COFFER_INTERNAL_PORT: '0', COFFER_LOG_LEVEL: 'silent', COFFER_JOBS: 'false', ...unlimitedRates,
     // A loaded test machine can be slower than the production budget; the tests that are about the budget set their own.

@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
+import { promisify } from 'node:util';
 import { randomDigits } from '../../../platform/random.ts';
 
 /** The keys of one sandbox app: the merchant's pair (the app key) and Alipay's pair, as the open platform issues. */
@@ -15,19 +16,39 @@ export interface AlipaySandboxCredentials {
   alipayPublicKeyPem: string;
 }
 
-function rsaPair(): { privateKeyPem: string; publicKeyPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+interface KeyPairPem {
+  privateKeyPem: string;
+  publicKeyPem: string;
+}
+
+const rsaOptions = {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+} as const;
+
+function rsaPair(): KeyPairPem {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', rsaOptions);
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+async function rsaPairInBackground(): Promise<KeyPairPem> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', rsaOptions);
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
 
 /** Fresh RSA-2048 keys for a sandbox app (Alipay's RSA2 scheme). */
 export function generateAlipaySandboxCredentials(): AlipaySandboxCredentials {
-  const app = rsaPair();
-  const alipay = rsaPair();
+  return credentials(rsaPair(), rsaPair());
+}
+
+/** The same, its two RSA key pairs made side by side on libuv's thread pool rather than on the caller's thread. */
+export async function generateAlipaySandboxCredentialsInBackground(): Promise<AlipaySandboxCredentials> {
+  const [app, alipay] = await Promise.all([rsaPairInBackground(), rsaPairInBackground()]);
+  return credentials(app, alipay);
+}
+
+function credentials(app: KeyPairPem, alipay: KeyPairPem): AlipaySandboxCredentials {
   return {
     appId: `2021000${randomDigits(9)}`,
     appPrivateKeyPem: app.privateKeyPem,

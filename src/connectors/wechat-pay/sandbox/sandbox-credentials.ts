@@ -1,4 +1,5 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { randomBase62, randomDigits } from '../../../platform/random.ts';
 
 /**
@@ -25,12 +26,24 @@ export interface WeChatPaySandboxCredentialSet {
   apiV3Key: string;
 }
 
-function rsaKeyPair(): { privateKeyPem: string; publicKeyPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
+interface KeyPairPem {
+  privateKeyPem: string;
+  publicKeyPem: string;
+}
+
+const rsaOptions = {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+} as const;
+
+function rsaKeyPair(): KeyPairPem {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', rsaOptions);
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+async function rsaKeyPairInBackground(): Promise<KeyPairPem> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', rsaOptions);
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
 
@@ -40,8 +53,16 @@ function rsaKeyPair(): { privateKeyPem: string; publicKeyPem: string } {
  * signed with it.
  */
 export function generateWeChatPaySandboxCredentials(): WeChatPaySandboxCredentialSet {
-  const merchant = rsaKeyPair();
-  const platform = rsaKeyPair();
+  return credentialSet(rsaKeyPair(), rsaKeyPair());
+}
+
+/** The same, its two RSA key pairs made side by side on libuv's thread pool rather than on the caller's thread. */
+export async function generateWeChatPaySandboxCredentialsInBackground(): Promise<WeChatPaySandboxCredentialSet> {
+  const [merchant, platform] = await Promise.all([rsaKeyPairInBackground(), rsaKeyPairInBackground()]);
+  return credentialSet(merchant, platform);
+}
+
+function credentialSet(merchant: KeyPairPem, platform: KeyPairPem): WeChatPaySandboxCredentialSet {
   return {
     mchid: `19${randomDigits(8)}`,
     appid: `wx${randomBytes(8).toString('hex')}`,
