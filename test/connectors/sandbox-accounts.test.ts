@@ -34,9 +34,13 @@ describe('sandbox accounts', () => {
     assert.ok(pairMatches(alipay.appPrivateKeyPem, alipay.appPublicKeyPem), 'the app key pair');
     assert.ok(pairMatches(alipay.alipayPrivateKeyPem, alipay.alipayPublicKeyPem), "Alipay's key pair");
     assert.ok(!pairMatches(alipay.appPrivateKeyPem, alipay.alipayPublicKeyPem), 'two different pairs');
+    // Each provider's own encodings: PKCS#1 from Alipay's key tool, PKCS#8 as WeChat Pay's apiclient_key.pem.
+    assert.match(alipay.appPrivateKeyPem, /^-----BEGIN RSA PRIVATE KEY-----/);
     const wechat = loadSandboxAccounts<WeChatPaySandboxCredentialSet>(home, 'wechat-pay', never);
     assert.ok(pairMatches(wechat.merchantPrivateKeyPem, wechat.merchantPublicKeyPem), "the merchant's key pair");
     assert.ok(pairMatches(wechat.platformPrivateKeyPem, wechat.platformPublicKeyPem), "WeChat Pay's key pair");
+    assert.match(wechat.merchantPrivateKeyPem, /^-----BEGIN PRIVATE KEY-----/);
+    assert.match(wechat.merchantPublicKeyPem, /^-----BEGIN PUBLIC KEY-----/);
     assert.equal(wechat.apiV3Key.length, 32);
     await prepareSandboxKeys(home);
     assert.deepEqual(files.map((file) => fs.readFileSync(file, 'utf8')), before, 'kept keys are not replaced');

@@ -1,5 +1,4 @@
-import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
-import { promisify } from 'node:util';
+import { rsaKeyPair, rsaKeyPairInBackground, type KeyPairPem } from '../../sandbox-rsa.ts';
 import { randomDigits } from '../../../platform/random.ts';
 
 /** The keys of one sandbox app: the merchant's pair (the app key) and Alipay's pair, as the open platform issues. */
@@ -16,35 +15,14 @@ export interface AlipaySandboxCredentials {
   alipayPublicKeyPem: string;
 }
 
-interface KeyPairPem {
-  privateKeyPem: string;
-  publicKeyPem: string;
-}
-
-const rsaOptions = {
-  modulusLength: 2048,
-  privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-} as const;
-
-function rsaPair(): KeyPairPem {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', rsaOptions);
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
-
-async function rsaPairInBackground(): Promise<KeyPairPem> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', rsaOptions);
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
-
 /** Fresh RSA-2048 keys for a sandbox app (Alipay's RSA2 scheme). */
 export function generateAlipaySandboxCredentials(): AlipaySandboxCredentials {
-  return credentials(rsaPair(), rsaPair());
+  return credentials(rsaKeyPair('pkcs1'), rsaKeyPair('pkcs1'));
 }
 
 /** The same, its two RSA key pairs made side by side on libuv's thread pool rather than on the caller's thread. */
 export async function generateAlipaySandboxCredentialsInBackground(): Promise<AlipaySandboxCredentials> {
-  const [app, alipay] = await Promise.all([rsaPairInBackground(), rsaPairInBackground()]);
+  const [app, alipay] = await Promise.all([rsaKeyPairInBackground('pkcs1'), rsaKeyPairInBackground('pkcs1')]);
   return credentials(app, alipay);
 }
 

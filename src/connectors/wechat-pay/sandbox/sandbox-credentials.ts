@@ -1,5 +1,5 @@
-import { generateKeyPair, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { rsaKeyPair, rsaKeyPairInBackground, type KeyPairPem } from '../../sandbox-rsa.ts';
 import { randomBase62, randomDigits } from '../../../platform/random.ts';
 
 /**
@@ -26,39 +26,18 @@ export interface WeChatPaySandboxCredentialSet {
   apiV3Key: string;
 }
 
-interface KeyPairPem {
-  privateKeyPem: string;
-  publicKeyPem: string;
-}
-
-const rsaOptions = {
-  modulusLength: 2048,
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-} as const;
-
-function rsaKeyPair(): KeyPairPem {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', rsaOptions);
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
-
-async function rsaKeyPairInBackground(): Promise<KeyPairPem> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', rsaOptions);
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
-
 /**
  * New test credentials. The sandbox and the connector must be given the same set, and it should be kept (with
  * the instance's other secrets) rather than made at every start: callbacks already queued are encrypted and
  * signed with it.
  */
 export function generateWeChatPaySandboxCredentials(): WeChatPaySandboxCredentialSet {
-  return credentialSet(rsaKeyPair(), rsaKeyPair());
+  return credentialSet(rsaKeyPair('pkcs8'), rsaKeyPair('pkcs8'));
 }
 
 /** The same, its two RSA key pairs made side by side on libuv's thread pool rather than on the caller's thread. */
 export async function generateWeChatPaySandboxCredentialsInBackground(): Promise<WeChatPaySandboxCredentialSet> {
-  const [merchant, platform] = await Promise.all([rsaKeyPairInBackground(), rsaKeyPairInBackground()]);
+  const [merchant, platform] = await Promise.all([rsaKeyPairInBackground('pkcs8'), rsaKeyPairInBackground('pkcs8')]);
   return credentialSet(merchant, platform);
 }
 
