@@ -382,15 +382,16 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal(seen.description, 'shown');
     const expanded = await publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '', expand: ['payment_method'] });
     assert.equal((expanded.payment_method as Stripe.PaymentMethod).card?.last4, '4242');
-    const refusals: Array<[Promise<unknown>, number, string]> = [
-      [publishable.paymentIntents.retrieve(created.id), 401, 'secret_key_required'],
-      [publishable.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
-      [stripe.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
-      [publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '', expand: ['latest_charge'] }), 400, 'parameter_invalid'],
-      [publishable.paymentIntents.update(created.id, { metadata: { order: 'changed' } }), 401, 'secret_key_required'],
+    // Each call is made when its turn comes: a rejection must never wait unhandled while an earlier one is checked.
+    const refusals: Array<[() => Promise<unknown>, number, string]> = [
+      [() => publishable.paymentIntents.retrieve(created.id), 401, 'secret_key_required'],
+      [() => publishable.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
+      [() => stripe.paymentIntents.retrieve(created.id, { client_secret: `${created.id}_secret_wrong` }), 400, 'parameter_invalid'],
+      [() => publishable.paymentIntents.retrieve(created.id, { client_secret: created.client_secret ?? '', expand: ['latest_charge'] }), 400, 'parameter_invalid'],
+      [() => publishable.paymentIntents.update(created.id, { metadata: { order: 'changed' } }), 401, 'secret_key_required'],
     ];
     for (const [call, status, code] of refusals) {
-      await assert.rejects(call, (error: Stripe.errors.StripeError) => error.statusCode === status && error.code === code);
+      await assert.rejects(call(), (error: Stripe.errors.StripeError) => error.statusCode === status && error.code === code);
     }
     assert.deepEqual((await stripe.paymentIntents.retrieve(created.id)).metadata, { order: 'private-1' }, 'a secret key still sees everything');
   });
