@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import type { OpenDatabase } from '../store/open-database.ts';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
-import { migrate } from '../store/migrate.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { migrate, pendingMigrations } from '../store/migrate.ts';
 import { systemClock } from '../platform/clock.ts';
 
 // Each command loads its own code when it runs (`import()` below): `coffer apikeys list` need not load the server,
@@ -110,10 +112,27 @@ async function commandMigrate(config: Config): Promise<number> {
   }
 }
 
+/**
+ * Checks the ledger of the configured database without changing it: a home directory with no embedded database,
+ * or a database without Coffer's schema (a mistyped COFFER_HOME or DATABASE_URL), is an error, not an empty ledger
+ * that verifies.
+ */
 async function commandLedgerVerify(config: Config): Promise<number> {
+  if (config.databaseUrl === undefined && !fs.existsSync(path.join(config.homeDir, 'db'))) {
+    process.stderr.write(`coffer: no embedded database in ${config.homeDir}: set COFFER_HOME (or DATABASE_URL) to the installation to check\n`);
+    return 2;
+  }
   const database = await openConfiguredDatabase(config);
   try {
-    await migrate(database);
+    const pending = await pendingMigrations(database);
+    if (pending === null) {
+      process.stderr.write(`coffer: ${database.location} holds no Coffer database (no schema_migrations table); nothing was checked or changed\n`);
+      return 2;
+    }
+    if (pending.length > 0) {
+      process.stderr.write(`coffer: the database is not migrated to this version of Coffer (missing ${pending.join(', ')}): run \`coffer migrate\` first\n`);
+      return 2;
+    }
     const { verifyLedger } = await import('../ops/ledger-verify.ts');
     const report = await verifyLedger(database.db);
     print(`Checked ${report.accounts} accounts and ${report.transfers} transfers in ${report.currencies} currencies.`);

@@ -100,14 +100,83 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
 ];
 
 /**
+ * The chart's rules: what each reason may move, between which accounts, by which kind of transfer. A transfer
+ * that fits none of them (money moved straight from clearing to available, a capture into the fees account) is
+ * not something Coffer writes, whoever wrote it.
+ */
+const purposes = `
+  (t.reason = 'authorization' AND t.kind = 'pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
+  OR (t.reason = 'capture' AND t.kind IN ('single', 'post_pending') AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
+  OR (t.reason = 'release' AND t.kind = 'void_pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
+  OR (t.reason = 'settlement' AND t.kind = 'single' AND d.code = 'merchant_incoming' AND c.code = 'merchant_available')
+  OR (t.reason IN ('refund', 'dispute') AND t.kind = 'single' AND d.code IN ('merchant_incoming', 'merchant_available') AND c.code = 'provider_clearing')
+  OR (t.reason IN ('refund_failure', 'dispute_reinstatement') AND t.kind = 'single' AND d.code = 'provider_clearing' AND c.code IN ('merchant_incoming', 'merchant_available'))
+  OR (t.reason = 'dispute_fee' AND t.kind = 'single' AND d.code IN ('merchant_incoming', 'merchant_available') AND c.code = 'fees')
+  OR (t.reason = 'dispute_fee_reinstatement' AND t.kind = 'single' AND d.code = 'fees' AND c.code IN ('merchant_incoming', 'merchant_available'))
+  OR (t.reason = 'customer_credit' AND t.kind = 'single' AND d.code = 'merchant_available' AND c.code = 'customer_credit')
+  OR (t.reason = 'customer_debit' AND t.kind = 'single' AND d.code = 'customer_credit' AND c.code = 'merchant_available')`;
+
+/**
+ * Reconciliation: every transfer is explained by the object its reason names, so that no balance can grow without
+ * a payment, refund, dispute, settlement or customer balance transaction behind it (the bookkeeping checks above
+ * hold for any well-formed transfer, forged or not). The object is the transfer key's first part for refunds,
+ * disputes and customer balance transactions, and the transfer's charge for the others.
+ */
+const reconciliation: typeof checks = [
+  {
+    name: 'transfer_purpose',
+    query: `SELECT t.transfer_key, t.reason, t.kind, d.code AS debit, c.code AS credit
+            FROM ledger_transfers t
+            JOIN ledger_accounts d ON d.id = t.debit_account_id JOIN ledger_accounts c ON c.id = t.credit_account_id
+            WHERE NOT (${purposes})`,
+    describe: (r) => `transfer ${String(r.transfer_key)}: a ${String(r.kind)} ${String(r.reason)} transfer from ${String(r.debit)} to ${String(r.credit)} is not one the chart of accounts allows`,
+  },
+  {
+    name: 'transfer_explained',
+    query: `SELECT t.transfer_key, t.reason, problem FROM ledger_transfers t
+            LEFT JOIN charges ch ON ch.id = t.charge_id
+            CROSS JOIN LATERAL (SELECT CASE
+              WHEN t.reason IN ('customer_credit', 'customer_debit') THEN
+                CASE WHEN t.charge_id IS NOT NULL THEN 'a customer balance transfer names a charge'
+                     WHEN NOT EXISTS (SELECT 1 FROM customer_balance_transactions b
+                       WHERE b.id = split_part(t.transfer_key, ':', 1) AND b.merchant_id = t.merchant_id AND b.livemode = t.livemode
+                         AND b.currency = t.currency
+                         AND b.amount = CASE WHEN t.reason = 'customer_credit' THEN -t.amount ELSE t.amount END)
+                     THEN 'no customer balance transaction of this merchant, currency and amount' END
+              WHEN t.charge_id IS NULL THEN 'it names no charge'
+              WHEN ch.id IS NULL THEN 'its charge does not exist'
+              WHEN ch.merchant_id <> t.merchant_id OR ch.livemode <> t.livemode OR ch.currency <> t.currency
+                   OR ch.payment_intent_id IS DISTINCT FROM t.payment_intent_id
+                THEN 'its charge belongs to another merchant, mode, currency or PaymentIntent'
+              WHEN t.reason IN ('authorization', 'capture', 'release')
+                   AND t.transfer_key NOT IN (t.charge_id || ':authorization', t.charge_id || ':capture', t.charge_id || ':release')
+                THEN 'its key is not one of its charge''s'
+              WHEN t.reason = 'settlement' AND (t.transfer_key <> t.charge_id || ':settlement' OR t.amount > ch.amount_captured)
+                THEN 'it settles more than its charge captured, or under another key'
+              WHEN t.reason IN ('refund', 'refund_failure') AND NOT EXISTS (SELECT 1 FROM refunds r
+                     WHERE r.id = split_part(t.transfer_key, ':', 1) AND r.charge_id = t.charge_id AND r.amount = t.amount)
+                THEN 'no refund of its charge for this amount'
+              WHEN t.reason IN ('dispute', 'dispute_reinstatement', 'dispute_fee', 'dispute_fee_reinstatement') AND NOT EXISTS (
+                     SELECT 1 FROM disputes p WHERE p.id = split_part(t.transfer_key, ':', 1) AND p.charge_id = t.charge_id
+                       AND t.amount = CASE WHEN t.reason IN ('dispute_fee', 'dispute_fee_reinstatement') THEN p.fee ELSE p.amount END)
+                THEN 'no dispute of its charge for this amount'
+              END AS problem) why
+            WHERE problem IS NOT NULL`,
+    describe: (r) => `transfer ${String(r.transfer_key)} (${String(r.reason)}) is not explained: ${String(r.problem)}`,
+  },
+];
+
+/**
  * Checks every ledger invariant over the whole ledger: each currency balances, each account's counters equal
  * the sum of its entries, each transfer's legs are well formed, each pending transfer is resolved at most once
  * and by no more than it reserved, and the charges and refunds agree with the ledger (refunded <= captured <=
- * authorized).
+ * authorized); with `scope` 'all' (the default), also that every transfer is one the chart allows and is explained
+ * by its charge, refund, dispute or customer balance transaction. 'bookkeeping' leaves that reconciliation out, for
+ * the ledger engine's own tests, which post transfers that no payment stands behind.
  */
-export async function verifyLedger(db: Kysely<Database>): Promise<LedgerReport> {
+export async function verifyLedger(db: Kysely<Database>, scope: 'all' | 'bookkeeping' = 'all'): Promise<LedgerReport> {
   const violations: LedgerViolation[] = [];
-  for (const check of checks) {
+  for (const check of scope === 'all' ? [...checks, ...reconciliation] : checks) {
     const result = await sql.raw<Row>(check.query).execute(db);
     for (const row of result.rows) violations.push({ check: check.name, detail: check.describe(row) });
   }

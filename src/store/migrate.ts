@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import type { OpenDatabase } from './open-database.ts';
 
 const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -75,4 +76,18 @@ export async function migrate(database: OpenDatabase): Promise<MigrationReport> 
     }
     return { applied, alreadyApplied: recorded.size };
   });
+}
+
+/**
+ * The migrations of this version not applied to `database`, or null when it holds no Coffer schema at all. Reads
+ * only: for commands that check a database and must not change it (`coffer ledger verify`).
+ */
+export async function pendingMigrations(database: OpenDatabase): Promise<string[] | null> {
+  const table = await sql<{ found: string | null }>`SELECT to_regclass('schema_migrations')::text AS found`.execute(database.db);
+  if ((table.rows[0]?.found ?? null) === null) return null;
+  const rows = await sql<{ version: number }>`SELECT version FROM schema_migrations`.execute(database.db);
+  const applied = new Set(rows.rows.map((row) => Number(row.version)));
+  return loadMigrations()
+    .filter((migration) => !applied.has(migration.version))
+    .map((migration) => `${String(migration.version).padStart(4, '0')}-${migration.name}`);
 }

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { openExistingTestDatabase, createTestDatabaseUrl } from '../support/database.ts';
+import pg from 'pg';
+import { openExistingTestDatabase, createTestDatabaseUrl, dropPostgresDatabase } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { createSoftHsmToken, softHsmMissing } from '../support/softhsm.ts';
 import { rawRequest } from '../support/server.ts';
@@ -67,6 +68,35 @@ describe('the coffer command', { concurrency: false }, () => {
     assert.match(tampered.stdout, /VIOLATION currency_balances: usd/);
     assert.match(tampered.stdout, /VIOLATION account_equals_entries: account \d+ \(merchant_incoming usd\)/);
     if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
+  });
+
+  // A check that passes on the wrong target is worse than none: `ledger verify` must not create or migrate anything.
+  test('ledger verify on a home without a database, or a database without Coffer, fails and changes nothing', async () => {
+    const emptyHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-typo-'));
+    try {
+      const embedded = coffer(['ledger', 'verify'], { COFFER_HOME: emptyHome });
+      assert.equal(embedded.status, 2, embedded.stdout + embedded.stderr);
+      assert.match(embedded.stderr, /no embedded database in .*coffer-cli-typo-/);
+      assert.equal(fs.existsSync(path.join(emptyHome, 'db')), false, 'no database was created');
+      const url = await createTestDatabaseUrl();
+      if (url !== undefined) {
+        const postgres = coffer(['ledger', 'verify'], { COFFER_HOME: emptyHome, DATABASE_URL: url });
+        assert.equal(postgres.status, 2, postgres.stdout + postgres.stderr);
+        assert.match(postgres.stderr, /holds no Coffer database \(no schema_migrations table\); nothing was checked or changed/);
+        // Read with a bare client: the test helpers that open a database migrate it.
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          const tables = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
+          assert.equal(tables.rows[0]?.n, 0, 'no table was created');
+        } finally {
+          await client.end();
+          await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
+        }
+      }
+    } finally {
+      fs.rmSync(emptyHome, { recursive: true, force: true });
+    }
   });
 
   test('apikeys: create a restricted key limited to an address, list, roll, revoke, bad input changes nothing; audit: seal, verify, export, tampering found', async () => {

@@ -36,7 +36,7 @@ async function createPostgresDatabase(adminUrl: string): Promise<string> {
   return url.toString();
 }
 
-async function dropPostgresDatabase(adminUrl: string, url: string): Promise<void> {
+export async function dropPostgresDatabase(adminUrl: string, url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1);
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

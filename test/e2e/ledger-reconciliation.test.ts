@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { verifyLedger, type LedgerViolation } from '../../src/ops/ledger-verify.ts';
+import type { Database } from '../../src/store/database.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+class Rollback extends Error {}
+
+/** The violations `verifyLedger` finds after `tamper`, in a transaction that is then rolled back. */
+async function violationsAfter(db: Kysely<Database>, tamper: (tx: Transaction<Database>) => Promise<unknown>): Promise<LedgerViolation[]> {
+  let found: LedgerViolation[] = [];
+  await assert.rejects(
+    db.transaction().execute(async (tx) => {
+      await tamper(tx);
+      found = (await verifyLedger(tx)).violations;
+      throw new Rollback();
+    }),
+    (error: unknown) => {
+      if (error instanceof Rollback) return true;
+      throw error;
+    },
+  );
+  return found;
+}
+
+// Goal: `coffer ledger verify` finds money no payment explains. A transfer posted through ledger_apply (which the
+// application's own database role may call) or rewritten by the database owner keeps the books balanced, so only
+// reconciling each transfer with the charge, refund, dispute or customer balance transaction behind it shows it.
+describe('ledger reconciliation', () => {
+  let server: TestServer;
+  let chargeId: string;
+  let paymentIntentId: string;
+
+  before(async () => {
+    server = await startTestServer();
+    const { stripe } = server;
+    // Every kind of transfer a merchant's ordinary day writes: automatic capture, immediate settlement, a partial
+    // manual capture (its rest released), a refund, a canceled hold, goodwill credit.
+    const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
+    const held = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    await stripe.paymentIntents.capture(held.id, { amount_to_capture: 1800 });
+    await stripe.refunds.create({ payment_intent: paid.id, amount: 700 });
+    const canceled = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    await stripe.paymentIntents.cancel(canceled.id);
+    const customer = await stripe.customers.create({ email: 'goodwill@example.com' });
+    await stripe.customers.createBalanceTransaction(customer.id, { amount: -300, currency: 'usd', description: 'Late parcel' });
+    paymentIntentId = paid.id;
+    chargeId = String(paid.latest_charge);
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  const apply = (tx: Transaction<Database>, command: Record<string, unknown>, charge: string | null = null, intent: string | null = null) =>
+    sql`SELECT ledger_apply(${server.merchantId}, false, 'usd', ${JSON.stringify([command])}::jsonb, ${intent}, ${charge})`.execute(tx);
+  const checks = (violations: LedgerViolation[]) => [...new Set(violations.map((violation) => violation.check))].sort();
+
+  test('a ledger written only by payments, refunds and credits reconciles', async () => {
+    const reasons = await server.database.db.selectFrom('ledger_transfers').select('reason').distinct().execute();
+    assert.deepEqual(reasons.map((row) => row.reason).sort(),
+      ['authorization', 'capture', 'customer_credit', 'refund', 'release', 'settlement'], 'the day wrote every ordinary kind of transfer');
+    assert.deepEqual((await verifyLedger(server.database.db)).violations, []);
+  });
+
+  test('a capture with no charge, straight to available funds, is named twice', async () => {
+    const violations = await violationsAfter(server.database.db, (tx) =>
+      apply(tx, { kind: 'single', key: 'forged-1', debit: 'provider_clearing', credit: 'merchant_available', amount: 100000, reason: 'capture' }));
+    assert.deepEqual(checks(violations), ['transfer_explained', 'transfer_purpose']);
+    assert.ok(violations.some((v) => v.detail === 'transfer forged-1 (capture) is not explained: it names no charge'), JSON.stringify(violations));
+    assert.ok(violations.some((v) => v.detail.startsWith('transfer forged-1: a single capture transfer from provider_clearing to merchant_available')));
+    // The bookkeeping alone holds: the forgery is balanced.
+    await violationsAfter(server.database.db, async (tx) => {
+      await apply(tx, { kind: 'single', key: 'forged-1', debit: 'provider_clearing', credit: 'merchant_available', amount: 100000, reason: 'capture' });
+      assert.deepEqual((await verifyLedger(tx, 'bookkeeping')).violations, []);
+    });
+  });
+
+  test('well-shaped transfers that no object explains are each named', async () => {
+    const cases: Array<[string, Record<string, unknown>, string | null, string]> = [
+      ['a capture under a key that is not its charge\'s',
+        { kind: 'single', key: 'forged-2', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 500, reason: 'capture' }, 'charge',
+        "its key is not one of its charge's"],
+      ['a settlement larger than its charge captured',
+        { kind: 'single', key: 'CHARGE:settlement', debit: 'merchant_incoming', credit: 'merchant_available', amount: 9000, reason: 'settlement' }, 'charge',
+        'it settles more than its charge captured, or under another key'],
+      ['a refund no refund stands behind',
+        { kind: 'single', key: 're_forged:refund', debit: 'merchant_incoming', credit: 'provider_clearing', amount: 100, reason: 'refund' }, 'charge',
+        'no refund of its charge for this amount'],
+      ['a dispute withdrawal no dispute stands behind',
+        { kind: 'single', key: 'dp_forged:withdrawal', debit: 'merchant_incoming', credit: 'provider_clearing', amount: 100, reason: 'dispute' }, 'charge',
+        'no dispute of its charge for this amount'],
+      ['goodwill credit no customer balance transaction stands behind',
+        { kind: 'single', key: 'cbtxn_forged:credit', debit: 'merchant_available', credit: 'customer_credit', amount: 100, reason: 'customer_credit' }, null,
+        'no customer balance transaction of this merchant, currency and amount'],
+      ['a charge of another PaymentIntent',
+        { kind: 'single', key: 'CHARGE:release', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 100, reason: 'capture' }, 'charge',
+        'its charge belongs to another merchant, mode, currency or PaymentIntent'],
+    ];
+    for (const [name, command, charge, problem] of cases) {
+      const key = String(command.key).replace('CHARGE', chargeId);
+      const intent = name === 'a charge of another PaymentIntent' ? null : paymentIntentId;
+      const violations = await violationsAfter(server.database.db, (tx) =>
+        apply(tx, { ...command, key }, charge === null ? null : chargeId, charge === null ? null : intent));
+      const named = violations.filter((v) => v.check === 'transfer_explained');
+      assert.deepEqual(named.map((v) => v.detail), [`transfer ${key} (${String(command.reason)}) is not explained: ${problem}`], `${name}: ${JSON.stringify(violations)}`);
+    }
+  });
+
+  test('a transfer rewritten by the database owner to pay out uncleared funds is named', async () => {
+    const violations = await violationsAfter(server.database.db, async (tx) => {
+      const transfer = await tx.selectFrom('ledger_transfers').select(['id', 'credit_account_id', 'amount'])
+        .where('transfer_key', '=', `${chargeId}:authorization`).executeTakeFirstOrThrow();
+      const available = await tx.selectFrom('ledger_accounts').select('id')
+        .where('merchant_id', '=', server.merchantId).where('livemode', '=', false).where('currency', '=', 'usd').where('code', '=', 'merchant_available')
+        .executeTakeFirstOrThrow();
+      await sql`ALTER TABLE ledger_transfers DISABLE TRIGGER USER`.execute(tx);
+      await sql`UPDATE ledger_transfers SET credit_account_id = ${available.id} WHERE id = ${transfer.id}`.execute(tx);
+      await sql`ALTER TABLE ledger_transfers ENABLE TRIGGER USER`.execute(tx);
+      await sql`SELECT set_config('coffer.ledger_writer', 'on', true)`.execute(tx);
+      await sql`UPDATE ledger_accounts SET credits_posted = credits_posted + CASE WHEN id = ${available.id} THEN 1 ELSE -1 END * ${transfer.amount}::bigint
+                WHERE id IN (${available.id}, ${transfer.credit_account_id})`.execute(tx);
+    });
+    assert.deepEqual(checks(violations), ['transfer_purpose'], JSON.stringify(violations));
+    assert.equal(violations[0]?.detail, `transfer ${chargeId}:authorization: a single capture transfer from provider_clearing to merchant_available is not one the chart of accounts allows`);
+  });
+});
