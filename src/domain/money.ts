@@ -43,15 +43,22 @@ export function parseAmount(amount: number, currency: CurrencyInfo, param = 'amo
       { param },
     );
   }
-  if (amount % currency.amountStep !== 0) {
-    throw new CofferError(
-      'invalid_charge_amount',
-      `Amounts in ${currency.code} must be a multiple of ${currency.amountStep} (got ${amount}): ` +
-        (currency.amountStep === 10
-          ? 'the last of its three decimals must be 0.'
-          : `${currency.code} is charged in whole units, given with two decimals that are 00.`),
-      { param },
-    );
-  }
+  checkAmountStep(BigInt(amount), currency, param);
   return { amountMinor: BigInt(amount), currency };
+}
+
+/**
+ * Refuses an amount that is not a whole step of its currency (three-decimal currencies end in 0; ISK and UGX are
+ * whole units given with two zero decimals), wherever an amount comes in: a charge, a capture, a refund, a credit.
+ */
+export function checkAmountStep(amount: bigint, currency: CurrencyInfo, param: string): void {
+  if (amount % BigInt(currency.amountStep) === 0n) return;
+  throw new CofferError(
+    'invalid_charge_amount',
+    `Amounts in ${currency.code} must be a multiple of ${currency.amountStep} (got ${amount}): ` +
+      (currency.amountStep === 10
+        ? 'the last of its three decimals must be 0.'
+        : `${currency.code} is charged in whole units, given with two decimals that are 00.`),
+    { param },
+  );
 }

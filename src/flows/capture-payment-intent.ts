@@ -1,6 +1,7 @@
 import { refuseCaptureInReview } from './reviews.ts';
 import type { CaptureResult } from '../connectors/connector.ts';
 import { findCurrency } from '../domain/currency.ts';
+import { checkAmountStep } from '../domain/money.ts';
 import { CofferError } from '../domain/errors.ts';
 import { captureTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
@@ -89,13 +90,7 @@ async function startCapture(
   }
   const currency = findCurrency(intent.currency);
   assert(currency !== undefined, 'a stored currency is known');
-  if (amount % BigInt(currency.amountStep) !== 0n) {
-    throw new CofferError(
-      'invalid_charge_amount',
-      `Amounts in ${currency.code} must be a multiple of ${currency.amountStep} (got ${amount} for amount_to_capture).`,
-      { param: 'amount_to_capture' },
-    );
-  }
+  checkAmountStep(amount, currency, 'amount_to_capture');
   if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
     throw new CofferError(
       'charge_expired_for_capture',

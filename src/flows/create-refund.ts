@@ -3,6 +3,7 @@ import { isWalletType } from './wallet-payments.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { refundTransfers } from '../domain/ledger.ts';
+import { checkAmountStep } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
@@ -82,9 +83,7 @@ function refundAmount(charge: ChargeRow, requested: number | undefined): bigint 
   }
   const currency = findCurrency(charge.currency);
   assert(currency !== undefined, 'a stored currency is known');
-  if (amount % BigInt(currency.amountStep) !== 0n) {
-    throw new CofferError('invalid_charge_amount', `Amounts in ${currency.code} must be a multiple of ${currency.amountStep}.`, { param: 'amount' });
-  }
+  checkAmountStep(amount, currency, 'amount');
   return amount;
 }
 

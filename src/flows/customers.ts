@@ -1,6 +1,6 @@
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { customerBalanceTransfers } from '../domain/ledger.ts';
-import { parseCurrency } from '../domain/money.ts';
+import { checkAmountStep, parseCurrency } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/database.ts';
@@ -115,9 +115,7 @@ export async function adjustCustomerBalance(services: Services, ctx: RequestCont
     throw new CofferError('parameter_missing', 'Missing required param: description (the reason for the adjustment).', { param: 'description' });
   }
   if (params.amount === 0) throw new CofferError('parameter_invalid_integer', 'The amount of an adjustment cannot be 0.', { param: 'amount' });
-  if (Math.abs(params.amount) % currency.amountStep !== 0) {
-    throw new CofferError('invalid_charge_amount', `Amounts in ${currency.code} must be a multiple of ${currency.amountStep}.`, { param: 'amount' });
-  }
+  checkAmountStep(BigInt(params.amount), currency, 'amount');
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const amount = BigInt(params.amount);

@@ -274,12 +274,19 @@ describe('Refused requests', () => {
       const before = await get(`/v1/payment_intents/${intent.id}`);
       await refused(() => form(`/v1/payment_intents/${intent.id}/capture`, `amount_to_capture=${capture}`), {
         status: 400, code: 'invalid_charge_amount', param: 'amount_to_capture',
-        message: `Amounts in ${currency} must be a multiple of ${step} (got ${capture} for amount_to_capture).`,
+        message: new RegExp(`^Amounts in ${currency} must be a multiple of ${step} \\(got ${capture}\\): `),
       });
       assert.deepEqual((await get(`/v1/payment_intents/${intent.id}`)).json, before.json, `${currency}: the PaymentIntent is as it was`);
       const captured = await server.stripe.paymentIntents.capture(intent.id, { amount_to_capture: capture - (capture % step) });
       assert.equal(captured.status, 'succeeded');
       assert.equal(captured.amount_received, capture - (capture % step));
+      // A refund and a customer's balance are held to the same step.
+      const stepMessage = (sent: number) => new RegExp(`^Amounts in ${currency} must be a multiple of ${step} \\(got ${sent}\\): `);
+      await refused(() => form('/v1/refunds', `payment_intent=${intent.id}&amount=${step / 2}`),
+        { status: 400, code: 'invalid_charge_amount', param: 'amount', message: stepMessage(step / 2) });
+      const customer = await server.stripe.customers.create({ email: `${currency}@example.com` });
+      await refused(() => form(`/v1/customers/${customer.id}/balance_transactions`, `amount=-${step / 2}&currency=${currency}&description=late`),
+        { status: 400, code: 'invalid_charge_amount', param: 'amount', message: stepMessage(-step / 2) });
     }
     assert.equal((await get('/health', null)).status, 200, 'the server keeps serving');
   });
@@ -303,6 +310,13 @@ describe('Refused requests', () => {
     // Written out by hand: JSON.stringify itself cannot go this deep.
     const nested = `${'{"a":'.repeat(5000)}"x"${'}'.repeat(5000)}`;
     await refused(() => createJson(`{"amount":2000,"currency":"usd","metadata":${nested}}`),
+      { status: 400, code: 'request_body_invalid', message: 'The request body could not be parsed: its values are nested deeper than 5 levels.' });
+    // The limit itself: objects at levels 0 to 5 below a parameter are parsed (and then refused by the schema,
+    // naming the parameter); one more level is refused as the body.
+    const levels = (count: number) => `${'{"k":'.repeat(count)}"x"${'}'.repeat(count)}`;
+    await refused(() => createJson(`{"amount":2000,"currency":"usd","metadata":${levels(6)}}`),
+      { status: 400, code: 'parameter_invalid', param: 'metadata[k]', message: /^Invalid metadata\[k\]: expected a string/ });
+    await refused(() => createJson(`{"amount":2000,"currency":"usd","metadata":${levels(7)}}`),
       { status: 400, code: 'request_body_invalid', message: 'The request body could not be parsed: its values are nested deeper than 5 levels.' });
     const error = await refused(() => createJson(JSON.stringify({ amount: 2000, currency: 'usd', description: { text: 'y'.repeat(5000) } })),
       { status: 400, code: 'parameter_invalid', param: 'description', message: /^Invalid description: expected a string, got / });
