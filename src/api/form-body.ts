@@ -34,17 +34,14 @@ function refuseForbiddenKeys(text: string): void {
  * parameters), so that no later step walks an arbitrarily deep value. Recursion stops one level past the limit.
  */
 export function refuseDeepJson(value: unknown): void {
+  // The body itself is level -1, its parameters' values level 0.
   const tooDeep = (item: unknown, depth: number): boolean => {
     if (typeof item !== 'object' || item === null) return false;
     if (depth > limits.formDepthMax) return true;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) if (tooDeep(child, depth + 1)) return true;
-    return false;
+    return (Array.isArray(item) ? item : Object.values(item)).some((child) => tooDeep(child, depth + 1));
   };
-  if (typeof value !== 'object' || value === null) return;
-  for (const child of Array.isArray(value) ? value : Object.values(value)) {
-    if (tooDeep(child, 0)) {
-      throw new CofferError('request_body_invalid', `The request body could not be parsed: its values are nested deeper than ${limits.formDepthMax} levels.`);
-    }
+  if (tooDeep(value, -1)) {
+    throw new CofferError('request_body_invalid', `The request body could not be parsed: its values are nested deeper than ${limits.formDepthMax} levels.`);
   }
 }
 
@@ -102,7 +99,7 @@ function numberEmptyBrackets(text: string): string {
         next.set(prefix, index + 1);
         numbered = `${prefix}[${index}]${numbered.slice(at + 2)}`;
       }
-      return numbered === key ? `${encodeURIComponent(key)}${rest}` : `${encodeURIComponent(numbered)}${rest}`;
+      return `${encodeURIComponent(numbered)}${rest}`;
     })
     .join('&');
 }
