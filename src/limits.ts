@@ -117,6 +117,11 @@ export const limits = {
   walletSyncLeaseMs: 5 * 60 * 1000,
   /** A trade is closed this long after its time to pay ended, so that clocks a little apart cannot reopen it. */
   walletCloseGraceMs: 2 * 60 * 1000,
+  /**
+   * Questions and refund tries for a late wallet payment (one paid after its attempt failed) with no final answer,
+   * at the sync worker's backoff (about 45 minutes in all), before it is handed to a person (doctor, /metrics).
+   */
+  walletLateTriesMax: 12,
   /** A pending wallet payment still unresolved this long after its window is counted as stuck (an alert). */
   walletStuckAfterMs: 10 * 60 * 1000,
   /** An attempt or capture still in flight after this long is resolved by asking the provider. */

@@ -1,4 +1,5 @@
 import { countStuckWalletPayments } from '../jobs/sync-wallet-payments.ts';
+import { countLateWalletPayments } from '../flows/wallet-late-payments.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
@@ -154,10 +155,16 @@ export async function buildInternalServer(services: Services, options: InternalS
   // Prometheus text format, for alerts: counts only, nothing about any payment or merchant.
   app.get('/metrics', { config: { staffAccess: 'public' } }, async (_request, reply) => {
     const stuck = await countStuckWalletPayments(services.db, services.clock.nowMs());
+    const late = await countLateWalletPayments(services.db);
     return reply.type('text/plain; version=0.0.4').send([
       '# HELP coffer_wallet_payments_stuck Alipay and WeChat Pay payments still unresolved well past the shopper\'s time to pay.',
       '# TYPE coffer_wallet_payments_stuck gauge',
       `coffer_wallet_payments_stuck ${stuck}`,
+      '# HELP coffer_wallet_late_payments Wallet payments made after their attempt was recorded as failed, by the state of their refund to the shopper (unanswered: trades the provider has not said whether were paid).',
+      '# TYPE coffer_wallet_late_payments gauge',
+      `coffer_wallet_late_payments{status="refunding"} ${late.refunding}`,
+      `coffer_wallet_late_payments{status="refund_failed"} ${late.refund_failed}`,
+      `coffer_wallet_late_payments{status="unanswered"} ${late.unanswered}`,
       '',
     ].join('\n'));
   });

@@ -72,6 +72,12 @@ export interface WalletTradeRef {
 
 export type WalletCloseResult =
   | { status: 'closed' }
+  /**
+   * The provider has no such trade yet, so there was nothing to close: the shopper has not opened it (an Alipay
+   * QR code not scanned, a cashier page not opened). It can still be opened, and paid, until the trade's own
+   * expiry; Coffer watches it until then (src/flows/wallet-late-payments.ts).
+   */
+  | { status: 'not_opened' }
   /** Too late: the shopper paid first. The trade must then be recorded as paid (and refunded if unwanted). */
   | { status: 'paid'; providerReference: string; amountMinor: bigint; paidAt: Date | null }
   | { status: 'failed'; code: string; message: string }

@@ -6,6 +6,7 @@ import type { Services, Tx } from './context.ts';
 import { inTransaction } from './transaction.ts';
 import { limits } from '../limits.ts';
 import { recordWalletResolution, resolutionOf } from './wallet-payments.ts';
+import { recordLatePayment } from './wallet-late-payments.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
 
 /** A notification that was genuine but cannot be applied: refused (the provider sends it again) and audited. */
@@ -99,20 +100,6 @@ async function refuse(services: Services, provider: WalletProvider, livemode: bo
   }
 }
 
-/**
- * The shopper paid a trade Coffer had already recorded as failed (an Alipay page trade opened after it was closed
- * as not existing). The money is at the provider and not in Coffer's ledger: this is recorded as a security event
- * for someone to refund it at the provider, and counted by /metrics (`coffer_wallet_late_payments`).
- */
-async function recordLatePayment(tx: Tx, services: Services, charge: ChargeRow, provider: WalletProvider): Promise<void> {
-  services.logger.error({ charge: charge.id, provider }, 'a payment recorded as failed was paid at the provider');
-  await recordAudit(tx, {
-    merchantId: charge.merchant_id, livemode: charge.livemode, actorType: 'system', actorId: `${provider}-notification`,
-    action: 'charge.paid_after_failure', objectType: 'charge', objectId: charge.id, outcome: 'failure', requestId: null, origin: null,
-    details: { provider, amount: charge.amount.toString(), currency: charge.currency, security_event: true }, occurredAt: new Date(services.clock.nowMs()),
-  });
-}
-
 async function apply(tx: Tx, services: Services, provider: WalletProvider, livemode: boolean, notification: WalletNotification): Promise<void> {
   const reference = notification.kind === 'payment' ? notification.reference : notification.refundReference;
   const first = await tx.insertInto('provider_notifications')
@@ -137,12 +124,13 @@ async function apply(tx: Tx, services: Services, provider: WalletProvider, livem
     );
   }
   const resolution = resolutionOf(notification.state);
-  // Not final yet (waiting for the shopper), or already recorded: statuses never move backwards.
-  if (resolution === undefined || charge.status !== 'pending') {
-    if (charge.status === 'failed' && notification.state.status === 'paid') await recordLatePayment(tx, services, charge, provider);
-    return;
-  }
   const now = new Date(services.clock.nowMs());
-  const trail = await jobTrail({ ...services, db: tx }, `${provider}-notification`, charge.merchant_id);
-  await recordWalletResolution(tx, charge, resolution, trail, now);
+  // Not final yet (waiting for the shopper), or already recorded: statuses never move backwards.
+  if (resolution !== undefined && charge.status === 'pending') {
+    const trail = await jobTrail({ ...services, db: tx }, `${provider}-notification`, charge.merchant_id);
+    await recordWalletResolution(tx, charge, resolution, trail, now);
+  }
+  // Paid, for an attempt Coffer recorded as failed (before this notification, or while it was being applied): the
+  // money goes back to the shopper. Checked under the charge's lock, so a failure recorded meanwhile is seen.
+  if (notification.state.status === 'paid') await recordLatePayment(tx, services, charge.id, notification.state.providerReference, now);
 }

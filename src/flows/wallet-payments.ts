@@ -14,6 +14,7 @@ import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
+import { watchUnopenedTrade } from './wallet-late-payments.ts';
 
 /** The payment method types paid at a provider's own page or app. */
 export type WalletType = Exclude<PaymentMethodType, 'card'>;
@@ -96,7 +97,7 @@ function providerName(type: WalletType): string {
   return type === 'alipay' ? 'Alipay' : 'WeChat Pay';
 }
 
-function currencyOf(code: string): CurrencyInfo {
+export function currencyOf(code: string): CurrencyInfo {
   const currency = findCurrency(code);
   assert(currency !== undefined, 'a stored currency is known');
   return currency;
@@ -227,6 +228,7 @@ export function resolutionOf(state: WalletTradeState | WalletCloseResult, closin
     case 'paid':
       return { status: 'wallet_paid', providerReference: state.providerReference };
     case 'closed':
+    case 'not_opened':
       return expiredAttempt;
     case 'failed':
       return closing ? undefined : providerDecline(state.code, state.message);
@@ -282,7 +284,10 @@ export async function syncWalletAttempt(services: Services, charge: ChargeRow, t
   // past its expiry it can no longer be opened: whatever the provider says (not found, no answer), nothing was paid.
   if (resolution === undefined && !actionRecorded && now.getTime() >= windowEnd && state.status !== 'pending') resolution = { status: 'lost' };
   if (resolution !== undefined) {
-    await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, trail, now));
+    await inTransaction(services.db, async (tx) => {
+      await recordWalletResolution(tx, charge, resolution, trail, now);
+      if (state.status === 'not_opened') await watchUnopenedTrade(tx, charge, now);
+    });
     return 'resolved';
   }
   await services.db.updateTable('charges')
@@ -303,7 +308,11 @@ export async function closeWalletAttemptForCancel(services: Services, ctx: Reque
   if (result.status === 'unknown' || result.status === 'failed') throw outcomeUnknownError();
   const resolution = resolutionOf(result, true) ?? expiredAttempt;
   const now = new Date(services.clock.nowMs());
-  await inTransaction(services.db, (tx) => recordWalletResolution(tx, charge, resolution, requestTrail(ctx), now));
+  await inTransaction(services.db, async (tx) => {
+    await recordWalletResolution(tx, charge, resolution, requestTrail(ctx), now);
+    // Nothing to close yet: the shopper could still open the trade and pay it. Watched until it cannot; paid, it is refunded.
+    if (result.status === 'not_opened') await watchUnopenedTrade(tx, charge, now);
+  });
   if (result.status === 'paid') {
     throw new CofferError(
       'payment_intent_unexpected_state',

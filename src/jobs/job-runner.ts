@@ -8,6 +8,7 @@ import { sealAuditLog } from '../audit/chain.ts';
 import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-flight.ts';
 import { settleFunds } from './settle-funds.ts';
 import { syncWalletPayments } from './sync-wallet-payments.ts';
+import { returnLateWalletPayments } from '../flows/wallet-late-payments.ts';
 import { settleCheckoutSessions } from './settle-checkout-sessions.ts';
 import { deliverShopperMessages } from './deliver-shopper-messages.ts';
 
@@ -24,6 +25,7 @@ export const jobs: Job[] = [
   { name: 'recover-pending-refunds', runBatch: recoverPendingRefunds },
   { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
   { name: 'sync-wallet-payments', runBatch: syncWalletPayments },
+  { name: 'return-late-wallet-payments', runBatch: returnLateWalletPayments },
   { name: 'settle-funds', runBatch: settleFunds },
   { name: 'settle-checkout-sessions', runBatch: settleCheckoutSessions },
   { name: 'deliver-shopper-messages', runBatch: deliverShopperMessages },

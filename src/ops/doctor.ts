@@ -1,4 +1,5 @@
 import { countStuckWalletPayments } from '../jobs/sync-wallet-payments.ts';
+import { countLateWalletPayments } from '../flows/wallet-late-payments.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
@@ -129,6 +130,13 @@ async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: num
   const stuck = await countStuckWalletPayments(db, nowMs);
   if (stuck > 0) {
     findings.push({ severity: 'problem', check: 'stuck_payments', message: `${stuck} Alipay or WeChat Pay payment(s) are still unresolved well past the shopper's time to pay: the provider sync worker cannot get an answer (is COFFER_JOBS on? can Coffer reach the provider?). Check the logs for "wallet payment outcome still unknown".` });
+  }
+  const late = await countLateWalletPayments(db);
+  if (late.refund_failed > 0) {
+    findings.push({ severity: 'problem', check: 'late_payments', message: `${late.refund_failed} wallet payment(s) made after their attempt had failed could not be refunded to the shopper: the provider refused the refund, or never answered. Settle them at the provider; the audit log's charge.late_payment_refund_failed records name them.` });
+  }
+  if (late.unanswered > 0) {
+    findings.push({ severity: 'problem', check: 'late_payments', message: `${late.unanswered} wallet trade(s) closed before the shopper opened them are still unanswered: the provider has not said whether the shopper paid them later (can Coffer reach the provider?). Check the logs for "late wallet payment".` });
   }
   const owner = await db.selectFrom('staff_users').select('id').where('role', 'in', ['owner', 'admin']).where('status', '=', 'active').limit(1).executeTakeFirst();
   if (owner === undefined) {

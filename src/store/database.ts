@@ -417,6 +417,26 @@ export interface ProviderNotificationsTable {
   received_at: ColumnType<Date, Date | undefined, never>;
 }
 
+export type WalletLatePaymentStatus = 'watching' | 'unpaid' | 'refunding' | 'refunded' | 'refund_failed';
+
+/** A wallet payment made after Coffer recorded its attempt as failed, and its way back to the shopper (migration 0033). */
+export interface WalletLatePaymentsTable {
+  charge_id: string;
+  merchant_id: string;
+  livemode: boolean;
+  provider: 'alipay' | 'wechat_pay';
+  status: WalletLatePaymentStatus;
+  amount: bigint;
+  currency: string;
+  provider_reference: string | null;
+  refund_reference: string | null;
+  failure_reason: string | null;
+  tries: ColumnType<number, number | undefined, number>;
+  next_try_at: Date;
+  created_at: Date;
+  updated_at: Date;
+}
+
 export interface DisputesTable {
   id: string;
   merchant_id: string;
@@ -831,6 +851,7 @@ export interface Database {
   payment_limit_counters: PaymentLimitCountersTable;
   payment_intents: PaymentIntentsTable;
   charges: ChargesTable;
+  wallet_late_payments: WalletLatePaymentsTable;
   idempotency_keys: IdempotencyKeysTable;
   events: EventsTable;
   audit_log: AuditLogTable;
@@ -866,6 +887,7 @@ export interface Database {
 
 export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ChargeRow = Selectable<ChargesTable>;
+export type WalletLatePaymentRow = Selectable<WalletLatePaymentsTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type PaymentLimitRow = Selectable<PaymentLimitsTable>;
 export type RiskRuleSetRow = Selectable<RiskRuleSetsTable>;

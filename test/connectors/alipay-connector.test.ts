@@ -166,7 +166,7 @@ describe('Alipay connector, against the sandbox', () => {
     assert.deepEqual(tooMuch.status === 'failed' && tooMuch.code, 'amount_invalid');
   });
 
-  it('closes a waiting trade; a paid one reports paid; a never-scanned one is reported closed', async () => {
+  it('closes a waiting trade; a paid one reports paid; a never-scanned one is reported not opened, and stays payable', async () => {
     // Goal: a close that comes too late turns into the payment, never into a lost one.
     const waiting = tradeRequest('qr');
     const created = await connector.createTrade(waiting);
@@ -182,8 +182,12 @@ describe('Alipay connector, against the sandbox', () => {
     assert.equal(late.amountMinor, 1234n);
 
     const unscanned = tradeRequest('qr');
-    assert.equal((await connector.createTrade(unscanned)).status, 'created');
-    assert.deepEqual(await connector.closeTrade(ref(unscanned)), { status: 'closed' });
+    const opened = await connector.createTrade(unscanned);
+    assert.equal(opened.status, 'created');
+    // Alipay has no trade before the scan (ACQ.TRADE_NOT_EXIST): nothing was closed, and the code can still be paid.
+    assert.deepEqual(await connector.closeTrade(ref(unscanned)), { status: 'not_opened' });
+    assert.equal(await press(opened.status === 'created' ? opened.action.qrCode ?? '' : '', 'scan'), 303);
+    assert.deepEqual(await connector.queryTrade(ref(unscanned)), { status: 'pending' }, 'scanned after the close: waiting for the shopper');
   });
 
   it('refunds by Coffer\'s key once, syncs refunds, refuses over-refunds, and reads a fully refunded trade as paid', async () => {

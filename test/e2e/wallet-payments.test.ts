@@ -4,6 +4,9 @@ import type Stripe from 'stripe';
 import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
 import { recoverPendingRefunds } from '../../src/jobs/recover-refunds.ts';
 import { countStuckWalletPayments, syncWalletPayments } from '../../src/jobs/sync-wallet-payments.ts';
+import { returnLateWalletPayments } from '../../src/flows/wallet-late-payments.ts';
+import { runDoctor } from '../../src/ops/doctor.ts';
+import { loadConfig } from '../../src/platform/config.ts';
 import { limits } from '../../src/limits.ts';
 import { findCurrency } from '../../src/domain/currency.ts';
 import { sql } from 'kysely';
@@ -268,6 +271,135 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     await assert.rejects(openPage(server, intent.next_action?.alipay_handle_redirect?.url ?? ''), /answered 400[\s\S]*TRADE_HAS_CLOSE/);
     const charge = await stripe.charges.retrieve(intent.latest_charge as string);
     assert.equal(charge.status, 'failed');
+  });
+
+  /** What Coffer knows of a late payment, and what the sandbox's Alipay holds for its trade. */
+  async function latePayment(chargeId: string) {
+    const row = await services().db.selectFrom('wallet_late_payments').selectAll().where('charge_id', '=', chargeId).executeTakeFirst();
+    const trade = await sql<{ status: string; refund_fee_cents: string }>`SELECT status, refund_fee_cents::text AS refund_fee_cents FROM sandbox_alipay_trades WHERE out_trade_no = ${chargeId}`.execute(services().db);
+    const audits = await services().db.selectFrom('audit_log').select('action').where('object_id', '=', chargeId)
+      .where('action', 'like', 'charge.%late%').orderBy('seq').execute();
+    const paidAfterFailure = await services().db.selectFrom('audit_log').select('id').where('object_id', '=', chargeId).where('action', '=', 'charge.paid_after_failure').execute();
+    const refunds = await sql<{ out_request_no: string }>`SELECT r.out_request_no FROM sandbox_alipay_refunds r JOIN sandbox_alipay_trades t ON t.trade_no = r.trade_no
+      WHERE t.out_trade_no = ${chargeId}`.execute(services().db);
+    return { row, trade: trade.rows[0], audits: audits.map((audit) => audit.action), paidAfterFailure: paidAfterFailure.length, refunds: refunds.rows.map((refund) => refund.out_request_no) };
+  }
+
+  test('Alipay: cancel before the shopper opened the page: a payment made afterwards goes back to the shopper in full, and never reaches the ledger', async () => {
+    const intent = await startAlipay(880);
+    const chargeId = intent.latest_charge as string;
+    const canceled = await stripe.paymentIntents.cancel(intent.id);
+    assert.equal(canceled.status, 'canceled');
+    // Alipay had no trade to close (the page was never opened): Coffer keeps watching it until it can no longer be opened.
+    assert.equal((await latePayment(chargeId)).row?.status, 'watching');
+    const afterCancel = await stateCounts(services().db);
+
+    // The shopper opens the redirect Coffer handed out before the cancel, and pays: Alipay takes the money.
+    assert.equal((await alipayShopper(intent, 'pay')).status, 303);
+    assert.ok(await deliver() >= 1);
+    const noticed = await latePayment(chargeId);
+    assert.equal(noticed.row?.status, 'refunding');
+    assert.match(String(noticed.row?.provider_reference), /^\d{20,}$/, 'Alipay\'s trade_no');
+    assert.equal(noticed.paidAfterFailure, 1, 'audited as a security event');
+    const metric = async () => (await rawRequest(internalListener(server), 'GET', '/metrics')).body;
+    assert.match(await metric(), /coffer_wallet_late_payments\{status="refunding"\} 1\n/);
+
+    assert.ok(await returnLateWalletPayments(services()) >= 1);
+    const returned = await latePayment(chargeId);
+    assert.equal(returned.row?.status, 'refunded');
+    assert.ok(returned.row?.refund_reference, 'the provider\'s refund id');
+    assert.equal(returned.trade?.refund_fee_cents, '880', 'the whole amount went back to the shopper at Alipay');
+    assert.deepEqual(returned.refunds, [`${chargeId}_late`], 'in one refund, under Coffer\'s key for it');
+    assert.deepEqual(returned.audits, ['charge.late_payment_refunded']);
+    assert.match(await metric(), /coffer_wallet_late_payments\{status="refunding"\} 0\n/);
+
+    // Nothing else moved: the PaymentIntent stays canceled, its charge failed, and no money entered the ledger.
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'canceled');
+    assert.equal((await stripe.charges.retrieve(chargeId)).status, 'failed');
+    const afterReturn = await stateCounts(services().db);
+    assert.equal(afterReturn.ledger_transfers, afterCancel.ledger_transfers);
+    assert.equal(afterReturn.charges, afterCancel.charges);
+    // Another run, and Alipay's notice of the refund, change nothing more: the refund was made once.
+    await returnLateWalletPayments(services());
+    await deliver();
+    const settled = await latePayment(chargeId);
+    assert.equal(settled.trade?.refund_fee_cents, '880');
+    assert.equal(settled.refunds.length, 1);
+    assert.deepEqual(settled.audits, ['charge.late_payment_refunded']);
+    assert.equal(settled.paidAfterFailure, 1);
+    await assertLedgerConsistent(services().db);
+  });
+
+  test('Alipay: a late payment whose notification is lost is found by asking Alipay once the trade can no longer be opened; an unpaid one ends the watch', async () => {
+    const paid = await startAlipay(910);
+    const unpaid = await startAlipay(920);
+    for (const intent of [paid, unpaid]) assert.equal((await stripe.paymentIntents.cancel(intent.id)).status, 'canceled');
+    alipayFaults().set({ notifications: { drop: true } });
+    assert.equal((await alipayShopper(paid, 'pay')).status, 303);
+    await deliver();
+    assert.equal((await latePayment(paid.latest_charge as string)).row?.status, 'watching', 'the notification never came');
+    assert.equal(await returnLateWalletPayments(services()), 0, 'nothing is asked while the trades can still be opened');
+
+    // Alipay answers one question with a system error: the outcome is unknown, and asked again later.
+    alipayFaults().set({ answers: { error: true, count: 1 } });
+    clock.offsetMs += limits.walletPaymentWindowMs + limits.walletCloseGraceMs + 1_000;
+    await returnLateWalletPayments(services());
+    const states = async () => Promise.all([paid, unpaid].map(async (intent) => (await latePayment(intent.latest_charge as string)).row?.status));
+    const first = await states();
+    assert.ok(first.includes('watching'), `one trade's question got the system error: ${first.join(', ')}`);
+    clock.offsetMs += limits.walletSyncMaxMs + 1_000;
+    await returnLateWalletPayments(services());
+    assert.deepEqual(await states(), ['refunded', 'unpaid']);
+    const returned = await latePayment(paid.latest_charge as string);
+    assert.equal(returned.trade?.refund_fee_cents, '910');
+    assert.equal(returned.paidAfterFailure, 1);
+    assert.equal((await latePayment(unpaid.latest_charge as string)).paidAfterFailure, 0);
+    for (const intent of [paid, unpaid]) assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'canceled');
+  });
+
+  test('Alipay: a late payment the provider will not refund, or never answers for, is handed to a person: refund_failed, audited, doctor and /metrics', async () => {
+    clock.offsetMs = 0;
+    const metric = async () => (await rawRequest(internalListener(server), 'GET', '/metrics')).body;
+    const lateDoctor = async () => (await runDoctor(loadConfig({ COFFER_HOME: server.coffer.services.homeDir }), services().db, clock.nowMs()))
+      .filter((finding) => finding.check === 'late_payments').map((finding) => finding.message);
+    assert.deepEqual(await lateDoctor(), []);
+    const [refused, silent] = [await startAlipay(930), await startAlipay(940)];
+    for (const intent of [refused, silent]) {
+      assert.equal((await stripe.paymentIntents.cancel(intent.id)).status, 'canceled');
+      assert.equal((await alipayShopper(intent, 'pay')).status, 303);
+    }
+    await deliver();
+    // Someone refunded the first at Alipay by hand, under another key: Coffer's own refund is then refused.
+    const alipay = services().connectors.wallet('alipay', false);
+    const cny = findCurrency('cny');
+    assert.ok(cny !== undefined);
+    const byHand = await alipay.refund({ idempotencyKey: 'by_hand', reference: 'by_hand', paymentReference: refused.latest_charge as string, amountMinor: 930n, currency: cny, totalMinor: 930n });
+    assert.equal(byHand.status, 'succeeded');
+    const later = (when: number) => services().db.updateTable('wallet_late_payments').set({ next_try_at: new Date(when) }).where('charge_id', '=', silent.latest_charge as string).execute();
+    await later(clock.nowMs() + 3_600_000); // the second is for later
+    await returnLateWalletPayments(services());
+    const failed = await latePayment(refused.latest_charge as string);
+    assert.equal(failed.row?.status, 'refund_failed');
+    assert.ok(failed.row?.failure_reason, 'Alipay\'s reason is kept');
+    assert.deepEqual(failed.audits, ['charge.late_payment_refund_failed']);
+    assert.equal(failed.trade?.refund_fee_cents, '930', 'refunded once (by hand), not twice');
+    // The second: Alipay's refund answers are all system errors; Coffer tries with the same key, then gives up to a person.
+    await later(clock.nowMs());
+    alipayFaults().set({ answers: { error: true, count: 1000 } });
+    for (let round = 0; round < limits.walletLateTriesMax + 2; round += 1) {
+      await returnLateWalletPayments(services());
+      clock.offsetMs += limits.walletSyncMaxMs + 1_000;
+    }
+    alipayFaults().reset();
+    const gaveUp = await latePayment(silent.latest_charge as string);
+    assert.equal(gaveUp.row?.status, 'refund_failed');
+    assert.equal(gaveUp.row?.tries, limits.walletLateTriesMax);
+    assert.match(String(gaveUp.row?.failure_reason), new RegExp(`no final answer after ${limits.walletLateTriesMax} tries`));
+    assert.deepEqual(gaveUp.refunds, [], 'no refund reached Alipay');
+    assert.match(await metric(), /coffer_wallet_late_payments\{status="refund_failed"\} 2\n/);
+    assert.deepEqual(await lateDoctor(), [
+      '2 wallet payment(s) made after their attempt had failed could not be refunded to the shopper: the provider refused the refund, or never answered. Settle them at the provider; the audit log\'s charge.late_payment_refund_failed records name them.',
+    ]);
   });
 
   test('Alipay: refused before anything is written: another currency, no return_url, manual capture', async () => {

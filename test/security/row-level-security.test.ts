@@ -52,6 +52,20 @@ describe('row-level security between merchants (PostgreSQL)', { concurrency: fal
     await admin.drop();
   });
 
+  test('every table that holds a merchant\'s rows has the forced policy (audit_log excepted: refusals are audited against the merchant)', async () => {
+    const tables = await sql<{ name: string; enabled: boolean; forced: boolean; policies: string }>`
+      SELECT c.relname AS name, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+             (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname AND p.policyname = 'merchant_scope')::text AS policies
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'merchant_id' AND NOT a.attisdropped
+       WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1`.execute(admin.db);
+    assert.ok(tables.rows.length > 30, `${tables.rows.length} merchant-owned tables found`);
+    // rls_witness is this test's own table (made in before()).
+    const unguarded = tables.rows.filter((table) => !['audit_log', 'rls_witness'].includes(table.name) && !(table.enabled && table.forced && table.policies === '1')).map((table) => table.name);
+    assert.deepEqual(unguarded, []);
+    assert.ok(tables.rows.some((table) => table.name === 'wallet_late_payments'));
+  });
+
   test('Coffer as an ordinary role: two merchants pay, refund and list as usual; a cross-merchant read is the 404 of an unknown id, and audited', async () => {
     const other = stripeClient(server, server.otherSecretKey);
     const mine = await server.stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });

@@ -186,12 +186,7 @@ const logger = createLogger('silent');
 /** Alipay (v2 gateway) through its sandbox: notifications are signed forms, refunds are final in their first answer. */
 export const alipayHarness: HarnessFactory = {
   title: 'Alipay',
-  knownDivergences: {
-    closeBeforeShopper:
-      'a precreated Alipay trade does not exist until its QR code is scanned: alipay.trade.close answers ACQ.TRADE_NOT_EXIST, '
-      + 'which AlipayConnector.closeTrade reports as `closed`, yet the QR code stays payable until time_expire '
-      + '(documented in src/connectors/alipay/client.ts, closeTrade)',
-  },
+  knownDivergences: {},
   async start(db) {
     const credentials = generateAlipaySandboxCredentials();
     const clock = new TestClock();

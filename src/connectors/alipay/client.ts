@@ -173,8 +173,9 @@ export class AlipayConnector implements WalletConnector {
 
   /**
    * Closes a trade still waiting for the shopper. Too late (Alipay: ACQ.TRADE_STATUS_ERROR) is resolved by a query:
-   * paid, or already closed. A QR trade never scanned does not exist at Alipay (ACQ.TRADE_NOT_EXIST) and is
-   * reported closed; note that at Alipay its QR code stays payable until its time_expire.
+   * paid, or already closed. A QR trade never scanned, or a page trade whose page was never opened, does not exist
+   * at Alipay (ACQ.TRADE_NOT_EXIST): it is reported `not_opened`, since its QR code or page stays payable until its
+   * time_expire.
    */
   async closeTrade(trade: WalletTradeRef): Promise<WalletCloseResult> {
     if (trade.currency.code !== alipayCurrency) return { status: 'unknown', reason: `an Alipay trade is in CNY, not ${trade.currency.code}` };
@@ -187,7 +188,7 @@ export class AlipayConnector implements WalletConnector {
           ? { status: 'closed' }
           : { status: 'unknown', reason: `Alipay closed out_trade_no ${String(sent.fields.out_trade_no)}` };
       case 'business':
-        if (answer.subCode === 'ACQ.TRADE_NOT_EXIST') return { status: 'closed' };
+        if (answer.subCode === 'ACQ.TRADE_NOT_EXIST') return { status: 'not_opened' };
         if (answer.subCode === 'ACQ.TRADE_STATUS_ERROR') return this.#afterLateClose(trade);
         return { status: 'failed', code: answer.subCode, message: answer.message };
       case 'invalid':
