@@ -47,7 +47,8 @@ export async function createCustomer(services: Services, ctx: RequestContext, pa
       address: JSON.stringify(params.address || null), shipping: JSON.stringify(params.shipping || null),
       metadata: JSON.stringify(metadata), balance_currency: null, default_payment_method_id: null, deleted_at: null,
     }).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.create', objectType: 'customer', objectId: customer.id }, [], now);
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.create', objectType: 'customer', objectId: customer.id },
+      [{ type: 'customer.created', customer: { after: customer } }], now);
     return customer;
   });
 }
@@ -78,21 +79,42 @@ export async function updateCustomer(services: Services, ctx: RequestContext, id
       ...(params.shipping === undefined ? {} : { shipping: JSON.stringify(params.shipping || null) }),
       metadata: JSON.stringify(metadata), default_payment_method_id: defaultMethod,
     }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.update', objectType: 'customer', objectId: customer.id, details: { fields: Object.keys(params) } }, [], now);
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.update', objectType: 'customer', objectId: customer.id, details: { fields: Object.keys(params) } },
+      [{ type: 'customer.updated', customer: { before: customer, after } }], now);
     return after;
   });
 }
 
-/** Deletes a customer: its payment methods are detached (they can no longer be charged), its record kept. */
+/**
+ * Deletes a customer: its payment methods are detached (they can no longer be charged), its record kept. Credit it
+ * still held goes back to the merchant's available funds, as a last balance transaction: the ledger never keeps
+ * money for a customer who no longer exists.
+ */
 export async function deleteCustomer(services: Services, ctx: RequestContext, id: string): Promise<CustomerRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const customer = await findCustomer(tx, ctx, id, { lock: true });
     requireLive(customer);
     await tx.updateTable('payment_methods').set({ customer_id: null }).where('customer_id', '=', customer.id).execute();
-    const after = await tx.updateTable('customers').set({ deleted_at: now, default_payment_method_id: null }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id }, [], now);
-    return after;
+    const after = await tx.updateTable('customers').set({ deleted_at: now, default_payment_method_id: null, balance: 0n })
+      .where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id },
+      [{ type: 'customer.deleted', customer: { after: customer } }], now);
+    if (customer.balance === 0n || customer.balance_currency === null) return after;
+    const returned = -customer.balance;
+    const transaction = await tx.insertInto('customer_balance_transactions').values({
+      id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
+      amount: returned, currency: customer.balance_currency, ending_balance: 0n, description: 'Credit returned to the merchant: the customer was deleted',
+      metadata: JSON.stringify({}), type: 'adjustment',
+    }).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor,
+      { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id,
+        details: { customer: customer.id, amount: returned.toString(), currency: customer.balance_currency, reason: 'customer deleted' } },
+      [], now);
+    return finishWithLedger(tx, {
+      context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: customer.balance_currency, paymentIntentId: null, chargeId: null },
+      transfers: customerBalanceTransfers(transaction.id, returned),
+    }, () => after);
   });
 }
 
@@ -134,10 +156,10 @@ export async function adjustCustomerBalance(services: Services, ctx: RequestCont
       id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
       amount, currency: currency.code, ending_balance: ending, description: reason, metadata: JSON.stringify(metadata), type: 'adjustment',
     }).returningAll().executeTakeFirstOrThrow();
-    await tx.updateTable('customers').set({ balance: ending, balance_currency: currency.code }).where('id', '=', customer.id).execute();
+    const after = await tx.updateTable('customers').set({ balance: ending, balance_currency: currency.code }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor,
       { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id, details: { customer: customer.id, amount: amount.toString(), currency: currency.code, reason } },
-      [], now);
+      [{ type: 'customer.updated', customer: { before: customer, after } }], now);
     return finishWithLedger(tx, {
       context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: currency.code, paymentIntentId: null, chargeId: null },
       transfers: customerBalanceTransfers(transaction.id, amount),

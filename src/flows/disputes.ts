@@ -175,36 +175,38 @@ export interface UpdateDisputeParams {
 }
 
 /**
- * Saves evidence (merged with what was given before) and metadata; with `submit`, sends the evidence to the
- * acquirer, outside any transaction, and the dispute goes under review.
+ * Saves evidence (merged with what was given before) and metadata. Evidence goes to the acquirer first, outside
+ * any transaction (with `submit`, the dispute goes under review), and is saved only once the acquirer took it: a
+ * refusal or no answer changes nothing. The save and the review are one change, with one event.
  */
 export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams): Promise<DisputeRow> {
   const now = new Date(services.clock.nowMs());
-  const saved = await inTransaction(services.db, async (tx) => {
+  const sendsEvidence = params.evidence !== undefined || params.submit === true;
+  const read = await findDispute(services.db, ctx, id);
+  if (sendsEvidence) requireOpen(read, params.submit === true ? 'submitted' : 'given evidence');
+  checkMetadataSize(mergeMetadata(read.metadata, params.metadata), limits.metadataKeysMax);
+  let reviewed: 'under_review' | 'warning_under_review' | undefined;
+  if (sendsEvidence) {
+    const result = await services.connectors.card(ctx.actor.livemode)
+      .submitDisputeEvidence(read.provider_reference, { ...read.evidence, ...params.evidence }, params.submit === true);
+    if (result.status === 'unknown') throw outcomeUnknownError();
+    if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
+    if (result.status === 'under_review' || result.status === 'warning_under_review') reviewed = result.status;
+  }
+  return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
-    if (params.evidence !== undefined || params.submit === true) requireOpen(dispute, params.submit === true ? 'submitted' : 'given evidence');
+    const open = dispute.status === 'needs_response' || dispute.status === 'warning_needs_response';
+    // Decided meanwhile (the acquirer's notice came first): the evidence it took is kept, the decision stands.
+    const review = open ? reviewed : undefined;
+    if (review !== undefined && isInquiry(dispute) !== isInquiry({ status: review })) throw changedMeanwhile(dispute);
     const metadata = mergeMetadata(dispute.metadata, params.metadata);
     checkMetadataSize(metadata, limits.metadataKeysMax);
     const after = await tx.updateTable('disputes').set({
       evidence: JSON.stringify({ ...dispute.evidence, ...params.evidence }), metadata: JSON.stringify(metadata), updated_at: now,
+      ...(review === undefined ? {} : { status: review, submission_count: dispute.submission_count + 1 }),
     }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.update', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
-      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
-    return after;
-  });
-  if (params.evidence === undefined && params.submit !== true) return saved;
-  const result = await services.connectors.card(ctx.actor.livemode).submitDisputeEvidence(saved.provider_reference, saved.evidence, params.submit === true);
-  if (result.status === 'unknown') throw outcomeUnknownError();
-  if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
-  const reviewed = result.status;
-  if (reviewed !== 'under_review' && reviewed !== 'warning_under_review') return saved;
-  return inTransaction(services.db, async (tx) => {
-    const dispute = await findDispute(tx, ctx, id, true);
-    if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return dispute;
-    if (isInquiry(dispute) !== isInquiry({ status: reviewed })) throw changedMeanwhile(dispute);
-    const after = await tx.updateTable('disputes').set({ status: reviewed, submission_count: dispute.submission_count + 1, updated_at: now })
-      .where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.submit', objectType: 'dispute', objectId: dispute.id },
+    await recordChange(tx, requestTrail(ctx), ctx.actor,
+      { action: review === undefined ? 'dispute.update' : 'dispute.submit', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
       [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
     return after;
   });

@@ -12,12 +12,13 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
 import type { MerchantPolicyRow } from './risk-decision.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
 import { refundObject } from '../objects/refund.ts';
+import { customerObject } from '../objects/customer.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Services, Tx } from './context.ts';
 import type { Trail } from './trail.ts';
@@ -219,6 +220,8 @@ export interface PaymentEvent {
   setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
   review?: { before?: ReviewRow | undefined; after: ReviewRow };
   checkoutSession?: { before?: CheckoutSessionRow | undefined; after: CheckoutSessionRow };
+  /** For `customer.deleted`, `after` is the customer as it was: the event carries the whole object, as Stripe's does. */
+  customer?: { before?: CustomerRow | undefined; after: CustomerRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -233,6 +236,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.setupIntent !== undefined) return render(event.setupIntent, (row) => setupIntentObject(row));
   if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
   if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
+  if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const at = event.dispute.after.updated_at.getTime();
   return render(event.dispute, (row) => disputeObject(row, at));

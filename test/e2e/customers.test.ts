@@ -71,5 +71,38 @@ describe('customers', () => {
     assert.deepEqual(listed.data.map((item) => item.amount), [200, -500]);
     const audit = await server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', credit.id).executeTakeFirstOrThrow();
     assert.equal((audit.details as { reason: string }).reason, 'Parcel arrived late');
+
+    // Deleting the customer gives the 300 of credit it still held back to the merchant, through the ledger.
+    await stripe.customers.del(customer.id);
+    assert.equal((await stripe.balance.retrieve()).available.find((item) => item.currency === 'usd')?.amount, 5000, 'all 500 of credit is back: 200 taken back, 300 returned');
+    const last = await server.database.db.selectFrom('customer_balance_transactions').select(['id', 'amount', 'ending_balance', 'description'])
+      .where('customer_id', '=', customer.id).orderBy('created_at', 'desc').orderBy('id').execute();
+    assert.equal(last.length, 3);
+    const returned = last.find((row) => row.description.startsWith('Credit returned'));
+    assert.ok(returned !== undefined);
+    assert.equal(returned.amount, 300n);
+    assert.equal(returned.ending_balance, 0n);
+    const returnedTransfers = await server.database.db.selectFrom('ledger_transfers').select(['reason', 'amount']).where('transfer_key', 'like', `${returned.id}:%`).execute();
+    assert.equal(returnedTransfers.length, 1);
+    assert.equal(returnedTransfers[0]?.amount, 300n);
+    const credit2 = await server.database.db.selectFrom('ledger_accounts').select(['credits_posted', 'debits_posted'])
+      .where('merchant_id', '=', server.merchantId).where('code', '=', 'customer_credit').where('currency', '=', 'usd').where('livemode', '=', false).executeTakeFirstOrThrow();
+    assert.equal(credit2.credits_posted - credit2.debits_posted, 0n, 'no credit is left for a customer who no longer exists');
+    await assertLedgerConsistent(server.database.db);
+  });
+
+  test('customer changes are events (created, updated, deleted) carrying the customer, as Stripe\'s are', async () => {
+    const customer = await stripe.customers.create({ email: 'events@example.com' });
+    await stripe.customers.update(customer.id, { name: 'Eve' });
+    await stripe.customers.createBalanceTransaction(customer.id, { amount: -100, currency: 'usd', description: 'sorry' });
+    await stripe.customers.del(customer.id);
+    const events = (await stripe.events.list({ limit: 100 })).data.filter((event) => (event.data.object as { id?: string }).id === customer.id);
+    assert.deepEqual(events.map((event) => event.type).reverse(), ['customer.created', 'customer.updated', 'customer.updated', 'customer.deleted']);
+    const [deleted, balance, named, created] = events;
+    assert.equal((created?.data.object as Stripe.Customer).email, 'events@example.com');
+    assert.equal((named?.data.object as Stripe.Customer).name, 'Eve');
+    assert.deepEqual(named?.data.previous_attributes, { name: null });
+    assert.deepEqual(balance?.data.previous_attributes, { balance: 0, currency: null });
+    assert.equal((deleted?.data.object as Stripe.Customer).email, 'events@example.com', 'the deleted customer as it was');
   });
 });

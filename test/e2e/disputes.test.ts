@@ -89,6 +89,26 @@ describe('disputes', () => {
     await assert.rejects(stripe.disputes.close(accepted.dispute.id), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
   });
 
+  test('evidence the acquirer refuses (it decided the dispute before Coffer heard) is not saved, nor the metadata sent with it', async () => {
+    const { dispute } = await disputedPayment(1800);
+    await stripe.disputes.update(dispute.id, { evidence: { customer_name: 'Ada' } });
+    const reference = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
+    await server.coffer.services.connectors.sandboxes.card.decideDispute(reference.provider_reference, 'lost');
+    const before = await stripe.disputes.retrieve(dispute.id);
+    const eventsBefore = await eventTypes(dispute.id);
+    await assert.rejects(stripe.disputes.update(dispute.id, { evidence: { customer_name: 'Mallory' }, metadata: { k: 'v' }, submit: true }), (error: Stripe.errors.StripeError) => {
+      assert.equal(error.statusCode, 400);
+      assert.equal(error.code, 'dispute_unexpected_state');
+      assert.match(error.message, /acquirer refused the evidence/);
+      return true;
+    });
+    const after = await stripe.disputes.retrieve(dispute.id);
+    assert.equal(after.evidence.customer_name, 'Ada', 'the refused evidence was not saved');
+    assert.deepEqual(after.metadata, before.metadata);
+    assert.equal(after.evidence_details.submission_count, before.evidence_details.submission_count);
+    assert.deepEqual(await eventTypes(dispute.id), eventsBefore, 'no event for a change that did not happen');
+  });
+
   test('a disputed charge cannot also be refunded, and notifications are applied once', async () => {
     const { intent, dispute } = await disputedPayment(2500);
     await assert.rejects(stripe.refunds.create({ payment_intent: intent.id }), (error: Stripe.errors.StripeError) => error.code === 'charge_disputed');
@@ -138,7 +158,7 @@ describe('disputes', () => {
     assert.equal(closed.status, 'warning_closed');
     assert.equal(closed.is_charge_refundable, true);
     assert.equal(await pendingUsd(), before + 4000, 'still nothing withdrawn, nothing reinstated');
-    assert.deepEqual(await eventTypes(dispute.id), ['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.updated', 'charge.dispute.closed']);
+    assert.deepEqual(await eventTypes(dispute.id), ['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed'], 'evidence saved and submitted: one change');
     const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
     assert.equal(refund.status, 'succeeded', 'a charge whose inquiry closed can be refunded');
     await assertLedgerConsistent(server.database.db);
