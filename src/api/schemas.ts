@@ -83,4 +83,7 @@ export const ListQuery = {
   expand: Type.Optional(Expand),
 };
 
+/** A list's query as the schema above admits it; routes pass it to `listPage` (flows/list-page.ts). */
+export type ListQueryParams = Static<ReturnType<typeof strictObject<typeof ListQuery>>>;
+
 export type { Static };

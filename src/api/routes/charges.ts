@@ -2,10 +2,11 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
-import { ListQuery, ObjectId, strictObject } from '../schemas.ts';
+import { ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
@@ -22,20 +23,16 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get('/v1/charges', { config, schema: { querystring: ChargesQuery } }, async (request, reply) => {
-    const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };
+    const query = request.query as ListQueryParams & { payment_intent?: string; customer?: string };
     const ctx = requestContext(request);
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('charges').selectAll()
-      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
-    if (query.payment_intent !== undefined) select = select.where('payment_intent_id', '=', query.payment_intent);
-    if (query.starting_after !== undefined) {
-      const cursor = await services.db.selectFrom('charges').select('seq').where('id', '=', query.starting_after)
-        .where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
-      if (cursor === undefined) throw resourceMissing('charge', query.starting_after, 'starting_after');
-      select = select.where('seq', '<', cursor.seq);
+    let rows = services.db.selectFrom('charges').selectAll();
+    if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
+    const customer = query.customer;
+    if (customer !== undefined) {
+      rows = rows.where('payment_intent_id', 'in', (eb) => eb.selectFrom('payment_intents').select('id')
+        .where('customer_id', '=', customer).where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode));
     }
-    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
-    const data = rows.slice(0, limit).map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
-    return sendObject(reply, listObject('/v1/charges', data, rows.length > limit));
+    const page = await listPage(services.db, ctx.actor, { table: 'charges', kind: 'charge', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/charges', page.data.map((row) => chargeObject(row, ctx.actor.apiVersion.shape)), page.hasMore));
   });
 }

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
-import { resourceMissing } from '../../domain/errors.ts';
+import { CofferError, resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import {
   adjustCustomerBalance,
@@ -12,10 +12,11 @@ import {
   type BalanceTransactionParams,
   type CustomerParams,
 } from '../../flows/customers.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { requestContext } from '../request-context.ts';
-import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject } from '../schemas.ts';
+import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { parseSearchQuery } from '../search-query.ts';
 import { listObject, sendObject } from './common.ts';
 
@@ -47,6 +48,24 @@ function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand
   return rest;
 }
 
+/** A search's `next_page`: the base64url of the offset of the next result. */
+function searchPage(offset: number): string {
+  return Buffer.from(String(offset)).toString('base64url');
+}
+
+/**
+ * The offset a search `page` stands for. Only a token Coffer could have given as `next_page` is one; anything
+ * else is refused rather than read as some other offset. An offset past the last result is a valid, empty page.
+ */
+function searchOffset(page: string): number {
+  const decoded = Buffer.from(page, 'base64url').toString();
+  const offset = /^(0|[1-9][0-9]{0,14})$/.test(decoded) ? Number(decoded) : -1;
+  if (offset < 0 || searchPage(offset) !== page) {
+    throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search result.`, { param: 'page' });
+  }
+  return offset;
+}
+
 export function registerCustomerRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   app.post('/v1/customers', { config, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
@@ -70,14 +89,14 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
           : select.where(sql<string>`lower(${sql.ref(column)})`, '=', clause.value.toLowerCase());
       }
     }
-    const offset = query.page === undefined ? 0 : Number.parseInt(Buffer.from(query.page, 'base64url').toString(), 10) || 0;
+    const offset = query.page === undefined ? 0 : searchOffset(query.page);
     const rows = await select.orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
     const hasMore = rows.length > limit;
     return sendObject(reply, {
       object: 'search_result',
       data: rows.slice(0, limit).map(customerObject),
       has_more: hasMore,
-      next_page: hasMore ? Buffer.from(String(offset + limit)).toString('base64url') : null,
+      next_page: hasMore ? searchPage(offset + limit) : null,
       url: '/v1/customers/search',
     });
   });
@@ -100,21 +119,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
 
   app.get('/v1/customers', { config, schema: { querystring: strictObject({ ...ListQuery, email: Type.Optional(Type.String({ maxLength: 512 })) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; email?: string };
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
-    if (query.email !== undefined) select = select.where(sql<string>`lower(email)`, '=', query.email.toLowerCase());
-    const cursorId = query.starting_after ?? query.ending_before;
-    if (cursorId !== undefined) {
-      const cursor = await findCustomer(services.db, ctx, cursorId, { param: query.starting_after !== undefined ? 'starting_after' : 'ending_before' });
-      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
-    }
-    const ascending = query.ending_before !== undefined;
-    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    if (ascending) page.reverse();
-    return sendObject(reply, listObject('/v1/customers', page.map(customerObject), rows.length > limit));
+    const query = request.query as ListQueryParams & { email?: string };
+    let rows = services.db.selectFrom('customers').selectAll().where('deleted_at', 'is', null);
+    if (query.email !== undefined) rows = rows.where(sql<string>`lower(email)`, '=', query.email.toLowerCase());
+    const page = await listPage(services.db, ctx.actor, { table: 'customers', kind: 'customer', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/customers', page.data.map(customerObject), page.hasMore));
   });
 
   app.post('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, body: BalanceBody } }, async (request, reply) => {
@@ -126,11 +135,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
   app.get('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, querystring: strictObject(ListQuery) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const customer = await findCustomer(services.db, ctx, (request.params as { customer: string }).customer);
-    const query = request.query as { limit?: number };
-    const limit = query.limit ?? limits.listLimitDefault;
-    const rows = await services.db.selectFrom('customer_balance_transactions').selectAll().where('customer_id', '=', customer.id)
-      .orderBy('seq', 'desc').limit(limit + 1).execute();
-    return sendObject(reply, listObject(`/v1/customers/${customer.id}/balance_transactions`, rows.slice(0, limit).map(customerBalanceTransactionObject), rows.length > limit));
+    const query = request.query as ListQueryParams;
+    const rows = services.db.selectFrom('customer_balance_transactions').selectAll().where('customer_id', '=', customer.id);
+    const page = await listPage(services.db, ctx.actor, { table: 'customer_balance_transactions', kind: 'customer_balance_transaction', rows },
+      { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject(`/v1/customers/${customer.id}/balance_transactions`, page.data.map(customerBalanceTransactionObject), page.hasMore));
   });
 
   app.get('/v1/customers/:customer/balance_transactions/:transaction', {

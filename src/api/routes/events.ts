@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject } from '../schemas.ts';
@@ -50,27 +51,13 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
       created?: number | { gt?: number; gte?: number; lt?: number; lte?: number }; delivery_success?: boolean;
     };
     const ctx = requestContext(request);
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db
-      .selectFrom('events')
-      .select(['id', 'seq', 'payload'])
-      .where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode);
+    let select = services.db.selectFrom('events').select(['id', 'seq', 'payload']);
     if (query.type !== undefined) {
       select = query.type.endsWith('.*')
         ? select.where('type', 'like', `${query.type.slice(0, -1)}%`)
         : select.where('type', '=', query.type);
     }
     if (query.types !== undefined) select = select.where('type', 'in', query.types);
-    const created = query.created;
-    if (typeof created === 'number') {
-      select = select.where('created_at', '>=', new Date(created * 1000)).where('created_at', '<', new Date((created + 1) * 1000));
-    } else if (created !== undefined) {
-      if (created.gt !== undefined) select = select.where('created_at', '>=', new Date((created.gt + 1) * 1000));
-      if (created.gte !== undefined) select = select.where('created_at', '>=', new Date(created.gte * 1000));
-      if (created.lt !== undefined) select = select.where('created_at', '<', new Date(created.lt * 1000));
-      if (created.lte !== undefined) select = select.where('created_at', '<', new Date((created.lte + 1) * 1000));
-    }
     // delivery_success=false: events some endpoint has not (yet) received; true: every delivery succeeded.
     if (query.delivery_success === false) {
       select = select.where((eb) => eb.exists(eb.selectFrom('webhook_deliveries').select('webhook_deliveries.id')
@@ -79,18 +66,8 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
       select = select.where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries').select('webhook_deliveries.id')
         .whereRef('webhook_deliveries.event_id', '=', 'events.id').where('webhook_deliveries.status', '!=', 'succeeded'))));
     }
-    const cursorId = query.starting_after ?? query.ending_before;
-    if (cursorId !== undefined) {
-      const cursor = await services.db.selectFrom('events').select('seq').where('id', '=', cursorId)
-        .where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
-      if (cursor === undefined) throw resourceMissing('event', cursorId, query.starting_after !== undefined ? 'starting_after' : 'ending_before');
-      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
-    }
-    const ascending = query.ending_before !== undefined;
-    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    if (ascending) page.reverse();
-    const data = page.map((row) => JSON.parse(row.payload as string) as unknown);
-    return sendObject(reply, listObject('/v1/events', data, rows.length > limit));
+    const page = await listPage(services.db, ctx.actor, { table: 'events', kind: 'event', rows: select }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    const data = page.data.map((row) => JSON.parse(row.payload as string) as unknown);
+    return sendObject(reply, listObject('/v1/events', data, page.hasMore));
   });
 }

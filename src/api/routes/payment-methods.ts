@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { findCustomer } from '../../flows/customers.ts';
+import { listPage } from '../../flows/list-page.ts';
 import {
   attachPaymentMethod,
   createCardPaymentMethod,
@@ -19,7 +20,7 @@ import { paymentMethodObject } from '../../objects/payment-method.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
 import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const Card = strictObject({
@@ -123,25 +124,21 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
   });
 
-  const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: { limit?: number; starting_after?: string }, url: string) => {
+  // Both routes list one customer's PaymentMethods, newest first; `url` is the route's own, as Stripe echoes it.
+  const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: ListQueryParams, url: string) => {
     const customer = await findCustomer(services.db, ctx, customerId);
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customer.id);
-    if (query.starting_after !== undefined) {
-      const cursor = await findPaymentMethod(services.db, ctx, query.starting_after);
-      select = select.where('seq', '<', cursor.seq);
-    }
-    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
-    return listObject(url, rows.slice(0, limit).map((row) => paymentMethodObject(row, ctx.actor.apiVersion.shape)), rows.length > limit);
+    const rows = services.db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customer.id);
+    const page = await listPage(services.db, ctx.actor, { table: 'payment_methods', kind: 'payment_method', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return listObject(url, page.data.map((row) => paymentMethodObject(row, ctx.actor.apiVersion.shape)), page.hasMore);
   };
 
   app.get('/v1/payment_methods', { config, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
-    const query = request.query as { customer: string; limit?: number; starting_after?: string };
+    const query = request.query as ListQueryParams & { customer: string };
     return sendObject(reply, await listForCustomer(requestContext(request), query.customer, query, '/v1/payment_methods'));
   });
 
   app.get('/v1/customers/:customer/payment_methods', { config, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
     const customerId = (request.params as { customer: string }).customer;
-    return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as { limit?: number }, `/v1/customers/${customerId}/payment_methods`));
+    return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as ListQueryParams, `/v1/customers/${customerId}/payment_methods`));
   });
 }

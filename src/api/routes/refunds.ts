@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { CofferError, resourceMissing } from '../../domain/errors.ts';
 import type { RequestContext, Services, Tx } from '../../flows/context.ts';
 import { createRefund, type CreateRefundParams, type RespondRefund } from '../../flows/create-refund.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { checkMetadataSize, mergeMetadata } from '../../flows/payment-intent-params.ts';
 import { recordChange } from '../../flows/payment-intent-records.ts';
 import { inTransaction } from '../../flows/transaction.ts';
@@ -12,7 +13,7 @@ import { refundObject } from '../../objects/refund.ts';
 import type { Kysely } from 'kysely';
 import type { Database, RefundRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
 
 const Reason = Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')]);
@@ -91,23 +92,11 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
 
   app.get('/v1/refunds', { config, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; charge?: string; payment_intent?: string };
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('refunds').selectAll()
-      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
-    if (query.charge !== undefined) select = select.where('charge_id', '=', query.charge);
-    if (query.payment_intent !== undefined) select = select.where('payment_intent_id', '=', query.payment_intent);
-    const cursorId = query.starting_after ?? query.ending_before;
-    if (cursorId !== undefined) {
-      const cursor = await findRefund(services.db, ctx, cursorId).catch(() => {
-        throw resourceMissing('refund', cursorId, query.starting_after !== undefined ? 'starting_after' : 'ending_before');
-      });
-      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
-    }
-    const ascending = query.ending_before !== undefined;
-    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    if (ascending) page.reverse();
-    return sendObject(reply, listObject('/v1/refunds', page.map((row) => refundObject(row, ctx.actor.apiVersion.shape)), rows.length > limit));
+    const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
+    let rows = services.db.selectFrom('refunds').selectAll();
+    if (query.charge !== undefined) rows = rows.where('charge_id', '=', query.charge);
+    if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
+    const page = await listPage(services.db, ctx.actor, { table: 'refunds', kind: 'refund', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/refunds', page.data.map((row) => refundObject(row, ctx.actor.apiVersion.shape)), page.hasMore));
   });
 }

@@ -2,11 +2,12 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
 import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const CreateBody = strictObject({
@@ -54,11 +55,10 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
 
   app.get('/v1/setup_intents', { config, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { limit?: number; customer?: string };
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('setup_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
-    if (query.customer !== undefined) select = select.where('customer_id', '=', query.customer);
-    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
-    return sendObject(reply, listObject('/v1/setup_intents', rows.slice(0, limit).map(setupIntentObject), rows.length > limit));
+    const query = request.query as ListQueryParams & { customer?: string };
+    let rows = services.db.selectFrom('setup_intents').selectAll();
+    if (query.customer !== undefined) rows = rows.where('customer_id', '=', query.customer);
+    const page = await listPage(services.db, ctx.actor, { table: 'setup_intents', kind: 'setup_intent', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/setup_intents', page.data.map(setupIntentObject), page.hasMore));
   });
 }

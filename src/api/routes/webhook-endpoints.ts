@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
+import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { webhookEndpointObject } from '../../objects/webhook-endpoint.ts';
 import { createEndpoint, deleteEndpoint, findEndpoint, rollEndpointSecret, updateEndpoint, type EndpointParams } from '../../webhooks/endpoints.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject } from '../schemas.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
-import { resourceMissing } from '../../domain/errors.ts';
 
 const EventType = Type.String({ maxLength: 100, pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)+)$' });
 const EnabledEvents = Type.Array(EventType, { minItems: 1, maxItems: 100 });
@@ -67,21 +67,9 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
 
   app.get('/v1/webhook_endpoints', { config, schema: { querystring: strictObject(ListQuery) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string };
-    const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
-    const cursorId = query.starting_after ?? query.ending_before;
-    if (cursorId !== undefined) {
-      const cursor = await findEndpoint(services.db, ctx, cursorId).catch(() => {
-        throw resourceMissing('webhook_endpoint', cursorId, query.starting_after !== undefined ? 'starting_after' : 'ending_before');
-      });
-      select = query.starting_after !== undefined ? select.where('seq', '<', cursor.seq) : select.where('seq', '>', cursor.seq);
-    }
-    const ascending = query.ending_before !== undefined;
-    const rows = await select.orderBy('seq', ascending ? 'asc' : 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    if (ascending) page.reverse();
-    return sendObject(reply, listObject('/v1/webhook_endpoints', page.map((row) => webhookEndpointObject(row)), rows.length > limit));
+    const query = request.query as ListQueryParams;
+    const rows = services.db.selectFrom('webhook_endpoints').selectAll().where('deleted_at', 'is', null);
+    const page = await listPage(services.db, ctx.actor, { table: 'webhook_endpoints', kind: 'webhook_endpoint', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/webhook_endpoints', page.data.map((row) => webhookEndpointObject(row)), page.hasMore));
   });
 }
