@@ -95,11 +95,13 @@ export async function deleteCustomer(services: Services, ctx: RequestContext, id
   return inTransaction(services.db, async (tx) => {
     const customer = await findCustomer(tx, ctx, id, { lock: true });
     requireLive(customer);
-    await tx.updateTable('payment_methods').set({ customer_id: null }).where('customer_id', '=', customer.id).execute();
+    const detached = await tx.updateTable('payment_methods').set({ customer_id: null }).where('customer_id', '=', customer.id).returningAll().execute();
     const after = await tx.updateTable('customers').set({ deleted_at: now, default_payment_method_id: null, balance: 0n })
       .where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id },
-      [{ type: 'customer.deleted', customer: { after: customer } }], now);
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id, details: { detached: detached.map((method) => method.id) } }, [
+      ...detached.map((method) => ({ type: 'payment_method.detached', paymentMethod: { before: { ...method, customer_id: customer.id }, after: method } })),
+      { type: 'customer.deleted', customer: { after: customer } },
+    ], now);
     if (customer.balance === 0n || customer.balance_currency === null) return after;
     const returned = -customer.balance;
     const transaction = await tx.insertInto('customer_balance_transactions').values({

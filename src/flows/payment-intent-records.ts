@@ -19,6 +19,7 @@ import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
 import { refundObject } from '../objects/refund.ts';
 import { customerObject } from '../objects/customer.ts';
+import { paymentMethodObject } from '../objects/payment-method.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Services, Tx } from './context.ts';
 import type { Trail } from './trail.ts';
@@ -222,6 +223,7 @@ export interface PaymentEvent {
   checkoutSession?: { before?: CheckoutSessionRow | undefined; after: CheckoutSessionRow };
   /** For `customer.deleted`, `after` is the customer as it was: the event carries the whole object, as Stripe's does. */
   customer?: { before?: CustomerRow | undefined; after: CustomerRow };
+  paymentMethod?: { before?: PaymentMethodRow | undefined; after: PaymentMethodRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -237,6 +239,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
   if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
   if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));
+  if (event.paymentMethod !== undefined) return render(event.paymentMethod, paymentMethodObject);
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const at = event.dispute.after.updated_at.getTime();
   return render(event.dispute, (row) => disputeObject(row, at));
@@ -309,4 +312,11 @@ export async function recordChange(
   const { eventRows, audit } = changeRows(trail, scope, change, events, now);
   if (eventRows.length === 0) await tx.insertInto('audit_log').values(audit).execute();
   else await tx.with('recorded_events', (db) => db.insertInto('events').values(eventRows)).insertInto('audit_log').values(audit).execute();
+}
+
+/** Events of a change whose audit record its caller writes with `recordChange` (one change, one audit record). */
+export async function recordEvents(tx: Tx, trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Promise<void> {
+  if (events.length === 0) return;
+  const { eventRows } = changeRows(trail, scope, { action: '', objectType: '', objectId: '' }, events, now);
+  await tx.insertInto('events').values(eventRows).execute();
 }

@@ -110,7 +110,8 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
     }
     const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } }, [], now);
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } },
+      [{ type: 'payment_method.attached', paymentMethod: { after } }], now);
     return after;
   });
 }
@@ -124,19 +125,39 @@ export async function detachPaymentMethod(services: Services, ctx: RequestContex
     }
     await tx.updateTable('customers').set({ default_payment_method_id: null }).where('id', '=', method.customer_id).where('default_payment_method_id', '=', id).execute();
     const after = await tx.updateTable('payment_methods').set({ customer_id: null }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.detach', objectType: 'payment_method', objectId: id, details: { customer: method.customer_id } }, [], now);
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.detach', objectType: 'payment_method', objectId: id, details: { customer: method.customer_id } },
+      [{ type: 'payment_method.detached', paymentMethod: { before: method, after } }], now);
     return after;
   });
 }
 
+/**
+ * The expiry an update asks for, checked as the vault checks a new card's: a month from 1 to 12, and a year (two
+ * digits mean 20xx) that has not passed and is at most 50 years ahead.
+ */
+function updatedExpiry(stored: { exp_month: number; exp_year: number }, asked: { exp_month?: number; exp_year?: number }, now: Date): { exp_month: number; exp_year: number } {
+  const month = asked.exp_month ?? stored.exp_month;
+  const year = asked.exp_year === undefined ? stored.exp_year : asked.exp_year < 100 ? 2000 + asked.exp_year : asked.exp_year;
+  if (month < 1 || month > 12) throw new CofferError('invalid_expiry_month', "Your card's expiration month is invalid.", { param: 'card[exp_month]' });
+  const thisYear = now.getUTCFullYear();
+  const expired = year < thisYear || (year === thisYear && month < now.getUTCMonth() + 1);
+  if (expired || year > thisYear + 50) throw new CofferError('invalid_expiry_year', "Your card's expiration year is invalid.", { param: 'card[exp_year]' });
+  return { exp_month: month, exp_year: year };
+}
+
+/** Updates a saved payment method: only one attached to a customer can be updated, as on Stripe. */
 export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } }): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const method = await findPaymentMethod(tx, ctx, id, true);
+    if (method.customer_id === null) {
+      throw new CofferError('payment_method_unexpected_state', 'You must save this PaymentMethod to a customer before you can update it.');
+    }
     const metadata = mergeMetadata(method.metadata, params.metadata);
     checkMetadataSize(metadata, limits.metadataKeysMax);
-    const card = { ...cardFactsOf(method), ...(params.card?.exp_month === undefined ? {} : { exp_month: params.card.exp_month }), ...(params.card?.exp_year === undefined ? {} : { exp_year: params.card.exp_year }) };
-    if (card.exp_month < 1 || card.exp_month > 12) throw new CofferError('invalid_expiry_month', "Your card's expiration month is invalid.", { param: 'card[exp_month]' });
+    const stored = cardFactsOf(method);
+    // A card whose stored expiry has passed can still have its metadata or billing details changed.
+    const card = params.card?.exp_month === undefined && params.card?.exp_year === undefined ? stored : { ...stored, ...updatedExpiry(stored, params.card, now) };
     const after = await tx.updateTable('payment_methods').set({
       metadata: JSON.stringify(metadata), card: JSON.stringify(card),
       billing_details: JSON.stringify({ ...method.billing_details, ...params.billing_details }),

@@ -7,11 +7,12 @@ import { newId, randomBase62 } from '../platform/random.ts';
 import type { PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { recordChange } from './payment-intent-records.ts';
+import { recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, liveCustomer, resolvePaymentMethod } from './payment-methods.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
-import { requestTrail } from './trail.ts';
+import { requestTrail, type Trail } from './trail.ts';
+import { jobTrail } from '../jobs/system-trail.ts';
 
 export interface SetupIntentParams {
   customer?: string;
@@ -30,22 +31,30 @@ function next(intent: SetupIntentRow, event: SetupIntentEvent): SetupIntentStatu
   return status;
 }
 
-async function lockSetupIntent(tx: Tx, ctx: RequestContext, id: string): Promise<SetupIntentRow> {
-  const row = await tx.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
-    .where('livemode', '=', ctx.actor.livemode).forUpdate().executeTakeFirst();
+async function lockSetupIntent(tx: Tx, scope: Scope, id: string): Promise<SetupIntentRow> {
+  const row = await tx.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).forUpdate().executeTakeFirst();
   if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
   return row;
 }
 
-async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | undefined, after: SetupIntentRow, types: string[], now: Date): Promise<void> {
-  await recordChange(tx, requestTrail(ctx), ctx.actor, { action: `setup_intent.${after.status}`, objectType: 'setup_intent', objectId: after.id },
+async function changedBy(tx: Tx, trail: Trail, scope: Scope, before: SetupIntentRow | undefined, after: SetupIntentRow, types: string[], now: Date): Promise<void> {
+  await recordChange(tx, trail, scope, { action: `setup_intent.${after.status}`, objectType: 'setup_intent', objectId: after.id },
     types.map((type) => ({ type, setupIntent: { before, after } })), now);
+}
+
+async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | undefined, after: SetupIntentRow, types: string[], now: Date): Promise<void> {
+  await changedBy(tx, requestTrail(ctx), ctx.actor, before, after, types, now);
 }
 
 /** Creates a SetupIntent (to save a card for later payments), and confirms it at once with `confirm`. */
 export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams): Promise<SetupIntentRow> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
+  // Refused before anything is written: a confirmation that cannot start must not leave a SetupIntent behind.
+  if (params.confirm === true && params.payment_method === undefined) {
+    throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
+  }
   const now = new Date(services.clock.nowMs());
   const created = await inTransaction(services.db, async (tx) => {
     const customer = params.customer === undefined ? undefined : await liveCustomer(tx, ctx, params.customer);
@@ -71,11 +80,18 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
 /**
  * Confirms: the card is checked with the acquirer (a zero-amount verification, outside any transaction); on
  * success the payment method is saved to the customer, on a decline the SetupIntent waits for another card.
+ * The customer must still exist: one deleted since the SetupIntent was created is refused before anything changes.
+ * A confirmation whose verification got no answer (`processing`) is taken up again by the next confirm without a
+ * new payment method, or by the recovery job: the acquirer is asked again under the same key, and answers once.
  */
 export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }): Promise<SetupIntentRow> {
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, async (tx) => {
-    let intent = await lockSetupIntent(tx, ctx, id);
+    let intent = await lockSetupIntent(tx, ctx.actor, id);
+    if (intent.customer_id !== null) await liveCustomer(tx, ctx, intent.customer_id);
+    if (intent.status === 'processing' && intent.verification_key !== null && intent.payment_method_id !== null && params.payment_method === undefined) {
+      return { intent, methodId: intent.payment_method_id, key: intent.verification_key };
+    }
     if (params.payment_method !== undefined) {
       const status = next(intent, 'attach_payment_method');
       const method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
@@ -89,39 +105,94 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
     const key = newId('setatt');
     const after = await tx.updateTable('setup_intents').set({ status, verification_key: key, last_setup_error: JSON.stringify(null), updated_at: now })
       .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
-    const method = await tx.selectFrom('payment_methods').selectAll().where('id', '=', intent.payment_method_id).executeTakeFirstOrThrow();
-    return { intent: after, method, key };
+    return { intent: after, methodId: intent.payment_method_id, key };
   });
-  const card = await services.cardSource.cardFor(started.method);
-  assert(card !== undefined, `payment method ${started.method.id} has a card to verify`);
+  return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key });
+}
+
+interface Verification {
+  scope: Scope;
+  trail: Trail;
+  intentId: string;
+  methodId: string;
+  /** The acquirer's idempotency key of this confirmation's verification. */
+  key: string;
+}
+
+/** Verifies the card at the acquirer (outside any transaction), then records the answer if the SetupIntent still awaits it. */
+async function verifyAndRecord(services: Services, verification: Verification): Promise<SetupIntentRow> {
+  const { scope, trail, intentId, key } = verification;
+  const method = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', verification.methodId).executeTakeFirstOrThrow();
+  const card = await services.cardSource.cardFor(method);
+  assert(card !== undefined, `payment method ${method.id} has a card to verify`);
   const currency = findCurrency('usd');
   assert(currency !== undefined, 'usd is a known currency');
-  const result = await services.connectors.card(ctx.actor.livemode).verifyCard({ idempotencyKey: started.key, reference: started.intent.id, card, currency });
+  const result = await services.connectors.card(scope.livemode).verifyCard({ idempotencyKey: key, reference: intentId, card, currency });
   if (result.status === 'unknown') throw outcomeUnknownError();
+  const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
-    const intent = await lockSetupIntent(tx, ctx, id);
-    if (intent.status !== 'processing' || intent.verification_key !== started.key) return intent;
+    const intent = await lockSetupIntent(tx, scope, intentId);
+    if (intent.status !== 'processing' || intent.verification_key !== key) return intent;
     if (result.status === 'declined') {
       const after = await tx.updateTable('setup_intents').set({
         status: next(intent, 'verification_failed'), payment_method_id: null, updated_at: now,
-        last_setup_error: JSON.stringify({ code: result.code, decline_code: result.declineCode, message: result.message, type: 'card_error', payment_method: { id: started.method.id } }),
+        last_setup_error: JSON.stringify({ code: result.code, decline_code: result.declineCode, message: result.message, type: 'card_error', payment_method: { id: method.id } }),
       }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
-      await changed(tx, ctx, intent, after, ['setup_intent.setup_failed'], now);
+      await changedBy(tx, trail, scope, intent, after, ['setup_intent.setup_failed'], now);
       return after;
     }
-    if (intent.customer_id !== null) {
-      await tx.updateTable('payment_methods').set({ customer_id: intent.customer_id }).where('id', '=', started.method.id).where('customer_id', 'is', null).execute();
-    }
+    await saveToCustomer(tx, trail, scope, intent, method.id, now);
     const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'verified'), updated_at: now }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
-    await changed(tx, ctx, intent, after, ['setup_intent.succeeded'], now);
+    await changedBy(tx, trail, scope, intent, after, ['setup_intent.succeeded'], now);
     return after;
   });
+}
+
+/**
+ * Saves the verified card to the SetupIntent's customer, with its `payment_method.attached` event. The customer's
+ * row is locked first (as deleting a customer does), so a customer deleted during the verification gets no card:
+ * the card was verified all the same, so the SetupIntent still succeeds.
+ */
+async function saveToCustomer(tx: Tx, trail: Trail, scope: Scope, intent: SetupIntentRow, methodId: string, now: Date): Promise<void> {
+  if (intent.customer_id === null) return;
+  const customer = await tx.selectFrom('customers').select(['id', 'deleted_at']).where('id', '=', intent.customer_id)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).forUpdate().executeTakeFirst();
+  if (customer === undefined || customer.deleted_at !== null) return;
+  const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', methodId).where('customer_id', 'is', null)
+    .returningAll().executeTakeFirst();
+  if (saved !== undefined) await recordEvents(tx, trail, scope, [{ type: 'payment_method.attached', paymentMethod: { after: saved } }], now);
+}
+
+/**
+ * SetupIntents left `processing` (the acquirer's answer never came, and nobody confirmed again): the acquirer is
+ * asked again under the confirmation's key, which it answers once, and the answer is recorded. Rows are leased by
+ * moving `updated_at`, so parallel workers skip them.
+ */
+export async function recoverSetupVerifications(services: Services): Promise<number> {
+  const cutoff = new Date(services.clock.nowMs() - limits.inFlightRecoveryAfterMs);
+  const claimed = await services.db.updateTable('setup_intents').set({ updated_at: new Date(services.clock.nowMs()) })
+    .where('id', 'in', (eb) => eb.selectFrom('setup_intents').select('id')
+      .where('status', '=', 'processing').where('updated_at', '<', cutoff)
+      .orderBy('updated_at').limit(limits.jobBatchSize).forUpdate().skipLocked())
+    .returningAll().execute();
+  for (const intent of claimed) {
+    if (intent.verification_key === null || intent.payment_method_id === null) continue;
+    try {
+      const trail = await jobTrail(services, 'recover-setup-verifications', intent.merchant_id);
+      await verifyAndRecord(services, {
+        scope: { merchantId: intent.merchant_id, livemode: intent.livemode }, trail, intentId: intent.id, methodId: intent.payment_method_id, key: intent.verification_key,
+      });
+    } catch (error) {
+      services.logger.warn({ err: error, setupIntent: intent.id }, 'setup intent verification still unanswered; asked again later');
+    }
+  }
+  return claimed.length;
 }
 
 export async function cancelSetupIntent(services: Services, ctx: RequestContext, id: string, reason: string | undefined): Promise<SetupIntentRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
-    const intent = await lockSetupIntent(tx, ctx, id);
+    const intent = await lockSetupIntent(tx, ctx.actor, id);
     const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'cancel'), cancellation_reason: reason ?? null, updated_at: now })
       .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, intent, after, ['setup_intent.canceled'], now);

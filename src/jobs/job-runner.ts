@@ -9,6 +9,7 @@ import { recoverInFlightOperations, recoverPendingAttempts } from './recover-in-
 import { settleFunds } from './settle-funds.ts';
 import { syncWalletPayments } from './sync-wallet-payments.ts';
 import { returnLateWalletPayments } from '../flows/wallet-late-payments.ts';
+import { recoverSetupVerifications } from '../flows/setup-intents.ts';
 import { settleCheckoutSessions } from './settle-checkout-sessions.ts';
 import { deliverShopperMessages } from './deliver-shopper-messages.ts';
 
@@ -23,6 +24,7 @@ export const jobs: Job[] = [
   { name: 'recover-in-flight-operations', runBatch: recoverInFlightOperations },
   { name: 'expire-authorizations', runBatch: expireAuthorizations },
   { name: 'recover-pending-refunds', runBatch: recoverPendingRefunds },
+  { name: 'recover-setup-verifications', runBatch: recoverSetupVerifications },
   { name: 'deliver-sandbox-notifications', runBatch: deliverSandboxNotifications },
   { name: 'sync-wallet-payments', runBatch: syncWalletPayments },
   { name: 'return-late-wallet-payments', runBatch: returnLateWalletPayments },

@@ -38,8 +38,30 @@ async function checkUrl(services: Services, livemode: boolean, raw: string): Pro
   return url.toString();
 }
 
+/**
+ * Every event type Coffer emits (Stripe's names), the only ones an endpoint may ask for besides `*`: an endpoint
+ * asking for another would wait for events that never come. A test compares this list with the types in the code.
+ */
+export const emittedEventTypes: ReadonlySet<string> = new Set([
+  'payment_intent.created', 'payment_intent.requires_action', 'payment_intent.amount_capturable_updated', 'payment_intent.succeeded',
+  'payment_intent.payment_failed', 'payment_intent.canceled',
+  'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.expired', 'charge.refunded', 'charge.updated', 'charge.refund.updated',
+  'charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_withdrawn', 'charge.dispute.funds_reinstated',
+  'refund.created', 'refund.updated', 'refund.failed',
+  'setup_intent.created', 'setup_intent.succeeded', 'setup_intent.setup_failed', 'setup_intent.canceled',
+  'payment_method.attached', 'payment_method.detached',
+  'customer.created', 'customer.updated', 'customer.deleted',
+  'review.opened', 'review.closed',
+  'checkout.session.completed', 'checkout.session.expired',
+]);
+
 function checkEvents(events: string[]): string[] {
   if (events.length === 0) throw new CofferError('parameter_invalid_empty', 'enabled_events must list at least one event type, or *.', { param: 'enabled_events' });
+  const unknown = events.findIndex((type) => type !== '*' && !emittedEventTypes.has(type));
+  if (unknown !== -1) {
+    throw new CofferError('parameter_invalid', `Invalid enabled_events[${unknown}]: ${events[unknown]} is not an event type Coffer sends. Use * or one of: ${[...emittedEventTypes].join(', ')}.`,
+      { param: `enabled_events[${unknown}]` });
+  }
   return [...new Set(events)];
 }
 

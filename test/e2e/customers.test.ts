@@ -95,7 +95,13 @@ describe('customers', () => {
     const customer = await stripe.customers.create({ email: 'events@example.com' });
     await stripe.customers.update(customer.id, { name: 'Eve' });
     await stripe.customers.createBalanceTransaction(customer.id, { amount: -100, currency: 'usd', description: 'sorry' });
+    const newCard = await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 8, exp_year: new Date().getUTCFullYear() + 3, cvc: '123' } });
+    const card = await stripe.paymentMethods.attach(newCard.id, { customer: customer.id });
     await stripe.customers.del(customer.id);
+    const detached = (await stripe.events.list({ type: 'payment_method.detached', limit: 100 })).data.filter((event) => (event.data.object as { id?: string }).id === card.id);
+    assert.equal(detached.length, 1, 'deleting the customer detaches its card, as an event');
+    assert.equal((detached[0]?.data.object as Stripe.PaymentMethod).customer, null);
+    assert.deepEqual(detached[0]?.data.previous_attributes, { customer: customer.id });
     const events = (await stripe.events.list({ limit: 100 })).data.filter((event) => (event.data.object as { id?: string }).id === customer.id);
     assert.deepEqual(events.map((event) => event.type).reverse(), ['customer.created', 'customer.updated', 'customer.updated', 'customer.deleted']);
     const [deleted, balance, named, created] = events;

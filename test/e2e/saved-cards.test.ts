@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { emittedEventTypes } from '../../src/webhooks/endpoints.ts';
+import { recoverSetupVerifications } from '../../src/flows/setup-intents.ts';
+import { limits } from '../../src/limits.ts';
+import { TestClock } from '../support/clock.ts';
+import { deliverDueWebhooks } from '../../src/webhooks/deliverer.ts';
+import { relayEvents } from '../../src/webhooks/relay.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { WebhookReceiver } from '../support/receiver.ts';
+import { rawRequest, startTestServer, stripeClient, type RawResponse, type TestServer } from '../support/server.ts';
+
+/** Relays and delivers until nothing is due (bounded). */
+async function drain(server: TestServer): Promise<void> {
+  for (let round = 0; round < 50; round += 1) {
+    const worked = (await relayEvents(server.coffer.services)) + (await deliverDueWebhooks(server.coffer.services));
+    if (worked === 0) return;
+  }
+  throw new Error('deliveries did not drain');
+}
+
+/** The event types the code passes to `recordChange` and `recordEvents`, read from the source. */
+function eventTypesInSource(): Set<string> {
+  const found = new Set<string>();
+  const root = path.resolve(import.meta.dirname, '../../src');
+  const files = fs.readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
+  const patterns = [
+    // `{ type: 'charge.succeeded', charge: { … } }` and `{ type: captured ? 'a' : 'b', paymentIntent: { … } }`
+    /\btype: ([^,{}]+), [a-zA-Z]+: \{/g,
+    // `changed(tx, ctx, before, after, ['setup_intent.created'], now)`, `changedBy(tx, trail, scope, …, ['setup_intent.succeeded'], now)`
+    /\bchanged(?:By)?\([^;]*?\[([^\]]+)\], now\)/g,
+  ];
+  for (const file of files) {
+    const text = fs.readFileSync(path.join(root, file), 'utf8');
+    for (const pattern of patterns) {
+      for (const match of text.matchAll(pattern)) {
+        for (const literal of (match[1] ?? '').matchAll(/'([a-z_]+(?:\.[a-z_]+)+)'/g)) found.add(literal[1] ?? '');
+      }
+    }
+  }
+  return found;
+}
+
+// Goal: saving cards for later (SetupIntents, attach, detach, update) follows Stripe: bad input is refused with
+// Stripe's code and param and changes nothing, a deleted customer gets no card, attach and detach emit
+// `payment_method.attached` / `.detached`, and webhook endpoints may ask only for event types Coffer sends.
+describe('saved cards', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  let publishable: Stripe;
+  const receiver = new WebhookReceiver();
+  let receiverUrl = '';
+  const thisYear = new Date().getUTCFullYear();
+
+  before(async () => {
+    receiverUrl = await receiver.start();
+    server = await startTestServer({ configEnv: { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' } });
+    stripe = server.stripe;
+    publishable = stripeClient(server, server.publishableKey);
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+    await receiver.stop();
+  });
+
+  const post = (pathname: string, body: string): Promise<RawResponse> => rawRequest(server, 'POST', pathname, { key: server.secretKey, body });
+  const errorOf = (response: RawResponse) => {
+    const error = response.json.error as Record<string, unknown> | undefined;
+    return { status: response.status, type: error?.type, code: error?.code, param: error?.param };
+  };
+  /** Counts of every table a refused request here could have written to. */
+  const counts = async () => {
+    const db = server.database.db;
+    const count = async (table: 'setup_intents' | 'customers' | 'webhook_endpoints') =>
+      Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
+    return { ...(await stateCounts(db)), setup_intents: await count('setup_intents'), customers: await count('customers'), webhook_endpoints: await count('webhook_endpoints') };
+  };
+  const newCard = () => publishable.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 8, exp_year: thisYear + 3, cvc: '123' } });
+
+  test('confirm=true without a payment method is refused before a SetupIntent is created', async () => {
+    const customer = await stripe.customers.create({ email: 'a@example.com' });
+    const before = await counts();
+    const refused = await post('/v1/setup_intents', `customer=${customer.id}&confirm=true`);
+    assert.deepEqual(errorOf(refused), { status: 400, type: 'invalid_request_error', code: 'parameter_missing', param: 'payment_method' }, refused.body);
+    assert.deepEqual(await counts(), before, 'no SetupIntent, event or audit record was written');
+    assert.deepEqual((await stripe.setupIntents.list({ customer: customer.id })).data, []);
+
+    const saved = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+    assert.equal(saved.status, 'succeeded');
+    assert.equal((await stripe.paymentMethods.retrieve(saved.payment_method as string)).customer, customer.id);
+    const unconfirmed = await stripe.setupIntents.create({ customer: customer.id });
+    assert.equal(unconfirmed.status, 'requires_payment_method', 'without confirm, no payment method is needed');
+  });
+
+  test('a SetupIntent whose customer was deleted cannot be confirmed, and no card is saved', async () => {
+    const customer = await stripe.customers.create({ email: 'gone@example.com' });
+    const method = await newCard();
+    const intent = await stripe.setupIntents.create({ customer: customer.id, payment_method: method.id });
+    const other = await stripe.setupIntents.create({ customer: customer.id });
+    await stripe.customers.del(customer.id);
+    const before = await counts();
+    for (const [id, body] of [[intent.id, ''], [intent.id, `payment_method=${method.id}`], [other.id, 'payment_method=pm_card_visa']] as const) {
+      const refused = await post(`/v1/setup_intents/${id}/confirm`, body);
+      const error = errorOf(refused);
+      assert.deepEqual([error.type, error.code, error.param], ['invalid_request_error', 'resource_missing', 'customer'], refused.body);
+      assert.match(String((refused.json.error as Record<string, unknown>).message), /No such customer/);
+    }
+    assert.deepEqual(await counts(), before, 'nothing was written (not even a PaymentMethod for pm_card_visa)');
+    assert.equal((await stripe.setupIntents.retrieve(intent.id)).status, 'requires_confirmation');
+    assert.equal((await stripe.setupIntents.retrieve(other.id)).status, 'requires_payment_method');
+    assert.equal((await stripe.paymentMethods.retrieve(method.id)).customer, null, 'the card was not saved to the deleted customer');
+  });
+
+  test('a card update refuses an expiry year in the past or more than 50 years ahead, and changes nothing', async () => {
+    const customer = await stripe.customers.create({ email: 'exp@example.com' });
+    const method = await stripe.paymentMethods.attach((await newCard()).id, { customer: customer.id });
+    const before = await counts();
+    for (const body of ['card[exp_year]=-5', 'card[exp_year]=2020', `card[exp_year]=${thisYear - 1}`, `card[exp_year]=${thisYear + 51}`, 'card[exp_year]=99999', 'card[exp_month]=3&card[exp_year]=0&metadata[a]=b']) {
+      const refused = await post(`/v1/payment_methods/${method.id}`, body);
+      assert.deepEqual(errorOf(refused), { status: 402, type: 'card_error', code: 'invalid_expiry_year', param: 'card[exp_year]' }, `${body}: ${refused.body}`);
+    }
+    const badMonth = await post(`/v1/payment_methods/${method.id}`, 'card[exp_month]=13');
+    assert.deepEqual(errorOf(badMonth), { status: 402, type: 'card_error', code: 'invalid_expiry_month', param: 'card[exp_month]' });
+    assert.deepEqual(await counts(), before);
+    assert.deepEqual(await stripe.paymentMethods.retrieve(method.id), method, 'the card is as it was');
+
+    const farthest = await stripe.paymentMethods.update(method.id, { card: { exp_month: 1, exp_year: thisYear + 50 }, metadata: { note: 'renewed' } });
+    assert.deepEqual([farthest.card?.exp_month, farthest.card?.exp_year, farthest.metadata], [1, thisYear + 50, { note: 'renewed' }]);
+    const twoDigits = await stripe.paymentMethods.update(method.id, { card: { exp_year: (thisYear + 2) % 100 } });
+    assert.equal(twoDigits.card?.exp_year, thisYear + 2, 'two digits mean 20xx, as when the card was created');
+  });
+
+  test('a payment method not saved to a customer cannot be updated', async () => {
+    const method = await newCard();
+    const before = await counts();
+    for (const body of ['metadata[a]=b', 'card[exp_month]=3', 'billing_details[name]=Jenny']) {
+      const refused = await post(`/v1/payment_methods/${method.id}`, body);
+      assert.deepEqual(errorOf(refused), { status: 400, type: 'invalid_request_error', code: 'payment_method_unexpected_state', param: undefined }, refused.body);
+      assert.equal((refused.json.error as Record<string, unknown>).message, 'You must save this PaymentMethod to a customer before you can update it.');
+    }
+    assert.deepEqual(await counts(), before);
+    assert.deepEqual(await stripe.paymentMethods.retrieve(method.id), method);
+  });
+
+  test('attach, detach and saving by SetupIntent emit payment_method.attached and .detached, delivered to endpoints that ask', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['payment_method.attached', 'payment_method.detached'] });
+    const customer = await stripe.customers.create({ email: 'events@example.com' });
+    const method = await newCard();
+    const attached = await stripe.paymentMethods.attach(method.id, { customer: customer.id });
+    const detached = await stripe.paymentMethods.detach(method.id);
+    const setup = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_mastercard', confirm: true });
+    const saved = setup.payment_method as string;
+
+    const listed = async (type: string) => (await stripe.events.list({ type, limit: 100 })).data
+      .filter((event) => [method.id, saved].includes((event.data.object as { id: string }).id));
+    const attachedEvents = await listed('payment_method.attached');
+    assert.deepEqual(attachedEvents.map((event) => event.data.object), [
+      await stripe.paymentMethods.retrieve(saved),
+      attached,
+    ], 'newest first; each carries the payment method as the API renders it, saved to the customer');
+    const detachedEvents = await listed('payment_method.detached');
+    assert.deepEqual(detachedEvents.map((event) => event.data.object), [detached]);
+    assert.equal((detachedEvents[0]?.data.object as Stripe.PaymentMethod).customer, null);
+    const setupEvents = (await stripe.events.list({ type: 'setup_intent.succeeded' })).data.filter((event) => (event.data.object as { id: string }).id === setup.id);
+    assert.equal(setupEvents.length, 1);
+
+    await drain(server);
+    const delivered = receiver.received.filter((item) => item.body.includes(method.id) || item.body.includes(saved));
+    assert.deepEqual(delivered.map((item) => item.type).sort(), ['payment_method.attached', 'payment_method.attached', 'payment_method.detached']);
+    assert.ok(receiver.received.every((item) => item.type.startsWith('payment_method.')), 'only the types the endpoint asked for');
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('webhook endpoints may ask for * and the types Coffer sends, nothing else', async () => {
+    const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['payment_intent.succeeded'] });
+    const before = await counts();
+    const unknownOnCreate = await post('/v1/webhook_endpoints', `url=${encodeURIComponent(receiverUrl)}&enabled_events[]=foo.bar`);
+    assert.deepEqual(errorOf(unknownOnCreate), { status: 400, type: 'invalid_request_error', code: 'parameter_invalid', param: 'enabled_events[0]' }, unknownOnCreate.body);
+    const notSent = await post('/v1/webhook_endpoints', `url=${encodeURIComponent(receiverUrl)}&enabled_events[]=charge.succeeded&enabled_events[]=invoice.paid`);
+    assert.deepEqual(errorOf(notSent), { status: 400, type: 'invalid_request_error', code: 'parameter_invalid', param: 'enabled_events[1]' }, notSent.body);
+    const unknownOnUpdate = await post(`/v1/webhook_endpoints/${endpoint.id}`, 'enabled_events[]=*&enabled_events[]=payment_intent.sucseeded');
+    assert.deepEqual(errorOf(unknownOnUpdate), { status: 400, type: 'invalid_request_error', code: 'parameter_invalid', param: 'enabled_events[1]' }, unknownOnUpdate.body);
+    assert.deepEqual(await counts(), before);
+    assert.deepEqual((await stripe.webhookEndpoints.retrieve(endpoint.id)).enabled_events, ['payment_intent.succeeded']);
+
+    const everything = await stripe.webhookEndpoints.update(endpoint.id, { enabled_events: [...emittedEventTypes] as Stripe.WebhookEndpointUpdateParams.EnabledEvent[] });
+    assert.equal(everything.enabled_events.length, emittedEventTypes.size);
+    assert.deepEqual((await stripe.webhookEndpoints.update(endpoint.id, { enabled_events: ['*'] })).enabled_events, ['*']);
+    await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('the list of event types an endpoint may ask for is exactly the types the code emits', () => {
+    assert.deepEqual([...eventTypesInSource()].sort(), [...emittedEventTypes].sort());
+  });
+});
+
+// Goal: a SetupIntent whose verification got no answer from the acquirer is never stuck in `processing`: the
+// merchant's retry with the same Idempotency-Key finishes it, and without a retry the recovery job does; the
+// acquirer is asked under the same key each time, so the card is verified once.
+describe('a SetupIntent whose verification got no answer', () => {
+  let server: TestServer;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ clock, providerTimeoutMs: 300 });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  const confirm = (id: string, key: string) => rawRequest(server, 'POST', `/v1/setup_intents/${id}/confirm`, { key: server.secretKey, body: '', headers: { 'idempotency-key': key } });
+  const verifications = async (id: string) => (await server.database.db.selectFrom('sandbox_card_payments').select('id').where('merchant_reference', '=', id).execute()).length;
+
+  test('the retry with the same Idempotency-Key finishes it; the card is verified once', async () => {
+    const customer = await server.stripe.customers.create({ email: 'slow@example.com' });
+    const intent = await server.stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa' });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    const first = await confirm(intent.id, 'slow-setup');
+    assert.equal(first.status, 503, first.body);
+    assert.equal((await server.stripe.setupIntents.retrieve(intent.id)).status, 'processing');
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // the acquirer's late answer lands
+    const retry = await confirm(intent.id, 'slow-setup');
+    assert.equal(retry.status, 200, retry.body);
+    assert.equal(retry.json.status, 'succeeded');
+    assert.equal(await verifications(intent.id), 1, 'asked again under the same key: one verification');
+    const method = await server.stripe.paymentMethods.retrieve(intent.payment_method as string);
+    assert.equal(method.customer, customer.id);
+  });
+
+  test('without a retry, the recovery job finishes it', async () => {
+    const intent = await server.stripe.setupIntents.create({ payment_method: 'pm_card_visa' });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    assert.equal((await confirm(intent.id, 'slow-setup-2')).status, 503);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assert.equal(await recoverSetupVerifications(server.coffer.services), 0, 'not before the in-flight grace');
+    clock.offsetMs += limits.inFlightRecoveryAfterMs + 1_000;
+    assert.equal(await recoverSetupVerifications(server.coffer.services), 1);
+    const done = await server.stripe.setupIntents.retrieve(intent.id);
+    assert.equal(done.status, 'succeeded');
+    assert.equal(await verifications(intent.id), 1);
+    assert.equal(await recoverSetupVerifications(server.coffer.services), 0, 'nothing left in processing');
+  });
+});
