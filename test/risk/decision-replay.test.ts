@@ -38,7 +38,9 @@ describe('stored risk decisions replay identically', () => {
     const merchantId = server.merchantId;
     const random = seededRandom(20261126);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
-    const now = services.clock.nowMs();
+    // A fixed time of day (yesterday, noon UTC): the rules include one on the hour of day, which at night would
+    // turn every decision of the last rule set into a step-up, whatever the hour the test runs at.
+    const now = Math.floor(services.clock.nowMs() / 86_400_000) * 86_400_000 - 12 * 3_600_000;
     const cards = Array.from({ length: 40 }, (_, i) => ({ ...pick(brands), fingerprint: `fp_${i}`, last4: String(1000 + i) }));
     // History for the counters: earlier outcomes of some cards, emails and addresses in both modes.
     const history = [];
