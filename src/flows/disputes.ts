@@ -189,10 +189,27 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
   if (sendsEvidence) {
     const result = await services.connectors.card(ctx.actor.livemode)
       .submitDisputeEvidence(read.provider_reference, { ...read.evidence, ...params.evidence }, params.submit === true);
-    if (result.status === 'unknown') throw outcomeUnknownError();
+    if (result.status === 'unknown') {
+      // The acquirer may have taken it (and a retry then finds the dispute under review): the evidence is kept, so
+      // that what was sent is never lost; the review, if any, arrives with the acquirer's notification.
+      await saveEvidence(services, ctx, id, params, undefined, now);
+      throw outcomeUnknownError();
+    }
     if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
     if (result.status === 'under_review' || result.status === 'warning_under_review') reviewed = result.status;
   }
+  return saveEvidence(services, ctx, id, params, reviewed, now);
+}
+
+/** Saves the evidence and metadata of an update, and the review the acquirer started, as one change. */
+async function saveEvidence(
+  services: Services,
+  ctx: RequestContext,
+  id: string,
+  params: UpdateDisputeParams,
+  reviewed: 'under_review' | 'warning_under_review' | undefined,
+  now: Date,
+): Promise<DisputeRow> {
   return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
     const open = dispute.status === 'needs_response' || dispute.status === 'warning_needs_response';

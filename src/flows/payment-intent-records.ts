@@ -314,9 +314,13 @@ export async function recordChange(
   else await tx.with('recorded_events', (db) => db.insertInto('events').values(eventRows)).insertInto('audit_log').values(audit).execute();
 }
 
+/** The event rows alone, for a change whose audit record is written apart. */
+export function eventRowsOf(trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Array<Insertable<EventsTable>> {
+  return changeRows(trail, scope, { action: '', objectType: '', objectId: '' }, events, now).eventRows;
+}
+
 /** Events of a change whose audit record its caller writes with `recordChange` (one change, one audit record). */
 export async function recordEvents(tx: Tx, trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Promise<void> {
   if (events.length === 0) return;
-  const { eventRows } = changeRows(trail, scope, { action: '', objectType: '', objectId: '' }, events, now);
-  await tx.insertInto('events').values(eventRows).execute();
+  await tx.insertInto('events').values(eventRowsOf(trail, scope, events, now)).execute();
 }

@@ -10,7 +10,7 @@ import { sql, type Insertable, type Kysely } from 'kysely';
 import type { LedgerWork } from './ledger-work.ts';
 import { velocityEntries, type VelocityEntry, type VelocityKeys } from '../risk/velocity.ts';
 import type { IdempotencyClaim, Outcome, Services, Tx } from './context.ts';
-import { changeRows, lockCharge, lockPaymentIntent, nextStatus, type PaymentEvent, type Scope } from './payment-intent-records.ts';
+import { changeRows, eventRowsOf, lockCharge, lockPaymentIntent, nextStatus, type PaymentEvent, type Scope } from './payment-intent-records.ts';
 import { heldForReview } from './risk-decision.ts';
 import { newId } from '../platform/random.ts';
 import { ledgerCommandsJson } from '../store/ledger.ts';
@@ -371,11 +371,24 @@ function planOutcomeOnly(intent: PaymentIntentRow, charge: ChargeRow, resolution
  * transfers. If either row has moved on, `coffer_expect_rows` aborts the whole statement with a serialization
  * failure (40001) and nothing is written.
  */
+/**
+ * `payment_method.attached` for a payment method the outcome saves to its customer (`setup_future_usage`): written
+ * by the outcome's statement only if the save happens (the method was not saved yet, the customer not deleted).
+ */
+function methodSavedEvent(plan: OutcomePlan, paymentMethod: PaymentMethodRow, trail: Trail, now: Date): Insertable<EventsTable> | undefined {
+  const save = plan.saveMethodTo;
+  if (save === undefined || paymentMethod.customer_id !== null) return undefined;
+  const scope = { merchantId: plan.intentAfter.merchant_id, livemode: plan.intentAfter.livemode };
+  const [row] = eventRowsOf(trail, scope, [{ type: 'payment_method.attached', paymentMethod: { before: paymentMethod, after: { ...paymentMethod, customer_id: save.customerId } } }], now);
+  return row;
+}
+
 async function writeOutcome(
   executor: Kysely<Database> | Tx,
   plan: OutcomePlan,
   expectedVersion: bigint,
   response: { claim: IdempotencyClaim; outcome: Outcome } | undefined,
+  savedEvent?: Insertable<EventsTable>,
 ): Promise<void> {
   let query = executor
     .with('intent_written', (db) =>
@@ -399,7 +412,18 @@ async function writeOutcome(
   const save = plan.saveMethodTo;
   if (save !== undefined) {
     query = query.with('method_saved', (db) => db.updateTable('payment_methods').set({ customer_id: save.customerId })
-      .where('id', '=', save.paymentMethodId).where('customer_id', 'is', null).returning('id')) as unknown as typeof query;
+      .where('id', '=', save.paymentMethodId).where('customer_id', 'is', null)
+      .where(({ exists, not, selectFrom }) => not(exists(selectFrom('customers').select('id').where('id', '=', save.customerId).where('deleted_at', 'is not', null))))
+      .returning('id')) as unknown as typeof query;
+    if (savedEvent !== undefined) {
+      const e = savedEvent;
+      query = query.with('method_event', (db) => db.insertInto('events')
+        .columns(['id', 'merchant_id', 'livemode', 'created_at', 'type', 'object_id', 'api_version', 'request_id', 'idempotency_key', 'payload', 'other_shape', 'other_payload'])
+        .expression(sql`SELECT ${e.id}::text, ${e.merchant_id}::text, ${e.livemode}::boolean, ${e.created_at}::timestamptz, ${e.type}::text, ${e.object_id}::text,
+          ${e.api_version}::text, ${e.request_id ?? null}::text, ${e.idempotency_key ?? null}::text, ${e.payload}::json, ${e.other_shape ?? null}::text,
+          ${e.other_payload ?? null}::json WHERE EXISTS (SELECT 1 FROM method_saved)`)
+        .returning('id')) as unknown as typeof query;
+    }
   }
   if (response !== undefined) {
     const { claim, outcome } = response;
@@ -476,7 +500,8 @@ export async function recordAttemptOutcome(
       { latestCharge: plan.chargeAfter, paymentMethod: known.paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : known.paymentMethod },
     );
     try {
-      await writeOutcome(services.db, plan, known.intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
+      await writeOutcome(services.db, plan, known.intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined,
+        methodSavedEvent(plan, known.paymentMethod, trail, now));
       return outcome;
     } catch (error) {
       if (!isConcurrentChange(error)) throw error;
@@ -508,7 +533,8 @@ export async function recordAttemptOutcomeIn(
     { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
     { latestCharge: plan.chargeAfter, paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : paymentMethod },
   );
-  await writeOutcome(tx, plan, intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined);
+  await writeOutcome(tx, plan, intent.version, request?.claim !== undefined && outcome !== undefined ? { claim: request.claim, outcome } : undefined,
+    methodSavedEvent(plan, paymentMethod, trail, now));
   return outcome;
 }
 

@@ -102,9 +102,11 @@ export async function findPaymentMethod(reader: Tx | Services['db'], ctx: Reques
 export async function attachPaymentMethod(services: Services, ctx: RequestContext, id: string, customerId: string): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
-    const method = await findPaymentMethod(tx, ctx, id, true);
-    const customer = await findCustomer(tx, ctx, customerId);
+    // The customer first, then the payment method, as deleting a customer locks them: a customer deleted meanwhile
+    // is seen deleted here, and gets no card.
+    const customer = await findCustomer(tx, ctx, customerId, { lock: true });
     if (customer.deleted_at !== null) throw resourceMissing('customer', customerId, 'customer');
+    const method = await findPaymentMethod(tx, ctx, id, true);
     if (method.customer_id === customer.id) return method;
     if (method.customer_id !== null) {
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
@@ -119,6 +121,9 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
 export async function detachPaymentMethod(services: Services, ctx: RequestContext, id: string): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
+    // Its customer first, then the payment method (the order deleting a customer takes), read again under the lock.
+    const seen = await findPaymentMethod(tx, ctx, id);
+    if (seen.customer_id !== null) await findCustomer(tx, ctx, seen.customer_id, { lock: true });
     const method = await findPaymentMethod(tx, ctx, id, true);
     if (method.customer_id === null) {
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is not attached to a customer.`);

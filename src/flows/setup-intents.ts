@@ -55,6 +55,9 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
   if (params.confirm === true && params.payment_method === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
+  // A retry (same Idempotency-Key) of a creation whose confirmation got no answer takes that SetupIntent up again.
+  const recovered = ctx.idempotency?.recoveryPoint;
+  if (params.confirm === true && recovered !== undefined && recovered !== null) return confirmSetupIntent(services, ctx, recovered, {});
   const now = new Date(services.clock.nowMs());
   const created = await inTransaction(services.db, async (tx) => {
     const customer = params.customer === undefined ? undefined : await liveCustomer(tx, ctx, params.customer);
@@ -72,6 +75,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
       cancellation_reason: null, verification_key: null,
     }).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, undefined, row, ['setup_intent.created'], now);
+    if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
     return row;
   });
   return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}) : created;

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { runJobsOnce } from '../../src/jobs/job-runner.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 
 // Goal: a disputed payment (Stripe's test card 4000000000000259) withdraws the amount and a fee from the
@@ -15,7 +15,7 @@ describe('disputes', () => {
   const clock = new TestClock();
 
   before(async () => {
-    server = await startTestServer({ clock });
+    server = await startTestServer({ clock, providerTimeoutMs: 1_500 });
     stripe = server.stripe;
   });
   after(async () => {
@@ -107,6 +107,22 @@ describe('disputes', () => {
     assert.deepEqual(after.metadata, before.metadata);
     assert.equal(after.evidence_details.submission_count, before.evidence_details.submission_count);
     assert.deepEqual(await eventTypes(dispute.id), eventsBefore, 'no event for a change that did not happen');
+  });
+
+  test('evidence sent while the acquirer does not answer is kept, since it may have taken it', async () => {
+    const { dispute } = await disputedPayment(1900);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
+    const send = () => rawRequest(server, 'POST', `/v1/disputes/${dispute.id}`, { key: server.secretKey, body: 'evidence[customer_name]=Grace&submit=true' });
+    const sent = await send();
+    assert.equal(sent.status, 503, sent.body);
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // the acquirer's late answer lands
+    const kept = await stripe.disputes.retrieve(dispute.id);
+    assert.equal(kept.evidence.customer_name, 'Grace', 'what was sent is never lost');
+    // The acquirer took it: sent again, it is refused (the dispute is under review there), and nothing is undone.
+    const again = await send();
+    assert.equal(again.status, 400, again.body);
+    assert.match(String((again.json.error as { message?: string }).message), /under_review/);
+    assert.equal((await stripe.disputes.retrieve(dispute.id)).evidence.customer_name, 'Grace');
   });
 
   test('a disputed charge cannot also be refunded, and notifications are applied once', async () => {

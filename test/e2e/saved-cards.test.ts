@@ -175,6 +175,25 @@ describe('saved cards', () => {
     await stripe.webhookEndpoints.del(endpoint.id);
   });
 
+  test('a payment with setup_future_usage saves its card to the customer with payment_method.attached; a card already saved, without a second', async () => {
+    const customer = await stripe.customers.create({ email: 'future@example.com' });
+    const method = await newCard();
+    const paid = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', customer: customer.id, payment_method: method.id, setup_future_usage: 'off_session', confirm: true });
+    assert.equal(paid.status, 'succeeded');
+    const saved = await stripe.paymentMethods.retrieve(method.id);
+    assert.equal(saved.customer, customer.id);
+    const attachedEvents = async () => (await stripe.events.list({ type: 'payment_method.attached', limit: 100 })).data
+      .filter((event) => (event.data.object as { id: string }).id === method.id);
+    const events = await attachedEvents();
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0]?.data.object, saved, 'the payment method as the API renders it, saved to the customer');
+    assert.deepEqual(events[0]?.data.previous_attributes, { customer: null });
+    // Paid again with the card it already holds: nothing new is saved, so no second event.
+    const again = await stripe.paymentIntents.create({ amount: 1600, currency: 'usd', customer: customer.id, payment_method: method.id, setup_future_usage: 'off_session', confirm: true });
+    assert.equal(again.status, 'succeeded');
+    assert.equal((await attachedEvents()).length, 1);
+  });
+
   test('webhook endpoints may ask for * and the types Coffer sends, nothing else', async () => {
     const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['payment_intent.succeeded'] });
     const before = await counts();
@@ -229,6 +248,22 @@ describe('a SetupIntent whose verification got no answer', () => {
     assert.equal(await verifications(intent.id), 1, 'asked again under the same key: one verification');
     const method = await server.stripe.paymentMethods.retrieve(intent.payment_method as string);
     assert.equal(method.customer, customer.id);
+  });
+
+  test('created with confirm=true: the retry with the same Idempotency-Key takes up the same SetupIntent, never a second one', async () => {
+    const customer = await server.stripe.customers.create({ email: 'slow-create@example.com' });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    const create = () => rawRequest(server, 'POST', '/v1/setup_intents', {
+      key: server.secretKey, body: `customer=${customer.id}&payment_method=pm_card_visa&confirm=true`, headers: { 'idempotency-key': 'slow-create' },
+    });
+    assert.equal((await create()).status, 503);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const retry = await create();
+    assert.equal(retry.status, 200, retry.body);
+    assert.equal(retry.json.status, 'succeeded');
+    const intents = await server.stripe.setupIntents.list({ customer: customer.id });
+    assert.deepEqual(intents.data.map((intent) => intent.id), [retry.json.id], 'one SetupIntent');
+    assert.equal(await verifications(String(retry.json.id)), 1, 'the card was verified once');
   });
 
   test('without a retry, the recovery job finishes it', async () => {

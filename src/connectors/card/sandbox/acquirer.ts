@@ -640,7 +640,7 @@ export class CardAcquirerSandbox {
    * `losing_evidence` has the issuer decide so, `disputeAfterMs` later.
    */
   async submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>> {
-    return this.#db.transaction().execute(async (tx) => {
+    const answer = await this.#db.transaction().execute(async (tx): Promise<AcquirerResponse<{ status: string }>> => {
       const dispute = await tx.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).forUpdate().executeTakeFirst();
       if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
       if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
@@ -652,6 +652,9 @@ export class CardAcquirerSandbox {
       if (submit && verdict !== undefined) await this.#decide(tx, disputeId, verdict, this.controls.disputeAfterMs);
       return { ok: true, body: { status } };
     });
+    // Taken (or refused), then answered late if the test asked for a slow acquirer.
+    await this.controls.beforeAnswer();
+    return answer;
   }
 
   /** The merchant accepts: a chargeback is lost; an inquiry is closed with nothing withdrawn. */
