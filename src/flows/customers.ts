@@ -7,7 +7,7 @@ import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/databa
 import type { RequestContext, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
-import { recordChange } from './payment-intent-records.ts';
+import { recordChange, type PaymentEvent } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
 
@@ -103,21 +103,36 @@ export async function deleteCustomer(services: Services, ctx: RequestContext, id
       { type: 'customer.deleted', customer: { after: customer } },
     ], now);
     if (customer.balance === 0n || customer.balance_currency === null) return after;
-    const returned = -customer.balance;
-    const transaction = await tx.insertInto('customer_balance_transactions').values({
-      id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
-      amount: returned, currency: customer.balance_currency, ending_balance: 0n, description: 'Credit returned to the merchant: the customer was deleted',
-      metadata: JSON.stringify({}), type: 'adjustment',
-    }).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor,
-      { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id,
-        details: { customer: customer.id, amount: returned.toString(), currency: customer.balance_currency, reason: 'customer deleted' } },
-      [], now);
-    return finishWithLedger(tx, {
-      context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: customer.balance_currency, paymentIntentId: null, chargeId: null },
-      transfers: customerBalanceTransfers(transaction.id, returned),
-    }, () => after);
+    const returned = { amount: -customer.balance, currency: customer.balance_currency, ending: 0n, reason: 'Credit returned to the merchant: the customer was deleted', metadata: {} };
+    return writeBalanceTransaction(tx, ctx, customer, returned, [], now, () => after);
   });
+}
+
+/**
+ * Writes a balance transaction of `customer` (whose row the caller has locked and updated), its audit record with
+ * `events`, and, last (see `finishWithLedger`), its ledger transfers between available funds and customer credit.
+ */
+async function writeBalanceTransaction<T>(
+  tx: Tx,
+  ctx: RequestContext,
+  customer: CustomerRow,
+  entry: { amount: bigint; currency: string; ending: bigint; reason: string; metadata: Record<string, string> },
+  events: PaymentEvent[],
+  now: Date,
+  finish: (transaction: CustomerBalanceTransactionRow) => T,
+): Promise<T> {
+  const transaction = await tx.insertInto('customer_balance_transactions').values({
+    id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
+    amount: entry.amount, currency: entry.currency, ending_balance: entry.ending, description: entry.reason, metadata: JSON.stringify(entry.metadata), type: 'adjustment',
+  }).returningAll().executeTakeFirstOrThrow();
+  await recordChange(tx, requestTrail(ctx), ctx.actor,
+    { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id,
+      details: { customer: customer.id, amount: entry.amount.toString(), currency: entry.currency, reason: entry.reason } },
+    events, now);
+  return finishWithLedger(tx, {
+    context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: entry.currency, paymentIntentId: null, chargeId: null },
+    transfers: customerBalanceTransfers(transaction.id, entry.amount),
+  }, () => finish(transaction));
 }
 
 export interface BalanceTransactionParams {
@@ -154,17 +169,8 @@ export async function adjustCustomerBalance(services: Services, ctx: RequestCont
     if (ending > 0n) {
       throw new CofferError('parameter_invalid', `The customer holds ${-customer.balance} of credit; cannot take back ${amount}.`, { param: 'amount' });
     }
-    const transaction = await tx.insertInto('customer_balance_transactions').values({
-      id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
-      amount, currency: currency.code, ending_balance: ending, description: reason, metadata: JSON.stringify(metadata), type: 'adjustment',
-    }).returningAll().executeTakeFirstOrThrow();
     const after = await tx.updateTable('customers').set({ balance: ending, balance_currency: currency.code }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor,
-      { action: 'customer.balance_adjust', objectType: 'customer_balance_transaction', objectId: transaction.id, details: { customer: customer.id, amount: amount.toString(), currency: currency.code, reason } },
-      [{ type: 'customer.updated', customer: { before: customer, after } }], now);
-    return finishWithLedger(tx, {
-      context: { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode, currency: currency.code, paymentIntentId: null, chargeId: null },
-      transfers: customerBalanceTransfers(transaction.id, amount),
-    }, () => transaction);
+    return writeBalanceTransaction(tx, ctx, customer, { amount, currency: currency.code, ending, reason, metadata },
+      [{ type: 'customer.updated', customer: { before: customer, after } }], now, (transaction) => transaction);
   });
 }

@@ -252,10 +252,7 @@ export interface ChangeRecord {
   details?: Record<string, unknown>;
 }
 
-/**
- * The rows describing a change: its events, rendered in the merchant's default API version (and in the other
- * shape, which the database keeps only for merchants with an endpoint that asks for it), and its audit record.
- */
+/** The rows describing a change: its events (`eventRowsOf`) and its audit record. */
 export function changeRows(
   trail: Trail,
   scope: Scope,
@@ -263,26 +260,7 @@ export function changeRows(
   events: PaymentEvent[],
   now: Date,
 ): { eventRows: Array<Insertable<EventsTable>>; audit: Insertable<AuditLogTable> } {
-  const shape = trail.eventApiVersion.shape;
-  const otherShape = shape === 'current' ? 'legacy' : 'current';
-  const eventRows: Array<Insertable<EventsTable>> = [];
-  for (const event of events) {
-    const { object, previous } = eventObject(event, shape);
-    const other = eventObject(event, otherShape);
-    const differs = JSON.stringify(other.object) !== JSON.stringify(object);
-    eventRows.push(eventRow({
-      merchantId: scope.merchantId,
-      livemode: scope.livemode,
-      type: event.type,
-      object,
-      previousAttributes: previous,
-      other: differs ? { shape: otherShape, object: other.object, previousAttributes: other.previous } : undefined,
-      apiVersion: trail.eventApiVersion.name,
-      requestId: trail.requestId,
-      idempotencyKey: trail.idempotencyKey,
-      createdAt: now,
-    }));
-  }
+  const eventRows = eventRowsOf(trail, scope, events, now);
   const audit = auditRow({
     merchantId: scope.merchantId,
     livemode: scope.livemode,
@@ -314,9 +292,30 @@ export async function recordChange(
   else await tx.with('recorded_events', (db) => db.insertInto('events').values(eventRows)).insertInto('audit_log').values(audit).execute();
 }
 
-/** The event rows alone, for a change whose audit record is written apart. */
+/**
+ * Event rows, rendered in the merchant's default API version (and in the other shape, which the database keeps
+ * only for merchants with an endpoint that asks for it). Alone, for a change whose audit record is written apart.
+ */
 export function eventRowsOf(trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Array<Insertable<EventsTable>> {
-  return changeRows(trail, scope, { action: '', objectType: '', objectId: '' }, events, now).eventRows;
+  const shape = trail.eventApiVersion.shape;
+  const otherShape = shape === 'current' ? 'legacy' : 'current';
+  return events.map((event) => {
+    const { object, previous } = eventObject(event, shape);
+    const other = eventObject(event, otherShape);
+    const differs = JSON.stringify(other.object) !== JSON.stringify(object);
+    return eventRow({
+      merchantId: scope.merchantId,
+      livemode: scope.livemode,
+      type: event.type,
+      object,
+      previousAttributes: previous,
+      other: differs ? { shape: otherShape, object: other.object, previousAttributes: other.previous } : undefined,
+      apiVersion: trail.eventApiVersion.name,
+      requestId: trail.requestId,
+      idempotencyKey: trail.idempotencyKey,
+      createdAt: now,
+    });
+  });
 }
 
 /** Events of a change whose audit record its caller writes with `recordChange` (one change, one audit record). */

@@ -177,6 +177,7 @@ export async function recoverSetupVerifications(services: Services): Promise<num
   const claimed = await services.db.updateTable('setup_intents').set({ updated_at: new Date(services.clock.nowMs()) })
     .where('id', 'in', (eb) => eb.selectFrom('setup_intents').select('id')
       .where('status', '=', 'processing').where('updated_at', '<', cutoff)
+      .where('verification_key', 'is not', null).where('payment_method_id', 'is not', null)
       .orderBy('updated_at').limit(limits.jobBatchSize).forUpdate().skipLocked())
     .returningAll().execute();
   for (const intent of claimed) {

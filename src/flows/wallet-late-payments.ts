@@ -7,7 +7,7 @@ import { recordAudit } from '../store/audit.ts';
 import type { ChargeRow, Database, WalletLatePaymentRow, WalletLatePaymentStatus } from '../store/database.ts';
 import type { Services, Tx } from './context.ts';
 import { inTransaction } from './transaction.ts';
-import { currencyOf } from './wallet-payments.ts';
+import { currencyOf, nextSyncDelay } from './wallet-payments.ts';
 
 /*
  * A wallet payment made after Coffer recorded its attempt as failed goes back to the shopper, in full, at the
@@ -179,7 +179,7 @@ async function refundLatePayment(services: Services, row: WalletLatePaymentRow):
 }
 
 function retryAt(row: WalletLatePaymentRow, now: Date): Date {
-  return new Date(now.getTime() + Math.min(limits.walletSyncFirstMs * 2 ** Math.min(row.tries, 20), limits.walletSyncMaxMs));
+  return new Date(now.getTime() + nextSyncDelay(row.tries));
 }
 
 /** Moves a row on from the status it was claimed in (or one of `from`); false if another worker moved it first. */

@@ -14,7 +14,7 @@ import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
-import { watchUnopenedTrade } from './wallet-late-payments.ts';
+import { walletTradeOpenUntil, watchUnopenedTrade } from './wallet-late-payments.ts';
 
 /** The payment method types paid at a provider's own page or app. */
 export type WalletType = Exclude<PaymentMethodType, 'card'>;
@@ -250,7 +250,8 @@ export async function recordWalletResolution(tx: Tx, charge: ChargeRow, resoluti
   );
 }
 
-function nextSyncDelay(count: number): number {
+/** The provider's backoff: the first question after `walletSyncFirstMs`, doubling up to `walletSyncMaxMs`. */
+export function nextSyncDelay(count: number): number {
   return Math.min(limits.walletSyncFirstMs * 2 ** Math.min(count, 20), limits.walletSyncMaxMs);
 }
 
@@ -268,7 +269,7 @@ export async function syncWalletAttempt(services: Services, charge: ChargeRow, t
   // No recorded action means the trade's opening never got a clear answer: close it rather than leave it payable.
   // Otherwise it is closed a little after the provider's own expiry, so that clocks apart cannot reopen it.
   const actionRecorded = charge.action_expires_at !== null;
-  const windowEnd = charge.created_at.getTime() + limits.walletPaymentWindowMs + limits.walletCloseGraceMs;
+  const windowEnd = walletTradeOpenUntil(charge).getTime();
   const timeIsUp = !actionRecorded || now.getTime() >= windowEnd;
   let state: WalletTradeState | WalletCloseResult = await connector.queryTrade(trade);
   let closing = false;
