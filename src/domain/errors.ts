@@ -108,6 +108,8 @@ export interface CofferErrorDetails {
   /** The objects themselves, rendered, where Stripe embeds them (a declined confirmation). */
   paymentIntentObject?: Record<string, unknown> | undefined;
   paymentMethodObject?: Record<string, unknown> | undefined;
+  /** A declined SetupIntent confirmation carries the SetupIntent, as Stripe's does. */
+  setupIntentObject?: Record<string, unknown> | undefined;
   adviceCode?: string | undefined;
   /** Seconds a client should wait before retrying (429, 503). */
   retryAfterSeconds?: number | undefined;

@@ -44,6 +44,11 @@ export interface ListSource<T extends ListedTable, O> {
   kind: string;
   /** The list's rows before paging, narrowed by the list's own filters (a customer, a charge, not deleted). */
   rows: SelectQueryBuilder<Database, T, O>;
+  /**
+   * The customer a nested list belongs to (`/v1/customers/:customer/…`), whose rows `rows` already keeps to: the
+   * cursor must be one of that customer's objects too, since another customer's is not in this list at all.
+   */
+  customerId?: string;
 }
 
 function column(table: ListedTable, name: 'created_at' | 'seq' | 'merchant_id' | 'livemode') {
@@ -103,13 +108,14 @@ export async function listPage<T extends ListedTable, O>(
   if (cursorId !== undefined) {
     // As the union of the listed tables (not the generic T), Kysely can check the columns they all have.
     const owned: ListedTable = table;
-    const cursor = await db
+    let cursorQuery = db
       .selectFrom(owned)
       .select('seq')
       .where('id', '=', cursorId)
       .where('merchant_id', '=', scope.merchantId)
-      .where('livemode', '=', scope.livemode)
-      .executeTakeFirst();
+      .where('livemode', '=', scope.livemode);
+    if (source.customerId !== undefined) cursorQuery = cursorQuery.where(sql<boolean>`customer_id = ${source.customerId}`);
+    const cursor = await cursorQuery.executeTakeFirst();
     if (cursor === undefined) throw resourceMissing(source.kind, cursorId, cursorParam);
     const seq = column(table, 'seq');
     query = query.where(cursorParam === 'starting_after' ? sql<boolean>`${seq} < ${cursor.seq}` : sql<boolean>`${seq} > ${cursor.seq}`);

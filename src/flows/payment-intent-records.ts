@@ -299,8 +299,10 @@ export async function recordChange(
 export function eventRowsOf(trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Array<Insertable<EventsTable>> {
   const shape = trail.eventApiVersion.shape;
   const otherShape = shape === 'current' ? 'legacy' : 'current';
-  return events.map((event) => {
+  return events.flatMap((event) => {
     const { object, previous } = eventObject(event, shape);
+    // An update that changed nothing the object shows is no event (Stripe sends `*.updated` only for a change).
+    if (event.type.endsWith('.updated') && previous !== undefined && Object.keys(previous).length === 0) return [];
     const other = eventObject(event, otherShape);
     const differs = JSON.stringify(other.object) !== JSON.stringify(object);
     return eventRow({
@@ -320,6 +322,7 @@ export function eventRowsOf(trail: Trail, scope: Scope, events: PaymentEvent[], 
 
 /** Events of a change whose audit record its caller writes with `recordChange` (one change, one audit record). */
 export async function recordEvents(tx: Tx, trail: Trail, scope: Scope, events: PaymentEvent[], now: Date): Promise<void> {
-  if (events.length === 0) return;
-  await tx.insertInto('events').values(eventRowsOf(trail, scope, events, now)).execute();
+  const rows = eventRowsOf(trail, scope, events, now);
+  if (rows.length === 0) return;
+  await tx.insertInto('events').values(rows).execute();
 }

@@ -16,6 +16,7 @@ export function errorObject(error: CofferError, requestId: string): Record<strin
   if (details.paymentIntentObject !== undefined) body.payment_intent = details.paymentIntentObject;
   if (details.paymentMethodObject !== undefined) body.payment_method = details.paymentMethodObject;
   body.request_id = requestId;
+  if (details.setupIntentObject !== undefined) body.setup_intent = details.setupIntentObject;
   body.type = error.type;
   return { error: body };
 }

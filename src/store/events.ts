@@ -85,14 +85,34 @@ export function payloadForEndpoint(
   return `${rendered.slice(0, at)}"api_version":${JSON.stringify(endpoint.api_version)}${rendered.slice(at + stored.length)}`;
 }
 
-/** The top-level fields that differ between two renderings of one object, with their old values. */
+const unchanged = Symbol('unchanged');
+
+function isHash(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What `before` was where it differs from `after`: hashes compared key by key, anything else as a whole. */
+function previousValue(before: unknown, after: unknown): unknown {
+  if (isHash(before) && isHash(after)) {
+    const changed = previousAttributes(before, after);
+    return Object.keys(changed).length === 0 ? unchanged : changed;
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? unchanged : (before ?? null);
+}
+
+/**
+ * The fields that differ between two renderings of one object, with their old values, as Stripe's
+ * `previous_attributes`: within a hash (`metadata`, an address) only the keys that changed, a key that was not
+ * there before as null; an array, or a value that changed type, whole.
+ */
 export function previousAttributes(
   before: Record<string, unknown>,
   after: Record<string, unknown>,
 ): Record<string, unknown> {
   const changed: Record<string, unknown> = {};
-  for (const key of Object.keys(after)) {
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changed[key] = before[key] ?? null;
+  for (const key of new Set([...Object.keys(after), ...Object.keys(before)])) {
+    const previous = previousValue(before[key], after[key]);
+    if (previous !== unchanged) changed[key] = previous;
   }
   return changed;
 }

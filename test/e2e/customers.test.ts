@@ -92,8 +92,10 @@ describe('customers', () => {
   });
 
   test('customer changes are events (created, updated, deleted) carrying the customer, as Stripe\'s are', async () => {
-    const customer = await stripe.customers.create({ email: 'events@example.com' });
-    await stripe.customers.update(customer.id, { name: 'Eve' });
+    const customer = await stripe.customers.create({ email: 'events@example.com', metadata: { tier: 'gold', region: 'eu' } });
+    await stripe.customers.update(customer.id, { name: 'Eve', metadata: { tier: 'silver', team: 'ops', region: '' } });
+    // An update that changes nothing is no event.
+    await stripe.customers.update(customer.id, { name: 'Eve', metadata: { tier: 'silver' } });
     await stripe.customers.createBalanceTransaction(customer.id, { amount: -100, currency: 'usd', description: 'sorry' });
     const newCard = await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 8, exp_year: new Date().getUTCFullYear() + 3, cvc: '123' } });
     const card = await stripe.paymentMethods.attach(newCard.id, { customer: customer.id });
@@ -107,7 +109,8 @@ describe('customers', () => {
     const [deleted, balance, named, created] = events;
     assert.equal((created?.data.object as Stripe.Customer).email, 'events@example.com');
     assert.equal((named?.data.object as Stripe.Customer).name, 'Eve');
-    assert.deepEqual(named?.data.previous_attributes, { name: null });
+    // Within metadata, only the keys that changed: a new key's previous value is null, a removed key's its value.
+    assert.deepEqual(named?.data.previous_attributes, { name: null, metadata: { tier: 'gold', team: null, region: 'eu' } });
     assert.deepEqual(balance?.data.previous_attributes, { balance: 0, currency: null });
     assert.equal((deleted?.data.object as Stripe.Customer).email, 'events@example.com', 'the deleted customer as it was');
   });

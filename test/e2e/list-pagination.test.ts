@@ -296,6 +296,19 @@ describe('list pagination', () => {
     assert.equal((await search('limit=1')).status, 200, 'the search still answers');
   });
 
+  test('a customer\'s balance transactions page only from that customer\'s own transactions', async () => {
+    const merchant = await newMerchant();
+    const [first, second] = [await merchant.stripe.customers.create({ name: 'First' }), await merchant.stripe.customers.create({ name: 'Second' })];
+    const mine = await merchant.stripe.customers.createBalanceTransaction(first.id, { amount: -100, currency: 'usd', description: 'goodwill' });
+    const theirs = await merchant.stripe.customers.createBalanceTransaction(second.id, { amount: -200, currency: 'usd', description: 'goodwill' });
+    const path = `/v1/customers/${first.id}/balance_transactions`;
+    for (const param of ['starting_after', 'ending_before']) {
+      await refused(merchant.key, path, `${param}=${theirs.id}`, { status: 404, code: 'resource_missing', param });
+    }
+    assert.deepEqual(await page(merchant.key, path, `ending_before=${mine.id}`), { ids: [], hasMore: false });
+    assert.deepEqual(await page(merchant.key, path, 'limit=10'), { ids: [mine.id], hasMore: false });
+  });
+
   test('charges filter by customer (through their PaymentIntent) and by payment_intent', async () => {
     const merchant = await newMerchant();
     const customer = await merchant.stripe.customers.create({ name: 'Buyer' });

@@ -94,9 +94,27 @@ describe('the card vault', () => {
     await assert.rejects(stripe.paymentIntents.create({ amount: 1000, currency: 'usd', customer: stranger.id, payment_method: method.id, confirm: true }),
       (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
     const refused = await publishable.paymentMethods.create({ type: 'card', card: { number: '4000000000009995', exp_month: 6, exp_year: 2033 } });
-    const failing = await stripe.setupIntents.create({ customer: customer.id, payment_method: refused.id, confirm: true });
+    // A decline is Stripe's 402 card error, carrying the SetupIntent back at requires_payment_method.
+    const declined = await stripe.setupIntents.create({ customer: customer.id, payment_method: refused.id, confirm: true }).then(
+      () => assert.fail('a declined SetupIntent confirmation answers 402'),
+      (error: Stripe.errors.StripeError) => error,
+    );
+    assert.equal(declined.type, 'StripeCardError');
+    assert.equal(declined.statusCode, 402);
+    assert.equal(declined.code, 'card_declined');
+    assert.equal(declined.decline_code, 'insufficient_funds');
+    assert.equal(declined.payment_method?.id, refused.id);
+    const failing = declined.setup_intent;
+    assert.ok(failing !== undefined, 'the error carries the SetupIntent');
     assert.equal(failing.status, 'requires_payment_method');
     assert.equal(failing.last_setup_error?.decline_code, 'insufficient_funds');
+    assert.deepEqual(await stripe.setupIntents.retrieve(failing.id), failing, 'the error carries the SetupIntent as stored');
+    // Confirming it again with a good card succeeds.
+    const good = await publishable.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 6, exp_year: 2033 } });
+    const retried = await stripe.setupIntents.confirm(failing.id, { payment_method: good.id });
+    assert.equal(retried.status, 'succeeded');
+    assert.equal(retried.last_setup_error, null);
+    await stripe.paymentMethods.detach(good.id);
     assert.equal((await stripe.paymentMethods.retrieve(refused.id)).customer, null, 'a declined card is not saved');
     const detached = await stripe.paymentMethods.detach(method.id);
     assert.equal(detached.customer, null);

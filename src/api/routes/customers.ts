@@ -137,7 +137,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const customer = await findCustomer(services.db, ctx, (request.params as { customer: string }).customer);
     const query = request.query as ListQueryParams;
     const rows = services.db.selectFrom('customer_balance_transactions').selectAll().where('customer_id', '=', customer.id);
-    const page = await listPage(services.db, ctx.actor, { table: 'customer_balance_transactions', kind: 'customer_balance_transaction', rows },
+    const page = await listPage(services.db, ctx.actor, { table: 'customer_balance_transactions', kind: 'customer_balance_transaction', rows, customerId: customer.id },
       { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject(`/v1/customers/${customer.id}/balance_transactions`, page.data.map(customerBalanceTransactionObject), page.hasMore));
   });

@@ -1,11 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { resourceMissing } from '../../domain/errors.ts';
+import { CofferError, errorCatalog, resourceMissing, type ErrorCode } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
 import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
+import type { SetupIntentRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
@@ -22,11 +23,37 @@ const CreateBody = strictObject({
 });
 const IntentParams = strictObject({ intent: ObjectId });
 
+interface SetupError {
+  code?: string;
+  decline_code?: string | null;
+  message?: string;
+  type?: string;
+  payment_method?: Record<string, unknown>;
+}
+
+/**
+ * The answer to a confirmation: the SetupIntent, or, when the acquirer declined the card, Stripe's 402 card error
+ * carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`). A confirmation always
+ * clears `last_setup_error` first, so an error on the returned SetupIntent is this confirmation's decline.
+ */
+function confirmed(intent: SetupIntentRow): Record<string, unknown> {
+  const object = setupIntentObject(intent);
+  const error = intent.last_setup_error as SetupError | null;
+  if (intent.status !== 'requires_payment_method' || error === null || error.type !== 'card_error') return object;
+  const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
+  throw new CofferError(code, error.message ?? 'Your card was declined.', {
+    declineCode: error.decline_code ?? undefined,
+    ...(error.payment_method === undefined ? {} : { paymentMethodObject: error.payment_method }),
+    setupIntentObject: object,
+  });
+}
+
 export function registerSetupIntentRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
-    return sendObject(reply, setupIntentObject(await createSetupIntent(services, requestContext(request), params)));
+    const intent = await createSetupIntent(services, requestContext(request), params);
+    return sendObject(reply, params.confirm === true ? confirmed(intent) : setupIntentObject(intent));
   });
 
   app.get('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
@@ -42,7 +69,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const body = request.body as { payment_method?: string };
     const intent = await confirmSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent,
       body.payment_method === undefined ? {} : { payment_method: body.payment_method });
-    return sendObject(reply, setupIntentObject(intent));
+    return sendObject(reply, confirmed(intent));
   });
 
   app.post('/v1/setup_intents/:intent/cancel', {
