@@ -149,7 +149,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
   const logger = options.logger ?? createLogger(config.logLevel);
   // A first start's sandbox keys are made while the database opens; failures surface where they are awaited.
   const sandboxKeys = prepareSandboxKeys(config.homeDir).then(() => undefined, (error: unknown) => error);
-  const database = options.database ?? (await openConfiguredDatabase(config));
+  const database = options.database ?? (await openConfiguredDatabase(config, 'server'));
   let app: FastifyInstance | undefined;
   let internal: FastifyInstance | undefined;
   let jobs: JobRunner | undefined;

@@ -95,9 +95,10 @@ export class FsyncNodeFS extends NodeFS {
   }
 }
 
-function durableStartParams(): string[] {
+function durableStartParams(extra: string[]): string[] {
   return [
     ...PGlite.defaultStartParams.filter((param) => param !== '-F'),
+    ...extra,
     '-c', 'fsync=on',
     // Not fdatasync: the WebAssembly libc's fdatasync is a no-op. Not open_sync: it aborts.
     '-c', 'wal_sync_method=fsync',
@@ -127,10 +128,10 @@ export interface DurablePGlite {
 }
 
 /** Opens (creating if needed) an embedded database whose COMMITs are on stable storage when they return. */
-export async function openDurablePGlite(dataDir: string, options: PGliteOptions = {}): Promise<DurablePGlite> {
+export async function openDurablePGlite(dataDir: string, options: PGliteOptions = {}, startParams: string[] = []): Promise<DurablePGlite> {
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) await createClusterAtomically(dataDir);
   const vfs = new FsyncNodeFS(dataDir);
-  const pglite = await PGlite.create({ ...options, fs: vfs, startParams: durableStartParams() });
+  const pglite = await PGlite.create({ ...options, fs: vfs, startParams: durableStartParams(startParams) });
   const settings = await pglite.query<{ fsync: string; method: string }>(
     "SELECT current_setting('fsync') AS fsync, current_setting('wal_sync_method') AS method",
   );

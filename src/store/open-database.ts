@@ -107,6 +107,18 @@ export async function openPostgres(url: string, poolSize: number): Promise<OpenD
  */
 export type EmbeddedDurability = 'fsync' | 'os';
 
+/**
+ * What the embedded database is opened for: `server` (a running Coffer) keeps PostgreSQL's default 128 MB of
+ * shared buffers; `command` (a one-shot `coffer` command: a few statements, or one scan that PostgreSQL reads
+ * through a small ring of buffers anyway) uses 16 MB, since the embedded engine sets every buffer up when it
+ * starts, and that alone took most of a command's second of start-up.
+ */
+export type EmbeddedUse = 'server' | 'command';
+
+export function embeddedStartParams(use: EmbeddedUse): string[] {
+  return use === 'server' ? [] : ['-c', 'shared_buffers=16MB'];
+}
+
 /** WAL written since the last checkpoint beyond which the embedded database checkpoints (bounds recovery time). */
 const checkpointWalBytes = 256n * 1024n * 1024n;
 
@@ -119,6 +131,7 @@ export async function openPGlite(
   dataDir: string | undefined,
   durability: EmbeddedDurability = 'fsync',
   onFatal: (error: unknown) => void = () => undefined,
+  use: EmbeddedUse = 'server',
 ): Promise<OpenDatabase> {
   let unlock = () => undefined as void;
   if (dataDir !== undefined) {
@@ -129,12 +142,12 @@ export async function openPGlite(
     let pglite: PGlite;
     let isFatal = (error: unknown) => (error as { severity?: string } | null)?.severity === 'PANIC';
     if (dataDir !== undefined && durability === 'fsync') {
-      const durable = await openDurablePGlite(dataDir);
+      const durable = await openDurablePGlite(dataDir, {}, embeddedStartParams(use));
       pglite = durable.pglite;
       const panics = isFatal;
       isFatal = (error) => durable.vfs.fatal !== undefined || panics(error);
     } else {
-      pglite = new PGlite(dataDir);
+      pglite = new PGlite({ ...(dataDir === undefined ? {} : { dataDir }), startParams: [...PGlite.defaultStartParams, ...embeddedStartParams(use)] });
       await pglite.waitReady;
     }
     const pool = new PGlitePool(pglite, (error) => {

@@ -45,12 +45,14 @@ describe('card numbers never reach the logs', { concurrency: false }, () => {
         ['POST', '/v1/payment_methods', { key: publishableKey, headers: { 'idempotency-key': mastercard }, body: `type=card&card[number]=${mastercard}&card[exp_month]=1&card[exp_year]=2031` }, 200],
         ['POST', '/v1/payment_methods', { key: publishableKey, contentType: 'application/json', body: JSON.stringify({ type: 'card', card: { number: visa } }) }, 400],
         ['POST', '/v1/payment_methods', { key: publishableKey, body: `type=card&card[number]=${visa}&card[exp_month]=1&card[exp_year]=2031&%zz` }, 400],
-        ['POST', '/v1/payment_methods', { key: publishableKey, body: `type=card&card[number]=${amex}&padding=${'x'.repeat(2_000_000)}` }, 400],
+        // Refused by its length before it is read: the answer may lose the race with the rest of the body (status 0).
+        ['POST', '/v1/payment_methods', { key: publishableKey, body: `type=card&card[number]=${amex}&padding=${'x'.repeat(2_000_000)}`, resetAllowed: true }, 400],
         ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&payment_method=${visa}` }, 404],
       ];
       for (const [method, urlPath, options, status] of refusals) {
         const response = await call(method, urlPath, options);
-        assert.equal(response.status, status, `${method} ${urlPath.slice(0, 60)}: ${response.body.slice(0, 300)}`);
+        const expected = options?.resetAllowed === true && response.status === 0 ? 0 : status;
+        assert.equal(response.status, expected, `${method} ${urlPath.slice(0, 60)}: ${response.body.slice(0, 300)}`);
         const inResponse = scanForCardNumbers(response.body);
         assert.deepEqual(inResponse.matches.map((match) => match.masked), [], `the response to ${method} ${urlPath.slice(0, 40)} holds no card number`);
       }

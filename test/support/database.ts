@@ -79,8 +79,8 @@ export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
   }
   const dataDir = newPGliteDataDir();
   // Tests that are not about durability skip the flush per commit; test/e2e/embedded-durability.test.ts runs
-  // the durable default in its own processes.
-  const database = await openPGlite(dataDir, 'os');
+  // the durable default in its own processes. A test's database is small: it starts with a command's buffers.
+  const database = await openPGlite(dataDir, 'os', undefined, 'command');
   await migrate(database);
   return {
     ...database,
@@ -107,7 +107,7 @@ export async function openExistingTestDatabase(location: { url?: string | undefi
   }
   const dataDir = location.dataDir;
   if (dataDir === undefined) throw new Error('a PGlite test database needs its data directory');
-  const database = await openPGlite(dataDir, 'os');
+  const database = await openPGlite(dataDir, 'os', undefined, 'command');
   await migrate(database);
   return { ...database, url: undefined, dataDir, drop: async () => database.close() };
 }

@@ -135,7 +135,17 @@ export function rawRequest(
   server: { port: number; agent: https.Agent },
   method: string,
   urlPath: string,
-  options: { key?: string; body?: string; contentType?: string; headers?: Record<string, string> } = {},
+  options: {
+    key?: string;
+    body?: string;
+    contentType?: string;
+    headers?: Record<string, string>;
+    /**
+     * A body the server refuses by its length alone: the server answers and closes the connection while the body
+     * is still being sent, so the client may see the connection reset instead of the answer (status 0 then).
+     */
+    resetAllowed?: boolean;
+  } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...options.headers };
@@ -161,7 +171,10 @@ export function rawRequest(
         });
       },
     );
-    request.on('error', reject);
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      if (options.resetAllowed === true && (error.code === 'EPIPE' || error.code === 'ECONNRESET')) resolve({ status: 0, headers: {}, body: '', json: {} });
+      else reject(error);
+    });
     if (options.body !== undefined) request.write(options.body);
     request.end();
   });
