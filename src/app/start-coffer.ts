@@ -95,7 +95,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
     cardSource: cardSource(vault),
     faults: faultPointsFromEnv(env),
     fingerprintKey,
-    webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate },
+    webhooks: { secretKey: deriveKey(instanceSecret, 'webhook secrets v1'), allowPrivate: config.webhooksAllowPrivate, timing: config.webhookTiming },
     requestSigningKey: requestSigningKey(instanceSecret),
     staffSecretKey: deriveKey(instanceSecret, 'staff secrets v1'),
     auditSigner: CheckpointSigner.open(config.homeDir),

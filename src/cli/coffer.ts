@@ -43,6 +43,8 @@ Environment:
   COFFER_DB_POOL_SIZE     PostgreSQL connections (default ${limits.databasePoolSizeDefault})
   COFFER_EMBEDDED_DURABILITY   fsync (default) or os: flush each embedded commit to disk, or leave it to the OS
   COFFER_WEBHOOKS_ALLOW_PRIVATE   test mode: webhook endpoints may be loopback or private addresses
+  COFFER_WEBHOOK_RETRY_SECONDS   delays before each retry of a failed delivery, comma-separated (default: three days, as Stripe)
+  COFFER_WEBHOOK_LEASE_SECONDS   how soon a delivery whose process died is sent again (default 60, at least 15)
   COFFER_RATE_LIMIT_PER_KEY, COFFER_RATE_LIMIT_PER_ADDRESS   requests per window (default ${limits.rateLimitPerKeyDefault} and ${limits.rateLimitPerAddressDefault})
   COFFER_RATE_LIMIT_WINDOW_SECONDS   the window (default 1)
   COFFER_REDIS_URL        redis://… to share rate-limit counters between processes (default: in memory)

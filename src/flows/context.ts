@@ -7,6 +7,7 @@ import type { ConnectorRegistry } from '../connectors/connector.ts';
 import type { ApiVersion } from '../objects/api-version.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { FaultPoints } from '../platform/fault-points.ts';
+import type { WebhookTiming } from '../platform/config.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { Database } from '../store/database.ts';
@@ -27,8 +28,11 @@ export interface Services {
   fingerprintKey: Secret<Buffer>;
   /** Whether writes followed by a dependent durable commit may skip their own flush (see commit-durability.ts). */
   commitDurability: CommitDurability;
-  /** Webhooks: the key that seals signing secrets, and whether test-mode endpoints may be private addresses. */
-  webhooks: { secretKey: Secret<Buffer>; allowPrivate: boolean };
+  /**
+   * Webhooks: the key that seals signing secrets, whether test-mode endpoints may be private addresses, and the
+   * retry schedule and lease of deliveries.
+   */
+  webhooks: { secretKey: Secret<Buffer>; allowPrivate: boolean; timing: WebhookTiming };
   /** Signs the audit chain's checkpoints; the key lives outside the database (audit/checkpoint-signer.ts). */
   auditSigner: CheckpointSigner;
   /** Coffer's home directory, where the audit checkpoints are also appended. */

@@ -38,6 +38,8 @@ export interface Config {
   jobsEnabled: boolean;
   /** Test mode only: webhook endpoints may be loopback or private addresses (local development). */
   webhooksAllowPrivate: boolean;
+  /** Delays before each retry of a failed webhook delivery, and how long a delivery is leased to its sender. */
+  webhookTiming: WebhookTiming;
   /** Where the vault's key-encryption keys live: key files under `homeDir`, or an HSM through PKCS#11. */
   kek: KekSettings;
   /** The operator's accounts at Alipay and WeChat Pay for live mode (keys read from files); absent: not configured. */
@@ -51,6 +53,32 @@ export interface Config {
   cardFrameOrigin: string | undefined;
   /** Live mode's gateway to the operator's SMS and email providers (connectors/shopper-notifier.ts); absent: none. */
   shopperNotify: { url: string; secret: string } | undefined;
+}
+
+export interface WebhookTiming {
+  retryDelaysMs: readonly number[];
+  /** A delivery whose sender died is sent again this long after it was claimed. */
+  leaseMs: number;
+}
+
+/**
+ * `COFFER_WEBHOOK_RETRY_SECONDS` (the delays before each retry, in seconds, comma-separated; default Stripe's
+ * three days) and `COFFER_WEBHOOK_LEASE_SECONDS` (how soon a delivery whose process died is sent again; more
+ * than the 10 s a receiver has to answer, so a live sender is never overtaken).
+ */
+function readWebhookTiming(env: NodeJS.ProcessEnv): WebhookTiming {
+  const raw = env.COFFER_WEBHOOK_RETRY_SECONDS;
+  let retryDelaysMs = limits.webhookRetryDelaysMs;
+  if (raw !== undefined && raw !== '') {
+    const parts = raw.split(',').map((part) => part.trim());
+    const maxDelaySeconds = 86_400;
+    if (parts.length > 30 || parts.some((part) => !/^\d{1,5}$/.test(part) || Number(part) < 1 || Number(part) > maxDelaySeconds)) {
+      throw new ConfigError(`COFFER_WEBHOOK_RETRY_SECONDS must be 1 to 30 comma-separated delays, each from 1 to ${maxDelaySeconds} seconds, got "${raw}"`);
+    }
+    retryDelaysMs = parts.map((part) => Number(part) * 1000);
+  }
+  const leaseMinSeconds = limits.webhookTimeoutMs / 1000 + 5;
+  return { retryDelaysMs, leaseMs: readPositiveInt(env, 'COFFER_WEBHOOK_LEASE_SECONDS', limits.webhookLeaseMs / 1000, 3600, leaseMinSeconds) * 1000 };
 }
 
 /** The risk engine (see risk/engine.ts). */
@@ -108,11 +136,11 @@ function readFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): bool
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
-function readPositiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+function readPositiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number, min = 1): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
-    throw new ConfigError(`${name} must be an integer from 1 to ${max}, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return Number(raw);
 }
@@ -218,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: logLevel as Config['logLevel'],
     jobsEnabled: readFlag(env, 'COFFER_JOBS', true),
     webhooksAllowPrivate: readFlag(env, 'COFFER_WEBHOOKS_ALLOW_PRIVATE', false),
+    webhookTiming: readWebhookTiming(env),
     rateLimits: {
       perKey: readPositiveInt(env, 'COFFER_RATE_LIMIT_PER_KEY', limits.rateLimitPerKeyDefault, 100_000_000),
       perAddress: readPositiveInt(env, 'COFFER_RATE_LIMIT_PER_ADDRESS', limits.rateLimitPerAddressDefault, 100_000_000),

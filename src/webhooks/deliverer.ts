@@ -70,15 +70,12 @@ async function post(services: Services, endpoint: WebhookEndpointRow, body: stri
   });
 }
 
-function nextAttemptDelayMs(attempts: number): number | undefined {
-  return limits.webhookRetryDelaysMs[attempts - 1];
-}
 
 /** Claims due deliveries (leasing them), sends them in parallel, records each attempt. Returns how many. */
 export async function deliverDueWebhooks(services: Services): Promise<number> {
   const nowMs = services.clock.nowMs();
   const due = await services.db.updateTable('webhook_deliveries')
-    .set({ next_attempt_at: new Date(nowMs + limits.webhookLeaseMs) })
+    .set({ next_attempt_at: new Date(nowMs + services.webhooks.timing.leaseMs) })
     .where('id', 'in', (eb) => eb.selectFrom('webhook_deliveries').select('id').where('status', '=', 'pending')
       .where('next_attempt_at', '<=', new Date(nowMs)).orderBy('next_attempt_at').limit(limits.webhookConcurrencyMax).forUpdate().skipLocked())
     .returningAll().execute();
@@ -91,7 +88,7 @@ export async function deliverDueWebhooks(services: Services): Promise<number> {
     const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
     const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
     const attempts = delivery.attempts + 1;
-    const delay = nextAttemptDelayMs(attempts);
+    const delay = services.webhooks.timing.retryDelaysMs[attempts - 1];
     const finishedAt = services.clock.nowMs();
     await services.db.with('attempt', (db) => db.insertInto('webhook_attempts').values({
       delivery_id: delivery.id, attempted_at: new Date(finishedAt), latency_ms: answer.latencyMs, status_code: answer.statusCode, error: answer.error,

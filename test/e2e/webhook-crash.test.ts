@@ -22,7 +22,11 @@ describe('webhook delivery survives kill -9', { concurrency: false }, () => {
     receiver.failRate = 0.2;
     receiver.delayMs = 30;
     const databaseUrl = await createTestDatabaseUrl();
-    const env = { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true', ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) };
+    // Retries a second apart and the shortest lease: what is tested is that every event arrives, not the schedule.
+    const env = {
+      COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true', COFFER_WEBHOOK_RETRY_SECONDS: '1,1,2,2,4,4,8,8', COFFER_WEBHOOK_LEASE_SECONDS: '15',
+      ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
+    };
     let coffer: CofferProcess = await spawnCoffer(home, env);
     try {
       const created = await rawRequest(coffer, 'POST', '/v1/webhook_endpoints', {
