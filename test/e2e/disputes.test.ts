@@ -118,11 +118,20 @@ describe('disputes', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_200)); // the acquirer's late answer lands
     const kept = await stripe.disputes.retrieve(dispute.id);
     assert.equal(kept.evidence.customer_name, 'Grace', 'what was sent is never lost');
-    // The acquirer took it: sent again, it is refused (the dispute is under review there), and nothing is undone.
-    const again = await send();
-    assert.equal(again.status, 400, again.body);
-    assert.match(String((again.json.error as { message?: string }).message), /under_review/);
+    assert.equal(kept.status, 'needs_response', 'the review waits for the acquirer\'s word');
+    // Other evidence, now that the acquirer has the dispute under review, is refused, and nothing is undone.
+    const other = await rawRequest(server, 'POST', `/v1/disputes/${dispute.id}`, { key: server.secretKey, body: 'evidence[customer_name]=Mallory&submit=true' });
+    assert.equal(other.status, 400, other.body);
+    assert.match(String((other.json.error as { message?: string }).message), /under_review/);
     assert.equal((await stripe.disputes.retrieve(dispute.id)).evidence.customer_name, 'Grace');
+    // The same submission again (the merchant's retry) gets the answer the first one lost: under review, once.
+    const again = await send();
+    assert.equal(again.status, 200, again.body);
+    assert.equal(again.json.status, 'under_review');
+    const reviewed = await stripe.disputes.retrieve(dispute.id);
+    assert.deepEqual([reviewed.status, reviewed.evidence.customer_name], ['under_review', 'Grace']);
+    const submissions = await server.database.db.selectFrom('disputes').select('submission_count').where('id', '=', dispute.id).executeTakeFirstOrThrow();
+    assert.equal(submissions.submission_count, 1, 'one submission, counted once');
   });
 
   test('a disputed charge cannot also be refunded, and notifications are applied once', async () => {

@@ -637,16 +637,22 @@ export class CardAcquirerSandbox {
   /**
    * The merchant's evidence; submitting it puts the dispute (or inquiry) under review, and `decideDispute` ends
    * it. As in Stripe's test mode, submitted evidence whose `uncategorized_text` is `winning_evidence` or
-   * `losing_evidence` has the issuer decide so, `disputeAfterMs` later.
+   * `losing_evidence` has the issuer decide so, `disputeAfterMs` later. Submitting again exactly the evidence the
+   * dispute went under review with answers as the first submission did (a merchant retrying after a lost answer);
+   * any other change once under review is refused.
    */
   async submitDisputeEvidence(disputeId: string, evidence: Record<string, string>, submit: boolean): Promise<AcquirerResponse<{ status: string }>> {
     const answer = await this.#db.transaction().execute(async (tx): Promise<AcquirerResponse<{ status: string }>> => {
       const dispute = await tx.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).forUpdate().executeTakeFirst();
       if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
+      const merged = { ...dispute.evidence, ...evidence };
+      const underReview = dispute.status === 'under_review' || dispute.status === 'warning_under_review';
+      if (underReview && submit && JSON.stringify(Object.entries(merged).sort()) === JSON.stringify(Object.entries(dispute.evidence).sort())) {
+        return { ok: true, body: { status: dispute.status } };
+      }
       if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
       const inquiry = dispute.status === 'warning_needs_response';
       const status = !submit ? dispute.status : inquiry ? 'warning_under_review' : 'under_review';
-      const merged = { ...dispute.evidence, ...evidence };
       await tx.updateTable('sandbox_card_disputes').set({ evidence: JSON.stringify(merged), status }).where('id', '=', disputeId).execute();
       const verdict = merged.uncategorized_text === 'winning_evidence' ? 'won' : merged.uncategorized_text === 'losing_evidence' ? 'lost' : undefined;
       if (submit && verdict !== undefined) await this.#decide(tx, disputeId, verdict, this.controls.disputeAfterMs);
