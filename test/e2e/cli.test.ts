@@ -279,6 +279,13 @@ describe('the coffer command', { concurrency: false }, () => {
     const help = coffer(['help'], {});
     assert.equal(help.status, 0);
     assert.match(help.stdout, /coffer ledger verify/);
+    // The command runs from a bundle of the sources (built once, named by what they are), or from the sources.
+    const bundles = path.join(root, 'node_modules', '.cache', 'coffer-bundle');
+    assert.ok(fs.readdirSync(bundles).some((dir) => fs.existsSync(path.join(bundles, dir, 'coffer.js'))), 'a bundle was built');
+    const fromSources = coffer(['help'], { COFFER_BUNDLE: 'off' });
+    assert.deepEqual([fromSources.status, fromSources.stdout], [0, help.stdout]);
+    const failing = coffer(['migrate'], { COFFER_PORT: 'eighty', COFFER_BUNDLE: 'off' });
+    assert.deepEqual([failing.status, failing.stderr], [78, coffer(['migrate'], { COFFER_PORT: 'eighty' }).stderr]);
     const unknown = coffer(['frobnicate'], {});
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
