@@ -13,7 +13,7 @@ function stopOnStorageFailure(error: unknown): void {
  * Kept apart from the server so that commands that only need the database (`coffer apikeys`, `coffer audit` …)
  * do not load the server's code. `use` sizes the embedded database for a running server or a one-shot command.
  */
-export async function openConfiguredDatabase(config: Config, use: EmbeddedUse = 'command'): Promise<OpenDatabase> {
+export async function openConfiguredDatabase(config: Config, use: EmbeddedUse): Promise<OpenDatabase> {
   return config.databaseUrl === undefined
     ? openPGlite(path.join(config.homeDir, 'db'), config.embeddedDurability, stopOnStorageFailure, use)
     : openPostgres(config.databaseUrl, config.databasePoolSize);

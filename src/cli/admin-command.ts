@@ -35,7 +35,7 @@ export async function commandAdmin(config: Config, argv: string[], print: (line:
     process.stderr.write('coffer: --name must be 1 to 200 characters\n');
     return 1;
   }
-  const database = await openConfiguredDatabase(config);
+  const database = await openConfiguredDatabase(config, 'command');
   try {
     await migrate(database);
     const invited = await createFirstOwner(database.db, values.email, values.name.trim(), new Date());

@@ -55,7 +55,7 @@ export async function commandApiKeys(config: Config, argv: string[], print: (lin
     process.stderr.write(`${apiKeysUsage}\n`);
     return 2;
   }
-  const database = await openConfiguredDatabase(config);
+  const database = await openConfiguredDatabase(config, 'command');
   // The signing secrets are sealed under a key derived from this installation's instance secret.
   const signingKey = () => requestSigningKey(loadInstanceSecret(config.homeDir));
   try {

@@ -98,7 +98,7 @@ export async function commandAudit(config: Config, argv: string[], print: (line:
     return 2;
   }
   const signer = CheckpointSigner.open(config.homeDir, { create: sub === 'seal' });
-  const database = await openConfiguredDatabase(config);
+  const database = await openConfiguredDatabase(config, 'command');
   try {
     await migrate(database);
     if (sub === 'seal') {

@@ -10,7 +10,7 @@ import { systemClock } from '../platform/clock.ts';
 // Each command loads its own code when it runs (`import()` below): `coffer apikeys list` need not load the server,
 // its HTTP framework and the risk model, which would double the time it takes, nor `coffer help` the database.
 async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
-  return (await import('../app/open-configured-database.ts')).openConfiguredDatabase(config);
+  return (await import('../app/open-configured-database.ts')).openConfiguredDatabase(config, 'command');
 }
 
 const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
@@ -43,6 +43,7 @@ Environment:
   COFFER_DB_POOL_SIZE     PostgreSQL connections (default ${limits.databasePoolSizeDefault})
   COFFER_EMBEDDED_DURABILITY   fsync (default) or os: flush each embedded commit to disk, or leave it to the OS
   COFFER_WEBHOOKS_ALLOW_PRIVATE   test mode: webhook endpoints may be loopback or private addresses
+  COFFER_BUNDLE           off: run the TypeScript sources through tsx; require: fail unless they run bundled (default: bundled, else tsx)
   COFFER_WEBHOOK_RETRY_SECONDS   delays before each retry of a failed delivery, comma-separated (default: three days, as Stripe)
   COFFER_WEBHOOK_LEASE_SECONDS   how soon a delivery whose process died is sent again (default 60, at least 15)
   COFFER_RATE_LIMIT_PER_KEY, COFFER_RATE_LIMIT_PER_ADDRESS   requests per window (default ${limits.rateLimitPerKeyDefault} and ${limits.rateLimitPerAddressDefault})

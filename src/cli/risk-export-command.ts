@@ -36,7 +36,7 @@ export async function commandRiskExport(config: Config, argv: string[], print: (
     process.stderr.write(`coffer: --min-age-days must be a whole number of days from 0 to 3650, got "${values['min-age-days'] ?? ''}"\n`);
     return 2;
   }
-  const database = await openConfiguredDatabase(config);
+  const database = await openConfiguredDatabase(config, 'command');
   try {
     const exported = await exportTrainingRows(database.db, {
       livemode: !values['test-mode'], minAgeDays: minAge, ...(values.merchant === undefined ? {} : { merchantId: values.merchant }), ...(since === undefined ? {} : { since }),

@@ -45,8 +45,9 @@ export interface ListSource<T extends ListedTable, O> {
   /** The list's rows before paging, narrowed by the list's own filters (a customer, a charge, not deleted). */
   rows: SelectQueryBuilder<Database, T, O>;
   /**
-   * The customer a nested list belongs to (`/v1/customers/:customer/…`), whose rows `rows` already keeps to: the
-   * cursor must be one of that customer's objects too, since another customer's is not in this list at all.
+   * For a list of objects that belong to one customer for good (its balance transactions), whose rows `rows`
+   * already keeps to: the cursor must be one of that customer's objects too, since another's is never in the list.
+   * (A customer's payment methods are not such a list: a card detached while a client pages stays a cursor.)
    */
   customerId?: string;
 }

@@ -48,7 +48,7 @@ async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | und
 }
 
 /** Creates a SetupIntent (to save a card for later payments), and confirms it at once with `confirm`. */
-export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams): Promise<SetupIntentRow> {
+export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams): Promise<ConfirmedSetupIntent> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   // Refused before anything is written: a confirmation that cannot start must not leave a SetupIntent behind.
@@ -78,7 +78,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
     return row;
   });
-  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}) : created;
+  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}) : { intent: created, declined: false };
 }
 
 /**
@@ -88,7 +88,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
  * A confirmation whose verification got no answer (`processing`) is taken up again by the next confirm without a
  * new payment method, or by the recovery job: the acquirer is asked again under the same key, and answers once.
  */
-export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }): Promise<SetupIntentRow> {
+export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }): Promise<ConfirmedSetupIntent> {
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, async (tx) => {
     let intent = await lockSetupIntent(tx, ctx.actor, id);
@@ -123,8 +123,23 @@ interface Verification {
   key: string;
 }
 
-/** Verifies the card at the acquirer (outside any transaction), then records the answer if the SetupIntent still awaits it. */
-async function verifyAndRecord(services: Services, verification: Verification): Promise<SetupIntentRow> {
+/** A confirmation's result: the SetupIntent, and whether the acquirer declined this confirmation's card. */
+export interface ConfirmedSetupIntent {
+  intent: SetupIntentRow;
+  declined: boolean;
+}
+
+/**
+ * Verifies the card at the acquirer (outside any transaction), then records the answer if the SetupIntent still
+ * awaits it. The decline is this confirmation's if the SetupIntent still carries its key, whoever recorded it.
+ */
+async function verifyAndRecord(services: Services, verification: Verification): Promise<ConfirmedSetupIntent> {
+  const intent = await verifyAndRecordRow(services, verification);
+  const declined = intent.status === 'requires_payment_method' && intent.verification_key === verification.key && intent.last_setup_error !== null;
+  return { intent, declined };
+}
+
+async function verifyAndRecordRow(services: Services, verification: Verification): Promise<SetupIntentRow> {
   const { scope, trail, intentId, key } = verification;
   const method = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', verification.methodId).executeTakeFirstOrThrow();
   const card = await services.cardSource.cardFor(method);

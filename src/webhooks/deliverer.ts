@@ -9,6 +9,7 @@ import { payloadForEndpoint } from '../store/events.ts';
 import { openSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 import { relayEvents } from './relay.ts';
+import { withDeadline } from '../platform/deadline.ts';
 
 interface Answer {
   statusCode: number | null;
@@ -27,8 +28,10 @@ function signingSecrets(services: Services, endpoint: WebhookEndpointRow, nowMs:
 }
 
 /**
- * POSTs one event to one endpoint, connecting only to the address that was checked (no DNS rebinding), with a
- * deadline, not following redirects, reading at most a few KiB of the answer. Any failure is an answer too.
+ * POSTs one event to one endpoint, connecting only to the address that was checked (no DNS rebinding), not
+ * following redirects, reading at most a few KiB of the answer. The deadline covers everything, the address's
+ * lookup and an answer that trickles in included, so that a delivery always ends well within its lease. Any
+ * failure is an answer too.
  */
 async function post(services: Services, endpoint: WebhookEndpointRow, body: string, nowMs: number): Promise<Answer> {
   const started = performance.now();
@@ -38,7 +41,7 @@ async function post(services: Services, endpoint: WebhookEndpointRow, body: stri
   try {
     const policy = { livemode: endpoint.livemode, allowPrivate: services.webhooks.allowPrivate };
     url = parseEndpointUrl(endpoint.url, policy);
-    target = await resolveDeliveryAddress(url, policy);
+    target = await withDeadline(resolveDeliveryAddress(url, policy), limits.webhookTimeoutMs, `no address within ${limits.webhookTimeoutMs} ms`);
   } catch (error) {
     return done(null, (error as Error).message);
   }
@@ -53,7 +56,16 @@ async function post(services: Services, endpoint: WebhookEndpointRow, body: stri
     'user-agent': 'Coffer/1.0 (+webhooks)',
   };
   const client = url.protocol === 'https:' ? https : http;
-  return new Promise<Answer>((resolve) => {
+  return new Promise<Answer>((settle) => {
+    // Also when the answer trickles in: the socket's idle timeout alone would wait as long as bytes keep coming.
+    const deadline = setTimeout(() => {
+      request.destroy(new Error(`no answer within ${limits.webhookTimeoutMs} ms`));
+      resolve(done(null, `no answer within ${limits.webhookTimeoutMs} ms`));
+    }, Math.max(0, limits.webhookTimeoutMs - (performance.now() - started)));
+    const resolve = (answer: Answer) => {
+      clearTimeout(deadline);
+      settle(answer);
+    };
     const request = client.request(url, { method: 'POST', headers, lookup: pinned, timeout: limits.webhookTimeoutMs }, (response) => {
       let received = 0;
       response.on('data', (chunk: Buffer) => {

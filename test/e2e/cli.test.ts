@@ -280,8 +280,11 @@ describe('the coffer command', { concurrency: false }, () => {
     assert.equal(help.status, 0);
     assert.match(help.stdout, /coffer ledger verify/);
     // The command runs from a bundle of the sources (built once, named by what they are), or from the sources.
-    const bundles = path.join(root, 'node_modules', '.cache', 'coffer-bundle');
-    assert.ok(fs.readdirSync(bundles).some((dir) => fs.existsSync(path.join(bundles, dir, 'coffer.js'))), 'a bundle was built');
+    const bundled = coffer(['help'], { COFFER_BUNDLE: 'require' });
+    assert.deepEqual([bundled.status, bundled.stdout], [0, help.stdout], bundled.stderr);
+    const badMode = coffer(['help'], { COFFER_BUNDLE: 'sometimes' });
+    assert.equal(badMode.status, 78);
+    assert.match(badMode.stderr, /COFFER_BUNDLE must be off or require, got "sometimes"/);
     const fromSources = coffer(['help'], { COFFER_BUNDLE: 'off' });
     assert.deepEqual([fromSources.status, fromSources.stdout], [0, help.stdout]);
     const failing = coffer(['migrate'], { COFFER_PORT: 'eighty', COFFER_BUNDLE: 'off' });

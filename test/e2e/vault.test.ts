@@ -103,7 +103,7 @@ describe('the card vault', () => {
     assert.equal(declined.statusCode, 402);
     assert.equal(declined.code, 'card_declined');
     assert.equal(declined.decline_code, 'insufficient_funds');
-    assert.equal(declined.payment_method?.id, refused.id);
+    assert.deepEqual([declined.payment_method?.id, declined.payment_method?.card?.last4], [refused.id, '9995'], 'the declined card, whole');
     const failing = declined.setup_intent;
     assert.ok(failing !== undefined, 'the error carries the SetupIntent');
     assert.equal(failing.status, 'requires_payment_method');

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { deliverDueWebhooks } from '../../src/webhooks/deliverer.ts';
@@ -158,6 +160,34 @@ describe('webhooks', () => {
     const remaining = await stripe.events.list({ delivery_success: false, type: 'payment_intent.canceled' });
     assert.equal(remaining.data.some((item) => item.id === event.id), false);
     await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  test('an answer that trickles in is cut off at the deadline and retried, so a delivery ends well within its lease', { timeout: 30_000 }, async () => {
+    // Headers at once, then a byte every 300 ms, never the end: each byte would reset a socket's idle timeout.
+    const trickle = http.createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      const timer = setInterval(() => response.write(' '), 300);
+      response.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => trickle.listen(0, '127.0.0.1', resolve));
+    const port = (trickle.address() as AddressInfo).port;
+    try {
+      const endpoint = await stripe.webhookEndpoints.create({ url: `http://127.0.0.1:${port}/slow`, enabled_events: ['payment_intent.created'] });
+      const intent = await stripe.paymentIntents.create({ amount: 810, currency: 'usd', metadata: { trickle: 'yes' } });
+      await relayEvents(server.coffer.services);
+      const started = Date.now();
+      await deliverDueWebhooks(server.coffer.services);
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed >= 9_500 && elapsed < 12_000, `cut off at the 10 s deadline (${elapsed} ms)`);
+      const delivery = await server.database.db.selectFrom('webhook_deliveries').innerJoin('events', 'events.id', 'webhook_deliveries.event_id')
+        .select(['webhook_deliveries.id', 'webhook_deliveries.status', 'webhook_deliveries.attempts', 'webhook_deliveries.last_error'])
+        .where('webhook_deliveries.endpoint_id', '=', endpoint.id).where('events.object_id', '=', intent.id).executeTakeFirstOrThrow();
+      assert.deepEqual([delivery.status, delivery.attempts, delivery.last_error], ['pending', 1, 'no answer within 10000 ms'], 'a failure, to be retried');
+      await stripe.webhookEndpoints.del(endpoint.id);
+    } finally {
+      trickle.closeAllConnections();
+      await new Promise((resolve) => trickle.close(resolve));
+    }
   });
 
   test('after three days of failures a delivery is marked failed, and can still be resent by hand', async () => {

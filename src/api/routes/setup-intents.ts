@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import { CofferError, errorCatalog, resourceMissing, type ErrorCode } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
-import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
+import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type ConfirmedSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
+import type { RequestContext } from '../../flows/context.ts';
+import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
-import type { SetupIntentRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
@@ -27,33 +28,35 @@ interface SetupError {
   code?: string;
   decline_code?: string | null;
   message?: string;
-  type?: string;
-  payment_method?: Record<string, unknown>;
-}
-
-/**
- * The answer to a confirmation: the SetupIntent, or, when the acquirer declined the card, Stripe's 402 card error
- * carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`). A confirmation always
- * clears `last_setup_error` first, so an error on the returned SetupIntent is this confirmation's decline.
- */
-function confirmed(intent: SetupIntentRow): Record<string, unknown> {
-  const object = setupIntentObject(intent);
-  const error = intent.last_setup_error as SetupError | null;
-  if (intent.status !== 'requires_payment_method' || error === null || error.type !== 'card_error') return object;
-  const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
-  throw new CofferError(code, error.message ?? 'Your card was declined.', {
-    declineCode: error.decline_code ?? undefined,
-    ...(error.payment_method === undefined ? {} : { paymentMethodObject: error.payment_method }),
-    setupIntentObject: object,
-  });
+  payment_method?: { id?: string };
 }
 
 export function registerSetupIntentRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
+
+  /**
+   * The answer to a confirmation: the SetupIntent, or, when the acquirer declined this confirmation's card,
+   * Stripe's 402 card error carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`)
+   * and the declined PaymentMethod.
+   */
+  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent): Promise<Record<string, unknown>> => {
+    const object = setupIntentObject(result.intent);
+    if (!result.declined) return object;
+    const error = result.intent.last_setup_error as SetupError;
+    const methodId = error.payment_method?.id;
+    const method = methodId === undefined ? undefined
+      : await services.db.selectFrom('payment_methods').selectAll().where('id', '=', methodId).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
+    const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
+    throw new CofferError(code, error.message ?? 'Your card was declined.', {
+      declineCode: error.decline_code ?? undefined,
+      ...(method === undefined ? {} : { paymentMethodObject: paymentMethodObject(method, ctx.actor.apiVersion.shape) }),
+      setupIntentObject: object,
+    });
+  };
   app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
-    const intent = await createSetupIntent(services, requestContext(request), params);
-    return sendObject(reply, params.confirm === true ? confirmed(intent) : setupIntentObject(intent));
+    const ctx = requestContext(request);
+    return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
   });
 
   app.get('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
@@ -67,9 +70,10 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
 
   app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const body = request.body as { payment_method?: string };
-    const intent = await confirmSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent,
+    const ctx = requestContext(request);
+    const result = await confirmSetupIntent(services, ctx, (request.params as { intent: string }).intent,
       body.payment_method === undefined ? {} : { payment_method: body.payment_method });
-    return sendObject(reply, confirmed(intent));
+    return sendObject(reply, await confirmed(ctx, result));
   });
 
   app.post('/v1/setup_intents/:intent/cancel', {

@@ -8,6 +8,7 @@ import type { NotificationSender, SandboxFaults } from '../../sandbox-faults.ts'
 import { weChatTime, type CallbackEnvelope } from '../wire.ts';
 import { flipByte, weChatNonce, type PlatformSigner } from './sandbox-signing.ts';
 import type { CallbackTamper, SandboxCallbackRow } from './tables.ts';
+import { withDeadline } from '../../../platform/deadline.ts';
 
 /**
  * WeChat Pay's callbacks: the resource is encrypted with the merchant's APIv3 key (AES-256-GCM, a 12-character
@@ -177,16 +178,4 @@ function tamperResource(body: string, part: 'ciphertext' | 'tag'): string {
   const sealed = Buffer.from(envelope.resource.ciphertext, 'base64');
   envelope.resource.ciphertext = flipByte(sealed, part === 'ciphertext' ? 0 : -1).toString('base64');
   return JSON.stringify(envelope);
-}
-
-async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
