@@ -645,14 +645,15 @@ export class CardAcquirerSandbox {
     const answer = await this.#db.transaction().execute(async (tx): Promise<AcquirerResponse<{ status: string }>> => {
       const dispute = await tx.selectFrom('sandbox_card_disputes').selectAll().where('id', '=', disputeId).forUpdate().executeTakeFirst();
       if (dispute === undefined) return fail(404, 'not_found', `no dispute ${disputeId}`);
-      const merged = { ...dispute.evidence, ...evidence };
       const underReview = dispute.status === 'under_review' || dispute.status === 'warning_under_review';
-      if (underReview && submit && JSON.stringify(Object.entries(merged).sort()) === JSON.stringify(Object.entries(dispute.evidence).sort())) {
+      const alreadyTaken = Object.entries(evidence).every(([field, value]) => dispute.evidence[field] === value);
+      if (underReview && submit && alreadyTaken) {
         return { ok: true, body: { status: dispute.status } };
       }
       if (dispute.status !== 'needs_response' && dispute.status !== 'warning_needs_response') return fail(409, 'invalid_state', `dispute is ${dispute.status}`);
       const inquiry = dispute.status === 'warning_needs_response';
       const status = !submit ? dispute.status : inquiry ? 'warning_under_review' : 'under_review';
+      const merged = { ...dispute.evidence, ...evidence };
       await tx.updateTable('sandbox_card_disputes').set({ evidence: JSON.stringify(merged), status }).where('id', '=', disputeId).execute();
       const verdict = merged.uncategorized_text === 'winning_evidence' ? 'won' : merged.uncategorized_text === 'losing_evidence' ? 'lost' : undefined;
       if (submit && verdict !== undefined) await this.#decide(tx, disputeId, verdict, this.controls.disputeAfterMs);
