@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
@@ -33,6 +34,18 @@ if (!env.COFFER_TEST_DATABASE_URL) {
   });
   if (prepared.status !== 0) process.exit(prepared.status ?? 1);
   env.COFFER_TEST_PGLITE_TEMPLATE = dataDir;
+} else {
+  // The roles the migrations create belong to the whole cluster: made once here, so that test files migrating
+  // their own databases at the same time do not race to create them on a server that has never had Coffer.
+  const client = new pg.Client({ connectionString: env.COFFER_TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    for (const role of ['coffer_vault', 'coffer_app']) {
+      await client.query(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    }
+  } finally {
+    await client.end();
+  }
 }
 console.log(`Running ${files.length} test files on ${env.COFFER_TEST_DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)'}`);
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...flags, ...files], {

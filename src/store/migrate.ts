@@ -31,6 +31,21 @@ export function loadMigrations(dir = migrationsDir): Migration[] {
     });
 }
 
+/** What to do when the database user may not change the schema (42501: the runtime role of migration 0034). */
+function ownerHint(error: unknown): string {
+  return (error as { code?: unknown }).code === '42501'
+    ? '. This database user may not change the schema: run `coffer migrate` as the role that owns Coffer\'s schema (docs/operations.md, "Database roles"), then start Coffer again'
+    : '';
+}
+
+async function schemaChange<T>(what: string, change: () => Promise<T>): Promise<T> {
+  try {
+    return await change();
+  } catch (error) {
+    throw new Error(`creating ${what} failed: ${(error as Error).message}${ownerHint(error)}`, { cause: error });
+  }
+}
+
 export interface MigrationReport {
   applied: string[];
   alreadyApplied: number;
@@ -44,9 +59,14 @@ export interface MigrationReport {
 export async function migrate(database: OpenDatabase): Promise<MigrationReport> {
   const migrations = loadMigrations();
   return database.withSchemaLock(async (exec) => {
-    await exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now())`);
+    // Checked first, not with IF NOT EXISTS: the runtime role (0034) may not create tables even when the table
+    // exists, and starts on a migrated database must not need that right.
+    const found = await exec(`SELECT to_regclass('schema_migrations') IS NOT NULL AS found`);
+    if (found[0]?.found !== true) {
+      await schemaChange('schema_migrations', () => exec(`CREATE TABLE schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now())`));
+    }
     const rows = await exec('SELECT version, checksum FROM schema_migrations');
     const recorded = new Map(rows.map((row) => [Number(row.version), String(row.checksum)]));
     const applied: string[] = [];
@@ -63,7 +83,7 @@ export async function migrate(database: OpenDatabase): Promise<MigrationReport> 
         await exec(`BEGIN;\n${migration.script}\n${record}\nCOMMIT;`);
       } catch (error) {
         await exec('ROLLBACK');
-        throw new Error(`migration ${migration.version}-${migration.name} failed: ${(error as Error).message}`, {
+        throw new Error(`migration ${migration.version}-${migration.name} failed: ${(error as Error).message}${ownerHint(error)}`, {
           cause: error,
         });
       }

@@ -25,7 +25,9 @@ describe('row-level security between merchants (PostgreSQL)', { concurrency: fal
     const superuser = await openPostgres(url, 2);
     try {
       await sql.raw(`DO $$ BEGIN CREATE ROLE ${appRole} LOGIN NOSUPERUSER NOBYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END $$`).execute(superuser.db);
-      await sql.raw(`DO $$ BEGIN CREATE ROLE coffer_vault NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`).execute(superuser.db);
+      for (const role of ['coffer_vault', 'coffer_app']) {
+        await sql.raw(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`).execute(superuser.db);
+      }
       const database = new URL(url).pathname.slice(1);
       for (const statement of [`GRANT coffer_vault TO ${appRole}`, `GRANT CREATE ON DATABASE ${database} TO ${appRole}`, `GRANT ALL ON SCHEMA public TO ${appRole}`]) {
         await sql.raw(statement).execute(superuser.db);
