@@ -60,7 +60,7 @@ function column(table: ListedTable, name: 'created_at' | 'seq' | 'merchant_id' |
  * `created` as half-open bounds on the creation time, in seconds: a plain integer is that whole second, and `gt`
  * and `lte` move to the next second, since creation times are finer than the seconds Stripe shows.
  */
-function createdBounds(created: ListParams['created']): Array<['>=' | '<', number]> {
+export function createdBounds(created: ListParams['created']): Array<['>=' | '<', number]> {
   if (created === undefined) return [];
   if (typeof created === 'number') return [['>=', created], ['<', created + 1]];
   const bounds: Array<['>=' | '<', number]> = [];
@@ -72,7 +72,7 @@ function createdBounds(created: ListParams['created']): Array<['>=' | '<', numbe
 }
 
 /** Refuses `starting_after` with `ending_before`, as Stripe does: a page has one edge. */
-function checkOneCursor(params: Pick<ListParams, 'starting_after' | 'ending_before'>): void {
+export function checkOneCursor(params: Pick<ListParams, 'starting_after' | 'ending_before'>): void {
   if (params.starting_after !== undefined && params.ending_before !== undefined) {
     throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: ending_before, starting_after.', {
       param: 'ending_before',

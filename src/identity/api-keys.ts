@@ -38,9 +38,12 @@ export type ApiResource = (typeof apiResources)[number];
 export type Access = 'read' | 'write';
 export type Permissions = Partial<Record<ApiResource, Access>>;
 
+/** Paths that belong to another resource: balance transactions explain the balance, and share its permission. */
+const resourceAliases: Record<string, ApiResource> = { balance_transactions: 'balance' };
+
 export function resourceOfRoute(url: string): ApiResource | undefined {
   const segment = /^\/v1\/([a-z_]+)/.exec(url)?.[1];
-  return apiResources.find((resource) => resource === segment);
+  return apiResources.find((resource) => resource === segment) ?? (segment === undefined ? undefined : resourceAliases[segment]);
 }
 
 /** A GET reads; anything else writes. */

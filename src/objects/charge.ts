@@ -1,5 +1,6 @@
 import type { ChargeRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
+import { balanceTransactionId } from './balance-transaction.ts';
 import { amountOut, unixTime, unixTimeOrNull } from './common.ts';
 import { billingDetailsObject } from './payment-method.ts';
 
@@ -102,7 +103,8 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     application: null,
     application_fee: null,
     application_fee_amount: null,
-    balance_transaction: null,
+    // The capture's transaction in the ledger; an uncaptured authorization is not yet the merchant's money.
+    balance_transaction: row.amount_captured > 0n ? balanceTransactionId(row.id, 'capture') : null,
     billing_details: billingDetailsObject({}, shape),
     calculated_statement_descriptor: row.statement_descriptor ?? 'COFFER',
     captured: row.captured,

@@ -1,5 +1,6 @@
 import type { RefundRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
+import { balanceTransactionId } from './balance-transaction.ts';
 import { amountOut, unixTime } from './common.ts';
 
 /** Stripe's Refund. `destination_details` says where the money goes back: the card the charge was made with. */
@@ -8,7 +9,8 @@ export function refundObject(row: RefundRow, _shape: ApiShape): Record<string, u
     id: row.id,
     object: 'refund',
     amount: amountOut(row.amount),
-    balance_transaction: null,
+    // Money leaves the merchant's funds when the refund succeeds at the provider (debited_account says whence).
+    balance_transaction: row.debited_account === null ? null : balanceTransactionId(row.id, 'refund'),
     charge: row.charge_id,
     created: unixTime(row.created_at),
     currency: row.currency,
@@ -17,7 +19,11 @@ export function refundObject(row: RefundRow, _shape: ApiShape): Record<string, u
       type: 'card',
     },
   };
-  if (row.status === 'failed') object.failure_reason = row.failure_reason;
+  if (row.status === 'failed') {
+    // A refund that failed after succeeding put the money back: that is its failure transaction.
+    object.failure_balance_transaction = row.debited_account === null ? null : balanceTransactionId(row.id, 'refund_failure');
+    object.failure_reason = row.failure_reason;
+  }
   Object.assign(object, {
     metadata: row.metadata,
     payment_intent: row.payment_intent_id,

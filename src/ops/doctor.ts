@@ -116,14 +116,15 @@ async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: num
     if (me?.rolsuper === true) {
       findings.push({ severity: 'problem', check: 'database_role', message: `Coffer connects as ${me.rolname}, a superuser, who can switch off the append-only triggers and read the vault. Give it a role of its own (docs/operations.md, "Database roles").` });
     } else if (me !== undefined) {
-      // The role that migrates owns the ledger (and, to hand the vault over, is a member of coffer_vault): serving
-      // as that role keeps every table open to whoever takes over a connection.
+      // The role that migrates owns the ledger, and is a member of coffer_vault to hand the vault over: serving as
+      // such a role leaves those tables open to whoever takes over a connection.
       const powers = await sql<{ ledger: boolean; vault: boolean }>`
-        SELECT has_table_privilege('ledger_accounts', 'UPDATE') AS ledger, has_table_privilege('vault.cards', 'SELECT') AS vault`.execute(db);
+        SELECT has_table_privilege('ledger_accounts', 'UPDATE') AS ledger,
+               EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coffer_vault' AND pg_has_role(current_user, oid, 'MEMBER')) AS vault`.execute(db);
       const power = powers.rows[0];
-      const can = [power?.ledger === true ? 'change ledger balances directly' : '', power?.vault === true ? 'read the vault\'s tables' : ''].filter((item) => item !== '');
+      const can = [power?.ledger === true ? 'change ledger balances directly' : '', power?.vault === true ? 'take the vault\'s role (coffer_vault)' : ''].filter((item) => item !== '');
       if (can.length > 0) {
-        findings.push({ severity: 'warning', check: 'database_role', message: `Coffer connects as ${me.rolname}, which can ${can.join(' and ')}: it serves as the role that migrates. Serve as a login role that holds only coffer_app, and migrate as the owner (docs/operations.md, "Database roles").` });
+        findings.push({ severity: 'warning', check: 'database_role', message: `Coffer connects as ${me.rolname}, which can ${can.join(' and ')}. Serve as a login role that holds only coffer_app, and keep the owner of the schema for \`coffer migrate\` (docs/operations.md, "Database roles").` });
       }
     }
   }

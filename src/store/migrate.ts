@@ -31,18 +31,18 @@ export function loadMigrations(dir = migrationsDir): Migration[] {
     });
 }
 
-/** What to do when the database user may not change the schema (42501: the runtime role of migration 0034). */
+/** What to do when the database user may not change the schema (42501: the serving role of migration 0034). */
 function ownerHint(error: unknown): string {
   return (error as { code?: unknown }).code === '42501'
     ? '. This database user may not change the schema: run `coffer migrate` as the role that owns Coffer\'s schema (docs/operations.md, "Database roles"), then start Coffer again'
     : '';
 }
 
-async function schemaChange<T>(what: string, change: () => Promise<T>): Promise<T> {
+async function withOwnerHint<T>(what: string, step: () => Promise<T>): Promise<T> {
   try {
-    return await change();
+    return await step();
   } catch (error) {
-    throw new Error(`creating ${what} failed: ${(error as Error).message}${ownerHint(error)}`, { cause: error });
+    throw new Error(`${what} failed: ${(error as Error).message}${ownerHint(error)}`, { cause: error });
   }
 }
 
@@ -63,11 +63,12 @@ export async function migrate(database: OpenDatabase): Promise<MigrationReport> 
     // exists, and starts on a migrated database must not need that right.
     const found = await exec(`SELECT to_regclass('schema_migrations') IS NOT NULL AS found`);
     if (found[0]?.found !== true) {
-      await schemaChange('schema_migrations', () => exec(`CREATE TABLE schema_migrations (
+      await withOwnerHint('creating schema_migrations', () => exec(`CREATE TABLE schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now())`));
     }
-    const rows = await exec('SELECT version, checksum FROM schema_migrations');
+    // A serving role on a database not yet migrated to 0034 has no grant to read it: the owner must migrate first.
+    const rows = await withOwnerHint('reading schema_migrations', () => exec('SELECT version, checksum FROM schema_migrations'));
     const recorded = new Map(rows.map((row) => [Number(row.version), String(row.checksum)]));
     const applied: string[] = [];
     for (const migration of migrations) {

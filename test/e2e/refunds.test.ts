@@ -133,6 +133,11 @@ describe('refunds', () => {
     const balanceAfter = await stripe.balance.retrieve();
     const pendingUsd = (balance: Stripe.Balance) => balance.pending.find((item) => item.currency === 'usd')?.amount;
     assert.equal(pendingUsd(balanceAfter), pendingUsd(balanceBefore), 'the merchant has the money back');
+    // Two balance transactions: the refund, and its failure that gives the amount back.
+    assert.ok(typeof failed.balance_transaction === 'string' && typeof failed.failure_balance_transaction === 'string');
+    const [refunded, returned] = await Promise.all([failed.balance_transaction, failed.failure_balance_transaction]
+      .map((id) => stripe.balanceTransactions.retrieve(id as string)));
+    assert.deepEqual([refunded?.type, refunded?.net, returned?.type, returned?.net, returned?.source], ['refund', -2000, 'refund_failure', 2000, refund.id]);
     const events = await stripe.events.list({ type: 'refund.failed' });
     assert.ok(events.data.some((event) => (event.data.object as Stripe.Refund).id === refund.id));
     const again = await runJobsOnce(server.coffer.services);

@@ -123,11 +123,8 @@ describe('the card vault', () => {
     assert.equal((await stripe.paymentMethods.retrieve(saving.payment_method as string)).customer, customer.id, 'setup_future_usage saves the card');
   });
 
-  test('the application role cannot read the vault tables; only the vault functions reach them', async () => {
+  test('the serving role (coffer_app) cannot read the vault tables; only the vault functions reach them', async () => {
     const db = server.database.db;
-    await sql`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coffer_app_probe') THEN CREATE ROLE coffer_app_probe NOLOGIN; END IF; END $$`.execute(db);
-    await sql`GRANT USAGE ON SCHEMA public TO coffer_app_probe`.execute(db);
-    await sql`GRANT SELECT ON ALL TABLES IN SCHEMA public TO coffer_app_probe`.execute(db);
     const card = await sql<{ id: string }>`SELECT id FROM vault.cards LIMIT 1`.execute(db);
     const cardId = card.rows[0]?.id ?? '';
     await asProbe(db, async (tx) => assert.rejects(sql`SELECT ciphertext FROM vault.cards`.execute(tx), /permission denied/));
@@ -208,13 +205,13 @@ describe('the card vault', () => {
 const cvcField = /"cvc"\s*:|cvc\]?=/i;
 
 /**
- * Runs `probe` in a transaction as the role `coffer_app_probe`, which holds the application's grants, then rolls
+ * Runs `probe` in a transaction as `coffer_app`, the serving role of migration 0034, then rolls
  * the transaction back (on PostgreSQL a refused statement aborts it anyway).
  */
 async function asProbe(db: Kysely<Database>, probe: (tx: Transaction<Database>) => Promise<void>): Promise<void> {
   const rolledBack = new Error('rolled back');
   await assert.rejects(db.transaction().execute(async (tx) => {
-    await sql`SET LOCAL ROLE coffer_app_probe`.execute(tx);
+    await sql`SET LOCAL ROLE coffer_app`.execute(tx);
     await probe(tx);
     throw rolledBack;
   }), (error) => error === rolledBack);

@@ -1,15 +1,61 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import { balanceTransactionsById, listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
 import type { Services } from '../../flows/context.ts';
+import type { Scope } from '../../flows/payment-intent-records.ts';
+import { limits } from '../../limits.ts';
+import type { ApiShape } from '../../objects/api-version.ts';
 import { balanceObject } from '../../objects/balance.ts';
+import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
+import type { Database } from '../../store/database.ts';
 import { merchantAccounts } from '../../store/ledger.ts';
 import { requestContext } from '../request-context.ts';
-import { strictObject } from '../schemas.ts';
-import { sendObject } from './common.ts';
+import { Currency, Expand, ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
+import { expansions, listObject, sendObject } from './common.ts';
+
+const ListTransactionsQuery = strictObject({
+  ...ListQuery,
+  // Any of Stripe's types is accepted; those Coffer never records (payout, transfer, …) list nothing.
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 60, pattern: '^[a-z_]+$' })),
+  source: Type.Optional(ObjectId),
+  currency: Type.Optional(Currency),
+});
+
+/**
+ * Replaces the `balance_transaction` ids of rendered charges or refunds with the transactions themselves
+ * (`expand[]=balance_transaction`), read in one query.
+ */
+export async function expandBalanceTransactions(db: Kysely<Database>, scope: Scope, shape: ApiShape, objects: Array<Record<string, unknown>>): Promise<void> {
+  const ids = objects.map((object) => object.balance_transaction).filter((id): id is string => typeof id === 'string');
+  const rows = await balanceTransactionsById(db, scope, ids);
+  for (const object of objects) {
+    const row = typeof object.balance_transaction === 'string' ? rows.get(object.balance_transaction) : undefined;
+    if (row !== undefined) object.balance_transaction = balanceTransactionObject(row, shape);
+  }
+}
 
 export function registerBalanceRoutes(app: FastifyInstance, services: Services): void {
-  app.get('/v1/balance', { config: { merchantApi: true }, schema: { querystring: strictObject({}) } }, async (request, reply) => {
+  const config = { merchantApi: true };
+  app.get('/v1/balance', { config, schema: { querystring: strictObject({}) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const accounts = await merchantAccounts(services.db, ctx.actor.merchantId, ctx.actor.livemode);
     return sendObject(reply, balanceObject(accounts, ctx.actor.livemode, ctx.actor.apiVersion.shape));
+  });
+
+  app.get('/v1/balance_transactions/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    expansions((request.query as { expand?: string[] }).expand, []);
+    const row = await retrieveBalanceTransaction(services.db, ctx.actor, (request.params as { id: string }).id);
+    return sendObject(reply, balanceTransactionObject(row, ctx.actor.apiVersion.shape));
+  });
+
+  app.get('/v1/balance_transactions', { config, schema: { querystring: ListTransactionsQuery } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as ListQueryParams & { type?: string; source?: string; currency?: string };
+    expansions(query.expand, [], true);
+    const page = await listBalanceTransactions(services.db, ctx.actor, { ...query, currency: query.currency?.toLowerCase(), limit: query.limit ?? limits.listLimitDefault });
+    const data = page.data.map((row) => balanceTransactionObject(row, ctx.actor.apiVersion.shape));
+    return sendObject(reply, listObject('/v1/balance_transactions', data, page.hasMore));
   });
 }

@@ -7,7 +7,10 @@ import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { expandBalanceTransactions } from './balance.ts';
+import { expansions, listObject, sendObject } from './common.ts';
+
+const chargeExpandable = ['balance_transaction'];
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
 
@@ -16,15 +19,19 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/charges/:charge', { config, schema: { params: strictObject({ charge: ObjectId }), querystring: strictObject({ expand: ListQuery.expand }) } }, async (request, reply) => {
     const { charge } = request.params as { charge: string };
     const ctx = requestContext(request);
+    const expand = expansions((request.query as { expand?: string[] }).expand, chargeExpandable);
     const row = await services.db.selectFrom('charges').selectAll().where('id', '=', charge)
       .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
     if (row === undefined) throw resourceMissing('charge', charge, 'charge');
-    return sendObject(reply, chargeObject(row, ctx.actor.apiVersion.shape));
+    const object = chargeObject(row, ctx.actor.apiVersion.shape);
+    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, [object]);
+    return sendObject(reply, object);
   });
 
   app.get('/v1/charges', { config, schema: { querystring: ChargesQuery } }, async (request, reply) => {
     const query = request.query as ListQueryParams & { payment_intent?: string; customer?: string };
     const ctx = requestContext(request);
+    const expand = expansions(query.expand, chargeExpandable, true);
     let rows = services.db.selectFrom('charges').selectAll();
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const customer = query.customer;
@@ -33,6 +40,8 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
         .where('customer_id', '=', customer).where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode));
     }
     const page = await listPage(services.db, ctx.actor, { table: 'charges', kind: 'charge', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/charges', page.data.map((row) => chargeObject(row, ctx.actor.apiVersion.shape)), page.hasMore));
+    const data = page.data.map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
+    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, data);
+    return sendObject(reply, listObject('/v1/charges', data, page.hasMore));
   });
 }

@@ -14,7 +14,10 @@ import type { Kysely } from 'kysely';
 import type { Database, RefundRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { expandBalanceTransactions } from './balance.ts';
 import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
+
+const refundExpandable = ['balance_transaction'];
 
 const Reason = Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')]);
 const CreateBody = strictObject({
@@ -57,8 +60,11 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
 
   app.get('/v1/refunds/:refund', { config, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = expansions((request.query as { expand?: string[] }).expand, refundExpandable);
     const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
-    return sendObject(reply, refundObject(refund, ctx.actor.apiVersion.shape));
+    const object = refundObject(refund, ctx.actor.apiVersion.shape);
+    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, [object]);
+    return sendObject(reply, object);
   });
 
   app.post('/v1/refunds/:refund', { config, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
@@ -93,10 +99,13 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/refunds', { config, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
+    const expand = expansions(query.expand, refundExpandable, true);
     let rows = services.db.selectFrom('refunds').selectAll();
     if (query.charge !== undefined) rows = rows.where('charge_id', '=', query.charge);
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const page = await listPage(services.db, ctx.actor, { table: 'refunds', kind: 'refund', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/refunds', page.data.map((row) => refundObject(row, ctx.actor.apiVersion.shape)), page.hasMore));
+    const data = page.data.map((row) => refundObject(row, ctx.actor.apiVersion.shape));
+    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, data);
+    return sendObject(reply, listObject('/v1/refunds', data, page.hasMore));
   });
 }

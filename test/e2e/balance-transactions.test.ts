@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type Stripe from 'stripe';
+import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { TestClock } from '../support/clock.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: Stripe's balance transactions, read from the ledger. Every capture, refund, dispute withdrawal and
+// reinstatement is one transaction the charge, refund or list cites; pending ones become available when their
+// charge settles; and at every moment the transactions add up to the balance, per currency and status.
+
+const day = 24 * 3600 * 1000;
+
+describe('balance transactions', { concurrency: false }, () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ clock, providerTimeoutMs: 1_500 });
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  async function allTransactions(client = stripe): Promise<Stripe.BalanceTransaction[]> {
+    const all: Stripe.BalanceTransaction[] = [];
+    for await (const transaction of client.balanceTransactions.list({ limit: 7 })) all.push(transaction);
+    return all;
+  }
+
+  /** The balance, and the same figures added up from the transactions: they must be equal. */
+  async function assertTransactionsMakeTheBalance(what: string): Promise<void> {
+    const balance = await stripe.balance.retrieve();
+    const sums = new Map<string, number>();
+    for (const transaction of await allTransactions()) {
+      const key = `${transaction.status} ${transaction.currency}`;
+      sums.set(key, (sums.get(key) ?? 0) + transaction.net);
+    }
+    for (const [status, entries] of [['available', balance.available], ['pending', balance.pending]] as const) {
+      for (const entry of entries) {
+        assert.equal(sums.get(`${status} ${entry.currency}`) ?? 0, entry.amount, `${what}: ${status} ${entry.currency}`);
+      }
+    }
+  }
+
+  test('a capture, a partial capture and a refund: cited by their charge and refund, listed newest first, adding up to the balance', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, description: 'Order 1' });
+    const held = await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, capture_method: 'manual' });
+    const heldCharge = await stripe.charges.retrieve(held.latest_charge as string);
+    assert.equal(heldCharge.balance_transaction, null, 'an authorization is not yet the merchant\'s money');
+    await stripe.paymentIntents.capture(held.id, { amount_to_capture: 3000 });
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 500 });
+
+    const charge = await stripe.charges.retrieve(paid.latest_charge as string, { expand: ['balance_transaction'] });
+    const transaction = charge.balance_transaction as Stripe.BalanceTransaction;
+    assert.match(transaction.id, /^txn_[0-9a-f]{24}$/);
+    assert.deepEqual(
+      [transaction.object, transaction.type, transaction.reporting_category, transaction.amount, transaction.fee, transaction.net, transaction.currency, transaction.status, transaction.source, transaction.description],
+      ['balance_transaction', 'charge', 'charge', 2000, 0, 2000, 'usd', 'pending', charge.id, 'Order 1'],
+    );
+    assert.deepEqual(transaction.fee_details, []);
+    assert.equal(transaction.balance_type, 'payments');
+    assert.ok(transaction.available_on > transaction.created, 'available when the charge settles');
+    const retrieved = await stripe.balanceTransactions.retrieve(transaction.id);
+    assert.deepEqual(retrieved, transaction);
+
+    const refunded = await stripe.refunds.retrieve(refund.id, { expand: ['balance_transaction'] });
+    const refundTransaction = refunded.balance_transaction as Stripe.BalanceTransaction;
+    assert.equal(refund.balance_transaction, refundTransaction.id, 'the refund cites its transaction from the start');
+    assert.deepEqual([refundTransaction.type, refundTransaction.amount, refundTransaction.net, refundTransaction.source, refundTransaction.status],
+      ['refund', -500, -500, refund.id, 'pending']);
+
+    const captured = await stripe.charges.retrieve(heldCharge.id);
+    const listed = (await stripe.balanceTransactions.list({ limit: 3 })).data;
+    assert.deepEqual(listed.map((item) => item.id), [refundTransaction.id, captured.balance_transaction, transaction.id], 'newest first');
+    assert.equal(listed[1]?.amount, 3000, 'a partial capture is a transaction of what was captured');
+    await assertTransactionsMakeTheBalance('after paying and refunding');
+  });
+
+  test('settlement makes pending transactions available; a refund after it comes out of available funds', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 1200, currency: 'eur', payment_method: 'pm_card_visa', confirm: true });
+    clock.offsetMs += 3 * day;
+    await runJobsOnce(server.coffer.services);
+    const charge = await stripe.charges.retrieve(paid.latest_charge as string, { expand: ['balance_transaction'] });
+    const transaction = charge.balance_transaction as Stripe.BalanceTransaction;
+    assert.equal(transaction.status, 'available');
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 200 });
+    const refundTransaction = await stripe.balanceTransactions.retrieve(refund.balance_transaction as string);
+    assert.deepEqual([refundTransaction.status, refundTransaction.amount, refundTransaction.currency], ['available', -200, 'eur']);
+    assert.ok((await allTransactions()).every((item) => item.status === 'available'), 'every charge so far has settled');
+    await assertTransactionsMakeTheBalance('after settlement');
+  });
+
+  test('a dispute withdraws the amount with its fee in one transaction; winning it reverses both', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 6000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id })).data;
+    assert.ok(dispute !== undefined);
+    const [withdrawal] = (await stripe.balanceTransactions.list({ source: dispute.id })).data;
+    assert.deepEqual(
+      [withdrawal?.type, withdrawal?.reporting_category, withdrawal?.amount, withdrawal?.fee, withdrawal?.net, withdrawal?.status],
+      ['adjustment', 'dispute', -6000, 1500, -7500, 'pending'],
+    );
+    assert.deepEqual(withdrawal?.fee_details, [{ amount: 1500, application: null, currency: 'usd', description: 'Dispute fee', type: 'stripe_fee' }]);
+    await assertTransactionsMakeTheBalance('after the withdrawal');
+    const provider = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
+    await server.coffer.services.connectors.sandboxes.card.decideDispute(provider.provider_reference, 'won');
+    await runJobsOnce(server.coffer.services);
+    const both = (await stripe.balanceTransactions.list({ source: dispute.id })).data;
+    assert.deepEqual(both.map((item) => [item.reporting_category, item.amount, item.fee, item.net]),
+      [['dispute_reversal', 6000, -1500, 7500], ['dispute', -6000, 1500, -7500]]);
+    await assertTransactionsMakeTheBalance('after the reinstatement');
+  });
+
+  test('filters and pages: type, source, currency, created, starting_after and ending_before', async () => {
+    const all = await allTransactions();
+    assert.ok(all.length >= 8, `${all.length} transactions`);
+    const charges = (await stripe.balanceTransactions.list({ type: 'charge', limit: 100 })).data;
+    assert.deepEqual(charges.map((item) => item.id), all.filter((item) => item.type === 'charge').map((item) => item.id));
+    assert.deepEqual((await stripe.balanceTransactions.list({ type: 'payout' })).data, [], 'a type Coffer never records lists nothing');
+    assert.deepEqual((await stripe.balanceTransactions.list({ currency: 'eur', limit: 100 })).data.map((item) => item.id),
+      all.filter((item) => item.currency === 'eur').map((item) => item.id));
+    const oldest = all.at(-1) as Stripe.BalanceTransaction;
+    assert.deepEqual((await stripe.balanceTransactions.list({ source: oldest.source as string })).data.map((item) => item.id), [oldest.id]);
+    const page = await stripe.balanceTransactions.list({ limit: 2, starting_after: all[1]?.id });
+    assert.deepEqual(page.data.map((item) => item.id), all.slice(2, 4).map((item) => item.id));
+    assert.equal(page.has_more, true);
+    const back = await stripe.balanceTransactions.list({ limit: 2, ending_before: all[4]?.id });
+    assert.deepEqual(back.data.map((item) => item.id), all.slice(2, 4).map((item) => item.id));
+    const created = await stripe.balanceTransactions.list({ created: { lt: oldest.created }, limit: 100 });
+    assert.deepEqual(created.data, [], 'nothing before the first transaction');
+    const charged = await stripe.charges.list({ limit: 2, expand: ['data.balance_transaction'] });
+    assert.ok(charged.data.every((charge) => typeof charge.balance_transaction === 'object' && charge.balance_transaction?.object === 'balance_transaction'));
+  });
+
+  test('bad requests name the problem, and another merchant\'s transactions do not exist for this one', async () => {
+    const [first] = (await stripe.balanceTransactions.list({ limit: 1 })).data;
+    assert.ok(first !== undefined);
+    const before = await stateCounts(server.database.db);
+    const other = stripeClient(server, server.otherSecretKey);
+    await assert.rejects(other.balanceTransactions.retrieve(first.id), (error: Stripe.errors.StripeError) => error.statusCode === 404 && /No such balance transaction/.test(error.message));
+    assert.deepEqual((await other.balanceTransactions.list()).data, []);
+    await assert.rejects(other.balanceTransactions.list({ starting_after: first.id }), (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.param === 'starting_after');
+    for (const [path, param, status] of [
+      ['/v1/balance_transactions/txn_0123456789abcdef01234567', 'id', 404],
+      ['/v1/balance_transactions/ch_notatransaction', 'id', 404],
+      ['/v1/balance_transactions?starting_after=txn_nope', 'starting_after', 404],
+      [`/v1/balance_transactions?starting_after=${first.id}&ending_before=${first.id}`, 'ending_before', 400],
+      ['/v1/balance_transactions?type=Charge!', 'type', 400],
+      ['/v1/balance_transactions?currency=dollars', 'currency', 400],
+      ['/v1/balance_transactions?payout=po_123', 'payout', 400],
+      ['/v1/balance_transactions?limit=101', 'limit', 400],
+      ['/v1/balance_transactions?expand[]=data.source', 'expand', 400],
+      [`/v1/charges?expand[]=data.customer`, 'expand', 400],
+    ] as const) {
+      const response = await rawRequest(server, 'GET', path, { key: server.secretKey });
+      assert.equal(response.status, status, `${path}: ${response.body}`);
+      assert.equal((response.json.error as { param?: string }).param, param, path);
+    }
+    assert.deepEqual(await stateCounts(server.database.db), before, 'reading changed nothing');
+  });
+
+  // Goal: whatever happens to a merchant's payments, in any order, the transactions add up to its balance.
+  test('property: after any sequence of payments, captures, cancellations, refunds and settlements, the transactions make the balance', async () => {
+    type Step = { kind: 'pay'; amount: number; manual: boolean } | { kind: 'capture'; part: number } | { kind: 'cancel' } | { kind: 'refund'; part: number } | { kind: 'settle' };
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('pay' as const), amount: fc.integer({ min: 100, max: 9_000 }), manual: fc.boolean() }),
+      fc.record({ kind: fc.constant('capture' as const), part: fc.integer({ min: 1, max: 100 }) }),
+      fc.record({ kind: fc.constant('cancel' as const) }),
+      fc.record({ kind: fc.constant('refund' as const), part: fc.integer({ min: 1, max: 100 }) }),
+      fc.record({ kind: fc.constant('settle' as const) }),
+    );
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 2, maxLength: 6 }), async (steps: Step[]) => {
+      let held: Stripe.PaymentIntent | undefined;
+      let captured: Stripe.PaymentIntent | undefined;
+      for (const current of steps) {
+        if (current.kind === 'pay') {
+          const intent = await stripe.paymentIntents.create({ amount: current.amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, capture_method: current.manual ? 'manual' : 'automatic' });
+          if (current.manual) held = intent;
+          else captured = intent;
+        } else if (current.kind === 'capture' && held !== undefined) {
+          captured = await stripe.paymentIntents.capture(held.id, { amount_to_capture: Math.max(1, Math.floor((held.amount * current.part) / 100)) });
+          held = undefined;
+        } else if (current.kind === 'cancel' && held !== undefined) {
+          await stripe.paymentIntents.cancel(held.id);
+          held = undefined;
+        } else if (current.kind === 'refund' && captured !== undefined) {
+          const charge = await stripe.charges.retrieve(captured.latest_charge as string);
+          const amount = Math.floor((charge.amount_captured * current.part) / 100);
+          // More than is left to refund is refused (and changes nothing): the sequence goes on.
+          if (amount > 0) {
+            await stripe.refunds.create({ charge: charge.id, amount }).catch((error: Stripe.errors.StripeError) => {
+              if (error.code !== 'amount_too_large' && error.code !== 'charge_already_refunded') throw error;
+            });
+          }
+        } else if (current.kind === 'settle') {
+          clock.offsetMs += 3 * day;
+          await runJobsOnce(server.coffer.services);
+        }
+        await assertTransactionsMakeTheBalance(JSON.stringify(current));
+      }
+    }), { numRuns: 6 });
+    await assertLedgerConsistent(server.database.db);
+  });
+});
