@@ -77,12 +77,26 @@ export function releaseTransfers(chargeId: string): TransferCommand[] {
   ];
 }
 
-/** Captured funds become available for payout. */
-export function settlementTransfers(key: string, amountMinor: bigint): TransferCommand[] {
-  assert(amountMinor > 0n, 'a settlement moves a positive amount');
-  return [
-    { kind: 'single', key, debit: 'merchant_incoming', credit: 'merchant_available', amountMinor, reason: 'settlement' },
-  ];
+/**
+ * A charge settles: what it left in the merchant's pending funds (its capture, less what its refunds and disputes
+ * took from them, plus what came back) moves to the available funds. That is negative when a dispute's fee took
+ * more than the charge left: the settlement then takes it from the available funds, so that a settled charge
+ * leaves nothing pending.
+ */
+export function settlementTransfers(key: string, netMinor: bigint): TransferCommand[] {
+  assert(netMinor !== 0n, 'a settlement moves something');
+  return netMinor > 0n
+    ? [{ kind: 'single', key, debit: 'merchant_incoming', credit: 'merchant_available', amountMinor: netMinor, reason: 'settlement' }]
+    : [{ kind: 'single', key, debit: 'merchant_available', credit: 'merchant_incoming', amountMinor: -netMinor, reason: 'settlement' }];
+}
+
+/**
+ * Where a charge's money is for the merchant now: pending until the charge settles, then available. Every later
+ * movement for the charge (a refund, a dispute, their reversals) takes from or gives to these funds, so that
+ * what a charge leaves pending always settles with it.
+ */
+export function chargeFunds(charge: { settled: boolean }): 'merchant_incoming' | 'merchant_available' {
+  return charge.settled ? 'merchant_available' : 'merchant_incoming';
 }
 
 /** The four balance counters of an account, as TigerBeetle keeps them. */

@@ -2,7 +2,7 @@ import type { RefundRequest, RefundResult, RefundSyncResult } from '../connector
 import { isWalletType } from './wallet-payments.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
-import { refundTransfers } from '../domain/ledger.ts';
+import { chargeFunds, refundTransfers } from '../domain/ledger.ts';
 import { checkAmountStep } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
@@ -151,7 +151,7 @@ export async function recordRefundOutcome(
     if (refund.status !== 'pending') return respond?.(tx, refund);
     const scope = { merchantId: refund.merchant_id, livemode: refund.livemode };
     const succeeded = result.status === 'succeeded';
-    const from = charge.settled ? 'merchant_available' : 'merchant_incoming';
+    const from = chargeFunds(charge);
     const refundAfter = await tx.updateTable('refunds').set({
       status: result.status,
       provider_reference: result.providerReference,

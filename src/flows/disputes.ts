@@ -1,6 +1,6 @@
 import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
-import { disputeReinstatementTransfers, disputeTransfers } from '../domain/ledger.ts';
+import { chargeFunds, disputeReinstatementTransfers, disputeTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { isInquiry } from '../objects/dispute.ts';
@@ -22,10 +22,6 @@ async function trailFor(tx: Tx, merchantId: string) {
 }
 
 /** The merchant account a withdrawal comes from: available funds once the charge has settled. */
-function withdrawalAccount(charge: ChargeRow): 'merchant_incoming' | 'merchant_available' {
-  return charge.settled ? 'merchant_available' : 'merchant_incoming';
-}
-
 /**
  * The acquirer opened a dispute on a captured charge: record it (once: the provider's id is unique) and mark the
  * charge disputed. A chargeback withdraws the amount and the dispute fee from the merchant at once; an inquiry
@@ -47,7 +43,7 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     }
     const known = await tx.selectFrom('disputes').select('id').where('provider_reference', '=', notification.providerReference).executeTakeFirst();
     if (known !== undefined) return;
-    const from = inquiry ? null : withdrawalAccount(charge);
+    const from = inquiry ? null : chargeFunds(charge);
     const dispute = await tx.insertInto('disputes').values({
       id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,
       charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee: BigInt(limits.disputeFeeMinor),
@@ -100,7 +96,7 @@ export async function recordDisputeEscalated(services: Services, notification: D
     if (notification.amountMinor !== dispute.amount || notification.currency !== dispute.currency) {
       throw new NotificationRejected(`escalation of dispute ${dispute.id} does not match its amount`);
     }
-    const from = withdrawalAccount(charge);
+    const from = chargeFunds(charge);
     const after = await tx.updateTable('disputes').set({
       status: 'needs_response', debited_account: from, evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs), updated_at: now,
     }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
@@ -140,7 +136,9 @@ export async function recordDisputeClosed(services: Services, notification: Disp
     if (dispute.debited_account === null) throw new Error(`dispute ${dispute.id} was won but nothing had been withdrawn`);
     await finishWithLedger(tx, {
       context: { ...scope, currency: dispute.currency, paymentIntentId: dispute.payment_intent_id, chargeId: charge.id },
-      transfers: disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, dispute.debited_account),
+      // Back to where the charge's money is now: a dispute withdrawn before settlement and won after it pays into
+      // the available funds, since the settlement has already moved what the charge left pending.
+      transfers: disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, chargeFunds(charge)),
     }, () => undefined);
   });
 }

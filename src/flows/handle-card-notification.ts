@@ -1,5 +1,5 @@
 import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
-import { refundFailureTransfers } from '../domain/ledger.ts';
+import { chargeFunds, refundFailureTransfers } from '../domain/ledger.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import type { Services } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
@@ -67,7 +67,9 @@ async function recordRefundFailure(services: Services, notification: Extract<Pro
     if (!wasSucceeded || refund.debited_account === null) return;
     await finishWithLedger(tx, {
       context: { ...scope, currency: refund.currency, paymentIntentId: refund.payment_intent_id, chargeId: charge.id },
-      transfers: refundFailureTransfers(refund.id, refund.amount, refund.debited_account),
+      // Back to where the charge's money is now (a refund made before settlement and failed after it pays into the
+      // available funds).
+      transfers: refundFailureTransfers(refund.id, refund.amount, chargeFunds(charge)),
     }, () => undefined);
   });
 }

@@ -109,6 +109,7 @@ const purposes = `
   OR (t.reason = 'capture' AND t.kind IN ('single', 'post_pending') AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
   OR (t.reason = 'release' AND t.kind = 'void_pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
   OR (t.reason = 'settlement' AND t.kind = 'single' AND d.code = 'merchant_incoming' AND c.code = 'merchant_available')
+  OR (t.reason = 'settlement' AND t.kind = 'single' AND d.code = 'merchant_available' AND c.code = 'merchant_incoming')
   OR (t.reason IN ('refund', 'dispute') AND t.kind = 'single' AND d.code IN ('merchant_incoming', 'merchant_available') AND c.code = 'provider_clearing')
   OR (t.reason IN ('refund_failure', 'dispute_reinstatement') AND t.kind = 'single' AND d.code = 'provider_clearing' AND c.code IN ('merchant_incoming', 'merchant_available'))
   OR (t.reason = 'dispute_fee' AND t.kind = 'single' AND d.code IN ('merchant_incoming', 'merchant_available') AND c.code = 'fees')
@@ -151,8 +152,10 @@ const reconciliation: typeof checks = [
               WHEN t.reason IN ('authorization', 'capture', 'release')
                    AND t.transfer_key NOT IN (t.charge_id || ':authorization', t.charge_id || ':capture', t.charge_id || ':release')
                 THEN 'its key is not one of its charge''s'
-              WHEN t.reason = 'settlement' AND (t.transfer_key <> t.charge_id || ':settlement' OR t.amount > ch.amount_captured)
-                THEN 'it settles more than its charge captured, or under another key'
+              WHEN t.reason = 'settlement' AND (t.transfer_key <> t.charge_id || ':settlement'
+                   OR CASE WHEN (SELECT code FROM ledger_accounts WHERE id = t.debit_account_id) = 'merchant_incoming' THEN t.amount > ch.amount_captured
+                           ELSE t.amount > (SELECT coalesce(sum(p.fee), 0) FROM disputes p WHERE p.charge_id = t.charge_id) END)
+                THEN 'it settles more than its charge captured (or, taken back, more than its dispute fees), or under another key'
               WHEN t.reason IN ('refund', 'refund_failure') AND NOT EXISTS (SELECT 1 FROM refunds r
                      WHERE r.id = split_part(t.transfer_key, ':', 1) AND r.charge_id = t.charge_id AND r.amount = t.amount)
                 THEN 'no refund of its charge for this amount'

@@ -118,6 +118,31 @@ describe('balance transactions', { concurrency: false }, () => {
     await assertTransactionsMakeTheBalance('after the reinstatement');
   });
 
+  test('a dispute opened before settlement: the settlement takes its fee from the available funds, and the reinstatement pays into them', async () => {
+    const pending = async () => (await stripe.balance.retrieve()).pending.find((item) => item.currency === 'usd')?.amount ?? 0;
+    const available = async () => (await stripe.balance.retrieve()).available.find((item) => item.currency === 'usd')?.amount ?? 0;
+    clock.offsetMs += 3 * day;
+    await runJobsOnce(server.coffer.services); // everything before settles first
+    const [pendingBefore, availableBefore] = [await pending(), await available()];
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id })).data;
+    assert.ok(dispute !== undefined);
+    assert.equal(await pending(), pendingBefore + 1000 - 1000 - 1500, 'captured, then amount and fee withdrawn from the pending funds');
+    await assertTransactionsMakeTheBalance('disputed before settlement');
+    clock.offsetMs += 3 * day;
+    await runJobsOnce(server.coffer.services);
+    assert.deepEqual([await pending(), await available()], [pendingBefore, availableBefore - 1500], 'settled: nothing left pending, the fee owed from the available funds');
+    await assertTransactionsMakeTheBalance('settled after the dispute');
+    const provider = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
+    await server.coffer.services.connectors.sandboxes.card.decideDispute(provider.provider_reference, 'won');
+    await runJobsOnce(server.coffer.services);
+    assert.deepEqual([await pending(), await available()], [pendingBefore, availableBefore + 1000], 'won after settlement: amount and fee paid into the available funds');
+    await assertTransactionsMakeTheBalance('won after settlement');
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('filters and pages: type, source, currency, created, starting_after and ending_before', async () => {
     const all = await allTransactions();
     assert.ok(all.length >= 8, `${all.length} transactions`);
@@ -167,10 +192,13 @@ describe('balance transactions', { concurrency: false }, () => {
   });
 
   // Goal: whatever happens to a merchant's payments, in any order, the transactions add up to its balance.
-  test('property: after any sequence of payments, captures, cancellations, refunds and settlements, the transactions make the balance', async () => {
-    type Step = { kind: 'pay'; amount: number; manual: boolean } | { kind: 'capture'; part: number } | { kind: 'cancel' } | { kind: 'refund'; part: number } | { kind: 'settle' };
+  test('property: after any sequence of payments, captures, cancellations, refunds, disputes won and settlements, the transactions make the balance', async () => {
+    type Step = { kind: 'pay'; amount: number; manual: boolean } | { kind: 'capture'; part: number } | { kind: 'cancel' } | { kind: 'refund'; part: number }
+      | { kind: 'settle' } | { kind: 'dispute'; amount: number } | { kind: 'win' };
     const step = fc.oneof(
       fc.record({ kind: fc.constant('pay' as const), amount: fc.integer({ min: 100, max: 9_000 }), manual: fc.boolean() }),
+      fc.record({ kind: fc.constant('dispute' as const), amount: fc.integer({ min: 100, max: 9_000 }) }),
+      fc.record({ kind: fc.constant('win' as const) }),
       fc.record({ kind: fc.constant('capture' as const), part: fc.integer({ min: 1, max: 100 }) }),
       fc.record({ kind: fc.constant('cancel' as const) }),
       fc.record({ kind: fc.constant('refund' as const), part: fc.integer({ min: 1, max: 100 }) }),
@@ -179,6 +207,7 @@ describe('balance transactions', { concurrency: false }, () => {
     await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 2, maxLength: 6 }), async (steps: Step[]) => {
       let held: Stripe.PaymentIntent | undefined;
       let captured: Stripe.PaymentIntent | undefined;
+      let disputed: string | undefined;
       for (const current of steps) {
         if (current.kind === 'pay') {
           const intent = await stripe.paymentIntents.create({ amount: current.amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, capture_method: current.manual ? 'manual' : 'automatic' });
@@ -199,13 +228,25 @@ describe('balance transactions', { concurrency: false }, () => {
               if (error.code !== 'amount_too_large' && error.code !== 'charge_already_refunded') throw error;
             });
           }
+        } else if (current.kind === 'dispute') {
+          // The acquirer opens a chargeback for the whole amount a moment after the payment.
+          const intent = await stripe.paymentIntents.create({ amount: current.amount, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+          clock.offsetMs += 5_000;
+          await runJobsOnce(server.coffer.services);
+          disputed = (await stripe.disputes.list({ payment_intent: intent.id })).data[0]?.id;
+          assert.ok(disputed !== undefined);
+        } else if (current.kind === 'win' && disputed !== undefined) {
+          const provider = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', disputed).executeTakeFirstOrThrow();
+          await server.coffer.services.connectors.sandboxes.card.decideDispute(provider.provider_reference, 'won');
+          await runJobsOnce(server.coffer.services);
+          disputed = undefined;
         } else if (current.kind === 'settle') {
           clock.offsetMs += 3 * day;
           await runJobsOnce(server.coffer.services);
         }
         await assertTransactionsMakeTheBalance(JSON.stringify(current));
       }
-    }), { numRuns: 6 });
+    }), { numRuns: 8 });
     await assertLedgerConsistent(server.database.db);
   });
 });
