@@ -170,6 +170,7 @@ export async function authenticateMerchant(
     livemode: row.livemode,
     apiKeyId: row.id,
     keyKind: row.kind,
+    ...(row.kind === 'restricted' ? { permissions: row.permissions } : {}),
     apiVersion: requestApiVersion(versionHeader, eventApiVersion),
     eventApiVersion,
   };

@@ -1,3 +1,4 @@
+import type { Permissions } from '../identity/api-keys.ts';
 import type { RiskEngine } from '../risk/risk-engine.ts';
 import type { CheckpointSigner } from '../audit/checkpoint-signer.ts';
 import type { Kysely, Transaction } from 'kysely';
@@ -60,6 +61,8 @@ export interface Actor {
   apiKeyId: string;
   /** A publishable key may only collect card details (the vault's endpoints); a restricted key what it was granted. */
   keyKind: 'secret' | 'publishable' | 'restricted';
+  /** A restricted key's grants: what it may read or write, resource by resource (also what it may expand). */
+  permissions?: Permissions;
   /** The API version of this request: its `Stripe-Version` header or the merchant's default. */
   apiVersion: ApiVersion;
   /** The merchant's default version, which events are rendered in. */

@@ -43,7 +43,7 @@ const resourceAliases: Record<string, ApiResource> = { balance_transactions: 'ba
 
 export function resourceOfRoute(url: string): ApiResource | undefined {
   const segment = /^\/v1\/([a-z_]+)/.exec(url)?.[1];
-  return apiResources.find((resource) => resource === segment) ?? (segment === undefined ? undefined : resourceAliases[segment]);
+  return apiResources.find((resource) => resource === segment) ?? (segment !== undefined && Object.hasOwn(resourceAliases, segment) ? resourceAliases[segment] : undefined);
 }
 
 /** A GET reads; anything else writes. */

@@ -25,13 +25,6 @@ const kinds: Record<BalanceTransactionReason, { type: string; category: string; 
   customer_debit: { type: 'adjustment', category: 'other_adjustment', description: 'Customer balance debit' },
 };
 
-/** The Stripe `type` values a list can be filtered by, and the reasons behind each. */
-export function reasonsOfType(type: string): BalanceTransactionReason[] {
-  return balanceTransactionReasons.filter((reason) => kinds[reason].type === type);
-}
-
-export const balanceTransactionTypes = [...new Set(Object.values(kinds).map((kind) => kind.type))];
-
 /**
  * A transaction's id names its source (the charge, refund, dispute or customer balance transaction) and its
  * reason, so the objects that cite it know it without reading the ledger. The database finds it by the same
@@ -57,10 +50,14 @@ export interface BalanceTransactionRow {
   charge_settled: boolean | null;
   charge_available_on: Date | null;
   charge_description: string | null;
+  /** How the charge was paid: `card`, or a wallet (`alipay`, `wechat_pay`), whose payments Stripe types `payment`. */
+  charge_provider: string | null;
 }
 
 export function balanceTransactionObject(row: BalanceTransactionRow, shape: ApiShape): Record<string, unknown> {
   const kind = kinds[row.reason];
+  const wallet = row.charge_provider !== null && row.charge_provider !== 'card';
+  const type = wallet && row.reason === 'capture' ? 'payment' : wallet && row.reason === 'refund' ? 'payment_refund' : kind.type;
   const sign = row.to_merchant ? 1n : -1n;
   const amount = sign * row.amount;
   // A fee is what the merchant pays: withdrawn with a dispute, given back (negative) with its reinstatement.
@@ -85,7 +82,7 @@ export function balanceTransactionObject(row: BalanceTransactionRow, shape: ApiS
     reporting_category: kind.category,
     source: row.source,
     status: pending ? 'pending' : 'available',
-    type: kind.type,
+    type,
   });
   return object;
 }

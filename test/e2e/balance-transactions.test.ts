@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type Stripe from 'stripe';
+import { createApiKey } from '../../src/identity/merchants.ts';
 import { runJobsOnce } from '../../src/jobs/job-runner.ts';
 import { TestClock } from '../support/clock.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
@@ -41,10 +42,12 @@ describe('balance transactions', { concurrency: false }, () => {
       const key = `${transaction.status} ${transaction.currency}`;
       sums.set(key, (sums.get(key) ?? 0) + transaction.net);
     }
+    const fromBalance = new Map<string, number>();
     for (const [status, entries] of [['available', balance.available], ['pending', balance.pending]] as const) {
-      for (const entry of entries) {
-        assert.equal(sums.get(`${status} ${entry.currency}`) ?? 0, entry.amount, `${what}: ${status} ${entry.currency}`);
-      }
+      for (const entry of entries) fromBalance.set(`${status} ${entry.currency}`, entry.amount);
+    }
+    for (const key of new Set([...sums.keys(), ...fromBalance.keys()])) {
+      assert.equal(sums.get(key) ?? 0, fromBalance.get(key) ?? 0, `${what}: ${key}`);
     }
   }
 
@@ -143,6 +146,33 @@ describe('balance transactions', { concurrency: false }, () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  test('a refund made before settlement and failed after it pays back into the available funds', async () => {
+    const funds = async (currency: string) => {
+      const balance = await stripe.balance.retrieve();
+      return [balance.pending, balance.available].map((entries) => entries.find((item) => item.currency === currency)?.amount ?? 0);
+    };
+    const intent = await stripe.paymentIntents.create({ amount: 3000, currency: 'gbp', payment_method: 'pm_card_refundFail', confirm: true });
+    const charge = await stripe.charges.retrieve(intent.latest_charge as string, { expand: ['balance_transaction'] });
+    const availableOn = (charge.balance_transaction as Stripe.BalanceTransaction).available_on * 1000;
+    // Two seconds before the charge settles, a refund the acquirer fails five seconds later (refundFailureAfterMs).
+    // `available_on` is in whole seconds: the charge settles within the second after it.
+    clock.offsetMs += availableOn - clock.nowMs() - 2_000;
+    const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 1000 });
+    assert.deepEqual(await funds('gbp'), [2000, 0]);
+    clock.offsetMs += 2_950;
+    const settled = await runJobsOnce(server.coffer.services);
+    assert.equal(settled['deliver-sandbox-notifications'], 0, 'the failure is not due yet');
+    assert.deepEqual(await funds('gbp'), [0, 2000], 'settled with the refund taken');
+    clock.offsetMs += 10_000;
+    await runJobsOnce(server.coffer.services);
+    assert.equal((await stripe.refunds.retrieve(refund.id)).status, 'failed');
+    assert.deepEqual(await funds('gbp'), [0, 3000], 'the failed refund pays back into the available funds');
+    const failure = await stripe.balanceTransactions.retrieve((await stripe.refunds.retrieve(refund.id)).failure_balance_transaction as string);
+    assert.deepEqual([failure.type, failure.amount, failure.status], ['refund_failure', 1000, 'available']);
+    assert.ok(failure.available_on >= failure.created, 'available from when it was made');
+    await assertTransactionsMakeTheBalance('refund failed after settlement');
+  });
+
   test('filters and pages: type, source, currency, created, starting_after and ending_before', async () => {
     const all = await allTransactions();
     assert.ok(all.length >= 8, `${all.length} transactions`);
@@ -160,6 +190,9 @@ describe('balance transactions', { concurrency: false }, () => {
     assert.deepEqual(back.data.map((item) => item.id), all.slice(2, 4).map((item) => item.id));
     const created = await stripe.balanceTransactions.list({ created: { lt: oldest.created }, limit: 100 });
     assert.deepEqual(created.data, [], 'nothing before the first transaction');
+    const since = await stripe.balanceTransactions.list({ created: { gte: oldest.created }, limit: 100 });
+    assert.deepEqual(since.data.map((item) => item.id), all.filter((item) => item.created >= oldest.created).map((item) => item.id));
+    assert.ok(since.data.some((item) => item.id === oldest.id));
     const charged = await stripe.charges.list({ limit: 2, expand: ['data.balance_transaction'] });
     assert.ok(charged.data.every((charge) => typeof charge.balance_transaction === 'object' && charge.balance_transaction?.object === 'balance_transaction'));
   });
@@ -191,14 +224,39 @@ describe('balance transactions', { concurrency: false }, () => {
     assert.deepEqual(await stateCounts(server.database.db), before, 'reading changed nothing');
   });
 
+  test('a restricted key reads or expands transactions only with the balance permission; a live key sees none of test mode\'s', async () => {
+    const [first] = (await stripe.balanceTransactions.list({ type: 'charge', limit: 1 })).data;
+    assert.ok(first !== undefined && typeof first.source === 'string');
+    const keyWith = async (permissions: Record<string, 'read' | 'write'>, livemode = false) =>
+      stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', livemode, { permissions })).key.reveal());
+    const chargesOnly = await keyWith({ charges: 'read', payment_intents: 'read' });
+    const refused = (error: Stripe.errors.StripeError) => error.statusCode === 403 && error.code === 'insufficient_permissions';
+    await assert.rejects(chargesOnly.balanceTransactions.list(), refused);
+    await assert.rejects(chargesOnly.charges.retrieve(first.source as string, { expand: ['balance_transaction'] }),
+      (error: Stripe.errors.StripeError) => refused(error) && error.param === 'expand');
+    await assert.rejects(chargesOnly.charges.list({ expand: ['data.balance_transaction'] }), refused);
+    assert.equal((await chargesOnly.charges.retrieve(first.source as string)).balance_transaction, first.id, 'the id alone is the charge\'s own field');
+    const charge = await chargesOnly.charges.retrieve(first.source as string);
+    const intentsOnly = await keyWith({ payment_intents: 'read' });
+    await assert.rejects(intentsOnly.paymentIntents.retrieve(charge.payment_intent as string, { expand: ['latest_charge'] }), refused);
+    const both = await keyWith({ charges: 'read', balance: 'read' });
+    const expanded = await both.charges.retrieve(first.source as string, { expand: ['balance_transaction'] });
+    assert.equal((expanded.balance_transaction as Stripe.BalanceTransaction).id, first.id);
+    const live = await keyWith({ balance: 'read' }, true);
+    assert.deepEqual((await live.balanceTransactions.list()).data, []);
+    await assert.rejects(live.balanceTransactions.retrieve(first.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    await assert.rejects(live.balanceTransactions.list({ type: 'payout', starting_after: first.id }), (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.param === 'starting_after');
+  });
+
   // Goal: whatever happens to a merchant's payments, in any order, the transactions add up to its balance.
-  test('property: after any sequence of payments, captures, cancellations, refunds, disputes won and settlements, the transactions make the balance', async () => {
+  test('property: after any sequence of payments, captures, cancellations, refunds (some failing later), disputes won and settlements, the transactions make the balance', async () => {
     type Step = { kind: 'pay'; amount: number; manual: boolean } | { kind: 'capture'; part: number } | { kind: 'cancel' } | { kind: 'refund'; part: number }
-      | { kind: 'settle' } | { kind: 'dispute'; amount: number } | { kind: 'win' };
+      | { kind: 'settle' } | { kind: 'dispute'; amount: number } | { kind: 'win' } | { kind: 'failingRefund'; amount: number };
     const step = fc.oneof(
       fc.record({ kind: fc.constant('pay' as const), amount: fc.integer({ min: 100, max: 9_000 }), manual: fc.boolean() }),
       fc.record({ kind: fc.constant('dispute' as const), amount: fc.integer({ min: 100, max: 9_000 }) }),
       fc.record({ kind: fc.constant('win' as const) }),
+      fc.record({ kind: fc.constant('failingRefund' as const), amount: fc.integer({ min: 100, max: 9_000 }) }),
       fc.record({ kind: fc.constant('capture' as const), part: fc.integer({ min: 1, max: 100 }) }),
       fc.record({ kind: fc.constant('cancel' as const) }),
       fc.record({ kind: fc.constant('refund' as const), part: fc.integer({ min: 1, max: 100 }) }),
@@ -240,6 +298,11 @@ describe('balance transactions', { concurrency: false }, () => {
           await server.coffer.services.connectors.sandboxes.card.decideDispute(provider.provider_reference, 'won');
           await runJobsOnce(server.coffer.services);
           disputed = undefined;
+        } else if (current.kind === 'failingRefund') {
+          // Refunded at once; the acquirer fails the refund later, whenever the jobs next run (before or after the
+          // charge settles).
+          const intent = await stripe.paymentIntents.create({ amount: current.amount, currency: 'usd', payment_method: 'pm_card_refundFail', confirm: true });
+          await stripe.refunds.create({ payment_intent: intent.id });
         } else if (current.kind === 'settle') {
           clock.offsetMs += 3 * day;
           await runJobsOnce(server.coffer.services);

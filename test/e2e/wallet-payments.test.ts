@@ -128,6 +128,14 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
 
     const partial = await stripe.refunds.create({ payment_intent: intent.id, amount: 234 });
     assert.equal(partial.status, 'succeeded');
+    // In the balance transactions a wallet payment is a `payment` and its refund a `payment_refund`, as Stripe types
+    // payments by other means than cards.
+    const paidTransaction = await stripe.balanceTransactions.retrieve(charge.balance_transaction as string);
+    assert.deepEqual([paidTransaction.type, paidTransaction.reporting_category, paidTransaction.amount, paidTransaction.source], ['payment', 'charge', 1234, charge.id]);
+    const refundTransaction = await stripe.balanceTransactions.retrieve(partial.balance_transaction as string);
+    assert.deepEqual([refundTransaction.type, refundTransaction.reporting_category, refundTransaction.amount], ['payment_refund', 'refund', -234]);
+    assert.ok((await stripe.balanceTransactions.list({ type: 'payment', limit: 100 })).data.some((item) => item.id === paidTransaction.id));
+    assert.ok(!(await stripe.balanceTransactions.list({ type: 'charge', limit: 100 })).data.some((item) => item.id === paidTransaction.id));
     const rest = await stripe.refunds.create({ payment_intent: intent.id });
     assert.equal(rest.status, 'succeeded');
     assert.equal(rest.amount, 1000);

@@ -8,9 +8,10 @@ import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
 import { expandBalanceTransactions } from './balance.ts';
-import { expansions, listObject, sendObject } from './common.ts';
+import { expansionsFor, listObject, sendObject } from './common.ts';
 
-const chargeExpandable = ['balance_transaction'];
+/** What it can expand, and the resource a restricted key needs to read each. */
+const chargeExpandable = { balance_transaction: 'balance' } as const;
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
 
@@ -19,7 +20,7 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/charges/:charge', { config, schema: { params: strictObject({ charge: ObjectId }), querystring: strictObject({ expand: ListQuery.expand }) } }, async (request, reply) => {
     const { charge } = request.params as { charge: string };
     const ctx = requestContext(request);
-    const expand = expansions((request.query as { expand?: string[] }).expand, chargeExpandable);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, chargeExpandable);
     const row = await services.db.selectFrom('charges').selectAll().where('id', '=', charge)
       .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
     if (row === undefined) throw resourceMissing('charge', charge, 'charge');
@@ -31,7 +32,7 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/charges', { config, schema: { querystring: ChargesQuery } }, async (request, reply) => {
     const query = request.query as ListQueryParams & { payment_intent?: string; customer?: string };
     const ctx = requestContext(request);
-    const expand = expansions(query.expand, chargeExpandable, true);
+    const expand = expansionsFor(ctx.actor, query.expand, chargeExpandable, true);
     let rows = services.db.selectFrom('charges').selectAll();
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const customer = query.customer;

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { CofferError } from '../../domain/errors.ts';
-import type { Outcome } from '../../flows/context.ts';
+import type { Actor, Outcome } from '../../flows/context.ts';
+import { permits, type ApiResource } from '../../identity/api-keys.ts';
 
 export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
   return reply.code(outcome.statusCode).type('application/json; charset=utf-8').send(outcome.body);
@@ -21,6 +22,21 @@ export function expansions(requested: readonly string[] | undefined, allowed: re
     out.push(bare);
   }
   return out;
+}
+
+/**
+ * `expansions` for a key that may be restricted: an expanded object is read from its own resource, so a restricted
+ * key needs read permission on that resource too, as on the object's own endpoint.
+ */
+export function expansionsFor(actor: Actor, requested: readonly string[] | undefined, allowed: Readonly<Record<string, ApiResource>>, list = false): string[] {
+  const paths = expansions(requested, Object.keys(allowed), list);
+  for (const path of paths) {
+    const resource = allowed[path];
+    if (actor.keyKind === 'restricted' && resource !== undefined && !permits(actor.permissions ?? {}, resource, 'read')) {
+      throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${resource}, which expanding ${path} needs.`, { param: 'expand' });
+    }
+  }
+  return paths;
 }
 
 export function listObject(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {

@@ -17,6 +17,7 @@ import type { Outcome, RequestContext, Tx } from '../../flows/context.ts';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../../domain/errors.ts';
 import type { Database } from '../../store/database.ts';
+import type { ApiResource } from '../../identity/api-keys.ts';
 import { requestContext } from '../request-context.ts';
 import {
   Amount,
@@ -33,7 +34,7 @@ import {
   emptyable,
   strictObject,
 } from '../schemas.ts';
-import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
+import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 
 const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
 const SetupFutureUsage = Type.Union([Type.Literal('on_session'), Type.Literal('off_session')]);
@@ -143,6 +144,8 @@ const CancelBody = strictObject({
 });
 
 const IntentParams = strictObject({ intent: ObjectId });
+/** What a PaymentIntent can expand, and the resource a restricted key needs to read each. */
+const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_methods' } as const satisfies Record<(typeof paymentIntentExpandable)[number], ApiResource>;
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
 const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
 
@@ -191,14 +194,14 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
   app.get('/v1/payment_intents', { config, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; created?: number; expand?: string[] };
     const ctx = requestContext(request);
-    const expand = expansions(query.expand, paymentIntentExpandable, true);
+    const expand = expansionsFor(ctx.actor, query.expand, intentExpansions, true);
     const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = [];
     for (const row of page.data) data.push(await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand));
@@ -219,7 +222,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     if (query.client_secret !== undefined && !sameSecret(query.client_secret, row.client_secret)) {
       throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
     }
-    const expand = expansions(query.expand, publishable ? ['payment_method'] : paymentIntentExpandable);
+    const expand = publishable ? expansions(query.expand, ['payment_method']) : expansionsFor(ctx.actor, query.expand, intentExpansions);
     const object = await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand);
     return sendObject(reply, publishable ? publishablePaymentIntentObject(object) : object);
   });
@@ -228,7 +231,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -236,7 +239,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as ConfirmParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -244,7 +247,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -252,7 +255,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansions(body.expand, paymentIntentExpandable));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 }

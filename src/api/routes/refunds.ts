@@ -15,9 +15,10 @@ import type { Database, RefundRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { expandBalanceTransactions } from './balance.ts';
-import { expansions, listObject, sendObject, sendOutcome } from './common.ts';
+import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 
-const refundExpandable = ['balance_transaction'];
+/** What it can expand, and the resource a restricted key needs to read each. */
+const refundExpandable = { balance_transaction: 'balance' } as const;
 
 const Reason = Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')]);
 const CreateBody = strictObject({
@@ -60,7 +61,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
 
   app.get('/v1/refunds/:refund', { config, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const expand = expansions((request.query as { expand?: string[] }).expand, refundExpandable);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, refundExpandable);
     const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
     const object = refundObject(refund, ctx.actor.apiVersion.shape);
     if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, [object]);
@@ -99,7 +100,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/refunds', { config, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
-    const expand = expansions(query.expand, refundExpandable, true);
+    const expand = expansionsFor(ctx.actor, query.expand, refundExpandable, true);
     let rows = services.db.selectFrom('refunds').selectAll();
     if (query.charge !== undefined) rows = rows.where('charge_id', '=', query.charge);
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
