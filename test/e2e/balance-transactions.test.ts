@@ -193,6 +193,15 @@ describe('balance transactions', { concurrency: false }, () => {
     const since = await stripe.balanceTransactions.list({ created: { gte: oldest.created }, limit: 100 });
     assert.deepEqual(since.data.map((item) => item.id), all.filter((item) => item.created >= oldest.created).map((item) => item.id));
     assert.ok(since.data.some((item) => item.id === oldest.id));
+    // Expanding the sources: each transaction's charge, refund or dispute, as its own endpoint renders it.
+    const expanded = await stripe.balanceTransactions.list({ limit: 100, expand: ['data.source'] });
+    assert.deepEqual(expanded.data.map((item) => (item.source as { id: string }).id), all.map((item) => item.source));
+    const objectOf = (prefix: string) => ({ ch_: 'charge', re_: 'refund', dp_: 'dispute', cbtxn_: 'customer_balance_transaction' } as Record<string, string>)[prefix];
+    assert.deepEqual(expanded.data.map((item) => (item.source as { object: string }).object),
+      all.map((item) => objectOf(/^[a-z]+_/.exec(item.source as string)?.[0] ?? '')));
+    assert.ok(expanded.data.some((item) => (item.source as { object: string }).object === 'dispute'), 'a dispute among them');
+    const one = await stripe.balanceTransactions.retrieve(oldest.id, { expand: ['source'] });
+    assert.deepEqual(one.source, await stripe.charges.retrieve(oldest.source as string));
     const charged = await stripe.charges.list({ limit: 2, expand: ['data.balance_transaction'] });
     assert.ok(charged.data.every((charge) => typeof charge.balance_transaction === 'object' && charge.balance_transaction?.object === 'balance_transaction'));
   });
@@ -214,7 +223,7 @@ describe('balance transactions', { concurrency: false }, () => {
       ['/v1/balance_transactions?currency=dollars', 'currency', 400],
       ['/v1/balance_transactions?payout=po_123', 'payout', 400],
       ['/v1/balance_transactions?limit=101', 'limit', 400],
-      ['/v1/balance_transactions?expand[]=data.source', 'expand', 400],
+      ['/v1/balance_transactions?expand[]=data.customer', 'expand', 400],
       [`/v1/charges?expand[]=data.customer`, 'expand', 400],
     ] as const) {
       const response = await rawRequest(server, 'GET', path, { key: server.secretKey });
@@ -239,7 +248,12 @@ describe('balance transactions', { concurrency: false }, () => {
     const charge = await chargesOnly.charges.retrieve(first.source as string);
     const intentsOnly = await keyWith({ payment_intents: 'read' });
     await assert.rejects(intentsOnly.paymentIntents.retrieve(charge.payment_intent as string, { expand: ['latest_charge'] }), refused);
+    const balanceOnly = await keyWith({ balance: 'read' });
+    assert.equal((await balanceOnly.balanceTransactions.retrieve(first.id)).id, first.id);
+    await assert.rejects(balanceOnly.balanceTransactions.retrieve(first.id, { expand: ['source'] }),
+      (error: Stripe.errors.StripeError) => refused(error) && /on charges, which expanding source needs/.test(error.message));
     const both = await keyWith({ charges: 'read', balance: 'read' });
+    assert.equal(((await both.balanceTransactions.retrieve(first.id, { expand: ['source'] })).source as Stripe.Charge).object, 'charge');
     const expanded = await both.charges.retrieve(first.source as string, { expand: ['balance_transaction'] });
     assert.equal((expanded.balance_transaction as Stripe.BalanceTransaction).id, first.id);
     const live = await keyWith({ balance: 'read' }, true);

@@ -2,12 +2,18 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { balanceTransactionsById, listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
-import type { Services } from '../../flows/context.ts';
+import { CofferError } from '../../domain/errors.ts';
+import type { Actor, Services } from '../../flows/context.ts';
+import { permits } from '../../identity/api-keys.ts';
 import type { Scope } from '../../flows/payment-intent-records.ts';
 import { limits } from '../../limits.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
 import { balanceObject } from '../../objects/balance.ts';
 import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
+import { chargeObject } from '../../objects/charge.ts';
+import { customerBalanceTransactionObject } from '../../objects/customer.ts';
+import { disputeObject } from '../../objects/dispute.ts';
+import { refundObject } from '../../objects/refund.ts';
 import type { Database } from '../../store/database.ts';
 import { merchantAccounts } from '../../store/ledger.ts';
 import { requestContext } from '../request-context.ts';
@@ -35,6 +41,48 @@ export async function expandBalanceTransactions(db: Kysely<Database>, scope: Sco
   }
 }
 
+/** The tables a transaction's source can be in, by its id's prefix, and the permission reading each needs. */
+const sourceKinds = [
+  { prefix: 'ch_', table: 'charges', resource: 'charges' },
+  { prefix: 're_', table: 'refunds', resource: 'refunds' },
+  { prefix: 'dp_', table: 'disputes', resource: 'disputes' },
+  { prefix: 'cbtxn_', table: 'customer_balance_transactions', resource: 'customers' },
+] as const;
+
+/**
+ * Replaces the `source` ids of rendered transactions with the objects themselves (`expand[]=source`): the charge,
+ * refund, dispute or customer balance transaction, read with one query per kind. A restricted key needs read
+ * permission on each kind it expands.
+ */
+async function expandSources(db: Kysely<Database>, actor: Actor, nowMs: number, objects: Array<Record<string, unknown>>): Promise<void> {
+  const shape = actor.apiVersion.shape;
+  const rendered = new Map<string, Record<string, unknown>>();
+  for (const kind of sourceKinds) {
+    const ids = objects.map((object) => object.source).filter((id): id is string => typeof id === 'string' && id.startsWith(kind.prefix));
+    if (ids.length === 0) continue;
+    if (actor.keyKind === 'restricted' && !permits(actor.permissions ?? {}, kind.resource, 'read')) {
+      throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${kind.resource}, which expanding source needs.`, { param: 'expand' });
+    }
+    if (kind.table === 'charges') {
+      const rows = await db.selectFrom('charges').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
+      for (const row of rows) rendered.set(row.id, chargeObject(row, shape));
+    } else if (kind.table === 'refunds') {
+      const rows = await db.selectFrom('refunds').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
+      for (const row of rows) rendered.set(row.id, refundObject(row, shape));
+    } else if (kind.table === 'disputes') {
+      const rows = await db.selectFrom('disputes').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
+      for (const row of rows) rendered.set(row.id, disputeObject(row, nowMs));
+    } else {
+      const rows = await db.selectFrom('customer_balance_transactions').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
+      for (const row of rows) rendered.set(row.id, customerBalanceTransactionObject(row));
+    }
+  }
+  for (const object of objects) {
+    const source = typeof object.source === 'string' ? rendered.get(object.source) : undefined;
+    if (source !== undefined) object.source = source;
+  }
+}
+
 export function registerBalanceRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   app.get('/v1/balance', { config, schema: { querystring: strictObject({}) } }, async (request, reply) => {
@@ -45,17 +93,20 @@ export function registerBalanceRoutes(app: FastifyInstance, services: Services):
 
   app.get('/v1/balance_transactions/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    expansions((request.query as { expand?: string[] }).expand, []);
+    const expand = expansions((request.query as { expand?: string[] }).expand, ['source']);
     const row = await retrieveBalanceTransaction(services.db, ctx.actor, (request.params as { id: string }).id);
-    return sendObject(reply, balanceTransactionObject(row, ctx.actor.apiVersion.shape));
+    const object = balanceTransactionObject(row, ctx.actor.apiVersion.shape);
+    if (expand.includes('source')) await expandSources(services.db, ctx.actor, services.clock.nowMs(), [object]);
+    return sendObject(reply, object);
   });
 
   app.get('/v1/balance_transactions', { config, schema: { querystring: ListTransactionsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { type?: string; source?: string; currency?: string };
-    expansions(query.expand, [], true);
+    const expand = expansions(query.expand, ['source'], true);
     const page = await listBalanceTransactions(services.db, ctx.actor, { ...query, currency: query.currency?.toLowerCase(), limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map((row) => balanceTransactionObject(row, ctx.actor.apiVersion.shape));
+    if (expand.includes('source')) await expandSources(services.db, ctx.actor, services.clock.nowMs(), data);
     return sendObject(reply, listObject('/v1/balance_transactions', data, page.hasMore));
   });
 }
