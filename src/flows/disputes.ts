@@ -21,7 +21,6 @@ async function trailFor(tx: Tx, merchantId: string) {
   return systemTrail('card-acquirer-notification', parseApiVersion(merchant.default_api_version) ?? defaultApiVersion);
 }
 
-/** The merchant account a withdrawal comes from: available funds once the charge has settled. */
 /**
  * The acquirer opened a dispute on a captured charge: record it (once: the provider's id is unique) and mark the
  * charge disputed. A chargeback withdraws the amount and the dispute fee from the merchant at once; an inquiry

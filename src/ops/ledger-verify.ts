@@ -152,10 +152,8 @@ const reconciliation: typeof checks = [
               WHEN t.reason IN ('authorization', 'capture', 'release')
                    AND t.transfer_key NOT IN (t.charge_id || ':authorization', t.charge_id || ':capture', t.charge_id || ':release')
                 THEN 'its key is not one of its charge''s'
-              WHEN t.reason = 'settlement' AND (t.transfer_key <> t.charge_id || ':settlement'
-                   OR CASE WHEN (SELECT code FROM ledger_accounts WHERE id = t.debit_account_id) = 'merchant_incoming' THEN t.amount > ch.amount_captured
-                           ELSE t.amount > (SELECT coalesce(sum(p.fee), 0) FROM disputes p WHERE p.charge_id = t.charge_id) END)
-                THEN 'it settles more than its charge captured (or, taken back, more than its dispute fees), or under another key'
+              WHEN t.reason = 'settlement' AND t.transfer_key <> t.charge_id || ':settlement'
+                THEN 'it is not its charge''s settlement'
               WHEN t.reason IN ('refund', 'refund_failure') AND NOT EXISTS (SELECT 1 FROM refunds r
                      WHERE r.id = split_part(t.transfer_key, ':', 1) AND r.charge_id = t.charge_id AND r.amount = t.amount)
                 THEN 'no refund of its charge for this amount'
@@ -166,6 +164,26 @@ const reconciliation: typeof checks = [
               END AS problem) why
             WHERE problem IS NOT NULL`,
     describe: (r) => `transfer ${String(r.transfer_key)} (${String(r.reason)}) is not explained: ${String(r.problem)}`,
+  },
+  {
+    // Every movement of a charge's money uses its pending funds until it settles and its available funds afterwards,
+    // and the settlement moves whatever the charge left pending: so a settled charge leaves exactly nothing pending,
+    // and one not settled has no settlement. This also bounds each settlement's amount and direction.
+    name: 'settlement_clears_charge',
+    query: `SELECT c.id, c.settled,
+              sum(CASE WHEN ac.code = 'merchant_incoming' THEN t.amount ELSE 0 END)
+                - sum(CASE WHEN ad.code = 'merchant_incoming' THEN t.amount ELSE 0 END) AS pending,
+              count(*) FILTER (WHERE t.reason = 'settlement') AS settlements
+            FROM charges c
+            JOIN ledger_transfers t ON t.charge_id = c.id AND t.kind IN ('single', 'post_pending')
+            JOIN ledger_accounts ad ON ad.id = t.debit_account_id JOIN ledger_accounts ac ON ac.id = t.credit_account_id
+            GROUP BY c.id, c.settled
+            HAVING (c.settled AND sum(CASE WHEN ac.code = 'merchant_incoming' THEN t.amount ELSE 0 END)
+                                  - sum(CASE WHEN ad.code = 'merchant_incoming' THEN t.amount ELSE 0 END) <> 0)
+               OR (NOT c.settled AND count(*) FILTER (WHERE t.reason = 'settlement') > 0)`,
+    describe: (r) => (r.settled === true
+      ? `charge ${String(r.id)} has settled but leaves ${String(r.pending)} in the merchant's pending funds`
+      : `charge ${String(r.id)} has not settled but has a settlement transfer`),
   },
 ];
 

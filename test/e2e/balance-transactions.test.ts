@@ -146,6 +146,20 @@ describe('balance transactions', { concurrency: false }, () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  test('a refund, then a dispute for the whole amount, before settlement: the settlement takes back all the dispute took beyond the charge', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    await stripe.refunds.create({ payment_intent: intent.id, amount: 300 }); // before the acquirer's dispute arrives
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    assert.equal((await stripe.disputes.list({ payment_intent: intent.id })).data[0]?.amount, 1000, 'disputed in full');
+    clock.offsetMs += 3 * day;
+    await runJobsOnce(server.coffer.services);
+    const settlement = await server.database.db.selectFrom('ledger_transfers').select(['amount']).where('transfer_key', '=', `${intent.latest_charge as string}:settlement`).executeTakeFirstOrThrow();
+    assert.equal(settlement.amount, 1800n, '1000 - 300 - 1000 - 1500 left pending, taken from the available funds');
+    await assertTransactionsMakeTheBalance('refunded, disputed, settled');
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('a refund made before settlement and failed after it pays back into the available funds', async () => {
     const funds = async (currency: string) => {
       const balance = await stripe.balance.retrieve();

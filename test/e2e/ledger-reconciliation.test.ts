@@ -82,12 +82,9 @@ describe('ledger reconciliation', () => {
       ['a capture under a key that is not its charge\'s',
         { kind: 'single', key: 'forged-2', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 500, reason: 'capture' }, 'charge',
         "its key is not one of its charge's"],
-      ['a settlement larger than its charge captured',
-        { kind: 'single', key: 'CHARGE:settlement', debit: 'merchant_incoming', credit: 'merchant_available', amount: 9000, reason: 'settlement' }, 'charge',
-        'it settles more than its charge captured (or, taken back, more than its dispute fees), or under another key'],
-      ['a settlement taken back from the available funds with no dispute fee behind it',
-        { kind: 'single', key: 'CHARGE:settlement', debit: 'merchant_available', credit: 'merchant_incoming', amount: 100, reason: 'settlement' }, 'charge',
-        'it settles more than its charge captured (or, taken back, more than its dispute fees), or under another key'],
+      ['a settlement under another key than its charge\'s',
+        { kind: 'single', key: 'forged-settlement', debit: 'merchant_incoming', credit: 'merchant_available', amount: 100, reason: 'settlement' }, 'charge',
+        'it is not its charge\'s settlement'],
       ['a refund no refund stands behind',
         { kind: 'single', key: 're_forged:refund', debit: 'merchant_incoming', credit: 'provider_clearing', amount: 100, reason: 'refund' }, 'charge',
         'no refund of its charge for this amount'],
@@ -109,6 +106,24 @@ describe('ledger reconciliation', () => {
       const named = violations.filter((v) => v.check === 'transfer_explained');
       assert.deepEqual(named.map((v) => v.detail), [`transfer ${key} (${String(command.reason)}) is not explained: ${problem}`], `${name}: ${JSON.stringify(violations)}`);
     }
+  });
+
+  // Goal: a settlement must move exactly what its charge left pending, in either direction, and only once the charge
+  // has settled: anything else leaves money pending for good, or makes available money the charge never left.
+  test('a settlement that does not clear what its charge left pending, or of a charge not settled, is named', async () => {
+    const settle = (amount: number, debit: string, credit: string) =>
+      ({ kind: 'single', key: `${chargeId}:settlement`, debit, credit, amount, reason: 'settlement' });
+    const named = async (command: Record<string, unknown>, settled: boolean) => (await violationsAfter(server.database.db, async (tx) => {
+      if (settled) await tx.updateTable('charges').set({ settled: true }).where('id', '=', chargeId).execute();
+      await apply(tx, command, chargeId, paymentIntentId);
+    })).filter((v) => v.check === 'settlement_clears_charge').map((v) => v.detail);
+    // The charge captured 4000 and refunded 700 before settling: 3300 is what it left pending.
+    assert.deepEqual(await named(settle(3300, 'merchant_incoming', 'merchant_available'), true), [], 'the right settlement');
+    assert.deepEqual(await named(settle(9000, 'merchant_incoming', 'merchant_available'), true), [`charge ${chargeId} has settled but leaves -5700 in the merchant's pending funds`]);
+    assert.deepEqual(await named(settle(100, 'merchant_available', 'merchant_incoming'), true), [`charge ${chargeId} has settled but leaves 3400 in the merchant's pending funds`]);
+    assert.deepEqual(await named(settle(3300, 'merchant_incoming', 'merchant_available'), false), [`charge ${chargeId} has not settled but has a settlement transfer`]);
+    const settledUntouched = await violationsAfter(server.database.db, (tx) => tx.updateTable('charges').set({ settled: true }).where('id', '=', chargeId).execute());
+    assert.deepEqual(settledUntouched.map((v) => v.detail), [`charge ${chargeId} has settled but leaves 3300 in the merchant's pending funds`], 'marked settled without moving its funds');
   });
 
   test('a transfer rewritten by the database owner to pay out uncleared funds is named', async () => {
