@@ -41,7 +41,7 @@ if (!env.COFFER_TEST_DATABASE_URL) {
   await client.connect();
   try {
     for (const role of ['coffer_vault', 'coffer_app']) {
-      await client.query(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+      await client.query(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
     }
   } finally {
     await client.end();

@@ -170,17 +170,17 @@ const reconciliation: typeof checks = [
     // and the settlement moves whatever the charge left pending: so a settled charge leaves exactly nothing pending,
     // and one not settled has no settlement. This also bounds each settlement's amount and direction.
     name: 'settlement_clears_charge',
-    query: `SELECT c.id, c.settled,
-              sum(CASE WHEN ac.code = 'merchant_incoming' THEN t.amount ELSE 0 END)
-                - sum(CASE WHEN ad.code = 'merchant_incoming' THEN t.amount ELSE 0 END) AS pending,
-              count(*) FILTER (WHERE t.reason = 'settlement') AS settlements
-            FROM charges c
-            JOIN ledger_transfers t ON t.charge_id = c.id AND t.kind IN ('single', 'post_pending')
-            JOIN ledger_accounts ad ON ad.id = t.debit_account_id JOIN ledger_accounts ac ON ac.id = t.credit_account_id
-            GROUP BY c.id, c.settled
-            HAVING (c.settled AND sum(CASE WHEN ac.code = 'merchant_incoming' THEN t.amount ELSE 0 END)
-                                  - sum(CASE WHEN ad.code = 'merchant_incoming' THEN t.amount ELSE 0 END) <> 0)
-               OR (NOT c.settled AND count(*) FILTER (WHERE t.reason = 'settlement') > 0)`,
+    query: `WITH positions AS (
+              SELECT c.id, c.settled,
+                     sum(CASE WHEN ac.code = 'merchant_incoming' THEN t.amount ELSE 0 END)
+                       - sum(CASE WHEN ad.code = 'merchant_incoming' THEN t.amount ELSE 0 END) AS pending,
+                     count(*) FILTER (WHERE t.reason = 'settlement') AS settlements
+                FROM charges c
+                JOIN ledger_transfers t ON t.charge_id = c.id AND t.kind IN ('single', 'post_pending')
+                JOIN ledger_accounts ad ON ad.id = t.debit_account_id JOIN ledger_accounts ac ON ac.id = t.credit_account_id
+               GROUP BY c.id, c.settled)
+            SELECT id, settled, pending FROM positions
+             WHERE (settled AND pending <> 0) OR (NOT settled AND settlements > 0)`,
     describe: (r) => (r.settled === true
       ? `charge ${String(r.id)} has settled but leaves ${String(r.pending)} in the merchant's pending funds`
       : `charge ${String(r.id)} has not settled but has a settlement transfer`),

@@ -99,6 +99,16 @@ describe('balance transactions', { concurrency: false }, () => {
     await assertTransactionsMakeTheBalance('after settlement');
   });
 
+  test('goodwill credit to a customer is an adjustment out of the available funds, and its source expands', async () => {
+    const customer = await stripe.customers.create({ email: 'credit@example.com' });
+    const credit = await stripe.customers.createBalanceTransaction(customer.id, { amount: -150, currency: 'usd', description: 'Late parcel' });
+    const [transaction] = (await stripe.balanceTransactions.list({ source: credit.id, expand: ['data.source'] })).data;
+    assert.deepEqual([transaction?.type, transaction?.reporting_category, transaction?.amount, transaction?.net, transaction?.status],
+      ['adjustment', 'other_adjustment', -150, -150, 'available']);
+    assert.deepEqual(transaction?.source, await stripe.customers.retrieveBalanceTransaction(customer.id, credit.id));
+    await assertTransactionsMakeTheBalance('after a customer credit');
+  });
+
   test('a dispute withdraws the amount with its fee in one transaction; winning it reverses both', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 6000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
     clock.offsetMs += 5_000;

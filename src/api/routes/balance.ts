@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { balanceTransactionsById, listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
 import { CofferError } from '../../domain/errors.ts';
 import type { Actor, Services } from '../../flows/context.ts';
-import { permits } from '../../identity/api-keys.ts';
+import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import type { Scope } from '../../flows/payment-intent-records.ts';
 import { limits } from '../../limits.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
@@ -41,13 +41,27 @@ export async function expandBalanceTransactions(db: Kysely<Database>, scope: Sco
   }
 }
 
-/** The tables a transaction's source can be in, by its id's prefix, and the permission reading each needs. */
-const sourceKinds = [
-  { prefix: 'ch_', table: 'charges', resource: 'charges' },
-  { prefix: 're_', table: 'refunds', resource: 'refunds' },
-  { prefix: 'dp_', table: 'disputes', resource: 'disputes' },
-  { prefix: 'cbtxn_', table: 'customer_balance_transactions', resource: 'customers' },
-] as const;
+type SourceTable = 'charges' | 'refunds' | 'disputes' | 'customer_balance_transactions';
+
+/** A source's rows of one kind, within the actor's merchant and mode. */
+async function sourceRows<T extends SourceTable>(db: Kysely<Database>, table: T, ids: string[], scope: Scope): Promise<Array<Selectable<Database[T]>>> {
+  // As the union of the four tables (not the generic T), Kysely can check the columns they all have.
+  const owned: SourceTable = table;
+  const rows = await db.selectFrom(owned).selectAll().where('id', 'in', ids)
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).execute();
+  return rows as Array<Selectable<Database[T]>>;
+}
+
+/**
+ * The kinds of object a transaction's source can be, by its id's prefix: where each is read from, the permission
+ * a restricted key needs to read it, and how its own endpoint renders it.
+ */
+const sourceKinds: Array<{ prefix: string; resource: ApiResource; load: (db: Kysely<Database>, ids: string[], actor: Actor, nowMs: number) => Promise<Array<Record<string, unknown>>> }> = [
+  { prefix: 'ch_', resource: 'charges', load: async (db, ids, actor) => (await sourceRows(db, 'charges', ids, actor)).map((row) => chargeObject(row, actor.apiVersion.shape)) },
+  { prefix: 're_', resource: 'refunds', load: async (db, ids, actor) => (await sourceRows(db, 'refunds', ids, actor)).map((row) => refundObject(row, actor.apiVersion.shape)) },
+  { prefix: 'dp_', resource: 'disputes', load: async (db, ids, actor, nowMs) => (await sourceRows(db, 'disputes', ids, actor)).map((row) => disputeObject(row, nowMs)) },
+  { prefix: 'cbtxn_', resource: 'customers', load: async (db, ids, actor) => (await sourceRows(db, 'customer_balance_transactions', ids, actor)).map(customerBalanceTransactionObject) },
+];
 
 /**
  * Replaces the `source` ids of rendered transactions with the objects themselves (`expand[]=source`): the charge,
@@ -55,7 +69,6 @@ const sourceKinds = [
  * permission on each kind it expands.
  */
 async function expandSources(db: Kysely<Database>, actor: Actor, nowMs: number, objects: Array<Record<string, unknown>>): Promise<void> {
-  const shape = actor.apiVersion.shape;
   const rendered = new Map<string, Record<string, unknown>>();
   for (const kind of sourceKinds) {
     const ids = objects.map((object) => object.source).filter((id): id is string => typeof id === 'string' && id.startsWith(kind.prefix));
@@ -63,19 +76,7 @@ async function expandSources(db: Kysely<Database>, actor: Actor, nowMs: number, 
     if (actor.keyKind === 'restricted' && !permits(actor.permissions ?? {}, kind.resource, 'read')) {
       throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${kind.resource}, which expanding source needs.`, { param: 'expand' });
     }
-    if (kind.table === 'charges') {
-      const rows = await db.selectFrom('charges').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
-      for (const row of rows) rendered.set(row.id, chargeObject(row, shape));
-    } else if (kind.table === 'refunds') {
-      const rows = await db.selectFrom('refunds').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
-      for (const row of rows) rendered.set(row.id, refundObject(row, shape));
-    } else if (kind.table === 'disputes') {
-      const rows = await db.selectFrom('disputes').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
-      for (const row of rows) rendered.set(row.id, disputeObject(row, nowMs));
-    } else {
-      const rows = await db.selectFrom('customer_balance_transactions').selectAll().where('id', 'in', ids).where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
-      for (const row of rows) rendered.set(row.id, customerBalanceTransactionObject(row));
-    }
+    for (const source of await kind.load(db, ids, actor, nowMs)) rendered.set(String(source.id), source);
   }
   for (const object of objects) {
     const source = typeof object.source === 'string' ? rendered.get(object.source) : undefined;
