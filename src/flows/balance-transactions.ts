@@ -26,6 +26,10 @@ const idDigest = sql`left(encode(sha256((split_part(t.transfer_key, ':', 1) || '
 /** The keys a source's transfers can have (src/domain/ledger.ts), so that a source is found by the unique index. */
 const keySuffixes = ['authorization', 'capture', 'refund', 'refund_failure', 'withdrawal', 'reinstatement', 'credit', 'debit'];
 
+function sourceKeys(source: string): string[] {
+  return keySuffixes.map((suffix) => `${source}:${suffix}`);
+}
+
 function reasonList(reasons: readonly BalanceTransactionReason[]): RawBuilder<unknown> {
   return sql.join(reasons.map((reason) => sql.lit(reason)));
 }
@@ -90,6 +94,19 @@ export async function balanceTransactionsById(db: Kysely<Database>, scope: Scope
   return found;
 }
 
+/**
+ * The transactions of each source, oldest first: a dispute's withdrawal, then its reinstatement if it was won.
+ * Every source asked for has an entry, empty when it moved nothing (an inquiry).
+ */
+export async function balanceTransactionsOfSources(db: Kysely<Database>, scope: Scope, sources: readonly string[]): Promise<Map<string, BalanceTransactionRow[]>> {
+  const bySource = new Map<string, BalanceTransactionRow[]>(sources.map((source) => [source, []]));
+  if (sources.length === 0) return bySource;
+  const rows = await selectRows(db, scope, [sql`t.transfer_key IN (${sql.join(sources.flatMap(sourceKeys))})`]);
+  rows.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  for (const row of rows) bySource.get(row.source)?.push(row);
+  return bySource;
+}
+
 export async function retrieveBalanceTransaction(db: Kysely<Database>, scope: Scope, id: string, param = 'id'): Promise<BalanceTransactionRow> {
   const row = (await balanceTransactionsById(db, scope, [id])).get(id);
   if (row === undefined) throw resourceMissing('balance transaction', id, param);
@@ -111,7 +128,7 @@ export async function listBalanceTransactions(
     else conditions.push(type);
   }
   if (params.source !== undefined) {
-    conditions.push(sql`t.transfer_key IN (${sql.join(keySuffixes.map((suffix) => `${params.source}:${suffix}`))})`);
+    conditions.push(sql`t.transfer_key IN (${sql.join(sourceKeys(params.source))})`);
   }
   if (params.currency !== undefined) conditions.push(sql`t.currency = ${params.currency}`);
   for (const [operator, seconds] of createdBounds(params.created)) {

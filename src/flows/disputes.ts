@@ -1,15 +1,19 @@
 import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
-import { chargeFunds, disputeReinstatementTransfers, disputeTransfers } from '../domain/ledger.ts';
+import { chargeFunds, disputeReinstatementTransfers, disputeTransfers, type TransferCommand } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
-import { isInquiry } from '../objects/dispute.ts';
+import { balanceTransactionObject, type BalanceTransactionRow } from '../objects/balance-transaction.ts';
+import { disputeObject, isInquiry } from '../objects/dispute.ts';
+import type { ApiShape } from '../objects/api-version.ts';
+import { applyTransfers } from '../store/ledger.ts';
+import { balanceTransactionsOfSources } from './balance-transactions.ts';
 import { newId } from '../platform/random.ts';
-import type { ChargeRow, DisputeRow } from '../store/database.ts';
+import type { Kysely } from 'kysely';
+import type { ChargeRow, Database, DisputeRow } from '../store/database.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
-import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { lockCharge, recordChange } from './payment-intent-records.ts';
+import { lockCharge, recordChange, type Scope } from './payment-intent-records.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, systemTrail } from './trail.ts';
@@ -57,16 +61,12 @@ export async function recordDisputeOpened(services: Services, notification: Disp
       await tx.insertInto('risk_labels').values({ charge_id: charge.id, source: 'dispute', merchant_id: charge.merchant_id, livemode: charge.livemode, fraud: true, labeled_at: now })
         .onConflict((oc) => oc.doNothing()).execute();
     }
+    const transactions = await postDisputeTransfers(tx, dispute, charge, from === null ? [] : disputeTransfers(dispute.id, dispute.amount, dispute.fee, from));
     await recordChange(tx, await trailFor(tx, charge.merchant_id), scope,
       { action: inquiry ? 'dispute.inquiry_open' : 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
-      [{ type: 'charge.dispute.created', dispute: { after: dispute } },
-        ...(from === null ? [] : [{ type: 'charge.dispute.funds_withdrawn' as const, dispute: { after: dispute } }]),
+      [{ type: 'charge.dispute.created', dispute: { after: dispute, transactions } },
+        ...(from === null ? [] : [{ type: 'charge.dispute.funds_withdrawn' as const, dispute: { after: dispute, transactions } }]),
         { type: 'charge.updated', charge: { before: charge, after: chargeAfter } }], now);
-    if (from === null) return;
-    await finishWithLedger(tx, {
-      context: { ...scope, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-      transfers: disputeTransfers(dispute.id, dispute.amount, dispute.fee, from),
-    }, () => undefined);
   });
 }
 
@@ -100,12 +100,9 @@ export async function recordDisputeEscalated(services: Services, notification: D
       status: 'needs_response', debited_account: from, evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs), updated_at: now,
     }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
+    const transactions = await postDisputeTransfers(tx, dispute, charge, disputeTransfers(dispute.id, dispute.amount, dispute.fee, from));
     await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: 'dispute.escalate', objectType: 'dispute', objectId: dispute.id },
-      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after } }], now);
-    await finishWithLedger(tx, {
-      context: { ...scope, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-      transfers: disputeTransfers(dispute.id, dispute.amount, dispute.fee, from),
-    }, () => undefined);
+      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after, transactions } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after, transactions } }], now);
   });
 }
 
@@ -128,18 +125,39 @@ export async function recordDisputeClosed(services: Services, notification: Disp
     }
     const after = await tx.updateTable('disputes').set({ status: outcome, updated_at: now }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
+    if (outcome === 'won' && dispute.debited_account === null) throw new Error(`dispute ${dispute.id} was won but nothing had been withdrawn`);
+    // A won chargeback pays back to where the charge's money is now: a dispute withdrawn before settlement and won
+    // after it pays into the available funds, since the settlement has already moved what the charge left pending.
+    const transactions = await postDisputeTransfers(tx, dispute, charge,
+      outcome === 'won' ? disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, chargeFunds(charge)) : []);
     await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: `dispute.${outcome}`, objectType: 'dispute', objectId: dispute.id },
-      [{ type: 'charge.dispute.closed', dispute: { before: dispute, after } },
-        ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated' as const, dispute: { after } }] : [])], now);
-    if (outcome !== 'won') return;
-    if (dispute.debited_account === null) throw new Error(`dispute ${dispute.id} was won but nothing had been withdrawn`);
-    await finishWithLedger(tx, {
-      context: { ...scope, currency: dispute.currency, paymentIntentId: dispute.payment_intent_id, chargeId: charge.id },
-      // Back to where the charge's money is now: a dispute withdrawn before settlement and won after it pays into
-      // the available funds, since the settlement has already moved what the charge left pending.
-      transfers: disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, chargeFunds(charge)),
-    }, () => undefined);
+      [{ type: 'charge.dispute.closed', dispute: { before: dispute, after, transactions } },
+        ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated' as const, dispute: { after, transactions } }] : [])], now);
   });
+}
+
+/**
+ * Posts a dispute's transfers (if any) and returns its balance transactions before and after them, which its
+ * events carry. Unlike a payment, a dispute posts to the ledger before writing its events and audit record, so
+ * that they can show the transactions the ledger made: the merchant's accounts stay locked for those two
+ * statements more, which is no cost for a change as rare as a dispute. The dispute's rows are locked first, in
+ * the order every flow takes (charge, then dispute, then the ledger).
+ */
+async function postDisputeTransfers(tx: Tx, dispute: DisputeRow, charge: ChargeRow, transfers: TransferCommand[]): Promise<{ before: BalanceTransactionRow[]; after: BalanceTransactionRow[] }> {
+  const before = await disputeTransactions(tx, dispute);
+  if (transfers.length === 0) return { before, after: before };
+  await applyTransfers(tx, { merchantId: dispute.merchant_id, livemode: dispute.livemode, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id }, transfers);
+  return { before, after: await disputeTransactions(tx, dispute) };
+}
+
+async function disputeTransactions(tx: Tx, dispute: DisputeRow): Promise<BalanceTransactionRow[]> {
+  return (await balanceTransactionsOfSources(tx, { merchantId: dispute.merchant_id, livemode: dispute.livemode }, [dispute.id])).get(dispute.id) ?? [];
+}
+
+/** Disputes as their endpoints render them, each with its balance transactions (read in one query). */
+export async function disputeObjects(db: Kysely<Database>, scope: Scope, shape: ApiShape, rows: DisputeRow[], nowMs: number): Promise<Array<Record<string, unknown>>> {
+  const transactions = await balanceTransactionsOfSources(db, scope, rows.map((row) => row.id));
+  return rows.map((row) => disputeObject(row, nowMs, (transactions.get(row.id) ?? []).map((transaction) => balanceTransactionObject(transaction, shape))));
 }
 
 export async function findDispute(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<DisputeRow> {
@@ -219,9 +237,10 @@ async function saveEvidence(
       evidence: JSON.stringify({ ...dispute.evidence, ...params.evidence }), metadata: JSON.stringify(metadata), updated_at: now,
       ...(review === undefined ? {} : { status: review, submission_count: dispute.submission_count + 1 }),
     }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
+    const current = await disputeTransactions(tx, dispute);
     await recordChange(tx, requestTrail(ctx), ctx.actor,
       { action: review === undefined ? 'dispute.update' : 'dispute.submit', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
-      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after } }], now);
+      [{ type: 'charge.dispute.updated', dispute: { before: dispute, after, transactions: { before: current, after: current } } }], now);
     return after;
   });
 }
@@ -246,8 +265,9 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
     if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return current;
     if (isInquiry(current) !== isInquiry({ status: closed })) throw changedMeanwhile(current);
     const after = await tx.updateTable('disputes').set({ status: closed, updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
+    const transactions = await disputeTransactions(tx, current);
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
-      [{ type: 'charge.dispute.closed', dispute: { before: current, after } }], now);
+      [{ type: 'charge.dispute.closed', dispute: { before: current, after, transactions: { before: transactions, after: transactions } } }], now);
     return after;
   });
 }

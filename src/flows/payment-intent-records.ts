@@ -14,6 +14,7 @@ import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
 import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
 import type { MerchantPolicyRow } from './risk-decision.ts';
+import { balanceTransactionObject, type BalanceTransactionRow } from '../objects/balance-transaction.ts';
 import { disputeObject } from '../objects/dispute.ts';
 import { setupIntentObject } from '../objects/setup-intent.ts';
 import type { ApiShape } from '../objects/api-version.ts';
@@ -217,7 +218,8 @@ export interface PaymentEvent {
   paymentIntent?: { before?: PaymentIntentRow | undefined; after: PaymentIntentRow };
   charge?: { before?: ChargeRow | undefined; after: ChargeRow };
   refund?: { before?: RefundRow | undefined; after: RefundRow };
-  dispute?: { before?: DisputeRow | undefined; after: DisputeRow };
+  /** With the dispute's balance transactions before and after the change (the same when it moved no money). */
+  dispute?: { before?: DisputeRow | undefined; after: DisputeRow; transactions: { before: BalanceTransactionRow[]; after: BalanceTransactionRow[] } };
   setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
   review?: { before?: ReviewRow | undefined; after: ReviewRow };
   checkoutSession?: { before?: CheckoutSessionRow | undefined; after: CheckoutSessionRow };
@@ -241,8 +243,11 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));
   if (event.paymentMethod !== undefined) return render(event.paymentMethod, paymentMethodObject);
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
-  const at = event.dispute.after.updated_at.getTime();
-  return render(event.dispute, (row) => disputeObject(row, at));
+  const { after, before, transactions } = event.dispute;
+  const at = after.updated_at.getTime();
+  const rendered = (rows: BalanceTransactionRow[]) => rows.map((row) => balanceTransactionObject(row, shape));
+  const object = disputeObject(after, at, rendered(transactions.after)) as Record<string, unknown> & { id: unknown };
+  return before === undefined ? { object } : { object, previous: previousAttributes(disputeObject(before, at, rendered(transactions.before)), object) };
 }
 
 export interface ChangeRecord {

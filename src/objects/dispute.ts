@@ -16,8 +16,11 @@ export function isInquiry(dispute: Pick<DisputeRow, 'status'>): boolean {
   return inquiryStatuses.has(dispute.status);
 }
 
-/** Stripe's Dispute. */
-export function disputeObject(row: DisputeRow, nowMs: number): Record<string, unknown> {
+/**
+ * Stripe's Dispute, with the balance transactions that moved its funds (rendered, oldest first): the withdrawal of
+ * a chargeback and, if it was won, the reinstatement; none for an inquiry.
+ */
+export function disputeObject(row: DisputeRow, nowMs: number, balanceTransactions: Array<Record<string, unknown>>): Record<string, unknown> {
   const evidence: Record<string, unknown> = {};
   for (const field of disputeEvidenceFields) evidence[field] = row.evidence[field] ?? null;
   const open = row.status === 'needs_response' || row.status === 'warning_needs_response';
@@ -25,7 +28,7 @@ export function disputeObject(row: DisputeRow, nowMs: number): Record<string, un
     id: row.id,
     object: 'dispute',
     amount: amountOut(row.amount),
-    balance_transactions: [],
+    balance_transactions: balanceTransactions,
     charge: row.charge_id,
     created: unixTime(row.created_at),
     currency: row.currency,

@@ -122,6 +122,17 @@ describe('balance transactions', { concurrency: false }, () => {
     );
     assert.deepEqual(withdrawal?.fee_details, [{ amount: 1500, application: null, currency: 'usd', description: 'Dispute fee', type: 'stripe_fee' }]);
     await assertTransactionsMakeTheBalance('after the withdrawal');
+    // The dispute shows the transactions that moved its funds, wherever it is rendered: its endpoints, the
+    // transaction's expanded source, and the events that announced the withdrawal.
+    const eventOf = async (type: string) => (await stripe.events.list({ type, limit: 100 })).data
+      .map((event) => event.data.object as Stripe.Dispute).find((object) => object.id === dispute.id);
+    assert.deepEqual(dispute.balance_transactions, [withdrawal], 'listed');
+    assert.deepEqual((await stripe.disputes.retrieve(dispute.id)).balance_transactions, [withdrawal], 'retrieved');
+    const [expanded] = (await stripe.balanceTransactions.list({ source: dispute.id, expand: ['data.source'] })).data;
+    assert.deepEqual((expanded?.source as Stripe.Dispute).balance_transactions, [withdrawal], 'expanded as a source');
+    assert.deepEqual((await eventOf('charge.dispute.funds_withdrawn'))?.balance_transactions, [withdrawal], 'funds_withdrawn');
+    assert.deepEqual((await eventOf('charge.dispute.created'))?.balance_transactions, [withdrawal], 'created');
+
     const provider = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
     await server.coffer.services.connectors.sandboxes.card.decideDispute(provider.provider_reference, 'won');
     await runJobsOnce(server.coffer.services);
@@ -129,6 +140,13 @@ describe('balance transactions', { concurrency: false }, () => {
     assert.deepEqual(both.map((item) => [item.reporting_category, item.amount, item.fee, item.net]),
       [['dispute_reversal', 6000, -1500, 7500], ['dispute', -6000, 1500, -7500]]);
     await assertTransactionsMakeTheBalance('after the reinstatement');
+    const oldestFirst = [...both].reverse();
+    assert.deepEqual((await stripe.disputes.retrieve(dispute.id)).balance_transactions, oldestFirst, 'the withdrawal, then the reinstatement');
+    assert.deepEqual((await eventOf('charge.dispute.funds_reinstated'))?.balance_transactions, oldestFirst, 'funds_reinstated');
+    const closed = (await stripe.events.list({ type: 'charge.dispute.closed', limit: 100 })).data.find((event) => (event.data.object as Stripe.Dispute).id === dispute.id);
+    assert.deepEqual((closed?.data.object as Stripe.Dispute | undefined)?.balance_transactions, oldestFirst, 'closed');
+    assert.deepEqual((closed?.data.previous_attributes as { balance_transactions?: unknown } | undefined)?.balance_transactions, [withdrawal],
+      'the closed event names what the transactions were before');
   });
 
   test('a dispute opened before settlement: the settlement takes its fee from the available funds, and the reinstatement pays into them', async () => {

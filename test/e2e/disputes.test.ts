@@ -170,6 +170,7 @@ describe('disputes', () => {
     assert.equal(dispute.status, 'warning_needs_response');
     assert.equal(dispute.payment_method_details?.card?.case_type, 'inquiry');
     assert.equal(dispute.is_charge_refundable, false);
+    assert.deepEqual(dispute.balance_transactions, [], 'an inquiry moves no money');
     assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).disputed, true);
     assert.equal(await pendingUsd(), before + 4000, 'paid; nothing withdrawn for an inquiry');
     await assert.rejects(stripe.refunds.create({ payment_intent: intent.id }), (error: Stripe.errors.StripeError) => error.code === 'charge_disputed');
@@ -199,6 +200,13 @@ describe('disputes', () => {
     assert.equal(escalated.payment_method_details?.card?.case_type, 'chargeback');
     assert.ok((escalated.evidence_details.due_by ?? 0) > (dispute.evidence_details.due_by ?? 0), 'a new deadline for the chargeback');
     assert.equal(await pendingUsd(), before + 5000 - 5000 - 1500, 'amount and fee withdrawn at escalation');
+    const withdrawal = (await stripe.balanceTransactions.list({ source: dispute.id })).data;
+    assert.deepEqual([withdrawal.length, withdrawal[0]?.net], [1, -6500]);
+    assert.deepEqual(escalated.balance_transactions, withdrawal, 'the escalated dispute shows its withdrawal');
+    const escalation = (await stripe.events.list({ type: 'charge.dispute.updated', limit: 100 })).data
+      .find((event) => (event.data.object as Stripe.Dispute).id === dispute.id && (event.data.object as Stripe.Dispute).status === 'needs_response');
+    assert.deepEqual((escalation?.data.object as Stripe.Dispute | undefined)?.balance_transactions, withdrawal, 'and so does the escalation event');
+    assert.deepEqual((escalation?.data.previous_attributes as { balance_transactions?: unknown } | undefined)?.balance_transactions, [], 'which had none before');
     // The escalation notification delivered again changes nothing.
     await server.database.db.updateTable('sandbox_card_notifications').set({ delivered_at: null, due_at: new Date(0) }).execute();
     await acquirerCatchesUp();

@@ -4,6 +4,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { balanceTransactionsById, listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
 import { CofferError } from '../../domain/errors.ts';
 import type { Actor, Services } from '../../flows/context.ts';
+import { disputeObjects } from '../../flows/disputes.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import type { Scope } from '../../flows/payment-intent-records.ts';
 import { limits } from '../../limits.ts';
@@ -12,7 +13,6 @@ import { balanceObject } from '../../objects/balance.ts';
 import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { customerBalanceTransactionObject } from '../../objects/customer.ts';
-import { disputeObject } from '../../objects/dispute.ts';
 import { refundObject } from '../../objects/refund.ts';
 import type { Database } from '../../store/database.ts';
 import { merchantAccounts } from '../../store/ledger.ts';
@@ -59,7 +59,7 @@ async function sourceRows<T extends SourceTable>(db: Kysely<Database>, table: T,
 const sourceKinds: Array<{ prefix: string; resource: ApiResource; load: (db: Kysely<Database>, ids: string[], actor: Actor, nowMs: number) => Promise<Array<Record<string, unknown>>> }> = [
   { prefix: 'ch_', resource: 'charges', load: async (db, ids, actor) => (await sourceRows(db, 'charges', ids, actor)).map((row) => chargeObject(row, actor.apiVersion.shape)) },
   { prefix: 're_', resource: 'refunds', load: async (db, ids, actor) => (await sourceRows(db, 'refunds', ids, actor)).map((row) => refundObject(row, actor.apiVersion.shape)) },
-  { prefix: 'dp_', resource: 'disputes', load: async (db, ids, actor, nowMs) => (await sourceRows(db, 'disputes', ids, actor)).map((row) => disputeObject(row, nowMs)) },
+  { prefix: 'dp_', resource: 'disputes', load: async (db, ids, actor, nowMs) => disputeObjects(db, actor, actor.apiVersion.shape, await sourceRows(db, 'disputes', ids, actor), nowMs) },
   { prefix: 'cbtxn_', resource: 'customers', load: async (db, ids, actor) => (await sourceRows(db, 'customer_balance_transactions', ids, actor)).map(customerBalanceTransactionObject) },
 ];
 

@@ -1,10 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
-import { closeDispute, findDispute, updateDispute, type UpdateDisputeParams } from '../../flows/disputes.ts';
+import { closeDispute, disputeObjects, findDispute, updateDispute, type UpdateDisputeParams } from '../../flows/disputes.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
-import { disputeEvidenceFields, disputeObject } from '../../objects/dispute.ts';
+import { disputeEvidenceFields } from '../../objects/dispute.ts';
+import type { DisputeRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
@@ -21,21 +22,26 @@ const ListDisputesQuery = strictObject({ ...ListQuery, charge: Type.Optional(Obj
 
 export function registerDisputeRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  const now = () => services.clock.nowMs();
+  /** The disputes as the response shows them, with their balance transactions. */
+  const render = (request: FastifyRequest, rows: DisputeRow[]) => {
+    const actor = requestContext(request).actor;
+    return disputeObjects(services.db, actor, actor.apiVersion.shape, rows, services.clock.nowMs());
+  };
+  const one = async (request: FastifyRequest, row: DisputeRow) => (await render(request, [row]))[0];
   app.get('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const dispute = await findDispute(services.db, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, disputeObject(dispute, now()));
+    return sendObject(reply, await one(request, dispute));
   });
 
   app.post('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as UpdateDisputeParams & { expand?: string[] };
     const dispute = await updateDispute(services, requestContext(request), (request.params as { dispute: string }).dispute, params);
-    return sendObject(reply, disputeObject(dispute, now()));
+    return sendObject(reply, await one(request, dispute));
   });
 
   app.post('/v1/disputes/:dispute/close', { config, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const dispute = await closeDispute(services, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, disputeObject(dispute, now()));
+    return sendObject(reply, await one(request, dispute));
   });
 
   app.get('/v1/disputes', { config, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {
@@ -45,6 +51,6 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
     if (query.charge !== undefined) rows = rows.where('charge_id', '=', query.charge);
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const page = await listPage(services.db, ctx.actor, { table: 'disputes', kind: 'dispute', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/disputes', page.data.map((row) => disputeObject(row, now())), page.hasMore));
+    return sendObject(reply, listObject('/v1/disputes', await render(request, page.data), page.hasMore));
   });
 }
