@@ -215,6 +215,40 @@ describe('balance transactions', { concurrency: false }, () => {
     await assertTransactionsMakeTheBalance('refund failed after settlement');
   });
 
+  test('a PaymentIntent read expands latest_charge.balance_transaction (the fee lookup of Stripe integrations); a change refuses it and changes nothing', async () => {
+    const paid = await stripe.paymentIntents.create({ amount: 1234, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const transaction = await stripe.balanceTransactions.retrieve((await stripe.charges.retrieve(paid.latest_charge as string)).balance_transaction as string);
+    const retrieved = await stripe.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.balance_transaction'] });
+    const charge = retrieved.latest_charge as Stripe.Charge;
+    assert.equal(charge.id, paid.latest_charge, 'the charge is expanded on the way');
+    assert.deepEqual(charge.balance_transaction, transaction);
+    const listed = await stripe.paymentIntents.list({ limit: 3, expand: ['data.latest_charge.balance_transaction', 'data.payment_method'] });
+    const first = listed.data.find((intent) => intent.id === paid.id);
+    assert.deepEqual((first?.latest_charge as Stripe.Charge | undefined)?.balance_transaction, transaction);
+    assert.equal((first?.payment_method as Stripe.PaymentMethod | undefined)?.object, 'payment_method', 'alongside the other expansions');
+    const pending = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa' });
+    assert.equal((await stripe.paymentIntents.retrieve(pending.id, { expand: ['latest_charge.balance_transaction'] })).latest_charge, null, 'nothing to expand yet');
+
+    const before = await stateCounts(server.database.db);
+    await assert.rejects(stripe.paymentIntents.confirm(pending.id, { expand: ['latest_charge.balance_transaction'] }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand' && /when retrieving or listing/.test(error.message));
+    assert.equal((await stripe.paymentIntents.retrieve(pending.id)).status, 'requires_confirmation', 'the refused confirmation changed nothing');
+    // Only the refusal is kept, for the SDK's retries with the same idempotency key.
+    assert.deepEqual(await stateCounts(server.database.db), { ...before, idempotency_keys: before.idempotency_keys + 1 });
+    await assert.rejects(stripe.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.outcome'] }), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand');
+
+    const keyWith = async (permissions: Record<string, 'read' | 'write'>) =>
+      stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions })).key.reveal());
+    const withoutBalance = await keyWith({ payment_intents: 'read', charges: 'read' });
+    await assert.rejects(withoutBalance.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.balance_transaction'] }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 403 && /on balance, which expanding latest_charge.balance_transaction needs/.test(error.message));
+    const withoutCharges = await keyWith({ payment_intents: 'read', balance: 'read' });
+    await assert.rejects(withoutCharges.paymentIntents.list({ expand: ['data.latest_charge.balance_transaction'] }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 403 && /on charges/.test(error.message));
+    const withBoth = await keyWith({ payment_intents: 'read', charges: 'read', balance: 'read' });
+    assert.deepEqual(((await withBoth.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.balance_transaction'] })).latest_charge as Stripe.Charge).balance_transaction, transaction);
+  });
+
   test('filters and pages: type, source, currency, created, starting_after and ending_before', async () => {
     const all = await allTransactions();
     assert.ok(all.length >= 8, `${all.length} transactions`);

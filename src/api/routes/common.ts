@@ -28,12 +28,14 @@ export function expansions(requested: readonly string[] | undefined, allowed: re
  * `expansions` for a key that may be restricted: an expanded object is read from its own resource, so a restricted
  * key needs read permission on that resource too, as on the object's own endpoint.
  */
-export function expansionsFor(actor: Actor, requested: readonly string[] | undefined, allowed: Readonly<Record<string, ApiResource>>, list = false): string[] {
+export function expansionsFor(actor: Actor, requested: readonly string[] | undefined, allowed: Readonly<Record<string, ApiResource | readonly ApiResource[]>>, list = false): string[] {
   const paths = expansions(requested, Object.keys(allowed), list);
   for (const path of paths) {
-    const resource = allowed[path];
-    if (actor.keyKind === 'restricted' && resource !== undefined && !permits(actor.permissions ?? {}, resource, 'read')) {
-      throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${resource}, which expanding ${path} needs.`, { param: 'expand' });
+    const needed = allowed[path] ?? [];
+    for (const resource of typeof needed === 'string' ? [needed] : needed) {
+      if (actor.keyKind === 'restricted' && !permits(actor.permissions ?? {}, resource, 'read')) {
+        throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${resource}, which expanding ${path} needs.`, { param: 'expand' });
+      }
     }
   }
   return paths;

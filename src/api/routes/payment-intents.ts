@@ -16,7 +16,8 @@ import { paymentIntentExpandable, paymentIntentObject, publishablePaymentIntentO
 import type { Outcome, RequestContext, Tx } from '../../flows/context.ts';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../../domain/errors.ts';
-import type { Database } from '../../store/database.ts';
+import type { Database, PaymentIntentRow } from '../../store/database.ts';
+import { assert } from '../../platform/assert.ts';
 import type { ApiResource } from '../../identity/api-keys.ts';
 import { requestContext } from '../request-context.ts';
 import {
@@ -34,6 +35,7 @@ import {
   emptyable,
   strictObject,
 } from '../schemas.ts';
+import { expandBalanceTransactions } from './balance.ts';
 import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 
 const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
@@ -146,6 +148,31 @@ const CancelBody = strictObject({
 const IntentParams = strictObject({ intent: ObjectId });
 /** What a PaymentIntent can expand, and the resource a restricted key needs to read each. */
 const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_methods' } as const satisfies Record<(typeof paymentIntentExpandable)[number], ApiResource>;
+/** Retrieving or listing can also expand the charge's balance transaction (which the ledger has by then). */
+const nestedTransaction = 'latest_charge.balance_transaction';
+const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'] } as const;
+
+/** What the response to a change expands: rendered with the change, before the ledger holds its transaction. */
+function changeExpansions(ctx: RequestContext, requested: readonly string[] | undefined): string[] {
+  if (requested?.includes(nestedTransaction) === true) {
+    throw new CofferError('parameter_invalid', `${nestedTransaction} can be expanded when retrieving or listing PaymentIntents, not in the response to a change, which is written before the ledger records the payment; retrieve the PaymentIntent with this expansion instead.`, { param: 'expand' });
+  }
+  return expansionsFor(ctx.actor, requested, intentExpansions);
+}
+
+/** PaymentIntents read (retrieved or listed) in the request's expansions, their charges' transactions in one query. */
+async function renderRead(services: Services, ctx: RequestContext, rows: PaymentIntentRow[], expand: readonly string[]): Promise<Array<Record<string, unknown>>> {
+  const shape = ctx.actor.apiVersion.shape;
+  const nested = expand.includes(nestedTransaction);
+  const own = nested ? [...new Set([...expand.filter((path) => path !== nestedTransaction), 'latest_charge'])] : expand;
+  const objects = [];
+  for (const row of rows) objects.push(await renderPaymentIntent(services.db, row, shape, own));
+  if (nested) {
+    const charges = objects.map((object) => object.latest_charge).filter((charge): charge is Record<string, unknown> => typeof charge === 'object' && charge !== null);
+    await expandBalanceTransactions(services.db, ctx.actor, shape, charges);
+  }
+  return objects;
+}
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
 const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
 
@@ -194,18 +221,16 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
   app.get('/v1/payment_intents', { config, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; created?: number; expand?: string[] };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, query.expand, intentExpansions, true);
+    const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
     const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    const data = [];
-    for (const row of page.data) data.push(await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand));
-    return sendObject(reply, listObject('/v1/payment_intents', data, page.hasMore));
+    return sendObject(reply, listObject('/v1/payment_intents', await renderRead(services, ctx, page.data, expand), page.hasMore));
   });
 
   // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and
@@ -222,8 +247,9 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     if (query.client_secret !== undefined && !sameSecret(query.client_secret, row.client_secret)) {
       throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
     }
-    const expand = publishable ? expansions(query.expand, ['payment_method']) : expansionsFor(ctx.actor, query.expand, intentExpansions);
-    const object = await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, expand);
+    const expand = publishable ? expansions(query.expand, ['payment_method']) : expansionsFor(ctx.actor, query.expand, readExpansions);
+    const [object] = await renderRead(services, ctx, [row], expand);
+    assert(object !== undefined, 'one PaymentIntent rendered');
     return sendObject(reply, publishable ? publishablePaymentIntentObject(object) : object);
   });
 
@@ -231,7 +257,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
     return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -239,7 +265,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as ConfirmParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
     return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -247,7 +273,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
     return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -255,7 +281,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
     return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 }
