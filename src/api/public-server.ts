@@ -173,6 +173,22 @@ function redactFields(body: string, fields: readonly string[]): string {
   return JSON.stringify(object);
 }
 
+/**
+ * Refuses an `expand[]` path the route cannot expand, before anything runs. Routes that expand check the paths
+ * again with the key's permissions; this makes sure every other route refuses what it would otherwise ignore.
+ */
+function refuseUnknownExpansions(request: FastifyRequest): void {
+  const config = request.routeOptions.config;
+  if (config.merchantApi !== true) return;
+  const params = (request.method === 'GET' || request.method === 'DELETE' ? request.query : request.body) as { expand?: unknown } | null | undefined;
+  const paths = Array.isArray(params?.expand) ? (params.expand as unknown[]) : [];
+  const allowed = config.expandable ?? [];
+  const refused = paths.find((path) => typeof path !== 'string' || !allowed.includes(path.startsWith('data.') ? path.slice(5) : path));
+  if (refused === undefined) return;
+  const here = allowed.length === 0 ? 'nothing can be expanded here' : `what can be expanded here: ${allowed.join(', ')}`;
+  throw new CofferError('parameter_invalid', `This property cannot be expanded (${String(refused)}); ${here}.`, { param: 'expand' });
+}
+
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */
 async function finishKey(services: Services, request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
   const claim = request.idempotency;
@@ -195,6 +211,10 @@ export interface MerchantRoute {
   url: string;
   resource: ApiResource;
   publishableAllowed: boolean;
+  /** The schemas its query and body are validated with (docs/api-reference.md is written from them). */
+  querystring?: unknown;
+  body?: unknown;
+  expandable: readonly string[];
 }
 
 const merchantRoutes = new WeakMap<FastifyInstance, MerchantRoute[]>();
@@ -276,6 +296,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     await checkRequestSignature(services, request);
     coerce(request);
   });
+  app.addHook('preHandler', async (request) => refuseUnknownExpansions(request));
   app.addHook('preHandler', async (request, reply) => claimKey(services, request, reply));
   app.addHook('onSend', async (request, reply, payload) => {
     await finishKey(services, request, reply, payload);
@@ -309,7 +330,9 @@ export async function buildPublicServer(services: Services, options: PublicServe
     const resource = resourceOfRoute(route.url);
     if (resource === undefined) throw new Error(`merchant route ${String(route.method)} ${route.url} belongs to no resource in identity/api-keys.ts`);
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') routes.push({ method, url: route.url, resource, publishableAllowed: route.config.publishableAllowed === true });
+      if (method === 'HEAD') continue;
+      routes.push({ method, url: route.url, resource, publishableAllowed: route.config.publishableAllowed === true,
+        querystring: route.schema?.querystring, body: route.schema?.body, expandable: route.config.expandable ?? [] });
     }
   });
   registerMerchantRoutes(app, services);

@@ -26,6 +26,11 @@ declare module 'fastify' {
      * replay gets the response with these fields replaced by a note.
      */
     replayRedacts?: string[];
+    /**
+     * The paths `expand[]` may name here (a list's take the `data.` prefix too). A merchant route without it
+     * expands nothing and refuses any path, so that an expansion asked for is never silently left out.
+     */
+    expandable?: readonly string[];
   }
 }
 

@@ -14,6 +14,9 @@ export function emptyable<T extends TSchema>(schema: T) {
   return Type.Union([Type.Literal(''), schema]);
 }
 
+/** A query or body that takes no parameter at all: any one given is refused, by name. */
+export const NoParams = strictObject({});
+
 export const Metadata = Type.Unsafe<Record<string, string>>({
   type: 'object',
   propertyNames: { maxLength: limits.metadataKeyLengthMax, minLength: 1 },

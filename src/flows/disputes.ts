@@ -61,8 +61,9 @@ export async function recordDisputeOpened(services: Services, notification: Disp
       await tx.insertInto('risk_labels').values({ charge_id: charge.id, source: 'dispute', merchant_id: charge.merchant_id, livemode: charge.livemode, fraud: true, labeled_at: now })
         .onConflict((oc) => oc.doNothing()).execute();
     }
-    const transactions = await postDisputeTransfers(tx, dispute, charge, from === null ? [] : disputeTransfers(dispute.id, dispute.amount, dispute.fee, from));
-    await recordChange(tx, await trailFor(tx, charge.merchant_id), scope,
+    const trail = await trailFor(tx, charge.merchant_id);
+    const transactions = await postDisputeTransfers(tx, dispute, charge, from === null ? [] : disputeTransfers(dispute.id, dispute.amount, dispute.fee, from), true);
+    await recordChange(tx, trail, scope,
       { action: inquiry ? 'dispute.inquiry_open' : 'dispute.open', objectType: 'dispute', objectId: dispute.id, details: { charge: charge.id, amount: dispute.amount.toString() } },
       [{ type: 'charge.dispute.created', dispute: { after: dispute, transactions } },
         ...(from === null ? [] : [{ type: 'charge.dispute.funds_withdrawn' as const, dispute: { after: dispute, transactions } }]),
@@ -100,8 +101,9 @@ export async function recordDisputeEscalated(services: Services, notification: D
       status: 'needs_response', debited_account: from, evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs), updated_at: now,
     }).where('id', '=', dispute.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: dispute.merchant_id, livemode: dispute.livemode };
+    const trail = await trailFor(tx, dispute.merchant_id);
     const transactions = await postDisputeTransfers(tx, dispute, charge, disputeTransfers(dispute.id, dispute.amount, dispute.fee, from));
-    await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: 'dispute.escalate', objectType: 'dispute', objectId: dispute.id },
+    await recordChange(tx, trail, scope, { action: 'dispute.escalate', objectType: 'dispute', objectId: dispute.id },
       [{ type: 'charge.dispute.updated', dispute: { before: dispute, after, transactions } }, { type: 'charge.dispute.funds_withdrawn', dispute: { after, transactions } }], now);
   });
 }
@@ -128,9 +130,10 @@ export async function recordDisputeClosed(services: Services, notification: Disp
     if (outcome === 'won' && dispute.debited_account === null) throw new Error(`dispute ${dispute.id} was won but nothing had been withdrawn`);
     // A won chargeback pays back to where the charge's money is now: a dispute withdrawn before settlement and won
     // after it pays into the available funds, since the settlement has already moved what the charge left pending.
+    const trail = await trailFor(tx, dispute.merchant_id);
     const transactions = await postDisputeTransfers(tx, dispute, charge,
       outcome === 'won' ? disputeReinstatementTransfers(dispute.id, dispute.amount, dispute.fee, chargeFunds(charge)) : []);
-    await recordChange(tx, await trailFor(tx, dispute.merchant_id), scope, { action: `dispute.${outcome}`, objectType: 'dispute', objectId: dispute.id },
+    await recordChange(tx, trail, scope, { action: `dispute.${outcome}`, objectType: 'dispute', objectId: dispute.id },
       [{ type: 'charge.dispute.closed', dispute: { before: dispute, after, transactions } },
         ...(outcome === 'won' ? [{ type: 'charge.dispute.funds_reinstated' as const, dispute: { after, transactions } }] : [])], now);
   });
@@ -139,15 +142,21 @@ export async function recordDisputeClosed(services: Services, notification: Disp
 /**
  * Posts a dispute's transfers (if any) and returns its balance transactions before and after them, which its
  * events carry. Unlike a payment, a dispute posts to the ledger before writing its events and audit record, so
- * that they can show the transactions the ledger made: the merchant's accounts stay locked for those two
- * statements more, which is no cost for a change as rare as a dispute. The dispute's rows are locked first, in
- * the order every flow takes (charge, then dispute, then the ledger).
+ * that they can show the transactions the ledger made: the merchant's accounts stay locked for the read of the
+ * transactions and the statement that writes the events and the audit record, which costs nothing that matters
+ * for a change as rare as a dispute. The dispute's rows are locked first, in the order every flow takes (charge,
+ * then dispute, then the ledger); nothing after the ledger takes a row lock another flow holds while waiting for it.
  */
-async function postDisputeTransfers(tx: Tx, dispute: DisputeRow, charge: ChargeRow, transfers: TransferCommand[]): Promise<{ before: BalanceTransactionRow[]; after: BalanceTransactionRow[] }> {
-  const before = await disputeTransactions(tx, dispute);
+async function postDisputeTransfers(tx: Tx, dispute: DisputeRow, charge: ChargeRow, transfers: TransferCommand[], isNew = false): Promise<DisputeTransactions> {
+  const before = isNew ? [] : await disputeTransactions(tx, dispute);
   if (transfers.length === 0) return { before, after: before };
   await applyTransfers(tx, { merchantId: dispute.merchant_id, livemode: dispute.livemode, currency: charge.currency, paymentIntentId: charge.payment_intent_id, chargeId: charge.id }, transfers);
   return { before, after: await disputeTransactions(tx, dispute) };
+}
+
+interface DisputeTransactions {
+  before: BalanceTransactionRow[];
+  after: BalanceTransactionRow[];
 }
 
 async function disputeTransactions(tx: Tx, dispute: DisputeRow): Promise<BalanceTransactionRow[]> {
@@ -157,7 +166,11 @@ async function disputeTransactions(tx: Tx, dispute: DisputeRow): Promise<Balance
 /** Disputes as their endpoints render them, each with its balance transactions (read in one query). */
 export async function disputeObjects(db: Kysely<Database>, scope: Scope, shape: ApiShape, rows: DisputeRow[], nowMs: number): Promise<Array<Record<string, unknown>>> {
   const transactions = await balanceTransactionsOfSources(db, scope, rows.map((row) => row.id));
-  return rows.map((row) => disputeObject(row, nowMs, (transactions.get(row.id) ?? []).map((transaction) => balanceTransactionObject(transaction, shape))));
+  return rows.map((row) => disputeStateObject({ dispute: row, transactions: transactions.get(row.id) ?? [] }, shape, nowMs));
+}
+
+export function disputeStateObject(state: DisputeState, shape: ApiShape, nowMs: number): Record<string, unknown> {
+  return disputeObject(state.dispute, nowMs, state.transactions.map((transaction) => balanceTransactionObject(transaction, shape)));
 }
 
 export async function findDispute(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<DisputeRow> {
@@ -194,7 +207,13 @@ export interface UpdateDisputeParams {
  * any transaction (with `submit`, the dispute goes under review), and is saved only once the acquirer took it: a
  * refusal or no answer changes nothing. The save and the review are one change, with one event.
  */
-export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams): Promise<DisputeRow> {
+/** A dispute as a change left it, with its balance transactions read in the same transaction. */
+export interface DisputeState {
+  dispute: DisputeRow;
+  transactions: BalanceTransactionRow[];
+}
+
+export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams): Promise<DisputeState> {
   const now = new Date(services.clock.nowMs());
   const sendsEvidence = params.evidence !== undefined || params.submit === true;
   const read = await findDispute(services.db, ctx, id);
@@ -224,7 +243,7 @@ async function saveEvidence(
   params: UpdateDisputeParams,
   reviewed: 'under_review' | 'warning_under_review' | undefined,
   now: Date,
-): Promise<DisputeRow> {
+): Promise<DisputeState> {
   return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
     const open = dispute.status === 'needs_response' || dispute.status === 'warning_needs_response';
@@ -241,7 +260,7 @@ async function saveEvidence(
     await recordChange(tx, requestTrail(ctx), ctx.actor,
       { action: review === undefined ? 'dispute.update' : 'dispute.submit', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
       [{ type: 'charge.dispute.updated', dispute: { before: dispute, after, transactions: { before: current, after: current } } }], now);
-    return after;
+    return { dispute: after, transactions: current };
   });
 }
 
@@ -249,7 +268,7 @@ async function saveEvidence(
  * Accepts the dispute (the merchant does not contest it): a chargeback is lost and the withdrawn funds stay
  * withdrawn; an inquiry is closed (`warning_closed`) with nothing withdrawn.
  */
-export async function closeDispute(services: Services, ctx: RequestContext, id: string): Promise<DisputeRow> {
+export async function closeDispute(services: Services, ctx: RequestContext, id: string): Promise<DisputeState> {
   const now = new Date(services.clock.nowMs());
   const dispute = await findDispute(services.db, ctx, id);
   requireOpen(dispute, 'closed');
@@ -262,12 +281,12 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   }
   return inTransaction(services.db, async (tx) => {
     const current = await findDispute(tx, ctx, id, true);
-    if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return current;
+    const transactions = await disputeTransactions(tx, current);
+    if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return { dispute: current, transactions };
     if (isInquiry(current) !== isInquiry({ status: closed })) throw changedMeanwhile(current);
     const after = await tx.updateTable('disputes').set({ status: closed, updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
-    const transactions = await disputeTransactions(tx, current);
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
       [{ type: 'charge.dispute.closed', dispute: { before: current, after, transactions: { before: transactions, after: transactions } } }], now);
-    return after;
+    return { dispute: after, transactions };
   });
 }

@@ -120,7 +120,7 @@ describe('Refused requests', () => {
     ['form nesting deeper than allowed', 'amount=100&currency=usd&metadata[a][b][c][d][e][f][g]=1',
       { status: 400, code: 'request_body_invalid', message: /could not be parsed: .*depth.* 5\b/ }],
     ['an unexpandable path', 'amount=100&currency=usd&expand[]=foo',
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (foo).' }],
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (foo); what can be expanded here: latest_charge, payment_method.' }],
     ['an unknown payment method', 'amount=100&currency=usd&payment_method=pm_nope&confirm=true',
       { status: 404, code: 'resource_missing', param: 'payment_method', message: "No such PaymentMethod: 'pm_nope'" }],
   ];
@@ -254,7 +254,7 @@ describe('Refused requests', () => {
     await refused(() => get('/v1/payment_intents?starting_after=pi_nope'),
       { status: 404, code: 'resource_missing', param: 'starting_after', message: "No such payment_intent: 'pi_nope'" });
     await refused(() => get('/v1/payment_intents?expand[]=data.nope'),
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope).' });
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction.' });
     await refused(() => get('/v1/payment_intents?colour=red'), { status: 400, code: 'parameter_unknown', param: 'colour', message: 'Received unknown parameter: colour' });
     const listed = await get('/v1/payment_intents?limit=100');
     assert.equal(listed.status, 200, 'the bounds themselves are accepted');
@@ -263,7 +263,7 @@ describe('Refused requests', () => {
   test('retrieve with an unknown expand path names expand', async () => {
     const intent = await server.stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
     await refused(() => get(`/v1/payment_intents/${intent.id}?expand[]=customer.nope`),
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope).' });
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction.' });
   });
 
   test('a partial capture that is not a whole step of its currency is refused, and the hold can still be captured', async () => {

@@ -17,7 +17,7 @@ import { refundObject } from '../../objects/refund.ts';
 import type { Database } from '../../store/database.ts';
 import { merchantAccounts } from '../../store/ledger.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Expand, ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Currency, Expand, ListQuery, NoParams, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
 import { expansions, listObject, sendObject } from './common.ts';
 
 const ListTransactionsQuery = strictObject({
@@ -86,13 +86,13 @@ async function expandSources(db: Kysely<Database>, actor: Actor, nowMs: number, 
 
 export function registerBalanceRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  app.get('/v1/balance', { config, schema: { querystring: strictObject({}) } }, async (request, reply) => {
+  app.get('/v1/balance', { config, schema: { querystring: NoParams } }, async (request, reply) => {
     const ctx = requestContext(request);
     const accounts = await merchantAccounts(services.db, ctx.actor.merchantId, ctx.actor.livemode);
     return sendObject(reply, balanceObject(accounts, ctx.actor.livemode, ctx.actor.apiVersion.shape));
   });
 
-  app.get('/v1/balance_transactions/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.get('/v1/balance_transactions/:id', { config: { ...config, expandable: ['source'] }, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const expand = expansions((request.query as { expand?: string[] }).expand, ['source']);
     const row = await retrieveBalanceTransaction(services.db, ctx.actor, (request.params as { id: string }).id);
@@ -101,7 +101,7 @@ export function registerBalanceRoutes(app: FastifyInstance, services: Services):
     return sendObject(reply, object);
   });
 
-  app.get('/v1/balance_transactions', { config, schema: { querystring: ListTransactionsQuery } }, async (request, reply) => {
+  app.get('/v1/balance_transactions', { config: { ...config, expandable: ['source'] }, schema: { querystring: ListTransactionsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { type?: string; source?: string; currency?: string };
     const expand = expansions(query.expand, ['source'], true);

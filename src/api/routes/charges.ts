@@ -16,7 +16,7 @@ const chargeExpandable = { balance_transaction: 'balance' } as const;
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
 
 export function registerChargeRoutes(app: FastifyInstance, services: Services): void {
-  const config = { merchantApi: true };
+  const config = { merchantApi: true, expandable: Object.keys(chargeExpandable) };
   app.get('/v1/charges/:charge', { config, schema: { params: strictObject({ charge: ObjectId }), querystring: strictObject({ expand: ListQuery.expand }) } }, async (request, reply) => {
     const { charge } = request.params as { charge: string };
     const ctx = requestContext(request);

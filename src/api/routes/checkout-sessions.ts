@@ -10,7 +10,7 @@ import { findSupportCase, listSupportCases, supportCaseObject } from '../../flow
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, ListLimit, Metadata, ObjectId, strictObject } from '../schemas.ts';
+import { Currency, ListLimit, Metadata, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const LineItem = strictObject({
@@ -44,7 +44,7 @@ export function registerSupportCaseRoutes(app: FastifyInstance, services: Servic
     const rows = await listSupportCases(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/support_cases', rows.map(supportCaseObject), false));
   });
-  app.get('/v1/support_cases/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+  app.get('/v1/support_cases/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, supportCaseObject(await findSupportCase(services, requestContext(request), (request.params as { id: string }).id))));
 }
 
@@ -59,16 +59,16 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(render), page.hasMore));
   });
-  app.get('/v1/checkout/sessions/:id', { config, schema: { params: IdParams } }, async (request, reply) => {
+  app.get('/v1/checkout/sessions/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const ctx = requestContext(request);
     const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
     // Brought up to date with its payment first: a session whose payment just finished reads as complete.
     return sendObject(reply, render(found.status === 'open' ? await settleCheckoutSession(services, found.id) : found));
   });
-  app.get('/v1/checkout/sessions/:id/line_items', { config, schema: { params: IdParams } }, async (request, reply) => {
+  app.get('/v1/checkout/sessions/:id/line_items', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const found = await findCheckoutSession(services.db, requestContext(request), (request.params as { id: string }).id);
     return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, lineItemObjects(found), false));
   });
-  app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams } }, async (request, reply) =>
+  app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
     sendObject(reply, render(await expireCheckoutSession(services, requestContext(request), (request.params as { id: string }).id))));
 }

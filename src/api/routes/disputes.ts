@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
-import { closeDispute, disputeObjects, findDispute, updateDispute, type UpdateDisputeParams } from '../../flows/disputes.ts';
+import { closeDispute, disputeObjects, disputeStateObject, findDispute, updateDispute, type DisputeState, type UpdateDisputeParams } from '../../flows/disputes.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { disputeEvidenceFields } from '../../objects/dispute.ts';
@@ -28,6 +28,8 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
     return disputeObjects(services.db, actor, actor.apiVersion.shape, rows, services.clock.nowMs());
   };
   const one = async (request: FastifyRequest, row: DisputeRow) => (await render(request, [row]))[0];
+  /** A change's result, rendered with the transactions read in its own transaction. */
+  const changed = (request: FastifyRequest, state: DisputeState) => disputeStateObject(state, requestContext(request).actor.apiVersion.shape, services.clock.nowMs());
   app.get('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const dispute = await findDispute(services.db, requestContext(request), (request.params as { dispute: string }).dispute);
     return sendObject(reply, await one(request, dispute));
@@ -35,13 +37,13 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
 
   app.post('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as UpdateDisputeParams & { expand?: string[] };
-    const dispute = await updateDispute(services, requestContext(request), (request.params as { dispute: string }).dispute, params);
-    return sendObject(reply, await one(request, dispute));
+    const state = await updateDispute(services, requestContext(request), (request.params as { dispute: string }).dispute, params);
+    return sendObject(reply, changed(request, state));
   });
 
   app.post('/v1/disputes/:dispute/close', { config, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const dispute = await closeDispute(services, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, await one(request, dispute));
+    const state = await closeDispute(services, requestContext(request), (request.params as { dispute: string }).dispute);
+    return sendObject(reply, changed(request, state));
   });
 
   app.get('/v1/disputes', { config, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {

@@ -5,7 +5,7 @@ import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { requestContext } from '../request-context.ts';
-import { ListQuery, ObjectId, strictObject } from '../schemas.ts';
+import { ListQuery, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 import { resendEvent } from '../../webhooks/resend.ts';
 
@@ -19,7 +19,7 @@ const EventsQuery = strictObject({
 /** Events as recorded with each change; the payload is the stored text, so it is the same in every answer. */
 export function registerEventRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  app.get('/v1/events/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: strictObject({}) } }, async (request, reply) => {
+  app.get('/v1/events/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: NoParams } }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const ctx = requestContext(request);
     const row = await services.db

@@ -148,17 +148,12 @@ const CancelBody = strictObject({
 const IntentParams = strictObject({ intent: ObjectId });
 /** What a PaymentIntent can expand, and the resource a restricted key needs to read each. */
 const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_methods' } as const satisfies Record<(typeof paymentIntentExpandable)[number], ApiResource>;
-/** Retrieving or listing can also expand the charge's balance transaction (which the ledger has by then). */
+/**
+ * Retrieving or listing can also expand the charge's balance transaction, which the ledger has by then; the
+ * response to a change cannot, since it is written in the statement that records the payment, before the ledger.
+ */
 const nestedTransaction = 'latest_charge.balance_transaction';
 const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'] } as const;
-
-/** What the response to a change expands: rendered with the change, before the ledger holds its transaction. */
-function changeExpansions(ctx: RequestContext, requested: readonly string[] | undefined): string[] {
-  if (requested?.includes(nestedTransaction) === true) {
-    throw new CofferError('parameter_invalid', `${nestedTransaction} can be expanded when retrieving or listing PaymentIntents, not in the response to a change, which is written before the ledger records the payment; retrieve the PaymentIntent with this expansion instead.`, { param: 'expand' });
-  }
-  return expansionsFor(ctx.actor, requested, intentExpansions);
-}
 
 /** PaymentIntents read (retrieved or listed) in the request's expansions, their charges' transactions in one query. */
 async function renderRead(services: Services, ctx: RequestContext, rows: PaymentIntentRow[], expand: readonly string[]): Promise<Array<Record<string, unknown>>> {
@@ -217,15 +212,16 @@ function sameSecret(presented: string, stored: string): boolean {
 }
 
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
-  const config = { merchantApi: true };
+  const config = { merchantApi: true, expandable: Object.keys(intentExpansions) };
+  const readConfig = { merchantApi: true, expandable: Object.keys(readExpansions) };
   app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
-  app.get('/v1/payment_intents', { config, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
+  app.get('/v1/payment_intents', { config: readConfig, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; created?: number; expand?: string[] };
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
@@ -235,7 +231,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
 
   // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and
   // then only the fields Stripe gives such keys; a client secret that does not match is refused whatever the key.
-  app.get('/v1/payment_intents/:intent', { config: { ...config, publishableAllowed: true }, schema: { params: IntentParams, querystring: RetrieveQuery } }, async (request, reply) => {
+  app.get('/v1/payment_intents/:intent', { config: { ...readConfig, publishableAllowed: true }, schema: { params: IntentParams, querystring: RetrieveQuery } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
     const query = request.query as { expand?: string[]; client_secret?: string };
     const ctx = requestContext(request);
@@ -257,7 +253,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -265,7 +261,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as ConfirmParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -273,7 +269,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -281,7 +277,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, changeExpansions(ctx, body.expand));
+    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 }

@@ -52,6 +52,8 @@ async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id
 
 export function registerRefundRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
+  // Reads expand the refund's balance transaction; a change's response is written before the ledger makes it.
+  const readConfig = { ...config, expandable: Object.keys(refundExpandable) };
   app.post('/v1/refunds', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
     expansions(expand, []);
@@ -59,7 +61,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     return sendOutcome(reply, await createRefund(services, ctx, params, refundResponder(ctx)));
   });
 
-  app.get('/v1/refunds/:refund', { config, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.get('/v1/refunds/:refund', { config: readConfig, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, refundExpandable);
     const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
@@ -97,7 +99,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     );
   });
 
-  app.get('/v1/refunds', { config, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
+  app.get('/v1/refunds', { config: readConfig, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
     const expand = expansionsFor(ctx.actor, query.expand, refundExpandable, true);

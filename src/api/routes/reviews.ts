@@ -5,7 +5,7 @@ import { decideReview, findReview, listOpenReviews } from '../../flows/reviews.t
 import { limits } from '../../limits.ts';
 import { reviewObject } from '../../objects/review.ts';
 import { requestContext } from '../request-context.ts';
-import { ListLimit, ObjectId, strictObject } from '../schemas.ts';
+import { ListLimit, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const IdParams = strictObject({ id: ObjectId });
@@ -22,10 +22,10 @@ export function registerReviewRoutes(app: FastifyInstance, services: Services): 
     const page = await listOpenReviews(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/reviews', page.data.map(reviewObject), page.hasMore));
   });
-  app.get('/v1/reviews/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+  app.get('/v1/reviews/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, reviewObject(await findReview(services.db, requestContext(request), (request.params as { id: string }).id))));
-  app.post('/v1/reviews/:id/approve', { config, schema: { params: IdParams, body: Type.Optional(strictObject({})) } }, async (request, reply) =>
+  app.post('/v1/reviews/:id/approve', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
     sendObject(reply, reviewObject(await decideReview(services, requestContext(request), (request.params as { id: string }).id, 'approve'))));
-  app.post('/v1/reviews/:id/reject', { config, schema: { params: IdParams, body: Type.Optional(strictObject({})) } }, async (request, reply) =>
+  app.post('/v1/reviews/:id/reject', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
     sendObject(reply, reviewObject(await decideReview(services, requestContext(request), (request.params as { id: string }).id, 'reject'))));
 }

@@ -7,7 +7,7 @@ import { unixTime } from '../../objects/common.ts';
 import type { PaymentLimitRow, RiskRuleSetRow } from '../../store/database.ts';
 import { createRuleSet, currentRuleSet, listRuleSets, testRule, type RuleParams } from '../../flows/risk-rule-sets.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, ObjectId, strictObject } from '../schemas.ts';
+import { Currency, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { listObject, sendObject } from './common.ts';
 
 const Value = Type.Integer({ minimum: 0, maximum: 99_999_999_999 });
@@ -59,22 +59,22 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
   const config = { merchantApi: true };
   app.post('/v1/risk/limits', { config, schema: { body: CreateBody } }, async (request, reply) =>
     sendObject(reply, limitObject(await createLimit(services, requestContext(request), request.body as LimitParams))));
-  app.get('/v1/risk/limits', { config }, async (request, reply) =>
+  app.get('/v1/risk/limits', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/limits', (await listLimits(services, requestContext(request))).map(limitObject), false)));
-  app.get('/v1/risk/limits/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+  app.get('/v1/risk/limits/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, limitObject(await findLimit(services.db, requestContext(request), (request.params as { id: string }).id))));
   app.post('/v1/risk/limits/:id', { config, schema: { params: IdParams, body: UpdateBody } }, async (request, reply) =>
     sendObject(reply, limitObject(await updateLimit(services, requestContext(request), (request.params as { id: string }).id, (request.body as { value: number }).value))));
-  app.delete('/v1/risk/limits/:id', { config, schema: { params: IdParams } }, async (request, reply) => {
+  app.delete('/v1/risk/limits/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const deleted = await deleteLimit(services, requestContext(request), (request.params as { id: string }).id);
     return sendObject(reply, { id: deleted.id, object: 'payment_limit', deleted: true });
   });
   // Rule sets: each change is a new version; the current one is the latest.
   app.post('/v1/risk/rule_sets', { config, schema: { body: strictObject({ rules: RuleSetBody }) } }, async (request, reply) =>
     sendObject(reply, ruleSetObject(await createRuleSet(services, requestContext(request), (request.body as { rules: RuleParams[] }).rules))));
-  app.get('/v1/risk/rule_sets', { config }, async (request, reply) =>
+  app.get('/v1/risk/rule_sets', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/rule_sets', (await listRuleSets(services, requestContext(request))).map(ruleSetObject), false)));
-  app.get('/v1/risk/rule_sets/current', { config }, async (request, reply) =>
+  app.get('/v1/risk/rule_sets/current', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, ruleSetObject(await currentRuleSet(services, requestContext(request)))));
   app.post('/v1/risk/rules/test', { config, schema: { body: TestRuleBody } }, async (request, reply) => {
     const body = request.body as { rule: string; attributes?: Record<string, unknown> };
@@ -84,7 +84,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
   app.post('/v1/risk/rule_sets/backtest', {
     config, schema: { body: strictObject({ rules: RuleSetBody, limit: Type.Optional(HistoryLimit), since: Type.Optional(Type.Integer({ minimum: 0 })) }) },
   }, async (request, reply) => sendObject(reply, await backtestRuleSet(services, requestContext(request), request.body as BacktestParams)));
-  app.get('/v1/risk/settings', { config }, async (request, reply) =>
+  app.get('/v1/risk/settings', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, { object: 'risk_settings', ...(await riskSettingsOf(services, requestContext(request))) }));
   app.post('/v1/risk/settings', { config, schema: { body: SettingsBody } }, async (request, reply) =>
     sendObject(reply, { object: 'risk_settings', ...(await updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' })) }));
@@ -94,7 +94,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
     const rows = await listDecisions(services, requestContext(request), { ...query, limit: query.limit ?? 10 });
     return sendObject(reply, listObject('/v1/risk/decisions', rows.map(decisionObject), false));
   });
-  app.get('/v1/risk/decisions/:id', { config, schema: { params: IdParams } }, async (request, reply) =>
+  app.get('/v1/risk/decisions/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, decisionObject(await findDecision(services, requestContext(request), (request.params as { id: string }).id))));
   app.post('/v1/risk/decisions/replay', { config, schema: { body: ReplayBody } }, async (request, reply) =>
     sendObject(reply, await replayDecisions(services, requestContext(request), (request.body as { limit?: number }).limit ?? 1_000)));
