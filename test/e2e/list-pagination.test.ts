@@ -318,4 +318,25 @@ describe('list pagination', () => {
     assert.deepEqual((await merchant.stripe.charges.list({ payment_intent: guest.id })).data.map((charge) => charge.id), [guest.latest_charge]);
     assert.equal((await merchant.stripe.charges.list()).data.length, 2);
   });
+
+  test('PaymentIntents filter by customer: only that customer\'s, paged; an unknown or another merchant\'s customer has none', async () => {
+    const merchant = await newMerchant();
+    const customer = await merchant.stripe.customers.create({ name: 'Buyer' });
+    const other = await merchant.stripe.customers.create({ name: 'Someone else' });
+    const theirs = [];
+    for (let i = 0; i < 3; i += 1) {
+      theirs.push((await merchant.stripe.paymentIntents.create({ amount: 700 + i, currency: 'usd', customer: customer.id })).id);
+      await merchant.stripe.paymentIntents.create({ amount: 900, currency: 'usd' }); // a guest's, between them
+    }
+    await merchant.stripe.paymentIntents.create({ amount: 950, currency: 'usd', customer: other.id });
+    const listed: string[] = [];
+    for await (const intent of merchant.stripe.paymentIntents.list({ customer: customer.id, limit: 2 })) listed.push(intent.id);
+    assert.deepEqual(listed, [...theirs].reverse(), 'newest first, across pages of 2');
+    assert.deepEqual((await merchant.stripe.paymentIntents.list({ customer: 'cus_unknown' })).data, []);
+    const elsewhere = await newMerchant();
+    const foreign = await elsewhere.stripe.customers.create({ name: 'Foreign' });
+    await elsewhere.stripe.paymentIntents.create({ amount: 500, currency: 'usd', customer: foreign.id });
+    assert.deepEqual((await merchant.stripe.paymentIntents.list({ customer: foreign.id })).data, [], 'another merchant\'s customer');
+    assert.equal((await merchant.stripe.paymentIntents.list({ limit: 100 })).data.length, 7, 'without the filter, all of them');
+  });
 });

@@ -34,6 +34,7 @@ import {
   Url,
   emptyable,
   strictObject,
+  type ListQueryParams,
 } from '../schemas.ts';
 import { expandBalanceTransactions } from './balance.ts';
 import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
@@ -222,7 +223,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   });
 
   app.get('/v1/payment_intents', { config: readConfig, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
-    const query = request.query as { limit?: number; starting_after?: string; ending_before?: string; created?: number; expand?: string[] };
+    const query = request.query as ListQueryParams & { customer?: string };
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
     const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
