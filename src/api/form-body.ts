@@ -11,22 +11,47 @@ import { limits } from '../limits.ts';
 const forbiddenKey = /(^|\[)(__proto__|constructor|prototype)(\]|\[|$)/;
 
 /**
- * Keys that could reach an object's prototype are refused outright, where the parser would silently drop them:
- * a parameter Coffer does not act on must be an error, not ignored.
+ * Refuses, naming the parameter, what the parser would otherwise take silently: keys that could reach an object's
+ * prototype (which it would drop), and names or values that are not URL encoding of UTF-8 text (`%ZZ`, `%FF`, which
+ * it would keep as written). A parameter Coffer does not understand must be an error, not ignored or mangled.
  */
-function refuseForbiddenKeys(text: string): void {
+function refuseUnparsable(text: string): void {
   for (const pair of text.split('&')) {
-    const rawKey = pair.split('=')[0] ?? '';
-    let key: string;
-    try {
-      key = decodeURIComponent(rawKey.replaceAll('+', ' '));
-    } catch {
-      throw new CofferError('request_body_invalid', `The parameter name "${rawKey}" is not valid URL encoding.`);
-    }
+    const at = pair.indexOf('=');
+    const rawKey = at === -1 ? pair : pair.slice(0, at);
+    const key = decoded(rawKey);
+    if (key === undefined) throw new CofferError('request_body_invalid', `The parameter name "${rawKey}" is not valid URL encoding of UTF-8 text.`);
     if (forbiddenKey.test(key)) {
       throw new CofferError('parameter_unknown', `Received unknown parameter: ${key}`, { param: key });
     }
+    if (at !== -1 && decoded(pair.slice(at + 1)) === undefined) {
+      throw new CofferError('parameter_invalid', `Invalid value for ${key}: it is not valid URL encoding of UTF-8 text.`, { param: key });
+    }
   }
+}
+
+function decoded(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The first key or text value that holds a NUL character (U+0000), which no text column can store, as its
+ * parameter's name (`metadata[note]`); undefined if there is none.
+ */
+export function parameterWithNul(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    const name = path === '' ? String(key) : `${path}[${String(key)}]`;
+    if (String(key).includes('\u0000')) return name;
+    const found = parameterWithNul(item, name);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**
@@ -46,7 +71,7 @@ export function refuseDeepJson(value: unknown): void {
 }
 
 export function parseForm(text: string): Record<string, unknown> {
-  refuseForbiddenKeys(text);
+  refuseUnparsable(text);
   try {
     return parseFormUnchecked(text);
   } catch (error) {

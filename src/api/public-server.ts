@@ -6,7 +6,7 @@ import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { errorObject } from '../objects/error.ts';
 import { randomIdCharacters } from '../platform/random.ts';
-import { coerceToSchema, parseForm, parseQuery, queryError, refuseDeepJson } from './form-body.ts';
+import { coerceToSchema, parameterWithNul, parseForm, parseQuery, queryError, refuseDeepJson } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
@@ -136,6 +136,25 @@ async function checkRequestSignature(services: Services, request: FastifyRequest
 }
 
 /** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
+/** Bodies are read as UTF-8, so a body that says it is in another character set is refused, not misread. */
+function refuseCharset(request: FastifyRequest): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    throw new CofferError('content_type_unsupported', `Send the request body in UTF-8; charset=${charset} is not supported.`);
+  }
+}
+
+/** A NUL character fits in no text column: a parameter holding one is refused by name, before anything runs. */
+function refuseNul(request: FastifyRequest): void {
+  for (const source of [request.params, request.query, request.body]) {
+    const param = parameterWithNul(source);
+    if (param === undefined) continue;
+    const name = param === '' ? 'the request body' : param;
+    throw new CofferError('parameter_invalid', `Invalid value for ${name}: it contains a NUL character (U+0000), which Coffer does not accept in text.`,
+      param === '' ? {} : { param });
+  }
+}
+
 function coerce(request: FastifyRequest): void {
   const schema = request.routeOptions.schema as { body?: object; querystring?: object } | undefined;
   if (schema?.querystring !== undefined) request.query = coerceToSchema(schema.querystring, request.query);
@@ -255,6 +274,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
+      refuseCharset(request);
       done(null, parseForm(body as string));
     } catch (error) {
       done(error as Error, undefined);
@@ -265,6 +285,11 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
+    try {
+      refuseCharset(request);
+    } catch (refusal) {
+      return done(refusal as Error, undefined);
+    }
     parseJson(request, body as string, (error: Error | null, parsed?: unknown) => {
       if (error !== null) return done(error, undefined);
       try {
@@ -294,6 +319,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   });
   app.addHook('preValidation', async (request) => {
     await checkRequestSignature(services, request);
+    refuseNul(request);
     coerce(request);
   });
   app.addHook('preHandler', async (request) => refuseUnknownExpansions(request));

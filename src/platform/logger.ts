@@ -62,12 +62,22 @@ function requestSummary(request: LoggedRequest): Record<string, unknown> {
   };
 }
 
+/**
+ * Errors as log lines show them: pino's usual fields, without the values a database driver attaches to an error
+ * (the statement's parameters), which can hold client secrets, names and addresses.
+ */
+function errorSummary(error: Error): Record<string, unknown> {
+  const serialized: Record<string, unknown> = { ...pino.stdSerializers.err(error) };
+  for (const field of ['params', 'parameters', 'values']) delete serialized[field];
+  return serialized;
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
       redact: { paths: redactedPaths, censor: '[redacted]' },
-      serializers: { req: requestSummary },
+      serializers: { req: requestSummary, err: errorSummary },
       // Milliseconds to a tenth: the fifteen-digit fractions the timer gives say nothing and read like card numbers.
       formatters: {
         log: (object) => (typeof object.responseTime === 'number' ? { ...object, responseTime: Math.round(object.responseTime * 10) / 10 } : object),

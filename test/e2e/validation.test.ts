@@ -154,6 +154,27 @@ describe('Refused requests', () => {
     }
   });
 
+  test('text Coffer could not store or read as sent is refused by name: NUL characters, broken URL encoding, other character sets', async () => {
+    const nul = (param: string) => ({ status: 400, code: 'parameter_invalid', param, message: `Invalid value for ${param}: it contains a NUL character (U+0000), which Coffer does not accept in text.` });
+    await refused(() => create('amount=100&currency=usd&description=a%00b'), nul('description'));
+    await refused(() => create('amount=100&currency=usd&metadata[order]=1%002'), nul('metadata[order]'));
+    await refused(() => create('amount=100&currency=usd&metadata[or%00der]=1'), nul('metadata[or\u0000der]'));
+    await refused(() => createJson(JSON.stringify({ amount: 100, currency: 'usd', shipping: { name: 'A\u0000', address: {} } })), nul('shipping[name]'));
+    await refused(() => get('/v1/payment_intents?starting_after=pi_a%00b'), nul('starting_after'));
+    await refused(() => get('/v1/payment_intents/pi_a%00b'), nul('intent'));
+    await refused(() => get('/v1/customers/search?query=name%3A%27a%00%27'), nul('query'));
+    await refused(() => create('amount=100&currency=usd&description=%ZZ'),
+      { status: 400, code: 'parameter_invalid', param: 'description', message: 'Invalid value for description: it is not valid URL encoding of UTF-8 text.' });
+    await refused(() => create('amount=100&currency=usd&description=%FF%FE'),
+      { status: 400, code: 'parameter_invalid', param: 'description', message: 'Invalid value for description: it is not valid URL encoding of UTF-8 text.' });
+    await refused(() => create('amount=100&currency=usd&descr%E0%A4%A=x'),
+      { status: 400, code: 'request_body_invalid', message: 'The parameter name "descr%E0%A4%A" is not valid URL encoding of UTF-8 text.' });
+    await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=%E9', contentType: 'application/x-www-form-urlencoded; charset=iso-8859-1' }),
+      { status: 400, code: 'content_type_unsupported', message: 'Send the request body in UTF-8; charset=iso-8859-1 is not supported.' });
+    const accepted = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=caf%C3%A9', contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });
+    assert.equal(accepted.json.description, 'café', 'UTF-8, said or not, is read as such');
+  });
+
   test('a create without any body says which parameter is missing', async () => {
     await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey }),
       { status: 400, code: 'parameter_missing', param: 'amount', message: 'Missing required param: amount.' });
