@@ -136,6 +136,19 @@ async function checkRequestSignature(services: Services, request: FastifyRequest
 }
 
 /** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
+/**
+ * Stripe Connect's headers name another account to act on. Coffer has none: running the request on the key's own
+ * account instead would take a payment into the wrong account without a word, so it is refused.
+ */
+function refuseAccountHeaders(request: FastifyRequest): void {
+  if (request.routeOptions.config.merchantApi !== true) return;
+  for (const header of ['stripe-account', 'stripe-context']) {
+    if (request.headers[header] === undefined) continue;
+    const name = header === 'stripe-account' ? 'Stripe-Account' : 'Stripe-Context';
+    throw new CofferError('header_unsupported', `Coffer has no connected accounts, so it does not take the ${name} header; send the request without it, with the key of the account it is for.`);
+  }
+}
+
 /** Bodies are read as UTF-8, so a body that says it is in another character set is refused, not misread. */
 function refuseCharset(request: FastifyRequest): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
@@ -313,6 +326,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     // The providers' sandboxes speak the providers' wire formats, which put parameters in the URL (Alipay's gateway).
     const sandbox = request.url.startsWith('/sandbox/');
     if (request.method !== 'GET' && request.method !== 'HEAD' && !sandbox) refuseQueryParameters(request.query);
+    refuseAccountHeaders(request);
     await authenticate(services, keys, request);
     // As Stripe does: every authenticated answer names the API version its objects are shaped for.
     if (request.actor !== null) reply.header('Stripe-Version', request.actor.apiVersion.name);

@@ -26,6 +26,7 @@ export const errorCatalog = {
   request_body_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   content_type_unsupported: { type: 'invalid_request_error', httpStatus: 400 },
   api_version_invalid: { type: 'invalid_request_error', httpStatus: 400 },
+  header_unsupported: { type: 'invalid_request_error', httpStatus: 400 },
   url_unknown: { type: 'invalid_request_error', httpStatus: 404 },
   url_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   // Who is asking.

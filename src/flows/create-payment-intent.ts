@@ -146,6 +146,10 @@ export async function createPaymentIntent(
   respond: Respond,
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  // As at Stripe: whether the shopper is present is said of a confirmation, so only with one.
+  if (params.off_session !== undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', 'off_session can only be given with confirm=true: it says whether the customer is present during the payment attempt that confirm makes.', { param: 'off_session' });
+  }
   const confirmParams: ConfirmParams = {};
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
   if (params.payment_method_data !== undefined) confirmParams.payment_method_data = params.payment_method_data;

@@ -77,6 +77,8 @@ describe('Refused requests', () => {
   const invalidInteger = (value: string): Expected => ({ status: 400, code: 'parameter_invalid_integer', param: 'amount', message: `Invalid integer: ${value}` });
   const metadataKeys = Array.from({ length: 51 }, (_, i) => `metadata[k${i}]=v`).join('&');
   const createCases: Array<[string, string, Expected]> = [
+    ['off_session without confirm', 'amount=100&currency=usd&payment_method=pm_card_visa&off_session=true',
+      { status: 400, code: 'parameter_invalid', param: 'off_session', message: /^off_session can only be given with confirm=true/ }],
     ['an unknown parameter', 'amount=100&currency=usd&foo=1', { status: 400, code: 'parameter_unknown', param: 'foo', message: 'Received unknown parameter: foo' }],
     ['an unknown nested parameter', 'amount=100&currency=usd&shipping[name]=A&shipping[address][city]=B&shipping[foo]=1',
       { status: 400, code: 'parameter_unknown', param: 'shipping[foo]', message: 'Received unknown parameter: shipping[foo]' }],
@@ -173,6 +175,14 @@ describe('Refused requests', () => {
       { status: 400, code: 'content_type_unsupported', message: 'Send the request body in UTF-8; charset=iso-8859-1 is not supported.' });
     const accepted = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=caf%C3%A9', contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });
     assert.equal(accepted.json.description, 'café', 'UTF-8, said or not, is read as such');
+  });
+
+  test('Stripe Connect\'s account headers are refused, not ignored: nothing runs on the key\'s own account instead', async () => {
+    for (const header of ['Stripe-Account', 'Stripe-Context']) {
+      const message = `Coffer has no connected accounts, so it does not take the ${header} header; send the request without it, with the key of the account it is for.`;
+      await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { [header]: 'acct_other' }), { status: 400, code: 'header_unsupported', message });
+      await refused(() => get('/v1/balance', server.secretKey, { [header]: 'acct_other' }), { status: 400, code: 'header_unsupported', message });
+    }
   });
 
   test('a create without any body says which parameter is missing', async () => {
