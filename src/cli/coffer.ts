@@ -125,7 +125,14 @@ async function commandLedgerVerify(config: Config): Promise<number> {
     process.stderr.write(`coffer: no embedded database in ${config.homeDir}: set COFFER_HOME (or DATABASE_URL) to the installation to check\n`);
     return 2;
   }
-  const database = await openConfiguredDatabase(config);
+  let database: OpenDatabase;
+  try {
+    database = await openConfiguredDatabase(config);
+  } catch (error) {
+    // Not a verdict on the ledger: 1 means a violation was found, so a database that cannot be read is 3.
+    process.stderr.write(`coffer: could not open the database, so nothing was checked: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 3;
+  }
   try {
     const pending = await pendingMigrations(database);
     if (pending === null) {
@@ -195,7 +202,8 @@ async function commandDoctor(config: Config): Promise<number> {
     const findings = await runDoctor(config, database?.db, Date.now());
     for (const finding of findings) print(`${finding.severity.padEnd(9)} ${finding.check}: ${finding.message}`);
     const problems = findings.filter((finding) => finding.severity === 'problem').length;
-    print(problems === 0 ? `No problem found (${findings.length} warning(s)).` : `${problems} problem(s), ${findings.length - problems} warning(s).`);
+    const skipped = database === undefined ? ' The database could not be opened, so its checks were skipped: run doctor again when it can be.' : '';
+    print(problems === 0 ? `No problem found (${findings.length} warning(s)).${skipped}` : `${problems} problem(s), ${findings.length - problems} warning(s).${skipped}`);
     return problems === 0 ? 0 : 1;
   } finally {
     await database?.close();

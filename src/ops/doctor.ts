@@ -49,6 +49,25 @@ function keyFileFindings(homeDir: string): Finding[] {
   return findings;
 }
 
+/**
+ * The embedded database's directory and the listener's TLS key: another local user who may enter the first can
+ * rewrite the ledger and the API keys behind Coffer's back (its files are 0666), and one who reads the second can
+ * impersonate the listener.
+ */
+function privateFileFindings(config: Config): Finding[] {
+  const findings: Finding[] = [];
+  const check = (target: string, allowed: number, fix: string) => {
+    if (!fs.existsSync(target)) return;
+    const mode = fs.statSync(target).mode & 0o777;
+    if ((mode & ~allowed & 0o777) !== 0) {
+      findings.push({ severity: 'problem', check: 'private_files', message: `${target} is open to other users (mode ${mode.toString(8)}): ${fix}.` });
+    }
+  };
+  if (config.databaseUrl === undefined) check(path.join(config.homeDir, 'db'), 0o750, 'chmod 700 it (Coffer does so when it opens the database)');
+  check(path.join(config.homeDir, 'tls', 'localhost.key'), 0o600, 'chmod 600 it');
+  return findings;
+}
+
 /** Where the vault's key-encryption keys live, and whether the HSM settings can work. */
 function kekFindings(config: Config): Finding[] {
   const kek = config.kek;
@@ -157,7 +176,7 @@ async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: num
 }
 
 export async function runDoctor(config: Config, db: Kysely<Database> | undefined, nowMs: number): Promise<Finding[]> {
-  const findings = [...configFindings(config), ...keyFileFindings(config.homeDir)];
+  const findings = [...configFindings(config), ...keyFileFindings(config.homeDir), ...privateFileFindings(config)];
   if (db !== undefined) findings.push(...await databaseFindings(db, config, nowMs));
   return findings;
 }

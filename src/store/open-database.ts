@@ -119,6 +119,18 @@ export function embeddedStartParams(use: EmbeddedUse): string[] {
   return use === 'server' ? [] : ['-c', 'shared_buffers=16MB'];
 }
 
+/**
+ * The embedded database's directory is its owner's alone, as PostgreSQL requires of its own (0700, or 0750 to let
+ * a backup group read): PGlite writes its files with mode 0666 whatever the umask, so the directory is all that
+ * keeps other local users from rewriting the ledger or the API keys. Created so; tightened if anyone else may
+ * enter it or the group may write to it.
+ */
+export function keepPrivate(dataDir: string): void {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const mode = fs.statSync(dataDir).mode & 0o777;
+  if ((mode & 0o027) !== 0) fs.chmodSync(dataDir, 0o700);
+}
+
 /** WAL written since the last checkpoint beyond which the embedded database checkpoints (bounds recovery time). */
 const checkpointWalBytes = 256n * 1024n * 1024n;
 
@@ -136,6 +148,7 @@ export async function openPGlite(
   let unlock = () => undefined as void;
   if (dataDir !== undefined) {
     fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o700 });
+    keepPrivate(dataDir);
     unlock = lockDataDir(dataDir);
   }
   try {
@@ -150,6 +163,8 @@ export async function openPGlite(
       pglite = new PGlite({ ...(dataDir === undefined ? {} : { dataDir }), startParams: [...PGlite.defaultStartParams, ...embeddedStartParams(use)] });
       await pglite.waitReady;
     }
+    // A first start's initialization sets the directory's mode again (0755).
+    if (dataDir !== undefined) keepPrivate(dataDir);
     const pool = new PGlitePool(pglite, (error) => {
       if (isFatal(error)) onFatal(error);
     });

@@ -8,6 +8,7 @@ import { sealAuditLog } from '../../src/audit/chain.ts';
 import { runDoctor } from '../../src/ops/doctor.ts';
 import { loadConfig } from '../../src/platform/config.ts';
 import { recordAudit } from '../../src/store/audit.ts';
+import { keepPrivate } from '../../src/store/open-database.ts';
 import { openTestDatabase } from '../support/database.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -22,6 +23,7 @@ function home(): string {
   // The command opens the embedded database: start from the migrated copy the test runner prepared.
   const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
   if (template !== undefined) fs.cpSync(template, path.join(dir, 'db'), { recursive: true });
+  keepPrivate(path.join(dir, 'db'));
   return dir;
 }
 
@@ -51,6 +53,22 @@ describe('coffer doctor', { concurrency: false }, () => {
     const withClientCerts = await runDoctor(loadConfig({ COFFER_HOME: sound, COFFER_INTERNAL_HOST: '0.0.0.0', COFFER_INTERNAL_CLIENT_CA: path.join(sound, 'staff-ca.pem') }), undefined, Date.now());
     assert.deepEqual(checks(withClientCerts, 'problem'), [], 'an exposed internal listener that requires client certificates is not a problem');
 
+    // Another local user who may enter the embedded database's directory can rewrite it (PGlite's files are 0666).
+    const openDb = home();
+    fs.chmodSync(path.join(openDb, 'db'), 0o755);
+    fs.mkdirSync(path.join(openDb, 'tls'), { mode: 0o700 });
+    fs.writeFileSync(path.join(openDb, 'tls', 'localhost.key'), 'key', { mode: 0o644 });
+    fs.chmodSync(path.join(openDb, 'tls', 'localhost.key'), 0o644);
+    const exposedFiles = (await runDoctor(loadConfig({ COFFER_HOME: openDb }), undefined, Date.now())).filter((finding) => finding.check === 'private_files');
+    assert.deepEqual(exposedFiles.map((finding) => [finding.severity, finding.message]), [
+      ['problem', `${path.join(openDb, 'db')} is open to other users (mode 755): chmod 700 it (Coffer does so when it opens the database).`],
+      ['problem', `${path.join(openDb, 'tls', 'localhost.key')} is open to other users (mode 644): chmod 600 it.`],
+    ]);
+    fs.chmodSync(path.join(openDb, 'db'), 0o750);
+    fs.chmodSync(path.join(openDb, 'tls', 'localhost.key'), 0o600);
+    assert.deepEqual((await runDoctor(loadConfig({ COFFER_HOME: openDb }), undefined, Date.now())).filter((finding) => finding.check === 'private_files'), [],
+      'a backup group may read the database (0750), as PostgreSQL allows');
+
     const remote = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer' }), undefined, Date.now());
     assert.deepEqual(checks(remote, 'problem'), ['database_tls']);
     const remoteTls = await runDoctor(loadConfig({ COFFER_HOME: sound, DATABASE_URL: 'postgres://coffer@db.internal:5432/coffer?sslmode=verify-full' }), undefined, Date.now());
@@ -69,6 +87,19 @@ describe('coffer doctor', { concurrency: false }, () => {
     fs.chmodSync(pinFile, 0o600);
     fs.writeFileSync(path.join(sound, 'libmissing.so'), '');
     assert.deepEqual((await runDoctor(loadConfig(hsm), undefined, Date.now())).filter((finding) => finding.check === 'kek'), []);
+  });
+
+  test('the embedded database\'s directory is made private when it opens, whatever the home directory\'s mode', () => {
+    const parent = home();
+    const fresh = path.join(parent, 'fresh-db');
+    keepPrivate(fresh);
+    assert.equal(fs.statSync(fresh).mode & 0o777, 0o700, 'created private');
+    fs.chmodSync(fresh, 0o777);
+    keepPrivate(fresh);
+    assert.equal(fs.statSync(fresh).mode & 0o777, 0o700, 'tightened when others may enter it');
+    fs.chmodSync(fresh, 0o750);
+    keepPrivate(fresh);
+    assert.equal(fs.statSync(fresh).mode & 0o777, 0o750, 'a backup group\'s read access is left as the operator set it');
   });
 
   test('in the database: a superuser connection, and audit records the sealer has not reached', async () => {
