@@ -24,6 +24,11 @@ function refuseUnparsable(text: string): void {
     if (forbiddenKey.test(key)) {
       throw new CofferError('parameter_unknown', `Received unknown parameter: ${key}`, { param: key });
     }
+    // `metadata[]=x` is what a client sends for an empty metadata key; numbered like a list's entries, it would
+    // be stored under the key "0".
+    if (/(^metadata|\[metadata\])\[\]/.test(key)) {
+      throw new CofferError('parameter_invalid', `Invalid metadata key in ${key}: metadata keys cannot be empty.`, { param: key.slice(0, key.indexOf('[]')) });
+    }
     if (at !== -1 && decoded(pair.slice(at + 1)) === undefined) {
       throw new CofferError('parameter_invalid', `Invalid value for ${key}: it is not valid URL encoding of UTF-8 text.`, { param: key });
     }

@@ -19,7 +19,8 @@ export const NoParams = strictObject({});
 
 export const Metadata = Type.Unsafe<Record<string, string>>({
   type: 'object',
-  propertyNames: { maxLength: limits.metadataKeyLengthMax, minLength: 1 },
+  // As at Stripe: a key cannot hold square brackets, which the form encoding reads as nesting.
+  propertyNames: { maxLength: limits.metadataKeyLengthMax, minLength: 1, pattern: '^[^\\[\\]]+$' },
   additionalProperties: { type: 'string', maxLength: limits.metadataValueLengthMax },
   maxProperties: limits.metadataKeysMax,
 });

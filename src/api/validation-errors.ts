@@ -79,11 +79,9 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
   const value = /card\[(number|cvc)\]$/.test(param) ? '(not shown)' : error.data;
   if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
   if (error.propertyName !== undefined) {
-    return new CofferError(
-      'parameter_invalid',
-      `Invalid ${param}: the key '${error.propertyName}' is ${String(error.propertyName).length === 0 ? 'empty' : 'longer than allowed'} (keys are 1 to 40 characters).`,
-      { param },
-    );
+    const key = String(error.propertyName);
+    const problem = key.length === 0 ? 'is empty' : error.keyword === 'pattern' ? 'holds a square bracket, which keys cannot' : 'is longer than allowed';
+    return new CofferError('parameter_invalid', `Invalid ${param}: the key '${key}' ${problem} (keys are 1 to 40 characters, without [ or ]).`, { param });
   }
   switch (error.keyword) {
     case 'additionalProperties': {
