@@ -12,7 +12,7 @@ import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../stor
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
-import { checkMethodBelongs, preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, checkSingleUse, preparePaymentMethod } from './payment-methods.ts';
 import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
@@ -230,6 +230,8 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     },
     risk: null,
     review_id: null,
+    customer_id: intent.customer_id,
+    billing_details: paymentMethod.billing_details,
   };
 }
 
@@ -285,6 +287,7 @@ async function startAttempt(
       : await preparePaymentMethod(services.db, services, scope, intent.payment_method_id ?? '', now));
     const paymentMethod = method.row;
     checkMethodBelongs(paymentMethod, intent.customer_id);
+    checkSingleUse(paymentMethod, intent.id);
     if (isWalletType(paymentMethod.type)) {
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
         params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);
@@ -326,14 +329,22 @@ async function startAttempt(
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
           .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
         .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
+      // A card that belongs to no customer is bound to this PaymentIntent by its first attempt; if another bound it
+      // meanwhile, the statement fails as a concurrent change and the next round refuses the card.
+      const binds = paymentMethod.customer_id === null && paymentMethod.first_payment_intent_id === null;
       if (method.isNew) {
-        query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(paymentMethod)).returning('id')) as unknown as typeof query;
+        const row = { ...paymentMethod, first_payment_intent_id: intent.id };
+        query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(row)).returning('id')) as unknown as typeof query;
+      } else if (binds) {
+        query = query.with('method_bound', (db) => db.updateTable('payment_methods').set({ first_payment_intent_id: intent.id })
+          .where('id', '=', paymentMethod.id).where('customer_id', 'is', null).where('first_payment_intent_id', 'is', null).returning('id')) as unknown as typeof query;
       }
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))
         .with('decision_written', (db) => db.insertInto('risk_decisions').values(risk.row).returning('id'))
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
+          ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
           ...limitTakes.map((take, index) => sql<boolean>`coffer_limit_take(${take.limit.id}, ${take.subjectKey}, ${take.windowKey},
             ${scope.merchantId}, ${charge.id}, ${charge.amount}, ${take.maxAmount}, ${take.maxCount})`.as(`limit_${index}`)),
         ])

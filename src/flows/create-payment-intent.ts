@@ -13,7 +13,7 @@ import {
   type ShippingParams,
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
-import { checkMethodBelongs, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, checkSingleUse, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
@@ -177,10 +177,13 @@ export async function createPaymentIntent(
     params.payment_method === undefined
       ? undefined
       : await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
-  if (method !== undefined) checkMethodBelongs(method.row, customer?.id ?? null);
+  const id = newId('pi');
+  if (method !== undefined) {
+    checkMethodBelongs(method.row, customer?.id ?? null);
+    checkSingleUse(method.row, id);
+  }
   const attached = transition('requires_payment_method', 'attach_payment_method');
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
-  const id = newId('pi');
   const row = newPaymentIntentRow(id, scope, {
     amount: money.amountMinor, currency: money.currency.code, status: method === undefined ? 'requires_payment_method' : attached.status,
     captureMethod: params.capture_method ?? 'automatic', confirmationMethod: params.confirmation_method ?? 'automatic',
@@ -206,7 +209,8 @@ export async function createPaymentIntent(
     .with('events_written', (db) => db.insertInto('events').values(eventRows).returning('id'))
     .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
   if (method?.isNew === true) {
-    const created = method.row;
+    // A card made for this PaymentIntent (a test card's id) is bound to it from the start (see checkSingleUse).
+    const created = { ...method.row, first_payment_intent_id: id };
     query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
   }
   if (claim !== undefined) {

@@ -84,6 +84,7 @@ function testPaymentMethod(services: Services, scope: Scope, alias: string, numb
     vault_card_id: null,
     billing_details: {},
     customer_id: null,
+    first_payment_intent_id: null,
     metadata: {},
     created_at: now,
   };
@@ -105,4 +106,15 @@ export function checkMethodBelongs(method: PaymentMethodRow, customerId: string 
       { param: 'payment_method' },
     );
   }
+}
+
+/**
+ * A card that belongs to no customer was given for one payment: it may be tried again on the PaymentIntent that
+ * first used it, and on no other (as at Stripe). Saved to a customer, it is the customer's to pay with again.
+ */
+export function checkSingleUse(method: PaymentMethodRow, intentId: string): void {
+  if (method.customer_id !== null || method.first_payment_intent_id === null || method.first_payment_intent_id === intentId) return;
+  throw new CofferError('payment_method_unexpected_state',
+    `The payment method ${method.id} was used with another PaymentIntent without a customer, so it may not be used again: a card given for one payment is not kept for others. ` +
+    'Save a card to a customer (setup_future_usage on its first payment, or a SetupIntent) to pay with it again.', { param: 'payment_method' });
 }

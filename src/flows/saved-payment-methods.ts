@@ -62,7 +62,7 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
   const now = new Date(services.clock.nowMs());
   const row: PaymentMethodRow = {
     id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
-    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now,
+    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now, first_payment_intent_id: null,
   };
   return inTransaction(services.db, async (tx) => {
     if (token !== undefined) {

@@ -53,6 +53,7 @@ export function walletPaymentMethod(scope: Scope, type: WalletType, billingDetai
     vault_card_id: null,
     billing_details: billingDetails ?? {},
     customer_id: null,
+    first_payment_intent_id: null,
     metadata: {},
     created_at: now,
   };

@@ -4,7 +4,8 @@ import { emptyAddress, unixTime } from './common.ts';
 
 export function billingDetailsObject(details: Record<string, unknown>, shape: ApiShape): Record<string, unknown> {
   const base: Record<string, unknown> = {
-    address: details.address ?? emptyAddress,
+    // Every field of Stripe's address, null where none was given.
+    address: typeof details.address === 'object' && details.address !== null ? { ...emptyAddress, ...details.address } : emptyAddress,
     email: details.email ?? null,
     name: details.name ?? null,
     phone: details.phone ?? null,

@@ -97,6 +97,8 @@ export interface PaymentMethodsTable {
   customer_id: string | null;
   metadata: Json<Record<string, string>>;
   created_at: Timestamp;
+  /** The one PaymentIntent a card that belongs to no customer may be used with: the first that tried it (migration 0037). */
+  first_payment_intent_id: string | null;
 }
 
 export interface PaymentIntentsTable {
@@ -186,6 +188,9 @@ export interface ChargesTable {
   risk: ColumnType<ChargeRisk | null, string | null | undefined, string | null>;
   /** The review this attempt's payment is held in, if any. */
   review_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The PaymentIntent's customer, and the payment method's billing details, when the attempt was made (0038). */
+  customer_id: ColumnType<string | null, string | null | undefined, string | null>;
+  billing_details: Json<Record<string, unknown>>;
 }
 
 export interface ChargeRisk {

@@ -48,6 +48,14 @@ describe('the coffer command', { concurrency: false }, () => {
       const response = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body });
       assert.equal(response.status, 200, response.body);
     }
+    if (url === undefined) {
+      // The running server holds the embedded database: neither command may pass that off as a verdict.
+      const held = coffer(['ledger', 'verify'], env);
+      assert.equal(held.status, 3, held.stdout + held.stderr);
+      assert.match(held.stderr, /could not open the database, so nothing was checked: the embedded database .* is in use by process \d+/);
+      const doctor = coffer(['doctor'], env);
+      assert.match(doctor.stdout, /The database could not be opened, so its checks were skipped/);
+    }
     await server.kill('SIGTERM');
 
     const clean = coffer(['ledger', 'verify'], env);
@@ -241,14 +249,22 @@ describe('the coffer command', { concurrency: false }, () => {
       const url = await createTestDatabaseUrl();
       const token = createSoftHsmToken('coffer-cli');
       const env = { COFFER_HOME: hsmHome, COFFER_JOBS: 'false', ...token.env, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+      let server: Awaited<ReturnType<typeof spawnCoffer>> | undefined;
       try {
-        let server = await spawnCoffer(hsmHome, env);
+        server = await spawnCoffer(hsmHome, env);
         const { publishableKey } = JSON.parse(fs.readFileSync(path.join(hsmHome, 'demo-merchant.json'), 'utf8')) as { publishableKey: string };
         const saved = await rawRequest(server, 'POST', '/v1/payment_methods', { key: publishableKey, body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123' });
         assert.equal(saved.status, 200, saved.body);
         const method = (JSON.parse(saved.body) as { id: string }).id;
-        const pay = async () => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=2500&currency=usd&payment_method=${method}&confirm=true` });
-        assert.equal((await pay()).status, 200);
+        // Saved to a customer by its first payment, so that it may pay again (a guest's card pays once).
+        const customer = (JSON.parse((await rawRequest(server, 'POST', '/v1/customers', { key: server.secretKey, body: 'email=hsm@example.com' })).body) as { id: string }).id;
+        const pay = async (save = false) => {
+          assert.ok(server !== undefined);
+          return rawRequest(server, 'POST', '/v1/payment_intents', {
+            key: server.secretKey, body: `amount=2500&currency=usd&customer=${customer}&payment_method=${method}&confirm=true${save ? '&setup_future_usage=off_session' : ''}`,
+          });
+        };
+        assert.equal((await pay(true)).status, 200);
         await server.kill('SIGTERM');
         assert.equal(fs.existsSync(path.join(hsmHome, 'keys', 'kek')), false, 'no key-encryption key file is written');
 
@@ -270,6 +286,7 @@ describe('the coffer command', { concurrency: false }, () => {
         assert.equal(halfConfigured.status, 78);
         assert.match(halfConfigured.stderr, /COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN, COFFER_KEK_PKCS11_PIN_FILE must be set together/);
       } finally {
+        await server?.kill(); // a failed assertion must not leave the server running
         if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
         fs.rmSync(hsmHome, { recursive: true, force: true });
       }

@@ -194,6 +194,63 @@ describe('saved cards', () => {
     assert.equal((await attachedEvents()).length, 1);
   });
 
+  test('a card given without a customer pays for one PaymentIntent only: retried there, refused on another, even at once; saved, it pays again', async () => {
+    const refusedAsUsed = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
+      && error.param === 'payment_method' && /was used with another PaymentIntent without a customer/.test(error.message);
+    const declining = await publishable.paymentMethods.create({ type: 'card', card: { number: '4000000000000002', exp_month: 8, exp_year: thisYear + 3, cvc: '123' } });
+    const first = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: declining.id });
+    await assert.rejects(stripe.paymentIntents.confirm(first.id), (error: Stripe.errors.StripeError) => error.code === 'card_declined');
+    await assert.rejects(stripe.paymentIntents.confirm(first.id, { payment_method: declining.id }),
+      (error: Stripe.errors.StripeError) => error.code === 'card_declined', 'tried again on its own PaymentIntent: declined again, not refused');
+
+    const card = await newCard();
+    const paid = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: card.id, confirm: true });
+    assert.equal(paid.status, 'succeeded');
+    const before = await counts();
+    const other = await stripe.paymentIntents.create({ amount: 900, currency: 'usd' });
+    const afterCreate = await counts();
+    await assert.rejects(stripe.paymentIntents.confirm(other.id, { payment_method: card.id }), refusedAsUsed);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: card.id, confirm: true, off_session: true }), refusedAsUsed);
+    const { idempotency_keys: _a, ...refusedCounts } = await counts();
+    const { idempotency_keys: _b, ...expectedCounts } = afterCreate;
+    assert.deepEqual(refusedCounts, expectedCounts, 'no PaymentIntent, charge, event or transfer, no card saved');
+    assert.equal((await stripe.paymentIntents.retrieve(other.id)).status, 'requires_payment_method', 'the refused confirmation changed nothing');
+    assert.equal(afterCreate.payment_intents, before.payment_intents + 1);
+
+    // Two PaymentIntents confirming one new card at the same moment: exactly one has it.
+    const contested = await newCard();
+    const intents = await Promise.all([0, 1, 2, 3].map(() => stripe.paymentIntents.create({ amount: 700, currency: 'usd' })));
+    const results = await Promise.allSettled(intents.map((intent) => stripe.paymentIntents.confirm(intent.id, { payment_method: contested.id })));
+    assert.equal(results.filter((result) => result.status === 'fulfilled').length, 1, 'one PaymentIntent paid with the card');
+    for (const result of results) if (result.status === 'rejected') assert.ok(refusedAsUsed(result.reason as Stripe.errors.StripeError), String(result.reason));
+
+    // Saved to a customer by its first payment, the card is the customer's to pay with again.
+    const customer = await stripe.customers.create({ email: 'single-use@example.com' });
+    const saved = await newCard();
+    await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', customer: customer.id, payment_method: saved.id, setup_future_usage: 'off_session', confirm: true });
+    const later = await stripe.paymentIntents.create({ amount: 1100, currency: 'usd', customer: customer.id, payment_method: saved.id, confirm: true, off_session: true });
+    assert.equal(later.status, 'succeeded');
+    // Detached, it belongs to no customer again, and was used: it pays for nothing more.
+    await stripe.paymentMethods.detach(saved.id);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: saved.id, confirm: true }), refusedAsUsed);
+  });
+
+  test('a charge shows its customer and the billing details the card was given with, as they were then', async () => {
+    const customer = await stripe.customers.create({ email: 'billed@example.com' });
+    const billing = { name: 'Ada Lovelace', email: 'ada@example.com', phone: '+44 20 7946 0000', address: { line1: '12 St James\'s Sq', city: 'London', postal_code: 'SW1Y 4LB', country: 'GB' } };
+    const method = await publishable.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 8, exp_year: thisYear + 3, cvc: '123' }, billing_details: billing });
+    const paid = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', customer: customer.id, payment_method: method.id, setup_future_usage: 'off_session', confirm: true });
+    const charge = await stripe.charges.retrieve(paid.latest_charge as string);
+    assert.equal(charge.customer, customer.id);
+    assert.deepEqual(charge.billing_details, { ...billing, address: { state: null, line2: null, ...billing.address }, tax_id: null });
+    await stripe.paymentMethods.update(method.id, { billing_details: { name: 'A. Lovelace' } });
+    assert.equal((await stripe.charges.retrieve(charge.id)).billing_details.name, 'Ada Lovelace', 'a past charge keeps what the card was given with');
+    const guest = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const guestCharge = await stripe.charges.retrieve(guest.latest_charge as string);
+    assert.deepEqual([guestCharge.customer, guestCharge.billing_details.name], [null, null], 'a guest\'s charge has none');
+    assert.deepEqual((await stripe.charges.list({ customer: customer.id })).data.map((item) => item.customer), [customer.id]);
+  });
+
   test('webhook endpoints may ask for * and the types Coffer sends, nothing else', async () => {
     const endpoint = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['payment_intent.succeeded'] });
     const before = await counts();
