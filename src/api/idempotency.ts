@@ -34,10 +34,16 @@ export function checkIdempotencyKey(key: string): void {
   }
 }
 
-function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null): IdempotencyClaim {
+function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fresh: boolean): IdempotencyClaim {
   const claim: IdempotencyClaim = {
     rowId,
     key,
+    fresh,
+    referenced: false,
+    reference() {
+      claim.referenced = true;
+      return rowId;
+    },
     completed: false,
     recoveryPoint,
     async complete(tx, outcome: Outcome) {
@@ -83,7 +89,7 @@ export async function claimIdempotencyKey(
     ON CONFLICT (merchant_id, livemode, key) DO NOTHING
     RETURNING id`.execute(db);
   const claimedId = inserted.rows[0]?.id;
-  if (claimedId !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimedId), key, null) };
+  if (claimedId !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimedId), key, null, true) };
 
   const existing = await db
     .selectFrom('idempotency_keys')
@@ -121,7 +127,7 @@ export async function claimIdempotencyKey(
       `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
     );
   }
-  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point) };
+  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, false) };
 }
 
 /** Stores a response produced outside the flow's own transaction (an error raised before any effect). */
@@ -133,6 +139,23 @@ export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClai
     .where('finished_at', 'is', null)
     .execute();
   claim.completed = true;
+}
+
+/**
+ * Forgets a key whose request was refused for its parameters before it did anything, as Stripe does: nothing is
+ * kept, so the corrected request may use the same key. Only a key this request created, that nothing it wrote
+ * names and that holds no recovery point, is forgotten; otherwise the refusal is stored like any response.
+ */
+export async function forgetOrStore(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
+  if (claim.fresh && !claim.referenced && claim.recoveryPoint === null) {
+    const forgotten = await db.deleteFrom('idempotency_keys').where('id', '=', claim.rowId).where('finished_at', 'is', null)
+      .where('recovery_point', 'is', null).executeTakeFirst();
+    if (forgotten.numDeletedRows > 0n) {
+      claim.completed = true;
+      return;
+    }
+  }
+  await storeResponse(db, claim, outcome);
 }
 
 /** Lets a retry run the request again: used when no response may be stored (conflicts, unknown outcomes). */

@@ -8,7 +8,7 @@ import { errorObject } from '../objects/error.ts';
 import { randomIdCharacters } from '../platform/random.ts';
 import { coerceToSchema, parameterWithNul, parseForm, parseQuery, queryError, refuseDeepJson } from './form-body.ts';
 import { toCofferError } from './http-errors.ts';
-import { claimIdempotencyKey, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
+import { claimIdempotencyKey, forgetOrStore, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
@@ -29,6 +29,16 @@ export interface PublicServerOptions {
   /** Called when an assertion fails: the process must stop (see platform/assert.ts). */
   onFatal: (error: unknown) => void;
 }
+
+/**
+ * Refusals of a request's parameters (Stripe: "incoming parameters failed validation"): when the request did
+ * nothing before being refused, its idempotency key is forgotten rather than tied to the refusal, so the
+ * corrected request may be sent with the same key.
+ */
+const parameterRefusals: ReadonlySet<string> = new Set([
+  'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer', 'parameter_invalid_empty',
+  'parameters_exclusive', 'currency_invalid', 'amount_too_small', 'amount_too_large', 'invalid_charge_amount',
+]);
 
 /** Responses whose outcome must not be replayed: the request never ran, or may run again safely. */
 function mayStoreResponse(statusCode: number, code: string | undefined): boolean {
@@ -229,7 +239,9 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
   if (typeof payload === 'string' && reply.statusCode >= 400) {
     code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
   }
-  if (typeof payload === 'string' && mayStoreResponse(reply.statusCode, code)) {
+  if (typeof payload === 'string' && reply.statusCode === 400 && code !== undefined && parameterRefusals.has(code)) {
+    await forgetOrStore(services.db, claim, { statusCode: reply.statusCode, body: payload });
+  } else if (typeof payload === 'string' && mayStoreResponse(reply.statusCode, code)) {
     const redacts = request.routeOptions.config.replayRedacts;
     const body = redacts === undefined || reply.statusCode >= 400 ? payload : redactFields(payload, redacts);
     await storeResponse(services.db, claim, { statusCode: reply.statusCode, body });

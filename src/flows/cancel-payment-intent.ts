@@ -85,7 +85,7 @@ async function startCancel(
         operation_in_flight: 'cancel',
         operation_started_at: now,
         operation_reason: params.cancellation_reason ?? null,
-        operation_idempotency_key_id: claim?.rowId ?? null,
+        operation_idempotency_key_id: claim?.reference() ?? null,
       },
       now,
     );

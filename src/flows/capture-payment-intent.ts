@@ -107,7 +107,7 @@ async function startCapture(
       operation_in_flight: 'capture',
       operation_started_at: now,
       operation_amount: amount,
-      operation_idempotency_key_id: claim?.rowId ?? null,
+      operation_idempotency_key_id: claim?.reference() ?? null,
       metadata: JSON.stringify(metadata),
       ...(params.statement_descriptor === undefined ? {} : { statement_descriptor: params.statement_descriptor }),
       ...(params.statement_descriptor_suffix === undefined

@@ -79,6 +79,12 @@ export interface Outcome {
 export interface IdempotencyClaim {
   rowId: bigint;
   key: string;
+  /** The key was new to this request (not a retry taking over an earlier run's claim). */
+  fresh: boolean;
+  /** Whether this run wrote the claim's id into a row of its own (an attempt, a refund, an operation). */
+  referenced: boolean;
+  /** The claim's id, for a row that names the request that made it; marks the claim as referenced. */
+  reference(): bigint;
   /** True once the response is stored; the HTTP layer stores it otherwise (errors raised before any effect). */
   completed: boolean;
   complete(tx: Transaction<Database> | Kysely<Database>, outcome: Outcome): Promise<void>;

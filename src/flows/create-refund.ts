@@ -122,7 +122,7 @@ async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundPara
     failure_reason: null,
     metadata: JSON.stringify(metadata),
     provider_reference: null,
-    idempotency_key_id: claim?.rowId ?? null,
+    idempotency_key_id: claim?.reference() ?? null,
     debited_account: null,
   }).returningAll().executeTakeFirstOrThrow();
   const reserved = await tx.updateTable('charges').set({ amount_refunding: charge.amount_refunding + amount, updated_at: now })

@@ -83,6 +83,33 @@ describe('Idempotency-Key', () => {
     assert.equal(fixed.status, 200);
   });
 
+  test('so does one whose parameters the flow refused before doing anything (an amount, a currency, a step), as at Stripe', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['amount=-5&currency=usd', 'amount', 'parameter_invalid_integer'],
+      ['amount=1000&currency=xyz', 'currency', 'currency_invalid'],
+      ['amount=49&currency=usd', 'amount', 'amount_too_small'],
+      ['amount=1005&currency=kwd', 'amount', 'invalid_charge_amount'],
+    ];
+    for (const [index, [body, param, code]] of cases.entries()) {
+      const key = `refused-then-fixed-${index}`;
+      const before = await stateCounts(server.database.db);
+      const refused = await post('/v1/payment_intents', body, key);
+      assert.deepEqual([refused.status, (refused.json.error as { code?: string; param?: string }).code, (refused.json.error as { param?: string }).param], [400, code, param], body);
+      assert.deepEqual(await stateCounts(server.database.db), before, `${body}: nothing kept, not even the key`);
+      const again = await post('/v1/payment_intents', body, key);
+      assert.equal(again.headers['idempotent-replayed'], undefined, 'the same refused request is checked again, not replayed');
+      const fixed = await post('/v1/payment_intents', 'amount=1000&currency=usd', key);
+      assert.equal(fixed.status, 200, `${body}, then corrected with the same key: ${fixed.body}`);
+      const replay = await post('/v1/payment_intents', 'amount=1000&currency=usd', key);
+      assert.deepEqual([replay.headers['idempotent-replayed'], replay.body], ['true', fixed.body], 'the corrected request is the key\'s from then on');
+    }
+    // A refusal after the request did something (a decline, once the attempt was made) stays the key's answer.
+    const declined = await post('/v1/payment_intents', 'amount=1000&currency=usd&payment_method=pm_card_chargeDeclined&confirm=true', 'declined-kept');
+    assert.equal(declined.status, 402);
+    const other = await post('/v1/payment_intents', 'amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true', 'declined-kept');
+    assert.equal((other.json.error as { code?: string }).code, 'idempotency_key_reused');
+  });
+
   test('keys longer than 255 characters are refused', async () => {
     const response = await post('/v1/payment_intents', 'amount=1000&currency=usd', 'k'.repeat(256));
     assert.equal(response.status, 400);
