@@ -34,11 +34,16 @@ export function checkIdempotencyKey(key: string): void {
   }
 }
 
-function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fresh: boolean): IdempotencyClaim {
+/**
+ * `freshLock`: for a key this request created, the lock time it was created with (as text, to the microsecond),
+ * which only this request's claim holds; null for a key taken over from an earlier run.
+ */
+function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, freshLock: string | null): IdempotencyClaim {
   const claim: IdempotencyClaim = {
     rowId,
     key,
-    fresh,
+    fresh: freshLock !== null,
+    freshLock,
     referenced: false,
     reference() {
       claim.referenced = true;
@@ -81,15 +86,15 @@ export async function claimIdempotencyKey(
   checkIdempotencyKey(key);
   // The claim need not wait for its own flush: every effect of the request commits durably afterwards, and a
   // flush is sequential, so it carries the claim with it; a claim lost in a crash had no effect to protect.
-  const inserted = await sql<{ id: bigint }>`
+  const inserted = await sql<{ id: bigint; lock: string }>`
     INSERT INTO idempotency_keys (merchant_id, livemode, key, request_method, request_path, request_hash,
                                   original_request_id, locked_at)
     SELECT ${actor.merchantId}, ${actor.livemode}, ${key}, ${method}, ${path}, ${hash}, ${requestId}, now()
     FROM (SELECT set_config('synchronous_commit', ${commitMode(durability)}, true)) AS commit_mode
     ON CONFLICT (merchant_id, livemode, key) DO NOTHING
-    RETURNING id`.execute(db);
-  const claimedId = inserted.rows[0]?.id;
-  if (claimedId !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimedId), key, null, true) };
+    RETURNING id, locked_at::text AS lock`.execute(db);
+  const claimed = inserted.rows[0];
+  if (claimed !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimed.id), key, null, claimed.lock) };
 
   const existing = await db
     .selectFrom('idempotency_keys')
@@ -127,7 +132,7 @@ export async function claimIdempotencyKey(
       `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
     );
   }
-  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, false) };
+  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, null) };
 }
 
 /** Stores a response produced outside the flow's own transaction (an error raised before any effect). */
@@ -147,9 +152,11 @@ export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClai
  * names and that holds no recovery point, is forgotten; otherwise the refusal is stored like any response.
  */
 export async function forgetOrStore(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
-  if (claim.fresh && !claim.referenced && claim.recoveryPoint === null) {
+  if (claim.freshLock !== null && !claim.referenced && claim.recoveryPoint === null) {
+    // Still this request's lock: a retry that took the key over after a stall (and may have written rows naming
+    // it) holds another, and the key is then kept.
     const forgotten = await db.deleteFrom('idempotency_keys').where('id', '=', claim.rowId).where('finished_at', 'is', null)
-      .where('recovery_point', 'is', null).executeTakeFirst();
+      .where('recovery_point', 'is', null).where(sql<boolean>`locked_at::text = ${claim.freshLock}`).executeTakeFirst();
     if (forgotten.numDeletedRows > 0n) {
       claim.completed = true;
       return;

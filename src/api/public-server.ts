@@ -159,10 +159,14 @@ function refuseAccountHeaders(request: FastifyRequest): void {
   }
 }
 
-/** Bodies are read as UTF-8, so a body that says it is in another character set is refused, not misread. */
-function refuseCharset(request: FastifyRequest): void {
+/**
+ * Bodies are read as UTF-8, so a body that says it is in another character set is refused, not misread, unless it
+ * is plain ASCII, which reads the same in any of them (generic HTTP clients often label forms ISO-8859-1).
+ */
+function refuseCharset(request: FastifyRequest, body: string): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
-  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+  const ascii = !/[^\x00-\x7f]/.test(body) && !/%[89a-f][0-9a-f]/i.test(body);
+  if (charset !== undefined && !/^utf-?8$/i.test(charset) && !ascii) {
     throw new CofferError('content_type_unsupported', `Send the request body in UTF-8; charset=${charset} is not supported.`);
   }
 }
@@ -299,7 +303,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
-      refuseCharset(request);
+      refuseCharset(request, body as string);
       done(null, parseForm(body as string));
     } catch (error) {
       done(error as Error, undefined);
@@ -311,7 +315,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
-      refuseCharset(request);
+      refuseCharset(request, body as string);
     } catch (refusal) {
       return done(refusal as Error, undefined);
     }

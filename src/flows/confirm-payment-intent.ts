@@ -329,15 +329,17 @@ async function startAttempt(
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
           .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
         .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
-      // A card that belongs to no customer is bound to this PaymentIntent by its first attempt; if another bound it
-      // meanwhile, the statement fails as a concurrent change and the next round refuses the card.
-      const binds = paymentMethod.customer_id === null && paymentMethod.first_payment_intent_id === null;
+      // Every card is bound to the PaymentIntent of its first attempt. Saved to a customer, the binding does not
+      // restrict it (checkSingleUse); it does once the card belongs to no customer (a guest's, or one detached
+      // meanwhile). If another PaymentIntent bound it first, the statement fails as a concurrent change and the
+      // next round reads the card again.
+      const binds = paymentMethod.first_payment_intent_id === null;
       if (method.isNew) {
         const row = { ...paymentMethod, first_payment_intent_id: intent.id };
         query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(row)).returning('id')) as unknown as typeof query;
       } else if (binds) {
         query = query.with('method_bound', (db) => db.updateTable('payment_methods').set({ first_payment_intent_id: intent.id })
-          .where('id', '=', paymentMethod.id).where('customer_id', 'is', null).where('first_payment_intent_id', 'is', null).returning('id')) as unknown as typeof query;
+          .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).returning('id')) as unknown as typeof query;
       }
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))

@@ -81,7 +81,12 @@ export interface IdempotencyClaim {
   key: string;
   /** The key was new to this request (not a retry taking over an earlier run's claim). */
   fresh: boolean;
-  /** Whether this run wrote the claim's id into a row of its own (an attempt, a refund, an operation). */
+  /** For a fresh key, the lock this request took it with; a retry that takes the key over replaces it. */
+  freshLock: string | null;
+  /**
+   * Whether this run wrote the claim's id into a row of its own (an attempt, a refund, an operation), or acted
+   * outside Coffer (a call to a provider): its key is then never forgotten.
+   */
   referenced: boolean;
   /** The claim's id, for a row that names the request that made it; marks the claim as referenced. */
   reference(): bigint;

@@ -221,6 +221,7 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
   checkMetadataSize(mergeMetadata(read.metadata, params.metadata), limits.metadataKeysMax);
   let reviewed: 'under_review' | 'warning_under_review' | undefined;
   if (sendsEvidence) {
+    ctx.idempotency?.reference(); // the acquirer is told: a later refusal must not free the key for a second submission
     const result = await services.connectors.card(ctx.actor.livemode)
       .submitDisputeEvidence(read.provider_reference, { ...read.evidence, ...params.evidence }, params.submit === true);
     if (result.status === 'unknown') {
@@ -272,6 +273,7 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   const now = new Date(services.clock.nowMs());
   const dispute = await findDispute(services.db, ctx, id);
   requireOpen(dispute, 'closed');
+  ctx.idempotency?.reference(); // the acquirer is told (see updateDispute)
   const result = await services.connectors.card(ctx.actor.livemode).acceptDispute(dispute.provider_reference);
   if (result.status === 'unknown') throw outcomeUnknownError();
   if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused to close the dispute: ${result.message}`);

@@ -118,3 +118,14 @@ export function checkSingleUse(method: PaymentMethodRow, intentId: string): void
     `The payment method ${method.id} was used with another PaymentIntent without a customer, so it may not be used again: a card given for one payment is not kept for others. ` +
     'Save a card to a customer (setup_future_usage on its first payment, or a SetupIntent) to pay with it again.', { param: 'payment_method' });
 }
+
+/**
+ * Nor may such a card be saved to a customer afterwards (attach, a SetupIntent): that would turn a card given for
+ * one payment into one charged at will. A card is saved before or by its first payment (`setup_future_usage`).
+ */
+export function checkSavable(method: PaymentMethodRow, param: string): void {
+  if (method.customer_id !== null || method.first_payment_intent_id === null) return;
+  throw new CofferError('payment_method_unexpected_state',
+    `The payment method ${method.id} was used with a PaymentIntent without a customer, so it cannot be saved to one now: ` +
+    'save a card before or with its first payment (setup_future_usage), or ask the shopper for it again.', { param });
+}

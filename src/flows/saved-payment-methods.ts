@@ -8,6 +8,7 @@ import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
 import { findCustomer } from './customers.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { checkSavable } from './payment-methods.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -111,6 +112,7 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     if (method.customer_id !== null) {
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
     }
+    checkSavable(method, 'payment_method');
     const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } },
       [{ type: 'payment_method.attached', paymentMethod: { after } }], now);

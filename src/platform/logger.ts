@@ -64,11 +64,12 @@ function requestSummary(request: LoggedRequest): Record<string, unknown> {
 
 /**
  * Errors as log lines show them: pino's usual fields, without the values a database driver attaches to an error
- * (the statement's parameters), which can hold client secrets, names and addresses.
+ * (the statement's parameters, the failing row), which can hold client secrets, names and addresses.
  */
 function errorSummary(error: Error): Record<string, unknown> {
   const serialized: Record<string, unknown> = { ...pino.stdSerializers.err(error) };
-  for (const field of ['params', 'parameters', 'values']) delete serialized[field];
+  // `detail` too: a constraint violation's "Failing row contains (…)" spells out the whole row.
+  for (const field of ['params', 'parameters', 'values', 'detail']) delete serialized[field];
   return serialized;
 }
 

@@ -216,6 +216,16 @@ describe('saved cards', () => {
     assert.deepEqual(refusedCounts, expectedCounts, 'no PaymentIntent, charge, event or transfer, no card saved');
     assert.equal((await stripe.paymentIntents.retrieve(other.id)).status, 'requires_payment_method', 'the refused confirmation changed nothing');
     assert.equal(afterCreate.payment_intents, before.payment_intents + 1);
+    // Nor can the used card be saved to a customer afterwards, to be charged at will.
+    const keeper = await stripe.customers.create({ email: 'keeper@example.com' });
+    const cannotSave = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
+      && /cannot be saved to one now/.test(error.message);
+    await assert.rejects(stripe.paymentMethods.attach(card.id, { customer: keeper.id }), cannotSave);
+    await assert.rejects(stripe.setupIntents.create({ customer: keeper.id, payment_method: card.id, confirm: true }), cannotSave);
+    const pendingSetup = await stripe.setupIntents.create({ customer: keeper.id });
+    await assert.rejects(stripe.setupIntents.confirm(pendingSetup.id, { payment_method: card.id }), cannotSave);
+    assert.equal((await stripe.paymentMethods.retrieve(card.id)).customer, null, 'still no one\'s');
+    await assert.rejects(stripe.paymentIntents.create({ amount: 900, currency: 'usd', customer: keeper.id, payment_method: card.id, confirm: true, off_session: true }), refusedAsUsed);
 
     // Two PaymentIntents confirming one new card at the same moment: exactly one has it.
     const contested = await newCard();

@@ -179,6 +179,8 @@ describe('Refused requests', () => {
       { status: 400, code: 'content_type_unsupported', message: 'Send the request body in UTF-8; charset=iso-8859-1 is not supported.' });
     const accepted = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=caf%C3%A9', contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });
     assert.equal(accepted.json.description, 'café', 'UTF-8, said or not, is read as such');
+    const ascii = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=Order+7', contentType: 'application/x-www-form-urlencoded; charset=ISO-8859-1' });
+    assert.equal(ascii.json.description, 'Order 7', 'plain ASCII reads the same whatever the label');
   });
 
   test('Stripe Connect\'s account headers are refused, not ignored: nothing runs on the key\'s own account instead', async () => {

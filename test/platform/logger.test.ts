@@ -11,6 +11,7 @@ test('an error\'s statement parameters stay out of the log; its message, code an
   const logger = createLogger('error', sink);
   const error = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
     code: '22021', parameters: ['pi_123_secret_abc', 'Ada Lovelace'], params: ['pi_123_secret_abc'], values: ['Ada Lovelace'],
+    detail: 'Failing row contains (pi_123, pi_123_secret_abc, Ada Lovelace).',
   });
   logger.error({ err: error }, 'unexpected error');
   const line = JSON.parse(lines.join('')) as { err: Record<string, unknown> };
