@@ -42,7 +42,6 @@ function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fre
   const claim: IdempotencyClaim = {
     rowId,
     key,
-    fresh: freshLock !== null,
     freshLock,
     referenced: false,
     reference() {

@@ -12,6 +12,7 @@ import { claimIdempotencyKey, forgetOrStore, releaseClaim, requestHash, storeRes
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
+import { expansions } from './routes/common.ts';
 import { auditRefusal } from './refusal-audit.ts';
 import { merchantScope } from '../store/merchant-scope.ts';
 import { signingSecretLabel } from '../identity/merchants.ts';
@@ -145,7 +146,6 @@ async function checkRequestSignature(services: Services, request: FastifyRequest
   }
 }
 
-/** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
 /**
  * Stripe Connect's headers name another account to act on. Coffer has none: running the request on the key's own
  * account instead would take a payment into the wrong account without a word, so it is refused.
@@ -182,6 +182,7 @@ function refuseNul(request: FastifyRequest): void {
   }
 }
 
+/** Form-encoded bodies and query strings carry strings only; give the schema the types it asks for. */
 function coerce(request: FastifyRequest): void {
   const schema = request.routeOptions.schema as { body?: object; querystring?: object } | undefined;
   if (schema?.querystring !== undefined) request.query = coerceToSchema(schema.querystring, request.query);
@@ -226,13 +227,9 @@ function redactFields(body: string, fields: readonly string[]): string {
 function refuseUnknownExpansions(request: FastifyRequest): void {
   const config = request.routeOptions.config;
   if (config.merchantApi !== true) return;
-  const params = (request.method === 'GET' || request.method === 'DELETE' ? request.query : request.body) as { expand?: unknown } | null | undefined;
-  const paths = Array.isArray(params?.expand) ? (params.expand as unknown[]) : [];
-  const allowed = config.expandable ?? [];
-  const refused = paths.find((path) => typeof path !== 'string' || !allowed.includes(path.startsWith('data.') ? path.slice(5) : path));
-  if (refused === undefined) return;
-  const here = allowed.length === 0 ? 'nothing can be expanded here' : `what can be expanded here: ${allowed.join(', ')}`;
-  throw new CofferError('parameter_invalid', `This property cannot be expanded (${String(refused)}); ${here}.`, { param: 'expand' });
+  const params = (request.method === 'GET' || request.method === 'DELETE' ? request.query : request.body) as { expand?: string[] } | null | undefined;
+  // As on a list (`data.` allowed): the route itself tells lists apart when it checks the paths again.
+  expansions(params?.expand, config.expandable ?? [], true);
 }
 
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */

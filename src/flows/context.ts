@@ -79,9 +79,10 @@ export interface Outcome {
 export interface IdempotencyClaim {
   rowId: bigint;
   key: string;
-  /** The key was new to this request (not a retry taking over an earlier run's claim). */
-  fresh: boolean;
-  /** For a fresh key, the lock this request took it with; a retry that takes the key over replaces it. */
+  /**
+   * For a key new to this request, the lock it took the key with (a retry that takes the key over replaces it);
+   * null for a key this request took over from an earlier run.
+   */
   freshLock: string | null;
   /**
    * Whether this run wrote the claim's id into a row of its own (an attempt, a refund, an operation), or acted

@@ -28,6 +28,10 @@ describe('balance transactions', { concurrency: false }, () => {
     await server.close();
   });
 
+  /** An SDK client with a restricted key holding these permissions. */
+  const keyWith = async (permissions: Record<string, 'read' | 'write'>, livemode = false) =>
+    stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', livemode, { permissions })).key.reveal());
+
   async function allTransactions(client = stripe): Promise<Stripe.BalanceTransaction[]> {
     const all: Stripe.BalanceTransaction[] = [];
     for await (const transaction of client.balanceTransactions.list({ limit: 7 })) all.push(transaction);
@@ -133,7 +137,7 @@ describe('balance transactions', { concurrency: false }, () => {
     assert.deepEqual((await eventOf('charge.dispute.funds_withdrawn'))?.balance_transactions, [withdrawal], 'funds_withdrawn');
     assert.deepEqual((await eventOf('charge.dispute.created'))?.balance_transactions, [withdrawal], 'created');
     // Part of the dispute, as Stripe embeds them: a key that may read disputes sees them (decision 0022).
-    const disputesOnly = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { disputes: 'read' } })).key.reveal());
+    const disputesOnly = await keyWith({ disputes: 'read' });
     assert.deepEqual((await disputesOnly.disputes.retrieve(dispute.id)).balance_transactions, [withdrawal], 'with disputes:read alone');
 
     const provider = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
@@ -241,8 +245,6 @@ describe('balance transactions', { concurrency: false }, () => {
     assert.deepEqual(await stateCounts(server.database.db), before, 'refused before anything ran: not even the idempotency key is kept');
     await assert.rejects(stripe.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.outcome'] }), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand');
 
-    const keyWith = async (permissions: Record<string, 'read' | 'write'>) =>
-      stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions })).key.reveal());
     const withoutBalance = await keyWith({ payment_intents: 'read', charges: 'read' });
     await assert.rejects(withoutBalance.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.balance_transaction'] }),
       (error: Stripe.errors.StripeError) => error.statusCode === 403 && /on balance, which expanding latest_charge.balance_transaction needs/.test(error.message));
@@ -316,8 +318,6 @@ describe('balance transactions', { concurrency: false }, () => {
   test('a restricted key reads or expands transactions only with the balance permission; a live key sees none of test mode\'s', async () => {
     const [first] = (await stripe.balanceTransactions.list({ type: 'charge', limit: 1 })).data;
     assert.ok(first !== undefined && typeof first.source === 'string');
-    const keyWith = async (permissions: Record<string, 'read' | 'write'>, livemode = false) =>
-      stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', livemode, { permissions })).key.reveal());
     const chargesOnly = await keyWith({ charges: 'read', payment_intents: 'read' });
     const refused = (error: Stripe.errors.StripeError) => error.statusCode === 403 && error.code === 'insufficient_permissions';
     await assert.rejects(chargesOnly.balanceTransactions.list(), refused);

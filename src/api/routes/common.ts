@@ -17,7 +17,8 @@ export function expansions(requested: readonly string[] | undefined, allowed: re
   for (const path of requested ?? []) {
     const bare = list && path.startsWith('data.') ? path.slice(5) : path;
     if (!allowed.includes(bare)) {
-      throw new CofferError('parameter_invalid', `This property cannot be expanded (${path}).`, { param: 'expand' });
+      const here = allowed.length === 0 ? 'nothing can be expanded here' : `what can be expanded here: ${allowed.join(', ')}`;
+      throw new CofferError('parameter_invalid', `This property cannot be expanded (${path}); ${here}.`, { param: 'expand' });
     }
     out.push(bare);
   }
