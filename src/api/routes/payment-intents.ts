@@ -113,6 +113,7 @@ const UpdateBody = strictObject({
 });
 
 const ConfirmBody = strictObject({
+  client_secret: Type.Optional(Type.String({ maxLength: 200 })),
   capture_method: Type.Optional(CaptureMethod),
   radar_options: Type.Optional(RadarOptions),
   payment_method_data: Type.Optional(PaymentMethodData),
@@ -172,7 +173,8 @@ async function renderRead(services: Services, ctx: RequestContext, rows: Payment
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
 const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
 
-function toOutcome(ctx: RequestContext, object: Record<string, unknown>, error: CofferError | undefined): Outcome {
+function toOutcome(ctx: RequestContext, full: Record<string, unknown>, error: CofferError | undefined): Outcome {
+  const object = ctx.actor.keyKind === 'publishable' ? publishablePaymentIntentObject(full) : full;
   if (error === undefined) return { statusCode: 200, body: JSON.stringify(object) };
   error.details.paymentIntentObject = object;
   const lastError = object.last_payment_error as { payment_method?: Record<string, unknown> } | null;
@@ -180,7 +182,10 @@ function toOutcome(ctx: RequestContext, object: Record<string, unknown>, error: 
   return { statusCode: error.httpStatus, body: JSON.stringify(errorObject(error, ctx.requestId)) };
 }
 
-/** Renders the PaymentIntent (or the error that ended its attempt), in the request's version and expansions. */
+/**
+ * Renders the PaymentIntent (or the error that ended its attempt), in the request's version and expansions; to a
+ * publishable key, only the fields such a key may read.
+ */
 function paymentIntentResponder(ctx: RequestContext, expand: string[]): Respond {
   const shape = ctx.actor.apiVersion.shape;
   const respond = async (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome> => {
@@ -210,6 +215,32 @@ function sameSecret(presented: string, stored: string): boolean {
   const a = Buffer.from(presented);
   const b = Buffer.from(stored);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. */
+const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
+
+/**
+ * Checks a confirmation sent with a client secret, as a shopper's page sends it: the secret must be the
+ * PaymentIntent's, and a publishable key must send it, may not set what only the merchant decides, and may not
+ * confirm a PaymentIntent the merchant confirms itself (`confirmation_method: manual`).
+ */
+async function checkClientConfirmation(services: Services, ctx: RequestContext, intent: string, body: ConfirmParams, clientSecret: string | undefined): Promise<void> {
+  const publishable = ctx.actor.keyKind === 'publishable';
+  if (publishable && clientSecret === undefined) {
+    throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the PaymentIntent.', { param: 'client_secret' });
+  }
+  const refused = publishable ? merchantOnlyConfirmParams.find((param) => body[param] !== undefined) : undefined;
+  if (refused !== undefined) {
+    throw new CofferError('parameter_invalid', `${refused} cannot be set with a publishable key: the merchant sets it with its secret key.`, { param: refused });
+  }
+  const row = await findPaymentIntent(services, ctx.actor, intent);
+  if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
+    throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
+  }
+  if (publishable && row.confirmation_method === 'manual') {
+    throw new CofferError('secret_key_required', `The PaymentIntent ${row.id} has confirmation_method manual: only the merchant's secret key may confirm it.`);
+  }
 }
 
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
@@ -258,12 +289,16 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
-  app.post('/v1/payment_intents/:intent/confirm', { config, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
+  // A publishable key may confirm with the PaymentIntent's client secret: the shopper's page pays with a card it
+  // has just given the vault (Stripe.js's flow). What the merchant decides stays with the secret key.
+  app.post('/v1/payment_intents/:intent/confirm', { config: { ...config, publishableAllowed: true }, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
-    const body = (request.body ?? {}) as ConfirmParams & { expand?: string[] };
+    const { client_secret: clientSecret, ...body } = (request.body ?? {}) as ConfirmParams & { expand?: string[]; client_secret?: string };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
-    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+    const publishable = ctx.actor.keyKind === 'publishable';
+    if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
+    const expand = publishable ? expansions(body.expand, ['payment_method']) : expansionsFor(ctx.actor, body.expand, intentExpansions);
+    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(ctx, expand)));
   });
 
   app.post('/v1/payment_intents/:intent/capture', { config, schema: { params: IntentParams, body: CaptureBody } }, async (request, reply) => {

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Stripe from 'stripe';
+import { createApiKey } from '../../src/identity/merchants.ts';
+import { assertLedgerConsistent } from '../support/ledger.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: a merchant's page pays the way Stripe.js does. The server creates the PaymentIntent with its secret key and
+// hands the client secret to the page; the page gives the card to the vault and confirms with the publishable key
+// and that client secret, and sees only what such a key may see. What the merchant decides stays with its secret key.
+describe('confirming with a publishable key and the client secret', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  let shopper: Stripe;
+
+  before(async () => {
+    server = await startTestServer();
+    stripe = server.stripe;
+    shopper = stripeClient(server, server.publishableKey);
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  const newCard = (number = '4242424242424242') => shopper.paymentMethods.create({ type: 'card', card: { number, exp_month: 12, exp_year: 2031, cvc: '123' } });
+
+  test('the page confirms with a card it collected, and reads back only the shopper\'s fields', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2599, currency: 'eur', metadata: { order: 'private-7' }, customer: (await stripe.customers.create({ email: 'x@shop.example' })).id });
+    const card = await newCard();
+    const confirmed = await shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: card.id, expand: ['payment_method'] } as Stripe.PaymentIntentConfirmParams);
+    assert.equal(confirmed.status, 'succeeded');
+    assert.equal((confirmed.payment_method as Stripe.PaymentMethod).card?.last4, '4242');
+    assert.equal('metadata' in confirmed, false, 'the merchant\'s metadata is not shown to the page');
+    assert.equal('customer' in confirmed, false);
+    assert.equal('latest_charge' in confirmed, false);
+    const seen = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(seen.status, 'succeeded');
+    assert.equal(seen.amount_received, 2599);
+    assert.deepEqual(seen.metadata, { order: 'private-7' });
+    assert.equal((seen.latest_charge as Stripe.Charge).payment_method_details?.card?.last4, '4242');
+  });
+
+  test('a decline answers the page with the error and a PaymentIntent cut to the shopper\'s fields', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { order: 'private-8' } });
+    const card = await newCard('4000000000009995');
+    await assert.rejects(
+      shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: card.id } as Stripe.PaymentIntentConfirmParams),
+      (error: Stripe.errors.StripeError) => {
+        assert.equal(error.statusCode, 402);
+        assert.equal(error.decline_code, 'insufficient_funds');
+        const shown = error.raw as { payment_intent?: Record<string, unknown> };
+        assert.equal(shown.payment_intent?.status, 'requires_payment_method');
+        assert.equal(shown.payment_intent !== undefined && 'metadata' in shown.payment_intent, false);
+        return true;
+      },
+    );
+    const retried = await shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: (await newCard()).id } as Stripe.PaymentIntentConfirmParams);
+    assert.equal(retried.status, 'succeeded', 'the shopper may try another card');
+  });
+
+  test('3-D Secure: the page gets the redirect to follow', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 4200, currency: 'eur' });
+    const card = await newCard('4000002760003184');
+    const confirmed = await shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: card.id, return_url: 'https://shop.example/done' } as Stripe.PaymentIntentConfirmParams);
+    assert.equal(confirmed.status, 'requires_action');
+    assert.equal(confirmed.next_action?.type, 'redirect_to_url');
+    assert.equal(confirmed.next_action?.redirect_to_url?.return_url, 'https://shop.example/done');
+  });
+
+  test('refused, changing nothing: no or a wrong client secret, the merchant\'s parameters, a manually confirmed PaymentIntent, another merchant\'s key', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd' });
+    const manual = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', confirmation_method: 'manual' });
+    const card = await newCard();
+    const secret = intent.client_secret ?? '';
+    const other = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd' });
+    const refusals: Array<[string, () => Promise<unknown>, number, string, string | undefined]> = [
+      ['no client secret', () => shopper.paymentIntents.confirm(intent.id, { payment_method: card.id }), 401, 'secret_key_required', 'client_secret'],
+      ['another PaymentIntent\'s secret', () => shopper.paymentIntents.confirm(intent.id, { client_secret: other.client_secret, payment_method: card.id } as Stripe.PaymentIntentConfirmParams), 400, 'parameter_invalid', 'client_secret'],
+      ['a wrong secret with the secret key', () => stripe.paymentIntents.confirm(intent.id, { client_secret: `${intent.id}_secret_wrong`, payment_method: card.id } as Stripe.PaymentIntentConfirmParams), 400, 'parameter_invalid', 'client_secret'],
+      ['capture_method', () => shopper.paymentIntents.confirm(intent.id, { client_secret: secret, payment_method: card.id, capture_method: 'manual' } as Stripe.PaymentIntentConfirmParams), 400, 'parameter_invalid', 'capture_method'],
+      ['off_session', () => shopper.paymentIntents.confirm(intent.id, { client_secret: secret, payment_method: card.id, off_session: true } as Stripe.PaymentIntentConfirmParams), 400, 'parameter_invalid', 'off_session'],
+      ['expanding the charge', () => shopper.paymentIntents.confirm(intent.id, { client_secret: secret, payment_method: card.id, expand: ['latest_charge'] } as Stripe.PaymentIntentConfirmParams), 400, 'parameter_invalid', 'expand'],
+      ['confirmation_method manual', () => shopper.paymentIntents.confirm(manual.id, { client_secret: manual.client_secret, payment_method: card.id } as Stripe.PaymentIntentConfirmParams), 401, 'secret_key_required', undefined],
+      ['capturing', () => shopper.paymentIntents.capture(intent.id), 401, 'secret_key_required', undefined],
+      ['cancelling', () => shopper.paymentIntents.cancel(intent.id), 401, 'secret_key_required', undefined],
+    ];
+    for (const [what, call, status, code, param] of refusals) {
+      await assert.rejects(call(), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.statusCode, status, what);
+        assert.equal(error.code, code, what);
+        assert.equal(error.param, param, what);
+        return true;
+      });
+    }
+    for (const id of [intent.id, manual.id]) {
+      const unchanged = await stripe.paymentIntents.retrieve(id);
+      assert.equal(unchanged.status, 'requires_payment_method');
+      assert.equal(unchanged.payment_method, null);
+      assert.equal(unchanged.latest_charge, null);
+    }
+    assert.equal((await stripe.charges.list({ payment_intent: intent.id })).data.length, 0);
+    // The card is still unused, so the right confirmation may take it.
+    const paid = await shopper.paymentIntents.confirm(intent.id, { client_secret: secret, payment_method: card.id } as Stripe.PaymentIntentConfirmParams);
+    assert.equal(paid.status, 'succeeded');
+  });
+
+  test('another merchant\'s publishable key finds no such PaymentIntent, even with its client secret', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
+    const [otherMerchant] = await server.database.db.selectFrom('api_keys').select('merchant_id').where('merchant_id', '!=', server.merchantId).execute();
+    assert.notEqual(otherMerchant, undefined);
+    const otherShopper = stripeClient(server, (await createApiKey(server.database.db, otherMerchant?.merchant_id ?? '', 'publishable', false)).key.reveal());
+    const card = await otherShopper.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2031, cvc: '123' } });
+    await assert.rejects(
+      otherShopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret, payment_method: card.id } as Stripe.PaymentIntentConfirmParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.code === 'resource_missing',
+    );
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_payment_method');
+  });
+});
