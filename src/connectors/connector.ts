@@ -90,6 +90,8 @@ export interface Decline {
   networkStatus: 'declined_by_network' | 'not_sent_to_network';
   /** Blocked before reaching the network as too risky (Stripe's Radar test cards). */
   blocked: boolean;
+  /** What the issuer said of the security code (`fail` when that is why it declined), if it checked it. */
+  cvcCheck?: Approval['cvcCheck'];
   /** Set when 3-D Secure ran (a failed authentication declines with `authentication_failed`). */
   threeDSecure?: ThreeDSecureResult | undefined;
 }

@@ -288,9 +288,11 @@ function planDecline(intent: PaymentIntentRow, charge: ChargeRow, decline: Decli
     failure_message: decline.message,
     decline_code: decline.declineCode,
     outcome: declinedOutcome(decline, charge) as unknown as Record<string, unknown>,
-    ...(decline.threeDSecure === undefined ? {} : {
-      payment_method_details: { ...charge.payment_method_details, three_d_secure: threeDSecureDetails(decline.threeDSecure, null) },
-    }),
+    payment_method_details: {
+      ...charge.payment_method_details,
+      ...(decline.cvcCheck === undefined ? {} : { cvc_check: decline.cvcCheck }),
+      ...(decline.threeDSecure === undefined ? {} : { three_d_secure: threeDSecureDetails(decline.threeDSecure, null) }),
+    },
   };
   const stored: StoredPaymentError = {
     type: errorCatalog[decline.code].type,

@@ -231,6 +231,8 @@ describe('PaymentIntents through the Stripe SDK', () => {
       assert.equal(charge.status, 'failed');
       assert.equal(charge.failure_code, code);
       assert.equal(charge.paid, false);
+      // The security code failed the issuer's check only where that is the decline's reason.
+      assert.equal(charge.payment_method_details?.card?.checks?.cvc_check, code === 'incorrect_cvc' ? 'fail' : null);
       if (paymentMethod === 'pm_card_radarBlock') {
         assert.equal(charge.outcome?.type, 'blocked');
         assert.equal(charge.outcome?.risk_level, 'highest');

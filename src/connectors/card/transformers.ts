@@ -141,6 +141,7 @@ function decline(
     adviceCode: wire.advice_code,
     networkStatus: wire.network_status,
     blocked: wire.blocked,
+    cvcCheck: cvcCheck(payment.cvc_check),
     ...(threeDSecure === undefined ? {} : { threeDSecure }),
   };
 }

@@ -176,7 +176,8 @@ function authorizationOutcome(amount: number, decline: AcquirerDecline | null, c
     amount_captured: approved && capture ? amount : 0,
     authorization_code: approved ? randomDigits(6) : null,
     network_transaction_id: approved ? networkTransactionId() : null,
-    cvc_check: approved ? 'pass' : null,
+    // The issuer checked the security code: it passed, unless that is why it declined.
+    cvc_check: approved ? 'pass' : decline.code === 'incorrect_cvc' ? 'fail' : null,
     decline,
   } satisfies Partial<AcquirerPayment>;
 }
