@@ -339,7 +339,7 @@ async function startAttempt(
         query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(row)).returning('id')) as unknown as typeof query;
       } else if (binds) {
         query = query.with('method_bound', (db) => db.updateTable('payment_methods').set({ first_payment_intent_id: intent.id })
-          .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).returning('id')) as unknown as typeof query;
+          .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null).returning('id')) as unknown as typeof query;
       }
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))

@@ -95,7 +95,7 @@ export async function deleteCustomer(services: Services, ctx: RequestContext, id
   return inTransaction(services.db, async (tx) => {
     const customer = await findCustomer(tx, ctx, id, { lock: true });
     requireLive(customer);
-    const detached = await tx.updateTable('payment_methods').set({ customer_id: null }).where('customer_id', '=', customer.id).returningAll().execute();
+    const detached = await tx.updateTable('payment_methods').set({ customer_id: null, detached_at: now }).where('customer_id', '=', customer.id).returningAll().execute();
     const after = await tx.updateTable('customers').set({ deleted_at: now, default_payment_method_id: null, balance: 0n })
       .where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.delete', objectType: 'customer', objectId: customer.id, details: { detached: detached.map((method) => method.id) } }, [

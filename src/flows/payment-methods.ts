@@ -85,6 +85,7 @@ function testPaymentMethod(services: Services, scope: Scope, alias: string, numb
     billing_details: {},
     customer_id: null,
     first_payment_intent_id: null,
+    detached_at: null,
     metadata: {},
     created_at: now,
   };
@@ -113,10 +114,18 @@ export function checkMethodBelongs(method: PaymentMethodRow, customerId: string 
  * first used it, and on no other (as at Stripe). Saved to a customer, it is the customer's to pay with again.
  */
 export function checkSingleUse(method: PaymentMethodRow, intentId: string): void {
+  checkNotDetached(method, 'payment_method');
   if (method.customer_id !== null || method.first_payment_intent_id === null || method.first_payment_intent_id === intentId) return;
   throw new CofferError('payment_method_unexpected_state',
     `The payment method ${method.id} was used with another PaymentIntent without a customer, so it may not be used again: a card given for one payment is not kept for others. ` +
     'Save a card to a customer (setup_future_usage on its first payment, or a SetupIntent) to pay with it again.', { param: 'payment_method' });
+}
+
+/** A card detached from its customer (or whose customer was deleted) pays for nothing more and is not saved again. */
+function checkNotDetached(method: PaymentMethodRow, param: string): void {
+  if (method.customer_id !== null || method.detached_at === null) return;
+  throw new CofferError('payment_method_unexpected_state',
+    `The payment method ${method.id} was detached from its customer, so it may not be used again: ask the shopper for the card again.`, { param });
 }
 
 /**
@@ -124,6 +133,7 @@ export function checkSingleUse(method: PaymentMethodRow, intentId: string): void
  * one payment into one charged at will. A card is saved before or by its first payment (`setup_future_usage`).
  */
 export function checkSavable(method: PaymentMethodRow, param: string): void {
+  checkNotDetached(method, param);
   if (method.customer_id !== null || method.first_payment_intent_id === null) return;
   throw new CofferError('payment_method_unexpected_state',
     `The payment method ${method.id} was used with a PaymentIntent without a customer, so it cannot be saved to one now: ` +

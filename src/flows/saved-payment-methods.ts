@@ -63,7 +63,7 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
   const now = new Date(services.clock.nowMs());
   const row: PaymentMethodRow = {
     id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
-    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now, first_payment_intent_id: null,
+    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now, first_payment_intent_id: null, detached_at: null,
   };
   return inTransaction(services.db, async (tx) => {
     if (token !== undefined) {
@@ -131,7 +131,7 @@ export async function detachPaymentMethod(services: Services, ctx: RequestContex
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is not attached to a customer.`);
     }
     await tx.updateTable('customers').set({ default_payment_method_id: null }).where('id', '=', method.customer_id).where('default_payment_method_id', '=', id).execute();
-    const after = await tx.updateTable('payment_methods').set({ customer_id: null }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+    const after = await tx.updateTable('payment_methods').set({ customer_id: null, detached_at: now }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.detach', objectType: 'payment_method', objectId: id, details: { customer: method.customer_id } },
       [{ type: 'payment_method.detached', paymentMethod: { before: method, after } }], now);
     return after;

@@ -181,7 +181,7 @@ async function saveToCustomer(tx: Tx, trail: Trail, scope: Scope, intent: SetupI
   if (customer === undefined || customer.deleted_at !== null) return;
   // A card a guest payment used meanwhile stays unsaved (decision 0023): the SetupIntent verified it all the same.
   const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', methodId).where('customer_id', 'is', null)
-    .where('first_payment_intent_id', 'is', null).returningAll().executeTakeFirst();
+    .where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null).returningAll().executeTakeFirst();
   if (saved !== undefined) await recordEvents(tx, trail, scope, [{ type: 'payment_method.attached', paymentMethod: { after: saved } }], now);
 }
 

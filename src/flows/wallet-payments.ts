@@ -54,6 +54,7 @@ export function walletPaymentMethod(scope: Scope, type: WalletType, billingDetai
     billing_details: billingDetails ?? {},
     customer_id: null,
     first_payment_intent_id: null,
+    detached_at: null,
     metadata: {},
     created_at: now,
   };

@@ -99,6 +99,8 @@ export interface PaymentMethodsTable {
   created_at: Timestamp;
   /** The one PaymentIntent a card that belongs to no customer may be used with: the first that tried it (migration 0037). */
   first_payment_intent_id: string | null;
+  /** When the card was detached from its customer (or the customer deleted): it pays for nothing more (migration 0039). */
+  detached_at: Timestamp | null;
 }
 
 export interface PaymentIntentsTable {

@@ -240,9 +240,40 @@ describe('saved cards', () => {
     await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', customer: customer.id, payment_method: saved.id, setup_future_usage: 'off_session', confirm: true });
     const later = await stripe.paymentIntents.create({ amount: 1100, currency: 'usd', customer: customer.id, payment_method: saved.id, confirm: true, off_session: true });
     assert.equal(later.status, 'succeeded');
-    // Detached, it belongs to no customer again, and was used: it pays for nothing more.
+    // Detached, it belongs to no customer again: it pays for nothing more.
     await stripe.paymentMethods.detach(saved.id);
-    await assert.rejects(stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: saved.id, confirm: true }), refusedAsUsed);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: saved.id, confirm: true }), refusedAsDetached);
+  });
+
+  const refusedAsDetached = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
+    && /was detached from its customer, so it may not be used again/.test(error.message);
+
+  test('a card detached before it was ever charged, or whose customer was deleted, pays for nothing and is not saved again', async () => {
+    const customer = await stripe.customers.create({ email: 'detached@example.com' });
+    const neverCharged = await stripe.paymentMethods.attach((await newCard()).id, { customer: customer.id });
+    await stripe.paymentMethods.detach(neverCharged.id);
+    const deleted = await stripe.customers.create({ email: 'deleted@example.com' });
+    const orphan = await stripe.paymentMethods.attach((await newCard()).id, { customer: deleted.id });
+    await stripe.customers.del(deleted.id);
+    const keeper = await stripe.customers.create({ email: 'keeper-2@example.com' });
+    const waiting = await stripe.paymentIntents.create({ amount: 800, currency: 'usd' });
+    const before = await counts();
+    for (const method of [neverCharged.id, orphan.id]) {
+      const refusals: Array<[string, () => Promise<unknown>]> = [
+        ['a new payment', () => stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: method, confirm: true })],
+        ['a waiting PaymentIntent', () => stripe.paymentIntents.confirm(waiting.id, { payment_method: method })],
+        ['attach', () => stripe.paymentMethods.attach(method, { customer: keeper.id })],
+        ['a SetupIntent', () => stripe.setupIntents.create({ customer: keeper.id, payment_method: method, confirm: true })],
+      ];
+      for (const [what, call] of refusals) await assert.rejects(call(), refusedAsDetached, `${method}: ${what}`);
+      assert.equal((await stripe.paymentMethods.retrieve(method)).customer, null);
+    }
+    const { idempotency_keys: _a, ...after } = await counts();
+    const { idempotency_keys: _b, ...expected } = before;
+    assert.deepEqual(after, expected, 'no PaymentIntent, SetupIntent, charge, event or transfer');
+    const still = await stripe.paymentIntents.retrieve(waiting.id);
+    assert.deepEqual([still.status, still.payment_method], ['requires_payment_method', null]);
+    assert.deepEqual((await stripe.customers.listPaymentMethods(keeper.id)).data, []);
   });
 
   test('a charge shows its customer and the billing details the card was given with, as they were then', async () => {
