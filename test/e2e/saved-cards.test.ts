@@ -290,6 +290,18 @@ describe('saved cards', () => {
     const guestCharge = await stripe.charges.retrieve(guest.latest_charge as string);
     assert.deepEqual([guestCharge.customer, guestCharge.billing_details.name], [null, null], 'a guest\'s charge has none');
     assert.deepEqual((await stripe.charges.list({ customer: customer.id })).data.map((item) => item.customer), [customer.id]);
+
+    // A PaymentIntent whose customer changes between attempts: each charge stays listed under the customer it was for.
+    const first = await stripe.customers.create({ email: 'first@example.com' });
+    const second = await stripe.customers.create({ email: 'second@example.com' });
+    const moved = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', customer: first.id });
+    await assert.rejects(stripe.paymentIntents.confirm(moved.id, { payment_method: 'pm_card_chargeDeclined' }), (error: Stripe.errors.StripeError) => error.code === 'card_declined');
+    await stripe.paymentIntents.update(moved.id, { customer: second.id });
+    const paidByMoved = await stripe.paymentIntents.confirm(moved.id, { payment_method: 'pm_card_visa' });
+    const listedFor = async (id: string) => (await stripe.charges.list({ customer: id })).data.map((item) => [item.customer, item.status]);
+    assert.deepEqual(await listedFor(first.id), [[first.id, 'failed']]);
+    assert.deepEqual(await listedFor(second.id), [[second.id, 'succeeded']]);
+    assert.equal((await stripe.charges.list({ customer: second.id })).data[0]?.id, paidByMoved.latest_charge);
   });
 
   test('webhook endpoints may ask for * and the types Coffer sends, nothing else', async () => {

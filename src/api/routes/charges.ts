@@ -35,11 +35,8 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
     const expand = expansionsFor(ctx.actor, query.expand, chargeExpandable, true);
     let rows = services.db.selectFrom('charges').selectAll();
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
-    const customer = query.customer;
-    if (customer !== undefined) {
-      rows = rows.where('payment_intent_id', 'in', (eb) => eb.selectFrom('payment_intents').select('id')
-        .where('customer_id', '=', customer).where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode));
-    }
+    // The customer the charge was made for, as recorded with the attempt (a PaymentIntent's customer may change later).
+    if (query.customer !== undefined) rows = rows.where('customer_id', '=', query.customer);
     const page = await listPage(services.db, ctx.actor, { table: 'charges', kind: 'charge', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
     if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, data);
