@@ -6,7 +6,20 @@
 export const currentApiVersion = '2026-10-28.endive';
 export const legacyApiVersion = '2024-04-10';
 const basilDate = '2025-03-31';
-const oldestDate = '2020-08-27';
+
+/**
+ * Every version Stripe released from 2020-08-27 on, oldest first, as the `stripe` SDK's changelog names them:
+ * plain dates until 2024-06-20, then a date and the release's name. Only these are served; a date Stripe never
+ * released, or a name that is not that date's (`2025-03-31.acacia`), is refused rather than guessed at.
+ */
+export const releasedApiVersions = [
+  '2020-08-27', '2022-08-01', '2022-11-15', '2023-08-16', '2023-10-16', '2024-04-10', '2024-06-20',
+  '2024-09-30.acacia', '2024-10-28.acacia', '2024-11-20.acacia', '2024-12-18.acacia', '2025-01-27.acacia', '2025-02-24.acacia',
+  '2025-03-31.basil', '2025-04-30.basil', '2025-05-28.basil', '2025-06-30.basil', '2025-07-30.basil', '2025-08-27.basil',
+  '2025-09-30.clover', '2025-10-29.clover', '2025-11-17.clover', '2025-12-15.clover', '2026-01-28.clover', '2026-02-25.clover',
+  '2026-03-25.dahlia', '2026-04-22.dahlia', '2026-05-27.dahlia', '2026-06-24.dahlia', '2026-07-29.dahlia', '2026-08-26.dahlia',
+  '2026-09-30.endive', '2026-10-28.endive',
+] as const;
 
 export type ApiShape = 'current' | 'legacy';
 
@@ -16,19 +29,17 @@ export interface ApiVersion {
   shape: ApiShape;
 }
 
-const versionPattern = /^(\d{4}-\d{2}-\d{2})(\.[a-z]+)?$/;
+const released = new Set<string>(releasedApiVersions);
+/** A named release may also be asked for by its date alone (`2025-03-31` for `2025-03-31.basil`). */
+const releaseDates = new Set<string>(releasedApiVersions.map((version) => version.slice(0, 10)));
 
 /** Parses a `Stripe-Version` value; undefined when it is not a version Coffer can serve. */
 export function parseApiVersion(name: string): ApiVersion | undefined {
-  const match = versionPattern.exec(name);
-  const date = match?.[1];
-  if (date === undefined) return undefined;
-  const currentDate = currentApiVersion.slice(0, 10);
-  // A date that does not exist (2024-02-30) is refused, not rolled over to another day.
-  const parsed = new Date(`${date}T00:00:00Z`);
-  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== date) return undefined;
-  if (date < oldestDate || date > currentDate) return undefined;
-  return { name, shape: date < basilDate ? 'legacy' : 'current' };
+  if (!released.has(name) && !releaseDates.has(name)) return undefined;
+  return { name, shape: name.slice(0, 10) < basilDate ? 'legacy' : 'current' };
 }
+
+/** What a refusal of an unknown version says the client may send instead. */
+export const servedVersionsText = `one of Stripe's released versions from ${releasedApiVersions[0]} to ${currentApiVersion}`;
 
 export const defaultApiVersion: ApiVersion = { name: currentApiVersion, shape: 'current' };

@@ -306,7 +306,7 @@ describe('balance transactions', { concurrency: false }, () => {
       ['/v1/balance_transactions?payout=po_123', 'payout', 400],
       ['/v1/balance_transactions?limit=101', 'limit', 400],
       ['/v1/balance_transactions?expand[]=data.customer', 'expand', 400],
-      [`/v1/charges?expand[]=data.customer`, 'expand', 400],
+      [`/v1/charges?expand[]=data.not_a_field`, 'expand', 400],
     ] as const) {
       const response = await rawRequest(server, 'GET', path, { key: server.secretKey });
       assert.equal(response.status, status, `${path}: ${response.body}`);

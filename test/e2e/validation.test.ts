@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, type RawResponse, type TestServer } from '../support/server.ts';
+import { currentApiVersion, releasedApiVersions } from '../../src/objects/api-version.ts';
 
 // Goal: every bad request is refused with Stripe's error envelope naming the problem (status, type, code, param,
 // a message a developer can act on), and a refused request changes nothing: no row, no event, no ledger movement.
@@ -261,10 +262,18 @@ describe('Refused requests', () => {
   });
 
   // Headers, URLs and list parameters.
-  test('an invalid Stripe-Version is refused before the request runs', async () => {
-    for (const version of ['banana', '2019-01-01', '2999-01-01']) {
+  test('an invalid Stripe-Version is refused before the request runs: only versions Stripe released are served', async () => {
+    // Unreleased dates, and release names that are not that date's, are refused rather than guessed at.
+    for (const version of ['banana', '2019-01-01', '2999-01-01', '2024-05-01', '2025-03-31.acacia', '2025-04-01.basil', '2024-04-10.basil', '2026-10-28.Endive']) {
       await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': version }),
-        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: ${version}` });
+        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: ${version}; send one of Stripe's released versions from 2020-08-27 to ${currentApiVersion}.` });
+    }
+    assert.equal(releasedApiVersions.at(-1), currentApiVersion, 'the current version is the newest released');
+    // Every released version is served, a named one also by its date alone, in the shape of its era.
+    for (const version of [...releasedApiVersions, '2025-03-31', '2024-09-30']) {
+      const answered = await get('/v1/payment_intents?limit=1', server.secretKey, { 'stripe-version': version });
+      assert.equal(answered.status, 200, version);
+      assert.equal(answered.headers['stripe-version'], version);
     }
   });
 
@@ -291,7 +300,7 @@ describe('Refused requests', () => {
     await refused(() => get('/v1/payment_intents?starting_after=pi_nope'),
       { status: 404, code: 'resource_missing', param: 'starting_after', message: "No such payment_intent: 'pi_nope'" });
     await refused(() => get('/v1/payment_intents?expand[]=data.nope'),
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction.' });
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction, customer.' });
     await refused(() => get('/v1/payment_intents?colour=red'), { status: 400, code: 'parameter_unknown', param: 'colour', message: 'Received unknown parameter: colour' });
     const listed = await get('/v1/payment_intents?limit=100');
     assert.equal(listed.status, 200, 'the bounds themselves are accepted');
@@ -300,7 +309,7 @@ describe('Refused requests', () => {
   test('retrieve with an unknown expand path names expand', async () => {
     const intent = await server.stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
     await refused(() => get(`/v1/payment_intents/${intent.id}?expand[]=customer.nope`),
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction.' });
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (customer.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction, customer.' });
   });
 
   test('a partial capture that is not a whole step of its currency is refused, and the hold can still be captured', async () => {
@@ -371,7 +380,7 @@ describe('Refused requests', () => {
 
   test('an impossible Stripe-Version date is refused; answers name the version they are shaped for', async () => {
     await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': '2024-02-30' }),
-      { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: 'Invalid Stripe API version: 2024-02-30' });
+      { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: 2024-02-30; send one of Stripe's released versions from 2020-08-27 to ${currentApiVersion}.` });
     const legacy = await get('/v1/payment_intents?limit=1', server.secretKey, { 'stripe-version': '2024-04-10' });
     assert.equal(legacy.headers['stripe-version'], '2024-04-10');
     const current = await get('/v1/payment_intents?limit=1');

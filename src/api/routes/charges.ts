@@ -7,11 +7,11 @@ import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expandBalanceTransactions } from './balance.ts';
 import { expansionsFor, listObject, sendObject } from './common.ts';
+import { expandObjects } from './expand.ts';
 
 /** What it can expand, and the resource a restricted key needs to read each. */
-const chargeExpandable = { balance_transaction: 'balance' } as const;
+const chargeExpandable = { balance_transaction: 'balance', customer: 'customers', payment_intent: 'payment_intents', refunds: 'refunds' } as const;
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
 
@@ -25,7 +25,7 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
       .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
     if (row === undefined) throw resourceMissing('charge', charge, 'charge');
     const object = chargeObject(row, ctx.actor.apiVersion.shape);
-    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, [object]);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
     return sendObject(reply, object);
   });
 
@@ -39,7 +39,7 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
     if (query.customer !== undefined) rows = rows.where('customer_id', '=', query.customer);
     const page = await listPage(services.db, ctx.actor, { table: 'charges', kind: 'charge', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
-    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, data);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
     return sendObject(reply, listObject('/v1/charges', data, page.hasMore));
   });
 }

@@ -18,7 +18,11 @@ import { customerBalanceTransactionObject, customerObject } from '../../objects/
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { parseSearchQuery } from '../search-query.ts';
-import { listObject, sendObject } from './common.ts';
+import { expansionsFor, listObject, sendObject } from './common.ts';
+import { expandObjects } from './expand.ts';
+
+/** What a customer read can expand, and the resource a restricted key needs to read each. */
+const customerExpandable = { 'invoice_settings.default_payment_method': 'payment_methods' } as const;
 
 const CustomerBody = {
   email: Type.Optional(emptyable(Email)),
@@ -73,9 +77,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     return sendObject(reply, customerObject(customer));
   });
 
-  app.get('/v1/customers/search', { config, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  const readConfig = { ...config, expandable: Object.keys(customerExpandable) };
+  app.get('/v1/customers/search', { config: readConfig, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { query: string; limit?: number; page?: string };
+    const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
+    const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
     const clauses = parseSearchQuery(query.query, ['email', 'name', 'phone', 'metadata']);
     const limit = query.limit ?? limits.listLimitDefault;
     let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
@@ -92,18 +98,23 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const offset = query.page === undefined ? 0 : searchOffset(query.page);
     const rows = await select.orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
     const hasMore = rows.length > limit;
+    const data = rows.slice(0, limit).map(customerObject);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
     return sendObject(reply, {
       object: 'search_result',
-      data: rows.slice(0, limit).map(customerObject),
+      data,
       has_more: hasMore,
       next_page: hasMore ? searchPage(offset + limit) : null,
       url: '/v1/customers/search',
     });
   });
 
-  app.get('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const customer = await findCustomer(services.db, requestContext(request), (request.params as { customer: string }).customer);
-    return sendObject(reply, customerObject(customer));
+  app.get('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, customerExpandable);
+    const object = customerObject(await findCustomer(services.db, ctx, (request.params as { customer: string }).customer));
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return sendObject(reply, object);
   });
 
   app.post('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema, body: UpdateBody } }, async (request, reply) => {
@@ -117,13 +128,16 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     return sendObject(reply, customerObject(customer));
   });
 
-  app.get('/v1/customers', { config, schema: { querystring: strictObject({ ...ListQuery, email: Type.Optional(Type.String({ maxLength: 512 })) }) } }, async (request, reply) => {
+  app.get('/v1/customers', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, email: Type.Optional(Type.String({ maxLength: 512 })) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { email?: string };
     let rows = services.db.selectFrom('customers').selectAll().where('deleted_at', 'is', null);
     if (query.email !== undefined) rows = rows.where(sql<string>`lower(email)`, '=', query.email.toLowerCase());
+    const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
     const page = await listPage(services.db, ctx.actor, { table: 'customers', kind: 'customer', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/customers', page.data.map(customerObject), page.hasMore));
+    const data = page.data.map(customerObject);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return sendObject(reply, listObject('/v1/customers', data, page.hasMore));
   });
 
   app.post('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, body: BalanceBody } }, async (request, reply) => {

@@ -8,7 +8,11 @@ import { disputeEvidenceFields } from '../../objects/dispute.ts';
 import type { DisputeRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { expansionsFor, listObject, sendObject } from './common.ts';
+import { expandObjects } from './expand.ts';
+
+/** What a dispute read can expand, and the resource a restricted key needs to read each. */
+const disputeExpandable = { charge: 'charges', payment_intent: 'payment_intents' } as const;
 
 const Evidence = strictObject(Object.fromEntries(disputeEvidenceFields.map((field) => [field, Type.Optional(Type.String({ maxLength: 20_000 }))])));
 const UpdateBody = strictObject({
@@ -30,9 +34,14 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
   const one = async (request: FastifyRequest, row: DisputeRow) => (await render(request, [row]))[0];
   /** A change's result, rendered with the transactions read in its own transaction. */
   const changed = (request: FastifyRequest, state: DisputeState) => disputeStateObject(state, requestContext(request).actor.apiVersion.shape, services.clock.nowMs());
-  app.get('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const dispute = await findDispute(services.db, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, await one(request, dispute));
+  const readConfig = { ...config, expandable: Object.keys(disputeExpandable) };
+  app.get('/v1/disputes/:dispute', { config: readConfig, schema: { params: DisputeParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, disputeExpandable);
+    const dispute = await findDispute(services.db, ctx, (request.params as { dispute: string }).dispute);
+    const object = await one(request, dispute);
+    if (object !== undefined) await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return sendObject(reply, object);
   });
 
   app.post('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
@@ -46,13 +55,16 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
     return sendObject(reply, changed(request, state));
   });
 
-  app.get('/v1/disputes', { config, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {
+  app.get('/v1/disputes', { config: readConfig, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
+    const expand = expansionsFor(ctx.actor, query.expand, disputeExpandable, true);
     let rows = services.db.selectFrom('disputes').selectAll();
     if (query.charge !== undefined) rows = rows.where('charge_id', '=', query.charge);
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const page = await listPage(services.db, ctx.actor, { table: 'disputes', kind: 'dispute', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/disputes', await render(request, page.data), page.hasMore));
+    const data = await render(request, page.data);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return sendObject(reply, listObject('/v1/disputes', data, page.hasMore));
   });
 }

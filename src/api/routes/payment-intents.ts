@@ -38,6 +38,7 @@ import {
 } from '../schemas.ts';
 import { expandBalanceTransactions } from './balance.ts';
 import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { expandObjects } from './expand.ts';
 
 const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
 const SetupFutureUsage = Type.Union([Type.Literal('on_session'), Type.Literal('off_session')]);
@@ -155,7 +156,7 @@ const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_me
  * response to a change cannot, since it is written in the statement that records the payment, before the ledger.
  */
 const nestedTransaction = 'latest_charge.balance_transaction';
-const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'] } as const;
+const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'], customer: 'customers' } as const;
 
 /** PaymentIntents read (retrieved or listed) in the request's expansions, their charges' transactions in one query. */
 async function renderRead(services: Services, ctx: RequestContext, rows: PaymentIntentRow[], expand: readonly string[]): Promise<Array<Record<string, unknown>>> {
@@ -168,6 +169,7 @@ async function renderRead(services: Services, ctx: RequestContext, rows: Payment
     const charges = objects.map((object) => object.latest_charge).filter((charge): charge is Record<string, unknown> => typeof charge === 'object' && charge !== null);
     await expandBalanceTransactions(services.db, ctx.actor, shape, charges);
   }
+  await expandObjects(services.db, ctx.actor, services.clock.nowMs(), objects, expand.filter((path) => path === 'customer'));
   return objects;
 }
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });

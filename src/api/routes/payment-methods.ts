@@ -21,7 +21,11 @@ import type { ApiShape } from '../../objects/api-version.ts';
 import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { expansionsFor, listObject, sendObject } from './common.ts';
+import { expandObjects } from './expand.ts';
+
+/** What a PaymentMethod read can expand, and the resource a restricted key needs to read each. */
+const paymentMethodExpandable = { customer: 'customers' } as const;
 
 const Card = strictObject({
   number: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
@@ -99,10 +103,14 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     return sendObject(reply, tokenObject(token, ctx.actor.apiVersion.shape));
   });
 
-  app.get('/v1/payment_methods/:id', { config, schema: { params: MethodParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  const readConfig = { ...config, expandable: Object.keys(paymentMethodExpandable) };
+  app.get('/v1/payment_methods/:id', { config: readConfig, schema: { params: MethodParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, paymentMethodExpandable);
     const method = await findPaymentMethod(services.db, ctx, (request.params as { id: string }).id);
-    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+    const object = paymentMethodObject(method, ctx.actor.apiVersion.shape);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return sendObject(reply, object);
   });
 
   app.post('/v1/payment_methods/:id', { config, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
@@ -128,16 +136,19 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: ListQueryParams, url: string) => {
     const customer = await findCustomer(services.db, ctx, customerId);
     const rows = services.db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customer.id);
+    const expand = expansionsFor(ctx.actor, query.expand, paymentMethodExpandable, true);
     const page = await listPage(services.db, ctx.actor, { table: 'payment_methods', kind: 'payment_method', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return listObject(url, page.data.map((row) => paymentMethodObject(row, ctx.actor.apiVersion.shape)), page.hasMore);
+    const data = page.data.map((row) => paymentMethodObject(row, ctx.actor.apiVersion.shape));
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return listObject(url, data, page.hasMore);
   };
 
-  app.get('/v1/payment_methods', { config, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
+  app.get('/v1/payment_methods', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
     const query = request.query as ListQueryParams & { customer: string };
     return sendObject(reply, await listForCustomer(requestContext(request), query.customer, query, '/v1/payment_methods'));
   });
 
-  app.get('/v1/customers/:customer/payment_methods', { config, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
+  app.get('/v1/customers/:customer/payment_methods', { config: readConfig, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
     const customerId = (request.params as { customer: string }).customer;
     return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as ListQueryParams, `/v1/customers/${customerId}/payment_methods`));
   });

@@ -14,11 +14,11 @@ import type { Kysely } from 'kysely';
 import type { Database, RefundRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expandBalanceTransactions } from './balance.ts';
 import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { expandObjects } from './expand.ts';
 
 /** What it can expand, and the resource a restricted key needs to read each. */
-const refundExpandable = { balance_transaction: 'balance' } as const;
+const refundExpandable = { balance_transaction: 'balance', charge: 'charges', payment_intent: 'payment_intents' } as const;
 
 const Reason = Type.Union([Type.Literal('duplicate'), Type.Literal('fraudulent'), Type.Literal('requested_by_customer')]);
 const CreateBody = strictObject({
@@ -52,7 +52,8 @@ async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id
 
 export function registerRefundRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  // Reads expand the refund's balance transaction; a change's response is written before the ledger makes it.
+  // Reads expand the refund's balance transaction, charge and PaymentIntent; a change's response is written before
+  // the ledger makes the transaction.
   const readConfig = { ...config, expandable: Object.keys(refundExpandable) };
   app.post('/v1/refunds', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
@@ -66,7 +67,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, refundExpandable);
     const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
     const object = refundObject(refund, ctx.actor.apiVersion.shape);
-    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, [object]);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
     return sendObject(reply, object);
   });
 
@@ -108,7 +109,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     if (query.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', query.payment_intent);
     const page = await listPage(services.db, ctx.actor, { table: 'refunds', kind: 'refund', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map((row) => refundObject(row, ctx.actor.apiVersion.shape));
-    if (expand.includes('balance_transaction')) await expandBalanceTransactions(services.db, ctx.actor, ctx.actor.apiVersion.shape, data);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
     return sendObject(reply, listObject('/v1/refunds', data, page.hasMore));
   });
 }

@@ -10,7 +10,11 @@ import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { expansionsFor, listObject, sendObject } from './common.ts';
+import { expandObjects } from './expand.ts';
+
+/** What a SetupIntent read can expand, and the resource a restricted key needs to read each. */
+const setupIntentExpandable = { customer: 'customers', payment_method: 'payment_methods' } as const;
 
 const CreateBody = strictObject({
   customer: Type.Optional(ObjectId),
@@ -59,13 +63,17 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
   });
 
-  app.get('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
+  const readConfig = { ...config, expandable: Object.keys(setupIntentExpandable) };
+  app.get('/v1/setup_intents/:intent', { config: readConfig, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, setupIntentExpandable);
     const id = (request.params as { intent: string }).intent;
     const row = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
     if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
-    return sendObject(reply, setupIntentObject(row));
+    const object = setupIntentObject(row);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return sendObject(reply, object);
   });
 
   app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -84,12 +92,15 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     return sendObject(reply, setupIntentObject(await cancelSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent, body.cancellation_reason)));
   });
 
-  app.get('/v1/setup_intents', { config, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
+  app.get('/v1/setup_intents', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { customer?: string };
+    const expand = expansionsFor(ctx.actor, query.expand, setupIntentExpandable, true);
     let rows = services.db.selectFrom('setup_intents').selectAll();
     if (query.customer !== undefined) rows = rows.where('customer_id', '=', query.customer);
     const page = await listPage(services.db, ctx.actor, { table: 'setup_intents', kind: 'setup_intent', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/setup_intents', page.data.map(setupIntentObject), page.hasMore));
+    const data = page.data.map(setupIntentObject);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return sendObject(reply, listObject('/v1/setup_intents', data, page.hasMore));
   });
 }

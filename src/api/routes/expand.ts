@@ -1,0 +1,122 @@
+import type { Kysely, Selectable } from 'kysely';
+import { CofferError } from '../../domain/errors.ts';
+import { balanceTransactionsById } from '../../flows/balance-transactions.ts';
+import type { Actor } from '../../flows/context.ts';
+import { disputeObjects } from '../../flows/disputes.ts';
+import { permits, type ApiResource } from '../../identity/api-keys.ts';
+import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
+import { chargeObject } from '../../objects/charge.ts';
+import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
+import { renderPaymentIntent } from '../../objects/payment-intent.ts';
+import { paymentMethodObject } from '../../objects/payment-method.ts';
+import { refundObject } from '../../objects/refund.ts';
+import { setupIntentObject } from '../../objects/setup-intent.ts';
+import type { Database } from '../../store/database.ts';
+import { listObject } from './common.ts';
+
+type Rendered = Record<string, unknown>;
+type OwnedTable = 'charges' | 'refunds' | 'disputes' | 'customer_balance_transactions' | 'payment_intents' | 'customers' | 'payment_methods' | 'setup_intents';
+
+/** Rows of one table by id, within the actor's merchant and mode: another merchant's id expands to nothing. */
+async function ownedRows<T extends OwnedTable>(db: Kysely<Database>, table: T, ids: readonly string[], actor: Actor): Promise<Array<Selectable<Database[T]>>> {
+  // As the union of the tables (not the generic T), Kysely can check the columns they all have.
+  const owned: OwnedTable = table;
+  const rows = await db.selectFrom(owned).selectAll().where('id', 'in', [...ids])
+    .where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).execute();
+  return rows as Array<Selectable<Database[T]>>;
+}
+
+interface Kind {
+  /** How the kind's ids begin. */
+  prefix: string;
+  /** What a restricted key needs to read it, as on its own endpoint. */
+  resource: ApiResource;
+  /** The objects, rendered as their own endpoint renders them, in the request's version. */
+  load(db: Kysely<Database>, ids: readonly string[], actor: Actor, nowMs: number): Promise<Rendered[]>;
+}
+
+/** Every kind of object an expandable field can name, known by its id's prefix. */
+const kinds: readonly Kind[] = [
+  { prefix: 'ch_', resource: 'charges', load: async (db, ids, actor) => (await ownedRows(db, 'charges', ids, actor)).map((row) => chargeObject(row, actor.apiVersion.shape)) },
+  { prefix: 're_', resource: 'refunds', load: async (db, ids, actor) => (await ownedRows(db, 'refunds', ids, actor)).map((row) => refundObject(row, actor.apiVersion.shape)) },
+  { prefix: 'dp_', resource: 'disputes', load: async (db, ids, actor, nowMs) => disputeObjects(db, actor, actor.apiVersion.shape, await ownedRows(db, 'disputes', ids, actor), nowMs) },
+  { prefix: 'cbtxn_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customer_balance_transactions', ids, actor)).map(customerBalanceTransactionObject) },
+  { prefix: 'cus_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customers', ids, actor)).map(customerObject) },
+  { prefix: 'pm_', resource: 'payment_methods', load: async (db, ids, actor) => (await ownedRows(db, 'payment_methods', ids, actor)).map((row) => paymentMethodObject(row, actor.apiVersion.shape)) },
+  { prefix: 'seti_', resource: 'setup_intents', load: async (db, ids, actor) => (await ownedRows(db, 'setup_intents', ids, actor)).map(setupIntentObject) },
+  {
+    prefix: 'pi_', resource: 'payment_intents',
+    load: async (db, ids, actor) => {
+      const rendered = [];
+      for (const row of await ownedRows(db, 'payment_intents', ids, actor)) rendered.push(await renderPaymentIntent(db, row, actor.apiVersion.shape));
+      return rendered;
+    },
+  },
+  {
+    prefix: 'txn_', resource: 'balance',
+    load: async (db, ids, actor) => [...(await balanceTransactionsById(db, actor, ids)).values()].map((row) => balanceTransactionObject(row, actor.apiVersion.shape)),
+  },
+];
+
+/** How many of a charge's refunds an expanded `refunds` list holds, newest first, as Stripe's does. */
+const embeddedRefunds = 10;
+
+/** A charge's `refunds`, which it does not carry by default: a list of its newest refunds. */
+async function expandRefunds(db: Kysely<Database>, actor: Actor, charges: Rendered[]): Promise<void> {
+  for (const charge of charges) {
+    const id = String(charge.id);
+    const rows = await db.selectFrom('refunds').selectAll().where('charge_id', '=', id).where('merchant_id', '=', actor.merchantId)
+      .where('livemode', '=', actor.livemode).orderBy('seq', 'desc').limit(embeddedRefunds + 1).execute();
+    const data = rows.slice(0, embeddedRefunds).map((row) => refundObject(row, actor.apiVersion.shape));
+    charge.refunds = listObject(`/v1/refunds?charge=${id}`, data, rows.length > embeddedRefunds);
+  }
+}
+
+function checkReadable(actor: Actor, resource: ApiResource, path: string): void {
+  if (actor.keyKind === 'restricted' && !permits(actor.permissions ?? {}, resource, 'read')) {
+    throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${resource}, which expanding ${path} needs.`, { param: 'expand' });
+  }
+}
+
+/**
+ * Replaces, along one path of `expand[]` (`customer`, `latest_charge.payment_intent`,
+ * `invoice_settings.default_payment_method`), each id with the object it names, read with one query per kind and
+ * level. A field that already holds an object is walked into; one that is null stays null. The path was checked
+ * against the route's list before (`expansionsFor`); the kinds a restricted key reads are checked again here.
+ */
+async function expandPath(db: Kysely<Database>, actor: Actor, nowMs: number, roots: Rendered[], path: string): Promise<void> {
+  let level = roots;
+  for (const field of path.split('.')) {
+    if (field === 'refunds') {
+      const charges = level.filter((object) => object.object === 'charge' && object.refunds === undefined);
+      if (charges.length > 0) checkReadable(actor, 'refunds', path);
+      await expandRefunds(db, actor, charges);
+      level = [];
+      break;
+    }
+    const loaded = new Map<string, Rendered>();
+    for (const kind of kinds) {
+      const ids = [...new Set(level.map((object) => object[field]).filter((id): id is string => typeof id === 'string' && id.startsWith(kind.prefix)))];
+      if (ids.length === 0) continue;
+      checkReadable(actor, kind.resource, path);
+      for (const object of await kind.load(db, ids, actor, nowMs)) loaded.set(String(object.id), object);
+    }
+    const next: Rendered[] = [];
+    for (const object of level) {
+      const value = object[field];
+      const expanded = typeof value === 'string' ? loaded.get(value) : value;
+      if (typeof expanded !== 'object' || expanded === null) continue;
+      // Each holder gets its own copy, so that a deeper level expanded in one is not shared with another by accident.
+      const own = typeof value === 'string' ? structuredClone(expanded) as Rendered : expanded as Rendered;
+      object[field] = own;
+      next.push(own);
+    }
+    level = next;
+  }
+}
+
+/** `expandPath` for each path of the request, shortest first, so that a longer path walks into what a shorter one expanded. */
+export async function expandObjects(db: Kysely<Database>, actor: Actor, nowMs: number, objects: Rendered[], paths: readonly string[]): Promise<void> {
+  const ordered = [...paths].sort((a, b) => a.split('.').length - b.split('.').length);
+  for (const path of ordered) await expandPath(db, actor, nowMs, objects, path);
+}

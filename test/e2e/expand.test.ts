@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { createApiKey } from '../../src/identity/merchants.ts';
+import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { TestClock } from '../support/clock.ts';
+import { assertLedgerConsistent } from '../support/ledger.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: `expand[]` works as Stripe's does on the fields an integration reaches for (a charge's customer,
+// PaymentIntent and refunds; a refund's or dispute's charge; a PaymentIntent's, PaymentMethod's or SetupIntent's
+// customer; a customer's default card): each expanded object is exactly what its own endpoint returns, lists
+// expand every item, a null field stays null, and a restricted key needs read permission on what it expands.
+describe('expanding related objects', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ clock });
+    stripe = server.stripe;
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  /** The object as its own endpoint returns it, without the SDK's lastResponse. */
+  const plain = <T extends object>(object: T): T => {
+    const { lastResponse: _ignored, ...rest } = object as T & { lastResponse?: unknown };
+    return rest as T;
+  };
+
+  test('a charge expands its customer, PaymentIntent, refunds and balance transaction; a refund its charge and PaymentIntent', async () => {
+    const customer = await stripe.customers.create({ email: 'expand@example.com' });
+    const paid = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+    const chargeId = paid.latest_charge as string;
+    const first = await stripe.refunds.create({ payment_intent: paid.id, amount: 500 });
+    const second = await stripe.refunds.create({ payment_intent: paid.id, amount: 700 });
+
+    const charge = await stripe.charges.retrieve(chargeId, { expand: ['customer', 'payment_intent', 'refunds', 'balance_transaction'] });
+    assert.deepEqual(charge.customer, plain(await stripe.customers.retrieve(customer.id)));
+    assert.deepEqual(charge.payment_intent, plain(await stripe.paymentIntents.retrieve(paid.id)));
+    assert.equal((charge.balance_transaction as Stripe.BalanceTransaction).object, 'balance_transaction');
+    assert.equal((charge.balance_transaction as Stripe.BalanceTransaction).source, chargeId);
+    const refunds = charge.refunds as Stripe.ApiList<Stripe.Refund>;
+    assert.deepEqual([refunds.object, refunds.has_more, refunds.url], ['list', false, `/v1/refunds?charge=${chargeId}`]);
+    assert.deepEqual(refunds.data, [plain(await stripe.refunds.retrieve(second.id)), plain(await stripe.refunds.retrieve(first.id))], 'newest first');
+    assert.equal('refunds' in plain(await stripe.charges.retrieve(chargeId)), false, 'not there unless expanded');
+
+    const refund = await stripe.refunds.retrieve(first.id, { expand: ['charge', 'payment_intent'] });
+    assert.deepEqual(refund.charge, plain(await stripe.charges.retrieve(chargeId)));
+    assert.equal((refund.payment_intent as Stripe.PaymentIntent).id, paid.id);
+
+    const listed = await stripe.charges.list({ payment_intent: paid.id, expand: ['data.customer', 'data.payment_intent'] });
+    assert.equal((listed.data[0]?.customer as Stripe.Customer).email, 'expand@example.com');
+    assert.equal((listed.data[0]?.payment_intent as Stripe.PaymentIntent).id, paid.id);
+    const refundsListed = await stripe.refunds.list({ payment_intent: paid.id, expand: ['data.charge'] });
+    assert.deepEqual(refundsListed.data.map((item) => (item.charge as Stripe.Charge).id), [chargeId, chargeId]);
+
+    // A guest's charge has no customer: null stays null.
+    const guest = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal((await stripe.charges.retrieve(guest.latest_charge as string, { expand: ['customer'] })).customer, null);
+  });
+
+  test('a PaymentIntent, PaymentMethod and SetupIntent expand their customer; a customer its default card; a deleted customer shows as deleted', async () => {
+    const customer = await stripe.customers.create({ email: 'owner@example.com', name: 'Owner' });
+    const setup = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+    const methodId = setup.payment_method as string;
+    await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: methodId } });
+    const intent = await stripe.paymentIntents.create({ amount: 1100, currency: 'eur', customer: customer.id });
+
+    const ownCustomer = plain(await stripe.customers.retrieve(customer.id));
+    assert.deepEqual((await stripe.paymentIntents.retrieve(intent.id, { expand: ['customer'] })).customer, ownCustomer);
+    const intents = await stripe.paymentIntents.list({ customer: customer.id, expand: ['data.customer', 'data.latest_charge'] });
+    assert.deepEqual(intents.data.map((item) => (item.customer as Stripe.Customer).id), [customer.id]);
+    assert.deepEqual((await stripe.paymentMethods.retrieve(methodId, { expand: ['customer'] })).customer, ownCustomer);
+    assert.deepEqual((await stripe.customers.listPaymentMethods(customer.id, { expand: ['data.customer'] })).data.map((item) => (item.customer as Stripe.Customer).email), ['owner@example.com']);
+    const setupSeen = await stripe.setupIntents.retrieve(setup.id, { expand: ['customer', 'payment_method'] });
+    assert.deepEqual(setupSeen.customer, ownCustomer);
+    assert.deepEqual(setupSeen.payment_method, plain(await stripe.paymentMethods.retrieve(methodId)));
+    const withCard = await stripe.customers.retrieve(customer.id, { expand: ['invoice_settings.default_payment_method'] }) as Stripe.Customer;
+    assert.equal((withCard.invoice_settings.default_payment_method as Stripe.PaymentMethod).id, methodId);
+    const searched = await stripe.customers.search({ query: "email:'owner@example.com'", expand: ['data.invoice_settings.default_payment_method'] });
+    assert.equal((searched.data[0]?.invoice_settings.default_payment_method as Stripe.PaymentMethod).card?.last4, '4242');
+
+    await stripe.customers.del(customer.id);
+    assert.deepEqual((await stripe.paymentIntents.retrieve(intent.id, { expand: ['customer'] })).customer, { id: customer.id, object: 'customer', deleted: true });
+  });
+
+  test('a dispute expands its charge and PaymentIntent', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id, expand: ['data.charge'] })).data;
+    assert.ok(dispute !== undefined);
+    assert.equal((dispute.charge as Stripe.Charge).id, intent.latest_charge);
+    const seen = await stripe.disputes.retrieve(dispute.id, { expand: ['charge', 'payment_intent'] });
+    assert.deepEqual(seen.charge, plain(await stripe.charges.retrieve(intent.latest_charge as string)));
+    assert.equal((seen.payment_intent as Stripe.PaymentIntent).status, 'succeeded');
+  });
+
+  test('a restricted key expands only what it may read; an unlisted path is refused naming what can be expanded', async () => {
+    const customer = await stripe.customers.create({ email: 'restricted@example.com' });
+    const paid = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+    const chargesOnly = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { charges: 'read' } })).key.reveal());
+    for (const path of ['customer', 'payment_intent', 'refunds']) {
+      await assert.rejects(chargesOnly.charges.retrieve(paid.latest_charge as string, { expand: [path] }), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.statusCode, 403, path);
+        assert.equal(error.code, 'insufficient_permissions', path);
+        return true;
+      });
+    }
+    const both = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { charges: 'read', customers: 'read' } })).key.reveal());
+    assert.equal(((await both.charges.retrieve(paid.latest_charge as string, { expand: ['customer'] })).customer as Stripe.Customer).id, customer.id);
+
+    const refused = await rawRequest(server, 'GET', `/v1/charges/${paid.latest_charge as string}?expand[]=payment_method`, { key: server.secretKey });
+    assert.equal(refused.status, 400);
+    const error = refused.json.error as { code: string; param: string; message: string };
+    assert.deepEqual([error.code, error.param], ['parameter_invalid', 'expand']);
+    assert.match(error.message, /payment_method.*what can be expanded here: balance_transaction, customer, payment_intent, refunds/);
+  });
+});
