@@ -1,37 +1,167 @@
+import { sql, type RawBuilder } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
 
-/** One clause of Stripe's search language: `email:'a@b.c'`, `name~'jen'`, `metadata['order']:'42'`. */
+/**
+ * How a searchable field compares: `text` case-blind, exactly (`:`) or as a substring (`~`); `exact` as stored
+ * (ids); `enum` one of known lower-case values; `amount` and `created` as numbers (`:`, `>`, `<`, `>=`, `<=`;
+ * `created` in Unix seconds); `metadata` by key (`metadata['order']:'42'`).
+ */
+export type SearchFieldKind = 'text' | 'exact' | 'enum' | 'amount' | 'created' | 'metadata';
+
+export interface SearchField {
+  kind: SearchFieldKind;
+  /** The column it reads. */
+  column: string;
+  /** For `enum`: the values there are, so that a misspelt one is refused rather than matching nothing. */
+  values?: readonly string[];
+}
+
+type Operator = ':' | '~' | '>' | '<' | '>=' | '<=';
+
+/** One clause of Stripe's search language: `email:'a@b.c'`, `-status:'canceled'`, `amount>=1000`, `metadata['order']:'42'`. */
 export interface SearchClause {
   field: string;
   metadataKey: string | undefined;
-  operator: ':' | '~';
+  operator: Operator;
   value: string;
+  negated: boolean;
 }
 
-const clausePattern = /^\s*([a-z_]+)(?:\['([^'\]]{1,40})'\])?\s*([:~])\s*'((?:[^'\\]|\\.)*)'\s*/;
+export interface SearchQuery {
+  clauses: SearchClause[];
+  /** Stripe joins clauses with AND or with OR, never both in one query. */
+  join: 'AND' | 'OR';
+}
+
+const maxClauses = 10;
+// An optional `-`, the field, an optional metadata key in quotes, the operator, then a quoted string or a bare word
+// (a number for amount and created; for any other field, checkClause asks for quotes).
+const clausePattern = /^\s*(-?)([a-z_]+)(?:\[(['"])([^'"\]]{1,40})\3\])?\s*(:|~|>=|<=|>|<)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'"()]{1,100}))\s*/;
+
+function refuse(message: string): never {
+  throw new CofferError('parameter_invalid', message, { param: 'query' });
+}
+
+const numericKinds: readonly SearchFieldKind[] = ['amount', 'created'];
+
+/** Checks one clause against its field: the operators its kind takes, and a value it can hold. */
+function checkClause(clause: SearchClause, spec: SearchField, quoted: boolean): void {
+  const { field, operator, value } = clause;
+  const numeric = numericKinds.includes(spec.kind);
+  if (numeric && !/^-?[0-9]{1,15}$/.test(value)) refuse(`The search field ${field} takes a whole number, not '${value}'.`);
+  if (!numeric && !quoted) refuse(`Put the value of ${field} in quotes: ${field}:'${value}'.`);
+  if (['>', '<', '>=', '<='].includes(operator) && !numeric) refuse(`The search field ${field} cannot be compared with ${operator}; only amount and created can.`);
+  if (operator === '~' && spec.kind !== 'text') refuse(`The search field ${field} cannot be matched by substring (~); use ${field}:'…'.`);
+  if (operator === '~' && value.length < 3) refuse(`A substring search (~) needs at least 3 characters, not '${value}'.`);
+  if (spec.kind === 'enum' && spec.values !== undefined && !spec.values.includes(value.toLowerCase())) {
+    refuse(`The search field ${field} is one of ${spec.values.join(', ')}, not '${value}'.`);
+  }
+  if ((spec.kind === 'metadata') !== (clause.metadataKey !== undefined)) refuse("Search metadata as metadata['key']:'value'.");
+}
 
 /**
- * Parses a search query of clauses joined by AND (Stripe also has OR, which Coffer does not support yet and
- * refuses rather than misread). `fields` lists the fields that may be searched.
+ * Parses a query in Stripe's search language: up to 10 clauses, joined by AND or by OR (not both), each one
+ * optionally negated with `-`. Only the fields given may be searched, each as its kind allows; anything else is
+ * refused, naming what was wrong, rather than read some other way.
  */
-export function parseSearchQuery(query: string, fields: readonly string[]): SearchClause[] {
+export function parseSearchQuery(query: string, fields: Readonly<Record<string, SearchField>>): SearchQuery {
   const clauses: SearchClause[] = [];
+  const joins = new Set<'AND' | 'OR'>();
   let rest = query;
-  for (let i = 0; i < 10 && rest.trim() !== ''; i += 1) {
-    if (i > 0) {
-      const and = /^\s*AND\s+/.exec(rest);
-      if (and === null) throw new CofferError('parameter_invalid', `Could not parse the search query near "${rest.trim().slice(0, 40)}": join clauses with AND.`, { param: 'query' });
-      rest = rest.slice(and[0].length);
+  while (rest.trim() !== '') {
+    if (clauses.length === maxClauses) refuse(`A search query has at most ${maxClauses} clauses.`);
+    if (clauses.length > 0) {
+      const join = /^\s*(AND|OR)\s+/.exec(rest);
+      if (join === null) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}": join clauses with AND or OR.`);
+      joins.add(join[1] === 'OR' ? 'OR' : 'AND');
+      rest = rest.slice(join[0].length);
     }
     const match = clausePattern.exec(rest);
-    if (match === null) throw new CofferError('parameter_invalid', `Could not parse the search query near "${rest.trim().slice(0, 40)}".`, { param: 'query' });
-    const [whole, field = '', metadataKey, operator, value = ''] = match;
-    if (!fields.includes(field)) throw new CofferError('parameter_invalid', `The search field ${field} is not supported; use one of ${fields.join(', ')}.`, { param: 'query' });
-    if ((field === 'metadata') !== (metadataKey !== undefined)) throw new CofferError('parameter_invalid', "Search metadata as metadata['key']:'value'.", { param: 'query' });
-    clauses.push({ field, metadataKey, operator: operator === '~' ? '~' : ':', value: value.replace(/\\(.)/g, '$1') });
+    if (match === null) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}".`);
+    const [whole, minus, field = '', , metadataKey, operator = ':', single, double, bare] = match;
+    const spec = fields[field];
+    if (spec === undefined) refuse(`The search field ${field} is not supported; use one of ${Object.keys(fields).join(', ')}.`);
+    const quotedValue = single ?? double;
+    const clause: SearchClause = {
+      field, metadataKey, operator: operator as Operator, value: (quotedValue ?? bare ?? '').replace(/\\(.)/g, '$1'), negated: minus === '-',
+    };
+    checkClause(clause, spec, quotedValue !== undefined);
+    clauses.push(clause);
     rest = rest.slice(whole.length);
   }
-  if (rest.trim() !== '') throw new CofferError('parameter_invalid', 'A search query has at most 10 clauses.', { param: 'query' });
   if (clauses.length === 0) throw new CofferError('parameter_invalid_empty', 'The search query is empty.', { param: 'query' });
-  return clauses;
+  if (joins.size > 1) refuse('A search query joins its clauses with AND or with OR, not both.');
+  return { clauses, join: joins.has('OR') ? 'OR' : 'AND' };
+}
+
+const comparisons: Record<Operator, string> = { ':': '=', '~': 'LIKE', '>': '>', '<': '<', '>=': '>=', '<=': '<=' };
+
+/**
+ * `created` compares whole seconds, as list filters do: creation times are finer than the seconds Stripe shows, so
+ * `created>N` starts at the next second and `created<=N` ends before it.
+ */
+function createdCondition(column: RawBuilder<unknown>, operator: Operator, seconds: number): RawBuilder<boolean> {
+  const at = (value: number) => sql`to_timestamp(${value})`;
+  switch (operator) {
+    case '>': return sql<boolean>`${column} >= ${at(seconds + 1)}`;
+    case '>=': return sql<boolean>`${column} >= ${at(seconds)}`;
+    case '<': return sql<boolean>`${column} < ${at(seconds)}`;
+    case '<=': return sql<boolean>`${column} < ${at(seconds + 1)}`;
+    default: return sql<boolean>`(${column} >= ${at(seconds)} AND ${column} < ${at(seconds + 1)})`;
+  }
+}
+
+function clauseCondition(clause: SearchClause, spec: SearchField): RawBuilder<boolean> {
+  const column = sql.ref(spec.column);
+  const value = clause.value;
+  switch (spec.kind) {
+    case 'text':
+      return clause.operator === '~'
+        ? sql<boolean>`lower(${column}) LIKE ${`%${value.toLowerCase().replace(/[%_\\]/g, '\\$&')}%`}`
+        : sql<boolean>`lower(${column}) = ${value.toLowerCase()}`;
+    case 'exact':
+      return sql<boolean>`${column} = ${value}`;
+    case 'enum':
+      return sql<boolean>`${column} = ${value.toLowerCase()}`;
+    case 'amount':
+      return sql<boolean>`${column} ${sql.raw(comparisons[clause.operator])} ${Number(value)}`;
+    case 'created':
+      return createdCondition(column, clause.operator, Number(value));
+    case 'metadata':
+      return sql<boolean>`${column} ->> ${clause.metadataKey ?? ''} = ${value}`;
+  }
+}
+
+/** The parsed query as one SQL condition; a negated clause also matches rows where the field is null. */
+export function searchCondition(query: SearchQuery, fields: Readonly<Record<string, SearchField>>): RawBuilder<boolean> {
+  const conditions = query.clauses.map((clause) => {
+    const spec = fields[clause.field];
+    if (spec === undefined) refuse(`The search field ${clause.field} is not supported.`);
+    const condition = clauseCondition(clause, spec);
+    return clause.negated ? sql<boolean>`NOT coalesce(${condition}, false)` : condition;
+  });
+  return sql<boolean>`(${sql.join(conditions, sql.raw(` ${query.join} `))})`;
+}
+
+/** A search's `next_page`: the base64url of the offset of the next result. */
+export function searchPage(offset: number): string {
+  return Buffer.from(String(offset)).toString('base64url');
+}
+
+/**
+ * The offset a search `page` stands for. Only a token Coffer could have given as `next_page` is one; anything
+ * else is refused rather than read as some other offset. An offset past the last result is a valid, empty page.
+ */
+export function searchOffset(page: string): number {
+  const decoded = Buffer.from(page, 'base64url').toString();
+  const offset = /^(0|[1-9][0-9]{0,14})$/.test(decoded) ? Number(decoded) : -1;
+  if (offset < 0 || searchPage(offset) !== page) {
+    throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search result.`, { param: 'page' });
+  }
+  return offset;
+}
+
+/** Stripe's search result: one page of objects and the token of the next. */
+export function searchResult(url: string, data: unknown[], hasMore: boolean, offset: number, limit: number): Record<string, unknown> {
+  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(offset + limit) : null, url };
 }

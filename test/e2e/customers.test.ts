@@ -36,7 +36,14 @@ describe('customers', () => {
     assert.deepEqual(searched.data.map((customer) => customer.id), [jenny.id]);
     const byName = await stripe.customers.search({ query: "name~'ros' AND metadata['tier']:'2'" });
     assert.deepEqual(byName.data.map((customer) => customer.id), [jenny.id]);
-    await assert.rejects(stripe.customers.search({ query: "email:'a' OR name:'b'" }), (error: Stripe.errors.StripeError) => error.param === 'query');
+    const either = await stripe.customers.search({ query: "email:'bob@example.com' OR name:'jenny rosen'" });
+    assert.deepEqual(either.data.map((customer) => customer.id), [other.id, jenny.id], 'OR: either clause, newest first');
+    const notJenny = await stripe.customers.search({ query: "-name:'Jenny Rosen' AND email~'example.com'" });
+    assert.equal(notJenny.data.some((customer) => customer.id === jenny.id), false, 'a negated clause excludes');
+    assert.equal(notJenny.data.some((customer) => customer.id === other.id), true);
+    const since = await stripe.customers.search({ query: `created>=${jenny.created} AND name~'ros'` });
+    assert.deepEqual(since.data.map((customer) => customer.id), [jenny.id]);
+    await assert.rejects(stripe.customers.search({ query: "email:'a' OR name:'b' AND phone:'c'" }), (error: Stripe.errors.StripeError) => error.param === 'query' && /AND or with OR, not both/.test(error.message));
     const deleted = await stripe.customers.del(other.id);
     assert.deepEqual(deleted, { id: other.id, object: 'customer', deleted: true });
     const gone = await stripe.customers.retrieve(other.id);

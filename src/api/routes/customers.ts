@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
-import { CofferError, resourceMissing } from '../../domain/errors.ts';
+import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import {
   adjustCustomerBalance,
@@ -17,7 +17,7 @@ import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { parseSearchQuery } from '../search-query.ts';
+import { parseSearchQuery, searchCondition, searchOffset, searchResult, type SearchField } from '../search-query.ts';
 import { expansionsFor, listObject, sendObject } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -52,23 +52,14 @@ function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand
   return rest;
 }
 
-/** A search's `next_page`: the base64url of the offset of the next result. */
-function searchPage(offset: number): string {
-  return Buffer.from(String(offset)).toString('base64url');
-}
-
-/**
- * The offset a search `page` stands for. Only a token Coffer could have given as `next_page` is one; anything
- * else is refused rather than read as some other offset. An offset past the last result is a valid, empty page.
- */
-function searchOffset(page: string): number {
-  const decoded = Buffer.from(page, 'base64url').toString();
-  const offset = /^(0|[1-9][0-9]{0,14})$/.test(decoded) ? Number(decoded) : -1;
-  if (offset < 0 || searchPage(offset) !== page) {
-    throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search result.`, { param: 'page' });
-  }
-  return offset;
-}
+/** What a customer search may ask, as Stripe's customer search takes it. */
+const customerSearchFields: Record<string, SearchField> = {
+  email: { kind: 'text', column: 'email' },
+  name: { kind: 'text', column: 'name' },
+  phone: { kind: 'text', column: 'phone' },
+  metadata: { kind: 'metadata', column: 'metadata' },
+  created: { kind: 'created', column: 'created_at' },
+};
 
 export function registerCustomerRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
@@ -82,31 +73,15 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const ctx = requestContext(request);
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
-    const clauses = parseSearchQuery(query.query, ['email', 'name', 'phone', 'metadata']);
+    const search = parseSearchQuery(query.query, customerSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null);
-    for (const clause of clauses) {
-      if (clause.field === 'metadata') select = select.where(sql<string>`metadata ->> ${clause.metadataKey ?? ''}`, '=', clause.value);
-      else {
-        const column = clause.field as 'email' | 'name' | 'phone';
-        select = clause.operator === '~'
-          ? select.where(sql<string>`lower(${sql.ref(column)})`, 'like', `%${clause.value.toLowerCase().replace(/[%_\\]/g, '\\$&')}%`)
-          : select.where(sql<string>`lower(${sql.ref(column)})`, '=', clause.value.toLowerCase());
-      }
-    }
     const offset = query.page === undefined ? 0 : searchOffset(query.page);
-    const rows = await select.orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
-    const hasMore = rows.length > limit;
+    const rows = await services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null).where(searchCondition(search, customerSearchFields))
+      .orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
     const data = rows.slice(0, limit).map(customerObject);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
-    return sendObject(reply, {
-      object: 'search_result',
-      data,
-      has_more: hasMore,
-      next_page: hasMore ? searchPage(offset + limit) : null,
-      url: '/v1/customers/search',
-    });
+    return sendObject(reply, searchResult('/v1/customers/search', data, rows.length > limit, offset, limit));
   });
 
   app.get('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {

@@ -20,12 +20,16 @@ import type { Database, PaymentIntentRow } from '../../store/database.ts';
 import { assert } from '../../platform/assert.ts';
 import type { ApiResource } from '../../identity/api-keys.ts';
 import { requestContext } from '../request-context.ts';
+import { parseSearchQuery, searchCondition, searchOffset, searchResult, type SearchField } from '../search-query.ts';
+import { currencies } from '../../domain/currency.ts';
+import { paymentIntentStatuses } from '../../domain/payment-intent-machine.ts';
 import {
   Amount,
   Currency,
   Description,
   Email,
   Expand,
+  ListLimit,
   ListQuery,
   Metadata,
   ObjectId,
@@ -172,6 +176,18 @@ async function renderRead(services: Services, ctx: RequestContext, rows: Payment
   await expandObjects(services.db, ctx.actor, services.clock.nowMs(), objects, expand.filter((path) => path === 'customer'));
   return objects;
 }
+const SearchQueryParams = strictObject({
+  query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand),
+});
+/** What a PaymentIntent search may ask, as Stripe's PaymentIntent search takes it. */
+const paymentIntentSearchFields: Record<string, SearchField> = {
+  amount: { kind: 'amount', column: 'amount' },
+  created: { kind: 'created', column: 'created_at' },
+  currency: { kind: 'enum', column: 'currency', values: [...currencies.keys()] },
+  customer: { kind: 'exact', column: 'customer_id' },
+  metadata: { kind: 'metadata', column: 'metadata' },
+  status: { kind: 'enum', column: 'status', values: paymentIntentStatuses },
+};
 const RetrieveQuery = strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) });
 const ListPaymentIntentsQuery = strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) });
 
@@ -261,6 +277,20 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
     const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/payment_intents', await renderRead(services, ctx, page.data, expand), page.hasMore));
+  });
+
+  app.get('/v1/payment_intents/search', { config: readConfig, schema: { querystring: SearchQueryParams } }, async (request, reply) => {
+    const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
+    const search = parseSearchQuery(query.query, paymentIntentSearchFields);
+    const limit = query.limit ?? limits.listLimitDefault;
+    const offset = query.page === undefined ? 0 : searchOffset(query.page);
+    const rows = await services.db.selectFrom('payment_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, paymentIntentSearchFields))
+      .orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
+    const data = await renderRead(services, ctx, rows.slice(0, limit), expand);
+    return sendObject(reply, searchResult('/v1/payment_intents/search', data, rows.length > limit, offset, limit));
   });
 
   // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type Stripe from 'stripe';
+import { createApiKey } from '../../src/identity/merchants.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+
+// Goal: `stripe.paymentIntents.search` finds PaymentIntents as Stripe's search language says: by amount and
+// created (compared), currency, customer, status and metadata, clauses joined by AND or by OR and negated with
+// `-`, newest first, paged by next_page, expanded like a list; a query it cannot read is refused naming the
+// problem, and another merchant's PaymentIntents are never found.
+describe('PaymentIntent search', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const run = `run-${Date.now()}`;
+  const ids: Record<string, string> = {};
+  let customer: Stripe.Customer;
+
+  before(async () => {
+    server = await startTestServer();
+    stripe = server.stripe;
+    customer = await stripe.customers.create({ email: 'searcher@example.com' });
+    const make = async (name: string, params: Stripe.PaymentIntentCreateParams) => {
+      ids[name] = (await stripe.paymentIntents.create({ ...params, metadata: { run, name } })).id;
+    };
+    // Oldest first: search answers newest first.
+    await make('small', { amount: 500, currency: 'usd' });
+    await make('paid', { amount: 1500, currency: 'usd', customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+    await make('euro', { amount: 2500, currency: 'eur', payment_method: 'pm_card_visa', confirm: true });
+    await make('large', { amount: 9000, currency: 'usd', customer: customer.id });
+    await stripe.paymentIntents.cancel(ids.large ?? '');
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  const found = async (query: string, client = stripe) =>
+    (await client.paymentIntents.search({ query: `metadata['run']:'${run}' AND ${query}` })).data.map((intent) => intent.metadata.name);
+
+  test('each field, compared as Stripe compares it', async () => {
+    assert.deepEqual(await found("status:'succeeded'"), ['euro', 'paid']);
+    assert.deepEqual(await found("currency:'usd'"), ['large', 'paid', 'small']);
+    assert.deepEqual(await found("currency:'USD' AND status:'succeeded'"), ['paid']);
+    assert.deepEqual(await found('amount>1500'), ['large', 'euro']);
+    assert.deepEqual(await found('amount>=1500 AND amount<9000'), ['euro', 'paid']);
+    assert.deepEqual(await found('amount:500'), ['small']);
+    assert.deepEqual(await found(`customer:'${customer.id}'`), ['large', 'paid']);
+    assert.deepEqual(await found("metadata['name']:'euro'"), ['euro']);
+    assert.deepEqual(await found("-status:'requires_payment_method' AND -status:'canceled'"), ['euro', 'paid']);
+    assert.deepEqual(await found(`-customer:'${customer.id}'`), ['euro', 'small'], 'a negated clause also matches a PaymentIntent without a customer');
+    // Created compares whole seconds, as list filters do; the expected names come from the PaymentIntents' own times.
+    const createdOf = new Map<string, number>();
+    for (const name of ['large', 'euro', 'paid', 'small']) createdOf.set(name, (await stripe.paymentIntents.retrieve(ids[name] ?? '')).created);
+    const at = createdOf.get('paid') ?? 0;
+    const where = (keep: (seconds: number) => boolean) => [...createdOf].filter(([, seconds]) => keep(seconds)).map(([name]) => name);
+    assert.deepEqual(await found(`created>=${at}`), where((seconds) => seconds >= at));
+    assert.deepEqual(await found(`created>${at}`), where((seconds) => seconds > at));
+    assert.deepEqual(await found(`created<${at}`), where((seconds) => seconds < at));
+    assert.deepEqual(await found(`created<=${at}`), where((seconds) => seconds <= at));
+    assert.deepEqual(await found(`created:${at}`), where((seconds) => seconds === at));
+    assert.ok(where((seconds) => seconds === at).includes('paid'));
+  });
+
+  test('OR joins clauses; pages follow next_page newest first; data expands like a list', async () => {
+    const either = await stripe.paymentIntents.search({ query: `metadata['name']:'small' OR metadata['name']:'euro'` });
+    assert.deepEqual(either.data.map((intent) => intent.metadata.name), ['euro', 'small']);
+    const first = await stripe.paymentIntents.search({ query: `metadata['run']:'${run}'`, limit: 3 });
+    assert.deepEqual([first.object, first.url, first.has_more, first.data.length], ['search_result', '/v1/payment_intents/search', true, 3]);
+    assert.notEqual(first.next_page, null);
+    const all = await stripe.paymentIntents.search({ query: `metadata['run']:'${run}'`, limit: 1 }).autoPagingToArray({ limit: 10 });
+    assert.deepEqual(all.map((intent) => intent.metadata.name), ['large', 'euro', 'paid', 'small']);
+    const expanded = await stripe.paymentIntents.search({ query: `metadata['run']:'${run}' AND status:'succeeded'`, expand: ['data.latest_charge', 'data.customer'] });
+    const paid = expanded.data.find((intent) => intent.metadata.name === 'paid');
+    assert.equal((paid?.latest_charge as Stripe.Charge).amount, 1500);
+    assert.equal((paid?.customer as Stripe.Customer).email, 'searcher@example.com');
+  });
+
+  test('a query it cannot read is refused naming the problem; another merchant finds nothing of this one', async () => {
+    const before = await stateCounts(server.database.db);
+    const refusals: Array<[string, RegExp]> = [
+      ["description:'x'", /search field description is not supported; use one of amount, created, currency, customer, metadata, status/],
+      ["status:'sucess'", /status is one of requires_payment_method.*not 'sucess'/],
+      ["amount:'lots'", /amount takes a whole number/],
+      ["currency>'usd'", /currency cannot be compared with >/],
+      ['status:succeeded', /Put the value of status in quotes/],
+      ["customer~'cus'", /customer cannot be matched by substring/],
+      ["status:'succeeded' AND currency:'usd' OR amount:1", /AND or with OR, not both/],
+      [Array.from({ length: 11 }, (_, i) => `amount:${i}`).join(' AND '), /at most 10 clauses/],
+      ["metadata:'x'", /metadata\['key'\]:'value'/],
+      ["status:'succeeded' currency:'usd'", /join clauses with AND or OR/],
+    ];
+    for (const [query, message] of refusals) {
+      const response = await rawRequest(server, 'GET', `/v1/payment_intents/search?query=${encodeURIComponent(query)}`, { key: server.secretKey });
+      const error = response.json.error as { code?: string; param?: string; message?: string } | undefined;
+      assert.equal(response.status, 400, query);
+      assert.deepEqual([error?.code, error?.param], ['parameter_invalid', 'query'], query);
+      assert.match(error?.message ?? '', message, query);
+    }
+    const badPage = await rawRequest(server, 'GET', `/v1/payment_intents/search?query=${encodeURIComponent("status:'succeeded'")}&page=abc`, { key: server.secretKey });
+    assert.deepEqual([badPage.status, (badPage.json.error as { param?: string }).param], [400, 'page']);
+    const missing = await rawRequest(server, 'GET', '/v1/payment_intents/search', { key: server.secretKey });
+    assert.deepEqual([missing.status, (missing.json.error as { param?: string }).param], [400, 'query']);
+    assert.deepEqual(await stateCounts(server.database.db), before);
+
+    const other = stripeClient(server, server.otherSecretKey);
+    assert.deepEqual(await found("status:'succeeded'", other), []);
+    const noIntents = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { charges: 'read' } })).key.reveal());
+    await assert.rejects(noIntents.paymentIntents.search({ query: "status:'succeeded'" }), (error: Stripe.errors.StripeError) => error.statusCode === 403);
+  });
+});
