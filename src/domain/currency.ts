@@ -14,8 +14,10 @@ export interface CurrencyInfo {
   isoExponent: 0 | 2 | 3;
   /** Amounts must be a multiple of this (10 for three-decimal currencies, 100 where decimals must be zero). */
   amountStep: 1 | 10 | 100;
-  /** Smallest chargeable amount in API minor units, where Stripe publishes one. */
-  minimumMinor: number | undefined;
+  /** Smallest chargeable amount in API minor units: Stripe's published one, or else Coffer's indicative floor. */
+  minimumMinor: number;
+  /** The minimum is Coffer's floor (about a quarter of a US dollar), not a minimum Stripe publishes. */
+  minimumIndicative: boolean;
 }
 
 const zeroDecimal = ['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'vnd', 'vuv', 'xaf', 'xof', 'xpf'];
@@ -40,9 +42,42 @@ const minimums: Record<string, number> = {
   sgd: 50, thb: 1000,
 };
 
+/**
+ * For the currencies Stripe publishes no minimum for, Stripe asks for the equivalent of 0.50 USD at the day's rate.
+ * Coffer has no exchange rates, so it refuses amounts below a floor of a quarter of a dollar at these indicative
+ * rates (units per US dollar, 2025 magnitudes), rounded down to two significant figures: half Stripe's minimum, so
+ * that rates drifting by up to a factor of two never refuse an amount Stripe would take (decision 0025).
+ */
+const unitsPerUsd: Record<string, number> = {
+  afn: 70, all: 90, amd: 390, ang: 1.79, aoa: 910, ars: 1100, awg: 1.79, azn: 1.7, bam: 1.7, bbd: 2, bdt: 120,
+  bhd: 0.376, bif: 2900, bmd: 1, bnd: 1.3, bob: 6.9, bsd: 1, bwp: 13.5, byn: 3.2, bzd: 2, cdf: 2800, clp: 930,
+  cny: 7.2, cop: 4000, crc: 500, cve: 96, djf: 178, dop: 60, dzd: 132, egp: 49, etb: 130, fjd: 2.25, fkp: 0.75,
+  gel: 2.7, gip: 0.75, gmd: 71, gnf: 8600, gtq: 7.7, gyd: 209, hnl: 26, htg: 131, idr: 16300, ils: 3.5, isk: 125,
+  jmd: 160, jod: 0.709, kes: 129, kgs: 87, khr: 4000, kmf: 430, krw: 1380, kwd: 0.306, kyd: 0.83, kzt: 510,
+  lak: 21600, lbp: 89500, lkr: 300, lrd: 200, lsl: 18, mad: 9.2, mdl: 17, mga: 4500, mkd: 54, mmk: 2100, mnt: 3580,
+  mop: 8.1, mur: 45, mvr: 15.4, mwk: 1730, mzn: 64, nad: 18, ngn: 1550, nio: 36.8, npr: 137, omr: 0.385, pab: 1,
+  pen: 3.6, pgk: 4.1, php: 57, pkr: 282, pyg: 7900, qar: 3.64, rsd: 100, rub: 80, rwf: 1440, sar: 3.75, sbd: 8.4,
+  scr: 14.5, shp: 0.75, sle: 22.5, sos: 571, srd: 37, szl: 18, tjs: 9.8, tnd: 2.95, top: 2.4, try: 40, ttd: 6.8,
+  twd: 30, tzs: 2600, uah: 41.5, ugx: 3600, uyu: 40, uzs: 12600, vnd: 26000, vuv: 120, wst: 2.75, xaf: 570,
+  xcd: 2.7, xof: 570, xpf: 104, yer: 245, zar: 17.8, zmw: 24,
+};
+
+/** A quarter of a dollar in the currency's API minor units, rounded down to two significant figures and to its step. */
+function indicativeMinimum(code: string, apiExponent: number, amountStep: number): number {
+  const rate = unitsPerUsd[code];
+  if (rate === undefined) throw new Error(`currency ${code} has neither a published minimum nor an indicative rate`);
+  const minor = 0.25 * rate * 10 ** apiExponent;
+  const scale = 10 ** Math.max(0, Math.floor(Math.log10(minor)) - 1);
+  const rounded = Math.floor(minor / scale) * scale;
+  return Math.max(amountStep, Math.floor(rounded / amountStep) * amountStep);
+}
+
 function entries(): Array<[string, CurrencyInfo]> {
-  const make = (code: string, apiExponent: 0 | 2 | 3, isoExponent: 0 | 2 | 3, amountStep: 1 | 10 | 100) =>
-    [code, { code, apiExponent, isoExponent, amountStep, minimumMinor: minimums[code] }] as [string, CurrencyInfo];
+  const make = (code: string, apiExponent: 0 | 2 | 3, isoExponent: 0 | 2 | 3, amountStep: 1 | 10 | 100): [string, CurrencyInfo] => {
+    const published = minimums[code];
+    const minimumMinor = published ?? indicativeMinimum(code, apiExponent, amountStep);
+    return [code, { code, apiExponent, isoExponent, amountStep, minimumMinor, minimumIndicative: published === undefined }];
+  };
   return [
     ...zeroDecimal.map((code) => make(code, 0, code === 'mga' ? 2 : 0, 1)),
     ...threeDecimal.map((code) => make(code, 3, 3, 10)),

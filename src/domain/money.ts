@@ -32,9 +32,10 @@ export function parseAmount(amount: number, currency: CurrencyInfo, param = 'amo
   if (amount < 1) {
     throw new CofferError('parameter_invalid_integer', 'This value must be greater than or equal to 1.', { param });
   }
-  const minimum = currency.minimumMinor ?? 1;
+  const minimum = currency.minimumMinor;
   if (amount < minimum) {
-    throw new CofferError('amount_too_small', `Amount must be at least ${formatAmount(minimum, currency)}`, { param });
+    const why = currency.minimumIndicative ? ' (about 0.25 usd: Coffer\'s floor for a currency without a published minimum)' : '';
+    throw new CofferError('amount_too_small', `Amount must be at least ${formatAmount(minimum, currency)}${why}`, { param });
   }
   if (amount > limits.amountMinorMax) {
     throw new CofferError(

@@ -72,7 +72,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(soon?.param, 'expires_at');
     const mixed = await stripe.checkout.sessions.create({
       mode: 'payment', success_url: 'https://shop.example/ok',
-      line_items: [{ price_data: { currency: 'cny', unit_amount: 100, product_data: { name: 'A' } }, quantity: 1 }, { price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'B' } }, quantity: 1 }],
+      line_items: [{ price_data: { currency: 'cny', unit_amount: 1000, product_data: { name: 'A' } }, quantity: 1 }, { price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'B' } }, quantity: 1 }],
     }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(mixed?.param, 'line_items[1][price_data][currency]');
     const badUrl = await newSession('cny', { success_url: 'javascript:alert(1)' }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
