@@ -1,4 +1,5 @@
 import type { MerchantRoute } from './public-server.ts';
+import { isListRoute } from './routes/common.ts';
 
 /**
  * The merchant API's reference (docs/api-reference.md), written from the request schemas the routes validate
@@ -118,7 +119,8 @@ function section(route: MerchantRoute): string {
   lines.push(`Restricted keys need \`${route.resource}\` ${permissionOf(route)}.${route.publishableAllowed ? ' A publishable key may call it too.' : ''}`, '');
   const rows = (where === undefined ? [] : rowsOf(where as SchemaNode, '')).map((row) => row.name !== 'expand' ? row : {
     ...row,
-    type: route.expandable.length === 0 ? 'list, empty: nothing here can be expanded' : `list of ${route.expandable.map((path) => `\`${path}\``).join(', ')}`,
+    type: route.expandable.length === 0 ? 'list, empty: nothing here can be expanded'
+      : `list of ${route.expandable.map((path) => `\`${isListRoute(route.method, route.querystring) ? 'data.' : ''}${path}\``).join(', ')}`,
   });
   if (rows.length === 0) {
     lines.push('No parameters.', '');

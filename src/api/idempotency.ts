@@ -16,8 +16,16 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-export function requestHash(method: string, path: string, params: unknown): string {
-  return createHash('sha256').update(`${method} ${path}\n${canonicalJson(params ?? {})}`).digest('hex');
+/**
+ * The hash a key's request is known by. A response is shaped by the powers of the key that asked (a publishable
+ * key sees less of a PaymentIntent, a restricted key expands only what it may read), so a key with other powers
+ * sending the same request is a different request, refused as a reuse, never given the first one's response.
+ * A secret key adds nothing, so its hashes are what they were before keys were told apart.
+ */
+export function requestHash(method: string, path: string, params: unknown, actor?: Pick<Actor, 'keyKind' | 'permissions'>): string {
+  const powers = actor?.keyKind === 'publishable' ? ' publishable'
+    : actor?.keyKind === 'restricted' ? ` restricted ${canonicalJson(actor.permissions ?? {})}` : '';
+  return createHash('sha256').update(`${method} ${path}${powers}\n${canonicalJson(params ?? {})}`).digest('hex');
 }
 
 export type ClaimResult =

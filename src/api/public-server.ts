@@ -12,7 +12,7 @@ import { claimIdempotencyKey, forgetOrStore, releaseClaim, requestHash, storeRes
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
-import { expansions } from './routes/common.ts';
+import { expansions, isListRoute } from './routes/common.ts';
 import { auditRefusal } from './refusal-audit.ts';
 import { merchantScope } from '../store/merchant-scope.ts';
 import { signingSecretLabel } from '../identity/merchants.ts';
@@ -197,7 +197,7 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
   const header = request.headers['idempotency-key'];
   if (request.method !== 'POST' || request.actor === null || header === undefined) return undefined;
   const key = Array.isArray(header) ? (header[0] ?? '') : header;
-  const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, hashableBody(services, request));
+  const hash = requestHash(request.method, request.url.split('?')[0] ?? request.url, hashableBody(services, request), request.actor);
   const result = await claimIdempotencyKey(services.db, services.commitDurability, request.actor, key, hash, request.method, request.url, request.id);
   reply.header('Idempotency-Key', key);
   if (result.kind === 'claimed') {
@@ -228,8 +228,7 @@ function refuseUnknownExpansions(request: FastifyRequest): void {
   const config = request.routeOptions.config;
   if (config.merchantApi !== true) return;
   const params = (request.method === 'GET' || request.method === 'DELETE' ? request.query : request.body) as { expand?: string[] } | null | undefined;
-  // As on a list (`data.` allowed): the route itself tells lists apart when it checks the paths again.
-  expansions(params?.expand, config.expandable ?? [], true);
+  expansions(params?.expand, config.expandable ?? [], isListRoute(request.method, request.routeOptions.schema?.querystring));
 }
 
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */

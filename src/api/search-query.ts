@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
 
@@ -36,7 +37,16 @@ export interface SearchQuery {
 const maxClauses = 10;
 // An optional `-`, the field, an optional metadata key in quotes, the operator, then a quoted string or a bare word
 // (a number for amount and created; for any other field, checkClause asks for quotes).
-const clausePattern = /^\s*(-?)([a-z_]+)(?:\[(['"])([^'"\]]{1,40})\3\])?\s*(:|~|>=|<=|>|<)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'"()]{1,100}))\s*/;
+// Quotes inside a quoted key or value are escaped with a backslash, as is a backslash itself.
+const clausePattern = /^\s*(-?)([a-z_]+)(?:\[(?:'((?:[^'\\]|\\.){1,80})'|"((?:[^"\\]|\\.){1,80})")\])?\s*(:|~|>=|<=|>|<)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'"()]{1,100}))\s*/;
+
+/** The text a quoted key or value stands for: each backslash escape is the character after it. */
+function unescape(quoted: string): string {
+  return quoted.replace(/\\(.)/g, '$1');
+}
+
+/** Unix seconds from 1970 to the end of 9999, as list filters take them (the database's timestamps end there). */
+const unixTimeMax = 253_402_300_798;
 
 function refuse(message: string): never {
   throw new CofferError('parameter_invalid', message, { param: 'query' });
@@ -49,18 +59,21 @@ function checkClause(clause: SearchClause, spec: SearchField, quoted: boolean): 
   const { field, operator, value } = clause;
   const numeric = numericKinds.includes(spec.kind);
   if (numeric && !/^-?[0-9]{1,15}$/.test(value)) refuse(`The search field ${field} takes a whole number, not '${value}'.`);
+  if (spec.kind === 'created' && (Number(value) < 0 || Number(value) > unixTimeMax)) {
+    refuse(`The search field created takes Unix seconds from 0 to ${unixTimeMax}, not ${value}.`);
+  }
   if (!numeric && !quoted) refuse(`Put the value of ${field} in quotes: ${field}:'${value}'.`);
   if (['>', '<', '>=', '<='].includes(operator) && !numeric) refuse(`The search field ${field} cannot be compared with ${operator}; only amount and created can.`);
   if (operator === '~' && spec.kind !== 'text') refuse(`The search field ${field} cannot be matched by substring (~); use ${field}:'…'.`);
   if (operator === '~' && value.length < 3) refuse(`A substring search (~) needs at least 3 characters, not '${value}'.`);
   if (spec.kind === 'enum' && spec.values !== undefined && !spec.values.includes(value.toLowerCase())) {
-    refuse(`The search field ${field} is one of ${spec.values.join(', ')}, not '${value}'.`);
+    refuse(spec.values.length <= 10 ? `The search field ${field} is one of ${spec.values.join(', ')}, not '${value}'.` : `'${value}' is not a ${field} Coffer knows.`);
   }
   if ((spec.kind === 'metadata') !== (clause.metadataKey !== undefined)) refuse("Search metadata as metadata['key']:'value'.");
 }
 
 /**
- * Parses a query in Stripe's search language: up to 10 clauses, joined by AND or by OR (not both), each one
+ * Parses a query in Stripe's search language: up to 10 clauses, joined by AND or by OR (not both; a space is AND), each one
  * optionally negated with `-`. Only the fields given may be searched, each as its kind allows; anything else is
  * refused, naming what was wrong, rather than read some other way.
  */
@@ -68,25 +81,31 @@ export function parseSearchQuery(query: string, fields: Readonly<Record<string, 
   const clauses: SearchClause[] = [];
   const joins = new Set<'AND' | 'OR'>();
   let rest = query;
+  let spaced = true;
   while (rest.trim() !== '') {
     if (clauses.length === maxClauses) refuse(`A search query has at most ${maxClauses} clauses.`);
     if (clauses.length > 0) {
-      const join = /^\s*(AND|OR)\s+/.exec(rest);
-      if (join === null) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}": join clauses with AND or OR.`);
-      joins.add(join[1] === 'OR' ? 'OR' : 'AND');
-      rest = rest.slice(join[0].length);
+      // As at Stripe: AND or OR in any case, or a space alone, which means AND.
+      const join = /^(AND|OR)\s+/i.exec(rest);
+      if (join === null && !spaced) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}": separate clauses with a space, AND or OR.`);
+      joins.add(join?.[1]?.toUpperCase() === 'OR' ? 'OR' : 'AND');
+      rest = rest.slice(join?.[0].length ?? 0);
     }
     const match = clausePattern.exec(rest);
     if (match === null) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}".`);
-    const [whole, minus, field = '', , metadataKey, operator = ':', single, double, bare] = match;
+    const [whole, minus, field = '', singleKey, doubleKey, operator = ':', single, double, bare] = match;
+    const quotedKey = singleKey ?? doubleKey;
+    const metadataKey = quotedKey === undefined ? undefined : unescape(quotedKey);
+    if (metadataKey !== undefined && (metadataKey.length === 0 || metadataKey.length > 40)) refuse(`A metadata key has 1 to 40 characters, not ${metadataKey.length}.`);
     const spec = fields[field];
     if (spec === undefined) refuse(`The search field ${field} is not supported; use one of ${Object.keys(fields).join(', ')}.`);
     const quotedValue = single ?? double;
     const clause: SearchClause = {
-      field, metadataKey, operator: operator as Operator, value: (quotedValue ?? bare ?? '').replace(/\\(.)/g, '$1'), negated: minus === '-',
+      field, metadataKey, operator: operator as Operator, value: quotedValue === undefined ? bare ?? '' : unescape(quotedValue), negated: minus === '-',
     };
     checkClause(clause, spec, quotedValue !== undefined);
     clauses.push(clause);
+    spaced = /\s$/.test(whole);
     rest = rest.slice(whole.length);
   }
   if (clauses.length === 0) throw new CofferError('parameter_invalid_empty', 'The search query is empty.', { param: 'query' });
@@ -115,10 +134,11 @@ function clauseCondition(clause: SearchClause, spec: SearchField): RawBuilder<bo
   const column = sql.ref(spec.column);
   const value = clause.value;
   switch (spec.kind) {
+    // Both sides are lower-cased by the database, which does not always agree with JavaScript (İ, a final Σ).
     case 'text':
       return clause.operator === '~'
-        ? sql<boolean>`lower(${column}) LIKE ${`%${value.toLowerCase().replace(/[%_\\]/g, '\\$&')}%`}`
-        : sql<boolean>`lower(${column}) = ${value.toLowerCase()}`;
+        ? sql<boolean>`lower(${column}) LIKE lower(${`%${value.replace(/[%_\\]/g, '\\$&')}%`})`
+        : sql<boolean>`lower(${column}) = lower(${value})`;
     case 'exact':
       return sql<boolean>`${column} = ${value}`;
     case 'enum':
@@ -143,25 +163,35 @@ export function searchCondition(query: SearchQuery, fields: Readonly<Record<stri
   return sql<boolean>`(${sql.join(conditions, sql.raw(` ${query.join} `))})`;
 }
 
-/** A search's `next_page`: the base64url of the offset of the next result. */
-export function searchPage(offset: number): string {
-  return Buffer.from(String(offset)).toString('base64url');
+/** Ties a page token to its query, so that a token is not taken for another query's page. */
+function queryFingerprint(query: string): string {
+  return createHash('sha256').update(query).digest('hex').slice(0, 12);
 }
 
 /**
- * The offset a search `page` stands for. Only a token Coffer could have given as `next_page` is one; anything
- * else is refused rather than read as some other offset. An offset past the last result is a valid, empty page.
+ * A search's `next_page`: the position after the page's last result (results come newest first, by `seq`) and the
+ * query it belongs to. A position, not an offset, so that results created or changed between pages neither
+ * repeat nor go missing from the pages still to come.
  */
-export function searchOffset(page: string): number {
-  const decoded = Buffer.from(page, 'base64url').toString();
-  const offset = /^(0|[1-9][0-9]{0,14})$/.test(decoded) ? Number(decoded) : -1;
-  if (offset < 0 || searchPage(offset) !== page) {
-    throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search result.`, { param: 'page' });
-  }
-  return offset;
+function searchPage(lastSeq: bigint, query: string): string {
+  return Buffer.from(`${lastSeq}.${queryFingerprint(query)}`).toString('base64url');
 }
 
-/** Stripe's search result: one page of objects and the token of the next. */
-export function searchResult(url: string, data: unknown[], hasMore: boolean, offset: number, limit: number): Record<string, unknown> {
-  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(offset + limit) : null, url };
+/**
+ * The position a search `page` stands for: only a token Coffer gave as `next_page` for this same query is one;
+ * anything else is refused rather than read as some other page.
+ */
+export function searchCursor(page: string, query: string): bigint {
+  const seq = /^(0|[1-9][0-9]{0,18})\./.exec(Buffer.from(page, 'base64url').toString())?.[1];
+  if (seq === undefined || searchPage(BigInt(seq), query) !== page) {
+    throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search for this query.`, { param: 'page' });
+  }
+  return BigInt(seq);
+}
+
+/** Stripe's search result: one page of objects, newest first, and the token of the next. */
+export function searchResult(url: string, query: string, data: unknown[], rows: ReadonlyArray<{ seq: bigint }>, limit: number): Record<string, unknown> {
+  const last = rows[limit - 1];
+  const hasMore = rows.length > limit && last !== undefined;
+  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(last.seq, query) : null, url };
 }

@@ -13,7 +13,7 @@ import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, preparePaymentMethod } from './payment-methods.ts';
-import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
+import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
@@ -132,20 +132,34 @@ async function cardWasSetUp(services: Services, paymentMethod: PaymentMethodRow)
 }
 
 /**
- * A new confirmation cannot start while the shopper may still be paying at a provider (an open wallet trade or a
- * 3-D Secure challenge): a second attempt could then be charged too.
+ * A new confirmation cannot start while the shopper may still be paying at a provider: a second attempt could then
+ * be charged too. An open wallet trade is refused. A 3-D Secure challenge is ended first, as at Stripe, where the
+ * shopper who closed the challenge may confirm again with another card: the acquirer closes the attempt's key, so
+ * the challenge can no longer authorize, and the attempt is recorded as abandoned. If the shopper finished the
+ * challenge just before, the acquirer answers with that outcome instead, which is recorded, and the confirmation
+ * then meets a PaymentIntent that has been paid. Returns true when it recorded an outcome (read the PaymentIntent
+ * again).
  */
-async function refuseWhileShopperPays(services: Services, intent: PaymentIntentRow): Promise<void> {
-  if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return;
-  const charge = await services.db.selectFrom('charges').select(['status', 'provider']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
-  if (charge?.status === 'pending') {
-    throw new CofferError(
-      'payment_intent_unexpected_state',
-      isWalletType(charge.provider)
-        ? 'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.'
-        : 'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication. Cancel it, or wait until the authentication ends.',
-    );
+async function endOpenChallenge(services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow): Promise<boolean> {
+  if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return false;
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
+  if (charge?.status !== 'pending') return false;
+  if (isWalletType(charge.provider)) {
+    throw new CofferError('payment_intent_unexpected_state',
+      'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.');
   }
+  const currency = findCurrency(charge.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const found = await services.connectors.card(charge.livemode).abandonAttempt({
+    idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
+  });
+  if (found.status === 'requires_action' || found.status === 'unknown' || (found.status === 'not_found' && charge.provider_reference === null)) {
+    throw new CofferError('payment_intent_unexpected_state',
+      'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication, and the acquirer could not end it. Try again, or cancel it.');
+  }
+  const resolution = found.status === 'not_found' ? abandonedChallenge : found;
+  await recordAttemptOutcome(services, { scope, paymentIntentId: intent.id, chargeId: charge.id }, resolution, requestTrail(ctx), undefined);
+  return true;
 }
 
 /** Rounds of read-and-compare-and-set before a confirmation that keeps colliding gives up with 409. */
@@ -256,7 +270,7 @@ async function startAttempt(
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
-    await refuseWhileShopperPays(services, intent);
+    if (await endOpenChallenge(services, ctx, scope, intent)) continue;
     if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
       throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');
     }
@@ -339,14 +353,22 @@ async function startAttempt(
         query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(row)).returning('id')) as unknown as typeof query;
       } else if (binds) {
         query = query.with('method_bound', (db) => db.updateTable('payment_methods').set({ first_payment_intent_id: intent.id })
-          .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null).returning('id')) as unknown as typeof query;
+          .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null)
+          .where(sql<boolean>`customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text`).returning('id')) as unknown as typeof query;
       }
+      // A card already used is checked again in the statement: detached, or moved to another customer, since it was
+      // read, it is refused on the next round (a plain read, so concurrent payments with one saved card do not queue).
+      const stillHeld = !method.isNew && !binds
+        ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM payment_methods WHERE id = ${paymentMethod.id}
+            AND customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text AND detached_at IS NULL), 1)`.as('held')]
+        : [];
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))
         .with('decision_written', (db) => db.insertInto('risk_decisions').values(risk.row).returning('id'))
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
           ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
+          ...stillHeld,
           ...limitTakes.map((take, index) => sql<boolean>`coffer_limit_take(${take.limit.id}, ${take.subjectKey}, ${take.windowKey},
             ${scope.merchantId}, ${charge.id}, ${charge.amount}, ${take.maxAmount}, ${take.maxCount})`.as(`limit_${index}`)),
         ])

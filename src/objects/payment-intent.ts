@@ -56,8 +56,23 @@ export const publishablePaymentIntentFields = [
   'receipt_email', 'setup_future_usage', 'shipping', 'status',
 ] as const;
 
+/** What a PaymentMethod shown to a publishable key leaves out: the merchant's own (its metadata, its customer). */
+const merchantPaymentMethodFields = new Set(['metadata', 'customer', 'customer_account']);
+
+function publishablePaymentMethod(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).filter(([field]) => !merchantPaymentMethodFields.has(field)));
+}
+
 export function publishablePaymentIntentObject(full: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(publishablePaymentIntentFields.filter((field) => field in full).map((field) => [field, full[field]]));
+  const shown = Object.fromEntries(publishablePaymentIntentFields.filter((field) => field in full).map((field) => [field, full[field]]));
+  // The payment methods it embeds (expanded, or the one a failed attempt used) are cut the same way.
+  shown.payment_method = publishablePaymentMethod(shown.payment_method);
+  const error = shown.last_payment_error;
+  if (typeof error === 'object' && error !== null && 'payment_method' in error) {
+    shown.last_payment_error = { ...error, payment_method: publishablePaymentMethod(error.payment_method) };
+  }
+  return shown;
 }
 
 export function paymentIntentObject(

@@ -43,6 +43,12 @@ describe('customers', () => {
     assert.equal(notJenny.data.some((customer) => customer.id === other.id), true);
     const since = await stripe.customers.search({ query: `created>=${jenny.created} AND name~'ros'` });
     assert.deepEqual(since.data.map((customer) => customer.id), [jenny.id]);
+    // Text is compared by the database on both sides, whatever the script; quotes and backslashes in keys and values
+    // are written with a backslash, in either kind of quote.
+    const istanbul = await stripe.customers.create({ name: 'İstanbul ΣΊΣΥΦΟΣ', metadata: { "o'k": 'q', 'back\\slash': 'a\\b' } });
+    for (const query of ["name:'İstanbul ΣΊΣΥΦΟΣ'", "name~'İsta'", "name~'ΣΥΦΟΣ'", "name~'συφοσ'", "metadata['o\\'k']:'q'", 'metadata["o\'k"]:"q"', "metadata['back\\\\slash']:'a\\\\b'"]) {
+      assert.deepEqual((await stripe.customers.search({ query })).data.map((customer) => customer.id), [istanbul.id], query);
+    }
     await assert.rejects(stripe.customers.search({ query: "email:'a' OR name:'b' AND phone:'c'" }), (error: Stripe.errors.StripeError) => error.param === 'query' && /AND or with OR, not both/.test(error.message));
     const deleted = await stripe.customers.del(other.id);
     assert.deepEqual(deleted, { id: other.id, object: 'customer', deleted: true });

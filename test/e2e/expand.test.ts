@@ -119,5 +119,10 @@ describe('expanding related objects', () => {
     const error = refused.json.error as { code: string; param: string; message: string };
     assert.deepEqual([error.code, error.param], ['parameter_invalid', 'expand']);
     assert.match(error.message, /payment_method.*what can be expanded here: balance_transaction, customer, payment_intent, refunds/);
+    // On a list, a path names the items' field after data., as at Stripe: a bare name is refused, not read as one.
+    const bare = await rawRequest(server, 'GET', '/v1/charges?expand[]=customer', { key: server.secretKey });
+    assert.equal(bare.status, 400);
+    assert.equal((bare.json.error as { message: string }).message,
+      'This property cannot be expanded (customer); what can be expanded here: data.balance_transaction, data.customer, data.payment_intent, data.refunds.');
   });
 });

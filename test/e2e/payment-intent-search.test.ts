@@ -42,6 +42,8 @@ describe('PaymentIntent search', () => {
     assert.deepEqual(await found("status:'succeeded'"), ['euro', 'paid']);
     assert.deepEqual(await found("currency:'usd'"), ['large', 'paid', 'small']);
     assert.deepEqual(await found("currency:'USD' AND status:'succeeded'"), ['paid']);
+    assert.deepEqual(await found("currency:'usd' status:'succeeded'"), ['paid'], 'a space is AND, as at Stripe');
+    assert.deepEqual(await found("currency:'usd' and status:'succeeded'"), ['paid'], 'AND in any case');
     assert.deepEqual(await found('amount>1500'), ['large', 'euro']);
     assert.deepEqual(await found('amount>=1500 AND amount<9000'), ['euro', 'paid']);
     assert.deepEqual(await found('amount:500'), ['small']);
@@ -88,7 +90,10 @@ describe('PaymentIntent search', () => {
       ["status:'succeeded' AND currency:'usd' OR amount:1", /AND or with OR, not both/],
       [Array.from({ length: 11 }, (_, i) => `amount:${i}`).join(' AND '), /at most 10 clauses/],
       ["metadata:'x'", /metadata\['key'\]:'value'/],
-      ["status:'succeeded' currency:'usd'", /join clauses with AND or OR/],
+      ["status:'succeeded'currency:'usd'", /separate clauses with a space, AND or OR/],
+      ["currency:'xyz'", /^'xyz' is not a currency Coffer knows\.$/],
+      ['created>99999999999999', /created takes Unix seconds from 0 to 253402300798/],
+      ['created<-1', /created takes Unix seconds from 0 to 253402300798/],
     ];
     for (const [query, message] of refusals) {
       const response = await rawRequest(server, 'GET', `/v1/payment_intents/search?query=${encodeURIComponent(query)}`, { key: server.secretKey });

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { createApiKey } from '../../src/identity/merchants.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
-import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: a merchant's page pays the way Stripe.js does. The server creates the PaymentIntent with its secret key and
 // hands the client secret to the page; the page gives the card to the vault and confirms with the publishable key
@@ -26,11 +26,15 @@ describe('confirming with a publishable key and the client secret', () => {
   const newCard = (number = '4242424242424242') => shopper.paymentMethods.create({ type: 'card', card: { number, exp_month: 12, exp_year: 2031, cvc: '123' } });
 
   test('the page confirms with a card it collected, and reads back only the shopper\'s fields', async () => {
-    const intent = await stripe.paymentIntents.create({ amount: 2599, currency: 'eur', metadata: { order: 'private-7' }, customer: (await stripe.customers.create({ email: 'x@shop.example' })).id });
-    const card = await newCard();
+    const customer = await stripe.customers.create({ email: 'x@shop.example' });
+    const intent = await stripe.paymentIntents.create({ amount: 2599, currency: 'eur', metadata: { order: 'private-7' }, customer: customer.id });
+    // A card the merchant saved to the customer, with its own notes: the page pays with it and sees neither.
+    const card = await stripe.paymentMethods.attach((await newCard()).id, { customer: customer.id });
+    await stripe.paymentMethods.update(card.id, { metadata: { note: 'private-card-note' } });
     const confirmed = await shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: card.id, expand: ['payment_method'] } as Stripe.PaymentIntentConfirmParams);
     assert.equal(confirmed.status, 'succeeded');
     assert.equal((confirmed.payment_method as Stripe.PaymentMethod).card?.last4, '4242');
+    assert.deepEqual(['metadata' in (confirmed.payment_method as object), 'customer' in (confirmed.payment_method as object)], [false, false], 'nor the card\'s');
     assert.equal('metadata' in confirmed, false, 'the merchant\'s metadata is not shown to the page');
     assert.equal('customer' in confirmed, false);
     assert.equal('latest_charge' in confirmed, false);
@@ -42,16 +46,24 @@ describe('confirming with a publishable key and the client secret', () => {
   });
 
   test('a decline answers the page with the error and a PaymentIntent cut to the shopper\'s fields', async () => {
-    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { order: 'private-8' } });
-    const card = await newCard('4000000000009995');
+    const customer = await stripe.customers.create({ email: 'y@shop.example' });
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', metadata: { order: 'private-8' }, customer: customer.id });
+    const card = await stripe.paymentMethods.attach((await newCard('4000000000009995')).id, { customer: customer.id });
+    await stripe.paymentMethods.update(card.id, { metadata: { note: 'private-card-note' } });
     await assert.rejects(
       shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret ?? '', payment_method: card.id } as Stripe.PaymentIntentConfirmParams),
       (error: Stripe.errors.StripeError) => {
         assert.equal(error.statusCode, 402);
         assert.equal(error.decline_code, 'insufficient_funds');
-        const shown = error.raw as { payment_intent?: Record<string, unknown> };
+        const shown = error.raw as { payment_intent?: Record<string, unknown>; payment_method?: Record<string, unknown> };
         assert.equal(shown.payment_intent?.status, 'requires_payment_method');
         assert.equal(shown.payment_intent !== undefined && 'metadata' in shown.payment_intent, false);
+        // The declined card, in the error and in last_payment_error, without the merchant's notes or customer.
+        const inError = (shown.payment_intent?.last_payment_error as { payment_method?: Record<string, unknown> }).payment_method;
+        for (const method of [shown.payment_method, inError]) {
+          assert.equal(method?.id, card.id);
+          assert.deepEqual(['metadata' in (method ?? {}), 'customer' in (method ?? {})], [false, false]);
+        }
         return true;
       },
     );
@@ -103,6 +115,24 @@ describe('confirming with a publishable key and the client secret', () => {
     // The card is still unused, so the right confirmation may take it.
     const paid = await shopper.paymentIntents.confirm(intent.id, { client_secret: secret, payment_method: card.id } as Stripe.PaymentIntentConfirmParams);
     assert.equal(paid.status, 'succeeded');
+  });
+
+  test('an Idempotency-Key used by the secret key is not replayed to the publishable key, nor to a key with fewer powers', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1800, currency: 'usd', metadata: { order: 'private-9' } });
+    const body = `client_secret=${intent.client_secret ?? ''}&payment_method=pm_card_visa&expand[]=payment_method`;
+    const key = `confirm-${intent.id}`;
+    const first = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: server.secretKey, body, headers: { 'idempotency-key': key } });
+    assert.equal(first.status, 200, first.body);
+    assert.deepEqual(first.json.metadata, { order: 'private-9' });
+    const replayed = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: server.secretKey, body, headers: { 'idempotency-key': key } });
+    assert.equal(replayed.headers['idempotent-replayed'], 'true', 'the same key and powers replay');
+    const writeOnly = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { payment_intents: 'write' } })).key.reveal();
+    for (const [who, apiKey] of [['publishable', server.publishableKey], ['restricted', writeOnly]] as const) {
+      const other = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: apiKey, body, headers: { 'idempotency-key': key } });
+      assert.equal(other.status, 400, `${who}: ${other.body}`);
+      assert.equal((other.json.error as { code?: string }).code, 'idempotency_key_reused', who);
+      assert.equal(other.body.includes('private-9'), false, `${who} never sees the first response`);
+    }
   });
 
   test('another merchant\'s publishable key finds no such PaymentIntent, even with its client secret', async () => {

@@ -146,14 +146,37 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).status, 'failed');
   });
 
-  test('no second attempt while a challenge is open: another card is refused until it ends', async () => {
+  test('another card while a challenge is open: the challenge is ended at the acquirer first, and finishing it afterwards charges nothing', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
-    await challenge(intent);
-    await assert.rejects(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' }), (error: Stripe.errors.StripeError) =>
-      error.statusCode === 400 && error.code === 'payment_intent_unexpected_state' && /3-D Secure/.test(error.message));
-    const attempts = await server.database.db.selectFrom('charges').select('id').where('payment_intent_id', '=', intent.id).execute();
-    assert.equal(attempts.length, 1);
-    await stripe.paymentIntents.cancel(intent.id);
+    const page = await challenge(intent);
+    const firstCharge = intent.latest_charge as string;
+    const paid = await stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' });
+    assert.equal(paid.status, 'succeeded', 'the shopper who closed the challenge pays with another card, as at Stripe');
+    assert.notEqual(paid.latest_charge, firstCharge);
+    const abandoned = await stripe.charges.retrieve(firstCharge);
+    assert.deepEqual([abandoned.status, abandoned.failure_code], ['failed', 'payment_intent_authentication_failure']);
+    const late = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+    assert.ok(late.status >= 400, `the ended challenge refuses completion (got ${late.status})`);
+    const atAcquirer = await server.database.db.selectFrom('sandbox_card_payments').select(['status', 'amount_captured'])
+      .where('merchant_reference', '=', firstCharge).executeTakeFirstOrThrow();
+    assert.deepEqual([atAcquirer.status, atAcquirer.amount_captured], ['abandoned', 0n]);
+    const charges = await stripe.charges.list({ payment_intent: intent.id });
+    assert.deepEqual(charges.data.map((charge) => charge.status).sort(), ['failed', 'succeeded'], 'one payment, once');
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount_received, 4200);
+  });
+
+  test('a challenge finished just before the new confirmation: its payment stands, and the new confirmation is refused', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    // The shopper finishes at the access control server, but the return to Coffer has not arrived yet.
+    const answered = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+    assert.equal(answered.status, 303);
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_mastercard' }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_intent_unexpected_state');
+    const settled = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(settled.status, 'succeeded');
+    assert.equal(settled.latest_charge, intent.latest_charge, 'paid by the challenged card, once');
+    assert.equal((await stripe.charges.list({ payment_intent: intent.id })).data.length, 1);
   });
 
   test('a shopper who never comes back: the challenge is ended by the recovery job, nothing authorized', async () => {

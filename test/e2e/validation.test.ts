@@ -102,8 +102,10 @@ describe('Refused requests', () => {
       { status: 400, code: 'currency_invalid', param: 'currency', message: /^Invalid currency: xyz\. Coffer supports these currencies: .*\busd\b/ }],
     ['a three-decimal amount not ending in 0', 'amount=1235&currency=bhd',
       { status: 400, code: 'invalid_charge_amount', param: 'amount', message: /^Amounts in bhd must be a multiple of 10 \(got 1235\)/ }],
-    ['an ISK amount that is not whole units', 'amount=550&currency=isk',
-      { status: 400, code: 'invalid_charge_amount', param: 'amount', message: /^Amounts in isk must be a multiple of 100 \(got 550\)/ }],
+    ['an ISK amount that is not whole units', 'amount=5550&currency=isk',
+      { status: 400, code: 'invalid_charge_amount', param: 'amount', message: /^Amounts in isk must be a multiple of 100 \(got 5550\)/ }],
+    ['an amount below the floor of a currency Stripe publishes no minimum for', 'amount=399999&currency=idr',
+      { status: 400, code: 'amount_too_small', param: 'amount', message: "Amount must be at least 4000.00 idr (about 0.25 usd: Coffer's floor for a currency without a published minimum)" }],
     ['a value outside an enum', 'amount=100&currency=usd&capture_method=sometimes',
       { status: 400, code: 'parameter_invalid', param: 'capture_method', message: /capture_method.*\bautomatic, automatic_async,? (or )?manual\b/ }],
     ['a non-boolean flag', 'amount=100&currency=usd&confirm=maybe',
@@ -300,7 +302,7 @@ describe('Refused requests', () => {
     await refused(() => get('/v1/payment_intents?starting_after=pi_nope'),
       { status: 404, code: 'resource_missing', param: 'starting_after', message: "No such payment_intent: 'pi_nope'" });
     await refused(() => get('/v1/payment_intents?expand[]=data.nope'),
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction, customer.' });
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: data.latest_charge, data.payment_method, data.latest_charge.balance_transaction, data.customer.' });
     await refused(() => get('/v1/payment_intents?colour=red'), { status: 400, code: 'parameter_unknown', param: 'colour', message: 'Received unknown parameter: colour' });
     const listed = await get('/v1/payment_intents?limit=100');
     assert.equal(listed.status, 200, 'the bounds themselves are accepted');
@@ -314,7 +316,7 @@ describe('Refused requests', () => {
 
   test('a partial capture that is not a whole step of its currency is refused, and the hold can still be captured', async () => {
     // UGX and ISK are charged in whole units given with two zero decimals; KWD's third decimal is 0.
-    for (const [currency, amount, capture, step] of [['ugx', 10_000, 5_050, 100], ['isk', 10_000, 9_950, 100], ['kwd', 2_000, 1_005, 10]] as const) {
+    for (const [currency, amount, capture, step] of [['ugx', 100_000, 50_050, 100], ['isk', 10_000, 9_950, 100], ['kwd', 2_000, 1_005, 10]] as const) {
       const intent = await server.stripe.paymentIntents.create({ amount, currency, payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
       assert.equal(intent.status, 'requires_capture');
       const before = await get(`/v1/payment_intents/${intent.id}`);

@@ -1,14 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
-import { balanceTransactionsById, listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
+import { listBalanceTransactions, retrieveBalanceTransaction } from '../../flows/balance-transactions.ts';
 import type { Services } from '../../flows/context.ts';
-import type { Scope } from '../../flows/payment-intent-records.ts';
 import { limits } from '../../limits.ts';
-import type { ApiShape } from '../../objects/api-version.ts';
 import { balanceObject } from '../../objects/balance.ts';
 import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
-import type { Database } from '../../store/database.ts';
 import { merchantAccounts } from '../../store/ledger.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Expand, ListQuery, NoParams, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
@@ -22,19 +18,6 @@ const ListTransactionsQuery = strictObject({
   source: Type.Optional(ObjectId),
   currency: Type.Optional(Currency),
 });
-
-/**
- * Replaces the `balance_transaction` ids of rendered charges or refunds with the transactions themselves
- * (`expand[]=balance_transaction`), read in one query.
- */
-export async function expandBalanceTransactions(db: Kysely<Database>, scope: Scope, shape: ApiShape, objects: Array<Record<string, unknown>>): Promise<void> {
-  const ids = objects.map((object) => object.balance_transaction).filter((id): id is string => typeof id === 'string');
-  const rows = await balanceTransactionsById(db, scope, ids);
-  for (const object of objects) {
-    const row = typeof object.balance_transaction === 'string' ? rows.get(object.balance_transaction) : undefined;
-    if (row !== undefined) object.balance_transaction = balanceTransactionObject(row, shape);
-  }
-}
 
 export function registerBalanceRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };

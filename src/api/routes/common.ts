@@ -11,13 +11,24 @@ export function sendObject(reply: FastifyReply, object: unknown): FastifyReply {
   return sendOutcome(reply, { statusCode: 200, body: JSON.stringify(object) });
 }
 
-/** Checks `expand[]` against what the object can expand; on lists, paths start with `data.`. */
+/** A route that answers with a list (or a search result): a read that takes `limit`. Its expansions start with `data.`. */
+export function isListRoute(method: string, querystring: unknown): boolean {
+  const properties = (querystring as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return method === 'GET' && properties !== undefined && 'limit' in properties;
+}
+
+/**
+ * Checks `expand[]` against what the object can expand, and returns the paths within each object. On a list the
+ * paths start with `data.` (the list itself expands nothing), as at Stripe.
+ */
 export function expansions(requested: readonly string[] | undefined, allowed: readonly string[], list = false): string[] {
   const out: string[] = [];
   for (const path of requested ?? []) {
-    const bare = list && path.startsWith('data.') ? path.slice(5) : path;
-    if (!allowed.includes(bare)) {
-      const here = allowed.length === 0 ? 'nothing can be expanded here' : `what can be expanded here: ${allowed.join(', ')}`;
+    const listed = list && path.startsWith('data.');
+    const bare = listed ? path.slice(5) : path;
+    if (!allowed.includes(bare) || list !== listed) {
+      const shown = list ? allowed.map((item) => `data.${item}`) : allowed;
+      const here = allowed.length === 0 ? 'nothing can be expanded here' : `what can be expanded here: ${shown.join(', ')}`;
       throw new CofferError('parameter_invalid', `This property cannot be expanded (${path}); ${here}.`, { param: 'expand' });
     }
     out.push(bare);

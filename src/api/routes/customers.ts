@@ -17,7 +17,7 @@ import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { parseSearchQuery, searchCondition, searchOffset, searchResult, type SearchField } from '../search-query.ts';
+import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
 import { expansionsFor, listObject, sendObject } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -75,13 +75,13 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
     const search = parseSearchQuery(query.query, customerSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    const offset = query.page === undefined ? 0 : searchOffset(query.page);
-    const rows = await services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null).where(searchCondition(search, customerSearchFields))
-      .orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
+    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null).where(searchCondition(search, customerSearchFields));
+    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, query.query));
+    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = rows.slice(0, limit).map(customerObject);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
-    return sendObject(reply, searchResult('/v1/customers/search', data, rows.length > limit, offset, limit));
+    return sendObject(reply, searchResult('/v1/customers/search', query.query, data, rows, limit));
   });
 
   app.get('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {

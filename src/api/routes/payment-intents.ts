@@ -20,7 +20,7 @@ import type { Database, PaymentIntentRow } from '../../store/database.ts';
 import { assert } from '../../platform/assert.ts';
 import type { ApiResource } from '../../identity/api-keys.ts';
 import { requestContext } from '../request-context.ts';
-import { parseSearchQuery, searchCondition, searchOffset, searchResult, type SearchField } from '../search-query.ts';
+import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
 import { currencies } from '../../domain/currency.ts';
 import { paymentIntentStatuses } from '../../domain/payment-intent-machine.ts';
 import {
@@ -40,7 +40,6 @@ import {
   strictObject,
   type ListQueryParams,
 } from '../schemas.ts';
-import { expandBalanceTransactions } from './balance.ts';
 import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -164,16 +163,12 @@ const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', '
 
 /** PaymentIntents read (retrieved or listed) in the request's expansions, their charges' transactions in one query. */
 async function renderRead(services: Services, ctx: RequestContext, rows: PaymentIntentRow[], expand: readonly string[]): Promise<Array<Record<string, unknown>>> {
-  const shape = ctx.actor.apiVersion.shape;
-  const nested = expand.includes(nestedTransaction);
-  const own = nested ? [...new Set([...expand.filter((path) => path !== nestedTransaction), 'latest_charge'])] : expand;
+  // The PaymentIntent renders what a change's response renders too; the walker expands the rest (the charge's
+  // transaction, expanding the charge on the way, and the customer).
+  const own = expand.filter((path) => path in intentExpansions);
   const objects = [];
-  for (const row of rows) objects.push(await renderPaymentIntent(services.db, row, shape, own));
-  if (nested) {
-    const charges = objects.map((object) => object.latest_charge).filter((charge): charge is Record<string, unknown> => typeof charge === 'object' && charge !== null);
-    await expandBalanceTransactions(services.db, ctx.actor, shape, charges);
-  }
-  await expandObjects(services.db, ctx.actor, services.clock.nowMs(), objects, expand.filter((path) => path === 'customer'));
+  for (const row of rows) objects.push(await renderPaymentIntent(services.db, row, ctx.actor.apiVersion.shape, own));
+  await expandObjects(services.db, ctx.actor, services.clock.nowMs(), objects, expand.filter((path) => !own.includes(path)));
   return objects;
 }
 const SearchQueryParams = strictObject({
@@ -235,6 +230,21 @@ function sameSecret(presented: string, stored: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * The PaymentIntent a request names, read after checking its client secret: a publishable key must send it, and a
+ * secret that does not match is refused whatever the key.
+ */
+async function withClientSecret(services: Services, ctx: RequestContext, intent: string, clientSecret: string | undefined): Promise<PaymentIntentRow> {
+  if (ctx.actor.keyKind === 'publishable' && clientSecret === undefined) {
+    throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the PaymentIntent.', { param: 'client_secret' });
+  }
+  const row = await findPaymentIntent(services, ctx.actor, intent);
+  if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
+    throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
+  }
+  return row;
+}
+
 /** What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. */
 const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
 
@@ -245,17 +255,11 @@ const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
  */
 async function checkClientConfirmation(services: Services, ctx: RequestContext, intent: string, body: ConfirmParams, clientSecret: string | undefined): Promise<void> {
   const publishable = ctx.actor.keyKind === 'publishable';
-  if (publishable && clientSecret === undefined) {
-    throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the PaymentIntent.', { param: 'client_secret' });
-  }
   const refused = publishable ? merchantOnlyConfirmParams.find((param) => body[param] !== undefined) : undefined;
   if (refused !== undefined) {
     throw new CofferError('parameter_invalid', `${refused} cannot be set with a publishable key: the merchant sets it with its secret key.`, { param: refused });
   }
-  const row = await findPaymentIntent(services, ctx.actor, intent);
-  if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
-    throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
-  }
+  const row = await withClientSecret(services, ctx, intent, clientSecret);
   if (publishable && row.confirmation_method === 'manual') {
     throw new CofferError('secret_key_required', `The PaymentIntent ${row.id} has confirmation_method manual: only the merchant's secret key may confirm it.`);
   }
@@ -285,12 +289,12 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
     const search = parseSearchQuery(query.query, paymentIntentSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    const offset = query.page === undefined ? 0 : searchOffset(query.page);
-    const rows = await services.db.selectFrom('payment_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, paymentIntentSearchFields))
-      .orderBy('seq', 'desc').offset(offset).limit(limit + 1).execute();
+    let select = services.db.selectFrom('payment_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, paymentIntentSearchFields));
+    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, query.query));
+    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = await renderRead(services, ctx, rows.slice(0, limit), expand);
-    return sendObject(reply, searchResult('/v1/payment_intents/search', data, rows.length > limit, offset, limit));
+    return sendObject(reply, searchResult('/v1/payment_intents/search', query.query, data, rows, limit));
   });
 
   // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and
@@ -300,13 +304,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const query = request.query as { expand?: string[]; client_secret?: string };
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
-    if (publishable && query.client_secret === undefined) {
-      throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the PaymentIntent.', { param: 'client_secret' });
-    }
-    const row = await findPaymentIntent(services, ctx.actor, intent);
-    if (query.client_secret !== undefined && !sameSecret(query.client_secret, row.client_secret)) {
-      throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the PaymentIntent.', { param: 'client_secret' });
-    }
+    const row = await withClientSecret(services, ctx, intent, query.client_secret);
     const expand = publishable ? expansions(query.expand, ['payment_method']) : expansionsFor(ctx.actor, query.expand, readExpansions);
     const [object] = await renderRead(services, ctx, [row], expand);
     assert(object !== undefined, 'one PaymentIntent rendered');
