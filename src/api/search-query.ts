@@ -86,7 +86,7 @@ export function parseSearchQuery(query: string, fields: Readonly<Record<string, 
     if (clauses.length === maxClauses) refuse(`A search query has at most ${maxClauses} clauses.`);
     if (clauses.length > 0) {
       // As at Stripe: AND or OR in any case, or a space alone, which means AND.
-      const join = /^(AND|OR)\s+/i.exec(rest);
+      const join = spaced ? /^(AND|OR)\s+/i.exec(rest) : null;
       if (join === null && !spaced) refuse(`Could not parse the search query near "${rest.trim().slice(0, 40)}": separate clauses with a space, AND or OR.`);
       joins.add(join?.[1]?.toUpperCase() === 'OR' ? 'OR' : 'AND');
       rest = rest.slice(join?.[0].length ?? 0);
@@ -163,27 +163,30 @@ export function searchCondition(query: SearchQuery, fields: Readonly<Record<stri
   return sql<boolean>`(${sql.join(conditions, sql.raw(` ${query.join} `))})`;
 }
 
-/** Ties a page token to its query, so that a token is not taken for another query's page. */
-function queryFingerprint(query: string): string {
-  return createHash('sha256').update(query).digest('hex').slice(0, 12);
+/** Ties a page token to its search and query, so that a token is not taken for another search's page. */
+function queryFingerprint(url: string, query: string): string {
+  return createHash('sha256').update(`${url}\n${query}`).digest('hex').slice(0, 12);
 }
 
 /**
  * A search's `next_page`: the position after the page's last result (results come newest first, by `seq`) and the
- * query it belongs to. A position, not an offset, so that results created or changed between pages neither
- * repeat nor go missing from the pages still to come.
+ * search it belongs to. A position, not an offset, so that results created or changed between pages neither
+ * repeat nor go missing from the pages still to come. It grants nothing: the next page is the query's results after
+ * that position, within the caller's own merchant and mode, whoever made the token.
  */
-function searchPage(lastSeq: bigint, query: string): string {
-  return Buffer.from(`${lastSeq}.${queryFingerprint(query)}`).toString('base64url');
+function searchPage(lastSeq: bigint, url: string, query: string): string {
+  return Buffer.from(`${lastSeq}.${queryFingerprint(url, query)}`).toString('base64url');
 }
 
+const seqMax = 9_223_372_036_854_775_807n;
+
 /**
- * The position a search `page` stands for: only a token Coffer gave as `next_page` for this same query is one;
- * anything else is refused rather than read as some other page.
+ * The position a search `page` stands for: only a token Coffer gave as `next_page` for this same search and query
+ * is one; anything else is refused rather than read as some other page.
  */
-export function searchCursor(page: string, query: string): bigint {
+export function searchCursor(page: string, url: string, query: string): bigint {
   const seq = /^(0|[1-9][0-9]{0,18})\./.exec(Buffer.from(page, 'base64url').toString())?.[1];
-  if (seq === undefined || searchPage(BigInt(seq), query) !== page) {
+  if (seq === undefined || BigInt(seq) > seqMax || searchPage(BigInt(seq), url, query) !== page) {
     throw new CofferError('parameter_invalid', `Invalid page: '${page}' is not the next_page of a search for this query.`, { param: 'page' });
   }
   return BigInt(seq);
@@ -193,5 +196,5 @@ export function searchCursor(page: string, query: string): bigint {
 export function searchResult(url: string, query: string, data: unknown[], rows: ReadonlyArray<{ seq: bigint }>, limit: number): Record<string, unknown> {
   const last = rows[limit - 1];
   const hasMore = rows.length > limit && last !== undefined;
-  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(last.seq, query) : null, url };
+  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(last.seq, url, query) : null, url };
 }

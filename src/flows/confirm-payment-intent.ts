@@ -1,4 +1,4 @@
-import type { Connector } from '../connectors/connector.ts';
+import type { Connector, Decline } from '../connectors/connector.ts';
 import { decideAttempt, heldForReview, riskBlockDecline } from './risk-decision.ts';
 import type { CurrencyInfo } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
@@ -13,7 +13,7 @@ import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, preparePaymentMethod } from './payment-methods.ts';
-import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys } from './record-attempt-outcome.ts';
+import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
@@ -131,6 +131,19 @@ async function cardWasSetUp(services: Services, paymentMethod: PaymentMethodRow)
   return found !== undefined;
 }
 
+/** A challenge the shopper left to pay another way: nothing was charged, and the attempt keeps its acquirer reference. */
+const replacedChallenge: Decline = {
+  status: 'declined',
+  providerReference: null,
+  code: 'payment_intent_authentication_failure',
+  declineCode: 'authentication_abandoned',
+  message: 'The cardholder left 3-D Secure authentication to pay another way. Nothing was charged.',
+  param: null,
+  adviceCode: null,
+  networkStatus: 'not_sent_to_network',
+  blocked: false,
+};
+
 /**
  * A new confirmation cannot start while the shopper may still be paying at a provider: a second attempt could then
  * be charged too. An open wallet trade is refused. A 3-D Secure challenge is ended first, as at Stripe, where the
@@ -140,7 +153,7 @@ async function cardWasSetUp(services: Services, paymentMethod: PaymentMethodRow)
  * then meets a PaymentIntent that has been paid. Returns true when it recorded an outcome (read the PaymentIntent
  * again).
  */
-async function endOpenChallenge(services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow): Promise<boolean> {
+async function endOpenChallenge(services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, mayEnd: boolean): Promise<boolean> {
   if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return false;
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
   if (charge?.status !== 'pending') return false;
@@ -148,16 +161,27 @@ async function endOpenChallenge(services: Services, ctx: RequestContext, scope: 
     throw new CofferError('payment_intent_unexpected_state',
       'This PaymentIntent is waiting for the shopper to finish paying at the provider. Cancel it, or wait until the payment ends.');
   }
+  if (!mayEnd) {
+    throw new CofferError('payment_intent_unexpected_state',
+      'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication. Confirm it with another payment method to end the authentication, cancel it, or wait until it ends.');
+  }
   const currency = findCurrency(charge.currency);
   assert(currency !== undefined, 'a stored currency is known');
   const found = await services.connectors.card(charge.livemode).abandonAttempt({
     idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
   });
-  if (found.status === 'requires_action' || found.status === 'unknown' || (found.status === 'not_found' && charge.provider_reference === null)) {
-    throw new CofferError('payment_intent_unexpected_state',
-      'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication, and the acquirer could not end it. Try again, or cancel it.');
+  // The acquirer could not say: nothing is kept under the request's key, and the client retries (503, as a cancel).
+  if (found.status === 'unknown') throw outcomeUnknownError();
+  const stillOpen = new CofferError('payment_intent_unexpected_state',
+    'This PaymentIntent is waiting for the cardholder to finish 3-D Secure authentication, and the acquirer could not end it. Try again, or cancel it.');
+  if (found.status === 'requires_action') throw stillOpen;
+  let resolution: AttemptResolution;
+  if (found.status === 'not_found') {
+    if (charge.provider_reference === null) throw stillOpen;
+    resolution = { ...replacedChallenge, providerReference: charge.provider_reference };
+  } else {
+    resolution = found;
   }
-  const resolution = found.status === 'not_found' ? abandonedChallenge : found;
   await recordAttemptOutcome(services, { scope, paymentIntentId: intent.id, chargeId: charge.id }, resolution, requestTrail(ctx), undefined);
   return true;
 }
@@ -263,6 +287,7 @@ async function startAttempt(
   respond: Respond,
   now: Date,
 ): Promise<Started> {
+  let challengeEnded = false;
   for (let round = 1; ; round += 1) {
     // The attached payment method, the merchant's risk policy and its limits come with the PaymentIntent: one round
     // trip for what every confirmation needs.
@@ -270,7 +295,6 @@ async function startAttempt(
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
     assertNoOperationInFlight(intent);
-    if (await endOpenChallenge(services, ctx, scope, intent)) continue;
     if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
       throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');
     }
@@ -305,6 +329,12 @@ async function startAttempt(
     if (isWalletType(paymentMethod.type)) {
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
         params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);
+    }
+    // Only now, with the new payment method found valid, is an open challenge ended (once per request): a
+    // confirmation that is refused, or that brings no new payment method, leaves the shopper's challenge alone.
+    if (await endOpenChallenge(services, ctx, scope, intent, prepared !== undefined && !challengeEnded)) {
+      challengeEnded = true;
+      continue;
     }
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
@@ -357,10 +387,11 @@ async function startAttempt(
           .where(sql<boolean>`customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text`).returning('id')) as unknown as typeof query;
       }
       // A card already used is checked again in the statement: detached, or moved to another customer, since it was
-      // read, it is refused on the next round (a plain read, so concurrent payments with one saved card do not queue).
+      // read, it is refused on the next round. A share lock, so that a detach waits for the payment (or the payment
+      // sees the detach), while concurrent payments with one saved card do not queue behind each other.
       const stillHeld = !method.isNew && !binds
-        ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM payment_methods WHERE id = ${paymentMethod.id}
-            AND customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text AND detached_at IS NULL), 1)`.as('held')]
+        ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM (SELECT 1 FROM payment_methods WHERE id = ${paymentMethod.id}
+            AND customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text AND detached_at IS NULL FOR SHARE) AS held), 1)`.as('held')]
         : [];
       await query
         .with('charge_written', (db) => db.insertInto('charges').values(chargeInsert(charge)).returning('id'))

@@ -19,7 +19,8 @@ describe('PaymentIntent search', () => {
   before(async () => {
     server = await startTestServer();
     stripe = server.stripe;
-    customer = await stripe.customers.create({ email: 'searcher@example.com' });
+    customer = await stripe.customers.create({ email: 'searcher@example.com', metadata: { run } });
+    await stripe.customers.create({ email: 'another@example.com', metadata: { run } });
     const make = async (name: string, params: Stripe.PaymentIntentCreateParams) => {
       ids[name] = (await stripe.paymentIntents.create({ ...params, metadata: { run, name } })).id;
     };
@@ -91,6 +92,7 @@ describe('PaymentIntent search', () => {
       [Array.from({ length: 11 }, (_, i) => `amount:${i}`).join(' AND '), /at most 10 clauses/],
       ["metadata:'x'", /metadata\['key'\]:'value'/],
       ["status:'succeeded'currency:'usd'", /separate clauses with a space, AND or OR/],
+      ["status:'succeeded'AND currency:'usd'", /separate clauses with a space, AND or OR/],
       ["currency:'xyz'", /^'xyz' is not a currency Coffer knows\.$/],
       ['created>99999999999999', /created takes Unix seconds from 0 to 253402300798/],
       ['created<-1', /created takes Unix seconds from 0 to 253402300798/],
@@ -102,8 +104,14 @@ describe('PaymentIntent search', () => {
       assert.deepEqual([error?.code, error?.param], ['parameter_invalid', 'query'], query);
       assert.match(error?.message ?? '', message, query);
     }
-    const badPage = await rawRequest(server, 'GET', `/v1/payment_intents/search?query=${encodeURIComponent("status:'succeeded'")}&page=abc`, { key: server.secretKey });
-    assert.deepEqual([badPage.status, (badPage.json.error as { param?: string }).param], [400, 'page']);
+    // Page tokens it did not issue for this search and query: garbage, a position past any row, another search's.
+    const query = `metadata['run']:'${run}'`;
+    const customerToken = (await stripe.customers.search({ query, limit: 1 })).next_page;
+    assert.ok(customerToken !== null, 'the same query on customers has a next page');
+    for (const page of ['abc', Buffer.from('9999999999999999999.0123456789ab').toString('base64url'), customerToken]) {
+      const badPage = await rawRequest(server, 'GET', `/v1/payment_intents/search?query=${encodeURIComponent(query)}&page=${page}`, { key: server.secretKey });
+      assert.deepEqual([badPage.status, (badPage.json.error as { param?: string }).param], [400, 'page'], page);
+    }
     const missing = await rawRequest(server, 'GET', '/v1/payment_intents/search', { key: server.secretKey });
     assert.deepEqual([missing.status, (missing.json.error as { param?: string }).param], [400, 'query']);
     assert.deepEqual(await stateCounts(server.database.db), before);

@@ -165,6 +165,24 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount_received, 4200);
   });
 
+  test('a confirmation that brings no new card, or one that is refused, leaves the open challenge alone', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    const open = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_intent_unexpected_state' && /requires_action/.test(error.message);
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id), open);
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_doesnotexist00000000000' }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    const elsewhere = await stripe.customers.create({ email: 'someone-else@example.com' });
+    const theirs = await stripe.paymentMethods.attach((await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2031 } })).id, { customer: elsewhere.id });
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id, { payment_method: theirs.id }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+    const still = await stripe.paymentIntents.retrieve(intent.id);
+    assert.equal(still.status, 'requires_action', 'the challenge is still open');
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).status, 'pending');
+    const merchantPage = await finish(page, 'complete');
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'succeeded', 'and the shopper can still finish it');
+  });
+
   test('a challenge finished just before the new confirmation: its payment stands, and the new confirmation is refused', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     const page = await challenge(intent);

@@ -77,7 +77,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const limit = query.limit ?? limits.listLimitDefault;
     let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null).where(searchCondition(search, customerSearchFields));
-    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, query.query));
+    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/customers/search', query.query));
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = rows.slice(0, limit).map(customerObject);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);

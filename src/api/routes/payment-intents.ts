@@ -291,7 +291,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const limit = query.limit ?? limits.listLimitDefault;
     let select = services.db.selectFrom('payment_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, paymentIntentSearchFields));
-    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, query.query));
+    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/payment_intents/search', query.query));
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = await renderRead(services, ctx, rows.slice(0, limit), expand);
     return sendObject(reply, searchResult('/v1/payment_intents/search', query.query, data, rows, limit));
