@@ -67,7 +67,8 @@ export const ListLimit = Type.Integer({ minimum: 1, maximum: limits.listLimitMax
  * A Unix time in seconds from 1970 to the end of 9999 (less a second, so that the next second, which `gt` and
  * `lte` filters compare with, is still a date the database takes).
  */
-const UnixTime = Type.Integer({ minimum: 0, maximum: 253_402_300_798 });
+export const unixTimeMax = 253_402_300_798;
+const UnixTime = Type.Integer({ minimum: 0, maximum: unixTimeMax });
 
 export const CreatedFilter = Type.Union([
   UnixTime,

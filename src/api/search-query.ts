@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
+import { createdBounds } from '../flows/list-page.ts';
+import { unixTimeMax } from './schemas.ts';
 
 /**
  * How a searchable field compares: `text` case-blind, exactly (`:`) or as a substring (`~`); `exact` as stored
@@ -44,9 +46,6 @@ const clausePattern = /^\s*(-?)([a-z_]+)(?:\[(?:'((?:[^'\\]|\\.){1,80})'|"((?:[^
 function unescape(quoted: string): string {
   return quoted.replace(/\\(.)/g, '$1');
 }
-
-/** Unix seconds from 1970 to the end of 9999, as list filters take them (the database's timestamps end there). */
-const unixTimeMax = 253_402_300_798;
 
 function refuse(message: string): never {
   throw new CofferError('parameter_invalid', message, { param: 'query' });
@@ -115,19 +114,11 @@ export function parseSearchQuery(query: string, fields: Readonly<Record<string, 
 
 const comparisons: Record<Operator, string> = { ':': '=', '~': 'LIKE', '>': '>', '<': '<', '>=': '>=', '<=': '<=' };
 
-/**
- * `created` compares whole seconds, as list filters do: creation times are finer than the seconds Stripe shows, so
- * `created>N` starts at the next second and `created<=N` ends before it.
- */
+/** `created` compares whole seconds with the bounds list filters use (`created[gt]=N` and `created>N` alike). */
 function createdCondition(column: RawBuilder<unknown>, operator: Operator, seconds: number): RawBuilder<boolean> {
-  const at = (value: number) => sql`to_timestamp(${value})`;
-  switch (operator) {
-    case '>': return sql<boolean>`${column} >= ${at(seconds + 1)}`;
-    case '>=': return sql<boolean>`${column} >= ${at(seconds)}`;
-    case '<': return sql<boolean>`${column} < ${at(seconds)}`;
-    case '<=': return sql<boolean>`${column} < ${at(seconds + 1)}`;
-    default: return sql<boolean>`(${column} >= ${at(seconds)} AND ${column} < ${at(seconds + 1)})`;
-  }
+  const filter = operator === '>' ? { gt: seconds } : operator === '>=' ? { gte: seconds } : operator === '<' ? { lt: seconds } : operator === '<=' ? { lte: seconds } : seconds;
+  const bounds = createdBounds(filter).map(([comparison, at]) => sql<boolean>`${column} ${sql.raw(comparison)} to_timestamp(${at})`);
+  return sql<boolean>`(${sql.join(bounds, sql.raw(' AND '))})`;
 }
 
 function clauseCondition(clause: SearchClause, spec: SearchField): RawBuilder<boolean> {

@@ -13,7 +13,7 @@ import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, preparePaymentMethod } from './payment-methods.ts';
-import { attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
+import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
@@ -133,15 +133,9 @@ async function cardWasSetUp(services: Services, paymentMethod: PaymentMethodRow)
 
 /** A challenge the shopper left to pay another way: nothing was charged, and the attempt keeps its acquirer reference. */
 const replacedChallenge: Decline = {
-  status: 'declined',
-  providerReference: null,
-  code: 'payment_intent_authentication_failure',
-  declineCode: 'authentication_abandoned',
+  ...abandonedChallenge,
   message: 'The cardholder left 3-D Secure authentication to pay another way. Nothing was charged.',
-  param: null,
   adviceCode: null,
-  networkStatus: 'not_sent_to_network',
-  blocked: false,
 };
 
 /**

@@ -541,7 +541,7 @@ export async function recordAttemptOutcomeIn(
 }
 
 /** A challenge the cardholder never finished: authentication failed, nothing was authorized. */
-export const abandonedChallenge: AttemptResolution = {
+export const abandonedChallenge: Decline = {
   status: 'declined',
   providerReference: null,
   code: 'payment_intent_authentication_failure',

@@ -58,6 +58,16 @@ describe('expanding related objects', () => {
     const refundsListed = await stripe.refunds.list({ payment_intent: paid.id, expand: ['data.charge'] });
     assert.deepEqual(refundsListed.data.map((item) => (item.charge as Stripe.Charge).id), [chargeId, chargeId]);
 
+    // Ten refunds at most, newest first; over a list, each charge gets its own, from one query.
+    const many = await stripe.paymentIntents.create({ amount: 1100, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const manyRefunds = [];
+    for (let i = 0; i < 11; i += 1) manyRefunds.push((await stripe.refunds.create({ payment_intent: many.id, amount: 100 })).id);
+    const both = await stripe.charges.list({ limit: 2, expand: ['data.refunds'] });
+    assert.deepEqual(both.data.map((charge) => charge.id), [many.latest_charge, chargeId]);
+    const [manyListed, fewListed] = both.data.map((charge) => charge.refunds as Stripe.ApiList<Stripe.Refund>);
+    assert.deepEqual([manyListed?.has_more, manyListed?.data.map((refund) => refund.id)], [true, manyRefunds.slice(1).reverse()]);
+    assert.deepEqual([fewListed?.has_more, fewListed?.data.map((refund) => refund.id)], [false, [second.id, first.id]]);
+
     // A guest's charge has no customer: null stays null.
     const guest = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     assert.equal((await stripe.charges.retrieve(guest.latest_charge as string, { expand: ['customer'] })).customer, null);

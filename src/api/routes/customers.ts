@@ -107,7 +107,8 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { email?: string };
     let rows = services.db.selectFrom('customers').selectAll().where('deleted_at', 'is', null);
-    if (query.email !== undefined) rows = rows.where(sql<string>`lower(email)`, '=', query.email.toLowerCase());
+    // Both sides lower-cased by the database, as search compares text.
+    if (query.email !== undefined) rows = rows.where(sql<boolean>`lower(email) = lower(${query.email})`);
     const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
     const page = await listPage(services.db, ctx.actor, { table: 'customers', kind: 'customer', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map(customerObject);

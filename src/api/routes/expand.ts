@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { CofferError } from '../../domain/errors.ts';
 import { balanceTransactionsById } from '../../flows/balance-transactions.ts';
 import type { Actor } from '../../flows/context.ts';
@@ -61,14 +61,22 @@ const kinds: readonly Kind[] = [
 /** How many of a charge's refunds an expanded `refunds` list holds, newest first, as Stripe's does. */
 const embeddedRefunds = 10;
 
-/** A charge's `refunds`, which it does not carry by default: a list of its newest refunds. */
+/**
+ * A charge's `refunds`, which it does not carry by default: a list of its newest refunds. One query for all the
+ * charges (a list of a hundred is not a hundred queries), each charge's refunds numbered newest first.
+ */
 async function expandRefunds(db: Kysely<Database>, actor: Actor, charges: Rendered[]): Promise<void> {
+  if (charges.length === 0) return;
+  const rows = await db.selectFrom((eb) => eb.selectFrom('refunds').selectAll()
+    .select(sql<number>`row_number() OVER (PARTITION BY charge_id ORDER BY seq DESC)`.as('position'))
+    .where('charge_id', 'in', charges.map((charge) => String(charge.id)))
+    .where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).as('numbered'))
+    .selectAll().where('position', '<=', embeddedRefunds + 1).orderBy('seq', 'desc').execute();
   for (const charge of charges) {
     const id = String(charge.id);
-    const rows = await db.selectFrom('refunds').selectAll().where('charge_id', '=', id).where('merchant_id', '=', actor.merchantId)
-      .where('livemode', '=', actor.livemode).orderBy('seq', 'desc').limit(embeddedRefunds + 1).execute();
-    const data = rows.slice(0, embeddedRefunds).map((row) => refundObject(row, actor.apiVersion.shape));
-    charge.refunds = listObject(`/v1/refunds?charge=${id}`, data, rows.length > embeddedRefunds);
+    const own = rows.filter((row) => row.charge_id === id);
+    const data = own.slice(0, embeddedRefunds).map(({ position: _position, ...row }) => refundObject(row, actor.apiVersion.shape));
+    charge.refunds = listObject(`/v1/refunds?charge=${id}`, data, own.length > embeddedRefunds);
   }
 }
 

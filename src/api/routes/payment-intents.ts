@@ -245,6 +245,9 @@ async function withClientSecret(services: Services, ctx: RequestContext, intent:
   return row;
 }
 
+/** What a publishable key may expand: the card, which the page shows; never the charge or the customer. */
+const publishableExpansions = ['payment_method'];
+
 /** What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. */
 const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
 
@@ -305,7 +308,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
     const row = await withClientSecret(services, ctx, intent, query.client_secret);
-    const expand = publishable ? expansions(query.expand, ['payment_method']) : expansionsFor(ctx.actor, query.expand, readExpansions);
+    const expand = publishable ? expansions(query.expand, publishableExpansions) : expansionsFor(ctx.actor, query.expand, readExpansions);
     const [object] = await renderRead(services, ctx, [row], expand);
     assert(object !== undefined, 'one PaymentIntent rendered');
     return sendObject(reply, publishable ? publishablePaymentIntentObject(object) : object);
@@ -327,7 +330,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
     if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
-    const expand = publishable ? expansions(body.expand, ['payment_method']) : expansionsFor(ctx.actor, body.expand, intentExpansions);
+    const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, intentExpansions);
     return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(ctx, expand)));
   });
 
