@@ -48,7 +48,17 @@ if (!env.COFFER_TEST_DATABASE_URL) {
   }
 }
 console.log(`Running ${files.length} test files on ${env.COFFER_TEST_DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)'}`);
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...flags, ...files], {
+const result = spawnSync(process.execPath, [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(root, 'scripts/test-timing-reporter.js')}`,
+  '--test-reporter-destination=stdout',
+  ...flags,
+  ...files,
+], {
   stdio: 'inherit',
   env,
   cwd: root,
