@@ -108,8 +108,9 @@ function hashableBody(services: Services, request: FastifyRequest): unknown {
   if (sensitive === undefined || typeof request.body !== 'object' || request.body === null) return request.body;
   const copy = structuredClone(request.body) as Record<string, unknown>;
   for (const path of sensitive) {
-    const [head, leaf] = path.split('.');
-    const holder = head === undefined ? undefined : copy[head];
+    let holder: unknown = copy;
+    for (const name of path.slice(0, -1)) holder = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>)[name] : undefined;
+    const leaf = path.at(-1);
     if (leaf !== undefined && typeof holder === 'object' && holder !== null && leaf in holder) {
       const value = (holder as Record<string, unknown>)[leaf];
       (holder as Record<string, unknown>)[leaf] = `hmac:${createHmac('sha256', services.fingerprintKey.reveal()).update(String(value)).digest('hex')}`;

@@ -18,9 +18,10 @@ declare module 'fastify' {
     publishableAllowed?: boolean;
     /**
      * Parameters whose values must never be stored, even hashed (card number, security code): the idempotency
-     * key's request hash uses a keyed hash of them instead.
+     * key's request hash uses a keyed hash of them instead. Each is a path into the parameters
+     * (`['payment_method_data', 'card', 'number']`).
      */
-    sensitiveParams?: string[];
+    sensitiveParams?: ReadonlyArray<readonly string[]>;
     /**
      * Top-level response fields never kept with an idempotency key (a webhook secret is shown once): an idempotent
      * replay gets the response with these fields replaced by a note.

@@ -53,6 +53,23 @@ export const Address = strictObject({
   state: Type.Optional(Type.String({ maxLength: 200 })),
 });
 
+/** Card details as a page or a server sends them, to be stored by the vault (never kept, logged or hashed as given). */
+export const CardDetails = strictObject({
+  number: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  exp_month: Type.Optional(Type.Integer()),
+  exp_year: Type.Optional(Type.Integer()),
+  cvc: Type.Optional(Type.String({ maxLength: 8 })),
+  token: Type.Optional(ObjectId),
+});
+
+/** A PaymentMethod's billing details. */
+export const BillingDetails = strictObject({
+  address: Type.Optional(Address),
+  email: Type.Optional(Email),
+  name: Type.Optional(Type.String({ maxLength: 256 })),
+  phone: Type.Optional(Type.String({ maxLength: 40 })),
+});
+
 export const Shipping = strictObject({
   name: Type.String({ minLength: 1, maxLength: 200 }),
   address: Address,

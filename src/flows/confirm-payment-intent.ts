@@ -12,7 +12,8 @@ import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../stor
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
-import { checkMethodBelongs, checkSingleUse, preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
+import { cardFromPaymentMethodData, type CardParams } from './saved-payment-methods.ts';
 import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
@@ -23,8 +24,11 @@ import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDe
 
 export interface ConfirmParams {
   payment_method?: string;
-  /** A new payment method of a type that needs no details up front (Alipay, WeChat Pay), as Stripe takes it. */
-  payment_method_data?: { type: WalletType; billing_details?: Record<string, unknown> };
+  /**
+   * A new payment method, as Stripe takes it: of a type that needs no details up front (Alipay, WeChat Pay), or a
+   * card with its details, which the vault stores before the confirmation uses it.
+   */
+  payment_method_data?: { type: WalletType | 'card'; card?: CardParams; billing_details?: Record<string, unknown> };
   payment_method_options?: WalletOptions;
   /** Stripe's Radar session: the shopper's device, for limits and risk (`radar_options[session]`). */
   radar_options?: { session?: string };
@@ -282,6 +286,8 @@ async function startAttempt(
   now: Date,
 ): Promise<Started> {
   let challengeEnded = false;
+  // A card given with the request is stored once, whatever the rounds below.
+  let newCard: PaymentMethodRow | undefined;
   for (let round = 1; ; round += 1) {
     // The attached payment method, the merchant's risk policy and its limits come with the PaymentIntent: one round
     // trip for what every confirmation needs.
@@ -299,7 +305,19 @@ async function startAttempt(
         throw new CofferError('parameters_exclusive', 'You may pass payment_method or payment_method_data, not both.', { param: 'payment_method_data' });
       }
       status = nextStatus(intent, 'attach_payment_method');
-      prepared = { row: walletPaymentMethod(scope, params.payment_method_data.type, params.payment_method_data.billing_details, now), isNew: true };
+      const data = params.payment_method_data;
+      if (data.type === 'card') {
+        // The card is stored only once the PaymentIntent is found confirmable: a refused confirmation stores none.
+        nextStatus({ ...intent, status }, 'confirm');
+        checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method_data[type]');
+        newCard ??= await cardFromPaymentMethodData(services, ctx, data);
+        prepared = { row: newCard, isNew: false };
+      } else {
+        if (data.card !== undefined) {
+          throw new CofferError('parameter_invalid', `payment_method_data[card] can be given only with payment_method_data[type]=card, not ${data.type}.`, { param: 'payment_method_data[card]' });
+        }
+        prepared = { row: walletPaymentMethod(scope, data.type, data.billing_details, now), isNew: true };
+      }
     } else if (params.payment_method !== undefined) {
       status = nextStatus(intent, 'attach_payment_method');
       prepared = await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
@@ -320,6 +338,7 @@ async function startAttempt(
     const paymentMethod = method.row;
     checkMethodBelongs(paymentMethod, intent.customer_id);
     checkSingleUse(paymentMethod, intent.id);
+    if (paymentMethod.type === 'card') checkTypeAllowed(intent.payment_method_types, 'card', params.payment_method_data === undefined ? 'payment_method' : 'payment_method_data[type]');
     if (isWalletType(paymentMethod.type)) {
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
         params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);

@@ -13,7 +13,8 @@ import {
   type ShippingParams,
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
-import { checkMethodBelongs, checkSingleUse, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
+import { cardFromPaymentMethodData } from './saved-payment-methods.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
@@ -152,7 +153,10 @@ export async function createPaymentIntent(
   }
   const confirmParams: ConfirmParams = {};
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
-  if (params.payment_method_data !== undefined) confirmParams.payment_method_data = params.payment_method_data;
+  // A card given as payment_method_data is stored before the PaymentIntent is created, and attached to it (below);
+  // a wallet's is created by the confirmation.
+  const cardData = params.payment_method_data?.type === 'card' ? params.payment_method_data : undefined;
+  if (params.payment_method_data !== undefined && cardData === undefined) confirmParams.payment_method_data = params.payment_method_data;
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
   if (params.radar_options !== undefined) confirmParams.radar_options = params.radar_options;
   if (params.off_session !== undefined) confirmParams.off_session = params.off_session;
@@ -168,17 +172,24 @@ export async function createPaymentIntent(
   if (params.payment_method_data !== undefined && (params.confirm !== true || params.payment_method !== undefined)) {
     throw new CofferError('parameter_invalid', 'payment_method_data can be passed only with confirm=true and without payment_method.', { param: 'payment_method_data' });
   }
+  if (params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' && params.payment_method_data.card !== undefined) {
+    throw new CofferError('parameter_invalid', `payment_method_data[card] can be given only with payment_method_data[type]=card, not ${params.payment_method_data.type}.`, { param: 'payment_method_data[card]' });
+  }
   if (params.confirm === true && params.payment_method === undefined && params.payment_method_data === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
   const now = new Date(services.clock.nowMs());
   const customer = params.customer === undefined ? undefined : await liveCustomer(services.db, ctx, params.customer);
+  if (cardData !== undefined) checkTypeAllowed(methods.types, 'card', 'payment_method_data[type]');
   const method =
-    params.payment_method === undefined
-      ? undefined
-      : await preparePaymentMethod(services.db, services, scope, params.payment_method, now);
+    params.payment_method !== undefined
+      ? await preparePaymentMethod(services.db, services, scope, params.payment_method, now)
+      : cardData !== undefined
+        ? { row: await cardFromPaymentMethodData(services, ctx, cardData), isNew: false }
+        : undefined;
   const id = newId('pi');
   if (method !== undefined) {
+    if (method.row.type === 'card') checkTypeAllowed(methods.types, 'card', 'payment_method');
     checkMethodBelongs(method.row, customer?.id ?? null);
     checkSingleUse(method.row, id);
   }

@@ -98,6 +98,13 @@ export async function liveCustomer(reader: Tx | Kysely<Database>, ctx: RequestCo
   return customer;
 }
 
+/** A PaymentIntent is paid only by the types it allows (`payment_method_types`), as at Stripe. */
+export function checkTypeAllowed(allowed: readonly string[], type: string, param: string): void {
+  if (allowed.includes(type)) return;
+  throw new CofferError('parameter_invalid',
+    `The payment method type ${type} is not allowed for this PaymentIntent; its payment_method_types are: ${allowed.join(', ')}.`, { param });
+}
+
 /** A payment method saved to one customer cannot be used to pay for another (or for nobody in particular). */
 export function checkMethodBelongs(method: PaymentMethodRow, customerId: string | null): void {
   if (method.customer_id !== null && method.customer_id !== customerId) {

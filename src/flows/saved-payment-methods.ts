@@ -76,6 +76,35 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
   });
 }
 
+/** Where a card's detail sits in `payment_method_data`, for the parameter a refusal names. */
+function paramInPaymentMethodData(param: string): string {
+  if (param.startsWith('card[')) return `payment_method_data[card]${param.slice('card'.length)}`;
+  return ['number', 'exp_month', 'exp_year', 'cvc', 'token'].includes(param) ? `payment_method_data[card][${param}]` : param;
+}
+
+/**
+ * A card given with a PaymentIntent's confirmation (`payment_method_data[type]=card`, `payment_method_data[card][…]`):
+ * it becomes a PaymentMethod exactly as POST /v1/payment_methods makes one (the number to the vault, a guest card
+ * that will pay for this PaymentIntent only), and the confirmation goes on with it. A refusal names the parameter as
+ * it was sent, and stores nothing.
+ */
+export async function cardFromPaymentMethodData(
+  services: Services,
+  ctx: RequestContext,
+  data: { card?: CardParams; billing_details?: Record<string, unknown> },
+): Promise<PaymentMethodRow> {
+  if (data.card === undefined) {
+    throw new CofferError('parameter_missing', 'Missing required param: payment_method_data[card].', { param: 'payment_method_data[card]' });
+  }
+  try {
+    return await createCardPaymentMethod(services, ctx, { type: 'card', card: data.card, ...(data.billing_details === undefined ? {} : { billing_details: data.billing_details }) });
+  } catch (error) {
+    const param = error instanceof CofferError ? error.details.param : undefined;
+    if (!(error instanceof CofferError) || param === undefined) throw error;
+    throw new CofferError(error.code, error.message.replaceAll('card[', 'payment_method_data[card]['), { ...error.details, param: paramInPaymentMethodData(param) });
+  }
+}
+
 /** A single-use token for a card (Stripe's older API): the number is vaulted now, the token names it. */
 export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams): Promise<Selectable<TokensTable>> {
   const vaulted = await services.vault.storeCard(incomingCard(card));

@@ -10,6 +10,7 @@ import type { ChargeRow, PaymentIntentRow, PaymentMethodRow, PaymentMethodType }
 import { chargeChanges as chargeChangesJson, paymentIntentChanges } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { lockCharge, lockPaymentIntent, nextStatus, recordChange, type Scope } from './payment-intent-records.ts';
+import { checkTypeAllowed } from './payment-methods.ts';
 import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
@@ -76,14 +77,7 @@ export function checkWalletConfirmable(
   if (type === 'wechat_pay' && client === 'mobile_web' && returnUrl === null) {
     throw new CofferError('parameter_missing', 'WeChat Pay in a phone browser (client=mobile_web) needs a return_url: the shopper comes back to it.', { param: 'return_url' });
   }
-  const types = intent.payment_method_types;
-  if (!types.includes(type)) {
-    throw new CofferError(
-      'parameter_invalid',
-      `The payment method type ${type} is not allowed for this PaymentIntent; its payment_method_types are: ${types.join(', ')}.`,
-      { param: 'payment_method_data[type]' },
-    );
-  }
+  checkTypeAllowed(intent.payment_method_types, type, 'payment_method_data[type]');
   if (intent.currency !== 'cny') {
     throw new CofferError('parameter_invalid', `${providerName(type)} payments through Coffer are in CNY; this PaymentIntent is in ${intent.currency.toUpperCase()}.`, { param: 'currency' });
   }

@@ -48,6 +48,11 @@ describe('card numbers never reach the logs', { concurrency: false }, () => {
         // Refused by its length before it is read: the answer may lose the race with the rest of the body (status 0).
         ['POST', '/v1/payment_methods', { key: publishableKey, body: `type=card&card[number]=${amex}&padding=${'x'.repeat(2_000_000)}`, resetAllowed: true }, 400],
         ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&payment_method=${visa}` }, 404],
+        // Card details given with the payment: paid, declined, refused as a bad number, and sent without confirm.
+        ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number]=${visa}&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031&payment_method_data[card][cvc]=123` }, 200],
+        ['POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number]=4000000000000002&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031' }, 402],
+        ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number]=${amex.slice(0, -1)}0&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031` }, 402],
+        ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&payment_method_data[type]=card&payment_method_data[card][number]=${mastercard}` }, 400],
       ];
       for (const [method, urlPath, options, status] of refusals) {
         const response = await call(method, urlPath, options);

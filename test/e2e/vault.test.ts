@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import Stripe from 'stripe';
+import { requestHash } from '../../src/api/idempotency.ts';
 import { rotateVaultKeys } from '../../src/ops/rotate-keys.ts';
 import type { Database } from '../../src/store/database.ts';
 import { scanOutsideIdentifiers } from '../support/card-scan.ts';
@@ -169,6 +171,92 @@ describe('the card vault', () => {
     assert.equal(response.status, 500);
     const pending = await server.database.db.selectFrom('sandbox_card_payments').select('id').where('test_card', '=', '0505').execute();
     assert.equal(pending.length, 0, 'card A was never charged in place of B');
+  });
+
+  // Stripe takes a card's details with the payment itself (`payment_method_data[type]=card`): a server that collects
+  // cards, or a page confirming with the publishable key and client secret as Stripe.js's confirmCardPayment does.
+  test('card details given with the payment: stored by the vault as a PaymentMethod for this payment, refusals store nothing', async () => {
+    const vaultCards = async () => Number((await sql<{ n: bigint }>`SELECT count(*) AS n FROM vault.cards`.execute(server.database.db)).rows[0]?.n);
+    const cardData = (number: string, extra = '') =>
+      `payment_method_data[type]=card&payment_method_data[card][number]=${number}&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031&payment_method_data[card][cvc]=314${extra}`;
+
+    // The secret key creates and confirms in one request.
+    const created = await post(server.secretKey, '/v1/payment_intents', `amount=2300&currency=usd&confirm=true&${cardData('5555555555554444')}&expand[]=latest_charge`);
+    assert.equal(created.status, 200, created.body);
+    assert.equal(created.json.status, 'succeeded');
+    const method = await stripe.paymentMethods.retrieve(String(created.json.payment_method));
+    assert.deepEqual([method.card?.brand, method.card?.last4, method.customer], ['mastercard', '4444', null]);
+    const charge = created.json.latest_charge as { payment_method: string; payment_method_details: { card: { last4: string; checks: { cvc_check: string } } } };
+    assert.deepEqual([charge.payment_method, charge.payment_method_details.card.last4, charge.payment_method_details.card.checks.cvc_check], [method.id, '4444', 'pass']);
+    // A card given for one payment pays for no other.
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', payment_method: method.id, confirm: true }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+
+    // The shopper's page confirms with the publishable key and the client secret: first a decline, then another card.
+    const intent = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', metadata: { order: 'private-9' } });
+    const confirmPath = `/v1/payment_intents/${intent.id}/confirm`;
+    const declined = await post(server.publishableKey, confirmPath, `client_secret=${intent.client_secret ?? ''}&${cardData('4000000000000002')}`);
+    assert.equal(declined.status, 402, declined.body);
+    const declineError = declined.json.error as { code: string; decline_code: string; payment_intent: Record<string, unknown>; payment_method: { id: string; card: { last4: string } } };
+    assert.deepEqual([declineError.code, declineError.decline_code, declineError.payment_method.card.last4], ['card_declined', 'generic_decline', '0002']);
+    assert.equal('metadata' in declineError.payment_intent, false, 'the page sees only the shopper\'s fields');
+    const paid = await post(server.publishableKey, confirmPath, `client_secret=${intent.client_secret ?? ''}&${cardData('4242424242424242')}`);
+    assert.equal(paid.status, 200, paid.body);
+    assert.equal(paid.json.status, 'succeeded');
+    assert.notEqual(paid.json.payment_method, declineError.payment_method.id, 'each card given is a PaymentMethod of its own');
+    // Retried with the same Idempotency-Key, the request is answered from the first response, storing no card again.
+    const keyed = await stripe.paymentIntents.create({ amount: 900, currency: 'usd' });
+    const cardsBeforeRetry = await vaultCards();
+    const first = await rawRequest(server, 'POST', `/v1/payment_intents/${keyed.id}/confirm`, { key: server.secretKey, body: cardData('4242424242424242'), headers: { 'idempotency-key': `card-data-${keyed.id}` } });
+    const again = await rawRequest(server, 'POST', `/v1/payment_intents/${keyed.id}/confirm`, { key: server.secretKey, body: cardData('4242424242424242'), headers: { 'idempotency-key': `card-data-${keyed.id}` } });
+    responses.push(first.body, again.body);
+    assert.equal(first.status, 200, first.body);
+    assert.equal(again.body, first.body, 'replayed byte for byte');
+    assert.equal(await vaultCards(), cardsBeforeRetry + 1, 'one card stored for the two');
+    // The key remembers the request by a hash in which the number and the security code are keyed digests: not
+    // even a plain digest of the card is stored.
+    const remembered = await server.database.db.selectFrom('idempotency_keys').select('request_hash').where('key', '=', `card-data-${keyed.id}`).executeTakeFirstOrThrow();
+    const sent = { payment_method_data: { type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2031, cvc: '314' } } };
+    assert.notEqual(remembered.request_hash, requestHash('POST', `/v1/payment_intents/${keyed.id}/confirm`, sent));
+    const keyedDigests = structuredClone(sent);
+    keyedDigests.payment_method_data.card.number = `hmac:${createHmac('sha256', server.coffer.services.fingerprintKey.reveal()).update('4242424242424242').digest('hex')}`;
+    keyedDigests.payment_method_data.card.cvc = `hmac:${createHmac('sha256', server.coffer.services.fingerprintKey.reveal()).update('314').digest('hex')}`;
+    assert.equal(remembered.request_hash, requestHash('POST', `/v1/payment_intents/${keyed.id}/confirm`, keyedDigests));
+    const otherCard = await rawRequest(server, 'POST', `/v1/payment_intents/${keyed.id}/confirm`, { key: server.secretKey, body: cardData('5555555555554444'), headers: { 'idempotency-key': `card-data-${keyed.id}` } });
+    responses.push(otherCard.body);
+    assert.equal(otherCard.status, 400, 'another card under the same key is another request');
+    assert.equal((otherCard.json.error as { type: string }).type, 'idempotency_error');
+
+    // Refusals name the parameter as it was sent, and store no card and change nothing.
+    const canceled = await stripe.paymentIntents.cancel((await stripe.paymentIntents.create({ amount: 700, currency: 'usd' })).id);
+    const alipayOnly = (await post(server.secretKey, '/v1/payment_intents', 'amount=700&currency=cny&payment_method_types[]=alipay')).json as { id: string };
+    const open = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
+    const before = await stateCounts(server.database.db);
+    const cardsBefore = await vaultCards();
+    const refusals: Array<[string, string, string, number, string, string]> = [
+      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&${cardData('4242424242424241')}`, 402, 'incorrect_number', 'payment_method_data[card][number]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, cardData('4242424242424241'), 402, 'incorrect_number', 'payment_method_data[card][number]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, cardData('4242424242424242').replace('[exp_month]=12', '[exp_month]=13'), 402, 'invalid_expiry_month', 'payment_method_data[card][exp_month]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, 'payment_method_data[type]=card&payment_method_data[card][number]=4242424242424242&payment_method_data[card][exp_year]=2031', 400, 'parameter_missing', 'payment_method_data[card][exp_month]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, 'payment_method_data[type]=card', 400, 'parameter_missing', 'payment_method_data[card]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, cardData('4242424242424242').replace('[type]=card', '[type]=alipay'), 400, 'parameter_invalid', 'payment_method_data[card]'],
+      [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, `payment_method=pm_card_visa&${cardData('4242424242424242')}`, 400, 'parameters_exclusive', 'payment_method_data'],
+      [server.secretKey, `/v1/payment_intents/${canceled.id}/confirm`, cardData('4242424242424242'), 400, 'payment_intent_unexpected_state', ''],
+      [server.secretKey, `/v1/payment_intents/${alipayOnly.id}/confirm`, cardData('4242424242424242'), 400, 'parameter_invalid', 'payment_method_data[type]'],
+      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&${cardData('4242424242424242')}`, 400, 'parameter_invalid', 'payment_method_data'],
+      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&payment_method_types[]=alipay&${cardData('4242424242424242')}`, 400, 'parameter_invalid', 'payment_method_data[type]'],
+      [server.secretKey, '/v1/payment_intents', `amount=-1&currency=usd&confirm=true&${cardData('4242424242424242')}`, 400, 'parameter_invalid_integer', 'amount'],
+      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&customer=cus_nobody&${cardData('4242424242424242')}`, 404, 'resource_missing', 'customer'],
+      [server.publishableKey, `/v1/payment_intents/${open.id}/confirm`, `client_secret=${open.id}_secret_wrong&${cardData('4242424242424242')}`, 400, 'parameter_invalid', 'client_secret'],
+    ];
+    for (const [key, pathname, body, status, code, param] of refusals) {
+      const response = await post(key, pathname, body);
+      const error = response.json.error as { code: string; param?: string } | undefined;
+      assert.deepEqual([response.status, error?.code, error?.param ?? ''], [status, code, param], `${pathname} ${body}: ${response.body}`);
+      assert.deepEqual(await stateCounts(server.database.db), before, `${body} changed nothing`);
+      assert.equal(await vaultCards(), cardsBefore, `${body} stored no card`);
+    }
+    assert.equal((await stripe.paymentIntents.retrieve(open.id)).status, 'requires_payment_method');
   });
 
   test('no card number appears anywhere: database, API responses', async () => {

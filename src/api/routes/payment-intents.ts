@@ -25,6 +25,8 @@ import { currencies } from '../../domain/currency.ts';
 import { paymentIntentStatuses } from '../../domain/payment-intent-machine.ts';
 import {
   Amount,
+  BillingDetails,
+  CardDetails,
   Currency,
   Description,
   Email,
@@ -48,14 +50,14 @@ const SetupFutureUsage = Type.Union([Type.Literal('on_session'), Type.Literal('o
 const PaymentMethodTypes = Type.Array(Type.String({ maxLength: 50 }), { maxItems: 20 });
 
 const WalletType = Type.Union([Type.Literal('alipay'), Type.Literal('wechat_pay')]);
+/** A new payment method given with the payment: a wallet (nothing to give up front) or a card's details. */
 const PaymentMethodData = strictObject({
-  type: WalletType,
-  billing_details: Type.Optional(strictObject({
-    email: Type.Optional(Email),
-    name: Type.Optional(Type.String({ maxLength: 200 })),
-    phone: Type.Optional(Type.String({ maxLength: 40 })),
-  })),
+  type: Type.Union([WalletType, Type.Literal('card')]),
+  card: Type.Optional(CardDetails),
+  billing_details: Type.Optional(BillingDetails),
 });
+/** Card details given in `payment_method_data` never reach an idempotency key's request hash as given. */
+const sensitiveParams = [['payment_method_data', 'card', 'number'], ['payment_method_data', 'card', 'cvc']] as const;
 const PaymentMethodOptions = strictObject({
   card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any')])) })),
   alipay: Type.Optional(strictObject({})),
@@ -271,7 +273,7 @@ async function checkClientConfirmation(services: Services, ctx: RequestContext, 
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true, expandable: Object.keys(intentExpansions) };
   const readConfig = { merchantApi: true, expandable: Object.keys(readExpansions) };
-  app.post('/v1/payment_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
+  app.post('/v1/payment_intents', { config: { ...config, sensitiveParams }, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
     const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
@@ -324,7 +326,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
 
   // A publishable key may confirm with the PaymentIntent's client secret: the shopper's page pays with a card it
   // has just given the vault (Stripe.js's flow). What the merchant decides stays with the secret key.
-  app.post('/v1/payment_intents/:intent/confirm', { config: { ...config, publishableAllowed: true }, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
+  app.post('/v1/payment_intents/:intent/confirm', { config: { ...config, publishableAllowed: true, sensitiveParams }, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
     const { client_secret: clientSecret, ...body } = (request.body ?? {}) as ConfirmParams & { expand?: string[]; client_secret?: string };
     const ctx = requestContext(request);

@@ -20,29 +20,16 @@ import { paymentMethodObject } from '../../objects/payment-method.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
 import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Address, Email, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { BillingDetails, CardDetails, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { expansionsFor, listObject, sendObject } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a PaymentMethod read can expand, and the resource a restricted key needs to read each. */
 const paymentMethodExpandable = { customer: 'customers' } as const;
 
-const Card = strictObject({
-  number: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-  exp_month: Type.Optional(Type.Integer()),
-  exp_year: Type.Optional(Type.Integer()),
-  cvc: Type.Optional(Type.String({ maxLength: 8 })),
-  token: Type.Optional(ObjectId),
-});
-const BillingDetails = strictObject({
-  address: Type.Optional(Address),
-  email: Type.Optional(Email),
-  name: Type.Optional(Type.String({ maxLength: 256 })),
-  phone: Type.Optional(Type.String({ maxLength: 40 })),
-});
 const CreateBody = strictObject({
   type: Type.Literal('card'),
-  card: Card,
+  card: CardDetails,
   billing_details: Type.Optional(BillingDetails),
   metadata: Type.Optional(emptyable(Metadata)),
   expand: Type.Optional(Expand),
@@ -53,7 +40,7 @@ const UpdateBody = strictObject({
   metadata: Type.Optional(emptyable(Metadata)),
   expand: Type.Optional(Expand),
 });
-const TokenBody = strictObject({ card: Card, expand: Type.Optional(Expand) });
+const TokenBody = strictObject({ card: CardDetails, expand: Type.Optional(Expand) });
 const MethodParams = strictObject({ id: ObjectId });
 
 function tokenObject(token: { id: string; created_at: Date; livemode: boolean; used: boolean; client_ip: string | null; card: PaymentMethodRow['card'] }, shape: ApiShape): Record<string, unknown> {
@@ -80,7 +67,7 @@ function tokenObject(token: { id: string; created_at: Date; livemode: boolean; u
  */
 export function registerPaymentMethodRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  const collecting = { merchantApi: true, publishableAllowed: true, sensitiveParams: ['card.number', 'card.cvc'] };
+  const collecting = { merchantApi: true, publishableAllowed: true, sensitiveParams: [['card', 'number'], ['card', 'cvc']] };
   app.post('/v1/payment_methods', { config: collecting, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const { expand: _expand, ...params } = request.body as CreatePaymentMethodParams & { expand?: string[] };
