@@ -110,6 +110,54 @@ describe('expanding related objects', () => {
     assert.equal((seen.payment_intent as Stripe.PaymentIntent).status, 'succeeded');
   });
 
+  test('a change expands as a read does: refunds, customers, cards, disputes; a key that may not read what it asks changes nothing', async () => {
+    const customer = await stripe.customers.create({ email: 'changes@example.com', expand: ['invoice_settings.default_payment_method'] });
+    assert.equal(customer.invoice_settings.default_payment_method, null, 'null stays null');
+    const given = await stripeClient(server, server.publishableKey).paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2031, cvc: '123' } });
+    const card = await stripe.paymentMethods.attach(given.id, { customer: customer.id, expand: ['customer'] });
+    assert.deepEqual(card.customer, plain(await stripe.customers.retrieve(customer.id)));
+    const updated = await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: card.id }, expand: ['invoice_settings.default_payment_method'] });
+    assert.deepEqual(updated.invoice_settings.default_payment_method, plain(await stripe.paymentMethods.retrieve(card.id)));
+    const renamed = await stripe.paymentMethods.update(card.id, { metadata: { label: 'work' }, expand: ['customer'] });
+    assert.equal((renamed.customer as Stripe.Customer).id, customer.id);
+
+    // A refund's response shows its charge as the refund left it, and its PaymentIntent.
+    const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', customer: customer.id, payment_method: card.id, confirm: true });
+    const refund = await stripe.refunds.create({ payment_intent: paid.id, amount: 1500, expand: ['charge', 'payment_intent'] });
+    assert.equal((refund.charge as Stripe.Charge).amount_refunded, 1500);
+    assert.deepEqual(refund.charge, plain(await stripe.charges.retrieve(paid.latest_charge as string)));
+    assert.equal((refund.payment_intent as Stripe.PaymentIntent).id, paid.id);
+    const noted = await stripe.refunds.update(refund.id, { metadata: { ticket: 'T-1' }, expand: ['payment_intent'] });
+    assert.deepEqual(noted.payment_intent, plain(await stripe.paymentIntents.retrieve(paid.id)));
+    const detached = await stripe.paymentMethods.detach(card.id, { expand: ['customer'] });
+    assert.equal(detached.customer, null);
+
+    // A dispute's change shows its charge and PaymentIntent.
+    const disputed = await stripe.paymentIntents.create({ amount: 2200, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: disputed.id })).data;
+    assert.ok(dispute !== undefined);
+    const evidence = await stripe.disputes.update(dispute.id, { metadata: { case: 'C-1' }, expand: ['charge'] });
+    assert.deepEqual(evidence.charge, plain(await stripe.charges.retrieve(disputed.latest_charge as string)));
+    const closed = await stripe.disputes.close(dispute.id, { expand: ['payment_intent'] });
+    assert.equal((closed.payment_intent as Stripe.PaymentIntent).id, disputed.id);
+
+    // Refused before anything is changed: a path a change cannot expand, and one the key may not read.
+    const refundsBefore = (await stripe.refunds.list({ payment_intent: paid.id })).data.length;
+    const ledgerLater = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${paid.id}&amount=100&expand[]=balance_transaction` });
+    assert.equal(ledgerLater.status, 400, ledgerLater.body);
+    assert.match((ledgerLater.json.error as { message: string }).message, /what can be expanded here: charge, payment_intent/);
+    const refundsOnly = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { refunds: 'write' } })).key.reveal());
+    await assert.rejects(refundsOnly.refunds.create({ payment_intent: paid.id, amount: 100, expand: ['charge'] }), (error: Stripe.errors.StripeError) => error.statusCode === 403);
+    assert.equal((await stripe.refunds.list({ payment_intent: paid.id })).data.length, refundsBefore, 'no refund was made');
+    const customersOnly = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { customers: 'write' } })).key.reveal());
+    await assert.rejects(customersOnly.customers.update(customer.id, { name: 'Changed', expand: ['invoice_settings.default_payment_method'] }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 403);
+    assert.equal((await stripe.customers.retrieve(customer.id) as Stripe.Customer).name, null, 'the customer was not changed');
+    assert.equal((await customersOnly.customers.update(customer.id, { name: 'Changed' })).name, 'Changed', 'the key may change it without the expansion');
+  });
+
   test('a restricted key expands only what it may read; an unlisted path is refused naming what can be expanded', async () => {
     const customer = await stripe.customers.create({ email: 'restricted@example.com' });
     const paid = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', customer: customer.id, payment_method: 'pm_card_visa', confirm: true });

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import {
@@ -15,6 +15,7 @@ import {
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
+import type { CustomerRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
@@ -63,12 +64,24 @@ const customerSearchFields: Record<string, SearchField> = {
 
 export function registerCustomerRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  app.post('/v1/customers', { config, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
+  const readConfig = { ...config, expandable: Object.keys(customerExpandable) };
+  /**
+   * The expansions a change's response asks for: checked before the change (a restricted key may lack what they
+   * read), applied after it committed.
+   */
+  const changeExpansions = (request: FastifyRequest) =>
+    expansionsFor(requestContext(request).actor, (request.body as { expand?: string[] } | undefined)?.expand, customerExpandable);
+  const changed = async (request: FastifyRequest, customer: CustomerRow, expand: string[]) => {
+    const object = customerObject(customer);
+    await expandObjects(services.db, requestContext(request).actor, services.clock.nowMs(), [object], expand);
+    return object;
+  };
+  app.post('/v1/customers', { config: readConfig, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
+    const expand = changeExpansions(request);
     const customer = await createCustomer(services, requestContext(request), withoutExpand(request.body as CustomerParams & { expand?: string[] }));
-    return sendObject(reply, customerObject(customer));
+    return sendObject(reply, await changed(request, customer, expand));
   });
 
-  const readConfig = { ...config, expandable: Object.keys(customerExpandable) };
   app.get('/v1/customers/search', { config: readConfig, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
@@ -92,10 +105,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     return sendObject(reply, object);
   });
 
-  app.post('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema, body: UpdateBody } }, async (request, reply) => {
+  app.post('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, body: UpdateBody } }, async (request, reply) => {
+    const expand = changeExpansions(request);
     const customer = await updateCustomer(services, requestContext(request), (request.params as { customer: string }).customer,
       withoutExpand(request.body as CustomerParams & { expand?: string[] }));
-    return sendObject(reply, customerObject(customer));
+    return sendObject(reply, await changed(request, customer, expand));
   });
 
   app.delete('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema } }, async (request, reply) => {

@@ -44,15 +44,26 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
     return sendObject(reply, object);
   });
 
-  app.post('/v1/disputes/:dispute', { config, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
+  // A change's response expands as a read does: the paths are checked before the change (a restricted key may lack
+  // what they read), and applied after it committed.
+  const changeExpansions = (request: FastifyRequest) =>
+    expansionsFor(requestContext(request).actor, (request.body as { expand?: string[] } | undefined)?.expand, disputeExpandable);
+  const expanded = async (request: FastifyRequest, state: DisputeState, expand: string[]) => {
+    const object = changed(request, state);
+    await expandObjects(services.db, requestContext(request).actor, services.clock.nowMs(), [object], expand);
+    return object;
+  };
+  app.post('/v1/disputes/:dispute', { config: readConfig, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
+    const expand = changeExpansions(request);
     const { expand: _expand, ...params } = request.body as UpdateDisputeParams & { expand?: string[] };
     const state = await updateDispute(services, requestContext(request), (request.params as { dispute: string }).dispute, params);
-    return sendObject(reply, changed(request, state));
+    return sendObject(reply, await expanded(request, state, expand));
   });
 
-  app.post('/v1/disputes/:dispute/close', { config, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.post('/v1/disputes/:dispute/close', { config: readConfig, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const expand = changeExpansions(request);
     const state = await closeDispute(services, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, changed(request, state));
+    return sendObject(reply, await expanded(request, state, expand));
   });
 
   app.get('/v1/disputes', { config: readConfig, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
-import type { Services } from '../../flows/context.ts';
+import type { RequestContext, Services } from '../../flows/context.ts';
 import { findCustomer } from '../../flows/customers.ts';
 import { listPage } from '../../flows/list-page.ts';
 import {
@@ -100,23 +100,35 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     return sendObject(reply, object);
   });
 
-  app.post('/v1/payment_methods/:id', { config, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
+  // A change's response expands as a read does: the paths are checked before the change (a restricted key may lack
+  // what they read), and applied after it committed.
+  const changed = async (ctx: RequestContext, method: PaymentMethodRow, expand: string[]) => {
+    const object = paymentMethodObject(method, ctx.actor.apiVersion.shape);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return object;
+  };
+  const changeExpansions = (ctx: RequestContext, body: unknown) => expansionsFor(ctx.actor, (body as { expand?: string[] } | undefined)?.expand, paymentMethodExpandable);
+
+  app.post('/v1/payment_methods/:id', { config: readConfig, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = changeExpansions(ctx, request.body);
     const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } };
     const method = await updatePaymentMethod(services, ctx, (request.params as { id: string }).id, params);
-    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+    return sendObject(reply, await changed(ctx, method, expand));
   });
 
-  app.post('/v1/payment_methods/:id/attach', { config, schema: { params: MethodParams, body: strictObject({ customer: ObjectId, expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.post('/v1/payment_methods/:id/attach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ customer: ObjectId, expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = changeExpansions(ctx, request.body);
     const method = await attachPaymentMethod(services, ctx, (request.params as { id: string }).id, (request.body as { customer: string }).customer);
-    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+    return sendObject(reply, await changed(ctx, method, expand));
   });
 
-  app.post('/v1/payment_methods/:id/detach', { config, schema: { params: MethodParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.post('/v1/payment_methods/:id/detach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = changeExpansions(ctx, request.body);
     const method = await detachPaymentMethod(services, ctx, (request.params as { id: string }).id);
-    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+    return sendObject(reply, await changed(ctx, method, expand));
   });
 
   // Both routes list one customer's PaymentMethods, newest first; `url` is the route's own, as Stripe echoes it.

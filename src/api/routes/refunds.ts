@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely';
 import type { Database, RefundRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Amount, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What it can expand, and the resource a restricted key needs to read each. */
@@ -33,9 +33,17 @@ const UpdateBody = strictObject({ metadata: Type.Optional(emptyable(Metadata)), 
 const RefundParams = strictObject({ refund: ObjectId });
 const ListRefundsQuery = strictObject({ ...ListQuery, charge: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
 
-function refundResponder(ctx: RequestContext): RespondRefund {
+/**
+ * What a change's response can expand: the charge and PaymentIntent, read in the change's own transaction (so they
+ * show the refund), but not the balance transaction, which the ledger writes after the response.
+ */
+const refundChangeExpandable = { charge: 'charges', payment_intent: 'payment_intents' } as const;
+
+function refundResponder(services: Services, ctx: RequestContext, expand: readonly string[] = []): RespondRefund {
   return async (tx: Tx, refund: RefundRow) => {
-    const outcome = { statusCode: 200, body: JSON.stringify(refundObject(refund, ctx.actor.apiVersion.shape)) };
+    const object = refundObject(refund, ctx.actor.apiVersion.shape);
+    await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
+    const outcome = { statusCode: 200, body: JSON.stringify(object) };
     if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
   };
@@ -53,13 +61,14 @@ async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id
 export function registerRefundRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   // Reads expand the refund's balance transaction, charge and PaymentIntent; a change's response is written before
-  // the ledger makes the transaction.
+  // the ledger makes the transaction, so it expands the charge and the PaymentIntent only.
   const readConfig = { ...config, expandable: Object.keys(refundExpandable) };
-  app.post('/v1/refunds', { config, schema: { body: CreateBody } }, async (request, reply) => {
+  const changeConfig = { ...config, expandable: Object.keys(refundChangeExpandable) };
+  app.post('/v1/refunds', { config: changeConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
-    expansions(expand, []);
     const ctx = requestContext(request);
-    return sendOutcome(reply, await createRefund(services, ctx, params, refundResponder(ctx)));
+    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, expand, refundChangeExpandable));
+    return sendOutcome(reply, await createRefund(services, ctx, params, responder));
   });
 
   app.get('/v1/refunds/:refund', { config: readConfig, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -71,10 +80,11 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     return sendObject(reply, object);
   });
 
-  app.post('/v1/refunds/:refund', { config, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
+  app.post('/v1/refunds/:refund', { config: changeConfig, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const id = (request.params as { refund: string }).refund;
-    const body = request.body as { metadata?: Record<string, string> | '' };
+    const body = request.body as { metadata?: Record<string, string> | ''; expand?: string[] };
+    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, body.expand, refundChangeExpandable));
     const now = new Date(services.clock.nowMs());
     const outcome = await inTransaction(services.db, async (tx) => {
       // Inside the transaction, every read goes through it: the embedded database has one connection.
@@ -85,7 +95,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
         .where('id', '=', refund.id).returningAll().executeTakeFirstOrThrow();
       await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'refund.update', objectType: 'refund', objectId: refund.id },
         [{ type: 'refund.updated', refund: { before: refund, after } }], now);
-      return refundResponder(ctx)(tx, after);
+      return responder(tx, after);
     });
     return sendOutcome(reply, outcome);
   });
