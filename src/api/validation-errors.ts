@@ -76,7 +76,7 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
   // A card number or security code is never repeated back, not even a malformed one.
-  const value = /card\[(number|cvc)\]$/.test(param) ? '(not shown)' : error.data;
+  const value = /(^|\[)card\]?\[(number|cvc)\]$/.test(param) ? '(not shown)' : error.data;
   if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
   if (error.propertyName !== undefined) {
     const key = String(error.propertyName);

@@ -13,7 +13,8 @@ import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
-import { cardFromPaymentMethodData, type CardParams } from './saved-payment-methods.ts';
+import { givenCard, type CardParams, type GivenCard } from './saved-payment-methods.ts';
+import { storeCardSql } from '../vault/card-vault.ts';
 import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
@@ -28,7 +29,7 @@ export interface ConfirmParams {
    * A new payment method, as Stripe takes it: of a type that needs no details up front (Alipay, WeChat Pay), or a
    * card with its details, which the vault stores before the confirmation uses it.
    */
-  payment_method_data?: { type: WalletType | 'card'; card?: CardParams; billing_details?: Record<string, unknown> };
+  payment_method_data?: { type: WalletType | 'card'; card?: Omit<CardParams, 'token'>; billing_details?: Record<string, unknown> };
   payment_method_options?: WalletOptions;
   /** Stripe's Radar session: the shopper's device, for limits and risk (`radar_options[session]`). */
   radar_options?: { session?: string };
@@ -286,8 +287,9 @@ async function startAttempt(
   now: Date,
 ): Promise<Started> {
   let challengeEnded = false;
-  // A card given with the request is stored once, whatever the rounds below.
-  let newCard: PaymentMethodRow | undefined;
+  // A card given with the request is sealed by the vault once, whatever the rounds below; it is stored only by the
+  // statement that records the attempt.
+  let given: GivenCard | undefined;
   for (let round = 1; ; round += 1) {
     // The attached payment method, the merchant's risk policy and its limits come with the PaymentIntent: one round
     // trip for what every confirmation needs.
@@ -307,11 +309,11 @@ async function startAttempt(
       status = nextStatus(intent, 'attach_payment_method');
       const data = params.payment_method_data;
       if (data.type === 'card') {
-        // The card is stored only once the PaymentIntent is found confirmable: a refused confirmation stores none.
+        // Refusals that need no card come first, so that a bad card is not what a shopper hears about.
         nextStatus({ ...intent, status }, 'confirm');
         checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method_data[type]');
-        newCard ??= await cardFromPaymentMethodData(services, ctx, data);
-        prepared = { row: newCard, isNew: false };
+        given ??= await givenCard(services, ctx, data, now);
+        prepared = { row: given.row, isNew: true };
       } else {
         if (data.card !== undefined) {
           throw new CofferError('parameter_invalid', `payment_method_data[card] can be given only with payment_method_data[type]=card, not ${data.type}.`, { param: 'payment_method_data[card]' });
@@ -399,6 +401,8 @@ async function startAttempt(
           .where('id', '=', paymentMethod.id).where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null)
           .where(sql<boolean>`customer_id IS NOT DISTINCT FROM ${paymentMethod.customer_id}::text`).returning('id')) as unknown as typeof query;
       }
+      // A card given with this request goes into the vault with the attempt that uses it, or not at all.
+      const storesCard = given !== undefined && paymentMethod.id === given.row.id ? [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')] : [];
       // A card already used is checked again in the statement: detached, or moved to another customer, since it was
       // read, it is refused on the next round. A share lock, so that a detach waits for the payment (or the payment
       // sees the detach), while concurrent payments with one saved card do not queue behind each other.
@@ -413,6 +417,7 @@ async function startAttempt(
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
           ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
           ...stillHeld,
+          ...storesCard,
           ...limitTakes.map((take, index) => sql<boolean>`coffer_limit_take(${take.limit.id}, ${take.subjectKey}, ${take.windowKey},
             ${scope.merchantId}, ${charge.id}, ${charge.amount}, ${take.maxAmount}, ${take.maxCount})`.as(`limit_${index}`)),
         ])

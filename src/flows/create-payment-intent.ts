@@ -14,7 +14,8 @@ import {
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
-import { cardFromPaymentMethodData } from './saved-payment-methods.ts';
+import { givenCard } from './saved-payment-methods.ts';
+import { storeCardSql } from '../vault/card-vault.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
@@ -181,11 +182,13 @@ export async function createPaymentIntent(
   const now = new Date(services.clock.nowMs());
   const customer = params.customer === undefined ? undefined : await liveCustomer(services.db, ctx, params.customer);
   if (cardData !== undefined) checkTypeAllowed(methods.types, 'card', 'payment_method_data[type]');
+  // A card given with the request is sealed now and stored with the PaymentIntent, bound to it, in one statement.
+  const given = cardData === undefined ? undefined : await givenCard(services, ctx, cardData, now);
   const method =
     params.payment_method !== undefined
       ? await preparePaymentMethod(services.db, services, scope, params.payment_method, now)
-      : cardData !== undefined
-        ? { row: await cardFromPaymentMethodData(services, ctx, cardData), isNew: false }
+      : given !== undefined
+        ? { row: given.row, isNew: true }
         : undefined;
   const id = newId('pi');
   if (method !== undefined) {
@@ -224,13 +227,14 @@ export async function createPaymentIntent(
     const created = { ...method.row, first_payment_intent_id: id };
     query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
   }
+  const storesCard = given === undefined ? [] : [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')];
   if (claim !== undefined) {
     const changes = outcome === undefined
       ? { recovery_point: id }
       : { response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
     query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where('id', '=', claim.rowId).returning('id')) as unknown as typeof query;
   }
-  await query.selectNoFrom([sql<number>`1`.as('written')]).execute();
+  await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
   if (claim !== undefined) {
     if (outcome === undefined) claim.recoveryPoint = id;
     else claim.completed = true;

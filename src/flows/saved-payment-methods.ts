@@ -82,22 +82,37 @@ function paramInPaymentMethodData(param: string): string {
   return ['number', 'exp_month', 'exp_year', 'cvc', 'token'].includes(param) ? `payment_method_data[card][${param}]` : param;
 }
 
+/** A card given with a payment, sealed by the vault but not yet stored, and its PaymentMethod not yet written. */
+export interface GivenCard {
+  row: PaymentMethodRow;
+  vaultCardId: string;
+  ciphertext: Buffer;
+}
+
 /**
- * A card given with a PaymentIntent's confirmation (`payment_method_data[type]=card`, `payment_method_data[card][…]`):
- * it becomes a PaymentMethod exactly as POST /v1/payment_methods makes one (the number to the vault, a guest card
- * that will pay for this PaymentIntent only), and the confirmation goes on with it. A refusal names the parameter as
- * it was sent, and stores nothing.
+ * A card given with a PaymentIntent (`payment_method_data[type]=card`, `payment_method_data[card][…]`): checked and
+ * encrypted by the vault, and described as the PaymentMethod POST /v1/payment_methods would make, but nothing is
+ * written. The statement that records the payment stores both (`storeCardSql`), bound to that PaymentIntent, so
+ * that a request refused at any point stores no card, and the card pays for that PaymentIntent only. A refusal
+ * names the parameter as it was sent.
  */
-export async function cardFromPaymentMethodData(
+export async function givenCard(
   services: Services,
   ctx: RequestContext,
-  data: { card?: CardParams; billing_details?: Record<string, unknown> },
-): Promise<PaymentMethodRow> {
+  data: { card?: Omit<CardParams, 'token'>; billing_details?: Record<string, unknown> },
+  now: Date,
+): Promise<GivenCard> {
   if (data.card === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method_data[card].', { param: 'payment_method_data[card]' });
   }
   try {
-    return await createCardPaymentMethod(services, ctx, { type: 'card', card: data.card, ...(data.billing_details === undefined ? {} : { billing_details: data.billing_details }) });
+    const { vaulted, ciphertext } = await services.vault.sealCard(incomingCard(data.card));
+    const row: PaymentMethodRow = {
+      id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
+      test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: data.billing_details ?? {}, customer_id: null, metadata: {}, created_at: now,
+      first_payment_intent_id: null, detached_at: null,
+    };
+    return { row, vaultCardId: vaulted.vaultCardId, ciphertext };
   } catch (error) {
     const param = error instanceof CofferError ? error.details.param : undefined;
     if (!(error instanceof CofferError) || param === undefined) throw error;

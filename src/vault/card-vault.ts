@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { testCardsByNumber } from '../connectors/card/test-cards.ts';
 import type { CardData } from '../connectors/connector.ts';
 import { CofferError } from '../domain/errors.ts';
@@ -71,6 +71,11 @@ function cardError(code: 'incorrect_number' | 'invalid_expiry_month' | 'invalid_
   return new CofferError(code, message, { param, declineCode: code });
 }
 
+/** The SQL expression that stores a sealed card (`CardVault.sealCard`), for a statement that records its use. */
+export function storeCardSql(vaultCardId: string, ciphertext: Buffer): RawBuilder<unknown> {
+  return sql`vault.store_card(${vaultCardId}, ${ciphertext})`;
+}
+
 /**
  * The only component that sees card numbers: it checks them, encrypts them under the vault's keys and keeps the
  * ciphertext in the vault schema, and gives the rest of Coffer only the facts (brand, BIN, last four, expiry,
@@ -112,10 +117,23 @@ export class CardVault {
 
   /** Checks, encrypts and stores a card number; the security code goes no further than `checkCard`. */
   async storeCard(card: IncomingCard): Promise<VaultedCard> {
+    const { vaulted, ciphertext } = await this.sealCard(card);
+    await sql`SELECT ${storeCardSql(vaulted.vaultCardId, ciphertext)}`.execute(this.#db);
+    return vaulted;
+  }
+
+  /**
+   * Checks and encrypts a card number without storing it: the caller stores the ciphertext with
+   * `storeCardSql()` in the statement that records what the card is for, so that a refused request leaves nothing.
+   */
+  async sealCard(card: IncomingCard): Promise<{ vaulted: VaultedCard; ciphertext: Buffer }> {
     const number = this.checkCard(card);
     const vaultCardId = newId('vcard');
     const ciphertext = await this.#ring.encrypt(number, vaultCardId);
-    await sql`SELECT vault.store_card(${vaultCardId}, ${ciphertext})`.execute(this.#db);
+    return { vaulted: this.#describe(card, number, vaultCardId), ciphertext };
+  }
+
+  #describe(card: IncomingCard, number: CardNumber, vaultCardId: string): VaultedCard {
     const known = testCardsByNumber.get(number.reveal());
     const brand = cardBrand(number) ?? 'unknown';
     const year = card.expYear < 100 ? 2000 + card.expYear : card.expYear;

@@ -53,6 +53,9 @@ describe('card numbers never reach the logs', { concurrency: false }, () => {
         ['POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number]=4000000000000002&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031' }, 402],
         ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number]=${amex.slice(0, -1)}0&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=2031` }, 402],
         ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&payment_method_data[type]=card&payment_method_data[card][number]=${mastercard}` }, 400],
+        // Of the wrong type, the number is not repeated in the error (a list, or a JSON number).
+        ['POST', '/v1/payment_intents', { key: server.secretKey, body: `amount=1000&currency=usd&confirm=true&payment_method_data[type]=card&payment_method_data[card][number][]=${visa}` }, 400],
+        ['POST', '/v1/payment_intents', { key: server.secretKey, contentType: 'application/json', body: `{"amount":1000,"currency":"usd","confirm":true,"payment_method_data":{"type":"card","card":{"number":${mastercard},"exp_month":1,"exp_year":2031}}}` }, 400],
       ];
       for (const [method, urlPath, options, status] of refusals) {
         const response = await call(method, urlPath, options);

@@ -257,6 +257,49 @@ describe('the card vault', () => {
       assert.equal(await vaultCards(), cardsBefore, `${body} stored no card`);
     }
     assert.equal((await stripe.paymentIntents.retrieve(open.id)).status, 'requires_payment_method');
+
+    // Of the wrong type, a security code or a number (even one that is no card's) is not repeated in the error.
+    for (const body of [
+      `{"payment_method_data":{"type":"card","card":{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":9731}}}`,
+      `{"payment_method_data":{"type":"card","card":{"number":97319731973197,"exp_month":12,"exp_year":2031}}}`,
+    ]) {
+      const response = await rawRequest(server, 'POST', `/v1/payment_intents/${open.id}/confirm`, { key: server.secretKey, contentType: 'application/json', body });
+      responses.push(response.body);
+      assert.equal(response.status, 400, response.body);
+      assert.match((response.json.error as { message: string }).message, /\(not shown\)/);
+      assert.equal(response.body.includes('9731'), false, response.body);
+    }
+
+    // Refused after the card was checked (a payment limit, an Alipay trade still open): the card is stored only by
+    // the statement that records the attempt, so nothing is.
+    const limit = await post(server.secretKey, '/v1/risk/limits', 'subject=merchant&kind=amount_max&value=500&currency=gbp');
+    assert.equal(limit.status, 200, limit.body);
+    const overLimit = await stripe.paymentIntents.create({ amount: 1000, currency: 'gbp' });
+    const mixed = (await post(server.secretKey, '/v1/payment_intents', 'amount=700&currency=cny&payment_method_types[]=card&payment_method_types[]=alipay')).json as { id: string };
+    const trade = await post(server.secretKey, `/v1/payment_intents/${mixed.id}/confirm`, 'payment_method_data[type]=alipay&return_url=https://shop.example/back');
+    assert.equal(trade.json.status, 'requires_action', trade.body);
+    const afterChecks = await stateCounts(server.database.db);
+    const cardsAfterChecks = await vaultCards();
+    for (const [pathname, key, body, code] of [
+      [`/v1/payment_intents/${overLimit.id}/confirm`, server.publishableKey, `client_secret=${overLimit.client_secret ?? ''}&${cardData('4242424242424242')}`, 'payment_limit_exceeded'],
+      [`/v1/payment_intents/${mixed.id}/confirm`, server.secretKey, cardData('4242424242424242'), 'payment_intent_unexpected_state'],
+    ] as const) {
+      const refused = await post(key, pathname, body);
+      assert.equal(refused.status, 400, refused.body);
+      assert.equal((refused.json.error as { code: string }).code, code, refused.body);
+      assert.deepEqual(await stateCounts(server.database.db), afterChecks, `${pathname} changed nothing`);
+      assert.equal(await vaultCards(), cardsAfterChecks, `${pathname} stored no card`);
+    }
+    // Created and then refused: the card is stored with its PaymentIntent and bound to it, so it pays for no other.
+    const createdOver = await post(server.secretKey, '/v1/payment_intents', `amount=1000&currency=gbp&confirm=true&${cardData('4242424242424242')}`);
+    assert.equal((createdOver.json.error as { code: string }).code, 'payment_limit_exceeded', createdOver.body);
+    const left = (await stripe.paymentIntents.list({ limit: 1 })).data[0];
+    assert.deepEqual([left?.amount, left?.currency, left?.status], [1000, 'gbp', 'requires_confirmation']);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', payment_method: String(left?.payment_method), confirm: true }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+    assert.equal((await rawRequest(server, 'DELETE', `/v1/risk/limits/${String(limit.json.id)}`, { key: server.secretKey })).status, 200);
+    const paidLater = await stripe.paymentIntents.confirm(left?.id ?? '');
+    assert.equal(paidLater.status, 'succeeded', 'the PaymentIntent pays with its own card once the limit is lifted');
   });
 
   test('no card number appears anywhere: database, API responses', async () => {

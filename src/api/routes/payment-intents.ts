@@ -53,7 +53,8 @@ const WalletType = Type.Union([Type.Literal('alipay'), Type.Literal('wechat_pay'
 /** A new payment method given with the payment: a wallet (nothing to give up front) or a card's details. */
 const PaymentMethodData = strictObject({
   type: Type.Union([WalletType, Type.Literal('card')]),
-  card: Type.Optional(CardDetails),
+  // A token is given to POST /v1/payment_methods (card[token]), not with the payment.
+  card: Type.Optional(Type.Omit(CardDetails, ['token'], { additionalProperties: false })),
   billing_details: Type.Optional(BillingDetails),
 });
 /** Card details given in `payment_method_data` never reach an idempotency key's request hash as given. */
