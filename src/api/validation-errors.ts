@@ -75,8 +75,9 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
   const error = mostSpecific(errors);
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
-  // A card number or security code is never repeated back, not even a malformed one.
-  const value = /(^|\[)card\]?\[(number|cvc)\]$/.test(param) ? '(not shown)' : error.data;
+  // Nothing given as a card (its number, its security code, or the card itself sent as a string or a list) is
+  // repeated back, not even a malformed one.
+  const value = /(^|\[)card\]?(\[|$)/.test(param) ? '(not shown)' : error.data;
   if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
   if (error.propertyName !== undefined) {
     const key = String(error.propertyName);
