@@ -11,8 +11,7 @@ import { rawRequest } from '../support/server.ts';
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-durability-'));
 
 /** Clients paying as fast as they can until `stop`; returns the ids the server acknowledged with a 200. */
-async function payUntil(coffer: CofferProcess, clients: number, stop: Promise<void>): Promise<string[]> {
-  const acknowledged: string[] = [];
+async function payUntil(coffer: CofferProcess, clients: number, stop: Promise<void>, acknowledged: string[] = []): Promise<string[]> {
   let stopped = false;
   void stop.then(() => (stopped = true));
   await Promise.all(
@@ -43,11 +42,15 @@ describe('embedded mode survives kill -9', { skip: process.env.COFFER_TEST_DATAB
     const everyAcknowledged: string[] = [];
     for (let cycle = 0; cycle < 3; cycle += 1) {
       const coffer = await spawnCoffer(home, { COFFER_JOBS: 'false' });
-      const killAfter = new Promise<void>((resolve) => setTimeout(resolve, 2500));
-      const paying = payUntil(coffer, 6, coffer.exited.then(() => undefined));
-      await killAfter;
+      const acknowledged: string[] = [];
+      const paying = payUntil(coffer, 6, coffer.exited.then(() => undefined), acknowledged);
+      // Killed in the middle of the load: once it has acknowledged a few payments (which takes longer on a busy
+      // machine), and at most 20 seconds in.
+      const started = Date.now();
+      while (acknowledged.length < 10 && Date.now() - started < 20_000) await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 300));
       await coffer.kill('SIGKILL');
-      const acknowledged = await paying;
+      await paying;
       assert.ok(acknowledged.length > 5, `cycle ${cycle}: the load ran (${acknowledged.length} payments)`);
       everyAcknowledged.push(...acknowledged);
       t.diagnostic(`cycle ${cycle}: ${acknowledged.length} payments acknowledged before SIGKILL`);

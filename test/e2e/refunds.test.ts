@@ -18,7 +18,8 @@ describe('refunds', () => {
   const clock = new TestClock();
 
   before(async () => {
-    server = await startTestServer({ clock, providerTimeoutMs: 300 });
+    // The acquirer's deadline is short for the slow-acquirer test below, but not so short that a busy machine misses it.
+    server = await startTestServer({ clock, providerTimeoutMs: 2000 });
     stripe = server.stripe;
   });
   after(async () => {
@@ -182,7 +183,7 @@ describe('refunds', () => {
 
   test('a slow acquirer: 503, then the retry finishes the same refund without refunding twice', async () => {
     const intent = await pay(2600);
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(4000);
     const first = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${intent.id}&amount=600`, headers: { 'idempotency-key': 'slow-refund' } });
     assert.equal(first.status, 503);
     const retry = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${intent.id}&amount=600`, headers: { 'idempotency-key': 'slow-refund' } });
