@@ -27,7 +27,7 @@ export interface ConfirmParams {
   payment_method?: string;
   /**
    * A new payment method, as Stripe takes it: of a type that needs no details up front (Alipay, WeChat Pay), or a
-   * card with its details, which the vault stores before the confirmation uses it.
+   * card with its details, which the vault seals and the attempt's statement stores (decision 0026).
    */
   payment_method_data?: { type: WalletType | 'card'; card?: Omit<CardParams, 'token'>; billing_details?: Record<string, unknown> };
   payment_method_options?: WalletOptions;
@@ -340,7 +340,8 @@ async function startAttempt(
     const paymentMethod = method.row;
     checkMethodBelongs(paymentMethod, intent.customer_id);
     checkSingleUse(paymentMethod, intent.id);
-    if (paymentMethod.type === 'card') checkTypeAllowed(intent.payment_method_types, 'card', params.payment_method_data === undefined ? 'payment_method' : 'payment_method_data[type]');
+    // A card given as payment_method_data was checked before it was sealed.
+    if (paymentMethod.type === 'card') checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method');
     if (isWalletType(paymentMethod.type)) {
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
         params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);

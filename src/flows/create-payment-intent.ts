@@ -154,8 +154,8 @@ export async function createPaymentIntent(
   }
   const confirmParams: ConfirmParams = {};
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
-  // A card given as payment_method_data is stored before the PaymentIntent is created, and attached to it (below);
-  // a wallet's is created by the confirmation.
+  // A card given as payment_method_data is written with the PaymentIntent, bound to it (below); a wallet's is
+  // created by the confirmation.
   const cardData = params.payment_method_data?.type === 'card' ? params.payment_method_data : undefined;
   if (params.payment_method_data !== undefined && cardData === undefined) confirmParams.payment_method_data = params.payment_method_data;
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;

@@ -55,16 +55,22 @@ async function vaultedCardFor(services: Services, ctx: RequestContext, card: Car
   return { vaulted: await services.vault.storeCard(incomingCard(card)) };
 }
 
+/** A new card PaymentMethod's row, naming its card in the vault: a guest's, bound to no PaymentIntent yet. */
+function cardPaymentMethodRow(ctx: RequestContext, vaulted: VaultedCard, billingDetails: Record<string, unknown> | undefined, metadata: Record<string, string>, now: Date): PaymentMethodRow {
+  return {
+    id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
+    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: billingDetails ?? {}, customer_id: null, metadata, created_at: now,
+    first_payment_intent_id: null, detached_at: null,
+  };
+}
+
 /** A card PaymentMethod: its number goes to the vault; the method keeps only the facts and the vault's handle. */
 export async function createCardPaymentMethod(services: Services, ctx: RequestContext, params: CreatePaymentMethodParams): Promise<PaymentMethodRow> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
   const now = new Date(services.clock.nowMs());
-  const row: PaymentMethodRow = {
-    id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
-    test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: params.billing_details ?? {}, customer_id: null, metadata, created_at: now, first_payment_intent_id: null, detached_at: null,
-  };
+  const row = cardPaymentMethodRow(ctx, vaulted, params.billing_details, metadata, now);
   return inTransaction(services.db, async (tx) => {
     if (token !== undefined) {
       const used = await tx.updateTable('tokens').set({ used: true }).where('id', '=', token.id).where('used', '=', false).returning('id').executeTakeFirst();
@@ -79,7 +85,7 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
 /** Where a card's detail sits in `payment_method_data`, for the parameter a refusal names. */
 function paramInPaymentMethodData(param: string): string {
   if (param.startsWith('card[')) return `payment_method_data[card]${param.slice('card'.length)}`;
-  return ['number', 'exp_month', 'exp_year', 'cvc', 'token'].includes(param) ? `payment_method_data[card][${param}]` : param;
+  return ['number', 'exp_month', 'exp_year', 'cvc'].includes(param) ? `payment_method_data[card][${param}]` : param;
 }
 
 /** A card given with a payment, sealed by the vault but not yet stored, and its PaymentMethod not yet written. */
@@ -107,12 +113,7 @@ export async function givenCard(
   }
   try {
     const { vaulted, ciphertext } = await services.vault.sealCard(incomingCard(data.card));
-    const row: PaymentMethodRow = {
-      id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
-      test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: data.billing_details ?? {}, customer_id: null, metadata: {}, created_at: now,
-      first_payment_intent_id: null, detached_at: null,
-    };
-    return { row, vaultCardId: vaulted.vaultCardId, ciphertext };
+    return { row: cardPaymentMethodRow(ctx, vaulted, data.billing_details, {}, now), vaultCardId: vaulted.vaultCardId, ciphertext };
   } catch (error) {
     const param = error instanceof CofferError ? error.details.param : undefined;
     if (!(error instanceof CofferError) || param === undefined) throw error;
