@@ -12,7 +12,7 @@ import { claimIdempotencyKey, forgetOrStore, releaseClaim, requestHash, storeRes
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
-import { expansions, isListRoute } from './routes/common.ts';
+import { expansions, isListRoute, redactFields } from './routes/common.ts';
 import { auditRefusal } from './refusal-audit.ts';
 import { merchantScope } from '../store/merchant-scope.ts';
 import { signingSecretLabel } from '../identity/merchants.ts';
@@ -213,14 +213,6 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
     .send(result.body);
 }
 
-function redactFields(body: string, fields: readonly string[]): string {
-  const object = JSON.parse(body) as Record<string, unknown>;
-  for (const field of fields) {
-    if (field in object) object[field] = '[shown only in the first response]';
-  }
-  return JSON.stringify(object);
-}
-
 /**
  * Refuses an `expand[]` path the route cannot expand, before anything runs. Routes that expand check the paths
  * again with the key's permissions; this makes sure every other route refuses what it would otherwise ignore.
@@ -235,7 +227,10 @@ function refuseUnknownExpansions(request: FastifyRequest): void {
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */
 async function finishKey(services: Services, request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
   const claim = request.idempotency;
-  if (claim === null || claim.completed) return;
+  if (claim === null) return;
+  // The request's work is done (and committed); its response is neither sent nor, unless its flow kept it, stored.
+  services.faults.reach('request.before_response');
+  if (claim.completed) return;
   let code: string | undefined;
   if (typeof payload === 'string' && reply.statusCode >= 400) {
     code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;

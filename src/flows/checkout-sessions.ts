@@ -7,7 +7,7 @@ import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { changeRows, recordChange } from './payment-intent-records.ts';
@@ -104,7 +104,7 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
   return types;
 }
 
-export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<CheckoutSessionRow> {
+export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
   const { items, currency, total } = lineItemsOf(params);
@@ -141,6 +141,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     await tx.insertInto('audit_log').values(intentRows.audit).execute();
     await tx.insertInto('checkout_sessions').values(sessionInsert(session)).execute();
     await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id, details: { amount_total: total.toString(), currency } }, [], now);
+    await respond?.(tx, session);
   });
   return session;
 }

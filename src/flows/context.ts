@@ -111,3 +111,10 @@ export interface RequestContext {
 }
 
 export type Tx = Transaction<Database>;
+
+/**
+ * How a change answers its request: called by the flow as the last step of the transaction that makes the change,
+ * it renders the response and keeps it for the Idempotency-Key's retries, so that one commit holds both (decision
+ * 0027). Optional wherever a flow also serves callers without a request to answer (jobs, the staff pages).
+ */
+export type Respond<R> = (tx: Tx, result: R) => Promise<void>;

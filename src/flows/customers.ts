@@ -4,7 +4,7 @@ import { checkAmountStep, parseCurrency } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/database.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange, type PaymentEvent } from './payment-intent-records.ts';
@@ -36,7 +36,7 @@ function requireLive(customer: CustomerRow): void {
 }
 
 /** A customer's contact details. They are personal data: logs never carry them (see platform/logger.ts). */
-export async function createCustomer(services: Services, ctx: RequestContext, params: CustomerParams): Promise<CustomerRow> {
+export async function createCustomer(services: Services, ctx: RequestContext, params: CustomerParams, respond?: Respond<CustomerRow>): Promise<CustomerRow> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const now = new Date(services.clock.nowMs());
@@ -49,11 +49,12 @@ export async function createCustomer(services: Services, ctx: RequestContext, pa
     }).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.create', objectType: 'customer', objectId: customer.id },
       [{ type: 'customer.created', customer: { after: customer } }], now);
+    await respond?.(tx, customer);
     return customer;
   });
 }
 
-export async function updateCustomer(services: Services, ctx: RequestContext, id: string, params: CustomerParams): Promise<CustomerRow> {
+export async function updateCustomer(services: Services, ctx: RequestContext, id: string, params: CustomerParams, respond?: Respond<CustomerRow>): Promise<CustomerRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const customer = await findCustomer(tx, ctx, id, { lock: true });
@@ -81,6 +82,7 @@ export async function updateCustomer(services: Services, ctx: RequestContext, id
     }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.update', objectType: 'customer', objectId: customer.id, details: { fields: Object.keys(params) } },
       [{ type: 'customer.updated', customer: { before: customer, after } }], now);
+    await respond?.(tx, after);
     return after;
   });
 }
@@ -119,7 +121,7 @@ async function writeBalanceTransaction<T>(
   entry: { amount: bigint; currency: string; ending: bigint; reason: string; metadata: Record<string, string> },
   events: PaymentEvent[],
   now: Date,
-  finish: (transaction: CustomerBalanceTransactionRow) => T,
+  finish: (transaction: CustomerBalanceTransactionRow) => Promise<T> | T,
 ): Promise<T> {
   const transaction = await tx.insertInto('customer_balance_transactions').values({
     id: newId('cbtxn'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, customer_id: customer.id,
@@ -147,7 +149,7 @@ export interface BalanceTransactionParams {
  * into the ledger's customer credit), a positive one takes credit back, never more than the customer holds.
  * The description is the reason, and it is required: compensation without a reason cannot be audited.
  */
-export async function adjustCustomerBalance(services: Services, ctx: RequestContext, id: string, params: BalanceTransactionParams): Promise<CustomerBalanceTransactionRow> {
+export async function adjustCustomerBalance(services: Services, ctx: RequestContext, id: string, params: BalanceTransactionParams, respond?: Respond<CustomerBalanceTransactionRow>): Promise<CustomerBalanceTransactionRow> {
   const currency = parseCurrency(params.currency);
   const reason = params.description?.trim() ?? '';
   if (reason === '') {
@@ -171,6 +173,9 @@ export async function adjustCustomerBalance(services: Services, ctx: RequestCont
     }
     const after = await tx.updateTable('customers').set({ balance: ending, balance_currency: currency.code }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
     return writeBalanceTransaction(tx, ctx, customer, { amount, currency: currency.code, ending, reason, metadata },
-      [{ type: 'customer.updated', customer: { before: customer, after } }], now, (transaction) => transaction);
+      [{ type: 'customer.updated', customer: { before: customer, after } }], now, async (transaction) => {
+        await respond?.(tx, transaction);
+        return transaction;
+      });
   });
 }

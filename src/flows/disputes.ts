@@ -11,7 +11,7 @@ import { balanceTransactionsOfSources } from './balance-transactions.ts';
 import { newId } from '../platform/random.ts';
 import type { Kysely } from 'kysely';
 import type { ChargeRow, Database, DisputeRow } from '../store/database.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { lockCharge, recordChange, type Scope } from './payment-intent-records.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
@@ -213,7 +213,7 @@ export interface DisputeState {
   transactions: BalanceTransactionRow[];
 }
 
-export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams): Promise<DisputeState> {
+export async function updateDispute(services: Services, ctx: RequestContext, id: string, params: UpdateDisputeParams, respond?: Respond<DisputeState>): Promise<DisputeState> {
   const now = new Date(services.clock.nowMs());
   const sendsEvidence = params.evidence !== undefined || params.submit === true;
   const read = await findDispute(services.db, ctx, id);
@@ -233,7 +233,7 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
     if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
     if (result.status === 'under_review' || result.status === 'warning_under_review') reviewed = result.status;
   }
-  return saveEvidence(services, ctx, id, params, reviewed, now);
+  return saveEvidence(services, ctx, id, params, reviewed, now, respond);
 }
 
 /** Saves the evidence and metadata of an update, and the review the acquirer started, as one change. */
@@ -244,6 +244,7 @@ async function saveEvidence(
   params: UpdateDisputeParams,
   reviewed: 'under_review' | 'warning_under_review' | undefined,
   now: Date,
+  respond?: Respond<DisputeState>,
 ): Promise<DisputeState> {
   return inTransaction(services.db, async (tx) => {
     const dispute = await findDispute(tx, ctx, id, true);
@@ -261,7 +262,9 @@ async function saveEvidence(
     await recordChange(tx, requestTrail(ctx), ctx.actor,
       { action: review === undefined ? 'dispute.update' : 'dispute.submit', objectType: 'dispute', objectId: dispute.id, details: { fields: Object.keys(params) } },
       [{ type: 'charge.dispute.updated', dispute: { before: dispute, after, transactions: { before: current, after: current } } }], now);
-    return { dispute: after, transactions: current };
+    const state = { dispute: after, transactions: current };
+    await respond?.(tx, state);
+    return state;
   });
 }
 
@@ -269,7 +272,7 @@ async function saveEvidence(
  * Accepts the dispute (the merchant does not contest it): a chargeback is lost and the withdrawn funds stay
  * withdrawn; an inquiry is closed (`warning_closed`) with nothing withdrawn.
  */
-export async function closeDispute(services: Services, ctx: RequestContext, id: string): Promise<DisputeState> {
+export async function closeDispute(services: Services, ctx: RequestContext, id: string, respond?: Respond<DisputeState>): Promise<DisputeState> {
   const now = new Date(services.clock.nowMs());
   const dispute = await findDispute(services.db, ctx, id);
   requireOpen(dispute, 'closed');
@@ -284,11 +287,15 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   return inTransaction(services.db, async (tx) => {
     const current = await findDispute(tx, ctx, id, true);
     const transactions = await disputeTransactions(tx, current);
-    if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') return { dispute: current, transactions };
+    if (current.status !== 'needs_response' && current.status !== 'warning_needs_response') {
+      await respond?.(tx, { dispute: current, transactions });
+      return { dispute: current, transactions };
+    }
     if (isInquiry(current) !== isInquiry({ status: closed })) throw changedMeanwhile(current);
     const after = await tx.updateTable('disputes').set({ status: closed, updated_at: now }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'dispute.accept', objectType: 'dispute', objectId: current.id },
       [{ type: 'charge.dispute.closed', dispute: { before: current, after, transactions: { before: transactions, after: transactions } } }], now);
+    await respond?.(tx, { dispute: after, transactions });
     return { dispute: after, transactions };
   });
 }

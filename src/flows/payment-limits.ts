@@ -4,7 +4,7 @@ import { limits as bounds } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import { isAmountKind, isTimeZone } from '../risk/limits.ts';
 import type { LimitKind, LimitSubject, PaymentLimitRow } from '../store/database.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -38,9 +38,13 @@ async function countActive(tx: Tx, ctx: RequestContext): Promise<number> {
   return rows.length;
 }
 
-export async function createLimit(services: Services, ctx: RequestContext, params: LimitParams): Promise<PaymentLimitRow> {
+export async function createLimit(services: Services, ctx: RequestContext, params: LimitParams, respond?: Respond<PaymentLimitRow>): Promise<PaymentLimitRow> {
   const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, (tx) => createLimitIn(tx, ctx, params, now));
+  return inTransaction(services.db, async (tx) => {
+    const created = await createLimitIn(tx, ctx, params, now);
+    await respond?.(tx, created);
+    return created;
+  });
 }
 
 /** In the caller's transaction (a staff approval creates the limit with its decision). */
@@ -77,9 +81,13 @@ export async function listLimits(services: Services, ctx: RequestContext): Promi
 }
 
 /** A new value takes effect for the next payment; what the current window has counted stays counted. */
-export async function updateLimit(services: Services, ctx: RequestContext, id: string, value: number): Promise<PaymentLimitRow> {
+export async function updateLimit(services: Services, ctx: RequestContext, id: string, value: number, respond?: Respond<PaymentLimitRow>): Promise<PaymentLimitRow> {
   const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, (tx) => updateLimitIn(tx, ctx, id, value, now));
+  return inTransaction(services.db, async (tx) => {
+    const updated = await updateLimitIn(tx, ctx, id, value, now);
+    await respond?.(tx, updated);
+    return updated;
+  });
 }
 
 export async function updateLimitIn(tx: Tx, ctx: RequestContext, id: string, value: number, now: Date): Promise<PaymentLimitRow> {

@@ -5,7 +5,7 @@ import {
   type RuleDefinition, type RuleError, type RuleInput, type RuleMode,
 } from '../risk/rules/index.ts';
 import type { RiskRuleSetRow } from '../store/database.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -54,10 +54,14 @@ export async function createRuleSetIn(tx: Tx, ctx: RequestContext, rules: readon
   return row;
 }
 
-export async function createRuleSet(services: Services, ctx: RequestContext, rules: readonly RuleParams[]): Promise<RiskRuleSetRow> {
+export async function createRuleSet(services: Services, ctx: RequestContext, rules: readonly RuleParams[], respond?: Respond<RiskRuleSetRow>): Promise<RiskRuleSetRow> {
   const now = new Date(services.clock.nowMs());
   try {
-    return await inTransaction(services.db, (tx) => createRuleSetIn(tx, ctx, rules, now));
+    return await inTransaction(services.db, async (tx) => {
+      const created = await createRuleSetIn(tx, ctx, rules, now);
+      await respond?.(tx, created);
+      return created;
+    });
   } catch (error) {
     if ((error as { code?: unknown }).code === '23505') throw new CofferError('lock_timeout', 'Another change to the rule set is being made. Try again in a moment.');
     throw error;

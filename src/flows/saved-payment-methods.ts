@@ -5,7 +5,7 @@ import { Secret } from '../platform/secret.ts';
 import { cardFactsOf, type PaymentMethodRow, type TokensTable } from '../store/database.ts';
 import { paymentMethodInsert } from '../store/row-json.ts';
 import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { findCustomer } from './customers.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { checkSavable } from './payment-methods.ts';
@@ -65,7 +65,7 @@ function cardPaymentMethodRow(ctx: RequestContext, vaulted: VaultedCard, billing
 }
 
 /** A card PaymentMethod: its number goes to the vault; the method keeps only the facts and the vault's handle. */
-export async function createCardPaymentMethod(services: Services, ctx: RequestContext, params: CreatePaymentMethodParams): Promise<PaymentMethodRow> {
+export async function createCardPaymentMethod(services: Services, ctx: RequestContext, params: CreatePaymentMethodParams, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
@@ -78,6 +78,7 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
     }
     const created = await tx.insertInto('payment_methods').values(paymentMethodInsert(row)).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.create', objectType: 'payment_method', objectId: row.id, details: { brand: vaulted.facts.brand, last4: vaulted.facts.last4 } }, [], now);
+    await respond?.(tx, created);
     return created;
   });
 }
@@ -122,7 +123,7 @@ export async function givenCard(
 }
 
 /** A single-use token for a card (Stripe's older API): the number is vaulted now, the token names it. */
-export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams): Promise<Selectable<TokensTable>> {
+export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams, respond?: Respond<Selectable<TokensTable>>): Promise<Selectable<TokensTable>> {
   const vaulted = await services.vault.storeCard(incomingCard(card));
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
@@ -131,6 +132,7 @@ export async function createCardToken(services: Services, ctx: RequestContext, c
       card: JSON.stringify({ ...vaulted.facts, bin: vaulted.bin }), client_ip: ctx.origin,
     }).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'token.create', objectType: 'token', objectId: token.id }, [], now);
+    await respond?.(tx, token);
     return token;
   });
 }
@@ -145,7 +147,7 @@ export async function findPaymentMethod(reader: Tx | Services['db'], ctx: Reques
 }
 
 /** Attaches a payment method to a customer, to be charged again later (off session). */
-export async function attachPaymentMethod(services: Services, ctx: RequestContext, id: string, customerId: string): Promise<PaymentMethodRow> {
+export async function attachPaymentMethod(services: Services, ctx: RequestContext, id: string, customerId: string, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     // The customer first, then the payment method, as deleting a customer locks them: a customer deleted meanwhile
@@ -153,7 +155,10 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     const customer = await findCustomer(tx, ctx, customerId, { lock: true });
     if (customer.deleted_at !== null) throw resourceMissing('customer', customerId, 'customer');
     const method = await findPaymentMethod(tx, ctx, id, true);
-    if (method.customer_id === customer.id) return method;
+    if (method.customer_id === customer.id) {
+      await respond?.(tx, method);
+      return method;
+    }
     if (method.customer_id !== null) {
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
     }
@@ -161,11 +166,12 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } },
       [{ type: 'payment_method.attached', paymentMethod: { after } }], now);
+    await respond?.(tx, after);
     return after;
   });
 }
 
-export async function detachPaymentMethod(services: Services, ctx: RequestContext, id: string): Promise<PaymentMethodRow> {
+export async function detachPaymentMethod(services: Services, ctx: RequestContext, id: string, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     // Its customer first, then the payment method (the order deleting a customer takes), read again under the lock.
@@ -179,6 +185,7 @@ export async function detachPaymentMethod(services: Services, ctx: RequestContex
     const after = await tx.updateTable('payment_methods').set({ customer_id: null, detached_at: now }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.detach', objectType: 'payment_method', objectId: id, details: { customer: method.customer_id } },
       [{ type: 'payment_method.detached', paymentMethod: { before: method, after } }], now);
+    await respond?.(tx, after);
     return after;
   });
 }
@@ -198,7 +205,7 @@ function updatedExpiry(stored: { exp_month: number; exp_year: number }, asked: {
 }
 
 /** Updates a saved payment method: only one attached to a customer can be updated, as on Stripe. */
-export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } }): Promise<PaymentMethodRow> {
+export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } }, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const method = await findPaymentMethod(tx, ctx, id, true);
@@ -215,6 +222,7 @@ export async function updatePaymentMethod(services: Services, ctx: RequestContex
       billing_details: JSON.stringify({ ...method.billing_details, ...params.billing_details }),
     }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.update', objectType: 'payment_method', objectId: id }, [], now);
+    await respond?.(tx, after);
     return after;
   });
 }

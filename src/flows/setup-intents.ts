@@ -5,7 +5,7 @@ import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
 import type { PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod } from './payment-methods.ts';
@@ -48,7 +48,7 @@ async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | und
 }
 
 /** Creates a SetupIntent (to save a card for later payments), and confirms it at once with `confirm`. */
-export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams): Promise<ConfirmedSetupIntent> {
+export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   // Refused before anything is written: a confirmation that cannot start must not leave a SetupIntent behind.
@@ -77,6 +77,8 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     }).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, undefined, row, ['setup_intent.created'], now);
     if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
+    // A confirmation answers later, from its own outcome (its errors included).
+    else await respond?.(tx, { intent: row, declined: false });
     return row;
   });
   return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}) : { intent: created, declined: false };
@@ -212,13 +214,14 @@ export async function recoverSetupVerifications(services: Services): Promise<num
   return claimed.length;
 }
 
-export async function cancelSetupIntent(services: Services, ctx: RequestContext, id: string, reason: string | undefined): Promise<SetupIntentRow> {
+export async function cancelSetupIntent(services: Services, ctx: RequestContext, id: string, reason: string | undefined, respond?: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockSetupIntent(tx, ctx.actor, id);
     const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'cancel'), cancellation_reason: reason ?? null, updated_at: now })
       .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, intent, after, ['setup_intent.canceled'], now);
+    await respond?.(tx, after);
     return after;
   });
 }

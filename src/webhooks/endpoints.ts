@@ -1,5 +1,5 @@
 import { CofferError, resourceMissing } from '../domain/errors.ts';
-import type { RequestContext, Services, Tx } from '../flows/context.ts';
+import type { RequestContext, Respond, Services, Tx } from '../flows/context.ts';
 import { checkMetadataSize, mergeMetadata } from '../flows/payment-intent-params.ts';
 import { recordChange } from '../flows/payment-intent-records.ts';
 import { inTransaction } from '../flows/transaction.ts';
@@ -74,7 +74,7 @@ export async function findEndpoint(reader: Tx | Services['db'], ctx: RequestCont
   return row;
 }
 
-export async function createEndpoint(services: Services, ctx: RequestContext, params: EndpointParams & { url: string; enabled_events: string[] }): Promise<EndpointWithSecret> {
+export async function createEndpoint(services: Services, ctx: RequestContext, params: EndpointParams & { url: string; enabled_events: string[] }, respond?: Respond<EndpointWithSecret>): Promise<EndpointWithSecret> {
   const url = await checkUrl(services, ctx.actor.livemode, params.url);
   const events = checkEvents(params.enabled_events);
   const apiVersion = params.api_version === undefined ? undefined : parseApiVersion(params.api_version);
@@ -110,12 +110,13 @@ export async function createEndpoint(services: Services, ctx: RequestContext, pa
       deleted_at: null,
     }).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'webhook_endpoint.create', objectType: 'webhook_endpoint', objectId: id, details: { url } }, [], now);
+    await respond?.(tx, { endpoint: row, secret });
     return row;
   });
   return { endpoint, secret };
 }
 
-export async function updateEndpoint(services: Services, ctx: RequestContext, id: string, params: EndpointParams): Promise<WebhookEndpointRow> {
+export async function updateEndpoint(services: Services, ctx: RequestContext, id: string, params: EndpointParams, respond?: Respond<WebhookEndpointRow>): Promise<WebhookEndpointRow> {
   const url = params.url === undefined ? undefined : await checkUrl(services, ctx.actor.livemode, params.url);
   const events = params.enabled_events === undefined ? undefined : checkEvents(params.enabled_events);
   const now = new Date(services.clock.nowMs());
@@ -131,6 +132,7 @@ export async function updateEndpoint(services: Services, ctx: RequestContext, id
       status: params.disabled === undefined ? endpoint.status : params.disabled ? 'disabled' : 'enabled',
     }).where('id', '=', endpoint.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'webhook_endpoint.update', objectType: 'webhook_endpoint', objectId: id, details: { fields: Object.keys(params) } }, [], now);
+    await respond?.(tx, after);
     return after;
   });
 }
@@ -149,7 +151,7 @@ export async function deleteEndpoint(services: Services, ctx: RequestContext, id
  * Gives the endpoint a new secret. The old one keeps signing too (two `v1` signatures per delivery) until it
  * expires, so the receiver can switch without missing a delivery.
  */
-export async function rollEndpointSecret(services: Services, ctx: RequestContext, id: string, expiresInSeconds: number): Promise<EndpointWithSecret> {
+export async function rollEndpointSecret(services: Services, ctx: RequestContext, id: string, expiresInSeconds: number, respond?: Respond<EndpointWithSecret>): Promise<EndpointWithSecret> {
   const overlapMs = Math.min(expiresInSeconds * 1000, limits.webhookSecretRollMaxMs);
   const now = new Date(services.clock.nowMs());
   const secret = newSecret();
@@ -161,6 +163,7 @@ export async function rollEndpointSecret(services: Services, ctx: RequestContext
       previous_secret_expires_at: overlapMs > 0 ? new Date(now.getTime() + overlapMs) : null,
     }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'webhook_endpoint.roll_secret', objectType: 'webhook_endpoint', objectId: id, details: { overlap_seconds: overlapMs / 1000 } }, [], now);
+    await respond?.(tx, { endpoint: after, secret });
     return after;
   });
   return { endpoint, secret };

@@ -12,11 +12,11 @@ import { rawRequest, startTestServer, type TestServer } from '../support/server.
 const homes: string[] = [];
 
 /** A Coffer process armed to die (as by kill -9) at `faultPoint`, on a database this test can reopen. */
-async function armedCoffer(faultPoint: string): Promise<{ coffer: CofferProcess; reopen: () => Promise<TestDatabase> }> {
+async function armedCoffer(faultPoint: string, env: NodeJS.ProcessEnv = {}): Promise<{ coffer: CofferProcess; reopen: () => Promise<TestDatabase> }> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-crash-'));
   homes.push(home);
   const url = await createTestDatabaseUrl();
-  const coffer = await spawnCoffer(home, { COFFER_FAULT_POINT: faultPoint, COFFER_JOBS: 'false', ...(url === undefined ? {} : { DATABASE_URL: url }) });
+  const coffer = await spawnCoffer(home, { COFFER_FAULT_POINT: faultPoint, COFFER_JOBS: 'false', ...env, ...(url === undefined ? {} : { DATABASE_URL: url }) });
   return { coffer, reopen: () => openExistingTestDatabase({ url, dataDir: path.join(home, 'db') }) };
 }
 
@@ -139,6 +139,70 @@ describe('crash recovery', { concurrency: false }, () => {
     } finally {
       await server.close();
       await database.drop();
+    }
+  });
+
+  // Every change keeps its response in the commit that makes it (decision 0027): a process killed between that
+  // commit and the response leaves a response for the retry to replay at once, never a change for it to repeat.
+  test('killed after a change committed, before its response: the retry replays it and the change is made once', async () => {
+    const cases: Array<{
+      name: string;
+      /** Requests made before the armed one (without a key, so they do not reach the fault point); returns its path and body. */
+      prepare: (coffer: CofferProcess) => Promise<{ path: string; body: string }>;
+      check: (database: TestDatabase, replay: Record<string, unknown>) => Promise<void>;
+    }> = [
+      {
+        name: 'a customer',
+        prepare: async () => ({ path: '/v1/customers', body: 'email=crash%40example.com&metadata[order]=41' }),
+        check: async (database, replay) => {
+          const rows = await database.db.selectFrom('customers').select('id').where('email', '=', 'crash@example.com').execute();
+          assert.deepEqual(rows.map((row) => row.id), [replay.id], 'one customer, the one the replay shows');
+        },
+      },
+      {
+        name: 'a credit to a customer\'s balance',
+        prepare: async (coffer) => {
+          const customer = await rawRequest(coffer, 'POST', '/v1/customers', { key: coffer.secretKey, body: 'email=credit%40example.com' });
+          assert.equal(customer.status, 200, customer.body);
+          return { path: `/v1/customers/${String(customer.json.id)}/balance_transactions`, body: 'amount=-700&currency=usd&description=Late+delivery' };
+        },
+        check: async (database, replay) => {
+          const rows = await database.db.selectFrom('customer_balance_transactions').select(['id', 'amount']).where('customer_id', '=', String(replay.customer)).execute();
+          assert.deepEqual(rows.map((row) => [row.id, row.amount]), [[replay.id, -700n]], 'one credit, the one the replay shows');
+          const customer = await database.db.selectFrom('customers').select('balance').where('id', '=', String(replay.customer)).executeTakeFirstOrThrow();
+          assert.equal(customer.balance, -700n);
+          await assertLedgerConsistent(database.db);
+        },
+      },
+      {
+        name: 'a webhook endpoint',
+        prepare: async () => ({ path: '/v1/webhook_endpoints', body: 'url=https%3A%2F%2F127.0.0.1%3A9%2Fcrash&enabled_events[]=charge.succeeded' }),
+        check: async (database, replay) => {
+          const rows = await database.db.selectFrom('webhook_endpoints').select('id').where('url', '=', 'https://127.0.0.1:9/crash').execute();
+          assert.deepEqual(rows.map((row) => row.id), [replay.id], 'one endpoint, the one the replay shows');
+          assert.equal(replay.secret, '[shown only in the first response]', 'the signing secret is not kept for replays');
+        },
+      },
+    ];
+    for (const { name, prepare, check } of cases) {
+      // An endpoint on loopback, which only an installation that allows private addresses accepts.
+      const { coffer, reopen } = await armedCoffer('request.before_response', { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' });
+      const { path: pathname, body } = await prepare(coffer);
+      const key = `crash-change-${pathname}`;
+      await assert.rejects(rawRequest(coffer, 'POST', pathname, { key: coffer.secretKey, body, headers: { 'idempotency-key': key } }), name);
+      assert.equal((await coffer.exited).signal, 'SIGKILL', coffer.output());
+      const database = await reopen();
+      const server = await startTestServer({ database });
+      try {
+        // No waiting for the crashed request's lock to go stale: the key already holds the response.
+        const retry = await rawRequest(server, 'POST', pathname, { key: coffer.secretKey, body, headers: { 'idempotency-key': key } });
+        assert.equal(retry.status, 200, `${name}: ${retry.body}`);
+        assert.equal(retry.headers['idempotent-replayed'], 'true', name);
+        await check(database, retry.json);
+      } finally {
+        await server.close();
+        await database.drop();
+      }
     }
   });
 

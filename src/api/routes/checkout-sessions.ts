@@ -11,7 +11,7 @@ import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-s
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, ListLimit, Metadata, NoParams, ObjectId, strictObject } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 
 const LineItem = strictObject({
   price_data: strictObject({
@@ -52,8 +52,10 @@ export function registerSupportCaseRoutes(app: FastifyInstance, services: Servic
 export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   const render = (row: CheckoutSessionRow) => checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`);
-  app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) =>
-    sendObject(reply, render(await createCheckoutSession(services, requestContext(request), request.body as CreateCheckoutSessionParams))));
+  app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), render));
+  });
   app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });

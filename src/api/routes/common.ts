@@ -1,7 +1,8 @@
 import type { FastifyReply } from 'fastify';
 import { CofferError } from '../../domain/errors.ts';
-import type { Actor, Outcome } from '../../flows/context.ts';
+import type { Actor, Outcome, RequestContext, Respond, Tx } from '../../flows/context.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
+import { assert } from '../../platform/assert.ts';
 
 export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
   return reply.code(outcome.statusCode).type('application/json; charset=utf-8').send(outcome.body);
@@ -9,6 +10,45 @@ export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply
 
 export function sendObject(reply: FastifyReply, object: unknown): FastifyReply {
   return sendOutcome(reply, { statusCode: 200, body: JSON.stringify(object) });
+}
+
+/** A response as kept for replays: `fields` (a secret shown once) replaced by a note. */
+export function redactFields(body: string, fields: readonly string[]): string {
+  if (fields.length === 0) return body;
+  const object = JSON.parse(body) as Record<string, unknown>;
+  for (const field of fields) {
+    if (field in object) object[field] = '[shown only in the first response]';
+  }
+  return JSON.stringify(object);
+}
+
+/**
+ * Runs a change whose flow answers from inside its own transaction (`Respond`): `render` makes the response from
+ * what that transaction sees, and the Idempotency-Key keeps it in the same commit as the change (decision 0027).
+ * A crash or a lost connection after the commit then leaves a response to replay, never a change to repeat.
+ * `redacts`: fields the kept response leaves out (the route's `replayRedacts`).
+ */
+export async function answerInChange<R>(
+  ctx: RequestContext,
+  change: (respond: Respond<NoInfer<R>>) => Promise<unknown>,
+  render: (result: R, tx: Tx) => unknown,
+  redacts: readonly string[] = [],
+): Promise<Outcome> {
+  const claim = ctx.idempotency;
+  let answer: Outcome | undefined;
+  try {
+    await change(async (tx, result) => {
+      answer = { statusCode: 200, body: JSON.stringify(await render(result, tx)) };
+      if (claim !== undefined) await claim.complete(tx, { ...answer, body: redactFields(answer.body, redacts) });
+    });
+  } catch (error) {
+    // The transaction that kept the response did not commit: the error's response is kept instead, as for any
+    // request (a response that did commit is never overwritten: see storeResponse).
+    if (claim !== undefined) claim.completed = false;
+    throw error;
+  }
+  assert(answer !== undefined, 'the change answered its request');
+  return answer;
 }
 
 /** A route that answers with a list (or a search result): a read that takes `limit`. Its expansions start with `data.`. */

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
-import type { Services } from '../../flows/context.ts';
+import type { Services, Tx } from '../../flows/context.ts';
 import {
   adjustCustomerBalance,
   createCustomer,
@@ -15,11 +15,11 @@ import {
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
-import type { CustomerRow } from '../../store/database.ts';
+import type { CustomerBalanceTransactionRow, CustomerRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
-import { expansionsFor, listObject, sendObject } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a customer read can expand, and the resource a restricted key needs to read each. */
@@ -66,20 +66,23 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
   const config = { merchantApi: true };
   const readConfig = { ...config, expandable: Object.keys(customerExpandable) };
   /**
-   * The expansions a change's response asks for: checked before the change (a restricted key may lack what they
-   * read), applied after it committed.
+   * A change's response, rendered in the change's transaction: the expansions it asks for are checked before the
+   * change (a restricted key may lack what they read) and read in that transaction.
    */
-  const changeExpansions = (request: FastifyRequest) =>
-    expansionsFor(requestContext(request).actor, (request.body as { expand?: string[] } | undefined)?.expand, customerExpandable);
-  const changed = async (request: FastifyRequest, customer: CustomerRow, expand: string[]) => {
-    const object = customerObject(customer);
-    await expandObjects(services.db, requestContext(request).actor, services.clock.nowMs(), [object], expand);
-    return object;
+  const changed = (request: FastifyRequest) => {
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.body as { expand?: string[] } | undefined)?.expand, customerExpandable);
+    return async (customer: CustomerRow, tx: Tx) => {
+      const object = customerObject(customer);
+      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
+      return object;
+    };
   };
   app.post('/v1/customers', { config: readConfig, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
-    const expand = changeExpansions(request);
-    const customer = await createCustomer(services, requestContext(request), withoutExpand(request.body as CustomerParams & { expand?: string[] }));
-    return sendObject(reply, await changed(request, customer, expand));
+    const ctx = requestContext(request);
+    const render = changed(request);
+    const params = withoutExpand(request.body as CustomerParams & { expand?: string[] });
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCustomer(services, ctx, params, respond), render));
   });
 
   app.get('/v1/customers/search', { config: readConfig, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -106,10 +109,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
   });
 
   app.post('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, body: UpdateBody } }, async (request, reply) => {
-    const expand = changeExpansions(request);
-    const customer = await updateCustomer(services, requestContext(request), (request.params as { customer: string }).customer,
-      withoutExpand(request.body as CustomerParams & { expand?: string[] }));
-    return sendObject(reply, await changed(request, customer, expand));
+    const ctx = requestContext(request);
+    const render = changed(request);
+    const id = (request.params as { customer: string }).customer;
+    const params = withoutExpand(request.body as CustomerParams & { expand?: string[] });
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateCustomer(services, ctx, id, params, respond), render));
   });
 
   app.delete('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema } }, async (request, reply) => {
@@ -131,9 +135,11 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
   });
 
   app.post('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, body: BalanceBody } }, async (request, reply) => {
-    const transaction = await adjustCustomerBalance(services, requestContext(request), (request.params as { customer: string }).customer,
-      withoutExpand(request.body as BalanceTransactionParams & { expand?: string[] }));
-    return sendObject(reply, customerBalanceTransactionObject(transaction));
+    const ctx = requestContext(request);
+    const id = (request.params as { customer: string }).customer;
+    const params = withoutExpand(request.body as BalanceTransactionParams & { expand?: string[] });
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => adjustCustomerBalance(services, ctx, id, params, respond),
+      (transaction: CustomerBalanceTransactionRow) => customerBalanceTransactionObject(transaction)));
   });
 
   app.get('/v1/customers/:customer/balance_transactions', { config, schema: { params: CustomerParamsSchema, querystring: strictObject(ListQuery) } }, async (request, reply) => {

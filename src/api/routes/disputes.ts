@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../flows/context.ts';
+import type { Services, Tx } from '../../flows/context.ts';
 import { closeDispute, disputeObjects, disputeStateObject, findDispute, updateDispute, type DisputeState, type UpdateDisputeParams } from '../../flows/disputes.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
@@ -8,7 +8,7 @@ import { disputeEvidenceFields } from '../../objects/dispute.ts';
 import type { DisputeRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expansionsFor, listObject, sendObject } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a dispute read can expand, and the resource a restricted key needs to read each. */
@@ -45,25 +45,29 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
   });
 
   // A change's response expands as a read does: the paths are checked before the change (a restricted key may lack
-  // what they read), and applied after it committed.
-  const changeExpansions = (request: FastifyRequest) =>
-    expansionsFor(requestContext(request).actor, (request.body as { expand?: string[] } | undefined)?.expand, disputeExpandable);
-  const expanded = async (request: FastifyRequest, state: DisputeState, expand: string[]) => {
-    const object = changed(request, state);
-    await expandObjects(services.db, requestContext(request).actor, services.clock.nowMs(), [object], expand);
-    return object;
+  // what they read), and read in the change's own transaction, which keeps the response (decision 0027).
+  const expanded = (request: FastifyRequest) => {
+    const actor = requestContext(request).actor;
+    const expand = expansionsFor(actor, (request.body as { expand?: string[] } | undefined)?.expand, disputeExpandable);
+    return async (state: DisputeState, tx: Tx) => {
+      const object = changed(request, state);
+      await expandObjects(tx, actor, services.clock.nowMs(), [object], expand);
+      return object;
+    };
   };
   app.post('/v1/disputes/:dispute', { config: readConfig, schema: { params: DisputeParams, body: UpdateBody } }, async (request, reply) => {
-    const expand = changeExpansions(request);
+    const ctx = requestContext(request);
+    const render = expanded(request);
     const { expand: _expand, ...params } = request.body as UpdateDisputeParams & { expand?: string[] };
-    const state = await updateDispute(services, requestContext(request), (request.params as { dispute: string }).dispute, params);
-    return sendObject(reply, await expanded(request, state, expand));
+    const id = (request.params as { dispute: string }).dispute;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateDispute(services, ctx, id, params, respond), render));
   });
 
   app.post('/v1/disputes/:dispute/close', { config: readConfig, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const expand = changeExpansions(request);
-    const state = await closeDispute(services, requestContext(request), (request.params as { dispute: string }).dispute);
-    return sendObject(reply, await expanded(request, state, expand));
+    const ctx = requestContext(request);
+    const render = expanded(request);
+    const id = (request.params as { dispute: string }).dispute;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => closeDispute(services, ctx, id, respond), render));
   });
 
   app.get('/v1/disputes', { config: readConfig, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {

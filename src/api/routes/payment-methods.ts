@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { Selectable } from 'kysely';
 import { resourceMissing } from '../../domain/errors.ts';
-import type { RequestContext, Services } from '../../flows/context.ts';
+import type { RequestContext, Services, Tx } from '../../flows/context.ts';
 import { findCustomer } from '../../flows/customers.ts';
 import { listPage } from '../../flows/list-page.ts';
 import {
@@ -18,10 +19,10 @@ import { limits } from '../../limits.ts';
 import { unixTime } from '../../objects/common.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
-import { cardFactsOf, type PaymentMethodRow } from '../../store/database.ts';
+import { cardFactsOf, type PaymentMethodRow, type TokensTable } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { BillingDetails, CardDetails, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expansionsFor, listObject, sendObject } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a PaymentMethod read can expand, and the resource a restricted key needs to read each. */
@@ -71,14 +72,15 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_methods', { config: collecting, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const { expand: _expand, ...params } = request.body as CreatePaymentMethodParams & { expand?: string[] };
-    const method = await createCardPaymentMethod(services, ctx, params as CreatePaymentMethodParams);
-    return sendObject(reply, paymentMethodObject(method, ctx.actor.apiVersion.shape));
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCardPaymentMethod(services, ctx, params as CreatePaymentMethodParams, respond),
+      (method: PaymentMethodRow) => paymentMethodObject(method, ctx.actor.apiVersion.shape)));
   });
 
   app.post('/v1/tokens', { config: collecting, schema: { body: TokenBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const token = await createCardToken(services, ctx, (request.body as { card: CardParams }).card);
-    return sendObject(reply, tokenObject(token, ctx.actor.apiVersion.shape));
+    const card = (request.body as { card: CardParams }).card;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCardToken(services, ctx, card, respond),
+      (token: Selectable<TokensTable>) => tokenObject(token, ctx.actor.apiVersion.shape)));
   });
 
   app.get('/v1/tokens/:id', { config, schema: { params: MethodParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -101,34 +103,37 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   });
 
   // A change's response expands as a read does: the paths are checked before the change (a restricted key may lack
-  // what they read), and applied after it committed.
-  const changed = async (ctx: RequestContext, method: PaymentMethodRow, expand: string[]) => {
-    const object = paymentMethodObject(method, ctx.actor.apiVersion.shape);
-    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
-    return object;
+  // what they read), and read in the change's own transaction, which keeps the response (decision 0027).
+  const changed = (ctx: RequestContext, body: unknown) => {
+    const expand = expansionsFor(ctx.actor, (body as { expand?: string[] } | undefined)?.expand, paymentMethodExpandable);
+    return async (method: PaymentMethodRow, tx: Tx) => {
+      const object = paymentMethodObject(method, ctx.actor.apiVersion.shape);
+      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
+      return object;
+    };
   };
-  const changeExpansions = (ctx: RequestContext, body: unknown) => expansionsFor(ctx.actor, (body as { expand?: string[] } | undefined)?.expand, paymentMethodExpandable);
 
   app.post('/v1/payment_methods/:id', { config: readConfig, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const expand = changeExpansions(ctx, request.body);
+    const render = changed(ctx, request.body);
     const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } };
-    const method = await updatePaymentMethod(services, ctx, (request.params as { id: string }).id, params);
-    return sendObject(reply, await changed(ctx, method, expand));
+    const id = (request.params as { id: string }).id;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => updatePaymentMethod(services, ctx, id, params, respond), render));
   });
 
   app.post('/v1/payment_methods/:id/attach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ customer: ObjectId, expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const expand = changeExpansions(ctx, request.body);
-    const method = await attachPaymentMethod(services, ctx, (request.params as { id: string }).id, (request.body as { customer: string }).customer);
-    return sendObject(reply, await changed(ctx, method, expand));
+    const render = changed(ctx, request.body);
+    const id = (request.params as { id: string }).id;
+    const customer = (request.body as { customer: string }).customer;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => attachPaymentMethod(services, ctx, id, customer, respond), render));
   });
 
   app.post('/v1/payment_methods/:id/detach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const expand = changeExpansions(ctx, request.body);
-    const method = await detachPaymentMethod(services, ctx, (request.params as { id: string }).id);
-    return sendObject(reply, await changed(ctx, method, expand));
+    const render = changed(ctx, request.body);
+    const id = (request.params as { id: string }).id;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => detachPaymentMethod(services, ctx, id, respond), render));
   });
 
   // Both routes list one customer's PaymentMethods, newest first; `url` is the route's own, as Stripe echoes it.

@@ -8,7 +8,7 @@ import type { PaymentLimitRow, RiskRuleSetRow } from '../../store/database.ts';
 import { createRuleSet, currentRuleSet, listRuleSets, testRule, type RuleParams } from '../../flows/risk-rule-sets.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, NoParams, ObjectId, strictObject } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 
 const Value = Type.Integer({ minimum: 0, maximum: 99_999_999_999 });
 const CreateBody = strictObject({
@@ -57,21 +57,30 @@ function limitObject(row: PaymentLimitRow): Record<string, unknown> {
  */
 export function registerRiskLimitRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  app.post('/v1/risk/limits', { config, schema: { body: CreateBody } }, async (request, reply) =>
-    sendObject(reply, limitObject(await createLimit(services, requestContext(request), request.body as LimitParams))));
+  app.post('/v1/risk/limits', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createLimit(services, ctx, request.body as LimitParams, respond), (limit: PaymentLimitRow) => limitObject(limit)));
+  });
   app.get('/v1/risk/limits', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/limits', (await listLimits(services, requestContext(request))).map(limitObject), false)));
   app.get('/v1/risk/limits/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, limitObject(await findLimit(services.db, requestContext(request), (request.params as { id: string }).id))));
-  app.post('/v1/risk/limits/:id', { config, schema: { params: IdParams, body: UpdateBody } }, async (request, reply) =>
-    sendObject(reply, limitObject(await updateLimit(services, requestContext(request), (request.params as { id: string }).id, (request.body as { value: number }).value))));
+  app.post('/v1/risk/limits/:id', { config, schema: { params: IdParams, body: UpdateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    const value = (request.body as { value: number }).value;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateLimit(services, ctx, id, value, respond), (limit: PaymentLimitRow) => limitObject(limit)));
+  });
   app.delete('/v1/risk/limits/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const deleted = await deleteLimit(services, requestContext(request), (request.params as { id: string }).id);
     return sendObject(reply, { id: deleted.id, object: 'payment_limit', deleted: true });
   });
   // Rule sets: each change is a new version; the current one is the latest.
-  app.post('/v1/risk/rule_sets', { config, schema: { body: strictObject({ rules: RuleSetBody }) } }, async (request, reply) =>
-    sendObject(reply, ruleSetObject(await createRuleSet(services, requestContext(request), (request.body as { rules: RuleParams[] }).rules))));
+  app.post('/v1/risk/rule_sets', { config, schema: { body: strictObject({ rules: RuleSetBody }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const rules = (request.body as { rules: RuleParams[] }).rules;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createRuleSet(services, ctx, rules, respond), (ruleSet: RiskRuleSetRow) => ruleSetObject(ruleSet)));
+  });
   app.get('/v1/risk/rule_sets', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/rule_sets', (await listRuleSets(services, requestContext(request))).map(ruleSetObject), false)));
   app.get('/v1/risk/rule_sets/current', { config, schema: { querystring: NoParams } }, async (request, reply) =>

@@ -10,7 +10,8 @@ import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expansionsFor, listObject, sendObject } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import type { SetupIntentRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a SetupIntent read can expand, and the resource a restricted key needs to read each. */
@@ -60,7 +61,9 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
   app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
     const ctx = requestContext(request);
-    return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
+    if (params.confirm === true) return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createSetupIntent(services, ctx, params, respond),
+      (created: ConfirmedSetupIntent) => setupIntentObject(created.intent)));
   });
 
   const readConfig = { ...config, expandable: Object.keys(setupIntentExpandable) };
@@ -89,7 +92,10 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     schema: { params: IntentParams, body: strictObject({ cancellation_reason: Type.Optional(Type.Union([Type.Literal('abandoned'), Type.Literal('duplicate'), Type.Literal('requested_by_customer')])), expand: Type.Optional(Expand) }) },
   }, async (request, reply) => {
     const body = request.body as { cancellation_reason?: string };
-    return sendObject(reply, setupIntentObject(await cancelSetupIntent(services, requestContext(request), (request.params as { intent: string }).intent, body.cancellation_reason)));
+    const ctx = requestContext(request);
+    const id = (request.params as { intent: string }).intent;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => cancelSetupIntent(services, ctx, id, body.cancellation_reason, respond),
+      (intent: SetupIntentRow) => setupIntentObject(intent)));
   });
 
   app.get('/v1/setup_intents', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {

@@ -4,10 +4,11 @@ import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { webhookEndpointObject } from '../../objects/webhook-endpoint.ts';
-import { createEndpoint, deleteEndpoint, findEndpoint, rollEndpointSecret, updateEndpoint, type EndpointParams } from '../../webhooks/endpoints.ts';
+import { createEndpoint, deleteEndpoint, findEndpoint, rollEndpointSecret, updateEndpoint, type EndpointParams, type EndpointWithSecret } from '../../webhooks/endpoints.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
+import type { WebhookEndpointRow } from '../../store/database.ts';
 
 const EventType = Type.String({ maxLength: 100, pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)+)$' });
 const EnabledEvents = Type.Array(EventType, { minItems: 1, maxItems: 100 });
@@ -36,8 +37,9 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
   const secretConfig = { merchantApi: true, replayRedacts: ['secret'] };
   app.post('/v1/webhook_endpoints', { config: secretConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as EndpointParams & { url: string; enabled_events: string[]; expand?: string[] };
-    const created = await createEndpoint(services, requestContext(request), params);
-    return sendObject(reply, webhookEndpointObject(created.endpoint, created.secret?.reveal()));
+    const ctx = requestContext(request);
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => createEndpoint(services, ctx, params, respond),
+      (created: EndpointWithSecret) => webhookEndpointObject(created.endpoint, created.secret?.reveal()), secretConfig.replayRedacts));
   });
 
   app.get('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -47,8 +49,10 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
 
   app.post('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema, body: UpdateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as EndpointParams & { expand?: string[] };
-    const endpoint = await updateEndpoint(services, requestContext(request), (request.params as { id: string }).id, params);
-    return sendObject(reply, webhookEndpointObject(endpoint));
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateEndpoint(services, ctx, id, params, respond),
+      (endpoint: WebhookEndpointRow) => webhookEndpointObject(endpoint)));
   });
 
   app.delete('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema } }, async (request, reply) => {
@@ -61,8 +65,10 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
     schema: { params: EndpointParamsSchema, body: strictObject({ expires_in: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.webhookSecretRollMaxMs / 1000 })) }) },
   }, async (request, reply) => {
     const body = request.body as { expires_in?: number };
-    const rolled = await rollEndpointSecret(services, requestContext(request), (request.params as { id: string }).id, body.expires_in ?? 24 * 3600);
-    return sendObject(reply, webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal()));
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    return sendOutcome(reply, await answerInChange(ctx, (respond) => rollEndpointSecret(services, ctx, id, body.expires_in ?? 24 * 3600, respond),
+      (rolled: EndpointWithSecret) => webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal()), secretConfig.replayRedacts));
   });
 
   app.get('/v1/webhook_endpoints', { config, schema: { querystring: strictObject(ListQuery) } }, async (request, reply) => {
