@@ -2,7 +2,7 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { ChargeRow, PaymentIntentRow, ReviewRow } from '../store/database.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import { capturePaymentIntent } from './capture-payment-intent.ts';
-import type { RequestContext, Services, Tx } from './context.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { prepareRefund, sendRefund } from './create-refund.ts';
 import { lockCharge, recordChange } from './payment-intent-records.ts';
 import { keepingResponder } from './respond.ts';
@@ -61,7 +61,7 @@ async function readPayment(services: Services, review: ReviewRow): Promise<{ int
 }
 
 /** Approves (captures) or rejects (cancels or refunds) a held payment, then closes its review with a label. */
-export async function decideReview(services: Services, ctx: RequestContext, id: string, decision: ReviewDecision): Promise<ReviewRow> {
+export async function decideReview(services: Services, ctx: RequestContext, id: string, decision: ReviewDecision, respond?: Respond<ReviewRow>): Promise<ReviewRow> {
   const review = await findReview(services.db, ctx, id);
   if (!review.open) {
     throw new CofferError('review_closed', `This review was already closed (${review.closed_reason ?? 'closed'}).`);
@@ -115,6 +115,8 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
       closedByCancel ? [] : [{ type: 'review.closed', review: { before: current, after } }], now);
     // The refund of money already taken is decided with the review, and sent after the commit (or by recovery).
     const prepared = locked === undefined || refundable <= 0n ? undefined : await prepareRefund(tx, inner, { charge: locked.id, amount: Number(refundable), reason: 'fraudulent' }, now);
+    // The answer is the closed review, whatever the refund's call to the acquirer then says (recovery finishes it).
+    await respond?.(tx, after);
     return { closed: after, refund: prepared };
   });
   if (refund !== undefined) await sendRefund(services, inner, refund.refund, refund.charge, undefined);

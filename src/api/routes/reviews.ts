@@ -6,7 +6,8 @@ import { limits } from '../../limits.ts';
 import { reviewObject } from '../../objects/review.ts';
 import { requestContext } from '../request-context.ts';
 import { ListLimit, NoParams, ObjectId, strictObject } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
+import type { ReviewRow } from '../../store/database.ts';
 
 const IdParams = strictObject({ id: ObjectId });
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), ending_before: Type.Optional(ObjectId) });
@@ -24,8 +25,11 @@ export function registerReviewRoutes(app: FastifyInstance, services: Services): 
   });
   app.get('/v1/reviews/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, reviewObject(await findReview(services.db, requestContext(request), (request.params as { id: string }).id))));
-  app.post('/v1/reviews/:id/approve', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
-    sendObject(reply, reviewObject(await decideReview(services, requestContext(request), (request.params as { id: string }).id, 'approve'))));
-  app.post('/v1/reviews/:id/reject', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
-    sendObject(reply, reviewObject(await decideReview(services, requestContext(request), (request.params as { id: string }).id, 'reject'))));
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(`/v1/reviews/:id/${decision}`, { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
+      const ctx = requestContext(request);
+      const id = (request.params as { id: string }).id;
+      return sendOutcome(reply, await answerInChange(ctx, (respond) => decideReview(services, ctx, id, decision, respond), (review: ReviewRow) => reviewObject(review)));
+    });
+  }
 }
