@@ -10,7 +10,8 @@ describe('Idempotency-Key', () => {
   let server: TestServer;
 
   before(async () => {
-    server = await startTestServer({ providerTimeoutMs: 200 });
+    // A deadline a loaded machine's ordinary answer meets; the slow answers below are well past it.
+    server = await startTestServer({ providerTimeoutMs: 1_000 });
   });
   after(async () => {
     await assertLedgerConsistent(server.database.db);
@@ -155,7 +156,7 @@ describe('Idempotency-Key', () => {
 
   test('an acquirer that answers too late: 503, and the retry finishes the same attempt without charging twice', async () => {
     const created = await server.stripe.paymentIntents.create({ amount: 3300, currency: 'usd', payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     const path = `/v1/payment_intents/${created.id}/confirm`;
     const first = await post(path, '', 'slow-1');
     assert.equal(first.status, 503);
@@ -178,7 +179,7 @@ describe('Idempotency-Key', () => {
 
   test('another request cannot confirm a PaymentIntent whose attempt is in flight', async () => {
     const created = await server.stripe.paymentIntents.create({ amount: 3400, currency: 'usd', payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     const path = `/v1/payment_intents/${created.id}/confirm`;
     assert.equal((await post(path, '', 'inflight-a')).status, 503);
     const other = await post(path, '', 'inflight-b');

@@ -335,7 +335,8 @@ describe('a SetupIntent whose verification got no answer', () => {
   const clock = new TestClock();
 
   before(async () => {
-    server = await startTestServer({ clock, providerTimeoutMs: 300 });
+    // A deadline a loaded machine's ordinary answer meets; the slow answers below are well past it.
+    server = await startTestServer({ clock, providerTimeoutMs: 1_000 });
   });
   after(async () => {
     await server.close();
@@ -347,11 +348,11 @@ describe('a SetupIntent whose verification got no answer', () => {
   test('the retry with the same Idempotency-Key finishes it; the card is verified once', async () => {
     const customer = await server.stripe.customers.create({ email: 'slow@example.com' });
     const intent = await server.stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     const first = await confirm(intent.id, 'slow-setup');
     assert.equal(first.status, 503, first.body);
     assert.equal((await server.stripe.setupIntents.retrieve(intent.id)).status, 'processing');
-    await new Promise((resolve) => setTimeout(resolve, 1_200)); // the acquirer's late answer lands
+    await new Promise((resolve) => setTimeout(resolve, 2_700)); // the acquirer's late answer lands
     const retry = await confirm(intent.id, 'slow-setup');
     assert.equal(retry.status, 200, retry.body);
     assert.equal(retry.json.status, 'succeeded');
@@ -362,12 +363,12 @@ describe('a SetupIntent whose verification got no answer', () => {
 
   test('created with confirm=true: the retry with the same Idempotency-Key takes up the same SetupIntent, never a second one', async () => {
     const customer = await server.stripe.customers.create({ email: 'slow-create@example.com' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     const create = () => rawRequest(server, 'POST', '/v1/setup_intents', {
       key: server.secretKey, body: `customer=${customer.id}&payment_method=pm_card_visa&confirm=true`, headers: { 'idempotency-key': 'slow-create' },
     });
     assert.equal((await create()).status, 503);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await new Promise((resolve) => setTimeout(resolve, 2_700));
     const retry = await create();
     assert.equal(retry.status, 200, retry.body);
     assert.equal(retry.json.status, 'succeeded');
@@ -378,9 +379,9 @@ describe('a SetupIntent whose verification got no answer', () => {
 
   test('without a retry, the recovery job finishes it', async () => {
     const intent = await server.stripe.setupIntents.create({ payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1_000);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     assert.equal((await confirm(intent.id, 'slow-setup-2')).status, 503);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await new Promise((resolve) => setTimeout(resolve, 2_700));
     assert.equal(await recoverSetupVerifications(server.coffer.services), 0, 'not before the in-flight grace');
     clock.offsetMs += limits.inFlightRecoveryAfterMs + 1_000;
     assert.equal(await recoverSetupVerifications(server.coffer.services), 1);

@@ -20,7 +20,7 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
   const clock = new TestClock();
   const staff = new Map<StaffRole, StaffClient>();
   before(async () => {
-    server = await startTestServer({ clock, providerTimeoutMs: 500, configEnv: { COFFER_FOUR_EYES_REFUND_ABOVE: '5000' } });
+    server = await startTestServer({ clock, providerTimeoutMs: 1_000, configEnv: { COFFER_FOUR_EYES_REFUND_ABOVE: '5000' } });
     for (const role of staffRoles) staff.set(role, await signedInStaff(server, clock, role));
   });
   after(async () => server.close());
@@ -141,14 +141,14 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     const approvalId = (asked.json.approval as { id: string }).id;
     assert.equal((await as('finance').reauthenticate()).status, 200);
     // The acquirer answers after Coffer has stopped waiting: as if the process had stopped after the decision.
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(1500);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
     const approved = await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
     assert.equal(approved.status, 200, approved.body);
     assert.equal(approved.json.status, 'executed', 'the decision and the pending refund committed together');
     const refundId = (approved.json.result as { refund: string }).refund;
     assert.equal((await server.stripe.refunds.retrieve(refundId)).status, 'pending');
 
-    await new Promise((resolve) => setTimeout(resolve, 1600));
+    await new Promise((resolve) => setTimeout(resolve, 2_600));
     clock.offsetMs += limits.inFlightRecoveryAfterMs + 60_000;
     assert.equal(await recoverPendingRefunds(server.coffer.services), 1);
     const settled = await server.stripe.refunds.retrieve(refundId);
