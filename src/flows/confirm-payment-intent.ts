@@ -13,7 +13,7 @@ import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
-import { givenCard, type CardParams, type GivenCard } from './saved-payment-methods.ts';
+import { givenCard, givenCardAudit, type CardParams, type GivenCard } from './saved-payment-methods.ts';
 import { storeCardSql } from '../vault/card-vault.ts';
 import { abandonedChallenge, attemptError, outcomeUnknownError, recordAttemptOutcome, velocityKeys, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
@@ -382,8 +382,10 @@ async function startAttempt(
       ...(params.setup_future_usage === undefined ? {} : { setup_future_usage: params.setup_future_usage || null }),
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
     };
+    // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
+    const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
-      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id } }, [], now);
+      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, ...createdMethod } }, [], now);
     try {
       let query = services.db
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))

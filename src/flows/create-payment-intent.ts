@@ -14,7 +14,7 @@ import {
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, liveCustomer, preparePaymentMethod } from './payment-methods.ts';
-import { givenCard } from './saved-payment-methods.ts';
+import { givenCard, givenCardAudit } from './saved-payment-methods.ts';
 import { storeCardSql } from '../vault/card-vault.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
@@ -170,8 +170,13 @@ export async function createPaymentIntent(
   const methods = paymentMethodTypes(params);
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
-  if (params.payment_method_data !== undefined && (params.confirm !== true || params.payment_method !== undefined)) {
-    throw new CofferError('parameter_invalid', 'payment_method_data can be passed only with confirm=true and without payment_method.', { param: 'payment_method_data' });
+  if (params.payment_method_data !== undefined && params.payment_method !== undefined) {
+    throw new CofferError('parameters_exclusive', 'You may pass payment_method or payment_method_data, not both.', { param: 'payment_method_data' });
+  }
+  // A card given without confirm=true is stored with the PaymentIntent and attached to it, as at Stripe; a wallet's
+  // PaymentMethod is made by the confirmation that opens the trade, so it comes with confirm=true only.
+  if (params.payment_method_data !== undefined && cardData === undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', `payment_method_data[type]=${params.payment_method_data.type} can be passed only with confirm=true: the confirmation opens the trade that makes its PaymentMethod.`, { param: 'payment_method_data' });
   }
   if (params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' && params.payment_method_data.card !== undefined) {
     throw new CofferError('parameter_invalid', `payment_method_data[card] can be given only with payment_method_data[type]=card, not ${params.payment_method_data.type}.`, { param: 'payment_method_data[card]' });
@@ -210,7 +215,8 @@ export async function createPaymentIntent(
   const { eventRows, audit } = changeRows(
     requestTrail(ctx),
     scope,
-    { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id, details: { off_session: params.off_session === true } },
+    { action: 'payment_intent.create', objectType: 'payment_intent', objectId: id,
+      details: { off_session: params.off_session === true, ...(given === undefined ? {} : { payment_method_created: givenCardAudit(given) }) } },
     [{ type: 'payment_intent.created', paymentIntent: { after: row } }],
     now,
   );

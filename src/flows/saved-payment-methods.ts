@@ -122,6 +122,12 @@ export async function givenCard(
   }
 }
 
+/** What the audit record of the request that gave a card says of the PaymentMethod it made (as `payment_method.create` does). */
+export function givenCardAudit(given: GivenCard): { id: string; brand: string; last4: string } {
+  const facts = cardFactsOf(given.row);
+  return { id: given.row.id, brand: facts.brand, last4: facts.last4 };
+}
+
 /** A single-use token for a card (Stripe's older API): the number is vaulted now, the token names it. */
 export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams, respond?: Respond<Selectable<TokensTable>>): Promise<Selectable<TokensTable>> {
   const vaulted = await services.vault.storeCard(incomingCard(card));

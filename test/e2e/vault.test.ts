@@ -185,11 +185,27 @@ describe('the card vault', () => {
     assert.equal(created.json.status, 'succeeded');
     const method = await stripe.paymentMethods.retrieve(String(created.json.payment_method));
     assert.deepEqual([method.card?.brand, method.card?.last4, method.customer], ['mastercard', '4444', null]);
+    // The request's own audit record names the PaymentMethod it made.
+    const createdRecord = await server.database.db.selectFrom('audit_log').select('details').where('action', '=', 'payment_intent.create')
+      .where('object_id', '=', String(created.json.id)).executeTakeFirstOrThrow();
+    assert.deepEqual(createdRecord.details.payment_method_created, { id: method.id, brand: 'mastercard', last4: '4444' });
     const charge = created.json.latest_charge as { payment_method: string; payment_method_details: { card: { last4: string; checks: { cvc_check: string } } } };
     assert.deepEqual([charge.payment_method, charge.payment_method_details.card.last4, charge.payment_method_details.card.checks.cvc_check], [method.id, '4444', 'pass']);
     // A card given for one payment pays for no other.
     await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', payment_method: method.id, confirm: true }),
       (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+
+    // Without confirm=true the card is stored and attached, bound to its PaymentIntent, which a later confirmation pays.
+    const cardsBeforeAttach = await vaultCards();
+    const attached = await post(server.secretKey, '/v1/payment_intents', `amount=1400&currency=usd&${cardData('4000056655665556')}&expand[]=payment_method`);
+    assert.equal(attached.status, 200, attached.body);
+    const attachedMethod = attached.json.payment_method as { id: string; card: { brand: string; last4: string } };
+    assert.deepEqual([attached.json.status, attachedMethod.card.brand, attachedMethod.card.last4], ['requires_confirmation', 'visa', '5556']);
+    assert.equal(await vaultCards(), cardsBeforeAttach + 1, 'the card is stored with the PaymentIntent');
+    await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'usd', payment_method: attachedMethod.id, confirm: true }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state', 'it pays for its own PaymentIntent only');
+    const confirmedLater = await stripe.paymentIntents.confirm(String(attached.json.id));
+    assert.deepEqual([confirmedLater.status, confirmedLater.payment_method], ['succeeded', attachedMethod.id]);
 
     // The shopper's page confirms with the publishable key and the client secret: first a decline, then another card.
     const intent = await stripe.paymentIntents.create({ amount: 1800, currency: 'eur', metadata: { order: 'private-9' } });
@@ -203,6 +219,10 @@ describe('the card vault', () => {
     assert.equal(paid.status, 200, paid.body);
     assert.equal(paid.json.status, 'succeeded');
     assert.notEqual(paid.json.payment_method, declineError.payment_method.id, 'each card given is a PaymentMethod of its own');
+    const confirmRecords = await server.database.db.selectFrom('audit_log').select('details').where('action', '=', 'payment_intent.confirm')
+      .where('object_id', '=', intent.id).orderBy('seq').execute();
+    assert.deepEqual(confirmRecords.map((record) => (record.details.payment_method_created as { id: string } | undefined)?.id),
+      [declineError.payment_method.id, String(paid.json.payment_method)], 'each confirmation records the card it was given');
     // Retried with the same Idempotency-Key, the request is answered from the first response, storing no card again.
     const keyed = await stripe.paymentIntents.create({ amount: 900, currency: 'usd' });
     const cardsBeforeRetry = await vaultCards();
@@ -242,7 +262,8 @@ describe('the card vault', () => {
       [server.secretKey, `/v1/payment_intents/${open.id}/confirm`, `payment_method=pm_card_visa&${cardData('4242424242424242')}`, 400, 'parameters_exclusive', 'payment_method_data'],
       [server.secretKey, `/v1/payment_intents/${canceled.id}/confirm`, cardData('4242424242424242'), 400, 'payment_intent_unexpected_state', ''],
       [server.secretKey, `/v1/payment_intents/${alipayOnly.id}/confirm`, cardData('4242424242424242'), 400, 'parameter_invalid', 'payment_method_data[type]'],
-      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&${cardData('4242424242424242')}`, 400, 'parameter_invalid', 'payment_method_data'],
+      [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&payment_method=pm_card_visa&${cardData('4242424242424242')}`, 400, 'parameters_exclusive', 'payment_method_data'],
+      [server.secretKey, '/v1/payment_intents', 'amount=700&currency=cny&payment_method_types[]=alipay&payment_method_data[type]=alipay', 400, 'parameter_invalid', 'payment_method_data'],
       [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&payment_method_types[]=alipay&${cardData('4242424242424242')}`, 400, 'parameter_invalid', 'payment_method_data[type]'],
       [server.secretKey, '/v1/payment_intents', `amount=-1&currency=usd&confirm=true&${cardData('4242424242424242')}`, 400, 'parameter_invalid_integer', 'amount'],
       [server.secretKey, '/v1/payment_intents', `amount=700&currency=usd&confirm=true&customer=cus_nobody&${cardData('4242424242424242')}`, 404, 'resource_missing', 'customer'],
