@@ -46,11 +46,12 @@ export function checkIdempotencyKey(key: string): void {
  * `freshLock`: for a key this request created, the lock time it was created with (as text, to the microsecond),
  * which only this request's claim holds; null for a key taken over from an earlier run.
  */
-function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, freshLock: string | null): IdempotencyClaim {
+function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, freshLock: string | null, lock: string): IdempotencyClaim {
   const claim: IdempotencyClaim = {
     rowId,
     key,
     freshLock,
+    lock,
     referenced: false,
     reference() {
       claim.referenced = true;
@@ -59,12 +60,15 @@ function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fre
     completed: false,
     recoveryPoint,
     async complete(tx, outcome: Outcome) {
-      await tx
+      const stored = await tx
         .updateTable('idempotency_keys')
         .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
         .where('id', '=', rowId)
-        .execute();
-      claim.completed = true;
+        .where('finished_at', 'is', null)
+        .where(heldBy(claim))
+        .executeTakeFirst();
+      claim.completed = stored.numUpdatedRows > 0n;
+      return claim.completed;
     },
     async setRecoveryPoint(tx, objectId) {
       await tx.updateTable('idempotency_keys').set({ recovery_point: objectId }).where('id', '=', rowId).execute();
@@ -101,7 +105,7 @@ export async function claimIdempotencyKey(
     ON CONFLICT (merchant_id, livemode, key) DO NOTHING
     RETURNING id, locked_at::text AS lock`.execute(db);
   const claimed = inserted.rows[0];
-  if (claimed !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimed.id), key, null, claimed.lock) };
+  if (claimed !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimed.id), key, null, claimed.lock, claimed.lock) };
 
   const existing = await db
     .selectFrom('idempotency_keys')
@@ -131,24 +135,36 @@ export async function claimIdempotencyKey(
     .where('id', '=', existing.id)
     .where('finished_at', 'is', null)
     .where((eb) => eb.or([eb('locked_at', 'is', null), eb('locked_at', '<', staleBefore)]))
-    .returning(['id', 'recovery_point'])
+    .returning(['id', 'recovery_point', sql<string>`locked_at::text`.as('lock')])
     .executeTakeFirst();
-  if (taken === undefined) {
-    throw new CofferError(
-      'idempotency_key_in_use',
-      `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
-    );
-  }
-  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, null) };
+  if (taken === undefined) throw keyInUse(key);
+  return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, null, taken.lock) };
 }
 
-/** Stores a response produced outside the flow's own transaction (an error raised before any effect). */
+/** The answer to a request whose key another request holds. */
+export function keyInUse(key: string): CofferError {
+  return new CofferError(
+    'idempotency_key_in_use',
+    `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
+  );
+}
+
+/** The key's row, while this request still holds it: not finished, and locked by this request's claim. */
+function heldBy(claim: Pick<IdempotencyClaim, 'lock'>) {
+  return sql<boolean>`locked_at::text = ${claim.lock}`;
+}
+
+/**
+ * Stores a response produced outside the flow's own transaction (an error raised before any effect). Never over a
+ * response already stored, nor in a key a retry took over from this request.
+ */
 export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
   await db
     .updateTable('idempotency_keys')
     .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
     .where('id', '=', claim.rowId)
     .where('finished_at', 'is', null)
+    .where(heldBy(claim))
     .execute();
   claim.completed = true;
 }
@@ -179,5 +195,6 @@ export async function releaseClaim(db: Kysely<Database>, claim: IdempotencyClaim
     .set({ locked_at: null })
     .where('id', '=', claim.rowId)
     .where('finished_at', 'is', null)
+    .where(heldBy(claim))
     .execute();
 }

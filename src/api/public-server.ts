@@ -230,7 +230,9 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
   if (claim === null) return;
   // The request's work is done (and committed); its response is neither sent nor, unless its flow kept it, stored.
   services.faults.reach('request.before_response');
-  if (claim.completed) return;
+  // A response the flow kept is final; an error after it may mean its transaction did not commit, and is kept or
+  // released as any other (each of which leaves a response that did commit alone).
+  if (claim.completed && reply.statusCode < 400) return;
   let code: string | undefined;
   if (typeof payload === 'string' && reply.statusCode >= 400) {
     code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;

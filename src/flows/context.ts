@@ -85,6 +85,12 @@ export interface IdempotencyClaim {
    */
   freshLock: string | null;
   /**
+   * The lock this request holds the key with (its time, as text, to the microsecond). A request that stalled past
+   * the lock's limit may find its key taken over by a retry; it then stores nothing in the key and releases
+   * nothing, as the retry now holds it.
+   */
+  lock: string;
+  /**
    * Whether this run wrote the claim's id into a row of its own (an attempt, a refund, an operation), or acted
    * outside Coffer (a call to a provider): its key is then never forgotten.
    */
@@ -93,7 +99,11 @@ export interface IdempotencyClaim {
   reference(): bigint;
   /** True once the response is stored; the HTTP layer stores it otherwise (errors raised before any effect). */
   completed: boolean;
-  complete(tx: Transaction<Database> | Kysely<Database>, outcome: Outcome): Promise<void>;
+  /**
+   * Stores the response with the work in `tx`, if this request still holds the key; false if a retry took the key
+   * over meanwhile (that retry then answers for the key).
+   */
+  complete(tx: Transaction<Database> | Kysely<Database>, outcome: Outcome): Promise<boolean>;
   /** The object an earlier, interrupted run of this request created (see create-and-confirm). */
   recoveryPoint: string | null;
   setRecoveryPoint(tx: Transaction<Database>, objectId: string): Promise<void>;

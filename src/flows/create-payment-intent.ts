@@ -238,7 +238,8 @@ export async function createPaymentIntent(
     const changes = outcome === undefined
       ? { recovery_point: id }
       : { response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
-    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where('id', '=', claim.rowId).returning('id')) as unknown as typeof query;
+    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where('id', '=', claim.rowId)
+      .where('finished_at', 'is', null).where(sql<boolean>`locked_at::text = ${claim.lock}`).returning('id')) as unknown as typeof query;
   }
   await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
   if (claim !== undefined) {

@@ -119,7 +119,7 @@ export interface RiskSettings {
 }
 
 /** Updates the merchant's risk settings: the time zone days are counted in, and its category code (a model input). */
-export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' }): Promise<RiskSettings> {
+export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' }, respond?: Respond<RiskSettings>): Promise<RiskSettings> {
   const timeZone = params.time_zone;
   if (timeZone !== undefined && !isTimeZone(timeZone)) {
     throw new CofferError('parameter_invalid', `Unknown time zone "${timeZone}": use an IANA name such as Asia/Shanghai or UTC.`, { param: 'time_zone' });
@@ -138,16 +138,20 @@ export async function updateRiskSettings(services: Services, ctx: RequestContext
     ...(threshold === undefined ? {} : { step_up_above_usd: threshold === '' ? null : threshold.toFixed(2) }),
   };
   const now = new Date(services.clock.nowMs());
-  await inTransaction(services.db, async (tx) => {
-    if (Object.keys(changes).length === 0) return;
-    await tx.updateTable('merchants').set(changes).where('id', '=', ctx.actor.merchantId).execute();
-    await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
-      { action: 'merchant.risk_settings.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: changes }, [], now);
+  return inTransaction(services.db, async (tx) => {
+    if (Object.keys(changes).length > 0) {
+      await tx.updateTable('merchants').set(changes).where('id', '=', ctx.actor.merchantId).execute();
+      await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
+        { action: 'merchant.risk_settings.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: changes }, [], now);
+    }
+    // The settings as this change left them, read in its transaction.
+    const settings = await riskSettingsOf(tx, ctx);
+    await respond?.(tx, settings);
+    return settings;
   });
-  return riskSettingsOf(services, ctx);
 }
 
-export async function riskSettingsOf(services: Services, ctx: RequestContext): Promise<RiskSettings> {
-  const row = await services.db.selectFrom('merchants').select(['time_zone', 'category', 'step_up_above_usd']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
+export async function riskSettingsOf(reader: Services['db'] | Tx, ctx: RequestContext): Promise<RiskSettings> {
+  const row = await reader.selectFrom('merchants').select(['time_zone', 'category', 'step_up_above_usd']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
   return { time_zone: row.time_zone, merchant_category: row.category, step_up_above_usd: row.step_up_above_usd === null ? null : Number(row.step_up_above_usd) };
 }

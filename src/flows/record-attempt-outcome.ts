@@ -432,7 +432,9 @@ async function writeOutcome(
     query = query.with('response_written', (db) =>
       db.updateTable('idempotency_keys')
         .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
-        .where('id', '=', claim.rowId).returning('id')) as unknown as typeof query;
+        // Only while this request holds the key: a retry that took it over answers for it.
+        .where('id', '=', claim.rowId).where('finished_at', 'is', null).where(sql<boolean>`locked_at::text = ${claim.lock}`)
+        .returning('id')) as unknown as typeof query;
   }
   const ledger = plan.ledger;
   await query

@@ -63,7 +63,10 @@ async function readPayment(services: Services, review: ReviewRow): Promise<{ int
 /** Approves (captures) or rejects (cancels or refunds) a held payment, then closes its review with a label. */
 export async function decideReview(services: Services, ctx: RequestContext, id: string, decision: ReviewDecision, respond?: Respond<ReviewRow>): Promise<ReviewRow> {
   const review = await findReview(services.db, ctx, id);
-  if (!review.open) {
+  // A rejection whose cancellation closed the review, but which stopped before recording itself (a crash, a lost
+  // connection), is finished by its retry: the rejection and its label are recorded below.
+  const closedByCancel = !review.open && decision === 'reject' && review.closed_reason === 'canceled';
+  if (!review.open && !closedByCancel) {
     throw new CofferError('review_closed', `This review was already closed (${review.closed_reason ?? 'closed'}).`);
   }
   const { intent, charge } = await readPayment(services, review);

@@ -1,5 +1,5 @@
 import { resourceMissing } from '../domain/errors.ts';
-import type { RequestContext, Services } from '../flows/context.ts';
+import type { RequestContext, Respond, Services } from '../flows/context.ts';
 import { inTransaction } from '../flows/transaction.ts';
 import { auditRow } from '../store/audit.ts';
 import { findEndpoint } from './endpoints.ts';
@@ -9,7 +9,7 @@ import { wantsEvent } from './relay.ts';
  * Queues an event for delivery again, now, to the endpoint named or to every endpoint that wants it (a new
  * delivery where there was none, for an endpoint created after the event). Returns the event's payload.
  */
-export async function resendEvent(services: Services, ctx: RequestContext, eventId: string, endpointId: string | undefined): Promise<string> {
+export async function resendEvent(services: Services, ctx: RequestContext, eventId: string, endpointId: string | undefined, respond?: Respond<string>): Promise<string> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const event = await tx.selectFrom('events').select(['id', 'type', 'payload', 'merchant_id']).where('id', '=', eventId)
@@ -31,6 +31,7 @@ export async function resendEvent(services: Services, ctx: RequestContext, event
       action: 'event.resend', objectType: 'event', objectId: event.id, outcome: 'success', requestId: ctx.requestId, origin: ctx.origin,
       details: { endpoints: endpoints.map((endpoint) => endpoint.id) }, occurredAt: now,
     })).execute();
+    await respond?.(tx, event.payload as string);
     return event.payload as string;
   });
 }

@@ -187,4 +187,43 @@ describe('Idempotency-Key', () => {
     assert.equal((other.json.error as Record<string, unknown>).code, 'payment_intent_unexpected_state');
     assert.equal((await post(path, '', 'inflight-a')).json.status, 'succeeded');
   });
+  // A request that stalls past the key's lock limit (90 s) loses the key to the client's retry. Whichever of the two
+  // reaches its commit first, the change is made once, and the key keeps the answer of the request that holds it.
+  test('a retry that took the key over from a stalled request: the change is made once', { skip: process.env.COFFER_TEST_DATABASE_URL ? false : 'needs a second connection to hold a lock' }, async () => {
+    const customer = await server.stripe.customers.create({ email: 'stalled@example.com' });
+    const body = 'metadata[tier]=gold';
+    const key = 'stalled-update-1';
+    const db = server.database.db;
+    let releaseRow: () => void = () => undefined;
+    let held: () => void = () => undefined;
+    const rowHeld = new Promise<void>((resolve) => (held = resolve));
+    // Another transaction holds the customer's row, so that the first request stalls inside its change.
+    const holder = db.transaction().execute(async (tx) => {
+      await tx.selectFrom('customers').select('id').where('id', '=', customer.id).forUpdate().execute();
+      held();
+      await new Promise<void>((resolve) => (releaseRow = resolve));
+    });
+    await rowHeld;
+    const first = post(`/v1/customers/${customer.id}`, body, key);
+    const claimed = async () => (await db.selectFrom('idempotency_keys').select('id').where('key', '=', key).execute()).length === 1;
+    for (let tries = 0; !(await claimed()) && tries < 100; tries += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the first request now waits for the row
+    // Ninety seconds pass (the lock is made to look that old): the client's retry takes the key over.
+    await db.updateTable('idempotency_keys').set({ locked_at: new Date(Date.now() - 10 * 60_000) }).where('key', '=', key).execute();
+    const retry = post(`/v1/customers/${customer.id}`, body, key);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    releaseRow();
+    await holder;
+    const answers = await Promise.all([first, retry]);
+    const updates = await db.selectFrom('audit_log').select('seq').where('action', '=', 'customer.update').where('object_id', '=', customer.id).execute();
+    assert.equal(updates.length, 1, 'one update recorded');
+    const succeeded = answers.filter((answer) => answer.status === 200);
+    assert.equal(succeeded.length, 1, answers.map((answer) => answer.body).join('\n'));
+    const lost = answers.find((answer) => answer.status !== 200);
+    assert.equal((lost?.json.error as { code?: string } | undefined)?.code, 'idempotency_key_in_use');
+    const stored = await db.selectFrom('idempotency_keys').select(['response_body', 'locked_at']).where('key', '=', key).executeTakeFirstOrThrow();
+    assert.equal(stored.response_body, succeeded[0]?.body, 'the key keeps the answer of the request that made the change');
+    assert.equal(stored.locked_at, null);
+    assert.equal((await post(`/v1/customers/${customer.id}`, body, key)).body, succeeded[0]?.body);
+  });
 });

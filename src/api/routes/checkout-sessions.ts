@@ -54,7 +54,7 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
   const render = (row: CheckoutSessionRow) => checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`);
   app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), render));
   });
   app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };

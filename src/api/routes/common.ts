@@ -1,8 +1,10 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../../domain/errors.ts';
-import type { Actor, Outcome, RequestContext, Respond, Tx } from '../../flows/context.ts';
+import type { Actor, Outcome, Respond, Tx } from '../../flows/context.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import { assert } from '../../platform/assert.ts';
+import { keyInUse } from '../idempotency.ts';
+import { requestContext } from '../request-context.ts';
 
 export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
   return reply.code(outcome.statusCode).type('application/json; charset=utf-8').send(outcome.body);
@@ -25,25 +27,27 @@ export function redactFields(body: string, fields: readonly string[]): string {
 /**
  * Runs a change whose flow answers from inside its own transaction (`Respond`): `render` makes the response from
  * what that transaction sees, and the Idempotency-Key keeps it in the same commit as the change (decision 0027).
- * A crash or a lost connection after the commit then leaves a response to replay, never a change to repeat.
- * `redacts`: fields the kept response leaves out (the route's `replayRedacts`).
+ * A crash or a lost connection after the commit then leaves a response to replay, never a change to repeat. The
+ * kept response leaves out the route's `replayRedacts` (a secret shown once). A request whose key a retry took over
+ * while it stalled makes no change: its transaction is rolled back with `idempotency_key_in_use`, and the retry
+ * answers for the key.
  */
 export async function answerInChange<R>(
-  ctx: RequestContext,
+  request: FastifyRequest,
   change: (respond: Respond<NoInfer<R>>) => Promise<unknown>,
   render: (result: R, tx: Tx) => unknown,
-  redacts: readonly string[] = [],
 ): Promise<Outcome> {
-  const claim = ctx.idempotency;
+  const claim = requestContext(request).idempotency;
+  const redacts = request.routeOptions.config.replayRedacts ?? [];
   let answer: Outcome | undefined;
   try {
     await change(async (tx, result) => {
       answer = { statusCode: 200, body: JSON.stringify(await render(result, tx)) };
-      if (claim !== undefined) await claim.complete(tx, { ...answer, body: redactFields(answer.body, redacts) });
+      if (claim !== undefined && !(await claim.complete(tx, { ...answer, body: redactFields(answer.body, redacts) }))) throw keyInUse(claim.key);
     });
   } catch (error) {
-    // The transaction that kept the response did not commit: the error's response is kept instead, as for any
-    // request (a response that did commit is never overwritten: see storeResponse).
+    // The transaction that kept the response did not commit (or a later step failed): the error's response is
+    // kept instead, as for any request, but never over a response that did commit (see storeResponse).
     if (claim !== undefined) claim.completed = false;
     throw error;
   }

@@ -82,7 +82,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const ctx = requestContext(request);
     const render = changed(request);
     const params = withoutExpand(request.body as CustomerParams & { expand?: string[] });
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCustomer(services, ctx, params, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createCustomer(services, ctx, params, respond), render));
   });
 
   app.get('/v1/customers/search', { config: readConfig, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -113,7 +113,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const render = changed(request);
     const id = (request.params as { customer: string }).customer;
     const params = withoutExpand(request.body as CustomerParams & { expand?: string[] });
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateCustomer(services, ctx, id, params, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateCustomer(services, ctx, id, params, respond), render));
   });
 
   app.delete('/v1/customers/:customer', { config, schema: { params: CustomerParamsSchema } }, async (request, reply) => {
@@ -138,7 +138,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const ctx = requestContext(request);
     const id = (request.params as { customer: string }).customer;
     const params = withoutExpand(request.body as BalanceTransactionParams & { expand?: string[] });
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => adjustCustomerBalance(services, ctx, id, params, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => adjustCustomerBalance(services, ctx, id, params, respond),
       (transaction: CustomerBalanceTransactionRow) => customerBalanceTransactionObject(transaction)));
   });
 

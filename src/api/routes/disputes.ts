@@ -60,14 +60,14 @@ export function registerDisputeRoutes(app: FastifyInstance, services: Services):
     const render = expanded(request);
     const { expand: _expand, ...params } = request.body as UpdateDisputeParams & { expand?: string[] };
     const id = (request.params as { dispute: string }).dispute;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateDispute(services, ctx, id, params, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateDispute(services, ctx, id, params, respond), render));
   });
 
   app.post('/v1/disputes/:dispute/close', { config: readConfig, schema: { params: DisputeParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const render = expanded(request);
     const id = (request.params as { dispute: string }).dispute;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => closeDispute(services, ctx, id, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => closeDispute(services, ctx, id, respond), render));
   });
 
   app.get('/v1/disputes', { config: readConfig, schema: { querystring: ListDisputesQuery } }, async (request, reply) => {

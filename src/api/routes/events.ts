@@ -6,7 +6,7 @@ import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { requestContext } from '../request-context.ts';
 import { ListQuery, NoParams, ObjectId, strictObject } from '../schemas.ts';
-import { listObject, sendObject } from './common.ts';
+import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import { resendEvent } from '../../webhooks/resend.ts';
 
 const EventsQuery = strictObject({
@@ -41,8 +41,9 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
     const { id } = request.params as { id: string };
     const body = request.body as { webhook_endpoint?: string };
     const ctx = requestContext(request);
-    const resent = await resendEvent(services, ctx, id, body.webhook_endpoint);
-    return reply.type('application/json; charset=utf-8').send(resent);
+    // The event as stored (JSON that JSON.stringify wrote, which parsing and writing again gives back byte for byte).
+    return sendOutcome(reply, await answerInChange(request, (respond) => resendEvent(services, ctx, id, body.webhook_endpoint, respond),
+      (payload: string) => JSON.parse(payload) as unknown));
   });
 
   app.get('/v1/events', { config, schema: { querystring: EventsQuery } }, async (request, reply) => {

@@ -72,14 +72,14 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_methods', { config: collecting, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const { expand: _expand, ...params } = request.body as CreatePaymentMethodParams & { expand?: string[] };
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCardPaymentMethod(services, ctx, params as CreatePaymentMethodParams, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => createCardPaymentMethod(services, ctx, params as CreatePaymentMethodParams, respond),
       (method: PaymentMethodRow) => paymentMethodObject(method, ctx.actor.apiVersion.shape)));
   });
 
   app.post('/v1/tokens', { config: collecting, schema: { body: TokenBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const card = (request.body as { card: CardParams }).card;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createCardToken(services, ctx, card, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => createCardToken(services, ctx, card, respond),
       (token: Selectable<TokensTable>) => tokenObject(token, ctx.actor.apiVersion.shape)));
   });
 
@@ -118,7 +118,7 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     const render = changed(ctx, request.body);
     const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } };
     const id = (request.params as { id: string }).id;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => updatePaymentMethod(services, ctx, id, params, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => updatePaymentMethod(services, ctx, id, params, respond), render));
   });
 
   app.post('/v1/payment_methods/:id/attach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ customer: ObjectId, expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -126,14 +126,14 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     const render = changed(ctx, request.body);
     const id = (request.params as { id: string }).id;
     const customer = (request.body as { customer: string }).customer;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => attachPaymentMethod(services, ctx, id, customer, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => attachPaymentMethod(services, ctx, id, customer, respond), render));
   });
 
   app.post('/v1/payment_methods/:id/detach', { config: readConfig, schema: { params: MethodParams, body: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const render = changed(ctx, request.body);
     const id = (request.params as { id: string }).id;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => detachPaymentMethod(services, ctx, id, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => detachPaymentMethod(services, ctx, id, respond), render));
   });
 
   // Both routes list one customer's PaymentMethods, newest first; `url` is the route's own, as Stripe echoes it.

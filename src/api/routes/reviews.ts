@@ -29,7 +29,7 @@ export function registerReviewRoutes(app: FastifyInstance, services: Services): 
     app.post(`/v1/reviews/:id/${decision}`, { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
       const ctx = requestContext(request);
       const id = (request.params as { id: string }).id;
-      return sendOutcome(reply, await answerInChange(ctx, (respond) => decideReview(services, ctx, id, decision, respond), (review: ReviewRow) => reviewObject(review)));
+      return sendOutcome(reply, await answerInChange(request, (respond) => decideReview(services, ctx, id, decision, respond), (review: ReviewRow) => reviewObject(review)));
     });
   }
 }

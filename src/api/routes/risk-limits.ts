@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
-import { createLimit, deleteLimit, findLimit, listLimits, riskSettingsOf, updateLimit, updateRiskSettings, type LimitParams } from '../../flows/payment-limits.ts';
+import { createLimit, deleteLimit, findLimit, listLimits, riskSettingsOf, updateLimit, updateRiskSettings, type LimitParams, type RiskSettings } from '../../flows/payment-limits.ts';
 import { backtestRuleSet, decisionObject, findDecision, historyLimitMax, listDecisions, replayDecisions, type BacktestParams } from '../../flows/risk-history.ts';
 import { unixTime } from '../../objects/common.ts';
 import type { PaymentLimitRow, RiskRuleSetRow } from '../../store/database.ts';
@@ -59,7 +59,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
   const config = { merchantApi: true };
   app.post('/v1/risk/limits', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createLimit(services, ctx, request.body as LimitParams, respond), (limit: PaymentLimitRow) => limitObject(limit)));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createLimit(services, ctx, request.body as LimitParams, respond), (limit: PaymentLimitRow) => limitObject(limit)));
   });
   app.get('/v1/risk/limits', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/limits', (await listLimits(services, requestContext(request))).map(limitObject), false)));
@@ -69,7 +69,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
     const ctx = requestContext(request);
     const id = (request.params as { id: string }).id;
     const value = (request.body as { value: number }).value;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateLimit(services, ctx, id, value, respond), (limit: PaymentLimitRow) => limitObject(limit)));
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateLimit(services, ctx, id, value, respond), (limit: PaymentLimitRow) => limitObject(limit)));
   });
   app.delete('/v1/risk/limits/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const deleted = await deleteLimit(services, requestContext(request), (request.params as { id: string }).id);
@@ -79,7 +79,7 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
   app.post('/v1/risk/rule_sets', { config, schema: { body: strictObject({ rules: RuleSetBody }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const rules = (request.body as { rules: RuleParams[] }).rules;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createRuleSet(services, ctx, rules, respond), (ruleSet: RiskRuleSetRow) => ruleSetObject(ruleSet)));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createRuleSet(services, ctx, rules, respond), (ruleSet: RiskRuleSetRow) => ruleSetObject(ruleSet)));
   });
   app.get('/v1/risk/rule_sets', { config, schema: { querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, listObject('/v1/risk/rule_sets', (await listRuleSets(services, requestContext(request))).map(ruleSetObject), false)));
@@ -94,9 +94,10 @@ export function registerRiskLimitRoutes(app: FastifyInstance, services: Services
     config, schema: { body: strictObject({ rules: RuleSetBody, limit: Type.Optional(HistoryLimit), since: Type.Optional(Type.Integer({ minimum: 0 })) }) },
   }, async (request, reply) => sendObject(reply, await backtestRuleSet(services, requestContext(request), request.body as BacktestParams)));
   app.get('/v1/risk/settings', { config, schema: { querystring: NoParams } }, async (request, reply) =>
-    sendObject(reply, { object: 'risk_settings', ...(await riskSettingsOf(services, requestContext(request))) }));
+    sendObject(reply, { object: 'risk_settings', ...(await riskSettingsOf(services.db, requestContext(request))) }));
   app.post('/v1/risk/settings', { config, schema: { body: SettingsBody } }, async (request, reply) =>
-    sendObject(reply, { object: 'risk_settings', ...(await updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' })) }));
+    sendOutcome(reply, await answerInChange(request, (respond) => updateRiskSettings(services, requestContext(request), request.body as { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' }, respond),
+      (settings: RiskSettings) => ({ object: 'risk_settings', ...settings }))));
   // Stored decisions, with everything they were made from.
   app.get('/v1/risk/decisions', { config, schema: { querystring: DecisionsQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; charge?: string; payment_intent?: string };

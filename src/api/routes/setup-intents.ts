@@ -62,7 +62,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
     const ctx = requestContext(request);
     if (params.confirm === true) return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createSetupIntent(services, ctx, params, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => createSetupIntent(services, ctx, params, respond),
       (created: ConfirmedSetupIntent) => setupIntentObject(created.intent)));
   });
 
@@ -94,7 +94,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const body = request.body as { cancellation_reason?: string };
     const ctx = requestContext(request);
     const id = (request.params as { intent: string }).intent;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => cancelSetupIntent(services, ctx, id, body.cancellation_reason, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => cancelSetupIntent(services, ctx, id, body.cancellation_reason, respond),
       (intent: SetupIntentRow) => setupIntentObject(intent)));
   });
 

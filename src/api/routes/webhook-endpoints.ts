@@ -38,8 +38,8 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
   app.post('/v1/webhook_endpoints', { config: secretConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as EndpointParams & { url: string; enabled_events: string[]; expand?: string[] };
     const ctx = requestContext(request);
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => createEndpoint(services, ctx, params, respond),
-      (created: EndpointWithSecret) => webhookEndpointObject(created.endpoint, created.secret?.reveal()), secretConfig.replayRedacts));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createEndpoint(services, ctx, params, respond),
+      (created: EndpointWithSecret) => webhookEndpointObject(created.endpoint, created.secret?.reveal())));
   });
 
   app.get('/v1/webhook_endpoints/:id', { config, schema: { params: EndpointParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
@@ -51,7 +51,7 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
     const { expand: _expand, ...params } = request.body as EndpointParams & { expand?: string[] };
     const ctx = requestContext(request);
     const id = (request.params as { id: string }).id;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => updateEndpoint(services, ctx, id, params, respond),
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateEndpoint(services, ctx, id, params, respond),
       (endpoint: WebhookEndpointRow) => webhookEndpointObject(endpoint)));
   });
 
@@ -67,8 +67,8 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
     const body = request.body as { expires_in?: number };
     const ctx = requestContext(request);
     const id = (request.params as { id: string }).id;
-    return sendOutcome(reply, await answerInChange(ctx, (respond) => rollEndpointSecret(services, ctx, id, body.expires_in ?? 24 * 3600, respond),
-      (rolled: EndpointWithSecret) => webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal()), secretConfig.replayRedacts));
+    return sendOutcome(reply, await answerInChange(request, (respond) => rollEndpointSecret(services, ctx, id, body.expires_in ?? 24 * 3600, respond),
+      (rolled: EndpointWithSecret) => webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal())));
   });
 
   app.get('/v1/webhook_endpoints', { config, schema: { querystring: strictObject(ListQuery) } }, async (request, reply) => {
