@@ -205,8 +205,13 @@ describe('webhooks', () => {
     assert.equal(delivery.status, 'failed');
     assert.equal(delivery.attempts, 12);
     receiver.failRate = 0;
-    const resent = await fetchJson(server, `/v1/events/${event.id}/resend`);
-    assert.equal(resent.id, event.id);
+    const { rawRequest } = await import('../support/server.ts');
+    const resent = await rawRequest(server, 'POST', `/v1/events/${event.id}/resend`, { key: server.secretKey, body: '', headers: { 'idempotency-key': `resend-${event.id}` } });
+    assert.equal(resent.status, 200, resent.body);
+    const shown = await rawRequest(server, 'GET', `/v1/events/${event.id}`, { key: server.secretKey });
+    assert.equal(resent.body, shown.body, 'the resend answers with the event as stored, byte for byte');
+    const kept = await server.database.db.selectFrom('idempotency_keys').select('response_body').where('key', '=', `resend-${event.id}`).executeTakeFirstOrThrow();
+    assert.equal(kept.response_body, resent.body, 'and keeps that answer for a retry');
     await drain(server);
     const after = await server.database.db.selectFrom('webhook_deliveries').select('status').where('event_id', '=', event.id).executeTakeFirstOrThrow();
     assert.equal(after.status, 'succeeded');
