@@ -250,6 +250,25 @@ describe('risk decisions in the payment flow', () => {
     assert.equal((decision.inputs as { attributes: Record<string, unknown> }).attributes.merchant_category, '5999');
     assert.ok(!(decision.inputs as { imputed: string[] }).imputed.includes('category_risk'));
   });
+
+  // A rejection cancels the held payment, and the cancellation closes the review; one that stopped there (a crash, a
+  // lost connection) is finished by its retry. So is a rejection of a review its payment's cancellation closed.
+  test('rejecting a review its cancellation closed records the rejection and its label; approving it is refused', async () => {
+    await setRules([{ id: 'review_big', text: 'review if :amount: >= 50000' }]);
+    const held = await pay(85_000);
+    const charge = await chargeOf(held);
+    await stripe.paymentIntents.cancel(held.id);
+    const review = String(charge.review);
+    const labels = () => server.database.db.selectFrom('risk_labels').select(['fraud', 'source']).where('charge_id', '=', charge.id).execute();
+    assert.deepEqual(await labels(), [], 'a cancellation alone judges nothing');
+    assert.equal((await json('POST', `/v1/reviews/${review}/approve`)).status, 400, 'a closed review cannot be approved');
+    const rejected = await json('POST', `/v1/reviews/${review}/reject`);
+    assert.equal(rejected.status, 200, rejected.body);
+    assert.deepEqual([rejected.json.open, rejected.json.closed_reason], [false, 'canceled']);
+    assert.deepEqual((await labels()).map((label) => [label.fraud, label.source]), [[true, 'review']]);
+    const recorded = await server.database.db.selectFrom('audit_log').select('action').where('object_id', '=', review).where('action', '=', 'review.reject').execute();
+    assert.equal(recorded.length, 1);
+  });
 });
 
 describe('risk decisions when the model or the counters fail', () => {
