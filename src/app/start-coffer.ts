@@ -174,7 +174,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
         process.exit(70);
       },
     });
-    await app.listen({ host: config.publicHost, port: config.publicPort });
+    await listenOn(app, config.publicHost, config.publicPort, 'the public listener', 'COFFER_PORT');
     internal = await buildInternalServer(services, {
       https: tls === null ? null : { key: tls.key, cert: tls.cert, ciphers: tlsCiphers, clientCa },
       rateLimits: config.rateLimits,
@@ -186,7 +186,7 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
         process.exit(70);
       },
     });
-    await internal.listen({ host: config.internalHost, port: config.internalPort });
+    await listenOn(internal, config.internalHost, config.internalPort, 'the internal (staff) listener', 'COFFER_INTERNAL_PORT');
     const listenerUrl = (server: FastifyInstance, bindHost: string, fallbackPort: number) => {
       const address = server.server.address();
       const port = typeof address === 'object' && address !== null ? address.port : fallbackPort;
@@ -232,5 +232,15 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     await services?.vault.kek.close();
     if (options.database === undefined) await database.close();
     throw error;
+  }
+}
+
+/** Listens, or says which setting moves a listener whose port is taken. */
+async function listenOn(server: FastifyInstance, host: string, port: number, what: string, setting: string): Promise<void> {
+  try {
+    await server.listen({ host, port });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EADDRINUSE') throw error;
+    throw new Error(`Port ${port} on ${host}, for ${what}, is in use (another Coffer, or another program): choose another with ${setting}.`, { cause: error });
   }
 }

@@ -18,7 +18,8 @@ const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
 Usage:
   coffer start            serve the API (HTTPS on $COFFER_PORT, default 8443) and run background jobs
   coffer migrate          apply database migrations and exit
-  coffer ledger verify    check every ledger invariant; exits 1 if any is violated
+  coffer ledger verify    check every ledger invariant; exits 1 if any is violated, 2 with nothing to check,
+                          3 when the database cannot be opened
   coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
@@ -26,14 +27,16 @@ Usage:
   coffer admin create --email … --name …   the first staff owner; prints a one-time enrollment token
   coffer risk train|evaluate|score|explain   the fraud model (coffer risk for details; needs no database)
   coffer risk export --output FILE   decided payments with their labels, as a training file
-  coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found
+  coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found, 3 when
+                          the database could not be opened (its checks skipped)
   coffer help             show this text
 
 Environment:
   DATABASE_URL            postgres://… to use PostgreSQL; unset: embedded database in $COFFER_HOME/db
   COFFER_HOME             Coffer's own files (default ./.coffer)
   COFFER_HOST, COFFER_PORT    where the public listener binds (default 127.0.0.1:8443)
-  COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1:8444)
+  COFFER_INTERNAL_HOST, COFFER_INTERNAL_PORT   the internal listener, staff API (default 127.0.0.1, the port
+                          after COFFER_PORT: 8444)
   COFFER_INTERNAL_CLIENT_CA   a CA certificate (PEM): the internal listener then requires client certificates it issued
   COFFER_STAFF_ORIGIN     the origin staff browsers use for the internal listener; passkeys are bound to it
   COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (minor units) need a second approver (default 100000)
@@ -204,7 +207,8 @@ async function commandDoctor(config: Config): Promise<number> {
     const problems = findings.filter((finding) => finding.severity === 'problem').length;
     const skipped = database === undefined ? ' The database could not be opened, so its checks were skipped: run doctor again when it can be.' : '';
     print(problems === 0 ? `No problem found (${findings.length} warning(s)).${skipped}` : `${problems} problem(s), ${findings.length - problems} warning(s).${skipped}`);
-    return problems === 0 ? 0 : 1;
+    // Skipped checks are no verdict: a gate on doctor must not pass on them.
+    return problems > 0 ? 1 : database === undefined ? 3 : 0;
   } finally {
     await database?.close();
   }

@@ -1,6 +1,6 @@
 import { refuseCaptureInReview } from './reviews.ts';
 import type { CaptureResult } from '../connectors/connector.ts';
-import { findCurrency } from '../domain/currency.ts';
+import { findCurrency, formatAmount } from '../domain/currency.ts';
 import { checkAmountStep } from '../domain/money.ts';
 import { CofferError } from '../domain/errors.ts';
 import { captureTransfers } from '../domain/ledger.ts';
@@ -91,6 +91,11 @@ async function startCapture(
   const currency = findCurrency(intent.currency);
   assert(currency !== undefined, 'a stored currency is known');
   checkAmountStep(amount, currency, 'amount_to_capture');
+  // As at Stripe, a capture is a charge of its own amount: it too must reach the currency's minimum.
+  if (amount < BigInt(currency.minimumMinor)) {
+    const why = currency.minimumIndicative ? ' (about 0.25 usd: Coffer\'s floor for a currency without a published minimum)' : '';
+    throw new CofferError('amount_too_small', `The amount to capture must be at least ${formatAmount(currency.minimumMinor, currency)}${why}.`, { param: 'amount_to_capture' });
+  }
   if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
     throw new CofferError(
       'charge_expired_for_capture',

@@ -41,8 +41,9 @@ function keyFileFindings(homeDir: string): Finding[] {
     if (stat.isDirectory()) for (const entry of fs.readdirSync(target)) visit(path.join(target, entry));
   };
   visit(keysDir);
-  const demo = path.join(homeDir, 'demo-merchant.json');
-  if (fs.existsSync(demo)) {
+  // demo-merchant.json, and the keys of another database's demo merchant set aside (demo-merchant.<merchant>.json).
+  const demoFiles = fs.existsSync(homeDir) ? fs.readdirSync(homeDir).filter((name) => /^demo-merchant(\.[A-Za-z0-9_]+)?\.json$/.test(name)).sort() : [];
+  for (const demo of demoFiles.map((name) => path.join(homeDir, name))) {
     findings.push({ severity: 'warning', check: 'demo_keys', message: `${demo} holds the demo merchant's test keys in clear: fine for trying Coffer, remove it (and the demo merchant's keys) on a real installation.` });
     if ((fs.statSync(demo).mode & 0o077) !== 0) findings.push({ severity: 'problem', check: 'demo_keys', message: `${demo} can be read by group or others: chmod 600 it.` });
   }

@@ -213,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(`COFFER_PUBLIC_URL must be an https origin with a host name, such as https://pay.example.com, got "${publicUrl}"`);
   }
   const staffOrigin = env.COFFER_STAFF_ORIGIN || undefined;
+  const publicPort = readPort(env, 'COFFER_PORT', 8443);
   if (staffOrigin !== undefined && !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(staffOrigin)) {
     throw new ConfigError(`COFFER_STAFF_ORIGIN must be an https origin with a host name, such as https://staff.example.com, got "${staffOrigin}"`);
   }
@@ -233,9 +234,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     databasePoolSize: readPositiveInt(env, 'COFFER_DB_POOL_SIZE', limits.databasePoolSizeDefault, 200),
     embeddedDurability,
     publicHost: env.COFFER_HOST || '127.0.0.1',
-    publicPort: readPort(env, 'COFFER_PORT', 8443),
+    publicPort,
     internalHost: env.COFFER_INTERNAL_HOST || '127.0.0.1',
-    internalPort: readPort(env, 'COFFER_INTERNAL_PORT', 8444),
+    // Next to the public one unless said otherwise, so that a second Coffer moved with COFFER_PORT alone starts.
+    internalPort: readPort(env, 'COFFER_INTERNAL_PORT', publicPort === 0 ? 0 : publicPort < 65535 ? publicPort + 1 : 8444),
     internalClientCaFile,
     staffOrigin,
     publicUrl,

@@ -366,7 +366,8 @@ describe('balance transactions', { concurrency: false }, () => {
           if (current.manual) held = intent;
           else captured = intent;
         } else if (current.kind === 'capture' && held !== undefined) {
-          captured = await stripe.paymentIntents.capture(held.id, { amount_to_capture: Math.max(1, Math.floor((held.amount * current.part) / 100)) });
+          // At least the currency's minimum (0.50 usd), which a capture must reach as a charge does.
+          captured = await stripe.paymentIntents.capture(held.id, { amount_to_capture: Math.max(50, Math.floor((held.amount * current.part) / 100)) });
           held = undefined;
         } else if (current.kind === 'cancel' && held !== undefined) {
           await stripe.paymentIntents.cancel(held.id);

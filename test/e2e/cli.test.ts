@@ -55,6 +55,7 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.match(held.stderr, /could not open the database, so nothing was checked: the embedded database .* is in use by process \d+/);
       const doctor = coffer(['doctor'], env);
       assert.match(doctor.stdout, /The database could not be opened, so its checks were skipped/);
+      assert.equal(doctor.status, 3, 'skipped checks are no verdict');
     }
     await server.kill('SIGTERM');
 

@@ -158,6 +158,12 @@ describe('PaymentIntents through the Stripe SDK', () => {
     const unchanged = await stripe.paymentIntents.retrieve(intent.id);
     assert.equal(unchanged.status, 'requires_capture');
     assert.equal(unchanged.amount_capturable, 1000);
+    // Below the currency's minimum (0.50 usd) a capture is refused too, as at Stripe, and changes nothing.
+    await assert.rejects(stripe.paymentIntents.capture(intent.id, { amount_to_capture: 49 }), (error: Stripe.errors.StripeError) =>
+      error.code === 'amount_too_small' && error.param === 'amount_to_capture' && /at least \$?0\.50/.test(error.message));
+    const still = await stripe.paymentIntents.retrieve(intent.id);
+    assert.deepEqual([still.status, still.amount_capturable, still.amount_received], ['requires_capture', 1000, 0]);
+    assert.equal((await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 50 })).amount_received, 50, 'the minimum itself is taken');
   });
 
   test('cancel before confirmation, and cancel of an authorization releases the hold', async () => {

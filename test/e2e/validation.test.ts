@@ -316,7 +316,7 @@ describe('Refused requests', () => {
 
   test('a partial capture that is not a whole step of its currency is refused, and the hold can still be captured', async () => {
     // UGX and ISK are charged in whole units given with two zero decimals; KWD's third decimal is 0.
-    for (const [currency, amount, capture, step] of [['ugx', 100_000, 50_050, 100], ['isk', 10_000, 9_950, 100], ['kwd', 2_000, 1_005, 10]] as const) {
+    for (const [currency, amount, capture, step] of [['ugx', 200_000, 150_050, 100], ['isk', 10_000, 9_950, 100], ['kwd', 2_000, 1_005, 10]] as const) {
       const intent = await server.stripe.paymentIntents.create({ amount, currency, payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
       assert.equal(intent.status, 'requires_capture');
       const before = await get(`/v1/payment_intents/${intent.id}`);

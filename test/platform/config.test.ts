@@ -34,3 +34,18 @@ describe('webhook timing settings', () => {
     }
   });
 });
+
+// Goal: a second Coffer moved to another port with COFFER_PORT alone starts: its staff listener moves with it.
+describe('listener ports', () => {
+  test('the internal listener is next to the public one unless set; both can be set', () => {
+    const ports = (env: Record<string, string>) => {
+      const config = loadConfig(env);
+      return [config.publicPort, config.internalPort];
+    };
+    assert.deepEqual(ports({}), [8443, 8444]);
+    assert.deepEqual(ports({ COFFER_PORT: '9443' }), [9443, 9444]);
+    assert.deepEqual(ports({ COFFER_PORT: '9443', COFFER_INTERNAL_PORT: '7000' }), [9443, 7000]);
+    assert.deepEqual(ports({ COFFER_PORT: '0' }), [0, 0], 'ephemeral ports, as tests use');
+    assert.deepEqual(ports({ COFFER_PORT: '65535' }), [65535, 8444]);
+  });
+});
