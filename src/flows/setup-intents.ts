@@ -57,7 +57,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
   }
   // A retry (same Idempotency-Key) of a creation whose confirmation got no answer takes that SetupIntent up again.
   const recovered = ctx.idempotency?.recoveryPoint;
-  if (params.confirm === true && recovered !== undefined && recovered !== null) return confirmSetupIntent(services, ctx, recovered, {});
+  if (params.confirm === true && recovered !== undefined && recovered !== null) return confirmSetupIntent(services, ctx, recovered, {}, respond);
   const now = new Date(services.clock.nowMs());
   const created = await inTransaction(services.db, async (tx) => {
     const customer = params.customer === undefined ? undefined : await liveCustomer(tx, ctx, params.customer);
@@ -77,11 +77,11 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     }).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, undefined, row, ['setup_intent.created'], now);
     if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
-    // A confirmation answers later, from its own outcome (its errors included).
+    // A confirmation answers later, with the acquirer's answer recorded (a decline included).
     else await respond?.(tx, { intent: row, declined: false });
     return row;
   });
-  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}) : { intent: created, declined: false };
+  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}, respond) : { intent: created, declined: false };
 }
 
 /**
@@ -91,7 +91,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
  * A confirmation whose verification got no answer (`processing`) is taken up again by the next confirm without a
  * new payment method, or by the recovery job: the acquirer is asked again under the same key, and answers once.
  */
-export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }): Promise<ConfirmedSetupIntent> {
+export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, async (tx) => {
     let intent = await lockSetupIntent(tx, ctx.actor, id);
@@ -115,7 +115,7 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
       .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     return { intent: after, methodId: intent.payment_method_id, key };
   });
-  return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key });
+  return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key }, respond);
 }
 
 interface Verification {
@@ -137,13 +137,21 @@ export interface ConfirmedSetupIntent {
  * Verifies the card at the acquirer (outside any transaction), then records the answer if the SetupIntent still
  * awaits it. The decline is this confirmation's if the SetupIntent still carries its key, whoever recorded it.
  */
-async function verifyAndRecord(services: Services, verification: Verification): Promise<ConfirmedSetupIntent> {
-  const intent = await verifyAndRecordRow(services, verification);
-  const declined = intent.status === 'requires_payment_method' && intent.verification_key === verification.key && intent.last_setup_error !== null;
-  return { intent, declined };
+async function verifyAndRecord(services: Services, verification: Verification, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
+  // The confirmation's answer is kept with the acquirer's answer, in the transaction that records it.
+  const confirmed = (intent: SetupIntentRow): ConfirmedSetupIntent => ({
+    intent, declined: intent.status === 'requires_payment_method' && intent.verification_key === verification.key && intent.last_setup_error !== null,
+  });
+  let answered: ConfirmedSetupIntent | undefined;
+  await verifyAndRecordRow(services, verification, async (tx, intent) => {
+    answered = confirmed(intent);
+    await respond?.(tx, answered);
+  });
+  assert(answered !== undefined, 'the verification was recorded');
+  return answered;
 }
 
-async function verifyAndRecordRow(services: Services, verification: Verification): Promise<SetupIntentRow> {
+async function verifyAndRecordRow(services: Services, verification: Verification, recorded: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
   const { scope, trail, intentId, key } = verification;
   const method = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', verification.methodId).executeTakeFirstOrThrow();
   const card = await services.cardSource.cardFor(method);
@@ -155,18 +163,23 @@ async function verifyAndRecordRow(services: Services, verification: Verification
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockSetupIntent(tx, scope, intentId);
-    if (intent.status !== 'processing' || intent.verification_key !== key) return intent;
+    if (intent.status !== 'processing' || intent.verification_key !== key) {
+      await recorded(tx, intent);
+      return intent;
+    }
     if (result.status === 'declined') {
       const after = await tx.updateTable('setup_intents').set({
         status: next(intent, 'verification_failed'), payment_method_id: null, updated_at: now,
         last_setup_error: JSON.stringify({ code: result.code, decline_code: result.declineCode, message: result.message, type: 'card_error', payment_method: { id: method.id } }),
       }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
       await changedBy(tx, trail, scope, intent, after, ['setup_intent.setup_failed'], now);
+      await recorded(tx, after);
       return after;
     }
     await saveToCustomer(tx, trail, scope, intent, method.id, now);
     const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'verified'), updated_at: now }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await changedBy(tx, trail, scope, intent, after, ['setup_intent.succeeded'], now);
+    await recorded(tx, after);
     return after;
   });
 }

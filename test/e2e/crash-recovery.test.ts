@@ -175,6 +175,22 @@ describe('crash recovery', { concurrency: false }, () => {
         },
       },
       {
+        name: 'a SetupIntent\'s confirmation, answered with the acquirer\'s verification',
+        prepare: async (coffer) => {
+          const customer = await rawRequest(coffer, 'POST', '/v1/customers', { key: coffer.secretKey, body: 'email=saved%40example.com' });
+          const intent = await rawRequest(coffer, 'POST', '/v1/setup_intents', { key: coffer.secretKey, body: `customer=${String(customer.json.id)}` });
+          assert.equal(intent.status, 200, intent.body);
+          return { path: `/v1/setup_intents/${String(intent.json.id)}/confirm`, body: 'payment_method=pm_card_visa' };
+        },
+        check: async (database, replay) => {
+          assert.equal(replay.status, 'succeeded');
+          const verifications = await database.db.selectFrom('sandbox_card_payments').select('id').where('merchant_reference', '=', String(replay.id)).execute();
+          assert.equal(verifications.length, 1, 'the card was verified once');
+          const saved = await database.db.selectFrom('payment_methods').select('customer_id').where('id', '=', String(replay.payment_method)).executeTakeFirstOrThrow();
+          assert.equal(saved.customer_id, replay.customer);
+        },
+      },
+      {
         name: 'a webhook endpoint',
         prepare: async () => ({ path: '/v1/webhook_endpoints', body: 'url=https%3A%2F%2F127.0.0.1%3A9%2Fcrash&enabled_events[]=charge.succeeded' }),
         check: async (database, replay) => {

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../../domain/errors.ts';
 import type { Actor, Outcome, Respond, Tx } from '../../flows/context.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
+import { errorObject } from '../../objects/error.ts';
 import { assert } from '../../platform/assert.ts';
 import { keyInUse } from '../idempotency.ts';
 import { requestContext } from '../request-context.ts';
@@ -28,21 +29,28 @@ export function redactFields(body: string, fields: readonly string[]): string {
  * Runs a change whose flow answers from inside its own transaction (`Respond`): `render` makes the response from
  * what that transaction sees, and the Idempotency-Key keeps it in the same commit as the change (decision 0027).
  * A crash or a lost connection after the commit then leaves a response to replay, never a change to repeat. The
- * kept response leaves out the route's `replayRedacts` (a secret shown once). A request whose key a retry took over
- * while it stalled makes no change: its transaction is rolled back with `idempotency_key_in_use`, and the retry
- * answers for the key.
+ * kept response leaves out the route's `replayRedacts` (a secret shown once). An error `render` raises (a card the
+ * acquirer declined while it was being saved) is the answer, kept like any other: the change stands. A request
+ * whose key a retry took over while it stalled makes no change: its transaction is rolled back with
+ * `idempotency_key_in_use`, and the retry answers for the key.
  */
 export async function answerInChange<R>(
   request: FastifyRequest,
   change: (respond: Respond<NoInfer<R>>) => Promise<unknown>,
   render: (result: R, tx: Tx) => unknown,
 ): Promise<Outcome> {
-  const claim = requestContext(request).idempotency;
+  const ctx = requestContext(request);
+  const claim = ctx.idempotency;
   const redacts = request.routeOptions.config.replayRedacts ?? [];
   let answer: Outcome | undefined;
   try {
     await change(async (tx, result) => {
-      answer = { statusCode: 200, body: JSON.stringify(await render(result, tx)) };
+      try {
+        answer = { statusCode: 200, body: JSON.stringify(await render(result, tx)) };
+      } catch (error) {
+        if (!(error instanceof CofferError)) throw error;
+        answer = { statusCode: error.httpStatus, body: JSON.stringify(errorObject(error, ctx.requestId)) };
+      }
       if (claim !== undefined && !(await claim.complete(tx, { ...answer, body: redactFields(answer.body, redacts) }))) throw keyInUse(claim.key);
     });
   } catch (error) {

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { CofferError, errorCatalog, resourceMissing, type ErrorCode } from '../../domain/errors.ts';
-import type { Services } from '../../flows/context.ts';
+import type { Services, Tx } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type ConfirmedSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
 import type { RequestContext } from '../../flows/context.ts';
@@ -44,13 +44,13 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
    * Stripe's 402 card error carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`)
    * and the declined PaymentMethod.
    */
-  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent): Promise<Record<string, unknown>> => {
+  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, reader: Tx | Services['db'] = services.db): Promise<Record<string, unknown>> => {
     const object = setupIntentObject(result.intent);
     if (!result.declined) return object;
     const error = result.intent.last_setup_error as SetupError;
     const methodId = error.payment_method?.id;
     const method = methodId === undefined ? undefined
-      : await services.db.selectFrom('payment_methods').selectAll().where('id', '=', methodId).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
+      : await reader.selectFrom('payment_methods').selectAll().where('id', '=', methodId).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
     const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
     throw new CofferError(code, error.message ?? 'Your card was declined.', {
       declineCode: error.decline_code ?? undefined,
@@ -61,9 +61,10 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
   app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
     const ctx = requestContext(request);
-    if (params.confirm === true) return sendObject(reply, await confirmed(ctx, await createSetupIntent(services, ctx, params)));
+    // With confirm=true the answer is the confirmation's (a decline is a 402 carrying the SetupIntent), kept with the
+    // acquirer's answer; without, the new SetupIntent.
     return sendOutcome(reply, await answerInChange(request, (respond) => createSetupIntent(services, ctx, params, respond),
-      (created: ConfirmedSetupIntent) => setupIntentObject(created.intent)));
+      (created: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, created, tx)));
   });
 
   const readConfig = { ...config, expandable: Object.keys(setupIntentExpandable) };
@@ -82,9 +83,10 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
   app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const body = request.body as { payment_method?: string };
     const ctx = requestContext(request);
-    const result = await confirmSetupIntent(services, ctx, (request.params as { intent: string }).intent,
-      body.payment_method === undefined ? {} : { payment_method: body.payment_method });
-    return sendObject(reply, await confirmed(ctx, result));
+    const id = (request.params as { intent: string }).intent;
+    return sendOutcome(reply, await answerInChange(request,
+      (respond) => confirmSetupIntent(services, ctx, id, body.payment_method === undefined ? {} : { payment_method: body.payment_method }, respond),
+      (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx)));
   });
 
   app.post('/v1/setup_intents/:intent/cancel', {
