@@ -240,9 +240,9 @@ async function eventVersionOf(tx: Tx, merchantId: string): Promise<Trail> {
  * the shopper's receipt in the same transaction; past its expiry and not being paid, it expires and its
  * PaymentIntent is canceled. Idempotent: the page, the return from a provider and the expiry job all call it.
  */
-export async function settleCheckoutSession(services: Services, id: string): Promise<CheckoutSessionRow> {
+export async function settleCheckoutSession(services: Services, id: string, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const now = new Date(services.clock.nowMs());
-  const settled = await inTransaction(services.db, async (tx) => {
+  const settle = async (tx: Tx): Promise<{ session: CheckoutSessionRow; cancel: boolean }> => {
     const session = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     if (session.status !== 'open') return { session, cancel: false };
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
@@ -279,6 +279,13 @@ export async function settleCheckoutSession(services: Services, id: string): Pro
     await recordChange(tx, trail, scope, { action: 'checkout_session.expire', objectType: 'checkout_session', objectId: id, details: {} },
       [{ type: 'checkout.session.expired', checkoutSession: { before: session, after } }], now);
     return { session: after, cancel: intent.status !== 'canceled' };
+  };
+  const settled = await inTransaction(services.db, async (tx) => {
+    const result = await settle(tx);
+    // A merchant's request (an expiry) answers with the session as it ended, kept with that change; one still open
+    // is refused after the transaction, and answers nothing here.
+    if (respond !== undefined && result.session.status !== 'open') await respond(tx, result.session);
+    return result;
   });
   if (settled.cancel) await cancelSessionIntent(services, settled.session);
   return settled.session;
@@ -318,13 +325,13 @@ async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: Payment
   }).onConflict((oc) => oc.doNothing()).execute();
 }
 
-export async function expireCheckoutSession(services: Services, ctx: RequestContext, id: string): Promise<CheckoutSessionRow> {
+export async function expireCheckoutSession(services: Services, ctx: RequestContext, id: string, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const session = await findCheckoutSession(services.db, ctx, id);
   if (session.status !== 'open') {
     throw new CofferError('checkout_session_not_open', `This Checkout Session is ${session.status}; only an open session can be expired.`);
   }
   await services.db.updateTable('checkout_sessions').set({ expires_at: new Date(services.clock.nowMs()) }).where('id', '=', id).where('status', '=', 'open').execute();
-  const settled = await settleCheckoutSession(services, id);
+  const settled = await settleCheckoutSession(services, id, respond);
   if (settled.status === 'open') {
     throw new CofferError('checkout_session_not_open', 'The shopper is paying this session right now; it cannot be expired until that ends.');
   }

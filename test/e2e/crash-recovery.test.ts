@@ -191,6 +191,22 @@ describe('crash recovery', { concurrency: false }, () => {
         },
       },
       {
+        name: 'a Checkout Session\'s expiry',
+        prepare: async (coffer) => {
+          const session = await rawRequest(coffer, 'POST', '/v1/checkout/sessions', {
+            key: coffer.secretKey,
+            body: 'mode=payment&success_url=https%3A%2F%2Fshop.example%2Fthanks&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=1999&line_items[0][price_data][product_data][name]=Tea&line_items[0][quantity]=1',
+          });
+          assert.equal(session.status, 200, session.body);
+          return { path: `/v1/checkout/sessions/${String(session.json.id)}/expire`, body: '' };
+        },
+        check: async (database, replay) => {
+          assert.equal(replay.status, 'expired');
+          const expiries = await database.db.selectFrom('audit_log').select('seq').where('object_id', '=', String(replay.id)).where('action', '=', 'checkout_session.expire').execute();
+          assert.equal(expiries.length, 1, 'expired once');
+        },
+      },
+      {
         name: 'a webhook endpoint',
         prepare: async () => ({ path: '/v1/webhook_endpoints', body: 'url=https%3A%2F%2F127.0.0.1%3A9%2Fcrash&enabled_events[]=charge.succeeded' }),
         check: async (database, replay) => {

@@ -71,6 +71,9 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     const found = await findCheckoutSession(services.db, requestContext(request), (request.params as { id: string }).id);
     return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, lineItemObjects(found), false));
   });
-  app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) =>
-    sendObject(reply, render(await expireCheckoutSession(services, requestContext(request), (request.params as { id: string }).id))));
+  app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    return sendOutcome(reply, await answerInChange(request, (respond) => expireCheckoutSession(services, ctx, id, respond), render));
+  });
 }
