@@ -5,6 +5,7 @@ import type { Actor, IdempotencyClaim, Outcome } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
 import { commitMode, type CommitDurability } from '../store/commit-durability.ts';
+import { keyHeldBy } from '../store/idempotency-keys.ts';
 
 /** JSON with object keys sorted, so that the same parameters in another order hash the same. */
 export function canonicalJson(value: unknown): string {
@@ -63,9 +64,7 @@ function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fre
       const stored = await tx
         .updateTable('idempotency_keys')
         .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
-        .where('id', '=', rowId)
-        .where('finished_at', 'is', null)
-        .where(heldBy(claim))
+        .where(keyHeldBy(claim))
         .executeTakeFirst();
       claim.completed = stored.numUpdatedRows > 0n;
       return claim.completed;
@@ -149,11 +148,6 @@ export function keyInUse(key: string): CofferError {
   );
 }
 
-/** The key's row, while this request still holds it: not finished, and locked by this request's claim. */
-function heldBy(claim: Pick<IdempotencyClaim, 'lock'>) {
-  return sql<boolean>`locked_at::text = ${claim.lock}`;
-}
-
 /**
  * Stores a response produced outside the flow's own transaction (an error raised before any effect). Never over a
  * response already stored, nor in a key a retry took over from this request.
@@ -162,9 +156,7 @@ export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClai
   await db
     .updateTable('idempotency_keys')
     .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
-    .where('id', '=', claim.rowId)
-    .where('finished_at', 'is', null)
-    .where(heldBy(claim))
+    .where(keyHeldBy(claim))
     .execute();
   claim.completed = true;
 }
@@ -193,8 +185,6 @@ export async function releaseClaim(db: Kysely<Database>, claim: IdempotencyClaim
   await db
     .updateTable('idempotency_keys')
     .set({ locked_at: null })
-    .where('id', '=', claim.rowId)
-    .where('finished_at', 'is', null)
-    .where(heldBy(claim))
+    .where(keyHeldBy(claim))
     .execute();
 }

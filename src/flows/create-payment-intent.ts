@@ -19,6 +19,7 @@ import { storeCardSql } from '../vault/card-vault.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
+import { keyHeldBy } from '../store/idempotency-keys.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 
@@ -238,8 +239,7 @@ export async function createPaymentIntent(
     const changes = outcome === undefined
       ? { recovery_point: id }
       : { response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
-    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where('id', '=', claim.rowId)
-      .where('finished_at', 'is', null).where(sql<boolean>`locked_at::text = ${claim.lock}`).returning('id')) as unknown as typeof query;
+    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(claim)).returning('id')) as unknown as typeof query;
   }
   await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
   if (claim !== undefined) {

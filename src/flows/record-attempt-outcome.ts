@@ -15,6 +15,7 @@ import { heldForReview } from './risk-decision.ts';
 import { newId } from '../platform/random.ts';
 import { ledgerCommandsJson } from '../store/ledger.ts';
 import { chargeChanges, paymentIntentChanges } from '../store/row-json.ts';
+import { keyHeldBy } from '../store/idempotency-keys.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import type { Trail } from './trail.ts';
@@ -433,8 +434,7 @@ async function writeOutcome(
       db.updateTable('idempotency_keys')
         .set({ response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql`now()`, locked_at: null })
         // Only while this request holds the key: a retry that took it over answers for it.
-        .where('id', '=', claim.rowId).where('finished_at', 'is', null).where(sql<boolean>`locked_at::text = ${claim.lock}`)
-        .returning('id')) as unknown as typeof query;
+        .where(keyHeldBy(claim)).returning('id')) as unknown as typeof query;
   }
   const ledger = plan.ledger;
   await query

@@ -44,13 +44,13 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
    * Stripe's 402 card error carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`)
    * and the declined PaymentMethod.
    */
-  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, reader: Tx | Services['db'] = services.db): Promise<Record<string, unknown>> => {
+  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, tx: Tx): Promise<Record<string, unknown>> => {
     const object = setupIntentObject(result.intent);
     if (!result.declined) return object;
     const error = result.intent.last_setup_error as SetupError;
     const methodId = error.payment_method?.id;
     const method = methodId === undefined ? undefined
-      : await reader.selectFrom('payment_methods').selectAll().where('id', '=', methodId).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
+      : await tx.selectFrom('payment_methods').selectAll().where('id', '=', methodId).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
     const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
     throw new CofferError(code, error.message ?? 'Your card was declined.', {
       declineCode: error.decline_code ?? undefined,
