@@ -122,7 +122,14 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
     await respond?.(tx, after);
     return { closed: after, refund: prepared };
   });
-  if (refund !== undefined) await sendRefund(services, inner, refund.refund, refund.charge, undefined);
+  // The review is closed and its answer kept: a refund the provider has not settled yet (WeChat Pay settles later)
+  // or could not be sent now stays pending, and the recovery job finishes it. The answer is the same either way,
+  // for this request and for its retry.
+  if (refund !== undefined) {
+    await sendRefund(services, inner, refund.refund, refund.charge, undefined).catch((error: unknown) => {
+      services.logger.warn({ err: error, refund: refund.refund.id, review: id }, 'refund of a rejected review not finished; recovery will finish it');
+    });
+  }
   return closed;
 }
 

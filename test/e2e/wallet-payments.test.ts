@@ -462,6 +462,48 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     await assertLedgerConsistent(services().db);
   });
 
+  // A wallet takes the money at once, so a payment the risk engine holds is already paid: rejecting its review
+  // refunds it as fraud. WeChat Pay settles refunds later, so the answer is the closed review with the refund
+  // pending, the same for the request and for its retry, and the refund ends when WeChat Pay does.
+  test('WeChat Pay: rejecting the review of a paid, held payment refunds it as fraud; the answer is the closed review, replayed as given', async () => {
+    clock.offsetMs = 0;
+    const rules = await rawRequest(server, 'POST', '/v1/risk/rule_sets', {
+      key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ rules: [{ id: 'hold_2468', text: 'review if :amount: = 2468' }] }),
+    });
+    assert.equal(rules.status, 200, rules.body);
+    try {
+      const intent = await startWeChat(2468);
+      await wechatShopper(intent, 'pay');
+      assert.ok(await deliver() >= 1);
+      const paid = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+      assert.equal(paid.status, 'succeeded');
+      const charge = paid.latest_charge as Stripe.Charge;
+      assert.ok(typeof charge.review === 'string', 'the payment is held for review');
+      (services().connectors.sandboxes.wallets.wechat_pay as unknown as WeChatPaySandbox<unknown>).refunds.settleAfterMs = 0;
+      const reject = () => rawRequest(server, 'POST', `/v1/reviews/${String(charge.review)}/reject`, {
+        key: server.secretKey, headers: { 'idempotency-key': `reject-${String(charge.review)}` },
+      });
+      const first = await reject();
+      assert.equal(first.status, 200, first.body);
+      assert.deepEqual([first.json.open, first.json.closed_reason], [false, 'refunded_as_fraud']);
+      const again = await reject();
+      assert.equal(again.body, first.body, 'the retry replays the first answer');
+      const [refund] = (await stripe.refunds.list({ payment_intent: intent.id })).data;
+      assert.deepEqual([refund?.status, refund?.amount, refund?.reason], ['pending', 2468, 'fraudulent']);
+      await deliver();
+      await recoverPendingRefunds(services());
+      assert.equal((await stripe.refunds.retrieve(refund?.id ?? '')).status, 'succeeded');
+      const refunds = await services().db.selectFrom('refunds').select('id').where('charge_id', '=', charge.id).execute();
+      assert.equal(refunds.length, 1, 'one refund, however often the rejection is sent');
+      await assertLedgerConsistent(services().db);
+    } finally {
+      const cleared = await rawRequest(server, 'POST', '/v1/risk/rule_sets', {
+        key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ rules: [] }),
+      });
+      assert.equal(cleared.status, 200, cleared.body);
+    }
+  });
+
   test('WeChat Pay in a phone browser (H5) and inside WeChat (JSAPI): the shopper pays, the callback completes the payment', async () => {
     clock.offsetMs = 0;
     const h5 = await stripe.paymentIntents.create({
