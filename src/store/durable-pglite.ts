@@ -107,19 +107,36 @@ function durableStartParams(extra: string[]): string[] {
   ];
 }
 
-/** A new cluster is created aside, flushed, then renamed into place, so a crash never leaves half of one. */
-async function createClusterAtomically(dataDir: string): Promise<void> {
-  const staging = `${dataDir}.initdb-${process.pid}`;
-  fs.rmSync(staging, { recursive: true, force: true });
+/**
+ * A new cluster is created aside, then renamed into place, so a crash never leaves half of one (flushed first when
+ * `flush`). PGlite creates its directory 0755 and its files 0666 whatever the umask, so it works inside a
+ * directory only the owner can enter (`mkdtemp`'s 0700), and the cluster's own directory is made 0700 before it
+ * moves next to anything another local user can see: even when the home directory is open to others, no one else
+ * can ever reach the files, not even while they are created.
+ */
+export async function createClusterPrivately(dataDir: string, flush: boolean): Promise<void> {
+  const parent = path.dirname(dataDir);
+  const prefix = `${path.basename(dataDir)}.initdb-`;
+  // What a start killed while creating left behind (the caller holds the data directory's lock).
+  for (const entry of fs.readdirSync(parent)) if (entry.startsWith(prefix)) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+  const aside = fs.mkdtempSync(path.join(parent, prefix));
+  const staging = path.join(aside, 'data');
   const init = await PGlite.create(staging);
   await init.close();
-  fsyncTree(staging);
+  fs.chmodSync(staging, 0o700);
+  if (flush) fsyncTree(staging);
   if (fs.existsSync(dataDir)) {
     if (fs.readdirSync(dataDir).length > 0) throw new Error(`${dataDir} exists, is not empty and is not a database`);
     fs.rmdirSync(dataDir);
   }
   fs.renameSync(staging, dataDir);
-  fsyncPath(path.dirname(dataDir), true);
+  fs.rmdirSync(aside);
+  if (flush) fsyncPath(parent, true);
+}
+
+/** Whether `dataDir` holds a database cluster already. */
+export function hasCluster(dataDir: string): boolean {
+  return fs.existsSync(path.join(dataDir, 'PG_VERSION'));
 }
 
 export interface DurablePGlite {
@@ -129,7 +146,7 @@ export interface DurablePGlite {
 
 /** Opens (creating if needed) an embedded database whose COMMITs are on stable storage when they return. */
 export async function openDurablePGlite(dataDir: string, options: PGliteOptions = {}, startParams: string[] = []): Promise<DurablePGlite> {
-  if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) await createClusterAtomically(dataDir);
+  if (!hasCluster(dataDir)) await createClusterPrivately(dataDir, true);
   const vfs = new FsyncNodeFS(dataDir);
   const pglite = await PGlite.create({ ...options, fs: vfs, startParams: durableStartParams(startParams) });
   const settings = await pglite.query<{ fsync: string; method: string }>(

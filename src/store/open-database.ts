@@ -9,7 +9,7 @@ import { PGlitePool } from './pglite-pool.ts';
 import { merchantScopedPool } from './merchant-scope.ts';
 import { namingPool } from './prepared-statements.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { openDurablePGlite } from './durable-pglite.ts';
+import { createClusterPrivately, hasCluster, openDurablePGlite } from './durable-pglite.ts';
 
 export type DatabaseKind = 'pglite' | 'postgres';
 
@@ -160,10 +160,11 @@ export async function openPGlite(
       const panics = isFatal;
       isFatal = (error) => durable.vfs.fatal !== undefined || panics(error);
     } else {
+      if (dataDir !== undefined && !hasCluster(dataDir)) await createClusterPrivately(dataDir, false);
       pglite = new PGlite({ ...(dataDir === undefined ? {} : { dataDir }), startParams: [...PGlite.defaultStartParams, ...embeddedStartParams(use)] });
       await pglite.waitReady;
     }
-    // A first start's initialization sets the directory's mode again (0755).
+    // The cluster was created private (createClusterPrivately); an existing one made open since is closed again.
     if (dataDir !== undefined) keepPrivate(dataDir);
     const pool = new PGlitePool(pglite, (error) => {
       if (isFatal(error)) onFatal(error);
