@@ -146,6 +146,29 @@ describe('disputes', () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  // The card network sees a refund before a chargeback the issuer has not filed yet: a fully refunded payment
+  // cannot be disputed, and a partly refunded one only for the rest, so the shopper is never paid back twice.
+  test('a payment refunded before its dispute is filed: in full, no dispute; in part, a dispute for the rest', async () => {
+    const before = await pendingUsd();
+    const full = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    assert.equal((await stripe.refunds.create({ payment_intent: full.id })).status, 'succeeded');
+    const part = await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    assert.equal((await stripe.refunds.create({ payment_intent: part.id, amount: 2000 })).status, 'succeeded');
+    await acquirerCatchesUp();
+    assert.deepEqual((await stripe.disputes.list({ payment_intent: full.id })).data, [], 'no dispute of a fully refunded payment');
+    assert.equal((await stripe.charges.retrieve(full.latest_charge as string)).disputed, false);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: part.id })).data;
+    assert.equal(dispute?.amount, 3000, 'disputed: what was not refunded');
+    assert.equal(await pendingUsd(), before + 4000 - 4000 + 5000 - 2000 - 3000 - 1500, 'the refunded part is never withdrawn again');
+    // Once the dispute is filed, the acquirer refuses a refund too (Coffer refuses it first: charge_disputed).
+    const charge = await server.database.db.selectFrom('charges').select('provider_reference').where('id', '=', part.latest_charge as string).executeTakeFirstOrThrow();
+    const refused = await server.coffer.services.connectors.sandboxes.card.refund({
+      idempotency_key: `after-dispute-${part.id}`, payment: String(charge.provider_reference), reference: `re_after_${part.id}`, amount: 1000,
+    });
+    assert.deepEqual(refused.ok ? 'refunded' : [refused.httpStatus, refused.error.code], [409, 'charge_disputed']);
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('evidence marked winning_evidence or losing_evidence decides a chargeback, as in Stripe test mode', async () => {
     const won = await disputedPayment(1200);
     const before = await pendingUsd();

@@ -504,6 +504,8 @@ export class CardAcquirerSandbox {
       if (BigInt(refunded.total) + BigInt(request.amount) > payment.amount_captured) {
         return fail<AcquirerRefund>(400, 'amount_too_large', 'refund exceeds the captured amount not yet refunded');
       }
+      const refusal = await this.#creditBeforeDispute(tx, payment, BigInt(refunded.total) + BigInt(request.amount));
+      if (refusal !== undefined) return refusal;
       const refund: AcquirerRefund = {
         id: `sbr_${randomBase62(20)}`,
         payment: payment.id,
@@ -614,6 +616,37 @@ export class CardAcquirerSandbox {
       await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status, reason: 'fraudulent', evidence: JSON.stringify({}) }).execute();
       await this.#notifyDispute(tx, 'dispute.created', id, this.controls.disputeAfterMs);
     });
+  }
+
+  /**
+   * A refund reaches the card network before a chargeback its issuer has not filed yet: the dispute is then filed
+   * only for what the shopper was not given back, and not at all if that is nothing (a fully refunded payment
+   * cannot be disputed). A dispute already filed (its notification sent) refuses the refund, as acquirers do: the
+   * dispute decides where that money goes (an inquiry closed without escalation does not). `refundedAfter` counts
+   * this refund.
+   */
+  async #creditBeforeDispute(tx: Kysely<Database>, payment: { id: string; amount_captured: bigint }, refundedAfter: bigint): Promise<AcquirerResponse<AcquirerRefund> | undefined> {
+    const dispute = await tx.selectFrom('sandbox_card_disputes').select(['id', 'amount', 'status']).where('payment_id', '=', payment.id).forUpdate().executeTakeFirst();
+    // An inquiry closed without escalation leaves the payment refundable.
+    if (dispute === undefined || dispute.amount === 0n || dispute.status === 'warning_closed') return undefined;
+    const pending = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null).execute();
+    const filing = pending.find((row) => {
+      const body = JSON.parse(row.payload) as AcquirerNotification;
+      return body.type === 'dispute.created' && body.dispute?.id === dispute.id;
+    });
+    if (filing === undefined) return fail(409, 'charge_disputed', `payment ${payment.id} is disputed; the dispute decides where its money goes`);
+    const rest = payment.amount_captured - refundedAfter;
+    // Amount 0: never filed (the row stays, so that a retried capture does not dispute the payment again).
+    const amount = rest < dispute.amount ? (rest > 0n ? rest : 0n) : dispute.amount;
+    await tx.updateTable('sandbox_card_disputes').set({ amount }).where('id', '=', dispute.id).execute();
+    if (amount === 0n) {
+      await tx.deleteFrom('sandbox_card_notifications').where('id', '=', filing.id).execute();
+    } else {
+      const body = JSON.parse(filing.payload) as AcquirerNotification & { dispute: NonNullable<AcquirerNotification['dispute']> };
+      body.dispute.amount = Number(amount);
+      await tx.updateTable('sandbox_card_notifications').set({ payload: JSON.stringify(body) }).where('id', '=', filing.id).execute();
+    }
+    return undefined;
   }
 
   async #notifyDispute(tx: Kysely<Database>, type: 'dispute.created' | 'dispute.updated' | 'dispute.closed', disputeId: string, afterMs: number): Promise<void> {
