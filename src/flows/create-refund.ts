@@ -68,10 +68,12 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
 }
 
 function refundAmount(charge: ChargeRow, requested: number | undefined): bigint {
-  if (charge.amount_captured - charge.amount_refunded === 0n) {
-    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded.`, { chargeId: charge.id });
-  }
+  // Refunds still in progress count as refunded, as Stripe counts pending refunds in amount_refunded.
   const refundable = charge.amount_captured - charge.amount_refunded - charge.amount_refunding;
+  if (refundable <= 0n) {
+    const inProgress = charge.amount_refunding > 0n ? ` (${charge.amount_refunding} of it by refunds still in progress)` : '';
+    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded${inProgress}.`, { chargeId: charge.id });
+  }
   const amount = requested === undefined ? refundable : BigInt(requested);
   if (amount <= 0n) throw new CofferError('parameter_invalid_integer', 'This value must be greater than or equal to 1.', { param: 'amount' });
   if (amount > refundable) {

@@ -118,6 +118,23 @@ describe('refunds', () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  test('20 concurrent full refunds (no amount) of one charge: one succeeds, the others are charge_already_refunded', async () => {
+    const intent = await pay(10_000);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${intent.id}`, headers: { 'idempotency-key': `full-race-${i}` } }),
+      ),
+    );
+    assert.equal(results.filter((response) => response.status === 200).length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const response of results.filter((r) => r.status !== 200)) {
+      const error = response.json.error as Record<string, unknown>;
+      // Not an error about an amount nobody sent, whether the winner was still in progress or done.
+      assert.deepEqual([response.status, error.code, error.param], [400, 'charge_already_refunded', undefined], response.body);
+    }
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded, 10_000);
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('a refund that fails after succeeding (test card 4000000000005126) gives the money back', async () => {
     const intent = await pay(2000, 'pm_card_refundFail');
     const balanceBefore = await stripe.balance.retrieve();
