@@ -93,8 +93,6 @@ export const limits = {
   authorizationHoldMs: 7 * 24 * 60 * 60 * 1000,
   /** Captured card funds become available for payout this long after capture (Stripe's test mode: 2 days). */
   settlementDelayMs: 2 * 24 * 60 * 60 * 1000,
-  /** The dispute fee withdrawn with a disputed amount, in the charge currency's minor units (Stripe's 15.00). */
-  disputeFeeMinor: 1500,
   /** Time the merchant has to answer a dispute with evidence. */
   disputeEvidenceWindowMs: 7 * 24 * 60 * 60 * 1000,
   /** How long a cardholder has to finish a 3-D Secure challenge before the attempt is ended. */

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /**
  * The one table of currencies Coffer accepts. Amounts everywhere in Coffer are integers in the currency's API
  * minor unit, which is Stripe's: two decimals for most currencies, none for JPY or KRW, three for BHD or KWD.
@@ -62,14 +63,39 @@ const unitsPerUsd: Record<string, number> = {
   xcd: 2.7, xof: 570, xpf: 104, yer: 245, zar: 17.8, zmw: 24,
 };
 
+/** Indicative units per US dollar of the currencies that have a published minimum (the others are above). */
+const publishedUnitsPerUsd: Record<string, number> = {
+  usd: 1, aed: 3.67, aud: 1.52, bgn: 1.7, brl: 5.4, cad: 1.38, chf: 0.8, czk: 21, dkk: 6.45, eur: 0.865, gbp: 0.75,
+  hkd: 7.8, huf: 340, inr: 88, jpy: 150, mxn: 18.5, myr: 4.2, nok: 10, nzd: 1.72, pln: 3.65, ron: 4.4, sek: 9.4,
+  sgd: 1.29, thb: 32.5,
+};
+
+/** What a chargeback costs the merchant: the dispute fee, Stripe's 15.00 US dollars (decision 0028). */
+const disputeFeeUsd = 15;
+
+/**
+ * The dispute fee in the currency's API minor units: 15.00 US dollars, converted at the indicative rates above
+ * and rounded down to two significant figures and to the currency's step (1500 usd, 1200 eur, 2200 jpy, 4500 kwd,
+ * which is 4.500). Indicative like the floors: Coffer has no exchange rates (decision 0028).
+ */
+export function disputeFeeMinor(currency: CurrencyInfo): bigint {
+  const rate = publishedUnitsPerUsd[currency.code] ?? unitsPerUsd[currency.code];
+  assert(rate !== undefined, `currency ${currency.code} has an indicative rate`);
+  return BigInt(roundDown(disputeFeeUsd * rate * 10 ** currency.apiExponent, currency.amountStep));
+}
+
+/** Rounded down to two significant figures, then to a multiple of `step` (at least one step). */
+function roundDown(minor: number, step: number): number {
+  const scale = 10 ** Math.max(0, Math.floor(Math.log10(minor)) - 1);
+  const rounded = Math.floor(minor / scale + 1e-9) * scale;
+  return Math.max(step, Math.floor(rounded / step) * step);
+}
+
 /** A quarter of a dollar in the currency's API minor units, rounded down to two significant figures and to its step. */
 function indicativeMinimum(code: string, apiExponent: number, amountStep: number): number {
   const rate = unitsPerUsd[code];
   if (rate === undefined) throw new Error(`currency ${code} has neither a published minimum nor an indicative rate`);
-  const minor = 0.25 * rate * 10 ** apiExponent;
-  const scale = 10 ** Math.max(0, Math.floor(Math.log10(minor)) - 1);
-  const rounded = Math.floor(minor / scale) * scale;
-  return Math.max(amountStep, Math.floor(rounded / amountStep) * amountStep);
+  return roundDown(0.25 * rate * 10 ** apiExponent, amountStep);
 }
 
 function entries(): Array<[string, CurrencyInfo]> {

@@ -1,4 +1,5 @@
 import { NotificationRejected, type ProviderNotification } from '../connectors/connector.ts';
+import { disputeFeeMinor, findCurrency } from '../domain/currency.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { chargeFunds, disputeReinstatementTransfers, disputeTransfers, type TransferCommand } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
@@ -49,7 +50,7 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     const from = inquiry ? null : chargeFunds(charge);
     const dispute = await tx.insertInto('disputes').values({
       id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,
-      charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee: BigInt(limits.disputeFeeMinor),
+      charge_id: charge.id, payment_intent_id: charge.payment_intent_id, amount: notification.amountMinor, fee: feeFor(charge.currency),
       currency: charge.currency, status: notification.status, reason: notification.reason, network_reason_code: notification.networkReasonCode,
       evidence: JSON.stringify({}), evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs),
       metadata: JSON.stringify({}), provider_reference: notification.providerReference, debited_account: from,
@@ -69,6 +70,13 @@ export async function recordDisputeOpened(services: Services, notification: Disp
         ...(from === null ? [] : [{ type: 'charge.dispute.funds_withdrawn' as const, dispute: { after: dispute, transactions } }]),
         { type: 'charge.updated', charge: { before: charge, after: chargeAfter } }], now);
   });
+}
+
+/** The dispute fee in the charge's currency (decision 0028). */
+function feeFor(code: string): bigint {
+  const currency = findCurrency(code);
+  if (currency === undefined) throw new NotificationRejected(`dispute in an unknown currency ${code}`);
+  return disputeFeeMinor(currency);
 }
 
 /** The dispute a notification names, locked after its charge (the order every dispute and refund change takes). */

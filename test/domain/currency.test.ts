@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { currencies } from '../../src/domain/currency.ts';
+import { currencies, disputeFeeMinor } from '../../src/domain/currency.ts';
 import { parseAmount } from '../../src/domain/money.ts';
 import { CofferError } from '../../src/domain/errors.ts';
 
@@ -32,5 +32,26 @@ describe('currency minimums', () => {
     assert.equal(currencies.get('krw')?.minimumMinor, 340);
     assert.equal(currencies.get('kwd')?.minimumMinor, 70);
     assert.equal(currencies.get('isk')?.minimumMinor, 3_100);
+  });
+});
+
+// Goal: the dispute fee is Stripe's 15.00 US dollars in the charge's currency, not 1,500 minor units of whatever
+// currency (which was 1,500 yen on a yen payment, and 1.500 dinars on a Kuwaiti one): about 15 dollars, never more,
+// a whole number of the currency's steps, in every currency.
+describe('dispute fee', () => {
+  test('15.00 USD in each currency, at the indicative rates, rounded down to two significant figures and to the step', () => {
+    const fee = (code: string) => {
+      const currency = currencies.get(code);
+      assert.ok(currency !== undefined, code);
+      return disputeFeeMinor(currency);
+    };
+    // Worked by hand: 15 × 150 JPY = 2,250 → 2,200; 15 × 0.306 KWD = 4.59 → 4.5 = 4,500 (three decimals);
+    // 15 × 0.865 EUR = 12.975 → 12.00; 15 × 125 ISK = 1,875 → 1,800.00 (whole krónur).
+    assert.deepEqual(['usd', 'jpy', 'kwd', 'eur', 'isk'].map(fee), [1500n, 2200n, 4500n, 1200n, 180_000n]);
+    for (const currency of currencies.values()) {
+      const minor = disputeFeeMinor(currency);
+      assert.equal(minor % BigInt(currency.amountStep), 0n, currency.code);
+      assert.ok(minor >= BigInt(currency.minimumMinor), `${currency.code}: the fee is more than the smallest payment`);
+    }
   });
 });

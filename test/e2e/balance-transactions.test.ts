@@ -185,6 +185,17 @@ describe('balance transactions', { concurrency: false }, () => {
   test('a refund, then a dispute for the whole amount, before settlement: the settlement takes back all the dispute took beyond the charge', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
     await stripe.refunds.create({ payment_intent: intent.id, amount: 300 }); // before the acquirer's dispute arrives
+    // The issuer filed for the whole amount before the refund's credit reached it (the sandbox files for the rest).
+    const db = server.database.db;
+    const filed = await db.selectFrom('sandbox_card_disputes').innerJoin('sandbox_card_payments', 'sandbox_card_payments.id', 'sandbox_card_disputes.payment_id')
+      .select('sandbox_card_disputes.id').where('sandbox_card_payments.merchant_reference', '=', intent.latest_charge as string).executeTakeFirstOrThrow();
+    await db.updateTable('sandbox_card_disputes').set({ amount: 1000n }).where('id', '=', filed.id).execute();
+    for (const notification of await db.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null).execute()) {
+      const body = JSON.parse(notification.payload) as { dispute?: { id: string; amount: number } };
+      if (body.dispute?.id !== filed.id) continue;
+      body.dispute.amount = 1000;
+      await db.updateTable('sandbox_card_notifications').set({ payload: JSON.stringify(body) }).where('id', '=', notification.id).execute();
+    }
     clock.offsetMs += 5_000;
     await runJobsOnce(server.coffer.services);
     assert.equal((await stripe.disputes.list({ payment_intent: intent.id })).data[0]?.amount, 1000, 'disputed in full');

@@ -169,6 +169,15 @@ describe('disputes', () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  test('the dispute fee is 15.00 US dollars in the charge\'s currency: 2,200 on a yen payment, not 1,500 yen', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'jpy', payment_method: 'pm_card_createDispute', confirm: true });
+    await acquirerCatchesUp();
+    const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id })).data;
+    const [withdrawal] = dispute?.balance_transactions ?? [];
+    assert.deepEqual([withdrawal?.currency, withdrawal?.amount, withdrawal?.fee, withdrawal?.net], ['jpy', -1000, 2200, -3200]);
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('evidence marked winning_evidence or losing_evidence decides a chargeback, as in Stripe test mode', async () => {
     const won = await disputedPayment(1200);
     const before = await pendingUsd();
