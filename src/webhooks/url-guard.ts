@@ -11,16 +11,23 @@ import { limits } from '../limits.ts';
  * that changes in between cannot redirect it). Redirects are never followed. In test mode an operator may allow
  * loopback and private addresses explicitly, for local development.
  */
-const blocked = new net.BlockList();
+const blockedV4 = new net.BlockList();
 for (const [network, prefix] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
   ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(network, prefix, 'ipv4');
+] as const) blockedV4.addSubnet(network, prefix, 'ipv4');
+/**
+ * A list of its own: Node's BlockList matches IPv4 addresses against IPv6 rules through their mapped form, so
+ * `::ffff:0:0/96` in a shared list refused every IPv4 address. The IPv6 forms that carry an IPv4 address
+ * (mapped, compatible, NAT64, 6to4, Teredo) are refused whole: nothing public is published under them, and they
+ * would otherwise be a way around the IPv4 list.
+ */
+const blockedV6 = new net.BlockList();
 for (const [network, prefix] of [
-  ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32],
-  ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-] as const) blocked.addSubnet(network, prefix, 'ipv6');
+  ['::', 96], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64],
+  ['2001::', 32], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+] as const) blockedV6.addSubnet(network, prefix, 'ipv6');
 
 const localOnly = new net.BlockList();
 localOnly.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -55,8 +62,8 @@ export function parseEndpointUrl(raw: string, policy: UrlPolicy): URL {
 }
 
 function addressAllowed(address: string, policy: UrlPolicy): boolean {
-  const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
-  if (!blocked.check(address, family)) return true;
+  const refused = net.isIPv6(address) ? blockedV6.check(address, 'ipv6') : blockedV4.check(address, 'ipv4');
+  if (!refused) return true;
   return !policy.livemode && policy.allowPrivate;
 }
 
