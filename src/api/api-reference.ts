@@ -116,7 +116,7 @@ function escapeCell(text: string): string {
 function section(route: MerchantRoute): string {
   const where = route.method === 'GET' || route.method === 'DELETE' ? route.querystring : route.body;
   const lines = [`### \`${route.method} ${route.url}\``, ''];
-  lines.push(`Restricted keys need \`${route.resource}\` ${permissionOf(route)}.${route.publishableAllowed ? ' A publishable key may call it too.' : ''}`, '');
+  lines.push(`Restricted keys need ${needs(route)}.${route.publishableAllowed ? ' A publishable key may call it too.' : ''}`, '');
   const rows = (where === undefined ? [] : rowsOf(where as SchemaNode, '')).map((row) => row.name !== 'expand' ? row : {
     ...row,
     type: route.expandable.length === 0 ? 'list, empty: nothing here can be expanded'
@@ -148,12 +148,17 @@ export function renderApiReference(routes: readonly MerchantRoute[]): string {
   ];
   const sorted = [...routes].sort((a, b) => a.url.localeCompare(b.url) || methodOrder(a.method) - methodOrder(b.method));
   const index = ['| endpoint | restricted keys need |', '|---|---|',
-    ...sorted.map((route) => `| [\`${route.method} ${route.url}\`](#${anchor(route)}) | \`${route.resource}\` ${permissionOf(route)} |`), ''];
+    ...sorted.map((route) => `| [\`${route.method} ${route.url}\`](#${anchor(route)}) | ${needs(route)} |`), ''];
   return [...header, ...index, ...sorted.map(section)].join('\n');
 }
 
 function permissionOf(route: MerchantRoute): string {
   return route.method === 'GET' ? 'read' : 'write';
+}
+
+/** What a restricted key needs for the route: `customers` read, or `customers` read and `payment_methods` read. */
+function needs(route: MerchantRoute): string {
+  return route.resources.map((resource) => `\`${resource}\` ${permissionOf(route)}`).join(' and ');
 }
 
 /** The anchor GitHub gives a section's heading: lower case, punctuation dropped, spaces as hyphens. */

@@ -108,8 +108,8 @@ async function findKey(db: Kysely<Database>, cache: ApiKeyCache, key: string, no
 
 /** What the route asks of the key presenting a request. */
 export interface KeyRequirement {
-  /** The route's resource, for restricted keys' permissions. */
-  resource: ApiResource;
+  /** The resources the route reaches, for restricted keys' permissions: each is needed. */
+  resources: readonly ApiResource[];
   method: string;
   /** The client's address, for keys limited to some addresses. */
   address: string;
@@ -150,10 +150,11 @@ export async function authenticateMerchant(
     );
   }
   const access = accessOfMethod(requirement.method);
-  if (row.kind === 'restricted' && !permits(row.permissions, requirement.resource, access)) {
+  const missing = row.kind === 'restricted' ? requirement.resources.find((resource) => !permits(row.permissions, resource, access)) : undefined;
+  if (missing !== undefined) {
     throw new CofferError(
       'insufficient_permissions',
-      `The restricted key ${maskApiKey(key)} does not have ${access} permission on ${requirement.resource}, which this request needs.`,
+      `The restricted key ${maskApiKey(key)} does not have ${access} permission on ${missing}, which this request needs.`,
       { refusedKey: refused },
     );
   }

@@ -11,7 +11,7 @@ import { toCofferError } from './http-errors.ts';
 import { claimIdempotencyKey, forgetOrStore, releaseClaim, requestHash, storeResponse } from './idempotency.ts';
 import { ApiKeyCache, authenticateMerchant } from './merchant-auth.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
-import { resourceOfRoute, type ApiResource } from '../identity/api-keys.ts';
+import { resourcesOfRoute, type ApiResource } from '../identity/api-keys.ts';
 import { expansions, isListRoute, redactFields } from './routes/common.ts';
 import { auditRefusal } from './refusal-audit.ts';
 import { merchantScope } from '../store/merchant-scope.ts';
@@ -69,10 +69,10 @@ function refuseQueryParameters(query: unknown): void {
   }
 }
 
-function routeResource(url: string): ApiResource {
-  const resource = resourceOfRoute(url);
-  assert(resource !== undefined, `merchant route ${url} belongs to a resource`);
-  return resource;
+function routeResources(url: string): ApiResource[] {
+  const resources = resourcesOfRoute(url);
+  assert(resources !== undefined, `merchant route ${url} belongs to a resource`);
+  return resources;
 }
 
 async function authenticate(services: Services, keys: ApiKeyCache, request: FastifyRequest): Promise<void> {
@@ -85,7 +85,7 @@ async function authenticate(services: Services, keys: ApiKeyCache, request: Fast
     request.headers['stripe-version'],
     new Date(services.clock.nowMs()),
     {
-      resource: routeResource(request.routeOptions.url ?? request.url),
+      resources: routeResources(request.routeOptions.url ?? request.url),
       method: request.method,
       address: request.ip,
       publishableAllowed: request.routeOptions.config.publishableAllowed === true,
@@ -251,7 +251,8 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
 export interface MerchantRoute {
   method: string;
   url: string;
-  resource: ApiResource;
+  /** The resources it reaches; a restricted key needs each (the first is the route's own). */
+  resources: ApiResource[];
   publishableAllowed: boolean;
   /** The schemas its query and body are validated with (docs/api-reference.md is written from them). */
   querystring?: unknown;
@@ -377,11 +378,11 @@ export async function buildPublicServer(services: Services, options: PublicServe
   merchantRoutes.set(app, routes);
   app.addHook('onRoute', (route) => {
     if (route.config?.merchantApi !== true) return;
-    const resource = resourceOfRoute(route.url);
-    if (resource === undefined) throw new Error(`merchant route ${String(route.method)} ${route.url} belongs to no resource in identity/api-keys.ts`);
+    const resources = resourcesOfRoute(route.url);
+    if (resources === undefined) throw new Error(`merchant route ${String(route.method)} ${route.url} belongs to no resource in identity/api-keys.ts`);
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
-      routes.push({ method, url: route.url, resource, publishableAllowed: route.config.publishableAllowed === true,
+      routes.push({ method, url: route.url, resources, publishableAllowed: route.config.publishableAllowed === true,
         querystring: route.schema?.querystring, body: route.schema?.body, expandable: route.config.expandable ?? [] });
     }
   });

@@ -46,6 +46,18 @@ export function resourceOfRoute(url: string): ApiResource | undefined {
   return apiResources.find((resource) => resource === segment) ?? (segment !== undefined && Object.hasOwn(resourceAliases, segment) ? resourceAliases[segment] : undefined);
 }
 
+/**
+ * Every resource a merchant route reaches: its own (the first segment) and each other resource a later segment
+ * names. `/v1/customers/:customer/payment_methods` lists PaymentMethods, so a restricted key needs both
+ * `customers` and `payment_methods` for it, as it needs `payment_methods` to list them at `/v1/payment_methods`.
+ */
+export function resourcesOfRoute(url: string): ApiResource[] | undefined {
+  const own = resourceOfRoute(url);
+  if (own === undefined) return undefined;
+  const named = url.split('/').slice(3).flatMap((segment) => apiResources.filter((resource) => resource === segment && resource !== own));
+  return [own, ...new Set(named)];
+}
+
 /** A GET reads; anything else writes. */
 export function accessOfMethod(method: string): Access {
   return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
