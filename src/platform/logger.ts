@@ -35,20 +35,25 @@ interface LoggedRequest {
 /**
  * Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`),
  * or keys: the signature of a return link (`sig`, which leads to a client secret), Alipay's `sign`, and client secrets
- * (`client_secret`, `payment_intent_client_secret`: one opens a PaymentIntent's hosted page).
+ * (`client_secret`, `payment_intent_client_secret`: one opens a PaymentIntent's hosted page); or personal data: a
+ * search's `query` (`email:'ada@example.com'`), and the `email` or `phone` a list is filtered by.
  */
-const cardDataParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign)=/i;
+const redactedParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign|query|email|phone)=/i;
+
+/** API keys and webhook signing secrets, wherever a misconfigured client puts them in a URL (`?key=sk_live_…`). */
+const secretInUrl = /\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[0-9A-Za-z+=%]+/g;
 
 /**
- * The URL as a log line shows it. A caller can write card data into a path or a query string: security codes and
- * numbers given as parameters are replaced, and any other card number is masked.
+ * The URL as a log line shows it. A caller can write card data, keys or personal data into a path or a query
+ * string: security codes, numbers, secrets and personal data given as parameters are replaced, keys and signing
+ * secrets anywhere are cut to their prefix, and any other card number is masked.
  */
 export function loggedUrl(url: string): string {
   const queryAt = url.indexOf('?');
-  if (queryAt < 0) return maskCardNumbers(url);
-  const query = url.slice(queryAt + 1).split('&')
-    .map((pair) => (cardDataParameter.test(pair) ? `${pair.slice(0, pair.indexOf('='))}=[redacted]` : pair));
-  return maskCardNumbers(`${url.slice(0, queryAt)}?${query.join('&')}`);
+  const path = queryAt < 0 ? url : url.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : `?${url.slice(queryAt + 1).split('&')
+    .map((pair) => (redactedParameter.test(pair) ? `${pair.slice(0, pair.indexOf('='))}=[redacted]` : pair)).join('&')}`;
+  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]'));
 }
 
 /** A request as its log lines show it. */

@@ -13,3 +13,15 @@ test('client secrets, signatures and card data are redacted from logged URLs; ot
   assert.equal(loggedUrl('/v1/tokens?card[cvc]=123'), '/v1/tokens?card[cvc]=[redacted]');
   assert.equal(loggedUrl('/v1/payment_intents?limit=3'), '/v1/payment_intents?limit=3');
 });
+
+// An API key in a URL (a client that put it in the query string, or in the path by mistake) and the personal data
+// of searches and filters never reach a log line either.
+test('API keys and signing secrets anywhere in a URL, and search queries, emails and phones, are redacted', () => {
+  assert.equal(loggedUrl('/v1/balance?key=sk_live_6SKVa1b2C3d4E5f6G7h8L0iI'), '/v1/balance?key=sk_live_[redacted]');
+  assert.equal(loggedUrl('/v1/sk_test_abcDEF123456/charges'), '/v1/sk_test_[redacted]/charges');
+  assert.equal(loggedUrl('/x?token=rk_test_A1b2C3&other=pk_live_Z9y8&s=whsec_abc%2Bdef'), '/x?token=rk_test_[redacted]&other=pk_live_[redacted]&s=whsec_[redacted]');
+  assert.equal(loggedUrl("/v1/customers/search?query=email%3A'ada%40example.com'&limit=3"), '/v1/customers/search?query=[redacted]&limit=3');
+  assert.equal(loggedUrl('/v1/customers?email=ada@example.com&limit=2'), '/v1/customers?email=[redacted]&limit=2');
+  assert.equal(loggedUrl('/v1/customers?phone=%2B4412345&starting_after=cus_1'), '/v1/customers?phone=[redacted]&starting_after=cus_1');
+  assert.equal(loggedUrl('/v1/payment_intents/pi_1'), '/v1/payment_intents/pi_1', 'object ids stay');
+});
