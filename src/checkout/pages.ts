@@ -16,6 +16,7 @@ import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifySt
 import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
+import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, localeOf, say, type Language, type StringKey } from './strings.ts';
 
@@ -337,11 +338,32 @@ function json(reply: FastifyReply, status: number, body: unknown): FastifyReply 
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(JSON.stringify(body));
 }
 
-/** Test mode's outbox: the receipts and codes Coffer would have sent to shoppers, newest first. */
+/**
+ * The merchant whose test secret key opens the outbox (`Authorization: Bearer sk_test_…`, or the key as the user
+ * name of HTTP basic authentication, which a browser asks for). The messages hold shoppers' addresses and orders,
+ * so each merchant sees its own only, and nobody without a key sees any.
+ */
+async function outboxMerchant(services: Services, keys: ApiKeyCache, request: FastifyRequest, reply: FastifyReply): Promise<string> {
+  try {
+    const { actor, signingSecretSealed } = await authenticateMerchant(services.db, keys, services.logger, request.headers.authorization, undefined,
+      new Date(services.clock.nowMs()), { resources: ['checkout'], method: 'GET', address: request.ip, publishableAllowed: false });
+    if (actor.livemode || signingSecretSealed !== null) {
+      throw new CofferError('insufficient_permissions', 'The sandbox outbox shows test mode\'s messages: open it with a test secret key that does not require signed requests.');
+    }
+    return actor.merchantId;
+  } catch (error) {
+    if (error instanceof CofferError && error.httpStatus === 401) reply.header('www-authenticate', 'Basic realm="Coffer sandbox outbox (your test secret key as the user name)", charset="UTF-8"');
+    throw error;
+  }
+}
+
+/** Test mode's outbox: the receipts and codes Coffer would have sent to a merchant's shoppers, newest first. */
 function registerSandboxOutbox(app: FastifyInstance, services: Services): void {
+  const keys = new ApiKeyCache();
   app.get('/sandbox/outbox', async (request, reply) => {
+    const merchantId = await outboxMerchant(services, keys, request, reply);
     const to = (request.query as { to?: string }).to;
-    let query = services.db.selectFrom('shopper_messages').selectAll().where('livemode', '=', false);
+    let query = services.db.selectFrom('shopper_messages').selectAll().where('merchant_id', '=', merchantId).where('livemode', '=', false);
     if (typeof to === 'string' && to !== '') query = query.where('recipient', '=', to);
     const rows = await query.orderBy('seq', 'desc').limit(50).execute();
     if ((request.query as { format?: string }).format === 'json') {

@@ -117,7 +117,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'succeeded');
     const events = await stripe.events.list({ type: 'checkout.session.completed' });
     assert.ok(events.data.some((event) => (event.data.object as { id: string }).id === session.id));
-    const outbox = await rawRequest(server, 'GET', '/sandbox/outbox?format=json&to=shopper%40example.com');
+    const outbox = await rawRequest(server, 'GET', '/sandbox/outbox?format=json&to=shopper%40example.com', { key: server.secretKey });
     const receipt = (outbox.json.data as Array<{ reference: string; body: string }>).find((message) => message.reference === session.id);
     assert.ok(receipt !== undefined, 'a receipt was sent');
     assert.match(receipt.body, new RegExp(session.payment_intent as string));
@@ -429,7 +429,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(bad.status, 400);
     assert.equal((await rawRequest(server, 'GET', '/v1/risk/settings', { key: server.secretKey })).json.step_up_above_usd, 5, 'the refused change changed nothing');
     const codeFor = async (phone: string) => {
-      const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(phone)}`);
+      const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(phone)}`, { key: server.secretKey });
       const [latest] = outbox.json.data as Array<{ body: string; channel: string }>;
       assert.equal(latest?.channel, 'sms');
       return /\b(\d{6})\b/.exec(latest.body)?.[1] ?? '';

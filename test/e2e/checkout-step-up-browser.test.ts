@@ -91,7 +91,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   }
 
   async function codeFor(destination: string): Promise<string> {
-    const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`);
+    const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`, { key: server.secretKey });
     const [latest] = outbox.json.data as Array<{ body: string }>;
     return /\b(\d{6})\b/.exec(latest?.body ?? '')?.[1] ?? '';
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { StepUpRefused } from '../../src/flows/shopper-step-up.ts';
 import { checkPaymentPassword } from '../../src/flows/shopper-credentials.ts';
+import { createApiKey } from '../../src/identity/merchants.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 
@@ -41,7 +42,7 @@ describe('checkout step-up under concurrency', () => {
   }
 
   async function codeFor(destination: string): Promise<string> {
-    const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`);
+    const outbox = await rawRequest(server, 'GET', `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`, { key: server.secretKey });
     const [latest] = outbox.json.data as Array<{ body: string }>;
     return /\b(\d{6})\b/.exec(latest?.body ?? '')?.[1] ?? '';
   }
@@ -108,6 +109,28 @@ describe('checkout step-up under concurrency', () => {
     const empty = await fourth.post('/step-up/password', { identity: 'fresh@example.com', password: '' });
     assert.equal(empty.status, 400);
     assert.equal(await server.database.db.selectFrom('shopper_password_tries').select('identity').where('identity', '=', 'fresh@example.com').executeTakeFirst(), undefined, 'an empty password is not a try');
+  });
+
+  // The outbox holds shoppers' addresses, codes and orders: only the merchant's own test secret key opens it.
+  test('the sandbox outbox shows a merchant its own test messages only, to its test secret key only', async () => {
+    const page = await openPage();
+    clock.offsetMs += 31_000;
+    const destination = '+8613800138009';
+    assert.equal((await page.post('/step-up/send', { destination })).status, 200);
+    const url = `/sandbox/outbox?format=json&to=${encodeURIComponent(destination)}`;
+    const anonymous = await rawRequest(server, 'GET', url);
+    assert.equal(anonymous.status, 401);
+    assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm="Coffer sandbox outbox/);
+    assert.doesNotMatch(anonymous.body, /\d{6}/, 'no code in the refusal');
+    const other = await rawRequest(server, 'GET', url, { key: server.otherSecretKey });
+    assert.deepEqual([other.status, other.json.data], [200, []], "another merchant sees none of this merchant's messages");
+    const live = (await createApiKey(server.database.db, server.merchantId, 'secret', true)).key.reveal();
+    assert.equal((await rawRequest(server, 'GET', url, { key: live })).status, 403);
+    // A browser sends the key as the user name of basic authentication.
+    const basic = await rawRequest(server, 'GET', url, { headers: { authorization: `Basic ${Buffer.from(`${server.secretKey}:`).toString('base64')}` } });
+    assert.equal(basic.status, 200, basic.body);
+    assert.equal((basic.json.data as unknown[]).length, 1);
+    assert.match(await codeFor(destination), /^\d{6}$/);
   });
 
   test('a proof confirms only the amount it was given for; passkey routes refuse on an address host', async () => {
