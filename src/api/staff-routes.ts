@@ -190,9 +190,15 @@ async function sendApprovedRefund(services: Services, request: FastifyRequest, a
   return { approval: updated, refund };
 }
 
-/** Whether anyone but `requester` could approve `permission`: if not, the action is a bootstrap and runs at once. */
+/**
+ * Whether anyone but `requester` can, could or soon will approve `permission`: if nobody ever could (the first
+ * owner inviting the second administrator), the action is a bootstrap and runs at once. Staff members invited and
+ * not yet enrolled, or disabled, count as well: otherwise one person could disable the only other approver (or
+ * invite before the first invitee enrolled) and invite, at once, an account of their own that approves their
+ * requests. An installation left without a second approver gets one from its host (`coffer admin create`).
+ */
 async function hasOtherApprover(db: Kysely<Database>, requester: StaffUserRow, permission: 'staff.invite'): Promise<boolean> {
-  const others = await db.selectFrom('staff_users').select('role').where('status', '=', 'active').where('id', '!=', requester.id).execute();
+  const others = await db.selectFrom('staff_users').select('role').where('id', '!=', requester.id).execute();
   return others.some((other) => roleAllows(other.role, 'approvals.decide') && roleAllows(other.role, permission));
 }
 

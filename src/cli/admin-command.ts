@@ -7,12 +7,13 @@ import { migrate } from '../store/migrate.ts';
 
 export const adminUsage = `Usage:
   coffer admin create --email you@example.com --name "Your Name"
-      the first owner of a fresh installation; prints a one-time enrollment token (valid 72 hours) with which
-      they set a password and an authenticator app. Further staff are invited through the staff API.`;
+      an owner: the first of a fresh installation, or a second while fewer than two owners or administrators are
+      active or invited (approvals need two people); prints a one-time enrollment token (valid 72 hours) with
+      which they set a password and an authenticator app. Further staff are invited through the staff API.`;
 
 /**
- * `coffer admin create`: the first staff member (role owner) on a fresh installation. Refused once an owner or
- * administrator exists. Returns the exit code: 0 done, 1 refused (the message says why), 2 usage.
+ * `coffer admin create`: an owner, added from the host while the installation has fewer than two owners or
+ * administrators (see createFirstOwner). Returns the exit code: 0 done, 1 refused (the message says why), 2 usage.
  */
 export async function commandAdmin(config: Config, argv: string[], print: (line: string) => void): Promise<number> {
   let parsed;

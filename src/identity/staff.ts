@@ -99,14 +99,19 @@ export async function inviteStaffUser(
 }
 
 /**
- * `coffer admin create`: the first owner of a fresh installation. Refused once an owner or administrator exists
- * (further staff are invited through the staff API, where a role grant needs a second person's approval).
+ * `coffer admin create`: an owner added from the host: the first of a fresh installation, or a second one while
+ * fewer than two owners or administrators are active or invited (the staff could not approve anything by
+ * themselves). Refused beyond that: further staff are invited through the staff API, where a role grant needs a
+ * second person's approval.
  */
 export async function createFirstOwner(db: Kysely<Database>, email: string, name: string, now: Date): Promise<InvitedStaff> {
   return db.transaction().execute(async (tx) => {
-    const admins = await tx.selectFrom('staff_users').select('id').where('role', 'in', ['owner', 'admin']).where('status', '!=', 'disabled').executeTakeFirst();
-    if (admins !== undefined) {
-      throw new CofferError('parameter_invalid', 'An owner or administrator already exists: further staff are invited through the staff API (POST /staff/v1/users).');
+    // Two approvers are what four-eyes approval needs; until there are two (active or invited), the host may add an
+    // owner: the first one, or a second one when the staff can no longer approve anything by themselves (the
+    // other approver was disabled). Beyond that, staff are invited through the staff API, with approval.
+    const approvers = await tx.selectFrom('staff_users').select('id').where('role', 'in', ['owner', 'admin']).where('status', '!=', 'disabled').limit(2).execute();
+    if (approvers.length >= 2) {
+      throw new CofferError('parameter_invalid', 'Two owners or administrators already exist: further staff are invited through the staff API (POST /staff/v1/users), with a second person\'s approval.');
     }
     const invited = await inviteStaffUser(tx, { email, name, role: 'owner', createdBy: 'coffer-cli' }, now);
     await staffAudit(tx, { requestId: null, address: 'cli', userAgent: null }, now, {

@@ -204,7 +204,7 @@ describe('the coffer command', { concurrency: false }, () => {
     }
   });
 
-  test('admin create: the first owner, once; the token enrolls them on the running server, and they sign in', async () => {
+  test('admin create: the first owner, and a second, no more; the token enrolls them on the running server, and they sign in', async () => {
     const adminHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-admin-'));
     const url = await createTestDatabaseUrl();
     const env = { COFFER_HOME: adminHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
@@ -220,9 +220,12 @@ describe('the coffer command', { concurrency: false }, () => {
       const token = /enrollment token[^\n]*\n\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
       assert.ok(token.length >= 40, created.stdout);
       assert.match(created.stdout, new RegExp(`https://localhost:\\d+/staff/enroll#${token}`), 'the enrollment link carries the token in its fragment');
-      const again = coffer(['admin', 'create', '--email', 'second@example.com', '--name', 'Second'], env);
-      assert.equal(again.status, 1);
-      assert.match(again.stderr, /already exists/);
+      // A second owner from the host, as approvals need two people; not a third.
+      const second = coffer(['admin', 'create', '--email', 'second@example.com', '--name', 'Second'], env);
+      assert.equal(second.status, 0, second.stderr);
+      const third = coffer(['admin', 'create', '--email', 'third@example.com', '--name', 'Third'], env);
+      assert.equal(third.status, 1);
+      assert.match(third.stderr, /Two owners or administrators already exist/);
       const server = await spawnCoffer(adminHome, env);
       try {
         const internalPort = Number(/Staff API\s+https:\/\/[^:]+:(\d+)\/staff\/v1/.exec(server.output())?.[1]);
