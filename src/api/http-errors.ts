@@ -1,7 +1,6 @@
 import { CofferError } from '../domain/errors.ts';
 import { AssertionFailure } from '../platform/assert.ts';
 import { schemaErrorToCofferError, type SchemaError } from './validation-errors.ts';
-import { limits } from '../limits.ts';
 
 interface FastifyLikeError {
   code?: unknown;
@@ -20,7 +19,8 @@ const connectionErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT',
 /** `fatal`: an assertion failed (a bug), the process stops; `error`: unexpected, logged with its stack. */
 export type Severity = 'none' | 'error' | 'fatal';
 
-export function toCofferError(error: unknown): { error: CofferError; severity: Severity } {
+/** `bodyLimit`: the largest body the endpoint takes, named in the refusal of a larger one when known. */
+export function toCofferError(error: unknown, bodyLimit?: number): { error: CofferError; severity: Severity } {
   if (error instanceof CofferError) return { error, severity: 'none' };
   if (error instanceof AssertionFailure) {
     return { error: new CofferError('api_error', 'An internal error occurred. It has been logged.'), severity: 'fatal' };
@@ -30,7 +30,7 @@ export function toCofferError(error: unknown): { error: CofferError; severity: S
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return {
-        error: new CofferError('request_body_too_large', `The request body is larger than ${limits.requestBodyBytesMax} bytes.`),
+        error: new CofferError('request_body_too_large', bodyLimit === undefined ? 'The request body is larger than this endpoint takes.' : `The request body is larger than ${bodyLimit} bytes.`),
         severity: 'none',
       };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -130,7 +130,7 @@ export async function buildInternalServer(services: Services, options: InternalS
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   app.decorateRequest('staff', null);
-  await app.register(helmet, { hsts: { maxAge: 63072000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  await app.register(helmet, { hsts: { maxAge: 63072000, includeSubDomains: true }, contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
   await app.register(cookie);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
@@ -140,7 +140,7 @@ export async function buildInternalServer(services: Services, options: InternalS
   await registerRateLimits(app, options.rateLimits, services.logger);
   app.addHook('onRequest', async (request) => guard(services, options, request));
   app.setErrorHandler(async (error, request, reply) => {
-    const { error: cofferError, severity } = toCofferError(error);
+    const { error: cofferError, severity } = toCofferError(error, limits.staffRequestBodyBytesMax);
     if (severity === 'fatal') {
       request.log.fatal({ err: error }, 'assertion failed');
       reply.raw.once('finish', () => options.onFatal(error));

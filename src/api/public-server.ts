@@ -294,7 +294,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.decorateRequest('idempotency', null);
   app.decorateRequest('rawBody', null);
   app.decorateRequest('signingSecretSealed', null);
-  await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
@@ -354,7 +354,8 @@ export async function buildPublicServer(services: Services, options: PublicServe
     return payload;
   });
   app.setErrorHandler(async (error, request, reply) => {
-    const { error: cofferError, severity } = toCofferError(error);
+    // The merchant API's limit; provider notifications and the sandboxes' pages have limits of their own.
+    const { error: cofferError, severity } = toCofferError(error, request.url.startsWith('/v1/') ? limits.requestBodyBytesMax : undefined);
     await auditRefusal(services, request, cofferError);
     if (severity === 'fatal') {
       request.log.fatal({ err: error }, 'assertion failed');

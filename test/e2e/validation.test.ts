@@ -287,6 +287,14 @@ describe('Refused requests', () => {
       { status: 404, code: 'url_unknown', message: 'Unrecognized request URL (DELETE: /v1/payment_intents/pi_x).' });
   });
 
+  // A JSON answer loads nothing: its policy is exactly "nothing, and in no frame", without a library's defaults.
+  test('API answers carry a content security policy that allows nothing, and HSTS', async () => {
+    const response = await rawRequest(server, 'GET', '/v1/balance', { key: server.secretKey });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'");
+    assert.match(String(response.headers['strict-transport-security']), /^max-age=31536000; includeSubDomains/);
+  });
+
   test('an over-long id gets an answer in Stripe\'s error envelope', async () => {
     const response = await get(`/v1/payment_intents/pi_${'x'.repeat(300)}`);
     assert.ok([400, 404, 414].includes(response.status), `status ${response.status}`);

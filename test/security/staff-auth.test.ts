@@ -88,6 +88,12 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
     assert.equal((await staff.request('GET', '/staff/v1/session')).status, 401, 'the pending session ended');
   });
 
+  test('a body over the staff API\'s 64 KiB is refused with that limit named, before anything runs', async () => {
+    const response = await new StaffClient(internalListener(server), clock).request('POST', '/staff/v1/session', { email: 'a@example.com', password: 'x'.repeat(70_000) });
+    assert.equal(response.status, 400, response.body);
+    assert.equal((response.json.error as { message: string }).message, 'The request body is larger than 65536 bytes.');
+  });
+
   test('an unknown email gets the same answer as a wrong password, in comparable time; both are audited', async () => {
     const staff = await enrolledStaff(server, clock, 'finance', 'enum');
     const time = async (email: string) => {
