@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { RequestContext, Services, Tx } from '../flows/context.ts';
-import { createRefund, prepareRefund, sendRefund } from '../flows/create-refund.ts';
+import { createRefund, prepareRefund, RefundNeedsApproval, sendRefund } from '../flows/create-refund.ts';
 import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
 import { createApiKeyIn, revokeApiKey } from '../identity/merchants.ts';
@@ -153,13 +153,13 @@ interface RefundParams {
   livemode: boolean;
 }
 
-async function runRefund(services: Services, request: FastifyRequest, staffUserId: string, params: RefundParams): Promise<ActionResult> {
+async function runRefund(services: Services, request: FastifyRequest, staffUserId: string, params: RefundParams, refundedAtMost?: bigint): Promise<ActionResult> {
   const ctx = await staffContext(services, request, staffUserId, params.merchant, params.livemode);
   let refund: RefundRow | undefined;
   await createRefund(services, ctx, { payment_intent: params.payment_intent, amount: params.amount, ...(params.reason === undefined ? {} : { reason: params.reason }) }, async (_tx, row) => {
     refund = row;
     return { statusCode: 200, body: '' };
-  });
+  }, refundedAtMost);
   assert(refund !== undefined, 'a finished refund is rendered');
   return { result: { refund: refund.id, status: refund.status, amount: Number(refund.amount), currency: refund.currency }, shownOnce: { refund: refundView(refund) } };
 }
@@ -371,18 +371,24 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       payment_intent: body.payment_intent, amount: body.amount ?? refundable, merchant: intent.merchant_id, livemode: intent.livemode,
       ...(body.reason === undefined ? {} : { reason: body.reason }),
     };
-    // The payment's refunded total counts, not this refund alone: several small refunds cannot add up to a large
-    // one without a second person.
-    if (alreadyRefunded + params.amount > options.fourEyesRefundAbove) {
-      const at = now();
+    const askApproval = async (refundedTotal: number) => {
       const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
         action: 'refund.create', params: { ...params }, merchantId: intent.merchant_id,
-        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${alreadyRefunded + params.amount} refunded in all, above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
-      }, staffOrigin(request), at));
+        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${refundedTotal} refunded in all, above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
+      }, staffOrigin(request), now()));
       return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+    };
+    // The payment's refunded total counts, not this refund alone: several small refunds cannot add up to a large
+    // one without a second person. Checked here to ask at once, and again on the locked charge, where refunds
+    // made at the same time are counted too.
+    if (alreadyRefunded + params.amount > options.fourEyesRefundAbove) return askApproval(alreadyRefunded + params.amount);
+    try {
+      const done = await runRefund(services, request, user.id, params, BigInt(options.fourEyesRefundAbove));
+      return done.shownOnce?.refund;
+    } catch (error) {
+      if (error instanceof RefundNeedsApproval) return askApproval(Number(error.refundedTotal));
+      throw error;
     }
-    const done = await runRefund(services, request, user.id, params);
-    return done.shownOnce?.refund;
   });
 
   // -- Merchants' API keys ----------------------------------------------------------------------------------------

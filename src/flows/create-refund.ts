@@ -24,6 +24,16 @@ export interface CreateRefundParams {
   metadata?: Record<string, string> | '';
 }
 
+/**
+ * A staff member's refund that would take the payment's refunded total above the four-eyes threshold: decided on
+ * the locked charge, so that refunds made at once cannot add up past it, and answered by asking for an approval.
+ */
+export class RefundNeedsApproval extends Error {
+  constructor(readonly refundedTotal: bigint) {
+    super(`the refunded total would be ${refundedTotal}, above the four-eyes threshold`);
+  }
+}
+
 /** Renders a refund as the response of the request that made it, and stores it with the idempotency key. */
 export type RespondRefund = (tx: Tx, refund: RefundRow) => Promise<Outcome>;
 
@@ -61,6 +71,10 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
   if (dispute !== undefined) {
     throw new CofferError('charge_disputed', `Charge ${charge.id} has been disputed; refunding it as well would pay the shopper twice.`, { chargeId: charge.id });
   }
+  if (!charge.captured && charge.amount_released > 0n && charge.amount_released === charge.amount) {
+    // Canceled before capture: the whole authorization went back to the shopper, which Stripe shows as refunded.
+    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded: its authorization was released when the payment was canceled.`, { chargeId: charge.id });
+  }
   if (!charge.captured) {
     throw new CofferError('charge_not_refundable', `Charge ${charge.id} has not been captured, so there is nothing to refund.`, { param: 'charge' });
   }
@@ -95,7 +109,7 @@ type StartedRefund = { kind: 'send'; refund: RefundRow; charge: ChargeRow } | { 
  * Phase 1: lock the charge and reserve the amount (`amount_refunding`), so that concurrent refunds can never
  * add up to more than was captured, and record the refund as pending; a retry of the same request resumes it.
  */
-async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund, now: Date): Promise<StartedRefund> {
+async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund, now: Date, refundedAtMost?: bigint): Promise<StartedRefund> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const claim = ctx.idempotency;
   if (claim !== undefined) {
@@ -107,6 +121,8 @@ async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundPara
   }
   const charge = await chargeToRefund(tx, scope, params);
   const amount = refundAmount(charge, params.amount);
+  const refundedTotal = charge.amount_refunded + charge.amount_refunding + amount;
+  if (refundedAtMost !== undefined && refundedTotal > refundedAtMost) throw new RefundNeedsApproval(refundedTotal);
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const refund = await tx.insertInto('refunds').values({
@@ -215,9 +231,10 @@ export async function syncRefundAtProvider(services: Services, refund: RefundRow
 }
 
 /** Refunds a captured payment, fully or partly, through the acquirer; never more than is left to refund. */
-export async function createRefund(services: Services, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund): Promise<Outcome> {
+/** `refundedAtMost`: a staff refund's four-eyes threshold on the payment's refunded total (RefundNeedsApproval). */
+export async function createRefund(services: Services, ctx: RequestContext, params: CreateRefundParams, respond: RespondRefund, refundedAtMost?: bigint): Promise<Outcome> {
   const now = new Date(services.clock.nowMs());
-  const started = await inTransaction(services.db, (tx) => startRefund(tx, ctx, params, respond, now));
+  const started = await inTransaction(services.db, (tx) => startRefund(tx, ctx, params, respond, now, refundedAtMost));
   if (started.kind === 'finished') return started.outcome;
   const outcome = await sendRefund(services, ctx, started.refund, started.charge, respond);
   assert(outcome !== undefined, 'a request always gets a response');

@@ -133,6 +133,17 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.deepEqual(refunds.data.map((refund) => refund.amount), [2000, 2000, 2000], 'the approved refund ran exactly once');
   });
 
+  test('refunds sent at once cannot add up past the threshold either: decided on the locked charge', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const support = as('support_agent');
+    const answers = await Promise.all(Array.from({ length: 4 }, () => support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 2000 })));
+    // 2000 + 2000 fit under 5000; a third would make 6000: however the four interleave, two run and two wait.
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 200, 202, 202], answers.map((answer) => answer.body).join('\n'));
+    const refunds = await server.stripe.refunds.list({ payment_intent: intent.id });
+    assert.equal(refunds.data.reduce((sum, refund) => sum + refund.amount, 0), 4000, 'no more than the threshold without a second person');
+  });
+
   test('an approved refund whose acquirer answer never came is finished by the recovery job: an approval is never left undone', async () => {
     await freshSessions();
     const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
