@@ -140,7 +140,7 @@ async function writeBalanceTransaction<T>(
 export interface BalanceTransactionParams {
   amount: number;
   currency: string;
-  description?: string;
+  description: string;
   metadata?: Record<string, string> | '';
 }
 
@@ -151,7 +151,7 @@ export interface BalanceTransactionParams {
  */
 export async function adjustCustomerBalance(services: Services, ctx: RequestContext, id: string, params: BalanceTransactionParams, respond?: Respond<CustomerBalanceTransactionRow>): Promise<CustomerBalanceTransactionRow> {
   const currency = parseCurrency(params.currency);
-  const reason = params.description?.trim() ?? '';
+  const reason = params.description.trim();
   if (reason === '') {
     throw new CofferError('parameter_missing', 'Missing required param: description (the reason for the adjustment).', { param: 'description' });
   }

@@ -43,7 +43,8 @@ const CustomerParamsSchema = strictObject({ customer: ObjectId });
 const BalanceBody = strictObject({
   amount: Type.Integer({ minimum: -limits.amountMinorMax, maximum: limits.amountMinorMax }),
   currency: Currency,
-  description: Type.Optional(Description),
+  // Required, unlike Stripe's: the reason for moving the merchant's money to a customer is what its audit says.
+  description: Description,
   metadata: Type.Optional(emptyable(Metadata)),
   expand: Type.Optional(Expand),
 });
