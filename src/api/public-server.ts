@@ -172,6 +172,17 @@ function refuseCharset(request: FastifyRequest, body: string): void {
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The body as text: bytes that are not UTF-8 are refused, not replaced with U+FFFD and stored so. */
+function utf8Body(body: Buffer): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new CofferError('request_body_invalid', 'The request body is not valid UTF-8 text.');
+  }
+}
+
 /** A NUL character fits in no text column: a parameter holding one is refused by name, before anything runs. */
 function refuseNul(request: FastifyRequest): void {
   for (const source of [request.params, request.query, request.body]) {
@@ -295,11 +306,12 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.decorateRequest('rawBody', null);
   app.decorateRequest('signingSecretSealed', null);
   await app.register(helmet, { hsts: { maxAge: 31536000, includeSubDomains: true }, contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string;
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      refuseCharset(request, body as string);
-      done(null, parseForm(body as string));
+      refuseCharset(request, (body as Buffer).toString('latin1'));
+      const text = utf8Body(body as Buffer);
+      request.rawBody = text;
+      done(null, parseForm(text));
     } catch (error) {
       done(error as Error, undefined);
     }
@@ -307,14 +319,16 @@ export async function buildPublicServer(services: Services, options: PublicServe
   app.removeContentTypeParser('text/plain');
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
     try {
-      refuseCharset(request, body as string);
+      refuseCharset(request, (body as Buffer).toString('latin1'));
+      text = utf8Body(body as Buffer);
+      request.rawBody = text;
     } catch (refusal) {
       return done(refusal as Error, undefined);
     }
-    parseJson(request, body as string, (error: Error | null, parsed?: unknown) => {
+    parseJson(request, text, (error: Error | null, parsed?: unknown) => {
       if (error !== null) return done(error, undefined);
       try {
         refuseDeepJson(parsed);

@@ -180,6 +180,12 @@ describe('Refused requests', () => {
       { status: 400, code: 'request_body_invalid', message: 'The parameter name "descr%E0%A4%A" is not valid URL encoding of UTF-8 text.' });
     await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=%E9', contentType: 'application/x-www-form-urlencoded; charset=iso-8859-1' }),
       { status: 400, code: 'content_type_unsupported', message: 'Send the request body in UTF-8; charset=iso-8859-1 is not supported.' });
+    // Bytes that are not UTF-8, sent as they are (not URL-encoded): refused, in a form or in JSON, not stored as U+FFFD.
+    const notUtf8 = { status: 400, code: 'request_body_invalid', message: 'The request body is not valid UTF-8 text.' };
+    await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: Buffer.from('amount=100&currency=usd&description=caf\u00e9', 'latin1') }), notUtf8);
+    await refused(() => rawRequest(server, 'POST', '/v1/payment_intents', {
+      key: server.secretKey, body: Buffer.from('{"amount":100,"currency":"usd","description":"caf\u00e9"}', 'latin1'), contentType: 'application/json',
+    }), notUtf8);
     const accepted = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=caf%C3%A9', contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });
     assert.equal(accepted.json.description, 'café', 'UTF-8, said or not, is read as such');
     const ascii = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=100&currency=usd&description=Order+7', contentType: 'application/x-www-form-urlencoded; charset=ISO-8859-1' });

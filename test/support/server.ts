@@ -137,7 +137,7 @@ export function rawRequest(
   urlPath: string,
   options: {
     key?: string;
-    body?: string;
+    body?: string | Buffer;
     contentType?: string;
     headers?: Record<string, string>;
     /**
