@@ -315,7 +315,8 @@ export function systemContext(session: CheckoutSessionRow, actor: string, shoppe
 
 async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, now: Date): Promise<void> {
   const currency = findCurrency(session.currency);
-  const total = currency === undefined ? `${session.amount_total} ${session.currency}` : `${formatAmount(session.amount_total, currency)} ${session.currency.toUpperCase()}`;
+  // `42.00 USD`: formatAmount names the currency already, in the API's lower case.
+  const total = (currency === undefined ? `${session.amount_total} ${session.currency}` : formatAmount(session.amount_total, currency)).toUpperCase();
   const lines = session.line_items.map((item) => `  ${item.quantity} × ${item.name}`).join('\n');
   await tx.insertInto('shopper_messages').values({
     id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',

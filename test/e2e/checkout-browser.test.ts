@@ -121,6 +121,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const receipt = (outbox.json.data as Array<{ reference: string; body: string }>).find((message) => message.reference === session.id);
     assert.ok(receipt !== undefined, 'a receipt was sent');
     assert.match(receipt.body, new RegExp(session.payment_intent as string));
+    assert.match(receipt.body, /^Thank you for your payment of 44\.98 CNY\.\n/, 'the total, its currency named once');
   });
 
   test('the support form on the result page opens a case attached to the payment; an empty one is refused', async () => {
