@@ -97,6 +97,11 @@ describe('refunds', () => {
     assert.equal(charge.refunded, true);
     const unpaid = await stripe.paymentIntents.create({ amount: 500, currency: 'usd' });
     await assert.rejects(stripe.refunds.create({ payment_intent: unpaid.id }), (error: Stripe.errors.StripeError) => error.code === 'charge_not_refundable');
+    // Canceled before capture: the charge shows the authorization as refunded, and a refund says so.
+    const canceled = await pay(1500, 'pm_card_visa', { capture_method: 'manual' });
+    await stripe.paymentIntents.cancel(canceled.id);
+    assert.equal((await stripe.charges.retrieve(canceled.latest_charge as string)).refunded, true);
+    await assert.rejects(stripe.refunds.create({ charge: canceled.latest_charge as string }), (error: Stripe.errors.StripeError) => error.code === 'charge_already_refunded');
   });
 
   test('50 concurrent refunds of 3,000 on a captured 10,000: exactly 3 succeed', async () => {
