@@ -908,6 +908,7 @@ export type MerchantRow = Selectable<MerchantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type DisputeRow = Selectable<DisputesTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type SetupIntentRow = Selectable<SetupIntentsTable>;

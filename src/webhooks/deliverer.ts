@@ -4,7 +4,7 @@ import type { LookupFunction } from 'node:net';
 import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { signatureHeader } from '../platform/timestamped-signature.ts';
-import type { WebhookEndpointRow } from '../store/database.ts';
+import type { WebhookDeliveryRow, WebhookEndpointRow } from '../store/database.ts';
 import { payloadForEndpoint } from '../store/events.ts';
 import { openSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
@@ -82,37 +82,46 @@ async function post(services: Services, endpoint: WebhookEndpointRow, body: stri
 }
 
 
-/** Claims due deliveries (leasing them), sends them in parallel, records each attempt. Returns how many. */
-export async function deliverDueWebhooks(services: Services): Promise<number> {
+/** Claims (leases) up to `max` due deliveries: no other worker takes them until the lease ends. */
+async function claimDueDeliveries(services: Services, max: number): Promise<WebhookDeliveryRow[]> {
   const nowMs = services.clock.nowMs();
-  const due = await services.db.updateTable('webhook_deliveries')
+  return services.db.updateTable('webhook_deliveries')
     .set({ next_attempt_at: new Date(nowMs + services.webhooks.timing.leaseMs) })
     .where('id', 'in', (eb) => eb.selectFrom('webhook_deliveries').select('id').where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', new Date(nowMs)).orderBy('next_attempt_at').limit(limits.webhookConcurrencyMax).forUpdate().skipLocked())
+      .where('next_attempt_at', '<=', new Date(nowMs)).orderBy('next_attempt_at').limit(max).forUpdate().skipLocked())
     .returningAll().execute();
-  await Promise.all(due.map(async (delivery) => {
-    const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload'])
-      .where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
-    const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
-    const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
-    const body = payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint);
-    const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
-    const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
-    const attempts = delivery.attempts + 1;
-    const delay = services.webhooks.timing.retryDelaysMs[attempts - 1];
-    const finishedAt = services.clock.nowMs();
-    await services.db.with('attempt', (db) => db.insertInto('webhook_attempts').values({
-      delivery_id: delivery.id, attempted_at: new Date(finishedAt), latency_ms: answer.latencyMs, status_code: answer.statusCode, error: answer.error,
-    }).returning('id')).updateTable('webhook_deliveries').set({
-      attempts,
-      status: delivered ? 'succeeded' : gone || delay === undefined ? 'failed' : 'pending',
-      next_attempt_at: new Date(finishedAt + (delay ?? 0)),
-      last_attempt_at: new Date(finishedAt),
-      last_status_code: answer.statusCode,
-      last_error: answer.error,
-      delivered_at: delivered ? new Date(finishedAt) : null,
-    }).where('id', '=', delivery.id).execute();
-  }));
+}
+
+/** Sends one claimed delivery and records the attempt: delivered, to be retried after its delay, or failed. */
+async function deliverOne(services: Services, delivery: WebhookDeliveryRow): Promise<void> {
+  const nowMs = services.clock.nowMs();
+  const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload'])
+    .where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
+  const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
+  const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
+  const body = payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint);
+  const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
+  const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
+  const attempts = delivery.attempts + 1;
+  const delay = services.webhooks.timing.retryDelaysMs[attempts - 1];
+  const finishedAt = services.clock.nowMs();
+  await services.db.with('attempt', (db) => db.insertInto('webhook_attempts').values({
+    delivery_id: delivery.id, attempted_at: new Date(finishedAt), latency_ms: answer.latencyMs, status_code: answer.statusCode, error: answer.error,
+  }).returning('id')).updateTable('webhook_deliveries').set({
+    attempts,
+    status: delivered ? 'succeeded' : gone || delay === undefined ? 'failed' : 'pending',
+    next_attempt_at: new Date(finishedAt + (delay ?? 0)),
+    last_attempt_at: new Date(finishedAt),
+    last_status_code: answer.statusCode,
+    last_error: answer.error,
+    delivered_at: delivered ? new Date(finishedAt) : null,
+  }).where('id', '=', delivery.id).execute();
+}
+
+/** Claims due deliveries, sends them in parallel and waits for all: one round, for jobs and tests. Returns how many. */
+export async function deliverDueWebhooks(services: Services): Promise<number> {
+  const due = await claimDueDeliveries(services, limits.webhookConcurrencyMax);
+  await Promise.all(due.map((delivery) => deliverOne(services, delivery)));
   return due.length;
 }
 
@@ -128,15 +137,34 @@ export interface WebhookWorker {
 export function startWebhookWorker(services: Services): WebhookWorker {
   let stopped = false;
   let wake: (() => void) | undefined;
+  // Deliveries under way, each in a slot of its own: a receiver that takes its whole deadline (or never answers)
+  // holds one slot, while the worker goes on relaying events and sending the others' deliveries.
+  const inFlight = new Set<Promise<void>>();
+  const send = (delivery: WebhookDeliveryRow) => {
+    const sending: Promise<void> = deliverOne(services, delivery)
+      .catch((error: unknown) => services.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery failed; its lease ends and it is tried again'))
+      .finally(() => {
+        inFlight.delete(sending);
+        wake?.();
+      });
+    inFlight.add(sending);
+  };
   const loop = (async () => {
     while (!stopped) {
       let worked = 0;
       try {
-        worked = (await relayEvents(services)) + (await deliverDueWebhooks(services));
+        worked += await relayEvents(services);
+        const room = limits.webhookConcurrencyMax - inFlight.size;
+        if (room > 0) {
+          const due = await claimDueDeliveries(services, room);
+          for (const delivery of due) send(delivery);
+          worked += due.length;
+        }
       } catch (error) {
         services.logger.error({ err: error }, 'webhook worker failed; retrying');
       }
       if (worked === 0 && !stopped) {
+        // Until the next look, or until a delivery ends and frees its slot.
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, limits.webhookPollIntervalMs);
           wake = () => {
@@ -144,8 +172,10 @@ export function startWebhookWorker(services: Services): WebhookWorker {
             resolve();
           };
         });
+        wake = undefined;
       }
     }
+    await Promise.all(inFlight);
   })();
   return {
     async stop() {

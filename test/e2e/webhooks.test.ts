@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
-import { deliverDueWebhooks } from '../../src/webhooks/deliverer.ts';
+import { deliverDueWebhooks, startWebhookWorker } from '../../src/webhooks/deliverer.ts';
 import { relayEvents } from '../../src/webhooks/relay.ts';
 import { stateCounts } from '../support/ledger.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
@@ -188,6 +188,50 @@ describe('webhooks', () => {
       trickle.closeAllConnections();
       await new Promise((resolve) => trickle.close(resolve));
     }
+  });
+
+  // A receiver that takes its whole deadline holds one delivery slot, not the worker: another endpoint's events
+  // go out meanwhile (before, the worker waited for its whole batch, so one slow receiver delayed everyone's).
+  test('the worker keeps delivering to other endpoints while one receiver holds its delivery open', { timeout: 30_000 }, async () => {
+    const held: http.ServerResponse[] = [];
+    const fast: string[] = [];
+    const receivers = http.createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        if (request.url === '/held') {
+          held.push(response);
+          return;
+        }
+        fast.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string }).type);
+        response.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receivers.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(receivers.address() as AddressInfo).port}`;
+    const slow = await stripe.webhookEndpoints.create({ url: `${base}/held`, enabled_events: ['customer.created'] });
+    const quick = await stripe.webhookEndpoints.create({ url: `${base}/fast`, enabled_events: ['payment_intent.created'] });
+    const until = async (done: () => boolean, what: string) => {
+      for (let waited = 0; !done(); waited += 50) {
+        if (waited > 8_000) throw new Error(`not within 8 s: ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const worker = startWebhookWorker(server.coffer.services);
+    try {
+      await stripe.customers.create({ email: 'slow@example.com' });
+      await until(() => held.length === 1, 'the slow receiver got its delivery');
+      await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+      await until(() => fast.includes('payment_intent.created'), 'the other endpoint got its event while the first is held');
+      assert.equal(held.length, 1, 'still held');
+    } finally {
+      for (const response of held) response.writeHead(200).end('ok');
+      await worker.stop();
+      await stripe.webhookEndpoints.del(slow.id);
+      await stripe.webhookEndpoints.del(quick.id);
+      await new Promise((resolve) => receivers.close(resolve));
+    }
+    await drain(server);
   });
 
   test('after three days of failures a delivery is marked failed, and can still be resent by hand', async () => {
