@@ -169,6 +169,22 @@ describe('disputes', () => {
     await assertLedgerConsistent(server.database.db);
   });
 
+  // Once the dispute's notice is due it is filed, even if Coffer has not heard yet: a refund reaching the acquirer
+  // then is refused there, so the shopper is never paid back twice (by the refund and by the chargeback).
+  test('a refund sent after the dispute is filed but before Coffer hears of it is refused by the acquirer; the shopper is paid back once', async () => {
+    const before = await pendingUsd();
+    const intent = await stripe.paymentIntents.create({ amount: 3500, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000; // the notice is due, not yet delivered
+    const refund = await stripe.refunds.create({ payment_intent: intent.id }).then((created) => created.status, (error: Stripe.errors.StripeError) => error.code);
+    assert.equal(refund, 'failed', 'the acquirer refused the refund');
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id })).data;
+    assert.equal(dispute?.amount, 3500);
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded, 0);
+    assert.equal(await pendingUsd(), before + 3500 - 3500 - 1500, 'paid back once, by the chargeback');
+    await assertLedgerConsistent(server.database.db);
+  });
+
   test('the dispute fee is 15.00 US dollars in the charge\'s currency: 2,200 on a yen payment, not 1,500 yen', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'jpy', payment_method: 'pm_card_createDispute', confirm: true });
     await acquirerCatchesUp();

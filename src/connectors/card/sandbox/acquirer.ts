@@ -621,7 +621,7 @@ export class CardAcquirerSandbox {
   /**
    * A refund reaches the card network before a chargeback its issuer has not filed yet: the dispute is then filed
    * only for what the shopper was not given back, and not at all if that is nothing (a fully refunded payment
-   * cannot be disputed). A dispute already filed (its notification sent) refuses the refund, as acquirers do: the
+   * cannot be disputed). A dispute already filed (its notification due) refuses the refund, as acquirers do: the
    * dispute decides where that money goes (an inquiry closed without escalation does not). `refundedAfter` counts
    * this refund.
    */
@@ -629,7 +629,10 @@ export class CardAcquirerSandbox {
     const dispute = await tx.selectFrom('sandbox_card_disputes').select(['id', 'amount', 'status']).where('payment_id', '=', payment.id).forUpdate().executeTakeFirst();
     // An inquiry closed without escalation leaves the payment refundable.
     if (dispute === undefined || dispute.amount === 0n || dispute.status === 'warning_closed') return undefined;
-    const pending = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null).execute();
+    // Filed once its notice is due: the delivery loop takes due notices only, so a notice still to come cannot be
+    // on its way to Coffer while a refund changes it.
+    const pending = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null)
+      .where('due_at', '>', new Date(this.#clock.nowMs())).forUpdate().execute();
     const filing = pending.find((row) => {
       const body = JSON.parse(row.payload) as AcquirerNotification;
       return body.type === 'dispute.created' && body.dispute?.id === dispute.id;
