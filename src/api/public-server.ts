@@ -172,7 +172,8 @@ function refuseCharset(request: FastifyRequest, body: string): void {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading byte-order mark stays in the text, so that a signature over the body's bytes still matches.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The body as text: bytes that are not UTF-8 are refused, not replaced with U+FFFD and stored so. */
 function utf8Body(body: Buffer): string {

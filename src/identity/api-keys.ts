@@ -104,14 +104,16 @@ export function parseAddressList(entries: readonly string[]): string[] {
 
 /** Whether `address` (as Node reports a peer, possibly IPv4-mapped IPv6) is in one of the normalized ranges. */
 export function addressAllowed(ranges: readonly string[], address: string): boolean {
-  const list = new BlockList();
-  for (const range of ranges) {
-    const [network = '', bits = ''] = range.split('/');
-    list.addSubnet(network, Number(bits), isIP(network) === 6 ? 'ipv6' : 'ipv4');
-  }
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
   const plain = mapped ?? address;
   const family = isIP(plain);
   if (family === 0) return false;
+  // The address's own family only: Node's BlockList matches IPv4 addresses against IPv6 ranges through their
+  // mapped form, so `::/0` in a shared list would let every IPv4 client in.
+  const list = new BlockList();
+  for (const range of ranges) {
+    const [network = '', bits = ''] = range.split('/');
+    if (isIP(network) === family) list.addSubnet(network, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+  }
   return list.check(plain, family === 6 ? 'ipv6' : 'ipv4');
 }

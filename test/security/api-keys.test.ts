@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { merchantRoutesOf } from '../../src/api/public-server.ts';
-import { apiResources, parseAddressList, parsePermissions, type Permissions } from '../../src/identity/api-keys.ts';
+import { addressAllowed, apiResources, parseAddressList, parsePermissions, type Permissions } from '../../src/identity/api-keys.ts';
 import { createHash, createHmac } from 'node:crypto';
 import { createApiKey, revokeApiKey, rollApiKey } from '../../src/identity/merchants.ts';
 import { signRequest } from '../../src/identity/request-signing.ts';
@@ -103,6 +103,12 @@ describe('API keys', { concurrency: false }, () => {
     assert.match((refused.json.error as { message: string }).message, /cannot be used from 127\.0\.0\.1/);
     const here = await restricted(['balance:read'], { allow: ['127.0.0.0/8'] });
     assert.equal((await rawRequest(server, 'GET', '/v1/balance', { key: here })).status, 200);
+    // An IPv6 range never admits IPv4 clients through their mapped form, and the other way round.
+    assert.equal(addressAllowed(parseAddressList(['203.0.113.0/24', '::/0']), '8.8.8.8'), false);
+    assert.equal(addressAllowed(parseAddressList(['::ffff:0:0/96']), '198.51.100.4'), false);
+    assert.equal(addressAllowed(parseAddressList(['::/0']), '2001:db8::1'), true);
+    assert.equal(addressAllowed(parseAddressList(['203.0.113.0/24']), '::ffff:203.0.113.9'), true, 'a mapped peer address is its IPv4 address');
+    assert.equal(addressAllowed(parseAddressList(['0.0.0.0/0']), '2001:db8::1'), false);
     assert.throws(() => parseAddressList(['10.0.0.0/33']), /"10\.0\.0\.0\/33" is not an IP address or a CIDR range/);
     assert.throws(() => parseAddressList(['localhost']), /"localhost" is not an IP address/);
     assert.throws(() => parsePermissions(['payouts:write']), /Unknown resource in permission "payouts:write"/);
@@ -202,6 +208,13 @@ describe('API keys', { concurrency: false }, () => {
       assert.equal(code(response), expected, name);
     }
     assert.equal(await intents(), countBefore + 1, 'only the one correctly signed, fresh request created anything');
+    // A JSON body that starts with a byte-order mark is signed over its bytes, the mark included, and verifies.
+    const withMark = '\uFEFF{"amount":4200,"currency":"usd"}';
+    const marked = await rawRequest(server, 'POST', '/v1/payment_intents', {
+      key, body: withMark, contentType: 'application/json', headers: { 'coffer-signature': signed('POST', '/v1/payment_intents', withMark) },
+    });
+    assert.equal(marked.status, 200, marked.body);
+    assert.equal(marked.json.amount, 4200);
     const audited = await auditActions(created.id);
     assert.equal(audited.filter((action) => action.startsWith('api_request.request_')).length, refusals.length + 1, audited.join(', '));
 
@@ -216,7 +229,7 @@ describe('API keys', { concurrency: false }, () => {
 
     // Nonces are kept past the window, then reaped; a request that old is refused by its timestamp anyway.
     const nonces = async () => (await server.database.db.selectFrom('request_nonces').select('nonce').where('key_id', '=', created.id).execute()).length;
-    assert.equal(await nonces(), 3);
+    assert.equal(await nonces(), 4);
     clock.offsetMs += 16 * 60_000;
     await reapRequestNonces(services);
     assert.equal(await nonces(), 0);
