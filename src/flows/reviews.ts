@@ -127,6 +127,8 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
   // for this request and for its retry.
   if (refund !== undefined) {
     await sendRefund(services, inner, refund.refund, refund.charge, undefined).catch((error: unknown) => {
+      // An outcome not known yet or an operating error; anything else is a bug, and stops the process as bugs do.
+      if (!(error instanceof CofferError)) throw error;
       services.logger.warn({ err: error, refund: refund.refund.id, review: id }, 'refund of a rejected review not finished; recovery will finish it');
     });
   }

@@ -26,7 +26,7 @@ for (const [network, prefix] of [
 const blockedV6 = new net.BlockList();
 for (const [network, prefix] of [
   ['::', 96], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64],
-  ['2001::', 32], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+  ['2001::', 32], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
 ] as const) blockedV6.addSubnet(network, prefix, 'ipv6');
 
 const localOnly = new net.BlockList();

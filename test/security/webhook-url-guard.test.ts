@@ -33,7 +33,7 @@ describe('webhook address guard', () => {
   test('loopback, private, link-local, shared, reserved and multicast addresses are refused', async () => {
     for (const host of ['127.0.0.1', '127.8.9.10', '10.1.2.3', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1',
       '0.0.0.0', '192.0.2.10', '198.18.0.1', '224.0.0.1', '255.255.255.255', '[::1]', '[::]', '[fe80::1]', '[fc00::1]', '[fd12:3456::1]',
-      '[ff02::1]', '[2001:db8::1]', '[100::1]']) {
+      '[ff02::1]', '[2001:db8::1]', '[100::1]', '[fec0::1]']) {
       assert.equal(await verdict(host), 'refused', host);
     }
   });
