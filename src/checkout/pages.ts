@@ -347,8 +347,8 @@ async function outboxMerchant(services: Services, keys: ApiKeyCache, request: Fa
   try {
     const { actor, signingSecretSealed } = await authenticateMerchant(services.db, keys, services.logger, request.headers.authorization, undefined,
       new Date(services.clock.nowMs()), { resources: ['checkout'], method: 'GET', address: request.ip, publishableAllowed: false });
-    if (actor.livemode || signingSecretSealed !== null) {
-      throw new CofferError('insufficient_permissions', 'The sandbox outbox shows test mode\'s messages: open it with a test secret key that does not require signed requests.');
+    if (actor.livemode || actor.keyKind !== 'secret' || signingSecretSealed !== null) {
+      throw new CofferError('insufficient_permissions', 'The sandbox outbox shows test mode\'s messages: open it with a test secret key (not a restricted one) that does not require signed requests.');
     }
     return actor.merchantId;
   } catch (error) {

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../platform/assert.ts';
 /**
  * The one table of currencies Coffer accepts. Amounts everywhere in Coffer are integers in the currency's API
  * minor unit, which is Stripe's: two decimals for most currencies, none for JPY or KRW, three for BHD or KWD.

@@ -36,12 +36,13 @@ interface LoggedRequest {
  * Query parameters whose values are card data, whatever the endpoint (`card[number]`, `card%5Bcvc%5D`, `cvv`),
  * or keys: the signature of a return link (`sig`, which leads to a client secret), Alipay's `sign`, and client secrets
  * (`client_secret`, `payment_intent_client_secret`: one opens a PaymentIntent's hosted page); or personal data: a
- * search's `query` (`email:'ada@example.com'`), and the `email` or `phone` a list is filtered by.
+ * search's `query` (`email:'ada@example.com'`), the `email` or `phone` a list is filtered by, and the recipient (`to`)
+ * the sandbox outbox is filtered by.
  */
-const redactedParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign|query|email|phone)=/i;
+const redactedParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign|query|email|phone|to)=/i;
 
 /** API keys and webhook signing secrets, wherever a misconfigured client puts them in a URL (`?key=sk_live_…`). */
-const secretInUrl = /\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[0-9A-Za-z+=%]+/g;
+const secretInUrl = /\b((?:sk|rk|pk)(?:_|%5F)(?:test|live)(?:_|%5F)|whsec(?:_|%5F))[0-9A-Za-z+=%]+/gi;
 
 /**
  * The URL as a log line shows it. A caller can write card data, keys or personal data into a path or a query

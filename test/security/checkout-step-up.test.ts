@@ -126,6 +126,8 @@ describe('checkout step-up under concurrency', () => {
     assert.deepEqual([other.status, other.json.data], [200, []], "another merchant sees none of this merchant's messages");
     const live = (await createApiKey(server.database.db, server.merchantId, 'secret', true)).key.reveal();
     assert.equal((await rawRequest(server, 'GET', url, { key: live })).status, 403);
+    const restricted = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { checkout: 'write' } })).key.reveal();
+    assert.equal((await rawRequest(server, 'GET', url, { key: restricted })).status, 403, 'a restricted key does not open it');
     // A browser sends the key as the user name of basic authentication.
     const basic = await rawRequest(server, 'GET', url, { headers: { authorization: `Basic ${Buffer.from(`${server.secretKey}:`).toString('base64')}` } });
     assert.equal(basic.status, 200, basic.body);

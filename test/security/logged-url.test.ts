@@ -23,5 +23,7 @@ test('API keys and signing secrets anywhere in a URL, and search queries, emails
   assert.equal(loggedUrl("/v1/customers/search?query=email%3A'ada%40example.com'&limit=3"), '/v1/customers/search?query=[redacted]&limit=3');
   assert.equal(loggedUrl('/v1/customers?email=ada@example.com&limit=2'), '/v1/customers?email=[redacted]&limit=2');
   assert.equal(loggedUrl('/v1/customers?phone=%2B4412345&starting_after=cus_1'), '/v1/customers?phone=[redacted]&starting_after=cus_1');
+  assert.equal(loggedUrl('/v1/balance?key=sk%5Flive%5FAbC123'), '/v1/balance?key=sk%5Flive%5F[redacted]', 'percent-encoded underscores too');
+  assert.equal(loggedUrl('/sandbox/outbox?format=json&to=shopper%40example.com'), '/sandbox/outbox?format=json&to=[redacted]');
   assert.equal(loggedUrl('/v1/payment_intents/pi_1'), '/v1/payment_intents/pi_1', 'object ids stay');
 });
