@@ -24,7 +24,7 @@ Usage:
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
-  coffer admin create --email … --name …   the first staff owner; prints a one-time enrollment token
+  coffer admin create --email … --name …   a staff owner, while fewer than two approvers exist; prints a one-time enrollment token
   coffer risk train|evaluate|score|explain   the fraud model (coffer risk for details; needs no database)
   coffer risk export --output FILE   decided payments with their labels, as a training file
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found, 3 when
