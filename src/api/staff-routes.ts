@@ -6,7 +6,7 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import { Type } from '@sinclair/typebox';
 import { encode } from 'uqr';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { RequestContext, Services, Tx } from '../flows/context.ts';
 import { createRefund, prepareRefund, RefundNeedsApproval, sendRefund } from '../flows/create-refund.ts';
@@ -190,6 +190,9 @@ async function sendApprovedRefund(services: Services, request: FastifyRequest, a
   return { approval: updated, refund };
 }
 
+/** The transaction-scoped advisory lock that makes a bootstrap invitation's check and its invitation one step. */
+const bootstrapLockKey = 0x636f6666; // "coff"
+
 /**
  * Whether anyone but `requester` can, could or soon will approve `permission`: if nobody ever could (the first
  * owner inviting the second administrator), the action is a bootstrap and runs at once. Staff members invited and
@@ -197,7 +200,7 @@ async function sendApprovedRefund(services: Services, request: FastifyRequest, a
  * invite before the first invitee enrolled) and invite, at once, an account of their own that approves their
  * requests. An installation left without a second approver gets one from its host (`coffer admin create`).
  */
-async function hasOtherApprover(db: Kysely<Database>, requester: StaffUserRow, permission: 'staff.invite'): Promise<boolean> {
+async function hasOtherApprover(db: Kysely<Database> | Tx, requester: StaffUserRow, permission: 'staff.invite'): Promise<boolean> {
   const others = await db.selectFrom('staff_users').select('role').where('id', '!=', requester.id).execute();
   return others.some((other) => roleAllows(other.role, 'approvals.decide') && roleAllows(other.role, permission));
 }
@@ -451,14 +454,15 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     // Checked now as well as when the invitation runs, so that no approval is asked for what cannot happen.
     const email = await checkEmailFree(db, body.email);
     const at = now();
-    if (!(await hasOtherApprover(db, user, 'staff.invite'))) {
-      // Nobody else could approve yet (the first owner inviting the second administrator): it runs at once, on record.
-      const done = await db.transaction().execute(async (tx) => {
-        await staffAudit(tx, staffOrigin(request), at, { actorId: user.id, action: 'approval.bootstrap', objectType: 'staff_user', details: { requested_action: 'staff.invite', reason: 'no other staff member can approve' } });
-        return runInvite(tx, request, body, user.id, at, rp(request).origin);
-      });
-      return { object: 'staff_invitation', ...done.result, ...done.shownOnce };
-    }
+    // Nobody else could approve yet (the first owner inviting the second administrator): it runs at once, on record.
+    // Decided and done under one lock, so that two invitations sent at once cannot both be the bootstrap.
+    const bootstrapped = await db.transaction().execute(async (tx) => {
+      await sql`SELECT pg_advisory_xact_lock(${bootstrapLockKey})`.execute(tx);
+      if (await hasOtherApprover(tx, user, 'staff.invite')) return undefined;
+      await staffAudit(tx, staffOrigin(request), at, { actorId: user.id, action: 'approval.bootstrap', objectType: 'staff_user', details: { requested_action: 'staff.invite', reason: 'no other staff member can approve' } });
+      return runInvite(tx, request, body, user.id, at, rp(request).origin);
+    });
+    if (bootstrapped !== undefined) return { object: 'staff_invitation', ...bootstrapped.result, ...bootstrapped.shownOnce };
     const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
       action: 'staff.invite', params: { ...body, email }, summary: `Invite ${email} as ${body.role}`,
     }, staffOrigin(request), at));

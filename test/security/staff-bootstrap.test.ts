@@ -67,3 +67,25 @@ describe('staff bootstrap cannot be used to approve one\'s own requests', { conc
     await assert.rejects(createFirstOwner(db(), 'more@bootstrap.example', 'More', new Date(clock.nowMs())), /Two owners or administrators already exist/);
   });
 });
+
+describe('two invitations sent at once by the only owner', { concurrency: false }, () => {
+  let server: TestServer;
+  const clock = new TestClock();
+  before(async () => {
+    server = await startTestServer({ clock });
+  });
+  after(async () => server.close());
+
+  test('only one of them is the bootstrap; the other waits for a second person', async () => {
+    const first = await createFirstOwner(server.database.db, 'sole.owner@bootstrap.example', 'Sole', new Date(clock.nowMs()));
+    const owner = new StaffClient(internalListener(server), clock);
+    await enrollWithToken(owner, first.enrollmentToken.reveal(), strongPassword('sole'));
+    assert.equal((await owner.signIn()).status, 200);
+    assert.equal((await owner.reauthenticate()).status, 200);
+    const answers = await Promise.all(['one', 'two', 'three'].map((name) =>
+      owner.request('POST', '/staff/v1/users', { email: `${name}@bootstrap.example`, name, role: 'admin' })));
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 202, 202], answers.map((answer) => answer.body).join('\n'));
+    const made = await server.database.db.selectFrom('staff_users').select('email').where('email', 'like', '%@bootstrap.example').execute();
+    assert.equal(made.length, 2, 'the owner and one invitee');
+  });
+});
