@@ -240,7 +240,11 @@ async function eventVersionOf(tx: Tx, merchantId: string): Promise<Trail> {
  * the shopper's receipt in the same transaction; past its expiry and not being paid, it expires and its
  * PaymentIntent is canceled. Idempotent: the page, the return from a provider and the expiry job all call it.
  */
-export async function settleCheckoutSession(services: Services, id: string, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
+/**
+ * `expiry`: a merchant's request to expire the session. It ends now (not at its `expires_at`) unless its payment is
+ * under way or done, and the request's answer is kept with that change.
+ */
+export async function settleCheckoutSession(services: Services, id: string, expiry?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const now = new Date(services.clock.nowMs());
   const settle = async (tx: Tx): Promise<{ session: CheckoutSessionRow; cancel: boolean }> => {
     const session = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
@@ -274,17 +278,18 @@ export async function settleCheckoutSession(services: Services, id: string, resp
       return { session, cancel: false };
     }
     const paying = intent.status === 'processing' || intent.status === 'requires_action' || intent.operation_in_flight !== null;
-    if (session.expires_at.getTime() > now.getTime() || paying) return { session, cancel: false };
-    const after = await tx.updateTable('checkout_sessions').set({ status: 'expired', updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    if ((session.expires_at.getTime() > now.getTime() && expiry === undefined) || paying) return { session, cancel: false };
+    const after = await tx.updateTable('checkout_sessions').set({ status: 'expired', updated_at: now, ...(expiry === undefined ? {} : { expires_at: now }) })
+      .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, trail, scope, { action: 'checkout_session.expire', objectType: 'checkout_session', objectId: id, details: {} },
       [{ type: 'checkout.session.expired', checkoutSession: { before: session, after } }], now);
     return { session: after, cancel: intent.status !== 'canceled' };
   };
   const settled = await inTransaction(services.db, async (tx) => {
     const result = await settle(tx);
-    // A merchant's request (an expiry) answers with the session as it ended, kept with that change; one still open
-    // is refused after the transaction, and answers nothing here.
-    if (respond !== undefined && result.session.status !== 'open') await respond(tx, result.session);
+    // A merchant's expiry answers with the session as it ended, kept with that change; one that did not expire
+    // (still being paid, or paid) is refused after the transaction, and answers nothing here.
+    if (expiry !== undefined && result.session.status === 'expired') await expiry(tx, result.session);
     return result;
   });
   if (settled.cancel) await cancelSessionIntent(services, settled.session);
@@ -331,10 +336,14 @@ export async function expireCheckoutSession(services: Services, ctx: RequestCont
   if (session.status !== 'open') {
     throw new CofferError('checkout_session_not_open', `This Checkout Session is ${session.status}; only an open session can be expired.`);
   }
-  await services.db.updateTable('checkout_sessions').set({ expires_at: new Date(services.clock.nowMs()) }).where('id', '=', id).where('status', '=', 'open').execute();
-  const settled = await settleCheckoutSession(services, id, respond);
+  // Decided on the locked session: a refusal changes nothing (before, the session's expires_at was set first, and a
+  // refused expiry still ended the session early).
+  const settled = await settleCheckoutSession(services, id, respond ?? (async () => undefined));
   if (settled.status === 'open') {
     throw new CofferError('checkout_session_not_open', 'The shopper is paying this session right now; it cannot be expired until that ends.');
+  }
+  if (settled.status !== 'expired') {
+    throw new CofferError('checkout_session_not_open', `This Checkout Session is ${settled.status}; only an open session can be expired.`);
   }
   return settled;
 }

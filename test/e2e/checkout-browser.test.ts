@@ -422,6 +422,24 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');
   });
 
+  // A refused expiry changes nothing: not while the shopper is paying (the session must not end early later),
+  // and not once paid (only an open session can be expired, as at Stripe).
+  test('expiring a session being paid, or paid, is refused and changes nothing', async () => {
+    const paying = await newSession('usd');
+    await stripe.paymentIntents.confirm(paying.payment_intent as string, { payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/back' });
+    const refusedPaying = await stripe.checkout.sessions.expire(paying.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(refusedPaying?.code, 'checkout_session_not_open');
+    const stillPaying = await stripe.checkout.sessions.retrieve(paying.id);
+    assert.deepEqual([stillPaying.status, stillPaying.expires_at], ['open', paying.expires_at], 'the session still ends when it said');
+    const paid = await newSession('usd');
+    await stripe.paymentIntents.confirm(paid.payment_intent as string, { payment_method: 'pm_card_visa' });
+    const refusedPaid = await stripe.checkout.sessions.expire(paid.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(refusedPaid?.code, 'checkout_session_not_open');
+    assert.match(refusedPaid?.message ?? '', /complete/);
+    const complete = await stripe.checkout.sessions.retrieve(paid.id);
+    assert.deepEqual([complete.status, complete.expires_at], ['complete', paid.expires_at]);
+  });
+
   test('SMS step-up above the shop\'s amount: a code to the phone confirms this payment; wrong codes lock after five tries', async () => {
     const set = await rawRequest(server, 'POST', '/v1/risk/settings', { key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ step_up_above_usd: 5 }) });
     assert.equal(set.status, 200, set.body);
