@@ -157,6 +157,12 @@ export async function rollEndpointSecret(services: Services, ctx: RequestContext
   const secret = newSecret();
   const endpoint = await inTransaction(services.db, async (tx) => {
     const current = await findEndpoint(tx, ctx, id, true);
+    // One earlier secret is kept at a time: a second overlap would end the first one's early, which its receivers
+    // were promised. Rolling with no overlap (expires_in=0) says that on purpose.
+    const overlapping = current.previous_secret_expires_at;
+    if (overlapMs > 0 && overlapping !== null && overlapping.getTime() > now.getTime()) {
+      throw new CofferError('parameter_invalid', `The secret this endpoint had before its last roll is still accepted until ${overlapping.toISOString()}; roll again after that, or with expires_in=0 to stop accepting it now.`, { param: 'expires_in' });
+    }
     const after = await tx.updateTable('webhook_endpoints').set({
       secret_ciphertext: sealSecret(services.webhooks.secretKey, current.id, secret),
       previous_secret_ciphertext: overlapMs > 0 ? current.secret_ciphertext : null,

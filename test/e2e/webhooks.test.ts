@@ -273,6 +273,14 @@ describe('webhooks', () => {
     assert.equal((delivery.signature?.match(/v1=/g) ?? []).length, 2);
     stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', endpoint.secret ?? '');
     stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', String(rolled.secret));
+    // A second roll with an overlap would cut the first one's short: refused, and the secrets stay as they were.
+    const { rawRequest } = await import('../support/server.ts');
+    const again = await rawRequest(server, 'POST', `/v1/webhook_endpoints/${endpoint.id}/roll_secret`, { key: server.secretKey, body: 'expires_in=600' });
+    assert.deepEqual([again.status, (again.json.error as { param?: string }).param], [400, 'expires_in'], again.body);
+    await stripe.paymentIntents.create({ amount: 902, currency: 'usd', metadata: { roll: 'twice' } });
+    await drain(server);
+    const stillBoth = receiver.received.findLast((item) => item.body.includes('"roll":"twice"'));
+    stripe.webhooks.constructEvent(stillBoth?.body ?? '', stillBoth?.signature ?? '', endpoint.secret ?? '');
     clock.offsetMs = 2 * 3_600_000;
     await stripe.paymentIntents.create({ amount: 901, currency: 'usd', metadata: { roll: 'later' } });
     await drain(server);
