@@ -217,12 +217,13 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
     request.idempotency = result.claim;
     return undefined;
   }
+  const restore = request.routeOptions.config.replayRestore;
   return reply
     .code(result.statusCode)
     .header('Idempotent-Replayed', 'true')
     .header('Original-Request', result.originalRequestId)
     .type('application/json; charset=utf-8')
-    .send(result.body);
+    .send(restore === undefined || result.statusCode !== 200 ? result.body : await restore(request, result.body));
 }
 
 /**

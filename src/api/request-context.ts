@@ -28,6 +28,11 @@ declare module 'fastify' {
      */
     replayRedacts?: string[];
     /**
+     * Fills what `replayRedacts` left out back into a replayed response from the current state (a webhook
+     * endpoint's secret), so that a client retrying after a lost answer gets something it can use, not a note.
+     */
+    replayRestore?: (request: FastifyRequest, body: string) => Promise<string>;
+    /**
      * The paths `expand[]` may name here (a list's take the `data.` prefix too). A merchant route without it
      * expands nothing and refuses any path, so that an expansion asked for is never silently left out.
      */

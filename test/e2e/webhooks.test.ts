@@ -262,6 +262,21 @@ describe('webhooks', () => {
     await stripe.webhookEndpoints.del(endpoint.id);
   });
 
+  // The SDK retries with the same Idempotency-Key when an answer is lost: the retry must give the secret itself.
+  test('a replayed creation shows the endpoint\'s secret, which is not kept with the idempotency key', async () => {
+    const { rawRequest } = await import('../support/server.ts');
+    const body = `url=${encodeURIComponent(url)}&enabled_events[]=customer.created`;
+    const create = () => rawRequest(server, 'POST', '/v1/webhook_endpoints', { key: server.secretKey, body, headers: { 'idempotency-key': 'endpoint-replay-1' } });
+    const first = await create();
+    const again = await create();
+    assert.equal(again.headers['idempotent-replayed'], 'true');
+    assert.equal(again.body, first.body, 'byte for byte, the secret included');
+    assert.match(String(again.json.secret), /^whsec_/);
+    const kept = await server.database.db.selectFrom('idempotency_keys').select('response_body').where('key', '=', 'endpoint-replay-1').executeTakeFirstOrThrow();
+    assert.ok(!String(kept.response_body).includes(String(first.json.secret)), 'the kept response leaves the secret out');
+    await stripe.webhookEndpoints.del(String(first.json.id));
+  });
+
   test('a rolled secret: both signatures verify until the old one expires', async () => {
     const endpoint = await stripe.webhookEndpoints.create({ url, enabled_events: ['payment_intent.created'] });
     const rolled = await fetchJson(server, `/v1/webhook_endpoints/${endpoint.id}/roll_secret`, 'expires_in=3600');

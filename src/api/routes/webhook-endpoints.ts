@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
@@ -9,6 +9,7 @@ import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import type { WebhookEndpointRow } from '../../store/database.ts';
+import { openSecret } from '../../platform/secret-box.ts';
 
 const EventType = Type.String({ maxLength: 100, pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)+)$' });
 const EnabledEvents = Type.Array(EventType, { minItems: 1, maxItems: 100 });
@@ -34,7 +35,20 @@ const EndpointParamsSchema = strictObject({ id: ObjectId });
 /** Webhook endpoints (Stripe's API), plus `roll_secret`, a Coffer extension for rotating the signing secret. */
 export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  const secretConfig = { merchantApi: true, replayRedacts: ['secret'] };
+  /**
+   * A replay of a creation or a roll (the SDK retries with the same key when an answer is lost) shows the endpoint's
+   * current secret: the kept response leaves it out, and a note in its place would be stored as the secret.
+   */
+  const replayRestore = async (request: FastifyRequest, body: string): Promise<string> => {
+    const object = JSON.parse(body) as Record<string, unknown>;
+    if (object.object !== 'webhook_endpoint' || typeof object.id !== 'string' || !('secret' in object)) return body;
+    const current = await services.db.selectFrom('webhook_endpoints').select(['id', 'secret_ciphertext', 'deleted_at'])
+      .where('id', '=', object.id).where('merchant_id', '=', requestContext(request).actor.merchantId).executeTakeFirst();
+    if (current === undefined || current.deleted_at !== null) return body;
+    object.secret = openSecret(services.webhooks.secretKey, current.id, current.secret_ciphertext).reveal();
+    return JSON.stringify(object);
+  };
+  const secretConfig = { merchantApi: true, replayRedacts: ['secret'], replayRestore };
   app.post('/v1/webhook_endpoints', { config: secretConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand: _expand, ...params } = request.body as EndpointParams & { url: string; enabled_events: string[]; expand?: string[] };
     const ctx = requestContext(request);
