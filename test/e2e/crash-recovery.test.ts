@@ -12,12 +12,12 @@ import { rawRequest, startTestServer, type TestServer } from '../support/server.
 const homes: string[] = [];
 
 /** A Coffer process armed to die (as by kill -9) at `faultPoint`, on a database this test can reopen. */
-async function armedCoffer(faultPoint: string, env: NodeJS.ProcessEnv = {}): Promise<{ coffer: CofferProcess; reopen: () => Promise<TestDatabase> }> {
+async function armedCoffer(faultPoint: string, env: NodeJS.ProcessEnv = {}): Promise<{ coffer: CofferProcess; home: string; reopen: () => Promise<TestDatabase> }> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-crash-'));
   homes.push(home);
   const url = await createTestDatabaseUrl();
   const coffer = await spawnCoffer(home, { COFFER_FAULT_POINT: faultPoint, COFFER_JOBS: 'false', ...env, ...(url === undefined ? {} : { DATABASE_URL: url }) });
-  return { coffer, reopen: () => openExistingTestDatabase({ url, dataDir: path.join(home, 'db') }) };
+  return { coffer, home, reopen: () => openExistingTestDatabase({ url, dataDir: path.join(home, 'db') }) };
 }
 
 const later = { nowMs: () => Date.now() + 5 * 60_000 };
@@ -221,13 +221,14 @@ describe('crash recovery', { concurrency: false }, () => {
     ];
     for (const { name, prepare, check } of cases) {
       // An endpoint on loopback, which only an installation that allows private addresses accepts.
-      const { coffer, reopen } = await armedCoffer('request.before_response', { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' });
+      const { coffer, home, reopen } = await armedCoffer('request.before_response', { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' });
       const { path: pathname, body } = await prepare(coffer);
       const key = `crash-change-${pathname}`;
       await assert.rejects(rawRequest(coffer, 'POST', pathname, { key: coffer.secretKey, body, headers: { 'idempotency-key': key } }), name);
       assert.equal((await coffer.exited).signal, 'SIGKILL', coffer.output());
       const database = await reopen();
-      const server = await startTestServer({ database });
+      // Restarted with the same home: its instance secret opens what the first process sealed (a webhook secret).
+      const server = await startTestServer({ database, configEnv: { COFFER_HOME: home } });
       try {
         // No waiting for the crashed request's lock to go stale: the key already holds the response.
         const retry = await rawRequest(server, 'POST', pathname, { key: coffer.secretKey, body, headers: { 'idempotency-key': key } });

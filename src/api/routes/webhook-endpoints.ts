@@ -45,7 +45,13 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
     const current = await services.db.selectFrom('webhook_endpoints').select(['id', 'secret_ciphertext', 'deleted_at'])
       .where('id', '=', object.id).where('merchant_id', '=', requestContext(request).actor.merchantId).executeTakeFirst();
     if (current === undefined || current.deleted_at !== null) return body;
-    object.secret = openSecret(services.webhooks.secretKey, current.id, current.secret_ciphertext).reveal();
+    try {
+      object.secret = openSecret(services.webhooks.secretKey, current.id, current.secret_ciphertext).reveal();
+    } catch (error) {
+      // Sealed under another installation's secret (a database moved without its home): the replay keeps its note.
+      request.log.warn({ err: error, endpoint: current.id }, 'webhook endpoint secret could not be opened for a replay');
+      return body;
+    }
     return JSON.stringify(object);
   };
   const secretConfig = { merchantApi: true, replayRedacts: ['secret'], replayRestore };
