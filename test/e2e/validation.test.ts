@@ -318,6 +318,12 @@ describe('Refused requests', () => {
     await refused(() => get('/v1/payment_intents?expand[]=data.nope'),
       { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (data.nope); what can be expanded here: data.latest_charge, data.payment_method, data.latest_charge.balance_transaction, data.customer.' });
     await refused(() => get('/v1/payment_intents?colour=red'), { status: 400, code: 'parameter_unknown', param: 'colour', message: 'Received unknown parameter: colour' });
+    // Events: type or types, as at Stripe, and a wildcard only at the end (elsewhere it would match nothing, silently).
+    await refused(() => get('/v1/events?type=charge.succeeded&types[]=charge.refunded'),
+      { status: 400, code: 'parameter_invalid', param: 'types', message: 'You may pass either type or types, but not both.' });
+    await refused(() => get('/v1/events?type=*.created'),
+      { status: 400, code: 'parameter_invalid', param: 'type', message: 'Invalid type: *.created. A wildcard may only end the type, as in charge.*.' });
+    assert.equal((await get('/v1/events?type=charge.*')).status, 200);
     const listed = await get('/v1/payment_intents?limit=100');
     assert.equal(listed.status, 200, 'the bounds themselves are accepted');
   });

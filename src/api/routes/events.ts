@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
+import { CofferError } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
@@ -52,6 +53,13 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
       created?: number | { gt?: number; gte?: number; lt?: number; lte?: number }; delivery_success?: boolean;
     };
     const ctx = requestContext(request);
+    if (query.type !== undefined && query.types !== undefined) {
+      throw new CofferError('parameter_invalid', 'You may pass either type or types, but not both.', { param: 'types' });
+    }
+    // A wildcard only at the end (`charge.*`): one elsewhere would match nothing, silently.
+    if (query.type !== undefined && query.type.slice(0, -1).includes('*')) {
+      throw new CofferError('parameter_invalid', `Invalid type: ${query.type}. A wildcard may only end the type, as in charge.*.`, { param: 'type' });
+    }
     let select = services.db.selectFrom('events').select(['id', 'seq', 'payload']);
     if (query.type !== undefined) {
       select = query.type.endsWith('.*')
