@@ -1,3 +1,4 @@
+import { parseApiVersion } from '../objects/api-version.ts';
 import { newId } from '../platform/random.ts';
 import type { Insertable } from 'kysely';
 import type { Tx } from '../flows/context.ts';
@@ -72,13 +73,18 @@ function eventPayload(id: string, input: EventInput, object: Record<string, unkn
 /**
  * The bytes an endpoint receives for an event: the rendering in the endpoint's shape, and its version in the
  * envelope. An endpoint without a version of its own, or one the event was rendered in, gets the stored payload.
+ * An event never rendered in the endpoint's shape (it is older than the endpoint, and a resend sends it now) goes
+ * as it was rendered, under its own version: its label always says the shape it has.
  */
 export function payloadForEndpoint(
   event: { payload: string; api_version: string; other_shape: 'current' | 'legacy' | null; other_payload: string | null },
   endpoint: { api_version: string | null; api_shape: 'current' | 'legacy' | null },
 ): string {
   if (endpoint.api_version === null || endpoint.api_version === event.api_version) return event.payload;
-  const rendered = endpoint.api_shape !== null && endpoint.api_shape === event.other_shape && event.other_payload !== null ? event.other_payload : event.payload;
+  const storedShape = parseApiVersion(event.api_version)?.shape;
+  const rendered = endpoint.api_shape !== null && endpoint.api_shape === event.other_shape && event.other_payload !== null ? event.other_payload
+    : endpoint.api_shape === null || endpoint.api_shape === storedShape ? event.payload : undefined;
+  if (rendered === undefined) return event.payload;
   const stored = `"api_version":${JSON.stringify(event.api_version)}`;
   const at = rendered.indexOf(stored);
   if (at < 0) return rendered;

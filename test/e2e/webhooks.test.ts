@@ -111,6 +111,16 @@ describe('webhooks', () => {
       assert.equal(plain.raw, stored.payload, 'an endpoint without a version gets the stored payload byte for byte');
       assert.equal(plain.event.api_version, stored.api_version);
       for (const item of bodies) assert.equal(item.event.id, plain.event.id, 'one event, three renderings');
+      // An event older than the legacy endpoint was never rendered in its shape: resent to it, it goes as it was
+      // rendered, under its own version, never the current shape under the old label.
+      const before = await db.selectFrom('events').select(['id', 'api_version']).where('object_id', '=', unasked.id).executeTakeFirstOrThrow();
+      const { rawRequest } = await import('../support/server.ts');
+      const resent = await rawRequest(server, 'POST', `/v1/events/${before.id}/resend`, { key: server.secretKey, body: `webhook_endpoint=${endpoints[0]?.id ?? ''}` });
+      assert.equal(resent.status, 200, resent.body);
+      await drain(server);
+      const old = receivers[0]?.received.find((received) => received.eventId === before.id);
+      assert.ok(old !== undefined, 'the resent event arrived');
+      assert.equal((JSON.parse(old.body) as { api_version: string }).api_version, before.api_version, 'labelled with the version it was rendered in');
     } finally {
       for (const endpoint of endpoints) await stripe.webhookEndpoints.del(endpoint.id);
       await Promise.all(receivers.map((item) => item.stop()));
