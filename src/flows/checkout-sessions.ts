@@ -244,14 +244,15 @@ async function eventVersionOf(tx: Tx, merchantId: string): Promise<Trail> {
  * `expiry`: a merchant's request to expire the session. It ends now (not at its `expires_at`) unless its payment is
  * under way or done, and the request's answer is kept with that change.
  */
-export async function settleCheckoutSession(services: Services, id: string, expiry?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
+export async function settleCheckoutSession(services: Services, id: string, expiry?: { ctx: RequestContext; respond: Respond<CheckoutSessionRow> }): Promise<CheckoutSessionRow> {
   const now = new Date(services.clock.nowMs());
   const settle = async (tx: Tx): Promise<{ session: CheckoutSessionRow; cancel: boolean }> => {
     const session = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     if (session.status !== 'open') return { session, cancel: false };
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
     const scope = { merchantId: session.merchant_id, livemode: session.livemode };
-    const trail = await eventVersionOf(tx, session.merchant_id);
+    // A merchant's expiry is that request's doing: its events name the request (and its key) that caused them.
+    const trail = expiry === undefined ? await eventVersionOf(tx, session.merchant_id) : requestTrail(expiry.ctx);
     // A PaymentIntent's own page sends no checkout events: the PaymentIntent's events say it all.
     const ofIntent = session.kind === 'payment_intent';
     if (intent.status === 'succeeded' || intent.status === 'requires_capture') {
@@ -289,16 +290,19 @@ export async function settleCheckoutSession(services: Services, id: string, expi
     const result = await settle(tx);
     // A merchant's expiry answers with the session as it ended, kept with that change; one that did not expire
     // (still being paid, or paid) is refused after the transaction, and answers nothing here.
-    if (expiry !== undefined && result.session.status === 'expired') await expiry(tx, result.session);
+    if (expiry !== undefined && result.session.status === 'expired') await expiry.respond(tx, result.session);
     return result;
   });
-  if (settled.cancel) await cancelSessionIntent(services, settled.session);
+  if (settled.cancel) await cancelSessionIntent(services, settled.session, expiry?.ctx);
   return settled.session;
 }
 
-/** The expired session's PaymentIntent is canceled as the merchant would (nothing was authorized: no provider call). */
-async function cancelSessionIntent(services: Services, session: CheckoutSessionRow): Promise<void> {
-  const ctx = systemContext(session, 'checkout-expiry');
+/**
+ * The expired session's PaymentIntent is canceled as the merchant would (nothing was authorized: no provider call),
+ * as part of the merchant's expiry request when there is one (its own idempotency key stays with the session).
+ */
+async function cancelSessionIntent(services: Services, session: CheckoutSessionRow, requested?: RequestContext): Promise<void> {
+  const ctx = requested === undefined ? systemContext(session, 'checkout-expiry') : { ...requested, idempotency: undefined };
   try {
     await cancelPaymentIntent(services, ctx, session.payment_intent_id, { cancellation_reason: 'abandoned' }, keepingResponder().respond);
   } catch (error) {
@@ -338,7 +342,7 @@ export async function expireCheckoutSession(services: Services, ctx: RequestCont
   }
   // Decided on the locked session: a refusal changes nothing (before, the session's expires_at was set first, and a
   // refused expiry still ended the session early).
-  const settled = await settleCheckoutSession(services, id, respond ?? (async () => undefined));
+  const settled = await settleCheckoutSession(services, id, { ctx, respond: respond ?? (async () => undefined) });
   if (settled.status === 'open') {
     throw new CofferError('checkout_session_not_open', 'The shopper is paying this session right now; it cannot be expired until that ends.');
   }

@@ -418,7 +418,12 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const again = await stripe.checkout.sessions.expire(session.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(again?.code, 'checkout_session_not_open');
     const events = await stripe.events.list({ type: 'checkout.session.expired' });
-    assert.ok(events.data.some((event) => (event.data.object as { id: string }).id === session.id));
+    const expiredEvent = events.data.find((event) => (event.data.object as { id: string }).id === session.id);
+    assert.ok(expiredEvent !== undefined);
+    // The expiry's events name the request that caused them, as every merchant request's do.
+    assert.equal(expiredEvent.request?.id, expired.lastResponse.requestId);
+    const canceledEvent = (await stripe.events.list({ type: 'payment_intent.canceled' })).data.find((event) => (event.data.object as { id: string }).id === session.payment_intent);
+    assert.equal(canceledEvent?.request?.id, expired.lastResponse.requestId);
     assert.deepEqual(violations, [], 'no page broke its Content-Security-Policy');
   });
 
