@@ -239,14 +239,12 @@ async function eventVersionOf(tx: Tx, merchantId: string): Promise<Trail> {
  * Brings a session up to date with its PaymentIntent: paid (or authorized) completes it, once, with its event and
  * the shopper's receipt in the same transaction; past its expiry and not being paid, it expires and its
  * PaymentIntent is canceled. Idempotent: the page, the return from a provider and the expiry job all call it.
- */
-/**
  * `expiry`: a merchant's request to expire the session. It ends now (not at its `expires_at`) unless its payment is
- * under way or done, and the request's answer is kept with that change.
+ * under way or done, and `respond` is called, with the request's answer kept in that change, only if it did.
  */
 export async function settleCheckoutSession(services: Services, id: string, expiry?: { ctx: RequestContext; respond: Respond<CheckoutSessionRow> }): Promise<CheckoutSessionRow> {
   const now = new Date(services.clock.nowMs());
-  const settle = async (tx: Tx): Promise<{ session: CheckoutSessionRow; cancel: boolean }> => {
+  const settle = async (tx: Tx): Promise<{ session: CheckoutSessionRow; cancel: boolean; expiredNow?: true }> => {
     const session = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     if (session.status !== 'open') return { session, cancel: false };
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
@@ -284,13 +282,13 @@ export async function settleCheckoutSession(services: Services, id: string, expi
       .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, trail, scope, { action: 'checkout_session.expire', objectType: 'checkout_session', objectId: id, details: {} },
       [{ type: 'checkout.session.expired', checkoutSession: { before: session, after } }], now);
-    return { session: after, cancel: intent.status !== 'canceled' };
+    return { session: after, cancel: intent.status !== 'canceled', expiredNow: true };
   };
   const settled = await inTransaction(services.db, async (tx) => {
     const result = await settle(tx);
-    // A merchant's expiry answers with the session as it ended, kept with that change; one that did not expire
-    // (still being paid, or paid) is refused after the transaction, and answers nothing here.
-    if (expiry !== undefined && result.session.status === 'expired') await expiry.respond(tx, result.session);
+    // A merchant's expiry answers with the session as it ended, kept with that change; one that did not expire it
+    // (still being paid, paid, or expired already by another request) is refused after the transaction.
+    if (expiry !== undefined && result.expiredNow === true) await expiry.respond(tx, result.session);
     return result;
   });
   if (settled.cancel) await cancelSessionIntent(services, settled.session, expiry?.ctx);
@@ -342,14 +340,15 @@ export async function expireCheckoutSession(services: Services, ctx: RequestCont
   }
   // Decided on the locked session: a refusal changes nothing (before, the session's expires_at was set first, and a
   // refused expiry still ended the session early).
-  const settled = await settleCheckoutSession(services, id, { ctx, respond: respond ?? (async () => undefined) });
-  if (settled.status === 'open') {
-    throw new CofferError('checkout_session_not_open', 'The shopper is paying this session right now; it cannot be expired until that ends.');
-  }
-  if (settled.status !== 'expired') {
-    throw new CofferError('checkout_session_not_open', `This Checkout Session is ${settled.status}; only an open session can be expired.`);
-  }
-  return settled;
+  let expired = false;
+  const settled = await settleCheckoutSession(services, id, { ctx, respond: async (tx, row) => {
+    expired = true;
+    await respond?.(tx, row);
+  } });
+  if (expired) return settled;
+  throw new CofferError('checkout_session_not_open', settled.status === 'open'
+    ? 'The shopper is paying this session right now; it cannot be expired until that ends.'
+    : `This Checkout Session is ${settled.status}; only an open session can be expired.`);
 }
 
 export function describeTotal(session: CheckoutSessionRow): string {

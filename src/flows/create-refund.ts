@@ -71,7 +71,7 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
   if (dispute !== undefined) {
     throw new CofferError('charge_disputed', `Charge ${charge.id} has been disputed; refunding it as well would pay the shopper twice.`, { chargeId: charge.id });
   }
-  if (!charge.captured && charge.amount_released > 0n && charge.amount_released === charge.amount) {
+  if (!charge.captured && charge.amount_released === charge.amount) {
     // Canceled before capture: the whole authorization went back to the shopper, which Stripe shows as refunded.
     throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded: its authorization was released when the payment was canceled.`, { chargeId: charge.id });
   }

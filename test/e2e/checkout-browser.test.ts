@@ -443,6 +443,10 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.match(refusedPaid?.message ?? '', /complete/);
     const complete = await stripe.checkout.sessions.retrieve(paid.id);
     assert.deepEqual([complete.status, complete.expires_at], ['complete', paid.expires_at]);
+    // Two expiries at once: one expires the session, the other is told it is no longer open.
+    const twice = await newSession('usd');
+    const answers = await Promise.all([1, 2].map(() => rawRequest(server, 'POST', `/v1/checkout/sessions/${twice.id}/expire`, { key: server.secretKey })));
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 400], answers.map((answer) => answer.body).join('\n'));
   });
 
   test('SMS step-up above the shop\'s amount: a code to the phone confirms this payment; wrong codes lock after five tries', async () => {

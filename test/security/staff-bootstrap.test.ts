@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { createFirstOwner } from '../../src/identity/staff.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { enrollWithToken, internalListener, StaffClient, strongPassword } from '../support/staff.ts';
@@ -11,21 +11,28 @@ import { TestClock } from '../support/clock.ts';
 // an account of their own at once, and approve their own requests with it. An installation left without a second
 // approver gets one from its host.
 describe('staff bootstrap cannot be used to approve one\'s own requests', { concurrency: false }, () => {
-  let server: TestServer;
   const clock = new TestClock();
-  before(async () => {
-    server = await startTestServer({ clock });
+  const servers: TestServer[] = [];
+  after(async () => {
+    for (const server of servers) await server.close();
   });
-  after(async () => server.close());
-  const db = () => server.database.db;
-  const actions = async (action: string) => (await db().selectFrom('audit_log').select('action').where('action', '=', action).execute()).length;
 
-  test('bootstrap once; then invitations wait for a second person, even after the other approver is disabled', async () => {
-    const first = await createFirstOwner(db(), 'owner@bootstrap.example', 'Owner', new Date(clock.nowMs()));
+  /** A new installation whose first owner, made from the host, has enrolled and signed in, ready for four-eyes actions. */
+  async function soleOwner(name: string): Promise<{ server: TestServer; owner: StaffClient }> {
+    const server = await startTestServer({ clock });
+    servers.push(server);
+    const first = await createFirstOwner(server.database.db, `${name}.owner@bootstrap.example`, name, new Date(clock.nowMs()));
     const owner = new StaffClient(internalListener(server), clock);
-    await enrollWithToken(owner, first.enrollmentToken.reveal(), strongPassword('first'));
+    await enrollWithToken(owner, first.enrollmentToken.reveal(), strongPassword(`${name}-key`));
     assert.equal((await owner.signIn()).status, 200);
     assert.equal((await owner.reauthenticate()).status, 200);
+    return { server, owner };
+  }
+
+  test('bootstrap once; then invitations wait for a second person, even after the other approver is disabled', async () => {
+    const { server, owner } = await soleOwner('first');
+    const db = () => server.database.db;
+    const actions = async (action: string) => (await db().selectFrom('audit_log').select('action').where('action', '=', action).execute()).length;
 
     // Nobody else could approve yet: the first administrator's invitation runs at once, on record.
     const invited = await owner.request('POST', '/staff/v1/users', { email: 'admin@bootstrap.example', name: 'Admin', role: 'admin' });
@@ -66,22 +73,9 @@ describe('staff bootstrap cannot be used to approve one\'s own requests', { conc
     assert.deepEqual(rescued, { role: 'owner', status: 'invited' });
     await assert.rejects(createFirstOwner(db(), 'more@bootstrap.example', 'More', new Date(clock.nowMs())), /Two owners or administrators already exist/);
   });
-});
 
-describe('two invitations sent at once by the only owner', { concurrency: false }, () => {
-  let server: TestServer;
-  const clock = new TestClock();
-  before(async () => {
-    server = await startTestServer({ clock });
-  });
-  after(async () => server.close());
-
-  test('only one of them is the bootstrap; the other waits for a second person', async () => {
-    const first = await createFirstOwner(server.database.db, 'sole.owner@bootstrap.example', 'Sole', new Date(clock.nowMs()));
-    const owner = new StaffClient(internalListener(server), clock);
-    await enrollWithToken(owner, first.enrollmentToken.reveal(), strongPassword('sole'));
-    assert.equal((await owner.signIn()).status, 200);
-    assert.equal((await owner.reauthenticate()).status, 200);
+  test('invitations sent at once by the only owner: only one of them is the bootstrap; the others wait for a second person', async () => {
+    const { server, owner } = await soleOwner('sole');
     const answers = await Promise.all(['one', 'two', 'three'].map((name) =>
       owner.request('POST', '/staff/v1/users', { email: `${name}@bootstrap.example`, name, role: 'admin' })));
     assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 202, 202], answers.map((answer) => answer.body).join('\n'));

@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { resourceMissing } from '../../domain/errors.ts';
-import { CofferError } from '../../domain/errors.ts';
+import { CofferError, resourceMissing } from '../../domain/errors.ts';
 import type { Services } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';

@@ -631,12 +631,10 @@ export class CardAcquirerSandbox {
     if (dispute === undefined || dispute.amount === 0n || dispute.status === 'warning_closed') return undefined;
     // Filed once its notice is due: the delivery loop takes due notices only, so a notice still to come cannot be
     // on its way to Coffer while a refund changes it.
-    const pending = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null)
-      .where('due_at', '>', new Date(this.#clock.nowMs())).forUpdate().execute();
-    const filing = pending.find((row) => {
-      const body = JSON.parse(row.payload) as AcquirerNotification;
-      return body.type === 'dispute.created' && body.dispute?.id === dispute.id;
-    });
+    const filing = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null)
+      .where('due_at', '>', new Date(this.#clock.nowMs()))
+      .where(sql<boolean>`payload::jsonb ->> 'type' = 'dispute.created' AND payload::jsonb -> 'dispute' ->> 'id' = ${dispute.id}`)
+      .forUpdate().executeTakeFirst();
     if (filing === undefined) return fail(409, 'charge_disputed', `payment ${payment.id} is disputed; the dispute decides where its money goes`);
     const rest = payment.amount_captured - refundedAfter;
     // Amount 0: never filed (the row stays, so that a retried capture does not dispute the payment again).
