@@ -41,6 +41,14 @@ export interface CreateCheckoutSessionParams {
   metadata?: Record<string, string>;
   expires_at?: number;
   locale?: 'auto' | 'en' | 'zh';
+  payment_intent_data?: {
+    capture_method?: 'automatic' | 'automatic_async' | 'manual';
+    description?: string;
+    metadata?: Record<string, string>;
+    receipt_email?: string;
+    statement_descriptor?: string;
+    statement_descriptor_suffix?: string;
+  };
 }
 
 const expiryMinMs = 30 * 60_000;
@@ -118,11 +126,16 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   if (lead < expiryMinMs || lead > expiryMaxMs) {
     throw new CofferError('parameter_invalid', 'expires_at must be between 30 minutes and 24 hours from now.', { param: 'expires_at' });
   }
+  const intentData = params.payment_intent_data ?? {};
+  const intentMetadata = mergeMetadata({}, intentData.metadata);
+  checkMetadataSize(intentMetadata, limits.metadataKeysMax, 'payment_intent_data[metadata]');
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
-    amount: total, currency, status: 'requires_payment_method', captureMethod: 'automatic', confirmationMethod: 'automatic', paymentMethodId: null,
-    paymentMethodTypes: types, automaticPaymentMethods: null, description: items.map((item) => item.name).join(', ').slice(0, 1000), metadata: {},
-    receiptEmail: params.customer_email ?? null, customerId: null, statementDescriptor: null, statementDescriptorSuffix: null, setupFutureUsage: null,
+    amount: total, currency, status: 'requires_payment_method', captureMethod: intentData.capture_method ?? 'automatic', confirmationMethod: 'automatic',
+    paymentMethodId: null, paymentMethodTypes: types, automaticPaymentMethods: null,
+    description: intentData.description || items.map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
+    receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: null,
+    statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null, setupFutureUsage: null,
     shipping: null, returnUrl: null,
   }, now);
   const session: CheckoutSessionRow = {

@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
-import { assertNoOperationInFlight, changeRows, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
+import { assertNoOperationInFlight, changeRows, checkoutOwnsIntent, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
 import { givenCard, givenCardAudit, type CardParams, type GivenCard } from './saved-payment-methods.ts';
 import { storeCardSql } from '../vault/card-vault.ts';
@@ -293,9 +293,10 @@ async function startAttempt(
   for (let round = 1; ; round += 1) {
     // The attached payment method, the merchant's risk policy and its limits come with the PaymentIntent: one round
     // trip for what every confirmation needs.
-    const { intent, paymentMethod: attached, policy, limits: configuredLimits } = await readConfirmationInputs(services, scope, id);
+    const { intent, paymentMethod: attached, policy, limits: configuredLimits, checkoutSession } = await readConfirmationInputs(services, scope, id);
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
+    if (checkoutSession !== undefined && ctx.shopperSession !== checkoutSession) throw checkoutOwnsIntent(intent.id, checkoutSession, 'confirm it through the API');
     assertNoOperationInFlight(intent);
     if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
       throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');

@@ -42,9 +42,9 @@ export function mergeMetadata(
   return merged;
 }
 
-export function checkMetadataSize(metadata: Record<string, string>, maxKeys: number): void {
+export function checkMetadataSize(metadata: Record<string, string>, maxKeys: number, param = 'metadata'): void {
   if (Object.keys(metadata).length > maxKeys) {
-    throw new CofferError('parameter_invalid', `Metadata can have at most ${maxKeys} keys.`, { param: 'metadata' });
+    throw new CofferError('parameter_invalid', `Metadata can have at most ${maxKeys} keys.`, { param });
   }
 }
 

@@ -99,6 +99,8 @@ export interface ConfirmationInputs {
   policy: MerchantPolicyRow;
   /** The merchant's payment limits in force in this mode. */
   limits: PaymentLimitRow[];
+  /** The Checkout Session that made this PaymentIntent and takes its payment on its own page, if one did. */
+  checkoutSession: string | undefined;
 }
 
 /**
@@ -127,6 +129,9 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
       SELECT coalesce(json_agg(json_build_object(${sql.raw(paymentLimitFields)}) ORDER BY pl.seq), '[]')
       FROM payment_limits pl WHERE pl.merchant_id = merchants.id AND pl.livemode = ${scope.livemode} AND pl.deleted_at IS NULL
     )`.as('limits_json'))
+    .select(sql<string | null>`(
+      SELECT cs.id FROM checkout_sessions cs WHERE cs.payment_intent_id = payment_intents.id AND cs.kind = 'checkout'
+    )`.as('checkout_session'))
     .select(['merchants.time_zone as m__time_zone', 'merchants.category as m__category', 'rule_set.id as m__rule_set_id', 'rule_set.rules as m__rules'])
     .where('payment_intents.id', '=', id)
     .where('payment_intents.merchant_id', '=', scope.merchantId)
@@ -140,7 +145,7 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
   for (const [key, value] of Object.entries(first)) {
     if (key.startsWith('pm__')) method[key.slice(4)] = value;
     else if (key.startsWith('m__')) policy[key.slice(3)] = value;
-    else if (key !== 'limits_json') intent[key] = value;
+    else if (key !== 'limits_json' && key !== 'checkout_session') intent[key] = value;
   }
   if (typeof policy.rules === 'string') policy.rules = JSON.parse(policy.rules);
   const limitsJson = typeof first.limits_json === 'string' ? JSON.parse(first.limits_json) as unknown : first.limits_json;
@@ -150,7 +155,27 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
     paymentMethod: method.id === null || method.id === undefined ? undefined : method as unknown as PaymentMethodRow,
     policy: policy as unknown as MerchantPolicyRow,
     limits,
+    checkoutSession: typeof first.checkout_session === 'string' ? first.checkout_session : undefined,
   };
+}
+
+/** The Checkout Session (payment mode) that made a PaymentIntent, if one did; a session made for an existing PaymentIntent does not own it. */
+export async function owningCheckoutSession(reader: Tx | Services['db'], intentId: string): Promise<string | undefined> {
+  const row = await reader.selectFrom('checkout_sessions').select('id').where('payment_intent_id', '=', intentId).where('kind', '=', 'checkout').executeTakeFirst();
+  return row?.id;
+}
+
+/**
+ * A Checkout Session's PaymentIntent is paid on the session's page and ended by expiring the session, as at Stripe:
+ * the API cannot confirm it, cancel it before it is authorized, or change what the shopper was shown.
+ */
+export function checkoutOwnsIntent(intentId: string, sessionId: string, what: string, param?: string): CofferError {
+  return new CofferError(
+    'payment_intent_unexpected_state',
+    `PaymentIntent ${intentId} belongs to Checkout Session ${sessionId}, so you cannot ${what}. The shopper pays it on the ` +
+      "session's page; to stop the payment, expire the Checkout Session (POST /v1/checkout/sessions/:id/expire).",
+    param === undefined ? {} : { param },
+  );
 }
 
 const verbs: Record<PaymentIntentEvent, string> = {

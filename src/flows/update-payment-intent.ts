@@ -13,7 +13,9 @@ import {
 } from './payment-intent-params.ts';
 import {
   assertNoOperationInFlight,
+  checkoutOwnsIntent,
   lockPaymentIntent,
+  owningCheckoutSession,
   nextStatus,
   recordChange,
   updatePaymentIntentRow,
@@ -39,6 +41,9 @@ export interface UpdateParams {
   statement_descriptor?: string;
   statement_descriptor_suffix?: string;
 }
+
+/** What a Checkout Session decided for its PaymentIntent from its line items and options; the rest (metadata, description…) stays the merchant's. */
+const checkoutShapedFields = ['amount', 'currency', 'payment_method', 'payment_method_types', 'allowed_payment_method_types', 'capture_method', 'customer', 'setup_future_usage'] as const;
 
 /** Fields that shape the payment itself can change only before it is confirmed, as Stripe allows. */
 const beforeConfirmation = ['requires_payment_method', 'requires_confirmation', 'requires_action'];
@@ -66,6 +71,11 @@ export async function updatePaymentIntent(
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, scope, id);
     assertNoOperationInFlight(intent);
+    const shaping = checkoutShapedFields.find((field) => params[field] !== undefined);
+    if (shaping !== undefined && ctx.shopperSession === undefined) {
+      const session = await owningCheckoutSession(tx, intent.id);
+      if (session !== undefined) throw checkoutOwnsIntent(intent.id, session, `change its ${shaping}`, shaping);
+    }
     if (intent.status === 'requires_action' && (params.amount !== undefined || params.currency !== undefined || params.payment_method !== undefined)) {
       // The shopper may be paying the open trade at the provider right now, for the amount it was opened with.
       throw new CofferError(

@@ -429,15 +429,81 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
 
   // A refused expiry changes nothing: not while the shopper is paying (the session must not end early later),
   // and not once paid (only an open session can be expired, as at Stripe).
+  test('a session\'s PaymentIntent is paid on its page only: the API cannot confirm it, cancel it or change what the shopper was shown', async () => {
+    const session = await newSession('usd');
+    const intentId = session.payment_intent as string;
+    const before = await stripe.paymentIntents.retrieve(intentId);
+    const refusal = async (call: Promise<unknown>) => call.then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    const refusals = [
+      await refusal(stripe.paymentIntents.confirm(intentId, { payment_method: 'pm_card_visa' })),
+      await refusal(stripe.paymentIntents.cancel(intentId)),
+      await refusal(stripe.paymentIntents.update(intentId, { amount: 100 })),
+      await refusal(stripe.paymentIntents.update(intentId, { payment_method: 'pm_card_visa' })),
+      await refusal(stripe.paymentIntents.update(intentId, { capture_method: 'manual' })),
+    ];
+    for (const refused of refusals) {
+      assert.equal(refused?.code, 'payment_intent_unexpected_state');
+      assert.match(refused?.message ?? '', new RegExp(`belongs to Checkout Session ${session.id}.*expire the Checkout Session`));
+    }
+    assert.deepEqual(refusals.slice(2).map((refused) => refused?.param), ['amount', 'payment_method', 'capture_method']);
+    // The publishable key with the client secret (Stripe.js's confirmation) is refused too.
+    const client = await rawRequest(server, 'POST', `/v1/payment_intents/${intentId}/confirm`, {
+      key: server.publishableKey, body: `payment_method=pm_card_visa&client_secret=${before.client_secret ?? ''}`,
+    });
+    assert.equal(client.status, 400, client.body);
+    assert.equal((client.json.error as Record<string, unknown>).code, 'payment_intent_unexpected_state');
+    const unchanged = await stripe.paymentIntents.retrieve(intentId);
+    assert.deepEqual([unchanged.status, unchanged.amount, unchanged.payment_method, unchanged.capture_method, unchanged.latest_charge],
+      [before.status, before.amount, before.payment_method, before.capture_method, null], 'the refusals changed nothing');
+    // What is the merchant's own stays editable; the shopper still pays on the page.
+    const noted = await stripe.paymentIntents.update(intentId, { metadata: { order: 'A-17' }, description: 'Order A-17' });
+    assert.deepEqual([noted.metadata.order, noted.description], ['A-17', 'Order A-17']);
+    await page.goto(session.url ?? '');
+    await fillCard(page, '4242424242424242');
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    const paid = await stripe.paymentIntents.retrieve(intentId);
+    assert.deepEqual([paid.status, paid.amount], ['succeeded', session.amount_total]);
+  });
+
+  test('payment_intent_data shapes the session\'s PaymentIntent; one authorized on the page is the merchant\'s to capture or cancel', async () => {
+    const refused = await newSession('usd', { payment_intent_data: { capture_method: 'later' as 'manual' } }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(refused?.param, 'payment_intent_data[capture_method]');
+    const pay = async (session: Stripe.Checkout.Session) => {
+      await page.goto(session.url ?? '');
+      await fillCard(page, '4242424242424242');
+      await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+      return stripe.paymentIntents.retrieve(session.payment_intent as string);
+    };
+    const held = await newSession('usd', {
+      payment_intent_data: { capture_method: 'manual', description: 'Order B-2', metadata: { order: 'B-2' }, statement_descriptor_suffix: 'TEA B2' },
+    });
+    const created = await stripe.paymentIntents.retrieve(held.payment_intent as string);
+    assert.deepEqual([created.capture_method, created.description, created.metadata, created.statement_descriptor_suffix],
+      ['manual', 'Order B-2', { order: 'B-2' }, 'TEA B2']);
+    const authorized = await pay(held);
+    assert.deepEqual([authorized.status, authorized.amount_capturable], ['requires_capture', held.amount_total]);
+    assert.equal((await stripe.checkout.sessions.retrieve(held.id)).status, 'complete');
+    const captured = await stripe.paymentIntents.capture(authorized.id, { amount_to_capture: 2_000 });
+    assert.deepEqual([captured.status, captured.amount_received], ['succeeded', 2_000]);
+    const released = await pay(await newSession('usd', { payment_intent_data: { capture_method: 'manual' } }));
+    const canceled = await stripe.paymentIntents.cancel(released.id);
+    assert.deepEqual([canceled.status, canceled.amount_capturable], ['canceled', 0]);
+  });
+
   test('expiring a session being paid, or paid, is refused and changes nothing', async () => {
     const paying = await newSession('usd');
-    await stripe.paymentIntents.confirm(paying.payment_intent as string, { payment_method: 'pm_card_threeDSecure2Required', return_url: 'https://shop.example/back' });
+    await page.goto(paying.url ?? '');
+    await fillCard(page, '4000 0027 6000 3184');
+    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    assert.equal((await stripe.paymentIntents.retrieve(paying.payment_intent as string)).status, 'requires_action', 'the shopper is at the card\'s challenge');
     const refusedPaying = await stripe.checkout.sessions.expire(paying.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(refusedPaying?.code, 'checkout_session_not_open');
     const stillPaying = await stripe.checkout.sessions.retrieve(paying.id);
     assert.deepEqual([stillPaying.status, stillPaying.expires_at], ['open', paying.expires_at], 'the session still ends when it said');
     const paid = await newSession('usd');
-    await stripe.paymentIntents.confirm(paid.payment_intent as string, { payment_method: 'pm_card_visa' });
+    await page.goto(paid.url ?? '');
+    await fillCard(page, '4242424242424242');
+    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
     const refusedPaid = await stripe.checkout.sessions.expire(paid.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(refusedPaid?.code, 'checkout_session_not_open');
     assert.match(refusedPaid?.message ?? '', /complete/);

@@ -10,7 +10,7 @@ import { findSupportCase, listSupportCases, supportCaseObject } from '../../flow
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, ListLimit, Metadata, NoParams, ObjectId, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, strictObject } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 
 const LineItem = strictObject({
@@ -32,6 +32,15 @@ const CreateBody = strictObject({
   metadata: Type.Optional(Metadata),
   expires_at: Type.Optional(Type.Integer({ minimum: 0 })),
   locale: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('en'), Type.Literal('zh')])),
+  // What the session's PaymentIntent is made with; the rest of it comes from the line items and the shopper.
+  payment_intent_data: Type.Optional(strictObject({
+    capture_method: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')])),
+    description: Type.Optional(Description),
+    metadata: Type.Optional(Metadata),
+    receipt_email: Type.Optional(Email),
+    statement_descriptor: Type.Optional(StatementDescriptor),
+    statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+  })),
 });
 const IdParams = strictObject({ id: ObjectId });
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });

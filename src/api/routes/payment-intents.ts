@@ -7,7 +7,7 @@ import { capturePaymentIntent, type CaptureParams } from '../../flows/capture-pa
 import { confirmPaymentIntent, type ConfirmParams } from '../../flows/confirm-payment-intent.ts';
 import { createPaymentIntent, type CreateParams } from '../../flows/create-payment-intent.ts';
 import { listPaymentIntents } from '../../flows/list-payment-intents.ts';
-import { findPaymentIntent } from '../../flows/payment-intent-records.ts';
+import { checkoutOwnsIntent, findPaymentIntent } from '../../flows/payment-intent-records.ts';
 import type { PaymentIntentResult, Respond } from '../../flows/respond.ts';
 import { updatePaymentIntent, type UpdateParams } from '../../flows/update-payment-intent.ts';
 import { limits } from '../../limits.ts';
@@ -349,7 +349,24 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
+    await refuseCheckoutCancel(services, ctx, intent);
     const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
     return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
+}
+
+/**
+ * A Checkout Session's PaymentIntent is canceled by expiring the session until it is authorized; from
+ * `requires_capture` on, the merchant cancels the hold itself, as at Stripe. Checked before the cancellation starts,
+ * which may end an open attempt at a provider; a PaymentIntent never goes back to a status before `requires_capture`.
+ */
+async function refuseCheckoutCancel(services: Services, ctx: RequestContext, id: string): Promise<void> {
+  const row = await services.db.selectFrom('payment_intents')
+    .innerJoin('checkout_sessions', (join) => join.onRef('checkout_sessions.payment_intent_id', '=', 'payment_intents.id').on('checkout_sessions.kind', '=', 'checkout'))
+    .select(['payment_intents.status', 'checkout_sessions.id as session'])
+    .where('payment_intents.id', '=', id).where('payment_intents.merchant_id', '=', ctx.actor.merchantId).where('payment_intents.livemode', '=', ctx.actor.livemode)
+    .executeTakeFirst();
+  if (row !== undefined && ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing'].includes(row.status)) {
+    throw checkoutOwnsIntent(id, row.session, 'cancel it before it is authorized');
+  }
 }
