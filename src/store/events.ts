@@ -1,6 +1,6 @@
 import { parseApiVersion } from '../objects/api-version.ts';
 import { newId } from '../platform/random.ts';
-import type { Insertable } from 'kysely';
+import { sql, type Insertable } from 'kysely';
 import type { Tx } from '../flows/context.ts';
 import type { EventsTable } from './database.ts';
 
@@ -68,6 +68,26 @@ function eventPayload(id: string, input: EventInput, object: Record<string, unkn
     request: { id: input.requestId, idempotency_key: input.idempotencyKey },
     type: input.type,
   });
+}
+
+/**
+ * `pending_webhooks` as it is now: deliveries of the event not yet received, or, before the event is relayed, the
+ * endpoints that will get it. An SQL expression over the `events` row in scope.
+ */
+export const pendingWebhooksSql = sql<string>`CASE WHEN events.relayed THEN (
+    SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = events.id AND d.status <> 'succeeded'
+  ) ELSE (
+    SELECT count(*) FROM webhook_endpoints w WHERE w.merchant_id = events.merchant_id AND w.livemode = events.livemode
+      AND w.status = 'enabled' AND w.deleted_at IS NULL AND w.created_at <= events.created_at
+      AND (w.enabled_events @> '["*"]'::jsonb OR w.enabled_events @> jsonb_build_array(events.type))
+  ) END`;
+
+/** A stored payload with its `pending_webhooks` (stored as 0, in the envelope just before `request`) set to a count. */
+export function withPendingWebhooks(payload: string, pending: number | string | bigint): string {
+  const stored = '"pending_webhooks":0,"request":';
+  const at = payload.lastIndexOf(stored);
+  if (at < 0) return payload;
+  return `${payload.slice(0, at)}"pending_webhooks":${Number(pending)},"request":${payload.slice(at + stored.length)}`;
 }
 
 /**

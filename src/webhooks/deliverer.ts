@@ -5,7 +5,7 @@ import type { Services } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import { signatureHeader } from '../platform/timestamped-signature.ts';
 import type { WebhookDeliveryRow, WebhookEndpointRow } from '../store/database.ts';
-import { payloadForEndpoint } from '../store/events.ts';
+import { payloadForEndpoint, pendingWebhooksSql, withPendingWebhooks } from '../store/events.ts';
 import { openSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 import { relayEvents } from './relay.ts';
@@ -95,11 +95,13 @@ async function claimDueDeliveries(services: Services, max: number): Promise<Webh
 /** Sends one claimed delivery and records the attempt: delivered, to be retried after its delay, or failed. */
 async function deliverOne(services: Services, delivery: WebhookDeliveryRow): Promise<void> {
   const nowMs = services.clock.nowMs();
-  const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload'])
+  const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload', pendingWebhooksSql.as('pending_webhooks')])
     .where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
   const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
   const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
-  const body = payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint);
+  // `pending_webhooks` counts this delivery, as Stripe's does: it is not received yet.
+  const body = withPendingWebhooks(payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint),
+    event.pending_webhooks);
   const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
   const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
   const attempts = delivery.attempts + 1;

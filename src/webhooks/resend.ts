@@ -2,12 +2,14 @@ import { resourceMissing } from '../domain/errors.ts';
 import type { RequestContext, Respond, Services } from '../flows/context.ts';
 import { inTransaction } from '../flows/transaction.ts';
 import { auditRow } from '../store/audit.ts';
+import { pendingWebhooksSql, withPendingWebhooks } from '../store/events.ts';
 import { findEndpoint } from './endpoints.ts';
 import { wantsEvent } from './relay.ts';
 
 /**
  * Queues an event for delivery again, now, to the endpoint named or to every endpoint that wants it (a new
- * delivery where there was none, for an endpoint created after the event). Returns the event's payload.
+ * delivery where there was none, for an endpoint created after the event). Returns the event's payload, its
+ * `pending_webhooks` counting the deliveries just queued.
  */
 export async function resendEvent(services: Services, ctx: RequestContext, eventId: string, endpointId: string | undefined, respond?: Respond<string>): Promise<string> {
   const now = new Date(services.clock.nowMs());
@@ -31,7 +33,9 @@ export async function resendEvent(services: Services, ctx: RequestContext, event
       action: 'event.resend', objectType: 'event', objectId: event.id, outcome: 'success', requestId: ctx.requestId, origin: ctx.origin,
       details: { endpoints: endpoints.map((endpoint) => endpoint.id) }, occurredAt: now,
     })).execute();
-    await respond?.(tx, event.payload as string);
-    return event.payload as string;
+    const pending = await tx.selectFrom('events').select(pendingWebhooksSql.as('n')).where('id', '=', event.id).executeTakeFirstOrThrow();
+    const payload = withPendingWebhooks(event.payload as string, pending.n);
+    await respond?.(tx, payload);
+    return payload;
   });
 }

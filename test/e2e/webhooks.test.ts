@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
 import { deliverDueWebhooks, startWebhookWorker } from '../../src/webhooks/deliverer.ts';
 import { relayEvents } from '../../src/webhooks/relay.ts';
+import { withPendingWebhooks } from '../../src/store/events.ts';
 import { stateCounts } from '../support/ledger.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -108,7 +109,12 @@ describe('webhooks', () => {
       assert.equal(basil.object.excluded_payment_method_types, null);
       const stored = await db.selectFrom('events').select(['payload', 'api_version', 'other_shape']).where('id', '=', plain.event.id).executeTakeFirstOrThrow();
       assert.equal(stored.other_shape, 'legacy', 'the legacy rendering is kept while a legacy endpoint exists');
-      assert.equal(plain.raw, stored.payload, 'an endpoint without a version gets the stored payload byte for byte');
+      // pending_webhooks says how many of the event's three deliveries were still to be received, this one included.
+      const pending = Number(/"pending_webhooks":(\d+),"request":/.exec(plain.raw)?.[1]);
+      assert.ok(pending >= 1 && pending <= 3, plain.raw);
+      assert.equal(plain.raw, withPendingWebhooks(stored.payload as string, pending), 'an endpoint without a version gets the stored payload byte for byte, but for pending_webhooks');
+      const shown = await stripe.events.retrieve(plain.event.id);
+      assert.equal(shown.pending_webhooks, 0, 'every endpoint has received it');
       assert.equal(plain.event.api_version, stored.api_version);
       for (const item of bodies) assert.equal(item.event.id, plain.event.id, 'one event, three renderings');
       // An event older than the legacy endpoint was never rendered in its shape: resent to it, it goes as it was
@@ -150,10 +156,15 @@ describe('webhooks', () => {
     receiver.failRate = 1;
     const intent = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
     await stripe.paymentIntents.cancel(intent.id);
+    const [queued] = (await stripe.events.list({ type: 'payment_intent.canceled', limit: 1 })).data;
+    assert.equal((queued?.data.object as Stripe.PaymentIntent | undefined)?.id, intent.id);
+    assert.equal(queued?.pending_webhooks, 1, 'before it is relayed, the one endpoint that wants it counts');
     await drain(server);
     const failing = await stripe.events.list({ delivery_success: false, type: 'payment_intent.canceled' });
     const event = failing.data.find((item) => (item.data.object as Stripe.PaymentIntent).id === intent.id);
     assert.ok(event !== undefined, 'the undelivered event is listed');
+    assert.equal(event.pending_webhooks, 1, 'a delivery being retried is still to be received');
+    assert.equal(JSON.parse(receiver.received.findLast((item) => item.eventId === event.id)?.body ?? '{}').pending_webhooks, 1, 'the delivery counts itself');
     const delivery = await server.database.db.selectFrom('webhook_deliveries').selectAll().where('event_id', '=', event.id).executeTakeFirstOrThrow();
     assert.equal(delivery.status, 'pending');
     assert.equal(delivery.attempts, 1);
@@ -169,6 +180,7 @@ describe('webhooks', () => {
     assert.deepEqual(attempts.map((attempt) => attempt.status_code), [500, 200]);
     const remaining = await stripe.events.list({ delivery_success: false, type: 'payment_intent.canceled' });
     assert.equal(remaining.data.some((item) => item.id === event.id), false);
+    assert.equal((await stripe.events.retrieve(event.id)).pending_webhooks, 0);
     await stripe.webhookEndpoints.del(endpoint.id);
   });
 
@@ -264,6 +276,7 @@ describe('webhooks', () => {
     assert.equal(resent.status, 200, resent.body);
     const shown = await rawRequest(server, 'GET', `/v1/events/${event.id}`, { key: server.secretKey });
     assert.equal(resent.body, shown.body, 'the resend answers with the event as stored, byte for byte');
+    assert.equal(resent.json.pending_webhooks, 1, 'the delivery queued again is still to be received');
     const kept = await server.database.db.selectFrom('idempotency_keys').select('response_body').where('key', '=', `resend-${event.id}`).executeTakeFirstOrThrow();
     assert.equal(kept.response_body, resent.body, 'and keeps that answer for a retry');
     await drain(server);

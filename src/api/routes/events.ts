@@ -8,6 +8,7 @@ import { requestContext } from '../request-context.ts';
 import { ListQuery, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import { resendEvent } from '../../webhooks/resend.ts';
+import { pendingWebhooksSql, withPendingWebhooks } from '../../store/events.ts';
 
 const EventsQuery = strictObject({
   ...ListQuery,
@@ -16,7 +17,10 @@ const EventsQuery = strictObject({
   delivery_success: Type.Optional(Type.Boolean()),
 });
 
-/** Events as recorded with each change; the payload is the stored text, so it is the same in every answer. */
+/**
+ * Events as recorded with each change: the stored text, the same in every answer but for `pending_webhooks`, which
+ * says how many of its webhooks are still to be received.
+ */
 export function registerEventRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   app.get('/v1/events/:id', { config, schema: { params: strictObject({ id: ObjectId }), querystring: NoParams } }, async (request, reply) => {
@@ -24,13 +28,13 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
     const ctx = requestContext(request);
     const row = await services.db
       .selectFrom('events')
-      .select('payload')
+      .select(['payload', pendingWebhooksSql.as('pending_webhooks')])
       .where('id', '=', id)
       .where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode)
       .executeTakeFirst();
     if (row === undefined) throw resourceMissing('event', id);
-    return reply.type('application/json; charset=utf-8').send(row.payload as string);
+    return reply.type('application/json; charset=utf-8').send(withPendingWebhooks(row.payload as string, row.pending_webhooks));
   });
 
   // Coffer's extension: send an event again to its endpoints (all, or the one named), now.
@@ -59,7 +63,7 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
     if (query.type !== undefined && query.type.slice(0, -1).includes('*')) {
       throw new CofferError('parameter_invalid', `Invalid type: ${query.type}. A wildcard may only end the type, as in charge.*.`, { param: 'type' });
     }
-    let select = services.db.selectFrom('events').select(['id', 'seq', 'payload']);
+    let select = services.db.selectFrom('events').select(['id', 'seq', 'payload', pendingWebhooksSql.as('pending_webhooks')]);
     if (query.type !== undefined) {
       select = query.type.endsWith('.*')
         ? select.where('type', 'like', `${query.type.slice(0, -1)}%`)
@@ -75,7 +79,7 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
         .whereRef('webhook_deliveries.event_id', '=', 'events.id').where('webhook_deliveries.status', '!=', 'succeeded'))));
     }
     const page = await listPage(services.db, ctx.actor, { table: 'events', kind: 'event', rows: select }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    const data = page.data.map((row) => JSON.parse(row.payload as string) as unknown);
+    const data = page.data.map((row) => JSON.parse(withPendingWebhooks(row.payload as string, row.pending_webhooks)) as unknown);
     return sendObject(reply, listObject('/v1/events', data, page.hasMore));
   });
 }
