@@ -152,7 +152,7 @@ const replacedChallenge: Decline = {
  * then meets a PaymentIntent that has been paid. Returns true when it recorded an outcome (read the PaymentIntent
  * again).
  */
-async function endOpenChallenge(services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, mayEnd: boolean): Promise<boolean> {
+export async function endOpenChallenge(services: Services, ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, mayEnd: boolean): Promise<boolean> {
   if (intent.status !== 'requires_action' || intent.latest_charge_id === null) return false;
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirst();
   if (charge?.status !== 'pending') return false;

@@ -160,8 +160,9 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
 }
 
 /** The Checkout Session (payment mode) that made a PaymentIntent, if one did; a session made for an existing PaymentIntent does not own it. */
-export async function owningCheckoutSession(reader: Tx | Services['db'], intentId: string): Promise<string | undefined> {
-  const row = await reader.selectFrom('checkout_sessions').select('id').where('payment_intent_id', '=', intentId).where('kind', '=', 'checkout').executeTakeFirst();
+export async function owningCheckoutSession(reader: Tx | Services['db'], scope: Scope, intentId: string): Promise<string | undefined> {
+  const row = await reader.selectFrom('checkout_sessions').select('id').where('payment_intent_id', '=', intentId).where('kind', '=', 'checkout')
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
   return row?.id;
 }
 

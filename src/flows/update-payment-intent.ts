@@ -3,7 +3,8 @@ import { CofferError } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import type { PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts';
-import type { Outcome, RequestContext, Services } from './context.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import { endOpenChallenge } from './confirm-payment-intent.ts';
 import {
   checkMetadataSize,
   checkPaymentMethodTypes,
@@ -14,6 +15,7 @@ import {
 import {
   assertNoOperationInFlight,
   checkoutOwnsIntent,
+  findPaymentIntent,
   lockPaymentIntent,
   owningCheckoutSession,
   nextStatus,
@@ -67,20 +69,29 @@ export async function updatePaymentIntent(
   respond: Respond,
 ): Promise<Outcome> {
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+  // A Checkout Session's PaymentIntent is the session's, for good: checked before anything is done.
+  const shaping = checkoutShapedFields.find((field) => params[field] !== undefined);
+  if (shaping !== undefined && ctx.shopperSession === undefined) {
+    const session = await owningCheckoutSession(services.db, scope, id);
+    if (session !== undefined) throw checkoutOwnsIntent(id, session, `change its ${shaping}`, shaping);
+  }
+  const reshapes = params.amount !== undefined || params.currency !== undefined || params.payment_method !== undefined;
+  if (reshapes) {
+    // A card's 3-D Secure challenge is for the amount and card it was opened with: ended at the acquirer first, as a
+    // confirmation with another card ends it, outside any transaction. A wallet's open trade cannot be ended so.
+    const current = await findPaymentIntent(services, scope, id);
+    if (current.status === 'requires_action') await endOpenChallenge(services, ctx, scope, current, true);
+  }
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, scope, id);
     assertNoOperationInFlight(intent);
-    const shaping = checkoutShapedFields.find((field) => params[field] !== undefined);
-    if (shaping !== undefined && ctx.shopperSession === undefined) {
-      const session = await owningCheckoutSession(tx, intent.id);
-      if (session !== undefined) throw checkoutOwnsIntent(intent.id, session, `change its ${shaping}`, shaping);
-    }
-    if (intent.status === 'requires_action' && (params.amount !== undefined || params.currency !== undefined || params.payment_method !== undefined)) {
-      // The shopper may be paying the open trade at the provider right now, for the amount it was opened with.
+    if (reshapes && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
+      // Another attempt opened since (a confirmation raced this update): the shopper may be paying it right now,
+      // for the amount it was opened with.
       throw new CofferError(
         'payment_intent_unexpected_state',
-        'This PaymentIntent is waiting for the shopper to finish paying at the provider, so its amount, currency and ' +
+        'This PaymentIntent is waiting for the shopper to finish paying, so its amount, currency and ' +
           'payment method cannot change now. Cancel it and create another, or wait for the payment to end.',
         { param: params.amount !== undefined ? 'amount' : params.currency !== undefined ? 'currency' : 'payment_method' },
       );
@@ -136,4 +147,10 @@ export async function updatePaymentIntent(
     );
     return respond(tx, { paymentIntent: after });
   });
+}
+
+async function attemptStillOpen(tx: Tx, intent: PaymentIntentRow): Promise<boolean> {
+  if (intent.latest_charge_id === null) return false;
+  const charge = await tx.selectFrom('charges').select('status').where('id', '=', intent.latest_charge_id).executeTakeFirst();
+  return charge?.status === 'pending';
 }

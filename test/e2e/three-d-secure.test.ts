@@ -165,6 +165,25 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount_received, 4200);
   });
 
+  test('a new amount or card while a challenge is open: the challenge is ended first, and finishing it afterwards charges nothing', async () => {
+    for (const change of [{ amount: 5100 }, { payment_method: 'pm_card_visa' }] as const) {
+      const intent = await confirm('pm_card_authenticationRequired');
+      const page = await challenge(intent);
+      const updated = await stripe.paymentIntents.update(intent.id, change);
+      const expected = 'amount' in change
+        ? { status: 'requires_payment_method', amount: 5100, payment_method: null }
+        : { status: 'requires_confirmation', amount: 4200, payment_method: updated.payment_method };
+      assert.deepEqual({ status: updated.status, amount: updated.amount, payment_method: updated.payment_method }, expected);
+      const late = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+      assert.ok(late.status >= 400, `the ended challenge refuses completion (got ${late.status})`);
+      const atAcquirer = await server.database.db.selectFrom('sandbox_card_payments').select(['status', 'amount_captured'])
+        .where('merchant_reference', '=', intent.latest_charge as string).executeTakeFirstOrThrow();
+      assert.deepEqual([atAcquirer.status, atAcquirer.amount_captured], ['abandoned', 0n]);
+      const paid = await stripe.paymentIntents.confirm(intent.id, 'amount' in change ? { payment_method: 'pm_card_visa' } : {});
+      assert.deepEqual([paid.status, paid.amount_received], ['succeeded', expected.amount], 'paid once, for the amount it now has');
+    }
+  });
+
   test('a confirmation that brings no new card, or one that is refused, leaves the open challenge alone', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     const page = await challenge(intent);
