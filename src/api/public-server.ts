@@ -44,13 +44,16 @@ const parameterRefusals: ReadonlySet<string> = new Set([
 /** Responses whose outcome must not be replayed: the request never ran, or may run again safely. */
 function mayStoreResponse(statusCode: number, code: string | undefined): boolean {
   if (statusCode === 429 || statusCode === 503) return false;
-  return !(statusCode === 409 && (code === 'lock_timeout' || code === 'idempotency_key_in_use'));
+  return !(code === 'lock_timeout' || (statusCode === 409 && code === 'idempotency_key_in_use'));
 }
 
 export function sendError(reply: FastifyReply, request: FastifyRequest, error: CofferError): FastifyReply {
   if (error.details.retryAfterSeconds !== undefined) {
     reply.header('Retry-After', String(error.details.retryAfterSeconds));
     reply.header('Stripe-Should-Retry', error.details.shouldRetry === false ? 'false' : 'true');
+  } else if (error.code === 'lock_timeout') {
+    // Stripe's SDKs retry a 429 only when told to; a lock held by another request is soon released.
+    reply.header('Stripe-Should-Retry', 'true');
   }
   return reply
     .code(error.httpStatus)

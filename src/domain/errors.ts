@@ -67,7 +67,8 @@ export const errorCatalog = {
   refund_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_disputed: { type: 'invalid_request_error', httpStatus: 400 },
   dispute_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
-  lock_timeout: { type: 'invalid_request_error', httpStatus: 409 },
+  // 429 as at Stripe, whose SDKs retry it (Stripe-Should-Retry).
+  lock_timeout: { type: 'invalid_request_error', httpStatus: 429 },
   flow_not_supported: { type: 'invalid_request_error', httpStatus: 400 },
   // Idempotency.
   idempotency_key_reused: { type: 'idempotency_error', httpStatus: 400 },
