@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
 import type { Actor } from '../flows/context.ts';
-import { defaultApiVersion, parseApiVersion, servedVersionsText, type ApiVersion } from '../objects/api-version.ts';
+import { defaultApiVersion, parseApiVersion, unservedVersionReason, type ApiVersion } from '../objects/api-version.ts';
 import type { Logger } from '../platform/logger.ts';
 import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
@@ -36,7 +36,7 @@ export function requestApiVersion(header: string | string[] | undefined, fallbac
   const name = Array.isArray(header) ? header[0] ?? '' : header;
   const version = parseApiVersion(name);
   if (version === undefined) {
-    throw new CofferError('api_version_invalid', `Invalid Stripe API version: ${name}; send ${servedVersionsText}.`, { param: 'Stripe-Version' });
+    throw new CofferError('api_version_invalid', unservedVersionReason(name), { param: 'Stripe-Version' });
   }
   return version;
 }

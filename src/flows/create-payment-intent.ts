@@ -22,6 +22,7 @@ import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
 import { keyHeldBy } from '../store/idempotency-keys.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
+import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
 
 export interface CreateParams {
   amount: number;
@@ -49,7 +50,7 @@ export interface CreateParams {
   statement_descriptor_suffix?: string;
 }
 
-function paymentMethodTypes(params: CreateParams): { types: string[]; automatic: Record<string, unknown> | null } {
+function paymentMethodTypes(params: CreateParams, automaticByDefault: boolean): { types: string[]; automatic: Record<string, unknown> | null } {
   if (params.payment_method_types !== undefined && params.allowed_payment_method_types !== undefined) {
     throw new CofferError(
       'parameters_exclusive',
@@ -70,7 +71,8 @@ function paymentMethodTypes(params: CreateParams): { types: string[]; automatic:
     return { types: checkPaymentMethodTypes(listed, param), automatic: null };
   }
   const automatic = params.automatic_payment_methods;
-  if (automatic !== undefined && !automatic.enabled) return { types: ['card'], automatic: null };
+  // Before 2023-08-16, a PaymentIntent made without either is a card payment, without automatic payment methods.
+  if (automatic === undefined ? !automaticByDefault : !automatic.enabled) return { types: ['card'], automatic: null };
   return { types: ['card'], automatic: { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true } };
 }
 
@@ -168,7 +170,7 @@ export async function createPaymentIntent(
     return confirmPaymentIntent(services, ctx, existing.id, confirmParams, respond);
   }
   const money = parseAmount(params.amount, parseCurrency(params.currency));
-  const methods = paymentMethodTypes(params);
+  const methods = paymentMethodTypes(params, automaticPaymentMethodsByDefault(ctx.actor.apiVersion));
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   if (params.payment_method_data !== undefined && params.payment_method !== undefined) {

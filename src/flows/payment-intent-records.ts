@@ -202,7 +202,8 @@ export function nextStatus(row: PaymentIntentRow, event: PaymentIntentEvent): Pa
       'You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.',
     );
   }
-  const allowed = statusesAllowing(event).join(', ');
+  // A confirmation that brings a payment method attaches it first, so it also starts from the statuses that allow that.
+  const allowed = (event === 'confirm' ? [...new Set([...statusesAllowing('attach_payment_method'), ...statusesAllowing('confirm')])] : statusesAllowing(event)).join(', ');
   throw new CofferError(
     'payment_intent_unexpected_state',
     `This PaymentIntent could not ${verbs[event]} because it has a status of ${row.status}. ` +

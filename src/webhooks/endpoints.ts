@@ -5,7 +5,7 @@ import { recordChange } from '../flows/payment-intent-records.ts';
 import { inTransaction } from '../flows/transaction.ts';
 import { requestTrail } from '../flows/trail.ts';
 import { limits } from '../limits.ts';
-import { parseApiVersion, servedVersionsText } from '../objects/api-version.ts';
+import { parseApiVersion, unservedVersionReason } from '../objects/api-version.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
 import type { WebhookEndpointRow } from '../store/database.ts';
@@ -79,7 +79,7 @@ export async function createEndpoint(services: Services, ctx: RequestContext, pa
   const events = checkEvents(params.enabled_events);
   const apiVersion = params.api_version === undefined ? undefined : parseApiVersion(params.api_version);
   if (params.api_version !== undefined && apiVersion === undefined) {
-    throw new CofferError('api_version_invalid', `Invalid API version: ${params.api_version}; use ${servedVersionsText}.`, { param: 'api_version' });
+    throw new CofferError('api_version_invalid', unservedVersionReason(params.api_version), { param: 'api_version' });
   }
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);

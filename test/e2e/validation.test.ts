@@ -274,9 +274,23 @@ describe('Refused requests', () => {
     // Unreleased dates, and release names that are not that date's, are refused rather than guessed at.
     for (const version of ['banana', '2019-01-01', '2999-01-01', '2024-05-01', '2025-03-31.acacia', '2025-04-01.basil', '2024-04-10.basil', '2026-10-28.Endive']) {
       await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': version }),
-        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: ${version}; send one of Stripe's released versions from 2020-08-27 to ${currentApiVersion}.` });
+        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: ${version}; send one of Stripe's released versions from 2022-11-15 to ${currentApiVersion}.` });
+    }
+    // Stripe's releases before 2022-11-15 put charges on the PaymentIntent and refunds on the Charge, which Coffer
+    // does not render: refused by name rather than answered in a shape their integrations do not expect.
+    for (const version of ['2020-08-27', '2022-08-01']) {
+      await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': version }),
+        { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: new RegExp(`^Stripe API version ${version} is older than Coffer serves: it shapes PaymentIntents with their charges`) });
     }
     assert.equal(releasedApiVersions.at(-1), currentApiVersion, 'the current version is the newest released');
+    // automatic_payment_methods is enabled by default from 2023-08-16, as at Stripe.
+    const defaults = async (version: string) => {
+      const made = await form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': version });
+      assert.equal(made.status, 200, made.body);
+      return [made.json.automatic_payment_methods, made.json.payment_method_types];
+    };
+    assert.deepEqual(await defaults('2022-11-15'), [null, ['card']]);
+    assert.deepEqual(await defaults('2023-08-16'), [{ allow_redirects: 'always', enabled: true }, ['card']]);
     // Every released version is served, a named one also by its date alone, in the shape of its era.
     for (const version of [...releasedApiVersions, '2025-03-31', '2024-09-30']) {
       const answered = await get('/v1/payment_intents?limit=1', server.secretKey, { 'stripe-version': version });
@@ -396,13 +410,13 @@ describe('Refused requests', () => {
     await server.stripe.paymentIntents.cancel(intent.id);
     await refused(() => form(`/v1/payment_intents/${intent.id}/confirm`, ''), {
       status: 400, code: 'payment_intent_unexpected_state',
-      message: /^This PaymentIntent could not be confirmed because it has a status of canceled\./,
+      message: /^This PaymentIntent could not be confirmed because it has a status of canceled\. Only a PaymentIntent with one of the following statuses may be confirmed: requires_payment_method, requires_confirmation, requires_action\.$/,
     });
   });
 
   test('an impossible Stripe-Version date is refused; answers name the version they are shaped for', async () => {
     await refused(() => form('/v1/payment_intents', 'amount=100&currency=usd', server.secretKey, { 'stripe-version': '2024-02-30' }),
-      { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: 2024-02-30; send one of Stripe's released versions from 2020-08-27 to ${currentApiVersion}.` });
+      { status: 400, code: 'api_version_invalid', param: 'Stripe-Version', message: `Invalid Stripe API version: 2024-02-30; send one of Stripe's released versions from 2022-11-15 to ${currentApiVersion}.` });
     const legacy = await get('/v1/payment_intents?limit=1', server.secretKey, { 'stripe-version': '2024-04-10' });
     assert.equal(legacy.headers['stripe-version'], '2024-04-10');
     const current = await get('/v1/payment_intents?limit=1');
