@@ -67,16 +67,44 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
     describe: (r) => `${String(r.kind)} ${String(r.transfer_key)} of ${String(r.amount)} does not match its pending transfer (${String(r.pending_kind)}, ${String(r.pending_amount)})`,
   },
   {
+    name: 'transfer_accounts_exist',
+    query: `SELECT t.transfer_key FROM ledger_transfers t
+            WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = t.debit_account_id)
+               OR NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = t.credit_account_id)`,
+    describe: (r) => `transfer ${String(r.transfer_key)} moves money from or to an account that does not exist`,
+  },
+  {
+    name: 'transfer_kind',
+    query: `SELECT transfer_key, kind, pending_id FROM ledger_transfers
+            WHERE (kind IN ('post_pending', 'void_pending')) <> (pending_id IS NOT NULL)`,
+    describe: (r) => (r.pending_id === null
+      ? `${String(r.kind)} ${String(r.transfer_key)} resolves no pending transfer`
+      : `${String(r.kind)} ${String(r.transfer_key)} names a pending transfer, which only a post or a void may`),
+  },
+  {
+    // The unique index says so too; this holds even where the index was dropped.
+    name: 'pending_resolved_once',
+    query: `SELECT p.transfer_key, count(*) AS resolutions FROM ledger_transfers r JOIN ledger_transfers p ON p.id = r.pending_id
+            GROUP BY p.id, p.transfer_key HAVING count(*) > 1`,
+    describe: (r) => `pending transfer ${String(r.transfer_key)} is resolved ${String(r.resolutions)} times; a reservation is posted or voided once`,
+  },
+  {
+    // Every charge, whatever its status: one that never succeeded has nothing in the ledger. What was released is
+    // the voided reservation, or the part of it a capture did not post.
     name: 'charges_match_ledger',
-    query: `SELECT c.id, c.amount_captured, c.amount_authorized, c.amount_released,
-              coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('single', 'post_pending') AND t.reason = 'capture'), 0) AS captured,
-              coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('pending', 'single') AND t.reason IN ('authorization', 'capture')), 0) AS authorized
-            FROM charges c LEFT JOIN ledger_transfers t ON t.charge_id = c.id
-            WHERE c.status = 'succeeded'
-            GROUP BY c.id
-            HAVING c.amount_captured <> coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('single', 'post_pending') AND t.reason = 'capture'), 0)
-               OR c.amount_authorized <> coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('pending', 'single') AND t.reason IN ('authorization', 'capture')), 0)`,
-    describe: (r) => `charge ${String(r.id)}: captured ${String(r.amount_captured)} of ${String(r.amount_authorized)} authorized, but the ledger shows ${String(r.captured)} of ${String(r.authorized)}`,
+    query: `WITH moved AS (
+              SELECT c.id, c.amount_captured, c.amount_authorized, c.amount_released,
+                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('single', 'post_pending') AND t.reason = 'capture'), 0) AS captured,
+                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('pending', 'single') AND t.reason IN ('authorization', 'capture')), 0) AS authorized,
+                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'void_pending'), 0)
+                  + coalesce(sum(p.amount - t.amount) FILTER (WHERE t.kind = 'post_pending'), 0) AS released
+              FROM charges c
+              LEFT JOIN ledger_transfers t ON t.charge_id = c.id
+              LEFT JOIN ledger_transfers p ON p.id = t.pending_id
+              GROUP BY c.id)
+            SELECT * FROM moved
+            WHERE amount_captured <> captured OR amount_authorized <> authorized OR amount_released <> released`,
+    describe: (r) => `charge ${String(r.id)}: captured ${String(r.amount_captured)} and released ${String(r.amount_released)} of ${String(r.amount_authorized)} authorized, but the ledger shows ${String(r.captured)} and ${String(r.released)} of ${String(r.authorized)}`,
   },
   {
     name: 'refunds_match_ledger',
@@ -139,6 +167,8 @@ const reconciliation: typeof checks = [
             CROSS JOIN LATERAL (SELECT CASE
               WHEN t.reason IN ('customer_credit', 'customer_debit') THEN
                 CASE WHEN t.charge_id IS NOT NULL THEN 'a customer balance transfer names a charge'
+                     WHEN t.transfer_key <> split_part(t.transfer_key, ':', 1) || CASE t.reason WHEN 'customer_credit' THEN ':credit' ELSE ':debit' END
+                       THEN 'its key is not its customer balance transaction''s'
                      WHEN NOT EXISTS (SELECT 1 FROM customer_balance_transactions b
                        WHERE b.id = split_part(t.transfer_key, ':', 1) AND b.merchant_id = t.merchant_id AND b.livemode = t.livemode
                          AND b.currency = t.currency
@@ -149,11 +179,22 @@ const reconciliation: typeof checks = [
               WHEN ch.merchant_id <> t.merchant_id OR ch.livemode <> t.livemode OR ch.currency <> t.currency
                    OR ch.payment_intent_id IS DISTINCT FROM t.payment_intent_id
                 THEN 'its charge belongs to another merchant, mode, currency or PaymentIntent'
-              WHEN t.reason IN ('authorization', 'capture', 'release')
-                   AND t.transfer_key NOT IN (t.charge_id || ':authorization', t.charge_id || ':capture', t.charge_id || ':release')
-                THEN 'its key is not one of its charge''s'
+              WHEN ch.status <> 'succeeded' THEN 'its charge did not succeed, so it moved no money'
+              WHEN NOT (
+                     (t.reason = 'authorization' AND t.kind = 'pending' AND t.transfer_key = t.charge_id || ':authorization')
+                  OR (t.reason = 'capture' AND t.kind = 'single' AND t.transfer_key = t.charge_id || ':authorization')
+                  OR (t.reason = 'capture' AND t.kind = 'post_pending' AND t.transfer_key = t.charge_id || ':capture')
+                  OR (t.reason = 'release' AND t.transfer_key = t.charge_id || ':release')
+                  OR t.reason NOT IN ('authorization', 'capture', 'release'))
+                THEN 'its key is not its charge''s for this kind of transfer'
               WHEN t.reason = 'settlement' AND t.transfer_key <> t.charge_id || ':settlement'
                 THEN 'it is not its charge''s settlement'
+              WHEN t.reason IN ('refund', 'refund_failure') AND t.transfer_key <> split_part(t.transfer_key, ':', 1) || ':' || t.reason
+                THEN 'its key is not its refund''s'
+              WHEN t.reason IN ('dispute', 'dispute_reinstatement', 'dispute_fee', 'dispute_fee_reinstatement')
+                   AND t.transfer_key <> split_part(t.transfer_key, ':', 1) || CASE t.reason WHEN 'dispute' THEN ':withdrawal'
+                     WHEN 'dispute_fee' THEN ':fee' WHEN 'dispute_reinstatement' THEN ':reinstatement' ELSE ':fee_reinstatement' END
+                THEN 'its key is not its dispute''s'
               WHEN t.reason IN ('refund', 'refund_failure') AND NOT EXISTS (SELECT 1 FROM refunds r
                      WHERE r.id = split_part(t.transfer_key, ':', 1) AND r.charge_id = t.charge_id AND r.amount = t.amount)
                 THEN 'no refund of its charge for this amount'
@@ -164,6 +205,51 @@ const reconciliation: typeof checks = [
               END AS problem) why
             WHERE problem IS NOT NULL`,
     describe: (r) => `transfer ${String(r.transfer_key)} (${String(r.reason)}) is not explained: ${String(r.problem)}`,
+  },
+  {
+    // What each dispute and customer balance transaction should have moved, by its state, against what the ledger
+    // holds under its keys: a withdrawal (and fee) once the dispute is more than an inquiry, their reinstatement
+    // once it is won, one transfer per balance transaction. A transfer missing, repeated or extra shows here.
+    name: 'objects_match_ledger',
+    query: `WITH expected AS (
+              SELECT merchant_id, livemode, id || ':withdrawal' AS key, amount, 'dispute' AS reason FROM disputes WHERE debited_account IS NOT NULL
+              UNION ALL SELECT merchant_id, livemode, id || ':fee', fee, 'dispute_fee' FROM disputes WHERE debited_account IS NOT NULL AND fee > 0
+              UNION ALL SELECT merchant_id, livemode, id || ':reinstatement', amount, 'dispute_reinstatement' FROM disputes
+                WHERE debited_account IS NOT NULL AND status = 'won'
+              UNION ALL SELECT merchant_id, livemode, id || ':fee_reinstatement', fee, 'dispute_fee_reinstatement' FROM disputes
+                WHERE debited_account IS NOT NULL AND status = 'won' AND fee > 0
+              UNION ALL SELECT merchant_id, livemode, id || CASE WHEN amount < 0 THEN ':credit' ELSE ':debit' END, abs(amount),
+                CASE WHEN amount < 0 THEN 'customer_credit' ELSE 'customer_debit' END FROM customer_balance_transactions WHERE amount <> 0),
+            actual AS (
+              SELECT merchant_id, livemode, transfer_key AS key, amount, reason FROM ledger_transfers
+              WHERE reason IN ('dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement', 'customer_credit', 'customer_debit'))
+            SELECT coalesce(e.key, a.key) AS key, e.amount AS expected, a.amount AS actual
+            FROM expected e FULL JOIN actual a ON a.key = e.key AND a.merchant_id = e.merchant_id AND a.livemode = e.livemode
+            WHERE e.key IS NULL OR a.key IS NULL OR a.amount <> e.amount OR a.reason <> e.reason`,
+    describe: (r) => (r.actual === null
+      ? `transfer ${String(r.key)} of ${String(r.expected)} is missing: its dispute or customer balance transaction says it was made`
+      : r.expected === null
+        ? `transfer ${String(r.key)} of ${String(r.actual)} should not exist: no dispute or customer balance transaction in its state makes it`
+        : `transfer ${String(r.key)} moved ${String(r.actual)} where its object says ${String(r.expected)}`),
+  },
+  {
+    // A refund moves money once it has succeeded, and moves it back only if it failed after that.
+    name: 'refunds_in_ledger',
+    query: `SELECT r.id, r.status, r.amount, took.amount AS took, back.amount AS gave_back FROM refunds r
+            LEFT JOIN ledger_transfers took ON took.transfer_key = r.id || ':refund'
+            LEFT JOIN ledger_transfers back ON back.transfer_key = r.id || ':refund_failure'
+            WHERE (r.status = 'succeeded' AND (took.id IS NULL OR back.id IS NOT NULL))
+               OR (r.status = 'failed' AND (took.id IS NULL) <> (back.id IS NULL))
+               OR (r.status NOT IN ('succeeded', 'failed') AND (took.id IS NOT NULL OR back.id IS NOT NULL))
+               OR took.amount <> r.amount OR back.amount <> r.amount`,
+    describe: (r) => `refund ${String(r.id)} (${String(r.status)}, ${String(r.amount)}) does not match the ledger: taken ${String(r.took ?? 'nothing')}, given back ${String(r.gave_back ?? 'nothing')}`,
+  },
+  {
+    name: 'customer_balances',
+    query: `SELECT c.id, c.balance, coalesce(sum(b.amount), 0) AS transactions FROM customers c
+            LEFT JOIN customer_balance_transactions b ON b.customer_id = c.id
+            GROUP BY c.id, c.balance HAVING c.balance <> coalesce(sum(b.amount), 0)`,
+    describe: (r) => `customer ${String(r.id)} has a balance of ${String(r.balance)}, but its balance transactions add up to ${String(r.transactions)}`,
   },
   {
     // Every movement of a charge's money uses its pending funds until it settles and its available funds afterwards,

@@ -4,6 +4,8 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { verifyLedger, type LedgerViolation } from '../../src/ops/ledger-verify.ts';
 import type { Database } from '../../src/store/database.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { TestClock } from '../support/clock.ts';
 
 class Rollback extends Error {}
 
@@ -31,9 +33,14 @@ describe('ledger reconciliation', () => {
   let server: TestServer;
   let chargeId: string;
   let paymentIntentId: string;
+  let lostDispute: { id: string; charge: string; intent: string };
+  let declined: { charge: string; intent: string };
+  let canceledCharge: string;
+  let goodwill: string;
+  const clock = new TestClock();
 
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ clock });
     const { stripe } = server;
     // Every kind of transfer a merchant's ordinary day writes: automatic capture, immediate settlement, a partial
     // manual capture (its rest released), a refund, a canceled hold, goodwill credit.
@@ -45,9 +52,23 @@ describe('ledger reconciliation', () => {
     const canceled = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
     await stripe.paymentIntents.cancel(canceled.id);
     const customer = await stripe.customers.create({ email: 'goodwill@example.com' });
-    await stripe.customers.createBalanceTransaction(customer.id, { amount: -300, currency: 'usd', description: 'Late parcel' });
+    const credit = await stripe.customers.createBalanceTransaction(customer.id, { amount: -300, currency: 'usd', description: 'Late parcel' });
+    // A dispute the merchant lost (its amount and fee withdrawn), and a declined card (nothing moved).
+    const disputed = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+    const [dispute] = (await stripe.disputes.list({ payment_intent: disputed.id })).data;
+    assert.ok(dispute !== undefined, 'the acquirer opened a dispute');
+    await stripe.disputes.close(dispute.id);
+    const refused = await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_chargeDeclined', confirm: true })
+      .then(() => undefined, (error: { payment_intent?: { id: string; latest_charge: string } }) => error.payment_intent);
+    assert.ok(refused !== undefined, 'the card was declined');
     paymentIntentId = paid.id;
     chargeId = String(paid.latest_charge);
+    lostDispute = { id: dispute.id, charge: String(dispute.charge), intent: disputed.id };
+    declined = { charge: refused.latest_charge, intent: refused.id };
+    canceledCharge = String(canceled.latest_charge);
+    goodwill = credit.id;
   });
   after(async () => {
     await server.close();
@@ -60,7 +81,7 @@ describe('ledger reconciliation', () => {
   test('a ledger written only by payments, refunds and credits reconciles', async () => {
     const reasons = await server.database.db.selectFrom('ledger_transfers').select('reason').distinct().execute();
     assert.deepEqual(reasons.map((row) => row.reason).sort(),
-      ['authorization', 'capture', 'customer_credit', 'refund', 'release', 'settlement'], 'the day wrote every ordinary kind of transfer');
+      ['authorization', 'capture', 'customer_credit', 'dispute', 'dispute_fee', 'refund', 'release', 'settlement'], 'the day wrote every ordinary kind of transfer');
     assert.deepEqual((await verifyLedger(server.database.db)).violations, []);
   });
 
@@ -81,7 +102,7 @@ describe('ledger reconciliation', () => {
     const cases: Array<[string, Record<string, unknown>, string | null, string]> = [
       ['a capture under a key that is not its charge\'s',
         { kind: 'single', key: 'forged-2', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 500, reason: 'capture' }, 'charge',
-        "its key is not one of its charge's"],
+        "its key is not its charge's for this kind of transfer"],
       ['a settlement under another key than its charge\'s',
         { kind: 'single', key: 'forged-settlement', debit: 'merchant_incoming', credit: 'merchant_available', amount: 100, reason: 'settlement' }, 'charge',
         'it is not its charge\'s settlement'],
@@ -106,6 +127,81 @@ describe('ledger reconciliation', () => {
       const named = violations.filter((v) => v.check === 'transfer_explained');
       assert.deepEqual(named.map((v) => v.detail), [`transfer ${key} (${String(command.reason)}) is not explained: ${problem}`], `${name}: ${JSON.stringify(violations)}`);
     }
+  });
+
+  // Goal: transfers the serving role can post through ledger_apply, well formed and balanced, that repeat or invent
+  // money an object's state does not make: each is named, by its key and by what the object says it should be.
+  test('repeated or invented transfers of a real dispute, balance transaction or declined charge are named', async () => {
+    const { db } = server.database;
+    const posted = (commands: Array<Record<string, unknown>>, charge: string | null, intent: string | null) => violationsAfter(db, async (tx) => {
+      for (const command of commands) await apply(tx, command, charge, intent);
+    });
+    // The lost dispute's amount and fee given back three times, under keys of its own making.
+    const reinstated = await posted([1, 2, 3].flatMap((n) => [
+      { kind: 'single', key: `${lostDispute.id}:reinstatement-x${n}`, debit: 'provider_clearing', credit: 'merchant_incoming', amount: 2000, reason: 'dispute_reinstatement' },
+      { kind: 'single', key: `${lostDispute.id}:fee_reinstatement-x${n}`, debit: 'fees', credit: 'merchant_incoming', amount: 1500, reason: 'dispute_fee_reinstatement' },
+    ]), lostDispute.charge, lostDispute.intent);
+    assert.deepEqual(checks(reinstated), ['objects_match_ledger', 'transfer_explained'], JSON.stringify(reinstated));
+    assert.ok(reinstated.some((v) => v.detail === `transfer ${lostDispute.id}:reinstatement-x1 (dispute_reinstatement) is not explained: its key is not its dispute's`));
+    // Under its own keys, but the dispute was lost: nothing comes back.
+    const ownKeys = await posted([
+      { kind: 'single', key: `${lostDispute.id}:reinstatement`, debit: 'provider_clearing', credit: 'merchant_incoming', amount: 2000, reason: 'dispute_reinstatement' },
+    ], lostDispute.charge, lostDispute.intent);
+    assert.deepEqual(ownKeys.map((v) => v.detail),
+      [`transfer ${lostDispute.id}:reinstatement of 2000 should not exist: no dispute or customer balance transaction in its state makes it`]);
+    // The goodwill credit taken back three times under new keys.
+    const replayed = await posted([1, 2, 3].map((n) =>
+      ({ kind: 'single', key: `${goodwill}:debit-x${n}`, debit: 'customer_credit', credit: 'merchant_available', amount: 300, reason: 'customer_debit' })), null, null);
+    assert.deepEqual(checks(replayed), ['objects_match_ledger', 'transfer_explained'], JSON.stringify(replayed));
+    // A capture on the declined charge, under that charge's own key.
+    const onDeclined = await posted([
+      { kind: 'single', key: `${declined.charge}:authorization`, debit: 'provider_clearing', credit: 'merchant_incoming', amount: 5000, reason: 'capture' },
+    ], declined.charge, declined.intent);
+    assert.deepEqual(checks(onDeclined), ['charges_match_ledger', 'transfer_explained'], JSON.stringify(onDeclined));
+    assert.ok(onDeclined.some((v) => v.detail === `transfer ${declined.charge}:authorization (capture) is not explained: its charge did not succeed, so it moved no money`));
+  });
+
+  // Goal: what the database owner can do behind the triggers, with the account counters recounted so that the
+  // bookkeeping balances: each deletion or double resolution is still named.
+  test('transfers deleted or resolved twice by the database owner, counters recounted, are named', async () => {
+    const { db } = server.database;
+    const recount = sql`UPDATE ledger_accounts a SET
+        debits_posted = coalesce((SELECT sum(amount) FROM ledger_transfers WHERE debit_account_id = a.id AND kind IN ('single', 'post_pending')), 0),
+        credits_posted = coalesce((SELECT sum(amount) FROM ledger_transfers WHERE credit_account_id = a.id AND kind IN ('single', 'post_pending')), 0),
+        debits_pending = coalesce((SELECT sum(amount) FROM ledger_transfers p WHERE debit_account_id = a.id AND kind = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id)), 0),
+        credits_pending = coalesce((SELECT sum(amount) FROM ledger_transfers p WHERE credit_account_id = a.id AND kind = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id)), 0)`;
+    const behindTriggers = (change: (tx: Transaction<Database>) => Promise<unknown>) => violationsAfter(db, async (tx) => {
+      await sql`ALTER TABLE ledger_transfers DISABLE TRIGGER USER`.execute(tx);
+      await change(tx);
+      await sql`ALTER TABLE ledger_transfers ENABLE TRIGGER USER`.execute(tx);
+      await sql`SELECT set_config('coffer.ledger_writer', 'on', true)`.execute(tx);
+      await recount.execute(tx);
+    });
+    const deleted = (keys: string[]) => behindTriggers((tx) => tx.deleteFrom('ledger_transfers').where('transfer_key', 'in', keys).execute());
+    const kept = await deleted([`${lostDispute.id}:withdrawal`, `${lostDispute.id}:fee`]);
+    assert.deepEqual(kept.map((v) => v.detail).sort(), [
+      `transfer ${lostDispute.id}:fee of 1500 is missing: its dispute or customer balance transaction says it was made`,
+      `transfer ${lostDispute.id}:withdrawal of 2000 is missing: its dispute or customer balance transaction says it was made`,
+    ]);
+    const unreleased = await deleted([`${canceledCharge}:release`]);
+    assert.deepEqual(checks(unreleased), ['charges_match_ledger'], JSON.stringify(unreleased));
+    assert.deepEqual(checks(await deleted([`${goodwill}:credit`])), ['objects_match_ledger']);
+    // The partial capture's reservation voided as well as posted, with the index that forbids it dropped.
+    const twice = await behindTriggers(async (tx) => {
+      await sql`DROP INDEX ledger_transfers_resolved_once`.execute(tx);
+      const capture = await tx.selectFrom('ledger_transfers').select(['pending_id', 'charge_id', 'payment_intent_id', 'merchant_id', 'livemode', 'currency', 'debit_account_id', 'credit_account_id', 'created_at'])
+        .where('kind', '=', 'post_pending').where('reason', '=', 'capture').executeTakeFirstOrThrow();
+      const pending = await tx.selectFrom('ledger_transfers').select('amount').where('id', '=', capture.pending_id as bigint).executeTakeFirstOrThrow();
+      await tx.insertInto('ledger_transfers').values({ ...capture, transfer_key: `${String(capture.charge_id)}:release`, kind: 'void_pending', reason: 'release', amount: pending.amount } as never).execute();
+    });
+    assert.ok(checks(twice).includes('pending_resolved_once'), JSON.stringify(twice));
+    const noAccounts = await violationsAfter(db, async (tx) => {
+      await sql`SET LOCAL session_replication_role = replica`.execute(tx);
+      await tx.deleteFrom('ledger_accounts').execute();
+    });
+    assert.ok(checks(noAccounts).includes('transfer_accounts_exist'), JSON.stringify(noAccounts));
   });
 
   // Goal: a settlement must move exactly what its charge left pending, in either direction, and only once the charge
