@@ -152,7 +152,7 @@ export async function recordCancelOutcome(
       context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
       transfers: releaseTransfers(charge.id),
     };
-    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
+    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }), respond?.rendersAfterChange === true);
   });
 }
 

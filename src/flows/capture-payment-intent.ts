@@ -151,7 +151,7 @@ export async function recordCaptureOutcome(
       return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
     }
     const { intent: after, ledger } = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, cleared, now);
-    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }));
+    return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }), respond?.rendersAfterChange === true);
   });
 }
 

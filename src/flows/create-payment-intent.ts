@@ -5,7 +5,8 @@ import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import { newId, randomBase62 } from '../platform/random.ts';
 import { confirmPaymentIntent, type ConfirmParams } from './confirm-payment-intent.ts';
-import type { Outcome, RequestContext, Services } from './context.ts';
+import type { IdempotencyClaim, Outcome, RequestContext, Services, Tx } from './context.ts';
+import { inTransaction } from './transaction.ts';
 import {
   checkMetadataSize,
   checkPaymentMethodTypes,
@@ -226,24 +227,16 @@ export async function createPaymentIntent(
   // Without confirmation the response is final and is stored now; with it, the key remembers the new
   // PaymentIntent, so that a retry after a crash confirms this one instead of creating another.
   const claim = ctx.idempotency;
+  if (params.confirm !== true && respond.rendersAfterChange === true) {
+    // Expansions the walker reads (the customer): the PaymentIntent is written, then the response rendered and kept
+    // with the key, in one transaction.
+    return inTransaction(services.db, async (tx) => {
+      await creation(tx, undefined);
+      return respond(tx, { paymentIntent: row });
+    });
+  }
   const outcome = params.confirm === true ? undefined : respond.render({ paymentIntent: row }, { paymentMethod: method?.row });
-  let query = services.db
-    .with('intent_written', (db) => db.insertInto('payment_intents').values(paymentIntentInsert(row)).returning('id'))
-    .with('events_written', (db) => db.insertInto('events').values(eventRows).returning('id'))
-    .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
-  if (method?.isNew === true) {
-    // A card made for this PaymentIntent (a test card's id) is bound to it from the start (see checkSingleUse).
-    const created = { ...method.row, first_payment_intent_id: id };
-    query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
-  }
-  const storesCard = given === undefined ? [] : [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')];
-  if (claim !== undefined) {
-    const changes = outcome === undefined
-      ? { recovery_point: id }
-      : { response_status: outcome.statusCode, response_body: outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
-    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(claim)).returning('id')) as unknown as typeof query;
-  }
-  await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
+  await creation(services.db, claim === undefined ? undefined : { claim, outcome });
   if (claim !== undefined) {
     if (outcome === undefined) claim.recoveryPoint = id;
     else claim.completed = true;
@@ -251,4 +244,25 @@ export async function createPaymentIntent(
   const created = outcome === undefined ? { confirm: true as const, id } : { confirm: false as const, outcome };
   if (!created.confirm) return created.outcome;
   return confirmPaymentIntent(services, ctx, created.id, confirmParams, respond);
+
+  /** The one statement that writes the PaymentIntent, its events and audit, a card made for it, and the key's state. */
+  async function creation(executor: Tx | Services['db'], key: { claim: IdempotencyClaim; outcome: Outcome | undefined } | undefined): Promise<void> {
+    let query = executor
+      .with('intent_written', (db) => db.insertInto('payment_intents').values(paymentIntentInsert(row)).returning('id'))
+      .with('events_written', (db) => db.insertInto('events').values(eventRows).returning('id'))
+      .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
+    if (method?.isNew === true) {
+      // A card made for this PaymentIntent (a test card's id) is bound to it from the start (see checkSingleUse).
+      const created = { ...method.row, first_payment_intent_id: id };
+      query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
+  }
+  const storesCard = given === undefined ? [] : [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')];
+  if (key !== undefined) {
+    const changes = key.outcome === undefined
+      ? { recovery_point: id }
+      : { response_status: key.outcome.statusCode, response_body: key.outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
+    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(key.claim)).returning('id')) as unknown as typeof query;
+  }
+  await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
+  }
 }

@@ -35,7 +35,10 @@ export class RefundNeedsApproval extends Error {
 }
 
 /** Renders a refund as the response of the request that made it, and stores it with the idempotency key. */
-export type RespondRefund = (tx: Tx, refund: RefundRow) => Promise<Outcome>;
+export type RespondRefund = ((tx: Tx, refund: RefundRow) => Promise<Outcome>) & {
+  /** The response shows what the ledger writes (the refund's balance transaction): rendered after it. */
+  readonly rendersAfterChange?: boolean;
+};
 
 /** The captured charge a refund request names, by PaymentIntent or by charge id. */
 async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams): Promise<ChargeRow> {
@@ -194,7 +197,7 @@ export async function recordRefundOutcome(
       context: { ...scope, currency: refund.currency, paymentIntentId: refund.payment_intent_id, chargeId: charge.id },
       transfers: refundTransfers(refund.id, refund.amount, from),
     };
-    return finishWithLedger(tx, ledger, finish);
+    return finishWithLedger(tx, ledger, finish, respond?.rendersAfterChange === true);
   });
 }
 

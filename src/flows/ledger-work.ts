@@ -13,7 +13,12 @@ export interface LedgerWork {
  * locks the merchant's accounts, which every payment of that merchant needs; taking them just before COMMIT
  * keeps them held for one statement and the commit, not for the whole transaction.
  */
-export async function finishWithLedger<T>(tx: Tx, ledger: LedgerWork, finish: () => Promise<T> | T): Promise<T> {
+export async function finishWithLedger<T>(tx: Tx, ledger: LedgerWork, finish: () => Promise<T> | T, ledgerFirst = false): Promise<T> {
+  // A response that shows what the ledger writes (a balance transaction it expands) is rendered after it.
+  if (ledgerFirst) {
+    await applyTransfers(tx, ledger.context, ledger.transfers);
+    return finish();
+  }
   const result = await finish();
   await applyTransfers(tx, ledger.context, ledger.transfers);
   return result;

@@ -497,7 +497,7 @@ export async function recordAttemptOutcome(
   known?: KnownAttempt,
 ): Promise<Outcome | undefined> {
   const now = new Date(services.clock.nowMs());
-  if (known !== undefined) {
+  if (known !== undefined && request?.respond.rendersAfterChange !== true) {
     const plan = planOutcome(known.intent, known.charge, resolution, trail, now);
     const outcome = request?.respond.render(
       { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
@@ -533,6 +533,11 @@ export async function recordAttemptOutcomeIn(
   if (resolution.status === 'requires_action' && intent.status === 'requires_action') return request?.respond(tx, { paymentIntent: intent });
   const plan = planOutcome(intent, charge, resolution, trail, now);
   const paymentMethod = await tx.selectFrom('payment_methods').selectAll().where('id', '=', charge.payment_method_id).executeTakeFirstOrThrow();
+  if (request?.respond.rendersAfterChange === true) {
+    // The response shows what the outcome writes (the charge's balance transaction): written first, rendered after.
+    await writeOutcome(tx, plan, intent.version, undefined, methodSavedEvent(plan, paymentMethod, trail, now));
+    return request.respond(tx, { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) });
+  }
   const outcome = request?.respond.render(
     { paymentIntent: plan.intentAfter, ...(plan.error === undefined ? {} : { error: plan.error }) },
     { latestCharge: plan.chargeAfter, paymentMethod, errorPaymentMethod: plan.error === undefined ? undefined : paymentMethod },

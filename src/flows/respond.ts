@@ -20,6 +20,12 @@ export interface Respond {
   (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome>;
   /** Renders from rows the flow already holds, reading nothing; the flow stores it in its own statement. */
   render(result: PaymentIntentResult, related: PaymentIntentRelated): Outcome;
+  /**
+   * True when the request expands what only the written change can show (the charge's balance transaction, which
+   * the ledger makes): the flow then writes its change first and calls the responder after it, in the same
+   * transaction, instead of rendering ahead with `render`.
+   */
+  readonly rendersAfterChange?: boolean;
 }
 
 /**

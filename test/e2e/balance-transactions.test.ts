@@ -248,11 +248,25 @@ describe('balance transactions', { concurrency: false }, () => {
     const pending = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa' });
     assert.equal((await stripe.paymentIntents.retrieve(pending.id, { expand: ['latest_charge.balance_transaction'] })).latest_charge, null, 'nothing to expand yet');
 
+    // A change expands it too: the confirmation writes the ledger first, then renders its answer, kept for a replay.
+    const confirmed = await rawRequest(server, 'POST', `/v1/payment_intents/${pending.id}/confirm`,
+      { key: server.secretKey, body: 'expand[]=latest_charge.balance_transaction', headers: { 'idempotency-key': `confirm-expand-${pending.id}` } });
+    assert.equal(confirmed.status, 200, confirmed.body);
+    const fee = ((confirmed.json.latest_charge as Record<string, unknown>).balance_transaction as Record<string, unknown>);
+    assert.deepEqual([fee.object, fee.amount, fee.source], ['balance_transaction', 500, (confirmed.json.latest_charge as Record<string, unknown>).id]);
+    const shown = await rawRequest(server, 'GET', `/v1/balance_transactions/${String(fee.id)}`, { key: server.secretKey });
+    assert.deepEqual(fee, shown.json, 'what the ledger wrote, as its own endpoint shows it');
+    const replayed = await rawRequest(server, 'POST', `/v1/payment_intents/${pending.id}/confirm`,
+      { key: server.secretKey, body: 'expand[]=latest_charge.balance_transaction', headers: { 'idempotency-key': `confirm-expand-${pending.id}` } });
+    assert.deepEqual([replayed.headers['idempotent-replayed'], replayed.body], ['true', confirmed.body], 'replayed byte for byte');
+    const held = await stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    const captured = await stripe.paymentIntents.capture(held.id, { amount_to_capture: 600, expand: ['latest_charge.balance_transaction', 'customer'] });
+    assert.equal(((captured.latest_charge as Stripe.Charge).balance_transaction as Stripe.BalanceTransaction).amount, 600, 'the capture\'s own transaction');
+    const refund = await stripe.refunds.create({ payment_intent: held.id, amount: 200, expand: ['balance_transaction'] });
+    assert.deepEqual([(refund.balance_transaction as Stripe.BalanceTransaction).amount, (refund.balance_transaction as Stripe.BalanceTransaction).type], [-200, 'refund']);
     const before = await stateCounts(server.database.db);
-    await assert.rejects(stripe.paymentIntents.confirm(pending.id, { expand: ['latest_charge.balance_transaction'] }),
-      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand'
-        && /cannot be expanded \(latest_charge\.balance_transaction\); what can be expanded here: latest_charge, payment_method\./.test(error.message));
-    assert.equal((await stripe.paymentIntents.retrieve(pending.id)).status, 'requires_confirmation', 'the refused confirmation changed nothing');
+    await assert.rejects(stripe.paymentIntents.confirm(pending.id, { expand: ['latest_charge.outcome'] }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand' && /cannot be expanded \(latest_charge\.outcome\)/.test(error.message));
     assert.deepEqual(await stateCounts(server.database.db), before, 'refused before anything ran: not even the idempotency key is kept');
     await assert.rejects(stripe.paymentIntents.retrieve(paid.id, { expand: ['latest_charge.outcome'] }), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand');
 

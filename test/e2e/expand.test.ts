@@ -143,11 +143,20 @@ describe('expanding related objects', () => {
     const closed = await stripe.disputes.close(dispute.id, { expand: ['payment_intent'] });
     assert.equal((closed.payment_intent as Stripe.PaymentIntent).id, disputed.id);
 
-    // Refused before anything is changed: a path a change cannot expand, and one the key may not read.
+    // A PaymentIntent made or confirmed with its customer expanded shows it as its own endpoint does.
+    const made = await stripe.paymentIntents.create({ amount: 1200, currency: 'usd', customer: customer.id, expand: ['customer'] });
+    assert.deepEqual(made.customer, plain(await stripe.customers.retrieve(customer.id)));
+    const declinedAnswer = await rawRequest(server, 'POST', `/v1/payment_intents/${made.id}/confirm`,
+      { key: server.secretKey, body: 'payment_method=pm_card_chargeDeclined&expand[]=customer&expand[]=latest_charge.balance_transaction' });
+    assert.equal(declinedAnswer.status, 402, 'a decline is still a decline');
+    const declinedIntent = (declinedAnswer.json.error as { payment_intent: Record<string, unknown> }).payment_intent;
+    assert.deepEqual([(declinedIntent.customer as Record<string, unknown>).id, (declinedIntent.latest_charge as Record<string, unknown>).balance_transaction], [customer.id, null]);
+
+    // Refused before anything is changed: a path that cannot be expanded, and one the key may not read.
     const refundsBefore = (await stripe.refunds.list({ payment_intent: paid.id })).data.length;
-    const ledgerLater = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${paid.id}&amount=100&expand[]=balance_transaction` });
-    assert.equal(ledgerLater.status, 400, ledgerLater.body);
-    assert.match((ledgerLater.json.error as { message: string }).message, /what can be expanded here: charge, payment_intent/);
+    const unknownPath = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${paid.id}&amount=100&expand[]=balance_transaction.source` });
+    assert.equal(unknownPath.status, 400, unknownPath.body);
+    assert.match((unknownPath.json.error as { message: string }).message, /what can be expanded here: balance_transaction, charge, payment_intent/);
     const refundsOnly = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { refunds: 'write' } })).key.reveal());
     await assert.rejects(refundsOnly.refunds.create({ payment_intent: paid.id, amount: 100, expand: ['charge'] }), (error: Stripe.errors.StripeError) => error.statusCode === 403);
     assert.equal((await stripe.refunds.list({ payment_intent: paid.id })).data.length, refundsBefore, 'no refund was made');

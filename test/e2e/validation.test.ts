@@ -129,7 +129,7 @@ describe('Refused requests', () => {
     ['form nesting deeper than allowed', 'amount=100&currency=usd&metadata[a][b][c][d][e][f][g]=1',
       { status: 400, code: 'request_body_invalid', message: /could not be parsed: .*depth.* 5\b/ }],
     ['an unexpandable path', 'amount=100&currency=usd&expand[]=foo',
-      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (foo); what can be expanded here: latest_charge, payment_method.' }],
+      { status: 400, code: 'parameter_invalid', param: 'expand', message: 'This property cannot be expanded (foo); what can be expanded here: latest_charge, payment_method, latest_charge.balance_transaction, customer.' }],
     ['an unknown payment method', 'amount=100&currency=usd&payment_method=pm_nope&confirm=true',
       { status: 404, code: 'resource_missing', param: 'payment_method', message: "No such PaymentMethod: 'pm_nope'" }],
   ];

@@ -158,8 +158,8 @@ const IntentParams = strictObject({ intent: ObjectId });
 /** What a PaymentIntent can expand, and the resource a restricted key needs to read each. */
 const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_methods' } as const satisfies Record<(typeof paymentIntentExpandable)[number], ApiResource>;
 /**
- * Retrieving or listing can also expand the charge's balance transaction, which the ledger has by then; the
- * response to a change cannot, since it is written in the statement that records the payment, before the ledger.
+ * Also the charge's balance transaction and the customer, which the walker expands: a change that asks for them
+ * writes itself first and renders its response after, in the same transaction (`rendersAfterChange`).
  */
 const nestedTransaction = 'latest_charge.balance_transaction';
 const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'], customer: 'customers' } as const;
@@ -202,23 +202,29 @@ function toOutcome(ctx: RequestContext, full: Record<string, unknown>, error: Co
  * Renders the PaymentIntent (or the error that ended its attempt), in the request's version and expansions; to a
  * publishable key, only the fields such a key may read.
  */
-function paymentIntentResponder(ctx: RequestContext, expand: string[]): Respond {
+function paymentIntentResponder(services: Services, ctx: RequestContext, expand: string[]): Respond {
   const shape = ctx.actor.apiVersion.shape;
+  // The PaymentIntent renders its own expansions; the walker expands the rest (the customer, the charge's balance
+  // transaction) from what the transaction sees, after the change is written.
+  const own = expand.filter((path) => path in intentExpansions);
+  const later = expand.filter((path) => !own.includes(path));
   const respond = async (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome> => {
-    const object = await renderPaymentIntent(tx, result.paymentIntent, shape, expand);
+    const object = await renderPaymentIntent(tx, result.paymentIntent, shape, own);
+    if (later.length > 0) await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], later);
     const outcome = toOutcome(ctx, object, result.error);
     if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
   };
   const render = (result: PaymentIntentResult, related: PaymentIntentRelated): Outcome => {
+    assert(later.length === 0, 'a response with expansions the change makes is rendered after it');
     const shown: PaymentIntentRelated = {
       errorPaymentMethod: related.errorPaymentMethod,
-      ...(expand.includes('latest_charge') ? { latestCharge: related.latestCharge } : {}),
-      ...(expand.includes('payment_method') ? { paymentMethod: related.paymentMethod } : {}),
+      ...(own.includes('latest_charge') ? { latestCharge: related.latestCharge } : {}),
+      ...(own.includes('payment_method') ? { paymentMethod: related.paymentMethod } : {}),
     };
     return toOutcome(ctx, paymentIntentObject(result.paymentIntent, shape, shown), result.error);
   };
-  return Object.assign(respond, { render });
+  return Object.assign(respond, { render, rendersAfterChange: later.length > 0 });
 }
 
 function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {
@@ -272,12 +278,12 @@ async function checkClientConfirmation(services: Services, ctx: RequestContext, 
 }
 
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
-  const config = { merchantApi: true, expandable: Object.keys(intentExpansions) };
+  const config = { merchantApi: true, expandable: Object.keys(readExpansions) };
   const readConfig = { merchantApi: true, expandable: Object.keys(readExpansions) };
   app.post('/v1/payment_intents', { config: { ...config, sensitiveParams }, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
@@ -321,7 +327,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
     return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -333,15 +339,15 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
     if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
-    const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, intentExpansions);
-    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(ctx, expand)));
+    const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, readExpansions);
+    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand)));
   });
 
   app.post('/v1/payment_intents/:intent/capture', { config, schema: { params: IntentParams, body: CaptureBody } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
     return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 
@@ -350,7 +356,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
     await refuseCheckoutCancel(services, ctx, intent);
-    const respond = paymentIntentResponder(ctx, expansionsFor(ctx.actor, body.expand, intentExpansions));
+    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
     return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
   });
 }

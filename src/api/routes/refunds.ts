@@ -33,20 +33,16 @@ const UpdateBody = strictObject({ metadata: Type.Optional(emptyable(Metadata)), 
 const RefundParams = strictObject({ refund: ObjectId });
 const ListRefundsQuery = strictObject({ ...ListQuery, charge: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
 
-/**
- * What a change's response can expand: the charge and PaymentIntent, read in the change's own transaction (so they
- * show the refund), but not the balance transaction, which the ledger writes after the response.
- */
-const refundChangeExpandable = { charge: 'charges', payment_intent: 'payment_intents' } as const;
 
 function refundResponder(services: Services, ctx: RequestContext, expand: readonly string[] = []): RespondRefund {
-  return async (tx: Tx, refund: RefundRow) => {
+  const respond = async (tx: Tx, refund: RefundRow) => {
     const object = refundObject(refund, ctx.actor.apiVersion.shape);
     await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
     const outcome = { statusCode: 200, body: JSON.stringify(object) };
     if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
   };
+  return Object.assign(respond, { rendersAfterChange: expand.includes('balance_transaction') });
 }
 
 async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id: string, lock = false): Promise<RefundRow> {
@@ -60,14 +56,14 @@ async function findRefund(reader: Tx | Kysely<Database>, ctx: RequestContext, id
 
 export function registerRefundRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  // Reads expand the refund's balance transaction, charge and PaymentIntent; a change's response is written before
-  // the ledger makes the transaction, so it expands the charge and the PaymentIntent only.
+  // Reads and changes alike expand the refund's balance transaction, charge and PaymentIntent, read in the change's
+  // own transaction (so they show the refund); a change asked for the balance transaction writes the ledger first.
   const readConfig = { ...config, expandable: Object.keys(refundExpandable) };
-  const changeConfig = { ...config, expandable: Object.keys(refundChangeExpandable) };
+  const changeConfig = readConfig;
   app.post('/v1/refunds', { config: changeConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, expand, refundChangeExpandable));
+    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, expand, refundExpandable));
     return sendOutcome(reply, await createRefund(services, ctx, params, responder));
   });
 
@@ -84,7 +80,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     const ctx = requestContext(request);
     const id = (request.params as { refund: string }).refund;
     const body = request.body as { metadata?: Record<string, string> | ''; expand?: string[] };
-    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, body.expand, refundChangeExpandable));
+    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, body.expand, refundExpandable));
     const now = new Date(services.clock.nowMs());
     const outcome = await inTransaction(services.db, async (tx) => {
       // Inside the transaction, every read goes through it: the embedded database has one connection.
