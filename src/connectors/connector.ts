@@ -148,6 +148,14 @@ export type RefundSyncResult = Exclude<RefundResult, { status: 'unknown' }> | { 
 /** Something the provider tells Coffer on its own initiative, verified and parsed (see each connector's webhook). */
 export type ProviderNotification =
   | {
+      /** The cardholder finished a 3-D Secure challenge: ask the acquirer how the payment ended. */
+      type: 'payment.authentication_ended';
+      notificationId: string;
+      /** Coffer's charge id, echoed by the provider, and the provider's payment id. */
+      chargeReference: string;
+      paymentReference: string;
+    }
+  | {
       type: 'refund.failed';
       notificationId: string;
       /** Coffer's refund id, echoed by the provider. */

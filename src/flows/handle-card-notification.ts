@@ -7,6 +7,10 @@ import { lockCharge, recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { systemTrail } from './trail.ts';
 import { recordDisputeClosed, recordDisputeEscalated, recordDisputeOpened } from './disputes.ts';
+import { findCurrency } from '../domain/currency.ts';
+import { assert } from '../platform/assert.ts';
+import { recordAttemptOutcome } from './record-attempt-outcome.ts';
+import { jobTrail } from '../jobs/system-trail.ts';
 
 /**
  * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
@@ -16,6 +20,9 @@ import { recordDisputeClosed, recordDisputeEscalated, recordDisputeOpened } from
 export async function handleCardNotification(services: Services, livemode: boolean, rawBody: string, signature: string | undefined): Promise<void> {
   const notification = services.connectors.card(livemode).parseNotification(rawBody, signature);
   switch (notification.type) {
+    case 'payment.authentication_ended':
+      await recordAuthenticationEnded(services, livemode, notification);
+      return;
     case 'refund.failed':
       await recordRefundFailure(services, notification);
       return;
@@ -29,6 +36,33 @@ export async function handleCardNotification(services: Services, livemode: boole
       await recordDisputeClosed(services, notification);
       return;
   }
+}
+
+/**
+ * The cardholder finished a challenge: the attempt is settled from the acquirer's own record of the payment (asked
+ * now, outside any transaction), as the shopper's return would settle it. An attempt already settled (the shopper
+ * came back first) is left as it is; one the acquirer cannot speak for yet is left to the shopper or the recovery job.
+ */
+async function recordAuthenticationEnded(
+  services: Services,
+  livemode: boolean,
+  notification: Extract<ProviderNotification, { type: 'payment.authentication_ended' }>,
+): Promise<void> {
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', notification.chargeReference)
+    .where('provider', '=', 'card').where('livemode', '=', livemode).executeTakeFirst();
+  if (charge === undefined) throw new NotificationRejected(`no card charge ${notification.chargeReference}`);
+  if (charge.provider_reference !== null && charge.provider_reference !== notification.paymentReference) {
+    throw new NotificationRejected(`charge ${charge.id} is not the acquirer's payment ${notification.paymentReference}`);
+  }
+  if (charge.status !== 'pending') return;
+  const currency = findCurrency(charge.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const found = await services.connectors.card(livemode).syncPayment({
+    idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
+  });
+  if (found.status === 'not_found' || found.status === 'requires_action' || found.status === 'unknown') return;
+  await recordAttemptOutcome(services, { scope: { merchantId: charge.merchant_id, livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+    found, await jobTrail(services, 'card-acquirer-notification', charge.merchant_id), undefined);
 }
 
 async function recordRefundFailure(services: Services, notification: Extract<ProviderNotification, { type: 'refund.failed' }>): Promise<void> {

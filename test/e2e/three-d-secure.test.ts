@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { recoverPendingAttempts } from '../../src/jobs/recover-in-flight.ts';
+import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
 import { limits } from '../../src/limits.ts';
 import { TestClock } from '../support/clock.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
@@ -214,6 +215,24 @@ describe('3-D Secure', () => {
     assert.equal(settled.status, 'succeeded');
     assert.equal(settled.latest_charge, intent.latest_charge, 'paid by the challenged card, once');
     assert.equal((await stripe.charges.list({ payment_intent: intent.id })).data.length, 1);
+  });
+
+  test('a shopper who authenticates and closes the tab: the acquirer\'s notification settles the payment at once', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    const answered = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+    assert.equal(answered.status, 303, 'the browser would be sent back, but never follows');
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action');
+    assert.ok(await deliverSandboxNotifications(server.coffer.services) >= 1, 'the acquirer told Coffer');
+    const paid = await stripe.paymentIntents.retrieve(intent.id);
+    assert.deepEqual([paid.status, paid.amount_received], ['succeeded', 4200], 'without the return and without the recovery job');
+    const events = await stripe.events.list({ type: 'payment_intent.succeeded', limit: 5 });
+    assert.ok(events.data.some((event) => (event.data.object as Stripe.PaymentIntent).id === intent.id), 'the merchant hears of it');
+    // The shopper's return, if it comes after all, finds the payment made and changes nothing.
+    const back = new URL(String(answered.headers.location));
+    assert.equal((await rawRequest(server, 'GET', `${back.pathname}${back.search}`)).status, 200);
+    assert.equal((await stripe.charges.list({ payment_intent: intent.id })).data.length, 1, 'paid once');
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount_received, 4200);
   });
 
   test('a shopper who never comes back: the challenge is ended by the recovery job, nothing authorized', async () => {

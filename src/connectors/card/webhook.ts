@@ -34,6 +34,13 @@ export function parseCardNotification(
   }
   const notification = body as unknown as AcquirerNotification;
   switch (notification.type) {
+    case 'payment.authentication_ended': {
+      const payment = notification.payment;
+      if (!isRecord(payment) || typeof payment.id !== 'string' || typeof payment.reference !== 'string') {
+        throw new NotificationRejected('card notification payment has an unexpected shape');
+      }
+      return { type: 'payment.authentication_ended', notificationId: notification.id, chargeReference: payment.reference, paymentReference: payment.id };
+    }
     case 'refund.failed':
       return refundFailed(notification);
     case 'dispute.created':

@@ -118,4 +118,6 @@ export interface AcquirerNotification {
   created: number;
   refund?: AcquirerRefund;
   dispute?: AcquirerDispute;
+  /** `payment.authentication_ended`: the cardholder finished (or failed) 3-D Secure; the payment's own record says how it ended. */
+  payment?: { id: string; reference: string };
 }

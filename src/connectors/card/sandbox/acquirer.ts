@@ -468,6 +468,14 @@ export class CardAcquirerSandbox {
         acs_attempts: attempts,
         updated_at: new Date(),
       }).where('id', '=', row.id).execute();
+      // The merchant hears of it at once, whether or not the shopper's browser comes back through the return URL.
+      const ended: AcquirerNotification = {
+        id: `sbn_${randomBase62(20)}`, type: 'payment.authentication_ended', created: Math.floor(this.#clock.nowMs() / 1000),
+        payment: { id: row.id, reference: row.merchant_reference },
+      };
+      await tx.insertInto('sandbox_card_notifications').values({
+        id: ended.id, due_at: new Date(this.#clock.nowMs()), payload: JSON.stringify(ended), delivered_at: null,
+      }).execute();
       return { answer: { kind: 'finished', returnUrl: row.acs_return_url }, captured: payment.status === 'captured' ? row.id : null };
     });
     if (captured !== null) await this.#disputeIfDue(captured);
