@@ -51,7 +51,12 @@ async function chargeToRefund(tx: Tx, scope: Scope, params: CreateRefundParams):
     if (intent.status === 'requires_capture') {
       throw new CofferError('charge_not_refundable', 'This PaymentIntent has not been captured: cancel it to release the authorization instead of refunding it.', { param: 'payment_intent' });
     }
-    if (intent.status !== 'succeeded' || intent.latest_charge_id === null) {
+    // A PaymentIntent canceled after authorizing goes on to its charge, whose released authorization Stripe shows as
+    // refunded: the same answer whether the refund names the PaymentIntent or the charge.
+    const released = intent.status === 'canceled' && intent.latest_charge_id !== null
+      && (await tx.selectFrom('charges').select('id').where('id', '=', intent.latest_charge_id).where('captured', '=', false)
+        .where('amount_released', '>', 0n).executeTakeFirst()) !== undefined;
+    if ((intent.status !== 'succeeded' && !released) || intent.latest_charge_id === null) {
       throw new CofferError('charge_not_refundable', `This PaymentIntent does not have a successful charge to refund (status ${intent.status}).`, { param: 'payment_intent' });
     }
     if (chargeId !== undefined && chargeId !== intent.latest_charge_id) {

@@ -102,6 +102,12 @@ describe('refunds', () => {
     await stripe.paymentIntents.cancel(canceled.id);
     assert.equal((await stripe.charges.retrieve(canceled.latest_charge as string)).refunded, true);
     await assert.rejects(stripe.refunds.create({ charge: canceled.latest_charge as string }), (error: Stripe.errors.StripeError) => error.code === 'charge_already_refunded');
+    await assert.rejects(stripe.refunds.create({ payment_intent: canceled.id }), (error: Stripe.errors.StripeError) => error.code === 'charge_already_refunded',
+      'the same answer by its PaymentIntent');
+    await stripe.paymentIntents.cancel(unpaid.id);
+    await assert.rejects(stripe.refunds.create({ payment_intent: unpaid.id }),
+      (error: Stripe.errors.StripeError) => error.code === 'charge_not_refundable' && error.param === 'payment_intent', 'canceled before any charge: nothing to refund');
+    assert.equal((await stripe.refunds.list({ payment_intent: canceled.id })).data.length, 0, 'no refund was made');
   });
 
   test('50 concurrent refunds of 3,000 on a captured 10,000: exactly 3 succeed', async () => {
