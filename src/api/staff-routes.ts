@@ -22,6 +22,7 @@ import { passkeyAccepted, passkeyObject, passkeyRegistrationOptions, passkeySign
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { assert } from '../platform/assert.ts';
+import { findCurrency, fromUsdCents } from '../domain/currency.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { Database, RefundRow, StaffApprovalRow, StaffRole, StaffUserRow } from '../store/database.ts';
 import { staffOrigin, staffSessionCookie, type InternalServerOptions } from './internal-server.ts';
@@ -374,19 +375,23 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       payment_intent: body.payment_intent, amount: body.amount ?? refundable, merchant: intent.merchant_id, livemode: intent.livemode,
       ...(body.reason === undefined ? {} : { reason: body.reason }),
     };
+    // The threshold is set in US cents and holds in every currency at Coffer's indicative rates (decision 0030).
+    const currency = findCurrency(intent.currency);
+    assert(currency !== undefined, 'a stored currency is known');
+    const threshold = Number(fromUsdCents(options.fourEyesRefundAbove, currency));
     const askApproval = async (refundedTotal: number) => {
       const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
         action: 'refund.create', params: { ...params }, merchantId: intent.merchant_id,
-        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${refundedTotal} refunded in all, above the four-eyes threshold of ${options.fourEyesRefundAbove})`,
+        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${refundedTotal} refunded in all, above the four-eyes threshold of ${threshold} ${intent.currency.toUpperCase()})`,
       }, staffOrigin(request), now()));
       return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
     };
     // The payment's refunded total counts, not this refund alone: several small refunds cannot add up to a large
     // one without a second person. Checked here to ask at once, and again on the locked charge, where refunds
     // made at the same time are counted too.
-    if (alreadyRefunded + params.amount > options.fourEyesRefundAbove) return askApproval(alreadyRefunded + params.amount);
+    if (alreadyRefunded + params.amount > threshold) return askApproval(alreadyRefunded + params.amount);
     try {
-      const done = await runRefund(services, request, user.id, params, BigInt(options.fourEyesRefundAbove));
+      const done = await runRefund(services, request, user.id, params, BigInt(threshold));
       return done.shownOnce?.refund;
     } catch (error) {
       if (error instanceof RefundNeedsApproval) return askApproval(Number(error.refundedTotal));

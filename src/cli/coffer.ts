@@ -39,7 +39,7 @@ Environment:
                           after COFFER_PORT: 8444)
   COFFER_INTERNAL_CLIENT_CA   a CA certificate (PEM): the internal listener then requires client certificates it issued
   COFFER_STAFF_ORIGIN     the origin staff browsers use for the internal listener; passkeys are bound to it
-  COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (minor units) need a second approver (default 100000)
+  COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (US cents, converted for other currencies) need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
   COFFER_JOBS             run background jobs in this process (default true)

@@ -84,6 +84,17 @@ export function disputeFeeMinor(currency: CurrencyInfo): bigint {
   return BigInt(roundDown(disputeFeeUsd * rate * 10 ** currency.apiExponent, currency.amountStep));
 }
 
+/**
+ * An amount given in US cents, in the currency's API minor units at the indicative rates above, rounded down to the
+ * currency's step (at least one step): a threshold set once for every currency (decision 0030). Exact for USD.
+ */
+export function fromUsdCents(usdCents: number, currency: CurrencyInfo): bigint {
+  const rate = publishedUnitsPerUsd[currency.code] ?? unitsPerUsd[currency.code];
+  assert(rate !== undefined, `currency ${currency.code} has an indicative rate`);
+  const minor = Math.floor((usdCents * rate * 10 ** currency.apiExponent) / 100 + 1e-9);
+  return BigInt(Math.max(currency.amountStep, Math.floor(minor / currency.amountStep) * currency.amountStep));
+}
+
 /** Rounded down to two significant figures, then to a multiple of `step` (at least one step). */
 function roundDown(minor: number, step: number): number {
   const scale = 10 ** Math.max(0, Math.floor(Math.log10(minor)) - 1);

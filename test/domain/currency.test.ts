@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { currencies, disputeFeeMinor } from '../../src/domain/currency.ts';
+import { currencies, disputeFeeMinor, fromUsdCents } from '../../src/domain/currency.ts';
 import { parseAmount } from '../../src/domain/money.ts';
 import { CofferError } from '../../src/domain/errors.ts';
 
@@ -52,6 +52,21 @@ describe('dispute fee', () => {
       const minor = disputeFeeMinor(currency);
       assert.equal(minor % BigInt(currency.amountStep), 0n, currency.code);
       assert.ok(minor >= BigInt(currency.minimumMinor), `${currency.code}: the fee is more than the smallest payment`);
+    }
+  });
+
+  test('a threshold in US cents holds in every currency at the indicative rates, exactly in dollars', () => {
+    const of = (cents: number, code: string) => {
+      const currency = currencies.get(code);
+      assert.ok(currency !== undefined, code);
+      return fromUsdCents(cents, currency);
+    };
+    // 1,000.00 USD: 150,000 JPY; 865.00 EUR; 306.000 KWD; 16,300,000.00 IDR; 123,456 cents stays 123,456 in USD.
+    assert.deepEqual([of(100_000, 'usd'), of(100_000, 'jpy'), of(100_000, 'eur'), of(100_000, 'kwd'), of(100_000, 'idr'), of(123_456, 'usd')],
+      [100_000n, 150_000n, 86_500n, 306_000n, 1_630_000_000n, 123_456n]);
+    for (const currency of currencies.values()) {
+      const minor = fromUsdCents(5_000, currency);
+      assert.ok(minor > 0n && minor % BigInt(currency.amountStep) === 0n, currency.code);
     }
   });
 });

@@ -133,6 +133,18 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.deepEqual(refunds.data.map((refund) => refund.amount), [2000, 2000, 2000], 'the approved refund ran exactly once');
   });
 
+  test('the threshold is in US cents and holds in every currency: 50.00 USD is 7,500 yen', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 20_000, currency: 'jpy', payment_method: 'pm_card_visa', confirm: true });
+    const support = as('support_agent');
+    const under = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 7_000 });
+    assert.equal(under.status, 200, `7,000 yen is under 50.00 USD: ${under.body}`);
+    const over = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 1_000 });
+    assert.equal(over.status, 202, 'a refunded total of 8,000 yen is above it');
+    assert.match(String((over.json.approval as { summary?: string }).summary), /above the four-eyes threshold of 7500 JPY/);
+    assert.deepEqual((await server.stripe.refunds.list({ payment_intent: intent.id })).data.map((refund) => refund.amount), [7_000]);
+  });
+
   test('refunds sent at once cannot add up past the threshold either: decided on the locked charge', async () => {
     await freshSessions();
     const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
