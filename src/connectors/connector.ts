@@ -73,6 +73,9 @@ export interface Approval {
   authorizationCode: string;
   networkTransactionId: string;
   cvcCheck: 'pass' | 'fail' | 'unavailable' | 'unchecked' | null;
+  /** The issuer's address checks (AVS): null where it made none. */
+  addressLine1Check?: Approval['cvcCheck'];
+  addressPostalCodeCheck?: Approval['cvcCheck'];
   /** Funds go straight to the merchant's available balance (Stripe's bypass-pending test cards). */
   availableImmediately: boolean;
   /** Set when 3-D Secure ran before the authorization. */

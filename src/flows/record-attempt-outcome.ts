@@ -159,6 +159,8 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
       authorization_code: approval.authorizationCode,
       network_transaction_id: approval.networkTransactionId,
       cvc_check: approval.cvcCheck,
+      address_line1_check: approval.addressLine1Check ?? null,
+      address_postal_code_check: approval.addressPostalCodeCheck ?? null,
       three_d_secure: threeDSecureDetails(approval.threeDSecure, null),
     },
     outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,

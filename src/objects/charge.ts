@@ -17,6 +17,8 @@ export interface ChargeCardDetails {
   authorization_code: string | null;
   network_transaction_id: string | null;
   cvc_check: string | null;
+  address_line1_check?: string | null;
+  address_postal_code_check?: string | null;
   three_d_secure?: Record<string, unknown> | null;
   /** Kept for risk (velocity by issuer), never shown. */
   bin?: string;
@@ -43,7 +45,7 @@ function cardObject(row: ChargeRow, shape: ApiShape): Record<string, unknown> {
   if (row.capture_before !== null && !row.captured && row.status === 'succeeded') {
     object.capture_before = unixTimeOrNull(row.capture_before);
   }
-  object.checks = { address_line1_check: null, address_postal_code_check: null, cvc_check: card.cvc_check };
+  object.checks = { address_line1_check: card.address_line1_check ?? null, address_postal_code_check: card.address_postal_code_check ?? null, cvc_check: card.cvc_check };
   object.country = card.country;
   if (shape === 'current') object.electronic_commerce_indicator = null;
   Object.assign(object, {

@@ -617,6 +617,7 @@ export interface SandboxCardPaymentsTable {
   refund_fails: ColumnType<boolean, boolean | undefined, boolean>;
   disputes_after_capture: ColumnType<boolean, boolean | undefined, boolean>;
   dispute_is_inquiry: ColumnType<boolean, boolean | undefined, boolean>;
+  dispute_reason: ColumnType<'fraudulent' | 'product_not_received', 'fraudulent' | 'product_not_received' | undefined, never>;
   /** 3-D Secure (0021): what finishes the payment after a challenge, and the challenge's ACS transaction. */
   capture: ColumnType<boolean, boolean | undefined, boolean>;
   card_brand: ColumnType<string | null, string | null | undefined, string | null>;

@@ -43,6 +43,12 @@ describe('disputes', () => {
 
   const pendingUsd = async () => (await stripe.balance.retrieve()).pending.find((item) => item.currency === 'usd')?.amount ?? 0;
 
+  test('pm_card_createDisputeProductNotReceived is disputed for a product not received, Visa reason 13.1', async () => {
+    const { dispute } = await disputedPayment(2500, 'pm_card_createDisputeProductNotReceived');
+    assert.deepEqual([dispute.reason, dispute.status, dispute.amount], ['product_not_received', 'needs_response', 2500]);
+    assert.equal(dispute.network_reason_code, '13.1');
+  });
+
   test('opening a dispute withdraws the amount and the fee; winning it gives both back', async () => {
     const before = await pendingUsd();
     const { intent, dispute } = await disputedPayment(6000);

@@ -249,6 +249,27 @@ describe('PaymentIntents through the Stripe SDK', () => {
     });
   }
 
+  // Stripe's check-failure test cards are approved: the failed check is on the charge, for the merchant's rules.
+  const checked: Array<[string, { cvc_check: string | null; address_line1_check: string | null; address_postal_code_check: string | null }]> = [
+    ['pm_card_visa', { cvc_check: 'pass', address_line1_check: null, address_postal_code_check: null }],
+    ['pm_card_cvcCheckFail', { cvc_check: 'fail', address_line1_check: null, address_postal_code_check: null }],
+    ['pm_card_avsFail', { cvc_check: 'pass', address_line1_check: 'fail', address_postal_code_check: 'fail' }],
+    ['pm_card_avsLine1Fail', { cvc_check: 'pass', address_line1_check: 'fail', address_postal_code_check: 'pass' }],
+    ['pm_card_avsZipFail', { cvc_check: 'pass', address_line1_check: 'pass', address_postal_code_check: 'fail' }],
+    ['pm_card_avsUnchecked', { cvc_check: 'pass', address_line1_check: 'unavailable', address_postal_code_check: 'unavailable' }],
+  ];
+  test('check-failure test cards are approved, with the failed check on the charge', async () => {
+    for (const [paymentMethod, checks] of checked) {
+      const paid = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: paymentMethod, confirm: true, expand: ['latest_charge'] });
+      assert.equal(paid.status, 'succeeded', paymentMethod);
+      assert.deepEqual((paid.latest_charge as Stripe.Charge).payment_method_details?.card?.checks, checks, paymentMethod);
+    }
+    const international = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: 'pm_card_bypassPendingInternational', confirm: true, expand: ['latest_charge'] });
+    assert.equal((international.latest_charge as Stripe.Charge).payment_method_details?.card?.country, 'BR');
+    const transaction = await stripe.balanceTransactions.retrieve(String((international.latest_charge as Stripe.Charge).balance_transaction));
+    assert.equal(transaction.status, 'available', 'straight to the available balance');
+  });
+
   test('after a decline, another attempt with a good card succeeds and both attempts are kept', async () => {
     const created = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd' });
     await assert.rejects(stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_chargeDeclined' }));

@@ -10,6 +10,10 @@ export type TestCardBehaviour =
       kind: 'approve';
       availableImmediately: boolean;
       refundFails?: boolean;
+      /** The issuer's checks of the security code and the billing address (Stripe's check-failure test cards). */
+      checks?: { cvc?: 'fail'; addressLine1?: 'pass' | 'fail' | 'unavailable'; postalCode?: 'pass' | 'fail' | 'unavailable' };
+      /** Why the cardholder disputes: `fraudulent` unless said otherwise. */
+      disputeReason?: 'product_not_received';
       /** A dispute is opened after capture: a chargeback, or an inquiry that withdraws nothing unless escalated. */
       disputesAfterCapture?: 'chargeback' | 'inquiry';
     }
@@ -107,6 +111,20 @@ const cards: TestCard[] = [
     behaviour: { kind: 'approve', availableImmediately: false, refundFails: true },
   },
   { number: '4000000000009235', brand: 'visa', funding: 'credit', country: 'US', behaviour: approve },
+  {
+    number: '4000000000002685',
+    brand: 'visa',
+    funding: 'credit',
+    country: 'US',
+    behaviour: { kind: 'approve', availableImmediately: false, disputesAfterCapture: 'chargeback', disputeReason: 'product_not_received' },
+  },
+  { number: '4000000760000002', brand: 'visa', funding: 'credit', country: 'BR', behaviour: { kind: 'approve', availableImmediately: true } },
+  // Approved, with a check that failed (or could not be made): what the merchant's risk rules decide on.
+  { number: '4000000000000101', brand: 'visa', funding: 'credit', country: 'US', behaviour: { ...approve, checks: { cvc: 'fail' } } },
+  { number: '4000000000000010', brand: 'visa', funding: 'credit', country: 'US', behaviour: { ...approve, checks: { addressLine1: 'fail', postalCode: 'fail' } } },
+  { number: '4000000000000028', brand: 'visa', funding: 'credit', country: 'US', behaviour: { ...approve, checks: { addressLine1: 'fail', postalCode: 'pass' } } },
+  { number: '4000000000000036', brand: 'visa', funding: 'credit', country: 'US', behaviour: { ...approve, checks: { addressLine1: 'pass', postalCode: 'fail' } } },
+  { number: '4000000000000044', brand: 'visa', funding: 'credit', country: 'US', behaviour: { ...approve, checks: { addressLine1: 'unavailable', postalCode: 'unavailable' } } },
   { number: '4000000000000002', brand: 'visa', funding: 'credit', country: 'US', behaviour: decline('generic_decline') },
   { number: '4000000000000341', brand: 'visa', funding: 'credit', country: 'US', behaviour: decline('generic_decline') },
   {
@@ -212,6 +230,13 @@ export const testPaymentMethods: Readonly<Record<string, string>> = {
   pm_card_bypassPending: '4000000000000077',
   pm_card_createDispute: '4000000000000259',
   pm_card_createDisputeInquiry: '4000000000001976',
+  pm_card_createDisputeProductNotReceived: '4000000000002685',
+  pm_card_bypassPendingInternational: '4000000760000002',
+  pm_card_cvcCheckFail: '4000000000000101',
+  pm_card_avsFail: '4000000000000010',
+  pm_card_avsLine1Fail: '4000000000000028',
+  pm_card_avsZipFail: '4000000000000036',
+  pm_card_avsUnchecked: '4000000000000044',
   pm_card_refundFail: '4000000000005126',
   pm_card_riskLevelElevated: '4000000000009235',
   pm_card_chargeDeclined: '4000000000000002',

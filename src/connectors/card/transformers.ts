@@ -108,6 +108,7 @@ function threeDSecureResult(wire: AcquirerThreeDSecure | null | undefined): Mapp
   };
 }
 
+/** A check's result as the acquirer names it (security code or address), or null for one it does not know. */
 function cvcCheck(value: string | null): Approval['cvcCheck'] {
   switch (value) {
     case 'pass':
@@ -181,6 +182,8 @@ export function toAuthorizeResult(
         authorizationCode: payment.authorization_code,
         networkTransactionId: payment.network_transaction_id,
         cvcCheck: cvcCheck(payment.cvc_check),
+        addressLine1Check: cvcCheck(payment.address_line1_check ?? null),
+        addressPostalCodeCheck: cvcCheck(payment.address_postal_code_check ?? null),
         availableImmediately: payment.available_immediately,
         ...(threeDSecure.value === undefined ? {} : { threeDSecure: threeDSecure.value }),
       };

@@ -59,6 +59,9 @@ export interface AcquirerPayment {
   authorization_code: string | null;
   network_transaction_id: string | null;
   cvc_check: string | null;
+  /** The issuer's address checks, where it made them (absent from records made before the acquirer reported them). */
+  address_line1_check?: string | null;
+  address_postal_code_check?: string | null;
   available_immediately: boolean;
   decline: AcquirerDecline | null;
   /** Set when 3-D Secure ran; absent from records made before the acquirer offered it. */

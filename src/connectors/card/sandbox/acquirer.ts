@@ -197,7 +197,15 @@ function newPayment(
     available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
   };
   if (decided.kind === 'now') {
-    return { ...base, ...authorizationOutcome(request.amount, decided.decline, request.capture, verification), three_d_secure: decided.threeDSecure, next_action: null };
+    const outcome = authorizationOutcome(request.amount, decided.decline, request.capture, verification);
+    const checks = card?.behaviour.kind === 'approve' && outcome.decline === null ? card.behaviour.checks : undefined;
+    return {
+      ...base, ...outcome,
+      ...(checks?.cvc === undefined ? {} : { cvc_check: checks.cvc }),
+      ...(checks?.addressLine1 === undefined ? {} : { address_line1_check: checks.addressLine1 }),
+      ...(checks?.postalCode === undefined ? {} : { address_postal_code_check: checks.postalCode }),
+      three_d_secure: decided.threeDSecure, next_action: null,
+    };
   }
   assert(challenge !== null, 'a challenge is planned only for a request that allows one');
   return {
@@ -316,12 +324,13 @@ export class CardAcquirerSandbox {
     const inserted = await sql<{ id: string }>`
       INSERT INTO sandbox_card_payments (id, idempotency_key, request_hash, merchant_reference, amount, currency,
                                          test_card, status, amount_captured, response, refund_fails, disputes_after_capture,
-                                         dispute_is_inquiry, capture, card_brand, issuer_decline, acs_trans_id,
+                                         dispute_is_inquiry, dispute_reason, capture, card_brand, issuer_decline, acs_trans_id,
                                          acs_ds_trans_id, acs_code, acs_form_token, acs_return_url, acs_expires_at)
       SELECT ${payment.id}, ${request.idempotency_key}, ${requestHash}, ${request.reference}, ${request.amount},
              ${request.currency}, ${number.slice(-4)}, ${payment.status}, ${payment.amount_captured},
              ${JSON.stringify(payment)}::jsonb, ${card?.behaviour.kind === 'approve' && card.behaviour.refundFails === true},
-             ${disputes !== undefined}, ${disputes === 'inquiry'}, ${request.capture}, ${card?.brand ?? null},
+             ${disputes !== undefined}, ${disputes === 'inquiry'},
+             ${card?.behaviour.kind === 'approve' ? card.behaviour.disputeReason ?? 'fraudulent' : 'fraudulent'}, ${request.capture}, ${card?.brand ?? null},
              ${issuerDecline === null ? null : JSON.stringify(issuerDecline)}::jsonb, ${challenge?.acsTransId ?? null},
              ${challenge?.dsTransId ?? null}, ${challenge?.code ?? null}, ${challenge?.formToken ?? null},
              ${challenge?.returnUrl ?? null}, ${challenge?.expiresAt ?? null}::timestamptz
@@ -612,7 +621,7 @@ export class CardAcquirerSandbox {
     return delivered;
   }
 
-  /** A dispute test card is disputed (as fraudulent) a little after its capture, once: as a chargeback or an inquiry. */
+  /** A dispute test card is disputed (as fraudulent, or for a product not received) a little after its capture, once: as a chargeback or an inquiry. */
   async #disputeIfDue(paymentId: string): Promise<void> {
     const payment = await this.#db.selectFrom('sandbox_card_payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
     if (payment === undefined || !payment.disputes_after_capture) return;
@@ -621,7 +630,7 @@ export class CardAcquirerSandbox {
     const id = `sbd_${randomBase62(20)}`;
     const status = payment.dispute_is_inquiry ? 'warning_needs_response' : 'needs_response';
     await this.#db.transaction().execute(async (tx) => {
-      await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status, reason: 'fraudulent', evidence: JSON.stringify({}) }).execute();
+      await tx.insertInto('sandbox_card_disputes').values({ id, payment_id: paymentId, amount: payment.amount_captured, status, reason: payment.dispute_reason, evidence: JSON.stringify({}) }).execute();
       await this.#notifyDispute(tx, 'dispute.created', id, this.controls.disputeAfterMs);
     });
   }
@@ -669,7 +678,9 @@ export class CardAcquirerSandbox {
       created: Math.floor(this.#clock.nowMs() / 1000),
       dispute: {
         id: dispute.id, payment: dispute.payment, reference: dispute.merchant_reference, amount: Number(dispute.amount),
-        currency: dispute.currency, status: dispute.status, reason: dispute.reason, network_reason_code: '10.4',
+        currency: dispute.currency, status: dispute.status, reason: dispute.reason,
+        // Visa's reason codes: 10.4 card-absent fraud, 13.1 merchandise or services not received.
+        network_reason_code: dispute.reason === 'product_not_received' ? '13.1' : '10.4',
       },
     };
     await tx.insertInto('sandbox_card_notifications').values({
