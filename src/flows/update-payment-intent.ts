@@ -15,7 +15,6 @@ import {
 import {
   assertNoOperationInFlight,
   checkoutOwnsIntent,
-  findPaymentIntent,
   lockPaymentIntent,
   owningCheckoutSession,
   nextStatus,
@@ -76,26 +75,39 @@ export async function updatePaymentIntent(
     if (session !== undefined) throw checkoutOwnsIntent(id, session, `change its ${shaping}`, shaping);
   }
   const reshapes = params.amount !== undefined || params.currency !== undefined || params.payment_method !== undefined;
-  if (reshapes) {
-    // A card's 3-D Secure challenge is for the amount and card it was opened with: ended at the acquirer first, as a
-    // confirmation with another card ends it, outside any transaction. A wallet's open trade cannot be ended so.
-    const current = await findPaymentIntent(services, scope, id);
-    if (current.status === 'requires_action') await endOpenChallenge(services, ctx, scope, current, true);
+  // A card's 3-D Secure challenge is for the amount and card it was opened with. An update that changes them and is
+  // otherwise valid (checked first: a refused update changes nothing) ends the challenge at the acquirer, outside
+  // any transaction, as a confirmation with another card does, and is then made. A wallet's trade cannot be ended so.
+  for (let round = 1; ; round += 1) {
+    try {
+      return await updateOnce(services, ctx, scope, id, params, respond, reshapes ? round : undefined);
+    } catch (error) {
+      if (!(error instanceof ChallengeToEnd)) throw error;
+      await endOpenChallenge(services, ctx, scope, error.intent, true);
+    }
   }
+}
+
+/** Thrown, rolling the update back, when it is valid but a challenge must be ended before it is made. */
+class ChallengeToEnd extends Error {
+  constructor(readonly intent: PaymentIntentRow) {
+    super('a 3-D Secure challenge is open');
+  }
+}
+
+async function updateOnce(
+  services: Services,
+  ctx: RequestContext,
+  scope: { merchantId: string; livemode: boolean },
+  id: string,
+  params: UpdateParams,
+  respond: Respond,
+  reshapingRound: number | undefined,
+): Promise<Outcome> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, scope, id);
     assertNoOperationInFlight(intent);
-    if (reshapes && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
-      // Another attempt opened since (a confirmation raced this update): the shopper may be paying it right now,
-      // for the amount it was opened with.
-      throw new CofferError(
-        'payment_intent_unexpected_state',
-        'This PaymentIntent is waiting for the shopper to finish paying, so its amount, currency and ' +
-          'payment method cannot change now. Cancel it and create another, or wait for the payment to end.',
-        { param: params.amount !== undefined ? 'amount' : params.currency !== undefined ? 'currency' : 'payment_method' },
-      );
-    }
     const changes: Updateable<PaymentIntentsTable> = { last_payment_error: JSON.stringify(null) };
     if (params.amount !== undefined || params.currency !== undefined) {
       requireUnconfirmed(intent, params.amount !== undefined ? 'amount' : 'currency');
@@ -136,6 +148,17 @@ export async function updatePaymentIntent(
     changes.statement_descriptor_suffix = emptyToNull(params.statement_descriptor_suffix, intent.statement_descriptor_suffix);
     if (params.setup_future_usage !== undefined) changes.setup_future_usage = params.setup_future_usage || null;
     if (params.shipping !== undefined) changes.shipping = JSON.stringify(params.shipping || null);
+    if (reshapingRound !== undefined && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
+      if (reshapingRound === 1) throw new ChallengeToEnd(intent);
+      // Another attempt opened since the challenge was ended (a confirmation raced this update): the shopper may be
+      // paying it right now, for the amount it was opened with.
+      throw new CofferError(
+        'payment_intent_unexpected_state',
+        'This PaymentIntent is waiting for the shopper to finish paying, so its amount, currency and ' +
+          'payment method cannot change now. Cancel it and create another, or wait for the payment to end.',
+        { param: params.amount !== undefined ? 'amount' : params.currency !== undefined ? 'currency' : 'payment_method' },
+      );
+    }
     const after = await updatePaymentIntentRow(tx, intent.id, changes, now);
     await recordChange(
       tx,

@@ -185,6 +185,20 @@ describe('3-D Secure', () => {
     }
   });
 
+  test('an update refused for its own reasons leaves the open challenge alone', async () => {
+    const intent = await confirm('pm_card_authenticationRequired');
+    const page = await challenge(intent);
+    const refusals = [{ amount: 1 }, { payment_method: 'pm_nonexistent123' }, { amount: 99_999_999_999 }, { amount: 5000, metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v'])) }];
+    for (const change of refusals) {
+      await assert.rejects(stripe.paymentIntents.update(intent.id, change as Stripe.PaymentIntentUpdateParams), (error: Stripe.errors.StripeError) => error.statusCode === 400 || error.statusCode === 404);
+    }
+    const still = await stripe.paymentIntents.retrieve(intent.id);
+    assert.deepEqual([still.status, still.amount, still.last_payment_error], ['requires_action', 4200, null], 'nothing changed');
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).status, 'pending', 'the challenge is still open');
+    const merchantPage = await finish(page, 'complete');
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'succeeded', 'and the shopper finishes it');
+  });
+
   test('a confirmation that brings no new card, or one that is refused, leaves the open challenge alone', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     const page = await challenge(intent);
