@@ -96,7 +96,10 @@ function lineItemsOf(params: CreateCheckoutSessionParams): { items: CheckoutLine
 /** The methods the page offers: as asked, or card plus the wallets where the currency allows them (CNY). */
 function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): CheckoutMethodType[] {
   const asked = params.payment_method_types;
-  if (asked === undefined) return currency === 'cny' ? ['card', 'alipay', 'wechat_pay'] : ['card'];
+  // Alipay and WeChat Pay take the money at once: a session that captures later offers the card alone, and one
+  // that asks for a wallet with it is refused rather than shown with a method that could never pay.
+  const manual = params.payment_intent_data?.capture_method === 'manual';
+  if (asked === undefined) return currency === 'cny' && !manual ? ['card', 'alipay', 'wechat_pay'] : ['card'];
   const types: CheckoutMethodType[] = [];
   asked.forEach((type, index) => {
     const known = checkoutMethodTypes.find((candidate) => candidate === type);
@@ -105,6 +108,9 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
     }
     if (known !== 'card' && currency !== 'cny') {
       throw new CofferError('parameter_invalid', `${known} takes payments in CNY; this session is in ${currency.toUpperCase()}.`, { param: `payment_method_types[${index}]` });
+    }
+    if (known !== 'card' && manual) {
+      throw new CofferError('parameter_invalid', `${known} does not support payment_intent_data[capture_method]=manual: it takes the payment at once. Offer card alone, or capture automatically.`, { param: `payment_method_types[${index}]` });
     }
     if (!types.includes(known)) types.push(known);
   });

@@ -296,7 +296,7 @@ async function startAttempt(
     const { intent, paymentMethod: attached, policy, limits: configuredLimits, checkoutSession } = await readConfirmationInputs(services, scope, id);
     const earlier = await earlierAttempt(services, ctx, intent, respond);
     if (earlier !== undefined) return earlier;
-    if (checkoutSession !== undefined && ctx.shopperSession !== checkoutSession) throw checkoutOwnsIntent(intent.id, checkoutSession, 'confirm it through the API');
+    if (checkoutSession !== undefined && ctx.shopperSession !== checkoutSession) throw checkoutOwnsIntent(intent.id, ctx.actor.keyKind === 'publishable' ? undefined : checkoutSession, 'confirm it through the API');
     assertNoOperationInFlight(intent);
     if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
       throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');

@@ -170,10 +170,11 @@ export async function owningCheckoutSession(reader: Tx | Services['db'], scope: 
  * A Checkout Session's PaymentIntent is paid on the session's page and ended by expiring the session, as at Stripe:
  * the API cannot confirm it, cancel it before it is authorized, or change what the shopper was shown.
  */
-export function checkoutOwnsIntent(intentId: string, sessionId: string, what: string, param?: string): CofferError {
+export function checkoutOwnsIntent(intentId: string, sessionId: string | undefined, what: string, param?: string): CofferError {
   return new CofferError(
     'payment_intent_unexpected_state',
-    `PaymentIntent ${intentId} belongs to Checkout Session ${sessionId}, so you cannot ${what}. The shopper pays it on the ` +
+    // A publishable key is not told the session's id: it opens the hosted page.
+    `PaymentIntent ${intentId} belongs to ${sessionId === undefined ? 'a Checkout Session' : `Checkout Session ${sessionId}`}, so you cannot ${what}. The shopper pays it on the ` +
       "session's page; to stop the payment, expire the Checkout Session (POST /v1/checkout/sessions/:id/expire).",
     param === undefined ? {} : { param },
   );

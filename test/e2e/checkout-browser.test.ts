@@ -452,6 +452,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     });
     assert.equal(client.status, 400, client.body);
     assert.equal((client.json.error as Record<string, unknown>).code, 'payment_intent_unexpected_state');
+    assert.ok(!client.body.includes(session.id), 'a publishable key is not told the session, whose id opens its page');
     const unchanged = await stripe.paymentIntents.retrieve(intentId);
     assert.deepEqual([unchanged.status, unchanged.amount, unchanged.payment_method, unchanged.capture_method, unchanged.latest_charge],
       [before.status, before.amount, before.payment_method, before.capture_method, null], 'the refusals changed nothing');
@@ -468,6 +469,15 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
   test('payment_intent_data shapes the session\'s PaymentIntent; one authorized on the page is the merchant\'s to capture or cancel', async () => {
     const refused = await newSession('usd', { payment_intent_data: { capture_method: 'later' as 'manual' } }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(refused?.param, 'payment_intent_data[capture_method]');
+    // The wallets take the money at once: a yuan session that captures later offers the card alone; asking for a
+    // wallet with it is refused, naming it, and makes nothing.
+    const before = (await stripe.checkout.sessions.list({ limit: 100 })).data.length;
+    const withWallet = await newSession('cny', { payment_method_types: ['card', 'alipay'], payment_intent_data: { capture_method: 'manual' } } as Partial<Stripe.Checkout.SessionCreateParams>)
+      .then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.deepEqual([withWallet?.param, /alipay does not support/.test(withWallet?.message ?? '')], ['payment_method_types[1]', true]);
+    assert.equal((await stripe.checkout.sessions.list({ limit: 100 })).data.length, before, 'no session was made');
+    const yuan = await newSession('cny', { payment_intent_data: { capture_method: 'manual' } });
+    assert.deepEqual(yuan.payment_method_types, ['card']);
     const pay = async (session: Stripe.Checkout.Session) => {
       await page.goto(session.url ?? '');
       await fillCard(page, '4242424242424242');

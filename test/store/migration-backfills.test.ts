@@ -14,15 +14,17 @@ function backfillOf(file: string): string {
   return update;
 }
 
-// Goal: the backfills of migrations 0039 and 0040 fill in what older rows did not record, and nothing else: cards
-// detached before 0039 are detached (not one attached again since), and charges made before 0038 take their
-// PaymentIntent's customer while a guest's charge made since stays a guest's.
+// Goal: the backfills of migrations 0039, 0040 and 0042 fill in what older rows did not record, and nothing else:
+// cards detached before 0039 are detached (not one attached again since), charges made before 0038 take their
+// PaymentIntent's customer while a guest's charge made since stays a guest's, and endpoints pinned to versions no
+// longer served are labelled with the one whose shape they receive.
 describe('migration backfills', () => {
   let server: TestServer;
   let stripe: Stripe;
 
   before(async () => {
-    server = await startTestServer();
+    // Loopback webhook URLs for 0042's endpoints, which are never sent anything.
+    server = await startTestServer({ configEnv: { COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true' } });
     stripe = server.stripe;
   });
   after(async () => {
@@ -73,5 +75,20 @@ describe('migration backfills', () => {
     const rows = await db.selectFrom('charges').select(['id', 'customer_id']).where('id', 'in', [oldCharge, guestCharge]).execute();
     assert.deepEqual(Object.fromEntries(rows.map((row) => [row.id, row.customer_id])), { [oldCharge]: customer.id, [guestCharge]: null });
     assert.deepEqual((await stripe.charges.list({ customer: customer.id })).data.map((charge) => charge.id), [oldCharge]);
+  });
+
+  test('0042: endpoints pinned to a version no longer served are labelled with the oldest served, whose shape they get', async () => {
+    const db = server.database.db;
+    const endpoints = await Promise.all(['2024-04-10', '2024-04-10', '2024-04-10'].map((version) =>
+      stripe.webhookEndpoints.create({ url: 'http://127.0.0.1:9/hooks', enabled_events: ['*'], api_version: version as Stripe.WebhookEndpointCreateParams.ApiVersion })));
+    // As endpoints made before 0042, pinned to the two releases it stopped serving.
+    const [oldest, older, kept] = endpoints.map((endpoint) => endpoint.id);
+    await db.updateTable('webhook_endpoints').set({ api_version: '2020-08-27' }).where('id', '=', oldest as string).execute();
+    await db.updateTable('webhook_endpoints').set({ api_version: '2022-08-01' }).where('id', '=', older as string).execute();
+    await sql.raw(backfillOf('0042-endpoint-versions-served.sql')).execute(db);
+    const rows = await db.selectFrom('webhook_endpoints').select(['id', 'api_version', 'api_shape']).where('id', 'in', [oldest, older, kept] as string[]).execute();
+    const byId = new Map(rows.map((row) => [row.id, [row.api_version, row.api_shape]]));
+    assert.deepEqual([oldest, older, kept].map((id) => byId.get(id as string)), [['2022-11-15', 'legacy'], ['2022-11-15', 'legacy'], ['2024-04-10', 'legacy']]);
+    for (const endpoint of endpoints) await stripe.webhookEndpoints.del(endpoint.id);
   });
 });
