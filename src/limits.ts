@@ -161,4 +161,12 @@ export const limits = {
   transactionRetriesMax: 5,
   /** Time a graceful shutdown waits for in-flight requests. */
   shutdownGraceMs: 10 * 1000,
+  /**
+   * Tries at locking the embedded data directory while its lock changes hands (released, or taken over from a dead
+   * process by another), and the wait before looking again while another process takes a stale lock over.
+   */
+  dataDirLockAttemptsMax: 50,
+  dataDirLockRetryWaitMs: 2,
+  /** Takeovers of one stale lock whose claimant was itself killed during the takeover, before giving up. */
+  dataDirLockTakeoverClaimsMax: 8,
 } as const;

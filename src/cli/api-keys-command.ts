@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/open-configured-database.ts';
-import { CofferError } from '../domain/errors.ts';
+import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { createApiKey, requestSigningKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';
 import { loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Config } from '../platform/config.ts';
-import { migrate } from '../store/migrate.ts';
+import { databaseExitCodes } from './database-refusal.ts';
+import { openInstalledDatabase } from './open-installed-database.ts';
+import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const apiKeysUsage = `Usage:
   coffer apikeys create --merchant acct_… [--type secret|publishable|restricted] [--live]
@@ -13,7 +13,9 @@ export const apiKeysUsage = `Usage:
                         [--require-signing]
   coffer apikeys list --merchant acct_…
   coffer apikeys roll key_… [--overlap-hours N]     new key now; the old one works N more hours (default 24)
-  coffer apikeys revoke key_…`;
+  coffer apikeys revoke key_…
+Exit codes: 0 done; 1 refused (no such merchant or key, a bad permission or address: the message says which);
+  ${databaseExitCodes}.`;
 
 const kinds: readonly ApiKeyKind[] = ['secret', 'publishable', 'restricted'];
 
@@ -25,43 +27,39 @@ function printSigningSecret(secret: string | undefined, print: (line: string) =>
 
 /**
  * `coffer apikeys …`: merchants' API keys, managed by the operator. A new key is printed once and stored only as
- * a hash. Returns the exit code: 0 done, 1 refused (the message names the problem), 2 usage.
+ * a hash. Returns the exit code: 0 done, 1 refused (the message names the problem); a usage error is thrown.
  */
-export async function commandApiKeys(config: Config, argv: string[], print: (line: string) => void): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        merchant: { type: 'string' },
-        type: { type: 'string', default: 'secret' },
-        live: { type: 'boolean', default: false },
-        permission: { type: 'string', multiple: true },
-        allow: { type: 'string', multiple: true },
-        name: { type: 'string' },
-        'require-signing': { type: 'boolean', default: false },
-        'overlap-hours': { type: 'string', default: '24' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${apiKeysUsage}\n`);
-    return 2;
+export async function commandApiKeys(loadConfig: () => Config, argv: string[], print: (line: string) => void): Promise<number> {
+  const parsed = parseCommandLine('apikeys', argv, {
+    merchant: { type: 'string' },
+    type: { type: 'string', default: 'secret' },
+    live: { type: 'boolean', default: false },
+    permission: { type: 'string', multiple: true },
+    allow: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    'require-signing': { type: 'boolean', default: false },
+    'overlap-hours': { type: 'string', default: '24' },
+  }, apiKeysUsage);
+  if (parsed.help) {
+    print(apiKeysUsage);
+    return 0;
   }
   const { positionals, values } = parsed;
-  const [sub, target] = positionals;
-  if (sub === undefined || !['create', 'list', 'roll', 'revoke'].includes(sub) || ((sub === 'roll' || sub === 'revoke') && target === undefined)
-      || ((sub === 'create' || sub === 'list') && values.merchant === undefined)) {
-    process.stderr.write(`${apiKeysUsage}\n`);
-    return 2;
-  }
-  const database = await openConfiguredDatabase(config, 'command');
+  const sub = subcommand('apikeys', positionals[0], ['create', 'list', 'roll', 'revoke'], apiKeysUsage);
+  const target = positionals[1];
+  if ((sub === 'roll' || sub === 'revoke') && target === undefined) throw new UsageError(`apikeys ${sub} needs the key's id (key_…)`, apiKeysUsage);
+  refuseExtraArguments(`apikeys ${sub}`, positionals, sub === 'roll' || sub === 'revoke' ? 2 : 1, apiKeysUsage);
+  if ((sub === 'create' || sub === 'list') && values.merchant === undefined) throw new UsageError(`apikeys ${sub} needs --merchant acct_…`, apiKeysUsage);
+  const config = loadConfig();
+  const database = await openInstalledDatabase(config);
   // The signing secrets are sealed under a key derived from this installation's instance secret.
   const signingKey = () => requestSigningKey(loadInstanceSecret(config.homeDir));
   try {
-    await migrate(database);
     const db = database.db;
     if (sub === 'list') {
+      // As create says: a mistyped merchant is not one without keys.
+      const merchant = await db.selectFrom('merchants').select('id').where('id', '=', values.merchant ?? '').executeTakeFirst();
+      if (merchant === undefined) throw resourceMissing('merchant', values.merchant ?? '', 'merchant');
       const rows = await db.selectFrom('api_keys').selectAll().where('merchant_id', '=', values.merchant ?? '').orderBy('created_at').execute();
       if (rows.length === 0) print(`No keys for ${values.merchant ?? ''}.`);
       for (const row of rows) {

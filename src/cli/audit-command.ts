@@ -1,19 +1,21 @@
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
-import { openConfiguredDatabase } from '../app/open-configured-database.ts';
 import {
   checkpointLine, readAuditChain, sealAuditLog, verifyAuditChain,
   type AuditCheckpoint, type AuditRecord, type ChainInput, type CheckpointLine,
 } from '../audit/chain.ts';
 import { CheckpointSigner, checkpointKeyId } from '../audit/checkpoint-signer.ts';
 import type { Config } from '../platform/config.ts';
-import { migrate } from '../store/migrate.ts';
+import { databaseExitCodes } from './database-refusal.ts';
+import { openInstalledDatabase } from './open-installed-database.ts';
+import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const auditUsage = `Usage:
   coffer audit verify                       check the audit chain in the database; exit 1 on any tampering
   coffer audit verify --file export.jsonl --key-id ack_…   check an export, pinned to the signing key's id
   coffer audit seal                         chain every record due now and sign a checkpoint
-  coffer audit export [--output file]       JSON lines: the signing key, every record with its seal, the checkpoints`;
+  coffer audit export [--output file]       JSON lines: the signing key, every record with its seal, the checkpoints
+Exit codes: 0 done, or the log is intact; 1 tampering was found (each record or checkpoint is named);
+  ${databaseExitCodes} (verify --file reads no database).`;
 
 interface RecordLine extends Omit<AuditRecord, 'seq' | 'occurred_at'> {
   type: 'record';
@@ -70,21 +72,23 @@ function printReport(print: (line: string) => void, input: ChainInput): number {
   return 1;
 }
 
-export async function commandAudit(config: Config, argv: string[], print: (line: string) => void): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { file: { type: 'string' }, output: { type: 'string' }, 'key-id': { type: 'string' } } });
-  } catch (error) {
-    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${auditUsage}\n`);
-    return 2;
+/**
+ * `coffer audit …`: the tamper-evident audit log. Returns the exit code: 0 done or intact, 1 tampering found; a
+ * usage error is thrown.
+ */
+export async function commandAudit(loadConfig: () => Config, argv: string[], print: (line: string) => void): Promise<number> {
+  const parsed = parseCommandLine('audit', argv, { file: { type: 'string' }, output: { type: 'string' }, 'key-id': { type: 'string' } }, auditUsage);
+  if (parsed.help) {
+    print(auditUsage);
+    return 0;
   }
-  const [sub] = parsed.positionals;
+  const sub = subcommand('audit', parsed.positionals[0], ['verify', 'seal', 'export'], auditUsage);
+  refuseExtraArguments(`audit ${sub}`, parsed.positionals, 1, auditUsage);
   const { file, output } = parsed.values;
   const pinned = parsed.values['key-id'];
   if (sub === 'verify' && file !== undefined) {
     if (pinned === undefined) {
-      process.stderr.write('coffer: verifying an export needs --key-id: the id of the signing key, obtained from the installation, not from the export\n');
-      return 2;
+      throw new UsageError('verifying an export needs --key-id: the id of the signing key, obtained from the installation, not from the export', auditUsage);
     }
     const input = fromExport(fs.readFileSync(file, 'utf8'));
     if (pinned !== input.keyId) {
@@ -93,14 +97,12 @@ export async function commandAudit(config: Config, argv: string[], print: (line:
     }
     return printReport(print, input);
   }
-  if (sub !== 'verify' && sub !== 'seal' && sub !== 'export') {
-    process.stderr.write(`${auditUsage}\n`);
-    return 2;
-  }
-  const signer = CheckpointSigner.open(config.homeDir, { create: sub === 'seal' });
-  const database = await openConfiguredDatabase(config, 'command');
+  const config = loadConfig();
+  const database = await openInstalledDatabase(config);
   try {
-    await migrate(database);
+    // Only once the installation is known: sealing makes the signing key on first use, and must not make one in a
+    // mistyped home directory.
+    const signer = CheckpointSigner.open(config.homeDir, { create: sub === 'seal' });
     if (sub === 'seal') {
       const report = await sealAuditLog(database.db, Date.now(), { signer, homeDir: config.homeDir, forceCheckpoint: true });
       print(`Sealed ${report.sealed} record(s); the chain ends at ${report.headSeq}.`);

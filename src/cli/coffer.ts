@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
+import fs from 'node:fs';
 import type { OpenDatabase } from '../store/open-database.ts';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { limits } from '../limits.ts';
-import fs from 'node:fs';
-import path from 'node:path';
-import { migrate, pendingMigrations } from '../store/migrate.ts';
+import { migrate } from '../store/migrate.ts';
 import { systemClock } from '../platform/clock.ts';
+import { DatabaseRefusal, databaseExitCodes } from './database-refusal.ts';
+import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 // Each command loads its own code when it runs (`import()` below): `coffer apikeys list` need not load the server,
 // its HTTP framework and the risk model, which would double the time it takes, nor `coffer help` the database.
@@ -13,23 +13,34 @@ async function openConfiguredDatabase(config: Config): Promise<OpenDatabase> {
   return (await import('../app/open-configured-database.ts')).openConfiguredDatabase(config, 'command');
 }
 
+/** The database of an installation, for every command but `start` and `migrate`: see openInstalledDatabase. */
+async function openInstalledDatabase(config: Config): Promise<OpenDatabase> {
+  return (await import('./open-installed-database.ts')).openInstalledDatabase(config);
+}
+
 const usage = `coffer: a self-hosted payment system with a Stripe-compatible API
 
 Usage:
   coffer start            serve the API (HTTPS on $COFFER_PORT, default 8443) and run background jobs
-  coffer migrate          apply database migrations and exit
-  coffer ledger verify    check every ledger invariant; exits 1 if any is violated, 2 with nothing to check,
-                          3 when the database cannot be opened
+  coffer migrate          apply database migrations and exit (creating the database on first use, as start does)
+  coffer ledger verify    check every ledger invariant; exits 1 if any is violated
   coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
-  coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys for details)
-  coffer audit verify|seal|export   the tamper-evident audit log (coffer audit for details)
+  coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys --help for details)
+  coffer audit verify|seal|export   the tamper-evident audit log (coffer audit --help for details)
   coffer admin create --email … --name …   a staff owner, while fewer than two approvers exist; prints a one-time enrollment token
-  coffer risk train|evaluate|score|explain   the fraud model (coffer risk for details; needs no database)
+  coffer risk train|evaluate|score|explain   the fraud model (coffer risk --help for details; needs no database)
   coffer risk export --output FILE   decided payments with their labels, as a training file
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found, 3 when
-                          the database could not be opened (its checks skipped)
-  coffer help             show this text
+                          the database could not be opened (its checks skipped, the others run)
+  coffer help [command]   show this text, or a command's usage (as does coffer <command> --help)
+  coffer --version        show Coffer's version
+
+Every command but start, migrate and those that read only files (risk train|evaluate|score|explain, audit verify
+--file) works on an installation's database and never creates or migrates one: where the configuration points to
+no Coffer database, or to one not migrated to this version, it exits 2 (run coffer migrate) and changes nothing;
+when the database cannot be opened or reached (held by a running Coffer, server down, no such database or role),
+3. A usage error exits 2, a configuration error 78.
 
 Environment:
   DATABASE_URL            postgres://… to use PostgreSQL; unset: embedded database in $COFFER_HOME/db
@@ -120,32 +131,12 @@ async function commandMigrate(config: Config): Promise<number> {
 
 /**
  * Checks the ledger of the configured database without changing it: a home directory with no embedded database,
- * or a database without Coffer's schema (a mistyped COFFER_HOME or DATABASE_URL), is an error, not an empty ledger
- * that verifies.
+ * or a database without Coffer's schema (a mistyped COFFER_HOME or DATABASE_URL), is an error (exit 2), not an
+ * empty ledger that verifies; one that cannot be opened is 3, since 1 says a violation was found.
  */
 async function commandLedgerVerify(config: Config): Promise<number> {
-  if (config.databaseUrl === undefined && !fs.existsSync(path.join(config.homeDir, 'db'))) {
-    process.stderr.write(`coffer: no embedded database in ${config.homeDir}: set COFFER_HOME (or DATABASE_URL) to the installation to check\n`);
-    return 2;
-  }
-  let database: OpenDatabase;
+  const database = await openInstalledDatabase(config);
   try {
-    database = await openConfiguredDatabase(config);
-  } catch (error) {
-    // Not a verdict on the ledger: 1 means a violation was found, so a database that cannot be read is 3.
-    process.stderr.write(`coffer: could not open the database, so nothing was checked: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 3;
-  }
-  try {
-    const pending = await pendingMigrations(database);
-    if (pending === null) {
-      process.stderr.write(`coffer: ${database.location} holds no Coffer database (no schema_migrations table); nothing was checked or changed\n`);
-      return 2;
-    }
-    if (pending.length > 0) {
-      process.stderr.write(`coffer: the database is not migrated to this version of Coffer (missing ${pending.join(', ')}): run \`coffer migrate\` first\n`);
-      return 2;
-    }
     const { verifyLedger } = await import('../ops/ledger-verify.ts');
     const report = await verifyLedger(database.db);
     print(`Checked ${report.accounts} accounts and ${report.transfers} transfers in ${report.currencies} currencies.`);
@@ -161,10 +152,9 @@ async function commandLedgerVerify(config: Config): Promise<number> {
   }
 }
 
-async function commandKeys(config: Config, sub: string | undefined): Promise<number> {
-  const database = await openConfiguredDatabase(config);
+async function commandKeys(config: Config, sub: 'rotate' | 'retire'): Promise<number> {
+  const database = await openInstalledDatabase(config);
   try {
-    await migrate(database);
     const { retireOldKeys, rotateVaultKeys } = await import('../ops/rotate-keys.ts');
     if (sub === 'rotate') {
       const report = await rotateVaultKeys(database.db, config.kek, config.homeDir);
@@ -177,28 +167,23 @@ async function commandKeys(config: Config, sub: string | undefined): Promise<num
       print(`Keep ${report.previousKekId} with backups taken before now; \`coffer keys retire\` deletes it once nothing uses it.`);
       return 0;
     }
-    if (sub === 'retire') {
-      const results = await retireOldKeys(database.db, config.kek, config.homeDir, systemClock);
-      if (results.length === 0) print('No old key-encryption key to retire.');
-      for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept (${outcome.reason})`}`);
-      return 0;
-    }
+    const results = await retireOldKeys(database.db, config.kek, config.homeDir, systemClock);
+    if (results.length === 0) print('No old key-encryption key to retire.');
+    for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept (${outcome.reason})`}`);
+    return 0;
   } finally {
     await database.close();
   }
-  process.stderr.write('coffer: usage: coffer keys rotate | coffer keys retire\n');
-  return 2;
 }
 
 async function commandDoctor(config: Config): Promise<number> {
   let database: OpenDatabase | undefined;
   try {
-    database = await openConfiguredDatabase(config);
-    await migrate(database);
+    database = await openInstalledDatabase(config);
   } catch (error) {
-    print(`warning   database: could not open it (${error instanceof Error ? error.message : String(error)}); its checks were skipped.`);
-    await database?.close();
-    database = undefined;
+    // No database there (2) is refused like everywhere else; one that cannot be opened leaves the other checks.
+    if (!(error instanceof DatabaseRefusal) || error.exitCode !== 3) throw error;
+    print(`warning   database: could not open it (${error.reason}); its checks were skipped.`);
   }
   try {
     const { runDoctor } = await import('../ops/doctor.ts');
@@ -214,38 +199,107 @@ async function commandDoctor(config: Config): Promise<number> {
   }
 }
 
+const startUsage = `Usage:
+  coffer start     serve the API (HTTPS on $COFFER_PORT, default 8443) and run background jobs; creates the embedded
+                   database in $COFFER_HOME/db on first use, and applies migrations (coffer help lists the environment)
+Runs until SIGINT or SIGTERM: exits 0 once stopped, 1 if it could not start or stop cleanly.`;
+
+const migrateUsage = `Usage:
+  coffer migrate   apply database migrations and exit: creates the embedded database in $COFFER_HOME/db, or
+                   Coffer's tables at DATABASE_URL, when there are none
+Exit codes: 0 done; 1 a migration failed, or the database could not be reached (the message says which; each
+  migration is applied whole or not at all).`;
+
+const ledgerUsage = `Usage:
+  coffer ledger verify   check every ledger invariant over the whole ledger, changing nothing
+Exit codes: 0 every invariant holds; 1 a violation was found (each is named); ${databaseExitCodes}, so nothing
+  was checked.`;
+
+const keysUsage = `Usage:
+  coffer keys rotate   new vault key-encryption key; re-wrap every data key under it (run again to resume)
+  coffer keys retire   delete old key-encryption keys nothing is wrapped under any more
+Exit codes: 0 done; 1 the re-wrap is not complete, or a key could not be used (the message says why);
+  ${databaseExitCodes}.`;
+
+const doctorUsage = `Usage:
+  coffer doctor   report insecure or fragile configuration and database state, changing nothing
+Exit codes: 0 no problem (warnings at most); 1 a problem was found; ${databaseExitCodes}: the database's checks
+  were skipped, the others run.`;
+
+/** The version in package.json, which is Coffer's. */
+function version(): string {
+  const text = fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  const parsed = JSON.parse(text) as { version?: unknown };
+  if (typeof parsed.version !== 'string') throw new Error('package.json has no version');
+  return parsed.version;
+}
+
+/** The arguments of a command that takes no option, or undefined when its usage was asked for (and printed). */
+function positionalsOf(command: string, argv: string[], commandUsage: string): string[] | undefined {
+  const parsed = parseCommandLine(command, argv, {}, commandUsage);
+  if (!parsed.help) return parsed.positionals;
+  print(commandUsage);
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
-  // `apikeys` has options of its own.
-  if (argv[0] === 'apikeys') return (await import('./api-keys-command.ts')).commandApiKeys(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'audit') return (await import('./audit-command.ts')).commandAudit(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'admin') return (await import('./admin-command.ts')).commandAdmin(loadConfig(), argv.slice(1), print);
-  if (argv[0] === 'risk' && argv[1] === 'export') return (await import('./risk-export-command.ts')).commandRiskExport(loadConfig(), argv.slice(2), print);
-  if (argv[0] === 'risk') return (await import('./risk-command.ts')).commandRisk(argv.slice(1), print);
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
-  const [command, sub] = positionals;
-  if (values.help === true || command === undefined || command === 'help') {
+  const [command, ...rest] = argv;
+  if (command === undefined) {
     print(usage);
-    return command === undefined && values.help !== true ? 2 : 0;
+    return 2;
   }
-  const config = loadConfig();
+  // `coffer help apikeys` is `coffer apikeys --help`.
+  if (command === 'help' && rest[0] !== undefined) return main([rest[0], '--help']);
+  if (command === 'help' || command === '--help' || command === '-h') {
+    print(usage);
+    return 0;
+  }
+  if (command === '--version') {
+    refuseExtraArguments(command, rest, 0, usage);
+    print(version());
+    return 0;
+  }
+  if (command.startsWith('-')) throw new UsageError(`unknown option "${command}"`, usage);
+  // Configuration is read once the command line is known good: `--help` works whatever the environment says.
   switch (command) {
+    case 'apikeys':
+      return (await import('./api-keys-command.ts')).commandApiKeys(loadConfig, rest, print);
+    case 'audit':
+      return (await import('./audit-command.ts')).commandAudit(loadConfig, rest, print);
+    case 'admin':
+      return (await import('./admin-command.ts')).commandAdmin(loadConfig, rest, print);
+    case 'risk':
+      if (rest[0] === 'export') return (await import('./risk-export-command.ts')).commandRiskExport(loadConfig, rest.slice(1), print);
+      return (await import('./risk-command.ts')).commandRisk(rest, print);
     case 'start':
-      await commandStart(config);
-      return -1;
     case 'migrate':
-      return commandMigrate(config);
-    case 'ledger':
-      if (sub === 'verify') return commandLedgerVerify(config);
-      break;
-    case 'keys':
-      return commandKeys(config, sub);
-    case 'doctor':
-      return commandDoctor(config);
+    case 'doctor': {
+      const commandUsage = command === 'start' ? startUsage : command === 'migrate' ? migrateUsage : doctorUsage;
+      const positionals = positionalsOf(command, rest, commandUsage);
+      if (positionals === undefined) return 0;
+      refuseExtraArguments(command, positionals, 0, commandUsage);
+      if (command === 'migrate') return commandMigrate(loadConfig());
+      if (command === 'doctor') return commandDoctor(loadConfig());
+      await commandStart(loadConfig());
+      return -1;
+    }
+    case 'ledger': {
+      const positionals = positionalsOf(command, rest, ledgerUsage);
+      if (positionals === undefined) return 0;
+      subcommand(command, positionals[0], ['verify'], ledgerUsage);
+      refuseExtraArguments('ledger verify', positionals, 1, ledgerUsage);
+      return commandLedgerVerify(loadConfig());
+    }
+    case 'keys': {
+      const positionals = positionalsOf(command, rest, keysUsage);
+      if (positionals === undefined) return 0;
+      const sub = subcommand(command, positionals[0], ['rotate', 'retire'], keysUsage);
+      refuseExtraArguments(`keys ${sub}`, positionals, 1, keysUsage);
+      return commandKeys(loadConfig(), sub);
+    }
     default:
-      break;
+      throw new UsageError(`unknown command "${command}"`, usage);
   }
-  process.stderr.write(`coffer: unknown command "${positionals.join(' ')}"\n\n${usage}`);
-  return 2;
 }
 
 main(process.argv.slice(2)).then(
@@ -256,6 +310,14 @@ main(process.argv.slice(2)).then(
     if (error instanceof ConfigError) {
       process.stderr.write(`coffer: configuration error: ${error.message}\n`);
       process.exit(78);
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`coffer: ${error.message}\n\n${error.usage}\n`);
+      process.exit(2);
+    }
+    if (error instanceof DatabaseRefusal) {
+      process.stderr.write(`coffer: ${error.message}\n`);
+      process.exit(error.exitCode);
     }
     process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);

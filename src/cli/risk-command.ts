@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ModelArtifact } from '../risk/model/artifact.ts';
 import { CsvInputError, formatCsv, parseCsv } from '../risk/model/csv.ts';
 import { datasets, isDatasetName, type DatasetName, type DatasetSpec } from '../risk/model/datasets.ts';
@@ -10,6 +9,8 @@ import { formatArtifact } from '../risk/model/artifact-file.ts';
 import { projectRoot, RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
 import { buildArtifact, validateOnLaterSlice } from '../risk/model/training.ts';
 import type { OperatingPoint } from '../risk/model/cost-model.ts';
+import { databaseExitCodes } from './database-refusal.ts';
+import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const riskUsage = `Usage:
   coffer risk train --dataset ulb|sparkov [--input FILE] [--output FILE] [--legitimate-weight W]
@@ -26,7 +27,9 @@ export const riskUsage = `Usage:
   coffer risk export --output FILE [--merchant acct_…] [--test-mode] [--since YYYY-MM-DD] [--min-age-days N]
       Coffer's decided card payments with their labels (rejected reviews, fraud disputes) as a training file in the
       Sparkov columns, for: coffer risk train --dataset sparkov --input FILE --legitimate-weight 1 (opens the database;
-      blocked payments and unlabelled ones younger than N days, default 30, are left out)`;
+      blocked payments and unlabelled ones younger than N days, default 30, are left out)
+Exit codes: 0 done; 1 an input file is not what the data set expects (the message says where); 2 a usage error;
+  export: ${databaseExitCodes}.`;
 
 /** Where the training data sits by default: the shared folder beside the project. */
 function defaultInput(dataset: DatasetName): string {
@@ -125,32 +128,27 @@ function explain(dataset: DatasetName, input: string, modelFile: string | undefi
   return 0;
 }
 
+/** `coffer risk …` but export: the fraud model, on files alone. Returns the exit code; a usage error is thrown. */
 export function commandRisk(argv: string[], print: (line: string) => void): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dataset: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, model: { type: 'string' }, rows: { type: 'string' },
-        'legitimate-weight': { type: 'string' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`coffer: ${error instanceof Error ? error.message : String(error)}\n${riskUsage}\n`);
-    return 2;
+  const parsed = parseCommandLine('risk', argv, {
+    dataset: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, model: { type: 'string' }, rows: { type: 'string' },
+    'legitimate-weight': { type: 'string' },
+  }, riskUsage);
+  if (parsed.help) {
+    print(riskUsage);
+    return 0;
   }
-  const [sub] = parsed.positionals;
+  const sub = subcommand('risk', parsed.positionals[0], ['train', 'evaluate', 'score', 'explain', 'export'], riskUsage);
+  // `coffer risk export` is dispatched on its first word; after an option it would land here.
+  if (sub === 'export') throw new UsageError('write coffer risk export first, then its options', riskUsage);
+  refuseExtraArguments(`risk ${sub}`, parsed.positionals, 1, riskUsage);
   const { dataset, input, output, model, rows } = parsed.values;
-  if (dataset === undefined || !isDatasetName(dataset)) {
-    process.stderr.write(`coffer: --dataset must be ulb or sparkov\n${riskUsage}\n`);
-    return 2;
-  }
+  if (dataset === undefined || !isDatasetName(dataset)) throw new UsageError('--dataset must be ulb or sparkov', riskUsage);
+  if (rows !== undefined && !/^\d{1,6}$/.test(rows)) throw new UsageError(`--rows must be a whole number, got "${rows}"`, riskUsage);
   const weightText = parsed.values['legitimate-weight'];
   const legitimateWeight = weightText === undefined ? undefined : Number(weightText);
   if (legitimateWeight !== undefined && !(legitimateWeight >= 1 && Number.isFinite(legitimateWeight))) {
-    process.stderr.write('coffer: --legitimate-weight must be a number of at least 1\n');
-    return 2;
+    throw new UsageError('--legitimate-weight must be a number of at least 1', riskUsage);
   }
   try {
     switch (sub) {
@@ -159,13 +157,11 @@ export function commandRisk(argv: string[], print: (line: string) => void): numb
       case 'evaluate':
         return evaluate(dataset, input ?? defaultInput(dataset), model, print);
       case 'score':
-        if (input === undefined || output === undefined) break;
+        if (input === undefined || output === undefined) throw new UsageError('risk score needs --input and --output', riskUsage);
         return score(dataset, input, output, model, print);
       case 'explain':
-        if (input === undefined) break;
+        if (input === undefined) throw new UsageError('risk explain needs --input', riskUsage);
         return explain(dataset, input, model, rows === undefined ? 5 : Number(rows), print);
-      default:
-        break;
     }
   } catch (error) {
     // A bad input file is the operator's error to fix: say where, and exit 1 (not a crash).
@@ -175,6 +171,4 @@ export function commandRisk(argv: string[], print: (line: string) => void): numb
     }
     throw error;
   }
-  process.stderr.write(`${riskUsage}\n`);
-  return 2;
 }

@@ -99,16 +99,29 @@ export async function migrate(database: OpenDatabase): Promise<MigrationReport> 
   });
 }
 
+/** Where a database's schema stands against this version of Coffer's migrations. */
+export interface MigrationState {
+  /** The migrations of this version not applied to it, as `NNNN-name`. */
+  pending: string[];
+  /** Migrations applied to it that this version does not know: a later Coffer migrated it. */
+  unknown: number[];
+}
+
 /**
- * The migrations of this version not applied to `database`, or null when it holds no Coffer schema at all. Reads
- * only: for commands that check a database and must not change it (`coffer ledger verify`).
+ * Where `database` stands against this version's migrations, or null when it holds no Coffer schema at all. Reads
+ * only: for commands that work on an installation and must not change its schema (all but `start` and `migrate`).
  */
-export async function pendingMigrations(database: OpenDatabase): Promise<string[] | null> {
+export async function migrationState(database: OpenDatabase): Promise<MigrationState | null> {
   const table = await sql<{ found: string | null }>`SELECT to_regclass('schema_migrations')::text AS found`.execute(database.db);
   if ((table.rows[0]?.found ?? null) === null) return null;
   const rows = await sql<{ version: number }>`SELECT version FROM schema_migrations`.execute(database.db);
   const applied = new Set(rows.rows.map((row) => Number(row.version)));
-  return loadMigrations()
-    .filter((migration) => !applied.has(migration.version))
-    .map((migration) => `${String(migration.version).padStart(4, '0')}-${migration.name}`);
+  const migrations = loadMigrations();
+  const known = new Set(migrations.map((migration) => migration.version));
+  return {
+    pending: migrations
+      .filter((migration) => !applied.has(migration.version))
+      .map((migration) => `${String(migration.version).padStart(4, '0')}-${migration.name}`),
+    unknown: [...applied].filter((version) => !known.has(version)).sort((a, b) => a - b),
+  };
 }

@@ -1,11 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { adminUsage, commandAdmin } from '../../src/cli/admin-command.ts';
+import { apiKeysUsage, commandApiKeys } from '../../src/cli/api-keys-command.ts';
+import { auditUsage, commandAudit } from '../../src/cli/audit-command.ts';
+import { UsageError } from '../../src/cli/parse-command-line.ts';
+import { commandRisk, riskUsage } from '../../src/cli/risk-command.ts';
+import { commandRiskExport, riskExportUsage } from '../../src/cli/risk-export-command.ts';
+import type { Config } from '../../src/platform/config.ts';
+import { openPGlite } from '../../src/store/open-database.ts';
 import { openExistingTestDatabase, createTestDatabaseUrl, dropPostgresDatabase } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { createSoftHsmToken, softHsmMissing } from '../support/softhsm.ts';
@@ -23,6 +32,51 @@ function coffer(args: string[], env: NodeJS.ProcessEnv): { status: number | null
     timeout: 120_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** `coffer` as coffer() runs it, without waiting: several of these run side by side. */
+function cofferAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ args: string; status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), ...args], {
+    env: { PATH: process.env.PATH, COFFER_HOME: home, COFFER_LOG_LEVEL: 'warn', ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  // None of these should run for long: one that does (a server started by mistake) is stopped, and fails.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => child.on('close', (status) => {
+    clearTimeout(timer);
+    resolve({ args: args.join(' '), status, stdout, stderr });
+  }));
+}
+
+/** A TCP port nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Runs `query` on a test database without migrating it, as the test helpers that open one do. */
+async function readDatabase<T>(location: { url?: string | undefined; dataDir: string }, query: string): Promise<T[]> {
+  if (location.url !== undefined) {
+    const client = new pg.Client({ connectionString: location.url });
+    await client.connect();
+    try {
+      return (await client.query(query)).rows as T[];
+    } finally {
+      await client.end();
+    }
+  }
+  const database = await openPGlite(location.dataDir, 'os', undefined, 'command');
+  try {
+    return (await sql.raw(query).execute(database.db)).rows as T[];
+  } finally {
+    await database.close();
+  }
 }
 
 // Goal: the `coffer` command does what the README says: migrate, and `ledger verify` exits 0 on a sound ledger
@@ -52,7 +106,7 @@ describe('the coffer command', { concurrency: false }, () => {
       // The running server holds the embedded database: neither command may pass that off as a verdict.
       const held = coffer(['ledger', 'verify'], env);
       assert.equal(held.status, 3, held.stdout + held.stderr);
-      assert.match(held.stderr, /could not open the database, so nothing was checked: the embedded database .* is in use by process \d+/);
+      assert.match(held.stderr, /could not open the database, so nothing was checked or changed: the embedded database .* is in use by process \d+/);
       const doctor = coffer(['doctor'], env);
       assert.match(doctor.stdout, /The database could not be opened, so its checks were skipped/);
       assert.equal(doctor.status, 3, 'skipped checks are no verdict');
@@ -79,33 +133,87 @@ describe('the coffer command', { concurrency: false }, () => {
     if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
   });
 
-  // A check that passes on the wrong target is worse than none: `ledger verify` must not create or migrate anything.
-  test('ledger verify on a home without a database, or a database without Coffer, fails and changes nothing', async () => {
+  // A check that passes on the wrong target is worse than none, and a write that lands in a new installation made
+  // by mistake is lost: only start and migrate create or migrate a database.
+  test('every command but start and migrate, on a home without a database (PGlite) or a database without Coffer (PostgreSQL), exits 2 and changes nothing', async () => {
     const emptyHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-typo-'));
+    const exportFile = `${emptyHome}-export.csv`;
+    // One of each command that opens the database (its subcommands open it the same way), those that write first.
+    const commands = [
+      ['apikeys', 'create', '--merchant', 'acct_x'], ['audit', 'seal'], ['keys', 'rotate'], ['admin', 'create', '--email', 'ops@example.com', '--name', 'Ops'],
+      ['risk', 'export', '--output', exportFile], ['ledger', 'verify'], ['doctor'],
+    ];
+    const url = await createTestDatabaseUrl();
     try {
-      const embedded = coffer(['ledger', 'verify'], { COFFER_HOME: emptyHome });
-      assert.equal(embedded.status, 2, embedded.stdout + embedded.stderr);
-      assert.match(embedded.stderr, /no embedded database in .*coffer-cli-typo-/);
-      assert.equal(fs.existsSync(path.join(emptyHome, 'db')), false, 'no database was created');
-      const url = await createTestDatabaseUrl();
+      // The home directory as mistyped, on PGlite; on PostgreSQL, a database without Coffer's tables.
+      const env = { COFFER_HOME: emptyHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+      for (const result of await Promise.all(commands.map((args) => cofferAsync(args, env)))) {
+        assert.equal(result.status, 2, `${result.args}: ${result.stdout}${result.stderr}`);
+        assert.match(result.stderr, url === undefined
+          ? /^coffer: no embedded database in \S*coffer-cli-typo-\w+: set COFFER_HOME \(or DATABASE_URL\) to the installation, or create its database with `coffer migrate`/
+          : /^coffer: the database postgres:\/\/\S+ holds no Coffer database \(no schema_migrations table\); nothing was checked or changed\. .*`coffer migrate`/, result.args);
+      }
+      assert.deepEqual(fs.readdirSync(emptyHome), [], 'nothing was created in the home directory: no database, key or secret');
+      assert.equal(fs.existsSync(exportFile), false, 'no export was written');
       if (url !== undefined) {
-        const postgres = coffer(['ledger', 'verify'], { COFFER_HOME: emptyHome, DATABASE_URL: url });
-        assert.equal(postgres.status, 2, postgres.stdout + postgres.stderr);
-        assert.match(postgres.stderr, /holds no Coffer database \(no schema_migrations table\); nothing was checked or changed/);
-        // Read with a bare client: the test helpers that open a database migrate it.
-        const client = new pg.Client({ connectionString: url });
-        await client.connect();
-        try {
-          const tables = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
-          assert.equal(tables.rows[0]?.n, 0, 'no table was created');
-        } finally {
-          await client.end();
-          await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
-        }
+        const tables = await readDatabase<{ n: number }>({ url, dataDir: '' }, "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
+        assert.equal(tables[0]?.n, 0, 'no table was created');
       }
     } finally {
       fs.rmSync(emptyHome, { recursive: true, force: true });
+      if (url !== undefined) await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
     }
+  });
+
+  // A database a later `coffer migrate` would change is refused as it is, even by the commands that write to it.
+  test('a database not migrated to this version: a command that writes exits 2 naming the missing migration, and migrates nothing', async () => {
+    const behindHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-behind-'));
+    const url = await createTestDatabaseUrl();
+    const location = { url, dataDir: path.join(behindHome, 'db') };
+    const env = { COFFER_HOME: behindHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
+    if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
+      fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, location.dataDir, { recursive: true });
+    }
+    try {
+      // Migrated as this version would, then its last migration's record taken away.
+      const database = await openExistingTestDatabase(location);
+      const removed = await sql<{ version: number }>`DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING version`.execute(database.db);
+      await database.close();
+      const latest = removed.rows[0];
+      assert.ok(latest !== undefined);
+      const refused = coffer(['admin', 'create', '--email', 'ops@example.com', '--name', 'Ops'], env);
+      assert.equal(refused.status, 2, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, new RegExp(`is not migrated to this version of Coffer \\(missing ${String(latest.version).padStart(4, '0')}-[\\w-]+\\): `
+        + 'run `coffer migrate` first; nothing was checked or changed'));
+      const [after] = await readDatabase<{ applied: number; staff: number }>(location,
+        `SELECT (SELECT count(*)::int FROM schema_migrations WHERE version = ${latest.version}) AS applied, (SELECT count(*)::int FROM staff_users) AS staff`);
+      assert.deepEqual({ ...after }, { applied: 0, staff: 0 }, 'nothing was migrated, and no owner created');
+    } finally {
+      fs.rmSync(behindHome, { recursive: true, force: true });
+      if (url !== undefined) await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
+    }
+  });
+
+  // Exit 1 from ledger verify says a violation was found: a database it cannot reach is 3, as its help says; the
+  // other commands say the same, naming the database.
+  test('a database that cannot be reached, does not exist or refuses the role: exit 3, nothing checked', async () => {
+    const unreachable = `postgres://coffer@127.0.0.1:${await closedPort()}/nowhere`;
+    const urls = [unreachable];
+    const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
+    if (adminUrl !== undefined && adminUrl !== '') {
+      const noDatabase = new URL(adminUrl);
+      noDatabase.pathname = `/coffer_missing_${process.pid}`;
+      const noRole = new URL(adminUrl);
+      noRole.username = `coffer_nobody_${process.pid}`;
+      urls.push(noDatabase.toString(), noRole.toString());
+    }
+    const runs = urls.flatMap((url) => [['ledger', 'verify'], ['apikeys', 'list', '--merchant', 'acct_x']].map((args) => ({ url, args })));
+    const results = await Promise.all(runs.map(({ url, args }) => cofferAsync(args, { DATABASE_URL: url })));
+    results.forEach((result, i) => {
+      assert.equal(result.status, 3, `${result.args} on ${runs[i]?.url ?? ''}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /^coffer: could not open the database, so nothing was checked or changed: .*(ECONNREFUSED|does not exist).* \(the database postgres:\/\/\S+\)$/m);
+    });
+    assert.match(results[0]?.stderr ?? '', /connect ECONNREFUSED 127\.0\.0\.1:\d+ \(the database postgres:\/\/coffer@127\.0\.0\.1:\d+\/nowhere\)/);
   });
 
   test('apikeys: create a restricted key limited to an address, list, roll, revoke, bad input changes nothing; audit: seal, verify, export, tampering found', async () => {
@@ -132,6 +240,9 @@ describe('the coffer command', { concurrency: false }, () => {
       const unknownMerchant = coffer(['apikeys', 'create', '--merchant', 'acct_nobody'], env);
       assert.equal(unknownMerchant.status, 1, unknownMerchant.stdout + unknownMerchant.stderr);
       assert.match(unknownMerchant.stderr, /No such merchant: 'acct_nobody'/);
+      const listUnknown = coffer(['apikeys', 'list', '--merchant', 'acct_nobody'], env);
+      assert.deepEqual([listUnknown.status, listUnknown.stdout], [1, ''], 'a mistyped merchant is not one without keys');
+      assert.match(listUnknown.stderr, /No such merchant: 'acct_nobody'/);
       assert.equal(listed().length, 2, 'the refused commands created nothing');
       assert.equal(coffer(['apikeys', 'create'], env).status, 2, 'usage');
 
@@ -212,6 +323,9 @@ describe('the coffer command', { concurrency: false }, () => {
       fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(adminHome, 'db'), { recursive: true });
     }
     try {
+      // The command works on an installation: it neither creates nor migrates the database (the embedded one is
+      // the runner's migrated copy).
+      if (url !== undefined) await (await openExistingTestDatabase({ url })).close();
       const badEmail = coffer(['admin', 'create', '--email', 'not-an-email', '--name', 'Ops'], env);
       assert.equal(badEmail.status, 1);
       assert.match(badEmail.stderr, /--email must be an email address/);
@@ -295,6 +409,89 @@ describe('the coffer command', { concurrency: false }, () => {
         fs.rmSync(hsmHome, { recursive: true, force: true });
       }
     });
+
+  // Goal: every command answers --help with its own usage and exit codes, and refuses what it does not take (an
+  // unknown subcommand or option, an argument too many) with 2, naming it, before it reads its configuration or
+  // touches a database: a mistyped command line changes nothing. The dispatch and the messages as printed run as
+  // the command; the commands with options of their own are also called here, which is quicker.
+  test('--help, --version, unknown subcommands and options, extra arguments', async () => {
+    const nowhere = path.join(home, 'never-made');
+    const helps: Array<[string[], string]> = [
+      [['start', '--help'], 'coffer start'], [['migrate', '-h'], 'coffer migrate'], [['ledger', 'verify', '--help'], 'coffer ledger verify'],
+      [['keys', 'rotate', '--help'], 'coffer keys rotate'], [['doctor', '--help'], 'coffer doctor'], [['help', 'apikeys'], 'coffer apikeys create'],
+    ];
+    const refusals: Array<[string[], string]> = [
+      [['ledger', 'bogus'], 'unknown ledger command "bogus": use verify'],
+      [['start', 'extra'], 'unexpected argument "extra" for coffer start'],
+      [['migrate', 'extra'], 'unexpected argument "extra" for coffer migrate'],
+      [['ledger', 'verify', 'extra'], 'unexpected argument "extra" for coffer ledger verify'],
+      [['apikeys', 'list', '--merchant', 'acct_x', '--everything'], 'unknown option "--everything" for coffer apikeys'],
+      [['--verbose'], 'unknown option "--verbose"'],
+    ];
+    // Asking how needs no configuration: a broken one is reported when the command runs.
+    const [helped, refused, version] = await Promise.all([
+      Promise.all(helps.map(([args]) => cofferAsync(args, { COFFER_HOME: nowhere, COFFER_PORT: 'eighty' }))),
+      Promise.all(refusals.map(([args]) => cofferAsync(args, { COFFER_HOME: nowhere }))),
+      cofferAsync(['--version'], { COFFER_HOME: nowhere }),
+    ]);
+    helped.forEach((result, i) => {
+      const [args, names] = helps[i] ?? [[], ''];
+      assert.equal(result.status, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, /^Usage:\n/, args.join(' '));
+      assert.ok(result.stdout.includes(names), `${args.join(' ')} shows its own usage: ${result.stdout}`);
+      assert.equal(result.stdout.includes('Environment:'), false, `${args.join(' ')} is not the general help`);
+      if (args[0] !== 'start' && args[0] !== 'migrate') assert.match(result.stdout, /Exit codes: 0 [^]*\b2 no Coffer database there[^]*\b3 the database cannot be opened/, args.join(' '));
+    });
+    refused.forEach((result, i) => {
+      const [args, message] = refusals[i] ?? [[], ''];
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stdout}${result.stderr}`);
+      assert.equal(result.stderr.split('\n')[0], `coffer: ${message}`);
+      assert.match(result.stderr, /\n\n(Usage:|coffer: a self-hosted payment system)/, 'the usage follows');
+    });
+    const { version: expected } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    assert.deepEqual([version.status, version.stdout, version.stderr], [0, `${expected}\n`, '']);
+
+    const printed: string[] = [];
+    const print = (line: string) => printed.push(line);
+    const noConfig = (): Config => assert.fail('the configuration was read');
+    const modules = {
+      apikeys: (argv: string[]) => commandApiKeys(noConfig, argv, print),
+      audit: (argv: string[]) => commandAudit(noConfig, argv, print),
+      admin: (argv: string[]) => commandAdmin(noConfig, argv, print),
+      risk: async (argv: string[]) => commandRisk(argv, print),
+      'risk export': (argv: string[]) => commandRiskExport(noConfig, argv, print),
+    };
+    const moduleHelps: Array<[keyof typeof modules, string[], string]> = [
+      ['apikeys', ['list', '--merchant', 'acct_x', '--help'], apiKeysUsage], ['audit', ['seal', '-h'], auditUsage],
+      ['admin', ['create', '--help'], adminUsage], ['risk', ['bogus', '--help'], riskUsage], ['risk export', ['--help'], riskExportUsage],
+    ];
+    for (const [command, argv, expectedUsage] of moduleHelps) {
+      printed.length = 0;
+      assert.equal(await modules[command](argv), 0);
+      assert.deepEqual(printed, [expectedUsage], `${command} ${argv.join(' ')}`);
+      assert.match(expectedUsage, /Exit codes: 0 [^]*\b2 no Coffer database there[^]*\b3 the database cannot be opened/, command);
+    }
+    const moduleRefusals: Array<[keyof typeof modules, string[], string]> = [
+      ['risk', ['bogus'], 'unknown risk command "bogus": use train, evaluate, score, explain or export'],
+      ['risk', [], 'missing risk command: use train, evaluate, score, explain or export'],
+      ['apikeys', ['bogus'], 'unknown apikeys command "bogus": use create, list, roll or revoke'],
+      ['audit', ['bogus'], 'unknown audit command "bogus": use verify, seal or export'],
+      ['admin', ['bogus'], 'unknown admin command "bogus": use create'],
+      ['apikeys', ['list', 'extra', '--merchant', 'acct_x'], 'unexpected argument "extra" for coffer apikeys list'],
+      ['apikeys', ['roll'], 'apikeys roll needs the key\'s id (key_…)'],
+      ['audit', ['seal', 'extra'], 'unexpected argument "extra" for coffer audit seal'],
+      ['admin', ['create', 'extra', '--email', 'ops@example.com', '--name', 'Ops'], 'unexpected argument "extra" for coffer admin create'],
+      ['risk', ['train', 'extra', '--dataset', 'ulb'], 'unexpected argument "extra" for coffer risk train'],
+      ['risk export', ['--output', path.join(nowhere, 'f.csv'), 'extra'], 'unexpected argument "extra" for coffer risk export'],
+      ['audit', ['verify', '--fiel', 'x.jsonl'], 'unknown option "--fiel" for coffer audit'],
+    ];
+    printed.length = 0;
+    for (const [command, argv, message] of moduleRefusals) {
+      await assert.rejects(modules[command](argv), (error: unknown) => error instanceof UsageError && error.message === message, `${command} ${argv.join(' ')}`);
+    }
+    assert.deepEqual(printed, []);
+    assert.equal(fs.existsSync(nowhere), false, 'no command line above made the home directory');
+  });
 
   test('help, unknown commands and bad configuration', () => {
     const help = coffer(['help'], {});
