@@ -255,14 +255,14 @@ export async function createPaymentIntent(
       // A card made for this PaymentIntent (a test card's id) is bound to it from the start (see checkSingleUse).
       const created = { ...method.row, first_payment_intent_id: id };
       query = query.with('method_written', (db) => db.insertInto('payment_methods').values(paymentMethodInsert(created)).returning('id')) as unknown as typeof query;
-  }
-  const storesCard = given === undefined ? [] : [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')];
-  if (key !== undefined) {
-    const changes = key.outcome === undefined
-      ? { recovery_point: id }
-      : { response_status: key.outcome.statusCode, response_body: key.outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
-    query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(key.claim)).returning('id')) as unknown as typeof query;
-  }
-  await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
+    }
+    const storesCard = given === undefined ? [] : [storeCardSql(given.vaultCardId, given.ciphertext).as('card_stored')];
+    if (key !== undefined) {
+      const changes = key.outcome === undefined
+        ? { recovery_point: id }
+        : { response_status: key.outcome.statusCode, response_body: key.outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
+      query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(key.claim)).returning('id')) as unknown as typeof query;
+    }
+    await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
   }
 }

@@ -7,10 +7,9 @@ import { lockCharge, recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { systemTrail } from './trail.ts';
 import { recordDisputeClosed, recordDisputeEscalated, recordDisputeOpened } from './disputes.ts';
-import { findCurrency } from '../domain/currency.ts';
-import { assert } from '../platform/assert.ts';
 import { recordAttemptOutcome } from './record-attempt-outcome.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
+import { resolveAttempt } from '../jobs/recover-in-flight.ts';
 
 /**
  * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
@@ -40,7 +39,7 @@ export async function handleCardNotification(services: Services, livemode: boole
 
 /**
  * The cardholder finished a challenge: the attempt is settled from the acquirer's own record of the payment (asked
- * now, outside any transaction), as the shopper's return would settle it. An attempt already settled (the shopper
+ * now, outside any transaction, as the recovery job asks), as the shopper's return would settle it. An attempt already settled (the shopper
  * came back first) is left as it is; one the acquirer cannot speak for yet is left to the shopper or the recovery job.
  */
 async function recordAuthenticationEnded(
@@ -55,14 +54,10 @@ async function recordAuthenticationEnded(
     throw new NotificationRejected(`charge ${charge.id} is not the acquirer's payment ${notification.paymentReference}`);
   }
   if (charge.status !== 'pending') return;
-  const currency = findCurrency(charge.currency);
-  assert(currency !== undefined, 'a stored currency is known');
-  const found = await services.connectors.card(livemode).syncPayment({
-    idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
-  });
-  if (found.status === 'not_found' || found.status === 'requires_action' || found.status === 'unknown') return;
+  const resolution = await resolveAttempt(services, charge);
+  if (resolution === undefined) return;
   await recordAttemptOutcome(services, { scope: { merchantId: charge.merchant_id, livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-    found, await jobTrail(services, 'card-acquirer-notification', charge.merchant_id), undefined);
+    resolution, await jobTrail(services, 'card-acquirer-notification', charge.merchant_id), undefined);
 }
 
 async function recordRefundFailure(services: Services, notification: Extract<ProviderNotification, { type: 'refund.failed' }>): Promise<void> {

@@ -17,7 +17,7 @@ function cutoff(services: Services): Date {
 }
 
 /** Decides an attempt's fate from the provider's record; `undefined` while the provider cannot say. */
-async function resolveAttempt(services: Services, charge: ChargeRow): Promise<AttemptResolution | undefined> {
+export async function resolveAttempt(services: Services, charge: ChargeRow): Promise<AttemptResolution | undefined> {
   const currency = findCurrency(charge.currency);
   assert(currency !== undefined, 'a stored currency is known');
   const connector = services.connectors.card(charge.livemode);

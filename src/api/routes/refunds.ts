@@ -58,16 +58,15 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
   const config = { merchantApi: true };
   // Reads and changes alike expand the refund's balance transaction, charge and PaymentIntent, read in the change's
   // own transaction (so they show the refund); a change asked for the balance transaction writes the ledger first.
-  const readConfig = { ...config, expandable: Object.keys(refundExpandable) };
-  const changeConfig = readConfig;
-  app.post('/v1/refunds', { config: changeConfig, schema: { body: CreateBody } }, async (request, reply) => {
+  const expandConfig = { ...config, expandable: Object.keys(refundExpandable) };
+  app.post('/v1/refunds', { config: expandConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const { expand, ...params } = request.body as CreateRefundParams & { expand?: string[] };
     const ctx = requestContext(request);
     const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, expand, refundExpandable));
     return sendOutcome(reply, await createRefund(services, ctx, params, responder));
   });
 
-  app.get('/v1/refunds/:refund', { config: readConfig, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.get('/v1/refunds/:refund', { config: expandConfig, schema: { params: RefundParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, refundExpandable);
     const refund = await findRefund(services.db, ctx, (request.params as { refund: string }).refund);
@@ -76,7 +75,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     return sendObject(reply, object);
   });
 
-  app.post('/v1/refunds/:refund', { config: changeConfig, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
+  app.post('/v1/refunds/:refund', { config: expandConfig, schema: { params: RefundParams, body: UpdateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const id = (request.params as { refund: string }).refund;
     const body = request.body as { metadata?: Record<string, string> | ''; expand?: string[] };
@@ -106,7 +105,7 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     );
   });
 
-  app.get('/v1/refunds', { config: readConfig, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
+  app.get('/v1/refunds', { config: expandConfig, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
     const expand = expansionsFor(ctx.actor, query.expand, refundExpandable, true);
