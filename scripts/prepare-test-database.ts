@@ -1,9 +1,10 @@
-// Creates a migrated embedded database in the directory given as the first argument (see run-tests.js).
+// Creates a migrated database for the test runner (see run-tests.js): an embedded one in the directory given as the
+// first argument, or, given `--url <postgres://…>`, Coffer's tables in that (empty) PostgreSQL database.
 import { migrate } from '../src/store/migrate.ts';
-import { openPGlite } from '../src/store/open-database.ts';
+import { openPGlite, openPostgres } from '../src/store/open-database.ts';
 
-const dataDir = process.argv[2];
-if (dataDir === undefined) throw new Error('usage: prepare-test-database.ts <data-dir>');
-const database = await openPGlite(dataDir);
+const [first, second] = process.argv.slice(2);
+if (first === undefined || (first === '--url' && second === undefined)) throw new Error('usage: prepare-test-database.ts <data-dir> | --url <postgres-url>');
+const database = first === '--url' ? await openPostgres(second ?? '', 2) : await openPGlite(first);
 await migrate(database);
 await database.close();

@@ -40,6 +40,17 @@ const files = requested.length > 0 ? requested.map((file) => path.resolve(file))
 
 const env = { ...process.env };
 let templateDir;
+let postgresTemplate;
+
+async function adminQuery(url, query) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(query);
+  } finally {
+    await client.end();
+  }
+}
 if (!env.COFFER_TEST_DATABASE_URL) {
   templateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-template-'));
   const dataDir = path.join(templateDir, 'db');
@@ -60,6 +71,20 @@ if (!env.COFFER_TEST_DATABASE_URL) {
   } finally {
     await client.end();
   }
+  // A migrated database the tests copy (CREATE DATABASE … TEMPLATE) instead of running every migration again for
+  // each of theirs; dropped at the end.
+  postgresTemplate = `coffer_template_${process.pid}_${Date.now()}`;
+  await adminQuery(env.COFFER_TEST_DATABASE_URL, `CREATE DATABASE ${postgresTemplate}`);
+  const templateUrl = new URL(env.COFFER_TEST_DATABASE_URL);
+  templateUrl.pathname = `/${postgresTemplate}`;
+  const prepared = spawnSync(process.execPath, [path.join(root, 'bin/run-ts.js'), path.join(root, 'scripts/prepare-test-database.ts'), '--url', templateUrl.toString()], {
+    stdio: 'inherit',
+  });
+  if (prepared.status !== 0) {
+    await adminQuery(env.COFFER_TEST_DATABASE_URL, `DROP DATABASE IF EXISTS ${postgresTemplate} WITH (FORCE)`);
+    process.exit(prepared.status ?? 1);
+  }
+  env.COFFER_TEST_POSTGRES_TEMPLATE = postgresTemplate;
 }
 /**
  * The test files bundled by esbuild, each with the sources it imports (shared code in shared chunks), into a
@@ -117,4 +142,5 @@ const result = spawnSync(process.execPath, [
 });
 if (bundled !== undefined) fs.rmSync(bundled.dir, { recursive: true, force: true });
 if (templateDir !== undefined) fs.rmSync(templateDir, { recursive: true, force: true });
+if (postgresTemplate !== undefined) await adminQuery(env.COFFER_TEST_DATABASE_URL, `DROP DATABASE IF EXISTS ${postgresTemplate} WITH (FORCE)`);
 process.exit(result.status ?? 1);

@@ -1,6 +1,6 @@
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
-import { createApiKey, requestSigningKey, revokeApiKey, rollApiKey } from '../identity/merchants.ts';
+import { checkApiKeyOptions, createApiKey, requestSigningKey, revokeApiKey, rollApiKey, type ApiKeyOptions } from '../identity/merchants.ts';
 import { loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
@@ -50,6 +50,33 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
   if ((sub === 'roll' || sub === 'revoke') && target === undefined) throw new UsageError(`apikeys ${sub} needs the key's id (key_…)`, apiKeysUsage);
   refuseExtraArguments(`apikeys ${sub}`, positionals, sub === 'roll' || sub === 'revoke' ? 2 : 1, apiKeysUsage);
   if ((sub === 'create' || sub === 'list') && values.merchant === undefined) throw new UsageError(`apikeys ${sub} needs --merchant acct_…`, apiKeysUsage);
+  // What the command line says is checked before the database is opened: a refused one reads and changes nothing.
+  let toCreate: { kind: ApiKeyKind; options: ApiKeyOptions } | undefined;
+  let overlapHours = 0;
+  try {
+    if (sub === 'create') {
+      const kind = kinds.find((candidate) => candidate === values.type);
+      if (kind === undefined) throw new CofferError('parameter_invalid', `--type must be secret, publishable or restricted, not "${values.type ?? ''}".`);
+      if (kind !== 'restricted' && values.permission !== undefined) {
+        throw new CofferError('parameter_invalid', 'Only restricted keys take --permission; secret and publishable keys have fixed powers.');
+      }
+      const options: ApiKeyOptions = {
+        ...(values.permission === undefined ? {} : { permissions: parsePermissions(values.permission) }),
+        ...(values.allow === undefined ? {} : { allowedAddresses: parseAddressList(values.allow) }),
+        ...(values.name === undefined ? {} : { name: values.name }),
+      };
+      checkApiKeyOptions(kind, options);
+      toCreate = { kind, options };
+    } else if (sub === 'roll') {
+      const hours = values['overlap-hours'] ?? '';
+      if (!/^\d{1,4}$/.test(hours)) throw new CofferError('parameter_invalid', `--overlap-hours must be a whole number of hours, not "${hours}".`);
+      overlapHours = Number(hours);
+    }
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+    process.stderr.write(`coffer: ${error.message}\n`);
+    return 1;
+  }
   const config = loadConfig();
   const database = await openInstalledDatabase(config);
   // The signing secrets are sealed under a key derived from this installation's instance secret.
@@ -73,16 +100,9 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
       }
       return 0;
     }
-    if (sub === 'create') {
-      const kind = kinds.find((candidate) => candidate === values.type);
-      if (kind === undefined) throw new CofferError('parameter_invalid', `--type must be secret, publishable or restricted, not "${values.type ?? ''}".`);
-      if (kind !== 'restricted' && values.permission !== undefined) {
-        throw new CofferError('parameter_invalid', 'Only restricted keys take --permission; secret and publishable keys have fixed powers.');
-      }
-      const created = await createApiKey(db, values.merchant ?? '', kind, values.live === true, {
-        ...(values.permission === undefined ? {} : { permissions: parsePermissions(values.permission) }),
-        ...(values.allow === undefined ? {} : { allowedAddresses: parseAddressList(values.allow) }),
-        ...(values.name === undefined ? {} : { name: values.name }),
+    if (toCreate !== undefined) {
+      const created = await createApiKey(db, values.merchant ?? '', toCreate.kind, values.live === true, {
+        ...toCreate.options,
         ...(values['require-signing'] === true ? { requireSigning: signingKey() } : {}),
       });
       print(`Created ${created.id}. The key is shown this once; Coffer keeps only its hash:`);
@@ -91,9 +111,7 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
       return 0;
     }
     if (sub === 'roll') {
-      const hours = values['overlap-hours'] ?? '';
-      if (!/^\d{1,4}$/.test(hours)) throw new CofferError('parameter_invalid', `--overlap-hours must be a whole number of hours, not "${hours}".`);
-      const rolled = await rollApiKey(db, target ?? '', Number(hours), new Date(), signingKey());
+      const rolled = await rollApiKey(db, target ?? '', overlapHours, new Date(), signingKey());
       print(`Rolled ${target ?? ''} to ${rolled.id}; the old key stops working at ${rolled.oldKeyExpiresAt.toISOString()}.`);
       print('The new key is shown this once:');
       print(rolled.key.reveal());

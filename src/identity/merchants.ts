@@ -86,6 +86,13 @@ export async function createApiKey(
   return db.transaction().execute((tx) => createApiKeyIn(tx, merchantId, kind, livemode, options));
 }
 
+/** Refuses options no key of `kind` may have, before anything is read or written. */
+export function checkApiKeyOptions(kind: ApiKeyKind, options: ApiKeyOptions): void {
+  if (kind === 'restricted' && Object.keys(options.permissions ?? {}).length === 0) {
+    throw new CofferError('parameter_missing', 'A restricted key needs at least one permission (such as payment_intents:write).', { param: 'permissions' });
+  }
+}
+
 /** `createApiKey` inside a transaction of the caller's (an approval that takes effect with its decision). */
 export async function createApiKeyIn(
   tx: Transaction<Database>,
@@ -94,9 +101,7 @@ export async function createApiKeyIn(
   livemode: boolean,
   options: ApiKeyOptions = {},
 ): Promise<CreatedKey> {
-  if (kind === 'restricted' && Object.keys(options.permissions ?? {}).length === 0) {
-    throw new CofferError('parameter_missing', 'A restricted key needs at least one permission (such as payment_intents:write).', { param: 'permissions' });
-  }
+  checkApiKeyOptions(kind, options);
   const merchant = await tx.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
   if (merchant === undefined) throw resourceMissing('merchant', merchantId, 'merchant');
   const created = newKeyRow(merchantId, kind, livemode, options);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { scanForCardNumbers } from '../../src/vault/pan-scanner.ts';
 import { scanOutsideIdentifiers } from '../support/card-scan.ts';
-import { createTestDatabaseUrl } from '../support/database.ts';
+import { createMigratedTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { rawRequest } from '../support/server.ts';
 
@@ -22,7 +22,7 @@ describe('card numbers never reach the logs', { concurrency: false }, () => {
   after(() => fs.rmSync(home, { recursive: true, force: true }));
 
   test('trace-level output of a running coffer holds no card number', async () => {
-    const url = await createTestDatabaseUrl();
+    const url = await createMigratedTestDatabaseUrl();
     const server = await spawnCoffer(home, { ...(url === undefined ? {} : { DATABASE_URL: url }), COFFER_LOG_LEVEL: 'trace', COFFER_JOBS: 'false' });
     const { publishableKey } = JSON.parse(fs.readFileSync(path.join(home, 'demo-merchant.json'), 'utf8')) as { publishableKey: string };
     const call = (method: string, urlPath: string, options: Parameters<typeof rawRequest>[3]) => rawRequest(server, method, urlPath, options);

@@ -15,7 +15,7 @@ import { commandRisk, riskUsage } from '../../src/cli/risk-command.ts';
 import { commandRiskExport, riskExportUsage } from '../../src/cli/risk-export-command.ts';
 import type { Config } from '../../src/platform/config.ts';
 import { openPGlite } from '../../src/store/open-database.ts';
-import { openExistingTestDatabase, createTestDatabaseUrl, dropPostgresDatabase } from '../support/database.ts';
+import { openExistingTestDatabase, createMigratedTestDatabaseUrl, createTestDatabaseUrl, dropPostgresDatabase } from '../support/database.ts';
 import { spawnCoffer } from '../support/process.ts';
 import { createSoftHsmToken, softHsmMissing } from '../support/softhsm.ts';
 import { rawRequest } from '../support/server.ts';
@@ -168,7 +168,7 @@ describe('the coffer command', { concurrency: false }, () => {
   // A database a later `coffer migrate` would change is refused as it is, even by the commands that write to it.
   test('a database not migrated to this version: a command that writes exits 2 naming the missing migration, and migrates nothing', async () => {
     const behindHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-behind-'));
-    const url = await createTestDatabaseUrl();
+    const url = await createMigratedTestDatabaseUrl();
     const location = { url, dataDir: path.join(behindHome, 'db') };
     const env = { COFFER_HOME: behindHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
     if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
@@ -218,7 +218,7 @@ describe('the coffer command', { concurrency: false }, () => {
 
   test('apikeys: create a restricted key limited to an address, list, roll, revoke, bad input changes nothing; audit: seal, verify, export, tampering found', async () => {
     const keysHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-keys-'));
-    const url = await createTestDatabaseUrl();
+    const url = await createMigratedTestDatabaseUrl();
     const env = { COFFER_HOME: keysHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
     try {
       let server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
@@ -232,11 +232,14 @@ describe('the coffer command', { concurrency: false }, () => {
         [['--type', 'restricted'], /needs at least one permission/],
         [['--type', 'restricted', '--permission', 'refunds:read', '--allow', '300.1.1.1'], /"300\.1\.1\.1" is not an IP address/],
       ];
-      for (const [args, message] of refusals) {
-        const refused = coffer(['apikeys', 'create', '--merchant', merchantId, ...args], env);
-        assert.equal(refused.status, 1, refused.stdout + refused.stderr);
-        assert.match(refused.stderr, message);
-      }
+      // Refused before the database is opened: side by side, on PGlite, they would otherwise find it in use.
+      const refused = await Promise.all(refusals.map(([args]) => cofferAsync(['apikeys', 'create', '--merchant', merchantId, ...args], env)));
+      refused.forEach((result, i) => {
+        assert.equal(result.status, 1, result.args + result.stdout + result.stderr);
+        assert.match(result.stderr, refusals[i]?.[1] ?? /never/);
+      });
+      const badOverlap = coffer(['apikeys', 'roll', 'key_x', '--overlap-hours', 'soon'], { ...env, COFFER_HOME: path.join(keysHome, 'never-made') });
+      assert.deepEqual([badOverlap.status, badOverlap.stderr], [1, 'coffer: --overlap-hours must be a whole number of hours, not "soon".\n'], 'refused before any database is looked for');
       const unknownMerchant = coffer(['apikeys', 'create', '--merchant', 'acct_nobody'], env);
       assert.equal(unknownMerchant.status, 1, unknownMerchant.stdout + unknownMerchant.stderr);
       assert.match(unknownMerchant.stderr, /No such merchant: 'acct_nobody'/);
@@ -317,15 +320,14 @@ describe('the coffer command', { concurrency: false }, () => {
 
   test('admin create: the first owner, and a second, no more; the token enrolls them on the running server, and they sign in', async () => {
     const adminHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-admin-'));
-    const url = await createTestDatabaseUrl();
+    const url = await createMigratedTestDatabaseUrl();
     const env = { COFFER_HOME: adminHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
     if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
       fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(adminHome, 'db'), { recursive: true });
     }
     try {
-      // The command works on an installation: it neither creates nor migrates the database (the embedded one is
-      // the runner's migrated copy).
-      if (url !== undefined) await (await openExistingTestDatabase({ url })).close();
+      // The command works on an installation: it neither creates nor migrates the database (both are the runner's
+      // migrated copies).
       const badEmail = coffer(['admin', 'create', '--email', 'not-an-email', '--name', 'Ops'], env);
       assert.equal(badEmail.status, 1);
       assert.match(badEmail.stderr, /--email must be an email address/);
@@ -364,7 +366,7 @@ describe('the coffer command', { concurrency: false }, () => {
   test('keys in an HSM: coffer start pays by card with the KEK in SoftHSM2, coffer keys rotate re-wraps inside it, old cards still pay',
     { skip: softHsmMissing() }, async () => {
       const hsmHome = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-hsm-'));
-      const url = await createTestDatabaseUrl();
+      const url = await createMigratedTestDatabaseUrl();
       const token = createSoftHsmToken('coffer-cli');
       const env = { COFFER_HOME: hsmHome, COFFER_JOBS: 'false', ...token.env, ...(url === undefined ? {} : { DATABASE_URL: url }) };
       let server: Awaited<ReturnType<typeof spawnCoffer>> | undefined;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { JobsFailed, runJobsOnce } from '../../src/jobs/job-runner.ts';
-import { createTestDatabaseUrl, openExistingTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createMigratedTestDatabaseUrl, openExistingTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
@@ -15,7 +15,7 @@ const homes: string[] = [];
 async function armedCoffer(faultPoint: string, env: NodeJS.ProcessEnv = {}): Promise<{ coffer: CofferProcess; home: string; reopen: () => Promise<TestDatabase> }> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-crash-'));
   homes.push(home);
-  const url = await createTestDatabaseUrl();
+  const url = await createMigratedTestDatabaseUrl();
   const coffer = await spawnCoffer(home, { COFFER_FAULT_POINT: faultPoint, COFFER_JOBS: 'false', ...env, ...(url === undefined ? {} : { DATABASE_URL: url }) });
   return { coffer, home, reopen: () => openExistingTestDatabase({ url, dataDir: path.join(home, 'db') }) };
 }

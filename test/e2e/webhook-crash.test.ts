@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { createTestDatabaseUrl } from '../support/database.ts';
+import { createMigratedTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
 import { rawRequest } from '../support/server.ts';
@@ -21,7 +21,7 @@ describe('webhook delivery survives kill -9', { concurrency: false }, () => {
     const url = await receiver.start();
     receiver.failRate = 0.2;
     receiver.delayMs = 30;
-    const databaseUrl = await createTestDatabaseUrl();
+    const databaseUrl = await createMigratedTestDatabaseUrl();
     // Retries a second apart and the shortest lease: what is tested is that every event arrives, not the schedule.
     const env = {
       COFFER_WEBHOOKS_ALLOW_PRIVATE: 'true', COFFER_WEBHOOK_RETRY_SECONDS: '1,1,2,2,4,4,8,8', COFFER_WEBHOOK_LEASE_SECONDS: '15',

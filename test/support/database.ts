@@ -22,12 +22,17 @@ export function testDatabaseKind(): 'postgres' | 'pglite' {
   return process.env.COFFER_TEST_DATABASE_URL ? 'postgres' : 'pglite';
 }
 
-async function createPostgresDatabase(adminUrl: string): Promise<string> {
+/**
+ * A new database on the test server: empty, or (`migrated`) a copy of the migrated template the test runner made
+ * once (COFFER_TEST_POSTGRES_TEMPLATE), which saves running every migration again for each test's database.
+ */
+async function createPostgresDatabase(adminUrl: string, migrated: boolean): Promise<string> {
   const name = `coffer_test_${randomBytes(6).toString('hex')}`;
+  const template = migrated ? process.env.COFFER_TEST_POSTGRES_TEMPLATE : undefined;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${pg.escapeIdentifier(template)}` : ''}`);
   } finally {
     await admin.end();
   }
@@ -47,9 +52,16 @@ export async function dropPostgresDatabase(adminUrl: string, url: string): Promi
   }
 }
 
+/** On PostgreSQL, the URL of a new database without Coffer's tables (a test migrates it, or needs it empty). */
 export async function createTestDatabaseUrl(): Promise<string | undefined> {
   const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
-  return adminUrl ? createPostgresDatabase(adminUrl) : undefined;
+  return adminUrl ? createPostgresDatabase(adminUrl, false) : undefined;
+}
+
+/** On PostgreSQL, the URL of a new database migrated to this version, as a child process would find an installation. */
+export async function createMigratedTestDatabaseUrl(): Promise<string | undefined> {
+  const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
+  return adminUrl ? createPostgresDatabase(adminUrl, true) : undefined;
 }
 
 /** A PGlite data directory copied from the runner's migrated template (or left empty to be created). */
@@ -64,7 +76,7 @@ export function newPGliteDataDir(): string {
 export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
   const adminUrl = process.env.COFFER_TEST_DATABASE_URL;
   if (adminUrl) {
-    const url = await createPostgresDatabase(adminUrl);
+    const url = await createPostgresDatabase(adminUrl, true);
     const database = await openPostgres(url, poolSize);
     await migrate(database);
     return {
