@@ -5,7 +5,7 @@ import type { Actor, IdempotencyClaim, Outcome } from '../flows/context.ts';
 import { limits } from '../limits.ts';
 import type { Database } from '../store/database.ts';
 import { commitMode, type CommitDurability } from '../store/commit-durability.ts';
-import { keyHeldBy } from '../store/idempotency-keys.ts';
+import { keyHeldBy, keyInUse } from '../store/idempotency-keys.ts';
 
 /** JSON with object keys sorted, so that the same parameters in another order hash the same. */
 export function canonicalJson(value: unknown): string {
@@ -41,6 +41,11 @@ export function checkIdempotencyKey(key: string): void {
       { param: 'Idempotency-Key' },
     );
   }
+  // HTTP carries header values as bytes that servers and clients decode differently (UTF-8 or Latin-1): a key
+  // outside printable ASCII would be stored, shown in events and sent back altered.
+  if (!/^[\x20-\x7e]+$/.test(key)) {
+    throw new CofferError('idempotency_key_invalid', 'Idempotency-Key may hold printable ASCII characters only (a UUID, say).', { param: 'Idempotency-Key' });
+  }
 }
 
 /**
@@ -69,8 +74,13 @@ function makeClaim(rowId: bigint, key: string, recoveryPoint: string | null, fre
       claim.completed = stored.numUpdatedRows > 0n;
       return claim.completed;
     },
+    async hold(tx) {
+      const held = await tx.selectFrom('idempotency_keys').select('id').where(keyHeldBy(claim)).forNoKeyUpdate().executeTakeFirst();
+      if (held === undefined) throw keyInUse(key);
+    },
     async setRecoveryPoint(tx, objectId) {
-      await tx.updateTable('idempotency_keys').set({ recovery_point: objectId }).where('id', '=', rowId).execute();
+      const set = await tx.updateTable('idempotency_keys').set({ recovery_point: objectId }).where(keyHeldBy(claim)).executeTakeFirst();
+      if (set.numUpdatedRows === 0n) throw keyInUse(key);
       claim.recoveryPoint = objectId;
     },
   };
@@ -94,6 +104,25 @@ export async function claimIdempotencyKey(
   requestId: string,
 ): Promise<ClaimResult> {
   checkIdempotencyKey(key);
+  // A key forgotten between this request's insert and its read (a refused request that held it) is claimed again.
+  for (let tries = 0; tries < 3; tries += 1) {
+    const result = await claimOnce(db, durability, actor, key, hash, method, path, requestId);
+    if (result !== undefined) return result;
+  }
+  throw keyInUse(key);
+}
+
+/** One try at claiming the key: undefined if the key was there when inserting and gone when reading it. */
+async function claimOnce(
+  db: Kysely<Database>,
+  durability: CommitDurability,
+  actor: Actor,
+  key: string,
+  hash: string,
+  method: string,
+  path: string,
+  requestId: string,
+): Promise<ClaimResult | undefined> {
   // The claim need not wait for its own flush: every effect of the request commits durably afterwards, and a
   // flush is sequential, so it carries the claim with it; a claim lost in a crash had no effect to protect.
   const inserted = await sql<{ id: bigint; lock: string }>`
@@ -112,7 +141,8 @@ export async function claimIdempotencyKey(
     .where('merchant_id', '=', actor.merchantId)
     .where('livemode', '=', actor.livemode)
     .where('key', '=', key)
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (existing === undefined) return undefined;
   if (existing.request_hash !== hash) {
     throw new CofferError(
       'idempotency_key_reused',
@@ -140,14 +170,6 @@ export async function claimIdempotencyKey(
   return { kind: 'claimed', claim: makeClaim(taken.id, key, taken.recovery_point, null, taken.lock) };
 }
 
-/** The answer to a request whose key another request holds. */
-export function keyInUse(key: string): CofferError {
-  return new CofferError(
-    'idempotency_key_in_use',
-    `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
-  );
-}
-
 /**
  * Stores a response produced outside the flow's own transaction (an error raised before any effect). Never over a
  * response already stored, nor in a key a retry took over from this request.
@@ -162,26 +184,34 @@ export async function storeResponse(db: Kysely<Database>, claim: IdempotencyClai
 }
 
 /**
- * Forgets a key whose request was refused for its parameters before it did anything, as Stripe does: nothing is
- * kept, so the corrected request may use the same key. Only a key this request created, that nothing it wrote
- * names and that holds no recovery point, is forgotten; otherwise the refusal is stored like any response.
+ * Forgets a key this request created when nothing it did may be repeated by mistake: nothing it wrote names the key,
+ * it holds no recovery point, and it still holds the key's lock (a retry that took the key over after a stall, and
+ * may have written rows naming it, holds another, and the key is then kept). True if forgotten.
  */
-export async function forgetOrStore(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
-  if (claim.freshLock !== null && !claim.referenced && claim.recoveryPoint === null) {
-    // Still this request's lock: a retry that took the key over after a stall (and may have written rows naming
-    // it) holds another, and the key is then kept.
-    const forgotten = await db.deleteFrom('idempotency_keys').where('id', '=', claim.rowId).where('finished_at', 'is', null)
-      .where('recovery_point', 'is', null).where(sql<boolean>`locked_at::text = ${claim.freshLock}`).executeTakeFirst();
-    if (forgotten.numDeletedRows > 0n) {
-      claim.completed = true;
-      return;
-    }
-  }
-  await storeResponse(db, claim, outcome);
+async function forget(db: Kysely<Database>, claim: IdempotencyClaim): Promise<boolean> {
+  if (claim.freshLock === null || claim.referenced || claim.recoveryPoint !== null) return false;
+  const forgotten = await db.deleteFrom('idempotency_keys').where('id', '=', claim.rowId).where('finished_at', 'is', null)
+    .where('recovery_point', 'is', null).where(sql<boolean>`locked_at::text = ${claim.freshLock}`).executeTakeFirst();
+  if (forgotten.numDeletedRows === 0n) return false;
+  claim.completed = true;
+  return true;
 }
 
-/** Lets a retry run the request again: used when no response may be stored (conflicts, unknown outcomes). */
+/**
+ * A request refused for its parameters or its key's powers before it did anything: its key is forgotten, as Stripe
+ * does, so the corrected request may use the same key. Otherwise the refusal is stored like any response.
+ */
+export async function forgetOrStore(db: Kysely<Database>, claim: IdempotencyClaim, outcome: Outcome): Promise<void> {
+  if (!(await forget(db, claim))) await storeResponse(db, claim, outcome);
+}
+
+/**
+ * Lets a retry run the request again: used when no response may be stored (conflicts, unknown outcomes). A key
+ * whose request wrote nothing (a lock it timed out on) is forgotten, so it binds no parameters either; one whose
+ * request may have acted keeps its row, for the retry to resume from.
+ */
 export async function releaseClaim(db: Kysely<Database>, claim: IdempotencyClaim): Promise<void> {
+  if (await forget(db, claim)) return;
   await db
     .updateTable('idempotency_keys')
     .set({ locked_at: null })

@@ -38,8 +38,16 @@ export interface PublicServerOptions {
  */
 const parameterRefusals: ReadonlySet<string> = new Set([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid', 'parameter_invalid_integer', 'parameter_invalid_empty',
-  'parameters_exclusive', 'currency_invalid', 'amount_too_small', 'amount_too_large', 'invalid_charge_amount',
+  'parameters_exclusive', 'currency_invalid', 'amount_too_small', 'amount_too_large', 'invalid_charge_amount', 'url_invalid',
 ]);
+
+/** Refusals of what the key may do (Stripe: "failed authentication"), kept no more than a refused parameter is. */
+const keyRefusals: ReadonlySet<string> = new Set(['insufficient_permissions', 'secret_key_required']);
+
+function isRefusalBeforeWork(statusCode: number, code: string | undefined): boolean {
+  if (code === undefined) return false;
+  return (statusCode === 400 && parameterRefusals.has(code)) || ((statusCode === 401 || statusCode === 403) && keyRefusals.has(code));
+}
 
 /** Responses whose outcome must not be replayed: the request never ran, or may run again safely. */
 function mayStoreResponse(statusCode: number, code: string | undefined): boolean {
@@ -253,7 +261,7 @@ async function finishKey(services: Services, request: FastifyRequest, reply: Fas
   if (typeof payload === 'string' && reply.statusCode >= 400) {
     code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
   }
-  if (typeof payload === 'string' && reply.statusCode === 400 && code !== undefined && parameterRefusals.has(code)) {
+  if (typeof payload === 'string' && isRefusalBeforeWork(reply.statusCode, code)) {
     await forgetOrStore(services.db, claim, { statusCode: reply.statusCode, body: payload });
   } else if (typeof payload === 'string' && mayStoreResponse(reply.statusCode, code)) {
     const redacts = request.routeOptions.config.replayRedacts;

@@ -104,8 +104,16 @@ export interface IdempotencyClaim {
    * over meanwhile (that retry then answers for the key).
    */
   complete(tx: Transaction<Database> | Kysely<Database>, outcome: Outcome): Promise<boolean>;
+  /**
+   * Checks, in the transaction that makes the request's first change, that this request still holds the key, and
+   * locks the key's row until that transaction ends: a retry cannot take the key over meanwhile, and a request
+   * whose key a retry already took over (after it stalled past the lock's limit) is refused with
+   * `idempotency_key_in_use` and changes nothing, so one key never makes two objects.
+   */
+  hold(tx: Transaction<Database>): Promise<void>;
   /** The object an earlier, interrupted run of this request created (see create-and-confirm). */
   recoveryPoint: string | null;
+  /** Remembers that object with the work in `tx`; refused as `hold` is if a retry took the key over. */
   setRecoveryPoint(tx: Transaction<Database>, objectId: string): Promise<void>;
 }
 

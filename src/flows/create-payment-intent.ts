@@ -20,7 +20,7 @@ import { storeCardSql } from '../vault/card-vault.ts';
 import { sql } from 'kysely';
 import type { PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
-import { keyHeldBy } from '../store/idempotency-keys.ts';
+import { keyHeldBy, keyInUse } from '../store/idempotency-keys.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
 import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
@@ -231,6 +231,7 @@ export async function createPaymentIntent(
     // Expansions the walker reads (the customer): the PaymentIntent is written, then the response rendered and kept
     // with the key, in one transaction.
     return inTransaction(services.db, async (tx) => {
+      await claim?.hold(tx);
       await creation(tx, undefined);
       return respond(tx, { paymentIntent: row });
     });
@@ -263,6 +264,13 @@ export async function createPaymentIntent(
         : { response_status: key.outcome.statusCode, response_body: key.outcome.body, finished_at: sql<Date>`now()`, locked_at: null };
       query = query.with('key_written', (db) => db.updateTable('idempotency_keys').set(changes).where(keyHeldBy(key.claim)).returning('id')) as unknown as typeof query;
     }
-    await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard]).execute();
+    // A request whose key a retry took over (it stalled past the lock's limit) writes nothing: the retry answers.
+    const keyHeld = key === undefined ? [] : [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM key_written), 1)`.as('key_held')];
+    try {
+      await query.selectNoFrom([sql<number>`1`.as('written'), ...storesCard, ...keyHeld]).execute();
+    } catch (error) {
+      if (key !== undefined && (error as { code?: unknown } | null)?.code === '40001') throw keyInUse(key.claim.key);
+      throw error;
+    }
   }
 }

@@ -121,6 +121,8 @@ async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundPara
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const claim = ctx.idempotency;
   if (claim !== undefined) {
+    // Held until this transaction ends: a retry that took the key over while this request stalled answers for it.
+    await claim.hold(tx);
     const earlier = await tx.selectFrom('refunds').selectAll().where('idempotency_key_id', '=', claim.rowId).executeTakeFirst();
     if (earlier !== undefined) {
       if (earlier.status !== 'pending') return { kind: 'finished', outcome: await respond(tx, earlier) };

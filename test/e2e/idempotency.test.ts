@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import Stripe from 'stripe';
+import { claimIdempotencyKey } from '../../src/api/idempotency.ts';
+import type { Actor } from '../../src/flows/context.ts';
+import { parsePermissions } from '../../src/identity/api-keys.ts';
+import { createApiKey } from '../../src/identity/merchants.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
@@ -109,6 +114,43 @@ describe('Idempotency-Key', () => {
     assert.equal(declined.status, 402);
     const other = await post('/v1/payment_intents', 'amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true', 'declined-kept');
     assert.equal((other.json.error as { code?: string }).code, 'idempotency_key_reused');
+  });
+
+  test('a URL refused, or a key refused what it may not do, keeps nothing either; the corrected request may use the key', async () => {
+    const restricted = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: parsePermissions(['payment_intents:write']) })).key.reveal();
+    const intent = await server.stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: 'pm_card_visa' });
+    const cases: Array<{ path: string; refused: string; fixed: string; code: string; key?: string; fixedKey?: string }> = [
+      { path: '/v1/webhook_endpoints', refused: 'url=https%3A%2F%2F10.0.0.1%2Fhook&enabled_events[]=charge.succeeded', fixed: 'url=https%3A%2F%2F93.184.216.34%2Fhook&enabled_events[]=charge.succeeded', code: 'url_invalid' },
+      { path: '/v1/payment_intents', refused: 'amount=1000&currency=usd&expand[]=latest_charge', fixed: 'amount=1000&currency=usd', code: 'insufficient_permissions', key: restricted },
+      { path: `/v1/payment_intents/${intent.id}/confirm`, refused: '', fixed: `client_secret=${intent.client_secret ?? ''}`, code: 'secret_key_required', key: server.publishableKey },
+    ];
+    for (const [index, { path, refused, fixed, code, key }] of cases.entries()) {
+      const idempotencyKey = `refused-before-work-${index}`;
+      const before = await stateCounts(server.database.db);
+      const answer = await post(path, refused, idempotencyKey, key);
+      assert.equal((answer.json.error as { code?: string }).code, code, answer.body);
+      assert.deepEqual(await stateCounts(server.database.db), before, `${code}: nothing kept, not even the key`);
+      const corrected = await post(path, fixed, idempotencyKey, key);
+      assert.equal(corrected.status, 200, `${code}, then corrected with the same key: ${corrected.body}`);
+    }
+  });
+
+  test('concurrent copies of a request the flow refuses get the refusal or 409, never a server error', async () => {
+    for (let round = 0; round < 4; round += 1) {
+      const answers = await Promise.all(Array.from({ length: 30 }, () => post('/v1/payment_intents', 'amount=1&currency=usd', `refused-at-once-${round}`)));
+      const codes = new Set(answers.map((answer) => `${answer.status} ${(answer.json.error as { code?: string } | undefined)?.code ?? ''}`));
+      for (const code of codes) assert.ok(['400 amount_too_small', '409 idempotency_key_in_use'].includes(code), [...codes].join(', '));
+    }
+  });
+
+  test('keys outside printable ASCII are refused, naming the header', async () => {
+    for (const key of ['évt-123', 'tab\there']) {
+      const before = await stateCounts(server.database.db);
+      const response = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=1000&currency=usd', headers: { 'idempotency-key': Buffer.from(key, 'utf8').toString('latin1') } });
+      assert.equal(response.status, 400, response.body);
+      assert.deepEqual([(response.json.error as { code?: string }).code, (response.json.error as { param?: string }).param], ['idempotency_key_invalid', 'Idempotency-Key']);
+      assert.deepEqual(await stateCounts(server.database.db), before);
+    }
   });
 
   test('keys longer than 255 characters are refused', async () => {
@@ -225,5 +267,84 @@ describe('Idempotency-Key', () => {
     assert.equal(stored.response_body, succeeded[0]?.body, 'the key keeps the answer of the request that made the change');
     assert.equal(stored.locked_at, null);
     assert.equal((await post(`/v1/customers/${customer.id}`, body, key)).body, succeeded[0]?.body);
+  });
+  // A request that stalls past the key's lock limit may find its key taken over by the client's retry. From then on
+  // it may make no change: not in a statement of its own, not in a transaction, not by naming an object to resume.
+  test('a claim a retry took over can neither hold the key nor leave a recovery point; the retry can', async () => {
+    const db = server.database.db;
+    const actor = { merchantId: server.merchantId, livemode: false } as Actor;
+    const claim = (requestId: string) => claimIdempotencyKey(db, 'flush_every_commit', actor, 'taken-over-1', 'hash-1', 'POST', '/v1/refunds', requestId);
+    const first = await claim('req_first');
+    assert.equal(first.kind, 'claimed');
+    await db.updateTable('idempotency_keys').set({ locked_at: new Date(Date.now() - 10 * 60_000) }).where('key', '=', 'taken-over-1').execute();
+    const retry = await claim('req_retry');
+    assert.equal(retry.kind, 'claimed');
+    if (first.kind !== 'claimed' || retry.kind !== 'claimed') return;
+    const inUse = (error: unknown) => (error as { code?: string }).code === 'idempotency_key_in_use';
+    await assert.rejects(db.transaction().execute((tx) => first.claim.hold(tx)), inUse);
+    await assert.rejects(db.transaction().execute((tx) => first.claim.setRecoveryPoint(tx, 'pi_stalled')), inUse);
+    await db.transaction().execute(async (tx) => {
+      await retry.claim.hold(tx);
+      await retry.claim.setRecoveryPoint(tx, 'pi_retry');
+    });
+    const row = await db.selectFrom('idempotency_keys').select('recovery_point').where('key', '=', 'taken-over-1').executeTakeFirstOrThrow();
+    assert.equal(row.recovery_point, 'pi_retry');
+  });
+
+  test('a create or a refund whose key a retry took over while it stalled is made once', { skip: process.env.COFFER_TEST_DATABASE_URL ? false : 'needs a second connection to hold a lock' }, async () => {
+    const db = server.database.db;
+    const paid = await server.stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const cases = [
+      { name: 'create', table: 'payment_intents', path: '/v1/payment_intents', body: 'amount=1500&currency=usd&metadata[stall]=create' },
+      { name: 'create and confirm', table: 'payment_intents', path: '/v1/payment_intents', body: 'amount=1600&currency=usd&payment_method=pm_card_visa&confirm=true&metadata[stall]=confirm' },
+      { name: 'refund', table: 'refunds', path: '/v1/refunds', body: `payment_intent=${paid.id}&amount=500` },
+    ] as const;
+    for (const { name, table, path, body } of cases) {
+      const key = `stalled-${name}`;
+      let release: () => void = () => undefined;
+      let locked: () => void = () => undefined;
+      const tableLocked = new Promise<void>((resolve) => (locked = resolve));
+      // Another transaction keeps rows from being written to the table, so that the first request stalls in its change.
+      const holder = db.transaction().execute(async (tx) => {
+        await sql`LOCK TABLE ${sql.table(table)} IN EXCLUSIVE MODE`.execute(tx);
+        locked();
+        await new Promise<void>((resolve) => (release = resolve));
+      });
+      await tableLocked;
+      const first = post(path, body, key);
+      const claimed = async () => (await db.selectFrom('idempotency_keys').select('id').where('key', '=', key).execute()).length === 1;
+      for (let tries = 0; !(await claimed()) && tries < 100; tries += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the first request now waits for the table
+      // Ninety seconds pass (the lock is made to look that old; a refund holds its key while it stalls, so this
+      // waits for it): the client's retry takes the key over.
+      const aged = db.updateTable('idempotency_keys').set({ locked_at: new Date(Date.now() - 10 * 60_000) }).where('key', '=', key).where('finished_at', 'is', null).execute();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const retry = aged.then(() => post(path, body, key));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      release();
+      await holder;
+      const answers = await Promise.all([first, retry]);
+      const made = answers.filter((answer) => answer.status === 200).map((answer) => String(answer.json.id));
+      assert.ok(made.length >= 1, `${name}: ${answers.map((answer) => answer.body).join('\n')}`);
+      assert.equal(new Set(made).size, 1, `${name}: every answer names the same object`);
+      for (const answer of answers.filter((each) => each.status !== 200)) {
+        assert.equal((answer.json.error as { code?: string }).code, 'idempotency_key_in_use', `${name}: ${answer.body}`);
+      }
+      if (table === 'payment_intents') {
+        const intents = await db.selectFrom('payment_intents').select('id').where(sql<boolean>`metadata->>'stall' = ${body.includes('confirm=true') ? 'confirm' : 'create'}`).execute();
+        assert.deepEqual(intents.map((row) => row.id), made.slice(0, 1), `${name}: one PaymentIntent`);
+        const charges = await db.selectFrom('charges').select('id').where('payment_intent_id', '=', made[0] ?? '').execute();
+        assert.equal(charges.length, body.includes('confirm=true') ? 1 : 0, `${name}: charged ${charges.length} times`);
+      } else {
+        const refunds = await db.selectFrom('refunds').select(['id', 'status']).where('payment_intent_id', '=', paid.id).execute();
+        assert.deepEqual(refunds.map((row) => row.id), made.slice(0, 1), 'one refund');
+        const charge = await db.selectFrom('charges').select('amount_refunded').where('payment_intent_id', '=', paid.id).executeTakeFirstOrThrow();
+        assert.equal(charge.amount_refunded, 500n);
+      }
+      // The key answers from now on with the object that was made.
+      const replay = await post(path, body, key);
+      assert.equal(replay.status, 200, replay.body);
+      assert.equal(replay.json.id, made[0]);
+    }
   });
 });

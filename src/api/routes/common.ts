@@ -4,7 +4,7 @@ import type { Actor, Outcome, Respond, Tx } from '../../flows/context.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import { errorObject } from '../../objects/error.ts';
 import { assert } from '../../platform/assert.ts';
-import { keyInUse } from '../idempotency.ts';
+import { keyInUse } from '../../store/idempotency-keys.ts';
 import { requestContext } from '../request-context.ts';
 
 export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
