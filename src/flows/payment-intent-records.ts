@@ -112,6 +112,9 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
   const rows = await services.db
     .selectFrom('payment_intents')
     .innerJoin('merchants', 'merchants.id', 'payment_intents.merchant_id')
+    .leftJoin('merchant_risk_settings', (join) => join
+      .onRef('merchant_risk_settings.merchant_id', '=', 'merchants.id')
+      .on('merchant_risk_settings.livemode', '=', scope.livemode))
     .leftJoin('payment_methods', (join) => join
       .onRef('payment_methods.id', '=', 'payment_intents.payment_method_id')
       .on('payment_methods.merchant_id', '=', scope.merchantId)
@@ -132,7 +135,8 @@ export async function readConfirmationInputs(services: Services, scope: Scope, i
     .select(sql<string | null>`(
       SELECT cs.id FROM checkout_sessions cs WHERE cs.payment_intent_id = payment_intents.id AND cs.kind = 'checkout'
     )`.as('checkout_session'))
-    .select(['merchants.time_zone as m__time_zone', 'merchants.category as m__category', 'rule_set.id as m__rule_set_id', 'rule_set.rules as m__rules'])
+    .select([sql<string>`coalesce(merchant_risk_settings.time_zone, 'UTC')`.as('m__time_zone'), 'merchant_risk_settings.category as m__category',
+      'rule_set.id as m__rule_set_id', 'rule_set.rules as m__rules'])
     .where('payment_intents.id', '=', id)
     .where('payment_intents.merchant_id', '=', scope.merchantId)
     .where('payment_intents.livemode', '=', scope.livemode)

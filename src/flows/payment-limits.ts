@@ -118,7 +118,10 @@ export interface RiskSettings {
   step_up_above_usd: number | null;
 }
 
-/** Updates the merchant's risk settings: the time zone days are counted in, and its category code (a model input). */
+/**
+ * Updates the merchant's risk settings in the key's mode: the time zone days are counted in, its category code (a
+ * model input), and the amount above which hosted checkout asks for the shopper's step-up.
+ */
 export async function updateRiskSettings(services: Services, ctx: RequestContext, params: { time_zone?: string; merchant_category?: string; step_up_above_usd?: number | '' }, respond?: Respond<RiskSettings>): Promise<RiskSettings> {
   const timeZone = params.time_zone;
   if (timeZone !== undefined && !isTimeZone(timeZone)) {
@@ -140,7 +143,9 @@ export async function updateRiskSettings(services: Services, ctx: RequestContext
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     if (Object.keys(changes).length > 0) {
-      await tx.updateTable('merchants').set(changes).where('id', '=', ctx.actor.merchantId).execute();
+      // This mode's settings only: a test key never changes how live payments are decided.
+      await tx.insertInto('merchant_risk_settings').values({ merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, ...changes })
+        .onConflict((conflict) => conflict.columns(['merchant_id', 'livemode']).doUpdateSet(changes)).execute();
       await recordChange(tx, requestTrail(ctx), scopeOf(ctx),
         { action: 'merchant.risk_settings.update', objectType: 'merchant', objectId: ctx.actor.merchantId, details: changes }, [], now);
     }
@@ -152,6 +157,8 @@ export async function updateRiskSettings(services: Services, ctx: RequestContext
 }
 
 export async function riskSettingsOf(reader: Services['db'] | Tx, ctx: RequestContext): Promise<RiskSettings> {
-  const row = await reader.selectFrom('merchants').select(['time_zone', 'category', 'step_up_above_usd']).where('id', '=', ctx.actor.merchantId).executeTakeFirstOrThrow();
+  const row = await reader.selectFrom('merchant_risk_settings').select(['time_zone', 'category', 'step_up_above_usd'])
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+  if (row === undefined) return { time_zone: 'UTC', merchant_category: null, step_up_above_usd: null };
   return { time_zone: row.time_zone, merchant_category: row.category, step_up_above_usd: row.step_up_above_usd === null ? null : Number(row.step_up_above_usd) };
 }

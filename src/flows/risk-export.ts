@@ -62,13 +62,13 @@ export async function exportTrainingRows(db: Kysely<Database>, filter: ExportFil
   const merchant = filter.merchantId === undefined ? sql`true` : sql`d.merchant_id = ${filter.merchantId}`;
   const since = filter.since === undefined ? sql`true` : sql`d.created_at >= ${filter.since}`;
   const result = await sql<ExportRow>`
-    SELECT d.id, d.charge_id, d.created_at, d.inputs, m.time_zone,
+    SELECT d.id, d.charge_id, d.created_at, d.inputs, coalesce(rs.time_zone, 'UTC') AS time_zone,
            bool_or(l.fraud) AS fraud, string_agg(l.source, '+' ORDER BY l.source) AS sources, max(l.labeled_at) AS labeled_at
     FROM risk_decisions d
-    JOIN merchants m ON m.id = d.merchant_id
+    LEFT JOIN merchant_risk_settings rs ON rs.merchant_id = d.merchant_id AND rs.livemode = d.livemode
     LEFT JOIN risk_labels l ON l.charge_id = d.charge_id
     WHERE d.livemode = ${filter.livemode} AND ${merchant} AND ${since} AND d.action <> 'block'
-    GROUP BY d.id, d.charge_id, d.created_at, d.inputs, m.time_zone
+    GROUP BY d.id, d.charge_id, d.created_at, d.inputs, rs.time_zone
     ORDER BY d.created_at, d.id`.execute(db);
   const matureBefore = (filter.now ?? new Date()).getTime() - (filter.minAgeDays ?? 30) * 86_400_000;
   const lines = [exportColumns.join(',')];

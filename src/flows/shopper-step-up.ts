@@ -74,8 +74,9 @@ export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSe
 
 /** Whether this payment needs the shopper's step-up: at or above the merchant's amount in dollars. */
 export async function stepUpRequired(services: Services, session: CheckoutSessionRow, intent: PaymentIntentRow): Promise<boolean> {
-  const merchant = await services.db.selectFrom('merchants').select('step_up_above_usd').where('id', '=', session.merchant_id).executeTakeFirstOrThrow();
-  if (merchant.step_up_above_usd === null) return false;
+  const merchant = await services.db.selectFrom('merchant_risk_settings').select('step_up_above_usd')
+    .where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode).executeTakeFirst();
+  if (merchant === undefined || merchant.step_up_above_usd === null) return false;
   const usd = amountInUsd(services.risk.options.usdRates, intent.amount, intent.currency);
   // A currency without a dollar rate cannot be compared: asked for, to be safe.
   return usd === undefined || usd >= Number(merchant.step_up_above_usd);

@@ -11,12 +11,18 @@ export interface MerchantsTable {
   id: string;
   name: string;
   default_api_version: string;
+  created_at: Timestamp;
+}
+
+/** A merchant's risk settings in one mode; a mode without a row has the defaults (UTC, none, none). */
+export interface MerchantRiskSettingsTable {
+  merchant_id: string;
+  livemode: boolean;
   time_zone: Generated<string>;
-  /** Hosted checkout payments at or above this many US dollars need the shopper's step-up; null: only when risk asks. */
-  step_up_above_usd: ColumnType<string | null, string | null | undefined, string | null>;
   /** The merchant's category code (ISO 18245, four digits), a model input; null until set. */
   category: ColumnType<string | null, string | null | undefined, string | null>;
-  created_at: Timestamp;
+  /** Hosted checkout payments at or above this many US dollars need the shopper's step-up; null: only when risk asks. */
+  step_up_above_usd: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ApiKeysTable {
@@ -841,6 +847,7 @@ export interface StaffApprovalsTable {
 
 export interface Database {
   merchants: MerchantsTable;
+  merchant_risk_settings: MerchantRiskSettingsTable;
   api_keys: ApiKeysTable;
   payment_methods: PaymentMethodsTable;
   provider_notifications: ProviderNotificationsTable;

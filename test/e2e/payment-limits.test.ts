@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
+import { readConfirmationInputs } from '../../src/flows/payment-intent-records.ts';
+import { createApiKey } from '../../src/identity/merchants.ts';
 import { localWindows } from '../../src/risk/limits.ts';
 import { readVelocity } from '../../src/risk/velocity.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
@@ -159,5 +161,21 @@ describe('payment limits', () => {
     const counted = (await counters()).find((row) => row.limit_id === id);
     assert.equal(counted?.window_key, shanghaiToday);
     await clearLimits();
+  });
+  // As its limits and rule sets: a test key changes how test payments are decided, never live ones.
+  test('risk settings belong to one mode: a test key changes test mode\'s and live mode keeps its own', async () => {
+    const live = (await createApiKey(server.database.db, server.merchantId, 'secret', true)).key.reveal();
+    const settings = (key: string, body?: string) => rawRequest(server, body === undefined ? 'GET' : 'POST', '/v1/risk/settings', { key, ...(body === undefined ? {} : { body }) });
+    const liveBefore = await settings(live, 'time_zone=Europe/Paris&merchant_category=5411&step_up_above_usd=50');
+    assert.deepEqual(liveBefore.json, { object: 'risk_settings', time_zone: 'Europe/Paris', merchant_category: '5411', step_up_above_usd: 50 }, liveBefore.body);
+    const changed = await settings(server.secretKey, 'time_zone=Pacific/Kiritimati&merchant_category=7995&step_up_above_usd=');
+    assert.deepEqual(changed.json, { object: 'risk_settings', time_zone: 'Pacific/Kiritimati', merchant_category: '7995', step_up_above_usd: null }, changed.body);
+    assert.deepEqual((await settings(live)).json, liveBefore.json, 'live mode kept its settings');
+    assert.deepEqual((await settings(server.secretKey)).json, changed.json);
+    // A confirmation reads its own mode's: a test PaymentIntent is decided with test mode's time zone and category.
+    const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa' });
+    const inputs = await readConfirmationInputs(server.coffer.services, { merchantId: server.merchantId, livemode: false }, intent.id);
+    assert.deepEqual([inputs.policy.time_zone, inputs.policy.category], ['Pacific/Kiritimati', '7995']);
+    await settings(server.secretKey, 'time_zone=UTC&merchant_category=');
   });
 });

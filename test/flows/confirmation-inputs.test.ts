@@ -18,7 +18,9 @@ describe('what a confirmation reads in one statement', () => {
 
   /** What the tables hold, read one by one, as the expectation. */
   async function separately(scope: Scope) {
-    const merchant = await services.db.selectFrom('merchants').select(['time_zone', 'category']).where('id', '=', scope.merchantId).executeTakeFirstOrThrow();
+    const settings = await services.db.selectFrom('merchant_risk_settings').select(['time_zone', 'category']).where('merchant_id', '=', scope.merchantId)
+      .where('livemode', '=', scope.livemode).executeTakeFirst();
+    const merchant = settings ?? { time_zone: 'UTC', category: null };
     const ruleSet = await services.db.selectFrom('risk_rule_sets').select(['id', 'rules']).where('merchant_id', '=', scope.merchantId)
       .where('livemode', '=', scope.livemode).orderBy('version', 'desc').limit(1).executeTakeFirst();
     const rules = typeof ruleSet?.rules === 'string' ? JSON.parse(ruleSet.rules) as unknown : ruleSet?.rules ?? null;
