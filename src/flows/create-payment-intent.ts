@@ -131,6 +131,7 @@ export function newPaymentIntentRow(id: string, scope: { merchantId: string; liv
     cancellation_reason: null,
     last_payment_error: null,
     latest_charge_id: null,
+    review_id: null,
     next_action: null,
     operation_in_flight: null,
     operation_started_at: null,

@@ -166,6 +166,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
     outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,
   };
   const intentChanges: Partial<PaymentIntentRow> = {
+    ...(review === undefined ? {} : { review_id: review.id }),
     status,
     next_action: null,
     amount_capturable: captured ? 0n : charge.amount,
@@ -223,7 +224,10 @@ function planWalletPayment(intent: PaymentIntentRow, charge: ChargeRow, paid: Wa
     payment_method_details: { ...charge.payment_method_details, transaction_id: paid.providerReference },
     outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,
   };
-  const intentChanges: Partial<PaymentIntentRow> = { status, next_action: null, amount_capturable: 0n, amount_received: charge.amount, updated_at: now };
+  const intentChanges: Partial<PaymentIntentRow> = {
+    ...(review === undefined ? {} : { review_id: review.id }),
+    status, next_action: null, amount_capturable: 0n, amount_received: charge.amount, updated_at: now,
+  };
   const chargeAfter = { ...charge, ...chargeChanges };
   const intentAfter = { ...intent, ...intentChanges, version: intent.version + 1n };
   const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };

@@ -128,7 +128,7 @@ export function paymentIntentObject(
   Object.assign(object, {
     processing: null,
     receipt_email: row.receipt_email,
-    review: null,
+    review: row.review_id ?? null,
     setup_future_usage: row.setup_future_usage,
     shipping: row.shipping,
     source: null,

@@ -140,6 +140,8 @@ export interface PaymentIntentsTable {
   cancellation_reason: string | null;
   last_payment_error: Json<Record<string, unknown> | null>;
   latest_charge_id: string | null;
+  /** The review the payment's charge was held for (`review`), once one opened; kept after it is closed. */
+  review_id: ColumnType<string | null, string | null | undefined, string | null>;
   next_action: Json<Record<string, unknown> | null>;
   operation_in_flight: 'capture' | 'cancel' | null;
   operation_started_at: Date | null;

@@ -134,6 +134,7 @@ describe('risk decisions in the payment flow', () => {
     assert.equal(charge.outcome?.reason, 'rule');
     assert.equal(charge.captured, false);
     assert.match(String(charge.review), /^prv_/);
+    assert.equal(held.review, charge.review, 'the PaymentIntent names its review, as the charge does');
     const queue = await stripe.reviews.list();
     const review = queue.data.find((entry) => entry.charge === charge.id);
     assert.ok(review !== undefined, 'the held payment is in the queue');
@@ -147,7 +148,11 @@ describe('risk decisions in the payment flow', () => {
     const approved = await stripe.reviews.approve(review.id);
     assert.equal(approved.open, false);
     assert.equal(approved.closed_reason, 'approved');
-    assert.equal((await stripe.paymentIntents.retrieve(held.id)).status, 'succeeded', 'approving captured it');
+    const captured = await stripe.paymentIntents.retrieve(held.id);
+    assert.deepEqual([captured.status, captured.review], ['succeeded', review.id], 'approving captured it; the review stays named');
+    const capturable = await stripe.events.list({ type: 'payment_intent.amount_capturable_updated' });
+    assert.equal((capturable.data.find((event) => (event.data.object as { id: string }).id === held.id)?.data.object as Stripe.PaymentIntent | undefined)?.review, review.id,
+      'the event carries it too');
     const again = await stripe.reviews.approve(review.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(again?.code, 'review_closed');
 
