@@ -22,7 +22,7 @@ import { passkeyAccepted, passkeyObject, passkeyRegistrationOptions, passkeySign
 import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { assert } from '../platform/assert.ts';
-import { findCurrency, fromUsdCents } from '../domain/currency.ts';
+import { findCurrency, formatAmount, fromUsdCents } from '../domain/currency.ts';
 import type { Secret } from '../platform/secret.ts';
 import type { Database, RefundRow, StaffApprovalRow, StaffRole, StaffUserRow } from '../store/database.ts';
 import { staffOrigin, staffSessionCookie, type InternalServerOptions } from './internal-server.ts';
@@ -382,7 +382,8 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     const askApproval = async (refundedTotal: number) => {
       const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
         action: 'refund.create', params: { ...params }, merchantId: intent.merchant_id,
-        summary: `Refund ${params.amount} ${intent.currency.toUpperCase()} of ${body.payment_intent} (${refundedTotal} refunded in all, above the four-eyes threshold of ${threshold} ${intent.currency.toUpperCase()})`,
+        // In the currency's units, as the approver reads them (20.00 usd), not minor units.
+        summary: `Refund ${formatAmount(params.amount, currency)} of ${body.payment_intent} (${formatAmount(refundedTotal, currency)} refunded in all, above the four-eyes threshold of ${formatAmount(threshold, currency)})`,
       }, staffOrigin(request), now()));
       return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
     };

@@ -122,6 +122,8 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     }
     const third = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 2000 });
     assert.equal(third.status, 202, 'a third 2000 takes the refunded total to 6000, above 5000');
+    assert.equal((third.json.approval as { summary?: string }).summary,
+      `Refund 20.00 usd of ${intent.id} (60.00 usd refunded in all, above the four-eyes threshold of 50.00 usd)`, 'amounts as the approver reads them');
     assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 2);
     const approvalId = (third.json.approval as { id: string }).id;
     assert.equal((await as('finance').reauthenticate()).status, 200);
@@ -141,7 +143,7 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal(under.status, 200, `7,000 yen is under 50.00 USD: ${under.body}`);
     const over = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 1_000 });
     assert.equal(over.status, 202, 'a refunded total of 8,000 yen is above it');
-    assert.match(String((over.json.approval as { summary?: string }).summary), /above the four-eyes threshold of 7500 JPY/);
+    assert.match(String((over.json.approval as { summary?: string }).summary), /^Refund 1000 jpy of pi_\w+ \(8000 jpy refunded in all, above the four-eyes threshold of 7500 jpy\)$/);
     assert.deepEqual((await server.stripe.refunds.list({ payment_intent: intent.id })).data.map((refund) => refund.amount), [7_000]);
   });
 
