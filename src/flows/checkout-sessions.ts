@@ -170,11 +170,12 @@ function sessionInsert(row: CheckoutSessionRow) {
   return { ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata) };
 }
 
-export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string): Promise<CheckoutSessionRow> {
+/** `param`: the parameter that named it, which a not-found error names (a list's cursor, say). */
+export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string, param = 'session'): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const row = await reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id).where('kind', '=', 'checkout')
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
-  if (row === undefined) throw resourceMissing('checkout.session', id, 'session');
+  if (row === undefined) throw resourceMissing('checkout.session', id, param);
   return row;
 }
 
@@ -184,7 +185,7 @@ export async function listCheckoutSessions(services: Services, ctx: RequestConte
     .where('kind', '=', 'checkout');
   if (params.payment_intent !== undefined) query = query.where('payment_intent_id', '=', params.payment_intent);
   if (params.starting_after !== undefined) {
-    const cursor = await findCheckoutSession(services.db, ctx, params.starting_after);
+    const cursor = await findCheckoutSession(services.db, ctx, params.starting_after, 'starting_after');
     query = query.where('seq', '<', cursor.seq);
   }
   const rows = await query.orderBy('seq', 'desc').limit(params.limit + 1).execute();

@@ -22,12 +22,13 @@ function scopeOf(ctx: RequestContext) {
   return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
 }
 
-export async function findReview(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false): Promise<ReviewRow> {
+/** `param`: the parameter that named it, which a not-found error names (a list's cursor, say). */
+export async function findReview(reader: Tx | Services['db'], ctx: RequestContext, id: string, lock = false, param = 'review'): Promise<ReviewRow> {
   const scope = scopeOf(ctx);
   let query = reader.selectFrom('reviews').selectAll().where('id', '=', id).where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode);
   if (lock) query = query.forUpdate();
   const row = await query.executeTakeFirst();
-  if (row === undefined) throw resourceMissing('review', id, 'review');
+  if (row === undefined) throw resourceMissing('review', id, param);
   return row;
 }
 
@@ -44,7 +45,7 @@ export async function listOpenReviews(services: Services, ctx: RequestContext, p
     .where('open', '=', true);
   const cursorId = params.starting_after ?? params.ending_before;
   if (cursorId !== undefined) {
-    const cursor = await findReview(services.db, ctx, cursorId);
+    const cursor = await findReview(services.db, ctx, cursorId, false, params.starting_after !== undefined ? 'starting_after' : 'ending_before');
     query = query.where('seq', params.starting_after !== undefined ? '<' : '>', cursor.seq);
   }
   const rows = await query.orderBy('seq', params.ending_before !== undefined ? 'asc' : 'desc').limit(params.limit + 1).execute();

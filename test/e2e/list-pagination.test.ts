@@ -341,4 +341,15 @@ describe('list pagination', () => {
     assert.deepEqual((await merchant.stripe.paymentIntents.list({ customer: foreign.id })).data, [], 'another merchant\'s customer');
     assert.equal((await merchant.stripe.paymentIntents.list({ limit: 100 })).data.length, 7, 'without the filter, all of them');
   });
+  test('checkout sessions and reviews name the cursor that names no object of theirs; a SetupIntent refuses a client secret not its own', async () => {
+    const merchant = await newMerchant();
+    await refused(merchant.key, '/v1/checkout/sessions', 'starting_after=cs_test_unknown', { status: 404, code: 'resource_missing', param: 'starting_after' });
+    for (const param of ['starting_after', 'ending_before']) {
+      await refused(merchant.key, '/v1/reviews', `${param}=prv_unknown`, { status: 404, code: 'resource_missing', param });
+    }
+    const intent = await merchant.stripe.setupIntents.create({});
+    await refused(merchant.key, `/v1/setup_intents/${intent.id}`, 'client_secret=seti_x_secret_wrong', { status: 400, code: 'parameter_invalid', param: 'client_secret' });
+    const right = await rawRequest(server, 'GET', `/v1/setup_intents/${intent.id}?client_secret=${intent.client_secret ?? ''}`, { key: merchant.key });
+    assert.equal(right.status, 200, right.body);
+  });
 });

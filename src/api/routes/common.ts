@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../../domain/errors.ts';
 import type { Actor, Outcome, Respond, Tx } from '../../flows/context.ts';
@@ -107,4 +108,11 @@ export function expansionsFor(actor: Actor, requested: readonly string[] | undef
 
 export function listObject(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {
   return { object: 'list', data, has_more: hasMore, url };
+}
+
+/** Compares a presented client secret with the stored one in time that does not depend on where they differ. */
+export function sameSecret(presented: string, stored: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(stored);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
@@ -42,7 +41,7 @@ import {
   strictObject,
   type ListQueryParams,
 } from '../schemas.ts';
-import { expansions, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { expansions, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
@@ -230,13 +229,6 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
 function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {
   const { expand: _ignored, ...rest } = body;
   return rest;
-}
-
-/** Compares a presented client secret with the stored one in time that does not depend on where they differ. */
-function sameSecret(presented: string, stored: string): boolean {
-  const a = Buffer.from(presented);
-  const b = Buffer.from(stored);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**

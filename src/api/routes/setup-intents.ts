@@ -10,7 +10,7 @@ import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
 import type { SetupIntentRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
 
@@ -75,6 +75,11 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const row = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
     if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
+    // As for a PaymentIntent: a client secret that does not match is refused whatever the key.
+    const clientSecret = (request.query as { client_secret?: string }).client_secret;
+    if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
+      throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the SetupIntent.', { param: 'client_secret' });
+    }
     const object = setupIntentObject(row);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
     return sendObject(reply, object);
