@@ -8,6 +8,7 @@ import { withoutMerchantScope } from '../store/merchant-scope.ts';
 const tablesByPrefix = {
   pi: 'payment_intents', ch: 'charges', re: 'refunds', dp: 'disputes', cus: 'customers', pm: 'payment_methods',
   seti: 'setup_intents', we: 'webhook_endpoints', evt: 'events', tok: 'tokens', cbtxn: 'customer_balance_transactions',
+  cs: 'checkout_sessions', prv: 'reviews', plim: 'payment_limits', rdec: 'risk_decisions', rset: 'risk_rule_sets', sc: 'support_cases',
 } as const;
 
 /**
@@ -35,7 +36,9 @@ export async function auditRefusal(services: Services, request: FastifyRequest, 
     const base = {
       outcome: 'failure' as const, requestId: request.id, origin: request.ip, occurredAt: new Date(services.clock.nowMs()),
     };
-    const refused = error.details.refusedKey;
+    // A restricted key refused a resource it was not granted, wherever the check was made (a route, an expansion).
+    const actorKey = request.actor === null ? undefined : { keyId: request.actor.apiKeyId, merchantId: request.actor.merchantId, livemode: request.actor.livemode };
+    const refused = error.details.refusedKey ?? (error.code === 'insufficient_permissions' ? actorKey : undefined);
     if (refused !== undefined) {
       await recordAudit(services.db, {
         ...base, merchantId: refused.merchantId, livemode: refused.livemode, actorType: 'api_key', actorId: refused.keyId,

@@ -56,6 +56,10 @@ describe('API keys', { concurrency: false }, () => {
     const keyId = (await server.database.db.selectFrom('api_keys').select('id').where('key_last4', '=', key.slice(-4)).executeTakeFirstOrThrow()).id;
     const actions = await auditActions(keyId);
     assert.deepEqual(actions.slice(-2), ['api_request.insufficient_permissions:failure', 'api_request.insufficient_permissions:failure']);
+    // A refusal of an expansion is the same refusal, and recorded the same.
+    const expanded = await rawRequest(server, 'GET', `/v1/payment_intents/${intent.id}?expand[]=customer`, { key });
+    assert.equal((expanded.json.error as { code?: string }).code, 'insufficient_permissions', expanded.body);
+    assert.deepEqual((await auditActions(keyId)).slice(-3), [...actions.slice(-2), 'api_request.insufficient_permissions:failure']);
   });
 
   test('every merchant route belongs to a resource, and a restricted key reaches a route only with each resource it reaches', async () => {
@@ -162,6 +166,17 @@ describe('API keys', { concurrency: false }, () => {
     assert.equal(records[0]?.origin, '127.0.0.1');
     assert.match(String(records[0]?.request_id), /^req_/);
     assert.equal((records[0]?.details as { owner_merchant?: string }).owner_merchant, server.merchantId);
+    // So is naming another merchant's checkout session, review or payment limit.
+    const session = await rawRequest(server, 'POST', '/v1/checkout/sessions', { key: server.secretKey,
+      body: 'mode=payment&success_url=https%3A%2F%2Fshop.example%2Fthanks&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=999&line_items[0][price_data][product_data][name]=Tea&line_items[0][quantity]=1' });
+    const limit = await rawRequest(server, 'POST', '/v1/risk/limits', { key: server.secretKey, body: 'subject=merchant&kind=amount_max&currency=usd&value=900000' });
+    assert.equal(limit.status, 200, limit.body);
+    for (const id of [String(session.json.id), String(limit.json.id)]) {
+      const path = id.startsWith('cs_') ? `/v1/checkout/sessions/${id}` : `/v1/risk/limits/${id}`;
+      assert.equal((await rawRequest(server, 'GET', path, { key: server.otherSecretKey })).status, 404, path);
+      const probe = await server.database.db.selectFrom('audit_log').select('action').where('object_id', '=', id).where('action', 'like', 'api_request.%').execute();
+      assert.deepEqual(probe.map((row) => row.action), ['api_request.cross_merchant_access'], id);
+    }
     const unknownRecords = await server.database.db.selectFrom('audit_log').select('id').where('object_id', '=', 'pi_000000000000000000000000').execute();
     assert.equal(unknownRecords.length, 0, 'an unknown id is not an attempt on anyone');
   });
