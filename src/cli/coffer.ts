@@ -83,7 +83,8 @@ async function commandStart(config: Config): Promise<void> {
   print(`Coffer is running (test mode, ${coffer.database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}: ${coffer.database.location})`);
   print(`  API         ${coffer.url}/v1`);
   print(`  Health      ${coffer.url}/health`);
-  print(`  Staff API   ${coffer.internalUrl}/staff/v1 (first owner: coffer admin create --email … --name …)`);
+  const ownerHint = coffer.database.kind === 'pglite' ? 'stop Coffer, then coffer admin create --email … --name …' : 'coffer admin create --email … --name …';
+  print(`  Staff API   ${coffer.internalUrl}/staff/v1 (first owner: ${ownerHint})`);
   if (coffer.certFile !== null) print(`  Certificate ${coffer.certFile} (self-signed unless you configured one)`);
   if (coffer.demo !== undefined) {
     print('');

@@ -141,7 +141,7 @@ export function lockDataDir(dataDir: string): () => void {
     // A lock with our own pid is an earlier process's that had it (after a restart in a container, say): ours
     // are known to this process.
     if (holder.pid !== process.pid && holder.pid > 0 && processAlive(holder.pid)) {
-      throw new Error(`the embedded database ${dataDir} is in use by process ${holder.pid}`);
+      throw new Error(`the embedded database ${dataDir} is in use by process ${holder.pid} (one process at a time may open it: stop that one first, or use PostgreSQL)`);
     }
     if (!removeStaleLock(lockFile, holder)) sleepMs(limits.dataDirLockRetryWaitMs);
   }

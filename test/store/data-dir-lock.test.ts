@@ -117,12 +117,12 @@ describe('the embedded data directory lock', { skip: onPostgres }, () => {
     const release = lockDataDir(dataDir);
     assert.throws(() => lockDataDir(dataDir), /the embedded database .*db is already open in this process/);
     other.send(`lock ${process.hrtime.bigint()}`);
-    assert.equal(await other.next(), `refused the embedded database ${dataDir} is in use by process ${process.pid}`);
+    assert.equal(await other.next(), `refused the embedded database ${dataDir} is in use by process ${process.pid} (one process at a time may open it: stop that one first, or use PostgreSQL)`);
     release();
     assert.deepEqual(fs.readdirSync(home), []);
     other.send(`lock ${process.hrtime.bigint()}`);
     assert.equal(await other.next(), 'acquired');
-    assert.throws(() => lockDataDir(dataDir), new RegExp(`is in use by process ${other.child.pid ?? 0}$`));
+    assert.throws(() => lockDataDir(dataDir), new RegExp(`is in use by process ${other.child.pid ?? 0} \\(one process at a time may open it: stop that one first, or use PostgreSQL\\)$`));
     other.send('release');
     assert.equal(await other.next(), 'released');
     assert.deepEqual(fs.readdirSync(home), [], 'nothing is left beside the data directory');
