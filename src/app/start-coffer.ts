@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildInternalServer } from '../api/internal-server.ts';
 import { buildPublicServer } from '../api/public-server.ts';
 import { cardSource } from '../connectors/card/vault-card-source.ts';
-import { CardVault } from '../vault/card-vault.ts';
+import { CardVault, vaultHasDataKeys } from '../vault/card-vault.ts';
 import { openKeyEncryptionKey } from '../vault/open-kek.ts';
 import { createConnectorRegistry, prepareSandboxKeys } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
@@ -74,7 +74,7 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
   const instanceSecret = loadInstanceSecret(config.homeDir);
   const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
   const fingerprintKey = deriveKey(instanceSecret, 'card fingerprint v1');
-  const kek = await openKeyEncryptionKey(config.kek, config.homeDir);
+  const kek = await openKeyEncryptionKey(config.kek, config.homeDir, () => vaultHasDataKeys(database.db));
   const vault = new CardVault(database.db, kek, clock, fingerprintKey, logger.child({ component: 'vault' }));
   return {
     vault,

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../platform/clock.ts';
 import type { Database } from '../store/database.ts';
-import { vaultDataKeyRows } from '../vault/card-vault.ts';
+import { vaultDataKeyRows, vaultHasDataKeys } from '../vault/card-vault.ts';
 import { openKeyEncryptionKey, type KekSettings } from '../vault/open-kek.ts';
 import { retireKeyEncryptionKey, rewrapDataKeys, type RetireOutcome, type RewrapReport } from '../vault/rewrap.ts';
 
@@ -17,7 +17,7 @@ export interface RotationReport {
  * finishes an interrupted rewrap. The old KEK file stays until `retireOldKeys`.
  */
 export async function rotateVaultKeys(db: Kysely<Database>, settings: KekSettings, homeDir: string): Promise<RotationReport> {
-  const kek = await openKeyEncryptionKey(settings, homeDir);
+  const kek = await openKeyEncryptionKey(settings, homeDir, () => vaultHasDataKeys(db));
   try {
     const previousKekId = kek.currentKeyId();
     const currentKekId = await kek.rotate();
@@ -30,7 +30,7 @@ export async function rotateVaultKeys(db: Kysely<Database>, settings: KekSetting
 
 /** Deletes KEKs that nothing is wrapped under any more (and that were superseded long enough ago). */
 export async function retireOldKeys(db: Kysely<Database>, settings: KekSettings, homeDir: string, clock: Clock): Promise<Array<{ kekId: string; outcome: RetireOutcome }>> {
-  const kek = await openKeyEncryptionKey(settings, homeDir);
+  const kek = await openKeyEncryptionKey(settings, homeDir, () => vaultHasDataKeys(db));
   try {
     const current = kek.currentKeyId();
     const results: Array<{ kekId: string; outcome: RetireOutcome }> = [];

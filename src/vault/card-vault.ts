@@ -41,6 +41,11 @@ function fromSql(row: DataKeySqlRow): DataKeyRow {
   return { id: row.id, kekId: row.kek_id, wrapped: Buffer.from(row.wrapped), createdAt: new Date(row.created_at) };
 }
 
+/** Whether the vault holds any data key (then some KEK store wrapped it: see open-kek.ts). */
+export async function vaultHasDataKeys(db: Kysely<Database>): Promise<boolean> {
+  return (await vaultDataKeyRows(db).listAfter(undefined, 1)).length > 0;
+}
+
 /** The vault's rows, reached only through the functions of the `vault` schema (its tables are closed to us). */
 export function vaultDataKeyRows(db: Kysely<Database>): DataKeyRows & DataKeyRowsForRewrap {
   return {

@@ -97,14 +97,18 @@ export class LocalKeyFileProvider implements KeyEncryptionKeyProvider {
     this.#directory = directory;
   }
 
-  /** Opens the KEK directory, creating it and `kek_1` on first use, and loads (and checks) every KEK file. */
-  static async open(directory: string): Promise<LocalKeyFileProvider> {
+  /**
+   * Opens the KEK directory, creating it and `kek_1` on first use, and loads (and checks) every KEK file.
+   * `mayCreateFirst` throws when a first KEK must not be made (see open-kek.ts).
+   */
+  static async open(directory: string, mayCreateFirst: (where: string) => Promise<void> = async () => undefined): Promise<LocalKeyFileProvider> {
     await fs.promises.mkdir(directory, { recursive: true, mode: 0o700 });
     const stat = await fs.promises.lstat(directory);
     if (!stat.isDirectory() || (stat.mode & 0o077) !== 0) throw insecure(directory, stat.mode);
     const provider = new LocalKeyFileProvider(directory);
     await provider.#refresh();
     if (provider.#keys.size === 0) {
+      await mayCreateFirst(`The key directory ${directory}`);
       await provider.#create('kek_1');
       await provider.#refresh();
     }

@@ -61,8 +61,8 @@ export class Pkcs11KeyProvider implements KeyEncryptionKeyProvider {
     this.#session = session;
   }
 
-  /** Opens the token and logs in, creating `kek_1` inside it on first use. */
-  static async open(settings: Pkcs11KekSettings): Promise<Pkcs11KeyProvider> {
+  /** Opens the token and logs in, creating `kek_1` inside it on first use (unless `mayCreateFirst` throws). */
+  static async open(settings: Pkcs11KekSettings, mayCreateFirst: (where: string) => Promise<void> = async () => undefined): Promise<Pkcs11KeyProvider> {
     const pin = readPinFile(settings.pinFile);
     const module = Pkcs11Module.open(settings.modulePath);
     let session: Pkcs11Session;
@@ -76,6 +76,7 @@ export class Pkcs11KeyProvider implements KeyEncryptionKeyProvider {
     try {
       provider.#refresh();
       if (provider.#keys.length === 0) {
+        await mayCreateFirst(`The PKCS#11 token "${settings.tokenLabel}"`);
         provider.#create('kek_1');
         provider.#refresh();
       }

@@ -162,6 +162,25 @@ describe('the card vault', () => {
     }
   });
 
+  // An installation whose KEK is elsewhere (an HSM left out of the configuration, key files lost) must not make a
+  // new kek_1 beside the data keys wrapped under the real one: every saved card would then fail, one payment at a time.
+  test('a KEK store without a key, on a vault holding data keys, is refused at start and by rotation; nothing is created', async () => {
+    await publishable.paymentMethods.create({ type: 'card', card: { number: '4000056655665556', exp_month: 3, exp_year: 2031 } });
+    const elsewhere = fs.mkdtempSync(path.join(path.dirname(homeOf(server)), 'coffer-no-kek-'));
+    try {
+      const refused = (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'kek_missing', String(error));
+        assert.match((error as Error).message, /holds no key-encryption key, but the vault holds data keys wrapped under one: if the KEK is in an HSM, set COFFER_KEK_PKCS11_MODULE/);
+        return true;
+      };
+      await assert.rejects(startTestServer({ database: server.database, configEnv: { COFFER_HOME: elsewhere } }), refused);
+      await assert.rejects(rotateVaultKeys(server.database.db, { kind: 'local' }, elsewhere), refused);
+      assert.deepEqual(walk(elsewhere).filter((file) => file.includes(`${path.sep}kek${path.sep}`)), [], 'no KEK file was made');
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   test('a ciphertext copied onto another card does not decrypt', async () => {
     const a = await publishable.paymentMethods.create({ type: 'card', card: { number: '3566002020360505', exp_month: 2, exp_year: 2031 } });
     const b = await publishable.paymentMethods.create({ type: 'card', card: { number: '6200000000000005', exp_month: 2, exp_year: 2031 } });
