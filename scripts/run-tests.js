@@ -42,47 +42,42 @@ const env = { ...process.env };
 let templateDir;
 let postgresTemplate;
 
-async function adminQuery(url, query) {
+/** Runs `queries` in order on the server at `url`, in one connection. */
+async function adminQuery(url, ...queries) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(query);
+    for (const query of queries) await client.query(query);
   } finally {
     await client.end();
   }
 }
+
+/** A migrated database made by scripts/prepare-test-database.ts with `args` (a data directory, or --url and a URL). */
+function prepareDatabase(...args) {
+  return spawnSync(process.execPath, [path.join(root, 'bin/run-ts.js'), path.join(root, 'scripts/prepare-test-database.ts'), ...args], { stdio: 'inherit' }).status;
+}
 if (!env.COFFER_TEST_DATABASE_URL) {
   templateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-template-'));
   const dataDir = path.join(templateDir, 'db');
-  const prepared = spawnSync(process.execPath, [path.join(root, 'bin/run-ts.js'), path.join(root, 'scripts/prepare-test-database.ts'), dataDir], {
-    stdio: 'inherit',
-  });
-  if (prepared.status !== 0) process.exit(prepared.status ?? 1);
+  const prepared = prepareDatabase(dataDir);
+  if (prepared !== 0) process.exit(prepared ?? 1);
   env.COFFER_TEST_PGLITE_TEMPLATE = dataDir;
 } else {
   // The roles the migrations create belong to the whole cluster: made once here, so that test files migrating
   // their own databases at the same time do not race to create them on a server that has never had Coffer.
-  const client = new pg.Client({ connectionString: env.COFFER_TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    for (const role of ['coffer_vault', 'coffer_app']) {
-      await client.query(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
-    }
-  } finally {
-    await client.end();
-  }
   // A migrated database the tests copy (CREATE DATABASE … TEMPLATE) instead of running every migration again for
   // each of theirs; dropped at the end.
   postgresTemplate = `coffer_template_${process.pid}_${Date.now()}`;
-  await adminQuery(env.COFFER_TEST_DATABASE_URL, `CREATE DATABASE ${postgresTemplate}`);
+  await adminQuery(env.COFFER_TEST_DATABASE_URL, ...['coffer_vault', 'coffer_app'].map((role) =>
+    `DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`),
+  `CREATE DATABASE ${postgresTemplate}`);
   const templateUrl = new URL(env.COFFER_TEST_DATABASE_URL);
   templateUrl.pathname = `/${postgresTemplate}`;
-  const prepared = spawnSync(process.execPath, [path.join(root, 'bin/run-ts.js'), path.join(root, 'scripts/prepare-test-database.ts'), '--url', templateUrl.toString()], {
-    stdio: 'inherit',
-  });
-  if (prepared.status !== 0) {
+  const prepared = prepareDatabase('--url', templateUrl.toString());
+  if (prepared !== 0) {
     await adminQuery(env.COFFER_TEST_DATABASE_URL, `DROP DATABASE IF EXISTS ${postgresTemplate} WITH (FORCE)`);
-    process.exit(prepared.status ?? 1);
+    process.exit(prepared ?? 1);
   }
   env.COFFER_TEST_POSTGRES_TEMPLATE = postgresTemplate;
 }

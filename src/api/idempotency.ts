@@ -104,9 +104,10 @@ export async function claimIdempotencyKey(
   requestId: string,
 ): Promise<ClaimResult> {
   checkIdempotencyKey(key);
+  const request = { actor, key, hash, method, path, requestId };
   // A key forgotten between this request's insert and its read (a refused request that held it) is claimed again.
   for (let tries = 0; tries < 3; tries += 1) {
-    const result = await claimOnce(db, durability, actor, key, hash, method, path, requestId);
+    const result = await claimOnce(db, durability, request);
     if (result !== undefined) return result;
   }
   throw keyInUse(key);
@@ -116,12 +117,7 @@ export async function claimIdempotencyKey(
 async function claimOnce(
   db: Kysely<Database>,
   durability: CommitDurability,
-  actor: Actor,
-  key: string,
-  hash: string,
-  method: string,
-  path: string,
-  requestId: string,
+  { actor, key, hash, method, path, requestId }: { actor: Actor; key: string; hash: string; method: string; path: string; requestId: string },
 ): Promise<ClaimResult | undefined> {
   // The claim need not wait for its own flush: every effect of the request commits durably afterwards, and a
   // flush is sequential, so it carries the claim with it; a claim lost in a crash had no effect to protect.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type Stripe from 'stripe';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
 /** The backfill (UPDATE) statement of a migration file, to run again over rows made to look as they were before it. */
 function backfillOf(file: string): string {
@@ -14,10 +14,10 @@ function backfillOf(file: string): string {
   return update;
 }
 
-// Goal: the backfills of migrations 0039, 0040 and 0042 fill in what older rows did not record, and nothing else:
+// Goal: the backfills of migrations 0039, 0040, 0042 and 0044 fill in what older rows did not record, and nothing else:
 // cards detached before 0039 are detached (not one attached again since), charges made before 0038 take their
 // PaymentIntent's customer while a guest's charge made since stays a guest's, and endpoints pinned to versions no
-// longer served are labelled with the one whose shape they receive.
+// longer served are labelled with the one whose shape they receive, and PaymentIntents held for review name it.
 describe('migration backfills', () => {
   let server: TestServer;
   let stripe: Stripe;
@@ -90,5 +90,21 @@ describe('migration backfills', () => {
     const byId = new Map(rows.map((row) => [row.id, [row.api_version, row.api_shape]]));
     assert.deepEqual([oldest, older, kept].map((id) => byId.get(id as string)), [['2022-11-15', 'legacy'], ['2022-11-15', 'legacy'], ['2024-04-10', 'legacy']]);
     for (const endpoint of endpoints) await stripe.webhookEndpoints.del(endpoint.id);
+  });
+  test('0044: a PaymentIntent held for review before the migration names its review; one never held stays without', async () => {
+    const db = server.database.db;
+    const rules = await rawRequest(server, 'POST', '/v1/risk/rule_sets', { key: server.secretKey,
+      body: JSON.stringify({ rules: [{ id: 'review_big', text: 'review if :amount: >= 50000' }] }), contentType: 'application/json' });
+    assert.equal(rules.status, 200, rules.body);
+    const [held, plain] = [await stripe.paymentIntents.create({ amount: 60_000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true }),
+      await stripe.paymentIntents.create({ amount: 1_000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true })];
+    const review = (await db.selectFrom('charges').select('review_id').where('payment_intent_id', '=', held.id).executeTakeFirstOrThrow()).review_id;
+    assert.match(String(review), /^prv_/);
+    // As PaymentIntents made before 0044, which had no review column.
+    await db.updateTable('payment_intents').set({ review_id: null }).where('id', 'in', [held.id, plain.id]).execute();
+    await sql.raw(backfillOf('0044-payment-intent-review.sql')).execute(db);
+    const rows = await db.selectFrom('payment_intents').select(['id', 'review_id']).where('id', 'in', [held.id, plain.id]).orderBy('amount', 'desc').execute();
+    assert.deepEqual(rows.map((row) => [row.id, row.review_id]), [[held.id, review], [plain.id, null]]);
+    await rawRequest(server, 'POST', '/v1/risk/rule_sets', { key: server.secretKey, body: JSON.stringify({ rules: [] }), contentType: 'application/json' });
   });
 });
