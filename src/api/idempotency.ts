@@ -31,7 +31,7 @@ export function requestHash(method: string, path: string, params: unknown, actor
 
 export type ClaimResult =
   | { kind: 'claimed'; claim: IdempotencyClaim }
-  | { kind: 'replay'; statusCode: number; body: string; originalRequestId: string };
+  | { kind: 'replay'; statusCode: number; body: string; originalRequestId: string; apiVersion: string | null };
 
 export function checkIdempotencyKey(key: string): void {
   if (key.length === 0 || key.length > limits.idempotencyKeyLengthMax) {
@@ -121,21 +121,25 @@ async function claimOnce(
 ): Promise<ClaimResult | undefined> {
   // The claim need not wait for its own flush: every effect of the request commits durably afterwards, and a
   // flush is sequential, so it carries the claim with it; a claim lost in a crash had no effect to protect.
+  // The version of the request holding the key is the one its response is shaped for: kept with the key, and
+  // replaced by a retry that takes the key over (that retry then answers, in its own version).
+  const publishable = actor.keyKind === 'publishable';
   const inserted = await sql<{ id: bigint; lock: string }>`
-    INSERT INTO idempotency_keys (merchant_id, livemode, key, request_method, request_path, request_hash,
-                                  original_request_id, locked_at)
-    SELECT ${actor.merchantId}, ${actor.livemode}, ${key}, ${method}, ${path}, ${hash}, ${requestId}, now()
+    INSERT INTO idempotency_keys (merchant_id, livemode, publishable, key, request_method, request_path, request_hash,
+                                  original_request_id, locked_at, api_version)
+    SELECT ${actor.merchantId}, ${actor.livemode}, ${publishable}, ${key}, ${method}, ${path}, ${hash}, ${requestId}, now(), ${actor.apiVersion.name}
     FROM (SELECT set_config('synchronous_commit', ${commitMode(durability)}, true)) AS commit_mode
-    ON CONFLICT (merchant_id, livemode, key) DO NOTHING
+    ON CONFLICT (merchant_id, livemode, publishable, key) DO NOTHING
     RETURNING id, locked_at::text AS lock`.execute(db);
   const claimed = inserted.rows[0];
   if (claimed !== undefined) return { kind: 'claimed', claim: makeClaim(BigInt(claimed.id), key, null, claimed.lock, claimed.lock) };
 
   const existing = await db
     .selectFrom('idempotency_keys')
-    .select(['id', 'request_hash', 'response_status', 'response_body', 'original_request_id'])
+    .select(['id', 'request_hash', 'response_status', 'response_body', 'original_request_id', 'api_version'])
     .where('merchant_id', '=', actor.merchantId)
     .where('livemode', '=', actor.livemode)
+    .where('publishable', '=', publishable)
     .where('key', '=', key)
     .executeTakeFirst();
   if (existing === undefined) return undefined;
@@ -151,12 +155,13 @@ async function claimOnce(
       statusCode: existing.response_status,
       body: existing.response_body,
       originalRequestId: existing.original_request_id,
+      apiVersion: existing.api_version,
     };
   }
   const staleBefore = sql<Date>`now() - ${`${limits.idempotencyKeyLockMs} milliseconds`}::interval`;
   const taken = await db
     .updateTable('idempotency_keys')
-    .set({ locked_at: sql`now()` })
+    .set({ locked_at: sql`now()`, api_version: actor.apiVersion.name })
     .where('id', '=', existing.id)
     .where('finished_at', 'is', null)
     .where((eb) => eb.or([eb('locked_at', 'is', null), eb('locked_at', '<', staleBefore)]))

@@ -233,6 +233,8 @@ async function claimKey(services: Services, request: FastifyRequest, reply: Fast
     .code(result.statusCode)
     .header('Idempotent-Replayed', 'true')
     .header('Original-Request', result.originalRequestId)
+    // The response as it was first sent, labelled with the version it was shaped for, whatever this retry asked.
+    .header('Stripe-Version', result.apiVersion ?? request.actor.apiVersion.name)
     .type('application/json; charset=utf-8')
     .send(restore === undefined || result.statusCode !== 200 ? result.body : await restore(request, result.body));
 }

@@ -57,6 +57,8 @@ export interface AuditChainHeadTable {
   id: ColumnType<boolean, never, never>;
   seq: bigint;
   hash: Buffer;
+  /** Which chain this database holds: names the copy of its checkpoints kept outside the database. */
+  chain_id: ColumnType<string, never, never>;
 }
 
 export interface AuditCheckpointsTable {
@@ -542,6 +544,10 @@ export interface IdempotencyKeysTable {
   recovery_point: string | null;
   created_at: Timestamp;
   finished_at: Date | null;
+  /** Keys of publishable keys are a key space apart from those of secret and restricted keys. */
+  publishable: Generated<boolean>;
+  /** The API version the stored response was shaped for; null for responses stored before it was kept. */
+  api_version: string | null;
 }
 
 export interface EventsTable {

@@ -6,6 +6,7 @@ import { claimIdempotencyKey } from '../../src/api/idempotency.ts';
 import type { Actor } from '../../src/flows/context.ts';
 import { parsePermissions } from '../../src/identity/api-keys.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
+import { currentApiVersion } from '../../src/objects/api-version.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
@@ -37,6 +38,22 @@ describe('Idempotency-Key', () => {
     assert.equal(second.headers['idempotent-replayed'], 'true');
     assert.equal(second.headers['original-request'], first.headers['request-id']);
     assert.notEqual(second.headers['request-id'], first.headers['request-id']);
+    assert.deepEqual(await stateCounts(server.database.db), before);
+  });
+
+  test('a retry under another Stripe-Version gets the first response labelled with the version it was shaped for', async () => {
+    const body = 'amount=2100&currency=usd&payment_method=pm_card_visa&confirm=true';
+    const send = (version: string) => rawRequest(server, 'POST', '/v1/payment_intents', {
+      key: server.secretKey, body, headers: { 'idempotency-key': 'version-replay-1', 'stripe-version': version },
+    });
+    const first = await send('2024-04-10');
+    assert.equal(first.status, 200, first.body);
+    assert.equal(first.headers['stripe-version'], '2024-04-10');
+    const before = await stateCounts(server.database.db);
+    const retry = await send(currentApiVersion);
+    assert.equal(retry.headers['idempotent-replayed'], 'true');
+    assert.equal(retry.body, first.body);
+    assert.equal(retry.headers['stripe-version'], '2024-04-10', 'the body is the 2024-04-10 one, and says so');
     assert.deepEqual(await stateCounts(server.database.db), before);
   });
 
@@ -274,7 +291,7 @@ describe('Idempotency-Key', () => {
   // it may make no change: not in a statement of its own, not in a transaction, not by naming an object to resume.
   test('a claim a retry took over can neither hold the key nor leave a recovery point; the retry can', async () => {
     const db = server.database.db;
-    const actor = { merchantId: server.merchantId, livemode: false } as Actor;
+    const actor = { merchantId: server.merchantId, livemode: false, keyKind: 'secret', apiVersion: { name: currentApiVersion } } as Actor;
     const claim = (requestId: string) => claimIdempotencyKey(db, 'flush_every_commit', actor, 'taken-over-1', 'hash-1', 'POST', '/v1/refunds', requestId);
     const first = await claim('req_first');
     assert.equal(first.kind, 'claimed');

@@ -126,13 +126,45 @@ describe('confirming with a publishable key and the client secret', () => {
     assert.deepEqual(first.json.metadata, { order: 'private-9' });
     const replayed = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: server.secretKey, body, headers: { 'idempotency-key': key } });
     assert.equal(replayed.headers['idempotent-replayed'], 'true', 'the same key and powers replay');
+    // A restricted key shares the secret key's key space (both are the merchant's servers'): the same key with other
+    // powers is another request, refused as a reuse.
     const writeOnly = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { payment_intents: 'write' } })).key.reveal();
-    for (const [who, apiKey] of [['publishable', server.publishableKey], ['restricted', writeOnly]] as const) {
-      const other = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: apiKey, body, headers: { 'idempotency-key': key } });
-      assert.equal(other.status, 400, `${who}: ${other.body}`);
-      assert.equal((other.json.error as { code?: string }).code, 'idempotency_key_reused', who);
-      assert.equal(other.body.includes('private-9'), false, `${who} never sees the first response`);
-    }
+    const restricted = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: writeOnly, body, headers: { 'idempotency-key': key } });
+    assert.equal(restricted.status, 400, restricted.body);
+    assert.equal((restricted.json.error as { code?: string }).code, 'idempotency_key_reused');
+    assert.equal(restricted.body.includes('private-9'), false, 'the restricted key never sees the first response');
+    // The publishable key's keys are a space of their own: its request runs as its own, on a PaymentIntent that
+    // has already succeeded, and sees only what a publishable key may.
+    const shopper = await rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/confirm`, { key: server.publishableKey, body, headers: { 'idempotency-key': key } });
+    assert.equal(shopper.headers['idempotent-replayed'], undefined, shopper.body);
+    assert.equal(shopper.status, 400, shopper.body);
+    assert.equal((shopper.json.error as { code?: string }).code, 'payment_intent_unexpected_state');
+    assert.equal(shopper.body.includes('private-9'), false, 'the publishable key never sees the first response');
+  });
+
+  test('a key name the publishable key used first does not block the secret key, nor the other way round', async () => {
+    // A shopper's browser holds the publishable key: whatever key names it sends, the merchant's server keeps its
+    // own (an order id, say).
+    const key = `order-${Date.now()}`;
+    const card = await rawRequest(server, 'POST', '/v1/payment_methods', {
+      key: server.publishableKey, body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123', headers: { 'idempotency-key': key },
+    });
+    assert.equal(card.status, 200, card.body);
+    const created = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=2500&currency=usd', headers: { 'idempotency-key': key } });
+    assert.equal(created.status, 200, created.body);
+    assert.equal(created.json.object, 'payment_intent');
+    assert.equal(created.headers['idempotent-replayed'], undefined);
+    // Each space replays its own first response.
+    const again = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=2500&currency=usd', headers: { 'idempotency-key': key } });
+    assert.equal(again.headers['idempotent-replayed'], 'true');
+    assert.equal(again.body, created.body);
+    const cardAgain = await rawRequest(server, 'POST', '/v1/payment_methods', {
+      key: server.publishableKey, body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123', headers: { 'idempotency-key': key },
+    });
+    assert.equal(cardAgain.headers['idempotent-replayed'], 'true');
+    assert.equal(cardAgain.body, card.body);
+    const rows = await server.database.db.selectFrom('idempotency_keys').select(['publishable', 'request_path']).where('key', '=', key).orderBy('publishable').execute();
+    assert.deepEqual(rows, [{ publishable: false, request_path: '/v1/payment_intents' }, { publishable: true, request_path: '/v1/payment_methods' }]);
   });
 
   test('another merchant\'s publishable key finds no such PaymentIntent, even with its client secret', async () => {
