@@ -10,7 +10,8 @@ import { verifyCheckpointSignature, type CheckpointSigner } from './checkpoint-s
  * The audit log's hash chain. Records are written in the transactions of the changes they describe, numbered by
  * a sequence; the sealer chains them afterwards in sequence order: seal(n) = SHA-256(seal(previous) | record n),
  * over a canonical encoding of every field. Periodically it signs a checkpoint (sequence, head hash, time) with a
- * key outside the database (checkpoint-signer.ts) and appends it to `<home>/audit/checkpoints.jsonl` as well.
+ * key outside the database (checkpoint-signer.ts) and appends it to `<home>/audit/checkpoints-<chain>.jsonl` as well,
+ * one file per database (its chain id, kept in `audit_chain_head`).
  *
  * Sequence numbers of rolled-back transactions never appear (and PostgreSQL skips some after a crash), so a gap is
  * normal. A gap can only be filled by an insert that is still running, so the sealer passes it at once when it can
@@ -52,8 +53,42 @@ export function checkpointMessage(seq: bigint, headHash: Buffer, createdAt: Date
   return Buffer.from(`coffer audit checkpoint v1\n${seq}\n${headHash.toString('hex')}\n${createdAt.toISOString()}`);
 }
 
-export function checkpointsFile(homeDir: string): string {
+/**
+ * The copy of one database's checkpoints kept outside it: one file per audit chain, so that a home directory used
+ * with several databases (the embedded one, then PostgreSQL) keeps each one's checkpoints apart.
+ */
+export function checkpointsFile(homeDir: string, chainId: string): string {
+  return path.join(homeDir, 'audit', `checkpoints-${chainId}.jsonl`);
+}
+
+/** The single file of versions before chains were named, which may hold the checkpoints of several databases. */
+function legacyCheckpointsFile(homeDir: string): string {
   return path.join(homeDir, 'audit', 'checkpoints.jsonl');
+}
+
+function readCheckpointLines(file: string): CheckpointLine[] {
+  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as CheckpointLine);
+}
+
+function appendCheckpointLines(file: string, lines: CheckpointLine[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.appendFileSync(file, lines.map((line) => `${JSON.stringify(line)}\n`).join(''), { mode: 0o600 });
+}
+
+/**
+ * Before a chain has its own file: the lines of the older single file that are this database's checkpoints, exactly
+ * as the database holds them, become the start of its file. Lines of other databases stay in the old file (left as
+ * it is, for them). A checkpoint removed from this database before the upgrade cannot be told from another
+ * database's line: the old file, kept, still shows it.
+ */
+async function adoptLegacyCheckpoints(db: Kysely<Database>, homeDir: string, chainId: string): Promise<void> {
+  const file = checkpointsFile(homeDir, chainId);
+  const legacy = legacyCheckpointsFile(homeDir);
+  if (fs.existsSync(file) || !fs.existsSync(legacy)) return;
+  const inside = new Set((await db.selectFrom('audit_checkpoints').selectAll().execute())
+    .map((checkpoint) => canonical(checkpointLine({ ...checkpoint, head_hash: Buffer.from(checkpoint.head_hash), signature: Buffer.from(checkpoint.signature) }))));
+  const mine = readCheckpointLines(legacy).filter((line) => inside.has(canonical(line)));
+  if (mine.length > 0) appendCheckpointLines(file, mine);
 }
 
 export interface CheckpointLine {
@@ -107,16 +142,15 @@ export async function sealAuditLog(db: Kysely<Database>, nowMs: number, options:
     }
   }
   if (report.checkpoint !== undefined && options.homeDir !== undefined) {
-    const file = checkpointsFile(options.homeDir);
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    fs.appendFileSync(file, `${JSON.stringify(checkpointLine(report.checkpoint))}\n`, { mode: 0o600 });
+    await adoptLegacyCheckpoints(db, options.homeDir, report.chainId);
+    appendCheckpointLines(checkpointsFile(options.homeDir, report.chainId), [checkpointLine(report.checkpoint)]);
   }
-  const { stoppedAtGap: _stopped, ...sealed } = report;
+  const { stoppedAtGap: _stopped, chainId: _chain, ...sealed } = report;
   return sealed;
 }
 
-async function sealBatch(tx: Transaction<Database>, nowMs: number, options: SealOptions, gapsFinal: boolean): Promise<SealReport & { stoppedAtGap: boolean }> {
-  const head = await tx.selectFrom('audit_chain_head').select(['seq', 'hash']).forUpdate().executeTakeFirstOrThrow();
+async function sealBatch(tx: Transaction<Database>, nowMs: number, options: SealOptions, gapsFinal: boolean): Promise<SealReport & { stoppedAtGap: boolean; chainId: string }> {
+  const head = await tx.selectFrom('audit_chain_head').select(['seq', 'hash', 'chain_id']).forUpdate().executeTakeFirstOrThrow();
   const records = await tx.selectFrom('audit_log').selectAll().where('seq', '>', head.seq).orderBy('seq').limit(limits.jobBatchSize).execute();
   let previous: Buffer = Buffer.from(head.hash);
   let last = head.seq;
@@ -147,7 +181,7 @@ async function sealBatch(tx: Transaction<Database>, nowMs: number, options: Seal
       await tx.insertInto('audit_checkpoints').values(checkpoint).execute();
     }
   }
-  return { sealed: seals.length, headSeq: last, checkpoint, stoppedAtGap };
+  return { sealed: seals.length, headSeq: last, checkpoint, stoppedAtGap, chainId: head.chain_id };
 }
 
 export interface ChainInput {
@@ -162,6 +196,8 @@ export interface ChainInput {
   requireOutsideCopy?: boolean;
   publicKeyPem: string;
   keyId: string;
+  /** Where the outside copy is kept, when read from a home directory. */
+  outsideFile?: string;
 }
 
 export interface ChainReport {
@@ -200,7 +236,8 @@ export function verifyAuditChain(input: ChainInput): ChainReport {
     }
   }
   if (input.outsideCheckpoints === undefined && input.checkpoints.length > 0 && input.requireOutsideCopy === true) {
-    problems.push('the checkpoint file outside the database is missing: checkpoints removed from the database could not be noticed');
+    const where = input.outsideFile === undefined ? '' : ` (${input.outsideFile})`;
+    problems.push(`the checkpoint file outside the database${where} is missing: checkpoints removed from the database could not be noticed`);
   }
   const present = new Set(input.records.map((record) => record.seq));
   for (const seq of [...input.seals.keys()].sort((a, b) => (a < b ? -1 : 1))) {
@@ -232,14 +269,19 @@ export async function readAuditChain(db: Kysely<Database>, signer: CheckpointSig
   const records = await db.selectFrom('audit_log').selectAll().orderBy('seq').execute();
   // Byte arrays come back as Buffer from node-postgres and as Uint8Array from PGlite.
   const seals = new Map((await db.selectFrom('audit_seals').select(['seq', 'hash']).execute()).map((seal) => [seal.seq, Buffer.from(seal.hash)] as const));
-  const headRow = await db.selectFrom('audit_chain_head').select(['seq', 'hash']).executeTakeFirstOrThrow();
+  const headRow = await db.selectFrom('audit_chain_head').select(['seq', 'hash', 'chain_id']).executeTakeFirstOrThrow();
   const head = { seq: headRow.seq, hash: Buffer.from(headRow.hash) };
   const checkpoints = (await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute())
     .map((checkpoint) => ({ ...checkpoint, head_hash: Buffer.from(checkpoint.head_hash), signature: Buffer.from(checkpoint.signature) }));
   let outsideCheckpoints: CheckpointLine[] | undefined;
-  const file = homeDir === undefined ? undefined : checkpointsFile(homeDir);
-  if (file !== undefined && fs.existsSync(file)) {
-    outsideCheckpoints = fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as CheckpointLine);
+  let outsideFile: string | undefined;
+  if (homeDir !== undefined) {
+    await adoptLegacyCheckpoints(db, homeDir, headRow.chain_id);
+    outsideFile = checkpointsFile(homeDir, headRow.chain_id);
+    if (fs.existsSync(outsideFile)) outsideCheckpoints = readCheckpointLines(outsideFile);
   }
-  return { records, seals, head, checkpoints, outsideCheckpoints, requireOutsideCopy: homeDir !== undefined, publicKeyPem: signer.publicKeyPem, keyId: signer.keyId };
+  return {
+    records, seals, head, checkpoints, outsideCheckpoints, outsideFile, requireOutsideCopy: homeDir !== undefined, publicKeyPem: signer.publicKeyPem,
+    keyId: signer.keyId,
+  };
 }

@@ -6,19 +6,19 @@ import { datasets, isDatasetName, type DatasetName, type DatasetSpec } from '../
 import { featureVector } from '../risk/model/features.ts';
 import type { EvaluationMetrics } from '../risk/model/metrics.ts';
 import { formatArtifact } from '../risk/model/artifact-file.ts';
-import { projectRoot, RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
+import { RiskScorer, shippedModelPath } from '../risk/model/scorer.ts';
 import { buildArtifact, validateOnLaterSlice } from '../risk/model/training.ts';
 import type { OperatingPoint } from '../risk/model/cost-model.ts';
 import { databaseExitCodes } from './database-refusal.ts';
 import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const riskUsage = `Usage:
-  coffer risk train --dataset ulb|sparkov [--input FILE] [--output FILE] [--legitimate-weight W]
-      train on a labelled CSV (default ../shared/fraud-data/<dataset>-train.csv beside the project) and write the
+  coffer risk train --dataset ulb|sparkov --input FILE [--output FILE] [--legitimate-weight W]
+      train on a labelled CSV (its columns: docs/risk-model.md, "Training data") and write the
       model file (default models/<dataset>.json): validated on the file's later 30 % by time, then trained on all of it.
       W: how many legitimate payments one legitimate row stands for (default: the data set's case-control weight;
       1 for a complete history of your own)
-  coffer risk evaluate --dataset ulb|sparkov [--model FILE] [--input FILE]
+  coffer risk evaluate --dataset ulb|sparkov --input FILE [--model FILE]
       train with the model's parameters on the earlier 70 % of the file by time, score the later 30 %, print the metrics
   coffer risk score --dataset ulb|sparkov --input IN.csv --output OUT.csv [--model FILE]
       one calibrated fraud probability per input row, in order, under the header "probability"
@@ -31,9 +31,15 @@ export const riskUsage = `Usage:
 Exit codes: 0 done; 1 an input file is not what the data set expects (the message says where); 2 a usage error;
   export: ${databaseExitCodes}.`;
 
-/** Where the training data sits by default: the shared folder beside the project. */
-function defaultInput(dataset: DatasetName): string {
-  return path.resolve(projectRoot, '..', 'shared', 'fraud-data', `${dataset}-train.csv`);
+/** A file given with --input: one that cannot be read is the operator's error, named, like a bad one. */
+function readInput(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : String(error);
+    throw new CsvInputError(`cannot read it (${why})`, null, null);
+  }
 }
 
 function percent(value: number): string {
@@ -66,7 +72,7 @@ function printValidation(print: (line: string) => void, validation: ModelArtifac
 }
 
 function readTable(file: string) {
-  return parseCsv(fs.readFileSync(file, 'utf8'));
+  return parseCsv(readInput(file));
 }
 
 function loadScorer(dataset: DatasetName, modelFile: string | undefined): RiskScorer {
@@ -87,7 +93,7 @@ function withLegitimateWeight(spec: DatasetSpec, weight: number): DatasetSpec {
 }
 
 function train(dataset: DatasetName, input: string, output: string, legitimateWeight: number | undefined, print: (line: string) => void): number {
-  const text = fs.readFileSync(input, 'utf8');
+  const text = readInput(input);
   const spec = withLegitimateWeight(datasets[dataset], legitimateWeight ?? datasets[dataset].naturalLegitimateWeight);
   const artifact = buildArtifact(spec, text, parseCsv(text), spec.hyperparameters);
   fs.mkdirSync(path.dirname(output), { recursive: true });
@@ -153,9 +159,11 @@ export function commandRisk(argv: string[], print: (line: string) => void): numb
   try {
     switch (sub) {
       case 'train':
-        return train(dataset, input ?? defaultInput(dataset), output ?? shippedModelPath(dataset), legitimateWeight, print);
+        if (input === undefined) throw new UsageError('risk train needs --input: a labelled CSV of the data set', riskUsage);
+        return train(dataset, input, output ?? shippedModelPath(dataset), legitimateWeight, print);
       case 'evaluate':
-        return evaluate(dataset, input ?? defaultInput(dataset), model, print);
+        if (input === undefined) throw new UsageError('risk evaluate needs --input: a labelled CSV of the data set', riskUsage);
+        return evaluate(dataset, input, model, print);
       case 'score':
         if (input === undefined || output === undefined) throw new UsageError('risk score needs --input and --output', riskUsage);
         return score(dataset, input, output, model, print);

@@ -484,6 +484,8 @@ describe('the coffer command', { concurrency: false }, () => {
       ['audit', ['seal', 'extra'], 'unexpected argument "extra" for coffer audit seal'],
       ['admin', ['create', 'extra', '--email', 'ops@example.com', '--name', 'Ops'], 'unexpected argument "extra" for coffer admin create'],
       ['risk', ['train', 'extra', '--dataset', 'ulb'], 'unexpected argument "extra" for coffer risk train'],
+      ['risk', ['train', '--dataset', 'ulb'], 'risk train needs --input: a labelled CSV of the data set'],
+      ['risk', ['evaluate', '--dataset', 'sparkov'], 'risk evaluate needs --input: a labelled CSV of the data set'],
       ['risk export', ['--output', path.join(nowhere, 'f.csv'), 'extra'], 'unexpected argument "extra" for coffer risk export'],
       ['audit', ['verify', '--fiel', 'x.jsonl'], 'unknown option "--fiel" for coffer audit'],
     ];

@@ -357,5 +357,9 @@ describe('coffer risk score', { skip: noData }, () => {
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /the header has no column "trans_date_trans_time"/);
     assert.equal(coffer(['risk', 'score', '--dataset', 'visa', '--input', garbled.file, '--output', output]).status, 2);
+    const missing = path.join(scratch, 'no-such-input.csv');
+    const absent = coffer(['risk', 'score', '--dataset', 'sparkov', '--input', missing, '--output', output]);
+    assert.deepEqual([absent.status, absent.stderr.trim()], [1, `coffer: ${missing}: cannot read it (no such file)`]);
+    assert.equal(fs.existsSync(output), false);
   });
 });

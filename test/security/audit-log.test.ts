@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql, type RawBuilder } from 'kysely';
 import { checkpointsFile, readAuditChain, sealAuditLog, verifyAuditChain, type AuditRecord } from '../../src/audit/chain.ts';
 import { recordAudit } from '../../src/store/audit.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
-import { testDatabaseKind } from '../support/database.ts';
+import { openTestDatabase, testDatabaseKind } from '../support/database.ts';
 
 // Goal: the audit log is append-only for the application, and every kind of tampering (a changed, deleted,
 // inserted or reordered record; a chain rewritten by a superuser with the triggers off; a checkpoint removed or
@@ -22,6 +23,9 @@ describe('the audit log', { concurrency: false }, () => {
   const db = () => server.database.db;
   const seal = (forceCheckpoint = true) => sealAuditLog(db(), clock.nowMs(), { signer: server.coffer.services.auditSigner, homeDir: server.coffer.services.homeDir, forceCheckpoint });
   const problems = async () => verifyAuditChain(await readAuditChain(db(), server.coffer.services.auditSigner, server.coffer.services.homeDir)).problems;
+  const chainId = async (database = db()) => (await database.selectFrom('audit_chain_head').select('chain_id').executeTakeFirstOrThrow()).chain_id;
+  /** This database's copy of its checkpoints, in the home directory. */
+  const outsideFile = async () => checkpointsFile(server.coffer.services.homeDir, await chainId());
 
   /** What a superuser can do: switch the append-only triggers off, change things, switch them on again. */
   async function asSuperuser(...statements: Array<RawBuilder<unknown>>): Promise<void> {
@@ -59,9 +63,9 @@ describe('the audit log', { concurrency: false }, () => {
     assert.ok(sealed.sealed >= 3, `${sealed.sealed} sealed`);
     assert.ok(sealed.checkpoint !== undefined);
     assert.deepEqual(await problems(), []);
-    const file = fs.readFileSync(checkpointsFile(server.coffer.services.homeDir), 'utf8').trim().split('\n');
+    const file = fs.readFileSync(await outsideFile(), 'utf8').trim().split('\n');
     assert.equal(file.length, 1, 'the checkpoint is also kept outside the database');
-    assert.equal((fs.statSync(checkpointsFile(server.coffer.services.homeDir)).mode & 0o077), 0);
+    assert.equal((fs.statSync(await outsideFile()).mode & 0o077), 0);
 
     const before = await records();
     for (const table of ['audit_log', 'audit_seals', 'audit_checkpoints']) {
@@ -198,10 +202,49 @@ describe('the audit log', { concurrency: false }, () => {
       sql`INSERT INTO audit_checkpoints (seq, head_hash, created_at, key_id, signature) VALUES (${checkpoint.seq}, ${checkpoint.head_hash}, ${checkpoint.created_at}, ${checkpoint.key_id}, ${checkpoint.signature})`);
     assert.deepEqual(await problems(), []);
     // Without the copy outside the database, removed checkpoints could not be noticed: that is a problem itself.
-    const file = checkpointsFile(server.coffer.services.homeDir);
+    const file = await outsideFile();
     fs.renameSync(file, `${file}.away`);
-    assert.deepEqual(await problems(), ['the checkpoint file outside the database is missing: checkpoints removed from the database could not be noticed']);
+    assert.deepEqual(await problems(), [`the checkpoint file outside the database (${file}) is missing: checkpoints removed from the database could not be noticed`]);
     fs.renameSync(`${file}.away`, file);
     assert.deepEqual(await problems(), []);
+  });
+  test('one home directory used with two databases keeps the checkpoints of each apart', async () => {
+    const other = await openTestDatabase();
+    try {
+      // Test databases are copies of one migrated template, and so share its chain id; a database migrated on its
+      // own (the embedded one, then PostgreSQL, under one home) has its own.
+      await sql`UPDATE audit_chain_head SET chain_id = 'chain_other_' || md5(random()::text)`.execute(other.db);
+      await recordAudit(other.db, auditInput('test.other_database'));
+      const home = server.coffer.services.homeDir;
+      const signer = server.coffer.services.auditSigner;
+      const otherSealed = await sealAuditLog(other.db, clock.nowMs(), { signer, homeDir: home, forceCheckpoint: true });
+      assert.ok(otherSealed.checkpoint !== undefined);
+      await recordAudit(db(), auditInput('test.this_database'));
+      assert.ok((await seal()).checkpoint !== undefined);
+      assert.deepEqual(verifyAuditChain(await readAuditChain(other.db, signer, home)).problems, []);
+      assert.deepEqual(await problems(), []);
+      assert.notEqual(checkpointsFile(home, await chainId(other.db)), await outsideFile());
+    } finally {
+      await other.drop();
+    }
+  });
+
+  test('the single checkpoint file of earlier versions: this database takes its own lines from it, and no other', async () => {
+    await recordAudit(db(), auditInput('test.before_upgrade'));
+    assert.ok((await seal()).checkpoint !== undefined);
+    const file = await outsideFile();
+    const mine = fs.readFileSync(file, 'utf8');
+    // As an earlier version left it: one file for every database the home directory was used with.
+    const legacy = path.join(server.coffer.services.homeDir, 'audit', 'checkpoints.jsonl');
+    const foreign = JSON.stringify({ seq: '999999', head_hash: '00'.repeat(32), created_at: new Date(0).toISOString(), key_id: 'ack_other', signature: 'AAAA' });
+    fs.writeFileSync(legacy, `${foreign}\n${mine}`);
+    fs.rmSync(file);
+    try {
+      assert.deepEqual(await problems(), [], 'the other database\'s line is not this database\'s missing checkpoint');
+      assert.equal(fs.readFileSync(file, 'utf8'), mine, 'exactly this database\'s lines were taken');
+      assert.equal(fs.readFileSync(legacy, 'utf8'), `${foreign}\n${mine}`, 'the old file is left for the other database');
+    } finally {
+      fs.rmSync(legacy);
+    }
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The two labelled data sets the model is built from (see ../shared/fraud-data/README.md) and what differs
+ * The two labelled data sets the model is built from (their columns: docs/risk-model.md, "Training data") and what differs
  * between them: columns, label, case-control weight, features, the hyperparameters chosen on the validation
  * slice (docs/decisions/0013-risk-model.md has the search), and the cost model in each one's currency.
  */

@@ -1,5 +1,5 @@
 /**
- * The evaluation measures of the fraud-data README, with sample weights: in a case-control sample each legitimate
+ * The evaluation measures of docs/risk-model.md, with sample weights: in a case-control sample each legitimate
  * row stands for many legitimate payments, so every measure here takes a weight per row and reads as if the
  * weighted rows were the natural traffic. Scores only need to be ordered (margins or probabilities alike).
  */
@@ -112,7 +112,7 @@ export interface EvaluationMetrics {
   calibration: CalibrationCheck;
 }
 
-/** Every measure the README asks for, on calibrated probabilities. */
+/** Every measure `coffer risk evaluate` prints, on calibrated probabilities. */
 export function evaluateProbabilities(probabilities: ArrayLike<number>, labels: ArrayLike<number>, weights: ArrayLike<number>): EvaluationMetrics {
   const data = { scores: probabilities, labels, weights };
   let frauds = 0;

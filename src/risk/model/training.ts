@@ -19,7 +19,7 @@ import { evaluateProbabilities } from './metrics.ts';
 import { RiskScorer } from './scorer.ts';
 import { TreeEnsemble } from './tree-ensemble.ts';
 
-/** Share of the file (by time) kept for validation: the held-back split of the README is 70/30 too. */
+/** Share of the file (by time) kept for validation: a later, held-back file measures the model the same way. */
 export const validationShare = 0.3;
 
 export interface Labelled {
