@@ -25,6 +25,7 @@ import { migrate } from '../store/migrate.ts';
 import type { OpenDatabase } from '../store/open-database.ts';
 import { openConfiguredDatabase } from './open-configured-database.ts';
 import { ensureDemoMerchant, type DemoMerchant } from './demo-merchant.ts';
+import { checkHomeKeys, recordInstanceKey } from './home-keys.ts';
 import { GatewayNotifier, SandboxOutboxNotifier } from '../connectors/shopper-notifier.ts';
 
 export interface StartOptions {
@@ -71,10 +72,11 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
   const env = options.env ?? process.env;
   const commitDurability = database.kind === 'postgres' ? 'flush_with_dependents' : 'flush_every_commit';
   const clock = options.clock ?? systemClock;
+  // The key-encryption key first: a refusal (kek_missing) leaves the home as it found it.
+  const kek = await openKeyEncryptionKey(config.kek, config.homeDir, () => vaultHasDataKeys(database.db));
   const instanceSecret = loadInstanceSecret(config.homeDir);
   const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
   const fingerprintKey = deriveKey(instanceSecret, 'card fingerprint v1');
-  const kek = await openKeyEncryptionKey(config.kek, config.homeDir, () => vaultHasDataKeys(database.db));
   const vault = new CardVault(database.db, kek, clock, fingerprintKey, logger.child({ component: 'vault' }));
   return {
     vault,
@@ -161,7 +163,10 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
     const keysFailed = await sandboxKeys;
     if (keysFailed !== undefined) throw keysFailed;
+    // Before any key is made: a home without the database's keys (lost, or another installation's) is refused.
+    await checkHomeKeys(database.db, config.homeDir);
     services = await buildServices(database, config, options, logger);
+    await recordInstanceKey(database.db, config.homeDir);
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;
     const tls = config.tlsDisabled
       ? null

@@ -1,6 +1,7 @@
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAddressList, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { checkApiKeyOptions, createApiKey, requestSigningKey, revokeApiKey, rollApiKey, type ApiKeyOptions } from '../identity/merchants.ts';
+import { checkHomeKeys } from '../app/home-keys.ts';
 import { loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
@@ -80,7 +81,11 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
   const config = loadConfig();
   const database = await openInstalledDatabase(config);
   // The signing secrets are sealed under a key derived from this installation's instance secret.
-  const signingKey = () => requestSigningKey(loadInstanceSecret(config.homeDir));
+  // Checked against the database first: a lost instance key is not replaced by a new one here either.
+  const signingKey = async () => {
+    await checkHomeKeys(database.db, config.homeDir);
+    return requestSigningKey(loadInstanceSecret(config.homeDir));
+  };
   try {
     const db = database.db;
     if (sub === 'list') {
@@ -103,7 +108,7 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
     if (toCreate !== undefined) {
       const created = await createApiKey(db, values.merchant ?? '', toCreate.kind, values.live === true, {
         ...toCreate.options,
-        ...(values['require-signing'] === true ? { requireSigning: signingKey() } : {}),
+        ...(values['require-signing'] === true ? { requireSigning: await signingKey() } : {}),
       });
       print(`Created ${created.id}. The key is shown this once; Coffer keeps only its hash:`);
       print(created.key.reveal());
@@ -111,7 +116,7 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
       return 0;
     }
     if (sub === 'roll') {
-      const rolled = await rollApiKey(db, target ?? '', overlapHours, new Date(), signingKey());
+      const rolled = await rollApiKey(db, target ?? '', overlapHours, new Date(), await signingKey());
       print(`Rolled ${target ?? ''} to ${rolled.id}; the old key stops working at ${rolled.oldKeyExpiresAt.toISOString()}.`);
       print('The new key is shown this once:');
       print(rolled.key.reveal());

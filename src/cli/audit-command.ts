@@ -3,6 +3,7 @@ import {
   checkpointLine, readAuditChain, sealAuditLog, verifyAuditChain,
   type AuditCheckpoint, type AuditRecord, type ChainInput, type CheckpointLine,
 } from '../audit/chain.ts';
+import { checkHomeKeys } from '../app/home-keys.ts';
 import { CheckpointSigner, checkpointKeyId } from '../audit/checkpoint-signer.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
@@ -102,6 +103,7 @@ export async function commandAudit(loadConfig: () => Config, argv: string[], pri
   try {
     // Only once the installation is known: sealing makes the signing key on first use, and must not make one in a
     // mistyped home directory.
+    if (sub === 'seal') await checkHomeKeys(database.db, config.homeDir);
     const signer = CheckpointSigner.open(config.homeDir, { create: sub === 'seal' });
     if (sub === 'seal') {
       const report = await sealAuditLog(database.db, Date.now(), { signer, homeDir: config.homeDir, forceCheckpoint: true });

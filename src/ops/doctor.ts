@@ -3,6 +3,7 @@ import { countLateWalletPayments } from '../flows/wallet-late-payments.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
+import { homeKeyProblems } from '../app/home-keys.ts';
 import { limits } from '../limits.ts';
 import type { Config } from '../platform/config.ts';
 import type { Database } from '../store/database.ts';
@@ -130,6 +131,9 @@ function configFindings(config: Config): Finding[] {
 
 async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: number): Promise<Finding[]> {
   const findings: Finding[] = [];
+  for (const problem of await homeKeyProblems(db, config.homeDir)) {
+    findings.push({ severity: 'problem', check: 'home_keys', message: `${problem}: Coffer will not start. Restore the whole keys/ directory from this installation's backup.` });
+  }
   if (config.databaseUrl !== undefined) {
     const role = await sql<{ rolsuper: boolean; rolname: string }>`SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user`.execute(db);
     const me = role.rows[0];

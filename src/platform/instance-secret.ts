@@ -8,9 +8,22 @@ import { Secret } from './secret.ts';
  * file outside the database, created with mode 0600 on first start, so a database dump alone cannot reverse a
  * fingerprint by hashing every card number. Losing it changes future fingerprints; back it up with the keys.
  */
+export function instanceKeyFile(homeDir: string): string {
+  return path.join(homeDir, 'keys', 'instance.key');
+}
+
+/**
+ * A value that tells whether a key is the one a database was made with, and nothing else: derived one way from
+ * the secret, like every other key (HKDF), for no other purpose.
+ */
+export function instanceKeyCheck(secret: Secret<Buffer>): string {
+  return deriveKey(secret, 'instance key check v1').reveal().subarray(0, 16).toString('base64url');
+}
+
+/** The home's secret, created on first use (home-keys.ts refuses a start that would replace a database's own). */
 export function loadInstanceSecret(homeDir: string | undefined): Secret<Buffer> {
   if (homeDir === undefined) return new Secret(randomBytes(32));
-  const file = path.join(homeDir, 'keys', 'instance.key');
+  const file = instanceKeyFile(homeDir);
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     try {

@@ -61,6 +61,12 @@ export interface AuditChainHeadTable {
   chain_id: ColumnType<string, never, never>;
 }
 
+export interface InstallationTable {
+  id: ColumnType<boolean, never, never>;
+  /** A check value of `keys/instance.key` (platform/instance-secret.ts), set by the first start. */
+  instance_key_check: string | null;
+}
+
 export interface AuditCheckpointsTable {
   seq: bigint;
   head_hash: Buffer;
@@ -876,6 +882,7 @@ export interface Database {
   charges: ChargesTable;
   wallet_late_payments: WalletLatePaymentsTable;
   idempotency_keys: IdempotencyKeysTable;
+  installation: InstallationTable;
   events: EventsTable;
   audit_log: AuditLogTable;
   ledger_accounts: LedgerAccountsTable;

@@ -16,7 +16,7 @@ export async function openKeyEncryptionKey(settings: KekSettings, homeDir: strin
     if (!(await vaultHasDataKeys())) return;
     throw new VaultError('kek_missing', `${where} holds no key-encryption key, but the vault holds data keys wrapped under one: `
       + (settings.kind === 'local'
-        ? 'if the KEK is in an HSM, set COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN and COFFER_KEK_PKCS11_PIN_FILE; if the key files were lost, restore keys/kek from the backup.'
+        ? 'if the KEK is in an HSM, set COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN and COFFER_KEK_PKCS11_PIN_FILE; if the key files were lost, restore the whole keys/ directory from this installation\'s backup (keys/kek with instance.key and audit-signing.key).'
         : 'if the KEK is a key file, unset COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN and COFFER_KEK_PKCS11_PIN_FILE; otherwise check the token label.')
       + ' No KEK was created.');
   };

@@ -47,11 +47,12 @@ describe('crash recovery', { concurrency: false }, () => {
   }
 
   test('killed after the acquirer authorized: the retry completes the same authorization', async () => {
-    const { coffer, reopen } = await armedCoffer('confirm.after_provider_call');
+    const { coffer, home, reopen } = await armedCoffer('confirm.after_provider_call');
     const id = await createIntent(coffer, 'amount=2600&currency=usd&payment_method=pm_card_visa');
     await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-1');
     const database = await reopen();
-    const server: TestServer = await startTestServer({ database });
+    // The same installation, started again: its database and its home (its keys).
+    const server: TestServer = await startTestServer({ database, configEnv: { COFFER_HOME: home } });
     try {
       const stuck = await database.db.selectFrom('payment_intents').select('status').where('id', '=', id).executeTakeFirstOrThrow();
       assert.equal(stuck.status, 'processing');
@@ -69,11 +70,11 @@ describe('crash recovery', { concurrency: false }, () => {
   });
 
   test('killed after the acquirer authorized: the recovery job settles it, and a later retry gets that result', async () => {
-    const { coffer, reopen } = await armedCoffer('confirm.after_provider_call');
+    const { coffer, home, reopen } = await armedCoffer('confirm.after_provider_call');
     const id = await createIntent(coffer, 'amount=2700&currency=usd&payment_method=pm_card_visa&capture_method=manual');
     await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-2');
     const database = await reopen();
-    const server = await startTestServer({ database, clock: later });
+    const server = await startTestServer({ database, clock: later, configEnv: { COFFER_HOME: home } });
     try {
       const handled = await runJobsOnce(server.coffer.services);
       assert.equal(handled['recover-pending-attempts'], 1);
@@ -93,11 +94,11 @@ describe('crash recovery', { concurrency: false }, () => {
   });
 
   test('killed before the acquirer heard of it: the attempt fails safely and the key at the acquirer is closed', async () => {
-    const { coffer, reopen } = await armedCoffer('confirm.after_attempt_persisted');
+    const { coffer, home, reopen } = await armedCoffer('confirm.after_attempt_persisted');
     const id = await createIntent(coffer, 'amount=2800&currency=usd&payment_method=pm_card_visa');
     await crashOn(coffer, `/v1/payment_intents/${id}/confirm`, 'crash-confirm-3');
     const database = await reopen();
-    const server = await startTestServer({ database, clock: later });
+    const server = await startTestServer({ database, clock: later, configEnv: { COFFER_HOME: home } });
     try {
       await runJobsOnce(server.coffer.services);
       const failed = await database.db.selectFrom('payment_intents').select(['status', 'last_payment_error', 'latest_charge_id']).where('id', '=', id).executeTakeFirstOrThrow();
@@ -119,11 +120,11 @@ describe('crash recovery', { concurrency: false }, () => {
   });
 
   test('killed after the acquirer captured: the recovery job records the capture once', async () => {
-    const { coffer, reopen } = await armedCoffer('capture.after_provider_call');
+    const { coffer, home, reopen } = await armedCoffer('capture.after_provider_call');
     const id = await createIntent(coffer, 'amount=2900&currency=usd&payment_method=pm_card_visa&capture_method=manual&confirm=true');
     await crashOn(coffer, `/v1/payment_intents/${id}/capture`, 'crash-capture-1');
     const database = await reopen();
-    const server = await startTestServer({ database, clock: later });
+    const server = await startTestServer({ database, clock: later, configEnv: { COFFER_HOME: home } });
     try {
       const handled = await runJobsOnce(server.coffer.services);
       assert.equal(handled['recover-in-flight-operations'], 1);

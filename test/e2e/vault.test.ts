@@ -173,6 +173,12 @@ describe('the card vault', () => {
         assert.match((error as Error).message, /holds no key-encryption key, but the vault holds data keys wrapped under one: if the KEK is in an HSM, set COFFER_KEK_PKCS11_MODULE/);
         return true;
       };
+      // A home with the installation's other keys, but no KEK (an HSM installation started without its variables).
+      fs.mkdirSync(path.join(elsewhere, 'keys'), { mode: 0o700 });
+      for (const file of ['instance.key', 'audit-signing.key']) {
+        const from = path.join(homeOf(server), 'keys', file);
+        if (fs.existsSync(from)) fs.copyFileSync(from, path.join(elsewhere, 'keys', file));
+      }
       await assert.rejects(startTestServer({ database: server.database, configEnv: { COFFER_HOME: elsewhere } }), refused);
       await assert.rejects(rotateVaultKeys(server.database.db, { kind: 'local' }, elsewhere), refused);
       assert.deepEqual(walk(elsewhere).filter((file) => file.includes(`${path.sep}kek${path.sep}`)), [], 'no KEK file was made');

@@ -114,6 +114,11 @@ describe('coffer doctor', { concurrency: false }, () => {
       assert.deepEqual(checks(stalled, 'problem'), [...superuser, 'audit_sealer'].sort());
       await sealAuditLog(database.db, Date.now());
       assert.deepEqual(checks(await runDoctor(config, database.db, Date.now()), 'problem'), superuser);
+      // A database made with an instance key this home does not hold: the start would be refused, and doctor says so.
+      await database.db.updateTable('installation').set({ instance_key_check: 'made-elsewhere' }).execute();
+      const mismatch = await runDoctor(config, database.db, Date.now());
+      assert.deepEqual(checks(mismatch, 'problem'), [...superuser, 'home_keys'].sort());
+      assert.match(mismatch.find((finding) => finding.check === 'home_keys')?.message ?? '', /keys\/instance\.key is missing, but this database was made with one: Coffer will not start/);
     } finally {
       await database.drop();
     }

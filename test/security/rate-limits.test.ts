@@ -91,7 +91,8 @@ describe('rate limits', { concurrency: false }, () => {
     const prefix = `coffer-test-${randomBytes(6).toString('hex')}:`;
     const env = budgets(20, 1000, { COFFER_REDIS_URL: redisUrl, COFFER_REDIS_PREFIX: prefix });
     const first = await start(env);
-    const second = await startTestServer({ database: first.database, configEnv: env });
+    // Another process of the same installation: the same database, and the same keys (its home).
+    const second = await startTestServer({ database: first.database, configEnv: { ...env, COFFER_HOME: first.coffer.services.homeDir } });
     const key = first.secretKey;
     try {
       const responses = (await Promise.all([burst(first, 15, key, '/v1/balance'), burst(second, 15, key, '/v1/balance')])).flat();

@@ -14,3 +14,12 @@ ALTER TABLE idempotency_keys ADD COLUMN api_version text;
 -- told apart from that of another database the same home directory has used.
 ALTER TABLE audit_chain_head ADD COLUMN chain_id text NOT NULL DEFAULT ('chain_' || md5(random()::text || clock_timestamp()::text));
 ALTER TABLE audit_chain_head ALTER COLUMN chain_id DROP DEFAULT;
+
+-- What the database was made with, so that a start whose home directory lacks the keys (or holds another
+-- installation's) is refused before it makes new ones: a check value of the instance key, from which nothing about
+-- the key can be learnt, recorded by the first start. (The audit signing key is known by the checkpoints' key ids.)
+CREATE TABLE installation (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  instance_key_check text
+);
+INSERT INTO installation (id) VALUES (true);
