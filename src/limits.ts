@@ -16,6 +16,8 @@ export const limits = {
   statementDescriptorLengthMax: 22,
   statementDescriptorSuffixLengthMax: 22,
   emailLengthMax: 800,
+  /** A merchant's name, as staff and the operator give it. */
+  merchantNameLengthMax: 100,
   /** Largest amount in minor units, as Stripe: eight digits. */
   amountMinorMax: 99_999_999,
   /** `Idempotency-Key` header length, as Stripe. */

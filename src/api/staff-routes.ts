@@ -12,7 +12,7 @@ import type { RequestContext, Services, Tx } from '../flows/context.ts';
 import { createRefund, prepareRefund, RefundNeedsApproval, sendRefund } from '../flows/create-refund.ts';
 import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
-import { createApiKeyIn, revokeApiKey } from '../identity/merchants.ts';
+import { createApiKeyIn, createMerchantIn, revokeApiKey } from '../identity/merchants.ts';
 import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
 import {
   changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
@@ -64,9 +64,14 @@ function staffUserObject(user: StaffUserRow, now: Date) {
   };
 }
 
-function approvalObject(approval: StaffApprovalRow) {
+/** What an approval can be: waiting, done, refused by the approver, refused by the action itself, or too late. */
+const approvalStates = ['pending', 'executed', 'rejected', 'failed', 'expired'] as const;
+
+/** `at`: a request still pending past its expiry shows as `expired` (nobody can approve it any more). */
+function approvalObject(approval: StaffApprovalRow, at?: Date) {
+  const expired = approval.status === 'pending' && at !== undefined && approval.expires_at <= at;
   return {
-    id: approval.id, object: 'approval', action: approval.action, params: approval.params, summary: approval.summary, status: approval.status,
+    id: approval.id, object: 'approval', action: approval.action, params: approval.params, summary: approval.summary, status: expired ? 'expired' : approval.status,
     requested_by: approval.requested_by, requested: unix(approval.requested_at), expires_at: unix(approval.expires_at),
     decided_by: approval.decided_by, decided: unix(approval.decided_at), result: approval.result,
   };
@@ -99,11 +104,14 @@ function secondFactor(body: SecondFactorBody, rp: RelyingParty, now: Date): Seco
   throw new CofferError('parameter_missing', 'Missing required param: code (from the authenticator app), recovery_code or passkey.', { param: 'code' });
 }
 
-/** The relying party of passkeys: the configured staff origin, or https://localhost:<port this listener has>. */
-function relyingPartyOf(request: FastifyRequest, configured: string | undefined): RelyingParty {
+/**
+ * The relying party of passkeys, and the origin of the staff pages' links: the configured staff origin, or
+ * localhost at the port this listener has, in the scheme it serves (http with COFFER_TLS_DISABLED).
+ */
+function relyingPartyOf(request: FastifyRequest, configured: string | undefined, tls: boolean): RelyingParty {
   if (configured !== undefined) return relyingParty(configured);
   const address = request.server.server.address();
-  return relyingParty(`https://localhost:${typeof address === 'object' && address !== null ? address.port : 8444}`);
+  return relyingParty(`${tls ? 'https' : 'http'}://localhost:${typeof address === 'object' && address !== null ? address.port : 8444}`);
 }
 
 function signedIn(request: FastifyRequest): SignedIn {
@@ -224,7 +232,7 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   const db = services.db;
   const key = options.staffSecretKey;
   const now = () => new Date(services.clock.nowMs());
-  const rp = (request: FastifyRequest) => relyingPartyOf(request, options.staffOrigin);
+  const rp = (request: FastifyRequest) => relyingPartyOf(request, options.staffOrigin, options.https !== null);
 
   // -- Signing in and out -------------------------------------------------------------------------------------
   app.post(`${prefix}/session`, {
@@ -345,6 +353,23 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     return { object: 'list', data: rows.map((row) => ({ id: row.id, object: 'merchant', name: row.name, created: unix(row.created_at) })) };
   });
 
+  // A merchant has no key when made: its keys are asked for like any other (four-eyes, api_keys.create).
+  app.post(`${prefix}/merchants`, {
+    config: { staffAccess: 'merchants.create', reauthenticate: true },
+    schema: { body: strictObject({ name: Type.String({ minLength: 1, maxLength: limits.merchantNameLengthMax }) }) },
+  }, async (request) => {
+    const { name } = request.body as { name: string };
+    const at = now();
+    const made = await db.transaction().execute(async (tx) => {
+      const merchant = await createMerchantIn(tx, name);
+      await staffAudit(tx, staffOrigin(request), at, {
+        actorId: signedIn(request).user.id, action: 'merchant.create', objectType: 'merchant', objectId: merchant.id, merchantId: merchant.id, details: { name: merchant.name },
+      });
+      return merchant;
+    });
+    return { id: made.id, object: 'merchant', name: made.name, created: unix(made.created) };
+  });
+
   const PaymentQuery = strictObject({ merchant: ObjectId, livemode: Type.Optional(Type.Boolean()), limit: Type.Optional(Limit) });
   app.get(`${prefix}/payment_intents`, { config: { staffAccess: 'payments.read' }, schema: { querystring: PaymentQuery } }, async (request) => {
     const query = request.query as { merchant: string; livemode?: boolean; limit?: number };
@@ -390,7 +415,10 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     // The payment's refunded total counts, not this refund alone: several small refunds cannot add up to a large
     // one without a second person. Checked here to ask at once, and again on the locked charge, where refunds
     // made at the same time are counted too.
-    if (alreadyRefunded + params.amount > threshold) return askApproval(alreadyRefunded + params.amount);
+    // A refund that cannot be made (nothing left, more than is left, an uncaptured payment) is refused at once by
+    // the flow below, with its reason, rather than put to a second person who could only see it fail.
+    const possible = params.amount > 0 && params.amount <= refundable;
+    if (possible && alreadyRefunded + params.amount > threshold) return askApproval(alreadyRefunded + params.amount);
     try {
       const done = await runRefund(services, request, user.id, params, BigInt(threshold));
       return done.shownOnce?.refund;
@@ -581,12 +609,16 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   // -- Four-eyes approvals ----------------------------------------------------------------------------------------
   app.get(`${prefix}/approvals`, {
     config: { staffAccess: 'approvals.read' },
-    schema: { querystring: strictObject({ status: Type.Optional(Type.Union(['pending', 'approved', 'rejected', 'executed', 'failed'].map((s) => Type.Literal(s)))), limit: Type.Optional(Limit) }) },
+    schema: { querystring: strictObject({ status: Type.Optional(Type.Union(approvalStates.map((s) => Type.Literal(s)))), limit: Type.Optional(Limit) }) },
   }, async (request) => {
-    const query = request.query as { status?: StaffApprovalRow['status']; limit?: number };
+    const query = request.query as { status?: (typeof approvalStates)[number]; limit?: number };
+    const at = now();
     let select = db.selectFrom('staff_approvals').selectAll().orderBy('requested_at', 'desc').limit(query.limit ?? limits.listLimitDefault);
-    if (query.status !== undefined) select = select.where('status', '=', query.status);
-    return { object: 'list', data: (await select.execute()).map(approvalObject) };
+    // Pending and expired are one stored state, told apart by the time.
+    if (query.status === 'pending') select = select.where('status', '=', 'pending').where('expires_at', '>', at);
+    else if (query.status === 'expired') select = select.where('status', '=', 'pending').where('expires_at', '<=', at);
+    else if (query.status !== undefined) select = select.where('status', '=', query.status);
+    return { object: 'list', data: (await select.execute()).map((approval) => approvalObject(approval, at)) };
   });
 
   const executor = (request: FastifyRequest, at: Date) => (approval: StaffApprovalRow): ApprovalExecutor => {

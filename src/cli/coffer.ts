@@ -26,6 +26,7 @@ Usage:
   coffer ledger verify    check every ledger invariant; exits 1 if any is violated
   coffer keys rotate      new vault key-encryption key; re-wrap every data key under it
   coffer keys retire      delete old key-encryption keys nothing is wrapped under any more
+  coffer merchants create|list   the platform's merchants (coffer merchants --help for details)
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys --help for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit --help for details)
   coffer admin create --email … --name …   a staff owner, while fewer than two approvers exist; prints a one-time enrollment token
@@ -52,6 +53,7 @@ Environment:
   COFFER_STAFF_ORIGIN     the origin staff browsers use for the internal listener; passkeys are bound to it
   COFFER_FOUR_EYES_REFUND_ABOVE   staff refunds taking a payment's refunded total above this (US cents, converted for other currencies) need a second approver (default 100000)
   COFFER_TLS_CERT, COFFER_TLS_KEY   certificate to serve (default: self-signed, generated)
+  COFFER_TLS_DISABLED     true: serve plain HTTP, only behind a TLS-terminating proxy on this machine (coffer doctor warns)
   COFFER_LOG_LEVEL        fatal, error, warn, info (default), debug, trace, silent
   COFFER_JOBS             run background jobs in this process (default true)
   COFFER_DB_POOL_SIZE     PostgreSQL connections (default ${limits.databasePoolSizeDefault})
@@ -265,6 +267,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'apikeys':
       return (await import('./api-keys-command.ts')).commandApiKeys(loadConfig, rest, print);
+    case 'merchants':
+      return (await import('./merchants-command.ts')).commandMerchants(loadConfig, rest, print);
     case 'audit':
       return (await import('./audit-command.ts')).commandAudit(loadConfig, rest, print);
     case 'admin':

@@ -75,8 +75,8 @@ async function refuse(db: Kysely<Database>, origin: StaffOrigin, now: Date, appr
 }
 
 /**
- * Approves or rejects a pending request. An approval runs the action (`executor`); its result or failure is kept on
- * the approval. Refusals (self-approval, a role that may not decide) are audited and change nothing.
+ * Approves or rejects a pending request. An approval runs the action (`executor`); its result, or the reason it
+ * failed (the request is then `failed`), is kept on the approval. Refusals (self-approval, a role that may not decide) are audited and change nothing.
  */
 export async function decideApproval(
   db: Kysely<Database>,
@@ -118,7 +118,14 @@ export async function decideApproval(
     return { approval: decided, shownOnce };
   } catch (error) {
     if (error instanceof CofferError && error.code !== 'approval_unexpected_state') {
-      // The action itself was refused (say, the refund is larger than what is left): nothing happened; say why.
+      // The action itself was refused (say, the refund is larger than what is left): nothing happened. The request
+      // is closed as failed, with the reason, for everyone to see; asking again is a new request. A refusal that
+      // may pass on a retry (a conflict, a lock, an outage: 409, 429, 5xx), or with another approver (403: only an
+      // owner may approve making someone an owner), leaves it pending.
+      const final = [400, 402, 404].includes(error.httpStatus);
+      if (final) await db.updateTable('staff_approvals')
+        .set({ status: 'failed', decided_by: approver.id, decided_at: now, result: JSON.stringify({ error: { code: error.code, message: error.message } }) })
+        .where('id', '=', approvalId).where('status', '=', 'pending').execute();
       await staffAudit(db, origin, now, { actorId: approver.id, action: `approval.${decision}`, outcome: 'failure', objectType: 'approval', objectId: approvalId, details: { reason: error.code } });
     }
     throw error;

@@ -31,6 +31,42 @@ export async function createMerchant(db: Kysely<Database>, name: string): Promis
   return id;
 }
 
+/** A merchant's name as staff and the command give it: trimmed, 1 to 100 characters, no control characters. */
+export function checkMerchantName(given: string): string {
+  const name = given.trim();
+  if (name.length === 0 || name.length > limits.merchantNameLengthMax) {
+    throw new CofferError('parameter_invalid', `A merchant's name must be 1 to ${limits.merchantNameLengthMax} characters long.`, { param: 'name' });
+  }
+  if (/\p{Cc}/u.test(name)) throw new CofferError('parameter_invalid', 'A merchant\'s name may not hold control characters (a line break, a tab…).', { param: 'name' });
+  return name;
+}
+
+/**
+ * A new merchant (a shop of the platform), in the caller's transaction, which records who made it (the staff API
+ * or `coffer merchants create`). It starts with no key; its ledger accounts, risk settings and limits come as it
+ * is used, with the same defaults as every merchant.
+ */
+export async function createMerchantIn(tx: Transaction<Database>, given: string): Promise<{ id: string; name: string; created: Date }> {
+  const name = checkMerchantName(given);
+  const id = newId('acct');
+  const row = await tx.insertInto('merchants').values({ id, name, default_api_version: currentApiVersion }).returning('created_at').executeTakeFirstOrThrow();
+  return { id, name, created: row.created_at };
+}
+
+/** The operator's `coffer merchants create`: the merchant and its test-mode secret and publishable keys, at once. */
+export async function createMerchantWithTestKeys(db: Kysely<Database>, name: string): Promise<{ id: string; name: string; secret: CreatedKey; publishable: CreatedKey }> {
+  return db.transaction().execute(async (tx) => {
+    const merchant = await createMerchantIn(tx, name);
+    await recordAudit(tx, {
+      merchantId: merchant.id, livemode: null, actorType: commandActor.type, actorId: commandActor.id, action: 'merchant.create', objectType: 'merchant',
+      objectId: merchant.id, outcome: 'success', requestId: null, origin: 'cli', details: { name: merchant.name }, occurredAt: new Date(),
+    });
+    const secret = await createApiKeyIn(tx, merchant.id, 'secret', false);
+    const publishable = await createApiKeyIn(tx, merchant.id, 'publishable', false);
+    return { id: merchant.id, name: merchant.name, secret, publishable };
+  });
+}
+
 /** Who changes a key: a staff member (through the staff API) or a part of Coffer (the command, the demo setup). */
 export interface KeyActor {
   type: 'staff' | 'system';

@@ -7,6 +7,7 @@ import type { StaffRole } from '../store/database.ts';
  */
 export const staffPermissions = [
   'merchants.read',
+  'merchants.create',
   'payments.read',
   'refunds.create',
   'api_keys.read',
@@ -32,7 +33,7 @@ export const staffRoles: readonly StaffRole[] = ['owner', 'admin', 'developer', 
 const everything: readonly StaffPermission[] = staffPermissions;
 
 /**
- * The role table. Owners and administrators run the installation; developers manage merchants' API keys; risk
+ * The role table. Owners and administrators run the installation (they alone add merchants); developers manage merchants' API keys; risk
  * analysts look at payments and change merchants' payment limits (a second analyst or an administrator approves
  * each change; rules and reviews come with the risk engine); support agents look up payments
  * and refund them (large refunds need a second person); finance refunds and approves refunds; auditors read

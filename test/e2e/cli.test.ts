@@ -11,6 +11,7 @@ import { adminUsage, commandAdmin } from '../../src/cli/admin-command.ts';
 import { apiKeysUsage, commandApiKeys } from '../../src/cli/api-keys-command.ts';
 import { auditUsage, commandAudit } from '../../src/cli/audit-command.ts';
 import { UsageError } from '../../src/cli/parse-command-line.ts';
+import { commandMerchants, merchantsUsage } from '../../src/cli/merchants-command.ts';
 import { commandRisk, riskUsage } from '../../src/cli/risk-command.ts';
 import { commandRiskExport, riskExportUsage } from '../../src/cli/risk-export-command.ts';
 import type { Config } from '../../src/platform/config.ts';
@@ -259,11 +260,27 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.match(row, /restricted {2}test {2}…\w{4} {2}active {2}last used never {2}permissions payment_intents:write {2}from 127\.0\.0\.1\/32 {2}checkout server/);
       assert.equal(row.includes(key), false, 'list never shows a key');
 
+      // A second merchant, with its test keys, beside the demo one.
+      const second = coffer(['merchants', 'create', '--name', '  Second shop '], env);
+      assert.equal(second.status, 0, second.stderr);
+      const secondId = /Created merchant (acct_\w+) \(Second shop\)/.exec(second.stdout)?.[1] ?? '';
+      const secondSecret = /secret key {7}(sk_test_\w+)/.exec(second.stdout)?.[1] ?? '';
+      const secondPublishable = /publishable key {2}(pk_test_\w+)/.exec(second.stdout)?.[1] ?? '';
+      assert.ok(secondId !== '' && secondSecret !== '' && secondPublishable !== '', second.stdout);
+      const merchants = coffer(['merchants', 'list'], env);
+      assert.equal(merchants.status, 0, merchants.stderr);
+      assert.match(merchants.stdout, new RegExp(`^${merchantId} {2}\\S+ {2}3 key\\(s\\) not revoked {2}Demo merchant\n${secondId} {2}\\S+ {2}2 key\\(s\\) not revoked {2}Second shop\n$`));
+
       server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
       const paid = await rawRequest(server, 'POST', '/v1/payment_intents', { key, body: 'amount=700&currency=usd&payment_method=pm_card_visa&confirm=true' });
       assert.equal(paid.status, 200, paid.body);
       const outOfScope = await rawRequest(server, 'GET', '/v1/customers', { key });
       assert.equal(outOfScope.status, 403, outOfScope.body);
+      const ownPayment = await rawRequest(server, 'POST', '/v1/payment_intents', { key: secondSecret, body: 'amount=900&currency=eur&payment_method=pm_card_visa&confirm=true' });
+      assert.deepEqual([ownPayment.status, ownPayment.json.status], [200, 'succeeded'], ownPayment.body);
+      assert.equal((await rawRequest(server, 'GET', `/v1/payment_intents/${String(paid.json.id)}`, { key: secondSecret })).status, 404, 'merchants see only their own');
+      const listedByPublishable = await rawRequest(server, 'GET', '/v1/payment_intents', { key: secondPublishable });
+      assert.deepEqual([listedByPublishable.status, (listedByPublishable.json.error as { code?: string }).code], [401, 'secret_key_required'], 'its publishable key works as any other');
       await server.kill('SIGTERM');
 
       const rolled = coffer(['apikeys', 'roll', keyId, '--overlap-hours', '0'], env);
@@ -462,10 +479,12 @@ describe('the coffer command', { concurrency: false }, () => {
       admin: (argv: string[]) => commandAdmin(noConfig, argv, print),
       risk: async (argv: string[]) => commandRisk(argv, print),
       'risk export': (argv: string[]) => commandRiskExport(noConfig, argv, print),
+      merchants: (argv: string[]) => commandMerchants(noConfig, argv, print),
     };
     const moduleHelps: Array<[keyof typeof modules, string[], string]> = [
       ['apikeys', ['list', '--merchant', 'acct_x', '--help'], apiKeysUsage], ['audit', ['seal', '-h'], auditUsage],
       ['admin', ['create', '--help'], adminUsage], ['risk', ['bogus', '--help'], riskUsage], ['risk export', ['--help'], riskExportUsage],
+      ['merchants', ['create', '--help'], merchantsUsage],
     ];
     for (const [command, argv, expectedUsage] of moduleHelps) {
       printed.length = 0;
@@ -485,6 +504,9 @@ describe('the coffer command', { concurrency: false }, () => {
       ['admin', ['create', 'extra', '--email', 'ops@example.com', '--name', 'Ops'], 'unexpected argument "extra" for coffer admin create'],
       ['risk', ['train', 'extra', '--dataset', 'ulb'], 'unexpected argument "extra" for coffer risk train'],
       ['risk', ['train', '--dataset', 'ulb'], 'risk train needs --input: a labelled CSV of the data set'],
+      ['merchants', ['create'], 'merchants create needs --name'],
+      ['merchants', ['list', '--name', 'x'], 'merchants list takes no --name'],
+      ['merchants', ['delete'], 'unknown merchants command "delete": use create or list'],
       ['risk', ['evaluate', '--dataset', 'sparkov'], 'risk evaluate needs --input: a labelled CSV of the data set'],
       ['risk export', ['--output', path.join(nowhere, 'f.csv'), 'extra'], 'unexpected argument "extra" for coffer risk export'],
       ['audit', ['verify', '--fiel', 'x.jsonl'], 'unknown option "--fiel" for coffer audit'],
@@ -493,6 +515,9 @@ describe('the coffer command', { concurrency: false }, () => {
     for (const [command, argv, message] of moduleRefusals) {
       await assert.rejects(modules[command](argv), (error: unknown) => error instanceof UsageError && error.message === message, `${command} ${argv.join(' ')}`);
     }
+    assert.deepEqual(printed, []);
+    // A name refused before any configuration is read or database opened: exit 1, naming the problem.
+    for (const name of ['   ', 'x'.repeat(101), 'Shop\nEvil']) assert.equal(await modules.merchants(['create', '--name', name]), 1, JSON.stringify(name));
     assert.deepEqual(printed, []);
     assert.equal(fs.existsSync(nowhere), false, 'no command line above made the home directory');
   });

@@ -135,6 +135,56 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.deepEqual(refunds.data.map((refund) => refund.amount), [2000, 2000, 2000], 'the approved refund ran exactly once');
   });
 
+  test('a refund that cannot be made is refused at once, above the threshold too: no approval is asked for', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const support = as('support_agent');
+    const approvalsBefore = await db().selectFrom('staff_approvals').select('id').execute();
+    const tooMuch = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 9001 });
+    assert.deepEqual([tooMuch.status, code(tooMuch)], [400, 'amount_too_large'], tooMuch.body);
+    const uncaptured = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, capture_method: 'manual' });
+    const notCaptured = await support.request('POST', '/staff/v1/refunds', { payment_intent: uncaptured.id });
+    assert.deepEqual([notCaptured.status, code(notCaptured)], [400, 'charge_not_refundable'], notCaptured.body);
+    await server.stripe.refunds.create({ payment_intent: intent.id });
+    const nothingLeft = await support.request('POST', '/staff/v1/refunds', { payment_intent: intent.id });
+    assert.deepEqual([nothingLeft.status, code(nothingLeft)], [400, 'charge_already_refunded'], nothingLeft.body);
+    assert.deepEqual(await db().selectFrom('staff_approvals').select('id').execute(), approvalsBefore, 'no approval was asked for');
+    assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 1);
+  });
+
+  test('an approval whose action fails is closed as failed, with the reason; one past its time lists as expired', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const asked = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 6000 });
+    assert.equal(asked.status, 202, asked.body);
+    const approvalId = (asked.json.approval as { id: string }).id;
+    // Meanwhile the merchant refunds most of the payment: what was asked for is no longer there.
+    await server.stripe.refunds.create({ payment_intent: intent.id, amount: 5000 });
+    const finance = as('finance');
+    assert.equal((await finance.reauthenticate()).status, 200);
+    const approved = await finance.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.deepEqual([approved.status, code(approved)], [400, 'amount_too_large'], approved.body);
+    const failed = await finance.request('GET', '/staff/v1/approvals?status=failed');
+    const listed = (failed.json.data as Array<{ id: string; status: string; decided_by: string; result: { error: { code: string } } }>).find((approval) => approval.id === approvalId);
+    assert.deepEqual([listed?.status, listed?.decided_by, listed?.result.error.code], ['failed', finance.userId, 'amount_too_large']);
+    const again = await as('admin').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.equal(code(again), 'approval_unexpected_state', 'a failed request is closed');
+    assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 1);
+
+    const later = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 4000 });
+    assert.equal(later.status, 202, later.body);
+    const laterId = (later.json.approval as { id: string }).id;
+    const ids = async (status: string) => ((await as('finance').request('GET', `/staff/v1/approvals?status=${status}&limit=100`)).json.data as Array<{ id: string }>).map((approval) => approval.id);
+    assert.ok((await ids('pending')).includes(laterId));
+    assert.equal((await ids('expired')).includes(laterId), false);
+    clock.offsetMs += 24 * 3_600_000 + 60_000;
+    await freshSessions();
+    assert.equal((await ids('pending')).includes(laterId), false);
+    assert.ok((await ids('expired')).includes(laterId));
+    const refused = await as('finance').request('GET', '/staff/v1/approvals?status=approved');
+    assert.equal(refused.status, 400, 'a state no approval can be in is refused, not answered with nothing');
+  });
+
   test('the threshold is in US cents and holds in every currency: 50.00 USD is 7,500 yen', async () => {
     await freshSessions();
     const intent = await server.stripe.paymentIntents.create({ amount: 20_000, currency: 'jpy', payment_method: 'pm_card_visa', confirm: true });
@@ -181,6 +231,44 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal((await server.stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded, 7000);
     const atAcquirer = await db().selectFrom('sandbox_card_refunds').select('id').where('reference', '=', refundId).execute();
     assert.equal(atAcquirer.length, 1, 'refunded once at the acquirer');
+  });
+
+  test('an administrator adds a merchant; its keys are asked for and approved like any other; bad names change nothing', async () => {
+    await freshSessions();
+    const admin = as('admin');
+    const merchants = async () => (await db().selectFrom('merchants').select('id').execute()).length;
+    const before = await merchants();
+    // Signing in counts as re-authenticating for five minutes.
+    clock.offsetMs += 6 * 60_000;
+    assert.equal(code(await admin.request('POST', '/staff/v1/merchants', { name: 'Third shop' })), 'reauthentication_required');
+    assert.equal((await admin.reauthenticate()).status, 200);
+    for (const body of [{}, { name: '' }, { name: '   ' }, { name: 'Line\nbreak' }, { name: 'x'.repeat(101) }, { name: 'Shop', country: 'US' }]) {
+      const refused = await admin.request('POST', '/staff/v1/merchants', body);
+      assert.equal(refused.status, 400, `${JSON.stringify(body)}: ${refused.body}`);
+    }
+    assert.equal((await as('developer').request('POST', '/staff/v1/merchants', { name: 'Third shop' })).status, 403);
+    assert.equal(await merchants(), before, 'the refusals made no merchant');
+    const made = await admin.request('POST', '/staff/v1/merchants', { name: ' Third shop ' });
+    assert.equal(made.status, 200, made.body);
+    assert.deepEqual([made.json.object, made.json.name], ['merchant', 'Third shop']);
+    const merchantId = String(made.json.id);
+    assert.match(merchantId, /^acct_/);
+    const listed = await as('support_agent').request('GET', '/staff/v1/merchants?limit=100');
+    assert.ok((listed.json.data as Array<{ id: string }>).some((merchant) => merchant.id === merchantId));
+    const audited = await db().selectFrom('audit_log').select(['actor_id', 'merchant_id']).where('action', '=', 'merchant.create').where('object_id', '=', merchantId).execute();
+    assert.deepEqual(audited, [{ actor_id: admin.userId, merchant_id: merchantId }]);
+
+    const developer = as('developer');
+    assert.equal((await developer.reauthenticate()).status, 200);
+    const asked = await developer.request('POST', `/staff/v1/merchants/${merchantId}/api_keys`, { kind: 'secret', livemode: false });
+    assert.equal(asked.status, 202, asked.body);
+    const approved = await admin.request('POST', `/staff/v1/approvals/${(asked.json.approval as { id: string }).id}/approve`, {});
+    assert.equal(approved.status, 200, approved.body);
+    const secret = (approved.json.shown_once as { api_key: { secret: string } }).api_key.secret;
+    const shop = stripeClient(server, secret);
+    const paid = await shop.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal(paid.status, 'succeeded');
+    assert.deepEqual((await shop.paymentIntents.list()).data.map((intent) => intent.id), [paid.id], 'the new merchant sees its own payments only');
   });
 
   test('an approval expires after 24 hours', async () => {

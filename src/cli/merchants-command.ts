@@ -1,0 +1,60 @@
+import { CofferError } from '../domain/errors.ts';
+import { checkMerchantName, createMerchantWithTestKeys } from '../identity/merchants.ts';
+import type { Config } from '../platform/config.ts';
+import { databaseExitCodes } from './database-refusal.ts';
+import { openInstalledDatabase } from './open-installed-database.ts';
+import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
+
+export const merchantsUsage = `Usage:
+  coffer merchants create --name text   a new merchant, with a test-mode secret key and publishable key (shown once);
+                                        live keys: coffer apikeys create --merchant acct_… --live
+  coffer merchants list                 every merchant: id, name, when it was created, how many active keys it has
+Exit codes: 0 done; 1 refused (the message says why: a name empty, longer than 100 characters or with control
+  characters); ${databaseExitCodes}.`;
+
+/**
+ * `coffer merchants …`: the platform's merchants, managed by the operator (staff can do the same through the staff
+ * API). Returns the exit code: 0 done, 1 refused; a usage error is thrown.
+ */
+export async function commandMerchants(loadConfig: () => Config, argv: string[], print: (line: string) => void): Promise<number> {
+  const parsed = parseCommandLine('merchants', argv, { name: { type: 'string' } }, merchantsUsage);
+  if (parsed.help) {
+    print(merchantsUsage);
+    return 0;
+  }
+  const sub = subcommand('merchants', parsed.positionals[0], ['create', 'list'], merchantsUsage);
+  refuseExtraArguments(`merchants ${sub}`, parsed.positionals, 1, merchantsUsage);
+  const given = parsed.values.name;
+  if (sub === 'create' && given === undefined) throw new UsageError('merchants create needs --name', merchantsUsage);
+  if (sub === 'list' && given !== undefined) throw new UsageError('merchants list takes no --name', merchantsUsage);
+  // The name is checked before the database is opened: a refused one reads and changes nothing.
+  try {
+    if (given !== undefined) checkMerchantName(given);
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+    process.stderr.write(`coffer: ${error.message}\n`);
+    return 1;
+  }
+  const config = loadConfig();
+  const database = await openInstalledDatabase(config);
+  try {
+    const db = database.db;
+    if (sub === 'create') {
+      const made = await createMerchantWithTestKeys(db, given ?? '');
+      print(`Created merchant ${made.id} (${made.name}). Its test keys are shown this once; Coffer keeps only their hashes:`);
+      print(`  secret key       ${made.secret.key.reveal()}`);
+      print(`  publishable key  ${made.publishable.key.reveal()}`);
+      print(`Live keys: coffer apikeys create --merchant ${made.id} --live [--type publishable]`);
+      return 0;
+    }
+    const rows = await db.selectFrom('merchants')
+      .leftJoin('api_keys', (join) => join.onRef('api_keys.merchant_id', '=', 'merchants.id').on('api_keys.revoked_at', 'is', null))
+      .select((eb) => ['merchants.id', 'merchants.name', 'merchants.created_at', eb.fn.count<string>('api_keys.id').as('keys')])
+      .groupBy(['merchants.id', 'merchants.name', 'merchants.created_at']).orderBy('merchants.created_at').execute();
+    if (rows.length === 0) print('No merchants yet: coffer merchants create --name …');
+    for (const row of rows) print([row.id, row.created_at.toISOString(), `${row.keys} key(s) not revoked`, row.name].join('  '));
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
