@@ -19,8 +19,11 @@ const connectionErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT',
 /** `fatal`: an assertion failed (a bug), the process stops; `error`: unexpected, logged with its stack. */
 export type Severity = 'none' | 'error' | 'fatal';
 
-/** `bodyLimit`: the largest body the endpoint takes, named in the refusal of a larger one when known. */
-export function toCofferError(error: unknown, bodyLimit?: number): { error: CofferError; severity: Severity } {
+/**
+ * `bodyLimit`: the largest body the endpoint takes, named in the refusal of a larger one when known; `bodyTypes`:
+ * the content types its listener parses (the staff API takes JSON only), named in the refusal of another.
+ */
+export function toCofferError(error: unknown, bodyLimit?: number, bodyTypes = 'application/x-www-form-urlencoded or application/json'): { error: CofferError; severity: Severity } {
   if (error instanceof CofferError) return { error, severity: 'none' };
   if (error instanceof AssertionFailure) {
     return { error: new CofferError('api_error', 'An internal error occurred. It has been logged.'), severity: 'fatal' };
@@ -37,7 +40,7 @@ export function toCofferError(error: unknown, bodyLimit?: number): { error: Coff
       return {
         error: new CofferError(
           'content_type_unsupported',
-          'Send the request body as application/x-www-form-urlencoded or application/json.',
+          `Send the request body as ${bodyTypes}.`,
         ),
         severity: 'none',
       };

@@ -139,8 +139,18 @@ export async function buildInternalServer(services: Services, options: InternalS
   // Before the session check, so that guessing passwords or session cookies is limited too.
   await registerRateLimits(app, options.rateLimits, services.logger);
   app.addHook('onRequest', async (request) => guard(services, options, request));
+  // A route that takes no parameters in its body refuses any, as the others refuse those they do not know.
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema as { body?: unknown } | undefined;
+    if (schema?.body !== undefined || request.body === undefined || request.body === null) return;
+    const names = typeof request.body === 'object' ? Object.keys(request.body) : [''];
+    if (names.length === 0) return;
+    const [first = ''] = names;
+    throw new CofferError('parameter_unknown', first === '' ? 'This request takes no body.' : `Received unknown parameter: ${first} (this request takes no body parameters).`,
+      first === '' ? {} : { param: first });
+  });
   app.setErrorHandler(async (error, request, reply) => {
-    const { error: cofferError, severity } = toCofferError(error, limits.staffRequestBodyBytesMax);
+    const { error: cofferError, severity } = toCofferError(error, limits.staffRequestBodyBytesMax, 'application/json');
     if (severity === 'fatal') {
       request.log.fatal({ err: error }, 'assertion failed');
       reply.raw.once('finish', () => options.onFatal(error));

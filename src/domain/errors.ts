@@ -100,6 +100,26 @@ export const errorCatalog = {
 
 export type ErrorCode = keyof typeof errorCatalog;
 
+/**
+ * The codes Stripe documents (stripe.com/docs/error-codes), whose `doc_url` points at Stripe's page for them.
+ * Coffer's own codes (staff sign-in, request signing, payment limits, …) have no page there, and so no `doc_url`:
+ * docs/errors.md explains them.
+ */
+const stripeDocumentedCodes: ReadonlySet<string> = new Set<ErrorCode>([
+  'parameter_unknown', 'parameter_missing', 'parameter_invalid_integer', 'parameter_invalid_empty', 'parameters_exclusive',
+  'amount_too_small', 'amount_too_large', 'invalid_charge_amount', 'url_invalid', 'secret_key_required', 'rate_limit',
+  'resource_missing', 'payment_intent_unexpected_state', 'charge_expired_for_capture', 'payment_method_unexpected_state',
+  'setup_intent_unexpected_state', 'charge_already_refunded', 'charge_not_refundable', 'charge_disputed', 'lock_timeout',
+  'idempotency_key_in_use', 'card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'invalid_expiry_month',
+  'invalid_expiry_year', 'invalid_cvc', 'processing_error', 'payment_intent_authentication_failure',
+  'payment_method_provider_decline', 'payment_intent_payment_attempt_expired',
+]);
+
+/** Stripe's page for a code it documents; undefined for Coffer's own codes. */
+export function errorDocUrl(code: string): string | undefined {
+  return stripeDocumentedCodes.has(code) ? `https://stripe.com/docs/error-codes/${code.replaceAll('_', '-')}` : undefined;
+}
+
 export interface CofferErrorDetails {
   param?: string | undefined;
   declineCode?: string | undefined;

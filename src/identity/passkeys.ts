@@ -111,7 +111,7 @@ export async function removePasskey(db: Kysely<Database>, signedIn: SignedIn, pa
     if (row !== undefined) await staffAudit(tx, origin, now, { actorId: signedIn.user.id, action: 'staff.passkey_remove', objectType: 'staff_passkey', objectId: row.id });
     return row !== undefined;
   });
-  if (!removed) throw resourceMissing('passkey', passkeyId);
+  if (!removed) throw resourceMissing('passkey', passkeyId, 'passkey');
 }
 
 /** Options for the second sign-in step with a passkey, bound to the pending session. */

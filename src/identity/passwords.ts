@@ -35,9 +35,10 @@ export function passwordWeakness(password: string, email: string): string | unde
   return undefined;
 }
 
-export function checkPasswordPolicy(password: string, email: string): void {
+/** `param`: the request's name for the password, which the refusal names. */
+export function checkPasswordPolicy(password: string, email: string, param = 'password'): void {
   const weakness = passwordWeakness(password, email);
-  if (weakness !== undefined) throw new CofferError('password_too_weak', weakness, { param: 'password' });
+  if (weakness !== undefined) throw new CofferError('password_too_weak', weakness, { param });
 }
 
 export function hashPassword(password: string): Promise<string> {

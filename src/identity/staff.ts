@@ -194,12 +194,20 @@ export async function completeEnrollment(
 // ---------------------------------------------------------------------------------------------------------------
 // Signing in: password, then a second factor; both count towards the lockout.
 
-/** Counts a failed attempt; the tenth in a row locks the account for 30 minutes. Returns whether it locked. */
-async function countFailure(tx: Tx, user: StaffUserRow, now: Date): Promise<boolean> {
+/**
+ * Counts a failed attempt (a password or a code, at sign-in, re-authentication or a password change); the tenth
+ * in a row locks the account for 30 minutes and ends every session it has, wherever the guesses came from: someone
+ * guessing this person's password may already hold one of their sessions. Returns whether it locked.
+ */
+async function countFailure(tx: Tx, user: StaffUserRow, origin: StaffOrigin, now: Date): Promise<boolean> {
   const failures = user.failed_logins + 1;
   const locks = failures >= limits.staffLockoutFailures;
   await tx.updateTable('staff_users').set(locks ? { failed_logins: 0, locked_until: new Date(now.getTime() + limits.staffLockoutMs) } : { failed_logins: failures })
     .where('id', '=', user.id).execute();
+  if (locks) {
+    await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
+    await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.lockout', objectType: 'staff_user', objectId: user.id, details: { minutes: limits.staffLockoutMs / 60_000 } });
+  }
   return locks;
 }
 
@@ -244,10 +252,8 @@ export async function signInWithPassword(db: Kysely<Database>, email: string, pa
     if (user.status !== 'active') return fail(user.status === 'invited' ? 'not_enrolled' : 'disabled');
     if (isLocked(user, now)) return fail('locked', { locked_until: user.locked_until?.toISOString() });
     if (!matches || user.password_hash !== found?.password_hash) {
-      const locked = await countFailure(tx, user, now);
-      await fail('wrong_password');
-      if (locked) await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.lockout', objectType: 'staff_user', objectId: user.id, details: { minutes: limits.staffLockoutMs / 60_000 } });
-      return undefined;
+      await countFailure(tx, user, origin, now);
+      return fail('wrong_password');
     }
     const session = await insertSession(tx, user.id, 'mfa_pending', origin, now);
     await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.sign_in', objectType: 'staff_user', objectId: user.id, details: { step: 'password' } });
@@ -305,11 +311,7 @@ export async function completeSignIn(
     }
     const method = await secondFactorAccepted(tx, key, session, user, factor, now);
     if (method === undefined) {
-      const locked = await countFailure(tx, user, now);
-      if (locked) {
-        await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('id', '=', session.id).execute();
-        await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.lockout', objectType: 'staff_user', objectId: user.id, details: { minutes: limits.staffLockoutMs / 60_000 } });
-      }
+      await countFailure(tx, user, origin, now);
       return fail('wrong_code');
     }
     await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('id', '=', session.id).execute();
@@ -380,10 +382,7 @@ export async function reauthenticate(
     const user = await tx.selectFrom('staff_users').selectAll().where('id', '=', signedIn.user.id).forUpdate().executeTakeFirstOrThrow();
     const session = await tx.selectFrom('staff_sessions').selectAll().where('id', '=', signedIn.session.id).forUpdate().executeTakeFirstOrThrow();
     const refuse = async (reason: string) => {
-      if (await countFailure(tx, user, now)) {
-        await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
-        await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.lockout', objectType: 'staff_user', objectId: user.id, details: { minutes: limits.staffLockoutMs / 60_000 } });
-      }
+      await countFailure(tx, user, origin, now);
       await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.reauthenticate', outcome: 'failure', objectType: 'staff_user', objectId: user.id, details: { reason } });
       return false;
     };
@@ -415,9 +414,14 @@ export async function changePassword(
   origin: StaffOrigin,
   now: Date,
 ): Promise<void> {
-  checkPasswordPolicy(newPassword, signedIn.user.email);
+  checkPasswordPolicy(newPassword, signedIn.user.email, 'new_password');
   if (!(await passwordMatches(signedIn.user.password_hash ?? (await decoyHash()), currentPassword))) {
-    await staffAudit(db, origin, now, { actorId: signedIn.user.id, action: 'staff.password_change', outcome: 'failure', objectType: 'staff_user', objectId: signedIn.user.id, details: { reason: 'wrong_password' } });
+    // A wrong current password is a guess like any other: it counts towards the lockout.
+    await db.transaction().execute(async (tx) => {
+      const user = await tx.selectFrom('staff_users').selectAll().where('id', '=', signedIn.user.id).forUpdate().executeTakeFirstOrThrow();
+      await countFailure(tx, user, origin, now);
+      await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.password_change', outcome: 'failure', objectType: 'staff_user', objectId: user.id, details: { reason: 'wrong_password' } });
+    });
     throw new CofferError('authentication_failed', 'The current password is not correct.', { param: 'current_password' });
   }
   const history = await db.selectFrom('staff_password_history').select('password_hash').where('user_id', '=', signedIn.user.id)

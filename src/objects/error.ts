@@ -1,4 +1,4 @@
-import type { CofferError } from '../domain/errors.ts';
+import { errorDocUrl, type CofferError } from '../domain/errors.ts';
 import { maskCardNumbers } from '../vault/pan-scanner.ts';
 
 /** Stripe's error envelope, plus the id of the request that produced it. Keys are sorted as Stripe sends them. */
@@ -9,7 +9,8 @@ export function errorObject(error: CofferError, requestId: string): Record<strin
   if (details.chargeId !== undefined) body.charge = details.chargeId;
   body.code = error.code;
   if (details.declineCode !== undefined) body.decline_code = details.declineCode;
-  body.doc_url = `https://stripe.com/docs/error-codes/${error.code.replaceAll('_', '-')}`;
+  const docUrl = errorDocUrl(error.code);
+  if (docUrl !== undefined) body.doc_url = docUrl;
   // A message may quote what the caller sent (an id from the URL); a card number there is masked.
   body.message = maskCardNumbers(error.message);
   if (details.param !== undefined) body.param = details.param;

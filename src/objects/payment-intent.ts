@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { ChargeRow, Database, PaymentIntentRow, PaymentMethodRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { chargeObject } from './charge.ts';
+import { errorDocUrl } from '../domain/errors.ts';
 import { amountOut, unixTime, unixTimeOrNull } from './common.ts';
 import { paymentMethodObject } from './payment-method.ts';
 
@@ -36,7 +37,8 @@ function lastPaymentErrorObject(
   if (error.charge !== undefined) object.charge = error.charge;
   object.code = error.code;
   if (error.decline_code !== undefined) object.decline_code = error.decline_code;
-  object.doc_url = `https://stripe.com/docs/error-codes/${error.code.replaceAll('_', '-')}`;
+  const docUrl = errorDocUrl(error.code);
+  if (docUrl !== undefined) object.doc_url = docUrl;
   object.message = error.message;
   if (error.param !== undefined) object.param = error.param;
   if (paymentMethod !== undefined) object.payment_method = paymentMethodObject(paymentMethod, shape);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { errorCatalog } from '../../src/domain/errors.ts';
+import { CofferError, errorCatalog, errorDocUrl, type ErrorCode } from '../../src/domain/errors.ts';
+import { errorObject } from '../../src/objects/error.ts';
 
 // Goal: docs/errors.md lists exactly the error codes Coffer can return, each with its real status and type.
 test('docs/errors.md and the error catalog agree', () => {
@@ -16,5 +17,19 @@ test('docs/errors.md and the error catalog agree', () => {
   assert.deepEqual([...documented.keys()].sort(), Object.keys(errorCatalog).sort());
   for (const [code, entry] of Object.entries(errorCatalog)) {
     assert.deepEqual(documented.get(code), { code, httpStatus: entry.httpStatus, type: entry.type }, code);
+  }
+});
+
+// Goal: `doc_url` points at Stripe's page only for the codes Stripe documents; Coffer's own codes have none.
+test('an error names Stripe\'s page for its code only where Stripe has one', () => {
+  const body = (code: ErrorCode) => errorObject(new CofferError(code, 'x'), 'req_1').error as Record<string, unknown>;
+  assert.equal(body('card_declined').doc_url, 'https://stripe.com/docs/error-codes/card-declined');
+  assert.equal(body('parameter_unknown').doc_url, 'https://stripe.com/docs/error-codes/parameter-unknown');
+  for (const code of ['password_too_weak', 'payment_limit_exceeded', 'request_signature_invalid', 'authentication_failed'] as const) {
+    assert.equal('doc_url' in body(code), false, code);
+  }
+  for (const code of Object.keys(errorCatalog)) {
+    const url = errorDocUrl(code);
+    if (url !== undefined) assert.equal(url, `https://stripe.com/docs/error-codes/${code.replaceAll('_', '-')}`);
   }
 });

@@ -243,4 +243,41 @@ describe('staff sign-in and sessions', { concurrency: false }, () => {
     assert.equal(fifthBack.status, 200, 'the fifth password back may be used again');
     assert.equal((await other.request('GET', '/staff/v1/session')).status, 401, 'the other session ended with the change');
   });
+  test('guessing passwords from anywhere ends the sessions already open: a lockout signs the person out everywhere', async () => {
+    const staff = await signedInStaff(server, clock, 'developer', 'guessed');
+    assert.equal((await staff.request('GET', '/staff/v1/session')).status, 200);
+    const guesser = new StaffClient(internalListener(server), clock);
+    for (let i = 0; i < 10; i += 1) {
+      assert.equal((await guesser.request('POST', '/staff/v1/session', { email: staff.email, password: `guess-${i}` })).status, 401);
+    }
+    assert.equal((await staff.request('GET', '/staff/v1/session')).status, 401, 'the open session ended with the lockout');
+    clock.offsetMs += 31 * 60_000;
+  });
+
+  test('a wrong current password on a password change counts towards the lockout; refusals name the parameter', async () => {
+    const staff = await signedInStaff(server, clock, 'developer', 'changeguess');
+    assert.equal((await staff.reauthenticate()).status, 200);
+    const weak = await staff.request('POST', '/staff/v1/password', { current_password: staff.password, new_password: 'Password2024!' });
+    assert.deepEqual([(weak.json.error as { code: string }).code, (weak.json.error as { param: string }).param], ['password_too_weak', 'new_password']);
+    const failuresOf = async () => (await db().selectFrom('staff_users').select('failed_logins').where('id', '=', staff.userId).executeTakeFirstOrThrow()).failed_logins;
+    const before = await failuresOf();
+    const wrong = await staff.request('POST', '/staff/v1/password', { current_password: 'not-my-password', new_password: strongPassword('changeguess-2') });
+    assert.deepEqual([wrong.status, (wrong.json.error as { param: string }).param], [401, 'current_password']);
+    assert.equal(await failuresOf(), before + 1);
+    const missing = await staff.request('POST', '/staff/v1/passkeys/pk_nope/delete', {});
+    assert.deepEqual([missing.status, (missing.json.error as { param: string }).param], [404, 'passkey']);
+  });
+
+  test('the staff API takes JSON only, and a route without parameters takes none: refused by name, nothing changes', async () => {
+    const staff = await signedInStaff(server, clock, 'developer', 'strictbody');
+    assert.equal((await staff.reauthenticate()).status, 200);
+    const codesBefore = await db().selectFrom('staff_recovery_codes').select('code_hash').where('user_id', '=', staff.userId).execute();
+    const extra = await staff.request('POST', '/staff/v1/recovery_codes', { x: 1 });
+    assert.deepEqual([extra.status, (extra.json.error as { code: string }).code, (extra.json.error as { param: string }).param], [400, 'parameter_unknown', 'x']);
+    assert.deepEqual(await db().selectFrom('staff_recovery_codes').select('code_hash').where('user_id', '=', staff.userId).execute(), codesBefore, 'no new codes');
+    const form = await staff.requestRaw('POST', '/staff/v1/recovery_codes', 'x=1', 'application/x-www-form-urlencoded');
+    assert.equal(form.status, 400, form.body);
+    assert.equal((form.json.error as { message: string }).message, 'Send the request body as application/json.');
+    assert.equal((await staff.request('POST', '/staff/v1/recovery_codes', {})).status, 200, 'an empty body is no parameter');
+  });
 });

@@ -19,13 +19,20 @@ export class StaffClient {
   constructor(private readonly listener: { port: number; agent: https.Agent }, private readonly clock: TestClock) {}
 
   async request(method: string, path: string, body?: unknown, options: { csrf?: string | null } = {}): Promise<RawResponse> {
+    return this.send(method, path, body === undefined ? undefined : { body: JSON.stringify(body), contentType: 'application/json' }, options);
+  }
+
+  /** A body as given, of any content type (what a client that does not speak JSON sends). */
+  async requestRaw(method: string, path: string, body: string, contentType: string): Promise<RawResponse> {
+    return this.send(method, path, { body, contentType }, {});
+  }
+
+  private async send(method: string, path: string, payload: { body: string; contentType: string } | undefined, options: { csrf?: string | null }): Promise<RawResponse> {
     const headers: Record<string, string> = {};
     if (this.cookie !== undefined) headers.cookie = this.cookie;
     const csrf = options.csrf === undefined ? this.csrf : options.csrf;
     if (csrf !== null && csrf !== undefined) headers['x-csrf-token'] = csrf;
-    const response = await rawRequest(this.listener, method, path, {
-      headers, ...(body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' }),
-    });
+    const response = await rawRequest(this.listener, method, path, { headers, ...(payload ?? {}) });
     const setCookie = response.headers['set-cookie']?.[0];
     if (setCookie !== undefined) {
       this.lastSetCookie = setCookie;
