@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { CheckpointSigner } from '../audit/checkpoint-signer.ts';
 import { instanceKeyCheck, instanceKeyFile, loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Database } from '../store/database.ts';
@@ -47,11 +47,20 @@ export async function checkHomeKeys(db: Kysely<Database>, homeDir: string): Prom
   const problems = await homeKeyProblems(db, homeDir);
   if (problems.length === 0) return;
   throw new HomeKeysError(`${problems.join('; ')}. Restore the whole keys/ directory from this installation's backup `
-    + '(docs/operations.md, "Backups and restores"), or point COFFER_HOME at the home this database was used with. No key was created.');
+    + '(docs/operations.md, "Backups and restores"), or point COFFER_HOME at the home this database was used with. No key of the installation was made.');
 }
 
-/** The first start on a database records which instance key it is made with; later starts are checked against it. */
+/**
+ * The first start on a database records which instance key it is made with; later starts are checked against it.
+ * Recorded and compared in one statement: of two first starts at once, each with a new home, the second finds the
+ * first one's key recorded and is refused, rather than serving with another key.
+ */
 export async function recordInstanceKey(db: Kysely<Database>, homeDir: string): Promise<void> {
   const check = instanceKeyCheck(loadInstanceSecret(homeDir));
-  await db.updateTable('installation').set({ instance_key_check: check }).where('instance_key_check', 'is', null).execute();
+  const recorded = await db.updateTable('installation').set({ instance_key_check: sql<string>`COALESCE(instance_key_check, ${check})` })
+    .returning('instance_key_check').executeTakeFirst();
+  if (recorded !== undefined && recorded.instance_key_check !== check) {
+    throw new HomeKeysError(`${instanceKeyFile(homeDir)} is not the instance key this database was made with (another process recorded its own first). `
+      + 'Give every process of the installation the same keys/ directory.');
+  }
 }

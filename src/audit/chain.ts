@@ -81,13 +81,19 @@ function appendCheckpointLines(file: string, lines: CheckpointLine[]): void {
  * it is, for them). A checkpoint removed from this database before the upgrade cannot be told from another
  * database's line: the old file, kept, still shows it.
  */
-async function adoptLegacyCheckpoints(db: Kysely<Database>, homeDir: string, chainId: string): Promise<void> {
-  const file = checkpointsFile(homeDir, chainId);
+async function legacyLinesOf(db: Kysely<Database>, homeDir: string): Promise<CheckpointLine[]> {
   const legacy = legacyCheckpointsFile(homeDir);
-  if (fs.existsSync(file) || !fs.existsSync(legacy)) return;
+  if (!fs.existsSync(legacy)) return [];
   const inside = new Set((await db.selectFrom('audit_checkpoints').selectAll().execute())
     .map((checkpoint) => canonical(checkpointLine({ ...checkpoint, head_hash: Buffer.from(checkpoint.head_hash), signature: Buffer.from(checkpoint.signature) }))));
-  const mine = readCheckpointLines(legacy).filter((line) => inside.has(canonical(line)));
+  return readCheckpointLines(legacy).filter((line) => inside.has(canonical(line)));
+}
+
+/** The sealer, before its first append to a chain's file: the chain's lines of the older file start it. */
+async function adoptLegacyCheckpoints(db: Kysely<Database>, homeDir: string, chainId: string): Promise<void> {
+  const file = checkpointsFile(homeDir, chainId);
+  if (fs.existsSync(file)) return;
+  const mine = await legacyLinesOf(db, homeDir);
   if (mine.length > 0) appendCheckpointLines(file, mine);
 }
 
@@ -276,9 +282,14 @@ export async function readAuditChain(db: Kysely<Database>, signer: CheckpointSig
   let outsideCheckpoints: CheckpointLine[] | undefined;
   let outsideFile: string | undefined;
   if (homeDir !== undefined) {
-    await adoptLegacyCheckpoints(db, homeDir, headRow.chain_id);
+    // Verifying writes nothing: before the sealer has started this chain's file, its lines of the older file are
+    // read in place.
     outsideFile = checkpointsFile(homeDir, headRow.chain_id);
     if (fs.existsSync(outsideFile)) outsideCheckpoints = readCheckpointLines(outsideFile);
+    else {
+      const legacy = await legacyLinesOf(db, homeDir);
+      if (legacy.length > 0) outsideCheckpoints = legacy;
+    }
   }
   return {
     records, seals, head, checkpoints, outsideCheckpoints, outsideFile, requireOutsideCopy: homeDir !== undefined, publicKeyPem: signer.publicKeyPem,

@@ -123,10 +123,16 @@ export async function decideApproval(
       // may pass on a retry (a conflict, a lock, an outage: 409, 429, 5xx), or with another approver (403: only an
       // owner may approve making someone an owner), leaves it pending.
       const final = [400, 402, 404].includes(error.httpStatus);
-      if (final) await db.updateTable('staff_approvals')
-        .set({ status: 'failed', decided_by: approver.id, decided_at: now, result: JSON.stringify({ error: { code: error.code, message: error.message } }) })
-        .where('id', '=', approvalId).where('status', '=', 'pending').execute();
-      await staffAudit(db, origin, now, { actorId: approver.id, action: `approval.${decision}`, outcome: 'failure', objectType: 'approval', objectId: approvalId, details: { reason: error.code } });
+      // The request's closing and its audit record commit together.
+      await db.transaction().execute(async (tx) => {
+        const closed = final && (await tx.updateTable('staff_approvals')
+          .set({ status: 'failed', decided_by: approver.id, decided_at: now, result: JSON.stringify({ error: { code: error.code, message: error.message } }) })
+          .where('id', '=', approvalId).where('status', '=', 'pending').executeTakeFirst()).numUpdatedRows > 0n;
+        await staffAudit(tx, origin, now, {
+          actorId: approver.id, action: `approval.${decision}`, outcome: 'failure', objectType: 'approval', objectId: approvalId,
+          details: { reason: error.code, status: closed ? 'failed' : 'pending' },
+        });
+      });
     }
     throw error;
   }

@@ -34,7 +34,9 @@ export async function createMerchant(db: Kysely<Database>, name: string): Promis
 /** A merchant's name as staff and the command give it: trimmed, 1 to 100 characters, no control characters. */
 export function checkMerchantName(given: string): string {
   const name = given.trim();
-  if (name.length === 0 || name.length > limits.merchantNameLengthMax) {
+  // Counted in characters (code points), as the staff API's schema counts them.
+  const length = [...name].length;
+  if (length === 0 || length > limits.merchantNameLengthMax) {
     throw new CofferError('parameter_invalid', `A merchant's name must be 1 to ${limits.merchantNameLengthMax} characters long.`, { param: 'name' });
   }
   if (/\p{Cc}/u.test(name)) throw new CofferError('parameter_invalid', 'A merchant\'s name may not hold control characters (a line break, a tab…).', { param: 'name' });

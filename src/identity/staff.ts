@@ -196,16 +196,18 @@ export async function completeEnrollment(
 
 /**
  * Counts a failed attempt (a password or a code, at sign-in, re-authentication or a password change); the tenth
- * in a row locks the account for 30 minutes and ends every session it has, wherever the guesses came from: someone
- * guessing this person's password may already hold one of their sessions. Returns whether it locked.
+ * in a row locks the account for 30 minutes. `endSessions`: a lockout reached by someone past the password (the
+ * second step, re-authentication, a password change) also ends every session the person has, as whoever it is may
+ * hold one; guesses of the password alone, which anyone who knows the email can send, do not sign the person out.
+ * Returns whether it locked.
  */
-async function countFailure(tx: Tx, user: StaffUserRow, origin: StaffOrigin, now: Date): Promise<boolean> {
+async function countFailure(tx: Tx, user: StaffUserRow, origin: StaffOrigin, now: Date, endSessions = true): Promise<boolean> {
   const failures = user.failed_logins + 1;
   const locks = failures >= limits.staffLockoutFailures;
   await tx.updateTable('staff_users').set(locks ? { failed_logins: 0, locked_until: new Date(now.getTime() + limits.staffLockoutMs) } : { failed_logins: failures })
     .where('id', '=', user.id).execute();
   if (locks) {
-    await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
+    if (endSessions) await tx.updateTable('staff_sessions').set({ revoked_at: now }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
     await staffAudit(tx, origin, now, { actorId: user.id, action: 'staff.lockout', objectType: 'staff_user', objectId: user.id, details: { minutes: limits.staffLockoutMs / 60_000 } });
   }
   return locks;
@@ -252,7 +254,7 @@ export async function signInWithPassword(db: Kysely<Database>, email: string, pa
     if (user.status !== 'active') return fail(user.status === 'invited' ? 'not_enrolled' : 'disabled');
     if (isLocked(user, now)) return fail('locked', { locked_until: user.locked_until?.toISOString() });
     if (!matches || user.password_hash !== found?.password_hash) {
-      await countFailure(tx, user, origin, now);
+      await countFailure(tx, user, origin, now, false);
       return fail('wrong_password');
     }
     const session = await insertSession(tx, user.id, 'mfa_pending', origin, now);

@@ -241,8 +241,15 @@ describe('the audit log', { concurrency: false }, () => {
     fs.rmSync(file);
     try {
       assert.deepEqual(await problems(), [], 'the other database\'s line is not this database\'s missing checkpoint');
-      assert.equal(fs.readFileSync(file, 'utf8'), mine, 'exactly this database\'s lines were taken');
+      assert.equal(fs.existsSync(file), false, 'verifying writes nothing');
+      await recordAudit(db(), auditInput('test.after_upgrade'));
+      const sealed = await seal();
+      assert.ok(sealed.checkpoint !== undefined);
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(`${lines.slice(0, -1).join('\n')}\n`, mine, 'the sealer started the file with exactly this database\'s lines');
+      assert.equal(JSON.parse(lines.at(-1) ?? '{}').seq, String(sealed.checkpoint.seq));
       assert.equal(fs.readFileSync(legacy, 'utf8'), `${foreign}\n${mine}`, 'the old file is left for the other database');
+      assert.deepEqual(await problems(), []);
     } finally {
       fs.rmSync(legacy);
     }

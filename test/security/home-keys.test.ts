@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { homeKeyProblems, HomeKeysError } from '../../src/app/home-keys.ts';
+import { homeKeyProblems, HomeKeysError, recordInstanceKey } from '../../src/app/home-keys.ts';
 import { sealAuditLog } from '../../src/audit/chain.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
@@ -38,7 +38,24 @@ describe('the home directory\'s keys against the database', () => {
     assert.deepEqual(await homeKeyProblems(server.database.db, home()), []);
     const recorded = await server.database.db.selectFrom('installation').select('instance_key_check').executeTakeFirstOrThrow();
     assert.match(recorded.instance_key_check ?? '', /^[A-Za-z0-9_-]{22}$/);
-    assert.equal(fs.readFileSync(keyFile(home(), 'instance.key'), 'utf8').includes(recorded.instance_key_check ?? ''), false);
+  });
+
+  test('two first starts at once, each with a new home: the second finds the first one\'s key recorded and is refused', async () => {
+    // As if the first start of this database had not recorded its key yet, and another process, with another new
+    // home, recorded its own in between: recording compares in the same statement.
+    const other = fs.mkdtempSync(path.join(scratch, 'racing-'));
+    fs.mkdirSync(path.join(other, 'keys'), { mode: 0o700 });
+    fs.copyFileSync(keyFile(home(), 'audit-signing.key'), keyFile(other, 'audit-signing.key'));
+    const ours = await server.database.db.selectFrom('installation').select('instance_key_check').executeTakeFirstOrThrow();
+    await server.database.db.updateTable('installation').set({ instance_key_check: null }).execute();
+    try {
+      assert.deepEqual(await homeKeyProblems(server.database.db, other), [], 'nothing recorded yet: the check passes');
+      await recordInstanceKey(server.database.db, home());
+      await assert.rejects(recordInstanceKey(server.database.db, other), (error: unknown) => error instanceof HomeKeysError && /another process recorded its own first/.test(error.message));
+      assert.deepEqual(await server.database.db.selectFrom('installation').select('instance_key_check').executeTakeFirstOrThrow(), ours, 'the first key stays recorded');
+    } finally {
+      await server.database.db.updateTable('installation').set({ instance_key_check: ours.instance_key_check }).execute();
+    }
   });
 
   test('a home without the keys: the start is refused naming both, and no key is made', async () => {

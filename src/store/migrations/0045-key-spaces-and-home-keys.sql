@@ -23,3 +23,7 @@ CREATE TABLE installation (
   instance_key_check text
 );
 INSERT INTO installation (id) VALUES (true);
+
+-- The serving role moves the chain's end, never its id (which names the chain's file outside the database).
+REVOKE UPDATE ON audit_chain_head FROM coffer_app;
+GRANT UPDATE (seq, hash) ON audit_chain_head TO coffer_app;
