@@ -1,9 +1,8 @@
-import { CofferError } from '../domain/errors.ts';
 import { createFirstOwner } from '../identity/staff.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
 import { openInstalledDatabase } from './open-installed-database.ts';
-import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
+import { parseCommandLine, refused, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const adminUsage = `Usage:
   coffer admin create --email you@example.com --name "Your Name"
@@ -53,11 +52,7 @@ export async function commandAdmin(loadConfig: () => Config, argv: string[], pri
     print(`  POST ${base}/staff/v1/enrollment/complete  {"token": "…", "password": "…", "code": "123456"}`);
     return 0;
   } catch (error) {
-    if (error instanceof CofferError) {
-      process.stderr.write(`coffer: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
+    return refused(error);
   } finally {
     await database.close();
   }

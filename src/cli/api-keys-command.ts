@@ -6,7 +6,7 @@ import { loadInstanceSecret } from '../platform/instance-secret.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
 import { openInstalledDatabase } from './open-installed-database.ts';
-import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
+import { parseCommandLine, refused, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const apiKeysUsage = `Usage:
   coffer apikeys create --merchant acct_… [--type secret|publishable|restricted] [--live]
@@ -74,9 +74,7 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
       overlapHours = Number(hours);
     }
   } catch (error) {
-    if (!(error instanceof CofferError)) throw error;
-    process.stderr.write(`coffer: ${error.message}\n`);
-    return 1;
+    return refused(error);
   }
   const config = loadConfig();
   const database = await openInstalledDatabase(config);
@@ -127,9 +125,7 @@ export async function commandApiKeys(loadConfig: () => Config, argv: string[], p
     print(`Revoked ${target ?? ''}.`);
     return 0;
   } catch (error) {
-    if (!(error instanceof CofferError)) throw error;
-    process.stderr.write(`coffer: ${error.message}\n`);
-    return 1;
+    return refused(error);
   } finally {
     await database.close();
   }

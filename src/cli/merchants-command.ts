@@ -1,9 +1,8 @@
-import { CofferError } from '../domain/errors.ts';
 import { checkMerchantName, createMerchantWithTestKeys } from '../identity/merchants.ts';
 import type { Config } from '../platform/config.ts';
 import { databaseExitCodes } from './database-refusal.ts';
 import { openInstalledDatabase } from './open-installed-database.ts';
-import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
+import { parseCommandLine, refused, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
 
 export const merchantsUsage = `Usage:
   coffer merchants create --name text   a new merchant, with a test-mode secret key and publishable key (shown once);
@@ -31,9 +30,7 @@ export async function commandMerchants(loadConfig: () => Config, argv: string[],
   try {
     if (given !== undefined) checkMerchantName(given);
   } catch (error) {
-    if (!(error instanceof CofferError)) throw error;
-    process.stderr.write(`coffer: ${error.message}\n`);
-    return 1;
+    return refused(error);
   }
   const config = loadConfig();
   const database = await openInstalledDatabase(config);

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CofferError } from '../domain/errors.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -55,4 +56,14 @@ export function subcommand<const S extends string>(command: string, given: strin
   const found = known.find((name) => name === given);
   if (found === undefined) throw new UsageError(`unknown ${command} command "${given}": use ${list}`, usage);
   return found;
+}
+
+/**
+ * A command's refusal (no such merchant or key, a bad value: a CofferError, whose message names the problem) is
+ * printed and exits 1; anything else is a failure, thrown on.
+ */
+export function refused(error: unknown): 1 {
+  if (!(error instanceof CofferError)) throw error;
+  process.stderr.write(`coffer: ${error.message}\n`);
+  return 1;
 }

@@ -26,9 +26,7 @@ export function requestSigningKey(instanceSecret: Secret<Buffer>): Secret<Buffer
 export const signingSecretLabel = 'request signing secret';
 
 export async function createMerchant(db: Kysely<Database>, name: string): Promise<string> {
-  const id = newId('acct');
-  await db.insertInto('merchants').values({ id, name, default_api_version: currentApiVersion }).execute();
-  return id;
+  return (await db.transaction().execute((tx) => createMerchantIn(tx, name))).id;
 }
 
 /** A merchant's name as staff and the command give it: trimmed, 1 to 100 characters, no control characters. */
