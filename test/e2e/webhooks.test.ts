@@ -10,6 +10,9 @@ import { stateCounts } from '../support/ledger.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
+import { rawRequest } from '../support/server.ts';
+import { createApiKey, createMerchant } from '../../src/identity/merchants.ts';
+import { parsePermissions } from '../../src/identity/api-keys.ts';
 
 /** Relays and delivers until nothing is due (bounded). */
 async function drain(server: TestServer): Promise<void> {
@@ -120,8 +123,7 @@ describe('webhooks', () => {
       // An event older than the legacy endpoint was never rendered in its shape: resent to it, it goes as it was
       // rendered, under its own version, never the current shape under the old label.
       const before = await db.selectFrom('events').select(['id', 'api_version']).where('object_id', '=', unasked.id).executeTakeFirstOrThrow();
-      const { rawRequest } = await import('../support/server.ts');
-      const resent = await rawRequest(server, 'POST', `/v1/events/${before.id}/resend`, { key: server.secretKey, body: `webhook_endpoint=${endpoints[0]?.id ?? ''}` });
+        const resent = await rawRequest(server, 'POST', `/v1/events/${before.id}/resend`, { key: server.secretKey, body: `webhook_endpoint=${endpoints[0]?.id ?? ''}` });
       assert.equal(resent.status, 200, resent.body);
       await drain(server);
       const old = receivers[0]?.received.find((received) => received.eventId === before.id);
@@ -182,6 +184,91 @@ describe('webhooks', () => {
     assert.equal(remaining.data.some((item) => item.id === event.id), false);
     assert.equal((await stripe.events.retrieve(event.id)).pending_webhooks, 0);
     await stripe.webhookEndpoints.del(endpoint.id);
+  });
+
+  // Stripe shows why a delivery failed only in its dashboard; a self-hosted merchant reads it from the API.
+  test('why a delivery failed is readable per event and per endpoint: each attempt\'s status code or error', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const dead = await stripe.webhookEndpoints.create({ url: `http://127.0.0.1:${deadPort}/gone`, enabled_events: ['customer.created'] });
+    const failing = await stripe.webhookEndpoints.create({ url, enabled_events: ['customer.created'] });
+    receiver.failRate = 1;
+    const customers: Stripe.Customer[] = [];
+    for (let index = 0; index < 3; index += 1) customers.push(await stripe.customers.create({ email: `deliveries${index}@example.com` }));
+    await drain(server);
+    receiver.failRate = 0;
+    const events = (await stripe.events.list({ type: 'customer.created', limit: 3 })).data;
+    const event = events.find((item) => (item.data.object as Stripe.Customer).id === customers[2]?.id);
+    assert.ok(event !== undefined);
+
+    const byEvent = await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: server.secretKey });
+    assert.equal(byEvent.status, 200, byEvent.body);
+    const deliveries = byEvent.json.data as Array<Record<string, unknown>>;
+    assert.deepEqual(deliveries.map((item) => item.webhook_endpoint), [dead.id, failing.id], 'one delivery per endpoint, oldest first');
+    const [toDead, toFailing] = deliveries;
+    assert.equal(toDead?.status, 'pending');
+    assert.equal(toDead?.attempt_count, 1);
+    assert.equal(toDead?.last_status_code, null);
+    assert.match(String(toDead?.last_error), /ECONNREFUSED/, 'a refused connection is named');
+    assert.equal(typeof toDead?.next_attempt_at, 'number');
+    assert.equal(toFailing?.last_status_code, 500);
+    assert.equal(toFailing?.last_error, null);
+    assert.equal(toFailing?.event, event.id);
+    assert.equal(toFailing?.event_type, 'customer.created');
+    assert.deepEqual((toFailing?.attempts as Array<Record<string, unknown>>).map((attempt) => attempt.status_code), [500]);
+
+    // The next attempt succeeds: the list shows both attempts, newest first, and the delivery done.
+    clock.offsetMs += 2 * 60_000;
+    await drain(server);
+    clock.offsetMs = 0;
+    const later = await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: server.secretKey });
+    const done = (later.json.data as Array<Record<string, unknown>>).find((item) => item.webhook_endpoint === failing.id);
+    assert.equal(done?.status, 'succeeded');
+    assert.equal(done?.next_attempt_at, null);
+    assert.equal(typeof done?.delivered_at, 'number');
+    assert.deepEqual((done?.attempts as Array<Record<string, unknown>>).map((attempt) => attempt.status_code), [200, 500]);
+
+    // Per endpoint: newest first, paged, filtered by status or event.
+    const first = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?limit=2`, { key: server.secretKey });
+    assert.equal(first.status, 200, first.body);
+    const firstPage = first.json.data as Array<Record<string, unknown>>;
+    assert.equal(first.json.has_more, true);
+    assert.equal(first.json.url, `/v1/webhook_endpoints/${dead.id}/deliveries`);
+    assert.deepEqual(firstPage.map((item) => item.event), [events[0]?.id, events[1]?.id]);
+    const second = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?limit=2&starting_after=${String(firstPage[1]?.id)}`, { key: server.secretKey });
+    assert.deepEqual((second.json.data as Array<Record<string, unknown>>).map((item) => item.event), [events[2]?.id]);
+    assert.equal(second.json.has_more, false);
+    const back = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?ending_before=${String((second.json.data as Array<{ id: string }>)[0]?.id)}`, { key: server.secretKey });
+    assert.deepEqual((back.json.data as Array<Record<string, unknown>>).map((item) => item.event), [events[0]?.id, events[1]?.id]);
+    const succeeded = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${failing.id}/deliveries?status=succeeded&event=${event.id}`, { key: server.secretKey });
+    assert.deepEqual((succeeded.json.data as Array<Record<string, unknown>>).map((item) => item.event), [event.id]);
+    const pendingOnly = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${failing.id}/deliveries?status=pending`, { key: server.secretKey });
+    assert.ok((pendingOnly.json.data as Array<Record<string, unknown>>).every((item) => item.status === 'pending'));
+
+    // Refusals name the problem.
+    const badStatus = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?status=lost`, { key: server.secretKey });
+    assert.equal(badStatus.status, 400);
+    assert.equal((badStatus.json.error as { param: string }).param, 'status');
+    const badCursor = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?starting_after=whdel_999999999`, { key: server.secretKey });
+    assert.equal(badCursor.status, 404);
+    assert.equal((badCursor.json.error as { param: string }).param, 'starting_after');
+    const otherCursor = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?starting_after=${String(done?.id)}`, { key: server.secretKey });
+    assert.equal(otherCursor.status, 404, 'a delivery of another endpoint is no cursor here');
+
+    // Another merchant sees none of it; a restricted key needs the resource's read permission.
+    const other = await createMerchant(server.database.db, 'Other deliveries merchant');
+    const otherKey = (await createApiKey(server.database.db, other, 'secret', false)).key.reveal();
+    assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: otherKey })).status, 404);
+    assert.equal((await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries`, { key: otherKey })).status, 404);
+    const eventsOnly = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: parsePermissions(['events:read']) })).key.reveal();
+    assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: eventsOnly })).status, 200);
+    assert.equal((await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries`, { key: eventsOnly })).status, 403);
+
+    await stripe.webhookEndpoints.del(dead.id);
+    await stripe.webhookEndpoints.del(failing.id);
+    await server.database.db.updateTable('webhook_deliveries').set({ status: 'failed' }).where('endpoint_id', '=', dead.id).execute();
   });
 
   test('an answer that trickles in is cut off at the deadline and retried, so a delivery ends well within its lease', { timeout: 30_000 }, async () => {
@@ -271,7 +358,6 @@ describe('webhooks', () => {
     assert.equal(delivery.status, 'failed');
     assert.equal(delivery.attempts, 12);
     receiver.failRate = 0;
-    const { rawRequest } = await import('../support/server.ts');
     const resent = await rawRequest(server, 'POST', `/v1/events/${event.id}/resend`, { key: server.secretKey, body: '', headers: { 'idempotency-key': `resend-${event.id}` } });
     assert.equal(resent.status, 200, resent.body);
     const shown = await rawRequest(server, 'GET', `/v1/events/${event.id}`, { key: server.secretKey });
@@ -287,7 +373,6 @@ describe('webhooks', () => {
 
   // The SDK retries with the same Idempotency-Key when an answer is lost: the retry must give the secret itself.
   test('a replayed creation shows the endpoint\'s secret, which is not kept with the idempotency key', async () => {
-    const { rawRequest } = await import('../support/server.ts');
     const body = `url=${encodeURIComponent(url)}&enabled_events[]=customer.created`;
     const create = () => rawRequest(server, 'POST', '/v1/webhook_endpoints', { key: server.secretKey, body, headers: { 'idempotency-key': 'endpoint-replay-1' } });
     const first = await create();
@@ -312,7 +397,6 @@ describe('webhooks', () => {
     stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', endpoint.secret ?? '');
     stripe.webhooks.constructEvent(delivery.body, delivery.signature ?? '', String(rolled.secret));
     // A second roll with an overlap would cut the first one's short: refused, and the secrets stay as they were.
-    const { rawRequest } = await import('../support/server.ts');
     const again = await rawRequest(server, 'POST', `/v1/webhook_endpoints/${endpoint.id}/roll_secret`, { key: server.secretKey, body: 'expires_in=600' });
     assert.deepEqual([again.status, (again.json.error as { param?: string }).param], [400, 'expires_in'], again.body);
     await stripe.paymentIntents.create({ amount: 902, currency: 'usd', metadata: { roll: 'twice' } });
@@ -363,7 +447,6 @@ describe('webhooks', () => {
 });
 
 async function fetchJson(server: TestServer, path: string, body = ''): Promise<Record<string, unknown>> {
-  const { rawRequest } = await import('../support/server.ts');
   const response = await rawRequest(server, 'POST', path, { key: server.secretKey, body });
   assert.equal(response.status, 200, response.body);
   return response.json;

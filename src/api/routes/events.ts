@@ -8,6 +8,7 @@ import { requestContext } from '../request-context.ts';
 import { ListQuery, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import { resendEvent } from '../../webhooks/resend.ts';
+import { eventDeliveries } from '../../webhooks/deliveries.ts';
 import { pendingWebhooksSql, withPendingWebhooks } from '../../store/events.ts';
 
 const EventsQuery = strictObject({
@@ -48,6 +49,13 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
     // The event as stored (JSON that JSON.stringify wrote, which parsing and writing again gives back byte for byte).
     return sendOutcome(reply, await answerInChange(request, (respond) => resendEvent(services, ctx, id, body.webhook_endpoint, respond),
       (payload: string) => JSON.parse(payload) as unknown));
+  });
+
+  // Coffer's extension: the event's deliveries to each endpoint, with every attempt and why it failed.
+  app.get('/v1/events/:id/deliveries', { config, schema: { params: strictObject({ id: ObjectId }), querystring: NoParams } }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const data = await eventDeliveries(services.db, requestContext(request), id);
+    return sendObject(reply, listObject(`/v1/events/${id}/deliveries`, data, false));
   });
 
   app.get('/v1/events', { config, schema: { querystring: EventsQuery } }, async (request, reply) => {

@@ -6,10 +6,11 @@ import { limits } from '../../limits.ts';
 import { webhookEndpointObject } from '../../objects/webhook-endpoint.ts';
 import { createEndpoint, deleteEndpoint, findEndpoint, rollEndpointSecret, updateEndpoint, type EndpointParams, type EndpointWithSecret } from '../../webhooks/endpoints.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Description, Expand, ListLimit, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import type { WebhookEndpointRow } from '../../store/database.ts';
 import { openSecret } from '../../platform/secret-box.ts';
+import { endpointDeliveries, type DeliveryListParams } from '../../webhooks/deliveries.ts';
 
 const EventType = Type.String({ maxLength: 100, pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)+)$' });
 const EnabledEvents = Type.Array(EventType, { minItems: 1, maxItems: 100 });
@@ -31,6 +32,13 @@ const UpdateBody = strictObject({
   expand: Type.Optional(Expand),
 });
 const EndpointParamsSchema = strictObject({ id: ObjectId });
+const DeliveriesQuery = strictObject({
+  limit: Type.Optional(ListLimit),
+  starting_after: Type.Optional(ObjectId),
+  ending_before: Type.Optional(ObjectId),
+  status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')])),
+  event: Type.Optional(ObjectId),
+});
 
 /** Webhook endpoints (Stripe's API), plus `roll_secret`, a Coffer extension for rotating the signing secret. */
 export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Services): void {
@@ -89,6 +97,14 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
     const id = (request.params as { id: string }).id;
     return sendOutcome(reply, await answerInChange(request, (respond) => rollEndpointSecret(services, ctx, id, body.expires_in ?? 24 * 3600, respond),
       (rolled: EndpointWithSecret) => webhookEndpointObject(rolled.endpoint, rolled.secret?.reveal())));
+  });
+
+  // Coffer's extension: the endpoint's deliveries, newest first, with every attempt and why it failed.
+  app.get('/v1/webhook_endpoints/:id/deliveries', { config, schema: { params: EndpointParamsSchema, querystring: DeliveriesQuery } }, async (request, reply) => {
+    const id = (request.params as { id: string }).id;
+    const query = request.query as Partial<DeliveryListParams>;
+    const page = await endpointDeliveries(services.db, requestContext(request), id, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject(`/v1/webhook_endpoints/${id}/deliveries`, page.data, page.hasMore));
   });
 
   app.get('/v1/webhook_endpoints', { config, schema: { querystring: strictObject(ListQuery) } }, async (request, reply) => {
