@@ -227,7 +227,9 @@ export async function updatePaymentMethod(services: Services, ctx: RequestContex
       metadata: JSON.stringify(metadata), card: JSON.stringify(card),
       billing_details: JSON.stringify({ ...method.billing_details, ...params.billing_details }),
     }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.update', objectType: 'payment_method', objectId: id }, [], now);
+    // `payment_method.updated` carries what changed in `previous_attributes`; an update that changed nothing sends none.
+    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.update', objectType: 'payment_method', objectId: id },
+      [{ type: 'payment_method.updated', paymentMethod: { before: method, after } }], now);
     await respond?.(tx, after);
     return after;
   });

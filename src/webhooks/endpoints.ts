@@ -49,7 +49,7 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
   'charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_withdrawn', 'charge.dispute.funds_reinstated',
   'refund.created', 'refund.updated', 'refund.failed',
   'setup_intent.created', 'setup_intent.succeeded', 'setup_intent.setup_failed', 'setup_intent.canceled',
-  'payment_method.attached', 'payment_method.detached',
+  'payment_method.attached', 'payment_method.detached', 'payment_method.updated',
   'customer.created', 'customer.updated', 'customer.deleted',
   'review.opened', 'review.closed',
   'checkout.session.completed', 'checkout.session.expired',

@@ -132,6 +132,17 @@ describe('saved cards', () => {
     assert.deepEqual([farthest.card?.exp_month, farthest.card?.exp_year, farthest.metadata], [1, thisYear + 50, { note: 'renewed' }]);
     const twoDigits = await stripe.paymentMethods.update(method.id, { card: { exp_year: (thisYear + 2) % 100 } });
     assert.equal(twoDigits.card?.exp_year, thisYear + 2, 'two digits mean 20xx, as when the card was created');
+
+    // Each update that changed something is a payment_method.updated event with what it changed; one that changed
+    // nothing (the same metadata again) and the refusals above are none.
+    await stripe.paymentMethods.update(method.id, { metadata: { note: 'renewed' } });
+    const updates = (await stripe.events.list({ type: 'payment_method.updated', limit: 100 })).data.filter((event) => (event.data.object as { id?: string }).id === method.id);
+    assert.equal(updates.length, 2, updates.map((event) => JSON.stringify(event.data.previous_attributes)).join(' '));
+    const [second, first] = updates;
+    assert.deepEqual(first?.data.previous_attributes, { card: { exp_month: method.card?.exp_month, exp_year: method.card?.exp_year }, metadata: { note: null } });
+    assert.deepEqual((first?.data.object as Stripe.PaymentMethod).card?.exp_year, thisYear + 50);
+    assert.deepEqual((second?.data.previous_attributes as { card?: { exp_year?: number } }).card?.exp_year, thisYear + 50);
+    assert.equal((second?.data.object as Stripe.PaymentMethod).card?.exp_year, thisYear + 2);
   });
 
   test('a payment method not saved to a customer cannot be updated', async () => {
