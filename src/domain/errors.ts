@@ -139,6 +139,11 @@ export interface CofferErrorDetails {
   shouldRetry?: boolean | undefined;
   /** A valid key refused for this request (permissions, address): the refusal is audited against its merchant. */
   refusedKey?: { keyId: string; merchantId: string; livemode: boolean } | undefined;
+  /**
+   * A refusal that holds only because of work still in progress (refunds not yet settled, which may still fail):
+   * the same request may pass once it ends. A four-eyes approval refused so stays pending.
+   */
+  mayPassLater?: boolean | undefined;
   /** The id a `resource_missing` error could not find, to tell an unknown id from another merchant's. */
   missingId?: string | undefined;
 }

@@ -177,7 +177,7 @@ async function endOpenAttempt(services: Services, ctx: RequestContext, scope: Sc
   const ended = await services.connectors.card(charge.livemode).abandonAttempt({
     idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency,
   });
-  if (ended.status === 'unknown' || ended.status === 'requires_action') throw outcomeUnknownError();
+  if (ended.status === 'unknown' || ended.status === 'requires_action') throw outcomeUnknownError('cancellation');
   await recordAttemptOutcome(
     services,
     { scope, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
@@ -205,7 +205,7 @@ export async function cancelPaymentIntent(
     idempotencyKey: voidKey(started.voidRef.chargeId),
     providerReference: started.voidRef.providerReference,
   });
-  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'unknown') throw outcomeUnknownError('cancellation');
   const outcome = await recordCancelOutcome(services, scope, id, result, requestTrail(ctx), respond);
   assert(outcome !== undefined, 'a request always gets a response');
   return outcome;

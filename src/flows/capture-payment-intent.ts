@@ -228,7 +228,7 @@ export async function capturePaymentIntent(
     currency,
   });
   services.faults.reach('capture.after_provider_call');
-  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'unknown') throw outcomeUnknownError('capture');
   const outcome = await recordCaptureOutcome(services, scope, started.intent.id, result, requestTrail(ctx), respond);
   assert(outcome !== undefined, 'a request always gets a response');
   return outcome;

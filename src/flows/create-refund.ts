@@ -94,15 +94,20 @@ function refundAmount(charge: ChargeRow, requested: number | undefined): bigint 
   const refundable = charge.amount_captured - charge.amount_refunded - charge.amount_refunding;
   if (refundable <= 0n) {
     const inProgress = charge.amount_refunding > 0n ? ` (${charge.amount_refunding} of it by refunds still in progress)` : '';
-    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded${inProgress}.`, { chargeId: charge.id });
+    throw new CofferError('charge_already_refunded', `Charge ${charge.id} has already been refunded${inProgress}.`, {
+      chargeId: charge.id, mayPassLater: charge.amount_refunding > 0n && charge.amount_captured > charge.amount_refunded,
+    });
   }
   const amount = requested === undefined ? refundable : BigInt(requested);
   if (amount <= 0n) throw new CofferError('parameter_invalid_integer', 'This value must be greater than or equal to 1.', { param: 'amount' });
   if (amount > refundable) {
+    // Refunds in progress may still fail, and give back what they hold.
+    const settledRefundable = charge.amount_captured - charge.amount_refunded;
+    const inProgress = charge.amount_refunding > 0n ? `; ${charge.amount_refunding} more is held by refunds still in progress` : '';
     throw new CofferError(
       'amount_too_large',
-      `Refund amount (${amount}) is greater than unrefunded amount on charge (${refundable}).`,
-      { param: 'amount', chargeId: charge.id },
+      `Refund amount (${amount}) is greater than unrefunded amount on charge (${refundable})${inProgress}.`,
+      { param: 'amount', chargeId: charge.id, mayPassLater: amount <= settledRefundable && charge.amount_refunding > 0n },
     );
   }
   const currency = findCurrency(charge.currency);
@@ -275,7 +280,7 @@ export async function sendRefund(services: Services, ctx: RequestContext, refund
     // Wallet providers settle refunds later (WeChat Pay answers PROCESSING): the refund is answered as pending, as
     // Stripe does, and the recovery job asks the provider until it ends.
     if (isWalletType(charge.provider) && respond !== undefined) return inTransaction(services.db, (tx) => respond(tx, refund));
-    throw outcomeUnknownError();
+    throw outcomeUnknownError('refund');
   }
   return recordRefundOutcome(services, refund.id, result, requestTrail(ctx), respond);
 }

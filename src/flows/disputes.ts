@@ -236,7 +236,7 @@ export async function updateDispute(services: Services, ctx: RequestContext, id:
       // The acquirer may have taken it (and a retry then finds the dispute under review): the evidence is kept, so
       // that what was sent is never lost; the review, if any, arrives with the acquirer's notification.
       await saveEvidence(services, ctx, id, params, undefined, now);
-      throw outcomeUnknownError();
+      throw outcomeUnknownError('dispute');
     }
     if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused the evidence: ${result.message}`);
     if (result.status === 'under_review' || result.status === 'warning_under_review') reviewed = result.status;
@@ -286,7 +286,7 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
   requireOpen(dispute, 'closed');
   ctx.idempotency?.reference(); // the acquirer is told (see updateDispute)
   const result = await services.connectors.card(ctx.actor.livemode).acceptDispute(dispute.provider_reference);
-  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'unknown') throw outcomeUnknownError('dispute');
   if (result.status === 'failed') throw new CofferError('dispute_unexpected_state', `The acquirer refused to close the dispute: ${result.message}`);
   const closed = result.status;
   if (closed !== 'lost' && closed !== 'warning_closed') {

@@ -566,11 +566,25 @@ export const abandonedChallenge: Decline = {
   blocked: false,
 };
 
-export function outcomeUnknownError(): CofferError {
+/** What a request whose answer from the provider is not known yet was doing, for its error's message. */
+export type UnknownOutcomeOf = 'payment' | 'capture' | 'cancellation' | 'refund' | 'verification' | 'dispute';
+
+const unknownOutcomeWording: Record<UnknownOutcomeOf, { what: string; where: string; once: string }> = {
+  payment: { what: 'this payment', where: 'retrieve the PaymentIntent later', once: 'it will never be charged twice' },
+  capture: { what: 'this capture', where: 'retrieve the PaymentIntent later', once: 'it will never be captured twice' },
+  cancellation: { what: 'this cancellation', where: 'retrieve the PaymentIntent later', once: 'the authorization is released once' },
+  refund: { what: 'this refund', where: 'retrieve the refund later (it is pending until the answer is known)', once: 'it will never be refunded twice' },
+  verification: { what: 'this card verification', where: 'retrieve the SetupIntent later', once: 'the card is verified once' },
+  dispute: { what: 'this request', where: 'retrieve the dispute later', once: 'the acquirer receives it once' },
+};
+
+export function outcomeUnknownError(of: UnknownOutcomeOf = 'payment'): CofferError {
+  const { what, where, once } = unknownOutcomeWording[of];
+  const provider = of === 'payment' || of === 'refund' ? 'payment provider' : 'card acquirer';
   return new CofferError(
     'service_unavailable',
-    'The card acquirer did not answer in time, so the outcome of this payment is not known yet. Retry the request ' +
-      'with the same Idempotency-Key, or retrieve the PaymentIntent later: it will never be charged twice.',
+    `The ${provider} did not answer in time, so the outcome of ${what} is not known yet. Retry the request ` +
+      `with the same Idempotency-Key, or ${where}: ${once}.`,
     { retryAfterSeconds: 1 },
   );
 }

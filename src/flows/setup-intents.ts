@@ -159,7 +159,7 @@ async function verifyAndRecordRow(services: Services, verification: Verification
   const currency = findCurrency('usd');
   assert(currency !== undefined, 'usd is a known currency');
   const result = await services.connectors.card(scope.livemode).verifyCard({ idempotencyKey: key, reference: intentId, card, currency });
-  if (result.status === 'unknown') throw outcomeUnknownError();
+  if (result.status === 'unknown') throw outcomeUnknownError('verification');
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockSetupIntent(tx, scope, intentId);

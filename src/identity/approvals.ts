@@ -121,8 +121,9 @@ export async function decideApproval(
       // The action itself was refused (say, the refund is larger than what is left): nothing happened. The request
       // is closed as failed, with the reason, for everyone to see; asking again is a new request. A refusal that
       // may pass on a retry (a conflict, a lock, an outage: 409, 429, 5xx), or with another approver (403: only an
-      // owner may approve making someone an owner), leaves it pending.
-      const final = [400, 402, 404].includes(error.httpStatus);
+      // owner may approve making someone an owner), or one that holds only while other work is in progress (a refund
+      // larger than what refunds not yet settled leave), leaves it pending.
+      const final = [400, 402, 404].includes(error.httpStatus) && error.details.mayPassLater !== true;
       // The request's closing and its audit record commit together.
       await db.transaction().execute(async (tx) => {
         const closed = final && (await tx.updateTable('staff_approvals')

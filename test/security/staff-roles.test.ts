@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { staffRoutesOf } from '../../src/api/internal-server.ts';
 import { rolePermissions, staffRoles } from '../../src/identity/roles.ts';
 import type { StaffRole } from '../../src/store/database.ts';
-import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 import { recoverPendingRefunds } from '../../src/jobs/recover-refunds.ts';
 import { limits } from '../../src/limits.ts';
 import { enrollWithToken, internalListener, signedInStaff, StaffClient, strongPassword } from '../support/staff.ts';
@@ -183,6 +183,44 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.ok((await ids('expired')).includes(laterId));
     const refused = await as('finance').request('GET', '/staff/v1/approvals?status=approved');
     assert.equal(refused.status, 400, 'a state no approval can be in is refused, not answered with nothing');
+  });
+
+  test('an approval refused only because refunds are still in progress stays pending; once they settle, it fails for good', async () => {
+    await freshSessions();
+    const intent = await server.stripe.paymentIntents.create({ amount: 9000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const asked = await as('support_agent').request('POST', '/staff/v1/refunds', { payment_intent: intent.id, amount: 6000 });
+    assert.equal(asked.status, 202, asked.body);
+    const approvalId = (asked.json.approval as { id: string }).id;
+    // The merchant refunds 5000 while the acquirer is slow: the refund stays pending, holding what it refunds.
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
+    const sent = await rawRequest(server, 'POST', '/v1/refunds', { key: server.secretKey, body: `payment_intent=${intent.id}&amount=5000` });
+    assert.equal(sent.status, 503, 'no answer from the acquirer in time');
+    assert.match(String((sent.json.error as { message: string }).message), /outcome of this refund is not known yet\. .*retrieve the refund later .*: it will never be refunded twice\.$/);
+    const [inFlight] = (await server.stripe.refunds.list({ payment_intent: intent.id })).data;
+    assert.deepEqual([inFlight?.amount, inFlight?.status], [5000, 'pending']);
+    assert.ok(inFlight !== undefined);
+    const finance = as('finance');
+    assert.equal((await finance.reauthenticate()).status, 200);
+    const refused = await finance.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.deepEqual([refused.status, code(refused)], [400, 'amount_too_large'], refused.body);
+    assert.match(String((refused.json.error as { message: string }).message), /5000 more is held by refunds still in progress/);
+    const pending = await finance.request('GET', '/staff/v1/approvals?status=pending&limit=100');
+    assert.ok((pending.json.data as Array<{ id: string }>).some((approval) => approval.id === approvalId), 'the pending refund may still fail: the request waits');
+    const audited = await db().selectFrom('audit_log').select(['outcome', 'details']).where('action', '=', 'approval.approve').where('object_id', '=', approvalId).execute();
+    assert.deepEqual(audited.map((row) => [row.outcome, (row.details as { status?: string }).status]), [['failure', 'pending']]);
+
+    // The refund succeeds: now the 6000 asked for is not there, and the request closes as failed.
+    await new Promise((resolve) => setTimeout(resolve, 2_600));
+    clock.offsetMs += limits.inFlightRecoveryAfterMs + 60_000;
+    assert.equal(await recoverPendingRefunds(server.coffer.services), 1);
+    assert.equal((await server.stripe.refunds.retrieve(inFlight.id)).status, 'succeeded');
+    await freshSessions();
+    assert.equal((await as('finance').reauthenticate()).status, 200);
+    const again = await as('finance').request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
+    assert.deepEqual([again.status, code(again)], [400, 'amount_too_large'], again.body);
+    const failed = await as('finance').request('GET', '/staff/v1/approvals?status=failed&limit=100');
+    assert.ok((failed.json.data as Array<{ id: string }>).some((approval) => approval.id === approvalId));
+    assert.deepEqual((await server.stripe.refunds.list({ payment_intent: intent.id })).data.map((refund) => refund.amount), [5000]);
   });
 
   test('the threshold is in US cents and holds in every currency: 50.00 USD is 7,500 yen', async () => {
