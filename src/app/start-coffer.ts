@@ -149,8 +149,9 @@ function openRiskEngine(config: Config, env: NodeJS.ProcessEnv): RiskEngine {
 export async function startCoffer(options: StartOptions): Promise<RunningCoffer> {
   const config = options.config;
   const logger = options.logger ?? createLogger(config.logLevel);
-  // A first start's sandbox keys are made while the database opens; failures surface where they are awaited.
-  const sandboxKeys = prepareSandboxKeys(config.homeDir).then(() => undefined, (error: unknown) => error);
+  // A first start's sandbox keys are made while the database opens, and written once the home is known to be the
+  // database's; failures surface where they are awaited.
+  const sandboxKeys = prepareSandboxKeys(config.homeDir).then((keep) => ({ keep }), (error: unknown) => ({ error }));
   const database = options.database ?? (await openConfiguredDatabase(config, 'server'));
   let app: FastifyInstance | undefined;
   let internal: FastifyInstance | undefined;
@@ -161,10 +162,11 @@ export async function startCoffer(options: StartOptions): Promise<RunningCoffer>
     const clientCa = readClientCa(config.internalClientCaFile);
     const report = await migrate(database);
     if (report.applied.length > 0) logger.info({ applied: report.applied }, 'database migrated');
-    const keysFailed = await sandboxKeys;
-    if (keysFailed !== undefined) throw keysFailed;
+    const sandbox = await sandboxKeys;
+    if ('error' in sandbox) throw sandbox.error;
     // Before any key is made: a home without the database's keys (lost, or another installation's) is refused.
     await checkHomeKeys(database.db, config.homeDir);
+    sandbox.keep();
     services = await buildServices(database, config, options, logger);
     await recordInstanceKey(database.db, config.homeDir);
     const demo = options.demoMerchant === true ? await ensureDemoMerchant(database.db, config.homeDir) : undefined;

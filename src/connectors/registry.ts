@@ -51,11 +51,15 @@ export interface RegistryOptions {
 type WeChatPayAccounts = ReturnType<typeof generateWeChatPaySandboxCredentials>;
 
 /** Makes the wallet sandboxes' accounts missing from `homeDir` (a first start), off the main thread. */
-export async function prepareSandboxKeys(homeDir: string): Promise<void> {
-  await Promise.all([
+/** The wallet sandboxes' accounts a first start needs, made in the background; `keep` writes them to the home. */
+export async function prepareSandboxKeys(homeDir: string): Promise<() => void> {
+  const keeps = await Promise.all([
     prepareSandboxAccounts(homeDir, 'alipay', generateAlipaySandboxCredentialsInBackground),
     prepareSandboxAccounts(homeDir, 'wechat-pay', generateWeChatPaySandboxCredentialsInBackground),
   ]);
+  return () => {
+    for (const keep of keeps) keep();
+  };
 }
 
 export function createConnectorRegistry(db: Kysely<Database>, logger: Logger, options: RegistryOptions): ConnectorRegistry {

@@ -31,11 +31,14 @@ function keepAccounts(file: string, accounts: unknown): void {
 
 /**
  * Makes the accounts a first start needs ahead of `loadSandboxAccounts`, off the main thread (RSA key generation
- * takes a fraction of a second per key), so that it overlaps with opening the database.
+ * takes a fraction of a second per key), so that it overlaps with opening the database. Nothing is written until
+ * the returned `keep` is called: a start that is then refused leaves the home as it found it.
  */
-export async function prepareSandboxAccounts(homeDir: string, provider: string, generate: () => Promise<unknown>): Promise<void> {
+export async function prepareSandboxAccounts(homeDir: string, provider: string, generate: () => Promise<unknown>): Promise<() => void> {
   const file = accountsFile(homeDir, provider);
-  if (fs.existsSync(file)) return;
+  if (fs.existsSync(file)) return () => undefined;
   const accounts = await generate();
-  if (!fs.existsSync(file)) keepAccounts(file, accounts);
+  return () => {
+    if (!fs.existsSync(file)) keepAccounts(file, accounts);
+  };
 }

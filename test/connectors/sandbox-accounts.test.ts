@@ -25,8 +25,10 @@ describe('sandbox accounts', () => {
   };
 
   test('prepared keys are owner-only, pair up, and are what loading reads; preparing again changes nothing', async () => {
-    await prepareSandboxKeys(home);
+    const keep = await prepareSandboxKeys(home);
     const files = ['sandbox-alipay.json', 'sandbox-wechat-pay.json'].map((name) => path.join(home, 'keys', name));
+    assert.deepEqual(files.filter((file) => fs.existsSync(file)), [], 'nothing is written before keep');
+    keep();
     const before = files.map((file) => fs.readFileSync(file, 'utf8'));
     for (const file of files) assert.equal(fs.statSync(file).mode & 0o777, 0o600, file);
     const alipay = loadSandboxAccounts<AlipaySandboxCredentials>(home, 'alipay', never);
@@ -42,7 +44,7 @@ describe('sandbox accounts', () => {
     assert.match(wechat.merchantPrivateKeyPem, /^-----BEGIN PRIVATE KEY-----/);
     assert.match(wechat.merchantPublicKeyPem, /^-----BEGIN PUBLIC KEY-----/);
     assert.equal(wechat.apiV3Key.length, 32);
-    await prepareSandboxKeys(home);
+    (await prepareSandboxKeys(home))();
     assert.deepEqual(files.map((file) => fs.readFileSync(file, 'utf8')), before, 'kept keys are not replaced');
   });
 });

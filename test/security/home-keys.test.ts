@@ -58,7 +58,7 @@ describe('the home directory\'s keys against the database', () => {
     }
   });
 
-  test('a home without the keys: the start is refused naming both, and no key is made', async () => {
+  test('a home without the keys: the start is refused naming both, and nothing is written', async () => {
     const empty = fs.mkdtempSync(path.join(scratch, 'empty-'));
     await assert.rejects(startIn(empty), (error: unknown) => {
       assert.ok(error instanceof HomeKeysError, String(error));
@@ -70,6 +70,7 @@ describe('the home directory\'s keys against the database', () => {
     const made = files(empty);
     for (const key of ['keys/instance.key', 'keys/audit-signing.key']) assert.equal(made.includes(key), false, `${key} was made: ${made.join(', ')}`);
     assert.deepEqual(made.filter((file) => file.startsWith('keys/kek')), []);
+    assert.deepEqual(made, [], 'a refused start writes nothing, not even the test-mode sandbox accounts it made meanwhile');
   });
 
   test('another installation\'s keys are refused too', async () => {

@@ -64,7 +64,7 @@ export async function seedSandboxKeys(home: string): Promise<void> {
   sandboxKeyFiles ??= (async () => {
     const made = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-sandbox-keys-'));
     try {
-      await prepareSandboxKeys(made);
+      (await prepareSandboxKeys(made))();
       const dir = path.join(made, 'keys');
       return fs.readdirSync(dir).map((name): [string, string] => [name, fs.readFileSync(path.join(dir, name), 'utf8')]);
     } finally {
