@@ -341,15 +341,16 @@ export function eventRowsOf(trail: Trail, scope: Scope, events: PaymentEvent[], 
     const { object, previous } = eventObject(event, shape);
     // An update that changed nothing the object shows is no event (Stripe sends `*.updated` only for a change).
     if (event.type.endsWith('.updated') && previous !== undefined && Object.keys(previous).length === 0) return [];
+    // The other shape's rendering is kept even when it is the same object: an endpoint in that shape then gets it
+    // under its own version's label. The database keeps it only while such an endpoint exists (migration 0010).
     const other = eventObject(event, otherShape);
-    const differs = JSON.stringify(other.object) !== JSON.stringify(object);
     return eventRow({
       merchantId: scope.merchantId,
       livemode: scope.livemode,
       type: event.type,
       object,
       previousAttributes: previous,
-      other: differs ? { shape: otherShape, object: other.object, previousAttributes: other.previous } : undefined,
+      other: { shape: otherShape, object: other.object, previousAttributes: other.previous },
       apiVersion: trail.eventApiVersion.name,
       requestId: trail.requestId,
       idempotencyKey: trail.idempotencyKey,

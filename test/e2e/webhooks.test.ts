@@ -129,6 +129,19 @@ describe('webhooks', () => {
       const old = receivers[0]?.received.find((received) => received.eventId === before.id);
       assert.ok(old !== undefined, 'the resent event arrived');
       assert.equal((JSON.parse(old.body) as { api_version: string }).api_version, before.api_version, 'labelled with the version it was rendered in');
+
+      // An object the same in both shapes (a customer) still reaches each endpoint under the endpoint's version.
+      const wantsCustomers = await stripe.webhookEndpoints.create({ url: urls[0] ?? '', enabled_events: ['customer.created'], api_version: '2024-04-10' as Stripe.WebhookEndpointCreateParams.ApiVersion });
+      endpoints.push(wantsCustomers);
+      const customer = await stripe.customers.create({ email: 'versions@example.com' });
+      await drain(server);
+      const customerEvent = receivers[0]?.received.find((received) => received.type === 'customer.created' && received.body.includes(customer.id));
+      assert.ok(customerEvent !== undefined);
+      const delivered = stripe.webhooks.constructEvent(customerEvent.body, customerEvent.signature ?? '', wantsCustomers.secret ?? '');
+      assert.equal(delivered.api_version, '2024-04-10', 'the endpoint\'s version, though the object has the same shape in both');
+      const kept = await db.selectFrom('events').select(['api_version', 'payload']).where('id', '=', delivered.id).executeTakeFirstOrThrow();
+      assert.notEqual(kept.api_version, '2024-04-10');
+      assert.deepEqual(delivered.data, (JSON.parse(kept.payload as string) as Stripe.Event).data, 'the same object');
     } finally {
       for (const endpoint of endpoints) await stripe.webhookEndpoints.del(endpoint.id);
       await Promise.all(receivers.map((item) => item.stop()));
