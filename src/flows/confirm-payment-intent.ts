@@ -269,6 +269,7 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     review_id: null,
     customer_id: intent.customer_id,
     billing_details: paymentMethod.billing_details,
+    shipping: params.shipping === undefined ? intent.shipping : (params.shipping || null) as Record<string, unknown> | null,
   };
 }
 

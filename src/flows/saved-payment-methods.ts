@@ -8,7 +8,8 @@ import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { findCustomer } from './customers.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { checkSavable } from './payment-methods.ts';
+import { checkSavable, resolvePaymentMethod } from './payment-methods.ts';
+import { testPaymentMethods } from '../connectors/card/test-cards.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -160,7 +161,8 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     // is seen deleted here, and gets no card.
     const customer = await findCustomer(tx, ctx, customerId, { lock: true });
     if (customer.deleted_at !== null) throw resourceMissing('customer', customerId, 'customer');
-    const method = await findPaymentMethod(tx, ctx, id, true);
+    // A test id (`pm_card_visa`) attaches a new PaymentMethod made from its test card, as at Stripe.
+    const method = Object.hasOwn(testPaymentMethods, id) ? await resolvePaymentMethod(tx, services, ctx.actor, id, now) : await findPaymentMethod(tx, ctx, id, true);
     if (method.customer_id === customer.id) {
       await respond?.(tx, method);
       return method;

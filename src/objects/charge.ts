@@ -138,7 +138,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     receipt_url: null,
     refunded: amountRefunded > 0n && amountRefunded === row.amount,
     review: row.review_id,
-    shipping: null,
+    shipping: row.shipping,
     source: null,
     source_transfer: null,
     statement_descriptor: row.statement_descriptor,

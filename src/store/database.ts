@@ -209,6 +209,8 @@ export interface ChargesTable {
   /** The PaymentIntent's customer, and the payment method's billing details, when the attempt was made (0038). */
   customer_id: ColumnType<string | null, string | null | undefined, string | null>;
   billing_details: Json<Record<string, unknown>>;
+  /** The PaymentIntent's shipping when the attempt was made (migration 0046). */
+  shipping: Json<Record<string, unknown> | null>;
 }
 
 export interface ChargeRisk {

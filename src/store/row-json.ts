@@ -7,7 +7,7 @@ import type { ChargeRow, ChargesTable, PaymentIntentRow, PaymentIntentsTable, Pa
  */
 const jsonColumns = {
   payment_intents: ['payment_method_types', 'automatic_payment_methods', 'metadata', 'shipping', 'last_payment_error', 'next_action'],
-  charges: ['payment_method_details', 'outcome', 'metadata', 'risk_facts', 'risk', 'billing_details'],
+  charges: ['payment_method_details', 'outcome', 'metadata', 'risk_facts', 'risk', 'billing_details', 'shipping'],
   payment_methods: ['card', 'billing_details', 'metadata'],
 } as const;
 

@@ -96,6 +96,22 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal(confirmed.status, 'succeeded');
   });
 
+  test('a charge shows the shipping its PaymentIntent had when the attempt was made', async () => {
+    const shipping = { name: 'Ada Lovelace', address: { line1: '12 St James\'s Square', city: 'London', postal_code: 'SW1Y 4JH', country: 'GB' } };
+    const created = await stripe.paymentIntents.create({ amount: 2100, currency: 'gbp', shipping, capture_method: 'manual' });
+    const first = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_chargeDeclined' }).catch((error: Stripe.errors.StripeCardError) => error.payment_intent);
+    const declined = await stripe.charges.retrieve(first?.latest_charge as string);
+    assert.deepEqual(declined.shipping, created.shipping, 'the PaymentIntent\'s shipping, as Stripe copies it');
+    const moved = { ...shipping, address: { ...shipping.address, line1: '1 Dorset Street' } };
+    const confirmed = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_visa', shipping: moved });
+    const charge = await stripe.charges.retrieve(confirmed.latest_charge as string);
+    assert.equal(charge.shipping?.address?.line1, '1 Dorset Street', 'shipping given with the confirmation');
+    assert.deepEqual(charge.shipping, confirmed.shipping);
+    assert.equal((await stripe.charges.retrieve(declined.id)).shipping?.address?.line1, '12 St James\'s Square', 'an earlier attempt keeps what it had');
+    const plain = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    assert.equal((await stripe.charges.retrieve(plain.latest_charge as string)).shipping, null);
+  });
+
   test('manual capture: full capture', async () => {
     const intent = await stripe.paymentIntents.create({
       amount: 4000,

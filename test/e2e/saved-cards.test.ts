@@ -145,6 +145,26 @@ describe('saved cards', () => {
     assert.equal((second?.data.object as Stripe.PaymentMethod).card?.exp_year, thisYear + 2);
   });
 
+  test('Stripe\'s test ids attach a new card to a customer; a customer\'s card is retrieved through the customer', async () => {
+    const customer = await stripe.customers.create({ email: 'test-ids@example.com' });
+    const visa = await stripe.paymentMethods.attach('pm_card_visa', { customer: customer.id });
+    assert.match(visa.id, /^pm_(?!card_)/, 'a PaymentMethod of its own, as at Stripe');
+    assert.deepEqual([visa.customer, visa.card?.brand, visa.card?.last4], [customer.id, 'visa', '4242']);
+    const mastercard = await stripe.paymentMethods.attach('pm_card_mastercard', { customer: customer.id });
+    assert.notEqual(mastercard.id, visa.id);
+    const paid = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', customer: customer.id, payment_method: visa.id, confirm: true, off_session: true });
+    assert.equal(paid.status, 'succeeded');
+
+    const fetched = await stripe.customers.retrievePaymentMethod(customer.id, mastercard.id);
+    assert.deepEqual(fetched, await stripe.paymentMethods.retrieve(mastercard.id));
+    const other = await stripe.customers.create({ email: 'other-test-ids@example.com' });
+    await assert.rejects(stripe.customers.retrievePaymentMethod(other.id, visa.id),
+      (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.code === 'resource_missing' && error.param === 'payment_method');
+    await assert.rejects(stripe.customers.retrievePaymentMethod(customer.id, (await newCard()).id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    await assert.rejects(stripe.paymentMethods.attach('pm_card_visa', { customer: 'cus_missing' }), (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.param === 'customer');
+    assert.deepEqual((await stripe.customers.listPaymentMethods(customer.id)).data.map((method) => method.id).sort(), [visa.id, mastercard.id].sort());
+  });
+
   test('a payment method not saved to a customer cannot be updated', async () => {
     const method = await newCard();
     const before = await counts();

@@ -156,4 +156,20 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     const customerId = (request.params as { customer: string }).customer;
     return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as ListQueryParams, `/v1/customers/${customerId}/payment_methods`));
   });
+
+  // One of the customer's saved payment methods (Stripe's "retrieve a customer's PaymentMethod"): another's is missing.
+  app.get('/v1/customers/:customer/payment_methods/:payment_method', {
+    config: readConfig,
+    schema: { params: strictObject({ customer: ObjectId, payment_method: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) },
+  }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const params = request.params as { customer: string; payment_method: string };
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, paymentMethodExpandable);
+    const customer = await findCustomer(services.db, ctx, params.customer);
+    const method = await findPaymentMethod(services.db, ctx, params.payment_method);
+    if (method.customer_id !== customer.id) throw resourceMissing('PaymentMethod', params.payment_method, 'payment_method');
+    const object = paymentMethodObject(method, ctx.actor.apiVersion.shape);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
+    return sendObject(reply, object);
+  });
 }

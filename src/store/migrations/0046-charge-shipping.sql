@@ -1,0 +1,7 @@
+-- A charge shows where the order ships, as Stripe's does: the PaymentIntent's shipping as it was when the attempt
+-- was made (a later change to the PaymentIntent does not rewrite a past charge).
+ALTER TABLE charges ADD COLUMN shipping jsonb;
+-- Charges made before this column take their PaymentIntent's shipping as it is now, the best record there is.
+UPDATE charges SET shipping = payment_intents.shipping
+  FROM payment_intents
+  WHERE charges.payment_intent_id = payment_intents.id AND payment_intents.shipping IS NOT NULL;
