@@ -13,6 +13,7 @@ import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
+import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
 
 export interface SetupIntentParams {
   customer?: string;
@@ -21,6 +22,32 @@ export interface SetupIntentParams {
   description?: string;
   metadata?: Record<string, string> | '';
   confirm?: boolean;
+  automatic_payment_methods?: { enabled: boolean; allow_redirects?: 'always' | 'never' };
+  payment_method_types?: string[];
+  /**
+   * Where a confirmation that needs the shopper elsewhere would send them back to. A card verification never leaves
+   * the page in Coffer (there is no 3-D Secure on setup), so it is checked and accepted, and nothing redirects to it.
+   */
+  return_url?: string;
+}
+
+export interface UpdateSetupIntentParams {
+  description?: string | '';
+  metadata?: Record<string, string> | '';
+  payment_method?: string;
+}
+
+/** `automatic_payment_methods` as asked for, or as the API version gives by default (on from 2023-08-16). */
+function automaticMethodsOf(params: SetupIntentParams, byDefault: boolean): SetupIntentRow['automatic_payment_methods'] {
+  const automatic = params.automatic_payment_methods;
+  if (params.payment_method_types !== undefined) {
+    if (automatic?.enabled === true) {
+      throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: automatic_payment_methods, payment_method_types.', { param: 'automatic_payment_methods' });
+    }
+    return null;
+  }
+  if (automatic === undefined ? !byDefault : !automatic.enabled) return null;
+  return { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true };
 }
 
 function next(intent: SetupIntentRow, event: SetupIntentEvent): SetupIntentStatus {
@@ -51,6 +78,7 @@ async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | und
 export async function createSetupIntent(services: Services, ctx: RequestContext, params: SetupIntentParams, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
+  const automaticPaymentMethods = automaticMethodsOf(params, automaticPaymentMethodsByDefault(ctx.actor.apiVersion));
   // Refused before anything is written: a confirmation that cannot start must not leave a SetupIntent behind.
   if (params.confirm === true && params.payment_method === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
@@ -73,7 +101,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
       status: method === undefined ? 'requires_payment_method' : 'requires_confirmation', customer_id: customer?.id ?? null,
       payment_method_id: method?.id ?? null, usage: params.usage ?? 'off_session', client_secret: `${id}_secret_${randomBase62(25)}`,
       description: params.description ?? null, metadata: JSON.stringify(metadata), last_setup_error: JSON.stringify(null),
-      cancellation_reason: null, verification_key: null,
+      cancellation_reason: null, verification_key: null, automatic_payment_methods: JSON.stringify(automaticPaymentMethods),
     }).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, undefined, row, ['setup_intent.created'], now);
     if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
@@ -82,6 +110,36 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     return row;
   });
   return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}, respond) : { intent: created, declined: false };
+}
+
+/**
+ * Updates a SetupIntent: its description and metadata at any time, its payment method while it waits for one or
+ * for confirmation (as the state machine allows). Stripe sends no event for this; the audit log records it.
+ */
+export async function updateSetupIntent(services: Services, ctx: RequestContext, id: string, params: UpdateSetupIntentParams, respond?: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const intent = await lockSetupIntent(tx, ctx.actor, id);
+    const metadata = mergeMetadata(intent.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    let method: PaymentMethodRow | undefined;
+    let status = intent.status;
+    if (params.payment_method !== undefined) {
+      status = next(intent, 'attach_payment_method');
+      if (intent.customer_id !== null) await liveCustomer(tx, ctx, intent.customer_id);
+      method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
+      checkMethodBelongs(method, intent.customer_id);
+      checkSavable(method, 'payment_method');
+    }
+    const after = await tx.updateTable('setup_intents').set({
+      status, payment_method_id: method?.id ?? intent.payment_method_id, metadata: JSON.stringify(metadata), updated_at: now,
+      description: params.description === undefined ? intent.description : params.description || null,
+    }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), ctx.actor,
+      { action: 'setup_intent.update', objectType: 'setup_intent', objectId: intent.id, details: { fields: Object.keys(params) } }, [], now);
+    await respond?.(tx, after);
+    return after;
+  });
 }
 
 /**

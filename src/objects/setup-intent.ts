@@ -6,7 +6,7 @@ export function setupIntentObject(row: SetupIntentRow): Record<string, unknown> 
     id: row.id,
     object: 'setup_intent',
     application: null,
-    automatic_payment_methods: null,
+    automatic_payment_methods: row.automatic_payment_methods,
     cancellation_reason: row.cancellation_reason,
     client_secret: row.client_secret,
     created: unixTime(row.created_at),

@@ -768,6 +768,7 @@ export interface SetupIntentsTable {
   last_setup_error: Json<Record<string, unknown> | null>;
   cancellation_reason: string | null;
   verification_key: string | null;
+  automatic_payment_methods: Json<{ enabled: boolean; allow_redirects: 'always' | 'never' } | null>;
 }
 
 export interface SchemaMigrationsTable {

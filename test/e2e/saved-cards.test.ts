@@ -96,6 +96,42 @@ describe('saved cards', () => {
     assert.equal(unconfirmed.status, 'requires_payment_method', 'without confirm, no payment method is needed');
   });
 
+  test('a SetupIntent takes the guide\'s parameters (automatic_payment_methods, return_url) and is updated before confirmation', async () => {
+    const customer = await stripe.customers.create({ email: 'guide@example.com' });
+    const intent = await stripe.setupIntents.create({ customer: customer.id, automatic_payment_methods: { enabled: true } });
+    assert.deepEqual(intent.automatic_payment_methods, { allow_redirects: 'always', enabled: true });
+    const plain = await post('/v1/setup_intents', `customer=${customer.id}&payment_method_types[0]=card`);
+    assert.equal(plain.json.automatic_payment_methods, null);
+    const before = await counts();
+    for (const [body, param] of [
+      [`customer=${customer.id}&automatic_payment_methods[enabled]=true&payment_method_types[0]=card`, 'automatic_payment_methods'],
+      [`customer=${customer.id}&return_url=shop.example/back`, 'return_url'],
+      [`customer=${customer.id}&automatic_payment_methods[allow_redirects]=never`, 'automatic_payment_methods[enabled]'],
+    ] as const) {
+      const refused = await post('/v1/setup_intents', body);
+      assert.equal(refused.status, 400, refused.body);
+      assert.equal((refused.json.error as { param?: string }).param, param, refused.body);
+    }
+    assert.deepEqual(await counts(), before, 'refusals make nothing');
+
+    const updated = await stripe.setupIntents.update(intent.id, { metadata: { order: '42' }, description: 'card for renewals', payment_method: 'pm_card_visa' });
+    assert.deepEqual([updated.status, updated.metadata, updated.description], ['requires_confirmation', { order: '42' }, 'card for renewals']);
+    assert.match(String(updated.payment_method), /^pm_(?!card_)/);
+    const badUpdate = await post(`/v1/setup_intents/${intent.id}`, 'metadata[a]=b&usage=on_session');
+    assert.equal((badUpdate.json.error as { param?: string }).param, 'usage');
+    assert.deepEqual((await stripe.setupIntents.retrieve(intent.id)).metadata, { order: '42' }, 'a refused update changes nothing');
+    const confirmed = await stripe.setupIntents.confirm(intent.id, { return_url: 'https://shop.example/saved' });
+    assert.equal(confirmed.status, 'succeeded');
+    assert.equal((await stripe.paymentMethods.retrieve(confirmed.payment_method as string)).customer, customer.id);
+    const late = await stripe.setupIntents.update(intent.id, { metadata: { order: '43' }, description: '' });
+    assert.deepEqual([late.metadata, late.description], [{ order: '43' }, null], 'metadata and description change after success too');
+    await assert.rejects(stripe.setupIntents.update(intent.id, { payment_method: 'pm_card_mastercard' }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'setup_intent_unexpected_state');
+    assert.equal((await stripe.setupIntents.retrieve(intent.id)).payment_method, confirmed.payment_method);
+    const audited = await server.database.db.selectFrom('audit_log').select('action').where('object_id', '=', intent.id).where('action', '=', 'setup_intent.update').execute();
+    assert.equal(audited.length, 2);
+  });
+
   test('a SetupIntent whose customer was deleted cannot be confirmed, and no card is saved', async () => {
     const customer = await stripe.customers.create({ email: 'gone@example.com' });
     const method = await newCard();

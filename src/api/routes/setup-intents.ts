@@ -3,13 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { CofferError, errorCatalog, resourceMissing, type ErrorCode } from '../../domain/errors.ts';
 import type { Services, Tx } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
-import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, type ConfirmedSetupIntent, type SetupIntentParams } from '../../flows/setup-intents.ts';
+import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, updateSetupIntent, type ConfirmedSetupIntent, type SetupIntentParams, type UpdateSetupIntentParams } from '../../flows/setup-intents.ts';
 import type { RequestContext } from '../../flows/context.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { limits } from '../../limits.ts';
 import { setupIntentObject } from '../../objects/setup-intent.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
 import type { SetupIntentRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
@@ -25,6 +25,17 @@ const CreateBody = strictObject({
   metadata: Type.Optional(emptyable(Metadata)),
   confirm: Type.Optional(Type.Boolean()),
   payment_method_types: Type.Optional(Type.Array(Type.Literal('card'), { maxItems: 1 })),
+  automatic_payment_methods: Type.Optional(strictObject({
+    enabled: Type.Boolean(),
+    allow_redirects: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('never')])),
+  })),
+  return_url: Type.Optional(Url),
+  expand: Type.Optional(Expand),
+});
+const UpdateBody = strictObject({
+  description: Type.Optional(emptyable(Description)),
+  metadata: Type.Optional(emptyable(Metadata)),
+  payment_method: Type.Optional(ObjectId),
   expand: Type.Optional(Expand),
 });
 const IntentParams = strictObject({ intent: ObjectId });
@@ -59,7 +70,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     });
   };
   app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
-    const { expand: _expand, payment_method_types: _types, ...params } = request.body as SetupIntentParams & { expand?: string[]; payment_method_types?: string[] };
+    const { expand: _expand, ...params } = request.body as SetupIntentParams & { expand?: string[] };
     const ctx = requestContext(request);
     // With confirm=true the answer is the confirmation's (a decline is a 402 carrying the SetupIntent), kept with the
     // acquirer's answer; without, the new SetupIntent.
@@ -85,7 +96,16 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     return sendObject(reply, object);
   });
 
-  app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.post('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
+    const { expand: _expand, ...params } = request.body as UpdateSetupIntentParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const id = (request.params as { intent: string }).intent;
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateSetupIntent(services, ctx, id, params, respond),
+      (intent: SetupIntentRow) => setupIntentObject(intent)));
+  });
+
+  // `return_url` is accepted as Stripe's guides send it; a card verification never redirects (see SetupIntentParams).
+  app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), return_url: Type.Optional(Url), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const body = request.body as { payment_method?: string };
     const ctx = requestContext(request);
     const id = (request.params as { intent: string }).intent;

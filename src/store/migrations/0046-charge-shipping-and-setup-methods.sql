@@ -5,3 +5,7 @@ ALTER TABLE charges ADD COLUMN shipping jsonb;
 UPDATE charges SET shipping = payment_intents.shipping
   FROM payment_intents
   WHERE charges.payment_intent_id = payment_intents.id AND payment_intents.shipping IS NOT NULL;
+
+-- A SetupIntent's automatic_payment_methods, as asked for or given by the API version's default (null for those
+-- made before this column, as they were shown).
+ALTER TABLE setup_intents ADD COLUMN automatic_payment_methods jsonb;
