@@ -36,6 +36,7 @@ export interface CreateCheckoutSessionParams {
   currency?: string;
   success_url: string;
   cancel_url?: string;
+  client_reference_id?: string;
   customer_email?: string;
   payment_method_types?: string[];
   metadata?: Record<string, string>;
@@ -149,7 +150,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: total, currency, line_items: items,
     success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
-    kind: 'checkout', wechat_openid: null,
+    kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
@@ -222,7 +223,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     id: newSecretId(scope.livemode ? 'cs_live' : 'cs_test'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now,
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
-    customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null,
+    customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })

@@ -9,7 +9,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     amount_subtotal: amountOut(row.amount_total),
     amount_total: amountOut(row.amount_total),
     cancel_url: row.cancel_url,
-    client_reference_id: null,
+    client_reference_id: row.client_reference_id,
     created: unixTime(row.created_at),
     currency: row.currency,
     customer: null,

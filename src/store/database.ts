@@ -292,6 +292,8 @@ export interface CheckoutSessionsTable {
   completed_at: Date | null;
   kind: ColumnType<'checkout' | 'payment_intent', 'checkout' | 'payment_intent' | undefined, never>;
   wechat_openid: string | null;
+  /** The merchant's reference for the order (migration 0046). */
+  client_reference_id: string | null;
 }
 
 export interface SupportCasesTable {

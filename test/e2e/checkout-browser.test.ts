@@ -77,6 +77,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(mixed?.param, 'line_items[1][price_data][currency]');
     const badUrl = await newSession('cny', { success_url: 'javascript:alert(1)' }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(badUrl?.param, 'success_url');
+    const badReference = await newSession('cny', { client_reference_id: 'order 77' }).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
+    assert.equal(badReference?.param, 'client_reference_id');
     assert.equal((await stripe.checkout.sessions.list({ limit: 100 })).data.length, before, 'nothing was created');
     const session = await newSession();
     assert.equal(session.amount_total, 4_498);
@@ -91,7 +93,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
   });
 
   test('card: paid through the card frame, which the page cannot read; the result page shows the receipt; the receipt is in the outbox', async () => {
-    const session = await newSession();
+    const session = await newSession('cny', { client_reference_id: 'order-77' });
+    assert.equal(session.client_reference_id, 'order-77');
     const response = await page.goto(session.url ?? '');
     const csp = response?.headers()['content-security-policy'] ?? '';
     assert.match(csp, /script-src 'nonce-[A-Za-z0-9+/=]+'/);
@@ -116,7 +119,14 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(done.url, null);
     assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'succeeded');
     const events = await stripe.events.list({ type: 'checkout.session.completed' });
-    assert.ok(events.data.some((event) => (event.data.object as { id: string }).id === session.id));
+    const completed = events.data.find((event) => (event.data.object as { id: string }).id === session.id);
+    assert.equal((completed?.data.object as Stripe.Checkout.Session | undefined)?.client_reference_id, 'order-77', 'fulfilment finds its order');
+    // What Stripe's fulfilment guide reads: the session with its line items and its payment.
+    const fulfilled = await stripe.checkout.sessions.retrieve(session.id, { expand: ['line_items', 'payment_intent.latest_charge'] });
+    assert.deepEqual(fulfilled.line_items?.data.map((item) => [item.description, item.quantity]), [['Oolong tea, 100 g', 2], ['Gift wrap', 1]]);
+    const paidIntent = fulfilled.payment_intent as Stripe.PaymentIntent;
+    assert.deepEqual([paidIntent.id, paidIntent.status, (paidIntent.latest_charge as Stripe.Charge).paid], [session.payment_intent, 'succeeded', true]);
+    await assert.rejects(stripe.checkout.sessions.retrieve(session.id, { expand: ['customer_details'] }), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'expand');
     const outbox = await rawRequest(server, 'GET', '/sandbox/outbox?format=json&to=shopper%40example.com', { key: server.secretKey });
     const receipt = (outbox.json.data as Array<{ reference: string; body: string }>).find((message) => message.reference === session.id);
     assert.ok(receipt !== undefined, 'a receipt was sent');

@@ -10,8 +10,9 @@ import { findSupportCase, listSupportCases, supportCaseObject } from '../../flow
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, strictObject } from '../schemas.ts';
-import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
+import { Currency, Description, Email, Expand, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, strictObject } from '../schemas.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { expandObjects } from './expand.ts';
 
 const LineItem = strictObject({
   price_data: strictObject({
@@ -27,6 +28,8 @@ const CreateBody = strictObject({
   currency: Type.Optional(Currency),
   success_url: Type.String({ minLength: 1, maxLength: 2_048 }),
   cancel_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2_048 })),
+  // Stripe's limit: up to 200 characters, letters, digits, dashes and underscores.
+  client_reference_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' })),
   customer_email: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 320 })),
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   metadata: Type.Optional(Metadata),
@@ -43,6 +46,11 @@ const CreateBody = strictObject({
   })),
 });
 const IdParams = strictObject({ id: ObjectId });
+/** What a session read can expand, and the resource a restricted key needs to read each. */
+const sessionExpandable = {
+  line_items: 'checkout', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
+  'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
+} as const;
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
 
 /** Support cases shoppers opened from the checkout's result page (a Coffer extension; the console comes later). */
@@ -70,11 +78,19 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(render), page.hasMore));
   });
-  app.get('/v1/checkout/sessions/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
+  // `expand[]=line_items` gives the order (as `/line_items` lists it) and `expand[]=payment_intent` its payment, as
+  // Stripe's fulfilment guide reads them.
+  const readConfig = { ...config, expandable: Object.keys(sessionExpandable) };
+  app.get('/v1/checkout/sessions/:id', { config: readConfig, schema: { params: IdParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, sessionExpandable);
     const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
     // Brought up to date with its payment first: a session whose payment just finished reads as complete.
-    return sendObject(reply, render(found.status === 'open' ? await settleCheckoutSession(services, found.id) : found));
+    const row = found.status === 'open' ? await settleCheckoutSession(services, found.id) : found;
+    const object = render(row);
+    if (expand.includes('line_items')) object.line_items = listObject(`/v1/checkout/sessions/${row.id}/line_items`, lineItemObjects(row), false);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand.filter((path) => path !== 'line_items'));
+    return sendObject(reply, object);
   });
   app.get('/v1/checkout/sessions/:id/line_items', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
     const found = await findCheckoutSession(services.db, requestContext(request), (request.params as { id: string }).id);

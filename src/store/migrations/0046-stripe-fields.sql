@@ -9,3 +9,7 @@ UPDATE charges SET shipping = payment_intents.shipping
 -- A SetupIntent's automatic_payment_methods, as asked for or given by the API version's default (null for those
 -- made before this column, as they were shown).
 ALTER TABLE setup_intents ADD COLUMN automatic_payment_methods jsonb;
+
+-- A Checkout Session's client_reference_id: the merchant's own reference for the order (Stripe's field, which
+-- fulfilment code reads back from checkout.session.completed).
+ALTER TABLE checkout_sessions ADD COLUMN client_reference_id text;
