@@ -181,8 +181,8 @@ describe('disputes', () => {
     const before = await pendingUsd();
     const intent = await stripe.paymentIntents.create({ amount: 3500, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
     clock.offsetMs += 5_000; // the notice is due, not yet delivered
-    const refund = await stripe.refunds.create({ payment_intent: intent.id }).then((created) => created.status, (error: Stripe.errors.StripeError) => error.code);
-    assert.equal(refund, 'failed', 'the acquirer refused the refund');
+    const refund = await stripe.refunds.create({ payment_intent: intent.id }).then((created) => [created.status, created.failure_reason], (error: Stripe.errors.StripeError) => [error.code]);
+    assert.deepEqual(refund, ['failed', 'charge_for_pending_refund_disputed'], 'the acquirer refused the refund, with Stripe\'s reason');
     await runJobsOnce(server.coffer.services);
     const [dispute] = (await stripe.disputes.list({ payment_intent: intent.id })).data;
     assert.equal(dispute?.amount, 3500);
@@ -286,5 +286,54 @@ describe('disputes', () => {
     await assert.rejects(stripe.disputes.close(dispute.id), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
     await assert.rejects(stripe.disputes.update(dispute.id, { evidence: { customer_name: 'x' } }), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
     assert.equal((await stripe.disputes.retrieve(dispute.id)).status, 'warning_closed', 'the refused calls changed nothing');
+  });
+});
+
+// The acquirer sandbox's side of a refund that crosses a dispute: a refund that changes a dispute's notice while
+// the notice is being sent. The notice sent is the one the refund left, never the one it replaced. Its own server:
+// the notices this test sends go to the test, not to Coffer.
+describe('a dispute notice crossing a refund', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+
+  before(async () => {
+    server = await startTestServer({ clock });
+    stripe = server.stripe;
+  });
+  after(async () => server.close());
+
+  test('a dispute notice changed by a refund while its delivery starts goes out as the refund left it', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    const db = server.database.db;
+    const notice = await db.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null)
+      .where('payload', 'like', '%"dispute.created"%').orderBy('due_at', 'desc').executeTakeFirstOrThrow();
+    const sandbox = server.coffer.services.connectors.sandboxes.card;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let locked: () => void = () => undefined;
+    const holding = new Promise<void>((resolve) => { locked = resolve; });
+    // A refund's transaction (as the sandbox's own would): the notice locked, its amount cut to what is left.
+    const refund = db.transaction().execute(async (tx) => {
+      const row = await tx.selectFrom('sandbox_card_notifications').select('payload').where('id', '=', notice.id).forUpdate().executeTakeFirstOrThrow();
+      const body = JSON.parse(row.payload) as { dispute: { amount: number } };
+      body.dispute.amount = 2000;
+      await tx.updateTable('sandbox_card_notifications').set({ payload: JSON.stringify(body) }).where('id', '=', notice.id).execute();
+      locked();
+      await gate;
+    });
+    await holding;
+    clock.offsetMs += 5_000;
+    const sent: string[] = [];
+    const delivery = sandbox.deliverDueNotifications(async (body) => { sent.push(body); }, 100);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    await Promise.all([refund, delivery]);
+    const mine = sent.map((body) => JSON.parse(body) as { type: string; dispute?: { amount: number; payment: string } }).filter((body) => body.type === 'dispute.created' && body.dispute !== undefined);
+    assert.ok(mine.length >= 1, 'the notice was sent');
+    assert.deepEqual(mine.filter((body) => body.dispute?.amount === 3000), [], 'the notice as the refund left it, never as it was before');
+    assert.ok(mine.some((body) => body.dispute?.amount === 2000));
+    // Coffer never heard of it (the deliveries went to this test): the charge stays as it was.
+    assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).disputed, false);
   });
 });

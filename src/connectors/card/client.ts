@@ -18,7 +18,7 @@ import type {
   VoidResult,
 } from '../connector.ts';
 import { disputeStatuses } from '../connector.ts';
-import { toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
+import { refundFailureReason, toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
 import { parseCardNotification } from './webhook.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { CurrencyInfo } from '../../domain/currency.ts';
@@ -84,7 +84,8 @@ export class CardConnector implements Connector {
     const response = sent.response;
     if (!response.ok) {
       if (response.httpStatus >= 500 || response.error.code === 'idempotency_mismatch') return { status: 'unknown', reason: response.error.message };
-      return { status: 'failed', providerReference: null, failureReason: response.error.code };
+      this.#logger.warn({ code: response.error.code, reference: request.reference }, 'the acquirer refused a refund');
+      return { status: 'failed', providerReference: null, failureReason: refundFailureReason(response.error.code) };
     }
     return toRefundResult(response.body, request);
   }

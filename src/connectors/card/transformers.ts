@@ -210,8 +210,22 @@ export function toRefundResult(
     case 'succeeded':
       return { status: 'succeeded', providerReference: refund.id };
     case 'failed':
-      return { status: 'failed', providerReference: refund.id, failureReason: refund.failure_reason ?? 'unknown' };
+      return { status: 'failed', providerReference: refund.id, failureReason: refundFailureReason(refund.failure_reason ?? 'unknown') };
     default:
       return { status: 'unknown', reason: `unrecognized refund status ${refund.status}` };
   }
+}
+
+/** Stripe's values of a refund's `failure_reason`. */
+const stripeRefundFailureReasons: ReadonlySet<string> = new Set([
+  'lost_or_stolen_card', 'expired_or_canceled_card', 'charge_for_pending_refund_disputed', 'insufficient_funds', 'declined', 'merchant_request', 'unknown',
+]);
+
+/**
+ * An acquirer's reason for failing a refund as Stripe names it: its own codes for a disputed charge become Stripe's
+ * `charge_for_pending_refund_disputed`, and any other code Stripe has no value for is `unknown`.
+ */
+export function refundFailureReason(code: string): string {
+  if (stripeRefundFailureReasons.has(code)) return code;
+  return code === 'charge_disputed' ? 'charge_for_pending_refund_disputed' : 'unknown';
 }

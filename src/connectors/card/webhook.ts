@@ -1,3 +1,4 @@
+import { refundFailureReason } from './transformers.ts';
 import type { Secret } from '../../platform/secret.ts';
 import { verifySignatureHeader } from '../../platform/timestamped-signature.ts';
 import { disputeStatuses, NotificationRejected, type ProviderNotification } from '../connector.ts';
@@ -67,7 +68,7 @@ function refundFailed(notification: AcquirerNotification): ProviderNotification 
     providerReference: refund.id,
     amountMinor: fromAcquirerAmount(refund.amount, currency),
     currency: refund.currency,
-    failureReason: typeof refund.failure_reason === 'string' ? refund.failure_reason : 'unknown',
+    failureReason: refundFailureReason(typeof refund.failure_reason === 'string' ? refund.failure_reason : 'unknown'),
   };
 }
 

@@ -599,12 +599,19 @@ export class CardAcquirerSandbox {
       .where('delivered_at', 'is', null).where('due_at', '<=', new Date(nowMs)).orderBy('due_at').limit(batchSize).execute();
     let delivered = 0;
     for (const notification of due) {
-      const signature = signatureHeader([this.#notificationSecret.reveal()], notification.payload, Math.floor(nowMs / 1000));
+      // Claimed first, in a statement of its own: a refund changing this notice (#creditBeforeDispute, under a row
+      // lock) either commits before, and the claim sends what it wrote, or comes after, finds the notice no longer
+      // waiting (its due time is past) and is refused as a refund of a disputed payment. Never both.
+      const claimed = await this.#db.updateTable('sandbox_card_notifications').set({ due_at: new Date(0) })
+        .where('id', '=', notification.id).where('delivered_at', 'is', null).returning('payload').executeTakeFirst();
+      if (claimed === undefined) continue; // delivered meanwhile, or withdrawn by a refund that gave everything back
+      const payload = claimed.payload;
+      const signature = signatureHeader([this.#notificationSecret.reveal()], payload, Math.floor(nowMs / 1000));
       try {
-        await deliver(notification.payload, signature);
+        await deliver(payload, signature);
         await this.#db.transaction().execute(async (tx) => {
           await tx.updateTable('sandbox_card_notifications').set({ delivered_at: new Date(nowMs) }).where('id', '=', notification.id).execute();
-          const body = JSON.parse(notification.payload) as AcquirerNotification;
+          const body = JSON.parse(payload) as AcquirerNotification;
           if (body.refund !== undefined) {
             await tx.updateTable('sandbox_card_refunds').set({ status: 'failed', response: JSON.stringify(body.refund) })
               .where('id', '=', body.refund.id).execute();
