@@ -121,4 +121,33 @@ describe('PaymentIntent search', () => {
     const noIntents = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { charges: 'read' } })).key.reveal());
     await assert.rejects(noIntents.paymentIntents.search({ query: "status:'succeeded'" }), (error: Stripe.errors.StripeError) => error.statusCode === 403);
   });
+  test('charges: updated (description, metadata; charge.updated with what changed) and searched as Stripe\'s charge search', async () => {
+    const paid = await stripe.paymentIntents.retrieve(ids.paid ?? '');
+    const euro = await stripe.paymentIntents.retrieve(ids.euro ?? '');
+    const paidCharge = await stripe.charges.update(paid.latest_charge as string, { metadata: { run, order: 'A-1' }, description: 'order A-1' });
+    assert.deepEqual([paidCharge.metadata, paidCharge.description, paidCharge.amount, paidCharge.status], [{ run, order: 'A-1' }, 'order A-1', 1500, 'succeeded']);
+    await stripe.charges.update(euro.latest_charge as string, { metadata: { run, order: 'B-2' } });
+    const updated = (await stripe.events.list({ type: 'charge.updated', limit: 10 })).data.find((event) => (event.data.object as Stripe.Charge).id === paidCharge.id);
+    assert.deepEqual(updated?.data.previous_attributes, { description: paid.description, metadata: { run: null, order: null } });
+
+    const charges = async (query: string) => (await stripe.charges.search({ query: `metadata['run']:'${run}' AND ${query}` })).data.map((charge) => charge.metadata.order);
+    assert.deepEqual(await charges("currency:'eur'"), ['B-2']);
+    assert.deepEqual(await charges('amount>=1500'), ['B-2', 'A-1']);
+    assert.deepEqual(await charges(`customer:'${customer.id}'`), ['A-1']);
+    assert.deepEqual(await charges(`payment_intent:'${euro.id}'`), ['B-2']);
+    assert.deepEqual(await charges("status:'succeeded' AND -metadata['order']:'A-1'"), ['B-2']);
+    const refused = await rawRequest(server, 'GET', `/v1/charges/search?query=${encodeURIComponent("status:'paid'")}`, { key: server.secretKey });
+    assert.deepEqual([refused.status, (refused.json.error as { param?: string }).param], [400, 'query']);
+
+    const before = await stateCounts(server.database.db);
+    for (const [body, param] of [['amount=5', 'amount'], [`metadata[${'k'.repeat(41)}]=v`, 'metadata'], ['description=' + 'd'.repeat(1001), 'description']] as const) {
+      const bad = await rawRequest(server, 'POST', `/v1/charges/${paidCharge.id}`, { key: server.secretKey, body });
+      assert.equal(bad.status, 400, bad.body);
+      assert.match(String((bad.json.error as { param?: string }).param), new RegExp(`^${param}`), bad.body);
+    }
+    assert.deepEqual(await stateCounts(server.database.db), before, 'refused updates change nothing');
+    const other = stripeClient(server, server.otherSecretKey);
+    await assert.rejects(other.charges.update(paidCharge.id, { metadata: { x: 'y' } }), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    assert.deepEqual((await other.charges.search({ query: `metadata['run']:'${run}'` })).data, []);
+  });
 });

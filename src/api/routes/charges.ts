@@ -1,19 +1,37 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { resourceMissing } from '../../domain/errors.ts';
-import type { Services } from '../../flows/context.ts';
+import type { Services, Tx } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
-import { ListQuery, ObjectId, strictObject, type ListQueryParams } from '../schemas.ts';
-import { expansionsFor, listObject, sendObject } from './common.ts';
+import { Description, Expand, ListLimit, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { updateCharge, type UpdateChargeParams } from '../../flows/update-charge.ts';
+import { currencies } from '../../domain/currency.ts';
+import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
+import type { ChargeRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
 
 /** What it can expand, and the resource a restricted key needs to read each. */
 const chargeExpandable = { balance_transaction: 'balance', customer: 'customers', payment_intent: 'payment_intents', refunds: 'refunds' } as const;
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
+const UpdateBody = strictObject({ description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand) });
+const SearchQueryParams = strictObject({
+  query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand),
+});
+/** What a charge search may ask: the fields of Stripe's charge search that Coffer keeps as columns. */
+const chargeSearchFields: Record<string, SearchField> = {
+  amount: { kind: 'amount', column: 'amount' },
+  created: { kind: 'created', column: 'created_at' },
+  currency: { kind: 'enum', column: 'currency', values: [...currencies.keys()] },
+  customer: { kind: 'exact', column: 'customer_id' },
+  metadata: { kind: 'metadata', column: 'metadata' },
+  payment_intent: { kind: 'exact', column: 'payment_intent_id' },
+  status: { kind: 'enum', column: 'status', values: ['succeeded', 'pending', 'failed'] },
+};
 
 export function registerChargeRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true, expandable: Object.keys(chargeExpandable) };
@@ -27,6 +45,33 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
     const object = chargeObject(row, ctx.actor.apiVersion.shape);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
     return sendObject(reply, object);
+  });
+
+  app.get('/v1/charges/search', { config, schema: { querystring: SearchQueryParams } }, async (request, reply) => {
+    const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, query.expand, chargeExpandable, true);
+    const search = parseSearchQuery(query.query, chargeSearchFields);
+    const limit = query.limit ?? limits.listLimitDefault;
+    let select = services.db.selectFrom('charges').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+      .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, chargeSearchFields));
+    if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/charges/search', query.query));
+    const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
+    const data = rows.slice(0, limit).map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return sendObject(reply, searchResult('/v1/charges/search', query.query, data, rows, limit));
+  });
+
+  app.post('/v1/charges/:charge', { config, schema: { params: strictObject({ charge: ObjectId }), body: UpdateBody } }, async (request, reply) => {
+    const { charge } = request.params as { charge: string };
+    const { expand: requested, ...params } = request.body as UpdateChargeParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, requested, chargeExpandable);
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateCharge(services, ctx, charge, params, respond), async (row: ChargeRow, tx: Tx) => {
+      const object = chargeObject(row, ctx.actor.apiVersion.shape);
+      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
+      return object;
+    }));
   });
 
   app.get('/v1/charges', { config, schema: { querystring: ChargesQuery } }, async (request, reply) => {
