@@ -3,7 +3,8 @@ import { customerBalanceTransfers } from '../domain/ledger.ts';
 import { checkAmountStep, parseCurrency } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
-import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/database.ts';
+import type { CustomerBalanceTransactionRow, CustomerRow, PaymentMethodRow } from '../store/database.ts';
+import { checkSavable, resolvePaymentMethod } from './payment-methods.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
@@ -20,6 +21,8 @@ export interface CustomerParams {
   shipping?: Record<string, unknown> | '';
   metadata?: Record<string, string> | '';
   invoice_settings?: { default_payment_method?: string | '' };
+  /** At creation: a payment method to save to the new customer (a test id makes a new one), as Stripe's `payment_method`. */
+  payment_method?: string;
 }
 
 export async function findCustomer(reader: Tx | Services['db'], ctx: RequestContext, id: string, options: { lock?: boolean; param?: string } = {}): Promise<CustomerRow> {
@@ -40,18 +43,45 @@ export async function createCustomer(services: Services, ctx: RequestContext, pa
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const now = new Date(services.clock.nowMs());
+  const defaultMethod = params.invoice_settings?.default_payment_method;
+  if (defaultMethod !== undefined && defaultMethod !== '' && defaultMethod !== params.payment_method) {
+    throw new CofferError('parameter_invalid', `The payment method ${defaultMethod} is not attached to this customer: a new customer's default can only be the payment_method it is created with.`,
+      { param: 'invoice_settings[default_payment_method]' });
+  }
   return inTransaction(services.db, async (tx) => {
+    const method = params.payment_method === undefined ? undefined : await methodToSave(tx, services, ctx, params.payment_method, now);
+    const id = newId('cus');
     const customer = await tx.insertInto('customers').values({
-      id: newId('cus'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now,
+      id, merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now,
       email: params.email || null, name: params.name || null, phone: params.phone || null, description: params.description || null,
       address: JSON.stringify(params.address || null), shipping: JSON.stringify(params.shipping || null),
-      metadata: JSON.stringify(metadata), balance_currency: null, default_payment_method_id: null, deleted_at: null,
+      metadata: JSON.stringify(metadata), balance_currency: null, deleted_at: null,
+      default_payment_method_id: method !== undefined && defaultMethod !== undefined && defaultMethod !== '' ? method.id : null,
     }).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.create', objectType: 'customer', objectId: customer.id },
-      [{ type: 'customer.created', customer: { after: customer } }], now);
+    const events: PaymentEvent[] = [{ type: 'customer.created', customer: { after: customer } }];
+    if (method !== undefined) {
+      const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+      events.push({ type: 'payment_method.attached', paymentMethod: { after: saved } });
+    }
+    await recordChange(tx, requestTrail(ctx), ctx.actor,
+      { action: 'customer.create', objectType: 'customer', objectId: customer.id, ...(method === undefined ? {} : { details: { payment_method: method.id } }) }, events, now);
     await respond?.(tx, customer);
     return customer;
   });
+}
+
+/**
+ * The payment method a new customer is created with, locked: a test id (`pm_card_visa`) makes a new one; any
+ * other must be this merchant's, saved to no customer, and savable (not a guest's card already used).
+ */
+async function methodToSave(tx: Tx, services: Services, ctx: RequestContext, id: string, now: Date): Promise<PaymentMethodRow> {
+  const resolved = await resolvePaymentMethod(tx, services, ctx.actor, id, now);
+  const method = await tx.selectFrom('payment_methods').selectAll().where('id', '=', resolved.id).forUpdate().executeTakeFirstOrThrow();
+  if (method.customer_id !== null) {
+    throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to a customer; detach it first.`, { param: 'payment_method' });
+  }
+  checkSavable(method, 'payment_method');
+  return method;
 }
 
 export async function updateCustomer(services: Services, ctx: RequestContext, id: string, params: CustomerParams, respond?: Respond<CustomerRow>): Promise<CustomerRow> {

@@ -59,6 +59,42 @@ describe('customers', () => {
     await assert.rejects(elsewhere.customers.retrieve(jenny.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
   });
 
+  test('a customer created with a payment_method saves it (and may make it the default); refusals make nothing', async () => {
+    const customer = await stripe.customers.create({ email: 'with-card@example.com', payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } });
+    const [card] = (await stripe.customers.listPaymentMethods(customer.id)).data;
+    assert.ok(card !== undefined, 'the card is saved to the customer');
+    assert.equal(card.card?.last4, '4242');
+    assert.equal(customer.invoice_settings.default_payment_method, card.id, 'and is its default');
+    const paid = await stripe.paymentIntents.create({ amount: 700, currency: 'usd', customer: customer.id, payment_method: card.id, confirm: true, off_session: true });
+    assert.equal(paid.status, 'succeeded');
+    const attached = (await stripe.events.list({ type: 'payment_method.attached', limit: 10 })).data.filter((event) => (event.data.object as Stripe.PaymentMethod).id === card.id);
+    assert.equal(attached.length, 1);
+    const plain = await stripe.customers.create({ email: 'no-default@example.com', payment_method: 'pm_card_mastercard' });
+    assert.equal(plain.invoice_settings.default_payment_method, null, 'saved, not made the default unless asked');
+
+    // A refusal's answer may be kept for its idempotency key, as at Stripe; nothing else is written.
+    const withoutKeys = async () => {
+      const { idempotency_keys: _kept, ...rest } = await stateCounts(server.database.db);
+      return rest;
+    };
+    const before = await withoutKeys();
+    const countCustomers = async () => (await server.database.db.selectFrom('customers').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n;
+    const customersBefore = await countCustomers();
+    const refusals: Array<[Stripe.CustomerCreateParams, string, number]> = [
+      [{ payment_method: card.id }, 'payment_method', 400],
+      [{ payment_method: 'pm_nothing' }, 'payment_method', 404],
+      [{ payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: card.id } }, 'invoice_settings[default_payment_method]', 400],
+      [{ invoice_settings: { default_payment_method: card.id } }, 'invoice_settings[default_payment_method]', 400],
+    ];
+    for (const [params, param, status] of refusals) {
+      await assert.rejects(stripe.customers.create({ email: 'refused@example.com', ...params }),
+        (error: Stripe.errors.StripeError) => error.param === param && error.statusCode === status, JSON.stringify(params));
+    }
+    assert.deepEqual(await withoutKeys(), before);
+    assert.equal(await countCustomers(), customersBefore, 'no customer was made');
+    assert.equal((await stripe.paymentMethods.retrieve(card.id)).customer, customer.id, 'the card stays where it was');
+  });
+
   test('goodwill credit: a reasoned ledger transfer from the merchant to the customer, and no more taken back than held', async () => {
     await stripe.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
     const customer = await stripe.customers.create({ email: 'late@example.com' });

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { resourceMissing } from '../../domain/errors.ts';
+import { CofferError, resourceMissing } from '../../domain/errors.ts';
+import { permits } from '../../identity/api-keys.ts';
 import type { Services, Tx } from '../../flows/context.ts';
 import {
   adjustCustomerBalance,
@@ -37,6 +38,12 @@ const CustomerBody = {
 };
 const UpdateBody = strictObject({
   ...CustomerBody,
+  invoice_settings: Type.Optional(strictObject({ default_payment_method: Type.Optional(emptyable(ObjectId)) })),
+});
+const CreateBody = strictObject({
+  ...CustomerBody,
+  payment_method: Type.Optional(ObjectId),
+  // At creation the default can only be the payment method the customer is created with.
   invoice_settings: Type.Optional(strictObject({ default_payment_method: Type.Optional(emptyable(ObjectId)) })),
 });
 const CustomerParamsSchema = strictObject({ customer: ObjectId });
@@ -79,10 +86,14 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
       return object;
     };
   };
-  app.post('/v1/customers', { config: readConfig, schema: { body: strictObject(CustomerBody) } }, async (request, reply) => {
+  app.post('/v1/customers', { config: readConfig, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const render = changed(request);
     const params = withoutExpand(request.body as CustomerParams & { expand?: string[] });
+    // Saving a card to the new customer changes a PaymentMethod: a restricted key needs that too.
+    if (params.payment_method !== undefined && ctx.actor.keyKind === 'restricted' && !permits(ctx.actor.permissions ?? {}, 'payment_methods', 'write')) {
+      throw new CofferError('insufficient_permissions', 'This restricted key does not have write permission on payment_methods, which payment_method needs.', { param: 'payment_method' });
+    }
     return sendOutcome(reply, await answerInChange(request, (respond) => createCustomer(services, ctx, params, respond), render));
   });
 
