@@ -39,6 +39,8 @@ export interface ConfirmParams {
   shipping?: ShippingParams | '';
   capture_method?: 'automatic' | 'automatic_async' | 'manual';
   off_session?: boolean;
+  /** Decline rather than ask the shopper to act (3-D Secure): the attempt fails `authentication_required`. */
+  error_on_requires_action?: boolean;
   /** Set by the hosted checkout only (never from the API): the shopper's own step-up, already verified. */
   shopperStepUp?: ShopperStepUpMethod;
   /**
@@ -345,6 +347,9 @@ async function startAttempt(
     // A card given as payment_method_data was checked before it was sealed.
     if (paymentMethod.type === 'card') checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method');
     if (isWalletType(paymentMethod.type)) {
+      if (params.error_on_requires_action === true) {
+        throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${paymentMethod.type}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });
+      }
       checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
         params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);
     }
@@ -484,6 +489,7 @@ export async function confirmPaymentIntent(
       returnUrl: services.connectors.paymentReturnUrl(attempt.charge.id),
       cardSetUp: await cardWasSetUp(services, attempt.paymentMethod),
       ...(params.off_session === true ? { offSession: true } : {}),
+      ...(params.error_on_requires_action === true ? { noChallenge: true } : {}),
     },
   });
   services.faults.reach('confirm.after_provider_call');

@@ -35,6 +35,7 @@ export interface CreateParams {
   customer?: string;
   /** The shopper is not present (a saved card charged later); accepted, and recorded in the audit trail. */
   off_session?: boolean;
+  error_on_requires_action?: boolean;
   description?: string;
   metadata?: Record<string, string> | '';
   payment_method?: string;
@@ -157,6 +158,13 @@ export async function createPaymentIntent(
   if (params.off_session !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'off_session can only be given with confirm=true: it says whether the customer is present during the payment attempt that confirm makes.', { param: 'off_session' });
   }
+  if (params.error_on_requires_action !== undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', 'error_on_requires_action can only be given with confirm=true: it says what the confirmation does when the shopper would have to act.', { param: 'error_on_requires_action' });
+  }
+  const walletData = params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' ? params.payment_method_data.type : undefined;
+  if (params.error_on_requires_action === true && walletData !== undefined) {
+    throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${walletData}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });
+  }
   const confirmParams: ConfirmParams = {};
   if (params.return_url !== undefined) confirmParams.return_url = params.return_url;
   // A card given as payment_method_data is written with the PaymentIntent, bound to it (below); a wallet's is
@@ -166,6 +174,7 @@ export async function createPaymentIntent(
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
   if (params.radar_options !== undefined) confirmParams.radar_options = params.radar_options;
   if (params.off_session !== undefined) confirmParams.off_session = params.off_session;
+  if (params.error_on_requires_action !== undefined) confirmParams.error_on_requires_action = params.error_on_requires_action;
   const recovered = ctx.idempotency?.recoveryPoint;
   if (recovered !== undefined && recovered !== null) {
     const existing = await findPaymentIntent(services, scope, recovered);

@@ -125,6 +125,31 @@ describe('3-D Secure', () => {
     );
   });
 
+  test('error_on_requires_action: a card that would need a challenge is declined authentication_required instead; others pay', async () => {
+    await assert.rejects(
+      stripe.paymentIntents.create({ amount: 3300, currency: 'eur', payment_method: 'pm_card_authenticationRequired', error_on_requires_action: true, confirm: true }),
+      (error: Stripe.errors.StripeCardError) => error.code === 'card_declined' && error.decline_code === 'authentication_required'
+        && error.payment_intent?.status === 'requires_payment_method' && error.payment_intent.next_action === null,
+    );
+    const plain = await stripe.paymentIntents.create({ amount: 3400, currency: 'eur', payment_method: 'pm_card_visa', error_on_requires_action: true, confirm: true });
+    assert.equal(plain.status, 'succeeded', 'a card that needs no challenge is not affected');
+    const created = await stripe.paymentIntents.create({ amount: 3500, currency: 'eur', payment_method: 'pm_card_threeDSecure2Required' });
+    await assert.rejects(stripe.paymentIntents.confirm(created.id, { error_on_requires_action: true }),
+      (error: Stripe.errors.StripeCardError) => error.decline_code === 'authentication_required');
+    assert.equal((await confirm('pm_card_authenticationRequired')).status, 'requires_action', 'without it, the shopper is challenged');
+    const before = await stateCounts(server.database.db);
+    const unconfirmed = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body: 'amount=3600&currency=eur&error_on_requires_action=true' });
+    assert.deepEqual([unconfirmed.status, (unconfirmed.json.error as { param?: string }).param], [400, 'error_on_requires_action']);
+    const wallet = await rawRequest(server, 'POST', '/v1/payment_intents', {
+      key: server.secretKey, body: 'amount=3600&currency=cny&payment_method_data[type]=alipay&confirm=true&error_on_requires_action=true&return_url=https://shop.example/back',
+    });
+    assert.equal(wallet.status, 400, wallet.body);
+    assert.match(String((wallet.json.error as { message?: string }).message), /cannot be used with alipay/);
+    const { idempotency_keys: _kept, ...after } = await stateCounts(server.database.db);
+    const { idempotency_keys: _before, ...counted } = before;
+    assert.deepEqual(after, counted, 'refused before anything is written');
+  });
+
   test('a forged return link changes nothing and leads nowhere', async () => {
     const intent = await confirm('pm_card_authenticationRequired');
     const forged = await rawRequest(server, 'GET', `/hooks/return/${intent.latest_charge as string}?sig=${'A'.repeat(32)}`);

@@ -44,6 +44,7 @@ export function toAuthorizeRequest(request: AuthorizeRequest): AcquirerAuthorize
       return_url: request.threeDSecure.returnUrl,
       card_set_up: request.threeDSecure.cardSetUp,
       ...(request.threeDSecure.offSession === true ? { off_session: true } : {}),
+      ...(request.threeDSecure.noChallenge === true ? { no_challenge: true } : {}),
     },
   };
 }

@@ -23,6 +23,8 @@ export interface AcquirerThreeDSecureRequest {
   card_set_up: boolean;
   /** The shopper is not there (a merchant-initiated payment): no challenge can be taken. */
   off_session?: boolean;
+  /** The merchant asks for a decline (`authentication_required`) rather than a challenge, the shopper being there. */
+  no_challenge?: boolean;
 }
 
 /** The outcome of EMV 3-D Secure 2 authentication, as the acquirer records it with the payment. */

@@ -105,6 +105,13 @@ const lookupFailed: AcquirerDecline = {
  * there), a card that requires authentication is declined `authentication_required`.
  */
 export function decideAuthentication(card: TestCard, given: AcquirerThreeDSecureRequest | null): Authentication {
+  // A merchant that would rather decline than have the shopper act (Stripe's error_on_requires_action) gets what a
+  // challenge would need: authentication_required.
+  if (given?.no_challenge === true) {
+    const { no_challenge: _ignored, ...asked } = given;
+    const decided = decideAuthentication(card, asked);
+    return decided.kind === 'challenge' ? { kind: 'refused', decline: authenticationRequired } : decided;
+  }
   const support = threeDSecureSupportOf(card);
   // Off session (the shopper is not there): a card set up for later payments is charged without a challenge, as
   // Stripe's 4000002500003155 is; anything that would need the shopper is declined authentication_required.

@@ -165,6 +165,7 @@ function invalidAuthorizeRequest(request: AcquirerAuthorizeRequest, verification
   if (!validReturnUrl(threeDSecure.return_url)) return 'three_d_secure.return_url must be an absolute http(s) URL';
   if (typeof threeDSecure.card_set_up !== 'boolean') return 'three_d_secure.card_set_up must be a boolean';
   if (threeDSecure.off_session !== undefined && typeof threeDSecure.off_session !== 'boolean') return 'three_d_secure.off_session must be a boolean';
+  if (threeDSecure.no_challenge !== undefined && typeof threeDSecure.no_challenge !== 'boolean') return 'three_d_secure.no_challenge must be a boolean';
   return undefined;
 }
 
