@@ -8,7 +8,7 @@ import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { findCustomer } from './customers.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { checkSavable, resolvePaymentMethod } from './payment-methods.ts';
+import { checkSavable, preparePaymentMethod, resolvePaymentMethod } from './payment-methods.ts';
 import { testPaymentMethods } from '../connectors/card/test-cards.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
@@ -42,6 +42,15 @@ function incomingCard(card: CardParams): IncomingCard {
   };
 }
 
+/** The `pm_card_…` test id a test-mode `card[token]` of Stripe's (`tok_visa`) stands for, if it is one. */
+function testTokenAlias(ctx: RequestContext, card: CardParams): string | undefined {
+  if (ctx.actor.livemode || card.token === undefined || !card.token.startsWith('tok_')) return undefined;
+  const alias = `pm_card_${card.token.slice('tok_'.length)}`;
+  if (!Object.hasOwn(testPaymentMethods, alias)) return undefined;
+  if (card.number !== undefined) throw new CofferError('parameters_exclusive', 'Pass card[token] or the card details, not both.', { param: 'card[token]' });
+  return alias;
+}
+
 /** The vaulted card a request names: new card data (stored now), or a token made earlier (used once). */
 async function vaultedCardFor(services: Services, ctx: RequestContext, card: CardParams): Promise<{ vaulted: VaultedCard; token?: Selectable<TokensTable> }> {
   if (card.token !== undefined) {
@@ -69,8 +78,20 @@ function cardPaymentMethodRow(ctx: RequestContext, vaulted: VaultedCard, billing
 export async function createCardPaymentMethod(services: Services, ctx: RequestContext, params: CreatePaymentMethodParams, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
-  const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
   const now = new Date(services.clock.nowMs());
+  const testAlias = testTokenAlias(ctx, params.card);
+  if (testAlias !== undefined) {
+    // Stripe's test tokens (`tok_visa`, `tok_chargeDeclined` …) stand for its test cards, as `pm_card_…` ids do.
+    const test = (await preparePaymentMethod(services.db, services, ctx.actor, testAlias, now)).row;
+    const row = { ...test, billing_details: params.billing_details ?? {}, metadata };
+    return inTransaction(services.db, async (tx) => {
+      const created = await tx.insertInto('payment_methods').values(paymentMethodInsert(row)).returningAll().executeTakeFirstOrThrow();
+      await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.create', objectType: 'payment_method', objectId: row.id, details: { test_token: params.card.token } }, [], now);
+      await respond?.(tx, created);
+      return created;
+    });
+  }
+  const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
   const row = cardPaymentMethodRow(ctx, vaulted, params.billing_details, metadata, now);
   return inTransaction(services.db, async (tx) => {
     if (token !== undefined) {

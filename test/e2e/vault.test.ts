@@ -86,6 +86,22 @@ describe('the card vault', () => {
     await assert.rejects(stripe.paymentMethods.create({ type: 'card', card: { token: token.id } }), /more than once/);
   });
 
+  test('Stripe\'s test tokens (tok_visa …) make PaymentMethods of their test cards, each use a new one, in test mode', async () => {
+    const cardsBefore = await vaultCards();
+    const visa = await stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_visa' }, metadata: { from: 'token' } });
+    const again = await stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_visa' } });
+    assert.notEqual(visa.id, again.id);
+    assert.deepEqual([visa.card?.brand, visa.card?.last4, visa.metadata], ['visa', '4242', { from: 'token' }]);
+    const declined = await stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_chargeDeclined' } });
+    await assert.rejects(stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: declined.id, confirm: true }),
+      (error: Stripe.errors.StripeCardError) => error.code === 'card_declined' && error.decline_code === 'generic_decline');
+    const paid = await stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: visa.id, confirm: true });
+    assert.equal(paid.status, 'succeeded');
+    assert.equal(await vaultCards(), cardsBefore, 'test cards are not vaulted');
+    await assert.rejects(stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_nosuchcard' } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.param === 'card[token]');
+  });
+
   test('customers keep cards: attach, list, detach; off-session payments; SetupIntents', async () => {
     const customer = await stripe.customers.create({ email: 'saved@example.com' });
     const method = await publishable.paymentMethods.create({ type: 'card', card: { number: '4000056655665556', exp_month: 6, exp_year: 2033 } });
