@@ -90,6 +90,19 @@ function outcomeObject(outcome: ChargeOutcome | null, shape: ApiShape): Record<s
   return object;
 }
 
+/** The static part of every statement descriptor (an account setting at Stripe). */
+const statementDescriptorPrefix = 'COFFER';
+
+/**
+ * What the shopper's statement shows, as Stripe calculates it: the full descriptor the payment set, or the
+ * account's prefix with the payment's suffix (`COFFER* ORDER 42`), upper case, at most 22 characters.
+ */
+export function calculatedStatementDescriptor(full: string | null, suffix: string | null): string {
+  const text = full ?? (suffix === null ? statementDescriptorPrefix : `${statementDescriptorPrefix}* ${suffix}`);
+  return text.toUpperCase().slice(0, 22);
+}
+
+
 /**
  * Stripe reports the authorized part that was released without capture (a partial capture's remainder, a
  * cancelled authorization) as refunded; Coffer keeps releases and refunds apart and adds them up here.
@@ -108,7 +121,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     // The capture's transaction in the ledger; an uncaptured authorization is not yet the merchant's money.
     balance_transaction: row.amount_captured > 0n ? balanceTransactionId(row.id, 'capture') : null,
     billing_details: billingDetailsObject(row.billing_details, shape),
-    calculated_statement_descriptor: row.statement_descriptor ?? 'COFFER',
+    calculated_statement_descriptor: calculatedStatementDescriptor(row.statement_descriptor, row.statement_descriptor_suffix),
     captured: row.captured,
     created: unixTime(row.created_at),
     currency: row.currency,

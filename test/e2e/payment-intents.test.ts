@@ -109,7 +109,11 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.deepEqual(charge.shipping, confirmed.shipping);
     assert.equal((await stripe.charges.retrieve(declined.id)).shipping?.address?.line1, '12 St James\'s Square', 'an earlier attempt keeps what it had');
     const plain = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
-    assert.equal((await stripe.charges.retrieve(plain.latest_charge as string)).shipping, null);
+    const plainCharge = await stripe.charges.retrieve(plain.latest_charge as string);
+    assert.equal(plainCharge.shipping, null);
+    assert.equal(plainCharge.calculated_statement_descriptor, 'COFFER');
+    const suffixed = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, statement_descriptor_suffix: 'order 42' });
+    assert.equal((await stripe.charges.retrieve(suffixed.latest_charge as string)).calculated_statement_descriptor, 'COFFER* ORDER 42', 'prefix and suffix, as Stripe shows them');
   });
 
   test('manual capture: full capture', async () => {
