@@ -11,7 +11,7 @@ import type { ChargeRow, RefundRow } from '../store/database.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { lockCharge, recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
+import { lockCharge, recordChange, type Scope } from './payment-intent-records.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
@@ -160,32 +160,9 @@ async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundPara
   }).returningAll().executeTakeFirstOrThrow();
   const reserved = await tx.updateTable('charges').set({ amount_refunding: charge.amount_refunding + amount, updated_at: now })
     .where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
-  // `refund.created` waits for the provider's answer, so that it carries the refund as the API answers it (a card
-  // refund succeeded at once, as at Stripe); a refund left pending announces itself when it is answered as such.
   await recordChange(tx, requestTrail(ctx), scope, { action: 'refund.create', objectType: 'refund', objectId: refund.id, details: { charge: charge.id, amount: amount.toString() } },
-    [], now);
+    [{ type: 'refund.created', refund: { after: refund } }], now);
   return { kind: 'send', refund, charge: reserved };
-}
-
-/** Whether the refund's `refund.created` event was written: by an earlier answer that left it pending. */
-async function announced(tx: Tx, refundId: string): Promise<boolean> {
-  const found = await tx.selectFrom('events').select('id').where('object_id', '=', refundId).where('type', '=', 'refund.created').executeTakeFirst();
-  return found !== undefined;
-}
-
-/**
- * Answers a refund the provider took but has not finished (a wallet's PROCESSING) as pending, with its
- * `refund.created` event, written once.
- */
-async function answerPending(services: Services, ctx: RequestContext, refundId: string, respond: RespondRefund): Promise<Outcome> {
-  const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, async (tx) => {
-    const refund = await tx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirstOrThrow();
-    if (refund.status === 'pending' && !(await announced(tx, refund.id))) {
-      await recordEvents(tx, requestTrail(ctx), { merchantId: refund.merchant_id, livemode: refund.livemode }, [{ type: 'refund.created', refund: { after: refund } }], now);
-    }
-    return respond(tx, refund);
-  });
 }
 
 /**
@@ -220,15 +197,11 @@ export async function recordRefundOutcome(
       amount_refunded: succeeded ? charge.amount_refunded + refund.amount : charge.amount_refunded,
       updated_at: now,
     }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
-    // A refund answered now is created with its outcome; one answered pending before is updated to it.
-    const change = (await announced(tx, refund.id))
-      ? { type: 'refund.updated', refund: { before: refund, after: refundAfter } }
-      : { type: 'refund.created', refund: { after: refundAfter } };
     await recordChange(tx, trail, scope,
       { action: succeeded ? 'refund.succeed' : 'refund.fail', objectType: 'refund', objectId: refund.id },
       succeeded
-        ? [change, { type: 'charge.refunded', charge: { before: charge, after: chargeAfter } }]
-        : [change, { type: 'refund.failed', refund: { after: refundAfter } }],
+        ? [{ type: 'refund.updated', refund: { before: refund, after: refundAfter } }, { type: 'charge.refunded', charge: { before: charge, after: chargeAfter } }]
+        : [{ type: 'refund.updated', refund: { before: refund, after: refundAfter } }, { type: 'refund.failed', refund: { after: refundAfter } }],
       now);
     const finish = () => respond?.(tx, refundAfter);
     if (!succeeded) return finish();
@@ -306,7 +279,7 @@ export async function sendRefund(services: Services, ctx: RequestContext, refund
   if (result.status === 'unknown') {
     // Wallet providers settle refunds later (WeChat Pay answers PROCESSING): the refund is answered as pending, as
     // Stripe does, and the recovery job asks the provider until it ends.
-    if (isWalletType(charge.provider) && respond !== undefined) return answerPending(services, ctx, refund.id, respond);
+    if (isWalletType(charge.provider) && respond !== undefined) return inTransaction(services.db, (tx) => respond(tx, refund));
     throw outcomeUnknownError('refund');
   }
   return recordRefundOutcome(services, refund.id, result, requestTrail(ctx), respond);
