@@ -193,7 +193,10 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     }
     checkSavable(method, 'payment_method');
     const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.attach', objectType: 'payment_method', objectId: id, details: { customer: customer.id } },
+    // The PaymentMethod attached, also when a test id made it (the id then says which).
+    await recordChange(tx, requestTrail(ctx), ctx.actor, {
+      action: 'payment_method.attach', objectType: 'payment_method', objectId: after.id, details: { customer: customer.id, ...(after.id === id ? {} : { test_id: id }) },
+    },
       [{ type: 'payment_method.attached', paymentMethod: { after } }], now);
     await respond?.(tx, after);
     return after;

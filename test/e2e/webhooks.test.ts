@@ -276,8 +276,10 @@ describe('webhooks', () => {
     assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: otherKey })).status, 404);
     assert.equal((await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries`, { key: otherKey })).status, 404);
     const eventsOnly = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: parsePermissions(['events:read']) })).key.reveal();
-    assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: eventsOnly })).status, 200);
+    assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: eventsOnly })).status, 403, 'deliveries name endpoints: their permission too');
     assert.equal((await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries`, { key: eventsOnly })).status, 403);
+    const both = (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: parsePermissions(['events:read', 'webhook_endpoints:read']) })).key.reveal();
+    assert.equal((await rawRequest(server, 'GET', `/v1/events/${event.id}/deliveries`, { key: both })).status, 200);
 
     await stripe.webhookEndpoints.del(dead.id);
     await stripe.webhookEndpoints.del(failing.id);

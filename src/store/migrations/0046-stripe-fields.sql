@@ -1,10 +1,8 @@
 -- A charge shows where the order ships, as Stripe's does: the PaymentIntent's shipping as it was when the attempt
--- was made (a later change to the PaymentIntent does not rewrite a past charge).
+-- was made (a later change to the PaymentIntent does not rewrite a past charge). Charges made before this column
+-- keep showing none, as they did: filling them in would rewrite the whole table under the lock this ALTER takes,
+-- holding up every payment for as long.
 ALTER TABLE charges ADD COLUMN shipping jsonb;
--- Charges made before this column take their PaymentIntent's shipping as it is now, the best record there is.
-UPDATE charges SET shipping = payment_intents.shipping
-  FROM payment_intents
-  WHERE charges.payment_intent_id = payment_intents.id AND payment_intents.shipping IS NOT NULL;
 
 -- A SetupIntent's automatic_payment_methods, as asked for or given by the API version's default (null for those
 -- made before this column, as they were shown).
