@@ -120,14 +120,22 @@ describe('saved cards', () => {
     const badUpdate = await post(`/v1/setup_intents/${intent.id}`, 'metadata[a]=b&usage=on_session');
     assert.equal((badUpdate.json.error as { param?: string }).param, 'usage');
     assert.deepEqual((await stripe.setupIntents.retrieve(intent.id)).metadata, { order: '42' }, 'a refused update changes nothing');
-    const confirmed = await stripe.setupIntents.confirm(intent.id, { return_url: 'https://shop.example/saved' });
+    const confirmed = await stripe.setupIntents.confirm(intent.id, { return_url: 'https://shop.example/saved', expand: ['payment_method', 'customer'] });
     assert.equal(confirmed.status, 'succeeded');
-    assert.equal((await stripe.paymentMethods.retrieve(confirmed.payment_method as string)).customer, customer.id);
+    assert.deepEqual([(confirmed.payment_method as Stripe.PaymentMethod).object, (confirmed.customer as Stripe.Customer).id], ['payment_method', customer.id], 'the answer expands as a read does');
+    const expandedCreate = await stripe.setupIntents.create({ customer: customer.id, expand: ['customer'] });
+    assert.equal((expandedCreate.customer as Stripe.Customer).email, 'guide@example.com');
+    const expandedUpdate = await stripe.setupIntents.update(expandedCreate.id, { metadata: { a: 'b' }, expand: ['customer'] });
+    assert.equal((expandedUpdate.customer as Stripe.Customer).id, customer.id);
+    const badExpand = await post(`/v1/setup_intents/${expandedCreate.id}`, 'expand[0]=latest_attempt');
+    assert.deepEqual([badExpand.status, (badExpand.json.error as { param?: string }).param], [400, 'expand']);
+    const savedMethod = (confirmed.payment_method as Stripe.PaymentMethod).id;
+    assert.equal((await stripe.paymentMethods.retrieve(savedMethod)).customer, customer.id);
     const late = await stripe.setupIntents.update(intent.id, { metadata: { order: '43' }, description: '' });
     assert.deepEqual([late.metadata, late.description], [{ order: '43' }, null], 'metadata and description change after success too');
     await assert.rejects(stripe.setupIntents.update(intent.id, { payment_method: 'pm_card_mastercard' }),
       (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'setup_intent_unexpected_state');
-    assert.equal((await stripe.setupIntents.retrieve(intent.id)).payment_method, confirmed.payment_method);
+    assert.equal((await stripe.setupIntents.retrieve(intent.id)).payment_method, savedMethod);
     const audited = await server.database.db.selectFrom('audit_log').select('action').where('object_id', '=', intent.id).where('action', '=', 'setup_intent.update').execute();
     assert.equal(audited.length, 2);
   });

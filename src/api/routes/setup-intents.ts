@@ -55,9 +55,12 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
    * Stripe's 402 card error carrying the SetupIntent (back at `requires_payment_method`, with `last_setup_error`)
    * and the declined PaymentMethod.
    */
-  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, tx: Tx): Promise<Record<string, unknown>> => {
+  const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, tx: Tx, expand: readonly string[] = []): Promise<Record<string, unknown>> => {
     const object = setupIntentObject(result.intent);
-    if (!result.declined) return object;
+    if (!result.declined) {
+      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
+      return object;
+    }
     const error = result.intent.last_setup_error as SetupError;
     const methodId = error.payment_method?.id;
     const method = methodId === undefined ? undefined
@@ -69,16 +72,18 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
       setupIntentObject: object,
     });
   };
-  app.post('/v1/setup_intents', { config, schema: { body: CreateBody } }, async (request, reply) => {
-    const { expand: _expand, ...params } = request.body as SetupIntentParams & { expand?: string[] };
+  // Every answer that is a SetupIntent expands as a read does.
+  const readConfig = { ...config, expandable: Object.keys(setupIntentExpandable) };
+  app.post('/v1/setup_intents', { config: readConfig, schema: { body: CreateBody } }, async (request, reply) => {
+    const { expand: requested, ...params } = request.body as SetupIntentParams & { expand?: string[] };
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, requested, setupIntentExpandable);
     // With confirm=true the answer is the confirmation's (a decline is a 402 carrying the SetupIntent), kept with the
     // acquirer's answer; without, the new SetupIntent.
     return sendOutcome(reply, await answerInChange(request, (respond) => createSetupIntent(services, ctx, params, respond),
-      (created: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, created, tx)));
+      (created: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, created, tx, expand)));
   });
 
-  const readConfig = { ...config, expandable: Object.keys(setupIntentExpandable) };
   app.get('/v1/setup_intents/:intent', { config: readConfig, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, setupIntentExpandable);
@@ -96,22 +101,24 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     return sendObject(reply, object);
   });
 
-  app.post('/v1/setup_intents/:intent', { config, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
-    const { expand: _expand, ...params } = request.body as UpdateSetupIntentParams & { expand?: string[] };
+  app.post('/v1/setup_intents/:intent', { config: readConfig, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
+    const { expand: requested, ...params } = request.body as UpdateSetupIntentParams & { expand?: string[] };
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, requested, setupIntentExpandable);
     const id = (request.params as { intent: string }).intent;
     return sendOutcome(reply, await answerInChange(request, (respond) => updateSetupIntent(services, ctx, id, params, respond),
-      (intent: SetupIntentRow) => setupIntentObject(intent)));
+      (intent: SetupIntentRow, tx: Tx) => confirmed(ctx, { intent, declined: false }, tx, expand)));
   });
 
   // `return_url` is accepted as Stripe's guides send it; a card verification never redirects (see SetupIntentParams).
-  app.post('/v1/setup_intents/:intent/confirm', { config, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), return_url: Type.Optional(Url), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const body = request.body as { payment_method?: string };
+  app.post('/v1/setup_intents/:intent/confirm', { config: readConfig, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), return_url: Type.Optional(Url), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const body = request.body as { payment_method?: string; expand?: string[] };
     const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, body.expand, setupIntentExpandable);
     const id = (request.params as { intent: string }).intent;
     return sendOutcome(reply, await answerInChange(request,
       (respond) => confirmSetupIntent(services, ctx, id, body.payment_method === undefined ? {} : { payment_method: body.payment_method }, respond),
-      (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx)));
+      (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx, expand)));
   });
 
   app.post('/v1/setup_intents/:intent/cancel', {
