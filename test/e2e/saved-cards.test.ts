@@ -207,6 +207,10 @@ describe('saved cards', () => {
     await assert.rejects(stripe.customers.retrievePaymentMethod(customer.id, (await newCard()).id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
     await assert.rejects(stripe.paymentMethods.attach('pm_card_visa', { customer: 'cus_missing' }), (error: Stripe.errors.StripeError) => error.statusCode === 404 && error.param === 'customer');
     assert.deepEqual((await stripe.customers.listPaymentMethods(customer.id)).data.map((method) => method.id).sort(), [visa.id, mastercard.id].sort());
+    assert.deepEqual((await stripe.paymentMethods.list({ customer: customer.id, type: 'us_bank_account' })).data, [], 'another type Stripe has lists nothing');
+    assert.equal((await stripe.customers.listPaymentMethods(customer.id, { type: 'card' })).data.length, 2);
+    const unknownType = await rawRequest(server, 'GET', `/v1/payment_methods?customer=${customer.id}&type=cheque`, { key: server.secretKey });
+    assert.deepEqual([unknownType.status, (unknownType.json.error as { param?: string }).param], [400, 'type']);
   });
 
   test('a payment method not saved to a customer cannot be updated', async () => {

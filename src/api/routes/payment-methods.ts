@@ -66,6 +66,13 @@ function tokenObject(token: { id: string; created_at: Date; livemode: boolean; u
  * PaymentMethods and tokens. Creating either takes card data, which goes straight to the vault; publishable
  * keys may do that (a checkout page collects cards with one), and nothing else.
  */
+/** The payment method types Stripe has, which a list may filter by (only cards are ever saved in Coffer). */
+const StripeMethodType = Type.Union([
+  'acss_debit', 'affirm', 'afterpay_clearpay', 'alipay', 'amazon_pay', 'au_becs_debit', 'bacs_debit', 'bancontact', 'blik', 'boleto', 'card',
+  'cashapp', 'customer_balance', 'eps', 'fpx', 'giropay', 'grabpay', 'ideal', 'klarna', 'konbini', 'link', 'mobilepay', 'multibanco', 'oxxo',
+  'p24', 'paynow', 'paypal', 'pix', 'promptpay', 'revolut_pay', 'sepa_debit', 'sofort', 'swish', 'twint', 'us_bank_account', 'wechat_pay', 'zip',
+].map((type) => Type.Literal(type)));
+
 export function registerPaymentMethodRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   const collecting = { merchantApi: true, publishableAllowed: true, sensitiveParams: [['card', 'number'], ['card', 'cvc']] };
@@ -137,8 +144,10 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   });
 
   // Both routes list one customer's PaymentMethods, newest first; `url` is the route's own, as Stripe echoes it.
-  const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: ListQueryParams, url: string) => {
+  const listForCustomer = async (ctx: ReturnType<typeof requestContext>, customerId: string, query: ListQueryParams & { type?: string }, url: string) => {
     const customer = await findCustomer(services.db, ctx, customerId);
+    // Only cards are saved to customers: any other type Stripe has lists nothing.
+    if (query.type !== undefined && query.type !== 'card') return listObject(url, [], false);
     const rows = services.db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customer.id);
     const expand = expansionsFor(ctx.actor, query.expand, paymentMethodExpandable, true);
     const page = await listPage(services.db, ctx.actor, { table: 'payment_methods', kind: 'payment_method', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
@@ -147,14 +156,14 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
     return listObject(url, data, page.hasMore);
   };
 
-  app.get('/v1/payment_methods', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
-    const query = request.query as ListQueryParams & { customer: string };
+  app.get('/v1/payment_methods', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: ObjectId, type: Type.Optional(StripeMethodType) }) } }, async (request, reply) => {
+    const query = request.query as ListQueryParams & { customer: string; type?: string };
     return sendObject(reply, await listForCustomer(requestContext(request), query.customer, query, '/v1/payment_methods'));
   });
 
-  app.get('/v1/customers/:customer/payment_methods', { config: readConfig, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(Type.Literal('card')) }) } }, async (request, reply) => {
+  app.get('/v1/customers/:customer/payment_methods', { config: readConfig, schema: { params: strictObject({ customer: ObjectId }), querystring: strictObject({ ...ListQuery, type: Type.Optional(StripeMethodType) }) } }, async (request, reply) => {
     const customerId = (request.params as { customer: string }).customer;
-    return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as ListQueryParams, `/v1/customers/${customerId}/payment_methods`));
+    return sendObject(reply, await listForCustomer(requestContext(request), customerId, request.query as ListQueryParams & { type?: string }, `/v1/customers/${customerId}/payment_methods`));
   });
 
   // One of the customer's saved payment methods (Stripe's "retrieve a customer's PaymentMethod"): another's is missing.
