@@ -41,6 +41,12 @@ export type Permissions = Partial<Record<ApiResource, Access>>;
 /** Paths that belong to another resource: balance transactions explain the balance, and share its permission. */
 const resourceAliases: Record<string, ApiResource> = { balance_transactions: 'balance' };
 
+/**
+ * Later path segments that reach another resource without being named after it: an event's `deliveries` name
+ * webhook endpoints and what their addresses answered.
+ */
+const reachedBySegment: Record<string, ApiResource> = { deliveries: 'webhook_endpoints' };
+
 export function resourceOfRoute(url: string): ApiResource | undefined {
   const segment = /^\/v1\/([a-z_]+)/.exec(url)?.[1];
   return apiResources.find((resource) => resource === segment) ?? (segment !== undefined && Object.hasOwn(resourceAliases, segment) ? resourceAliases[segment] : undefined);
@@ -54,7 +60,10 @@ export function resourceOfRoute(url: string): ApiResource | undefined {
 export function resourcesOfRoute(url: string): ApiResource[] | undefined {
   const own = resourceOfRoute(url);
   if (own === undefined) return undefined;
-  const named = url.split('/').slice(3).flatMap((segment) => apiResources.filter((resource) => resource === segment && resource !== own));
+  const named = url.split('/').slice(3).flatMap((segment) => {
+    const reached = Object.hasOwn(reachedBySegment, segment) ? reachedBySegment[segment] : apiResources.find((resource) => resource === segment);
+    return reached === undefined || reached === own ? [] : [reached];
+  });
   return [own, ...new Set(named)];
 }
 

@@ -3,6 +3,7 @@ import type { RequestContext, Services } from '../flows/context.ts';
 import { checkOneCursor } from '../flows/list-page.ts';
 import { deliveryRowId, webhookDeliveryObject, type WebhookAttemptRow } from '../objects/webhook-delivery.ts';
 import type { WebhookDeliveryRow } from '../store/database.ts';
+import type { Secret } from '../platform/secret.ts';
 import { findEndpoint } from './endpoints.ts';
 
 export type DeliveryStatus = WebhookDeliveryRow['status'];
@@ -16,6 +17,8 @@ export interface DeliveryListParams {
 }
 
 type Db = Services['db'];
+/** The key delivery ids are encrypted under (`services.webhooks.secretKey`). */
+type IdKey = Secret<Buffer>;
 
 /** The attempts of the deliveries given, newest first, grouped by delivery. */
 async function attemptsOf(db: Db, ctx: RequestContext, deliveryIds: readonly bigint[]): Promise<Map<bigint, WebhookAttemptRow[]>> {
@@ -43,32 +46,32 @@ function deliveriesOfMode(db: Db, ctx: RequestContext) {
     .where('events.livemode', '=', ctx.actor.livemode);
 }
 
-async function withAttempts(db: Db, ctx: RequestContext, rows: ReadonlyArray<WebhookDeliveryRow & { event_type: string }>): Promise<Array<Record<string, unknown>>> {
+async function withAttempts(db: Db, ctx: RequestContext, key: IdKey, rows: ReadonlyArray<WebhookDeliveryRow & { event_type: string }>): Promise<Array<Record<string, unknown>>> {
   const attempts = await attemptsOf(db, ctx, rows.map((row) => row.id));
-  return rows.map((row) => webhookDeliveryObject(row, attempts.get(row.id) ?? []));
+  return rows.map((row) => webhookDeliveryObject(row, attempts.get(row.id) ?? [], key));
 }
 
 /** Every delivery of one event, to each endpoint it was sent to (deleted endpoints included), oldest first. */
-export async function eventDeliveries(db: Db, ctx: RequestContext, eventId: string): Promise<Array<Record<string, unknown>>> {
+export async function eventDeliveries(db: Db, ctx: RequestContext, key: IdKey, eventId: string): Promise<Array<Record<string, unknown>>> {
   const event = await db.selectFrom('events').select('id').where('id', '=', eventId)
     .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
   if (event === undefined) throw resourceMissing('event', eventId);
   const rows = await deliveriesOfMode(db, ctx).where('webhook_deliveries.event_id', '=', eventId).orderBy('webhook_deliveries.id').execute();
-  return withAttempts(db, ctx, rows);
+  return withAttempts(db, ctx, key, rows);
 }
 
 /**
  * One page of an endpoint's deliveries, newest first, as Stripe pages lists: `starting_after` towards older ones,
  * `ending_before` towards newer ones. `status` and `event` narrow the list.
  */
-export async function endpointDeliveries(db: Db, ctx: RequestContext, endpointId: string, params: DeliveryListParams): Promise<{ data: Array<Record<string, unknown>>; hasMore: boolean }> {
+export async function endpointDeliveries(db: Db, ctx: RequestContext, key: IdKey, endpointId: string, params: DeliveryListParams): Promise<{ data: Array<Record<string, unknown>>; hasMore: boolean }> {
   checkOneCursor(params);
   const endpoint = await findEndpoint(db, ctx, endpointId);
   const cursorParam = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
   const cursor = params.starting_after ?? params.ending_before;
   let rows = deliveriesOfMode(db, ctx).where('webhook_deliveries.endpoint_id', '=', endpoint.id);
   if (cursor !== undefined) {
-    const cursorId = deliveryRowId(cursor);
+    const cursorId = deliveryRowId(cursor, key);
     const found = cursorId === null ? undefined : await db.selectFrom('webhook_deliveries').select('id')
       .where('id', '=', cursorId).where('endpoint_id', '=', endpoint.id).where('merchant_id', '=', ctx.actor.merchantId).executeTakeFirst();
     if (found === undefined || cursorId === null) throw resourceMissing('webhook_delivery', cursor, cursorParam);
@@ -81,6 +84,6 @@ export async function endpointDeliveries(db: Db, ctx: RequestContext, endpointId
   const hasMore = page.length > params.limit;
   const kept = page.slice(0, params.limit);
   if (cursorParam === 'ending_before' && cursor !== undefined) kept.reverse();
-  return { data: await withAttempts(db, ctx, kept), hasMore };
+  return { data: await withAttempts(db, ctx, key, kept), hasMore };
 }
 

@@ -267,6 +267,10 @@ describe('webhooks', () => {
     const badCursor = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?starting_after=whdel_999999999`, { key: server.secretKey });
     assert.equal(badCursor.status, 404);
     assert.equal((badCursor.json.error as { param: string }).param, 'starting_after');
+    // Ids are opaque: they tell nothing of how many deliveries the installation made, and a made-up one is no cursor.
+    assert.match(String(firstPage[0]?.id), /^whdel_[A-Za-z0-9_-]{22}$/);
+    const forged = `whdel_${Buffer.alloc(16).toString('base64url')}`;
+    assert.equal((await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?starting_after=${forged}`, { key: server.secretKey })).status, 404);
     const otherCursor = await rawRequest(server, 'GET', `/v1/webhook_endpoints/${dead.id}/deliveries?starting_after=${String(done?.id)}`, { key: server.secretKey });
     assert.equal(otherCursor.status, 404, 'a delivery of another endpoint is no cursor here');
 

@@ -9,7 +9,6 @@ import { ListQuery, NoParams, ObjectId, strictObject } from '../schemas.ts';
 import { answerInChange, listObject, sendObject, sendOutcome } from './common.ts';
 import { resendEvent } from '../../webhooks/resend.ts';
 import { eventDeliveries } from '../../webhooks/deliveries.ts';
-import { permits } from '../../identity/api-keys.ts';
 import { pendingWebhooksSql, withPendingWebhooks } from '../../store/events.ts';
 
 const EventsQuery = strictObject({
@@ -56,11 +55,8 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
   app.get('/v1/events/:id/deliveries', { config, schema: { params: strictObject({ id: ObjectId }), querystring: NoParams } }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const ctx = requestContext(request);
-    // Deliveries name endpoints and what their addresses answered: a restricted key needs to read endpoints too.
-    if (ctx.actor.keyKind === 'restricted' && !permits(ctx.actor.permissions ?? {}, 'webhook_endpoints', 'read')) {
-      throw new CofferError('insufficient_permissions', 'This restricted key does not have read permission on webhook_endpoints, which an event\'s deliveries need.');
-    }
-    const data = await eventDeliveries(services.db, ctx, id);
+    // A restricted key needs webhook_endpoints read too (resourcesOfRoute: deliveries name endpoints).
+    const data = await eventDeliveries(services.db, ctx, services.webhooks.secretKey, id);
     return sendObject(reply, listObject(`/v1/events/${id}/deliveries`, data, false));
   });
 

@@ -103,7 +103,7 @@ export function registerWebhookEndpointRoutes(app: FastifyInstance, services: Se
   app.get('/v1/webhook_endpoints/:id/deliveries', { config, schema: { params: EndpointParamsSchema, querystring: DeliveriesQuery } }, async (request, reply) => {
     const id = (request.params as { id: string }).id;
     const query = request.query as Partial<DeliveryListParams>;
-    const page = await endpointDeliveries(services.db, requestContext(request), id, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    const page = await endpointDeliveries(services.db, requestContext(request), services.webhooks.secretKey, id, { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject(`/v1/webhook_endpoints/${id}/deliveries`, page.data, page.hasMore));
   });
 
