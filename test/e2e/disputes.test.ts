@@ -336,4 +336,18 @@ describe('a dispute notice crossing a refund', () => {
     // Coffer never heard of it (the deliveries went to this test): the charge stays as it was.
     assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).disputed, false);
   });
+  test('a dispute notice whose delivery failed was filed all the same: a refund after it is refused, the notice unchanged', async () => {
+    const intent = await stripe.paymentIntents.create({ amount: 2600, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    const db = server.database.db;
+    const notice = async () => db.selectFrom('sandbox_card_notifications').select(['payload', 'attempts']).where('delivered_at', 'is', null)
+      .where('payload', 'like', `%${intent.latest_charge as string}%`).where('payload', 'like', '%"dispute.created"%').executeTakeFirstOrThrow();
+    clock.offsetMs += 5_000;
+    // Coffer is unreachable: the delivery fails and is due again later.
+    await server.coffer.services.connectors.sandboxes.card.deliverDueNotifications(async () => { throw new Error('unreachable'); }, 100);
+    const failed = await notice();
+    assert.equal(failed.attempts, 1);
+    const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 600 });
+    assert.deepEqual([refund.status, refund.failure_reason], ['failed', 'charge_for_pending_refund_disputed']);
+    assert.equal((await notice()).payload, failed.payload, 'the notice Coffer may already have seen is not rewritten');
+  });
 });

@@ -656,8 +656,9 @@ export class CardAcquirerSandbox {
     if (dispute === undefined || dispute.amount === 0n || dispute.status === 'warning_closed') return undefined;
     // Filed once its notice is due: the delivery loop takes due notices only, so a notice still to come cannot be
     // on its way to Coffer while a refund changes it.
+    // A notice whose delivery was tried (and failed) was filed all the same: only one never tried is still to come.
     const filing = await tx.selectFrom('sandbox_card_notifications').select(['id', 'payload']).where('delivered_at', 'is', null)
-      .where('due_at', '>', new Date(this.#clock.nowMs()))
+      .where('due_at', '>', new Date(this.#clock.nowMs())).where('attempts', '=', 0)
       .where(sql<boolean>`payload::jsonb ->> 'type' = 'dispute.created' AND payload::jsonb -> 'dispute' ->> 'id' = ${dispute.id}`)
       .forUpdate().executeTakeFirst();
     if (filing === undefined) return fail(409, 'charge_disputed', `payment ${payment.id} is disputed; the dispute decides where its money goes`);
