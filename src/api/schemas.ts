@@ -105,6 +105,11 @@ export const ListQuery = {
   expand: Type.Optional(Expand),
 };
 
+/** A search's query (`/v1/…/search`), as Stripe's search endpoints take it. */
+export const SearchQuery = strictObject({
+  query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand),
+});
+
 /** A list's query as the schema above admits it; routes pass it to `listPage` (flows/list-page.ts). */
 export type ListQueryParams = Static<ReturnType<typeof strictObject<typeof ListQuery>>>;
 

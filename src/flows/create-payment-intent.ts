@@ -72,10 +72,19 @@ function paymentMethodTypes(params: CreateParams, automaticByDefault: boolean): 
     const param = params.payment_method_types !== undefined ? 'payment_method_types' : 'allowed_payment_method_types';
     return { types: checkPaymentMethodTypes(listed, param), automatic: null };
   }
-  const automatic = params.automatic_payment_methods;
-  // Before 2023-08-16, a PaymentIntent made without either is a card payment, without automatic payment methods.
-  if (automatic === undefined ? !automaticByDefault : !automatic.enabled) return { types: ['card'], automatic: null };
-  return { types: ['card'], automatic: { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true } };
+  return { types: ['card'], automatic: automaticPaymentMethodsOf(params.automatic_payment_methods, automaticByDefault) };
+}
+
+/**
+ * `automatic_payment_methods` as asked for, or as the API version gives by default: before 2023-08-16, an intent
+ * made without them is a card payment without automatic payment methods. PaymentIntents and SetupIntents alike.
+ */
+export function automaticPaymentMethodsOf(
+  asked: { enabled: boolean; allow_redirects?: 'always' | 'never' } | undefined,
+  byDefault: boolean,
+): { allow_redirects: 'always' | 'never'; enabled: true } | null {
+  if (asked === undefined ? !byDefault : !asked.enabled) return null;
+  return { allow_redirects: asked?.allow_redirects ?? 'always', enabled: true };
 }
 
 export interface NewPaymentIntent {

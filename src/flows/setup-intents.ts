@@ -14,6 +14,7 @@ import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
 import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
+import { automaticPaymentMethodsOf } from './create-payment-intent.ts';
 
 export interface SetupIntentParams {
   customer?: string;
@@ -46,8 +47,7 @@ function automaticMethodsOf(params: SetupIntentParams, byDefault: boolean): Setu
     }
     return null;
   }
-  if (automatic === undefined ? !byDefault : !automatic.enabled) return null;
-  return { allow_redirects: automatic?.allow_redirects ?? 'always', enabled: true };
+  return automaticPaymentMethodsOf(automatic, byDefault);
 }
 
 function next(intent: SetupIntentRow, event: SetupIntentEvent): SetupIntentStatus {

@@ -6,7 +6,7 @@ import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListLimit, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Description, Expand, ListQuery, Metadata, ObjectId, SearchQuery, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { updateCharge, type UpdateChargeParams } from '../../flows/update-charge.ts';
 import { currencies } from '../../domain/currency.ts';
@@ -19,9 +19,6 @@ const chargeExpandable = { balance_transaction: 'balance', customer: 'customers'
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
 const UpdateBody = strictObject({ description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand) });
-const SearchQueryParams = strictObject({
-  query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand),
-});
 /** What a charge search may ask: the fields of Stripe's charge search that Coffer keeps as columns. */
 const chargeSearchFields: Record<string, SearchField> = {
   amount: { kind: 'amount', column: 'amount' },
@@ -47,7 +44,7 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
     return sendObject(reply, object);
   });
 
-  app.get('/v1/charges/search', { config, schema: { querystring: SearchQueryParams } }, async (request, reply) => {
+  app.get('/v1/charges/search', { config, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, query.expand, chargeExpandable, true);

@@ -18,7 +18,7 @@ import { limits } from '../../limits.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import type { CustomerBalanceTransactionRow, CustomerRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Address, Currency, Description, Email, Expand, ListQuery, ListLimit, Metadata, ObjectId, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Address, Currency, Description, Email, Expand, ListQuery, Metadata, ObjectId, SearchQuery, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
@@ -97,7 +97,7 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     return sendOutcome(reply, await answerInChange(request, (respond) => createCustomer(services, ctx, params, respond), render));
   });
 
-  app.get('/v1/customers/search', { config: readConfig, schema: { querystring: strictObject({ query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+  app.get('/v1/customers/search', { config: readConfig, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);

@@ -30,7 +30,7 @@ import {
   Description,
   Email,
   Expand,
-  ListLimit,
+  SearchQuery,
   ListQuery,
   Metadata,
   ObjectId,
@@ -175,9 +175,6 @@ async function renderRead(services: Services, ctx: RequestContext, rows: Payment
   await expandObjects(services.db, ctx.actor, services.clock.nowMs(), objects, expand.filter((path) => !own.includes(path)));
   return objects;
 }
-const SearchQueryParams = strictObject({
-  query: Type.String({ maxLength: 1000 }), limit: Type.Optional(ListLimit), page: Type.Optional(Type.String({ maxLength: 100 })), expand: Type.Optional(Expand),
-});
 /** What a PaymentIntent search may ask, as Stripe's PaymentIntent search takes it. */
 const paymentIntentSearchFields: Record<string, SearchField> = {
   amount: { kind: 'amount', column: 'amount' },
@@ -289,7 +286,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     return sendObject(reply, listObject('/v1/payment_intents', await renderRead(services, ctx, page.data, expand), page.hasMore));
   });
 
-  app.get('/v1/payment_intents/search', { config: readConfig, schema: { querystring: SearchQueryParams } }, async (request, reply) => {
+  app.get('/v1/payment_intents/search', { config: readConfig, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const ctx = requestContext(request);
     const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
