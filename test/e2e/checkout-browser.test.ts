@@ -9,7 +9,7 @@ import type Stripe from 'stripe';
 import { checkoutAsset } from '../../src/checkout/assets.ts';
 import { strings } from '../../src/checkout/strings.ts';
 import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
-import { browserMissing, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { openPage, pressButton } from '../support/sandbox-pages.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -110,7 +110,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal(reachable, false);
     await fillCard(page, '4242 4242 4242 4242');
     await screenshot('checkout-card.png');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     assert.equal((await page.locator('#receipt-reference').textContent())?.trim(), session.payment_intent);
     await screenshot('checkout-done.png');
     const done = await stripe.checkout.sessions.retrieve(session.id);
@@ -190,7 +190,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.match(await page.locator('#error').textContent() ?? '', /insufficient funds.*Nothing was charged/);
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'open');
     await fillCard(page, '4242424242424242');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
@@ -198,7 +198,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const session = await newSession();
     await page.goto(session.url ?? '');
     await fillCard(page, '4000 0027 6000 3184');
-    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/sandbox\/card\/acs/);
     const code = (await page.locator('.code').textContent())?.trim() ?? '';
     await page.fill('input[name=code]', code);
     await Promise.all([page.waitForURL(/\/pay\/cs_test_[A-Za-z0-9]+\/done/), page.click('button:has-text("Complete")')]);
@@ -209,7 +209,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const failing = await newSession();
     await page.goto(failing.url ?? '');
     await fillCard(page, '4000 0027 6000 3184');
-    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/sandbox\/card\/acs/);
     await Promise.all([page.waitForURL(new RegExp(`/pay/${failing.id}\\?`)), page.click('button:has-text("Fail")')]);
     await page.locator('#error:not([hidden])').waitFor();
     assert.match(await page.locator('#error').textContent() ?? '', /could not confirm it was you/);
@@ -254,7 +254,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await page.goto(session.url ?? '');
     await page.check('input[value=alipay]');
     assert.equal((await page.locator('#pay').textContent())?.trim(), 'Continue to Alipay');
-    await Promise.all([page.waitForURL(/\/sandbox\/alipay\//), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/sandbox\/alipay\//);
     assert.match(await page.content(), /44\.98/);
     await Promise.all([page.waitForURL(/\/pay\/cs_test_/), page.click('button[value=pay]')]);
     await deliverSandboxNotifications(server.coffer.services);
@@ -267,7 +267,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const session = await newSession();
     await page.goto(session.url ?? '');
     await page.check('input[value=alipay]');
-    await Promise.all([page.waitForURL(/\/sandbox\/alipay\//), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/sandbox\/alipay\//);
     await page.click('button[value=cancel]');
     await page.locator('text=This trade is closed.').waitFor();
     await deliverSandboxNotifications(server.coffer.services);
@@ -280,7 +280,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'open');
     await page.check('input[value=card]');
     await fillCard(page, '4242424242424242');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
   });
 
@@ -475,7 +475,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.deepEqual([noted.metadata.order, noted.description], ['A-17', 'Order A-17']);
     await page.goto(session.url ?? '');
     await fillCard(page, '4242424242424242');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const paid = await stripe.paymentIntents.retrieve(intentId);
     assert.deepEqual([paid.status, paid.amount], ['succeeded', session.amount_total]);
   });
@@ -495,7 +495,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const pay = async (session: Stripe.Checkout.Session) => {
       await page.goto(session.url ?? '');
       await fillCard(page, '4242424242424242');
-      await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+      await clickThrough(page, '#pay', /\/done/);
       return stripe.paymentIntents.retrieve(session.payment_intent as string);
     };
     const held = await newSession('usd', {
@@ -518,7 +518,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const paying = await newSession('usd');
     await page.goto(paying.url ?? '');
     await fillCard(page, '4000 0027 6000 3184');
-    await Promise.all([page.waitForURL(/\/sandbox\/card\/acs/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/sandbox\/card\/acs/);
     assert.equal((await stripe.paymentIntents.retrieve(paying.payment_intent as string)).status, 'requires_action', 'the shopper is at the card\'s challenge');
     const refusedPaying = await stripe.checkout.sessions.expire(paying.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(refusedPaying?.code, 'checkout_session_not_open');
@@ -527,7 +527,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const paid = await newSession('usd');
     await page.goto(paid.url ?? '');
     await fillCard(page, '4242424242424242');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const refusedPaid = await stripe.checkout.sessions.expire(paid.id).then(() => undefined, (e: unknown) => e as Stripe.errors.StripeError);
     assert.equal(refusedPaid?.code, 'checkout_session_not_open');
     assert.match(refusedPaid?.message ?? '', /complete/);
@@ -576,7 +576,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await page.locator('#error:has-text("4 tries left")').waitFor();
     await screenshot('checkout-step-up.png');
     await page.fill('#step-up-code', code);
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const charge = await stripe.charges.retrieve((await stripe.paymentIntents.retrieve(session.payment_intent as string)).latest_charge as string);
     assert.equal(charge.status, 'succeeded');
     const audit = await server.database.db.selectFrom('audit_log').select(['action', 'actor_type', 'details']).where('action', 'in', ['step_up.send', 'step_up.verify']).execute();

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -156,7 +156,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     assert.equal(sent?.verified_at, null);
     assert.equal(await passwordOf(phone), undefined, 'no password was set');
     await page.fill('#step-up-new-password', '739164');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const stored = await passwordOf(phone);
     assert.match(stored?.password_hash ?? '', /^\$argon2id\$/);
     assert.equal((await chargeOf(first.payment_intent as string)).risk?.shopper_step_up, 'sms_code');
@@ -168,7 +168,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await page.fill('#step-up-phone', '+86 137 0013 7000');
     await page.fill('#step-up-password', '739164');
     await screenshot('checkout-step-up-password.png');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const charge = await chargeOf(second.payment_intent as string);
     assert.equal(charge.status, 'succeeded');
     assert.equal(charge.risk?.shopper_step_up, 'payment_password', 'the method is recorded on the payment');
@@ -207,7 +207,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     const code = await sendCode(phone);
     await page.fill('#step-up-code', code);
     await page.fill('#step-up-new-password', '582047');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     assert.equal(await triesOf(phone), undefined, 'the code forgave the wrong tries and lifted the lock');
     const actions = await server.database.db.selectFrom('audit_log').select('action').where('action', 'in', ['step_up.password_set', 'step_up.password_reset']).orderBy('seq').execute();
     assert.deepEqual(actions.map((row) => row.action), ['step_up.password_set', 'step_up.password_reset']);
@@ -223,7 +223,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await page.fill('#step-up-code', code);
     await page.check('#step-up-save-passkey');
     await screenshot('checkout-step-up-code.png');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     assert.equal(credentials.length, 1, 'the authenticator holds one passkey');
     const saved = await server.database.db.selectFrom('shopper_credentials').selectAll().where('kind', '=', 'passkey').execute();
@@ -237,7 +237,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     page.on('request', (request) => {
       if (request.url().endsWith('/step-up/passkey/verify')) assertion = (JSON.parse(request.postData() ?? '{}') as { credential: Record<string, unknown> }).credential;
     });
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const charge = await chargeOf(second.payment_intent as string);
     assert.equal(charge.status, 'succeeded');
     assert.equal(charge.risk?.shopper_step_up, 'passkey');
@@ -329,7 +329,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     await toStepUp(page.url());
     assert.match(await page.locator('#total').textContent() ?? '', /60\.00/, 'the page shows the new amount');
     await page.check('input[name="step-method"][value="passkey"]');
-    await Promise.all([page.waitForURL(/\/done/), page.click('#pay')]);
+    await clickThrough(page, '#pay', /\/done/);
     const paid = await stripe.paymentIntents.retrieve(intent.id);
     assert.equal(paid.status, 'succeeded');
     assert.equal(paid.amount_received, 6_000);

@@ -39,3 +39,25 @@ export async function wholePageScreenshot(page: Page, file: string): Promise<voi
   await page.screenshot({ path: file });
   if (viewport !== null) await page.setViewportSize(viewport);
 }
+
+/**
+ * Clicks and waits for the page to move on to `url`. If it does not, the failure says what the page's last
+ * confirmation answered and what the page shows, rather than only that the wait ran out.
+ */
+export async function clickThrough(page: Page, selector: string, url: RegExp): Promise<void> {
+  let answered = 'no confirmation was posted';
+  const watch = (response: { url(): string; status(): number; text(): Promise<string> }) => {
+    if (!/\/confirm$/.test(new URL(response.url()).pathname)) return;
+    answered = `the confirmation answered ${response.status()} (its body could not be read)`;
+    void response.text().then((body) => { answered = `the confirmation answered ${response.status()} ${body.slice(0, 500)}`; }, () => undefined);
+  };
+  page.on('response', watch);
+  try {
+    await Promise.all([page.waitForURL(url), page.click(selector)]);
+  } catch (error) {
+    const shown = await page.evaluate(`[document.location.pathname, document.querySelector('#error')?.textContent ?? '', document.querySelector('#status')?.textContent ?? ''].join(' | ')`).catch(() => 'unreadable');
+    throw new Error(`the page did not move on to ${url}: ${answered}; the page shows ${String(shown)}`, { cause: error });
+  } finally {
+    page.off('response', watch);
+  }
+}
