@@ -216,7 +216,7 @@ export interface Connector {
   abandonAttempt(attempt: AttemptRef): Promise<SyncResult>;
   refund(request: RefundRequest): Promise<RefundResult>;
   /** Checks with the issuer that a card can be charged later, without moving money (a zero-amount check). */
-  verifyCard(request: { idempotencyKey: string; reference: string; card: CardData; currency: CurrencyInfo }): Promise<AuthorizeResult>;
+  verifyCard(request: { idempotencyKey: string; reference: string; card: CardData; currency: CurrencyInfo; threeDSecure?: AuthorizeRequest['threeDSecure'] }): Promise<AuthorizeResult>;
   /** What became of the refund sent with this key; like `abandonAttempt`, `abandon` closes the key first. */
   syncRefund(request: RefundRequest, abandon: boolean): Promise<RefundSyncResult>;
   /** Sends the merchant's evidence for a dispute; `submit` ends the response (the dispute goes under review). */

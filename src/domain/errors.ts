@@ -84,6 +84,7 @@ export const errorCatalog = {
   invalid_cvc: { type: 'card_error', httpStatus: 402 },
   processing_error: { type: 'card_error', httpStatus: 402 },
   payment_intent_authentication_failure: { type: 'invalid_request_error', httpStatus: 400 },
+  setup_intent_authentication_failure: { type: 'invalid_request_error', httpStatus: 400 },
   // The merchant's own payment limits.
   payment_limit_exceeded: { type: 'invalid_request_error', httpStatus: 400 },
   // The risk engine's review queue.
@@ -112,7 +113,7 @@ const stripeDocumentedCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'setup_intent_unexpected_state', 'charge_already_refunded', 'charge_not_refundable', 'charge_disputed', 'lock_timeout',
   'idempotency_key_in_use', 'card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'invalid_expiry_month',
   'invalid_expiry_year', 'invalid_cvc', 'processing_error', 'payment_intent_authentication_failure',
-  'payment_method_provider_decline', 'payment_intent_payment_attempt_expired',
+  'setup_intent_authentication_failure', 'payment_method_provider_decline', 'payment_intent_payment_attempt_expired',
 ]);
 
 /** Stripe's page for a code it documents; undefined for Coffer's own codes. */

@@ -10,6 +10,7 @@ import { recordDisputeClosed, recordDisputeEscalated, recordDisputeOpened } from
 import { recordAttemptOutcome } from './record-attempt-outcome.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
 import { resolveAttempt } from '../jobs/recover-in-flight.ts';
+import { settleSetupAuthentication } from './setup-intents.ts';
 
 /**
  * Handles a notification from the card acquirer (test mode: its sandbox): verified and parsed by the connector,
@@ -47,6 +48,14 @@ async function recordAuthenticationEnded(
   livemode: boolean,
   notification: Extract<ProviderNotification, { type: 'payment.authentication_ended' }>,
 ): Promise<void> {
+  // A SetupIntent's verification: its outcome is asked of the acquirer by the SetupIntent's own key.
+  if (notification.chargeReference.startsWith('seti_')) {
+    const intent = await services.db.selectFrom('setup_intents').select('merchant_id').where('id', '=', notification.chargeReference)
+      .where('livemode', '=', livemode).executeTakeFirst();
+    if (intent === undefined) throw new NotificationRejected(`no SetupIntent ${notification.chargeReference}`);
+    await settleSetupAuthentication(services, notification.chargeReference, await jobTrail(services, 'card-acquirer-notification', intent.merchant_id));
+    return;
+  }
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', notification.chargeReference)
     .where('provider', '=', 'card').where('livemode', '=', livemode).executeTakeFirst();
   if (charge === undefined) throw new NotificationRejected(`no card charge ${notification.chargeReference}`);

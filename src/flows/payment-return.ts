@@ -5,6 +5,7 @@ import { recordAttemptOutcome } from './record-attempt-outcome.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
 import { inTransaction } from './transaction.ts';
 import { isWalletType, recordWalletResolution, resolutionOf } from './wallet-payments.ts';
+import { settleSetupAuthentication } from './setup-intents.ts';
 
 /** Where the shopper's browser goes after a 3-D Secure challenge: the merchant's page, or none. */
 export type ReturnTarget = { redirect: string } | { page: 'finished' | 'unknown' };
@@ -17,6 +18,7 @@ export type ReturnTarget = { redirect: string } | { page: 'finished' | 'unknown'
  */
 export async function returnFromProvider(services: Services, chargeId: string, sig: string): Promise<ReturnTarget> {
   if (!services.connectors.verifyPaymentReturn(chargeId, sig)) return { page: 'unknown' };
+  if (chargeId.startsWith('seti_')) return returnFromSetup(services, chargeId);
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', chargeId).executeTakeFirst();
   if (charge === undefined) return { page: 'unknown' };
   if (charge.status === 'pending' && isWalletType(charge.provider)) {
@@ -52,6 +54,25 @@ export async function returnFromProvider(services: Services, chargeId: string, s
   const target = new URL(intent.return_url);
   target.searchParams.set('payment_intent', intent.id);
   target.searchParams.set('payment_intent_client_secret', intent.client_secret);
+  target.searchParams.set('redirect_status', redirectStatus);
+  return { redirect: target.toString() };
+}
+
+/**
+ * The shopper is back from a SetupIntent's 3-D Secure challenge: its outcome is asked of the acquirer and recorded,
+ * then the shopper goes on to the merchant's `return_url` with Stripe's parameters (`setup_intent`,
+ * `setup_intent_client_secret`, `redirect_status`).
+ */
+async function returnFromSetup(services: Services, intentId: string): Promise<ReturnTarget> {
+  const found = await services.db.selectFrom('setup_intents').select('merchant_id').where('id', '=', intentId).executeTakeFirst();
+  if (found === undefined) return { page: 'unknown' };
+  const intent = await settleSetupAuthentication(services, intentId, await jobTrail(services, 'payment-return', found.merchant_id));
+  if (intent === undefined) return { page: 'unknown' };
+  const redirectStatus = intent.status === 'succeeded' ? 'succeeded' : intent.status === 'requires_payment_method' || intent.status === 'canceled' ? 'failed' : 'pending';
+  if (intent.return_url === null) return { page: redirectStatus === 'pending' ? 'unknown' : 'finished' };
+  const target = new URL(intent.return_url);
+  target.searchParams.set('setup_intent', intent.id);
+  target.searchParams.set('setup_intent_client_secret', intent.client_secret);
   target.searchParams.set('redirect_status', redirectStatus);
   return { redirect: target.toString() };
 }

@@ -1,5 +1,6 @@
-import { findCurrency } from '../domain/currency.ts';
-import { CofferError, resourceMissing } from '../domain/errors.ts';
+import type { AuthorizeResult } from '../connectors/connector.ts';
+import { findCurrency, type CurrencyInfo } from '../domain/currency.ts';
+import { CofferError, errorCatalog, resourceMissing } from '../domain/errors.ts';
 import { setupTransition, type SetupIntentEvent, type SetupIntentStatus } from '../domain/setup-intent-machine.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
@@ -26,8 +27,8 @@ export interface SetupIntentParams {
   automatic_payment_methods?: { enabled: boolean; allow_redirects?: 'always' | 'never' };
   payment_method_types?: string[];
   /**
-   * Where a confirmation that needs the shopper elsewhere would send them back to. A card verification never leaves
-   * the page in Coffer (there is no 3-D Secure on setup), so it is checked and accepted, and nothing redirects to it.
+   * Where the shopper goes back to after a 3-D Secure challenge, with `setup_intent`, `setup_intent_client_secret`
+   * and `redirect_status` added, as at Stripe. Without one, the challenge ends on a page of Coffer's own.
    */
   return_url?: string;
 }
@@ -102,6 +103,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
       payment_method_id: method?.id ?? null, usage: params.usage ?? 'off_session', client_secret: `${id}_secret_${randomBase62(25)}`,
       description: params.description ?? null, metadata: JSON.stringify(metadata), last_setup_error: JSON.stringify(null),
       cancellation_reason: null, verification_key: null, automatic_payment_methods: JSON.stringify(automaticPaymentMethods),
+      return_url: params.return_url ?? null, next_action: JSON.stringify(null),
     }).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, undefined, row, ['setup_intent.created'], now);
     if (params.confirm === true) await ctx.idempotency?.setRecoveryPoint(tx, id);
@@ -133,6 +135,7 @@ export async function updateSetupIntent(services: Services, ctx: RequestContext,
     }
     const after = await tx.updateTable('setup_intents').set({
       status, payment_method_id: method?.id ?? intent.payment_method_id, metadata: JSON.stringify(metadata), updated_at: now,
+      ...(method === undefined ? {} : { next_action: JSON.stringify(null) }),
       description: params.description === undefined ? intent.description : params.description || null,
     }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor,
@@ -144,12 +147,14 @@ export async function updateSetupIntent(services: Services, ctx: RequestContext,
 
 /**
  * Confirms: the card is checked with the acquirer (a zero-amount verification, outside any transaction); on
- * success the payment method is saved to the customer, on a decline the SetupIntent waits for another card.
+ * success the payment method is saved to the customer, on a decline the SetupIntent waits for another card. An
+ * issuer that wants the cardholder to authenticate first leaves the SetupIntent `requires_action`, with the
+ * challenge page in `next_action`; the challenge's end settles it (see `settleSetupAuthentication`).
  * The customer must still exist: one deleted since the SetupIntent was created is refused before anything changes.
  * A confirmation whose verification got no answer (`processing`) is taken up again by the next confirm without a
  * new payment method, or by the recovery job: the acquirer is asked again under the same key, and answers once.
  */
-export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string }, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
+export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string; return_url?: string }, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, async (tx) => {
     let intent = await lockSetupIntent(tx, ctx.actor, id);
@@ -162,15 +167,17 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
       const method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
       checkMethodBelongs(method, intent.customer_id);
       checkSavable(method, 'payment_method');
-      intent = await tx.updateTable('setup_intents').set({ status, payment_method_id: method.id }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+      intent = await tx.updateTable('setup_intents').set({ status, payment_method_id: method.id, next_action: JSON.stringify(null) }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     }
     if (intent.payment_method_id === null) {
       throw new CofferError('setup_intent_unexpected_state', 'You cannot confirm this SetupIntent because it has no payment method.', { param: 'payment_method' });
     }
     const status = next(intent, 'confirm');
     const key = newId('setatt');
-    const after = await tx.updateTable('setup_intents').set({ status, verification_key: key, last_setup_error: JSON.stringify(null), updated_at: now })
-      .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+    const after = await tx.updateTable('setup_intents').set({
+      status, verification_key: key, last_setup_error: JSON.stringify(null), next_action: JSON.stringify(null), updated_at: now,
+      ...(params.return_url === undefined ? {} : { return_url: params.return_url }),
+    }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     return { intent: after, methodId: intent.payment_method_id, key };
   });
   return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key }, respond);
@@ -210,36 +217,89 @@ async function verifyAndRecord(services: Services, verification: Verification, r
 }
 
 async function verifyAndRecordRow(services: Services, verification: Verification, recorded: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
-  const { scope, trail, intentId, key } = verification;
+  const { scope, intentId, key } = verification;
   const method = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', verification.methodId).executeTakeFirstOrThrow();
   const card = await services.cardSource.cardFor(method);
   assert(card !== undefined, `payment method ${method.id} has a card to verify`);
+  // The same request every time under one key (a retry, the recovery job): the acquirer answers it once.
+  const result = await services.connectors.card(scope.livemode).verifyCard({
+    idempotencyKey: key, reference: intentId, card, currency: verificationCurrency(),
+    threeDSecure: { request: 'automatic', returnUrl: services.connectors.paymentReturnUrl(intentId), cardSetUp: false },
+  });
+  if (result.status === 'unknown') throw outcomeUnknownError('verification');
+  return recordVerification(services, verification, method.id, result, recorded);
+}
+
+/** The zero-amount verification's currency (no money moves, so any would do; the acquirer's records show USD). */
+function verificationCurrency(): CurrencyInfo {
   const currency = findCurrency('usd');
   assert(currency !== undefined, 'usd is a known currency');
-  const result = await services.connectors.card(scope.livemode).verifyCard({ idempotencyKey: key, reference: intentId, card, currency });
-  if (result.status === 'unknown') throw outcomeUnknownError('verification');
+  return currency;
+}
+
+/**
+ * Records the acquirer's answer to a confirmation's verification if the SetupIntent still awaits it (`processing`,
+ * or `requires_action` while its challenge runs, with this confirmation's key): the card saved, the card declined,
+ * or a challenge for the cardholder first.
+ */
+async function recordVerification(services: Services, verification: Verification, methodId: string, result: Exclude<AuthorizeResult, { status: 'unknown' }>, recorded: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
+  const { scope, trail, intentId, key } = verification;
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockSetupIntent(tx, scope, intentId);
-    if (intent.status !== 'processing' || intent.verification_key !== key) {
+    const awaited = intent.verification_key === key && (intent.status === 'processing' || (intent.status === 'requires_action' && result.status !== 'requires_action'));
+    if (!awaited) {
       await recorded(tx, intent);
       return intent;
     }
-    if (result.status === 'declined') {
+    // A challenge that ended goes on as the verification it was part of.
+    const from: SetupIntentRow = intent.status === 'requires_action' ? { ...intent, status: next(intent, 'action_completed') } : intent;
+    if (result.status === 'requires_action') {
       const after = await tx.updateTable('setup_intents').set({
-        status: next(intent, 'verification_failed'), payment_method_id: null, updated_at: now,
-        last_setup_error: JSON.stringify({ code: result.code, decline_code: result.declineCode, message: result.message, type: 'card_error', payment_method: { id: method.id } }),
+        status: next(from, 'action_required'), updated_at: now,
+        next_action: JSON.stringify({ type: 'redirect_to_url', redirect_to_url: { return_url: intent.return_url, url: result.redirectUrl } }),
+      }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+      await changedBy(tx, trail, scope, intent, after, ['setup_intent.requires_action'], now);
+      await recorded(tx, after);
+      return after;
+    }
+    if (result.status === 'declined') {
+      // Stripe names a failed authentication during setup for the SetupIntent.
+      const code = result.code === 'payment_intent_authentication_failure' ? 'setup_intent_authentication_failure' : result.code;
+      const after = await tx.updateTable('setup_intents').set({
+        status: next(from, 'verification_failed'), payment_method_id: null, next_action: JSON.stringify(null), updated_at: now,
+        last_setup_error: JSON.stringify({ code, decline_code: result.declineCode, message: result.message, type: errorCatalog[code].type, payment_method: { id: methodId } }),
       }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
       await changedBy(tx, trail, scope, intent, after, ['setup_intent.setup_failed'], now);
       await recorded(tx, after);
       return after;
     }
-    await saveToCustomer(tx, trail, scope, intent, method.id, now);
-    const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'verified'), updated_at: now }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+    await saveToCustomer(tx, trail, scope, intent, methodId, now);
+    const after = await tx.updateTable('setup_intents').set({ status: next(from, 'verified'), next_action: JSON.stringify(null), updated_at: now })
+      .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await changedBy(tx, trail, scope, intent, after, ['setup_intent.succeeded'], now);
     await recorded(tx, after);
     return after;
   });
+}
+
+/**
+ * The cardholder's challenge for a SetupIntent ended (the shopper came back, or the acquirer said so): the acquirer
+ * is asked what became of the verification (outside any transaction; the browser's arrival proves nothing), and a
+ * final answer is recorded. A SetupIntent that no longer waits for that challenge (canceled, given another card,
+ * settled already) is left as it is. Returns the SetupIntent as it then is.
+ */
+export async function settleSetupAuthentication(services: Services, intentId: string, trail: Trail): Promise<SetupIntentRow | undefined> {
+  const intent = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', intentId).executeTakeFirst();
+  if (intent === undefined || intent.status !== 'requires_action' || intent.verification_key === null || intent.payment_method_id === null) return intent;
+  const found = await services.connectors.card(intent.livemode).syncPayment({
+    idempotencyKey: intent.verification_key, reference: intent.id, amountMinor: 0n, currency: verificationCurrency(),
+  });
+  if (found.status !== 'authorized' && found.status !== 'captured' && found.status !== 'declined') return intent;
+  const verification: Verification = {
+    scope: { merchantId: intent.merchant_id, livemode: intent.livemode }, trail, intentId: intent.id, methodId: intent.payment_method_id, key: intent.verification_key,
+  };
+  return recordVerification(services, verification, intent.payment_method_id, found, async () => undefined);
 }
 
 /**
@@ -289,7 +349,7 @@ export async function cancelSetupIntent(services: Services, ctx: RequestContext,
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockSetupIntent(tx, ctx.actor, id);
-    const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'cancel'), cancellation_reason: reason ?? null, updated_at: now })
+    const after = await tx.updateTable('setup_intents').set({ status: next(intent, 'cancel'), cancellation_reason: reason ?? null, next_action: JSON.stringify(null), updated_at: now })
       .where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     await changed(tx, ctx, intent, after, ['setup_intent.canceled'], now);
     await respond?.(tx, after);

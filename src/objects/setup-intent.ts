@@ -18,7 +18,8 @@ export function setupIntentObject(row: SetupIntentRow): Record<string, unknown> 
     livemode: row.livemode,
     mandate: null,
     metadata: row.metadata,
-    next_action: null,
+    // Only while the shopper has something to do: a SetupIntent canceled or given another card has no challenge left.
+    next_action: row.status === 'requires_action' ? row.next_action : null,
     on_behalf_of: null,
     payment_method: row.payment_method_id,
     payment_method_configuration_details: null,

@@ -771,6 +771,10 @@ export interface SetupIntentsTable {
   cancellation_reason: string | null;
   verification_key: string | null;
   automatic_payment_methods: Json<{ enabled: boolean; allow_redirects: 'always' | 'never' } | null>;
+  /** Where the shopper goes back to after a 3-D Secure challenge (migration 0047). */
+  return_url: string | null;
+  /** While `requires_action`: the challenge page, as Stripe's `next_action` (migration 0047). */
+  next_action: Json<Record<string, unknown> | null>;
 }
 
 export interface SchemaMigrationsTable {

@@ -48,7 +48,7 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
   'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.expired', 'charge.refunded', 'charge.updated', 'charge.refund.updated',
   'charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed', 'charge.dispute.funds_withdrawn', 'charge.dispute.funds_reinstated',
   'refund.created', 'refund.updated', 'refund.failed',
-  'setup_intent.created', 'setup_intent.succeeded', 'setup_intent.setup_failed', 'setup_intent.canceled',
+  'setup_intent.created', 'setup_intent.requires_action', 'setup_intent.succeeded', 'setup_intent.setup_failed', 'setup_intent.canceled',
   'payment_method.attached', 'payment_method.detached', 'payment_method.updated',
   'customer.created', 'customer.updated', 'customer.deleted',
   'review.opened', 'review.closed',

@@ -109,20 +109,94 @@ describe('3-D Secure', () => {
     assert.equal((await stripe.paymentIntents.capture(intent.id)).status, 'succeeded');
   });
 
-  test('off session: a card set up with a SetupIntent (4000002500003155) is charged without a challenge; one that always needs the shopper is declined', async () => {
+  /** Saves a card for `customer` with a SetupIntent confirmed at once, as Stripe's guide for saving cards does. */
+  const setUp = (customer: string, paymentMethod: string, options: Partial<Stripe.SetupIntentCreateParams> = {}) =>
+    stripe.setupIntents.create({ customer, payment_method: paymentMethod, confirm: true, usage: 'off_session', return_url: returnUrl, ...options });
+
+  /** The SetupIntent's challenge page, after checking what the SetupIntent says to do next. */
+  async function setupChallenge(setup: Stripe.SetupIntent): Promise<SandboxPage> {
+    assert.equal(setup.status, 'requires_action');
+    assert.equal(setup.next_action?.type, 'redirect_to_url');
+    assert.equal(setup.next_action?.redirect_to_url?.return_url, returnUrl);
+    return openPage(server, setup.next_action?.redirect_to_url?.url ?? '');
+  }
+
+  const savedCards = async (customer: string) => (await stripe.customers.listPaymentMethods(customer)).data.map((method) => method.id);
+
+  test('setup with a challenge (4000002500003155): requires_action, the card saved only once authenticated, then charged off session without one', async () => {
     const customer = await stripe.customers.create({ email: 'later@example.com' });
-    const setup = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_authenticationRequiredOnSetup', confirm: true, usage: 'off_session' });
-    assert.equal(setup.status, 'succeeded');
+    const setup = await setUp(customer.id, 'pm_card_authenticationRequiredOnSetup');
+    const page = await setupChallenge(setup);
+    assert.match(page.body, /0\.00 USD/, 'the issuer shows a verification of nothing');
+    assert.deepEqual(await savedCards(customer.id), [], 'nothing is saved before the cardholder authenticates');
+    const waiting = (await stripe.events.list({ type: 'setup_intent.requires_action' })).data.find((event) => (event.data.object as Stripe.SetupIntent).id === setup.id);
+    assert.equal((waiting?.data.object as Stripe.SetupIntent | undefined)?.status, 'requires_action');
+    const merchantPage = await finish(page, 'complete');
+    assert.equal(`${merchantPage.origin}${merchantPage.pathname}`, returnUrl);
+    assert.deepEqual([merchantPage.searchParams.get('setup_intent'), merchantPage.searchParams.get('setup_intent_client_secret'), merchantPage.searchParams.get('redirect_status')],
+      [setup.id, setup.client_secret, 'succeeded']);
+    const done = await stripe.setupIntents.retrieve(setup.id);
+    assert.deepEqual([done.status, done.next_action, done.last_setup_error], ['succeeded', null, null]);
+    assert.deepEqual(await savedCards(customer.id), [setup.payment_method]);
     const later = await stripe.paymentIntents.create({
       amount: 3100, currency: 'eur', customer: customer.id, payment_method: setup.payment_method as string, off_session: true, confirm: true,
     });
     assert.equal(later.status, 'succeeded');
     // On session the same card, not set up, is challenged.
     assert.equal((await confirm('pm_card_authenticationRequiredOnSetup')).status, 'requires_action');
+    // A card that needs no authentication is saved at once, as before.
+    const plain = await setUp(customer.id, 'pm_card_visa');
+    assert.deepEqual([plain.status, plain.next_action], ['succeeded', null]);
+  });
+
+  test('setup challenge failed: the SetupIntent needs another card (setup_intent_authentication_failure); another one is settled by the acquirer\'s notification', async () => {
+    const customer = await stripe.customers.create({ email: 'failing@example.com' });
+    const setup = await setUp(customer.id, 'pm_card_authenticationRequired');
+    const merchantPage = await finish(await setupChallenge(setup), 'fail');
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'failed');
+    const failed = await stripe.setupIntents.retrieve(setup.id);
+    assert.deepEqual([failed.status, failed.payment_method, failed.next_action, failed.last_setup_error?.code, failed.last_setup_error?.type],
+      ['requires_payment_method', null, null, 'setup_intent_authentication_failure', 'invalid_request_error']);
+    assert.deepEqual(await savedCards(customer.id), []);
+    assert.ok((await stripe.events.list({ type: 'setup_intent.setup_failed' })).data.some((event) => (event.data.object as Stripe.SetupIntent).id === setup.id));
+
+    // Confirmed again with another card; the cardholder authenticates and closes the tab: the acquirer tells Coffer.
+    const again = await stripe.setupIntents.confirm(setup.id, { payment_method: 'pm_card_authenticationRequired' });
+    const page = await setupChallenge(again);
+    const answered = await pressButton(server, page, 'complete', { code: /class="code">(\d+)</.exec(page.body)?.[1] ?? '' });
+    assert.equal(answered.status, 303);
+    assert.equal((await stripe.setupIntents.retrieve(setup.id)).status, 'requires_action', 'nothing is believed before Coffer hears of it');
+    assert.ok(await deliverSandboxNotifications(server.coffer.services) >= 1, 'the acquirer told Coffer');
+    const settled = await stripe.setupIntents.retrieve(setup.id);
+    assert.equal(settled.status, 'succeeded');
+    assert.deepEqual(await savedCards(customer.id), [settled.payment_method]);
+    // This card needs the cardholder on every payment: off session it is declined, set up or not.
     await assert.rejects(
-      stripe.paymentIntents.create({ amount: 3200, currency: 'eur', payment_method: 'pm_card_authenticationRequired', off_session: true, confirm: true }),
+      stripe.paymentIntents.create({ amount: 3200, currency: 'eur', customer: customer.id, payment_method: settled.payment_method as string, off_session: true, confirm: true }),
       (error: Stripe.errors.StripeError) => error.code === 'card_declined' && error.decline_code === 'authentication_required',
     );
+  });
+
+  test('a SetupIntent canceled during its challenge stays canceled, and its card unsaved, when the challenge is finished afterwards', async () => {
+    const customer = await stripe.customers.create({ email: 'canceling@example.com' });
+    const setup = await setUp(customer.id, 'pm_card_authenticationRequired');
+    const page = await setupChallenge(setup);
+    assert.equal((await stripe.setupIntents.cancel(setup.id)).status, 'canceled');
+    const merchantPage = await finish(page, 'complete');
+    assert.equal(merchantPage.searchParams.get('redirect_status'), 'failed');
+    await deliverSandboxNotifications(server.coffer.services);
+    const after = await stripe.setupIntents.retrieve(setup.id);
+    assert.deepEqual([after.status, after.next_action], ['canceled', null]);
+    assert.deepEqual(await savedCards(customer.id), []);
+    // A confirmation of a SetupIntent waiting for its challenge, with no new card, is refused and changes nothing.
+    const waiting = await setUp(customer.id, 'pm_card_authenticationRequired');
+    const before = await stateCounts(server.database.db);
+    await assert.rejects(stripe.setupIntents.confirm(waiting.id), (error: Stripe.errors.StripeError) => error.code === 'setup_intent_unexpected_state');
+    await assert.rejects(stripe.setupIntents.confirm(waiting.id, { return_url: 'javascript:alert(1)' }), (error: Stripe.errors.StripeError) => error.param === 'return_url');
+    const { idempotency_keys: _kept, ...unchanged } = await stateCounts(server.database.db);
+    const { idempotency_keys: _before, ...counted } = before;
+    assert.deepEqual(unchanged, counted);
+    assert.equal((await stripe.setupIntents.retrieve(waiting.id)).status, 'requires_action');
   });
 
   test('error_on_requires_action: a card that would need a challenge is declined authentication_required instead; others pay', async () => {

@@ -110,14 +110,14 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
       (intent: SetupIntentRow, tx: Tx) => confirmed(ctx, { intent, declined: false }, tx, expand)));
   });
 
-  // `return_url` is accepted as Stripe's guides send it; a card verification never redirects (see SetupIntentParams).
+  // `return_url`: where the shopper goes back to after a 3-D Secure challenge (kept from creation when not given).
   app.post('/v1/setup_intents/:intent/confirm', { config: readConfig, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), return_url: Type.Optional(Url), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const body = request.body as { payment_method?: string; expand?: string[] };
+    const { expand: requested, ...params } = request.body as { payment_method?: string; return_url?: string; expand?: string[] };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, body.expand, setupIntentExpandable);
+    const expand = expansionsFor(ctx.actor, requested, setupIntentExpandable);
     const id = (request.params as { intent: string }).intent;
     return sendOutcome(reply, await answerInChange(request,
-      (respond) => confirmSetupIntent(services, ctx, id, body.payment_method === undefined ? {} : { payment_method: body.payment_method }, respond),
+      (respond) => confirmSetupIntent(services, ctx, id, params, respond),
       (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx, expand)));
   });
 

@@ -100,7 +100,11 @@ export class CardConnector implements Connector {
     return toRefundResult(response.body, request);
   }
 
-  async verifyCard(request: { idempotencyKey: string; reference: string; card: CardData; currency: CurrencyInfo }): Promise<AuthorizeResult> {
+  /**
+   * A zero-amount check that the card can be charged later. With `threeDSecure`, the issuer may first want the
+   * cardholder to authenticate: the answer is then `requires_action`, and the outcome is read later by key.
+   */
+  async verifyCard(request: { idempotencyKey: string; reference: string; card: CardData; currency: CurrencyInfo; threeDSecure?: AuthorizeRequest['threeDSecure'] }): Promise<AuthorizeResult> {
     const wire = toAuthorizeRequest({ ...request, amountMinor: 0n, capture: false, statementDescriptor: null });
     const sent = await this.#call('verify', () => this.#transport.verify(wire));
     if (!sent.delivered) return { status: 'unknown', reason: sent.reason };

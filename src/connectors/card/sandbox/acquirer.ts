@@ -137,8 +137,10 @@ function plan(
   const screened = screen(card, number);
   if ('declined' in screened) return { kind: 'now', decline: screened.declined, threeDSecure: null };
   const issuerDecline = issuerDeclineFor(screened.card);
-  // A verification moves no money and Coffer's verifyCard cannot take a challenge: the issuer only checks the card.
-  const authentication: Authentication = verification ? { kind: 'none' } : decideAuthentication(screened.card, threeDSecure);
+  // A verification moves no money. Without 3-D Secure (a caller that cannot take a challenge) the issuer only checks
+  // the card; with it, the issuer authenticates the cardholder as for a payment, and a card is never yet set up.
+  const authentication: Authentication = verification && threeDSecure === null ? { kind: 'none' }
+    : decideAuthentication(screened.card, verification && threeDSecure !== null ? { ...threeDSecure, card_set_up: false } : threeDSecure);
   switch (authentication.kind) {
     case 'none':
       return { kind: 'now', decline: issuerDecline, threeDSecure: null };
@@ -364,11 +366,12 @@ export class CardAcquirerSandbox {
 
   /**
    * A zero-amount check that the card can be charged later: the same answers as an authorization (declines
-   * included), but nothing is held and nothing kept beyond the answer, which is idempotent by key.
+   * included), but nothing is held and nothing kept beyond the answer, which is idempotent by key. With 3-D Secure,
+   * a card whose issuer requires it is challenged first, as for a payment (the challenge page shows 0.00).
    */
   async verify(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>> {
     if (request.amount !== 0) return fail(400, 'invalid_amount', 'a verification is for amount 0');
-    return this.authorize({ ...request, amount: 0, capture: false, three_d_secure: null }, true);
+    return this.authorize({ ...request, amount: 0, capture: false, three_d_secure: request.three_d_secure ?? null }, true);
   }
 
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
@@ -467,7 +470,8 @@ export class CardAcquirerSandbox {
       const decline = authenticated ? (row.issuer_decline as AcquirerDecline | null) : authenticationFailed;
       const payment: AcquirerPayment = {
         ...(row.response as unknown as AcquirerPayment),
-        ...authorizationOutcome(Number(row.amount), decline, row.capture, false),
+        // Only a verification has no amount (an authorization is of at least one minor unit).
+        ...authorizationOutcome(Number(row.amount), decline, row.capture, Number(row.amount) === 0),
         three_d_secure: threeDSecure,
         next_action: null,
       };
