@@ -62,7 +62,7 @@ export interface ActionRequired {
 }
 
 export type DeclineErrorCode =
-  | 'card_declined' | 'expired_card' | 'incorrect_cvc' | 'incorrect_number' | 'processing_error'
+  | 'card_declined' | 'authentication_required' | 'expired_card' | 'incorrect_cvc' | 'incorrect_number' | 'processing_error'
   | 'payment_intent_authentication_failure'
   | 'payment_method_provider_decline' | 'payment_intent_payment_attempt_expired';
 

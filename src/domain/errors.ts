@@ -76,6 +76,7 @@ export const errorCatalog = {
   idempotency_key_invalid: { type: 'invalid_request_error', httpStatus: 400 },
   // The card network's answers.
   card_declined: { type: 'card_error', httpStatus: 402 },
+  authentication_required: { type: 'card_error', httpStatus: 402 },
   expired_card: { type: 'card_error', httpStatus: 402 },
   incorrect_cvc: { type: 'card_error', httpStatus: 402 },
   incorrect_number: { type: 'card_error', httpStatus: 402 },
@@ -111,7 +112,7 @@ const stripeDocumentedCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'amount_too_small', 'amount_too_large', 'invalid_charge_amount', 'url_invalid', 'secret_key_required', 'rate_limit',
   'resource_missing', 'payment_intent_unexpected_state', 'charge_expired_for_capture', 'payment_method_unexpected_state',
   'setup_intent_unexpected_state', 'charge_already_refunded', 'charge_not_refundable', 'charge_disputed', 'lock_timeout',
-  'idempotency_key_in_use', 'card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'invalid_expiry_month',
+  'idempotency_key_in_use', 'card_declined', 'authentication_required', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'invalid_expiry_month',
   'invalid_expiry_year', 'invalid_cvc', 'processing_error', 'payment_intent_authentication_failure',
   'setup_intent_authentication_failure', 'payment_method_provider_decline', 'payment_intent_payment_attempt_expired',
 ]);

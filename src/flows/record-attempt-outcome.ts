@@ -476,7 +476,7 @@ export function attemptError(charge: ChargeRow): CofferError {
 
 const declineParams: Record<string, string> = { expired_card: 'exp_month', incorrect_cvc: 'cvc', incorrect_number: 'number' };
 const declineCodes = [
-  'card_declined', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error', 'payment_method_provider_decline',
+  'card_declined', 'authentication_required', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'processing_error', 'payment_method_provider_decline',
   'payment_intent_authentication_failure',
   'payment_intent_payment_attempt_expired',
 ] as const;

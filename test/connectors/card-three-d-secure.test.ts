@@ -253,7 +253,7 @@ describe('3-D Secure in the card acquirer sandbox and connector', () => {
     assert.equal(lookupError.networkStatus, 'not_sent_to_network');
     for (const number of ['4000002760003184', '4000002500003155']) {
       const offSession = declined(await authorize(authorizeRequest(number, null)));
-      assert.equal(offSession.code, 'card_declined');
+      assert.equal(offSession.code, 'authentication_required');
       assert.equal(offSession.declineCode, 'authentication_required');
       assert.equal(offSession.threeDSecure, undefined);
     }

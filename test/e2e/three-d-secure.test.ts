@@ -173,7 +173,7 @@ describe('3-D Secure', () => {
     // This card needs the cardholder on every payment: off session it is declined, set up or not.
     await assert.rejects(
       stripe.paymentIntents.create({ amount: 3200, currency: 'eur', customer: customer.id, payment_method: settled.payment_method as string, off_session: true, confirm: true }),
-      (error: Stripe.errors.StripeError) => error.code === 'card_declined' && error.decline_code === 'authentication_required',
+      (error: Stripe.errors.StripeError) => error.code === 'authentication_required' && error.decline_code === 'authentication_required',
     );
   });
 
@@ -202,7 +202,7 @@ describe('3-D Secure', () => {
   test('error_on_requires_action: a card that would need a challenge is declined authentication_required instead; others pay', async () => {
     await assert.rejects(
       stripe.paymentIntents.create({ amount: 3300, currency: 'eur', payment_method: 'pm_card_authenticationRequired', error_on_requires_action: true, confirm: true }),
-      (error: Stripe.errors.StripeCardError) => error.code === 'card_declined' && error.decline_code === 'authentication_required'
+      (error: Stripe.errors.StripeCardError) => error.code === 'authentication_required' && error.decline_code === 'authentication_required'
         && error.payment_intent?.status === 'requires_payment_method' && error.payment_intent.next_action === null,
     );
     const plain = await stripe.paymentIntents.create({ amount: 3400, currency: 'eur', payment_method: 'pm_card_visa', error_on_requires_action: true, confirm: true });

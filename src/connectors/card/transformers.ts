@@ -51,6 +51,7 @@ export function toAuthorizeRequest(request: AuthorizeRequest): AcquirerAuthorize
 
 const declineCodes: readonly DeclineErrorCode[] = [
   'card_declined',
+  'authentication_required',
   'expired_card',
   'incorrect_cvc',
   'incorrect_number',

@@ -78,9 +78,13 @@ export const authenticationFailed: AcquirerDecline = {
   blocked: false,
 };
 
-/** The issuer's soft decline of a payment that needed authentication and came without it (off session). */
+/**
+ * The soft decline of a payment that needed authentication and came without it (off session, or the merchant would
+ * rather decline than challenge): Stripe's `authentication_required` code, which its saved-card guides test for to
+ * bring the customer back, with the same decline code.
+ */
 const authenticationRequired: AcquirerDecline = {
-  code: 'card_declined',
+  code: 'authentication_required',
   decline_code: 'authentication_required',
   message: 'Your card was declined. This transaction requires authentication.',
   param: null,
