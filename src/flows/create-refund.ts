@@ -148,6 +148,8 @@ async function startRefund(tx: Tx, ctx: RequestContext, params: CreateRefundPara
     updated_at: now,
     charge_id: charge.id,
     payment_intent_id: charge.payment_intent_id,
+    customer_id: charge.customer_id,
+    payment_method_id: charge.payment_method_id,
     amount,
     currency: charge.currency,
     status: 'pending',

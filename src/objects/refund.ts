@@ -14,6 +14,8 @@ export function refundObject(row: RefundRow, _shape: ApiShape): Record<string, u
     charge: row.charge_id,
     created: unixTime(row.created_at),
     currency: row.currency,
+    customer: row.customer_id,
+    customer_account: null,
     destination_details: {
       card: { reference: row.provider_reference, reference_status: row.status === 'succeeded' ? 'available' : 'pending', reference_type: 'acquirer_reference_number', type: 'refund' },
       type: 'card',
@@ -27,6 +29,7 @@ export function refundObject(row: RefundRow, _shape: ApiShape): Record<string, u
   Object.assign(object, {
     metadata: row.metadata,
     payment_intent: row.payment_intent_id,
+    payment_method: row.payment_method_id,
     reason: row.reason,
     receipt_number: null,
     source_transfer_reversal: null,

@@ -518,6 +518,9 @@ export interface RefundsTable {
   provider_reference: string | null;
   idempotency_key_id: bigint | null;
   debited_account: 'merchant_incoming' | 'merchant_available' | null;
+  /** The charge's customer and payment method when the refund was made (migration 0048). */
+  customer_id: ColumnType<string | null, string | null | undefined, string | null>;
+  payment_method_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SandboxCardRefundsTable {

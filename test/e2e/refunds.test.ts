@@ -41,8 +41,17 @@ describe('refunds', () => {
     assert.equal(refund.payment_intent, intent.id);
     assert.equal(refund.reason, 'requested_by_customer');
     assert.deepEqual(refund.metadata, { ticket: '7' });
+    assert.deepEqual([refund.customer, refund.customer_account, refund.payment_method], [null, null, intent.payment_method], 'a guest payment has no customer');
     const charge = await stripe.charges.retrieve(intent.latest_charge as string);
     assert.equal(charge.amount_refunded, 5000);
+    // A customer's payment: the refund names the customer and the card, in its answer, its reads and its events.
+    const customer = await stripe.customers.create({ email: 'refunded@example.com' });
+    const theirs = await pay(1200, 'pm_card_visa', { customer: customer.id });
+    const refunded = await stripe.refunds.create({ payment_intent: theirs.id });
+    assert.deepEqual([refunded.customer, refunded.payment_method], [customer.id, theirs.payment_method]);
+    assert.equal((await stripe.refunds.retrieve(refunded.id)).customer, customer.id);
+    const created = (await stripe.events.list({ type: 'refund.created' })).data.find((event) => (event.data.object as Stripe.Refund).id === refunded.id);
+    assert.equal((created?.data.object as Stripe.Refund | undefined)?.customer, customer.id);
     assert.equal(charge.refunded, true);
     const transfers = await server.database.db.selectFrom('ledger_transfers').select(['reason', 'amount'])
       .where('payment_intent_id', '=', intent.id).orderBy('id').execute();
