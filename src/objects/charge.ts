@@ -1,7 +1,7 @@
 import type { ChargeRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { balanceTransactionId } from './balance-transaction.ts';
-import { amountOut, unixTime, unixTimeOrNull } from './common.ts';
+import { amountOut, shippingObject, unixTime, unixTimeOrNull } from './common.ts';
 import { billingDetailsObject } from './payment-method.ts';
 
 /** What the charge keeps of the card at the time of the attempt (no card number, ever). */
@@ -151,7 +151,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     receipt_url: null,
     refunded: amountRefunded > 0n && amountRefunded === row.amount,
     review: row.review_id,
-    shipping: row.shipping,
+    shipping: shippingObject(row.shipping),
     source: null,
     source_transfer: null,
     statement_descriptor: row.statement_descriptor,

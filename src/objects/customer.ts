@@ -1,5 +1,5 @@
 import type { CustomerBalanceTransactionRow, CustomerRow } from '../store/database.ts';
-import { amountOut, unixTime } from './common.ts';
+import { addressObject, amountOut, shippingObject, unixTime } from './common.ts';
 
 /** Stripe's Customer; a deleted one is only its id and `deleted: true`. */
 export function customerObject(row: CustomerRow): Record<string, unknown> {
@@ -7,7 +7,7 @@ export function customerObject(row: CustomerRow): Record<string, unknown> {
   return {
     id: row.id,
     object: 'customer',
-    address: row.address,
+    address: addressObject(row.address),
     balance: amountOut(row.balance),
     created: unixTime(row.created_at),
     currency: row.balance_currency,
@@ -24,7 +24,7 @@ export function customerObject(row: CustomerRow): Record<string, unknown> {
     next_invoice_sequence: 1,
     phone: row.phone,
     preferred_locales: [],
-    shipping: row.shipping,
+    shipping: shippingObject(row.shipping, 'customer'),
     tax_exempt: 'none',
     test_clock: null,
   };

@@ -3,7 +3,7 @@ import type { ChargeRow, Database, PaymentIntentRow, PaymentMethodRow } from '..
 import type { ApiShape } from './api-version.ts';
 import { chargeObject } from './charge.ts';
 import { errorDocUrl } from '../domain/errors.ts';
-import { amountOut, unixTime, unixTimeOrNull } from './common.ts';
+import { amountOut, shippingObject, unixTime, unixTimeOrNull } from './common.ts';
 import { paymentMethodObject } from './payment-method.ts';
 
 /** What `last_payment_error` keeps; the payment method is embedded whole when rendered, as Stripe does. */
@@ -132,7 +132,7 @@ export function paymentIntentObject(
     receipt_email: row.receipt_email,
     review: row.review_id ?? null,
     setup_future_usage: row.setup_future_usage,
-    shipping: row.shipping,
+    shipping: shippingObject(row.shipping),
     source: null,
     statement_descriptor: row.statement_descriptor,
     statement_descriptor_suffix: row.statement_descriptor_suffix,

@@ -1,11 +1,11 @@
 import type { PaymentMethodRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
-import { emptyAddress, unixTime } from './common.ts';
+import { addressObject, emptyAddress, unixTime } from './common.ts';
 
 export function billingDetailsObject(details: Record<string, unknown>, shape: ApiShape): Record<string, unknown> {
   const base: Record<string, unknown> = {
     // Every field of Stripe's address, null where none was given.
-    address: typeof details.address === 'object' && details.address !== null ? { ...emptyAddress, ...details.address } : emptyAddress,
+    address: addressObject(details.address) ?? emptyAddress,
     email: details.email ?? null,
     name: details.name ?? null,
     phone: details.phone ?? null,

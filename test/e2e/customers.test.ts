@@ -25,8 +25,13 @@ describe('customers', () => {
     assert.equal(jenny.email, 'Jenny.Rosen@example.com');
     assert.equal(jenny.balance, 0);
     const other = await stripe.customers.create({ email: 'bob@example.com', name: 'Bob' });
-    const updated = await stripe.customers.update(jenny.id, { phone: '+15555550100', metadata: { plan: '', tier: '2' } });
+    const updated = await stripe.customers.update(jenny.id, {
+      phone: '+15555550100', metadata: { plan: '', tier: '2' }, address: { line1: '1 Main St', city: 'Springfield', country: 'US' },
+      shipping: { name: 'Jenny Rosen', address: { line1: '2 Side St', country: 'US' } },
+    });
     assert.equal(updated.phone, '+15555550100');
+    assert.deepEqual(updated.address, { city: 'Springfield', country: 'US', line1: '1 Main St', line2: null, postal_code: null, state: null }, 'every address key, null where none was given');
+    assert.deepEqual(updated.shipping, { address: { city: null, country: 'US', line1: '2 Side St', line2: null, postal_code: null, state: null }, name: 'Jenny Rosen', phone: null });
     assert.deepEqual(updated.metadata, { tier: '2' });
     assert.deepEqual(await stripe.customers.retrieve(jenny.id), updated);
     const byEmail = await stripe.customers.list({ email: 'jenny.rosen@example.com' });

@@ -102,6 +102,10 @@ describe('PaymentIntents through the Stripe SDK', () => {
     const first = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_chargeDeclined' }).catch((error: Stripe.errors.StripeCardError) => error.payment_intent);
     const declined = await stripe.charges.retrieve(first?.latest_charge as string);
     assert.deepEqual(declined.shipping, created.shipping, 'the PaymentIntent\'s shipping, as Stripe copies it');
+    assert.deepEqual(created.shipping, {
+      address: { city: 'London', country: 'GB', line1: '12 St James\'s Square', line2: null, postal_code: 'SW1Y 4JH', state: null },
+      carrier: null, name: 'Ada Lovelace', phone: null, tracking_number: null,
+    }, 'every key Stripe declares, null where none was given');
     const moved = { ...shipping, address: { ...shipping.address, line1: '1 Dorset Street' } };
     const confirmed = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_visa', shipping: moved });
     const charge = await stripe.charges.retrieve(confirmed.latest_charge as string);
