@@ -54,6 +54,7 @@ export async function recordDisputeOpened(services: Services, notification: Disp
       currency: charge.currency, status: notification.status, reason: notification.reason, network_reason_code: notification.networkReasonCode,
       evidence: JSON.stringify({}), evidence_due_by: new Date(now.getTime() + limits.disputeEvidenceWindowMs),
       metadata: JSON.stringify({}), provider_reference: notification.providerReference, debited_account: from,
+      ...chargeCardOf(charge),
     }).returningAll().executeTakeFirstOrThrow();
     const chargeAfter = await tx.updateTable('charges').set({ disputed: true, updated_at: now }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: charge.merchant_id, livemode: charge.livemode };
@@ -306,4 +307,10 @@ export async function closeDispute(services: Services, ctx: RequestContext, id: 
     await respond?.(tx, { dispute: after, transactions });
     return { dispute: after, transactions };
   });
+}
+
+/** The disputed charge's card brand and network, as the dispute shows them. */
+function chargeCardOf(charge: ChargeRow): { card_brand: string | null; card_network: string | null } {
+  const card = charge.payment_method_details as { brand?: unknown; network?: unknown };
+  return { card_brand: typeof card.brand === 'string' ? card.brand : null, card_network: typeof card.network === 'string' ? card.network : null };
 }

@@ -9,6 +9,11 @@ export const disputeEvidenceFields = [
   'shipping_address', 'shipping_carrier', 'shipping_date', 'shipping_tracking_number', 'uncategorized_text',
 ] as const;
 
+const unsupportedEvidenceFields = [
+  'cancellation_policy', 'customer_communication', 'customer_signature', 'duplicate_charge_documentation', 'duplicate_charge_id',
+  'receipt', 'refund_policy', 'service_documentation', 'shipping_documentation', 'uncategorized_file',
+] as const;
+
 const inquiryStatuses: ReadonlySet<DisputeRow['status']> = new Set(['warning_needs_response', 'warning_under_review', 'warning_closed']);
 
 /** An inquiry (Stripe's `warning_*` statuses) asks for information; nothing is withdrawn unless it escalates. */
@@ -23,6 +28,9 @@ export function isInquiry(dispute: Pick<DisputeRow, 'status'>): boolean {
 export function disputeObject(row: DisputeRow, nowMs: number, balanceTransactions: Array<Record<string, unknown>>): Record<string, unknown> {
   const evidence: Record<string, unknown> = {};
   for (const field of disputeEvidenceFields) evidence[field] = row.evidence[field] ?? null;
+  // Evidence Coffer does not take yet (files, which come with file uploads; a duplicate charge's id): shown empty.
+  for (const field of unsupportedEvidenceFields) evidence[field] = null;
+  evidence.enhanced_evidence = {};
   const open = row.status === 'needs_response' || row.status === 'warning_needs_response';
   return {
     id: row.id,
@@ -40,13 +48,18 @@ export function disputeObject(row: DisputeRow, nowMs: number, balanceTransaction
       has_evidence: Object.keys(row.evidence).length > 0,
       past_due: open && row.evidence_due_by.getTime() < nowMs,
       submission_count: row.submission_count,
+      submission_method: row.submission_count > 0 ? 'manual' : 'not_submitted',
     },
+    intended_submission_method: null,
     is_charge_refundable: row.status === 'warning_closed',
     livemode: row.livemode,
     metadata: row.metadata,
     network_reason_code: row.network_reason_code,
     payment_intent: row.payment_intent_id,
-    payment_method_details: { card: { brand: null, case_type: isInquiry(row) ? 'inquiry' : 'chargeback', network_reason_code: row.network_reason_code }, type: 'card' },
+    payment_method_details: {
+      card: { brand: row.card_brand ?? 'unknown', case_type: isInquiry(row) ? 'inquiry' : 'chargeback', network: row.card_network ?? row.card_brand ?? 'unknown', network_reason_code: row.network_reason_code },
+      type: 'card',
+    },
     reason: row.reason,
     status: row.status,
   };

@@ -486,6 +486,9 @@ export interface DisputesTable {
   provider_reference: string;
   /** The merchant account the funds were withdrawn from; null while the dispute is an inquiry (nothing withdrawn). */
   debited_account: 'merchant_incoming' | 'merchant_available' | null;
+  /** The disputed charge's card brand and network (migration 0049). */
+  card_brand: ColumnType<string | null, string | null | undefined, string | null>;
+  card_network: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type SandboxDisputeStatus = 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost';

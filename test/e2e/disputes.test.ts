@@ -56,6 +56,8 @@ describe('disputes', () => {
     assert.equal(dispute.amount, 6000);
     assert.equal(dispute.reason, 'fraudulent');
     assert.equal(dispute.charge, intent.latest_charge);
+    assert.deepEqual([dispute.payment_method_details?.card?.brand, dispute.payment_method_details?.card?.network], ['visa', 'visa'], 'the disputed charge\'s card');
+    assert.deepEqual([dispute.evidence.receipt, dispute.evidence.enhanced_evidence, dispute.evidence_details.submission_method], [null, {}, 'not_submitted']);
     assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).disputed, true);
     assert.equal(await pendingUsd(), before + 6000 - 6000 - 1500, 'paid, then amount and fee withdrawn');
     const withEvidence = await stripe.disputes.update(dispute.id, { evidence: { customer_name: 'Ada', product_description: 'A lamp' } });
@@ -66,6 +68,7 @@ describe('disputes', () => {
     assert.equal(submitted.status, 'under_review');
     assert.equal(submitted.evidence.customer_name, 'Ada', 'evidence accumulates');
     assert.equal(submitted.evidence_details.submission_count, 1);
+    assert.equal(submitted.evidence_details.submission_method, 'manual');
     await assert.rejects(stripe.disputes.update(dispute.id, { evidence: { customer_name: 'Bob' } }), (error: Stripe.errors.StripeError) => error.code === 'dispute_unexpected_state');
     const sandboxDispute = await server.database.db.selectFrom('disputes').select('provider_reference').where('id', '=', dispute.id).executeTakeFirstOrThrow();
     await server.coffer.services.connectors.sandboxes.card.decideDispute(sandboxDispute.provider_reference, 'won');
