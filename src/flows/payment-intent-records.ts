@@ -253,7 +253,8 @@ export interface PaymentEvent {
   refund?: { before?: RefundRow | undefined; after: RefundRow };
   /** With the dispute's balance transactions before and after the change (the same when it moved no money). */
   dispute?: { before?: DisputeRow | undefined; after: DisputeRow; transactions: { before: BalanceTransactionRow[]; after: BalanceTransactionRow[] } };
-  setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow };
+  /** With the payment method `last_setup_error` names, shown whole in the event as in the API. */
+  setupIntent?: { before?: SetupIntentRow | undefined; after: SetupIntentRow; errorPaymentMethod?: PaymentMethodRow | undefined };
   review?: { before?: ReviewRow | undefined; after: ReviewRow };
   checkoutSession?: { before?: CheckoutSessionRow | undefined; after: CheckoutSessionRow };
   /** For `customer.deleted`, `after` is the customer as it was: the event carries the whole object, as Stripe's does. */
@@ -270,7 +271,10 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.paymentIntent !== undefined) return render(event.paymentIntent, (row, s) => paymentIntentObject(row, s));
   if (event.charge !== undefined) return render(event.charge, chargeObject);
   if (event.refund !== undefined) return render(event.refund, refundObject);
-  if (event.setupIntent !== undefined) return render(event.setupIntent, (row) => setupIntentObject(row));
+  if (event.setupIntent !== undefined) {
+    const method = event.setupIntent.errorPaymentMethod;
+    return render(event.setupIntent, (row, s) => setupIntentObject(row, s, method));
+  }
   if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
   if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
   if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));

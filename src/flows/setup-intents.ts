@@ -16,6 +16,7 @@ import { requestTrail, type Trail } from './trail.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
 import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
 import { automaticPaymentMethodsOf } from './create-payment-intent.ts';
+import { setupErrorMethodId } from '../objects/setup-intent.ts';
 
 export interface SetupIntentParams {
   customer?: string;
@@ -67,8 +68,11 @@ async function lockSetupIntent(tx: Tx, scope: Scope, id: string): Promise<SetupI
 }
 
 async function changedBy(tx: Tx, trail: Trail, scope: Scope, before: SetupIntentRow | undefined, after: SetupIntentRow, types: string[], now: Date): Promise<void> {
+  // The events show the card a setup error names whole, as the API does.
+  const methodId = setupErrorMethodId(after);
+  const errorPaymentMethod = methodId === undefined ? undefined : await tx.selectFrom('payment_methods').selectAll().where('id', '=', methodId).executeTakeFirst();
   await recordChange(tx, trail, scope, { action: `setup_intent.${after.status}`, objectType: 'setup_intent', objectId: after.id },
-    types.map((type) => ({ type, setupIntent: { before, after } })), now);
+    types.map((type) => ({ type, setupIntent: { before, after, errorPaymentMethod } })), now);
 }
 
 async function changed(tx: Tx, ctx: RequestContext, before: SetupIntentRow | undefined, after: SetupIntentRow, types: string[], now: Date): Promise<void> {

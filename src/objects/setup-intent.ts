@@ -1,10 +1,30 @@
-import type { SetupIntentRow } from '../store/database.ts';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
+import type { ApiShape } from './api-version.ts';
 import { unixTime } from './common.ts';
+import { paymentMethodObject } from './payment-method.ts';
 
-export function setupIntentObject(row: SetupIntentRow): Record<string, unknown> {
-  return {
+/** The payment method a SetupIntent's `last_setup_error` names, if it has one. */
+export function setupErrorMethodId(row: SetupIntentRow): string | undefined {
+  const method = (row.last_setup_error as { payment_method?: { id?: unknown } } | null)?.payment_method?.id;
+  return typeof method === 'string' ? method : undefined;
+}
+
+/**
+ * Stripe's SetupIntent. `last_setup_error.payment_method` is the declined card whole, as Stripe embeds it, when its
+ * row is given (`errorPaymentMethod`); otherwise only its id.
+ */
+export function setupIntentObject(row: SetupIntentRow, shape: ApiShape, errorPaymentMethod?: PaymentMethodRow): Record<string, unknown> {
+  const error = row.last_setup_error;
+  const lastSetupError = error !== null && errorPaymentMethod !== undefined && errorPaymentMethod.id === setupErrorMethodId(row)
+    ? { ...error, payment_method: paymentMethodObject(errorPaymentMethod, shape) }
+    : error;
+  const object: Record<string, unknown> = {
     id: row.id,
     object: 'setup_intent',
+  };
+  if (shape === 'current') object.allowed_payment_method_types = null;
+  Object.assign(object, {
     application: null,
     automatic_payment_methods: row.automatic_payment_methods,
     cancellation_reason: row.cancellation_reason,
@@ -12,8 +32,11 @@ export function setupIntentObject(row: SetupIntentRow): Record<string, unknown> 
     created: unixTime(row.created_at),
     customer: row.customer_id,
     description: row.description,
+  });
+  if (shape === 'current') object.excluded_payment_method_types = null;
+  Object.assign(object, {
     flow_directions: null,
-    last_setup_error: row.last_setup_error,
+    last_setup_error: lastSetupError,
     latest_attempt: null,
     livemode: row.livemode,
     mandate: null,
@@ -28,5 +51,17 @@ export function setupIntentObject(row: SetupIntentRow): Record<string, unknown> 
     single_use_mandate: null,
     status: row.status,
     usage: row.usage,
-  };
+  });
+  return object;
+}
+
+/** SetupIntents as the API shows them, with the payment methods their errors name (read in one query). */
+export async function setupIntentObjects(db: Kysely<Database> | Transaction<Database>, rows: SetupIntentRow[], shape: ApiShape): Promise<Array<Record<string, unknown>>> {
+  const ids = [...new Set(rows.map(setupErrorMethodId).filter((id) => id !== undefined))];
+  const methods = ids.length === 0 ? [] : await db.selectFrom('payment_methods').selectAll().where('id', 'in', ids).execute();
+  const byId = new Map(methods.map((method) => [method.id, method]));
+  return rows.map((row) => {
+    const id = setupErrorMethodId(row);
+    return setupIntentObject(row, shape, id === undefined ? undefined : byId.get(id));
+  });
 }

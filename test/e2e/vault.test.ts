@@ -129,7 +129,11 @@ describe('the card vault', () => {
     assert.ok(failing !== undefined, 'the error carries the SetupIntent');
     assert.equal(failing.status, 'requires_payment_method');
     assert.equal(failing.last_setup_error?.decline_code, 'insufficient_funds');
+    assert.deepEqual([failing.last_setup_error?.payment_method?.object, failing.last_setup_error?.payment_method?.card?.last4], ['payment_method', '9995'], 'the declined card whole, as Stripe embeds it');
+    assert.deepEqual([failing.allowed_payment_method_types, failing.excluded_payment_method_types], [null, null]);
     assert.deepEqual(await stripe.setupIntents.retrieve(failing.id), failing, 'the error carries the SetupIntent as stored');
+    const failedEvent = (await stripe.events.list({ type: 'setup_intent.setup_failed' })).data.find((event) => (event.data.object as Stripe.SetupIntent).id === failing.id);
+    assert.deepEqual(failedEvent?.data.object, failing, 'the event carries it as the API shows it');
     // Confirming it again with a good card succeeds.
     const good = await publishable.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 6, exp_year: 2033 } });
     const retried = await stripe.setupIntents.confirm(failing.id, { payment_method: good.id });

@@ -10,7 +10,7 @@ import { customerBalanceTransactionObject, customerObject } from '../../objects/
 import { renderPaymentIntent } from '../../objects/payment-intent.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { refundObject } from '../../objects/refund.ts';
-import { setupIntentObject } from '../../objects/setup-intent.ts';
+import { setupIntentObjects } from '../../objects/setup-intent.ts';
 import type { Database } from '../../store/database.ts';
 import { listObject } from './common.ts';
 
@@ -43,7 +43,7 @@ const kinds: readonly Kind[] = [
   { prefix: 'cbtxn_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customer_balance_transactions', ids, actor)).map(customerBalanceTransactionObject) },
   { prefix: 'cus_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customers', ids, actor)).map(customerObject) },
   { prefix: 'pm_', resource: 'payment_methods', load: async (db, ids, actor) => (await ownedRows(db, 'payment_methods', ids, actor)).map((row) => paymentMethodObject(row, actor.apiVersion.shape)) },
-  { prefix: 'seti_', resource: 'setup_intents', load: async (db, ids, actor) => (await ownedRows(db, 'setup_intents', ids, actor)).map(setupIntentObject) },
+  { prefix: 'seti_', resource: 'setup_intents', load: async (db, ids, actor) => setupIntentObjects(db, await ownedRows(db, 'setup_intents', ids, actor), actor.apiVersion.shape) },
   {
     prefix: 'pi_', resource: 'payment_intents',
     load: async (db, ids, actor) => {

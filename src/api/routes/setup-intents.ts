@@ -7,7 +7,8 @@ import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, updateSetupIn
 import type { RequestContext } from '../../flows/context.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { limits } from '../../limits.ts';
-import { setupIntentObject } from '../../objects/setup-intent.ts';
+import { setupIntentObjects } from '../../objects/setup-intent.ts';
+import { assert } from '../../platform/assert.ts';
 import { requestContext } from '../request-context.ts';
 import { Description, Expand, ListQuery, Metadata, ObjectId, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
@@ -56,7 +57,8 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
    * and the declined PaymentMethod.
    */
   const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, tx: Tx, expand: readonly string[] = []): Promise<Record<string, unknown>> => {
-    const object = setupIntentObject(result.intent);
+    const [object] = await setupIntentObjects(tx, [result.intent], ctx.actor.apiVersion.shape);
+    assert(object !== undefined, 'one SetupIntent rendered');
     if (!result.declined) {
       await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
       return object;
@@ -96,7 +98,8 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
       throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the SetupIntent.', { param: 'client_secret' });
     }
-    const object = setupIntentObject(row);
+    const [object] = await setupIntentObjects(services.db, [row], ctx.actor.apiVersion.shape);
+    assert(object !== undefined, 'one SetupIntent rendered');
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
     return sendObject(reply, object);
   });
@@ -129,7 +132,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const ctx = requestContext(request);
     const id = (request.params as { intent: string }).intent;
     return sendOutcome(reply, await answerInChange(request, (respond) => cancelSetupIntent(services, ctx, id, body.cancellation_reason, respond),
-      (intent: SetupIntentRow) => setupIntentObject(intent)));
+      async (intent: SetupIntentRow, tx: Tx) => (await setupIntentObjects(tx, [intent], ctx.actor.apiVersion.shape))[0] ?? {}));
   });
 
   app.get('/v1/setup_intents', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
@@ -139,7 +142,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     let rows = services.db.selectFrom('setup_intents').selectAll();
     if (query.customer !== undefined) rows = rows.where('customer_id', '=', query.customer);
     const page = await listPage(services.db, ctx.actor, { table: 'setup_intents', kind: 'setup_intent', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
-    const data = page.data.map(setupIntentObject);
+    const data = await setupIntentObjects(services.db, page.data, ctx.actor.apiVersion.shape);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
     return sendObject(reply, listObject('/v1/setup_intents', data, page.hasMore));
   });
