@@ -15,6 +15,7 @@ import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
 import { requestTrail, systemTrail, type Trail } from './trail.ts';
+import { addressObject } from '../objects/common.ts';
 
 /**
  * Stripe's Checkout Sessions in payment mode: the merchant describes the order, Coffer makes its PaymentIntent and
@@ -150,7 +151,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: total, currency, line_items: items,
     success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
-    kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null,
+    kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null, customer_details: null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
@@ -168,7 +169,10 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
 
 function sessionInsert(row: CheckoutSessionRow) {
   const { seq: _seq, ...rest } = row;
-  return { ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata) };
+  return {
+    ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata),
+    customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details),
+  };
 }
 
 /** `param`: the parameter that named it, which a not-found error names (a list's cursor, say). */
@@ -224,6 +228,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
+    customer_details: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -275,8 +280,10 @@ export async function settleCheckoutSession(services: Services, id: string, expi
     // A PaymentIntent's own page sends no checkout events: the PaymentIntent's events say it all.
     const ofIntent = session.kind === 'payment_intent';
     if (intent.status === 'succeeded' || intent.status === 'requires_capture') {
-      const after = await tx.updateTable('checkout_sessions').set({ status: 'complete', payment_status: 'paid', completed_at: now, updated_at: now })
-        .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const after = await tx.updateTable('checkout_sessions').set({
+        status: 'complete', payment_status: 'paid', completed_at: now, updated_at: now,
+        customer_details: JSON.stringify(await customerDetailsOf(tx, session, intent)),
+      }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
       await recordChange(tx, trail, scope, { action: 'checkout_session.complete', objectType: 'checkout_session', objectId: id, details: { payment_intent: intent.id } },
         ofIntent ? [] : [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
       if (session.customer_email !== null) await queueReceipt(tx, after, intent, now);
@@ -375,4 +382,19 @@ export async function expireCheckoutSession(services: Services, ctx: RequestCont
 export function describeTotal(session: CheckoutSessionRow): string {
   const currency = findCurrency(session.currency);
   return currency === undefined ? String(session.amount_total) : formatAmount(session.amount_total, currency);
+}
+
+/**
+ * What a completed session knows of its customer, as Stripe's `customer_details`: the email the session was made
+ * with (or the one the card was given with), and the name, phone and billing address the card was given with.
+ */
+async function customerDetailsOf(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow): Promise<Record<string, unknown>> {
+  const method = intent.payment_method_id === null ? undefined
+    : await tx.selectFrom('payment_methods').select('billing_details').where('id', '=', intent.payment_method_id).executeTakeFirst();
+  const billing = method?.billing_details ?? {};
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);
+  return {
+    address: addressObject(billing.address), business_name: null, email: session.customer_email ?? text(billing.email), individual_name: null,
+    name: text(billing.name), phone: text(billing.phone), tax_exempt: 'none', tax_ids: [],
+  };
 }

@@ -1,45 +1,104 @@
 import type { CheckoutSessionRow } from '../store/database.ts';
 import { amountOut, unixTime } from './common.ts';
 
-/** Stripe's Checkout Session (payment mode). `url` is the hosted page while the session is open. */
+/**
+ * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
+ * `customer_details` is what the session learned when it completed; before that (and for sessions completed
+ * before Coffer kept it), only the email it was made with. Features Coffer's checkout does not have (tax, discounts,
+ * shipping rates, custom fields, subscriptions, invoices) are shown empty, as Stripe shows them unused.
+ */
 export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null): Record<string, unknown> {
+  const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
+    address: null, business_name: null, email: row.customer_email, individual_name: null, name: null, phone: null, tax_exempt: 'none', tax_ids: null,
+  });
   return {
     id: row.id,
     object: 'checkout.session',
+    adaptive_pricing: null,
+    after_expiration: null,
+    allow_promotion_codes: null,
+    allowed_payment_method_types: null,
     amount_subtotal: amountOut(row.amount_total),
     amount_total: amountOut(row.amount_total),
+    automatic_tax: { enabled: false, liability: null, provider: null, status: null },
+    billing_address_collection: null,
     cancel_url: row.cancel_url,
     client_reference_id: row.client_reference_id,
+    client_secret: null,
+    collected_information: null,
+    consent: null,
+    consent_collection: null,
     created: unixTime(row.created_at),
     currency: row.currency,
+    currency_conversion: null,
+    custom_fields: [],
+    custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
     customer: null,
+    customer_account: null,
+    customer_creation: 'if_required',
+    customer_details: customerDetails,
     customer_email: row.customer_email,
+    discounts: [],
     expires_at: unixTime(row.expires_at),
+    integration_identifier: null,
+    invoice: null,
+    invoice_creation: null,
     livemode: row.livemode,
     locale: row.locale,
+    managed_payments: null,
     metadata: row.metadata,
     mode: 'payment',
+    origin_context: null,
     payment_intent: row.payment_intent_id,
+    payment_link: null,
+    payment_method_collection: 'if_required',
+    payment_method_configuration_details: null,
+    payment_method_options: {},
     payment_method_types: row.payment_method_types,
     payment_status: row.payment_status,
+    permissions: null,
+    recovered_from: null,
+    saved_payment_method_options: null,
+    setup_intent: null,
+    shipping_address_collection: null,
+    shipping_cost: null,
+    shipping_options: [],
     status: row.status,
+    submit_type: null,
+    subscription: null,
     success_url: row.success_url,
+    total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
+    ui_mode: 'hosted',
     url: row.status === 'open' ? pageUrl : null,
+    wallet_options: null,
   };
 }
 
-/** The session's order, as Stripe lists it (`/v1/checkout/sessions/:id/line_items`). */
+/**
+ * The session's order, as Stripe lists it (`/v1/checkout/sessions/:id/line_items`). Each item's price is the one
+ * its `price_data` made: inactive (Stripe's are too), with ids derived from the session and the item's place.
+ */
 export function lineItemObjects(row: CheckoutSessionRow): Array<Record<string, unknown>> {
-  return row.line_items.map((item, index) => ({
-    id: `li_${row.id.slice(-20)}${String(index).padStart(3, '0')}`,
-    object: 'item',
-    amount_discount: 0,
-    amount_subtotal: item.amount_total,
-    amount_tax: 0,
-    amount_total: item.amount_total,
-    currency: row.currency,
-    description: item.name,
-    price: { object: 'price', currency: row.currency, unit_amount: item.unit_amount, type: 'one_time' },
-    quantity: item.quantity,
-  }));
+  return row.line_items.map((item, index) => {
+    const suffix = `${row.id.slice(-20)}${String(index).padStart(3, '0')}`;
+    return {
+      id: `li_${suffix}`,
+      object: 'item',
+      adjustable_quantity: null,
+      amount_discount: 0,
+      amount_subtotal: item.amount_total,
+      amount_tax: 0,
+      amount_total: item.amount_total,
+      currency: row.currency,
+      description: item.name,
+      metadata: {},
+      price: {
+        id: `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(row.created_at), currency: row.currency,
+        custom_unit_amount: null, livemode: row.livemode, lookup_key: null, metadata: {}, nickname: null, product: `prod_${suffix}`, recurring: null,
+        tax_behavior: 'unspecified', tiers_mode: null, transform_quantity: null, type: 'one_time', unit_amount: item.unit_amount,
+        unit_amount_decimal: String(item.unit_amount),
+      },
+      quantity: item.quantity,
+    };
+  });
 }

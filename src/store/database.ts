@@ -294,6 +294,8 @@ export interface CheckoutSessionsTable {
   wechat_openid: string | null;
   /** The merchant's reference for the order (migration 0046). */
   client_reference_id: string | null;
+  /** What the session learned of its customer when it completed (migration 0050). */
+  customer_details: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
 }
 
 export interface SupportCasesTable {

@@ -87,6 +87,9 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.match(session.url ?? '', /\/pay\/cs_test_[A-Za-z0-9]{24}$/);
     const items = await stripe.checkout.sessions.listLineItems(session.id);
     assert.deepEqual(items.data.map((item) => [item.description, item.quantity, item.amount_total]), [['Oolong tea, 100 g', 2, 3_998], ['Gift wrap', 1, 500]]);
+    assert.deepEqual(items.data.map((item) => [item.price?.object, item.price?.unit_amount, String(item.price?.unit_amount_decimal), item.price?.type]), [['price', 1_999, '1999', 'one_time'], ['price', 500, '500', 'one_time']]);
+    assert.match(items.data[0]?.price?.id ?? '', /^price_/);
+    assert.deepEqual([session.ui_mode, session.customer_details?.email, session.total_details], ['hosted', 'shopper@example.com', { amount_discount: 0, amount_shipping: 0, amount_tax: 0 }]);
     const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
     assert.equal(intent.amount, 4_498);
     assert.equal(intent.status, 'requires_payment_method');
@@ -121,6 +124,9 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const events = await stripe.events.list({ type: 'checkout.session.completed' });
     const completed = events.data.find((event) => (event.data.object as { id: string }).id === session.id);
     assert.equal((completed?.data.object as Stripe.Checkout.Session | undefined)?.client_reference_id, 'order-77', 'fulfilment finds its order');
+    const details = (completed?.data.object as Stripe.Checkout.Session | undefined)?.customer_details;
+    assert.deepEqual([details?.email, details?.tax_exempt, details?.address], ['shopper@example.com', 'none', null], 'whom to fulfil for, as Stripe\'s guide reads it (the page asks for no address)');
+    assert.deepEqual(done.customer_details, details, 'the same on every later read');
     // What Stripe's fulfilment guide reads: the session with its line items and its payment.
     const fulfilled = await stripe.checkout.sessions.retrieve(session.id, { expand: ['line_items', 'payment_intent.latest_charge'] });
     assert.deepEqual(fulfilled.line_items?.data.map((item) => [item.description, item.quantity]), [['Oolong tea, 100 g', 2], ['Gift wrap', 1]]);
