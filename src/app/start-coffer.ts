@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildInternalServer } from '../api/internal-server.ts';
 import { buildPublicServer } from '../api/public-server.ts';
 import { cardSource } from '../connectors/card/vault-card-source.ts';
-import { CardVault, vaultHasDataKeys } from '../vault/card-vault.ts';
+import { CardVault, vaultDataKeyRows, vaultHasDataKeys } from '../vault/card-vault.ts';
+import { databaseLabel, noteKekUsage } from '../vault/kek-usage.ts';
 import { openKeyEncryptionKey } from '../vault/open-kek.ts';
 import { createConnectorRegistry, prepareSandboxKeys } from '../connectors/registry.ts';
 import type { Services } from '../flows/context.ts';
@@ -74,6 +75,8 @@ export async function buildServices(database: OpenDatabase, config: Config, opti
   const clock = options.clock ?? systemClock;
   // The key-encryption key first: a refusal (kek_missing) leaves the home as it found it.
   const kek = await openKeyEncryptionKey(config.kek, config.homeDir, () => vaultHasDataKeys(database.db));
+  // Which KEKs this database needs, for `coffer keys retire` run against another database served from this home.
+  await noteKekUsage(database.db, kek, vaultDataKeyRows(database.db), config.homeDir, databaseLabel(config.databaseUrl), clock.nowMs());
   const instanceSecret = loadInstanceSecret(config.homeDir);
   const sandboxNotificationSecret = new Secret(deriveKey(instanceSecret, 'sandbox notifications v1').reveal().toString('base64'));
   const fingerprintKey = deriveKey(instanceSecret, 'card fingerprint v1');

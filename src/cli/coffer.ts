@@ -6,6 +6,10 @@ import { migrate } from '../store/migrate.ts';
 import { systemClock } from '../platform/clock.ts';
 import { DatabaseRefusal, databaseExitCodes } from './database-refusal.ts';
 import { parseCommandLine, refuseExtraArguments, subcommand, UsageError } from './parse-command-line.ts';
+import { assertNever } from '../platform/assert.ts';
+import { databaseLabel } from '../vault/kek-usage.ts';
+import type { RetireOutcome } from '../vault/rewrap.ts';
+import { vaultLimits } from '../vault/vault-limits.ts';
 
 // Each command loads its own code when it runs (`import()` below): `coffer apikeys list` need not load the server,
 // its HTTP framework and the risk model, which would double the time it takes, nor `coffer help` the database.
@@ -160,7 +164,7 @@ async function commandKeys(config: Config, sub: 'rotate' | 'retire'): Promise<nu
   try {
     const { retireOldKeys, rotateVaultKeys } = await import('../ops/rotate-keys.ts');
     if (sub === 'rotate') {
-      const report = await rotateVaultKeys(database.db, config.kek, config.homeDir);
+      const report = await rotateVaultKeys(database.db, config.kek, config.homeDir, databaseLabel(config.databaseUrl), systemClock);
       print(`Key-encryption key ${report.previousKekId} replaced by ${report.currentKekId}.`);
       print(`Data keys: ${report.rewrap.examined} examined, ${report.rewrap.rewrapped} re-wrapped, ${report.rewrap.alreadyCurrent} already current, ${report.rewrap.failed} failed.`);
       if (!report.rewrap.finished || report.rewrap.failed > 0) {
@@ -170,9 +174,9 @@ async function commandKeys(config: Config, sub: 'rotate' | 'retire'): Promise<nu
       print(`Keep ${report.previousKekId} with backups taken before now; \`coffer keys retire\` deletes it once nothing uses it.`);
       return 0;
     }
-    const results = await retireOldKeys(database.db, config.kek, config.homeDir, systemClock);
+    const results = await retireOldKeys(database.db, config.kek, config.homeDir, databaseLabel(config.databaseUrl), systemClock);
     if (results.length === 0) print('No old key-encryption key to retire.');
-    for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept (${outcome.reason})`}`);
+    for (const { kekId, outcome } of results) print(`${kekId}: ${outcome.retired ? 'deleted' : `kept: ${whyKept(outcome)}`}`);
     return 0;
   } finally {
     await database.close();
@@ -328,3 +332,23 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** Why `coffer keys retire` kept a key, in words that say what to do. */
+function whyKept(outcome: Exclude<RetireOutcome, { retired: true }>): string {
+  switch (outcome.reason) {
+    case 'current':
+      return 'it is the current key';
+    case 'unknown':
+      return 'this home does not know when it was replaced';
+    case 'superseded_recently':
+      return `it was replaced less than ${Math.round(vaultLimits.kekRetireGraceMs / 60_000)} minutes ago (a running Coffer may still wrap under it); retire again after ${new Date(systemClock.nowMs() + outcome.retryAfterMs).toISOString()}`;
+    case 'in_use':
+      return `${outcome.dataKeys} data key(s) of this database are still wrapped under it; run \`coffer keys rotate\` to finish re-wrapping, then retire again`;
+    case 'other_database':
+      return outcome.databases.map((other) => other.why === 'uses'
+        ? `the ${other.label} database served from this home still has data keys under it (rotate that database: \`coffer keys rotate\` with its settings)`
+        : `the ${other.label} database served from this home has not said which keys it needs since this one was replaced (start it, or run \`coffer keys rotate\` against it)`).join('; ') + '; then retire again';
+    default:
+      return assertNever(outcome, 'retire outcome');
+  }
+}

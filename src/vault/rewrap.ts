@@ -1,3 +1,4 @@
+import type { OtherDatabaseNeed } from './kek-usage.ts';
 import type { Clock } from '../platform/clock.ts';
 import { dataKeyAad, type DataKeyRow } from './envelope.ts';
 import type { KeyEncryptionKeyProvider, WrappedKey } from './key-encryption-key.ts';
@@ -109,7 +110,9 @@ export type RetireOutcome =
   | { retired: true }
   | { retired: false; reason: 'current' | 'unknown' }
   | { retired: false; reason: 'superseded_recently'; retryAfterMs: number }
-  | { retired: false; reason: 'in_use'; dataKeys: number };
+  | { retired: false; reason: 'in_use'; dataKeys: number }
+  /** Another database served from the same home needs it, or has not said what it needs since it was replaced. */
+  | { retired: false; reason: 'other_database'; databases: OtherDatabaseNeed[] };
 
 /** Destroys `kekId` if, and only if, the rotation rule above allows it; otherwise changes nothing. */
 export async function retireKeyEncryptionKey(
@@ -118,6 +121,7 @@ export async function retireKeyEncryptionKey(
   kekId: string,
   clock: Clock,
   limits: VaultLimits = vaultLimits,
+  otherDatabases?: (kekId: string, safeAfterMs: number) => Promise<OtherDatabaseNeed[]>,
 ): Promise<RetireOutcome> {
   if (kekId === kek.currentKeyId()) return { retired: false, reason: 'current' };
   const supersededAtMs = kek.supersededAtMs(kekId);
@@ -126,6 +130,8 @@ export async function retireKeyEncryptionKey(
   if (retryAfterMs > 0) return { retired: false, reason: 'superseded_recently', retryAfterMs };
   const dataKeys = await rows.countWrappedUnder(kekId);
   if (dataKeys > 0) return { retired: false, reason: 'in_use', dataKeys };
+  const others = otherDatabases === undefined ? [] : await otherDatabases(kekId, supersededAtMs + limits.kekRetireGraceMs);
+  if (others.length > 0) return { retired: false, reason: 'other_database', databases: others };
   await kek.destroy(kekId);
   return { retired: true };
 }

@@ -7,6 +7,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import Stripe from 'stripe';
 import { requestHash } from '../../src/api/idempotency.ts';
 import { rotateVaultKeys } from '../../src/ops/rotate-keys.ts';
+import { systemClock } from '../../src/platform/clock.ts';
 import type { Database } from '../../src/store/database.ts';
 import { scanOutsideIdentifiers } from '../support/card-scan.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
@@ -166,7 +167,7 @@ describe('the card vault', () => {
   test('key rotation re-wraps data keys only; cards from before and after both still pay', async () => {
     const before = await publishable.paymentMethods.create({ type: 'card', card: { number: '378282246310005', exp_month: 9, exp_year: 2030 } });
     const ciphertextBefore = await sql<{ c: Uint8Array }>`SELECT ciphertext AS c FROM vault.cards ORDER BY created_at`.execute(server.database.db);
-    const report = await rotateVaultKeys(server.database.db, { kind: 'local' }, homeOf(server));
+    const report = await rotateVaultKeys(server.database.db, { kind: 'local' }, homeOf(server), 'embedded', systemClock);
     assert.equal(report.rewrap.failed, 0);
     assert.ok(report.rewrap.finished);
     assert.ok(report.rewrap.rewrapped >= 1);
@@ -200,7 +201,7 @@ describe('the card vault', () => {
         if (fs.existsSync(from)) fs.copyFileSync(from, path.join(elsewhere, 'keys', file));
       }
       await assert.rejects(startTestServer({ database: server.database, configEnv: { COFFER_HOME: elsewhere } }), refused);
-      await assert.rejects(rotateVaultKeys(server.database.db, { kind: 'local' }, elsewhere), refused);
+      await assert.rejects(rotateVaultKeys(server.database.db, { kind: 'local' }, elsewhere, 'embedded', systemClock), refused);
       assert.deepEqual(walk(elsewhere).filter((file) => file.includes(`${path.sep}kek${path.sep}`)), [], 'no KEK file was made');
     } finally {
       fs.rmSync(elsewhere, { recursive: true, force: true });
