@@ -41,6 +41,12 @@ interface LoggedRequest {
  */
 const redactedParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign|query|email|phone|to)=/i;
 
+/**
+ * The same secrets inside a URL given as a parameter's value, percent-encoded (Coffer's return link, with its `sig`,
+ * in the `return_url` of a provider's gateway request): `%3Fsig%3D…`, `%26payment_intent_client_secret%3D…`.
+ */
+const secretInEncodedUrl = /((?:%3F|%26)(?:sig|sign|[a-z_]*client_secret)%3D)(?:[0-9A-Za-z_.~-]|%2[BbFf]|%3[Dd])+/gi;
+
 /** API keys and webhook signing secrets, wherever a misconfigured client puts them in a URL (`?key=sk_live_…`). */
 const secretInUrl = /\b((?:sk|rk|pk)(?:_|%5F)(?:test|live)(?:_|%5F)|whsec(?:_|%5F))[0-9A-Za-z+=%]+/gi;
 
@@ -54,7 +60,7 @@ export function loggedUrl(url: string): string {
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
   const query = queryAt < 0 ? '' : `?${url.slice(queryAt + 1).split('&')
     .map((pair) => (redactedParameter.test(pair) ? `${pair.slice(0, pair.indexOf('='))}=[redacted]` : pair)).join('&')}`;
-  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]'));
+  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]').replace(secretInEncodedUrl, '$1[redacted]'));
 }
 
 /** A request as its log lines show it. */

@@ -12,6 +12,10 @@ test('client secrets, signatures and card data are redacted from logged URLs; ot
   assert.equal(loggedUrl('/hooks/return/ch_1?sig=abc'), '/hooks/return/ch_1?sig=[redacted]');
   assert.equal(loggedUrl('/v1/tokens?card[cvc]=123'), '/v1/tokens?card[cvc]=[redacted]');
   assert.equal(loggedUrl('/v1/payment_intents?limit=3'), '/v1/payment_intents?limit=3');
+  // A return link given to a provider, percent-encoded inside its gateway request: its signature is cut too.
+  assert.equal(loggedUrl('/sandbox/alipay/gateway.do?method=alipay.trade.page.pay&return_url=https%3A%2F%2F127.0.0.1%2Fhooks%2Freturn%2Fch_1%3Fsig%3DVzheNJx_a-b%2B%3D%26x%3D1&sign=abc'),
+    '/sandbox/alipay/gateway.do?method=alipay.trade.page.pay&return_url=https%3A%2F%2F127.0.0.1%2Fhooks%2Freturn%2Fch_1%3Fsig%3D[redacted]%26x%3D1&sign=[redacted]');
+  assert.equal(loggedUrl(`/x?next=https%3A%2F%2Fshop.example%2Fdone%3Fpayment_intent_client_secret%3D${secret}`), '/x?next=https%3A%2F%2Fshop.example%2Fdone%3Fpayment_intent_client_secret%3D[redacted]');
 });
 
 // An API key in a URL (a client that put it in the query string, or in the path by mistake) and the personal data
