@@ -1,6 +1,8 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
+import { ConfigError } from './config-error.ts';
 
 /** TLS 1.2 and 1.3 with forward-secret AEAD suites only. */
 export const tlsCiphers = [
@@ -35,12 +37,7 @@ export async function loadTlsMaterial(
   nowMs: number,
 ): Promise<TlsMaterial> {
   if (configured.certFile !== undefined && configured.keyFile !== undefined) {
-    return {
-      cert: fs.readFileSync(configured.certFile, 'utf8'),
-      key: fs.readFileSync(configured.keyFile, 'utf8'),
-      certFile: configured.certFile,
-      generated: false,
-    };
+    return { ...configuredPair(configured.certFile, configured.keyFile), certFile: configured.certFile, generated: false };
   }
   const dir = path.join(homeDir, 'tls');
   const certFile = path.join(dir, 'localhost.crt');
@@ -70,4 +67,36 @@ export async function loadTlsMaterial(
   fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
   fs.writeFileSync(certFile, pems.cert, { mode: 0o644 });
   return { cert: pems.cert, key: pems.private, certFile, generated: true };
+}
+
+/** Reads a configured file, or refuses naming the setting that gave it. */
+function readConfigured(variable: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${variable}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+/**
+ * The certificate and key given by COFFER_TLS_CERT and COFFER_TLS_KEY, checked before anything listens: each must
+ * be PEM that parses, and the key must be the certificate's. A refusal names the setting and the file.
+ */
+function configuredPair(certFile: string, keyFile: string): { cert: string; key: string } {
+  const cert = readConfigured('COFFER_TLS_CERT', certFile);
+  const key = readConfigured('COFFER_TLS_KEY', keyFile);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new ConfigError(`COFFER_TLS_CERT: ${certFile} holds no PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ConfigError(`COFFER_TLS_KEY: ${keyFile} holds no PEM private key (or one protected by a passphrase, which Coffer cannot open)`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) throw new ConfigError(`COFFER_TLS_KEY: ${keyFile} is not the private key of the certificate in ${certFile}`);
+  return { cert, key };
 }
