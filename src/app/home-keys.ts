@@ -28,15 +28,19 @@ export async function homeKeyProblems(db: Kysely<Database>, homeDir: string): Pr
   const instanceFile = instanceKeyFile(homeDir);
   if (recorded !== null) {
     if (!fs.existsSync(instanceFile)) problems.push(`${instanceFile} is missing, but this database was made with one`);
-    else if (instanceKeyCheck(loadInstanceSecret(homeDir)) !== recorded) problems.push(`${instanceFile} is not the instance key this database was made with`);
+    else {
+      // A key file that cannot be used (others may read it, it is not a key) is a problem to report with the rest.
+      const check = unlessUnusable(problems, () => instanceKeyCheck(loadInstanceSecret(homeDir)));
+      if (check !== undefined && check !== recorded) problems.push(`${instanceFile} is not the instance key this database was made with`);
+    }
   }
   const latest = await db.selectFrom('audit_checkpoints').select('key_id').orderBy('seq', 'desc').limit(1).executeTakeFirst();
   if (latest !== undefined) {
     const auditFile = auditKeyFile(homeDir);
     if (!fs.existsSync(auditFile)) problems.push(`${auditFile} is missing, but this database's audit checkpoints are signed with ${latest.key_id}`);
     else {
-      const keyId = CheckpointSigner.open(homeDir, { create: false }).keyId;
-      if (keyId !== latest.key_id) problems.push(`${auditFile} holds ${keyId}, but this database's audit checkpoints are signed with ${latest.key_id}`);
+      const keyId = unlessUnusable(problems, () => CheckpointSigner.open(homeDir, { create: false }).keyId);
+      if (keyId !== undefined && keyId !== latest.key_id) problems.push(`${auditFile} holds ${keyId}, but this database's audit checkpoints are signed with ${latest.key_id}`);
     }
   }
   return problems;
@@ -62,5 +66,15 @@ export async function recordInstanceKey(db: Kysely<Database>, homeDir: string): 
   if (recorded !== undefined && recorded.instance_key_check !== check) {
     throw new HomeKeysError(`${instanceKeyFile(homeDir)} is not the instance key this database was made with (another process recorded its own first). `
       + 'Give every process of the installation the same keys/ directory.');
+  }
+}
+
+/** What `read` gives, or undefined with its error added to `problems` (a key file that cannot be used). */
+function unlessUnusable<T>(problems: string[], read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+    return undefined;
   }
 }

@@ -132,7 +132,7 @@ function configFindings(config: Config): Finding[] {
 async function databaseFindings(db: Kysely<Database>, config: Config, nowMs: number): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const problem of await homeKeyProblems(db, config.homeDir)) {
-    findings.push({ severity: 'problem', check: 'home_keys', message: `${problem}: Coffer will not start. Restore the whole keys/ directory from this installation's backup.` });
+    findings.push({ severity: 'problem', check: 'home_keys', message: `${problem}: Coffer will not start until it is put right (a key that is missing or another installation's: restore the whole keys/ directory from this installation's backup).` });
   }
   if (config.databaseUrl !== undefined) {
     const role = await sql<{ rolsuper: boolean; rolname: string }>`SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user`.execute(db);

@@ -40,6 +40,16 @@ describe('the home directory\'s keys against the database', () => {
     assert.match(recorded.instance_key_check ?? '', /^[A-Za-z0-9_-]{22}$/);
   });
 
+  test('a key file others can read is reported with the other problems (as coffer doctor lists them), not thrown', async () => {
+    const instance = keyFile(home(), 'instance.key');
+    fs.chmodSync(instance, 0o644);
+    try {
+      assert.deepEqual(await homeKeyProblems(server.database.db, home()), [`${instance} must be readable by its owner only (mode 0600), found 644`]);
+    } finally {
+      fs.chmodSync(instance, 0o600);
+    }
+  });
+
   test('two first starts at once, each with a new home: the second finds the first one\'s key recorded and is refused', async () => {
     // As if the first start of this database had not recorded its key yet, and another process, with another new
     // home, recorded its own in between: recording compares in the same statement.
