@@ -89,8 +89,10 @@ async function commandStart(config: Config): Promise<void> {
   print(`Coffer is running (test mode, ${coffer.database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}: ${coffer.database.location})`);
   print(`  API         ${coffer.url}/v1`);
   print(`  Health      ${coffer.url}/health`);
+  // How to make the first owner, only while there is none.
+  const staff = await coffer.services.db.selectFrom('staff_users').select('id').limit(1).executeTakeFirst();
   const ownerHint = coffer.database.kind === 'pglite' ? 'stop Coffer, then coffer admin create --email … --name …' : 'coffer admin create --email … --name …';
-  print(`  Staff API   ${coffer.internalUrl}/staff/v1 (first owner: ${ownerHint})`);
+  print(`  Staff API   ${coffer.internalUrl}/staff/v1${staff === undefined ? ` (first owner: ${ownerHint})` : ''}`);
   if (coffer.certFile !== null) print(`  Certificate ${coffer.certFile} (self-signed unless you configured one)`);
   if (coffer.demo !== undefined) {
     print('');
@@ -128,7 +130,14 @@ async function commandStart(config: Config): Promise<void> {
 async function commandMigrate(config: Config): Promise<number> {
   const database = await openConfiguredDatabase(config);
   try {
-    const report = await migrate(database);
+    // PostgreSQL connects on the first query: a server down, or no such database or role, is refused naming where.
+    const report = await migrate(database).catch(async (error: unknown) => {
+      if (config.databaseUrl === undefined || !isConnectionRefusal(error)) throw error;
+      const { describeError } = await import('./open-installed-database.ts');
+      const { redactConnectionString } = await import('../store/open-database.ts');
+      const reason = `${describeError(error)} (the database ${redactConnectionString(config.databaseUrl)})`;
+      throw new DatabaseRefusal(`could not open the database, so nothing was changed: ${reason}`, 3, reason);
+    });
     print(report.applied.length === 0 ? 'The database is up to date.' : `Applied: ${report.applied.join(', ')}`);
     return 0;
   } finally {
@@ -197,8 +206,10 @@ async function commandDoctor(config: Config): Promise<number> {
     const findings = await runDoctor(config, database?.db, Date.now());
     for (const finding of findings) print(`${finding.severity.padEnd(9)} ${finding.check}: ${finding.message}`);
     const problems = findings.filter((finding) => finding.severity === 'problem').length;
+    // The database that could not be opened was one warning more, printed above.
+    const warnings = findings.length - problems + (database === undefined ? 1 : 0);
     const skipped = database === undefined ? ' The database could not be opened, so its checks were skipped: run doctor again when it can be.' : '';
-    print(problems === 0 ? `No problem found (${findings.length} warning(s)).${skipped}` : `${problems} problem(s), ${findings.length - problems} warning(s).${skipped}`);
+    print(problems === 0 ? `No problem found (${warnings} warning(s)).${skipped}` : `${problems} problem(s), ${warnings} warning(s).${skipped}`);
     // Skipped checks are no verdict: a gate on doctor must not pass on them.
     return problems > 0 ? 1 : database === undefined ? 3 : 0;
   } finally {
@@ -351,4 +362,10 @@ function whyKept(outcome: Exclude<RetireOutcome, { retired: true }>): string {
     default:
       return assertNever(outcome, 'retire outcome');
   }
+}
+
+/** Whether PostgreSQL refused the connection itself: no such database or role, bad password, server not there. */
+function isConnectionRefusal(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (['3D000', '28000', '28P01', 'ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT'].includes(code) || code.startsWith('08'));
 }

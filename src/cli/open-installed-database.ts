@@ -7,7 +7,7 @@ import { redactConnectionString, type OpenDatabase } from '../store/open-databas
 import { DatabaseRefusal } from './database-refusal.ts';
 
 /** An error's own words; a connection refused on every address of a name is an AggregateError with none. */
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   if (error instanceof AggregateError && error.message === '') return error.errors.map(describeError).join('; ');
   if (error instanceof Error) return error.message !== '' ? error.message : ((error as NodeJS.ErrnoException).code ?? error.name);
   return String(error);

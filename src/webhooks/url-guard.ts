@@ -76,7 +76,7 @@ export async function resolveDeliveryAddress(url: URL, policy: UrlPolicy): Promi
   if (addresses.length === 0) throw invalid(`The host ${host} has no address.`);
   for (const { address } of addresses) {
     if (!addressAllowed(address, policy)) {
-      throw invalid(`The host ${host} resolves to ${address}, a loopback, private or reserved address, which webhooks may not reach.`);
+      throw invalid(`The host ${host} resolves to ${address}, a loopback, private or reserved address, which webhooks may not reach (to test with a receiver on this machine, the operator can start Coffer with COFFER_WEBHOOKS_ALLOW_PRIVATE=true).`);
     }
   }
   const first = addresses[0];

@@ -96,6 +96,14 @@ describe('the coffer command', { concurrency: false }, () => {
     assert.match(migrated.stdout, /Applied: |up to date/);
     const again = coffer(['migrate'], env);
     assert.match(again.stdout, /The database is up to date\./);
+    if (url !== undefined) {
+      // A PostgreSQL database that is not there is refused naming where Coffer looked (3: cannot be opened).
+      const absent = new URL(url);
+      absent.pathname = '/coffer_no_such_database';
+      const missing = coffer(['migrate'], { DATABASE_URL: absent.toString() });
+      assert.equal(missing.status, 3, missing.stderr);
+      assert.match(missing.stderr, /could not open the database, so nothing was changed: database "coffer_no_such_database" does not exist \(the database postgres:\/\/[^ ]*\/coffer_no_such_database\)/);
+    }
 
     const server = await spawnCoffer(home, { ...env, COFFER_JOBS: 'false' });
     for (const body of ['amount=1500&currency=usd&payment_method=pm_card_visa&confirm=true',
