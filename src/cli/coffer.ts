@@ -104,6 +104,18 @@ async function commandStart(config: Config): Promise<void> {
     print(`  curl -k ${coffer.url}/v1/payment_intents -u ${coffer.demo.secretKey}: \\`);
     print('    -d amount=2000 -d currency=usd -d payment_method=pm_card_visa -d confirm=true');
   }
+  // What `coffer doctor` would call a problem (TLS off on an exposed listener, a superuser connection, …) is said at
+  // every start, on the terminal and in the log, not only when someone thinks to ask.
+  const { runDoctor } = await import('../ops/doctor.ts');
+  const problems = (await runDoctor(config, coffer.services.db, Date.now())).filter((finding) => finding.severity === 'problem');
+  if (problems.length > 0) {
+    print('');
+    print(`${problems.length} problem(s) with this installation (coffer doctor lists them, with its warnings):`);
+    for (const problem of problems) {
+      print(`  ${problem.check}: ${problem.message}`);
+      coffer.services.logger.warn({ check: problem.check }, `doctor: ${problem.message}`);
+    }
+  }
   print('');
   print(`Ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Press Ctrl-C to stop.`);
   let stopping = false;

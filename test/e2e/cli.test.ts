@@ -106,6 +106,7 @@ describe('the coffer command', { concurrency: false }, () => {
     }
 
     const server = await spawnCoffer(home, { ...env, COFFER_JOBS: 'false' });
+    assert.doesNotMatch(server.output(), /problem\(s\) with this installation/, 'a sound start names no problem');
     for (const body of ['amount=1500&currency=usd&payment_method=pm_card_visa&confirm=true',
       'amount=900&currency=eur&payment_method=pm_card_visa&capture_method=manual&confirm=true']) {
       const response = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body });
@@ -340,6 +341,18 @@ describe('the coffer command', { concurrency: false }, () => {
     } finally {
       fs.rmSync(keysHome, { recursive: true, force: true });
       if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
+    }
+  });
+
+  test('start says what coffer doctor would call a problem, on the terminal and in the log', async () => {
+    const unsound = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-unsound-'));
+    try {
+      const server = await spawnCoffer(unsound, { COFFER_JOBS: 'false', COFFER_EMBEDDED_DURABILITY: 'os' });
+      await server.kill();
+      assert.match(server.output(), /1 problem\(s\) with this installation \(coffer doctor lists them, with its warnings\):\n  durability: /);
+      assert.match(server.output(), /"level":40,.*"check":"durability","msg":"doctor: /, 'and a warning in the log');
+    } finally {
+      fs.rmSync(unsound, { recursive: true, force: true });
     }
   });
 
