@@ -33,7 +33,7 @@ Usage:
   coffer merchants create|list   the platform's merchants (coffer merchants --help for details)
   coffer apikeys create|list|roll|revoke   merchants' API keys (coffer apikeys --help for details)
   coffer audit verify|seal|export   the tamper-evident audit log (coffer audit --help for details)
-  coffer admin create --email … --name …   a staff owner, while fewer than two approvers exist; prints a one-time enrollment token
+  coffer admin create --email … --name …   a staff owner, while fewer than two approvers exist; prints a one-time enrollment token and link
   coffer risk train|evaluate|score|explain   the fraud model (coffer risk --help for details; needs no database)
   coffer risk export --output FILE   decided payments with their labels, as a training file
   coffer doctor           report insecure or fragile configuration; exits 1 if any problem is found, 3 when
@@ -72,6 +72,19 @@ Environment:
   COFFER_REDIS_PREFIX     prefix of Coffer's keys in Redis (default coffer:)
   COFFER_KEK_PKCS11_MODULE, COFFER_KEK_PKCS11_TOKEN, COFFER_KEK_PKCS11_PIN_FILE   keep the vault's key-encryption
                           keys in an HSM: its PKCS#11 module, token label, and a file (mode 0600) holding the user PIN
+  COFFER_PUBLIC_URL       the https origin providers and shoppers reach Coffer at (notifications, return links,
+                          checkout pages); default: the listener's own address
+  COFFER_CARD_FRAME_ORIGIN   the card frame's origin behind a public host name (another origin than the checkout
+                          page's); without it there, the hosted checkout offers no card entry (docs/checkout.md)
+  COFFER_SHOPPER_NOTIFY_URL, COFFER_SHOPPER_NOTIFY_SECRET_FILE   your gateway for shoppers' SMS and email (step-up
+                          codes, receipts), and the file (mode 0600) of the secret its requests are signed with
+  COFFER_RISK_MODEL       the risk model file (default models/sparkov.json); COFFER_RISK_USD_RATES adds dollar
+                          rates for currencies the model has none for, as JSON ({"eur":1.08})
+  COFFER_SANDBOX_CONTROLS=true   serve the test-mode sandboxes' fault controls (a shared test environment only)
+  COFFER_ALIPAY_APP_ID, COFFER_ALIPAY_PRIVATE_KEY_FILE, COFFER_ALIPAY_PUBLIC_KEY_FILE, COFFER_ALIPAY_GATEWAY
+                          live Alipay (docs/providers.md)
+  COFFER_WECHAT_PAY_MCHID, _APPID, _SERIAL_NO, _PRIVATE_KEY_FILE, _PUBLIC_KEY_ID, _PUBLIC_KEY_FILE, _APIV3_KEY_FILE,
+  _BASE_URL, _APP_SECRET_FILE   live WeChat Pay (docs/providers.md)
 `;
 
 // A closed terminal or pipe must not crash the server: output is informational.

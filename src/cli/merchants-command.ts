@@ -7,7 +7,7 @@ import { parseCommandLine, refused, refuseExtraArguments, subcommand, UsageError
 export const merchantsUsage = `Usage:
   coffer merchants create --name text   a new merchant, with a test-mode secret key and publishable key (shown once);
                                         live keys: coffer apikeys create --merchant acct_… --live
-  coffer merchants list                 every merchant: id, name, when it was created, how many active keys it has
+  coffer merchants list                 every merchant: id, when it was created, how many keys it has not revoked, name
 Exit codes: 0 done; 1 refused (the message says why: a name empty, longer than 100 characters or with control
   characters); ${databaseExitCodes}.`;
 

@@ -111,7 +111,13 @@ function evaluate(dataset: DatasetName, input: string, modelFile: string | undef
   const hyper = scorer.artifact.hyperparameters;
   print(`Parameters of model ${scorer.artifact.modelVersion}: ${hyper.trees} trees, depth ${hyper.maxDepth}, learning rate ${hyper.learningRate}`);
   const spec = withLegitimateWeight(datasets[dataset], scorer.artifact.calibration.naturalLegitimateWeight);
-  const report = validateOnLaterSlice(spec, readTable(input), hyper);
+  let report: ReturnType<typeof validateOnLaterSlice>;
+  try {
+    report = validateOnLaterSlice(spec, readTable(input), hyper);
+  } catch (error) {
+    // The model is trained again on the file's earlier 70 %, and judged on the rest: say which part fell short.
+    throw new Error(`${input}: the model is trained again on the earlier 70 % of its rows, and cannot be: ${error instanceof Error ? error.message : String(error)}`);
+  }
   printValidation(print, report.artifactValidation);
   if (JSON.stringify(report.artifactValidation) === JSON.stringify(scorer.artifact.validation)) {
     print('These are the figures stored in the model file: training is reproducible.');

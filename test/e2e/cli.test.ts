@@ -106,7 +106,9 @@ describe('the coffer command', { concurrency: false }, () => {
     }
 
     const server = await spawnCoffer(home, { ...env, COFFER_JOBS: 'false' });
-    assert.doesNotMatch(server.output(), /problem\(s\) with this installation/, 'a sound start names no problem');
+    // The tests reach PostgreSQL as its superuser, which doctor rightly calls a problem; the embedded start is sound.
+    if (url === undefined) assert.doesNotMatch(server.output(), /problem\(s\) with this installation/, 'a sound start names no problem');
+    else assert.match(server.output(), /problem\(s\) with this installation[^]*database_role: Coffer connects as [a-z_]+, a superuser/);
     for (const body of ['amount=1500&currency=usd&payment_method=pm_card_visa&confirm=true',
       'amount=900&currency=eur&payment_method=pm_card_visa&capture_method=manual&confirm=true']) {
       const response = await rawRequest(server, 'POST', '/v1/payment_intents', { key: server.secretKey, body });

@@ -199,7 +199,7 @@ export function trainBoostedTrees(set: TrainingSet, params: BoostingParameters):
     if (set.y[i] === 1) positive += set.w[i] as number;
     else negative += set.w[i] as number;
   }
-  if (positive === 0 || negative === 0) throw new Error('trainBoostedTrees: the training set needs both frauds and legitimate rows');
+  if (positive === 0 || negative === 0) throw new Error(`the training rows need both frauds and legitimate rows; they hold no ${positive === 0 ? "fraud" : "legitimate row"}`);
   const baseMargin = Math.log(positive / negative);
   const binned = binFeatures(set, params.bins);
   const random = seededRandom(params.seed);
