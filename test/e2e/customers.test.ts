@@ -34,8 +34,9 @@ describe('customers', () => {
     assert.deepEqual(updated.shipping, { address: { city: null, country: 'US', line1: '2 Side St', line2: null, postal_code: null, state: null }, name: 'Jenny Rosen', phone: null });
     assert.deepEqual(updated.metadata, { tier: '2' });
     assert.deepEqual(await stripe.customers.retrieve(jenny.id), updated);
-    const byEmail = await stripe.customers.list({ email: 'jenny.rosen@example.com' });
+    const byEmail = await stripe.customers.list({ email: 'Jenny.Rosen@example.com' });
     assert.deepEqual(byEmail.data.map((customer) => customer.id), [jenny.id]);
+    assert.deepEqual((await stripe.customers.list({ email: 'jenny.rosen@example.com' })).data, [], 'the list filter is case-sensitive, as Stripe\'s is');
     const searched = await stripe.customers.search({ query: "email:'jenny.rosen@example.com'" });
     assert.equal(searched.object, 'search_result');
     assert.deepEqual(searched.data.map((customer) => customer.id), [jenny.id]);

@@ -138,7 +138,8 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
     const query = request.query as ListQueryParams & { email?: string };
     let rows = services.db.selectFrom('customers').selectAll().where('deleted_at', 'is', null);
     // Both sides lower-cased by the database, as search compares text.
-    if (query.email !== undefined) rows = rows.where(sql<boolean>`lower(email) = lower(${query.email})`);
+    // Case-sensitive, as Stripe's filter is; the lower-case comparison first lets the index on lower(email) find it.
+    if (query.email !== undefined) rows = rows.where(sql<boolean>`lower(email) = lower(${query.email})`).where('email', '=', query.email);
     const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
     const page = await listPage(services.db, ctx.actor, { table: 'customers', kind: 'customer', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
     const data = page.data.map(customerObject);
