@@ -33,7 +33,8 @@ function lastPaymentErrorObject(
 ): Record<string, unknown> | null {
   if (error === null) return null;
   const object: Record<string, unknown> = {};
-  if (shape === 'current' && error.advice_code !== undefined) object.advice_code = error.advice_code;
+  // Present when the issuer gave advice, as Stripe's type declares it (a string, or absent).
+  if (shape === 'current' && error.advice_code !== undefined && error.advice_code !== null) object.advice_code = error.advice_code;
   if (error.charge !== undefined) object.charge = error.charge;
   object.code = error.code;
   if (error.decline_code !== undefined) object.decline_code = error.decline_code;
