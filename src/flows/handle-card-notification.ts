@@ -50,10 +50,8 @@ async function recordAuthenticationEnded(
 ): Promise<void> {
   // A SetupIntent's verification: its outcome is asked of the acquirer by the SetupIntent's own key.
   if (notification.chargeReference.startsWith('seti_')) {
-    const intent = await services.db.selectFrom('setup_intents').select('merchant_id').where('id', '=', notification.chargeReference)
-      .where('livemode', '=', livemode).executeTakeFirst();
+    const intent = await settleSetupAuthentication(services, notification.chargeReference, 'card-acquirer-notification', livemode);
     if (intent === undefined) throw new NotificationRejected(`no SetupIntent ${notification.chargeReference}`);
-    await settleSetupAuthentication(services, notification.chargeReference, await jobTrail(services, 'card-acquirer-notification', intent.merchant_id));
     return;
   }
   const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', notification.chargeReference)

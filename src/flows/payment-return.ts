@@ -50,10 +50,17 @@ export async function returnFromProvider(services: Services, chargeId: string, s
     .where('id', '=', charge.payment_intent_id).executeTakeFirstOrThrow();
   const redirectStatus = intent.status === 'succeeded' || intent.status === 'requires_capture' ? 'succeeded'
     : intent.status === 'requires_payment_method' ? 'failed' : 'pending';
-  if (intent.return_url === null) return { page: redirectStatus === 'pending' ? 'unknown' : 'finished' };
-  const target = new URL(intent.return_url);
-  target.searchParams.set('payment_intent', intent.id);
-  target.searchParams.set('payment_intent_client_secret', intent.client_secret);
+  return backToMerchant(intent.return_url, redirectStatus, { payment_intent: intent.id, payment_intent_client_secret: intent.client_secret });
+}
+
+/**
+ * Where the shopper goes next: the merchant's `return_url` with Stripe's parameters and `redirect_status`, or, without
+ * one, Coffer's own page (a pending outcome has nothing to say yet).
+ */
+function backToMerchant(returnUrl: string | null, redirectStatus: 'succeeded' | 'failed' | 'pending', parameters: Record<string, string>): ReturnTarget {
+  if (returnUrl === null) return { page: redirectStatus === 'pending' ? 'unknown' : 'finished' };
+  const target = new URL(returnUrl);
+  for (const [name, value] of Object.entries(parameters)) target.searchParams.set(name, value);
   target.searchParams.set('redirect_status', redirectStatus);
   return { redirect: target.toString() };
 }
@@ -64,15 +71,8 @@ export async function returnFromProvider(services: Services, chargeId: string, s
  * `setup_intent_client_secret`, `redirect_status`).
  */
 async function returnFromSetup(services: Services, intentId: string): Promise<ReturnTarget> {
-  const found = await services.db.selectFrom('setup_intents').select('merchant_id').where('id', '=', intentId).executeTakeFirst();
-  if (found === undefined) return { page: 'unknown' };
-  const intent = await settleSetupAuthentication(services, intentId, await jobTrail(services, 'payment-return', found.merchant_id));
+  const intent = await settleSetupAuthentication(services, intentId, 'payment-return');
   if (intent === undefined) return { page: 'unknown' };
   const redirectStatus = intent.status === 'succeeded' ? 'succeeded' : intent.status === 'requires_payment_method' || intent.status === 'canceled' ? 'failed' : 'pending';
-  if (intent.return_url === null) return { page: redirectStatus === 'pending' ? 'unknown' : 'finished' };
-  const target = new URL(intent.return_url);
-  target.searchParams.set('setup_intent', intent.id);
-  target.searchParams.set('setup_intent_client_secret', intent.client_secret);
-  target.searchParams.set('redirect_status', redirectStatus);
-  return { redirect: target.toString() };
+  return backToMerchant(intent.return_url, redirectStatus, { setup_intent: intent.id, setup_intent_client_secret: intent.client_secret });
 }

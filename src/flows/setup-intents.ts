@@ -291,17 +291,20 @@ async function recordVerification(services: Services, verification: Verification
  * The cardholder's challenge for a SetupIntent ended (the shopper came back, or the acquirer said so): the acquirer
  * is asked what became of the verification (outside any transaction; the browser's arrival proves nothing), and a
  * final answer is recorded. A SetupIntent that no longer waits for that challenge (canceled, given another card,
- * settled already) is left as it is. Returns the SetupIntent as it then is.
+ * settled already) is left as it is. Returns the SetupIntent as it then is, undefined if there is none (in `livemode`,
+ * when given). `job` names who settles it in the audit trail.
  */
-export async function settleSetupAuthentication(services: Services, intentId: string, trail: Trail): Promise<SetupIntentRow | undefined> {
-  const intent = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', intentId).executeTakeFirst();
+export async function settleSetupAuthentication(services: Services, intentId: string, job: string, livemode?: boolean): Promise<SetupIntentRow | undefined> {
+  let read = services.db.selectFrom('setup_intents').selectAll().where('id', '=', intentId);
+  if (livemode !== undefined) read = read.where('livemode', '=', livemode);
+  const intent = await read.executeTakeFirst();
   if (intent === undefined || intent.status !== 'requires_action' || intent.verification_key === null || intent.payment_method_id === null) return intent;
   const found = await services.connectors.card(intent.livemode).syncPayment({
     idempotencyKey: intent.verification_key, reference: intent.id, amountMinor: 0n, currency: verificationCurrency(),
   });
   if (found.status !== 'authorized' && found.status !== 'captured' && found.status !== 'declined') return intent;
   const verification: Verification = {
-    scope: { merchantId: intent.merchant_id, livemode: intent.livemode }, trail, intentId: intent.id, methodId: intent.payment_method_id, key: intent.verification_key,
+    scope: { merchantId: intent.merchant_id, livemode: intent.livemode }, trail: await jobTrail(services, job, intent.merchant_id), intentId: intent.id, methodId: intent.payment_method_id, key: intent.verification_key,
   };
   return recordVerification(services, verification, intent.payment_method_id, found, async () => undefined);
 }

@@ -52,6 +52,18 @@ describe('key-encryption keys shared by two databases of one home', () => {
 
     // The first database rotates too; then nothing needs kek_1 or kek_2 any more.
     await rotateVaultKeys(first.database.db, { kind: 'local' }, home, 'embedded', later(11));
+    // A third database whose last note is older than the keys' replacement may have wrapped under them since: kept.
+    const noted = JSON.parse(fs.readFileSync(kekUsageFile(home), 'utf8')) as { databases: Record<string, unknown> };
+    fs.writeFileSync(kekUsageFile(home), JSON.stringify({ ...noted, databases: { ...noted.databases, chain_third: { label: 'postgres://db3/x', kekIds: ['kek_3'], checkedAtMs: 0 } } }));
+    const stale = await retireOldKeys(second.database.db, { kind: 'local' }, home, 'embedded', later(22));
+    assert.deepEqual(stale.map((result) => [result.kekId, result.outcome.retired ? 'deleted' : result.outcome.reason]), [['kek_1', 'other_database'], ['kek_2', 'other_database']]);
+    const unchecked = stale[0]?.outcome;
+    assert.ok(unchecked !== undefined && !unchecked.retired && unchecked.reason === 'other_database');
+    assert.deepEqual(unchecked.databases, [{ label: 'postgres://db3/x', why: 'unchecked' }]);
+    // That database gone for good: its entry removed, as docs/operations.md says.
+    const withThird = JSON.parse(fs.readFileSync(kekUsageFile(home), 'utf8')) as { databases: Record<string, unknown> };
+    delete withThird.databases.chain_third;
+    fs.writeFileSync(kekUsageFile(home), JSON.stringify(withThird));
     const retired = await retireOldKeys(second.database.db, { kind: 'local' }, home, 'embedded', later(22));
     assert.deepEqual(retired.map((result) => [result.kekId, result.outcome.retired]), [['kek_1', true], ['kek_2', true]]);
     first.coffer.services.vault.forget();
