@@ -132,7 +132,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const ctx = requestContext(request);
     const id = (request.params as { intent: string }).intent;
     return sendOutcome(reply, await answerInChange(request, (respond) => cancelSetupIntent(services, ctx, id, body.cancellation_reason, respond),
-      async (intent: SetupIntentRow, tx: Tx) => (await setupIntentObjects(tx, [intent], ctx.actor.apiVersion.shape))[0] ?? {}));
+      (intent: SetupIntentRow, tx: Tx) => confirmed(ctx, { intent, declined: false }, tx)));
   });
 
   app.get('/v1/setup_intents', { config: readConfig, schema: { querystring: strictObject({ ...ListQuery, customer: Type.Optional(ObjectId) }) } }, async (request, reply) => {
