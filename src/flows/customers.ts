@@ -80,7 +80,7 @@ async function methodToSave(tx: Tx, services: Services, ctx: RequestContext, id:
   if (method.customer_id !== null) {
     throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to a customer; detach it first.`, { param: 'payment_method' });
   }
-  checkSavable(method, 'payment_method');
+  await checkSavable(tx, method, 'payment_method');
   return method;
 }
 

@@ -137,12 +137,21 @@ function checkNotDetached(method: PaymentMethodRow, param: string): void {
 
 /**
  * Nor may such a card be saved to a customer afterwards (attach, a SetupIntent): that would turn a card given for
- * one payment into one charged at will. A card is saved before or by its first payment (`setup_future_usage`).
+ * one payment into one charged at will. A card is saved before or by its first payment; or after it, if that
+ * payment asked to keep it (`setup_future_usage`, the shopper's consent, given without a customer) and the card
+ * was authorized, as Stripe allows.
  */
-export function checkSavable(method: PaymentMethodRow, param: string): void {
+export const savableStatuses = ['succeeded', 'requires_capture'] as const;
+
+export async function checkSavable(tx: Tx, method: PaymentMethodRow, param: string): Promise<void> {
   checkNotDetached(method, param);
   if (method.customer_id !== null || method.first_payment_intent_id === null) return;
+  const first = await tx.selectFrom('payment_intents').select(['setup_future_usage', 'status'])
+    .where('id', '=', method.first_payment_intent_id).executeTakeFirst();
+  if (first !== undefined && first.setup_future_usage !== null && (savableStatuses as readonly string[]).includes(first.status)) return;
+  const why = first?.setup_future_usage === null || first === undefined
+    ? 'without setup_future_usage, so it cannot be saved to a customer now: save a card before or with its first payment (setup_future_usage)'
+    : `with setup_future_usage, but that payment is ${first.status}, not authorized, so the card cannot be saved from it`;
   throw new CofferError('payment_method_unexpected_state',
-    `The payment method ${method.id} was used with a PaymentIntent without a customer, so it cannot be saved to one now: ` +
-    'save a card before or with its first payment (setup_future_usage), or ask the shopper for it again.', { param });
+    `The payment method ${method.id} was used with PaymentIntent ${method.first_payment_intent_id} ${why}; or ask the shopper for the card again.`, { param });
 }

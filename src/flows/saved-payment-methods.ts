@@ -191,7 +191,7 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
     if (method.customer_id !== null) {
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
     }
-    checkSavable(method, 'payment_method');
+    await checkSavable(tx, method, 'payment_method');
     const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     // The PaymentMethod attached, also when a test id made it (the id then says which).
     await recordChange(tx, requestTrail(ctx), ctx.actor, {

@@ -9,7 +9,7 @@ import type { PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
-import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod } from './payment-methods.ts';
+import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod, savableStatuses } from './payment-methods.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
@@ -98,7 +98,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     if (params.payment_method !== undefined) {
       method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
       checkMethodBelongs(method, customer?.id ?? null);
-      checkSavable(method, 'payment_method');
+      await checkSavable(tx, method, 'payment_method');
     }
     const id = newId('seti');
     const row = await tx.insertInto('setup_intents').values({
@@ -135,7 +135,7 @@ export async function updateSetupIntent(services: Services, ctx: RequestContext,
       if (intent.customer_id !== null) await liveCustomer(tx, ctx, intent.customer_id);
       method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
       checkMethodBelongs(method, intent.customer_id);
-      checkSavable(method, 'payment_method');
+      await checkSavable(tx, method, 'payment_method');
     }
     const after = await tx.updateTable('setup_intents').set({
       status, payment_method_id: method?.id ?? intent.payment_method_id, metadata: JSON.stringify(metadata), updated_at: now,
@@ -170,7 +170,7 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
       const status = next(intent, 'attach_payment_method');
       const method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
       checkMethodBelongs(method, intent.customer_id);
-      checkSavable(method, 'payment_method');
+      await checkSavable(tx, method, 'payment_method');
       intent = await tx.updateTable('setup_intents').set({ status, payment_method_id: method.id, next_action: JSON.stringify(null) }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     }
     if (intent.payment_method_id === null) {
@@ -319,9 +319,15 @@ async function saveToCustomer(tx: Tx, trail: Trail, scope: Scope, intent: SetupI
   const customer = await tx.selectFrom('customers').select(['id', 'deleted_at']).where('id', '=', intent.customer_id)
     .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).forUpdate().executeTakeFirst();
   if (customer === undefined || customer.deleted_at !== null) return;
-  // A card a guest payment used meanwhile stays unsaved (decision 0023): the SetupIntent verified it all the same.
+  // A card a guest payment used meanwhile stays unsaved (decision 0023), unless that payment asked to keep it and was
+  // authorized (as `checkSavable`): the SetupIntent verified it all the same.
   const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', methodId).where('customer_id', 'is', null)
-    .where('first_payment_intent_id', 'is', null).where('detached_at', 'is', null).returningAll().executeTakeFirst();
+    .where((eb) => eb.or([
+      eb('first_payment_intent_id', 'is', null),
+      eb.exists(eb.selectFrom('payment_intents').select('payment_intents.id').whereRef('payment_intents.id', '=', 'payment_methods.first_payment_intent_id')
+        .where('payment_intents.setup_future_usage', 'is not', null).where('payment_intents.status', 'in', savableStatuses)),
+    ]))
+    .where('detached_at', 'is', null).returningAll().executeTakeFirst();
   if (saved !== undefined) await recordEvents(tx, trail, scope, [{ type: 'payment_method.attached', paymentMethod: { after: saved } }], now);
 }
 

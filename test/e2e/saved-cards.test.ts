@@ -298,7 +298,7 @@ describe('saved cards', () => {
     // Nor can the used card be saved to a customer afterwards, to be charged at will.
     const keeper = await stripe.customers.create({ email: 'keeper@example.com' });
     const cannotSave = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
-      && /cannot be saved to one now/.test(error.message);
+      && /without setup_future_usage, so it cannot be saved to a customer now/.test(error.message);
     await assert.rejects(stripe.paymentMethods.attach(card.id, { customer: keeper.id }), cannotSave);
     await assert.rejects(stripe.setupIntents.create({ customer: keeper.id, payment_method: card.id, confirm: true }), cannotSave);
     const pendingSetup = await stripe.setupIntents.create({ customer: keeper.id });
@@ -322,6 +322,47 @@ describe('saved cards', () => {
     // Detached, it belongs to no customer again: it pays for nothing more.
     await stripe.paymentMethods.detach(saved.id);
     await assert.rejects(stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: saved.id, confirm: true }), refusedAsDetached);
+  });
+
+  test('a guest\'s card paid with setup_future_usage can be saved to a customer after the payment, once authorized, and then pays off session', async () => {
+    const keeper = await stripe.customers.create({ email: 'after-checkout@example.com' });
+    // Declined, or never authorized: the consent was given, but no payment stands on it.
+    const declining = await publishable.paymentMethods.create({ type: 'card', card: { number: '4000000000000002', exp_month: 8, exp_year: thisYear + 3, cvc: '123' } });
+    const declined = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: declining.id, setup_future_usage: 'off_session' });
+    await assert.rejects(stripe.paymentIntents.confirm(declined.id), (error: Stripe.errors.StripeError) => error.code === 'card_declined');
+    const before = await counts();
+    await assert.rejects(stripe.paymentMethods.attach(declining.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) =>
+      error.statusCode === 400 && error.code === 'payment_method_unexpected_state' && error.message.includes(`PaymentIntent ${declined.id} with setup_future_usage, but that payment is requires_payment_method`));
+    const { idempotency_keys: _a, ...afterRefusal } = await counts();
+    const { idempotency_keys: _b, ...expected } = before;
+    assert.deepEqual(afterRefusal, expected, 'the refused attach changed nothing');
+
+    const card = await newCard();
+    const paid = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: card.id, setup_future_usage: 'off_session', confirm: true });
+    assert.equal(paid.status, 'succeeded');
+    assert.equal((await stripe.paymentMethods.retrieve(card.id)).customer, null, 'no customer was given, so nothing was saved yet');
+    // Until it is saved, the card still pays for its own PaymentIntent only.
+    await assert.rejects(stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: card.id, confirm: true }),
+      (error: Stripe.errors.StripeError) => /was used with another PaymentIntent without a customer/.test(error.message));
+    const attached = await stripe.paymentMethods.attach(card.id, { customer: keeper.id });
+    assert.equal(attached.customer, keeper.id);
+    const events = await stripe.events.list({ type: 'payment_method.attached' });
+    assert.ok(events.data.some((event) => (event.data.object as Stripe.PaymentMethod).id === card.id), 'payment_method.attached sent');
+    const later = await stripe.paymentIntents.create({ amount: 1100, currency: 'usd', customer: keeper.id, payment_method: card.id, confirm: true, off_session: true });
+    assert.equal(later.status, 'succeeded');
+
+    // An authorization not yet captured stands too; a manual one canceled before capture does not.
+    const held = await newCard();
+    const authorized = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: held.id, setup_future_usage: 'on_session', capture_method: 'manual', confirm: true });
+    assert.equal(authorized.status, 'requires_capture');
+    const released = await newCard();
+    const canceled = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: released.id, setup_future_usage: 'on_session', capture_method: 'manual', confirm: true });
+    await stripe.paymentIntents.cancel(canceled.id);
+    const setup = await stripe.setupIntents.create({ customer: keeper.id, payment_method: held.id, confirm: true });
+    assert.equal(setup.status, 'succeeded');
+    assert.equal((await stripe.paymentMethods.retrieve(held.id)).customer, keeper.id);
+    await assert.rejects(stripe.paymentMethods.attach(released.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) =>
+      error.code === 'payment_method_unexpected_state' && error.message.includes('but that payment is canceled'));
   });
 
   const refusedAsDetached = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
