@@ -13,7 +13,7 @@ export function errorObject(error: CofferError, requestId: string): Record<strin
   if (docUrl !== undefined) body.doc_url = docUrl;
   // A message may quote what the caller sent (an id from the URL); a card number there is masked.
   body.message = maskCardNumbers(error.message);
-  if (details.param !== undefined) body.param = details.param;
+  if (details.param !== undefined) body.param = maskCardNumbers(details.param);
   if (details.paymentIntentObject !== undefined) body.payment_intent = details.paymentIntentObject;
   if (details.paymentMethodObject !== undefined) body.payment_method = details.paymentMethodObject;
   body.request_id = requestId;

@@ -336,6 +336,15 @@ describe('the card vault', () => {
       assert.match((response.json.error as { message: string }).message, /\(not shown\)/);
       assert.equal(response.body.includes('9731'), false, response.body);
     }
+    // A card number sent as a parameter's name is masked in the error's param as in its message.
+    for (const [key, pathname, body] of [[server.publishableKey, '/v1/payment_methods', 'type=card&card[4000056655665556]=1'], [server.secretKey, `/v1/payment_intents/${open.id}`, 'shipping[address][4000056655665556]=1']]) {
+      const response = await post(key, pathname, body);
+      responses.push(response.body);
+      assert.equal(response.status, 400, response.body);
+      const error = response.json.error as { message: string; param?: string };
+      assert.match(error.param ?? '', /\*{12}5556/, response.body);
+      assert.equal(response.body.includes('4000056655665556'), false, response.body);
+    }
 
     // Refused after the card was checked (a payment limit; an open wallet trade, below): the card is stored only
     // by the statement that records the attempt, so nothing is.
