@@ -345,7 +345,11 @@ async function startAttempt(
     checkMethodBelongs(paymentMethod, intent.customer_id);
     checkSingleUse(paymentMethod, intent.id);
     // A card given as payment_method_data was checked before it was sealed.
-    if (paymentMethod.type === 'card') checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method');
+    if (paymentMethod.type === 'card') {
+      checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method');
+      // Refused before the attempt is written when this mode has no card acquirer (live, until one is configured).
+      services.connectors.card(scope.livemode);
+    }
     if (isWalletType(paymentMethod.type)) {
       if (params.error_on_requires_action === true) {
         throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${paymentMethod.type}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });

@@ -177,6 +177,8 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
       throw new CofferError('setup_intent_unexpected_state', 'You cannot confirm this SetupIntent because it has no payment method.', { param: 'payment_method' });
     }
     const status = next(intent, 'confirm');
+    // Refused before the verification is written when this mode has no card acquirer (live, until one is configured).
+    services.connectors.card(ctx.actor.livemode);
     const key = newId('setatt');
     const after = await tx.updateTable('setup_intents').set({
       status, verification_key: key, last_setup_error: JSON.stringify(null), next_action: JSON.stringify(null), updated_at: now,

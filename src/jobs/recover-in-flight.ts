@@ -8,7 +8,8 @@ import { abandonedChallenge, recordAttemptOutcome, type AttemptResolution } from
 import { limits } from '../limits.ts';
 import { riskBlockDecline } from '../flows/risk-decision.ts';
 import { assert } from '../platform/assert.ts';
-import type { ChargeRow } from '../store/database.ts';
+import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
+import { CofferError } from '../domain/errors.ts';
 import { jobTrail } from './system-trail.ts';
 
 
@@ -20,7 +21,14 @@ function cutoff(services: Services): Date {
 export async function resolveAttempt(services: Services, charge: ChargeRow): Promise<AttemptResolution | undefined> {
   const currency = findCurrency(charge.currency);
   assert(currency !== undefined, 'a stored currency is known');
-  const connector = services.connectors.card(charge.livemode);
+  let connector;
+  try {
+    connector = services.connectors.card(charge.livemode);
+  } catch (error) {
+    // No acquirer serves this mode (live, none configured): the attempt was never sent, and now never will be.
+    if (error instanceof CofferError && error.code === 'flow_not_supported') return { status: 'lost' };
+    throw error;
+  }
   const ref = { idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency };
   let found: SyncResult = await connector.syncPayment(ref);
   // A 3-D Secure challenge the shopper has had long enough to finish is ended, as if never sent.
@@ -65,16 +73,21 @@ export async function recoverPendingAttempts(services: Services): Promise<number
     .returningAll()
     .execute();
   for (const charge of claimed) {
-    // Blocked by the risk engine, and the process stopped before recording it: it never reaches the acquirer.
-    const resolution = charge.risk?.action === 'block' ? riskBlockDecline(charge) : await resolveAttempt(services, charge);
-    if (resolution === undefined) continue;
-    await recordAttemptOutcome(
-      services,
-      { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-      resolution,
-      await jobTrail(services, 'recover-pending-attempts', charge.merchant_id),
-      undefined,
-    );
+    try {
+      // Blocked by the risk engine, and the process stopped before recording it: it never reaches the acquirer.
+      const resolution = charge.risk?.action === 'block' ? riskBlockDecline(charge) : await resolveAttempt(services, charge);
+      if (resolution === undefined) continue;
+      await recordAttemptOutcome(
+        services,
+        { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+        resolution,
+        await jobTrail(services, 'recover-pending-attempts', charge.merchant_id),
+        undefined,
+      );
+    } catch (error) {
+      // One attempt's failure must not stop the others (nor the jobs after this one); its lease expires and it is tried again.
+      services.logger.error({ err: error, charge: charge.id }, 'recovering a pending attempt failed');
+    }
   }
   return claimed.length;
 }
@@ -98,27 +111,36 @@ export async function recoverInFlightOperations(services: Services): Promise<num
     .returningAll()
     .execute();
   for (const intent of claimed) {
-    assert(intent.latest_charge_id !== null, 'an operation in flight has a charge');
-    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
-    assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
-    const currency = findCurrency(intent.currency);
-    assert(currency !== undefined, 'a stored currency is known');
-    const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
-    const trail = await jobTrail(services, 'recover-in-flight-operations', intent.merchant_id);
-    const connector = services.connectors.card(intent.livemode);
-    if (intent.operation_in_flight === 'capture') {
-      assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
-      const result = await connector.capture({
-        idempotencyKey: captureKey(charge.id),
-        providerReference: charge.provider_reference,
-        amountMinor: intent.operation_amount,
-        currency,
-      });
-      if (result.status !== 'unknown') await recordCaptureOutcome(services, scope, intent.id, result, trail, undefined);
-    } else {
-      const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
-      if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);
+    try {
+      await recoverOperation(services, intent);
+    } catch (error) {
+      // One operation's failure must not stop the others; its lease expires and it is tried again.
+      services.logger.error({ err: error, paymentIntent: intent.id }, 'recovering an operation in flight failed');
     }
   }
   return claimed.length;
+}
+
+async function recoverOperation(services: Services, intent: PaymentIntentRow): Promise<void> {
+  assert(intent.latest_charge_id !== null, 'an operation in flight has a charge');
+  const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
+  assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+  const currency = findCurrency(intent.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+  const trail = await jobTrail(services, 'recover-in-flight-operations', intent.merchant_id);
+  const connector = services.connectors.card(intent.livemode);
+  if (intent.operation_in_flight === 'capture') {
+    assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
+    const result = await connector.capture({
+      idempotencyKey: captureKey(charge.id),
+      providerReference: charge.provider_reference,
+      amountMinor: intent.operation_amount,
+      currency,
+    });
+    if (result.status !== 'unknown') await recordCaptureOutcome(services, scope, intent.id, result, trail, undefined);
+  } else {
+    const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
+    if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);
+  }
 }

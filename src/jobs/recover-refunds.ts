@@ -20,15 +20,20 @@ export async function recoverPendingRefunds(services: Services): Promise<number>
     .returningAll()
     .execute();
   for (const refund of claimed) {
-    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', refund.charge_id).executeTakeFirstOrThrow();
-    let found = await syncRefundAtProvider(services, refund, charge, false);
-    if (found.status === 'not_found') found = await syncRefundAtProvider(services, refund, charge, true);
-    if (found.status === 'unknown') {
-      services.logger.warn({ refund: refund.id, reason: found.reason }, 'refund outcome still unknown');
-      continue;
+    try {
+      const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', refund.charge_id).executeTakeFirstOrThrow();
+      let found = await syncRefundAtProvider(services, refund, charge, false);
+      if (found.status === 'not_found') found = await syncRefundAtProvider(services, refund, charge, true);
+      if (found.status === 'unknown') {
+        services.logger.warn({ refund: refund.id, reason: found.reason }, 'refund outcome still unknown');
+        continue;
+      }
+      const result = found.status === 'not_found' ? { status: 'failed' as const, providerReference: null, failureReason: 'unknown' } : found;
+      await recordRefundOutcome(services, refund.id, result, await jobTrail(services, 'recover-pending-refunds', refund.merchant_id), undefined);
+    } catch (error) {
+      // One refund's failure must not stop the others; its lease expires and it is tried again.
+      services.logger.error({ err: error, refund: refund.id }, 'recovering a pending refund failed');
     }
-    const result = found.status === 'not_found' ? { status: 'failed' as const, providerReference: null, failureReason: 'unknown' } : found;
-    await recordRefundOutcome(services, refund.id, result, await jobTrail(services, 'recover-pending-refunds', refund.merchant_id), undefined);
   }
   return claimed.length;
 }

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { generateAlipaySandboxCredentials } from '../../src/connectors/alipay/sandbox/credentials.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
+import { resolveAttempt } from '../../src/jobs/recover-in-flight.ts';
 import { syncWalletPayments } from '../../src/jobs/sync-wallet-payments.ts';
 import { ConfigError, loadConfig } from '../../src/platform/config.ts';
 import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
@@ -86,5 +87,30 @@ describe('live wallet accounts', () => {
     });
     assert.equal((await live.paymentIntents.retrieve(intent.id)).status, 'requires_payment_method');
     assert.equal((await server.database.db.selectFrom('charges').select('id').execute()).length, charges.length);
+  });
+
+  test('a live card payment or card setup without a card acquirer: flow_not_supported before anything is written; an attempt left pending is settled as never sent', async () => {
+    const card = { number: '4242424242424242', exp_month: 12, exp_year: new Date().getFullYear() + 2, cvc: '123' };
+    const method = await live.paymentMethods.create({ type: 'card', card });
+    const intent = await live.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: method.id });
+    const setup = await live.setupIntents.create({ payment_method: method.id });
+    const counts = async () => Object.fromEntries(await Promise.all(['charges', 'events', 'ledger_transfers'].map(async (table) =>
+      [table, Number((await server.database.db.selectFrom(table as 'charges').select(({ fn }) => fn.countAll().as('n')).executeTakeFirstOrThrow()).n)])));
+    const before = await counts();
+    const refusedAsNoAcquirer = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'flow_not_supported' && /live card/.test(error.message);
+    await assert.rejects(live.paymentIntents.confirm(intent.id), refusedAsNoAcquirer);
+    await assert.rejects(live.setupIntents.confirm(setup.id), refusedAsNoAcquirer);
+    const { status, latest_charge } = await live.paymentIntents.retrieve(intent.id);
+    assert.deepEqual({ status, latest_charge }, { status: 'requires_confirmation', latest_charge: null }, 'not left processing with a pending charge');
+    assert.equal((await live.setupIntents.retrieve(setup.id)).status, 'requires_confirmation');
+    assert.deepEqual(await counts(), before, 'no charge, event or transfer');
+    assert.equal((await live.paymentIntents.cancel(intent.id)).status, 'canceled', 'the PaymentIntent can still be canceled');
+    // Created and confirmed at once: the PaymentIntent is created, its confirmation refused, no charge written.
+    await assert.rejects(live.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method_data: { type: 'card', card }, confirm: true } as Stripe.PaymentIntentCreateParams), refusedAsNoAcquirer);
+    assert.equal((await counts()).charges, before.charges);
+    // A live card attempt written before this refusal existed never reached an acquirer: recovery settles it as lost.
+    const paid = await server.stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const charge = await server.database.db.selectFrom('charges').selectAll().where('id', '=', String(paid.latest_charge)).executeTakeFirstOrThrow();
+    assert.deepEqual(await resolveAttempt(server.coffer.services, { ...charge, livemode: true, status: 'pending' }), { status: 'lost' });
   });
 });

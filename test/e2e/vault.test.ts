@@ -337,7 +337,7 @@ describe('the card vault', () => {
       assert.equal(response.body.includes('9731'), false, response.body);
     }
     // A card number sent as a parameter's name is masked in the error's param as in its message.
-    for (const [key, pathname, body] of [[server.publishableKey, '/v1/payment_methods', 'type=card&card[4000056655665556]=1'], [server.secretKey, `/v1/payment_intents/${open.id}`, 'shipping[address][4000056655665556]=1']]) {
+    for (const [key, pathname, body] of <Array<[string, string, string]>>[[server.publishableKey, '/v1/payment_methods', 'type=card&card[4000056655665556]=1'], [server.secretKey, `/v1/payment_intents/${open.id}`, 'shipping[address][4000056655665556]=1']]) {
       const response = await post(key, pathname, body);
       responses.push(response.body);
       assert.equal(response.status, 400, response.body);
