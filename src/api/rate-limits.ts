@@ -10,7 +10,8 @@ import { presentedKey } from './merchant-auth.ts';
 /**
  * Request rate limits, checked on every request before anything else, authentication included, so that guessed
  * or stolen keys are limited like valid ones. Two budgets per window (one second unless configured): one per
- * client address (IPv6 addresses by their /64) and one per API key presented, valid or not. The counters live in
+ * client address (IPv6 addresses by their /64) and one per API key presented, valid or not (a publishable key's per
+ * key and address, see `keyBucket`). The counters live in
  * this process, or in Redis when `redisUrl` is set, so that every Coffer process behind one address shares them.
  *
  * Windows are fixed (@fastify/rate-limit): each starts with its first request, so a client can pass at most twice
@@ -34,11 +35,16 @@ function rateLimited(what: 'address' | 'key', retryAfterSeconds: number): Coffer
   );
 }
 
-/** A digest of the presented key: the counters never hold a key, in memory or in Redis. */
+/**
+ * A digest of the presented key: the counters never hold a key, in memory or in Redis. A publishable key is public
+ * (it is in the merchant's pages), so its budget is counted per client address too: a stranger who sends requests
+ * with it spends their own budget, not the one the merchant's shoppers pay with.
+ */
 function keyBucket(request: FastifyRequest): string | undefined {
   const key = presentedKey(request.headers.authorization);
   if (key === undefined || key === '') return undefined;
-  return `key:${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
+  const digest = createHash('sha256').update(key).digest('base64url').slice(0, 22);
+  return key.startsWith('pk_') ? `key:${digest}:${request.ip}` : `key:${digest}`;
 }
 
 export async function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings, logger: Logger): Promise<void> {

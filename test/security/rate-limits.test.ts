@@ -61,6 +61,17 @@ describe('rate limits', { concurrency: false }, () => {
     assert.deepEqual(statuses(other), { 200: 5 });
   });
 
+  test('a publishable key, which is public, is counted per address: a stranger spending its budget does not stop the shoppers', async () => {
+    const server = await start(budgets(10, 1000));
+    const stranger = await Promise.all(Array.from({ length: 15 }, () => rawRequest(server, 'GET', '/v1/nothing', { key: server.publishableKey, localAddress: '127.0.0.2' })));
+    assert.equal(statuses(stranger)[429], 5, 'the stranger is limited');
+    const shopper = await rawRequest(server, 'GET', '/v1/nothing', { key: server.publishableKey, localAddress: '127.0.0.3' });
+    assert.notEqual(shopper.status, 429, shopper.body);
+    // A secret key is not public: its budget is one, wherever its requests come from.
+    const fromTwo = await Promise.all(Array.from({ length: 12 }, (_, i) => rawRequest(server, 'GET', '/v1/balance', { key: server.secretKey, localAddress: i % 2 === 0 ? '127.0.0.4' : '127.0.0.5' })));
+    assert.deepEqual(statuses(fromTwo), { 200: 10, 429: 2 });
+  });
+
   test('a valid key over its budget is refused through the SDK, and the refused payments do not exist', async () => {
     const server = await start(budgets(10, 1000));
     const stripe = stripeClient(server, server.secretKey, { maxNetworkRetries: 0 });

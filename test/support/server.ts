@@ -145,6 +145,8 @@ export function rawRequest(
      * is still being sent, so the client may see the connection reset instead of the answer (status 0 then).
      */
     resetAllowed?: boolean;
+    /** The client's address (any of 127.0.0.0/8), to be another client as the server sees it. */
+    localAddress?: string;
   } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
@@ -155,7 +157,7 @@ export function rawRequest(
       headers['content-length'] = String(Buffer.byteLength(options.body));
     }
     const request = https.request(
-      { host: '127.0.0.1', port: server.port, method, path: urlPath, agent: server.agent, headers },
+      { host: '127.0.0.1', port: server.port, method, path: urlPath, agent: server.agent, headers, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
