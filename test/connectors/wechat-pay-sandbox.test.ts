@@ -591,4 +591,19 @@ describe('WeChat Pay sandbox, with the official client', () => {
     assert.equal(sandbox.faults.scaled(60_000), 1_000);
     sandbox.resetControls();
   });
+
+  it('web sign-in sends the browser back only to the domain registered for the app, never elsewhere', async () => {
+    const authorize = (redirectUri: string) => fetch(`${origin}/sandbox/wechat-pay/connect/oauth2/authorize?${new URLSearchParams({
+      appid: credentials.appid, response_type: 'code', scope: 'snsapi_base', state: 's1', redirect_uri: redirectUri,
+    }).toString()}`, { redirect: 'manual' });
+    const home = await authorize(`${origin}/pay/cs_test_x/wechat-sign-in`);
+    assert.equal(home.status, 302);
+    assert.match(home.headers.get('location') ?? '', new RegExp(`^${origin}/pay/cs_test_x/wechat-sign-in\\?code=[\\w-]+&state=s1$`));
+    for (const elsewhere of ['https://evil.example/phish', `${origin.replace('127.0.0.1', 'localhost')}/pay/cs_test_x/wechat-sign-in`, `${origin}@evil.example/x`]) {
+      const refused = await authorize(elsewhere);
+      assert.equal(refused.status, 400, elsewhere);
+      assert.equal(refused.headers.get('location'), null);
+      assert.match(await refused.text(), /not on the domain registered for this app/);
+    }
+  });
 });

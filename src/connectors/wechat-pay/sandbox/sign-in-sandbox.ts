@@ -14,14 +14,20 @@ export class SandboxSignIn {
   readonly #appSecret: Secret<string>;
   readonly #clock: Clock;
   readonly #codes = new Map<string, { openid: string; expiresAtMs: number }>();
+  readonly #registeredOrigin: () => string;
 
-  constructor(appid: string, apiV3Key: string, clock: Clock) {
+  /** `registeredOrigin`: the one web origin the app may send shoppers back to (Coffer's public URL's). */
+  constructor(appid: string, apiV3Key: string, clock: Clock, registeredOrigin: () => string) {
     this.#appid = appid;
+    this.#registeredOrigin = registeredOrigin;
     this.#appSecret = new Secret(sandboxAppSecret(apiV3Key));
     this.#clock = clock;
   }
 
-  /** The authorize page: where the browser goes next, or why not. Only https/http redirect URIs are followed. */
+  /**
+   * The authorize page: where the browser goes next, or why not. As at WeChat, only a redirect URI on the domain
+   * registered for the app is followed (WeChat's error 10003 otherwise), so the page redirects nowhere else.
+   */
   authorize(query: Record<string, string | undefined>): { ok: true; location: string } | { ok: false; message: string } {
     if (query.appid !== this.#appid) return { ok: false, message: 'appid is not the app bound to the merchant.' };
     if (query.response_type !== 'code') return { ok: false, message: 'response_type must be code.' };
@@ -33,6 +39,9 @@ export class SandboxSignIn {
       return { ok: false, message: 'redirect_uri is not a URL.' };
     }
     if (target.protocol !== 'https:' && target.protocol !== 'http:') return { ok: false, message: 'redirect_uri must be an http or https URL.' };
+    if (target.origin !== this.#registeredOrigin()) {
+      return { ok: false, message: `redirect_uri is not on the domain registered for this app (${this.#registeredOrigin()}): error 10003.` };
+    }
     this.#reap();
     const code = randomBytes(24).toString('base64url');
     this.#codes.set(code, { openid: `o${randomBytes(20).toString('base64url')}`, expiresAtMs: this.#clock.nowMs() + 5 * 60_000 });

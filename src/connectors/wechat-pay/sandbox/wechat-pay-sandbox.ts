@@ -180,7 +180,7 @@ export class WeChatPaySandbox<DB> {
     this.#merchantKey = createPublicKey(options.credentials.merchantPublicKeyPem);
     this.#signer = new PlatformSigner(new Secret(options.credentials.platformPrivateKeyPem), options.credentials.platformPublicKeyId, options.clock);
     this.#scanBaseUrl = options.scanBaseUrl;
-    this.signIn = new SandboxSignIn(options.credentials.appid, options.credentials.apiV3Key, options.clock);
+    this.signIn = new SandboxSignIn(options.credentials.appid, options.credentials.apiV3Key, options.clock, () => new URL(options.scanBaseUrl()).origin);
     this.#callbacks = new CallbackQueue({
       db: options.db, clock: options.clock, apiV3Key: new Secret(options.credentials.apiV3Key), signer: this.#signer, faults: this.faults, send: options.send,
     });
