@@ -131,9 +131,15 @@ function hashableBody(services: Services, request: FastifyRequest): unknown {
 }
 
 /**
- * A key that requires signed requests: the signature must match this very request (method, path and query, body
- * bytes), be at most five minutes old or ahead, and carry a nonce this key has not used (identity/request-signing.ts).
+ * A key that requires signed requests: the signature must match this very request (method, path and query, the
+ * headers that change what it does, body bytes), be at most five minutes old or ahead, and carry a nonce this key
+ * has not used (identity/request-signing.ts).
  */
+function firstHeader(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 async function checkRequestSignature(services: Services, request: FastifyRequest): Promise<void> {
   const sealed = request.signingSecretSealed;
   const actor = request.actor;
@@ -143,7 +149,10 @@ async function checkRequestSignature(services: Services, request: FastifyRequest
   const secret = openSecret(services.requestSigningKey, actor.apiKeyId, sealed, signingSecretLabel);
   const nowMs = services.clock.nowMs();
   const verdict = verifySignature(Array.isArray(header) ? header[0] : header, secret.reveal(),
-    { method: request.method, pathAndQuery: request.url, body: request.rawBody ?? '' }, Math.floor(nowMs / 1000));
+    {
+      method: request.method, pathAndQuery: request.url, body: request.rawBody ?? '',
+      contentType: firstHeader(request, 'content-type'), idempotencyKey: firstHeader(request, 'idempotency-key'), stripeVersion: firstHeader(request, 'stripe-version'),
+    }, Math.floor(nowMs / 1000));
   if (!verdict.ok) {
     const code = verdict.reason === 'missing' ? 'request_signature_required' : verdict.reason === 'expired' ? 'request_signature_expired' : 'request_signature_invalid';
     const message = verdict.reason === 'missing'

@@ -189,10 +189,14 @@ describe('API keys', { concurrency: false }, () => {
     assert.match(secret, /^ssec_\w{48}$/);
     const body = 'amount=4100&currency=usd';
     const nowSeconds = () => Math.floor(clock.nowMs() / 1000);
-    const signed = (method: string, pathAndQuery: string, payload: string, options: { at?: number; nonce?: string; secret?: string } = {}) =>
-      signRequest(options.secret ?? secret, { method, pathAndQuery, body: payload }, options.at ?? nowSeconds(), options.nonce);
-    const send = (header: string | undefined, payload = body) =>
-      rawRequest(server, 'POST', '/v1/payment_intents', { key, body: payload, headers: header === undefined ? {} : { 'coffer-signature': header } });
+    const form = 'application/x-www-form-urlencoded';
+    const signed = (method: string, pathAndQuery: string, payload: string, options: { at?: number; nonce?: string; secret?: string; idempotencyKey?: string; stripeVersion?: string; contentType?: string } = {}) =>
+      signRequest(options.secret ?? secret, {
+        method, pathAndQuery, body: payload, contentType: payload === '' ? undefined : (options.contentType ?? form),
+        idempotencyKey: options.idempotencyKey, stripeVersion: options.stripeVersion,
+      }, options.at ?? nowSeconds(), options.nonce);
+    const send = (header: string | undefined, payload = body, headers: Record<string, string> = {}) =>
+      rawRequest(server, 'POST', '/v1/payment_intents', { key, body: payload, headers: { ...headers, ...(header === undefined ? {} : { 'coffer-signature': header }) } });
     const code = (response: { json: Record<string, unknown> }) => (response.json.error as { code?: string } | undefined)?.code;
     const intents = async () => (await stateCounts(server.database.db)).payment_intents;
 
@@ -216,6 +220,13 @@ describe('API keys', { concurrency: false }, () => {
       ['six minutes ahead', send(signed('POST', '/v1/payment_intents', body, { at: nowSeconds() + 360 })), 'request_signature_expired'],
       ['another secret', send(signed('POST', '/v1/payment_intents', body, { secret: 'ssec_not_the_secret' })), 'request_signature_invalid'],
       ['malformed', send('t=1,v1=00'), 'request_signature_invalid'],
+      // The headers that change what a request does are signed: an idempotency key stripped from a retry (making it
+      // a second payment), added, or changed; another API version; another content type.
+      ['idempotency key stripped', send(signed('POST', '/v1/payment_intents', body, { idempotencyKey: 'order-77' })), 'request_signature_invalid'],
+      ['idempotency key added', send(signed('POST', '/v1/payment_intents', body), body, { 'idempotency-key': 'order-78' }), 'request_signature_invalid'],
+      ['idempotency key changed', send(signed('POST', '/v1/payment_intents', body, { idempotencyKey: 'order-79' }), body, { 'idempotency-key': 'order-80' }), 'request_signature_invalid'],
+      ['API version changed', send(signed('POST', '/v1/payment_intents', body, { stripeVersion: '2024-04-10' }), body, { 'stripe-version': '2026-10-28.endive' }), 'request_signature_invalid'],
+      ['content type changed', send(signed('POST', '/v1/payment_intents', body, { contentType: 'application/json' })), 'request_signature_invalid'],
     ];
     for (const [name, pending, expected] of refusals) {
       const response = await pending;
@@ -226,7 +237,8 @@ describe('API keys', { concurrency: false }, () => {
     // A JSON body that starts with a byte-order mark is signed over its bytes, the mark included, and verifies.
     const withMark = '\uFEFF{"amount":4200,"currency":"usd"}';
     const marked = await rawRequest(server, 'POST', '/v1/payment_intents', {
-      key, body: withMark, contentType: 'application/json', headers: { 'coffer-signature': signed('POST', '/v1/payment_intents', withMark) },
+      key, body: withMark, contentType: 'application/json',
+      headers: { 'idempotency-key': 'order-81', 'stripe-version': '2024-04-10', 'coffer-signature': signed('POST', '/v1/payment_intents', withMark, { contentType: 'application/json', idempotencyKey: 'order-81', stripeVersion: '2024-04-10' }) },
     });
     assert.equal(marked.status, 200, marked.body);
     assert.equal(marked.json.amount, 4200);
@@ -237,10 +249,15 @@ describe('API keys', { concurrency: false }, () => {
     const t = nowSeconds();
     const nonce = 'hand-made-nonce-0001';
     const handBody = 'amount=300&currency=eur';
-    const payload = [t, nonce, 'POST', '/v1/payment_intents', createHash('sha256').update(handBody).digest('hex')].join('\n');
-    const byHand = `t=${t},nonce=${nonce},v1=${createHmac('sha256', secret).update(payload).digest('hex')}`;
-    const handResponse = await send(byHand, handBody);
+    const payload = [t, nonce, 'POST', '/v1/payment_intents', form, 'order-82', '', createHash('sha256').update(handBody).digest('hex')].join('\n');
+    const byHand = `t=${t},nonce=${nonce},v2=${createHmac('sha256', secret).update(payload).digest('hex')}`;
+    const handResponse = await send(byHand, handBody, { 'idempotency-key': 'order-82' });
     assert.equal(handResponse.status, 200, handResponse.body);
+    // The first scheme (v1: no headers covered) is refused with a message that says what to do.
+    const v1Payload = [t, 'hand-made-nonce-0002', 'POST', '/v1/payment_intents', createHash('sha256').update(handBody).digest('hex')].join('\n');
+    const v1 = await send(`t=${t},nonce=hand-made-nonce-0002,v1=${createHmac('sha256', secret).update(v1Payload).digest('hex')}`, handBody);
+    assert.equal(code(v1), 'request_signature_invalid');
+    assert.match((v1.json.error as { message: string }).message, /v1 signatures are no longer accepted: sign v2/);
 
     // Nonces are kept past the window, then reaped; a request that old is refused by its timestamp anyway.
     const nonces = async () => (await server.database.db.selectFrom('request_nonces').select('nonce').where('key_id', '=', created.id).execute()).length;
