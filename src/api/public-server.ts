@@ -364,6 +364,8 @@ export async function buildPublicServer(services: Services, options: PublicServe
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
+    // API answers hold client secrets and shoppers' details: no cache (a proxy's, a browser's) may keep them.
+    if (request.url.startsWith('/v1/')) reply.header('Cache-Control', 'no-cache, no-store');
   });
   // Everything after this hook (other hooks, the handler) runs inside the request's merchant scope.
   app.addHook('onRequest', (_request, _reply, done) => merchantScope.run({ merchantId: null }, done));

@@ -39,6 +39,8 @@ describe('Idempotency-Key', () => {
     assert.equal(second.headers['original-request'], first.headers['request-id']);
     assert.notEqual(second.headers['request-id'], first.headers['request-id']);
     assert.deepEqual(await stateCounts(server.database.db), before);
+    // Answers with client secrets are kept by no cache, replayed or not, as Stripe's.
+    for (const response of [first, second]) assert.equal(response.headers['cache-control'], 'no-cache, no-store');
   });
 
   test('a retry under another Stripe-Version gets the first response labelled with the version it was shaped for', async () => {

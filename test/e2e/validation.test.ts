@@ -57,6 +57,7 @@ describe('Refused requests', () => {
     if (typeof expected.message === 'string') assert.equal(error.message, expected.message, context);
     else assert.match(String(error.message), expected.message, context);
     assert.equal(error.request_id, response.headers['request-id']);
+    assert.equal(response.headers['cache-control'], 'no-cache, no-store', context);
     const expectedAfter = expected.audited === undefined ? before : { ...before, counts: { ...before.counts, audit_log: before.counts.audit_log + 1 } };
     assert.deepEqual(await snapshot(), expectedAfter, `a refused request changes nothing (${expected.code})`);
     if (expected.audited !== undefined) {
