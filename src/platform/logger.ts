@@ -47,20 +47,27 @@ const redactedParameter = /^([^=]*(number|cvc|cvv|client_secret)[^=]*|sig|sign|q
  */
 const secretInEncodedUrl = /((?:%3F|%26)(?:sig|sign|[a-z_]*client_secret)%3D)(?:[0-9A-Za-z_.~-]|%2[BbFf]|%3[Dd])+/gi;
 
+/**
+ * A hosted page's session id is the page's bearer (it pays, shows the receipt email, opens support cases): only
+ * its first six characters are logged, enough to find it among a merchant's sessions.
+ */
+const pageSessionId = /\b(cs_(?:test|live)_[0-9A-Za-z]{6})[0-9A-Za-z]{18}\b/g;
+
 /** API keys and webhook signing secrets, wherever a misconfigured client puts them in a URL (`?key=sk_live_…`). */
 const secretInUrl = /\b((?:sk|rk|pk)(?:_|%5F)(?:test|live)(?:_|%5F)|whsec(?:_|%5F))[0-9A-Za-z+=%]+/gi;
 
 /**
  * The URL as a log line shows it. A caller can write card data, keys or personal data into a path or a query
  * string: security codes, numbers, secrets and personal data given as parameters are replaced, keys and signing
- * secrets anywhere are cut to their prefix, and any other card number is masked.
+ * secrets anywhere are cut to their prefix, hosted pages' session ids to their first characters, and any other
+ * card number is masked.
  */
 export function loggedUrl(url: string): string {
   const queryAt = url.indexOf('?');
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
   const query = queryAt < 0 ? '' : `?${url.slice(queryAt + 1).split('&')
     .map((pair) => (redactedParameter.test(pair) ? `${pair.slice(0, pair.indexOf('='))}=[redacted]` : pair)).join('&')}`;
-  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]').replace(secretInEncodedUrl, '$1[redacted]'));
+  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]').replace(secretInEncodedUrl, '$1[redacted]').replace(pageSessionId, '$1…'));
 }
 
 /** A request as its log lines show it. */

@@ -30,4 +30,7 @@ test('API keys and signing secrets anywhere in a URL, and search queries, emails
   assert.equal(loggedUrl('/v1/balance?key=sk%5Flive%5FAbC123'), '/v1/balance?key=sk%5Flive%5F[redacted]', 'percent-encoded underscores too');
   assert.equal(loggedUrl('/sandbox/outbox?format=json&to=shopper%40example.com'), '/sandbox/outbox?format=json&to=[redacted]');
   assert.equal(loggedUrl('/v1/payment_intents/pi_1'), '/v1/payment_intents/pi_1', 'object ids stay');
+  // A hosted page's session id opens the page: cut to its first characters, in the page's URLs and in the API's.
+  assert.equal(loggedUrl('/pay/cs_test_a1B2c3D4e5F6g7H8i9J0k1L2/status?lang=en'), '/pay/cs_test_a1B2c3…/status?lang=en');
+  assert.equal(loggedUrl('/v1/checkout/sessions/cs_live_a1B2c3D4e5F6g7H8i9J0k1L2/expire'), '/v1/checkout/sessions/cs_live_a1B2c3…/expire');
 });
