@@ -144,7 +144,9 @@ function parseFormUnchecked(text: string): Record<string, unknown> {
     parameterLimit: limits.formParametersMax,
     strictDepth: true,
     throwOnLimitExceeded: true,
-    allowPrototypes: false,
+    // Keys named like Object.prototype members (`metadata[toString]`) are kept, as JSON.parse keeps them; the keys
+    // that could reach a prototype are refused before parsing (`refuseUnparsable`).
+    allowPrototypes: true,
     allowDots: false,
     parseArrays: false,
     charset: 'utf-8',

@@ -88,6 +88,10 @@ describe('Refused requests', () => {
       { status: 400, code: 'parameter_unknown', param: 'shipping[foo]', message: 'Received unknown parameter: shipping[foo]' }],
     ['a parameter the form parser drops (__proto__)', 'amount=100&currency=usd&__proto__[x]=1',
       { status: 400, code: 'parameter_unknown', param: '__proto__[x]', message: 'Received unknown parameter: __proto__[x]' }],
+    ['a parameter named like an Object member (toString)', 'amount=100&currency=usd&toString=1',
+      { status: 400, code: 'parameter_unknown', param: 'toString', message: 'Received unknown parameter: toString' }],
+    ['a nested parameter named like an Object member', 'amount=100&currency=usd&shipping[name]=A&shipping[address][hasOwnProperty]=1',
+      { status: 400, code: 'parameter_unknown', param: 'shipping[address][hasOwnProperty]', message: 'Received unknown parameter: shipping[address][hasOwnProperty]' }],
     ['a missing amount', 'currency=usd', { status: 400, code: 'parameter_missing', param: 'amount', message: 'Missing required param: amount.' }],
     ['a missing currency', 'amount=100', { status: 400, code: 'parameter_missing', param: 'currency', message: 'Missing required param: currency.' }],
     ['a decimal amount', 'amount=12.5&currency=usd', invalidInteger('12.5')],
@@ -149,6 +153,15 @@ describe('Refused requests', () => {
     const error = await refused(() => createJson(JSON.stringify({ amount: '2000', currency: 'usd' })),
       { status: 400, code: 'parameter_invalid_integer', param: 'amount', message: /^Invalid integer: / });
     assert.match(String(error.message), /"2000"|string/, 'the message shows that a string was sent, not an integer');
+  });
+
+  test('metadata keys named like Object members are kept, in a form as in JSON, not dropped', async () => {
+    const body = 'amount=100&currency=usd&metadata[toString]=a&metadata[valueOf]=b&metadata[hasOwnProperty]=c';
+    const fromForm = await create(body);
+    assert.equal(fromForm.status, 200, fromForm.body);
+    const fromJson = await createJson('{"amount":100,"currency":"usd","metadata":{"toString":"a","valueOf":"b","hasOwnProperty":"c"}}');
+    assert.equal(fromJson.status, 200, fromJson.body);
+    for (const response of [fromForm, fromJson]) assert.deepEqual(response.json.metadata, { toString: 'a', valueOf: 'b', hasOwnProperty: 'c' });
   });
 
   test('a body over 256 KiB is refused before anything runs', async () => {
