@@ -219,6 +219,8 @@ describe('PaymentIntents through the Stripe SDK', () => {
       await assert.rejects(call(), (error: Stripe.errors.StripeError) => {
         assert.equal(error.code, 'payment_intent_unexpected_state');
         assert.equal(error.statusCode, 400);
+        // As Stripe's: the error carries the PaymentIntent as it is, for a client that lost a race to see who won.
+        assert.deepEqual([error.payment_intent?.id, error.payment_intent?.status, error.payment_intent?.amount_received], [intent.id, 'succeeded', 800]);
         return true;
       });
     }
@@ -317,6 +319,7 @@ describe('PaymentIntents through the Stripe SDK', () => {
     await assert.rejects(stripe.paymentIntents.update(created.id, { amount: 100 }), (error: Stripe.errors.StripeError) => {
       assert.equal(error.code, 'payment_intent_unexpected_state');
       assert.equal(error.param, 'amount');
+      assert.equal(error.payment_intent?.amount, 1800, 'the PaymentIntent, unchanged');
       return true;
     });
     const metadataLater = await stripe.paymentIntents.update(created.id, { metadata: { shipped: 'yes' } });

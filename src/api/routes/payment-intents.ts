@@ -319,7 +319,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
     const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
-    return sendOutcome(reply, await updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond)));
   });
 
   // A publishable key may confirm with the PaymentIntent's client secret: the shopper's page pays with a card it
@@ -331,7 +331,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const publishable = ctx.actor.keyKind === 'publishable';
     if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
     const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, readExpansions);
-    return sendOutcome(reply, await confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand)));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand))));
   });
 
   app.post('/v1/payment_intents/:intent/capture', { config, schema: { params: IntentParams, body: CaptureBody } }, async (request, reply) => {
@@ -339,17 +339,40 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
     const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
-    return sendOutcome(reply, await capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond)));
   });
 
   app.post('/v1/payment_intents/:intent/cancel', { config, schema: { params: IntentParams, body: CancelBody } }, async (request, reply) => {
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
-    await refuseCheckoutCancel(services, ctx, intent);
     const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
-    return sendOutcome(reply, await cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, async () => {
+      await refuseCheckoutCancel(services, ctx, intent);
+      return cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond);
+    }));
   });
+}
+
+/**
+ * A change refused for the PaymentIntent's status (`payment_intent_unexpected_state`) carries the PaymentIntent as it
+ * is, as Stripe's error does (`error.payment_intent`), so that a client that lost a race can see who won.
+ */
+async function stateErrorsShowIntent<T>(services: Services, ctx: RequestContext, id: string, change: () => Promise<T>): Promise<T> {
+  try {
+    return await change();
+  } catch (error) {
+    if (error instanceof CofferError && error.code === 'payment_intent_unexpected_state' && error.details.paymentIntentObject === undefined) {
+      const row = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', id)
+        .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+      if (row !== undefined) {
+        const [object] = await renderRead(services, ctx, [row], []);
+        assert(object !== undefined, 'one PaymentIntent rendered');
+        error.details.paymentIntentObject = ctx.actor.keyKind === 'publishable' ? publishablePaymentIntentObject(object) : object;
+      }
+    }
+    throw error;
+  }
 }
 
 /**
