@@ -13,6 +13,7 @@ export const limits = {
   metadataValueLengthMax: 500,
   /** Longest free-text field (description, statement descriptors are shorter and have their own). */
   descriptionLengthMax: 1000,
+  statementDescriptorLengthMin: 5,
   statementDescriptorLengthMax: 22,
   statementDescriptorSuffixLengthMax: 22,
   emailLengthMax: 800,

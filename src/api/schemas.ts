@@ -37,7 +37,15 @@ export const Description = Type.String({ maxLength: limits.descriptionLengthMax 
 
 export const Email = Type.String({ maxLength: limits.emailLengthMax, pattern: '^[^\\s@]+@[^\\s@]+$' });
 
+/** A whole statement descriptor: 5 to 22 characters, at least one letter, none of < > \\ ' " * (Stripe's rules). */
 export const StatementDescriptor = Type.String({
+  minLength: limits.statementDescriptorLengthMin,
+  maxLength: limits.statementDescriptorLengthMax,
+  pattern: '^[^<>\\\\\'"*]*[A-Za-z][^<>\\\\\'"*]*$',
+});
+
+/** A suffix to the merchant's descriptor: up to 22 characters, at least one letter, none of < > \\ ' " *. */
+export const StatementDescriptorSuffix = Type.String({
   maxLength: limits.statementDescriptorLengthMax,
   pattern: '^[^<>\\\\\'"*]*[A-Za-z][^<>\\\\\'"*]*$',
 });

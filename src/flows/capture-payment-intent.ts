@@ -9,7 +9,7 @@ import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
 import { finishWithLedger, type LedgerWork } from './ledger-work.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
-import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import {
   assertNoOperationInFlight,
   lockCharge,
@@ -103,6 +103,7 @@ async function startCapture(
       { chargeId: charge.id },
     );
   }
+  if (params.statement_descriptor !== undefined && charge.provider === 'card') throw cardStatementDescriptorRefused('statement_descriptor');
   const metadata = mergeMetadata(intent.metadata, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
   const updated = await updatePaymentIntentRow(

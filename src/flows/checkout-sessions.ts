@@ -9,7 +9,7 @@ import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
-import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { changeRows, recordChange } from './payment-intent-records.ts';
 import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
@@ -135,6 +135,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     throw new CofferError('parameter_invalid', 'expires_at must be between 30 minutes and 24 hours from now.', { param: 'expires_at' });
   }
   const intentData = params.payment_intent_data ?? {};
+  if (intentData.statement_descriptor !== undefined && types.includes('card')) throw cardStatementDescriptorRefused('payment_intent_data[statement_descriptor]');
   const intentMetadata = mergeMetadata({}, intentData.metadata);
   checkMetadataSize(intentMetadata, limits.metadataKeysMax, 'payment_intent_data[metadata]');
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');

@@ -10,7 +10,7 @@ import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, ty
 import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
-import { emptyToNull, type ShippingParams } from './payment-intent-params.ts';
+import { cardStatementDescriptorRefused, emptyToNull, type ShippingParams } from './payment-intent-params.ts';
 import { assertNoOperationInFlight, changeRows, checkoutOwnsIntent, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
 import { givenCard, givenCardAudit, type CardParams, type GivenCard } from './saved-payment-methods.ts';
@@ -347,6 +347,7 @@ async function startAttempt(
     // A card given as payment_method_data was checked before it was sealed.
     if (paymentMethod.type === 'card') {
       checkTypeAllowed(intent.payment_method_types, 'card', 'payment_method');
+      if (intent.statement_descriptor !== null) throw cardStatementDescriptorRefused('statement_descriptor');
       // Refused before the attempt is written when this mode has no card acquirer (live, until one is configured).
       services.connectors.card(scope.livemode);
     }

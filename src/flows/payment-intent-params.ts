@@ -53,3 +53,14 @@ export function emptyToNull(value: string | undefined, current: string | null): 
   if (value === undefined) return current;
   return value === '' ? null : value;
 }
+
+/**
+ * A card payment's statement shows the merchant's descriptor, with `statement_descriptor_suffix` after it: Stripe
+ * refuses a whole `statement_descriptor` for card charges, and so does Coffer, so that an integration built here
+ * does not break there.
+ */
+export function cardStatementDescriptorRefused(param: string): CofferError {
+  return new CofferError('parameter_invalid',
+    `${param} cannot be used for card payments: a card statement shows your account's descriptor. Set statement_descriptor_suffix instead` +
+    `${param === 'statement_descriptor' ? ', and unset statement_descriptor with ""' : ''}.`, { param });
+}

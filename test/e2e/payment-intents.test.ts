@@ -4,6 +4,7 @@ import Stripe from 'stripe';
 import { createRequire } from 'node:module';
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { stateCounts } from '../support/ledger.ts';
 
 /** stripe@15.12.0 pins API version 2024-04-10; its call signatures are those of the current SDK for what we use. */
 const StripeV15 = createRequire(import.meta.url)('stripe-v15') as new (key: string, config: Stripe.StripeConfig) => Stripe;
@@ -118,6 +119,30 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal(plainCharge.calculated_statement_descriptor, 'COFFER');
     const suffixed = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, statement_descriptor_suffix: 'order 42' });
     assert.equal((await stripe.charges.retrieve(suffixed.latest_charge as string)).calculated_statement_descriptor, 'COFFER* ORDER 42', 'prefix and suffix, as Stripe shows them');
+  });
+
+  test('statement descriptors follow Stripe\'s rules: a whole one is 5 to 22 characters and is refused for card payments, where the suffix goes', async () => {
+    const tooShort = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'statement_descriptor' && /at least 5 characters/.test(error.message);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 500, currency: 'usd', statement_descriptor: 'ABCD' }), tooShort);
+    const intent = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', statement_descriptor: 'MY SHOP', payment_method: 'pm_card_visa' });
+    const before = await stateCounts(server.database.db);
+    const forCards = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'parameter_invalid' && error.param === 'statement_descriptor'
+      && /cannot be used for card payments.*statement_descriptor_suffix/.test(error.message);
+    await assert.rejects(stripe.paymentIntents.confirm(intent.id), forCards);
+    const { idempotency_keys: _a, ...after } = await stateCounts(server.database.db);
+    const { idempotency_keys: _b, ...expected } = before;
+    assert.deepEqual(after, expected, 'the refused confirmation changed nothing');
+    // Unset, with a suffix instead, the card pays.
+    const fixed = await stripe.paymentIntents.update(intent.id, { statement_descriptor: '', statement_descriptor_suffix: 'MY SHOP' });
+    assert.equal((await stripe.paymentIntents.confirm(fixed.id)).status, 'succeeded');
+    // Nor may a card capture set one; nor a Checkout Session that can take cards.
+    const held = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    await assert.rejects(stripe.paymentIntents.capture(held.id, { statement_descriptor: 'MY SHOP' }), forCards);
+    assert.equal((await stripe.paymentIntents.retrieve(held.id)).status, 'requires_capture');
+    await assert.rejects(stripe.checkout.sessions.create({
+      mode: 'payment', success_url: 'https://shop.example/done', payment_intent_data: { statement_descriptor: 'MY SHOP' },
+      line_items: [{ price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'Tea' } }, quantity: 1 }],
+    }), (error: Stripe.errors.StripeError) => error.param === 'payment_intent_data[statement_descriptor]' && /cannot be used for card payments/.test(error.message));
   });
 
   test('manual capture: full capture', async () => {

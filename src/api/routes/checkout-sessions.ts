@@ -10,7 +10,7 @@ import { findSupportCase, listSupportCases, supportCaseObject } from '../../flow
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, Expand, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, Expand, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -42,7 +42,7 @@ const CreateBody = strictObject({
     metadata: Type.Optional(Metadata),
     receipt_email: Type.Optional(Email),
     statement_descriptor: Type.Optional(StatementDescriptor),
-    statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+    statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
   })),
 });
 const IdParams = strictObject({ id: ObjectId });

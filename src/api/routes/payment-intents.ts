@@ -36,6 +36,7 @@ import {
   ObjectId,
   Shipping,
   StatementDescriptor,
+  StatementDescriptorSuffix,
   Url,
   emptyable,
   strictObject,
@@ -98,7 +99,7 @@ const CreateBody = strictObject({
   setup_future_usage: Type.Optional(SetupFutureUsage),
   shipping: Type.Optional(Shipping),
   statement_descriptor: Type.Optional(StatementDescriptor),
-  statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+  statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
 });
 
 const UpdateBody = strictObject({
@@ -116,7 +117,7 @@ const UpdateBody = strictObject({
   setup_future_usage: Type.Optional(emptyable(SetupFutureUsage)),
   shipping: Type.Optional(emptyable(Shipping)),
   statement_descriptor: Type.Optional(emptyable(StatementDescriptor)),
-  statement_descriptor_suffix: Type.Optional(emptyable(StatementDescriptor)),
+  statement_descriptor_suffix: Type.Optional(emptyable(StatementDescriptorSuffix)),
 });
 
 const ConfirmBody = strictObject({
@@ -140,7 +141,7 @@ const CaptureBody = strictObject({
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
   statement_descriptor: Type.Optional(StatementDescriptor),
-  statement_descriptor_suffix: Type.Optional(StatementDescriptor),
+  statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
 });
 
 const CancelBody = strictObject({
