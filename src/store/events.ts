@@ -53,10 +53,20 @@ export function eventRow(input: EventInput): Insertable<EventsTable> & { id: str
   };
 }
 
+/**
+ * Stripe's PaymentIntent events other than `payment_intent.updated` carry no `previous_attributes` (a status change
+ * is the event's type); the attributes Coffer would show there include `processing`, a status the API never
+ * showed while the attempt ran. Other events keep them where Stripe sends them (`*.updated`, a payment method
+ * attached or detached, a dispute closed, a charge captured or refunded).
+ */
+function showsPreviousAttributes(type: string): boolean {
+  return !type.startsWith('payment_intent.') || type === 'payment_intent.updated';
+}
+
 /** The event as delivered: Stripe's envelope, `api_version` third (delivery may put the endpoint's version there). */
 function eventPayload(id: string, input: EventInput, object: Record<string, unknown>, previous: Record<string, unknown> | undefined): string {
   const data: Record<string, unknown> = { object };
-  if (previous !== undefined && Object.keys(previous).length > 0) data.previous_attributes = previous;
+  if (previous !== undefined && Object.keys(previous).length > 0 && showsPreviousAttributes(input.type)) data.previous_attributes = previous;
   return JSON.stringify({
     id,
     object: 'event',

@@ -236,6 +236,10 @@ describe('PaymentIntents through the Stripe SDK', () => {
 
   test('a succeeded PaymentIntent cannot be canceled, captured or confirmed again', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 800, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    // Its events carry no previous_attributes, as Stripe's PaymentIntent events (the type says what changed).
+    const succeeded = (await stripe.events.list({ type: 'payment_intent.succeeded', limit: 10 })).data.find((event) => (event.data.object as Stripe.PaymentIntent).id === intent.id);
+    assert.ok(succeeded !== undefined);
+    assert.equal(succeeded.data.previous_attributes, undefined);
     for (const call of [
       () => stripe.paymentIntents.cancel(intent.id),
       () => stripe.paymentIntents.capture(intent.id),
