@@ -170,6 +170,9 @@ export async function createPaymentIntent(
   if (params.error_on_requires_action !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'error_on_requires_action can only be given with confirm=true: it says what the confirmation does when the shopper would have to act.', { param: 'error_on_requires_action' });
   }
+  if (params.return_url !== undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', 'return_url can only be given with confirm=true: it is where the confirmation sends the shopper back; give it to confirm otherwise.', { param: 'return_url' });
+  }
   const walletData = params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' ? params.payment_method_data.type : undefined;
   if (params.error_on_requires_action === true && walletData !== undefined) {
     throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${walletData}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });

@@ -81,6 +81,8 @@ describe('Refused requests', () => {
   const createCases: Array<[string, string, Expected]> = [
     ['off_session without confirm', 'amount=100&currency=usd&payment_method=pm_card_visa&off_session=true',
       { status: 400, code: 'parameter_invalid', param: 'off_session', message: /^off_session can only be given with confirm=true/ }],
+    ['return_url without confirm', 'amount=100&currency=usd&return_url=https://shop.example/back',
+      { status: 400, code: 'parameter_invalid', param: 'return_url', message: /^return_url can only be given with confirm=true/ }],
     ['an unknown parameter', 'amount=100&currency=usd&foo=1', { status: 400, code: 'parameter_unknown', param: 'foo', message: 'Received unknown parameter: foo' }],
     ['an unknown nested parameter', 'amount=100&currency=usd&shipping[name]=A&shipping[address][city]=B&shipping[foo]=1',
       { status: 400, code: 'parameter_unknown', param: 'shipping[foo]', message: 'Received unknown parameter: shipping[foo]' }],
