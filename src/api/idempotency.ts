@@ -136,13 +136,20 @@ async function claimOnce(
 
   const existing = await db
     .selectFrom('idempotency_keys')
-    .select(['id', 'request_hash', 'response_status', 'response_body', 'original_request_id', 'api_version'])
+    .select(['id', 'request_hash', 'request_method', 'request_path', 'response_status', 'response_body', 'original_request_id', 'api_version'])
     .where('merchant_id', '=', actor.merchantId)
     .where('livemode', '=', actor.livemode)
     .where('publishable', '=', publishable)
     .where('key', '=', key)
     .executeTakeFirst();
   if (existing === undefined) return undefined;
+  if (existing.request_method !== method || existing.request_path !== path) {
+    // As Stripe says it: the endpoint the key was first used for, and this one.
+    throw new CofferError(
+      'idempotency_key_reused',
+      `Keys for idempotent requests can only be used for the same endpoint they were first used for ('${existing.request_method} ${existing.request_path}' vs '${method} ${path}'). Try using a key other than '${key}' if you meant to execute a different request.`,
+    );
+  }
   if (existing.request_hash !== hash) {
     throw new CofferError(
       'idempotency_key_reused',

@@ -87,6 +87,13 @@ describe('Idempotency-Key', () => {
       server.stripe.paymentIntents.create({ amount: 1002, currency: 'usd' }, { idempotencyKey: 'reuse-1' }),
       (sdkError: Stripe.errors.StripeError) => sdkError.type === 'StripeIdempotencyError',
     );
+    // On another endpoint, the message names both endpoints, as Stripe's does.
+    const elsewhere = await post('/v1/customers', 'email=reuse@example.com', 'reuse-1');
+    assert.equal(elsewhere.status, 400);
+    assert.equal((elsewhere.json.error as { type?: string }).type, 'idempotency_error');
+    assert.match(String((elsewhere.json.error as { message?: string }).message),
+      /only be used for the same endpoint they were first used for \('POST \/v1\/payment_intents' vs 'POST \/v1\/customers'\)/);
+    assert.deepEqual(await stateCounts(server.database.db), before);
   });
 
   test('a decline is replayed too, and the card is not tried again', async () => {
