@@ -123,10 +123,10 @@ function post(target: { port: number; agent: https.Agent; key: string }, pathnam
 
 async function pay(target: { port: number; agent: https.Agent; key: string }): Promise<boolean> {
   if (values['one-call']) {
-    const response = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa&confirm=true');
+    const response = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa&capture_method=automatic&confirm=true');
     return response.status === 200 && (JSON.parse(response.body) as { status: string }).status === 'succeeded';
   }
-  const created = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa');
+  const created = await post(target, '/v1/payment_intents', 'amount=2000&currency=usd&payment_method=pm_card_visa&capture_method=automatic');
   if (created.status !== 200) return false;
   const id = (JSON.parse(created.body) as { id: string }).id;
   const confirmed = await post(target, `/v1/payment_intents/${id}/confirm`, '');

@@ -23,7 +23,7 @@ import { paymentIntentInsert, paymentMethodInsert } from '../store/row-json.ts';
 import { keyHeldBy, keyInUse } from '../store/idempotency-keys.ts';
 import type { Respond } from './respond.ts';
 import { requestTrail } from './trail.ts';
-import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
+import { automaticPaymentMethodsByDefault, captureMethodByDefault } from '../objects/api-version.ts';
 
 export interface CreateParams {
   amount: number;
@@ -231,7 +231,7 @@ export async function createPaymentIntent(
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
   const row = newPaymentIntentRow(id, scope, {
     amount: money.amountMinor, currency: money.currency.code, status: method === undefined ? 'requires_payment_method' : attached.status,
-    captureMethod: params.capture_method ?? 'automatic', confirmationMethod: params.confirmation_method ?? 'automatic',
+    captureMethod: params.capture_method ?? captureMethodByDefault(ctx.actor.apiVersion), confirmationMethod: params.confirmation_method ?? 'automatic',
     paymentMethodId: method?.row.id ?? null, paymentMethodTypes: methods.types, automaticPaymentMethods: methods.automatic,
     description: params.description || null, metadata, receiptEmail: params.receipt_email || null, customerId: customer?.id ?? null,
     statementDescriptor: params.statement_descriptor || null, statementDescriptorSuffix: params.statement_descriptor_suffix || null,

@@ -249,7 +249,11 @@ export async function lockCharge(tx: Tx, id: string): Promise<ChargeRow> {
 export interface PaymentEvent {
   type: string;
   paymentIntent?: { before?: PaymentIntentRow | undefined; after: PaymentIntentRow };
-  charge?: { before?: ChargeRow | undefined; after: ChargeRow };
+  /**
+   * `balanceTransactionPending`: which side of the pair shows no balance transaction yet (an asynchronous capture's
+   * `charge.succeeded` shows none, and its `charge.updated` announces it).
+   */
+  charge?: { before?: ChargeRow | undefined; after: ChargeRow; balanceTransactionPending?: 'before' | 'after' };
   refund?: { before?: RefundRow | undefined; after: RefundRow };
   /** With the dispute's balance transactions before and after the change (the same when it moved no money). */
   dispute?: { before?: DisputeRow | undefined; after: DisputeRow; transactions: { before: BalanceTransactionRow[]; after: BalanceTransactionRow[] } };
@@ -269,7 +273,16 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
     return pair.before === undefined ? { object } : { object, previous: previousAttributes(to(pair.before, shape), object) };
   };
   if (event.paymentIntent !== undefined) return render(event.paymentIntent, (row, s) => paymentIntentObject(row, s));
-  if (event.charge !== undefined) return render(event.charge, chargeObject);
+  if (event.charge !== undefined) {
+    const { before, after, balanceTransactionPending: pending } = event.charge;
+    const shown = (row: ChargeRow, hidden: boolean) => {
+      const object = chargeObject(row, shape) as Record<string, unknown> & { id: unknown };
+      if (hidden) object.balance_transaction = null;
+      return object;
+    };
+    const object = shown(after, pending === 'after');
+    return before === undefined ? { object } : { object, previous: previousAttributes(shown(before, pending === 'before'), object) };
+  }
   if (event.refund !== undefined) return render(event.refund, refundObject);
   if (event.setupIntent !== undefined) {
     const method = event.setupIntent.errorPaymentMethod;

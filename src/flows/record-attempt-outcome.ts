@@ -178,13 +178,16 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
   const transfers = authorizationTransfers(charge.id, charge.amount, captured);
   if (captured && approval.availableImmediately) transfers.push(...settlementTransfers(`${charge.id}:settlement`, charge.amount));
   const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
+  const asyncCapture = captured && intent.capture_method === 'automatic_async';
   const rows = changeRows(
     trail,
     scope,
     { action: captured ? 'charge.capture' : 'charge.authorize', objectType: 'charge', objectId: charge.id, details: { amount: charge.amount.toString(), currency: charge.currency } },
     [
-      { type: 'charge.succeeded', charge: { after: chargeAfter } },
+      { type: 'charge.succeeded', charge: { after: chargeAfter, ...(asyncCapture ? { balanceTransactionPending: 'after' as const } : {}) } },
       { type: captured ? 'payment_intent.succeeded' : 'payment_intent.amount_capturable_updated', paymentIntent: { before: intent, after: intentAfter } },
+      // Captured asynchronously (as Stripe's `automatic_async`): the balance transaction is announced after.
+      ...(asyncCapture ? [{ type: 'charge.updated', charge: { before: chargeAfter, after: chargeAfter, balanceTransactionPending: 'before' as const } }] : []),
       ...reviewOpened(review),
     ],
     now,

@@ -61,4 +61,12 @@ export function automaticPaymentMethodsByDefault(version: ApiVersion): boolean {
   return version.name.slice(0, 10) >= '2023-08-16';
 }
 
+/**
+ * From 2024-06-20, a PaymentIntent made without `capture_method` captures asynchronously (`automatic_async`): the
+ * charge's balance transaction is announced by a `charge.updated` event rather than in the confirmation's answer.
+ */
+export function captureMethodByDefault(version: ApiVersion): 'automatic' | 'automatic_async' {
+  return version.name.slice(0, 10) >= '2024-06-20' ? 'automatic_async' : 'automatic';
+}
+
 export const defaultApiVersion: ApiVersion = { name: currentApiVersion, shape: 'current' };

@@ -245,10 +245,11 @@ describe('balance transactions', { concurrency: false }, () => {
     const first = listed.data.find((intent) => intent.id === paid.id);
     assert.deepEqual((first?.latest_charge as Stripe.Charge | undefined)?.balance_transaction, transaction);
     assert.equal((first?.payment_method as Stripe.PaymentMethod | undefined)?.object, 'payment_method', 'alongside the other expansions');
-    const pending = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa' });
+    const pending = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'automatic' });
     assert.equal((await stripe.paymentIntents.retrieve(pending.id, { expand: ['latest_charge.balance_transaction'] })).latest_charge, null, 'nothing to expand yet');
 
-    // A change expands it too: the confirmation writes the ledger first, then renders its answer, kept for a replay.
+    // A change expands it too (capturing synchronously; asynchronous capture announces it later, see
+    // payment-intents.test.ts): the confirmation writes the ledger first, then renders its answer, kept for a replay.
     const confirmed = await rawRequest(server, 'POST', `/v1/payment_intents/${pending.id}/confirm`,
       { key: server.secretKey, body: 'expand[]=latest_charge.balance_transaction', headers: { 'idempotency-key': `confirm-expand-${pending.id}` } });
     assert.equal(confirmed.status, 200, confirmed.body);

@@ -319,7 +319,7 @@ describe('PaymentIntents through the Stripe SDK', () => {
       assert.equal(paid.status, 'succeeded', paymentMethod);
       assert.deepEqual((paid.latest_charge as Stripe.Charge).payment_method_details?.card?.checks, checks, paymentMethod);
     }
-    const international = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: 'pm_card_bypassPendingInternational', confirm: true, expand: ['latest_charge'] });
+    const international = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: 'pm_card_bypassPendingInternational', capture_method: 'automatic', confirm: true, expand: ['latest_charge'] });
     assert.equal((international.latest_charge as Stripe.Charge).payment_method_details?.card?.country, 'BR');
     const transaction = await stripe.balanceTransactions.retrieve(String((international.latest_charge as Stripe.Charge).balance_transaction));
     assert.equal(transaction.status, 'available', 'straight to the available balance');
@@ -496,6 +496,34 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal((await stripe.paymentIntents.retrieve(mine.id)).status, 'requires_payment_method');
   });
 
+  test('capture is asynchronous by default from 2024-06-20, as Stripe\'s: the balance transaction is announced by charge.updated', async () => {
+    const eventsOf = async (id: string, chargeId: string) => (await stripe.events.list({ limit: 20 })).data
+      .filter((event) => [id, chargeId].includes(String((event.data.object as { id: string }).id))).reverse();
+    const paid = await stripe.paymentIntents.create({ amount: 2300, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, expand: ['latest_charge'] });
+    assert.deepEqual([paid.capture_method, paid.status], ['automatic_async', 'succeeded']);
+    const answered = paid.latest_charge as Stripe.Charge;
+    assert.equal(answered.balance_transaction, null, 'the confirmation\'s answer shows none yet');
+    const events = await eventsOf(paid.id, answered.id);
+    assert.deepEqual(events.map((event) => event.type), ['payment_intent.created', 'charge.succeeded', 'payment_intent.succeeded', 'charge.updated']);
+    assert.equal((events[1]?.data.object as Stripe.Charge).balance_transaction, null, 'charge.succeeded shows none');
+    const announced = events[3];
+    assert.match(String((announced?.data.object as Stripe.Charge).balance_transaction), /^txn_/);
+    assert.deepEqual(announced?.data.previous_attributes, { balance_transaction: null });
+    const charge = await stripe.charges.retrieve(answered.id);
+    assert.equal(charge.balance_transaction, (announced?.data.object as Stripe.Charge).balance_transaction, 'the charge has it now');
+    assert.equal((await stripe.balanceTransactions.retrieve(String(charge.balance_transaction))).amount, 2300);
+
+    // Asked for synchronous capture: the answer has it, and no charge.updated follows.
+    const sync = await stripe.paymentIntents.create({ amount: 2400, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'automatic', confirm: true, expand: ['latest_charge'] });
+    const syncCharge = sync.latest_charge as Stripe.Charge;
+    assert.match(String(syncCharge.balance_transaction), /^txn_/);
+    assert.deepEqual((await eventsOf(sync.id, syncCharge.id)).map((event) => event.type), ['payment_intent.created', 'charge.succeeded', 'payment_intent.succeeded']);
+    // Confirmed separately, the same.
+    const later = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_visa' });
+    const confirmed = await stripe.paymentIntents.confirm(later.id, { expand: ['latest_charge.balance_transaction'] });
+    assert.equal((confirmed.latest_charge as Stripe.Charge).balance_transaction, null);
+  });
+
   test('the 2024-04-10 SDK (stripe@15) gets that version\'s shapes', async () => {
     const old = new StripeV15(server.secretKey, {
       host: '127.0.0.1',
@@ -520,6 +548,8 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal(charge.invoice, null);
     const card = (charge.payment_method_details as { card: Record<string, unknown> }).card;
     assert.equal('network_transaction_id' in card, false);
+    assert.equal(intent.capture_method, 'automatic', 'before 2024-06-20, capture is synchronous by default');
+    assert.match(String(charge.balance_transaction), /^txn_/, 'and the answer shows the balance transaction');
     const current = await stripe.paymentIntents.retrieve(intent.id);
     assert.equal('invoice' in (current as unknown as Record<string, unknown>), false);
     assert.equal((current as unknown as Record<string, unknown>).managed_payments, null);

@@ -201,7 +201,17 @@ function toOutcome(ctx: RequestContext, full: Record<string, unknown>, error: Co
  * Renders the PaymentIntent (or the error that ended its attempt), in the request's version and expansions; to a
  * publishable key, only the fields such a key may read.
  */
-function paymentIntentResponder(services: Services, ctx: RequestContext, expand: string[]): Respond {
+/**
+ * The answer of the confirmation that captured a payment asynchronously (`automatic_async`, Stripe's default since
+ * 2024-06-20) shows no balance transaction on its charge yet, as Stripe's: the `charge.updated` event announces it.
+ */
+function asCapturedAsynchronously(object: Record<string, unknown>, row: PaymentIntentRow): void {
+  if (row.capture_method !== 'automatic_async' || row.status !== 'succeeded') return;
+  const charge = object.latest_charge;
+  if (typeof charge === 'object' && charge !== null) (charge as Record<string, unknown>).balance_transaction = null;
+}
+
+function paymentIntentResponder(services: Services, ctx: RequestContext, expand: string[], confirming = false): Respond {
   const shape = ctx.actor.apiVersion.shape;
   // The PaymentIntent renders its own expansions; the walker expands the rest (the customer, the charge's balance
   // transaction) from what the transaction sees, after the change is written.
@@ -210,6 +220,7 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
   const respond = async (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome> => {
     const object = await renderPaymentIntent(tx, result.paymentIntent, shape, own);
     if (later.length > 0) await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], later);
+    if (confirming) asCapturedAsynchronously(object, result.paymentIntent);
     const outcome = toOutcome(ctx, object, result.error);
     if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
@@ -221,7 +232,9 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
       ...(own.includes('latest_charge') ? { latestCharge: related.latestCharge } : {}),
       ...(own.includes('payment_method') ? { paymentMethod: related.paymentMethod } : {}),
     };
-    return toOutcome(ctx, paymentIntentObject(result.paymentIntent, shape, shown), result.error);
+    const object = paymentIntentObject(result.paymentIntent, shape, shown);
+    if (confirming) asCapturedAsynchronously(object, result.paymentIntent);
+    return toOutcome(ctx, object, result.error);
   };
   return Object.assign(respond, { render, rendersAfterChange: later.length > 0 });
 }
@@ -275,7 +288,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_intents', { config: { ...config, sensitiveParams }, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
+    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions), true);
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
@@ -332,7 +345,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const publishable = ctx.actor.keyKind === 'publishable';
     if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
     const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, readExpansions);
-    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand))));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand, true))));
   });
 
   app.post('/v1/payment_intents/:intent/capture', { config, schema: { params: IntentParams, body: CaptureBody } }, async (request, reply) => {
