@@ -13,6 +13,8 @@ export const limits = {
   metadataValueLengthMax: 500,
   /** Longest free-text field (description, statement descriptors are shorter and have their own). */
   descriptionLengthMax: 1000,
+  /** Support cases one hosted-checkout session may open (its shopper's "a problem with this payment?"). */
+  supportCasesPerSessionMax: 5,
   statementDescriptorLengthMin: 5,
   statementDescriptorLengthMax: 22,
   statementDescriptorSuffixLengthMax: 22,

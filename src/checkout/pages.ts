@@ -626,6 +626,9 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       return html(reply, 400, donePage(services, session, name, lang, n, { text: say(lang, 'problemEmpty'), error: true }), pageCsp(n, null));
     }
     const opened = await openSupportCase(services, session, { message, contact: contact === '' ? null : contact }, request.ip);
+    if (opened === undefined) {
+      return html(reply, 429, donePage(services, session, name, lang, n, { text: say(lang, 'problemTooMany'), error: true }), pageCsp(n, null));
+    }
     return html(reply, 200, donePage(services, session, name, lang, n, { text: say(lang, 'problemThanks', { case: opened.id }), error: false }), pageCsp(n, null));
   });
 

@@ -36,7 +36,8 @@ export type ListedTable =
   | 'disputes'
   | 'webhook_endpoints'
   | 'charges'
-  | 'events';
+  | 'events'
+  | 'support_cases';
 
 export interface ListSource<T extends ListedTable, O> {
   table: T;

@@ -162,6 +162,21 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const [opened] = cases.json.data as Array<{ message: string; contact: string; checkout_session: string }>;
     assert.equal(opened?.message, 'I was charged twice, I think.');
     assert.equal(opened?.checkout_session, session.id);
+
+    // A session link cannot flood the merchant: a few cases per session, even from posts sent at once.
+    const done = await rawRequest(server, 'GET', `/pay/${session.id}/done`);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(done.body)?.[1] ?? '';
+    assert.ok(csrf !== '');
+    const posts = await Promise.all(Array.from({ length: 8 }, (_, i) => rawRequest(server, 'POST', `/pay/${session.id}/support`, {
+      body: new URLSearchParams({ csrf, lang: 'en', message: `message ${i}` }).toString(), headers: { origin: server.url },
+    })));
+    const statuses = posts.map((post) => post.status).sort();
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429, 429, 429], 'four more, then refused');
+    assert.ok(posts.filter((post) => post.status === 429).every((post) => post.body.includes(strings.en.problemTooMany)));
+    // And the merchant pages through them, as through any list.
+    const firstPage = await rawRequest(server, 'GET', `/v1/support_cases?payment_intent=${session.payment_intent as string}&limit=3`, { key: server.secretKey });
+    const secondPage = await rawRequest(server, 'GET', `/v1/support_cases?payment_intent=${session.payment_intent as string}&limit=3&starting_after=${String((firstPage.json.data as Array<{ id: string }>)[2]?.id)}`, { key: server.secretKey });
+    assert.deepEqual([(firstPage.json.data as unknown[]).length, firstPage.json.has_more, (secondPage.json.data as unknown[]).length, secondPage.json.has_more], [3, true, 2, false]);
   });
 
   test('posts without the session\'s token, from another origin, or for a method not offered are refused and change nothing', async () => {

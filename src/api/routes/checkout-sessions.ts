@@ -10,7 +10,7 @@ import { findSupportCase, listSupportCases, supportCaseObject } from '../../flow
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, Expand, ListLimit, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -56,10 +56,10 @@ const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after
 /** Support cases shoppers opened from the checkout's result page (a Coffer extension; the console comes later). */
 export function registerSupportCaseRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  app.get('/v1/support_cases', { config, schema: { querystring: strictObject({ limit: Type.Optional(ListLimit), payment_intent: Type.Optional(ObjectId) }) } }, async (request, reply) => {
-    const query = request.query as { limit?: number; payment_intent?: string };
-    const rows = await listSupportCases(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/support_cases', rows.map(supportCaseObject), false));
+  app.get('/v1/support_cases', { config, schema: { querystring: strictObject({ ...CommonListQuery, payment_intent: Type.Optional(ObjectId) }) } }, async (request, reply) => {
+    const query = request.query as ListQueryParams & { payment_intent?: string };
+    const page = await listSupportCases(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/support_cases', page.data.map(supportCaseObject), page.hasMore));
   });
   app.get('/v1/support_cases/:id', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) =>
     sendObject(reply, supportCaseObject(await findSupportCase(services, requestContext(request), (request.params as { id: string }).id))));
