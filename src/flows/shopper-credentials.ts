@@ -9,7 +9,7 @@ import { newId } from '../platform/random.ts';
 import type { CheckoutSessionRow, PaymentIntentRow, ShopperCredentialRow } from '../store/database.ts';
 import type { Services, Tx } from './context.ts';
 import {
-  auditStepUp, codeRefusal, lockSession, maskedIdentity, normalizeDestination, paymentOf, recentlyVerifiedIdentity, stepUpLimits, StepUpRefused, stepUpRow, verifyStepUpCode,
+  auditStepUp, checkIdentityOnFile, codeRefusal, lockSession, maskedIdentity, normalizeDestination, paymentOf, recentlyVerifiedIdentity, stepUpLimits, StepUpRefused, stepUpRow, verifyStepUpCode,
 } from './shopper-step-up.ts';
 import { inTransaction } from './transaction.ts';
 
@@ -126,6 +126,8 @@ export async function verifyPaymentPassword(services: Services, session: Checkou
   const outcome = await inTransaction(services.db, async (tx) => {
     await lockSession(tx, session);
     const intent = await paymentOf(tx, session);
+    // Refused before it is counted: a password for an identity the merchant did not give proves nothing here.
+    await checkIdentityOnFile(tx, session, intent, identity);
     let tries = await tx.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id).where('method', '=', 'payment_password')
       .orderBy('created_at', 'desc').limit(1).executeTakeFirst();
     if (tries === undefined) {
@@ -303,6 +305,13 @@ export async function verifyPasskeyStepUp(services: Services, session: CheckoutS
         .where('kind', '=', 'passkey').where('credential_id', '=', response.id).forUpdate().executeTakeFirst()
       : undefined;
     if (passkey === undefined || passkey.public_key === null || passkey.counter === null) return fail('unknown_passkey');
+    try {
+      await checkIdentityOnFile(tx, session, intent, passkey.identity);
+    } catch (error) {
+      if (!(error instanceof StepUpRefused)) throw error;
+      await auditStepUp(tx, session, 'step_up.verify', challenge.id, { method: 'passkey', result: 'failed', reason: 'not_on_file' }, origin, now);
+      return { refused: error };
+    }
     let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       verification = await verifyAuthenticationResponse({

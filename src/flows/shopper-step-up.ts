@@ -29,7 +29,7 @@ export const stepUpLimits = {
 export type StepUpError =
   | 'invalid_phone' | 'too_many_codes' | 'wait_before_resend' | 'no_code' | 'expired' | 'locked' | 'wrong_code'
   | 'password_format' | 'password_weak' | 'password_wrong' | 'password_locked'
-  | 'passkey_unavailable' | 'passkey_failed' | 'payment_changed' | 'not_verified';
+  | 'passkey_unavailable' | 'passkey_failed' | 'payment_changed' | 'not_verified' | 'not_on_file';
 
 export class StepUpRefused extends Error {
   readonly reason: StepUpError;
@@ -70,6 +70,26 @@ export function normalizeDestination(raw: string): Destination | undefined {
 /** The payment a step-up is about: the session's PaymentIntent as it is now. */
 export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSessionRow): Promise<PaymentIntentRow> {
   return reader.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirstOrThrow();
+}
+
+/**
+ * The identities the merchant gave for this payment: the session's `customer_email`, the PaymentIntent's
+ * `receipt_email`, and its customer's email and phone, normalized as destinations are. A step-up proves the
+ * cardholder only if it reaches one of them: when the merchant gave any, a code goes to, and a password or passkey
+ * is accepted for, only those (a stranger's own phone proves nothing about the card). With none given, any identity
+ * the shopper proves is taken, as decision 0016 says.
+ */
+export async function checkIdentityOnFile(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, identity: string): Promise<void> {
+  const given = [session.customer_email, intent.receipt_email];
+  if (intent.customer_id !== null) {
+    const customer = await tx.selectFrom('customers').select(['email', 'phone']).where('id', '=', intent.customer_id).executeTakeFirst();
+    given.push(customer?.email ?? null, customer?.phone ?? null);
+  }
+  const known = new Set(given.flatMap((value) => {
+    const destination = value === null ? undefined : normalizeDestination(value);
+    return destination === undefined ? [] : [destination.address];
+  }));
+  if (known.size > 0 && !known.has(identity)) throw new StepUpRefused('not_on_file');
 }
 
 /** Whether this payment needs the shopper's step-up: at or above the merchant's amount in dollars. */
@@ -142,6 +162,7 @@ export async function sendStepUpCode(services: Services, session: CheckoutSessio
     const [latest] = recent;
     if (latest !== undefined && now.getTime() - latest.created_at.getTime() < stepUpLimits.resendAfterMs) throw new StepUpRefused('wait_before_resend');
     const intent = await paymentOf(tx, session);
+    await checkIdentityOnFile(tx, session, intent, destination.address);
     const id = newId('stepup');
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = new Date(now.getTime() + stepUpLimits.codeTtlMs);

@@ -22,9 +22,9 @@ describe('checkout step-up under concurrency', () => {
   after(() => server.close());
 
   /** A session's page, and a poster that sends what the page's script would (its origin and token). */
-  async function openPage(): Promise<{ id: string; post: (suffix: string, body: unknown) => ReturnType<typeof rawRequest> }> {
+  async function openPage(customerEmail?: string): Promise<{ id: string; post: (suffix: string, body: unknown) => ReturnType<typeof rawRequest> }> {
     const session = await server.stripe.checkout.sessions.create({
-      mode: 'payment', success_url: 'https://shop.example/ok', currency: 'cny',
+      mode: 'payment', success_url: 'https://shop.example/ok', currency: 'cny', ...(customerEmail === undefined ? {} : { customer_email: customerEmail }),
       line_items: [{ price_data: { currency: 'cny', unit_amount: 20_000, product_data: { name: 'Kettle' } }, quantity: 1 }],
     });
     const html = await rawRequest(server, 'GET', `/pay/${session.id}`);
@@ -109,6 +109,29 @@ describe('checkout step-up under concurrency', () => {
     const empty = await fourth.post('/step-up/password', { identity: 'fresh@example.com', password: '' });
     assert.equal(empty.status, 400);
     assert.equal(await server.database.db.selectFrom('shopper_password_tries').select('identity').where('identity', '=', 'fresh@example.com').executeTakeFirst(), undefined, 'an empty password is not a try');
+  });
+
+  test('when the merchant gave the shopper\'s email, the step-up must reach it: a stranger\'s own address or password proves nothing', async () => {
+    const page = await openPage('Real.Cardholder@example.com');
+    assert.equal((await page.post('/confirm', await card())).json.state, 'step_up');
+    const messages = async () => (await server.database.db.selectFrom('shopper_messages').select('id').execute()).length;
+    const before = { messages: await messages(), rows: (await rowsOf(page.id)).length };
+    for (const [path, body] of [
+      ['/step-up/send', { destination: 'fraudster@attacker.example' }],
+      ['/step-up/send', { destination: '+8613800000000' }],
+      ['/step-up/password', { identity: 'fraudster@attacker.example', password: '739164' }],
+    ] as const) {
+      const refused = await page.post(path, body);
+      assert.equal(refused.status, 400, refused.body);
+      assert.match(String(refused.json.message), /phone number or email address you gave the shop/, refused.body);
+    }
+    assert.deepEqual({ messages: await messages(), rows: (await rowsOf(page.id)).length }, before, 'no code sent, no try counted');
+    assert.equal(await server.database.db.selectFrom('shopper_password_tries').select('identity').where('identity', '=', 'fraudster@attacker.example').executeTakeFirst(), undefined);
+    // The address on file, in any case, gets its code, and the payment goes through.
+    assert.equal((await page.post('/step-up/send', { destination: 'real.cardholder@EXAMPLE.com' })).status, 200);
+    const code = await codeFor('real.cardholder@example.com');
+    assert.equal((await page.post('/step-up/verify', { code })).status, 200);
+    assert.equal((await page.post('/confirm', await card())).json.state, 'complete');
   });
 
   // The outbox holds shoppers' addresses, codes and orders: only the merchant's own test secret key opens it.
