@@ -76,8 +76,8 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
   if (error === undefined) return new CofferError('parameter_invalid', 'Invalid request.');
   const param = parameterName(error.instancePath);
   // Nothing given as a card (its number, its security code, or the card itself sent as a string or a list) is
-  // repeated back, not even a malformed one.
-  const value = /(^|\[)card\]?(\[|$)/.test(param) ? '(not shown)' : error.data;
+  // repeated back, not even a malformed one. Options for card payments (`payment_method_options[card]`) are no card.
+  const value = /(^|\[)card\]?(\[|$)/.test(param) && !param.startsWith('payment_method_options') ? '(not shown)' : error.data;
   if (value === '' && ['type', 'const', 'minLength', 'pattern', 'enum'].includes(error.keyword)) return emptyValue(param);
   if (error.propertyName !== undefined) {
     const key = String(error.propertyName);

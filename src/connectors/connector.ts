@@ -35,7 +35,7 @@ export interface AuthorizeRequest {
    * `/hooks/return/<charge id>`, which then asks the acquirer for the outcome). The card was set up for later
    * payments (a SetupIntent authenticated it) when `cardSetUp` is true.
    */
-  threeDSecure?: { request: 'automatic' | 'any'; returnUrl: string; cardSetUp: boolean; offSession?: boolean; noChallenge?: boolean } | undefined;
+  threeDSecure?: { request: 'automatic' | 'any' | 'challenge'; returnUrl: string; cardSetUp: boolean; offSession?: boolean; noChallenge?: boolean } | undefined;
 }
 
 /** The result of 3-D Secure authentication, recorded on the charge (Stripe's `payment_method_details.card.three_d_secure`). */

@@ -25,7 +25,7 @@ export function isWalletType(type: string): type is WalletType {
 }
 
 export interface WalletOptions {
-  card?: { request_three_d_secure?: 'automatic' | 'any' };
+  card?: { request_three_d_secure?: 'automatic' | 'any' | 'challenge' };
   /**
    * `web` (Stripe's): a QR code to scan. Coffer's extensions: `mobile_web`, WeChat's H5 payment in a phone's browser
    * (a redirect); `jsapi`, inside WeChat's own browser, with the shopper's `openid` for the merchant's app.

@@ -102,6 +102,18 @@ describe('3-D Secure', () => {
     assert.equal((plain.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure, null);
   });
 
+  test('request_three_d_secure=challenge: a card that would pass without one is challenged, and passes it', async () => {
+    const intent = await confirm('pm_card_visa', { payment_method_options: { card: { request_three_d_secure: 'challenge' } } });
+    assert.equal(intent.status, 'requires_action');
+    await finish(await challenge(intent), 'complete');
+    const done = await stripe.paymentIntents.retrieve(intent.id, { expand: ['latest_charge'] });
+    assert.equal(done.status, 'succeeded');
+    assert.equal(((done.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure as unknown as Record<string, unknown>).authentication_flow, 'challenge');
+    // A value Stripe does not know is named, with the values it takes (no "(not shown)": options are no card data).
+    await assert.rejects(confirm('pm_card_visa', { payment_method_options: { card: { request_three_d_secure: 'always' as 'any' } } }),
+      (error: Stripe.errors.StripeError) => error.param === 'payment_method_options[card][request_three_d_secure]' && /automatic, any, challenge \(got always\)/.test(error.message));
+  });
+
   test('manual capture after a challenge: requires_capture, then captured', async () => {
     const intent = await confirm('pm_card_authenticationRequired', { capture_method: 'manual' });
     await finish(await challenge(intent), 'complete');

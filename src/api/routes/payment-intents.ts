@@ -60,7 +60,7 @@ const PaymentMethodData = strictObject({
 /** Card details given in `payment_method_data` never reach an idempotency key's request hash as given. */
 const sensitiveParams = [['payment_method_data', 'card', 'number'], ['payment_method_data', 'card', 'cvc']] as const;
 const PaymentMethodOptions = strictObject({
-  card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any')])) })),
+  card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any'), Type.Literal('challenge')])) })),
   alipay: Type.Optional(strictObject({})),
   wechat_pay: Type.Optional(strictObject({
     client: Type.Optional(Type.Union([Type.Literal('web'), Type.Literal('mobile_web'), Type.Literal('jsapi')])),

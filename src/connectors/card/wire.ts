@@ -16,7 +16,7 @@ export interface AcquirerAuthorizeRequest {
 
 export interface AcquirerThreeDSecureRequest {
   /** `automatic`: authenticate when the issuer requires it; `any`: whenever the card supports it. */
-  request: 'automatic' | 'any';
+  request: 'automatic' | 'any' | 'challenge';
   /** Where the access control server sends the shopper's browser after a challenge. */
   return_url: string;
   /** The card was authenticated before for later payments (some issuers then skip the challenge). */

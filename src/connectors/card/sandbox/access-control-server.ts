@@ -124,18 +124,22 @@ export function decideAuthentication(card: TestCard, given: AcquirerThreeDSecure
     return decideAuthentication(card, null);
   }
   const request = given;
-  const asked = request?.request === 'any';
+  const asked = request?.request === 'any' || request?.request === 'challenge';
+  // `challenge`: the merchant asks the issuer for a challenge (EMV 3DS "challenge requested"); a card that can
+  // authenticate gets one, even where it would otherwise pass without.
+  const challengeAsked = request?.request === 'challenge';
   switch (support) {
     case 'not_supported':
       return { kind: 'none' };
     case 'optional':
+      if (challengeAsked) return { kind: 'challenge' };
       return asked ? { kind: 'frictionless', result: authenticationResult(card.brand, 'Y', 'frictionless') } : { kind: 'none' };
     case 'optional_error':
       // The ACS could not authenticate (transStatus U): no liability shift, and the payment goes on without it.
       return asked ? { kind: 'frictionless', result: authenticationResult(card.brand, 'U', 'frictionless') } : { kind: 'none' };
     case 'required_unless_set_up':
       if (request === null) return { kind: 'refused', decline: authenticationRequired };
-      if (request.card_set_up) {
+      if (request.card_set_up && !challengeAsked) {
         return asked ? { kind: 'frictionless', result: authenticationResult(card.brand, 'Y', 'frictionless') } : { kind: 'none' };
       }
       return { kind: 'challenge' };

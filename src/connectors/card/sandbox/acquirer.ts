@@ -163,7 +163,7 @@ function invalidAuthorizeRequest(request: AcquirerAuthorizeRequest, verification
   // A caller that predates 3-D Secure sends no field at all: the same as null.
   const threeDSecure = request.three_d_secure ?? null;
   if (threeDSecure === null) return undefined;
-  if (threeDSecure.request !== 'automatic' && threeDSecure.request !== 'any') return 'three_d_secure.request must be automatic or any';
+  if (!['automatic', 'any', 'challenge'].includes(threeDSecure.request)) return 'three_d_secure.request must be automatic, any or challenge';
   if (!validReturnUrl(threeDSecure.return_url)) return 'three_d_secure.return_url must be an absolute http(s) URL';
   if (typeof threeDSecure.card_set_up !== 'boolean') return 'three_d_secure.card_set_up must be a boolean';
   if (threeDSecure.off_session !== undefined && typeof threeDSecure.off_session !== 'boolean') return 'three_d_secure.off_session must be a boolean';
