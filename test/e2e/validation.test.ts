@@ -354,6 +354,11 @@ describe('Refused requests', () => {
     await refused(() => get('/v1/events?type=*.created'),
       { status: 400, code: 'parameter_invalid', param: 'type', message: 'Invalid type: *.created. A wildcard may only end the type, as in charge.*.' });
     assert.equal((await get('/v1/events?type=charge.*')).status, 200);
+    // `*` alone is every type.
+    const every = await get('/v1/events?type=*&limit=5');
+    const unfiltered = await get('/v1/events?limit=5');
+    assert.ok((every.json.data as unknown[]).length > 0);
+    assert.deepEqual(every.json.data, unfiltered.json.data);
     const listed = await get('/v1/payment_intents?limit=100');
     assert.equal(listed.status, 200, 'the bounds themselves are accepted');
   });

@@ -74,7 +74,8 @@ export function registerEventRoutes(app: FastifyInstance, services: Services): v
       throw new CofferError('parameter_invalid', `Invalid type: ${query.type}. A wildcard may only end the type, as in charge.*.`, { param: 'type' });
     }
     let select = services.db.selectFrom('events').select(['id', 'seq', 'payload', pendingWebhooksSql.as('pending_webhooks')]);
-    if (query.type !== undefined) {
+    // `*` alone is every type, as the endpoint's own `enabled_events` takes it.
+    if (query.type !== undefined && query.type !== '*') {
       select = query.type.endsWith('.*')
         ? select.where('type', 'like', `${query.type.slice(0, -1)}%`)
         : select.where('type', '=', query.type);
