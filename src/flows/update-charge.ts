@@ -2,7 +2,7 @@ import { resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import type { ChargeRow } from '../store/database.ts';
 import type { RequestContext, Respond, Services } from './context.ts';
-import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
+import { checkMetadataSize, mergeMetadata, type ShippingParams } from './payment-intent-params.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -10,11 +10,14 @@ import { requestTrail } from './trail.ts';
 export interface UpdateChargeParams {
   description?: string | '';
   metadata?: Record<string, string> | '';
+  receipt_email?: string | '';
+  shipping?: ShippingParams | '';
 }
 
 /**
- * Updates what a merchant may change on a charge, as at Stripe: its description and metadata (money, status and
- * card are the acquirer's record and never change here). `charge.updated` carries what changed.
+ * Updates what a merchant may change on a charge, as at Stripe: its description, metadata, receipt email and
+ * shipping (money, status and card are the acquirer's record and never change here). `charge.updated` carries what
+ * changed. `""` unsets a field.
  */
 export async function updateCharge(services: Services, ctx: RequestContext, id: string, params: UpdateChargeParams, respond?: Respond<ChargeRow>): Promise<ChargeRow> {
   const now = new Date(services.clock.nowMs());
@@ -27,6 +30,8 @@ export async function updateCharge(services: Services, ctx: RequestContext, id: 
     const after = await tx.updateTable('charges').set({
       metadata: JSON.stringify(metadata),
       description: params.description === undefined ? charge.description : params.description || null,
+      receipt_email: params.receipt_email === undefined ? charge.receipt_email : params.receipt_email || null,
+      ...(params.shipping === undefined ? {} : { shipping: JSON.stringify(params.shipping || null) }),
       updated_at: now,
     }).where('id', '=', charge.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'charge.update', objectType: 'charge', objectId: charge.id, details: { fields: Object.keys(params) } },

@@ -140,12 +140,20 @@ describe('PaymentIntent search', () => {
     assert.deepEqual([refused.status, (refused.json.error as { param?: string }).param], [400, 'query']);
 
     const before = await stateCounts(server.database.db);
-    for (const [body, param] of [['amount=5', 'amount'], [`metadata[${'k'.repeat(41)}]=v`, 'metadata'], ['description=' + 'd'.repeat(1001), 'description']] as const) {
+    for (const [body, param] of [['amount=5', 'amount'], [`metadata[${'k'.repeat(41)}]=v`, 'metadata'], ['description=' + 'd'.repeat(1001), 'description'],
+      ['receipt_email=not-an-address', 'receipt_email'], ['shipping[name]=A&shipping[address][planet]=Mars', 'shipping']] as const) {
       const bad = await rawRequest(server, 'POST', `/v1/charges/${paidCharge.id}`, { key: server.secretKey, body });
       assert.equal(bad.status, 400, bad.body);
       assert.match(String((bad.json.error as { param?: string }).param), new RegExp(`^${param}`), bad.body);
     }
     assert.deepEqual(await stateCounts(server.database.db), before, 'refused updates change nothing');
+    // The receipt email and shipping too, as Stripe's; "" unsets them.
+    const shipped = await stripe.charges.update(paidCharge.id, { receipt_email: 'buyer@example.com', shipping: { name: 'Ada', address: { line1: '1 Main St', country: 'GB' } } });
+    assert.deepEqual([shipped.receipt_email, shipped.shipping?.name, shipped.shipping?.address?.line1, shipped.shipping?.address?.city], ['buyer@example.com', 'Ada', '1 Main St', null]);
+    const shippedEvent = (await stripe.events.list({ type: 'charge.updated', limit: 1 })).data[0];
+    assert.equal((shippedEvent?.data.previous_attributes as { receipt_email?: unknown } | undefined)?.receipt_email, paidCharge.receipt_email);
+    const unset = await stripe.charges.update(paidCharge.id, { receipt_email: '', shipping: '' } as unknown as Stripe.ChargeUpdateParams);
+    assert.deepEqual([unset.receipt_email, unset.shipping], [null, null]);
     const other = stripeClient(server, server.otherSecretKey);
     await assert.rejects(other.charges.update(paidCharge.id, { metadata: { x: 'y' } }), (error: Stripe.errors.StripeError) => error.statusCode === 404);
     assert.deepEqual((await other.charges.search({ query: `metadata['run']:'${run}'` })).data, []);

@@ -6,7 +6,7 @@ import { listPage } from '../../flows/list-page.ts';
 import { limits } from '../../limits.ts';
 import { chargeObject } from '../../objects/charge.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, SearchQuery, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { Description, Email, Expand, ListQuery, Metadata, ObjectId, SearchQuery, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { updateCharge, type UpdateChargeParams } from '../../flows/update-charge.ts';
 import { currencies } from '../../domain/currency.ts';
@@ -18,7 +18,10 @@ import { expandObjects } from './expand.ts';
 const chargeExpandable = { balance_transaction: 'balance', customer: 'customers', payment_intent: 'payment_intents', refunds: 'refunds' } as const;
 
 const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(ObjectId), customer: Type.Optional(ObjectId) });
-const UpdateBody = strictObject({ description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand) });
+const UpdateBody = strictObject({
+  description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand),
+  receipt_email: Type.Optional(emptyable(Email)), shipping: Type.Optional(emptyable(Shipping)),
+});
 /** What a charge search may ask: the fields of Stripe's charge search that Coffer keeps as columns. */
 const chargeSearchFields: Record<string, SearchField> = {
   amount: { kind: 'amount', column: 'amount' },
