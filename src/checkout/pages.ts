@@ -1,3 +1,4 @@
+import { loggedSessionId } from '../platform/logger.ts';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError } from '../domain/errors.ts';
@@ -446,7 +447,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (session.status !== 'open') return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
     const answer = typeof query.code === 'string' ? await signIn.openidFor(query.code) : { error: 'no code' };
     if ('error' in answer) {
-      services.logger.warn({ session: session.id, reason: answer.error }, 'checkout: WeChat sign-in failed');
+      services.logger.warn({ session: loggedSessionId(session.id), reason: answer.error }, 'checkout: WeChat sign-in failed');
       return html(reply, 400, messagePage(lang, n, say(lang, 'failed'), say(lang, 'wechatNotCompleted')), pageCsp(n, null));
     }
     await services.db.updateTable('checkout_sessions').set({ wechat_openid: answer.openid, updated_at: new Date(services.clock.nowMs()) })

@@ -1,3 +1,4 @@
+import { loggedSessionId } from '../platform/logger.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
@@ -333,7 +334,7 @@ async function cancelSessionIntent(services: Services, session: CheckoutSessionR
   try {
     await cancelPaymentIntent(services, ctx, session.payment_intent_id, { cancellation_reason: 'abandoned' }, keepingResponder().respond);
   } catch (error) {
-    services.logger.warn({ err: error, session: session.id }, 'checkout: the expired session\'s PaymentIntent could not be canceled');
+    services.logger.warn({ err: error, session: loggedSessionId(session.id) }, 'checkout: the expired session\'s PaymentIntent could not be canceled');
   }
 }
 

@@ -4,7 +4,7 @@ import { checkAmountStep, parseCurrency } from '../domain/money.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import type { CustomerBalanceTransactionRow, CustomerRow, PaymentMethodRow } from '../store/database.ts';
-import { checkSavable, resolvePaymentMethod } from './payment-methods.ts';
+import { checkSavable, resolvePaymentMethod, saveCheckedMethod } from './payment-methods.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
@@ -60,7 +60,7 @@ export async function createCustomer(services: Services, ctx: RequestContext, pa
     }).returningAll().executeTakeFirstOrThrow();
     const events: PaymentEvent[] = [{ type: 'customer.created', customer: { after: customer } }];
     if (method !== undefined) {
-      const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+      const saved = await saveCheckedMethod(tx, method, customer.id, 'payment_method');
       events.push({ type: 'payment_method.attached', paymentMethod: { after: saved } });
     }
     await recordChange(tx, requestTrail(ctx), ctx.actor,

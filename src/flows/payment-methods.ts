@@ -4,7 +4,7 @@ import { assert } from '../platform/assert.ts';
 import { cardFingerprint } from '../platform/instance-secret.ts';
 import { newId } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { CardFacts, CustomerRow, Database, PaymentMethodRow } from '../store/database.ts';
 import { paymentMethodInsert } from '../store/row-json.ts';
 import type { RequestContext, Services, Tx } from './context.ts';
@@ -143,15 +143,44 @@ function checkNotDetached(method: PaymentMethodRow, param: string): void {
  */
 export const savableStatuses = ['succeeded', 'requires_capture'] as const;
 
+/**
+ * The SQL form of the rule, for the statement that saves the card (so that a cancel or another card committed
+ * between the check and the save cannot save a card the check would now refuse): a card never used, or one whose
+ * first PaymentIntent asked to keep it and was authorized with this very card.
+ */
+export function savableNow(eb: ExpressionBuilder<Database, 'payment_methods'>) {
+  return eb.or([
+    eb('payment_methods.first_payment_intent_id', 'is', null),
+    eb.exists(eb.selectFrom('payment_intents').select('payment_intents.id').whereRef('payment_intents.id', '=', 'payment_methods.first_payment_intent_id')
+      .whereRef('payment_intents.payment_method_id', '=', 'payment_methods.id')
+      .where('payment_intents.setup_future_usage', 'is not', null).where('payment_intents.status', 'in', savableStatuses)),
+  ]);
+}
+
 export async function checkSavable(tx: Tx, method: PaymentMethodRow, param: string): Promise<void> {
   checkNotDetached(method, param);
   if (method.customer_id !== null || method.first_payment_intent_id === null) return;
-  const first = await tx.selectFrom('payment_intents').select(['setup_future_usage', 'status'])
+  const first = await tx.selectFrom('payment_intents').select(['setup_future_usage', 'status', 'payment_method_id'])
     .where('id', '=', method.first_payment_intent_id).executeTakeFirst();
-  if (first !== undefined && first.setup_future_usage !== null && (savableStatuses as readonly string[]).includes(first.status)) return;
+  const authorized = first !== undefined && (savableStatuses as readonly string[]).includes(first.status);
+  // Authorized with this card: a card declined there, and then replaced by one that paid, was not.
+  if (first !== undefined && first.setup_future_usage !== null && authorized && first.payment_method_id === method.id) return;
   const why = first?.setup_future_usage === null || first === undefined
     ? 'without setup_future_usage, so it cannot be saved to a customer now: save a card before or with its first payment (setup_future_usage)'
-    : `with setup_future_usage, but that payment is ${first.status}, not authorized, so the card cannot be saved from it`;
+    : authorized
+      ? 'with setup_future_usage, but that payment was made with another card, so this one cannot be saved from it'
+      : `with setup_future_usage, but that payment is ${first.status}, not authorized, so the card cannot be saved from it`;
   throw new CofferError('payment_method_unexpected_state',
     `The payment method ${method.id} was used with PaymentIntent ${method.first_payment_intent_id} ${why}; or ask the shopper for the card again.`, { param });
+}
+
+/**
+ * Saves a card checked by `checkSavable` to a customer, the rule checked again by the statement itself: a change
+ * committed in between (the first PaymentIntent canceled) refuses the save with the check's own message.
+ */
+export async function saveCheckedMethod(tx: Tx, method: PaymentMethodRow, customerId: string, param: string): Promise<PaymentMethodRow> {
+  const saved = await tx.updateTable('payment_methods').set({ customer_id: customerId }).where('id', '=', method.id).where(savableNow).returningAll().executeTakeFirst();
+  if (saved !== undefined) return saved;
+  await checkSavable(tx, method, param);
+  throw new CofferError('payment_method_unexpected_state', `The payment method ${method.id} changed while it was being saved; try again.`, { param });
 }

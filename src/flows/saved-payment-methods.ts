@@ -8,7 +8,7 @@ import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { findCustomer } from './customers.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { checkSavable, preparePaymentMethod, resolvePaymentMethod } from './payment-methods.ts';
+import { checkSavable, preparePaymentMethod, resolvePaymentMethod, saveCheckedMethod } from './payment-methods.ts';
 import { testPaymentMethods } from '../connectors/card/test-cards.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
@@ -192,7 +192,7 @@ export async function attachPaymentMethod(services: Services, ctx: RequestContex
       throw new CofferError('payment_method_unexpected_state', `The payment method ${id} is already attached to another customer; detach it first.`, { param: 'customer' });
     }
     await checkSavable(tx, method, 'payment_method');
-    const after = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+    const after = await saveCheckedMethod(tx, method, customer.id, 'payment_method');
     // The PaymentMethod attached, also when a test id made it (the id then says which).
     await recordChange(tx, requestTrail(ctx), ctx.actor, {
       action: 'payment_method.attach', objectType: 'payment_method', objectId: after.id, details: { customer: customer.id, ...(after.id === id ? {} : { test_id: id }) },

@@ -9,7 +9,7 @@ import type { PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
-import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod, savableStatuses } from './payment-methods.ts';
+import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod, savableNow } from './payment-methods.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
@@ -324,11 +324,7 @@ async function saveToCustomer(tx: Tx, trail: Trail, scope: Scope, intent: SetupI
   // A card a guest payment used meanwhile stays unsaved (decision 0023), unless that payment asked to keep it and was
   // authorized (as `checkSavable`): the SetupIntent verified it all the same.
   const saved = await tx.updateTable('payment_methods').set({ customer_id: customer.id }).where('id', '=', methodId).where('customer_id', 'is', null)
-    .where((eb) => eb.or([
-      eb('first_payment_intent_id', 'is', null),
-      eb.exists(eb.selectFrom('payment_intents').select('payment_intents.id').whereRef('payment_intents.id', '=', 'payment_methods.first_payment_intent_id')
-        .where('payment_intents.setup_future_usage', 'is not', null).where('payment_intents.status', 'in', savableStatuses)),
-    ]))
+    .where(savableNow)
     .where('detached_at', 'is', null).returningAll().executeTakeFirst();
   if (saved !== undefined) await recordEvents(tx, trail, scope, [{ type: 'payment_method.attached', paymentMethod: { after: saved } }], now);
 }

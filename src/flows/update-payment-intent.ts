@@ -146,7 +146,11 @@ async function updateOnce(
     changes.receipt_email = emptyToNull(params.receipt_email, intent.receipt_email);
     changes.statement_descriptor = emptyToNull(params.statement_descriptor, intent.statement_descriptor);
     changes.statement_descriptor_suffix = emptyToNull(params.statement_descriptor_suffix, intent.statement_descriptor_suffix);
-    if (params.setup_future_usage !== undefined) changes.setup_future_usage = params.setup_future_usage || null;
+    if (params.setup_future_usage !== undefined) {
+      // The shopper's consent to keep the card is part of what they confirm: not given or withdrawn after it.
+      requireUnconfirmed(intent, 'setup_future_usage');
+      changes.setup_future_usage = params.setup_future_usage || null;
+    }
     if (params.shipping !== undefined) changes.shipping = JSON.stringify(params.shipping || null);
     if (reshapingRound !== undefined && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
       if (reshapingRound === 1) throw new ChallengeToEnd(intent);

@@ -29,15 +29,20 @@ export async function expireAuthorizations(services: Services): Promise<number> 
     .returningAll()
     .execute();
   for (const intent of claimed) {
-    assert(intent.latest_charge_id !== null, 'an authorized PaymentIntent has a charge');
-    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
-    assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
-    const result = await services.connectors
-      .card(intent.livemode)
-      .void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
-    if (result.status === 'unknown') continue;
-    const trail = await jobTrail(services, 'expire-authorizations', intent.merchant_id);
-    await recordCancelOutcome(services, { merchantId: intent.merchant_id, livemode: intent.livemode }, intent.id, result, trail, undefined);
+    try {
+      assert(intent.latest_charge_id !== null, 'an authorized PaymentIntent has a charge');
+      const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
+      assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+      const result = await services.connectors
+        .card(intent.livemode)
+        .void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
+      if (result.status === 'unknown') continue;
+      const trail = await jobTrail(services, 'expire-authorizations', intent.merchant_id);
+      await recordCancelOutcome(services, { merchantId: intent.merchant_id, livemode: intent.livemode }, intent.id, result, trail, undefined);
+    } catch (error) {
+      // One hold's failure must not stop the others; marked in flight, it is finished by recover-in-flight-operations.
+      services.logger.error({ err: error, paymentIntent: intent.id }, 'expiring an authorization failed');
+    }
   }
   return claimed.length;
 }

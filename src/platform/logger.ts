@@ -51,7 +51,12 @@ const secretInEncodedUrl = /((?:%3F|%26)(?:sig|sign|[a-z_]*client_secret)%3D)(?:
  * A hosted page's session id is the page's bearer (it pays, shows the receipt email, opens support cases): only
  * its first six characters are logged, enough to find it among a merchant's sessions.
  */
-const pageSessionId = /\b(cs_(?:test|live)_[0-9A-Za-z]{6})[0-9A-Za-z]{18}\b/g;
+const pageSessionId = /(cs_(?:test|live)_[0-9A-Za-z]{6})[0-9A-Za-z]{18}(?![0-9A-Za-z])/g;
+
+/** A hosted page's session id as log lines show it (see `pageSessionId`). */
+export function loggedSessionId(id: string): string {
+  return id.replace(pageSessionId, '$1…');
+}
 
 /** API keys and webhook signing secrets, wherever a misconfigured client puts them in a URL (`?key=sk_live_…`). */
 const secretInUrl = /\b((?:sk|rk|pk)(?:_|%5F)(?:test|live)(?:_|%5F)|whsec(?:_|%5F))[0-9A-Za-z+=%]+/gi;

@@ -337,6 +337,20 @@ describe('saved cards', () => {
     const { idempotency_keys: _b, ...expected } = before;
     assert.deepEqual(afterRefusal, expected, 'the refused attach changed nothing');
 
+    // Declined there, then replaced by a card that paid: the declined one was not authorized, and is not savable.
+    const replaced = await publishable.paymentMethods.create({ type: 'card', card: { number: '4000000000000002', exp_month: 8, exp_year: thisYear + 3, cvc: '123' } });
+    const retried = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: replaced.id, setup_future_usage: 'off_session' });
+    await assert.rejects(stripe.paymentIntents.confirm(retried.id), (error: Stripe.errors.StripeError) => error.code === 'card_declined');
+    assert.equal((await stripe.paymentIntents.confirm(retried.id, { payment_method: (await newCard()).id })).status, 'succeeded');
+    await assert.rejects(stripe.paymentMethods.attach(replaced.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) =>
+      error.code === 'payment_method_unexpected_state' && error.message.includes('that payment was made with another card'));
+    // Nor can the consent be given after the payment: setup_future_usage changes only before confirmation.
+    const guest = await newCard();
+    const unasked = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: guest.id, capture_method: 'manual', confirm: true });
+    await assert.rejects(stripe.paymentIntents.update(unasked.id, { setup_future_usage: 'off_session' }), (error: Stripe.errors.StripeError) =>
+      error.code === 'payment_intent_unexpected_state' && error.param === 'setup_future_usage');
+    await assert.rejects(stripe.paymentMethods.attach(guest.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+
     const card = await newCard();
     const paid = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: card.id, setup_future_usage: 'off_session', confirm: true });
     assert.equal(paid.status, 'succeeded');

@@ -33,4 +33,6 @@ test('API keys and signing secrets anywhere in a URL, and search queries, emails
   // A hosted page's session id opens the page: cut to its first characters, in the page's URLs and in the API's.
   assert.equal(loggedUrl('/pay/cs_test_a1B2c3D4e5F6g7H8i9J0k1L2/status?lang=en'), '/pay/cs_test_a1B2c3…/status?lang=en');
   assert.equal(loggedUrl('/v1/checkout/sessions/cs_live_a1B2c3D4e5F6g7H8i9J0k1L2/expire'), '/v1/checkout/sessions/cs_live_a1B2c3…/expire');
+  assert.equal(loggedUrl('/sandbox/wechat-pay/connect/oauth2/authorize?redirect_uri=https%3A%2F%2Fshop%2Fpay%2Fcs_test_a1B2c3D4e5F6g7H8i9J0k1L2%2Fwechat-sign-in'),
+    '/sandbox/wechat-pay/connect/oauth2/authorize?redirect_uri=https%3A%2F%2Fshop%2Fpay%2Fcs_test_a1B2c3…%2Fwechat-sign-in', 'percent-encoded in another URL too');
 });
