@@ -1,3 +1,4 @@
+import { handleEach } from './handle-each.ts';
 import { sql } from 'kysely';
 import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
@@ -28,21 +29,16 @@ export async function expireAuthorizations(services: Services): Promise<number> 
     )
     .returningAll()
     .execute();
-  for (const intent of claimed) {
-    try {
-      assert(intent.latest_charge_id !== null, 'an authorized PaymentIntent has a charge');
-      const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
-      assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
-      const result = await services.connectors
-        .card(intent.livemode)
-        .void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
-      if (result.status === 'unknown') continue;
-      const trail = await jobTrail(services, 'expire-authorizations', intent.merchant_id);
-      await recordCancelOutcome(services, { merchantId: intent.merchant_id, livemode: intent.livemode }, intent.id, result, trail, undefined);
-    } catch (error) {
-      // One hold's failure must not stop the others; marked in flight, it is finished by recover-in-flight-operations.
-      services.logger.error({ err: error, paymentIntent: intent.id }, 'expiring an authorization failed');
-    }
-  }
-  return claimed.length;
+  // Marked in flight: a hold that fails here is finished by recover-in-flight-operations.
+  return handleEach(services, claimed, { what: 'paymentIntent', failed: 'expiring an authorization failed' }, async (intent) => {
+    assert(intent.latest_charge_id !== null, 'an authorized PaymentIntent has a charge');
+    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', intent.latest_charge_id).executeTakeFirstOrThrow();
+    assert(charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
+    const result = await services.connectors
+      .card(intent.livemode)
+      .void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
+    if (result.status === 'unknown') return;
+    const trail = await jobTrail(services, 'expire-authorizations', intent.merchant_id);
+    await recordCancelOutcome(services, { merchantId: intent.merchant_id, livemode: intent.livemode }, intent.id, result, trail, undefined);
+  });
 }

@@ -10,6 +10,7 @@ import { riskBlockDecline } from '../flows/risk-decision.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
 import { CofferError } from '../domain/errors.ts';
+import { handleEach } from './handle-each.ts';
 import { jobTrail } from './system-trail.ts';
 
 
@@ -72,24 +73,18 @@ export async function recoverPendingAttempts(services: Services): Promise<number
     )
     .returningAll()
     .execute();
-  for (const charge of claimed) {
-    try {
-      // Blocked by the risk engine, and the process stopped before recording it: it never reaches the acquirer.
-      const resolution = charge.risk?.action === 'block' ? riskBlockDecline(charge) : await resolveAttempt(services, charge);
-      if (resolution === undefined) continue;
-      await recordAttemptOutcome(
-        services,
-        { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-        resolution,
-        await jobTrail(services, 'recover-pending-attempts', charge.merchant_id),
-        undefined,
-      );
-    } catch (error) {
-      // One attempt's failure must not stop the others (nor the jobs after this one); its lease expires and it is tried again.
-      services.logger.error({ err: error, charge: charge.id }, 'recovering a pending attempt failed');
-    }
-  }
-  return claimed.length;
+  return handleEach(services, claimed, { what: 'charge', failed: 'recovering a pending attempt failed' }, async (charge) => {
+    // Blocked by the risk engine, and the process stopped before recording it: it never reaches the acquirer.
+    const resolution = charge.risk?.action === 'block' ? riskBlockDecline(charge) : await resolveAttempt(services, charge);
+    if (resolution === undefined) return;
+    await recordAttemptOutcome(
+      services,
+      { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+      resolution,
+      await jobTrail(services, 'recover-pending-attempts', charge.merchant_id),
+      undefined,
+    );
+  });
 }
 
 /** Captures and cancellations whose request died after marking them in flight are driven to completion. */
@@ -110,15 +105,7 @@ export async function recoverInFlightOperations(services: Services): Promise<num
     )
     .returningAll()
     .execute();
-  for (const intent of claimed) {
-    try {
-      await recoverOperation(services, intent);
-    } catch (error) {
-      // One operation's failure must not stop the others; its lease expires and it is tried again.
-      services.logger.error({ err: error, paymentIntent: intent.id }, 'recovering an operation in flight failed');
-    }
-  }
-  return claimed.length;
+  return handleEach(services, claimed, { what: 'paymentIntent', failed: 'recovering an operation in flight failed' }, (intent) => recoverOperation(services, intent));
 }
 
 async function recoverOperation(services: Services, intent: PaymentIntentRow): Promise<void> {

@@ -1,3 +1,4 @@
+import { handleEach } from './handle-each.ts';
 import { sql } from 'kysely';
 import type { Services } from '../flows/context.ts';
 import { recordRefundOutcome, syncRefundAtProvider } from '../flows/create-refund.ts';
@@ -19,21 +20,15 @@ export async function recoverPendingRefunds(services: Services): Promise<number>
         .orderBy('updated_at').limit(limits.jobBatchSize).forUpdate().skipLocked())
     .returningAll()
     .execute();
-  for (const refund of claimed) {
-    try {
-      const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', refund.charge_id).executeTakeFirstOrThrow();
-      let found = await syncRefundAtProvider(services, refund, charge, false);
-      if (found.status === 'not_found') found = await syncRefundAtProvider(services, refund, charge, true);
-      if (found.status === 'unknown') {
-        services.logger.warn({ refund: refund.id, reason: found.reason }, 'refund outcome still unknown');
-        continue;
-      }
-      const result = found.status === 'not_found' ? { status: 'failed' as const, providerReference: null, failureReason: 'unknown' } : found;
-      await recordRefundOutcome(services, refund.id, result, await jobTrail(services, 'recover-pending-refunds', refund.merchant_id), undefined);
-    } catch (error) {
-      // One refund's failure must not stop the others; its lease expires and it is tried again.
-      services.logger.error({ err: error, refund: refund.id }, 'recovering a pending refund failed');
+  return handleEach(services, claimed, { what: 'refund', failed: 'recovering a pending refund failed' }, async (refund) => {
+    const charge = await services.db.selectFrom('charges').selectAll().where('id', '=', refund.charge_id).executeTakeFirstOrThrow();
+    let found = await syncRefundAtProvider(services, refund, charge, false);
+    if (found.status === 'not_found') found = await syncRefundAtProvider(services, refund, charge, true);
+    if (found.status === 'unknown') {
+      services.logger.warn({ refund: refund.id, reason: found.reason }, 'refund outcome still unknown');
+      return;
     }
-  }
-  return claimed.length;
+    const result = found.status === 'not_found' ? { status: 'failed' as const, providerReference: null, failureReason: 'unknown' } : found;
+    await recordRefundOutcome(services, refund.id, result, await jobTrail(services, 'recover-pending-refunds', refund.merchant_id), undefined);
+  });
 }

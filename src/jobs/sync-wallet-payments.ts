@@ -1,3 +1,4 @@
+import { handleEach } from './handle-each.ts';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../store/database.ts';
 import type { Services } from '../flows/context.ts';
@@ -23,22 +24,16 @@ export async function syncWalletPayments(services: Services): Promise<number> {
         .orderBy('provider_sync_at').limit(limits.jobBatchSize).forUpdate().skipLocked())
     .returningAll()
     .execute();
-  for (const charge of claimed) {
-    try {
-      const trail = await jobTrail(services, 'sync-wallet-payments', charge.merchant_id);
-      // Blocked by the risk engine, and the process stopped before recording it: the provider never hears of it.
-      if (charge.risk?.action === 'block') {
-        await recordAttemptOutcome(services, { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
-          riskBlockDecline(charge), trail, undefined);
-        continue;
-      }
-      await syncWalletAttempt(services, charge, trail);
-    } catch (error) {
-      // One payment's failure must not stop the others (nor the jobs after this one); its lease expires and it is tried again.
-      services.logger.error({ err: error, charge: charge.id }, 'wallet payment sync failed');
+  return handleEach(services, claimed, { what: 'charge', failed: 'wallet payment sync failed' }, async (charge) => {
+    const trail = await jobTrail(services, 'sync-wallet-payments', charge.merchant_id);
+    // Blocked by the risk engine, and the process stopped before recording it: the provider never hears of it.
+    if (charge.risk?.action === 'block') {
+      await recordAttemptOutcome(services, { scope: { merchantId: charge.merchant_id, livemode: charge.livemode }, paymentIntentId: charge.payment_intent_id, chargeId: charge.id },
+        riskBlockDecline(charge), trail, undefined);
+      return;
     }
-  }
-  return claimed.length;
+    await syncWalletAttempt(services, charge, trail);
+  });
 }
 
 /**

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { JobsFailed, runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { recoverInFlightOperations } from '../../src/jobs/recover-in-flight.ts';
 import { createMigratedTestDatabaseUrl, openExistingTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
@@ -240,6 +241,27 @@ describe('crash recovery', { concurrency: false }, () => {
         await server.close();
         await database.drop();
       }
+    }
+  });
+
+  // Within a job, a row that cannot be finished must not stop the rows after it in its batch.
+  test('a row its recovery cannot finish is left for later, and the rows after it are still recovered', async () => {
+    const server = await startTestServer();
+    try {
+      const held = await Promise.all([0, 1].map(() => server.stripe.paymentIntents.create({ amount: 700, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true })));
+      const [broken, fine] = held.map((intent) => intent.id) as [string, string];
+      const db = server.database.db;
+      // Both captures died in flight, the broken one first in line; its charge lost the acquirer's reference.
+      for (const [id, startedAt] of [[broken, new Date(Date.now() - 600_000)], [fine, new Date(Date.now() - 300_000)]] as const) {
+        await db.updateTable('payment_intents').set({ operation_in_flight: 'capture', operation_started_at: startedAt, operation_amount: 700n }).where('id', '=', id).execute();
+      }
+      await db.updateTable('charges').set({ provider_reference: null }).where('payment_intent_id', '=', broken).execute();
+      assert.equal(await recoverInFlightOperations(server.coffer.services), 2, 'both claimed');
+      const status = async (id: string) => (await db.selectFrom('payment_intents').select(['status', 'operation_in_flight']).where('id', '=', id).executeTakeFirstOrThrow());
+      assert.deepEqual(await status(fine), { status: 'succeeded', operation_in_flight: null }, 'the row after the broken one was recovered');
+      assert.deepEqual(await status(broken), { status: 'requires_capture', operation_in_flight: 'capture' }, 'the broken one is left for a later run');
+    } finally {
+      await server.close();
     }
   });
 

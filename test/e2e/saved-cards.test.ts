@@ -347,8 +347,10 @@ describe('saved cards', () => {
     // Nor can the consent be given after the payment: setup_future_usage changes only before confirmation.
     const guest = await newCard();
     const unasked = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: guest.id, capture_method: 'manual', confirm: true });
-    await assert.rejects(stripe.paymentIntents.update(unasked.id, { setup_future_usage: 'off_session' }), (error: Stripe.errors.StripeError) =>
+    await assert.rejects(stripe.paymentIntents.update(unasked.id, { setup_future_usage: 'off_session', metadata: { note: 'x' } }), (error: Stripe.errors.StripeError) =>
       error.code === 'payment_intent_unexpected_state' && error.param === 'setup_future_usage');
+    const unchanged = await stripe.paymentIntents.retrieve(unasked.id);
+    assert.deepEqual([unchanged.setup_future_usage, unchanged.metadata], [null, {}], 'the refused update changed nothing');
     await assert.rejects(stripe.paymentMethods.attach(guest.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
 
     const card = await newCard();
