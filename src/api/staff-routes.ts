@@ -12,10 +12,10 @@ import type { RequestContext, Services, Tx } from '../flows/context.ts';
 import { createRefund, prepareRefund, RefundNeedsApproval, sendRefund } from '../flows/create-refund.ts';
 import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
 import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
-import { createApiKeyIn, createMerchantIn, revokeApiKey } from '../identity/merchants.ts';
+import { createMerchantIn, createPreparedApiKeyIn, prepareApiKey, revokeApiKey } from '../identity/merchants.ts';
 import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
 import {
-  changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
+  changePassword, checkEmailFree, completeEnrollment, completeSignIn, csrfTokenFor, inviteStaffUser, newEnrollmentCode, normalizeEmail, reauthenticate, regenerateRecoveryCodes,
   signInWithPassword, signOut, staffAudit, startEnrollment, type SecondFactor, type SignedIn,
 } from '../identity/staff.ts';
 import { passkeyAccepted, passkeyObject, passkeyRegistrationOptions, passkeySignInOptions, passkeysOf, registerPasskey, relyingParty, removePasskey, type RelyingParty } from '../identity/passkeys.ts';
@@ -68,10 +68,20 @@ function staffUserObject(user: StaffUserRow, now: Date) {
 const approvalStates = ['pending', 'executed', 'rejected', 'failed', 'expired'] as const;
 
 /** `at`: a request still pending past its expiry shows as `expired` (nobody can approve it any more). */
+/**
+ * What an approval's parameters say to the staff: not the hashes of the secrets given to the requester (an API key,
+ * an enrollment code), which are there only for the action to check them against when it runs.
+ */
+function shownParams(params: Record<string, unknown>): Record<string, unknown> {
+  const shown = Object.fromEntries(Object.entries(params).filter(([name]) => name !== 'enrollment_code_sha256' && name !== 'prepared_key'));
+  const prepared = params.prepared_key as { id?: unknown } | undefined;
+  return prepared === undefined ? shown : { ...shown, api_key: prepared.id };
+}
+
 function approvalObject(approval: StaffApprovalRow, at?: Date) {
   const expired = approval.status === 'pending' && at !== undefined && approval.expires_at <= at;
   return {
-    id: approval.id, object: 'approval', action: approval.action, params: approval.params, summary: approval.summary, status: expired ? 'expired' : approval.status,
+    id: approval.id, object: 'approval', action: approval.action, params: shownParams(approval.params), summary: approval.summary, status: expired ? 'expired' : approval.status,
     requested_by: approval.requested_by, requested: unix(approval.requested_at), expires_at: unix(approval.expires_at),
     decided_by: approval.decided_by, decided: unix(approval.decided_at), result: approval.result,
   };
@@ -199,6 +209,12 @@ async function sendApprovedRefund(services: Services, request: FastifyRequest, a
   return { approval: updated, refund };
 }
 
+/**
+ * A request for a key or an invitation left pending from a version that gave its secret to the approver: refused,
+ * so that the approver is not given it now (the request closes as failed; asking again gives the requester theirs).
+ */
+const askedBeforeSplitSecrets = () => new CofferError('parameter_invalid', 'This request was made by an earlier version of Coffer, which gave its secret to the approver; ask again.');
+
 /** The transaction-scoped advisory lock that makes a bootstrap invitation's check and its invitation one step. */
 const bootstrapLockKey = 0x636f6666; // "coff"
 
@@ -215,10 +231,14 @@ async function hasOtherApprover(db: Kysely<Database> | Tx, requester: StaffUserR
 }
 
 async function runInvite(
-  tx: Tx, request: FastifyRequest, params: { email: string; name: string; role: StaffRole }, createdBy: string, now: Date, pagesOrigin: string,
+  tx: Tx, request: FastifyRequest, params: { email: string; name: string; role: StaffRole; enrollment_code_sha256?: string }, createdBy: string, now: Date, pagesOrigin: string,
 ): Promise<ActionResult> {
-  const invited = await inviteStaffUser(tx, { ...params, createdBy }, now);
-  await staffAudit(tx, staffOrigin(request), now, { actorId: createdBy, action: 'staff.invite', objectType: 'staff_user', objectId: invited.userId, details: { role: params.role, email: normalizeEmail(params.email) } });
+  const codeHash = params.enrollment_code_sha256 === undefined ? {} : { enrollmentCodeHash: Buffer.from(params.enrollment_code_sha256, 'hex') };
+  const invited = await inviteStaffUser(tx, { email: params.email, name: params.name, role: params.role, createdBy, ...codeHash }, now);
+  await staffAudit(tx, staffOrigin(request), now, {
+    actorId: createdBy, action: 'staff.invite', objectType: 'staff_user', objectId: invited.userId,
+    details: { role: params.role, email: normalizeEmail(params.email), enrollment_code: params.enrollment_code_sha256 !== undefined },
+  });
   return {
     result: { user: invited.userId, role: params.role },
     shownOnce: {
@@ -329,8 +349,12 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
 
   // -- Enrollment (the link from an invitation or `coffer admin create`) ---------------------------------------
   const EnrollmentToken = Type.String({ minLength: 1, maxLength: 100 });
-  app.post(`${prefix}/enrollment/start`, { config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken }) } }, async (request) => {
-    const started = await startEnrollment(db, key, (request.body as { token: string }).token, now());
+  const EnrollmentCode = Type.String({ minLength: 1, maxLength: 60 });
+  app.post(`${prefix}/enrollment/start`, {
+    config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken, enrollment_code: Type.Optional(EnrollmentCode) }) },
+  }, async (request) => {
+    const body = request.body as { token: string; enrollment_code?: string };
+    const started = await startEnrollment(db, key, body.token, body.enrollment_code, now());
     return {
       object: 'enrollment', email: started.email, name: started.name, role: started.role, totp_secret: started.totpSecret, otpauth_uri: started.otpauthUri,
       // The URI as a QR code, one string of 0 (light) and 1 (dark) per row: the page draws it, no image to fetch.
@@ -339,10 +363,10 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
   });
 
   app.post(`${prefix}/enrollment/complete`, {
-    config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken, password: Password, code: Code }) },
+    config: { staffAccess: 'public' }, schema: { body: strictObject({ token: EnrollmentToken, enrollment_code: Type.Optional(EnrollmentCode), password: Password, code: Code }) },
   }, async (request) => {
-    const body = request.body as { token: string; password: string; code: string };
-    const done = await completeEnrollment(db, key, body, staffOrigin(request), now());
+    const body = request.body as { token: string; enrollment_code?: string; password: string; code: string };
+    const done = await completeEnrollment(db, key, { token: body.token, password: body.password, code: body.code, ...(body.enrollment_code === undefined ? {} : { enrollmentCode: body.enrollment_code }) }, staffOrigin(request), now());
     return { object: 'enrollment', user: done.userId, recovery_codes: done.recoveryCodes };
   });
 
@@ -458,11 +482,17 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
     // Validated now, so that a request that could never run is refused at once rather than approved and failed.
     if (body.kind === 'restricted') parsePermissions(body.permissions ?? []);
     else if (body.permissions !== undefined) throw new CofferError('parameter_invalid', 'Only restricted keys take permissions.', { param: 'permissions' });
+    // The key is given to whoever asks for it, now, and works once someone else approves; the approver never sees
+    // it, so neither of the two holds a working key alone. Only its hash waits on the approval.
+    const { key: apiKey, prepared } = prepareApiKey(body.kind, body.livemode);
     const approval = await db.transaction().execute((tx) => requestApproval(tx, signedIn(request).user, {
-      action: 'api_key.create', params: { merchant, ...body }, merchantId: merchant,
+      action: 'api_key.create', params: { merchant, ...body, prepared_key: { id: prepared.id, sha256: prepared.keyHash.toString('hex'), last4: prepared.last4 } }, merchantId: merchant,
       summary: `New ${body.livemode ? 'live' : 'test'} ${body.kind} API key for ${merchant}`,
     }, staffOrigin(request), now()));
-    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+    return reply.code(202).send({
+      object: 'approval_required', approval: approvalObject(approval),
+      shown_once: { api_key: { id: prepared.id, secret: apiKey.reveal() } },
+    });
   });
 
   app.post(`${prefix}/api_keys/:key/revoke`, { config: { staffAccess: 'api_keys.revoke', reauthenticate: true }, schema: { params: strictObject({ key: ObjectId }) } }, async (request) => {
@@ -497,10 +527,13 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
       return runInvite(tx, request, body, user.id, at, rp(request).origin);
     });
     if (bootstrapped !== undefined) return { object: 'staff_invitation', ...bootstrapped.result, ...bootstrapped.shownOnce };
+    // Two secrets enroll the new account: the approver is given the link, the requester this code, now. Neither of
+    // the two can enroll it alone (and so hold a second account of their own); the invitee needs both.
+    const enrollmentCode = newEnrollmentCode();
     const approval = await db.transaction().execute((tx) => requestApproval(tx, user, {
-      action: 'staff.invite', params: { ...body, email }, summary: `Invite ${email} as ${body.role}`,
+      action: 'staff.invite', params: { ...body, email, enrollment_code_sha256: enrollmentCode.hash.toString('hex') }, summary: `Invite ${email} as ${body.role}`,
     }, staffOrigin(request), at));
-    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval) });
+    return reply.code(202).send({ object: 'approval_required', approval: approvalObject(approval), shown_once: { enrollment_code: enrollmentCode.code.reveal() } });
   });
 
   app.post(`${prefix}/users/:user/role`, {
@@ -635,14 +668,20 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
         };
       case 'api_key.create':
         return async (tx, _approval, approver) => {
-          const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[] };
-          const created = await createApiKeyIn(tx, p.merchant, p.kind, p.livemode, {
+          const p = params as { merchant: string; kind: ApiKeyKind; livemode: boolean; name?: string; permissions?: string[]; prepared_key?: { id: string; sha256: string; last4: string } };
+          if (p.prepared_key === undefined) throw askedBeforeSplitSecrets();
+          const created = await createPreparedApiKeyIn(tx, p.merchant, p.kind, p.livemode, { id: p.prepared_key.id, keyHash: Buffer.from(p.prepared_key.sha256, 'hex'), last4: p.prepared_key.last4 }, {
             ...(p.kind === 'restricted' ? { permissions: parsePermissions(p.permissions ?? []) } : {}), ...(p.name === undefined ? {} : { name: p.name }), actor: { type: 'staff', id: approver.id },
           });
-          return { result: { api_key: created.id }, shownOnce: { api_key: { id: created.id, secret: created.key.reveal() } } };
+          // The key's secret went to the requester when they asked; the approver is told which key now works.
+          return { result: { api_key: created.id } };
         };
       case 'staff.invite':
-        return (tx, _approval, approver) => runInvite(tx, request, params as { email: string; name: string; role: StaffRole }, approver.id, at, rp(request).origin);
+        return (tx, _approval, approver) => {
+          const p = params as { email: string; name: string; role: StaffRole; enrollment_code_sha256?: string };
+          if (p.enrollment_code_sha256 === undefined) throw askedBeforeSplitSecrets();
+          return runInvite(tx, request, p, approver.id, at, rp(request).origin);
+        };
       case 'staff.role_change':
         return async (tx, _approval, approver) => {
           const p = params as { user: string; from: StaffRole; to: StaffRole };

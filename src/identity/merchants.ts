@@ -87,16 +87,29 @@ export interface ApiKeyOptions {
   requireSigning?: Secret<Buffer>;
 }
 
-function newKeyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, options: ApiKeyOptions) {
+/**
+ * A key whose secret is given now and whose row is made later: the staff member who asks for a key is given it with
+ * the request, and it works once a second person approves, who never sees it. Only the hash is kept meanwhile.
+ */
+export interface PreparedKey {
+  id: string;
+  keyHash: Buffer;
+  last4: string;
+}
+
+export function prepareApiKey(kind: ApiKeyKind, livemode: boolean): { key: Secret<string>; prepared: PreparedKey } {
   const key = `${apiKeyPrefixes[kind]}_${livemode ? 'live' : 'test'}_${randomBase62(48)}`;
-  const id = newId('key');
+  return { key: new Secret(key), prepared: { id: newId('key'), keyHash: hashApiKey(key), last4: key.slice(-4) } };
+}
+
+function keyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, options: ApiKeyOptions, { id, keyHash, last4 }: PreparedKey) {
   const row: Insertable<ApiKeysTable> = {
     id,
     merchant_id: merchantId,
     kind,
     livemode,
-    key_hash: hashApiKey(key),
-    key_last4: key.slice(-4),
+    key_hash: keyHash,
+    key_last4: last4,
     last_used_at: null,
     expires_at: null,
     revoked_at: null,
@@ -109,7 +122,7 @@ function newKeyRow(merchantId: string, kind: ApiKeyKind, livemode: boolean, opti
     signingSecret = new Secret(`ssec_${randomBase62(48)}`);
     row.signing_secret_ciphertext = sealSecret(options.requireSigning, id, signingSecret, signingSecretLabel);
   }
-  return { key: new Secret(key), id, row, ...(signingSecret === undefined ? {} : { signingSecret }) };
+  return { id, row, ...(signingSecret === undefined ? {} : { signingSecret }) };
 }
 
 export async function createApiKey(
@@ -137,15 +150,33 @@ export async function createApiKeyIn(
   livemode: boolean,
   options: ApiKeyOptions = {},
 ): Promise<CreatedKey> {
+  const { key, prepared } = prepareApiKey(kind, livemode);
+  const created = await insertApiKey(tx, merchantId, kind, livemode, options, prepared);
+  return { id: created.id, key, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
+}
+
+/** Makes the row of a key given earlier (`prepareApiKey`), in the caller's transaction: an approved staff request. */
+export async function createPreparedApiKeyIn(
+  tx: Transaction<Database>,
+  merchantId: string,
+  kind: ApiKeyKind,
+  livemode: boolean,
+  prepared: PreparedKey,
+  options: Omit<ApiKeyOptions, 'requireSigning'> = {},
+): Promise<{ id: string }> {
+  return { id: (await insertApiKey(tx, merchantId, kind, livemode, options, prepared)).id };
+}
+
+async function insertApiKey(tx: Transaction<Database>, merchantId: string, kind: ApiKeyKind, livemode: boolean, options: ApiKeyOptions, prepared: PreparedKey) {
   checkApiKeyOptions(kind, options);
   const merchant = await tx.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
   if (merchant === undefined) throw resourceMissing('merchant', merchantId, 'merchant');
-  const created = newKeyRow(merchantId, kind, livemode, options);
+  const created = keyRow(merchantId, kind, livemode, options, prepared);
   await tx.insertInto('api_keys').values(created.row).execute();
   await recordAudit(tx, keyAudit('api_key.create', merchantId, livemode, created.id, {
     kind, permissions: options.permissions ?? {}, allowed_addresses: options.allowedAddresses ?? null, signed_requests: options.requireSigning !== undefined,
   }, options.actor));
-  return { id: created.id, key: created.key, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
+  return created;
 }
 
 function keyAudit(action: string, merchantId: string, livemode: boolean, keyId: string, details: Record<string, unknown>, actor: KeyActor = commandActor): AuditInput {
@@ -183,15 +214,16 @@ export async function rollApiKey(
   return db.transaction().execute(async (tx) => {
     const old = await findActiveKey(tx, keyId, now);
     if (old.signing_secret_ciphertext !== null && signingKey === undefined) throw new Error('rolling a key that requires signing needs the signing key');
-    const created = newKeyRow(old.merchant_id, old.kind, old.livemode, {
+    const { key, prepared } = prepareApiKey(old.kind, old.livemode);
+    const created = keyRow(old.merchant_id, old.kind, old.livemode, {
       permissions: old.permissions as Permissions, ...(old.allowed_addresses === null ? {} : { allowedAddresses: old.allowed_addresses }), ...(old.name === null ? {} : { name: old.name }),
       ...(old.signing_secret_ciphertext === null || signingKey === undefined ? {} : { requireSigning: signingKey }),
-    });
+    }, prepared);
     await tx.insertInto('api_keys').values(created.row).execute();
     const oldKeyExpiresAt = new Date(now.getTime() + overlapHours * 3_600_000);
     await tx.updateTable('api_keys').set({ expires_at: oldKeyExpiresAt, rolled_to: created.id }).where('id', '=', old.id).execute();
     await recordAudit(tx, keyAudit('api_key.roll', old.merchant_id, old.livemode, old.id, { new_key: created.id, old_key_expires_at: oldKeyExpiresAt.toISOString() }));
-    return { id: created.id, key: created.key, oldKeyExpiresAt, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
+    return { id: created.id, key, oldKeyExpiresAt, ...(created.signingSecret === undefined ? {} : { signingSecret: created.signingSecret }) };
   });
 }
 

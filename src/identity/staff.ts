@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
 import type { Tx } from '../flows/context.ts';
@@ -64,6 +64,24 @@ const genericFailure = () => new CofferError('authentication_failed', 'The email
 // ---------------------------------------------------------------------------------------------------------------
 // Creating staff: the first owner from the command line, the others by invitation.
 
+/**
+ * The second secret of an invitation a second person approved: given to the person who asked for the invitation
+ * when they ask, while the approver is given the link. Enrollment needs both, so neither of the two can enroll the
+ * new account alone. 20 characters of an alphabet without look-alikes (about 99 bits), in groups of five.
+ */
+export function newEnrollmentCode(): { code: Secret<string>; hash: Buffer } {
+  const chars = Array.from({ length: 20 }, () => codeAlphabet[randomInt(codeAlphabet.length)]).join('');
+  const code = chars.match(/.{5}/g)?.join('-') ?? chars;
+  return { code: new Secret(code), hash: enrollmentCodeHash(code) };
+}
+
+const codeAlphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+
+/** As typed: case, spaces and hyphens do not matter. */
+export function enrollmentCodeHash(code: string): Buffer {
+  return sha256(code.toLowerCase().replace(/[\s-]/g, ''));
+}
+
 export interface InvitedStaff {
   userId: string;
   /** The enrollment token (for the link), shown once; only its hash is stored. */
@@ -81,7 +99,7 @@ export async function checkEmailFree(db: Tx | Kysely<Database>, email: string): 
 
 export async function inviteStaffUser(
   tx: Tx,
-  input: { email: string; name: string; role: StaffRole; createdBy: string },
+  input: { email: string; name: string; role: StaffRole; createdBy: string; enrollmentCodeHash?: Buffer },
   now: Date,
 ): Promise<InvitedStaff> {
   const email = await checkEmailFree(tx, input.email);
@@ -94,6 +112,7 @@ export async function inviteStaffUser(
   const expiresAt = new Date(now.getTime() + limits.staffEnrollmentMs);
   await tx.insertInto('staff_enrollments').values({
     token_hash: sha256(enrollmentToken), user_id: userId, created_at: now, expires_at: expiresAt, used_at: null, pending_totp_ciphertext: null,
+    code_hash: input.enrollmentCodeHash ?? null,
   }).execute();
   return { userId, enrollmentToken: new Secret(enrollmentToken), expiresAt };
 }
@@ -124,19 +143,29 @@ export async function createFirstOwner(db: Kysely<Database>, email: string, name
 // ---------------------------------------------------------------------------------------------------------------
 // Enrollment: the invited person opens the link, gets a TOTP secret, and sets a password with a first code.
 
-async function lockEnrollment(tx: Tx, enrollmentToken: string, now: Date) {
+async function lockEnrollment(tx: Tx, enrollmentToken: string, enrollmentCode: string | undefined, now: Date) {
   const row = await tx.selectFrom('staff_enrollments').selectAll().where('token_hash', '=', sha256(enrollmentToken)).forUpdate().executeTakeFirst();
   if (row === undefined || row.used_at !== null || row.expires_at <= now) {
     throw new CofferError('enrollment_link_invalid', 'This enrollment link is unknown, already used or expired; ask an administrator for a new invitation.', { param: 'token' });
+  }
+  if (row.code_hash !== null) {
+    if (enrollmentCode === undefined) {
+      throw new CofferError('parameter_missing', 'This invitation was approved by a second person: enrolling needs the enrollment code given to the person who asked for the invitation, as well as this link.', { param: 'enrollment_code' });
+    }
+    if (!sameDigest(enrollmentCodeHash(enrollmentCode), Buffer.from(row.code_hash))) {
+      throw new CofferError('parameter_invalid', 'The enrollment code is not the one given for this invitation: ask the person who asked for it.', { param: 'enrollment_code' });
+    }
+  } else if (enrollmentCode !== undefined) {
+    throw new CofferError('parameter_unknown', 'This invitation has no enrollment code: the link alone enrolls.', { param: 'enrollment_code' });
   }
   const user = await tx.selectFrom('staff_users').selectAll().where('id', '=', row.user_id).forUpdate().executeTakeFirstOrThrow();
   if (user.status !== 'invited') throw new CofferError('enrollment_link_invalid', 'This enrollment link is no longer valid.', { param: 'token' });
   return { row, user };
 }
 
-export async function startEnrollment(db: Kysely<Database>, key: Secret<Buffer>, enrollmentToken: string, now: Date) {
+export async function startEnrollment(db: Kysely<Database>, key: Secret<Buffer>, enrollmentToken: string, enrollmentCode: string | undefined, now: Date) {
   return db.transaction().execute(async (tx) => {
-    const { row, user } = await lockEnrollment(tx, enrollmentToken, now);
+    const { row, user } = await lockEnrollment(tx, enrollmentToken, enrollmentCode, now);
     const secret = newTotpSecret();
     await tx.updateTable('staff_enrollments').set({ pending_totp_ciphertext: sealSecret(key, user.id, new Secret(secret), totpLabel) })
       .where('token_hash', '=', row.token_hash).execute();
@@ -163,7 +192,7 @@ async function replaceRecoveryCodes(tx: Tx, userId: string, now: Date): Promise<
 export async function completeEnrollment(
   db: Kysely<Database>,
   key: Secret<Buffer>,
-  input: { token: string; password: string; code: string },
+  input: { token: string; password: string; code: string; enrollmentCode?: string },
   origin: StaffOrigin,
   now: Date,
 ): Promise<{ userId: string; recoveryCodes: string[] }> {
@@ -173,7 +202,7 @@ export async function completeEnrollment(
   if (peek !== undefined) checkPasswordPolicy(input.password, peek.email);
   const passwordHash = await hashPassword(input.password);
   return db.transaction().execute(async (tx) => {
-    const { row, user } = await lockEnrollment(tx, input.token, now);
+    const { row, user } = await lockEnrollment(tx, input.token, input.enrollmentCode, now);
     if (row.pending_totp_ciphertext === null) {
       throw new CofferError('parameter_invalid', 'Open the enrollment link first (POST /staff/v1/enrollment/start) to get the authenticator secret.', { param: 'token' });
     }

@@ -824,6 +824,8 @@ export interface StaffEnrollmentsTable {
   expires_at: Date;
   used_at: Date | null;
   pending_totp_ciphertext: Buffer | null;
+  /** SHA-256 of the enrollment code the requester of an approved invitation was given; null: the link alone. */
+  code_hash: Buffer | null;
 }
 
 export interface StaffRecoveryCodesTable {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, CDPSession, Page } from 'playwright-core';
 import { encode } from 'uqr';
 import { startTestServer, type TestServer } from '../support/server.ts';
-import { inviteStaffUser } from '../../src/identity/staff.ts';
+import { inviteStaffUser, newEnrollmentCode } from '../../src/identity/staff.ts';
 import { enrolledStaff, internalListener, StaffClient, strongPassword } from '../support/staff.ts';
 import { TestClock } from '../support/clock.ts';
 import { browserMissing, launchTrusting } from '../support/browser.ts';
@@ -89,6 +89,35 @@ describe('the staff page in a browser: passkeys', { concurrency: false, skip: br
     await page.goto(`${origin()}/staff/enroll#${token}`);
     await page.locator('#message', { hasText: /\S/ }).waitFor();
     assert.equal(await page.isVisible('#setup'), false, 'a spent link enrolls nobody');
+  });
+
+  test('an invitation approved by a second person: the page asks for the requester\'s enrollment code, refuses a wrong one, and enrolls with the right one', async () => {
+    const enrollmentCode = newEnrollmentCode();
+    const invited = await server.database.db.transaction().execute((tx) =>
+      inviteStaffUser(tx, { email: 'approved@example.com', name: 'Approved', role: 'support_agent', createdBy: 'test', enrollmentCodeHash: enrollmentCode.hash }, new Date(clock.nowMs())));
+    await page.goto('about:blank'); // a new document, not a change of fragment on the last test's page
+    await page.goto(`${origin()}/staff/enroll#${invited.enrollmentToken.reveal()}`);
+    await page.waitForSelector('#code-needed:not([hidden])');
+    assert.equal(await page.isVisible('#setup'), false, 'the link alone shows no authenticator key');
+    assert.equal(await message(), '');
+    await page.fill('#enrollment-code', 'aaaaa-aaaaa-aaaaa-aaaaa');
+    await page.click('#code-form button[type=submit]');
+    await page.locator('#message', { hasText: /not the one given for this invitation/ }).waitFor();
+    assert.equal(await page.isVisible('#setup'), false);
+    await page.fill('#enrollment-code', enrollmentCode.code.reveal());
+    await page.click('#code-form button[type=submit]');
+    await page.waitForSelector('#setup:not([hidden])');
+    assert.equal(await page.isVisible('#code-needed'), false);
+    assert.equal(await message(), '', 'the refusal\'s message is gone');
+    const newcomer = new StaffClient(internalListener(server), clock);
+    newcomer.totpSecret = ((await page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    await page.fill('#password', strongPassword('brass'));
+    await page.fill('#password-again', strongPassword('brass'));
+    await page.fill('#code', await newcomer.nextCode());
+    await page.click('#complete button[type=submit]');
+    await page.waitForSelector('#done:not([hidden])');
+    const user = await server.database.db.selectFrom('staff_users').select('status').where('email', '=', 'approved@example.com').executeTakeFirstOrThrow();
+    assert.equal(user.status, 'active', 'the code went with both steps');
   });
 
   test('password and code, then a passkey is added; signed out; password and passkey sign in again', async () => {

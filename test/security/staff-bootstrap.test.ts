@@ -44,6 +44,10 @@ describe('staff bootstrap cannot be used to approve one\'s own requests', { conc
     const early = await owner.request('POST', '/staff/v1/users', { email: 'early@bootstrap.example', name: 'Early', role: 'support_agent' });
     assert.equal(early.status, 202, early.body);
     const admin = new StaffClient(internalListener(server), clock);
+    // A bootstrap invitation has no second person, so no enrollment code: its link alone enrolls, and a code is refused.
+    assert.equal(invited.json.enrollment_code, undefined);
+    const withCode = await admin.request('POST', '/staff/v1/enrollment/start', { token: invited.json.enrollment_token, enrollment_code: 'aaaaa-aaaaa-aaaaa-aaaaa' });
+    assert.deepEqual([withCode.status, (withCode.json.error as { code: string; param: string }).param], [400, 'enrollment_code']);
     await enrollWithToken(admin, invited.json.enrollment_token as string, strongPassword('second'));
     assert.equal((await admin.signIn()).status, 200);
     assert.equal((await admin.reauthenticate()).status, 200);

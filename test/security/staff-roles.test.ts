@@ -302,7 +302,7 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal(asked.status, 202, asked.body);
     const approved = await admin.request('POST', `/staff/v1/approvals/${(asked.json.approval as { id: string }).id}/approve`, {});
     assert.equal(approved.status, 200, approved.body);
-    const secret = (approved.json.shown_once as { api_key: { secret: string } }).api_key.secret;
+    const secret = (asked.json.shown_once as { api_key: { secret: string } }).api_key.secret;
     const shop = stripeClient(server, secret);
     const paid = await shop.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     assert.equal(paid.status, 'succeeded');
@@ -321,13 +321,19 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal((await server.stripe.refunds.list({ payment_intent: intent.id })).data.length, 0);
   });
 
-  test('an API key asked for by a developer exists only once someone else approves it, and then works', async () => {
+  test('an API key asked for by a developer is given to the developer, works only once someone else approves it, and is never shown to the approver', async () => {
     await freshSessions();
     const developer = as('developer');
     assert.equal((await developer.reauthenticate()).status, 200);
     const keysBefore = await db().selectFrom('api_keys').select('id').where('merchant_id', '=', server.merchantId).execute();
     const asked = await developer.request('POST', `/staff/v1/merchants/${server.merchantId}/api_keys`, { kind: 'restricted', livemode: false, permissions: ['balance:read'] });
     assert.equal(asked.status, 202, asked.body);
+    const given = (asked.json.shown_once as { api_key: { id: string; secret: string } }).api_key;
+    const secret = given.secret;
+    assert.match(secret, /^rk_test_/);
+    assert.ok(!JSON.stringify(asked.json.approval).includes(secret.slice(8)), 'the approval does not carry the key');
+    assert.ok(!JSON.stringify(asked.json.approval).includes('sha256'), 'nor its hash');
+    await assert.rejects(stripeClient(server, secret).balance.retrieve(), (error: { statusCode?: number }) => error.statusCode === 401, 'the key does not work before the approval');
     const bad = await developer.request('POST', `/staff/v1/merchants/${server.merchantId}/api_keys`, { kind: 'restricted', livemode: false, permissions: ['nothing:write'] });
     assert.equal(bad.status, 400, 'an invalid permission is refused at once');
     assert.equal((await db().selectFrom('api_keys').select('id').where('merchant_id', '=', server.merchantId).execute()).length, keysBefore.length);
@@ -335,16 +341,52 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal((await developer.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {})).status, 403);
     const admin = as('admin');
     assert.equal((await admin.reauthenticate()).status, 200);
+    const pending = await admin.request('GET', '/staff/v1/approvals?status=pending');
+    assert.ok(pending.body.includes(approvalId) && !pending.body.includes(secret.slice(8)) && !pending.body.includes('sha256'), 'the approver sees the request, not the key or its hash');
     const approved = await admin.request('POST', `/staff/v1/approvals/${approvalId}/approve`, {});
     assert.equal(approved.status, 200, approved.body);
-    const secret = ((approved.json.shown_once as { api_key: { secret: string } }).api_key).secret;
-    assert.match(secret, /^rk_test_/);
+    assert.equal(approved.json.shown_once, undefined, 'the approver is shown no key');
+    assert.ok(!approved.body.includes(secret.slice(8)));
+    assert.deepEqual(approved.json.result, { api_key: given.id });
     const balance = await stripeClient(server, secret).balance.retrieve();
     assert.equal(balance.object, 'balance');
     const listed = await admin.request('GET', '/staff/v1/approvals?status=executed');
     assert.equal(listed.status, 200);
     assert.ok(listed.body.includes(approvalId), 'the executed approval is listed');
     assert.ok(!listed.body.includes(secret), 'the key is not kept on the approval');
+  });
+
+  test('a key whose request is rejected never works; a request left from before keys went to the requester fails and makes no key', async () => {
+    await freshSessions();
+    const developer = as('developer');
+    const admin = as('admin');
+    assert.equal((await developer.reauthenticate()).status, 200);
+    assert.equal((await admin.reauthenticate()).status, 200);
+    const keys = async () => (await db().selectFrom('api_keys').select('id').where('merchant_id', '=', server.merchantId).execute()).length;
+    const before = await keys();
+    const path = `/staff/v1/merchants/${server.merchantId}/api_keys`;
+
+    const asked = await developer.request('POST', path, { kind: 'secret', livemode: false });
+    assert.equal(asked.status, 202, asked.body);
+    const secret = (asked.json.shown_once as { api_key: { secret: string } }).api_key.secret;
+    const rejected = await admin.request('POST', `/staff/v1/approvals/${(asked.json.approval as { id: string }).id}/reject`, {});
+    assert.equal(rejected.json.status, 'rejected');
+    await assert.rejects(stripeClient(server, secret).balance.retrieve(), (error: { statusCode?: number }) => error.statusCode === 401);
+    assert.equal(await keys(), before, 'a rejected request makes no key');
+
+    // As an earlier version stored it: no prepared key, so approving would have had to show a new key to the approver.
+    const old = await developer.request('POST', path, { kind: 'secret', livemode: false });
+    const oldId = (old.json.approval as { id: string }).id;
+    const stored = await db().selectFrom('staff_approvals').select('params').where('id', '=', oldId).executeTakeFirstOrThrow();
+    const { prepared_key: _dropped, ...earlier } = stored.params;
+    await db().updateTable('staff_approvals').set({ params: JSON.stringify(earlier) }).where('id', '=', oldId).execute();
+    const refused = await admin.request('POST', `/staff/v1/approvals/${oldId}/approve`, {});
+    assert.equal(refused.status, 400, refused.body);
+    assert.match(String((refused.json.error as { message: string }).message), /earlier version of Coffer.*ask again/);
+    assert.equal(refused.body.includes('_test_'), false, 'no key is shown');
+    const closed = await db().selectFrom('staff_approvals').select('status').where('id', '=', oldId).executeTakeFirstOrThrow();
+    assert.equal(closed.status, 'failed');
+    assert.equal(await keys(), before, 'and none is made');
   });
 
   test('a payment limit asked for by a risk analyst takes effect only once someone else approves it, and is then enforced', async () => {
@@ -440,8 +482,26 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     assert.equal(invited.status, 200, invited.body);
     const shown = invited.json.shown_once as { enrollment_token: string; enrollment_url: string };
     assert.equal(shown.enrollment_url, `https://localhost:${server.coffer.internalPort}/staff/enroll#${shown.enrollment_token}`);
+    const enrollmentCode = (again.json.shown_once as { enrollment_code: string }).enrollment_code;
+    assert.match(enrollmentCode, /^[a-z2-9]{5}(-[a-z2-9]{5}){3}$/, 'the requester was given the enrollment code when asking');
+    assert.ok(!invited.body.includes(enrollmentCode) && !JSON.stringify(again.json.approval).includes('sha256'), 'the approver is not given the code, nor its hash');
+
+    // The link alone (the approver's), or with a wrong code, enrolls nobody and changes nothing.
+    const enrollment = () => db().selectFrom('staff_enrollments').innerJoin('staff_users', 'staff_users.id', 'staff_enrollments.user_id')
+      .select(['staff_users.status', 'staff_enrollments.pending_totp_ciphertext', 'staff_enrollments.used_at']).where('staff_users.email', '=', 'new.person@staff.example').executeTakeFirstOrThrow();
+    const intruder = new StaffClient(internalListener(server), clock);
+    const linkAlone = await intruder.request('POST', '/staff/v1/enrollment/start', { token: shown.enrollment_token });
+    assert.deepEqual([linkAlone.status, code(linkAlone), (linkAlone.json.error as { param?: string }).param], [400, 'parameter_missing', 'enrollment_code']);
+    const wrong = await intruder.request('POST', '/staff/v1/enrollment/start', { token: shown.enrollment_token, enrollment_code: 'aaaaa-aaaaa-aaaaa-aaaaa' });
+    assert.deepEqual([wrong.status, code(wrong)], [400, 'parameter_invalid']);
+    const completeAlone = await intruder.request('POST', '/staff/v1/enrollment/complete', { token: shown.enrollment_token, password: strongPassword('rust'), code: '123456' });
+    assert.equal(code(completeAlone), 'parameter_missing');
+    assert.deepEqual(await enrollment(), { status: 'invited', pending_totp_ciphertext: null, used_at: null }, 'the refusals changed nothing');
+
     const newcomer = new StaffClient(internalListener(server), clock);
-    await enrollWithToken(newcomer, shown.enrollment_token, strongPassword('cobalt'));
-    assert.equal((await newcomer.signIn()).status, 200, 'the invitation\'s token enrolls the new person');
+    // As typed by a person: case, spaces and hyphens do not matter.
+    await enrollWithToken(newcomer, shown.enrollment_token, strongPassword('cobalt'), ` ${enrollmentCode.toUpperCase().replaceAll('-', ' ')} `);
+    assert.equal((await newcomer.signIn()).status, 200, 'the link and the code together enroll the new person');
+    assert.equal((await enrollment()).status, 'active');
   });
 });

@@ -77,12 +77,13 @@ export async function enrolledStaff(server: TestServer, clock: TestClock, role: 
   return client;
 }
 
-export async function enrollWithToken(client: StaffClient, token: string, password: string): Promise<void> {
-  const started = await client.request('POST', '/staff/v1/enrollment/start', { token });
+export async function enrollWithToken(client: StaffClient, token: string, password: string, enrollmentCode?: string): Promise<void> {
+  const code = enrollmentCode === undefined ? {} : { enrollment_code: enrollmentCode };
+  const started = await client.request('POST', '/staff/v1/enrollment/start', { token, ...code });
   if (started.status !== 200) throw new Error(`enrollment start: ${started.body}`);
   client.totpSecret = started.json.totp_secret as string;
   client.email = started.json.email as string;
-  const done = await client.request('POST', '/staff/v1/enrollment/complete', { token, password, code: await client.nextCode() });
+  const done = await client.request('POST', '/staff/v1/enrollment/complete', { token, ...code, password, code: await client.nextCode() });
   if (done.status !== 200) throw new Error(`enrollment complete: ${done.body}`);
   client.password = password;
   client.userId = done.json.user as string;

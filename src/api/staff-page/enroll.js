@@ -1,5 +1,7 @@
 // The enrollment page: the one-time token comes in the URL's fragment (never sent to a server or in a Referer);
-// it starts the enrollment (an authenticator secret), then completes it with a password and a first code.
+// it starts the enrollment (an authenticator secret), then completes it with a password and a first code. An
+// invitation a second person approved also needs the enrollment code its requester was given: asked for when the
+// server says so, and sent with both steps.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -11,7 +13,11 @@
   async function call(path, body) {
     const response = await fetch(`/staff/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, credentials: 'same-origin', body: JSON.stringify(body) });
     const json = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error((json.error && json.error.message) || `The server answered ${response.status}.`);
+    if (!response.ok) {
+      const error = new Error((json.error && json.error.message) || `The server answered ${response.status}.`);
+      error.param = json.error && json.error.param;
+      throw error;
+    }
     return json;
   }
 
@@ -40,13 +46,38 @@
     say('This page needs the enrollment link you were given, in full.');
     return;
   }
-  call('/enrollment/start', { token }).then((started) => {
+  let enrollmentCode;
+  const withCode = (body) => (enrollmentCode === undefined ? body : { ...body, enrollment_code: enrollmentCode });
+
+  function start() {
+    return call('/enrollment/start', withCode({ token })).then(showSetup, (error) => {
+      if (error.param === 'enrollment_code') {
+        $('code-needed').hidden = false;
+        if (enrollmentCode !== undefined) say(error.message);
+        $('enrollment-code').focus();
+        return;
+      }
+      say(error.message);
+    });
+  }
+
+  function showSetup(started) {
+    $('code-needed').hidden = true;
+    say('');
     $('welcome').textContent = `Welcome, ${started.name} (${started.email}): you are joining as ${started.role.replace('_', ' ')}.`;
     $('totp-secret').textContent = started.totp_secret.replace(/(.{4})/g, '$1 ').trim();
     $('otpauth').href = started.otpauth_uri;
     drawQr(started.otpauth_qr);
     $('setup').hidden = false;
-  }, (error) => say(error.message));
+  }
+
+  $('code-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    enrollmentCode = $('enrollment-code').value.trim();
+    void start();
+  });
+
+  void start();
 
   $('complete').addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -56,7 +87,7 @@
       return;
     }
     try {
-      const done = await call('/enrollment/complete', { token, password: $('password').value, code: $('code').value.trim() });
+      const done = await call('/enrollment/complete', withCode({ token, password: $('password').value, code: $('code').value.trim() }));
       for (const code of done.recovery_codes) {
         const item = document.createElement('li');
         item.textContent = code;
