@@ -7,14 +7,14 @@ import { unixTimeMax } from './schemas.ts';
 /**
  * How a searchable field compares: `text` case-blind, exactly (`:`) or as a substring (`~`); `exact` as stored
  * (ids); `enum` one of known lower-case values; `amount` and `created` as numbers (`:`, `>`, `<`, `>=`, `<=`;
- * `created` in Unix seconds); `metadata` by key (`metadata['order']:'42'`).
+ * `created` in Unix seconds); `boolean` as `true` or `false`; `metadata` by key (`metadata['order']:'42'`).
  */
-export type SearchFieldKind = 'text' | 'exact' | 'enum' | 'amount' | 'created' | 'metadata';
+export type SearchFieldKind = 'text' | 'exact' | 'enum' | 'amount' | 'created' | 'boolean' | 'metadata';
 
 export interface SearchField {
   kind: SearchFieldKind;
-  /** The column it reads. */
-  column: string;
+  /** The column it reads, or the expression that computes it from the row (a field inside a JSON column). */
+  column: string | RawBuilder<unknown>;
   /** For `enum`: the values there are, so that a misspelt one is refused rather than matching nothing. */
   values?: readonly string[];
 }
@@ -40,7 +40,7 @@ const maxClauses = 10;
 // An optional `-`, the field, an optional metadata key in quotes, the operator, then a quoted string or a bare word
 // (a number for amount and created; for any other field, checkClause asks for quotes).
 // Quotes inside a quoted key or value are escaped with a backslash, as is a backslash itself.
-const clausePattern = /^\s*(-?)([a-z_]+)(?:\[(?:'((?:[^'\\]|\\.){1,80})'|"((?:[^"\\]|\\.){1,80})")\])?\s*(:|~|>=|<=|>|<)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'"()]{1,100}))\s*/;
+const clausePattern = /^\s*(-?)([a-z_][a-z0-9_.]*)(?:\[(?:'((?:[^'\\]|\\.){1,80})'|"((?:[^"\\]|\\.){1,80})")\])?\s*(:|~|>=|<=|>|<)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'"()]{1,100}))\s*/;
 
 /** The text a quoted key or value stands for: each backslash escape is the character after it. */
 function unescape(quoted: string): string {
@@ -61,7 +61,8 @@ function checkClause(clause: SearchClause, spec: SearchField, quoted: boolean): 
   if (spec.kind === 'created' && (Number(value) < 0 || Number(value) > unixTimeMax)) {
     refuse(`The search field created takes Unix seconds from 0 to ${unixTimeMax}, not ${value}.`);
   }
-  if (!numeric && !quoted) refuse(`Put the value of ${field} in quotes: ${field}:'${value}'.`);
+  if (spec.kind === 'boolean' && value !== 'true' && value !== 'false') refuse(`The search field ${field} is true or false, not '${value}'.`);
+  if (!numeric && spec.kind !== 'boolean' && !quoted) refuse(`Put the value of ${field} in quotes: ${field}:'${value}'.`);
   if (['>', '<', '>=', '<='].includes(operator) && !numeric) refuse(`The search field ${field} cannot be compared with ${operator}; only amount and created can.`);
   if (operator === '~' && spec.kind !== 'text') refuse(`The search field ${field} cannot be matched by substring (~); use ${field}:'…'.`);
   if (operator === '~' && value.length < 3) refuse(`A substring search (~) needs at least 3 characters, not '${value}'.`);
@@ -122,7 +123,7 @@ function createdCondition(column: RawBuilder<unknown>, operator: Operator, secon
 }
 
 function clauseCondition(clause: SearchClause, spec: SearchField): RawBuilder<boolean> {
-  const column = sql.ref(spec.column);
+  const column = typeof spec.column === 'string' ? sql.ref(spec.column) : spec.column;
   const value = clause.value;
   switch (spec.kind) {
     // Both sides are lower-cased by the database, which does not always agree with JavaScript (İ, a final Σ).
@@ -138,6 +139,8 @@ function clauseCondition(clause: SearchClause, spec: SearchField): RawBuilder<bo
       return sql<boolean>`${column} ${sql.raw(comparisons[clause.operator])} ${Number(value)}`;
     case 'created':
       return createdCondition(column, clause.operator, Number(value));
+    case 'boolean':
+      return sql<boolean>`${column} = ${value === 'true'}`;
     case 'metadata':
       return sql<boolean>`${column} ->> ${clause.metadataKey ?? ''} = ${value}`;
   }

@@ -4,6 +4,8 @@ import type Stripe from 'stripe';
 import { createApiKey } from '../../src/identity/merchants.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { runJobsOnce } from '../../src/jobs/job-runner.ts';
+import { TestClock } from '../support/clock.ts';
 
 // Goal: `stripe.paymentIntents.search` finds PaymentIntents as Stripe's search language says: by amount and
 // created (compared), currency, customer, status and metadata, clauses joined by AND or by OR and negated with
@@ -157,5 +159,68 @@ describe('PaymentIntent search', () => {
     const other = stripeClient(server, server.otherSecretKey);
     await assert.rejects(other.charges.update(paidCharge.id, { metadata: { x: 'y' } }), (error: Stripe.errors.StripeError) => error.statusCode === 404);
     assert.deepEqual((await other.charges.search({ query: `metadata['run']:'${run}'` })).data, []);
+  });
+});
+
+// Goal: the rest of Stripe's charge search fields: the card's last four digits, brand, expiry and fingerprint, the
+// billing postal code, and whether the charge is refunded (in full) or disputed. Each one finds exactly the charges
+// it describes; a misspelt value is refused naming the query.
+describe('charge search by card, postal code, refunded and disputed', () => {
+  let server: TestServer;
+  let stripe: Stripe;
+  const clock = new TestClock();
+  /** The order each PaymentIntent was made for; this merchant has no other charges. */
+  const orders = new Map<string, string>();
+  const thisYear = new Date().getUTCFullYear();
+
+  before(async () => {
+    server = await startTestServer({ clock, providerTimeoutMs: 1_500 });
+    stripe = server.stripe;
+    const publishable = stripeClient(server, server.publishableKey);
+    const pay = async (order: string, amount: number, paymentMethod: string) => {
+      const intent = await stripe.paymentIntents.create({ amount, currency: 'usd', payment_method: paymentMethod, confirm: true });
+      orders.set(intent.id, order);
+      return intent;
+    };
+    const zipped = await publishable.paymentMethods.create({
+      type: 'card', card: { number: '5555555555554444', exp_month: 3, exp_year: thisYear + 4, cvc: '123' }, billing_details: { address: { postal_code: 'SW1Y 4LB', country: 'GB' } },
+    });
+    await pay('zip', 1000, zipped.id);
+    await pay('visa', 2000, 'pm_card_visa');
+    const full = await pay('refunded', 3000, 'pm_card_visa');
+    await stripe.refunds.create({ payment_intent: full.id });
+    const part = await pay('partly', 4000, 'pm_card_visa');
+    await stripe.refunds.create({ payment_intent: part.id, amount: 1000 });
+    await pay('disputed', 5000, 'pm_card_createDispute');
+    clock.offsetMs += 5_000;
+    await runJobsOnce(server.coffer.services);
+  });
+  after(async () => {
+    await assertLedgerConsistent(server.database.db);
+    await server.close();
+  });
+
+  test('each field finds exactly the charges it describes', async () => {
+    const charges = async (query: string) => (await stripe.charges.search({ query })).data.map((charge) => orders.get(String(charge.payment_intent))).sort();
+    assert.deepEqual(await charges("payment_method_details.card.last4:'4444'"), ['zip']);
+    assert.deepEqual(await charges("payment_method_details.card.last4:'4242'"), ['partly', 'refunded', 'visa']);
+    assert.deepEqual(await charges("payment_method_details.card.brand:'MasterCard'"), ['zip'], 'brand is case-blind');
+    assert.deepEqual(await charges(`payment_method_details.card.exp_year:${thisYear + 4} AND payment_method_details.card.exp_month:3`), ['zip']);
+    assert.deepEqual(await charges('payment_method_details.card.exp_month>3'), ['disputed', 'partly', 'refunded', 'visa']);
+    const zip = (await stripe.charges.search({ query: "payment_method_details.card.last4:'4444'" })).data[0];
+    const fingerprint = zip?.payment_method_details?.card?.fingerprint ?? '';
+    assert.ok(fingerprint.length > 0);
+    assert.deepEqual(await charges(`payment_method_details.card.fingerprint:'${fingerprint}'`), ['zip']);
+    assert.deepEqual(await charges("billing_details.address.postal_code:'sw1y 4lb'"), ['zip']);
+    assert.deepEqual(await charges("billing_details.address.postal_code~'SW1Y'"), ['zip']);
+    assert.deepEqual(await charges('refunded:true'), ['refunded'], 'a partial refund is not refunded');
+    assert.deepEqual(await charges("refunded:'false'"), ['disputed', 'partly', 'visa', 'zip']);
+    assert.deepEqual(await charges('disputed:true'), ['disputed']);
+    assert.deepEqual(await charges('-disputed:true AND -refunded:true'), ['partly', 'visa', 'zip']);
+    assert.deepEqual(await charges("payment_method_details.card.last4:'4444' OR refunded:true"), ['refunded', 'zip']);
+    for (const query of ['refunded:yes', "disputed:'1'", 'payment_method_details.card.last4:4242', 'payment_method_details.card.cvc:123', 'refunded>1']) {
+      const refused = await rawRequest(server, 'GET', `/v1/charges/search?query=${encodeURIComponent(query)}`, { key: server.secretKey });
+      assert.deepEqual([refused.status, (refused.json.error as { param?: string }).param], [400, 'query'], `${query}: ${refused.body}`);
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { resourceMissing } from '../../domain/errors.ts';
 import type { Services, Tx } from '../../flows/context.ts';
 import { listPage } from '../../flows/list-page.ts';
@@ -22,14 +23,28 @@ const UpdateBody = strictObject({
   description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand),
   receipt_email: Type.Optional(emptyable(Email)), shipping: Type.Optional(emptyable(Shipping)),
 });
-/** What a charge search may ask: the fields of Stripe's charge search that Coffer keeps as columns. */
+/** A card charge's detail, as the charge shows it in payment_method_details.card; null for other methods. */
+const cardDetail = (name: string) => sql`CASE WHEN provider = 'card' THEN payment_method_details ->> ${name} END`;
+
+/**
+ * What a charge search may ask: the fields of Stripe's charge search. `refunded` is the charge's own: refunds and
+ * the released part of an authorization together cover its whole amount (see chargeObject).
+ */
 const chargeSearchFields: Record<string, SearchField> = {
   amount: { kind: 'amount', column: 'amount' },
+  'billing_details.address.postal_code': { kind: 'text', column: sql`billing_details -> 'address' ->> 'postal_code'` },
   created: { kind: 'created', column: 'created_at' },
   currency: { kind: 'enum', column: 'currency', values: [...currencies.keys()] },
   customer: { kind: 'exact', column: 'customer_id' },
+  disputed: { kind: 'boolean', column: 'disputed' },
   metadata: { kind: 'metadata', column: 'metadata' },
   payment_intent: { kind: 'exact', column: 'payment_intent_id' },
+  'payment_method_details.card.brand': { kind: 'text', column: cardDetail('brand') },
+  'payment_method_details.card.exp_month': { kind: 'amount', column: sql`(${cardDetail('exp_month')})::integer` },
+  'payment_method_details.card.exp_year': { kind: 'amount', column: sql`(${cardDetail('exp_year')})::integer` },
+  'payment_method_details.card.fingerprint': { kind: 'exact', column: cardDetail('fingerprint') },
+  'payment_method_details.card.last4': { kind: 'exact', column: cardDetail('last4') },
+  refunded: { kind: 'boolean', column: sql`(amount_refunded + amount_released > 0 AND amount_refunded + amount_released = amount)` },
   status: { kind: 'enum', column: 'status', values: ['succeeded', 'pending', 'failed'] },
 };
 
