@@ -22,6 +22,7 @@ import { assert } from '../platform/assert.ts';
 import './request-context.ts';
 import { registerMerchantRoutes } from './routes/index.ts';
 import { registerProviderHooks } from './routes/provider-hooks.ts';
+import { searchExpansions } from './search-query.ts';
 import { registerCheckoutPages } from '../checkout/pages.ts';
 
 export interface PublicServerOptions {
@@ -256,7 +257,9 @@ function refuseUnknownExpansions(request: FastifyRequest): void {
   const config = request.routeOptions.config;
   if (config.merchantApi !== true) return;
   const params = (request.method === 'GET' || request.method === 'DELETE' ? request.query : request.body) as { expand?: string[] } | null | undefined;
-  expansions(params?.expand, config.expandable ?? [], isListRoute(request.method, request.routeOptions.schema?.querystring));
+  // A search also takes `total_count`, which is the result's, not an object's.
+  const requested = request.routeOptions.url?.endsWith('/search') === true ? searchExpansions(params?.expand).expand : params?.expand;
+  expansions(requested, config.expandable ?? [], isListRoute(request.method, request.routeOptions.schema?.querystring));
 }
 
 /** After the response is produced: keep it for the key's retries, unless the flow already did in its transaction. */

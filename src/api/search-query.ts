@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type RawBuilder } from 'kysely';
+import { sql, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import { CofferError } from '../domain/errors.ts';
 import { createdBounds } from '../flows/list-page.ts';
 import { unixTimeMax } from './schemas.ts';
@@ -186,9 +186,24 @@ export function searchCursor(page: string, url: string, query: string): bigint {
   return BigInt(seq);
 }
 
-/** Stripe's search result: one page of objects, newest first, and the token of the next. */
-export function searchResult(url: string, query: string, data: unknown[], rows: ReadonlyArray<{ seq: bigint }>, limit: number): Record<string, unknown> {
+/**
+ * A search's `expand[]`: `total_count` asks for the number of results over all pages (as at Stripe, only when
+ * expanded, since it costs a count); the rest expands the objects, as on a list.
+ */
+export function searchExpansions(requested: readonly string[] | undefined): { expand: string[] | undefined; totalCount: boolean } {
+  if (requested === undefined) return { expand: undefined, totalCount: false };
+  return { expand: requested.filter((path) => path !== 'total_count'), totalCount: requested.includes('total_count') };
+}
+
+/** How many rows a search finds over all its pages (`expand[]=total_count`). */
+export async function countOf<DB, TB extends keyof DB, O>(found: SelectQueryBuilder<DB, TB, O>): Promise<number> {
+  const row = await found.select(sql<string>`count(*)`.as('n')).$castTo<{ n: string | number | bigint }>().executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Stripe's search result: one page of objects, newest first, the token of the next, and the count if asked for. */
+export function searchResult(url: string, query: string, data: unknown[], rows: ReadonlyArray<{ seq: bigint }>, limit: number, totalCount?: number): Record<string, unknown> {
   const last = rows[limit - 1];
   const hasMore = rows.length > limit && last !== undefined;
-  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(last.seq, url, query) : null, url };
+  return { object: 'search_result', data, has_more: hasMore, next_page: hasMore ? searchPage(last.seq, url, query) : null, ...(totalCount === undefined ? {} : { total_count: totalCount }), url };
 }

@@ -79,6 +79,17 @@ describe('PaymentIntent search', () => {
     const paid = expanded.data.find((intent) => intent.metadata.name === 'paid');
     assert.equal((paid?.latest_charge as Stripe.Charge).amount, 1500);
     assert.equal((paid?.customer as Stripe.Customer).email, 'searcher@example.com');
+
+    // total_count, as at Stripe, only when expanded: the results over all pages, whatever the page.
+    assert.equal(first.total_count, undefined);
+    const counted = await stripe.paymentIntents.search({ query: `metadata['run']:'${run}'`, limit: 1, expand: ['total_count', 'data.customer'] });
+    assert.deepEqual([counted.total_count, counted.data.length, typeof counted.data[0]?.customer], [4, 1, 'object']);
+    const second = await stripe.paymentIntents.search({ query: `metadata['run']:'${run}'`, limit: 1, page: counted.next_page ?? '', expand: ['total_count'] });
+    assert.equal(second.total_count, 4);
+    assert.equal((await stripe.customers.search({ query: `metadata['run']:'${run}'`, expand: ['total_count'] })).total_count, 2);
+    assert.equal((await stripe.charges.search({ query: "status:'succeeded'", expand: ['total_count'] })).total_count, 2);
+    assert.equal((await stripe.paymentIntents.search({ query: "metadata['run']:'none'", expand: ['total_count'] })).total_count, 0);
+    await assert.rejects(stripe.paymentIntents.search({ query: `metadata['run']:'${run}'`, expand: ['data.total_count'] }), (error: Stripe.errors.StripeError) => error.param === 'expand');
   });
 
   test('a query it cannot read is refused naming the problem; another merchant finds nothing of this one', async () => {

@@ -11,7 +11,7 @@ import { Description, Email, Expand, ListQuery, Metadata, ObjectId, SearchQuery,
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { updateCharge, type UpdateChargeParams } from '../../flows/update-charge.ts';
 import { currencies } from '../../domain/currency.ts';
-import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
+import { countOf, parseSearchQuery, searchCondition, searchCursor, searchExpansions, searchResult, type SearchField } from '../search-query.ts';
 import type { ChargeRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
 
@@ -65,16 +65,19 @@ export function registerChargeRoutes(app: FastifyInstance, services: Services): 
   app.get('/v1/charges/search', { config, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, query.expand, chargeExpandable, true);
+    const asked = searchExpansions(query.expand);
+    const expand = expansionsFor(ctx.actor, asked.expand, chargeExpandable, true);
     const search = parseSearchQuery(query.query, chargeSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('charges').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+    const found = services.db.selectFrom('charges').where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, chargeSearchFields));
+    let select = found.selectAll();
     if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/charges/search', query.query));
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = rows.slice(0, limit).map((row) => chargeObject(row, ctx.actor.apiVersion.shape));
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
-    return sendObject(reply, searchResult('/v1/charges/search', query.query, data, rows, limit));
+    const total = asked.totalCount ? await countOf(found) : undefined;
+    return sendObject(reply, searchResult('/v1/charges/search', query.query, data, rows, limit, total));
   });
 
   app.post('/v1/charges/:charge', { config, schema: { params: strictObject({ charge: ObjectId }), body: UpdateBody } }, async (request, reply) => {

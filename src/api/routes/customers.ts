@@ -19,7 +19,7 @@ import { customerBalanceTransactionObject, customerObject } from '../../objects/
 import type { CustomerBalanceTransactionRow, CustomerRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, Metadata, ObjectId, SearchQuery, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
+import { countOf, parseSearchQuery, searchCondition, searchCursor, searchExpansions, searchResult, type SearchField } from '../search-query.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 
@@ -100,16 +100,19 @@ export function registerCustomerRoutes(app: FastifyInstance, services: Services)
   app.get('/v1/customers/search', { config: readConfig, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
-    const expand = expansionsFor(ctx.actor, query.expand, customerExpandable, true);
+    const asked = searchExpansions(query.expand);
+    const expand = expansionsFor(ctx.actor, asked.expand, customerExpandable, true);
     const search = parseSearchQuery(query.query, customerSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('customers').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+    const found = services.db.selectFrom('customers').where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).where('deleted_at', 'is', null).where(searchCondition(search, customerSearchFields));
+    let select = found.selectAll();
     if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/customers/search', query.query));
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = rows.slice(0, limit).map(customerObject);
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
-    return sendObject(reply, searchResult('/v1/customers/search', query.query, data, rows, limit));
+    const total = asked.totalCount ? await countOf(found) : undefined;
+    return sendObject(reply, searchResult('/v1/customers/search', query.query, data, rows, limit, total));
   });
 
   app.get('/v1/customers/:customer', { config: readConfig, schema: { params: CustomerParamsSchema, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {

@@ -19,7 +19,7 @@ import type { Database, PaymentIntentRow } from '../../store/database.ts';
 import { assert } from '../../platform/assert.ts';
 import type { ApiResource } from '../../identity/api-keys.ts';
 import { requestContext } from '../request-context.ts';
-import { parseSearchQuery, searchCondition, searchCursor, searchResult, type SearchField } from '../search-query.ts';
+import { countOf, parseSearchQuery, searchCondition, searchCursor, searchExpansions, searchResult, type SearchField } from '../search-query.ts';
 import { currencies } from '../../domain/currency.ts';
 import { paymentIntentStatuses } from '../../domain/payment-intent-machine.ts';
 import {
@@ -303,15 +303,18 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   app.get('/v1/payment_intents/search', { config: readConfig, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
+    const asked = searchExpansions(query.expand);
+    const expand = expansionsFor(ctx.actor, asked.expand, readExpansions, true);
     const search = parseSearchQuery(query.query, paymentIntentSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
-    let select = services.db.selectFrom('payment_intents').selectAll().where('merchant_id', '=', ctx.actor.merchantId)
+    const found = services.db.selectFrom('payment_intents').where('merchant_id', '=', ctx.actor.merchantId)
       .where('livemode', '=', ctx.actor.livemode).where(searchCondition(search, paymentIntentSearchFields));
+    let select = found.selectAll();
     if (query.page !== undefined) select = select.where('seq', '<', searchCursor(query.page, '/v1/payment_intents/search', query.query));
     const rows = await select.orderBy('seq', 'desc').limit(limit + 1).execute();
     const data = await renderRead(services, ctx, rows.slice(0, limit), expand);
-    return sendObject(reply, searchResult('/v1/payment_intents/search', query.query, data, rows, limit));
+    const total = asked.totalCount ? await countOf(found) : undefined;
+    return sendObject(reply, searchResult('/v1/payment_intents/search', query.query, data, rows, limit, total));
   });
 
   // A publishable key may read a PaymentIntent given its client secret (a payment page following its payment), and
