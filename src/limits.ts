@@ -15,6 +15,13 @@ export const limits = {
   descriptionLengthMax: 1000,
   /** Support cases one hosted-checkout session may open (its shopper's "a problem with this payment?"). */
   supportCasesPerSessionMax: 5,
+  /**
+   * Phone numbers or email addresses a hosted-checkout page's step-up may name that are not the one the merchant
+   * gave for its payment (refused `not_on_file`); past this, the page's step-up is closed, even to the right one.
+   * It bounds the guesses the holder of a page link can make at the address on file (decision 0041); five leaves
+   * room for typing mistakes. The step-up's other bounds are `stepUpLimits` in src/flows/shopper-step-up.ts.
+   */
+  stepUpIdentityRefusalsMax: 5,
   statementDescriptorLengthMin: 5,
   statementDescriptorLengthMax: 22,
   statementDescriptorSuffixLengthMax: 22,

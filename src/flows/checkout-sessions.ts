@@ -153,7 +153,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: total, currency, line_items: items,
     success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
-    kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null, customer_details: null,
+    kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null, customer_details: null, step_up_identity_refusals: 0,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
@@ -230,7 +230,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
-    customer_details: null,
+    customer_details: null, step_up_identity_refusals: 0,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })

@@ -126,8 +126,10 @@ export async function verifyPaymentPassword(services: Services, session: Checkou
   const outcome = await inTransaction(services.db, async (tx) => {
     await lockSession(tx, session);
     const intent = await paymentOf(tx, session);
-    // Refused before it is counted: a password for an identity the merchant did not give proves nothing here.
-    await checkIdentityOnFile(tx, session, intent, identity);
+    // Refused before a try is counted: a password for an identity the merchant did not give proves nothing here.
+    // The refusal is counted on the page instead (decision 0041), and committed.
+    const notOnFile = await checkIdentityOnFile(tx, session, intent, identity, { method: 'payment_password', origin, now });
+    if (notOnFile !== undefined) return { refused: notOnFile };
     let tries = await tx.selectFrom('shopper_step_ups').selectAll().where('checkout_session_id', '=', session.id).where('method', '=', 'payment_password')
       .orderBy('created_at', 'desc').limit(1).executeTakeFirst();
     if (tries === undefined) {
@@ -305,13 +307,9 @@ export async function verifyPasskeyStepUp(services: Services, session: CheckoutS
         .where('kind', '=', 'passkey').where('credential_id', '=', response.id).forUpdate().executeTakeFirst()
       : undefined;
     if (passkey === undefined || passkey.public_key === null || passkey.counter === null) return fail('unknown_passkey');
-    try {
-      await checkIdentityOnFile(tx, session, intent, passkey.identity);
-    } catch (error) {
-      if (!(error instanceof StepUpRefused)) throw error;
-      await auditStepUp(tx, session, 'step_up.verify', challenge.id, { method: 'passkey', result: 'failed', reason: 'not_on_file' }, origin, now);
-      return { refused: error };
-    }
+    // A passkey of another identity than the merchant's: refused, counted on the page and audited (the challenge is taken).
+    const notOnFile = await checkIdentityOnFile(tx, session, intent, passkey.identity, { method: 'passkey', objectId: challenge.id, origin, now });
+    if (notOnFile !== undefined) return { refused: notOnFile };
     let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       verification = await verifyAuthenticationResponse({

@@ -1,6 +1,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import { newId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
+import { limits } from '../limits.ts';
 import { amountInUsd } from '../risk/usd-rates.ts';
 import type { CheckoutSessionRow, PaymentIntentRow, ShopperStepUpMethod, ShopperStepUpRow, ShopperStepUpsTable } from '../store/database.ts';
 import type { Insertable } from 'kysely';
@@ -29,7 +30,7 @@ export const stepUpLimits = {
 export type StepUpError =
   | 'invalid_phone' | 'too_many_codes' | 'wait_before_resend' | 'no_code' | 'expired' | 'locked' | 'wrong_code'
   | 'password_format' | 'password_weak' | 'password_wrong' | 'password_locked'
-  | 'passkey_unavailable' | 'passkey_failed' | 'payment_changed' | 'not_verified' | 'not_on_file';
+  | 'passkey_unavailable' | 'passkey_failed' | 'payment_changed' | 'not_verified' | 'not_on_file' | 'not_on_file_locked';
 
 export class StepUpRefused extends Error {
   readonly reason: StepUpError;
@@ -79,8 +80,14 @@ export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSe
  * step-up proves the cardholder only if it reaches one of them: when the merchant gave any, a code goes to, and a
  * password or passkey is accepted for, only those (a stranger's own phone proves nothing about the card). With none
  * given, any identity the shopper proves is taken, as decision 0016 says.
+ *
+ * Another identity is refused (`not_on_file`) and counted on the page session, and audited; the refusal that reaches
+ * `limits.stepUpIdentityRefusalsMax` closes the page's step-up (`not_on_file_locked`, see `lockSession`), so that the
+ * holder of a page link cannot test guesses of the address on file (decision 0041). The refusal is returned, not
+ * thrown: the caller commits the count, then throws it. The caller holds the session's row lock (`lockSession`), so
+ * that concurrent refusals are counted one by one.
  */
-export async function checkIdentityOnFile(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, identity: string): Promise<void> {
+export async function checkIdentityOnFile(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, identity: string, attempt: IdentityAttempt): Promise<StepUpRefused | undefined> {
   // A page made for an API PaymentIntent (`/pay/intent`) copies its receipt email: not the merchant's word either.
   const given: Array<string | null> = session.kind === 'payment_intent' ? [] : [session.customer_email];
   if (intent.customer_id !== null) {
@@ -91,7 +98,23 @@ export async function checkIdentityOnFile(tx: Tx, session: CheckoutSessionRow, i
     const destination = value === null ? undefined : normalizeDestination(value);
     return destination === undefined ? [] : [destination.address];
   }));
-  if (known.size > 0 && !known.has(identity)) throw new StepUpRefused('not_on_file');
+  if (known.size === 0 || known.has(identity)) return undefined;
+  const counted = await tx.updateTable('checkout_sessions').set((eb) => ({ step_up_identity_refusals: eb('step_up_identity_refusals', '+', 1) }))
+    .where('id', '=', session.id).returning('step_up_identity_refusals').executeTakeFirstOrThrow();
+  const refusals = counted.step_up_identity_refusals;
+  const locked = refusals >= limits.stepUpIdentityRefusalsMax;
+  await auditStepUp(tx, session, 'step_up.not_on_file', attempt.objectId ?? session.id, {
+    method: attempt.method, identity: maskedIdentity(identity), refusals, result: locked ? 'locked' : 'failed',
+  }, attempt.origin, attempt.now);
+  return locked ? new StepUpRefused('not_on_file_locked') : new StepUpRefused('not_on_file', limits.stepUpIdentityRefusalsMax - refusals);
+}
+
+/** What a step-up names an identity for, for the audit record of a refusal: its method, and the step-up row it took, if any. */
+export interface IdentityAttempt {
+  method: ShopperStepUpMethod;
+  objectId?: string;
+  origin: string;
+  now: Date;
 }
 
 /** Whether this payment needs the shopper's step-up: at or above the merchant's amount in dollars. */
@@ -127,9 +150,14 @@ export function maskedIdentity(identity: string): string {
   return identity.includes('@') ? `${identity.slice(0, 1)}…@${identity.split('@')[1] ?? ''}` : `…${identity.slice(-4)}`;
 }
 
-/** Takes the session's row lock in `tx`: every step-up of a session is serialized, so that concurrent tries cannot pass a bound together. */
+/**
+ * Takes the session's row lock in `tx`: every step-up of a session is serialized, so that concurrent tries cannot
+ * pass a bound together. Refuses (`not_on_file_locked`, nothing written) once the page named too many identities the
+ * merchant did not give: every step-up of the page is closed then, the right identity's too (decision 0041).
+ */
 export async function lockSession(tx: Tx, session: CheckoutSessionRow): Promise<void> {
-  await tx.selectFrom('checkout_sessions').select('id').where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
+  const row = await tx.selectFrom('checkout_sessions').select('step_up_identity_refusals').where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
+  if (row.step_up_identity_refusals >= limits.stepUpIdentityRefusalsMax) throw new StepUpRefused('not_on_file_locked');
 }
 
 export function stepUpRow(session: CheckoutSessionRow, intent: PaymentIntentRow, fields: Pick<Insertable<ShopperStepUpsTable>, 'id' | 'method' | 'destination' | 'code_hash' | 'created_at' | 'expires_at'>): Insertable<ShopperStepUpsTable> {
@@ -152,9 +180,12 @@ export async function sendStepUpCode(services: Services, session: CheckoutSessio
   const destination = normalizeDestination(rawDestination);
   if (destination === undefined) throw new StepUpRefused('invalid_phone');
   const now = new Date(services.clock.nowMs());
-  return inTransaction(services.db, async (tx) => {
-    // Serialized per merchant, so that concurrent sends to one destination cannot pass the hourly bound together.
+  const method = destination.channel === 'sms' ? 'sms_code' : 'email_code';
+  const outcome = await inTransaction(services.db, async (tx) => {
+    // Serialized per merchant, so that concurrent sends to one destination cannot pass the hourly bound together;
+    // then per session (the merchant's lock first, always), so that refusals of identities are counted one by one.
     await tx.selectFrom('merchants').select('id').where('id', '=', session.merchant_id).forUpdate().executeTakeFirstOrThrow();
+    await lockSession(tx, session);
     const recent = await tx.selectFrom('shopper_step_ups').select('created_at').where('destination', '=', destination.address)
       .where('method', 'in', ['sms_code', 'email_code']).where('created_at', '>', new Date(now.getTime() - 3_600_000)).orderBy('created_at', 'desc').execute();
     if (recent.length >= stepUpLimits.sendsPerHourMax) throw new StepUpRefused('too_many_codes');
@@ -164,21 +195,25 @@ export async function sendStepUpCode(services: Services, session: CheckoutSessio
     const [latest] = recent;
     if (latest !== undefined && now.getTime() - latest.created_at.getTime() < stepUpLimits.resendAfterMs) throw new StepUpRefused('wait_before_resend');
     const intent = await paymentOf(tx, session);
-    await checkIdentityOnFile(tx, session, intent, destination.address);
+    const refused = await checkIdentityOnFile(tx, session, intent, destination.address, { method, origin, now });
+    if (refused !== undefined) return { refused };
     const id = newId('stepup');
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = new Date(now.getTime() + stepUpLimits.codeTtlMs);
     await tx.insertInto('shopper_step_ups').values(stepUpRow(session, intent, {
-      id, method: destination.channel === 'sms' ? 'sms_code' : 'email_code', destination: destination.address,
+      id, method, destination: destination.address,
       code_hash: codeHash(services, id, code), created_at: now, expires_at: expiresAt,
     })).execute();
     await tx.insertInto('shopper_messages').values({
       id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: destination.channel, recipient: destination.address,
       subject: 'Verification code', body: `Your code to confirm this payment is ${code}. It expires in 5 minutes. Never share it.`, reference: id, expires_at: expiresAt,
     }).execute();
-    await auditStepUp(tx, session, 'step_up.send', id, { method: destination.channel === 'sms' ? 'sms_code' : 'email_code', destination: maskedIdentity(destination.address) }, origin, now);
-    return { id, expiresAt, channel: destination.channel };
+    await auditStepUp(tx, session, 'step_up.send', id, { method, destination: maskedIdentity(destination.address) }, origin, now);
+    return { sent: { id, expiresAt, channel: destination.channel } };
   });
+  // A refused identity is thrown after the commit, so that it is counted.
+  if ('refused' in outcome) throw outcome.refused;
+  return outcome.sent;
 }
 
 /**

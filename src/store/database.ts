@@ -296,6 +296,8 @@ export interface CheckoutSessionsTable {
   client_reference_id: string | null;
   /** What the session learned of its customer when it completed (migration 0050). */
   customer_details: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  /** Step-up identities refused as not the merchant's (`not_on_file`) on this page (migration 0051). */
+  step_up_identity_refusals: ColumnType<number, number | undefined, number>;
 }
 
 export interface SupportCasesTable {

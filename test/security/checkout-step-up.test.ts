@@ -3,12 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import { StepUpRefused } from '../../src/flows/shopper-step-up.ts';
 import { checkPaymentPassword } from '../../src/flows/shopper-credentials.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
+import { limits } from '../../src/limits.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 
 // Goal: the hosted checkout's step-up holds under concurrency. Many wrong payment passwords sent at once count
 // exactly five tries and lock; a one-time code sent many times at once is accepted once; bad input (a guessable
-// password, an unknown identity) changes nothing it should not. And the payment password policy refuses the
+// password, an unknown identity) changes nothing it should not; identities that are not the merchant's are counted,
+// and close the page's step-up at the bound, even under concurrency. And the payment password policy refuses the
 // passwords anyone would try first.
 describe('checkout step-up under concurrency', () => {
   let server: TestServer;
@@ -132,6 +134,64 @@ describe('checkout step-up under concurrency', () => {
     const code = await codeFor('real.cardholder@example.com');
     assert.equal((await page.post('/step-up/verify', { code })).status, 200);
     assert.equal((await page.post('/confirm', await card())).json.state, 'complete');
+  });
+
+  const notOnFile = /phone number or email address you gave the shop/;
+  const closed = /Too many tries with a phone number or email address the shop does not have/;
+  const refusalsOf = async (sessionId: string) => ({
+    counted: (await server.database.db.selectFrom('checkout_sessions').select('step_up_identity_refusals').where('id', '=', sessionId).executeTakeFirstOrThrow()).step_up_identity_refusals,
+    audited: (await server.database.db.selectFrom('audit_log').select('details').where('action', '=', 'step_up.not_on_file').where('object_id', '=', sessionId).execute()).length,
+  });
+
+  test('five identities that are not the one on file close the page\'s step-up: then even the right one is refused, and nothing is sent', async () => {
+    const page = await openPage('holder@example.com');
+    assert.equal((await page.post('/confirm', await card())).json.state, 'step_up');
+    const messages = async () => (await server.database.db.selectFrom('shopper_messages').select('id').execute()).length;
+    const before = { messages: await messages(), rows: (await rowsOf(page.id)).length };
+    for (let i = 1; i < limits.stepUpIdentityRefusalsMax; i += 1) {
+      const guess = i % 2 === 0 ? page.post('/step-up/send', { destination: `guess${i}@example.com` }) : page.post('/step-up/password', { identity: `guess${i}@example.com`, password: '739164' });
+      const refused = await guess;
+      assert.equal(refused.status, 400, refused.body);
+      assert.match(String(refused.json.message), notOnFile, `refusal ${i} asks for the address on file`);
+    }
+    const last = await page.post('/step-up/send', { destination: 'holder@example.org' });
+    assert.equal(last.status, 400);
+    assert.match(String(last.json.message), closed, 'the refusal that reaches the bound says the step-up is closed');
+    // The right address, a password for it, a code try: all refused now, sending and counting nothing.
+    for (const [path, body] of [
+      ['/step-up/send', { destination: 'Holder@Example.com' }],
+      ['/step-up/password', { identity: 'holder@example.com', password: '739164' }],
+      ['/step-up/verify', { code: '123456' }],
+    ] as const) {
+      const refused = await page.post(path, body);
+      assert.equal(refused.status, 400, refused.body);
+      assert.match(String(refused.json.message), closed, path);
+    }
+    assert.deepEqual({ messages: await messages(), rows: (await rowsOf(page.id)).length }, before, 'no code sent, no step-up row written');
+    assert.equal(await codeFor('holder@example.com'), '', 'no code reached the address on file');
+    assert.deepEqual(await refusalsOf(page.id), { counted: limits.stepUpIdentityRefusalsMax, audited: limits.stepUpIdentityRefusalsMax }, 'refusals after the bound are not counted');
+    assert.equal(await server.database.db.selectFrom('shopper_password_tries').select('identity').where('identity', 'in', ['guess1@example.com', 'holder@example.com']).executeTakeFirst(), undefined,
+      'no identity\'s password count was touched');
+    // Nothing else about the payment changed: it still waits for the shopper, and the page still asks for a step-up.
+    const session = await server.stripe.checkout.sessions.retrieve(page.id);
+    assert.equal(session.status, 'open');
+    const intent = await server.stripe.paymentIntents.retrieve(session.payment_intent as string);
+    assert.deepEqual([intent.status, intent.latest_charge], ['requires_payment_method', null]);
+    assert.equal((await page.post('/confirm', await card())).json.state, 'step_up');
+  });
+
+  test('wrong identities sent at once are counted exactly to the bound', async () => {
+    const page = await openPage('concurrent.holder@example.com');
+    const guesses = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0
+      ? page.post('/step-up/send', { destination: `+86138000100${String(i).padStart(2, '0')}` })
+      : page.post('/step-up/password', { identity: `guess${i}@example.com`, password: '739164' }))));
+    assert.ok(guesses.every((answer) => answer.status === 400), 'every guess refused');
+    const said = guesses.map((answer) => (notOnFile.test(String(answer.json.message)) ? 'not_on_file' : closed.test(String(answer.json.message)) ? 'closed' : answer.body));
+    assert.deepEqual(said.sort(), [...Array(limits.stepUpIdentityRefusalsMax - 1).fill('not_on_file'), ...Array(9 - limits.stepUpIdentityRefusalsMax).fill('closed')].sort());
+    assert.deepEqual(await refusalsOf(page.id), { counted: limits.stepUpIdentityRefusalsMax, audited: limits.stepUpIdentityRefusalsMax });
+    const right = await page.post('/step-up/send', { destination: 'concurrent.holder@example.com' });
+    assert.match(String(right.json.message), closed, 'the right address is refused after the bound');
+    assert.equal(await codeFor('concurrent.holder@example.com'), '');
   });
 
   // The outbox holds shoppers' addresses, codes and orders: only the merchant's own test secret key opens it.
