@@ -1,4 +1,4 @@
-import type { ActionRequired, Approval, Decline, ThreeDSecureResult } from '../connectors/connector.ts';
+import type { ActionRequired, Approval, Connector, Decline, ThreeDSecureResult } from '../connectors/connector.ts';
 import { CofferError, errorCatalog } from '../domain/errors.ts';
 import { authorizationTransfers, settlementTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
@@ -93,7 +93,11 @@ function declinedOutcome(decline: Decline, charge: ChargeRow): ChargeOutcome {
   };
 }
 
-const lostDecline: Decline = {
+/**
+ * How an attempt the acquirer never received ends: a PaymentIntent's (`lost`) and a SetupIntent's verification alike.
+ * `not_sent_to_network`: no money was taken, and the shopper may try again.
+ */
+export const neverSentDecline: Decline = {
   status: 'declined',
   providerReference: null,
   code: 'processing_error',
@@ -104,6 +108,20 @@ const lostDecline: Decline = {
   networkStatus: 'not_sent_to_network',
   blocked: false,
 };
+
+/**
+ * The card acquirer serving a mode; undefined when none does (live, until the operator configures one). An attempt
+ * or a verification written for such a mode (before confirmations there were refused, decision 0038) was never
+ * sent, and now never will be: it is settled with `neverSentDecline`, not asked about again and again.
+ */
+export function cardAcquirerOf(services: Services, livemode: boolean): Connector | undefined {
+  try {
+    return services.connectors.card(livemode);
+  } catch (error) {
+    if (error instanceof CofferError && error.code === 'flow_not_supported') return undefined;
+    throw error;
+  }
+}
 
 /** Everything recording an outcome changes, computed from the rows as they were: written in one statement. */
 interface OutcomePlan {
@@ -370,7 +388,7 @@ function planOutcome(intent: PaymentIntentRow, charge: ChargeRow, resolution: At
 function planOutcomeOnly(intent: PaymentIntentRow, charge: ChargeRow, resolution: AttemptResolution, trail: Trail, now: Date): OutcomePlan {
   assert(charge.payment_intent_id === intent.id, 'the charge belongs to the PaymentIntent');
   if (resolution.status === 'declined' || resolution.status === 'lost') {
-    return planDecline(intent, charge, resolution.status === 'lost' ? lostDecline : resolution, trail, now);
+    return planDecline(intent, charge, resolution.status === 'lost' ? neverSentDecline : resolution, trail, now);
   }
   if (resolution.status === 'wallet_paid') return planWalletPayment(intent, charge, resolution, trail, now);
   if (resolution.status === 'requires_action') return planActionRequired(intent, charge, resolution, trail, now);

@@ -10,7 +10,7 @@ import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange, recordEvents, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSavable, liveCustomer, resolvePaymentMethod, savableNow } from './payment-methods.ts';
-import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import { cardAcquirerOf, neverSentDecline, outcomeUnknownError } from './record-attempt-outcome.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
 import { jobTrail } from '../jobs/system-trail.ts';
@@ -224,11 +224,16 @@ async function verifyAndRecord(services: Services, verification: Verification, r
 
 async function verifyAndRecordRow(services: Services, verification: Verification, recorded: Respond<SetupIntentRow>): Promise<SetupIntentRow> {
   const { scope, intentId, key } = verification;
+  const acquirer = cardAcquirerOf(services, scope.livemode);
+  // No acquirer serves this mode: a verification left `processing` by a live confirmation from before such
+  // confirmations were refused was never sent, and now never will be. It fails as a PaymentIntent's attempt does
+  // (`processing_error`, not sent to the network), before the card is read from the vault.
+  if (acquirer === undefined) return recordVerification(services, verification, verification.methodId, neverSentDecline, recorded);
   const method = await services.db.selectFrom('payment_methods').selectAll().where('id', '=', verification.methodId).executeTakeFirstOrThrow();
   const card = await services.cardSource.cardFor(method);
   assert(card !== undefined, `payment method ${method.id} has a card to verify`);
   // The same request every time under one key (a retry, the recovery job): the acquirer answers it once.
-  const result = await services.connectors.card(scope.livemode).verifyCard({
+  const result = await acquirer.verifyCard({
     idempotencyKey: key, reference: intentId, card, currency: verificationCurrency(),
     threeDSecure: { request: 'automatic', returnUrl: services.connectors.paymentReturnUrl(intentId), cardSetUp: false },
   });
@@ -331,8 +336,9 @@ async function saveToCustomer(tx: Tx, trail: Trail, scope: Scope, intent: SetupI
 
 /**
  * SetupIntents left `processing` (the acquirer's answer never came, and nobody confirmed again): the acquirer is
- * asked again under the confirmation's key, which it answers once, and the answer is recorded. Rows are leased by
- * moving `updated_at`, so parallel workers skip them.
+ * asked again under the confirmation's key, which it answers once, and the answer is recorded; one in a mode no
+ * acquirer serves fails as never sent (see `verifyAndRecordRow`). Rows are leased by moving `updated_at`, so
+ * parallel workers skip them.
  */
 export async function recoverSetupVerifications(services: Services): Promise<number> {
   const cutoff = new Date(services.clock.nowMs() - limits.inFlightRecoveryAfterMs);

@@ -4,12 +4,11 @@ import { findCurrency } from '../domain/currency.ts';
 import { captureKey, recordCaptureOutcome } from '../flows/capture-payment-intent.ts';
 import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
-import { abandonedChallenge, recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
+import { abandonedChallenge, cardAcquirerOf, recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
 import { limits } from '../limits.ts';
 import { riskBlockDecline } from '../flows/risk-decision.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
-import { CofferError } from '../domain/errors.ts';
 import { handleEach } from './handle-each.ts';
 import { jobTrail } from './system-trail.ts';
 
@@ -22,14 +21,9 @@ function cutoff(services: Services): Date {
 export async function resolveAttempt(services: Services, charge: ChargeRow): Promise<AttemptResolution | undefined> {
   const currency = findCurrency(charge.currency);
   assert(currency !== undefined, 'a stored currency is known');
-  let connector;
-  try {
-    connector = services.connectors.card(charge.livemode);
-  } catch (error) {
-    // No acquirer serves this mode (live, none configured): the attempt was never sent, and now never will be.
-    if (error instanceof CofferError && error.code === 'flow_not_supported') return { status: 'lost' };
-    throw error;
-  }
+  const connector = cardAcquirerOf(services, charge.livemode);
+  // No acquirer serves this mode (live, none configured): the attempt was never sent, and now never will be.
+  if (connector === undefined) return { status: 'lost' };
   const ref = { idempotencyKey: charge.provider_idempotency_key, reference: charge.id, amountMinor: charge.amount, currency };
   let found: SyncResult = await connector.syncPayment(ref);
   // A 3-D Secure challenge the shopper has had long enough to finish is ended, as if never sent.

@@ -7,7 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { generateAlipaySandboxCredentials } from '../../src/connectors/alipay/sandbox/credentials.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
+import { recoverSetupVerifications } from '../../src/flows/setup-intents.ts';
 import { resolveAttempt } from '../../src/jobs/recover-in-flight.ts';
+import { limits } from '../../src/limits.ts';
 import { syncWalletPayments } from '../../src/jobs/sync-wallet-payments.ts';
 import { ConfigError, loadConfig } from '../../src/platform/config.ts';
 import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
@@ -16,7 +18,8 @@ import { TestClock } from '../support/clock.ts';
 // Goal: live mode differs from test mode only in endpoint and credentials. The operator's Alipay account is
 // configured all together or refused at start, with private key files kept private; a live payment goes to the
 // configured gateway, signed with the configured key (here a gateway that does not answer: nothing is guessed), and a provider with
-// no account refuses live payments with flow_not_supported, writing nothing.
+// no account refuses live payments with flow_not_supported, writing nothing; a live card payment or setup left
+// waiting by an older version is settled as never sent.
 describe('live wallet accounts', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-live-'));
   const keys = generateAlipaySandboxCredentials();
@@ -112,5 +115,33 @@ describe('live wallet accounts', () => {
     const paid = await server.stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     const charge = await server.database.db.selectFrom('charges').selectAll().where('id', '=', String(paid.latest_charge)).executeTakeFirstOrThrow();
     assert.deepEqual(await resolveAttempt(server.coffer.services, { ...charge, livemode: true, status: 'pending' }), { status: 'lost' });
+  });
+
+  test('a live card setup left processing without a card acquirer is settled as never sent, as a failed setup, and not asked about again', async () => {
+    const method = await live.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: new Date().getFullYear() + 2, cvc: '123' } });
+    const setup = await live.setupIntents.create({ payment_method: method.id });
+    // As a live confirmation written before such confirmations were refused left it: processing, past the in-flight grace.
+    const key = `setatt_${crypto.randomBytes(12).toString('hex')}`;
+    await server.database.db.updateTable('setup_intents')
+      .set({ status: 'processing', verification_key: key, updated_at: new Date(clock.nowMs() - limits.inFlightRecoveryAfterMs - 1_000) })
+      .where('id', '=', setup.id).execute();
+    const decryptions = async () => (await server.database.db.selectFrom('audit_log').select('id').where('action', '=', 'vault.decrypt').execute()).length;
+    const decryptedBefore = await decryptions();
+    assert.equal(await recoverSetupVerifications(server.coffer.services), 1);
+    const settled = await live.setupIntents.retrieve(setup.id);
+    assert.deepEqual({ status: settled.status, payment_method: settled.payment_method }, { status: 'requires_payment_method', payment_method: null });
+    assert.deepEqual({ code: settled.last_setup_error?.code, decline_code: settled.last_setup_error?.decline_code, type: settled.last_setup_error?.type },
+      { code: 'processing_error', decline_code: 'processing_error', type: 'card_error' });
+    assert.match(settled.last_setup_error?.message ?? '', /No money was taken/);
+    assert.equal(settled.last_setup_error?.payment_method?.id, method.id, 'the error names the card that was not verified');
+    const events = await server.database.db.selectFrom('events').select('type').where('object_id', '=', setup.id).execute();
+    assert.ok(events.some((event) => event.type === 'setup_intent.setup_failed'), JSON.stringify(events));
+    assert.equal(await decryptions(), decryptedBefore, 'the card was not read from the vault for a verification that cannot be sent');
+    assert.equal((await server.database.db.selectFrom('payment_methods').select('customer_id').where('id', '=', method.id).executeTakeFirstOrThrow()).customer_id, null, 'no card saved');
+    // Settled: the next runs find nothing left processing, so nothing is retried or logged again.
+    clock.offsetMs += limits.inFlightRecoveryAfterMs + 1_000;
+    assert.equal(await recoverSetupVerifications(server.coffer.services), 0);
+    // The merchant can give it another card and try again, as after any failed setup.
+    assert.equal((await live.setupIntents.update(setup.id, { payment_method: method.id })).status, 'requires_confirmation');
   });
 });
