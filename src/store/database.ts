@@ -296,7 +296,7 @@ export interface CheckoutSessionsTable {
   client_reference_id: string | null;
   /** What the session learned of its customer when it completed (migration 0050). */
   customer_details: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
-  /** Step-up identities refused as not the merchant's (`not_on_file`) on this page (migration 0051). */
+  /** Step-up identities refused as not the merchant's (`not_on_file`) on this page (migration 0052). */
   step_up_identity_refusals: ColumnType<number, number | undefined, number>;
 }
 
