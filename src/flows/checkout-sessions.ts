@@ -146,7 +146,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     description: intentData.description || items.map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
     receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: null,
     statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null, setupFutureUsage: null,
-    shipping: null, returnUrl: null,
+    cardCaptureMethod: null, cardSetupFutureUsage: null, shipping: null, returnUrl: null,
   }, now);
   const session: CheckoutSessionRow = {
     id, merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now, expires_at: expiresAt,

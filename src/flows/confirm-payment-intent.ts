@@ -10,7 +10,8 @@ import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, ty
 import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
-import { cardStatementDescriptorRefused, emptyToNull, type ShippingParams } from './payment-intent-params.ts';
+import { cardOptionChanges, cardStatementDescriptorRefused, emptyToNull, type ShippingParams } from './payment-intent-params.ts';
+import { captureMethodFor } from '../domain/card-payment-options.ts';
 import { assertNoOperationInFlight, changeRows, checkoutOwnsIntent, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
 import { givenCard, givenCardAudit, type CardParams, type GivenCard } from './saved-payment-methods.ts';
@@ -21,7 +22,7 @@ import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
 import { checkLimits, describeLimit, type CounterTake } from '../risk/limits.ts';
 import type { PaymentLimitRow, ShopperStepUpMethod } from '../store/database.ts';
-import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type WalletOptions, type WalletType } from './wallet-payments.ts';
+import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type PaymentMethodOptionsParams, type WalletType } from './wallet-payments.ts';
 
 export interface ConfirmParams {
   payment_method?: string;
@@ -30,7 +31,7 @@ export interface ConfirmParams {
    * card with its details, which the vault seals and the attempt's statement stores (decision 0026).
    */
   payment_method_data?: { type: WalletType | 'card'; card?: Omit<CardParams, 'token'>; billing_details?: Record<string, unknown> };
-  payment_method_options?: WalletOptions;
+  payment_method_options?: PaymentMethodOptionsParams;
   /** Stripe's Radar session: the shopper's device, for limits and risk (`radar_options[session]`). */
   radar_options?: { session?: string };
   receipt_email?: string;
@@ -392,6 +393,7 @@ async function startAttempt(
       capture_method: params.capture_method ?? intent.capture_method,
       updated_at: now,
       ...(params.setup_future_usage === undefined ? {} : { setup_future_usage: params.setup_future_usage || null }),
+      ...cardOptionChanges(params.payment_method_options?.card),
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
     };
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
@@ -484,7 +486,7 @@ export async function confirmPaymentIntent(
     amountMinor: attempt.charge.amount,
     currency: attempt.currency,
     // Held for review: authorized only, captured when a person approves.
-    capture: attempt.intent.capture_method !== 'manual' && !heldForReview(attempt.charge.risk),
+    capture: captureMethodFor(attempt.intent, attempt.paymentMethod.type) !== 'manual' && !heldForReview(attempt.charge.risk),
     card,
     statementDescriptor: attempt.intent.statement_descriptor,
     // Off-session payments cannot ask the cardholder anything: the issuer decides without them (a card set up for

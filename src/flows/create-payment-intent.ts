@@ -8,6 +8,7 @@ import { confirmPaymentIntent, type ConfirmParams } from './confirm-payment-inte
 import type { IdempotencyClaim, Outcome, RequestContext, Services, Tx } from './context.ts';
 import { inTransaction } from './transaction.ts';
 import {
+  cardOptionChanges,
   checkMetadataSize,
   checkPaymentMethodTypes,
   mergeMetadata,
@@ -103,6 +104,9 @@ export interface NewPaymentIntent {
   statementDescriptor: string | null;
   statementDescriptorSuffix: string | null;
   setupFutureUsage: PaymentIntentRow['setup_future_usage'];
+  /** `payment_method_options[card]`'s overrides of the two fields above for card payments; null when not given. */
+  cardCaptureMethod: PaymentIntentRow['card_capture_method'];
+  cardSetupFutureUsage: PaymentIntentRow['card_setup_future_usage'];
   shipping: Record<string, unknown> | null;
   returnUrl: string | null;
 }
@@ -133,6 +137,8 @@ export function newPaymentIntentRow(id: string, scope: { merchantId: string; liv
     statement_descriptor: fields.statementDescriptor,
     statement_descriptor_suffix: fields.statementDescriptorSuffix,
     setup_future_usage: fields.setupFutureUsage,
+    card_capture_method: fields.cardCaptureMethod,
+    card_setup_future_usage: fields.cardSetupFutureUsage,
     shipping: fields.shipping,
     return_url: fields.returnUrl,
     amount_capturable: 0n,
@@ -229,13 +235,15 @@ export async function createPaymentIntent(
   }
   const attached = transition('requires_payment_method', 'attach_payment_method');
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
+  const cardOptions = cardOptionChanges(params.payment_method_options?.card);
   const row = newPaymentIntentRow(id, scope, {
     amount: money.amountMinor, currency: money.currency.code, status: method === undefined ? 'requires_payment_method' : attached.status,
     captureMethod: params.capture_method ?? captureMethodByDefault(ctx.actor.apiVersion), confirmationMethod: params.confirmation_method ?? 'automatic',
     paymentMethodId: method?.row.id ?? null, paymentMethodTypes: methods.types, automaticPaymentMethods: methods.automatic,
     description: params.description || null, metadata, receiptEmail: params.receipt_email || null, customerId: customer?.id ?? null,
     statementDescriptor: params.statement_descriptor || null, statementDescriptorSuffix: params.statement_descriptor_suffix || null,
-    setupFutureUsage: params.setup_future_usage ?? null, shipping: (params.shipping ?? null) as Record<string, unknown> | null,
+    setupFutureUsage: params.setup_future_usage ?? null, cardCaptureMethod: cardOptions.card_capture_method ?? null,
+    cardSetupFutureUsage: cardOptions.card_setup_future_usage ?? null, shipping: (params.shipping ?? null) as Record<string, unknown> | null,
     returnUrl: params.return_url ?? null,
   }, now);
   const { eventRows, audit } = changeRows(

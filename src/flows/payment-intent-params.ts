@@ -1,4 +1,5 @@
 import { CofferError } from '../domain/errors.ts';
+import type { PaymentIntentRow } from '../store/database.ts';
 
 /** Parameters shared by create, update and confirm, after schema validation. */
 export interface ShippingParams {
@@ -63,4 +64,28 @@ export function cardStatementDescriptorRefused(param: string): CofferError {
   return new CofferError('parameter_invalid',
     `${param} cannot be used for card payments: a card statement shows your account's descriptor. Set statement_descriptor_suffix instead` +
     `${param === 'statement_descriptor' ? ', and unset statement_descriptor with ""' : ''}.`, { param });
+}
+
+/**
+ * `payment_method_options[card]` as create, update and confirm take it. `capture_method` and `setup_future_usage`
+ * are kept with the PaymentIntent and override the top-level fields for card payments (`captureMethodFor`,
+ * `setupFutureUsageFor`); `''` unsets one. `request_three_d_secure` applies to the confirmation it is sent with.
+ */
+export interface CardOptionsParams {
+  capture_method?: 'manual' | '';
+  setup_future_usage?: 'none' | 'on_session' | 'off_session' | '';
+  request_three_d_secure?: 'automatic' | 'any' | 'challenge';
+}
+
+/** The stored card options a request sets: only those it names, `''` as none. */
+export function cardOptionChanges(card: CardOptionsParams | undefined): Partial<Pick<PaymentIntentRow, 'card_capture_method' | 'card_setup_future_usage'>> {
+  const changes: Partial<Pick<PaymentIntentRow, 'card_capture_method' | 'card_setup_future_usage'>> = {};
+  if (card?.capture_method !== undefined) changes.card_capture_method = card.capture_method || null;
+  if (card?.setup_future_usage !== undefined) changes.card_setup_future_usage = card.setup_future_usage || null;
+  return changes;
+}
+
+/** The names of the stored card options a request sets, as Stripe names the parameters (for errors and audit). */
+export function cardOptionParams(card: CardOptionsParams | undefined): string[] {
+  return Object.keys(cardOptionChanges(card)).map((column) => `payment_method_options[card][${column.slice('card_'.length)}]`);
 }

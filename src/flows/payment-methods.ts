@@ -1,3 +1,4 @@
+import { setupFutureUsageFor } from '../domain/card-payment-options.ts';
 import { testCardExpiry, testCardsByNumber, testPaymentMethods } from '../connectors/card/test-cards.ts';
 import { CofferError } from '../domain/errors.ts';
 import { assert } from '../platform/assert.ts';
@@ -148,25 +149,38 @@ export const savableStatuses = ['succeeded', 'requires_capture'] as const;
  * between the check and the save cannot save a card the check would now refuse): a card never used, or one whose
  * first PaymentIntent asked to keep it and was authorized with this very card.
  */
+/**
+ * `setupFutureUsageFor(intent, 'card') !== null` in SQL: the card's own option when given (`none` keeps nothing),
+ * the top-level field otherwise.
+ */
+function keepsCard(eb: ExpressionBuilder<Database, 'payment_intents'>) {
+  return eb.or([
+    eb.and([eb('payment_intents.card_setup_future_usage', 'is', null), eb('payment_intents.setup_future_usage', 'is not', null)]),
+    eb('payment_intents.card_setup_future_usage', 'in', ['on_session', 'off_session']),
+  ]);
+}
+
 export function savableNow(eb: ExpressionBuilder<Database, 'payment_methods'>) {
   return eb.or([
     eb('payment_methods.first_payment_intent_id', 'is', null),
     eb.exists(eb.selectFrom('payment_intents').select('payment_intents.id').whereRef('payment_intents.id', '=', 'payment_methods.first_payment_intent_id')
       .whereRef('payment_intents.payment_method_id', '=', 'payment_methods.id')
-      .where('payment_intents.setup_future_usage', 'is not', null).where('payment_intents.status', 'in', savableStatuses)),
+      .where(keepsCard).where('payment_intents.status', 'in', savableStatuses)),
   ]);
 }
 
 export async function checkSavable(tx: Tx, method: PaymentMethodRow, param: string): Promise<void> {
   checkNotDetached(method, param);
   if (method.customer_id !== null || method.first_payment_intent_id === null) return;
-  const first = await tx.selectFrom('payment_intents').select(['setup_future_usage', 'status', 'payment_method_id'])
+  const first = await tx.selectFrom('payment_intents').select(['setup_future_usage', 'card_setup_future_usage', 'status', 'payment_method_id'])
     .where('id', '=', method.first_payment_intent_id).executeTakeFirst();
   const authorized = first !== undefined && (savableStatuses as readonly string[]).includes(first.status);
+  const asked = first !== undefined && setupFutureUsageFor(first, 'card') !== null;
   // Authorized with this card: a card declined there, and then replaced by one that paid, was not.
-  if (first !== undefined && first.setup_future_usage !== null && authorized && first.payment_method_id === method.id) return;
-  const why = first?.setup_future_usage === null || first === undefined
-    ? 'without setup_future_usage, so it cannot be saved to a customer now: save a card before or with its first payment (setup_future_usage)'
+  if (asked && authorized && first.payment_method_id === method.id) return;
+  const unasked = first?.card_setup_future_usage === 'none' ? 'with payment_method_options[card][setup_future_usage]=none' : 'without setup_future_usage';
+  const why = !asked
+    ? `${unasked}, so it cannot be saved to a customer now: save a card before or with its first payment (setup_future_usage)`
     : authorized
       ? 'with setup_future_usage, but that payment was made with another card, so this one cannot be saved from it'
       : `with setup_future_usage, but that payment is ${first.status}, not authorized, so the card cannot be saved from it`;

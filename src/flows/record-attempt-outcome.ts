@@ -1,3 +1,4 @@
+import { captureMethodFor, setupFutureUsageFor } from '../domain/card-payment-options.ts';
 import type { ActionRequired, Approval, Connector, Decline, ThreeDSecureResult } from '../connectors/connector.ts';
 import { CofferError, errorCatalog } from '../domain/errors.ts';
 import { authorizationTransfers, settlementTransfers } from '../domain/ledger.ts';
@@ -196,7 +197,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
   const transfers = authorizationTransfers(charge.id, charge.amount, captured);
   if (captured && approval.availableImmediately) transfers.push(...settlementTransfers(`${charge.id}:settlement`, charge.amount));
   const scope = { merchantId: intent.merchant_id, livemode: intent.livemode };
-  const asyncCapture = captured && intent.capture_method === 'automatic_async';
+  const asyncCapture = captured && captureMethodFor(intent, charge.provider) === 'automatic_async';
   const rows = changeRows(
     trail,
     scope,
@@ -210,7 +211,7 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
     ],
     now,
   );
-  const saveMethodTo = intent.setup_future_usage !== null && intent.customer_id !== null
+  const saveMethodTo = setupFutureUsageFor(intent, charge.provider) !== null && intent.customer_id !== null
     ? { paymentMethodId: charge.payment_method_id, customerId: intent.customer_id }
     : undefined;
   return {

@@ -1,3 +1,4 @@
+import { captureMethodFor } from '../domain/card-payment-options.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { ChargeRow, PaymentIntentRow, ReviewRow } from '../store/database.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
@@ -78,7 +79,7 @@ export async function decideReview(services: Services, ctx: RequestContext, id: 
   let refundTaken = false;
   if (decision === 'approve') {
     closedReason = 'approved';
-    if (intent.status === 'requires_capture' && intent.capture_method !== 'manual') {
+    if (intent.status === 'requires_capture' && captureMethodFor(intent, charge.provider) !== 'manual') {
       await capturePaymentIntent(services, inner, intent.id, {}, quiet.respond, { approvingReview: review.id });
     } else if (intent.status === 'canceled') {
       throw new CofferError('payment_intent_unexpected_state', `The payment ${intent.id} was canceled; reject the review instead.`);

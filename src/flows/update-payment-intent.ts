@@ -6,10 +6,13 @@ import type { PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { endOpenChallenge } from './confirm-payment-intent.ts';
 import {
+  cardOptionChanges,
+  cardOptionParams,
   checkMetadataSize,
   checkPaymentMethodTypes,
   emptyToNull,
   mergeMetadata,
+  type CardOptionsParams,
   type ShippingParams,
 } from './payment-intent-params.ts';
 import {
@@ -38,13 +41,15 @@ export interface UpdateParams {
   allowed_payment_method_types?: string[];
   receipt_email?: string;
   setup_future_usage?: 'on_session' | 'off_session' | '';
+  /** Only the card options kept with the PaymentIntent: the others apply to a confirmation and are given to it. */
+  payment_method_options?: { card?: Pick<CardOptionsParams, 'capture_method' | 'setup_future_usage'> };
   shipping?: ShippingParams | '';
   statement_descriptor?: string;
   statement_descriptor_suffix?: string;
 }
 
 /** What a Checkout Session decided for its PaymentIntent from its line items and options; the rest (metadata, description…) stays the merchant's. */
-const checkoutShapedFields = ['amount', 'currency', 'payment_method', 'payment_method_types', 'allowed_payment_method_types', 'capture_method', 'customer', 'setup_future_usage'] as const;
+const checkoutShapedFields = ['amount', 'currency', 'payment_method', 'payment_method_types', 'allowed_payment_method_types', 'capture_method', 'customer', 'setup_future_usage', 'payment_method_options'] as const;
 
 /** Fields that shape the payment itself can change only before it is confirmed, as Stripe allows. */
 const beforeConfirmation = ['requires_payment_method', 'requires_confirmation', 'requires_action'];
@@ -151,6 +156,10 @@ async function updateOnce(
       requireUnconfirmed(intent, 'setup_future_usage');
       changes.setup_future_usage = params.setup_future_usage || null;
     }
+    // The card's own capture method and consent override the fields above for a card, under the same rule.
+    const cardOptions = params.payment_method_options?.card;
+    for (const param of cardOptionParams(cardOptions)) requireUnconfirmed(intent, param);
+    Object.assign(changes, cardOptionChanges(cardOptions));
     if (params.shipping !== undefined) changes.shipping = JSON.stringify(params.shipping || null);
     if (reshapingRound !== undefined && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
       if (reshapingRound === 1) throw new ChallengeToEnd(intent);

@@ -11,6 +11,7 @@ import { chargeChanges as chargeChangesJson, paymentIntentChanges } from '../sto
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { lockCharge, lockPaymentIntent, nextStatus, recordChange, type Scope } from './payment-intent-records.ts';
 import { checkTypeAllowed } from './payment-methods.ts';
+import type { CardOptionsParams } from './payment-intent-params.ts';
 import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
@@ -24,8 +25,9 @@ export function isWalletType(type: string): type is WalletType {
   return type === 'alipay' || type === 'wechat_pay';
 }
 
-export interface WalletOptions {
-  card?: { request_three_d_secure?: 'automatic' | 'any' | 'challenge' };
+/** `payment_method_options`: each payment method type's own options (a wallet's read here, a card's by confirm). */
+export interface PaymentMethodOptionsParams {
+  card?: CardOptionsParams;
   /**
    * `web` (Stripe's): a QR code to scan. Coffer's extensions: `mobile_web`, WeChat's H5 payment in a phone's browser
    * (a redirect); `jsapi`, inside WeChat's own browser, with the shopper's `openid` for the merchant's app.
@@ -34,7 +36,7 @@ export interface WalletOptions {
   alipay?: Record<string, never>;
 }
 
-type WeChatClient = NonNullable<NonNullable<WalletOptions['wechat_pay']>['client']>;
+type WeChatClient = NonNullable<NonNullable<PaymentMethodOptionsParams['wechat_pay']>['client']>;
 
 function walletFlow(type: WalletType, client: WeChatClient | undefined): 'page' | 'qr' | 'h5' | 'jsapi' {
   if (type === 'alipay') return 'page';
@@ -68,7 +70,7 @@ export function walletChargeDetails(type: WalletType): Record<string, unknown> {
 
 /** Refuses, before anything is written, a confirmation the provider could never take. */
 export function checkWalletConfirmable(
-  intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector, options: WalletOptions | undefined,
+  intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector, options: PaymentMethodOptionsParams | undefined,
 ): void {
   const client = options?.wechat_pay?.client;
   if (type === 'wechat_pay' && client === 'jsapi' && (options?.wechat_pay?.openid ?? '') === '') {
@@ -138,7 +140,7 @@ export interface WalletAttempt {
  * by the charge id, so a retry never opens a second), then records that the shopper must act there.
  */
 export async function sendWalletAttempt(
-  services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, options: WalletOptions | undefined, respond: Respond,
+  services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, options: PaymentMethodOptionsParams | undefined, respond: Respond,
 ): Promise<Outcome> {
   const type = attempt.paymentMethod.type;
   assert(isWalletType(type), 'a wallet attempt has a wallet payment method');

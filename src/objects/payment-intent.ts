@@ -78,6 +78,21 @@ export function publishablePaymentIntentObject(full: Record<string, unknown>): R
   return shown;
 }
 
+/**
+ * `payment_method_options.card`: the card's own capture method and consent to keep the card are shown when they
+ * were given, as the SDK declares them (optional keys), in Stripe's key order.
+ */
+function cardOptionsObject(row: PaymentIntentRow): Record<string, unknown> {
+  return {
+    ...(row.card_capture_method === null ? {} : { capture_method: row.card_capture_method }),
+    installments: null,
+    mandate_options: null,
+    network: null,
+    request_three_d_secure: 'automatic',
+    ...(row.card_setup_future_usage === null ? {} : { setup_future_usage: row.card_setup_future_usage }),
+  };
+}
+
 export function paymentIntentObject(
   row: PaymentIntentRow,
   shape: ApiShape,
@@ -122,9 +137,7 @@ export function paymentIntentObject(
     payment_method:
       related.paymentMethod !== undefined ? paymentMethodObject(related.paymentMethod, shape) : row.payment_method_id,
     payment_method_configuration_details: null,
-    payment_method_options: {
-      card: { installments: null, mandate_options: null, network: null, request_three_d_secure: 'automatic' },
-    },
+    payment_method_options: { card: cardOptionsObject(row) },
     payment_method_types: row.payment_method_types,
   });
   if (shape === 'current') object.payment_record = null;

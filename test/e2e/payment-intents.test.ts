@@ -215,6 +215,52 @@ describe('PaymentIntents through the Stripe SDK', () => {
     assert.equal((await stripe.paymentIntents.capture(intent.id, { amount_to_capture: 50 })).amount_received, 50, 'the minimum itself is taken');
   });
 
+  test('payment_method_options[card][capture_method]=manual holds a card payment whatever the top-level capture_method, on create, update and confirm', async () => {
+    const cardOptions = (intent: Stripe.PaymentIntent) => intent.payment_method_options?.card;
+    // Given at creation with confirm: the card is authorized only; the top-level field keeps its own value.
+    const held = await stripe.paymentIntents.create({
+      amount: 3100, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'automatic', confirm: true,
+      payment_method_options: { card: { capture_method: 'manual' } }, expand: ['latest_charge'],
+    });
+    assert.deepEqual([held.status, held.capture_method, held.amount_capturable, held.amount_received], ['requires_capture', 'automatic', 3100, 0]);
+    assert.equal(cardOptions(held)?.capture_method, 'manual');
+    assert.equal((held.latest_charge as Stripe.Charge).captured, false);
+    assert.deepEqual(await stripe.paymentIntents.retrieve(held.id), { ...held, latest_charge: (held.latest_charge as Stripe.Charge).id }, 'kept as answered');
+    const captured = await stripe.paymentIntents.capture(held.id);
+    assert.deepEqual([captured.status, captured.amount_received], ['succeeded', 3100]);
+
+    // Not given: shown absent, as the SDK declares it (an optional key), and the card is captured.
+    const plain = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd' });
+    assert.deepEqual(cardOptions(plain), { installments: null, mandate_options: null, network: null, request_three_d_secure: 'automatic' });
+
+    // Set by an update before confirmation, then unset with '' (the top-level capture then applies again).
+    const updated = await stripe.paymentIntents.update(plain.id, { payment_method_options: { card: { capture_method: 'manual' } } });
+    assert.equal(cardOptions(updated)?.capture_method, 'manual');
+    const unset = await stripe.paymentIntents.update(plain.id, { payment_method_options: { card: { capture_method: '' } } });
+    assert.equal(Object.hasOwn(cardOptions(unset) ?? {}, 'capture_method'), false, "'' unsets it");
+    const paid = await stripe.paymentIntents.confirm(plain.id, { payment_method: 'pm_card_visa' });
+    assert.deepEqual([paid.status, paid.amount_received], ['succeeded', 1000]);
+
+    // Given with the confirmation (the top-level field asks for automatic_async by default): held, and kept.
+    const later = await stripe.paymentIntents.create({ amount: 1200, currency: 'usd', payment_method: 'pm_card_visa' });
+    const confirmed = await stripe.paymentIntents.confirm(later.id, { payment_method_options: { card: { capture_method: 'manual' } } });
+    assert.deepEqual([confirmed.status, confirmed.capture_method, cardOptions(confirmed)?.capture_method], ['requires_capture', 'automatic_async', 'manual']);
+
+    // Like the top-level capture_method, it changes only before confirmation; the refused update changes nothing.
+    await assert.rejects(stripe.paymentIntents.update(confirmed.id, { payment_method_options: { card: { capture_method: '' } }, metadata: { note: 'x' } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_intent_unexpected_state'
+        && error.param === 'payment_method_options[card][capture_method]' && /payment_method_options\[card\]\[capture_method\] could not be updated/.test(error.message));
+    const unchanged = await stripe.paymentIntents.retrieve(confirmed.id);
+    assert.deepEqual([unchanged.status, cardOptions(unchanged)?.capture_method, unchanged.metadata], ['requires_capture', 'manual', {}]);
+
+    // A publishable key may not set it, as it may not set capture_method: both are the merchant's decision.
+    const shopperSide = await stripe.paymentIntents.create({ amount: 1300, currency: 'usd', payment_method: 'pm_card_visa' });
+    const publishable = stripeClient(server, server.publishableKey);
+    await assert.rejects(publishable.paymentIntents.confirm(shopperSide.id, { client_secret: shopperSide.client_secret ?? '', payment_method_options: { card: { capture_method: 'manual' } } } as Stripe.PaymentIntentConfirmParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'payment_method_options[card][capture_method]');
+    assert.equal((await stripe.paymentIntents.retrieve(shopperSide.id)).status, 'requires_confirmation', 'the refused confirmation changed nothing');
+  });
+
   test('cancel before confirmation, and cancel of an authorization releases the hold', async () => {
     const early = await stripe.paymentIntents.create({ amount: 700, currency: 'usd' });
     const canceledEarly = await stripe.paymentIntents.cancel(early.id, { cancellation_reason: 'abandoned' });

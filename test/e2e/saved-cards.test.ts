@@ -273,6 +273,75 @@ describe('saved cards', () => {
     assert.equal((await attachedEvents()).length, 1);
   });
 
+  test('payment_method_options[card][setup_future_usage] keeps a card as the top-level field does, and none keeps it from being saved', async () => {
+    const customer = await stripe.customers.create({ email: 'card-options@example.com' });
+    const cardOptions = (intent: Stripe.PaymentIntent) => intent.payment_method_options?.card;
+    const attachedEvents = async (id: string) => (await stripe.events.list({ type: 'payment_method.attached', limit: 100 })).data
+      .filter((event) => (event.data.object as { id: string }).id === id);
+
+    // Given for the card alone: the card is saved to the customer, with its event; the top-level field stays unset.
+    const kept = await newCard();
+    const paid = await stripe.paymentIntents.create({
+      amount: 1500, currency: 'usd', customer: customer.id, payment_method: kept.id, confirm: true,
+      payment_method_options: { card: { setup_future_usage: 'off_session' } },
+    });
+    assert.deepEqual([paid.status, paid.setup_future_usage, cardOptions(paid)?.setup_future_usage], ['succeeded', null, 'off_session']);
+    assert.equal((await stripe.paymentMethods.retrieve(kept.id)).customer, customer.id);
+    assert.equal((await attachedEvents(kept.id)).length, 1);
+    assert.equal((await stripe.paymentIntents.create({ amount: 1100, currency: 'usd', customer: customer.id, payment_method: kept.id, confirm: true, off_session: true })).status, 'succeeded');
+
+    // none withdraws the top-level consent for a card: paid, and nothing saved.
+    const withdrawn = await newCard();
+    const unsaved = await stripe.paymentIntents.create({
+      amount: 1500, currency: 'usd', customer: customer.id, payment_method: withdrawn.id, confirm: true, setup_future_usage: 'off_session',
+      payment_method_options: { card: { setup_future_usage: 'none' } },
+    });
+    assert.deepEqual([unsaved.status, unsaved.setup_future_usage, cardOptions(unsaved)?.setup_future_usage], ['succeeded', 'off_session', 'none']);
+    assert.equal((await stripe.paymentMethods.retrieve(withdrawn.id)).customer, null, 'none: the card is not saved');
+    assert.deepEqual(await attachedEvents(withdrawn.id), []);
+
+    // Set by an update, unset with '' (the top-level field then decides again), and given with the confirmation.
+    const updatedCard = await newCard();
+    const pending = await stripe.paymentIntents.create({ amount: 1600, currency: 'usd', customer: customer.id, payment_method: updatedCard.id, setup_future_usage: 'on_session' });
+    const refusing = await stripe.paymentIntents.update(pending.id, { payment_method_options: { card: { setup_future_usage: 'none' } } });
+    assert.equal(cardOptions(refusing)?.setup_future_usage, 'none');
+    const unset = await stripe.paymentIntents.update(pending.id, { payment_method_options: { card: { setup_future_usage: '' } } });
+    assert.equal(Object.hasOwn(cardOptions(unset) ?? {}, 'setup_future_usage'), false, "'' unsets it");
+    const confirmedCard = await newCard();
+    const confirming = await stripe.paymentIntents.create({ amount: 1700, currency: 'usd', customer: customer.id, payment_method: confirmedCard.id });
+    const confirmed = await stripe.paymentIntents.confirm(confirming.id, { payment_method_options: { card: { setup_future_usage: 'on_session' } } });
+    assert.deepEqual([confirmed.status, cardOptions(confirmed)?.setup_future_usage], ['succeeded', 'on_session']);
+    assert.equal((await stripe.paymentMethods.retrieve(confirmedCard.id)).customer, customer.id, 'given at confirmation: saved');
+    assert.equal((await stripe.paymentIntents.confirm(pending.id)).status, 'succeeded');
+    assert.equal((await stripe.paymentMethods.retrieve(updatedCard.id)).customer, customer.id, 'unset again: the top-level on_session saved it');
+
+    // Like the top-level field, it changes only before confirmation: the consent is not made up or withdrawn after.
+    await assert.rejects(stripe.paymentIntents.update(unsaved.id, { payment_method_options: { card: { setup_future_usage: 'off_session' } }, metadata: { note: 'x' } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_intent_unexpected_state'
+        && error.param === 'payment_method_options[card][setup_future_usage]');
+    const unchanged = await stripe.paymentIntents.retrieve(unsaved.id);
+    assert.deepEqual([cardOptions(unchanged)?.setup_future_usage, unchanged.metadata], ['none', {}], 'the refused update changed nothing');
+
+    // A guest's card: the card's own consent makes it savable after the payment; none does not, whatever the top level says.
+    const keeper = await stripe.customers.create({ email: 'card-options-guest@example.com' });
+    const guest = await newCard();
+    await stripe.paymentIntents.create({ amount: 1800, currency: 'usd', payment_method: guest.id, confirm: true, payment_method_options: { card: { setup_future_usage: 'off_session' } } });
+    assert.equal((await stripe.paymentMethods.attach(guest.id, { customer: keeper.id })).customer, keeper.id);
+    const withdrawnGuest = await newCard();
+    const guestWithdrawn = await stripe.paymentIntents.create({
+      amount: 1800, currency: 'usd', payment_method: withdrawnGuest.id, confirm: true, setup_future_usage: 'off_session', payment_method_options: { card: { setup_future_usage: 'none' } },
+    });
+    const before = await counts();
+    await assert.rejects(stripe.paymentMethods.attach(withdrawnGuest.id, { customer: keeper.id }), (error: Stripe.errors.StripeError) =>
+      error.code === 'payment_method_unexpected_state' && error.message.includes(`PaymentIntent ${guestWithdrawn.id} with payment_method_options[card][setup_future_usage]=none, so it cannot be saved`));
+    await assert.rejects(stripe.setupIntents.create({ customer: keeper.id, payment_method: withdrawnGuest.id, confirm: true }),
+      (error: Stripe.errors.StripeError) => error.code === 'payment_method_unexpected_state');
+    const { idempotency_keys: _a, ...afterRefusal } = await counts();
+    const { idempotency_keys: _b, ...expected } = before;
+    assert.deepEqual(afterRefusal, expected, 'the refused saves changed nothing');
+    assert.equal((await stripe.paymentMethods.retrieve(withdrawnGuest.id)).customer, null);
+  });
+
   test('a card given without a customer pays for one PaymentIntent only: retried there, refused on another, even at once; saved, it pays again', async () => {
     const refusedAsUsed = (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state'
       && error.param === 'payment_method' && /was used with another PaymentIntent without a customer/.test(error.message);

@@ -59,14 +59,28 @@ const PaymentMethodData = strictObject({
 });
 /** Card details given in `payment_method_data` never reach an idempotency key's request hash as given. */
 const sensitiveParams = [['payment_method_data', 'card', 'number'], ['payment_method_data', 'card', 'cvc']] as const;
+/**
+ * A card payment's own capture method and consent to keep the card, overriding the top-level fields for cards; kept
+ * with the PaymentIntent (`''` unsets). Stripe takes only `manual` as a card's capture method.
+ */
+const CardKeptOptions = {
+  capture_method: Type.Optional(emptyable(Type.Literal('manual'))),
+  setup_future_usage: Type.Optional(emptyable(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')]))),
+};
 const PaymentMethodOptions = strictObject({
-  card: Type.Optional(strictObject({ request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any'), Type.Literal('challenge')])) })),
+  card: Type.Optional(strictObject({
+    ...CardKeptOptions,
+    request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any'), Type.Literal('challenge')])),
+  })),
   alipay: Type.Optional(strictObject({})),
   wechat_pay: Type.Optional(strictObject({
     client: Type.Optional(Type.Union([Type.Literal('web'), Type.Literal('mobile_web'), Type.Literal('jsapi')])),
     openid: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   })),
 });
+
+/** An update changes what the PaymentIntent keeps; the other options apply to a confirmation and are given to it. */
+const UpdatePaymentMethodOptions = strictObject({ card: Type.Optional(strictObject(CardKeptOptions)) });
 
 const RadarOptions = strictObject({ session: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
 
@@ -111,6 +125,7 @@ const UpdateBody = strictObject({
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
   payment_method: Type.Optional(emptyable(ObjectId)),
+  payment_method_options: Type.Optional(UpdatePaymentMethodOptions),
   payment_method_types: Type.Optional(PaymentMethodTypes),
   allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
   receipt_email: Type.Optional(emptyable(Email)),
@@ -265,6 +280,13 @@ const publishableExpansions = ['payment_method'];
 /** What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. */
 const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
 
+function merchantOnlyParamGiven(body: ConfirmParams): string | undefined {
+  const given = merchantOnlyConfirmParams.find((param) => body[param] !== undefined);
+  // A card's capture method is the top-level capture_method for cards, and as much the merchant's.
+  if (given === undefined && body.payment_method_options?.card?.capture_method !== undefined) return 'payment_method_options[card][capture_method]';
+  return given;
+}
+
 /**
  * Checks a confirmation sent with a client secret, as a shopper's page sends it: the secret must be the
  * PaymentIntent's, and a publishable key must send it, may not set what only the merchant decides, and may not
@@ -272,7 +294,7 @@ const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
  */
 async function checkClientConfirmation(services: Services, ctx: RequestContext, intent: string, body: ConfirmParams, clientSecret: string | undefined): Promise<void> {
   const publishable = ctx.actor.keyKind === 'publishable';
-  const refused = publishable ? merchantOnlyConfirmParams.find((param) => body[param] !== undefined) : undefined;
+  const refused = publishable ? merchantOnlyParamGiven(body) : undefined;
   if (refused !== undefined) {
     throw new CofferError('parameter_invalid', `${refused} cannot be set with a publishable key: the merchant sets it with its secret key.`, { param: refused });
   }
