@@ -115,6 +115,14 @@ describe('Refused requests', () => {
       { status: 400, code: 'amount_too_small', param: 'amount', message: "Amount must be at least 4000.00 idr (about 0.25 usd: Coffer's floor for a currency without a published minimum)" }],
     ['a value outside an enum', 'amount=100&currency=usd&capture_method=sometimes',
       { status: 400, code: 'parameter_invalid', param: 'capture_method', message: /capture_method.*\bautomatic, automatic_async,? (or )?manual\b/ }],
+    ['a card capture_method other than manual (the only one Stripe takes there)', 'amount=100&currency=usd&payment_method_options[card][capture_method]=automatic',
+      { status: 400, code: 'parameter_invalid', param: 'payment_method_options[card][capture_method]', message: 'Invalid payment_method_options[card][capture_method]: must be one of manual (got automatic)' }],
+    ['a card capture_method with confirm=true', 'amount=100&currency=usd&payment_method=pm_card_visa&confirm=true&payment_method_options[card][capture_method]=automatic_async',
+      { status: 400, code: 'parameter_invalid', param: 'payment_method_options[card][capture_method]', message: 'Invalid payment_method_options[card][capture_method]: must be one of manual (got automatic_async)' }],
+    ['an unknown card setup_future_usage', 'amount=100&currency=usd&payment_method_options[card][setup_future_usage]=always',
+      { status: 400, code: 'parameter_invalid', param: 'payment_method_options[card][setup_future_usage]', message: 'Invalid payment_method_options[card][setup_future_usage]: must be one of none, on_session, off_session (got always)' }],
+    ['an unknown card option', 'amount=100&currency=usd&payment_method_options[card][capture]=manual',
+      { status: 400, code: 'parameter_unknown', param: 'payment_method_options[card][capture]', message: 'Received unknown parameter: payment_method_options[card][capture]' }],
     ['a non-boolean flag', 'amount=100&currency=usd&confirm=maybe',
       { status: 400, code: 'parameter_invalid', param: 'confirm', message: 'Invalid confirm: expected a boolean, got maybe' }],
     ['51 metadata keys', `amount=100&currency=usd&${metadataKeys}`,
@@ -236,6 +244,29 @@ describe('Refused requests', () => {
     const still = await server.stripe.paymentIntents.retrieve(withMethod.id);
     assert.equal(still.status, 'requires_confirmation');
     assert.equal(still.latest_charge, null);
+  });
+
+  test('bad card options on update and confirm are refused by name and change nothing', async () => {
+    const intent = await server.stripe.paymentIntents.create({
+      amount: 1700, currency: 'usd', payment_method: 'pm_card_visa', payment_method_options: { card: { capture_method: 'manual', setup_future_usage: 'on_session' } },
+    });
+    const cases: Array<[string, string, string, string]> = [
+      ['', 'payment_method_options[card][capture_method]=automatic&metadata[note]=x', 'payment_method_options[card][capture_method]', 'must be one of manual (got automatic)'],
+      ['', 'payment_method_options[card][setup_future_usage]=later', 'payment_method_options[card][setup_future_usage]', 'must be one of none, on_session, off_session (got later)'],
+      ['/confirm', 'payment_method_options[card][capture_method]=automatic', 'payment_method_options[card][capture_method]', 'must be one of manual (got automatic)'],
+      ['/confirm', 'payment_method_options[card][setup_future_usage]=sometimes', 'payment_method_options[card][setup_future_usage]', 'must be one of none, on_session, off_session (got sometimes)'],
+    ];
+    for (const [action, body, param, problem] of cases) {
+      const before = await get(`/v1/payment_intents/${intent.id}`);
+      await refused(() => form(`/v1/payment_intents/${intent.id}${action}`, body), { status: 400, code: 'parameter_invalid', param, message: `Invalid ${param}: ${problem}` });
+      assert.deepEqual((await get(`/v1/payment_intents/${intent.id}`)).json, before.json, 'the PaymentIntent is exactly as it was');
+    }
+    // An update takes only the card options kept with the PaymentIntent: 3-D Secure is asked for by the confirmation.
+    await refused(() => form(`/v1/payment_intents/${intent.id}`, 'payment_method_options[card][request_three_d_secure]=any'),
+      { status: 400, code: 'parameter_unknown', param: 'payment_method_options[card][request_three_d_secure]', message: 'Received unknown parameter: payment_method_options[card][request_three_d_secure]' });
+    const still = await server.stripe.paymentIntents.retrieve(intent.id);
+    assert.deepEqual([still.status, still.latest_charge, still.metadata], ['requires_confirmation', null, {}]);
+    assert.deepEqual([still.payment_method_options?.card?.capture_method, still.payment_method_options?.card?.setup_future_usage], ['manual', 'on_session']);
   });
 
   // Who is asking: a missing, malformed, unknown or publishable key never reaches the data.

@@ -434,6 +434,16 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     assert.equal(afterCounts.payment_methods, before.payment_methods);
   });
 
+  test('a card\'s own capture_method (payment_method_options[card]) does not reach a wallet payment, which follows the top-level field', async () => {
+    const created = await stripe.paymentIntents.create({
+      amount: 1000, currency: 'cny', allowed_payment_method_types: ['card', 'alipay'], payment_method_options: { card: { capture_method: 'manual' } },
+    });
+    const confirmed = await stripe.paymentIntents.confirm(created.id, { payment_method_data: { type: 'alipay' }, return_url: returnUrl });
+    assert.equal(confirmed.status, 'requires_action', 'not refused as manual capture: the option is for cards');
+    assert.deepEqual([confirmed.capture_method, confirmed.payment_method_options?.card?.capture_method], ['automatic_async', 'manual']);
+    await stripe.paymentIntents.cancel(confirmed.id);
+  });
+
   test('WeChat Pay: confirm → QR code drawn locally → the shopper scans and pays → the callback completes it; refund', async () => {
     clock.offsetMs = 0; // WeChat Pay's client checks the sandbox's signed timestamps against its own clock
     const intent = await startWeChat(2500);
