@@ -475,12 +475,13 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
       await refusal(stripe.paymentIntents.update(intentId, { amount: 100 })),
       await refusal(stripe.paymentIntents.update(intentId, { payment_method: 'pm_card_visa' })),
       await refusal(stripe.paymentIntents.update(intentId, { capture_method: 'manual' })),
+      await refusal(stripe.paymentIntents.update(intentId, { payment_method_options: { card: { capture_method: 'manual' } } })),
     ];
     for (const refused of refusals) {
       assert.equal(refused?.code, 'payment_intent_unexpected_state');
       assert.match(refused?.message ?? '', new RegExp(`belongs to Checkout Session ${session.id}.*expire the Checkout Session`));
     }
-    assert.deepEqual(refusals.slice(2).map((refused) => refused?.param), ['amount', 'payment_method', 'capture_method']);
+    assert.deepEqual(refusals.slice(2).map((refused) => refused?.param), ['amount', 'payment_method', 'capture_method', 'payment_method_options']);
     // The publishable key with the client secret (Stripe.js's confirmation) is refused too.
     const client = await rawRequest(server, 'POST', `/v1/payment_intents/${intentId}/confirm`, {
       key: server.publishableKey, body: `payment_method=pm_card_visa&client_secret=${before.client_secret ?? ''}`,
@@ -489,8 +490,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     assert.equal((client.json.error as Record<string, unknown>).code, 'payment_intent_unexpected_state');
     assert.ok(!client.body.includes(session.id), 'a publishable key is not told the session, whose id opens its page');
     const unchanged = await stripe.paymentIntents.retrieve(intentId);
-    assert.deepEqual([unchanged.status, unchanged.amount, unchanged.payment_method, unchanged.capture_method, unchanged.latest_charge],
-      [before.status, before.amount, before.payment_method, before.capture_method, null], 'the refusals changed nothing');
+    assert.deepEqual([unchanged.status, unchanged.amount, unchanged.payment_method, unchanged.capture_method, unchanged.payment_method_options, unchanged.latest_charge],
+      [before.status, before.amount, before.payment_method, before.capture_method, before.payment_method_options, null], 'the refusals changed nothing');
     // What is the merchant's own stays editable; the shopper still pays on the page.
     const noted = await stripe.paymentIntents.update(intentId, { metadata: { order: 'A-17' }, description: 'Order A-17' });
     assert.deepEqual([noted.metadata.order, noted.description], ['A-17', 'Order A-17']);
