@@ -140,7 +140,7 @@ export interface PaymentIntentsTable {
   statement_descriptor: string | null;
   statement_descriptor_suffix: string | null;
   setup_future_usage: string | null;
-  /** `payment_method_options[card]`: override the top-level fields for card payments (migration 0051). */
+  /** `payment_method_options[card]`: override the top-level fields for card payments (migration 0053). */
   card_capture_method: 'manual' | null;
   card_setup_future_usage: 'none' | 'on_session' | 'off_session' | null;
   shipping: Json<Record<string, unknown> | null>;
