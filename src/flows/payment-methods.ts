@@ -145,11 +145,6 @@ function checkNotDetached(method: PaymentMethodRow, param: string): void {
 export const savableStatuses = ['succeeded', 'requires_capture'] as const;
 
 /**
- * The SQL form of the rule, for the statement that saves the card (so that a cancel or another card committed
- * between the check and the save cannot save a card the check would now refuse): a card never used, or one whose
- * first PaymentIntent asked to keep it and was authorized with this very card.
- */
-/**
  * `setupFutureUsageFor(intent, 'card') !== null` in SQL: the card's own option when given (`none` keeps nothing),
  * the top-level field otherwise.
  */
@@ -160,6 +155,11 @@ function keepsCard(eb: ExpressionBuilder<Database, 'payment_intents'>) {
   ]);
 }
 
+/**
+ * The SQL form of the rule, for the statement that saves the card (so that a cancel or another card committed
+ * between the check and the save cannot save a card the check would now refuse): a card never used, or one whose
+ * first PaymentIntent asked to keep it and was authorized with this very card.
+ */
 export function savableNow(eb: ExpressionBuilder<Database, 'payment_methods'>) {
   return eb.or([
     eb('payment_methods.first_payment_intent_id', 'is', null),
