@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { runJobsOnce } from '../../src/jobs/job-runner.ts';
-import { assertLedgerConsistent } from '../support/ledger.ts';
+import { NotificationRejected } from '../../src/connectors/connector.ts';
+import { recordDisputeOpened } from '../../src/flows/disputes.ts';
+import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 
@@ -152,8 +154,24 @@ describe('disputes', () => {
     await runJobsOnce(server.coffer.services);
     assert.equal(await count(), 1, 'a notification delivered twice opens one dispute');
     assert.equal((await stripe.disputes.retrieve(dispute.id)).amount, 2500);
+    // Another notice for the same charge, under another reference (a faulty or replaying acquirer), is refused:
+    // a charge is disputed once, and its money withdrawn once.
+    const before = { counts: await stateCounts(server.database.db), pending: await pendingUsd() };
+    const again = await anotherDisputeNotice(intent.latest_charge as string, 2500n);
+    await assert.rejects(recordDisputeOpened(server.coffer.services, again), (error: unknown) => error instanceof NotificationRejected && /already disputed/.test(error.message));
+    assert.deepEqual({ counts: await stateCounts(server.database.db), pending: await pendingUsd() }, before, 'the refused notice changed nothing');
+    assert.equal(await count(), 1);
     await assertLedgerConsistent(server.database.db);
   });
+
+  /** A dispute notice as a verified acquirer message would give it, for a charge, under a reference never used. */
+  async function anotherDisputeNotice(chargeId: string, amountMinor: bigint) {
+    const charge = await server.database.db.selectFrom('charges').select(['provider_reference', 'currency']).where('id', '=', chargeId).executeTakeFirstOrThrow();
+    return {
+      type: 'dispute.created' as const, notificationId: `ntf_${chargeId}_again`, chargeReference: chargeId, paymentReference: String(charge.provider_reference),
+      providerReference: `dispute_again_${chargeId}`, amountMinor, currency: charge.currency, status: 'needs_response' as const, reason: 'fraudulent', networkReasonCode: null,
+    };
+  }
 
   // The card network sees a refund before a chargeback the issuer has not filed yet: a fully refunded payment
   // cannot be disputed, and a partly refunded one only for the rest, so the shopper is never paid back twice.
@@ -169,6 +187,12 @@ describe('disputes', () => {
     const [dispute] = (await stripe.disputes.list({ payment_intent: part.id })).data;
     assert.equal(dispute?.amount, 3000, 'disputed: what was not refunded');
     assert.equal(await pendingUsd(), before + 4000 - 4000 + 5000 - 2000 - 3000 - 1500, 'the refunded part is never withdrawn again');
+    // A notice for more than a charge kept after its refunds is refused, and changes nothing.
+    const counts = await stateCounts(server.database.db);
+    await assert.rejects(recordDisputeOpened(server.coffer.services, await anotherDisputeNotice(full.latest_charge as string, 1n)),
+      (error: unknown) => error instanceof NotificationRejected && /kept 0 after refunds/.test(error.message));
+    assert.deepEqual(await stateCounts(server.database.db), counts);
+    assert.equal((await stripe.charges.retrieve(full.latest_charge as string)).disputed, false);
     // Once the dispute is filed, the acquirer refuses a refund too (Coffer refuses it first: charge_disputed).
     const charge = await server.database.db.selectFrom('charges').select('provider_reference').where('id', '=', part.latest_charge as string).executeTakeFirstOrThrow();
     const refused = await server.coffer.services.connectors.sandboxes.card.refund({
