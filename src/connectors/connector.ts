@@ -109,7 +109,8 @@ export interface CaptureRequest {
 }
 
 export type CaptureResult =
-  | { status: 'captured'; amountMinor: bigint }
+  /** `availableImmediately`: the acquirer pays the captured funds out at once (Stripe's bypassPending test cards). */
+  | { status: 'captured'; amountMinor: bigint; availableImmediately: boolean }
   | { status: 'failed'; code: string; message: string }
   | { status: 'unknown'; reason: string };
 

@@ -3,7 +3,7 @@ import type { CaptureResult } from '../connectors/connector.ts';
 import { findCurrency, formatAmount } from '../domain/currency.ts';
 import { checkAmountStep } from '../domain/money.ts';
 import { CofferError } from '../domain/errors.ts';
-import { captureTransfers } from '../domain/ledger.ts';
+import { captureTransfers, settlementTransfers } from '../domain/ledger.ts';
 import { limits } from '../limits.ts';
 import { assert } from '../platform/assert.ts';
 import type { ChargeRow, PaymentIntentRow } from '../store/database.ts';
@@ -151,7 +151,7 @@ export async function recordCaptureOutcome(
       });
       return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
     }
-    const { intent: after, ledger } = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, cleared, now);
+    const { intent: after, ledger } = await applyCapture(tx, trail, scope, intent, charge, intent.operation_amount, result.availableImmediately, cleared, now);
     return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }), respond?.rendersAfterChange === true);
   });
 }
@@ -163,6 +163,7 @@ async function applyCapture(
   intent: PaymentIntentRow,
   charge: ChargeRow,
   amount: bigint,
+  availableImmediately: boolean,
   cleared: Record<string, null>,
   now: Date,
 ): Promise<{ intent: PaymentIntentRow; ledger: LedgerWork }> {
@@ -173,7 +174,10 @@ async function applyCapture(
       captured: true,
       amount_captured: amount,
       amount_released: charge.amount_authorized - amount,
-      available_on: new Date(now.getTime() + limits.settlementDelayMs),
+      // Funds the acquirer pays out at once are available now, as with an automatic capture of such a card
+      // (record-attempt-outcome.ts); the others settle after the delay (jobs/settle-funds.ts).
+      available_on: availableImmediately ? null : new Date(now.getTime() + limits.settlementDelayMs),
+      settled: availableImmediately,
       updated_at: now,
     })
     .where('id', '=', charge.id)
@@ -200,7 +204,7 @@ async function applyCapture(
     intent: after,
     ledger: {
       context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-      transfers: captureTransfers(charge.id, amount),
+      transfers: [...captureTransfers(charge.id, amount), ...(availableImmediately ? settlementTransfers(`${charge.id}:settlement`, amount) : [])],
     },
   };
 }

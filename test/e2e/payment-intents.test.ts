@@ -430,6 +430,13 @@ describe('PaymentIntents through the Stripe SDK', () => {
       assert.equal(find(balance.available, 'usd'), 300);
       assert.equal(find(balance.pending, 'eur'), 700);
       assert.equal(find(balance.available, 'eur'), 0);
+      // Captured by hand, a bypass-pending card's funds are available at once too (a partial capture's part).
+      const held = await fresh.stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_bypassPending', capture_method: 'manual', confirm: true });
+      const captured = await fresh.stripe.paymentIntents.capture(held.id, { amount_to_capture: 3000 });
+      const after = await fresh.stripe.balance.retrieve();
+      assert.deepEqual([find(after.pending, 'usd'), find(after.available, 'usd')], [1000, 300 + 3000]);
+      const charge = await fresh.stripe.charges.retrieve(captured.latest_charge as string, { expand: ['balance_transaction'] });
+      assert.equal((charge.balance_transaction as Stripe.BalanceTransaction).status, 'available');
       await assertLedgerConsistent(fresh.database.db);
     } finally {
       await fresh.close();

@@ -154,7 +154,7 @@ export class CardConnector implements Connector {
     if (response.body.status !== 'captured' || response.body.amount_captured !== amount) {
       return { status: 'unknown', reason: `acquirer answered ${response.body.status} ${response.body.amount_captured}` };
     }
-    return { status: 'captured', amountMinor: request.amountMinor };
+    return { status: 'captured', amountMinor: request.amountMinor, availableImmediately: response.body.available_immediately };
   }
 
   async void(request: VoidRequest): Promise<VoidResult> {
