@@ -274,6 +274,17 @@ describe('risk decisions in the payment flow', () => {
     const recorded = await server.database.db.selectFrom('audit_log').select('action').where('object_id', '=', review).where('action', '=', 'review.reject').execute();
     assert.equal(recorded.length, 1);
   });
+
+  test('a held payment whose card option asks for manual capture stays authorized when approved; the merchant captures it', async () => {
+    await setRules([{ id: 'review_big', text: 'review if :amount: >= 50000' }]);
+    const manual = await pay(65_000, 'pm_card_visa', { payment_method_options: { card: { capture_method: 'manual' } } });
+    const review = String((await chargeOf(manual)).review);
+    assert.match(review, /^prv_/);
+    assert.equal((await stripe.reviews.approve(review)).closed_reason, 'approved');
+    const authorized = await stripe.paymentIntents.retrieve(manual.id);
+    assert.deepEqual([authorized.status, authorized.amount_capturable], ['requires_capture', 65_000], 'approving did not capture it');
+    assert.equal((await stripe.paymentIntents.capture(manual.id)).status, 'succeeded', 'the merchant captures it');
+  });
 });
 
 describe('risk decisions when the model or the counters fail', () => {
