@@ -179,6 +179,13 @@ export async function createPaymentIntent(
   if (params.return_url !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'return_url can only be given with confirm=true: it is where the confirmation sends the shopper back; give it to confirm otherwise.', { param: 'return_url' });
   }
+  // Options Coffer applies to one confirmation and does not keep on the PaymentIntent (only the card's capture
+  // method and setup_future_usage are kept): refused without confirm=true rather than dropped, since a 3-D Secure
+  // request silently lost would leave a payment unauthenticated that the merchant asked to authenticate.
+  const unkept = params.confirm === true ? undefined : confirmationOnlyOption(params.payment_method_options);
+  if (unkept !== undefined) {
+    throw new CofferError('parameter_invalid', `${unkept} applies to one confirmation and is not kept on the PaymentIntent: give it with confirm=true, or to the confirmation (POST /v1/payment_intents/:id/confirm).`, { param: unkept });
+  }
   const walletData = params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' ? params.payment_method_data.type : undefined;
   if (params.error_on_requires_action === true && walletData !== undefined) {
     throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${walletData}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });
@@ -303,4 +310,14 @@ export async function createPaymentIntent(
       throw error;
     }
   }
+}
+
+/** The first payment method option that only a confirmation takes, by its parameter name; undefined if none. */
+function confirmationOnlyOption(options: ConfirmParams['payment_method_options']): string | undefined {
+  if (options?.card?.request_three_d_secure !== undefined) return 'payment_method_options[card][request_three_d_secure]';
+  for (const wallet of ['wechat_pay', 'alipay'] as const) {
+    const given = options?.[wallet];
+    if (given !== undefined) return Object.keys(given).length === 0 ? `payment_method_options[${wallet}]` : `payment_method_options[${wallet}][${Object.keys(given)[0]}]`;
+  }
+  return undefined;
 }

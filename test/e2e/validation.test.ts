@@ -264,6 +264,14 @@ describe('Refused requests', () => {
     // An update takes only the card options kept with the PaymentIntent: 3-D Secure is asked for by the confirmation.
     await refused(() => form(`/v1/payment_intents/${intent.id}`, 'payment_method_options[card][request_three_d_secure]=any'),
       { status: 400, code: 'parameter_unknown', param: 'payment_method_options[card][request_three_d_secure]', message: 'Received unknown parameter: payment_method_options[card][request_three_d_secure]' });
+    // Nor does a creation without confirm=true: refused, not dropped (a lost 3-D Secure request would go unnoticed).
+    for (const [body, param] of [
+      ['payment_method_options[card][request_three_d_secure]=any', 'payment_method_options[card][request_three_d_secure]'],
+      ['allowed_payment_method_types[]=wechat_pay&payment_method_options[wechat_pay][client]=web', 'payment_method_options[wechat_pay][client]'],
+    ] as const) {
+      await refused(() => form('/v1/payment_intents', `amount=1000&currency=cny&${body}`),
+        { status: 400, code: 'parameter_invalid', param, message: /applies to one confirmation and is not kept on the PaymentIntent: give it with confirm=true/ });
+    }
     const still = await server.stripe.paymentIntents.retrieve(intent.id);
     assert.deepEqual([still.status, still.latest_charge, still.metadata], ['requires_confirmation', null, {}]);
     assert.deepEqual([still.payment_method_options?.card?.capture_method, still.payment_method_options?.card?.setup_future_usage], ['manual', 'on_session']);
