@@ -47,14 +47,12 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     }
     const known = await tx.selectFrom('disputes').select('id').where('provider_reference', '=', notification.providerReference).executeTakeFirst();
     if (known !== undefined) return;
-    // A charge is disputed once, as at Stripe, and for no more than it kept: another notice for it, under another
-    // reference, would withdraw the money (and a fee) a second time. Checked under the charge's lock, which every
-    // dispute and refund change takes first, so two notices at once cannot both pass.
+    // A charge is disputed once, as at Stripe: another notice for it, under another reference, would withdraw the
+    // money (and a fee) a second time. Checked under the charge's lock, which every dispute and refund change takes
+    // first, so two notices at once cannot both pass. (Its amount may exceed what refunds left: an issuer can file
+    // for the whole amount before a refund's credit reaches it; see balance-transactions.test.ts.)
     const earlier = await tx.selectFrom('disputes').select('id').where('charge_id', '=', charge.id).executeTakeFirst();
     if (earlier !== undefined) throw new NotificationRejected(`charge ${charge.id} is already disputed (${earlier.id}); a charge is disputed once`);
-    if (notification.amountMinor > charge.amount_captured - charge.amount_refunded) {
-      throw new NotificationRejected(`dispute of ${notification.amountMinor} on charge ${charge.id}, which kept ${charge.amount_captured - charge.amount_refunded} after refunds`);
-    }
     const from = inquiry ? null : chargeFunds(charge);
     const dispute = await tx.insertInto('disputes').values({
       id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,
