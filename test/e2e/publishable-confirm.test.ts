@@ -117,6 +117,32 @@ describe('confirming with a publishable key and the client secret', () => {
     assert.equal(paid.status, 'succeeded');
   });
 
+  test('setup_future_usage the merchant set: the page may raise it from on_session to off_session, never lower or remove it', async () => {
+    const customer = await stripe.customers.create({ email: 'consent@example.com' });
+    const make = (params: Partial<Stripe.PaymentIntentCreateParams>) => stripe.paymentIntents.create({ amount: 1500, currency: 'usd', customer: customer.id, ...params });
+    const offSession = await make({ setup_future_usage: 'off_session' });
+    const cardOption = await make({ payment_method_options: { card: { setup_future_usage: 'on_session' } } });
+    const confirm = (intent: Stripe.PaymentIntent, params: Record<string, unknown>) => shopper.paymentIntents.confirm(intent.id, { client_secret: intent.client_secret, ...params } as Stripe.PaymentIntentConfirmParams);
+    for (const [intent, params, param] of [
+      [offSession, { setup_future_usage: 'on_session' }, 'setup_future_usage'],
+      [offSession, { setup_future_usage: '' }, 'setup_future_usage'],
+      [cardOption, { payment_method_options: { card: { setup_future_usage: 'none' } } }, 'payment_method_options[card][setup_future_usage]'],
+    ] as const) {
+      const card = await newCard();
+      await assert.rejects(confirm(intent, { ...params, payment_method: card.id }), (error: Stripe.errors.StripeError) =>
+        error.statusCode === 400 && error.param === param && /may only change it from on_session to off_session/.test(error.message));
+      const unchanged = await stripe.paymentIntents.retrieve(intent.id);
+      assert.deepEqual([unchanged.status, unchanged.setup_future_usage, unchanged.payment_method_options?.card?.setup_future_usage, unchanged.latest_charge],
+        [intent.status, intent.setup_future_usage, intent.payment_method_options?.card?.setup_future_usage, null], 'the refusal changed nothing');
+    }
+    // Raising the card's consent from on_session to off_session is the shopper's to give.
+    const raised = await confirm(cardOption, { payment_method: (await newCard()).id, payment_method_options: { card: { setup_future_usage: 'off_session' } } });
+    assert.equal(raised.status, 'succeeded');
+    assert.equal((await stripe.paymentIntents.retrieve(cardOption.id)).payment_method_options?.card?.setup_future_usage, 'off_session');
+    // And the same value again is no change.
+    assert.equal((await confirm(offSession, { payment_method: (await newCard()).id, setup_future_usage: 'off_session' })).status, 'succeeded');
+  });
+
   test('an Idempotency-Key used by the secret key is not replayed to the publishable key, nor to a key with fewer powers', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1800, currency: 'usd', metadata: { order: 'private-9' } });
     const body = `client_secret=${intent.client_secret ?? ''}&payment_method=pm_card_visa&expand[]=payment_method`;

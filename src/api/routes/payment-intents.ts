@@ -302,6 +302,20 @@ async function checkClientConfirmation(services: Services, ctx: RequestContext, 
   if (publishable && row.confirmation_method === 'manual') {
     throw new CofferError('secret_key_required', `The PaymentIntent ${row.id} has confirmation_method manual: only the merchant's secret key may confirm it.`);
   }
+  if (publishable) {
+    checkShopperConsentChange('setup_future_usage', row.setup_future_usage, body.setup_future_usage);
+    checkShopperConsentChange('payment_method_options[card][setup_future_usage]', row.card_setup_future_usage, body.payment_method_options?.card?.setup_future_usage);
+  }
+}
+
+/**
+ * As at Stripe: once the merchant set `setup_future_usage`, a publishable key may only raise it from `on_session`
+ * to `off_session` (the shopper consenting to more), never lower, remove or otherwise change it.
+ */
+function checkShopperConsentChange(param: string, current: string | null, given: string | undefined): void {
+  if (current === null || given === undefined || given === current) return;
+  if (current === 'on_session' && given === 'off_session') return;
+  throw new CofferError('parameter_invalid', `${param} is ${current} on this PaymentIntent; a publishable key may only change it from on_session to off_session (got ${given === '' ? 'an empty value' : given}).`, { param });
 }
 
 export function registerPaymentIntentRoutes(app: FastifyInstance, services: Services): void {
