@@ -10,7 +10,7 @@ import type { ApiShape } from '../objects/api-version.ts';
 import { applyTransfers } from '../store/ledger.ts';
 import { balanceTransactionsOfSources } from './balance-transactions.ts';
 import { newId } from '../platform/random.ts';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ChargeRow, Database, DisputeRow } from '../store/database.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
@@ -47,12 +47,15 @@ export async function recordDisputeOpened(services: Services, notification: Disp
     }
     const known = await tx.selectFrom('disputes').select('id').where('provider_reference', '=', notification.providerReference).executeTakeFirst();
     if (known !== undefined) return;
-    // A charge is disputed once, as at Stripe: another notice for it, under another reference, would withdraw the
-    // money (and a fee) a second time. Checked under the charge's lock, which every dispute and refund change takes
-    // first, so two notices at once cannot both pass. (Its amount may exceed what refunds left: an issuer can file
-    // for the whole amount before a refund's credit reaches it; see balance-transactions.test.ts.)
-    const earlier = await tx.selectFrom('disputes').select('id').where('charge_id', '=', charge.id).executeTakeFirst();
-    if (earlier !== undefined) throw new NotificationRejected(`charge ${charge.id} is already disputed (${earlier.id}); a charge is disputed once`);
+    // Card networks allow several disputes of one payment (per item, refiled, a chargeback after a closed inquiry),
+    // but never for more than was captured in all: a notice beyond that (a faulty or replaying acquirer, under
+    // another reference) would withdraw money a second time. Checked under the charge's lock, which every dispute
+    // and refund change takes first, so two notices at once cannot both pass. (Refunds are not counted: an issuer
+    // can file for the whole amount before a refund's credit reaches it; see balance-transactions.test.ts.)
+    const earlier = await tx.selectFrom('disputes').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('amount'), sql<string>`0`).as('total')).where('charge_id', '=', charge.id).executeTakeFirstOrThrow();
+    if (BigInt(earlier.total) + notification.amountMinor > charge.amount_captured) {
+      throw new NotificationRejected(`dispute of ${notification.amountMinor} on charge ${charge.id}, whose disputes would then exceed the ${charge.amount_captured} captured`);
+    }
     const from = inquiry ? null : chargeFunds(charge);
     const dispute = await tx.insertInto('disputes').values({
       id: newId('dp'), merchant_id: charge.merchant_id, livemode: charge.livemode, created_at: now, updated_at: now,

@@ -44,7 +44,8 @@ export async function requestApproval(
   }).returningAll().executeTakeFirstOrThrow();
   await staffAudit(tx, origin, now, {
     actorId: requester.id, action: 'approval.request', objectType: 'approval', objectId: approval.id, merchantId: request.merchantId ?? null,
-    details: { requested_action: request.action, params: request.params },
+    // Without the hashes of the secrets the requester was given (shown nowhere; see staff-routes' shownParams).
+    details: { requested_action: request.action, params: Object.fromEntries(Object.entries(request.params).filter(([name]) => name !== 'prepared_key' && name !== 'enrollment_code_sha256')) },
   });
   return approval;
 }
@@ -103,6 +104,14 @@ export async function decideApproval(
       const approval = await tx.selectFrom('staff_approvals').selectAll().where('id', '=', approvalId).forUpdate().executeTakeFirstOrThrow();
       if (approval.status !== 'pending') throw new CofferError('approval_unexpected_state', `This request was already decided (status ${approval.status}).`);
       if (approval.expires_at <= now) throw new CofferError('approval_unexpected_state', 'This request expired before it was approved; ask again.');
+      if (decision === 'approve') {
+        // The requester may hold the action's secret from the request (an API key): a request from someone since
+        // disabled, or whose role no longer allows the action, does not run.
+        const requester = await tx.selectFrom('staff_users').select(['status', 'role']).where('id', '=', approval.requested_by).executeTakeFirst();
+        if (requester === undefined || requester.status !== 'active' || !roleAllows(requester.role, approvalPermission[approval.action])) {
+          throw new CofferError('parameter_invalid', 'The person who asked for this is no longer active, or their role no longer allows it: the request cannot run.');
+        }
+      }
       const outcome = decision === 'approve' ? await run(tx, approval, approver) : null;
       const result = outcome?.result ?? null;
       shownOnce = outcome?.shownOnce;

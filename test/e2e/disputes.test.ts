@@ -158,7 +158,7 @@ describe('disputes', () => {
     // a charge is disputed once, and its money withdrawn once.
     const before = { counts: await stateCounts(server.database.db), pending: await pendingUsd() };
     const again = await anotherDisputeNotice(intent.latest_charge as string, 2500n);
-    await assert.rejects(recordDisputeOpened(server.coffer.services, again), (error: unknown) => error instanceof NotificationRejected && /already disputed/.test(error.message));
+    await assert.rejects(recordDisputeOpened(server.coffer.services, again), (error: unknown) => error instanceof NotificationRejected && /would then exceed the 2500 captured/.test(error.message));
     assert.deepEqual({ counts: await stateCounts(server.database.db), pending: await pendingUsd() }, before, 'the refused notice changed nothing');
     assert.equal(await count(), 1);
     await assertLedgerConsistent(server.database.db);
@@ -190,7 +190,7 @@ describe('disputes', () => {
     // A second notice for the partly refunded charge, under another reference, is refused too.
     const counts = await stateCounts(server.database.db);
     await assert.rejects(recordDisputeOpened(server.coffer.services, await anotherDisputeNotice(part.latest_charge as string, 3000n)),
-      (error: unknown) => error instanceof NotificationRejected && /already disputed/.test(error.message));
+      (error: unknown) => error instanceof NotificationRejected && /would then exceed the 5000 captured/.test(error.message));
     assert.deepEqual(await stateCounts(server.database.db), counts);
     // Once the dispute is filed, the acquirer refuses a refund too (Coffer refuses it first: charge_disputed).
     const charge = await server.database.db.selectFrom('charges').select('provider_reference').where('id', '=', part.latest_charge as string).executeTakeFirstOrThrow();

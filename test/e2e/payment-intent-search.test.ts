@@ -229,6 +229,9 @@ describe('charge search by card, postal code, refunded and disputed', () => {
     assert.deepEqual(await charges('disputed:true'), ['disputed']);
     assert.deepEqual(await charges('-disputed:true AND -refunded:true'), ['partly', 'visa', 'zip']);
     assert.deepEqual(await charges("payment_method_details.card.last4:'4444' OR refunded:true"), ['refunded', 'zip']);
+    for (const query of ['payment_method_details.card.exp_year>2147483648', 'payment_method_details.card.exp_month:99999999999']) {
+      assert.deepEqual(await charges(query), [], `${query}: a large number finds nothing, without an error`);
+    }
     for (const query of ['refunded:yes', "disputed:'1'", 'payment_method_details.card.last4:4242', 'payment_method_details.card.cvc:123', 'refunded>1']) {
       const refused = await rawRequest(server, 'GET', `/v1/charges/search?query=${encodeURIComponent(query)}`, { key: server.secretKey });
       assert.deepEqual([refused.status, (refused.json.error as { param?: string }).param], [400, 'query'], `${query}: ${refused.body}`);

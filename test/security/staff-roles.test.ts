@@ -387,6 +387,26 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     const closed = await db().selectFrom('staff_approvals').select('status').where('id', '=', oldId).executeTakeFirstOrThrow();
     assert.equal(closed.status, 'failed');
     assert.equal(await keys(), before, 'and none is made');
+
+    // The audit log keeps the requests, without the hashes of the secrets the requester was given.
+    const audited = await db().selectFrom('audit_log').select('details').where('action', '=', 'approval.request').execute();
+    assert.ok(audited.length > 0);
+    assert.ok(audited.every((record) => !JSON.stringify(record.details).includes('sha256') && !JSON.stringify(record.details).includes('prepared_key')), 'no key or code hash in the audit log');
+
+    // A requester disabled while the request waits does not get a working key from it: approving fails, no key.
+    const pending = await developer.request('POST', path, { kind: 'secret', livemode: false });
+    assert.equal(pending.status, 202, pending.body);
+    const pendingSecret = (pending.json.shown_once as { api_key: { secret: string } }).api_key.secret;
+    await db().updateTable('staff_users').set({ status: 'disabled' }).where('id', '=', developer.userId).execute();
+    try {
+      const late = await admin.request('POST', `/staff/v1/approvals/${(pending.json.approval as { id: string }).id}/approve`, {});
+      assert.equal(late.status, 400, late.body);
+      assert.match(String((late.json.error as { message: string }).message), /no longer active/);
+      await assert.rejects(stripeClient(server, pendingSecret).balance.retrieve(), (error: { statusCode?: number }) => error.statusCode === 401);
+      assert.equal(await keys(), before);
+    } finally {
+      await db().updateTable('staff_users').set({ status: 'active' }).where('id', '=', developer.userId).execute();
+    }
   });
 
   test('a payment limit asked for by a risk analyst takes effect only once someone else approves it, and is then enforced', async () => {
