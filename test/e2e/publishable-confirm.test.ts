@@ -127,6 +127,9 @@ describe('confirming with a publishable key and the client secret', () => {
       [offSession, { setup_future_usage: 'on_session' }, 'setup_future_usage'],
       [offSession, { setup_future_usage: '' }, 'setup_future_usage'],
       [cardOption, { payment_method_options: { card: { setup_future_usage: 'none' } } }, 'payment_method_options[card][setup_future_usage]'],
+      // The card's option may not withdraw, for a card, the consent the merchant set at the top level.
+      [offSession, { payment_method_options: { card: { setup_future_usage: 'none' } } }, 'payment_method_options[card][setup_future_usage]'],
+      [offSession, { payment_method_options: { card: { setup_future_usage: 'on_session' } } }, 'payment_method_options[card][setup_future_usage]'],
     ] as const) {
       const card = await newCard();
       await assert.rejects(confirm(intent, { ...params, payment_method: card.id }), (error: Stripe.errors.StripeError) =>

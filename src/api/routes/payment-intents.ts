@@ -1,3 +1,4 @@
+import { setupFutureUsageFor } from '../../domain/card-payment-options.ts';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
@@ -304,7 +305,15 @@ async function checkClientConfirmation(services: Services, ctx: RequestContext, 
   }
   if (publishable) {
     checkShopperConsentChange('setup_future_usage', row.setup_future_usage, body.setup_future_usage);
-    checkShopperConsentChange('payment_method_options[card][setup_future_usage]', row.card_setup_future_usage, body.payment_method_options?.card?.setup_future_usage);
+    const cardGiven = body.payment_method_options?.card?.setup_future_usage;
+    checkShopperConsentChange('payment_method_options[card][setup_future_usage]', row.card_setup_future_usage, cardGiven);
+    // And what the two make together for a card: the card's option must not withdraw the top-level consent.
+    const after = {
+      setup_future_usage: body.setup_future_usage === undefined ? row.setup_future_usage : body.setup_future_usage || null,
+      card_setup_future_usage: cardGiven === undefined ? row.card_setup_future_usage : cardGiven || null,
+    };
+    checkShopperConsentChange(cardGiven === undefined ? 'setup_future_usage' : 'payment_method_options[card][setup_future_usage]',
+      setupFutureUsageFor(row, 'card'), setupFutureUsageFor(after, 'card') ?? '');
   }
 }
 
