@@ -97,7 +97,8 @@ export function parseSearchQuery(query: string, fields: Readonly<Record<string, 
     const quotedKey = singleKey ?? doubleKey;
     const metadataKey = quotedKey === undefined ? undefined : unescape(quotedKey);
     if (metadataKey !== undefined && (metadataKey.length === 0 || metadataKey.length > 40)) refuse(`A metadata key has 1 to 40 characters, not ${metadataKey.length}.`);
-    const spec = fields[field];
+    // Own fields only: `constructor` or `toString` is not a field, whatever an object inherits.
+    const spec = Object.hasOwn(fields, field) ? fields[field] : undefined;
     if (spec === undefined) refuse(`The search field ${field} is not supported; use one of ${Object.keys(fields).join(', ')}.`);
     const quotedValue = single ?? double;
     const clause: SearchClause = {

@@ -96,6 +96,8 @@ describe('PaymentIntent search', () => {
     const before = await stateCounts(server.database.db);
     const refusals: Array<[string, RegExp]> = [
       ["description:'x'", /search field description is not supported; use one of amount, created, currency, customer, metadata, status/],
+      ["constructor:'x'", /search field constructor is not supported/],
+      ["__proto__:'x'", /search field __proto__ is not supported/],
       ["status:'sucess'", /status is one of requires_payment_method.*not 'sucess'/],
       ["amount:'lots'", /amount takes a whole number/],
       ["currency>'usd'", /currency cannot be compared with >/],
