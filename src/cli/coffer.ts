@@ -128,8 +128,6 @@ async function commandStart(config: Config): Promise<void> {
       print(`  ${problem.check}: ${problem.message}`);
       coffer.services.logger.warn({ check: problem.check }, `doctor: ${problem.message}`);
     }
-    // The log is written asynchronously: by the time "Ready" is printed, these lines are in it too.
-    await new Promise<void>((resolve) => coffer.services.logger.flush(() => resolve()));
   }
   print('');
   print(`Ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Press Ctrl-C to stop.`);

@@ -350,9 +350,12 @@ describe('the coffer command', { concurrency: false }, () => {
     const unsound = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-unsound-'));
     try {
       const server = await spawnCoffer(unsound, { COFFER_JOBS: 'false', COFFER_EMBEDDED_DURABILITY: 'os' });
+      // The log is written asynchronously: its line may land just after "Ready" (waited for, at most 10 s).
+      const logged = /"level":40,.*"check":"durability","msg":"doctor: /;
+      for (let waited = 0; !logged.test(server.output()) && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
       await server.kill();
       assert.match(server.output(), /1 problem\(s\) with this installation \(coffer doctor lists them, with its warnings\):\n  durability: /);
-      assert.match(server.output(), /"level":40,.*"check":"durability","msg":"doctor: /, 'and a warning in the log');
+      assert.match(server.output(), logged, 'and a warning in the log');
     } finally {
       fs.rmSync(unsound, { recursive: true, force: true });
     }
