@@ -11,7 +11,7 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { RequestContext, Services, Tx } from '../flows/context.ts';
 import { createRefund, prepareRefund, RefundNeedsApproval, sendRefund } from '../flows/create-refund.ts';
 import { apiResources, parsePermissions, type ApiKeyKind } from '../identity/api-keys.ts';
-import { decideApproval, requestApproval, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
+import { decideApproval, requestApproval, withoutSecretHashes, type ActionResult, type ApprovalExecutor } from '../identity/approvals.ts';
 import { createMerchantIn, createPreparedApiKeyIn, prepareApiKey, revokeApiKey } from '../identity/merchants.ts';
 import { isStaffRole, mayAssignRole, rolePermissions, roleAllows, staffRoles } from '../identity/roles.ts';
 import {
@@ -67,17 +67,17 @@ function staffUserObject(user: StaffUserRow, now: Date) {
 /** What an approval can be: waiting, done, refused by the approver, refused by the action itself, or too late. */
 const approvalStates = ['pending', 'executed', 'rejected', 'failed', 'expired'] as const;
 
-/** `at`: a request still pending past its expiry shows as `expired` (nobody can approve it any more). */
 /**
  * What an approval's parameters say to the staff: not the hashes of the secrets given to the requester (an API key,
  * an enrollment code), which are there only for the action to check them against when it runs.
  */
 function shownParams(params: Record<string, unknown>): Record<string, unknown> {
-  const shown = Object.fromEntries(Object.entries(params).filter(([name]) => name !== 'enrollment_code_sha256' && name !== 'prepared_key'));
+  const shown = withoutSecretHashes(params);
   const prepared = params.prepared_key as { id?: unknown } | undefined;
   return prepared === undefined ? shown : { ...shown, api_key: prepared.id };
 }
 
+/** `at`: a request still pending past its expiry shows as `expired` (nobody can approve it any more). */
 function approvalObject(approval: StaffApprovalRow, at?: Date) {
   const expired = approval.status === 'pending' && at !== undefined && approval.expires_at <= at;
   return {
@@ -680,6 +680,8 @@ export function registerStaffRoutes(app: FastifyInstance, services: Services, op
         return (tx, _approval, approver) => {
           const p = params as { email: string; name: string; role: StaffRole; enrollment_code_sha256?: string };
           if (p.enrollment_code_sha256 === undefined) throw askedBeforeSplitSecrets();
+          // As for a role change: only an owner may approve making someone an owner.
+          if (!mayAssignRole(approver.role, undefined, p.role)) throw new CofferError('insufficient_permissions', 'Only an owner may approve inviting an owner.');
           return runInvite(tx, request, p, approver.id, at, rp(request).origin);
         };
       case 'staff.role_change':

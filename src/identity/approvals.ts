@@ -22,6 +22,15 @@ export const approvalPermission: Readonly<Record<ApprovalAction, StaffPermission
   'rule_set.change': 'rules.change',
 };
 
+/**
+ * The parameters of a request without the hashes of the secrets its requester was given (an API key's, an
+ * enrollment code's), which the action checks when it runs and which nothing shows: not the approvals, not the
+ * audit log (decision 0039).
+ */
+export function withoutSecretHashes(params: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(params).filter(([name]) => name !== 'prepared_key' && name !== 'enrollment_code_sha256'));
+}
+
 export async function requestApproval(
   tx: Tx,
   requester: StaffUserRow,
@@ -45,7 +54,7 @@ export async function requestApproval(
   await staffAudit(tx, origin, now, {
     actorId: requester.id, action: 'approval.request', objectType: 'approval', objectId: approval.id, merchantId: request.merchantId ?? null,
     // Without the hashes of the secrets the requester was given (shown nowhere; see staff-routes' shownParams).
-    details: { requested_action: request.action, params: Object.fromEntries(Object.entries(request.params).filter(([name]) => name !== 'prepared_key' && name !== 'enrollment_code_sha256')) },
+    details: { requested_action: request.action, params: withoutSecretHashes(request.params) },
   });
   return approval;
 }

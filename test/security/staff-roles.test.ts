@@ -523,5 +523,16 @@ describe('staff roles and four-eyes approval', { concurrency: false }, () => {
     await enrollWithToken(newcomer, shown.enrollment_token, strongPassword('cobalt'), ` ${enrollmentCode.toUpperCase().replaceAll('-', ' ')} `);
     assert.equal((await newcomer.signIn()).status, 200, 'the link and the code together enroll the new person');
     assert.equal((await enrollment()).status, 'active');
+
+    // An owner's invitation of another owner waits for an owner: an administrator's approval is refused and leaves it pending.
+    assert.equal((await owner.reauthenticate()).status, 200);
+    const ownerInvite = await owner.request('POST', '/staff/v1/users', { email: 'second.owner@staff.example', name: 'Second Owner', role: 'owner' });
+    assert.equal(ownerInvite.status, 202, ownerInvite.body);
+    assert.equal((await admin.reauthenticate()).status, 200);
+    const byAdmin = await admin.request('POST', `/staff/v1/approvals/${(ownerInvite.json.approval as { id: string }).id}/approve`, {});
+    assert.deepEqual([byAdmin.status, code(byAdmin)], [403, 'insufficient_permissions'], byAdmin.body);
+    const waiting = await db().selectFrom('staff_approvals').select('status').where('id', '=', (ownerInvite.json.approval as { id: string }).id).executeTakeFirstOrThrow();
+    assert.equal(waiting.status, 'pending');
+    assert.equal(await db().selectFrom('staff_users').select('id').where('email', '=', 'second.owner@staff.example').executeTakeFirst(), undefined, 'no account was made');
   });
 });
