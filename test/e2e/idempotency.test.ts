@@ -17,7 +17,7 @@ describe('Idempotency-Key', () => {
 
   before(async () => {
     // A deadline a loaded machine's ordinary answer meets; the slow answers below are well past it.
-    server = await startTestServer({ providerTimeoutMs: 1_000 });
+    server = await startTestServer({ providerTimeoutMs: 2_000 });
   });
   after(async () => {
     await assertLedgerConsistent(server.database.db);
@@ -226,7 +226,7 @@ describe('Idempotency-Key', () => {
 
   test('an acquirer that answers too late: 503, and the retry finishes the same attempt without charging twice', async () => {
     const created = await server.stripe.paymentIntents.create({ amount: 3300, currency: 'usd', payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(5_000);
     const path = `/v1/payment_intents/${created.id}/confirm`;
     const first = await post(path, '', 'slow-1');
     assert.equal(first.status, 503);
@@ -249,7 +249,7 @@ describe('Idempotency-Key', () => {
 
   test('another request cannot confirm a PaymentIntent whose attempt is in flight', async () => {
     const created = await server.stripe.paymentIntents.create({ amount: 3400, currency: 'usd', payment_method: 'pm_card_visa' });
-    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(2_500);
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(5_000);
     const path = `/v1/payment_intents/${created.id}/confirm`;
     assert.equal((await post(path, '', 'inflight-a')).status, 503);
     const other = await post(path, '', 'inflight-b');
