@@ -10,6 +10,7 @@ import { newId, randomBase62 } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
 import type { WebhookEndpointRow } from '../store/database.ts';
 import { sealSecret } from '../platform/secret-box.ts';
+import { stripeEventTypes } from './stripe-event-types.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 
 export interface EndpointParams {
@@ -39,8 +40,9 @@ async function checkUrl(services: Services, livemode: boolean, raw: string): Pro
 }
 
 /**
- * Every event type Coffer emits (Stripe's names), the only ones an endpoint may ask for besides `*`: an endpoint
- * asking for another would wait for events that never come. A test compares this list with the types in the code.
+ * Every event type Coffer emits (Stripe's names). A test compares this list with the types in the code. An endpoint
+ * may also ask for Stripe's other types (`stripeEventTypes`), so that a configuration made for Stripe, or a plugin's
+ * automatic webhook setup, works unchanged; it receives none of those, as the README says.
  */
 export const emittedEventTypes: ReadonlySet<string> = new Set([
   'payment_intent.created', 'payment_intent.requires_action', 'payment_intent.amount_capturable_updated', 'payment_intent.succeeded',
@@ -57,9 +59,9 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
 
 function checkEvents(events: string[]): string[] {
   if (events.length === 0) throw new CofferError('parameter_invalid_empty', 'enabled_events must list at least one event type, or *.', { param: 'enabled_events' });
-  const unknown = events.findIndex((type) => type !== '*' && !emittedEventTypes.has(type));
+  const unknown = events.findIndex((type) => type !== '*' && !emittedEventTypes.has(type) && !stripeEventTypes.has(type));
   if (unknown !== -1) {
-    throw new CofferError('parameter_invalid', `Invalid enabled_events[${unknown}]: ${events[unknown]} is not an event type Coffer sends. Use * or one of: ${[...emittedEventTypes].join(', ')}.`,
+    throw new CofferError('parameter_invalid', `Invalid enabled_events[${unknown}]: ${events[unknown]} is not one of Stripe's event types. Use * or the types Coffer sends: ${[...emittedEventTypes].join(', ')}.`,
       { param: `enabled_events[${unknown}]` });
   }
   return [...new Set(events)];
