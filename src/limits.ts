@@ -11,6 +11,8 @@ export const limits = {
   metadataKeysMax: 50,
   metadataKeyLengthMax: 40,
   metadataValueLengthMax: 500,
+  /** Languages a customer's `preferred_locales` may list. */
+  preferredLocalesMax: 20,
   /** Longest free-text field (description, statement descriptors are shorter and have their own). */
   descriptionLengthMax: 1000,
   /** Support cases one hosted-checkout session may open (its shopper's "a problem with this payment?"). */

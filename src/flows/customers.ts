@@ -21,6 +21,8 @@ export interface CustomerParams {
   shipping?: Record<string, unknown> | '';
   metadata?: Record<string, string> | '';
   invoice_settings?: { default_payment_method?: string | '' };
+  preferred_locales?: string[] | '';
+  tax_exempt?: 'none' | 'exempt' | 'reverse' | '';
   /** At creation: a payment method to save to the new customer (a test id makes a new one), as Stripe's `payment_method`. */
   payment_method?: string;
 }
@@ -56,6 +58,7 @@ export async function createCustomer(services: Services, ctx: RequestContext, pa
       email: params.email || null, name: params.name || null, phone: params.phone || null, description: params.description || null,
       address: JSON.stringify(params.address || null), shipping: JSON.stringify(params.shipping || null),
       metadata: JSON.stringify(metadata), balance_currency: null, deleted_at: null,
+      preferred_locales: JSON.stringify(params.preferred_locales || []), tax_exempt: params.tax_exempt || 'none',
       default_payment_method_id: method !== undefined && defaultMethod !== undefined && defaultMethod !== '' ? method.id : null,
     }).returningAll().executeTakeFirstOrThrow();
     const events: PaymentEvent[] = [{ type: 'customer.created', customer: { after: customer } }];
@@ -108,6 +111,8 @@ export async function updateCustomer(services: Services, ctx: RequestContext, id
       phone: emptyToNull(params.phone, customer.phone), description: emptyToNull(params.description, customer.description),
       ...(params.address === undefined ? {} : { address: JSON.stringify(params.address || null) }),
       ...(params.shipping === undefined ? {} : { shipping: JSON.stringify(params.shipping || null) }),
+      ...(params.preferred_locales === undefined ? {} : { preferred_locales: JSON.stringify(params.preferred_locales || []) }),
+      ...(params.tax_exempt === undefined ? {} : { tax_exempt: params.tax_exempt || 'none' }),
       metadata: JSON.stringify(metadata), default_payment_method_id: defaultMethod,
     }).where('id', '=', customer.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'customer.update', objectType: 'customer', objectId: customer.id, details: { fields: Object.keys(params) } },

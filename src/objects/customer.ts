@@ -23,9 +23,9 @@ export function customerObject(row: CustomerRow): Record<string, unknown> {
     name: row.name,
     next_invoice_sequence: 1,
     phone: row.phone,
-    preferred_locales: [],
+    preferred_locales: row.preferred_locales,
     shipping: shippingObject(row.shipping, 'customer'),
-    tax_exempt: 'none',
+    tax_exempt: row.tax_exempt,
     test_clock: null,
   };
 }

@@ -738,6 +738,9 @@ export interface CustomersTable {
   balance_currency: string | null;
   default_payment_method_id: string | null;
   deleted_at: Date | null;
+  /** Languages, most preferred first (`en`, `zh-CN`); empty when none were given. */
+  preferred_locales: ColumnType<string[], string | undefined, string>;
+  tax_exempt: ColumnType<'none' | 'exempt' | 'reverse', 'none' | 'exempt' | 'reverse' | undefined, 'none' | 'exempt' | 'reverse'>;
 }
 
 export interface CustomerBalanceTransactionsTable {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
-import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: customers can be created, found (by list filter and by search), updated and deleted through the SDK,
 // stay with their merchant, and goodwill credit to a customer moves money in the ledger with a stated reason.
@@ -168,5 +168,35 @@ describe('customers', () => {
     assert.deepEqual(named?.data.previous_attributes, { name: null, metadata: { tier: 'gold', team: null, region: 'eu' } });
     assert.deepEqual(balance?.data.previous_attributes, { balance: 0, currency: null });
     assert.equal((deleted?.data.object as Stripe.Customer).email, 'events@example.com', 'the deleted customer as it was');
+  });
+
+  test('preferred_locales and tax_exempt are kept and shown; bad values are refused by name and change nothing', async () => {
+    const customer = await stripe.customers.create({ email: 'locales@example.com', preferred_locales: ['zh-CN', 'en'], tax_exempt: 'exempt' });
+    assert.deepEqual([customer.preferred_locales, customer.tax_exempt], [['zh-CN', 'en'], 'exempt']);
+    assert.deepEqual(await stripe.customers.retrieve(customer.id), customer);
+    const plain = await stripe.customers.create({ email: 'plain@example.com' });
+    assert.deepEqual([plain.preferred_locales, plain.tax_exempt], [[], 'none'], 'a customer given neither has none and is not exempt');
+
+    const updated = await stripe.customers.update(customer.id, { tax_exempt: 'reverse', preferred_locales: ['pt-BR'] });
+    assert.deepEqual([updated.preferred_locales, updated.tax_exempt], [['pt-BR'], 'reverse']);
+    const event = (await stripe.events.list({ type: 'customer.updated', limit: 100 })).data.find((item) => (item.data.object as { id?: string }).id === customer.id);
+    assert.deepEqual(event?.data.previous_attributes, { preferred_locales: ['zh-CN', 'en'], tax_exempt: 'exempt' });
+    // An empty list from the SDK sends nothing and changes nothing; '' clears the list, and tax_exempt '' is 'none'.
+    assert.deepEqual((await stripe.customers.update(customer.id, { preferred_locales: [] })).preferred_locales, ['pt-BR']);
+    const cleared = await rawRequest(server, 'POST', `/v1/customers/${customer.id}`, { key: server.secretKey, body: 'preferred_locales=&tax_exempt=' });
+    assert.deepEqual([cleared.status, cleared.json.preferred_locales, cleared.json.tax_exempt], [200, [], 'none'], cleared.body);
+
+    const before = [await stateCounts(server.database.db), await stripe.customers.retrieve(customer.id)];
+    const refusals: Array<[Stripe.CustomerUpdateParams, string]> = [
+      [{ tax_exempt: 'maybe' as 'none' }, 'tax_exempt'],
+      [{ preferred_locales: ['en', 'not a language'] }, 'preferred_locales[1]'],
+      [{ preferred_locales: Array.from({ length: 21 }, () => 'en') }, 'preferred_locales'],
+    ];
+    for (const [params, param] of refusals) {
+      await assert.rejects(stripe.customers.update(customer.id, params), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === param, param);
+      await assert.rejects(stripe.customers.create({ email: 'refused@example.com', ...params } as Stripe.CustomerCreateParams), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === param, param);
+    }
+    assert.deepEqual([await stateCounts(server.database.db), await stripe.customers.retrieve(customer.id)], before, 'nothing was created or changed');
+    assert.deepEqual((await stripe.customers.list({ email: 'refused@example.com' })).data, []);
   });
 });

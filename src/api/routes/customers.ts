@@ -34,6 +34,9 @@ const CustomerBody = {
   address: Type.Optional(emptyable(Address)),
   shipping: Type.Optional(emptyable(Shipping)),
   metadata: Type.Optional(emptyable(Metadata)),
+  // A language tag each (`en`, `zh-CN`, `pt-BR`), most preferred first, as Stripe's; `''` clears the list.
+  preferred_locales: Type.Optional(emptyable(Type.Array(Type.String({ minLength: 2, maxLength: 35, pattern: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$' }), { maxItems: limits.preferredLocalesMax }))),
+  tax_exempt: Type.Optional(emptyable(Type.Union([Type.Literal('none'), Type.Literal('exempt'), Type.Literal('reverse')]))),
   expand: Type.Optional(Expand),
 };
 const UpdateBody = strictObject({
