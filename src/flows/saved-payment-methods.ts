@@ -23,6 +23,25 @@ export interface CardParams {
   token?: string;
 }
 
+/** A token's card, with the cardholder's name and address as Stripe's card tokens take them. */
+export interface TokenCardParams extends Omit<CardParams, 'token'> {
+  name?: string;
+  address_line1?: string;
+  address_line2?: string;
+  address_city?: string;
+  address_state?: string;
+  address_zip?: string;
+  address_country?: string;
+}
+
+/** A token's name and address as a PaymentMethod's billing details (only what was given); null when none was. */
+function tokenBillingDetails(card: TokenCardParams): { name?: string; address?: Record<string, string> } | null {
+  const fields = { line1: card.address_line1, line2: card.address_line2, city: card.address_city, state: card.address_state, postal_code: card.address_zip, country: card.address_country };
+  const address = Object.fromEntries(Object.entries(fields).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const details = { ...(card.name === undefined ? {} : { name: card.name }), ...(Object.keys(address).length === 0 ? {} : { address }) };
+  return Object.keys(details).length === 0 ? null : details;
+}
+
 export interface CreatePaymentMethodParams {
   type: 'card';
   card: CardParams;
@@ -92,7 +111,8 @@ export async function createCardPaymentMethod(services: Services, ctx: RequestCo
     });
   }
   const { vaulted, token } = await vaultedCardFor(services, ctx, params.card);
-  const row = cardPaymentMethodRow(ctx, vaulted, params.billing_details, metadata, now);
+  // A token made with the cardholder's name and address gives them to its PaymentMethod, unless billing_details does.
+  const row = cardPaymentMethodRow(ctx, vaulted, params.billing_details ?? token?.billing_details ?? undefined, metadata, now);
   return inTransaction(services.db, async (tx) => {
     if (token !== undefined) {
       const used = await tx.updateTable('tokens').set({ used: true }).where('id', '=', token.id).where('used', '=', false).returning('id').executeTakeFirst();
@@ -151,13 +171,14 @@ export function givenCardAudit(given: GivenCard): { id: string; brand: string; l
 }
 
 /** A single-use token for a card (Stripe's older API): the number is vaulted now, the token names it. */
-export async function createCardToken(services: Services, ctx: RequestContext, card: CardParams, respond?: Respond<Selectable<TokensTable>>): Promise<Selectable<TokensTable>> {
+export async function createCardToken(services: Services, ctx: RequestContext, card: TokenCardParams, respond?: Respond<Selectable<TokensTable>>): Promise<Selectable<TokensTable>> {
+  const billing = tokenBillingDetails(card);
   const vaulted = await services.vault.storeCard(incomingCard(card));
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const token = await tx.insertInto('tokens').values({
       id: newId('tok'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, vault_card_id: vaulted.vaultCardId,
-      card: JSON.stringify({ ...vaulted.facts, bin: vaulted.bin }), client_ip: ctx.origin,
+      card: JSON.stringify({ ...vaulted.facts, bin: vaulted.bin }), client_ip: ctx.origin, ...(billing === null ? {} : { billing_details: JSON.stringify(billing) }),
     }).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'token.create', objectType: 'token', objectId: token.id }, [], now);
     await respond?.(tx, token);

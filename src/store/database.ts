@@ -767,6 +767,8 @@ export interface TokensTable {
   card: Json<CardFacts & { bin: string }>;
   client_ip: string | null;
   used: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The name and address the token was made with, as a PaymentMethod's billing details; null when none. */
+  billing_details: ColumnType<{ name?: string; address?: Record<string, string> } | null, string | undefined, string>;
 }
 
 export interface SetupIntentsTable {

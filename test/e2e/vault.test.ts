@@ -87,6 +87,37 @@ describe('the card vault', () => {
     await assert.rejects(stripe.paymentMethods.create({ type: 'card', card: { token: token.id } }), /more than once/);
   });
 
+  test('a token keeps the cardholder\'s name and address, and gives them to its PaymentMethod and charge', async () => {
+    const token = await publishable.tokens.create({ card: {
+      number: '4242424242424242', exp_month: '4', exp_year: '2033', cvc: '314', name: 'Jenny Rosen',
+      address_line1: '1 Main St', address_city: 'Springfield', address_zip: '94103', address_country: 'US',
+    } });
+    const card = token.card as Stripe.Card;
+    assert.deepEqual([card.name, card.address_line1, card.address_line2, card.address_city, card.address_zip, card.address_country], ['Jenny Rosen', '1 Main St', null, 'Springfield', '94103', 'US']);
+    assert.deepEqual([card.address_line1_check, card.address_zip_check], ['unchecked', 'unchecked']);
+    assert.deepEqual(await stripe.tokens.retrieve(token.id), token);
+    const method = await stripe.paymentMethods.create({ type: 'card', card: { token: token.id } });
+    assert.deepEqual(method.billing_details, {
+      address: { city: 'Springfield', country: 'US', line1: '1 Main St', line2: null, postal_code: '94103', state: null }, email: null, name: 'Jenny Rosen', phone: null, tax_id: null,
+    });
+    const paid = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: method.id, confirm: true, expand: ['latest_charge'] });
+    assert.equal((paid.latest_charge as Stripe.Charge).billing_details.name, 'Jenny Rosen');
+    assert.equal((paid.latest_charge as Stripe.Charge).billing_details.address?.postal_code, '94103');
+
+    // billing_details given with the PaymentMethod is what it keeps; a token made without a name or address has none.
+    const named = await publishable.tokens.create({ card: { number: '4242424242424242', exp_month: '4', exp_year: '2033', name: 'On Token' } });
+    const overridden = await stripe.paymentMethods.create({ type: 'card', card: { token: named.id }, billing_details: { name: 'Given Here' } });
+    assert.equal(overridden.billing_details.name, 'Given Here');
+    const bare = await publishable.tokens.create({ card: { number: '4242424242424242', exp_month: '4', exp_year: '2033' } });
+    assert.deepEqual([bare.card?.name, bare.card?.address_line1_check, bare.card?.address_zip_check], [null, null, null]);
+    assert.equal((await stripe.paymentMethods.create({ type: 'card', card: { token: bare.id } })).billing_details.name, null);
+
+    const before = await vaultCards();
+    await assert.rejects(publishable.tokens.create({ card: { number: '4242424242424242', exp_month: '4', exp_year: '2033', address_zip: 'x'.repeat(21) } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'card[address_zip]');
+    assert.equal(await vaultCards(), before, 'a refused token stores no card');
+  });
+
   test('Stripe\'s test tokens (tok_visa …) make PaymentMethods of their test cards, each use a new one, in test mode', async () => {
     const cardsBefore = await vaultCards();
     const visa = await stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_visa' }, metadata: { from: 'token' } });

@@ -12,8 +12,8 @@ import {
   detachPaymentMethod,
   findPaymentMethod,
   updatePaymentMethod,
-  type CardParams,
   type CreatePaymentMethodParams,
+  type TokenCardParams,
 } from '../../flows/saved-payment-methods.ts';
 import { limits } from '../../limits.ts';
 import { unixTime } from '../../objects/common.ts';
@@ -41,18 +41,36 @@ const UpdateBody = strictObject({
   metadata: Type.Optional(emptyable(Metadata)),
   expand: Type.Optional(Expand),
 });
-const TokenBody = strictObject({ card: CardDetails, expand: Type.Optional(Expand) });
+/** A token's card: the card's details and, as Stripe's older forms send them, the cardholder's name and address. */
+const TokenCard = strictObject({
+  ...CardDetails.properties,
+  name: Type.Optional(Type.String({ maxLength: 256 })),
+  address_line1: Type.Optional(Type.String({ maxLength: 200 })),
+  address_line2: Type.Optional(Type.String({ maxLength: 200 })),
+  address_city: Type.Optional(Type.String({ maxLength: 200 })),
+  address_state: Type.Optional(Type.String({ maxLength: 200 })),
+  address_zip: Type.Optional(Type.String({ maxLength: 20 })),
+  address_country: Type.Optional(Type.String({ maxLength: 2 })),
+});
+const TokenBody = strictObject({ card: TokenCard, expand: Type.Optional(Expand) });
 const MethodParams = strictObject({ id: ObjectId });
 
-function tokenObject(token: { id: string; created_at: Date; livemode: boolean; used: boolean; client_ip: string | null; card: PaymentMethodRow['card'] }, shape: ApiShape): Record<string, unknown> {
+function tokenObject(token: Selectable<TokensTable>, shape: ApiShape): Record<string, unknown> {
   const card = cardFactsOf({ id: token.id, type: 'card', card: token.card });
+  const address = token.billing_details?.address ?? {};
+  const given = (value: string | undefined) => value ?? null;
   return {
     id: token.id,
     object: 'token',
     card: {
-      id: `card_${token.id.slice(4)}`, object: 'card', brand: card.brand, country: card.country,
+      id: `card_${token.id.slice(4)}`, object: 'card',
+      address_city: given(address.city), address_country: given(address.country), address_line1: given(address.line1),
+      // Checked when a payment uses the card, as Stripe's token says until then.
+      address_line1_check: address.line1 === undefined ? null : 'unchecked', address_line2: given(address.line2),
+      address_state: given(address.state), address_zip: given(address.postal_code), address_zip_check: address.postal_code === undefined ? null : 'unchecked',
+      brand: card.brand, country: card.country,
       exp_month: card.exp_month, exp_year: card.exp_year, fingerprint: card.fingerprint, funding: card.funding,
-      last4: card.last4, ...(shape === 'current' ? { regulated_status: 'unregulated' } : {}),
+      last4: card.last4, name: given(token.billing_details?.name), ...(shape === 'current' ? { regulated_status: 'unregulated' } : {}),
     },
     client_ip: token.client_ip,
     created: unixTime(token.created_at),
@@ -85,7 +103,7 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
 
   app.post('/v1/tokens', { config: collecting, schema: { body: TokenBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const card = (request.body as { card: CardParams }).card;
+    const card = (request.body as { card: TokenCardParams }).card;
     return sendOutcome(reply, await answerInChange(request, (respond) => createCardToken(services, ctx, card, respond),
       (token: Selectable<TokensTable>) => tokenObject(token, ctx.actor.apiVersion.shape)));
   });
