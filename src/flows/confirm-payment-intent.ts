@@ -259,6 +259,7 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     available_on: null,
     settled: false,
     disputed: false,
+    fraud_user_report: null,
     // A wallet attempt whose trade is never confirmed open (a crash, no answer) is found and closed by the sync worker.
     provider_sync_at: wallet === undefined ? null : new Date(now.getTime() + limits.inFlightRecoveryAfterMs),
     provider_sync_count: 0,

@@ -131,7 +131,7 @@ export function chargeObject(row: ChargeRow, shape: ApiShape): Record<string, un
     failure_balance_transaction: null,
     failure_code: row.failure_code,
     failure_message: row.failure_message,
-    fraud_details: {},
+    fraud_details: row.fraud_user_report === null ? {} : { user_report: row.fraud_user_report },
   };
   if (shape === 'legacy') object.invoice = null;
   Object.assign(object, {

@@ -198,6 +198,8 @@ export interface ChargesTable {
   settled: ColumnType<boolean, boolean | undefined, boolean>;
   amount_refunding: ColumnType<bigint, bigint | undefined, bigint>;
   disputed: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The merchant's report on the charge (Stripe's `fraud_details[user_report]`), null when none (migration 0060). */
+  fraud_user_report: ColumnType<'fraudulent' | 'safe' | null, 'fraudulent' | 'safe' | null | undefined, 'fraudulent' | 'safe' | null>;
   /** When the provider sync worker next asks the provider about this pending attempt (wallets). */
   provider_sync_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   provider_sync_count: ColumnType<number, number | undefined, number>;
@@ -381,7 +383,8 @@ export interface ShopperPasswordTriesTable {
 
 export interface RiskLabelsTable {
   charge_id: string;
-  source: 'review' | 'dispute';
+  /** A review's outcome, a dispute, or the merchant's own report on the charge (`fraud_details`). */
+  source: 'review' | 'dispute' | 'report';
   merchant_id: string;
   livemode: boolean;
   fraud: boolean;

@@ -171,6 +171,29 @@ describe('PaymentIntent search', () => {
     assert.deepEqual([unset.receipt_email, unset.shipping], [null, null]);
     const other = stripeClient(server, server.otherSecretKey);
     await assert.rejects(other.charges.update(paidCharge.id, { metadata: { x: 'y' } }), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    await assert.rejects(other.charges.update(paidCharge.id, { fraud_details: { user_report: 'fraudulent' } }), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+
+    // The merchant's report: shown on the charge, an event, an audit record, and a risk label; '' withdraws it.
+    const labels = () => server.database.db.selectFrom('risk_labels').select(['source', 'fraud']).where('charge_id', '=', paidCharge.id).execute();
+    assert.deepEqual(paidCharge.fraud_details, {});
+    const reported = await stripe.charges.update(paidCharge.id, { fraud_details: { user_report: 'fraudulent' } });
+    assert.deepEqual([reported.fraud_details, reported.amount_refunded, reported.status], [{ user_report: 'fraudulent' }, 0, 'succeeded'], 'a report moves no money');
+    assert.deepEqual(await labels(), [{ source: 'report', fraud: true }]);
+    const reportEvent = (await stripe.events.list({ type: 'charge.updated', limit: 1 })).data[0];
+    assert.deepEqual(reportEvent?.data.previous_attributes, { fraud_details: { user_report: null } }, 'within fraud_details, the key that changed');
+    const audited = await server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', paidCharge.id).where('action', '=', 'charge.update').orderBy('seq', 'desc').executeTakeFirstOrThrow();
+    assert.equal((audited.details as { user_report?: unknown }).user_report, 'fraudulent');
+    assert.deepEqual((await stripe.charges.update(paidCharge.id, { fraud_details: { user_report: 'safe' } })).fraud_details, { user_report: 'safe' });
+    assert.deepEqual(await labels(), [{ source: 'report', fraud: false }]);
+    const beforeBad = [await stateCounts(server.database.db), await labels()];
+    for (const body of ['fraud_details[user_report]=maybe', 'fraud_details[stripe_report]=fraudulent']) {
+      const bad = await rawRequest(server, 'POST', `/v1/charges/${paidCharge.id}`, { key: server.secretKey, body });
+      assert.deepEqual([bad.status, String((bad.json.error as { param?: string }).param).startsWith('fraud_details')], [400, true], bad.body);
+    }
+    assert.deepEqual([await stateCounts(server.database.db), await labels()], beforeBad, 'a refused report changes nothing');
+    assert.deepEqual((await stripe.charges.retrieve(paidCharge.id)).fraud_details, { user_report: 'safe' });
+    const withdrawn = await stripe.charges.update(paidCharge.id, { fraud_details: { user_report: '' } });
+    assert.deepEqual([withdrawn.fraud_details, await labels()], [{}, []]);
     assert.deepEqual((await other.charges.search({ query: `metadata['run']:'${run}'` })).data, []);
   });
 });

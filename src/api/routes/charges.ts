@@ -22,6 +22,7 @@ const ChargesQuery = strictObject({ ...ListQuery, payment_intent: Type.Optional(
 const UpdateBody = strictObject({
   description: Type.Optional(emptyable(Description)), metadata: Type.Optional(emptyable(Metadata)), expand: Type.Optional(Expand),
   receipt_email: Type.Optional(emptyable(Email)), shipping: Type.Optional(emptyable(Shipping)),
+  fraud_details: Type.Optional(strictObject({ user_report: emptyable(Type.Union([Type.Literal('fraudulent'), Type.Literal('safe')])) })),
 });
 /** A card charge's detail, as the charge shows it in payment_method_details.card; null for other methods. */
 const cardDetail = (name: string) => sql`CASE WHEN provider = 'card' THEN payment_method_details ->> ${name} END`;
