@@ -5,13 +5,14 @@ import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
 import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { changeRows, recordChange } from './payment-intent-records.ts';
+import { liveCustomer } from './payment-methods.ts';
 import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
@@ -44,14 +45,19 @@ export interface CreateCheckoutSessionParams {
   metadata?: Record<string, string>;
   expires_at?: number;
   locale?: 'auto' | 'en' | 'zh';
+  /** An existing customer of the merchant: the session's PaymentIntent is made for them. */
+  customer?: string;
   payment_intent_data?: {
     capture_method?: 'automatic' | 'automatic_async' | 'manual';
     description?: string;
     metadata?: Record<string, string>;
     receipt_email?: string;
+    setup_future_usage?: 'on_session' | 'off_session';
     statement_descriptor?: string;
     statement_descriptor_suffix?: string;
   };
+  /** A card payment's own capture method and consent to keep the card, kept on the PaymentIntent (decision 0040). */
+  payment_method_options?: CheckoutPaymentMethodOptions;
 }
 
 const expiryMinMs = 30 * 60_000;
@@ -102,7 +108,10 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
   // Alipay and WeChat Pay take the money at once: a session that captures later offers the card alone, and one
   // that asks for a wallet with it is refused rather than shown with a method that could never pay.
   const manual = params.payment_intent_data?.capture_method === 'manual';
-  if (asked === undefined) return currency === 'cny' && !manual ? ['card', 'alipay', 'wechat_pay'] : ['card'];
+  // Nor can Coffer keep a wallet to pay with later: a session asked to keep whatever pays (the top-level
+  // setup_future_usage) offers the card alone, as Stripe's Checkout leaves out the methods that cannot be kept.
+  const keeps = params.payment_intent_data?.setup_future_usage !== undefined;
+  if (asked === undefined) return currency === 'cny' && !manual && !keeps ? ['card', 'alipay', 'wechat_pay'] : ['card'];
   const types: CheckoutMethodType[] = [];
   asked.forEach((type, index) => {
     const known = checkoutMethodTypes.find((candidate) => candidate === type);
@@ -114,6 +123,9 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
     }
     if (known !== 'card' && manual) {
       throw new CofferError('parameter_invalid', `${known} does not support payment_intent_data[capture_method]=manual: it takes the payment at once. Offer card alone, or capture automatically.`, { param: `payment_method_types[${index}]` });
+    }
+    if (known !== 'card' && keeps) {
+      throw new CofferError('parameter_invalid', `${known} cannot be kept for later payments, which payment_intent_data[setup_future_usage] asks of every method. Offer card alone, or keep cards only with payment_method_options[card][setup_future_usage].`, { param: `payment_method_types[${index}]` });
     }
     if (!types.includes(known)) types.push(known);
   });
@@ -139,14 +151,17 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   if (intentData.statement_descriptor !== undefined && types.includes('card')) throw cardStatementDescriptorRefused('payment_intent_data[statement_descriptor]');
   const intentMetadata = mergeMetadata({}, intentData.metadata);
   checkMetadataSize(intentMetadata, limits.metadataKeysMax, 'payment_intent_data[metadata]');
+  const cardOptions = cardOptionsOf(params, types);
+  const customer = await sessionCustomer(services, ctx, params);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
     amount: total, currency, status: 'requires_payment_method', captureMethod: intentData.capture_method ?? 'automatic', confirmationMethod: 'automatic',
     paymentMethodId: null, paymentMethodTypes: types, automaticPaymentMethods: null,
     description: intentData.description || items.map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
-    receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: null,
-    statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null, setupFutureUsage: null,
-    cardCaptureMethod: null, cardSetupFutureUsage: null, shipping: null, returnUrl: null,
+    receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: customer?.id ?? null,
+    statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null,
+    setupFutureUsage: intentData.setup_future_usage ?? null, cardCaptureMethod: cardOptions.card?.capture_method ?? null,
+    cardSetupFutureUsage: cardOptions.card?.setup_future_usage ?? null, shipping: null, returnUrl: null,
   }, now);
   const session: CheckoutSessionRow = {
     id, merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now, expires_at: expiresAt,
@@ -154,26 +169,50 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     success_url: params.success_url, cancel_url: params.cancel_url ?? null, customer_email: params.customer_email ?? null,
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
     kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null, customer_details: null, step_up_identity_refusals: 0,
+    customer_id: customer?.id ?? null, payment_method_options: cardOptions,
   };
   const trail = requestTrail(ctx);
-  const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id } },
+  const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
     [{ type: 'payment_intent.created', paymentIntent: { after: intent } }], now);
   await inTransaction(services.db, async (tx) => {
     await tx.insertInto('payment_intents').values(paymentIntentInsert(intent)).execute();
     await tx.insertInto('events').values(intentRows.eventRows).execute();
     await tx.insertInto('audit_log').values(intentRows.audit).execute();
     await tx.insertInto('checkout_sessions').values(sessionInsert(session)).execute();
-    await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id, details: { amount_total: total.toString(), currency } }, [], now);
+    await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id,
+      details: { amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }) } }, [], now);
     await respond?.(tx, session);
   });
   return session;
+}
+
+/**
+ * The session's customer: an existing, not deleted customer of this merchant and mode. Stripe takes `customer` or
+ * `customer_email`, not both (the customer's own email is the one used), and so does Coffer.
+ */
+async function sessionCustomer(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<CustomerRow | undefined> {
+  if (params.customer === undefined) return undefined;
+  if (params.customer_email !== undefined) {
+    throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_email. The customer\'s own email is used for a session made for a customer.', { param: 'customer_email' });
+  }
+  return liveCustomer(services.db, ctx, params.customer);
+}
+
+/** The card options as given, for a session that offers cards: they say what a card payment does, and only that. */
+function cardOptionsOf(params: CreateCheckoutSessionParams, types: readonly CheckoutMethodType[]): CheckoutPaymentMethodOptions {
+  const card = params.payment_method_options?.card;
+  if (card === undefined || Object.keys(card).length === 0) return {};
+  if (!types.includes('card')) {
+    throw new CofferError('parameter_invalid', `payment_method_options[card] applies to card payments, and this session does not offer cards (payment_method_types: ${types.join(', ')}).`, { param: 'payment_method_options[card]' });
+  }
+  return { card: { ...(card.capture_method === undefined ? {} : { capture_method: card.capture_method }), ...(card.setup_future_usage === undefined ? {} : { setup_future_usage: card.setup_future_usage }) } };
 }
 
 function sessionInsert(row: CheckoutSessionRow) {
   const { seq: _seq, ...rest } = row;
   return {
     ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata),
-    customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details),
+    customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details), payment_method_options: JSON.stringify(row.payment_method_options),
   };
 }
 
@@ -230,7 +269,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
-    customer_details: null, step_up_identity_refusals: 0,
+    customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -388,15 +427,18 @@ export function describeTotal(session: CheckoutSessionRow): string {
 
 /**
  * What a completed session knows of its customer, as Stripe's `customer_details`: the email the session was made
- * with (or the one the card was given with), and the name, phone and billing address the card was given with.
+ * with, or its customer's (or else the one the card was given with), and the name, phone and billing address the
+ * card was given with.
  */
 async function customerDetailsOf(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow): Promise<Record<string, unknown>> {
   const method = intent.payment_method_id === null ? undefined
     : await tx.selectFrom('payment_methods').select('billing_details').where('id', '=', intent.payment_method_id).executeTakeFirst();
+  const customer = session.customer_id === null ? undefined
+    : await tx.selectFrom('customers').select('email').where('id', '=', session.customer_id).executeTakeFirst();
   const billing = method?.billing_details ?? {};
   const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);
   return {
-    address: addressObject(billing.address), business_name: null, email: session.customer_email ?? text(billing.email), individual_name: null,
+    address: addressObject(billing.address), business_name: null, email: session.customer_email ?? text(customer?.email) ?? text(billing.email), individual_name: null,
     name: text(billing.name), phone: text(billing.phone), tax_exempt: 'none', tax_ids: [],
   };
 }

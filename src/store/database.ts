@@ -274,6 +274,11 @@ export interface CheckoutLineItem {
   amount_total: number;
 }
 
+/** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
+export interface CheckoutPaymentMethodOptions {
+  card?: { capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session' };
+}
+
 export interface CheckoutSessionsTable {
   id: string;
   merchant_id: string;
@@ -303,6 +308,10 @@ export interface CheckoutSessionsTable {
   customer_details: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
   /** Step-up identities refused as not the merchant's (`not_on_file`) on this page (migration 0052). */
   step_up_identity_refusals: ColumnType<number, number | undefined, number>;
+  /** The existing customer the session was made for; null for a PaymentIntent's own page (migration 0055). */
+  customer_id: string | null;
+  /** The card options the session was made with, as Stripe shows them (migration 0055). */
+  payment_method_options: ColumnType<CheckoutPaymentMethodOptions, string | undefined, string>;
 }
 
 export interface SupportCasesTable {

@@ -31,6 +31,8 @@ const CreateBody = strictObject({
   // Stripe's limit: up to 200 characters, letters, digits, dashes and underscores.
   client_reference_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' })),
   customer_email: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 320 })),
+  // An existing customer: the session's PaymentIntent is theirs, and a card it keeps is saved to them.
+  customer: Type.Optional(ObjectId),
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   metadata: Type.Optional(Metadata),
   expires_at: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -41,14 +43,23 @@ const CreateBody = strictObject({
     description: Type.Optional(Description),
     metadata: Type.Optional(Metadata),
     receipt_email: Type.Optional(Email),
+    setup_future_usage: Type.Optional(Type.Union([Type.Literal('on_session'), Type.Literal('off_session')])),
     statement_descriptor: Type.Optional(StatementDescriptor),
     statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
+  })),
+  // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
+  // The options a confirmation alone takes (request_three_d_secure, the wallets') are not taken here.
+  payment_method_options: Type.Optional(strictObject({
+    card: Type.Optional(strictObject({
+      capture_method: Type.Optional(Type.Literal('manual')),
+      setup_future_usage: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')])),
+    })),
   })),
 });
 const IdParams = strictObject({ id: ObjectId });
 /** What a session read can expand, and the resource a restricted key needs to read each. */
 const sessionExpandable = {
-  line_items: 'checkout', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
+  line_items: 'checkout', customer: 'customers', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
   'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
 } as const;
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
