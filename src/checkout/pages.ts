@@ -1,6 +1,7 @@
 import { loggedSessionId } from '../platform/logger.ts';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
@@ -158,6 +159,8 @@ interface PageState {
   jsapi?: boolean;
   /** Back from WeChat's sign-in: the page goes on paying by itself. */
   resume?: boolean;
+  /** The card the shopper pays with is kept for later payments (and for which): the page asks their consent. */
+  keepsCard?: SetupFutureUsage;
 }
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
@@ -168,7 +171,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const frameUrl = origins.frame === null ? null : `${origins.frame}/pay/card-frame?session=${session.id}&lang=${language}`;
   const panels = [
     methods.includes('card') && frameUrl !== null
-      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe></div>` : '',
+      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe>${cardConsent(language, merchantName, state.keepsCard)}</div>` : '',
     methods.includes('alipay') ? '<div data-panel="alipay" hidden></div>' : '',
     methods.includes('wechat_pay') ? `<div data-panel="wechat_pay" hidden><div id="wechat-qr" class="qr"${state.qr === undefined ? ' hidden' : ''}>
 <img id="wechat-qr-image" alt="${escapeHtml(say(language, 'wechatQrAlt', { amount }))}"${state.qr === undefined ? '' : ` src="${escapeHtml(state.qr)}"`}>
@@ -203,6 +206,17 @@ ${securityTips(language)}
     language, title: say(language, 'title'), nonce, body, script: 'checkout.js', sessionId: session.id, path: `/pay/${session.id}`,
     bodyAttributes: `${state.waiting === true ? ' data-waiting="true"' : ''}${state.resume === true ? ' data-resume="wechat_pay"' : ''}`,
   });
+}
+
+/**
+ * The line that tells the shopper their card will be kept, shown with the card (paying with it is the consent), and
+ * only when the card would be kept: `off_session` lets the merchant charge it later without them, `on_session`
+ * keeps it for their own later purchases.
+ */
+function cardConsent(language: Language, merchantName: string, keeps: SetupFutureUsage | undefined): string {
+  if (keeps === undefined) return '';
+  const key: StringKey = keeps === 'off_session' ? 'cardKeptOffSession' : 'cardKeptOnSession';
+  return `<p id="card-consent" class="hint consent">${escapeHtml(say(language, key, { merchant: merchantName }))}</p>`;
 }
 
 /**
@@ -420,7 +434,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       const link = session.cancel_url === null ? undefined : { href: session.cancel_url, label: say(lang, 'returnToShop') };
       return html(reply, 200, messagePage(lang, n, say(lang, 'expiredTitle'), say(lang, 'expiredText'), link), pageCsp(n, null));
     }
-    const step = nextStep(session, await intentOf(session), lang);
+    const intent = await intentOf(session);
+    const step = nextStep(session, intent, lang);
     const changed = (request.query as { changed?: string }).changed === '1';
     if (changed && step.state === 'open' && step.message === undefined) step.message = say(lang, 'paymentChanged');
     const state: PageState = {
@@ -428,6 +443,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       ...(step.state === 'waiting' || step.state === 'qr' || step.state === 'jsapi' ? { waiting: true } : {}),
       ...(step.state === 'qr' ? { qr: step.qr as string } : {}),
     };
+    const keepsCard = setupFutureUsageFor(intent, 'card');
+    if (keepsCard !== null) state.keepsCard = keepsCard;
     const jsapi = inWeChat(request) && services.connectors.wechatSignIn(session.livemode) !== undefined;
     const resume = (request.query as { resume?: string }).resume === 'wechat_pay' && session.wechat_openid !== null && step.state === 'open';
     return html(reply, 200, paymentPage(services, session, await merchantName(services, session.merchant_id), lang, origins(), n, { ...state, jsapi, resume }), pageCsp(n, origins().frame));
