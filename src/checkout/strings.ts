@@ -185,10 +185,28 @@ const zh: Record<StringKey, string> = {
 
 export const strings: Record<Language, Record<StringKey, string>> = { en, zh };
 
+/**
+ * The locales a Checkout Session takes, as Stripe's Checkout does (`auto` is the browser's). The page is written in
+ * English and Simplified Chinese: a session in another locale shows the one of those the browser prefers.
+ */
+export const checkoutLocales = [
+  'auto', 'bg', 'cs', 'da', 'de', 'el', 'en', 'en-GB', 'es', 'es-419', 'et', 'fi', 'fil', 'fr', 'fr-CA', 'hi-IN', 'hr', 'hu', 'id', 'it',
+  'ja', 'ko', 'lt', 'lv', 'ms', 'mt', 'nb', 'nl', 'pl', 'pt', 'pt-BR', 'ro', 'ru', 'sk', 'sl', 'sv', 'th', 'tr', 'vi', 'zh', 'zh-HK', 'zh-TW',
+] as const;
+
+/** The language of the page Coffer has for a session's locale (any English, any Chinese), if it has one. */
+function languageOfLocale(locale: string | null): Language | undefined {
+  if (locale === null) return undefined;
+  if (locale === 'en' || locale.startsWith('en-')) return 'en';
+  if (locale === 'zh' || locale.startsWith('zh-')) return 'zh';
+  return undefined;
+}
+
 /** The page's language: asked for, then the session's, then the browser's (any Chinese is Simplified Chinese), else English. */
 export function chooseLanguage(asked: string | undefined, sessionLocale: string | null, acceptLanguage: string | undefined): Language {
   if (asked === 'en' || asked === 'zh') return asked;
-  if (sessionLocale === 'en' || sessionLocale === 'zh') return sessionLocale;
+  const ofSession = languageOfLocale(sessionLocale);
+  if (ofSession !== undefined) return ofSession;
   const ranked = (acceptLanguage ?? '').split(',').map((part) => {
     const [tag = '', ...params] = part.trim().split(';');
     const q = params.map((param) => /^q=([0-9.]+)$/.exec(param.trim())?.[1]).find((value) => value !== undefined);

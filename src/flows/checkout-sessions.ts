@@ -18,6 +18,7 @@ import { inTransaction } from './transaction.ts';
 import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
 import { requestTrail, systemTrail, type Trail } from './trail.ts';
 import { addressObject } from '../objects/common.ts';
+import type { checkoutLocales } from '../checkout/strings.ts';
 
 /**
  * Stripe's Checkout Sessions in payment mode: the merchant describes the order, Coffer makes its PaymentIntent and
@@ -44,7 +45,7 @@ export interface CreateCheckoutSessionParams {
   payment_method_types?: string[];
   metadata?: Record<string, string>;
   expires_at?: number;
-  locale?: 'auto' | 'en' | 'zh';
+  locale?: (typeof checkoutLocales)[number];
   /** An existing customer of the merchant: the session's PaymentIntent is made for them. */
   customer?: string;
   payment_intent_data?: {

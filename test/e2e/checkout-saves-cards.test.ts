@@ -123,6 +123,31 @@ describe('Checkout Sessions for a customer, keeping cards (API)', { concurrency:
   });
 });
 
+// Goal: every locale Stripe's Checkout takes is taken and shown as given; the page is in English or Simplified
+// Chinese, whichever of the two the locale is, else the one the browser prefers. An unknown locale is refused.
+describe('Checkout Session locales', () => {
+  const pageLanguage = async (url: string, acceptLanguage: string) => {
+    const page = await rawRequest(server, 'GET', new URL(url).pathname, { headers: { 'accept-language': acceptLanguage } });
+    assert.equal(page.status, 200);
+    return /<html lang="([^"]+)"/.exec(page.body)?.[1];
+  };
+  test('Stripe\'s locales are taken; the page speaks English or Chinese', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['fr', 'fr-FR,fr;q=0.9', 'en'], ['fr', 'zh-CN,zh;q=0.9', 'zh-CN'], ['zh-TW', 'en-US', 'zh-CN'], ['en-GB', 'zh-CN', 'en'], ['pt-BR', 'pt-BR', 'en'],
+    ];
+    for (const [locale, browser, expected] of cases) {
+      const session = await newSession('usd', { locale: locale as Stripe.Checkout.SessionCreateParams.Locale });
+      assert.equal(session.locale, locale);
+      assert.equal(await pageLanguage(session.url ?? '', browser), expected, `${locale} with a browser asking ${browser}`);
+    }
+    const before = await counts();
+    const refused = await rawRequest(server, 'POST', '/v1/checkout/sessions', { key: server.secretKey,
+      body: 'mode=payment&success_url=https://shop.example/ok&locale=klingon&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=100&line_items[0][price_data][product_data][name]=Tea' });
+    assert.deepEqual([refused.status, (refused.json.error as { param?: string }).param], [400, 'locale'], refused.body);
+    assert.deepEqual(await counts(), before, 'nothing was made');
+  });
+});
+
 describe('Checkout Sessions keeping cards, paid in a browser', { concurrency: false, skip: browserMissing(), timeout: 240_000 }, () => {
   let browser: Browser;
   let context: BrowserContext;

@@ -13,6 +13,7 @@ import { requestContext } from '../request-context.ts';
 import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
+import { checkoutLocales } from '../../checkout/strings.ts';
 
 const LineItem = strictObject({
   price_data: strictObject({
@@ -36,7 +37,7 @@ const CreateBody = strictObject({
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   metadata: Type.Optional(Metadata),
   expires_at: Type.Optional(Type.Integer({ minimum: 0 })),
-  locale: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('en'), Type.Literal('zh')])),
+  locale: Type.Optional(Type.Union(checkoutLocales.map((locale) => Type.Literal(locale)))),
   // What the session's PaymentIntent is made with; the rest of it comes from the line items and the shopper.
   payment_intent_data: Type.Optional(strictObject({
     capture_method: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')])),
