@@ -161,8 +161,9 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     description: intentData.description || items.map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
     receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: customer?.id ?? null,
     statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null,
-    setupFutureUsage: intentData.setup_future_usage ?? null, cardCaptureMethod: cardOptions.card?.capture_method ?? null,
-    cardSetupFutureUsage: cardOptions.card?.setup_future_usage ?? null, shipping: null, returnUrl: null,
+    setupFutureUsage: intentData.setup_future_usage ?? null,
+    options: { card_capture_method: cardOptions.card?.capture_method ?? null, card_setup_future_usage: cardOptions.card?.setup_future_usage ?? null },
+    shipping: null, returnUrl: null,
   }, now);
   const session: CheckoutSessionRow = {
     id, merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, updated_at: now, expires_at: expiresAt,

@@ -10,8 +10,8 @@ import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, ty
 import { sql } from 'kysely';
 import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
-import { cardOptionChanges, cardStatementDescriptorRefused, emptyToNull, type ShippingParams } from './payment-intent-params.ts';
-import { captureMethodFor } from '../domain/card-payment-options.ts';
+import { cardStatementDescriptorRefused, emptyToNull, keptOptionChanges, type PaymentMethodOptionsParams, type ShippingParams } from './payment-intent-params.ts';
+import { captureMethodFor, checkShopperThreeDSecure } from '../domain/card-payment-options.ts';
 import { assertNoOperationInFlight, changeRows, checkoutOwnsIntent, readConfirmationInputs, nextStatus, type Scope } from './payment-intent-records.ts';
 import { checkMethodBelongs, checkSingleUse, checkTypeAllowed, preparePaymentMethod } from './payment-methods.ts';
 import { givenCard, givenCardAudit, type CardParams, type GivenCard } from './saved-payment-methods.ts';
@@ -22,7 +22,7 @@ import { requestTrail } from './trail.ts';
 import { limits } from '../limits.ts';
 import { checkLimits, describeLimit, type CounterTake } from '../risk/limits.ts';
 import type { PaymentLimitRow, ShopperStepUpMethod } from '../store/database.ts';
-import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type PaymentMethodOptionsParams, type WalletType } from './wallet-payments.ts';
+import { checkWalletConfirmable, isWalletType, sendWalletAttempt, walletChargeDetails, walletPaymentMethod, type WalletType } from './wallet-payments.ts';
 
 export interface ConfirmParams {
   payment_method?: string;
@@ -303,6 +303,11 @@ async function startAttempt(
     if (earlier !== undefined) return earlier;
     if (checkoutSession !== undefined && ctx.shopperSession !== checkoutSession) throw checkoutOwnsIntent(intent.id, ctx.actor.keyKind === 'publishable' ? undefined : checkoutSession, 'confirm it through the API');
     assertNoOperationInFlight(intent);
+    // The options this confirmation gives are kept with the PaymentIntent by the statement that starts the attempt,
+    // and what is then kept is what the attempt applies. A shopper's page may not lower the merchant's 3-D Secure
+    // request: checked against the row that statement writes only if unchanged, so a raise made meanwhile holds.
+    const kept = keptOptionChanges(params.payment_method_options);
+    if (ctx.actor.keyKind === 'publishable') checkShopperThreeDSecure(intent.card_request_three_d_secure, params.payment_method_options?.card?.request_three_d_secure);
     if (params.expectedAmount !== undefined && (intent.amount !== params.expectedAmount.amount || intent.currency !== params.expectedAmount.currency)) {
       throw new CofferError('checkout_payment_changed', 'The PaymentIntent changed after the shopper saw it; nothing was confirmed.');
     }
@@ -357,8 +362,8 @@ async function startAttempt(
       if (params.error_on_requires_action === true) {
         throw new CofferError('parameter_invalid', `error_on_requires_action cannot be used with ${paymentMethod.type}: paying with it always needs the shopper to act.`, { param: 'error_on_requires_action' });
       }
-      checkWalletConfirmable(intent, paymentMethod.type, params.return_url ?? intent.return_url,
-        params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode), params.payment_method_options);
+      checkWalletConfirmable({ ...intent, ...kept }, paymentMethod.type, params.return_url ?? intent.return_url,
+        params.capture_method ?? intent.capture_method, services.connectors.wallet(paymentMethod.type, scope.livemode));
     }
     // Only now, with the new payment method found valid, is an open challenge ended (once per request): a
     // confirmation that is refused, or that brings no new payment method, leaves the shopper's challenge alone.
@@ -394,7 +399,7 @@ async function startAttempt(
       capture_method: params.capture_method ?? intent.capture_method,
       updated_at: now,
       ...(params.setup_future_usage === undefined ? {} : { setup_future_usage: params.setup_future_usage || null }),
-      ...cardOptionChanges(params.payment_method_options?.card),
+      ...kept,
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
     };
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
@@ -477,7 +482,7 @@ export async function confirmPaymentIntent(
     assert(blocked !== undefined, 'a request always gets a response');
     return blocked;
   }
-  if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, params.payment_method_options, respond);
+  if (isWalletType(attempt.paymentMethod.type)) return sendWalletAttempt(services, ctx, scope, attempt, respond);
   const connector: Connector = services.connectors.card(scope.livemode);
   const card = await services.cardSource.cardFor(attempt.paymentMethod);
   assert(card !== undefined, `payment method ${attempt.paymentMethod.id} has a card to charge`);
@@ -493,7 +498,8 @@ export async function confirmPaymentIntent(
     // Off-session payments cannot ask the cardholder anything: the issuer decides without them (a card set up for
     // later payments may pass; one that needs the shopper is declined authentication_required).
     threeDSecure: {
-      request: attempt.charge.risk?.step_up === 'three_d_secure' ? 'any' : (params.payment_method_options?.card?.request_three_d_secure ?? 'automatic'),
+      // What the PaymentIntent keeps, this confirmation's own value included (a retry sends the same).
+      request: attempt.charge.risk?.step_up === 'three_d_secure' ? 'any' : (attempt.intent.card_request_three_d_secure ?? 'automatic'),
       returnUrl: services.connectors.paymentReturnUrl(attempt.charge.id),
       cardSetUp: await cardWasSetUp(services, attempt.paymentMethod),
       ...(params.off_session === true ? { offSession: true } : {}),

@@ -8,10 +8,11 @@ import { confirmPaymentIntent, type ConfirmParams } from './confirm-payment-inte
 import type { IdempotencyClaim, Outcome, RequestContext, Services, Tx } from './context.ts';
 import { inTransaction } from './transaction.ts';
 import {
-  cardOptionChanges,
   checkMetadataSize,
+  keptOptionChanges,
   checkPaymentMethodTypes,
   mergeMetadata,
+  type KeptOptions,
   type ShippingParams,
 } from './payment-intent-params.ts';
 import { changeRows, findPaymentIntent } from './payment-intent-records.ts';
@@ -104,9 +105,11 @@ export interface NewPaymentIntent {
   statementDescriptor: string | null;
   statementDescriptorSuffix: string | null;
   setupFutureUsage: PaymentIntentRow['setup_future_usage'];
-  /** `payment_method_options[card]`'s overrides of the two fields above for card payments; null when not given. */
-  cardCaptureMethod: PaymentIntentRow['card_capture_method'];
-  cardSetupFutureUsage: PaymentIntentRow['card_setup_future_usage'];
+  /**
+   * `payment_method_options` as kept: the card's overrides of the two fields above for card payments, and what a
+   * confirmation applies (3-D Secure, WeChat Pay's client); those not given are null.
+   */
+  options: Partial<KeptOptions>;
   shipping: Record<string, unknown> | null;
   returnUrl: string | null;
 }
@@ -137,8 +140,11 @@ export function newPaymentIntentRow(id: string, scope: { merchantId: string; liv
     statement_descriptor: fields.statementDescriptor,
     statement_descriptor_suffix: fields.statementDescriptorSuffix,
     setup_future_usage: fields.setupFutureUsage,
-    card_capture_method: fields.cardCaptureMethod,
-    card_setup_future_usage: fields.cardSetupFutureUsage,
+    card_capture_method: fields.options.card_capture_method ?? null,
+    card_setup_future_usage: fields.options.card_setup_future_usage ?? null,
+    card_request_three_d_secure: fields.options.card_request_three_d_secure ?? null,
+    wechat_pay_client: fields.options.wechat_pay_client ?? null,
+    wechat_pay_openid: fields.options.wechat_pay_openid ?? null,
     shipping: fields.shipping,
     return_url: fields.returnUrl,
     amount_capturable: 0n,
@@ -178,13 +184,6 @@ export async function createPaymentIntent(
   }
   if (params.return_url !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'return_url can only be given with confirm=true: it is where the confirmation sends the shopper back; give it to confirm otherwise.', { param: 'return_url' });
-  }
-  // Options Coffer applies to one confirmation and does not keep on the PaymentIntent (only the card's capture
-  // method and setup_future_usage are kept): refused without confirm=true rather than dropped, since a 3-D Secure
-  // request silently lost would leave a payment unauthenticated that the merchant asked to authenticate.
-  const unkept = params.confirm === true ? undefined : confirmationOnlyOption(params.payment_method_options);
-  if (unkept !== undefined) {
-    throw new CofferError('parameter_invalid', `${unkept} applies to one confirmation and is not kept on the PaymentIntent: give it with confirm=true, or to the confirmation (POST /v1/payment_intents/:id/confirm).`, { param: unkept });
   }
   const walletData = params.payment_method_data !== undefined && params.payment_method_data.type !== 'card' ? params.payment_method_data.type : undefined;
   if (params.error_on_requires_action === true && walletData !== undefined) {
@@ -242,15 +241,14 @@ export async function createPaymentIntent(
   }
   const attached = transition('requires_payment_method', 'attach_payment_method');
   assert(attached.ok, 'a new PaymentIntent accepts a payment method');
-  const cardOptions = cardOptionChanges(params.payment_method_options?.card);
   const row = newPaymentIntentRow(id, scope, {
     amount: money.amountMinor, currency: money.currency.code, status: method === undefined ? 'requires_payment_method' : attached.status,
     captureMethod: params.capture_method ?? captureMethodByDefault(ctx.actor.apiVersion), confirmationMethod: params.confirmation_method ?? 'automatic',
     paymentMethodId: method?.row.id ?? null, paymentMethodTypes: methods.types, automaticPaymentMethods: methods.automatic,
     description: params.description || null, metadata, receiptEmail: params.receipt_email || null, customerId: customer?.id ?? null,
     statementDescriptor: params.statement_descriptor || null, statementDescriptorSuffix: params.statement_descriptor_suffix || null,
-    setupFutureUsage: params.setup_future_usage ?? null, cardCaptureMethod: cardOptions.card_capture_method ?? null,
-    cardSetupFutureUsage: cardOptions.card_setup_future_usage ?? null, shipping: (params.shipping ?? null) as Record<string, unknown> | null,
+    setupFutureUsage: params.setup_future_usage ?? null, options: keptOptionChanges(params.payment_method_options),
+    shipping: (params.shipping ?? null) as Record<string, unknown> | null,
     returnUrl: params.return_url ?? null,
   }, now);
   const { eventRows, audit } = changeRows(
@@ -310,14 +308,4 @@ export async function createPaymentIntent(
       throw error;
     }
   }
-}
-
-/** The first payment method option that only a confirmation takes, by its parameter name; undefined if none. */
-function confirmationOnlyOption(options: ConfirmParams['payment_method_options']): string | undefined {
-  if (options?.card?.request_three_d_secure !== undefined) return 'payment_method_options[card][request_three_d_secure]';
-  for (const wallet of ['wechat_pay', 'alipay'] as const) {
-    const given = options?.[wallet];
-    if (given !== undefined) return Object.keys(given).length === 0 ? `payment_method_options[${wallet}]` : `payment_method_options[${wallet}][${Object.keys(given)[0]}]`;
-  }
-  return undefined;
 }

@@ -68,8 +68,8 @@ export function cardStatementDescriptorRefused(param: string): CofferError {
 
 /**
  * `payment_method_options[card]` as create, update and confirm take it. `capture_method` and `setup_future_usage`
- * are kept with the PaymentIntent and override the top-level fields for card payments (`captureMethodFor`,
- * `setupFutureUsageFor`); `''` unsets one. `request_three_d_secure` applies to the confirmation it is sent with.
+ * override the top-level fields for card payments (`captureMethodFor`, `setupFutureUsageFor`); `''` unsets one.
+ * `request_three_d_secure` is what the confirmation asks the acquirer for; `automatic` is the default.
  */
 export interface CardOptionsParams {
   capture_method?: 'manual' | '';
@@ -77,15 +77,60 @@ export interface CardOptionsParams {
   request_three_d_secure?: 'automatic' | 'any' | 'challenge';
 }
 
-/** The stored card options a request sets: only those it names, `''` as none. */
-export function cardOptionChanges(card: CardOptionsParams | undefined): Partial<Pick<PaymentIntentRow, 'card_capture_method' | 'card_setup_future_usage'>> {
-  const changes: Partial<Pick<PaymentIntentRow, 'card_capture_method' | 'card_setup_future_usage'>> = {};
+/**
+ * `payment_method_options[wechat_pay]`: `web` (Stripe's) is a QR code to scan. Coffer's extensions: `mobile_web`,
+ * WeChat's H5 payment in a phone's browser (a redirect); `jsapi`, inside WeChat's own browser, with the shopper's
+ * `openid` for the merchant's app.
+ */
+export interface WeChatPayOptionsParams {
+  client?: 'web' | 'mobile_web' | 'jsapi';
+  openid?: string;
+}
+
+/**
+ * `payment_method_options`, each payment method type's own options, as create, update and confirm take them. All
+ * are kept with the PaymentIntent (decisions 0040 and 0044) and a confirmation applies what is kept; a wallet's
+ * options as a whole take `''`, which unsets them (Alipay has none to keep).
+ */
+export interface PaymentMethodOptionsParams {
+  card?: CardOptionsParams;
+  wechat_pay?: WeChatPayOptionsParams | '';
+  alipay?: Record<string, never> | '';
+}
+
+/** The PaymentIntent's columns that keep `payment_method_options` (migrations 0053 and 0054). */
+export type KeptOptions = Pick<PaymentIntentRow,
+  'card_capture_method' | 'card_setup_future_usage' | 'card_request_three_d_secure' | 'wechat_pay_client' | 'wechat_pay_openid'>;
+
+/** Each kept option's parameter, as Stripe names it (for errors and audit). */
+const keptOptionParam: Record<keyof KeptOptions, string> = {
+  card_capture_method: 'payment_method_options[card][capture_method]',
+  card_setup_future_usage: 'payment_method_options[card][setup_future_usage]',
+  card_request_three_d_secure: 'payment_method_options[card][request_three_d_secure]',
+  wechat_pay_client: 'payment_method_options[wechat_pay][client]',
+  wechat_pay_openid: 'payment_method_options[wechat_pay][openid]',
+};
+
+/** The kept options a request sets: only those it names, `''` as none. */
+export function keptOptionChanges(options: PaymentMethodOptionsParams | undefined): Partial<KeptOptions> {
+  const changes: Partial<KeptOptions> = {};
+  const card = options?.card;
   if (card?.capture_method !== undefined) changes.card_capture_method = card.capture_method || null;
   if (card?.setup_future_usage !== undefined) changes.card_setup_future_usage = card.setup_future_usage || null;
+  if (card?.request_three_d_secure !== undefined) changes.card_request_three_d_secure = card.request_three_d_secure;
+  const wechat = options?.wechat_pay;
+  if (wechat === '') {
+    changes.wechat_pay_client = null;
+    changes.wechat_pay_openid = null;
+  } else {
+    if (wechat?.client !== undefined) changes.wechat_pay_client = wechat.client;
+    if (wechat?.openid !== undefined) changes.wechat_pay_openid = wechat.openid;
+  }
   return changes;
 }
 
-/** The names of the stored card options a request sets, as Stripe names the parameters (for errors and audit). */
-export function cardOptionParams(card: CardOptionsParams | undefined): string[] {
-  return Object.keys(cardOptionChanges(card)).map((column) => `payment_method_options[card][${column.slice('card_'.length)}]`);
+/** The parameters of the kept options a request sets (a wallet's `''` by the wallet's name). */
+export function keptOptionParams(options: PaymentMethodOptionsParams | undefined): string[] {
+  const params = Object.keys(keptOptionChanges(options)).map((column) => keptOptionParam[column as keyof KeptOptions]);
+  return options?.wechat_pay === '' ? [...params.filter((param) => !param.startsWith('payment_method_options[wechat_pay]')), 'payment_method_options[wechat_pay]'] : params;
 }

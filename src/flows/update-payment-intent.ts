@@ -6,13 +6,13 @@ import type { PaymentIntentRow, PaymentIntentsTable } from '../store/database.ts
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { endOpenChallenge } from './confirm-payment-intent.ts';
 import {
-  cardOptionChanges,
-  cardOptionParams,
   checkMetadataSize,
   checkPaymentMethodTypes,
   emptyToNull,
+  keptOptionChanges,
+  keptOptionParams,
   mergeMetadata,
-  type CardOptionsParams,
+  type PaymentMethodOptionsParams,
   type ShippingParams,
 } from './payment-intent-params.ts';
 import {
@@ -41,8 +41,8 @@ export interface UpdateParams {
   allowed_payment_method_types?: string[];
   receipt_email?: string;
   setup_future_usage?: 'on_session' | 'off_session' | '';
-  /** Only the card options kept with the PaymentIntent: the others apply to a confirmation and are given to it. */
-  payment_method_options?: { card?: Pick<CardOptionsParams, 'capture_method' | 'setup_future_usage'> };
+  /** Kept with the PaymentIntent; the next confirmation applies them (decision 0044). */
+  payment_method_options?: PaymentMethodOptionsParams;
   shipping?: ShippingParams | '';
   statement_descriptor?: string;
   statement_descriptor_suffix?: string;
@@ -156,10 +156,11 @@ async function updateOnce(
       requireUnconfirmed(intent, 'setup_future_usage');
       changes.setup_future_usage = params.setup_future_usage || null;
     }
-    // The card's own capture method and consent override the fields above for a card, under the same rule.
-    const cardOptions = params.payment_method_options?.card;
-    for (const param of cardOptionParams(cardOptions)) requireUnconfirmed(intent, param);
-    Object.assign(changes, cardOptionChanges(cardOptions));
+    // The card's own capture method and consent override the fields above for a card, under the same rule; what a
+    // confirmation applies (3-D Secure, WeChat Pay's client) is for the confirmation still to come.
+    const options = params.payment_method_options;
+    for (const param of keptOptionParams(options)) requireUnconfirmed(intent, param);
+    Object.assign(changes, keptOptionChanges(options));
     if (params.shipping !== undefined) changes.shipping = JSON.stringify(params.shipping || null);
     if (reshapingRound !== undefined && intent.status === 'requires_action' && await attemptStillOpen(tx, intent)) {
       if (reshapingRound === 1) throw new ChallengeToEnd(intent);

@@ -11,7 +11,6 @@ import { chargeChanges as chargeChangesJson, paymentIntentChanges } from '../sto
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { lockCharge, lockPaymentIntent, nextStatus, recordChange, type Scope } from './payment-intent-records.ts';
 import { checkTypeAllowed } from './payment-methods.ts';
-import type { CardOptionsParams } from './payment-intent-params.ts';
 import { outcomeUnknownError, recordAttemptOutcome, recordAttemptOutcomeIn, type AttemptResolution } from './record-attempt-outcome.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
@@ -25,20 +24,8 @@ export function isWalletType(type: string): type is WalletType {
   return type === 'alipay' || type === 'wechat_pay';
 }
 
-/** `payment_method_options`: each payment method type's own options (a wallet's read here, a card's by confirm). */
-export interface PaymentMethodOptionsParams {
-  card?: CardOptionsParams;
-  /**
-   * `web` (Stripe's): a QR code to scan. Coffer's extensions: `mobile_web`, WeChat's H5 payment in a phone's browser
-   * (a redirect); `jsapi`, inside WeChat's own browser, with the shopper's `openid` for the merchant's app.
-   */
-  wechat_pay?: { client?: 'web' | 'mobile_web' | 'jsapi'; openid?: string };
-  alipay?: Record<string, never>;
-}
-
-type WeChatClient = NonNullable<NonNullable<PaymentMethodOptionsParams['wechat_pay']>['client']>;
-
-function walletFlow(type: WalletType, client: WeChatClient | undefined): 'page' | 'qr' | 'h5' | 'jsapi' {
+/** How the shopper pays WeChat Pay, by the client kept with the PaymentIntent (a QR code unless told otherwise). */
+function walletFlow(type: WalletType, client: PaymentIntentRow['wechat_pay_client']): 'page' | 'qr' | 'h5' | 'jsapi' {
   if (type === 'alipay') return 'page';
   return client === 'mobile_web' ? 'h5' : client === 'jsapi' ? 'jsapi' : 'qr';
 }
@@ -68,12 +55,15 @@ export function walletChargeDetails(type: WalletType): Record<string, unknown> {
   return type === 'alipay' ? { buyer_id: null, fingerprint: null, transaction_id: null } : { fingerprint: null, transaction_id: null };
 }
 
-/** Refuses, before anything is written, a confirmation the provider could never take. */
+/**
+ * Refuses, before anything is written, a confirmation the provider could never take. `intent` is the PaymentIntent
+ * with the options the confirmation keeps applied: what is kept applies, whichever request gave it.
+ */
 export function checkWalletConfirmable(
-  intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector, options: PaymentMethodOptionsParams | undefined,
+  intent: PaymentIntentRow, type: WalletType, returnUrl: string | null, captureMethod: string, connector: WalletConnector,
 ): void {
-  const client = options?.wechat_pay?.client;
-  if (type === 'wechat_pay' && client === 'jsapi' && (options?.wechat_pay?.openid ?? '') === '') {
+  const client = intent.wechat_pay_client;
+  if (type === 'wechat_pay' && client === 'jsapi' && intent.wechat_pay_openid === null) {
     throw new CofferError('parameter_missing', "WeChat Pay inside WeChat's browser (client=jsapi) needs the shopper's openid.", { param: 'payment_method_options[wechat_pay][openid]' });
   }
   if (type === 'wechat_pay' && client === 'mobile_web' && returnUrl === null) {
@@ -140,7 +130,7 @@ export interface WalletAttempt {
  * by the charge id, so a retry never opens a second), then records that the shopper must act there.
  */
 export async function sendWalletAttempt(
-  services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, options: PaymentMethodOptionsParams | undefined, respond: Respond,
+  services: Services, ctx: RequestContext, scope: Scope, attempt: WalletAttempt, respond: Respond,
 ): Promise<Outcome> {
   const type = attempt.paymentMethod.type;
   assert(isWalletType(type), 'a wallet attempt has a wallet payment method');
@@ -153,8 +143,9 @@ export async function sendWalletAttempt(
     amountMinor: attempt.charge.amount,
     currency: currencyOf(attempt.charge.currency),
     subject: attempt.intent.description ?? `Payment ${attempt.intent.id}`,
-    flow: walletFlow(type, options?.wechat_pay?.client),
-    payerId: options?.wechat_pay?.openid,
+    // The options kept with the PaymentIntent, as this attempt wrote them (a retry sends the same).
+    flow: walletFlow(type, attempt.intent.wechat_pay_client),
+    payerId: attempt.intent.wechat_pay_openid ?? undefined,
     clientIp: attempt.charge.risk_facts?.client_address ?? undefined,
     notifyUrl: services.connectors.notificationUrl(type, scope.livemode),
     // The shopper comes back through Coffer, which asks the provider, then goes on to the merchant's return_url

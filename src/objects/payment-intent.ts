@@ -80,7 +80,8 @@ export function publishablePaymentIntentObject(full: Record<string, unknown>): R
 
 /**
  * `payment_method_options.card`: the card's own capture method and consent to keep the card are shown when they
- * were given, as the SDK declares them (optional keys), in Stripe's key order.
+ * were given, as the SDK declares them (optional keys), in Stripe's key order; the 3-D Secure request always, as
+ * kept (`automatic` unless set).
  */
 function cardOptionsObject(row: PaymentIntentRow): Record<string, unknown> {
   return {
@@ -88,9 +89,22 @@ function cardOptionsObject(row: PaymentIntentRow): Record<string, unknown> {
     installments: null,
     mandate_options: null,
     network: null,
-    request_three_d_secure: 'automatic',
+    request_three_d_secure: row.card_request_three_d_secure ?? 'automatic',
     ...(row.card_setup_future_usage === null ? {} : { setup_future_usage: row.card_setup_future_usage }),
   };
+}
+
+/**
+ * `payment_method_options`: the card's always (as Coffer has always shown it), WeChat Pay's when the PaymentIntent
+ * takes WeChat Pay or keeps a client for it, as Stripe's object has it (`app_id` is for Stripe's apps; Coffer has
+ * none). The shopper's openid is not shown: Stripe's object has no such field, and it identifies the shopper.
+ */
+function paymentMethodOptionsObject(row: PaymentIntentRow): Record<string, unknown> {
+  const options: Record<string, unknown> = { card: cardOptionsObject(row) };
+  if (row.payment_method_types.includes('wechat_pay') || row.wechat_pay_client !== null) {
+    options.wechat_pay = { app_id: null, client: row.wechat_pay_client };
+  }
+  return options;
 }
 
 export function paymentIntentObject(
@@ -137,7 +151,7 @@ export function paymentIntentObject(
     payment_method:
       related.paymentMethod !== undefined ? paymentMethodObject(related.paymentMethod, shape) : row.payment_method_id,
     payment_method_configuration_details: null,
-    payment_method_options: { card: cardOptionsObject(row) },
+    payment_method_options: paymentMethodOptionsObject(row),
     payment_method_types: row.payment_method_types,
   });
   if (shape === 'current') object.payment_record = null;

@@ -143,6 +143,13 @@ export interface PaymentIntentsTable {
   /** `payment_method_options[card]`: override the top-level fields for card payments (migration 0053). */
   card_capture_method: 'manual' | null;
   card_setup_future_usage: 'none' | 'on_session' | 'off_session' | null;
+  /**
+   * What a confirmation applies (migration 0054): the card's `request_three_d_secure`, WeChat Pay's `client` and the
+   * shopper's `openid`; null when not given (`automatic`, a QR code).
+   */
+  card_request_three_d_secure: 'automatic' | 'any' | 'challenge' | null;
+  wechat_pay_client: 'web' | 'mobile_web' | 'jsapi' | null;
+  wechat_pay_openid: string | null;
   shipping: Json<Record<string, unknown> | null>;
   return_url: string | null;
   amount_capturable: ColumnType<bigint, bigint | undefined, bigint>;

@@ -7,7 +7,7 @@ import { limits } from '../../src/limits.ts';
 import { TestClock } from '../support/clock.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { openPage, pressButton, type SandboxPage } from '../support/sandbox-pages.ts';
-import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: card payments that the issuer wants authenticated go through 3-D Secure 2 as Stripe's test cards
 // document: frictionless or challenged, `requires_action` with a redirect to the access control server, the
@@ -112,6 +112,47 @@ describe('3-D Secure', () => {
     // A value Stripe does not know is named, with the values it takes (no "(not shown)": options are no card data).
     await assert.rejects(confirm('pm_card_visa', { payment_method_options: { card: { request_three_d_secure: 'always' as 'any' } } }),
       (error: Stripe.errors.StripeError) => error.param === 'payment_method_options[card][request_three_d_secure]' && /automatic, any, challenge \(got always\)/.test(error.message));
+  });
+
+  test('a 3-D Secure request given at creation or by an update is kept, and the later confirmation applies it', async () => {
+    const publishable = stripeClient(server, server.publishableKey);
+    // Created with the merchant's request, confirmed later from the shopper's page with the publishable key.
+    const created = await stripe.paymentIntents.create({ amount: 4200, currency: 'eur', payment_method_options: { card: { request_three_d_secure: 'challenge' } } });
+    assert.equal(created.payment_method_options?.card?.request_three_d_secure, 'challenge');
+    const confirmed = await publishable.paymentIntents.confirm(created.id, { client_secret: created.client_secret ?? '', payment_method: 'pm_card_visa', return_url: returnUrl } as Stripe.PaymentIntentConfirmParams);
+    await finish(await challenge(confirmed), 'complete');
+    const paid = await stripe.paymentIntents.retrieve(created.id, { expand: ['latest_charge'] });
+    assert.equal(paid.status, 'succeeded');
+    assert.equal(((paid.latest_charge as Stripe.Charge).payment_method_details?.card?.three_d_secure as unknown as Record<string, unknown>).authentication_flow, 'challenge');
+
+    // Set by an update, unset by another: the confirmation follows what is kept.
+    const updated = await stripe.paymentIntents.create({ amount: 4300, currency: 'eur' });
+    assert.equal(updated.payment_method_options?.card?.request_three_d_secure, 'automatic');
+    assert.equal((await stripe.paymentIntents.update(updated.id, { payment_method_options: { card: { request_three_d_secure: 'challenge' } } })).payment_method_options?.card?.request_three_d_secure, 'challenge');
+    assert.equal((await stripe.paymentIntents.update(updated.id, { payment_method_options: { card: { request_three_d_secure: 'automatic' } } })).payment_method_options?.card?.request_three_d_secure, 'automatic');
+    const plain = await stripe.paymentIntents.confirm(updated.id, { payment_method: 'pm_card_visa', return_url: returnUrl });
+    assert.equal(plain.status, 'succeeded', 'automatic: a card that passes without 3-D Secure is not challenged');
+
+    // A shopper's page may raise the merchant's request, never lower it: refused by name, and nothing changes.
+    const guarded = await stripe.paymentIntents.create({ amount: 4400, currency: 'eur', payment_method_options: { card: { request_three_d_secure: 'any' } } });
+    const before = [await stateCounts(server.database.db), await stripe.paymentIntents.retrieve(guarded.id)];
+    await assert.rejects(publishable.paymentIntents.confirm(guarded.id, {
+      client_secret: guarded.client_secret ?? '', payment_method: 'pm_card_visa', return_url: returnUrl, payment_method_options: { card: { request_three_d_secure: 'automatic' } },
+    } as Stripe.PaymentIntentConfirmParams), (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'payment_method_options[card][request_three_d_secure]' && /may keep or raise it/.test(error.message));
+    assert.deepEqual([await stateCounts(server.database.db), await stripe.paymentIntents.retrieve(guarded.id)], before, 'the refused confirmation changed nothing');
+    const raised = await publishable.paymentIntents.confirm(guarded.id, {
+      client_secret: guarded.client_secret ?? '', payment_method: 'pm_card_visa', return_url: returnUrl, payment_method_options: { card: { request_three_d_secure: 'challenge' } },
+    } as Stripe.PaymentIntentConfirmParams);
+    await finish(await challenge(raised), 'complete');
+    assert.equal((await stripe.paymentIntents.retrieve(guarded.id)).payment_method_options?.card?.request_three_d_secure, 'challenge');
+
+    // A bad value on create or update is refused by name and makes or changes nothing.
+    const counts = await stateCounts(server.database.db);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 4500, currency: 'eur', payment_method_options: { card: { request_three_d_secure: 'always' as 'any' } } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'payment_method_options[card][request_three_d_secure]');
+    await assert.rejects(stripe.paymentIntents.update(updated.id, { payment_method_options: { card: { request_three_d_secure: 'sometimes' as 'any' } } }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'payment_method_options[card][request_three_d_secure]');
+    assert.deepEqual(await stateCounts(server.database.db), counts);
   });
 
   test('manual capture after a challenge: requires_capture, then captured', async () => {

@@ -261,16 +261,16 @@ describe('Refused requests', () => {
       await refused(() => form(`/v1/payment_intents/${intent.id}${action}`, body), { status: 400, code: 'parameter_invalid', param, message: `Invalid ${param}: ${problem}` });
       assert.deepEqual((await get(`/v1/payment_intents/${intent.id}`)).json, before.json, 'the PaymentIntent is exactly as it was');
     }
-    // An update takes only the card options kept with the PaymentIntent: 3-D Secure is asked for by the confirmation.
-    await refused(() => form(`/v1/payment_intents/${intent.id}`, 'payment_method_options[card][request_three_d_secure]=any'),
-      { status: 400, code: 'parameter_unknown', param: 'payment_method_options[card][request_three_d_secure]', message: 'Received unknown parameter: payment_method_options[card][request_three_d_secure]' });
-    // Nor does a creation without confirm=true: refused, not dropped (a lost 3-D Secure request would go unnoticed).
-    for (const [body, param] of [
-      ['payment_method_options[card][request_three_d_secure]=any', 'payment_method_options[card][request_three_d_secure]'],
-      ['allowed_payment_method_types[]=wechat_pay&payment_method_options[wechat_pay][client]=web', 'payment_method_options[wechat_pay][client]'],
+    // The options a confirmation applies are kept too (decision 0044): a bad value is refused by name, on update and
+    // on a creation without confirm=true alike.
+    for (const [body, param, problem] of [
+      ['payment_method_options[card][request_three_d_secure]=always', 'payment_method_options[card][request_three_d_secure]', 'must be one of automatic, any, challenge (got always)'],
+      ['payment_method_options[wechat_pay][client]=desktop', 'payment_method_options[wechat_pay][client]', 'must be one of web, mobile_web, jsapi (got desktop)'],
     ] as const) {
-      await refused(() => form('/v1/payment_intents', `amount=1000&currency=cny&${body}`),
-        { status: 400, code: 'parameter_invalid', param, message: /applies to one confirmation and is not kept on the PaymentIntent: give it with confirm=true/ });
+      const before = await get(`/v1/payment_intents/${intent.id}`);
+      await refused(() => form(`/v1/payment_intents/${intent.id}`, body), { status: 400, code: 'parameter_invalid', param, message: `Invalid ${param}: ${problem}` });
+      assert.deepEqual((await get(`/v1/payment_intents/${intent.id}`)).json, before.json, 'the PaymentIntent is exactly as it was');
+      await refused(() => form('/v1/payment_intents', `amount=1000&currency=cny&${body}`), { status: 400, code: 'parameter_invalid', param, message: `Invalid ${param}: ${problem}` });
     }
     const still = await server.stripe.paymentIntents.retrieve(intent.id);
     assert.deepEqual([still.status, still.latest_charge, still.metadata], ['requires_confirmation', null, {}]);

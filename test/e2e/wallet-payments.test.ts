@@ -526,6 +526,26 @@ describe('wallet payments (Alipay, WeChat Pay)', () => {
     await deliver();
     assert.equal((await stripe.paymentIntents.retrieve(h5.id)).status, 'succeeded');
 
+    // The client given at creation is kept (decision 0044), and the later confirmation pays that way; the shopper's
+    // openid is kept for the confirmation but never shown.
+    const kept = await stripe.paymentIntents.create({
+      amount: 1250, currency: 'cny', allowed_payment_method_types: ['wechat_pay'],
+      payment_method_options: { wechat_pay: { client: 'mobile_web', openid: 'oKeptOpenid' } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodOptions.WechatPay },
+    });
+    assert.deepEqual(kept.payment_method_options?.wechat_pay, { app_id: null, client: 'mobile_web' });
+    const keptConfirmed = await stripe.paymentIntents.confirm(kept.id, { payment_method_data: { type: 'wechat_pay' }, return_url: returnUrl });
+    assert.equal(keptConfirmed.next_action?.type, 'redirect_to_url', 'the H5 flow kept from the creation, not a QR code');
+    assert.doesNotMatch(JSON.stringify(keptConfirmed), /oKeptOpenid/);
+    // '' unsets a wallet's options: a later confirmation gets a QR code again.
+    const unset = await stripe.paymentIntents.create({
+      amount: 1260, currency: 'cny', allowed_payment_method_types: ['wechat_pay'],
+      payment_method_options: { wechat_pay: { client: 'mobile_web' } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodOptions.WechatPay },
+    });
+    const cleared = await rawRequest(server, 'POST', `/v1/payment_intents/${unset.id}`, { key: server.secretKey, body: 'payment_method_options[wechat_pay]=' });
+    assert.equal(cleared.status, 200, cleared.body);
+    assert.equal(((cleared.json.payment_method_options as Record<string, Record<string, unknown>>).wechat_pay)?.client, null);
+    assert.equal((await stripe.paymentIntents.confirm(unset.id, { payment_method_data: { type: 'wechat_pay' } })).next_action?.type, 'wechat_pay_display_qr_code');
+
     const noOpenid = await stripe.paymentIntents.create({ amount: 1300, currency: 'cny', allowed_payment_method_types: ['wechat_pay'] });
     await assert.rejects(stripe.paymentIntents.confirm(noOpenid.id, {
       payment_method_data: { type: 'wechat_pay' }, payment_method_options: { wechat_pay: { client: 'jsapi' } as unknown as Stripe.PaymentIntentConfirmParams.PaymentMethodOptions.WechatPay },

@@ -61,27 +61,23 @@ const PaymentMethodData = strictObject({
 /** Card details given in `payment_method_data` never reach an idempotency key's request hash as given. */
 const sensitiveParams = [['payment_method_data', 'card', 'number'], ['payment_method_data', 'card', 'cvc']] as const;
 /**
- * A card payment's own capture method and consent to keep the card, overriding the top-level fields for cards; kept
- * with the PaymentIntent (`''` unsets). Stripe takes only `manual` as a card's capture method.
+ * Each payment method type's options, all kept with the PaymentIntent by create, update and confirm alike (decisions
+ * 0040 and 0044). A card payment's own capture method and consent to keep the card override the top-level fields for
+ * cards (`''` unsets; Stripe takes only `manual` as a card's capture method); its 3-D Secure request and WeChat Pay's
+ * client apply to the confirmation. A wallet's options as a whole take `''`, which unsets them, as Stripe's do.
  */
-const CardKeptOptions = {
-  capture_method: Type.Optional(emptyable(Type.Literal('manual'))),
-  setup_future_usage: Type.Optional(emptyable(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')]))),
-};
 const PaymentMethodOptions = strictObject({
   card: Type.Optional(strictObject({
-    ...CardKeptOptions,
+    capture_method: Type.Optional(emptyable(Type.Literal('manual'))),
+    setup_future_usage: Type.Optional(emptyable(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')]))),
     request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any'), Type.Literal('challenge')])),
   })),
-  alipay: Type.Optional(strictObject({})),
-  wechat_pay: Type.Optional(strictObject({
+  alipay: Type.Optional(emptyable(strictObject({}))),
+  wechat_pay: Type.Optional(emptyable(strictObject({
     client: Type.Optional(Type.Union([Type.Literal('web'), Type.Literal('mobile_web'), Type.Literal('jsapi')])),
     openid: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  })),
+  }))),
 });
-
-/** An update changes what the PaymentIntent keeps; the other options apply to a confirmation and are given to it. */
-const UpdatePaymentMethodOptions = strictObject({ card: Type.Optional(strictObject(CardKeptOptions)) });
 
 const RadarOptions = strictObject({ session: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
 
@@ -126,7 +122,7 @@ const UpdateBody = strictObject({
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
   payment_method: Type.Optional(emptyable(ObjectId)),
-  payment_method_options: Type.Optional(UpdatePaymentMethodOptions),
+  payment_method_options: Type.Optional(PaymentMethodOptions),
   payment_method_types: Type.Optional(PaymentMethodTypes),
   allowed_payment_method_types: Type.Optional(PaymentMethodTypes),
   receipt_email: Type.Optional(emptyable(Email)),
@@ -278,7 +274,10 @@ async function withClientSecret(services: Services, ctx: RequestContext, intent:
 /** What a publishable key may expand: the card, which the page shows; never the charge or the customer. */
 const publishableExpansions = ['payment_method'];
 
-/** What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. */
+/**
+ * What a publishable key may not set when it confirms: the merchant's decisions, made with the secret key. (Nor may
+ * it lower the 3-D Secure request the PaymentIntent keeps: checked by the confirmation, `checkShopperThreeDSecure`.)
+ */
 const merchantOnlyConfirmParams = ['capture_method', 'off_session'] as const;
 
 function merchantOnlyParamGiven(body: ConfirmParams): string | undefined {
