@@ -31,6 +31,8 @@ export interface CaptureOptions {
 
 export interface CaptureParams {
   amount_to_capture?: number;
+  /** Only `true` (the default): Coffer captures a payment once, and releases what it does not capture. */
+  final_capture?: boolean;
   metadata?: Record<string, string> | '';
   statement_descriptor?: string;
   statement_descriptor_suffix?: string;
@@ -218,6 +220,9 @@ export async function capturePaymentIntent(
   respond: Respond,
   options: CaptureOptions = {},
 ): Promise<Outcome> {
+  if (params.final_capture === false) {
+    throw new CofferError('parameter_invalid', 'final_capture=false asks for several captures of one payment (multicapture), which Coffer does not do: capture once, with amount_to_capture; the rest is released.', { param: 'final_capture' });
+  }
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector = services.connectors.card(scope.livemode);

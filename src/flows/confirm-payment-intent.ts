@@ -42,6 +42,10 @@ export interface ConfirmParams {
   off_session?: boolean;
   /** Decline rather than ask the shopper to act (3-D Secure): the attempt fails `authentication_required`. */
   error_on_requires_action?: boolean;
+  /** The shopper's agreement to a mandate: kept in the confirmation's audit record. */
+  mandate_data?: { customer_acceptance: Record<string, unknown> };
+  /** Stripe.js's handling of the next action: accepted, and changes nothing here (Coffer has no Stripe.js). */
+  use_stripe_sdk?: boolean;
   /** Set by the hosted checkout only (never from the API): the shopper's own step-up, already verified. */
   shopperStepUp?: ShopperStepUpMethod;
   /**
@@ -405,7 +409,7 @@ async function startAttempt(
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
     const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
-      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, ...createdMethod } }, [], now);
+      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }) } }, [], now);
     try {
       let query = services.db
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))

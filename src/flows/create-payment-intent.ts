@@ -52,6 +52,8 @@ export interface CreateParams {
   shipping?: ShippingParams;
   statement_descriptor?: string;
   statement_descriptor_suffix?: string;
+  mandate_data?: ConfirmParams['mandate_data'];
+  use_stripe_sdk?: boolean;
 }
 
 function paymentMethodTypes(params: CreateParams, automaticByDefault: boolean): { types: string[]; automatic: Record<string, unknown> | null } {
@@ -182,6 +184,9 @@ export async function createPaymentIntent(
   if (params.error_on_requires_action !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'error_on_requires_action can only be given with confirm=true: it says what the confirmation does when the shopper would have to act.', { param: 'error_on_requires_action' });
   }
+  if (params.mandate_data !== undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', 'mandate_data can only be given with confirm=true: it is the agreement the confirmation is made under; give it to confirm otherwise.', { param: 'mandate_data' });
+  }
   if (params.return_url !== undefined && params.confirm !== true) {
     throw new CofferError('parameter_invalid', 'return_url can only be given with confirm=true: it is where the confirmation sends the shopper back; give it to confirm otherwise.', { param: 'return_url' });
   }
@@ -197,6 +202,7 @@ export async function createPaymentIntent(
   if (params.payment_method_data !== undefined && cardData === undefined) confirmParams.payment_method_data = params.payment_method_data;
   if (params.payment_method_options !== undefined) confirmParams.payment_method_options = params.payment_method_options;
   if (params.radar_options !== undefined) confirmParams.radar_options = params.radar_options;
+  if (params.mandate_data !== undefined) confirmParams.mandate_data = params.mandate_data;
   if (params.off_session !== undefined) confirmParams.off_session = params.off_session;
   if (params.error_on_requires_action !== undefined) confirmParams.error_on_requires_action = params.error_on_requires_action;
   const recovered = ctx.idempotency?.recoveryPoint;

@@ -145,6 +145,33 @@ describe('PaymentIntents through the Stripe SDK', () => {
     }), (error: Stripe.errors.StripeError) => error.param === 'payment_intent_data[statement_descriptor]' && /cannot be used for card payments/.test(error.message));
   });
 
+  test('what plugins send: use_stripe_sdk is taken, mandate_data is audited with the confirmation, final_capture=false is refused', async () => {
+    const acceptance = { type: 'online' as const, online: { ip_address: '203.0.113.7', user_agent: 'Mozilla/5.0 (shop test)' } };
+    const paid = await stripe.paymentIntents.create({
+      amount: 2100, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, use_stripe_sdk: true, mandate_data: { customer_acceptance: acceptance },
+    } as Stripe.PaymentIntentCreateParams);
+    assert.equal(paid.status, 'succeeded');
+    const audited = await server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', paid.id).where('action', '=', 'payment_intent.confirm').executeTakeFirstOrThrow();
+    assert.deepEqual((audited.details as { customer_acceptance?: unknown }).customer_acceptance, acceptance);
+    const later = await stripe.paymentIntents.create({ amount: 2200, currency: 'usd' });
+    const confirmed = await stripe.paymentIntents.confirm(later.id, { payment_method: 'pm_card_visa', use_stripe_sdk: true, mandate_data: { customer_acceptance: { type: 'offline', offline: {} } } } as Stripe.PaymentIntentConfirmParams);
+    assert.equal(confirmed.status, 'succeeded');
+
+    const before = await stateCounts(server.database.db);
+    await assert.rejects(stripe.paymentIntents.create({ amount: 2300, currency: 'usd', mandate_data: { customer_acceptance: acceptance } } as Stripe.PaymentIntentCreateParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'mandate_data' && /only be given with confirm=true/.test(error.message));
+    await assert.rejects(stripe.paymentIntents.create({ amount: 2300, currency: 'usd', confirm: true, payment_method: 'pm_card_visa', mandate_data: { customer_acceptance: { type: 'sometimes' } } } as unknown as Stripe.PaymentIntentCreateParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'mandate_data[customer_acceptance][type]');
+    assert.deepEqual(await stateCounts(server.database.db), before, 'the refused creations made nothing');
+    const held = await stripe.paymentIntents.create({ amount: 2400, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    const heldBefore = [await stateCounts(server.database.db), await stripe.paymentIntents.retrieve(held.id)];
+    await assert.rejects(stripe.paymentIntents.capture(held.id, { amount_to_capture: 1000, final_capture: false }),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'final_capture' && /multicapture/.test(error.message));
+    assert.deepEqual([await stateCounts(server.database.db), await stripe.paymentIntents.retrieve(held.id)], heldBefore, 'the refused capture changed nothing');
+    const captured = await stripe.paymentIntents.capture(held.id, { amount_to_capture: 1000, final_capture: true });
+    assert.deepEqual([captured.status, captured.amount_received], ['succeeded', 1000]);
+  });
+
   test('manual capture: full capture', async () => {
     const intent = await stripe.paymentIntents.create({
       amount: 4000,

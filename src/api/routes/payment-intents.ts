@@ -81,6 +81,23 @@ const PaymentMethodOptions = strictObject({
 
 const RadarOptions = strictObject({ session: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
 
+/**
+ * The shopper's agreement to a mandate, as Stripe takes it with a confirmation (`mandate_data[customer_acceptance]`):
+ * Coffer keeps it in the confirmation's audit record (cards need no mandate object of their own).
+ */
+const MandateData = strictObject({
+  customer_acceptance: strictObject({
+    type: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+    accepted_at: Type.Optional(Type.Integer({ minimum: 0 })),
+    online: Type.Optional(strictObject({
+      ip_address: Type.Optional(Type.String({ maxLength: 45 })),
+      user_agent: Type.Optional(Type.String({ maxLength: 1000 })),
+      infer_from_client: Type.Optional(Type.Boolean()),
+    })),
+    offline: Type.Optional(strictObject({})),
+  }),
+});
+
 const CreateBody = strictObject({
   amount: Amount,
   currency: Currency,
@@ -111,6 +128,9 @@ const CreateBody = strictObject({
   shipping: Type.Optional(Shipping),
   statement_descriptor: Type.Optional(StatementDescriptor),
   statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
+  mandate_data: Type.Optional(MandateData),
+  // Stripe.js's own handling of the next action; Coffer has no Stripe.js, so the next action is the same either way.
+  use_stripe_sdk: Type.Optional(Type.Boolean()),
 });
 
 const UpdateBody = strictObject({
@@ -146,10 +166,14 @@ const ConfirmBody = strictObject({
   return_url: Type.Optional(Url),
   setup_future_usage: Type.Optional(emptyable(SetupFutureUsage)),
   shipping: Type.Optional(emptyable(Shipping)),
+  mandate_data: Type.Optional(MandateData),
+  use_stripe_sdk: Type.Optional(Type.Boolean()),
 });
 
 const CaptureBody = strictObject({
   amount_to_capture: Type.Optional(Type.Integer()),
+  // Stripe's multicapture: `false` leaves the rest capturable, which Coffer does not do (one capture per payment).
+  final_capture: Type.Optional(Type.Boolean()),
   expand: Type.Optional(Expand),
   metadata: Type.Optional(emptyable(Metadata)),
   statement_descriptor: Type.Optional(StatementDescriptor),
