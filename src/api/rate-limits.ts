@@ -68,6 +68,9 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
     app.addHook('onClose', async () => {
       client.disconnect();
     });
+    // Commands are not queued while connecting (above), so a process that served before the connection was ready
+    // would let its first requests through unlimited: it waits for Redis first, at most the connection's timeout.
+    await waitForReady(client, limits.redisConnectTimeoutMs);
   }
   await app.register(rateLimit, {
     global: false,
@@ -94,5 +97,19 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
         reply.header('X-RateLimit-Remaining', String(result.remaining));
       }
     }
+  });
+}
+
+/** Resolves when `client` is ready, or after `timeoutMs` (Redis away: requests then pass unlimited, as the header says). */
+function waitForReady(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    client.once('ready', done);
   });
 }

@@ -32,6 +32,17 @@ export interface SetupIntentParams {
    * and `redirect_status` added, as at Stripe. Without one, the challenge ends on a page of Coffer's own.
    */
   return_url?: string;
+  /** The shopper's agreement to a mandate, with `confirm=true`: kept in the confirmation's audit record. */
+  mandate_data?: { customer_acceptance: Record<string, unknown> };
+  /** Stripe.js's handling of the next action: accepted, and changes nothing (Coffer has no Stripe.js). */
+  use_stripe_sdk?: boolean;
+}
+
+/** What a confirmation takes besides the SetupIntent's id. */
+export interface ConfirmSetupIntentParams {
+  payment_method?: string;
+  return_url?: string;
+  mandate_data?: { customer_acceptance: Record<string, unknown> };
 }
 
 export interface UpdateSetupIntentParams {
@@ -88,9 +99,13 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
   if (params.confirm === true && params.payment_method === undefined) {
     throw new CofferError('parameter_missing', 'Missing required param: payment_method.', { param: 'payment_method' });
   }
+  if (params.mandate_data !== undefined && params.confirm !== true) {
+    throw new CofferError('parameter_invalid', 'mandate_data can only be given with confirm=true: it is the agreement the confirmation is made under; give it to confirm otherwise.', { param: 'mandate_data' });
+  }
+  const confirmParams: ConfirmSetupIntentParams = params.mandate_data === undefined ? {} : { mandate_data: params.mandate_data };
   // A retry (same Idempotency-Key) of a creation whose confirmation got no answer takes that SetupIntent up again.
   const recovered = ctx.idempotency?.recoveryPoint;
-  if (params.confirm === true && recovered !== undefined && recovered !== null) return confirmSetupIntent(services, ctx, recovered, {}, respond);
+  if (params.confirm === true && recovered !== undefined && recovered !== null) return confirmSetupIntent(services, ctx, recovered, confirmParams, respond);
   const now = new Date(services.clock.nowMs());
   const created = await inTransaction(services.db, async (tx) => {
     const customer = params.customer === undefined ? undefined : await liveCustomer(tx, ctx, params.customer);
@@ -115,7 +130,7 @@ export async function createSetupIntent(services: Services, ctx: RequestContext,
     else await respond?.(tx, { intent: row, declined: false });
     return row;
   });
-  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, {}, respond) : { intent: created, declined: false };
+  return params.confirm === true ? confirmSetupIntent(services, ctx, created.id, confirmParams, respond) : { intent: created, declined: false };
 }
 
 /**
@@ -158,7 +173,7 @@ export async function updateSetupIntent(services: Services, ctx: RequestContext,
  * A confirmation whose verification got no answer (`processing`) is taken up again by the next confirm without a
  * new payment method, or by the recovery job: the acquirer is asked again under the same key, and answers once.
  */
-export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: { payment_method?: string; return_url?: string }, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
+export async function confirmSetupIntent(services: Services, ctx: RequestContext, id: string, params: ConfirmSetupIntentParams, respond?: Respond<ConfirmedSetupIntent>): Promise<ConfirmedSetupIntent> {
   const now = new Date(services.clock.nowMs());
   const started = await inTransaction(services.db, async (tx) => {
     let intent = await lockSetupIntent(tx, ctx.actor, id);
@@ -184,6 +199,10 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
       status, verification_key: key, last_setup_error: JSON.stringify(null), next_action: JSON.stringify(null), updated_at: now,
       ...(params.return_url === undefined ? {} : { return_url: params.return_url }),
     }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
+    if (params.mandate_data !== undefined) {
+      await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'setup_intent.confirm', objectType: 'setup_intent', objectId: intent.id,
+        details: { payment_method: intent.payment_method_id, customer_acceptance: params.mandate_data.customer_acceptance } }, [], now);
+    }
     return { intent: after, methodId: intent.payment_method_id, key };
   });
   return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key }, respond);

@@ -62,7 +62,7 @@ export const publishablePaymentIntentFields = [
 /** What a PaymentMethod shown to a publishable key leaves out: the merchant's own (its metadata, its customer). */
 const merchantPaymentMethodFields = new Set(['metadata', 'customer', 'customer_account']);
 
-function publishablePaymentMethod(value: unknown): unknown {
+export function publishablePaymentMethod(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   return Object.fromEntries(Object.entries(value).filter(([field]) => !merchantPaymentMethodFields.has(field)));
 }

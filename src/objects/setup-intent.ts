@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database, PaymentMethodRow, SetupIntentRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { unixTime } from './common.ts';
+import { publishablePaymentMethod } from './payment-intent.ts';
 import { paymentMethodObject } from './payment-method.ts';
 
 /** The payment method a SetupIntent's `last_setup_error` names, if it has one. */
@@ -53,6 +54,25 @@ export function setupIntentObject(row: SetupIntentRow, shape: ApiShape, errorPay
     usage: row.usage,
   });
   return object;
+}
+
+/**
+ * What a publishable key may read of a SetupIntent (with its client secret), as for a PaymentIntent: enough for the
+ * shopper's page to follow the card's set-up, nothing of the merchant's own (customer, metadata).
+ */
+const publishableSetupIntentFields = [
+  'id', 'object', 'automatic_payment_methods', 'cancellation_reason', 'client_secret', 'created', 'description', 'last_setup_error',
+  'livemode', 'next_action', 'payment_method', 'payment_method_configuration_details', 'payment_method_types', 'status', 'usage',
+] as const;
+
+export function publishableSetupIntentObject(full: Record<string, unknown>): Record<string, unknown> {
+  const shown = Object.fromEntries(publishableSetupIntentFields.filter((field) => field in full).map((field) => [field, full[field]]));
+  shown.payment_method = publishablePaymentMethod(shown.payment_method);
+  const error = shown.last_setup_error;
+  if (typeof error === 'object' && error !== null && 'payment_method' in error) {
+    shown.last_setup_error = { ...error, payment_method: publishablePaymentMethod(error.payment_method) };
+  }
+  return shown;
 }
 
 /** SetupIntents as the API shows them, with the payment methods their errors name (read in one query). */

@@ -6,17 +6,33 @@ import { listPage } from '../../flows/list-page.ts';
 import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, updateSetupIntent, type ConfirmedSetupIntent, type SetupIntentParams, type UpdateSetupIntentParams } from '../../flows/setup-intents.ts';
 import type { RequestContext } from '../../flows/context.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
+import { publishablePaymentMethod } from '../../objects/payment-intent.ts';
+import { createCardPaymentMethod, type CardParams } from '../../flows/saved-payment-methods.ts';
 import { limits } from '../../limits.ts';
-import { setupIntentObjects } from '../../objects/setup-intent.ts';
+import { publishableSetupIntentObject, setupIntentObjects } from '../../objects/setup-intent.ts';
 import { assert } from '../../platform/assert.ts';
 import { requestContext } from '../request-context.ts';
-import { Description, Expand, ListQuery, Metadata, ObjectId, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { answerInChange, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
+import { BillingDetails, CardDetails, Description, Expand, ListQuery, Metadata, ObjectId, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { answerInChange, expansions, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
 import type { SetupIntentRow } from '../../store/database.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a SetupIntent read can expand, and the resource a restricted key needs to read each. */
 const setupIntentExpandable = { customer: 'customers', payment_method: 'payment_methods' } as const;
+
+/** The shopper's agreement to a mandate, as Stripe takes it with a confirmation: kept in the confirmation's audit record. */
+const MandateData = strictObject({
+  customer_acceptance: strictObject({
+    type: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+    accepted_at: Type.Optional(Type.Integer({ minimum: 0 })),
+    online: Type.Optional(strictObject({
+      ip_address: Type.Optional(Type.String({ maxLength: 45 })),
+      user_agent: Type.Optional(Type.String({ maxLength: 1000 })),
+      infer_from_client: Type.Optional(Type.Boolean()),
+    })),
+    offline: Type.Optional(strictObject({})),
+  }),
+});
 
 const CreateBody = strictObject({
   customer: Type.Optional(ObjectId),
@@ -31,6 +47,8 @@ const CreateBody = strictObject({
     allow_redirects: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('never')])),
   })),
   return_url: Type.Optional(Url),
+  mandate_data: Type.Optional(MandateData),
+  use_stripe_sdk: Type.Optional(Type.Boolean()),
   expand: Type.Optional(Expand),
 });
 const UpdateBody = strictObject({
@@ -40,6 +58,47 @@ const UpdateBody = strictObject({
   expand: Type.Optional(Expand),
 });
 const IntentParams = strictObject({ intent: ObjectId });
+
+/** A card given with a confirmation (Stripe.js's `confirmCardSetup`): made into a PaymentMethod as POST /v1/payment_methods does. */
+const PaymentMethodData = strictObject({
+  type: Type.Literal('card'),
+  card: Type.Omit(CardDetails, ['token'], { additionalProperties: false }),
+  billing_details: Type.Optional(BillingDetails),
+});
+
+const ConfirmBody = strictObject({
+  client_secret: Type.Optional(Type.String({ maxLength: 200 })),
+  payment_method: Type.Optional(ObjectId),
+  payment_method_data: Type.Optional(PaymentMethodData),
+  return_url: Type.Optional(Url),
+  mandate_data: Type.Optional(MandateData),
+  // Stripe.js's own handling of the next action; Coffer has no Stripe.js, so the next action is the same either way.
+  use_stripe_sdk: Type.Optional(Type.Boolean()),
+  expand: Type.Optional(Expand),
+});
+
+/** What a publishable key may expand: the card, which the page shows; never the customer. */
+const publishableExpansions = ['payment_method'];
+
+/** A card's number and security code never reach an idempotency key's request hash as given. */
+const sensitiveParams = [['payment_method_data', 'card', 'number'], ['payment_method_data', 'card', 'cvc']] as const;
+
+/**
+ * The SetupIntent a request names, read after checking its client secret: a publishable key must send it, and a
+ * secret that does not match is refused whatever the key (as for a PaymentIntent).
+ */
+async function withClientSecret(services: Services, ctx: RequestContext, id: string, clientSecret: string | undefined): Promise<SetupIntentRow> {
+  if (ctx.actor.keyKind === 'publishable' && clientSecret === undefined) {
+    throw new CofferError('secret_key_required', 'This API call cannot be made with a publishable API key without the client_secret of the SetupIntent.', { param: 'client_secret' });
+  }
+  const row = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
+    .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+  if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
+  if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
+    throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the SetupIntent.', { param: 'client_secret' });
+  }
+  return row;
+}
 
 interface SetupError {
   code?: string;
@@ -57,12 +116,14 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
    * and the declined PaymentMethod.
    */
   const confirmed = async (ctx: RequestContext, result: ConfirmedSetupIntent, tx: Tx, expand: readonly string[] = []): Promise<Record<string, unknown>> => {
-    const [object] = await setupIntentObjects(tx, [result.intent], ctx.actor.apiVersion.shape);
-    assert(object !== undefined, 'one SetupIntent rendered');
+    const [full] = await setupIntentObjects(tx, [result.intent], ctx.actor.apiVersion.shape);
+    assert(full !== undefined, 'one SetupIntent rendered');
+    const publishable = ctx.actor.keyKind === 'publishable';
     if (!result.declined) {
-      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], expand);
-      return object;
+      await expandObjects(tx, ctx.actor, services.clock.nowMs(), [full], expand);
+      return publishable ? publishableSetupIntentObject(full) : full;
     }
+    const object = publishable ? publishableSetupIntentObject(full) : full;
     const error = result.intent.last_setup_error as SetupError;
     const methodId = error.payment_method?.id;
     const method = methodId === undefined ? undefined
@@ -70,7 +131,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
     const code: ErrorCode = error.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'card_declined';
     throw new CofferError(code, error.message ?? 'Your card was declined.', {
       declineCode: error.decline_code ?? undefined,
-      ...(method === undefined ? {} : { paymentMethodObject: paymentMethodObject(method, ctx.actor.apiVersion.shape) }),
+      ...(method === undefined ? {} : { paymentMethodObject: publishable ? publishablePaymentMethod(paymentMethodObject(method, ctx.actor.apiVersion.shape)) as Record<string, unknown> : paymentMethodObject(method, ctx.actor.apiVersion.shape) }),
       setupIntentObject: object,
     });
   };
@@ -86,22 +147,17 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
       (created: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, created, tx, expand)));
   });
 
-  app.get('/v1/setup_intents/:intent', { config: readConfig, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
+  // A publishable key may read a SetupIntent given its client secret (the shopper's page following the card's set-up).
+  app.get('/v1/setup_intents/:intent', { config: { ...readConfig, publishableAllowed: true }, schema: { params: IntentParams, querystring: strictObject({ expand: Type.Optional(Expand), client_secret: Type.Optional(Type.String({ maxLength: 200 })) }) } }, async (request, reply) => {
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, setupIntentExpandable);
-    const id = (request.params as { intent: string }).intent;
-    const row = await services.db.selectFrom('setup_intents').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId)
-      .where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
-    if (row === undefined) throw resourceMissing('setup_intent', id, 'intent');
-    // As for a PaymentIntent: a client secret that does not match is refused whatever the key.
-    const clientSecret = (request.query as { client_secret?: string }).client_secret;
-    if (clientSecret !== undefined && !sameSecret(clientSecret, row.client_secret)) {
-      throw new CofferError('parameter_invalid', 'The client_secret provided does not match the client_secret associated with the SetupIntent.', { param: 'client_secret' });
-    }
+    const query = request.query as { expand?: string[]; client_secret?: string };
+    const publishable = ctx.actor.keyKind === 'publishable';
+    const expand = publishable ? expansions(query.expand, publishableExpansions) : expansionsFor(ctx.actor, query.expand, setupIntentExpandable);
+    const row = await withClientSecret(services, ctx, (request.params as { intent: string }).intent, query.client_secret);
     const [object] = await setupIntentObjects(services.db, [row], ctx.actor.apiVersion.shape);
     assert(object !== undefined, 'one SetupIntent rendered');
     await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand);
-    return sendObject(reply, object);
+    return sendObject(reply, publishable ? publishableSetupIntentObject(object) : object);
   });
 
   app.post('/v1/setup_intents/:intent', { config: readConfig, schema: { params: IntentParams, body: UpdateBody } }, async (request, reply) => {
@@ -114,14 +170,33 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
   });
 
   // `return_url`: where the shopper goes back to after a 3-D Secure challenge (kept from creation when not given).
-  app.post('/v1/setup_intents/:intent/confirm', { config: readConfig, schema: { params: IntentParams, body: strictObject({ payment_method: Type.Optional(ObjectId), return_url: Type.Optional(Url), expand: Type.Optional(Expand) }) } }, async (request, reply) => {
-    const { expand: requested, ...params } = request.body as { payment_method?: string; return_url?: string; expand?: string[] };
+  // A publishable key may confirm with the SetupIntent's client secret, as Stripe.js's confirmCardSetup does: with a
+  // card it made (`payment_method`) or the card's details (`payment_method_data`), which go to the vault.
+  app.post('/v1/setup_intents/:intent/confirm', { config: { ...readConfig, publishableAllowed: true, sensitiveParams }, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
+    const body = request.body as {
+      client_secret?: string; payment_method?: string; payment_method_data?: { type: 'card'; card: CardParams; billing_details?: Record<string, unknown> };
+      return_url?: string; mandate_data?: { customer_acceptance: Record<string, unknown> }; use_stripe_sdk?: boolean; expand?: string[];
+    };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, requested, setupIntentExpandable);
+    const publishable = ctx.actor.keyKind === 'publishable';
+    const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, setupIntentExpandable);
     const id = (request.params as { intent: string }).intent;
-    return sendOutcome(reply, await answerInChange(request,
-      (respond) => confirmSetupIntent(services, ctx, id, params, respond),
-      (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx, expand)));
+    if (publishable || body.client_secret !== undefined) await withClientSecret(services, ctx, id, body.client_secret);
+    if (body.payment_method !== undefined && body.payment_method_data !== undefined) {
+      throw new CofferError('parameters_exclusive', 'You may pass payment_method or payment_method_data, not both.', { param: 'payment_method_data' });
+    }
+    return sendOutcome(reply, await answerInChange(request, async (respond) => {
+      // The card's PaymentMethod is made first (its number to the vault), then confirmed: a guest's card, saved to
+      // the SetupIntent's customer only once the acquirer has verified it.
+      const data = body.payment_method_data;
+      const paymentMethod = data === undefined ? body.payment_method
+        : (await createCardPaymentMethod(services, ctx, { type: 'card', card: data.card, ...(data.billing_details === undefined ? {} : { billing_details: data.billing_details }) })).id;
+      return confirmSetupIntent(services, ctx, id, {
+        ...(paymentMethod === undefined ? {} : { payment_method: paymentMethod }),
+        ...(body.return_url === undefined ? {} : { return_url: body.return_url }),
+        ...(body.mandate_data === undefined ? {} : { mandate_data: body.mandate_data }),
+      }, respond);
+    }, (result: ConfirmedSetupIntent, tx: Tx) => confirmed(ctx, result, tx, expand)));
   });
 
   app.post('/v1/setup_intents/:intent/cancel', {
