@@ -205,7 +205,7 @@ export interface ChargesTable {
   settled: ColumnType<boolean, boolean | undefined, boolean>;
   amount_refunding: ColumnType<bigint, bigint | undefined, bigint>;
   disputed: ColumnType<boolean, boolean | undefined, boolean>;
-  /** The merchant's report on the charge (Stripe's `fraud_details[user_report]`), null when none (migration 0060). */
+  /** The merchant's report on the charge (Stripe's `fraud_details[user_report]`), null when none (migration 0058). */
   fraud_user_report: ColumnType<'fraudulent' | 'safe' | null, 'fraudulent' | 'safe' | null | undefined, 'fraudulent' | 'safe' | null>;
   /** When the provider sync worker next asks the provider about this pending attempt (wallets). */
   provider_sync_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
