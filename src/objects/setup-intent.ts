@@ -58,10 +58,11 @@ export function setupIntentObject(row: SetupIntentRow, shape: ApiShape, errorPay
 
 /**
  * What a publishable key may read of a SetupIntent (with its client secret), as for a PaymentIntent: enough for the
- * shopper's page to follow the card's set-up, nothing of the merchant's own (customer, metadata).
+ * shopper's page to follow the card's set-up, nothing of the merchant's own (customer, metadata, and the description,
+ * which the merchant writes for itself about the set-up and the page does not need; decision 0046).
  */
 const publishableSetupIntentFields = [
-  'id', 'object', 'automatic_payment_methods', 'cancellation_reason', 'client_secret', 'created', 'description', 'last_setup_error',
+  'id', 'object', 'automatic_payment_methods', 'cancellation_reason', 'client_secret', 'created', 'last_setup_error',
   'livemode', 'next_action', 'payment_method', 'payment_method_configuration_details', 'payment_method_types', 'status', 'usage',
 ] as const;
 

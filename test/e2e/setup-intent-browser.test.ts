@@ -43,7 +43,7 @@ describe('SetupIntents confirmed from the shopper\'s page', () => {
     const { setup } = await newSetup('read@example.com');
     const read = await shopper.setupIntents.retrieve(setup.id, { client_secret: setup.client_secret ?? '' } as Stripe.SetupIntentRetrieveParams);
     assert.deepEqual([read.id, read.status, read.client_secret, read.usage], [setup.id, 'requires_payment_method', setup.client_secret, 'off_session']);
-    for (const field of ['customer', 'metadata']) assert.equal(field in read, false, `${field} is the merchant's`);
+    for (const field of ['customer', 'metadata', 'description']) assert.equal(field in read, false, `${field} is the merchant's`);
     const missing = await rawRequest(server, 'GET', `/v1/setup_intents/${setup.id}`, { key: server.publishableKey });
     assert.deepEqual([missing.status, (missing.json.error as { code?: string }).code], [401, 'secret_key_required'], missing.body);
     const wrong = await rawRequest(server, 'GET', `/v1/setup_intents/${setup.id}?client_secret=${setup.id}_secret_wrong`, { key: server.publishableKey });
