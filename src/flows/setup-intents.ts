@@ -17,6 +17,10 @@ import { jobTrail } from '../jobs/system-trail.ts';
 import { automaticPaymentMethodsByDefault } from '../objects/api-version.ts';
 import { automaticPaymentMethodsOf } from './create-payment-intent.ts';
 import { setupErrorMethodId } from '../objects/setup-intent.ts';
+import { sql } from 'kysely';
+import { storeCardSql } from '../vault/card-vault.ts';
+import { paymentMethodInsert } from '../store/row-json.ts';
+import { givenCardAudit, type GivenCard } from './saved-payment-methods.ts';
 
 export interface SetupIntentParams {
   customer?: string;
@@ -41,6 +45,12 @@ export interface SetupIntentParams {
 /** What a confirmation takes besides the SetupIntent's id. */
 export interface ConfirmSetupIntentParams {
   payment_method?: string;
+  /**
+   * A card given with the confirmation (`payment_method_data[type]=card`), sealed by the vault but not yet stored:
+   * its PaymentMethod is written, and the card stored, by the confirmation's first transaction, so that a
+   * confirmation refused before the verification stores nothing.
+   */
+  card?: GivenCard;
   return_url?: string;
   mandate_data?: { customer_acceptance: Record<string, unknown> };
 }
@@ -178,14 +188,20 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
   const started = await inTransaction(services.db, async (tx) => {
     let intent = await lockSetupIntent(tx, ctx.actor, id);
     if (intent.customer_id !== null) await liveCustomer(tx, ctx, intent.customer_id);
-    if (intent.status === 'processing' && intent.verification_key !== null && intent.payment_method_id !== null && params.payment_method === undefined) {
+    const newMethod = params.payment_method !== undefined || params.card !== undefined;
+    if (intent.status === 'processing' && intent.verification_key !== null && intent.payment_method_id !== null && !newMethod) {
       return { intent, methodId: intent.payment_method_id, key: intent.verification_key };
     }
-    if (params.payment_method !== undefined) {
+    if (newMethod) {
       const status = next(intent, 'attach_payment_method');
-      const method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method, now);
-      checkMethodBelongs(method, intent.customer_id);
-      await checkSavable(tx, method, 'payment_method');
+      let method: PaymentMethodRow;
+      if (params.card === undefined) {
+        method = await resolvePaymentMethod(tx, services, ctx.actor, params.payment_method ?? '', now);
+        checkMethodBelongs(method, intent.customer_id);
+        await checkSavable(tx, method, 'payment_method');
+      } else {
+        method = await storeGivenCard(tx, ctx, params.card, now);
+      }
       intent = await tx.updateTable('setup_intents').set({ status, payment_method_id: method.id, next_action: JSON.stringify(null) }).where('id', '=', intent.id).returningAll().executeTakeFirstOrThrow();
     }
     if (intent.payment_method_id === null) {
@@ -206,6 +222,18 @@ export async function confirmSetupIntent(services: Services, ctx: RequestContext
     return { intent: after, methodId: intent.payment_method_id, key };
   });
   return verifyAndRecord(services, { scope: ctx.actor, trail: requestTrail(ctx), intentId: started.intent.id, methodId: started.methodId, key: started.key }, respond);
+}
+
+/**
+ * Stores a card given with a confirmation as POST /v1/payment_methods would (its PaymentMethod a guest's, its
+ * number in the vault, audited as `payment_method.create`), in the confirmation's transaction.
+ */
+async function storeGivenCard(tx: Tx, ctx: RequestContext, card: GivenCard, now: Date): Promise<PaymentMethodRow> {
+  const method = await tx.insertInto('payment_methods').values(paymentMethodInsert(card.row)).returningAll().executeTakeFirstOrThrow();
+  await sql`SELECT ${storeCardSql(card.vaultCardId, card.ciphertext)}`.execute(tx);
+  const { id: _id, ...facts } = givenCardAudit(card);
+  await recordChange(tx, requestTrail(ctx), ctx.actor, { action: 'payment_method.create', objectType: 'payment_method', objectId: method.id, details: facts }, [], now);
+  return method;
 }
 
 interface Verification {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import type Stripe from 'stripe';
 import { requestHash } from '../../src/api/idempotency.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
@@ -30,7 +31,15 @@ describe('SetupIntents confirmed from the shopper\'s page', () => {
   const counts = async () => {
     const db = server.database.db;
     const setupIntents = Number((await db.selectFrom('setup_intents').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
-    return { ...(await stateCounts(db)), setup_intents: setupIntents };
+    const paymentMethods = Number((await db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
+    const vaultCards = Number((await sql<{ n: bigint }>`SELECT count(*) AS n FROM vault.cards`.execute(db)).rows[0]?.n);
+    const audited = Number((await db.selectFrom('audit_log').select((eb) => eb.fn.countAll<bigint>().as('n')).where('outcome', '=', 'success').executeTakeFirstOrThrow()).n);
+    return { ...(await stateCounts(db)), setup_intents: setupIntents, payment_methods: paymentMethods, vault_cards: vaultCards, audited };
+  };
+  // The SDK sends an Idempotency-Key with every POST, under which a refusal is kept as its answer: nothing else is written.
+  const countsBesidesKeys = async () => {
+    const { idempotency_keys: _keys, ...rest } = await counts();
+    return rest;
   };
   const newSetup = async (email: string) => {
     const customer = await stripe.customers.create({ email });
@@ -70,8 +79,10 @@ describe('SetupIntents confirmed from the shopper\'s page', () => {
     assert.equal(again.body, confirmed.body, 'a retry replays the answer, and makes no second card');
     const saved = await stripe.paymentMethods.list({ customer: customer.id, type: 'card' });
     assert.deepEqual(saved.data.map((method) => [method.id, method.card?.last4, method.billing_details.name]), [[confirmed.json.payment_method, '4242', 'Jenny Rosen']]);
-    const remembered = await server.database.db.selectFrom('idempotency_keys').select(['request_hash', 'response_body']).where('key', '=', key).executeTakeFirstOrThrow();
-    assert.doesNotMatch(String(remembered.response_body), /4242424242424242/);
+    const remembered = await server.database.db.selectFrom('idempotency_keys').selectAll().where('key', '=', key).executeTakeFirstOrThrow();
+    assert.doesNotMatch(JSON.stringify(remembered, (_field, value: unknown) => (typeof value === 'bigint' ? String(value) : value)), /4242424242424242/, 'the number is nowhere in the key\'s row');
+    const keyRows = await sql<{ row: string }>`SELECT row_to_json(idempotency_keys)::text AS row FROM idempotency_keys`.execute(server.database.db);
+    assert.ok(keyRows.rows.length > 0 && keyRows.rows.every((row) => !row.row.includes('4242424242424242')), 'nor in any row of the table');
     const digest = (value: string) => `hmac:${createHmac('sha256', server.coffer.services.fingerprintKey.reveal()).update(value).digest('hex')}`;
     const hashed = Object.fromEntries(new URLSearchParams(body));
     const keyed = {
@@ -96,41 +107,86 @@ describe('SetupIntents confirmed from the shopper\'s page', () => {
     assert.equal((await stripe.setupIntents.retrieve(declinedSetup.id)).status, 'requires_payment_method');
   });
 
-  test('without the client secret, with a wrong one, or with what only the merchant sets, nothing is confirmed or changed', async () => {
+  test('without the client secret, with a wrong one, with what only the merchant sets, or with a bad card, nothing is confirmed or changed', async () => {
     const { customer, setup } = await newSetup('refused@example.com');
     const before = [await counts(), await stripe.setupIntents.retrieve(setup.id)];
+    const secret = `client_secret=${setup.client_secret}`;
+    const card = `payment_method_data[type]=card&payment_method_data[card][exp_month]=12&payment_method_data[card][exp_year]=${year}&payment_method_data[card][cvc]=314`;
     const attempts: Array<[string, number, string]> = [
       ['payment_method=pm_card_visa', 401, 'secret_key_required'],
       [`client_secret=${setup.id}_secret_nope&payment_method=pm_card_visa`, 400, 'client_secret'],
-      [`client_secret=${setup.client_secret}&payment_method=pm_card_visa&usage=on_session`, 400, 'usage'],
-      [`client_secret=${setup.client_secret}&payment_method=pm_card_visa&metadata[x]=y`, 400, 'metadata'],
-      [`client_secret=${setup.client_secret}&payment_method=pm_card_visa&payment_method_data[type]=card&payment_method_data[card][number]=4242424242424242`, 400, 'payment_method_data'],
+      [`client_secret=${setup.id}_secret_nope&${card}&payment_method_data[card][number]=4242424242424242`, 400, 'client_secret'],
+      [`${secret}&payment_method=pm_card_visa&usage=on_session`, 400, 'usage'],
+      [`${secret}&payment_method=pm_card_visa&customer=${customer.id}`, 400, 'customer'],
+      [`${secret}&payment_method=pm_card_visa&metadata[x]=y`, 400, 'metadata'],
+      [`${secret}&payment_method=pm_card_visa&description=mine`, 400, 'description'],
+      [`${secret}&${card}&payment_method_data[card][number]=4242424242424242&usage=on_session`, 400, 'usage'],
+      [`${secret}&payment_method=pm_card_visa&payment_method_data[type]=card&payment_method_data[card][number]=4242424242424242`, 400, 'payment_method_data'],
+      [`${secret}&${card}&payment_method_data[card][number]=4242424242424241`, 402, 'payment_method_data[card][number]'],
+      [`${secret}&payment_method_data[type]=card&payment_method_data[card][number]=4242424242424242&payment_method_data[card][exp_year]=${year}`, 400, 'payment_method_data[card][exp_month]'],
+      [`${secret}&${card}&payment_method_data[card][number]=4242424242424242&mandate_data[customer_acceptance][type]=sometimes`, 400, 'mandate_data[customer_acceptance][type]'],
     ];
     for (const [body, status, named] of attempts) {
       const refused = await rawRequest(server, 'POST', `/v1/setup_intents/${setup.id}/confirm`, { key: server.publishableKey, body });
       const error = refused.json.error as { code?: string; param?: string };
-      assert.equal(refused.status, status, refused.body);
-      assert.ok(error.code === named || error.param === named, refused.body);
-      assert.doesNotMatch(refused.body, /4242424242424242/);
+      assert.equal(refused.status, status, `${body}: ${refused.body}`);
+      assert.ok(error.code === named || error.param === named, `${named}: ${refused.body}`);
+      assert.doesNotMatch(refused.body, /424242424242424[12]/);
     }
     assert.deepEqual([await counts(), await stripe.setupIntents.retrieve(setup.id)], before, 'nothing was written');
     // Another merchant does not find it at all (the attempt is audited as a security event, and changes nothing else).
-    const other = await rawRequest(server, 'POST', `/v1/setup_intents/${setup.id}/confirm`, { key: server.otherSecretKey, body: `client_secret=${setup.client_secret}&payment_method=pm_card_visa` });
+    const other = await rawRequest(server, 'POST', `/v1/setup_intents/${setup.id}/confirm`, { key: server.otherSecretKey, body: `${secret}&payment_method=pm_card_visa` });
     assert.equal(other.status, 404, other.body);
     assert.equal((await stripe.setupIntents.retrieve(setup.id)).status, 'requires_payment_method');
     assert.deepEqual((await stripe.paymentMethods.list({ customer: customer.id, type: 'card' })).data, []);
   });
 
-  test('mandate_data is kept in the confirmation\'s audit record; without confirm=true it is refused', async () => {
+  test('a card given to a SetupIntent that cannot take it is not stored', async () => {
+    const { setup } = await newSetup('canceled@example.com');
+    await stripe.setupIntents.cancel(setup.id);
+    const before = await countsBesidesKeys();
+    await assert.rejects(shopper.setupIntents.confirm(setup.id, { client_secret: setup.client_secret ?? '', payment_method_data: cardData('4242424242424242') } as Stripe.SetupIntentConfirmParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'setup_intent_unexpected_state' && !/4242424242424242/.test(JSON.stringify(error.raw)));
+    assert.deepEqual(await countsBesidesKeys(), before, 'no PaymentMethod, no card in the vault');
+  });
+
+  test('confirmed with a card the page made with the publishable key; another customer\'s card is refused', async () => {
+    const { customer, setup } = await newSetup('by-id@example.com');
+    const made = await shopper.paymentMethods.create({ type: 'card', card: { number: '5555555555554444', exp_month: 11, exp_year: year, cvc: '123' } } as Stripe.PaymentMethodCreateParams);
+    const confirmed = await shopper.setupIntents.confirm(setup.id, { client_secret: setup.client_secret ?? '', payment_method: made.id, use_stripe_sdk: true, expand: ['payment_method'] } as Stripe.SetupIntentConfirmParams);
+    assert.equal(confirmed.status, 'succeeded');
+    const shown = confirmed.payment_method as Stripe.PaymentMethod;
+    assert.deepEqual([shown.id, shown.card?.last4, 'customer' in shown, 'metadata' in shown], [made.id, '4444', false, false], 'the card is shown without the merchant\'s own');
+    assert.equal((await stripe.paymentMethods.retrieve(made.id)).customer, customer.id, 'saved to the customer, as the secret key sees it');
+    // That card is now this customer's: the page of another customer's SetupIntent cannot take it.
+    const { setup: otherSetup } = await newSetup('other@example.com');
+    const before = [await countsBesidesKeys(), await stripe.setupIntents.retrieve(otherSetup.id)];
+    await assert.rejects(shopper.setupIntents.confirm(otherSetup.id, { client_secret: otherSetup.client_secret ?? '', payment_method: made.id } as Stripe.SetupIntentConfirmParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.code === 'payment_method_unexpected_state' && error.param === 'payment_method');
+    assert.deepEqual([await countsBesidesKeys(), await stripe.setupIntents.retrieve(otherSetup.id)], before);
+  });
+
+  test('use_stripe_sdk is taken and changes nothing; mandate_data is kept in the confirmation\'s audit record, on create and on confirm', async () => {
     const customer = await stripe.customers.create({ email: 'mandate@example.com' });
     const acceptance = { type: 'online' as const, online: { ip_address: '198.51.100.4', user_agent: 'Mozilla/5.0 (account page)' } };
     const setup = await stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa', confirm: true, use_stripe_sdk: true, mandate_data: { customer_acceptance: acceptance } } as Stripe.SetupIntentCreateParams);
     assert.equal(setup.status, 'succeeded');
-    const audited = await server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', setup.id).where('action', '=', 'setup_intent.confirm').executeTakeFirstOrThrow();
-    assert.deepEqual((audited.details as { customer_acceptance?: unknown }).customer_acceptance, acceptance);
+    const audit = (id: string) => server.database.db.selectFrom('audit_log').select('details').where('object_id', '=', id).where('action', '=', 'setup_intent.confirm').execute();
+    assert.deepEqual((await audit(setup.id)).map((row) => (row.details as { customer_acceptance?: unknown }).customer_acceptance), [acceptance]);
+    // From the page, with the publishable key: a 3-D Secure card's next action is the challenge page with or without use_stripe_sdk.
+    const offline = { type: 'offline' as const, accepted_at: 1_767_225_600 };
+    const pending = await stripe.setupIntents.create({ customer: customer.id, use_stripe_sdk: true } as Stripe.SetupIntentCreateParams);
+    assert.equal(pending.status, 'requires_payment_method');
+    const challenged = await shopper.setupIntents.confirm(pending.id, {
+      client_secret: pending.client_secret ?? '', payment_method_data: cardData('4000002500003155'), use_stripe_sdk: true, mandate_data: { customer_acceptance: offline }, return_url: returnUrl,
+    } as Stripe.SetupIntentConfirmParams);
+    assert.deepEqual([challenged.status, challenged.next_action?.type, challenged.next_action?.redirect_to_url?.return_url], ['requires_action', 'redirect_to_url', returnUrl]);
+    assert.deepEqual((await audit(pending.id)).map((row) => (row.details as { customer_acceptance?: unknown }).customer_acceptance), [offline]);
     const before = await counts();
     await assert.rejects(stripe.setupIntents.create({ customer: customer.id, mandate_data: { customer_acceptance: acceptance } } as Stripe.SetupIntentCreateParams),
       (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'mandate_data');
+    await assert.rejects(stripe.setupIntents.create({ customer: customer.id, use_stripe_sdk: 'yes' } as unknown as Stripe.SetupIntentCreateParams),
+      (error: Stripe.errors.StripeError) => error.statusCode === 400 && error.param === 'use_stripe_sdk');
     assert.deepEqual(await counts(), before);
   });
 });

@@ -7,7 +7,7 @@ import { cancelSetupIntent, confirmSetupIntent, createSetupIntent, updateSetupIn
 import type { RequestContext } from '../../flows/context.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { publishablePaymentMethod } from '../../objects/payment-intent.ts';
-import { createCardPaymentMethod, type CardParams } from '../../flows/saved-payment-methods.ts';
+import { givenCard, type CardParams } from '../../flows/saved-payment-methods.ts';
 import { limits } from '../../limits.ts';
 import { publishableSetupIntentObject, setupIntentObjects } from '../../objects/setup-intent.ts';
 import { assert } from '../../platform/assert.ts';
@@ -59,7 +59,7 @@ const UpdateBody = strictObject({
 });
 const IntentParams = strictObject({ intent: ObjectId });
 
-/** A card given with a confirmation (Stripe.js's `confirmCardSetup`): made into a PaymentMethod as POST /v1/payment_methods does. */
+/** A card given with a confirmation (Stripe.js's `confirmCardSetup`): made into a PaymentMethod as POST /v1/payment_methods does, its number to the vault. */
 const PaymentMethodData = strictObject({
   type: Type.Literal('card'),
   card: Type.Omit(CardDetails, ['token'], { additionalProperties: false }),
@@ -174,7 +174,7 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
   // card it made (`payment_method`) or the card's details (`payment_method_data`), which go to the vault.
   app.post('/v1/setup_intents/:intent/confirm', { config: { ...readConfig, publishableAllowed: true, sensitiveParams }, schema: { params: IntentParams, body: ConfirmBody } }, async (request, reply) => {
     const body = request.body as {
-      client_secret?: string; payment_method?: string; payment_method_data?: { type: 'card'; card: CardParams; billing_details?: Record<string, unknown> };
+      client_secret?: string; payment_method?: string; payment_method_data?: { type: 'card'; card: Omit<CardParams, 'token'>; billing_details?: Record<string, unknown> };
       return_url?: string; mandate_data?: { customer_acceptance: Record<string, unknown> }; use_stripe_sdk?: boolean; expand?: string[];
     };
     const ctx = requestContext(request);
@@ -186,13 +186,14 @@ export function registerSetupIntentRoutes(app: FastifyInstance, services: Servic
       throw new CofferError('parameters_exclusive', 'You may pass payment_method or payment_method_data, not both.', { param: 'payment_method_data' });
     }
     return sendOutcome(reply, await answerInChange(request, async (respond) => {
-      // The card's PaymentMethod is made first (its number to the vault), then confirmed: a guest's card, saved to
-      // the SetupIntent's customer only once the acquirer has verified it.
+      // The card's details are checked and sealed by the vault first (a refusal names them as sent), and stored with
+      // their PaymentMethod by the confirmation's first transaction: a confirmation refused before the verification
+      // stores nothing. The card is saved to the SetupIntent's customer only once the acquirer has verified it.
       const data = body.payment_method_data;
-      const paymentMethod = data === undefined ? body.payment_method
-        : (await createCardPaymentMethod(services, ctx, { type: 'card', card: data.card, ...(data.billing_details === undefined ? {} : { billing_details: data.billing_details }) })).id;
+      const card = data === undefined ? undefined : await givenCard(services, ctx, data, new Date(services.clock.nowMs()));
       return confirmSetupIntent(services, ctx, id, {
-        ...(paymentMethod === undefined ? {} : { payment_method: paymentMethod }),
+        ...(body.payment_method === undefined ? {} : { payment_method: body.payment_method }),
+        ...(card === undefined ? {} : { card }),
         ...(body.return_url === undefined ? {} : { return_url: body.return_url }),
         ...(body.mandate_data === undefined ? {} : { mandate_data: body.mandate_data }),
       }, respond);
