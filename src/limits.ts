@@ -94,6 +94,8 @@ export const limits = {
   /** List endpoints: Stripe's `limit` bounds. */
   listLimitDefault: 10,
   listLimitMax: 100,
+  /** Items of a list embedded in an object (a PaymentIntent's `charges`, a Charge's `refunds`), newest first, as Stripe's. */
+  embeddedListItemsMax: 10,
   /** `expand[]` entries per request and nesting depth, as Stripe. */
   expandEntriesMax: 20,
   expandDepthMax: 4,

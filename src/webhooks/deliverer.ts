@@ -6,6 +6,8 @@ import { limits } from '../limits.ts';
 import { signatureHeader } from '../platform/timestamped-signature.ts';
 import type { WebhookDeliveryRow, WebhookEndpointRow } from '../store/database.ts';
 import { payloadForEndpoint, pendingWebhooksSql, withPendingWebhooks } from '../store/events.ts';
+import { chargeListsShown } from '../objects/api-version.ts';
+import { eventPayloadWithChargeLists } from '../objects/charge-lists.ts';
 import { openSecret } from '../platform/secret-box.ts';
 import { parseEndpointUrl, resolveDeliveryAddress } from './url-guard.ts';
 import { relayEvents } from './relay.ts';
@@ -95,13 +97,19 @@ async function claimDueDeliveries(services: Services, max: number): Promise<Webh
 /** Sends one claimed delivery and records the attempt: delivered, to be retried after its delay, or failed. */
 async function deliverOne(services: Services, delivery: WebhookDeliveryRow): Promise<void> {
   const nowMs = services.clock.nowMs();
-  const event = await services.db.selectFrom('events').select(['payload', 'api_version', 'other_shape', 'other_payload', pendingWebhooksSql.as('pending_webhooks')])
+  const event = await services.db.selectFrom('events')
+    .select(['payload', 'api_version', 'other_shape', 'other_payload', 'merchant_id', 'livemode', 'created_at', pendingWebhooksSql.as('pending_webhooks')])
     .where('id', '=', delivery.event_id).executeTakeFirstOrThrow();
   const endpoint = await services.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpoint_id).executeTakeFirstOrThrow();
   const gone = endpoint.deleted_at !== null || endpoint.status !== 'enabled';
+  let payload = payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint);
+  if (!gone && endpoint.api_version !== null && endpoint.api_shape !== null && chargeListsShown({ name: endpoint.api_version })) {
+    // A version before 2022-11-15 lists the PaymentIntent's charges and the Charge's refunds (decision 0047).
+    payload = await eventPayloadWithChargeLists(services.db, payload, endpoint.api_version,
+      { merchantId: event.merchant_id, livemode: event.livemode, shape: endpoint.api_shape, asOf: new Date(event.created_at) });
+  }
   // `pending_webhooks` counts this delivery, as Stripe's does: it is not received yet.
-  const body = withPendingWebhooks(payloadForEndpoint({ ...event, payload: event.payload as string, other_payload: event.other_payload as string | null }, endpoint),
-    event.pending_webhooks);
+  const body = withPendingWebhooks(payload, event.pending_webhooks);
   const answer = gone ? { statusCode: null, error: 'the endpoint was disabled or deleted', latencyMs: 0 } : await post(services, endpoint, body, nowMs);
   const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
   const attempts = delivery.attempts + 1;

@@ -5,7 +5,9 @@ import type { Actor } from '../../flows/context.ts';
 import { disputeObjects } from '../../flows/disputes.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
+import { chargeListsShown } from '../../objects/api-version.ts';
 import { chargeObject } from '../../objects/charge.ts';
+import { addChargeLists } from '../../objects/charge-lists.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { renderPaymentIntent } from '../../objects/payment-intent.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
@@ -96,6 +98,8 @@ async function expandPath(db: Kysely<Database>, actor: Actor, nowMs: number, roo
   let level = roots;
   for (const field of path.split('.')) {
     if (field === 'refunds') {
+      // The version shows every charge's refunds already; `expandObjects` adds them with the rest of its lists.
+      if (chargeListsShown(actor.apiVersion)) break;
       const charges = level.filter((object) => object.object === 'charge' && object.refunds === undefined);
       if (charges.length > 0) checkReadable(actor, 'refunds', path);
       await expandRefunds(db, actor, charges);
@@ -123,8 +127,22 @@ async function expandPath(db: Kysely<Database>, actor: Actor, nowMs: number, roo
   }
 }
 
-/** `expandPath` for each path of the request, shortest first, so that a longer path walks into what a shorter one expanded. */
+/**
+ * `expandPath` for each path of the request, shortest first, so that a longer path walks into what a shorter one
+ * expanded. Then, for a version before 2022-11-15, the lists it shows: every PaymentIntent's charges and every
+ * Charge's refunds, the expanded ones included, one query for each kind (decision 0047). A publishable key is shown
+ * no charges (`publishablePaymentIntentFields`), so nothing is read for it.
+ */
 export async function expandObjects(db: Kysely<Database>, actor: Actor, nowMs: number, objects: Rendered[], paths: readonly string[]): Promise<void> {
   const ordered = [...paths].sort((a, b) => a.split('.').length - b.split('.').length);
   for (const path of ordered) await expandPath(db, actor, nowMs, objects, path);
+  if (chargeListsShown(actor.apiVersion) && actor.keyKind !== 'publishable') {
+    // The lists hold charges and refunds: a restricted key needs to read those, as it would to expand them.
+    const beforeRead = (resource: 'charges' | 'refunds') => {
+      if (actor.keyKind !== 'restricted' || permits(actor.permissions ?? {}, resource, 'read')) return;
+      const within = resource === 'charges' ? 'a PaymentIntent its charges' : 'a Charge its refunds';
+      throw new CofferError('insufficient_permissions', `This restricted key does not have read permission on ${resource}, which API version ${actor.apiVersion.name} shows (it gives ${within}).`);
+    };
+    await addChargeLists(db, { merchantId: actor.merchantId, livemode: actor.livemode, shape: actor.apiVersion.shape, beforeRead }, objects);
+  }
 }

@@ -12,6 +12,7 @@ import type { PaymentIntentResult, Respond } from '../../flows/respond.ts';
 import { updatePaymentIntent, type UpdateParams } from '../../flows/update-payment-intent.ts';
 import { limits } from '../../limits.ts';
 import { errorObject } from '../../objects/error.ts';
+import { chargeListsShown } from '../../objects/api-version.ts';
 import { paymentIntentExpandable, paymentIntentObject, publishablePaymentIntentObject, renderPaymentIntent, type PaymentIntentRelated } from '../../objects/payment-intent.ts';
 import type { Outcome, RequestContext, Tx } from '../../flows/context.ts';
 import type { Kysely } from 'kysely';
@@ -202,6 +203,19 @@ const intentExpansions = { latest_charge: 'charges', payment_method: 'payment_me
 const nestedTransaction = 'latest_charge.balance_transaction';
 const readExpansions = { ...intentExpansions, [nestedTransaction]: ['charges', 'balance'], customer: 'customers' } as const;
 
+/**
+ * The request's expansions, checked. A version before 2022-11-15 has no `latest_charge` (its PaymentIntent lists its
+ * charges in `charges`), so it cannot be expanded there, as Stripe's versions refuse a field they do not have.
+ */
+function readExpansionsFor(ctx: RequestContext, requested: readonly string[] | undefined, list = false): string[] {
+  const paths = expansionsFor(ctx.actor, requested, readExpansions, list);
+  const absent = chargeListsShown(ctx.actor.apiVersion) ? paths.find((path) => path.split('.')[0] === 'latest_charge') : undefined;
+  if (absent !== undefined) {
+    throw new CofferError('parameter_invalid', `This property cannot be expanded (${list ? 'data.' : ''}${absent}): a PaymentIntent has no latest_charge in API version ${ctx.actor.apiVersion.name}; its charges are listed in charges.`, { param: 'expand' });
+  }
+  return paths;
+}
+
 /** PaymentIntents read (retrieved or listed) in the request's expansions, their charges' transactions in one query. */
 async function renderRead(services: Services, ctx: RequestContext, rows: PaymentIntentRow[], expand: readonly string[]): Promise<Array<Record<string, unknown>>> {
   // The PaymentIntent renders what a change's response renders too; the walker expands the rest (the charge's
@@ -245,6 +259,9 @@ function asCapturedAsynchronously(object: Record<string, unknown>, row: PaymentI
   if (row.capture_method !== 'automatic_async' || row.status !== 'succeeded') return;
   const charge = object.latest_charge;
   if (typeof charge === 'object' && charge !== null) (charge as Record<string, unknown>).balance_transaction = null;
+  // A version before 2022-11-15 shows the charge in the PaymentIntent's `charges`, the newest first.
+  const listed = (object.charges as { data?: Array<Record<string, unknown>> } | undefined)?.data?.[0];
+  if (listed !== undefined && listed.id === row.latest_charge_id) listed.balance_transaction = null;
 }
 
 function paymentIntentResponder(services: Services, ctx: RequestContext, expand: string[], confirming = false): Respond {
@@ -253,16 +270,18 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
   // transaction) from what the transaction sees, after the change is written.
   const own = expand.filter((path) => path in intentExpansions);
   const later = expand.filter((path) => !own.includes(path));
+  // A version before 2022-11-15 lists the PaymentIntent's charges, read with the rest after the change is written.
+  const readsAfter = later.length > 0 || (chargeListsShown(ctx.actor.apiVersion) && ctx.actor.keyKind !== 'publishable');
   const respond = async (tx: Tx | Kysely<Database>, result: PaymentIntentResult): Promise<Outcome> => {
     const object = await renderPaymentIntent(tx, result.paymentIntent, shape, own);
-    if (later.length > 0) await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], later);
+    if (readsAfter) await expandObjects(tx, ctx.actor, services.clock.nowMs(), [object], later);
     if (confirming) asCapturedAsynchronously(object, result.paymentIntent);
     const outcome = toOutcome(ctx, object, result.error);
     if (ctx.idempotency !== undefined) await ctx.idempotency.complete(tx, outcome);
     return outcome;
   };
   const render = (result: PaymentIntentResult, related: PaymentIntentRelated): Outcome => {
-    assert(later.length === 0, 'a response with expansions the change makes is rendered after it');
+    assert(!readsAfter, 'a response with expansions the change makes, or lists, is rendered after it');
     const shown: PaymentIntentRelated = {
       errorPaymentMethod: related.errorPaymentMethod,
       ...(own.includes('latest_charge') ? { latestCharge: related.latestCharge } : {}),
@@ -272,7 +291,7 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
     if (confirming) asCapturedAsynchronously(object, result.paymentIntent);
     return toOutcome(ctx, object, result.error);
   };
-  return Object.assign(respond, { render, rendersAfterChange: later.length > 0 });
+  return Object.assign(respond, { render, rendersAfterChange: readsAfter });
 }
 
 function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {
@@ -356,14 +375,14 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_intents', { config: { ...config, sensitiveParams }, schema: { body: CreateBody } }, async (request, reply) => {
     const body = request.body as CreateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions), true);
+    const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand), true);
     return sendOutcome(reply, await createPaymentIntent(services, ctx, withoutExpand(body), respond));
   });
 
   app.get('/v1/payment_intents', { config: readConfig, schema: { querystring: ListPaymentIntentsQuery } }, async (request, reply) => {
     const query = request.query as ListQueryParams & { customer?: string };
     const ctx = requestContext(request);
-    const expand = expansionsFor(ctx.actor, query.expand, readExpansions, true);
+    const expand = readExpansionsFor(ctx, query.expand, true);
     const page = await listPaymentIntents(services, ctx.actor, { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/payment_intents', await renderRead(services, ctx, page.data, expand), page.hasMore));
   });
@@ -372,7 +391,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const query = request.query as { query: string; limit?: number; page?: string; expand?: string[] };
     const ctx = requestContext(request);
     const asked = searchExpansions(query.expand);
-    const expand = expansionsFor(ctx.actor, asked.expand, readExpansions, true);
+    const expand = readExpansionsFor(ctx, asked.expand, true);
     const search = parseSearchQuery(query.query, paymentIntentSearchFields);
     const limit = query.limit ?? limits.listLimitDefault;
     const found = services.db.selectFrom('payment_intents').where('merchant_id', '=', ctx.actor.merchantId)
@@ -393,7 +412,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
     const row = await withClientSecret(services, ctx, intent, query.client_secret);
-    const expand = publishable ? expansions(query.expand, publishableExpansions) : expansionsFor(ctx.actor, query.expand, readExpansions);
+    const expand = publishable ? expansions(query.expand, publishableExpansions) : readExpansionsFor(ctx, query.expand);
     const [object] = await renderRead(services, ctx, [row], expand);
     assert(object !== undefined, 'one PaymentIntent rendered');
     return sendObject(reply, publishable ? publishablePaymentIntentObject(object) : object);
@@ -403,7 +422,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = request.body as UpdateParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
+    const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand));
     return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => updatePaymentIntent(services, ctx, intent, withoutExpand(body), respond)));
   });
 
@@ -415,7 +434,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const publishable = ctx.actor.keyKind === 'publishable';
     if (publishable || clientSecret !== undefined) await checkClientConfirmation(services, ctx, intent, body, clientSecret);
-    const expand = publishable ? expansions(body.expand, publishableExpansions) : expansionsFor(ctx.actor, body.expand, readExpansions);
+    const expand = publishable ? expansions(body.expand, publishableExpansions) : readExpansionsFor(ctx, body.expand);
     return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => confirmPaymentIntent(services, ctx, intent, withoutExpand(body), paymentIntentResponder(services, ctx, expand, true))));
   });
 
@@ -423,7 +442,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CaptureParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
+    const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand));
     return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond)));
   });
 
@@ -431,7 +450,7 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const { intent } = request.params as { intent: string };
     const body = (request.body ?? {}) as CancelParams & { expand?: string[] };
     const ctx = requestContext(request);
-    const respond = paymentIntentResponder(services, ctx, expansionsFor(ctx.actor, body.expand, readExpansions));
+    const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand));
     return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, async () => {
       await refuseCheckoutCancel(services, ctx, intent);
       return cancelPaymentIntent(services, ctx, intent, withoutExpand(body), respond);
