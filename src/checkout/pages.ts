@@ -140,7 +140,8 @@ function securityTips(language: Language): string {
 }
 
 function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
-  const items = session.line_items.map((item) => `<li><span>${escapeHtml(item.name)} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span></span><span>${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
+  const items = session.line_items.map((item) => `<li><span>${escapeHtml(item.name)} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span>${
+    item.description === undefined ? '' : `<span class="desc">${escapeHtml(item.description)}</span>`}</span><span>${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
   return `<section class="card" aria-labelledby="summary-title">
 <h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>

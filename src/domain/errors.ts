@@ -58,6 +58,8 @@ export const errorCatalog = {
   checkout_payment_changed: { type: 'invalid_request_error', httpStatus: 400 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
+  resource_already_exists: { type: 'invalid_request_error', httpStatus: 400 },
+  product_has_prices: { type: 'invalid_request_error', httpStatus: 400 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
   payment_method_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
@@ -110,7 +112,7 @@ export type ErrorCode = keyof typeof errorCatalog;
 const stripeDocumentedCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'parameter_unknown', 'parameter_missing', 'parameter_invalid_integer', 'parameter_invalid_empty', 'parameters_exclusive',
   'amount_too_small', 'amount_too_large', 'invalid_charge_amount', 'url_invalid', 'secret_key_required', 'rate_limit',
-  'resource_missing', 'payment_intent_unexpected_state', 'charge_expired_for_capture', 'payment_method_unexpected_state',
+  'resource_missing', 'resource_already_exists', 'payment_intent_unexpected_state', 'charge_expired_for_capture', 'payment_method_unexpected_state',
   'setup_intent_unexpected_state', 'charge_already_refunded', 'charge_not_refundable', 'charge_disputed', 'lock_timeout',
   'idempotency_key_in_use', 'card_declined', 'authentication_required', 'expired_card', 'incorrect_cvc', 'incorrect_number', 'invalid_expiry_month',
   'invalid_expiry_year', 'invalid_cvc', 'processing_error', 'payment_intent_authentication_failure',

@@ -1,4 +1,5 @@
 import { loggedSessionId } from '../platform/logger.ts';
+import { assert } from '../platform/assert.ts';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
@@ -30,7 +31,15 @@ export const checkoutMethodTypes = ['card', 'alipay', 'wechat_pay'] as const;
 export type CheckoutMethodType = (typeof checkoutMethodTypes)[number];
 
 export interface CheckoutLineItemParams {
-  price_data: { currency: string; unit_amount: number; product_data: { name: string } };
+  /** A catalogue price (flows/products.ts), or `price_data`: not both. */
+  price?: string;
+  price_data?: {
+    currency: string;
+    unit_amount: number;
+    /** A catalogue product, or `product_data`: not both. */
+    product?: string;
+    product_data?: { name: string; description?: string; images?: string[] };
+  };
   quantity: number;
 }
 
@@ -81,24 +90,94 @@ function checkUrl(value: string, param: string): string {
   return value;
 }
 
-/** Validates the order: every line item in one currency, amounts valid for it, the total within Coffer's bounds. */
-function lineItemsOf(params: CreateCheckoutSessionParams): { items: CheckoutLineItem[]; currency: string; total: bigint } {
+/**
+ * Validates the order: every line item in one currency, amounts valid for it, the total within Coffer's bounds.
+ * An item is a catalogue price (`price`: active, its product too) or an amount given with the session
+ * (`price_data`, for a catalogue product or a name). The amount charged is the price's now: a later change to the
+ * catalogue does not change an order already made (decision 0049). The catalogue is read in two queries, before
+ * the session's transaction; a price archived meanwhile is still sold by a session made from it, as at Stripe.
+ */
+async function lineItemsOf(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<{ items: CheckoutLineItem[]; currency: string; total: bigint }> {
   if (params.line_items.length === 0) throw new CofferError('parameter_missing', 'line_items needs at least one item.', { param: 'line_items' });
-  const currency = parseCurrency(params.currency ?? params.line_items[0]?.price_data.currency ?? '', 'currency');
-  let total = 0n;
-  const items = params.line_items.map((item, index) => {
+  params.line_items.forEach((item, index) => {
     const param = `line_items[${index}]`;
-    const itemCurrency = parseCurrency(item.price_data.currency, `${param}[price_data][currency]`);
-    if (itemCurrency.code !== currency.code) {
-      throw new CofferError('parameter_invalid', `All line items must be in one currency: ${param} is in ${itemCurrency.code}, the session in ${currency.code}.`, { param: `${param}[price_data][currency]` });
+    if (item.price !== undefined && item.price_data !== undefined) {
+      throw new CofferError('parameters_exclusive', `You may only specify one of these parameters: ${param}[price], ${param}[price_data].`, { param: `${param}[price_data]` });
     }
-    const unit = parseAmount(item.price_data.unit_amount, itemCurrency, `${param}[price_data][unit_amount]`);
-    const amount = unit.amountMinor * BigInt(item.quantity);
+    if (item.price === undefined && item.price_data === undefined) {
+      throw new CofferError('parameter_missing', `Missing required param: ${param}[price] (or ${param}[price_data]).`, { param: `${param}[price]` });
+    }
+    const data = item.price_data;
+    if (data !== undefined && (data.product === undefined) === (data.product_data === undefined)) {
+      throw new CofferError(data.product === undefined ? 'parameter_missing' : 'parameters_exclusive',
+        `${param}[price_data] needs exactly one of product (a catalogue product) and product_data (a name for this item).`, { param: `${param}[price_data][product_data]` });
+    }
+  });
+  const scope = scopeOf(ctx);
+  const priceIds = [...new Set(params.line_items.flatMap((item) => (item.price === undefined ? [] : [item.price])))];
+  const prices = priceIds.length === 0 ? [] : await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('id', 'in', priceIds).execute();
+  const productIds = [...new Set([...prices.map((price) => price.product_id), ...params.line_items.flatMap((item) => (item.price_data?.product === undefined ? [] : [item.price_data.product]))])];
+  const products = productIds.length === 0 ? [] : await services.db.selectFrom('products').selectAll().where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('id', 'in', productIds).execute();
+  const productOf = (id: string, param: string) => {
+    const product = products.find((row) => row.id === id);
+    if (product === undefined || product.deleted_at !== null) throw new CofferError('resource_missing', `No such product: '${id}'`, { param, missingId: id });
+    if (!product.active) throw new CofferError('parameter_invalid', `The product ${id} is archived (active=false); a session sells only active products.`, { param });
+    return product;
+  };
+  params.line_items.forEach((item, index) => {
+    if (item.price !== undefined && !prices.some((row) => row.id === item.price)) {
+      throw new CofferError('resource_missing', `No such price: '${item.price}'`, { param: `line_items[${index}][price]`, missingId: item.price });
+    }
+  });
+  const firstCurrency = params.line_items[0]?.price_data?.currency ?? prices.find((price) => price.id === params.line_items[0]?.price)?.currency ?? '';
+  const currency = parseCurrency(params.currency ?? firstCurrency, 'currency');
+  let total = 0n;
+  const items = params.line_items.map((item, index): CheckoutLineItem => {
+    const param = `line_items[${index}]`;
+    let unitAmount: bigint;
+    let itemCurrency: string;
+    let currencyParam: string;
+    let described: Pick<CheckoutLineItem, 'name' | 'price_id' | 'product_id' | 'description' | 'images'>;
+    if (item.price !== undefined) {
+      const price = prices.find((row) => row.id === item.price);
+      assert(price !== undefined, 'every price named was found (checked above)');
+      if (!price.active) throw new CofferError('parameter_invalid', `The price ${price.id} is archived (active=false); a session sells only active prices.`, { param: `${param}[price]` });
+      const product = productOf(price.product_id, `${param}[price]`);
+      unitAmount = price.unit_amount;
+      itemCurrency = price.currency;
+      currencyParam = `${param}[price]`;
+      described = { name: product.name, price_id: price.id, product_id: product.id, ...(product.description === null ? {} : { description: product.description }) };
+    } else {
+      const data = item.price_data;
+      assert(data !== undefined, 'an item without a price has price_data (checked above)');
+      itemCurrency = parseCurrency(data.currency, `${param}[price_data][currency]`).code;
+      currencyParam = `${param}[price_data][currency]`;
+      unitAmount = parseAmount(data.unit_amount, parseCurrency(data.currency), `${param}[price_data][unit_amount]`).amountMinor;
+      if (data.product !== undefined) {
+        const product = productOf(data.product, `${param}[price_data][product]`);
+        described = { name: product.name, product_id: product.id, ...(product.description === null ? {} : { description: product.description }) };
+      } else {
+        const named = data.product_data;
+        assert(named !== undefined, 'price_data has product or product_data (checked above)');
+        if (named.name.trim() === '') throw new CofferError('parameter_invalid_empty', `${param}[price_data][product_data][name] cannot be empty.`, { param: `${param}[price_data][product_data][name]` });
+        const description = named.description?.trim() ?? '';
+        described = { name: named.name.trim(), ...(description === '' ? {} : { description }), ...(named.images === undefined ? {} : { images: named.images }) };
+      }
+    }
+    if (itemCurrency !== currency.code) {
+      throw new CofferError('parameter_invalid', `All line items must be in one currency: ${param} is in ${itemCurrency}, the session in ${currency.code}.`, { param: currencyParam });
+    }
+    const amount = unitAmount * BigInt(item.quantity);
     total += amount;
-    return { name: item.price_data.product_data.name.trim(), unit_amount: Number(unit.amountMinor), quantity: item.quantity, amount_total: Number(amount) };
+    return { ...described, unit_amount: Number(unitAmount), quantity: item.quantity, amount_total: Number(amount) };
   });
   if (total > BigInt(limits.amountMinorMax)) {
     throw new CofferError('amount_too_large', `The order's total (${total}) is above the largest amount Coffer takes (${limits.amountMinorMax}).`, { param: 'line_items' });
+  }
+  if (total < BigInt(currency.minimumMinor)) {
+    throw new CofferError('amount_too_small', `The order's total (${formatAmount(total, currency)}) is below the smallest payment in ${currency.code}: ${formatAmount(currency.minimumMinor, currency)}.`, { param: 'line_items' });
   }
   return { items, currency: currency.code, total };
 }
@@ -137,7 +216,7 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
 export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
-  const { items, currency, total } = lineItemsOf(params);
+  const { items, currency, total } = await lineItemsOf(services, ctx, params);
   const types = methodTypesOf(params, currency);
   checkUrl(params.success_url, 'success_url');
   if (params.cancel_url !== undefined) checkUrl(params.cancel_url, 'cancel_url');

@@ -37,7 +37,9 @@ export type ListedTable =
   | 'webhook_endpoints'
   | 'charges'
   | 'events'
-  | 'support_cases';
+  | 'support_cases'
+  | 'products'
+  | 'prices';
 
 export interface ListSource<T extends ListedTable, O> {
   table: T;

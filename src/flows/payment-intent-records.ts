@@ -12,7 +12,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow, PriceRow, ProductRow } from '../store/database.ts';
 import type { MerchantPolicyRow } from './risk-decision.ts';
 import { balanceTransactionObject, type BalanceTransactionRow } from '../objects/balance-transaction.ts';
 import { disputeObject } from '../objects/dispute.ts';
@@ -21,6 +21,7 @@ import type { ApiShape } from '../objects/api-version.ts';
 import { refundObject } from '../objects/refund.ts';
 import { customerObject } from '../objects/customer.ts';
 import { paymentMethodObject } from '../objects/payment-method.ts';
+import { priceObject, productObject } from '../objects/product.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Services, Tx } from './context.ts';
 import type { Trail } from './trail.ts';
@@ -264,6 +265,9 @@ export interface PaymentEvent {
   /** For `customer.deleted`, `after` is the customer as it was: the event carries the whole object, as Stripe's does. */
   customer?: { before?: CustomerRow | undefined; after: CustomerRow };
   paymentMethod?: { before?: PaymentMethodRow | undefined; after: PaymentMethodRow };
+  /** For `product.deleted`, `after` is the product as it was, as for a customer. */
+  product?: { before?: ProductRow | undefined; after: ProductRow };
+  price?: { before?: PriceRow | undefined; after: PriceRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -292,6 +296,8 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
   if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));
   if (event.paymentMethod !== undefined) return render(event.paymentMethod, paymentMethodObject);
+  if (event.product !== undefined) return render(event.product, (row) => productObject(row));
+  if (event.price !== undefined) return render(event.price, (row) => priceObject(row));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const { after, before, transactions } = event.dispute;
   const at = after.updated_at.getTime();

@@ -75,12 +75,16 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
 }
 
 /**
- * The session's order, as Stripe lists it (`/v1/checkout/sessions/:id/line_items`). Each item's price is the one
- * its `price_data` made: inactive (Stripe's are too), with ids derived from the session and the item's place.
+ * The session's order, as Stripe lists it (`/v1/checkout/sessions/:id/line_items`). An item sold from the
+ * catalogue shows its price as the catalogue has it now (`prices`, rendered by the caller; the amount charged is
+ * the item's own, fixed when the session was made). An item given with `price_data` shows the price that made it:
+ * inactive (Stripe's are too), with an id derived from the session and the item's place, and its catalogue product
+ * if it named one.
  */
-export function lineItemObjects(row: CheckoutSessionRow): Array<Record<string, unknown>> {
+export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
   return row.line_items.map((item, index) => {
     const suffix = `${row.id.slice(-20)}${String(index).padStart(3, '0')}`;
+    const catalogued = item.price_id === undefined ? undefined : prices.get(item.price_id);
     return {
       id: `li_${suffix}`,
       object: 'item',
@@ -92,9 +96,9 @@ export function lineItemObjects(row: CheckoutSessionRow): Array<Record<string, u
       currency: row.currency,
       description: item.name,
       metadata: {},
-      price: {
-        id: `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(row.created_at), currency: row.currency,
-        custom_unit_amount: null, livemode: row.livemode, lookup_key: null, metadata: {}, nickname: null, product: `prod_${suffix}`, recurring: null,
+      price: catalogued ?? {
+        id: item.price_id ?? `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(row.created_at), currency: row.currency,
+        custom_unit_amount: null, livemode: row.livemode, lookup_key: null, metadata: {}, nickname: null, product: item.product_id ?? `prod_${suffix}`, recurring: null,
         tax_behavior: 'unspecified', tiers_mode: null, transform_quantity: null, type: 'one_time', unit_amount: item.unit_amount,
         unit_amount_decimal: String(item.unit_amount),
       },

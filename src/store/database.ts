@@ -279,6 +279,13 @@ export interface CheckoutLineItem {
   unit_amount: number;
   quantity: number;
   amount_total: number;
+  /** The catalogue price sold (`line_items[][price]`), absent for an item given with `price_data`. */
+  price_id?: string;
+  /** The catalogue product of an item given with `price_data[product]` or `price`. */
+  product_id?: string;
+  /** From `price_data[product_data]`: shown on the hosted page and kept with the order. */
+  description?: string;
+  images?: string[];
 }
 
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
@@ -762,6 +769,46 @@ export interface CustomersTable {
   tax_exempt: ColumnType<'none' | 'exempt' | 'reverse', 'none' | 'exempt' | 'reverse' | undefined, 'none' | 'exempt' | 'reverse'>;
 }
 
+/** Stripe's Product (migration 0059); its id may be the merchant's own, unique within the merchant and mode. */
+export interface ProductsTable {
+  merchant_id: string;
+  livemode: boolean;
+  id: string;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  name: string;
+  active: boolean;
+  type: 'service' | 'good';
+  description: string | null;
+  images: Json<string[]>;
+  marketing_features: Json<Array<{ name: string }>>;
+  metadata: Json<Record<string, string>>;
+  default_price_id: string | null;
+  shippable: boolean | null;
+  statement_descriptor: string | null;
+  unit_label: string | null;
+  url: string | null;
+  deleted_at: Date | null;
+}
+
+/** Stripe's one-time Price (migration 0059): its amount and currency never change. */
+export interface PricesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  product_id: string;
+  active: boolean;
+  currency: string;
+  unit_amount: bigint;
+  nickname: string | null;
+  lookup_key: string | null;
+  tax_behavior: 'unspecified' | 'inclusive' | 'exclusive';
+  metadata: Json<Record<string, string>>;
+}
+
 export interface CustomerBalanceTransactionsTable {
   id: string;
   merchant_id: string;
@@ -945,6 +992,8 @@ export interface Database {
   webhook_attempts: WebhookAttemptsTable;
   disputes: DisputesTable;
   customers: CustomersTable;
+  products: ProductsTable;
+  prices: PricesTable;
   customer_balance_transactions: CustomerBalanceTransactionsTable;
   tokens: TokensTable;
   setup_intents: SetupIntentsTable;
@@ -964,6 +1013,8 @@ export interface Database {
 }
 
 export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
+export type ProductRow = Selectable<ProductsTable>;
+export type PriceRow = Selectable<PricesTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type WalletLatePaymentRow = Selectable<WalletLatePaymentsTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;

@@ -53,6 +53,7 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
   'setup_intent.created', 'setup_intent.requires_action', 'setup_intent.succeeded', 'setup_intent.setup_failed', 'setup_intent.canceled',
   'payment_method.attached', 'payment_method.detached', 'payment_method.updated',
   'customer.created', 'customer.updated', 'customer.deleted',
+  'product.created', 'product.updated', 'product.deleted', 'price.created', 'price.updated',
   'review.opened', 'review.closed',
   'checkout.session.completed', 'checkout.session.expired',
 ]);

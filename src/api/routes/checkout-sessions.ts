@@ -1,6 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../flows/context.ts';
+import { resourceMissing } from '../../domain/errors.ts';
+import { checkOneCursor } from '../../flows/list-page.ts';
 import {
   createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, settleCheckoutSession,
   type CreateCheckoutSessionParams,
@@ -8,19 +10,28 @@ import {
 import { limits } from '../../limits.ts';
 import { findSupportCase, listSupportCases, supportCaseObject } from '../../flows/support-cases.ts';
 import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-session.ts';
+import { priceObject, productObject } from '../../objects/product.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 import { checkoutLocales } from '../../checkout/strings.ts';
 
 const LineItem = strictObject({
-  price_data: strictObject({
+  // A catalogue price (`/v1/prices`), or price_data: the flow takes exactly one.
+  price: Type.Optional(ObjectId),
+  price_data: Type.Optional(strictObject({
     currency: Currency,
     unit_amount: Type.Integer({ minimum: 1 }),
-    product_data: strictObject({ name: Type.String({ minLength: 1, maxLength: 250 }) }),
-  }),
+    // A catalogue product (`/v1/products`), or product_data naming the item: the flow takes exactly one.
+    product: Type.Optional(ObjectId),
+    product_data: Type.Optional(strictObject({
+      name: Type.String({ minLength: 1, maxLength: 250 }),
+      description: Type.Optional(Type.String({ maxLength: 500 })),
+      images: Type.Optional(Type.Array(Url, { maxItems: 8 })),
+    })),
+  })),
   quantity: Type.Integer({ minimum: 1, maximum: 9_999 }),
 });
 const CreateBody = strictObject({
@@ -60,7 +71,7 @@ const CreateBody = strictObject({
 const IdParams = strictObject({ id: ObjectId });
 /** What a session read can expand, and the resource a restricted key needs to read each. */
 const sessionExpandable = {
-  line_items: 'checkout', customer: 'customers', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
+  line_items: 'checkout', 'line_items.data.price.product': ['checkout', 'products'], customer: 'customers', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
   'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
 } as const;
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
@@ -81,6 +92,29 @@ export function registerSupportCaseRoutes(app: FastifyInstance, services: Servic
 export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
   const render = (row: CheckoutSessionRow) => checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`);
+  /**
+   * The session's items, with the catalogue prices they were sold from as the catalogue has them now (one query),
+   * and with each price's product when asked (`price.product`): a product named only by `product_data` is no
+   * catalogue product and stays an id.
+   */
+  const sessionLineItems = async (row: CheckoutSessionRow, withProducts: boolean) => {
+    const ids = [...new Set(row.line_items.flatMap((item) => (item.price_id === undefined ? [] : [item.price_id])))];
+    const rows = ids.length === 0 ? [] : await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', row.merchant_id)
+      .where('livemode', '=', row.livemode).where('id', 'in', ids).execute();
+    const items = lineItemObjects(row, new Map(rows.map((price) => [price.id, priceObject(price)])));
+    if (withProducts) {
+      const actor = { merchantId: row.merchant_id, livemode: row.livemode };
+      const productIds = [...new Set(items.map((item) => String((item.price as { product: unknown }).product)))];
+      const products = await services.db.selectFrom('products').selectAll().where('merchant_id', '=', actor.merchantId)
+        .where('livemode', '=', actor.livemode).where('id', 'in', productIds).execute();
+      for (const item of items) {
+        const price = item.price as Record<string, unknown>;
+        const product = products.find((candidate) => candidate.id === price.product);
+        if (product !== undefined) price.product = productObject(product);
+      }
+    }
+    return items;
+  };
   app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), render));
@@ -100,13 +134,33 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     // Brought up to date with its payment first: a session whose payment just finished reads as complete.
     const row = found.status === 'open' ? await settleCheckoutSession(services, found.id) : found;
     const object = render(row);
-    if (expand.includes('line_items')) object.line_items = listObject(`/v1/checkout/sessions/${row.id}/line_items`, lineItemObjects(row), false);
-    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand.filter((path) => path !== 'line_items'));
+    if (expand.includes('line_items') || expand.includes('line_items.data.price.product')) {
+      const items = await sessionLineItems(row, expand.includes('line_items.data.price.product'));
+      object.line_items = listObject(`/v1/checkout/sessions/${row.id}/line_items`, items, false);
+    }
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expand.filter((path) => !path.startsWith('line_items')));
     return sendObject(reply, object);
   });
-  app.get('/v1/checkout/sessions/:id/line_items', { config, schema: { params: IdParams, querystring: NoParams } }, async (request, reply) => {
-    const found = await findCheckoutSession(services.db, requestContext(request), (request.params as { id: string }).id);
-    return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, lineItemObjects(found), false));
+  const itemsConfig = { ...config, expandable: ['price.product'] };
+  app.get('/v1/checkout/sessions/:id/line_items', {
+    config: itemsConfig, schema: { params: IdParams, querystring: strictObject({
+      expand: Type.Optional(Expand), limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), ending_before: Type.Optional(ObjectId),
+    }) },
+  }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as { expand?: string[]; limit?: number; starting_after?: string; ending_before?: string };
+    checkOneCursor(query);
+    const expand = expansionsFor(ctx.actor, query.expand, { 'price.product': 'products' }, true);
+    const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
+    // The items in the order they were given, paged as Stripe pages them: `starting_after` goes on, `ending_before` back.
+    const items = await sessionLineItems(found, expand.length > 0);
+    const limit = query.limit ?? limits.listLimitDefault;
+    const cursor = query.starting_after ?? query.ending_before;
+    const at = cursor === undefined ? -1 : items.findIndex((item) => item.id === cursor);
+    if (cursor !== undefined && at === -1) throw resourceMissing('line item', cursor, query.starting_after === undefined ? 'ending_before' : 'starting_after');
+    const page = query.ending_before !== undefined ? items.slice(Math.max(0, at - limit), at) : items.slice(at + 1, at + 1 + limit);
+    const hasMore = query.ending_before !== undefined ? at - limit > 0 : at + 1 + limit < items.length;
+    return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, page, hasMore));
   });
   app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
     const ctx = requestContext(request);

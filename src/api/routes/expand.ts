@@ -11,13 +11,15 @@ import { addChargeLists } from '../../objects/charge-lists.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { renderPaymentIntent } from '../../objects/payment-intent.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
+import { priceObject, productObject } from '../../objects/product.ts';
 import { refundObject } from '../../objects/refund.ts';
 import { setupIntentObjects } from '../../objects/setup-intent.ts';
 import type { Database } from '../../store/database.ts';
 import { listObject } from './common.ts';
 
 type Rendered = Record<string, unknown>;
-type OwnedTable = 'charges' | 'refunds' | 'disputes' | 'customer_balance_transactions' | 'payment_intents' | 'customers' | 'payment_methods' | 'setup_intents';
+type OwnedTable = 'charges' | 'refunds' | 'disputes' | 'customer_balance_transactions' | 'payment_intents' | 'customers' | 'payment_methods' | 'setup_intents'
+  | 'products' | 'prices';
 
 /** Rows of one table by id, within the actor's merchant and mode: another merchant's id expands to nothing. */
 async function ownedRows<T extends OwnedTable>(db: Kysely<Database>, table: T, ids: readonly string[], actor: Actor): Promise<Array<Selectable<Database[T]>>> {
@@ -31,6 +33,8 @@ async function ownedRows<T extends OwnedTable>(db: Kysely<Database>, table: T, i
 interface Kind {
   /** How the kind's ids begin. */
   prefix: string;
+  /** A field that names only this kind, whatever its ids look like (a product's id may be the merchant's own). */
+  field?: string;
   /** What a restricted key needs to read it, as on its own endpoint. */
   resource: ApiResource;
   /** The objects, rendered as their own endpoint renders them, in the request's version. */
@@ -45,6 +49,8 @@ const kinds: readonly Kind[] = [
   { prefix: 'cbtxn_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customer_balance_transactions', ids, actor)).map(customerBalanceTransactionObject) },
   { prefix: 'cus_', resource: 'customers', load: async (db, ids, actor) => (await ownedRows(db, 'customers', ids, actor)).map(customerObject) },
   { prefix: 'pm_', resource: 'payment_methods', load: async (db, ids, actor) => (await ownedRows(db, 'payment_methods', ids, actor)).map((row) => paymentMethodObject(row, actor.apiVersion.shape)) },
+  { prefix: 'prod_', field: 'product', resource: 'products', load: async (db, ids, actor) => (await ownedRows(db, 'products', ids, actor)).map(productObject) },
+  { prefix: 'price_', resource: 'prices', load: async (db, ids, actor) => (await ownedRows(db, 'prices', ids, actor)).map(priceObject) },
   { prefix: 'seti_', resource: 'setup_intents', load: async (db, ids, actor) => setupIntentObjects(db, await ownedRows(db, 'setup_intents', ids, actor), actor.apiVersion.shape) },
   {
     prefix: 'pi_', resource: 'payment_intents',
@@ -107,8 +113,10 @@ async function expandPath(db: Kysely<Database>, actor: Actor, nowMs: number, roo
       break;
     }
     const loaded = new Map<string, Rendered>();
+    const claimed = kinds.find((kind) => kind.field === field);
     for (const kind of kinds) {
-      const ids = [...new Set(level.map((object) => object[field]).filter((id): id is string => typeof id === 'string' && id.startsWith(kind.prefix)))];
+      const named = (id: string) => (claimed === undefined ? id.startsWith(kind.prefix) && kind.field === undefined : kind === claimed);
+      const ids = [...new Set(level.map((object) => object[field]).filter((id): id is string => typeof id === 'string' && named(id)))];
       if (ids.length === 0) continue;
       checkReadable(actor, kind.resource, path);
       for (const object of await kind.load(db, ids, actor, nowMs)) loaded.set(String(object.id), object);

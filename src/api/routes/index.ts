@@ -12,6 +12,7 @@ import { registerSetupIntentRoutes } from './setup-intents.ts';
 import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 import { registerRiskLimitRoutes } from './risk-limits.ts';
 import { registerReviewRoutes } from './reviews.ts';
+import { registerProductRoutes } from './products.ts';
 import { registerCheckoutSessionRoutes, registerSupportCaseRoutes } from './checkout-sessions.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -28,6 +29,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerWebhookEndpointRoutes(app, services);
   registerRiskLimitRoutes(app, services);
   registerReviewRoutes(app, services);
+  registerProductRoutes(app, services);
   registerCheckoutSessionRoutes(app, services);
   registerSupportCaseRoutes(app, services);
 }
