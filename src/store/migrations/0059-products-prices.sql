@@ -47,3 +47,15 @@ CREATE INDEX prices_list ON prices (merchant_id, livemode, seq);
 CREATE INDEX prices_product ON prices (merchant_id, livemode, product_id, seq);
 -- A lookup key names one price of a merchant and mode at a time (`transfer_lookup_key` moves it).
 CREATE UNIQUE INDEX prices_lookup_key ON prices (merchant_id, livemode, lookup_key) WHERE lookup_key IS NOT NULL;
+
+-- A merchant's catalogue is its own: each request sees only its merchant's rows (migration 0017).
+ALTER TABLE products ENABLE ROW LEVEL SECURITY;
+ALTER TABLE products FORCE ROW LEVEL SECURITY;
+CREATE POLICY merchant_scope ON products
+  USING (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope())
+  WITH CHECK (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope());
+ALTER TABLE prices ENABLE ROW LEVEL SECURITY;
+ALTER TABLE prices FORCE ROW LEVEL SECURITY;
+CREATE POLICY merchant_scope ON prices
+  USING (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope())
+  WITH CHECK (coffer_merchant_scope() IS NULL OR merchant_id = coffer_merchant_scope());
