@@ -120,8 +120,7 @@ function hashableBody(services: Services, request: FastifyRequest): unknown {
   if (sensitive === undefined || typeof request.body !== 'object' || request.body === null) return request.body;
   const copy = structuredClone(request.body) as Record<string, unknown>;
   for (const path of sensitive) {
-    let holder: unknown = copy;
-    for (const name of path.slice(0, -1)) holder = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>)[name] : undefined;
+    const holder = valueAt(copy, path.slice(0, -1));
     const leaf = path.at(-1);
     if (leaf !== undefined && typeof holder === 'object' && holder !== null && leaf in holder) {
       const value = (holder as Record<string, unknown>)[leaf];
@@ -129,6 +128,34 @@ function hashableBody(services: Services, request: FastifyRequest): unknown {
     }
   }
   return copy;
+}
+
+/** The value at `path` in a parsed body, if any. */
+function valueAt(body: unknown, path: readonly string[]): unknown {
+  let holder: unknown = body;
+  for (const name of path) holder = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>)[name] : undefined;
+  return holder;
+}
+
+/**
+ * Card numbers and security codes sent to the live API from the merchant's own servers (a secret or restricted key)
+ * are refused unless the operator has allowed that merchant to handle card data (decision 0050): a server that sees
+ * card numbers is in PCI DSS scope, which a merchant should enter knowingly, not by a line of code. The shopper's
+ * page (the publishable key, the hosted checkout's card frame) is the way in. Test mode takes them: test cards are
+ * not card data. The merchant's setting is read only for a request that carries one.
+ */
+async function refuseRawCardData(services: Services, request: FastifyRequest): Promise<void> {
+  const sensitive = request.routeOptions.config.sensitiveParams;
+  const actor = request.actor;
+  if (sensitive === undefined || actor === null || actor.keyKind === 'publishable' || !actor.livemode) return;
+  const sent = sensitive.find((path) => valueAt(request.body, path) !== undefined);
+  if (sent === undefined) return;
+  const merchant = await services.db.selectFrom('merchants').select('live_raw_card_data').where('id', '=', actor.merchantId).executeTakeFirst();
+  if (merchant?.live_raw_card_data === true) return;
+  const param = `${sent[0] ?? ''}${sent.slice(1).map((name) => `[${name}]`).join('')}`;
+  throw new CofferError('raw_card_data_refused',
+    `Card details (${param}) cannot be sent to the live API with a ${actor.keyKind} key: that would put your servers in PCI DSS scope. Collect cards on the shopper's page with the publishable key (the hosted checkout, or /v1/payment_methods from the page), or ask the operator to allow this merchant to handle card data (coffer merchants raw-card-data).`,
+    { param, refusedKey: { keyId: actor.apiKeyId, merchantId: actor.merchantId, livemode: actor.livemode } });
 }
 
 /**
@@ -391,6 +418,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     coerce(request);
   });
   app.addHook('preHandler', async (request) => refuseUnknownExpansions(request));
+  app.addHook('preHandler', async (request) => refuseRawCardData(services, request));
   app.addHook('preHandler', async (request, reply) => claimKey(services, request, reply));
   app.addHook('onSend', async (request, reply, payload) => {
     await finishKey(services, request, reply, payload);

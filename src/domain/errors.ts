@@ -35,6 +35,7 @@ export const errorCatalog = {
   secret_key_required: { type: 'invalid_request_error', httpStatus: 401 },
   rate_limit: { type: 'invalid_request_error', httpStatus: 429 },
   insufficient_permissions: { type: 'invalid_request_error', httpStatus: 403 },
+  raw_card_data_refused: { type: 'invalid_request_error', httpStatus: 403 },
   api_key_address_not_allowed: { type: 'invalid_request_error', httpStatus: 403 },
   request_signature_required: { type: 'invalid_request_error', httpStatus: 401 },
   request_signature_invalid: { type: 'invalid_request_error', httpStatus: 401 },

@@ -67,6 +67,25 @@ export async function createMerchantWithTestKeys(db: Kysely<Database>, name: str
   });
 }
 
+/**
+ * The operator's `coffer merchants raw-card-data`: whether the merchant's servers may send card numbers to the live
+ * API with a secret or restricted key (decision 0050). Audited with the setting before and after; setting what is
+ * already set changes nothing and writes no record.
+ */
+export async function setLiveRawCardData(db: Kysely<Database>, merchantId: string, allowed: boolean): Promise<{ before: boolean; after: boolean }> {
+  return db.transaction().execute(async (tx) => {
+    const merchant = await tx.selectFrom('merchants').select(['id', 'live_raw_card_data']).where('id', '=', merchantId).forUpdate().executeTakeFirst();
+    if (merchant === undefined) throw resourceMissing('merchant', merchantId, 'merchant');
+    if (merchant.live_raw_card_data === allowed) return { before: allowed, after: allowed };
+    await tx.updateTable('merchants').set({ live_raw_card_data: allowed }).where('id', '=', merchantId).execute();
+    await recordAudit(tx, {
+      merchantId, livemode: true, actorType: commandActor.type, actorId: commandActor.id, action: 'merchant.live_raw_card_data', objectType: 'merchant',
+      objectId: merchantId, outcome: 'success', requestId: null, origin: 'cli', details: { before: merchant.live_raw_card_data, after: allowed }, occurredAt: new Date(),
+    });
+    return { before: merchant.live_raw_card_data, after: allowed };
+  });
+}
+
 /** Who changes a key: a staff member (through the staff API) or a part of Coffer (the command, the demo setup). */
 export interface KeyActor {
   type: 'staff' | 'system';

@@ -12,6 +12,8 @@ export interface MerchantsTable {
   name: string;
   default_api_version: string;
   created_at: Timestamp;
+  /** Whether its servers may send card numbers to the live API with a secret or restricted key (migration 0060). */
+  live_raw_card_data: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 /** A merchant's risk settings in one mode; a mode without a row has the defaults (UTC, none, none). */

@@ -281,6 +281,16 @@ describe('the coffer command', { concurrency: false }, () => {
       const merchants = coffer(['merchants', 'list'], env);
       assert.equal(merchants.status, 0, merchants.stderr);
       assert.match(merchants.stdout, new RegExp(`^${merchantId} {2}\\S+ {2}3 key\\(s\\) not revoked {2}Demo merchant\n${secondId} {2}\\S+ {2}2 key\\(s\\) not revoked {2}Second shop\n$`));
+      // Card data from the merchant's servers in live mode: refused until the operator allows it, which is audited.
+      const shown = coffer(['merchants', 'raw-card-data', '--merchant', secondId], env);
+      assert.deepEqual([shown.status, shown.stdout.trim()], [0, `${secondId}: card numbers sent to the live API with a secret or restricted key are refused (raw_card_data_refused).`], shown.stderr);
+      const allowed = coffer(['merchants', 'raw-card-data', '--merchant', secondId, '--allow'], env);
+      assert.equal(allowed.status, 0, allowed.stderr);
+      assert.match(allowed.stdout, /now its servers may send card numbers to the live API .*Recorded in the audit log\./);
+      const again = coffer(['merchants', 'raw-card-data', '--merchant', secondId, '--allow'], env);
+      assert.match(again.stdout, /unchanged; its servers may send/);
+      const nobody = coffer(['merchants', 'raw-card-data', '--merchant', 'acct_nobody', '--refuse'], env);
+      assert.deepEqual([nobody.status, /No such merchant: 'acct_nobody'/.test(nobody.stderr)], [1, true], nobody.stderr + nobody.stdout);
 
       server = await spawnCoffer(keysHome, { ...env, COFFER_JOBS: 'false' });
       const paid = await rawRequest(server, 'POST', '/v1/payment_intents', { key, body: 'amount=700&currency=usd&payment_method=pm_card_visa&confirm=true' });
@@ -532,7 +542,10 @@ describe('the coffer command', { concurrency: false }, () => {
       ['risk', ['train', '--dataset', 'ulb'], 'risk train needs --input: a labelled CSV of the data set'],
       ['merchants', ['create'], 'merchants create needs --name'],
       ['merchants', ['list', '--name', 'x'], 'merchants list takes no --name'],
-      ['merchants', ['delete'], 'unknown merchants command "delete": use create or list'],
+      ['merchants', ['delete'], 'unknown merchants command "delete": use create, list or raw-card-data'],
+      ['merchants', ['raw-card-data'], 'merchants raw-card-data needs --merchant acct_…'],
+      ['merchants', ['raw-card-data', '--merchant', 'acct_x', '--allow', '--refuse'], 'merchants raw-card-data takes --allow or --refuse, not both'],
+      ['merchants', ['list', '--allow'], 'merchants list takes no --merchant, --allow or --refuse'],
       ['risk', ['evaluate', '--dataset', 'sparkov'], 'risk evaluate needs --input: a labelled CSV of the data set'],
       ['risk export', ['--output', path.join(nowhere, 'f.csv'), 'extra'], 'unexpected argument "extra" for coffer risk export'],
       ['audit', ['verify', '--fiel', 'x.jsonl'], 'unknown option "--fiel" for coffer audit'],

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { generateAlipaySandboxCredentials } from '../../src/connectors/alipay/sandbox/credentials.ts';
-import { createApiKey } from '../../src/identity/merchants.ts';
+import { createApiKey, setLiveRawCardData } from '../../src/identity/merchants.ts';
 import { recoverSetupVerifications } from '../../src/flows/setup-intents.ts';
 import { resolveAttempt } from '../../src/jobs/recover-in-flight.ts';
 import { limits } from '../../src/limits.ts';
@@ -41,6 +41,8 @@ describe('live wallet accounts', () => {
   before(async () => {
     server = await startTestServer({ configEnv: alipayEnv, providerTimeoutMs: 1_000, clock });
     const key = await createApiKey(server.database.db, server.merchantId, 'secret', true);
+    // These payments send card numbers from the merchant's server, which live mode takes only once allowed.
+    await setLiveRawCardData(server.database.db, server.merchantId, true);
     live = stripeClient(server, key.key.reveal(), { maxNetworkRetries: 0 });
   });
   after(async () => {
