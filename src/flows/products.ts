@@ -302,7 +302,8 @@ export async function createPrice(services: Services, ctx: RequestContext, param
       events.push({ type: 'product.created', product: { after: product } });
       productId = product.id;
     } else {
-      productId = (await findProduct(tx, ctx, params.product ?? '', { live: true })).id;
+      // Locked, so that a deletion of the product cannot pass its no-prices check while this price is written.
+      productId = (await findProduct(tx, ctx, params.product ?? '', { live: true, lock: true })).id;
     }
     const lookupKey = params.lookup_key || null;
     const price = newPriceRow(ctx, productId, amount, {
@@ -343,7 +344,8 @@ export async function updatePrice(services: Services, ctx: RequestContext, id: s
       throw new CofferError('parameter_invalid', `This price's tax_behavior is already ${price.tax_behavior}; it can be set only once, while unspecified.`, { param: 'tax_behavior' });
     }
     if (params.active === false && price.active) {
-      const product = await findProduct(tx, ctx, price.product_id);
+      // Locked, so that the product cannot make this price its default while it is archived.
+      const product = await findProduct(tx, ctx, price.product_id, { lock: true });
       if (product.default_price_id === price.id) {
         throw new CofferError('parameter_invalid', `This price cannot be archived because it is the default price of product ${product.id}; set another default_price on the product first.`,
           { param: 'active' });
