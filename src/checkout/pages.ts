@@ -10,6 +10,7 @@ import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
+import { detailsFields, readDetails } from './collected-details.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import {
   checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
@@ -192,6 +193,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const body = `${orderSummary(session, merchantName, language)}
 <section class="card" aria-labelledby="method-title">
 <form id="payment-form" novalidate>
+${detailsFields(session, language)}
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
 ${stepUpSection(language, passkeys)}
@@ -486,7 +488,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
-    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown };
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown };
     const method = typeof body.method === 'string' ? body.method : '';
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
@@ -499,6 +501,10 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (proof !== undefined) params.shopperStepUp = proof.method;
     else if (await stepUpRequired(services, session, intent)) return json(reply, 200, { state: 'step_up' });
     params.askShopperForStepUp = true;
+    // The addresses and phone the session asks for, as Stripe's Checkout collects them. A refusal names the field
+    // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
+    const details = readDetails(session, body.details, lang);
+    if ('refused' in details) return json(reply, 400, { state: 'error', message: details.refused.message, field: details.refused.field });
     if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
     if (method === 'card') {
       if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
@@ -518,6 +524,18 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       params.payment_method_options = signIn !== undefined && session.wechat_openid !== null
         ? { wechat_pay: { client: 'jsapi', openid: session.wechat_openid } }
         : { wechat_pay: { client: 'web' } };
+    }
+    if (Object.keys(details.collected).length > 0) {
+      // The shipping address goes to the PaymentIntent with its confirmation, in the confirmation's transaction; the
+      // billing address and phone are kept with the session for its customer_details, only while the PaymentIntent
+      // can still be confirmed (a try while a payment is under way keeps nothing). When the session is paid, its
+      // shipping details are read back from the PaymentIntent (settleCheckoutSession).
+      const shipping = details.collected.shipping;
+      if (shipping !== undefined) params.shipping = { name: shipping.name, address: shipping.address, ...(details.collected.phone === undefined ? {} : { phone: details.collected.phone }) };
+      if ((intent.status === 'requires_payment_method' || intent.status === 'requires_confirmation') && intent.operation_in_flight === null) {
+        await services.db.updateTable('checkout_sessions').set({ collected: JSON.stringify(details.collected), updated_at: new Date(services.clock.nowMs()) })
+          .where('id', '=', session.id).where('status', '=', 'open').execute();
+      }
     }
     const capture = keepingResponder();
     try {

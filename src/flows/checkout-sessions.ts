@@ -6,7 +6,7 @@ import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CustomerRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
@@ -68,6 +68,39 @@ export interface CreateCheckoutSessionParams {
   };
   /** A card payment's own capture method and consent to keep the card, kept on the PaymentIntent (decision 0040). */
   payment_method_options?: CheckoutPaymentMethodOptions;
+  /** What the page asks the shopper for besides the payment (decision 0051). */
+  billing_address_collection?: 'auto' | 'required';
+  shipping_address_collection?: { allowed_countries: string[] };
+  phone_number_collection?: { enabled: boolean };
+}
+
+const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+/**
+ * Codes the Unicode data names that are no ISO 3166-1 country: groupings (EU, EZ, UN, QO), the unknown region,
+ * pseudo-locales, and places ISO reserves apart (Ascension, Clipperton, Diego Garcia, Ceuta and Melilla, the Canary
+ * Islands, Tristan da Cunha, Sark). Stripe's country lists leave them out too.
+ */
+const notCountries: ReadonlySet<string> = new Set(['EU', 'EZ', 'UN', 'QO', 'ZZ', 'XA', 'XB', 'AC', 'CP', 'DG', 'EA', 'IC', 'TA', 'CQ']);
+
+/** Whether `code` is a country: an ISO 3166-1 alpha-2 code, upper case, that the platform's Unicode data names. */
+export function isCountry(code: string): boolean {
+  return /^[A-Z]{2}$/.test(code) && !notCountries.has(code) && regionNames.of(code) !== undefined;
+}
+
+/** The countries a session ships to, each checked, in the order given, without repeats. */
+function shippingCountriesOf(params: CreateCheckoutSessionParams): string[] | null {
+  const asked = params.shipping_address_collection?.allowed_countries;
+  if (asked === undefined) return null;
+  if (asked.length === 0) {
+    throw new CofferError('parameter_missing', 'shipping_address_collection[allowed_countries] needs at least one country.', { param: 'shipping_address_collection[allowed_countries]' });
+  }
+  asked.forEach((code, index) => {
+    if (!isCountry(code)) {
+      throw new CofferError('parameter_invalid', `shipping_address_collection[allowed_countries][${index}]: "${code}" is not a two-letter country code (ISO 3166-1, upper case, such as US or CN).`,
+        { param: `shipping_address_collection[allowed_countries][${index}]` });
+    }
+  });
+  return [...new Set(asked)];
 }
 
 const expiryMinMs = 30 * 60_000;
@@ -232,6 +265,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   const intentMetadata = mergeMetadata({}, intentData.metadata);
   checkMetadataSize(intentMetadata, limits.metadataKeysMax, 'payment_intent_data[metadata]');
   const cardOptions = cardOptionsOf(params, types);
+  const shippingCountries = shippingCountriesOf(params);
   const customer = await sessionCustomer(services, ctx, params);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
@@ -251,6 +285,8 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     payment_method_types: types, metadata, locale: params.locale === undefined || params.locale === 'auto' ? null : params.locale, completed_at: null,
     kind: 'checkout', wechat_openid: null, client_reference_id: params.client_reference_id ?? null, customer_details: null, step_up_identity_refusals: 0,
     customer_id: customer?.id ?? null, payment_method_options: cardOptions,
+    billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
+    phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -294,6 +330,7 @@ function sessionInsert(row: CheckoutSessionRow) {
   return {
     ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata),
     customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details), payment_method_options: JSON.stringify(row.payment_method_options),
+    shipping_countries: row.shipping_countries === null ? null : JSON.stringify(row.shipping_countries), collected: row.collected === null ? null : JSON.stringify(row.collected),
   };
 }
 
@@ -351,6 +388,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
+    billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -402,9 +440,12 @@ export async function settleCheckoutSession(services: Services, id: string, expi
     // A PaymentIntent's own page sends no checkout events: the PaymentIntent's events say it all.
     const ofIntent = session.kind === 'payment_intent';
     if (intent.status === 'succeeded' || intent.status === 'requires_capture') {
+      // The shipping address is the one the paying confirmation gave its PaymentIntent, whatever a later try wrote.
+      const collected = collectedAtPayment(session, intent);
       const after = await tx.updateTable('checkout_sessions').set({
         status: 'complete', payment_status: 'paid', completed_at: now, updated_at: now,
-        customer_details: JSON.stringify(await customerDetailsOf(tx, session, intent)),
+        customer_details: JSON.stringify(await customerDetailsOf(tx, { ...session, collected }, intent)),
+        collected: collected === null ? null : JSON.stringify(collected),
       }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
       await recordChange(tx, trail, scope, { action: 'checkout_session.complete', objectType: 'checkout_session', objectId: id, details: { payment_intent: intent.id } },
         ofIntent ? [] : [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
@@ -507,6 +548,20 @@ export function describeTotal(session: CheckoutSessionRow): string {
 }
 
 /**
+ * What the page collected, as it stands when the session is paid: the shipping address and phone are taken from the
+ * PaymentIntent, which the paying confirmation set in its own transaction. What the page kept for the session
+ * before (with each try) could be a later, failed try's.
+ */
+function collectedAtPayment(session: CheckoutSessionRow, intent: PaymentIntentRow): CheckoutCollected | null {
+  const collected = session.collected;
+  if (collected === null || collected.shipping === undefined) return collected;
+  const shipping = intent.shipping as { name?: unknown; address?: unknown; phone?: unknown } | null;
+  if (shipping === null || typeof shipping.name !== 'string' || typeof shipping.address !== 'object' || shipping.address === null) return collected;
+  const address = Object.fromEntries(Object.entries(shipping.address as Record<string, unknown>).filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== ''));
+  return { ...collected, shipping: { name: shipping.name, address }, ...(typeof shipping.phone === 'string' && shipping.phone !== '' ? { phone: shipping.phone } : {}) };
+}
+
+/**
  * What a completed session knows of its customer, as Stripe's `customer_details`: the email the session was made
  * with, or its customer's (or else the one the card was given with), and the name, phone and billing address the
  * card was given with.
@@ -518,8 +573,11 @@ async function customerDetailsOf(tx: Tx, session: CheckoutSessionRow, intent: Pa
     : await tx.selectFrom('customers').select('email').where('id', '=', session.customer_id).executeTakeFirst();
   const billing = method?.billing_details ?? {};
   const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);
+  // What the page asked the shopper for comes first: it is what they gave for this order.
+  const collected = session.collected ?? {};
   return {
-    address: addressObject(billing.address), business_name: null, email: session.customer_email ?? text(customer?.email) ?? text(billing.email), individual_name: null,
-    name: text(billing.name), phone: text(billing.phone), tax_exempt: 'none', tax_ids: [],
+    address: addressObject(collected.billing?.address ?? billing.address), business_name: null,
+    email: session.customer_email ?? text(customer?.email) ?? text(billing.email), individual_name: null,
+    name: text(collected.billing?.name) ?? text(billing.name) ?? text(collected.shipping?.name), phone: text(collected.phone) ?? text(billing.phone), tax_exempt: 'none', tax_ids: [],
   };
 }

@@ -293,7 +293,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
     return render(event.setupIntent, (row, s) => setupIntentObject(row, s, method));
   }
   if (event.review !== undefined) return render(event.review, (row) => reviewObject(row));
-  if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row) => checkoutSessionObject(row, null));
+  if (event.checkoutSession !== undefined) return render(event.checkoutSession, (row, s) => checkoutSessionObject(row, null, s));
   if (event.customer !== undefined) return render(event.customer, (row) => customerObject(row));
   if (event.paymentMethod !== undefined) return render(event.paymentMethod, paymentMethodObject);
   if (event.product !== undefined) return render(event.product, (row) => productObject(row));

@@ -1,5 +1,6 @@
 import type { CheckoutSessionRow } from '../store/database.ts';
-import { amountOut, unixTime } from './common.ts';
+import type { ApiShape } from './api-version.ts';
+import { addressObject, amountOut, unixTime } from './common.ts';
 
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
@@ -7,11 +8,12 @@ import { amountOut, unixTime } from './common.ts';
  * before Coffer kept it), only the email it was made with. Features Coffer's checkout does not have (tax, discounts,
  * shipping rates, custom fields, subscriptions, invoices) are shown empty, as Stripe shows them unused.
  */
-export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null): Record<string, unknown> {
+export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null, shape: ApiShape = 'current'): Record<string, unknown> {
   const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
     address: null, business_name: null, email: row.customer_email, individual_name: null, name: null, phone: null, tax_exempt: 'none', tax_ids: null,
   });
-  return {
+  const shippingDetails = row.collected?.shipping === undefined ? null : { name: row.collected.shipping.name, address: addressObject(row.collected.shipping.address) };
+  const object: Record<string, unknown> = {
     id: row.id,
     object: 'checkout.session',
     adaptive_pricing: null,
@@ -21,11 +23,11 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     amount_subtotal: amountOut(row.amount_total),
     amount_total: amountOut(row.amount_total),
     automatic_tax: { enabled: false, liability: null, provider: null, status: null },
-    billing_address_collection: null,
+    billing_address_collection: row.billing_address_collection,
     cancel_url: row.cancel_url,
     client_reference_id: row.client_reference_id,
     client_secret: null,
-    collected_information: null,
+    collected_information: shippingDetails === null ? null : { business_name: null, individual_name: null, shipping_details: shippingDetails },
     consent: null,
     consent_collection: null,
     created: unixTime(row.created_at),
@@ -57,10 +59,11 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     payment_method_types: row.payment_method_types,
     payment_status: row.payment_status,
     permissions: null,
+    phone_number_collection: { enabled: row.phone_number_collection },
     recovered_from: null,
     saved_payment_method_options: null,
     setup_intent: null,
-    shipping_address_collection: null,
+    shipping_address_collection: row.shipping_countries === null ? null : { allowed_countries: row.shipping_countries },
     shipping_cost: null,
     shipping_options: [],
     status: row.status,
@@ -72,6 +75,12 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     url: row.status === 'open' ? pageUrl : null,
     wallet_options: null,
   };
+  // Before 2025-03-31 the shipping address was the session's own `shipping_details` (Stripe moved it then).
+  if (shape === 'legacy') {
+    delete object.collected_information;
+    object.shipping_details = shippingDetails;
+  }
+  return object;
 }
 
 /**

@@ -290,6 +290,13 @@ export interface CheckoutLineItem {
   images?: string[];
 }
 
+/** What the hosted page collected from the shopper (migration 0061), each only when the session asked for it. */
+export interface CheckoutCollected {
+  billing?: { name: string; address: Record<string, string> };
+  shipping?: { name: string; address: Record<string, string> };
+  phone?: string;
+}
+
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
 export interface CheckoutPaymentMethodOptions {
   card?: { capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session' };
@@ -328,6 +335,13 @@ export interface CheckoutSessionsTable {
   customer_id: string | null;
   /** The card options the session was made with, as Stripe shows them (migration 0055). */
   payment_method_options: ColumnType<CheckoutPaymentMethodOptions, string | undefined, string>;
+  /** Stripe's `billing_address_collection` as given: null (not given), 'auto' (not asked) or 'required' (migration 0061). */
+  billing_address_collection: ColumnType<'auto' | 'required' | null, 'auto' | 'required' | null | undefined, 'auto' | 'required' | null>;
+  /** The countries a shipping address may be in (`shipping_address_collection[allowed_countries]`); null: none asked. */
+  shipping_countries: ColumnType<string[] | null, string | null | undefined, string | null>;
+  phone_number_collection: ColumnType<boolean, boolean | undefined, boolean>;
+  /** What the shopper gave on the page with their last confirmation: the addresses and phone asked for. */
+  collected: ColumnType<CheckoutCollected | null, string | null | undefined, string | null>;
 }
 
 export interface SupportCasesTable {

@@ -154,12 +154,17 @@ function follow(step: PageStep): void {
     case 'passkey':
     case 'registered':
       return;
-    case 'error':
+    case 'error': {
       payButton.disabled = false;
       show(statusRegion, '');
       show(errorRegion, step.message);
-      errorRegion.focus();
+      const field = step.field === undefined ? null : form.querySelector<HTMLElement>(`[data-detail="${CSS.escape(step.field)}"]`);
+      if (field !== null) {
+        field.setAttribute('aria-invalid', 'true');
+        field.focus();
+      } else errorRegion.focus();
       return;
+    }
   }
 }
 
@@ -269,12 +274,30 @@ async function pay(): Promise<void> {
     await confirmStepUp();
     return;
   }
+  // The addresses and phone the session asks for, checked here first so that no card is sent for an order that
+  // cannot go on; the server checks them again.
+  const details: Record<string, string> = {};
+  for (const field of Array.from(form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('[data-detail]'))) {
+    field.removeAttribute('aria-invalid');
+    details[field.dataset.detail ?? ''] = field.value;
+  }
+  const missing = Array.from(form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('[data-detail][required]')).find((field) => field.value.trim() === '');
+  if (missing !== undefined) {
+    follow({ state: 'error', message: missing.dataset.missing ?? config.strings.failed, field: missing.dataset.detail ?? '' });
+    return;
+  }
+  // The server's own check of a phone number (checkout/collected-details.ts), so that no card goes for a number it refuses.
+  const phone = form.querySelector<HTMLInputElement>('[data-detail="phone"]');
+  if (phone !== null && (!/^\+?[0-9][0-9 ().-]{4,38}$/.test(phone.value.trim()) || phone.value.replace(/\D/g, '').length < 5)) {
+    follow({ state: 'error', message: phone.dataset.invalid ?? config.strings.failed, field: 'phone' });
+    return;
+  }
   payButton.disabled = true;
   show(errorRegion, '');
   show(statusRegion, config.strings.processing);
   const method = selectedMethod();
   try {
-    const body: Record<string, string> = { method, device: deviceId() };
+    const body: Record<string, unknown> = { method, device: deviceId(), details };
     if (method === 'card') body.payment_method = await tokenizeCard();
     follow(await post(`/pay/${config.session}/confirm`, body));
   } catch (error) {
@@ -283,6 +306,8 @@ async function pay(): Promise<void> {
 }
 
 for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="method"]'))) radio.addEventListener('change', () => showPanel(true));
+// A field marked as missing or refused is unmarked as soon as the shopper changes it.
+for (const field of Array.from(form.querySelectorAll<HTMLElement>('[data-detail]'))) field.addEventListener('input', () => field.removeAttribute('aria-invalid'));
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   void pay();

@@ -16,7 +16,7 @@ export type PageStep =
   | { state: 'waiting' }
   | { state: 'open'; message?: string }
   | { state: 'expired'; redirect: string }
-  | { state: 'error'; message: string }
+  | { state: 'error'; message: string; field?: string }
   | { state: 'step_up' }
   | { state: 'code_sent'; message: string }
   | { state: 'verified' }

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
 import { resourceMissing } from '../../domain/errors.ts';
 import { checkOneCursor } from '../../flows/list-page.ts';
@@ -59,6 +59,10 @@ const CreateBody = strictObject({
     statement_descriptor: Type.Optional(StatementDescriptor),
     statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
   })),
+  // What the hosted page asks the shopper for besides the payment (decision 0051).
+  billing_address_collection: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('required')])),
+  shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
+  phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
   // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
   // The options a confirmation alone takes (request_three_d_secure, the wallets') are not taken here.
   payment_method_options: Type.Optional(strictObject({
@@ -91,7 +95,9 @@ export function registerSupportCaseRoutes(app: FastifyInstance, services: Servic
 /** Checkout Sessions (payment mode), as Stripe's: the official SDK's `checkout.sessions` works against them. */
 export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
-  const render = (row: CheckoutSessionRow) => checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`);
+  /** The session in the request's API version: before 2025-03-31 its shipping address is `shipping_details`. */
+  const renderFor = (request: FastifyRequest) => (row: CheckoutSessionRow) =>
+    checkoutSessionObject(row, `${services.connectors.publicUrl()}/pay/${row.id}`, requestContext(request).actor.apiVersion.shape);
   /**
    * The session's items, with the catalogue prices they were sold from as the catalogue has them now (one query),
    * and with each price's product when asked (`price.product`): a product named only by `product_data` is no
@@ -117,12 +123,12 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
   };
   app.post('/v1/checkout/sessions', { config, schema: { body: CreateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
-    return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), renderFor(request)));
   });
   app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
     const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
-    return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(render), page.hasMore));
+    return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(renderFor(request)), page.hasMore));
   });
   // `expand[]=line_items` gives the order (as `/line_items` lists it) and `expand[]=payment_intent` its payment, as
   // Stripe's fulfilment guide reads them.
@@ -133,7 +139,7 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
     // Brought up to date with its payment first: a session whose payment just finished reads as complete.
     const row = found.status === 'open' ? await settleCheckoutSession(services, found.id) : found;
-    const object = render(row);
+    const object = renderFor(request)(row);
     if (expand.includes('line_items') || expand.includes('line_items.data.price.product')) {
       const items = await sessionLineItems(row, expand.includes('line_items.data.price.product'));
       object.line_items = listObject(`/v1/checkout/sessions/${row.id}/line_items`, items, false);
@@ -165,6 +171,6 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
   app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
     const ctx = requestContext(request);
     const id = (request.params as { id: string }).id;
-    return sendOutcome(reply, await answerInChange(request, (respond) => expireCheckoutSession(services, ctx, id, respond), render));
+    return sendOutcome(reply, await answerInChange(request, (respond) => expireCheckoutSession(services, ctx, id, respond), renderFor(request)));
   });
 }

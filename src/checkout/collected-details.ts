@@ -1,0 +1,108 @@
+import type { CheckoutCollected, CheckoutSessionRow } from '../store/database.ts';
+import { isCountry } from '../flows/checkout-sessions.ts';
+import { escapeHtml } from '../platform/html.ts';
+import { say, type Language, type StringKey } from './strings.ts';
+
+/**
+ * The addresses and phone number a Checkout Session asks the shopper for (decision 0051): the fields the page
+ * shows, and the server's reading of what the page sends back. Each field is named `<part>.<field>`
+ * (`shipping.line1`); the page sends them as they are, and nothing but these is read.
+ */
+type Part = 'shipping' | 'billing';
+const addressFields = ['name', 'line1', 'line2', 'city', 'state', 'postal_code', 'country'] as const;
+type AddressField = (typeof addressFields)[number];
+const labels: Record<AddressField, StringKey> = {
+  name: 'fullName', line1: 'addressLine1', line2: 'addressLine2', city: 'addressCity', state: 'addressState', postal_code: 'addressPostalCode', country: 'addressCountry',
+};
+const required: ReadonlySet<AddressField> = new Set(['name', 'line1', 'city', 'country']);
+const autocomplete: Record<AddressField, string> = {
+  name: 'name', line1: 'address-line1', line2: 'address-line2', city: 'address-level2', state: 'address-level1', postal_code: 'postal-code', country: 'country',
+};
+const maxLengths: Record<AddressField, number> = { name: 200, line1: 200, line2: 200, city: 200, state: 200, postal_code: 20, country: 2 };
+
+let everyCountry: string[] | undefined;
+function allCountries(): string[] {
+  if (everyCountry === undefined) {
+    const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    everyCountry = [...letters].flatMap((a) => [...letters].map((b) => `${a}${b}`)).filter(isCountry);
+  }
+  return everyCountry;
+}
+
+function countryName(code: string, language: Language): string {
+  return new Intl.DisplayNames([language === 'zh' ? 'zh-CN' : 'en'], { type: 'region' }).of(code) ?? code;
+}
+
+/** The countries a part's address may be in: the session's shipping countries, or any for a billing address. */
+function countriesFor(session: CheckoutSessionRow, part: Part): string[] {
+  return part === 'shipping' ? session.shipping_countries ?? [] : allCountries();
+}
+
+function addressSection(session: CheckoutSessionRow, part: Part, language: Language): string {
+  const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
+  const fields = addressFields.map((field) => {
+    const id = `${part}-${field.replace('_', '-')}`;
+    const needed = required.has(field);
+    const common = `id="${id}" data-detail="${part}.${field}" autocomplete="${part} ${autocomplete[field]}"${needed ? ` required data-missing="${t('fillIn', { field: say(language, labels[field]) })}"` : ''}`;
+    if (field === 'country') {
+      const countries = countriesFor(session, part).map((code) => [code, countryName(code, language)] as const).sort((a, b) => a[1].localeCompare(b[1], language === 'zh' ? 'zh-CN' : 'en'));
+      const options = countries.map(([code, name]) => `<option value="${code}">${escapeHtml(name)}</option>`).join('');
+      return `<label class="field" for="${id}">${t(labels[field])}</label><select class="text" ${common}>${countries.length === 1 ? '' : '<option value=""></option>'}${options}</select>`;
+    }
+    return `<label class="field" for="${id}">${t(labels[field])}</label><input class="text" type="text" maxlength="${maxLengths[field]}" ${common}>`;
+  }).join('\n');
+  return `<fieldset class="details" data-part="${part}"><legend>${t(part === 'shipping' ? 'shippingAddress' : 'billingAddress')}</legend>\n${fields}\n</fieldset>`;
+}
+
+/** The page's fields for what the session asks: a shipping address, a billing address, a phone number. */
+export function detailsFields(session: CheckoutSessionRow, language: Language): string {
+  const parts: string[] = [];
+  if (session.shipping_countries !== null) parts.push(addressSection(session, 'shipping', language));
+  if (session.billing_address_collection === 'required') parts.push(addressSection(session, 'billing', language));
+  if (session.phone_number_collection) {
+    const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
+    parts.push(`<fieldset class="details" data-part="phone"><legend>${t('contactPhone')}</legend>
+<input class="text" id="phone-number" type="tel" maxlength="40" autocomplete="tel" data-detail="phone" required data-missing="${t('fillIn', { field: say(language, 'contactPhone') })}" data-invalid="${t('phoneInvalid')}" aria-label="${t('contactPhone')}"></fieldset>`);
+  }
+  return parts.join('\n');
+}
+
+/** A refusal of what the page sent: the field to mark, and what to tell the shopper. */
+export interface DetailsRefusal {
+  field: string;
+  message: string;
+}
+
+/**
+ * Reads what the page sent for the details the session asks, refusing a missing required field, a country the
+ * session does not ship to (or no country at all) and a phone number that is not one. Fields the session did not ask
+ * for are ignored, whatever the page sent.
+ */
+export function readDetails(session: CheckoutSessionRow, sent: unknown, language: Language): { collected: CheckoutCollected } | { refused: DetailsRefusal } {
+  const given = typeof sent === 'object' && sent !== null ? sent as Record<string, unknown> : {};
+  const value = (name: string, max: number) => {
+    const raw = given[name];
+    return typeof raw === 'string' ? raw.trim().slice(0, max) : '';
+  };
+  const collected: CheckoutCollected = {};
+  const parts: Part[] = [...(session.shipping_countries === null ? [] : ['shipping' as const]), ...(session.billing_address_collection === 'required' ? ['billing' as const] : [])];
+  for (const part of parts) {
+    const address: Record<string, string> = {};
+    for (const field of addressFields) {
+      const text = value(`${part}.${field}`, maxLengths[field]);
+      if (text === '' && required.has(field)) return { refused: { field: `${part}.${field}`, message: say(language, 'fillIn', { field: say(language, labels[field]) }) } };
+      if (field === 'country' && !countriesFor(session, part).includes(text)) {
+        return { refused: { field: `${part}.country`, message: say(language, part === 'shipping' ? 'countryNotShipped' : 'fillIn', { field: say(language, 'addressCountry') }) } };
+      }
+      if (text !== '' && field !== 'name') address[field] = text;
+    }
+    collected[part] = { name: value(`${part}.name`, maxLengths.name), address };
+  }
+  if (session.phone_number_collection) {
+    const phone = value('phone', 40);
+    if (phone === '') return { refused: { field: 'phone', message: say(language, 'fillIn', { field: say(language, 'contactPhone') }) } };
+    if (!/^\+?[0-9][0-9 ().-]{4,38}$/.test(phone) || phone.replace(/\D/g, '').length < 5) return { refused: { field: 'phone', message: say(language, 'phoneInvalid') } };
+    collected.phone = phone;
+  }
+  return { collected };
+}
