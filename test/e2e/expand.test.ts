@@ -44,7 +44,7 @@ describe('expanding related objects', () => {
     assert.equal((charge.balance_transaction as Stripe.BalanceTransaction).object, 'balance_transaction');
     assert.equal((charge.balance_transaction as Stripe.BalanceTransaction).source, chargeId);
     const refunds = charge.refunds as Stripe.ApiList<Stripe.Refund>;
-    assert.deepEqual([refunds.object, refunds.has_more, refunds.url], ['list', false, `/v1/refunds?charge=${chargeId}`]);
+    assert.deepEqual([refunds.object, refunds.has_more, refunds.url], ['list', false, `/v1/charges/${chargeId}/refunds`]);
     assert.deepEqual(refunds.data, [plain(await stripe.refunds.retrieve(second.id)), plain(await stripe.refunds.retrieve(first.id))], 'newest first');
     assert.equal('refunds' in plain(await stripe.charges.retrieve(chargeId)), false, 'not there unless expanded');
 

@@ -230,4 +230,39 @@ describe('refunds', () => {
     assert.equal(atAcquirer.length, 1);
     assert.equal((await stripe.charges.retrieve(intent.latest_charge as string)).amount_refunded, 600);
   });
+
+  // Goal: a charge's refunds are served at the address its `refunds` list names (/v1/charges/:charge/refunds), as
+  // Stripe serves it: listed, read and made for that charge only, with another charge's or merchant's a 404.
+  test('a charge\'s refunds at /v1/charges/:charge/refunds: list, retrieve, create', async () => {
+    const intent = await pay(3000);
+    const chargeId = intent.latest_charge as string;
+    const first = await stripe.refunds.create({ charge: chargeId, amount: 500 });
+    const made = await rawRequest(server, 'POST', `/v1/charges/${chargeId}/refunds`, { key: server.secretKey, body: 'amount=700&metadata[ticket]=9', headers: { 'idempotency-key': `charge-refund-${chargeId}` } });
+    assert.equal(made.status, 200, made.body);
+    assert.deepEqual([made.json.object, made.json.amount, made.json.charge, made.json.metadata], ['refund', 700, chargeId, { ticket: '9' }]);
+    const listed = await rawRequest(server, 'GET', `/v1/charges/${chargeId}/refunds?limit=1`, { key: server.secretKey });
+    assert.equal(listed.status, 200, listed.body);
+    assert.deepEqual([(listed.json.data as Array<{ id: string }>).map((refund) => refund.id), listed.json.has_more, listed.json.url], [[made.json.id], true, `/v1/charges/${chargeId}/refunds`]);
+    const rest = await rawRequest(server, 'GET', `/v1/charges/${chargeId}/refunds?starting_after=${String(made.json.id)}`, { key: server.secretKey });
+    assert.deepEqual((rest.json.data as Array<{ id: string }>).map((refund) => refund.id), [first.id]);
+    const one = await rawRequest(server, 'GET', `/v1/charges/${chargeId}/refunds/${first.id}?expand[]=charge`, { key: server.secretKey });
+    assert.deepEqual([one.status, one.json.id, (one.json.charge as { amount_refunded: number }).amount_refunded], [200, first.id, 1200]);
+
+    // Another charge's refund is not at this address; an unknown or another merchant's charge is a 404 naming it.
+    const other = await pay(1000);
+    const notHere = await rawRequest(server, 'GET', `/v1/charges/${other.latest_charge as string}/refunds/${first.id}`, { key: server.secretKey });
+    assert.deepEqual([notHere.status, (notHere.json.error as { param?: string }).param], [404, 'refund']);
+    const before = await stateCounts(server.database.db);
+    const theirs = await rawRequest(server, 'POST', `/v1/charges/${chargeId}/refunds`, { key: server.otherSecretKey, body: 'amount=100' });
+    assert.deepEqual([theirs.status, (theirs.json.error as { code?: string }).code], [404, 'resource_missing']);
+    assert.equal((await rawRequest(server, 'GET', `/v1/charges/${chargeId}/refunds`, { key: server.otherSecretKey })).status, 404);
+    const tooMuch = await rawRequest(server, 'POST', `/v1/charges/${chargeId}/refunds`, { key: server.secretKey, body: 'amount=5000' });
+    assert.equal(tooMuch.status, 400, tooMuch.body);
+    const named = await rawRequest(server, 'POST', `/v1/charges/${chargeId}/refunds`, { key: server.secretKey, body: 'charge=ch_other&amount=1' });
+    assert.deepEqual([named.status, (named.json.error as { param?: string }).param], [400, 'charge'], 'the charge is the address\'s, not a parameter');
+    const { audit_log: auditAfter, ...afterRest } = await stateCounts(server.database.db);
+    const { audit_log: auditBefore, ...beforeRest } = before;
+    assert.deepEqual(afterRest, beforeRest, 'the refusals changed nothing');
+    assert.ok(auditAfter >= auditBefore);
+  });
 });

@@ -84,7 +84,7 @@ async function expandRefunds(db: Kysely<Database>, actor: Actor, charges: Render
     const id = String(charge.id);
     const own = rows.filter((row) => row.charge_id === id);
     const data = own.slice(0, embeddedRefunds).map(({ position: _position, ...row }) => refundObject(row, actor.apiVersion.shape));
-    charge.refunds = listObject(`/v1/refunds?charge=${id}`, data, own.length > embeddedRefunds);
+    charge.refunds = listObject(`/v1/charges/${id}/refunds`, data, own.length > embeddedRefunds);
   }
 }
 

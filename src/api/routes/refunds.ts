@@ -105,6 +105,47 @@ export function registerRefundRoutes(app: FastifyInstance, services: Services): 
     );
   });
 
+  // A charge's refunds at the address its `refunds` list names (the charge's list in versions before 2022-11-15), as
+  // Stripe still serves it: list, retrieve, and create for that charge. A restricted key needs charges and refunds.
+  const ChargeParams = strictObject({ charge: ObjectId });
+  const chargeOf = async (ctx: RequestContext, id: string) => {
+    const row = await services.db.selectFrom('charges').select('id').where('id', '=', id)
+      .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+    if (row === undefined) throw resourceMissing('charge', id, 'charge');
+    return row.id;
+  };
+  app.get('/v1/charges/:charge/refunds', { config: expandConfig, schema: { params: ChargeParams, querystring: strictObject(ListQuery) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const charge = await chargeOf(ctx, (request.params as { charge: string }).charge);
+    const query = request.query as ListQueryParams;
+    const expand = expansionsFor(ctx.actor, query.expand, refundExpandable, true);
+    const rows = services.db.selectFrom('refunds').selectAll().where('charge_id', '=', charge);
+    const page = await listPage(services.db, ctx.actor, { table: 'refunds', kind: 'refund', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    const data = page.data.map((row) => refundObject(row, ctx.actor.apiVersion.shape));
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), data, expand);
+    return sendObject(reply, listObject(`/v1/charges/${charge}/refunds`, data, page.hasMore));
+  });
+  app.get('/v1/charges/:charge/refunds/:refund', {
+    config: expandConfig, schema: { params: strictObject({ charge: ObjectId, refund: ObjectId }), querystring: strictObject({ expand: Type.Optional(Expand) }) },
+  }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const params = request.params as { charge: string; refund: string };
+    const charge = await chargeOf(ctx, params.charge);
+    const refund = await findRefund(services.db, ctx, params.refund);
+    // Another charge's refund is not at this address: the same answer as an unknown one.
+    if (refund.charge_id !== charge) throw resourceMissing('refund', params.refund, 'refund');
+    const object = refundObject(refund, ctx.actor.apiVersion.shape);
+    await expandObjects(services.db, ctx.actor, services.clock.nowMs(), [object], expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, refundExpandable));
+    return sendObject(reply, object);
+  });
+  const { charge: _charge, payment_intent: _paymentIntent, ...chargeRefundFields } = CreateBody.properties;
+  app.post('/v1/charges/:charge/refunds', { config: expandConfig, schema: { params: ChargeParams, body: strictObject(chargeRefundFields) } }, async (request, reply) => {
+    const { expand, ...params } = request.body as Omit<CreateRefundParams, 'charge' | 'payment_intent'> & { expand?: string[] };
+    const ctx = requestContext(request);
+    const responder = refundResponder(services, ctx, expansionsFor(ctx.actor, expand, refundExpandable));
+    return sendOutcome(reply, await createRefund(services, ctx, { ...params, charge: (request.params as { charge: string }).charge }, responder));
+  });
+
   app.get('/v1/refunds', { config: expandConfig, schema: { querystring: ListRefundsQuery } }, async (request, reply) => {
     const ctx = requestContext(request);
     const query = request.query as ListQueryParams & { charge?: string; payment_intent?: string };
