@@ -29,8 +29,13 @@ function allCountries(): string[] {
   return everyCountry;
 }
 
+const regionNames: Record<Language, Intl.DisplayNames> = {
+  en: new Intl.DisplayNames(['en'], { type: 'region' }),
+  zh: new Intl.DisplayNames(['zh-CN'], { type: 'region' }),
+};
+
 function countryName(code: string, language: Language): string {
-  return new Intl.DisplayNames([language === 'zh' ? 'zh-CN' : 'en'], { type: 'region' }).of(code) ?? code;
+  return regionNames[language].of(code) ?? code;
 }
 
 /** The countries a part's address may be in: the session's shipping countries, or any for a billing address. */

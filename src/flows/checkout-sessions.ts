@@ -155,13 +155,13 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
     .where('livemode', '=', scope.livemode).where('id', 'in', productIds).execute();
   const productOf = (id: string, param: string) => {
     const product = products.find((row) => row.id === id);
-    if (product === undefined || product.deleted_at !== null) throw new CofferError('resource_missing', `No such product: '${id}'`, { param, missingId: id });
+    if (product === undefined || product.deleted_at !== null) throw resourceMissing('product', id, param);
     if (!product.active) throw new CofferError('parameter_invalid', `The product ${id} is archived (active=false); a session sells only active products.`, { param });
     return product;
   };
   params.line_items.forEach((item, index) => {
     if (item.price !== undefined && !prices.some((row) => row.id === item.price)) {
-      throw new CofferError('resource_missing', `No such price: '${item.price}'`, { param: `line_items[${index}][price]`, missingId: item.price });
+      throw resourceMissing('price', item.price, `line_items[${index}][price]`);
     }
   });
   const firstCurrency = params.line_items[0]?.price_data?.currency ?? prices.find((price) => price.id === params.line_items[0]?.price)?.currency ?? '';

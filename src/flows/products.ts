@@ -120,21 +120,9 @@ function checkMetadata(metadata: Record<string, string>, param = 'metadata'): Re
   return metadata;
 }
 
-function checkUrlText(value: string | '' | undefined, param: string): void {
-  if (value === undefined || value === '') return;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new CofferError('url_invalid', `${param} must be an absolute http or https URL; got "${value}".`, { param });
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CofferError('url_invalid', `${param} must be an http or https URL; got a ${url.protocol} URL.`, { param });
-}
-
+/** What the schema cannot say of a product (its `url` and `images` are checked there as http or https URLs). */
 function checkProductParams(params: ProductParams): void {
   if (params.name !== undefined && params.name.trim() === '') throw new CofferError('parameter_invalid_empty', 'name cannot be empty.', { param: 'name' });
-  checkUrlText(params.url, 'url');
-  if (params.images !== undefined && params.images !== '') params.images.forEach((image, index) => checkUrlText(image, `images[${index}]`));
 }
 
 function newPriceRow(ctx: RequestContext, productId: string, amount: { currency: string; unitAmount: bigint }, rest: {

@@ -76,7 +76,7 @@ async function chargesOf(db: Reader, scope: ChargeListScope, intentIds: string[]
 }
 
 /** The newest refunds of each charge (one query for them all), with each one's count of refunds. */
-async function refundsOf(db: Reader, scope: ChargeListScope, chargeIds: string[]) {
+export async function refundsOf(db: Reader, scope: ChargeListScope, chargeIds: string[]) {
   let inner = db.selectFrom('refunds').selectAll()
     .select(sql<number>`row_number() OVER (PARTITION BY charge_id ORDER BY seq DESC)`.as('position'))
     .select(sql<string>`count(*) OVER (PARTITION BY charge_id)`.as('total'))

@@ -123,7 +123,10 @@ describe('Addresses and a phone number given on the hosted page', { concurrency:
       return { status: response.status, body: await response.json() };
     })()`) as { status: number; body: { state: string; field?: string; message?: string } };
     assert.deepEqual([forged.status, forged.body.field, forged.body.message], [400, 'shipping.country', strings.en.countryNotShipped]);
-    assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'requires_payment_method', 'nothing was confirmed');
+    const unconfirmed = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+    assert.deepEqual([unconfirmed.status, unconfirmed.shipping], ['requires_payment_method', null], 'nothing was confirmed');
+    const kept = await server.database.db.selectFrom('checkout_sessions').select('collected').where('id', '=', session.id).executeTakeFirstOrThrow();
+    assert.equal(kept.collected, null, 'the refused details were not kept');
 
     // A phone number that is not one is refused on the page, as the server would, before a card is sent.
     await page.fill('#phone-number', '12');

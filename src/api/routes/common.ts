@@ -106,6 +106,12 @@ export function expansionsFor(actor: Actor, requested: readonly string[] | undef
   return paths;
 }
 
+/** A change's parameters without `expand`, which only shapes its answer. */
+export function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand'> {
+  const { expand: _expand, ...rest } = body;
+  return rest;
+}
+
 export function listObject(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {
   return { object: 'list', data, has_more: hasMore, url };
 }

@@ -20,7 +20,7 @@ import type { CustomerBalanceTransactionRow, CustomerRow } from '../../store/dat
 import { requestContext } from '../request-context.ts';
 import { Address, Currency, Description, Email, Expand, ListQuery, Metadata, ObjectId, SearchQuery, Shipping, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { countOf, parseSearchQuery, searchCondition, searchCursor, searchExpansions, searchResult, type SearchField } from '../search-query.ts';
-import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome, withoutExpand } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 /** What a customer read can expand, and the resource a restricted key needs to read each. */
@@ -59,10 +59,6 @@ const BalanceBody = strictObject({
   expand: Type.Optional(Expand),
 });
 
-function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand'> {
-  const { expand: _expand, ...rest } = body;
-  return rest;
-}
 
 /** What a customer search may ask, as Stripe's customer search takes it. */
 const customerSearchFields: Record<string, SearchField> = {

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { CofferError } from '../../domain/errors.ts';
 import { balanceTransactionsById } from '../../flows/balance-transactions.ts';
 import type { Actor } from '../../flows/context.ts';
@@ -7,7 +7,7 @@ import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import { balanceTransactionObject } from '../../objects/balance-transaction.ts';
 import { chargeListsShown } from '../../objects/api-version.ts';
 import { chargeObject } from '../../objects/charge.ts';
-import { addChargeLists } from '../../objects/charge-lists.ts';
+import { addChargeLists, refundsOf } from '../../objects/charge-lists.ts';
 import { customerBalanceTransactionObject, customerObject } from '../../objects/customer.ts';
 import { renderPaymentIntent } from '../../objects/payment-intent.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
@@ -66,25 +66,18 @@ const kinds: readonly Kind[] = [
   },
 ];
 
-/** How many of a charge's refunds an expanded `refunds` list holds, newest first, as Stripe's does. */
-const embeddedRefunds = 10;
-
 /**
- * A charge's `refunds`, which it does not carry by default: a list of its newest refunds. One query for all the
- * charges (a list of a hundred is not a hundred queries), each charge's refunds numbered newest first.
+ * A charge's `refunds`, which it does not carry by default: a list of its newest refunds, as Stripe's. One query for
+ * all the charges (a list of a hundred is not a hundred queries), the same one the older versions' lists use.
  */
 async function expandRefunds(db: Kysely<Database>, actor: Actor, charges: Rendered[]): Promise<void> {
   if (charges.length === 0) return;
-  const rows = await db.selectFrom((eb) => eb.selectFrom('refunds').selectAll()
-    .select(sql<number>`row_number() OVER (PARTITION BY charge_id ORDER BY seq DESC)`.as('position'))
-    .where('charge_id', 'in', charges.map((charge) => String(charge.id)))
-    .where('merchant_id', '=', actor.merchantId).where('livemode', '=', actor.livemode).as('numbered'))
-    .selectAll().where('position', '<=', embeddedRefunds + 1).orderBy('seq', 'desc').execute();
+  const rows = await refundsOf(db, { merchantId: actor.merchantId, livemode: actor.livemode, shape: actor.apiVersion.shape }, charges.map((charge) => String(charge.id)));
   for (const charge of charges) {
     const id = String(charge.id);
     const own = rows.filter((row) => row.charge_id === id);
-    const data = own.slice(0, embeddedRefunds).map(({ position: _position, ...row }) => refundObject(row, actor.apiVersion.shape));
-    charge.refunds = listObject(`/v1/charges/${id}/refunds`, data, own.length > embeddedRefunds);
+    const data = own.map(({ position: _position, total: _total, ...row }) => refundObject(row, actor.apiVersion.shape));
+    charge.refunds = listObject(`/v1/charges/${id}/refunds`, data, Number(own[0]?.total ?? 0) > data.length);
   }
 }
 

@@ -44,7 +44,7 @@ import {
   strictObject,
   type ListQueryParams,
 } from '../schemas.ts';
-import { expansions, expansionsFor, listObject, sameSecret, sendObject, sendOutcome } from './common.ts';
+import { expansions, expansionsFor, listObject, sameSecret, sendObject, sendOutcome, withoutExpand } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 const CaptureMethod = Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')]);
@@ -294,10 +294,6 @@ function paymentIntentResponder(services: Services, ctx: RequestContext, expand:
   return Object.assign(respond, { render, rendersAfterChange: readsAfter });
 }
 
-function withoutExpand<T extends { expand?: string[] }>(body: T): Omit<T, 'expand'> {
-  const { expand: _ignored, ...rest } = body;
-  return rest;
-}
 
 /**
  * The PaymentIntent a request names, read after checking its client secret: a publishable key must send it, and a

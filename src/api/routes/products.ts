@@ -16,7 +16,7 @@ import {
   Currency, Description, Expand, ListQuery, Metadata, ObjectId, SearchQuery, StatementDescriptor, Url, emptyable, strictObject, type ListQueryParams,
 } from '../schemas.ts';
 import { countOf, parseSearchQuery, searchCondition, searchCursor, searchExpansions, searchResult, type SearchField } from '../search-query.ts';
-import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome, withoutExpand } from './common.ts';
 import { expandObjects } from './expand.ts';
 
 type Rendered = Record<string, unknown>;
@@ -126,10 +126,6 @@ const priceSearchFields: Record<string, SearchField> = {
   created: { kind: 'created', column: 'created_at' },
 };
 
-function withoutExpand<T extends { expand?: unknown }>(body: T): Omit<T, 'expand'> {
-  const { expand: _expand, ...rest } = body;
-  return rest;
-}
 
 /** Stripe's Products and one-time Prices (decision 0049): the official SDK's `products` and `prices` work against them. */
 export function registerProductRoutes(app: FastifyInstance, services: Services): void {
