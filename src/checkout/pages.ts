@@ -3,14 +3,14 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
-import { findCurrency } from '../domain/currency.ts';
-import { pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { chooseShippingRate, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
 import { detailsFields, readDetails } from './collected-details.ts';
+import { shippingFields, shippingSummary, shippingViews } from './shipping-choice.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import {
   checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
@@ -21,7 +21,7 @@ import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
-import { chooseLanguage, declineReason, localeOf, say, type Language, type StringKey } from './strings.ts';
+import { chooseLanguage, declineReason, formatMoney, say, type Language, type StringKey } from './strings.ts';
 
 /**
  * The hosted checkout (`/pay/<session>` on the public listener) and its card frame. The frame is served only on
@@ -87,12 +87,6 @@ function frameCsp(nonce: string, pageOrigin: string): string {
   ].join('; ');
 }
 
-export function formatMoney(amountMinor: bigint | number, currencyCode: string, language: Language): string {
-  const currency = findCurrency(currencyCode);
-  const exponent = currency?.apiExponent ?? 2;
-  return new Intl.NumberFormat(localeOf(language), { style: 'currency', currency: currencyCode.toUpperCase() }).format(Number(amountMinor) / 10 ** exponent);
-}
-
 /** Inline JSON for a `<script type="application/json">` block: nothing in it can end the element. */
 function jsonForHtml(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
@@ -147,6 +141,7 @@ function orderSummary(session: CheckoutSessionRow, merchantName: string, languag
 <h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
 <ul class="items">${items}</ul>
+${shippingSummary(session, language)}
 <p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(session.amount_total, session.currency, language))}</span></p>
 </section>`;
 }
@@ -184,6 +179,8 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
     session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
     // What the shopper is shown: sent back with every post, and refused if the payment has changed since.
     amount: session.amount_total.toString(), currency: session.currency, sandbox: !session.livemode,
+    // Each shipping option's total and words, swapped in when the shopper picks it (checkout/shipping-choice.ts).
+    ...(session.shipping_options === null ? {} : { shipping: shippingViews(session, language) }),
     strings: {
       processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed'),
       wechatNotCompleted: say(language, 'wechatNotCompleted'),
@@ -194,6 +191,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
 <section class="card" aria-labelledby="method-title">
 <form id="payment-form" novalidate>
 ${detailsFields(session, language)}
+${shippingFields(session, language)}
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
 ${stepUpSection(language, passkeys)}
@@ -488,11 +486,21 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
-    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown };
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown; shipping_rate?: unknown };
     const method = typeof body.method === 'string' ? body.method : '';
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
+    // The addresses and phone the session asks for, as Stripe's Checkout collects them. A refusal names the field
+    // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
+    const details = readDetails(session, body.details, lang);
+    if ('refused' in details) return json(reply, 400, { state: 'error', message: details.refused.message, field: details.refused.field });
+    // The shipping rate the page shows as chosen, one the session offers: set before anything else reads the amount.
+    if (session.shipping_options !== null) {
+      const rate = typeof body.shipping_rate === 'string' ? body.shipping_rate : '';
+      if (!session.shipping_options.some((option) => option.shipping_rate === rate)) return json(reply, 400, { state: 'error', message: say(lang, 'chooseShipping'), field: 'shipping_rate' });
+      if (rate !== session.shipping_rate_id) await chooseShippingRate(services, session, rate, request.ip);
+    }
     const intent = await intentOf(session);
     if (!showsPayment(body, intent)) return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
     params.expectedAmount = { amount: intent.amount, currency: intent.currency };
@@ -501,10 +509,6 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (proof !== undefined) params.shopperStepUp = proof.method;
     else if (await stepUpRequired(services, session, intent)) return json(reply, 200, { state: 'step_up' });
     params.askShopperForStepUp = true;
-    // The addresses and phone the session asks for, as Stripe's Checkout collects them. A refusal names the field
-    // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
-    const details = readDetails(session, body.details, lang);
-    if ('refused' in details) return json(reply, 400, { state: 'error', message: details.refused.message, field: details.refused.field });
     if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
     if (method === 'card') {
       if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });

@@ -1,3 +1,4 @@
+import { findCurrency } from '../domain/currency.ts';
 /**
  * The hosted checkout's words, in English and Simplified Chinese. Every string the page or its script shows is
  * here, so that the two languages cannot drift apart (a test checks that both have every key).
@@ -104,6 +105,24 @@ const en = {
   stepUp_payment_changed: 'The payment changed after you were asked to confirm it. Confirm it again.',
   stepUp_not_verified: 'Confirm with a code first; then you can save a passkey.',
   paymentChanged: 'The amount of this payment has changed. Check it, then pay again.',
+  subtotal: 'Subtotal',
+  shippingLine: 'Shipping: {name}',
+  shippingMethod: 'Shipping method',
+  shippingFree: 'Free',
+  chooseShipping: 'Choose a shipping method.',
+  deliveryRange: '{min} to {max}',
+  deliveryAtLeast: 'At least {min}',
+  deliveryUpTo: 'Up to {max}',
+  unit_business_day: '{n} business day',
+  unit_business_days: '{n} business days',
+  unit_day: '{n} day',
+  unit_days: '{n} days',
+  unit_hour: '{n} hour',
+  unit_hours: '{n} hours',
+  unit_week: '{n} week',
+  unit_weeks: '{n} weeks',
+  unit_month: '{n} month',
+  unit_months: '{n} months',
 } as const;
 
 export type StringKey = keyof typeof en;
@@ -207,6 +226,24 @@ const zh: Record<StringKey, string> = {
   stepUp_payment_changed: '要求验证后付款信息发生了变化，请重新验证。',
   stepUp_not_verified: '请先用验证码验证，然后才能保存通行密钥。',
   paymentChanged: '此次付款的金额已变更，请核对后重新付款。',
+  subtotal: '小计',
+  shippingLine: '运费：{name}',
+  shippingMethod: '配送方式',
+  shippingFree: '免运费',
+  chooseShipping: '请选择配送方式。',
+  deliveryRange: '{min} 至 {max}',
+  deliveryAtLeast: '至少 {min}',
+  deliveryUpTo: '最多 {max}',
+  unit_business_day: '{n} 个工作日',
+  unit_business_days: '{n} 个工作日',
+  unit_day: '{n} 天',
+  unit_days: '{n} 天',
+  unit_hour: '{n} 小时',
+  unit_hours: '{n} 小时',
+  unit_week: '{n} 周',
+  unit_weeks: '{n} 周',
+  unit_month: '{n} 个月',
+  unit_months: '{n} 个月',
 };
 
 export const strings: Record<Language, Record<StringKey, string>> = { en, zh };
@@ -253,6 +290,13 @@ export function say(language: Language, key: StringKey, values: Record<string, s
 /** The locale amounts are formatted in. */
 export function localeOf(language: Language): string {
   return language === 'zh' ? 'zh-CN' : 'en-US';
+}
+
+/** An amount in the currency's usual form for the page's language (`$42.00`, `¥42.00`). */
+export function formatMoney(amountMinor: bigint | number, currencyCode: string, language: Language): string {
+  const currency = findCurrency(currencyCode);
+  const exponent = currency?.apiExponent ?? 2;
+  return new Intl.NumberFormat(localeOf(language), { style: 'currency', currency: currencyCode.toUpperCase() }).format(Number(amountMinor) / 10 ** exponent);
 }
 
 const reasons: Record<string, { en: string; zh: string }> = {

@@ -6,13 +6,13 @@ import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutCollected, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CustomerRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
 import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
-import { changeRows, recordChange } from './payment-intent-records.ts';
+import { changeRows, recordChange, updatePaymentIntentRow } from './payment-intent-records.ts';
 import { liveCustomer } from './payment-methods.ts';
 import { keepingResponder } from './respond.ts';
 import { inTransaction } from './transaction.ts';
@@ -20,6 +20,7 @@ import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
 import { requestTrail, systemTrail, type Trail } from './trail.ts';
 import { addressObject } from '../objects/common.ts';
 import type { checkoutLocales } from '../checkout/strings.ts';
+import { checkShippingRate, insertShippingRate, type CheckedShippingRate, type ShippingRateParams } from './shipping-rates.ts';
 
 /**
  * Stripe's Checkout Sessions in payment mode: the merchant describes the order, Coffer makes its PaymentIntent and
@@ -72,6 +73,8 @@ export interface CreateCheckoutSessionParams {
   billing_address_collection?: 'auto' | 'required';
   shipping_address_collection?: { allowed_countries: string[] };
   phone_number_collection?: { enabled: boolean };
+  /** The shipping rates offered, up to five: catalogue rates or new ones made with the session (decision 0052). */
+  shipping_options?: Array<{ shipping_rate?: string; shipping_rate_data?: ShippingRateParams }>;
 }
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
@@ -246,10 +249,71 @@ function methodTypesOf(params: CreateCheckoutSessionParams, currency: string): C
   return types;
 }
 
+/**
+ * The shipping rates a session offers (decision 0052): each a rate of the merchant's (`shipping_rate`: active, in the
+ * session's currency) or one made with the session (`shipping_rate_data`, written in the session's transaction), as
+ * the page will show them. Read before the transaction; a rate archived meanwhile is still offered by a session made
+ * from it, as at Stripe. The first is chosen until the shopper picks another.
+ */
+async function shippingOptionsOf(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, currency: string, now: Date): Promise<{ options: CheckoutShippingOption[]; made: CheckedShippingRate[] } | null> {
+  const asked = params.shipping_options;
+  if (asked === undefined || asked.length === 0) return null;
+  const scope = scopeOf(ctx);
+  const ids = asked.flatMap((option) => (option.shipping_rate === undefined ? [] : [option.shipping_rate]));
+  const rows = ids.length === 0 ? [] : await services.db.selectFrom('shipping_rates').selectAll().where('merchant_id', '=', scope.merchantId)
+    .where('livemode', '=', scope.livemode).where('id', 'in', ids).execute();
+  const made: CheckedShippingRate[] = [];
+  const options = asked.map((option, index): CheckoutShippingOption => {
+    const param = `shipping_options[${index}]`;
+    if ((option.shipping_rate === undefined) === (option.shipping_rate_data === undefined)) {
+      throw new CofferError(option.shipping_rate === undefined ? 'parameter_missing' : 'parameters_exclusive',
+        `${param} needs exactly one of shipping_rate (a rate's id) and shipping_rate_data (a new rate).`, { param: `${param}[shipping_rate]` });
+    }
+    let rate: Omit<CheckedShippingRate, 'metadata'>;
+    let currencyParam: string;
+    if (option.shipping_rate !== undefined) {
+      const id = option.shipping_rate;
+      const row = rows.find((candidate) => candidate.id === id);
+      if (row === undefined) throw resourceMissing('shipping rate', id, `${param}[shipping_rate]`);
+      if (!row.active) throw new CofferError('parameter_invalid', `The shipping rate ${id} is archived (active=false); a session offers only active rates.`, { param: `${param}[shipping_rate]` });
+      if (asked.slice(0, index).some((earlier) => earlier.shipping_rate === id)) {
+        throw new CofferError('parameter_invalid', `The shipping rate ${id} is offered twice; offer each rate once.`, { param: `${param}[shipping_rate]` });
+      }
+      rate = row;
+      currencyParam = `${param}[shipping_rate]`;
+    } else {
+      const data = option.shipping_rate_data;
+      assert(data !== undefined, 'an option without a rate id has shipping_rate_data (checked above)');
+      const checked = checkShippingRate(ctx, data, `${param}[shipping_rate_data]`, now);
+      made.push(checked);
+      rate = checked;
+      currencyParam = `${param}[shipping_rate_data][fixed_amount][currency]`;
+    }
+    if (rate.currency !== currency) {
+      throw new CofferError('parameter_invalid', `${param} is in ${rate.currency}, the session in ${currency}: a shipping rate must be in the session's currency.`, { param: currencyParam });
+    }
+    return { shipping_rate: rate.id, display_name: rate.display_name, shipping_amount: Number(rate.amount), delivery_estimate: rate.delivery_estimate };
+  });
+  return { options, made };
+}
+
+/** The order's total with the given shipping option, refused if the dearest option would take it past Coffer's largest amount. */
+function withShipping(itemsTotal: bigint, shipping: { options: CheckoutShippingOption[] } | null): { total: bigint; shipping: bigint } {
+  if (shipping === null) return { total: itemsTotal, shipping: 0n };
+  const dearest = shipping.options.reduce((most, option) => Math.max(most, option.shipping_amount), 0);
+  if (itemsTotal + BigInt(dearest) > BigInt(limits.amountMinorMax)) {
+    throw new CofferError('amount_too_large', `The order's total with shipping (${itemsTotal + BigInt(dearest)}) is above the largest amount Coffer takes (${limits.amountMinorMax}).`, { param: 'shipping_options' });
+  }
+  const first = BigInt(shipping.options[0]?.shipping_amount ?? 0);
+  return { total: itemsTotal + first, shipping: first };
+}
+
 export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
-  const { items, currency, total } = await lineItemsOf(services, ctx, params);
+  const { items, currency, total: itemsTotal } = await lineItemsOf(services, ctx, params);
+  const shipping = await shippingOptionsOf(services, ctx, params, currency, now);
+  const { total, shipping: amountShipping } = withShipping(itemsTotal, shipping);
   const types = methodTypesOf(params, currency);
   checkUrl(params.success_url, 'success_url');
   if (params.cancel_url !== undefined) checkUrl(params.cancel_url, 'cancel_url');
@@ -287,17 +351,26 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     customer_id: customer?.id ?? null, payment_method_options: cardOptions,
     billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
+    shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
     [{ type: 'payment_intent.created', paymentIntent: { after: intent } }], now);
   await inTransaction(services.db, async (tx) => {
+    for (const rate of shipping?.made ?? []) {
+      await insertShippingRate(tx, rate);
+      await recordChange(tx, trail, scope, { action: 'shipping_rate.create', objectType: 'shipping_rate', objectId: rate.id,
+        details: { currency: rate.currency, amount: rate.amount.toString(), display_name: rate.display_name, checkout_session: id } }, [], now);
+    }
     await tx.insertInto('payment_intents').values(paymentIntentInsert(intent)).execute();
     await tx.insertInto('events').values(intentRows.eventRows).execute();
     await tx.insertInto('audit_log').values(intentRows.audit).execute();
     await tx.insertInto('checkout_sessions').values(sessionInsert(session)).execute();
     await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id,
-      details: { amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }) } }, [], now);
+      details: {
+        amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }),
+        ...(shipping === null ? {} : { shipping_options: shipping.options.map((option) => option.shipping_rate) }),
+      } }, [], now);
     await respond?.(tx, session);
   });
   return session;
@@ -331,6 +404,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     ...rest, line_items: JSON.stringify(row.line_items), payment_method_types: JSON.stringify(row.payment_method_types), metadata: JSON.stringify(row.metadata),
     customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details), payment_method_options: JSON.stringify(row.payment_method_options),
     shipping_countries: row.shipping_countries === null ? null : JSON.stringify(row.shipping_countries), collected: row.collected === null ? null : JSON.stringify(row.collected),
+    shipping_options: row.shipping_options === null ? null : JSON.stringify(row.shipping_options),
   };
 }
 
@@ -389,6 +463,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
+    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -408,6 +483,39 @@ function pageMethodTypes(intent: PaymentIntentRow): CheckoutMethodType[] {
 function intentOrder(intent: PaymentIntentRow): CheckoutLineItem[] {
   const amount = Number(intent.amount);
   return [{ name: (intent.description ?? '').trim() === '' ? 'Payment' : (intent.description ?? '').slice(0, 200), unit_amount: amount, quantity: 1, amount_total: amount }];
+}
+
+/**
+ * The shopper's choice of shipping rate on the hosted page, before they pay: the session's shipping cost and total,
+ * and its PaymentIntent's amount, change together, in one transaction. Made only while the PaymentIntent can still be
+ * confirmed and no confirmation is under way; otherwise nothing changes, and the confirmation that follows is
+ * refused or answered for the amount that stands (the page sends the amount it shows). The rate must be one the
+ * session offers (the caller checks, to name the refusal in the shopper's language).
+ */
+export async function chooseShippingRate(services: Services, session: CheckoutSessionRow, rateId: string, origin: string): Promise<CheckoutSessionRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const locked = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
+    const option = locked.shipping_options?.find((candidate) => candidate.shipping_rate === rateId);
+    assert(option !== undefined, 'the rate chosen is one the session offers (checked by the caller)');
+    if (locked.status !== 'open' || locked.shipping_rate_id === rateId) return locked;
+    const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', locked.payment_intent_id).forUpdate().executeTakeFirstOrThrow();
+    if ((intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation') || intent.operation_in_flight !== null) return locked;
+    const itemsTotal = locked.amount_total - locked.amount_shipping;
+    assert(intent.amount === locked.amount_total, 'a session\'s PaymentIntent charges the session\'s total');
+    const amountShipping = BigInt(option.shipping_amount);
+    const total = itemsTotal + amountShipping;
+    await updatePaymentIntentRow(tx, intent.id, { amount: total }, now);
+    const after = await tx.updateTable('checkout_sessions').set({ shipping_rate_id: rateId, amount_shipping: amountShipping, amount_total: total, updated_at: now })
+      .where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
+    const scope = { merchantId: locked.merchant_id, livemode: locked.livemode };
+    // The shopper's doing, from their address; no event (Stripe sends none for it).
+    await recordChange(tx, { ...await eventVersionOf(tx, locked.merchant_id), actorType: 'shopper', actorId: locked.id, origin }, scope, {
+      action: 'checkout_session.choose_shipping_rate', objectType: 'checkout_session', objectId: locked.id,
+      details: { shipping_rate: rateId, amount_shipping: amountShipping.toString(), amount_total: total.toString(), payment_intent: intent.id },
+    }, [], now);
+    return after;
+  });
 }
 
 /** The success URL with Stripe's `{CHECKOUT_SESSION_ID}` template filled in. */
@@ -515,7 +623,9 @@ async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: Payment
   const currency = findCurrency(session.currency);
   // `42.00 USD`: formatAmount names the currency already, in the API's lower case.
   const total = (currency === undefined ? `${session.amount_total} ${session.currency}` : formatAmount(session.amount_total, currency)).toUpperCase();
-  const lines = session.line_items.map((item) => `  ${item.quantity} × ${item.name}`).join('\n');
+  const option = session.shipping_options?.find((candidate) => candidate.shipping_rate === session.shipping_rate_id);
+  const shipping = option === undefined ? [] : [`  Shipping: ${option.display_name}, ${currency === undefined ? `${option.shipping_amount} ${session.currency}` : formatAmount(option.shipping_amount, currency).toUpperCase()}`];
+  const lines = [...session.line_items.map((item) => `  ${item.quantity} × ${item.name}`), ...shipping].join('\n');
   await tx.insertInto('shopper_messages').values({
     id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',
     recipient: session.customer_email ?? '', subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,

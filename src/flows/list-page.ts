@@ -39,7 +39,8 @@ export type ListedTable =
   | 'events'
   | 'support_cases'
   | 'products'
-  | 'prices';
+  | 'prices'
+  | 'shipping_rates';
 
 export interface ListSource<T extends ListedTable, O> {
   table: T;

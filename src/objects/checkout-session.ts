@@ -5,8 +5,9 @@ import { addressObject, amountOut, unixTime } from './common.ts';
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
  * `customer_details` is what the session learned when it completed; before that (and for sessions completed
- * before Coffer kept it), only the email it was made with. Features Coffer's checkout does not have (tax, discounts,
- * shipping rates, custom fields, subscriptions, invoices) are shown empty, as Stripe shows them unused.
+ * before Coffer kept it), only the email it was made with. `amount_subtotal` is the items' total, `amount_total` adds
+ * the chosen shipping rate (`shipping_cost`). Features Coffer's checkout does not have (tax, discounts, custom fields,
+ * subscriptions, invoices) are shown empty, as Stripe shows them unused.
  */
 export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null, shape: ApiShape = 'current'): Record<string, unknown> {
   const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
@@ -20,7 +21,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     after_expiration: null,
     allow_promotion_codes: null,
     allowed_payment_method_types: null,
-    amount_subtotal: amountOut(row.amount_total),
+    amount_subtotal: amountOut(row.amount_total - row.amount_shipping),
     amount_total: amountOut(row.amount_total),
     automatic_tax: { enabled: false, liability: null, provider: null, status: null },
     billing_address_collection: row.billing_address_collection,
@@ -64,13 +65,15 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     saved_payment_method_options: null,
     setup_intent: null,
     shipping_address_collection: row.shipping_countries === null ? null : { allowed_countries: row.shipping_countries },
-    shipping_cost: null,
-    shipping_options: [],
+    shipping_cost: row.shipping_rate_id === null ? null : {
+      amount_subtotal: amountOut(row.amount_shipping), amount_tax: 0, amount_total: amountOut(row.amount_shipping), shipping_rate: row.shipping_rate_id,
+    },
+    shipping_options: (row.shipping_options ?? []).map((option) => ({ shipping_amount: option.shipping_amount, shipping_rate: option.shipping_rate })),
     status: row.status,
     submit_type: null,
     subscription: null,
     success_url: row.success_url,
-    total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
+    total_details: { amount_discount: 0, amount_shipping: amountOut(row.amount_shipping), amount_tax: 0 },
     ui_mode: 'hosted',
     url: row.status === 'open' ? pageUrl : null,
     wallet_options: null,

@@ -290,6 +290,24 @@ export interface CheckoutLineItem {
   images?: string[];
 }
 
+/** A delivery estimate's bound, as Stripe's: a number of units of time. */
+export interface DeliveryEstimateBound {
+  unit: 'business_day' | 'day' | 'hour' | 'month' | 'week';
+  value: number;
+}
+export interface DeliveryEstimate {
+  minimum?: DeliveryEstimateBound;
+  maximum?: DeliveryEstimateBound;
+}
+
+/** A shipping rate a Checkout Session offers (migration 0062): its id, and what the page shows of it. */
+export interface CheckoutShippingOption {
+  shipping_rate: string;
+  display_name: string;
+  shipping_amount: number;
+  delivery_estimate: DeliveryEstimate | null;
+}
+
 /** What the hosted page collected from the shopper (migration 0061), each only when the session asked for it. */
 export interface CheckoutCollected {
   billing?: { name: string; address: Record<string, string> };
@@ -342,6 +360,12 @@ export interface CheckoutSessionsTable {
   phone_number_collection: ColumnType<boolean, boolean | undefined, boolean>;
   /** What the shopper gave on the page with their last confirmation: the addresses and phone asked for. */
   collected: ColumnType<CheckoutCollected | null, string | null | undefined, string | null>;
+  /** The shipping rates the session offers, as they were when it was made (migration 0062); null: none. */
+  shipping_options: ColumnType<CheckoutShippingOption[] | null, string | null | undefined, string | null>;
+  /** The offered rate the shopper has chosen (the first until they choose another); null when none is offered. */
+  shipping_rate_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The chosen rate's amount, part of `amount_total` (the items are the rest). */
+  amount_shipping: ColumnType<bigint, bigint | undefined, bigint>;
 }
 
 export interface SupportCasesTable {
@@ -825,6 +849,21 @@ export interface PricesTable {
   metadata: Json<Record<string, string>>;
 }
 
+export interface ShippingRatesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  active: boolean;
+  display_name: string;
+  currency: string;
+  amount: bigint;
+  delivery_estimate: ColumnType<DeliveryEstimate | null, string | null, string | null>;
+  tax_behavior: 'unspecified' | 'inclusive' | 'exclusive';
+  metadata: Json<Record<string, string>>;
+}
+
 export interface CustomerBalanceTransactionsTable {
   id: string;
   merchant_id: string;
@@ -1010,6 +1049,7 @@ export interface Database {
   customers: CustomersTable;
   products: ProductsTable;
   prices: PricesTable;
+  shipping_rates: ShippingRatesTable;
   customer_balance_transactions: CustomerBalanceTransactionsTable;
   tokens: TokensTable;
   setup_intents: SetupIntentsTable;
@@ -1031,6 +1071,7 @@ export interface Database {
 export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type PriceRow = Selectable<PricesTable>;
+export type ShippingRateRow = Selectable<ShippingRatesTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type WalletLatePaymentRow = Selectable<WalletLatePaymentsTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;

@@ -49,6 +49,30 @@ function selectedMethod(): string {
   return checked?.value ?? 'card';
 }
 
+function selectedShippingRate(): string | undefined {
+  return form.querySelector<HTMLInputElement>('input[name="shipping_rate"]:checked')?.value;
+}
+
+/**
+ * Another shipping rate picked: the summary, the total and the pay button show what the order now costs, and the
+ * amount sent with the payment is that total (the server sets it with the confirmation, and refuses another).
+ */
+function showShipping(): void {
+  const rate = selectedShippingRate();
+  const option = config.shipping?.find((candidate) => candidate.rate === rate);
+  if (option === undefined) return;
+  config.amount = option.amount;
+  const set = (id: string, text: string) => {
+    const element = document.getElementById(id);
+    if (element !== null) element.textContent = text;
+  };
+  set('total', option.total);
+  set('shipping-line', option.line);
+  set('shipping-amount', option.shipping);
+  payButton.dataset.card = option.pay;
+  if (!stepping) payButton.textContent = payButton.dataset[selectedMethod()] ?? payButton.textContent;
+}
+
 function showPanel(clearError: boolean): void {
   const method = selectedMethod();
   for (const panel of Array.from(document.querySelectorAll<HTMLElement>('[data-panel]'))) panel.hidden = panel.dataset.panel !== method;
@@ -298,6 +322,8 @@ async function pay(): Promise<void> {
   const method = selectedMethod();
   try {
     const body: Record<string, unknown> = { method, device: deviceId(), details };
+    const rate = selectedShippingRate();
+    if (rate !== undefined) body.shipping_rate = rate;
     if (method === 'card') body.payment_method = await tokenizeCard();
     follow(await post(`/pay/${config.session}/confirm`, body));
   } catch (error) {
@@ -306,6 +332,7 @@ async function pay(): Promise<void> {
 }
 
 for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="method"]'))) radio.addEventListener('change', () => showPanel(true));
+for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="shipping_rate"]'))) radio.addEventListener('change', showShipping);
 // A field marked as missing or refused is unmarked as soon as the shopper changes it.
 for (const field of Array.from(form.querySelectorAll<HTMLElement>('[data-detail]'))) field.addEventListener('input', () => field.removeAttribute('aria-invalid'));
 form.addEventListener('submit', (event) => {
@@ -313,6 +340,8 @@ form.addEventListener('submit', (event) => {
   void pay();
 });
 showPanel(false);
+// A browser that kept a choice from before a reload shows its figures, not the ones the page was served with.
+showShipping();
 payButton.disabled = false;
 // Back from a provider with the payment still in progress: keep watching.
 if (document.body.dataset.waiting === 'true') void poll().catch(() => undefined);

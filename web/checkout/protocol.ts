@@ -33,4 +33,6 @@ export interface PageConfig {
   /** Test mode: WeChat's payment sheet is played by the sandbox's JSAPI page when there is no WeixinJSBridge. */
   sandbox: boolean;
   strings: { processing: string; waiting: string; failed: string; passkeyFailed: string; wechatNotCompleted: string };
+  /** The shipping rates offered, each with the total it makes and the words that show it (src/checkout/shipping-choice.ts). */
+  shipping?: Array<{ rate: string; amount: string; total: string; line: string; shipping: string; pay: string }>;
 }

@@ -17,6 +17,7 @@ import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonLis
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
 import { expandObjects } from './expand.ts';
 import { checkoutLocales } from '../../checkout/strings.ts';
+import { ShippingRateData } from './shipping-rates.ts';
 
 const LineItem = strictObject({
   // A catalogue price (`/v1/prices`), or price_data: the flow takes exactly one.
@@ -63,6 +64,11 @@ const CreateBody = strictObject({
   billing_address_collection: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('required')])),
   shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
   phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
+  // The shipping rates offered (decision 0052): a rate's id, or a new rate made with the session.
+  shipping_options: Type.Optional(Type.Array(strictObject({
+    shipping_rate: Type.Optional(ObjectId),
+    shipping_rate_data: Type.Optional(strictObject(ShippingRateData)),
+  }), { maxItems: 5 })),
   // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
   // The options a confirmation alone takes (request_three_d_secure, the wallets') are not taken here.
   payment_method_options: Type.Optional(strictObject({
@@ -77,6 +83,7 @@ const IdParams = strictObject({ id: ObjectId });
 const sessionExpandable = {
   line_items: 'checkout', 'line_items.data.price.product': ['checkout', 'products'], customer: 'customers', payment_intent: 'payment_intents', 'payment_intent.latest_charge': ['payment_intents', 'charges'],
   'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
+  'shipping_cost.shipping_rate': ['checkout', 'shipping_rates'], 'shipping_options.shipping_rate': ['checkout', 'shipping_rates'],
 } as const;
 const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
 

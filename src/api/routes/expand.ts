@@ -13,13 +13,14 @@ import { renderPaymentIntent } from '../../objects/payment-intent.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import { priceObject, productObject } from '../../objects/product.ts';
 import { refundObject } from '../../objects/refund.ts';
+import { shippingRateObject } from '../../objects/shipping-rate.ts';
 import { setupIntentObjects } from '../../objects/setup-intent.ts';
 import type { Database } from '../../store/database.ts';
 import { listObject } from './common.ts';
 
 type Rendered = Record<string, unknown>;
 type OwnedTable = 'charges' | 'refunds' | 'disputes' | 'customer_balance_transactions' | 'payment_intents' | 'customers' | 'payment_methods' | 'setup_intents'
-  | 'products' | 'prices';
+  | 'products' | 'prices' | 'shipping_rates';
 
 /** Rows of one table by id, within the actor's merchant and mode: another merchant's id expands to nothing. */
 async function ownedRows<T extends OwnedTable>(db: Kysely<Database>, table: T, ids: readonly string[], actor: Actor): Promise<Array<Selectable<Database[T]>>> {
@@ -51,6 +52,7 @@ const kinds: readonly Kind[] = [
   { prefix: 'pm_', resource: 'payment_methods', load: async (db, ids, actor) => (await ownedRows(db, 'payment_methods', ids, actor)).map((row) => paymentMethodObject(row, actor.apiVersion.shape)) },
   { prefix: 'prod_', field: 'product', resource: 'products', load: async (db, ids, actor) => (await ownedRows(db, 'products', ids, actor)).map(productObject) },
   { prefix: 'price_', resource: 'prices', load: async (db, ids, actor) => (await ownedRows(db, 'prices', ids, actor)).map(priceObject) },
+  { prefix: 'shr_', resource: 'shipping_rates', load: async (db, ids, actor) => (await ownedRows(db, 'shipping_rates', ids, actor)).map(shippingRateObject) },
   { prefix: 'seti_', resource: 'setup_intents', load: async (db, ids, actor) => setupIntentObjects(db, await ownedRows(db, 'setup_intents', ids, actor), actor.apiVersion.shape) },
   {
     prefix: 'pi_', resource: 'payment_intents',
@@ -89,7 +91,7 @@ function checkReadable(actor: Actor, resource: ApiResource, path: string): void 
 
 /**
  * Replaces, along one path of `expand[]` (`customer`, `latest_charge.payment_intent`,
- * `invoice_settings.default_payment_method`), each id with the object it names, read with one query per kind and
+ * `invoice_settings.default_payment_method`, `shipping_options.shipping_rate` through a list), each id with the object it names, read with one query per kind and
  * level. A field that already holds an object is walked into; one that is null stays null. The path was checked
  * against the route's list before (`expansionsFor`); the kinds a restricted key reads are checked again here.
  */
@@ -117,6 +119,11 @@ async function expandPath(db: Kysely<Database>, actor: Actor, nowMs: number, roo
     const next: Rendered[] = [];
     for (const object of level) {
       const value = object[field];
+      // A list of objects (a session's shipping_options) is walked into, each element in turn.
+      if (Array.isArray(value)) {
+        next.push(...value.filter((item): item is Rendered => typeof item === 'object' && item !== null && !Array.isArray(item)));
+        continue;
+      }
       const expanded = typeof value === 'string' ? loaded.get(value) : value;
       if (typeof expanded !== 'object' || expanded === null) continue;
       // Each holder gets its own copy, so that a deeper level expanded in one is not shared with another by accident.

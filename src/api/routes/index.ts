@@ -13,6 +13,7 @@ import { registerWebhookEndpointRoutes } from './webhook-endpoints.ts';
 import { registerRiskLimitRoutes } from './risk-limits.ts';
 import { registerReviewRoutes } from './reviews.ts';
 import { registerProductRoutes } from './products.ts';
+import { registerShippingRateRoutes } from './shipping-rates.ts';
 import { registerCheckoutSessionRoutes, registerSupportCaseRoutes } from './checkout-sessions.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -30,6 +31,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerRiskLimitRoutes(app, services);
   registerReviewRoutes(app, services);
   registerProductRoutes(app, services);
+  registerShippingRateRoutes(app, services);
   registerCheckoutSessionRoutes(app, services);
   registerSupportCaseRoutes(app, services);
 }
