@@ -3,14 +3,14 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
-import { chooseShippingRate, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { applyShopperChoices, orderWith, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
 import { detailsFields, readDetails } from './collected-details.ts';
-import { shippingFields, shippingSummary, shippingViews } from './shipping-choice.ts';
+import { choiceMessage, choicesSent, orderView, quantityField, shippingFields, shippingSummary } from './order-choices.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import {
   checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
@@ -135,8 +135,8 @@ function securityTips(language: Language): string {
 }
 
 function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
-  const items = session.line_items.map((item) => `<li><span>${escapeHtml(item.name)} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span>${
-    item.description === undefined ? '' : `<span class="desc">${escapeHtml(item.description)}</span>`}</span><span>${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
+  const items = session.line_items.map((item, index) => `<li><span>${escapeHtml(item.name)} ${quantityField(session, index, language)}${
+    item.description === undefined ? '' : `<span class="desc">${escapeHtml(item.description)}</span>`}</span><span id="item-amount-${index}">${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
   return `<section class="card" aria-labelledby="summary-title">
 <h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
@@ -179,8 +179,8 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
     session: session.id, csrf: csrfToken(services, session.id), frameOrigin: origins.frame,
     // What the shopper is shown: sent back with every post, and refused if the payment has changed since.
     amount: session.amount_total.toString(), currency: session.currency, sandbox: !session.livemode,
-    // Each shipping option's total and words, swapped in when the shopper picks it (checkout/shipping-choice.ts).
-    ...(session.shipping_options === null ? {} : { shipping: shippingViews(session, language) }),
+    // What the page recomputes the order with when the shopper picks a shipping rate or a quantity (checkout/order-choices.ts).
+    order: orderView(session, language),
     strings: {
       processing: say(language, 'processing'), waiting: say(language, 'waiting'), failed: say(language, 'failed'), passkeyFailed: say(language, 'stepUp_passkey_failed'),
       wechatNotCompleted: say(language, 'wechatNotCompleted'),
@@ -486,7 +486,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
-    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown; shipping_rate?: unknown };
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown; shipping_rate?: unknown; quantities?: unknown };
     const method = typeof body.method === 'string' ? body.method : '';
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
@@ -495,11 +495,19 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
     const details = readDetails(session, body.details, lang);
     if ('refused' in details) return json(reply, 400, { state: 'error', message: details.refused.message, field: details.refused.field });
-    // The shipping rate the page shows as chosen, one the session offers: set before anything else reads the amount.
-    if (session.shipping_options !== null) {
-      const rate = typeof body.shipping_rate === 'string' ? body.shipping_rate : '';
-      if (!session.shipping_options.some((option) => option.shipping_rate === rate)) return json(reply, 400, { state: 'error', message: say(lang, 'chooseShipping'), field: 'shipping_rate' });
-      if (rate !== session.shipping_rate_id) await chooseShippingRate(services, session, rate, request.ip);
+    const cardSent = typeof body.payment_method === 'string' && /^pm_[A-Za-z0-9]{24}$/.test(body.payment_method);
+    // What the page shows as chosen (a shipping rate, adjustable quantities), within what the session allows, and
+    // with the total it makes shown: set before anything else reads the amount. Anything else is refused, naming
+    // the field (or showing the order as it stands), and changes nothing.
+    const choices = choicesSent(session, body);
+    if (choices !== undefined) {
+      const checked = orderWith(session, choices);
+      if ('refused' in checked) return json(reply, 400, { state: 'error', message: choiceMessage(checked.refused, session.currency, lang), field: checked.refused.field });
+      if (body.amount !== checked.order.total.toString() || body.currency !== session.currency) {
+        return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
+      }
+      if (method === 'card' && !cardSent) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
+      await applyShopperChoices(services, session, choices, request.ip);
     }
     const intent = await intentOf(session);
     if (!showsPayment(body, intent)) return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
@@ -511,8 +519,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     params.askShopperForStepUp = true;
     if (typeof body.device === 'string' && /^dev_[0-9a-f]{32}$/.test(body.device)) params.radar_options = { session: body.device };
     if (method === 'card') {
-      if (typeof body.payment_method !== 'string' || !/^pm_[A-Za-z0-9]{24}$/.test(body.payment_method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
-      params.payment_method = body.payment_method;
+      if (!cardSent) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
+      params.payment_method = body.payment_method as string;
     } else if (method === 'alipay') {
       params.payment_method_data = { type: 'alipay' };
     } else {

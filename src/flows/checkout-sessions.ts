@@ -9,6 +9,7 @@ import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutCollected, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
+import { endOpenChallenge } from './confirm-payment-intent.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { newPaymentIntentRow } from './create-payment-intent.ts';
 import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
@@ -42,6 +43,9 @@ export interface CheckoutLineItemParams {
     product_data?: { name: string; description?: string; images?: string[] };
   };
   quantity: number;
+  /** Whether, and within which bounds, the shopper may change the quantity on the page (decision 0053). */
+  adjustable_quantity?: { enabled: boolean; minimum?: number; maximum?: number };
+  metadata?: Record<string, string>;
 }
 
 export interface CreateCheckoutSessionParams {
@@ -126,6 +130,32 @@ function checkUrl(value: string, param: string): string {
   return value;
 }
 
+/** Stripe's default bounds of an adjustable quantity: none to 99. */
+const adjustableDefaults = { minimum: 0, maximum: 99 };
+
+/**
+ * The bounds within which the shopper may change an item's quantity on the page, checked: the least no more than the
+ * most, the quantity given between them (decision 0053). Undefined for an item whose quantity is fixed.
+ */
+function adjustableOf(item: CheckoutLineItemParams, param: string): CheckoutLineItem['adjustable'] {
+  const asked = item.adjustable_quantity;
+  if (asked === undefined) return undefined;
+  const at = `${param}[adjustable_quantity]`;
+  if (!asked.enabled) {
+    if (asked.minimum !== undefined || asked.maximum !== undefined) {
+      throw new CofferError('parameter_invalid', `${at}[minimum] and [maximum] apply only with ${at}[enabled]=true.`, { param: `${at}[enabled]` });
+    }
+    return undefined;
+  }
+  const minimum = asked.minimum ?? adjustableDefaults.minimum;
+  const maximum = asked.maximum ?? adjustableDefaults.maximum;
+  if (minimum > maximum) throw new CofferError('parameter_invalid', `${at}[minimum] (${minimum}) is more than its maximum (${maximum}).`, { param: `${at}[minimum]` });
+  if (item.quantity < minimum || item.quantity > maximum) {
+    throw new CofferError('parameter_invalid', `${param}[quantity] (${item.quantity}) must be between the adjustable minimum (${minimum}) and maximum (${maximum}).`, { param: `${param}[quantity]` });
+  }
+  return { minimum, maximum };
+}
+
 /**
  * Validates the order: every line item in one currency, amounts valid for it, the total within Coffer's bounds.
  * An item is a catalogue price (`price`: active, its product too) or an amount given with the session
@@ -175,7 +205,7 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
     let unitAmount: bigint;
     let itemCurrency: string;
     let currencyParam: string;
-    let described: Pick<CheckoutLineItem, 'name' | 'price_id' | 'product_id' | 'description' | 'images'>;
+    let described: Pick<CheckoutLineItem, 'name' | 'price_id' | 'product_id' | 'description' | 'images' | 'adjustable' | 'metadata'>;
     if (item.price !== undefined) {
       const price = prices.find((row) => row.id === item.price);
       assert(price !== undefined, 'every price named was found (checked above)');
@@ -202,6 +232,11 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
         described = { name: named.name.trim(), ...(description === '' ? {} : { description }), ...(named.images === undefined ? {} : { images: named.images }) };
       }
     }
+    const adjustable = adjustableOf(item, param);
+    const metadata = mergeMetadata({}, item.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax, `${param}[metadata]`);
+    if (adjustable !== undefined) described = { ...described, adjustable };
+    if (Object.keys(metadata).length > 0) described = { ...described, metadata };
     if (itemCurrency !== currency.code) {
       throw new CofferError('parameter_invalid', `All line items must be in one currency: ${param} is in ${itemCurrency}, the session in ${currency.code}.`, { param: currencyParam });
     }
@@ -485,34 +520,119 @@ function intentOrder(intent: PaymentIntentRow): CheckoutLineItem[] {
   return [{ name: (intent.description ?? '').trim() === '' ? 'Payment' : (intent.description ?? '').slice(0, 200), unit_amount: amount, quantity: 1, amount_total: amount }];
 }
 
+/** What the shopper may choose on the hosted page before paying: a shipping rate, and adjustable quantities. */
+export interface ShopperChoices {
+  /** One of the rates the session offers. */
+  shippingRate?: string;
+  /** Every item's quantity, in the order's order: an adjustable one within its bounds, the others as they are. */
+  quantities?: readonly number[];
+}
+
+/** Why the page's choices cannot be taken, and which field to mark; the page says it in the shopper's language. */
+export type ChoiceRefusal =
+  | { reason: 'chooseShipping'; field: 'shipping_rate' }
+  | { reason: 'quantityOutOfRange'; field: string; minimum: number; maximum: number }
+  | { reason: 'orderEmpty' | 'orderTooLarge'; field: string }
+  | { reason: 'orderTooSmall'; field: string; minimum: bigint };
+
+/** The order a session's choices make: its items with their quantities, the shipping chosen, and the total. */
+export interface ChosenOrder {
+  items: CheckoutLineItem[];
+  shippingRate: string | null;
+  amountShipping: bigint;
+  total: bigint;
+}
+
 /**
- * The shopper's choice of shipping rate on the hosted page, before they pay: the session's shipping cost and total,
- * and its PaymentIntent's amount, change together, in one transaction. Made only while the PaymentIntent can still be
- * confirmed and no confirmation is under way; otherwise nothing changes, and the confirmation that follows is
- * refused or answered for the amount that stands (the page sends the amount it shows). The rate must be one the
- * session offers (the caller checks, to name the refusal in the shopper's language).
+ * The order `choices` make of `session`, or why they cannot be taken (decisions 0052, 0053): a rate the session does
+ * not offer, a quantity outside its bounds or of an item that is not adjustable, nothing left in the order, or a
+ * total outside what a payment in the currency may be.
  */
-export async function chooseShippingRate(services: Services, session: CheckoutSessionRow, rateId: string, origin: string): Promise<CheckoutSessionRow> {
+export function orderWith(session: CheckoutSessionRow, choices: ShopperChoices): { order: ChosenOrder } | { refused: ChoiceRefusal } {
+  const options = session.shipping_options ?? [];
+  const rate = choices.shippingRate ?? session.shipping_rate_id;
+  const option = options.find((candidate) => candidate.shipping_rate === rate);
+  if (options.length > 0 && option === undefined) return { refused: { reason: 'chooseShipping', field: 'shipping_rate' } };
+  const given = choices.quantities;
+  if (given !== undefined && given.length !== session.line_items.length) return { refused: { reason: 'orderEmpty', field: 'quantities' } };
+  const items: CheckoutLineItem[] = [];
+  let itemsTotal = 0n;
+  for (const [index, item] of session.line_items.entries()) {
+    const quantity = given?.[index] ?? item.quantity;
+    const bounds = item.adjustable ?? { minimum: item.quantity, maximum: item.quantity };
+    if (!Number.isSafeInteger(quantity) || quantity < bounds.minimum || quantity > bounds.maximum) {
+      return { refused: { reason: 'quantityOutOfRange', field: `quantity.${index}`, minimum: bounds.minimum, maximum: bounds.maximum } };
+    }
+    const amount = BigInt(item.unit_amount) * BigInt(quantity);
+    itemsTotal += amount;
+    items.push({ ...item, quantity, amount_total: Number(amount) });
+  }
+  if (items.every((item) => item.quantity === 0)) return { refused: { reason: 'orderEmpty', field: 'quantity.0' } };
+  const amountShipping = BigInt(option?.shipping_amount ?? 0);
+  const total = itemsTotal + amountShipping;
+  const currency = findCurrency(session.currency);
+  assert(currency !== undefined, 'a session\'s currency is one Coffer knows (checked when it was made)');
+  if (total > BigInt(limits.amountMinorMax)) return { refused: { reason: 'orderTooLarge', field: 'quantity.0' } };
+  if (total < BigInt(currency.minimumMinor)) return { refused: { reason: 'orderTooSmall', field: 'quantity.0', minimum: BigInt(currency.minimumMinor) } };
+  return { order: { items, shippingRate: option?.shipping_rate ?? null, amountShipping, total } };
+}
+
+function changesOrder(session: CheckoutSessionRow, order: ChosenOrder): boolean {
+  return order.shippingRate !== session.shipping_rate_id || order.items.some((item, index) => item.quantity !== session.line_items[index]?.quantity);
+}
+
+/**
+ * A shopper who left a card's 3-D Secure challenge open and now pays for another order (another rate, other
+ * quantities): the challenge is ended first, as a confirmation with another card would end it (no transaction is
+ * open: the acquirer is called), so that the order can change. If it cannot be ended (a wallet payment under way, the
+ * acquirer not answering), nothing changes, and the confirmation that follows answers for the payment under way.
+ */
+async function endChallengeForChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string): Promise<void> {
+  const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirst();
+  if (intent?.status !== 'requires_action' || session.status !== 'open') return;
+  const chosen = orderWith(session, choices);
+  if (!('order' in chosen) || !changesOrder(session, chosen.order)) return;
+  try {
+    await endOpenChallenge(services, systemContext(session, 'checkout', true, origin), { merchantId: session.merchant_id, livemode: session.livemode }, intent, true);
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+  }
+}
+
+/**
+ * The shopper's choices on the hosted page (a shipping rate, adjustable quantities), made with their payment: the
+ * session's items, shipping cost and total and its PaymentIntent's amount change together, in one transaction. Made
+ * only while the PaymentIntent can still be confirmed and no confirmation is under way; otherwise nothing changes,
+ * and the confirmation that follows is answered for the amount that stands (the page sends the amount it shows).
+ * The caller checked the choices with `orderWith`, to name a refusal in the shopper's language.
+ */
+export async function applyShopperChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string): Promise<CheckoutSessionRow> {
+  await endChallengeForChoices(services, session, choices, origin);
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const locked = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
-    const option = locked.shipping_options?.find((candidate) => candidate.shipping_rate === rateId);
-    assert(option !== undefined, 'the rate chosen is one the session offers (checked by the caller)');
-    if (locked.status !== 'open' || locked.shipping_rate_id === rateId) return locked;
+    if (locked.status !== 'open') return locked;
+    const chosen = orderWith(locked, choices);
+    assert('order' in chosen, 'the choices were checked against the session, whose bounds and options never change');
+    const { order } = chosen;
+    if (!changesOrder(locked, order)) return locked;
+    const sameItems = order.items.every((item, index) => item.quantity === locked.line_items[index]?.quantity);
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', locked.payment_intent_id).forUpdate().executeTakeFirstOrThrow();
     if ((intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation') || intent.operation_in_flight !== null) return locked;
-    const itemsTotal = locked.amount_total - locked.amount_shipping;
     assert(intent.amount === locked.amount_total, 'a session\'s PaymentIntent charges the session\'s total');
-    const amountShipping = BigInt(option.shipping_amount);
-    const total = itemsTotal + amountShipping;
-    await updatePaymentIntentRow(tx, intent.id, { amount: total }, now);
-    const after = await tx.updateTable('checkout_sessions').set({ shipping_rate_id: rateId, amount_shipping: amountShipping, amount_total: total, updated_at: now })
-      .where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
+    await updatePaymentIntentRow(tx, intent.id, { amount: order.total }, now);
+    const after = await tx.updateTable('checkout_sessions').set({
+      line_items: JSON.stringify(order.items), shipping_rate_id: order.shippingRate, amount_shipping: order.amountShipping, amount_total: order.total, updated_at: now,
+    }).where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: locked.merchant_id, livemode: locked.livemode };
     // The shopper's doing, from their address; no event (Stripe sends none for it).
     await recordChange(tx, { ...await eventVersionOf(tx, locked.merchant_id), actorType: 'shopper', actorId: locked.id, origin }, scope, {
-      action: 'checkout_session.choose_shipping_rate', objectType: 'checkout_session', objectId: locked.id,
-      details: { shipping_rate: rateId, amount_shipping: amountShipping.toString(), amount_total: total.toString(), payment_intent: intent.id },
+      action: 'checkout_session.shopper_choice', objectType: 'checkout_session', objectId: locked.id,
+      details: {
+        ...(order.shippingRate === locked.shipping_rate_id ? {} : { shipping_rate: order.shippingRate, amount_shipping: order.amountShipping.toString() }),
+        ...(sameItems ? {} : { quantities: order.items.map((item) => item.quantity) }),
+        amount_total: order.total.toString(), payment_intent: intent.id,
+      },
     }, [], now);
     return after;
   });
@@ -625,7 +745,7 @@ async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: Payment
   const total = (currency === undefined ? `${session.amount_total} ${session.currency}` : formatAmount(session.amount_total, currency)).toUpperCase();
   const option = session.shipping_options?.find((candidate) => candidate.shipping_rate === session.shipping_rate_id);
   const shipping = option === undefined ? [] : [`  Shipping: ${option.display_name}, ${currency === undefined ? `${option.shipping_amount} ${session.currency}` : formatAmount(option.shipping_amount, currency).toUpperCase()}`];
-  const lines = [...session.line_items.map((item) => `  ${item.quantity} × ${item.name}`), ...shipping].join('\n');
+  const lines = [...session.line_items.filter((item) => item.quantity > 0).map((item) => `  ${item.quantity} × ${item.name}`), ...shipping].join('\n');
   await tx.insertInto('shopper_messages').values({
     id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',
     recipient: session.customer_email ?? '', subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,

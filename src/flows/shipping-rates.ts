@@ -82,7 +82,7 @@ export function checkShippingRate(ctx: RequestContext, params: ShippingRateParam
   }
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax, at('metadata'));
-  const bounds = estimate === undefined ? null : {
+  const bounds = estimate === undefined || (estimate.minimum === undefined && estimate.maximum === undefined) ? null : {
     ...(estimate.minimum === undefined ? {} : { minimum: { unit: estimate.minimum.unit, value: estimate.minimum.value } }),
     ...(estimate.maximum === undefined ? {} : { maximum: { unit: estimate.maximum.unit, value: estimate.maximum.value } }),
   };

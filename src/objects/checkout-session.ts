@@ -91,23 +91,25 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
  * catalogue shows its price as the catalogue has it now (`prices`, rendered by the caller; the amount charged is
  * the item's own, fixed when the session was made). An item given with `price_data` shows the price that made it:
  * inactive (Stripe's are too), with an id derived from the session and the item's place, and its catalogue product
- * if it named one.
+ * if it named one. An item the shopper set to none on the page (an adjustable quantity down to 0) is not in the
+ * order, as at Stripe; the others keep their ids.
  */
 export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
-  return row.line_items.map((item, index) => {
+  return row.line_items.flatMap((item, index) => {
+    if (item.quantity === 0) return [];
     const suffix = `${row.id.slice(-20)}${String(index).padStart(3, '0')}`;
     const catalogued = item.price_id === undefined ? undefined : prices.get(item.price_id);
-    return {
+    return [{
       id: `li_${suffix}`,
       object: 'item',
-      adjustable_quantity: null,
+      adjustable_quantity: item.adjustable === undefined ? null : { enabled: true, maximum: item.adjustable.maximum, minimum: item.adjustable.minimum },
       amount_discount: 0,
       amount_subtotal: item.amount_total,
       amount_tax: 0,
       amount_total: item.amount_total,
       currency: row.currency,
       description: item.name,
-      metadata: {},
+      metadata: item.metadata ?? {},
       price: catalogued ?? {
         id: item.price_id ?? `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(row.created_at), currency: row.currency,
         custom_unit_amount: null, livemode: row.livemode, lookup_key: null, metadata: {}, nickname: null, product: item.product_id ?? `prod_${suffix}`, recurring: null,
@@ -115,6 +117,6 @@ export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<str
         unit_amount_decimal: String(item.unit_amount),
       },
       quantity: item.quantity,
-    };
+    }];
   });
 }

@@ -288,6 +288,10 @@ export interface CheckoutLineItem {
   /** From `price_data[product_data]`: shown on the hosted page and kept with the order. */
   description?: string;
   images?: string[];
+  /** The bounds the shopper may set the quantity within on the page (`adjustable_quantity`, decision 0053). */
+  adjustable?: { minimum: number; maximum: number };
+  /** The merchant's metadata for this item (`line_items[][metadata]`), shown on the line item. */
+  metadata?: Record<string, string>;
 }
 
 /** A delivery estimate's bound, as Stripe's: a number of units of time. */

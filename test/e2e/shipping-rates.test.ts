@@ -230,17 +230,18 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
 
     // A page that sends a rate the session does not offer is refused, and nothing changes.
     const address = { 'shipping.name': 'Ada', 'shipping.line1': '1 Main St', 'shipping.city': 'Austin', 'shipping.country': 'US' };
-    const refused = await forgedConfirm(session.id, { shipping_rate: standardRate.id.replace(/.$/, 'x'), details: address });
+    const refused = await forgedConfirm(session.id, { shipping_rate: 'shr_000000000000000000000000', details: address });
     assert.deepEqual([refused.status, refused.body.field, refused.body.message], [400, 'shipping_rate', strings.en.chooseShipping]);
-    // A page that shows another amount than the rate it sends makes is told the payment changed, and nothing is charged.
+    // A page that shows another amount than the rate it sends makes is told the payment changed; nothing changes.
     const stale = await forgedConfirm(session.id, { shipping_rate: express, details: address });
     assert.equal(stale.body.state, 'redirect');
     assert.match(stale.body.redirect ?? '', /changed=1/);
+    // Nor does a confirmation refused for its card, sent with another rate and the amount it makes.
+    const noCard = await forgedConfirm(session.id, { shipping_rate: express, details: address, amount: '5700', payment_method: 'not-a-card' });
+    assert.deepEqual([noCard.status, noCard.body.message], [400, strings.en.failed]);
     const unpaid = await stripe.paymentIntents.retrieve(session.payment_intent as string);
-    assert.deepEqual([unpaid.status, unpaid.amount], ['requires_payment_method', 5_700], 'the choice stands, nothing was confirmed');
-    await page.goto(session.url ?? '');
-    assert.equal(await page.locator('#total').textContent(), '$57.00', 'the page shows the choice made');
-    assert.equal(await page.locator('input[name="shipping_rate"]:checked').getAttribute('value'), express);
+    assert.deepEqual([unpaid.status, unpaid.amount], ['requires_payment_method', 4_700], 'nothing changed, nothing was confirmed');
+    assert.deepEqual((await stripe.checkout.sessions.retrieve(session.id)).shipping_cost?.shipping_rate, standardRate.id);
 
     // Back to standard, then express again on the page: the figures follow, without a request.
     await page.check(`input[name="shipping_rate"][value="${standardRate.id}"]`);
@@ -269,9 +270,33 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
     const receipt = await server.database.db.selectFrom('shopper_messages').select('body').where('reference', '=', session.id).executeTakeFirstOrThrow();
     assert.match(receipt.body, /payment of 57\.00 USD/);
     assert.match(receipt.body, /Shipping: Express, 15\.00 USD/);
-    const audit = await server.database.db.selectFrom('audit_log').select(['actor_type', 'details']).where('action', '=', 'checkout_session.choose_shipping_rate')
+    const audit = await server.database.db.selectFrom('audit_log').select(['actor_type', 'details']).where('action', '=', 'checkout_session.shopper_choice')
       .where('object_id', '=', session.id).execute();
     assert.deepEqual(audit.map((row) => [row.actor_type, (row.details as { shipping_rate?: string }).shipping_rate]), [['shopper', express]], 'one change of choice, by the shopper');
+  });
+
+  test('a shopper who left a 3-D Secure challenge open may pay for another shipping rate: the challenge is ended first', async () => {
+    const session = await stripe.checkout.sessions.create({
+      ...order, shipping_options: [
+        { shipping_rate_data: { display_name: 'Standard', fixed_amount: { amount: 500, currency: 'usd' } } },
+        { shipping_rate_data: { display_name: 'Express', fixed_amount: { amount: 1_500, currency: 'usd' } } },
+      ],
+    });
+    const [standardId, expressId] = session.shipping_options.map((option) => option.shipping_rate as string);
+    const shopper = stripeClient(server, server.publishableKey);
+    const card = async (number: string) => (await shopper.paymentMethods.create({ type: 'card', card: { number, exp_month: 12, exp_year: 2034, cvc: '123' } })).id;
+    await page.goto(session.url ?? '');
+    const challenged = await forgedConfirm(session.id, { shipping_rate: standardId, payment_method: await card('4000000000003220') });
+    assert.equal(challenged.body.state, 'redirect', JSON.stringify(challenged.body));
+    assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'requires_action');
+    const paid = await forgedConfirm(session.id, { shipping_rate: expressId, amount: '5700', payment_method: await card('4242424242424242') });
+    assert.equal(paid.body.state, 'complete', JSON.stringify(paid.body));
+    const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
+    assert.deepEqual([intent.status, intent.amount_received], ['succeeded', 5_700]);
+    const charges = (await stripe.charges.list({ payment_intent: intent.id })).data;
+    assert.deepEqual(charges.map((charge) => [charge.amount, charge.status]).sort(), [[4_700, 'failed'], [5_700, 'succeeded']], 'the challenged attempt ended unpaid');
+    const completed = await stripe.checkout.sessions.retrieve(session.id);
+    assert.deepEqual([completed.status, completed.amount_total, completed.shipping_cost?.shipping_rate], ['complete', 5_700, expressId]);
   });
 
   test('in Chinese, the delivery estimates and the free option are said in Chinese', async () => {

@@ -53,23 +53,57 @@ function selectedShippingRate(): string | undefined {
   return form.querySelector<HTMLInputElement>('input[name="shipping_rate"]:checked')?.value;
 }
 
+const quantityInputs = Array.from(document.querySelectorAll<HTMLInputElement>('input.qty-input'));
+const shippingRadios = Array.from(form.querySelectorAll<HTMLInputElement>('input[name="shipping_rate"]'));
+const choosing = quantityInputs.length > 0 || shippingRadios.length > 0;
+
+/** The choices can change only while no payment is under way: the amount being paid is the one shown. */
+function allowChoices(allowed: boolean): void {
+  for (const input of [...quantityInputs, ...shippingRadios]) input.disabled = !allowed;
+}
+
+function money(amount: number): string {
+  return new Intl.NumberFormat(config.order.locale, { style: 'currency', currency: config.currency.toUpperCase() }).format(amount / 10 ** config.order.exponent);
+}
+
+function setText(id: string, text: string): void {
+  const element = document.getElementById(id);
+  if (element !== null) element.textContent = text;
+}
+
+/** The quantities the page shows, each within its item's bounds (the server refuses any other). */
+function quantities(): number[] {
+  return config.order.items.map((item, index) => {
+    const input = quantityInputs.find((field) => field.dataset.item === String(index));
+    const value = input === undefined ? Number.NaN : Math.round(Number(input.value));
+    if (!Number.isFinite(value) || input?.value.trim() === '') return item.quantity;
+    return Math.min(item.maximum ?? item.quantity, Math.max(item.minimum ?? item.quantity, value));
+  });
+}
+
 /**
- * Another shipping rate picked: the summary, the total and the pay button show what the order now costs, and the
- * amount sent with the payment is that total (the server sets it with the confirmation, and refuses another).
+ * A choice changed (a shipping rate, a quantity): each item's amount, the subtotal, shipping and total, and the pay
+ * button show what the order now costs, and the amount sent with the payment is that total (the server sets the
+ * choices with the confirmation, and refuses to charge another amount than the one shown).
  */
-function showShipping(): void {
-  const rate = selectedShippingRate();
-  const option = config.shipping?.find((candidate) => candidate.rate === rate);
-  if (option === undefined) return;
-  config.amount = option.amount;
-  const set = (id: string, text: string) => {
-    const element = document.getElementById(id);
-    if (element !== null) element.textContent = text;
-  };
-  set('total', option.total);
-  set('shipping-line', option.line);
-  set('shipping-amount', option.shipping);
-  payButton.dataset.card = option.pay;
+function showOrder(): void {
+  let subtotal = 0;
+  quantities().forEach((quantity, index) => {
+    const amount = (config.order.items[index]?.unit ?? 0) * quantity;
+    subtotal += amount;
+    setText(`item-amount-${index}`, money(amount));
+  });
+  const option = config.order.shipping?.find((candidate) => candidate.rate === selectedShippingRate());
+  const shipping = option?.amount ?? 0;
+  const total = subtotal + shipping;
+  config.amount = String(total);
+  setText('subtotal', money(subtotal));
+  if (option !== undefined) {
+    setText('shipping-line', option.line);
+    setText('shipping-amount', shipping === 0 ? config.order.words.free : money(shipping));
+  }
+  setText('total', money(total));
+  payButton.dataset.card = config.order.words.pay.replace('{amount}', money(total));
   if (!stepping) payButton.textContent = payButton.dataset[selectedMethod()] ?? payButton.textContent;
 }
 
@@ -147,6 +181,7 @@ function follow(step: PageStep): void {
       polling ??= window.setInterval(() => void poll().catch(() => undefined), 2000);
       return;
     case 'open':
+      allowChoices(true);
       payButton.disabled = false;
       show(statusRegion, '');
       if (step.message !== undefined) show(errorRegion, step.message);
@@ -179,10 +214,12 @@ function follow(step: PageStep): void {
     case 'registered':
       return;
     case 'error': {
+      if (!stepping) allowChoices(true);
       payButton.disabled = false;
       show(statusRegion, '');
       show(errorRegion, step.message);
-      const field = step.field === undefined ? null : form.querySelector<HTMLElement>(`[data-detail="${CSS.escape(step.field)}"]`);
+      const named = step.field === undefined ? '' : CSS.escape(step.field);
+      const field = step.field === undefined ? null : document.querySelector<HTMLElement>(`[data-detail="${named}"], [data-choice="${named}"]`);
       if (field !== null) {
         field.setAttribute('aria-invalid', 'true');
         field.focus();
@@ -310,6 +347,11 @@ async function pay(): Promise<void> {
     follow({ state: 'error', message: missing.dataset.missing ?? config.strings.failed, field: missing.dataset.detail ?? '' });
     return;
   }
+  // An order with nothing left in it cannot be paid: said before any card is sent (the server refuses it too).
+  if (quantityInputs.length > 0 && quantities().every((quantity) => quantity === 0)) {
+    follow({ state: 'error', message: config.order.words.empty, field: 'quantity.0' });
+    return;
+  }
   // The server's own check of a phone number (checkout/collected-details.ts), so that no card goes for a number it refuses.
   const phone = form.querySelector<HTMLInputElement>('[data-detail="phone"]');
   if (phone !== null && (!/^\+?[0-9][0-9 ().-]{4,38}$/.test(phone.value.trim()) || phone.value.replace(/\D/g, '').length < 5)) {
@@ -317,6 +359,7 @@ async function pay(): Promise<void> {
     return;
   }
   payButton.disabled = true;
+  allowChoices(false);
   show(errorRegion, '');
   show(statusRegion, config.strings.processing);
   const method = selectedMethod();
@@ -324,6 +367,7 @@ async function pay(): Promise<void> {
     const body: Record<string, unknown> = { method, device: deviceId(), details };
     const rate = selectedShippingRate();
     if (rate !== undefined) body.shipping_rate = rate;
+    if (quantityInputs.length > 0) body.quantities = quantities();
     if (method === 'card') body.payment_method = await tokenizeCard();
     follow(await post(`/pay/${config.session}/confirm`, body));
   } catch (error) {
@@ -332,7 +376,18 @@ async function pay(): Promise<void> {
 }
 
 for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="method"]'))) radio.addEventListener('change', () => showPanel(true));
-for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="shipping_rate"]'))) radio.addEventListener('change', showShipping);
+for (const radio of shippingRadios) radio.addEventListener('change', showOrder);
+for (const input of quantityInputs) {
+  input.addEventListener('input', () => {
+    for (const field of quantityInputs) field.removeAttribute('aria-invalid');
+    showOrder();
+  });
+  // Left: the field shows the quantity the order has (within the item's bounds), as the total does.
+  input.addEventListener('change', () => {
+    input.value = String(quantities()[Number(input.dataset.item)] ?? input.value);
+    showOrder();
+  });
+}
 // A field marked as missing or refused is unmarked as soon as the shopper changes it.
 for (const field of Array.from(form.querySelectorAll<HTMLElement>('[data-detail]'))) field.addEventListener('input', () => field.removeAttribute('aria-invalid'));
 form.addEventListener('submit', (event) => {
@@ -340,8 +395,9 @@ form.addEventListener('submit', (event) => {
   void pay();
 });
 showPanel(false);
-// A browser that kept a choice from before a reload shows its figures, not the ones the page was served with.
-showShipping();
+// While a payment is under way (back from a provider, a QR code shown) the choices stay as they were paid.
+if (document.body.dataset.waiting === 'true') allowChoices(false);
+else if (choosing) showOrder();
 payButton.disabled = false;
 // Back from a provider with the payment still in progress: keep watching.
 if (document.body.dataset.waiting === 'true') void poll().catch(() => undefined);

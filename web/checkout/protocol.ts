@@ -33,6 +33,15 @@ export interface PageConfig {
   /** Test mode: WeChat's payment sheet is played by the sandbox's JSAPI page when there is no WeixinJSBridge. */
   sandbox: boolean;
   strings: { processing: string; waiting: string; failed: string; passkeyFailed: string; wechatNotCompleted: string };
-  /** The shipping rates offered, each with the total it makes and the words that show it (src/checkout/shipping-choice.ts). */
-  shipping?: Array<{ rate: string; amount: string; total: string; line: string; shipping: string; pay: string }>;
+  /**
+   * What the page recomputes the order with when the shopper changes a choice (src/checkout/order-choices.ts): each
+   * item's unit amount, quantity and bounds (adjustable ones), the shipping rates offered, and the words that show it.
+   */
+  order: {
+    locale: string;
+    exponent: number;
+    items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number }>;
+    shipping?: Array<{ rate: string; amount: number; line: string }>;
+    words: { pay: string; free: string; empty: string };
+  };
 }

@@ -34,6 +34,11 @@ const LineItem = strictObject({
     })),
   })),
   quantity: Type.Integer({ minimum: 1, maximum: 9_999 }),
+  // The shopper may change the quantity on the page, within these bounds (decision 0053; Coffer's largest is 9,999).
+  adjustable_quantity: Type.Optional(strictObject({
+    enabled: Type.Boolean(), minimum: Type.Optional(Type.Integer({ minimum: 0, maximum: 9_999 })), maximum: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
+  })),
+  metadata: Type.Optional(Metadata),
 });
 const CreateBody = strictObject({
   mode: Type.Literal('payment'),
