@@ -12,7 +12,7 @@ const tablesByPrefix = {
   pi: 'payment_intents', ch: 'charges', re: 'refunds', dp: 'disputes', cus: 'customers', pm: 'payment_methods',
   seti: 'setup_intents', we: 'webhook_endpoints', evt: 'events', tok: 'tokens', cbtxn: 'customer_balance_transactions',
   cs: 'checkout_sessions', prv: 'reviews', plim: 'payment_limits', rdec: 'risk_decisions', rset: 'risk_rule_sets', sc: 'support_cases',
-  price: 'prices', shr: 'shipping_rates',
+  price: 'prices', shr: 'shipping_rates', plink: 'payment_links',
 } as const;
 
 /**

@@ -59,9 +59,22 @@ function addressSection(session: CheckoutSessionRow, part: Part, language: Langu
   return `<fieldset class="details" data-part="${part}"><legend>${t(part === 'shipping' ? 'shippingAddress' : 'billingAddress')}</legend>\n${fields}\n</fieldset>`;
 }
 
-/** The page's fields for what the session asks: a shipping address, a billing address, a phone number. */
+/**
+ * Whether the page asks the shopper's email: a session made from a payment link has none from the merchant, and
+ * without it neither the shop nor the receipt could reach the shopper (decision 0054).
+ */
+export function asksEmail(session: CheckoutSessionRow): boolean {
+  return session.payment_link_id !== null && session.customer_email === null && session.customer_id === null;
+}
+
+/** The page's fields for what the session asks: an email, a shipping address, a billing address, a phone number. */
 export function detailsFields(session: CheckoutSessionRow, language: Language): string {
   const parts: string[] = [];
+  if (asksEmail(session)) {
+    const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
+    parts.push(`<fieldset class="details" data-part="email"><legend>${t('contactEmail')}</legend>
+<input class="text" id="email" type="email" maxlength="320" autocomplete="email" data-detail="email" required data-missing="${t('fillIn', { field: say(language, 'contactEmail') })}" aria-label="${t('contactEmail')}"></fieldset>`);
+  }
   if (session.shipping_countries !== null) parts.push(addressSection(session, 'shipping', language));
   if (session.billing_address_collection === 'required') parts.push(addressSection(session, 'billing', language));
   if (session.phone_number_collection) {
@@ -90,6 +103,12 @@ export function readDetails(session: CheckoutSessionRow, sent: unknown, language
     return typeof raw === 'string' ? raw.trim().slice(0, max) : '';
   };
   const collected: CheckoutCollected = {};
+  if (asksEmail(session)) {
+    const email = value('email', 320);
+    if (email === '') return { refused: { field: 'email', message: say(language, 'fillIn', { field: say(language, 'contactEmail') }) } };
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) return { refused: { field: 'email', message: say(language, 'emailInvalid') } };
+    collected.email = email;
+  }
   const parts: Part[] = [...(session.shipping_countries === null ? [] : ['shipping' as const]), ...(session.billing_address_collection === 'required' ? ['billing' as const] : [])];
   for (const part of parts) {
     const address: Record<string, string> = {};

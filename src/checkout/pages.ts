@@ -9,6 +9,7 @@ import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
+import { linkForPage, sessionFromLink, type LinkSessionParams } from '../flows/payment-links.ts';
 import { detailsFields, readDetails } from './collected-details.ts';
 import { choiceMessage, choicesSent, orderView, quantityField, shippingFields, shippingSummary } from './order-choices.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
@@ -18,7 +19,7 @@ import {
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutSessionRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, formatMoney, say, type Language, type StringKey } from './strings.ts';
@@ -261,13 +262,55 @@ function messagePage(language: Language, nonce: string, title: string, text: str
   return shell({ language, title, nonce, body: `<section class="card"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>${action}</section>` });
 }
 
-function donePage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, nonce: string, notice?: { text: string; error: boolean }): string {
+/** The message a payment link's merchant gives the shopper once paid (`after_completion[hosted_confirmation][custom_message]`). */
+async function linkMessage(services: Services, session: CheckoutSessionRow): Promise<string | undefined> {
+  if (session.payment_link_id === null) return undefined;
+  const link = await services.db.selectFrom('payment_links').select('after_completion').where('id', '=', session.payment_link_id).executeTakeFirst();
+  return link?.after_completion.type === 'hosted_confirmation' ? link.after_completion.hosted_confirmation.custom_message ?? undefined : undefined;
+}
+
+/** A payment link's page: the order it sells at today's prices, and the button that makes the shopper's session. */
+async function linkPage(services: Services, link: PaymentLinkRow, merchant: string, language: Language, nonce: string): Promise<string> {
+  const kept = link.session_params as unknown as LinkSessionParams;
+  const ids = kept.line_items.map((item) => item.price);
+  const prices = await services.db.selectFrom('prices').innerJoin('products', (join) => join.onRef('products.id', '=', 'prices.product_id')
+    .onRef('products.merchant_id', '=', 'prices.merchant_id').onRef('products.livemode', '=', 'prices.livemode'))
+    .select(['prices.id', 'prices.unit_amount', 'products.name', 'products.description']).where('prices.merchant_id', '=', link.merchant_id)
+    .where('prices.livemode', '=', link.livemode).where('prices.id', 'in', ids).execute();
+  let total = 0n;
+  const items = kept.line_items.map((item) => {
+    const price = prices.find((row) => row.id === item.price);
+    const amount = (price?.unit_amount ?? 0n) * BigInt(item.quantity);
+    total += amount;
+    return `<li><span>${escapeHtml(price?.name ?? '')} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span>${
+      price?.description === null || price?.description === undefined ? '' : `<span class="desc">${escapeHtml(price.description)}</span>`}</span><span>${escapeHtml(formatMoney(amount, link.currency, language))}</span></li>`;
+  }).join('');
+  const shippingNote = (kept.shipping_options ?? []).length > 0 ? `<p class="hint">${escapeHtml(say(language, 'linkShippingNext'))}</p>` : '';
+  const body = `<section class="card" aria-labelledby="summary-title">
+<h1>${escapeHtml(say(language, 'payTo', { merchant }))}</h1>
+<h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
+<ul class="items">${items}</ul>
+<p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(total, link.currency, language))}</span></p>
+${shippingNote}
+<form method="post" action="/buy/${link.id}">
+<input type="hidden" name="token" value="${escapeHtml(token(services, `buy ${link.id}`))}">
+<input type="hidden" name="lang" value="${language}">
+<button id="continue" type="submit">${escapeHtml(say(language, 'linkContinue'))}</button>
+</form>
+</section>
+${securityTips(language)}`;
+  return shell({ language, title: say(language, 'title'), nonce, body, sessionId: link.id, path: `/buy/${link.id}` });
+}
+
+function donePage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, nonce: string, notice?: { text: string; error: boolean }, merchantMessage?: string): string {
   const amount = formatMoney(session.amount_total, session.currency, language);
-  const sent = session.customer_email === null ? '' : `<p>${escapeHtml(say(language, 'receiptSent', { email: session.customer_email }))}</p>`;
+  const receiptTo = session.customer_email ?? session.collected?.email ?? null;
+  const sent = receiptTo === null ? '' : `<p>${escapeHtml(say(language, 'receiptSent', { email: receiptTo }))}</p>`;
   const noticeHtml = notice === undefined ? '' : `<p class="${notice.error ? 'error' : 'success'}" role="${notice.error ? 'alert' : 'status'}">${escapeHtml(notice.text)}</p>`;
   const body = `<section class="card" aria-labelledby="done-title">
 <h1 id="done-title" class="success">${escapeHtml(say(language, 'doneTitle'))}</h1>
 <p>${escapeHtml(say(language, 'doneText', { amount, merchant: merchantName }))}</p>
+${merchantMessage === undefined ? '' : `<p id="merchant-message">${escapeHtml(merchantMessage)}</p>`}
 <dl class="receipt"><dt>${escapeHtml(say(language, 'receiptReference'))}</dt><dd id="receipt-reference">${escapeHtml(session.payment_intent_id)}</dd></dl>
 ${sent}
 ${session.success_url === '' ? '' : `<a class="button" href="${escapeHtml(successUrlOf(session))}">${escapeHtml(say(language, 'continue'))}</a>`}
@@ -656,7 +699,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const lang = language(request, session);
     if (session.status !== 'complete') return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
     const n = nonce();
-    return html(reply, 200, donePage(services, session, await merchantName(services, session.merchant_id), lang, n), pageCsp(n, null));
+    return html(reply, 200, donePage(services, session, await merchantName(services, session.merchant_id), lang, n, undefined, await linkMessage(services, session)), pageCsp(n, null));
   });
 
   app.post('/pay/:id/support', async (request, reply) => {
@@ -679,6 +722,38 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       return html(reply, 429, donePage(services, session, name, lang, n, { text: say(lang, 'problemTooMany'), error: true }), pageCsp(n, null));
     }
     return html(reply, 200, donePage(services, session, name, lang, n, { text: say(lang, 'problemThanks', { case: opened.id }), error: false }), pageCsp(n, null));
+  });
+
+  // A payment link (decision 0054): the order it sells, and a button that makes the shopper's own session. Opening
+  // the address makes nothing, so that link previews (chat apps, crawlers) make no sessions or PaymentIntents.
+  app.get('/buy/:id', async (request, reply) => {
+    const link = onPageHost(request) ? await linkForPage(services, (request.params as { id: string }).id) : undefined;
+    if (link === undefined) return notFound(request, reply);
+    const lang = language(request, undefined);
+    const n = nonce();
+    const name = await merchantName(services, link.merchant_id);
+    if (!link.active) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText')), pageCsp(n, null));
+    return html(reply, 200, await linkPage(services, link, name, lang, n), pageCsp(n, null));
+  });
+  app.post('/buy/:id', async (request, reply) => {
+    const link = onPageHost(request) ? await linkForPage(services, (request.params as { id: string }).id) : undefined;
+    if (link === undefined) return notFound(request, reply);
+    const body = (request.body ?? {}) as { token?: unknown; lang?: unknown };
+    const lang = chooseLanguage(typeof body.lang === 'string' ? body.lang : undefined, null, request.headers['accept-language']);
+    const n = nonce();
+    if (!sameOrigin(request, origins().page) || typeof body.token !== 'string' || !tokenMatches(services, `buy ${link.id}`, body.token)) {
+      return html(reply, 403, messagePage(lang, n, say(lang, 'failed'), say(lang, 'failed')), pageCsp(n, null));
+    }
+    let session: CheckoutSessionRow | undefined;
+    try {
+      session = await sessionFromLink(services, link, request.ip);
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      services.logger.warn({ link: link.id, code: error.code, param: error.details.param }, 'checkout: a payment link\'s order could not be made');
+      return html(reply, 409, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
+    }
+    if (session === undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText')), pageCsp(n, null));
+    return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
   });
 
   // The card frame, on the vault's origin only.

@@ -343,14 +343,28 @@ function withShipping(itemsTotal: bigint, shipping: { options: CheckoutShippingO
   return { total: itemsTotal + first, shipping: first };
 }
 
-export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
-  const scope = scopeOf(ctx);
-  const now = new Date(services.clock.nowMs());
+/** A session made for a payment link (flows/payment-links.ts): its link, and no success URL for a hosted confirmation. */
+export interface FromPaymentLink {
+  paymentLinkId: string;
+}
+
+/**
+ * Checks a session's parameters as its creation would, and writes nothing: a payment link is checked so when it is
+ * made (its sessions are made later, from what it keeps). Returns the session's currency.
+ */
+export async function checkCheckoutParams(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, link: FromPaymentLink): Promise<{ currency: string }> {
+  const inputs = await sessionInputs(services, ctx, params, new Date(services.clock.nowMs()), link);
+  return { currency: inputs.currency };
+}
+
+/** Everything a session is made from, checked; nothing written. */
+async function sessionInputs(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, now: Date, link: FromPaymentLink | undefined) {
   const { items, currency, total: itemsTotal } = await lineItemsOf(services, ctx, params);
   const shipping = await shippingOptionsOf(services, ctx, params, currency, now);
   const { total, shipping: amountShipping } = withShipping(itemsTotal, shipping);
   const types = methodTypesOf(params, currency);
-  checkUrl(params.success_url, 'success_url');
+  // A payment link's hosted confirmation is Coffer's own page: its sessions have no success URL.
+  if (link === undefined || params.success_url !== '') checkUrl(params.success_url, 'success_url');
   if (params.cancel_url !== undefined) checkUrl(params.cancel_url, 'cancel_url');
   const metadata = mergeMetadata({}, params.metadata);
   checkMetadataSize(metadata, limits.metadataKeysMax);
@@ -366,6 +380,15 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   const cardOptions = cardOptionsOf(params, types);
   const shippingCountries = shippingCountriesOf(params);
   const customer = await sessionCustomer(services, ctx, params);
+  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer };
+}
+
+export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink): Promise<CheckoutSessionRow> {
+  const scope = scopeOf(ctx);
+  const now = new Date(services.clock.nowMs());
+  const {
+    items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer,
+  } = await sessionInputs(services, ctx, params, now, link);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
     amount: total, currency, status: 'requires_payment_method', captureMethod: intentData.capture_method ?? 'automatic', confirmationMethod: 'automatic',
@@ -387,6 +410,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
     shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
+    payment_link_id: link?.paymentLinkId ?? null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -403,7 +427,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     await tx.insertInto('checkout_sessions').values(sessionInsert(session)).execute();
     await recordChange(tx, trail, scope, { action: 'checkout_session.create', objectType: 'checkout_session', objectId: id,
       details: {
-        amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }),
+        amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }), ...(link === undefined ? {} : { payment_link: link.paymentLinkId }),
         ...(shipping === null ? {} : { shipping_options: shipping.options.map((option) => option.shipping_rate) }),
       } }, [], now);
     await respond?.(tx, session);
@@ -452,11 +476,12 @@ export async function findCheckoutSession(reader: Tx | Services['db'], ctx: Requ
   return row;
 }
 
-export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: { limit: number; starting_after?: string; payment_intent?: string }): Promise<{ data: CheckoutSessionRow[]; hasMore: boolean }> {
+export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: { limit: number; starting_after?: string; payment_intent?: string; payment_link?: string }): Promise<{ data: CheckoutSessionRow[]; hasMore: boolean }> {
   const scope = scopeOf(ctx);
   let query = services.db.selectFrom('checkout_sessions').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
     .where('kind', '=', 'checkout');
   if (params.payment_intent !== undefined) query = query.where('payment_intent_id', '=', params.payment_intent);
+  if (params.payment_link !== undefined) query = query.where('payment_link_id', '=', params.payment_link);
   if (params.starting_after !== undefined) {
     const cursor = await findCheckoutSession(services.db, ctx, params.starting_after, 'starting_after');
     query = query.where('seq', '<', cursor.seq);
@@ -498,7 +523,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
-    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n,
+    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -677,7 +702,9 @@ export async function settleCheckoutSession(services: Services, id: string, expi
       }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
       await recordChange(tx, trail, scope, { action: 'checkout_session.complete', objectType: 'checkout_session', objectId: id, details: { payment_intent: intent.id } },
         ofIntent ? [] : [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
-      if (session.customer_email !== null) await queueReceipt(tx, after, intent, now);
+      const receiptTo = session.customer_email ?? collected?.email ?? null;
+      if (receiptTo !== null) await queueReceipt(tx, after, intent, now, receiptTo);
+      await countLinkCompletion(tx, after, now);
       return { session: after, cancel: false };
     }
     if (ofIntent) {
@@ -715,6 +742,20 @@ export async function settleCheckoutSession(services: Services, id: string, expi
 }
 
 /**
+ * A session paid through a payment link counts toward the link's limit, and the link stops selling when it is
+ * reached (decision 0054): one statement, in the completion's transaction, so two completions cannot both miss it.
+ */
+async function countLinkCompletion(tx: Tx, session: CheckoutSessionRow, now: Date): Promise<void> {
+  if (session.payment_link_id === null) return;
+  await tx.updateTable('payment_links').set((eb) => ({
+    completed_sessions: eb('completed_sessions', '+', 1),
+    active: eb.case().when(eb.and([eb('completed_sessions_limit', 'is not', null), eb(eb('completed_sessions', '+', 1), '>=', eb.ref('completed_sessions_limit'))]))
+      .then(false).else(eb.ref('active')).end(),
+    updated_at: now,
+  })).where('id', '=', session.payment_link_id).execute();
+}
+
+/**
  * The expired session's PaymentIntent is canceled as the merchant would (nothing was authorized: no provider call),
  * as part of the merchant's expiry request when there is one (its own idempotency key stays with the session).
  */
@@ -739,7 +780,7 @@ export function systemContext(session: CheckoutSessionRow, actor: string, shoppe
   };
 }
 
-async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, now: Date): Promise<void> {
+async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, now: Date, recipient: string): Promise<void> {
   const currency = findCurrency(session.currency);
   // `42.00 USD`: formatAmount names the currency already, in the API's lower case.
   const total = (currency === undefined ? `${session.amount_total} ${session.currency}` : formatAmount(session.amount_total, currency)).toUpperCase();
@@ -748,7 +789,7 @@ async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: Payment
   const lines = [...session.line_items.filter((item) => item.quantity > 0).map((item) => `  ${item.quantity} × ${item.name}`), ...shipping].join('\n');
   await tx.insertInto('shopper_messages').values({
     id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',
-    recipient: session.customer_email ?? '', subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,
+    recipient, subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,
     body: `Thank you for your payment of ${total}.\n${lines}\nReceipt reference: ${intent.id}\nIf you did not make this payment, contact the shop at once.`,
     reference: session.id,
   }).onConflict((oc) => oc.doNothing()).execute();
@@ -807,7 +848,7 @@ async function customerDetailsOf(tx: Tx, session: CheckoutSessionRow, intent: Pa
   const collected = session.collected ?? {};
   return {
     address: addressObject(collected.billing?.address ?? billing.address), business_name: null,
-    email: session.customer_email ?? text(customer?.email) ?? text(billing.email), individual_name: null,
+    email: session.customer_email ?? text(customer?.email) ?? text(collected.email) ?? text(billing.email), individual_name: null,
     name: text(collected.billing?.name) ?? text(billing.name) ?? text(collected.shipping?.name), phone: text(collected.phone) ?? text(billing.phone), tax_exempt: 'none', tax_ids: [],
   };
 }

@@ -40,7 +40,8 @@ export type ListedTable =
   | 'support_cases'
   | 'products'
   | 'prices'
-  | 'shipping_rates';
+  | 'shipping_rates'
+  | 'payment_links';
 
 export interface ListSource<T extends ListedTable, O> {
   table: T;

@@ -53,7 +53,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     mode: 'payment',
     origin_context: null,
     payment_intent: row.payment_intent_id,
-    payment_link: null,
+    payment_link: row.payment_link_id,
     payment_method_collection: 'if_required',
     payment_method_configuration_details: null,
     payment_method_options: row.payment_method_options,
@@ -72,7 +72,8 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     status: row.status,
     submit_type: null,
     subscription: null,
-    success_url: row.success_url,
+    // A payment link's hosted confirmation has no success URL (Coffer's own page follows the payment).
+    success_url: row.success_url === '' ? null : row.success_url,
     total_details: { amount_discount: 0, amount_shipping: amountOut(row.amount_shipping), amount_tax: 0 },
     ui_mode: 'hosted',
     url: row.status === 'open' ? pageUrl : null,

@@ -317,6 +317,8 @@ export interface CheckoutCollected {
   billing?: { name: string; address: Record<string, string> };
   shipping?: { name: string; address: Record<string, string> };
   phone?: string;
+  /** The shopper's email, asked on a payment link's session, which has none from the merchant (decision 0054). */
+  email?: string;
 }
 
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
@@ -370,6 +372,8 @@ export interface CheckoutSessionsTable {
   shipping_rate_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** The chosen rate's amount, part of `amount_total` (the items are the rest). */
   amount_shipping: ColumnType<bigint, bigint | undefined, bigint>;
+  /** The payment link the session was made from (migration 0063); null for one made through the API. */
+  payment_link_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface SupportCasesTable {
@@ -868,6 +872,31 @@ export interface ShippingRatesTable {
   metadata: Json<Record<string, string>>;
 }
 
+export interface PaymentLinksTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  active: boolean;
+  currency: string;
+  url: string;
+  /** The Checkout Session parameters each visit's session is made with (flows/payment-links.ts). */
+  session_params: Json<Record<string, unknown>>;
+  shipping_amounts: Json<number[]>;
+  after_completion: Json<PaymentLinkAfterCompletion>;
+  inactive_message: string | null;
+  completed_sessions_limit: number | null;
+  completed_sessions: ColumnType<number, number | undefined, number>;
+  metadata: Json<Record<string, string>>;
+}
+
+/** What the shopper sees once paid: Coffer's confirmation page (with the merchant's message) or the merchant's page. */
+export type PaymentLinkAfterCompletion =
+  | { type: 'hosted_confirmation'; hosted_confirmation: { custom_message: string | null } }
+  | { type: 'redirect'; redirect: { url: string } };
+
 export interface CustomerBalanceTransactionsTable {
   id: string;
   merchant_id: string;
@@ -1054,6 +1083,7 @@ export interface Database {
   products: ProductsTable;
   prices: PricesTable;
   shipping_rates: ShippingRatesTable;
+  payment_links: PaymentLinksTable;
   customer_balance_transactions: CustomerBalanceTransactionsTable;
   tokens: TokensTable;
   setup_intents: SetupIntentsTable;
@@ -1076,6 +1106,7 @@ export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type PriceRow = Selectable<PricesTable>;
 export type ShippingRateRow = Selectable<ShippingRatesTable>;
+export type PaymentLinkRow = Selectable<PaymentLinksTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type WalletLatePaymentRow = Selectable<WalletLatePaymentsTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;

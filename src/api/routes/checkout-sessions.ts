@@ -1,8 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
-import { resourceMissing } from '../../domain/errors.ts';
-import { checkOneCursor } from '../../flows/list-page.ts';
 import {
   createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, settleCheckoutSession,
   type CreateCheckoutSessionParams,
@@ -14,11 +12,21 @@ import { priceObject, productObject } from '../../objects/product.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
-import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
+import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, type PositionalQueryParams } from './common.ts';
 import { expandObjects } from './expand.ts';
 import { checkoutLocales } from '../../checkout/strings.ts';
 import { ShippingRateData } from './shipping-rates.ts';
 
+/** An adjustable quantity's bounds (decision 0053; Coffer's largest quantity is 9,999). */
+export const AdjustableQuantity = strictObject({
+  enabled: Type.Boolean(), minimum: Type.Optional(Type.Integer({ minimum: 0, maximum: 9_999 })), maximum: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
+});
+/** What a session (or a payment link) asks the shopper for besides the payment (decision 0051). */
+export const CollectionFields = {
+  billing_address_collection: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('required')])),
+  shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
+  phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
+};
 const LineItem = strictObject({
   // A catalogue price (`/v1/prices`), or price_data: the flow takes exactly one.
   price: Type.Optional(ObjectId),
@@ -35,9 +43,7 @@ const LineItem = strictObject({
   })),
   quantity: Type.Integer({ minimum: 1, maximum: 9_999 }),
   // The shopper may change the quantity on the page, within these bounds (decision 0053; Coffer's largest is 9,999).
-  adjustable_quantity: Type.Optional(strictObject({
-    enabled: Type.Boolean(), minimum: Type.Optional(Type.Integer({ minimum: 0, maximum: 9_999 })), maximum: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
-  })),
+  adjustable_quantity: Type.Optional(AdjustableQuantity),
   metadata: Type.Optional(Metadata),
 });
 const CreateBody = strictObject({
@@ -65,10 +71,7 @@ const CreateBody = strictObject({
     statement_descriptor: Type.Optional(StatementDescriptor),
     statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
   })),
-  // What the hosted page asks the shopper for besides the payment (decision 0051).
-  billing_address_collection: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('required')])),
-  shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
-  phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
+  ...CollectionFields,
   // The shipping rates offered (decision 0052): a rate's id, or a new rate made with the session.
   shipping_options: Type.Optional(Type.Array(strictObject({
     shipping_rate: Type.Optional(ObjectId),
@@ -90,7 +93,7 @@ const sessionExpandable = {
   'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
   'shipping_cost.shipping_rate': ['checkout', 'shipping_rates'], 'shipping_options.shipping_rate': ['checkout', 'shipping_rates'],
 } as const;
-const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId) });
+const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId), payment_link: Type.Optional(ObjectId) });
 
 /** Support cases shoppers opened from the checkout's result page (a Coffer extension; the console comes later). */
 export function registerSupportCaseRoutes(app: FastifyInstance, services: Services): void {
@@ -138,7 +141,7 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), renderFor(request)));
   });
   app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
-    const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string };
+    const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string; payment_link?: string };
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(renderFor(request)), page.hasMore));
   });
@@ -161,24 +164,14 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
   });
   const itemsConfig = { ...config, expandable: ['price.product'] };
   app.get('/v1/checkout/sessions/:id/line_items', {
-    config: itemsConfig, schema: { params: IdParams, querystring: strictObject({
-      expand: Type.Optional(Expand), limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), ending_before: Type.Optional(ObjectId),
-    }) },
+    config: itemsConfig, schema: { params: IdParams, querystring: strictObject({ ...PositionalQuery.properties, expand: Type.Optional(Expand) }) },
   }, async (request, reply) => {
     const ctx = requestContext(request);
-    const query = request.query as { expand?: string[]; limit?: number; starting_after?: string; ending_before?: string };
-    checkOneCursor(query);
+    const query = request.query as PositionalQueryParams & { expand?: string[] };
     const expand = expansionsFor(ctx.actor, query.expand, { 'price.product': 'products' }, true);
     const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
-    // The items in the order they were given, paged as Stripe pages them: `starting_after` goes on, `ending_before` back.
-    const items = await sessionLineItems(found, expand.length > 0);
-    const limit = query.limit ?? limits.listLimitDefault;
-    const cursor = query.starting_after ?? query.ending_before;
-    const at = cursor === undefined ? -1 : items.findIndex((item) => item.id === cursor);
-    if (cursor !== undefined && at === -1) throw resourceMissing('line item', cursor, query.starting_after === undefined ? 'ending_before' : 'starting_after');
-    const page = query.ending_before !== undefined ? items.slice(Math.max(0, at - limit), at) : items.slice(at + 1, at + 1 + limit);
-    const hasMore = query.ending_before !== undefined ? at - limit > 0 : at + 1 + limit < items.length;
-    return sendObject(reply, listObject(`/v1/checkout/sessions/${found.id}/line_items`, page, hasMore));
+    // The items in the order they were given.
+    return sendObject(reply, positionalPage(`/v1/checkout/sessions/${found.id}/line_items`, await sessionLineItems(found, expand.length > 0), query));
   });
   app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
     const ctx = requestContext(request);

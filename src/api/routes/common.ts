@@ -1,12 +1,16 @@
 import { timingSafeEqual } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CofferError } from '../../domain/errors.ts';
+import { CofferError, resourceMissing } from '../../domain/errors.ts';
+import { checkOneCursor } from '../../flows/list-page.ts';
+import { limits } from '../../limits.ts';
 import type { Actor, Outcome, Respond, Tx } from '../../flows/context.ts';
 import { permits, type ApiResource } from '../../identity/api-keys.ts';
 import { errorObject } from '../../objects/error.ts';
 import { assert } from '../../platform/assert.ts';
 import { keyInUse } from '../../store/idempotency-keys.ts';
 import { requestContext } from '../request-context.ts';
+import { ListLimit, ObjectId, strictObject } from '../schemas.ts';
 
 export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
   return reply.code(outcome.statusCode).type('application/json; charset=utf-8').send(outcome.body);
@@ -121,4 +125,27 @@ export function sameSecret(presented: string, stored: string): boolean {
   const a = Buffer.from(presented);
   const b = Buffer.from(stored);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The query of a short list kept in order (an order's line items). */
+export const PositionalQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), ending_before: Type.Optional(ObjectId) });
+export interface PositionalQueryParams {
+  limit?: number;
+  starting_after?: string;
+  ending_before?: string;
+}
+
+/**
+ * A page of a short list kept in its own order (an order's line items), as Stripe pages it: `starting_after` goes
+ * on, `ending_before` goes back; a cursor not in the list is refused by name.
+ */
+export function positionalPage(url: string, items: ReadonlyArray<Record<string, unknown>>, query: PositionalQueryParams): Record<string, unknown> {
+  checkOneCursor(query);
+  const limit = query.limit ?? limits.listLimitDefault;
+  const cursor = query.starting_after ?? query.ending_before;
+  const at = cursor === undefined ? -1 : items.findIndex((item) => item.id === cursor);
+  if (cursor !== undefined && at === -1) throw resourceMissing('line item', cursor, query.starting_after === undefined ? 'ending_before' : 'starting_after');
+  const page = query.ending_before !== undefined ? items.slice(Math.max(0, at - limit), at) : items.slice(at + 1, at + 1 + limit);
+  const hasMore = query.ending_before !== undefined ? at - limit > 0 : at + 1 + limit < items.length;
+  return listObject(url, page, hasMore);
 }

@@ -14,6 +14,7 @@ import { registerRiskLimitRoutes } from './risk-limits.ts';
 import { registerReviewRoutes } from './reviews.ts';
 import { registerProductRoutes } from './products.ts';
 import { registerShippingRateRoutes } from './shipping-rates.ts';
+import { registerPaymentLinkRoutes } from './payment-links.ts';
 import { registerCheckoutSessionRoutes, registerSupportCaseRoutes } from './checkout-sessions.ts';
 
 /** The merchant API under /v1, Stripe-compatible. */
@@ -32,6 +33,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerReviewRoutes(app, services);
   registerProductRoutes(app, services);
   registerShippingRateRoutes(app, services);
+  registerPaymentLinkRoutes(app, services);
   registerCheckoutSessionRoutes(app, services);
   registerSupportCaseRoutes(app, services);
 }

@@ -1,0 +1,116 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../flows/context.ts';
+import { listPage } from '../../flows/list-page.ts';
+import {
+  createPaymentLink, findPaymentLink, updatePaymentLink, type LinkSessionParams, type PaymentLinkParams, type PaymentLinkUpdateParams,
+} from '../../flows/payment-links.ts';
+import { limits } from '../../limits.ts';
+import { paymentLinkObject } from '../../objects/payment-link.ts';
+import { priceObject } from '../../objects/product.ts';
+import { amountOut } from '../../objects/common.ts';
+import type { PaymentLinkRow } from '../../store/database.ts';
+import { requestContext } from '../request-context.ts';
+import { Currency, Description, Expand, ListQuery, Metadata, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
+import { AdjustableQuantity, CollectionFields } from './checkout-sessions.ts';
+import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, withoutExpand, type PositionalQueryParams } from './common.ts';
+
+const AfterCompletion = strictObject({
+  type: Type.Union([Type.Literal('hosted_confirmation'), Type.Literal('redirect')]),
+  hosted_confirmation: Type.Optional(strictObject({ custom_message: Type.Optional(Type.String({ maxLength: 500 })) })),
+  redirect: Type.Optional(strictObject({ url: Url })),
+});
+const Restrictions = strictObject({ completed_sessions: strictObject({ limit: Type.Integer({ minimum: 1, maximum: 10_000 }) }) });
+const InactiveMessage = Type.String({ maxLength: 500 });
+const CreateBody = strictObject({
+  line_items: Type.Array(strictObject({ price: ObjectId, quantity: Type.Integer({ minimum: 1, maximum: 9_999 }), adjustable_quantity: Type.Optional(AdjustableQuantity) }),
+    { minItems: 1, maxItems: 20 }),
+  after_completion: Type.Optional(AfterCompletion),
+  ...CollectionFields,
+  shipping_options: Type.Optional(Type.Array(strictObject({ shipping_rate: ObjectId }), { maxItems: 5 })),
+  payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
+  payment_intent_data: Type.Optional(strictObject({
+    capture_method: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('automatic_async'), Type.Literal('manual')])),
+    description: Type.Optional(Description),
+    metadata: Type.Optional(Metadata),
+    statement_descriptor: Type.Optional(StatementDescriptor),
+    statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
+  })),
+  currency: Type.Optional(Currency),
+  metadata: Type.Optional(Metadata),
+  inactive_message: Type.Optional(InactiveMessage),
+  restrictions: Type.Optional(Restrictions),
+  expand: Type.Optional(Expand),
+});
+const UpdateBody = strictObject({
+  active: Type.Optional(Type.Boolean()),
+  after_completion: Type.Optional(AfterCompletion),
+  metadata: Type.Optional(emptyable(Metadata)),
+  inactive_message: Type.Optional(emptyable(InactiveMessage)),
+  restrictions: Type.Optional(emptyable(Restrictions)),
+  expand: Type.Optional(Expand),
+});
+const IdParams = strictObject({ id: ObjectId });
+const LinkListQuery = strictObject({ ...ListQuery, active: Type.Optional(Type.Boolean()) });
+
+/** Stripe's Payment Links (decision 0054): the official SDK's `paymentLinks` works against them. */
+export function registerPaymentLinkRoutes(app: FastifyInstance, services: Services): void {
+  const config = { merchantApi: true };
+
+  /** A link's order as Stripe lists it: each item with its catalogue price as the catalogue has it now. */
+  const lineItems = async (link: PaymentLinkRow): Promise<Array<Record<string, unknown>>> => {
+    const kept = link.session_params as unknown as LinkSessionParams;
+    const ids = [...new Set(kept.line_items.map((item) => item.price))];
+    const prices = await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', link.merchant_id).where('livemode', '=', link.livemode).where('id', 'in', ids).execute();
+    const products = await services.db.selectFrom('products').select(['id', 'name']).where('merchant_id', '=', link.merchant_id).where('livemode', '=', link.livemode)
+      .where('id', 'in', [...new Set(prices.map((price) => price.product_id)), '']).execute();
+    return kept.line_items.map((item, index) => {
+      const price = prices.find((row) => row.id === item.price);
+      const amount = (price?.unit_amount ?? 0n) * BigInt(item.quantity);
+      const adjustable = item.adjustable_quantity?.enabled === true ? item.adjustable_quantity : undefined;
+      return {
+        id: `li_${link.id.slice(-20)}${String(index).padStart(3, '0')}`, object: 'item',
+        adjustable_quantity: adjustable === undefined ? null : { enabled: true, maximum: adjustable.maximum ?? 99, minimum: adjustable.minimum ?? 0 },
+        amount_discount: 0, amount_subtotal: amountOut(amount), amount_tax: 0, amount_total: amountOut(amount), currency: link.currency,
+        description: products.find((product) => product.id === price?.product_id)?.name ?? null, metadata: {},
+        price: price === undefined ? null : priceObject(price), quantity: item.quantity,
+      };
+    });
+  };
+  const withLineItems = async (link: PaymentLinkRow, expand: readonly string[]) => {
+    const object = paymentLinkObject(link);
+    if (expand.includes('line_items')) object.line_items = listObject(`/v1/payment_links/${link.id}/line_items`, await lineItems(link), false);
+    return object;
+  };
+
+  const linkConfig = { ...config, expandable: ['line_items'] };
+  // A change answers with the link alone (its line items are read with `expand[]=line_items` or at /line_items).
+  app.post('/v1/payment_links', { config, schema: { body: CreateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const body = withoutExpand(request.body as PaymentLinkParams & { expand?: string[] });
+    return sendOutcome(reply, await answerInChange(request, (respond) => createPaymentLink(services, ctx, body, respond), paymentLinkObject));
+  });
+  app.get('/v1/payment_links', { config, schema: { querystring: LinkListQuery } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const query = request.query as ListQueryParams & { active?: boolean };
+    let rows = services.db.selectFrom('payment_links').selectAll();
+    if (query.active !== undefined) rows = rows.where('active', '=', query.active);
+    const page = await listPage(services.db, ctx.actor, { table: 'payment_links', kind: 'payment link', rows }, { ...query, limit: query.limit ?? limits.listLimitDefault });
+    return sendObject(reply, listObject('/v1/payment_links', page.data.map(paymentLinkObject), page.hasMore));
+  });
+  app.get('/v1/payment_links/:id', { config: linkConfig, schema: { params: IdParams, querystring: strictObject({ expand: Type.Optional(Expand) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const expand = expansionsFor(ctx.actor, (request.query as { expand?: string[] }).expand, { line_items: 'prices' });
+    return sendObject(reply, await withLineItems(await findPaymentLink(services.db, ctx, (request.params as { id: string }).id), expand));
+  });
+  app.post('/v1/payment_links/:id', { config, schema: { params: IdParams, body: UpdateBody } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    const params = withoutExpand(request.body as PaymentLinkUpdateParams & { expand?: string[] });
+    return sendOutcome(reply, await answerInChange(request, (respond) => updatePaymentLink(services, ctx, id, params, respond), paymentLinkObject));
+  });
+  app.get('/v1/payment_links/:id/line_items', { config, schema: { params: IdParams, querystring: PositionalQuery } }, async (request, reply) => {
+    const link = await findPaymentLink(services.db, requestContext(request), (request.params as { id: string }).id);
+    return sendObject(reply, positionalPage(`/v1/payment_links/${link.id}/line_items`, await lineItems(link), request.query as PositionalQueryParams));
+  });
+}

@@ -1,0 +1,171 @@
+import { CofferError, resourceMissing } from '../domain/errors.ts';
+import { limits } from '../limits.ts';
+import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
+import { newId } from '../platform/random.ts';
+import type { PaymentLinkAfterCompletion, PaymentLinkRow } from '../store/database.ts';
+import { checkCheckoutParams, createCheckoutSession, type CheckoutLineItemParams, type CreateCheckoutSessionParams } from './checkout-sessions.ts';
+import type { RequestContext, Respond, Services, Tx } from './context.ts';
+import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
+import { recordChange } from './payment-intent-records.ts';
+import { inTransaction } from './transaction.ts';
+import { requestTrail } from './trail.ts';
+import type { CheckoutSessionRow } from '../store/database.ts';
+
+/**
+ * Stripe's Payment Links (decision 0054): an address the merchant shares that sells a fixed order from the
+ * catalogue. Each shopper who opens it and goes on gets a Checkout Session of their own, made from what the link
+ * keeps, so everything a session does (shipping rates, adjustable quantities, addresses, wallets) a link does too.
+ * The link's parameters are checked as a session's would be when it is made; a price archived later makes the link
+ * unavailable, not wrong.
+ */
+
+/** The Checkout Session parameters a link keeps and makes each session with. */
+export interface LinkSessionParams {
+  line_items: Array<Pick<CheckoutLineItemParams, 'quantity' | 'adjustable_quantity'> & { price: string }>;
+  billing_address_collection?: 'auto' | 'required';
+  shipping_address_collection?: { allowed_countries: string[] };
+  phone_number_collection?: { enabled: boolean };
+  shipping_options?: Array<{ shipping_rate: string }>;
+  payment_method_types?: string[];
+  payment_intent_data?: CreateCheckoutSessionParams['payment_intent_data'];
+}
+
+export interface PaymentLinkParams extends LinkSessionParams {
+  after_completion?: AfterCompletionParams;
+  currency?: string;
+  metadata?: Record<string, string>;
+  inactive_message?: string;
+  restrictions?: { completed_sessions: { limit: number } };
+}
+
+export interface AfterCompletionParams {
+  type: 'hosted_confirmation' | 'redirect';
+  hosted_confirmation?: { custom_message?: string };
+  redirect?: { url: string };
+}
+
+export interface PaymentLinkUpdateParams {
+  active?: boolean;
+  after_completion?: AfterCompletionParams;
+  metadata?: Record<string, string> | '';
+  inactive_message?: string | '';
+  restrictions?: { completed_sessions: { limit: number } } | '';
+}
+
+const sessionKeys = [
+  'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
+] as const;
+
+/** What the shopper sees once paid, checked: Coffer's confirmation page by default, or the merchant's page. */
+function afterCompletionOf(given: AfterCompletionParams | undefined): PaymentLinkAfterCompletion {
+  if (given === undefined) return { type: 'hosted_confirmation', hosted_confirmation: { custom_message: null } };
+  if (given.type === 'redirect') {
+    if (given.redirect === undefined) throw new CofferError('parameter_missing', 'Missing required param: after_completion[redirect][url] (with after_completion[type]=redirect).', { param: 'after_completion[redirect][url]' });
+    if (given.hosted_confirmation !== undefined) {
+      throw new CofferError('parameter_invalid', 'after_completion[hosted_confirmation] applies only with after_completion[type]=hosted_confirmation.', { param: 'after_completion[hosted_confirmation]' });
+    }
+    return { type: 'redirect', redirect: { url: given.redirect.url } };
+  }
+  if (given.redirect !== undefined) throw new CofferError('parameter_invalid', 'after_completion[redirect] applies only with after_completion[type]=redirect.', { param: 'after_completion[redirect]' });
+  const message = given.hosted_confirmation?.custom_message?.trim() ?? '';
+  return { type: 'hosted_confirmation', hosted_confirmation: { custom_message: message === '' ? null : message } };
+}
+
+/** The session parameters a link makes each session with, and its success URL (none for Coffer's own confirmation). */
+export function sessionParamsOf(row: Pick<PaymentLinkRow, 'session_params' | 'after_completion'>): CreateCheckoutSessionParams {
+  const kept = row.session_params as unknown as LinkSessionParams;
+  const after = row.after_completion;
+  return { ...kept, mode: 'payment', success_url: after.type === 'redirect' ? after.redirect.url : '' };
+}
+
+function scopeOf(ctx: RequestContext) {
+  return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
+}
+
+export async function findPaymentLink(reader: Tx | Services['db'], ctx: RequestContext, id: string, options: { lock?: boolean; param?: string } = {}): Promise<PaymentLinkRow> {
+  let query = reader.selectFrom('payment_links').selectAll().where('id', '=', id).where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode);
+  if (options.lock === true) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (row === undefined) throw resourceMissing('payment link', id, options.param ?? 'id');
+  return row;
+}
+
+export async function createPaymentLink(services: Services, ctx: RequestContext, params: PaymentLinkParams, respond?: Respond<PaymentLinkRow>): Promise<PaymentLinkRow> {
+  const id = newId('plink');
+  const after = afterCompletionOf(params.after_completion);
+  const kept = Object.fromEntries(sessionKeys.flatMap((key) => (params[key] === undefined ? [] : [[key, params[key]]]))) as unknown as LinkSessionParams;
+  // Checked as each session will be made: the prices (active, one currency), the rates, the addresses, the methods.
+  const { currency } = await checkCheckoutParams(services, ctx, sessionParamsOf({ session_params: kept as unknown as Record<string, unknown>, after_completion: after }), { paymentLinkId: id });
+  if (params.currency !== undefined && params.currency.toLowerCase() !== currency) {
+    throw new CofferError('parameter_invalid', `currency is ${params.currency.toLowerCase()}, but the link's prices are in ${currency}.`, { param: 'currency' });
+  }
+  const metadata = mergeMetadata({}, params.metadata);
+  checkMetadataSize(metadata, limits.metadataKeysMax);
+  const rateIds = (kept.shipping_options ?? []).map((option) => option.shipping_rate);
+  const rates = rateIds.length === 0 ? [] : await services.db.selectFrom('shipping_rates').select(['id', 'amount']).where('id', 'in', rateIds)
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).execute();
+  const shippingAmounts = rateIds.map((rateId) => Number(rates.find((rate) => rate.id === rateId)?.amount ?? 0));
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const row = await tx.insertInto('payment_links').values({
+      id, merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, updated_at: now, active: true, currency,
+      url: `${services.connectors.publicUrl()}/buy/${id}`, session_params: JSON.stringify(kept), shipping_amounts: JSON.stringify(shippingAmounts), after_completion: JSON.stringify(after),
+      inactive_message: params.inactive_message?.trim() || null, completed_sessions_limit: params.restrictions?.completed_sessions.limit ?? null,
+      metadata: JSON.stringify(metadata),
+    }).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.create', objectType: 'payment_link', objectId: id,
+      details: { currency, prices: kept.line_items.map((item) => item.price) } }, [], now);
+    await respond?.(tx, row);
+    return row;
+  });
+}
+
+/**
+ * What may change on a link: whether it sells, what the shopper sees once paid or while it is inactive, its limit of
+ * paid sessions and its metadata. Its order does not: a new order is a new link, so an address already shared never
+ * sells something else. Sessions already made go on as they were made.
+ */
+export async function updatePaymentLink(services: Services, ctx: RequestContext, id: string, params: PaymentLinkUpdateParams, respond?: Respond<PaymentLinkRow>): Promise<PaymentLinkRow> {
+  const after = params.after_completion === undefined ? undefined : afterCompletionOf(params.after_completion);
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const link = await findPaymentLink(tx, ctx, id, { lock: true });
+    const metadata = mergeMetadata(link.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    const limit = params.restrictions === undefined ? link.completed_sessions_limit : params.restrictions === '' ? null : params.restrictions.completed_sessions.limit;
+    if (params.active === true && limit !== null && link.completed_sessions >= limit) {
+      throw new CofferError('parameter_invalid', `This link has been paid ${link.completed_sessions} times, its limit (restrictions[completed_sessions][limit] ${limit}); raise or remove the limit to activate it.`, { param: 'active' });
+    }
+    const row = await tx.updateTable('payment_links').set({
+      updated_at: now, metadata: JSON.stringify(metadata), completed_sessions_limit: limit,
+      inactive_message: emptyToNull(params.inactive_message, link.inactive_message),
+      ...(params.active === undefined ? {} : { active: params.active }),
+      ...(after === undefined ? {} : { after_completion: JSON.stringify(after) }),
+    }).where('id', '=', link.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.update', objectType: 'payment_link', objectId: id, details: { fields: Object.keys(params) } }, [], now);
+    await respond?.(tx, row);
+    return row;
+  });
+}
+
+/** The link a shopper opened, by its id alone (the address is public by design, as Stripe's is). */
+export async function linkForPage(services: Services, id: string): Promise<PaymentLinkRow | undefined> {
+  if (!/^plink_[A-Za-z0-9]{24}$/.test(id)) return undefined;
+  return services.db.selectFrom('payment_links').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * A shopper goes on from a link: a Checkout Session of their own, made as the merchant would make it, with its
+ * events in the merchant's API version and the shopper's address in its audit record. Undefined when the link does
+ * not sell now (inactive); a CofferError when its order can no longer be sold (a price archived since).
+ */
+export async function sessionFromLink(services: Services, link: PaymentLinkRow, origin: string): Promise<CheckoutSessionRow | undefined> {
+  if (!link.active) return undefined;
+  const merchant = await services.db.selectFrom('merchants').select('default_api_version').where('id', '=', link.merchant_id).executeTakeFirstOrThrow();
+  const version = parseApiVersion(merchant.default_api_version) ?? defaultApiVersion;
+  const ctx: RequestContext = {
+    actor: { merchantId: link.merchant_id, livemode: link.livemode, apiKeyId: link.id, keyKind: 'secret', apiVersion: version, eventApiVersion: version },
+    shopperSession: link.id, requestId: newId('req'), origin, idempotency: undefined,
+  };
+  return createCheckoutSession(services, ctx, sessionParamsOf(link), undefined, { paymentLinkId: link.id });
+}

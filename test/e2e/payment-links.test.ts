@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import Stripe from 'stripe';
+import { strings } from '../../src/checkout/strings.ts';
+import { createApiKey } from '../../src/identity/merchants.ts';
+import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { rawRequest, stripeClient, startTestServer, type TestServer } from '../support/server.ts';
+
+// Goal: a merchant makes a payment link through the official SDK, as at Stripe, from catalogue prices, with the
+// options a Checkout Session takes; shoppers who open it each get a session of their own and pay it on the hosted
+// page. Opening the address makes nothing; a link stops selling when archived or when it has been paid its limit of
+// times; every bad input is refused by name and changes nothing.
+let server: TestServer;
+let stripe: Stripe;
+let kettle: Stripe.Price;
+let filters: Stripe.Price;
+
+before(async () => {
+  server = await startTestServer();
+  stripe = server.stripe;
+  kettle = await stripe.prices.create({ currency: 'usd', unit_amount: 4_200, product_data: { name: 'Pour-over kettle' } });
+  filters = await stripe.prices.create({ currency: 'usd', unit_amount: 500, product_data: { name: 'Paper filters' } });
+});
+after(async () => {
+  await server.close();
+});
+
+async function counts(): Promise<Record<string, number>> {
+  const found: Record<string, number> = {};
+  for (const table of ['payment_links', 'checkout_sessions', 'payment_intents', 'audit_log'] as const) {
+    found[table] = Number((await server.database.db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
+  }
+  return found;
+}
+
+describe('payment links (API)', () => {
+  test('made, read, listed and changed as at Stripe; the order stays as made', async () => {
+    const rate = await stripe.shippingRates.create({ display_name: 'Standard', fixed_amount: { amount: 500, currency: 'usd' } });
+    const link = await stripe.paymentLinks.create({
+      line_items: [{ price: kettle.id, quantity: 1, adjustable_quantity: { enabled: true, maximum: 3 } }, { price: filters.id, quantity: 2 }],
+      shipping_address_collection: { allowed_countries: ['US'] }, shipping_options: [{ shipping_rate: rate.id }],
+      after_completion: { type: 'hosted_confirmation', hosted_confirmation: { custom_message: 'Thanks! Your kettle ships tomorrow.' } },
+      restrictions: { completed_sessions: { limit: 5 } }, metadata: { campaign: 'autumn' },
+    });
+    assert.match(link.id, /^plink_/);
+    assert.equal(link.url, `${server.url}/buy/${link.id}`);
+    assert.deepEqual([link.object, link.active, link.currency, link.livemode], ['payment_link', true, 'usd', false]);
+    assert.deepEqual(link.after_completion, { type: 'hosted_confirmation', hosted_confirmation: { custom_message: 'Thanks! Your kettle ships tomorrow.' } });
+    assert.deepEqual(link.shipping_options, [{ shipping_amount: 500, shipping_rate: rate.id }]);
+    assert.deepEqual(link.restrictions, { completed_sessions: { count: 0, limit: 5 } });
+    assert.deepEqual(link.shipping_address_collection, { allowed_countries: ['US'] });
+    assert.equal(link.line_items, undefined, 'line items only when expanded, as at Stripe');
+
+    const read = await stripe.paymentLinks.retrieve(link.id, { expand: ['line_items'] });
+    assert.deepEqual(read.line_items?.data.map((item) => [item.description, item.quantity, item.amount_total, item.price?.id, item.adjustable_quantity]),
+      [['Pour-over kettle', 1, 4_200, kettle.id, { enabled: true, maximum: 3, minimum: 0 }], ['Paper filters', 2, 1_000, filters.id, null]]);
+    const items: string[] = [];
+    for await (const item of stripe.paymentLinks.listLineItems(link.id, { limit: 1 })) items.push(item.description ?? '');
+    assert.deepEqual(items, ['Pour-over kettle', 'Paper filters']);
+
+    const changed = await stripe.paymentLinks.update(link.id, {
+      active: false, inactive_message: 'Sold out until spring.', after_completion: { type: 'redirect', redirect: { url: 'https://shop.example/thanks' } }, metadata: { campaign: '' },
+    });
+    assert.deepEqual([changed.active, changed.inactive_message, changed.after_completion.type, changed.metadata], [false, 'Sold out until spring.', 'redirect', {}]);
+    assert.deepEqual((await stripe.paymentLinks.list({ active: false })).data.map((row) => row.id), [link.id]);
+    assert.deepEqual((await stripe.paymentLinks.list({ active: true })).data.map((row) => row.id), []);
+
+    // Another merchant and the live mode see none of it; a restricted key needs payment_links.
+    await assert.rejects(stripeClient(server, server.otherSecretKey).paymentLinks.retrieve(link.id), (error: Stripe.errors.StripeError) => error.statusCode === 404);
+    const live = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'secret', true)).key.reveal());
+    assert.deepEqual((await live.paymentLinks.list()).data, []);
+    const restricted = stripeClient(server, (await createApiKey(server.database.db, server.merchantId, 'restricted', false, { permissions: { checkout: 'write' } })).key.reveal());
+    await assert.rejects(restricted.paymentLinks.list(), (error: Stripe.errors.StripeError) => error.statusCode === 403);
+  });
+
+  test('bad links are refused by name and make nothing', async () => {
+    const archived = await stripe.prices.create({ currency: 'usd', unit_amount: 900, product_data: { name: 'Old mug' } });
+    await stripe.prices.update(archived.id, { active: false });
+    const euro = await stripe.prices.create({ currency: 'eur', unit_amount: 900, product_data: { name: 'Mug (EU)' } });
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ line_items: [{ price: 'price_unknown', quantity: 1 }] }, 'line_items[0][price]', /No such price/],
+      [{ line_items: [{ price: archived.id, quantity: 1 }] }, 'line_items[0][price]', /archived/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }, { price: euro.id, quantity: 1 }] }, 'line_items[1][price]', /one currency/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], currency: 'eur' }, 'currency', /prices are in usd/],
+      [{ line_items: [{ price: kettle.id, quantity: 5, adjustable_quantity: { enabled: true, maximum: 3 } }] }, 'line_items[0][quantity]', /between/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], after_completion: { type: 'redirect' } }, 'after_completion[redirect][url]', /Missing required/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], after_completion: { type: 'redirect', redirect: { url: 'ftp://shop.example' } } }, 'after_completion[redirect][url]', /./],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], shipping_options: [{ shipping_rate: 'shr_unknown' }] }, 'shipping_options[0][shipping_rate]', /No such shipping rate/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], payment_method_types: ['alipay'] }, 'payment_method_types[0]', /CNY/],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], restrictions: { completed_sessions: { limit: 0 } } }, 'restrictions[completed_sessions][limit]', /./],
+      [{ line_items: [{ price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'x' } }, quantity: 1 }] }, 'line_items[0][price_data]', /./],
+      [{ line_items: [] }, 'line_items', /./],
+    ];
+    for (const [params, param, message] of cases) {
+      const before = await counts();
+      const error = await stripe.paymentLinks.create(params as unknown as Stripe.PaymentLinkCreateParams).then(() => undefined, (caught: unknown) => caught as Stripe.errors.StripeError);
+      assert.equal(error?.param, param, `${JSON.stringify(params)}: ${error?.message}`);
+      assert.match(error?.message ?? '', message);
+      assert.equal(error?.statusCode, /No such/.test(error?.message ?? '') ? 404 : 400, param);
+      assert.deepEqual(await counts(), before, `${param}: nothing written`);
+    }
+    const link = await stripe.paymentLinks.create({ line_items: [{ price: kettle.id, quantity: 1 }], restrictions: { completed_sessions: { limit: 1 } } });
+    const before = await counts();
+    await assert.rejects(stripe.paymentLinks.update(link.id, { restrictions: { completed_sessions: { limit: 0 } } }), (error: Stripe.errors.StripeError) => error.param === 'restrictions[completed_sessions][limit]');
+    await assert.rejects(stripe.paymentLinks.update(link.id, { after_completion: { type: 'redirect' } as Stripe.PaymentLinkUpdateParams.AfterCompletion }),
+      (error: Stripe.errors.StripeError) => error.param === 'after_completion[redirect][url]');
+    assert.deepEqual(await counts(), before);
+  });
+});
+
+describe('paying through a payment link', { concurrency: false, skip: browserMissing(), timeout: 240_000 }, () => {
+  let browser: Browser;
+  let page: Page;
+  const shots = process.env.COFFER_TEST_SCREENSHOTS;
+
+  before(async () => {
+    browser = await launchTrusting(fs.readFileSync(server.coffer.certFile ?? '', 'utf8'));
+    page = await (await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 1400 } })).newPage();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  async function payOnPage(quantity?: string): Promise<void> {
+    if (quantity !== undefined) await page.fill('#quantity-0', quantity);
+    // A link's session has no email from the merchant: the page asks for one, for the shop and the receipt.
+    await page.fill('#email', 'shopper@example.com');
+    const frame = page.frameLocator('#card-frame');
+    await frame.locator('#number').fill('4242 4242 4242 4242');
+    await frame.locator('#expiry').fill('12 / 34');
+    await frame.locator('#cvc').fill('123');
+    await clickThrough(page, '#pay', /\/done/);
+  }
+
+  test('each shopper gets a session of their own; the link counts what was paid and stops at its limit', async () => {
+    const link = await stripe.paymentLinks.create({
+      line_items: [{ price: kettle.id, quantity: 1, adjustable_quantity: { enabled: true, minimum: 1, maximum: 3 } }],
+      after_completion: { type: 'hosted_confirmation', hosted_confirmation: { custom_message: 'Thanks! Your kettle ships tomorrow.' } },
+      restrictions: { completed_sessions: { limit: 2 } },
+    });
+    // Opening the address makes nothing (link previews open it too).
+    const before = await counts();
+    const opened = await rawRequest(server, 'GET', `/buy/${link.id}`);
+    assert.equal(opened.status, 200);
+    assert.deepEqual(await counts(), before, 'no session or PaymentIntent made by opening the link');
+    // Going on needs the page's own form: a post from elsewhere makes nothing.
+    const forged = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: 'token=x', headers: { origin: 'https://evil.example' } });
+    assert.equal(forged.status, 403);
+    assert.deepEqual(await counts(), before);
+
+    await page.goto(link.url);
+    assert.equal(await page.locator('#total').textContent(), '$42.00');
+    if (shots !== undefined) await wholePageScreenshot(page, path.join(shots, 'payment-link.png'));
+    await page.click('#continue');
+    await page.waitForURL(/\/pay\/cs_test_/);
+    const first = /\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(page.url())?.[1] ?? '';
+    await payOnPage('2');
+    assert.equal(await page.locator('#merchant-message').textContent(), 'Thanks! Your kettle ships tomorrow.');
+
+    const session = await stripe.checkout.sessions.retrieve(first);
+    assert.deepEqual([session.status, session.payment_link, session.amount_total, session.success_url], ['complete', link.id, 8_400, null]);
+    assert.equal(session.customer_details?.email, 'shopper@example.com');
+    const receipt = await server.database.db.selectFrom('shopper_messages').select(['recipient', 'body']).where('reference', '=', first).executeTakeFirstOrThrow();
+    assert.deepEqual([receipt.recipient, /2 × Pour-over kettle/.test(receipt.body)], ['shopper@example.com', true]);
+    assert.deepEqual((await stripe.checkout.sessions.list({ payment_link: link.id })).data.map((row) => row.id), [first]);
+    assert.deepEqual((await stripe.paymentLinks.retrieve(link.id)).restrictions, { completed_sessions: { count: 1, limit: 2 } });
+    const made = await server.database.db.selectFrom('audit_log').select(['actor_type', 'actor_id']).where('action', '=', 'checkout_session.create').where('object_id', '=', first).executeTakeFirstOrThrow();
+    assert.deepEqual([made.actor_type, made.actor_id], ['shopper', link.id], 'the session was made by the link\'s shopper');
+
+    // A second shopper, a session of their own; paid, the link reaches its limit and stops selling.
+    await page.goto(link.url);
+    await page.click('#continue');
+    await page.waitForURL(/\/pay\/cs_test_/);
+    assert.notEqual(/\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(page.url())?.[1], first);
+    await payOnPage();
+    const full = await stripe.paymentLinks.retrieve(link.id);
+    assert.deepEqual([full.active, full.restrictions?.completed_sessions], [false, { count: 2, limit: 2 }]);
+    await page.goto(link.url);
+    assert.equal((await page.locator('h1').textContent())?.trim(), strings.en.linkInactiveTitle);
+    assert.equal(await page.locator('#continue').count(), 0);
+    await assert.rejects(stripe.paymentLinks.update(link.id, { active: true }), (error: Stripe.errors.StripeError) => error.param === 'active' && /limit/.test(error.message));
+  });
+
+  test('a link whose price was archived since says so and makes nothing; a redirect link goes to the shop once paid', async () => {
+    const mug = await stripe.prices.create({ currency: 'usd', unit_amount: 1_500, product_data: { name: 'Mug' } });
+    const link = await stripe.paymentLinks.create({ line_items: [{ price: mug.id, quantity: 1 }], after_completion: { type: 'redirect', redirect: { url: 'https://shop.example/thanks?session={CHECKOUT_SESSION_ID}' } } });
+    await page.goto(link.url);
+    await page.click('#continue');
+    await page.waitForURL(/\/pay\/cs_test_/);
+    const id = /\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(page.url())?.[1] ?? '';
+    await payOnPage();
+    assert.equal(await page.locator('a.button').getAttribute('href'), `https://shop.example/thanks?session=${id}`);
+
+    await stripe.prices.update(mug.id, { active: false });
+    await page.goto(link.url);
+    const before = await counts();
+    await page.click('#continue');
+    await page.waitForLoadState();
+    assert.equal((await page.locator('p').first().textContent())?.trim(), strings.en.linkUnavailable);
+    assert.deepEqual(await counts(), before, 'no session made for an order that cannot be sold');
+  });
+});
