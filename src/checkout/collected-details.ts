@@ -104,7 +104,8 @@ export function readDetails(session: CheckoutSessionRow, sent: unknown, language
   };
   const collected: CheckoutCollected = {};
   if (asksEmail(session)) {
-    const email = value('email', 320);
+    const email = value('email', 321);
+    if (email.length > 320) return { refused: { field: 'email', message: say(language, 'emailInvalid') } };
     if (email === '') return { refused: { field: 'email', message: say(language, 'fillIn', { field: say(language, 'contactEmail') }) } };
     if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) return { refused: { field: 'email', message: say(language, 'emailInvalid') } };
     collected.email = email;

@@ -269,14 +269,19 @@ async function linkMessage(services: Services, session: CheckoutSessionRow): Pro
   return link?.after_completion.type === 'hosted_confirmation' ? link.after_completion.hosted_confirmation.custom_message ?? undefined : undefined;
 }
 
-/** A payment link's page: the order it sells at today's prices, and the button that makes the shopper's session. */
-async function linkPage(services: Services, link: PaymentLinkRow, merchant: string, language: Language, nonce: string): Promise<string> {
+/**
+ * A payment link's page: the order it sells at today's prices, and the button that makes the shopper's session;
+ * undefined when a price or product it sells was archived since (the order can no longer be sold).
+ */
+async function linkPage(services: Services, link: PaymentLinkRow, merchant: string, language: Language, nonce: string): Promise<string | undefined> {
   const kept = link.session_params as unknown as LinkSessionParams;
   const ids = kept.line_items.map((item) => item.price);
   const prices = await services.db.selectFrom('prices').innerJoin('products', (join) => join.onRef('products.id', '=', 'prices.product_id')
     .onRef('products.merchant_id', '=', 'prices.merchant_id').onRef('products.livemode', '=', 'prices.livemode'))
-    .select(['prices.id', 'prices.unit_amount', 'products.name', 'products.description']).where('prices.merchant_id', '=', link.merchant_id)
-    .where('prices.livemode', '=', link.livemode).where('prices.id', 'in', ids).execute();
+    .select(['prices.id', 'prices.unit_amount', 'prices.active', 'products.name', 'products.description', 'products.active as product_active', 'products.deleted_at'])
+    .where('prices.merchant_id', '=', link.merchant_id).where('prices.livemode', '=', link.livemode).where('prices.id', 'in', ids).execute();
+  const sold = (id: string) => prices.some((row) => row.id === id && row.active && row.product_active && row.deleted_at === null);
+  if (!ids.every(sold)) return undefined;
   let total = 0n;
   const items = kept.line_items.map((item) => {
     const price = prices.find((row) => row.id === item.price);
@@ -733,7 +738,9 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const n = nonce();
     const name = await merchantName(services, link.merchant_id);
     if (!link.active) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText')), pageCsp(n, null));
-    return html(reply, 200, await linkPage(services, link, name, lang, n), pageCsp(n, null));
+    const page = await linkPage(services, link, name, lang, n);
+    if (page === undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
+    return html(reply, 200, page, pageCsp(n, null));
   });
   app.post('/buy/:id', async (request, reply) => {
     const link = onPageHost(request) ? await linkForPage(services, (request.params as { id: string }).id) : undefined;

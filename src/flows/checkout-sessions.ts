@@ -117,7 +117,7 @@ function scopeOf(ctx: RequestContext) {
   return { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
 }
 
-function checkUrl(value: string, param: string): string {
+export function checkUrl(value: string, param: string): string {
   let url: URL;
   try {
     url = new URL(value);

@@ -3,9 +3,9 @@ import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { newId } from '../platform/random.ts';
 import type { PaymentLinkAfterCompletion, PaymentLinkRow } from '../store/database.ts';
-import { checkCheckoutParams, createCheckoutSession, type CheckoutLineItemParams, type CreateCheckoutSessionParams } from './checkout-sessions.ts';
+import { checkCheckoutParams, checkUrl, createCheckoutSession, type CheckoutLineItemParams, type CreateCheckoutSessionParams } from './checkout-sessions.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
-import { checkMetadataSize, emptyToNull, mergeMetadata } from './payment-intent-params.ts';
+import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange } from './payment-intent-records.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail } from './trail.ts';
@@ -64,7 +64,7 @@ function afterCompletionOf(given: AfterCompletionParams | undefined): PaymentLin
     if (given.hosted_confirmation !== undefined) {
       throw new CofferError('parameter_invalid', 'after_completion[hosted_confirmation] applies only with after_completion[type]=hosted_confirmation.', { param: 'after_completion[hosted_confirmation]' });
     }
-    return { type: 'redirect', redirect: { url: given.redirect.url } };
+    return { type: 'redirect', redirect: { url: checkUrl(given.redirect.url, 'after_completion[redirect][url]') } };
   }
   if (given.redirect !== undefined) throw new CofferError('parameter_invalid', 'after_completion[redirect] applies only with after_completion[type]=redirect.', { param: 'after_completion[redirect]' });
   const message = given.hosted_confirmation?.custom_message?.trim() ?? '';
@@ -136,10 +136,12 @@ export async function updatePaymentLink(services: Services, ctx: RequestContext,
     if (params.active === true && limit !== null && link.completed_sessions >= limit) {
       throw new CofferError('parameter_invalid', `This link has been paid ${link.completed_sessions} times, its limit (restrictions[completed_sessions][limit] ${limit}); raise or remove the limit to activate it.`, { param: 'active' });
     }
+    // A limit lowered to what the link has been paid already stops it at once, as reaching it would.
+    const reached = limit !== null && link.completed_sessions >= limit;
     const row = await tx.updateTable('payment_links').set({
       updated_at: now, metadata: JSON.stringify(metadata), completed_sessions_limit: limit,
-      inactive_message: emptyToNull(params.inactive_message, link.inactive_message),
-      ...(params.active === undefined ? {} : { active: params.active }),
+      inactive_message: params.inactive_message === undefined ? link.inactive_message : params.inactive_message.trim() || null,
+      ...(reached ? { active: false } : params.active === undefined ? {} : { active: params.active }),
       ...(after === undefined ? {} : { after_completion: JSON.stringify(after) }),
     }).where('id', '=', link.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.update', objectType: 'payment_link', objectId: id, details: { fields: Object.keys(params) } }, [], now);

@@ -29,6 +29,7 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     inactive_message: row.inactive_message,
     invoice_creation: null,
     livemode: row.livemode,
+    managed_payments: null,
     metadata: row.metadata,
     on_behalf_of: null,
     optional_items: null,

@@ -88,6 +88,7 @@ describe('payment links (API)', () => {
       [{ line_items: [{ price: kettle.id, quantity: 5, adjustable_quantity: { enabled: true, maximum: 3 } }] }, 'line_items[0][quantity]', /between/],
       [{ line_items: [{ price: kettle.id, quantity: 1 }], after_completion: { type: 'redirect' } }, 'after_completion[redirect][url]', /Missing required/],
       [{ line_items: [{ price: kettle.id, quantity: 1 }], after_completion: { type: 'redirect', redirect: { url: 'ftp://shop.example' } } }, 'after_completion[redirect][url]', /./],
+      [{ line_items: [{ price: kettle.id, quantity: 1 }], after_completion: { type: 'redirect', redirect: { url: 'https://[x' } } }, 'after_completion[redirect][url]', /absolute http or https URL/],
       [{ line_items: [{ price: kettle.id, quantity: 1 }], shipping_options: [{ shipping_rate: 'shr_unknown' }] }, 'shipping_options[0][shipping_rate]', /No such shipping rate/],
       [{ line_items: [{ price: kettle.id, quantity: 1 }], payment_method_types: ['alipay'] }, 'payment_method_types[0]', /CNY/],
       [{ line_items: [{ price: kettle.id, quantity: 1 }], restrictions: { completed_sessions: { limit: 0 } } }, 'restrictions[completed_sessions][limit]', /./],
@@ -107,6 +108,8 @@ describe('payment links (API)', () => {
     await assert.rejects(stripe.paymentLinks.update(link.id, { restrictions: { completed_sessions: { limit: 0 } } }), (error: Stripe.errors.StripeError) => error.param === 'restrictions[completed_sessions][limit]');
     await assert.rejects(stripe.paymentLinks.update(link.id, { after_completion: { type: 'redirect' } as Stripe.PaymentLinkUpdateParams.AfterCompletion }),
       (error: Stripe.errors.StripeError) => error.param === 'after_completion[redirect][url]');
+    await assert.rejects(stripe.paymentLinks.update(link.id, { after_completion: { type: 'redirect', redirect: { url: 'https://[x' } } }),
+      (error: Stripe.errors.StripeError) => error.param === 'after_completion[redirect][url]' && /absolute http or https URL/.test(error.message));
     assert.deepEqual(await counts(), before);
   });
 });
@@ -146,9 +149,12 @@ describe('paying through a payment link', { concurrency: false, skip: browserMis
     const opened = await rawRequest(server, 'GET', `/buy/${link.id}`);
     assert.equal(opened.status, 200);
     assert.deepEqual(await counts(), before, 'no session or PaymentIntent made by opening the link');
-    // Going on needs the page's own form: a post from elsewhere makes nothing.
-    const forged = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: 'token=x', headers: { origin: 'https://evil.example' } });
-    assert.equal(forged.status, 403);
+    // Going on needs the page's own form: a post from another origin, or without the page's token, makes nothing.
+    const pageToken = /name="token" value="([^"]+)"/.exec(opened.body)?.[1] ?? '';
+    assert.notEqual(pageToken, '');
+    const fromElsewhere = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: `token=${encodeURIComponent(pageToken)}`, headers: { origin: 'https://evil.example' } });
+    const withoutToken = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: 'token=x', headers: { origin: new URL(link.url).origin } });
+    assert.deepEqual([fromElsewhere.status, withoutToken.status], [403, 403]);
     assert.deepEqual(await counts(), before);
 
     await page.goto(link.url);
@@ -167,6 +173,10 @@ describe('paying through a payment link', { concurrency: false, skip: browserMis
     assert.deepEqual([receipt.recipient, /2 × Pour-over kettle/.test(receipt.body)], ['shopper@example.com', true]);
     assert.deepEqual((await stripe.checkout.sessions.list({ payment_link: link.id })).data.map((row) => row.id), [first]);
     assert.deepEqual((await stripe.paymentLinks.retrieve(link.id)).restrictions, { completed_sessions: { count: 1, limit: 2 } });
+    // A limit lowered to what was paid already stops the link at once; raised again, it may be reactivated.
+    assert.equal((await stripe.paymentLinks.update(link.id, { restrictions: { completed_sessions: { limit: 1 } } })).active, false);
+    await stripe.paymentLinks.update(link.id, { restrictions: { completed_sessions: { limit: 2 } }, inactive_message: '   ' });
+    assert.deepEqual(await stripe.paymentLinks.update(link.id, { active: true }).then((row) => [row.active, row.inactive_message]), [true, null]);
     const made = await server.database.db.selectFrom('audit_log').select(['actor_type', 'actor_id']).where('action', '=', 'checkout_session.create').where('object_id', '=', first).executeTakeFirstOrThrow();
     assert.deepEqual([made.actor_type, made.actor_id], ['shopper', link.id], 'the session was made by the link\'s shopper');
 
@@ -194,12 +204,16 @@ describe('paying through a payment link', { concurrency: false, skip: browserMis
     await payOnPage();
     assert.equal(await page.locator('a.button').getAttribute('href'), `https://shop.example/thanks?session=${id}`);
 
-    await stripe.prices.update(mug.id, { active: false });
+    // Opened before the price was archived, then sent: refused, nothing made. Opened after: said at once.
     await page.goto(link.url);
+    await stripe.prices.update(mug.id, { active: false });
     const before = await counts();
     await page.click('#continue');
     await page.waitForLoadState();
     assert.equal((await page.locator('p').first().textContent())?.trim(), strings.en.linkUnavailable);
     assert.deepEqual(await counts(), before, 'no session made for an order that cannot be sold');
+    await page.goto(link.url);
+    assert.equal((await page.locator('p').first().textContent())?.trim(), strings.en.linkUnavailable);
+    assert.equal(await page.locator('#continue').count(), 0);
   });
 });
