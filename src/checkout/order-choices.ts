@@ -61,11 +61,16 @@ export function orderView(session: CheckoutSessionRow, language: Language): Orde
   };
 }
 
+/** A fixed quantity, in words ("Qty 2"). */
+export function quantityWords(quantity: number, language: Language): string {
+  return `<span class="qty">${escapeHtml(say(language, 'quantity', { n: String(quantity) }))}</span>`;
+}
+
 /** An item's quantity on the page: a number field within its bounds when the shopper may change it, else the words. */
 export function quantityField(session: CheckoutSessionRow, index: number, language: Language): string {
   const item = session.line_items[index];
   if (item === undefined) return '';
-  if (item.adjustable === undefined) return `<span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span>`;
+  if (item.adjustable === undefined) return quantityWords(item.quantity, language);
   return `<input class="qty-input" type="number" inputmode="numeric" autocomplete="off" id="quantity-${index}" data-item="${index}" data-choice="quantity.${index}" min="${item.adjustable.minimum}" max="${item.adjustable.maximum}" step="1" value="${item.quantity}" aria-label="${escapeHtml(say(language, 'quantityOf', { name: item.name }))}">`;
 }
 

@@ -11,7 +11,7 @@ import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
 import { linkForPage, sessionFromLink, type LinkSessionParams } from '../flows/payment-links.ts';
 import { detailsFields, readDetails } from './collected-details.ts';
-import { choiceMessage, choicesSent, orderView, quantityField, shippingFields, shippingSummary } from './order-choices.ts';
+import { choiceMessage, choicesSent, orderView, quantityField, quantityWords, shippingFields, shippingSummary } from './order-choices.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import {
   checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
@@ -135,9 +135,15 @@ function securityTips(language: Language): string {
 <li>${escapeHtml(say(language, 'tip1'))}</li><li>${escapeHtml(say(language, 'tip2'))}</li><li>${escapeHtml(say(language, 'tip3'))}</li></ul></section>`;
 }
 
+/** One line of an order summary: the item, its quantity (HTML: words or a field), its description, its amount. */
+function itemRow(name: string, quantity: string, description: string | null | undefined, amount: string, amountId?: string): string {
+  const described = description === null || description === undefined ? '' : `<span class="desc">${escapeHtml(description)}</span>`;
+  return `<li><span>${escapeHtml(name)} ${quantity}${described}</span><span${amountId === undefined ? '' : ` id="${amountId}"`}>${escapeHtml(amount)}</span></li>`;
+}
+
 function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
-  const items = session.line_items.map((item, index) => `<li><span>${escapeHtml(item.name)} ${quantityField(session, index, language)}${
-    item.description === undefined ? '' : `<span class="desc">${escapeHtml(item.description)}</span>`}</span><span id="item-amount-${index}">${escapeHtml(formatMoney(item.amount_total, session.currency, language))}</span></li>`).join('');
+  const items = session.line_items.map((item, index) =>
+    itemRow(item.name, quantityField(session, index, language), item.description, formatMoney(item.amount_total, session.currency, language), `item-amount-${index}`)).join('');
   return `<section class="card" aria-labelledby="summary-title">
 <h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
@@ -287,8 +293,7 @@ async function linkPage(services: Services, link: PaymentLinkRow, merchant: stri
     const price = prices.find((row) => row.id === item.price);
     const amount = (price?.unit_amount ?? 0n) * BigInt(item.quantity);
     total += amount;
-    return `<li><span>${escapeHtml(price?.name ?? '')} <span class="qty">${escapeHtml(say(language, 'quantity', { n: String(item.quantity) }))}</span>${
-      price?.description === null || price?.description === undefined ? '' : `<span class="desc">${escapeHtml(price.description)}</span>`}</span><span>${escapeHtml(formatMoney(amount, link.currency, language))}</span></li>`;
+    return itemRow(price?.name ?? '', quantityWords(item.quantity, language), price?.description, formatMoney(amount, link.currency, language));
   }).join('');
   const shippingNote = (kept.shipping_options ?? []).length > 0 ? `<p class="hint">${escapeHtml(say(language, 'linkShippingNext'))}</p>` : '';
   const body = `<section class="card" aria-labelledby="summary-title">
@@ -729,6 +734,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     return html(reply, 200, donePage(services, session, name, lang, n, { text: say(lang, 'problemThanks', { case: opened.id }), error: false }), pageCsp(n, null));
   });
 
+  const inactiveLink = (lang: Language, n: string, link: PaymentLinkRow) => messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText'));
   // A payment link (decision 0054): the order it sells, and a button that makes the shopper's own session. Opening
   // the address makes nothing, so that link previews (chat apps, crawlers) make no sessions or PaymentIntents.
   app.get('/buy/:id', async (request, reply) => {
@@ -737,7 +743,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const lang = language(request, undefined);
     const n = nonce();
     const name = await merchantName(services, link.merchant_id);
-    if (!link.active) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText')), pageCsp(n, null));
+    if (!link.active) return html(reply, 200, inactiveLink(lang, n, link), pageCsp(n, null));
     const page = await linkPage(services, link, name, lang, n);
     if (page === undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
     return html(reply, 200, page, pageCsp(n, null));
@@ -759,7 +765,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       services.logger.warn({ link: link.id, code: error.code, param: error.details.param }, 'checkout: a payment link\'s order could not be made');
       return html(reply, 409, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
     }
-    if (session === undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), link.inactive_message ?? say(lang, 'linkInactiveText')), pageCsp(n, null));
+    if (session === undefined) return html(reply, 200, inactiveLink(lang, n, link), pageCsp(n, null));
     return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
   });
 

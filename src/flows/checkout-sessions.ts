@@ -137,7 +137,7 @@ const adjustableDefaults = { minimum: 0, maximum: 99 };
  * The bounds within which the shopper may change an item's quantity on the page, checked: the least no more than the
  * most, the quantity given between them (decision 0053). Undefined for an item whose quantity is fixed.
  */
-function adjustableOf(item: CheckoutLineItemParams, param: string): CheckoutLineItem['adjustable'] {
+export function adjustableOf(item: CheckoutLineItemParams, param: string): CheckoutLineItem['adjustable'] {
   const asked = item.adjustable_quantity;
   if (asked === undefined) return undefined;
   const at = `${param}[adjustable_quantity]`;

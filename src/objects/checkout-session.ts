@@ -1,4 +1,4 @@
-import type { CheckoutSessionRow } from '../store/database.ts';
+import type { CheckoutLineItem, CheckoutSessionRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { addressObject, amountOut, unixTime } from './common.ts';
 
@@ -96,9 +96,15 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
  * order, as at Stripe; the others keep their ids.
  */
 export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
-  return row.line_items.flatMap((item, index) => {
+  return itemObjects(row, row.line_items, prices);
+}
+
+/** Line items of an order that `owner` holds (a session, or a payment link's order), with ids derived from its id. */
+export function itemObjects(owner: { id: string; currency: string; created_at: Date; livemode: boolean }, lineItems: readonly CheckoutLineItem[],
+  prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
+  return lineItems.flatMap((item, index) => {
     if (item.quantity === 0) return [];
-    const suffix = `${row.id.slice(-20)}${String(index).padStart(3, '0')}`;
+    const suffix = `${owner.id.slice(-20)}${String(index).padStart(3, '0')}`;
     const catalogued = item.price_id === undefined ? undefined : prices.get(item.price_id);
     return [{
       id: `li_${suffix}`,
@@ -108,12 +114,12 @@ export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<str
       amount_subtotal: item.amount_total,
       amount_tax: 0,
       amount_total: item.amount_total,
-      currency: row.currency,
+      currency: owner.currency,
       description: item.name,
       metadata: item.metadata ?? {},
       price: catalogued ?? {
-        id: item.price_id ?? `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(row.created_at), currency: row.currency,
-        custom_unit_amount: null, livemode: row.livemode, lookup_key: null, metadata: {}, nickname: null, product: item.product_id ?? `prod_${suffix}`, recurring: null,
+        id: item.price_id ?? `price_${suffix}`, object: 'price', active: false, billing_scheme: 'per_unit', created: unixTime(owner.created_at), currency: owner.currency,
+        custom_unit_amount: null, livemode: owner.livemode, lookup_key: null, metadata: {}, nickname: null, product: item.product_id ?? `prod_${suffix}`, recurring: null,
         tax_behavior: 'unspecified', tiers_mode: null, transform_quantity: null, type: 'one_time', unit_amount: item.unit_amount,
         unit_amount_decimal: String(item.unit_amount),
       },

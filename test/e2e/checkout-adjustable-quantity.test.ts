@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { browserMissing, clickThrough, confirmFromPage, fillCard, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: a Checkout Session's line items may let the shopper change their quantity on the hosted page, within bounds
 // the merchant sets (`adjustable_quantity`), as Stripe's Checkout does. The page's totals follow at once; what is
@@ -80,22 +80,6 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     await browser?.close();
   });
 
-  async function forgedConfirm(sessionId: string, extra: Record<string, unknown>): Promise<{ status: number; body: { state: string; field?: string; message?: string } }> {
-    return page.evaluate(`(async () => {
-      const config = JSON.parse(document.getElementById('checkout-config').textContent);
-      const response = await fetch('/pay/${sessionId}/confirm', { method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
-        body: JSON.stringify({ method: 'card', payment_method: 'pm_000000000000000000000000', amount: config.amount, currency: config.currency, ...${JSON.stringify(extra)} }) });
-      return { status: response.status, body: await response.json() };
-    })()`);
-  }
-
-  async function fillCard(): Promise<void> {
-    const frame = page.frameLocator('#card-frame');
-    await frame.locator('#number').fill('4242 4242 4242 4242');
-    await frame.locator('#expiry').fill('12 / 34');
-    await frame.locator('#cvc').fill('123');
-  }
-
   test('the shopper buys three kettles: the page, the PaymentIntent, the line items and the receipt agree', async () => {
     const session = await stripe.checkout.sessions.create({
       ...order, line_items: [{ ...kettle, adjustable_quantity: { enabled: true, minimum: 1, maximum: 5 } }, filters],
@@ -107,11 +91,11 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     assert.equal(await page.locator('#total').textContent(), '$57.00');
 
     // Refused by name, changing nothing: above the bound, a fixed item's quantity, a page showing another total.
-    const above = await forgedConfirm(session.id, { shipping_rate: rate, quantities: [6, 2], amount: '30700' });
+    const above = await confirmFromPage(page, session.id, { shipping_rate: rate, quantities: [6, 2], amount: '30700' });
     assert.deepEqual([above.status, above.body.field, above.body.message], [400, 'quantity.0', strings.en.quantityOutOfRange.replace('{minimum}', '1').replace('{maximum}', '5')]);
-    const fixed = await forgedConfirm(session.id, { shipping_rate: rate, quantities: [1, 3], amount: '6200' });
+    const fixed = await confirmFromPage(page, session.id, { shipping_rate: rate, quantities: [1, 3], amount: '6200' });
     assert.deepEqual([fixed.status, fixed.body.field], [400, 'quantity.1']);
-    const stale = await forgedConfirm(session.id, { shipping_rate: rate, quantities: [2, 2] });
+    const stale = await confirmFromPage(page, session.id, { shipping_rate: rate, quantities: [2, 2] });
     assert.equal(stale.body.state, 'redirect', 'the page showed the total of one kettle');
     assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).amount, 5_700, 'nothing changed');
 
@@ -124,7 +108,7 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     assert.deepEqual([await page.locator('#quantity-0').inputValue(), await page.locator('#total').textContent()], ['5', '$225.00']);
     await page.fill('#quantity-0', '3');
     await page.locator('#quantity-0').blur();
-    await fillCard();
+    await fillCard(page);
     if (shots !== undefined) await wholePageScreenshot(page, path.join(shots, 'checkout-quantities.png'));
     await clickThrough(page, '#pay', /\/done/);
 
@@ -138,6 +122,29 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     assert.match(receipt.body, /payment of 141\.00 USD/);
   });
 
+  test('two tabs paying different quantities at once: one is paid, and what it paid is the order the session shows', async () => {
+    const session = await stripe.checkout.sessions.create({ ...order, line_items: [{ ...kettle, adjustable_quantity: { enabled: true, minimum: 1, maximum: 5 } }] });
+    const shopper = stripeClient(server, server.publishableKey);
+    const card = async () => (await shopper.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' } })).id;
+    const [first, second] = [await card(), await card()];
+    await page.goto(session.url ?? '');
+    const answers = await Promise.all([
+      confirmFromPage(page, session.id, { quantities: [2], amount: '8400', payment_method: first }),
+      confirmFromPage(page, session.id, { quantities: [3], amount: '12600', payment_method: second }),
+    ]);
+    // A tab that finds the session paid by the other is shown the result too; what matters is that one was charged.
+    assert.ok(answers.every((answer) => answer.body.state === 'complete' || answer.body.state === 'redirect'), JSON.stringify(answers.map((answer) => answer.body)));
+    const paid = await stripe.checkout.sessions.retrieve(session.id, { expand: ['payment_intent'] });
+    const items = (await stripe.checkout.sessions.listLineItems(session.id)).data;
+    const intent = paid.payment_intent as Stripe.PaymentIntent;
+    assert.equal(paid.status, 'complete');
+    assert.equal(intent.amount_received, paid.amount_total, 'the PaymentIntent was paid the session\'s total');
+    assert.equal(paid.amount_total, items.reduce((sum, item) => sum + item.amount_total, 0), 'the total is the items the session shows');
+    assert.ok(paid.amount_total === 8_400 || paid.amount_total === 12_600);
+    const charges = (await stripe.charges.list({ payment_intent: intent.id })).data;
+    assert.deepEqual(charges.filter((charge) => charge.status === 'succeeded').map((charge) => charge.amount), [paid.amount_total], 'one charge, for the total shown');
+  });
+
   test('an item taken down to none leaves the order; an empty order is refused before a card is sent', async () => {
     const session = await stripe.checkout.sessions.create({
       ...order, line_items: [{ ...kettle, adjustable_quantity: { enabled: true } }, { ...filters, adjustable_quantity: { enabled: true } }],
@@ -145,7 +152,7 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     await page.goto(session.url ?? '');
     await page.fill('#quantity-0', '0');
     await page.fill('#quantity-1', '0');
-    await fillCard();
+    await fillCard(page);
     const methods = await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
     await page.click('#pay');
     await page.waitForFunction(`document.querySelector('#error')?.textContent === ${JSON.stringify(strings.en.orderEmpty)}`);
@@ -153,7 +160,7 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     const after = await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
     assert.equal(after.n, methods.n, 'no card was sent for an empty order');
     // The server refuses it too.
-    const empty = await forgedConfirm(session.id, { quantities: [0, 0], amount: '0' });
+    const empty = await confirmFromPage(page, session.id, { quantities: [0, 0], amount: '0' });
     assert.deepEqual([empty.status, empty.body.message], [400, strings.en.orderEmpty]);
 
     await page.fill('#quantity-1', '3');

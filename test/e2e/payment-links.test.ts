@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, fillCard, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { rawRequest, stripeClient, startTestServer, type TestServer } from '../support/server.ts';
 
 // Goal: a merchant makes a payment link through the official SDK, as at Stripe, from catalogue prices, with the
@@ -131,10 +131,7 @@ describe('paying through a payment link', { concurrency: false, skip: browserMis
     if (quantity !== undefined) await page.fill('#quantity-0', quantity);
     // A link's session has no email from the merchant: the page asks for one, for the shop and the receipt.
     await page.fill('#email', 'shopper@example.com');
-    const frame = page.frameLocator('#card-frame');
-    await frame.locator('#number').fill('4242 4242 4242 4242');
-    await frame.locator('#expiry').fill('12 / 34');
-    await frame.locator('#cvc').fill('123');
+    await fillCard(page);
     await clickThrough(page, '#pay', /\/done/);
   }
 

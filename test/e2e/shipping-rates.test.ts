@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, confirmFromPage, fillCard, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { rawRequest, stripeClient, startTestServer, type TestServer } from '../support/server.ts';
 
 // Goal: a merchant's shipping rates are made, read, archived and listed through the official SDK as at Stripe; a
@@ -201,16 +201,6 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
     await browser?.close();
   });
 
-  /** What a page posts to confirm, sent from the page itself (its origin and CSRF token), with what it says it shows. */
-  async function forgedConfirm(sessionId: string, extra: Record<string, unknown>): Promise<{ status: number; body: { state: string; field?: string; message?: string; redirect?: string } }> {
-    return page.evaluate(`(async () => {
-      const config = JSON.parse(document.getElementById('checkout-config').textContent);
-      const response = await fetch('/pay/${sessionId}/confirm', { method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
-        body: JSON.stringify({ method: 'card', payment_method: 'pm_000000000000000000000000', amount: config.amount, currency: config.currency, ...${JSON.stringify(extra)} }) });
-      return { status: response.status, body: await response.json() };
-    })()`);
-  }
-
   test('the shopper picks express: the page, the PaymentIntent, the charge, the session and the receipt all show it', async () => {
     const standardRate = await stripe.shippingRates.create(standard);
     const session = await stripe.checkout.sessions.create({
@@ -230,14 +220,14 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
 
     // A page that sends a rate the session does not offer is refused, and nothing changes.
     const address = { 'shipping.name': 'Ada', 'shipping.line1': '1 Main St', 'shipping.city': 'Austin', 'shipping.country': 'US' };
-    const refused = await forgedConfirm(session.id, { shipping_rate: 'shr_000000000000000000000000', details: address });
+    const refused = await confirmFromPage(page, session.id, { shipping_rate: 'shr_000000000000000000000000', details: address });
     assert.deepEqual([refused.status, refused.body.field, refused.body.message], [400, 'shipping_rate', strings.en.chooseShipping]);
     // A page that shows another amount than the rate it sends makes is told the payment changed; nothing changes.
-    const stale = await forgedConfirm(session.id, { shipping_rate: express, details: address });
+    const stale = await confirmFromPage(page, session.id, { shipping_rate: express, details: address });
     assert.equal(stale.body.state, 'redirect');
     assert.match(stale.body.redirect ?? '', /changed=1/);
     // Nor does a confirmation refused for its card, sent with another rate and the amount it makes.
-    const noCard = await forgedConfirm(session.id, { shipping_rate: express, details: address, amount: '5700', payment_method: 'not-a-card' });
+    const noCard = await confirmFromPage(page, session.id, { shipping_rate: express, details: address, amount: '5700', payment_method: 'not-a-card' });
     assert.deepEqual([noCard.status, noCard.body.message], [400, strings.en.failed]);
     const unpaid = await stripe.paymentIntents.retrieve(session.payment_intent as string);
     assert.deepEqual([unpaid.status, unpaid.amount], ['requires_payment_method', 4_700], 'nothing changed, nothing was confirmed');
@@ -253,10 +243,7 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
     await page.fill('#shipping-line1', '1 Main St');
     await page.fill('#shipping-city', 'Austin');
     await page.selectOption('#shipping-country', 'US');
-    const frame = page.frameLocator('#card-frame');
-    await frame.locator('#number').fill('4242 4242 4242 4242');
-    await frame.locator('#expiry').fill('12 / 34');
-    await frame.locator('#cvc').fill('123');
+    await fillCard(page);
     if (shots !== undefined) await wholePageScreenshot(page, path.join(shots, 'checkout-shipping.png'));
     await clickThrough(page, '#pay', /\/done/);
 
@@ -286,10 +273,10 @@ describe('Choosing a shipping rate on the hosted page', { concurrency: false, sk
     const shopper = stripeClient(server, server.publishableKey);
     const card = async (number: string) => (await shopper.paymentMethods.create({ type: 'card', card: { number, exp_month: 12, exp_year: 2034, cvc: '123' } })).id;
     await page.goto(session.url ?? '');
-    const challenged = await forgedConfirm(session.id, { shipping_rate: standardId, payment_method: await card('4000000000003220') });
+    const challenged = await confirmFromPage(page, session.id, { shipping_rate: standardId, payment_method: await card('4000000000003220') });
     assert.equal(challenged.body.state, 'redirect', JSON.stringify(challenged.body));
     assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'requires_action');
-    const paid = await forgedConfirm(session.id, { shipping_rate: expressId, amount: '5700', payment_method: await card('4242424242424242') });
+    const paid = await confirmFromPage(page, session.id, { shipping_rate: expressId, amount: '5700', payment_method: await card('4242424242424242') });
     assert.equal(paid.body.state, 'complete', JSON.stringify(paid.body));
     const intent = await stripe.paymentIntents.retrieve(session.payment_intent as string);
     assert.deepEqual([intent.status, intent.amount_received], ['succeeded', 5_700]);

@@ -61,3 +61,25 @@ export async function clickThrough(page: Page, selector: string, url: RegExp): P
     page.off('response', watch);
   }
 }
+
+/** Types a test card into the hosted page's card frame (4242…, which pays, unless another number is given). */
+export async function fillCard(page: Page, number = '4242 4242 4242 4242'): Promise<void> {
+  const frame = page.frameLocator('#card-frame');
+  await frame.locator('#number').fill(number);
+  await frame.locator('#expiry').fill('12 / 34');
+  await frame.locator('#cvc').fill('123');
+}
+
+/**
+ * A confirmation posted from the hosted page itself (its origin and CSRF token), as its script would send it but
+ * with `extra` in place of what the page holds: how the tests play a forged or stale page. By default a card
+ * payment with a made-up PaymentMethod id, for the amount the page shows.
+ */
+export async function confirmFromPage(page: Page, sessionId: string, extra: Record<string, unknown>): Promise<{ status: number; body: { state: string; field?: string; message?: string; redirect?: string } }> {
+  return page.evaluate(`(async () => {
+    const config = JSON.parse(document.getElementById('checkout-config').textContent);
+    const response = await fetch('/pay/${sessionId}/confirm', { method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
+      body: JSON.stringify({ method: 'card', payment_method: 'pm_000000000000000000000000', amount: config.amount, currency: config.currency, ...${JSON.stringify(extra)} }) });
+    return { status: response.status, body: await response.json() };
+  })()`);
+}

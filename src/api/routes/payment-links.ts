@@ -8,8 +8,9 @@ import {
 import { limits } from '../../limits.ts';
 import { paymentLinkObject } from '../../objects/payment-link.ts';
 import { priceObject } from '../../objects/product.ts';
-import { amountOut } from '../../objects/common.ts';
-import type { PaymentLinkRow } from '../../store/database.ts';
+import type { CheckoutLineItem, PaymentLinkRow } from '../../store/database.ts';
+import { adjustableOf } from '../../flows/checkout-sessions.ts';
+import { itemObjects } from '../../objects/checkout-session.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Description, Expand, ListQuery, Metadata, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { AdjustableQuantity, CollectionFields } from './checkout-sessions.ts';
@@ -57,25 +58,26 @@ const LinkListQuery = strictObject({ ...ListQuery, active: Type.Optional(Type.Bo
 export function registerPaymentLinkRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };
 
-  /** A link's order as Stripe lists it: each item with its catalogue price as the catalogue has it now. */
+  /**
+   * A link's order as Stripe lists it, in the shape of a session's line items: each item with its catalogue price
+   * as the catalogue has it now, and the product's name.
+   */
   const lineItems = async (link: PaymentLinkRow): Promise<Array<Record<string, unknown>>> => {
     const kept = link.session_params as unknown as LinkSessionParams;
-    const ids = [...new Set(kept.line_items.map((item) => item.price))];
-    const prices = await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', link.merchant_id).where('livemode', '=', link.livemode).where('id', 'in', ids).execute();
+    const prices = await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', link.merchant_id).where('livemode', '=', link.livemode)
+      .where('id', 'in', kept.line_items.map((item) => item.price)).execute();
     const products = await services.db.selectFrom('products').select(['id', 'name']).where('merchant_id', '=', link.merchant_id).where('livemode', '=', link.livemode)
       .where('id', 'in', [...new Set(prices.map((price) => price.product_id)), '']).execute();
-    return kept.line_items.map((item, index) => {
+    const items = kept.line_items.map((item): CheckoutLineItem => {
       const price = prices.find((row) => row.id === item.price);
-      const amount = (price?.unit_amount ?? 0n) * BigInt(item.quantity);
-      const adjustable = item.adjustable_quantity?.enabled === true ? item.adjustable_quantity : undefined;
+      const unit = Number(price?.unit_amount ?? 0n);
+      const adjustable = adjustableOf(item, 'line_items');
       return {
-        id: `li_${link.id.slice(-20)}${String(index).padStart(3, '0')}`, object: 'item',
-        adjustable_quantity: adjustable === undefined ? null : { enabled: true, maximum: adjustable.maximum ?? 99, minimum: adjustable.minimum ?? 0 },
-        amount_discount: 0, amount_subtotal: amountOut(amount), amount_tax: 0, amount_total: amountOut(amount), currency: link.currency,
-        description: products.find((product) => product.id === price?.product_id)?.name ?? null, metadata: {},
-        price: price === undefined ? null : priceObject(price), quantity: item.quantity,
+        name: products.find((product) => product.id === price?.product_id)?.name ?? '', unit_amount: unit, quantity: item.quantity, amount_total: unit * item.quantity,
+        price_id: item.price, ...(price === undefined ? {} : { product_id: price.product_id }), ...(adjustable === undefined ? {} : { adjustable }),
       };
     });
+    return itemObjects(link, items, new Map(prices.map((price) => [price.id, priceObject(price)])));
   };
   const withLineItems = async (link: PaymentLinkRow, expand: readonly string[]) => {
     const object = paymentLinkObject(link);
