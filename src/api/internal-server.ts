@@ -15,6 +15,7 @@ import { sendError } from './public-server.ts';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits.ts';
 import { registerStaffRoutes } from './staff-routes.ts';
 import { registerStaffPages } from './staff-pages.ts';
+import { lazyValidatorFactory } from './validator-compiler.ts';
 
 /**
  * What a staff route needs: nothing (`public`: sign-in, enrollment), a session waiting for its second factor
@@ -127,6 +128,7 @@ export async function buildInternalServer(services: Services, options: InternalS
     genReqId: () => `req_${randomIdCharacters(14)}`,
     routerOptions: { maxParamLength: limits.pathParamLengthMax },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidatorFactory } },
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   app.decorateRequest('staff', null);

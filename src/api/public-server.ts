@@ -24,6 +24,7 @@ import { registerMerchantRoutes } from './routes/index.ts';
 import { registerProviderHooks } from './routes/provider-hooks.ts';
 import { searchExpansions } from './search-query.ts';
 import { registerCheckoutPages } from '../checkout/pages.ts';
+import { lazyValidatorFactory } from './validator-compiler.ts';
 
 export interface PublicServerOptions {
   https: { key: string; cert: string; ciphers: string } | null;
@@ -345,6 +346,7 @@ export async function buildPublicServer(services: Services, options: PublicServe
     genReqId: () => `req_${randomIdCharacters(14)}`,
     routerOptions: { maxParamLength: limits.pathParamLengthMax, querystringParser: (text: string) => parseQuery(text) },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, verbose: true } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidatorFactory } },
     return503OnClosing: true,
     frameworkErrors: (error, request, reply) => {
       reply.header('Request-Id', request.id);

@@ -22,6 +22,7 @@ import { createSoftHsmToken, softHsmMissing } from '../support/softhsm.ts';
 import { rawRequest } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
 import { enrollWithToken, StaffClient } from '../support/staff.ts';
+import { copyTree, removeTree } from '../support/files.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-'));
@@ -83,13 +84,13 @@ async function readDatabase<T>(location: { url?: string | undefined; dataDir: st
 // Goal: the `coffer` command does what the README says: migrate, and `ledger verify` exits 0 on a sound ledger
 // and 1, naming the violation, on a tampered one; bad configuration and unknown commands are clear errors.
 describe('the coffer command', { concurrency: false }, () => {
-  after(() => fs.rmSync(home, { recursive: true, force: true }));
+  after(() => removeTree(home));
 
   test('migrate, pay, verify, tamper, verify again', async () => {
     const url = await createTestDatabaseUrl();
     const env = url === undefined ? {} : { DATABASE_URL: url };
     if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
-      fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(home, 'db'), { recursive: true });
+      copyTree(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(home, 'db'));
     }
     const migrated = coffer(['migrate'], env);
     assert.equal(migrated.status, 0, migrated.stderr);
@@ -172,7 +173,7 @@ describe('the coffer command', { concurrency: false }, () => {
         assert.equal(tables[0]?.n, 0, 'no table was created');
       }
     } finally {
-      fs.rmSync(emptyHome, { recursive: true, force: true });
+      removeTree(emptyHome);
       if (url !== undefined) await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
     }
   });
@@ -184,7 +185,7 @@ describe('the coffer command', { concurrency: false }, () => {
     const location = { url, dataDir: path.join(behindHome, 'db') };
     const env = { COFFER_HOME: behindHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
     if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
-      fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, location.dataDir, { recursive: true });
+      copyTree(process.env.COFFER_TEST_PGLITE_TEMPLATE, location.dataDir);
     }
     try {
       // Migrated as this version would, then its last migration's record taken away.
@@ -201,7 +202,7 @@ describe('the coffer command', { concurrency: false }, () => {
         `SELECT (SELECT count(*)::int FROM schema_migrations WHERE version = ${latest.version}) AS applied, (SELECT count(*)::int FROM staff_users) AS staff`);
       assert.deepEqual({ ...after }, { applied: 0, staff: 0 }, 'nothing was migrated, and no owner created');
     } finally {
-      fs.rmSync(behindHome, { recursive: true, force: true });
+      removeTree(behindHome);
       if (url !== undefined) await dropPostgresDatabase(process.env.COFFER_TEST_DATABASE_URL ?? '', url);
     }
   });
@@ -351,7 +352,7 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.equal(tampered.status, 1, tampered.stdout);
       assert.match(tampered.stdout, /TAMPERED record \d+: changed, or moved, since it was sealed/);
     } finally {
-      fs.rmSync(keysHome, { recursive: true, force: true });
+      removeTree(keysHome);
       if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
     }
   });
@@ -367,7 +368,7 @@ describe('the coffer command', { concurrency: false }, () => {
       assert.match(server.output(), /1 problem\(s\) with this installation \(coffer doctor lists them, with its warnings\):\n  durability: /);
       assert.match(server.output(), logged, 'and a warning in the log');
     } finally {
-      fs.rmSync(unsound, { recursive: true, force: true });
+      removeTree(unsound);
     }
   });
 
@@ -376,7 +377,7 @@ describe('the coffer command', { concurrency: false }, () => {
     const url = await createMigratedTestDatabaseUrl();
     const env = { COFFER_HOME: adminHome, ...(url === undefined ? {} : { DATABASE_URL: url }) };
     if (url === undefined && process.env.COFFER_TEST_PGLITE_TEMPLATE !== undefined) {
-      fs.cpSync(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(adminHome, 'db'), { recursive: true });
+      copyTree(process.env.COFFER_TEST_PGLITE_TEMPLATE, path.join(adminHome, 'db'));
     }
     try {
       // The command works on an installation: it neither creates nor migrates the database (both are the runner's
@@ -412,7 +413,7 @@ describe('the coffer command', { concurrency: false }, () => {
         await server.kill('SIGTERM');
       }
     } finally {
-      fs.rmSync(adminHome, { recursive: true, force: true });
+      removeTree(adminHome);
     }
   });
 
@@ -461,7 +462,7 @@ describe('the coffer command', { concurrency: false }, () => {
       } finally {
         await server?.kill(); // a failed assertion must not leave the server running
         if (url !== undefined) await (await openExistingTestDatabase({ url })).drop();
-        fs.rmSync(hsmHome, { recursive: true, force: true });
+        removeTree(hsmHome);
       }
     });
 

@@ -9,6 +9,7 @@ import { createMigratedTestDatabaseUrl, openExistingTestDatabase, type TestDatab
 import { assertLedgerConsistent } from '../support/ledger.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
+import { removeTree } from '../support/files.ts';
 
 const homes: string[] = [];
 
@@ -32,7 +33,7 @@ async function ageIdempotencyLocks(database: TestDatabase): Promise<void> {
 // client's retry with the same key, or the recovery job, finishes the work from what was persisted.
 describe('crash recovery', { concurrency: false }, () => {
   after(() => {
-    for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
+    for (const home of homes) removeTree(home);
   });
 
   async function createIntent(coffer: CofferProcess, body: string): Promise<string> {

@@ -7,6 +7,7 @@ import { verifyLedger } from '../../src/ops/ledger-verify.ts';
 import { openPGlite } from '../../src/store/open-database.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
 import { rawRequest } from '../support/server.ts';
+import { removeTree } from '../support/files.ts';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-durability-'));
 
@@ -36,7 +37,7 @@ async function payUntil(coffer: CofferProcess, clients: number, stop: Promise<vo
 // Goal: the embedded database keeps every payment it acknowledged when the process is killed with SIGKILL in the
 // middle of a load, reopens cleanly, and its ledger still verifies.
 describe('embedded mode survives kill -9', { skip: process.env.COFFER_TEST_DATABASE_URL ? 'embedded mode only' : false }, () => {
-  after(() => fs.rmSync(home, { recursive: true, force: true }));
+  after(() => removeTree(home));
 
   test('three kills under load lose no acknowledged payment', async (t) => {
     const everyAcknowledged: string[] = [];

@@ -7,6 +7,7 @@ import { createMigratedTestDatabaseUrl } from '../support/database.ts';
 import { spawnCoffer, type CofferProcess } from '../support/process.ts';
 import { WebhookReceiver } from '../support/receiver.ts';
 import { rawRequest } from '../support/server.ts';
+import { removeTree } from '../support/files.ts';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-webhook-crash-'));
 
@@ -14,7 +15,7 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-webhook-crash-'));
 // fifth of the requests, every committed event still arrives at least once, so that a receiver that
 // deduplicates by event id applies each exactly once; events of refused requests never go out.
 describe('webhook delivery survives kill -9', { concurrency: false }, () => {
-  after(() => fs.rmSync(home, { recursive: true, force: true }));
+  after(() => removeTree(home));
 
   test('kill the deliverer twice under a flaky receiver: every event arrives', async (t) => {
     const receiver = new WebhookReceiver(7);

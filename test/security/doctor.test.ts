@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/platform/config.ts';
 import { recordAudit } from '../../src/store/audit.ts';
 import { keepPrivate } from '../../src/store/open-database.ts';
 import { openTestDatabase } from '../support/database.ts';
+import { copyTree, removeTree } from '../support/files.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const homes: string[] = [];
@@ -22,7 +23,7 @@ function home(): string {
   fs.writeFileSync(path.join(dir, 'keys', 'kek', 'kek_1.key'), 'x'.repeat(44), { mode: 0o600 });
   // The command opens the embedded database: start from the migrated copy the test runner prepared.
   const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
-  if (template !== undefined) fs.cpSync(template, path.join(dir, 'db'), { recursive: true });
+  if (template !== undefined) copyTree(template, path.join(dir, 'db'));
   keepPrivate(path.join(dir, 'db'));
   return dir;
 }
@@ -35,7 +36,7 @@ const checks = (findings: Array<{ severity: string; check: string }>, severity: 
 // exits 1 for those, while a sound installation passes with warnings only.
 describe('coffer doctor', { concurrency: false }, () => {
   after(() => {
-    for (const dir of homes) fs.rmSync(dir, { recursive: true, force: true });
+    for (const dir of homes) removeTree(dir);
   });
 
   test('a sound configuration has no problem; each insecure setting is one, named', async () => {

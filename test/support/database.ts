@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPGlite, openPostgres, type OpenDatabase } from '../../src/store/open-database.ts';
+import { copyTree, removeTree } from './files.ts';
 
 /**
  * A fresh, migrated database for one test file: on PostgreSQL when COFFER_TEST_DATABASE_URL is set (a new
@@ -69,7 +70,7 @@ export function newPGliteDataDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-test-'));
   const dataDir = path.join(dir, 'db');
   const template = process.env.COFFER_TEST_PGLITE_TEMPLATE;
-  if (template !== undefined && fs.existsSync(template)) fs.cpSync(template, dataDir, { recursive: true });
+  if (template !== undefined && fs.existsSync(template)) copyTree(template, dataDir);
   return dataDir;
 }
 
@@ -100,7 +101,7 @@ export async function openTestDatabase(poolSize = 10): Promise<TestDatabase> {
     dataDir,
     drop: async () => {
       await database.close();
-      fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
+      removeTree(path.dirname(dataDir));
     },
   };
 }

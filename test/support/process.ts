@@ -5,6 +5,7 @@ import { after } from 'node:test';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seedSandboxKeys, unlimitedRates } from './server.ts';
+import { copyTree } from './files.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -35,7 +36,7 @@ export async function spawnCoffer(home: string, env: NodeJS.ProcessEnv = {}, rea
   await seedSandboxKeys(home);
   const dataDir = path.join(home, 'db');
   if (env.DATABASE_URL === undefined && template !== undefined && !fs.existsSync(dataDir)) {
-    fs.cpSync(template, dataDir, { recursive: true });
+    copyTree(template, dataDir);
   }
   const child = spawn(process.execPath, [path.join(root, 'bin/coffer.js'), 'start'], {
     cwd: root,

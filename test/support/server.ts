@@ -9,6 +9,7 @@ import { createApiKey, createMerchant } from '../../src/identity/merchants.ts';
 import type { Clock } from '../../src/platform/clock.ts';
 import { loadConfig } from '../../src/platform/config.ts';
 import { openTestDatabase, type TestDatabase } from './database.ts';
+import { removeTree } from './files.ts';
 
 export interface TestServer {
   coffer: RunningCoffer;
@@ -68,7 +69,7 @@ export async function seedSandboxKeys(home: string): Promise<void> {
       const dir = path.join(made, 'keys');
       return fs.readdirSync(dir).map((name): [string, string] => [name, fs.readFileSync(path.join(dir, name), 'utf8')]);
     } finally {
-      fs.rmSync(made, { recursive: true, force: true });
+      removeTree(made);
     }
   })();
   const dir = path.join(home, 'keys');
@@ -118,7 +119,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       agent.destroy();
       await coffer.close();
       if (options.database === undefined) await database.drop();
-      fs.rmSync(homeDir, { recursive: true, force: true });
+      removeTree(homeDir);
     },
   };
 }
