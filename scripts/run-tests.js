@@ -27,6 +27,14 @@ const args = process.argv.slice(2).filter((arg) => arg !== '--static-checks');
 const requested = args.filter((arg) => !arg.startsWith('-'));
 const flags = args.filter((arg) => arg.startsWith('-'));
 
+// COFFER_TEST_CONCURRENCY: how many test files run at once (one unless set). A file on the embedded database runs
+// its queries on its own process's one thread, so two at once keep two cores busy where one would leave the other
+// idle; each file has its own database, home directory and ports either way.
+const concurrency = process.env.COFFER_TEST_CONCURRENCY ?? '1';
+if (!/^[1-9]\d?$/.test(concurrency)) {
+  console.error(`COFFER_TEST_CONCURRENCY must be a whole number from 1 to 99, not "${concurrency}".`);
+  process.exit(2);
+}
 if (process.argv.includes('--static-checks') && process.env.COFFER_TEST_STATIC_CHECKS !== 'skip') {
   for (const script of ['typecheck', 'lint']) {
     const checked = spawnSync('npm', ['run', '--silent', script], { stdio: 'inherit', cwd: root });
@@ -124,6 +132,7 @@ console.log(`Running ${files.length} test files on ${env.COFFER_TEST_DATABASE_UR
 const result = spawnSync(process.execPath, [
   ...(bundled === undefined ? ['--import', 'tsx'] : ['--enable-source-maps']),
   '--test',
+  `--test-concurrency=${concurrency}`,
   '--test-reporter=spec',
   '--test-reporter-destination=stdout',
   `--test-reporter=${path.join(root, 'scripts/test-timing-reporter.js')}`,
