@@ -36,6 +36,8 @@ export interface AuthorizeRequest {
    * payments (a SetupIntent authenticated it) when `cardSetUp` is true.
    */
   threeDSecure?: { request: 'automatic' | 'any' | 'challenge'; returnUrl: string; cardSetUp: boolean; offSession?: boolean; noChallenge?: boolean } | undefined;
+  /** The merchant may want to raise the hold before capture (Stripe's `request_incremental_authorization`). */
+  incrementalAuthorization?: boolean;
 }
 
 /** The result of 3-D Secure authentication, recorded on the charge (Stripe's `payment_method_details.card.three_d_secure`). */
@@ -80,6 +82,8 @@ export interface Approval {
   availableImmediately: boolean;
   /** Set when 3-D Secure ran before the authorization. */
   threeDSecure?: ThreeDSecureResult | undefined;
+  /** The hold can be raised before capture (`incrementAuthorization`). */
+  incrementalAuthorization?: boolean;
 }
 
 export interface Decline {
@@ -111,6 +115,22 @@ export interface CaptureRequest {
 export type CaptureResult =
   /** `availableImmediately`: the acquirer pays the captured funds out at once (Stripe's bypassPending test cards). */
   | { status: 'captured'; amountMinor: bigint; availableImmediately: boolean }
+  | { status: 'failed'; code: string; message: string }
+  | { status: 'unknown'; reason: string };
+
+/** Raises an authorization's hold to `amountMinor`, the new total. */
+export interface IncrementRequest {
+  idempotencyKey: string;
+  providerReference: string;
+  amountMinor: bigint;
+  currency: CurrencyInfo;
+}
+
+export type IncrementResult =
+  | { status: 'approved'; amountMinor: bigint }
+  /** The issuer declined: the hold stays as it was. */
+  | { status: 'declined'; declineCode: string; message: string; adviceCode: string | null }
+  /** The acquirer refused the request itself (the authorization cannot be raised, or is no longer open). */
   | { status: 'failed'; code: string; message: string }
   | { status: 'unknown'; reason: string };
 
@@ -196,6 +216,7 @@ export type DisputeResult = { status: DisputeStatus } | { status: 'failed'; mess
 export interface ConnectorCapabilities {
   manualCapture: boolean;
   partialCapture: boolean;
+  incrementalAuthorization: boolean;
   void: boolean;
   sync: boolean;
   refund: boolean;
@@ -207,6 +228,8 @@ export interface Connector {
   readonly capabilities: ConnectorCapabilities;
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult>;
   capture(request: CaptureRequest): Promise<CaptureResult>;
+  /** Raises the hold of an authorization made with `incrementalAuthorization` that the acquirer made available. */
+  incrementAuthorization(request: IncrementRequest): Promise<IncrementResult>;
   void(request: VoidRequest): Promise<VoidResult>;
   /** What became of the attempt sent with this idempotency key. */
   syncPayment(attempt: AttemptRef): Promise<SyncResult>;

@@ -63,6 +63,7 @@ export const errorCatalog = {
   product_has_prices: { type: 'invalid_request_error', httpStatus: 400 },
   payment_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_expired_for_capture: { type: 'invalid_request_error', httpStatus: 400 },
+  incremental_authorization_unavailable: { type: 'invalid_request_error', httpStatus: 400 },
   payment_method_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   setup_intent_unexpected_state: { type: 'invalid_request_error', httpStatus: 400 },
   charge_already_refunded: { type: 'invalid_request_error', httpStatus: 400 },

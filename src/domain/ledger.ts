@@ -21,7 +21,7 @@ export const ledgerAccountCodes = [
 ] as const;
 export type LedgerAccountCode = (typeof ledgerAccountCodes)[number];
 
-export const transferReasons = ['authorization', 'capture', 'release', 'settlement', 'refund', 'refund_failure', 'dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement', 'customer_credit', 'customer_debit'] as const;
+export const transferReasons = ['authorization', 'increment', 'capture', 'release', 'settlement', 'refund', 'refund_failure', 'dispute', 'dispute_fee', 'dispute_reinstatement', 'dispute_fee_reinstatement', 'customer_credit', 'customer_debit'] as const;
 export type TransferReason = (typeof transferReasons)[number];
 
 /** A request to the ledger, before accounts are resolved to rows. `key` makes every transfer idempotent. */
@@ -37,8 +37,12 @@ export type TransferCommand =
   | { kind: 'post_pending'; key: string; pendingKey: string; amountMinor: bigint; reason: TransferReason }
   | { kind: 'void_pending'; key: string; pendingKey: string; reason: TransferReason };
 
-export function authorizationTransferKey(chargeId: string): string {
-  return `${chargeId}:authorization`;
+/**
+ * The reservation an authorization holds: the first, or the one its `increments`-th raise replaced it with. A charge
+ * holds one open reservation at a time, so that its capture is one transfer.
+ */
+export function authorizationTransferKey(chargeId: string, increments = 0): string {
+  return increments === 0 ? `${chargeId}:authorization` : `${chargeId}:authorization:${increments}`;
 }
 
 /** An authorization either reserves (manual capture) or moves at once (automatic capture). */
@@ -56,24 +60,47 @@ export function authorizationTransfers(chargeId: string, amountMinor: bigint, ca
   ];
 }
 
-/** Capturing posts the reservation; posting less than reserved releases the rest in the same transfer. */
-export function captureTransfers(chargeId: string, amountMinor: bigint): TransferCommand[] {
+/**
+ * Raising an authorization's hold (its `increment`-th approved raise) replaces its reservation with one of the new
+ * total, in one step: the reservation before is voided (reason `increment`, not a release: nothing was given back
+ * to the shopper) and the new one reserves the whole new amount.
+ */
+export function incrementTransfers(chargeId: string, increment: number, totalMinor: bigint): TransferCommand[] {
+  assert(increment >= 1 && totalMinor > 0n, 'an increment replaces a reservation with a positive one');
+  return [
+    { kind: 'void_pending', key: `${chargeId}:increment:${increment}`, pendingKey: authorizationTransferKey(chargeId, increment - 1), reason: 'increment' },
+    {
+      kind: 'pending',
+      key: authorizationTransferKey(chargeId, increment),
+      debit: 'provider_clearing',
+      credit: 'merchant_incoming',
+      amountMinor: totalMinor,
+      reason: 'authorization',
+    },
+  ];
+}
+
+/**
+ * Capturing posts the reservation (the latest, after `increments` raises); posting less than reserved releases the
+ * rest in the same transfer.
+ */
+export function captureTransfers(chargeId: string, amountMinor: bigint, increments = 0): TransferCommand[] {
   assert(amountMinor > 0n, 'a capture moves a positive amount');
   return [
     {
       kind: 'post_pending',
       key: `${chargeId}:capture`,
-      pendingKey: authorizationTransferKey(chargeId),
+      pendingKey: authorizationTransferKey(chargeId, increments),
       amountMinor,
       reason: 'capture',
     },
   ];
 }
 
-/** Cancelling or expiring an uncaptured authorization voids its reservation. */
-export function releaseTransfers(chargeId: string): TransferCommand[] {
+/** Cancelling or expiring an uncaptured authorization voids its reservation (the latest, after `increments` raises). */
+export function releaseTransfers(chargeId: string, increments = 0): TransferCommand[] {
   return [
-    { kind: 'void_pending', key: `${chargeId}:release`, pendingKey: authorizationTransferKey(chargeId), reason: 'release' },
+    { kind: 'void_pending', key: `${chargeId}:release`, pendingKey: authorizationTransferKey(chargeId, increments), reason: 'release' },
   ];
 }
 

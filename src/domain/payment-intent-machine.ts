@@ -29,6 +29,8 @@ export const paymentIntentEvents = [
   'action_required',
   /** The shopper finished the action; the attempt continues at the provider. */
   'action_completed',
+  /** The hold is raised to a higher amount before capture (an incremental authorization); the status stays. */
+  'increment_authorization',
   /** The held funds are captured, fully or partly. */
   'capture',
   /** The merchant or Coffer cancels; any hold is released. */
@@ -65,6 +67,7 @@ export const paymentIntentTransitions: Table = {
     action_required: 'requires_action',
   },
   requires_capture: {
+    increment_authorization: 'requires_capture',
     capture: 'succeeded',
     cancel: 'canceled',
     authorization_expired: 'canceled',

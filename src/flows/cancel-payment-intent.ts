@@ -150,7 +150,7 @@ export async function recordCancelOutcome(
     await closeReviewOfCanceled(tx, charge.id, trail, now);
     const ledger = {
       context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-      transfers: releaseTransfers(charge.id),
+      transfers: releaseTransfers(charge.id, charge.authorization_increments),
     };
     return finishWithLedger(tx, ledger, () => respond?.(tx, { paymentIntent: after }), respond?.rendersAfterChange === true);
   });

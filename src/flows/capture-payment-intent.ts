@@ -11,11 +11,11 @@ import { finishWithLedger, type LedgerWork } from './ledger-work.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { cardStatementDescriptorRefused, checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import {
-  assertNoOperationInFlight,
   lockCharge,
   lockPaymentIntent,
   nextStatus,
   recordChange,
+  startHeldOperation,
   updatePaymentIntentRow,
   type Scope,
 } from './payment-intent-records.ts';
@@ -60,23 +60,10 @@ async function startCapture(
   now: Date,
   options: CaptureOptions,
 ): Promise<StartedCapture> {
-  const intent = await lockPaymentIntent(tx, scope, id);
-  const claim = ctx.idempotency;
-  const ownOperation = claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
-  if (ownOperation && intent.operation_in_flight === null) {
-    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent }) };
-  }
-  const resuming = ownOperation && intent.operation_in_flight === 'capture';
-  if (!resuming) {
-    assertNoOperationInFlight(intent);
-    nextStatus(intent, 'capture');
-  }
-  assert(intent.latest_charge_id !== null, 'a capturable PaymentIntent has a charge');
-  const charge = await lockCharge(tx, intent.latest_charge_id);
-  if (resuming) {
-    assert(intent.operation_amount !== null, 'an in-flight capture has an amount');
-    return { kind: 'send', intent, charge, amount: intent.operation_amount };
-  }
+  const started = await startHeldOperation(tx, ctx, scope, id, respond, 'capture', 'capture');
+  if (started.kind === 'finished') return started;
+  const { intent, charge } = started;
+  if (started.resuming && intent.operation_amount !== null) return { kind: 'send', intent, charge, amount: intent.operation_amount };
   await refuseCaptureInReview(tx, charge, options.approvingReview);
   const amount = params.amount_to_capture === undefined ? intent.amount_capturable : BigInt(params.amount_to_capture);
   if (amount > intent.amount_capturable) {
@@ -115,7 +102,7 @@ async function startCapture(
       operation_in_flight: 'capture',
       operation_started_at: now,
       operation_amount: amount,
-      operation_idempotency_key_id: claim?.reference() ?? null,
+      operation_idempotency_key_id: ctx.idempotency?.reference() ?? null,
       metadata: JSON.stringify(metadata),
       ...(params.statement_descriptor === undefined ? {} : { statement_descriptor: params.statement_descriptor }),
       ...(params.statement_descriptor_suffix === undefined
@@ -206,7 +193,7 @@ async function applyCapture(
     intent: after,
     ledger: {
       context: { merchantId: scope.merchantId, livemode: scope.livemode, currency: intent.currency, paymentIntentId: intent.id, chargeId: charge.id },
-      transfers: [...captureTransfers(charge.id, amount), ...(availableImmediately ? settlementTransfers(`${charge.id}:settlement`, amount) : [])],
+      transfers: [...captureTransfers(charge.id, amount, charge.authorization_increments), ...(availableImmediately ? settlementTransfers(`${charge.id}:settlement`, amount) : [])],
     },
   };
 }

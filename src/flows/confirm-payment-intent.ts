@@ -250,6 +250,8 @@ function newCharge(ctx: RequestContext, scope: Scope, intent: PaymentIntentRow, 
     amount_refunding: 0n,
     captured: false,
     capture_before: null,
+    increment_attempts: 0,
+    authorization_increments: 0,
     payment_method_details: wallet === undefined ? chargeCardDetails(paymentMethod) as unknown as Record<string, unknown> : walletChargeDetails(wallet),
     outcome: null,
     failure_code: null,
@@ -497,6 +499,8 @@ export async function confirmPaymentIntent(
     currency: attempt.currency,
     // Held for review: authorized only, captured when a person approves.
     capture: captureMethodFor(attempt.intent, attempt.paymentMethod.type) !== 'manual' && !heldForReview(attempt.charge.risk),
+    // A hold the merchant captures itself, and asked to be able to raise.
+    incrementalAuthorization: captureMethodFor(attempt.intent, attempt.paymentMethod.type) === 'manual' && attempt.intent.card_request_incremental_authorization === 'if_available',
     card,
     statementDescriptor: attempt.intent.statement_descriptor,
     // Off-session payments cannot ask the cardholder anything: the issuer decides without them (a card set up for

@@ -145,6 +145,7 @@ export function newPaymentIntentRow(id: string, scope: { merchantId: string; liv
     card_capture_method: fields.options.card_capture_method ?? null,
     card_setup_future_usage: fields.options.card_setup_future_usage ?? null,
     card_request_three_d_secure: fields.options.card_request_three_d_secure ?? null,
+    card_request_incremental_authorization: fields.options.card_request_incremental_authorization ?? null,
     wechat_pay_client: fields.options.wechat_pay_client ?? null,
     wechat_pay_openid: fields.options.wechat_pay_openid ?? null,
     shipping: fields.shipping,

@@ -75,6 +75,7 @@ export interface CardOptionsParams {
   capture_method?: 'manual' | '';
   setup_future_usage?: 'none' | 'on_session' | 'off_session' | '';
   request_three_d_secure?: 'automatic' | 'any' | 'challenge';
+  request_incremental_authorization?: 'if_available' | 'never';
 }
 
 /**
@@ -100,13 +101,14 @@ export interface PaymentMethodOptionsParams {
 
 /** The PaymentIntent's columns that keep `payment_method_options` (migrations 0053 and 0054). */
 export type KeptOptions = Pick<PaymentIntentRow,
-  'card_capture_method' | 'card_setup_future_usage' | 'card_request_three_d_secure' | 'wechat_pay_client' | 'wechat_pay_openid'>;
+  'card_capture_method' | 'card_setup_future_usage' | 'card_request_three_d_secure' | 'card_request_incremental_authorization' | 'wechat_pay_client' | 'wechat_pay_openid'>;
 
 /** Each kept option's parameter, as Stripe names it (for errors and audit). */
 const keptOptionParam: Record<keyof KeptOptions, string> = {
   card_capture_method: 'payment_method_options[card][capture_method]',
   card_setup_future_usage: 'payment_method_options[card][setup_future_usage]',
   card_request_three_d_secure: 'payment_method_options[card][request_three_d_secure]',
+  card_request_incremental_authorization: 'payment_method_options[card][request_incremental_authorization]',
   wechat_pay_client: 'payment_method_options[wechat_pay][client]',
   wechat_pay_openid: 'payment_method_options[wechat_pay][openid]',
 };
@@ -118,6 +120,7 @@ export function keptOptionChanges(options: PaymentMethodOptionsParams | undefine
   if (card?.capture_method !== undefined) changes.card_capture_method = card.capture_method || null;
   if (card?.setup_future_usage !== undefined) changes.card_setup_future_usage = card.setup_future_usage || null;
   if (card?.request_three_d_secure !== undefined) changes.card_request_three_d_secure = card.request_three_d_secure;
+  if (card?.request_incremental_authorization !== undefined) changes.card_request_incremental_authorization = card.request_incremental_authorization;
   const wechat = options?.wechat_pay;
   if (wechat === '') {
     changes.wechat_pay_client = null;

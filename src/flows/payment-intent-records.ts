@@ -23,7 +23,8 @@ import { customerObject } from '../objects/customer.ts';
 import { paymentMethodObject } from '../objects/payment-method.ts';
 import { priceObject, productObject } from '../objects/product.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
-import type { Services, Tx } from './context.ts';
+import type { Outcome, RequestContext, Services, Tx } from './context.ts';
+import type { Respond } from './respond.ts';
 import type { Trail } from './trail.ts';
 
 export interface Scope {
@@ -193,6 +194,7 @@ const verbs: Record<PaymentIntentEvent, string> = {
   attempt_failed: 'fail',
   action_required: 'require action',
   action_completed: 'complete its action',
+  increment_authorization: 'have its authorization incremented',
   capture: 'be captured',
   cancel: 'be canceled',
   authorization_expired: 'expire',
@@ -217,14 +219,50 @@ export function nextStatus(row: PaymentIntentRow, event: PaymentIntentEvent): Pa
   );
 }
 
+const operationInFlightWording: Record<NonNullable<PaymentIntentRow['operation_in_flight']>, string> = {
+  capture: 'captured',
+  cancel: 'canceled',
+  increment: 'incremented',
+};
+
 /** A change that holds the PaymentIntent while a provider call is outstanding is refused until it ends. */
 export function assertNoOperationInFlight(row: PaymentIntentRow): void {
   if (row.operation_in_flight !== null) {
     throw new CofferError(
       'lock_timeout',
-      `This PaymentIntent is being ${row.operation_in_flight === 'capture' ? 'captured' : 'canceled'} by another request. Try again in a moment.`,
+      `This PaymentIntent is being ${operationInFlightWording[row.operation_in_flight]} by another request. Try again in a moment.`,
     );
   }
+}
+
+export type OperationStart =
+  | { kind: 'finished'; outcome: Outcome }
+  | { kind: 'start'; intent: PaymentIntentRow; charge: ChargeRow; resuming: boolean };
+
+/**
+ * The start every operation sent to the acquirer on a held payment shares (a capture, an increment), with both
+ * rows locked: the retry of the request that started it gets its result once recorded, or resumes it (`resuming`:
+ * send the same again) while it is still in flight; any other request must find no operation in flight and a
+ * status that allows `event`.
+ */
+export async function startHeldOperation(
+  tx: Tx, ctx: RequestContext, scope: Scope, id: string, respond: Respond, operation: 'capture' | 'increment', event: PaymentIntentEvent,
+): Promise<OperationStart> {
+  const intent = await lockPaymentIntent(tx, scope, id);
+  const claim = ctx.idempotency;
+  const ownOperation = claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
+  if (ownOperation && intent.operation_in_flight === null) {
+    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent }) };
+  }
+  const resuming = ownOperation && intent.operation_in_flight === operation;
+  if (!resuming) {
+    assertNoOperationInFlight(intent);
+    nextStatus(intent, event);
+  }
+  assert(intent.latest_charge_id !== null, 'a held PaymentIntent has a charge');
+  const charge = await lockCharge(tx, intent.latest_charge_id);
+  if (resuming) assert(intent.operation_amount !== null, `a ${operation} in flight has an amount`);
+  return { kind: 'start', intent, charge, resuming };
 }
 
 export async function updatePaymentIntentRow(

@@ -181,6 +181,8 @@ function planApproval(intent: PaymentIntentRow, charge: ChargeRow, approval: App
       address_line1_check: approval.addressLine1Check ?? null,
       address_postal_code_check: approval.addressPostalCodeCheck ?? null,
       three_d_secure: threeDSecureDetails(approval.threeDSecure, null),
+      // Whether the hold can be raised before capture; only an authorization left to capture can be.
+      incremental_authorization: !captured && approval.incrementalAuthorization === true ? 'available' : 'unavailable',
     },
     outcome: approvedOutcome(charge) as unknown as Record<string, unknown>,
   };
@@ -589,11 +591,12 @@ export const abandonedChallenge: Decline = {
 };
 
 /** What a request whose answer from the provider is not known yet was doing, for its error's message. */
-export type UnknownOutcomeOf = 'payment' | 'capture' | 'cancellation' | 'refund' | 'verification' | 'dispute';
+export type UnknownOutcomeOf = 'payment' | 'capture' | 'increment' | 'cancellation' | 'refund' | 'verification' | 'dispute';
 
 const unknownOutcomeWording: Record<UnknownOutcomeOf, { what: string; where: string; once: string }> = {
   payment: { what: 'this payment', where: 'retrieve the PaymentIntent later', once: 'it will never be charged twice' },
   capture: { what: 'this capture', where: 'retrieve the PaymentIntent later', once: 'it will never be captured twice' },
+  increment: { what: 'this incremental authorization', where: 'retrieve the PaymentIntent later', once: 'the hold is raised once' },
   cancellation: { what: 'this cancellation', where: 'retrieve the PaymentIntent later', once: 'the authorization is released once' },
   refund: { what: 'this refund', where: 'retrieve the refund later (it is pending until the answer is known)', once: 'it will never be refunded twice' },
   verification: { what: 'this card verification', where: 'retrieve the SetupIntent later', once: 'the card is verified once' },

@@ -3,6 +3,7 @@ import type { SyncResult } from '../connectors/connector.ts';
 import { findCurrency } from '../domain/currency.ts';
 import { captureKey, recordCaptureOutcome } from '../flows/capture-payment-intent.ts';
 import { recordCancelOutcome, voidKey } from '../flows/cancel-payment-intent.ts';
+import { incrementKey, recordIncrementOutcome } from '../flows/increment-authorization.ts';
 import type { Services } from '../flows/context.ts';
 import { abandonedChallenge, cardAcquirerOf, recordAttemptOutcome, type AttemptResolution } from '../flows/record-attempt-outcome.ts';
 import { limits } from '../limits.ts';
@@ -81,7 +82,7 @@ export async function recoverPendingAttempts(services: Services): Promise<number
   });
 }
 
-/** Captures and cancellations whose request died after marking them in flight are driven to completion. */
+/** Captures, increments and cancellations whose request died after marking them in flight are driven to completion. */
 export async function recoverInFlightOperations(services: Services): Promise<number> {
   const claimed = await services.db
     .updateTable('payment_intents')
@@ -120,6 +121,16 @@ async function recoverOperation(services: Services, intent: PaymentIntentRow): P
       currency,
     });
     if (result.status !== 'unknown') await recordCaptureOutcome(services, scope, intent.id, result, trail, undefined);
+  } else if (intent.operation_in_flight === 'increment') {
+    assert(intent.operation_amount !== null, 'an increment in flight has an amount');
+    // The same try, with the same key: the acquirer answers it once, whatever became of the first sending.
+    const result = await connector.incrementAuthorization({
+      idempotencyKey: incrementKey(charge.id, charge.increment_attempts),
+      providerReference: charge.provider_reference,
+      amountMinor: intent.operation_amount,
+      currency,
+    });
+    if (result.status !== 'unknown') await recordIncrementOutcome(services, scope, intent.id, result, trail, undefined);
   } else {
     const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
     if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);

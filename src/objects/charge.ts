@@ -20,6 +20,8 @@ export interface ChargeCardDetails {
   address_line1_check?: string | null;
   address_postal_code_check?: string | null;
   three_d_secure?: Record<string, unknown> | null;
+  /** Whether the hold can be raised before capture (absent from charges made before Coffer offered it). */
+  incremental_authorization?: 'available' | 'unavailable';
   /** Kept for risk (velocity by issuer), never shown. */
   bin?: string;
 }
@@ -54,7 +56,7 @@ function cardObject(row: ChargeRow, shape: ApiShape): Record<string, unknown> {
     extended_authorization: { status: 'disabled' },
     fingerprint: card.fingerprint,
     funding: card.funding,
-    incremental_authorization: { status: 'unavailable' },
+    incremental_authorization: { status: card.incremental_authorization ?? 'unavailable' },
     installments: null,
     last4: card.last4,
     mandate: null,

@@ -89,6 +89,7 @@ function cardOptionsObject(row: PaymentIntentRow): Record<string, unknown> {
     installments: null,
     mandate_options: null,
     network: null,
+    ...(row.card_request_incremental_authorization === null ? {} : { request_incremental_authorization: row.card_request_incremental_authorization }),
     request_three_d_secure: row.card_request_three_d_secure ?? 'automatic',
     ...(row.card_setup_future_usage === null ? {} : { setup_future_usage: row.card_setup_future_usage }),
   };

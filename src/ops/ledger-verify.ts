@@ -89,14 +89,16 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
     describe: (r) => `pending transfer ${String(r.transfer_key)} is resolved ${String(r.resolutions)} times; a reservation is posted or voided once`,
   },
   {
-    // Every charge, whatever its status: one that never succeeded has nothing in the ledger. What was released is
+    // Every charge, whatever its status: one that never succeeded has nothing in the ledger. What was authorized is
+    // the reservations made, less those an increment replaced (each by one of the new total); what was released is
     // the voided reservation, or the part of it a capture did not post.
     name: 'charges_match_ledger',
     query: `WITH moved AS (
               SELECT c.id, c.amount_captured, c.amount_authorized, c.amount_released,
                 coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('single', 'post_pending') AND t.reason = 'capture'), 0) AS captured,
-                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('pending', 'single') AND t.reason IN ('authorization', 'capture')), 0) AS authorized,
-                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'void_pending'), 0)
+                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('pending', 'single') AND t.reason IN ('authorization', 'capture')), 0)
+                  - coalesce(sum(t.amount) FILTER (WHERE t.kind = 'void_pending' AND t.reason = 'increment'), 0) AS authorized,
+                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'void_pending' AND t.reason = 'release'), 0)
                   + coalesce(sum(p.amount - t.amount) FILTER (WHERE t.kind = 'post_pending'), 0) AS released
               FROM charges c
               LEFT JOIN ledger_transfers t ON t.charge_id = c.id
@@ -135,7 +137,7 @@ const checks: Array<{ name: string; query: string; describe: (row: Row) => strin
 const purposes = `
   (t.reason = 'authorization' AND t.kind = 'pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
   OR (t.reason = 'capture' AND t.kind IN ('single', 'post_pending') AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
-  OR (t.reason = 'release' AND t.kind = 'void_pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
+  OR (t.reason IN ('release', 'increment') AND t.kind = 'void_pending' AND d.code = 'provider_clearing' AND c.code = 'merchant_incoming')
   OR (t.reason = 'settlement' AND t.kind = 'single' AND d.code = 'merchant_incoming' AND c.code = 'merchant_available')
   OR (t.reason = 'settlement' AND t.kind = 'single' AND d.code = 'merchant_available' AND c.code = 'merchant_incoming')
   OR (t.reason IN ('refund', 'dispute') AND t.kind = 'single' AND d.code IN ('merchant_incoming', 'merchant_available') AND c.code = 'provider_clearing')
@@ -181,11 +183,14 @@ const reconciliation: typeof checks = [
                 THEN 'its charge belongs to another merchant, mode, currency or PaymentIntent'
               WHEN ch.status <> 'succeeded' THEN 'its charge did not succeed, so it moved no money'
               WHEN NOT (
-                     (t.reason = 'authorization' AND t.kind = 'pending' AND t.transfer_key = t.charge_id || ':authorization')
+                     (t.reason = 'authorization' AND t.kind = 'pending' AND (t.transfer_key = t.charge_id || ':authorization'
+                       OR (t.transfer_key LIKE t.charge_id || ':authorization:%' AND substr(t.transfer_key, length(t.charge_id) + 16) ~ '^[1-9][0-9]?$')))
+                  OR (t.reason = 'increment' AND t.kind = 'void_pending' AND t.transfer_key LIKE t.charge_id || ':increment:%'
+                       AND substr(t.transfer_key, length(t.charge_id) + 12) ~ '^[1-9][0-9]?$')
                   OR (t.reason = 'capture' AND t.kind = 'single' AND t.transfer_key = t.charge_id || ':authorization')
                   OR (t.reason = 'capture' AND t.kind = 'post_pending' AND t.transfer_key = t.charge_id || ':capture')
                   OR (t.reason = 'release' AND t.transfer_key = t.charge_id || ':release')
-                  OR t.reason NOT IN ('authorization', 'capture', 'release'))
+                  OR t.reason NOT IN ('authorization', 'increment', 'capture', 'release'))
                 THEN 'its key is not its charge''s for this kind of transfer'
               WHEN t.reason = 'settlement' AND t.transfer_key <> t.charge_id || ':settlement'
                 THEN 'it is not its charge''s settlement'

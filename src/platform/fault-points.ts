@@ -7,6 +7,7 @@ export const faultPointNames = [
   'confirm.after_attempt_persisted',
   'confirm.after_provider_call',
   'capture.after_provider_call',
+  'increment.after_provider_call',
   'request.before_response',
 ] as const;
 export type FaultPointName = (typeof faultPointNames)[number];

@@ -150,6 +150,8 @@ export interface PaymentIntentsTable {
    * shopper's `openid`; null when not given (`automatic`, a QR code).
    */
   card_request_three_d_secure: 'automatic' | 'any' | 'challenge' | null;
+  /** `payment_method_options[card][request_incremental_authorization]` (migration 0064); null when not given. */
+  card_request_incremental_authorization: ColumnType<'if_available' | 'never' | null, 'if_available' | 'never' | null | undefined, 'if_available' | 'never' | null>;
   wechat_pay_client: 'web' | 'mobile_web' | 'jsapi' | null;
   wechat_pay_openid: string | null;
   shipping: Json<Record<string, unknown> | null>;
@@ -163,7 +165,7 @@ export interface PaymentIntentsTable {
   /** The review the payment's charge was held for (`review`), once one opened; kept after it is closed. */
   review_id: ColumnType<string | null, string | null | undefined, string | null>;
   next_action: Json<Record<string, unknown> | null>;
-  operation_in_flight: 'capture' | 'cancel' | null;
+  operation_in_flight: 'capture' | 'cancel' | 'increment' | null;
   operation_started_at: Date | null;
   operation_amount: bigint | null;
   operation_reason: string | null;
@@ -225,6 +227,9 @@ export interface ChargesTable {
   billing_details: Json<Record<string, unknown>>;
   /** The PaymentIntent's shipping when the attempt was made (migration 0046). */
   shipping: Json<Record<string, unknown> | null>;
+  /** Tries to raise the hold (declines included), and those approved (migration 0064). */
+  increment_attempts: ColumnType<number, number | undefined, number>;
+  authorization_increments: ColumnType<number, number | undefined, number>;
 }
 
 export interface ChargeRisk {
@@ -740,12 +745,14 @@ export interface SandboxCardPaymentsTable {
   acs_return_url: ColumnType<string | null, string | null | undefined, string | null>;
   acs_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   acs_attempts: ColumnType<number, number | undefined, number>;
+  /** The amount first authorized, once an increment raised it (migration 0064). */
+  first_amount: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
 }
 
 export interface SandboxCardOperationsTable {
   idempotency_key: string;
   payment_id: string;
-  kind: 'capture' | 'void';
+  kind: 'capture' | 'void' | 'increment';
   amount: bigint;
   response: Json<Record<string, unknown>>;
   created_at: Timestamp;

@@ -43,10 +43,14 @@ describe('ledger reconciliation', () => {
     server = await startTestServer({ clock });
     const { stripe } = server;
     // Every kind of transfer a merchant's ordinary day writes: automatic capture, immediate settlement, a partial
-    // manual capture (its rest released), a refund, a canceled hold, goodwill credit.
+    // manual capture of a raised hold (its rest released), a refund, a canceled hold, goodwill credit.
     const paid = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
     await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
-    const held = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    const held = await stripe.paymentIntents.create({
+      amount: 3000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true,
+      payment_method_options: { card: { request_incremental_authorization: 'if_available' } },
+    });
+    await stripe.paymentIntents.incrementAuthorization(held.id, { amount: 3500 });
     await stripe.paymentIntents.capture(held.id, { amount_to_capture: 1800 });
     await stripe.refunds.create({ payment_intent: paid.id, amount: 700 });
     const canceled = await stripe.paymentIntents.create({ amount: 900, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
@@ -81,7 +85,7 @@ describe('ledger reconciliation', () => {
   test('a ledger written only by payments, refunds and credits reconciles', async () => {
     const reasons = await server.database.db.selectFrom('ledger_transfers').select('reason').distinct().execute();
     assert.deepEqual(reasons.map((row) => row.reason).sort(),
-      ['authorization', 'capture', 'customer_credit', 'dispute', 'dispute_fee', 'refund', 'release', 'settlement'], 'the day wrote every ordinary kind of transfer');
+      ['authorization', 'capture', 'customer_credit', 'dispute', 'dispute_fee', 'increment', 'refund', 'release', 'settlement'], 'the day wrote every ordinary kind of transfer');
     assert.deepEqual((await verifyLedger(server.database.db)).violations, []);
   });
 
@@ -102,6 +106,9 @@ describe('ledger reconciliation', () => {
     const cases: Array<[string, Record<string, unknown>, string | null, string]> = [
       ['a capture under a key that is not its charge\'s',
         { kind: 'single', key: 'forged-2', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 500, reason: 'capture' }, 'charge',
+        "its key is not its charge's for this kind of transfer"],
+      ['a reservation under a key no increment makes',
+        { kind: 'pending', key: 'CHARGE:authorization:x', debit: 'provider_clearing', credit: 'merchant_incoming', amount: 100, reason: 'authorization' }, 'charge',
         "its key is not its charge's for this kind of transfer"],
       ['a settlement under another key than its charge\'s',
         { kind: 'single', key: 'forged-settlement', debit: 'merchant_incoming', credit: 'merchant_available', amount: 100, reason: 'settlement' }, 'charge',

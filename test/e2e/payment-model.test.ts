@@ -14,6 +14,9 @@ interface ModelIntent {
   manual: boolean;
   capturable: number;
   received: number;
+  /** The amount first authorized, and the tries to raise it (incremental authorization). */
+  authorized: number;
+  increments: number;
 }
 
 type Command =
@@ -21,7 +24,8 @@ type Command =
   | { kind: 'confirm'; target: number; card: Card }
   | { kind: 'capture'; target: number; share: number }
   | { kind: 'cancel'; target: number }
-  | { kind: 'update'; target: number; amount: number };
+  | { kind: 'update'; target: number; amount: number }
+  | { kind: 'increment'; target: number; factor: number };
 
 const card = fc.constantFrom<Card>('pm_card_visa', 'pm_card_chargeDeclined', 'pm_card_bypassPending');
 const command: fc.Arbitrary<Command> = fc.oneof(
@@ -30,6 +34,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ kind: fc.constant('capture' as const), target: fc.nat(), share: fc.double({ min: 0, max: 1.3, noNaN: true }) }),
   fc.record({ kind: fc.constant('cancel' as const), target: fc.nat() }),
   fc.record({ kind: fc.constant('update' as const), target: fc.nat(), amount: fc.integer({ min: 50, max: 100_000 }) }),
+  fc.record({ kind: fc.constant('increment' as const), target: fc.nat(), factor: fc.double({ min: 0.8, max: 2.6, noNaN: true }) }),
 );
 
 /** The model's answer to an attempt with `card`: what Stripe documents for each test card. */
@@ -39,6 +44,7 @@ function attempt(intent: ModelIntent, chosen: Card): void {
   } else if (intent.manual) {
     intent.status = 'requires_capture';
     intent.capturable = intent.amount;
+    intent.authorized = intent.amount;
   } else {
     intent.status = 'succeeded';
     intent.received = intent.amount;
@@ -73,12 +79,14 @@ describe('random sequences of payment operations', () => {
         amount: step.amount,
         currency: 'usd',
         capture_method: step.manual ? 'manual' : 'automatic',
+        // Every hold may be raised later (the sandbox's test cards here are Visa).
+        ...(step.manual ? { payment_method_options: { card: { request_incremental_authorization: 'if_available' as const } } } : {}),
         ...(step.card === null ? {} : { payment_method: step.card }),
         ...(confirm ? { confirm: true } : {}),
       }));
       const id = result.ok ? result.value.id : result.error.payment_intent?.id;
       assert.ok(id !== undefined, 'a created PaymentIntent is returned, even when its first attempt is declined');
-      const intent: ModelIntent = { id, status: step.card === null ? 'requires_payment_method' : 'requires_confirmation', amount: step.amount, manual: step.manual, capturable: 0, received: 0 };
+      const intent: ModelIntent = { id, status: step.card === null ? 'requires_payment_method' : 'requires_confirmation', amount: step.amount, manual: step.manual, capturable: 0, received: 0, authorized: 0, increments: 0 };
       if (confirm && step.card !== null) attempt(intent, step.card);
       assert.equal(result.ok, !(confirm && step.card === 'pm_card_chargeDeclined'));
       model.push(intent);
@@ -88,6 +96,7 @@ describe('random sequences of payment operations', () => {
     if (intent === undefined) return;
     const expected = { ...intent };
     let allowed = false;
+    let issuerDeclines = false;
     let call: Promise<unknown>;
     switch (step.kind) {
       case 'confirm':
@@ -109,6 +118,18 @@ describe('random sequences of payment operations', () => {
         if (allowed) Object.assign(expected, { status: 'canceled', capturable: 0 });
         call = stripe.paymentIntents.cancel(intent.id);
         break;
+      case 'increment': {
+        // The new total: above the hold and within the tries, it reaches the issuer, which approves up to twice the
+        // amount first authorized and declines (a try used, nothing else changed) beyond.
+        const amount = Math.floor(intent.amount * step.factor);
+        const sent = intent.status === 'requires_capture' && amount > intent.amount && intent.increments < 10;
+        allowed = sent && amount <= 2 * intent.authorized;
+        issuerDeclines = sent && !allowed;
+        if (sent) expected.increments += 1;
+        if (allowed) Object.assign(expected, { amount, capturable: amount });
+        call = stripe.paymentIntents.incrementAuthorization(intent.id, { amount });
+        break;
+      }
       case 'update':
         allowed = ['requires_payment_method', 'requires_confirmation'].includes(intent.status);
         if (allowed) expected.amount = step.amount;
@@ -119,6 +140,9 @@ describe('random sequences of payment operations', () => {
     assert.equal(result.ok, allowed, `${step.kind} on ${intent.status}: ${result.ok ? 'accepted' : result.error.message}`);
     if (!result.ok && step.kind === 'confirm' && step.card === 'pm_card_chargeDeclined' && expected.status === 'requires_payment_method') {
       assert.equal(result.error.code, 'card_declined');
+    }
+    if (!result.ok && step.kind === 'increment') {
+      assert.equal(result.error.code === 'card_declined', issuerDeclines, `increment refused with ${result.error.code}: ${result.error.message}`);
     }
     Object.assign(intent, expected);
     const actual = await stripe.paymentIntents.retrieve(intent.id);

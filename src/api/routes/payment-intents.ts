@@ -5,6 +5,7 @@ import type { Services } from '../../flows/context.ts';
 import { cancelPaymentIntent, type CancelParams } from '../../flows/cancel-payment-intent.ts';
 import { capturePaymentIntent, type CaptureParams } from '../../flows/capture-payment-intent.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../../flows/confirm-payment-intent.ts';
+import { incrementAuthorization, type IncrementParams } from '../../flows/increment-authorization.ts';
 import { createPaymentIntent, type CreateParams } from '../../flows/create-payment-intent.ts';
 import { listPaymentIntents } from '../../flows/list-payment-intents.ts';
 import { checkoutOwnsIntent, findPaymentIntent } from '../../flows/payment-intent-records.ts';
@@ -72,6 +73,8 @@ const PaymentMethodOptions = strictObject({
     capture_method: Type.Optional(emptyable(Type.Literal('manual'))),
     setup_future_usage: Type.Optional(emptyable(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')]))),
     request_three_d_secure: Type.Optional(Type.Union([Type.Literal('automatic'), Type.Literal('any'), Type.Literal('challenge')])),
+    // Whether the merchant may raise the hold before capture (POST …/increment_authorization); manual capture only.
+    request_incremental_authorization: Type.Optional(Type.Union([Type.Literal('if_available'), Type.Literal('never')])),
   })),
   alipay: Type.Optional(emptyable(strictObject({}))),
   wechat_pay: Type.Optional(emptyable(strictObject({
@@ -179,6 +182,16 @@ const CaptureBody = strictObject({
   metadata: Type.Optional(emptyable(Metadata)),
   statement_descriptor: Type.Optional(StatementDescriptor),
   statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
+});
+
+/**
+ * Stripe's `increment_authorization`: `amount` is the new total to hold. Its `description`, `metadata` and
+ * `statement_descriptor` are not taken here (update the PaymentIntent for the first two; a card payment's descriptor
+ * is refused anyway), nor Connect's `application_fee_amount` and `transfer_data` (decision 0056).
+ */
+const IncrementBody = strictObject({
+  amount: Type.Integer(),
+  expand: Type.Optional(Expand),
 });
 
 const CancelBody = strictObject({
@@ -323,6 +336,10 @@ function merchantOnlyParamGiven(body: ConfirmParams): string | undefined {
   const given = merchantOnlyConfirmParams.find((param) => body[param] !== undefined);
   // A card's capture method is the top-level capture_method for cards, and as much the merchant's.
   if (given === undefined && body.payment_method_options?.card?.capture_method !== undefined) return 'payment_method_options[card][capture_method]';
+  // So is whether the merchant may raise the hold later.
+  if (given === undefined && body.payment_method_options?.card?.request_incremental_authorization !== undefined) {
+    return 'payment_method_options[card][request_incremental_authorization]';
+  }
   return given;
 }
 
@@ -440,6 +457,14 @@ export function registerPaymentIntentRoutes(app: FastifyInstance, services: Serv
     const ctx = requestContext(request);
     const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand));
     return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => capturePaymentIntent(services, ctx, intent, withoutExpand(body), respond)));
+  });
+
+  app.post('/v1/payment_intents/:intent/increment_authorization', { config, schema: { params: IntentParams, body: IncrementBody } }, async (request, reply) => {
+    const { intent } = request.params as { intent: string };
+    const body = (request.body ?? {}) as IncrementParams & { expand?: string[] };
+    const ctx = requestContext(request);
+    const respond = paymentIntentResponder(services, ctx, readExpansionsFor(ctx, body.expand));
+    return sendOutcome(reply, await stateErrorsShowIntent(services, ctx, intent, () => incrementAuthorization(services, ctx, intent, withoutExpand(body), respond)));
   });
 
   app.post('/v1/payment_intents/:intent/cancel', { config, schema: { params: IntentParams, body: CancelBody } }, async (request, reply) => {

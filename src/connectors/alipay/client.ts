@@ -47,7 +47,7 @@ function text(fields: Fields, name: string): string | undefined {
 export class AlipayConnector implements WalletConnector {
   readonly name = 'alipay';
   readonly capabilities: WalletCapabilities = {
-    manualCapture: false, partialCapture: false, void: false, sync: true, refund: true, partialRefund: true, flows: ['page', 'qr'],
+    manualCapture: false, partialCapture: false, incrementalAuthorization: false, void: false, sync: true, refund: true, partialRefund: true, flows: ['page', 'qr'],
   };
   readonly account: string;
   readonly #sdk: AlipaySdk;

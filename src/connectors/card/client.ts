@@ -9,6 +9,8 @@ import type {
   CardData,
   Connector,
   DisputeResult,
+  IncrementRequest,
+  IncrementResult,
   ProviderNotification,
   RefundRequest,
   RefundResult,
@@ -18,7 +20,7 @@ import type {
   VoidResult,
 } from '../connector.ts';
 import { disputeStatuses } from '../connector.ts';
-import { refundFailureReason, toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toRefundResult } from './transformers.ts';
+import { refundFailureReason, toAcquirerAmount, toAuthorizeRequest, toAuthorizeResult, toIncrementResult, toRefundResult } from './transformers.ts';
 import { parseCardNotification } from './webhook.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { CurrencyInfo } from '../../domain/currency.ts';
@@ -26,6 +28,8 @@ import type { Secret } from '../../platform/secret.ts';
 import type {
   AcquirerAuthorizeRequest,
   AcquirerCaptureRequest,
+  AcquirerIncrement,
+  AcquirerIncrementRequest,
   AcquirerPayment,
   AcquirerRefund,
   AcquirerRefundRequest,
@@ -37,6 +41,7 @@ import type {
 export interface AcquirerTransport {
   authorize(request: AcquirerAuthorizeRequest): Promise<AcquirerResponse<AcquirerPayment>>;
   capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>>;
+  increment(request: AcquirerIncrementRequest): Promise<AcquirerResponse<AcquirerIncrement>>;
   void(request: AcquirerVoidRequest): Promise<AcquirerResponse<AcquirerPayment>>;
   retrieveByKey(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
   abandon(idempotencyKey: string): Promise<AcquirerResponse<AcquirerPayment>>;
@@ -56,7 +61,7 @@ type Transported<T> = { delivered: true; response: AcquirerResponse<T> } | { del
 /** The card acquiring connector: authorization, capture and void, each idempotent by Coffer's key. */
 export class CardConnector implements Connector {
   readonly name = 'card';
-  readonly capabilities = { manualCapture: true, partialCapture: true, void: true, sync: true, refund: true, partialRefund: true };
+  readonly capabilities = { manualCapture: true, partialCapture: true, incrementalAuthorization: true, void: true, sync: true, refund: true, partialRefund: true };
   readonly #transport: AcquirerTransport;
   readonly #logger: Logger;
   readonly #timeoutMs: number;
@@ -155,6 +160,20 @@ export class CardConnector implements Connector {
       return { status: 'unknown', reason: `acquirer answered ${response.body.status} ${response.body.amount_captured}` };
     }
     return { status: 'captured', amountMinor: request.amountMinor, availableImmediately: response.body.available_immediately };
+  }
+
+  async incrementAuthorization(request: IncrementRequest): Promise<IncrementResult> {
+    const amount = toAcquirerAmount(request.amountMinor, request.currency);
+    const sent = await this.#call('increment', () =>
+      this.#transport.increment({ idempotency_key: request.idempotencyKey, payment: request.providerReference, amount }),
+    );
+    if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
+    const response = sent.response;
+    if (!response.ok) {
+      if (response.httpStatus >= 500 || response.error.code === 'idempotency_mismatch') return { status: 'unknown', reason: response.error.message };
+      return { status: 'failed', code: response.error.code, message: response.error.message };
+    }
+    return toIncrementResult(response.body, request);
   }
 
   async void(request: VoidRequest): Promise<VoidResult> {

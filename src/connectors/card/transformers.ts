@@ -6,10 +6,12 @@ import type {
   AuthorizeResult,
   Decline,
   DeclineErrorCode,
+  IncrementRequest,
+  IncrementResult,
   RefundResult,
   ThreeDSecureResult,
 } from '../connector.ts';
-import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerPayment, AcquirerRefund, AcquirerThreeDSecure } from './wire.ts';
+import type { AcquirerAuthorizeRequest, AcquirerDecline, AcquirerIncrement, AcquirerPayment, AcquirerRefund, AcquirerThreeDSecure } from './wire.ts';
 
 /**
  * Conversions between Coffer's types and the acquirer's wire format. The acquirer takes ISO 4217 minor units;
@@ -46,6 +48,7 @@ export function toAuthorizeRequest(request: AuthorizeRequest): AcquirerAuthorize
       ...(request.threeDSecure.offSession === true ? { off_session: true } : {}),
       ...(request.threeDSecure.noChallenge === true ? { no_challenge: true } : {}),
     },
+    ...(request.incrementalAuthorization === true ? { incremental_authorization: true } : {}),
   };
 }
 
@@ -187,6 +190,7 @@ export function toAuthorizeResult(
         addressLine1Check: cvcCheck(payment.address_line1_check ?? null),
         addressPostalCodeCheck: cvcCheck(payment.address_postal_code_check ?? null),
         availableImmediately: payment.available_immediately,
+        incrementalAuthorization: payment.incremental_authorization === 'available',
         ...(threeDSecure.value === undefined ? {} : { threeDSecure: threeDSecure.value }),
       };
     }
@@ -199,6 +203,25 @@ export function toAuthorizeResult(
   }
 }
 
+/**
+ * Maps the issuer's answer to an increment, checking it is the payment and amount we asked about: approved at the
+ * new total, or declined with the hold unchanged and the issuer's reason.
+ */
+export function toIncrementResult(answer: AcquirerIncrement, request: IncrementRequest): IncrementResult {
+  if (answer.payment !== request.providerReference) return { status: 'unknown', reason: `acquirer answered for payment ${answer.payment}` };
+  const amount = fromAcquirerAmount(answer.amount, request.currency);
+  switch (answer.status) {
+    case 'approved':
+      return amount === request.amountMinor ? { status: 'approved', amountMinor: amount } : { status: 'unknown', reason: `acquirer approved ${answer.amount}` };
+    case 'declined': {
+      const wire = answer.decline;
+      if (wire === null) return { status: 'unknown', reason: 'decline without its reason' };
+      return { status: 'declined', declineCode: wire.decline_code, message: wire.message, adviceCode: wire.advice_code };
+    }
+    default:
+      return { status: 'unknown', reason: `unrecognized increment status ${String(answer.status)}` };
+  }
+}
 
 /** Maps the acquirer's refund record, checking it is the refund we asked for. */
 export function toRefundResult(

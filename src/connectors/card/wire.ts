@@ -12,6 +12,8 @@ export interface AcquirerAuthorizeRequest {
   statement_descriptor: string | null;
   /** Absent (null): the merchant cannot authenticate the shopper now (an off-session payment). */
   three_d_secure: AcquirerThreeDSecureRequest | null;
+  /** The merchant may raise the hold before capture (an authorization without capture); absent: false. */
+  incremental_authorization?: boolean;
 }
 
 export interface AcquirerThreeDSecureRequest {
@@ -70,12 +72,30 @@ export interface AcquirerPayment {
   three_d_secure?: AcquirerThreeDSecure | null;
   /** Set while the status is `requires_action`: the shopper's browser must go to `redirect_url` (the challenge). */
   next_action?: { redirect_url: string } | null;
+  /** Whether the hold can be raised before capture; absent from records made before the acquirer offered it. */
+  incremental_authorization?: 'available' | 'unavailable';
 }
 
 export interface AcquirerCaptureRequest {
   idempotency_key: string;
   payment: string;
   amount: number;
+}
+
+/** Raises an authorization's hold to `amount` (the new total), before capture. */
+export interface AcquirerIncrementRequest {
+  idempotency_key: string;
+  payment: string;
+  amount: number;
+}
+
+/** The issuer's answer to an increment: a decline leaves the hold as it was. */
+export interface AcquirerIncrement {
+  payment: string;
+  /** The hold after the answer: the new total when approved, the one before when declined. */
+  amount: number;
+  status: 'approved' | 'declined';
+  decline: AcquirerDecline | null;
 }
 
 export interface AcquirerVoidRequest {

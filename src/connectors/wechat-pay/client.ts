@@ -61,7 +61,7 @@ function errorCode(data: unknown): { code: string; message: string } {
 export class WeChatPayConnector implements WalletConnector {
   readonly name = 'wechat_pay';
   readonly capabilities: WalletCapabilities = {
-    manualCapture: false, partialCapture: false, void: false, sync: true, refund: true, partialRefund: true, flows: ['qr', 'jsapi', 'h5'],
+    manualCapture: false, partialCapture: false, incrementalAuthorization: false, void: false, sync: true, refund: true, partialRefund: true, flows: ['qr', 'jsapi', 'h5'],
   };
   readonly account: string;
   readonly #appid: string;

@@ -12,6 +12,8 @@ import type {
   AcquirerAuthorizeRequest,
   AcquirerCaptureRequest,
   AcquirerDecline,
+  AcquirerIncrement,
+  AcquirerIncrementRequest,
   AcquirerNotification,
   AcquirerPayment,
   AcquirerRefund,
@@ -185,6 +187,31 @@ function authorizationOutcome(amount: number, decline: AcquirerDecline | null, c
   } satisfies Partial<AcquirerPayment>;
 }
 
+/** The brands whose networks let a hold be raised before capture, as Stripe offers it online. */
+const incrementableBrands: ReadonlySet<CardBrand> = new Set(['visa', 'mastercard', 'amex', 'discover']);
+
+/**
+ * Whether the hold of this authorization can be raised later: asked for, not captured at once, not a verification,
+ * and a brand that allows it. A challenged payment keeps the answer made here when its challenge ends.
+ */
+function incrementalAuthorization(request: AcquirerAuthorizeRequest, card: TestCard | undefined, verification: boolean): 'available' | 'unavailable' {
+  const eligible = request.incremental_authorization === true && !request.capture && !verification && card !== undefined && incrementableBrands.has(card.brand);
+  return eligible ? 'available' : 'unavailable';
+}
+
+/** How far the sandbox's issuers let a hold be raised: to twice the amount first authorized, then they decline. */
+export const incrementCeilingFactor = 2n;
+
+const insufficientFundsForIncrement: AcquirerDecline = {
+  code: 'card_declined',
+  decline_code: 'insufficient_funds',
+  message: 'Your card has insufficient funds.',
+  param: null,
+  advice_code: 'try_again_later',
+  network_status: 'declined_by_network',
+  blocked: false,
+};
+
 function newPayment(
   request: AcquirerAuthorizeRequest,
   card: TestCard | undefined,
@@ -198,6 +225,7 @@ function newPayment(
     amount: request.amount,
     currency: request.currency,
     available_immediately: card?.behaviour.kind === 'approve' && card.behaviour.availableImmediately,
+    incremental_authorization: incrementalAuthorization(request, card, verification),
   };
   if (decided.kind === 'now') {
     const outcome = authorizationOutcome(request.amount, decided.decline, request.capture, verification);
@@ -314,6 +342,7 @@ export class CardAcquirerSandbox {
       .update(JSON.stringify([
         request.reference, request.amount, request.currency, request.capture, number.slice(-4),
         ...(threeDSecure === null ? [] : [threeDSecure.request]),
+        ...(request.incremental_authorization === true ? ['incremental'] : []),
       ]))
       .digest('hex');
     // Insert first: a new key is the common case, and a repeated one finds the first answer on conflict.
@@ -377,6 +406,56 @@ export class CardAcquirerSandbox {
   async capture(request: AcquirerCaptureRequest): Promise<AcquirerResponse<AcquirerPayment>> {
     const answer = await this.#operate(request.idempotency_key, request.payment, 'capture', request.amount);
     if (answer.ok) await this.#disputeIfDue(request.payment);
+    await this.controls.beforeAnswer();
+    return answer;
+  }
+
+  /**
+   * Raises an authorized payment's hold to `amount` (the new total), when the authorization allowed it. The issuer
+   * approves up to twice the amount first authorized and declines beyond (`insufficient_funds`), leaving the hold as
+   * it was. Idempotent by key, declines included, like the other operations.
+   */
+  async increment(request: AcquirerIncrementRequest): Promise<AcquirerResponse<AcquirerIncrement>> {
+    const answer = await this.#db.transaction().execute(async (tx): Promise<AcquirerResponse<AcquirerIncrement>> => {
+      const previous = await tx.selectFrom('sandbox_card_operations').select(['payment_id', 'kind', 'amount', 'response'])
+        .where('idempotency_key', '=', request.idempotency_key).executeTakeFirst();
+      if (previous !== undefined) {
+        if (previous.payment_id !== request.payment || previous.kind !== 'increment' || previous.amount !== BigInt(request.amount)) {
+          return fail(409, 'idempotency_mismatch', 'idempotency key reused with a different request');
+        }
+        return { ok: true, body: previous.response as unknown as AcquirerIncrement };
+      }
+      const row = await tx.selectFrom('sandbox_card_payments').selectAll().where('id', '=', request.payment).forUpdate().executeTakeFirst();
+      if (row === undefined) return fail(404, 'not_found', `no payment ${request.payment}`);
+      if (row.status !== 'authorized') return fail(409, 'invalid_state', `payment ${request.payment} is ${row.status}, not authorized`);
+      const payment = row.response as unknown as AcquirerPayment;
+      if (payment.incremental_authorization !== 'available') {
+        return fail(409, 'incremental_authorization_unavailable', `the authorization of payment ${request.payment} cannot be raised`);
+      }
+      if (!Number.isSafeInteger(request.amount) || BigInt(request.amount) <= row.amount) {
+        return fail(400, 'invalid_amount', `an increment raises the hold above ${row.amount}, not to ${request.amount}`);
+      }
+      const first = row.first_amount ?? row.amount;
+      const approved = BigInt(request.amount) <= first * incrementCeilingFactor;
+      const body: AcquirerIncrement = {
+        payment: row.id,
+        amount: approved ? request.amount : Number(row.amount),
+        status: approved ? 'approved' : 'declined',
+        decline: approved ? null : insufficientFundsForIncrement,
+      };
+      if (approved) {
+        await tx.updateTable('sandbox_card_payments').set({
+          amount: BigInt(request.amount),
+          first_amount: first,
+          response: JSON.stringify({ ...payment, amount: request.amount }),
+          updated_at: new Date(),
+        }).where('id', '=', row.id).execute();
+      }
+      await tx.insertInto('sandbox_card_operations').values({
+        idempotency_key: request.idempotency_key, payment_id: row.id, kind: 'increment', amount: BigInt(request.amount), response: JSON.stringify(body),
+      }).execute();
+      return { ok: true, body };
+    });
     await this.controls.beforeAnswer();
     return answer;
   }
