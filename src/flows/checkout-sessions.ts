@@ -704,7 +704,7 @@ export async function settleCheckoutSession(services: Services, id: string, expi
         ofIntent ? [] : [{ type: 'checkout.session.completed', checkoutSession: { before: session, after } }], now);
       const receiptTo = session.customer_email ?? collected?.email ?? null;
       if (receiptTo !== null) await queueReceipt(tx, after, intent, now, receiptTo);
-      await countLinkCompletion(tx, after, now);
+      await countLinkCompletion(tx, trail, scope, after, now);
       return { session: after, cancel: false };
     }
     if (ofIntent) {
@@ -743,16 +743,23 @@ export async function settleCheckoutSession(services: Services, id: string, expi
 
 /**
  * A session paid through a payment link counts toward the link's limit, and the link stops selling when it is
- * reached (decision 0054): one statement, in the completion's transaction, so two completions cannot both miss it.
+ * reached (decision 0054), in the completion's transaction with the link's row locked, so two completions cannot
+ * both miss it; the completion that deactivates the link sends `payment_link.updated`.
  */
-async function countLinkCompletion(tx: Tx, session: CheckoutSessionRow, now: Date): Promise<void> {
+async function countLinkCompletion(tx: Tx, trail: Trail, scope: { merchantId: string; livemode: boolean }, session: CheckoutSessionRow, now: Date): Promise<void> {
   if (session.payment_link_id === null) return;
-  await tx.updateTable('payment_links').set((eb) => ({
+  const before = await tx.selectFrom('payment_links').selectAll().where('id', '=', session.payment_link_id).forUpdate().executeTakeFirstOrThrow();
+  const after = await tx.updateTable('payment_links').set((eb) => ({
     completed_sessions: eb('completed_sessions', '+', 1),
     active: eb.case().when(eb.and([eb('completed_sessions_limit', 'is not', null), eb(eb('completed_sessions', '+', 1), '>=', eb.ref('completed_sessions_limit'))]))
       .then(false).else(eb.ref('active')).end(),
     updated_at: now,
-  })).where('id', '=', session.payment_link_id).execute();
+  })).where('id', '=', session.payment_link_id).returningAll().executeTakeFirstOrThrow();
+  // The sale that reached the limit deactivated the link: the merchant hears of it as of any change to `active`.
+  if (before.active && !after.active) {
+    await recordChange(tx, trail, scope, { action: 'payment_link.deactivate', objectType: 'payment_link', objectId: after.id,
+      details: { reason: 'completed_sessions_limit', checkout_session: session.id } }, [{ type: 'payment_link.updated', paymentLink: { before, after } }], now);
+  }
 }
 
 /**

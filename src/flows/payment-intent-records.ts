@@ -12,7 +12,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow, PriceRow, ProductRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, PaymentLinkRow, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow, PriceRow, ProductRow } from '../store/database.ts';
 import type { MerchantPolicyRow } from './risk-decision.ts';
 import { balanceTransactionObject, type BalanceTransactionRow } from '../objects/balance-transaction.ts';
 import { disputeObject } from '../objects/dispute.ts';
@@ -22,6 +22,7 @@ import { refundObject } from '../objects/refund.ts';
 import { customerObject } from '../objects/customer.ts';
 import { paymentMethodObject } from '../objects/payment-method.ts';
 import { priceObject, productObject } from '../objects/product.ts';
+import { paymentLinkObject } from '../objects/payment-link.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import type { Respond } from './respond.ts';
@@ -306,6 +307,7 @@ export interface PaymentEvent {
   /** For `product.deleted`, `after` is the product as it was, as for a customer. */
   product?: { before?: ProductRow | undefined; after: ProductRow };
   price?: { before?: PriceRow | undefined; after: PriceRow };
+  paymentLink?: { before?: PaymentLinkRow | undefined; after: PaymentLinkRow };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -336,6 +338,7 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.paymentMethod !== undefined) return render(event.paymentMethod, paymentMethodObject);
   if (event.product !== undefined) return render(event.product, (row) => productObject(row));
   if (event.price !== undefined) return render(event.price, (row) => priceObject(row));
+  if (event.paymentLink !== undefined) return render(event.paymentLink, (row) => paymentLinkObject(row));
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const { after, before, transactions } = event.dispute;
   const at = after.updated_at.getTime();

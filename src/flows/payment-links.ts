@@ -114,7 +114,7 @@ export async function createPaymentLink(services: Services, ctx: RequestContext,
       metadata: JSON.stringify(metadata),
     }).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.create', objectType: 'payment_link', objectId: id,
-      details: { currency, prices: kept.line_items.map((item) => item.price) } }, [], now);
+      details: { currency, prices: kept.line_items.map((item) => item.price) } }, [{ type: 'payment_link.created', paymentLink: { after: row } }], now);
     await respond?.(tx, row);
     return row;
   });
@@ -144,7 +144,8 @@ export async function updatePaymentLink(services: Services, ctx: RequestContext,
       ...(reached ? { active: false } : params.active === undefined ? {} : { active: params.active }),
       ...(after === undefined ? {} : { after_completion: JSON.stringify(after) }),
     }).where('id', '=', link.id).returningAll().executeTakeFirstOrThrow();
-    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.update', objectType: 'payment_link', objectId: id, details: { fields: Object.keys(params) } }, [], now);
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.update', objectType: 'payment_link', objectId: id, details: { fields: Object.keys(params) } },
+      [{ type: 'payment_link.updated', paymentLink: { before: link, after: row } }], now);
     await respond?.(tx, row);
     return row;
   });

@@ -56,6 +56,7 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
   'product.created', 'product.updated', 'product.deleted', 'price.created', 'price.updated',
   'review.opened', 'review.closed',
   'checkout.session.completed', 'checkout.session.expired',
+  'payment_link.created', 'payment_link.updated',
 ]);
 
 function checkEvents(events: string[]): string[] {

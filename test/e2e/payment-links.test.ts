@@ -66,6 +66,11 @@ describe('payment links (API)', () => {
     });
     assert.deepEqual([changed.active, changed.inactive_message, changed.after_completion.type, changed.metadata], [false, 'Sold out until spring.', 'redirect', {}]);
     assert.deepEqual((await stripe.paymentLinks.list({ active: false })).data.map((row) => row.id), [link.id]);
+    // Each change is an event, as at Stripe: the link as made, then as changed with what it was before.
+    const events = (await stripe.events.list({ limit: 10 })).data.filter((event) => (event.data.object as { id?: string }).id === link.id);
+    assert.deepEqual(events.map((event) => event.type), ['payment_link.updated', 'payment_link.created']);
+    assert.equal((events[1]?.data.object as Stripe.PaymentLink).active, true);
+    assert.deepEqual([(events[0]?.data.object as Stripe.PaymentLink).active, (events[0]?.data.previous_attributes as Partial<Stripe.PaymentLink>).active], [false, true]);
     assert.deepEqual((await stripe.paymentLinks.list({ active: true })).data.map((row) => row.id), []);
 
     // Another merchant and the live mode see none of it; a restricted key needs payment_links.
@@ -185,6 +190,9 @@ describe('paying through a payment link', { concurrency: false, skip: browserMis
     await payOnPage();
     const full = await stripe.paymentLinks.retrieve(link.id);
     assert.deepEqual([full.active, full.restrictions?.completed_sessions], [false, { count: 2, limit: 2 }]);
+    const stopped = (await stripe.events.list({ type: 'payment_link.updated', limit: 1 })).data[0];
+    assert.deepEqual([(stopped?.data.object as Stripe.PaymentLink).id, (stopped?.data.previous_attributes as Partial<Stripe.PaymentLink>).active], [link.id, true],
+      'the sale that reached the limit told the merchant the link stopped');
     await page.goto(link.url);
     assert.equal((await page.locator('h1').textContent())?.trim(), strings.en.linkInactiveTitle);
     assert.equal(await page.locator('#continue').count(), 0);
