@@ -7,7 +7,8 @@ import { limits } from '../limits.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { checkLimits, describeLimit } from '../risk/limits.ts';
-import type { ChargeRow, PaymentIntentRow, PaymentLimitRow } from '../store/database.ts';
+import { sql } from 'kysely';
+import type { ChargeRow, IncrementTry, PaymentIntentRow, PaymentLimitRow } from '../store/database.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import { finishWithLedger } from './ledger-work.ts';
 import { listLimits } from './payment-limits.ts';
@@ -21,6 +22,7 @@ import {
   type Scope,
 } from './payment-intent-records.ts';
 import { outcomeUnknownError } from './record-attempt-outcome.ts';
+import { refuseCaptureInReview } from './reviews.ts';
 import type { Respond } from './respond.ts';
 import { inTransaction } from './transaction.ts';
 import { requestTrail, type Trail } from './trail.ts';
@@ -46,20 +48,77 @@ function unavailable(message: string): CofferError {
   return new CofferError('incremental_authorization_unavailable', message);
 }
 
+/** What a try reads before its transaction: the merchant's limits, and its time zone (the windows of daily limits). */
+interface LimitPolicy {
+  configured: PaymentLimitRow[];
+  timeZone: string;
+}
+
+async function readLimitPolicy(services: Services, ctx: RequestContext): Promise<LimitPolicy> {
+  const configured = await listLimits(services, ctx);
+  if (configured.length === 0) return { configured, timeZone: 'UTC' };
+  const settings = await services.db.selectFrom('merchant_risk_settings').select('time_zone')
+    .where('merchant_id', '=', ctx.actor.merchantId).where('livemode', '=', ctx.actor.livemode).executeTakeFirst();
+  return { configured, timeZone: settings?.time_zone ?? 'UTC' };
+}
+
+function limitExceeded(limit: PaymentLimitRow, amount: bigint): CofferError {
+  return new CofferError('payment_limit_exceeded', `Holding ${amount} would exceed ${describeLimit(limit)}. The hold was not raised.`, { param: 'amount' });
+}
+
 /**
- * The merchant's per-payment bounds hold for the raised amount too (a maximum per payment, or per day, which no
- * single payment may pass). What a day's counters took stays the amount first authorized (decision 0056).
+ * The merchant's limits hold for the raised amount as for a payment: its per-payment bounds for the new total, and
+ * its daily amount totals for the difference, taken now (in the try's transaction) and given back if the try fails.
+ * Count limits are not taken again: a raise is not another payment.
  */
-function checkPaymentLimits(configured: PaymentLimitRow[], intent: PaymentIntentRow, charge: ChargeRow, amount: bigint, now: Date): void {
+async function takeLimits(tx: Tx, policy: LimitPolicy, intent: PaymentIntentRow, charge: ChargeRow, amount: bigint, now: Date): Promise<IncrementTry['takes']> {
+  if (policy.configured.length === 0) return [];
   const card = charge.payment_method_details as unknown as ChargeCardDetails;
-  const check = checkLimits(configured, {
+  const check = checkLimits(policy.configured, {
     merchantId: intent.merchant_id, amountMinor: amount, currency: intent.currency, customerId: intent.customer_id,
     cardFingerprint: card.fingerprint, deviceId: charge.risk_facts?.device ?? null, clientAddress: charge.risk_facts?.client_address ?? null,
-    timeZone: 'UTC', at: now,
+    timeZone: policy.timeZone, at: now,
   });
-  if (!check.ok) {
-    throw new CofferError('payment_limit_exceeded', `Holding ${amount} would exceed ${describeLimit(check.limit)}. The hold was not raised.`, { param: 'amount' });
+  if (!check.ok) throw limitExceeded(check.limit, amount);
+  const delta = amount - intent.amount;
+  const takes = check.takes.filter((take) => take.maxAmount !== null);
+  for (const take of takes) {
+    try {
+      await sql`SELECT coffer_limit_raise(${take.limit.id}, ${take.subjectKey}, ${take.windowKey}, ${intent.merchant_id}, ${charge.id}, ${delta}, ${take.maxAmount})`.execute(tx);
+    } catch (error) {
+      if (/coffer_limit_exceeded/.test(String((error as { message?: unknown }).message))) throw limitExceeded(take.limit, amount);
+      throw error;
+    }
   }
+  return takes.map((take) => ({ limit_id: take.limit.id, subject_key: take.subjectKey, window_key: take.windowKey, delta: delta.toString() }));
+}
+
+/** A try that failed gives back what it took from the daily amount totals. */
+async function giveBackLimits(tx: Tx, merchantId: string, chargeId: string, takes: IncrementTry['takes']): Promise<void> {
+  for (const take of takes) {
+    await sql`SELECT coffer_limit_raise(${take.limit_id}, ${take.subject_key}, ${take.window_key}, ${merchantId}, ${chargeId}, ${-BigInt(take.delta)}, ${null})`.execute(tx);
+  }
+}
+
+/** The error a failed try is answered with, now or when the retry of its request finds it recorded by the recovery job. */
+function tryError(failure: NonNullable<IncrementTry['failure']>, intent: PaymentIntentRow, chargeId: string): CofferError {
+  return failure.code === 'card_declined'
+    ? new CofferError('card_declined', `The incremental authorization was declined: ${failure.message} The PaymentIntent remains capturable for ${intent.amount_capturable}.`, {
+      declineCode: failure.decline_code ?? undefined, adviceCode: failure.advice_code ?? undefined, chargeId, paymentIntentId: intent.id,
+    })
+    : unavailable(`The card acquirer refused to increment the authorization: ${failure.message}`);
+}
+
+/**
+ * The retry of a request whose try the recovery job recorded: a failed try is answered with its error, as the
+ * request itself would have been (the PaymentIntent alone does not show that a try failed).
+ */
+async function recordedTryError(tx: Tx, intent: PaymentIntentRow): Promise<CofferError | undefined> {
+  if (intent.latest_charge_id === null) return undefined;
+  const charge = await tx.selectFrom('charges').select(['id', 'increment_attempts', 'increment_try']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
+  const latest = charge?.increment_try;
+  if (charge === undefined || latest === null || latest === undefined || latest.attempt !== charge.increment_attempts || latest.failure === undefined) return undefined;
+  return tryError(latest.failure, intent, charge.id);
 }
 
 /**
@@ -67,15 +126,16 @@ function checkPaymentLimits(configured: PaymentLimitRow[], intent: PaymentIntent
  * overlap it. A retry of the request that started it resumes it, or answers the result the recovery job recorded.
  */
 async function startIncrement(
-  tx: Tx, ctx: RequestContext, scope: Scope, id: string, params: IncrementParams, respond: Respond, configured: PaymentLimitRow[], now: Date,
+  tx: Tx, ctx: RequestContext, scope: Scope, id: string, params: IncrementParams, respond: Respond, policy: LimitPolicy, now: Date,
 ): Promise<Started> {
-  const started = await startHeldOperation(tx, ctx, scope, id, respond, 'increment', 'increment_authorization');
+  const started = await startHeldOperation(tx, ctx, scope, id, respond, 'increment', 'increment_authorization', recordedTryError);
   if (started.kind === 'finished') return started;
   const { intent, charge } = started;
   if (started.resuming && intent.operation_amount !== null) {
     return { kind: 'send', intent, charge, amount: intent.operation_amount, attempt: charge.increment_attempts };
   }
   const card = charge.payment_method_details as unknown as ChargeCardDetails;
+  await refuseCaptureInReview(tx, charge, undefined, 'increment');
   if (charge.provider !== 'card' || card.incremental_authorization !== 'available') {
     const asked = intent.card_request_incremental_authorization === 'if_available';
     throw unavailable(asked
@@ -101,9 +161,10 @@ async function startIncrement(
   if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
     throw new CofferError('charge_expired_for_capture', 'The authorization for this PaymentIntent has expired and can no longer be incremented.', { chargeId: charge.id });
   }
-  checkPaymentLimits(configured, intent, charge, amount, now);
+  const takes = await takeLimits(tx, policy, intent, charge, amount, now);
   const attempt = charge.increment_attempts + 1;
-  await tx.updateTable('charges').set({ increment_attempts: attempt, updated_at: now }).where('id', '=', charge.id).execute();
+  const tried: IncrementTry = { attempt, amount: amount.toString(), takes };
+  await tx.updateTable('charges').set({ increment_attempts: attempt, increment_try: JSON.stringify(tried), updated_at: now }).where('id', '=', charge.id).execute();
   const updated = await updatePaymentIntentRow(tx, intent.id, {
     operation_in_flight: 'increment', operation_started_at: now, operation_amount: amount, operation_idempotency_key_id: ctx.idempotency?.reference() ?? null,
   }, now);
@@ -137,15 +198,18 @@ export async function recordIncrementOutcome(
     if (result.status !== 'approved') {
       const after = await updatePaymentIntentRow(tx, intent.id, cleared, now);
       const declined = result.status === 'declined';
+      const failure: NonNullable<IncrementTry['failure']> = declined
+        ? { code: 'card_declined', message: result.message, decline_code: result.declineCode, advice_code: result.adviceCode }
+        : { code: 'incremental_authorization_unavailable', message: result.message, decline_code: null, advice_code: null };
+      const tried = charge.increment_try;
+      assert(tried !== null && tried.attempt === charge.increment_attempts, 'the try in flight is recorded with its charge');
+      await giveBackLimits(tx, intent.merchant_id, charge.id, tried.takes);
+      await tx.updateTable('charges').set({ increment_try: JSON.stringify({ ...tried, failure }), updated_at: now }).where('id', '=', charge.id).execute();
       await recordChange(tx, trail, scope, {
         ...audit, action: 'payment_intent.increment_authorization_declined',
         details: { charge: charge.id, amount: amount.toString(), attempt: charge.increment_attempts, ...(declined ? { decline_code: result.declineCode } : { acquirer_code: result.code }) },
       }, [], now);
-      const error = declined
-        ? new CofferError('card_declined', `The incremental authorization was declined: ${result.message} The PaymentIntent remains capturable for ${intent.amount_capturable}.`, {
-          declineCode: result.declineCode, adviceCode: result.adviceCode ?? undefined, chargeId: charge.id, paymentIntentId: intent.id,
-        })
-        : unavailable(`The card acquirer refused to increment the authorization: ${result.message}`);
+      const error = tryError(failure, intent, charge.id);
       return respond === undefined ? undefined : respond(tx, { paymentIntent: after, error });
     }
     const increments = charge.authorization_increments + 1;
@@ -183,8 +247,8 @@ export async function incrementAuthorization(
   const scope = { merchantId: ctx.actor.merchantId, livemode: ctx.actor.livemode };
   const now = new Date(services.clock.nowMs());
   const connector = services.connectors.card(scope.livemode);
-  const configured = await listLimits(services, ctx);
-  const started = await inTransaction(services.db, (tx) => startIncrement(tx, ctx, scope, id, params, respond, configured, now));
+  const policy = await readLimitPolicy(services, ctx);
+  const started = await inTransaction(services.db, (tx) => startIncrement(tx, ctx, scope, id, params, respond, policy, now));
   if (started.kind === 'finished') return started.outcome;
   assert(started.charge.provider_reference !== null, 'an authorized charge has the acquirer reference');
   const currency = findCurrency(started.intent.currency);

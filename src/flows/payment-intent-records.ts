@@ -242,18 +242,21 @@ export type OperationStart =
 
 /**
  * The start every operation sent to the acquirer on a held payment shares (a capture, an increment), with both
- * rows locked: the retry of the request that started it gets its result once recorded, or resumes it (`resuming`:
+ * rows locked: the retry of the request that started it gets its result once recorded (with `recordedError`, the
+ * error of an outcome the PaymentIntent does not show), or resumes it (`resuming`:
  * send the same again) while it is still in flight; any other request must find no operation in flight and a
  * status that allows `event`.
  */
 export async function startHeldOperation(
   tx: Tx, ctx: RequestContext, scope: Scope, id: string, respond: Respond, operation: 'capture' | 'increment', event: PaymentIntentEvent,
+  recordedError?: (tx: Tx, intent: PaymentIntentRow) => Promise<CofferError | undefined>,
 ): Promise<OperationStart> {
   const intent = await lockPaymentIntent(tx, scope, id);
   const claim = ctx.idempotency;
   const ownOperation = claim !== undefined && intent.operation_idempotency_key_id === claim.rowId;
   if (ownOperation && intent.operation_in_flight === null) {
-    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent }) };
+    const error = await recordedError?.(tx, intent);
+    return { kind: 'finished', outcome: await respond(tx, { paymentIntent: intent, ...(error === undefined ? {} : { error }) }) };
   }
   const resuming = ownOperation && intent.operation_in_flight === operation;
   if (!resuming) {

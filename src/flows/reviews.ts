@@ -152,13 +152,16 @@ export async function closeReviewOfCanceled(tx: Tx, chargeId: string, trail: Tra
 }
 
 /** The refusal of a capture while the payment's review is open (the engine held it for a person). */
-export async function refuseCaptureInReview(tx: Tx, charge: ChargeRow, approvingReview: string | undefined): Promise<void> {
+export async function refuseCaptureInReview(tx: Tx, charge: ChargeRow, approvingReview: string | undefined, what: 'capture' | 'increment' = 'capture'): Promise<void> {
   if (charge.review_id === null || charge.review_id === approvingReview) return;
   const review = await tx.selectFrom('reviews').select(['id', 'open']).where('id', '=', charge.review_id).executeTakeFirst();
   if (review?.open === true) {
     throw new CofferError(
       'payment_intent_unexpected_state',
-      `This payment is held for review (${review.id}): approve the review to capture it, or reject it.`,
+      what === 'capture'
+        ? `This payment is held for review (${review.id}): approve the review to capture it, or reject it.`
+        // The reviewer decides on the amount they see: it cannot change under them.
+        : `This payment is held for review (${review.id}): its authorization cannot be incremented until the review is closed.`,
     );
   }
 }

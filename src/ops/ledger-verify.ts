@@ -276,6 +276,29 @@ const reconciliation: typeof checks = [
       ? `charge ${String(r.id)} has settled but leaves ${String(r.pending)} in the merchant's pending funds`
       : `charge ${String(r.id)} has not settled but has a settlement transfer`),
   },
+  {
+    // A raised hold is a chain: each increment voids the reservation before it (the first, then the one the previous
+    // increment made) and makes one of its own; a charge has as many as it records raises, one reservation more.
+    name: 'increments_chained',
+    query: `SELECT c.id, c.authorization_increments, problem FROM charges c
+            CROSS JOIN LATERAL (SELECT
+              count(*) FILTER (WHERE t.reason = 'increment') AS voids,
+              count(*) FILTER (WHERE t.kind = 'pending' AND t.reason = 'authorization') AS reservations
+              FROM ledger_transfers t WHERE t.charge_id = c.id) n
+            CROSS JOIN LATERAL (SELECT CASE
+              WHEN n.voids <> c.authorization_increments THEN n.voids || ' increment voids for ' || c.authorization_increments || ' raises'
+              WHEN n.reservations > 0 AND n.reservations <> c.authorization_increments + 1
+                THEN n.reservations || ' reservations for ' || c.authorization_increments || ' raises'
+              WHEN EXISTS (SELECT 1 FROM ledger_transfers r JOIN ledger_transfers p ON p.id = r.pending_id
+                     WHERE r.charge_id = c.id AND r.reason = 'increment'
+                       AND p.transfer_key IS DISTINCT FROM CASE
+                         WHEN r.transfer_key = c.id || ':increment:1' THEN c.id || ':authorization'
+                         WHEN substr(r.transfer_key, length(c.id) + 12) ~ '^[1-9][0-9]?$'
+                           THEN c.id || ':authorization:' || (substr(r.transfer_key, length(c.id) + 12)::int - 1) END)
+                THEN 'an increment voids another reservation than the one before it' END AS problem) p
+            WHERE (c.authorization_increments > 0 OR n.voids > 0) AND problem IS NOT NULL`,
+    describe: (r) => `charge ${String(r.id)}: ${String(r.problem)}`,
+  },
 ];
 
 /**

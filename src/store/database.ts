@@ -230,6 +230,16 @@ export interface ChargesTable {
   /** Tries to raise the hold (declines included), and those approved (migration 0064). */
   increment_attempts: ColumnType<number, number | undefined, number>;
   authorization_increments: ColumnType<number, number | undefined, number>;
+  /** The latest try to raise the hold (migration 0064). */
+  increment_try: ColumnType<IncrementTry | null, string | null | undefined, string | null>;
+}
+
+/** A try to raise a hold: what it asked, what it took from the daily amount limits, and why it failed if it did. */
+export interface IncrementTry {
+  attempt: number;
+  amount: string;
+  takes: Array<{ limit_id: string; subject_key: string; window_key: string; delta: string }>;
+  failure?: { code: 'card_declined' | 'incremental_authorization_unavailable'; message: string; decline_code: string | null; advice_code: string | null };
 }
 
 export interface ChargeRisk {

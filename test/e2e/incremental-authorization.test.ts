@@ -244,6 +244,67 @@ describe('incremental authorization', () => {
     await assertLedgerConsistent(db);
   });
 
+  test('a retry of a request whose try the recovery job recorded as declined is answered card_declined, not the PaymentIntent', async () => {
+    const intent = await hold(1000);
+    const send = () => rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/increment_authorization`, {
+      key: server.secretKey, body: 'amount=2500', headers: { 'idempotency-key': 'late-decline' },
+    });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(5_000);
+    assert.equal((await send()).status, 503);
+    await server.database.db.updateTable('payment_intents').set({ operation_started_at: new Date(Date.now() - 600_000) }).where('id', '=', intent.id).execute();
+    assert.ok(await recoverInFlightOperations(server.coffer.services) >= 1);
+    const retry = await send();
+    assert.equal(retry.status, 402, retry.body);
+    const error = retry.json.error as Record<string, unknown>;
+    assert.deepEqual([error.code, error.decline_code], ['card_declined', 'insufficient_funds']);
+    assert.equal((error.payment_intent as Record<string, unknown>).amount, 1000);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount, 1000);
+  });
+
+  test('the merchant\'s limits bound a raise: the new total per payment, the difference in the day\'s total, given back when declined', async () => {
+    const api = (method: string, path: string, body?: string) => rawRequest(server, method, path, { key: server.secretKey, ...(body === undefined ? {} : { body }) });
+    // By card, so that only this test's payments (Discover) count.
+    const daily = await api('POST', '/v1/risk/limits', 'subject=card&kind=amount_per_day&value=5000&currency=usd');
+    const perPayment = await api('POST', '/v1/risk/limits', 'subject=card&kind=amount_max&value=3000&currency=usd');
+    assert.equal(daily.status, 200, daily.body);
+    try {
+      const counted = async () => (await server.database.db.selectFrom('payment_limit_counters').select('amount').where('limit_id', '=', String(daily.json.id)).execute())
+        .reduce((sum, row) => sum + row.amount, 0n);
+      const first = await hold(1000, 'pm_card_discover');
+      const second = await hold(1500, 'pm_card_discover');
+      assert.equal(await counted(), 2500n);
+      // Above the per-payment maximum: refused before the issuer, taking nothing.
+      assert.equal((await refusal(stripe.paymentIntents.incrementAuthorization(second.id, { amount: 3100 }))).code, 'payment_limit_exceeded', 'above the per-payment maximum');
+      assert.equal(await counted(), 2500n);
+      assert.equal((await stripe.paymentIntents.incrementAuthorization(second.id, { amount: 3000 })).amount, 3000);
+      assert.equal(await counted(), 4000n, 'the day counts the difference');
+      assert.equal((await refusal(stripe.paymentIntents.incrementAuthorization(first.id, { amount: 2001 }))).code, 'payment_limit_exceeded', 'the day would pass 5000');
+      assert.equal(await counted(), 4000n, 'a refused raise takes nothing');
+      assert.equal((await stripe.paymentIntents.incrementAuthorization(first.id, { amount: 1900 })).amount, 1900);
+      assert.equal(await counted(), 4900n);
+      await api('POST', `/v1/risk/limits/${String(daily.json.id)}`, 'value=9000');
+      assert.equal((await refusal(stripe.paymentIntents.incrementAuthorization(first.id, { amount: 2001 }))).code, 'card_declined', 'above twice 1000: the issuer declines');
+      assert.equal(await counted(), 4900n, 'the declined try gave back what it took');
+      const tries = await server.database.db.selectFrom('charges').select('increment_attempts').where('id', '=', String(first.latest_charge)).executeTakeFirstOrThrow();
+      assert.equal(tries.increment_attempts, 2, 'refusals before the issuer are not tries');
+    } finally {
+      for (const limit of [daily, perPayment]) await api('DELETE', `/v1/risk/limits/${String(limit.json.id)}`);
+    }
+  });
+
+  test('a payment held for review cannot be raised while the review is open: the reviewer decides on the amount they see', async () => {
+    const rules = await rawRequest(server, 'POST', '/v1/risk/rule_sets', {
+      key: server.secretKey, contentType: 'application/json', body: JSON.stringify({ rules: [{ id: 'look_at_it', text: 'review if :amount: = 4321' }] }),
+    });
+    assert.equal(rules.status, 200, rules.body);
+    const intent = await hold(4321);
+    assert.equal(intent.status, 'requires_capture');
+    const error = await refusal(stripe.paymentIntents.incrementAuthorization(intent.id, { amount: 5000 }));
+    assert.equal(error.code, 'payment_intent_unexpected_state');
+    assert.match(error.message, /held for review \(prv_[A-Za-z0-9]+\)/);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount, 4321);
+  });
+
   test('concurrent increments and a capture: each is applied whole or refused, and the ledger agrees', async () => {
     const intent = await hold(1000);
     const results = await Promise.allSettled([

@@ -213,6 +213,13 @@ describe('ledger reconciliation', () => {
 
   // Goal: a settlement must move exactly what its charge left pending, in either direction, and only once the charge
   // has settled: anything else leaves money pending for good, or makes available money the charge never left.
+  test('a raised hold whose chain of reservations does not match its charge is named', async () => {
+    const { db } = server.database;
+    const raised = await db.selectFrom('charges').select('id').where('authorization_increments', '=', 1).executeTakeFirstOrThrow();
+    const violations = await violationsAfter(db, (tx) => tx.updateTable('charges').set({ increment_attempts: 2, authorization_increments: 2 }).where('id', '=', raised.id).execute());
+    assert.deepEqual(violations.filter((v) => v.check === 'increments_chained').map((v) => v.detail), [`charge ${raised.id}: 1 increment voids for 2 raises`]);
+  });
+
   test('a settlement that does not clear what its charge left pending, or of a charge not settled, is named', async () => {
     const settle = (amount: number, debit: string, credit: string) =>
       ({ kind: 'single', key: `${chargeId}:settlement`, debit, credit, amount, reason: 'settlement' });

@@ -170,7 +170,11 @@ export class CardConnector implements Connector {
     if (!sent.delivered) return { status: 'unknown', reason: sent.reason };
     const response = sent.response;
     if (!response.ok) {
-      if (response.httpStatus >= 500 || response.error.code === 'idempotency_mismatch') return { status: 'unknown', reason: response.error.message };
+      // A conflict or a rate limit says nothing of whether the raise happened (another sending of the key may be under
+      // way): ask again later. Any other refusal is final.
+      if (response.httpStatus >= 500 || response.httpStatus === 429 || response.error.code === 'idempotency_mismatch' || response.error.code === 'request_in_progress') {
+        return { status: 'unknown', reason: response.error.message };
+      }
       return { status: 'failed', code: response.error.code, message: response.error.message };
     }
     return toIncrementResult(response.body, request);

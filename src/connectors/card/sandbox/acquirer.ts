@@ -417,6 +417,8 @@ export class CardAcquirerSandbox {
    */
   async increment(request: AcquirerIncrementRequest): Promise<AcquirerResponse<AcquirerIncrement>> {
     const answer = await this.#db.transaction().execute(async (tx): Promise<AcquirerResponse<AcquirerIncrement>> => {
+      // The payment's row first: two sendings of one key wait for each other, and the second finds the first's answer.
+      const row = await tx.selectFrom('sandbox_card_payments').selectAll().where('id', '=', request.payment).forUpdate().executeTakeFirst();
       const previous = await tx.selectFrom('sandbox_card_operations').select(['payment_id', 'kind', 'amount', 'response'])
         .where('idempotency_key', '=', request.idempotency_key).executeTakeFirst();
       if (previous !== undefined) {
@@ -425,7 +427,6 @@ export class CardAcquirerSandbox {
         }
         return { ok: true, body: previous.response as unknown as AcquirerIncrement };
       }
-      const row = await tx.selectFrom('sandbox_card_payments').selectAll().where('id', '=', request.payment).forUpdate().executeTakeFirst();
       if (row === undefined) return fail(404, 'not_found', `no payment ${request.payment}`);
       if (row.status !== 'authorized') return fail(409, 'invalid_state', `payment ${request.payment} is ${row.status}, not authorized`);
       const payment = row.response as unknown as AcquirerPayment;
@@ -870,6 +871,13 @@ export class CardAcquirerSandbox {
     amount: number,
   ): Promise<AcquirerResponse<AcquirerPayment>> {
     return this.#db.transaction().execute(async (tx) => {
+      // The payment's row first: two sendings of one key wait for each other, and the second finds the first's answer.
+      const row = await tx
+        .selectFrom('sandbox_card_payments')
+        .selectAll()
+        .where('id', '=', paymentId)
+        .forUpdate()
+        .executeTakeFirst();
       const previous = await tx
         .selectFrom('sandbox_card_operations')
         .select(['payment_id', 'kind', 'amount', 'response'])
@@ -881,12 +889,6 @@ export class CardAcquirerSandbox {
         }
         return { ok: true as const, body: previous.response as unknown as AcquirerPayment };
       }
-      const row = await tx
-        .selectFrom('sandbox_card_payments')
-        .selectAll()
-        .where('id', '=', paymentId)
-        .forUpdate()
-        .executeTakeFirst();
       if (row === undefined) return fail<AcquirerPayment>(404, 'not_found', `no payment ${paymentId}`);
       if (row.status !== 'authorized') {
         return fail<AcquirerPayment>(409, 'invalid_state', `payment ${paymentId} is ${row.status}, not authorized`);
