@@ -1,7 +1,8 @@
 // A node:test reporter that prints, once the run is over, how long each test file took and the slowest ones, so
 // that the suite's time (and what makes it) stays visible in every run. When files run one after another, a file's
 // time is from the previous file's last event to its own last event (which counts its start-up); when several run
-// at once (COFFER_TEST_CONCURRENCY), from its own first event to its last. A bundled test file
+// at once (COFFER_TEST_CONCURRENCY), the sum of its top-level tests' and suites' own durations (its start-up, before
+// its first test, is not counted then). A bundled test file
 // (scripts/run-tests.js) is counted as its source.
 const bundled = /\/node_modules\/\.cache\/coffer-tests\/[^/]+\/(.*)\.js$/;
 
@@ -14,18 +15,25 @@ export default async function* timing(source) {
   const started = Date.now();
   const firstSeen = new Map();
   const lastSeen = new Map();
+  const measured = new Map();
   for await (const event of source) {
     const file = event.data?.file;
-    if (file === undefined) continue;
+    // Every file is enqueued when the run starts; it starts when it is dequeued, which its first other event marks.
+    if (file === undefined || event.type === 'test:enqueue') continue;
     const name = sourceOf(file);
     if (!firstSeen.has(name)) firstSeen.set(name, Date.now());
     lastSeen.set(name, Date.now());
+    // Files that run at once report in turn, so when their events arrive says little: their top-level tests' and
+    // suites' own durations (hooks included) say how long each took.
+    if ((event.type === 'test:pass' || event.type === 'test:fail') && event.data.nesting === 0) {
+      measured.set(name, (measured.get(name) ?? 0) + (event.data.details?.duration_ms ?? 0));
+    }
   }
   const concurrent = Number(process.env.COFFER_TEST_CONCURRENCY ?? '1') > 1;
   const spans = [];
   let previous = started;
   for (const [file, last] of [...lastSeen.entries()].sort((a, b) => a[1] - b[1])) {
-    spans.push({ file, ms: last - (concurrent ? firstSeen.get(file) : previous) });
+    spans.push({ file, ms: concurrent ? measured.get(file) ?? last - firstSeen.get(file) : last - previous });
     previous = last;
   }
   spans.sort((a, b) => b.ms - a.ms);
