@@ -60,11 +60,13 @@ function addressSection(session: CheckoutSessionRow, part: Part, language: Langu
 }
 
 /**
- * Whether the page asks the shopper's email: a session made from a payment link has none from the merchant, and
- * without it neither the shop nor the receipt could reach the shopper (decision 0054).
+ * Whether the page asks the shopper's email: whenever the merchant gave a Checkout Session none (`customer_email`, or
+ * a `customer`), as Stripe's Checkout does, so that a completed session always has `customer_details.email` and its receipt an address
+ * (decision 0057).
  */
 export function asksEmail(session: CheckoutSessionRow): boolean {
-  return session.payment_link_id !== null && session.customer_email === null && session.customer_id === null;
+  // A page made to pay an API PaymentIntent (`/pay/intent`) is not a Checkout Session: the merchant knows its shopper.
+  return session.kind === 'checkout' && session.customer_email === null && session.customer_id === null;
 }
 
 /** The page's fields for what the session asks: an email, a shipping address, a billing address, a phone number. */

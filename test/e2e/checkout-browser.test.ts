@@ -9,7 +9,7 @@ import type Stripe from 'stripe';
 import { checkoutAsset } from '../../src/checkout/assets.ts';
 import { strings } from '../../src/checkout/strings.ts';
 import { deliverSandboxNotifications } from '../../src/jobs/deliver-sandbox-notifications.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, fillEmail, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { openPage, pressButton } from '../support/sandbox-pages.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -58,6 +58,7 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
   }
 
   async function fillCard(target: Page, number: string): Promise<void> {
+    await fillEmail(target);
     const frame = target.frameLocator('#card-frame');
     await frame.locator('#number').fill(number);
     await frame.locator('#expiry').fill('12 / 34');
@@ -213,6 +214,30 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     await fillCard(page, '4242424242424242');
     await clickThrough(page, '#pay', /\/done/);
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+  });
+
+  test('a session the merchant gave no email asks the shopper for one, as Stripe\'s does: it is the session\'s customer_details.email', async () => {
+    await page.goto((await newSession()).url ?? '');
+    assert.equal(await page.locator('#email').count(), 0, 'the merchant gave the shopper\'s email: none asked');
+    const session = await newSession('cny', { customer_email: undefined });
+    await page.goto(session.url ?? '');
+    assert.equal(await page.locator('#email').count(), 1);
+    const frame = page.frameLocator('#card-frame');
+    await frame.locator('#number').fill('4242424242424242');
+    await frame.locator('#expiry').fill('12 / 34');
+    await frame.locator('#cvc').fill('123');
+    for (const [typed, message] of [['', 'Fill in: Email.'], ['ada@', strings.en.emailInvalid]] as const) {
+      await page.fill('#email', typed);
+      await page.click('#pay');
+      await page.locator('#error:not([hidden])').waitFor();
+      assert.equal((await page.locator('#error').textContent())?.trim(), message);
+      assert.equal((await stripe.paymentIntents.retrieve(session.payment_intent as string)).status, 'requires_payment_method', 'nothing was confirmed');
+    }
+    await page.fill('#email', 'ada@example.com');
+    await screenshot('checkout-email.png');
+    await clickThrough(page, '#pay', /\/done/);
+    const done = await stripe.checkout.sessions.retrieve(session.id);
+    assert.deepEqual([done.status, done.customer_details?.email], ['complete', 'ada@example.com']);
   });
 
   test('3-D Secure: a challenged card goes to the access control server; passing it completes the session, failing it comes back to the page', async () => {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, fillEmail, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: a Checkout Session saves a returning shopper's card as Stripe's does. It takes `customer`,
@@ -165,6 +165,7 @@ describe('Checkout Sessions keeping cards, paid in a browser', { concurrency: fa
 
   async function payByCard(session: Stripe.Checkout.Session): Promise<Stripe.PaymentIntent> {
     await page.goto(session.url ?? '');
+    await fillEmail(page);
     const frame = page.frameLocator('#card-frame');
     await frame.locator('#number').fill('4242 4242 4242 4242');
     await frame.locator('#expiry').fill('12 / 34');

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, clickThrough, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, clickThrough, fillEmail, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -82,6 +82,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
   /** Opens the page, pays by card, and waits for the step-up the shop's amount asks for. */
   async function toStepUp(url: string): Promise<void> {
     await page.goto(url);
+    await fillEmail(page);
     const frame = page.frameLocator('#card-frame');
     await frame.locator('#number').fill('4242424242424242');
     await frame.locator('#expiry').fill('12 / 34');
@@ -261,7 +262,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     const late = await inPage('/step-up/passkey/verify', { credential: await assertionInPage(asked.json.options ?? {}, 'required') });
     assert.equal(late.status, 400, 'a challenge is answered once');
     assert.deepEqual((await stepUpRows(other.id)).filter((row) => row.verified_at !== null), [], 'nothing was verified');
-    const confirm = await inPage('/confirm', { method: 'card', payment_method: 'pm_card_visa' });
+    const confirm = await inPage('/confirm', { method: 'card', payment_method: 'pm_card_visa', details: { email: 'shopper@example.com' } });
     assert.equal(confirm.json.state, 'step_up', 'the payment still asks for its step-up');
     assert.equal((await stripe.paymentIntents.retrieve(other.payment_intent as string)).status, 'requires_payment_method');
   });
@@ -348,6 +349,7 @@ describe('hosted checkout step-up in a browser: payment password and passkeys', 
     try {
       const session = await newSession();
       await small.goto(session.url ?? '');
+      await fillEmail(small);
       const frame = small.frameLocator('#card-frame');
       await frame.locator('#number').fill('4242424242424242');
       await frame.locator('#expiry').fill('12 / 34');

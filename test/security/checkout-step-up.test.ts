@@ -38,7 +38,8 @@ describe('checkout step-up under concurrency', () => {
     return {
       id: session.id,
       post: (suffix, body) => rawRequest(server, 'POST', `/pay/${session.id}${suffix}`, {
-        body: JSON.stringify({ ...shown, ...(body as Record<string, unknown>) }), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf },
+        // The email the page asks of a session the merchant gave none: not an identity a step-up may use.
+        body: JSON.stringify({ ...shown, details: { email: 'shopper@example.com' }, ...(body as Record<string, unknown>) }), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf },
       }),
     };
   }

@@ -62,8 +62,21 @@ export async function clickThrough(page: Page, selector: string, url: RegExp): P
   }
 }
 
-/** Types a test card into the hosted page's card frame (4242…, which pays, unless another number is given). */
+/**
+ * Types the shopper's email where the page asks for it (a session the merchant gave no email), unless one is typed
+ * already.
+ */
+export async function fillEmail(page: Page, email = 'shopper@example.com'): Promise<void> {
+  const field = page.locator('#email');
+  if (await field.count() > 0 && await field.inputValue() === '') await field.fill(email);
+}
+
+/**
+ * Types a test card into the hosted page's card frame (4242…, which pays, unless another number is given), and the
+ * shopper's email where the page asks for it.
+ */
 export async function fillCard(page: Page, number = '4242 4242 4242 4242'): Promise<void> {
+  await fillEmail(page);
   const frame = page.frameLocator('#card-frame');
   await frame.locator('#number').fill(number);
   await frame.locator('#expiry').fill('12 / 34');
@@ -79,7 +92,7 @@ export async function confirmFromPage(page: Page, sessionId: string, extra: Reco
   return page.evaluate(`(async () => {
     const config = JSON.parse(document.getElementById('checkout-config').textContent);
     const response = await fetch('/pay/${sessionId}/confirm', { method: 'POST', headers: { 'content-type': 'application/json', 'x-coffer-csrf': config.csrf },
-      body: JSON.stringify({ method: 'card', payment_method: 'pm_000000000000000000000000', amount: config.amount, currency: config.currency, ...${JSON.stringify(extra)} }) });
+      body: JSON.stringify({ method: 'card', payment_method: 'pm_000000000000000000000000', amount: config.amount, currency: config.currency, details: { email: 'shopper@example.com' }, ...${JSON.stringify(extra)} }) });
     return { status: response.status, body: await response.json() };
   })()`);
 }
