@@ -397,7 +397,10 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: customer?.id ?? null,
     statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null,
     setupFutureUsage: intentData.setup_future_usage ?? null,
-    options: { card_capture_method: cardOptions.card?.capture_method ?? null, card_setup_future_usage: cardOptions.card?.setup_future_usage ?? null },
+    options: {
+      card_capture_method: cardOptions.card?.capture_method ?? null, card_setup_future_usage: cardOptions.card?.setup_future_usage ?? null,
+      card_request_incremental_authorization: cardOptions.card?.request_incremental_authorization ?? null,
+    },
     shipping: null, returnUrl: null,
   }, now);
   const session: CheckoutSessionRow = {
@@ -454,7 +457,13 @@ function cardOptionsOf(params: CreateCheckoutSessionParams, types: readonly Chec
   if (!types.includes('card')) {
     throw new CofferError('parameter_invalid', `payment_method_options[card] applies to card payments, and this session does not offer cards (payment_method_types: ${types.join(', ')}).`, { param: 'payment_method_options[card]' });
   }
-  return { card: { ...(card.capture_method === undefined ? {} : { capture_method: card.capture_method }), ...(card.setup_future_usage === undefined ? {} : { setup_future_usage: card.setup_future_usage }) } };
+  return {
+    card: {
+      ...(card.capture_method === undefined ? {} : { capture_method: card.capture_method }),
+      ...(card.request_incremental_authorization === undefined ? {} : { request_incremental_authorization: card.request_incremental_authorization }),
+      ...(card.setup_future_usage === undefined ? {} : { setup_future_usage: card.setup_future_usage }),
+    },
+  };
 }
 
 function sessionInsert(row: CheckoutSessionRow) {

@@ -338,7 +338,7 @@ export interface CheckoutCollected {
 
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
 export interface CheckoutPaymentMethodOptions {
-  card?: { capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session' };
+  card?: { capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session'; request_incremental_authorization?: 'if_available' | 'never' };
 }
 
 export interface CheckoutSessionsTable {

@@ -191,6 +191,30 @@ describe('incremental authorization', () => {
     assert.equal(attempts.increment_attempts, 0, 'a refused request is not a try');
   });
 
+  test('a Checkout Session asks for it for its card payments: paid on its page, the hold can be raised', async () => {
+    const session = await stripe.checkout.sessions.create({
+      mode: 'payment', success_url: 'https://shop.example/ok', customer_email: 'hotel-guest@example.com',
+      line_items: [{ price_data: { currency: 'usd', unit_amount: 12_000, product_data: { name: 'One night' } }, quantity: 1 }],
+      payment_method_options: { card: { capture_method: 'manual', request_incremental_authorization: 'if_available' } },
+    } as Stripe.Checkout.SessionCreateParams);
+    assert.deepEqual(session.payment_method_options?.card, { capture_method: 'manual', request_incremental_authorization: 'if_available' });
+    // Paid as the page's script pays: a card from the frame, posted with the page's token from its origin.
+    const html = await rawRequest(server, 'GET', `/pay/${session.id}`);
+    const csrf = /"csrf":"([^"]+)"/.exec(html.body)?.[1] ?? '';
+    const card = await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' } } as never);
+    const paid = await rawRequest(server, 'POST', `/pay/${session.id}/confirm`, {
+      body: JSON.stringify({ method: 'card', payment_method: card.id, amount: '12000', currency: 'usd' }), contentType: 'application/json',
+      headers: { origin: new URL(session.url ?? '').origin, 'x-coffer-csrf': csrf },
+    });
+    assert.equal(paid.status, 200, paid.body);
+    const intent = await stripe.paymentIntents.retrieve(String(session.payment_intent));
+    assert.equal(intent.status, 'requires_capture');
+    assert.equal(intent.payment_method_options?.card?.request_incremental_authorization, 'if_available');
+    const raised = await stripe.paymentIntents.incrementAuthorization(intent.id, { amount: 18_000 });
+    assert.deepEqual([raised.amount, raised.amount_capturable], [18_000, 18_000]);
+    assert.equal((await stripe.paymentIntents.capture(intent.id)).amount_received, 18_000);
+  });
+
   test('the shopper\'s publishable key cannot ask for it: the merchant decides', async () => {
     const intent = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', capture_method: 'manual' });
     const shopper = stripeClient(server, server.publishableKey);

@@ -83,6 +83,8 @@ const CreateBody = strictObject({
     card: Type.Optional(strictObject({
       capture_method: Type.Optional(Type.Literal('manual')),
       setup_future_usage: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')])),
+      // Whether the merchant may raise the hold before capture (decision 0056); with capture_method=manual.
+      request_incremental_authorization: Type.Optional(Type.Union([Type.Literal('if_available'), Type.Literal('never')])),
     })),
   })),
 });
