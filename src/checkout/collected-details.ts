@@ -43,18 +43,26 @@ function countriesFor(session: CheckoutSessionRow, part: Part): string[] {
   return part === 'shipping' ? session.shipping_countries ?? [] : allCountries();
 }
 
+/** ` value="…"` for a field the shopper filled in already (kept with the session), else nothing. */
+function given(value: string | undefined): string {
+  return value === undefined || value === '' ? '' : ` value="${escapeHtml(value)}"`;
+}
+
 function addressSection(session: CheckoutSessionRow, part: Part, language: Language): string {
   const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
+  // What the shopper gave before leaving the page (WeChat's sign-in, a 3-D Secure challenge) is shown again.
+  const kept = session.collected?.[part];
+  const keptValue = (field: AddressField) => (field === 'name' ? kept?.name : kept?.address[field]);
   const fields = addressFields.map((field) => {
     const id = `${part}-${field.replace('_', '-')}`;
     const needed = required.has(field);
     const common = `id="${id}" data-detail="${part}.${field}" autocomplete="${part} ${autocomplete[field]}"${needed ? ` required data-missing="${t('fillIn', { field: say(language, labels[field]) })}"` : ''}`;
     if (field === 'country') {
       const countries = countriesFor(session, part).map((code) => [code, countryName(code, language)] as const).sort((a, b) => a[1].localeCompare(b[1], language === 'zh' ? 'zh-CN' : 'en'));
-      const options = countries.map(([code, name]) => `<option value="${code}">${escapeHtml(name)}</option>`).join('');
+      const options = countries.map(([code, name]) => `<option value="${code}"${code === keptValue('country') ? ' selected' : ''}>${escapeHtml(name)}</option>`).join('');
       return `<label class="field" for="${id}">${t(labels[field])}</label><select class="text" ${common}>${countries.length === 1 ? '' : '<option value=""></option>'}${options}</select>`;
     }
-    return `<label class="field" for="${id}">${t(labels[field])}</label><input class="text" type="text" maxlength="${maxLengths[field]}" ${common}>`;
+    return `<label class="field" for="${id}">${t(labels[field])}</label><input class="text" type="text" maxlength="${maxLengths[field]}" ${common}${given(keptValue(field))}>`;
   }).join('\n');
   return `<fieldset class="details" data-part="${part}"><legend>${t(part === 'shipping' ? 'shippingAddress' : 'billingAddress')}</legend>\n${fields}\n</fieldset>`;
 }
@@ -75,14 +83,14 @@ export function detailsFields(session: CheckoutSessionRow, language: Language): 
   if (asksEmail(session)) {
     const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
     parts.push(`<fieldset class="details" data-part="email"><legend>${t('contactEmail')}</legend>
-<input class="text" id="email" type="email" maxlength="320" autocomplete="email" data-detail="email" required data-missing="${t('fillIn', { field: say(language, 'contactEmail') })}" aria-label="${t('contactEmail')}"></fieldset>`);
+<input class="text" id="email" type="email" maxlength="320" autocomplete="email" data-detail="email" required data-missing="${t('fillIn', { field: say(language, 'contactEmail') })}" aria-label="${t('contactEmail')}"${given(session.collected?.email)}></fieldset>`);
   }
   if (session.shipping_countries !== null) parts.push(addressSection(session, 'shipping', language));
   if (session.billing_address_collection === 'required') parts.push(addressSection(session, 'billing', language));
   if (session.phone_number_collection) {
     const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
     parts.push(`<fieldset class="details" data-part="phone"><legend>${t('contactPhone')}</legend>
-<input class="text" id="phone-number" type="tel" maxlength="40" autocomplete="tel" data-detail="phone" required data-missing="${t('fillIn', { field: say(language, 'contactPhone') })}" data-invalid="${t('phoneInvalid')}" aria-label="${t('contactPhone')}"></fieldset>`);
+<input class="text" id="phone-number" type="tel" maxlength="40" autocomplete="tel" data-detail="phone" required data-missing="${t('fillIn', { field: say(language, 'contactPhone') })}" data-invalid="${t('phoneInvalid')}" aria-label="${t('contactPhone')}"${given(session.collected?.phone)}></fieldset>`);
   }
   return parts.join('\n');
 }

@@ -19,7 +19,7 @@ import {
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, formatMoney, say, type Language, type StringKey } from './strings.ts';
@@ -66,6 +66,12 @@ function csrfToken(services: Services, sessionId: string): string {
 }
 
 /** WeChat's own browser (its user agent says MicroMessenger), where WeChat Pay is paid by JSAPI. */
+/** Keeps what the shopper filled in with the open session: its customer_details once paid, and the page's fields. */
+async function keepCollected(services: Services, session: CheckoutSessionRow, collected: CheckoutCollected): Promise<void> {
+  await services.db.updateTable('checkout_sessions').set({ collected: JSON.stringify(collected), updated_at: new Date(services.clock.nowMs()) })
+    .where('id', '=', session.id).where('status', '=', 'open').execute();
+}
+
 function inWeChat(request: FastifyRequest): boolean {
   return /MicroMessenger\//i.test(request.headers['user-agent'] ?? '');
 }
@@ -580,6 +586,10 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       // Inside WeChat's browser the shopper pays in WeChat itself (JSAPI), which needs their openid: signed in first.
       const signIn = inWeChat(request) ? services.connectors.wechatSignIn(session.livemode) : undefined;
       if (signIn !== undefined && session.wechat_openid === null) {
+        // What the shopper filled in is kept, so that the page they come back to from WeChat's sign-in shows it.
+        if (Object.keys(details.collected).length > 0 && (intent.status === 'requires_payment_method' || intent.status === 'requires_confirmation')) {
+          await keepCollected(services, session, details.collected);
+        }
         return json(reply, 200, { state: 'redirect', redirect: signIn.authorizeUrl(`${origins().page}/pay/${session.id}/wechat-sign-in`, token(services, `wechat sign-in ${session.id}`)) });
       }
       // Asked again while WeChat's payment sheet is open or was closed: the same parameters, not a second order.
@@ -598,8 +608,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       const shipping = details.collected.shipping;
       if (shipping !== undefined) params.shipping = { name: shipping.name, address: shipping.address, ...(details.collected.phone === undefined ? {} : { phone: details.collected.phone }) };
       if ((intent.status === 'requires_payment_method' || intent.status === 'requires_confirmation') && intent.operation_in_flight === null) {
-        await services.db.updateTable('checkout_sessions').set({ collected: JSON.stringify(details.collected), updated_at: new Date(services.clock.nowMs()) })
-          .where('id', '=', session.id).where('status', '=', 'open').execute();
+        await keepCollected(services, session, details.collected);
       }
     }
     const capture = keepingResponder();

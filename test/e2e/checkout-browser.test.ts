@@ -364,8 +364,10 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
     const inside = await browser.newContext({ locale: 'en-US', userAgent: weChatAgent });
     const wechat = await inside.newPage();
     try {
-      const session = await newSession();
+      // The shopper gives an email on the page: it comes back filled in from WeChat's sign-in, and the payment goes on.
+      const session = await newSession('cny', { customer_email: undefined });
       await wechat.goto(session.url ?? '');
+      await wechat.fill('#email', 'wei@example.com');
       await wechat.check('input[value=wechat_pay]');
       assert.equal((await wechat.locator('#pay').textContent())?.trim(), strings.en.payWithWechat);
       // The tap goes to WeChat's sign-in, back with the openid, and on to WeChat's payment sheet by itself.
@@ -385,7 +387,8 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
       await wechat.waitForURL(/\/done/, { timeout: 15_000 });
-      assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, 'complete');
+      const done = await stripe.checkout.sessions.retrieve(session.id);
+      assert.deepEqual([done.status, done.customer_details?.email], ['complete', 'wei@example.com']);
 
       // A sign-in answer that does not carry this session's state is refused and stores nothing.
       const other = await newSession();
