@@ -68,19 +68,19 @@ function addressSection(session: CheckoutSessionRow, part: Part, language: Langu
 }
 
 /**
- * Whether the page asks the shopper's email: whenever the merchant gave a Checkout Session none (`customer_email`, or
- * a `customer`), as Stripe's Checkout does, so that a completed session always has `customer_details.email` and its receipt an address
- * (decision 0057).
+ * Whether the page asks the shopper's email: whenever the merchant gave a Checkout Session none (its `customer_email`,
+ * or its `customer`'s email: `merchantEmail`), as Stripe's Checkout does, so that a completed session always has
+ * `customer_details.email` and its receipt an address (decision 0057).
  */
-export function asksEmail(session: CheckoutSessionRow): boolean {
+export function asksEmail(session: CheckoutSessionRow, merchantEmail: string | null): boolean {
   // A page made to pay an API PaymentIntent (`/pay/intent`) is not a Checkout Session: the merchant knows its shopper.
-  return session.kind === 'checkout' && session.customer_email === null && session.customer_id === null;
+  return session.kind === 'checkout' && merchantEmail === null;
 }
 
 /** The page's fields for what the session asks: an email, a shipping address, a billing address, a phone number. */
-export function detailsFields(session: CheckoutSessionRow, language: Language): string {
+export function detailsFields(session: CheckoutSessionRow, language: Language, merchantEmail: string | null): string {
   const parts: string[] = [];
-  if (asksEmail(session)) {
+  if (asksEmail(session, merchantEmail)) {
     const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
     parts.push(`<fieldset class="details" data-part="email"><legend>${t('contactEmail')}</legend>
 <input class="text" id="email" type="email" maxlength="320" autocomplete="email" data-detail="email" required data-missing="${t('fillIn', { field: say(language, 'contactEmail') })}" aria-label="${t('contactEmail')}"${given(session.collected?.email)}></fieldset>`);
@@ -106,14 +106,14 @@ export interface DetailsRefusal {
  * session does not ship to (or no country at all) and a phone number that is not one. Fields the session did not ask
  * for are ignored, whatever the page sent.
  */
-export function readDetails(session: CheckoutSessionRow, sent: unknown, language: Language): { collected: CheckoutCollected } | { refused: DetailsRefusal } {
+export function readDetails(session: CheckoutSessionRow, sent: unknown, language: Language, merchantEmail: string | null): { collected: CheckoutCollected } | { refused: DetailsRefusal } {
   const given = typeof sent === 'object' && sent !== null ? sent as Record<string, unknown> : {};
   const value = (name: string, max: number) => {
     const raw = given[name];
     return typeof raw === 'string' ? raw.trim().slice(0, max) : '';
   };
   const collected: CheckoutCollected = {};
-  if (asksEmail(session)) {
+  if (asksEmail(session, merchantEmail)) {
     const email = value('email', 321);
     if (email.length > 320) return { refused: { field: 'email', message: say(language, 'emailInvalid') } };
     if (email === '') return { refused: { field: 'email', message: say(language, 'fillIn', { field: say(language, 'contactEmail') }) } };

@@ -72,6 +72,13 @@ async function keepCollected(services: Services, session: CheckoutSessionRow, co
     .where('id', '=', session.id).where('status', '=', 'open').execute();
 }
 
+/** The shopper's email as the merchant gave it: the session's `customer_email`, or its customer's email. */
+async function merchantEmailOf(services: Services, session: CheckoutSessionRow): Promise<string | null> {
+  if (session.customer_email !== null || session.customer_id === null) return session.customer_email;
+  const customer = await services.db.selectFrom('customers').select('email').where('id', '=', session.customer_id).executeTakeFirst();
+  return customer?.email || null;
+}
+
 function inWeChat(request: FastifyRequest): boolean {
   return /MicroMessenger\//i.test(request.headers['user-agent'] ?? '');
 }
@@ -171,6 +178,8 @@ interface PageState {
   resume?: boolean;
   /** The card the shopper pays with is kept for later payments (and for which): the page asks their consent. */
   keepsCard?: SetupFutureUsage;
+  /** The shopper's email as the merchant gave it (the session's, or its customer's); the page asks when null. */
+  merchantEmail: string | null;
 }
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
@@ -203,7 +212,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const body = `${orderSummary(session, merchantName, language)}
 <section class="card" aria-labelledby="method-title">
 <form id="payment-form" novalidate>
-${detailsFields(session, language)}
+${detailsFields(session, language, state.merchantEmail)}
 ${shippingFields(session, language)}
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
@@ -499,6 +508,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const changed = (request.query as { changed?: string }).changed === '1';
     if (changed && step.state === 'open' && step.message === undefined) step.message = say(lang, 'paymentChanged');
     const state: PageState = {
+      merchantEmail: await merchantEmailOf(services, session),
       ...(step.state === 'open' && typeof step.message === 'string' ? { message: step.message } : {}),
       ...(step.state === 'waiting' || step.state === 'qr' || step.state === 'jsapi' ? { waiting: true } : {}),
       ...(step.state === 'qr' ? { qr: step.qr as string } : {}),
@@ -552,7 +562,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
     // The addresses and phone the session asks for, as Stripe's Checkout collects them. A refusal names the field
     // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
-    const details = readDetails(session, body.details, lang);
+    const details = readDetails(session, body.details, lang, await merchantEmailOf(services, session));
     if ('refused' in details) return json(reply, 400, { state: 'error', message: details.refused.message, field: details.refused.field });
     const cardSent = typeof body.payment_method === 'string' && /^pm_[A-Za-z0-9]{24}$/.test(body.payment_method);
     // What the page shows as chosen (a shipping rate, adjustable quantities), within what the session allows, and

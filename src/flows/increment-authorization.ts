@@ -113,11 +113,12 @@ function tryError(failure: NonNullable<IncrementTry['failure']>, intent: Payment
  * The retry of a request whose try the recovery job recorded: a failed try is answered with its error, as the
  * request itself would have been (the PaymentIntent alone does not show that a try failed).
  */
-async function recordedTryError(tx: Tx, intent: PaymentIntentRow): Promise<CofferError | undefined> {
+async function recordedTryError(tx: Tx, intent: PaymentIntentRow, attempt?: number): Promise<CofferError | undefined> {
   if (intent.latest_charge_id === null) return undefined;
   const charge = await tx.selectFrom('charges').select(['id', 'increment_attempts', 'increment_try']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
   const latest = charge?.increment_try;
   if (charge === undefined || latest === null || latest === undefined || latest.attempt !== charge.increment_attempts || latest.failure === undefined) return undefined;
+  if (attempt !== undefined && latest.attempt !== attempt) return undefined;
   return tryError(latest.failure, intent, charge.id);
 }
 
@@ -180,6 +181,7 @@ export async function recordIncrementOutcome(
   services: Services,
   scope: Scope,
   intentId: string,
+  attempt: number,
   result: Exclude<IncrementResult, { status: 'unknown' }>,
   trail: Trail,
   respond: Respond | undefined,
@@ -187,11 +189,18 @@ export async function recordIncrementOutcome(
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const intent = await lockPaymentIntent(tx, scope, intentId);
-    if (intent.operation_in_flight !== 'increment') {
-      return respond === undefined ? undefined : respond(tx, { paymentIntent: intent });
+    const charge = intent.operation_in_flight === 'increment' && intent.latest_charge_id !== null ? await lockCharge(tx, intent.latest_charge_id) : undefined;
+    // The answer is for try `attempt`: recorded only while that very try is in flight. A late answer to a try already
+    // recorded (by its request's retry, or the recovery job) must not be taken for the next one's.
+    const current = charge !== undefined && charge.increment_attempts === attempt && charge.increment_try?.attempt === attempt
+      && intent.operation_amount === BigInt(charge.increment_try.amount);
+    if (charge === undefined || !current) {
+      if (respond === undefined) return undefined;
+      // The request's own try, recorded meanwhile by the recovery job: answered as it was recorded.
+      const error = await recordedTryError(tx, intent, attempt);
+      return respond(tx, { paymentIntent: intent, ...(error === undefined ? {} : { error }) });
     }
-    assert(intent.latest_charge_id !== null && intent.operation_amount !== null, 'an increment in flight is complete');
-    const charge = await lockCharge(tx, intent.latest_charge_id);
+    assert(intent.operation_amount !== null, 'an increment in flight is complete');
     const amount = intent.operation_amount;
     const cleared = { operation_in_flight: null, operation_started_at: null, operation_amount: null };
     const audit = { objectType: 'payment_intent', objectId: intent.id };
@@ -202,7 +211,7 @@ export async function recordIncrementOutcome(
         ? { code: 'card_declined', message: result.message, decline_code: result.declineCode, advice_code: result.adviceCode }
         : { code: 'incremental_authorization_unavailable', message: result.message, decline_code: null, advice_code: null };
       const tried = charge.increment_try;
-      assert(tried !== null && tried.attempt === charge.increment_attempts, 'the try in flight is recorded with its charge');
+      assert(tried !== null, 'the try in flight is recorded with its charge');
       await giveBackLimits(tx, intent.merchant_id, charge.id, tried.takes);
       await tx.updateTable('charges').set({ increment_try: JSON.stringify({ ...tried, failure }), updated_at: now }).where('id', '=', charge.id).execute();
       await recordChange(tx, trail, scope, {
@@ -261,7 +270,7 @@ export async function incrementAuthorization(
   });
   services.faults.reach('increment.after_provider_call');
   if (result.status === 'unknown') throw outcomeUnknownError('increment');
-  const outcome = await recordIncrementOutcome(services, scope, started.intent.id, result, requestTrail(ctx), respond);
+  const outcome = await recordIncrementOutcome(services, scope, started.intent.id, started.attempt, result, requestTrail(ctx), respond);
   assert(outcome !== undefined, 'a request always gets a response');
   return outcome;
 }

@@ -122,15 +122,17 @@ async function recoverOperation(services: Services, intent: PaymentIntentRow): P
     });
     if (result.status !== 'unknown') await recordCaptureOutcome(services, scope, intent.id, result, trail, undefined);
   } else if (intent.operation_in_flight === 'increment') {
-    assert(intent.operation_amount !== null, 'an increment in flight has an amount');
-    // The same try, with the same key: the acquirer answers it once, whatever became of the first sending.
+    // The try the charge records, with its own key and amount: the acquirer answers it once, whatever became of the
+    // first sending. Recorded only if that try is still the one in flight (a newer one may have started meanwhile).
+    const tried = charge.increment_try;
+    assert(tried !== null, 'an increment in flight is recorded with its charge');
     const result = await connector.incrementAuthorization({
-      idempotencyKey: incrementKey(charge.id, charge.increment_attempts),
+      idempotencyKey: incrementKey(charge.id, tried.attempt),
       providerReference: charge.provider_reference,
-      amountMinor: intent.operation_amount,
+      amountMinor: BigInt(tried.amount),
       currency,
     });
-    if (result.status !== 'unknown') await recordIncrementOutcome(services, scope, intent.id, result, trail, undefined);
+    if (result.status !== 'unknown') await recordIncrementOutcome(services, scope, intent.id, tried.attempt, result, trail, undefined);
   } else {
     const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
     if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);

@@ -219,6 +219,12 @@ describe('hosted checkout in a browser', { concurrency: false, skip: browserMiss
   test('a session the merchant gave no email asks the shopper for one, as Stripe\'s does: it is the session\'s customer_details.email', async () => {
     await page.goto((await newSession()).url ?? '');
     assert.equal(await page.locator('#email').count(), 0, 'the merchant gave the shopper\'s email: none asked');
+    const known = await stripe.customers.create({ email: 'known@example.com' });
+    await page.goto((await newSession('cny', { customer_email: undefined, customer: known.id })).url ?? '');
+    assert.equal(await page.locator('#email').count(), 0, 'the session\'s customer has an email: none asked');
+    const nameless = await stripe.customers.create({ name: 'No email on file' });
+    await page.goto((await newSession('cny', { customer_email: undefined, customer: nameless.id })).url ?? '');
+    assert.equal(await page.locator('#email').count(), 1, 'the session\'s customer has no email: asked');
     const session = await newSession('cny', { customer_email: undefined });
     await page.goto(session.url ?? '');
     assert.equal(await page.locator('#email').count(), 1);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Stripe from 'stripe';
+import { recordIncrementOutcome } from '../../src/flows/increment-authorization.ts';
 import { recoverInFlightOperations } from '../../src/jobs/recover-in-flight.ts';
+import { jobTrail } from '../../src/jobs/system-trail.ts';
 import { assertLedgerConsistent, stateCounts } from '../support/ledger.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
@@ -283,6 +285,33 @@ describe('incremental authorization', () => {
     assert.deepEqual([error.code, error.decline_code], ['card_declined', 'insufficient_funds']);
     assert.equal((error.payment_intent as Record<string, unknown>).amount, 1000);
     assert.equal((await stripe.paymentIntents.retrieve(intent.id)).amount, 1000);
+  });
+
+  test('a late answer to a try already recorded is not taken for the next try', async () => {
+    const intent = await hold(1000);
+    await stripe.paymentIntents.incrementAuthorization(intent.id, { amount: 1200 });
+    // Try 2 is in flight (the acquirer answered too late for its request)…
+    const send = () => rawRequest(server, 'POST', `/v1/payment_intents/${intent.id}/increment_authorization`, {
+      key: server.secretKey, body: 'amount=1500', headers: { 'idempotency-key': 'second-try' },
+    });
+    server.coffer.services.connectors.sandboxes.card.controls.delayAnswers(5_000);
+    assert.equal((await send()).status, 503);
+    // …when an answer to try 1 arrives (a recovery pass that was still waiting for it): it changes nothing.
+    const scope = { merchantId: server.merchantId, livemode: false };
+    const trail = await jobTrail(server.coffer.services, 'recover-in-flight-operations', server.merchantId);
+    const stale = await recordIncrementOutcome(server.coffer.services, scope, intent.id, 1,
+      { status: 'declined', declineCode: 'insufficient_funds', message: 'Your card has insufficient funds.', adviceCode: null }, trail, undefined);
+    assert.equal(stale, undefined);
+    const charge = await server.database.db.selectFrom('charges').select(['increment_try', 'increment_attempts', 'authorization_increments'])
+      .where('id', '=', String(intent.latest_charge)).executeTakeFirstOrThrow();
+    assert.deepEqual([charge.increment_attempts, charge.authorization_increments, charge.increment_try?.attempt, charge.increment_try?.failure], [2, 1, 2, undefined]);
+    const inFlight = await server.database.db.selectFrom('payment_intents').select('operation_in_flight').where('id', '=', intent.id).executeTakeFirstOrThrow();
+    assert.equal(inFlight.operation_in_flight, 'increment', 'try 2 is still in flight');
+    // Try 2's own retry records what the acquirer did for it.
+    const retry = await send();
+    assert.equal(retry.status, 200, retry.body);
+    assert.equal(retry.json.amount, 1500);
+    await assertLedgerConsistent(server.database.db);
   });
 
   test('the merchant\'s limits bound a raise: the new total per payment, the difference in the day\'s total, given back when declined', async () => {
