@@ -3,7 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
-import { applyShopperChoices, createSessionCustomer, orderWith, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { applyShopperChoices, orderWith, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
@@ -622,11 +622,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       }
     }
     const capture = keepingResponder();
-    const shopper = systemContext(session, 'checkout', true, request.ip);
-    // Asked by the merchant (`customer_creation=always`): the shopper becomes its customer as the payment is confirmed.
-    await createSessionCustomer(services, session, { ...session.collected, ...details.collected }, shopper);
     try {
-      await confirmPaymentIntent(services, shopper, session.payment_intent_id, params, capture.respond);
+      await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);
     } catch (error) {
       if (!(error instanceof CofferError)) throw error;
       if (error.code === 'shopper_step_up_required') return json(reply, 200, { state: 'step_up' });

@@ -62,8 +62,6 @@ export interface CreateCheckoutSessionParams {
   locale?: (typeof checkoutLocales)[number];
   /** An existing customer of the merchant: the session's PaymentIntent is made for them. */
   customer?: string;
-  /** `always`: the page makes a Customer of the shopper when it confirms the payment (decision 0058). */
-  customer_creation?: 'always' | 'if_required';
   payment_intent_data?: {
     capture_method?: 'automatic' | 'automatic_async' | 'manual';
     description?: string;
@@ -415,7 +413,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
     shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
-    payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null,
+    payment_link_id: link?.paymentLinkId ?? null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -446,9 +444,6 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
  */
 async function sessionCustomer(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<CustomerRow | undefined> {
   if (params.customer === undefined) return undefined;
-  if (params.customer_creation !== undefined) {
-    throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_creation. A session made for a customer creates none.', { param: 'customer_creation' });
-  }
   if (params.customer_email !== undefined) {
     throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_email. The customer\'s own email is used for a session made for a customer.', { param: 'customer_email' });
   }
@@ -535,7 +530,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
-    customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
+    customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
     shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null,
   };
@@ -753,38 +748,6 @@ export async function settleCheckoutSession(services: Services, id: string, expi
   });
   if (settled.cancel) await cancelSessionIntent(services, settled.session, expiry?.ctx);
   return settled.session;
-}
-
-/**
- * `customer_creation=always`: the shopper becomes a Customer of the merchant when the page confirms their payment, as
- * Stripe's Checkout makes one, from what the page collected (the email, the billing or shipping name and address,
- * the phone), and the session's PaymentIntent is made for them, so that a card it keeps is saved to them. Once per
- * session (its row locked), and only while its PaymentIntent can still be confirmed (decision 0058).
- */
-export async function createSessionCustomer(services: Services, session: CheckoutSessionRow, collected: CheckoutCollected, ctx: RequestContext): Promise<void> {
-  if (session.customer_creation !== 'always' || session.customer_id !== null) return;
-  const now = new Date(services.clock.nowMs());
-  await inTransaction(services.db, async (tx) => {
-    const locked = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
-    if (locked.status !== 'open' || locked.customer_id !== null) return;
-    const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', locked.payment_intent_id).forUpdate().executeTakeFirstOrThrow();
-    if (!['requires_payment_method', 'requires_confirmation'].includes(intent.status) || intent.operation_in_flight !== null || intent.customer_id !== null) return;
-    const billing = collected.billing ?? collected.shipping;
-    const customer = await tx.insertInto('customers').values({
-      id: newId('cus'), merchant_id: locked.merchant_id, livemode: locked.livemode, created_at: now,
-      email: locked.customer_email ?? collected.email ?? null, name: billing?.name || null, phone: collected.phone ?? null, description: null,
-      address: JSON.stringify(billing === undefined ? null : addressObject(billing.address)),
-      shipping: JSON.stringify(collected.shipping === undefined ? null
-        : { name: collected.shipping.name, phone: collected.phone ?? null, address: addressObject(collected.shipping.address) }),
-      metadata: JSON.stringify({}), balance_currency: null, deleted_at: null, preferred_locales: JSON.stringify(locked.locale === null ? [] : [locked.locale]),
-      tax_exempt: 'none', default_payment_method_id: null,
-    }).returningAll().executeTakeFirstOrThrow();
-    await tx.updateTable('checkout_sessions').set({ customer_id: customer.id, updated_at: now }).where('id', '=', locked.id).execute();
-    await updatePaymentIntentRow(tx, intent.id, { customer_id: customer.id }, now);
-    await recordChange(tx, requestTrail(ctx), { merchantId: locked.merchant_id, livemode: locked.livemode },
-      { action: 'customer.create', objectType: 'customer', objectId: customer.id, details: { checkout_session: locked.id } },
-      [{ type: 'customer.created', customer: { after: customer } }], now);
-  });
 }
 
 /**
