@@ -597,7 +597,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       const signIn = inWeChat(request) ? services.connectors.wechatSignIn(session.livemode) : undefined;
       if (signIn !== undefined && session.wechat_openid === null) {
         // What the shopper filled in is kept, so that the page they come back to from WeChat's sign-in shows it.
-        if (Object.keys(details.collected).length > 0 && (intent.status === 'requires_payment_method' || intent.status === 'requires_confirmation')) {
+        if (Object.keys(details.collected).length > 0 && (intent.status === 'requires_payment_method' || intent.status === 'requires_confirmation') && intent.operation_in_flight === null) {
           await keepCollected(services, session, details.collected);
         }
         return json(reply, 200, { state: 'redirect', redirect: signIn.authorizeUrl(`${origins().page}/pay/${session.id}/wechat-sign-in`, token(services, `wechat sign-in ${session.id}`)) });
