@@ -65,7 +65,6 @@ function csrfToken(services: Services, sessionId: string): string {
   return token(services, `checkout csrf ${sessionId}`);
 }
 
-/** WeChat's own browser (its user agent says MicroMessenger), where WeChat Pay is paid by JSAPI. */
 /** Keeps what the shopper filled in with the open session: its customer_details once paid, and the page's fields. */
 async function keepCollected(services: Services, session: CheckoutSessionRow, collected: CheckoutCollected): Promise<void> {
   await services.db.updateTable('checkout_sessions').set({ collected: JSON.stringify(collected), updated_at: new Date(services.clock.nowMs()) })
@@ -79,6 +78,7 @@ async function merchantEmailOf(services: Services, session: CheckoutSessionRow):
   return customer?.email || null;
 }
 
+/** WeChat's own browser (its user agent says MicroMessenger), where WeChat Pay is paid by JSAPI. */
 function inWeChat(request: FastifyRequest): boolean {
   return /MicroMessenger\//i.test(request.headers['user-agent'] ?? '');
 }

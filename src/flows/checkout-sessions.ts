@@ -758,12 +758,10 @@ export async function settleCheckoutSession(services: Services, id: string, expi
 async function countLinkCompletion(tx: Tx, trail: Trail, scope: { merchantId: string; livemode: boolean }, session: CheckoutSessionRow, now: Date): Promise<void> {
   if (session.payment_link_id === null) return;
   const before = await tx.selectFrom('payment_links').selectAll().where('id', '=', session.payment_link_id).forUpdate().executeTakeFirstOrThrow();
-  const after = await tx.updateTable('payment_links').set((eb) => ({
-    completed_sessions: eb('completed_sessions', '+', 1),
-    active: eb.case().when(eb.and([eb('completed_sessions_limit', 'is not', null), eb(eb('completed_sessions', '+', 1), '>=', eb.ref('completed_sessions_limit'))]))
-      .then(false).else(eb.ref('active')).end(),
-    updated_at: now,
-  })).where('id', '=', session.payment_link_id).returningAll().executeTakeFirstOrThrow();
+  const completed = before.completed_sessions + 1;
+  const reached = before.completed_sessions_limit !== null && completed >= before.completed_sessions_limit;
+  const after = await tx.updateTable('payment_links').set({ completed_sessions: completed, active: before.active && !reached, updated_at: now })
+    .where('id', '=', before.id).returningAll().executeTakeFirstOrThrow();
   // The sale that reached the limit deactivated the link: the merchant hears of it as of any change to `active`.
   if (before.active && !after.active) {
     await recordChange(tx, trail, scope, { action: 'payment_link.deactivate', objectType: 'payment_link', objectId: after.id,

@@ -1,9 +1,8 @@
 import type { IncrementResult } from '../connectors/connector.ts';
-import { findCurrency, formatAmount } from '../domain/currency.ts';
+import { findCurrency } from '../domain/currency.ts';
 import { CofferError } from '../domain/errors.ts';
 import { incrementTransfers } from '../domain/ledger.ts';
-import { checkAmountStep } from '../domain/money.ts';
-import { limits } from '../limits.ts';
+import { parseAmount } from '../domain/money.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { checkLimits, describeLimit } from '../risk/limits.ts';
@@ -116,10 +115,9 @@ function tryError(failure: NonNullable<IncrementTry['failure']>, intent: Payment
 async function recordedTryError(tx: Tx, intent: PaymentIntentRow, attempt?: number): Promise<CofferError | undefined> {
   if (intent.latest_charge_id === null) return undefined;
   const charge = await tx.selectFrom('charges').select(['id', 'increment_attempts', 'increment_try']).where('id', '=', intent.latest_charge_id).executeTakeFirst();
-  const latest = charge?.increment_try;
-  if (charge === undefined || latest === null || latest === undefined || latest.attempt !== charge.increment_attempts || latest.failure === undefined) return undefined;
-  if (attempt !== undefined && latest.attempt !== attempt) return undefined;
-  return tryError(latest.failure, intent, charge.id);
+  const failure = charge?.increment_try?.failure;
+  if (charge === undefined || failure === undefined || (attempt !== undefined && charge.increment_attempts !== attempt)) return undefined;
+  return tryError(failure, intent, charge.id);
 }
 
 /**
@@ -146,25 +144,20 @@ async function startIncrement(
   if (charge.increment_attempts >= incrementAttemptsMax) {
     throw unavailable(`The authorization of PaymentIntent ${intent.id} has been incremented ${incrementAttemptsMax} times already (declines included), the most a payment may be; capture it, or cancel it and make a new payment.`);
   }
-  const amount = BigInt(params.amount);
+  const currency = findCurrency(intent.currency);
+  assert(currency !== undefined, 'a stored currency is known');
+  // As any amount a payment takes (at most eight digits, a whole step of the currency), and above the hold.
+  const amount = parseAmount(params.amount, currency).amountMinor;
   if (amount <= intent.amount) {
     throw new CofferError('parameter_invalid_integer',
       `amount must be greater than the amount now authorized (${intent.amount}): it is the new total to hold, not the amount to add.`, { param: 'amount' });
   }
-  if (amount > BigInt(limits.amountMinorMax)) {
-    const currency = findCurrency(intent.currency);
-    assert(currency !== undefined, 'a stored currency is known');
-    throw new CofferError('amount_too_large', `Amount must be no more than ${formatAmount(limits.amountMinorMax, currency)}`, { param: 'amount' });
-  }
-  const currency = findCurrency(intent.currency);
-  assert(currency !== undefined, 'a stored currency is known');
-  checkAmountStep(amount, currency, 'amount');
   if (charge.capture_before !== null && charge.capture_before.getTime() <= now.getTime()) {
     throw new CofferError('charge_expired_for_capture', 'The authorization for this PaymentIntent has expired and can no longer be incremented.', { chargeId: charge.id });
   }
   const takes = await takeLimits(tx, policy, intent, charge, amount, now);
   const attempt = charge.increment_attempts + 1;
-  const tried: IncrementTry = { attempt, amount: amount.toString(), takes };
+  const tried: IncrementTry = { amount: amount.toString(), takes };
   await tx.updateTable('charges').set({ increment_attempts: attempt, increment_try: JSON.stringify(tried), updated_at: now }).where('id', '=', charge.id).execute();
   const updated = await updatePaymentIntentRow(tx, intent.id, {
     operation_in_flight: 'increment', operation_started_at: now, operation_amount: amount, operation_idempotency_key_id: ctx.idempotency?.reference() ?? null,
@@ -192,7 +185,7 @@ export async function recordIncrementOutcome(
     const charge = intent.operation_in_flight === 'increment' && intent.latest_charge_id !== null ? await lockCharge(tx, intent.latest_charge_id) : undefined;
     // The answer is for try `attempt`: recorded only while that very try is in flight. A late answer to a try already
     // recorded (by its request's retry, or the recovery job) must not be taken for the next one's.
-    const current = charge !== undefined && charge.increment_attempts === attempt && charge.increment_try?.attempt === attempt
+    const current = charge !== undefined && charge.increment_attempts === attempt && charge.increment_try !== null
       && intent.operation_amount === BigInt(charge.increment_try.amount);
     if (charge === undefined || !current) {
       if (respond === undefined) return undefined;

@@ -125,14 +125,15 @@ async function recoverOperation(services: Services, intent: PaymentIntentRow): P
     // The try the charge records, with its own key and amount: the acquirer answers it once, whatever became of the
     // first sending. Recorded only if that try is still the one in flight (a newer one may have started meanwhile).
     const tried = charge.increment_try;
+    const attempt = charge.increment_attempts;
     assert(tried !== null, 'an increment in flight is recorded with its charge');
     const result = await connector.incrementAuthorization({
-      idempotencyKey: incrementKey(charge.id, tried.attempt),
+      idempotencyKey: incrementKey(charge.id, attempt),
       providerReference: charge.provider_reference,
       amountMinor: BigInt(tried.amount),
       currency,
     });
-    if (result.status !== 'unknown') await recordIncrementOutcome(services, scope, intent.id, tried.attempt, result, trail, undefined);
+    if (result.status !== 'unknown') await recordIncrementOutcome(services, scope, intent.id, attempt, result, trail, undefined);
   } else {
     const result = await connector.void({ idempotencyKey: voidKey(charge.id), providerReference: charge.provider_reference });
     if (result.status !== 'unknown') await recordCancelOutcome(services, scope, intent.id, result, trail, undefined);

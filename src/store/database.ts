@@ -234,9 +234,11 @@ export interface ChargesTable {
   increment_try: ColumnType<IncrementTry | null, string | null | undefined, string | null>;
 }
 
-/** A try to raise a hold: what it asked, what it took from the daily amount limits, and why it failed if it did. */
+/**
+ * A try to raise a hold: what it asked, what it took from the daily amount limits, and why it failed if it did. It is
+ * always the charge's latest, numbered `increment_attempts`.
+ */
 export interface IncrementTry {
-  attempt: number;
   amount: string;
   takes: Array<{ limit_id: string; subject_key: string; window_key: string; delta: string }>;
   failure?: { code: 'card_declined' | 'incremental_authorization_unavailable'; message: string; decline_code: string | null; advice_code: string | null };

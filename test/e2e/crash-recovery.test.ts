@@ -145,6 +145,35 @@ describe('crash recovery', { concurrency: false }, () => {
     }
   });
 
+  test('killed after the acquirer raised the hold: the recovery job records the increment once, and the retry answers it', async () => {
+    const { coffer, home, reopen } = await armedCoffer('increment.after_provider_call');
+    const id = await createIntent(coffer, 'amount=2000&currency=usd&payment_method=pm_card_visa&capture_method=manual&confirm=true'
+      + '&payment_method_options[card][request_incremental_authorization]=if_available');
+    const pathname = `/v1/payment_intents/${id}/increment_authorization`;
+    await assert.rejects(rawRequest(coffer, 'POST', pathname, { key: coffer.secretKey, body: 'amount=3000', headers: { 'idempotency-key': 'crash-increment-1' } }));
+    assert.equal((await coffer.exited).signal, 'SIGKILL', coffer.output());
+    const database = await reopen();
+    const server = await startTestServer({ database, clock: later, configEnv: { COFFER_HOME: home } });
+    try {
+      const handled = await runJobsOnce(server.coffer.services);
+      assert.equal(handled['recover-in-flight-operations'], 1);
+      const raised = await database.db.selectFrom('payment_intents').select(['status', 'amount', 'amount_capturable', 'operation_in_flight']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(raised, { status: 'requires_capture', amount: 3000n, amount_capturable: 3000n, operation_in_flight: null });
+      const increments = await database.db.selectFrom('sandbox_card_operations').select('kind').where('kind', '=', 'increment').execute();
+      assert.equal(increments.length, 1, 'the acquirer raised the hold once');
+      await ageIdempotencyLocks(database);
+      const retry = await rawRequest(server, 'POST', pathname, { key: coffer.secretKey, body: 'amount=3000', headers: { 'idempotency-key': 'crash-increment-1' } });
+      assert.equal(retry.status, 200, retry.body);
+      assert.equal(retry.json.amount, 3000);
+      const captured = await rawRequest(server, 'POST', `/v1/payment_intents/${id}/capture`, { key: coffer.secretKey, body: '' });
+      assert.equal(captured.json.amount_received, 3000);
+      await assertLedgerConsistent(database.db);
+    } finally {
+      await server.close();
+      await database.drop();
+    }
+  });
+
   // Every change keeps its response in the commit that makes it (decision 0027): a process killed between that
   // commit and the response leaves a response for the retry to replay at once, never a change for it to repeat.
   test('killed after a change committed, before its response: the retry replays it and the change is made once', async () => {

@@ -304,7 +304,7 @@ describe('incremental authorization', () => {
     assert.equal(stale, undefined);
     const charge = await server.database.db.selectFrom('charges').select(['increment_try', 'increment_attempts', 'authorization_increments'])
       .where('id', '=', String(intent.latest_charge)).executeTakeFirstOrThrow();
-    assert.deepEqual([charge.increment_attempts, charge.authorization_increments, charge.increment_try?.attempt, charge.increment_try?.failure], [2, 1, 2, undefined]);
+    assert.deepEqual([charge.increment_attempts, charge.authorization_increments, charge.increment_try?.amount, charge.increment_try?.failure], [2, 1, '1500', undefined]);
     const inFlight = await server.database.db.selectFrom('payment_intents').select('operation_in_flight').where('id', '=', intent.id).executeTakeFirstOrThrow();
     assert.equal(inFlight.operation_in_flight, 'increment', 'try 2 is still in flight');
     // Try 2's own retry records what the acquirer did for it.
