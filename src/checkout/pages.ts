@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
 import { applyShopperChoices, orderWith, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
-import { confirmPaymentIntent, type ConfirmParams } from '../flows/confirm-payment-intent.ts';
+import { confirmPaymentIntent, type ConfirmParams, type NewCustomerDetails } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
 import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
@@ -20,6 +20,7 @@ import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifySt
 import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutCollected, CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
+import { addressObject } from '../objects/common.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, formatMoney, say, type Language, type StringKey } from './strings.ts';
@@ -71,11 +72,29 @@ async function keepCollected(services: Services, session: CheckoutSessionRow, co
     .where('id', '=', session.id).where('status', '=', 'open').execute();
 }
 
-/** The shopper's email as the merchant gave it: the session's `customer_email`, or its customer's email. */
+/**
+ * The shopper's email as the merchant gave it: the session's `customer_email`, or its customer's email. A customer
+ * the session made itself (`customer_creation=always`) holds what the shopper typed, which the page keeps asking for.
+ */
 async function merchantEmailOf(services: Services, session: CheckoutSessionRow): Promise<string | null> {
-  if (session.customer_email !== null || session.customer_id === null) return session.customer_email;
+  if (session.customer_email !== null || session.customer_id === null || session.customer_creation === 'always') return session.customer_email;
   const customer = await services.db.selectFrom('customers').select('email').where('id', '=', session.customer_id).executeTakeFirst();
   return customer?.email || null;
+}
+
+/**
+ * The Customer a session made with `customer_creation=always` makes of its shopper (decision 0058): the email (the
+ * merchant's, else the one the page asked for), the billing name and address (else the shipping ones), the phone,
+ * the shipping details, and the language the page was shown in.
+ */
+function newCustomerDetails(session: CheckoutSessionRow, collected: CheckoutCollected, lang: Language): NewCustomerDetails {
+  const billing = collected.billing ?? collected.shipping;
+  return {
+    email: session.customer_email ?? collected.email ?? null, name: billing?.name || null, phone: collected.phone ?? null,
+    address: billing === undefined ? null : addressObject(billing.address),
+    shipping: collected.shipping === undefined ? null : { name: collected.shipping.name, phone: collected.phone ?? null, address: addressObject(collected.shipping.address) },
+    preferred_locales: [session.locale ?? lang],
+  };
 }
 
 /** WeChat's own browser (its user agent says MicroMessenger), where WeChat Pay is paid by JSAPI. */
@@ -621,6 +640,7 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         await keepCollected(services, session, details.collected);
       }
     }
+    if (session.customer_creation === 'always') params.newCustomer = { checkoutSession: session.id, details: newCustomerDetails(session, details.collected, lang) };
     const capture = keepingResponder();
     try {
       await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);

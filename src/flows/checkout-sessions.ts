@@ -62,6 +62,8 @@ export interface CreateCheckoutSessionParams {
   locale?: (typeof checkoutLocales)[number];
   /** An existing customer of the merchant: the session's PaymentIntent is made for them. */
   customer?: string;
+  /** `always`: the page makes a Customer of the shopper with its confirmation's attempt (decision 0058). */
+  customer_creation?: 'always' | 'if_required';
   payment_intent_data?: {
     capture_method?: 'automatic' | 'automatic_async' | 'manual';
     description?: string;
@@ -413,7 +415,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
     shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
-    payment_link_id: link?.paymentLinkId ?? null,
+    payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -444,6 +446,9 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
  */
 async function sessionCustomer(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<CustomerRow | undefined> {
   if (params.customer === undefined) return undefined;
+  if (params.customer_creation !== undefined) {
+    throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_creation. A session made for a customer creates none.', { param: 'customer_creation' });
+  }
   if (params.customer_email !== undefined) {
     throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_email. The customer\'s own email is used for a session made for a customer.', { param: 'customer_email' });
   }
@@ -530,7 +535,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     expires_at: new Date(now.getTime() + expiryMaxMs), status: 'open', payment_status: 'unpaid', payment_intent_id: intent.id, amount_total: intent.amount,
     currency: intent.currency, line_items: intentOrder(intent), success_url: returnUrl ?? intent.return_url ?? '', cancel_url: null,
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
-    customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {},
+    customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
     shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null,
   };
@@ -848,13 +853,14 @@ function collectedAtPayment(session: CheckoutSessionRow, intent: PaymentIntentRo
 
 /**
  * What a completed session knows of its customer, as Stripe's `customer_details`: the email the session was made
- * with, or its customer's (or else the one the card was given with), and the name, phone and billing address the
+ * with, or its customer's (unless the session made that customer), or else the page's, or the card's, and the name, phone and billing address the
  * card was given with.
  */
 async function customerDetailsOf(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow): Promise<Record<string, unknown>> {
   const method = intent.payment_method_id === null ? undefined
     : await tx.selectFrom('payment_methods').select('billing_details').where('id', '=', intent.payment_method_id).executeTakeFirst();
-  const customer = session.customer_id === null ? undefined
+  // A customer the session made of its shopper holds what they typed on an earlier try: the page's last word counts.
+  const customer = session.customer_id === null || session.customer_creation === 'always' ? undefined
     : await tx.selectFrom('customers').select('email').where('id', '=', session.customer_id).executeTakeFirst();
   const billing = method?.billing_details ?? {};
   const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);

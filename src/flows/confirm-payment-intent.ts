@@ -6,9 +6,9 @@ import { findCurrency } from '../domain/currency.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
-import { cardFactsOf, type ChargeRisk, type ChargeRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
+import { cardFactsOf, type ChargeRisk, type ChargeRow, type CustomerRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
 import { sql } from 'kysely';
-import { chargeInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
+import { chargeInsert, customerInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
 import { cardStatementDescriptorRefused, emptyToNull, keptOptionChanges, type PaymentMethodOptionsParams, type ShippingParams } from './payment-intent-params.ts';
 import { captureMethodFor, checkShopperThreeDSecure } from '../domain/card-payment-options.ts';
@@ -59,6 +59,22 @@ export interface ConfirmParams {
    * is refused (`checkout_payment_changed`) in the same read that the version-guarded write relies on.
    */
   expectedAmount?: { amount: bigint; currency: string };
+  /**
+   * Set by the hosted checkout only, for a session made with `customer_creation=always` (decision 0058): what the
+   * shopper gave, from which the attempt's own statement makes them a Customer of the merchant and the session and
+   * its PaymentIntent theirs. None is made when the PaymentIntent has a customer already (an earlier try made it).
+   */
+  newCustomer?: { checkoutSession: string; details: NewCustomerDetails };
+}
+
+/** What a Customer made by a Checkout Session holds: what its shopper gave on the page. */
+export type NewCustomerDetails = Pick<CustomerRow, 'email' | 'name' | 'phone' | 'address' | 'shipping' | 'preferred_locales'>;
+
+function newCustomerRow(scope: Scope, details: NewCustomerDetails, now: Date): CustomerRow {
+  return {
+    ...details, id: newId('cus'), merchant_id: scope.merchantId, livemode: scope.livemode, seq: 0n, created_at: now, description: null, metadata: {},
+    balance: 0n, balance_currency: null, default_payment_method_id: null, deleted_at: null, tax_exempt: 'none',
+  };
 }
 
 interface Attempt {
@@ -395,6 +411,8 @@ async function startAttempt(
       ...stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true),
       ...(params.shopperStepUp === undefined ? {} : { shopper_step_up: params.shopperStepUp }),
     };
+    // Made with the attempt, or not at all: a confirmation refused above leaves no Customer behind.
+    const customer = params.newCustomer !== undefined && intent.customer_id === null ? newCustomerRow(scope, params.newCustomer.details, now) : undefined;
     const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,
@@ -408,16 +426,29 @@ async function startAttempt(
       ...(params.setup_future_usage === undefined ? {} : { setup_future_usage: params.setup_future_usage || null }),
       ...kept,
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
+      ...(customer === undefined ? {} : { customer_id: customer.id }),
     };
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
     const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
       { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }) } }, [], now);
+    const made = customer === undefined || params.newCustomer === undefined ? undefined : {
+      session: params.newCustomer.checkoutSession,
+      ...changeRows(requestTrail(ctx), scope, { action: 'customer.create', objectType: 'customer', objectId: customer.id, details: { checkout_session: params.newCustomer.checkoutSession, payment_intent: intent.id } },
+        [{ type: 'customer.created', customer: { after: customer } }], now),
+    };
     try {
       let query = services.db
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
           .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
-        .with('audit_written', (db) => db.insertInto('audit_log').values(audit).returning('seq'));
+        .with('audit_written', (db) => db.insertInto('audit_log').values(made === undefined ? [audit] : [made.audit, audit]).returning('seq'));
+      if (customer !== undefined && made !== undefined) {
+        // The session is the customer's too, if it has none yet (the PaymentIntent's version guards the rest).
+        query = query.with('customer_written', (db) => db.insertInto('customers').values(customerInsert(customer)).returning('id'))
+          .with('session_linked', (db) => db.updateTable('checkout_sessions').set({ customer_id: customer.id, updated_at: now })
+            .where('id', '=', made.session).where('payment_intent_id', '=', intent.id).where('customer_id', 'is', null).returning('id'))
+          .with('customer_events', (db) => db.insertInto('events').values(made.eventRows).returning('id')) as unknown as typeof query;
+      }
       // Every card is bound to the PaymentIntent of its first attempt. Saved to a customer, the binding does not
       // restrict it (checkSingleUse); it does once the card belongs to no customer (a guest's, or one detached
       // meanwhile). If another PaymentIntent bound it first, the statement fails as a concurrent change and the
@@ -445,6 +476,7 @@ async function startAttempt(
         .with('decision_written', (db) => db.insertInto('risk_decisions').values(risk.row).returning('id'))
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
+          ...(customer === undefined ? [] : [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM session_linked), 1)`.as('linked')]),
           ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
           ...stillHeld,
           ...storesCard,

@@ -75,8 +75,9 @@ export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSe
 
 /**
  * The identities the merchant gave for this payment, with its secret key: a Checkout Session's `customer_email`,
- * and the PaymentIntent's customer's email and phone, normalized as destinations are. (Not the PaymentIntent's
- * `receipt_email`: a shopper's page confirming with the client secret may set that one, so it proves nothing.) A
+ * and the PaymentIntent's customer's email and phone (unless the session made that customer of its shopper),
+ * normalized as destinations are. (Not the PaymentIntent's `receipt_email`: a shopper's page confirming with the
+ * client secret may set that one, so it proves nothing.) A
  * step-up proves the cardholder only if it reaches one of them: when the merchant gave any, a code goes to, and a
  * password or passkey is accepted for, only those (a stranger's own phone proves nothing about the card). With none
  * given, any identity the shopper proves is taken, as decision 0016 says.
@@ -90,7 +91,10 @@ export async function paymentOf(reader: Tx | Services['db'], session: CheckoutSe
 export async function checkIdentityOnFile(tx: Tx, session: CheckoutSessionRow, intent: PaymentIntentRow, identity: string, attempt: IdentityAttempt): Promise<StepUpRefused | undefined> {
   // A page made for an API PaymentIntent (`/pay/intent`) copies its receipt email: not the merchant's word either.
   const given: Array<string | null> = session.kind === 'payment_intent' ? [] : [session.customer_email];
-  if (intent.customer_id !== null) {
+  // A session made with `customer_creation=always` has no customer from the merchant (the two are exclusive, and
+  // its PaymentIntent's customer cannot be changed through the API): the one it made holds what the shopper typed,
+  // no word of the merchant's either (decision 0058).
+  if (intent.customer_id !== null && session.customer_creation !== 'always') {
     const customer = await tx.selectFrom('customers').select(['email', 'phone']).where('id', '=', intent.customer_id).executeTakeFirst();
     given.push(customer?.email ?? null, customer?.phone ?? null);
   }

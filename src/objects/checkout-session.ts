@@ -38,7 +38,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
     customer: row.customer_id,
     customer_account: null,
-    customer_creation: 'if_required',
+    customer_creation: row.customer_creation ?? 'if_required',
     customer_details: customerDetails,
     customer_email: row.customer_email,
     discounts: [],

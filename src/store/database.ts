@@ -383,6 +383,8 @@ export interface CheckoutSessionsTable {
   phone_number_collection: ColumnType<boolean, boolean | undefined, boolean>;
   /** What the shopper gave on the page with their last confirmation: the addresses and phone asked for. */
   collected: ColumnType<CheckoutCollected | null, string | null | undefined, string | null>;
+  /** Stripe's `customer_creation` as given (migration 0065): null when not given (`if_required`). */
+  customer_creation: ColumnType<'always' | 'if_required' | null, 'always' | 'if_required' | null | undefined, 'always' | 'if_required' | null>;
   /** The shipping rates the session offers, as they were when it was made (migration 0062); null: none. */
   shipping_options: ColumnType<CheckoutShippingOption[] | null, string | null | undefined, string | null>;
   /** The offered rate the shopper has chosen (the first until they choose another); null when none is offered. */

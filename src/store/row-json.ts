@@ -1,5 +1,5 @@
 import type { Insertable, Updateable } from 'kysely';
-import type { ChargeRow, ChargesTable, PaymentIntentRow, PaymentIntentsTable, PaymentMethodRow, PaymentMethodsTable } from './database.ts';
+import type { ChargeRow, ChargesTable, CustomerRow, CustomersTable, PaymentIntentRow, PaymentIntentsTable, PaymentMethodRow, PaymentMethodsTable } from './database.ts';
 
 /**
  * Rows as flows see them hold parsed JSON; the database takes those columns as JSON text. These convert a row,
@@ -9,6 +9,7 @@ const jsonColumns = {
   payment_intents: ['payment_method_types', 'automatic_payment_methods', 'metadata', 'shipping', 'last_payment_error', 'next_action'],
   charges: ['payment_method_details', 'outcome', 'metadata', 'risk_facts', 'risk', 'billing_details', 'shipping'],
   payment_methods: ['card', 'billing_details', 'metadata'],
+  customers: ['address', 'shipping', 'metadata', 'preferred_locales'],
 } as const;
 
 function toDb(values: Record<string, unknown>, columns: readonly string[]): Record<string, unknown> {
@@ -44,4 +45,9 @@ export function chargeInsert(row: ChargeRow): Insertable<ChargesTable> {
 export function paymentMethodInsert(row: PaymentMethodRow): Insertable<PaymentMethodsTable> {
   const { seq: _seq, ...rest } = row;
   return toDb(rest, jsonColumns.payment_methods) as Insertable<PaymentMethodsTable>;
+}
+
+export function customerInsert(row: CustomerRow): Insertable<CustomersTable> {
+  const { seq: _seq, ...rest } = row;
+  return toDb(rest, jsonColumns.customers) as Insertable<CustomersTable>;
 }

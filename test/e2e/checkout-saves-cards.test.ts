@@ -63,6 +63,8 @@ describe('Checkout Sessions for a customer, keeping cards (API)', { concurrency:
       ['a deleted customer', { customer: gone.id }, 'customer', 'resource_missing', /No such customer/],
       ['another merchant\'s customer', { customer: theirs.id }, 'customer', 'resource_missing', /No such customer/],
       ['a customer and a customer_email', { customer: customer.id, customer_email: 'someone@example.com' }, 'customer_email', 'parameters_exclusive', /only specify one of these parameters: customer, customer_email/],
+      ['a customer and customer_creation', { customer: customer.id, customer_creation: 'always' }, 'customer_creation', 'parameters_exclusive', /only specify one of these parameters: customer, customer_creation/],
+      ['an unknown customer_creation', { customer_creation: 'sometimes' as 'always' }, 'customer_creation', 'parameter_invalid', /always|if_required/],
       ['an unknown setup_future_usage', { customer: customer.id, payment_intent_data: { setup_future_usage: 'forever' as 'off_session' } }, 'payment_intent_data[setup_future_usage]', 'parameter_invalid', /on_session|off_session/],
       ['setup_future_usage=none at the top level (only the card\'s option takes it)', { payment_intent_data: { setup_future_usage: 'none' as 'off_session' } }, 'payment_intent_data[setup_future_usage]', 'parameter_invalid', /on_session|off_session/],
       ['an unknown card setup_future_usage', { payment_method_options: { card: { setup_future_usage: 'later' as 'none' } } }, 'payment_method_options[card][setup_future_usage]', 'parameter_invalid', /none/],
@@ -163,8 +165,10 @@ describe('Checkout Sessions keeping cards, paid in a browser', { concurrency: fa
     await browser?.close();
   });
 
-  async function payByCard(session: Stripe.Checkout.Session): Promise<Stripe.PaymentIntent> {
+  /** Pays the session's page by card, after `before` filled in what else the page asks. */
+  async function payByCard(session: Stripe.Checkout.Session, before?: () => Promise<void>): Promise<Stripe.PaymentIntent> {
     await page.goto(session.url ?? '');
+    await before?.();
     await fillEmail(page);
     const frame = page.frameLocator('#card-frame');
     await frame.locator('#number').fill('4242 4242 4242 4242');
@@ -205,6 +209,28 @@ describe('Checkout Sessions keeping cards, paid in a browser', { concurrency: fa
     const events = await stripe.events.list({ type: 'checkout.session.completed' });
     const completed = events.data.find((event) => (event.data.object as { id: string }).id === session.id);
     assert.equal((completed?.data.object as Stripe.Checkout.Session | undefined)?.customer, customer.id, 'fulfilment learns the customer from the event');
+  });
+
+  test('customer_creation=always: the shopper becomes a customer as they pay, from what the page collected, and keeps the card', async () => {
+    const session = await newSession('usd', { customer_creation: 'always', payment_intent_data: { setup_future_usage: 'off_session' }, billing_address_collection: 'required' });
+    assert.deepEqual([session.customer_creation, session.customer], ['always', null]);
+    const paid = await payByCard(session, async () => {
+      await page.fill('#billing-name', 'Ada Lovelace');
+      await page.fill('#billing-line1', '12 St James Square');
+      await page.fill('#billing-city', 'London');
+      await page.selectOption('#billing-country', 'GB');
+    });
+    const done = await stripe.checkout.sessions.retrieve(session.id);
+    assert.equal(typeof done.customer, 'string');
+    const customer = await stripe.customers.retrieve(String(done.customer)) as Stripe.Customer;
+    assert.deepEqual([customer.email, customer.name, customer.address?.city, customer.address?.country], ['shopper@example.com', 'Ada Lovelace', 'London', 'GB']);
+    assert.equal(paid.customer, customer.id, 'the session\'s PaymentIntent is the new customer\'s');
+    const saved = await stripe.paymentMethods.list({ customer: customer.id, type: 'card' });
+    assert.deepEqual(saved.data.map((method) => method.id), [paid.payment_method], 'the card kept is saved to them');
+    const created = (await stripe.events.list({ type: 'customer.created', limit: 5 })).data.filter((event) => (event.data.object as Stripe.Customer).id === customer.id);
+    assert.equal(created.length, 1);
+    const made = await server.database.db.selectFrom('audit_log').select(['actor_type', 'details']).where('action', '=', 'customer.create').where('object_id', '=', customer.id).executeTakeFirstOrThrow();
+    assert.deepEqual([made.actor_type, (made.details as { checkout_session?: string }).checkout_session], ['shopper', session.id]);
   });
 
   test('the card\'s capture_method=manual holds the payment; the card\'s on_session consent shows with the card only', async () => {

@@ -6,6 +6,7 @@ import { createApiKey } from '../../src/identity/merchants.ts';
 import { limits } from '../../src/limits.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 import { TestClock } from '../support/clock.ts';
+import { openCheckoutPage, type CheckoutPage } from '../support/checkout-page.ts';
 
 // Goal: the hosted checkout's step-up holds under concurrency. Many wrong payment passwords sent at once count
 // exactly five tries and lock; a one-time code sent many times at once is accepted once; bad input (a guessable
@@ -24,24 +25,14 @@ describe('checkout step-up under concurrency', () => {
   after(() => server.close());
 
   /** A session's page, and a poster that sends what the page's script would (its origin and token). */
-  async function openPage(customerEmail?: string): Promise<{ id: string; post: (suffix: string, body: unknown) => ReturnType<typeof rawRequest> }> {
+  async function openPage(customerEmail?: string): Promise<{ id: string; post: CheckoutPage['post'] }> {
     const session = await server.stripe.checkout.sessions.create({
       mode: 'payment', success_url: 'https://shop.example/ok', currency: 'cny', ...(customerEmail === undefined ? {} : { customer_email: customerEmail }),
       line_items: [{ price_data: { currency: 'cny', unit_amount: 20_000, product_data: { name: 'Kettle' } }, quantity: 1 }],
     });
-    const html = await rawRequest(server, 'GET', `/pay/${session.id}`);
-    const csrf = /"csrf":"([^"]+)"/.exec(html.body)?.[1] ?? '';
-    assert.notEqual(csrf, '');
-    const origin = new URL(session.url ?? '').origin;
-    // The page's script sends the amount it shows with every post.
-    const shown = { amount: String(session.amount_total), currency: session.currency };
-    return {
-      id: session.id,
-      post: (suffix, body) => rawRequest(server, 'POST', `/pay/${session.id}${suffix}`, {
-        // The email the page asks of a session the merchant gave none: not an identity a step-up may use.
-        body: JSON.stringify({ ...shown, details: { email: 'shopper@example.com' }, ...(body as Record<string, unknown>) }), contentType: 'application/json', headers: { origin, 'x-coffer-csrf': csrf },
-      }),
-    };
+    // The email the page asks of a session the merchant gave none: not an identity a step-up may use.
+    const page = await openCheckoutPage(server, session, { details: { email: 'shopper@example.com' } });
+    return { id: session.id, post: page.post };
   }
 
   async function codeFor(destination: string): Promise<string> {

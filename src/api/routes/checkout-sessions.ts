@@ -57,6 +57,8 @@ const CreateBody = strictObject({
   customer_email: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 320 })),
   // An existing customer: the session's PaymentIntent is theirs, and a card it keeps is saved to them.
   customer: Type.Optional(ObjectId),
+  // `always`: the page makes a Customer of the shopper when it confirms the payment (decision 0058).
+  customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   metadata: Type.Optional(Metadata),
   expires_at: Type.Optional(Type.Integer({ minimum: 0 })),
