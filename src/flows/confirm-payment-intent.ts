@@ -396,11 +396,15 @@ async function startAttempt(
     }
     const currency = findCurrency(intent.currency);
     assert(currency !== undefined, 'a stored currency is known');
-    const charge = newCharge(ctx, scope, intent, paymentMethod, params, now);
-    const limitTakes = limitCounters(configuredLimits, policy.time_zone, scope, intent, paymentMethod, charge, now);
+    // Made with the attempt, or not at all: a confirmation refused above leaves no Customer behind. The attempt is
+    // the new customer's from the start (its charge, its limits, its risk decision).
+    const customer = params.newCustomer !== undefined && intent.customer_id === null ? newCustomerRow(scope, params.newCustomer.details, now) : undefined;
+    const payer = customer === undefined ? intent : { ...intent, customer_id: customer.id };
+    const charge = newCharge(ctx, scope, payer, paymentMethod, params, now);
+    const limitTakes = limitCounters(configuredLimits, policy.time_zone, scope, payer, paymentMethod, charge, now);
     const shipping = params.shipping === undefined ? intent.shipping : (params.shipping || null) as Record<string, unknown> | null;
     const risk = await decideAttempt(services, {
-      scope, intent, paymentMethod, charge, shipping, velocityKeys: velocityKeys(intent, charge), now, policy,
+      scope, intent: payer, paymentMethod, charge, shipping, velocityKeys: velocityKeys(payer, charge), now, policy,
     });
     if (params.askShopperForStepUp === true && params.shopperStepUp === undefined && risk.summary.action === 'request_step_up' && isWalletType(paymentMethod.type)) {
       throw new CofferError('shopper_step_up_required', 'The risk engine asks the shopper to confirm this payment first; nothing was sent to the provider.');
@@ -411,8 +415,6 @@ async function startAttempt(
       ...stepUpHandling(risk.summary.action, paymentMethod, params.off_session === true),
       ...(params.shopperStepUp === undefined ? {} : { shopper_step_up: params.shopperStepUp }),
     };
-    // Made with the attempt, or not at all: a confirmation refused above leaves no Customer behind.
-    const customer = params.newCustomer !== undefined && intent.customer_id === null ? newCustomerRow(scope, params.newCustomer.details, now) : undefined;
     const changes: Partial<PaymentIntentRow> = {
       status,
       payment_method_id: paymentMethod.id,

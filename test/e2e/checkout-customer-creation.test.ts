@@ -21,10 +21,10 @@ describe('Checkout Sessions with customer_creation=always, through the page', ()
   after(() => server.close());
 
   /** A session's page, and a poster that sends what the page's script would (its origin, token and shown amount). */
-  async function openPage(currency: 'usd' | 'cny', extra: Partial<Stripe.Checkout.SessionCreateParams> = {}) {
+  async function openPage(currency: 'usd' | 'eur' | 'cny', extra: Partial<Stripe.Checkout.SessionCreateParams> = {}) {
     const session = await server.stripe.checkout.sessions.create({
       mode: 'payment', success_url: 'https://shop.example/ok', currency, customer_creation: 'always',
-      line_items: [{ price_data: { currency, unit_amount: currency === 'usd' ? 300 : 20_000, product_data: { name: 'Kettle' } }, quantity: 1 }], ...extra,
+      line_items: [{ price_data: { currency, unit_amount: currency === 'cny' ? 20_000 : 300, product_data: { name: 'Kettle' } }, quantity: 1 }], ...extra,
     });
     return { session, ...(await openCheckoutPage(server, session)) };
   }
@@ -68,6 +68,18 @@ describe('Checkout Sessions with customer_creation=always, through the page', ()
     assert.deepEqual([badEmail.status, badEmail.json.field], [400, 'email'], badEmail.body);
     const otherAmount = await page.post('/confirm', { ...(await card()), amount: '1', details: { email: 'ada@example.com' } });
     assert.equal(otherAmount.json.state, 'redirect', otherAmount.body);
+    // Refused inside the attempt's own statement: a limit on what one customer may pay (the customer the statement
+    // would make), which undoes the whole statement.
+    const limit = await rawRequest(server, 'POST', '/v1/risk/limits', { key: server.secretKey, body: 'subject=customer&kind=amount_max&value=100&currency=eur' });
+    assert.equal(limit.status, 200, limit.body);
+    try {
+      const limited = await openPage('eur');
+      const overLimit = await limited.post('/confirm', { ...(await card()), details: { email: 'ada@example.com' } });
+      assert.match(String(overLimit.json.message), /payment limit/, overLimit.body);
+      assert.deepEqual(await madeFor(limited.session.id), []);
+    } finally {
+      assert.equal((await rawRequest(server, 'DELETE', `/v1/risk/limits/${String(limit.json.id)}`, { key: server.secretKey })).status, 200);
+    }
     assert.equal(await customers(), count, 'no customer was made');
     assert.deepEqual(await madeFor(page.session.id), []);
     const session = await server.stripe.checkout.sessions.retrieve(page.session.id);
@@ -97,10 +109,8 @@ describe('Checkout Sessions with customer_creation=always, through the page', ()
     const missing = await page.post('/confirm', { ...(await card()), details: billing });
     assert.deepEqual([missing.status, missing.json.field], [400, 'email'], missing.body);
 
-    // Tries at once: one goes to the acquirer, and no second customer is made.
-    const method = await card();
-    const tries = await Promise.all(Array.from({ length: 4 }, () => page.post('/confirm', { ...method, details: { ...details, email: 'ada.l@example.com' } })));
-    assert.ok(tries.some((answer) => answer.json.state === 'complete'), tries.map((answer) => answer.body).join('\n'));
+    const paying = await page.post('/confirm', { ...(await card()), details: { ...details, email: 'ada.l@example.com' } });
+    assert.equal(paying.json.state, 'complete', paying.body);
     assert.equal((await madeFor(page.session.id)).length, 1, 'one customer for the session');
     const done = await server.stripe.checkout.sessions.retrieve(page.session.id, { expand: ['payment_intent'] });
     const paid = done.payment_intent as Stripe.PaymentIntent;
@@ -108,6 +118,22 @@ describe('Checkout Sessions with customer_creation=always, through the page', ()
       'the session and its payment are the customer\'s; the receipt goes to the address typed last');
     const saved = await server.stripe.paymentMethods.list({ customer: customer.id, type: 'card' });
     assert.deepEqual(saved.data.map((each) => each.id), [paid.payment_method], 'the card the payment keeps is saved to the customer');
+  });
+
+  test('first tries at once make one customer, whose the paying charge is', async () => {
+    const page = await openPage('usd');
+    const method = await card();
+    const tries = await Promise.all(Array.from({ length: 4 }, () => page.post('/confirm', { ...method, details: { email: 'grace@example.com' } })));
+    assert.ok(tries.some((answer) => answer.json.state === 'complete'), tries.map((answer) => answer.body).join('\n'));
+    const made = await madeFor(page.session.id);
+    assert.equal(made.length, 1, 'one customer for the session');
+    const created = (await server.stripe.events.list({ type: 'customer.created', limit: 20 })).data.filter((each) => (each.data.object as Stripe.Customer).id === made[0]?.object_id);
+    assert.equal(created.length, 1);
+    const done = await server.stripe.checkout.sessions.retrieve(page.session.id, { expand: ['payment_intent.latest_charge'] });
+    const charge = (done.payment_intent as Stripe.PaymentIntent).latest_charge as Stripe.Charge;
+    assert.deepEqual([done.customer, charge.customer, charge.status], [made[0]?.object_id, made[0]?.object_id, 'succeeded'], 'the charge that made the customer is theirs');
+    const listed = await server.stripe.charges.list({ customer: String(done.customer) });
+    assert.deepEqual(listed.data.map((each) => each.id), [charge.id]);
   });
 
   test('what the shopper typed is never the identity a step-up must reach', async () => {
