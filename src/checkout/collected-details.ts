@@ -1,6 +1,7 @@
 import type { CheckoutCollected, CheckoutSessionRow } from '../store/database.ts';
 import { isCountry } from '../flows/checkout-sessions.ts';
 import { escapeHtml } from '../platform/html.ts';
+import { messageHtml } from './presentation.ts';
 import { say, type Language, type StringKey } from './strings.ts';
 
 /**
@@ -85,7 +86,11 @@ export function detailsFields(session: CheckoutSessionRow, language: Language, m
     parts.push(`<fieldset class="details" data-part="email"><legend>${t('contactEmail')}</legend>
 <input class="text" id="email" type="email" maxlength="320" autocomplete="email" data-detail="email" required data-missing="${t('fillIn', { field: say(language, 'contactEmail') })}" aria-label="${t('contactEmail')}"${given(session.collected?.email)}></fieldset>`);
   }
-  if (session.shipping_countries !== null) parts.push(addressSection(session, 'shipping', language));
+  if (session.shipping_countries !== null) {
+    parts.push(addressSection(session, 'shipping', language));
+    const message = session.custom_text?.shipping_address?.message;
+    if (message !== undefined) parts.push(`<p class="hint custom-text" id="custom-text-shipping-address">${messageHtml(message)}</p>`);
+  }
   if (session.billing_address_collection === 'required') parts.push(addressSection(session, 'billing', language));
   if (session.phone_number_collection) {
     const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
@@ -139,5 +144,11 @@ export function readDetails(session: CheckoutSessionRow, sent: unknown, language
     if (!/^\+?[0-9][0-9 ().-]{4,38}$/.test(phone) || phone.replace(/\D/g, '').length < 5) return { refused: { field: 'phone', message: say(language, 'phoneInvalid') } };
     collected.phone = phone;
   }
+  // The merchant's terms, ticked (the page sends `accepted`), and the shopper's choice of the merchant's offers.
+  if (session.consent_collection?.terms_of_service === 'required') {
+    if (value('terms', 20) !== 'accepted') return { refused: { field: 'terms', message: say(language, 'termsMissing') } };
+    collected.terms_of_service = 'accepted';
+  }
+  if (session.consent_collection?.promotions === 'auto') collected.promotions = value('promotions', 20) === 'opt_in' ? 'opt_in' : 'opt_out';
   return { collected };
 }

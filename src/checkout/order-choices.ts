@@ -1,3 +1,4 @@
+import { payWordsKey } from './presentation.ts';
 import { findCurrency } from '../domain/currency.ts';
 import type { ChoiceRefusal, ShopperChoices } from '../flows/checkout-sessions.ts';
 import { escapeHtml } from '../platform/html.ts';
@@ -57,7 +58,7 @@ export function orderView(session: CheckoutSessionRow, language: Language): Orde
     ...(session.shipping_options === null ? {} : {
       shipping: session.shipping_options.map((option) => ({ rate: option.shipping_rate, amount: option.shipping_amount, line: say(language, 'shippingLine', { name: option.display_name }) })),
     }),
-    words: { pay: say(language, 'pay'), free: say(language, 'shippingFree'), empty: say(language, 'orderEmpty') },
+    words: { pay: say(language, payWordsKey(session)), free: say(language, 'shippingFree'), empty: say(language, 'orderEmpty') },
   };
 }
 

@@ -21,6 +21,7 @@ import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
 import type { CheckoutCollected, CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
 import { addressObject } from '../objects/common.ts';
+import { messageHtml, payWordsKey } from './presentation.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
 import { checkoutAsset } from './assets.ts';
 import { chooseLanguage, declineReason, formatMoney, say, type Language, type StringKey } from './strings.ts';
@@ -203,13 +204,14 @@ interface PageState {
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
   const amount = formatMoney(session.amount_total, session.currency, language);
+  const payWords = payWordsKey(session);
   const methods = session.payment_method_types.filter((type) => type !== 'card' || origins.frame !== null);
   const [first] = methods;
   const radios = methods.map((type) => `<label><input type="radio" name="method" value="${type}"${type === first ? ' checked' : ''}><span>${escapeHtml(say(language, methodLabels[type] ?? 'card'))}</span></label>`).join('');
   const frameUrl = origins.frame === null ? null : `${origins.frame}/pay/card-frame?session=${session.id}&lang=${language}`;
   const panels = [
     methods.includes('card') && frameUrl !== null
-      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe>${cardConsent(language, merchantName, state.keepsCard)}</div>` : '',
+      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe>${session.consent_collection?.payment_method_reuse_agreement?.position === 'hidden' ? '' : cardConsent(language, merchantName, state.keepsCard)}</div>` : '',
     methods.includes('alipay') ? '<div data-panel="alipay" hidden></div>' : '',
     methods.includes('wechat_pay') ? `<div data-panel="wechat_pay" hidden><div id="wechat-qr" class="qr"${state.qr === undefined ? ' hidden' : ''}>
 <img id="wechat-qr-image" alt="${escapeHtml(say(language, 'wechatQrAlt', { amount }))}"${state.qr === undefined ? '' : ` src="${escapeHtml(state.qr)}"`}>
@@ -235,10 +237,13 @@ ${detailsFields(session, language, state.merchantEmail)}
 ${shippingFields(session, language)}
 <fieldset><legend id="method-title">${escapeHtml(say(language, 'chooseMethod'))}</legend><div class="methods">${radios}</div></fieldset>
 ${panels}
+${consentFields(session, language, merchantName)}
 ${stepUpSection(language, passkeys)}
 <p id="error" class="error" role="alert" tabindex="-1"${state.message === undefined ? ' hidden' : ''}>${escapeHtml(state.message ?? '')}</p>
 <p id="status" class="status" role="status" aria-live="polite"${state.waiting === true ? '' : ' hidden'}>${state.waiting === true ? escapeHtml(say(language, 'waiting')) : ''}</p>
-<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, 'pay', { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, state.jsapi === true ? 'payWithWechat' : 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, 'pay', { amount }))}</button>
+${customText(session, 'submit')}
+<button id="pay" type="submit" disabled data-card="${escapeHtml(say(language, payWords, { amount }))}" data-alipay="${escapeHtml(say(language, 'payWithAlipay'))}" data-wechat_pay="${escapeHtml(say(language, state.jsapi === true ? 'payWithWechat' : 'showWechatCode'))}" data-verify="${escapeHtml(say(language, 'verify'))}">${escapeHtml(say(language, payWords, { amount }))}</button>
+${customText(session, 'after_submit')}
 </form>
 ${cancel}
 </section>
@@ -248,6 +253,31 @@ ${securityTips(language)}
     language, title: say(language, 'title'), nonce, body, script: 'checkout.js', sessionId: session.id, path: `/pay/${session.id}`,
     bodyAttributes: `${state.waiting === true ? ' data-waiting="true"' : ''}${state.resume === true ? ' data-resume="wechat_pay"' : ''}`,
   });
+}
+
+/** A message of the merchant's in its place on the page (`custom_text`), if the session has one there. */
+function customText(session: CheckoutSessionRow, place: 'submit' | 'after_submit'): string {
+  const message = session.custom_text?.[place]?.message;
+  return message === undefined ? '' : `<p class="hint custom-text" id="custom-text-${place.replace('_', '-')}">${messageHtml(message)}</p>`;
+}
+
+/**
+ * What the session asks the shopper to consent to (`consent_collection`): the merchant's terms, which they must tick
+ * to pay (the text is the merchant's, with its link), and the merchant's offers by email, which they may.
+ */
+function consentFields(session: CheckoutSessionRow, language: Language, merchantName: string): string {
+  const consent = session.consent_collection;
+  const parts: string[] = [];
+  if (consent?.promotions === 'auto') {
+    const kept = session.collected?.promotions === 'opt_in' ? ' checked' : '';
+    parts.push(`<label class="check"><input type="checkbox" id="promotions" data-detail="promotions" value="opt_in"${kept}> <span>${escapeHtml(say(language, 'promotionsOptIn', { merchant: merchantName }))}</span></label>`);
+  }
+  const terms = session.custom_text?.terms_of_service_acceptance?.message;
+  if (consent?.terms_of_service === 'required' && terms !== undefined) {
+    const kept = session.collected?.terms_of_service === 'accepted' ? ' checked' : '';
+    parts.push(`<label class="check"><input type="checkbox" id="terms" data-detail="terms" value="accepted" required data-missing="${escapeHtml(say(language, 'termsMissing'))}"${kept}> <span id="terms-text">${messageHtml(terms)}</span></label>`);
+  }
+  return parts.join('\n');
 }
 
 /**
@@ -640,6 +670,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         await keepCollected(services, session, details.collected);
       }
     }
+    const { terms_of_service: terms, promotions } = details.collected;
+    if (terms !== undefined || promotions !== undefined) params.consent = { ...(terms === undefined ? {} : { terms_of_service: terms }), ...(promotions === undefined ? {} : { promotions }) };
     if (session.customer_creation === 'always') params.newCustomer = { checkoutSession: session.id, details: newCustomerDetails(session, details.collected, lang) };
     const capture = keepingResponder();
     try {

@@ -21,6 +21,7 @@ import { parseApiVersion, defaultApiVersion } from '../objects/api-version.ts';
 import { requestTrail, systemTrail, type Trail } from './trail.ts';
 import { addressObject } from '../objects/common.ts';
 import type { checkoutLocales } from '../checkout/strings.ts';
+import { presentationOf, type PresentationParams } from '../checkout/presentation.ts';
 import { checkShippingRate, insertShippingRate, type CheckedShippingRate, type ShippingRateParams } from './shipping-rates.ts';
 
 /**
@@ -48,7 +49,7 @@ export interface CheckoutLineItemParams {
   metadata?: Record<string, string>;
 }
 
-export interface CreateCheckoutSessionParams {
+export interface CreateCheckoutSessionParams extends PresentationParams {
   mode: 'payment';
   line_items: CheckoutLineItemParams[];
   currency?: string;
@@ -382,14 +383,15 @@ async function sessionInputs(services: Services, ctx: RequestContext, params: Cr
   const cardOptions = cardOptionsOf(params, types);
   const shippingCountries = shippingCountriesOf(params);
   const customer = await sessionCustomer(services, ctx, params);
-  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer };
+  const presentation = presentationOf(params, shippingCountries !== null);
+  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation };
 }
 
 export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
   const {
-    items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer,
+    items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation,
   } = await sessionInputs(services, ctx, params, now, link);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
@@ -415,7 +417,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     billing_address_collection: params.billing_address_collection ?? null, shipping_countries: shippingCountries,
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
     shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
-    payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null,
+    payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null, ...presentation,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -478,6 +480,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     customer_details: row.customer_details === null ? null : JSON.stringify(row.customer_details), payment_method_options: JSON.stringify(row.payment_method_options),
     shipping_countries: row.shipping_countries === null ? null : JSON.stringify(row.shipping_countries), collected: row.collected === null ? null : JSON.stringify(row.collected),
     shipping_options: row.shipping_options === null ? null : JSON.stringify(row.shipping_options),
+    custom_text: row.custom_text === null ? null : JSON.stringify(row.custom_text), consent_collection: row.consent_collection === null ? null : JSON.stringify(row.consent_collection),
   };
 }
 
@@ -537,7 +540,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
-    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null,
+    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })

@@ -65,6 +65,8 @@ export interface ConfirmParams {
    * its PaymentIntent theirs. None is made when the PaymentIntent has a customer already (an earlier try made it).
    */
   newCustomer?: { checkoutSession: string; details: NewCustomerDetails };
+  /** Set by the hosted checkout only: what the shopper consented to with this try, kept in its audit record. */
+  consent?: { terms_of_service?: 'accepted'; promotions?: 'opt_in' | 'opt_out' };
 }
 
 /** What a Customer made by a Checkout Session holds: what its shopper gave on the page. */
@@ -433,7 +435,10 @@ async function startAttempt(
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
     const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
-      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: { charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }) } }, [], now);
+      { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: {
+        charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }),
+        ...(params.consent === undefined ? {} : { consent: params.consent }),
+      } }, [], now);
     const made = customer === undefined || params.newCustomer === undefined ? undefined : {
       session: params.newCustomer.checkoutSession,
       ...changeRows(requestTrail(ctx), scope, { action: 'customer.create', objectType: 'customer', objectId: customer.id, details: { checkout_session: params.newCustomer.checkoutSession, payment_intent: intent.id } },

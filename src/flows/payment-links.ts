@@ -28,6 +28,11 @@ export interface LinkSessionParams {
   shipping_options?: Array<{ shipping_rate: string }>;
   payment_method_types?: string[];
   payment_intent_data?: CreateCheckoutSessionParams['payment_intent_data'];
+  /** What each session's page says besides the order (decision 0059), and whether it makes its shopper a Customer. */
+  submit_type?: CreateCheckoutSessionParams['submit_type'];
+  custom_text?: CreateCheckoutSessionParams['custom_text'];
+  consent_collection?: CreateCheckoutSessionParams['consent_collection'];
+  customer_creation?: CreateCheckoutSessionParams['customer_creation'];
 }
 
 export interface PaymentLinkParams extends LinkSessionParams {
@@ -54,6 +59,7 @@ export interface PaymentLinkUpdateParams {
 
 const sessionKeys = [
   'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
+  'submit_type', 'custom_text', 'consent_collection', 'customer_creation',
 ] as const;
 
 /** What the shopper sees once paid, checked: Coffer's confirmation page by default, or the merchant's page. */

@@ -1,13 +1,15 @@
 import type { CheckoutLineItem, CheckoutSessionRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { addressObject, amountOut, unixTime } from './common.ts';
+import { consentOf } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
  * `customer_details` is what the session learned when it completed; before that (and for sessions completed
  * before Coffer kept it), only the email it was made with. `amount_subtotal` is the items' total, `amount_total` adds
- * the chosen shipping rate (`shipping_cost`). Features Coffer's checkout does not have (tax, discounts, custom fields,
- * subscriptions, invoices) are shown empty, as Stripe shows them unused.
+ * the chosen shipping rate (`shipping_cost`). `consent` is what the shopper accepted, once paid. Features Coffer's
+ * checkout does not have (tax, discounts, custom fields, subscriptions, invoices) are shown empty, as Stripe shows them
+ * unused.
  */
 export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null, shape: ApiShape = 'current'): Record<string, unknown> {
   const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
@@ -29,13 +31,20 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     client_reference_id: row.client_reference_id,
     client_secret: null,
     collected_information: shippingDetails === null ? null : { business_name: null, individual_name: null, shipping_details: shippingDetails },
-    consent: null,
-    consent_collection: null,
+    consent: consentOf(row, row.collected),
+    consent_collection: row.consent_collection === null ? null : {
+      payment_method_reuse_agreement: row.consent_collection.payment_method_reuse_agreement ?? null,
+      promotions: row.consent_collection.promotions ?? 'none',
+      terms_of_service: row.consent_collection.terms_of_service ?? 'none',
+    },
     created: unixTime(row.created_at),
     currency: row.currency,
     currency_conversion: null,
     custom_fields: [],
-    custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
+    custom_text: {
+      after_submit: row.custom_text?.after_submit ?? null, shipping_address: row.custom_text?.shipping_address ?? null,
+      submit: row.custom_text?.submit ?? null, terms_of_service_acceptance: row.custom_text?.terms_of_service_acceptance ?? null,
+    },
     customer: row.customer_id,
     customer_account: null,
     customer_creation: row.customer_creation ?? 'if_required',
@@ -70,7 +79,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     },
     shipping_options: (row.shipping_options ?? []).map((option) => ({ shipping_amount: option.shipping_amount, shipping_rate: option.shipping_rate })),
     status: row.status,
-    submit_type: null,
+    submit_type: row.submit_type,
     subscription: null,
     // A payment link's hosted confirmation has no success URL (Coffer's own page follows the payment).
     success_url: row.success_url === '' ? null : row.success_url,

@@ -8,6 +8,11 @@ import type { PaymentLinkRow } from '../store/database.ts';
 export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> {
   const kept = row.session_params as unknown as LinkSessionParams;
   const intentData = kept.payment_intent_data;
+  // A message given as '' is Stripe's way of giving none.
+  const text = (place: keyof NonNullable<LinkSessionParams['custom_text']>) => {
+    const given = kept.custom_text?.[place];
+    return given === undefined || given === '' ? null : { message: given.message.trim() };
+  };
   return {
     id: row.id,
     object: 'payment_link',
@@ -21,11 +26,14 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     application_fee_percent: null,
     automatic_tax: { enabled: false, liability: null },
     billing_address_collection: kept.billing_address_collection ?? 'auto',
-    consent_collection: null,
+    consent_collection: kept.consent_collection === undefined ? null : {
+      payment_method_reuse_agreement: kept.consent_collection.payment_method_reuse_agreement ?? null,
+      promotions: kept.consent_collection.promotions ?? 'none', terms_of_service: kept.consent_collection.terms_of_service ?? 'none',
+    },
     currency: row.currency,
     custom_fields: [],
-    custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
-    customer_creation: 'if_required',
+    custom_text: { after_submit: text('after_submit'), shipping_address: text('shipping_address'), submit: text('submit'), terms_of_service_acceptance: text('terms_of_service_acceptance') },
+    customer_creation: kept.customer_creation ?? 'if_required',
     inactive_message: row.inactive_message,
     invoice_creation: null,
     livemode: row.livemode,
@@ -45,7 +53,7 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     restrictions: row.completed_sessions_limit === null ? null : { completed_sessions: { count: row.completed_sessions, limit: row.completed_sessions_limit } },
     shipping_address_collection: kept.shipping_address_collection ?? null,
     shipping_options: (kept.shipping_options ?? []).map((option, index) => ({ shipping_amount: row.shipping_amounts[index] ?? 0, shipping_rate: option.shipping_rate })),
-    submit_type: 'auto',
+    submit_type: kept.submit_type ?? 'auto',
     subscription_data: null,
     tax_id_collection: { enabled: false, required: 'never' },
     transfer_data: null,

@@ -336,6 +336,23 @@ export interface CheckoutCollected {
   phone?: string;
   /** The shopper's email, asked on a payment link's session, which has none from the merchant (decision 0054). */
   email?: string;
+  /** The shopper ticked the terms the session asks them to accept (`consent_collection[terms_of_service]`). */
+  terms_of_service?: 'accepted';
+  /** Whether the shopper asked for the merchant's offers (`consent_collection[promotions]=auto`). */
+  promotions?: 'opt_in' | 'opt_out';
+}
+
+/** The verb of a Checkout Session's pay button (Stripe's `submit_type`; `auto` is `pay`). */
+export type CheckoutSubmitType = 'auto' | 'book' | 'donate' | 'pay';
+
+/** A Checkout Session's `custom_text`: the merchant's messages, each shown in its place on the page (decision 0059). */
+export type CheckoutCustomText = Partial<Record<'after_submit' | 'shipping_address' | 'submit' | 'terms_of_service_acceptance', { message: string }>>;
+
+/** A Checkout Session's `consent_collection`, as given (decision 0059). */
+export interface CheckoutConsentCollection {
+  terms_of_service?: 'none' | 'required';
+  promotions?: 'auto' | 'none';
+  payment_method_reuse_agreement?: { position: 'auto' | 'hidden' };
 }
 
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
@@ -385,6 +402,12 @@ export interface CheckoutSessionsTable {
   collected: ColumnType<CheckoutCollected | null, string | null | undefined, string | null>;
   /** Stripe's `customer_creation` as given (migration 0065): null when not given (`if_required`). */
   customer_creation: ColumnType<'always' | 'if_required' | null, 'always' | 'if_required' | null | undefined, 'always' | 'if_required' | null>;
+  /** Stripe's `submit_type`, as given (migration 0066); null when not given. */
+  submit_type: ColumnType<CheckoutSubmitType | null, CheckoutSubmitType | null | undefined, CheckoutSubmitType | null>;
+  /** The merchant's messages on the page (migration 0066); null when none were given. */
+  custom_text: ColumnType<CheckoutCustomText | null, string | null | undefined, string | null>;
+  /** What the page asks the shopper to consent to (migration 0066); null when not given. */
+  consent_collection: ColumnType<CheckoutConsentCollection | null, string | null | undefined, string | null>;
   /** The shipping rates the session offers, as they were when it was made (migration 0062); null: none. */
   shipping_options: ColumnType<CheckoutShippingOption[] | null, string | null | undefined, string | null>;
   /** The offered rate the shopper has chosen (the first until they choose another); null when none is offered. */

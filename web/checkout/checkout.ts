@@ -337,12 +337,14 @@ async function pay(): Promise<void> {
   }
   // The addresses and phone the session asks for, checked here first so that no card is sent for an order that
   // cannot go on; the server checks them again.
+  // A ticked box sends its value (the terms `accepted`, the offers `opt_in`), an unticked one nothing.
+  const given = (field: HTMLInputElement | HTMLSelectElement) => (field instanceof HTMLInputElement && field.type === 'checkbox' ? (field.checked ? field.value : '') : field.value);
   const details: Record<string, string> = {};
   for (const field of Array.from(form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('[data-detail]'))) {
     field.removeAttribute('aria-invalid');
-    details[field.dataset.detail ?? ''] = field.value;
+    details[field.dataset.detail ?? ''] = given(field);
   }
-  const missing = Array.from(form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('[data-detail][required]')).find((field) => field.value.trim() === '');
+  const missing = Array.from(form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('[data-detail][required]')).find((field) => given(field).trim() === '');
   if (missing !== undefined) {
     follow({ state: 'error', message: missing.dataset.missing ?? config.strings.failed, field: missing.dataset.detail ?? '' });
     return;
@@ -389,7 +391,10 @@ for (const input of quantityInputs) {
   });
 }
 // A field marked as missing or refused is unmarked as soon as the shopper changes it.
-for (const field of Array.from(form.querySelectorAll<HTMLElement>('[data-detail]'))) field.addEventListener('input', () => field.removeAttribute('aria-invalid'));
+for (const field of Array.from(form.querySelectorAll<HTMLElement>('[data-detail]'))) {
+  field.addEventListener('input', () => field.removeAttribute('aria-invalid'));
+  field.addEventListener('change', () => field.removeAttribute('aria-invalid'));
+}
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   void pay();

@@ -27,6 +27,23 @@ export const CollectionFields = {
   shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
   phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
 };
+/** A message of the merchant's on the page: plain text, where `[words](https://…)` is a link (decision 0059). */
+const CustomMessage = Type.Union([strictObject({ message: Type.String({ minLength: 1, maxLength: 1_200 }) }), Type.Literal('')]);
+/** What the page says besides the order: the pay button's verb, the merchant's messages, the consents it asks. */
+export const PresentationFields = {
+  submit_type: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('book'), Type.Literal('donate'), Type.Literal('pay')])),
+  custom_text: Type.Optional(strictObject({
+    after_submit: Type.Optional(CustomMessage),
+    shipping_address: Type.Optional(CustomMessage),
+    submit: Type.Optional(CustomMessage),
+    terms_of_service_acceptance: Type.Optional(CustomMessage),
+  })),
+  consent_collection: Type.Optional(strictObject({
+    terms_of_service: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('required')])),
+    promotions: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('none')])),
+    payment_method_reuse_agreement: Type.Optional(strictObject({ position: Type.Union([Type.Literal('auto'), Type.Literal('hidden')]) })),
+  })),
+};
 const LineItem = strictObject({
   // A catalogue price (`/v1/prices`), or price_data: the flow takes exactly one.
   price: Type.Optional(ObjectId),
@@ -74,6 +91,7 @@ const CreateBody = strictObject({
     statement_descriptor_suffix: Type.Optional(StatementDescriptorSuffix),
   })),
   ...CollectionFields,
+  ...PresentationFields,
   // The shipping rates offered (decision 0052): a rate's id, or a new rate made with the session.
   shipping_options: Type.Optional(Type.Array(strictObject({
     shipping_rate: Type.Optional(ObjectId),

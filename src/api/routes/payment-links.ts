@@ -13,7 +13,7 @@ import { adjustableOf } from '../../flows/checkout-sessions.ts';
 import { itemObjects } from '../../objects/checkout-session.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Description, Expand, ListQuery, Metadata, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { AdjustableQuantity, CollectionFields } from './checkout-sessions.ts';
+import { AdjustableQuantity, CollectionFields, PresentationFields } from './checkout-sessions.ts';
 import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, withoutExpand, type PositionalQueryParams } from './common.ts';
 
 const AfterCompletion = strictObject({
@@ -28,6 +28,9 @@ const CreateBody = strictObject({
     { minItems: 1, maxItems: 20 }),
   after_completion: Type.Optional(AfterCompletion),
   ...CollectionFields,
+  ...PresentationFields,
+  // `always`: each session makes a Customer of its shopper with the page's first try at the payment (decision 0058).
+  customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
   shipping_options: Type.Optional(Type.Array(strictObject({ shipping_rate: ObjectId }), { maxItems: 5 })),
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   payment_intent_data: Type.Optional(strictObject({
