@@ -61,6 +61,12 @@ function allowedValues(errors: readonly SchemaError[], instancePath: string): un
     .filter((value) => value !== '');
 }
 
+/** What the patterns a caller may meet ask for, in words, for the refusal to say. */
+const patternWords: Record<string, string> = {
+  '^[A-Za-z0-9]+$': 'letters and digits only',
+  '^[A-Za-z0-9_-]+$': 'letters, digits, - and _ only',
+};
+
 function emptyValue(param: string): CofferError {
   return new CofferError(
     'parameter_invalid_empty',
@@ -128,8 +134,10 @@ export function schemaErrorToCofferError(errors: readonly SchemaError[]): Coffer
         `Invalid ${param}: must be ${error.keyword === 'minimum' ? 'at least' : 'at most'} ${String(error.params.limit)}`,
         { param },
       );
-    case 'pattern':
-      return new CofferError('parameter_invalid', `Invalid ${param}: ${describe(value)} is not in the expected format`, { param });
+    case 'pattern': {
+      const words = patternWords[String(error.params.pattern)];
+      return new CofferError('parameter_invalid', `Invalid ${param}: ${describe(value)} is not in the expected format${words === undefined ? '' : ` (${words})`}`, { param });
+    }
     default:
       return new CofferError('parameter_invalid', `Invalid ${param}: ${describe(value)}`, { param });
   }

@@ -78,6 +78,34 @@ export function asksEmail(session: CheckoutSessionRow, merchantEmail: string | n
   return session.kind === 'checkout' && merchantEmail === null;
 }
 
+/**
+ * The merchant's own fields (`custom_fields`, decision 0060), after what Coffer asks: each labelled as the merchant
+ * labelled it (shown as given, in any language), required unless optional, and filled in with what the shopper gave
+ * before (or the merchant's default). Named `custom.<key>`.
+ */
+function customFieldsSection(session: CheckoutSessionRow, language: Language): string {
+  const fields = session.custom_fields ?? [];
+  if (fields.length === 0) return '';
+  const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
+  const parts = fields.map((field) => {
+    const id = `custom-${field.key}`;
+    const kept = session.collected?.custom_fields?.[field.key];
+    const label = `<label class="field" for="${id}">${escapeHtml(field.label.custom)}${field.optional === true ? ` <span class="hint">${t('optionalField')}</span>` : ''}</label>`;
+    const common = `id="${id}" data-detail="custom.${field.key}"${field.optional === true ? '' : ` required data-missing="${t('fillIn', { field: field.label.custom })}"`}`;
+    if (field.type === 'dropdown') {
+      const chosen = kept ?? field.dropdown?.default_value;
+      const options = (field.dropdown?.options ?? []).map((option) => `<option value="${escapeHtml(option.value)}"${option.value === chosen ? ' selected' : ''}>${escapeHtml(option.label)}</option>`).join('');
+      return `${label}<select class="text" ${common}><option value=""></option>${options}</select>`;
+    }
+    const bounds = field[field.type] ?? {};
+    const numeric = field.type === 'numeric' ? ' inputmode="numeric" pattern="[0-9]*"' : '';
+    return `${label}<input class="text" type="text" ${common} maxlength="${bounds.maximum_length ?? 255}"${numeric}${given(kept ?? bounds.default_value)}>`;
+  });
+  return `<fieldset class="details" data-part="custom"><legend>${t('customFieldsTitle')}</legend>
+${parts.join('\n')}
+</fieldset>`;
+}
+
 /** The page's fields for what the session asks: an email, a shipping address, a billing address, a phone number. */
 export function detailsFields(session: CheckoutSessionRow, language: Language, merchantEmail: string | null): string {
   const parts: string[] = [];
@@ -97,7 +125,8 @@ export function detailsFields(session: CheckoutSessionRow, language: Language, m
     parts.push(`<fieldset class="details" data-part="phone"><legend>${t('contactPhone')}</legend>
 <input class="text" id="phone-number" type="tel" maxlength="40" autocomplete="tel" data-detail="phone" required data-missing="${t('fillIn', { field: say(language, 'contactPhone') })}" data-invalid="${t('phoneInvalid')}" aria-label="${t('contactPhone')}"${given(session.collected?.phone)}></fieldset>`);
   }
-  return parts.join('\n');
+  parts.push(customFieldsSection(session, language));
+  return parts.filter((part) => part !== '').join('\n');
 }
 
 /** A refusal of what the page sent: the field to mark, and what to tell the shopper. */
@@ -144,6 +173,25 @@ export function readDetails(session: CheckoutSessionRow, sent: unknown, language
     if (!/^\+?[0-9][0-9 ().-]{4,38}$/.test(phone) || phone.replace(/\D/g, '').length < 5) return { refused: { field: 'phone', message: say(language, 'phoneInvalid') } };
     collected.phone = phone;
   }
+  const answers: Record<string, string> = {};
+  for (const field of session.custom_fields ?? []) {
+    const name = `custom.${field.key}`;
+    const answer = value(name, 256);
+    const refuse = (key: StringKey, vars: Record<string, string> = {}) => ({ refused: { field: name, message: say(language, key, { field: field.label.custom, ...vars }) } });
+    if (answer === '') {
+      if (field.optional === true) continue;
+      return refuse('fillIn');
+    }
+    if (field.type === 'dropdown') {
+      if (!(field.dropdown?.options ?? []).some((option) => option.value === answer)) return refuse('customFieldChoose');
+    } else {
+      const { minimum_length: min = 1, maximum_length: max = 255 } = field[field.type] ?? {};
+      if (field.type === 'numeric' && !/^\d+$/.test(answer)) return refuse('customFieldDigits');
+      if (answer.length < min || answer.length > max) return refuse(min === max ? 'customFieldExactLength' : 'customFieldLength', { min: String(min), max: String(max) });
+    }
+    answers[field.key] = answer;
+  }
+  if ((session.custom_fields ?? []).length > 0) collected.custom_fields = answers;
   // The merchant's terms, ticked (the page sends `accepted`), and the shopper's choice of the merchant's offers.
   if (session.consent_collection?.terms_of_service === 'required') {
     if (value('terms', 20) !== 'accepted') return { refused: { field: 'terms', message: say(language, 'termsMissing') } };

@@ -670,8 +670,11 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         await keepCollected(services, session, details.collected);
       }
     }
-    const { terms_of_service: terms, promotions } = details.collected;
-    if (terms !== undefined || promotions !== undefined) params.consent = { ...(terms === undefined ? {} : { terms_of_service: terms }), ...(promotions === undefined ? {} : { promotions }) };
+    const { terms_of_service: terms, promotions, custom_fields: fields } = details.collected;
+    params.pageAnswers = {
+      checkoutSession: session.id,
+      answers: { ...(terms === undefined ? {} : { terms_of_service: terms }), ...(promotions === undefined ? {} : { promotions }), ...(fields === undefined ? {} : { custom_fields: fields }) },
+    };
     if (session.customer_creation === 'always') params.newCustomer = { checkoutSession: session.id, details: newCustomerDetails(session, details.collected, lang) };
     const capture = keepingResponder();
     try {

@@ -481,6 +481,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     shipping_countries: row.shipping_countries === null ? null : JSON.stringify(row.shipping_countries), collected: row.collected === null ? null : JSON.stringify(row.collected),
     shipping_options: row.shipping_options === null ? null : JSON.stringify(row.shipping_options),
     custom_text: row.custom_text === null ? null : JSON.stringify(row.custom_text), consent_collection: row.consent_collection === null ? null : JSON.stringify(row.consent_collection),
+    custom_fields: row.custom_fields === null ? null : JSON.stringify(row.custom_fields),
   };
 }
 
@@ -540,7 +541,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_email: intent.receipt_email, payment_method_types: types, metadata: {}, locale: null, completed_at: null, kind: 'payment_intent', wechat_openid: null, client_reference_id: null,
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
-    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null,
+    shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null, custom_fields: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })

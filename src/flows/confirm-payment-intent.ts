@@ -6,7 +6,7 @@ import { findCurrency } from '../domain/currency.ts';
 import type { ChargeCardDetails } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { newId } from '../platform/random.ts';
-import { cardFactsOf, type ChargeRisk, type ChargeRow, type CustomerRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
+import { cardFactsOf, type ChargeRisk, type ChargeRow, type CheckoutCollected, type CustomerRow, type PaymentIntentRow, type PaymentMethodRow } from '../store/database.ts';
 import { sql } from 'kysely';
 import { chargeInsert, customerInsert, paymentIntentChanges, paymentMethodInsert } from '../store/row-json.ts';
 import type { Outcome, RequestContext, Services } from './context.ts';
@@ -65,8 +65,12 @@ export interface ConfirmParams {
    * its PaymentIntent theirs. None is made when the PaymentIntent has a customer already (an earlier try made it).
    */
   newCustomer?: { checkoutSession: string; details: NewCustomerDetails };
-  /** Set by the hosted checkout only: what the shopper consented to with this try, kept in its audit record. */
-  consent?: { terms_of_service?: 'accepted'; promotions?: 'opt_in' | 'opt_out' };
+  /**
+   * Set by the hosted checkout only: what the shopper answered with this try besides the payment (their consents,
+   * the merchant's own fields). The attempt's statement keeps it with the session, so that a paid session shows the
+   * paying try's answers, and its audit record keeps the consents.
+   */
+  pageAnswers?: { checkoutSession: string; answers: Pick<CheckoutCollected, 'terms_of_service' | 'promotions' | 'custom_fields'> };
 }
 
 /** What a Customer made by a Checkout Session holds: what its shopper gave on the page. */
@@ -432,12 +436,15 @@ async function startAttempt(
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
       ...(customer === undefined ? {} : { customer_id: customer.id }),
     };
+    const answers = params.pageAnswers?.answers;
+    const consent = answers?.terms_of_service === undefined && answers?.promotions === undefined ? undefined
+      : { ...(answers?.terms_of_service === undefined ? {} : { terms_of_service: answers.terms_of_service }), ...(answers?.promotions === undefined ? {} : { promotions: answers.promotions }) };
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
     const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
       { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: {
         charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }),
-        ...(params.consent === undefined ? {} : { consent: params.consent }),
+        ...(consent === undefined ? {} : { consent }),
       } }, [], now);
     const made = customer === undefined || params.newCustomer === undefined ? undefined : {
       session: params.newCustomer.checkoutSession,
@@ -449,6 +456,13 @@ async function startAttempt(
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
           .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
         .with('audit_written', (db) => db.insertInto('audit_log').values(made === undefined ? [audit] : [made.audit, audit]).returning('seq'));
+      if (params.pageAnswers !== undefined && Object.keys(params.pageAnswers.answers).length > 0) {
+        // Merged into what the session keeps of the page (the addresses are kept apart, before the attempt).
+        const pageAnswers = params.pageAnswers;
+        query = query.with('answers_kept', (db) => db.updateTable('checkout_sessions')
+          .set({ collected: sql<string>`coalesce(collected, '{}'::jsonb) || ${JSON.stringify(pageAnswers.answers)}::jsonb`, updated_at: now })
+          .where('id', '=', pageAnswers.checkoutSession).where('payment_intent_id', '=', intent.id).returning('id')) as unknown as typeof query;
+      }
       if (customer !== undefined && made !== undefined) {
         // The session is the customer's too, if it has none yet (the PaymentIntent's version guards the rest).
         query = query.with('customer_written', (db) => db.insertInto('customers').values(customerInsert(customer)).returning('id'))

@@ -33,6 +33,7 @@ export interface LinkSessionParams {
   custom_text?: CreateCheckoutSessionParams['custom_text'];
   consent_collection?: CreateCheckoutSessionParams['consent_collection'];
   customer_creation?: CreateCheckoutSessionParams['customer_creation'];
+  custom_fields?: CreateCheckoutSessionParams['custom_fields'];
 }
 
 export interface PaymentLinkParams extends LinkSessionParams {
@@ -59,7 +60,7 @@ export interface PaymentLinkUpdateParams {
 
 const sessionKeys = [
   'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
-  'submit_type', 'custom_text', 'consent_collection', 'customer_creation',
+  'submit_type', 'custom_text', 'consent_collection', 'customer_creation', 'custom_fields',
 ] as const;
 
 /** What the shopper sees once paid, checked: Coffer's confirmation page by default, or the merchant's page. */

@@ -1,7 +1,7 @@
 import type { CheckoutLineItem, CheckoutSessionRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { addressObject, amountOut, unixTime } from './common.ts';
-import { consentOf } from '../checkout/presentation.ts';
+import { consentOf, customFieldObjects } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
@@ -40,7 +40,8 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     created: unixTime(row.created_at),
     currency: row.currency,
     currency_conversion: null,
-    custom_fields: [],
+    // The values are the paying try's, shown once the session is paid.
+    custom_fields: customFieldObjects(row.custom_fields, row.status === 'complete' ? row.collected?.custom_fields : undefined, true),
     custom_text: {
       after_submit: row.custom_text?.after_submit ?? null, shipping_address: row.custom_text?.shipping_address ?? null,
       submit: row.custom_text?.submit ?? null, terms_of_service_acceptance: row.custom_text?.terms_of_service_acceptance ?? null,

@@ -1,5 +1,6 @@
 import type { LinkSessionParams } from '../flows/payment-links.ts';
 import type { PaymentLinkRow } from '../store/database.ts';
+import { customFieldObjects } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Payment Link. What Coffer's links do not have (tax, promotion codes, custom fields, subscriptions,
@@ -31,7 +32,7 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
       promotions: kept.consent_collection.promotions ?? 'none', terms_of_service: kept.consent_collection.terms_of_service ?? 'none',
     },
     currency: row.currency,
-    custom_fields: [],
+    custom_fields: customFieldObjects(kept.custom_fields, undefined, false),
     custom_text: { after_submit: text('after_submit'), shipping_address: text('shipping_address'), submit: text('submit'), terms_of_service_acceptance: text('terms_of_service_acceptance') },
     customer_creation: kept.customer_creation ?? 'if_required',
     inactive_message: row.inactive_message,

@@ -340,6 +340,26 @@ export interface CheckoutCollected {
   terms_of_service?: 'accepted';
   /** Whether the shopper asked for the merchant's offers (`consent_collection[promotions]=auto`). */
   promotions?: 'opt_in' | 'opt_out';
+  /** What the shopper gave in the merchant's own fields (`custom_fields`), by key; an optional field left empty is absent. */
+  custom_fields?: Record<string, string>;
+}
+
+/** Bounds of a text or numeric custom field, and what it is filled in with at first. */
+export interface CheckoutCustomFieldBounds {
+  minimum_length?: number;
+  maximum_length?: number;
+  default_value?: string;
+}
+
+/** One of a Checkout Session's `custom_fields` (decision 0060): a field of the merchant's own, as Stripe takes it. */
+export interface CheckoutCustomField {
+  key: string;
+  label: { type: 'custom'; custom: string };
+  type: 'dropdown' | 'numeric' | 'text';
+  optional?: boolean;
+  dropdown?: { options: Array<{ label: string; value: string }>; default_value?: string };
+  numeric?: CheckoutCustomFieldBounds;
+  text?: CheckoutCustomFieldBounds;
 }
 
 /** The verb of a Checkout Session's pay button (Stripe's `submit_type`; `auto` is `pay`). */
@@ -408,6 +428,8 @@ export interface CheckoutSessionsTable {
   custom_text: ColumnType<CheckoutCustomText | null, string | null | undefined, string | null>;
   /** What the page asks the shopper to consent to (migration 0066); null when not given. */
   consent_collection: ColumnType<CheckoutConsentCollection | null, string | null | undefined, string | null>;
+  /** The merchant's own fields the page asks (migration 0067), up to three; null when none were given. */
+  custom_fields: ColumnType<CheckoutCustomField[] | null, string | null | undefined, string | null>;
   /** The shipping rates the session offers, as they were when it was made (migration 0062); null: none. */
   shipping_options: ColumnType<CheckoutShippingOption[] | null, string | null | undefined, string | null>;
   /** The offered rate the shopper has chosen (the first until they choose another); null when none is offered. */

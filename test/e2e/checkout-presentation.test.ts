@@ -37,6 +37,12 @@ const presented = {
   consent_collection: { terms_of_service: 'required' as const, promotions: 'auto' as const, payment_method_reuse_agreement: { position: 'hidden' as const } },
 };
 
+const fields: Stripe.Checkout.SessionCreateParams.CustomField[] = [
+  { key: 'engraving', label: { type: 'custom', custom: 'Engraving' }, type: 'text', text: { minimum_length: 2, maximum_length: 12, default_value: 'For you' } },
+  { key: 'floor', label: { type: 'custom', custom: 'Floor number' }, type: 'numeric', optional: true, numeric: { maximum_length: 3 } },
+  { key: 'wrap', label: { type: 'custom', custom: 'Gift wrap' }, type: 'dropdown', dropdown: { options: [{ label: 'None', value: 'none' }, { label: 'Red paper', value: 'red' }], default_value: 'none' } },
+];
+
 async function count(table: 'checkout_sessions' | 'payment_links' | 'charges'): Promise<number> {
   const row = await server.database.db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
@@ -152,6 +158,91 @@ describe('A Checkout Session\'s page text and consents (API)', () => {
   });
 });
 
+describe('The merchant\'s own fields (custom_fields)', () => {
+
+  test('the session and a link show them (values once paid); bad ones are refused by name and make nothing', async () => {
+    const session = await stripe.checkout.sessions.create({ ...order, custom_fields: fields });
+    assert.deepEqual(session.custom_fields.map((field) => [field.key, field.type, field.optional]), [['engraving', 'text', false], ['floor', 'numeric', true], ['wrap', 'dropdown', false]]);
+    assert.deepEqual(session.custom_fields[0]?.text, { default_value: 'For you', maximum_length: 12, minimum_length: 2, value: null });
+    assert.deepEqual(session.custom_fields[2]?.dropdown, { default_value: 'none', options: [{ label: 'None', value: 'none' }, { label: 'Red paper', value: 'red' }], value: null });
+    assert.equal(session.custom_fields[2]?.text, null);
+
+    const before = await count('checkout_sessions');
+    const text = (extra: Partial<Stripe.Checkout.SessionCreateParams.CustomField>) => ({ key: 'note', label: { type: 'custom' as const, custom: 'Note' }, type: 'text' as const, ...extra });
+    const cases: Array<[string, Stripe.Checkout.SessionCreateParams.CustomField[], string, RegExp]> = [
+      ['four fields', [...fields, text({})], 'custom_fields', /3/],
+      ['a key twice', [text({}), text({})], 'custom_fields[1][key]', /another field/],
+      ['a key that is not alphanumeric', [text({ key: 'gift-note' })], 'custom_fields[0][key]', /letters and digits only/],
+      ['a label too long', [text({ label: { type: 'custom', custom: 'x'.repeat(51) } })], 'custom_fields[0][label][custom]', /50/],
+      ['a dropdown without options', [text({ type: 'dropdown' })], 'custom_fields[0][dropdown]', /options/],
+      ['a default that is no option', [{ ...fields[2]!, dropdown: { options: [{ label: 'A', value: 'a' }], default_value: 'b' } }], 'custom_fields[0][dropdown][default_value]', /not the value of one of its options/],
+      ['an option value twice', [{ ...fields[2]!, dropdown: { options: [{ label: 'A', value: 'a' }, { label: 'B', value: 'a' }] } }], 'custom_fields[0][dropdown][options]', /twice/],
+      ['text settings on a numeric field', [text({ type: 'numeric', text: { maximum_length: 3 } })], 'custom_fields[0][text]', /type text/],
+      ['bounds out of order', [text({ text: { minimum_length: 5, maximum_length: 3 } })], 'custom_fields[0][text][minimum_length]', /above its maximum_length/],
+      ['a numeric default with letters', [text({ type: 'numeric', numeric: { default_value: '12a' } })], 'custom_fields[0][numeric][default_value]', /digits only/],
+    ];
+    for (const [what, given, param, message] of cases) {
+      const refused = await stripe.checkout.sessions.create({ ...order, custom_fields: given }).then(() => undefined, (error: Stripe.errors.StripeError) => error);
+      assert.equal(refused?.param, param, `${what}: ${refused?.message ?? 'made'}`);
+      assert.match(refused?.message ?? '', message, what);
+    }
+    assert.equal(await count('checkout_sessions'), before, 'no session was made');
+
+    const product = await stripe.products.create({ name: 'Engraved pen' });
+    const price = await stripe.prices.create({ product: product.id, currency: 'usd', unit_amount: 3_000 });
+    const link = await stripe.paymentLinks.create({ line_items: [{ price: price.id, quantity: 1 }], custom_fields: fields });
+    assert.deepEqual(link.custom_fields.map((field) => field.key), ['engraving', 'floor', 'wrap']);
+    assert.equal('value' in (link.custom_fields[0]?.text ?? {}), false, 'a link\'s fields have no value');
+  });
+
+  test('the page asks them; the server refuses a missing, short, non-digit or unknown answer by name and tries nothing; paid, the session has the answers', async () => {
+    const session = await stripe.checkout.sessions.create({ ...order, custom_fields: fields });
+    const page = await openCheckoutPage(server, session);
+    const html = page.html.body;
+    assert.match(html, /<label class="field" for="custom-engraving">Engraving<\/label><input class="text" type="text" id="custom-engraving" data-detail="custom.engraving" required[^>]* maxlength="12" value="For you">/);
+    assert.match(html, /for="custom-floor">Floor number <span class="hint">\(optional\)<\/span><\/label><input[^>]*data-detail="custom.floor" maxlength="3" inputmode="numeric"/);
+    assert.match(html, /<option value="none" selected>None<\/option><option value="red">Red paper<\/option>/);
+
+    const method = (await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' } } as never)).id;
+    const charges = await count('charges');
+    const good = { 'custom.engraving': 'Ada', 'custom.floor': '', 'custom.wrap': 'red' };
+    for (const [answers, field, message] of [
+      [{ ...good, 'custom.engraving': ' ' }, 'custom.engraving', 'Fill in: Engraving.'],
+      [{ ...good, 'custom.engraving': 'A' }, 'custom.engraving', 'Engraving: between 2 and 12 characters.'],
+      [{ ...good, 'custom.floor': '3rd' }, 'custom.floor', 'Floor number: digits only.'],
+      [{ ...good, 'custom.floor': '1234' }, 'custom.floor', 'Floor number: between 1 and 3 characters.'],
+      [{ ...good, 'custom.wrap': 'gold' }, 'custom.wrap', 'Gift wrap: choose one of the options.'],
+    ] as const) {
+      const refused = await page.post('/confirm', { method: 'card', payment_method: method, details: answers });
+      assert.deepEqual([refused.status, refused.json.field, refused.json.message], [400, field, message], refused.body);
+    }
+    assert.equal(await count('charges'), charges, 'nothing was tried');
+    assert.equal((await server.database.db.selectFrom('checkout_sessions').select('collected').where('id', '=', session.id).executeTakeFirstOrThrow()).collected, null, 'nothing was kept');
+
+    const paid = await page.post('/confirm', { method: 'card', payment_method: method, details: good });
+    assert.equal(paid.json.state, 'complete', paid.body);
+    const done = await stripe.checkout.sessions.retrieve(session.id);
+    assert.deepEqual(done.custom_fields.map((field) => field.text?.value ?? field.numeric?.value ?? field.dropdown?.value ?? null), ['Ada', null, 'red']);
+    const completed = (await stripe.events.list({ type: 'checkout.session.completed', limit: 20 })).data.find((event) => (event.data.object as Stripe.Checkout.Session).id === session.id);
+    assert.equal((completed?.data.object as Stripe.Checkout.Session | undefined)?.custom_fields[0]?.text?.value, 'Ada', 'fulfilment gets the answers with the event');
+  });
+
+  test('the session keeps the paying try\'s answers, even after an earlier try left the payment waiting on the shopper', async () => {
+    const session = await stripe.checkout.sessions.create({ ...order, consent_collection: { promotions: 'auto' }, custom_fields: [fields[0]!] });
+    const page = await openCheckoutPage(server, session);
+    const card = async (number: string) => (await stripe.paymentMethods.create({ type: 'card', card: { number, exp_month: 12, exp_year: 2034, cvc: '123' } } as never)).id;
+    // A card whose bank asks for 3-D Secure: the shopper is sent to the challenge, and comes back to try another card.
+    const first = await page.post('/confirm', { method: 'card', payment_method: await card('4000000000003220'), details: { promotions: 'opt_in', 'custom.engraving': 'First' } });
+    assert.equal(first.json.state, 'redirect', first.body);
+    assert.equal((await stripe.paymentIntents.retrieve(String(session.payment_intent))).status, 'requires_action');
+    const method = await card('4242424242424242');
+    const paid = await page.post('/confirm', { method: 'card', payment_method: method, details: { promotions: '', 'custom.engraving': 'Second' } });
+    assert.equal(paid.json.state, 'complete', paid.body);
+    const done = await stripe.checkout.sessions.retrieve(session.id);
+    assert.deepEqual([done.consent?.promotions, done.custom_fields[0]?.text?.value], ['opt_out', 'Second'], 'the shopper\'s last word, with which they paid');
+  });
+});
+
 describe('Terms ticked on the hosted page', { concurrency: false, skip: browserMissing(), timeout: 240_000 }, () => {
   let browser: Browser;
   let page: Page;
@@ -165,9 +256,12 @@ describe('Terms ticked on the hosted page', { concurrency: false, skip: browserM
     await browser?.close();
   });
 
-  test('paying without ticking the terms is stopped before a card is sent; ticked, the booking is paid', async () => {
-    const session = await stripe.checkout.sessions.create({ ...order, ...presented });
+  test('paying without ticking the terms is stopped before a card is sent; ticked, the booking is paid with the merchant\'s fields filled in', async () => {
+    const session = await stripe.checkout.sessions.create({ ...order, ...presented, custom_fields: fields });
     await page.goto(session.url ?? '');
+    assert.equal(await page.inputValue('#custom-engraving'), 'For you', 'the merchant\'s default');
+    await page.fill('#custom-engraving', 'To Ada');
+    await page.selectOption('#custom-wrap', 'red');
     assert.equal((await page.locator('#pay').textContent())?.trim(), 'Book $25.00');
     await fillCard(page);
     const methods = async () => Number((await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
@@ -182,5 +276,6 @@ describe('Terms ticked on the hosted page', { concurrency: false, skip: browserM
     await clickThrough(page, '#pay', /\/done/);
     const paid = await stripe.checkout.sessions.retrieve(session.id);
     assert.deepEqual([paid.status, paid.consent], ['complete', { promotions: 'opt_out', terms_of_service: 'accepted' }]);
+    assert.deepEqual(paid.custom_fields.map((field) => field.text?.value ?? field.numeric?.value ?? field.dropdown?.value ?? null), ['To Ada', null, 'red']);
   });
 });

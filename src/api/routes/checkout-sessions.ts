@@ -29,8 +29,28 @@ export const CollectionFields = {
 };
 /** A message of the merchant's on the page: plain text, where `[words](https://…)` is a link (decision 0059). */
 const CustomMessage = Type.Union([strictObject({ message: Type.String({ minLength: 1, maxLength: 1_200 }) }), Type.Literal('')]);
+/** A text or numeric custom field's bounds (Stripe's: up to 255 characters or digits). */
+const FieldBounds = strictObject({
+  minimum_length: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
+  maximum_length: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
+  default_value: Type.Optional(Type.String({ maxLength: 255 })),
+});
+/** A field of the merchant's own on the page (decision 0060). */
+const CustomField = strictObject({
+  key: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9]+$' }),
+  label: strictObject({ type: Type.Literal('custom'), custom: Type.String({ minLength: 1, maxLength: 50 }) }),
+  type: Type.Union([Type.Literal('dropdown'), Type.Literal('numeric'), Type.Literal('text')]),
+  optional: Type.Optional(Type.Boolean()),
+  dropdown: Type.Optional(strictObject({
+    options: Type.Array(strictObject({ label: Type.String({ minLength: 1, maxLength: 100 }), value: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9]+$' }) }), { minItems: 1, maxItems: 200 }),
+    default_value: Type.Optional(Type.String({ maxLength: 100 })),
+  })),
+  numeric: Type.Optional(FieldBounds),
+  text: Type.Optional(FieldBounds),
+});
 /** What the page says besides the order: the pay button's verb, the merchant's messages, the consents it asks. */
 export const PresentationFields = {
+  custom_fields: Type.Optional(Type.Array(CustomField, { maxItems: 3 })),
   submit_type: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('book'), Type.Literal('donate'), Type.Literal('pay')])),
   custom_text: Type.Optional(strictObject({
     after_submit: Type.Optional(CustomMessage),
