@@ -56,7 +56,21 @@ export interface PaymentLinkUpdateParams {
   metadata?: Record<string, string> | '';
   inactive_message?: string | '';
   restrictions?: { completed_sessions: { limit: number } } | '';
+  /** What the link's later sessions are made with (decision 0054): each replaces what the link keeps, `''` removes it. */
+  billing_address_collection?: LinkSessionParams['billing_address_collection'];
+  shipping_address_collection?: LinkSessionParams['shipping_address_collection'] | '';
+  phone_number_collection?: LinkSessionParams['phone_number_collection'];
+  payment_method_types?: string[] | '';
+  custom_fields?: LinkSessionParams['custom_fields'] | '';
+  custom_text?: LinkSessionParams['custom_text'];
+  submit_type?: LinkSessionParams['submit_type'];
+  customer_creation?: LinkSessionParams['customer_creation'];
 }
+
+/** The session-shaping fields a link's update may change. */
+const updatableSessionKeys = [
+  'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'payment_method_types', 'custom_fields', 'custom_text', 'submit_type', 'customer_creation',
+] as const;
 
 const sessionKeys = [
   'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
@@ -132,11 +146,35 @@ export async function createPaymentLink(services: Services, ctx: RequestContext,
  * paid sessions and its metadata. Its order does not: a new order is a new link, so an address already shared never
  * sells something else. Sessions already made go on as they were made.
  */
+/**
+ * What the link keeps for its sessions once the update's session-shaping fields are applied (a message given as `''`
+ * in `custom_text` removes that message only), checked as a session would be: undefined when the update gives none.
+ */
+async function updatedSessionParams(services: Services, ctx: RequestContext, link: PaymentLinkRow, params: PaymentLinkUpdateParams, after: PaymentLinkAfterCompletion): Promise<LinkSessionParams | undefined> {
+  const given = updatableSessionKeys.filter((key) => params[key] !== undefined);
+  if (given.length === 0) return undefined;
+  const kept = { ...(link.session_params as unknown as LinkSessionParams) } as Record<string, unknown>;
+  for (const key of given) {
+    const value = key === 'custom_text' ? { ...(kept.custom_text as object | undefined), ...params.custom_text } : params[key];
+    if (value === '') delete kept[key];
+    else kept[key] = value;
+  }
+  const next = kept as unknown as LinkSessionParams;
+  await checkCheckoutParams(services, ctx, sessionParamsOf({ session_params: kept, after_completion: after }), { paymentLinkId: link.id });
+  return next;
+}
+
 export async function updatePaymentLink(services: Services, ctx: RequestContext, id: string, params: PaymentLinkUpdateParams, respond?: Respond<PaymentLinkRow>): Promise<PaymentLinkRow> {
   const after = params.after_completion === undefined ? undefined : afterCompletionOf(params.after_completion);
   const now = new Date(services.clock.nowMs());
+  // Checked before the link is locked (the check reads prices and rates); the update applies only to the link as read.
+  const read = await findPaymentLink(services.db, ctx, id);
+  const sessionParams = await updatedSessionParams(services, ctx, read, params, after ?? read.after_completion);
   return inTransaction(services.db, async (tx) => {
     const link = await findPaymentLink(tx, ctx, id, { lock: true });
+    if (sessionParams !== undefined && JSON.stringify(link.session_params) !== JSON.stringify(read.session_params)) {
+      throw new CofferError('lock_timeout', 'This payment link was changed by another request meanwhile. Try again.');
+    }
     const metadata = mergeMetadata(link.metadata, params.metadata);
     checkMetadataSize(metadata, limits.metadataKeysMax);
     const limit = params.restrictions === undefined ? link.completed_sessions_limit : params.restrictions === '' ? null : params.restrictions.completed_sessions.limit;
@@ -150,6 +188,7 @@ export async function updatePaymentLink(services: Services, ctx: RequestContext,
       inactive_message: params.inactive_message === undefined ? link.inactive_message : params.inactive_message.trim() || null,
       ...(reached ? { active: false } : params.active === undefined ? {} : { active: params.active }),
       ...(after === undefined ? {} : { after_completion: JSON.stringify(after) }),
+      ...(sessionParams === undefined ? {} : { session_params: JSON.stringify(sessionParams) }),
     }).where('id', '=', link.id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'payment_link.update', objectType: 'payment_link', objectId: id, details: { fields: Object.keys(params) } },
       [{ type: 'payment_link.updated', paymentLink: { before: link, after: row } }], now);

@@ -117,7 +117,44 @@ describe('payment links (API)', () => {
       (error: Stripe.errors.StripeError) => error.param === 'after_completion[redirect][url]' && /absolute http or https URL/.test(error.message));
     assert.deepEqual(await counts(), before);
   });
+
+  test('what later sessions are made with can be changed, checked as a session would be; sessions made already keep theirs', async () => {
+    const link = await stripe.paymentLinks.create({ line_items: [{ price: kettle.id, quantity: 1 }], shipping_address_collection: { allowed_countries: ['US'] } });
+    const earlier = await sessionOf(link);
+    const fields: Stripe.PaymentLinkUpdateParams.CustomField[] = [{ key: 'engraving', label: { type: 'custom', custom: 'Engraving' }, type: 'text' }];
+    const changed = await stripe.paymentLinks.update(link.id, {
+      billing_address_collection: 'required', phone_number_collection: { enabled: true }, custom_fields: fields, submit_type: 'donate', customer_creation: 'always',
+      custom_text: { submit: { message: 'Thank you!' }, shipping_address: { message: 'We ship on Mondays.' } },
+    });
+    assert.deepEqual([changed.billing_address_collection, changed.phone_number_collection.enabled, changed.submit_type, changed.customer_creation, changed.custom_fields.map((field) => field.key)],
+      ['required', true, 'donate', 'always', ['engraving']]);
+    const later = await sessionOf(link);
+    assert.deepEqual([later.billing_address_collection, later.submit_type, later.customer_creation, later.custom_text.submit?.message, later.custom_fields.length], ['required', 'donate', 'always', 'Thank you!', 1]);
+    assert.deepEqual([earlier.billing_address_collection, earlier.submit_type, earlier.custom_fields.length], [null, null, 0], 'a session made already keeps what it was made with');
+
+    // Refused as a session would be, changing nothing: a message for a shipping address no longer asked.
+    const before = await counts();
+    const refused = await stripe.paymentLinks.update(link.id, { shipping_address_collection: '' as unknown as Stripe.PaymentLinkUpdateParams.ShippingAddressCollection })
+      .then(() => undefined, (error: Stripe.errors.StripeError) => error);
+    assert.equal(refused?.param, 'custom_text[shipping_address]', refused?.message);
+    assert.deepEqual(await counts(), before);
+    assert.deepEqual((await stripe.paymentLinks.retrieve(link.id)).shipping_address_collection, { allowed_countries: ['US'] });
+    // '' removes: the shipping message, then the shipping address, the fields.
+    const removed = await stripe.paymentLinks.update(link.id, { custom_text: { shipping_address: '' } as Stripe.PaymentLinkUpdateParams.CustomText });
+    assert.deepEqual([removed.custom_text.shipping_address, removed.custom_text.submit?.message], [null, 'Thank you!'], 'only the message given as empty goes');
+    const plain = await stripe.paymentLinks.update(link.id, { shipping_address_collection: '' as unknown as Stripe.PaymentLinkUpdateParams.ShippingAddressCollection, custom_fields: '' as unknown as Stripe.PaymentLinkUpdateParams.CustomField[] });
+    assert.deepEqual([plain.shipping_address_collection, plain.custom_fields], [null, []]);
+  });
 });
+
+/** A session of a link's, as a shopper pressing "Continue" makes it. */
+async function sessionOf(link: Stripe.PaymentLink): Promise<Stripe.Checkout.Session> {
+  const opened = await rawRequest(server, 'GET', `/buy/${link.id}`);
+  const token = /name="token" value="([^"]+)"/.exec(opened.body)?.[1] ?? '';
+  const made = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: `token=${encodeURIComponent(token)}`, headers: { origin: new URL(link.url).origin } });
+  assert.equal(made.status, 303, made.body);
+  return stripe.checkout.sessions.retrieve(/\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(String(made.headers.location))?.[1] ?? '');
+}
 
 describe('paying through a payment link', { concurrency: false, skip: browserMissing(), timeout: 240_000 }, () => {
   let browser: Browser;

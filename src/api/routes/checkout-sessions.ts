@@ -22,9 +22,10 @@ export const AdjustableQuantity = strictObject({
   enabled: Type.Boolean(), minimum: Type.Optional(Type.Integer({ minimum: 0, maximum: 9_999 })), maximum: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
 });
 /** What a session (or a payment link) asks the shopper for besides the payment (decision 0051). */
+export const ShippingAddressCollection = strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) });
 export const CollectionFields = {
   billing_address_collection: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('required')])),
-  shipping_address_collection: Type.Optional(strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) })),
+  shipping_address_collection: Type.Optional(ShippingAddressCollection),
   phone_number_collection: Type.Optional(strictObject({ enabled: Type.Boolean() })),
 };
 /** A message of the merchant's on the page: plain text, where `[words](https://…)` is a link (decision 0059). */
@@ -48,9 +49,10 @@ const CustomField = strictObject({
   numeric: Type.Optional(FieldBounds),
   text: Type.Optional(FieldBounds),
 });
+export const CustomFields = Type.Array(CustomField, { maxItems: 3 });
 /** What the page says besides the order: the pay button's verb, the merchant's messages, the consents it asks. */
 export const PresentationFields = {
-  custom_fields: Type.Optional(Type.Array(CustomField, { maxItems: 3 })),
+  custom_fields: Type.Optional(CustomFields),
   submit_type: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('book'), Type.Literal('donate'), Type.Literal('pay')])),
   custom_text: Type.Optional(strictObject({
     after_submit: Type.Optional(CustomMessage),

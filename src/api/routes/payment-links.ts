@@ -13,7 +13,7 @@ import { adjustableOf } from '../../flows/checkout-sessions.ts';
 import { itemObjects } from '../../objects/checkout-session.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Description, Expand, ListQuery, Metadata, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { AdjustableQuantity, CollectionFields, PresentationFields } from './checkout-sessions.ts';
+import { AdjustableQuantity, CollectionFields, CustomFields, PresentationFields, ShippingAddressCollection } from './checkout-sessions.ts';
 import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, withoutExpand, type PositionalQueryParams } from './common.ts';
 
 const AfterCompletion = strictObject({
@@ -52,6 +52,15 @@ const UpdateBody = strictObject({
   metadata: Type.Optional(emptyable(Metadata)),
   inactive_message: Type.Optional(emptyable(InactiveMessage)),
   restrictions: Type.Optional(emptyable(Restrictions)),
+  // What later sessions are made with; sessions made already keep what they were made with.
+  billing_address_collection: CollectionFields.billing_address_collection,
+  shipping_address_collection: Type.Optional(emptyable(ShippingAddressCollection)),
+  phone_number_collection: CollectionFields.phone_number_collection,
+  payment_method_types: Type.Optional(emptyable(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 }))),
+  custom_fields: Type.Optional(emptyable(CustomFields)),
+  custom_text: PresentationFields.custom_text,
+  submit_type: PresentationFields.submit_type,
+  customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
   expand: Type.Optional(Expand),
 });
 const IdParams = strictObject({ id: ObjectId });
