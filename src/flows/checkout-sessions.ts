@@ -22,6 +22,8 @@ import { requestTrail, systemTrail, type Trail } from './trail.ts';
 import { addressObject } from '../objects/common.ts';
 import type { checkoutLocales } from '../checkout/strings.ts';
 import { presentationOf, type PresentationParams } from '../checkout/presentation.ts';
+import { sql } from 'kysely';
+import { listPage, type ListParams, type Page } from './list-page.ts';
 import { checkShippingRate, insertShippingRate, type CheckedShippingRate, type ShippingRateParams } from './shipping-rates.ts';
 
 /**
@@ -494,18 +496,30 @@ export async function findCheckoutSession(reader: Tx | Services['db'], ctx: Requ
   return row;
 }
 
-export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: { limit: number; starting_after?: string; payment_intent?: string; payment_link?: string }): Promise<{ data: CheckoutSessionRow[]; hasMore: boolean }> {
-  const scope = scopeOf(ctx);
-  let query = services.db.selectFrom('checkout_sessions').selectAll().where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode)
-    .where('kind', '=', 'checkout');
-  if (params.payment_intent !== undefined) query = query.where('payment_intent_id', '=', params.payment_intent);
-  if (params.payment_link !== undefined) query = query.where('payment_link_id', '=', params.payment_link);
-  if (params.starting_after !== undefined) {
-    const cursor = await findCheckoutSession(services.db, ctx, params.starting_after, 'starting_after');
-    query = query.where('seq', '<', cursor.seq);
+export interface CheckoutSessionListParams extends ListParams {
+  payment_intent?: string;
+  payment_link?: string;
+  status?: CheckoutSessionRow['status'];
+  customer?: string;
+  customer_details?: { email: string };
+}
+
+/**
+ * A page of the merchant's Checkout Sessions, newest first, as Stripe lists them (paging, `created` and cursors as
+ * every list's), narrowed by payment, link, status, customer, or the shopper's email (as the session shows it in
+ * `customer_details`, case aside).
+ */
+export async function listCheckoutSessions(services: Services, ctx: RequestContext, params: CheckoutSessionListParams): Promise<Page<CheckoutSessionRow>> {
+  let rows = services.db.selectFrom('checkout_sessions').selectAll().where('kind', '=', 'checkout');
+  if (params.payment_intent !== undefined) rows = rows.where('payment_intent_id', '=', params.payment_intent);
+  if (params.payment_link !== undefined) rows = rows.where('payment_link_id', '=', params.payment_link);
+  if (params.status !== undefined) rows = rows.where('status', '=', params.status);
+  if (params.customer !== undefined) rows = rows.where('customer_id', '=', params.customer);
+  if (params.customer_details !== undefined) {
+    const email = params.customer_details.email.toLowerCase();
+    rows = rows.where(sql<boolean>`lower(coalesce(customer_details->>'email', customer_email)) = ${email}`);
   }
-  const rows = await query.orderBy('seq', 'desc').limit(params.limit + 1).execute();
-  return { data: rows.slice(0, params.limit), hasMore: rows.length > params.limit };
+  return listPage(services.db, scopeOf(ctx), { table: 'checkout_sessions', kind: 'checkout session', rows, cursorWhere: sql<boolean>`kind = 'checkout'` }, params);
 }
 
 /** The session the hosted page shows, by its id alone (the id is the page's capability, as Stripe's is). */

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import { CofferError, resourceMissing } from '../domain/errors.ts';
 import type { Database } from '../store/database.ts';
 import type { Scope } from './payment-intent-records.ts';
@@ -41,7 +41,8 @@ export type ListedTable =
   | 'products'
   | 'prices'
   | 'shipping_rates'
-  | 'payment_links';
+  | 'payment_links'
+  | 'checkout_sessions';
 
 export interface ListSource<T extends ListedTable, O> {
   table: T;
@@ -55,6 +56,8 @@ export interface ListSource<T extends ListedTable, O> {
    * (A customer's payment methods are not such a list: a card detached while a client pages stays a cursor.)
    */
   customerId?: string;
+  /** For a list of some of a table's rows for good (Checkout Sessions, not the pages of API PaymentIntents): the cursor must be one of them. */
+  cursorWhere?: RawBuilder<boolean>;
 }
 
 function column(table: ListedTable, name: 'created_at' | 'seq' | 'merchant_id' | 'livemode') {
@@ -121,6 +124,7 @@ export async function listPage<T extends ListedTable, O>(
       .where('merchant_id', '=', scope.merchantId)
       .where('livemode', '=', scope.livemode);
     if (source.customerId !== undefined) cursorQuery = cursorQuery.where(sql<boolean>`customer_id = ${source.customerId}`);
+    if (source.cursorWhere !== undefined) cursorQuery = cursorQuery.where(source.cursorWhere);
     const cursor = await cursorQuery.executeTakeFirst();
     if (cursor === undefined) throw resourceMissing(source.kind, cursorId, cursorParam);
     const seq = column(table, 'seq');

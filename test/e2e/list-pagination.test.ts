@@ -183,6 +183,16 @@ describe('list pagination', () => {
       }),
     },
     {
+      name: 'checkout sessions',
+      make: async ({ stripe }, count) => ({
+        path: '/v1/checkout/sessions',
+        ...(await series(count, (index) => stripe.checkout.sessions.create({
+          mode: 'payment', success_url: 'https://shop.example/ok', line_items: [{ price_data: { currency: 'usd', unit_amount: 100 + index, product_data: { name: 'Tea' } }, quantity: 1 }],
+        }))),
+        walk: () => stripe.checkout.sessions.list({ limit: 1 }).autoPagingToArray({ limit: 10 }),
+      }),
+    },
+    {
       name: 'webhook endpoints',
       make: async ({ stripe }, count) => ({
         path: '/v1/webhook_endpoints',
@@ -340,6 +350,29 @@ describe('list pagination', () => {
     await elsewhere.stripe.paymentIntents.create({ amount: 500, currency: 'usd', customer: foreign.id });
     assert.deepEqual((await merchant.stripe.paymentIntents.list({ customer: foreign.id })).data, [], 'another merchant\'s customer');
     assert.equal((await merchant.stripe.paymentIntents.list({ limit: 100 })).data.length, 7, 'without the filter, all of them');
+  });
+  test('checkout sessions are listed by status, customer and the shopper\'s email; a PaymentIntent\'s own page is no session to page from', async () => {
+    const merchant = await newMerchant();
+    const item = { price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'Tea' } }, quantity: 1 };
+    const base = { mode: 'payment' as const, success_url: 'https://shop.example/ok', line_items: [item] };
+    const customer = await merchant.stripe.customers.create({ email: 'regular@example.com' });
+    const forCustomer = await merchant.stripe.checkout.sessions.create({ ...base, customer: customer.id });
+    const byEmail = await merchant.stripe.checkout.sessions.create({ ...base, customer_email: 'Ada@Example.com' });
+    const expired = await merchant.stripe.checkout.sessions.expire((await merchant.stripe.checkout.sessions.create(base)).id);
+    const ids = async (params: Stripe.Checkout.SessionListParams) => (await merchant.stripe.checkout.sessions.list(params)).data.map((session) => session.id);
+    assert.deepEqual(await ids({ status: 'expired' }), [expired.id]);
+    assert.deepEqual(await ids({ status: 'open' }), [byEmail.id, forCustomer.id]);
+    assert.deepEqual(await ids({ customer: customer.id }), [forCustomer.id]);
+    assert.deepEqual(await ids({ customer_details: { email: 'ada@example.com' } }), [byEmail.id], 'the email, case aside');
+    assert.deepEqual(await ids({ customer_details: { email: 'nobody@example.com' } }), []);
+    await refused(merchant.key, '/v1/checkout/sessions', 'status=paid', { status: 400, code: 'parameter_invalid', param: 'status' });
+    await refused(merchant.key, '/v1/checkout/sessions', 'customer_details[email]=not-an-email', { status: 400, code: 'parameter_invalid', param: 'customer_details[email]' });
+    await refused(merchant.key, '/v1/checkout/sessions', 'expand[]=data.line_items', { status: 400, code: 'parameter_unknown', param: 'expand' });
+    // The hosted page of a PaymentIntent made through the API is a page session of Coffer's own, not a Checkout Session.
+    const intent = await merchant.stripe.paymentIntents.create({ amount: 500, currency: 'usd' });
+    assert.equal((await rawRequest(server, 'GET', `/pay/intent?client_secret=${intent.client_secret ?? ''}`)).status, 303, 'on to its page');
+    const pageSession = await server.database.db.selectFrom('checkout_sessions').select('id').where('payment_intent_id', '=', intent.id).executeTakeFirstOrThrow();
+    await refused(merchant.key, '/v1/checkout/sessions', `starting_after=${pageSession.id}`, { status: 404, code: 'resource_missing', param: 'starting_after' });
   });
   test('checkout sessions and reviews name the cursor that names no object of theirs; a SetupIntent refuses a client secret not its own', async () => {
     const merchant = await newMerchant();

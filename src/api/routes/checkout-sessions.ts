@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
 import {
-  createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, settleCheckoutSession,
+  createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, type CheckoutSessionListParams, settleCheckoutSession,
   type CreateCheckoutSessionParams,
 } from '../../flows/checkout-sessions.ts';
 import { limits } from '../../limits.ts';
@@ -11,7 +11,7 @@ import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-s
 import { priceObject, productObject } from '../../objects/product.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, Expand, ListLimit, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, Expand, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, type PositionalQueryParams } from './common.ts';
 import { expandObjects } from './expand.ts';
 import { checkoutLocales } from '../../checkout/strings.ts';
@@ -137,7 +137,14 @@ const sessionExpandable = {
   'payment_intent.payment_method': ['payment_intents', 'payment_methods'],
   'shipping_cost.shipping_rate': ['checkout', 'shipping_rates'], 'shipping_options.shipping_rate': ['checkout', 'shipping_rates'],
 } as const;
-const ListQuery = strictObject({ limit: Type.Optional(ListLimit), starting_after: Type.Optional(ObjectId), payment_intent: Type.Optional(ObjectId), payment_link: Type.Optional(ObjectId) });
+// Stripe's list filters; `expand` is not taken here (a list of sessions expands nothing).
+const { expand: _listExpand, ...listPaging } = CommonListQuery;
+const ListQuery = strictObject({
+  ...listPaging,
+  payment_intent: Type.Optional(ObjectId), payment_link: Type.Optional(ObjectId), customer: Type.Optional(ObjectId),
+  status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('complete'), Type.Literal('expired')])),
+  customer_details: Type.Optional(strictObject({ email: Email })),
+});
 
 /** Support cases shoppers opened from the checkout's result page (a Coffer extension; the console comes later). */
 export function registerSupportCaseRoutes(app: FastifyInstance, services: Services): void {
@@ -185,7 +192,7 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     return sendOutcome(reply, await answerInChange(request, (respond) => createCheckoutSession(services, ctx, request.body as CreateCheckoutSessionParams, respond), renderFor(request)));
   });
   app.get('/v1/checkout/sessions', { config, schema: { querystring: ListQuery } }, async (request, reply) => {
-    const query = request.query as { limit?: number; starting_after?: string; payment_intent?: string; payment_link?: string };
+    const query = request.query as Omit<CheckoutSessionListParams, 'limit'> & { limit?: number };
     const page = await listCheckoutSessions(services, requestContext(request), { ...query, limit: query.limit ?? limits.listLimitDefault });
     return sendObject(reply, listObject('/v1/checkout/sessions', page.data.map(renderFor(request)), page.hasMore));
   });
