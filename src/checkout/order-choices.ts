@@ -54,7 +54,11 @@ function chosenOption(session: CheckoutSessionRow): CheckoutShippingOption | und
 export function orderView(session: CheckoutSessionRow, language: Language): OrderView {
   return {
     locale: localeOf(language), exponent: findCurrency(session.currency)?.apiExponent ?? 2,
-    items: session.line_items.map((item) => ({ unit: item.unit_amount, quantity: item.quantity, ...(item.adjustable ?? {}) })),
+    // An optional item may also be left out (0): its least is 0 here, and the server refuses a quantity below its own least.
+    items: session.line_items.map((item) => ({
+      unit: item.unit_amount, quantity: item.quantity,
+      ...(item.optional === undefined ? item.adjustable ?? {} : { minimum: 0, maximum: item.adjustable?.maximum ?? item.optional.quantity }),
+    })),
     ...(session.shipping_options === null ? {} : {
       shipping: session.shipping_options.map((option) => ({ rate: option.shipping_rate, amount: option.shipping_amount, line: say(language, 'shippingLine', { name: option.display_name }) })),
     }),
@@ -71,6 +75,16 @@ export function quantityWords(quantity: number, language: Language): string {
 export function quantityField(session: CheckoutSessionRow, index: number, language: Language): string {
   const item = session.line_items[index];
   if (item === undefined) return '';
+  const label = escapeHtml(say(language, 'quantityOf', { name: item.name }));
+  if (item.optional !== undefined) {
+    const each = escapeHtml(say(language, 'optionalEach', { amount: formatMoney(item.unit_amount, session.currency, language) }));
+    if (item.adjustable !== undefined) {
+      return `<input class="qty-input" type="number" inputmode="numeric" autocomplete="off" id="quantity-${index}" data-item="${index}" data-choice="quantity.${index}" min="0" max="${item.adjustable.maximum}" step="1" value="${item.quantity}" aria-label="${label}"> <span class="qty">${each}</span>`;
+    }
+    // Added or not, with the quantity the merchant set.
+    const words = escapeHtml(say(language, 'optionalAdd', { n: String(item.optional.quantity) }));
+    return `<label class="qty"><input class="qty-input" type="checkbox" autocomplete="off" id="quantity-${index}" data-item="${index}" data-choice="quantity.${index}" value="${item.optional.quantity}"${item.quantity > 0 ? ' checked' : ''}> ${words} · ${each}</label>`;
+  }
   if (item.adjustable === undefined) return quantityWords(item.quantity, language);
   return `<input class="qty-input" type="number" inputmode="numeric" autocomplete="off" id="quantity-${index}" data-item="${index}" data-choice="quantity.${index}" min="${item.adjustable.minimum}" max="${item.adjustable.maximum}" step="1" value="${item.quantity}" aria-label="${escapeHtml(say(language, 'quantityOf', { name: item.name }))}">`;
 }
@@ -103,7 +117,7 @@ export function shippingFields(session: CheckoutSessionRow, language: Language):
  */
 export function choicesSent(session: CheckoutSessionRow, body: { shipping_rate?: unknown; quantities?: unknown }): ShopperChoices | undefined {
   const shipping = session.shipping_options !== null;
-  const adjustable = session.line_items.some((item) => item.adjustable !== undefined);
+  const adjustable = session.line_items.some((item) => item.adjustable !== undefined || item.optional !== undefined);
   if (!shipping && !adjustable) return undefined;
   const quantities = adjustable && Array.isArray(body.quantities) ? body.quantities.map((value) => (typeof value === 'number' ? value : Number.NaN)) : undefined;
   return {

@@ -19,7 +19,7 @@ import {
 import { sendStepUpCode, stepUpRequired, StepUpRefused, verifiedStepUp, verifyStepUpCode } from '../flows/shopper-step-up.ts';
 import { escapeHtml } from '../platform/html.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutCollected, CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutLineItem, CheckoutSessionRow, PaymentIntentRow, PaymentLinkRow } from '../store/database.ts';
 import { addressObject } from '../objects/common.ts';
 import { messageHtml, payWordsKey } from './presentation.ts';
 import { ApiKeyCache, authenticateMerchant } from '../api/merchant-auth.ts';
@@ -175,12 +175,16 @@ function itemRow(name: string, quantity: string, description: string | null | un
 }
 
 function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
-  const items = session.line_items.map((item, index) =>
-    itemRow(item.name, quantityField(session, index, language), item.description, formatMoney(item.amount_total, session.currency, language), `item-amount-${index}`)).join('');
+  const row = (item: CheckoutLineItem, index: number) =>
+    itemRow(item.name, quantityField(session, index, language), item.description, formatMoney(item.amount_total, session.currency, language), `item-amount-${index}`);
+  const items = session.line_items.map((item, index) => (item.optional === undefined ? row(item, index) : '')).join('');
+  // The items the shopper may add (decision 0061), apart, under their own heading.
+  const optional = session.line_items.map((item, index) => (item.optional === undefined ? '' : row(item, index))).join('');
   return `<section class="card" aria-labelledby="summary-title">
 <h1>${escapeHtml(say(language, 'payTo', { merchant: merchantName }))}</h1>
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
 <ul class="items">${items}</ul>
+${optional === '' ? '' : `<h3 class="optional-title">${escapeHtml(say(language, 'optionalTitle'))}</h3><ul class="items optional-items">${optional}</ul>`}
 ${shippingSummary(session, language)}
 <p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(session.amount_total, session.currency, language))}</span></p>
 </section>`;

@@ -54,6 +54,8 @@ export interface CheckoutLineItemParams {
 export interface CreateCheckoutSessionParams extends PresentationParams {
   mode: 'payment';
   line_items: CheckoutLineItemParams[];
+  /** Items the shopper may add on the page (decision 0061): a catalogue price each, none added at first. */
+  optional_items?: Array<Pick<CheckoutLineItemParams, 'quantity' | 'adjustable_quantity'> & { price: string }>;
   currency?: string;
   success_url: string;
   cancel_url?: string;
@@ -170,8 +172,12 @@ export function adjustableOf(item: CheckoutLineItemParams, param: string): Check
  */
 async function lineItemsOf(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams): Promise<{ items: CheckoutLineItem[]; currency: string; total: bigint }> {
   if (params.line_items.length === 0) throw new CofferError('parameter_missing', 'line_items needs at least one item.', { param: 'line_items' });
-  params.line_items.forEach((item, index) => {
-    const param = `line_items[${index}]`;
+  // The optional items are priced and checked as the others; each starts out of the order (quantity 0).
+  const entries: Array<{ item: CheckoutLineItemParams; param: string; optional: boolean }> = [
+    ...params.line_items.map((item, index) => ({ item, param: `line_items[${index}]`, optional: false })),
+    ...(params.optional_items ?? []).map((item, index) => ({ item, param: `optional_items[${index}]`, optional: true })),
+  ];
+  entries.forEach(({ item, param }) => {
     if (item.price !== undefined && item.price_data !== undefined) {
       throw new CofferError('parameters_exclusive', `You may only specify one of these parameters: ${param}[price], ${param}[price_data].`, { param: `${param}[price_data]` });
     }
@@ -185,7 +191,7 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
     }
   });
   const scope = scopeOf(ctx);
-  const priceIds = [...new Set(params.line_items.flatMap((item) => (item.price === undefined ? [] : [item.price])))];
+  const priceIds = [...new Set(entries.flatMap(({ item }) => (item.price === undefined ? [] : [item.price])))];
   const prices = priceIds.length === 0 ? [] : await services.db.selectFrom('prices').selectAll().where('merchant_id', '=', scope.merchantId)
     .where('livemode', '=', scope.livemode).where('id', 'in', priceIds).execute();
   const productIds = [...new Set([...prices.map((price) => price.product_id), ...params.line_items.flatMap((item) => (item.price_data?.product === undefined ? [] : [item.price_data.product]))])];
@@ -197,16 +203,15 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
     if (!product.active) throw new CofferError('parameter_invalid', `The product ${id} is archived (active=false); a session sells only active products.`, { param });
     return product;
   };
-  params.line_items.forEach((item, index) => {
+  entries.forEach(({ item, param }) => {
     if (item.price !== undefined && !prices.some((row) => row.id === item.price)) {
-      throw resourceMissing('price', item.price, `line_items[${index}][price]`);
+      throw resourceMissing('price', item.price, `${param}[price]`);
     }
   });
   const firstCurrency = params.line_items[0]?.price_data?.currency ?? prices.find((price) => price.id === params.line_items[0]?.price)?.currency ?? '';
   const currency = parseCurrency(params.currency ?? firstCurrency, 'currency');
   let total = 0n;
-  const items = params.line_items.map((item, index): CheckoutLineItem => {
-    const param = `line_items[${index}]`;
+  const items = entries.map(({ item, param, optional }): CheckoutLineItem => {
     let unitAmount: bigint;
     let itemCurrency: string;
     let currencyParam: string;
@@ -245,6 +250,7 @@ async function lineItemsOf(services: Services, ctx: RequestContext, params: Crea
     if (itemCurrency !== currency.code) {
       throw new CofferError('parameter_invalid', `All line items must be in one currency: ${param} is in ${itemCurrency}, the session in ${currency.code}.`, { param: currencyParam });
     }
+    if (optional) return { ...described, unit_amount: Number(unitAmount), quantity: 0, amount_total: 0, optional: { quantity: item.quantity } };
     const amount = unitAmount * BigInt(item.quantity);
     total += amount;
     return { ...described, unit_amount: Number(unitAmount), quantity: item.quantity, amount_total: Number(amount) };
@@ -399,7 +405,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   const intent = newPaymentIntentRow(newId('pi'), scope, {
     amount: total, currency, status: 'requires_payment_method', captureMethod: intentData.capture_method ?? 'automatic', confirmationMethod: 'automatic',
     paymentMethodId: null, paymentMethodTypes: types, automaticPaymentMethods: null,
-    description: intentData.description || items.map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
+    description: intentData.description || items.filter((item) => item.optional === undefined).map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
     receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: customer?.id ?? null,
     statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null,
     setupFutureUsage: intentData.setup_future_usage ?? null,
@@ -616,8 +622,11 @@ export function orderWith(session: CheckoutSessionRow, choices: ShopperChoices):
   let itemsTotal = 0n;
   for (const [index, item] of session.line_items.entries()) {
     const quantity = given?.[index] ?? item.quantity;
-    const bounds = item.adjustable ?? { minimum: item.quantity, maximum: item.quantity };
-    if (!Number.isSafeInteger(quantity) || quantity < bounds.minimum || quantity > bounds.maximum) {
+    // An optional item is out of the order (0) or in it, with the quantity it is added with or, adjustable, within its bounds.
+    const fixed = item.optional?.quantity ?? item.quantity;
+    const bounds = item.adjustable ?? { minimum: fixed, maximum: fixed };
+    const left = item.optional !== undefined && quantity === 0;
+    if (!Number.isSafeInteger(quantity) || (!left && (quantity < bounds.minimum || quantity > bounds.maximum))) {
       return { refused: { reason: 'quantityOutOfRange', field: `quantity.${index}`, minimum: bounds.minimum, maximum: bounds.maximum } };
     }
     const amount = BigInt(item.unit_amount) * BigInt(quantity);

@@ -34,6 +34,7 @@ export interface LinkSessionParams {
   consent_collection?: CreateCheckoutSessionParams['consent_collection'];
   customer_creation?: CreateCheckoutSessionParams['customer_creation'];
   custom_fields?: CreateCheckoutSessionParams['custom_fields'];
+  optional_items?: CreateCheckoutSessionParams['optional_items'];
 }
 
 export interface PaymentLinkParams extends LinkSessionParams {
@@ -74,7 +75,7 @@ const updatableSessionKeys = [
 
 const sessionKeys = [
   'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
-  'submit_type', 'custom_text', 'consent_collection', 'customer_creation', 'custom_fields',
+  'submit_type', 'custom_text', 'consent_collection', 'customer_creation', 'custom_fields', 'optional_items',
 ] as const;
 
 /** What the shopper sees once paid, checked: Coffer's confirmation page by default, or the merchant's page. */

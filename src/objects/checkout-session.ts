@@ -61,6 +61,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     managed_payments: null,
     metadata: row.metadata,
     mode: 'payment',
+    optional_items: optionalItemObjects(row.line_items),
     origin_context: null,
     payment_intent: row.payment_intent_id,
     payment_link: row.payment_link_id,
@@ -136,4 +137,17 @@ export function itemObjects(owner: { id: string; currency: string; created_at: D
       quantity: item.quantity,
     }];
   });
+}
+
+/**
+ * The items the shopper could add, as they were offered (Stripe's `optional_items`); null when none were. Those
+ * added are in the line items too, with the quantity chosen.
+ */
+export function optionalItemObjects(items: CheckoutLineItem[]): Array<Record<string, unknown>> | null {
+  const offered = items.filter((item) => item.optional !== undefined);
+  if (offered.length === 0) return null;
+  return offered.map((item) => ({
+    adjustable_quantity: item.adjustable === undefined ? null : { enabled: true, maximum: item.adjustable.maximum, minimum: item.adjustable.minimum },
+    price: item.price_id ?? null, quantity: item.optional?.quantity ?? 0,
+  }));
 }

@@ -41,7 +41,10 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     managed_payments: null,
     metadata: row.metadata,
     on_behalf_of: null,
-    optional_items: null,
+    optional_items: kept.optional_items === undefined ? null : kept.optional_items.map((item) => ({
+      adjustable_quantity: item.adjustable_quantity === undefined ? null : { enabled: item.adjustable_quantity.enabled, maximum: item.adjustable_quantity.maximum ?? null, minimum: item.adjustable_quantity.minimum ?? null },
+      price: item.price, quantity: item.quantity,
+    })),
     payment_intent_data: intentData === undefined ? null : {
       capture_method: intentData.capture_method ?? null, description: intentData.description ?? null, metadata: intentData.metadata ?? {},
       setup_future_usage: null, statement_descriptor: intentData.statement_descriptor ?? null,

@@ -309,6 +309,8 @@ export interface CheckoutLineItem {
   adjustable?: { minimum: number; maximum: number };
   /** The merchant's metadata for this item (`line_items[][metadata]`), shown on the line item. */
   metadata?: Record<string, string>;
+  /** An item the shopper may add (`optional_items`, decision 0061): the quantity it is added with; `quantity` is 0 until then. */
+  optional?: { quantity: number };
 }
 
 /** A delivery estimate's bound, as Stripe's: a number of units of time. */

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
-import { browserMissing, clickThrough, fillCard, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { browserMissing, browserPage, clickThrough, fillCard, wholePageScreenshot } from '../support/browser.ts';
 import { openCheckoutPage } from '../support/checkout-page.ts';
 import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -244,19 +242,11 @@ describe('The merchant\'s own fields (custom_fields)', () => {
 });
 
 describe('Terms ticked on the hosted page', { concurrency: false, skip: browserMissing(), timeout: 240_000 }, () => {
-  let browser: Browser;
-  let page: Page;
+  const ui = browserPage(() => server.coffer.certFile);
   const shots = process.env.COFFER_TEST_SCREENSHOTS;
 
-  before(async () => {
-    browser = await launchTrusting(fs.readFileSync(server.coffer.certFile ?? '', 'utf8'));
-    page = await (await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 1600 } })).newPage();
-  });
-  after(async () => {
-    await browser?.close();
-  });
-
   test('paying without ticking the terms is stopped before a card is sent; ticked, the booking is paid with the merchant\'s fields filled in', async () => {
+    const page = ui.page();
     const session = await stripe.checkout.sessions.create({ ...order, ...presented, custom_fields: fields });
     await page.goto(session.url ?? '');
     assert.equal(await page.inputValue('#custom-engraving'), 'For you', 'the merchant\'s default');

@@ -14,8 +14,14 @@ const item = fc.record({
   unit: fc.integer({ min: 0, max: 2_000_000 }),
   quantity: fc.integer({ min: 0, max: 50 }),
   bounds: fc.option(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 40 })), { nil: undefined }),
-}).map(({ unit, quantity, bounds }): CheckoutLineItem => {
+  // An item the shopper may add (decision 0061), with the quantity it is added with; out of the order at first.
+  optional: fc.option(fc.integer({ min: 1, max: 10 }), { nil: undefined }),
+}).map(({ unit, quantity, bounds, optional }): CheckoutLineItem => {
   const adjustable = bounds === undefined ? undefined : { minimum: Math.min(...bounds), maximum: Math.max(...bounds) };
+  if (optional !== undefined) {
+    const added = adjustable === undefined ? optional : Math.min(adjustable.maximum, Math.max(adjustable.minimum, optional));
+    return { name: 'extra', unit_amount: unit, quantity: 0, amount_total: 0, optional: { quantity: added }, ...(adjustable === undefined ? {} : { adjustable }) };
+  }
   const start = adjustable === undefined ? Math.max(quantity, 1) : Math.min(adjustable.maximum, Math.max(adjustable.minimum, quantity));
   return { name: 'item', unit_amount: unit, quantity: start, amount_total: unit * start, ...(adjustable === undefined ? {} : { adjustable }) };
 });
@@ -55,7 +61,9 @@ describe('the shopper\'s choices', () => {
           && wanted.every((quantity, index) => {
             const line = items[index];
             if (line === undefined) return false;
-            const bounds = line.adjustable ?? { minimum: line.quantity, maximum: line.quantity };
+            if (line.optional !== undefined && quantity === 0) return true;
+            const fixed = line.optional?.quantity ?? line.quantity;
+            const bounds = line.adjustable ?? { minimum: fixed, maximum: fixed };
             return quantity >= bounds.minimum && quantity <= bounds.maximum;
           }) && wanted.some((quantity) => quantity > 0);
         const total = wanted.reduce((sum, quantity, index) => sum + BigInt(quantity) * BigInt(items[index]?.unit_amount ?? 0), 0n) + BigInt(offered?.shipping_amount ?? 0);

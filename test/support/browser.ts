@@ -1,5 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's chromium; `.ci/run` installs it. */
@@ -26,6 +27,28 @@ export async function launchTrusting(certificatePem: string): Promise<Browser> {
       `--ignore-certificate-errors-spki-list=${pin}`,
     ],
   });
+}
+
+/**
+ * A Chromium page for the tests of one `describe`: launched before them (trusting the certificate the server's home
+ * holds once it has started), closed after. `page()` is the page, for the tests to drive.
+ */
+export function browserPage(certificateFile: () => string | null | undefined, viewport = { width: 1280, height: 1600 }): { page: () => Page } {
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  before(async () => {
+    browser = await launchTrusting(fs.readFileSync(certificateFile() ?? '', 'utf8'));
+    page = await (await browser.newContext({ locale: 'en-US', viewport })).newPage();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return {
+    page: () => {
+      if (page === undefined) throw new Error('the browser page is opened before the tests run');
+      return page;
+    },
+  };
 }
 
 /**

@@ -75,6 +75,8 @@ function setText(id: string, text: string): void {
 function quantities(): number[] {
   return config.order.items.map((item, index) => {
     const input = quantityInputs.find((field) => field.dataset.item === String(index));
+    // An item the shopper may add: ticked, the quantity it is added with; else none.
+    if (input?.type === 'checkbox') return input.checked ? Number(input.value) : 0;
     const value = input === undefined ? Number.NaN : Math.round(Number(input.value));
     if (!Number.isFinite(value) || input?.value.trim() === '') return item.quantity;
     return Math.min(item.maximum ?? item.quantity, Math.max(item.minimum ?? item.quantity, value));
@@ -386,7 +388,7 @@ for (const input of quantityInputs) {
   });
   // Left: the field shows the quantity the order has (within the item's bounds), as the total does.
   input.addEventListener('change', () => {
-    input.value = String(quantities()[Number(input.dataset.item)] ?? input.value);
+    if (input.type !== 'checkbox') input.value = String(quantities()[Number(input.dataset.item)] ?? input.value);
     showOrder();
   });
 }

@@ -21,6 +21,10 @@ import { ShippingRateData } from './shipping-rates.ts';
 export const AdjustableQuantity = strictObject({
   enabled: Type.Boolean(), minimum: Type.Optional(Type.Integer({ minimum: 0, maximum: 9_999 })), maximum: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
 });
+/** Items the shopper may add on the page (decision 0061): a catalogue price each, up to ten, as Stripe takes them. */
+export const OptionalItems = Type.Array(strictObject({
+  price: ObjectId, quantity: Type.Integer({ minimum: 1, maximum: 9_999 }), adjustable_quantity: Type.Optional(AdjustableQuantity),
+}), { maxItems: 10 });
 /** What a session (or a payment link) asks the shopper for besides the payment (decision 0051). */
 export const ShippingAddressCollection = strictObject({ allowed_countries: Type.Array(Type.String({ minLength: 2, maxLength: 2 }), { maxItems: 250 }) });
 export const CollectionFields = {
@@ -88,6 +92,7 @@ const LineItem = strictObject({
 const CreateBody = strictObject({
   mode: Type.Literal('payment'),
   line_items: Type.Array(LineItem, { minItems: 1, maxItems: 100 }),
+  optional_items: Type.Optional(OptionalItems),
   currency: Type.Optional(Currency),
   success_url: Type.String({ minLength: 1, maxLength: 2_048 }),
   cancel_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2_048 })),

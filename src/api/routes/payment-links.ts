@@ -13,7 +13,7 @@ import { adjustableOf } from '../../flows/checkout-sessions.ts';
 import { itemObjects } from '../../objects/checkout-session.ts';
 import { requestContext } from '../request-context.ts';
 import { Currency, Description, Expand, ListQuery, Metadata, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
-import { AdjustableQuantity, CollectionFields, CustomFields, PresentationFields, ShippingAddressCollection } from './checkout-sessions.ts';
+import { AdjustableQuantity, CollectionFields, CustomFields, OptionalItems, PresentationFields, ShippingAddressCollection } from './checkout-sessions.ts';
 import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, withoutExpand, type PositionalQueryParams } from './common.ts';
 
 const AfterCompletion = strictObject({
@@ -29,6 +29,7 @@ const CreateBody = strictObject({
   after_completion: Type.Optional(AfterCompletion),
   ...CollectionFields,
   ...PresentationFields,
+  optional_items: Type.Optional(OptionalItems),
   // `always`: each session makes a Customer of its shopper with the page's first try at the payment (decision 0058).
   customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
   shipping_options: Type.Optional(Type.Array(strictObject({ shipping_rate: ObjectId }), { maxItems: 5 })),
