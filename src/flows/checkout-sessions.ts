@@ -494,10 +494,12 @@ function sessionInsert(row: CheckoutSessionRow) {
 }
 
 /** `param`: the parameter that named it, which a not-found error names (a list's cursor, say). */
-export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string, param = 'session'): Promise<CheckoutSessionRow> {
+export async function findCheckoutSession(reader: Tx | Services['db'], ctx: RequestContext, id: string, param = 'session', lock = false): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
-  const row = await reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id).where('kind', '=', 'checkout')
-    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode).executeTakeFirst();
+  let query = reader.selectFrom('checkout_sessions').selectAll().where('id', '=', id).where('kind', '=', 'checkout')
+    .where('merchant_id', '=', scope.merchantId).where('livemode', '=', scope.livemode);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
   if (row === undefined) throw resourceMissing('checkout.session', id, param);
   return row;
 }
@@ -857,6 +859,25 @@ export async function expireCheckoutSession(services: Services, ctx: RequestCont
   throw new CofferError('checkout_session_not_open', settled.status === 'open'
     ? 'The shopper is paying this session right now; it cannot be expired until that ends.'
     : `This Checkout Session is ${settled.status}; only an open session can be expired.`);
+}
+
+/**
+ * The merchant's metadata on a session, changed as Stripe's update changes it (`''` removes a key, or all of them), in
+ * whatever state the session is: it is the merchant's own record, and the shopper sees none of it. The row is locked,
+ * so that two updates merge one after the other; an audit record names the keys changed.
+ */
+export async function updateCheckoutSession(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | '' }, respond?: Respond<CheckoutSessionRow>): Promise<CheckoutSessionRow> {
+  const now = new Date(services.clock.nowMs());
+  return inTransaction(services.db, async (tx) => {
+    const locked = await findCheckoutSession(tx, ctx, id, 'id', true);
+    const metadata = mergeMetadata(locked.metadata, params.metadata);
+    checkMetadataSize(metadata, limits.metadataKeysMax);
+    const row = await tx.updateTable('checkout_sessions').set({ metadata: JSON.stringify(metadata), updated_at: now }).where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
+    await recordChange(tx, requestTrail(ctx), scopeOf(ctx), { action: 'checkout_session.update', objectType: 'checkout_session', objectId: id,
+      details: { fields: Object.keys(params), ...(params.metadata === undefined || params.metadata === '' ? {} : { metadata_keys: Object.keys(params.metadata) }) } }, [], now);
+    await respond?.(tx, row);
+    return row;
+  });
 }
 
 export function describeTotal(session: CheckoutSessionRow): string {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../flows/context.ts';
 import {
-  createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, type CheckoutSessionListParams, settleCheckoutSession,
+  createCheckoutSession, expireCheckoutSession, findCheckoutSession, listCheckoutSessions, type CheckoutSessionListParams, updateCheckoutSession, settleCheckoutSession,
   type CreateCheckoutSessionParams,
 } from '../../flows/checkout-sessions.ts';
 import { limits } from '../../limits.ts';
@@ -11,7 +11,7 @@ import { checkoutSessionObject, lineItemObjects } from '../../objects/checkout-s
 import { priceObject, productObject } from '../../objects/product.ts';
 import type { CheckoutSessionRow } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
-import { Currency, Description, Email, Expand, ListQuery as CommonListQuery, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
+import { Currency, Description, Email, Expand, ListQuery as CommonListQuery, emptyable, type ListQueryParams, Metadata, NoParams, ObjectId, StatementDescriptor, StatementDescriptorSuffix, Url, strictObject } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, positionalPage, PositionalQuery, sendObject, sendOutcome, type PositionalQueryParams } from './common.ts';
 import { expandObjects } from './expand.ts';
 import { checkoutLocales } from '../../checkout/strings.ts';
@@ -228,6 +228,13 @@ export function registerCheckoutSessionRoutes(app: FastifyInstance, services: Se
     const found = await findCheckoutSession(services.db, ctx, (request.params as { id: string }).id);
     // The items in the order they were given.
     return sendObject(reply, positionalPage(`/v1/checkout/sessions/${found.id}/line_items`, await sessionLineItems(found, expand.length > 0), query));
+  });
+  // The merchant's metadata, in any state (Stripe's update of a hosted session changes only this).
+  app.post('/v1/checkout/sessions/:id', { config, schema: { params: IdParams, body: strictObject({ metadata: Type.Optional(emptyable(Metadata)) }) } }, async (request, reply) => {
+    const ctx = requestContext(request);
+    const id = (request.params as { id: string }).id;
+    const params = (request.body ?? {}) as { metadata?: Record<string, string> | '' };
+    return sendOutcome(reply, await answerInChange(request, (respond) => updateCheckoutSession(services, ctx, id, params, respond), renderFor(request)));
   });
   app.post('/v1/checkout/sessions/:id/expire', { config, schema: { params: IdParams, body: Type.Optional(NoParams) } }, async (request, reply) => {
     const ctx = requestContext(request);
