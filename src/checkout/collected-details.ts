@@ -89,17 +89,20 @@ function customFieldsSection(session: CheckoutSessionRow, language: Language): s
   const t = (key: StringKey, vars?: Record<string, string>) => escapeHtml(say(language, key, vars));
   const parts = fields.map((field) => {
     const id = `custom-${field.key}`;
-    const kept = session.collected?.custom_fields?.[field.key];
+    // Once the shopper has answered (a try kept their answers), an answer left empty stays empty: the merchant's
+    // default fills the field only at first.
+    const answered = session.collected?.custom_fields;
+    const kept = answered === undefined ? undefined : answered[field.key] ?? '';
     const label = `<label class="field" for="${id}">${escapeHtml(field.label.custom)}${field.optional === true ? ` <span class="hint">${t('optionalField')}</span>` : ''}</label>`;
     const common = `id="${id}" data-detail="custom.${field.key}"${field.optional === true ? '' : ` required data-missing="${t('fillIn', { field: field.label.custom })}"`}`;
     if (field.type === 'dropdown') {
-      const chosen = kept ?? field.dropdown?.default_value;
+      const chosen = answered === undefined ? field.dropdown?.default_value : kept;
       const options = (field.dropdown?.options ?? []).map((option) => `<option value="${escapeHtml(option.value)}"${option.value === chosen ? ' selected' : ''}>${escapeHtml(option.label)}</option>`).join('');
       return `${label}<select class="text" ${common}><option value=""></option>${options}</select>`;
     }
     const bounds = field[field.type] ?? {};
     const numeric = field.type === 'numeric' ? ' inputmode="numeric" pattern="[0-9]*"' : '';
-    return `${label}<input class="text" type="text" ${common} maxlength="${bounds.maximum_length ?? 255}"${numeric}${given(kept ?? bounds.default_value)}>`;
+    return `${label}<input class="text" type="text" ${common} maxlength="${bounds.maximum_length ?? 255}"${numeric}${given(answered === undefined ? bounds.default_value : kept)}>`;
   });
   return `<fieldset class="details" data-part="custom"><legend>${t('customFieldsTitle')}</legend>
 ${parts.join('\n')}

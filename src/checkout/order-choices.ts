@@ -16,7 +16,8 @@ import { formatMoney, localeOf, say, type Language, type StringKey } from './str
 export interface OrderView {
   locale: string;
   exponent: number;
-  items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number }>;
+  /** `optional`: an item the shopper may also leave out (0), whatever its least (decision 0061). */
+  items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true }>;
   shipping?: Array<{ rate: string; amount: number; line: string }>;
   words: { pay: string; free: string; empty: string };
 }
@@ -54,10 +55,11 @@ function chosenOption(session: CheckoutSessionRow): CheckoutShippingOption | und
 export function orderView(session: CheckoutSessionRow, language: Language): OrderView {
   return {
     locale: localeOf(language), exponent: findCurrency(session.currency)?.apiExponent ?? 2,
-    // An optional item may also be left out (0): its least is 0 here, and the server refuses a quantity below its own least.
     items: session.line_items.map((item) => ({
       unit: item.unit_amount, quantity: item.quantity,
-      ...(item.optional === undefined ? item.adjustable ?? {} : { minimum: 0, maximum: item.adjustable?.maximum ?? item.optional.quantity }),
+      ...(item.optional === undefined ? item.adjustable ?? {} : {
+        minimum: item.adjustable?.minimum ?? item.optional.quantity, maximum: item.adjustable?.maximum ?? item.optional.quantity, optional: true as const,
+      }),
     })),
     ...(session.shipping_options === null ? {} : {
       shipping: session.shipping_options.map((option) => ({ rate: option.shipping_rate, amount: option.shipping_amount, line: say(language, 'shippingLine', { name: option.display_name }) })),

@@ -345,11 +345,12 @@ async function linkMessage(services: Services, session: CheckoutSessionRow): Pro
 
 /**
  * A payment link's page: the order it sells at today's prices, and the button that makes the shopper's session;
- * undefined when a price or product it sells was archived since (the order can no longer be sold).
+ * undefined when a price or product it sells (or offers to add) was archived since (the order can no longer be sold).
  */
 async function linkPage(services: Services, link: PaymentLinkRow, merchant: string, language: Language, nonce: string): Promise<string | undefined> {
   const kept = link.session_params as unknown as LinkSessionParams;
-  const ids = kept.line_items.map((item) => item.price);
+  // The items it may add too (decision 0061): a session could not be made with one archived.
+  const ids = [...kept.line_items, ...(kept.optional_items ?? [])].map((item) => item.price);
   const prices = await services.db.selectFrom('prices').innerJoin('products', (join) => join.onRef('products.id', '=', 'prices.product_id')
     .onRef('products.merchant_id', '=', 'prices.merchant_id').onRef('products.livemode', '=', 'prices.livemode'))
     .select(['prices.id', 'prices.unit_amount', 'prices.active', 'products.name', 'products.description', 'products.active as product_active', 'products.deleted_at'])

@@ -405,7 +405,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   const intent = newPaymentIntentRow(newId('pi'), scope, {
     amount: total, currency, status: 'requires_payment_method', captureMethod: intentData.capture_method ?? 'automatic', confirmationMethod: 'automatic',
     paymentMethodId: null, paymentMethodTypes: types, automaticPaymentMethods: null,
-    description: intentData.description || items.filter((item) => item.optional === undefined).map((item) => item.name).join(', ').slice(0, 1000), metadata: intentMetadata,
+    description: intentData.description || orderDescription(items), metadata: intentMetadata,
     receiptEmail: intentData.receipt_email ?? params.customer_email ?? null, customerId: customer?.id ?? null,
     statementDescriptor: intentData.statement_descriptor || null, statementDescriptorSuffix: intentData.statement_descriptor_suffix || null,
     setupFutureUsage: intentData.setup_future_usage ?? null,
@@ -688,7 +688,9 @@ export async function applyShopperChoices(services: Services, session: CheckoutS
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', locked.payment_intent_id).forUpdate().executeTakeFirstOrThrow();
     if ((intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation') || intent.operation_in_flight !== null) return locked;
     assert(intent.amount === locked.amount_total, 'a session\'s PaymentIntent charges the session\'s total');
-    await updatePaymentIntentRow(tx, intent.id, { amount: order.total }, now);
+    // The payment's description follows the order when it is the one Coffer made of it (not the merchant's own).
+    const described = !sameItems && intent.description === orderDescription(locked.line_items) ? { description: orderDescription(order.items) } : {};
+    await updatePaymentIntentRow(tx, intent.id, { amount: order.total, ...described }, now);
     const after = await tx.updateTable('checkout_sessions').set({
       line_items: JSON.stringify(order.items), shipping_rate_id: order.shippingRate, amount_shipping: order.amountShipping, amount_total: order.total, updated_at: now,
     }).where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
@@ -704,6 +706,11 @@ export async function applyShopperChoices(services: Services, session: CheckoutS
     }, [], now);
     return after;
   });
+}
+
+/** What a session's PaymentIntent says it is for, unless the merchant said: the names of the items in the order. */
+function orderDescription(items: CheckoutLineItem[]): string {
+  return items.filter((item) => item.quantity > 0).map((item) => item.name).join(', ').slice(0, 1000);
 }
 
 /** The success URL with Stripe's `{CHECKOUT_SESSION_ID}` template filled in. */

@@ -456,18 +456,28 @@ async function startAttempt(
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
           .where('id', '=', intent.id).where('version', '=', intent.version).returning('id'))
         .with('audit_written', (db) => db.insertInto('audit_log').values(made === undefined ? [audit] : [made.audit, audit]).returning('seq'));
-      if (params.pageAnswers !== undefined && Object.keys(params.pageAnswers.answers).length > 0) {
-        // Merged into what the session keeps of the page (the addresses are kept apart, before the attempt).
-        const pageAnswers = params.pageAnswers;
-        query = query.with('answers_kept', (db) => db.updateTable('checkout_sessions')
-          .set({ collected: sql<string>`coalesce(collected, '{}'::jsonb) || ${JSON.stringify(pageAnswers.answers)}::jsonb`, updated_at: now })
-          .where('id', '=', pageAnswers.checkoutSession).where('payment_intent_id', '=', intent.id).returning('id')) as unknown as typeof query;
+      // The session's row is written once (a statement cannot change a row twice: PostgreSQL would apply one of the
+      // two): what the page answered with this try, merged into what the session keeps of the page (the addresses
+      // are kept apart, before the attempt), and the customer made of its shopper, if it has none yet (the
+      // PaymentIntent's version guards the rest).
+      const answered = params.pageAnswers !== undefined && Object.keys(params.pageAnswers.answers).length > 0 ? params.pageAnswers : undefined;
+      assert(made === undefined || answered === undefined || made.session === answered.checkoutSession, 'a try answers for its own session');
+      const sessionId = made?.session ?? answered?.checkoutSession;
+      if (sessionId !== undefined) {
+        query = query.with('session_written', (db) => {
+          let update = db.updateTable('checkout_sessions').set({
+            ...(customer === undefined ? {} : { customer_id: customer.id }),
+            ...(answered === undefined ? {} : {
+              collected: sql<string>`(CASE WHEN jsonb_typeof(collected) = 'object' THEN collected ELSE '{}'::jsonb END) || ${JSON.stringify(answered.answers)}::jsonb`,
+            }),
+            updated_at: now,
+          }).where('id', '=', sessionId).where('payment_intent_id', '=', intent.id);
+          if (customer !== undefined) update = update.where('customer_id', 'is', null);
+          return update.returning('id');
+        }) as unknown as typeof query;
       }
       if (customer !== undefined && made !== undefined) {
-        // The session is the customer's too, if it has none yet (the PaymentIntent's version guards the rest).
         query = query.with('customer_written', (db) => db.insertInto('customers').values(customerInsert(customer)).returning('id'))
-          .with('session_linked', (db) => db.updateTable('checkout_sessions').set({ customer_id: customer.id, updated_at: now })
-            .where('id', '=', made.session).where('payment_intent_id', '=', intent.id).where('customer_id', 'is', null).returning('id'))
           .with('customer_events', (db) => db.insertInto('events').values(made.eventRows).returning('id')) as unknown as typeof query;
       }
       // Every card is bound to the PaymentIntent of its first attempt. Saved to a customer, the binding does not
@@ -497,7 +507,7 @@ async function startAttempt(
         .with('decision_written', (db) => db.insertInto('risk_decisions').values(risk.row).returning('id'))
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
-          ...(customer === undefined ? [] : [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM session_linked), 1)`.as('linked')]),
+          ...(customer === undefined ? [] : [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM session_written), 1)`.as('linked')]),
           ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
           ...stillHeld,
           ...storesCard,

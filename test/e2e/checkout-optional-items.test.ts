@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { browserMissing, browserPage, clickThrough, fillCard, wholePageScreenshot } from '../support/browser.ts';
 import { openCheckoutPage } from '../support/checkout-page.ts';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { rawRequest, startTestServer, type TestServer } from '../support/server.ts';
 
 // Goal: a Checkout Session may offer items the shopper adds on the hosted page (`optional_items`, decision 0061), as
 // Stripe's Checkout does: none added at first; added with the quantity the merchant set, or within its bounds when
@@ -54,7 +54,7 @@ describe('optional items (API and the page\'s posts)', () => {
       [[{ price: 'price_unknown', quantity: 1 }], 'optional_items[0][price]', /No such price/],
       [[{ price: euro.id, quantity: 1 }], 'optional_items[0][price]', /one currency/],
       [[{ price: filters.id, quantity: 12, adjustable_quantity: { enabled: true, maximum: 10 } }], 'optional_items[0][quantity]', /between/],
-      [[{ price: filters.id, quantity: 0 }], 'optional_items[0][quantity]', /./],
+      [[{ price: filters.id, quantity: 0 }], 'optional_items[0][quantity]', /at least 1/],
       [Array.from({ length: 11 }, () => ({ price: filters.id, quantity: 1 })), 'optional_items', /10/],
     ];
     for (const [items, param, message] of cases) {
@@ -93,11 +93,28 @@ describe('optional items (API and the page\'s posts)', () => {
     const items = (await stripe.checkout.sessions.listLineItems(done.id)).data;
     assert.deepEqual(items.map((item) => [item.description, item.quantity, item.amount_total]), [['Pour-over kettle', 1, 4_200], ['Paper filters', 3, 1_500], ['Coffee scale', 1, 2_500]]);
     assert.equal(done.optional_items?.length, 2, 'the offer is still shown as it was made');
+    assert.equal((done.payment_intent as Stripe.PaymentIntent).description, 'Pour-over kettle, Paper filters, Coffee scale', 'the payment names what was ordered');
   });
 
   test('a payment link offers the same to each of its sessions', async () => {
     const link = await stripe.paymentLinks.create({ line_items: [{ price: kettle.id, quantity: 1 }], optional_items: [{ price: scale.id, quantity: 1 }] });
     assert.deepEqual(link.optional_items, [{ adjustable_quantity: null, price: scale.id, quantity: 1 }]);
+    const opened = await rawRequest(server, 'GET', `/buy/${link.id}`);
+    const token = /name="token" value="([^"]+)"/.exec(opened.body)?.[1] ?? '';
+    const made = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: `token=${encodeURIComponent(token)}`, headers: { origin: new URL(link.url).origin } });
+    assert.equal(made.status, 303, made.body);
+    const session = await stripe.checkout.sessions.retrieve(/\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(String(made.headers.location))?.[1] ?? '');
+    assert.deepEqual([session.optional_items, session.amount_total], [[{ adjustable_quantity: null, price: scale.id, quantity: 1 }], 4_200]);
+    // An offered price archived since: the link says it cannot sell, and makes no session.
+    await stripe.prices.update(scale.id, { active: false });
+    try {
+      const before = await count('checkout_sessions');
+      const page = await rawRequest(server, 'GET', `/buy/${link.id}`);
+      assert.doesNotMatch(page.body, /name="token"/, 'no way on');
+      assert.equal(await count('checkout_sessions'), before);
+    } finally {
+      await stripe.prices.update(scale.id, { active: true });
+    }
   });
 });
 
@@ -110,6 +127,11 @@ describe('Adding an item on the hosted page', { concurrency: false, skip: browse
     const session = await stripe.checkout.sessions.create(offer());
     await page.goto(session.url ?? '');
     assert.equal(await page.locator('#total').textContent(), '$42.00');
+    // Below the filters' least once added: the page takes their least, as the server would have it.
+    await page.fill('#quantity-1', '1');
+    await page.locator('#quantity-1').blur();
+    await page.waitForFunction(`document.querySelector('#total')?.textContent === '$52.00'`);
+    assert.equal(await page.inputValue('#quantity-1'), '2');
     await page.check('#quantity-2');
     await page.fill('#quantity-1', '4');
     await page.locator('#quantity-1').blur();

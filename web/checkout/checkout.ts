@@ -79,6 +79,8 @@ function quantities(): number[] {
     if (input?.type === 'checkbox') return input.checked ? Number(input.value) : 0;
     const value = input === undefined ? Number.NaN : Math.round(Number(input.value));
     if (!Number.isFinite(value) || input?.value.trim() === '') return item.quantity;
+    // An optional item may be left out (0); added, it is within its bounds as any item is.
+    if (item.optional === true && value <= 0) return 0;
     return Math.min(item.maximum ?? item.quantity, Math.max(item.minimum ?? item.quantity, value));
   });
 }

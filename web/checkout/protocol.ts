@@ -40,7 +40,7 @@ export interface PageConfig {
   order: {
     locale: string;
     exponent: number;
-    items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number }>;
+    items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true }>;
     shipping?: Array<{ rate: string; amount: number; line: string }>;
     words: { pay: string; free: string; empty: string };
   };
