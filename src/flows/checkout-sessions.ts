@@ -412,6 +412,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     options: {
       card_capture_method: cardOptions.card?.capture_method ?? null, card_setup_future_usage: cardOptions.card?.setup_future_usage ?? null,
       card_request_incremental_authorization: cardOptions.card?.request_incremental_authorization ?? null,
+      card_request_three_d_secure: cardOptions.card?.request_three_d_secure ?? null,
     },
     shipping: null, returnUrl: null,
   }, now);
@@ -477,6 +478,7 @@ function cardOptionsOf(params: CreateCheckoutSessionParams, types: readonly Chec
       ...(card.capture_method === undefined ? {} : { capture_method: card.capture_method }),
       ...(card.request_incremental_authorization === undefined ? {} : { request_incremental_authorization: card.request_incremental_authorization }),
       ...(card.setup_future_usage === undefined ? {} : { setup_future_usage: card.setup_future_usage }),
+      ...(card.request_three_d_secure === undefined ? {} : { request_three_d_secure: card.request_three_d_secure }),
     },
   };
 }

@@ -379,7 +379,10 @@ export interface CheckoutConsentCollection {
 
 /** A Checkout Session's `payment_method_options`: only what it was given (Stripe's card options Coffer takes). */
 export interface CheckoutPaymentMethodOptions {
-  card?: { capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session'; request_incremental_authorization?: 'if_available' | 'never' };
+  card?: {
+    capture_method?: 'manual'; setup_future_usage?: 'none' | 'on_session' | 'off_session'; request_incremental_authorization?: 'if_available' | 'never';
+    request_three_d_secure?: 'any' | 'automatic' | 'challenge';
+  };
 }
 
 export interface CheckoutSessionsTable {

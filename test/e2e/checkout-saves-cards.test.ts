@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type Stripe from 'stripe';
 import { strings } from '../../src/checkout/strings.ts';
 import { browserMissing, clickThrough, fillEmail, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
+import { openCheckoutPage } from '../support/checkout-page.ts';
 import { rawRequest, startTestServer, stripeClient, type TestServer } from '../support/server.ts';
 
 // Goal: a Checkout Session saves a returning shopper's card as Stripe's does. It takes `customer`,
@@ -69,7 +70,7 @@ describe('Checkout Sessions for a customer, keeping cards (API)', { concurrency:
       ['setup_future_usage=none at the top level (only the card\'s option takes it)', { payment_intent_data: { setup_future_usage: 'none' as 'off_session' } }, 'payment_intent_data[setup_future_usage]', 'parameter_invalid', /on_session|off_session/],
       ['an unknown card setup_future_usage', { payment_method_options: { card: { setup_future_usage: 'later' as 'none' } } }, 'payment_method_options[card][setup_future_usage]', 'parameter_invalid', /none/],
       ['a card capture_method other than manual', { payment_method_options: { card: { capture_method: 'automatic' as 'manual' } } }, 'payment_method_options[card][capture_method]', 'parameter_invalid', /manual/],
-      ['request_three_d_secure (not taken here)', { payment_method_options: { card: { request_three_d_secure: 'any' } } }, 'payment_method_options[card][request_three_d_secure]', 'parameter_unknown', /unknown parameter/],
+      ['an unknown request_three_d_secure', { payment_method_options: { card: { request_three_d_secure: 'always' as 'any' } } }, 'payment_method_options[card][request_three_d_secure]', 'parameter_invalid', /any, automatic, challenge/],
       ['a wallet\'s options (not taken here)', { payment_method_options: { wechat_pay: { client: 'web' } } }, 'payment_method_options[wechat_pay]', 'parameter_unknown', /unknown parameter/],
       ['a wallet with setup_future_usage, which no wallet can keep', { payment_method_types: ['card', 'alipay'], payment_intent_data: { setup_future_usage: 'off_session' } }, 'payment_method_types[1]', 'parameter_invalid', /alipay cannot be kept/],
       ['card options on a session that offers no card', { payment_method_types: ['alipay'], payment_method_options: { card: { capture_method: 'manual' } } }, 'payment_method_options[card]', 'parameter_invalid', /does not offer cards/],
@@ -127,6 +128,24 @@ describe('Checkout Sessions for a customer, keeping cards (API)', { concurrency:
 
 // Goal: every locale Stripe's Checkout takes is taken and shown as given; the page is in English or Simplified
 // Chinese, whichever of the two the locale is, else the one the browser prefers. An unknown locale is refused.
+describe('A Checkout Session asking for 3-D Secure', () => {
+  test('the card\'s request_three_d_secure is kept on the PaymentIntent, and the page\'s card is challenged', async () => {
+    const challenged = await newSession('usd', { payment_method_options: { card: { request_three_d_secure: 'challenge' } } });
+    assert.deepEqual(challenged.payment_method_options, { card: { request_three_d_secure: 'challenge' } });
+    const intent = await stripe.paymentIntents.retrieve(String(challenged.payment_intent));
+    assert.equal(intent.payment_method_options?.card?.request_three_d_secure, 'challenge');
+    const card = async () => (await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' } } as never)).id;
+    const page = await openCheckoutPage(server, challenged, { details: { email: 'shopper@example.com' } });
+    const asked = await page.post('/confirm', { method: 'card', payment_method: await card() });
+    assert.equal(asked.json.state, 'redirect', asked.body);
+    assert.equal((await stripe.paymentIntents.retrieve(intent.id)).status, 'requires_action', 'the bank asks the shopper');
+    // Without it, the same card pays at once (the sandbox asks no frictionless card for a challenge).
+    const plain = await newSession('usd');
+    const paid = await (await openCheckoutPage(server, plain, { details: { email: 'shopper@example.com' } })).post('/confirm', { method: 'card', payment_method: await card() });
+    assert.equal(paid.json.state, 'complete', paid.body);
+  });
+});
+
 describe('Checkout Session locales', () => {
   const pageLanguage = async (url: string, acceptLanguage: string) => {
     const page = await rawRequest(server, 'GET', new URL(url).pathname, { headers: { 'accept-language': acceptLanguage } });

@@ -125,13 +125,15 @@ const CreateBody = strictObject({
     shipping_rate_data: Type.Optional(strictObject(ShippingRateData)),
   }), { maxItems: 5 })),
   // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
-  // The options a confirmation alone takes (request_three_d_secure, the wallets') are not taken here.
+  // The wallets' options, which a confirmation alone takes, are not taken here.
   payment_method_options: Type.Optional(strictObject({
     card: Type.Optional(strictObject({
       capture_method: Type.Optional(Type.Literal('manual')),
       setup_future_usage: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('on_session'), Type.Literal('off_session')])),
       // Whether the merchant may raise the hold before capture (decision 0056); with capture_method=manual.
       request_incremental_authorization: Type.Optional(Type.Union([Type.Literal('if_available'), Type.Literal('never')])),
+      // When the card's bank is asked to authenticate the shopper: kept on the PaymentIntent, which the page cannot lower.
+      request_three_d_secure: Type.Optional(Type.Union([Type.Literal('any'), Type.Literal('automatic'), Type.Literal('challenge')])),
     })),
   })),
 });
