@@ -675,12 +675,10 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         await keepCollected(services, session, details.collected);
       }
     }
-    const { terms_of_service: terms, promotions, custom_fields: fields } = details.collected;
-    params.pageAnswers = {
-      checkoutSession: session.id,
-      answers: { ...(terms === undefined ? {} : { terms_of_service: terms }), ...(promotions === undefined ? {} : { promotions }), ...(fields === undefined ? {} : { custom_fields: fields }) },
-    };
-    if (session.customer_creation === 'always') params.newCustomer = { checkoutSession: session.id, details: newCustomerDetails(session, details.collected, lang) };
+    // What the shopper answered besides the payment (consents, the merchant's own fields), kept by the attempt itself.
+    const { terms_of_service, promotions, custom_fields } = details.collected;
+    params.pageAnswers = Object.fromEntries(Object.entries({ terms_of_service, promotions, custom_fields }).filter(([, value]) => value !== undefined));
+    if (session.customer_creation === 'always') params.newCustomer = newCustomerDetails(session, details.collected, lang);
     const capture = keepingResponder();
     try {
       await confirmPaymentIntent(services, systemContext(session, 'checkout', true, request.ip), session.payment_intent_id, params, capture.respond);

@@ -63,14 +63,15 @@ export interface ConfirmParams {
    * Set by the hosted checkout only, for a session made with `customer_creation=always` (decision 0058): what the
    * shopper gave, from which the attempt's own statement makes them a Customer of the merchant and the session and
    * its PaymentIntent theirs. None is made when the PaymentIntent has a customer already (an earlier try made it).
+   * The session is the one that owns the PaymentIntent, as the confirmation reads it.
    */
-  newCustomer?: { checkoutSession: string; details: NewCustomerDetails };
+  newCustomer?: NewCustomerDetails;
   /**
    * Set by the hosted checkout only: what the shopper answered with this try besides the payment (their consents,
    * the merchant's own fields). The attempt's statement keeps it with the session, so that a paid session shows the
    * paying try's answers, and its audit record keeps the consents.
    */
-  pageAnswers?: { checkoutSession: string; answers: Pick<CheckoutCollected, 'terms_of_service' | 'promotions' | 'custom_fields'> };
+  pageAnswers?: Pick<CheckoutCollected, 'terms_of_service' | 'promotions' | 'custom_fields'>;
 }
 
 /** What a Customer made by a Checkout Session holds: what its shopper gave on the page. */
@@ -404,7 +405,7 @@ async function startAttempt(
     assert(currency !== undefined, 'a stored currency is known');
     // Made with the attempt, or not at all: a confirmation refused above leaves no Customer behind. The attempt is
     // the new customer's from the start (its charge, its limits, its risk decision).
-    const customer = params.newCustomer !== undefined && intent.customer_id === null ? newCustomerRow(scope, params.newCustomer.details, now) : undefined;
+    const customer = params.newCustomer !== undefined && checkoutSession !== undefined && intent.customer_id === null ? newCustomerRow(scope, params.newCustomer, now) : undefined;
     const payer = customer === undefined ? intent : { ...intent, customer_id: customer.id };
     const charge = newCharge(ctx, scope, payer, paymentMethod, params, now);
     const limitTakes = limitCounters(configuredLimits, policy.time_zone, scope, payer, paymentMethod, charge, now);
@@ -436,21 +437,17 @@ async function startAttempt(
       ...(params.shipping === undefined ? {} : { shipping: (params.shipping || null) as Record<string, unknown> | null }),
       ...(customer === undefined ? {} : { customer_id: customer.id }),
     };
-    const answers = params.pageAnswers?.answers;
-    const consent = answers?.terms_of_service === undefined && answers?.promotions === undefined ? undefined
-      : { ...(answers?.terms_of_service === undefined ? {} : { terms_of_service: answers.terms_of_service }), ...(answers?.promotions === undefined ? {} : { promotions: answers.promotions }) };
+    const { custom_fields: _fields, ...consent } = params.pageAnswers ?? {};
     // A card given with this request is created by it: the attempt's record says so (there is no record of its own).
     const createdMethod = given !== undefined && paymentMethod.id === given.row.id ? { payment_method_created: givenCardAudit(given) } : {};
     const { audit } = changeRows(requestTrail(ctx), scope,
       { action: 'payment_intent.confirm', objectType: 'payment_intent', objectId: intent.id, details: {
         charge: charge.id, ...createdMethod, ...(params.mandate_data === undefined ? {} : { customer_acceptance: params.mandate_data.customer_acceptance }),
-        ...(consent === undefined ? {} : { consent }),
+        ...(Object.keys(consent).length === 0 ? {} : { consent }),
       } }, [], now);
-    const made = customer === undefined || params.newCustomer === undefined ? undefined : {
-      session: params.newCustomer.checkoutSession,
-      ...changeRows(requestTrail(ctx), scope, { action: 'customer.create', objectType: 'customer', objectId: customer.id, details: { checkout_session: params.newCustomer.checkoutSession, payment_intent: intent.id } },
-        [{ type: 'customer.created', customer: { after: customer } }], now),
-    };
+    const made = customer === undefined ? undefined
+      : changeRows(requestTrail(ctx), scope, { action: 'customer.create', objectType: 'customer', objectId: customer.id, details: { checkout_session: checkoutSession, payment_intent: intent.id } },
+        [{ type: 'customer.created', customer: { after: customer } }], now);
     try {
       let query = services.db
         .with('intent_written', (db) => db.updateTable('payment_intents').set(paymentIntentChanges(changes))
@@ -460,18 +457,16 @@ async function startAttempt(
       // two): what the page answered with this try, merged into what the session keeps of the page (the addresses
       // are kept apart, before the attempt), and the customer made of its shopper, if it has none yet (the
       // PaymentIntent's version guards the rest).
-      const answered = params.pageAnswers !== undefined && Object.keys(params.pageAnswers.answers).length > 0 ? params.pageAnswers : undefined;
-      assert(made === undefined || answered === undefined || made.session === answered.checkoutSession, 'a try answers for its own session');
-      const sessionId = made?.session ?? answered?.checkoutSession;
-      if (sessionId !== undefined) {
+      const answered = params.pageAnswers !== undefined && Object.keys(params.pageAnswers).length > 0 ? params.pageAnswers : undefined;
+      if (checkoutSession !== undefined && (customer !== undefined || answered !== undefined)) {
         query = query.with('session_written', (db) => {
           let update = db.updateTable('checkout_sessions').set({
             ...(customer === undefined ? {} : { customer_id: customer.id }),
             ...(answered === undefined ? {} : {
-              collected: sql<string>`(CASE WHEN jsonb_typeof(collected) = 'object' THEN collected ELSE '{}'::jsonb END) || ${JSON.stringify(answered.answers)}::jsonb`,
+              collected: sql<string>`(CASE WHEN jsonb_typeof(collected) = 'object' THEN collected ELSE '{}'::jsonb END) || ${JSON.stringify(answered)}::jsonb`,
             }),
             updated_at: now,
-          }).where('id', '=', sessionId).where('payment_intent_id', '=', intent.id);
+          }).where('id', '=', checkoutSession).where('payment_intent_id', '=', intent.id);
           if (customer !== undefined) update = update.where('customer_id', 'is', null);
           return update.returning('id');
         }) as unknown as typeof query;
