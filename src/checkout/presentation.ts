@@ -156,3 +156,18 @@ export function consentOf(session: Pick<CheckoutSessionRow, 'consent_collection'
   if (session.consent_collection === null || session.status !== 'complete') return null;
   return { promotions: collected?.promotions ?? null, terms_of_service: collected?.terms_of_service ?? null };
 }
+
+/** Stripe's `custom_text` object: each place's message, or null (a message given as `''` is none). */
+export function customTextObject(text: PresentationParams['custom_text'] | CheckoutCustomText | null | undefined): Record<keyof CheckoutCustomText, { message: string } | null> {
+  const at = (place: keyof CheckoutCustomText) => {
+    const given = text?.[place];
+    return given === undefined || given === '' ? null : { message: given.message.trim() };
+  };
+  return { after_submit: at('after_submit'), shipping_address: at('shipping_address'), submit: at('submit'), terms_of_service_acceptance: at('terms_of_service_acceptance') };
+}
+
+/** Stripe's `consent_collection` object, as given, with Stripe's `none` where a consent was not asked; null when none was given. */
+export function consentCollectionObject(consent: CheckoutConsentCollection | null | undefined): Record<string, unknown> | null {
+  if (consent === null || consent === undefined) return null;
+  return { payment_method_reuse_agreement: consent.payment_method_reuse_agreement ?? null, promotions: consent.promotions ?? 'none', terms_of_service: consent.terms_of_service ?? 'none' };
+}

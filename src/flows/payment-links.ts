@@ -143,11 +143,6 @@ export async function createPaymentLink(services: Services, ctx: RequestContext,
 }
 
 /**
- * What may change on a link: whether it sells, what the shopper sees once paid or while it is inactive, its limit of
- * paid sessions and its metadata. Its order does not: a new order is a new link, so an address already shared never
- * sells something else. Sessions already made go on as they were made.
- */
-/**
  * What the link keeps for its sessions once the update's session-shaping fields are applied (a message given as `''`
  * in `custom_text` removes that message only), checked as a session would be: undefined when the update gives none.
  */
@@ -160,11 +155,16 @@ async function updatedSessionParams(services: Services, ctx: RequestContext, lin
     if (value === '') delete kept[key];
     else kept[key] = value;
   }
-  const next = kept as unknown as LinkSessionParams;
   await checkCheckoutParams(services, ctx, sessionParamsOf({ session_params: kept, after_completion: after }), { paymentLinkId: link.id });
-  return next;
+  return kept as unknown as LinkSessionParams;
 }
 
+/**
+ * What may change on a link: whether it sells, what the shopper sees once paid or while it is inactive, its limit of
+ * paid sessions, its metadata, and what its later sessions ask and say (`updatableSessionKeys`). Its order does not: a
+ * new order is a new link, so an address already shared never sells something else. Sessions already made go on as
+ * they were made.
+ */
 export async function updatePaymentLink(services: Services, ctx: RequestContext, id: string, params: PaymentLinkUpdateParams, respond?: Respond<PaymentLinkRow>): Promise<PaymentLinkRow> {
   const after = params.after_completion === undefined ? undefined : afterCompletionOf(params.after_completion);
   const now = new Date(services.clock.nowMs());

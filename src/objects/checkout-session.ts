@@ -1,15 +1,14 @@
 import type { CheckoutLineItem, CheckoutSessionRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { addressObject, amountOut, unixTime } from './common.ts';
-import { consentOf, customFieldObjects } from '../checkout/presentation.ts';
+import { consentCollectionObject, consentOf, customFieldObjects, customTextObject } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
  * `customer_details` is what the session learned when it completed; before that (and for sessions completed
  * before Coffer kept it), only the email it was made with. `amount_subtotal` is the items' total, `amount_total` adds
  * the chosen shipping rate (`shipping_cost`). `consent` is what the shopper accepted, once paid. Features Coffer's
- * checkout does not have (tax, discounts, custom fields, subscriptions, invoices) are shown empty, as Stripe shows them
- * unused.
+ * checkout does not have (tax, discounts, subscriptions, invoices) are shown empty, as Stripe shows them unused.
  */
 export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null, shape: ApiShape = 'current'): Record<string, unknown> {
   const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
@@ -32,20 +31,13 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     client_secret: null,
     collected_information: shippingDetails === null ? null : { business_name: null, individual_name: null, shipping_details: shippingDetails },
     consent: consentOf(row, row.collected),
-    consent_collection: row.consent_collection === null ? null : {
-      payment_method_reuse_agreement: row.consent_collection.payment_method_reuse_agreement ?? null,
-      promotions: row.consent_collection.promotions ?? 'none',
-      terms_of_service: row.consent_collection.terms_of_service ?? 'none',
-    },
+    consent_collection: consentCollectionObject(row.consent_collection),
     created: unixTime(row.created_at),
     currency: row.currency,
     currency_conversion: null,
     // The values are the paying try's, shown once the session is paid.
     custom_fields: customFieldObjects(row.custom_fields, row.status === 'complete' ? row.collected?.custom_fields : undefined, true),
-    custom_text: {
-      after_submit: row.custom_text?.after_submit ?? null, shipping_address: row.custom_text?.shipping_address ?? null,
-      submit: row.custom_text?.submit ?? null, terms_of_service_acceptance: row.custom_text?.terms_of_service_acceptance ?? null,
-    },
+    custom_text: customTextObject(row.custom_text),
     customer: row.customer_id,
     customer_account: null,
     customer_creation: row.customer_creation ?? 'if_required',

@@ -1,6 +1,6 @@
 import type { LinkSessionParams } from '../flows/payment-links.ts';
 import type { PaymentLinkRow } from '../store/database.ts';
-import { customFieldObjects } from '../checkout/presentation.ts';
+import { consentCollectionObject, customFieldObjects, customTextObject } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Payment Link. What Coffer's links do not have (tax, promotion codes, custom fields, subscriptions,
@@ -9,11 +9,6 @@ import { customFieldObjects } from '../checkout/presentation.ts';
 export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> {
   const kept = row.session_params as unknown as LinkSessionParams;
   const intentData = kept.payment_intent_data;
-  // A message given as '' is Stripe's way of giving none.
-  const text = (place: keyof NonNullable<LinkSessionParams['custom_text']>) => {
-    const given = kept.custom_text?.[place];
-    return given === undefined || given === '' ? null : { message: given.message.trim() };
-  };
   return {
     id: row.id,
     object: 'payment_link',
@@ -27,13 +22,10 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     application_fee_percent: null,
     automatic_tax: { enabled: false, liability: null },
     billing_address_collection: kept.billing_address_collection ?? 'auto',
-    consent_collection: kept.consent_collection === undefined ? null : {
-      payment_method_reuse_agreement: kept.consent_collection.payment_method_reuse_agreement ?? null,
-      promotions: kept.consent_collection.promotions ?? 'none', terms_of_service: kept.consent_collection.terms_of_service ?? 'none',
-    },
+    consent_collection: consentCollectionObject(kept.consent_collection),
     currency: row.currency,
     custom_fields: customFieldObjects(kept.custom_fields, undefined, false),
-    custom_text: { after_submit: text('after_submit'), shipping_address: text('shipping_address'), submit: text('submit'), terms_of_service_acceptance: text('terms_of_service_acceptance') },
+    custom_text: customTextObject(kept.custom_text),
     customer_creation: kept.customer_creation ?? 'if_required',
     inactive_message: row.inactive_message,
     invoice_creation: null,
