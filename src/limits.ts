@@ -24,6 +24,11 @@ export const limits = {
    * room for typing mistakes. The step-up's other bounds are `stepUpLimits` in src/flows/shopper-step-up.ts.
    */
   stepUpIdentityRefusalsMax: 5,
+  /**
+   * Promotion codes a hosted-checkout page may have refused (unknown, expired, used up …) before it takes no more
+   * (decision 0062): room for typing mistakes, not for trying words until one works.
+   */
+  promotionCodeRefusalsMax: 10,
   statementDescriptorLengthMin: 5,
   statementDescriptorLengthMax: 22,
   statementDescriptorSuffixLengthMax: 22,

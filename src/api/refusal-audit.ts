@@ -5,14 +5,14 @@ import { recordAudit } from '../store/audit.ts';
 import { withoutMerchantScope } from '../store/merchant-scope.ts';
 
 /**
- * The tables whose ids a merchant may name in a URL or a parameter, by id prefix. Products are not here: a
- * merchant may choose its products' ids, which are unique only within the merchant and mode.
+ * The tables whose ids a merchant may name in a URL or a parameter, by id prefix. Products and coupons are not here: a
+ * merchant may choose their ids, which are unique only within the merchant and mode.
  */
 const tablesByPrefix = {
   pi: 'payment_intents', ch: 'charges', re: 'refunds', dp: 'disputes', cus: 'customers', pm: 'payment_methods',
   seti: 'setup_intents', we: 'webhook_endpoints', evt: 'events', tok: 'tokens', cbtxn: 'customer_balance_transactions',
   cs: 'checkout_sessions', prv: 'reviews', plim: 'payment_limits', rdec: 'risk_decisions', rset: 'risk_rule_sets', sc: 'support_cases',
-  price: 'prices', shr: 'shipping_rates', plink: 'payment_links',
+  price: 'prices', shr: 'shipping_rates', plink: 'payment_links', promo: 'promotion_codes',
 } as const;
 
 /**

@@ -1,4 +1,6 @@
 import { payWordsKey } from './presentation.ts';
+import type { DiscountTerms } from './discount-math.ts';
+import { discountTerms } from '../flows/coupons.ts';
 import { findCurrency } from '../domain/currency.ts';
 import type { ChoiceRefusal, ShopperChoices } from '../flows/checkout-sessions.ts';
 import { escapeHtml } from '../platform/html.ts';
@@ -17,8 +19,10 @@ export interface OrderView {
   locale: string;
   exponent: number;
   /** `optional`: an item the shopper may also leave out (0), whatever its least (decision 0061). */
-  items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true }>;
+  items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true; product?: string }>;
   shipping?: Array<{ rate: string; amount: number; line: string }>;
+  /** The session's discount (decision 0062): its terms, recomputed as the order changes, in the currency's steps. */
+  discount?: { terms: DiscountTerms; step: number };
   words: { pay: string; free: string; empty: string };
 }
 
@@ -56,7 +60,7 @@ export function orderView(session: CheckoutSessionRow, language: Language): Orde
   return {
     locale: localeOf(language), exponent: findCurrency(session.currency)?.apiExponent ?? 2,
     items: session.line_items.map((item) => ({
-      unit: item.unit_amount, quantity: item.quantity,
+      unit: item.unit_amount, quantity: item.quantity, ...(item.product_id === undefined ? {} : { product: item.product_id }),
       ...(item.optional === undefined ? item.adjustable ?? {} : {
         minimum: item.adjustable?.minimum ?? item.optional.quantity, maximum: item.adjustable?.maximum ?? item.optional.quantity, optional: true as const,
       }),
@@ -64,6 +68,7 @@ export function orderView(session: CheckoutSessionRow, language: Language): Orde
     ...(session.shipping_options === null ? {} : {
       shipping: session.shipping_options.map((option) => ({ rate: option.shipping_rate, amount: option.shipping_amount, line: say(language, 'shippingLine', { name: option.display_name }) })),
     }),
+    ...(session.discount === null ? {} : { discount: { terms: discountTerms(session.discount), step: findCurrency(session.currency)?.amountStep ?? 1 } }),
     words: { pay: say(language, payWordsKey(session)), free: say(language, 'shippingFree'), empty: say(language, 'orderEmpty') },
   };
 }
@@ -91,13 +96,38 @@ export function quantityField(session: CheckoutSessionRow, index: number, langua
   return `<input class="qty-input" type="number" inputmode="numeric" autocomplete="off" id="quantity-${index}" data-item="${index}" data-choice="quantity.${index}" min="${item.adjustable.minimum}" max="${item.adjustable.maximum}" step="1" value="${item.quantity}" aria-label="${escapeHtml(say(language, 'quantityOf', { name: item.name }))}">`;
 }
 
-/** The subtotal and shipping lines of the order summary, above its total; nothing for a session without shipping. */
-export function shippingSummary(session: CheckoutSessionRow, language: Language): string {
+/**
+ * The lines of the order summary above its total: the subtotal, the discount (with the button that removes a code the
+ * shopper typed, or a discount that has no use left) and the shipping; nothing for a session with neither.
+ */
+export function totalsSummary(session: CheckoutSessionRow, language: Language, usedUp = false): string {
   const option = chosenOption(session);
-  if (option === undefined) return '';
+  const discount = session.discount;
+  if (option === undefined && discount === null) return '';
   const t = (text: string) => escapeHtml(text);
-  return `<p class="subtotal"><span>${t(say(language, 'subtotal'))}</span><span id="subtotal">${t(formatMoney(session.amount_total - session.amount_shipping, session.currency, language))}</span></p>
-<p class="subtotal"><span id="shipping-line">${t(say(language, 'shippingLine', { name: option.display_name }))}</span><span id="shipping-amount">${t(shippingAmountText(option, session.currency, language))}</span></p>`;
+  const lines = [`<p class="subtotal"><span>${t(say(language, 'subtotal'))}</span><span id="subtotal">${t(formatMoney(session.amount_total - session.amount_shipping + session.amount_discount, session.currency, language))}</span></p>`];
+  if (discount !== null) {
+    const name = discount.promotion_code?.code ?? discount.coupon.name ?? discount.coupon.id;
+    const remove = (session.allow_promotion_codes && discount.promotion_code !== null) || usedUp
+      ? ` <button type="button" class="link-button" id="promotion-remove">${t(say(language, 'promotionCodeRemove'))}</button>` : '';
+    lines.push(`<p class="subtotal discount"><span><span id="discount-line">${t(say(language, 'discountLine', { name }))}</span>${remove}</span><span id="discount-amount">−${t(formatMoney(session.amount_discount, session.currency, language))}</span></p>`);
+  }
+  if (option !== undefined) {
+    lines.push(`<p class="subtotal"><span id="shipping-line">${t(say(language, 'shippingLine', { name: option.display_name }))}</span><span id="shipping-amount">${t(shippingAmountText(option, session.currency, language))}</span></p>`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Where the shopper types a promotion code (`allow_promotion_codes`), under the order, while none is applied. Its
+ * refusal is shown under it, in the shopper's language.
+ */
+export function promotionCodeField(session: CheckoutSessionRow, language: Language): string {
+  if (!session.allow_promotion_codes || session.discount !== null) return '';
+  const t = (text: string) => escapeHtml(text);
+  return `<form id="promotion-form" class="promotion" novalidate><label for="promotion-code">${t(say(language, 'promotionCode'))}</label>
+<span class="promotion-row"><input id="promotion-code" name="promotion_code" autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="500" data-choice="promotion_code"><button type="submit" id="promotion-apply" class="secondary">${t(say(language, 'promotionCodeApply'))}</button></span>
+<span id="promotion-error" class="error" role="alert" hidden></span></form>`;
 }
 
 /** The shopper's choice of shipping method, above the payment method; nothing for a session without shipping. */

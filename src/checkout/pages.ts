@@ -3,7 +3,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
-import { applyShopperChoices, orderWith, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { limits } from '../limits.ts';
+import { applyShopperChoices, orderWith, withDiscount, type DiscountChange, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams, type NewCustomerDetails } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
@@ -11,7 +12,8 @@ import { createCardPaymentMethod } from '../flows/saved-payment-methods.ts';
 import { openSupportCase } from '../flows/support-cases.ts';
 import { linkForPage, sessionFromLink, type LinkSessionParams } from '../flows/payment-links.ts';
 import { detailsFields, readDetails } from './collected-details.ts';
-import { choiceMessage, choicesSent, orderView, quantityField, quantityWords, shippingFields, shippingSummary } from './order-choices.ts';
+import { checkDiscount, codeByWord, sessionDiscountUsedUp } from '../flows/coupons.ts';
+import { choiceMessage, choicesSent, orderView, promotionCodeField, quantityField, quantityWords, shippingFields, totalsSummary } from './order-choices.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import {
   checkoutRelyingParty, passkeyRegistrationOptions, passkeyStepUpOptions, registerShopperPasskey, verifyCodeAndSetPassword, verifyPasskeyStepUp, verifyPaymentPassword,
@@ -174,7 +176,7 @@ function itemRow(name: string, quantity: string, description: string | null | un
   return `<li><span>${escapeHtml(name)} ${quantity}${described}</span><span${amountId === undefined ? '' : ` id="${amountId}"`}>${escapeHtml(amount)}</span></li>`;
 }
 
-function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language): string {
+function orderSummary(session: CheckoutSessionRow, merchantName: string, language: Language, discountUsedUp = false): string {
   const row = (item: CheckoutLineItem, index: number) =>
     itemRow(item.name, quantityField(session, index, language), item.description, formatMoney(item.amount_total, session.currency, language), `item-amount-${index}`);
   const items = session.line_items.map((item, index) => (item.optional === undefined ? row(item, index) : '')).join('');
@@ -185,8 +187,9 @@ function orderSummary(session: CheckoutSessionRow, merchantName: string, languag
 <h2 id="summary-title">${escapeHtml(say(language, 'orderSummary'))}</h2>
 <ul class="items">${items}</ul>
 ${optional === '' ? '' : `<h3 class="optional-title">${escapeHtml(say(language, 'optionalTitle'))}</h3><ul class="items optional-items">${optional}</ul>`}
-${shippingSummary(session, language)}
+${totalsSummary(session, language, discountUsedUp)}
 <p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(session.amount_total, session.currency, language))}</span></p>
+${promotionCodeField(session, language)}
 </section>`;
 }
 
@@ -204,6 +207,8 @@ interface PageState {
   keepsCard?: SetupFutureUsage;
   /** The shopper's email as the merchant gave it (the session's, or its customer's); the page asks when null. */
   merchantEmail: string | null;
+  /** The session's discount has no use left for it: the page says so and offers to remove it. */
+  discountUsedUp?: boolean;
 }
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
@@ -234,7 +239,7 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
     },
   };
   const cancel = session.cancel_url === null ? '' : `<p class="links"><a href="${escapeHtml(session.cancel_url)}">${escapeHtml(say(language, 'cancel'))}</a></p>`;
-  const body = `${orderSummary(session, merchantName, language)}
+  const body = `${orderSummary(session, merchantName, language, state.discountUsedUp)}
 <section class="card" aria-labelledby="method-title">
 <form id="payment-form" novalidate>
 ${detailsFields(session, language, state.merchantEmail)}
@@ -561,8 +566,10 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const step = nextStep(session, intent, lang);
     const changed = (request.query as { changed?: string }).changed === '1';
     if (changed && step.state === 'open' && step.message === undefined) step.message = say(lang, 'paymentChanged');
+    const usedUp = step.state === 'open' && await sessionDiscountUsedUp(services.db, session);
+    if (usedUp) step.message = say(lang, 'codeUsedUpRemove');
     const state: PageState = {
-      merchantEmail: await merchantEmailOf(services, session),
+      merchantEmail: await merchantEmailOf(services, session), discountUsedUp: usedUp,
       ...(step.state === 'open' && typeof step.message === 'string' ? { message: step.message } : {}),
       ...(step.state === 'waiting' || step.state === 'qr' || step.state === 'jsapi' ? { waiting: true } : {}),
       ...(step.state === 'qr' ? { qr: step.qr as string } : {}),
@@ -686,12 +693,59 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       if (!(error instanceof CofferError)) throw error;
       if (error.code === 'shopper_step_up_required') return json(reply, 200, { state: 'step_up' });
       if (error.code === 'checkout_payment_changed') return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}&changed=1` });
+      // The page, shown again, says the discount has no use left and offers to remove it.
+      if (error.code === 'checkout_discount_used_up') return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}` });
       const current = await intentOf(session);
       return json(reply, 200, nextStep(session, current, lang, error));
     }
     const result = capture.last();
     const settled = await settleCheckoutSession(services, session.id);
     return json(reply, 200, nextStep(settled, result?.paymentIntent ?? (await intentOf(settled)), lang, result?.error));
+  });
+
+  // A promotion code the shopper types (`allow_promotion_codes`, decision 0062), or the one applied removed (''):
+  // checked against the order the page shows (its choices come with it), then set with the order and its total, as
+  // a choice is. A refusal names the code's field, in the shopper's language, and changes nothing.
+  app.post('/pay/:id/promotion-code', async (request, reply) => {
+    const session = await pageSession(request);
+    if (session === undefined) return json(reply, 404, { state: 'error', message: 'not found' });
+    const lang = language(request, session);
+    const body = (request.body ?? {}) as { code?: unknown; shipping_rate?: unknown; quantities?: unknown };
+    const word = typeof body.code === 'string' ? body.code.trim() : '';
+    // A session that takes no codes takes none; its own discount may still be removed once it has no use left.
+    const removable = word === '' && session.discount !== null && await sessionDiscountUsedUp(services.db, session);
+    if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf']) || !(session.allow_promotion_codes || removable)) {
+      return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
+    }
+    if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
+    const refuse = (key: StringKey) => json(reply, 400, { state: 'error', message: say(lang, key), field: 'promotion_code' });
+    const choices = choicesSent(session, body) ?? {};
+    const scope = { merchantId: session.merchant_id, livemode: session.livemode };
+    let change: DiscountChange = { discount: null };
+    if (word !== '') {
+      if (session.promotion_code_refusals >= limits.promotionCodeRefusalsMax) return refuse('codeTooManyTries');
+      // A code refused for what it is (not for the order) counts against the page's tries.
+      const counted = async (key: StringKey) => {
+        await services.db.updateTable('checkout_sessions').set((eb) => ({ promotion_code_refusals: eb('promotion_code_refusals', '+', 1) })).where('id', '=', session.id).execute();
+        return refuse(key);
+      };
+      const found = await codeByWord(services.db, scope, word, session.customer_id);
+      if (found === undefined) return counted('codeUnknown');
+      // The order the code is checked against: the page's, before any discount.
+      const plain = orderWith(withDiscount(session, { discount: null }), choices);
+      if ('refused' in plain) return json(reply, 400, { state: 'error', message: choiceMessage(plain.refused, session.currency, lang), field: plain.refused.field });
+      const order = { currency: session.currency, customerId: session.customer_id, shipping: plain.order.amountShipping,
+        items: plain.order.items.map((item) => ({ amount: item.amount_total, product: item.product_id })) };
+      const checked = await checkDiscount(services.db, scope, found, order, services.clock.nowMs(), session.id);
+      if ('refused' in checked) return ['codeExpired', 'codeUsedUp', 'codeNotForCustomer'].includes(checked.refused) ? counted(checked.refused) : refuse(checked.refused);
+      change = { discount: checked.discount };
+    }
+    const chosen = orderWith(withDiscount(session, change), choices);
+    if ('refused' in chosen) return json(reply, 400, { state: 'error', message: choiceMessage(chosen.refused, session.currency, lang), field: chosen.refused.field });
+    const after = await applyShopperChoices(services, session, choices, request.ip, change);
+    // Not set: a payment is under way (or the session changed meanwhile in another tab); the page shows what stands.
+    if (after.discount_promotion_code_id !== (change.discount?.promotion_code?.id ?? null)) return refuse('codePaying');
+    return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}` });
   });
 
   // Step-up: a one-time code by SMS, bound to this session's payment.

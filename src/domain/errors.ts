@@ -57,6 +57,7 @@ export const errorCatalog = {
   // The hosted checkout only: the risk engine asks the shopper to confirm a wallet payment first.
   shopper_step_up_required: { type: 'invalid_request_error', httpStatus: 400 },
   checkout_payment_changed: { type: 'invalid_request_error', httpStatus: 400 },
+  checkout_discount_used_up: { type: 'invalid_request_error', httpStatus: 400 },
   // Objects and their states.
   resource_missing: { type: 'invalid_request_error', httpStatus: 404 },
   resource_already_exists: { type: 'invalid_request_error', httpStatus: 400 },

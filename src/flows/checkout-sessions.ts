@@ -6,7 +6,7 @@ import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutCollected, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutDiscount, CouponRow, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import { endOpenChallenge } from './confirm-payment-intent.ts';
@@ -25,6 +25,10 @@ import { presentationOf, type PresentationParams } from '../checkout/presentatio
 import { sql } from 'kysely';
 import { listPage, type ListParams, type Page } from './list-page.ts';
 import { checkShippingRate, insertShippingRate, type CheckedShippingRate, type ShippingRateParams } from './shipping-rates.ts';
+import {
+  checkDiscount, countRedemption, couponOfCode, discountForOrder, discountRefusalText, findCoupon, findPromotionCode,
+  type CodeWithCoupon, type DiscountedOrder, type DiscountRefusal,
+} from './coupons.ts';
 
 /**
  * Stripe's Checkout Sessions in payment mode: the merchant describes the order, Coffer makes its PaymentIntent and
@@ -86,6 +90,10 @@ export interface CreateCheckoutSessionParams extends PresentationParams {
   phone_number_collection?: { enabled: boolean };
   /** The shipping rates offered, up to five: catalogue rates or new ones made with the session (decision 0052). */
   shipping_options?: Array<{ shipping_rate?: string; shipping_rate_data?: ShippingRateParams }>;
+  /** A coupon or a promotion code applied by the merchant (decision 0062): one at most. */
+  discounts?: Array<{ coupon?: string; promotion_code?: string }>;
+  /** Whether the shopper may type a promotion code on the page; not with `discounts`. */
+  allow_promotion_codes?: boolean;
 }
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
@@ -354,6 +362,46 @@ function withShipping(itemsTotal: bigint, shipping: { options: CheckoutShippingO
   return { total: itemsTotal + first, shipping: first };
 }
 
+/**
+ * The discount the merchant applies with the session (`discounts`, decision 0062): one coupon or promotion code of
+ * theirs, which can be redeemed now and which the order can take (with its first shipping option). Read before the
+ * transaction; a payment with it takes one of its redemptions when its attempt starts.
+ */
+async function sessionDiscountOf(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, order: DiscountedOrder, now: Date): Promise<{ discount: CheckoutDiscount; amount: bigint } | null> {
+  const asked = params.discounts;
+  if (asked === undefined || asked.length === 0) return null;
+  if (params.allow_promotion_codes === true) {
+    throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: allow_promotion_codes, discounts.', { param: 'discounts' });
+  }
+  if (asked.length > 1) throw new CofferError('parameter_invalid', 'A Checkout Session takes one discount: discounts may have one entry.', { param: 'discounts[1]' });
+  const [entry] = asked;
+  assert(entry !== undefined, 'one entry (checked above)');
+  if ((entry.coupon === undefined) === (entry.promotion_code === undefined)) {
+    throw new CofferError(entry.coupon === undefined ? 'parameter_missing' : 'parameters_exclusive', 'discounts[0] needs exactly one of coupon and promotion_code.', { param: 'discounts[0][coupon]' });
+  }
+  const scope = scopeOf(ctx);
+  let found: CodeWithCoupon | { coupon: CouponRow; code: null };
+  let param: string;
+  if (entry.coupon !== undefined) {
+    param = 'discounts[0][coupon]';
+    found = { coupon: await findCoupon(services.db, ctx, entry.coupon, { param }), code: null };
+  } else {
+    param = 'discounts[0][promotion_code]';
+    const code = await findPromotionCode(services.db, ctx, entry.promotion_code ?? '', { param });
+    found = { code, coupon: await couponOfCode(services.db, code) };
+  }
+  const checked = await checkDiscount(services.db, scope, found, order, now.getTime(), null);
+  if ('refused' in checked) {
+    throw new CofferError('parameter_invalid', `${param}: ${entry.coupon ?? entry.promotion_code} ${discountRefusalText(checked.refused)}.`, { param });
+  }
+  return checked;
+}
+
+/** The order as a discount is checked against it: its items' amounts and products, and the shipping first offered. */
+function discountedOrder(currency: string, customerId: string | null, items: readonly CheckoutLineItem[], shipping: bigint): DiscountedOrder {
+  return { currency, customerId, items: items.map((item) => ({ amount: item.amount_total, product: item.product_id })), shipping };
+}
+
 /** A session made for a payment link (flows/payment-links.ts): its link, and no success URL for a hosted confirmation. */
 export interface FromPaymentLink {
   paymentLinkId: string;
@@ -372,7 +420,7 @@ export async function checkCheckoutParams(services: Services, ctx: RequestContex
 async function sessionInputs(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, now: Date, link: FromPaymentLink | undefined) {
   const { items, currency, total: itemsTotal } = await lineItemsOf(services, ctx, params);
   const shipping = await shippingOptionsOf(services, ctx, params, currency, now);
-  const { total, shipping: amountShipping } = withShipping(itemsTotal, shipping);
+  const { total: undiscounted, shipping: amountShipping } = withShipping(itemsTotal, shipping);
   const types = methodTypesOf(params, currency);
   // A payment link's hosted confirmation is Coffer's own page: its sessions have no success URL.
   if (link === undefined || params.success_url !== '') checkUrl(params.success_url, 'success_url');
@@ -392,14 +440,16 @@ async function sessionInputs(services: Services, ctx: RequestContext, params: Cr
   const shippingCountries = shippingCountriesOf(params);
   const customer = await sessionCustomer(services, ctx, params);
   const presentation = presentationOf(params, shippingCountries !== null);
-  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation };
+  const discount = await sessionDiscountOf(services, ctx, params, discountedOrder(currency, customer?.id ?? null, items, amountShipping), now);
+  const total = undiscounted - (discount?.amount ?? 0n);
+  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount };
 }
 
 export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
   const {
-    items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation,
+    items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount,
   } = await sessionInputs(services, ctx, params, now, link);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
@@ -427,6 +477,8 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     phone_number_collection: params.phone_number_collection?.enabled === true, collected: null,
     shipping_options: shipping?.options ?? null, shipping_rate_id: shipping?.options[0]?.shipping_rate ?? null, amount_shipping: amountShipping,
     payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null, ...presentation,
+    discount: discount?.discount ?? null, discount_coupon_id: discount?.discount.coupon.id ?? null, discount_promotion_code_id: discount?.discount.promotion_code?.id ?? null,
+    amount_discount: discount?.amount ?? 0n, allow_promotion_codes: params.allow_promotion_codes === true, promotion_code_refusals: 0,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -445,6 +497,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
       details: {
         amount_total: total.toString(), currency, ...(customer === undefined ? {} : { customer: customer.id }), ...(link === undefined ? {} : { payment_link: link.paymentLinkId }),
         ...(shipping === null ? {} : { shipping_options: shipping.options.map((option) => option.shipping_rate) }),
+        ...(discount === null ? {} : { discount: { coupon: discount.discount.coupon.id, promotion_code: discount.discount.promotion_code?.id ?? null, amount: discount.amount.toString() } }),
       } }, [], now);
     await respond?.(tx, session);
   });
@@ -492,6 +545,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     shipping_options: row.shipping_options === null ? null : JSON.stringify(row.shipping_options),
     custom_text: row.custom_text === null ? null : JSON.stringify(row.custom_text), consent_collection: row.consent_collection === null ? null : JSON.stringify(row.consent_collection),
     custom_fields: row.custom_fields === null ? null : JSON.stringify(row.custom_fields),
+    discount: row.discount === null ? null : JSON.stringify(row.discount),
   };
 }
 
@@ -566,6 +620,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
     shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null, custom_fields: null,
+    discount: null, discount_coupon_id: null, discount_promotion_code_id: null, amount_discount: 0n, allow_promotion_codes: false, promotion_code_refusals: 0,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -598,6 +653,7 @@ export interface ShopperChoices {
 /** Why the page's choices cannot be taken, and which field to mark; the page says it in the shopper's language. */
 export type ChoiceRefusal =
   | { reason: 'chooseShipping'; field: 'shipping_rate' }
+  | { reason: DiscountRefusal; field: 'promotion_code' }
   | { reason: 'quantityOutOfRange'; field: string; minimum: number; maximum: number }
   | { reason: 'orderEmpty' | 'orderTooLarge'; field: string }
   | { reason: 'orderTooSmall'; field: string; minimum: bigint };
@@ -607,6 +663,8 @@ export interface ChosenOrder {
   items: CheckoutLineItem[];
   shippingRate: string | null;
   amountShipping: bigint;
+  /** What the session's discount takes off these items (0 without one). */
+  amountDiscount: bigint;
   total: bigint;
 }
 
@@ -639,16 +697,40 @@ export function orderWith(session: CheckoutSessionRow, choices: ShopperChoices):
   }
   if (items.every((item) => item.quantity === 0)) return { refused: { reason: 'orderEmpty', field: 'quantity.0' } };
   const amountShipping = BigInt(option?.shipping_amount ?? 0);
-  const total = itemsTotal + amountShipping;
+  // The discount is recomputed for the order as it now is: a code's least order, or the currency's smallest payment,
+  // may no longer be met.
+  let amountDiscount = 0n;
+  if (session.discount !== null) {
+    const taken = discountForOrder(session.discount, discountedOrder(session.currency, session.customer_id, items, amountShipping));
+    if ('refused' in taken) return { refused: { reason: taken.refused, field: 'promotion_code' } };
+    amountDiscount = taken.amount;
+  }
+  const total = itemsTotal - amountDiscount + amountShipping;
   const currency = findCurrency(session.currency);
   assert(currency !== undefined, 'a session\'s currency is one Coffer knows (checked when it was made)');
   if (total > BigInt(limits.amountMinorMax)) return { refused: { reason: 'orderTooLarge', field: 'quantity.0' } };
   if (total < BigInt(currency.minimumMinor)) return { refused: { reason: 'orderTooSmall', field: 'quantity.0', minimum: BigInt(currency.minimumMinor) } };
-  return { order: { items, shippingRate: option?.shipping_rate ?? null, amountShipping, total } };
+  return { order: { items, shippingRate: option?.shipping_rate ?? null, amountShipping, amountDiscount, total } };
 }
 
-function changesOrder(session: CheckoutSessionRow, order: ChosenOrder): boolean {
-  return order.shippingRate !== session.shipping_rate_id || order.items.some((item, index) => item.quantity !== session.line_items[index]?.quantity);
+function changesOrder(session: CheckoutSessionRow, order: ChosenOrder, discountChanges = false): boolean {
+  return discountChanges || order.shippingRate !== session.shipping_rate_id || order.items.some((item, index) => item.quantity !== session.line_items[index]?.quantity);
+}
+
+/** The discount the shopper applies on the page (a promotion code's, decision 0062), or removes (null). */
+export interface DiscountChange {
+  discount: CheckoutDiscount | null;
+}
+
+/** The session as it would be with the discount changed: the order is recomputed from it. */
+export function withDiscount(session: CheckoutSessionRow, change: DiscountChange | undefined): CheckoutSessionRow {
+  if (change === undefined) return session;
+  return { ...session, discount: change.discount, discount_coupon_id: change.discount?.coupon.id ?? null, discount_promotion_code_id: change.discount?.promotion_code?.id ?? null };
+}
+
+/** The same coupon from the same code (or none): a discount's terms never change once it is made. */
+function sameDiscount(a: CheckoutDiscount | null, b: CheckoutDiscount | null): boolean {
+  return a?.coupon.id === b?.coupon.id && (a?.promotion_code?.id ?? null) === (b?.promotion_code?.id ?? null);
 }
 
 /**
@@ -657,11 +739,11 @@ function changesOrder(session: CheckoutSessionRow, order: ChosenOrder): boolean 
  * open: the acquirer is called), so that the order can change. If it cannot be ended (a wallet payment under way, the
  * acquirer not answering), nothing changes, and the confirmation that follows answers for the payment under way.
  */
-async function endChallengeForChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string): Promise<void> {
+async function endChallengeForChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string, change: DiscountChange | undefined): Promise<void> {
   const intent = await services.db.selectFrom('payment_intents').selectAll().where('id', '=', session.payment_intent_id).executeTakeFirst();
   if (intent?.status !== 'requires_action' || session.status !== 'open') return;
-  const chosen = orderWith(session, choices);
-  if (!('order' in chosen) || !changesOrder(session, chosen.order)) return;
+  const chosen = orderWith(withDiscount(session, change), choices);
+  if (!('order' in chosen) || !changesOrder(session, chosen.order, change !== undefined && !sameDiscount(change.discount, session.discount))) return;
   try {
     await endOpenChallenge(services, systemContext(session, 'checkout', true, origin), { merchantId: session.merchant_id, livemode: session.livemode }, intent, true);
   } catch (error) {
@@ -670,22 +752,25 @@ async function endChallengeForChoices(services: Services, session: CheckoutSessi
 }
 
 /**
- * The shopper's choices on the hosted page (a shipping rate, adjustable quantities), made with their payment: the
- * session's items, shipping cost and total and its PaymentIntent's amount change together, in one transaction. Made
- * only while the PaymentIntent can still be confirmed and no confirmation is under way; otherwise nothing changes,
- * and the confirmation that follows is answered for the amount that stands (the page sends the amount it shows).
- * The caller checked the choices with `orderWith`, to name a refusal in the shopper's language.
+ * The shopper's choices on the hosted page (a shipping rate, adjustable quantities, a promotion code), made with
+ * their payment or with the code: the session's items, discount, shipping cost and total and its PaymentIntent's
+ * amount change together, in one transaction. Made only while the PaymentIntent can still be confirmed and no
+ * confirmation is under way; otherwise nothing changes, and the confirmation that follows is answered for the amount
+ * that stands (the page sends the amount it shows). The caller checked the choices with `orderWith`, to name a
+ * refusal in the shopper's language; an order the session, changed meanwhile (another tab), no longer allows is
+ * left as it stands.
  */
-export async function applyShopperChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string): Promise<CheckoutSessionRow> {
-  await endChallengeForChoices(services, session, choices, origin);
+export async function applyShopperChoices(services: Services, session: CheckoutSessionRow, choices: ShopperChoices, origin: string, change?: DiscountChange): Promise<CheckoutSessionRow> {
+  await endChallengeForChoices(services, session, choices, origin, change);
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const locked = await tx.selectFrom('checkout_sessions').selectAll().where('id', '=', session.id).forUpdate().executeTakeFirstOrThrow();
     if (locked.status !== 'open') return locked;
-    const chosen = orderWith(locked, choices);
-    assert('order' in chosen, 'the choices were checked against the session, whose bounds and options never change');
+    const discountChanges = change !== undefined && !sameDiscount(change.discount, locked.discount);
+    const chosen = orderWith(withDiscount(locked, change), choices);
+    if (!('order' in chosen)) return locked;
     const { order } = chosen;
-    if (!changesOrder(locked, order)) return locked;
+    if (!changesOrder(locked, order, discountChanges)) return locked;
     const sameItems = order.items.every((item, index) => item.quantity === locked.line_items[index]?.quantity);
     const intent = await tx.selectFrom('payment_intents').selectAll().where('id', '=', locked.payment_intent_id).forUpdate().executeTakeFirstOrThrow();
     if ((intent.status !== 'requires_payment_method' && intent.status !== 'requires_confirmation') || intent.operation_in_flight !== null) return locked;
@@ -693,8 +778,14 @@ export async function applyShopperChoices(services: Services, session: CheckoutS
     // The payment's description follows the order when it is the one Coffer made of it (not the merchant's own).
     const described = !sameItems && intent.description === orderDescription(locked.line_items) ? { description: orderDescription(order.items) } : {};
     await updatePaymentIntentRow(tx, intent.id, { amount: order.total, ...described }, now);
+    const discounted = withDiscount(locked, change);
     const after = await tx.updateTable('checkout_sessions').set({
-      line_items: JSON.stringify(order.items), shipping_rate_id: order.shippingRate, amount_shipping: order.amountShipping, amount_total: order.total, updated_at: now,
+      line_items: JSON.stringify(order.items), shipping_rate_id: order.shippingRate, amount_shipping: order.amountShipping, amount_discount: order.amountDiscount,
+      amount_total: order.total, updated_at: now,
+      ...(discountChanges ? {
+        discount: discounted.discount === null ? null : JSON.stringify(discounted.discount), discount_coupon_id: discounted.discount_coupon_id,
+        discount_promotion_code_id: discounted.discount_promotion_code_id,
+      } : {}),
     }).where('id', '=', locked.id).returningAll().executeTakeFirstOrThrow();
     const scope = { merchantId: locked.merchant_id, livemode: locked.livemode };
     // The shopper's doing, from their address; no event (Stripe sends none for it).
@@ -703,6 +794,7 @@ export async function applyShopperChoices(services: Services, session: CheckoutS
       details: {
         ...(order.shippingRate === locked.shipping_rate_id ? {} : { shipping_rate: order.shippingRate, amount_shipping: order.amountShipping.toString() }),
         ...(sameItems ? {} : { quantities: order.items.map((item) => item.quantity) }),
+        ...(discountChanges ? { promotion_code: discounted.discount_promotion_code_id, amount_discount: order.amountDiscount.toString() } : {}),
         amount_total: order.total.toString(), payment_intent: intent.id,
       },
     }, [], now);
@@ -757,6 +849,7 @@ export async function settleCheckoutSession(services: Services, id: string, expi
       const receiptTo = session.customer_email ?? collected?.email ?? null;
       if (receiptTo !== null) await queueReceipt(tx, after, intent, now, receiptTo);
       await countLinkCompletion(tx, trail, scope, after, now);
+      await countRedemption(tx, after);
       return { session: after, cancel: false };
     }
     if (ofIntent) {
@@ -843,7 +936,9 @@ async function queueReceipt(tx: Tx, session: CheckoutSessionRow, intent: Payment
   const total = (currency === undefined ? `${session.amount_total} ${session.currency}` : formatAmount(session.amount_total, currency)).toUpperCase();
   const option = session.shipping_options?.find((candidate) => candidate.shipping_rate === session.shipping_rate_id);
   const shipping = option === undefined ? [] : [`  Shipping: ${option.display_name}, ${currency === undefined ? `${option.shipping_amount} ${session.currency}` : formatAmount(option.shipping_amount, currency).toUpperCase()}`];
-  const lines = [...session.line_items.filter((item) => item.quantity > 0).map((item) => `  ${item.quantity} × ${item.name}`), ...shipping].join('\n');
+  const money = (amount: bigint) => (currency === undefined ? `${amount} ${session.currency}` : formatAmount(amount, currency).toUpperCase());
+  const discount = session.discount === null ? [] : [`  Discount: ${session.discount.promotion_code?.code ?? session.discount.coupon.name ?? session.discount.coupon.id}, -${money(session.amount_discount)}`];
+  const lines = [...session.line_items.filter((item) => item.quantity > 0).map((item) => `  ${item.quantity} × ${item.name}`), ...discount, ...shipping].join('\n');
   await tx.insertInto('shopper_messages').values({
     id: newId('msg'), merchant_id: session.merchant_id, livemode: session.livemode, created_at: now, channel: 'email',
     recipient, subject: `Receipt ${session.id.slice(-8).toUpperCase()}`,

@@ -151,6 +151,12 @@ function exceededLimit(error: unknown, takes: readonly CounterTake[]): PaymentLi
   return id === undefined ? undefined : takes.find((take) => take.limit.id === id)?.limit;
 }
 
+/** The attempt's statement found the session's discount used up (migration 0069). */
+function discountUsedUp(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message.includes('coffer_discount_refused');
+}
+
 function limitError(limit: PaymentLimitRow): CofferError {
   return new CofferError('payment_limit_exceeded', `This payment would exceed ${describeLimit(limit)}. Nothing was charged.`);
 }
@@ -503,6 +509,8 @@ async function startAttempt(
         .selectNoFrom([
           sql<boolean>`coffer_expect_rows((SELECT count(*) FROM intent_written), 1)`.as('written'),
           ...(customer === undefined ? [] : [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM session_written), 1)`.as('linked')]),
+          // A hosted checkout's discount takes one of its redemptions with the attempt, or the attempt is not made.
+          ...(checkoutSession === undefined ? [] : [sql<boolean>`coffer_discount_take(${checkoutSession})`.as('discount')]),
           ...(!method.isNew && binds ? [sql<boolean>`coffer_expect_rows((SELECT count(*) FROM method_bound), 1)`.as('bound')] : []),
           ...stillHeld,
           ...storesCard,
@@ -513,6 +521,9 @@ async function startAttempt(
     } catch (error) {
       const exceeded = exceededLimit(error, limitTakes);
       if (exceeded !== undefined) throw limitError(exceeded);
+      if (discountUsedUp(error)) {
+        throw new CofferError('checkout_discount_used_up', 'The session\'s coupon or promotion code has been redeemed as many times as it may be. Nothing was charged.', { param: 'discounts' });
+      }
       if ((error as { code?: unknown }).code !== '40001') throw error;
       if (round >= startRoundsMax) {
         throw new CofferError('lock_timeout', 'This PaymentIntent is being changed by another request. Try again in a moment.');

@@ -42,6 +42,8 @@ export type ListedTable =
   | 'prices'
   | 'shipping_rates'
   | 'payment_links'
+  | 'coupons'
+  | 'promotion_codes'
   | 'checkout_sessions';
 
 export interface ListSource<T extends ListedTable, O> {

@@ -12,7 +12,7 @@ import { paymentIntentObject } from '../objects/payment-intent.ts';
 import { chargeObject } from '../objects/charge.ts';
 import { assert } from '../platform/assert.ts';
 import { auditRow } from '../store/audit.ts';
-import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, PaymentLinkRow, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow, PriceRow, ProductRow } from '../store/database.ts';
+import type { AuditLogTable, ChargeRow, CustomerRow, DisputeRow, EventsTable, PaymentIntentRow, PaymentIntentsTable, PaymentLimitRow, PaymentLimitsTable, PaymentMethodRow, PaymentMethodsTable, PaymentLinkRow, RefundRow, ReviewRow, SetupIntentRow, CheckoutSessionRow, CouponRow, PriceRow, ProductRow, PromotionCodeRow } from '../store/database.ts';
 import type { MerchantPolicyRow } from './risk-decision.ts';
 import { balanceTransactionObject, type BalanceTransactionRow } from '../objects/balance-transaction.ts';
 import { disputeObject } from '../objects/dispute.ts';
@@ -23,6 +23,7 @@ import { customerObject } from '../objects/customer.ts';
 import { paymentMethodObject } from '../objects/payment-method.ts';
 import { priceObject, productObject } from '../objects/product.ts';
 import { paymentLinkObject } from '../objects/payment-link.ts';
+import { couponObject, promotionCodeObject } from '../objects/coupon.ts';
 import { eventRow, previousAttributes } from '../store/events.ts';
 import type { Outcome, RequestContext, Services, Tx } from './context.ts';
 import type { Respond } from './respond.ts';
@@ -311,6 +312,9 @@ export interface PaymentEvent {
   product?: { before?: ProductRow | undefined; after: ProductRow };
   price?: { before?: PriceRow | undefined; after: PriceRow };
   paymentLink?: { before?: PaymentLinkRow | undefined; after: PaymentLinkRow };
+  /** For `coupon.deleted`, `after` is the coupon as it was. `nowMs`: when the change was made (a coupon's `valid` depends on it). */
+  coupon?: { before?: CouponRow | undefined; after: CouponRow; nowMs: number };
+  promotionCode?: { before?: PromotionCodeRow | undefined; after: PromotionCodeRow; coupon: CouponRow; nowMs: number };
 }
 
 /** The event's object rendered in `shape`, and its previous attributes when the event has a before. */
@@ -342,6 +346,14 @@ function eventObject(event: PaymentEvent, shape: ApiShape): { object: Record<str
   if (event.product !== undefined) return render(event.product, (row) => productObject(row));
   if (event.price !== undefined) return render(event.price, (row) => priceObject(row));
   if (event.paymentLink !== undefined) return render(event.paymentLink, (row) => paymentLinkObject(row));
+  if (event.coupon !== undefined) {
+    const at = event.coupon.nowMs;
+    return render(event.coupon, (row) => couponObject(row, at));
+  }
+  if (event.promotionCode !== undefined) {
+    const { coupon, nowMs } = event.promotionCode;
+    return render(event.promotionCode, (row, s) => promotionCodeObject(row, coupon, nowMs, s === 'legacy'));
+  }
   assert(event.dispute !== undefined, 'an event describes a payment intent, a charge, a refund or a dispute');
   const { after, before, transactions } = event.dispute;
   const at = after.updated_at.getTime();

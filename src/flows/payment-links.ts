@@ -35,6 +35,8 @@ export interface LinkSessionParams {
   customer_creation?: CreateCheckoutSessionParams['customer_creation'];
   custom_fields?: CreateCheckoutSessionParams['custom_fields'];
   optional_items?: CreateCheckoutSessionParams['optional_items'];
+  /** Whether each session's shopper may type a promotion code (decision 0062). */
+  allow_promotion_codes?: boolean;
 }
 
 export interface PaymentLinkParams extends LinkSessionParams {
@@ -66,16 +68,18 @@ export interface PaymentLinkUpdateParams {
   custom_text?: LinkSessionParams['custom_text'];
   submit_type?: LinkSessionParams['submit_type'];
   customer_creation?: LinkSessionParams['customer_creation'];
+  allow_promotion_codes?: boolean;
 }
 
 /** The session-shaping fields a link's update may change. */
 const updatableSessionKeys = [
   'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'payment_method_types', 'custom_fields', 'custom_text', 'submit_type', 'customer_creation',
+  'allow_promotion_codes',
 ] as const;
 
 const sessionKeys = [
   'line_items', 'billing_address_collection', 'shipping_address_collection', 'phone_number_collection', 'shipping_options', 'payment_method_types', 'payment_intent_data',
-  'submit_type', 'custom_text', 'consent_collection', 'customer_creation', 'custom_fields', 'optional_items',
+  'submit_type', 'custom_text', 'consent_collection', 'customer_creation', 'custom_fields', 'optional_items', 'allow_promotion_codes',
 ] as const;
 
 /** What the shopper sees once paid, checked: Coffer's confirmation page by default, or the merchant's page. */

@@ -31,7 +31,7 @@ export function maskApiKey(key: string): string {
 export const apiResources = [
   'payment_intents', 'charges', 'refunds', 'disputes', 'customers', 'payment_methods', 'tokens', 'setup_intents',
   'balance', 'events', 'webhook_endpoints', 'risk', 'reviews', 'checkout', 'support_cases',
-  'products', 'prices', 'shipping_rates', 'payment_links',
+  'products', 'prices', 'shipping_rates', 'payment_links', 'coupons', 'promotion_codes',
 ] as const;
 export type ApiResource = (typeof apiResources)[number];
 

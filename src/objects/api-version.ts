@@ -57,6 +57,14 @@ export function chargeListsShown(version: { name: string }): boolean {
   return version.name.slice(0, 10) < '2022-11-15';
 }
 
+/**
+ * Before 2025-09-30 ("clover"), a promotion code named its coupon as `coupon`, the whole object; from then on, under
+ * `promotion` (`{ type: 'coupon', coupon }`). Events, kept in two shapes only, follow the shape (decision 0062).
+ */
+export function promotionCodeShowsCoupon(version: { name: string }): boolean {
+  return version.name.slice(0, 10) < '2025-09-30';
+}
+
 /** From 2023-08-16, a PaymentIntent made without payment method types has automatic payment methods enabled. */
 export function automaticPaymentMethodsByDefault(version: ApiVersion): boolean {
   return version.name.slice(0, 10) >= '2023-08-16';

@@ -1,14 +1,17 @@
 import type { CheckoutLineItem, CheckoutSessionRow } from '../store/database.ts';
 import type { ApiShape } from './api-version.ts';
 import { addressObject, amountOut, unixTime } from './common.ts';
+import { discountOf } from '../checkout/discount-math.ts';
+import { findCurrency } from '../domain/currency.ts';
 import { consentCollectionObject, consentOf, customFieldObjects, customTextObject } from '../checkout/presentation.ts';
 
 /**
  * Stripe's Checkout Session (payment mode, hosted). `url` is the hosted page while the session is open.
  * `customer_details` is what the session learned when it completed; before that (and for sessions completed
- * before Coffer kept it), only the email it was made with. `amount_subtotal` is the items' total, `amount_total` adds
- * the chosen shipping rate (`shipping_cost`). `consent` is what the shopper accepted, once paid. Features Coffer's
- * checkout does not have (tax, discounts, subscriptions, invoices) are shown empty, as Stripe shows them unused.
+ * before Coffer kept it), only the email it was made with. `amount_subtotal` is the items' total; `amount_total` takes
+ * off the discount (`discounts`, `total_details.amount_discount`) and adds the chosen shipping rate (`shipping_cost`).
+ * `consent` is what the shopper accepted, once paid. Features Coffer's checkout does not have (tax, subscriptions,
+ * invoices) are shown empty, as Stripe shows them unused.
  */
 export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string | null, shape: ApiShape = 'current'): Record<string, unknown> {
   const customerDetails = row.customer_details ?? (row.customer_email === null ? null : {
@@ -20,9 +23,9 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     object: 'checkout.session',
     adaptive_pricing: null,
     after_expiration: null,
-    allow_promotion_codes: null,
+    allow_promotion_codes: row.allow_promotion_codes ? true : null,
     allowed_payment_method_types: null,
-    amount_subtotal: amountOut(row.amount_total - row.amount_shipping),
+    amount_subtotal: amountOut(row.amount_total - row.amount_shipping + row.amount_discount),
     amount_total: amountOut(row.amount_total),
     automatic_tax: { enabled: false, liability: null, provider: null, status: null },
     billing_address_collection: row.billing_address_collection,
@@ -43,7 +46,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     customer_creation: row.customer_creation ?? 'if_required',
     customer_details: customerDetails,
     customer_email: row.customer_email,
-    discounts: [],
+    discounts: row.discount === null ? [] : [{ coupon: row.discount.coupon.id, promotion_code: row.discount.promotion_code?.id ?? null }],
     expires_at: unixTime(row.expires_at),
     integration_identifier: null,
     invoice: null,
@@ -77,7 +80,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     subscription: null,
     // A payment link's hosted confirmation has no success URL (Coffer's own page follows the payment).
     success_url: row.success_url === '' ? null : row.success_url,
-    total_details: { amount_discount: 0, amount_shipping: amountOut(row.amount_shipping), amount_tax: 0 },
+    total_details: { amount_discount: amountOut(row.amount_discount), amount_shipping: amountOut(row.amount_shipping), amount_tax: 0 },
     ui_mode: 'hosted',
     url: row.status === 'open' ? pageUrl : null,
     wallet_options: null,
@@ -99,12 +102,19 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
  * order, as at Stripe; the others keep their ids.
  */
 export function lineItemObjects(row: CheckoutSessionRow, prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
-  return itemObjects(row, row.line_items, prices);
+  return itemObjects(row, row.line_items, prices, discountShares(row));
+}
+
+/** What the session's discount takes off each of its items (decision 0062), none without one. */
+export function discountShares(row: CheckoutSessionRow): number[] {
+  if (row.discount === null) return row.line_items.map(() => 0);
+  const terms = { percentOffHundredths: row.discount.coupon.percent_off_hundredths, amountOff: row.discount.coupon.amount_off, products: row.discount.coupon.products };
+  return discountOf(terms, row.line_items.map((item) => ({ amount: item.amount_total, product: item.product_id })), findCurrency(row.currency)?.amountStep ?? 1).perItem;
 }
 
 /** Line items of an order that `owner` holds (a session, or a payment link's order), with ids derived from its id. */
 export function itemObjects(owner: { id: string; currency: string; created_at: Date; livemode: boolean }, lineItems: readonly CheckoutLineItem[],
-  prices: ReadonlyMap<string, Record<string, unknown>> = new Map()): Array<Record<string, unknown>> {
+  prices: ReadonlyMap<string, Record<string, unknown>> = new Map(), discounts: readonly number[] = []): Array<Record<string, unknown>> {
   return lineItems.flatMap((item, index) => {
     if (item.quantity === 0) return [];
     const suffix = `${owner.id.slice(-20)}${String(index).padStart(3, '0')}`;
@@ -113,10 +123,10 @@ export function itemObjects(owner: { id: string; currency: string; created_at: D
       id: `li_${suffix}`,
       object: 'item',
       adjustable_quantity: item.adjustable === undefined ? null : { enabled: true, maximum: item.adjustable.maximum, minimum: item.adjustable.minimum },
-      amount_discount: 0,
+      amount_discount: discounts[index] ?? 0,
       amount_subtotal: item.amount_total,
       amount_tax: 0,
-      amount_total: item.amount_total,
+      amount_total: item.amount_total - (discounts[index] ?? 0),
       currency: owner.currency,
       description: item.name,
       metadata: item.metadata ?? {},

@@ -3,7 +3,7 @@ import type { PaymentLinkRow } from '../store/database.ts';
 import { consentCollectionObject, customFieldObjects, customTextObject } from '../checkout/presentation.ts';
 
 /**
- * Stripe's Payment Link. What Coffer's links do not have (tax, promotion codes, custom fields, subscriptions,
+ * Stripe's Payment Link. What Coffer's links do not have (tax, subscriptions,
  * invoices, Connect) is shown as Stripe shows it unused. `line_items` is shown only when expanded, as at Stripe.
  */
 export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> {
@@ -16,7 +16,7 @@ export function paymentLinkObject(row: PaymentLinkRow): Record<string, unknown> 
     after_completion: row.after_completion.type === 'redirect'
       ? { type: 'redirect', redirect: row.after_completion.redirect }
       : { type: 'hosted_confirmation', hosted_confirmation: row.after_completion.hosted_confirmation },
-    allow_promotion_codes: false,
+    allow_promotion_codes: kept.allow_promotion_codes === true,
     application: null,
     application_fee_amount: null,
     application_fee_percent: null,

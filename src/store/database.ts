@@ -443,6 +443,16 @@ export interface CheckoutSessionsTable {
   amount_shipping: ColumnType<bigint, bigint | undefined, bigint>;
   /** The payment link the session was made from (migration 0063); null for one made through the API. */
   payment_link_id: ColumnType<string | null, string | null | undefined, never>;
+  /** The discount applied (migration 0069); null: none. */
+  discount: ColumnType<CheckoutDiscount | null, string | null | undefined, string | null>;
+  discount_coupon_id: ColumnType<string | null, string | null | undefined, string | null>;
+  discount_promotion_code_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** What the discount takes off the items, part of `amount_total` (items - discount + shipping). */
+  amount_discount: ColumnType<bigint, bigint | undefined, bigint>;
+  /** Whether the shopper may type a promotion code on the page. */
+  allow_promotion_codes: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Codes the page refused; past `limits.promotionCodeRefusalsMax` it takes no more (migration 0069). */
+  promotion_code_refusals: ColumnType<number, number | undefined, number>;
 }
 
 export interface SupportCasesTable {
@@ -943,6 +953,56 @@ export interface ShippingRatesTable {
   metadata: Json<Record<string, string>>;
 }
 
+export interface CouponsTable {
+  merchant_id: string;
+  livemode: boolean;
+  id: string;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  name: string | null;
+  /** A percentage in hundredths (12.5% is 1250); null for an amount off. */
+  percent_off_hundredths: number | null;
+  amount_off: bigint | null;
+  currency: string | null;
+  duration: 'once' | 'repeating' | 'forever';
+  duration_in_months: number | null;
+  max_redemptions: number | null;
+  redeem_by: Date | null;
+  /** The catalogue products it takes off; null: every item. */
+  applies_to_products: ColumnType<string[] | null, string | null, string | null>;
+  metadata: Json<Record<string, string>>;
+  times_redeemed: ColumnType<number, number | undefined, number>;
+  deleted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface PromotionCodesTable {
+  id: string;
+  merchant_id: string;
+  livemode: boolean;
+  seq: Generated<bigint>;
+  created_at: Timestamp;
+  coupon_id: string;
+  code: string;
+  active: boolean;
+  customer_id: string | null;
+  expires_at: Date | null;
+  max_redemptions: number | null;
+  minimum_amount: bigint | null;
+  minimum_amount_currency: string | null;
+  metadata: Json<Record<string, string>>;
+  times_redeemed: ColumnType<number, number | undefined, number>;
+}
+
+/**
+ * A session's discount (migration 0069): the coupon's terms as they were when it was applied, so that the order can
+ * be recomputed whatever becomes of the coupon, and the promotion code that gave it (its word as the shopper typed it).
+ */
+export interface CheckoutDiscount {
+  coupon: { id: string; name: string | null; percent_off_hundredths: number | null; amount_off: number | null; products: string[] | null };
+  /** `minimum`: the least order (items, before the discount) the code needs, in the session's currency or another. */
+  promotion_code: { id: string; code: string; minimum: { amount: number; currency: string } | null } | null;
+}
+
 export interface PaymentLinksTable {
   id: string;
   merchant_id: string;
@@ -1155,6 +1215,8 @@ export interface Database {
   prices: PricesTable;
   shipping_rates: ShippingRatesTable;
   payment_links: PaymentLinksTable;
+  coupons: CouponsTable;
+  promotion_codes: PromotionCodesTable;
   customer_balance_transactions: CustomerBalanceTransactionsTable;
   tokens: TokensTable;
   setup_intents: SetupIntentsTable;
@@ -1177,6 +1239,8 @@ export type PaymentIntentRow = Selectable<PaymentIntentsTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type PriceRow = Selectable<PricesTable>;
 export type ShippingRateRow = Selectable<ShippingRatesTable>;
+export type CouponRow = Selectable<CouponsTable>;
+export type PromotionCodeRow = Selectable<PromotionCodesTable>;
 export type PaymentLinkRow = Selectable<PaymentLinksTable>;
 export type ChargeRow = Selectable<ChargesTable>;
 export type WalletLatePaymentRow = Selectable<WalletLatePaymentsTable>;

@@ -57,6 +57,7 @@ export const emittedEventTypes: ReadonlySet<string> = new Set([
   'review.opened', 'review.closed',
   'checkout.session.completed', 'checkout.session.expired',
   'payment_link.created', 'payment_link.updated',
+  'coupon.created', 'coupon.updated', 'coupon.deleted', 'promotion_code.created', 'promotion_code.updated',
 ]);
 
 function checkEvents(events: string[]): string[] {

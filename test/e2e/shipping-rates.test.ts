@@ -8,6 +8,7 @@ import { strings } from '../../src/checkout/strings.ts';
 import { createApiKey } from '../../src/identity/merchants.ts';
 import { browserMissing, clickThrough, confirmFromPage, fillCard, launchTrusting, wholePageScreenshot } from '../support/browser.ts';
 import { rawRequest, stripeClient, startTestServer, type TestServer } from '../support/server.ts';
+import { refusedWithNothingChanged as refusedUnchanged, rowCounts } from '../support/unchanged.ts';
 
 // Goal: a merchant's shipping rates are made, read, archived and listed through the official SDK as at Stripe; a
 // Checkout Session offers them (`shipping_options`, existing rates or new ones), shows the first as chosen, and the
@@ -24,28 +25,10 @@ after(async () => {
   await server.close();
 });
 
-type Counted = 'shipping_rates' | 'checkout_sessions' | 'payment_intents' | 'events' | 'audit_log';
-
-/** Rows of what a refused request could have written, to prove it wrote nothing. */
-async function counts(): Promise<Record<Counted, number>> {
-  const found = {} as Record<Counted, number>;
-  for (const table of ['shipping_rates', 'checkout_sessions', 'payment_intents', 'events', 'audit_log'] as const) {
-    const row = await server.database.db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
-    found[table] = Number(row.n);
-  }
-  return found;
-}
-
-async function refusedWithNothingChanged(call: () => Promise<unknown>, param: string, message: RegExp): Promise<void> {
-  const before = await counts();
-  await assert.rejects(call().then(() => assert.fail(`${param}: accepted`)), (error: Stripe.errors.StripeError) => {
-    assert.equal(error.param, param, error.message);
-    assert.match(error.message, message);
-    assert.ok(error.statusCode === 400 || error.statusCode === 404, `${param}: ${error.statusCode}`);
-    return true;
-  });
-  assert.deepEqual(await counts(), before, `refused (${param}) and nothing written`);
-}
+/** The tables a refused request could have written to. */
+const counted = ['shipping_rates', 'checkout_sessions', 'payment_intents', 'events', 'audit_log'] as const;
+const counts = () => rowCounts(server, counted);
+const refusedWithNothingChanged = (call: () => Promise<unknown>, param: string, message: RegExp) => refusedUnchanged(server, counted, call, param, message);
 
 const standard: Stripe.ShippingRateCreateParams = {
   display_name: 'Standard', type: 'fixed_amount', fixed_amount: { amount: 500, currency: 'usd' },

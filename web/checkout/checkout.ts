@@ -5,6 +5,7 @@
  * Secure page, show WeChat's QR code and wait).
  */
 import type { FrameMessage, PageConfig, PageStep } from './protocol.ts';
+import { discountOf } from '../../src/checkout/discount-math.ts';
 
 const configElement = document.getElementById('checkout-config');
 const config = JSON.parse(configElement?.textContent ?? '{}') as PageConfig;
@@ -92,16 +93,21 @@ function quantities(): number[] {
  */
 function showOrder(): void {
   let subtotal = 0;
-  quantities().forEach((quantity, index) => {
+  const amounts = quantities().map((quantity, index) => {
     const amount = (config.order.items[index]?.unit ?? 0) * quantity;
     subtotal += amount;
     setText(`item-amount-${index}`, money(amount));
+    return { amount, product: config.order.items[index]?.product };
   });
   const option = config.order.shipping?.find((candidate) => candidate.rate === selectedShippingRate());
   const shipping = option?.amount ?? 0;
-  const total = subtotal + shipping;
+  // The discount as the server computes it (the same arithmetic, src/checkout/discount-math.ts).
+  const terms = config.order.discount;
+  const discount = terms === undefined ? 0 : discountOf(terms.terms, amounts, terms.step).total;
+  const total = subtotal - discount + shipping;
   config.amount = String(total);
   setText('subtotal', money(subtotal));
+  if (terms !== undefined) setText('discount-amount', `−${money(discount)}`);
   if (option !== undefined) {
     setText('shipping-line', option.line);
     setText('shipping-amount', shipping === 0 ? config.order.words.free : money(shipping));
@@ -380,6 +386,44 @@ async function pay(): Promise<void> {
     follow({ state: 'error', message: error instanceof Error && error.message !== '' ? error.message : config.strings.failed });
   }
 }
+
+/**
+ * A promotion code typed (or the one applied removed): the server checks it against the order the page shows (its
+ * quantities and shipping rate go with it) and, if it takes it, the page is shown again with the discount. A code it
+ * refuses is said under the field, and nothing changes.
+ */
+const promotionForm = document.getElementById('promotion-form') as HTMLFormElement | null;
+const promotionInput = document.getElementById('promotion-code') as HTMLInputElement | null;
+const promotionError = document.getElementById('promotion-error') as HTMLElement | null;
+async function applyPromotionCode(code: string): Promise<void> {
+  const body: Record<string, unknown> = { code };
+  const rate = selectedShippingRate();
+  if (rate !== undefined) body.shipping_rate = rate;
+  if (quantityInputs.length > 0) body.quantities = quantities();
+  let step: PageStep;
+  try {
+    step = await post(`/pay/${config.session}/promotion-code`, body);
+  } catch {
+    step = { state: 'error', message: config.strings.failed, field: 'promotion_code' };
+  }
+  if (step.state === 'error' && step.field === 'promotion_code' && promotionError !== null && promotionInput !== null) {
+    show(promotionError, step.message);
+    promotionInput.setAttribute('aria-invalid', 'true');
+    promotionInput.focus();
+    return;
+  }
+  follow(step);
+}
+promotionForm?.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (promotionInput === null || promotionInput.value.trim() === '') return;
+  void applyPromotionCode(promotionInput.value.trim());
+});
+promotionInput?.addEventListener('input', () => {
+  promotionInput.removeAttribute('aria-invalid');
+  if (promotionError !== null) show(promotionError, '');
+});
+document.getElementById('promotion-remove')?.addEventListener('click', () => void applyPromotionCode(''));
 
 for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="method"]'))) radio.addEventListener('change', () => showPanel(true));
 for (const radio of shippingRadios) radio.addEventListener('change', showOrder);

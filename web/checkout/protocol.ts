@@ -1,3 +1,5 @@
+import type { DiscountTerms } from '../../src/checkout/discount-math.ts';
+
 /** Messages between the checkout page and the card frame (two origins), and the page's server answers. */
 export interface TokenizeRequest {
   type: 'coffer:tokenize' | 'coffer:ping';
@@ -40,8 +42,10 @@ export interface PageConfig {
   order: {
     locale: string;
     exponent: number;
-    items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true }>;
+    items: Array<{ unit: number; quantity: number; minimum?: number; maximum?: number; optional?: true; product?: string }>;
     shipping?: Array<{ rate: string; amount: number; line: string }>;
+    /** The session's discount, recomputed with the order (src/checkout/discount-math.ts). */
+    discount?: { terms: DiscountTerms; step: number };
     words: { pay: string; free: string; empty: string };
   };
 }

@@ -124,6 +124,12 @@ const CreateBody = strictObject({
     shipping_rate: Type.Optional(ObjectId),
     shipping_rate_data: Type.Optional(strictObject(ShippingRateData)),
   }), { maxItems: 5 })),
+  // A coupon or promotion code of the merchant's, or the shopper's own code typed on the page (decision 0062).
+  discounts: Type.Optional(Type.Array(strictObject({
+    coupon: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    promotion_code: Type.Optional(ObjectId),
+  }), { maxItems: 20 })),
+  allow_promotion_codes: Type.Optional(Type.Boolean()),
   // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
   // The wallets' options, which a confirmation alone takes, are not taken here.
   payment_method_options: Type.Optional(strictObject({

@@ -14,6 +14,7 @@ import { registerRiskLimitRoutes } from './risk-limits.ts';
 import { registerReviewRoutes } from './reviews.ts';
 import { registerProductRoutes } from './products.ts';
 import { registerShippingRateRoutes } from './shipping-rates.ts';
+import { registerCouponRoutes } from './coupons.ts';
 import { registerPaymentLinkRoutes } from './payment-links.ts';
 import { registerCheckoutSessionRoutes, registerSupportCaseRoutes } from './checkout-sessions.ts';
 
@@ -33,6 +34,7 @@ export function registerMerchantRoutes(app: FastifyInstance, services: Services)
   registerReviewRoutes(app, services);
   registerProductRoutes(app, services);
   registerShippingRateRoutes(app, services);
+  registerCouponRoutes(app, services);
   registerPaymentLinkRoutes(app, services);
   registerCheckoutSessionRoutes(app, services);
   registerSupportCaseRoutes(app, services);

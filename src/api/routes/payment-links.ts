@@ -32,6 +32,7 @@ const CreateBody = strictObject({
   optional_items: Type.Optional(OptionalItems),
   // `always`: each session makes a Customer of its shopper with the page's first try at the payment (decision 0058).
   customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
+  allow_promotion_codes: Type.Optional(Type.Boolean()),
   shipping_options: Type.Optional(Type.Array(strictObject({ shipping_rate: ObjectId }), { maxItems: 5 })),
   payment_method_types: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 3 })),
   payment_intent_data: Type.Optional(strictObject({
@@ -62,6 +63,7 @@ const UpdateBody = strictObject({
   custom_text: PresentationFields.custom_text,
   submit_type: PresentationFields.submit_type,
   customer_creation: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('if_required')])),
+  allow_promotion_codes: Type.Optional(Type.Boolean()),
   expand: Type.Optional(Expand),
 });
 const IdParams = strictObject({ id: ObjectId });
