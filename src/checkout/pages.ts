@@ -209,6 +209,45 @@ interface PageState {
   merchantEmail: string | null;
   /** The session's discount has no use left for it: the page says so and offers to remove it. */
   discountUsedUp?: boolean;
+  /** The customer's saved cards the page shows them to pay with (decision 0063). */
+  savedCards?: SavedCardView[];
+  /** The shopper may choose to save the new card they pay with (decision 0063). */
+  offersSave?: boolean;
+}
+
+interface SavedCardView {
+  id: string;
+  brand: string;
+  last4: string;
+  expMonth: number;
+  expYear: number;
+}
+
+/**
+ * The session customer's cards the page may show them again (decision 0063): saved to the merchant's customer the
+ * session was made for, not detached, and allowed by the session's filters (`always` unless it says otherwise), the
+ * newest five. None for a session without such a customer (one made of the shopper has none yet).
+ */
+async function savedCardsOf(services: Services, session: CheckoutSessionRow): Promise<Array<SavedCardView & { allowRedisplay: string }>> {
+  if (session.customer_id === null || session.customer_creation === 'always' || !session.payment_method_types.includes('card')) return [];
+  const filters = session.saved_payment_method_options?.allow_redisplay_filters ?? ['always'];
+  const rows = await services.db.selectFrom('payment_methods').selectAll().where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
+    .where('customer_id', '=', session.customer_id).where('type', '=', 'card').where('detached_at', 'is', null).where('allow_redisplay', 'in', filters)
+    .orderBy('seq', 'desc').limit(5).execute();
+  return rows.flatMap((row) => (row.card === null ? [] : [{
+    id: row.id, brand: row.card.brand, last4: row.card.last4, expMonth: row.card.exp_month, expYear: row.card.exp_year, allowRedisplay: row.allow_redisplay,
+  }]));
+}
+
+const brandNames: Record<string, string> = { visa: 'Visa', mastercard: 'Mastercard', amex: 'American Express', discover: 'Discover', jcb: 'JCB', unionpay: 'UnionPay', diners: 'Diners Club' };
+
+/** The saved cards to choose from, and a new card (the card frame), in the card's panel. */
+function savedCardChoice(cards: readonly SavedCardView[], language: Language): string {
+  if (cards.length === 0) return '';
+  const radios = cards.map((card, index) => `<label><input type="radio" name="saved_card" value="${escapeHtml(card.id)}"${index === 0 ? ' checked' : ''}><span>${escapeHtml(say(language, 'savedCardLine', {
+    brand: brandNames[card.brand] ?? card.brand, last4: card.last4, month: String(card.expMonth).padStart(2, '0'), year: String(card.expYear % 100).padStart(2, '0'),
+  }))}</span></label>`).join('');
+  return `<fieldset class="saved-cards"><legend>${escapeHtml(say(language, 'savedCards'))}</legend><div class="methods">${radios}<label><input type="radio" name="saved_card" value=""><span>${escapeHtml(say(language, 'newCard'))}</span></label></div></fieldset>`;
 }
 
 function paymentPage(services: Services, session: CheckoutSessionRow, merchantName: string, language: Language, origins: CheckoutOrigins, nonce: string, state: PageState): string {
@@ -220,7 +259,9 @@ function paymentPage(services: Services, session: CheckoutSessionRow, merchantNa
   const frameUrl = origins.frame === null ? null : `${origins.frame}/pay/card-frame?session=${session.id}&lang=${language}`;
   const panels = [
     methods.includes('card') && frameUrl !== null
-      ? `<div data-panel="card"><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe>${session.consent_collection?.payment_method_reuse_agreement?.position === 'hidden' ? '' : cardConsent(language, merchantName, state.keepsCard)}</div>` : '',
+      ? `<div data-panel="card">${savedCardChoice(state.savedCards ?? [], language)}<div id="new-card"${(state.savedCards ?? []).length > 0 ? ' hidden' : ''}><iframe id="card-frame" class="card-frame" title="${escapeHtml(say(language, 'cardFrameTitle'))}" src="${escapeHtml(frameUrl)}"></iframe>${
+        state.offersSave === true ? `<label class="check"><input type="checkbox" id="save-card" value="accepted"> <span>${escapeHtml(say(language, 'saveCardOptIn', { merchant: merchantName }))}</span></label>`
+          : session.consent_collection?.payment_method_reuse_agreement?.position === 'hidden' ? '' : cardConsent(language, merchantName, state.keepsCard)}</div></div>` : '',
     methods.includes('alipay') ? '<div data-panel="alipay" hidden></div>' : '',
     methods.includes('wechat_pay') ? `<div data-panel="wechat_pay" hidden><div id="wechat-qr" class="qr"${state.qr === undefined ? ' hidden' : ''}>
 <img id="wechat-qr-image" alt="${escapeHtml(say(language, 'wechatQrAlt', { amount }))}"${state.qr === undefined ? '' : ` src="${escapeHtml(state.qr)}"`}>
@@ -576,6 +617,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     };
     const keepsCard = setupFutureUsageFor(intent, 'card');
     if (keepsCard !== null) state.keepsCard = keepsCard;
+    state.savedCards = await savedCardsOf(services, session);
+    state.offersSave = session.saved_payment_method_options?.payment_method_save === 'enabled';
     const jsapi = inWeChat(request) && services.connectors.wechatSignIn(session.livemode) !== undefined;
     const resume = (request.query as { resume?: string }).resume === 'wechat_pay' && session.wechat_openid !== null && step.state === 'open';
     return html(reply, 200, paymentPage(services, session, await merchantName(services, session.merchant_id), lang, origins(), n, { ...state, jsapi, resume }), pageCsp(n, origins().frame));
@@ -616,11 +659,12 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
-    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown; shipping_rate?: unknown; quantities?: unknown };
+    const body = (request.body ?? {}) as { method?: unknown; payment_method?: unknown; device?: unknown; amount?: unknown; currency?: unknown; details?: unknown; shipping_rate?: unknown; quantities?: unknown; save_card?: unknown };
     const method = typeof body.method === 'string' ? body.method : '';
     if (!session.payment_method_types.includes(method)) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
     const params: ConfirmParams = { return_url: `${origins().page}/pay/${session.id}/return?lang=${lang}` };
+    let savedCard = false;
     // The addresses and phone the session asks for, as Stripe's Checkout collects them. A refusal names the field
     // to fix and changes nothing; they are kept (below) only once everything else the page sent is checked.
     const details = readDetails(session, body.details, lang, await merchantEmailOf(services, session));
@@ -651,6 +695,14 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     if (method === 'card') {
       if (!cardSent) return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
       params.payment_method = body.payment_method as string;
+      // A saved card is one the page showed this shopper (their customer's, allowed to be shown again); the card
+      // frame's are new and belong to no one.
+      const sent = await services.db.selectFrom('payment_methods').select('customer_id').where('id', '=', params.payment_method)
+        .where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode).executeTakeFirst();
+      savedCard = sent !== undefined && sent.customer_id !== null;
+      if (savedCard && !(await savedCardsOf(services, session)).some((card) => card.id === params.payment_method)) {
+        return json(reply, 400, { state: 'error', message: say(lang, 'failed') });
+      }
     } else if (method === 'alipay') {
       params.payment_method_data = { type: 'alipay' };
     } else {
@@ -671,6 +723,13 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
         ? { wechat_pay: { client: 'jsapi', openid: session.wechat_openid } }
         : { wechat_pay: { client: 'web' } };
     }
+    // The shopper's own choice to save a new card (decision 0063), made again with every try: a later try unticked,
+    // with a saved card or with a wallet, keeps nothing ('none' overrides whatever else the PaymentIntent says).
+    if (session.saved_payment_method_options?.payment_method_save === 'enabled') {
+      const save = method === 'card' && !savedCard && body.save_card === true;
+      params.payment_method_options = { ...params.payment_method_options, card: { setup_future_usage: save ? 'on_session' : 'none' } };
+      details.collected.save_payment_method = save ? 'accepted' : 'declined';
+    }
     if (Object.keys(details.collected).length > 0) {
       // The shipping address goes to the PaymentIntent with its confirmation, in the confirmation's transaction; the
       // billing address and phone are kept with the session for its customer_details, only while the PaymentIntent
@@ -683,8 +742,8 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       }
     }
     // What the shopper answered besides the payment (consents, the merchant's own fields), kept by the attempt itself.
-    const { terms_of_service, promotions, custom_fields } = details.collected;
-    params.pageAnswers = Object.fromEntries(Object.entries({ terms_of_service, promotions, custom_fields }).filter(([, value]) => value !== undefined));
+    const { terms_of_service, promotions, custom_fields, save_payment_method } = details.collected;
+    params.pageAnswers = Object.fromEntries(Object.entries({ terms_of_service, promotions, custom_fields, save_payment_method }).filter(([, value]) => value !== undefined));
     if (session.customer_creation === 'always') params.newCustomer = newCustomerDetails(session, details.collected, lang);
     const capture = keepingResponder();
     try {
@@ -712,9 +771,11 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const lang = language(request, session);
     const body = (request.body ?? {}) as { code?: unknown; shipping_rate?: unknown; quantities?: unknown };
     const word = typeof body.code === 'string' ? body.code.trim() : '';
+    if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf'])) {
+      return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
+    }
     // A session that takes no codes takes none; its own discount may still be removed once it has no use left.
-    const removable = word === '' && session.discount !== null && await sessionDiscountUsedUp(services.db, session);
-    if (!sameOrigin(request, origins().page) || !csrfMatches(services, session.id, request.headers['x-coffer-csrf']) || !(session.allow_promotion_codes || removable)) {
+    if (!session.allow_promotion_codes && !(word === '' && session.discount !== null && await sessionDiscountUsedUp(services.db, session))) {
       return json(reply, 403, { state: 'error', message: say(lang, 'failed') });
     }
     if (session.status !== 'open') return json(reply, 200, nextStep(session, await intentOf(session), lang));
@@ -723,28 +784,33 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
     const scope = { merchantId: session.merchant_id, livemode: session.livemode };
     let change: DiscountChange = { discount: null };
     if (word !== '') {
-      if (session.promotion_code_refusals >= limits.promotionCodeRefusalsMax) return refuse('codeTooManyTries');
-      // A code refused for what it is (not for the order) counts against the page's tries.
-      const counted = async (key: StringKey) => {
-        await services.db.updateTable('checkout_sessions').set((eb) => ({ promotion_code_refusals: eb('promotion_code_refusals', '+', 1) })).where('id', '=', session.id).execute();
-        return refuse(key);
+      // Each word takes one of the page's tries first, in one statement (tries made at once cannot pass the bound);
+      // a code refused for what it is keeps it, one taken or refused for the order gives it back.
+      const tries = (by: number) => services.db.updateTable('checkout_sessions').set((eb) => ({ promotion_code_refusals: eb('promotion_code_refusals', '+', by) }))
+        .where('id', '=', session.id);
+      const taken = await tries(1).where('promotion_code_refusals', '<', limits.promotionCodeRefusalsMax).returning('id').executeTakeFirst();
+      if (taken === undefined) return refuse('codeTooManyTries');
+      const givenBack = async (answer: () => unknown) => {
+        await tries(-1).execute();
+        return answer();
       };
       const found = await codeByWord(services.db, scope, word, session.customer_id);
-      if (found === undefined) return counted('codeUnknown');
+      if (found === undefined) return refuse('codeUnknown');
       // The order the code is checked against: the page's, before any discount.
       const plain = orderWith(withDiscount(session, { discount: null }), choices);
-      if ('refused' in plain) return json(reply, 400, { state: 'error', message: choiceMessage(plain.refused, session.currency, lang), field: plain.refused.field });
+      if ('refused' in plain) return givenBack(() => json(reply, 400, { state: 'error', message: choiceMessage(plain.refused, session.currency, lang), field: plain.refused.field }));
       const order = { currency: session.currency, customerId: session.customer_id, shipping: plain.order.amountShipping,
         items: plain.order.items.map((item) => ({ amount: item.amount_total, product: item.product_id })) };
       const checked = await checkDiscount(services.db, scope, found, order, services.clock.nowMs(), session.id);
-      if ('refused' in checked) return ['codeExpired', 'codeUsedUp', 'codeNotForCustomer'].includes(checked.refused) ? counted(checked.refused) : refuse(checked.refused);
+      if ('refused' in checked) return ['codeExpired', 'codeUsedUp', 'codeNotForCustomer'].includes(checked.refused) ? refuse(checked.refused) : givenBack(() => refuse(checked.refused));
+      await tries(-1).execute();
       change = { discount: checked.discount };
     }
     const chosen = orderWith(withDiscount(session, change), choices);
     if ('refused' in chosen) return json(reply, 400, { state: 'error', message: choiceMessage(chosen.refused, session.currency, lang), field: chosen.refused.field });
     const after = await applyShopperChoices(services, session, choices, request.ip, change);
     // Not set: a payment is under way (or the session changed meanwhile in another tab); the page shows what stands.
-    if (after.discount_promotion_code_id !== (change.discount?.promotion_code?.id ?? null)) return refuse('codePaying');
+    if (after.discount_coupon_id !== (change.discount?.coupon.id ?? null) || after.discount_promotion_code_id !== (change.discount?.promotion_code?.id ?? null)) return refuse('codePaying');
     return json(reply, 200, { state: 'redirect', redirect: `/pay/${session.id}?lang=${lang}` });
   });
 

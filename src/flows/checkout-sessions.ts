@@ -6,7 +6,7 @@ import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
 import { newId, newSecretId } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutCollected, CheckoutDiscount, CouponRow, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutDiscount, CheckoutSavedMethodOptions, CouponRow, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import { endOpenChallenge } from './confirm-payment-intent.ts';
@@ -94,6 +94,8 @@ export interface CreateCheckoutSessionParams extends PresentationParams {
   discounts?: Array<{ coupon?: string; promotion_code?: string }>;
   /** Whether the shopper may type a promotion code on the page; not with `discounts`. */
   allow_promotion_codes?: boolean;
+  /** The shopper's own choice to save their card, and which saved cards the page shows (decision 0063). */
+  saved_payment_method_options?: Omit<CheckoutSavedMethodOptions, 'payment_method_remove'> & { payment_method_remove?: 'enabled' | 'disabled' };
 }
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
@@ -442,7 +444,8 @@ async function sessionInputs(services: Services, ctx: RequestContext, params: Cr
   const presentation = presentationOf(params, shippingCountries !== null);
   const discount = await sessionDiscountOf(services, ctx, params, discountedOrder(currency, customer?.id ?? null, items, amountShipping), now);
   const total = undiscounted - (discount?.amount ?? 0n);
-  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount };
+  const savedMethodOptions = savedMethodOptionsOf(params, types, cardOptions);
+  return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount, savedMethodOptions };
 }
 
 export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink): Promise<CheckoutSessionRow> {
@@ -450,6 +453,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
   const now = new Date(services.clock.nowMs());
   const {
     items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount,
+    savedMethodOptions,
   } = await sessionInputs(services, ctx, params, now, link);
   const id = newSecretId(scope.livemode ? 'cs_live' : 'cs_test');
   const intent = newPaymentIntentRow(newId('pi'), scope, {
@@ -479,6 +483,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     payment_link_id: link?.paymentLinkId ?? null, customer_creation: params.customer_creation ?? null, ...presentation,
     discount: discount?.discount ?? null, discount_coupon_id: discount?.discount.coupon.id ?? null, discount_promotion_code_id: discount?.discount.promotion_code?.id ?? null,
     amount_discount: discount?.amount ?? 0n, allow_promotion_codes: params.allow_promotion_codes === true, promotion_code_refusals: 0,
+    saved_payment_method_options: savedMethodOptions,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -519,6 +524,37 @@ async function sessionCustomer(services: Services, ctx: RequestContext, params: 
   return liveCustomer(services.db, ctx, params.customer);
 }
 
+/**
+ * `saved_payment_method_options` (decision 0063), checked: the shopper's own choice to save the card they pay with
+ * needs a customer to save it to (the session's, or the one made of the shopper) and a card to save, and is refused
+ * for a session that keeps the card whatever the shopper says (`setup_future_usage`). Removing saved cards from the
+ * page is not offered.
+ */
+function savedMethodOptionsOf(params: CreateCheckoutSessionParams, types: readonly CheckoutMethodType[], cardOptions: CheckoutPaymentMethodOptions): CheckoutSavedMethodOptions | null {
+  const asked = params.saved_payment_method_options;
+  if (asked === undefined) return null;
+  const at = 'saved_payment_method_options';
+  if (asked.payment_method_remove === 'enabled') {
+    throw new CofferError('parameter_invalid', `Coffer's page does not let shoppers remove saved cards: leave out ${at}[payment_method_remove] or set it to disabled.`, { param: `${at}[payment_method_remove]` });
+  }
+  if (asked.payment_method_save === 'enabled') {
+    if (params.customer === undefined && params.customer_creation !== 'always') {
+      throw new CofferError('parameter_invalid', `${at}[payment_method_save]=enabled needs a customer to save the card to: give the session a customer, or customer_creation=always.`,
+        { param: `${at}[payment_method_save]` });
+    }
+    if (!types.includes('card')) throw new CofferError('parameter_invalid', `${at}[payment_method_save]=enabled saves cards, and this session offers none.`, { param: `${at}[payment_method_save]` });
+    if (params.payment_intent_data?.setup_future_usage !== undefined || cardOptions.card?.setup_future_usage !== undefined) {
+      throw new CofferError('parameter_invalid', `${at}[payment_method_save]=enabled lets the shopper choose whether to save the card; this session saves it already (setup_future_usage). Give one or the other.`,
+        { param: `${at}[payment_method_save]` });
+    }
+  }
+  return {
+    ...(asked.payment_method_save === undefined ? {} : { payment_method_save: asked.payment_method_save }),
+    ...(asked.payment_method_remove === undefined ? {} : { payment_method_remove: asked.payment_method_remove }),
+    ...(asked.allow_redisplay_filters === undefined ? {} : { allow_redisplay_filters: [...new Set(asked.allow_redisplay_filters)] }),
+  };
+}
+
 /** The card options as given, for a session that offers cards: they say what a card payment does, and only that. */
 function cardOptionsOf(params: CreateCheckoutSessionParams, types: readonly CheckoutMethodType[]): CheckoutPaymentMethodOptions {
   const card = params.payment_method_options?.card;
@@ -546,6 +582,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     custom_text: row.custom_text === null ? null : JSON.stringify(row.custom_text), consent_collection: row.consent_collection === null ? null : JSON.stringify(row.consent_collection),
     custom_fields: row.custom_fields === null ? null : JSON.stringify(row.custom_fields),
     discount: row.discount === null ? null : JSON.stringify(row.discount),
+    saved_payment_method_options: row.saved_payment_method_options === null ? null : JSON.stringify(row.saved_payment_method_options),
   };
 }
 
@@ -620,7 +657,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     customer_details: null, step_up_identity_refusals: 0, customer_id: null, payment_method_options: {}, customer_creation: null,
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
     shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null, custom_fields: null,
-    discount: null, discount_coupon_id: null, discount_promotion_code_id: null, amount_discount: 0n, allow_promotion_codes: false, promotion_code_refusals: 0,
+    discount: null, discount_coupon_id: null, discount_promotion_code_id: null, amount_discount: 0n, allow_promotion_codes: false, promotion_code_refusals: 0, saved_payment_method_options: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -850,6 +887,16 @@ export async function settleCheckoutSession(services: Services, id: string, expi
       if (receiptTo !== null) await queueReceipt(tx, after, intent, now, receiptTo);
       await countLinkCompletion(tx, trail, scope, after, now);
       await countRedemption(tx, after);
+      // The card the shopper asked to save (decision 0063) may be shown to them again; the merchant hears of it.
+      if (collected?.save_payment_method === 'accepted' && intent.payment_method_id !== null && intent.customer_id !== null) {
+        const method = await tx.selectFrom('payment_methods').selectAll().where('id', '=', intent.payment_method_id).where('customer_id', '=', intent.customer_id)
+          .where('type', '=', 'card').where('allow_redisplay', '<>', 'always').forUpdate().executeTakeFirst();
+        if (method !== undefined) {
+          const shown = await tx.updateTable('payment_methods').set({ allow_redisplay: 'always' }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
+          await recordChange(tx, trail, scope, { action: 'payment_method.update', objectType: 'payment_method', objectId: method.id,
+            details: { allow_redisplay: 'always', checkout_session: id } }, [{ type: 'payment_method.updated', paymentMethod: { before: method, after: shown } }], now);
+        }
+      }
       return { session: after, cancel: false };
     }
     if (ofIntent) {

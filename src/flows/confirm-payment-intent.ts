@@ -71,7 +71,7 @@ export interface ConfirmParams {
    * the merchant's own fields). The attempt's statement keeps it with the session, so that a paid session shows the
    * paying try's answers, and its audit record keeps the consents.
    */
-  pageAnswers?: Pick<CheckoutCollected, 'terms_of_service' | 'promotions' | 'custom_fields'>;
+  pageAnswers?: Pick<CheckoutCollected, 'terms_of_service' | 'promotions' | 'custom_fields' | 'save_payment_method'>;
 }
 
 /** What a Customer made by a Checkout Session holds: what its shopper gave on the page. */

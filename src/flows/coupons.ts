@@ -193,9 +193,9 @@ export async function findPromotionCode(reader: Reader, ctx: RequestContext, id:
 }
 
 /** The coupon of a code, deleted or not (a code names its coupon for ever). */
-export async function couponOfCode(reader: Reader, code: PromotionCodeRow): Promise<CouponRow> {
-  return reader.selectFrom('coupons').selectAll().where('merchant_id', '=', code.merchant_id).where('livemode', '=', code.livemode)
-    .where('id', '=', code.coupon_id).executeTakeFirstOrThrow();
+export async function couponOfCode(reader: Reader, code: PromotionCodeRow, hold = false): Promise<CouponRow> {
+  const query = reader.selectFrom('coupons').selectAll().where('merchant_id', '=', code.merchant_id).where('livemode', '=', code.livemode).where('id', '=', code.coupon_id);
+  return (hold ? query.forShare() : query).executeTakeFirstOrThrow();
 }
 
 function wordTaken(code: string): CofferError {
@@ -263,6 +263,10 @@ export async function createPromotionCode(services: Services, ctx: RequestContex
   checkMetadataSize(metadata, limits.metadataKeysMax);
   try {
     return await inTransaction(services.db, async (tx) => {
+      // The coupon as it is now, held until the code is written: a deletion meanwhile waits, then deactivates it.
+      const held = await tx.selectFrom('coupons').select('deleted_at').where('merchant_id', '=', coupon.merchant_id).where('livemode', '=', coupon.livemode)
+        .where('id', '=', coupon.id).forShare().executeTakeFirstOrThrow();
+      if (held.deleted_at !== null) throw resourceMissing('coupon', coupon.id, couponParam);
       const row = await tx.insertInto('promotion_codes').values({
         id: newId('promo'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, created_at: now, coupon_id: coupon.id, code: word,
         active: params.active ?? true, customer_id: customer, expires_at: params.expires_at === undefined ? null : new Date(params.expires_at * 1000),
@@ -287,7 +291,7 @@ export async function updatePromotionCode(services: Services, ctx: RequestContex
   try {
     return await inTransaction(services.db, async (tx) => {
       const code = await findPromotionCode(tx, ctx, id, { lock: true });
-      const coupon = await couponOfCode(tx, code);
+      const coupon = await couponOfCode(tx, code, true);
       if (params.active === true && !code.active && coupon.deleted_at !== null) {
         throw new CofferError('parameter_invalid', `The coupon ${coupon.id} was deleted; its codes cannot be made active again.`, { param: 'active' });
       }

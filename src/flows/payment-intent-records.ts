@@ -63,7 +63,7 @@ export async function findPaymentIntent(services: Services, scope: Scope, id: st
 /** Every column of `payment_methods`: the compiler checks that none is missing. */
 const paymentMethodColumns = [
   'id', 'merchant_id', 'livemode', 'seq', 'type', 'card', 'test_card', 'vault_card_id', 'billing_details', 'customer_id', 'metadata', 'created_at',
-  'first_payment_intent_id', 'detached_at',
+  'first_payment_intent_id', 'detached_at', 'allow_redisplay',
 ] as const;
 type MissingPaymentMethodColumn = Exclude<keyof PaymentMethodsTable, (typeof paymentMethodColumns)[number]>;
 const _everyPaymentMethodColumn: [MissingPaymentMethodColumn] extends [never] ? true : MissingPaymentMethodColumn = true;

@@ -87,6 +87,7 @@ function testPaymentMethod(services: Services, scope: Scope, alias: string, numb
     customer_id: null,
     first_payment_intent_id: null,
     detached_at: null,
+    allow_redisplay: 'unspecified',
     metadata: {},
     created_at: now,
   };

@@ -2,7 +2,7 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
 import { newId } from '../platform/random.ts';
 import { Secret } from '../platform/secret.ts';
-import { cardFactsOf, type PaymentMethodRow, type TokensTable } from '../store/database.ts';
+import { cardFactsOf, type AllowRedisplay, type PaymentMethodRow, type TokensTable } from '../store/database.ts';
 import { paymentMethodInsert } from '../store/row-json.ts';
 import type { IncomingCard, VaultedCard } from '../vault/card-vault.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
@@ -89,7 +89,7 @@ function cardPaymentMethodRow(ctx: RequestContext, vaulted: VaultedCard, billing
   return {
     id: newId('pm'), merchant_id: ctx.actor.merchantId, livemode: ctx.actor.livemode, seq: 0n, type: 'card', card: { ...vaulted.facts, bin: vaulted.bin },
     test_card: null, vault_card_id: vaulted.vaultCardId, billing_details: billingDetails ?? {}, customer_id: null, metadata, created_at: now,
-    first_payment_intent_id: null, detached_at: null,
+    first_payment_intent_id: null, detached_at: null, allow_redisplay: 'unspecified',
   };
 }
 
@@ -258,7 +258,9 @@ function updatedExpiry(stored: { exp_month: number; exp_year: number }, asked: {
 }
 
 /** Updates a saved payment method: only one attached to a customer can be updated, as on Stripe. */
-export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string, params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } }, respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
+export async function updatePaymentMethod(services: Services, ctx: RequestContext, id: string,
+  params: { metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number }; allow_redisplay?: AllowRedisplay },
+  respond?: Respond<PaymentMethodRow>): Promise<PaymentMethodRow> {
   const now = new Date(services.clock.nowMs());
   return inTransaction(services.db, async (tx) => {
     const method = await findPaymentMethod(tx, ctx, id, true);
@@ -271,7 +273,7 @@ export async function updatePaymentMethod(services: Services, ctx: RequestContex
     // A card whose stored expiry has passed can still have its metadata or billing details changed.
     const card = params.card?.exp_month === undefined && params.card?.exp_year === undefined ? stored : { ...stored, ...updatedExpiry(stored, params.card, now) };
     const after = await tx.updateTable('payment_methods').set({
-      metadata: JSON.stringify(metadata), card: JSON.stringify(card),
+      metadata: JSON.stringify(metadata), card: JSON.stringify(card), ...(params.allow_redisplay === undefined ? {} : { allow_redisplay: params.allow_redisplay }),
       billing_details: JSON.stringify({ ...method.billing_details, ...params.billing_details }),
     }).where('id', '=', method.id).returningAll().executeTakeFirstOrThrow();
     // `payment_method.updated` carries what changed in `previous_attributes`; an update that changed nothing sends none.

@@ -45,6 +45,7 @@ export function walletPaymentMethod(scope: Scope, type: WalletType, billingDetai
     customer_id: null,
     first_payment_intent_id: null,
     detached_at: null,
+    allow_redisplay: 'unspecified',
     metadata: {},
     created_at: now,
   };

@@ -68,7 +68,10 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     permissions: null,
     phone_number_collection: { enabled: row.phone_number_collection },
     recovered_from: null,
-    saved_payment_method_options: null,
+    saved_payment_method_options: row.saved_payment_method_options === null ? null : {
+      allow_redisplay_filters: row.saved_payment_method_options.allow_redisplay_filters ?? (row.customer_id === null ? null : ['always']),
+      payment_method_remove: row.saved_payment_method_options.payment_method_remove ?? null, payment_method_save: row.saved_payment_method_options.payment_method_save ?? null,
+    },
     setup_intent: null,
     shipping_address_collection: row.shipping_countries === null ? null : { allowed_countries: row.shipping_countries },
     shipping_cost: row.shipping_rate_id === null ? null : {

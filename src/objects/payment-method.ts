@@ -41,7 +41,7 @@ function withCommonFields(row: PaymentMethodRow, shape: ApiShape, typed: Record<
   const object: Record<string, unknown> = {
     id: row.id,
     object: 'payment_method',
-    allow_redisplay: 'unspecified',
+    allow_redisplay: row.allow_redisplay ?? 'unspecified',
     billing_details: billingDetailsObject(row.billing_details, shape),
     ...typed,
     created: unixTime(row.created_at),
@@ -59,7 +59,7 @@ function walletPaymentMethodObject(row: PaymentMethodRow, shape: ApiShape): Reco
   const object: Record<string, unknown> = {
     id: row.id,
     object: 'payment_method',
-    allow_redisplay: 'unspecified',
+    allow_redisplay: row.allow_redisplay ?? 'unspecified',
     billing_details: billingDetailsObject(row.billing_details, shape),
     [row.type]: {},
     created: unixTime(row.created_at),

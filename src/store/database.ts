@@ -117,7 +117,11 @@ export interface PaymentMethodsTable {
   first_payment_intent_id: string | null;
   /** When the card was detached from its customer (or the customer deleted): it pays for nothing more (migration 0039). */
   detached_at: Timestamp | null;
+  /** Whether it may be shown to its customer again to pay with (Stripe's `allow_redisplay`, migration 0070). */
+  allow_redisplay: ColumnType<AllowRedisplay, AllowRedisplay | undefined, AllowRedisplay>;
 }
+
+export type AllowRedisplay = 'always' | 'limited' | 'unspecified';
 
 export interface PaymentIntentsTable {
   id: string;
@@ -344,6 +348,16 @@ export interface CheckoutCollected {
   promotions?: 'opt_in' | 'opt_out';
   /** What the shopper gave in the merchant's own fields (`custom_fields`), by key; an optional field left empty is absent. */
   custom_fields?: Record<string, string>;
+  /** Whether the shopper asked to save the card they pay with (`saved_payment_method_options[payment_method_save]`). */
+  save_payment_method?: 'accepted' | 'declined';
+}
+
+/** A session's `saved_payment_method_options` (decision 0063), as given. */
+export interface CheckoutSavedMethodOptions {
+  payment_method_save?: 'enabled' | 'disabled';
+  /** Only `disabled` is taken (the page lets no one remove saved cards); kept to show it back. */
+  payment_method_remove?: 'disabled';
+  allow_redisplay_filters?: AllowRedisplay[];
 }
 
 /** Bounds of a text or numeric custom field, and what it is filled in with at first. */
@@ -453,6 +467,8 @@ export interface CheckoutSessionsTable {
   allow_promotion_codes: ColumnType<boolean, boolean | undefined, boolean>;
   /** Codes the page refused; past `limits.promotionCodeRefusalsMax` it takes no more (migration 0069). */
   promotion_code_refusals: ColumnType<number, number | undefined, number>;
+  /** What the page offers about saved cards (migration 0070); null when not given. */
+  saved_payment_method_options: ColumnType<CheckoutSavedMethodOptions | null, string | null | undefined, string | null>;
 }
 
 export interface SupportCasesTable {

@@ -50,6 +50,19 @@ function selectedMethod(): string {
   return checked?.value ?? 'card';
 }
 
+/** A saved card the shopper chose to pay with (decision 0063); '' for a new card (the card frame). */
+function selectedSavedCard(): string {
+  return form.querySelector<HTMLInputElement>('input[name="saved_card"]:checked')?.value ?? '';
+}
+
+const newCard = document.getElementById('new-card');
+const saveCard = document.getElementById('save-card') as HTMLInputElement | null;
+for (const radio of Array.from(form.querySelectorAll<HTMLInputElement>('input[name="saved_card"]'))) {
+  radio.addEventListener('change', () => {
+    if (newCard !== null) newCard.hidden = selectedSavedCard() !== '';
+  });
+}
+
 function selectedShippingRate(): string | undefined {
   return form.querySelector<HTMLInputElement>('input[name="shipping_rate"]:checked')?.value;
 }
@@ -380,7 +393,11 @@ async function pay(): Promise<void> {
     const rate = selectedShippingRate();
     if (rate !== undefined) body.shipping_rate = rate;
     if (quantityInputs.length > 0) body.quantities = quantities();
-    if (method === 'card') body.payment_method = await tokenizeCard();
+    if (method === 'card') {
+      const saved = selectedSavedCard();
+      body.payment_method = saved === '' ? await tokenizeCard() : saved;
+      if (saved === '' && saveCard !== null) body.save_card = saveCard.checked;
+    }
     follow(await post(`/pay/${config.session}/confirm`, body));
   } catch (error) {
     follow({ state: 'error', message: error instanceof Error && error.message !== '' ? error.message : config.strings.failed });

@@ -130,6 +130,12 @@ const CreateBody = strictObject({
     promotion_code: Type.Optional(ObjectId),
   }), { maxItems: 20 })),
   allow_promotion_codes: Type.Optional(Type.Boolean()),
+  // The shopper's own choice to save their card, and which saved cards the page shows (decision 0063).
+  saved_payment_method_options: Type.Optional(strictObject({
+    payment_method_save: Type.Optional(Type.Union([Type.Literal('enabled'), Type.Literal('disabled')])),
+    payment_method_remove: Type.Optional(Type.Union([Type.Literal('enabled'), Type.Literal('disabled')])),
+    allow_redisplay_filters: Type.Optional(Type.Array(Type.Union([Type.Literal('always'), Type.Literal('limited'), Type.Literal('unspecified')]), { minItems: 1, maxItems: 3 })),
+  })),
   // A card payment's own capture method and consent to keep the card (decision 0040), kept on the PaymentIntent.
   // The wallets' options, which a confirmation alone takes, are not taken here.
   payment_method_options: Type.Optional(strictObject({

@@ -79,7 +79,7 @@ const CodeListQuery = strictObject({
 
 /**
  * Stripe's Coupons and Promotion Codes (decision 0062): the official SDK's `coupons` and `promotionCodes` work against
- * them. Nothing in them expands (the server refuses `expand[]` paths before the route runs).
+ * them. Only a coupon's `applies_to` may be asked to expand (it is always shown); the server refuses any other path.
  */
 export function registerCouponRoutes(app: FastifyInstance, services: Services): void {
   const config = { merchantApi: true };

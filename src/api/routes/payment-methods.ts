@@ -19,7 +19,7 @@ import { limits } from '../../limits.ts';
 import { unixTime } from '../../objects/common.ts';
 import { paymentMethodObject } from '../../objects/payment-method.ts';
 import type { ApiShape } from '../../objects/api-version.ts';
-import { cardFactsOf, type PaymentMethodRow, type TokensTable } from '../../store/database.ts';
+import { cardFactsOf, type AllowRedisplay, type PaymentMethodRow, type TokensTable } from '../../store/database.ts';
 import { requestContext } from '../request-context.ts';
 import { BillingDetails, CardDetails, Expand, ListQuery, Metadata, ObjectId, emptyable, strictObject, type ListQueryParams } from '../schemas.ts';
 import { answerInChange, expansionsFor, listObject, sendObject, sendOutcome } from './common.ts';
@@ -39,6 +39,8 @@ const UpdateBody = strictObject({
   billing_details: Type.Optional(BillingDetails),
   card: Type.Optional(strictObject({ exp_month: Type.Optional(Type.Integer()), exp_year: Type.Optional(Type.Integer()) })),
   metadata: Type.Optional(emptyable(Metadata)),
+  // Whether the card may be shown to its customer again on the hosted page (decision 0063).
+  allow_redisplay: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('limited'), Type.Literal('unspecified')])),
   expand: Type.Optional(Expand),
 });
 /** A token's card: the card's details and, as Stripe's older forms send them, the cardholder's name and address. */
@@ -141,7 +143,7 @@ export function registerPaymentMethodRoutes(app: FastifyInstance, services: Serv
   app.post('/v1/payment_methods/:id', { config: readConfig, schema: { params: MethodParams, body: UpdateBody } }, async (request, reply) => {
     const ctx = requestContext(request);
     const render = changed(ctx, request.body);
-    const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number } };
+    const { expand: _expand, ...params } = request.body as { expand?: string[]; metadata?: Record<string, string> | ''; billing_details?: Record<string, unknown>; card?: { exp_month?: number; exp_year?: number }; allow_redisplay?: AllowRedisplay };
     const id = (request.params as { id: string }).id;
     return sendOutcome(reply, await answerInChange(request, (respond) => updatePaymentMethod(services, ctx, id, params, respond), render));
   });
