@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setupFutureUsageFor, type SetupFutureUsage } from '../domain/card-payment-options.ts';
 import { CofferError } from '../domain/errors.ts';
 import { limits } from '../limits.ts';
-import { applyShopperChoices, orderWith, withDiscount, type DiscountChange, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
+import { applyShopperChoices, orderWith, recoverSession, recoveryClosed, recoveryOrder, sessionForRecovery, withDiscount, type DiscountChange, pageForPaymentIntent, settleCheckoutSession, sessionForPage, successUrlOf, systemContext } from '../flows/checkout-sessions.ts';
 import { confirmPaymentIntent, type ConfirmParams, type NewCustomerDetails } from '../flows/confirm-payment-intent.ts';
 import type { Services } from '../flows/context.ts';
 import { keepingResponder } from '../flows/respond.ts';
@@ -229,7 +229,8 @@ interface SavedCardView {
  * newest five. None for a session without such a customer (one made of the shopper has none yet).
  */
 async function savedCardsOf(services: Services, session: CheckoutSessionRow): Promise<Array<SavedCardView & { allowRedisplay: string }>> {
-  if (session.customer_id === null || session.customer_creation === 'always' || !session.payment_method_types.includes('card')) return [];
+  // A recovered session's address lived 30 days in an email: it shows no saved cards (decision 0064).
+  if (session.customer_id === null || session.customer_creation === 'always' || session.recovered_from !== null || !session.payment_method_types.includes('card')) return [];
   const filters = session.saved_payment_method_options?.allow_redisplay_filters ?? ['always'];
   const rows = await services.db.selectFrom('payment_methods').selectAll().where('merchant_id', '=', session.merchant_id).where('livemode', '=', session.livemode)
     .where('customer_id', '=', session.customer_id).where('type', '=', 'card').where('detached_at', 'is', null).where('allow_redisplay', 'in', filters)
@@ -387,6 +388,35 @@ async function linkMessage(services: Services, session: CheckoutSessionRow): Pro
   if (session.payment_link_id === null) return undefined;
   const link = await services.db.selectFrom('payment_links').select('after_completion').where('id', '=', session.payment_link_id).executeTakeFirst();
   return link?.after_completion.type === 'hosted_confirmation' ? link.after_completion.hosted_confirmation.custom_message ?? undefined : undefined;
+}
+
+/**
+ * An order left (decision 0064): what a new session for it would hold now (today's prices), with the button that makes
+ * it; undefined when it can no longer be made (an archived price, a deleted customer).
+ */
+async function recoveryPage(services: Services, expired: CheckoutSessionRow, merchant: string, language: Language, nonce: string): Promise<string | undefined> {
+  let order: Awaited<ReturnType<typeof recoveryOrder>>;
+  try {
+    order = await recoveryOrder(services, expired);
+  } catch (error) {
+    if (error instanceof CofferError) return undefined;
+    throw error;
+  }
+  const items = order.items.filter((item) => item.quantity > 0)
+    .map((item) => itemRow(item.name, quantityWords(item.quantity, language), item.description, formatMoney(item.amount_total, order.currency, language))).join('');
+  const body = `<section class="card" aria-labelledby="summary-title">
+<h1>${escapeHtml(say(language, 'recoveryTitle'))}</h1>
+<h2 id="summary-title">${escapeHtml(say(language, 'payTo', { merchant }))}</h2>
+<ul class="items">${items}</ul>
+<p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(order.total, order.currency, language))}</span></p>
+<form method="post" action="/pay/recover/${escapeHtml(expired.recovery_token ?? '')}">
+<input type="hidden" name="token" value="${escapeHtml(token(services, `recover ${expired.id}`))}">
+<input type="hidden" name="lang" value="${language}">
+<button id="continue" type="submit">${escapeHtml(say(language, 'linkContinue'))}</button>
+</form>
+</section>
+${securityTips(language)}`;
+  return shell({ language, title: say(language, 'recoveryTitle'), nonce, body });
 }
 
 /**
@@ -963,6 +993,41 @@ export function registerCheckoutPages(app: FastifyInstance, services: Services):
       return html(reply, 409, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
     }
     if (session === undefined) return html(reply, 200, inactiveLink(lang, n, link), pageCsp(n, null));
+    return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
+  });
+
+  // An expired session's recovery address (decision 0064): opening it shows the order left and makes nothing (link
+  // previews open addresses too); the shopper's "Continue to payment" makes a new session for it.
+  app.get('/pay/recover/:token', async (request, reply) => {
+    const expired = onPageHost(request) ? await sessionForRecovery(services, (request.params as { token: string }).token) : undefined;
+    if (expired === undefined) return notFound(request, reply);
+    const lang = language(request, expired);
+    const n = nonce();
+    const closed = await recoveryClosed(services, expired);
+    if (closed !== undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, closed === 'paid' ? 'recoveryPaid' : 'recoveryClosed')), pageCsp(n, null));
+    const page = await recoveryPage(services, expired, await merchantName(services, expired.merchant_id), lang, n);
+    if (page === undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
+    return html(reply, 200, page, pageCsp(n, null));
+  });
+  app.post('/pay/recover/:token', async (request, reply) => {
+    const expired = onPageHost(request) ? await sessionForRecovery(services, (request.params as { token: string }).token) : undefined;
+    if (expired === undefined) return notFound(request, reply);
+    const body = (request.body ?? {}) as { token?: unknown; lang?: unknown };
+    const lang = chooseLanguage(typeof body.lang === 'string' ? body.lang : undefined, expired.locale, request.headers['accept-language']);
+    const n = nonce();
+    if (!sameOrigin(request, origins().page) || typeof body.token !== 'string' || !tokenMatches(services, `recover ${expired.id}`, body.token)) {
+      return html(reply, 403, messagePage(lang, n, say(lang, 'failed'), say(lang, 'failed')), pageCsp(n, null));
+    }
+    const closed = await recoveryClosed(services, expired);
+    if (closed !== undefined) return html(reply, 200, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, closed === 'paid' ? 'recoveryPaid' : 'recoveryClosed')), pageCsp(n, null));
+    let session: CheckoutSessionRow;
+    try {
+      session = await recoverSession(services, expired, request.ip);
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      services.logger.warn({ session: loggedSessionId(expired.id), code: error.code, param: error.details.param }, 'checkout: an order left could not be made again');
+      return html(reply, 409, messagePage(lang, n, say(lang, 'linkInactiveTitle'), say(lang, 'linkUnavailable')), pageCsp(n, null));
+    }
     return reply.redirect(`/pay/${session.id}?lang=${lang}`, 303);
   });
 

@@ -4,9 +4,9 @@ import { CofferError, resourceMissing } from '../domain/errors.ts';
 import { parseAmount, parseCurrency } from '../domain/money.ts';
 import { formatAmount, findCurrency } from '../domain/currency.ts';
 import { limits } from '../limits.ts';
-import { newId, newSecretId } from '../platform/random.ts';
+import { newId, newSecretId, randomBase62 } from '../platform/random.ts';
 import { sameSecretText } from '../platform/secret.ts';
-import type { CheckoutCollected, CheckoutDiscount, CheckoutSavedMethodOptions, CouponRow, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
+import type { CheckoutCollected, CheckoutDiscount, CheckoutRecovery, CheckoutSavedMethodOptions, CouponRow, CheckoutLineItem, CheckoutPaymentMethodOptions, CheckoutSessionRow, CheckoutShippingOption, CustomerRow, PaymentIntentRow } from '../store/database.ts';
 import { paymentIntentInsert } from '../store/row-json.ts';
 import { cancelPaymentIntent } from './cancel-payment-intent.ts';
 import { endOpenChallenge } from './confirm-payment-intent.ts';
@@ -96,7 +96,12 @@ export interface CreateCheckoutSessionParams extends PresentationParams {
   allow_promotion_codes?: boolean;
   /** The shopper's own choice to save their card, and which saved cards the page shows (decision 0063). */
   saved_payment_method_options?: Omit<CheckoutSavedMethodOptions, 'payment_method_remove'> & { payment_method_remove?: 'enabled' | 'disabled' };
+  /** A recovery address once it expires unpaid (decision 0064). */
+  after_expiration?: { recovery?: { enabled: boolean; allow_promotion_codes?: boolean } };
 }
+
+/** How long a recovery address works once its session has expired, as at Stripe: 30 days. */
+const recoveryLifetimeMs = 30 * 24 * 3_600_000;
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
 /**
@@ -448,7 +453,8 @@ async function sessionInputs(services: Services, ctx: RequestContext, params: Cr
   return { items, currency, shipping, total, amountShipping, types, metadata, expiresAt, intentData, intentMetadata, cardOptions, shippingCountries, customer, presentation, discount, savedMethodOptions };
 }
 
-export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink): Promise<CheckoutSessionRow> {
+export async function createCheckoutSession(services: Services, ctx: RequestContext, params: CreateCheckoutSessionParams, respond?: Respond<CheckoutSessionRow>, link?: FromPaymentLink,
+  recoveredFrom?: string): Promise<CheckoutSessionRow> {
   const scope = scopeOf(ctx);
   const now = new Date(services.clock.nowMs());
   const {
@@ -484,6 +490,7 @@ export async function createCheckoutSession(services: Services, ctx: RequestCont
     discount: discount?.discount ?? null, discount_coupon_id: discount?.discount.coupon.id ?? null, discount_promotion_code_id: discount?.discount.promotion_code?.id ?? null,
     amount_discount: discount?.amount ?? 0n, allow_promotion_codes: params.allow_promotion_codes === true, promotion_code_refusals: 0,
     saved_payment_method_options: savedMethodOptions,
+    recovery: recoveryOf(params, link), recovery_token: null, recovery_url: null, recovery_expires_at: null, recovered_from: recoveredFrom ?? null,
   };
   const trail = requestTrail(ctx);
   const intentRows = changeRows(trail, scope, { action: 'payment_intent.create', objectType: 'payment_intent', objectId: intent.id, details: { checkout_session: id, ...(customer === undefined ? {} : { customer: customer.id }) } },
@@ -522,6 +529,24 @@ async function sessionCustomer(services: Services, ctx: RequestContext, params: 
     throw new CofferError('parameters_exclusive', 'You may only specify one of these parameters: customer, customer_email. The customer\'s own email is used for a session made for a customer.', { param: 'customer_email' });
   }
   return liveCustomer(services.db, ctx, params.customer);
+}
+
+/**
+ * What a session recovering this one would be made with (`after_expiration[recovery][enabled]`, decision 0064): the
+ * parameters as given, but for the expiry (a new session has its own) and the promotion codes (the recovery's say).
+ * A payment link's sessions have none: the link itself is the address to come back to.
+ */
+function recoveryOf(params: CreateCheckoutSessionParams, link: FromPaymentLink | undefined): CheckoutRecovery | null {
+  const recovery = params.after_expiration?.recovery;
+  if (recovery?.enabled !== true) return null;
+  if (link !== undefined) throw new CofferError('parameter_invalid', 'A payment link\'s sessions have no recovery: the link is the address to come back to.', { param: 'after_expiration' });
+  // A recovered session has no recovery of its own: one address, not a chain of them.
+  const { expires_at: _expires, allow_promotion_codes: _codes, after_expiration: _recovery, ...kept } = params;
+  const allow = recovery.allow_promotion_codes === true;
+  if (allow && params.discounts !== undefined && params.discounts.length > 0) {
+    throw new CofferError('parameters_exclusive', 'after_expiration[recovery][allow_promotion_codes] cannot be used with discounts: the recovered session would take both.', { param: 'after_expiration[recovery][allow_promotion_codes]' });
+  }
+  return { allow_promotion_codes: allow, params: kept as unknown as Record<string, unknown> };
 }
 
 /**
@@ -583,6 +608,7 @@ function sessionInsert(row: CheckoutSessionRow) {
     custom_fields: row.custom_fields === null ? null : JSON.stringify(row.custom_fields),
     discount: row.discount === null ? null : JSON.stringify(row.discount),
     saved_payment_method_options: row.saved_payment_method_options === null ? null : JSON.stringify(row.saved_payment_method_options),
+    recovery: row.recovery === null ? null : JSON.stringify(row.recovery),
   };
 }
 
@@ -623,6 +649,57 @@ export async function listCheckoutSessions(services: Services, ctx: RequestConte
   return listPage(services.db, scopeOf(ctx), { table: 'checkout_sessions', kind: 'checkout session', rows, cursorWhere: sql<boolean>`kind = 'checkout'` }, params);
 }
 
+/** The expired session a recovery address names (decision 0064), by its token alone (the token is the capability). */
+export async function sessionForRecovery(services: Services, token: string): Promise<CheckoutSessionRow | undefined> {
+  if (!/^[A-Za-z0-9]{32}$/.test(token)) return undefined;
+  return services.db.selectFrom('checkout_sessions').selectAll().where('recovery_token', '=', token).executeTakeFirst();
+}
+
+/** Why a recovery address makes no session: past its 30 days, or its order paid through an earlier recovery. */
+export async function recoveryClosed(services: Services, expired: CheckoutSessionRow): Promise<'expired' | 'paid' | undefined> {
+  if (expired.recovery === null || expired.recovery_expires_at === null || expired.recovery_expires_at.getTime() <= services.clock.nowMs()) return 'expired';
+  const paid = await services.db.selectFrom('checkout_sessions').select('id').where('recovered_from', '=', expired.id).where('status', '=', 'complete').executeTakeFirst();
+  return paid === undefined ? undefined : 'paid';
+}
+
+/** The merchant's context for what a recovery address does: the merchant's, from the shopper's address. */
+async function recoveryContext(services: Services, expired: CheckoutSessionRow, origin: string): Promise<RequestContext> {
+  const merchant = await services.db.selectFrom('merchants').select('default_api_version').where('id', '=', expired.merchant_id).executeTakeFirstOrThrow();
+  const version = parseApiVersion(merchant.default_api_version) ?? defaultApiVersion;
+  return {
+    actor: { merchantId: expired.merchant_id, livemode: expired.livemode, apiKeyId: 'checkout-recovery', keyKind: 'secret', apiVersion: version, eventApiVersion: version },
+    shopperSession: expired.id, requestId: newId('req'), origin, idempotency: undefined,
+  };
+}
+
+function recoveryParams(expired: CheckoutSessionRow): CreateCheckoutSessionParams {
+  assert(expired.recovery !== null, 'a recovery address is given only to a session with recovery');
+  return { ...expired.recovery.params, ...(expired.recovery.allow_promotion_codes ? { allow_promotion_codes: true } : {}) } as unknown as CreateCheckoutSessionParams;
+}
+
+/**
+ * The order a recovery would make, as the new session would have it now (today's prices), checked as its creation
+ * would be; nothing written. The address's page shows it, so that what the shopper is shown is what they pay.
+ */
+export async function recoveryOrder(services: Services, expired: CheckoutSessionRow): Promise<{ items: CheckoutLineItem[]; total: bigint; currency: string }> {
+  const inputs = await sessionInputs(services, await recoveryContext(services, expired, 'coffer'), recoveryParams(expired), new Date(services.clock.nowMs()), undefined);
+  return { items: inputs.items, total: inputs.total, currency: inputs.currency };
+}
+
+/**
+ * A new session for the order an expired one left (decision 0064), made with the parameters the expired one was made
+ * with (whatever is refused now, an archived price, a deleted customer, is refused as it would be to the merchant),
+ * taking promotion codes if the recovery says so, and naming the session it recovers (`recovered_from`). Made as the
+ * merchant's, with the shopper's address as its origin. A session made from the address and still open is given
+ * again rather than another made, so that a second click does not make a second order to pay.
+ */
+export async function recoverSession(services: Services, expired: CheckoutSessionRow, origin: string): Promise<CheckoutSessionRow> {
+  const open = await services.db.selectFrom('checkout_sessions').selectAll().where('recovered_from', '=', expired.id).where('status', '=', 'open')
+    .where('expires_at', '>', new Date(services.clock.nowMs())).orderBy('seq', 'desc').executeTakeFirst();
+  if (open !== undefined) return open;
+  return createCheckoutSession(services, await recoveryContext(services, expired, origin), recoveryParams(expired), undefined, undefined, expired.id);
+}
+
 /** The session the hosted page shows, by its id alone (the id is the page's capability, as Stripe's is). */
 export async function sessionForPage(services: Services, id: string): Promise<CheckoutSessionRow | undefined> {
   if (!/^cs_(test|live)_[A-Za-z0-9]{24}$/.test(id)) return undefined;
@@ -658,6 +735,7 @@ export async function pageForPaymentIntent(services: Services, clientSecret: str
     billing_address_collection: null, shipping_countries: null, phone_number_collection: false, collected: null,
     shipping_options: null, shipping_rate_id: null, amount_shipping: 0n, payment_link_id: null, submit_type: null, custom_text: null, consent_collection: null, custom_fields: null,
     discount: null, discount_coupon_id: null, discount_promotion_code_id: null, amount_discount: 0n, allow_promotion_codes: false, promotion_code_refusals: 0, saved_payment_method_options: null,
+    recovery: null, recovery_token: null, recovery_url: null, recovery_expires_at: null, recovered_from: null,
   };
   await inTransaction(services.db, async (tx) => {
     const inserted = await tx.insertInto('checkout_sessions').values({ ...sessionInsert(session), kind: 'payment_intent' })
@@ -916,8 +994,14 @@ export async function settleCheckoutSession(services: Services, id: string, expi
     }
     const paying = intent.status === 'processing' || intent.status === 'requires_action' || intent.operation_in_flight !== null;
     if ((session.expires_at.getTime() > now.getTime() && expiry === undefined) || paying) return { session, cancel: false };
-    const after = await tx.updateTable('checkout_sessions').set({ status: 'expired', updated_at: now, ...(expiry === undefined ? {} : { expires_at: now }) })
-      .where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    // A session with recovery gets its address now (decision 0064): the expired event carries it.
+    const token = session.recovery === null ? null : randomBase62(32);
+    const after = await tx.updateTable('checkout_sessions').set({
+      status: 'expired', updated_at: now, ...(expiry === undefined ? {} : { expires_at: now }),
+      ...(token === null ? {} : {
+        recovery_token: token, recovery_url: `${services.connectors.publicUrl()}/pay/recover/${token}`, recovery_expires_at: new Date(now.getTime() + recoveryLifetimeMs),
+      }),
+    }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
     await recordChange(tx, trail, scope, { action: 'checkout_session.expire', objectType: 'checkout_session', objectId: id, details: {} },
       [{ type: 'checkout.session.expired', checkoutSession: { before: session, after } }], now);
     return { session: after, cancel: intent.status !== 'canceled', expiredNow: true };

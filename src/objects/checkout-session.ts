@@ -22,7 +22,12 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     id: row.id,
     object: 'checkout.session',
     adaptive_pricing: null,
-    after_expiration: null,
+    after_expiration: row.recovery === null ? null : {
+      recovery: {
+        allow_promotion_codes: row.recovery.allow_promotion_codes, enabled: true,
+        expires_at: row.recovery_expires_at === null ? null : unixTime(row.recovery_expires_at), url: row.recovery_url,
+      },
+    },
     allow_promotion_codes: row.allow_promotion_codes ? true : null,
     allowed_payment_method_types: null,
     amount_subtotal: amountOut(row.amount_total - row.amount_shipping + row.amount_discount),
@@ -67,7 +72,7 @@ export function checkoutSessionObject(row: CheckoutSessionRow, pageUrl: string |
     payment_status: row.payment_status,
     permissions: null,
     phone_number_collection: { enabled: row.phone_number_collection },
-    recovered_from: null,
+    recovered_from: row.recovered_from,
     saved_payment_method_options: row.saved_payment_method_options === null ? null : {
       allow_redisplay_filters: row.saved_payment_method_options.allow_redisplay_filters ?? (row.customer_id === null ? null : ['always']),
       payment_method_remove: row.saved_payment_method_options.payment_method_remove ?? null, payment_method_save: row.saved_payment_method_options.payment_method_save ?? null,

@@ -53,6 +53,9 @@ const secretInEncodedUrl = /((?:%3F|%26)(?:sig|sign|[a-z_]*client_secret)%3D)(?:
  */
 const pageSessionId = /(cs_(?:test|live)_[0-9A-Za-z]{6})[0-9A-Za-z]{18}(?![0-9A-Za-z])/g;
 
+/** A recovery address's token (decision 0064) is a bearer too: only its first six characters are logged. */
+const recoveryToken = /(\/pay\/recover\/[0-9A-Za-z]{6})[0-9A-Za-z]{26}(?![0-9A-Za-z])/g;
+
 /** A hosted page's session id as log lines show it (see `pageSessionId`). */
 export function loggedSessionId(id: string): string {
   return id.replace(pageSessionId, '$1…');
@@ -72,7 +75,7 @@ export function loggedUrl(url: string): string {
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
   const query = queryAt < 0 ? '' : `?${url.slice(queryAt + 1).split('&')
     .map((pair) => (redactedParameter.test(pair) ? `${pair.slice(0, pair.indexOf('='))}=[redacted]` : pair)).join('&')}`;
-  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]').replace(secretInEncodedUrl, '$1[redacted]').replace(pageSessionId, '$1…'));
+  return maskCardNumbers(`${path}${query}`.replace(secretInUrl, '$1[redacted]').replace(secretInEncodedUrl, '$1[redacted]').replace(pageSessionId, '$1…').replace(recoveryToken, '$1…'));
 }
 
 /** A request as its log lines show it. */

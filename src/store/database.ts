@@ -352,6 +352,12 @@ export interface CheckoutCollected {
   save_payment_method?: 'accepted' | 'declined';
 }
 
+/** What a session recovering an expired one is made with (decision 0064): its parameters, as given. */
+export interface CheckoutRecovery {
+  allow_promotion_codes: boolean;
+  params: Record<string, unknown>;
+}
+
 /** A session's `saved_payment_method_options` (decision 0063), as given. */
 export interface CheckoutSavedMethodOptions {
   payment_method_save?: 'enabled' | 'disabled';
@@ -469,6 +475,14 @@ export interface CheckoutSessionsTable {
   promotion_code_refusals: ColumnType<number, number | undefined, number>;
   /** What the page offers about saved cards (migration 0070); null when not given. */
   saved_payment_method_options: ColumnType<CheckoutSavedMethodOptions | null, string | null | undefined, string | null>;
+  /** `after_expiration[recovery]` (migration 0071): what a session recovering this one is made with; null: none. */
+  recovery: ColumnType<CheckoutRecovery | null, string | null | undefined, string | null>;
+  /** Given when the session expires with recovery enabled: the address's token, the address, and until when it works. */
+  recovery_token: ColumnType<string | null, string | null | undefined, string | null>;
+  recovery_url: ColumnType<string | null, string | null | undefined, string | null>;
+  recovery_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The session this one was made to recover (from its recovery address). */
+  recovered_from: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface SupportCasesTable {

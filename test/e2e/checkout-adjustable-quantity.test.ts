@@ -155,7 +155,7 @@ describe('Changing quantities on the hosted page', { concurrency: false, skip: b
     await fillCard(page);
     const methods = await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
     await page.click('#pay');
-    await page.waitForFunction(`document.querySelector('#error')?.textContent === ${JSON.stringify(strings.en.orderEmpty)}`);
+    await page.locator('#error', { hasText: strings.en.orderEmpty }).waitFor();
     assert.equal(await page.locator('#quantity-0').getAttribute('aria-invalid'), 'true');
     const after = await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
     assert.equal(after.n, methods.n, 'no card was sent for an empty order');

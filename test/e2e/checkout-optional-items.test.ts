@@ -130,15 +130,15 @@ describe('Adding an item on the hosted page', { concurrency: false, skip: browse
     // Below the filters' least once added: the page takes their least, as the server would have it.
     await page.fill('#quantity-1', '1');
     await page.locator('#quantity-1').blur();
-    await page.waitForFunction(`document.querySelector('#total')?.textContent === '$52.00'`);
+    await page.locator('#total', { hasText: '$52.00' }).waitFor();
     assert.equal(await page.inputValue('#quantity-1'), '2');
     await page.check('#quantity-2');
     await page.fill('#quantity-1', '4');
     await page.locator('#quantity-1').blur();
-    await page.waitForFunction(`document.querySelector('#total')?.textContent === '$87.00'`);
+    await page.locator('#total', { hasText: '$87.00' }).waitFor();
     assert.equal((await page.locator('#pay').textContent())?.trim(), 'Pay $87.00');
     await page.uncheck('#quantity-2');
-    await page.waitForFunction(`document.querySelector('#total')?.textContent === '$62.00'`);
+    await page.locator('#total', { hasText: '$62.00' }).waitFor();
     await page.check('#quantity-2');
     await fillCard(page);
     if (shots !== undefined) await wholePageScreenshot(page, path.join(shots, 'checkout-optional-items.png'));

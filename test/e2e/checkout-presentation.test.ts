@@ -257,7 +257,7 @@ describe('Terms ticked on the hosted page', { concurrency: false, skip: browserM
     const methods = async () => Number((await server.database.db.selectFrom('payment_methods').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow()).n);
     const before = await methods();
     await page.click('#pay');
-    await page.waitForFunction(`document.querySelector('#error')?.textContent === ${JSON.stringify(strings.en.termsMissing)}`);
+    await page.locator('#error', { hasText: strings.en.termsMissing }).waitFor();
     assert.equal(await page.locator('#terms').getAttribute('aria-invalid'), 'true');
     assert.equal(await methods(), before, 'no card was sent');
     await page.check('#terms');

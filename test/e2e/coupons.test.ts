@@ -386,7 +386,8 @@ describe('typing a promotion code in a browser', { concurrency: false, skip: bro
     assert.equal(await page.locator('#total').textContent(), '$57.00');
     await page.fill('#promotion-code', 'WRONG');
     await page.click('#promotion-apply');
-    await page.waitForFunction(`document.querySelector('#promotion-error')?.hidden === false`);
+    // Locator waits, not waitForFunction: the page's CSP forbids the eval a polled string predicate needs.
+    await page.locator('#promotion-error').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#promotion-error').textContent(), strings.en.codeUnknown);
     assert.equal(await page.getAttribute('#promotion-code', 'aria-invalid'), 'true');
     assert.equal((await stripe.checkout.sessions.retrieve(session.id)).amount_total, 5_700, 'a wrong code changed nothing');
@@ -402,7 +403,7 @@ describe('typing a promotion code in a browser', { concurrency: false, skip: bro
     // The discount follows the quantity at once, as the server will compute it: 4,200 + 1,000, a quarter off 1,300.
     await page.fill('#quantity-1', '2');
     await page.locator('#quantity-1').blur();
-    await page.waitForFunction(`document.querySelector('#total')?.textContent === '$39.00'`);
+    await page.locator('#total', { hasText: '$39.00' }).waitFor();
     assert.equal(await page.locator('#discount-amount').textContent(), '−$13.00');
     assert.equal((await page.locator('#pay').textContent())?.trim(), 'Pay $39.00');
     await fillCard(page);

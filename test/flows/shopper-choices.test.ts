@@ -41,6 +41,7 @@ function sessionOf(items: CheckoutLineItem[], options: CheckoutShippingOption[] 
     shipping_countries: null, phone_number_collection: false, collected: null, shipping_options: options, shipping_rate_id: options?.[0]?.shipping_rate ?? null,
     amount_shipping: shipping, payment_link_id: null, customer_creation: null, submit_type: null, custom_text: null, consent_collection: null, custom_fields: null,
     discount: null, discount_coupon_id: null, discount_promotion_code_id: null, amount_discount: 0n, allow_promotion_codes: false, promotion_code_refusals: 0, saved_payment_method_options: null,
+    recovery: null, recovery_token: null, recovery_url: null, recovery_expires_at: null, recovered_from: null,
   };
 }
 

@@ -130,6 +130,10 @@ const CreateBody = strictObject({
     promotion_code: Type.Optional(ObjectId),
   }), { maxItems: 20 })),
   allow_promotion_codes: Type.Optional(Type.Boolean()),
+  // An address that makes a new session for the order once this one expires unpaid (decision 0064).
+  after_expiration: Type.Optional(strictObject({
+    recovery: Type.Optional(strictObject({ enabled: Type.Boolean(), allow_promotion_codes: Type.Optional(Type.Boolean()) })),
+  })),
   // The shopper's own choice to save their card, and which saved cards the page shows (decision 0063).
   saved_payment_method_options: Type.Optional(strictObject({
     payment_method_save: Type.Optional(Type.Union([Type.Literal('enabled'), Type.Literal('disabled')])),
