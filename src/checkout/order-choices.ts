@@ -60,7 +60,9 @@ export function orderView(session: CheckoutSessionRow, language: Language): Orde
   return {
     locale: localeOf(language), exponent: findCurrency(session.currency)?.apiExponent ?? 2,
     items: session.line_items.map((item) => ({
-      unit: item.unit_amount, quantity: item.quantity, ...(item.product_id === undefined ? {} : { product: item.product_id }),
+      unit: item.unit_amount, quantity: item.quantity,
+      // A product's id reaches the page only when a coupon for some products needs it to recompute the discount.
+      ...(item.product_id === undefined || (session.discount?.coupon.products ?? null) === null ? {} : { product: item.product_id }),
       ...(item.optional === undefined ? item.adjustable ?? {} : {
         minimum: item.adjustable?.minimum ?? item.optional.quantity, maximum: item.adjustable?.maximum ?? item.optional.quantity, optional: true as const,
       }),

@@ -158,6 +158,12 @@ describe('discounts on Checkout Sessions (API)', () => {
     const items = (await stripe.checkout.sessions.listLineItems(session.id)).data;
     assert.deepEqual(items.map((item) => [item.amount_subtotal, item.amount_discount, item.amount_total]), [[10_000, 1_500, 8_500], [1_500, 0, 1_500]]);
     assert.equal((await stripe.paymentIntents.retrieve(String(session.payment_intent))).amount, 10_000);
+    // The page recomputes the discount with the products' ids only when the coupon needs them (a product's id is the
+    // merchant's, and the page shows it to no one otherwise).
+    assert.match((await rawRequest(server, 'GET', `/pay/${session.id}`)).body, new RegExp(`"product":"${product.id}"`));
+    const everyItem = await stripe.coupons.create({ percent_off: 5 });
+    const plain = await stripe.checkout.sessions.create({ ...order, line_items: [{ price: price.id, quantity: 1 }], discounts: [{ coupon: everyItem.id }] });
+    assert.doesNotMatch((await rawRequest(server, 'GET', `/pay/${plain.id}`)).body, new RegExp(product.id));
 
     // An amount off is at most what its items come to, and shared among them in proportion.
     const flat = await stripe.coupons.create({ amount_off: 1_000, currency: 'usd' });
