@@ -3,7 +3,7 @@ import { limits } from '../limits.ts';
 import { defaultApiVersion, parseApiVersion } from '../objects/api-version.ts';
 import { newId } from '../platform/random.ts';
 import type { PaymentLinkAfterCompletion, PaymentLinkRow } from '../store/database.ts';
-import { checkCheckoutParams, checkUrl, createCheckoutSession, type CheckoutLineItemParams, type CreateCheckoutSessionParams } from './checkout-sessions.ts';
+import { adjustableOf, checkCheckoutParams, checkUrl, createCheckoutSession, type CheckoutLineItemParams, type CreateCheckoutSessionParams } from './checkout-sessions.ts';
 import type { RequestContext, Respond, Services, Tx } from './context.ts';
 import { checkMetadataSize, mergeMetadata } from './payment-intent-params.ts';
 import { recordChange } from './payment-intent-records.ts';
@@ -55,6 +55,8 @@ export interface AfterCompletionParams {
 
 export interface PaymentLinkUpdateParams {
   active?: boolean;
+  /** New quantities (and bounds) for the items the link sells, each named by its line item's id. */
+  line_items?: Array<{ id: string; quantity?: number; adjustable_quantity?: CheckoutLineItemParams['adjustable_quantity'] }>;
   after_completion?: AfterCompletionParams;
   metadata?: Record<string, string> | '';
   inactive_message?: string | '';
@@ -147,13 +149,44 @@ export async function createPaymentLink(services: Services, ctx: RequestContext,
 }
 
 /**
+ * The link's items with the update's quantities and bounds, each named by its line item's id (as
+ * `GET /v1/payment_links/:id/line_items` shows it). Which items it sells does not change: an id that is not one of
+ * them, or one named twice, is refused. An item not named keeps what it had; `adjustable_quantity` given replaces its
+ * bounds.
+ */
+function updatedLineItems(link: PaymentLinkRow, updates: NonNullable<PaymentLinkUpdateParams['line_items']>): LinkSessionParams['line_items'] {
+  const items = [...(link.session_params as unknown as LinkSessionParams).line_items];
+  const idOf = (index: number) => `li_${link.id.slice(-20)}${String(index).padStart(3, '0')}`;
+  const seen = new Set<number>();
+  updates.forEach((update, position) => {
+    const index = items.findIndex((_item, at) => idOf(at) === update.id);
+    if (index === -1) {
+      throw new CofferError('parameter_invalid', `line_items[${position}][id]: ${update.id} is not one of this link's line items (GET /v1/payment_links/${link.id}/line_items lists them); a link's items cannot change, only their quantities.`,
+        { param: `line_items[${position}][id]` });
+    }
+    if (seen.has(index)) throw new CofferError('parameter_invalid', `line_items[${position}][id]: ${update.id} is named twice.`, { param: `line_items[${position}][id]` });
+    seen.add(index);
+    const item = items[index];
+    if (item === undefined) return;
+    const { adjustable_quantity: _bounds, ...rest } = item;
+    const bounds = update.adjustable_quantity ?? item.adjustable_quantity;
+    const updated = { ...rest, quantity: update.quantity ?? item.quantity, ...(bounds === undefined ? {} : { adjustable_quantity: bounds }) };
+    // Checked here too, so that a refusal names the entry as the request gave it.
+    adjustableOf(updated, `line_items[${position}]`);
+    items[index] = updated;
+  });
+  return items;
+}
+
+/**
  * What the link keeps for its sessions once the update's session-shaping fields are applied (a message given as `''`
  * in `custom_text` removes that message only), checked as a session would be: undefined when the update gives none.
  */
 async function updatedSessionParams(services: Services, ctx: RequestContext, link: PaymentLinkRow, params: PaymentLinkUpdateParams, after: PaymentLinkAfterCompletion): Promise<LinkSessionParams | undefined> {
   const given = updatableSessionKeys.filter((key) => params[key] !== undefined);
-  if (given.length === 0) return undefined;
+  if (given.length === 0 && params.line_items === undefined) return undefined;
   const kept = { ...(link.session_params as unknown as LinkSessionParams) } as Record<string, unknown>;
+  if (params.line_items !== undefined) kept.line_items = updatedLineItems(link, params.line_items);
   for (const key of given) {
     const value = key === 'custom_text' ? { ...(kept.custom_text as object | undefined), ...params.custom_text } : params[key];
     if (value === '') delete kept[key];
@@ -165,9 +198,9 @@ async function updatedSessionParams(services: Services, ctx: RequestContext, lin
 
 /**
  * What may change on a link: whether it sells, what the shopper sees once paid or while it is inactive, its limit of
- * paid sessions, its metadata, and what its later sessions ask and say (`updatableSessionKeys`). Its order does not: a
- * new order is a new link, so an address already shared never sells something else. Sessions already made go on as
- * they were made.
+ * paid sessions, its metadata, what its later sessions ask and say (`updatableSessionKeys`), and the quantities of its
+ * items (decision 0065). Which items it sells does not: a new order is a new link, so an address already shared never
+ * sells something else. Sessions already made go on as they were made.
  */
 export async function updatePaymentLink(services: Services, ctx: RequestContext, id: string, params: PaymentLinkUpdateParams, respond?: Respond<PaymentLinkRow>): Promise<PaymentLinkRow> {
   const after = params.after_completion === undefined ? undefined : afterCompletionOf(params.after_completion);

@@ -118,6 +118,34 @@ describe('payment links (API)', () => {
     assert.deepEqual(await counts(), before);
   });
 
+  test('the quantities of its items change by their ids; which items it sells, and quantities outside their bounds, do not', async () => {
+    const link = await stripe.paymentLinks.create({
+      line_items: [{ price: kettle.id, quantity: 1 }, { price: filters.id, quantity: 2, adjustable_quantity: { enabled: true, maximum: 5 } }],
+    });
+    const [first, second] = (await stripe.paymentLinks.listLineItems(link.id)).data;
+    assert.ok(first !== undefined && second !== undefined);
+    const changed = await stripe.paymentLinks.update(link.id, { line_items: [{ id: second.id, quantity: 4 }, { id: first.id, quantity: 2, adjustable_quantity: { enabled: true, maximum: 3 } }] });
+    assert.equal(changed.id, link.id);
+    const items = (await stripe.paymentLinks.listLineItems(link.id)).data;
+    assert.deepEqual(items.map((item) => [item.price?.id, item.quantity, item.adjustable_quantity?.maximum ?? null]), [[kettle.id, 2, 3], [filters.id, 4, 5]]);
+    assert.match((await rawRequest(server, 'GET', new URL(link.url).pathname)).body, /\$104\.00/, 'the link\'s page sells the new quantities');
+    const before = await counts();
+    const kept = JSON.stringify((await server.database.db.selectFrom('payment_links').select('session_params').where('id', '=', link.id).executeTakeFirstOrThrow()).session_params);
+    for (const [lineItems, param, message] of [
+      [[{ id: 'li_nope', quantity: 1 }], 'line_items[0][id]', /not one of this link's line items/],
+      [[{ id: first.id, quantity: 1 }, { id: first.id, quantity: 2 }], 'line_items[1][id]', /named twice/],
+      [[{ id: second.id, quantity: 6 }], 'line_items[0][quantity]', /between the adjustable minimum/],
+    ] as const) {
+      await assert.rejects(stripe.paymentLinks.update(link.id, { line_items: lineItems as unknown as Stripe.PaymentLinkUpdateParams.LineItem[] }), (error: Stripe.errors.StripeError) => {
+        assert.equal(error.param, param, error.message);
+        assert.match(error.message, message);
+        return true;
+      });
+    }
+    assert.deepEqual(await counts(), before, 'the refused updates wrote nothing');
+    assert.equal(JSON.stringify((await server.database.db.selectFrom('payment_links').select('session_params').where('id', '=', link.id).executeTakeFirstOrThrow()).session_params), kept);
+  });
+
   test('what later sessions are made with can be changed, checked as a session would be; sessions made already keep theirs', async () => {
     const link = await stripe.paymentLinks.create({ line_items: [{ price: kettle.id, quantity: 1 }], shipping_address_collection: { allowed_countries: ['US'] } });
     const earlier = await sessionOf(link);

@@ -50,6 +50,12 @@ const CreateBody = strictObject({
 });
 const UpdateBody = strictObject({
   active: Type.Optional(Type.Boolean()),
+  // The quantities of the items it sells, each named by its line item's id; which items, never.
+  line_items: Type.Optional(Type.Array(strictObject({
+    id: Type.String({ minLength: 1, maxLength: 100 }),
+    quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: 9_999 })),
+    adjustable_quantity: Type.Optional(AdjustableQuantity),
+  }), { minItems: 1, maxItems: 20 })),
   after_completion: Type.Optional(AfterCompletion),
   metadata: Type.Optional(emptyable(Metadata)),
   inactive_message: Type.Optional(emptyable(InactiveMessage)),
