@@ -391,6 +391,18 @@ async function linkMessage(services: Services, session: CheckoutSessionRow): Pro
 }
 
 /**
+ * The "Continue to payment" button of a page that makes a session only when the shopper asks (a payment link's, a
+ * recovery address's): a form post with the page's token, so that opening the address makes nothing.
+ */
+function continueForm(action: string, formToken: string, language: Language): string {
+  return `<form method="post" action="${escapeHtml(action)}">
+<input type="hidden" name="token" value="${escapeHtml(formToken)}">
+<input type="hidden" name="lang" value="${language}">
+<button id="continue" type="submit">${escapeHtml(say(language, 'linkContinue'))}</button>
+</form>`;
+}
+
+/**
  * An order left (decision 0064): what a new session for it would hold now (today's prices), with the button that makes
  * it; undefined when it can no longer be made (an archived price, a deleted customer).
  */
@@ -409,11 +421,7 @@ async function recoveryPage(services: Services, expired: CheckoutSessionRow, mer
 <h2 id="summary-title">${escapeHtml(say(language, 'payTo', { merchant }))}</h2>
 <ul class="items">${items}</ul>
 <p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(order.total, order.currency, language))}</span></p>
-<form method="post" action="/pay/recover/${escapeHtml(expired.recovery_token ?? '')}">
-<input type="hidden" name="token" value="${escapeHtml(token(services, `recover ${expired.id}`))}">
-<input type="hidden" name="lang" value="${language}">
-<button id="continue" type="submit">${escapeHtml(say(language, 'linkContinue'))}</button>
-</form>
+${continueForm(`/pay/recover/${expired.recovery_token ?? ''}`, token(services, `recover ${expired.id}`), language)}
 </section>
 ${securityTips(language)}`;
   return shell({ language, title: say(language, 'recoveryTitle'), nonce, body });
@@ -447,11 +455,7 @@ async function linkPage(services: Services, link: PaymentLinkRow, merchant: stri
 <ul class="items">${items}</ul>
 <p class="total"><span>${escapeHtml(say(language, 'total'))}</span><span id="total">${escapeHtml(formatMoney(total, link.currency, language))}</span></p>
 ${shippingNote}
-<form method="post" action="/buy/${link.id}">
-<input type="hidden" name="token" value="${escapeHtml(token(services, `buy ${link.id}`))}">
-<input type="hidden" name="lang" value="${language}">
-<button id="continue" type="submit">${escapeHtml(say(language, 'linkContinue'))}</button>
-</form>
+${continueForm(`/buy/${link.id}`, token(services, `buy ${link.id}`), language)}
 </section>
 ${securityTips(language)}`;
   return shell({ language, title: say(language, 'title'), nonce, body, sessionId: link.id, path: `/buy/${link.id}` });

@@ -371,6 +371,13 @@ describe('promotion codes on the hosted page', () => {
     const product = await stripe.products.create({ name: 'Beans', default_price_data: { currency: 'usd', unit_amount: 2_000 } });
     const link = await stripe.paymentLinks.create({ line_items: [{ price: String(product.default_price), quantity: 1 }], allow_promotion_codes: true });
     assert.equal(link.allow_promotion_codes, true);
+    // The session a shopper gets from it takes codes, and its page asks for one.
+    const opened = await rawRequest(server, 'GET', `/buy/${link.id}`);
+    const pageToken = /name="token" value="([^"]+)"/.exec(opened.body)?.[1] ?? '';
+    const made = await rawRequest(server, 'POST', `/buy/${link.id}`, { body: `token=${encodeURIComponent(pageToken)}`, headers: { origin: new URL(link.url).origin } });
+    const sessionId = /\/pay\/(cs_test_[A-Za-z0-9]+)/.exec(String(made.headers.location))?.[1] ?? '';
+    assert.equal((await stripe.checkout.sessions.retrieve(sessionId)).allow_promotion_codes, true);
+    assert.match((await rawRequest(server, 'GET', `/pay/${sessionId}`)).body, /id="promotion-code"/);
     const off = await stripe.paymentLinks.update(link.id, { allow_promotion_codes: false });
     assert.equal(off.allow_promotion_codes, false);
   });
